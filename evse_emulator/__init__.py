@@ -1,0 +1,1 @@
+"""evse_emulator package."""

@@ -1,0 +1,32 @@
+"""Schema-informed EXI codec for ISO 15118-20, AppProtocol and xmldsig, generated from the XSDs.
+
+Stable API: `encode(msg, *, string_table=False) -> bytes`, `decode(data, schema) -> msg`,
+`to_xml(msg) -> str`, `from_xml(text) -> msg`, the fragment variants, and `ExiError`.
+"""
+
+from .codec import SCHEMA_MODULES, decode, decode_element, decode_fragment, encode, encode_fragment
+from .errors import (
+    ExiDecodeError,
+    ExiEncodeError,
+    ExiError,
+    ExiLimitError,
+    ExiTruncatedError,
+    ExiUnsupportedError,
+)
+
+SCHEMA_IDS = tuple(SCHEMA_MODULES)
+
+__all__ = [
+    "SCHEMA_IDS",
+    "ExiDecodeError",
+    "ExiEncodeError",
+    "ExiError",
+    "ExiLimitError",
+    "ExiTruncatedError",
+    "ExiUnsupportedError",
+    "decode",
+    "decode_element",
+    "decode_fragment",
+    "encode",
+    "encode_fragment",
+]

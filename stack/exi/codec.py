@@ -1,0 +1,167 @@
+"""Encode and decode whole EXI documents and fragments with the generated schema-set codecs."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from types import ModuleType, TracebackType
+
+from .errors import ExiDecodeError, ExiEncodeError, ExiError, ExiUnsupportedError
+from .runtime import Reader, StringTable, to_bytes
+
+# stable schema ids -> generated codec module
+SCHEMA_MODULES = {
+    "appProtocol": "appprotocol",
+    "iso20-common": "iso20_common",
+    "iso20-dc": "iso20_dc",
+    "iso20-ac": "iso20_ac",
+    "iso20-acdp": "iso20_acdp",
+    "iso20-wpt": "iso20_wpt",
+    "xmldsig": "xmldsig",
+}
+# the schema set a message class is encoded with by default, by the namespace of its module
+DEFAULT_SCHEMA = {
+    "app_protocol": "appProtocol",
+    "iso20_common": "iso20-common",
+    "iso20_types": "iso20-common",
+    "iso20_dc": "iso20-dc",
+    "iso20_ac": "iso20-ac",
+    "iso20_acdp": "iso20-acdp",
+    "iso20_wpt": "iso20-wpt",
+    "xmldsig": "xmldsig",
+}
+EXI_HEADER = 0x80  # distinguishing bits 10, no options, final version 1
+EXI_COOKIE = b"$EXI"
+
+
+@cache
+def codec_module(schema: str) -> ModuleType:
+    try:
+        name = SCHEMA_MODULES[schema]
+    except KeyError:
+        raise ExiError(f"unknown schema id {schema!r}; known: {', '.join(SCHEMA_MODULES)}") from None
+    return importlib.import_module(f"stack.exi.gen.{name}")
+
+
+def default_schema(msg: object) -> str:
+    module = type(msg).__module__.rsplit(".", 1)[-1]
+    try:
+        return DEFAULT_SCHEMA[module]
+    except KeyError:
+        raise ExiEncodeError(f"{type(msg).__name__} is not a generated message class") from None
+
+
+@cache
+def _root_index(schema: str, cls: type, fragment: bool) -> tuple[str, int, object]:
+    mod = codec_module(schema)
+    table = mod.FRAGMENT_ENCODERS if fragment else mod.DOCUMENT_ENCODERS
+    found = [(qname, code, enc) for (c, qname), (code, enc) in table.items() if c is cls]
+    if not found:
+        what = "fragment" if fragment else "global element"
+        raise ExiEncodeError(f"{cls.__name__} is not a {what} of schema {schema!r}")
+    if len(found) > 1:
+        raise ExiEncodeError(f"{cls.__name__} is the type of several elements: {[f[0] for f in found]}")
+    return found[0]
+
+
+def encode(msg: object, *, string_table: bool = False, schema: str | None = None) -> bytes:
+    """EXI document of `msg` (V2G profile; `string_table=True` for EXIficient's default options)."""
+    schema = schema or default_schema(msg)
+    _, code, enc = _root_index(schema, type(msg), False)
+    mod = codec_module(schema)
+    a = (1 << 8) | EXI_HEADER
+    a = (a << mod.DOCUMENT_WIDTH) | code
+    try:
+        a = enc(a, msg, StringTable() if string_table else None)
+    except ExiError as exc:
+        raise _located(exc, exc.__traceback__, "_e_") from None
+    except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:
+        raise _located(ExiEncodeError(f"{type(exc).__name__}: {exc}"), exc.__traceback__, "_e_") from None
+    return to_bytes(a)
+
+
+def encode_fragment(msg: object, *, string_table: bool = False, schema: str | None = None) -> bytes:
+    """EXI fragment (8.5.2) holding the single element `msg`, as signatures need it."""
+    schema = schema or default_schema(msg)
+    _, code, enc = _root_index(schema, type(msg), True)
+    mod = codec_module(schema)
+    width = mod.FRAGMENT_WIDTH
+    a = (1 << 8) | EXI_HEADER
+    a = (a << width) | code
+    try:
+        a = enc(a, msg, StringTable() if string_table else None)
+    except ExiError as exc:
+        raise _located(exc, exc.__traceback__, "_e_") from None
+    except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:
+        raise _located(ExiEncodeError(f"{type(exc).__name__}: {exc}"), exc.__traceback__, "_e_") from None
+    a = (a << width) | (len(mod.FRAGMENT_DECODERS) + 1)  # ED
+    return to_bytes(a)
+
+
+def _reader(data: bytes) -> Reader:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ExiDecodeError(f"bytes expected, got {type(data).__name__}")
+    data = bytes(data)
+    if data.startswith(EXI_COOKIE):
+        data = data[len(EXI_COOKIE) :]
+    r = Reader(data)
+    if len(data) == 0:
+        raise ExiDecodeError("empty stream", bit_offset=0)
+    header = r.read(8)
+    if header >> 6 != 0b10:
+        raise ExiDecodeError(f"not an EXI stream (header byte {header:#04x})", bit_offset=0)
+    if header & 0x20:
+        raise ExiUnsupportedError("EXI options in the header are not supported", bit_offset=2)
+    if header & 0x1F:
+        raise ExiUnsupportedError(f"EXI version field {header & 0x1F:#x} is not version 1", bit_offset=3)
+    return r
+
+
+def decode_element(data: bytes, schema: str, *, fragment: bool = False) -> tuple[str, object]:
+    """(qname, message) of the root element of an EXI document (or the element of a fragment)."""
+    mod = codec_module(schema)
+    r = _reader(data)
+    table = mod.FRAGMENT_DECODERS if fragment else mod.DOCUMENT_DECODERS
+    width = mod.FRAGMENT_WIDTH if fragment else mod.DOCUMENT_WIDTH
+    try:
+        code = r.read(width)
+        if code >= len(table):
+            raise ExiUnsupportedError(f"root event code {code}: undeclared root element", bit_offset=r.pos - width)
+        qname, dec = table[code]
+        if dec is None:
+            raise ExiUnsupportedError(f"root element {qname} has a simple or ambiguous type", bit_offset=r.pos)
+        msg = dec(r)
+        if fragment:
+            end = r.read(width)
+            if end != len(table) + 1:
+                raise ExiUnsupportedError("fragment with more than one element", bit_offset=r.pos - width)
+    except ExiError as exc:
+        raise _located(exc, exc.__traceback__, "_d_") from None
+    except (IndexError, KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        error = ExiDecodeError(f"{type(exc).__name__}: {exc}", bit_offset=r.pos)
+        raise _located(error, exc.__traceback__, "_d_") from None
+    return qname, msg
+
+
+def decode(data: bytes, schema: str) -> object:
+    """The message encoded in an EXI document of schema set `schema`; trailing bytes are ignored."""
+    return decode_element(data, schema)[1]
+
+
+def decode_fragment(data: bytes, schema: str) -> object:
+    return decode_element(data, schema, fragment=True)[1]
+
+
+def _located(exc: ExiError, tb: TracebackType | None, prefix: str) -> ExiError:
+    """Name the innermost generated function's type as the element, when the error does not say."""
+    if exc.element is None:
+        name = None
+        while tb is not None:
+            code = tb.tb_frame.f_code.co_name
+            if code.startswith(prefix):
+                name = code[len(prefix) :].split("_", 1)[-1]
+            tb = tb.tb_next
+        if name:
+            exc.element = name
+            exc.args = (f"{exc.args[0]} (in {name})",) if exc.args else exc.args
+    return exc

@@ -1,0 +1,1 @@
+"""Generated EXI codecs, one module per schema set (see tools/exigen)."""

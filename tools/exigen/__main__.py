@@ -1,0 +1,70 @@
+"""Regenerate the message classes and EXI codecs from the XSDs: `python -m tools.exigen [--check]`."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from .emit_codec import CodecEmitter
+from .emit_messages import MessagesEmitter
+from .model import NAMESPACE_MODULES, SCHEMA_SETS, SchemaModel
+
+ROOT = Path(__file__).resolve().parents[2]
+MESSAGES_DIR = ROOT / "stack" / "messages"
+CODEC_DIR = ROOT / "stack" / "exi" / "gen"
+
+
+def codec_module(sid: str) -> str:
+    return sid.replace("-", "_").lower()
+
+
+def generate() -> dict[Path, str]:
+    """Every generated file and its text."""
+    model = SchemaModel()
+    files = {MESSAGES_DIR / f"{mod}.py": MessagesEmitter(model, ns).emit() for ns, mod in NAMESPACE_MODULES.items()}
+    for sid in SCHEMA_SETS:
+        files[CODEC_DIR / f"{codec_module(sid)}.py"] = CodecEmitter(model, sid).emit()
+    files[CODEC_DIR / "__init__.py"] = '"""Generated EXI codecs, one module per schema set (see tools/exigen)."""\n'
+    return _formatted(files)
+
+
+def _formatted(files: dict[Path, str]) -> dict[Path, str]:
+    """Run ruff's import sorting and formatter over the output, so committed code is tidy and stable."""
+    out = {}
+    for path, text in files.items():
+        for cmd in (["ruff", "check", "--select", "I", "--fix", "--quiet"], ["ruff", "format", "--quiet"]):
+            res = subprocess.run(
+                [sys.executable, "-m", *cmd, "--stdin-filename", str(path), "-"],
+                input=text,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+            if res.returncode not in (0, 1) or not res.stdout:
+                raise RuntimeError(f"ruff failed on {path}: {res.stderr}")
+            text = res.stdout
+        out[path] = text
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.exigen", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the committed files differ")
+    args = parser.parse_args(argv)
+    files = generate()
+    stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+    if args.check:
+        for p in stale:
+            print(f"out of date: {p.relative_to(ROOT)}")
+        return 1 if stale else 0
+    for p in stale:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(files[p])
+        print(f"wrote {p.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
