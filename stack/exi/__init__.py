@@ -13,6 +13,7 @@ from .errors import (
     ExiTruncatedError,
     ExiUnsupportedError,
 )
+from .xml import XmlError, from_xml, to_xml, validate_xml
 
 SCHEMA_IDS = tuple(SCHEMA_MODULES)
 
@@ -24,9 +25,13 @@ __all__ = [
     "ExiLimitError",
     "ExiTruncatedError",
     "ExiUnsupportedError",
+    "XmlError",
     "decode",
     "decode_element",
     "decode_fragment",
     "encode",
     "encode_fragment",
+    "from_xml",
+    "to_xml",
+    "validate_xml",
 ]

@@ -6,7 +6,7 @@ import importlib
 from functools import cache
 from types import ModuleType, TracebackType
 
-from .errors import ExiDecodeError, ExiEncodeError, ExiError, ExiUnsupportedError
+from .errors import ExiDecodeError, ExiEncodeError, ExiError, ExiTruncatedError, ExiUnsupportedError
 from .runtime import Reader, StringTable, to_bytes
 
 # stable schema ids -> generated codec module
@@ -107,7 +107,7 @@ def _reader(data: bytes) -> Reader:
     r = Reader(data)
     if len(data) == 0:
         raise ExiDecodeError("empty stream", bit_offset=0)
-    header = r.read(8)
+    header = data[0]
     if header >> 6 != 0b10:
         raise ExiDecodeError(f"not an EXI stream (header byte {header:#04x})", bit_offset=0)
     if header & 0x20:
@@ -123,22 +123,32 @@ def decode_element(data: bytes, schema: str, *, fragment: bool = False) -> tuple
     r = _reader(data)
     table = mod.FRAGMENT_DECODERS if fragment else mod.DOCUMENT_DECODERS
     width = mod.FRAGMENT_WIDTH if fragment else mod.DOCUMENT_WIDTH
+    v, n = r.value, r.size
+    p = 8
     try:
-        code = r.read(width)
+        code = (v >> (n - p - width)) & ((1 << width) - 1)
+        p += width
         if code >= len(table):
-            raise ExiUnsupportedError(f"root event code {code}: undeclared root element", bit_offset=r.pos - width)
+            raise ExiUnsupportedError(f"root event code {code}: undeclared root element", bit_offset=p - width)
         qname, dec = table[code]
         if dec is None:
-            raise ExiUnsupportedError(f"root element {qname} has a simple or ambiguous type", bit_offset=r.pos)
-        msg = dec(r)
+            raise ExiUnsupportedError(f"root element {qname} has a simple or ambiguous type", bit_offset=p)
+        msg, p = dec(r, v, n, p)
         if fragment:
-            end = r.read(width)
+            end = (v >> (n - p - width)) & ((1 << width) - 1)
             if end != len(table) + 1:
-                raise ExiUnsupportedError("fragment with more than one element", bit_offset=r.pos - width)
+                raise ExiUnsupportedError("fragment with more than one element", bit_offset=p)
+        if p > n:
+            raise ExiTruncatedError("stream ends inside the document", bit_offset=n)
     except ExiError as exc:
         raise _located(exc, exc.__traceback__, "_d_") from None
-    except (IndexError, KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-        error = ExiDecodeError(f"{type(exc).__name__}: {exc}", bit_offset=r.pos)
+    except ValueError as exc:
+        if "negative shift count" not in str(exc):
+            raise _located(ExiDecodeError(f"{type(exc).__name__}: {exc}"), exc.__traceback__, "_d_") from None
+        error = ExiTruncatedError("stream ends inside the document", bit_offset=n)
+        raise _located(error, exc.__traceback__, "_d_") from None
+    except (IndexError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        error = ExiDecodeError(f"{type(exc).__name__}: {exc}")
         raise _located(error, exc.__traceback__, "_d_") from None
     return qname, msg
 

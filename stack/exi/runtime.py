@@ -8,7 +8,7 @@ common case (`a = (a << n) | bits`).
 
 from __future__ import annotations
 
-from .errors import ExiDecodeError, ExiEncodeError, ExiLimitError, ExiTruncatedError, ExiUnsupportedError
+from .errors import ExiDecodeError, ExiEncodeError, ExiError, ExiLimitError, ExiTruncatedError, ExiUnsupportedError
 
 MAX_UINT_OCTETS = 40  # 280 bits: more than any integer in the V2G schemas (X509 serial numbers are <= 160)
 MAX_STRING_CHARS = 1 << 16  # for strings without a maxLength facet
@@ -41,112 +41,118 @@ class StringTable:
 
 
 class Reader:
-    """Reads a bit-packed EXI stream; every read is bounds-checked."""
+    """The decoding context of one stream: the bits as an int, their count and the string table.
 
-    __slots__ = ("value", "size", "pos", "strings")
+    Generated decoders take (reader, value, size, pos) and return (message, pos); they read bits inline as
+    `(value >> (size - pos)) & mask`, so a read past the end shows up as a negative shift (ValueError), which
+    `stack.exi.codec` reports as truncation.
+    """
+
+    __slots__ = ("value", "size", "strings")
 
     def __init__(self, data: bytes) -> None:
         self.value = int.from_bytes(data, "big")
         self.size = len(data) * 8
-        self.pos = 0
         self.strings = StringTable()
 
-    def read(self, n: int) -> int:
-        end = self.pos + n
-        if end > self.size:
-            raise ExiTruncatedError(f"stream ends, {n} more bits needed", bit_offset=self.pos)
-        self.pos = end
-        return (self.value >> (self.size - end)) & ((1 << n) - 1)
 
-    def uint(self, max_octets: int = MAX_UINT_OCTETS) -> int:
-        result = shift = 0
-        for _ in range(max_octets):
-            octet = self.read(8)
-            result |= (octet & 0x7F) << shift
-            if octet < 0x80:
-                return result
-            shift += 7
-        raise ExiLimitError(f"unsigned integer longer than {max_octets} octets", bit_offset=self.pos)
-
-    def sint(self, max_octets: int = MAX_UINT_OCTETS) -> int:
-        negative = self.read(1)
-        magnitude = self.uint(max_octets)
-        return -magnitude - 1 if negative else magnitude
-
-    def ranged(self, value: int, lo: int | None, hi: int | None) -> int:
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ExiLimitError(f"value {value} outside [{lo}, {hi}]", bit_offset=self.pos)
-        return value
-
-    def string(self, key: str, max_length: int | None) -> str:
-        start = self.pos
-        code = self.uint(5)
-        table = self.strings
-        if code == 0:
-            values = table.local_values.get(key, ())
-            if not values:
-                raise ExiDecodeError("local string-table hit on an empty partition", bit_offset=start)
-            index = self.read(nbits(len(values)))
-            if index >= len(values):
-                raise ExiDecodeError(f"local string-table index {index} out of range", bit_offset=start)
-            return values[index]
-        if code == 1:
-            values = table.global_values
-            if not values:
-                raise ExiDecodeError("global string-table hit on an empty table", bit_offset=start)
-            index = self.read(nbits(len(values)))
-            if index >= len(values):
-                raise ExiDecodeError(f"global string-table index {index} out of range", bit_offset=start)
-            return values[index]
-        length = code - 2
-        limit = max_length if max_length is not None else MAX_STRING_CHARS
-        if length > limit:
-            raise ExiLimitError(f"string of {length} characters, at most {limit} allowed", bit_offset=start)
-        if length * 8 > self.size - self.pos:
-            raise ExiTruncatedError(f"string of {length} characters runs past the end", bit_offset=start)
-        chars = []
-        for _ in range(length):
-            cp = self.uint(3)
-            if cp > 0x10FFFF:
-                raise ExiDecodeError(f"code point {cp:#x} out of range", bit_offset=self.pos)
-            chars.append(chr(cp))
-        value = "".join(chars)
-        if length:
-            table.add(key, value)
-        return value
-
-    def binary(self, max_length: int | None) -> bytes:
-        start = self.pos
-        length = self.uint(5)
-        if max_length is not None and length > max_length:
-            raise ExiLimitError(f"binary of {length} bytes, at most {max_length} allowed", bit_offset=start)
-        if length * 8 > self.size - self.pos:
-            raise ExiTruncatedError(f"binary of {length} bytes runs past the end", bit_offset=start)
-        return self.read(length * 8).to_bytes(length, "big")
-
-    def step(self, table, state: int):
-        """Read the event code of `state`; returns (field id, member index, next state)."""
-        width, prods = table[state]
-        code = self.read(width)
-        if code >= len(prods):
-            raise ExiUnsupportedError(
-                "second-level event (schema deviation, xsi:type or xsi:nil) is not supported",
-                bit_offset=self.pos - width,
-            )
-        return prods[code]
-
-    def expect(self, n: int, bits: int, what: str) -> None:
-        got = self.read(n)
-        if got != bits:
-            raise ExiUnsupportedError(
-                f"unexpected event code {got:0{n}b} where {what} was expected (second-level event)",
-                bit_offset=self.pos - n,
-            )
+def _bits(v: int, n: int, p: int, width: int) -> int:
+    if p + width > n:
+        raise ExiTruncatedError(f"stream ends, {width} more bits needed", bit_offset=p)
+    return (v >> (n - p - width)) & ((1 << width) - 1)
 
 
-def bad_event(reader: Reader, fid: int, expected: str) -> ExiDecodeError:
-    what = "end of element" if fid < 0 else f"field #{fid}"
-    return ExiDecodeError(f"{what} found where {expected} was expected", bit_offset=reader.pos)
+def r_uint(v: int, n: int, p: int, max_octets: int | None = None) -> tuple[int, int]:
+    """Unsigned Integer (EXI 7.1.6): 7-bit groups, least significant first."""
+    limit = max_octets or MAX_UINT_OCTETS
+    result = shift = 0
+    for _ in range(limit):
+        p += 8
+        octet = (v >> (n - p)) & 0xFF  # past the end: negative shift, reported as truncation
+        result |= (octet & 0x7F) << shift
+        if octet < 0x80:
+            return result, p
+        shift += 7
+    raise ExiLimitError(f"unsigned integer longer than {limit} octets", bit_offset=p)
+
+
+def r_sint(v: int, n: int, p: int, max_octets: int | None = None) -> tuple[int, int]:
+    """Integer (EXI 7.1.5): sign bit, then the magnitude (minus one when negative)."""
+    negative = _bits(v, n, p, 1)
+    magnitude, p = r_uint(v, n, p + 1, max_octets)
+    return (-magnitude - 1 if negative else magnitude), p
+
+
+def r_string(r: Reader, v: int, n: int, p: int, key: str, max_length: int | None) -> tuple[str, int]:
+    """String value (EXI 7.1.10 and 7.3.3): local hit, global hit, or literal of length + 2."""
+    start = p
+    code, p = r_uint(v, n, p, 5)
+    table = r.strings
+    if code < 2:
+        values = table.local_values.get(key, ()) if code == 0 else table.global_values
+        which = "local" if code == 0 else "global"
+        if not values:
+            raise ExiDecodeError(f"{which} string-table hit on an empty partition", bit_offset=start)
+        width = nbits(len(values))
+        index = _bits(v, n, p, width)
+        if index >= len(values):
+            raise ExiDecodeError(f"{which} string-table index {index} out of range", bit_offset=start)
+        return values[index], p + width
+    length = code - 2
+    limit = max_length if max_length is not None else MAX_STRING_CHARS
+    if length > limit:
+        raise ExiLimitError(f"string of {length} characters, at most {limit} allowed", bit_offset=start)
+    if length * 8 > n - p:
+        raise ExiTruncatedError(f"string of {length} characters runs past the end", bit_offset=start)
+    raw = ((v >> (n - p - 8 * length)) & ((1 << (8 * length)) - 1)).to_bytes(length, "big")
+    if raw.isascii():  # every character one octet: the common case
+        value = raw.decode("ascii")
+        p += 8 * length
+    else:
+        value, p = _r_chars(v, n, p, length)
+    if length:
+        table.add(key, value)
+    return value, p
+
+
+def _r_chars(v: int, n: int, p: int, length: int) -> tuple[str, int]:
+    chars = []
+    for _ in range(length):
+        cp, p = r_uint(v, n, p, 3)
+        if cp > 0x10FFFF:
+            raise ExiDecodeError(f"code point {cp:#x} out of range", bit_offset=p)
+        chars.append(chr(cp))
+    return "".join(chars), p
+
+
+def r_binary(v: int, n: int, p: int, max_length: int | None) -> tuple[bytes, int]:
+    """Binary value (EXI 7.1.1): length, then the octets."""
+    start = p
+    length, p = r_uint(v, n, p, 5)
+    if max_length is not None and length > max_length:
+        raise ExiLimitError(f"binary of {length} bytes, at most {max_length} allowed", bit_offset=start)
+    if length * 8 > n - p:
+        raise ExiTruncatedError(f"binary of {length} bytes runs past the end", bit_offset=start)
+    return _bits(v, n, p, length * 8).to_bytes(length, "big"), p + length * 8
+
+
+def unexpected(p: int, width: int, what: str) -> ExiError:
+    return ExiUnsupportedError(f"second-level event code where {what} was expected", bit_offset=p)
+
+
+def out_of_range(p: int, value: int, lo: int | None, hi: int | None) -> ExiError:
+    return ExiLimitError(f"value {value} outside [{lo}, {hi}]", bit_offset=p)
+
+
+def bad_event(p: int, fid: int, expected: str) -> ExiDecodeError:
+    if fid == -3:
+        return ExiUnsupportedError(
+            f"second-level event (schema deviation, xsi:type or xsi:nil) where {expected} was expected", bit_offset=p
+        )
+    if fid == -2:
+        return ExiUnsupportedError(f"wildcard or mixed content in {expected}", bit_offset=p)
+    what = "end of element" if fid == -1 else f"field #{fid}"
+    return ExiDecodeError(f"{what} found where {expected} was expected", bit_offset=p)
 
 
 # -- encoding ----------------------------------------------------------------------------------------
@@ -171,6 +177,12 @@ def check_range(v: int, lo: int | None, hi: int | None, name: str) -> int:
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise ExiEncodeError(f"{name}: value {v} outside [{lo}, {hi}]")
     return v
+
+
+def range_error(name: str, value: object, lo: int | None, hi: int | None) -> ExiEncodeError:
+    if not isinstance(value, int):
+        return ExiEncodeError(f"{name}: integer expected, got {type(value).__name__}")
+    return ExiEncodeError(f"{name}: value {value} outside [{lo}, {hi}]")
 
 
 def e_str(a: int, v: str, st: StringTable | None, key: str, max_length: int | None, name: str) -> int:
@@ -209,15 +221,6 @@ def to_bytes(a: int) -> bytes:
     pad = -n % 8
     total = (n + pad) // 8
     return ((a << pad) ^ (1 << (n + pad))).to_bytes(total, "big")
-
-
-def enum_member(reader: Reader, members: tuple, n: int):
-    index = reader.read(n)
-    if index >= len(members):
-        raise ExiDecodeError(
-            f"enumeration index {index} out of range ({len(members)} values)", bit_offset=reader.pos - n
-        )
-    return members[index]
 
 
 def enum_index(index: dict, value, name: str) -> int:

@@ -29,6 +29,8 @@ class FieldSpec:
     members: tuple[tuple[str, object], ...]  # (qname, class or Simple) per substitutable element
     min_occurs: int
     max_occurs: int | None  # None = unbounded
+    choice: int | None = None  # fields of one xs:choice share this id: at most one is present
+    choice_required: bool = False  # exactly one of the choice's fields must be present
 
     @property
     def repeated(self) -> bool:

@@ -996,6 +996,8 @@ AuthorizationReq.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}EIM_AReqAuthorizationMode", EimAReqAuthorizationMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "pn_c_a_req_authorization_mode",
@@ -1003,6 +1005,8 @@ AuthorizationReq.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationMode", PnCAReqAuthorizationMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
 )
 AuthorizationRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationResType"
@@ -1082,6 +1086,8 @@ AuthorizationSetupRes.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}EIM_ASResAuthorizationMode", EimAsResAuthorizationMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "pn_c_as_res_authorization_mode",
@@ -1089,6 +1095,8 @@ AuthorizationSetupRes.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationMode", PnCAsResAuthorizationMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
 )
 CertificateChain.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}CertificateChainType"
@@ -1215,6 +1223,8 @@ ChargingSchedule.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}AbsolutePriceSchedule", AbsolutePriceSchedule),),
         0,
         1,
+        choice=1,
+        choice_required=False,
     ),
     FieldSpec(
         "price_level_schedule",
@@ -1222,6 +1232,8 @@ ChargingSchedule.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelSchedule", PriceLevelSchedule),),
         0,
         1,
+        choice=1,
+        choice_required=False,
     ),
 )
 ContractCertificateChain.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ContractCertificateChainType"
@@ -1366,6 +1378,8 @@ DynamicSeResControlMode.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}AbsolutePriceSchedule", AbsolutePriceSchedule),),
         0,
         1,
+        choice=1,
+        choice_required=False,
     ),
     FieldSpec(
         "price_level_schedule",
@@ -1373,6 +1387,8 @@ DynamicSeResControlMode.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelSchedule", PriceLevelSchedule),),
         0,
         1,
+        choice=1,
+        choice_required=False,
     ),
 )
 DynamicSmdtControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SMDTControlModeType"
@@ -1479,6 +1495,8 @@ EvPowerProfile.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_EVPPTControlMode", DynamicEvpptControlMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "scheduled_evppt_control_mode",
@@ -1486,6 +1504,8 @@ EvPowerProfile.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_EVPPTControlMode", ScheduledEvpptControlMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "ev_power_profile_entries",
@@ -1701,6 +1721,8 @@ Parameter.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}boolValue", Simple("boolean", "bool", "boolean")),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "byte_value",
@@ -1708,6 +1730,8 @@ Parameter.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}byteValue", Simple("byte", "nbit", "integer", lo=-128, hi=127)),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "short_value",
@@ -1720,6 +1744,8 @@ Parameter.XSD_FIELDS = (
         ),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "int_value",
@@ -1732,6 +1758,8 @@ Parameter.XSD_FIELDS = (
         ),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "rational_number",
@@ -1739,6 +1767,8 @@ Parameter.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}rationalNumber", ct.RationalNumber),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "finite_string",
@@ -1751,6 +1781,8 @@ Parameter.XSD_FIELDS = (
         ),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
 )
 ParameterSet.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ParameterSetType"
@@ -2180,6 +2212,8 @@ ScheduleExchangeReq.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEReqControlMode", DynamicSeReqControlMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "scheduled_se_req_control_mode",
@@ -2187,6 +2221,8 @@ ScheduleExchangeReq.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SEReqControlMode", ScheduledSeReqControlMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
 )
 ScheduleExchangeRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleExchangeResType"
@@ -2229,6 +2265,8 @@ ScheduleExchangeRes.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEResControlMode", DynamicSeResControlMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "scheduled_se_res_control_mode",
@@ -2236,6 +2274,8 @@ ScheduleExchangeRes.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SEResControlMode", ScheduledSeResControlMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
 )
 ScheduleTuple.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleTupleType"
@@ -2742,6 +2782,8 @@ SignedInstallationData.XSD_FIELDS = (
         ),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "x448_encrypted_private_key",
@@ -2754,6 +2796,8 @@ SignedInstallationData.XSD_FIELDS = (
         ),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "tpm_encrypted_private_key",
@@ -2766,6 +2810,8 @@ SignedInstallationData.XSD_FIELDS = (
         ),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
 )
 SignedMeteringData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SignedMeteringDataType"
@@ -2793,6 +2839,8 @@ SignedMeteringData.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SMDTControlMode", DynamicSmdtControlMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "scheduled_smdt_control_mode",
@@ -2800,6 +2848,8 @@ SignedMeteringData.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SMDTControlMode", ScheduledSmdtControlMode),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
 )
 SubCertificates.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SubCertificatesType"

@@ -1130,8 +1130,24 @@ WptLfDataPackage.XSD_FIELDS = (
         1,
         1,
     ),
-    FieldSpec("lf_tx_data", "elem", (("{urn:iso:std:iso:15118:-20:WPT}LF_TxData", WptLfTxDataList),), 0, 1),
-    FieldSpec("lf_rx_data", "elem", (("{urn:iso:std:iso:15118:-20:WPT}LF_RxData", WptLfRxDataList),), 0, 1),
+    FieldSpec(
+        "lf_tx_data",
+        "elem",
+        (("{urn:iso:std:iso:15118:-20:WPT}LF_TxData", WptLfTxDataList),),
+        0,
+        1,
+        choice=1,
+        choice_required=True,
+    ),
+    FieldSpec(
+        "lf_rx_data",
+        "elem",
+        (("{urn:iso:std:iso:15118:-20:WPT}LF_RxData", WptLfRxDataList),),
+        0,
+        1,
+        choice=1,
+        choice_required=True,
+    ),
 )
 WptLfDataPackageList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_DataPackageListType"
 WptLfDataPackageList.XSD_FIELDS = (
@@ -1212,6 +1228,8 @@ WptLfSystemSetupData.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:WPT}LF_TransmitterSetupData", WptLfTransmitterData),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "lf_receiver_setup_data",
@@ -1219,6 +1237,8 @@ WptLfSystemSetupData.XSD_FIELDS = (
         (("{urn:iso:std:iso:15118:-20:WPT}LF_ReceiverSetupData", WptLfReceiverData),),
         0,
         1,
+        choice=1,
+        choice_required=True,
     ),
 )
 WptLfTransmitterData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_TransmitterDataType"

@@ -274,26 +274,84 @@ KeyInfo.XSD_FIELDS = (
         (("{http://www.w3.org/2000/09/xmldsig#}KeyName", Simple("string", "string", "string")),),
         0,
         None,
+        choice=1,
+        choice_required=True,
     ),
-    FieldSpec("key_value", "elem", (("{http://www.w3.org/2000/09/xmldsig#}KeyValue", KeyValue),), 0, None),
     FieldSpec(
-        "retrieval_method", "elem", (("{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod", RetrievalMethod),), 0, None
+        "key_value",
+        "elem",
+        (("{http://www.w3.org/2000/09/xmldsig#}KeyValue", KeyValue),),
+        0,
+        None,
+        choice=1,
+        choice_required=True,
     ),
-    FieldSpec("x509_data", "elem", (("{http://www.w3.org/2000/09/xmldsig#}X509Data", X509Data),), 0, None),
-    FieldSpec("pgp_data", "elem", (("{http://www.w3.org/2000/09/xmldsig#}PGPData", PgpData),), 0, None),
-    FieldSpec("spki_data", "elem", (("{http://www.w3.org/2000/09/xmldsig#}SPKIData", SpkiData),), 0, None),
+    FieldSpec(
+        "retrieval_method",
+        "elem",
+        (("{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod", RetrievalMethod),),
+        0,
+        None,
+        choice=1,
+        choice_required=True,
+    ),
+    FieldSpec(
+        "x509_data",
+        "elem",
+        (("{http://www.w3.org/2000/09/xmldsig#}X509Data", X509Data),),
+        0,
+        None,
+        choice=1,
+        choice_required=True,
+    ),
+    FieldSpec(
+        "pgp_data",
+        "elem",
+        (("{http://www.w3.org/2000/09/xmldsig#}PGPData", PgpData),),
+        0,
+        None,
+        choice=1,
+        choice_required=True,
+    ),
+    FieldSpec(
+        "spki_data",
+        "elem",
+        (("{http://www.w3.org/2000/09/xmldsig#}SPKIData", SpkiData),),
+        0,
+        None,
+        choice=1,
+        choice_required=True,
+    ),
     FieldSpec(
         "mgmt_data",
         "elem",
         (("{http://www.w3.org/2000/09/xmldsig#}MgmtData", Simple("string", "string", "string")),),
         0,
         None,
+        choice=1,
+        choice_required=True,
     ),
 )
 KeyValue.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}KeyValueType"
 KeyValue.XSD_FIELDS = (
-    FieldSpec("dsa_key_value", "elem", (("{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue", DsaKeyValue),), 0, 1),
-    FieldSpec("rsa_key_value", "elem", (("{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue", RsaKeyValue),), 0, 1),
+    FieldSpec(
+        "dsa_key_value",
+        "elem",
+        (("{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue", DsaKeyValue),),
+        0,
+        1,
+        choice=1,
+        choice_required=True,
+    ),
+    FieldSpec(
+        "rsa_key_value",
+        "elem",
+        (("{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue", RsaKeyValue),),
+        0,
+        1,
+        choice=1,
+        choice_required=True,
+    ),
 )
 Manifest.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}ManifestType"
 Manifest.XSD_FIELDS = (
@@ -437,6 +495,8 @@ Transform.XSD_FIELDS = (
         (("{http://www.w3.org/2000/09/xmldsig#}XPath", Simple("string", "string", "string")),),
         0,
         None,
+        choice=1,
+        choice_required=False,
     ),
 )
 Transforms.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}TransformsType"
@@ -451,6 +511,8 @@ X509Data.XSD_FIELDS = (
         (("{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial", X509IssuerSerial),),
         0,
         None,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "x509ski",
@@ -458,6 +520,8 @@ X509Data.XSD_FIELDS = (
         (("{http://www.w3.org/2000/09/xmldsig#}X509SKI", Simple("base64Binary", "binary", "base64Binary")),),
         0,
         None,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "x509_subject_name",
@@ -465,6 +529,8 @@ X509Data.XSD_FIELDS = (
         (("{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", Simple("string", "string", "string")),),
         0,
         None,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "x509_certificate",
@@ -472,6 +538,8 @@ X509Data.XSD_FIELDS = (
         (("{http://www.w3.org/2000/09/xmldsig#}X509Certificate", Simple("base64Binary", "binary", "base64Binary")),),
         0,
         None,
+        choice=1,
+        choice_required=True,
     ),
     FieldSpec(
         "x509crl",
@@ -479,6 +547,8 @@ X509Data.XSD_FIELDS = (
         (("{http://www.w3.org/2000/09/xmldsig#}X509CRL", Simple("base64Binary", "binary", "base64Binary")),),
         0,
         None,
+        choice=1,
+        choice_required=True,
     ),
 )
 X509IssuerSerial.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType"

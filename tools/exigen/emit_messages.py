@@ -105,7 +105,10 @@ class MessagesEmitter:
                     f"({q!r}, {self.ref(t) if isinstance(t, ComplexType) else self.simple_spec(t)})"
                     for q, t in zip(f.qnames or [""], f.types, strict=True)
                 )
-                specs.append(f"    FieldSpec({f.name!r}, {f.kind!r}, ({members},), {f.min_occurs}, {f.max_occurs}),")
+                choice = f", choice={f.choice}, choice_required={f.choice_required}" if f.choice else ""
+                specs.append(
+                    f"    FieldSpec({f.name!r}, {f.kind!r}, ({members},), {f.min_occurs}, {f.max_occurs}{choice}),"
+                )
             meta.append(f"{ct.class_name}.XSD_TYPE = {ct.key.replace('@anon', '')!r}")
             meta.append(f"{ct.class_name}.XSD_FIELDS = (" if specs else f"{ct.class_name}.XSD_FIELDS = ()")
             if specs:

@@ -128,6 +128,8 @@ class Field:
     min_occurs: int
     max_occurs: int | None  # None = unbounded
     order: int = 0
+    choice: int | None = None  # fields of one xs:choice share this id: at most one of them is present
+    choice_required: bool = False  # ... and exactly one when the choice itself is required
 
     @property
     def repeated(self) -> bool:
@@ -291,21 +293,26 @@ class SchemaModel:
         if xt.has_simple_content():
             fields["value"] = Field("value", "value", [], [self.simple_type(xt.content, owner=ct.key + "@value")], 1, 1)
         elif isinstance(xt.content, XsdGroup):
-            self._walk(ct, schema, xt.content, fields, 1, 1, False)
+            self._choices = 0
+            self._walk(ct, schema, xt.content, fields, 1, 1, None)
         for i, f in enumerate(fields.values()):
             f.order = i
         ct.fields = list(fields.values())
 
-    def _walk(self, ct, schema, particle, fields, pmin, pmax, in_choice) -> None:
+    def _walk(self, ct, schema, particle, fields, pmin, pmax, choice) -> None:
         lo = particle.min_occurs * pmin
         hi = None if (particle.max_occurs is None or pmax is None) else particle.max_occurs * pmax
-        if in_choice:
+        if choice is not None:
             lo = 0
         if isinstance(particle, XsdGroup):
             if particle.max_occurs is None or particle.max_occurs > 1:
                 ct.monotone = False
+            inner = None
+            if particle.model == "choice" and len(particle) > 1:
+                self._choices += 1
+                inner = (self._choices, lo > 0)
             for child in particle:
-                self._walk(ct, schema, child, fields, lo, hi, particle.model == "choice" and len(particle) > 1)
+                self._walk(ct, schema, child, fields, lo, hi, inner)
         elif isinstance(particle, XsdAnyElement):
             ct.has_wildcard = True
         elif isinstance(particle, XsdElement):
@@ -320,6 +327,8 @@ class SchemaModel:
                 return
             types = [self.element_type(m, m.name) for m in members]
             fields[key] = Field(snake(local(head.name)), "elem", [m.name for m in members], types, lo, hi)
+            if choice is not None:
+                fields[key].choice, fields[key].choice_required = choice
         else:
             raise NotImplementedError(repr(particle))
 

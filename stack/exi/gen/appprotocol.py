@@ -9,7 +9,13 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
-    enum_member,
+    out_of_range,
+    r_binary,
+    r_sint,
+    r_string,
+    r_uint,
+    range_error,
+    unexpected,
 )
 from stack.messages import app_protocol as ap
 
@@ -40,31 +46,37 @@ def _e_ap_SupportedAppProtocolReq(a, o, st):
     return a
 
 
-def _d_ap_SupportedAppProtocolReq(r):
+def _d_ap_SupportedAppProtocolReq(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D0, s)
+    w, mask, prods = _D0[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     app_protocol = []
     while fid == 0:
-        app_protocol.append(_d_ap_AppProtocol(r))
+        x, p = _d_ap_AppProtocol(r, v, n, p)
+        app_protocol.append(x)
         if len(app_protocol) == 20:
             s = _X0[s]
-        fid, sub, s = r.step(_D0, s)
+        w, mask, prods = _D0[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SupportedAppProtocolReq")
-    return ap.SupportedAppProtocolReq(app_protocol=app_protocol)
+        raise bad_event(p, fid, "end of SupportedAppProtocolReq")
+    return ap.SupportedAppProtocolReq(app_protocol=app_protocol), p
 
 
 # supportedAppProtocolRes (anonymous type) (urn:iso:15118:2:2010:AppProtocol)
 def _e_ap_SupportedAppProtocolRes(a, o, st):
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_ap_ResponseCode, o.response_code, "SupportedAppProtocolRes.response_code")
+    a = (a << 4) | enum_index(_EN_ap_ResponseCode, o.response_code, "SupportedAppProtocolRes.response_code")
     a <<= 1
     s = 1
     x = o.schema_id
     if x is not None:
         s = 2
-        a <<= 3
-        a = (a << 8) | check_range(x, 0, 255, "SupportedAppProtocolRes.schema_id")
+        y = x
+        if not 0 <= y <= 255:
+            raise range_error("SupportedAppProtocolRes.schema_id", y, 0, 255)
+        a = (a << 11) | y
         a <<= 1
     try:
         c, w, _ = _T1[s, -1]
@@ -74,63 +86,109 @@ def _e_ap_SupportedAppProtocolRes(a, o, st):
     return a
 
 
-def _d_ap_SupportedAppProtocolRes(r):
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ap_ResponseCode, 2)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_ap_SupportedAppProtocolRes(r, v, n, p):
+    p += 5
+    q = (v >> (n - p)) & 0x1F
+    if q >> 3:
+        raise unexpected(p - 5, 2, "ResponseCode")
+    response_code = _ENUM_ap_ResponseCode[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 1
-    fid, sub, s = r.step(_D1, s)
+    w, mask, prods = _D1[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of SchemaID")
-        schema_id = r.read(8)
-        r.expect(1, 0b0, "end of SchemaID")
-        fid, sub, s = r.step(_D1, s)
+        p += 10
+        q = (v >> (n - p)) & 0x3FF
+        if q >> 9:
+            raise unexpected(p - 10, 1, "characters of SchemaID")
+        schema_id = (q >> 1) & 0xFF
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of SchemaID")
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         schema_id = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SupportedAppProtocolRes")
-    return ap.SupportedAppProtocolRes(response_code=response_code, schema_id=schema_id)
+        raise bad_event(p, fid, "end of SupportedAppProtocolRes")
+    return ap.SupportedAppProtocolRes(response_code=response_code, schema_id=schema_id), p
 
 
 # AppProtocolType (urn:iso:15118:2:2010:AppProtocol)
 def _e_ap_AppProtocol(a, o, st):
-    a <<= 2
-    a = e_str(a, o.protocol_namespace, st, "ProtocolNamespace", 100, "AppProtocol.protocol_namespace")
-    a <<= 3
-    a = e_uint(a, check_range(o.version_number_major, 0, 4294967295, "AppProtocol.version_number_major"))
-    a <<= 3
-    a = e_uint(a, check_range(o.version_number_minor, 0, 4294967295, "AppProtocol.version_number_minor"))
-    a <<= 3
-    a = (a << 8) | check_range(o.schema_id, 0, 255, "AppProtocol.schema_id")
-    a <<= 3
-    a = (a << 5) | (check_range(o.priority, 1, 20, "AppProtocol.priority") - 1)
+    a = e_str((a << 2), o.protocol_namespace, st, "ProtocolNamespace", 100, "AppProtocol.protocol_namespace")
+    y = o.version_number_major
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 4294967295, "AppProtocol.version_number_major"))
+    y = o.version_number_minor
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 4294967295, "AppProtocol.version_number_minor"))
+    y = o.schema_id
+    if not 0 <= y <= 255:
+        raise range_error("AppProtocol.schema_id", y, 0, 255)
+    a = (a << 11) | y
+    y = o.priority
+    if not 1 <= y <= 20:
+        raise range_error("AppProtocol.priority", y, 1, 20)
+    a = (a << 8) | (y - 1)
     a <<= 2
     return a
 
 
-def _d_ap_AppProtocol(r):
-    r.expect(2, 0b0, "ProtocolNamespace")
-    protocol_namespace = r.string("ProtocolNamespace", 100)
-    r.expect(3, 0b0, "end of ProtocolNamespace")
-    version_number_major = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(3, 0b0, "end of VersionNumberMajor")
-    version_number_minor = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(3, 0b0, "end of VersionNumberMinor")
-    schema_id = r.read(8)
-    r.expect(3, 0b0, "end of SchemaID")
-    priority = r.ranged(r.read(5) + 1, 1, 20)
-    r.expect(2, 0b0, "end of Priority")
+def _d_ap_AppProtocol(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "ProtocolNamespace")
+    protocol_namespace, p = r_string(r, v, n, p, "ProtocolNamespace", 100)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of ProtocolNamespace")
+    version_number_major = (v >> (n - p - 8)) & 0xFF
+    if version_number_major < 0x80:
+        p += 8
+    else:
+        version_number_major, p = r_uint(v, n, p, 5)
+    if not 0 <= version_number_major <= 4294967295:
+        raise out_of_range(p, version_number_major, 0, 4294967295)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of VersionNumberMajor")
+    version_number_minor = (v >> (n - p - 8)) & 0xFF
+    if version_number_minor < 0x80:
+        p += 8
+    else:
+        version_number_minor, p = r_uint(v, n, p, 5)
+    if not 0 <= version_number_minor <= 4294967295:
+        raise out_of_range(p, version_number_minor, 0, 4294967295)
+    p += 21
+    q = (v >> (n - p)) & 0x1FFFFF
+    if q >> 18:
+        raise unexpected(p - 21, 3, "end of VersionNumberMinor")
+    schema_id = (q >> 10) & 0xFF
+    if (q >> 7) & 0x7:
+        raise unexpected(p - 10, 3, "end of SchemaID")
+    priority = ((q >> 2) & 0x1F) + 1
+    if priority > 20:
+        raise out_of_range(p, priority, 1, 20)
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of Priority")
     return ap.AppProtocol(
         protocol_namespace=protocol_namespace,
         version_number_major=version_number_major,
         version_number_minor=version_number_minor,
         schema_id=schema_id,
         priority=priority,
-    )
+    ), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
-# _D decoder states (width, ((field, member, next), ...)); _X exhausted twins of counted loops
+# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {
     (0, 0): (0, 1, 1),
     (1, 0): (0, 2, 2),
@@ -141,18 +199,18 @@ _T0 = {
     (4, -1): (0, 1, -1),
 }
 _D0 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X0 = {1: 3, 2: 4}
 _T1 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
 _D1 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T2 = {
     (0, 0): (0, 1, 1),
@@ -163,12 +221,12 @@ _T2 = {
     (5, -1): (0, 1, -1),
 }
 _D2 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 
 # document grammar (8.5.1): global elements sorted by local name, then uri

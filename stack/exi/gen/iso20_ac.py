@@ -9,7 +9,13 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
-    enum_member,
+    out_of_range,
+    r_binary,
+    r_sint,
+    r_string,
+    r_uint,
+    range_error,
+    unexpected,
 )
 from stack.messages import iso20_ac as ac
 from stack.messages import iso20_types as ct
@@ -23,14 +29,12 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 # AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcCpdReqEnergyTransferMode(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
     s = 1
     x = o.ev_maximum_charge_power_l2
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
         try:
@@ -48,8 +52,7 @@ def _e_ac_AcCpdReqEnergyTransferMode(a, o, st):
     x = o.ev_minimum_charge_power_l2
     if x is not None:
         s = 5
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
         try:
@@ -66,37 +69,51 @@ def _e_ac_AcCpdReqEnergyTransferMode(a, o, st):
     return a
 
 
-def _d_ac_AcCpdReqEnergyTransferMode(r):
-    r.expect(1, 0b0, "EVMaximumChargePower")
-    ev_maximum_charge_power = _d_ct_RationalNumber(r)
+def _d_ac_AcCpdReqEnergyTransferMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargePower")
+    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D0, s)
+    w, mask, prods = _D0[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        ev_maximum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D0, s)
+        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D0[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l2 = None
     if fid == 2:
-        ev_maximum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D0, s)
+        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D0[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l3 = None
     if fid != 3:
-        raise bad_event(r, fid, "EVMinimumChargePower")
-    ev_minimum_charge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D0, s)
+        raise bad_event(p, fid, "EVMinimumChargePower")
+    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D0[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        ev_minimum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D0, s)
+        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D0[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l2 = None
     if fid == 5:
-        ev_minimum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D0, s)
+        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D0[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of AcCpdReqEnergyTransferMode")
+        raise bad_event(p, fid, "end of AcCpdReqEnergyTransferMode")
     return ac.AcCpdReqEnergyTransferMode(
         ev_maximum_charge_power=ev_maximum_charge_power,
         ev_maximum_charge_power_l2=ev_maximum_charge_power_l2,
@@ -104,19 +121,17 @@ def _d_ac_AcCpdReqEnergyTransferMode(r):
         ev_minimum_charge_power=ev_minimum_charge_power,
         ev_minimum_charge_power_l2=ev_minimum_charge_power_l2,
         ev_minimum_charge_power_l3=ev_minimum_charge_power_l3,
-    )
+    ), p
 
 
 # AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
     s = 1
     x = o.evse_maximum_charge_power_l2
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_maximum_charge_power_l3
     if x is not None:
         try:
@@ -136,8 +151,7 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
     x = o.evse_minimum_charge_power_l2
     if x is not None:
         s = 5
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_minimum_charge_power_l3
     if x is not None:
         try:
@@ -157,8 +171,7 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
     x = o.maximum_power_asymmetry
     if x is not None:
         s = 8
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.evse_power_ramp_limitation
     if x is not None:
         try:
@@ -203,66 +216,92 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
     return a
 
 
-def _d_ac_AcCpdResEnergyTransferMode(r):
-    r.expect(1, 0b0, "EVSEMaximumChargePower")
-    evse_maximum_charge_power = _d_ct_RationalNumber(r)
+def _d_ac_AcCpdResEnergyTransferMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
+    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D1, s)
+    w, mask, prods = _D1[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        evse_maximum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_charge_power_l2 = None
     if fid == 2:
-        evse_maximum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_charge_power_l3 = None
     if fid != 3:
-        raise bad_event(r, fid, "EVSEMinimumChargePower")
-    evse_minimum_charge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D1, s)
+        raise bad_event(p, fid, "EVSEMinimumChargePower")
+    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D1[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        evse_minimum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_charge_power_l2 = None
     if fid == 5:
-        evse_minimum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_charge_power_l3 = None
     if fid != 6:
-        raise bad_event(r, fid, "EVSENominalFrequency")
-    evse_nominal_frequency = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D1, s)
+        raise bad_event(p, fid, "EVSENominalFrequency")
+    evse_nominal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D1[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        maximum_power_asymmetry = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        maximum_power_asymmetry, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         maximum_power_asymmetry = None
     if fid == 8:
-        evse_power_ramp_limitation = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_power_ramp_limitation = None
     if fid == 9:
-        evse_present_active_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power = None
     if fid == 10:
-        evse_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l2 = None
     if fid == 11:
-        evse_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of AcCpdResEnergyTransferMode")
+        raise bad_event(p, fid, "end of AcCpdResEnergyTransferMode")
     return ac.AcCpdResEnergyTransferMode(
         evse_maximum_charge_power=evse_maximum_charge_power,
         evse_maximum_charge_power_l2=evse_maximum_charge_power_l2,
@@ -276,19 +315,17 @@ def _d_ac_AcCpdResEnergyTransferMode(r):
         evse_present_active_power=evse_present_active_power,
         evse_present_active_power_l2=evse_present_active_power_l2,
         evse_present_active_power_l3=evse_present_active_power_l3,
-    )
+    ), p
 
 
 # AC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcChargeLoopReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     x = o.display_parameters
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_ct_DisplayParameters(a, x, st)
+        a = _e_ct_DisplayParameters((a << 2), x, st)
     try:
         c, w, s = _T2[s, 128]
     except KeyError:
@@ -312,47 +349,58 @@ def _e_ac_AcChargeLoopReq(a, o, st):
     return a
 
 
-def _d_ac_AcChargeLoopReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
+def _d_ac_AcChargeLoopReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D2, s)
+    w, mask, prods = _D2[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        display_parameters = _d_ct_DisplayParameters(r)
-        fid, sub, s = r.step(_D2, s)
+        display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
+        w, mask, prods = _D2[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         display_parameters = None
     if fid != 2:
-        raise bad_event(r, fid, "MeterInfoRequested")
-    r.expect(1, 0b0, "characters of MeterInfoRequested")
-    meter_info_requested = r.read(1) == 1
-    r.expect(1, 0b0, "end of MeterInfoRequested")
-    fid, sub, s = r.step(_D2, s)
+        raise bad_event(p, fid, "MeterInfoRequested")
+    p += 3
+    q = (v >> (n - p)) & 0x7
+    if q >> 2:
+        raise unexpected(p - 3, 1, "characters of MeterInfoRequested")
+    meter_info_requested = ((q >> 1) & 0x1) == 1
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of MeterInfoRequested")
+    w, mask, prods = _D2[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 3:
-        raise bad_event(r, fid, "BPT_Dynamic_AC_CLReqControlMode")
-    cl_req_control_mode = _R2_3[sub](r)
-    r.expect(1, 0b0, "end of AcChargeLoopReq")
+        raise bad_event(p, fid, "BPT_Dynamic_AC_CLReqControlMode")
+    cl_req_control_mode, p = _R2_3[sub](r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of AcChargeLoopReq")
     return ac.AcChargeLoopReq(
         header=header,
         display_parameters=display_parameters,
         meter_info_requested=meter_info_requested,
         cl_req_control_mode=cl_req_control_mode,
-    )
+    ), p
 
 
 # AC_ChargeLoopResType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcChargeLoopRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcChargeLoopRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcChargeLoopRes.response_code")
     a <<= 1
     s = 2
     x = o.evse_status
     if x is not None:
         s = 3
-        a <<= 4
-        a = _e_ct_EvseStatus(a, x, st)
+        a = _e_ct_EvseStatus((a << 4), x, st)
     x = o.meter_info
     if x is not None:
         try:
@@ -393,38 +441,56 @@ def _e_ac_AcChargeLoopRes(a, o, st):
     return a
 
 
-def _d_ac_AcChargeLoopRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_ac_AcChargeLoopRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
-    fid, sub, s = r.step(_D3, s)
+    w, mask, prods = _D3[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        evse_status = _d_ct_EvseStatus(r)
-        fid, sub, s = r.step(_D3, s)
+        evse_status, p = _d_ct_EvseStatus(r, v, n, p)
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_status = None
     if fid == 3:
-        meter_info = _d_ct_MeterInfo(r)
-        fid, sub, s = r.step(_D3, s)
+        meter_info, p = _d_ct_MeterInfo(r, v, n, p)
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_info = None
     if fid == 4:
-        receipt = _d_ct_Receipt(r)
-        fid, sub, s = r.step(_D3, s)
+        receipt, p = _d_ct_Receipt(r, v, n, p)
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         receipt = None
     if fid == 5:
-        evse_target_frequency = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D3, s)
+        evse_target_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_frequency = None
     if fid != 6:
-        raise bad_event(r, fid, "BPT_Dynamic_AC_CLResControlMode")
-    cl_res_control_mode = _R3_6[sub](r)
-    r.expect(1, 0b0, "end of AcChargeLoopRes")
+        raise bad_event(p, fid, "BPT_Dynamic_AC_CLResControlMode")
+    cl_res_control_mode, p = _R3_6[sub](r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of AcChargeLoopRes")
     return ac.AcChargeLoopRes(
         header=header,
         response_code=response_code,
@@ -433,13 +499,12 @@ def _d_ac_AcChargeLoopRes(r):
         receipt=receipt,
         evse_target_frequency=evse_target_frequency,
         cl_res_control_mode=cl_res_control_mode,
-    )
+    ), p
 
 
 # AC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcChargeParameterDiscoveryReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     try:
         eid, enc = _S4_1[type(o.ac_cpd_req_energy_transfer_mode)]
@@ -459,26 +524,30 @@ def _e_ac_AcChargeParameterDiscoveryReq(a, o, st):
     return a
 
 
-def _d_ac_AcChargeParameterDiscoveryReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
+def _d_ac_AcChargeParameterDiscoveryReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D4, s)
+    w, mask, prods = _D4[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 1:
-        raise bad_event(r, fid, "AC_CPDReqEnergyTransferMode")
-    ac_cpd_req_energy_transfer_mode = _R4_1[sub](r)
-    r.expect(1, 0b0, "end of AcChargeParameterDiscoveryReq")
+        raise bad_event(p, fid, "AC_CPDReqEnergyTransferMode")
+    ac_cpd_req_energy_transfer_mode, p = _R4_1[sub](r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of AcChargeParameterDiscoveryReq")
     return ac.AcChargeParameterDiscoveryReq(
         header=header, ac_cpd_req_energy_transfer_mode=ac_cpd_req_energy_transfer_mode
-    )
+    ), p
 
 
 # AC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcChargeParameterDiscoveryRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcChargeParameterDiscoveryRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcChargeParameterDiscoveryRes.response_code")
     a <<= 1
     s = 2
     try:
@@ -499,33 +568,41 @@ def _e_ac_AcChargeParameterDiscoveryRes(a, o, st):
     return a
 
 
-def _d_ac_AcChargeParameterDiscoveryRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_ac_AcChargeParameterDiscoveryRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
-    fid, sub, s = r.step(_D5, s)
+    w, mask, prods = _D5[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 2:
-        raise bad_event(r, fid, "AC_CPDResEnergyTransferMode")
-    ac_cpd_res_energy_transfer_mode = _R5_2[sub](r)
-    r.expect(1, 0b0, "end of AcChargeParameterDiscoveryRes")
+        raise bad_event(p, fid, "AC_CPDResEnergyTransferMode")
+    ac_cpd_res_energy_transfer_mode, p = _R5_2[sub](r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of AcChargeParameterDiscoveryRes")
     return ac.AcChargeParameterDiscoveryRes(
         header=header, response_code=response_code, ac_cpd_res_energy_transfer_mode=ac_cpd_res_energy_transfer_mode
-    )
+    ), p
 
 
 # BPT_AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
     s = 1
     x = o.ev_maximum_charge_power_l2
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
         try:
@@ -545,8 +622,7 @@ def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
     x = o.ev_minimum_charge_power_l2
     if x is not None:
         s = 5
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
         try:
@@ -566,8 +642,7 @@ def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
     x = o.ev_maximum_discharge_power_l2
     if x is not None:
         s = 8
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_discharge_power_l3
     if x is not None:
         try:
@@ -587,8 +662,7 @@ def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
     x = o.ev_minimum_discharge_power_l2
     if x is not None:
         s = 11
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_discharge_power_l3
     if x is not None:
         try:
@@ -607,65 +681,91 @@ def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
     return a
 
 
-def _d_ac_BptAcCpdReqEnergyTransferMode(r):
-    r.expect(1, 0b0, "EVMaximumChargePower")
-    ev_maximum_charge_power = _d_ct_RationalNumber(r)
+def _d_ac_BptAcCpdReqEnergyTransferMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargePower")
+    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D6, s)
+    w, mask, prods = _D6[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        ev_maximum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D6, s)
+        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l2 = None
     if fid == 2:
-        ev_maximum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D6, s)
+        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l3 = None
     if fid != 3:
-        raise bad_event(r, fid, "EVMinimumChargePower")
-    ev_minimum_charge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D6, s)
+        raise bad_event(p, fid, "EVMinimumChargePower")
+    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D6[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        ev_minimum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D6, s)
+        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l2 = None
     if fid == 5:
-        ev_minimum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D6, s)
+        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l3 = None
     if fid != 6:
-        raise bad_event(r, fid, "EVMaximumDischargePower")
-    ev_maximum_discharge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D6, s)
+        raise bad_event(p, fid, "EVMaximumDischargePower")
+    ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D6[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        ev_maximum_discharge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D6, s)
+        ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_power_l2 = None
     if fid == 8:
-        ev_maximum_discharge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D6, s)
+        ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_power_l3 = None
     if fid != 9:
-        raise bad_event(r, fid, "EVMinimumDischargePower")
-    ev_minimum_discharge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D6, s)
+        raise bad_event(p, fid, "EVMinimumDischargePower")
+    ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D6[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 10:
-        ev_minimum_discharge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D6, s)
+        ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_discharge_power_l2 = None
     if fid == 11:
-        ev_minimum_discharge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D6, s)
+        ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_discharge_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptAcCpdReqEnergyTransferMode")
+        raise bad_event(p, fid, "end of BptAcCpdReqEnergyTransferMode")
     return ac.BptAcCpdReqEnergyTransferMode(
         ev_maximum_charge_power=ev_maximum_charge_power,
         ev_maximum_charge_power_l2=ev_maximum_charge_power_l2,
@@ -679,19 +779,17 @@ def _d_ac_BptAcCpdReqEnergyTransferMode(r):
         ev_minimum_discharge_power=ev_minimum_discharge_power,
         ev_minimum_discharge_power_l2=ev_minimum_discharge_power_l2,
         ev_minimum_discharge_power_l3=ev_minimum_discharge_power_l3,
-    )
+    ), p
 
 
 # BPT_AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
     s = 1
     x = o.evse_maximum_charge_power_l2
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_maximum_charge_power_l3
     if x is not None:
         try:
@@ -711,8 +809,7 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
     x = o.evse_minimum_charge_power_l2
     if x is not None:
         s = 5
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_minimum_charge_power_l3
     if x is not None:
         try:
@@ -732,8 +829,7 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
     x = o.maximum_power_asymmetry
     if x is not None:
         s = 8
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.evse_power_ramp_limitation
     if x is not None:
         try:
@@ -783,8 +879,7 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
     x = o.evse_maximum_discharge_power_l2
     if x is not None:
         s = 14
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_maximum_discharge_power_l3
     if x is not None:
         try:
@@ -804,8 +899,7 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
     x = o.evse_minimum_discharge_power_l2
     if x is not None:
         s = 17
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_minimum_discharge_power_l3
     if x is not None:
         try:
@@ -824,94 +918,132 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
     return a
 
 
-def _d_ac_BptAcCpdResEnergyTransferMode(r):
-    r.expect(1, 0b0, "EVSEMaximumChargePower")
-    evse_maximum_charge_power = _d_ct_RationalNumber(r)
+def _d_ac_BptAcCpdResEnergyTransferMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
+    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D7, s)
+    w, mask, prods = _D7[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        evse_maximum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_charge_power_l2 = None
     if fid == 2:
-        evse_maximum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_charge_power_l3 = None
     if fid != 3:
-        raise bad_event(r, fid, "EVSEMinimumChargePower")
-    evse_minimum_charge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D7, s)
+        raise bad_event(p, fid, "EVSEMinimumChargePower")
+    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D7[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        evse_minimum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_charge_power_l2 = None
     if fid == 5:
-        evse_minimum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_charge_power_l3 = None
     if fid != 6:
-        raise bad_event(r, fid, "EVSENominalFrequency")
-    evse_nominal_frequency = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D7, s)
+        raise bad_event(p, fid, "EVSENominalFrequency")
+    evse_nominal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D7[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        maximum_power_asymmetry = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        maximum_power_asymmetry, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         maximum_power_asymmetry = None
     if fid == 8:
-        evse_power_ramp_limitation = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_power_ramp_limitation = None
     if fid == 9:
-        evse_present_active_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power = None
     if fid == 10:
-        evse_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l2 = None
     if fid == 11:
-        evse_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l3 = None
     if fid != 12:
-        raise bad_event(r, fid, "EVSEMaximumDischargePower")
-    evse_maximum_discharge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D7, s)
+        raise bad_event(p, fid, "EVSEMaximumDischargePower")
+    evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D7[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 13:
-        evse_maximum_discharge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_discharge_power_l2 = None
     if fid == 14:
-        evse_maximum_discharge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_discharge_power_l3 = None
     if fid != 15:
-        raise bad_event(r, fid, "EVSEMinimumDischargePower")
-    evse_minimum_discharge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D7, s)
+        raise bad_event(p, fid, "EVSEMinimumDischargePower")
+    evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D7[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 16:
-        evse_minimum_discharge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_discharge_power_l2 = None
     if fid == 17:
-        evse_minimum_discharge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D7, s)
+        evse_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_discharge_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptAcCpdResEnergyTransferMode")
+        raise bad_event(p, fid, "end of BptAcCpdResEnergyTransferMode")
     return ac.BptAcCpdResEnergyTransferMode(
         evse_maximum_charge_power=evse_maximum_charge_power,
         evse_maximum_charge_power_l2=evse_maximum_charge_power_l2,
@@ -931,7 +1063,7 @@ def _d_ac_BptAcCpdResEnergyTransferMode(r):
         evse_minimum_discharge_power=evse_minimum_discharge_power,
         evse_minimum_discharge_power_l2=evse_minimum_discharge_power_l2,
         evse_minimum_discharge_power_l3=evse_minimum_discharge_power_l3,
-    )
+    ), p
 
 
 # BPT_Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -940,8 +1072,11 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_uint(a, check_range(x, 0, 4294967295, "BptDynamicAcClReqControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 11) | y
+        else:
+            a = e_uint((a << 3), check_range(y, 0, 4294967295, "BptDynamicAcClReqControlMode.departure_time"))
         a <<= 1
     try:
         c, w, s = _T8[s, 64]
@@ -949,18 +1084,14 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
     s = 5
     x = o.ev_maximum_charge_power_l2
     if x is not None:
         s = 6
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
         try:
@@ -980,8 +1111,7 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     x = o.ev_minimum_charge_power_l2
     if x is not None:
         s = 9
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
         try:
@@ -1001,8 +1131,7 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     x = o.ev_present_active_power_l2
     if x is not None:
         s = 12
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_present_active_power_l3
     if x is not None:
         try:
@@ -1022,8 +1151,7 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     x = o.ev_present_reactive_power_l2
     if x is not None:
         s = 15
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_present_reactive_power_l3
     if x is not None:
         try:
@@ -1043,8 +1171,7 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     x = o.ev_maximum_discharge_power_l2
     if x is not None:
         s = 18
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_discharge_power_l3
     if x is not None:
         try:
@@ -1064,8 +1191,7 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     x = o.ev_minimum_discharge_power_l2
     if x is not None:
         s = 21
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_minimum_discharge_power_l3
     if x is not None:
         try:
@@ -1104,119 +1230,179 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     return a
 
 
-def _d_ac_BptDynamicAcClReqControlMode(r):
+def _d_ac_BptDynamicAcClReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D8, s)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D8, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid != 1:
-        raise bad_event(r, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumChargePower")
-    ev_maximum_charge_power = _d_ct_RationalNumber(r)
+        raise bad_event(p, fid, "EVTargetEnergyRequest")
+    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
+    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
+    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargePower")
+    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 5
-    fid, sub, s = r.step(_D8, s)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        ev_maximum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l2 = None
     if fid == 6:
-        ev_maximum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l3 = None
     if fid != 7:
-        raise bad_event(r, fid, "EVMinimumChargePower")
-    ev_minimum_charge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D8, s)
+        raise bad_event(p, fid, "EVMinimumChargePower")
+    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 8:
-        ev_minimum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l2 = None
     if fid == 9:
-        ev_minimum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l3 = None
     if fid != 10:
-        raise bad_event(r, fid, "EVPresentActivePower")
-    ev_present_active_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D8, s)
+        raise bad_event(p, fid, "EVPresentActivePower")
+    ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 11:
-        ev_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_active_power_l2 = None
     if fid == 12:
-        ev_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_active_power_l3 = None
     if fid != 13:
-        raise bad_event(r, fid, "EVPresentReactivePower")
-    ev_present_reactive_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D8, s)
+        raise bad_event(p, fid, "EVPresentReactivePower")
+    ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 14:
-        ev_present_reactive_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power_l2 = None
     if fid == 15:
-        ev_present_reactive_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power_l3 = None
     if fid != 16:
-        raise bad_event(r, fid, "EVMaximumDischargePower")
-    ev_maximum_discharge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D8, s)
+        raise bad_event(p, fid, "EVMaximumDischargePower")
+    ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 17:
-        ev_maximum_discharge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_power_l2 = None
     if fid == 18:
-        ev_maximum_discharge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_power_l3 = None
     if fid != 19:
-        raise bad_event(r, fid, "EVMinimumDischargePower")
-    ev_minimum_discharge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D8, s)
+        raise bad_event(p, fid, "EVMinimumDischargePower")
+    ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 20:
-        ev_minimum_discharge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_discharge_power_l2 = None
     if fid == 21:
-        ev_minimum_discharge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_discharge_power_l3 = None
     if fid == 22:
-        ev_maximum_v2x_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_v2x_energy_request = None
     if fid == 23:
-        ev_minimum_v2x_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D8, s)
+        ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_v2x_energy_request = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptDynamicAcClReqControlMode")
+        raise bad_event(p, fid, "end of BptDynamicAcClReqControlMode")
     return ac.BptDynamicAcClReqControlMode(
         departure_time=departure_time,
         ev_target_energy_request=ev_target_energy_request,
@@ -1242,7 +1428,7 @@ def _d_ac_BptDynamicAcClReqControlMode(r):
         ev_minimum_discharge_power_l3=ev_minimum_discharge_power_l3,
         ev_maximum_v2x_energy_request=ev_maximum_v2x_energy_request,
         ev_minimum_v2x_energy_request=ev_minimum_v2x_energy_request,
-    )
+    ), p
 
 
 # BPT_Dynamic_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -1251,8 +1437,11 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 4294967295, "BptDynamicAcClResControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 4294967295, "BptDynamicAcClResControlMode.departure_time"))
         a <<= 1
     x = o.minimum_soc
     if x is not None:
@@ -1261,7 +1450,10 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptDynamicAcClResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "BptDynamicAcClResControlMode.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("BptDynamicAcClResControlMode.minimum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -1270,7 +1462,10 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptDynamicAcClResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "BptDynamicAcClResControlMode.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("BptDynamicAcClResControlMode.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.ack_max_delay
     if x is not None:
@@ -1279,7 +1474,11 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptDynamicAcClResControlMode.ack_max_delay is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 65535, "BptDynamicAcClResControlMode.ack_max_delay"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 65535, "BptDynamicAcClResControlMode.ack_max_delay"))
         a <<= 1
     try:
         c, w, s = _T9[s, 256]
@@ -1290,8 +1489,7 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
     x = o.evse_target_active_power_l2
     if x is not None:
         s = 6
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_target_active_power_l3
     if x is not None:
         try:
@@ -1368,83 +1566,143 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
     return a
 
 
-def _d_ac_BptDynamicAcClResControlMode(r):
+def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D9, s)
+    w, mask, prods = _D9[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D9, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D9, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of AckMaxDelay")
-        ack_max_delay = r.ranged(r.uint(3), 0, 65535)
-        r.expect(1, 0b0, "end of AckMaxDelay")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of AckMaxDelay")
+        ack_max_delay = (v >> (n - p - 8)) & 0xFF
+        if ack_max_delay < 0x80:
+            p += 8
+        else:
+            ack_max_delay, p = r_uint(v, n, p, 3)
+        if not 0 <= ack_max_delay <= 65535:
+            raise out_of_range(p, ack_max_delay, 0, 65535)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of AckMaxDelay")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ack_max_delay = None
     if fid != 4:
-        raise bad_event(r, fid, "EVSETargetActivePower")
-    evse_target_active_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D9, s)
+        raise bad_event(p, fid, "EVSETargetActivePower")
+    evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D9[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        evse_target_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D9, s)
+        evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power_l2 = None
     if fid == 6:
-        evse_target_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D9, s)
+        evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power_l3 = None
     if fid == 7:
-        evse_target_reactive_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D9, s)
+        evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power = None
     if fid == 8:
-        evse_target_reactive_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D9, s)
+        evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power_l2 = None
     if fid == 9:
-        evse_target_reactive_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D9, s)
+        evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power_l3 = None
     if fid == 10:
-        evse_present_active_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D9, s)
+        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power = None
     if fid == 11:
-        evse_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D9, s)
+        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l2 = None
     if fid == 12:
-        evse_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D9, s)
+        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptDynamicAcClResControlMode")
+        raise bad_event(p, fid, "end of BptDynamicAcClResControlMode")
     return ac.BptDynamicAcClResControlMode(
         departure_time=departure_time,
         minimum_soc=minimum_soc,
@@ -1459,7 +1717,7 @@ def _d_ac_BptDynamicAcClResControlMode(r):
         evse_present_active_power=evse_present_active_power,
         evse_present_active_power_l2=evse_present_active_power_l2,
         evse_present_active_power_l3=evse_present_active_power_l3,
-    )
+    ), p
 
 
 # BPT_Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -1468,8 +1726,7 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
     x = o.ev_target_energy_request
     if x is not None:
         s = 1
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
         try:
@@ -1555,8 +1812,7 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
     x = o.ev_present_active_power_l2
     if x is not None:
         s = 11
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.ev_present_active_power_l3
     if x is not None:
         try:
@@ -1665,115 +1921,159 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
     return a
 
 
-def _d_ac_BptScheduledAcClReqControlMode(r):
+def _d_ac_BptScheduledAcClReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D10, s)
+    w, mask, prods = _D10[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        ev_target_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_target_energy_request = None
     if fid == 1:
-        ev_maximum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_energy_request = None
     if fid == 2:
-        ev_minimum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_energy_request = None
     if fid == 3:
-        ev_maximum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power = None
     if fid == 4:
-        ev_maximum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l2 = None
     if fid == 5:
-        ev_maximum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l3 = None
     if fid == 6:
-        ev_minimum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power = None
     if fid == 7:
-        ev_minimum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l2 = None
     if fid == 8:
-        ev_minimum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l3 = None
     if fid != 9:
-        raise bad_event(r, fid, "EVPresentActivePower")
-    ev_present_active_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D10, s)
+        raise bad_event(p, fid, "EVPresentActivePower")
+    ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D10[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 10:
-        ev_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_active_power_l2 = None
     if fid == 11:
-        ev_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_active_power_l3 = None
     if fid == 12:
-        ev_present_reactive_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power = None
     if fid == 13:
-        ev_present_reactive_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power_l2 = None
     if fid == 14:
-        ev_present_reactive_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power_l3 = None
     if fid == 15:
-        ev_maximum_discharge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_power = None
     if fid == 16:
-        ev_maximum_discharge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_power_l2 = None
     if fid == 17:
-        ev_maximum_discharge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_power_l3 = None
     if fid == 18:
-        ev_minimum_discharge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_discharge_power = None
     if fid == 19:
-        ev_minimum_discharge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_discharge_power_l2 = None
     if fid == 20:
-        ev_minimum_discharge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_discharge_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptScheduledAcClReqControlMode")
+        raise bad_event(p, fid, "end of BptScheduledAcClReqControlMode")
     return ac.BptScheduledAcClReqControlMode(
         ev_target_energy_request=ev_target_energy_request,
         ev_maximum_energy_request=ev_maximum_energy_request,
@@ -1796,7 +2096,7 @@ def _d_ac_BptScheduledAcClReqControlMode(r):
         ev_minimum_discharge_power=ev_minimum_discharge_power,
         ev_minimum_discharge_power_l2=ev_minimum_discharge_power_l2,
         ev_minimum_discharge_power_l3=ev_minimum_discharge_power_l3,
-    )
+    ), p
 
 
 # BPT_Scheduled_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -1805,8 +2105,7 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
     x = o.evse_target_active_power
     if x is not None:
         s = 1
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_target_active_power_l2
     if x is not None:
         try:
@@ -1895,56 +2194,76 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
     return a
 
 
-def _d_ac_BptScheduledAcClResControlMode(r):
+def _d_ac_BptScheduledAcClResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D11, s)
+    w, mask, prods = _D11[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        evse_target_active_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power = None
     if fid == 1:
-        evse_target_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power_l2 = None
     if fid == 2:
-        evse_target_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power_l3 = None
     if fid == 3:
-        evse_target_reactive_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power = None
     if fid == 4:
-        evse_target_reactive_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power_l2 = None
     if fid == 5:
-        evse_target_reactive_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power_l3 = None
     if fid == 6:
-        evse_present_active_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power = None
     if fid == 7:
-        evse_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l2 = None
     if fid == 8:
-        evse_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D11, s)
+        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptScheduledAcClResControlMode")
+        raise bad_event(p, fid, "end of BptScheduledAcClResControlMode")
     return ac.BptScheduledAcClResControlMode(
         evse_target_active_power=evse_target_active_power,
         evse_target_active_power_l2=evse_target_active_power_l2,
@@ -1955,7 +2274,7 @@ def _d_ac_BptScheduledAcClResControlMode(r):
         evse_present_active_power=evse_present_active_power,
         evse_present_active_power_l2=evse_present_active_power_l2,
         evse_present_active_power_l3=evse_present_active_power_l3,
-    )
+    ), p
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -1964,9 +2283,11 @@ def _e_ct_ClReqControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClReqControlMode(r):
-    r.expect(1, 0b0, "end of ClReqControlMode")
-    return ct.ClReqControlMode()
+def _d_ct_ClReqControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClReqControlMode")
+    return ct.ClReqControlMode(), p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -1975,27 +2296,32 @@ def _e_ct_ClResControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClResControlMode(r):
-    r.expect(1, 0b0, "end of ClResControlMode")
-    return ct.ClResControlMode()
+def _d_ct_ClResControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClResControlMode")
+    return ct.ClResControlMode(), p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_CanonicalizationMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_CanonicalizationMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_CanonicalizationMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D14, s)
+    w, mask, prods = _D14[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of CanonicalizationMethod")
+    return ds.CanonicalizationMethod(algorithm=algorithm), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2004,8 +2330,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.p")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
         a <<= 1
     x = o.q
     if x is not None:
@@ -2035,8 +2360,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.j
     if x is not None:
         s = 5
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.j")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
         a <<= 1
     x = o.seed
     if x is not None:
@@ -2064,78 +2388,125 @@ def _e_ds_DsaKeyValue(a, o, st):
     return a
 
 
-def _d_ds_DsaKeyValue(r):
+def _d_ds_DsaKeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D15, s)
+    w, mask, prods = _D15[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of P")
-        p = r.binary(None)
-        r.expect(1, 0b0, "end of P")
-        fid, sub, s = r.step(_D15, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of P")
+        p, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of P")
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         p = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of Q")
-        q = r.binary(None)
-        r.expect(1, 0b0, "end of Q")
-        fid, sub, s = r.step(_D15, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Q")
+        q, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Q")
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         q = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of G")
-        g = r.binary(None)
-        r.expect(1, 0b0, "end of G")
-        fid, sub, s = r.step(_D15, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of G")
+        g, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of G")
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         g = None
     if fid != 3:
-        raise bad_event(r, fid, "Y")
-    r.expect(1, 0b0, "characters of Y")
-    y = r.binary(None)
-    r.expect(1, 0b0, "end of Y")
-    fid, sub, s = r.step(_D15, s)
+        raise bad_event(p, fid, "Y")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of Y")
+    y, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Y")
+    w, mask, prods = _D15[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        r.expect(1, 0b0, "characters of J")
-        j = r.binary(None)
-        r.expect(1, 0b0, "end of J")
-        fid, sub, s = r.step(_D15, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of J")
+        j, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of J")
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         j = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of Seed")
-        seed = r.binary(None)
-        r.expect(1, 0b0, "end of Seed")
-        fid, sub, s = r.step(_D15, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Seed")
+        seed, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Seed")
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         seed = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of PgenCounter")
-        pgen_counter = r.binary(None)
-        r.expect(1, 0b0, "end of PgenCounter")
-        fid, sub, s = r.step(_D15, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of PgenCounter")
+        pgen_counter, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of PgenCounter")
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         pgen_counter = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter)
+        raise bad_event(p, fid, "end of DsaKeyValue")
+    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_DigestMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_DigestMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_DigestMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D16, s)
+    w, mask, prods = _D16[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of DigestMethod")
+    return ds.DigestMethod(algorithm=algorithm), p
 
 
 # Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -2144,8 +2515,11 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_uint(a, check_range(x, 0, 4294967295, "DynamicAcClReqControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 11) | y
+        else:
+            a = e_uint((a << 3), check_range(y, 0, 4294967295, "DynamicAcClReqControlMode.departure_time"))
         a <<= 1
     try:
         c, w, s = _T17[s, 64]
@@ -2153,18 +2527,14 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
     s = 5
     x = o.ev_maximum_charge_power_l2
     if x is not None:
         s = 6
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
         try:
@@ -2182,8 +2552,7 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
     x = o.ev_minimum_charge_power_l2
     if x is not None:
         s = 9
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
         try:
@@ -2201,8 +2570,7 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
     x = o.ev_present_active_power_l2
     if x is not None:
         s = 12
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_present_active_power_l3
     if x is not None:
         try:
@@ -2220,8 +2588,7 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
     x = o.ev_present_reactive_power_l2
     if x is not None:
         s = 15
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_present_reactive_power_l3
     if x is not None:
         try:
@@ -2238,81 +2605,125 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
     return a
 
 
-def _d_ac_DynamicAcClReqControlMode(r):
+def _d_ac_DynamicAcClReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D17, s)
+    w, mask, prods = _D17[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D17, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid != 1:
-        raise bad_event(r, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumChargePower")
-    ev_maximum_charge_power = _d_ct_RationalNumber(r)
+        raise bad_event(p, fid, "EVTargetEnergyRequest")
+    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
+    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
+    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargePower")
+    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 5
-    fid, sub, s = r.step(_D17, s)
+    w, mask, prods = _D17[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        ev_maximum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D17, s)
+        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l2 = None
     if fid == 6:
-        ev_maximum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D17, s)
+        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l3 = None
     if fid != 7:
-        raise bad_event(r, fid, "EVMinimumChargePower")
-    ev_minimum_charge_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D17, s)
+        raise bad_event(p, fid, "EVMinimumChargePower")
+    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D17[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 8:
-        ev_minimum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D17, s)
+        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l2 = None
     if fid == 9:
-        ev_minimum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D17, s)
+        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l3 = None
     if fid != 10:
-        raise bad_event(r, fid, "EVPresentActivePower")
-    ev_present_active_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D17, s)
+        raise bad_event(p, fid, "EVPresentActivePower")
+    ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D17[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 11:
-        ev_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D17, s)
+        ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_active_power_l2 = None
     if fid == 12:
-        ev_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D17, s)
+        ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_active_power_l3 = None
     if fid != 13:
-        raise bad_event(r, fid, "EVPresentReactivePower")
-    ev_present_reactive_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D17, s)
+        raise bad_event(p, fid, "EVPresentReactivePower")
+    ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D17[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 14:
-        ev_present_reactive_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D17, s)
+        ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power_l2 = None
     if fid == 15:
-        ev_present_reactive_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D17, s)
+        ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DynamicAcClReqControlMode")
+        raise bad_event(p, fid, "end of DynamicAcClReqControlMode")
     return ac.DynamicAcClReqControlMode(
         departure_time=departure_time,
         ev_target_energy_request=ev_target_energy_request,
@@ -2330,7 +2741,7 @@ def _d_ac_DynamicAcClReqControlMode(r):
         ev_present_reactive_power=ev_present_reactive_power,
         ev_present_reactive_power_l2=ev_present_reactive_power_l2,
         ev_present_reactive_power_l3=ev_present_reactive_power_l3,
-    )
+    ), p
 
 
 # Dynamic_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -2339,8 +2750,11 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 4294967295, "DynamicAcClResControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicAcClResControlMode.departure_time"))
         a <<= 1
     x = o.minimum_soc
     if x is not None:
@@ -2349,7 +2763,10 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DynamicAcClResControlMode.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DynamicAcClResControlMode.minimum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -2358,7 +2775,10 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DynamicAcClResControlMode.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DynamicAcClResControlMode.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.ack_max_delay
     if x is not None:
@@ -2367,7 +2787,11 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.ack_max_delay is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 65535, "DynamicAcClResControlMode.ack_max_delay"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 65535, "DynamicAcClResControlMode.ack_max_delay"))
         a <<= 1
     try:
         c, w, s = _T18[s, 256]
@@ -2378,8 +2802,7 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
     x = o.evse_target_active_power_l2
     if x is not None:
         s = 6
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_target_active_power_l3
     if x is not None:
         try:
@@ -2448,83 +2871,143 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
     return a
 
 
-def _d_ac_DynamicAcClResControlMode(r):
+def _d_ac_DynamicAcClResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D18, s)
+    w, mask, prods = _D18[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D18, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D18, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D18, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of AckMaxDelay")
-        ack_max_delay = r.ranged(r.uint(3), 0, 65535)
-        r.expect(1, 0b0, "end of AckMaxDelay")
-        fid, sub, s = r.step(_D18, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of AckMaxDelay")
+        ack_max_delay = (v >> (n - p - 8)) & 0xFF
+        if ack_max_delay < 0x80:
+            p += 8
+        else:
+            ack_max_delay, p = r_uint(v, n, p, 3)
+        if not 0 <= ack_max_delay <= 65535:
+            raise out_of_range(p, ack_max_delay, 0, 65535)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of AckMaxDelay")
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ack_max_delay = None
     if fid != 4:
-        raise bad_event(r, fid, "EVSETargetActivePower")
-    evse_target_active_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D18, s)
+        raise bad_event(p, fid, "EVSETargetActivePower")
+    evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D18[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        evse_target_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D18, s)
+        evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power_l2 = None
     if fid == 6:
-        evse_target_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D18, s)
+        evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power_l3 = None
     if fid == 7:
-        evse_target_reactive_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D18, s)
+        evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power = None
     if fid == 8:
-        evse_target_reactive_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D18, s)
+        evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power_l2 = None
     if fid == 9:
-        evse_target_reactive_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D18, s)
+        evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power_l3 = None
     if fid == 10:
-        evse_present_active_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D18, s)
+        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power = None
     if fid == 11:
-        evse_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D18, s)
+        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l2 = None
     if fid == 12:
-        evse_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D18, s)
+        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DynamicAcClResControlMode")
+        raise bad_event(p, fid, "end of DynamicAcClResControlMode")
     return ac.DynamicAcClResControlMode(
         departure_time=departure_time,
         minimum_soc=minimum_soc,
@@ -2539,7 +3022,7 @@ def _d_ac_DynamicAcClResControlMode(r):
         evse_present_active_power=evse_present_active_power,
         evse_present_active_power_l2=evse_present_active_power_l2,
         evse_present_active_power_l3=evse_present_active_power_l3,
-    )
+    ), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -2548,8 +3031,7 @@ def _e_ds_KeyInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_str(a, x, st, "Id", None, "KeyInfo.id")
+        a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
     items = o.key_name
     for x in items:
         try:
@@ -2616,7 +3098,7 @@ def _e_ds_KeyInfo(a, o, st):
     return a
 
 
-def _d_ds_KeyInfo(r):
+def _d_ds_KeyInfo(r, v, n, p):
     id = None
     key_name = []
     key_value = []
@@ -2627,40 +3109,55 @@ def _d_ds_KeyInfo(r):
     mgmt_data = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D19, s)
+        w, mask, prods = _D19[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of KeyName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            r.expect(1, 0, "end of KeyName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of KeyName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of KeyName")
             key_name.append(x)
             continue
         if fid == 2:
-            key_value.append(_d_ds_KeyValue(r))
+            x, p = _d_ds_KeyValue(r, v, n, p)
+            key_value.append(x)
             continue
         if fid == 3:
-            retrieval_method.append(_d_ds_RetrievalMethod(r))
+            x, p = _d_ds_RetrievalMethod(r, v, n, p)
+            retrieval_method.append(x)
             continue
         if fid == 4:
-            x509_data.append(_d_ds_X509Data(r))
+            x, p = _d_ds_X509Data(r, v, n, p)
+            x509_data.append(x)
             continue
         if fid == 5:
-            pgp_data.append(_d_ds_PgpData(r))
+            x, p = _d_ds_PgpData(r, v, n, p)
+            pgp_data.append(x)
             continue
         if fid == 6:
-            spki_data.append(_d_ds_SpkiData(r))
+            x, p = _d_ds_SpkiData(r, v, n, p)
+            spki_data.append(x)
             continue
         if fid == 7:
-            r.expect(1, 0, "characters of MgmtData")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            r.expect(1, 0, "end of MgmtData")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of MgmtData")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of MgmtData")
             mgmt_data.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in KeyInfo", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
         id=id,
         key_name=key_name,
@@ -2670,7 +3167,7 @@ def _d_ds_KeyInfo(r):
         pgp_data=pgp_data,
         spki_data=spki_data,
         mgmt_data=mgmt_data,
-    )
+    ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2679,8 +3176,7 @@ def _e_ds_KeyValue(a, o, st):
     x = o.dsa_key_value
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ds_DsaKeyValue(a, x, st)
+        a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
         try:
@@ -2697,22 +3193,28 @@ def _e_ds_KeyValue(a, o, st):
     return a
 
 
-def _d_ds_KeyValue(r):
+def _d_ds_KeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D20, s)
+    w, mask, prods = _D20[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value = _d_ds_DsaKeyValue(r)
-        fid, sub, s = r.step(_D20, s)
+        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        w, mask, prods = _D20[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dsa_key_value = None
     if fid == 1:
-        rsa_key_value = _d_ds_RsaKeyValue(r)
-        fid, sub, s = r.step(_D20, s)
+        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        w, mask, prods = _D20[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         rsa_key_value = None
     if fid != -1:
-        raise bad_event(r, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value)
+        raise bad_event(p, fid, "end of KeyValue")
+    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -2721,8 +3223,7 @@ def _e_ds_Manifest(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Manifest.id")
+        a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
     for x in items:
         try:
@@ -2739,21 +3240,28 @@ def _e_ds_Manifest(a, o, st):
     return a
 
 
-def _d_ds_Manifest(r):
+def _d_ds_Manifest(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D21, s)
+    w, mask, prods = _D21[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D21, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     reference = []
     while fid == 1:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D21, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference)
+        raise bad_event(p, fid, "end of Manifest")
+    return ds.Manifest(id=id, reference=reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -2762,8 +3270,7 @@ def _e_ds_Object(a, o, st):
     x = o.encoding
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Encoding", None, "Object.encoding")
+        a = e_str((a << 3), x, st, "Encoding", None, "Object.encoding")
     x = o.id
     if x is not None:
         try:
@@ -2788,26 +3295,28 @@ def _e_ds_Object(a, o, st):
     return a
 
 
-def _d_ds_Object(r):
+def _d_ds_Object(r, v, n, p):
     encoding = None
     id = None
     mime_type = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D22, s)
+        w, mask, prods = _D22[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            encoding = r.string("Encoding", None)
+            encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type = r.string("MimeType", None)
+            mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Object", bit_offset=r.pos)
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type)
+        raise bad_event(p, fid, "content of Object")
+    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -2816,8 +3325,7 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_id")
+        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
     if len(items) > 2:
@@ -2838,47 +3346,60 @@ def _e_ds_PgpData(a, o, st):
     return a
 
 
-def _d_ds_PgpData(r):
+def _d_ds_PgpData(r, v, n, p):
     pgp_key_id = None
     pgp_key_packet = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D23, s)
+        w, mask, prods = _D23[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of PGPKeyID")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyID")
-            pgp_key_id = x
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyID")
+            pgp_key_id, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of PGPKeyPacket")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyPacket")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             pgp_key_packet.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in PgpData", bit_offset=r.pos)
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet)
+        raise bad_event(p, fid, "content of PgpData")
+    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.modulus, None, None, "RsaKeyValue.modulus")
-    a <<= 3
-    a = e_bin(a, o.exponent, None, None, "RsaKeyValue.exponent")
+    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
+    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
     a <<= 2
     return a
 
 
-def _d_ds_RsaKeyValue(r):
-    r.expect(2, 0b0, "Modulus")
-    modulus = r.binary(None)
-    r.expect(3, 0b0, "end of Modulus")
-    exponent = r.binary(None)
-    r.expect(2, 0b0, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent)
+def _d_ds_RsaKeyValue(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Modulus")
+    modulus, p = r_binary(v, n, p, None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Modulus")
+    exponent, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Exponent")
+    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -2887,8 +3408,7 @@ def _e_ds_Reference(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Id", None, "Reference.id")
+        a = e_str((a << 3), x, st, "Id", None, "Reference.id")
     x = o.type
     if x is not None:
         try:
@@ -2919,44 +3439,57 @@ def _e_ds_Reference(a, o, st):
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a <<= 2
-    a = e_bin(a, o.digest_value, None, None, "Reference.digest_value")
+    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
     return a
 
 
-def _d_ds_Reference(r):
+def _d_ds_Reference(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D25, s)
+    w, mask, prods = _D25[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D25, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid == 1:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D25, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 2:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D25, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 3:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D25, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != 4:
-        raise bad_event(r, fid, "DigestMethod")
-    digest_method = _d_ds_DigestMethod(r)
-    r.expect(2, 0b0, "DigestValue")
-    digest_value = r.binary(None)
-    r.expect(2, 0b0, "end of DigestValue")
+        raise bad_event(p, fid, "DigestMethod")
+    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "DigestValue")
+    digest_value, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
         id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
-    )
+    ), p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -2965,8 +3498,7 @@ def _e_ds_RetrievalMethod(a, o, st):
     x = o.type
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Type", None, "RetrievalMethod.type")
+        a = e_str((a << 3), x, st, "Type", None, "RetrievalMethod.type")
     x = o.uri
     if x is not None:
         try:
@@ -2991,27 +3523,35 @@ def _e_ds_RetrievalMethod(a, o, st):
     return a
 
 
-def _d_ds_RetrievalMethod(r):
+def _d_ds_RetrievalMethod(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D26, s)
+    w, mask, prods = _D26[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D26, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D26[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 1:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D26, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D26[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 2:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D26, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D26[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != -1:
-        raise bad_event(r, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms)
+        raise bad_event(p, fid, "end of RetrievalMethod")
+    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -3034,21 +3574,27 @@ def _e_ds_SpkiData(a, o, st):
     return a
 
 
-def _d_ds_SpkiData(r):
+def _d_ds_SpkiData(r, v, n, p):
     spki_sexp = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D27, s)
+        w, mask, prods = _D27[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of SPKISexp")
-            x = r.binary(None)
-            r.expect(1, 0, "end of SPKISexp")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of SPKISexp")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of SPKISexp")
             spki_sexp.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SpkiData", bit_offset=r.pos)
-    return ds.SpkiData(spki_sexp=spki_sexp)
+        raise bad_event(p, fid, "content of SpkiData")
+    return ds.SpkiData(spki_sexp=spki_sexp), p
 
 
 # Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -3057,8 +3603,7 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
     x = o.ev_target_energy_request
     if x is not None:
         s = 1
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
         try:
@@ -3132,8 +3677,7 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
     x = o.ev_present_active_power_l2
     if x is not None:
         s = 11
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_present_active_power_l3
     if x is not None:
         try:
@@ -3178,85 +3722,117 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
     return a
 
 
-def _d_ac_ScheduledAcClReqControlMode(r):
+def _d_ac_ScheduledAcClReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D28, s)
+    w, mask, prods = _D28[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        ev_target_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_target_energy_request = None
     if fid == 1:
-        ev_maximum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_energy_request = None
     if fid == 2:
-        ev_minimum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_energy_request = None
     if fid == 3:
-        ev_maximum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power = None
     if fid == 4:
-        ev_maximum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l2 = None
     if fid == 5:
-        ev_maximum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power_l3 = None
     if fid == 6:
-        ev_minimum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power = None
     if fid == 7:
-        ev_minimum_charge_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l2 = None
     if fid == 8:
-        ev_minimum_charge_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power_l3 = None
     if fid != 9:
-        raise bad_event(r, fid, "EVPresentActivePower")
-    ev_present_active_power = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D28, s)
+        raise bad_event(p, fid, "EVPresentActivePower")
+    ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D28[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 10:
-        ev_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_active_power_l2 = None
     if fid == 11:
-        ev_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_active_power_l3 = None
     if fid == 12:
-        ev_present_reactive_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power = None
     if fid == 13:
-        ev_present_reactive_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power_l2 = None
     if fid == 14:
-        ev_present_reactive_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D28, s)
+        ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_present_reactive_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduledAcClReqControlMode")
+        raise bad_event(p, fid, "end of ScheduledAcClReqControlMode")
     return ac.ScheduledAcClReqControlMode(
         ev_target_energy_request=ev_target_energy_request,
         ev_maximum_energy_request=ev_maximum_energy_request,
@@ -3273,7 +3849,7 @@ def _d_ac_ScheduledAcClReqControlMode(r):
         ev_present_reactive_power=ev_present_reactive_power,
         ev_present_reactive_power_l2=ev_present_reactive_power_l2,
         ev_present_reactive_power_l3=ev_present_reactive_power_l3,
-    )
+    ), p
 
 
 # Scheduled_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -3282,8 +3858,7 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
     x = o.evse_target_active_power
     if x is not None:
         s = 1
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_target_active_power_l2
     if x is not None:
         try:
@@ -3368,56 +3943,76 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
     return a
 
 
-def _d_ac_ScheduledAcClResControlMode(r):
+def _d_ac_ScheduledAcClResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D29, s)
+    w, mask, prods = _D29[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        evse_target_active_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power = None
     if fid == 1:
-        evse_target_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power_l2 = None
     if fid == 2:
-        evse_target_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_active_power_l3 = None
     if fid == 3:
-        evse_target_reactive_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power = None
     if fid == 4:
-        evse_target_reactive_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power_l2 = None
     if fid == 5:
-        evse_target_reactive_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_target_reactive_power_l3 = None
     if fid == 6:
-        evse_present_active_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power = None
     if fid == 7:
-        evse_present_active_power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l2 = None
     if fid == 8:
-        evse_present_active_power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D29, s)
+        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_present_active_power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduledAcClResControlMode")
+        raise bad_event(p, fid, "end of ScheduledAcClResControlMode")
     return ac.ScheduledAcClResControlMode(
         evse_target_active_power=evse_target_active_power,
         evse_target_active_power_l2=evse_target_active_power_l2,
@@ -3428,7 +4023,7 @@ def _d_ac_ScheduledAcClResControlMode(r):
         evse_present_active_power=evse_present_active_power,
         evse_present_active_power_l2=evse_present_active_power_l2,
         evse_present_active_power_l3=evse_present_active_power_l3,
-    )
+    ), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -3437,22 +4032,19 @@ def _e_ds_Signature(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Signature.id")
+        a = e_str((a << 2), x, st, "Id", None, "Signature.id")
     try:
         c, w, s = _T30[s, 64]
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_SignedInfo(a, o.signed_info, st)
-    a <<= 1
-    a = _e_ds_SignatureValue(a, o.signature_value, st)
+    a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
-        a <<= 2
-        a = _e_ds_KeyInfo(a, x, st)
+        a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
     for x in items:
         try:
@@ -3469,47 +4061,64 @@ def _e_ds_Signature(a, o, st):
     return a
 
 
-def _d_ds_Signature(r):
+def _d_ds_Signature(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D30, s)
+    w, mask, prods = _D30[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D30, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "SignedInfo")
-    signed_info = _d_ds_SignedInfo(r)
-    r.expect(1, 0b0, "SignatureValue")
-    signature_value = _d_ds_SignatureValue(r)
+        raise bad_event(p, fid, "SignedInfo")
+    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureValue")
+    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D30, s)
+    w, mask, prods = _D30[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info = _d_ds_KeyInfo(r)
-        fid, sub, s = r.step(_D30, s)
+        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         key_info = None
     object = []
     while fid == 4:
-        object.append(_d_ds_Object(r))
-        fid, sub, s = r.step(_D30, s)
+        x, p = _d_ds_Object(r, v, n, p)
+        object.append(x)
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Signature")
+        raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
         id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
-    )
+    ), p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SignatureMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
     s = 1
     x = o.hmac_output_length
     if x is not None:
         s = 2
-        a <<= 4
-        a = e_int(a, check_range(x, None, None, "SignatureMethod.hmac_output_length"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 13) | y
+        elif -0x80 <= y < 0:
+            a = (a << 13) | (0xFF - y)
+        else:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
         a <<= 1
     try:
         c, w, _ = _T31[s, -1]
@@ -3519,21 +4128,42 @@ def _e_ds_SignatureMethod(a, o, st):
     return a
 
 
-def _d_ds_SignatureMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_SignatureMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D31, s)
+    w, mask, prods = _D31[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of HMACOutputLength")
-        hmac_output_length = r.ranged(r.sint(), None, None)
-        r.expect(1, 0b0, "end of HMACOutputLength")
-        fid, sub, s = r.step(_D31, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of HMACOutputLength")
+        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if hmac_output_length < 0x80:
+            p += 9
+        elif 0x100 <= hmac_output_length < 0x180:
+            p += 9
+            hmac_output_length = 0xFF - hmac_output_length
+        else:
+            hmac_output_length, p = r_sint(
+                v,
+                n,
+                p,
+            )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of HMACOutputLength")
+        w, mask, prods = _D31[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         hmac_output_length = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length)
+        raise bad_event(p, fid, "end of SignatureMethod")
+    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -3542,8 +4172,7 @@ def _e_ds_SignatureProperties(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperties.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
     for x in items:
         try:
@@ -3560,21 +4189,28 @@ def _e_ds_SignatureProperties(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperties(r):
+def _d_ds_SignatureProperties(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D32, s)
+    w, mask, prods = _D32[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D32, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D32[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     signature_property = []
     while fid == 1:
-        signature_property.append(_d_ds_SignatureProperty(r))
-        fid, sub, s = r.step(_D32, s)
+        x, p = _d_ds_SignatureProperty(r, v, n, p)
+        signature_property.append(x)
+        w, mask, prods = _D32[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property)
+        raise bad_event(p, fid, "end of SignatureProperties")
+    return ds.SignatureProperties(id=id, signature_property=signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -3583,8 +4219,7 @@ def _e_ds_SignatureProperty(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperty.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperty.id")
     try:
         c, w, s = _T33[s, 64]
     except KeyError:
@@ -3595,22 +4230,24 @@ def _e_ds_SignatureProperty(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperty(r):
+def _d_ds_SignatureProperty(r, v, n, p):
     id = None
     target = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D33, s)
+        w, mask, prods = _D33[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target = r.string("Target", None)
+            target, p = r_string(r, v, n, p, "Target", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SignatureProperty", bit_offset=r.pos)
-    return ds.SignatureProperty(id=id, target=target)
+        raise bad_event(p, fid, "content of SignatureProperty")
+    return ds.SignatureProperty(id=id, target=target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -3619,8 +4256,7 @@ def _e_ds_SignatureValue(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureValue.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
     try:
         c, w, s = _T34[s, 64]
     except KeyError:
@@ -3631,19 +4267,25 @@ def _e_ds_SignatureValue(a, o, st):
     return a
 
 
-def _d_ds_SignatureValue(r):
+def _d_ds_SignatureValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D34, s)
+    w, mask, prods = _D34[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D34, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "characters")
-    value = r.binary(None)
-    r.expect(1, 0b0, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value)
+        raise bad_event(p, fid, "characters")
+    value, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SignatureValue")
+    return ds.SignatureValue(id=id, value=value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -3652,16 +4294,14 @@ def _e_ds_SignedInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignedInfo.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignedInfo.id")
     try:
         c, w, s = _T35[s, 64]
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
-    a <<= 1
-    a = _e_ds_SignatureMethod(a, o.signature_method, st)
+    a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
     for x in items:
@@ -3679,36 +4319,46 @@ def _e_ds_SignedInfo(a, o, st):
     return a
 
 
-def _d_ds_SignedInfo(r):
+def _d_ds_SignedInfo(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D35, s)
+    w, mask, prods = _D35[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D35, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D35[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "CanonicalizationMethod")
-    canonicalization_method = _d_ds_CanonicalizationMethod(r)
-    r.expect(1, 0b0, "SignatureMethod")
-    signature_method = _d_ds_SignatureMethod(r)
+        raise bad_event(p, fid, "CanonicalizationMethod")
+    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureMethod")
+    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D35, s)
+    w, mask, prods = _D35[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     reference = []
     while fid == 3:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D35, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D35[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedInfo")
+        raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
         id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
-    )
+    ), p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transform(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "Transform.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
     for x in items:
@@ -3727,25 +4377,31 @@ def _e_ds_Transform(a, o, st):
     return a
 
 
-def _d_ds_Transform(r):
+def _d_ds_Transform(r, v, n, p):
     algorithm = None
     x_path = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D36, s)
+        w, mask, prods = _D36[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            algorithm = r.string("Algorithm", None)
+            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of XPath")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            r.expect(1, 0, "end of XPath")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of XPath")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of XPath")
             x_path.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Transform", bit_offset=r.pos)
-    return ds.Transform(algorithm=algorithm, x_path=x_path)
+        raise bad_event(p, fid, "content of Transform")
+    return ds.Transform(algorithm=algorithm, x_path=x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -3767,16 +4423,21 @@ def _e_ds_Transforms(a, o, st):
     return a
 
 
-def _d_ds_Transforms(r):
+def _d_ds_Transforms(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D37, s)
+    w, mask, prods = _D37[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     transform = []
     while fid == 0:
-        transform.append(_d_ds_Transform(r))
-        fid, sub, s = r.step(_D37, s)
+        x, p = _d_ds_Transform(r, v, n, p)
+        transform.append(x)
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Transforms")
-    return ds.Transforms(transform=transform)
+        raise bad_event(p, fid, "end of Transforms")
+    return ds.Transforms(transform=transform), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -3834,7 +4495,7 @@ def _e_ds_X509Data(a, o, st):
     return a
 
 
-def _d_ds_X509Data(r):
+def _d_ds_X509Data(r, v, n, p):
     x509_issuer_serial = []
     x509ski = []
     x509_subject_name = []
@@ -3842,78 +4503,120 @@ def _d_ds_X509Data(r):
     x509crl = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D38, s)
+        w, mask, prods = _D38[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            x509_issuer_serial.append(_d_ds_X509IssuerSerial(r))
+            x, p = _d_ds_X509IssuerSerial(r, v, n, p)
+            x509_issuer_serial.append(x)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of X509SKI")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509SKI")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SKI")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SKI")
             x509ski.append(x)
             continue
         if fid == 2:
-            r.expect(1, 0, "characters of X509SubjectName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            r.expect(1, 0, "end of X509SubjectName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SubjectName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SubjectName")
             x509_subject_name.append(x)
             continue
         if fid == 3:
-            r.expect(1, 0, "characters of X509Certificate")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509Certificate")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509Certificate")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509Certificate")
             x509_certificate.append(x)
             continue
         if fid == 4:
-            r.expect(1, 0, "characters of X509CRL")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509CRL")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509CRL")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509CRL")
             x509crl.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in X509Data", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
         x509_issuer_serial=x509_issuer_serial,
         x509ski=x509ski,
         x509_subject_name=x509_subject_name,
         x509_certificate=x509_certificate,
         x509crl=x509crl,
-    )
+    ), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
-    a <<= 2
-    a = (a << 8) | (check_range(o.exponent, -128, 127, "RationalNumber.exponent") + 128)
-    a <<= 3
-    a = e_int(a, check_range(o.value, -32768, 32767, "RationalNumber.value"))
+    y = o.exponent
+    if not -128 <= y <= 127:
+        raise range_error("RationalNumber.exponent", y, -128, 127)
+    a = (a << 10) | (y + 128)
+    y = o.value
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
     a <<= 2
     return a
 
 
-def _d_ct_RationalNumber(r):
-    r.expect(2, 0b0, "Exponent")
-    exponent = r.read(8) - 128
-    r.expect(3, 0b0, "end of Exponent")
-    value = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(2, 0b0, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value)
+def _d_ct_RationalNumber(r, v, n, p):
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q >> 11:
+        raise unexpected(p - 13, 2, "Exponent")
+    exponent = ((q >> 3) & 0xFF) - 128
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of Exponent")
+    value = (v >> (n - p - 9)) & 0x1FF
+    if value < 0x80:
+        p += 9
+    elif 0x100 <= value < 0x180:
+        p += 9
+        value = 0xFF - value
+    else:
+        value, p = r_sint(v, n, p, 3)
+    if not -32768 <= value <= 32767:
+        raise out_of_range(p, value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    return ct.RationalNumber(exponent=exponent, value=value), p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MessageHeader(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.session_id, 8, 8, "MessageHeader.session_id")
-    a <<= 3
-    a = e_uint(a, check_range(o.time_stamp, 0, 18446744073709551615, "MessageHeader.time_stamp"))
+    a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
+    y = o.time_stamp
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
     a <<= 1
     s = 2
     x = o.signature
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_ds_Signature(a, x, st)
+        a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T40[s, -1]
     except KeyError:
@@ -3922,22 +4625,38 @@ def _e_ct_MessageHeader(a, o, st):
     return a
 
 
-def _d_ct_MessageHeader(r):
-    r.expect(2, 0b0, "SessionID")
-    session_id = r.binary(8)
-    r.expect(3, 0b0, "end of SessionID")
-    time_stamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeStamp")
+def _d_ct_MessageHeader(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SessionID")
+    session_id, p = r_binary(v, n, p, 8)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of SessionID")
+    time_stamp = (v >> (n - p - 8)) & 0xFF
+    if time_stamp < 0x80:
+        p += 8
+    else:
+        time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= time_stamp <= 18446744073709551615:
+        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeStamp")
     s = 2
-    fid, sub, s = r.step(_D40, s)
+    w, mask, prods = _D40[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature = _d_ds_Signature(r)
-        fid, sub, s = r.step(_D40, s)
+        signature, p = _d_ds_Signature(r, v, n, p)
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         signature = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature)
+        raise bad_event(p, fid, "end of MessageHeader")
+    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -3946,8 +4665,10 @@ def _e_ct_DisplayParameters(a, o, st):
     x = o.present_soc
     if x is not None:
         s = 1
-        a <<= 5
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.present_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.present_soc", y, 0, 100)
+        a = (a << 12) | y
         a <<= 1
     x = o.minimum_soc
     if x is not None:
@@ -3956,7 +4677,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.minimum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -3965,7 +4689,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.maximum_soc
     if x is not None:
@@ -3974,7 +4701,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.maximum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.maximum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.remaining_time_to_minimum_soc
     if x is not None:
@@ -3983,7 +4713,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
         a <<= 1
     x = o.remaining_time_to_target_soc
     if x is not None:
@@ -3992,7 +4726,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
         a <<= 1
     x = o.remaining_time_to_maximum_soc
     if x is not None:
@@ -4001,7 +4739,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
         a <<= 1
     x = o.charging_complete
     if x is not None:
@@ -4037,79 +4779,163 @@ def _e_ct_DisplayParameters(a, o, st):
     return a
 
 
-def _d_ct_DisplayParameters(r):
+def _d_ct_DisplayParameters(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D41, s)
+    w, mask, prods = _D41[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of PresentSOC")
-        present_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of PresentSOC")
-        fid, sub, s = r.step(_D41, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of PresentSOC")
+        present_soc = (q >> 1) & 0x7F
+        if present_soc > 100:
+            raise out_of_range(p, present_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of PresentSOC")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         present_soc = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D41, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D41, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of MaximumSOC")
-        maximum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MaximumSOC")
-        fid, sub, s = r.step(_D41, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MaximumSOC")
+        maximum_soc = (q >> 1) & 0x7F
+        if maximum_soc > 100:
+            raise out_of_range(p, maximum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MaximumSOC")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         maximum_soc = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of RemainingTimeToMinimumSOC")
-        remaining_time_to_minimum_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToMinimumSOC")
-        fid, sub, s = r.step(_D41, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToMinimumSOC")
+        remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_minimum_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_minimum_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_minimum_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToMinimumSOC")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_minimum_soc = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of RemainingTimeToTargetSOC")
-        remaining_time_to_target_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToTargetSOC")
-        fid, sub, s = r.step(_D41, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToTargetSOC")
+        remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_target_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_target_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_target_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToTargetSOC")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_target_soc = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of RemainingTimeToMaximumSOC")
-        remaining_time_to_maximum_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToMaximumSOC")
-        fid, sub, s = r.step(_D41, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToMaximumSOC")
+        remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_maximum_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_maximum_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_maximum_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToMaximumSOC")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_maximum_soc = None
     if fid == 7:
-        r.expect(1, 0b0, "characters of ChargingComplete")
-        charging_complete = r.read(1) == 1
-        r.expect(1, 0b0, "end of ChargingComplete")
-        fid, sub, s = r.step(_D41, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of ChargingComplete")
+        charging_complete = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ChargingComplete")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         charging_complete = None
     if fid == 8:
-        battery_energy_capacity = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D41, s)
+        battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         battery_energy_capacity = None
     if fid == 9:
-        r.expect(1, 0b0, "characters of InletHot")
-        inlet_hot = r.read(1) == 1
-        r.expect(1, 0b0, "end of InletHot")
-        fid, sub, s = r.step(_D41, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of InletHot")
+        inlet_hot = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of InletHot")
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         inlet_hot = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DisplayParameters")
+        raise bad_event(p, fid, "end of DisplayParameters")
     return ct.DisplayParameters(
         present_soc=present_soc,
         minimum_soc=minimum_soc,
@@ -4121,43 +4947,60 @@ def _d_ct_DisplayParameters(r):
         charging_complete=charging_complete,
         battery_energy_capacity=battery_energy_capacity,
         inlet_hot=inlet_hot,
-    )
+    ), p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_EvseStatus(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.notification_max_delay, 0, 65535, "EvseStatus.notification_max_delay"))
-    a <<= 3
-    a = (a << 3) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
+    y = o.notification_max_delay
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
+    a = (a << 6) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
     a <<= 2
     return a
 
 
-def _d_ct_EvseStatus(r):
-    r.expect(2, 0b0, "NotificationMaxDelay")
-    notification_max_delay = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of NotificationMaxDelay")
-    evse_notification = enum_member(r, _ENUM_ct_EvseNotification, 3)
-    r.expect(2, 0b0, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification)
+def _d_ct_EvseStatus(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "NotificationMaxDelay")
+    notification_max_delay = (v >> (n - p - 8)) & 0xFF
+    if notification_max_delay < 0x80:
+        p += 8
+    else:
+        notification_max_delay, p = r_uint(v, n, p, 3)
+    if not 0 <= notification_max_delay <= 65535:
+        raise out_of_range(p, notification_max_delay, 0, 65535)
+    p += 8
+    q = (v >> (n - p)) & 0xFF
+    if q >> 5:
+        raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+    evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSENotification")
+    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification), p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
-    a <<= 2
-    a = e_str(a, o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
-    a <<= 3
-    a = e_uint(
-        a, check_range(o.charged_energy_reading_wh, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh")
-    )
+    a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+    y = o.charged_energy_reading_wh
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
     a <<= 1
     s = 2
     x = o.bpt_discharged_energy_reading_wh
     if x is not None:
         s = 3
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
         a <<= 1
     x = o.capacitive_energy_reading_va_rh
     if x is not None:
@@ -4166,7 +5009,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
         a <<= 1
     x = o.bpt_inductive_energy_reading_va_rh
     if x is not None:
@@ -4175,7 +5022,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
         a <<= 1
     x = o.meter_signature
     if x is not None:
@@ -4193,7 +5044,13 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "MeterInfo.meter_status"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
         a <<= 1
     x = o.meter_timestamp
     if x is not None:
@@ -4202,7 +5059,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
         a <<= 1
     try:
         c, w, _ = _T43[s, -1]
@@ -4212,58 +5073,141 @@ def _e_ct_MeterInfo(a, o, st):
     return a
 
 
-def _d_ct_MeterInfo(r):
-    r.expect(2, 0b0, "MeterID")
-    meter_id = r.string("{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
-    r.expect(3, 0b0, "end of MeterID")
-    charged_energy_reading_wh = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of ChargedEnergyReadingWh")
+def _d_ct_MeterInfo(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "MeterID")
+    meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of MeterID")
+    charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+    if charged_energy_reading_wh < 0x80:
+        p += 8
+    else:
+        charged_energy_reading_wh, p = r_uint(v, n, p, 10)
+    if not 0 <= charged_energy_reading_wh <= 18446744073709551615:
+        raise out_of_range(p, charged_energy_reading_wh, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
     s = 2
-    fid, sub, s = r.step(_D43, s)
+    w, mask, prods = _D43[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        r.expect(1, 0b0, "characters of BPT_DischargedEnergyReadingWh")
-        bpt_discharged_energy_reading_wh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of BPT_DischargedEnergyReadingWh")
-        fid, sub, s = r.step(_D43, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BPT_DischargedEnergyReadingWh")
+        bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+        if bpt_discharged_energy_reading_wh < 0x80:
+            p += 8
+        else:
+            bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
+        if not 0 <= bpt_discharged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_discharged_energy_reading_wh = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of CapacitiveEnergyReadingVARh")
-        capacitive_energy_reading_va_rh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of CapacitiveEnergyReadingVARh")
-        fid, sub, s = r.step(_D43, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of CapacitiveEnergyReadingVARh")
+        capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if capacitive_energy_reading_va_rh < 0x80:
+            p += 8
+        else:
+            capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= capacitive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         capacitive_energy_reading_va_rh = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of BPT_InductiveEnergyReadingVARh")
-        bpt_inductive_energy_reading_va_rh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of BPT_InductiveEnergyReadingVARh")
-        fid, sub, s = r.step(_D43, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BPT_InductiveEnergyReadingVARh")
+        bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if bpt_inductive_energy_reading_va_rh < 0x80:
+            p += 8
+        else:
+            bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of MeterSignature")
-        meter_signature = r.binary(64)
-        r.expect(1, 0b0, "end of MeterSignature")
-        fid, sub, s = r.step(_D43, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterSignature")
+        meter_signature, p = r_binary(v, n, p, 64)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterSignature")
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_signature = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of MeterStatus")
-        meter_status = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of MeterStatus")
-        fid, sub, s = r.step(_D43, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterStatus")
+        meter_status = (v >> (n - p - 9)) & 0x1FF
+        if meter_status < 0x80:
+            p += 9
+        elif 0x100 <= meter_status < 0x180:
+            p += 9
+            meter_status = 0xFF - meter_status
+        else:
+            meter_status, p = r_sint(v, n, p, 3)
+        if not -32768 <= meter_status <= 32767:
+            raise out_of_range(p, meter_status, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterStatus")
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_status = None
     if fid == 7:
-        r.expect(1, 0b0, "characters of MeterTimestamp")
-        meter_timestamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of MeterTimestamp")
-        fid, sub, s = r.step(_D43, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterTimestamp")
+        meter_timestamp = (v >> (n - p - 8)) & 0xFF
+        if meter_timestamp < 0x80:
+            p += 8
+        else:
+            meter_timestamp, p = r_uint(v, n, p, 10)
+        if not 0 <= meter_timestamp <= 18446744073709551615:
+            raise out_of_range(p, meter_timestamp, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterTimestamp")
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_timestamp = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MeterInfo")
+        raise bad_event(p, fid, "end of MeterInfo")
     return ct.MeterInfo(
         meter_id=meter_id,
         charged_energy_reading_wh=charged_energy_reading_wh,
@@ -4273,20 +5217,22 @@ def _d_ct_MeterInfo(r):
         meter_signature=meter_signature,
         meter_status=meter_status,
         meter_timestamp=meter_timestamp,
-    )
+    ), p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_Receipt(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "Receipt.time_anchor"))
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
     a <<= 1
     s = 1
     x = o.energy_costs
     if x is not None:
         s = 2
-        a <<= 3
-        a = _e_ct_DetailedCost(a, x, st)
+        a = _e_ct_DetailedCost((a << 3), x, st)
     x = o.occupancy_costs
     if x is not None:
         try:
@@ -4331,40 +5277,63 @@ def _e_ct_Receipt(a, o, st):
     return a
 
 
-def _d_ct_Receipt(r):
-    r.expect(2, 0b0, "TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeAnchor")
+def _d_ct_Receipt(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeAnchor")
     s = 1
-    fid, sub, s = r.step(_D44, s)
+    w, mask, prods = _D44[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        energy_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D44, s)
+        energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D44[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         energy_costs = None
     if fid == 2:
-        occupancy_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D44, s)
+        occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D44[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         occupancy_costs = None
     if fid == 3:
-        additional_services_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D44, s)
+        additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D44[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         additional_services_costs = None
     if fid == 4:
-        overstay_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D44, s)
+        overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D44[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         overstay_costs = None
     tax_costs = []
     while fid == 5:
-        tax_costs.append(_d_ct_DetailedTax(r))
+        x, p = _d_ct_DetailedTax(r, v, n, p)
+        tax_costs.append(x)
         if len(tax_costs) == 10:
             s = _X44[s]
-        fid, sub, s = r.step(_D44, s)
+        w, mask, prods = _D44[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Receipt")
+        raise bad_event(p, fid, "end of Receipt")
     return ct.Receipt(
         time_anchor=time_anchor,
         energy_costs=energy_costs,
@@ -4372,75 +5341,114 @@ def _d_ct_Receipt(r):
         additional_services_costs=additional_services_costs,
         overstay_costs=overstay_costs,
         tax_costs=tax_costs,
-    )
+    ), p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a <<= 2
     a = e_str(
-        a,
+        (a << 2),
         o.x509_issuer_name,
         st,
         "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
         None,
         "X509IssuerSerial.x509_issuer_name",
     )
-    a <<= 3
-    a = e_int(a, check_range(o.x509_serial_number, None, None, "X509IssuerSerial.x509_serial_number"))
+    y = o.x509_serial_number
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
-def _d_ds_X509IssuerSerial(r):
-    r.expect(2, 0b0, "X509IssuerName")
-    x509_issuer_name = r.string("{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    r.expect(3, 0b0, "end of X509IssuerName")
-    x509_serial_number = r.ranged(r.sint(), None, None)
-    r.expect(2, 0b0, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number)
+def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "X509IssuerName")
+    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of X509IssuerName")
+    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if x509_serial_number < 0x80:
+        p += 9
+    elif 0x100 <= x509_serial_number < 0x180:
+        p += 9
+        x509_serial_number = 0xFF - x509_serial_number
+    else:
+        x509_serial_number, p = r_sint(
+            v,
+            n,
+            p,
+        )
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of X509SerialNumber")
+    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedCost(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.amount, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.cost_per_unit, st)
+    a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedCost(r):
-    r.expect(1, 0b0, "Amount")
-    amount = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "CostPerUnit")
-    cost_per_unit = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DetailedCost")
-    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit)
+def _d_ct_DetailedCost(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Amount")
+    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "CostPerUnit")
+    cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DetailedCost")
+    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit), p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedTax(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.tax_rule_id, 1, 4294967295, "DetailedTax.tax_rule_id"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.amount, st)
+    y = o.tax_rule_id
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+    a = _e_ct_RationalNumber((a << 2), o.amount, st)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedTax(r):
-    r.expect(2, 0b0, "TaxRuleID")
-    tax_rule_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of TaxRuleID")
-    amount = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount)
+def _d_ct_DetailedTax(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TaxRuleID")
+    tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if tax_rule_id < 0x80:
+        p += 8
+    else:
+        tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= tax_rule_id <= 4294967295:
+        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TaxRuleID")
+    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DetailedTax")
+    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
-# _D decoder states (width, ((field, member, next), ...)); _X exhausted twins of counted loops
+# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {
     (0, 0): (0, 1, 1),
     (1, 64): (0, 2, 2),
@@ -4457,13 +5465,13 @@ _T0 = {
     (6, -1): (0, 1, -1),
 }
 _D0 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T1 = {
     (0, 0): (0, 1, 1),
@@ -4502,19 +5510,19 @@ _T1 = {
     (12, -1): (0, 1, -1),
 }
 _D1 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (5, 0, 6), (6, 0, 7))),
-    (2, ((5, 0, 6), (6, 0, 7))),
-    (1, ((6, 0, 7),)),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1))),
-    (3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1))),
-    (3, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1))),
-    (2, ((10, 0, 11), (11, 0, 12), (-1, 0, -1))),
-    (2, ((11, 0, 12), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (2, 0x3, ((10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
 )
 _T2 = {
     (0, 0): (0, 1, 1),
@@ -4529,11 +5537,11 @@ _T2 = {
     (4, -1): (0, 1, -1),
 }
 _D2 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3))),
-    (1, ((2, 0, 3),)),
-    (3, ((3, 0, 4), (3, 1, 4), (3, 2, 4), (3, 3, 4), (3, 4, 4))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (3, 1, 4), (3, 2, 4), (3, 3, 4), (3, 4, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _S2_3 = {
     ac.BptDynamicAcClReqControlMode: (192, _e_ac_BptDynamicAcClReqControlMode),
@@ -4590,14 +5598,18 @@ _T3 = {
     (7, -1): (0, 1, -1),
 }
 _D3 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (4, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7))),
-    (4, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7))),
-    (3, ((5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7))),
-    (3, ((6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (
+        4,
+        0xF,
+        ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 2)),
+    ),
+    (4, 0xF, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _S3_6 = {
     ac.BptDynamicAcClResControlMode: (384, _e_ac_BptDynamicAcClResControlMode),
@@ -4615,9 +5627,9 @@ _R3_6 = (
 )
 _T4 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, 65): (1, 2, 2), (2, -1): (0, 1, -1)}
 _D4 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (1, 1, 2))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (1, 1, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _S4_1 = {
     ac.AcCpdReqEnergyTransferMode: (64, _e_ac_AcCpdReqEnergyTransferMode),
@@ -4629,10 +5641,10 @@ _R4_1 = (
 )
 _T5 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, 129): (1, 2, 3), (3, -1): (0, 1, -1)}
 _D5 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (2, 1, 3))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (2, 1, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _S5_2 = {
     ac.AcCpdResEnergyTransferMode: (128, _e_ac_AcCpdResEnergyTransferMode),
@@ -4670,19 +5682,19 @@ _T6 = {
     (12, -1): (0, 1, -1),
 }
 _D6 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (5, 0, 6), (6, 0, 7))),
-    (2, ((5, 0, 6), (6, 0, 7))),
-    (1, ((6, 0, 7),)),
-    (2, ((7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (2, ((8, 0, 9), (9, 0, 10))),
-    (1, ((9, 0, 10),)),
-    (2, ((10, 0, 11), (11, 0, 12), (-1, 0, -1))),
-    (2, ((11, 0, 12), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (2, 0x3, ((10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
 )
 _T7 = {
     (0, 0): (0, 1, 1),
@@ -4733,25 +5745,25 @@ _T7 = {
     (18, -1): (0, 1, -1),
 }
 _D7 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (5, 0, 6), (6, 0, 7))),
-    (2, ((5, 0, 6), (6, 0, 7))),
-    (1, ((6, 0, 7),)),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13))),
-    (3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13))),
-    (3, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13))),
-    (2, ((10, 0, 11), (11, 0, 12), (12, 0, 13))),
-    (2, ((11, 0, 12), (12, 0, 13))),
-    (1, ((12, 0, 13),)),
-    (2, ((13, 0, 14), (14, 0, 15), (15, 0, 16))),
-    (2, ((14, 0, 15), (15, 0, 16))),
-    (1, ((15, 0, 16),)),
-    (2, ((16, 0, 17), (17, 0, 18), (-1, 0, -1))),
-    (2, ((17, 0, 18), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 9))),
+    (2, 0x3, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-3, 0, 11))),
+    (1, 0x1, ((12, 0, 13), (-3, 0, 12))),
+    (2, 0x3, ((13, 0, 14), (14, 0, 15), (15, 0, 16), (-3, 0, 13))),
+    (2, 0x3, ((14, 0, 15), (15, 0, 16), (-3, 0, 14))),
+    (1, 0x1, ((15, 0, 16), (-3, 0, 15))),
+    (2, 0x3, ((16, 0, 17), (17, 0, 18), (-1, 0, -1), (-3, 0, 16))),
+    (2, 0x3, ((17, 0, 18), (-1, 0, -1), (-3, 0, 17))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 18))),
 )
 _T8 = {
     (0, 0): (0, 2, 1),
@@ -4807,31 +5819,31 @@ _T8 = {
     (24, -1): (0, 1, -1),
 }
 _D8 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (2, ((5, 0, 6), (6, 0, 7), (7, 0, 8))),
-    (2, ((6, 0, 7), (7, 0, 8))),
-    (1, ((7, 0, 8),)),
-    (2, ((8, 0, 9), (9, 0, 10), (10, 0, 11))),
-    (2, ((9, 0, 10), (10, 0, 11))),
-    (1, ((10, 0, 11),)),
-    (2, ((11, 0, 12), (12, 0, 13), (13, 0, 14))),
-    (2, ((12, 0, 13), (13, 0, 14))),
-    (1, ((13, 0, 14),)),
-    (2, ((14, 0, 15), (15, 0, 16), (16, 0, 17))),
-    (2, ((15, 0, 16), (16, 0, 17))),
-    (1, ((16, 0, 17),)),
-    (2, ((17, 0, 18), (18, 0, 19), (19, 0, 20))),
-    (2, ((18, 0, 19), (19, 0, 20))),
-    (1, ((19, 0, 20),)),
-    (3, ((20, 0, 21), (21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1))),
-    (3, ((21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1))),
-    (2, ((22, 0, 23), (23, 0, 24), (-1, 0, -1))),
-    (2, ((23, 0, 24), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-3, 0, 12))),
+    (1, 0x1, ((13, 0, 14), (-3, 0, 13))),
+    (2, 0x3, ((14, 0, 15), (15, 0, 16), (16, 0, 17), (-3, 0, 14))),
+    (2, 0x3, ((15, 0, 16), (16, 0, 17), (-3, 0, 15))),
+    (1, 0x1, ((16, 0, 17), (-3, 0, 16))),
+    (2, 0x3, ((17, 0, 18), (18, 0, 19), (19, 0, 20), (-3, 0, 17))),
+    (2, 0x3, ((18, 0, 19), (19, 0, 20), (-3, 0, 18))),
+    (1, 0x1, ((19, 0, 20), (-3, 0, 19))),
+    (3, 0x7, ((20, 0, 21), (21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 20))),
+    (3, 0x7, ((21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 21))),
+    (2, 0x3, ((22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 22))),
+    (2, 0x3, ((23, 0, 24), (-1, 0, -1), (-3, 0, 23))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 24))),
 )
 _T9 = {
     (0, 0): (0, 3, 1),
@@ -4896,20 +5908,39 @@ _T9 = {
     (13, -1): (0, 1, -1),
 }
 _D9 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (4, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (4, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((12, 0, 13), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (
+        4,
+        0xF,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        4,
+        0xF,
+        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
+    ),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
 )
 _T10 = {
     (0, 0): (0, 4, 1),
@@ -5049,19 +6080,48 @@ _T10 = {
 _D10 = (
     (
         4,
-        ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10)),
+        0xF,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 0),
+        ),
     ),
-    (4, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (4, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (2, ((7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (2, ((8, 0, 9), (9, 0, 10))),
-    (1, ((9, 0, 10),)),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 1),
+        ),
+    ),
+    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (
+        4,
+        0xF,
         (
             (10, 0, 11),
             (11, 0, 12),
@@ -5075,10 +6135,12 @@ _D10 = (
             (19, 0, 20),
             (20, 0, 21),
             (-1, 0, -1),
+            (-3, 0, 10),
         ),
     ),
     (
         4,
+        0xF,
         (
             (11, 0, 12),
             (12, 0, 13),
@@ -5091,10 +6153,12 @@ _D10 = (
             (19, 0, 20),
             (20, 0, 21),
             (-1, 0, -1),
+            (-3, 0, 11),
         ),
     ),
     (
         4,
+        0xF,
         (
             (12, 0, 13),
             (13, 0, 14),
@@ -5106,10 +6170,12 @@ _D10 = (
             (19, 0, 20),
             (20, 0, 21),
             (-1, 0, -1),
+            (-3, 0, 12),
         ),
     ),
     (
         4,
+        0xF,
         (
             (13, 0, 14),
             (14, 0, 15),
@@ -5120,16 +6186,31 @@ _D10 = (
             (19, 0, 20),
             (20, 0, 21),
             (-1, 0, -1),
+            (-3, 0, 13),
         ),
     ),
-    (4, ((14, 0, 15), (15, 0, 16), (16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1))),
-    (3, ((15, 0, 16), (16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1))),
-    (3, ((16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1))),
-    (3, ((17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1))),
-    (3, ((18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1))),
-    (2, ((19, 0, 20), (20, 0, 21), (-1, 0, -1))),
-    (2, ((20, 0, 21), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (
+        4,
+        0xF,
+        (
+            (14, 0, 15),
+            (15, 0, 16),
+            (16, 0, 17),
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 14),
+        ),
+    ),
+    (3, 0x7, ((15, 0, 16), (16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 15))),
+    (3, 0x7, ((16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 16))),
+    (3, 0x7, ((17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 17))),
+    (3, 0x7, ((18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 18))),
+    (2, 0x3, ((19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 19))),
+    (2, 0x3, ((20, 0, 21), (-1, 0, -1), (-3, 0, 20))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 21))),
 )
 _T11 = {
     (0, 0): (0, 4, 1),
@@ -5191,6 +6272,7 @@ _T11 = {
 _D11 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -5202,29 +6284,45 @@ _D11 = (
             (7, 0, 8),
             (8, 0, 9),
             (-1, 0, -1),
+            (-3, 0, 0),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (4, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (2, ((7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (2, ((8, 0, 9), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (
+        4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
 _T12 = {(0, -1): (0, 1, -1)}
-_D12 = ((1, ((-1, 0, -1),)),)
+_D12 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T13 = {(0, -1): (0, 1, -1)}
-_D13 = ((1, ((-1, 0, -1),)),)
+_D13 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T14 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D14 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T15 = {
     (0, 0): (0, 2, 1),
@@ -5243,22 +6341,22 @@ _T15 = {
     (7, -1): (0, 1, -1),
 }
 _D15 = (
-    (2, ((0, 0, 1), (2, 0, 2), (3, 0, 3))),
-    (1, ((1, 0, 4),)),
-    (1, ((3, 0, 3),)),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((2, 0, 2), (3, 0, 3))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((6, 0, 7),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 2), (3, 0, 3), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T16 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D16 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T17 = {
     (0, 0): (0, 2, 1),
@@ -5293,23 +6391,23 @@ _T17 = {
     (16, -1): (0, 1, -1),
 }
 _D17 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (2, ((5, 0, 6), (6, 0, 7), (7, 0, 8))),
-    (2, ((6, 0, 7), (7, 0, 8))),
-    (1, ((7, 0, 8),)),
-    (2, ((8, 0, 9), (9, 0, 10), (10, 0, 11))),
-    (2, ((9, 0, 10), (10, 0, 11))),
-    (1, ((10, 0, 11),)),
-    (2, ((11, 0, 12), (12, 0, 13), (13, 0, 14))),
-    (2, ((12, 0, 13), (13, 0, 14))),
-    (1, ((13, 0, 14),)),
-    (2, ((14, 0, 15), (15, 0, 16), (-1, 0, -1))),
-    (2, ((15, 0, 16), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-3, 0, 12))),
+    (1, 0x1, ((13, 0, 14), (-3, 0, 13))),
+    (2, 0x3, ((14, 0, 15), (15, 0, 16), (-1, 0, -1), (-3, 0, 14))),
+    (2, 0x3, ((15, 0, 16), (-1, 0, -1), (-3, 0, 15))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 16))),
 )
 _T18 = {
     (0, 0): (0, 3, 1),
@@ -5374,20 +6472,39 @@ _T18 = {
     (13, -1): (0, 1, -1),
 }
 _D18 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (4, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (4, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((12, 0, 13), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (
+        4,
+        0xF,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        4,
+        0xF,
+        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
+    ),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
 )
 _T19 = {
     (0, 0): (0, 4, 1),
@@ -5672,6 +6789,7 @@ _T19 = {
 _D19 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -5683,11 +6801,28 @@ _D19 = (
             (7, 0, 9),
             (-2, 0, 10),
             (-2, 0, 3),
+            (-3, 0, 0),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5699,11 +6834,28 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 2),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5715,10 +6867,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 4),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5730,10 +6884,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 5),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5745,10 +6901,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 6),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5760,10 +6918,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 7),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5775,10 +6935,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 8),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5790,10 +6952,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 9),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5805,10 +6969,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 10),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5820,10 +6986,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 11),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5835,10 +7003,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 12),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5850,10 +7020,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 13),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5865,10 +7037,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 14),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5880,10 +7054,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 15),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5895,10 +7071,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 16),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5910,10 +7088,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 17),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5925,10 +7105,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 18),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5940,10 +7122,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 19),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5955,10 +7139,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 20),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5970,10 +7156,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 21),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5985,10 +7173,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 22),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6000,10 +7190,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 23),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6015,10 +7207,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 24),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6030,10 +7224,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 25),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6045,10 +7241,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 26),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6060,10 +7258,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 27),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6075,10 +7275,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 28),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6090,10 +7292,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 29),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6105,10 +7309,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 30),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6120,10 +7326,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 31),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6135,10 +7343,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 32),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6150,10 +7360,12 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 33),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6165,6 +7377,7 @@ _D19 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 34),
         ),
     ),
 )
@@ -6178,11 +7391,11 @@ _T20 = {
     (4, -1): (0, 2, -1),
 }
 _D20 = (
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 1))),
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 3))),
-    (2, ((-1, 0, -1), (-2, 0, 4))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 2))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T21 = {
     (0, 0): (0, 2, 1),
@@ -6194,10 +7407,10 @@ _T21 = {
     (3, -1): (1, 2, -1),
 }
 _D21 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T22 = {
     (0, 0): (0, 3, 1),
@@ -6215,13 +7428,13 @@ _T22 = {
     (6, -1): (1, 2, -1),
 }
 _D22 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T23 = {
     (0, 0): (0, 2, 1),
@@ -6234,18 +7447,18 @@ _T23 = {
     (5, -1): (1, 2, -1),
 }
 _D23 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (2, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T24 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D24 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T25 = {
     (0, 0): (0, 3, 1),
@@ -6267,13 +7480,13 @@ _T25 = {
     (6, -1): (0, 1, -1),
 }
 _D25 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T26 = {
     (0, 0): (0, 3, 1),
@@ -6288,10 +7501,10 @@ _T26 = {
     (3, -1): (0, 1, -1),
 }
 _D26 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T27 = {
     (0, 0): (0, 1, 1),
@@ -6305,11 +7518,11 @@ _T27 = {
     (4, -1): (1, 2, -1),
 }
 _D27 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 4))),
 )
 _T28 = {
     (0, 0): (0, 4, 1),
@@ -6392,23 +7605,51 @@ _T28 = {
 _D28 = (
     (
         4,
-        ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10)),
+        0xF,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 0),
+        ),
     ),
-    (4, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (4, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (2, ((7, 0, 8), (8, 0, 9), (9, 0, 10))),
-    (2, ((8, 0, 9), (9, 0, 10))),
-    (1, ((9, 0, 10),)),
-    (3, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1))),
-    (3, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1))),
-    (3, ((12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1))),
-    (2, ((13, 0, 14), (14, 0, 15), (-1, 0, -1))),
-    (2, ((14, 0, 15), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (
+        4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 1),
+        ),
+    ),
+    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 12))),
+    (2, 0x3, ((13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 13))),
+    (2, 0x3, ((14, 0, 15), (-1, 0, -1), (-3, 0, 14))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 15))),
 )
 _T29 = {
     (0, 0): (0, 4, 1),
@@ -6470,6 +7711,7 @@ _T29 = {
 _D29 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -6481,17 +7723,33 @@ _D29 = (
             (7, 0, 8),
             (8, 0, 9),
             (-1, 0, -1),
+            (-3, 0, 0),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (4, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (2, ((7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (2, ((8, 0, 9), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (
+        4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
 _T30 = {
     (0, 0): (0, 2, 1),
@@ -6507,12 +7765,12 @@ _T30 = {
     (5, -1): (1, 2, -1),
 }
 _D30 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T31 = {
     (0, 0): (0, 1, 1),
@@ -6526,13 +7784,13 @@ _T31 = {
     (6, -1): (1, 2, -1),
 }
 _D31 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T32 = {
     (0, 0): (0, 2, 1),
@@ -6544,10 +7802,10 @@ _T32 = {
     (3, -1): (1, 2, -1),
 }
 _D32 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T33 = {
     (0, 0): (0, 2, 1),
@@ -6559,20 +7817,20 @@ _T33 = {
     (7, -1): (1, 2, -1),
 }
 _D33 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
 _T34 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D34 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T35 = {
     (0, 0): (0, 2, 1),
@@ -6586,12 +7844,12 @@ _T35 = {
     (5, -1): (1, 2, -1),
 }
 _D35 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((3, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T36 = {
     (0, 0): (0, 1, 1),
@@ -6609,19 +7867,19 @@ _T36 = {
     (6, -1): (2, 3, -1),
 }
 _D36 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T37 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
 _D37 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
 )
 _T38 = {
     (0, 0): (0, 3, 1),
@@ -6703,32 +7961,32 @@ _T38 = {
     (12, -1): (6, 3, -1),
 }
 _D38 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
 _T39 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D39 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T40 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D40 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T41 = {
     (0, 0): (0, 4, 1),
@@ -6801,6 +8059,7 @@ _T41 = {
 _D41 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -6813,10 +8072,12 @@ _D41 = (
             (8, 0, 9),
             (9, 0, 10),
             (-1, 0, -1),
+            (-3, 0, 0),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 2),
             (2, 0, 3),
@@ -6828,23 +8089,39 @@ _D41 = (
             (8, 0, 9),
             (9, 0, 10),
             (-1, 0, -1),
+            (-3, 0, 1),
         ),
     ),
-    (4, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (4, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (2, ((8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (2, ((9, 0, 10), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (
+        4,
+        0xF,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (4, 0xF, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
 _T42 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D42 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T43 = {
     (0, 0): (0, 1, 1),
@@ -6879,15 +8156,15 @@ _T43 = {
     (8, -1): (0, 1, -1),
 }
 _D43 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T44 = {
     (0, 0): (0, 1, 1),
@@ -6916,33 +8193,33 @@ _T44 = {
     (7, -1): (0, 1, -1),
 }
 _D44 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X44 = {6: 7}
 _T45 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D45 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T46 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D46 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T47 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D47 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 
 # document grammar (8.5.1): global elements sorted by local name, then uri

@@ -9,7 +9,13 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
-    enum_member,
+    out_of_range,
+    r_binary,
+    r_sint,
+    r_string,
+    r_uint,
+    range_error,
+    unexpected,
 )
 from stack.messages import iso20_acdp as acdp
 from stack.messages import iso20_types as ct
@@ -33,10 +39,8 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 # ACDP_ConnectReqType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpConnectReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(
         _EN_acdp_ElectricalChargingDeviceStatus,
         o.ev_electrical_charging_device_status,
         "AcdpConnectReq.ev_electrical_charging_device_status",
@@ -45,31 +49,34 @@ def _e_acdp_AcdpConnectReq(a, o, st):
     return a
 
 
-def _d_acdp_AcdpConnectReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVElectricalChargingDeviceStatus")
-    ev_electrical_charging_device_status = enum_member(r, _ENUM_acdp_ElectricalChargingDeviceStatus, 2)
-    r.expect(2, 0b0, "end of EVElectricalChargingDeviceStatus")
-    return acdp.AcdpConnectReq(header=header, ev_electrical_charging_device_status=ev_electrical_charging_device_status)
+def _d_acdp_AcdpConnectReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 6
+    q = (v >> (n - p)) & 0x3F
+    if q >> 4:
+        raise unexpected(p - 6, 2, "EVElectricalChargingDeviceStatus")
+    ev_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVElectricalChargingDeviceStatus")
+    return acdp.AcdpConnectReq(
+        header=header, ev_electrical_charging_device_status=ev_electrical_charging_device_status
+    ), p
 
 
 # ACDP_ConnectResType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpConnectRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpConnectRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "AcdpConnectRes.evse_processing")
-    a <<= 3
-    a = (a << 2) | enum_index(
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpConnectRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AcdpConnectRes.evse_processing")
+    a = (a << 5) | enum_index(
         _EN_acdp_ElectricalChargingDeviceStatus,
         o.evse_electrical_charging_device_status,
         "AcdpConnectRes.evse_electrical_charging_device_status",
     )
-    a <<= 3
-    a = (a << 2) | enum_index(
+    a = (a << 5) | enum_index(
         _EN_acdp_MechanicalChargingDeviceStatus,
         o.evse_mechanical_charging_device_status,
         "AcdpConnectRes.evse_mechanical_charging_device_status",
@@ -78,104 +85,121 @@ def _e_acdp_AcdpConnectRes(a, o, st):
     return a
 
 
-def _d_acdp_AcdpConnectRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(3, 0b0, "end of EVSEProcessing")
-    evse_electrical_charging_device_status = enum_member(r, _ENUM_acdp_ElectricalChargingDeviceStatus, 2)
-    r.expect(3, 0b0, "end of EVSEElectricalChargingDeviceStatus")
-    evse_mechanical_charging_device_status = enum_member(r, _ENUM_acdp_MechanicalChargingDeviceStatus, 2)
-    r.expect(2, 0b0, "end of EVSEMechanicalChargingDeviceStatus")
+def _d_acdp_AcdpConnectRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 25
+    q = (v >> (n - p)) & 0x1FFFFFF
+    if q >> 23:
+        raise unexpected(p - 25, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 17) & 0x3F)]
+    if (q >> 14) & 0x7:
+        raise unexpected(p - 17, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 12) & 0x3)]
+    if (q >> 9) & 0x7:
+        raise unexpected(p - 12, 3, "end of EVSEProcessing")
+    evse_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 7) & 0x3)]
+    if (q >> 4) & 0x7:
+        raise unexpected(p - 7, 3, "end of EVSEElectricalChargingDeviceStatus")
+    evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSEMechanicalChargingDeviceStatus")
     return acdp.AcdpConnectRes(
         header=header,
         response_code=response_code,
         evse_processing=evse_processing,
         evse_electrical_charging_device_status=evse_electrical_charging_device_status,
         evse_mechanical_charging_device_status=evse_mechanical_charging_device_status,
-    )
+    ), p
 
 
 # ACDP_SystemStatusReqType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpSystemStatusReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 1
-    a = _e_acdp_EvTechnicalStatus(a, o.ev_technical_status, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_acdp_EvTechnicalStatus((a << 1), o.ev_technical_status, st)
     a <<= 1
     return a
 
 
-def _d_acdp_AcdpSystemStatusReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(1, 0b0, "EVTechnicalStatus")
-    ev_technical_status = _d_acdp_EvTechnicalStatus(r)
-    r.expect(1, 0b0, "end of AcdpSystemStatusReq")
-    return acdp.AcdpSystemStatusReq(header=header, ev_technical_status=ev_technical_status)
+def _d_acdp_AcdpSystemStatusReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVTechnicalStatus")
+    ev_technical_status, p = _d_acdp_EvTechnicalStatus(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of AcdpSystemStatusReq")
+    return acdp.AcdpSystemStatusReq(header=header, ev_technical_status=ev_technical_status), p
 
 
 # ACDP_SystemStatusResType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpSystemStatusRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpSystemStatusRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpSystemStatusRes.response_code")
+    a = (a << 5) | enum_index(
         _EN_acdp_MechanicalChargingDeviceStatus,
         o.evse_mechanical_charging_device_status,
         "AcdpSystemStatusRes.evse_mechanical_charging_device_status",
     )
-    a <<= 3
-    a = (a << 1) | (1 if o.evse_ready_to_charge else 0)
-    a <<= 3
-    a = (a << 2) | enum_index(
+    a = (a << 4) | (1 if o.evse_ready_to_charge else 0)
+    a = (a << 5) | enum_index(
         _EN_acdp_IsolationStatus, o.evse_isolation_status, "AcdpSystemStatusRes.evse_isolation_status"
     )
-    a <<= 3
-    a = (a << 1) | (1 if o.evse_disabled else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.evse_utility_interrupt_event else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.evse_emergency_shutdown else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.evse_malfunction else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.ev_in_charge_position else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.ev_association_status else 0)
+    a = (a << 4) | (1 if o.evse_disabled else 0)
+    a = (a << 4) | (1 if o.evse_utility_interrupt_event else 0)
+    a = (a << 4) | (1 if o.evse_emergency_shutdown else 0)
+    a = (a << 4) | (1 if o.evse_malfunction else 0)
+    a = (a << 4) | (1 if o.ev_in_charge_position else 0)
+    a = (a << 4) | (1 if o.ev_association_status else 0)
     a <<= 2
     return a
 
 
-def _d_acdp_AcdpSystemStatusRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_mechanical_charging_device_status = enum_member(r, _ENUM_acdp_MechanicalChargingDeviceStatus, 2)
-    r.expect(3, 0b0, "end of EVSEMechanicalChargingDeviceStatus")
-    evse_ready_to_charge = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVSEReadyToCharge")
-    evse_isolation_status = enum_member(r, _ENUM_acdp_IsolationStatus, 2)
-    r.expect(3, 0b0, "end of EVSEIsolationStatus")
-    evse_disabled = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVSEDisabled")
-    evse_utility_interrupt_event = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVSEUtilityInterruptEvent")
-    evse_emergency_shutdown = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVSEEmergencyShutdown")
-    evse_malfunction = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVSEMalfunction")
-    ev_in_charge_position = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVInChargePosition")
-    ev_association_status = r.read(1) == 1
-    r.expect(2, 0b0, "end of EVAssociationStatus")
+def _d_acdp_AcdpSystemStatusRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 48
+    q = (v >> (n - p)) & 0xFFFFFFFFFFFF
+    if q >> 46:
+        raise unexpected(p - 48, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 40) & 0x3F)]
+    if (q >> 37) & 0x7:
+        raise unexpected(p - 40, 3, "end of ResponseCode")
+    evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 35) & 0x3)]
+    if (q >> 32) & 0x7:
+        raise unexpected(p - 35, 3, "end of EVSEMechanicalChargingDeviceStatus")
+    evse_ready_to_charge = ((q >> 31) & 0x1) == 1
+    if (q >> 28) & 0x7:
+        raise unexpected(p - 31, 3, "end of EVSEReadyToCharge")
+    evse_isolation_status = _ENUM_acdp_IsolationStatus[((q >> 26) & 0x3)]
+    if (q >> 23) & 0x7:
+        raise unexpected(p - 26, 3, "end of EVSEIsolationStatus")
+    evse_disabled = ((q >> 22) & 0x1) == 1
+    if (q >> 19) & 0x7:
+        raise unexpected(p - 22, 3, "end of EVSEDisabled")
+    evse_utility_interrupt_event = ((q >> 18) & 0x1) == 1
+    if (q >> 15) & 0x7:
+        raise unexpected(p - 18, 3, "end of EVSEUtilityInterruptEvent")
+    evse_emergency_shutdown = ((q >> 14) & 0x1) == 1
+    if (q >> 11) & 0x7:
+        raise unexpected(p - 14, 3, "end of EVSEEmergencyShutdown")
+    evse_malfunction = ((q >> 10) & 0x1) == 1
+    if (q >> 7) & 0x7:
+        raise unexpected(p - 10, 3, "end of EVSEMalfunction")
+    ev_in_charge_position = ((q >> 6) & 0x1) == 1
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of EVInChargePosition")
+    ev_association_status = ((q >> 2) & 0x1) == 1
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVAssociationStatus")
     return acdp.AcdpSystemStatusRes(
         header=header,
         response_code=response_code,
@@ -188,82 +212,151 @@ def _d_acdp_AcdpSystemStatusRes(r):
         evse_malfunction=evse_malfunction,
         ev_in_charge_position=ev_in_charge_position,
         ev_association_status=ev_association_status,
-    )
+    ), p
 
 
 # ACDP_VehiclePositioningReqType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpVehiclePositioningReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 1) | (1 if o.ev_mobility_status else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.ev_positioning_support else 0)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 3) | (1 if o.ev_mobility_status else 0)
+    a = (a << 4) | (1 if o.ev_positioning_support else 0)
     a <<= 2
     return a
 
 
-def _d_acdp_AcdpVehiclePositioningReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVMobilityStatus")
-    ev_mobility_status = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVMobilityStatus")
-    ev_positioning_support = r.read(1) == 1
-    r.expect(2, 0b0, "end of EVPositioningSupport")
+def _d_acdp_AcdpVehiclePositioningReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "EVMobilityStatus")
+    ev_mobility_status = ((q >> 6) & 0x1) == 1
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of EVMobilityStatus")
+    ev_positioning_support = ((q >> 2) & 0x1) == 1
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVPositioningSupport")
     return acdp.AcdpVehiclePositioningReq(
         header=header, ev_mobility_status=ev_mobility_status, ev_positioning_support=ev_positioning_support
-    )
+    ), p
 
 
 # ACDP_VehiclePositioningResType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpVehiclePositioningRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpVehiclePositioningRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "AcdpVehiclePositioningRes.evse_processing")
-    a <<= 3
-    a = (a << 1) | (1 if o.evse_positioning_support else 0)
-    a <<= 3
-    a = e_int(
-        a, check_range(o.ev_relative_x_deviation, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_x_deviation")
-    )
-    a <<= 3
-    a = e_int(
-        a, check_range(o.ev_relative_y_deviation, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_y_deviation")
-    )
-    a <<= 3
-    a = e_int(a, check_range(o.contact_window_xc, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_xc"))
-    a <<= 3
-    a = e_int(a, check_range(o.contact_window_yc, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_yc"))
-    a <<= 3
-    a = (a << 1) | (1 if o.ev_in_charge_position else 0)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpVehiclePositioningRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AcdpVehiclePositioningRes.evse_processing")
+    a = (a << 4) | (1 if o.evse_positioning_support else 0)
+    y = o.ev_relative_x_deviation
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_x_deviation"))
+    y = o.ev_relative_y_deviation
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_y_deviation"))
+    y = o.contact_window_xc
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_xc"))
+    y = o.contact_window_yc
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_yc"))
+    a = (a << 4) | (1 if o.ev_in_charge_position else 0)
     a <<= 2
     return a
 
 
-def _d_acdp_AcdpVehiclePositioningRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(3, 0b0, "end of EVSEProcessing")
-    evse_positioning_support = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVSEPositioningSupport")
-    ev_relative_x_deviation = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(3, 0b0, "end of EVRelativeXDeviation")
-    ev_relative_y_deviation = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(3, 0b0, "end of EVRelativeYDeviation")
-    contact_window_xc = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(3, 0b0, "end of ContactWindowXc")
-    contact_window_yc = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(3, 0b0, "end of ContactWindowYc")
-    ev_in_charge_position = r.read(1) == 1
-    r.expect(2, 0b0, "end of EVInChargePosition")
+def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 20
+    q = (v >> (n - p)) & 0xFFFFF
+    if q >> 18:
+        raise unexpected(p - 20, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 12) & 0x3F)]
+    if (q >> 9) & 0x7:
+        raise unexpected(p - 12, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 7) & 0x3)]
+    if (q >> 4) & 0x7:
+        raise unexpected(p - 7, 3, "end of EVSEProcessing")
+    evse_positioning_support = ((q >> 3) & 0x1) == 1
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of EVSEPositioningSupport")
+    ev_relative_x_deviation = (v >> (n - p - 9)) & 0x1FF
+    if ev_relative_x_deviation < 0x80:
+        p += 9
+    elif 0x100 <= ev_relative_x_deviation < 0x180:
+        p += 9
+        ev_relative_x_deviation = 0xFF - ev_relative_x_deviation
+    else:
+        ev_relative_x_deviation, p = r_sint(v, n, p, 3)
+    if not -32768 <= ev_relative_x_deviation <= 32767:
+        raise out_of_range(p, ev_relative_x_deviation, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of EVRelativeXDeviation")
+    ev_relative_y_deviation = (v >> (n - p - 9)) & 0x1FF
+    if ev_relative_y_deviation < 0x80:
+        p += 9
+    elif 0x100 <= ev_relative_y_deviation < 0x180:
+        p += 9
+        ev_relative_y_deviation = 0xFF - ev_relative_y_deviation
+    else:
+        ev_relative_y_deviation, p = r_sint(v, n, p, 3)
+    if not -32768 <= ev_relative_y_deviation <= 32767:
+        raise out_of_range(p, ev_relative_y_deviation, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of EVRelativeYDeviation")
+    contact_window_xc = (v >> (n - p - 9)) & 0x1FF
+    if contact_window_xc < 0x80:
+        p += 9
+    elif 0x100 <= contact_window_xc < 0x180:
+        p += 9
+        contact_window_xc = 0xFF - contact_window_xc
+    else:
+        contact_window_xc, p = r_sint(v, n, p, 3)
+    if not -32768 <= contact_window_xc <= 32767:
+        raise out_of_range(p, contact_window_xc, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of ContactWindowXc")
+    contact_window_yc = (v >> (n - p - 9)) & 0x1FF
+    if contact_window_yc < 0x80:
+        p += 9
+    elif 0x100 <= contact_window_yc < 0x180:
+        p += 9
+        contact_window_yc = 0xFF - contact_window_yc
+    else:
+        contact_window_yc, p = r_sint(v, n, p, 3)
+    if not -32768 <= contact_window_yc <= 32767:
+        raise out_of_range(p, contact_window_yc, -32768, 32767)
+    p += 6
+    q = (v >> (n - p)) & 0x3F
+    if q >> 3:
+        raise unexpected(p - 6, 3, "end of ContactWindowYc")
+    ev_in_charge_position = ((q >> 2) & 0x1) == 1
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVInChargePosition")
     return acdp.AcdpVehiclePositioningRes(
         header=header,
         response_code=response_code,
@@ -274,7 +367,7 @@ def _d_acdp_AcdpVehiclePositioningRes(r):
         contact_window_xc=contact_window_xc,
         contact_window_yc=contact_window_yc,
         ev_in_charge_position=ev_in_charge_position,
-    )
+    ), p
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -283,9 +376,11 @@ def _e_ct_ClReqControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClReqControlMode(r):
-    r.expect(1, 0b0, "end of ClReqControlMode")
-    return ct.ClReqControlMode()
+def _d_ct_ClReqControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClReqControlMode")
+    return ct.ClReqControlMode(), p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -294,27 +389,32 @@ def _e_ct_ClResControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClResControlMode(r):
-    r.expect(1, 0b0, "end of ClResControlMode")
-    return ct.ClResControlMode()
+def _d_ct_ClResControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClResControlMode")
+    return ct.ClResControlMode(), p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_CanonicalizationMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_CanonicalizationMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_CanonicalizationMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D8, s)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of CanonicalizationMethod")
+    return ds.CanonicalizationMethod(algorithm=algorithm), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -323,8 +423,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.p")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
         a <<= 1
     x = o.q
     if x is not None:
@@ -354,8 +453,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.j
     if x is not None:
         s = 5
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.j")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
         a <<= 1
     x = o.seed
     if x is not None:
@@ -383,78 +481,125 @@ def _e_ds_DsaKeyValue(a, o, st):
     return a
 
 
-def _d_ds_DsaKeyValue(r):
+def _d_ds_DsaKeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D9, s)
+    w, mask, prods = _D9[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of P")
-        p = r.binary(None)
-        r.expect(1, 0b0, "end of P")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of P")
+        p, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of P")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         p = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of Q")
-        q = r.binary(None)
-        r.expect(1, 0b0, "end of Q")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Q")
+        q, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Q")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         q = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of G")
-        g = r.binary(None)
-        r.expect(1, 0b0, "end of G")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of G")
+        g, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of G")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         g = None
     if fid != 3:
-        raise bad_event(r, fid, "Y")
-    r.expect(1, 0b0, "characters of Y")
-    y = r.binary(None)
-    r.expect(1, 0b0, "end of Y")
-    fid, sub, s = r.step(_D9, s)
+        raise bad_event(p, fid, "Y")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of Y")
+    y, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Y")
+    w, mask, prods = _D9[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        r.expect(1, 0b0, "characters of J")
-        j = r.binary(None)
-        r.expect(1, 0b0, "end of J")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of J")
+        j, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of J")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         j = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of Seed")
-        seed = r.binary(None)
-        r.expect(1, 0b0, "end of Seed")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Seed")
+        seed, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Seed")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         seed = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of PgenCounter")
-        pgen_counter = r.binary(None)
-        r.expect(1, 0b0, "end of PgenCounter")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of PgenCounter")
+        pgen_counter, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of PgenCounter")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         pgen_counter = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter)
+        raise bad_event(p, fid, "end of DsaKeyValue")
+    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_DigestMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_DigestMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_DigestMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D10, s)
+    w, mask, prods = _D10[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of DigestMethod")
+    return ds.DigestMethod(algorithm=algorithm), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -463,8 +608,7 @@ def _e_ds_KeyInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_str(a, x, st, "Id", None, "KeyInfo.id")
+        a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
     items = o.key_name
     for x in items:
         try:
@@ -531,7 +675,7 @@ def _e_ds_KeyInfo(a, o, st):
     return a
 
 
-def _d_ds_KeyInfo(r):
+def _d_ds_KeyInfo(r, v, n, p):
     id = None
     key_name = []
     key_value = []
@@ -542,40 +686,55 @@ def _d_ds_KeyInfo(r):
     mgmt_data = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D11, s)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of KeyName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            r.expect(1, 0, "end of KeyName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of KeyName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of KeyName")
             key_name.append(x)
             continue
         if fid == 2:
-            key_value.append(_d_ds_KeyValue(r))
+            x, p = _d_ds_KeyValue(r, v, n, p)
+            key_value.append(x)
             continue
         if fid == 3:
-            retrieval_method.append(_d_ds_RetrievalMethod(r))
+            x, p = _d_ds_RetrievalMethod(r, v, n, p)
+            retrieval_method.append(x)
             continue
         if fid == 4:
-            x509_data.append(_d_ds_X509Data(r))
+            x, p = _d_ds_X509Data(r, v, n, p)
+            x509_data.append(x)
             continue
         if fid == 5:
-            pgp_data.append(_d_ds_PgpData(r))
+            x, p = _d_ds_PgpData(r, v, n, p)
+            pgp_data.append(x)
             continue
         if fid == 6:
-            spki_data.append(_d_ds_SpkiData(r))
+            x, p = _d_ds_SpkiData(r, v, n, p)
+            spki_data.append(x)
             continue
         if fid == 7:
-            r.expect(1, 0, "characters of MgmtData")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            r.expect(1, 0, "end of MgmtData")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of MgmtData")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of MgmtData")
             mgmt_data.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in KeyInfo", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
         id=id,
         key_name=key_name,
@@ -585,7 +744,7 @@ def _d_ds_KeyInfo(r):
         pgp_data=pgp_data,
         spki_data=spki_data,
         mgmt_data=mgmt_data,
-    )
+    ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -594,8 +753,7 @@ def _e_ds_KeyValue(a, o, st):
     x = o.dsa_key_value
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ds_DsaKeyValue(a, x, st)
+        a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
         try:
@@ -612,22 +770,28 @@ def _e_ds_KeyValue(a, o, st):
     return a
 
 
-def _d_ds_KeyValue(r):
+def _d_ds_KeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D12, s)
+    w, mask, prods = _D12[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value = _d_ds_DsaKeyValue(r)
-        fid, sub, s = r.step(_D12, s)
+        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dsa_key_value = None
     if fid == 1:
-        rsa_key_value = _d_ds_RsaKeyValue(r)
-        fid, sub, s = r.step(_D12, s)
+        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         rsa_key_value = None
     if fid != -1:
-        raise bad_event(r, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value)
+        raise bad_event(p, fid, "end of KeyValue")
+    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -636,8 +800,7 @@ def _e_ds_Manifest(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Manifest.id")
+        a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
     for x in items:
         try:
@@ -654,21 +817,28 @@ def _e_ds_Manifest(a, o, st):
     return a
 
 
-def _d_ds_Manifest(r):
+def _d_ds_Manifest(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D13, s)
+    w, mask, prods = _D13[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D13, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D13[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     reference = []
     while fid == 1:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D13, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D13[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference)
+        raise bad_event(p, fid, "end of Manifest")
+    return ds.Manifest(id=id, reference=reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -677,8 +847,7 @@ def _e_ds_Object(a, o, st):
     x = o.encoding
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Encoding", None, "Object.encoding")
+        a = e_str((a << 3), x, st, "Encoding", None, "Object.encoding")
     x = o.id
     if x is not None:
         try:
@@ -703,26 +872,28 @@ def _e_ds_Object(a, o, st):
     return a
 
 
-def _d_ds_Object(r):
+def _d_ds_Object(r, v, n, p):
     encoding = None
     id = None
     mime_type = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D14, s)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            encoding = r.string("Encoding", None)
+            encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type = r.string("MimeType", None)
+            mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Object", bit_offset=r.pos)
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type)
+        raise bad_event(p, fid, "content of Object")
+    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -731,8 +902,7 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_id")
+        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
     if len(items) > 2:
@@ -753,47 +923,60 @@ def _e_ds_PgpData(a, o, st):
     return a
 
 
-def _d_ds_PgpData(r):
+def _d_ds_PgpData(r, v, n, p):
     pgp_key_id = None
     pgp_key_packet = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D15, s)
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of PGPKeyID")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyID")
-            pgp_key_id = x
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyID")
+            pgp_key_id, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of PGPKeyPacket")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyPacket")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             pgp_key_packet.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in PgpData", bit_offset=r.pos)
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet)
+        raise bad_event(p, fid, "content of PgpData")
+    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.modulus, None, None, "RsaKeyValue.modulus")
-    a <<= 3
-    a = e_bin(a, o.exponent, None, None, "RsaKeyValue.exponent")
+    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
+    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
     a <<= 2
     return a
 
 
-def _d_ds_RsaKeyValue(r):
-    r.expect(2, 0b0, "Modulus")
-    modulus = r.binary(None)
-    r.expect(3, 0b0, "end of Modulus")
-    exponent = r.binary(None)
-    r.expect(2, 0b0, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent)
+def _d_ds_RsaKeyValue(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Modulus")
+    modulus, p = r_binary(v, n, p, None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Modulus")
+    exponent, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Exponent")
+    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -802,8 +985,7 @@ def _e_ds_Reference(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Id", None, "Reference.id")
+        a = e_str((a << 3), x, st, "Id", None, "Reference.id")
     x = o.type
     if x is not None:
         try:
@@ -834,44 +1016,57 @@ def _e_ds_Reference(a, o, st):
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a <<= 2
-    a = e_bin(a, o.digest_value, None, None, "Reference.digest_value")
+    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
     return a
 
 
-def _d_ds_Reference(r):
+def _d_ds_Reference(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D17, s)
+    w, mask, prods = _D17[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D17, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid == 1:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D17, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 2:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D17, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 3:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D17, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != 4:
-        raise bad_event(r, fid, "DigestMethod")
-    digest_method = _d_ds_DigestMethod(r)
-    r.expect(2, 0b0, "DigestValue")
-    digest_value = r.binary(None)
-    r.expect(2, 0b0, "end of DigestValue")
+        raise bad_event(p, fid, "DigestMethod")
+    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "DigestValue")
+    digest_value, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
         id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
-    )
+    ), p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -880,8 +1075,7 @@ def _e_ds_RetrievalMethod(a, o, st):
     x = o.type
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Type", None, "RetrievalMethod.type")
+        a = e_str((a << 3), x, st, "Type", None, "RetrievalMethod.type")
     x = o.uri
     if x is not None:
         try:
@@ -906,27 +1100,35 @@ def _e_ds_RetrievalMethod(a, o, st):
     return a
 
 
-def _d_ds_RetrievalMethod(r):
+def _d_ds_RetrievalMethod(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D18, s)
+    w, mask, prods = _D18[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D18, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 1:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D18, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 2:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D18, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != -1:
-        raise bad_event(r, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms)
+        raise bad_event(p, fid, "end of RetrievalMethod")
+    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -949,21 +1151,27 @@ def _e_ds_SpkiData(a, o, st):
     return a
 
 
-def _d_ds_SpkiData(r):
+def _d_ds_SpkiData(r, v, n, p):
     spki_sexp = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D19, s)
+        w, mask, prods = _D19[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of SPKISexp")
-            x = r.binary(None)
-            r.expect(1, 0, "end of SPKISexp")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of SPKISexp")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of SPKISexp")
             spki_sexp.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SpkiData", bit_offset=r.pos)
-    return ds.SpkiData(spki_sexp=spki_sexp)
+        raise bad_event(p, fid, "content of SpkiData")
+    return ds.SpkiData(spki_sexp=spki_sexp), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -972,22 +1180,19 @@ def _e_ds_Signature(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Signature.id")
+        a = e_str((a << 2), x, st, "Id", None, "Signature.id")
     try:
         c, w, s = _T20[s, 64]
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_SignedInfo(a, o.signed_info, st)
-    a <<= 1
-    a = _e_ds_SignatureValue(a, o.signature_value, st)
+    a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
-        a <<= 2
-        a = _e_ds_KeyInfo(a, x, st)
+        a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
     for x in items:
         try:
@@ -1004,47 +1209,64 @@ def _e_ds_Signature(a, o, st):
     return a
 
 
-def _d_ds_Signature(r):
+def _d_ds_Signature(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D20, s)
+    w, mask, prods = _D20[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D20, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D20[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "SignedInfo")
-    signed_info = _d_ds_SignedInfo(r)
-    r.expect(1, 0b0, "SignatureValue")
-    signature_value = _d_ds_SignatureValue(r)
+        raise bad_event(p, fid, "SignedInfo")
+    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureValue")
+    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D20, s)
+    w, mask, prods = _D20[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info = _d_ds_KeyInfo(r)
-        fid, sub, s = r.step(_D20, s)
+        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        w, mask, prods = _D20[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         key_info = None
     object = []
     while fid == 4:
-        object.append(_d_ds_Object(r))
-        fid, sub, s = r.step(_D20, s)
+        x, p = _d_ds_Object(r, v, n, p)
+        object.append(x)
+        w, mask, prods = _D20[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Signature")
+        raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
         id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
-    )
+    ), p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SignatureMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
     s = 1
     x = o.hmac_output_length
     if x is not None:
         s = 2
-        a <<= 4
-        a = e_int(a, check_range(x, None, None, "SignatureMethod.hmac_output_length"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 13) | y
+        elif -0x80 <= y < 0:
+            a = (a << 13) | (0xFF - y)
+        else:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
         a <<= 1
     try:
         c, w, _ = _T21[s, -1]
@@ -1054,21 +1276,42 @@ def _e_ds_SignatureMethod(a, o, st):
     return a
 
 
-def _d_ds_SignatureMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_SignatureMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D21, s)
+    w, mask, prods = _D21[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of HMACOutputLength")
-        hmac_output_length = r.ranged(r.sint(), None, None)
-        r.expect(1, 0b0, "end of HMACOutputLength")
-        fid, sub, s = r.step(_D21, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of HMACOutputLength")
+        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if hmac_output_length < 0x80:
+            p += 9
+        elif 0x100 <= hmac_output_length < 0x180:
+            p += 9
+            hmac_output_length = 0xFF - hmac_output_length
+        else:
+            hmac_output_length, p = r_sint(
+                v,
+                n,
+                p,
+            )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of HMACOutputLength")
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         hmac_output_length = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length)
+        raise bad_event(p, fid, "end of SignatureMethod")
+    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -1077,8 +1320,7 @@ def _e_ds_SignatureProperties(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperties.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
     for x in items:
         try:
@@ -1095,21 +1337,28 @@ def _e_ds_SignatureProperties(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperties(r):
+def _d_ds_SignatureProperties(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D22, s)
+    w, mask, prods = _D22[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D22, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D22[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     signature_property = []
     while fid == 1:
-        signature_property.append(_d_ds_SignatureProperty(r))
-        fid, sub, s = r.step(_D22, s)
+        x, p = _d_ds_SignatureProperty(r, v, n, p)
+        signature_property.append(x)
+        w, mask, prods = _D22[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property)
+        raise bad_event(p, fid, "end of SignatureProperties")
+    return ds.SignatureProperties(id=id, signature_property=signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -1118,8 +1367,7 @@ def _e_ds_SignatureProperty(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperty.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperty.id")
     try:
         c, w, s = _T23[s, 64]
     except KeyError:
@@ -1130,22 +1378,24 @@ def _e_ds_SignatureProperty(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperty(r):
+def _d_ds_SignatureProperty(r, v, n, p):
     id = None
     target = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D23, s)
+        w, mask, prods = _D23[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target = r.string("Target", None)
+            target, p = r_string(r, v, n, p, "Target", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SignatureProperty", bit_offset=r.pos)
-    return ds.SignatureProperty(id=id, target=target)
+        raise bad_event(p, fid, "content of SignatureProperty")
+    return ds.SignatureProperty(id=id, target=target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1154,8 +1404,7 @@ def _e_ds_SignatureValue(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureValue.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
     try:
         c, w, s = _T24[s, 64]
     except KeyError:
@@ -1166,19 +1415,25 @@ def _e_ds_SignatureValue(a, o, st):
     return a
 
 
-def _d_ds_SignatureValue(r):
+def _d_ds_SignatureValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D24, s)
+    w, mask, prods = _D24[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D24, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "characters")
-    value = r.binary(None)
-    r.expect(1, 0b0, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value)
+        raise bad_event(p, fid, "characters")
+    value, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SignatureValue")
+    return ds.SignatureValue(id=id, value=value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1187,16 +1442,14 @@ def _e_ds_SignedInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignedInfo.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignedInfo.id")
     try:
         c, w, s = _T25[s, 64]
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
-    a <<= 1
-    a = _e_ds_SignatureMethod(a, o.signature_method, st)
+    a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
     for x in items:
@@ -1214,36 +1467,46 @@ def _e_ds_SignedInfo(a, o, st):
     return a
 
 
-def _d_ds_SignedInfo(r):
+def _d_ds_SignedInfo(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D25, s)
+    w, mask, prods = _D25[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D25, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "CanonicalizationMethod")
-    canonicalization_method = _d_ds_CanonicalizationMethod(r)
-    r.expect(1, 0b0, "SignatureMethod")
-    signature_method = _d_ds_SignatureMethod(r)
+        raise bad_event(p, fid, "CanonicalizationMethod")
+    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureMethod")
+    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D25, s)
+    w, mask, prods = _D25[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     reference = []
     while fid == 3:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D25, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedInfo")
+        raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
         id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
-    )
+    ), p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transform(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "Transform.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
     for x in items:
@@ -1262,25 +1525,31 @@ def _e_ds_Transform(a, o, st):
     return a
 
 
-def _d_ds_Transform(r):
+def _d_ds_Transform(r, v, n, p):
     algorithm = None
     x_path = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D26, s)
+        w, mask, prods = _D26[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            algorithm = r.string("Algorithm", None)
+            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of XPath")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            r.expect(1, 0, "end of XPath")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of XPath")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of XPath")
             x_path.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Transform", bit_offset=r.pos)
-    return ds.Transform(algorithm=algorithm, x_path=x_path)
+        raise bad_event(p, fid, "content of Transform")
+    return ds.Transform(algorithm=algorithm, x_path=x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -1302,16 +1571,21 @@ def _e_ds_Transforms(a, o, st):
     return a
 
 
-def _d_ds_Transforms(r):
+def _d_ds_Transforms(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D27, s)
+    w, mask, prods = _D27[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     transform = []
     while fid == 0:
-        transform.append(_d_ds_Transform(r))
-        fid, sub, s = r.step(_D27, s)
+        x, p = _d_ds_Transform(r, v, n, p)
+        transform.append(x)
+        w, mask, prods = _D27[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Transforms")
-    return ds.Transforms(transform=transform)
+        raise bad_event(p, fid, "end of Transforms")
+    return ds.Transforms(transform=transform), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1369,7 +1643,7 @@ def _e_ds_X509Data(a, o, st):
     return a
 
 
-def _d_ds_X509Data(r):
+def _d_ds_X509Data(r, v, n, p):
     x509_issuer_serial = []
     x509ski = []
     x509_subject_name = []
@@ -1377,59 +1651,79 @@ def _d_ds_X509Data(r):
     x509crl = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D28, s)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            x509_issuer_serial.append(_d_ds_X509IssuerSerial(r))
+            x, p = _d_ds_X509IssuerSerial(r, v, n, p)
+            x509_issuer_serial.append(x)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of X509SKI")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509SKI")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SKI")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SKI")
             x509ski.append(x)
             continue
         if fid == 2:
-            r.expect(1, 0, "characters of X509SubjectName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            r.expect(1, 0, "end of X509SubjectName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SubjectName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SubjectName")
             x509_subject_name.append(x)
             continue
         if fid == 3:
-            r.expect(1, 0, "characters of X509Certificate")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509Certificate")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509Certificate")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509Certificate")
             x509_certificate.append(x)
             continue
         if fid == 4:
-            r.expect(1, 0, "characters of X509CRL")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509CRL")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509CRL")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509CRL")
             x509crl.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in X509Data", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
         x509_issuer_serial=x509_issuer_serial,
         x509ski=x509ski,
         x509_subject_name=x509_subject_name,
         x509_certificate=x509_certificate,
         x509crl=x509crl,
-    )
+    ), p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MessageHeader(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.session_id, 8, 8, "MessageHeader.session_id")
-    a <<= 3
-    a = e_uint(a, check_range(o.time_stamp, 0, 18446744073709551615, "MessageHeader.time_stamp"))
+    a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
+    y = o.time_stamp
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
     a <<= 1
     s = 2
     x = o.signature
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_ds_Signature(a, x, st)
+        a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T29[s, -1]
     except KeyError:
@@ -1438,37 +1732,50 @@ def _e_ct_MessageHeader(a, o, st):
     return a
 
 
-def _d_ct_MessageHeader(r):
-    r.expect(2, 0b0, "SessionID")
-    session_id = r.binary(8)
-    r.expect(3, 0b0, "end of SessionID")
-    time_stamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeStamp")
+def _d_ct_MessageHeader(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SessionID")
+    session_id, p = r_binary(v, n, p, 8)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of SessionID")
+    time_stamp = (v >> (n - p - 8)) & 0xFF
+    if time_stamp < 0x80:
+        p += 8
+    else:
+        time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= time_stamp <= 18446744073709551615:
+        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeStamp")
     s = 2
-    fid, sub, s = r.step(_D29, s)
+    w, mask, prods = _D29[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature = _d_ds_Signature(r)
-        fid, sub, s = r.step(_D29, s)
+        signature, p = _d_ds_Signature(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         signature = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature)
+        raise bad_event(p, fid, "end of MessageHeader")
+    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
 
 
 # EVTechnicalStatusType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_EvTechnicalStatus(a, o, st):
-    a <<= 2
-    a = (a << 1) | (1 if o.ev_ready_to_charge else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.ev_immobilization_request else 0)
+    a = (a << 3) | (1 if o.ev_ready_to_charge else 0)
+    a = (a << 4) | (1 if o.ev_immobilization_request else 0)
     a <<= 1
     s = 2
     x = o.ev_immobilized
     if x is not None:
         s = 3
-        a <<= 4
-        a = (a << 1) | (1 if x else 0)
+        a = (a << 5) | (1 if x else 0)
         a <<= 1
     x = o.evwlan_strength
     if x is not None:
@@ -1494,7 +1801,10 @@ def _e_acdp_EvTechnicalStatus(a, o, st):
         except KeyError:
             raise ExiEncodeError("EvTechnicalStatus.evsoc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "EvTechnicalStatus.evsoc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("EvTechnicalStatus.evsoc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.ev_error_code
     if x is not None:
@@ -1522,56 +1832,97 @@ def _e_acdp_EvTechnicalStatus(a, o, st):
     return a
 
 
-def _d_acdp_EvTechnicalStatus(r):
-    r.expect(2, 0b0, "EVReadyToCharge")
-    ev_ready_to_charge = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVReadyToCharge")
-    ev_immobilization_request = r.read(1) == 1
-    r.expect(1, 0b0, "end of EVImmobilizationRequest")
+def _d_acdp_EvTechnicalStatus(r, v, n, p):
+    p += 8
+    q = (v >> (n - p)) & 0xFF
+    if q >> 6:
+        raise unexpected(p - 8, 2, "EVReadyToCharge")
+    ev_ready_to_charge = ((q >> 5) & 0x1) == 1
+    if (q >> 2) & 0x7:
+        raise unexpected(p - 5, 3, "end of EVReadyToCharge")
+    ev_immobilization_request = ((q >> 1) & 0x1) == 1
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVImmobilizationRequest")
     s = 2
-    fid, sub, s = r.step(_D30, s)
+    w, mask, prods = _D30[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        r.expect(1, 0b0, "characters of EVImmobilized")
-        ev_immobilized = r.read(1) == 1
-        r.expect(1, 0b0, "end of EVImmobilized")
-        fid, sub, s = r.step(_D30, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of EVImmobilized")
+        ev_immobilized = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVImmobilized")
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_immobilized = None
     if fid == 3:
-        evwlan_strength = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D30, s)
+        evwlan_strength, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evwlan_strength = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of EVCPStatus")
-        evcp_status = enum_member(r, _ENUM_acdp_CpStatus, 3)
-        r.expect(1, 0b0, "end of EVCPStatus")
-        fid, sub, s = r.step(_D30, s)
+        p += 5
+        q = (v >> (n - p)) & 0x1F
+        if q >> 4:
+            raise unexpected(p - 5, 1, "characters of EVCPStatus")
+        evcp_status = _ENUM_acdp_CpStatus[((q >> 1) & 0x7)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVCPStatus")
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evcp_status = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of EVSOC")
-        evsoc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of EVSOC")
-        fid, sub, s = r.step(_D30, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of EVSOC")
+        evsoc = (q >> 1) & 0x7F
+        if evsoc > 100:
+            raise out_of_range(p, evsoc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVSOC")
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evsoc = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of EVErrorCode")
-        ev_error_code = enum_member(r, _ENUM_acdp_ErrorCode, 4)
-        r.expect(1, 0b0, "end of EVErrorCode")
-        fid, sub, s = r.step(_D30, s)
+        p += 6
+        q = (v >> (n - p)) & 0x3F
+        if q >> 5:
+            raise unexpected(p - 6, 1, "characters of EVErrorCode")
+        ev_error_code = _ENUM_acdp_ErrorCode[((q >> 1) & 0xF)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVErrorCode")
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_error_code = None
     if fid == 7:
-        r.expect(1, 0b0, "characters of EVTimeout")
-        ev_timeout = r.read(1) == 1
-        r.expect(1, 0b0, "end of EVTimeout")
-        fid, sub, s = r.step(_D30, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of EVTimeout")
+        ev_timeout = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVTimeout")
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_timeout = None
     if fid != -1:
-        raise bad_event(r, fid, "end of EvTechnicalStatus")
+        raise bad_event(p, fid, "end of EvTechnicalStatus")
     return acdp.EvTechnicalStatus(
         ev_ready_to_charge=ev_ready_to_charge,
         ev_immobilization_request=ev_immobilization_request,
@@ -1581,61 +1932,104 @@ def _d_acdp_EvTechnicalStatus(r):
         evsoc=evsoc,
         ev_error_code=ev_error_code,
         ev_timeout=ev_timeout,
-    )
+    ), p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a <<= 2
     a = e_str(
-        a,
+        (a << 2),
         o.x509_issuer_name,
         st,
         "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
         None,
         "X509IssuerSerial.x509_issuer_name",
     )
-    a <<= 3
-    a = e_int(a, check_range(o.x509_serial_number, None, None, "X509IssuerSerial.x509_serial_number"))
+    y = o.x509_serial_number
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
-def _d_ds_X509IssuerSerial(r):
-    r.expect(2, 0b0, "X509IssuerName")
-    x509_issuer_name = r.string("{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    r.expect(3, 0b0, "end of X509IssuerName")
-    x509_serial_number = r.ranged(r.sint(), None, None)
-    r.expect(2, 0b0, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number)
+def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "X509IssuerName")
+    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of X509IssuerName")
+    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if x509_serial_number < 0x80:
+        p += 9
+    elif 0x100 <= x509_serial_number < 0x180:
+        p += 9
+        x509_serial_number = 0xFF - x509_serial_number
+    else:
+        x509_serial_number, p = r_sint(
+            v,
+            n,
+            p,
+        )
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of X509SerialNumber")
+    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
-    a <<= 2
-    a = (a << 8) | (check_range(o.exponent, -128, 127, "RationalNumber.exponent") + 128)
-    a <<= 3
-    a = e_int(a, check_range(o.value, -32768, 32767, "RationalNumber.value"))
+    y = o.exponent
+    if not -128 <= y <= 127:
+        raise range_error("RationalNumber.exponent", y, -128, 127)
+    a = (a << 10) | (y + 128)
+    y = o.value
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
     a <<= 2
     return a
 
 
-def _d_ct_RationalNumber(r):
-    r.expect(2, 0b0, "Exponent")
-    exponent = r.read(8) - 128
-    r.expect(3, 0b0, "end of Exponent")
-    value = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(2, 0b0, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value)
+def _d_ct_RationalNumber(r, v, n, p):
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q >> 11:
+        raise unexpected(p - 13, 2, "Exponent")
+    exponent = ((q >> 3) & 0xFF) - 128
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of Exponent")
+    value = (v >> (n - p - 9)) & 0x1FF
+    if value < 0x80:
+        p += 9
+    elif 0x100 <= value < 0x180:
+        p += 9
+        value = 0xFF - value
+    else:
+        value, p = r_sint(v, n, p, 3)
+    if not -32768 <= value <= 32767:
+        raise out_of_range(p, value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    return ct.RationalNumber(exponent=exponent, value=value), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
-# _D decoder states (width, ((field, member, next), ...)); _X exhausted twins of counted loops
+# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D0 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T1 = {
     (0, 0): (0, 1, 1),
@@ -1646,18 +2040,18 @@ _T1 = {
     (5, -1): (0, 1, -1),
 }
 _D1 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T2 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D2 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T3 = {
     (0, 0): (0, 1, 1),
@@ -1674,25 +2068,25 @@ _T3 = {
     (11, -1): (0, 1, -1),
 }
 _D3 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((9, 0, 10),)),
-    (1, ((10, 0, 11),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _T4 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D4 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T5 = {
     (0, 0): (0, 1, 1),
@@ -1707,28 +2101,28 @@ _T5 = {
     (9, -1): (0, 1, -1),
 }
 _D5 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
 _T6 = {(0, -1): (0, 1, -1)}
-_D6 = ((1, ((-1, 0, -1),)),)
+_D6 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T7 = {(0, -1): (0, 1, -1)}
-_D7 = ((1, ((-1, 0, -1),)),)
+_D7 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T8 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D8 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T9 = {
     (0, 0): (0, 2, 1),
@@ -1747,22 +2141,22 @@ _T9 = {
     (7, -1): (0, 1, -1),
 }
 _D9 = (
-    (2, ((0, 0, 1), (2, 0, 2), (3, 0, 3))),
-    (1, ((1, 0, 4),)),
-    (1, ((3, 0, 3),)),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((2, 0, 2), (3, 0, 3))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((6, 0, 7),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 2), (3, 0, 3), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T10 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D10 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T11 = {
     (0, 0): (0, 4, 1),
@@ -2047,6 +2441,7 @@ _T11 = {
 _D11 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -2058,11 +2453,28 @@ _D11 = (
             (7, 0, 9),
             (-2, 0, 10),
             (-2, 0, 3),
+            (-3, 0, 0),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2074,11 +2486,28 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 2),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2090,10 +2519,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 4),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2105,10 +2536,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 5),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2120,10 +2553,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 6),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2135,10 +2570,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 7),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2150,10 +2587,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 8),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2165,10 +2604,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 9),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2180,10 +2621,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 10),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2195,10 +2638,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 11),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2210,10 +2655,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 12),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2225,10 +2672,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 13),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2240,10 +2689,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 14),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2255,10 +2706,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 15),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2270,10 +2723,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 16),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2285,10 +2740,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 17),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2300,10 +2757,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 18),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2315,10 +2774,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 19),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2330,10 +2791,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 20),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2345,10 +2808,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 21),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2360,10 +2825,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 22),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2375,10 +2842,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 23),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2390,10 +2859,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 24),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2405,10 +2876,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 25),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2420,10 +2893,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 26),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2435,10 +2910,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 27),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2450,10 +2927,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 28),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2465,10 +2944,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 29),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2480,10 +2961,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 30),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2495,10 +2978,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 31),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2510,10 +2995,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 32),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2525,10 +3012,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 33),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -2540,6 +3029,7 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 34),
         ),
     ),
 )
@@ -2553,11 +3043,11 @@ _T12 = {
     (4, -1): (0, 2, -1),
 }
 _D12 = (
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 1))),
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 3))),
-    (2, ((-1, 0, -1), (-2, 0, 4))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 2))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T13 = {
     (0, 0): (0, 2, 1),
@@ -2569,10 +3059,10 @@ _T13 = {
     (3, -1): (1, 2, -1),
 }
 _D13 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T14 = {
     (0, 0): (0, 3, 1),
@@ -2590,13 +3080,13 @@ _T14 = {
     (6, -1): (1, 2, -1),
 }
 _D14 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T15 = {
     (0, 0): (0, 2, 1),
@@ -2609,18 +3099,18 @@ _T15 = {
     (5, -1): (1, 2, -1),
 }
 _D15 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (2, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T16 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D16 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T17 = {
     (0, 0): (0, 3, 1),
@@ -2642,13 +3132,13 @@ _T17 = {
     (6, -1): (0, 1, -1),
 }
 _D17 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T18 = {
     (0, 0): (0, 3, 1),
@@ -2663,10 +3153,10 @@ _T18 = {
     (3, -1): (0, 1, -1),
 }
 _D18 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T19 = {
     (0, 0): (0, 1, 1),
@@ -2680,11 +3170,11 @@ _T19 = {
     (4, -1): (1, 2, -1),
 }
 _D19 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 4))),
 )
 _T20 = {
     (0, 0): (0, 2, 1),
@@ -2700,12 +3190,12 @@ _T20 = {
     (5, -1): (1, 2, -1),
 }
 _D20 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T21 = {
     (0, 0): (0, 1, 1),
@@ -2719,13 +3209,13 @@ _T21 = {
     (6, -1): (1, 2, -1),
 }
 _D21 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T22 = {
     (0, 0): (0, 2, 1),
@@ -2737,10 +3227,10 @@ _T22 = {
     (3, -1): (1, 2, -1),
 }
 _D22 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T23 = {
     (0, 0): (0, 2, 1),
@@ -2752,20 +3242,20 @@ _T23 = {
     (7, -1): (1, 2, -1),
 }
 _D23 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
 _T24 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D24 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T25 = {
     (0, 0): (0, 2, 1),
@@ -2779,12 +3269,12 @@ _T25 = {
     (5, -1): (1, 2, -1),
 }
 _D25 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((3, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T26 = {
     (0, 0): (0, 1, 1),
@@ -2802,19 +3292,19 @@ _T26 = {
     (6, -1): (2, 3, -1),
 }
 _D26 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T27 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
 _D27 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
 )
 _T28 = {
     (0, 0): (0, 3, 1),
@@ -2896,26 +3386,26 @@ _T28 = {
     (12, -1): (6, 3, -1),
 }
 _D28 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
 _T29 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D29 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T30 = {
     (0, 0): (0, 1, 1),
@@ -2950,27 +3440,27 @@ _T30 = {
     (8, -1): (0, 1, -1),
 }
 _D30 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T31 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D31 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T32 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D32 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 
 # document grammar (8.5.1): global elements sorted by local name, then uri

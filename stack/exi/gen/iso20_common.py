@@ -9,7 +9,13 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
-    enum_member,
+    out_of_range,
+    r_binary,
+    r_sint,
+    r_string,
+    r_uint,
+    range_error,
+    unexpected,
 )
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
@@ -45,10 +51,8 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 # AuthorizationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AuthorizationReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 1) | enum_index(
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 3) | enum_index(
         _EN_cm_Authorization, o.selected_authorization_service, "AuthorizationReq.selected_authorization_service"
     )
     a <<= 1
@@ -56,8 +60,7 @@ def _e_cm_AuthorizationReq(a, o, st):
     x = o.eim_a_req_authorization_mode
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_cm_EimAReqAuthorizationMode(a, x, st)
+        a = _e_cm_EimAReqAuthorizationMode((a << 2), x, st)
     x = o.pn_c_a_req_authorization_mode
     if x is not None:
         try:
@@ -74,78 +77,95 @@ def _e_cm_AuthorizationReq(a, o, st):
     return a
 
 
-def _d_cm_AuthorizationReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "SelectedAuthorizationService")
-    selected_authorization_service = enum_member(r, _ENUM_cm_Authorization, 1)
-    r.expect(1, 0b0, "end of SelectedAuthorizationService")
+def _d_cm_AuthorizationReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 4
+    q = (v >> (n - p)) & 0xF
+    if q >> 2:
+        raise unexpected(p - 4, 2, "SelectedAuthorizationService")
+    selected_authorization_service = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of SelectedAuthorizationService")
     s = 2
-    fid, sub, s = r.step(_D0, s)
+    w, mask, prods = _D0[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        eim_a_req_authorization_mode = _d_cm_EimAReqAuthorizationMode(r)
-        fid, sub, s = r.step(_D0, s)
+        eim_a_req_authorization_mode, p = _d_cm_EimAReqAuthorizationMode(r, v, n, p)
+        w, mask, prods = _D0[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         eim_a_req_authorization_mode = None
     if fid == 3:
-        pn_c_a_req_authorization_mode = _d_cm_PnCAReqAuthorizationMode(r)
-        fid, sub, s = r.step(_D0, s)
+        pn_c_a_req_authorization_mode, p = _d_cm_PnCAReqAuthorizationMode(r, v, n, p)
+        w, mask, prods = _D0[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         pn_c_a_req_authorization_mode = None
     if fid != -1:
-        raise bad_event(r, fid, "end of AuthorizationReq")
+        raise bad_event(p, fid, "end of AuthorizationReq")
     return cm.AuthorizationReq(
         header=header,
         selected_authorization_service=selected_authorization_service,
         eim_a_req_authorization_mode=eim_a_req_authorization_mode,
         pn_c_a_req_authorization_mode=pn_c_a_req_authorization_mode,
-    )
+    ), p
 
 
 # AuthorizationResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AuthorizationRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "AuthorizationRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "AuthorizationRes.evse_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AuthorizationRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AuthorizationRes.evse_processing")
     a <<= 2
     return a
 
 
-def _d_cm_AuthorizationRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(2, 0b0, "end of EVSEProcessing")
-    return cm.AuthorizationRes(header=header, response_code=response_code, evse_processing=evse_processing)
+def _d_cm_AuthorizationRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 15
+    q = (v >> (n - p)) & 0x7FFF
+    if q >> 13:
+        raise unexpected(p - 15, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+    if (q >> 4) & 0x7:
+        raise unexpected(p - 7, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSEProcessing")
+    return cm.AuthorizationRes(header=header, response_code=response_code, evse_processing=evse_processing), p
 
 
 # AuthorizationSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AuthorizationSetupReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
     a <<= 1
     return a
 
 
-def _d_cm_AuthorizationSetupReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(1, 0b0, "end of AuthorizationSetupReq")
-    return cm.AuthorizationSetupReq(header=header)
+def _d_cm_AuthorizationSetupReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of AuthorizationSetupReq")
+    return cm.AuthorizationSetupReq(header=header), p
 
 
 # AuthorizationSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AuthorizationSetupRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "AuthorizationSetupRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AuthorizationSetupRes.response_code")
     a <<= 1
     s = 2
     items = o.authorization_services
@@ -171,8 +191,7 @@ def _e_cm_AuthorizationSetupRes(a, o, st):
     x = o.eim_as_res_authorization_mode
     if x is not None:
         s = 6
-        a <<= 2
-        a = _e_cm_EimAsResAuthorizationMode(a, x, st)
+        a = _e_cm_EimAsResAuthorizationMode((a << 2), x, st)
     x = o.pn_c_as_res_authorization_mode
     if x is not None:
         try:
@@ -189,40 +208,65 @@ def _e_cm_AuthorizationSetupRes(a, o, st):
     return a
 
 
-def _d_cm_AuthorizationSetupRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_cm_AuthorizationSetupRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
-    fid, sub, s = r.step(_D3, s)
+    w, mask, prods = _D3[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     authorization_services = []
     while fid == 2:
-        r.expect(1, 0b0, "characters of AuthorizationServices")
-        authorization_services.append(enum_member(r, _ENUM_cm_Authorization, 1))
-        r.expect(1, 0b0, "end of AuthorizationServices")
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of AuthorizationServices")
+        x = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of AuthorizationServices")
+        authorization_services.append(x)
         if len(authorization_services) == 2:
             s = _X3[s]
-        fid, sub, s = r.step(_D3, s)
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 3:
-        raise bad_event(r, fid, "CertificateInstallationService")
-    r.expect(1, 0b0, "characters of CertificateInstallationService")
-    certificate_installation_service = r.read(1) == 1
-    r.expect(1, 0b0, "end of CertificateInstallationService")
-    fid, sub, s = r.step(_D3, s)
+        raise bad_event(p, fid, "CertificateInstallationService")
+    p += 3
+    q = (v >> (n - p)) & 0x7
+    if q >> 2:
+        raise unexpected(p - 3, 1, "characters of CertificateInstallationService")
+    certificate_installation_service = ((q >> 1) & 0x1) == 1
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of CertificateInstallationService")
+    w, mask, prods = _D3[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        eim_as_res_authorization_mode = _d_cm_EimAsResAuthorizationMode(r)
-        fid, sub, s = r.step(_D3, s)
+        eim_as_res_authorization_mode, p = _d_cm_EimAsResAuthorizationMode(r, v, n, p)
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         eim_as_res_authorization_mode = None
     if fid == 5:
-        pn_c_as_res_authorization_mode = _d_cm_PnCAsResAuthorizationMode(r)
-        fid, sub, s = r.step(_D3, s)
+        pn_c_as_res_authorization_mode, p = _d_cm_PnCAsResAuthorizationMode(r, v, n, p)
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         pn_c_as_res_authorization_mode = None
     if fid != -1:
-        raise bad_event(r, fid, "end of AuthorizationSetupRes")
+        raise bad_event(p, fid, "end of AuthorizationSetupRes")
     return cm.AuthorizationSetupRes(
         header=header,
         response_code=response_code,
@@ -230,7 +274,7 @@ def _d_cm_AuthorizationSetupRes(r):
         certificate_installation_service=certificate_installation_service,
         eim_as_res_authorization_mode=eim_as_res_authorization_mode,
         pn_c_as_res_authorization_mode=pn_c_as_res_authorization_mode,
-    )
+    ), p
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -239,9 +283,11 @@ def _e_ct_ClReqControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClReqControlMode(r):
-    r.expect(1, 0b0, "end of ClReqControlMode")
-    return ct.ClReqControlMode()
+def _d_ct_ClReqControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClReqControlMode")
+    return ct.ClReqControlMode(), p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -250,48 +296,49 @@ def _e_ct_ClResControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClResControlMode(r):
-    r.expect(1, 0b0, "end of ClResControlMode")
-    return ct.ClResControlMode()
+def _d_ct_ClResControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClResControlMode")
+    return ct.ClResControlMode(), p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_CanonicalizationMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_CanonicalizationMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_CanonicalizationMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D6, s)
+    w, mask, prods = _D6[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of CanonicalizationMethod")
+    return ds.CanonicalizationMethod(algorithm=algorithm), p
 
 
 # CertificateInstallationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_CertificateInstallationReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 1
-    a = _e_cm_SignedCertificateChain(a, o.oem_provisioning_certificate_chain, st)
-    a <<= 1
-    a = _e_ct_ListOfRootCertificateIDs(a, o.list_of_root_certificate_i_ds, st)
-    a <<= 2
-    a = (a << 8) | check_range(
-        o.maximum_contract_certificate_chains, 0, 255, "CertificateInstallationReq.maximum_contract_certificate_chains"
-    )
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_cm_SignedCertificateChain((a << 1), o.oem_provisioning_certificate_chain, st)
+    a = _e_ct_ListOfRootCertificateIDs((a << 1), o.list_of_root_certificate_i_ds, st)
+    y = o.maximum_contract_certificate_chains
+    if not 0 <= y <= 255:
+        raise range_error("CertificateInstallationReq.maximum_contract_certificate_chains", y, 0, 255)
+    a = (a << 10) | y
     a <<= 1
     s = 4
     x = o.prioritized_emai_ds
     if x is not None:
         s = 5
-        a <<= 2
-        a = _e_cm_EmaidList(a, x, st)
+        a = _e_cm_EmaidList((a << 2), x, st)
     try:
         c, w, _ = _T7[s, -1]
     except KeyError:
@@ -300,71 +347,90 @@ def _e_cm_CertificateInstallationReq(a, o, st):
     return a
 
 
-def _d_cm_CertificateInstallationReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(1, 0b0, "OEMProvisioningCertificateChain")
-    oem_provisioning_certificate_chain = _d_cm_SignedCertificateChain(r)
-    r.expect(1, 0b0, "ListOfRootCertificateIDs")
-    list_of_root_certificate_i_ds = _d_ct_ListOfRootCertificateIDs(r)
-    r.expect(2, 0b0, "MaximumContractCertificateChains")
-    maximum_contract_certificate_chains = r.read(8)
-    r.expect(1, 0b0, "end of MaximumContractCertificateChains")
+def _d_cm_CertificateInstallationReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "OEMProvisioningCertificateChain")
+    oem_provisioning_certificate_chain, p = _d_cm_SignedCertificateChain(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "ListOfRootCertificateIDs")
+    list_of_root_certificate_i_ds, p = _d_ct_ListOfRootCertificateIDs(r, v, n, p)
+    p += 11
+    q = (v >> (n - p)) & 0x7FF
+    if q >> 9:
+        raise unexpected(p - 11, 2, "MaximumContractCertificateChains")
+    maximum_contract_certificate_chains = (q >> 1) & 0xFF
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of MaximumContractCertificateChains")
     s = 4
-    fid, sub, s = r.step(_D7, s)
+    w, mask, prods = _D7[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        prioritized_emai_ds = _d_cm_EmaidList(r)
-        fid, sub, s = r.step(_D7, s)
+        prioritized_emai_ds, p = _d_cm_EmaidList(r, v, n, p)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         prioritized_emai_ds = None
     if fid != -1:
-        raise bad_event(r, fid, "end of CertificateInstallationReq")
+        raise bad_event(p, fid, "end of CertificateInstallationReq")
     return cm.CertificateInstallationReq(
         header=header,
         oem_provisioning_certificate_chain=oem_provisioning_certificate_chain,
         list_of_root_certificate_i_ds=list_of_root_certificate_i_ds,
         maximum_contract_certificate_chains=maximum_contract_certificate_chains,
         prioritized_emai_ds=prioritized_emai_ds,
-    )
+    ), p
 
 
 # CertificateInstallationResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_CertificateInstallationRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "CertificateInstallationRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "CertificateInstallationRes.evse_processing")
-    a <<= 2
-    a = _e_cm_CertificateChain(a, o.cps_certificate_chain, st)
-    a <<= 1
-    a = _e_cm_SignedInstallationData(a, o.signed_installation_data, st)
-    a <<= 2
-    a = (a << 8) | check_range(
-        o.remaining_contract_certificate_chains,
-        0,
-        255,
-        "CertificateInstallationRes.remaining_contract_certificate_chains",
-    )
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "CertificateInstallationRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "CertificateInstallationRes.evse_processing")
+    a = _e_cm_CertificateChain((a << 2), o.cps_certificate_chain, st)
+    a = _e_cm_SignedInstallationData((a << 1), o.signed_installation_data, st)
+    y = o.remaining_contract_certificate_chains
+    if not 0 <= y <= 255:
+        raise range_error("CertificateInstallationRes.remaining_contract_certificate_chains", y, 0, 255)
+    a = (a << 10) | y
     a <<= 2
     return a
 
 
-def _d_cm_CertificateInstallationRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(2, 0b0, "end of EVSEProcessing")
-    cps_certificate_chain = _d_cm_CertificateChain(r)
-    r.expect(1, 0b0, "SignedInstallationData")
-    signed_installation_data = _d_cm_SignedInstallationData(r)
-    r.expect(2, 0b0, "RemainingContractCertificateChains")
-    remaining_contract_certificate_chains = r.read(8)
-    r.expect(2, 0b0, "end of RemainingContractCertificateChains")
+def _d_cm_CertificateInstallationRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 15
+    q = (v >> (n - p)) & 0x7FFF
+    if q >> 13:
+        raise unexpected(p - 15, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+    if (q >> 4) & 0x7:
+        raise unexpected(p - 7, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSEProcessing")
+    cps_certificate_chain, p = _d_cm_CertificateChain(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignedInstallationData")
+    signed_installation_data, p = _d_cm_SignedInstallationData(r, v, n, p)
+    p += 12
+    q = (v >> (n - p)) & 0xFFF
+    if q >> 10:
+        raise unexpected(p - 12, 2, "RemainingContractCertificateChains")
+    remaining_contract_certificate_chains = (q >> 2) & 0xFF
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of RemainingContractCertificateChains")
     return cm.CertificateInstallationRes(
         header=header,
         response_code=response_code,
@@ -372,7 +438,7 @@ def _d_cm_CertificateInstallationRes(r):
         cps_certificate_chain=cps_certificate_chain,
         signed_installation_data=signed_installation_data,
         remaining_contract_certificate_chains=remaining_contract_certificate_chains,
-    )
+    ), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -381,8 +447,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.p")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
         a <<= 1
     x = o.q
     if x is not None:
@@ -412,8 +477,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.j
     if x is not None:
         s = 5
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.j")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
         a <<= 1
     x = o.seed
     if x is not None:
@@ -441,78 +505,125 @@ def _e_ds_DsaKeyValue(a, o, st):
     return a
 
 
-def _d_ds_DsaKeyValue(r):
+def _d_ds_DsaKeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D9, s)
+    w, mask, prods = _D9[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of P")
-        p = r.binary(None)
-        r.expect(1, 0b0, "end of P")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of P")
+        p, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of P")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         p = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of Q")
-        q = r.binary(None)
-        r.expect(1, 0b0, "end of Q")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Q")
+        q, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Q")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         q = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of G")
-        g = r.binary(None)
-        r.expect(1, 0b0, "end of G")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of G")
+        g, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of G")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         g = None
     if fid != 3:
-        raise bad_event(r, fid, "Y")
-    r.expect(1, 0b0, "characters of Y")
-    y = r.binary(None)
-    r.expect(1, 0b0, "end of Y")
-    fid, sub, s = r.step(_D9, s)
+        raise bad_event(p, fid, "Y")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of Y")
+    y, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Y")
+    w, mask, prods = _D9[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        r.expect(1, 0b0, "characters of J")
-        j = r.binary(None)
-        r.expect(1, 0b0, "end of J")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of J")
+        j, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of J")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         j = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of Seed")
-        seed = r.binary(None)
-        r.expect(1, 0b0, "end of Seed")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Seed")
+        seed, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Seed")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         seed = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of PgenCounter")
-        pgen_counter = r.binary(None)
-        r.expect(1, 0b0, "end of PgenCounter")
-        fid, sub, s = r.step(_D9, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of PgenCounter")
+        pgen_counter, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of PgenCounter")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         pgen_counter = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter)
+        raise bad_event(p, fid, "end of DsaKeyValue")
+    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_DigestMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_DigestMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_DigestMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D10, s)
+    w, mask, prods = _D10[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of DigestMethod")
+    return ds.DigestMethod(algorithm=algorithm), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -521,8 +632,7 @@ def _e_ds_KeyInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_str(a, x, st, "Id", None, "KeyInfo.id")
+        a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
     items = o.key_name
     for x in items:
         try:
@@ -589,7 +699,7 @@ def _e_ds_KeyInfo(a, o, st):
     return a
 
 
-def _d_ds_KeyInfo(r):
+def _d_ds_KeyInfo(r, v, n, p):
     id = None
     key_name = []
     key_value = []
@@ -600,40 +710,55 @@ def _d_ds_KeyInfo(r):
     mgmt_data = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D11, s)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of KeyName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            r.expect(1, 0, "end of KeyName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of KeyName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of KeyName")
             key_name.append(x)
             continue
         if fid == 2:
-            key_value.append(_d_ds_KeyValue(r))
+            x, p = _d_ds_KeyValue(r, v, n, p)
+            key_value.append(x)
             continue
         if fid == 3:
-            retrieval_method.append(_d_ds_RetrievalMethod(r))
+            x, p = _d_ds_RetrievalMethod(r, v, n, p)
+            retrieval_method.append(x)
             continue
         if fid == 4:
-            x509_data.append(_d_ds_X509Data(r))
+            x, p = _d_ds_X509Data(r, v, n, p)
+            x509_data.append(x)
             continue
         if fid == 5:
-            pgp_data.append(_d_ds_PgpData(r))
+            x, p = _d_ds_PgpData(r, v, n, p)
+            pgp_data.append(x)
             continue
         if fid == 6:
-            spki_data.append(_d_ds_SpkiData(r))
+            x, p = _d_ds_SpkiData(r, v, n, p)
+            spki_data.append(x)
             continue
         if fid == 7:
-            r.expect(1, 0, "characters of MgmtData")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            r.expect(1, 0, "end of MgmtData")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of MgmtData")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of MgmtData")
             mgmt_data.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in KeyInfo", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
         id=id,
         key_name=key_name,
@@ -643,7 +768,7 @@ def _d_ds_KeyInfo(r):
         pgp_data=pgp_data,
         spki_data=spki_data,
         mgmt_data=mgmt_data,
-    )
+    ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -652,8 +777,7 @@ def _e_ds_KeyValue(a, o, st):
     x = o.dsa_key_value
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ds_DsaKeyValue(a, x, st)
+        a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
         try:
@@ -670,22 +794,28 @@ def _e_ds_KeyValue(a, o, st):
     return a
 
 
-def _d_ds_KeyValue(r):
+def _d_ds_KeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D12, s)
+    w, mask, prods = _D12[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value = _d_ds_DsaKeyValue(r)
-        fid, sub, s = r.step(_D12, s)
+        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dsa_key_value = None
     if fid == 1:
-        rsa_key_value = _d_ds_RsaKeyValue(r)
-        fid, sub, s = r.step(_D12, s)
+        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         rsa_key_value = None
     if fid != -1:
-        raise bad_event(r, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value)
+        raise bad_event(p, fid, "end of KeyValue")
+    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -694,8 +824,7 @@ def _e_ds_Manifest(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Manifest.id")
+        a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
     for x in items:
         try:
@@ -712,59 +841,74 @@ def _e_ds_Manifest(a, o, st):
     return a
 
 
-def _d_ds_Manifest(r):
+def _d_ds_Manifest(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D13, s)
+    w, mask, prods = _D13[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D13, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D13[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     reference = []
     while fid == 1:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D13, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D13[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference)
+        raise bad_event(p, fid, "end of Manifest")
+    return ds.Manifest(id=id, reference=reference), p
 
 
 # MeteringConfirmationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_MeteringConfirmationReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 1
-    a = _e_cm_SignedMeteringData(a, o.signed_metering_data, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_cm_SignedMeteringData((a << 1), o.signed_metering_data, st)
     a <<= 1
     return a
 
 
-def _d_cm_MeteringConfirmationReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(1, 0b0, "SignedMeteringData")
-    signed_metering_data = _d_cm_SignedMeteringData(r)
-    r.expect(1, 0b0, "end of MeteringConfirmationReq")
-    return cm.MeteringConfirmationReq(header=header, signed_metering_data=signed_metering_data)
+def _d_cm_MeteringConfirmationReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignedMeteringData")
+    signed_metering_data, p = _d_cm_SignedMeteringData(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of MeteringConfirmationReq")
+    return cm.MeteringConfirmationReq(header=header, signed_metering_data=signed_metering_data), p
 
 
 # MeteringConfirmationResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_MeteringConfirmationRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "MeteringConfirmationRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "MeteringConfirmationRes.response_code")
     a <<= 2
     return a
 
 
-def _d_cm_MeteringConfirmationRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(2, 0b0, "end of ResponseCode")
-    return cm.MeteringConfirmationRes(header=header, response_code=response_code)
+def _d_cm_MeteringConfirmationRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of ResponseCode")
+    return cm.MeteringConfirmationRes(header=header, response_code=response_code), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -773,8 +917,7 @@ def _e_ds_Object(a, o, st):
     x = o.encoding
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Encoding", None, "Object.encoding")
+        a = e_str((a << 3), x, st, "Encoding", None, "Object.encoding")
     x = o.id
     if x is not None:
         try:
@@ -799,26 +942,28 @@ def _e_ds_Object(a, o, st):
     return a
 
 
-def _d_ds_Object(r):
+def _d_ds_Object(r, v, n, p):
     encoding = None
     id = None
     mime_type = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D16, s)
+        w, mask, prods = _D16[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            encoding = r.string("Encoding", None)
+            encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type = r.string("MimeType", None)
+            mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Object", bit_offset=r.pos)
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type)
+        raise bad_event(p, fid, "content of Object")
+    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -827,8 +972,7 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_id")
+        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
     if len(items) > 2:
@@ -849,45 +993,50 @@ def _e_ds_PgpData(a, o, st):
     return a
 
 
-def _d_ds_PgpData(r):
+def _d_ds_PgpData(r, v, n, p):
     pgp_key_id = None
     pgp_key_packet = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D17, s)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of PGPKeyID")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyID")
-            pgp_key_id = x
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyID")
+            pgp_key_id, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of PGPKeyPacket")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyPacket")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             pgp_key_packet.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in PgpData", bit_offset=r.pos)
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet)
+        raise bad_event(p, fid, "content of PgpData")
+    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
 
 
 # PowerDeliveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PowerDeliveryReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.ev_processing, "PowerDeliveryReq.ev_processing")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_cm_ChargeProgress, o.charge_progress, "PowerDeliveryReq.charge_progress")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "PowerDeliveryReq.ev_processing")
+    a = (a << 5) | enum_index(_EN_cm_ChargeProgress, o.charge_progress, "PowerDeliveryReq.charge_progress")
     a <<= 1
     s = 3
     x = o.ev_power_profile
     if x is not None:
         s = 4
-        a <<= 2
-        a = _e_cm_EvPowerProfile(a, x, st)
+        a = _e_cm_EvPowerProfile((a << 2), x, st)
     x = o.bpt_channel_selection
     if x is not None:
         try:
@@ -905,52 +1054,66 @@ def _e_cm_PowerDeliveryReq(a, o, st):
     return a
 
 
-def _d_cm_PowerDeliveryReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVProcessing")
-    ev_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(3, 0b0, "end of EVProcessing")
-    charge_progress = enum_member(r, _ENUM_cm_ChargeProgress, 2)
-    r.expect(1, 0b0, "end of ChargeProgress")
+def _d_cm_PowerDeliveryReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "EVProcessing")
+    ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of EVProcessing")
+    charge_progress = _ENUM_cm_ChargeProgress[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ChargeProgress")
     s = 3
-    fid, sub, s = r.step(_D18, s)
+    w, mask, prods = _D18[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        ev_power_profile = _d_cm_EvPowerProfile(r)
-        fid, sub, s = r.step(_D18, s)
+        ev_power_profile, p = _d_cm_EvPowerProfile(r, v, n, p)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_power_profile = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of BPT_ChannelSelection")
-        bpt_channel_selection = enum_member(r, _ENUM_cm_ChannelSelection, 1)
-        r.expect(1, 0b0, "end of BPT_ChannelSelection")
-        fid, sub, s = r.step(_D18, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of BPT_ChannelSelection")
+        bpt_channel_selection = _ENUM_cm_ChannelSelection[((q >> 1) & 0x1)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_ChannelSelection")
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_channel_selection = None
     if fid != -1:
-        raise bad_event(r, fid, "end of PowerDeliveryReq")
+        raise bad_event(p, fid, "end of PowerDeliveryReq")
     return cm.PowerDeliveryReq(
         header=header,
         ev_processing=ev_processing,
         charge_progress=charge_progress,
         ev_power_profile=ev_power_profile,
         bpt_channel_selection=bpt_channel_selection,
-    )
+    ), p
 
 
 # PowerDeliveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PowerDeliveryRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "PowerDeliveryRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "PowerDeliveryRes.response_code")
     a <<= 1
     s = 2
     x = o.evse_status
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_ct_EvseStatus(a, x, st)
+        a = _e_ct_EvseStatus((a << 2), x, st)
     try:
         c, w, _ = _T19[s, -1]
     except KeyError:
@@ -959,41 +1122,55 @@ def _e_cm_PowerDeliveryRes(a, o, st):
     return a
 
 
-def _d_cm_PowerDeliveryRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_cm_PowerDeliveryRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
-    fid, sub, s = r.step(_D19, s)
+    w, mask, prods = _D19[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        evse_status = _d_ct_EvseStatus(r)
-        fid, sub, s = r.step(_D19, s)
+        evse_status, p = _d_ct_EvseStatus(r, v, n, p)
+        w, mask, prods = _D19[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_status = None
     if fid != -1:
-        raise bad_event(r, fid, "end of PowerDeliveryRes")
-    return cm.PowerDeliveryRes(header=header, response_code=response_code, evse_status=evse_status)
+        raise bad_event(p, fid, "end of PowerDeliveryRes")
+    return cm.PowerDeliveryRes(header=header, response_code=response_code, evse_status=evse_status), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.modulus, None, None, "RsaKeyValue.modulus")
-    a <<= 3
-    a = e_bin(a, o.exponent, None, None, "RsaKeyValue.exponent")
+    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
+    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
     a <<= 2
     return a
 
 
-def _d_ds_RsaKeyValue(r):
-    r.expect(2, 0b0, "Modulus")
-    modulus = r.binary(None)
-    r.expect(3, 0b0, "end of Modulus")
-    exponent = r.binary(None)
-    r.expect(2, 0b0, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent)
+def _d_ds_RsaKeyValue(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Modulus")
+    modulus, p = r_binary(v, n, p, None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Modulus")
+    exponent, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Exponent")
+    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -1002,8 +1179,7 @@ def _e_ds_Reference(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Id", None, "Reference.id")
+        a = e_str((a << 3), x, st, "Id", None, "Reference.id")
     x = o.type
     if x is not None:
         try:
@@ -1034,44 +1210,57 @@ def _e_ds_Reference(a, o, st):
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a <<= 2
-    a = e_bin(a, o.digest_value, None, None, "Reference.digest_value")
+    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
     return a
 
 
-def _d_ds_Reference(r):
+def _d_ds_Reference(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D21, s)
+    w, mask, prods = _D21[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D21, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid == 1:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D21, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 2:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D21, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 3:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D21, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != 4:
-        raise bad_event(r, fid, "DigestMethod")
-    digest_method = _d_ds_DigestMethod(r)
-    r.expect(2, 0b0, "DigestValue")
-    digest_value = r.binary(None)
-    r.expect(2, 0b0, "end of DigestValue")
+        raise bad_event(p, fid, "DigestMethod")
+    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "DigestValue")
+    digest_value, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
         id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
-    )
+    ), p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -1080,8 +1269,7 @@ def _e_ds_RetrievalMethod(a, o, st):
     x = o.type
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Type", None, "RetrievalMethod.type")
+        a = e_str((a << 3), x, st, "Type", None, "RetrievalMethod.type")
     x = o.uri
     if x is not None:
         try:
@@ -1106,27 +1294,35 @@ def _e_ds_RetrievalMethod(a, o, st):
     return a
 
 
-def _d_ds_RetrievalMethod(r):
+def _d_ds_RetrievalMethod(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D22, s)
+    w, mask, prods = _D22[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D22, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D22[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 1:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D22, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D22[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 2:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D22, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D22[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != -1:
-        raise bad_event(r, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms)
+        raise bad_event(p, fid, "end of RetrievalMethod")
+    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1149,38 +1345,42 @@ def _e_ds_SpkiData(a, o, st):
     return a
 
 
-def _d_ds_SpkiData(r):
+def _d_ds_SpkiData(r, v, n, p):
     spki_sexp = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D23, s)
+        w, mask, prods = _D23[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of SPKISexp")
-            x = r.binary(None)
-            r.expect(1, 0, "end of SPKISexp")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of SPKISexp")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of SPKISexp")
             spki_sexp.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SpkiData", bit_offset=r.pos)
-    return ds.SpkiData(spki_sexp=spki_sexp)
+        raise bad_event(p, fid, "content of SpkiData")
+    return ds.SpkiData(spki_sexp=spki_sexp), p
 
 
 # ScheduleExchangeReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduleExchangeReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 10) | (
-        check_range(o.maximum_supporting_points, 12, 1024, "ScheduleExchangeReq.maximum_supporting_points") - 12
-    )
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    y = o.maximum_supporting_points
+    if not 12 <= y <= 1024:
+        raise range_error("ScheduleExchangeReq.maximum_supporting_points", y, 12, 1024)
+    a = (a << 12) | (y - 12)
     a <<= 1
     s = 2
     x = o.dynamic_se_req_control_mode
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_cm_DynamicSeReqControlMode(a, x, st)
+        a = _e_cm_DynamicSeReqControlMode((a << 2), x, st)
     x = o.scheduled_se_req_control_mode
     if x is not None:
         try:
@@ -1197,49 +1397,59 @@ def _e_cm_ScheduleExchangeReq(a, o, st):
     return a
 
 
-def _d_cm_ScheduleExchangeReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "MaximumSupportingPoints")
-    maximum_supporting_points = r.ranged(r.read(10) + 12, 12, 1024)
-    r.expect(1, 0b0, "end of MaximumSupportingPoints")
+def _d_cm_ScheduleExchangeReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q >> 11:
+        raise unexpected(p - 13, 2, "MaximumSupportingPoints")
+    maximum_supporting_points = ((q >> 1) & 0x3FF) + 12
+    if maximum_supporting_points > 1024:
+        raise out_of_range(p, maximum_supporting_points, 12, 1024)
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of MaximumSupportingPoints")
     s = 2
-    fid, sub, s = r.step(_D24, s)
+    w, mask, prods = _D24[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        dynamic_se_req_control_mode = _d_cm_DynamicSeReqControlMode(r)
-        fid, sub, s = r.step(_D24, s)
+        dynamic_se_req_control_mode, p = _d_cm_DynamicSeReqControlMode(r, v, n, p)
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dynamic_se_req_control_mode = None
     if fid == 3:
-        scheduled_se_req_control_mode = _d_cm_ScheduledSeReqControlMode(r)
-        fid, sub, s = r.step(_D24, s)
+        scheduled_se_req_control_mode, p = _d_cm_ScheduledSeReqControlMode(r, v, n, p)
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         scheduled_se_req_control_mode = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduleExchangeReq")
+        raise bad_event(p, fid, "end of ScheduleExchangeReq")
     return cm.ScheduleExchangeReq(
         header=header,
         maximum_supporting_points=maximum_supporting_points,
         dynamic_se_req_control_mode=dynamic_se_req_control_mode,
         scheduled_se_req_control_mode=scheduled_se_req_control_mode,
-    )
+    ), p
 
 
 # ScheduleExchangeResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduleExchangeRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "ScheduleExchangeRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "ScheduleExchangeRes.evse_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ScheduleExchangeRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "ScheduleExchangeRes.evse_processing")
     a <<= 1
     s = 3
     x = o.go_to_pause
     if x is not None:
         s = 4
-        a <<= 3
-        a = (a << 1) | (1 if x else 0)
+        a = (a << 4) | (1 if x else 0)
         a <<= 1
     x = o.dynamic_se_res_control_mode
     if x is not None:
@@ -1265,35 +1475,54 @@ def _e_cm_ScheduleExchangeRes(a, o, st):
     return a
 
 
-def _d_cm_ScheduleExchangeRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(1, 0b0, "end of EVSEProcessing")
+def _d_cm_ScheduleExchangeRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 14
+    q = (v >> (n - p)) & 0x3FFF
+    if q >> 12:
+        raise unexpected(p - 14, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVSEProcessing")
     s = 3
-    fid, sub, s = r.step(_D25, s)
+    w, mask, prods = _D25[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        r.expect(1, 0b0, "characters of GoToPause")
-        go_to_pause = r.read(1) == 1
-        r.expect(1, 0b0, "end of GoToPause")
-        fid, sub, s = r.step(_D25, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of GoToPause")
+        go_to_pause = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of GoToPause")
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         go_to_pause = None
     if fid == 4:
-        dynamic_se_res_control_mode = _d_cm_DynamicSeResControlMode(r)
-        fid, sub, s = r.step(_D25, s)
+        dynamic_se_res_control_mode, p = _d_cm_DynamicSeResControlMode(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dynamic_se_res_control_mode = None
     if fid == 5:
-        scheduled_se_res_control_mode = _d_cm_ScheduledSeResControlMode(r)
-        fid, sub, s = r.step(_D25, s)
+        scheduled_se_res_control_mode, p = _d_cm_ScheduledSeResControlMode(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         scheduled_se_res_control_mode = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduleExchangeRes")
+        raise bad_event(p, fid, "end of ScheduleExchangeRes")
     return cm.ScheduleExchangeRes(
         header=header,
         response_code=response_code,
@@ -1301,67 +1530,95 @@ def _d_cm_ScheduleExchangeRes(r):
         go_to_pause=go_to_pause,
         dynamic_se_res_control_mode=dynamic_se_res_control_mode,
         scheduled_se_res_control_mode=scheduled_se_res_control_mode,
-    )
+    ), p
 
 
 # ServiceDetailReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceDetailReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = e_uint(a, check_range(o.service_id, 0, 65535, "ServiceDetailReq.service_id"))
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    y = o.service_id
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "ServiceDetailReq.service_id"))
     a <<= 2
     return a
 
 
-def _d_cm_ServiceDetailReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ServiceID")
-    service_id = r.ranged(r.uint(3), 0, 65535)
-    r.expect(2, 0b0, "end of ServiceID")
-    return cm.ServiceDetailReq(header=header, service_id=service_id)
+def _d_cm_ServiceDetailReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "ServiceID")
+    service_id = (v >> (n - p - 8)) & 0xFF
+    if service_id < 0x80:
+        p += 8
+    else:
+        service_id, p = r_uint(v, n, p, 3)
+    if not 0 <= service_id <= 65535:
+        raise out_of_range(p, service_id, 0, 65535)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of ServiceID")
+    return cm.ServiceDetailReq(header=header, service_id=service_id), p
 
 
 # ServiceDetailResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceDetailRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceDetailRes.response_code")
-    a <<= 3
-    a = e_uint(a, check_range(o.service_id, 0, 65535, "ServiceDetailRes.service_id"))
-    a <<= 2
-    a = _e_cm_ServiceParameterList(a, o.service_parameter_list, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceDetailRes.response_code")
+    y = o.service_id
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 65535, "ServiceDetailRes.service_id"))
+    a = _e_cm_ServiceParameterList((a << 2), o.service_parameter_list, st)
     a <<= 1
     return a
 
 
-def _d_cm_ServiceDetailRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    service_id = r.ranged(r.uint(3), 0, 65535)
-    r.expect(2, 0b0, "end of ServiceID")
-    service_parameter_list = _d_cm_ServiceParameterList(r)
-    r.expect(1, 0b0, "end of ServiceDetailRes")
+def _d_cm_ServiceDetailRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 11
+    q = (v >> (n - p)) & 0x7FF
+    if q >> 9:
+        raise unexpected(p - 11, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of ResponseCode")
+    service_id = (v >> (n - p - 8)) & 0xFF
+    if service_id < 0x80:
+        p += 8
+    else:
+        service_id, p = r_uint(v, n, p, 3)
+    if not 0 <= service_id <= 65535:
+        raise out_of_range(p, service_id, 0, 65535)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of ServiceID")
+    service_parameter_list, p = _d_cm_ServiceParameterList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ServiceDetailRes")
     return cm.ServiceDetailRes(
         header=header, response_code=response_code, service_id=service_id, service_parameter_list=service_parameter_list
-    )
+    ), p
 
 
 # ServiceDiscoveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceDiscoveryReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     x = o.supported_service_i_ds
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_cm_ServiceIdList(a, x, st)
+        a = _e_cm_ServiceIdList((a << 2), x, st)
     try:
         c, w, _ = _T28[s, -1]
     except KeyError:
@@ -1370,37 +1627,38 @@ def _e_cm_ServiceDiscoveryReq(a, o, st):
     return a
 
 
-def _d_cm_ServiceDiscoveryReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
+def _d_cm_ServiceDiscoveryReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D28, s)
+    w, mask, prods = _D28[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        supported_service_i_ds = _d_cm_ServiceIdList(r)
-        fid, sub, s = r.step(_D28, s)
+        supported_service_i_ds, p = _d_cm_ServiceIdList(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         supported_service_i_ds = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ServiceDiscoveryReq")
-    return cm.ServiceDiscoveryReq(header=header, supported_service_i_ds=supported_service_i_ds)
+        raise bad_event(p, fid, "end of ServiceDiscoveryReq")
+    return cm.ServiceDiscoveryReq(header=header, supported_service_i_ds=supported_service_i_ds), p
 
 
 # ServiceDiscoveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceDiscoveryRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceDiscoveryRes.response_code")
-    a <<= 3
-    a = (a << 1) | (1 if o.service_renegotiation_supported else 0)
-    a <<= 2
-    a = _e_cm_ServiceList(a, o.energy_transfer_service_list, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceDiscoveryRes.response_code")
+    a = (a << 4) | (1 if o.service_renegotiation_supported else 0)
+    a = _e_cm_ServiceList((a << 2), o.energy_transfer_service_list, st)
     s = 4
     x = o.vas_list
     if x is not None:
         s = 5
-        a <<= 2
-        a = _e_cm_ServiceList(a, x, st)
+        a = _e_cm_ServiceList((a << 2), x, st)
     try:
         c, w, _ = _T29[s, -1]
     except KeyError:
@@ -1409,45 +1667,53 @@ def _e_cm_ServiceDiscoveryRes(a, o, st):
     return a
 
 
-def _d_cm_ServiceDiscoveryRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    service_renegotiation_supported = r.read(1) == 1
-    r.expect(2, 0b0, "end of ServiceRenegotiationSupported")
-    energy_transfer_service_list = _d_cm_ServiceList(r)
+def _d_cm_ServiceDiscoveryRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 14
+    q = (v >> (n - p)) & 0x3FFF
+    if q >> 12:
+        raise unexpected(p - 14, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of ResponseCode")
+    service_renegotiation_supported = ((q >> 2) & 0x1) == 1
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of ServiceRenegotiationSupported")
+    energy_transfer_service_list, p = _d_cm_ServiceList(r, v, n, p)
     s = 4
-    fid, sub, s = r.step(_D29, s)
+    w, mask, prods = _D29[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        vas_list = _d_cm_ServiceList(r)
-        fid, sub, s = r.step(_D29, s)
+        vas_list, p = _d_cm_ServiceList(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         vas_list = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ServiceDiscoveryRes")
+        raise bad_event(p, fid, "end of ServiceDiscoveryRes")
     return cm.ServiceDiscoveryRes(
         header=header,
         response_code=response_code,
         service_renegotiation_supported=service_renegotiation_supported,
         energy_transfer_service_list=energy_transfer_service_list,
         vas_list=vas_list,
-    )
+    ), p
 
 
 # ServiceSelectionReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceSelectionReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 1
-    a = _e_cm_SelectedService(a, o.selected_energy_transfer_service, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_cm_SelectedService((a << 1), o.selected_energy_transfer_service, st)
     s = 2
     x = o.selected_vas_list
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_cm_SelectedServiceList(a, x, st)
+        a = _e_cm_SelectedServiceList((a << 2), x, st)
     try:
         c, w, _ = _T30[s, -1]
     except KeyError:
@@ -1456,102 +1722,120 @@ def _e_cm_ServiceSelectionReq(a, o, st):
     return a
 
 
-def _d_cm_ServiceSelectionReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(1, 0b0, "SelectedEnergyTransferService")
-    selected_energy_transfer_service = _d_cm_SelectedService(r)
+def _d_cm_ServiceSelectionReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SelectedEnergyTransferService")
+    selected_energy_transfer_service, p = _d_cm_SelectedService(r, v, n, p)
     s = 2
-    fid, sub, s = r.step(_D30, s)
+    w, mask, prods = _D30[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        selected_vas_list = _d_cm_SelectedServiceList(r)
-        fid, sub, s = r.step(_D30, s)
+        selected_vas_list, p = _d_cm_SelectedServiceList(r, v, n, p)
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         selected_vas_list = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ServiceSelectionReq")
+        raise bad_event(p, fid, "end of ServiceSelectionReq")
     return cm.ServiceSelectionReq(
         header=header,
         selected_energy_transfer_service=selected_energy_transfer_service,
         selected_vas_list=selected_vas_list,
-    )
+    ), p
 
 
 # ServiceSelectionResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceSelectionRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceSelectionRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceSelectionRes.response_code")
     a <<= 2
     return a
 
 
-def _d_cm_ServiceSelectionRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(2, 0b0, "end of ResponseCode")
-    return cm.ServiceSelectionRes(header=header, response_code=response_code)
+def _d_cm_ServiceSelectionRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of ResponseCode")
+    return cm.ServiceSelectionRes(header=header, response_code=response_code), p
 
 
 # SessionSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SessionSetupReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = e_str(a, o.evccid, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255, "SessionSetupReq.evccid")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = e_str((a << 2), o.evccid, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255, "SessionSetupReq.evccid")
     a <<= 2
     return a
 
 
-def _d_cm_SessionSetupReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVCCID")
-    evccid = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255)
-    r.expect(2, 0b0, "end of EVCCID")
-    return cm.SessionSetupReq(header=header, evccid=evccid)
+def _d_cm_SessionSetupReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "EVCCID")
+    evccid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVCCID")
+    return cm.SessionSetupReq(header=header, evccid=evccid), p
 
 
 # SessionSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SessionSetupRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionSetupRes.response_code")
-    a <<= 3
-    a = e_str(a, o.evseid, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255, "SessionSetupRes.evseid")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionSetupRes.response_code")
+    a = e_str((a << 3), o.evseid, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255, "SessionSetupRes.evseid")
     a <<= 2
     return a
 
 
-def _d_cm_SessionSetupRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evseid = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255)
-    r.expect(2, 0b0, "end of EVSEID")
-    return cm.SessionSetupRes(header=header, response_code=response_code, evseid=evseid)
+def _d_cm_SessionSetupRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 11
+    q = (v >> (n - p)) & 0x7FF
+    if q >> 9:
+        raise unexpected(p - 11, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of ResponseCode")
+    evseid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSEID")
+    return cm.SessionSetupRes(header=header, response_code=response_code, evseid=evseid), p
 
 
 # SessionStopReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SessionStopReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_cm_ChargingSession, o.charging_session, "SessionStopReq.charging_session")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_cm_ChargingSession, o.charging_session, "SessionStopReq.charging_session")
     a <<= 1
     s = 2
     x = o.ev_termination_code
     if x is not None:
         s = 3
-        a <<= 3
         a = e_str(
-            a,
+            (a << 3),
             x,
             st,
             "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode",
@@ -1583,55 +1867,81 @@ def _e_cm_SessionStopReq(a, o, st):
     return a
 
 
-def _d_cm_SessionStopReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ChargingSession")
-    charging_session = enum_member(r, _ENUM_cm_ChargingSession, 2)
-    r.expect(1, 0b0, "end of ChargingSession")
+def _d_cm_SessionStopReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 5
+    q = (v >> (n - p)) & 0x1F
+    if q >> 3:
+        raise unexpected(p - 5, 2, "ChargingSession")
+    charging_session = _ENUM_cm_ChargingSession[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ChargingSession")
     s = 2
-    fid, sub, s = r.step(_D34, s)
+    w, mask, prods = _D34[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        r.expect(1, 0b0, "characters of EVTerminationCode")
-        ev_termination_code = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode", 80)
-        r.expect(1, 0b0, "end of EVTerminationCode")
-        fid, sub, s = r.step(_D34, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of EVTerminationCode")
+        ev_termination_code, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode", 80)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVTerminationCode")
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_termination_code = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of EVTerminationExplanation")
-        ev_termination_explanation = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation", 160)
-        r.expect(1, 0b0, "end of EVTerminationExplanation")
-        fid, sub, s = r.step(_D34, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of EVTerminationExplanation")
+        ev_termination_explanation, p = r_string(
+            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation", 160
+        )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVTerminationExplanation")
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_termination_explanation = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SessionStopReq")
+        raise bad_event(p, fid, "end of SessionStopReq")
     return cm.SessionStopReq(
         header=header,
         charging_session=charging_session,
         ev_termination_code=ev_termination_code,
         ev_termination_explanation=ev_termination_explanation,
-    )
+    ), p
 
 
 # SessionStopResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SessionStopRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionStopRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionStopRes.response_code")
     a <<= 2
     return a
 
 
-def _d_cm_SessionStopRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(2, 0b0, "end of ResponseCode")
-    return cm.SessionStopRes(header=header, response_code=response_code)
+def _d_cm_SessionStopRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of ResponseCode")
+    return cm.SessionStopRes(header=header, response_code=response_code), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -1640,22 +1950,19 @@ def _e_ds_Signature(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Signature.id")
+        a = e_str((a << 2), x, st, "Id", None, "Signature.id")
     try:
         c, w, s = _T36[s, 64]
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_SignedInfo(a, o.signed_info, st)
-    a <<= 1
-    a = _e_ds_SignatureValue(a, o.signature_value, st)
+    a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
-        a <<= 2
-        a = _e_ds_KeyInfo(a, x, st)
+        a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
     for x in items:
         try:
@@ -1672,47 +1979,64 @@ def _e_ds_Signature(a, o, st):
     return a
 
 
-def _d_ds_Signature(r):
+def _d_ds_Signature(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D36, s)
+    w, mask, prods = _D36[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D36, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D36[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "SignedInfo")
-    signed_info = _d_ds_SignedInfo(r)
-    r.expect(1, 0b0, "SignatureValue")
-    signature_value = _d_ds_SignatureValue(r)
+        raise bad_event(p, fid, "SignedInfo")
+    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureValue")
+    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D36, s)
+    w, mask, prods = _D36[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info = _d_ds_KeyInfo(r)
-        fid, sub, s = r.step(_D36, s)
+        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        w, mask, prods = _D36[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         key_info = None
     object = []
     while fid == 4:
-        object.append(_d_ds_Object(r))
-        fid, sub, s = r.step(_D36, s)
+        x, p = _d_ds_Object(r, v, n, p)
+        object.append(x)
+        w, mask, prods = _D36[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Signature")
+        raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
         id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
-    )
+    ), p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SignatureMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
     s = 1
     x = o.hmac_output_length
     if x is not None:
         s = 2
-        a <<= 4
-        a = e_int(a, check_range(x, None, None, "SignatureMethod.hmac_output_length"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 13) | y
+        elif -0x80 <= y < 0:
+            a = (a << 13) | (0xFF - y)
+        else:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
         a <<= 1
     try:
         c, w, _ = _T37[s, -1]
@@ -1722,21 +2046,42 @@ def _e_ds_SignatureMethod(a, o, st):
     return a
 
 
-def _d_ds_SignatureMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_SignatureMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D37, s)
+    w, mask, prods = _D37[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of HMACOutputLength")
-        hmac_output_length = r.ranged(r.sint(), None, None)
-        r.expect(1, 0b0, "end of HMACOutputLength")
-        fid, sub, s = r.step(_D37, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of HMACOutputLength")
+        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if hmac_output_length < 0x80:
+            p += 9
+        elif 0x100 <= hmac_output_length < 0x180:
+            p += 9
+            hmac_output_length = 0xFF - hmac_output_length
+        else:
+            hmac_output_length, p = r_sint(
+                v,
+                n,
+                p,
+            )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of HMACOutputLength")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         hmac_output_length = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length)
+        raise bad_event(p, fid, "end of SignatureMethod")
+    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -1745,8 +2090,7 @@ def _e_ds_SignatureProperties(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperties.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
     for x in items:
         try:
@@ -1763,21 +2107,28 @@ def _e_ds_SignatureProperties(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperties(r):
+def _d_ds_SignatureProperties(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D38, s)
+    w, mask, prods = _D38[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D38, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D38[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     signature_property = []
     while fid == 1:
-        signature_property.append(_d_ds_SignatureProperty(r))
-        fid, sub, s = r.step(_D38, s)
+        x, p = _d_ds_SignatureProperty(r, v, n, p)
+        signature_property.append(x)
+        w, mask, prods = _D38[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property)
+        raise bad_event(p, fid, "end of SignatureProperties")
+    return ds.SignatureProperties(id=id, signature_property=signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -1786,8 +2137,7 @@ def _e_ds_SignatureProperty(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperty.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperty.id")
     try:
         c, w, s = _T39[s, 64]
     except KeyError:
@@ -1798,22 +2148,24 @@ def _e_ds_SignatureProperty(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperty(r):
+def _d_ds_SignatureProperty(r, v, n, p):
     id = None
     target = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D39, s)
+        w, mask, prods = _D39[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target = r.string("Target", None)
+            target, p = r_string(r, v, n, p, "Target", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SignatureProperty", bit_offset=r.pos)
-    return ds.SignatureProperty(id=id, target=target)
+        raise bad_event(p, fid, "content of SignatureProperty")
+    return ds.SignatureProperty(id=id, target=target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1822,8 +2174,7 @@ def _e_ds_SignatureValue(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureValue.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
     try:
         c, w, s = _T40[s, 64]
     except KeyError:
@@ -1834,19 +2185,25 @@ def _e_ds_SignatureValue(a, o, st):
     return a
 
 
-def _d_ds_SignatureValue(r):
+def _d_ds_SignatureValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D40, s)
+    w, mask, prods = _D40[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D40, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "characters")
-    value = r.binary(None)
-    r.expect(1, 0b0, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value)
+        raise bad_event(p, fid, "characters")
+    value, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SignatureValue")
+    return ds.SignatureValue(id=id, value=value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1855,16 +2212,14 @@ def _e_ds_SignedInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignedInfo.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignedInfo.id")
     try:
         c, w, s = _T41[s, 64]
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
-    a <<= 1
-    a = _e_ds_SignatureMethod(a, o.signature_method, st)
+    a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
     for x in items:
@@ -1882,49 +2237,55 @@ def _e_ds_SignedInfo(a, o, st):
     return a
 
 
-def _d_ds_SignedInfo(r):
+def _d_ds_SignedInfo(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D41, s)
+    w, mask, prods = _D41[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D41, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "CanonicalizationMethod")
-    canonicalization_method = _d_ds_CanonicalizationMethod(r)
-    r.expect(1, 0b0, "SignatureMethod")
-    signature_method = _d_ds_SignatureMethod(r)
+        raise bad_event(p, fid, "CanonicalizationMethod")
+    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureMethod")
+    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D41, s)
+    w, mask, prods = _D41[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     reference = []
     while fid == 3:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D41, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedInfo")
+        raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
         id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
-    )
+    ), p
 
 
 # SignedInstallationDataType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SignedInstallationData(a, o, st):
-    a <<= 1
-    a = e_str(a, o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedInstallationData.id")
-    a <<= 1
-    a = _e_cm_ContractCertificateChain(a, o.contract_certificate_chain, st)
-    a <<= 2
-    a = (a << 1) | enum_index(_EN_cm_EcdhCurve, o.ecdh_curve, "SignedInstallationData.ecdh_curve")
-    a <<= 3
-    a = e_bin(a, o.dh_public_key, 133, 133, "SignedInstallationData.dh_public_key")
+    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedInstallationData.id")
+    a = _e_cm_ContractCertificateChain((a << 1), o.contract_certificate_chain, st)
+    a = (a << 3) | enum_index(_EN_cm_EcdhCurve, o.ecdh_curve, "SignedInstallationData.ecdh_curve")
+    a = e_bin((a << 3), o.dh_public_key, 133, 133, "SignedInstallationData.dh_public_key")
     a <<= 1
     s = 4
     x = o.secp521_encrypted_private_key
     if x is not None:
         s = 5
-        a <<= 3
-        a = e_bin(a, x, 94, 94, "SignedInstallationData.secp521_encrypted_private_key")
+        a = e_bin((a << 3), x, 94, 94, "SignedInstallationData.secp521_encrypted_private_key")
         a <<= 1
     x = o.x448_encrypted_private_key
     if x is not None:
@@ -1952,41 +2313,71 @@ def _e_cm_SignedInstallationData(a, o, st):
     return a
 
 
-def _d_cm_SignedInstallationData(r):
-    r.expect(1, 0b0, "Id")
-    id = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
-    r.expect(1, 0b0, "ContractCertificateChain")
-    contract_certificate_chain = _d_cm_ContractCertificateChain(r)
-    r.expect(2, 0b0, "ECDHCurve")
-    ecdh_curve = enum_member(r, _ENUM_cm_EcdhCurve, 1)
-    r.expect(3, 0b0, "end of ECDHCurve")
-    dh_public_key = r.binary(133)
-    r.expect(1, 0b0, "end of DHPublicKey")
+def _d_cm_SignedInstallationData(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Id")
+    id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "ContractCertificateChain")
+    contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
+    p += 6
+    q = (v >> (n - p)) & 0x3F
+    if q >> 4:
+        raise unexpected(p - 6, 2, "ECDHCurve")
+    ecdh_curve = _ENUM_cm_EcdhCurve[((q >> 3) & 0x1)]
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of ECDHCurve")
+    dh_public_key, p = r_binary(v, n, p, 133)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DHPublicKey")
     s = 4
-    fid, sub, s = r.step(_D42, s)
+    w, mask, prods = _D42[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        r.expect(1, 0b0, "characters of SECP521_EncryptedPrivateKey")
-        secp521_encrypted_private_key = r.binary(94)
-        r.expect(1, 0b0, "end of SECP521_EncryptedPrivateKey")
-        fid, sub, s = r.step(_D42, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of SECP521_EncryptedPrivateKey")
+        secp521_encrypted_private_key, p = r_binary(v, n, p, 94)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of SECP521_EncryptedPrivateKey")
+        w, mask, prods = _D42[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         secp521_encrypted_private_key = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of X448_EncryptedPrivateKey")
-        x448_encrypted_private_key = r.binary(84)
-        r.expect(1, 0b0, "end of X448_EncryptedPrivateKey")
-        fid, sub, s = r.step(_D42, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of X448_EncryptedPrivateKey")
+        x448_encrypted_private_key, p = r_binary(v, n, p, 84)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of X448_EncryptedPrivateKey")
+        w, mask, prods = _D42[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         x448_encrypted_private_key = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of TPM_EncryptedPrivateKey")
-        tpm_encrypted_private_key = r.binary(206)
-        r.expect(1, 0b0, "end of TPM_EncryptedPrivateKey")
-        fid, sub, s = r.step(_D42, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of TPM_EncryptedPrivateKey")
+        tpm_encrypted_private_key, p = r_binary(v, n, p, 206)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of TPM_EncryptedPrivateKey")
+        w, mask, prods = _D42[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         tpm_encrypted_private_key = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedInstallationData")
+        raise bad_event(p, fid, "end of SignedInstallationData")
     return cm.SignedInstallationData(
         id=id,
         contract_certificate_chain=contract_certificate_chain,
@@ -1995,23 +2386,19 @@ def _d_cm_SignedInstallationData(r):
         secp521_encrypted_private_key=secp521_encrypted_private_key,
         x448_encrypted_private_key=x448_encrypted_private_key,
         tpm_encrypted_private_key=tpm_encrypted_private_key,
-    )
+    ), p
 
 
 # SignedMeteringDataType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SignedMeteringData(a, o, st):
-    a <<= 1
-    a = e_str(a, o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedMeteringData.id")
-    a <<= 2
-    a = e_bin(a, o.session_id, 8, 8, "SignedMeteringData.session_id")
-    a <<= 2
-    a = _e_ct_MeterInfo(a, o.meter_info, st)
+    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedMeteringData.id")
+    a = e_bin((a << 2), o.session_id, 8, 8, "SignedMeteringData.session_id")
+    a = _e_ct_MeterInfo((a << 2), o.meter_info, st)
     s = 3
     x = o.receipt
     if x is not None:
         s = 4
-        a <<= 2
-        a = _e_ct_Receipt(a, x, st)
+        a = _e_ct_Receipt((a << 2), x, st)
     x = o.dynamic_smdt_control_mode
     if x is not None:
         try:
@@ -2036,32 +2423,46 @@ def _e_cm_SignedMeteringData(a, o, st):
     return a
 
 
-def _d_cm_SignedMeteringData(r):
-    r.expect(1, 0b0, "Id")
-    id = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
-    r.expect(2, 0b0, "SessionID")
-    session_id = r.binary(8)
-    r.expect(2, 0b0, "end of SessionID")
-    meter_info = _d_ct_MeterInfo(r)
+def _d_cm_SignedMeteringData(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Id")
+    id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SessionID")
+    session_id, p = r_binary(v, n, p, 8)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of SessionID")
+    meter_info, p = _d_ct_MeterInfo(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D43, s)
+    w, mask, prods = _D43[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        receipt = _d_ct_Receipt(r)
-        fid, sub, s = r.step(_D43, s)
+        receipt, p = _d_ct_Receipt(r, v, n, p)
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         receipt = None
     if fid == 4:
-        dynamic_smdt_control_mode = _d_cm_DynamicSmdtControlMode(r)
-        fid, sub, s = r.step(_D43, s)
+        dynamic_smdt_control_mode, p = _d_cm_DynamicSmdtControlMode(r, v, n, p)
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dynamic_smdt_control_mode = None
     if fid == 5:
-        scheduled_smdt_control_mode = _d_cm_ScheduledSmdtControlMode(r)
-        fid, sub, s = r.step(_D43, s)
+        scheduled_smdt_control_mode, p = _d_cm_ScheduledSmdtControlMode(r, v, n, p)
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         scheduled_smdt_control_mode = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedMeteringData")
+        raise bad_event(p, fid, "end of SignedMeteringData")
     return cm.SignedMeteringData(
         id=id,
         session_id=session_id,
@@ -2069,13 +2470,12 @@ def _d_cm_SignedMeteringData(r):
         receipt=receipt,
         dynamic_smdt_control_mode=dynamic_smdt_control_mode,
         scheduled_smdt_control_mode=scheduled_smdt_control_mode,
-    )
+    ), p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transform(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "Transform.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
     for x in items:
@@ -2094,25 +2494,31 @@ def _e_ds_Transform(a, o, st):
     return a
 
 
-def _d_ds_Transform(r):
+def _d_ds_Transform(r, v, n, p):
     algorithm = None
     x_path = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D44, s)
+        w, mask, prods = _D44[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            algorithm = r.string("Algorithm", None)
+            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of XPath")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            r.expect(1, 0, "end of XPath")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of XPath")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of XPath")
             x_path.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Transform", bit_offset=r.pos)
-    return ds.Transform(algorithm=algorithm, x_path=x_path)
+        raise bad_event(p, fid, "content of Transform")
+    return ds.Transform(algorithm=algorithm, x_path=x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -2134,33 +2540,40 @@ def _e_ds_Transforms(a, o, st):
     return a
 
 
-def _d_ds_Transforms(r):
+def _d_ds_Transforms(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D45, s)
+    w, mask, prods = _D45[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     transform = []
     while fid == 0:
-        transform.append(_d_ds_Transform(r))
-        fid, sub, s = r.step(_D45, s)
+        x, p = _d_ds_Transform(r, v, n, p)
+        transform.append(x)
+        w, mask, prods = _D45[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Transforms")
-    return ds.Transforms(transform=transform)
+        raise bad_event(p, fid, "end of Transforms")
+    return ds.Transforms(transform=transform), p
 
 
 # VehicleCheckInReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_VehicleCheckInReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_cm_EvCheckInStatus, o.ev_check_in_status, "VehicleCheckInReq.ev_check_in_status")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_cm_ParkingMethod, o.parking_method, "VehicleCheckInReq.parking_method")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_cm_EvCheckInStatus, o.ev_check_in_status, "VehicleCheckInReq.ev_check_in_status")
+    a = (a << 5) | enum_index(_EN_cm_ParkingMethod, o.parking_method, "VehicleCheckInReq.parking_method")
     a <<= 1
     s = 3
     x = o.vehicle_frame
     if x is not None:
         s = 4
-        a <<= 4
-        a = e_int(a, check_range(x, -32768, 32767, "VehicleCheckInReq.vehicle_frame"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 13) | y
+        elif -0x80 <= y < 0:
+            a = (a << 13) | (0xFF - y)
+        else:
+            a = e_int((a << 4), check_range(y, -32768, 32767, "VehicleCheckInReq.vehicle_frame"))
         a <<= 1
     x = o.device_offset
     if x is not None:
@@ -2169,7 +2582,13 @@ def _e_cm_VehicleCheckInReq(a, o, st):
         except KeyError:
             raise ExiEncodeError("VehicleCheckInReq.device_offset is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "VehicleCheckInReq.device_offset"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInReq.device_offset"))
         a <<= 1
     x = o.vehicle_travel
     if x is not None:
@@ -2178,7 +2597,13 @@ def _e_cm_VehicleCheckInReq(a, o, st):
         except KeyError:
             raise ExiEncodeError("VehicleCheckInReq.vehicle_travel is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "VehicleCheckInReq.vehicle_travel"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInReq.vehicle_travel"))
         a <<= 1
     try:
         c, w, _ = _T46[s, -1]
@@ -2188,39 +2613,93 @@ def _e_cm_VehicleCheckInReq(a, o, st):
     return a
 
 
-def _d_cm_VehicleCheckInReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVCheckInStatus")
-    ev_check_in_status = enum_member(r, _ENUM_cm_EvCheckInStatus, 2)
-    r.expect(3, 0b0, "end of EVCheckInStatus")
-    parking_method = enum_member(r, _ENUM_cm_ParkingMethod, 2)
-    r.expect(1, 0b0, "end of ParkingMethod")
+def _d_cm_VehicleCheckInReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "EVCheckInStatus")
+    ev_check_in_status = _ENUM_cm_EvCheckInStatus[((q >> 6) & 0x3)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of EVCheckInStatus")
+    parking_method = _ENUM_cm_ParkingMethod[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ParkingMethod")
     s = 3
-    fid, sub, s = r.step(_D46, s)
+    w, mask, prods = _D46[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        r.expect(1, 0b0, "characters of VehicleFrame")
-        vehicle_frame = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of VehicleFrame")
-        fid, sub, s = r.step(_D46, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VehicleFrame")
+        vehicle_frame = (v >> (n - p - 9)) & 0x1FF
+        if vehicle_frame < 0x80:
+            p += 9
+        elif 0x100 <= vehicle_frame < 0x180:
+            p += 9
+            vehicle_frame = 0xFF - vehicle_frame
+        else:
+            vehicle_frame, p = r_sint(v, n, p, 3)
+        if not -32768 <= vehicle_frame <= 32767:
+            raise out_of_range(p, vehicle_frame, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VehicleFrame")
+        w, mask, prods = _D46[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         vehicle_frame = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of DeviceOffset")
-        device_offset = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of DeviceOffset")
-        fid, sub, s = r.step(_D46, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DeviceOffset")
+        device_offset = (v >> (n - p - 9)) & 0x1FF
+        if device_offset < 0x80:
+            p += 9
+        elif 0x100 <= device_offset < 0x180:
+            p += 9
+            device_offset = 0xFF - device_offset
+        else:
+            device_offset, p = r_sint(v, n, p, 3)
+        if not -32768 <= device_offset <= 32767:
+            raise out_of_range(p, device_offset, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DeviceOffset")
+        w, mask, prods = _D46[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         device_offset = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of VehicleTravel")
-        vehicle_travel = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of VehicleTravel")
-        fid, sub, s = r.step(_D46, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VehicleTravel")
+        vehicle_travel = (v >> (n - p - 9)) & 0x1FF
+        if vehicle_travel < 0x80:
+            p += 9
+        elif 0x100 <= vehicle_travel < 0x180:
+            p += 9
+            vehicle_travel = 0xFF - vehicle_travel
+        else:
+            vehicle_travel, p = r_sint(v, n, p, 3)
+        if not -32768 <= vehicle_travel <= 32767:
+            raise out_of_range(p, vehicle_travel, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VehicleTravel")
+        w, mask, prods = _D46[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         vehicle_travel = None
     if fid != -1:
-        raise bad_event(r, fid, "end of VehicleCheckInReq")
+        raise bad_event(p, fid, "end of VehicleCheckInReq")
     return cm.VehicleCheckInReq(
         header=header,
         ev_check_in_status=ev_check_in_status,
@@ -2228,22 +2707,25 @@ def _d_cm_VehicleCheckInReq(r):
         vehicle_frame=vehicle_frame,
         device_offset=device_offset,
         vehicle_travel=vehicle_travel,
-    )
+    ), p
 
 
 # VehicleCheckInResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_VehicleCheckInRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "VehicleCheckInRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "VehicleCheckInRes.response_code")
     a <<= 1
     s = 2
     x = o.parking_space
     if x is not None:
         s = 3
-        a <<= 4
-        a = e_int(a, check_range(x, -32768, 32767, "VehicleCheckInRes.parking_space"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 13) | y
+        elif -0x80 <= y < 0:
+            a = (a << 13) | (0xFF - y)
+        else:
+            a = e_int((a << 4), check_range(y, -32768, 32767, "VehicleCheckInRes.parking_space"))
         a <<= 1
     x = o.device_location
     if x is not None:
@@ -2252,7 +2734,13 @@ def _e_cm_VehicleCheckInRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("VehicleCheckInRes.device_location is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "VehicleCheckInRes.device_location"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInRes.device_location"))
         a <<= 1
     x = o.target_distance
     if x is not None:
@@ -2261,7 +2749,13 @@ def _e_cm_VehicleCheckInRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("VehicleCheckInRes.target_distance is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "VehicleCheckInRes.target_distance"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInRes.target_distance"))
         a <<= 1
     try:
         c, w, _ = _T47[s, -1]
@@ -2271,94 +2765,168 @@ def _e_cm_VehicleCheckInRes(a, o, st):
     return a
 
 
-def _d_cm_VehicleCheckInRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_cm_VehicleCheckInRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
-    fid, sub, s = r.step(_D47, s)
+    w, mask, prods = _D47[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        r.expect(1, 0b0, "characters of ParkingSpace")
-        parking_space = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of ParkingSpace")
-        fid, sub, s = r.step(_D47, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of ParkingSpace")
+        parking_space = (v >> (n - p - 9)) & 0x1FF
+        if parking_space < 0x80:
+            p += 9
+        elif 0x100 <= parking_space < 0x180:
+            p += 9
+            parking_space = 0xFF - parking_space
+        else:
+            parking_space, p = r_sint(v, n, p, 3)
+        if not -32768 <= parking_space <= 32767:
+            raise out_of_range(p, parking_space, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of ParkingSpace")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         parking_space = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of DeviceLocation")
-        device_location = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of DeviceLocation")
-        fid, sub, s = r.step(_D47, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DeviceLocation")
+        device_location = (v >> (n - p - 9)) & 0x1FF
+        if device_location < 0x80:
+            p += 9
+        elif 0x100 <= device_location < 0x180:
+            p += 9
+            device_location = 0xFF - device_location
+        else:
+            device_location, p = r_sint(v, n, p, 3)
+        if not -32768 <= device_location <= 32767:
+            raise out_of_range(p, device_location, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DeviceLocation")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         device_location = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of TargetDistance")
-        target_distance = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of TargetDistance")
-        fid, sub, s = r.step(_D47, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of TargetDistance")
+        target_distance = (v >> (n - p - 9)) & 0x1FF
+        if target_distance < 0x80:
+            p += 9
+        elif 0x100 <= target_distance < 0x180:
+            p += 9
+            target_distance = 0xFF - target_distance
+        else:
+            target_distance, p = r_sint(v, n, p, 3)
+        if not -32768 <= target_distance <= 32767:
+            raise out_of_range(p, target_distance, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetDistance")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_distance = None
     if fid != -1:
-        raise bad_event(r, fid, "end of VehicleCheckInRes")
+        raise bad_event(p, fid, "end of VehicleCheckInRes")
     return cm.VehicleCheckInRes(
         header=header,
         response_code=response_code,
         parking_space=parking_space,
         device_location=device_location,
         target_distance=target_distance,
-    )
+    ), p
 
 
 # VehicleCheckOutReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_VehicleCheckOutReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_cm_EvCheckOutStatus, o.ev_check_out_status, "VehicleCheckOutReq.ev_check_out_status")
-    a <<= 3
-    a = e_uint(a, check_range(o.check_out_time, 0, 18446744073709551615, "VehicleCheckOutReq.check_out_time"))
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_cm_EvCheckOutStatus, o.ev_check_out_status, "VehicleCheckOutReq.ev_check_out_status")
+    y = o.check_out_time
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "VehicleCheckOutReq.check_out_time"))
     a <<= 2
     return a
 
 
-def _d_cm_VehicleCheckOutReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVCheckOutStatus")
-    ev_check_out_status = enum_member(r, _ENUM_cm_EvCheckOutStatus, 2)
-    r.expect(3, 0b0, "end of EVCheckOutStatus")
-    check_out_time = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(2, 0b0, "end of CheckOutTime")
-    return cm.VehicleCheckOutReq(header=header, ev_check_out_status=ev_check_out_status, check_out_time=check_out_time)
+def _d_cm_VehicleCheckOutReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 7
+    q = (v >> (n - p)) & 0x7F
+    if q >> 5:
+        raise unexpected(p - 7, 2, "EVCheckOutStatus")
+    ev_check_out_status = _ENUM_cm_EvCheckOutStatus[((q >> 3) & 0x3)]
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of EVCheckOutStatus")
+    check_out_time = (v >> (n - p - 8)) & 0xFF
+    if check_out_time < 0x80:
+        p += 8
+    else:
+        check_out_time, p = r_uint(v, n, p, 10)
+    if not 0 <= check_out_time <= 18446744073709551615:
+        raise out_of_range(p, check_out_time, 0, 18446744073709551615)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of CheckOutTime")
+    return cm.VehicleCheckOutReq(
+        header=header, ev_check_out_status=ev_check_out_status, check_out_time=check_out_time
+    ), p
 
 
 # VehicleCheckOutResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_VehicleCheckOutRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "VehicleCheckOutRes.response_code")
-    a <<= 3
-    a = (a << 1) | enum_index(
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "VehicleCheckOutRes.response_code")
+    a = (a << 4) | enum_index(
         _EN_cm_EvseCheckOutStatus, o.evse_check_out_status, "VehicleCheckOutRes.evse_check_out_status"
     )
     a <<= 2
     return a
 
 
-def _d_cm_VehicleCheckOutRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_check_out_status = enum_member(r, _ENUM_cm_EvseCheckOutStatus, 1)
-    r.expect(2, 0b0, "end of EVSECheckOutStatus")
+def _d_cm_VehicleCheckOutRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 14
+    q = (v >> (n - p)) & 0x3FFF
+    if q >> 12:
+        raise unexpected(p - 14, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of ResponseCode")
+    evse_check_out_status = _ENUM_cm_EvseCheckOutStatus[((q >> 2) & 0x1)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSECheckOutStatus")
     return cm.VehicleCheckOutRes(
         header=header, response_code=response_code, evse_check_out_status=evse_check_out_status
-    )
+    ), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -2416,7 +2984,7 @@ def _e_ds_X509Data(a, o, st):
     return a
 
 
-def _d_ds_X509Data(r):
+def _d_ds_X509Data(r, v, n, p):
     x509_issuer_serial = []
     x509ski = []
     x509_subject_name = []
@@ -2424,59 +2992,79 @@ def _d_ds_X509Data(r):
     x509crl = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D50, s)
+        w, mask, prods = _D50[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            x509_issuer_serial.append(_d_ds_X509IssuerSerial(r))
+            x, p = _d_ds_X509IssuerSerial(r, v, n, p)
+            x509_issuer_serial.append(x)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of X509SKI")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509SKI")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SKI")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SKI")
             x509ski.append(x)
             continue
         if fid == 2:
-            r.expect(1, 0, "characters of X509SubjectName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            r.expect(1, 0, "end of X509SubjectName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SubjectName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SubjectName")
             x509_subject_name.append(x)
             continue
         if fid == 3:
-            r.expect(1, 0, "characters of X509Certificate")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509Certificate")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509Certificate")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509Certificate")
             x509_certificate.append(x)
             continue
         if fid == 4:
-            r.expect(1, 0, "characters of X509CRL")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509CRL")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509CRL")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509CRL")
             x509crl.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in X509Data", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
         x509_issuer_serial=x509_issuer_serial,
         x509ski=x509ski,
         x509_subject_name=x509_subject_name,
         x509_certificate=x509_certificate,
         x509crl=x509crl,
-    )
+    ), p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MessageHeader(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.session_id, 8, 8, "MessageHeader.session_id")
-    a <<= 3
-    a = e_uint(a, check_range(o.time_stamp, 0, 18446744073709551615, "MessageHeader.time_stamp"))
+    a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
+    y = o.time_stamp
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
     a <<= 1
     s = 2
     x = o.signature
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_ds_Signature(a, x, st)
+        a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T51[s, -1]
     except KeyError:
@@ -2485,22 +3073,38 @@ def _e_ct_MessageHeader(a, o, st):
     return a
 
 
-def _d_ct_MessageHeader(r):
-    r.expect(2, 0b0, "SessionID")
-    session_id = r.binary(8)
-    r.expect(3, 0b0, "end of SessionID")
-    time_stamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeStamp")
+def _d_ct_MessageHeader(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SessionID")
+    session_id, p = r_binary(v, n, p, 8)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of SessionID")
+    time_stamp = (v >> (n - p - 8)) & 0xFF
+    if time_stamp < 0x80:
+        p += 8
+    else:
+        time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= time_stamp <= 18446744073709551615:
+        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeStamp")
     s = 2
-    fid, sub, s = r.step(_D51, s)
+    w, mask, prods = _D51[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature = _d_ds_Signature(r)
-        fid, sub, s = r.step(_D51, s)
+        signature, p = _d_ds_Signature(r, v, n, p)
+        w, mask, prods = _D51[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         signature = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature)
+        raise bad_event(p, fid, "end of MessageHeader")
+    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
 
 
 # EIM_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2509,34 +3113,41 @@ def _e_cm_EimAReqAuthorizationMode(a, o, st):
     return a
 
 
-def _d_cm_EimAReqAuthorizationMode(r):
-    r.expect(1, 0b0, "end of EimAReqAuthorizationMode")
-    return cm.EimAReqAuthorizationMode()
+def _d_cm_EimAReqAuthorizationMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of EimAReqAuthorizationMode")
+    return cm.EimAReqAuthorizationMode(), p
 
 
 # PnC_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PnCAReqAuthorizationMode(a, o, st):
-    a <<= 1
-    a = e_str(a, o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PnCAReqAuthorizationMode.id")
-    a <<= 2
-    a = e_bin(a, o.gen_challenge, 16, 16, "PnCAReqAuthorizationMode.gen_challenge")
-    a <<= 2
-    a = _e_cm_ContractCertificateChain(a, o.contract_certificate_chain, st)
+    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PnCAReqAuthorizationMode.id")
+    a = e_bin((a << 2), o.gen_challenge, 16, 16, "PnCAReqAuthorizationMode.gen_challenge")
+    a = _e_cm_ContractCertificateChain((a << 2), o.contract_certificate_chain, st)
     a <<= 1
     return a
 
 
-def _d_cm_PnCAReqAuthorizationMode(r):
-    r.expect(1, 0b0, "Id")
-    id = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
-    r.expect(2, 0b0, "GenChallenge")
-    gen_challenge = r.binary(16)
-    r.expect(2, 0b0, "end of GenChallenge")
-    contract_certificate_chain = _d_cm_ContractCertificateChain(r)
-    r.expect(1, 0b0, "end of PnCAReqAuthorizationMode")
+def _d_cm_PnCAReqAuthorizationMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Id")
+    id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "GenChallenge")
+    gen_challenge, p = r_binary(v, n, p, 16)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of GenChallenge")
+    contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PnCAReqAuthorizationMode")
     return cm.PnCAReqAuthorizationMode(
         id=id, gen_challenge=gen_challenge, contract_certificate_chain=contract_certificate_chain
-    )
+    ), p
 
 
 # EIM_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2545,22 +3156,22 @@ def _e_cm_EimAsResAuthorizationMode(a, o, st):
     return a
 
 
-def _d_cm_EimAsResAuthorizationMode(r):
-    r.expect(1, 0b0, "end of EimAsResAuthorizationMode")
-    return cm.EimAsResAuthorizationMode()
+def _d_cm_EimAsResAuthorizationMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of EimAsResAuthorizationMode")
+    return cm.EimAsResAuthorizationMode(), p
 
 
 # PnC_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PnCAsResAuthorizationMode(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.gen_challenge, 16, 16, "PnCAsResAuthorizationMode.gen_challenge")
+    a = e_bin((a << 2), o.gen_challenge, 16, 16, "PnCAsResAuthorizationMode.gen_challenge")
     a <<= 1
     s = 1
     x = o.supported_providers
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_cm_SupportedProvidersList(a, x, st)
+        a = _e_cm_SupportedProvidersList((a << 2), x, st)
     try:
         c, w, _ = _T55[s, -1]
     except KeyError:
@@ -2569,35 +3180,40 @@ def _e_cm_PnCAsResAuthorizationMode(a, o, st):
     return a
 
 
-def _d_cm_PnCAsResAuthorizationMode(r):
-    r.expect(2, 0b0, "GenChallenge")
-    gen_challenge = r.binary(16)
-    r.expect(1, 0b0, "end of GenChallenge")
+def _d_cm_PnCAsResAuthorizationMode(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "GenChallenge")
+    gen_challenge, p = r_binary(v, n, p, 16)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of GenChallenge")
     s = 1
-    fid, sub, s = r.step(_D55, s)
+    w, mask, prods = _D55[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        supported_providers = _d_cm_SupportedProvidersList(r)
-        fid, sub, s = r.step(_D55, s)
+        supported_providers, p = _d_cm_SupportedProvidersList(r, v, n, p)
+        w, mask, prods = _D55[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         supported_providers = None
     if fid != -1:
-        raise bad_event(r, fid, "end of PnCAsResAuthorizationMode")
-    return cm.PnCAsResAuthorizationMode(gen_challenge=gen_challenge, supported_providers=supported_providers)
+        raise bad_event(p, fid, "end of PnCAsResAuthorizationMode")
+    return cm.PnCAsResAuthorizationMode(gen_challenge=gen_challenge, supported_providers=supported_providers), p
 
 
 # SignedCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SignedCertificateChain(a, o, st):
-    a <<= 1
-    a = e_str(a, o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedCertificateChain.id")
-    a <<= 2
-    a = e_bin(a, o.certificate, None, 1600, "SignedCertificateChain.certificate")
+    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedCertificateChain.id")
+    a = e_bin((a << 2), o.certificate, None, 1600, "SignedCertificateChain.certificate")
     a <<= 1
     s = 2
     x = o.sub_certificates
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_cm_SubCertificates(a, x, st)
+        a = _e_cm_SubCertificates((a << 2), x, st)
     try:
         c, w, _ = _T56[s, -1]
     except KeyError:
@@ -2606,22 +3222,32 @@ def _e_cm_SignedCertificateChain(a, o, st):
     return a
 
 
-def _d_cm_SignedCertificateChain(r):
-    r.expect(1, 0b0, "Id")
-    id = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
-    r.expect(2, 0b0, "Certificate")
-    certificate = r.binary(1600)
-    r.expect(1, 0b0, "end of Certificate")
+def _d_cm_SignedCertificateChain(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Id")
+    id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Certificate")
+    certificate, p = r_binary(v, n, p, 1600)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Certificate")
     s = 2
-    fid, sub, s = r.step(_D56, s)
+    w, mask, prods = _D56[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        sub_certificates = _d_cm_SubCertificates(r)
-        fid, sub, s = r.step(_D56, s)
+        sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+        w, mask, prods = _D56[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         sub_certificates = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedCertificateChain")
-    return cm.SignedCertificateChain(id=id, certificate=certificate, sub_certificates=sub_certificates)
+        raise bad_event(p, fid, "end of SignedCertificateChain")
+    return cm.SignedCertificateChain(id=id, certificate=certificate, sub_certificates=sub_certificates), p
 
 
 # ListOfRootCertificateIDsType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -2647,18 +3273,23 @@ def _e_ct_ListOfRootCertificateIDs(a, o, st):
     return a
 
 
-def _d_ct_ListOfRootCertificateIDs(r):
+def _d_ct_ListOfRootCertificateIDs(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D57, s)
+    w, mask, prods = _D57[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     root_certificate_id = []
     while fid == 0:
-        root_certificate_id.append(_d_ds_X509IssuerSerial(r))
+        x, p = _d_ds_X509IssuerSerial(r, v, n, p)
+        root_certificate_id.append(x)
         if len(root_certificate_id) == 20:
             s = _X57[s]
-        fid, sub, s = r.step(_D57, s)
+        w, mask, prods = _D57[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of ListOfRootCertificateIDs")
-    return ct.ListOfRootCertificateIDs(root_certificate_id=root_certificate_id)
+        raise bad_event(p, fid, "end of ListOfRootCertificateIDs")
+    return ct.ListOfRootCertificateIDs(root_certificate_id=root_certificate_id), p
 
 
 # EMAIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2685,33 +3316,40 @@ def _e_cm_EmaidList(a, o, st):
     return a
 
 
-def _d_cm_EmaidList(r):
+def _d_cm_EmaidList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D58, s)
+    w, mask, prods = _D58[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     emaid = []
     while fid == 0:
-        r.expect(1, 0b0, "characters of EMAID")
-        emaid.append(r.string("{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255))
-        r.expect(1, 0b0, "end of EMAID")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of EMAID")
+        x, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of EMAID")
+        emaid.append(x)
         if len(emaid) == 8:
             s = _X58[s]
-        fid, sub, s = r.step(_D58, s)
+        w, mask, prods = _D58[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of EmaidList")
-    return cm.EmaidList(emaid=emaid)
+        raise bad_event(p, fid, "end of EmaidList")
+    return cm.EmaidList(emaid=emaid), p
 
 
 # CertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_CertificateChain(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.certificate, None, 1600, "CertificateChain.certificate")
+    a = e_bin((a << 2), o.certificate, None, 1600, "CertificateChain.certificate")
     a <<= 1
     s = 1
     x = o.sub_certificates
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_cm_SubCertificates(a, x, st)
+        a = _e_cm_SubCertificates((a << 2), x, st)
     try:
         c, w, _ = _T59[s, -1]
     except KeyError:
@@ -2720,33 +3358,43 @@ def _e_cm_CertificateChain(a, o, st):
     return a
 
 
-def _d_cm_CertificateChain(r):
-    r.expect(2, 0b0, "Certificate")
-    certificate = r.binary(1600)
-    r.expect(1, 0b0, "end of Certificate")
+def _d_cm_CertificateChain(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Certificate")
+    certificate, p = r_binary(v, n, p, 1600)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Certificate")
     s = 1
-    fid, sub, s = r.step(_D59, s)
+    w, mask, prods = _D59[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        sub_certificates = _d_cm_SubCertificates(r)
-        fid, sub, s = r.step(_D59, s)
+        sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+        w, mask, prods = _D59[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         sub_certificates = None
     if fid != -1:
-        raise bad_event(r, fid, "end of CertificateChain")
-    return cm.CertificateChain(certificate=certificate, sub_certificates=sub_certificates)
+        raise bad_event(p, fid, "end of CertificateChain")
+    return cm.CertificateChain(certificate=certificate, sub_certificates=sub_certificates), p
 
 
 # EVPowerProfileType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPowerProfile(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "EvPowerProfile.time_anchor"))
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvPowerProfile.time_anchor"))
     a <<= 1
     s = 1
     x = o.dynamic_evppt_control_mode
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_cm_DynamicEvpptControlMode(a, x, st)
+        a = _e_cm_DynamicEvpptControlMode((a << 2), x, st)
     x = o.scheduled_evppt_control_mode
     if x is not None:
         try:
@@ -2765,64 +3413,101 @@ def _e_cm_EvPowerProfile(a, o, st):
     return a
 
 
-def _d_cm_EvPowerProfile(r):
-    r.expect(2, 0b0, "TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeAnchor")
+def _d_cm_EvPowerProfile(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeAnchor")
     s = 1
-    fid, sub, s = r.step(_D60, s)
+    w, mask, prods = _D60[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        dynamic_evppt_control_mode = _d_cm_DynamicEvpptControlMode(r)
-        fid, sub, s = r.step(_D60, s)
+        dynamic_evppt_control_mode, p = _d_cm_DynamicEvpptControlMode(r, v, n, p)
+        w, mask, prods = _D60[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dynamic_evppt_control_mode = None
     if fid == 2:
-        scheduled_evppt_control_mode = _d_cm_ScheduledEvpptControlMode(r)
-        fid, sub, s = r.step(_D60, s)
+        scheduled_evppt_control_mode, p = _d_cm_ScheduledEvpptControlMode(r, v, n, p)
+        w, mask, prods = _D60[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         scheduled_evppt_control_mode = None
     if fid != 3:
-        raise bad_event(r, fid, "EVPowerProfileEntries")
-    ev_power_profile_entries = _d_cm_EvPowerProfileEntryList(r)
-    r.expect(1, 0b0, "end of EvPowerProfile")
+        raise bad_event(p, fid, "EVPowerProfileEntries")
+    ev_power_profile_entries, p = _d_cm_EvPowerProfileEntryList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of EvPowerProfile")
     return cm.EvPowerProfile(
         time_anchor=time_anchor,
         dynamic_evppt_control_mode=dynamic_evppt_control_mode,
         scheduled_evppt_control_mode=scheduled_evppt_control_mode,
         ev_power_profile_entries=ev_power_profile_entries,
-    )
+    ), p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_EvseStatus(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.notification_max_delay, 0, 65535, "EvseStatus.notification_max_delay"))
-    a <<= 3
-    a = (a << 3) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
+    y = o.notification_max_delay
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
+    a = (a << 6) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
     a <<= 2
     return a
 
 
-def _d_ct_EvseStatus(r):
-    r.expect(2, 0b0, "NotificationMaxDelay")
-    notification_max_delay = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of NotificationMaxDelay")
-    evse_notification = enum_member(r, _ENUM_ct_EvseNotification, 3)
-    r.expect(2, 0b0, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification)
+def _d_ct_EvseStatus(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "NotificationMaxDelay")
+    notification_max_delay = (v >> (n - p - 8)) & 0xFF
+    if notification_max_delay < 0x80:
+        p += 8
+    else:
+        notification_max_delay, p = r_uint(v, n, p, 3)
+    if not 0 <= notification_max_delay <= 65535:
+        raise out_of_range(p, notification_max_delay, 0, 65535)
+    p += 8
+    q = (v >> (n - p)) & 0xFF
+    if q >> 5:
+        raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+    evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSENotification")
+    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification), p
 
 
 # Dynamic_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_DynamicSeReqControlMode(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.departure_time, 0, 4294967295, "DynamicSeReqControlMode.departure_time"))
+    y = o.departure_time
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 4294967295, "DynamicSeReqControlMode.departure_time"))
     a <<= 1
     s = 1
     x = o.minimum_soc
     if x is not None:
         s = 2
-        a <<= 3
-        a = (a << 7) | check_range(x, 0, 100, "DynamicSeReqControlMode.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DynamicSeReqControlMode.minimum_soc", y, 0, 100)
+        a = (a << 10) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -2831,7 +3516,10 @@ def _e_cm_DynamicSeReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicSeReqControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DynamicSeReqControlMode.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DynamicSeReqControlMode.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     try:
         c, w, s = _T62[s, 192]
@@ -2839,16 +3527,13 @@ def _e_cm_DynamicSeReqControlMode(a, o, st):
         raise ExiEncodeError("DynamicSeReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
     s = 6
     x = o.ev_maximum_v2x_energy_request
     if x is not None:
         s = 7
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_v2x_energy_request
     if x is not None:
         try:
@@ -2865,47 +3550,85 @@ def _e_cm_DynamicSeReqControlMode(a, o, st):
     return a
 
 
-def _d_cm_DynamicSeReqControlMode(r):
-    r.expect(2, 0b0, "DepartureTime")
-    departure_time = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(1, 0b0, "end of DepartureTime")
+def _d_cm_DynamicSeReqControlMode(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "DepartureTime")
+    departure_time = (v >> (n - p - 8)) & 0xFF
+    if departure_time < 0x80:
+        p += 8
+    else:
+        departure_time, p = r_uint(v, n, p, 5)
+    if not 0 <= departure_time <= 4294967295:
+        raise out_of_range(p, departure_time, 0, 4294967295)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DepartureTime")
     s = 1
-    fid, sub, s = r.step(_D62, s)
+    w, mask, prods = _D62[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D62, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D62[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D62, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D62[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid != 3:
-        raise bad_event(r, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request = _d_ct_RationalNumber(r)
+        raise bad_event(p, fid, "EVTargetEnergyRequest")
+    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
+    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
+    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
-    fid, sub, s = r.step(_D62, s)
+    w, mask, prods = _D62[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        ev_maximum_v2x_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D62, s)
+        ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D62[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_v2x_energy_request = None
     if fid == 7:
-        ev_minimum_v2x_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D62, s)
+        ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D62[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_v2x_energy_request = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DynamicSeReqControlMode")
+        raise bad_event(p, fid, "end of DynamicSeReqControlMode")
     return cm.DynamicSeReqControlMode(
         departure_time=departure_time,
         minimum_soc=minimum_soc,
@@ -2915,7 +3638,7 @@ def _d_cm_DynamicSeReqControlMode(r):
         ev_minimum_energy_request=ev_minimum_energy_request,
         ev_maximum_v2x_energy_request=ev_maximum_v2x_energy_request,
         ev_minimum_v2x_energy_request=ev_minimum_v2x_energy_request,
-    )
+    ), p
 
 
 # Scheduled_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2924,8 +3647,11 @@ def _e_cm_ScheduledSeReqControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 4294967295, "ScheduledSeReqControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 4294967295, "ScheduledSeReqControlMode.departure_time"))
         a <<= 1
     x = o.ev_target_energy_request
     if x is not None:
@@ -2967,45 +3693,67 @@ def _e_cm_ScheduledSeReqControlMode(a, o, st):
     return a
 
 
-def _d_cm_ScheduledSeReqControlMode(r):
+def _d_cm_ScheduledSeReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D63, s)
+    w, mask, prods = _D63[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D63, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D63[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid == 1:
-        ev_target_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D63, s)
+        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D63[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_target_energy_request = None
     if fid == 2:
-        ev_maximum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D63, s)
+        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D63[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_energy_request = None
     if fid == 3:
-        ev_minimum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D63, s)
+        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D63[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_energy_request = None
     if fid == 4:
-        ev_energy_offer = _d_cm_EvEnergyOffer(r)
-        fid, sub, s = r.step(_D63, s)
+        ev_energy_offer, p = _d_cm_EvEnergyOffer(r, v, n, p)
+        w, mask, prods = _D63[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_energy_offer = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduledSeReqControlMode")
+        raise bad_event(p, fid, "end of ScheduledSeReqControlMode")
     return cm.ScheduledSeReqControlMode(
         departure_time=departure_time,
         ev_target_energy_request=ev_target_energy_request,
         ev_maximum_energy_request=ev_maximum_energy_request,
         ev_minimum_energy_request=ev_minimum_energy_request,
         ev_energy_offer=ev_energy_offer,
-    )
+    ), p
 
 
 # Dynamic_SEResControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3014,8 +3762,11 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 4294967295, "DynamicSeResControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicSeResControlMode.departure_time"))
         a <<= 1
     x = o.minimum_soc
     if x is not None:
@@ -3024,7 +3775,10 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicSeResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DynamicSeResControlMode.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DynamicSeResControlMode.minimum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -3033,7 +3787,10 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicSeResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DynamicSeResControlMode.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DynamicSeResControlMode.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.absolute_price_schedule
     if x is not None:
@@ -3059,49 +3816,83 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
     return a
 
 
-def _d_cm_DynamicSeResControlMode(r):
+def _d_cm_DynamicSeResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D64, s)
+    w, mask, prods = _D64[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D64, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D64[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D64, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D64[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D64, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D64[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid == 3:
-        absolute_price_schedule = _d_cm_AbsolutePriceSchedule(r)
-        fid, sub, s = r.step(_D64, s)
+        absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
+        w, mask, prods = _D64[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         absolute_price_schedule = None
     if fid == 4:
-        price_level_schedule = _d_cm_PriceLevelSchedule(r)
-        fid, sub, s = r.step(_D64, s)
+        price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
+        w, mask, prods = _D64[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         price_level_schedule = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DynamicSeResControlMode")
+        raise bad_event(p, fid, "end of DynamicSeResControlMode")
     return cm.DynamicSeResControlMode(
         departure_time=departure_time,
         minimum_soc=minimum_soc,
         target_soc=target_soc,
         absolute_price_schedule=absolute_price_schedule,
         price_level_schedule=price_level_schedule,
-    )
+    ), p
 
 
 # Scheduled_SEResControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3127,18 +3918,23 @@ def _e_cm_ScheduledSeResControlMode(a, o, st):
     return a
 
 
-def _d_cm_ScheduledSeResControlMode(r):
+def _d_cm_ScheduledSeResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D65, s)
+    w, mask, prods = _D65[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     schedule_tuple = []
     while fid == 0:
-        schedule_tuple.append(_d_cm_ScheduleTuple(r))
+        x, p = _d_cm_ScheduleTuple(r, v, n, p)
+        schedule_tuple.append(x)
         if len(schedule_tuple) == 3:
             s = _X65[s]
-        fid, sub, s = r.step(_D65, s)
+        w, mask, prods = _D65[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduledSeResControlMode")
-    return cm.ScheduledSeResControlMode(schedule_tuple=schedule_tuple)
+        raise bad_event(p, fid, "end of ScheduledSeResControlMode")
+    return cm.ScheduledSeResControlMode(schedule_tuple=schedule_tuple), p
 
 
 # ServiceParameterListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3164,18 +3960,23 @@ def _e_cm_ServiceParameterList(a, o, st):
     return a
 
 
-def _d_cm_ServiceParameterList(r):
+def _d_cm_ServiceParameterList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D66, s)
+    w, mask, prods = _D66[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     parameter_set = []
     while fid == 0:
-        parameter_set.append(_d_cm_ParameterSet(r))
+        x, p = _d_cm_ParameterSet(r, v, n, p)
+        parameter_set.append(x)
         if len(parameter_set) == 32:
             s = _X66[s]
-        fid, sub, s = r.step(_D66, s)
+        w, mask, prods = _D66[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of ServiceParameterList")
-    return cm.ServiceParameterList(parameter_set=parameter_set)
+        raise bad_event(p, fid, "end of ServiceParameterList")
+    return cm.ServiceParameterList(parameter_set=parameter_set), p
 
 
 # ServiceIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3190,7 +3991,11 @@ def _e_cm_ServiceIdList(a, o, st):
         except KeyError:
             raise ExiEncodeError("ServiceIdList.service_id is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 65535, "ServiceIdList.service_id"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 65535, "ServiceIdList.service_id"))
         a <<= 1
         if i == 16:
             s = _X67[s]
@@ -3202,20 +4007,35 @@ def _e_cm_ServiceIdList(a, o, st):
     return a
 
 
-def _d_cm_ServiceIdList(r):
+def _d_cm_ServiceIdList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D67, s)
+    w, mask, prods = _D67[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     service_id = []
     while fid == 0:
-        r.expect(1, 0b0, "characters of ServiceID")
-        service_id.append(r.ranged(r.uint(3), 0, 65535))
-        r.expect(1, 0b0, "end of ServiceID")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of ServiceID")
+        x = (v >> (n - p - 8)) & 0xFF
+        if x < 0x80:
+            p += 8
+        else:
+            x, p = r_uint(v, n, p, 3)
+        if not 0 <= x <= 65535:
+            raise out_of_range(p, x, 0, 65535)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of ServiceID")
+        service_id.append(x)
         if len(service_id) == 16:
             s = _X67[s]
-        fid, sub, s = r.step(_D67, s)
+        w, mask, prods = _D67[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of ServiceIdList")
-    return cm.ServiceIdList(service_id=service_id)
+        raise bad_event(p, fid, "end of ServiceIdList")
+    return cm.ServiceIdList(service_id=service_id), p
 
 
 # ServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3241,37 +4061,66 @@ def _e_cm_ServiceList(a, o, st):
     return a
 
 
-def _d_cm_ServiceList(r):
+def _d_cm_ServiceList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D68, s)
+    w, mask, prods = _D68[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     service = []
     while fid == 0:
-        service.append(_d_cm_Service(r))
+        x, p = _d_cm_Service(r, v, n, p)
+        service.append(x)
         if len(service) == 8:
             s = _X68[s]
-        fid, sub, s = r.step(_D68, s)
+        w, mask, prods = _D68[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of ServiceList")
-    return cm.ServiceList(service=service)
+        raise bad_event(p, fid, "end of ServiceList")
+    return cm.ServiceList(service=service), p
 
 
 # SelectedServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SelectedService(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.service_id, 0, 65535, "SelectedService.service_id"))
-    a <<= 3
-    a = e_uint(a, check_range(o.parameter_set_id, 0, 65535, "SelectedService.parameter_set_id"))
+    y = o.service_id
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "SelectedService.service_id"))
+    y = o.parameter_set_id
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 65535, "SelectedService.parameter_set_id"))
     a <<= 2
     return a
 
 
-def _d_cm_SelectedService(r):
-    r.expect(2, 0b0, "ServiceID")
-    service_id = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of ServiceID")
-    parameter_set_id = r.ranged(r.uint(3), 0, 65535)
-    r.expect(2, 0b0, "end of ParameterSetID")
-    return cm.SelectedService(service_id=service_id, parameter_set_id=parameter_set_id)
+def _d_cm_SelectedService(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "ServiceID")
+    service_id = (v >> (n - p - 8)) & 0xFF
+    if service_id < 0x80:
+        p += 8
+    else:
+        service_id, p = r_uint(v, n, p, 3)
+    if not 0 <= service_id <= 65535:
+        raise out_of_range(p, service_id, 0, 65535)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of ServiceID")
+    parameter_set_id = (v >> (n - p - 8)) & 0xFF
+    if parameter_set_id < 0x80:
+        p += 8
+    else:
+        parameter_set_id, p = r_uint(v, n, p, 3)
+    if not 0 <= parameter_set_id <= 65535:
+        raise out_of_range(p, parameter_set_id, 0, 65535)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of ParameterSetID")
+    return cm.SelectedService(service_id=service_id, parameter_set_id=parameter_set_id), p
 
 
 # SelectedServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3297,54 +4146,66 @@ def _e_cm_SelectedServiceList(a, o, st):
     return a
 
 
-def _d_cm_SelectedServiceList(r):
+def _d_cm_SelectedServiceList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D70, s)
+    w, mask, prods = _D70[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     selected_service = []
     while fid == 0:
-        selected_service.append(_d_cm_SelectedService(r))
+        x, p = _d_cm_SelectedService(r, v, n, p)
+        selected_service.append(x)
         if len(selected_service) == 16:
             s = _X70[s]
-        fid, sub, s = r.step(_D70, s)
+        w, mask, prods = _D70[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SelectedServiceList")
-    return cm.SelectedServiceList(selected_service=selected_service)
+        raise bad_event(p, fid, "end of SelectedServiceList")
+    return cm.SelectedServiceList(selected_service=selected_service), p
 
 
 # ContractCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ContractCertificateChain(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.certificate, None, 1600, "ContractCertificateChain.certificate")
-    a <<= 2
-    a = _e_cm_SubCertificates(a, o.sub_certificates, st)
+    a = e_bin((a << 2), o.certificate, None, 1600, "ContractCertificateChain.certificate")
+    a = _e_cm_SubCertificates((a << 2), o.sub_certificates, st)
     a <<= 1
     return a
 
 
-def _d_cm_ContractCertificateChain(r):
-    r.expect(2, 0b0, "Certificate")
-    certificate = r.binary(1600)
-    r.expect(2, 0b0, "end of Certificate")
-    sub_certificates = _d_cm_SubCertificates(r)
-    r.expect(1, 0b0, "end of ContractCertificateChain")
-    return cm.ContractCertificateChain(certificate=certificate, sub_certificates=sub_certificates)
+def _d_cm_ContractCertificateChain(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Certificate")
+    certificate, p = r_binary(v, n, p, 1600)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Certificate")
+    sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ContractCertificateChain")
+    return cm.ContractCertificateChain(certificate=certificate, sub_certificates=sub_certificates), p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
-    a <<= 2
-    a = e_str(a, o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
-    a <<= 3
-    a = e_uint(
-        a, check_range(o.charged_energy_reading_wh, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh")
-    )
+    a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+    y = o.charged_energy_reading_wh
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
     a <<= 1
     s = 2
     x = o.bpt_discharged_energy_reading_wh
     if x is not None:
         s = 3
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
         a <<= 1
     x = o.capacitive_energy_reading_va_rh
     if x is not None:
@@ -3353,7 +4214,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
         a <<= 1
     x = o.bpt_inductive_energy_reading_va_rh
     if x is not None:
@@ -3362,7 +4227,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
         a <<= 1
     x = o.meter_signature
     if x is not None:
@@ -3380,7 +4249,13 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "MeterInfo.meter_status"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
         a <<= 1
     x = o.meter_timestamp
     if x is not None:
@@ -3389,7 +4264,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
         a <<= 1
     try:
         c, w, _ = _T72[s, -1]
@@ -3399,58 +4278,141 @@ def _e_ct_MeterInfo(a, o, st):
     return a
 
 
-def _d_ct_MeterInfo(r):
-    r.expect(2, 0b0, "MeterID")
-    meter_id = r.string("{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
-    r.expect(3, 0b0, "end of MeterID")
-    charged_energy_reading_wh = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of ChargedEnergyReadingWh")
+def _d_ct_MeterInfo(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "MeterID")
+    meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of MeterID")
+    charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+    if charged_energy_reading_wh < 0x80:
+        p += 8
+    else:
+        charged_energy_reading_wh, p = r_uint(v, n, p, 10)
+    if not 0 <= charged_energy_reading_wh <= 18446744073709551615:
+        raise out_of_range(p, charged_energy_reading_wh, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
     s = 2
-    fid, sub, s = r.step(_D72, s)
+    w, mask, prods = _D72[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        r.expect(1, 0b0, "characters of BPT_DischargedEnergyReadingWh")
-        bpt_discharged_energy_reading_wh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of BPT_DischargedEnergyReadingWh")
-        fid, sub, s = r.step(_D72, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BPT_DischargedEnergyReadingWh")
+        bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+        if bpt_discharged_energy_reading_wh < 0x80:
+            p += 8
+        else:
+            bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
+        if not 0 <= bpt_discharged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
+        w, mask, prods = _D72[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_discharged_energy_reading_wh = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of CapacitiveEnergyReadingVARh")
-        capacitive_energy_reading_va_rh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of CapacitiveEnergyReadingVARh")
-        fid, sub, s = r.step(_D72, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of CapacitiveEnergyReadingVARh")
+        capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if capacitive_energy_reading_va_rh < 0x80:
+            p += 8
+        else:
+            capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= capacitive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
+        w, mask, prods = _D72[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         capacitive_energy_reading_va_rh = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of BPT_InductiveEnergyReadingVARh")
-        bpt_inductive_energy_reading_va_rh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of BPT_InductiveEnergyReadingVARh")
-        fid, sub, s = r.step(_D72, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BPT_InductiveEnergyReadingVARh")
+        bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if bpt_inductive_energy_reading_va_rh < 0x80:
+            p += 8
+        else:
+            bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
+        w, mask, prods = _D72[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of MeterSignature")
-        meter_signature = r.binary(64)
-        r.expect(1, 0b0, "end of MeterSignature")
-        fid, sub, s = r.step(_D72, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterSignature")
+        meter_signature, p = r_binary(v, n, p, 64)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterSignature")
+        w, mask, prods = _D72[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_signature = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of MeterStatus")
-        meter_status = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of MeterStatus")
-        fid, sub, s = r.step(_D72, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterStatus")
+        meter_status = (v >> (n - p - 9)) & 0x1FF
+        if meter_status < 0x80:
+            p += 9
+        elif 0x100 <= meter_status < 0x180:
+            p += 9
+            meter_status = 0xFF - meter_status
+        else:
+            meter_status, p = r_sint(v, n, p, 3)
+        if not -32768 <= meter_status <= 32767:
+            raise out_of_range(p, meter_status, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterStatus")
+        w, mask, prods = _D72[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_status = None
     if fid == 7:
-        r.expect(1, 0b0, "characters of MeterTimestamp")
-        meter_timestamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of MeterTimestamp")
-        fid, sub, s = r.step(_D72, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterTimestamp")
+        meter_timestamp = (v >> (n - p - 8)) & 0xFF
+        if meter_timestamp < 0x80:
+            p += 8
+        else:
+            meter_timestamp, p = r_uint(v, n, p, 10)
+        if not 0 <= meter_timestamp <= 18446744073709551615:
+            raise out_of_range(p, meter_timestamp, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterTimestamp")
+        w, mask, prods = _D72[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_timestamp = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MeterInfo")
+        raise bad_event(p, fid, "end of MeterInfo")
     return ct.MeterInfo(
         meter_id=meter_id,
         charged_energy_reading_wh=charged_energy_reading_wh,
@@ -3460,20 +4422,22 @@ def _d_ct_MeterInfo(r):
         meter_signature=meter_signature,
         meter_status=meter_status,
         meter_timestamp=meter_timestamp,
-    )
+    ), p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_Receipt(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "Receipt.time_anchor"))
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
     a <<= 1
     s = 1
     x = o.energy_costs
     if x is not None:
         s = 2
-        a <<= 3
-        a = _e_ct_DetailedCost(a, x, st)
+        a = _e_ct_DetailedCost((a << 3), x, st)
     x = o.occupancy_costs
     if x is not None:
         try:
@@ -3518,40 +4482,63 @@ def _e_ct_Receipt(a, o, st):
     return a
 
 
-def _d_ct_Receipt(r):
-    r.expect(2, 0b0, "TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeAnchor")
+def _d_ct_Receipt(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeAnchor")
     s = 1
-    fid, sub, s = r.step(_D73, s)
+    w, mask, prods = _D73[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        energy_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D73, s)
+        energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D73[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         energy_costs = None
     if fid == 2:
-        occupancy_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D73, s)
+        occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D73[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         occupancy_costs = None
     if fid == 3:
-        additional_services_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D73, s)
+        additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D73[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         additional_services_costs = None
     if fid == 4:
-        overstay_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D73, s)
+        overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D73[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         overstay_costs = None
     tax_costs = []
     while fid == 5:
-        tax_costs.append(_d_ct_DetailedTax(r))
+        x, p = _d_ct_DetailedTax(r, v, n, p)
+        tax_costs.append(x)
         if len(tax_costs) == 10:
             s = _X73[s]
-        fid, sub, s = r.step(_D73, s)
+        w, mask, prods = _D73[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Receipt")
+        raise bad_event(p, fid, "end of Receipt")
     return ct.Receipt(
         time_anchor=time_anchor,
         energy_costs=energy_costs,
@@ -3559,7 +4546,7 @@ def _d_ct_Receipt(r):
         additional_services_costs=additional_services_costs,
         overstay_costs=overstay_costs,
         tax_costs=tax_costs,
-    )
+    ), p
 
 
 # Dynamic_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3568,53 +4555,86 @@ def _e_cm_DynamicSmdtControlMode(a, o, st):
     return a
 
 
-def _d_cm_DynamicSmdtControlMode(r):
-    r.expect(1, 0b0, "end of DynamicSmdtControlMode")
-    return cm.DynamicSmdtControlMode()
+def _d_cm_DynamicSmdtControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DynamicSmdtControlMode")
+    return cm.DynamicSmdtControlMode(), p
 
 
 # Scheduled_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduledSmdtControlMode(a, o, st):
-    a <<= 2
-    a = e_uint(
-        a,
-        check_range(o.selected_schedule_tuple_id, 1, 4294967295, "ScheduledSmdtControlMode.selected_schedule_tuple_id"),
-    )
+    y = o.selected_schedule_tuple_id
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduledSmdtControlMode.selected_schedule_tuple_id"))
     a <<= 2
     return a
 
 
-def _d_cm_ScheduledSmdtControlMode(r):
-    r.expect(2, 0b0, "SelectedScheduleTupleID")
-    selected_schedule_tuple_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of SelectedScheduleTupleID")
-    return cm.ScheduledSmdtControlMode(selected_schedule_tuple_id=selected_schedule_tuple_id)
+def _d_cm_ScheduledSmdtControlMode(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SelectedScheduleTupleID")
+    selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
+    if selected_schedule_tuple_id < 0x80:
+        p += 8
+    else:
+        selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
+    if not 1 <= selected_schedule_tuple_id <= 4294967295:
+        raise out_of_range(p, selected_schedule_tuple_id, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of SelectedScheduleTupleID")
+    return cm.ScheduledSmdtControlMode(selected_schedule_tuple_id=selected_schedule_tuple_id), p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a <<= 2
     a = e_str(
-        a,
+        (a << 2),
         o.x509_issuer_name,
         st,
         "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
         None,
         "X509IssuerSerial.x509_issuer_name",
     )
-    a <<= 3
-    a = e_int(a, check_range(o.x509_serial_number, None, None, "X509IssuerSerial.x509_serial_number"))
+    y = o.x509_serial_number
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
-def _d_ds_X509IssuerSerial(r):
-    r.expect(2, 0b0, "X509IssuerName")
-    x509_issuer_name = r.string("{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    r.expect(3, 0b0, "end of X509IssuerName")
-    x509_serial_number = r.ranged(r.sint(), None, None)
-    r.expect(2, 0b0, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number)
+def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "X509IssuerName")
+    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of X509IssuerName")
+    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if x509_serial_number < 0x80:
+        p += 9
+    elif 0x100 <= x509_serial_number < 0x180:
+        p += 9
+        x509_serial_number = 0xFF - x509_serial_number
+    else:
+        x509_serial_number, p = r_sint(
+            v,
+            n,
+            p,
+        )
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of X509SerialNumber")
+    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
 
 
 # SupportedProvidersListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3643,20 +4663,29 @@ def _e_cm_SupportedProvidersList(a, o, st):
     return a
 
 
-def _d_cm_SupportedProvidersList(r):
+def _d_cm_SupportedProvidersList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D77, s)
+    w, mask, prods = _D77[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     provider_id = []
     while fid == 0:
-        r.expect(1, 0b0, "characters of ProviderID")
-        provider_id.append(r.string("{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID", 80))
-        r.expect(1, 0b0, "end of ProviderID")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of ProviderID")
+        x, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID", 80)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of ProviderID")
+        provider_id.append(x)
         if len(provider_id) == 128:
             s = _X77[s]
-        fid, sub, s = r.step(_D77, s)
+        w, mask, prods = _D77[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SupportedProvidersList")
-    return cm.SupportedProvidersList(provider_id=provider_id)
+        raise bad_event(p, fid, "end of SupportedProvidersList")
+    return cm.SupportedProvidersList(provider_id=provider_id), p
 
 
 # SubCertificatesType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3683,20 +4712,29 @@ def _e_cm_SubCertificates(a, o, st):
     return a
 
 
-def _d_cm_SubCertificates(r):
+def _d_cm_SubCertificates(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D78, s)
+    w, mask, prods = _D78[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     certificate = []
     while fid == 0:
-        r.expect(1, 0b0, "characters of Certificate")
-        certificate.append(r.binary(1600))
-        r.expect(1, 0b0, "end of Certificate")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Certificate")
+        x, p = r_binary(v, n, p, 1600)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Certificate")
+        certificate.append(x)
         if len(certificate) == 3:
             s = _X78[s]
-        fid, sub, s = r.step(_D78, s)
+        w, mask, prods = _D78[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SubCertificates")
-    return cm.SubCertificates(certificate=certificate)
+        raise bad_event(p, fid, "end of SubCertificates")
+    return cm.SubCertificates(certificate=certificate), p
 
 
 # Dynamic_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3705,27 +4743,26 @@ def _e_cm_DynamicEvpptControlMode(a, o, st):
     return a
 
 
-def _d_cm_DynamicEvpptControlMode(r):
-    r.expect(1, 0b0, "end of DynamicEvpptControlMode")
-    return cm.DynamicEvpptControlMode()
+def _d_cm_DynamicEvpptControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DynamicEvpptControlMode")
+    return cm.DynamicEvpptControlMode(), p
 
 
 # Scheduled_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduledEvpptControlMode(a, o, st):
-    a <<= 2
-    a = e_uint(
-        a,
-        check_range(
-            o.selected_schedule_tuple_id, 1, 4294967295, "ScheduledEvpptControlMode.selected_schedule_tuple_id"
-        ),
-    )
+    y = o.selected_schedule_tuple_id
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduledEvpptControlMode.selected_schedule_tuple_id"))
     a <<= 1
     s = 1
     x = o.power_tolerance_acceptance
     if x is not None:
         s = 2
-        a <<= 3
-        a = (a << 1) | enum_index(
+        a = (a << 4) | enum_index(
             _EN_cm_PowerToleranceAcceptance, x, "ScheduledEvpptControlMode.power_tolerance_acceptance"
         )
         a <<= 1
@@ -3737,24 +4774,42 @@ def _e_cm_ScheduledEvpptControlMode(a, o, st):
     return a
 
 
-def _d_cm_ScheduledEvpptControlMode(r):
-    r.expect(2, 0b0, "SelectedScheduleTupleID")
-    selected_schedule_tuple_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(1, 0b0, "end of SelectedScheduleTupleID")
+def _d_cm_ScheduledEvpptControlMode(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SelectedScheduleTupleID")
+    selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
+    if selected_schedule_tuple_id < 0x80:
+        p += 8
+    else:
+        selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
+    if not 1 <= selected_schedule_tuple_id <= 4294967295:
+        raise out_of_range(p, selected_schedule_tuple_id, 1, 4294967295)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SelectedScheduleTupleID")
     s = 1
-    fid, sub, s = r.step(_D80, s)
+    w, mask, prods = _D80[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of PowerToleranceAcceptance")
-        power_tolerance_acceptance = enum_member(r, _ENUM_cm_PowerToleranceAcceptance, 1)
-        r.expect(1, 0b0, "end of PowerToleranceAcceptance")
-        fid, sub, s = r.step(_D80, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of PowerToleranceAcceptance")
+        power_tolerance_acceptance = _ENUM_cm_PowerToleranceAcceptance[((q >> 1) & 0x1)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of PowerToleranceAcceptance")
+        w, mask, prods = _D80[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         power_tolerance_acceptance = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduledEvpptControlMode")
+        raise bad_event(p, fid, "end of ScheduledEvpptControlMode")
     return cm.ScheduledEvpptControlMode(
         selected_schedule_tuple_id=selected_schedule_tuple_id, power_tolerance_acceptance=power_tolerance_acceptance
-    )
+    ), p
 
 
 # EVPowerProfileEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3780,56 +4835,89 @@ def _e_cm_EvPowerProfileEntryList(a, o, st):
     return a
 
 
-def _d_cm_EvPowerProfileEntryList(r):
+def _d_cm_EvPowerProfileEntryList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D81, s)
+    w, mask, prods = _D81[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     ev_power_profile_entry = []
     while fid == 0:
-        ev_power_profile_entry.append(_d_cm_PowerScheduleEntry(r))
+        x, p = _d_cm_PowerScheduleEntry(r, v, n, p)
+        ev_power_profile_entry.append(x)
         if len(ev_power_profile_entry) == 2048:
             s = _X81[s]
-        fid, sub, s = r.step(_D81, s)
+        w, mask, prods = _D81[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of EvPowerProfileEntryList")
-    return cm.EvPowerProfileEntryList(ev_power_profile_entry=ev_power_profile_entry)
+        raise bad_event(p, fid, "end of EvPowerProfileEntryList")
+    return cm.EvPowerProfileEntryList(ev_power_profile_entry=ev_power_profile_entry), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
-    a <<= 2
-    a = (a << 8) | (check_range(o.exponent, -128, 127, "RationalNumber.exponent") + 128)
-    a <<= 3
-    a = e_int(a, check_range(o.value, -32768, 32767, "RationalNumber.value"))
+    y = o.exponent
+    if not -128 <= y <= 127:
+        raise range_error("RationalNumber.exponent", y, -128, 127)
+    a = (a << 10) | (y + 128)
+    y = o.value
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
     a <<= 2
     return a
 
 
-def _d_ct_RationalNumber(r):
-    r.expect(2, 0b0, "Exponent")
-    exponent = r.read(8) - 128
-    r.expect(3, 0b0, "end of Exponent")
-    value = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(2, 0b0, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value)
+def _d_ct_RationalNumber(r, v, n, p):
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q >> 11:
+        raise unexpected(p - 13, 2, "Exponent")
+    exponent = ((q >> 3) & 0xFF) - 128
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of Exponent")
+    value = (v >> (n - p - 9)) & 0x1FF
+    if value < 0x80:
+        p += 9
+    elif 0x100 <= value < 0x180:
+        p += 9
+        value = 0xFF - value
+    else:
+        value, p = r_sint(v, n, p, 3)
+    if not -32768 <= value <= 32767:
+        raise out_of_range(p, value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    return ct.RationalNumber(exponent=exponent, value=value), p
 
 
 # EVEnergyOfferType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvEnergyOffer(a, o, st):
-    a <<= 1
-    a = _e_cm_EvPowerSchedule(a, o.ev_power_schedule, st)
-    a <<= 1
-    a = _e_cm_EvAbsolutePriceSchedule(a, o.ev_absolute_price_schedule, st)
+    a = _e_cm_EvPowerSchedule((a << 1), o.ev_power_schedule, st)
+    a = _e_cm_EvAbsolutePriceSchedule((a << 1), o.ev_absolute_price_schedule, st)
     a <<= 1
     return a
 
 
-def _d_cm_EvEnergyOffer(r):
-    r.expect(1, 0b0, "EVPowerSchedule")
-    ev_power_schedule = _d_cm_EvPowerSchedule(r)
-    r.expect(1, 0b0, "EVAbsolutePriceSchedule")
-    ev_absolute_price_schedule = _d_cm_EvAbsolutePriceSchedule(r)
-    r.expect(1, 0b0, "end of EvEnergyOffer")
-    return cm.EvEnergyOffer(ev_power_schedule=ev_power_schedule, ev_absolute_price_schedule=ev_absolute_price_schedule)
+def _d_cm_EvEnergyOffer(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVPowerSchedule")
+    ev_power_schedule, p = _d_cm_EvPowerSchedule(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVAbsolutePriceSchedule")
+    ev_absolute_price_schedule, p = _d_cm_EvAbsolutePriceSchedule(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of EvEnergyOffer")
+    return cm.EvEnergyOffer(
+        ev_power_schedule=ev_power_schedule, ev_absolute_price_schedule=ev_absolute_price_schedule
+    ), p
 
 
 # AbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3838,24 +4926,29 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "AbsolutePriceSchedule.id")
+        a = e_str((a << 2), x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "AbsolutePriceSchedule.id")
     try:
         c, w, s = _T84[s, 64]
     except KeyError:
         raise ExiEncodeError("AbsolutePriceSchedule.time_anchor is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "AbsolutePriceSchedule.time_anchor"))
-    a <<= 3
-    a = e_uint(a, check_range(o.price_schedule_id, 1, 4294967295, "AbsolutePriceSchedule.price_schedule_id"))
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 8) | y
+    else:
+        a = e_uint(a, check_range(y, 0, 18446744073709551615, "AbsolutePriceSchedule.time_anchor"))
+    y = o.price_schedule_id
+    if 1 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 1, 4294967295, "AbsolutePriceSchedule.price_schedule_id"))
     a <<= 1
     s = 3
     x = o.price_schedule_description
     if x is not None:
         s = 4
-        a <<= 3
         a = e_str(
-            a,
+            (a << 3),
             x,
             st,
             "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription",
@@ -3871,13 +4964,16 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
     a = e_str(
         a, o.currency, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3, "AbsolutePriceSchedule.currency"
     )
-    a <<= 3
     a = e_str(
-        a, o.language, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3, "AbsolutePriceSchedule.language"
+        (a << 3),
+        o.language,
+        st,
+        "{urn:iso:std:iso:15118:-20:CommonMessages}Language",
+        3,
+        "AbsolutePriceSchedule.language",
     )
-    a <<= 3
     a = e_str(
-        a,
+        (a << 3),
         o.price_algorithm,
         st,
         "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm",
@@ -3889,8 +4985,7 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
     x = o.minimum_cost
     if x is not None:
         s = 8
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.maximum_cost
     if x is not None:
         try:
@@ -3916,8 +5011,7 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
     x = o.overstay_rules
     if x is not None:
         s = 12
-        a <<= 2
-        a = _e_cm_OverstayRuleList(a, x, st)
+        a = _e_cm_OverstayRuleList((a << 2), x, st)
     x = o.additional_selected_services
     if x is not None:
         try:
@@ -3934,72 +5028,126 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
     return a
 
 
-def _d_cm_AbsolutePriceSchedule(r):
+def _d_cm_AbsolutePriceSchedule(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D84, s)
+    w, mask, prods = _D84[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
-        fid, sub, s = r.step(_D84, s)
+        id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+        w, mask, prods = _D84[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "TimeAnchor")
-    r.expect(1, 0b0, "characters of TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(3, 0b0, "end of TimeAnchor")
-    price_schedule_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(1, 0b0, "end of PriceScheduleID")
+        raise bad_event(p, fid, "TimeAnchor")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of TimeAnchor")
+    price_schedule_id = (v >> (n - p - 8)) & 0xFF
+    if price_schedule_id < 0x80:
+        p += 8
+    else:
+        price_schedule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= price_schedule_id <= 4294967295:
+        raise out_of_range(p, price_schedule_id, 1, 4294967295)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PriceScheduleID")
     s = 3
-    fid, sub, s = r.step(_D84, s)
+    w, mask, prods = _D84[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        r.expect(1, 0b0, "characters of PriceScheduleDescription")
-        price_schedule_description = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160)
-        r.expect(1, 0b0, "end of PriceScheduleDescription")
-        fid, sub, s = r.step(_D84, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of PriceScheduleDescription")
+        price_schedule_description, p = r_string(
+            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160
+        )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of PriceScheduleDescription")
+        w, mask, prods = _D84[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         price_schedule_description = None
     if fid != 4:
-        raise bad_event(r, fid, "Currency")
-    r.expect(1, 0b0, "characters of Currency")
-    currency = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
-    r.expect(3, 0b0, "end of Currency")
-    language = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3)
-    r.expect(3, 0b0, "end of Language")
-    price_algorithm = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
-    r.expect(1, 0b0, "end of PriceAlgorithm")
+        raise bad_event(p, fid, "Currency")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of Currency")
+    currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Currency")
+    language, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Language")
+    price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PriceAlgorithm")
     s = 7
-    fid, sub, s = r.step(_D84, s)
+    w, mask, prods = _D84[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        minimum_cost = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D84, s)
+        minimum_cost, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D84[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_cost = None
     if fid == 8:
-        maximum_cost = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D84, s)
+        maximum_cost, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D84[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         maximum_cost = None
     if fid == 9:
-        tax_rules = _d_cm_TaxRuleList(r)
-        fid, sub, s = r.step(_D84, s)
+        tax_rules, p = _d_cm_TaxRuleList(r, v, n, p)
+        w, mask, prods = _D84[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         tax_rules = None
     if fid != 10:
-        raise bad_event(r, fid, "PriceRuleStacks")
-    price_rule_stacks = _d_cm_PriceRuleStackList(r)
-    fid, sub, s = r.step(_D84, s)
+        raise bad_event(p, fid, "PriceRuleStacks")
+    price_rule_stacks, p = _d_cm_PriceRuleStackList(r, v, n, p)
+    w, mask, prods = _D84[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 11:
-        overstay_rules = _d_cm_OverstayRuleList(r)
-        fid, sub, s = r.step(_D84, s)
+        overstay_rules, p = _d_cm_OverstayRuleList(r, v, n, p)
+        w, mask, prods = _D84[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         overstay_rules = None
     if fid == 12:
-        additional_selected_services = _d_cm_AdditionalServiceList(r)
-        fid, sub, s = r.step(_D84, s)
+        additional_selected_services, p = _d_cm_AdditionalServiceList(r, v, n, p)
+        w, mask, prods = _D84[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         additional_selected_services = None
     if fid != -1:
-        raise bad_event(r, fid, "end of AbsolutePriceSchedule")
+        raise bad_event(p, fid, "end of AbsolutePriceSchedule")
     return cm.AbsolutePriceSchedule(
         id=id,
         time_anchor=time_anchor,
@@ -4014,7 +5162,7 @@ def _d_cm_AbsolutePriceSchedule(r):
         price_rule_stacks=price_rule_stacks,
         overstay_rules=overstay_rules,
         additional_selected_services=additional_selected_services,
-    )
+    ), p
 
 
 # PriceLevelScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4023,24 +5171,29 @@ def _e_cm_PriceLevelSchedule(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PriceLevelSchedule.id")
+        a = e_str((a << 2), x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PriceLevelSchedule.id")
     try:
         c, w, s = _T85[s, 64]
     except KeyError:
         raise ExiEncodeError("PriceLevelSchedule.time_anchor is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "PriceLevelSchedule.time_anchor"))
-    a <<= 3
-    a = e_uint(a, check_range(o.price_schedule_id, 1, 4294967295, "PriceLevelSchedule.price_schedule_id"))
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 8) | y
+    else:
+        a = e_uint(a, check_range(y, 0, 18446744073709551615, "PriceLevelSchedule.time_anchor"))
+    y = o.price_schedule_id
+    if 1 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 1, 4294967295, "PriceLevelSchedule.price_schedule_id"))
     a <<= 1
     s = 3
     x = o.price_schedule_description
     if x is not None:
         s = 4
-        a <<= 3
         a = e_str(
-            a,
+            (a << 3),
             x,
             st,
             "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription",
@@ -4053,44 +5206,84 @@ def _e_cm_PriceLevelSchedule(a, o, st):
     except KeyError:
         raise ExiEncodeError("PriceLevelSchedule.number_of_price_levels is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = (a << 8) | check_range(o.number_of_price_levels, 0, 255, "PriceLevelSchedule.number_of_price_levels")
-    a <<= 2
-    a = _e_cm_PriceLevelScheduleEntryList(a, o.price_level_schedule_entries, st)
+    y = o.number_of_price_levels
+    if not 0 <= y <= 255:
+        raise range_error("PriceLevelSchedule.number_of_price_levels", y, 0, 255)
+    a = (a << 8) | y
+    a = _e_cm_PriceLevelScheduleEntryList((a << 2), o.price_level_schedule_entries, st)
     a <<= 1
     return a
 
 
-def _d_cm_PriceLevelSchedule(r):
+def _d_cm_PriceLevelSchedule(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D85, s)
+    w, mask, prods = _D85[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
-        fid, sub, s = r.step(_D85, s)
+        id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+        w, mask, prods = _D85[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "TimeAnchor")
-    r.expect(1, 0b0, "characters of TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(3, 0b0, "end of TimeAnchor")
-    price_schedule_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(1, 0b0, "end of PriceScheduleID")
+        raise bad_event(p, fid, "TimeAnchor")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of TimeAnchor")
+    price_schedule_id = (v >> (n - p - 8)) & 0xFF
+    if price_schedule_id < 0x80:
+        p += 8
+    else:
+        price_schedule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= price_schedule_id <= 4294967295:
+        raise out_of_range(p, price_schedule_id, 1, 4294967295)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PriceScheduleID")
     s = 3
-    fid, sub, s = r.step(_D85, s)
+    w, mask, prods = _D85[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        r.expect(1, 0b0, "characters of PriceScheduleDescription")
-        price_schedule_description = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160)
-        r.expect(1, 0b0, "end of PriceScheduleDescription")
-        fid, sub, s = r.step(_D85, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of PriceScheduleDescription")
+        price_schedule_description, p = r_string(
+            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160
+        )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of PriceScheduleDescription")
+        w, mask, prods = _D85[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         price_schedule_description = None
     if fid != 4:
-        raise bad_event(r, fid, "NumberOfPriceLevels")
-    r.expect(1, 0b0, "characters of NumberOfPriceLevels")
-    number_of_price_levels = r.read(8)
-    r.expect(2, 0b0, "end of NumberOfPriceLevels")
-    price_level_schedule_entries = _d_cm_PriceLevelScheduleEntryList(r)
-    r.expect(1, 0b0, "end of PriceLevelSchedule")
+        raise bad_event(p, fid, "NumberOfPriceLevels")
+    p += 11
+    q = (v >> (n - p)) & 0x7FF
+    if q >> 10:
+        raise unexpected(p - 11, 1, "characters of NumberOfPriceLevels")
+    number_of_price_levels = (q >> 2) & 0xFF
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of NumberOfPriceLevels")
+    price_level_schedule_entries, p = _d_cm_PriceLevelScheduleEntryList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PriceLevelSchedule")
     return cm.PriceLevelSchedule(
         id=id,
         time_anchor=time_anchor,
@@ -4098,21 +5291,22 @@ def _d_cm_PriceLevelSchedule(r):
         price_schedule_description=price_schedule_description,
         number_of_price_levels=number_of_price_levels,
         price_level_schedule_entries=price_level_schedule_entries,
-    )
+    ), p
 
 
 # ScheduleTupleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduleTuple(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.schedule_tuple_id, 1, 4294967295, "ScheduleTuple.schedule_tuple_id"))
-    a <<= 2
-    a = _e_cm_ChargingSchedule(a, o.charging_schedule, st)
+    y = o.schedule_tuple_id
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduleTuple.schedule_tuple_id"))
+    a = _e_cm_ChargingSchedule((a << 2), o.charging_schedule, st)
     s = 2
     x = o.discharging_schedule
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_cm_ChargingSchedule(a, x, st)
+        a = _e_cm_ChargingSchedule((a << 2), x, st)
     try:
         c, w, _ = _T86[s, -1]
     except KeyError:
@@ -4121,31 +5315,48 @@ def _e_cm_ScheduleTuple(a, o, st):
     return a
 
 
-def _d_cm_ScheduleTuple(r):
-    r.expect(2, 0b0, "ScheduleTupleID")
-    schedule_tuple_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of ScheduleTupleID")
-    charging_schedule = _d_cm_ChargingSchedule(r)
+def _d_cm_ScheduleTuple(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "ScheduleTupleID")
+    schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
+    if schedule_tuple_id < 0x80:
+        p += 8
+    else:
+        schedule_tuple_id, p = r_uint(v, n, p, 5)
+    if not 1 <= schedule_tuple_id <= 4294967295:
+        raise out_of_range(p, schedule_tuple_id, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of ScheduleTupleID")
+    charging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
     s = 2
-    fid, sub, s = r.step(_D86, s)
+    w, mask, prods = _D86[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        discharging_schedule = _d_cm_ChargingSchedule(r)
-        fid, sub, s = r.step(_D86, s)
+        discharging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
+        w, mask, prods = _D86[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         discharging_schedule = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduleTuple")
+        raise bad_event(p, fid, "end of ScheduleTuple")
     return cm.ScheduleTuple(
         schedule_tuple_id=schedule_tuple_id,
         charging_schedule=charging_schedule,
         discharging_schedule=discharging_schedule,
-    )
+    ), p
 
 
 # ParameterSetType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ParameterSet(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.parameter_set_id, 0, 65535, "ParameterSet.parameter_set_id"))
+    y = o.parameter_set_id
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "ParameterSet.parameter_set_id"))
     a <<= 1
     s = 1
     items = o.parameter
@@ -4168,92 +5379,140 @@ def _e_cm_ParameterSet(a, o, st):
     return a
 
 
-def _d_cm_ParameterSet(r):
-    r.expect(2, 0b0, "ParameterSetID")
-    parameter_set_id = r.ranged(r.uint(3), 0, 65535)
-    r.expect(1, 0b0, "end of ParameterSetID")
+def _d_cm_ParameterSet(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "ParameterSetID")
+    parameter_set_id = (v >> (n - p - 8)) & 0xFF
+    if parameter_set_id < 0x80:
+        p += 8
+    else:
+        parameter_set_id, p = r_uint(v, n, p, 3)
+    if not 0 <= parameter_set_id <= 65535:
+        raise out_of_range(p, parameter_set_id, 0, 65535)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ParameterSetID")
     s = 1
-    fid, sub, s = r.step(_D87, s)
+    w, mask, prods = _D87[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     parameter = []
     while fid == 1:
-        parameter.append(_d_cm_Parameter(r))
+        x, p = _d_cm_Parameter(r, v, n, p)
+        parameter.append(x)
         if len(parameter) == 32:
             s = _X87[s]
-        fid, sub, s = r.step(_D87, s)
+        w, mask, prods = _D87[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of ParameterSet")
-    return cm.ParameterSet(parameter_set_id=parameter_set_id, parameter=parameter)
+        raise bad_event(p, fid, "end of ParameterSet")
+    return cm.ParameterSet(parameter_set_id=parameter_set_id, parameter=parameter), p
 
 
 # ServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_Service(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.service_id, 0, 65535, "Service.service_id"))
-    a <<= 3
-    a = (a << 1) | (1 if o.free_service else 0)
+    y = o.service_id
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "Service.service_id"))
+    a = (a << 4) | (1 if o.free_service else 0)
     a <<= 2
     return a
 
 
-def _d_cm_Service(r):
-    r.expect(2, 0b0, "ServiceID")
-    service_id = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of ServiceID")
-    free_service = r.read(1) == 1
-    r.expect(2, 0b0, "end of FreeService")
-    return cm.Service(service_id=service_id, free_service=free_service)
+def _d_cm_Service(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "ServiceID")
+    service_id = (v >> (n - p - 8)) & 0xFF
+    if service_id < 0x80:
+        p += 8
+    else:
+        service_id, p = r_uint(v, n, p, 3)
+    if not 0 <= service_id <= 65535:
+        raise out_of_range(p, service_id, 0, 65535)
+    p += 6
+    q = (v >> (n - p)) & 0x3F
+    if q >> 3:
+        raise unexpected(p - 6, 3, "end of ServiceID")
+    free_service = ((q >> 2) & 0x1) == 1
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of FreeService")
+    return cm.Service(service_id=service_id, free_service=free_service), p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedCost(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.amount, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.cost_per_unit, st)
+    a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedCost(r):
-    r.expect(1, 0b0, "Amount")
-    amount = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "CostPerUnit")
-    cost_per_unit = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DetailedCost")
-    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit)
+def _d_ct_DetailedCost(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Amount")
+    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "CostPerUnit")
+    cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DetailedCost")
+    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit), p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedTax(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.tax_rule_id, 1, 4294967295, "DetailedTax.tax_rule_id"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.amount, st)
+    y = o.tax_rule_id
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+    a = _e_ct_RationalNumber((a << 2), o.amount, st)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedTax(r):
-    r.expect(2, 0b0, "TaxRuleID")
-    tax_rule_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of TaxRuleID")
-    amount = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount)
+def _d_ct_DetailedTax(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TaxRuleID")
+    tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if tax_rule_id < 0x80:
+        p += 8
+    else:
+        tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= tax_rule_id <= 4294967295:
+        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TaxRuleID")
+    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DetailedTax")
+    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount), p
 
 
 # PowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PowerScheduleEntry(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.duration, 0, 4294967295, "PowerScheduleEntry.duration"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.power, st)
+    y = o.duration
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 4294967295, "PowerScheduleEntry.duration"))
+    a = _e_ct_RationalNumber((a << 2), o.power, st)
     s = 2
     x = o.power_l2
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.power_l3
     if x is not None:
         try:
@@ -4270,86 +5529,137 @@ def _e_cm_PowerScheduleEntry(a, o, st):
     return a
 
 
-def _d_cm_PowerScheduleEntry(r):
-    r.expect(2, 0b0, "Duration")
-    duration = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(2, 0b0, "end of Duration")
-    power = _d_ct_RationalNumber(r)
+def _d_cm_PowerScheduleEntry(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Duration")
+    duration = (v >> (n - p - 8)) & 0xFF
+    if duration < 0x80:
+        p += 8
+    else:
+        duration, p = r_uint(v, n, p, 5)
+    if not 0 <= duration <= 4294967295:
+        raise out_of_range(p, duration, 0, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Duration")
+    power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 2
-    fid, sub, s = r.step(_D91, s)
+    w, mask, prods = _D91[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        power_l2 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D91, s)
+        power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D91[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         power_l2 = None
     if fid == 3:
-        power_l3 = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D91, s)
+        power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D91[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         power_l3 = None
     if fid != -1:
-        raise bad_event(r, fid, "end of PowerScheduleEntry")
-    return cm.PowerScheduleEntry(duration=duration, power=power, power_l2=power_l2, power_l3=power_l3)
+        raise bad_event(p, fid, "end of PowerScheduleEntry")
+    return cm.PowerScheduleEntry(duration=duration, power=power, power_l2=power_l2, power_l3=power_l3), p
 
 
 # EVPowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPowerSchedule(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "EvPowerSchedule.time_anchor"))
-    a <<= 2
-    a = _e_cm_EvPowerScheduleEntryList(a, o.ev_power_schedule_entries, st)
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvPowerSchedule.time_anchor"))
+    a = _e_cm_EvPowerScheduleEntryList((a << 2), o.ev_power_schedule_entries, st)
     a <<= 1
     return a
 
 
-def _d_cm_EvPowerSchedule(r):
-    r.expect(2, 0b0, "TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(2, 0b0, "end of TimeAnchor")
-    ev_power_schedule_entries = _d_cm_EvPowerScheduleEntryList(r)
-    r.expect(1, 0b0, "end of EvPowerSchedule")
-    return cm.EvPowerSchedule(time_anchor=time_anchor, ev_power_schedule_entries=ev_power_schedule_entries)
+def _d_cm_EvPowerSchedule(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TimeAnchor")
+    ev_power_schedule_entries, p = _d_cm_EvPowerScheduleEntryList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of EvPowerSchedule")
+    return cm.EvPowerSchedule(time_anchor=time_anchor, ev_power_schedule_entries=ev_power_schedule_entries), p
 
 
 # EVAbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvAbsolutePriceSchedule(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "EvAbsolutePriceSchedule.time_anchor"))
-    a <<= 3
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvAbsolutePriceSchedule.time_anchor"))
     a = e_str(
-        a, o.currency, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3, "EvAbsolutePriceSchedule.currency"
+        (a << 3),
+        o.currency,
+        st,
+        "{urn:iso:std:iso:15118:-20:CommonMessages}Currency",
+        3,
+        "EvAbsolutePriceSchedule.currency",
     )
-    a <<= 3
     a = e_str(
-        a,
+        (a << 3),
         o.price_algorithm,
         st,
         "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm",
         255,
         "EvAbsolutePriceSchedule.price_algorithm",
     )
-    a <<= 2
-    a = _e_cm_EvPriceRuleStackList(a, o.ev_price_rule_stacks, st)
+    a = _e_cm_EvPriceRuleStackList((a << 2), o.ev_price_rule_stacks, st)
     a <<= 1
     return a
 
 
-def _d_cm_EvAbsolutePriceSchedule(r):
-    r.expect(2, 0b0, "TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(3, 0b0, "end of TimeAnchor")
-    currency = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
-    r.expect(3, 0b0, "end of Currency")
-    price_algorithm = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
-    r.expect(2, 0b0, "end of PriceAlgorithm")
-    ev_price_rule_stacks = _d_cm_EvPriceRuleStackList(r)
-    r.expect(1, 0b0, "end of EvAbsolutePriceSchedule")
+def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of TimeAnchor")
+    currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Currency")
+    price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of PriceAlgorithm")
+    ev_price_rule_stacks, p = _d_cm_EvPriceRuleStackList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of EvAbsolutePriceSchedule")
     return cm.EvAbsolutePriceSchedule(
         time_anchor=time_anchor,
         currency=currency,
         price_algorithm=price_algorithm,
         ev_price_rule_stacks=ev_price_rule_stacks,
-    )
+    ), p
 
 
 # TaxRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4375,18 +5685,23 @@ def _e_cm_TaxRuleList(a, o, st):
     return a
 
 
-def _d_cm_TaxRuleList(r):
+def _d_cm_TaxRuleList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D94, s)
+    w, mask, prods = _D94[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     tax_rule = []
     while fid == 0:
-        tax_rule.append(_d_cm_TaxRule(r))
+        x, p = _d_cm_TaxRule(r, v, n, p)
+        tax_rule.append(x)
         if len(tax_rule) == 10:
             s = _X94[s]
-        fid, sub, s = r.step(_D94, s)
+        w, mask, prods = _D94[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of TaxRuleList")
-    return cm.TaxRuleList(tax_rule=tax_rule)
+        raise bad_event(p, fid, "end of TaxRuleList")
+    return cm.TaxRuleList(tax_rule=tax_rule), p
 
 
 # PriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4412,18 +5727,23 @@ def _e_cm_PriceRuleStackList(a, o, st):
     return a
 
 
-def _d_cm_PriceRuleStackList(r):
+def _d_cm_PriceRuleStackList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D95, s)
+    w, mask, prods = _D95[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     price_rule_stack = []
     while fid == 0:
-        price_rule_stack.append(_d_cm_PriceRuleStack(r))
+        x, p = _d_cm_PriceRuleStack(r, v, n, p)
+        price_rule_stack.append(x)
         if len(price_rule_stack) == 1024:
             s = _X95[s]
-        fid, sub, s = r.step(_D95, s)
+        w, mask, prods = _D95[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of PriceRuleStackList")
-    return cm.PriceRuleStackList(price_rule_stack=price_rule_stack)
+        raise bad_event(p, fid, "end of PriceRuleStackList")
+    return cm.PriceRuleStackList(price_rule_stack=price_rule_stack), p
 
 
 # OverstayRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4432,8 +5752,11 @@ def _e_cm_OverstayRuleList(a, o, st):
     x = o.overstay_time_threshold
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_uint(a, check_range(x, 0, 4294967295, "OverstayRuleList.overstay_time_threshold"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 11) | y
+        else:
+            a = e_uint((a << 3), check_range(y, 0, 4294967295, "OverstayRuleList.overstay_time_threshold"))
         a <<= 1
     x = o.overstay_power_threshold
     if x is not None:
@@ -4463,34 +5786,53 @@ def _e_cm_OverstayRuleList(a, o, st):
     return a
 
 
-def _d_cm_OverstayRuleList(r):
+def _d_cm_OverstayRuleList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D96, s)
+    w, mask, prods = _D96[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of OverstayTimeThreshold")
-        overstay_time_threshold = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of OverstayTimeThreshold")
-        fid, sub, s = r.step(_D96, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of OverstayTimeThreshold")
+        overstay_time_threshold = (v >> (n - p - 8)) & 0xFF
+        if overstay_time_threshold < 0x80:
+            p += 8
+        else:
+            overstay_time_threshold, p = r_uint(v, n, p, 5)
+        if not 0 <= overstay_time_threshold <= 4294967295:
+            raise out_of_range(p, overstay_time_threshold, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of OverstayTimeThreshold")
+        w, mask, prods = _D96[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         overstay_time_threshold = None
     if fid == 1:
-        overstay_power_threshold = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D96, s)
+        overstay_power_threshold, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D96[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         overstay_power_threshold = None
     overstay_rule = []
     while fid == 2:
-        overstay_rule.append(_d_cm_OverstayRule(r))
+        x, p = _d_cm_OverstayRule(r, v, n, p)
+        overstay_rule.append(x)
         if len(overstay_rule) == 5:
             s = _X96[s]
-        fid, sub, s = r.step(_D96, s)
+        w, mask, prods = _D96[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of OverstayRuleList")
+        raise bad_event(p, fid, "end of OverstayRuleList")
     return cm.OverstayRuleList(
         overstay_time_threshold=overstay_time_threshold,
         overstay_power_threshold=overstay_power_threshold,
         overstay_rule=overstay_rule,
-    )
+    ), p
 
 
 # AdditionalServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4516,18 +5858,23 @@ def _e_cm_AdditionalServiceList(a, o, st):
     return a
 
 
-def _d_cm_AdditionalServiceList(r):
+def _d_cm_AdditionalServiceList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D97, s)
+    w, mask, prods = _D97[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     additional_service = []
     while fid == 0:
-        additional_service.append(_d_cm_AdditionalService(r))
+        x, p = _d_cm_AdditionalService(r, v, n, p)
+        additional_service.append(x)
         if len(additional_service) == 5:
             s = _X97[s]
-        fid, sub, s = r.step(_D97, s)
+        w, mask, prods = _D97[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of AdditionalServiceList")
-    return cm.AdditionalServiceList(additional_service=additional_service)
+        raise bad_event(p, fid, "end of AdditionalServiceList")
+    return cm.AdditionalServiceList(additional_service=additional_service), p
 
 
 # PriceLevelScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4553,30 +5900,33 @@ def _e_cm_PriceLevelScheduleEntryList(a, o, st):
     return a
 
 
-def _d_cm_PriceLevelScheduleEntryList(r):
+def _d_cm_PriceLevelScheduleEntryList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D98, s)
+    w, mask, prods = _D98[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     price_level_schedule_entry = []
     while fid == 0:
-        price_level_schedule_entry.append(_d_cm_PriceLevelScheduleEntry(r))
+        x, p = _d_cm_PriceLevelScheduleEntry(r, v, n, p)
+        price_level_schedule_entry.append(x)
         if len(price_level_schedule_entry) == 1024:
             s = _X98[s]
-        fid, sub, s = r.step(_D98, s)
+        w, mask, prods = _D98[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of PriceLevelScheduleEntryList")
-    return cm.PriceLevelScheduleEntryList(price_level_schedule_entry=price_level_schedule_entry)
+        raise bad_event(p, fid, "end of PriceLevelScheduleEntryList")
+    return cm.PriceLevelScheduleEntryList(price_level_schedule_entry=price_level_schedule_entry), p
 
 
 # ChargingScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ChargingSchedule(a, o, st):
-    a <<= 1
-    a = _e_cm_PowerSchedule(a, o.power_schedule, st)
+    a = _e_cm_PowerSchedule((a << 1), o.power_schedule, st)
     s = 1
     x = o.absolute_price_schedule
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_cm_AbsolutePriceSchedule(a, x, st)
+        a = _e_cm_AbsolutePriceSchedule((a << 2), x, st)
     x = o.price_level_schedule
     if x is not None:
         try:
@@ -4593,40 +5943,46 @@ def _e_cm_ChargingSchedule(a, o, st):
     return a
 
 
-def _d_cm_ChargingSchedule(r):
-    r.expect(1, 0b0, "PowerSchedule")
-    power_schedule = _d_cm_PowerSchedule(r)
+def _d_cm_ChargingSchedule(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "PowerSchedule")
+    power_schedule, p = _d_cm_PowerSchedule(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D99, s)
+    w, mask, prods = _D99[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        absolute_price_schedule = _d_cm_AbsolutePriceSchedule(r)
-        fid, sub, s = r.step(_D99, s)
+        absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
+        w, mask, prods = _D99[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         absolute_price_schedule = None
     if fid == 2:
-        price_level_schedule = _d_cm_PriceLevelSchedule(r)
-        fid, sub, s = r.step(_D99, s)
+        price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
+        w, mask, prods = _D99[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         price_level_schedule = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ChargingSchedule")
+        raise bad_event(p, fid, "end of ChargingSchedule")
     return cm.ChargingSchedule(
         power_schedule=power_schedule,
         absolute_price_schedule=absolute_price_schedule,
         price_level_schedule=price_level_schedule,
-    )
+    ), p
 
 
 # ParameterType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_Parameter(a, o, st):
-    a <<= 1
-    a = e_str(a, o.name, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80, "Parameter.name")
+    a = e_str((a << 1), o.name, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80, "Parameter.name")
     s = 1
     x = o.bool_value
     if x is not None:
         s = 2
-        a <<= 4
-        a = (a << 1) | (1 if x else 0)
+        a = (a << 5) | (1 if x else 0)
         a <<= 1
     x = o.byte_value
     if x is not None:
@@ -4635,7 +5991,10 @@ def _e_cm_Parameter(a, o, st):
         except KeyError:
             raise ExiEncodeError("Parameter.byte_value is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 8) | (check_range(x, -128, 127, "Parameter.byte_value") + 128)
+        y = x
+        if not -128 <= y <= 127:
+            raise range_error("Parameter.byte_value", y, -128, 127)
+        a = (a << 8) | (y + 128)
         a <<= 1
     x = o.short_value
     if x is not None:
@@ -4644,7 +6003,13 @@ def _e_cm_Parameter(a, o, st):
         except KeyError:
             raise ExiEncodeError("Parameter.short_value is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "Parameter.short_value"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "Parameter.short_value"))
         a <<= 1
     x = o.int_value
     if x is not None:
@@ -4653,7 +6018,13 @@ def _e_cm_Parameter(a, o, st):
         except KeyError:
             raise ExiEncodeError("Parameter.int_value is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -2147483648, 2147483647, "Parameter.int_value"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -2147483648, 2147483647, "Parameter.int_value"))
         a <<= 1
     x = o.rational_number
     if x is not None:
@@ -4680,53 +6051,107 @@ def _e_cm_Parameter(a, o, st):
     return a
 
 
-def _d_cm_Parameter(r):
-    r.expect(1, 0b0, "Name")
-    name = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80)
+def _d_cm_Parameter(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Name")
+    name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80)
     s = 1
-    fid, sub, s = r.step(_D100, s)
+    w, mask, prods = _D100[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of boolValue")
-        bool_value = r.read(1) == 1
-        r.expect(1, 0b0, "end of boolValue")
-        fid, sub, s = r.step(_D100, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of boolValue")
+        bool_value = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of boolValue")
+        w, mask, prods = _D100[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bool_value = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of byteValue")
-        byte_value = r.read(8) - 128
-        r.expect(1, 0b0, "end of byteValue")
-        fid, sub, s = r.step(_D100, s)
+        p += 10
+        q = (v >> (n - p)) & 0x3FF
+        if q >> 9:
+            raise unexpected(p - 10, 1, "characters of byteValue")
+        byte_value = ((q >> 1) & 0xFF) - 128
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of byteValue")
+        w, mask, prods = _D100[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         byte_value = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of shortValue")
-        short_value = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of shortValue")
-        fid, sub, s = r.step(_D100, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of shortValue")
+        short_value = (v >> (n - p - 9)) & 0x1FF
+        if short_value < 0x80:
+            p += 9
+        elif 0x100 <= short_value < 0x180:
+            p += 9
+            short_value = 0xFF - short_value
+        else:
+            short_value, p = r_sint(v, n, p, 3)
+        if not -32768 <= short_value <= 32767:
+            raise out_of_range(p, short_value, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of shortValue")
+        w, mask, prods = _D100[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         short_value = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of intValue")
-        int_value = r.ranged(r.sint(5), -2147483648, 2147483647)
-        r.expect(1, 0b0, "end of intValue")
-        fid, sub, s = r.step(_D100, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of intValue")
+        int_value = (v >> (n - p - 9)) & 0x1FF
+        if int_value < 0x80:
+            p += 9
+        elif 0x100 <= int_value < 0x180:
+            p += 9
+            int_value = 0xFF - int_value
+        else:
+            int_value, p = r_sint(v, n, p, 5)
+        if not -2147483648 <= int_value <= 2147483647:
+            raise out_of_range(p, int_value, -2147483648, 2147483647)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of intValue")
+        w, mask, prods = _D100[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         int_value = None
     if fid == 5:
-        rational_number = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D100, s)
+        rational_number, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D100[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         rational_number = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of finiteString")
-        finite_string = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80)
-        r.expect(1, 0b0, "end of finiteString")
-        fid, sub, s = r.step(_D100, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of finiteString")
+        finite_string, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of finiteString")
+        w, mask, prods = _D100[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         finite_string = None
     if fid != -1:
-        raise bad_event(r, fid, "end of Parameter")
+        raise bad_event(p, fid, "end of Parameter")
     return cm.Parameter(
         name=name,
         bool_value=bool_value,
@@ -4735,7 +6160,7 @@ def _d_cm_Parameter(r):
         int_value=int_value,
         rational_number=rational_number,
         finite_string=finite_string,
-    )
+    ), p
 
 
 # EVPowerScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4761,18 +6186,23 @@ def _e_cm_EvPowerScheduleEntryList(a, o, st):
     return a
 
 
-def _d_cm_EvPowerScheduleEntryList(r):
+def _d_cm_EvPowerScheduleEntryList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D101, s)
+    w, mask, prods = _D101[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     ev_power_schedule_entry = []
     while fid == 0:
-        ev_power_schedule_entry.append(_d_cm_EvPowerScheduleEntry(r))
+        x, p = _d_cm_EvPowerScheduleEntry(r, v, n, p)
+        ev_power_schedule_entry.append(x)
         if len(ev_power_schedule_entry) == 1024:
             s = _X101[s]
-        fid, sub, s = r.step(_D101, s)
+        w, mask, prods = _D101[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of EvPowerScheduleEntryList")
-    return cm.EvPowerScheduleEntryList(ev_power_schedule_entry=ev_power_schedule_entry)
+        raise bad_event(p, fid, "end of EvPowerScheduleEntryList")
+    return cm.EvPowerScheduleEntryList(ev_power_schedule_entry=ev_power_schedule_entry), p
 
 
 # EVPriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4798,31 +6228,38 @@ def _e_cm_EvPriceRuleStackList(a, o, st):
     return a
 
 
-def _d_cm_EvPriceRuleStackList(r):
+def _d_cm_EvPriceRuleStackList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D102, s)
+    w, mask, prods = _D102[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     ev_price_rule_stack = []
     while fid == 0:
-        ev_price_rule_stack.append(_d_cm_EvPriceRuleStack(r))
+        x, p = _d_cm_EvPriceRuleStack(r, v, n, p)
+        ev_price_rule_stack.append(x)
         if len(ev_price_rule_stack) == 1024:
             s = _X102[s]
-        fid, sub, s = r.step(_D102, s)
+        w, mask, prods = _D102[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of EvPriceRuleStackList")
-    return cm.EvPriceRuleStackList(ev_price_rule_stack=ev_price_rule_stack)
+        raise bad_event(p, fid, "end of EvPriceRuleStackList")
+    return cm.EvPriceRuleStackList(ev_price_rule_stack=ev_price_rule_stack), p
 
 
 # TaxRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_TaxRule(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.tax_rule_id, 1, 4294967295, "TaxRule.tax_rule_id"))
+    y = o.tax_rule_id
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "TaxRule.tax_rule_id"))
     a <<= 1
     s = 1
     x = o.tax_rule_name
     if x is not None:
         s = 2
-        a <<= 3
-        a = e_str(a, x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80, "TaxRule.tax_rule_name")
+        a = e_str((a << 3), x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80, "TaxRule.tax_rule_name")
         a <<= 1
     try:
         c, w, s = _T103[s, 128]
@@ -4833,8 +6270,7 @@ def _e_cm_TaxRule(a, o, st):
     x = o.tax_included_in_price
     if x is not None:
         s = 4
-        a <<= 3
-        a = (a << 1) | (1 if x else 0)
+        a = (a << 4) | (1 if x else 0)
         a <<= 1
     try:
         c, w, s = _T103[s, 256]
@@ -4842,51 +6278,81 @@ def _e_cm_TaxRule(a, o, st):
         raise ExiEncodeError("TaxRule.applies_to_energy_fee is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     a = (a << 1) | (1 if o.applies_to_energy_fee else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.applies_to_parking_fee else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.applies_to_overstay_fee else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.applies_minimum_maximum_cost else 0)
+    a = (a << 4) | (1 if o.applies_to_parking_fee else 0)
+    a = (a << 4) | (1 if o.applies_to_overstay_fee else 0)
+    a = (a << 4) | (1 if o.applies_minimum_maximum_cost else 0)
     a <<= 2
     return a
 
 
-def _d_cm_TaxRule(r):
-    r.expect(2, 0b0, "TaxRuleID")
-    tax_rule_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(1, 0b0, "end of TaxRuleID")
+def _d_cm_TaxRule(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TaxRuleID")
+    tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if tax_rule_id < 0x80:
+        p += 8
+    else:
+        tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= tax_rule_id <= 4294967295:
+        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TaxRuleID")
     s = 1
-    fid, sub, s = r.step(_D103, s)
+    w, mask, prods = _D103[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of TaxRuleName")
-        tax_rule_name = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80)
-        r.expect(1, 0b0, "end of TaxRuleName")
-        fid, sub, s = r.step(_D103, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of TaxRuleName")
+        tax_rule_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of TaxRuleName")
+        w, mask, prods = _D103[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         tax_rule_name = None
     if fid != 2:
-        raise bad_event(r, fid, "TaxRate")
-    tax_rate = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D103, s)
+        raise bad_event(p, fid, "TaxRate")
+    tax_rate, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D103[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        r.expect(1, 0b0, "characters of TaxIncludedInPrice")
-        tax_included_in_price = r.read(1) == 1
-        r.expect(1, 0b0, "end of TaxIncludedInPrice")
-        fid, sub, s = r.step(_D103, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of TaxIncludedInPrice")
+        tax_included_in_price = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TaxIncludedInPrice")
+        w, mask, prods = _D103[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         tax_included_in_price = None
     if fid != 4:
-        raise bad_event(r, fid, "AppliesToEnergyFee")
-    r.expect(1, 0b0, "characters of AppliesToEnergyFee")
-    applies_to_energy_fee = r.read(1) == 1
-    r.expect(3, 0b0, "end of AppliesToEnergyFee")
-    applies_to_parking_fee = r.read(1) == 1
-    r.expect(3, 0b0, "end of AppliesToParkingFee")
-    applies_to_overstay_fee = r.read(1) == 1
-    r.expect(3, 0b0, "end of AppliesToOverstayFee")
-    applies_minimum_maximum_cost = r.read(1) == 1
-    r.expect(2, 0b0, "end of AppliesMinimumMaximumCost")
+        raise bad_event(p, fid, "AppliesToEnergyFee")
+    p += 16
+    q = (v >> (n - p)) & 0xFFFF
+    if q >> 15:
+        raise unexpected(p - 16, 1, "characters of AppliesToEnergyFee")
+    applies_to_energy_fee = ((q >> 14) & 0x1) == 1
+    if (q >> 11) & 0x7:
+        raise unexpected(p - 14, 3, "end of AppliesToEnergyFee")
+    applies_to_parking_fee = ((q >> 10) & 0x1) == 1
+    if (q >> 7) & 0x7:
+        raise unexpected(p - 10, 3, "end of AppliesToParkingFee")
+    applies_to_overstay_fee = ((q >> 6) & 0x1) == 1
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of AppliesToOverstayFee")
+    applies_minimum_maximum_cost = ((q >> 2) & 0x1) == 1
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of AppliesMinimumMaximumCost")
     return cm.TaxRule(
         tax_rule_id=tax_rule_id,
         tax_rule_name=tax_rule_name,
@@ -4896,13 +6362,16 @@ def _d_cm_TaxRule(r):
         applies_to_parking_fee=applies_to_parking_fee,
         applies_to_overstay_fee=applies_to_overstay_fee,
         applies_minimum_maximum_cost=applies_minimum_maximum_cost,
-    )
+    ), p
 
 
 # PriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PriceRuleStack(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.duration, 0, 4294967295, "PriceRuleStack.duration"))
+    y = o.duration
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 4294967295, "PriceRuleStack.duration"))
     a <<= 1
     s = 1
     items = o.price_rule
@@ -4925,21 +6394,36 @@ def _e_cm_PriceRuleStack(a, o, st):
     return a
 
 
-def _d_cm_PriceRuleStack(r):
-    r.expect(2, 0b0, "Duration")
-    duration = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(1, 0b0, "end of Duration")
+def _d_cm_PriceRuleStack(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Duration")
+    duration = (v >> (n - p - 8)) & 0xFF
+    if duration < 0x80:
+        p += 8
+    else:
+        duration, p = r_uint(v, n, p, 5)
+    if not 0 <= duration <= 4294967295:
+        raise out_of_range(p, duration, 0, 4294967295)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Duration")
     s = 1
-    fid, sub, s = r.step(_D104, s)
+    w, mask, prods = _D104[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     price_rule = []
     while fid == 1:
-        price_rule.append(_d_cm_PriceRule(r))
+        x, p = _d_cm_PriceRule(r, v, n, p)
+        price_rule.append(x)
         if len(price_rule) == 8:
             s = _X104[s]
-        fid, sub, s = r.step(_D104, s)
+        w, mask, prods = _D104[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of PriceRuleStack")
-    return cm.PriceRuleStack(duration=duration, price_rule=price_rule)
+        raise bad_event(p, fid, "end of PriceRuleStack")
+    return cm.PriceRuleStack(duration=duration, price_rule=price_rule), p
 
 
 # OverstayRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4948,9 +6432,8 @@ def _e_cm_OverstayRule(a, o, st):
     x = o.overstay_rule_description
     if x is not None:
         s = 1
-        a <<= 3
         a = e_str(
-            a,
+            (a << 3),
             x,
             st,
             "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription",
@@ -4963,98 +6446,157 @@ def _e_cm_OverstayRule(a, o, st):
     except KeyError:
         raise ExiEncodeError("OverstayRule.start_time is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = e_uint(a, check_range(o.start_time, 0, 4294967295, "OverstayRule.start_time"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.overstay_fee, st)
-    a <<= 2
-    a = e_uint(a, check_range(o.overstay_fee_period, 0, 4294967295, "OverstayRule.overstay_fee_period"))
+    y = o.start_time
+    if 0 <= y < 0x80:
+        a = (a << 8) | y
+    else:
+        a = e_uint(a, check_range(y, 0, 4294967295, "OverstayRule.start_time"))
+    a = _e_ct_RationalNumber((a << 2), o.overstay_fee, st)
+    y = o.overstay_fee_period
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 4294967295, "OverstayRule.overstay_fee_period"))
     a <<= 2
     return a
 
 
-def _d_cm_OverstayRule(r):
+def _d_cm_OverstayRule(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D105, s)
+    w, mask, prods = _D105[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of OverstayRuleDescription")
-        overstay_rule_description = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription", 160)
-        r.expect(1, 0b0, "end of OverstayRuleDescription")
-        fid, sub, s = r.step(_D105, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of OverstayRuleDescription")
+        overstay_rule_description, p = r_string(
+            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription", 160
+        )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of OverstayRuleDescription")
+        w, mask, prods = _D105[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         overstay_rule_description = None
     if fid != 1:
-        raise bad_event(r, fid, "StartTime")
-    r.expect(1, 0b0, "characters of StartTime")
-    start_time = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(2, 0b0, "end of StartTime")
-    overstay_fee = _d_ct_RationalNumber(r)
-    r.expect(2, 0b0, "OverstayFeePeriod")
-    overstay_fee_period = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(2, 0b0, "end of OverstayFeePeriod")
+        raise bad_event(p, fid, "StartTime")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of StartTime")
+    start_time = (v >> (n - p - 8)) & 0xFF
+    if start_time < 0x80:
+        p += 8
+    else:
+        start_time, p = r_uint(v, n, p, 5)
+    if not 0 <= start_time <= 4294967295:
+        raise out_of_range(p, start_time, 0, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of StartTime")
+    overstay_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "OverstayFeePeriod")
+    overstay_fee_period = (v >> (n - p - 8)) & 0xFF
+    if overstay_fee_period < 0x80:
+        p += 8
+    else:
+        overstay_fee_period, p = r_uint(v, n, p, 5)
+    if not 0 <= overstay_fee_period <= 4294967295:
+        raise out_of_range(p, overstay_fee_period, 0, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of OverstayFeePeriod")
     return cm.OverstayRule(
         overstay_rule_description=overstay_rule_description,
         start_time=start_time,
         overstay_fee=overstay_fee,
         overstay_fee_period=overstay_fee_period,
-    )
+    ), p
 
 
 # AdditionalServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AdditionalService(a, o, st):
-    a <<= 2
     a = e_str(
-        a,
+        (a << 2),
         o.service_name,
         st,
         "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName",
         80,
         "AdditionalService.service_name",
     )
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.service_fee, st)
+    a = _e_ct_RationalNumber((a << 2), o.service_fee, st)
     a <<= 1
     return a
 
 
-def _d_cm_AdditionalService(r):
-    r.expect(2, 0b0, "ServiceName")
-    service_name = r.string("{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName", 80)
-    r.expect(2, 0b0, "end of ServiceName")
-    service_fee = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of AdditionalService")
-    return cm.AdditionalService(service_name=service_name, service_fee=service_fee)
+def _d_cm_AdditionalService(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "ServiceName")
+    service_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName", 80)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of ServiceName")
+    service_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of AdditionalService")
+    return cm.AdditionalService(service_name=service_name, service_fee=service_fee), p
 
 
 # PriceLevelScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PriceLevelScheduleEntry(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.duration, 0, 4294967295, "PriceLevelScheduleEntry.duration"))
-    a <<= 3
-    a = (a << 8) | check_range(o.price_level, 0, 255, "PriceLevelScheduleEntry.price_level")
+    y = o.duration
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 4294967295, "PriceLevelScheduleEntry.duration"))
+    y = o.price_level
+    if not 0 <= y <= 255:
+        raise range_error("PriceLevelScheduleEntry.price_level", y, 0, 255)
+    a = (a << 11) | y
     a <<= 2
     return a
 
 
-def _d_cm_PriceLevelScheduleEntry(r):
-    r.expect(2, 0b0, "Duration")
-    duration = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(3, 0b0, "end of Duration")
-    price_level = r.read(8)
-    r.expect(2, 0b0, "end of PriceLevel")
-    return cm.PriceLevelScheduleEntry(duration=duration, price_level=price_level)
+def _d_cm_PriceLevelScheduleEntry(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Duration")
+    duration = (v >> (n - p - 8)) & 0xFF
+    if duration < 0x80:
+        p += 8
+    else:
+        duration, p = r_uint(v, n, p, 5)
+    if not 0 <= duration <= 4294967295:
+        raise out_of_range(p, duration, 0, 4294967295)
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q >> 10:
+        raise unexpected(p - 13, 3, "end of Duration")
+    price_level = (q >> 2) & 0xFF
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of PriceLevel")
+    return cm.PriceLevelScheduleEntry(duration=duration, price_level=price_level), p
 
 
 # PowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PowerSchedule(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "PowerSchedule.time_anchor"))
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "PowerSchedule.time_anchor"))
     a <<= 1
     s = 1
     x = o.available_energy
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.power_tolerance
     if x is not None:
         try:
@@ -5073,57 +6615,92 @@ def _e_cm_PowerSchedule(a, o, st):
     return a
 
 
-def _d_cm_PowerSchedule(r):
-    r.expect(2, 0b0, "TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeAnchor")
+def _d_cm_PowerSchedule(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeAnchor")
     s = 1
-    fid, sub, s = r.step(_D108, s)
+    w, mask, prods = _D108[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        available_energy = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D108, s)
+        available_energy, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D108[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         available_energy = None
     if fid == 2:
-        power_tolerance = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D108, s)
+        power_tolerance, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D108[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         power_tolerance = None
     if fid != 3:
-        raise bad_event(r, fid, "PowerScheduleEntries")
-    power_schedule_entries = _d_cm_PowerScheduleEntryList(r)
-    r.expect(1, 0b0, "end of PowerSchedule")
+        raise bad_event(p, fid, "PowerScheduleEntries")
+    power_schedule_entries, p = _d_cm_PowerScheduleEntryList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PowerSchedule")
     return cm.PowerSchedule(
         time_anchor=time_anchor,
         available_energy=available_energy,
         power_tolerance=power_tolerance,
         power_schedule_entries=power_schedule_entries,
-    )
+    ), p
 
 
 # EVPowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPowerScheduleEntry(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.duration, 0, 4294967295, "EvPowerScheduleEntry.duration"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.power, st)
+    y = o.duration
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 4294967295, "EvPowerScheduleEntry.duration"))
+    a = _e_ct_RationalNumber((a << 2), o.power, st)
     a <<= 1
     return a
 
 
-def _d_cm_EvPowerScheduleEntry(r):
-    r.expect(2, 0b0, "Duration")
-    duration = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(2, 0b0, "end of Duration")
-    power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of EvPowerScheduleEntry")
-    return cm.EvPowerScheduleEntry(duration=duration, power=power)
+def _d_cm_EvPowerScheduleEntry(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Duration")
+    duration = (v >> (n - p - 8)) & 0xFF
+    if duration < 0x80:
+        p += 8
+    else:
+        duration, p = r_uint(v, n, p, 5)
+    if not 0 <= duration <= 4294967295:
+        raise out_of_range(p, duration, 0, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Duration")
+    power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of EvPowerScheduleEntry")
+    return cm.EvPowerScheduleEntry(duration=duration, power=power), p
 
 
 # EVPriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPriceRuleStack(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.duration, 0, 4294967295, "EvPriceRuleStack.duration"))
+    y = o.duration
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 4294967295, "EvPriceRuleStack.duration"))
     a <<= 1
     s = 1
     items = o.ev_price_rule
@@ -5146,33 +6723,46 @@ def _e_cm_EvPriceRuleStack(a, o, st):
     return a
 
 
-def _d_cm_EvPriceRuleStack(r):
-    r.expect(2, 0b0, "Duration")
-    duration = r.ranged(r.uint(5), 0, 4294967295)
-    r.expect(1, 0b0, "end of Duration")
+def _d_cm_EvPriceRuleStack(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Duration")
+    duration = (v >> (n - p - 8)) & 0xFF
+    if duration < 0x80:
+        p += 8
+    else:
+        duration, p = r_uint(v, n, p, 5)
+    if not 0 <= duration <= 4294967295:
+        raise out_of_range(p, duration, 0, 4294967295)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Duration")
     s = 1
-    fid, sub, s = r.step(_D110, s)
+    w, mask, prods = _D110[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     ev_price_rule = []
     while fid == 1:
-        ev_price_rule.append(_d_cm_EvPriceRule(r))
+        x, p = _d_cm_EvPriceRule(r, v, n, p)
+        ev_price_rule.append(x)
         if len(ev_price_rule) == 8:
             s = _X110[s]
-        fid, sub, s = r.step(_D110, s)
+        w, mask, prods = _D110[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of EvPriceRuleStack")
-    return cm.EvPriceRuleStack(duration=duration, ev_price_rule=ev_price_rule)
+        raise bad_event(p, fid, "end of EvPriceRuleStack")
+    return cm.EvPriceRuleStack(duration=duration, ev_price_rule=ev_price_rule), p
 
 
 # PriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PriceRule(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.energy_fee, st)
+    a = _e_ct_RationalNumber((a << 1), o.energy_fee, st)
     s = 1
     x = o.parking_fee
     if x is not None:
         s = 2
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.parking_fee_period
     if x is not None:
         try:
@@ -5180,7 +6770,11 @@ def _e_cm_PriceRule(a, o, st):
         except KeyError:
             raise ExiEncodeError("PriceRule.parking_fee_period is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "PriceRule.parking_fee_period"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "PriceRule.parking_fee_period"))
         a <<= 1
     x = o.carbon_dioxide_emission
     if x is not None:
@@ -5189,7 +6783,11 @@ def _e_cm_PriceRule(a, o, st):
         except KeyError:
             raise ExiEncodeError("PriceRule.carbon_dioxide_emission is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 65535, "PriceRule.carbon_dioxide_emission"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 65535, "PriceRule.carbon_dioxide_emission"))
         a <<= 1
     x = o.renewable_generation_percentage
     if x is not None:
@@ -5198,7 +6796,10 @@ def _e_cm_PriceRule(a, o, st):
         except KeyError:
             raise ExiEncodeError("PriceRule.renewable_generation_percentage is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 8) | check_range(x, 0, 255, "PriceRule.renewable_generation_percentage")
+        y = x
+        if not 0 <= y <= 255:
+            raise range_error("PriceRule.renewable_generation_percentage", y, 0, 255)
+        a = (a << 8) | y
         a <<= 1
     try:
         c, w, s = _T111[s, 320]
@@ -5210,41 +6811,79 @@ def _e_cm_PriceRule(a, o, st):
     return a
 
 
-def _d_cm_PriceRule(r):
-    r.expect(1, 0b0, "EnergyFee")
-    energy_fee = _d_ct_RationalNumber(r)
+def _d_cm_PriceRule(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EnergyFee")
+    energy_fee, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D111, s)
+    w, mask, prods = _D111[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        parking_fee = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D111, s)
+        parking_fee, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D111[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         parking_fee = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of ParkingFeePeriod")
-        parking_fee_period = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of ParkingFeePeriod")
-        fid, sub, s = r.step(_D111, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of ParkingFeePeriod")
+        parking_fee_period = (v >> (n - p - 8)) & 0xFF
+        if parking_fee_period < 0x80:
+            p += 8
+        else:
+            parking_fee_period, p = r_uint(v, n, p, 5)
+        if not 0 <= parking_fee_period <= 4294967295:
+            raise out_of_range(p, parking_fee_period, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of ParkingFeePeriod")
+        w, mask, prods = _D111[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         parking_fee_period = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of CarbonDioxideEmission")
-        carbon_dioxide_emission = r.ranged(r.uint(3), 0, 65535)
-        r.expect(1, 0b0, "end of CarbonDioxideEmission")
-        fid, sub, s = r.step(_D111, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of CarbonDioxideEmission")
+        carbon_dioxide_emission = (v >> (n - p - 8)) & 0xFF
+        if carbon_dioxide_emission < 0x80:
+            p += 8
+        else:
+            carbon_dioxide_emission, p = r_uint(v, n, p, 3)
+        if not 0 <= carbon_dioxide_emission <= 65535:
+            raise out_of_range(p, carbon_dioxide_emission, 0, 65535)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of CarbonDioxideEmission")
+        w, mask, prods = _D111[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         carbon_dioxide_emission = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of RenewableGenerationPercentage")
-        renewable_generation_percentage = r.read(8)
-        r.expect(1, 0b0, "end of RenewableGenerationPercentage")
-        fid, sub, s = r.step(_D111, s)
+        p += 10
+        q = (v >> (n - p)) & 0x3FF
+        if q >> 9:
+            raise unexpected(p - 10, 1, "characters of RenewableGenerationPercentage")
+        renewable_generation_percentage = (q >> 1) & 0xFF
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of RenewableGenerationPercentage")
+        w, mask, prods = _D111[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         renewable_generation_percentage = None
     if fid != 5:
-        raise bad_event(r, fid, "PowerRangeStart")
-    power_range_start = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of PriceRule")
+        raise bad_event(p, fid, "PowerRangeStart")
+    power_range_start, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PriceRule")
     return cm.PriceRule(
         energy_fee=energy_fee,
         parking_fee=parking_fee,
@@ -5252,7 +6891,7 @@ def _d_cm_PriceRule(r):
         carbon_dioxide_emission=carbon_dioxide_emission,
         renewable_generation_percentage=renewable_generation_percentage,
         power_range_start=power_range_start,
-    )
+    ), p
 
 
 # PowerScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5278,41 +6917,50 @@ def _e_cm_PowerScheduleEntryList(a, o, st):
     return a
 
 
-def _d_cm_PowerScheduleEntryList(r):
+def _d_cm_PowerScheduleEntryList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D112, s)
+    w, mask, prods = _D112[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     power_schedule_entry = []
     while fid == 0:
-        power_schedule_entry.append(_d_cm_PowerScheduleEntry(r))
+        x, p = _d_cm_PowerScheduleEntry(r, v, n, p)
+        power_schedule_entry.append(x)
         if len(power_schedule_entry) == 1024:
             s = _X112[s]
-        fid, sub, s = r.step(_D112, s)
+        w, mask, prods = _D112[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of PowerScheduleEntryList")
-    return cm.PowerScheduleEntryList(power_schedule_entry=power_schedule_entry)
+        raise bad_event(p, fid, "end of PowerScheduleEntryList")
+    return cm.PowerScheduleEntryList(power_schedule_entry=power_schedule_entry), p
 
 
 # EVPriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPriceRule(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.energy_fee, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.power_range_start, st)
+    a = _e_ct_RationalNumber((a << 1), o.energy_fee, st)
+    a = _e_ct_RationalNumber((a << 1), o.power_range_start, st)
     a <<= 1
     return a
 
 
-def _d_cm_EvPriceRule(r):
-    r.expect(1, 0b0, "EnergyFee")
-    energy_fee = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "PowerRangeStart")
-    power_range_start = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of EvPriceRule")
-    return cm.EvPriceRule(energy_fee=energy_fee, power_range_start=power_range_start)
+def _d_cm_EvPriceRule(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EnergyFee")
+    energy_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "PowerRangeStart")
+    power_range_start, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of EvPriceRule")
+    return cm.EvPriceRule(energy_fee=energy_fee, power_range_start=power_range_start), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
-# _D decoder states (width, ((field, member, next), ...)); _X exhausted twins of counted loops
+# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {
     (0, 0): (0, 1, 1),
     (1, 64): (0, 1, 2),
@@ -5322,23 +6970,23 @@ _T0 = {
     (4, -1): (0, 1, -1),
 }
 _D0 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T1 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D1 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T2 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
 _D2 = (
-    (1, ((0, 0, 1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T3 = {
     (0, 0): (0, 1, 1),
@@ -5356,29 +7004,29 @@ _T3 = {
     (9, 192): (0, 1, 5),
 }
 _D3 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((2, 0, 4), (3, 0, 5))),
-    (2, ((2, 0, 4), (3, 0, 5))),
-    (2, ((4, 0, 6), (5, 0, 7))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
-    (1, ((3, 0, 5),)),
-    (1, ((3, 0, 5),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((2, 0, 4), (3, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 4), (3, 0, 5), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 6), (5, 0, 7), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((3, 0, 5), (-3, 0, 8))),
+    (1, 0x1, ((3, 0, 5), (-3, 0, 9))),
 )
 _X3 = {3: 8, 4: 9}
 _T4 = {(0, -1): (0, 1, -1)}
-_D4 = ((1, ((-1, 0, -1),)),)
+_D4 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T5 = {(0, -1): (0, 1, -1)}
-_D5 = ((1, ((-1, 0, -1),)),)
+_D5 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T6 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D6 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T7 = {
     (0, 0): (0, 1, 1),
@@ -5390,12 +7038,12 @@ _T7 = {
     (5, -1): (0, 1, -1),
 }
 _D7 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T8 = {
     (0, 0): (0, 1, 1),
@@ -5407,13 +7055,13 @@ _T8 = {
     (6, -1): (0, 1, -1),
 }
 _D8 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T9 = {
     (0, 0): (0, 2, 1),
@@ -5432,22 +7080,22 @@ _T9 = {
     (7, -1): (0, 1, -1),
 }
 _D9 = (
-    (2, ((0, 0, 1), (2, 0, 2), (3, 0, 3))),
-    (1, ((1, 0, 4),)),
-    (1, ((3, 0, 3),)),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((2, 0, 2), (3, 0, 3))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((6, 0, 7),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 2), (3, 0, 3), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T10 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D10 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T11 = {
     (0, 0): (0, 4, 1),
@@ -5732,6 +7380,7 @@ _T11 = {
 _D11 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -5743,11 +7392,28 @@ _D11 = (
             (7, 0, 9),
             (-2, 0, 10),
             (-2, 0, 3),
+            (-3, 0, 0),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5759,11 +7425,28 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 2),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5775,10 +7458,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 4),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5790,10 +7475,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 5),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5805,10 +7492,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 6),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5820,10 +7509,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 7),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5835,10 +7526,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 8),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5850,10 +7543,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 9),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5865,10 +7560,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 10),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5880,10 +7577,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 11),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5895,10 +7594,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 12),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5910,10 +7611,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 13),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5925,10 +7628,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 14),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5940,10 +7645,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 15),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5955,10 +7662,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 16),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5970,10 +7679,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 17),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -5985,10 +7696,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 18),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6000,10 +7713,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 19),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6015,10 +7730,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 20),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6030,10 +7747,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 21),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6045,10 +7764,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 22),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6060,10 +7781,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 23),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6075,10 +7798,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 24),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6090,10 +7815,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 25),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6105,10 +7832,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 26),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6120,10 +7849,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 27),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6135,10 +7866,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 28),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6150,10 +7883,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 29),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6165,10 +7900,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 30),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6180,10 +7917,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 31),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6195,10 +7934,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 32),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6210,10 +7951,12 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 33),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -6225,6 +7968,7 @@ _D11 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 34),
         ),
     ),
 )
@@ -6238,11 +7982,11 @@ _T12 = {
     (4, -1): (0, 2, -1),
 }
 _D12 = (
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 1))),
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 3))),
-    (2, ((-1, 0, -1), (-2, 0, 4))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 2))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T13 = {
     (0, 0): (0, 2, 1),
@@ -6254,22 +7998,22 @@ _T13 = {
     (3, -1): (1, 2, -1),
 }
 _D13 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T14 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D14 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T15 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D15 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T16 = {
     (0, 0): (0, 3, 1),
@@ -6287,13 +8031,13 @@ _T16 = {
     (6, -1): (1, 2, -1),
 }
 _D16 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T17 = {
     (0, 0): (0, 2, 1),
@@ -6306,12 +8050,12 @@ _T17 = {
     (5, -1): (1, 2, -1),
 }
 _D17 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (2, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T18 = {
     (0, 0): (0, 1, 1),
@@ -6325,25 +8069,25 @@ _T18 = {
     (5, -1): (0, 1, -1),
 }
 _D18 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T19 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D19 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T20 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D20 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T21 = {
     (0, 0): (0, 3, 1),
@@ -6365,13 +8109,13 @@ _T21 = {
     (6, -1): (0, 1, -1),
 }
 _D21 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T22 = {
     (0, 0): (0, 3, 1),
@@ -6386,10 +8130,10 @@ _T22 = {
     (3, -1): (0, 1, -1),
 }
 _D22 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T23 = {
     (0, 0): (0, 1, 1),
@@ -6403,11 +8147,11 @@ _T23 = {
     (4, -1): (1, 2, -1),
 }
 _D23 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 4))),
 )
 _T24 = {
     (0, 0): (0, 1, 1),
@@ -6418,11 +8162,11 @@ _T24 = {
     (4, -1): (0, 1, -1),
 }
 _D24 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T25 = {
     (0, 0): (0, 1, 1),
@@ -6437,33 +8181,33 @@ _T25 = {
     (6, -1): (0, 1, -1),
 }
 _D25 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (2, ((4, 0, 5), (5, 0, 6))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T26 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D26 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T27 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, 192): (0, 1, 4), (4, -1): (0, 1, -1)}
 _D27 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T28 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
 _D28 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T29 = {
     (0, 0): (0, 1, 1),
@@ -6475,38 +8219,38 @@ _T29 = {
     (5, -1): (0, 1, -1),
 }
 _D29 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T30 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D30 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T31 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D31 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T32 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D32 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T33 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D33 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T34 = {
     (0, 0): (0, 1, 1),
@@ -6519,17 +8263,17 @@ _T34 = {
     (4, -1): (0, 1, -1),
 }
 _D34 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (3, 0, 4), (-1, 0, -1))),
-    (2, ((3, 0, 4), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T35 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D35 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T36 = {
     (0, 0): (0, 2, 1),
@@ -6545,12 +8289,12 @@ _T36 = {
     (5, -1): (1, 2, -1),
 }
 _D36 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T37 = {
     (0, 0): (0, 1, 1),
@@ -6564,13 +8308,13 @@ _T37 = {
     (6, -1): (1, 2, -1),
 }
 _D37 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T38 = {
     (0, 0): (0, 2, 1),
@@ -6582,10 +8326,10 @@ _T38 = {
     (3, -1): (1, 2, -1),
 }
 _D38 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T39 = {
     (0, 0): (0, 2, 1),
@@ -6597,20 +8341,20 @@ _T39 = {
     (7, -1): (1, 2, -1),
 }
 _D39 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
 _T40 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D40 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T41 = {
     (0, 0): (0, 2, 1),
@@ -6624,12 +8368,12 @@ _T41 = {
     (5, -1): (1, 2, -1),
 }
 _D41 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((3, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T42 = {
     (0, 0): (0, 1, 1),
@@ -6644,14 +8388,14 @@ _T42 = {
     (7, -1): (0, 1, -1),
 }
 _D42 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (5, 0, 6), (6, 0, 7))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T43 = {
     (0, 0): (0, 1, 1),
@@ -6666,13 +8410,13 @@ _T43 = {
     (6, -1): (0, 1, -1),
 }
 _D43 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (2, ((4, 0, 5), (5, 0, 6))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T44 = {
     (0, 0): (0, 1, 1),
@@ -6690,19 +8434,19 @@ _T44 = {
     (6, -1): (2, 3, -1),
 }
 _D44 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T45 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
 _D45 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
 )
 _T46 = {
     (0, 0): (0, 1, 1),
@@ -6720,13 +8464,13 @@ _T46 = {
     (6, -1): (0, 1, -1),
 }
 _D46 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T47 = {
     (0, 0): (0, 1, 1),
@@ -6743,26 +8487,26 @@ _T47 = {
     (5, -1): (0, 1, -1),
 }
 _D47 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T48 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D48 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T49 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D49 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T50 = {
     (0, 0): (0, 3, 1),
@@ -6844,50 +8588,50 @@ _T50 = {
     (12, -1): (6, 3, -1),
 }
 _D50 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
 _T51 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D51 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T52 = {(0, -1): (0, 1, -1)}
-_D52 = ((1, ((-1, 0, -1),)),)
+_D52 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T53 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D53 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T54 = {(0, -1): (0, 1, -1)}
-_D54 = ((1, ((-1, 0, -1),)),)
+_D54 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T55 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
 _D55 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T56 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D56 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T57 = {
     (0, 0): (0, 1, 1),
@@ -6899,11 +8643,11 @@ _T57 = {
     (4, -1): (0, 1, -1),
 }
 _D57 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X57 = {1: 3, 2: 4}
 _T58 = {
@@ -6916,18 +8660,18 @@ _T58 = {
     (4, -1): (0, 1, -1),
 }
 _D58 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X58 = {1: 3, 2: 4}
 _T59 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
 _D59 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T60 = {
     (0, 0): (0, 1, 1),
@@ -6938,17 +8682,17 @@ _T60 = {
     (4, -1): (0, 1, -1),
 }
 _D60 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3))),
-    (1, ((3, 0, 4),)),
-    (1, ((3, 0, 4),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T61 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D61 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T62 = {
     (0, 0): (0, 1, 1),
@@ -6968,15 +8712,15 @@ _T62 = {
     (8, -1): (0, 1, -1),
 }
 _D62 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T63 = {
     (0, 0): (0, 3, 1),
@@ -7002,12 +8746,12 @@ _T63 = {
     (5, -1): (0, 1, -1),
 }
 _D63 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T64 = {
     (0, 0): (0, 3, 1),
@@ -7032,12 +8776,12 @@ _T64 = {
     (5, -1): (0, 1, -1),
 }
 _D64 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T65 = {
     (0, 0): (0, 1, 1),
@@ -7049,11 +8793,11 @@ _T65 = {
     (4, -1): (0, 1, -1),
 }
 _D65 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X65 = {1: 3, 2: 4}
 _T66 = {
@@ -7066,11 +8810,11 @@ _T66 = {
     (4, -1): (0, 1, -1),
 }
 _D66 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X66 = {1: 3, 2: 4}
 _T67 = {
@@ -7083,11 +8827,11 @@ _T67 = {
     (4, -1): (0, 1, -1),
 }
 _D67 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X67 = {1: 3, 2: 4}
 _T68 = {
@@ -7100,18 +8844,18 @@ _T68 = {
     (4, -1): (0, 1, -1),
 }
 _D68 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X68 = {1: 3, 2: 4}
 _T69 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D69 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T70 = {
     (0, 0): (0, 1, 1),
@@ -7123,18 +8867,18 @@ _T70 = {
     (4, -1): (0, 1, -1),
 }
 _D70 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X70 = {1: 3, 2: 4}
 _T71 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D71 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T72 = {
     (0, 0): (0, 1, 1),
@@ -7169,15 +8913,15 @@ _T72 = {
     (8, -1): (0, 1, -1),
 }
 _D72 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T73 = {
     (0, 0): (0, 1, 1),
@@ -7206,28 +8950,28 @@ _T73 = {
     (7, -1): (0, 1, -1),
 }
 _D73 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X73 = {6: 7}
 _T74 = {(0, -1): (0, 1, -1)}
-_D74 = ((1, ((-1, 0, -1),)),)
+_D74 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T75 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
 _D75 = (
-    (1, ((0, 0, 1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T76 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D76 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T77 = {
     (0, 0): (0, 1, 1),
@@ -7239,11 +8983,11 @@ _T77 = {
     (4, -1): (0, 1, -1),
 }
 _D77 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X77 = {1: 3, 2: 4}
 _T78 = {
@@ -7256,20 +9000,20 @@ _T78 = {
     (4, -1): (0, 1, -1),
 }
 _D78 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X78 = {1: 3, 2: 4}
 _T79 = {(0, -1): (0, 1, -1)}
-_D79 = ((1, ((-1, 0, -1),)),)
+_D79 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T80 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
 _D80 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T81 = {
     (0, 0): (0, 1, 1),
@@ -7281,24 +9025,24 @@ _T81 = {
     (4, -1): (0, 1, -1),
 }
 _D81 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X81 = {1: 3, 2: 4}
 _T82 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D82 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T83 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D83 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T84 = {
     (0, 0): (0, 2, 1),
@@ -7328,20 +9072,20 @@ _T84 = {
     (13, -1): (0, 1, -1),
 }
 _D84 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11))),
-    (2, ((8, 0, 9), (9, 0, 10), (10, 0, 11))),
-    (2, ((9, 0, 10), (10, 0, 11))),
-    (1, ((10, 0, 11),)),
-    (2, ((11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((12, 0, 13), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
 )
 _T85 = {
     (0, 0): (0, 2, 1),
@@ -7355,20 +9099,20 @@ _T85 = {
     (6, -1): (0, 1, -1),
 }
 _D85 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T86 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D86 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T87 = {
     (0, 0): (0, 1, 1),
@@ -7381,31 +9125,31 @@ _T87 = {
     (5, -1): (0, 1, -1),
 }
 _D87 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _X87 = {2: 4, 3: 5}
 _T88 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D88 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T89 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D89 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T90 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D90 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T91 = {
     (0, 0): (0, 1, 1),
@@ -7418,25 +9162,25 @@ _T91 = {
     (4, -1): (0, 1, -1),
 }
 _D91 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (3, 0, 4), (-1, 0, -1))),
-    (2, ((3, 0, 4), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T92 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D92 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T93 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, 192): (0, 1, 4), (4, -1): (0, 1, -1)}
 _D93 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T94 = {
     (0, 0): (0, 1, 1),
@@ -7448,11 +9192,11 @@ _T94 = {
     (4, -1): (0, 1, -1),
 }
 _D94 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X94 = {1: 3, 2: 4}
 _T95 = {
@@ -7465,11 +9209,11 @@ _T95 = {
     (4, -1): (0, 1, -1),
 }
 _D95 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X95 = {1: 3, 2: 4}
 _T96 = {
@@ -7487,13 +9231,13 @@ _T96 = {
     (6, -1): (0, 1, -1),
 }
 _D96 = (
-    (2, ((0, 0, 1), (1, 0, 2), (2, 0, 3))),
-    (2, ((1, 0, 2), (2, 0, 3))),
-    (1, ((2, 0, 3),)),
-    (2, ((2, 0, 4), (-1, 0, -1))),
-    (2, ((2, 0, 4), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _X96 = {3: 5, 4: 6}
 _T97 = {
@@ -7506,11 +9250,11 @@ _T97 = {
     (4, -1): (0, 1, -1),
 }
 _D97 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X97 = {1: 3, 2: 4}
 _T98 = {
@@ -7523,11 +9267,11 @@ _T98 = {
     (4, -1): (0, 1, -1),
 }
 _D98 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X98 = {1: 3, 2: 4}
 _T99 = {
@@ -7539,10 +9283,10 @@ _T99 = {
     (3, -1): (0, 1, -1),
 }
 _D99 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T100 = {
     (0, 0): (0, 1, 1),
@@ -7560,14 +9304,14 @@ _T100 = {
     (7, -1): (0, 1, -1),
 }
 _D100 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T101 = {
     (0, 0): (0, 1, 1),
@@ -7579,11 +9323,11 @@ _T101 = {
     (4, -1): (0, 1, -1),
 }
 _D101 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X101 = {1: 3, 2: 4}
 _T102 = {
@@ -7596,11 +9340,11 @@ _T102 = {
     (4, -1): (0, 1, -1),
 }
 _D102 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X102 = {1: 3, 2: 4}
 _T103 = {
@@ -7617,15 +9361,15 @@ _T103 = {
     (8, -1): (0, 1, -1),
 }
 _D103 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3))),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T104 = {
     (0, 0): (0, 1, 1),
@@ -7638,12 +9382,12 @@ _T104 = {
     (5, -1): (0, 1, -1),
 }
 _D104 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _X104 = {2: 4, 3: 5}
 _T105 = {
@@ -7655,23 +9399,23 @@ _T105 = {
     (4, -1): (0, 1, -1),
 }
 _D105 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T106 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D106 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T107 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D107 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T108 = {
     (0, 0): (0, 1, 1),
@@ -7684,17 +9428,17 @@ _T108 = {
     (4, -1): (0, 1, -1),
 }
 _D108 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T109 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D109 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T110 = {
     (0, 0): (0, 1, 1),
@@ -7707,12 +9451,12 @@ _T110 = {
     (5, -1): (0, 1, -1),
 }
 _D110 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _X110 = {2: 4, 3: 5}
 _T111 = {
@@ -7735,13 +9479,13 @@ _T111 = {
     (6, -1): (0, 1, -1),
 }
 _D111 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (2, ((3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (2, ((4, 0, 5), (5, 0, 6))),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T112 = {
     (0, 0): (0, 1, 1),
@@ -7753,18 +9497,18 @@ _T112 = {
     (4, -1): (0, 1, -1),
 }
 _D112 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X112 = {1: 3, 2: 4}
 _T113 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D113 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 
 # document grammar (8.5.1): global elements sorted by local name, then uri

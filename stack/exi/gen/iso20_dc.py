@@ -9,7 +9,13 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
-    enum_member,
+    out_of_range,
+    r_binary,
+    r_sint,
+    r_string,
+    r_uint,
+    range_error,
+    unexpected,
 )
 from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
@@ -25,24 +31,20 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 # BPT_DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_BptDcCpdReqEnergyTransferMode(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
     s = 6
     x = o.target_soc
     if x is not None:
         s = 7
-        a <<= 3
-        a = (a << 7) | check_range(x, 0, 100, "BptDcCpdReqEnergyTransferMode.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("BptDcCpdReqEnergyTransferMode.target_soc", y, 0, 100)
+        a = (a << 10) | y
         a <<= 1
     try:
         c, w, s = _T0[s, 448]
@@ -50,48 +52,75 @@ def _e_dc_BptDcCpdReqEnergyTransferMode(a, o, st):
         raise ExiEncodeError("BptDcCpdReqEnergyTransferMode.ev_maximum_discharge_power is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_current, st)
     a <<= 1
     return a
 
 
-def _d_dc_BptDcCpdReqEnergyTransferMode(r):
-    r.expect(1, 0b0, "EVMaximumChargePower")
-    ev_maximum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumChargePower")
-    ev_minimum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumChargeCurrent")
-    ev_maximum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumChargeCurrent")
-    ev_minimum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumVoltage")
-    ev_maximum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumVoltage")
-    ev_minimum_voltage = _d_ct_RationalNumber(r)
+def _d_dc_BptDcCpdReqEnergyTransferMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargePower")
+    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumChargePower")
+    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
+    ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumChargeCurrent")
+    ev_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumVoltage")
+    ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumVoltage")
+    ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
-    fid, sub, s = r.step(_D0, s)
+    w, mask, prods = _D0[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D0, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D0[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid != 7:
-        raise bad_event(r, fid, "EVMaximumDischargePower")
-    ev_maximum_discharge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumDischargePower")
-    ev_minimum_discharge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumDischargeCurrent")
-    ev_maximum_discharge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumDischargeCurrent")
-    ev_minimum_discharge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of BptDcCpdReqEnergyTransferMode")
+        raise bad_event(p, fid, "EVMaximumDischargePower")
+    ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumDischargePower")
+    ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumDischargeCurrent")
+    ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumDischargeCurrent")
+    ev_minimum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of BptDcCpdReqEnergyTransferMode")
     return dc.BptDcCpdReqEnergyTransferMode(
         ev_maximum_charge_power=ev_maximum_charge_power,
         ev_minimum_charge_power=ev_minimum_charge_power,
@@ -104,75 +133,89 @@ def _d_dc_BptDcCpdReqEnergyTransferMode(r):
         ev_minimum_discharge_power=ev_minimum_discharge_power,
         ev_maximum_discharge_current=ev_maximum_discharge_current,
         ev_minimum_discharge_current=ev_minimum_discharge_current,
-    )
+    ), p
 
 
 # BPT_DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_BptDcCpdResEnergyTransferMode(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
     s = 6
     x = o.evse_power_ramp_limitation
     if x is not None:
         s = 7
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     try:
         c, w, s = _T1[s, 448]
     except KeyError:
         raise ExiEncodeError("BptDcCpdResEnergyTransferMode.evse_maximum_discharge_power is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_discharge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_current, st)
     a <<= 1
     return a
 
 
-def _d_dc_BptDcCpdResEnergyTransferMode(r):
-    r.expect(1, 0b0, "EVSEMaximumChargePower")
-    evse_maximum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumChargePower")
-    evse_minimum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumChargeCurrent")
-    evse_maximum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumChargeCurrent")
-    evse_minimum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumVoltage")
-    evse_maximum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumVoltage")
-    evse_minimum_voltage = _d_ct_RationalNumber(r)
+def _d_dc_BptDcCpdResEnergyTransferMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
+    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
+    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
+    evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumChargeCurrent")
+    evse_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
+    evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
+    evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
-    fid, sub, s = r.step(_D1, s)
+    w, mask, prods = _D1[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        evse_power_ramp_limitation = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D1, s)
+        evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_power_ramp_limitation = None
     if fid != 7:
-        raise bad_event(r, fid, "EVSEMaximumDischargePower")
-    evse_maximum_discharge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumDischargePower")
-    evse_minimum_discharge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumDischargeCurrent")
-    evse_maximum_discharge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumDischargeCurrent")
-    evse_minimum_discharge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of BptDcCpdResEnergyTransferMode")
+        raise bad_event(p, fid, "EVSEMaximumDischargePower")
+    evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumDischargePower")
+    evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumDischargeCurrent")
+    evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumDischargeCurrent")
+    evse_minimum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of BptDcCpdResEnergyTransferMode")
     return dc.BptDcCpdResEnergyTransferMode(
         evse_maximum_charge_power=evse_maximum_charge_power,
         evse_minimum_charge_power=evse_minimum_charge_power,
@@ -185,7 +228,7 @@ def _d_dc_BptDcCpdResEnergyTransferMode(r):
         evse_minimum_discharge_power=evse_minimum_discharge_power,
         evse_maximum_discharge_current=evse_maximum_discharge_current,
         evse_minimum_discharge_current=evse_minimum_discharge_current,
-    )
+    ), p
 
 
 # BPT_Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -194,8 +237,11 @@ def _e_dc_BptDynamicDcClReqControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_uint(a, check_range(x, 0, 4294967295, "BptDynamicDcClReqControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 11) | y
+        else:
+            a = e_uint((a << 3), check_range(y, 0, 4294967295, "BptDynamicDcClReqControlMode.departure_time"))
         a <<= 1
     try:
         c, w, s = _T2[s, 64]
@@ -203,32 +249,21 @@ def _e_dc_BptDynamicDcClReqControlMode(a, o, st):
         raise ExiEncodeError("BptDynamicDcClReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_current, st)
     s = 12
     x = o.ev_maximum_v2x_energy_request
     if x is not None:
         s = 13
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_v2x_energy_request
     if x is not None:
         try:
@@ -247,53 +282,93 @@ def _e_dc_BptDynamicDcClReqControlMode(a, o, st):
     return a
 
 
-def _d_dc_BptDynamicDcClReqControlMode(r):
+def _d_dc_BptDynamicDcClReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D2, s)
+    w, mask, prods = _D2[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D2, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D2[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid != 1:
-        raise bad_event(r, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumChargePower")
-    ev_maximum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumChargePower")
-    ev_minimum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumChargeCurrent")
-    ev_maximum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumVoltage")
-    ev_maximum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumVoltage")
-    ev_minimum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumDischargePower")
-    ev_maximum_discharge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumDischargePower")
-    ev_minimum_discharge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumDischargeCurrent")
-    ev_maximum_discharge_current = _d_ct_RationalNumber(r)
+        raise bad_event(p, fid, "EVTargetEnergyRequest")
+    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
+    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
+    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargePower")
+    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumChargePower")
+    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
+    ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumVoltage")
+    ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumVoltage")
+    ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumDischargePower")
+    ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumDischargePower")
+    ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumDischargeCurrent")
+    ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
     s = 12
-    fid, sub, s = r.step(_D2, s)
+    w, mask, prods = _D2[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 12:
-        ev_maximum_v2x_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D2, s)
+        ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D2[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_v2x_energy_request = None
     if fid == 13:
-        ev_minimum_v2x_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D2, s)
+        ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D2[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_v2x_energy_request = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptDynamicDcClReqControlMode")
+        raise bad_event(p, fid, "end of BptDynamicDcClReqControlMode")
     return dc.BptDynamicDcClReqControlMode(
         departure_time=departure_time,
         ev_target_energy_request=ev_target_energy_request,
@@ -309,7 +384,7 @@ def _d_dc_BptDynamicDcClReqControlMode(r):
         ev_maximum_discharge_current=ev_maximum_discharge_current,
         ev_maximum_v2x_energy_request=ev_maximum_v2x_energy_request,
         ev_minimum_v2x_energy_request=ev_minimum_v2x_energy_request,
-    )
+    ), p
 
 
 # BPT_Dynamic_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -318,8 +393,11 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 4294967295, "BptDynamicDcClResControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 4294967295, "BptDynamicDcClResControlMode.departure_time"))
         a <<= 1
     x = o.minimum_soc
     if x is not None:
@@ -328,7 +406,10 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptDynamicDcClResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "BptDynamicDcClResControlMode.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("BptDynamicDcClResControlMode.minimum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -337,7 +418,10 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptDynamicDcClResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "BptDynamicDcClResControlMode.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("BptDynamicDcClResControlMode.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.ack_max_delay
     if x is not None:
@@ -346,7 +430,11 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptDynamicDcClResControlMode.ack_max_delay is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 65535, "BptDynamicDcClResControlMode.ack_max_delay"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 65535, "BptDynamicDcClResControlMode.ack_max_delay"))
         a <<= 1
     try:
         c, w, s = _T3[s, 256]
@@ -354,73 +442,124 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
         raise ExiEncodeError("BptDynamicDcClResControlMode.evse_maximum_charge_power is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_discharge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
     a <<= 1
     return a
 
 
-def _d_dc_BptDynamicDcClResControlMode(r):
+def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D3, s)
+    w, mask, prods = _D3[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D3, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D3, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D3, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of AckMaxDelay")
-        ack_max_delay = r.ranged(r.uint(3), 0, 65535)
-        r.expect(1, 0b0, "end of AckMaxDelay")
-        fid, sub, s = r.step(_D3, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of AckMaxDelay")
+        ack_max_delay = (v >> (n - p - 8)) & 0xFF
+        if ack_max_delay < 0x80:
+            p += 8
+        else:
+            ack_max_delay, p = r_uint(v, n, p, 3)
+        if not 0 <= ack_max_delay <= 65535:
+            raise out_of_range(p, ack_max_delay, 0, 65535)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of AckMaxDelay")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ack_max_delay = None
     if fid != 4:
-        raise bad_event(r, fid, "EVSEMaximumChargePower")
-    evse_maximum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumChargePower")
-    evse_minimum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumChargeCurrent")
-    evse_maximum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumVoltage")
-    evse_maximum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumDischargePower")
-    evse_maximum_discharge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumDischargePower")
-    evse_minimum_discharge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumDischargeCurrent")
-    evse_maximum_discharge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumVoltage")
-    evse_minimum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of BptDynamicDcClResControlMode")
+        raise bad_event(p, fid, "EVSEMaximumChargePower")
+    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
+    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
+    evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
+    evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumDischargePower")
+    evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumDischargePower")
+    evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumDischargeCurrent")
+    evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
+    evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of BptDynamicDcClResControlMode")
     return dc.BptDynamicDcClResControlMode(
         departure_time=departure_time,
         minimum_soc=minimum_soc,
@@ -434,7 +573,7 @@ def _d_dc_BptDynamicDcClResControlMode(r):
         evse_minimum_discharge_power=evse_minimum_discharge_power,
         evse_maximum_discharge_current=evse_maximum_discharge_current,
         evse_minimum_voltage=evse_minimum_voltage,
-    )
+    ), p
 
 
 # BPT_Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -443,8 +582,7 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
     x = o.ev_target_energy_request
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
         try:
@@ -471,14 +609,12 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
         raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_target_current is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.ev_target_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_target_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
     s = 5
     x = o.ev_maximum_charge_power
     if x is not None:
         s = 6
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.ev_minimum_charge_power
     if x is not None:
         try:
@@ -551,73 +687,101 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
     return a
 
 
-def _d_dc_BptScheduledDcClReqControlMode(r):
+def _d_dc_BptScheduledDcClReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D4, s)
+    w, mask, prods = _D4[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        ev_target_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_target_energy_request = None
     if fid == 1:
-        ev_maximum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_energy_request = None
     if fid == 2:
-        ev_minimum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_energy_request = None
     if fid != 3:
-        raise bad_event(r, fid, "EVTargetCurrent")
-    ev_target_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVTargetVoltage")
-    ev_target_voltage = _d_ct_RationalNumber(r)
+        raise bad_event(p, fid, "EVTargetCurrent")
+    ev_target_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVTargetVoltage")
+    ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 5
-    fid, sub, s = r.step(_D4, s)
+    w, mask, prods = _D4[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        ev_maximum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power = None
     if fid == 6:
-        ev_minimum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power = None
     if fid == 7:
-        ev_maximum_charge_current = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_current = None
     if fid == 8:
-        ev_maximum_voltage = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_voltage = None
     if fid == 9:
-        ev_minimum_voltage = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_voltage = None
     if fid == 10:
-        ev_maximum_discharge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_power = None
     if fid == 11:
-        ev_minimum_discharge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_discharge_power = None
     if fid == 12:
-        ev_maximum_discharge_current = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D4, s)
+        ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_discharge_current = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptScheduledDcClReqControlMode")
+        raise bad_event(p, fid, "end of BptScheduledDcClReqControlMode")
     return dc.BptScheduledDcClReqControlMode(
         ev_target_energy_request=ev_target_energy_request,
         ev_maximum_energy_request=ev_maximum_energy_request,
@@ -632,7 +796,7 @@ def _d_dc_BptScheduledDcClReqControlMode(r):
         ev_maximum_discharge_power=ev_maximum_discharge_power,
         ev_minimum_discharge_power=ev_minimum_discharge_power,
         ev_maximum_discharge_current=ev_maximum_discharge_current,
-    )
+    ), p
 
 
 # BPT_Scheduled_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -641,8 +805,7 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
     x = o.evse_maximum_charge_power
     if x is not None:
         s = 1
-        a <<= 4
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_minimum_charge_power
     if x is not None:
         try:
@@ -717,51 +880,69 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
     return a
 
 
-def _d_dc_BptScheduledDcClResControlMode(r):
+def _d_dc_BptScheduledDcClResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D5, s)
+    w, mask, prods = _D5[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        evse_maximum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D5, s)
+        evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_charge_power = None
     if fid == 1:
-        evse_minimum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D5, s)
+        evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_charge_power = None
     if fid == 2:
-        evse_maximum_charge_current = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D5, s)
+        evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_charge_current = None
     if fid == 3:
-        evse_maximum_voltage = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D5, s)
+        evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_voltage = None
     if fid == 4:
-        evse_maximum_discharge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D5, s)
+        evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_discharge_power = None
     if fid == 5:
-        evse_minimum_discharge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D5, s)
+        evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_discharge_power = None
     if fid == 6:
-        evse_maximum_discharge_current = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D5, s)
+        evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_discharge_current = None
     if fid == 7:
-        evse_minimum_voltage = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D5, s)
+        evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_voltage = None
     if fid != -1:
-        raise bad_event(r, fid, "end of BptScheduledDcClResControlMode")
+        raise bad_event(p, fid, "end of BptScheduledDcClResControlMode")
     return dc.BptScheduledDcClResControlMode(
         evse_maximum_charge_power=evse_maximum_charge_power,
         evse_minimum_charge_power=evse_minimum_charge_power,
@@ -771,7 +952,7 @@ def _d_dc_BptScheduledDcClResControlMode(r):
         evse_minimum_discharge_power=evse_minimum_discharge_power,
         evse_maximum_discharge_current=evse_maximum_discharge_current,
         evse_minimum_voltage=evse_minimum_voltage,
-    )
+    ), p
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -780,9 +961,11 @@ def _e_ct_ClReqControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClReqControlMode(r):
-    r.expect(1, 0b0, "end of ClReqControlMode")
-    return ct.ClReqControlMode()
+def _d_ct_ClReqControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClReqControlMode")
+    return ct.ClReqControlMode(), p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -791,49 +974,50 @@ def _e_ct_ClResControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClResControlMode(r):
-    r.expect(1, 0b0, "end of ClResControlMode")
-    return ct.ClResControlMode()
+def _d_ct_ClResControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClResControlMode")
+    return ct.ClResControlMode(), p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_CanonicalizationMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_CanonicalizationMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_CanonicalizationMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D8, s)
+    w, mask, prods = _D8[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of CanonicalizationMethod")
+    return ds.CanonicalizationMethod(algorithm=algorithm), p
 
 
 # DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcCpdReqEnergyTransferMode(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
     s = 6
     x = o.target_soc
     if x is not None:
         s = 7
-        a <<= 3
-        a = (a << 7) | check_range(x, 0, 100, "DcCpdReqEnergyTransferMode.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DcCpdReqEnergyTransferMode.target_soc", y, 0, 100)
+        a = (a << 10) | y
         a <<= 1
     try:
         c, w, _ = _T9[s, -1]
@@ -843,30 +1027,52 @@ def _e_dc_DcCpdReqEnergyTransferMode(a, o, st):
     return a
 
 
-def _d_dc_DcCpdReqEnergyTransferMode(r):
-    r.expect(1, 0b0, "EVMaximumChargePower")
-    ev_maximum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumChargePower")
-    ev_minimum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumChargeCurrent")
-    ev_maximum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumChargeCurrent")
-    ev_minimum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumVoltage")
-    ev_maximum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumVoltage")
-    ev_minimum_voltage = _d_ct_RationalNumber(r)
+def _d_dc_DcCpdReqEnergyTransferMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargePower")
+    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumChargePower")
+    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
+    ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumChargeCurrent")
+    ev_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumVoltage")
+    ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumVoltage")
+    ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
-    fid, sub, s = r.step(_D9, s)
+    w, mask, prods = _D9[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D9, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DcCpdReqEnergyTransferMode")
+        raise bad_event(p, fid, "end of DcCpdReqEnergyTransferMode")
     return dc.DcCpdReqEnergyTransferMode(
         ev_maximum_charge_power=ev_maximum_charge_power,
         ev_minimum_charge_power=ev_minimum_charge_power,
@@ -875,29 +1081,22 @@ def _d_dc_DcCpdReqEnergyTransferMode(r):
         ev_maximum_voltage=ev_maximum_voltage,
         ev_minimum_voltage=ev_minimum_voltage,
         target_soc=target_soc,
-    )
+    ), p
 
 
 # DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcCpdResEnergyTransferMode(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
     s = 6
     x = o.evse_power_ramp_limitation
     if x is not None:
         s = 7
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     try:
         c, w, _ = _T10[s, -1]
     except KeyError:
@@ -906,28 +1105,44 @@ def _e_dc_DcCpdResEnergyTransferMode(a, o, st):
     return a
 
 
-def _d_dc_DcCpdResEnergyTransferMode(r):
-    r.expect(1, 0b0, "EVSEMaximumChargePower")
-    evse_maximum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumChargePower")
-    evse_minimum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumChargeCurrent")
-    evse_maximum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumChargeCurrent")
-    evse_minimum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumVoltage")
-    evse_maximum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumVoltage")
-    evse_minimum_voltage = _d_ct_RationalNumber(r)
+def _d_dc_DcCpdResEnergyTransferMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
+    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
+    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
+    evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumChargeCurrent")
+    evse_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
+    evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
+    evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
-    fid, sub, s = r.step(_D10, s)
+    w, mask, prods = _D10[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        evse_power_ramp_limitation = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D10, s)
+        evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_power_ramp_limitation = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DcCpdResEnergyTransferMode")
+        raise bad_event(p, fid, "end of DcCpdResEnergyTransferMode")
     return dc.DcCpdResEnergyTransferMode(
         evse_maximum_charge_power=evse_maximum_charge_power,
         evse_minimum_charge_power=evse_minimum_charge_power,
@@ -936,65 +1151,69 @@ def _d_dc_DcCpdResEnergyTransferMode(r):
         evse_maximum_voltage=evse_maximum_voltage,
         evse_minimum_voltage=evse_minimum_voltage,
         evse_power_ramp_limitation=evse_power_ramp_limitation,
-    )
+    ), p
 
 
 # DC_CableCheckReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcCableCheckReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
     a <<= 1
     return a
 
 
-def _d_dc_DcCableCheckReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(1, 0b0, "end of DcCableCheckReq")
-    return dc.DcCableCheckReq(header=header)
+def _d_dc_DcCableCheckReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DcCableCheckReq")
+    return dc.DcCableCheckReq(header=header), p
 
 
 # DC_CableCheckResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcCableCheckRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcCableCheckRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "DcCableCheckRes.evse_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcCableCheckRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "DcCableCheckRes.evse_processing")
     a <<= 2
     return a
 
 
-def _d_dc_DcCableCheckRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(2, 0b0, "end of EVSEProcessing")
-    return dc.DcCableCheckRes(header=header, response_code=response_code, evse_processing=evse_processing)
+def _d_dc_DcCableCheckRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 15
+    q = (v >> (n - p)) & 0x7FFF
+    if q >> 13:
+        raise unexpected(p - 15, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+    if (q >> 4) & 0x7:
+        raise unexpected(p - 7, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSEProcessing")
+    return dc.DcCableCheckRes(header=header, response_code=response_code, evse_processing=evse_processing), p
 
 
 # DC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcChargeLoopReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     x = o.display_parameters
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_ct_DisplayParameters(a, x, st)
+        a = _e_ct_DisplayParameters((a << 2), x, st)
     try:
         c, w, s = _T13[s, 128]
     except KeyError:
         raise ExiEncodeError("DcChargeLoopReq.meter_info_requested is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     a = (a << 1) | (1 if o.meter_info_requested else 0)
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.ev_present_voltage, st)
+    a = _e_ct_RationalNumber((a << 2), o.ev_present_voltage, st)
     s = 4
     try:
         eid, enc = _S13_4[type(o.cl_req_control_mode)]
@@ -1012,50 +1231,61 @@ def _e_dc_DcChargeLoopReq(a, o, st):
     return a
 
 
-def _d_dc_DcChargeLoopReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
+def _d_dc_DcChargeLoopReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D13, s)
+    w, mask, prods = _D13[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        display_parameters = _d_ct_DisplayParameters(r)
-        fid, sub, s = r.step(_D13, s)
+        display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
+        w, mask, prods = _D13[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         display_parameters = None
     if fid != 2:
-        raise bad_event(r, fid, "MeterInfoRequested")
-    r.expect(1, 0b0, "characters of MeterInfoRequested")
-    meter_info_requested = r.read(1) == 1
-    r.expect(2, 0b0, "end of MeterInfoRequested")
-    ev_present_voltage = _d_ct_RationalNumber(r)
+        raise bad_event(p, fid, "MeterInfoRequested")
+    p += 4
+    q = (v >> (n - p)) & 0xF
+    if q >> 3:
+        raise unexpected(p - 4, 1, "characters of MeterInfoRequested")
+    meter_info_requested = ((q >> 2) & 0x1) == 1
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of MeterInfoRequested")
+    ev_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 4
-    fid, sub, s = r.step(_D13, s)
+    w, mask, prods = _D13[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 4:
-        raise bad_event(r, fid, "BPT_Dynamic_DC_CLReqControlMode")
-    cl_req_control_mode = _R13_4[sub](r)
-    r.expect(1, 0b0, "end of DcChargeLoopReq")
+        raise bad_event(p, fid, "BPT_Dynamic_DC_CLReqControlMode")
+    cl_req_control_mode, p = _R13_4[sub](r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DcChargeLoopReq")
     return dc.DcChargeLoopReq(
         header=header,
         display_parameters=display_parameters,
         meter_info_requested=meter_info_requested,
         ev_present_voltage=ev_present_voltage,
         cl_req_control_mode=cl_req_control_mode,
-    )
+    ), p
 
 
 # DC_ChargeLoopResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcChargeLoopRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcChargeLoopRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcChargeLoopRes.response_code")
     a <<= 1
     s = 2
     x = o.evse_status
     if x is not None:
         s = 3
-        a <<= 3
-        a = _e_ct_EvseStatus(a, x, st)
+        a = _e_ct_EvseStatus((a << 3), x, st)
     x = o.meter_info
     if x is not None:
         try:
@@ -1078,14 +1308,10 @@ def _e_dc_DcChargeLoopRes(a, o, st):
         raise ExiEncodeError("DcChargeLoopRes.evse_present_current is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.evse_present_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_present_voltage, st)
-    a <<= 2
-    a = (a << 1) | (1 if o.evse_power_limit_achieved else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.evse_current_limit_achieved else 0)
-    a <<= 3
-    a = (a << 1) | (1 if o.evse_voltage_limit_achieved else 0)
+    a = _e_ct_RationalNumber((a << 1), o.evse_present_voltage, st)
+    a = (a << 3) | (1 if o.evse_power_limit_achieved else 0)
+    a = (a << 4) | (1 if o.evse_current_limit_achieved else 0)
+    a = (a << 4) | (1 if o.evse_voltage_limit_achieved else 0)
     a <<= 1
     s = 10
     try:
@@ -1104,47 +1330,73 @@ def _e_dc_DcChargeLoopRes(a, o, st):
     return a
 
 
-def _d_dc_DcChargeLoopRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_dc_DcChargeLoopRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
-    fid, sub, s = r.step(_D14, s)
+    w, mask, prods = _D14[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        evse_status = _d_ct_EvseStatus(r)
-        fid, sub, s = r.step(_D14, s)
+        evse_status, p = _d_ct_EvseStatus(r, v, n, p)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_status = None
     if fid == 3:
-        meter_info = _d_ct_MeterInfo(r)
-        fid, sub, s = r.step(_D14, s)
+        meter_info, p = _d_ct_MeterInfo(r, v, n, p)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_info = None
     if fid == 4:
-        receipt = _d_ct_Receipt(r)
-        fid, sub, s = r.step(_D14, s)
+        receipt, p = _d_ct_Receipt(r, v, n, p)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         receipt = None
     if fid != 5:
-        raise bad_event(r, fid, "EVSEPresentCurrent")
-    evse_present_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEPresentVoltage")
-    evse_present_voltage = _d_ct_RationalNumber(r)
-    r.expect(2, 0b0, "EVSEPowerLimitAchieved")
-    evse_power_limit_achieved = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVSEPowerLimitAchieved")
-    evse_current_limit_achieved = r.read(1) == 1
-    r.expect(3, 0b0, "end of EVSECurrentLimitAchieved")
-    evse_voltage_limit_achieved = r.read(1) == 1
-    r.expect(1, 0b0, "end of EVSEVoltageLimitAchieved")
+        raise bad_event(p, fid, "EVSEPresentCurrent")
+    evse_present_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEPresentVoltage")
+    evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 12
+    q = (v >> (n - p)) & 0xFFF
+    if q >> 10:
+        raise unexpected(p - 12, 2, "EVSEPowerLimitAchieved")
+    evse_power_limit_achieved = ((q >> 9) & 0x1) == 1
+    if (q >> 6) & 0x7:
+        raise unexpected(p - 9, 3, "end of EVSEPowerLimitAchieved")
+    evse_current_limit_achieved = ((q >> 5) & 0x1) == 1
+    if (q >> 2) & 0x7:
+        raise unexpected(p - 5, 3, "end of EVSECurrentLimitAchieved")
+    evse_voltage_limit_achieved = ((q >> 1) & 0x1) == 1
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVSEVoltageLimitAchieved")
     s = 10
-    fid, sub, s = r.step(_D14, s)
+    w, mask, prods = _D14[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 10:
-        raise bad_event(r, fid, "BPT_Dynamic_DC_CLResControlMode")
-    cl_res_control_mode = _R14_10[sub](r)
-    r.expect(1, 0b0, "end of DcChargeLoopRes")
+        raise bad_event(p, fid, "BPT_Dynamic_DC_CLResControlMode")
+    cl_res_control_mode, p = _R14_10[sub](r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DcChargeLoopRes")
     return dc.DcChargeLoopRes(
         header=header,
         response_code=response_code,
@@ -1157,13 +1409,12 @@ def _d_dc_DcChargeLoopRes(r):
         evse_current_limit_achieved=evse_current_limit_achieved,
         evse_voltage_limit_achieved=evse_voltage_limit_achieved,
         cl_res_control_mode=cl_res_control_mode,
-    )
+    ), p
 
 
 # DC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcChargeParameterDiscoveryReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     try:
         eid, enc = _S15_1[type(o.dc_cpd_req_energy_transfer_mode)]
@@ -1183,26 +1434,30 @@ def _e_dc_DcChargeParameterDiscoveryReq(a, o, st):
     return a
 
 
-def _d_dc_DcChargeParameterDiscoveryReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
+def _d_dc_DcChargeParameterDiscoveryReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D15, s)
+    w, mask, prods = _D15[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 1:
-        raise bad_event(r, fid, "BPT_DC_CPDReqEnergyTransferMode")
-    dc_cpd_req_energy_transfer_mode = _R15_1[sub](r)
-    r.expect(1, 0b0, "end of DcChargeParameterDiscoveryReq")
+        raise bad_event(p, fid, "BPT_DC_CPDReqEnergyTransferMode")
+    dc_cpd_req_energy_transfer_mode, p = _R15_1[sub](r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DcChargeParameterDiscoveryReq")
     return dc.DcChargeParameterDiscoveryReq(
         header=header, dc_cpd_req_energy_transfer_mode=dc_cpd_req_energy_transfer_mode
-    )
+    ), p
 
 
 # DC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcChargeParameterDiscoveryRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcChargeParameterDiscoveryRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcChargeParameterDiscoveryRes.response_code")
     a <<= 1
     s = 2
     try:
@@ -1223,120 +1478,150 @@ def _e_dc_DcChargeParameterDiscoveryRes(a, o, st):
     return a
 
 
-def _d_dc_DcChargeParameterDiscoveryRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_dc_DcChargeParameterDiscoveryRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
-    fid, sub, s = r.step(_D16, s)
+    w, mask, prods = _D16[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 2:
-        raise bad_event(r, fid, "BPT_DC_CPDResEnergyTransferMode")
-    dc_cpd_res_energy_transfer_mode = _R16_2[sub](r)
-    r.expect(1, 0b0, "end of DcChargeParameterDiscoveryRes")
+        raise bad_event(p, fid, "BPT_DC_CPDResEnergyTransferMode")
+    dc_cpd_res_energy_transfer_mode, p = _R16_2[sub](r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DcChargeParameterDiscoveryRes")
     return dc.DcChargeParameterDiscoveryRes(
         header=header, response_code=response_code, dc_cpd_res_energy_transfer_mode=dc_cpd_res_energy_transfer_mode
-    )
+    ), p
 
 
 # DC_PreChargeReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcPreChargeReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.ev_processing, "DcPreChargeReq.ev_processing")
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.ev_present_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_target_voltage, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "DcPreChargeReq.ev_processing")
+    a = _e_ct_RationalNumber((a << 2), o.ev_present_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
     a <<= 1
     return a
 
 
-def _d_dc_DcPreChargeReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVProcessing")
-    ev_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(2, 0b0, "end of EVProcessing")
-    ev_present_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVTargetVoltage")
-    ev_target_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DcPreChargeReq")
+def _d_dc_DcPreChargeReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 6
+    q = (v >> (n - p)) & 0x3F
+    if q >> 4:
+        raise unexpected(p - 6, 2, "EVProcessing")
+    ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVProcessing")
+    ev_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVTargetVoltage")
+    ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DcPreChargeReq")
     return dc.DcPreChargeReq(
         header=header,
         ev_processing=ev_processing,
         ev_present_voltage=ev_present_voltage,
         ev_target_voltage=ev_target_voltage,
-    )
+    ), p
 
 
 # DC_PreChargeResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcPreChargeRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcPreChargeRes.response_code")
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.evse_present_voltage, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcPreChargeRes.response_code")
+    a = _e_ct_RationalNumber((a << 2), o.evse_present_voltage, st)
     a <<= 1
     return a
 
 
-def _d_dc_DcPreChargeRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(2, 0b0, "end of ResponseCode")
-    evse_present_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DcPreChargeRes")
-    return dc.DcPreChargeRes(header=header, response_code=response_code, evse_present_voltage=evse_present_voltage)
+def _d_dc_DcPreChargeRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of ResponseCode")
+    evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DcPreChargeRes")
+    return dc.DcPreChargeRes(header=header, response_code=response_code, evse_present_voltage=evse_present_voltage), p
 
 
 # DC_WeldingDetectionReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcWeldingDetectionReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.ev_processing, "DcWeldingDetectionReq.ev_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "DcWeldingDetectionReq.ev_processing")
     a <<= 2
     return a
 
 
-def _d_dc_DcWeldingDetectionReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVProcessing")
-    ev_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(2, 0b0, "end of EVProcessing")
-    return dc.DcWeldingDetectionReq(header=header, ev_processing=ev_processing)
+def _d_dc_DcWeldingDetectionReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 6
+    q = (v >> (n - p)) & 0x3F
+    if q >> 4:
+        raise unexpected(p - 6, 2, "EVProcessing")
+    ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVProcessing")
+    return dc.DcWeldingDetectionReq(header=header, ev_processing=ev_processing), p
 
 
 # DC_WeldingDetectionResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcWeldingDetectionRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcWeldingDetectionRes.response_code")
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.evse_present_voltage, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcWeldingDetectionRes.response_code")
+    a = _e_ct_RationalNumber((a << 2), o.evse_present_voltage, st)
     a <<= 1
     return a
 
 
-def _d_dc_DcWeldingDetectionRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(2, 0b0, "end of ResponseCode")
-    evse_present_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DcWeldingDetectionRes")
+def _d_dc_DcWeldingDetectionRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of ResponseCode")
+    evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DcWeldingDetectionRes")
     return dc.DcWeldingDetectionRes(
         header=header, response_code=response_code, evse_present_voltage=evse_present_voltage
-    )
+    ), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1345,8 +1630,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.p")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
         a <<= 1
     x = o.q
     if x is not None:
@@ -1376,8 +1660,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.j
     if x is not None:
         s = 5
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.j")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
         a <<= 1
     x = o.seed
     if x is not None:
@@ -1405,78 +1688,125 @@ def _e_ds_DsaKeyValue(a, o, st):
     return a
 
 
-def _d_ds_DsaKeyValue(r):
+def _d_ds_DsaKeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D21, s)
+    w, mask, prods = _D21[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of P")
-        p = r.binary(None)
-        r.expect(1, 0b0, "end of P")
-        fid, sub, s = r.step(_D21, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of P")
+        p, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of P")
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         p = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of Q")
-        q = r.binary(None)
-        r.expect(1, 0b0, "end of Q")
-        fid, sub, s = r.step(_D21, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Q")
+        q, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Q")
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         q = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of G")
-        g = r.binary(None)
-        r.expect(1, 0b0, "end of G")
-        fid, sub, s = r.step(_D21, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of G")
+        g, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of G")
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         g = None
     if fid != 3:
-        raise bad_event(r, fid, "Y")
-    r.expect(1, 0b0, "characters of Y")
-    y = r.binary(None)
-    r.expect(1, 0b0, "end of Y")
-    fid, sub, s = r.step(_D21, s)
+        raise bad_event(p, fid, "Y")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of Y")
+    y, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Y")
+    w, mask, prods = _D21[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        r.expect(1, 0b0, "characters of J")
-        j = r.binary(None)
-        r.expect(1, 0b0, "end of J")
-        fid, sub, s = r.step(_D21, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of J")
+        j, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of J")
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         j = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of Seed")
-        seed = r.binary(None)
-        r.expect(1, 0b0, "end of Seed")
-        fid, sub, s = r.step(_D21, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Seed")
+        seed, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Seed")
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         seed = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of PgenCounter")
-        pgen_counter = r.binary(None)
-        r.expect(1, 0b0, "end of PgenCounter")
-        fid, sub, s = r.step(_D21, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of PgenCounter")
+        pgen_counter, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of PgenCounter")
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         pgen_counter = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter)
+        raise bad_event(p, fid, "end of DsaKeyValue")
+    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_DigestMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_DigestMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_DigestMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D22, s)
+    w, mask, prods = _D22[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of DigestMethod")
+    return ds.DigestMethod(algorithm=algorithm), p
 
 
 # Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -1485,8 +1815,11 @@ def _e_dc_DynamicDcClReqControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_uint(a, check_range(x, 0, 4294967295, "DynamicDcClReqControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 11) | y
+        else:
+            a = e_uint((a << 3), check_range(y, 0, 4294967295, "DynamicDcClReqControlMode.departure_time"))
         a <<= 1
     try:
         c, w, s = _T23[s, 64]
@@ -1494,52 +1827,75 @@ def _e_dc_DynamicDcClReqControlMode(a, o, st):
         raise ExiEncodeError("DynamicDcClReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_energy_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_maximum_voltage, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
     a <<= 1
     return a
 
 
-def _d_dc_DynamicDcClReqControlMode(r):
+def _d_dc_DynamicDcClReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D23, s)
+    w, mask, prods = _D23[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D23, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D23[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid != 1:
-        raise bad_event(r, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumChargePower")
-    ev_maximum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumChargePower")
-    ev_minimum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumChargeCurrent")
-    ev_maximum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMaximumVoltage")
-    ev_maximum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVMinimumVoltage")
-    ev_minimum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DynamicDcClReqControlMode")
+        raise bad_event(p, fid, "EVTargetEnergyRequest")
+    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
+    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
+    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargePower")
+    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumChargePower")
+    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
+    ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMaximumVoltage")
+    ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVMinimumVoltage")
+    ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DynamicDcClReqControlMode")
     return dc.DynamicDcClReqControlMode(
         departure_time=departure_time,
         ev_target_energy_request=ev_target_energy_request,
@@ -1550,7 +1906,7 @@ def _d_dc_DynamicDcClReqControlMode(r):
         ev_maximum_charge_current=ev_maximum_charge_current,
         ev_maximum_voltage=ev_maximum_voltage,
         ev_minimum_voltage=ev_minimum_voltage,
-    )
+    ), p
 
 
 # Dynamic_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -1559,8 +1915,11 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
     x = o.departure_time
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 4294967295, "DynamicDcClResControlMode.departure_time"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicDcClResControlMode.departure_time"))
         a <<= 1
     x = o.minimum_soc
     if x is not None:
@@ -1569,7 +1928,10 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicDcClResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DynamicDcClResControlMode.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DynamicDcClResControlMode.minimum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -1578,7 +1940,10 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicDcClResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DynamicDcClResControlMode.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DynamicDcClResControlMode.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.ack_max_delay
     if x is not None:
@@ -1587,7 +1952,11 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicDcClResControlMode.ack_max_delay is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 65535, "DynamicDcClResControlMode.ack_max_delay"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 65535, "DynamicDcClResControlMode.ack_max_delay"))
         a <<= 1
     try:
         c, w, s = _T24[s, 256]
@@ -1595,57 +1964,104 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
         raise ExiEncodeError("DynamicDcClResControlMode.evse_maximum_charge_power is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evse_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
     a <<= 1
     return a
 
 
-def _d_dc_DynamicDcClResControlMode(r):
+def _d_dc_DynamicDcClResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D24, s)
+    w, mask, prods = _D24[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of DepartureTime")
-        departure_time = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of DepartureTime")
-        fid, sub, s = r.step(_D24, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of DepartureTime")
+        departure_time = (v >> (n - p - 8)) & 0xFF
+        if departure_time < 0x80:
+            p += 8
+        else:
+            departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= departure_time <= 4294967295:
+            raise out_of_range(p, departure_time, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DepartureTime")
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         departure_time = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D24, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D24, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of AckMaxDelay")
-        ack_max_delay = r.ranged(r.uint(3), 0, 65535)
-        r.expect(1, 0b0, "end of AckMaxDelay")
-        fid, sub, s = r.step(_D24, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of AckMaxDelay")
+        ack_max_delay = (v >> (n - p - 8)) & 0xFF
+        if ack_max_delay < 0x80:
+            p += 8
+        else:
+            ack_max_delay, p = r_uint(v, n, p, 3)
+        if not 0 <= ack_max_delay <= 65535:
+            raise out_of_range(p, ack_max_delay, 0, 65535)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of AckMaxDelay")
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ack_max_delay = None
     if fid != 4:
-        raise bad_event(r, fid, "EVSEMaximumChargePower")
-    evse_maximum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMinimumChargePower")
-    evse_minimum_charge_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumChargeCurrent")
-    evse_maximum_charge_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVSEMaximumVoltage")
-    evse_maximum_voltage = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DynamicDcClResControlMode")
+        raise bad_event(p, fid, "EVSEMaximumChargePower")
+    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
+    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
+    evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
+    evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DynamicDcClResControlMode")
     return dc.DynamicDcClResControlMode(
         departure_time=departure_time,
         minimum_soc=minimum_soc,
@@ -1655,7 +2071,7 @@ def _d_dc_DynamicDcClResControlMode(r):
         evse_minimum_charge_power=evse_minimum_charge_power,
         evse_maximum_charge_current=evse_maximum_charge_current,
         evse_maximum_voltage=evse_maximum_voltage,
-    )
+    ), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1664,8 +2080,7 @@ def _e_ds_KeyInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_str(a, x, st, "Id", None, "KeyInfo.id")
+        a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
     items = o.key_name
     for x in items:
         try:
@@ -1732,7 +2147,7 @@ def _e_ds_KeyInfo(a, o, st):
     return a
 
 
-def _d_ds_KeyInfo(r):
+def _d_ds_KeyInfo(r, v, n, p):
     id = None
     key_name = []
     key_value = []
@@ -1743,40 +2158,55 @@ def _d_ds_KeyInfo(r):
     mgmt_data = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D25, s)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of KeyName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            r.expect(1, 0, "end of KeyName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of KeyName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of KeyName")
             key_name.append(x)
             continue
         if fid == 2:
-            key_value.append(_d_ds_KeyValue(r))
+            x, p = _d_ds_KeyValue(r, v, n, p)
+            key_value.append(x)
             continue
         if fid == 3:
-            retrieval_method.append(_d_ds_RetrievalMethod(r))
+            x, p = _d_ds_RetrievalMethod(r, v, n, p)
+            retrieval_method.append(x)
             continue
         if fid == 4:
-            x509_data.append(_d_ds_X509Data(r))
+            x, p = _d_ds_X509Data(r, v, n, p)
+            x509_data.append(x)
             continue
         if fid == 5:
-            pgp_data.append(_d_ds_PgpData(r))
+            x, p = _d_ds_PgpData(r, v, n, p)
+            pgp_data.append(x)
             continue
         if fid == 6:
-            spki_data.append(_d_ds_SpkiData(r))
+            x, p = _d_ds_SpkiData(r, v, n, p)
+            spki_data.append(x)
             continue
         if fid == 7:
-            r.expect(1, 0, "characters of MgmtData")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            r.expect(1, 0, "end of MgmtData")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of MgmtData")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of MgmtData")
             mgmt_data.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in KeyInfo", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
         id=id,
         key_name=key_name,
@@ -1786,7 +2216,7 @@ def _d_ds_KeyInfo(r):
         pgp_data=pgp_data,
         spki_data=spki_data,
         mgmt_data=mgmt_data,
-    )
+    ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1795,8 +2225,7 @@ def _e_ds_KeyValue(a, o, st):
     x = o.dsa_key_value
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ds_DsaKeyValue(a, x, st)
+        a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
         try:
@@ -1813,22 +2242,28 @@ def _e_ds_KeyValue(a, o, st):
     return a
 
 
-def _d_ds_KeyValue(r):
+def _d_ds_KeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D26, s)
+    w, mask, prods = _D26[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value = _d_ds_DsaKeyValue(r)
-        fid, sub, s = r.step(_D26, s)
+        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        w, mask, prods = _D26[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dsa_key_value = None
     if fid == 1:
-        rsa_key_value = _d_ds_RsaKeyValue(r)
-        fid, sub, s = r.step(_D26, s)
+        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        w, mask, prods = _D26[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         rsa_key_value = None
     if fid != -1:
-        raise bad_event(r, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value)
+        raise bad_event(p, fid, "end of KeyValue")
+    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -1837,8 +2272,7 @@ def _e_ds_Manifest(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Manifest.id")
+        a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
     for x in items:
         try:
@@ -1855,21 +2289,28 @@ def _e_ds_Manifest(a, o, st):
     return a
 
 
-def _d_ds_Manifest(r):
+def _d_ds_Manifest(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D27, s)
+    w, mask, prods = _D27[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D27, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D27[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     reference = []
     while fid == 1:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D27, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D27[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference)
+        raise bad_event(p, fid, "end of Manifest")
+    return ds.Manifest(id=id, reference=reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -1878,8 +2319,7 @@ def _e_ds_Object(a, o, st):
     x = o.encoding
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Encoding", None, "Object.encoding")
+        a = e_str((a << 3), x, st, "Encoding", None, "Object.encoding")
     x = o.id
     if x is not None:
         try:
@@ -1904,26 +2344,28 @@ def _e_ds_Object(a, o, st):
     return a
 
 
-def _d_ds_Object(r):
+def _d_ds_Object(r, v, n, p):
     encoding = None
     id = None
     mime_type = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D28, s)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            encoding = r.string("Encoding", None)
+            encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type = r.string("MimeType", None)
+            mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Object", bit_offset=r.pos)
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type)
+        raise bad_event(p, fid, "content of Object")
+    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1932,8 +2374,7 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_id")
+        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
     if len(items) > 2:
@@ -1954,47 +2395,60 @@ def _e_ds_PgpData(a, o, st):
     return a
 
 
-def _d_ds_PgpData(r):
+def _d_ds_PgpData(r, v, n, p):
     pgp_key_id = None
     pgp_key_packet = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D29, s)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of PGPKeyID")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyID")
-            pgp_key_id = x
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyID")
+            pgp_key_id, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of PGPKeyPacket")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyPacket")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             pgp_key_packet.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in PgpData", bit_offset=r.pos)
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet)
+        raise bad_event(p, fid, "content of PgpData")
+    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.modulus, None, None, "RsaKeyValue.modulus")
-    a <<= 3
-    a = e_bin(a, o.exponent, None, None, "RsaKeyValue.exponent")
+    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
+    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
     a <<= 2
     return a
 
 
-def _d_ds_RsaKeyValue(r):
-    r.expect(2, 0b0, "Modulus")
-    modulus = r.binary(None)
-    r.expect(3, 0b0, "end of Modulus")
-    exponent = r.binary(None)
-    r.expect(2, 0b0, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent)
+def _d_ds_RsaKeyValue(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Modulus")
+    modulus, p = r_binary(v, n, p, None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Modulus")
+    exponent, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Exponent")
+    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -2003,8 +2457,7 @@ def _e_ds_Reference(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Id", None, "Reference.id")
+        a = e_str((a << 3), x, st, "Id", None, "Reference.id")
     x = o.type
     if x is not None:
         try:
@@ -2035,44 +2488,57 @@ def _e_ds_Reference(a, o, st):
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a <<= 2
-    a = e_bin(a, o.digest_value, None, None, "Reference.digest_value")
+    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
     return a
 
 
-def _d_ds_Reference(r):
+def _d_ds_Reference(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D31, s)
+    w, mask, prods = _D31[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D31, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D31[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid == 1:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D31, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D31[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 2:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D31, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D31[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 3:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D31, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D31[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != 4:
-        raise bad_event(r, fid, "DigestMethod")
-    digest_method = _d_ds_DigestMethod(r)
-    r.expect(2, 0b0, "DigestValue")
-    digest_value = r.binary(None)
-    r.expect(2, 0b0, "end of DigestValue")
+        raise bad_event(p, fid, "DigestMethod")
+    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "DigestValue")
+    digest_value, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
         id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
-    )
+    ), p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -2081,8 +2547,7 @@ def _e_ds_RetrievalMethod(a, o, st):
     x = o.type
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Type", None, "RetrievalMethod.type")
+        a = e_str((a << 3), x, st, "Type", None, "RetrievalMethod.type")
     x = o.uri
     if x is not None:
         try:
@@ -2107,27 +2572,35 @@ def _e_ds_RetrievalMethod(a, o, st):
     return a
 
 
-def _d_ds_RetrievalMethod(r):
+def _d_ds_RetrievalMethod(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D32, s)
+    w, mask, prods = _D32[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D32, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D32[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 1:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D32, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D32[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 2:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D32, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D32[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != -1:
-        raise bad_event(r, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms)
+        raise bad_event(p, fid, "end of RetrievalMethod")
+    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -2150,21 +2623,27 @@ def _e_ds_SpkiData(a, o, st):
     return a
 
 
-def _d_ds_SpkiData(r):
+def _d_ds_SpkiData(r, v, n, p):
     spki_sexp = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D33, s)
+        w, mask, prods = _D33[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of SPKISexp")
-            x = r.binary(None)
-            r.expect(1, 0, "end of SPKISexp")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of SPKISexp")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of SPKISexp")
             spki_sexp.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SpkiData", bit_offset=r.pos)
-    return ds.SpkiData(spki_sexp=spki_sexp)
+        raise bad_event(p, fid, "content of SpkiData")
+    return ds.SpkiData(spki_sexp=spki_sexp), p
 
 
 # Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -2173,8 +2652,7 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
     x = o.ev_target_energy_request
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
         try:
@@ -2197,14 +2675,12 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
         raise ExiEncodeError("ScheduledDcClReqControlMode.ev_target_current is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.ev_target_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.ev_target_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
     s = 5
     x = o.ev_maximum_charge_power
     if x is not None:
         s = 6
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_minimum_charge_power
     if x is not None:
         try:
@@ -2245,58 +2721,80 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
     return a
 
 
-def _d_dc_ScheduledDcClReqControlMode(r):
+def _d_dc_ScheduledDcClReqControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D34, s)
+    w, mask, prods = _D34[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        ev_target_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D34, s)
+        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_target_energy_request = None
     if fid == 1:
-        ev_maximum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D34, s)
+        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_energy_request = None
     if fid == 2:
-        ev_minimum_energy_request = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D34, s)
+        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_energy_request = None
     if fid != 3:
-        raise bad_event(r, fid, "EVTargetCurrent")
-    ev_target_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVTargetVoltage")
-    ev_target_voltage = _d_ct_RationalNumber(r)
+        raise bad_event(p, fid, "EVTargetCurrent")
+    ev_target_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVTargetVoltage")
+    ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 5
-    fid, sub, s = r.step(_D34, s)
+    w, mask, prods = _D34[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        ev_maximum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D34, s)
+        ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_power = None
     if fid == 6:
-        ev_minimum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D34, s)
+        ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_charge_power = None
     if fid == 7:
-        ev_maximum_charge_current = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D34, s)
+        ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_charge_current = None
     if fid == 8:
-        ev_maximum_voltage = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D34, s)
+        ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_maximum_voltage = None
     if fid == 9:
-        ev_minimum_voltage = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D34, s)
+        ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ev_minimum_voltage = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduledDcClReqControlMode")
+        raise bad_event(p, fid, "end of ScheduledDcClReqControlMode")
     return dc.ScheduledDcClReqControlMode(
         ev_target_energy_request=ev_target_energy_request,
         ev_maximum_energy_request=ev_maximum_energy_request,
@@ -2308,7 +2806,7 @@ def _d_dc_ScheduledDcClReqControlMode(r):
         ev_maximum_charge_current=ev_maximum_charge_current,
         ev_maximum_voltage=ev_maximum_voltage,
         ev_minimum_voltage=ev_minimum_voltage,
-    )
+    ), p
 
 
 # Scheduled_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -2317,8 +2815,7 @@ def _e_dc_ScheduledDcClResControlMode(a, o, st):
     x = o.evse_maximum_charge_power
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.evse_minimum_charge_power
     if x is not None:
         try:
@@ -2353,37 +2850,47 @@ def _e_dc_ScheduledDcClResControlMode(a, o, st):
     return a
 
 
-def _d_dc_ScheduledDcClResControlMode(r):
+def _d_dc_ScheduledDcClResControlMode(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D35, s)
+    w, mask, prods = _D35[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        evse_maximum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D35, s)
+        evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D35[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_charge_power = None
     if fid == 1:
-        evse_minimum_charge_power = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D35, s)
+        evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D35[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_minimum_charge_power = None
     if fid == 2:
-        evse_maximum_charge_current = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D35, s)
+        evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D35[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_charge_current = None
     if fid == 3:
-        evse_maximum_voltage = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D35, s)
+        evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D35[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_maximum_voltage = None
     if fid != -1:
-        raise bad_event(r, fid, "end of ScheduledDcClResControlMode")
+        raise bad_event(p, fid, "end of ScheduledDcClResControlMode")
     return dc.ScheduledDcClResControlMode(
         evse_maximum_charge_power=evse_maximum_charge_power,
         evse_minimum_charge_power=evse_minimum_charge_power,
         evse_maximum_charge_current=evse_maximum_charge_current,
         evse_maximum_voltage=evse_maximum_voltage,
-    )
+    ), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -2392,22 +2899,19 @@ def _e_ds_Signature(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Signature.id")
+        a = e_str((a << 2), x, st, "Id", None, "Signature.id")
     try:
         c, w, s = _T36[s, 64]
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_SignedInfo(a, o.signed_info, st)
-    a <<= 1
-    a = _e_ds_SignatureValue(a, o.signature_value, st)
+    a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
-        a <<= 2
-        a = _e_ds_KeyInfo(a, x, st)
+        a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
     for x in items:
         try:
@@ -2424,47 +2928,64 @@ def _e_ds_Signature(a, o, st):
     return a
 
 
-def _d_ds_Signature(r):
+def _d_ds_Signature(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D36, s)
+    w, mask, prods = _D36[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D36, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D36[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "SignedInfo")
-    signed_info = _d_ds_SignedInfo(r)
-    r.expect(1, 0b0, "SignatureValue")
-    signature_value = _d_ds_SignatureValue(r)
+        raise bad_event(p, fid, "SignedInfo")
+    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureValue")
+    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D36, s)
+    w, mask, prods = _D36[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info = _d_ds_KeyInfo(r)
-        fid, sub, s = r.step(_D36, s)
+        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        w, mask, prods = _D36[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         key_info = None
     object = []
     while fid == 4:
-        object.append(_d_ds_Object(r))
-        fid, sub, s = r.step(_D36, s)
+        x, p = _d_ds_Object(r, v, n, p)
+        object.append(x)
+        w, mask, prods = _D36[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Signature")
+        raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
         id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
-    )
+    ), p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SignatureMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
     s = 1
     x = o.hmac_output_length
     if x is not None:
         s = 2
-        a <<= 4
-        a = e_int(a, check_range(x, None, None, "SignatureMethod.hmac_output_length"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 13) | y
+        elif -0x80 <= y < 0:
+            a = (a << 13) | (0xFF - y)
+        else:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
         a <<= 1
     try:
         c, w, _ = _T37[s, -1]
@@ -2474,21 +2995,42 @@ def _e_ds_SignatureMethod(a, o, st):
     return a
 
 
-def _d_ds_SignatureMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_SignatureMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D37, s)
+    w, mask, prods = _D37[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of HMACOutputLength")
-        hmac_output_length = r.ranged(r.sint(), None, None)
-        r.expect(1, 0b0, "end of HMACOutputLength")
-        fid, sub, s = r.step(_D37, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of HMACOutputLength")
+        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if hmac_output_length < 0x80:
+            p += 9
+        elif 0x100 <= hmac_output_length < 0x180:
+            p += 9
+            hmac_output_length = 0xFF - hmac_output_length
+        else:
+            hmac_output_length, p = r_sint(
+                v,
+                n,
+                p,
+            )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of HMACOutputLength")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         hmac_output_length = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length)
+        raise bad_event(p, fid, "end of SignatureMethod")
+    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -2497,8 +3039,7 @@ def _e_ds_SignatureProperties(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperties.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
     for x in items:
         try:
@@ -2515,21 +3056,28 @@ def _e_ds_SignatureProperties(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperties(r):
+def _d_ds_SignatureProperties(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D38, s)
+    w, mask, prods = _D38[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D38, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D38[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     signature_property = []
     while fid == 1:
-        signature_property.append(_d_ds_SignatureProperty(r))
-        fid, sub, s = r.step(_D38, s)
+        x, p = _d_ds_SignatureProperty(r, v, n, p)
+        signature_property.append(x)
+        w, mask, prods = _D38[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property)
+        raise bad_event(p, fid, "end of SignatureProperties")
+    return ds.SignatureProperties(id=id, signature_property=signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -2538,8 +3086,7 @@ def _e_ds_SignatureProperty(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperty.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperty.id")
     try:
         c, w, s = _T39[s, 64]
     except KeyError:
@@ -2550,22 +3097,24 @@ def _e_ds_SignatureProperty(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperty(r):
+def _d_ds_SignatureProperty(r, v, n, p):
     id = None
     target = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D39, s)
+        w, mask, prods = _D39[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target = r.string("Target", None)
+            target, p = r_string(r, v, n, p, "Target", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SignatureProperty", bit_offset=r.pos)
-    return ds.SignatureProperty(id=id, target=target)
+        raise bad_event(p, fid, "content of SignatureProperty")
+    return ds.SignatureProperty(id=id, target=target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2574,8 +3123,7 @@ def _e_ds_SignatureValue(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureValue.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
     try:
         c, w, s = _T40[s, 64]
     except KeyError:
@@ -2586,19 +3134,25 @@ def _e_ds_SignatureValue(a, o, st):
     return a
 
 
-def _d_ds_SignatureValue(r):
+def _d_ds_SignatureValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D40, s)
+    w, mask, prods = _D40[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D40, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "characters")
-    value = r.binary(None)
-    r.expect(1, 0b0, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value)
+        raise bad_event(p, fid, "characters")
+    value, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SignatureValue")
+    return ds.SignatureValue(id=id, value=value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -2607,16 +3161,14 @@ def _e_ds_SignedInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignedInfo.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignedInfo.id")
     try:
         c, w, s = _T41[s, 64]
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
-    a <<= 1
-    a = _e_ds_SignatureMethod(a, o.signature_method, st)
+    a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
     for x in items:
@@ -2634,36 +3186,46 @@ def _e_ds_SignedInfo(a, o, st):
     return a
 
 
-def _d_ds_SignedInfo(r):
+def _d_ds_SignedInfo(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D41, s)
+    w, mask, prods = _D41[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D41, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "CanonicalizationMethod")
-    canonicalization_method = _d_ds_CanonicalizationMethod(r)
-    r.expect(1, 0b0, "SignatureMethod")
-    signature_method = _d_ds_SignatureMethod(r)
+        raise bad_event(p, fid, "CanonicalizationMethod")
+    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureMethod")
+    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D41, s)
+    w, mask, prods = _D41[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     reference = []
     while fid == 3:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D41, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedInfo")
+        raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
         id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
-    )
+    ), p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transform(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "Transform.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
     for x in items:
@@ -2682,25 +3244,31 @@ def _e_ds_Transform(a, o, st):
     return a
 
 
-def _d_ds_Transform(r):
+def _d_ds_Transform(r, v, n, p):
     algorithm = None
     x_path = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D42, s)
+        w, mask, prods = _D42[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            algorithm = r.string("Algorithm", None)
+            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of XPath")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            r.expect(1, 0, "end of XPath")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of XPath")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of XPath")
             x_path.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Transform", bit_offset=r.pos)
-    return ds.Transform(algorithm=algorithm, x_path=x_path)
+        raise bad_event(p, fid, "content of Transform")
+    return ds.Transform(algorithm=algorithm, x_path=x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -2722,16 +3290,21 @@ def _e_ds_Transforms(a, o, st):
     return a
 
 
-def _d_ds_Transforms(r):
+def _d_ds_Transforms(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D43, s)
+    w, mask, prods = _D43[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     transform = []
     while fid == 0:
-        transform.append(_d_ds_Transform(r))
-        fid, sub, s = r.step(_D43, s)
+        x, p = _d_ds_Transform(r, v, n, p)
+        transform.append(x)
+        w, mask, prods = _D43[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Transforms")
-    return ds.Transforms(transform=transform)
+        raise bad_event(p, fid, "end of Transforms")
+    return ds.Transforms(transform=transform), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -2789,7 +3362,7 @@ def _e_ds_X509Data(a, o, st):
     return a
 
 
-def _d_ds_X509Data(r):
+def _d_ds_X509Data(r, v, n, p):
     x509_issuer_serial = []
     x509ski = []
     x509_subject_name = []
@@ -2797,78 +3370,120 @@ def _d_ds_X509Data(r):
     x509crl = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D44, s)
+        w, mask, prods = _D44[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            x509_issuer_serial.append(_d_ds_X509IssuerSerial(r))
+            x, p = _d_ds_X509IssuerSerial(r, v, n, p)
+            x509_issuer_serial.append(x)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of X509SKI")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509SKI")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SKI")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SKI")
             x509ski.append(x)
             continue
         if fid == 2:
-            r.expect(1, 0, "characters of X509SubjectName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            r.expect(1, 0, "end of X509SubjectName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SubjectName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SubjectName")
             x509_subject_name.append(x)
             continue
         if fid == 3:
-            r.expect(1, 0, "characters of X509Certificate")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509Certificate")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509Certificate")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509Certificate")
             x509_certificate.append(x)
             continue
         if fid == 4:
-            r.expect(1, 0, "characters of X509CRL")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509CRL")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509CRL")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509CRL")
             x509crl.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in X509Data", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
         x509_issuer_serial=x509_issuer_serial,
         x509ski=x509ski,
         x509_subject_name=x509_subject_name,
         x509_certificate=x509_certificate,
         x509crl=x509crl,
-    )
+    ), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
-    a <<= 2
-    a = (a << 8) | (check_range(o.exponent, -128, 127, "RationalNumber.exponent") + 128)
-    a <<= 3
-    a = e_int(a, check_range(o.value, -32768, 32767, "RationalNumber.value"))
+    y = o.exponent
+    if not -128 <= y <= 127:
+        raise range_error("RationalNumber.exponent", y, -128, 127)
+    a = (a << 10) | (y + 128)
+    y = o.value
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
     a <<= 2
     return a
 
 
-def _d_ct_RationalNumber(r):
-    r.expect(2, 0b0, "Exponent")
-    exponent = r.read(8) - 128
-    r.expect(3, 0b0, "end of Exponent")
-    value = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(2, 0b0, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value)
+def _d_ct_RationalNumber(r, v, n, p):
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q >> 11:
+        raise unexpected(p - 13, 2, "Exponent")
+    exponent = ((q >> 3) & 0xFF) - 128
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of Exponent")
+    value = (v >> (n - p - 9)) & 0x1FF
+    if value < 0x80:
+        p += 9
+    elif 0x100 <= value < 0x180:
+        p += 9
+        value = 0xFF - value
+    else:
+        value, p = r_sint(v, n, p, 3)
+    if not -32768 <= value <= 32767:
+        raise out_of_range(p, value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    return ct.RationalNumber(exponent=exponent, value=value), p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MessageHeader(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.session_id, 8, 8, "MessageHeader.session_id")
-    a <<= 3
-    a = e_uint(a, check_range(o.time_stamp, 0, 18446744073709551615, "MessageHeader.time_stamp"))
+    a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
+    y = o.time_stamp
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
     a <<= 1
     s = 2
     x = o.signature
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_ds_Signature(a, x, st)
+        a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T46[s, -1]
     except KeyError:
@@ -2877,22 +3492,38 @@ def _e_ct_MessageHeader(a, o, st):
     return a
 
 
-def _d_ct_MessageHeader(r):
-    r.expect(2, 0b0, "SessionID")
-    session_id = r.binary(8)
-    r.expect(3, 0b0, "end of SessionID")
-    time_stamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeStamp")
+def _d_ct_MessageHeader(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SessionID")
+    session_id, p = r_binary(v, n, p, 8)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of SessionID")
+    time_stamp = (v >> (n - p - 8)) & 0xFF
+    if time_stamp < 0x80:
+        p += 8
+    else:
+        time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= time_stamp <= 18446744073709551615:
+        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeStamp")
     s = 2
-    fid, sub, s = r.step(_D46, s)
+    w, mask, prods = _D46[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature = _d_ds_Signature(r)
-        fid, sub, s = r.step(_D46, s)
+        signature, p = _d_ds_Signature(r, v, n, p)
+        w, mask, prods = _D46[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         signature = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature)
+        raise bad_event(p, fid, "end of MessageHeader")
+    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -2901,8 +3532,10 @@ def _e_ct_DisplayParameters(a, o, st):
     x = o.present_soc
     if x is not None:
         s = 1
-        a <<= 5
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.present_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.present_soc", y, 0, 100)
+        a = (a << 12) | y
         a <<= 1
     x = o.minimum_soc
     if x is not None:
@@ -2911,7 +3544,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.minimum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -2920,7 +3556,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.maximum_soc
     if x is not None:
@@ -2929,7 +3568,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.maximum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.maximum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.remaining_time_to_minimum_soc
     if x is not None:
@@ -2938,7 +3580,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
         a <<= 1
     x = o.remaining_time_to_target_soc
     if x is not None:
@@ -2947,7 +3593,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
         a <<= 1
     x = o.remaining_time_to_maximum_soc
     if x is not None:
@@ -2956,7 +3606,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
         a <<= 1
     x = o.charging_complete
     if x is not None:
@@ -2992,79 +3646,163 @@ def _e_ct_DisplayParameters(a, o, st):
     return a
 
 
-def _d_ct_DisplayParameters(r):
+def _d_ct_DisplayParameters(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D47, s)
+    w, mask, prods = _D47[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of PresentSOC")
-        present_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of PresentSOC")
-        fid, sub, s = r.step(_D47, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of PresentSOC")
+        present_soc = (q >> 1) & 0x7F
+        if present_soc > 100:
+            raise out_of_range(p, present_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of PresentSOC")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         present_soc = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D47, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D47, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of MaximumSOC")
-        maximum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MaximumSOC")
-        fid, sub, s = r.step(_D47, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MaximumSOC")
+        maximum_soc = (q >> 1) & 0x7F
+        if maximum_soc > 100:
+            raise out_of_range(p, maximum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MaximumSOC")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         maximum_soc = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of RemainingTimeToMinimumSOC")
-        remaining_time_to_minimum_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToMinimumSOC")
-        fid, sub, s = r.step(_D47, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToMinimumSOC")
+        remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_minimum_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_minimum_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_minimum_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToMinimumSOC")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_minimum_soc = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of RemainingTimeToTargetSOC")
-        remaining_time_to_target_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToTargetSOC")
-        fid, sub, s = r.step(_D47, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToTargetSOC")
+        remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_target_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_target_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_target_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToTargetSOC")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_target_soc = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of RemainingTimeToMaximumSOC")
-        remaining_time_to_maximum_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToMaximumSOC")
-        fid, sub, s = r.step(_D47, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToMaximumSOC")
+        remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_maximum_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_maximum_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_maximum_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToMaximumSOC")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_maximum_soc = None
     if fid == 7:
-        r.expect(1, 0b0, "characters of ChargingComplete")
-        charging_complete = r.read(1) == 1
-        r.expect(1, 0b0, "end of ChargingComplete")
-        fid, sub, s = r.step(_D47, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of ChargingComplete")
+        charging_complete = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ChargingComplete")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         charging_complete = None
     if fid == 8:
-        battery_energy_capacity = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D47, s)
+        battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         battery_energy_capacity = None
     if fid == 9:
-        r.expect(1, 0b0, "characters of InletHot")
-        inlet_hot = r.read(1) == 1
-        r.expect(1, 0b0, "end of InletHot")
-        fid, sub, s = r.step(_D47, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of InletHot")
+        inlet_hot = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of InletHot")
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         inlet_hot = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DisplayParameters")
+        raise bad_event(p, fid, "end of DisplayParameters")
     return ct.DisplayParameters(
         present_soc=present_soc,
         minimum_soc=minimum_soc,
@@ -3076,43 +3814,60 @@ def _d_ct_DisplayParameters(r):
         charging_complete=charging_complete,
         battery_energy_capacity=battery_energy_capacity,
         inlet_hot=inlet_hot,
-    )
+    ), p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_EvseStatus(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.notification_max_delay, 0, 65535, "EvseStatus.notification_max_delay"))
-    a <<= 3
-    a = (a << 3) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
+    y = o.notification_max_delay
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
+    a = (a << 6) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
     a <<= 2
     return a
 
 
-def _d_ct_EvseStatus(r):
-    r.expect(2, 0b0, "NotificationMaxDelay")
-    notification_max_delay = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of NotificationMaxDelay")
-    evse_notification = enum_member(r, _ENUM_ct_EvseNotification, 3)
-    r.expect(2, 0b0, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification)
+def _d_ct_EvseStatus(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "NotificationMaxDelay")
+    notification_max_delay = (v >> (n - p - 8)) & 0xFF
+    if notification_max_delay < 0x80:
+        p += 8
+    else:
+        notification_max_delay, p = r_uint(v, n, p, 3)
+    if not 0 <= notification_max_delay <= 65535:
+        raise out_of_range(p, notification_max_delay, 0, 65535)
+    p += 8
+    q = (v >> (n - p)) & 0xFF
+    if q >> 5:
+        raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+    evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSENotification")
+    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification), p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
-    a <<= 2
-    a = e_str(a, o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
-    a <<= 3
-    a = e_uint(
-        a, check_range(o.charged_energy_reading_wh, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh")
-    )
+    a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+    y = o.charged_energy_reading_wh
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
     a <<= 1
     s = 2
     x = o.bpt_discharged_energy_reading_wh
     if x is not None:
         s = 3
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
         a <<= 1
     x = o.capacitive_energy_reading_va_rh
     if x is not None:
@@ -3121,7 +3876,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
         a <<= 1
     x = o.bpt_inductive_energy_reading_va_rh
     if x is not None:
@@ -3130,7 +3889,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
         a <<= 1
     x = o.meter_signature
     if x is not None:
@@ -3148,7 +3911,13 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "MeterInfo.meter_status"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
         a <<= 1
     x = o.meter_timestamp
     if x is not None:
@@ -3157,7 +3926,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
         a <<= 1
     try:
         c, w, _ = _T49[s, -1]
@@ -3167,58 +3940,141 @@ def _e_ct_MeterInfo(a, o, st):
     return a
 
 
-def _d_ct_MeterInfo(r):
-    r.expect(2, 0b0, "MeterID")
-    meter_id = r.string("{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
-    r.expect(3, 0b0, "end of MeterID")
-    charged_energy_reading_wh = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of ChargedEnergyReadingWh")
+def _d_ct_MeterInfo(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "MeterID")
+    meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of MeterID")
+    charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+    if charged_energy_reading_wh < 0x80:
+        p += 8
+    else:
+        charged_energy_reading_wh, p = r_uint(v, n, p, 10)
+    if not 0 <= charged_energy_reading_wh <= 18446744073709551615:
+        raise out_of_range(p, charged_energy_reading_wh, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
     s = 2
-    fid, sub, s = r.step(_D49, s)
+    w, mask, prods = _D49[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        r.expect(1, 0b0, "characters of BPT_DischargedEnergyReadingWh")
-        bpt_discharged_energy_reading_wh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of BPT_DischargedEnergyReadingWh")
-        fid, sub, s = r.step(_D49, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BPT_DischargedEnergyReadingWh")
+        bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+        if bpt_discharged_energy_reading_wh < 0x80:
+            p += 8
+        else:
+            bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
+        if not 0 <= bpt_discharged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
+        w, mask, prods = _D49[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_discharged_energy_reading_wh = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of CapacitiveEnergyReadingVARh")
-        capacitive_energy_reading_va_rh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of CapacitiveEnergyReadingVARh")
-        fid, sub, s = r.step(_D49, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of CapacitiveEnergyReadingVARh")
+        capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if capacitive_energy_reading_va_rh < 0x80:
+            p += 8
+        else:
+            capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= capacitive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
+        w, mask, prods = _D49[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         capacitive_energy_reading_va_rh = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of BPT_InductiveEnergyReadingVARh")
-        bpt_inductive_energy_reading_va_rh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of BPT_InductiveEnergyReadingVARh")
-        fid, sub, s = r.step(_D49, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BPT_InductiveEnergyReadingVARh")
+        bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if bpt_inductive_energy_reading_va_rh < 0x80:
+            p += 8
+        else:
+            bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
+        w, mask, prods = _D49[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of MeterSignature")
-        meter_signature = r.binary(64)
-        r.expect(1, 0b0, "end of MeterSignature")
-        fid, sub, s = r.step(_D49, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterSignature")
+        meter_signature, p = r_binary(v, n, p, 64)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterSignature")
+        w, mask, prods = _D49[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_signature = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of MeterStatus")
-        meter_status = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of MeterStatus")
-        fid, sub, s = r.step(_D49, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterStatus")
+        meter_status = (v >> (n - p - 9)) & 0x1FF
+        if meter_status < 0x80:
+            p += 9
+        elif 0x100 <= meter_status < 0x180:
+            p += 9
+            meter_status = 0xFF - meter_status
+        else:
+            meter_status, p = r_sint(v, n, p, 3)
+        if not -32768 <= meter_status <= 32767:
+            raise out_of_range(p, meter_status, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterStatus")
+        w, mask, prods = _D49[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_status = None
     if fid == 7:
-        r.expect(1, 0b0, "characters of MeterTimestamp")
-        meter_timestamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of MeterTimestamp")
-        fid, sub, s = r.step(_D49, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterTimestamp")
+        meter_timestamp = (v >> (n - p - 8)) & 0xFF
+        if meter_timestamp < 0x80:
+            p += 8
+        else:
+            meter_timestamp, p = r_uint(v, n, p, 10)
+        if not 0 <= meter_timestamp <= 18446744073709551615:
+            raise out_of_range(p, meter_timestamp, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterTimestamp")
+        w, mask, prods = _D49[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_timestamp = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MeterInfo")
+        raise bad_event(p, fid, "end of MeterInfo")
     return ct.MeterInfo(
         meter_id=meter_id,
         charged_energy_reading_wh=charged_energy_reading_wh,
@@ -3228,20 +4084,22 @@ def _d_ct_MeterInfo(r):
         meter_signature=meter_signature,
         meter_status=meter_status,
         meter_timestamp=meter_timestamp,
-    )
+    ), p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_Receipt(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "Receipt.time_anchor"))
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
     a <<= 1
     s = 1
     x = o.energy_costs
     if x is not None:
         s = 2
-        a <<= 3
-        a = _e_ct_DetailedCost(a, x, st)
+        a = _e_ct_DetailedCost((a << 3), x, st)
     x = o.occupancy_costs
     if x is not None:
         try:
@@ -3286,40 +4144,63 @@ def _e_ct_Receipt(a, o, st):
     return a
 
 
-def _d_ct_Receipt(r):
-    r.expect(2, 0b0, "TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeAnchor")
+def _d_ct_Receipt(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeAnchor")
     s = 1
-    fid, sub, s = r.step(_D50, s)
+    w, mask, prods = _D50[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        energy_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D50, s)
+        energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D50[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         energy_costs = None
     if fid == 2:
-        occupancy_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D50, s)
+        occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D50[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         occupancy_costs = None
     if fid == 3:
-        additional_services_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D50, s)
+        additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D50[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         additional_services_costs = None
     if fid == 4:
-        overstay_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D50, s)
+        overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D50[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         overstay_costs = None
     tax_costs = []
     while fid == 5:
-        tax_costs.append(_d_ct_DetailedTax(r))
+        x, p = _d_ct_DetailedTax(r, v, n, p)
+        tax_costs.append(x)
         if len(tax_costs) == 10:
             s = _X50[s]
-        fid, sub, s = r.step(_D50, s)
+        w, mask, prods = _D50[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Receipt")
+        raise bad_event(p, fid, "end of Receipt")
     return ct.Receipt(
         time_anchor=time_anchor,
         energy_costs=energy_costs,
@@ -3327,75 +4208,114 @@ def _d_ct_Receipt(r):
         additional_services_costs=additional_services_costs,
         overstay_costs=overstay_costs,
         tax_costs=tax_costs,
-    )
+    ), p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a <<= 2
     a = e_str(
-        a,
+        (a << 2),
         o.x509_issuer_name,
         st,
         "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
         None,
         "X509IssuerSerial.x509_issuer_name",
     )
-    a <<= 3
-    a = e_int(a, check_range(o.x509_serial_number, None, None, "X509IssuerSerial.x509_serial_number"))
+    y = o.x509_serial_number
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
-def _d_ds_X509IssuerSerial(r):
-    r.expect(2, 0b0, "X509IssuerName")
-    x509_issuer_name = r.string("{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    r.expect(3, 0b0, "end of X509IssuerName")
-    x509_serial_number = r.ranged(r.sint(), None, None)
-    r.expect(2, 0b0, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number)
+def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "X509IssuerName")
+    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of X509IssuerName")
+    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if x509_serial_number < 0x80:
+        p += 9
+    elif 0x100 <= x509_serial_number < 0x180:
+        p += 9
+        x509_serial_number = 0xFF - x509_serial_number
+    else:
+        x509_serial_number, p = r_sint(
+            v,
+            n,
+            p,
+        )
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of X509SerialNumber")
+    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedCost(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.amount, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.cost_per_unit, st)
+    a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedCost(r):
-    r.expect(1, 0b0, "Amount")
-    amount = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "CostPerUnit")
-    cost_per_unit = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DetailedCost")
-    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit)
+def _d_ct_DetailedCost(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Amount")
+    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "CostPerUnit")
+    cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DetailedCost")
+    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit), p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedTax(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.tax_rule_id, 1, 4294967295, "DetailedTax.tax_rule_id"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.amount, st)
+    y = o.tax_rule_id
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+    a = _e_ct_RationalNumber((a << 2), o.amount, st)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedTax(r):
-    r.expect(2, 0b0, "TaxRuleID")
-    tax_rule_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of TaxRuleID")
-    amount = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount)
+def _d_ct_DetailedTax(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TaxRuleID")
+    tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if tax_rule_id < 0x80:
+        p += 8
+    else:
+        tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= tax_rule_id <= 4294967295:
+        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TaxRuleID")
+    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DetailedTax")
+    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
-# _D decoder states (width, ((field, member, next), ...)); _X exhausted twins of counted loops
+# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {
     (0, 0): (0, 1, 1),
     (1, 64): (0, 1, 2),
@@ -3412,18 +4332,18 @@ _T0 = {
     (11, -1): (0, 1, -1),
 }
 _D0 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (7, 0, 8))),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((9, 0, 10),)),
-    (1, ((10, 0, 11),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _T1 = {
     (0, 0): (0, 1, 1),
@@ -3441,18 +4361,18 @@ _T1 = {
     (11, -1): (0, 1, -1),
 }
 _D1 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (7, 0, 8))),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((9, 0, 10),)),
-    (1, ((10, 0, 11),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _T2 = {
     (0, 0): (0, 2, 1),
@@ -3476,21 +4396,21 @@ _T2 = {
     (14, -1): (0, 1, -1),
 }
 _D2 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((9, 0, 10),)),
-    (1, ((10, 0, 11),)),
-    (1, ((11, 0, 12),)),
-    (2, ((12, 0, 13), (13, 0, 14), (-1, 0, -1))),
-    (2, ((13, 0, 14), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((11, 0, 12), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-1, 0, -1), (-3, 0, 12))),
+    (2, 0x3, ((13, 0, 14), (-1, 0, -1), (-3, 0, 13))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 14))),
 )
 _T3 = {
     (0, 0): (0, 3, 1),
@@ -3518,19 +4438,19 @@ _T3 = {
     (12, -1): (0, 1, -1),
 }
 _D3 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((9, 0, 10),)),
-    (1, ((10, 0, 11),)),
-    (1, ((11, 0, 12),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((11, 0, 12), (-3, 0, 11))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
 )
 _T4 = {
     (0, 0): (0, 3, 1),
@@ -3591,20 +4511,39 @@ _T4 = {
     (13, -1): (0, 1, -1),
 }
 _D4 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (4, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (4, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (3, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((12, 0, 13), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (
+        4,
+        0xF,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        4,
+        0xF,
+        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
+    ),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
 )
 _T5 = {
     (0, 0): (0, 4, 1),
@@ -3654,27 +4593,42 @@ _T5 = {
     (8, -1): (0, 1, -1),
 }
 _D5 = (
-    (4, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (4, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (
+        4,
+        0xF,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+    (4, 0xF, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T6 = {(0, -1): (0, 1, -1)}
-_D6 = ((1, ((-1, 0, -1),)),)
+_D6 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T7 = {(0, -1): (0, 1, -1)}
-_D7 = ((1, ((-1, 0, -1),)),)
+_D7 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T8 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D8 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T9 = {
     (0, 0): (0, 1, 1),
@@ -3688,14 +4642,14 @@ _T9 = {
     (7, -1): (0, 1, -1),
 }
 _D9 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T10 = {
     (0, 0): (0, 1, 1),
@@ -3709,26 +4663,26 @@ _T10 = {
     (7, -1): (0, 1, -1),
 }
 _D10 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T11 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
 _D11 = (
-    (1, ((0, 0, 1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T12 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D12 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T13 = {
     (0, 0): (0, 1, 1),
@@ -3744,12 +4698,12 @@ _T13 = {
     (5, -1): (0, 1, -1),
 }
 _D13 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3))),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (3, ((4, 0, 5), (4, 1, 5), (4, 2, 5), (4, 3, 5), (4, 4, 5))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (4, 1, 5), (4, 2, 5), (4, 3, 5), (4, 4, 5), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _S13_4 = {
     dc.BptDynamicDcClReqControlMode: (256, _e_dc_BptDynamicDcClReqControlMode),
@@ -3790,18 +4744,18 @@ _T14 = {
     (11, -1): (0, 1, -1),
 }
 _D14 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (2, ((3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (2, ((4, 0, 5), (5, 0, 6))),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((9, 0, 10),)),
-    (3, ((10, 0, 11), (10, 1, 11), (10, 2, 11), (10, 3, 11), (10, 4, 11))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (10, 1, 11), (10, 2, 11), (10, 3, 11), (10, 4, 11), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _S14_10 = {
     dc.BptDynamicDcClResControlMode: (640, _e_dc_BptDynamicDcClResControlMode),
@@ -3819,9 +4773,9 @@ _R14_10 = (
 )
 _T15 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, 65): (1, 2, 2), (2, -1): (0, 1, -1)}
 _D15 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (1, 1, 2))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (1, 1, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _S15_1 = {
     dc.BptDcCpdReqEnergyTransferMode: (64, _e_dc_BptDcCpdReqEnergyTransferMode),
@@ -3833,10 +4787,10 @@ _R15_1 = (
 )
 _T16 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, 129): (1, 2, 3), (3, -1): (0, 1, -1)}
 _D16 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (2, 1, 3))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (2, 1, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _S16_2 = {
     dc.BptDcCpdResEnergyTransferMode: (128, _e_dc_BptDcCpdResEnergyTransferMode),
@@ -3848,31 +4802,31 @@ _R16_2 = (
 )
 _T17 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, 192): (0, 1, 4), (4, -1): (0, 1, -1)}
 _D17 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T18 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D18 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T19 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D19 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T20 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D20 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T21 = {
     (0, 0): (0, 2, 1),
@@ -3891,22 +4845,22 @@ _T21 = {
     (7, -1): (0, 1, -1),
 }
 _D21 = (
-    (2, ((0, 0, 1), (2, 0, 2), (3, 0, 3))),
-    (1, ((1, 0, 4),)),
-    (1, ((3, 0, 3),)),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((2, 0, 2), (3, 0, 3))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((6, 0, 7),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 2), (3, 0, 3), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T22 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D22 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T23 = {
     (0, 0): (0, 2, 1),
@@ -3922,16 +4876,16 @@ _T23 = {
     (9, -1): (0, 1, -1),
 }
 _D23 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
 _T24 = {
     (0, 0): (0, 3, 1),
@@ -3955,15 +4909,15 @@ _T24 = {
     (8, -1): (0, 1, -1),
 }
 _D24 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T25 = {
     (0, 0): (0, 4, 1),
@@ -4248,6 +5202,7 @@ _T25 = {
 _D25 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -4259,11 +5214,28 @@ _D25 = (
             (7, 0, 9),
             (-2, 0, 10),
             (-2, 0, 3),
+            (-3, 0, 0),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4275,11 +5247,28 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 2),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4291,10 +5280,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 4),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4306,10 +5297,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 5),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4321,10 +5314,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 6),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4336,10 +5331,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 7),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4351,10 +5348,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 8),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4366,10 +5365,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 9),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4381,10 +5382,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 10),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4396,10 +5399,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 11),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4411,10 +5416,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 12),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4426,10 +5433,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 13),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4441,10 +5450,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 14),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4456,10 +5467,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 15),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4471,10 +5484,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 16),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4486,10 +5501,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 17),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4501,10 +5518,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 18),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4516,10 +5535,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 19),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4531,10 +5552,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 20),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4546,10 +5569,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 21),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4561,10 +5586,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 22),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4576,10 +5603,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 23),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4591,10 +5620,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 24),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4606,10 +5637,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 25),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4621,10 +5654,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 26),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4636,10 +5671,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 27),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4651,10 +5688,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 28),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4666,10 +5705,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 29),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4681,10 +5722,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 30),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4696,10 +5739,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 31),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4711,10 +5756,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 32),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4726,10 +5773,12 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 33),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4741,6 +5790,7 @@ _D25 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 34),
         ),
     ),
 )
@@ -4754,11 +5804,11 @@ _T26 = {
     (4, -1): (0, 2, -1),
 }
 _D26 = (
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 1))),
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 3))),
-    (2, ((-1, 0, -1), (-2, 0, 4))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 2))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T27 = {
     (0, 0): (0, 2, 1),
@@ -4770,10 +5820,10 @@ _T27 = {
     (3, -1): (1, 2, -1),
 }
 _D27 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T28 = {
     (0, 0): (0, 3, 1),
@@ -4791,13 +5841,13 @@ _T28 = {
     (6, -1): (1, 2, -1),
 }
 _D28 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T29 = {
     (0, 0): (0, 2, 1),
@@ -4810,18 +5860,18 @@ _T29 = {
     (5, -1): (1, 2, -1),
 }
 _D29 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (2, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T30 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D30 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T31 = {
     (0, 0): (0, 3, 1),
@@ -4843,13 +5893,13 @@ _T31 = {
     (6, -1): (0, 1, -1),
 }
 _D31 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T32 = {
     (0, 0): (0, 3, 1),
@@ -4864,10 +5914,10 @@ _T32 = {
     (3, -1): (0, 1, -1),
 }
 _D32 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T33 = {
     (0, 0): (0, 1, 1),
@@ -4881,11 +5931,11 @@ _T33 = {
     (4, -1): (1, 2, -1),
 }
 _D33 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 4))),
 )
 _T34 = {
     (0, 0): (0, 3, 1),
@@ -4922,17 +5972,17 @@ _T34 = {
     (10, -1): (0, 1, -1),
 }
 _D34 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((1, 0, 2), (2, 0, 3), (3, 0, 4))),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (2, ((8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (2, ((9, 0, 10), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
 _T35 = {
     (0, 0): (0, 3, 1),
@@ -4952,11 +6002,11 @@ _T35 = {
     (4, -1): (0, 1, -1),
 }
 _D35 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1))),
-    (2, ((2, 0, 3), (3, 0, 4), (-1, 0, -1))),
-    (2, ((3, 0, 4), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T36 = {
     (0, 0): (0, 2, 1),
@@ -4972,12 +6022,12 @@ _T36 = {
     (5, -1): (1, 2, -1),
 }
 _D36 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T37 = {
     (0, 0): (0, 1, 1),
@@ -4991,13 +6041,13 @@ _T37 = {
     (6, -1): (1, 2, -1),
 }
 _D37 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T38 = {
     (0, 0): (0, 2, 1),
@@ -5009,10 +6059,10 @@ _T38 = {
     (3, -1): (1, 2, -1),
 }
 _D38 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T39 = {
     (0, 0): (0, 2, 1),
@@ -5024,20 +6074,20 @@ _T39 = {
     (7, -1): (1, 2, -1),
 }
 _D39 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
 _T40 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D40 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T41 = {
     (0, 0): (0, 2, 1),
@@ -5051,12 +6101,12 @@ _T41 = {
     (5, -1): (1, 2, -1),
 }
 _D41 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((3, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T42 = {
     (0, 0): (0, 1, 1),
@@ -5074,19 +6124,19 @@ _T42 = {
     (6, -1): (2, 3, -1),
 }
 _D42 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T43 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
 _D43 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
 )
 _T44 = {
     (0, 0): (0, 3, 1),
@@ -5168,32 +6218,32 @@ _T44 = {
     (12, -1): (6, 3, -1),
 }
 _D44 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
 _T45 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D45 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T46 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D46 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T47 = {
     (0, 0): (0, 4, 1),
@@ -5266,6 +6316,7 @@ _T47 = {
 _D47 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -5278,10 +6329,12 @@ _D47 = (
             (8, 0, 9),
             (9, 0, 10),
             (-1, 0, -1),
+            (-3, 0, 0),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 2),
             (2, 0, 3),
@@ -5293,23 +6346,39 @@ _D47 = (
             (8, 0, 9),
             (9, 0, 10),
             (-1, 0, -1),
+            (-3, 0, 1),
         ),
     ),
-    (4, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (4, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (2, ((8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (2, ((9, 0, 10), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (
+        4,
+        0xF,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (4, 0xF, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
 _T48 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D48 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T49 = {
     (0, 0): (0, 1, 1),
@@ -5344,15 +6413,15 @@ _T49 = {
     (8, -1): (0, 1, -1),
 }
 _D49 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T50 = {
     (0, 0): (0, 1, 1),
@@ -5381,33 +6450,33 @@ _T50 = {
     (7, -1): (0, 1, -1),
 }
 _D50 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X50 = {6: 7}
 _T51 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D51 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T52 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D52 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T53 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D53 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 
 # document grammar (8.5.1): global elements sorted by local name, then uri

@@ -9,7 +9,13 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
-    enum_member,
+    out_of_range,
+    r_binary,
+    r_sint,
+    r_string,
+    r_uint,
+    range_error,
+    unexpected,
 )
 from stack.messages import iso20_types as ct
 from stack.messages import iso20_wpt as wpt
@@ -43,9 +49,11 @@ def _e_ct_ClReqControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClReqControlMode(r):
-    r.expect(1, 0b0, "end of ClReqControlMode")
-    return ct.ClReqControlMode()
+def _d_ct_ClReqControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClReqControlMode")
+    return ct.ClReqControlMode(), p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -54,27 +62,32 @@ def _e_ct_ClResControlMode(a, o, st):
     return a
 
 
-def _d_ct_ClResControlMode(r):
-    r.expect(1, 0b0, "end of ClResControlMode")
-    return ct.ClResControlMode()
+def _d_ct_ClResControlMode(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ClResControlMode")
+    return ct.ClResControlMode(), p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_CanonicalizationMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_CanonicalizationMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_CanonicalizationMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D2, s)
+    w, mask, prods = _D2[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of CanonicalizationMethod")
+    return ds.CanonicalizationMethod(algorithm=algorithm), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -83,8 +96,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.p")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
         a <<= 1
     x = o.q
     if x is not None:
@@ -114,8 +126,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.j
     if x is not None:
         s = 5
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.j")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
         a <<= 1
     x = o.seed
     if x is not None:
@@ -143,78 +154,125 @@ def _e_ds_DsaKeyValue(a, o, st):
     return a
 
 
-def _d_ds_DsaKeyValue(r):
+def _d_ds_DsaKeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D3, s)
+    w, mask, prods = _D3[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of P")
-        p = r.binary(None)
-        r.expect(1, 0b0, "end of P")
-        fid, sub, s = r.step(_D3, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of P")
+        p, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of P")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         p = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of Q")
-        q = r.binary(None)
-        r.expect(1, 0b0, "end of Q")
-        fid, sub, s = r.step(_D3, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Q")
+        q, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Q")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         q = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of G")
-        g = r.binary(None)
-        r.expect(1, 0b0, "end of G")
-        fid, sub, s = r.step(_D3, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of G")
+        g, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of G")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         g = None
     if fid != 3:
-        raise bad_event(r, fid, "Y")
-    r.expect(1, 0b0, "characters of Y")
-    y = r.binary(None)
-    r.expect(1, 0b0, "end of Y")
-    fid, sub, s = r.step(_D3, s)
+        raise bad_event(p, fid, "Y")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of Y")
+    y, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Y")
+    w, mask, prods = _D3[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        r.expect(1, 0b0, "characters of J")
-        j = r.binary(None)
-        r.expect(1, 0b0, "end of J")
-        fid, sub, s = r.step(_D3, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of J")
+        j, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of J")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         j = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of Seed")
-        seed = r.binary(None)
-        r.expect(1, 0b0, "end of Seed")
-        fid, sub, s = r.step(_D3, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Seed")
+        seed, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Seed")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         seed = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of PgenCounter")
-        pgen_counter = r.binary(None)
-        r.expect(1, 0b0, "end of PgenCounter")
-        fid, sub, s = r.step(_D3, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of PgenCounter")
+        pgen_counter, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of PgenCounter")
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         pgen_counter = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter)
+        raise bad_event(p, fid, "end of DsaKeyValue")
+    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_DigestMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_DigestMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_DigestMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D4, s)
+    w, mask, prods = _D4[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of DigestMethod")
+    return ds.DigestMethod(algorithm=algorithm), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -223,8 +281,7 @@ def _e_ds_KeyInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_str(a, x, st, "Id", None, "KeyInfo.id")
+        a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
     items = o.key_name
     for x in items:
         try:
@@ -291,7 +348,7 @@ def _e_ds_KeyInfo(a, o, st):
     return a
 
 
-def _d_ds_KeyInfo(r):
+def _d_ds_KeyInfo(r, v, n, p):
     id = None
     key_name = []
     key_value = []
@@ -302,40 +359,55 @@ def _d_ds_KeyInfo(r):
     mgmt_data = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D5, s)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of KeyName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            r.expect(1, 0, "end of KeyName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of KeyName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of KeyName")
             key_name.append(x)
             continue
         if fid == 2:
-            key_value.append(_d_ds_KeyValue(r))
+            x, p = _d_ds_KeyValue(r, v, n, p)
+            key_value.append(x)
             continue
         if fid == 3:
-            retrieval_method.append(_d_ds_RetrievalMethod(r))
+            x, p = _d_ds_RetrievalMethod(r, v, n, p)
+            retrieval_method.append(x)
             continue
         if fid == 4:
-            x509_data.append(_d_ds_X509Data(r))
+            x, p = _d_ds_X509Data(r, v, n, p)
+            x509_data.append(x)
             continue
         if fid == 5:
-            pgp_data.append(_d_ds_PgpData(r))
+            x, p = _d_ds_PgpData(r, v, n, p)
+            pgp_data.append(x)
             continue
         if fid == 6:
-            spki_data.append(_d_ds_SpkiData(r))
+            x, p = _d_ds_SpkiData(r, v, n, p)
+            spki_data.append(x)
             continue
         if fid == 7:
-            r.expect(1, 0, "characters of MgmtData")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            r.expect(1, 0, "end of MgmtData")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of MgmtData")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of MgmtData")
             mgmt_data.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in KeyInfo", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
         id=id,
         key_name=key_name,
@@ -345,7 +417,7 @@ def _d_ds_KeyInfo(r):
         pgp_data=pgp_data,
         spki_data=spki_data,
         mgmt_data=mgmt_data,
-    )
+    ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -354,8 +426,7 @@ def _e_ds_KeyValue(a, o, st):
     x = o.dsa_key_value
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ds_DsaKeyValue(a, x, st)
+        a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
         try:
@@ -372,22 +443,28 @@ def _e_ds_KeyValue(a, o, st):
     return a
 
 
-def _d_ds_KeyValue(r):
+def _d_ds_KeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D6, s)
+    w, mask, prods = _D6[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value = _d_ds_DsaKeyValue(r)
-        fid, sub, s = r.step(_D6, s)
+        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dsa_key_value = None
     if fid == 1:
-        rsa_key_value = _d_ds_RsaKeyValue(r)
-        fid, sub, s = r.step(_D6, s)
+        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         rsa_key_value = None
     if fid != -1:
-        raise bad_event(r, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value)
+        raise bad_event(p, fid, "end of KeyValue")
+    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -396,8 +473,7 @@ def _e_ds_Manifest(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Manifest.id")
+        a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
     for x in items:
         try:
@@ -414,21 +490,28 @@ def _e_ds_Manifest(a, o, st):
     return a
 
 
-def _d_ds_Manifest(r):
+def _d_ds_Manifest(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D7, s)
+    w, mask, prods = _D7[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D7, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     reference = []
     while fid == 1:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D7, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference)
+        raise bad_event(p, fid, "end of Manifest")
+    return ds.Manifest(id=id, reference=reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -437,8 +520,7 @@ def _e_ds_Object(a, o, st):
     x = o.encoding
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Encoding", None, "Object.encoding")
+        a = e_str((a << 3), x, st, "Encoding", None, "Object.encoding")
     x = o.id
     if x is not None:
         try:
@@ -463,26 +545,28 @@ def _e_ds_Object(a, o, st):
     return a
 
 
-def _d_ds_Object(r):
+def _d_ds_Object(r, v, n, p):
     encoding = None
     id = None
     mime_type = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D8, s)
+        w, mask, prods = _D8[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            encoding = r.string("Encoding", None)
+            encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type = r.string("MimeType", None)
+            mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Object", bit_offset=r.pos)
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type)
+        raise bad_event(p, fid, "content of Object")
+    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -491,8 +575,7 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_id")
+        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
     if len(items) > 2:
@@ -513,47 +596,60 @@ def _e_ds_PgpData(a, o, st):
     return a
 
 
-def _d_ds_PgpData(r):
+def _d_ds_PgpData(r, v, n, p):
     pgp_key_id = None
     pgp_key_packet = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D9, s)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of PGPKeyID")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyID")
-            pgp_key_id = x
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyID")
+            pgp_key_id, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of PGPKeyPacket")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyPacket")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             pgp_key_packet.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in PgpData", bit_offset=r.pos)
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet)
+        raise bad_event(p, fid, "content of PgpData")
+    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.modulus, None, None, "RsaKeyValue.modulus")
-    a <<= 3
-    a = e_bin(a, o.exponent, None, None, "RsaKeyValue.exponent")
+    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
+    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
     a <<= 2
     return a
 
 
-def _d_ds_RsaKeyValue(r):
-    r.expect(2, 0b0, "Modulus")
-    modulus = r.binary(None)
-    r.expect(3, 0b0, "end of Modulus")
-    exponent = r.binary(None)
-    r.expect(2, 0b0, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent)
+def _d_ds_RsaKeyValue(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Modulus")
+    modulus, p = r_binary(v, n, p, None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Modulus")
+    exponent, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Exponent")
+    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -562,8 +658,7 @@ def _e_ds_Reference(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Id", None, "Reference.id")
+        a = e_str((a << 3), x, st, "Id", None, "Reference.id")
     x = o.type
     if x is not None:
         try:
@@ -594,44 +689,57 @@ def _e_ds_Reference(a, o, st):
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a <<= 2
-    a = e_bin(a, o.digest_value, None, None, "Reference.digest_value")
+    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
     return a
 
 
-def _d_ds_Reference(r):
+def _d_ds_Reference(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D11, s)
+    w, mask, prods = _D11[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D11, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid == 1:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D11, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 2:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D11, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 3:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D11, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != 4:
-        raise bad_event(r, fid, "DigestMethod")
-    digest_method = _d_ds_DigestMethod(r)
-    r.expect(2, 0b0, "DigestValue")
-    digest_value = r.binary(None)
-    r.expect(2, 0b0, "end of DigestValue")
+        raise bad_event(p, fid, "DigestMethod")
+    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "DigestValue")
+    digest_value, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
         id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
-    )
+    ), p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -640,8 +748,7 @@ def _e_ds_RetrievalMethod(a, o, st):
     x = o.type
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Type", None, "RetrievalMethod.type")
+        a = e_str((a << 3), x, st, "Type", None, "RetrievalMethod.type")
     x = o.uri
     if x is not None:
         try:
@@ -666,27 +773,35 @@ def _e_ds_RetrievalMethod(a, o, st):
     return a
 
 
-def _d_ds_RetrievalMethod(r):
+def _d_ds_RetrievalMethod(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D12, s)
+    w, mask, prods = _D12[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D12, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 1:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D12, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 2:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D12, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != -1:
-        raise bad_event(r, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms)
+        raise bad_event(p, fid, "end of RetrievalMethod")
+    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -709,21 +824,27 @@ def _e_ds_SpkiData(a, o, st):
     return a
 
 
-def _d_ds_SpkiData(r):
+def _d_ds_SpkiData(r, v, n, p):
     spki_sexp = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D13, s)
+        w, mask, prods = _D13[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of SPKISexp")
-            x = r.binary(None)
-            r.expect(1, 0, "end of SPKISexp")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of SPKISexp")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of SPKISexp")
             spki_sexp.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SpkiData", bit_offset=r.pos)
-    return ds.SpkiData(spki_sexp=spki_sexp)
+        raise bad_event(p, fid, "content of SpkiData")
+    return ds.SpkiData(spki_sexp=spki_sexp), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -732,22 +853,19 @@ def _e_ds_Signature(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Signature.id")
+        a = e_str((a << 2), x, st, "Id", None, "Signature.id")
     try:
         c, w, s = _T14[s, 64]
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_SignedInfo(a, o.signed_info, st)
-    a <<= 1
-    a = _e_ds_SignatureValue(a, o.signature_value, st)
+    a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
-        a <<= 2
-        a = _e_ds_KeyInfo(a, x, st)
+        a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
     for x in items:
         try:
@@ -764,47 +882,64 @@ def _e_ds_Signature(a, o, st):
     return a
 
 
-def _d_ds_Signature(r):
+def _d_ds_Signature(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D14, s)
+    w, mask, prods = _D14[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D14, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "SignedInfo")
-    signed_info = _d_ds_SignedInfo(r)
-    r.expect(1, 0b0, "SignatureValue")
-    signature_value = _d_ds_SignatureValue(r)
+        raise bad_event(p, fid, "SignedInfo")
+    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureValue")
+    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D14, s)
+    w, mask, prods = _D14[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info = _d_ds_KeyInfo(r)
-        fid, sub, s = r.step(_D14, s)
+        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         key_info = None
     object = []
     while fid == 4:
-        object.append(_d_ds_Object(r))
-        fid, sub, s = r.step(_D14, s)
+        x, p = _d_ds_Object(r, v, n, p)
+        object.append(x)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Signature")
+        raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
         id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
-    )
+    ), p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SignatureMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
     s = 1
     x = o.hmac_output_length
     if x is not None:
         s = 2
-        a <<= 4
-        a = e_int(a, check_range(x, None, None, "SignatureMethod.hmac_output_length"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 13) | y
+        elif -0x80 <= y < 0:
+            a = (a << 13) | (0xFF - y)
+        else:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
         a <<= 1
     try:
         c, w, _ = _T15[s, -1]
@@ -814,21 +949,42 @@ def _e_ds_SignatureMethod(a, o, st):
     return a
 
 
-def _d_ds_SignatureMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_SignatureMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D15, s)
+    w, mask, prods = _D15[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of HMACOutputLength")
-        hmac_output_length = r.ranged(r.sint(), None, None)
-        r.expect(1, 0b0, "end of HMACOutputLength")
-        fid, sub, s = r.step(_D15, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of HMACOutputLength")
+        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if hmac_output_length < 0x80:
+            p += 9
+        elif 0x100 <= hmac_output_length < 0x180:
+            p += 9
+            hmac_output_length = 0xFF - hmac_output_length
+        else:
+            hmac_output_length, p = r_sint(
+                v,
+                n,
+                p,
+            )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of HMACOutputLength")
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         hmac_output_length = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length)
+        raise bad_event(p, fid, "end of SignatureMethod")
+    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -837,8 +993,7 @@ def _e_ds_SignatureProperties(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperties.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
     for x in items:
         try:
@@ -855,21 +1010,28 @@ def _e_ds_SignatureProperties(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperties(r):
+def _d_ds_SignatureProperties(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D16, s)
+    w, mask, prods = _D16[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D16, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D16[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     signature_property = []
     while fid == 1:
-        signature_property.append(_d_ds_SignatureProperty(r))
-        fid, sub, s = r.step(_D16, s)
+        x, p = _d_ds_SignatureProperty(r, v, n, p)
+        signature_property.append(x)
+        w, mask, prods = _D16[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property)
+        raise bad_event(p, fid, "end of SignatureProperties")
+    return ds.SignatureProperties(id=id, signature_property=signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -878,8 +1040,7 @@ def _e_ds_SignatureProperty(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperty.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperty.id")
     try:
         c, w, s = _T17[s, 64]
     except KeyError:
@@ -890,22 +1051,24 @@ def _e_ds_SignatureProperty(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperty(r):
+def _d_ds_SignatureProperty(r, v, n, p):
     id = None
     target = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D17, s)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target = r.string("Target", None)
+            target, p = r_string(r, v, n, p, "Target", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SignatureProperty", bit_offset=r.pos)
-    return ds.SignatureProperty(id=id, target=target)
+        raise bad_event(p, fid, "content of SignatureProperty")
+    return ds.SignatureProperty(id=id, target=target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -914,8 +1077,7 @@ def _e_ds_SignatureValue(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureValue.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
     try:
         c, w, s = _T18[s, 64]
     except KeyError:
@@ -926,19 +1088,25 @@ def _e_ds_SignatureValue(a, o, st):
     return a
 
 
-def _d_ds_SignatureValue(r):
+def _d_ds_SignatureValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D18, s)
+    w, mask, prods = _D18[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D18, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "characters")
-    value = r.binary(None)
-    r.expect(1, 0b0, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value)
+        raise bad_event(p, fid, "characters")
+    value, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SignatureValue")
+    return ds.SignatureValue(id=id, value=value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -947,16 +1115,14 @@ def _e_ds_SignedInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignedInfo.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignedInfo.id")
     try:
         c, w, s = _T19[s, 64]
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
-    a <<= 1
-    a = _e_ds_SignatureMethod(a, o.signature_method, st)
+    a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
     for x in items:
@@ -974,36 +1140,46 @@ def _e_ds_SignedInfo(a, o, st):
     return a
 
 
-def _d_ds_SignedInfo(r):
+def _d_ds_SignedInfo(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D19, s)
+    w, mask, prods = _D19[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D19, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D19[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "CanonicalizationMethod")
-    canonicalization_method = _d_ds_CanonicalizationMethod(r)
-    r.expect(1, 0b0, "SignatureMethod")
-    signature_method = _d_ds_SignatureMethod(r)
+        raise bad_event(p, fid, "CanonicalizationMethod")
+    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureMethod")
+    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D19, s)
+    w, mask, prods = _D19[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     reference = []
     while fid == 3:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D19, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D19[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedInfo")
+        raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
         id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
-    )
+    ), p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transform(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "Transform.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
     for x in items:
@@ -1022,25 +1198,31 @@ def _e_ds_Transform(a, o, st):
     return a
 
 
-def _d_ds_Transform(r):
+def _d_ds_Transform(r, v, n, p):
     algorithm = None
     x_path = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D20, s)
+        w, mask, prods = _D20[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            algorithm = r.string("Algorithm", None)
+            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of XPath")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            r.expect(1, 0, "end of XPath")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of XPath")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of XPath")
             x_path.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Transform", bit_offset=r.pos)
-    return ds.Transform(algorithm=algorithm, x_path=x_path)
+        raise bad_event(p, fid, "content of Transform")
+    return ds.Transform(algorithm=algorithm, x_path=x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -1062,31 +1244,33 @@ def _e_ds_Transforms(a, o, st):
     return a
 
 
-def _d_ds_Transforms(r):
+def _d_ds_Transforms(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D21, s)
+    w, mask, prods = _D21[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     transform = []
     while fid == 0:
-        transform.append(_d_ds_Transform(r))
-        fid, sub, s = r.step(_D21, s)
+        x, p = _d_ds_Transform(r, v, n, p)
+        transform.append(x)
+        w, mask, prods = _D21[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Transforms")
-    return ds.Transforms(transform=transform)
+        raise bad_event(p, fid, "end of Transforms")
+    return ds.Transforms(transform=transform), p
 
 
 # WPT_AlignmentCheckReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptAlignmentCheckReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.ev_processing, "WptAlignmentCheckReq.ev_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptAlignmentCheckReq.ev_processing")
     a <<= 1
     s = 2
     x = o.target_coil_current
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     try:
         c, w, s = _T22[s, 192]
     except KeyError:
@@ -1115,59 +1299,78 @@ def _e_wpt_WptAlignmentCheckReq(a, o, st):
     return a
 
 
-def _d_wpt_WptAlignmentCheckReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVProcessing")
-    ev_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(1, 0b0, "end of EVProcessing")
+def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 5
+    q = (v >> (n - p)) & 0x1F
+    if q >> 3:
+        raise unexpected(p - 5, 2, "EVProcessing")
+    ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVProcessing")
     s = 2
-    fid, sub, s = r.step(_D22, s)
+    w, mask, prods = _D22[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        target_coil_current = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D22, s)
+        target_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D22[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_coil_current = None
     if fid != 3:
-        raise bad_event(r, fid, "EVResultCode")
-    r.expect(1, 0b0, "characters of EVResultCode")
-    ev_result_code = enum_member(r, _ENUM_wpt_WptEvResult, 2)
-    r.expect(1, 0b0, "end of EVResultCode")
-    fid, sub, s = r.step(_D22, s)
+        raise bad_event(p, fid, "EVResultCode")
+    p += 4
+    q = (v >> (n - p)) & 0xF
+    if q >> 3:
+        raise unexpected(p - 4, 1, "characters of EVResultCode")
+    ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVResultCode")
+    w, mask, prods = _D22[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     vendor_specific_data_container = []
     while fid == 4:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X22[s]
-        fid, sub, s = r.step(_D22, s)
+        w, mask, prods = _D22[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptAlignmentCheckReq")
+        raise bad_event(p, fid, "end of WptAlignmentCheckReq")
     return wpt.WptAlignmentCheckReq(
         header=header,
         ev_processing=ev_processing,
         target_coil_current=target_coil_current,
         ev_result_code=ev_result_code,
         vendor_specific_data_container=vendor_specific_data_container,
-    )
+    ), p
 
 
 # WPT_AlignmentCheckResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptAlignmentCheckRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptAlignmentCheckRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "WptAlignmentCheckRes.evse_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptAlignmentCheckRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptAlignmentCheckRes.evse_processing")
     a <<= 1
     s = 3
     x = o.power_transmitted
     if x is not None:
         s = 4
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.supply_device_current
     if x is not None:
         try:
@@ -1197,36 +1400,56 @@ def _e_wpt_WptAlignmentCheckRes(a, o, st):
     return a
 
 
-def _d_wpt_WptAlignmentCheckRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(1, 0b0, "end of EVSEProcessing")
+def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 14
+    q = (v >> (n - p)) & 0x3FFF
+    if q >> 12:
+        raise unexpected(p - 14, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVSEProcessing")
     s = 3
-    fid, sub, s = r.step(_D23, s)
+    w, mask, prods = _D23[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        power_transmitted = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D23, s)
+        power_transmitted, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D23[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         power_transmitted = None
     if fid == 4:
-        supply_device_current = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D23, s)
+        supply_device_current, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D23[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         supply_device_current = None
     vendor_specific_data_container = []
     while fid == 5:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X23[s]
-        fid, sub, s = r.step(_D23, s)
+        w, mask, prods = _D23[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptAlignmentCheckRes")
+        raise bad_event(p, fid, "end of WptAlignmentCheckRes")
     return wpt.WptAlignmentCheckRes(
         header=header,
         response_code=response_code,
@@ -1234,31 +1457,26 @@ def _d_wpt_WptAlignmentCheckRes(r):
         power_transmitted=power_transmitted,
         supply_device_current=supply_device_current,
         vendor_specific_data_container=vendor_specific_data_container,
-    )
+    ), p
 
 
 # WPT_ChargeLoopReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptChargeLoopReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     x = o.display_parameters
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_ct_DisplayParameters(a, x, st)
+        a = _e_ct_DisplayParameters((a << 2), x, st)
     try:
         c, w, s = _T24[s, 128]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopReq.meter_info_requested is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     a = (a << 1) | (1 if o.meter_info_requested else 0)
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.evpc_power_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evpc_power_output, st)
-    a <<= 2
-    a = (a << 2) | enum_index(
+    a = _e_ct_RationalNumber((a << 2), o.evpc_power_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_power_output, st)
+    a = (a << 4) | enum_index(
         _EN_wpt_WptEvpcChargeDiagnostics, o.evpc_charge_diagnostics, "WptChargeLoopReq.evpc_charge_diagnostics"
     )
     a <<= 1
@@ -1266,8 +1484,7 @@ def _e_wpt_WptChargeLoopReq(a, o, st):
     x = o.evpc_operating_frequency
     if x is not None:
         s = 7
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.evpc_power_control_parameter
     if x is not None:
         try:
@@ -1297,49 +1514,78 @@ def _e_wpt_WptChargeLoopReq(a, o, st):
     return a
 
 
-def _d_wpt_WptChargeLoopReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
+def _d_wpt_WptChargeLoopReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
-    fid, sub, s = r.step(_D24, s)
+    w, mask, prods = _D24[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        display_parameters = _d_ct_DisplayParameters(r)
-        fid, sub, s = r.step(_D24, s)
+        display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         display_parameters = None
     if fid != 2:
-        raise bad_event(r, fid, "MeterInfoRequested")
-    r.expect(1, 0b0, "characters of MeterInfoRequested")
-    meter_info_requested = r.read(1) == 1
-    r.expect(2, 0b0, "end of MeterInfoRequested")
-    evpc_power_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVPCPowerOutput")
-    evpc_power_output = _d_ct_RationalNumber(r)
-    r.expect(2, 0b0, "EVPCChargeDiagnostics")
-    evpc_charge_diagnostics = enum_member(r, _ENUM_wpt_WptEvpcChargeDiagnostics, 2)
-    r.expect(1, 0b0, "end of EVPCChargeDiagnostics")
+        raise bad_event(p, fid, "MeterInfoRequested")
+    p += 4
+    q = (v >> (n - p)) & 0xF
+    if q >> 3:
+        raise unexpected(p - 4, 1, "characters of MeterInfoRequested")
+    meter_info_requested = ((q >> 2) & 0x1) == 1
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of MeterInfoRequested")
+    evpc_power_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVPCPowerOutput")
+    evpc_power_output, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 5
+    q = (v >> (n - p)) & 0x1F
+    if q >> 3:
+        raise unexpected(p - 5, 2, "EVPCChargeDiagnostics")
+    evpc_charge_diagnostics = _ENUM_wpt_WptEvpcChargeDiagnostics[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVPCChargeDiagnostics")
     s = 6
-    fid, sub, s = r.step(_D24, s)
+    w, mask, prods = _D24[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        evpc_operating_frequency = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D24, s)
+        evpc_operating_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evpc_operating_frequency = None
     if fid == 7:
-        evpc_power_control_parameter = _d_wpt_WptEvpcPowerControlParameter(r)
-        fid, sub, s = r.step(_D24, s)
+        evpc_power_control_parameter, p = _d_wpt_WptEvpcPowerControlParameter(r, v, n, p)
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evpc_power_control_parameter = None
     manufacturer_specific_data_container = []
     while fid == 8:
-        r.expect(1, 0b0, "characters of ManufacturerSpecificDataContainer")
-        manufacturer_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of ManufacturerSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of ManufacturerSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
+        manufacturer_specific_data_container.append(x)
         if len(manufacturer_specific_data_container) == 16:
             s = _X24[s]
-        fid, sub, s = r.step(_D24, s)
+        w, mask, prods = _D24[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptChargeLoopReq")
+        raise bad_event(p, fid, "end of WptChargeLoopReq")
     return wpt.WptChargeLoopReq(
         header=header,
         display_parameters=display_parameters,
@@ -1350,22 +1596,19 @@ def _d_wpt_WptChargeLoopReq(r):
         evpc_operating_frequency=evpc_operating_frequency,
         evpc_power_control_parameter=evpc_power_control_parameter,
         manufacturer_specific_data_container=manufacturer_specific_data_container,
-    )
+    ), p
 
 
 # WPT_ChargeLoopResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptChargeLoopRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptChargeLoopRes.response_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptChargeLoopRes.response_code")
     a <<= 1
     s = 2
     x = o.evse_status
     if x is not None:
         s = 3
-        a <<= 3
-        a = _e_ct_EvseStatus(a, x, st)
+        a = _e_ct_EvseStatus((a << 3), x, st)
     x = o.meter_info
     if x is not None:
         try:
@@ -1391,18 +1634,15 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
     x = o.sd_power_input
     if x is not None:
         s = 7
-        a <<= 2
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 2), x, st)
     try:
         c, w, s = _T25[s, 448]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopRes.spc_max_output_power_limit is not allowed here") from None
     a = (a << w) | c
     a = _e_ct_RationalNumber(a, o.spc_max_output_power_limit, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.spc_min_output_power_limit, st)
-    a <<= 2
-    a = (a << 3) | enum_index(
+    a = _e_ct_RationalNumber((a << 1), o.spc_min_output_power_limit, st)
+    a = (a << 5) | enum_index(
         _EN_wpt_WptSpcChargeDiagnostics, o.spc_charge_diagnostics, "WptChargeLoopRes.spc_charge_diagnostics"
     )
     a <<= 1
@@ -1410,8 +1650,7 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
     x = o.spc_operating_frequency
     if x is not None:
         s = 11
-        a <<= 3
-        a = _e_ct_RationalNumber(a, x, st)
+        a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.spc_power_control_parameter
     if x is not None:
         try:
@@ -1441,68 +1680,105 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
     return a
 
 
-def _d_wpt_WptChargeLoopRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(1, 0b0, "end of ResponseCode")
+def _d_wpt_WptChargeLoopRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 9
+    q = (v >> (n - p)) & 0x1FF
+    if q >> 7:
+        raise unexpected(p - 9, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
-    fid, sub, s = r.step(_D25, s)
+    w, mask, prods = _D25[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        evse_status = _d_ct_EvseStatus(r)
-        fid, sub, s = r.step(_D25, s)
+        evse_status, p = _d_ct_EvseStatus(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         evse_status = None
     if fid == 3:
-        meter_info = _d_ct_MeterInfo(r)
-        fid, sub, s = r.step(_D25, s)
+        meter_info, p = _d_ct_MeterInfo(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_info = None
     if fid == 4:
-        receipt = _d_ct_Receipt(r)
-        fid, sub, s = r.step(_D25, s)
+        receipt, p = _d_ct_Receipt(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         receipt = None
     if fid != 5:
-        raise bad_event(r, fid, "EVPCPowerRequest")
-    evpc_power_request = _d_ct_RationalNumber(r)
-    fid, sub, s = r.step(_D25, s)
+        raise bad_event(p, fid, "EVPCPowerRequest")
+    evpc_power_request, p = _d_ct_RationalNumber(r, v, n, p)
+    w, mask, prods = _D25[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        sd_power_input = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D25, s)
+        sd_power_input, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         sd_power_input = None
     if fid != 7:
-        raise bad_event(r, fid, "SPCMaxOutputPowerLimit")
-    spc_max_output_power_limit = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "SPCMinOutputPowerLimit")
-    spc_min_output_power_limit = _d_ct_RationalNumber(r)
-    r.expect(2, 0b0, "SPCChargeDiagnostics")
-    spc_charge_diagnostics = enum_member(r, _ENUM_wpt_WptSpcChargeDiagnostics, 3)
-    r.expect(1, 0b0, "end of SPCChargeDiagnostics")
+        raise bad_event(p, fid, "SPCMaxOutputPowerLimit")
+    spc_max_output_power_limit, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SPCMinOutputPowerLimit")
+    spc_min_output_power_limit, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 6
+    q = (v >> (n - p)) & 0x3F
+    if q >> 4:
+        raise unexpected(p - 6, 2, "SPCChargeDiagnostics")
+    spc_charge_diagnostics = _ENUM_wpt_WptSpcChargeDiagnostics[((q >> 1) & 0x7)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of SPCChargeDiagnostics")
     s = 10
-    fid, sub, s = r.step(_D25, s)
+    w, mask, prods = _D25[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 10:
-        spc_operating_frequency = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D25, s)
+        spc_operating_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         spc_operating_frequency = None
     if fid == 11:
-        spc_power_control_parameter = _d_wpt_WptSpcPowerControlParameter(r)
-        fid, sub, s = r.step(_D25, s)
+        spc_power_control_parameter, p = _d_wpt_WptSpcPowerControlParameter(r, v, n, p)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         spc_power_control_parameter = None
     manufacturer_specific_data_container = []
     while fid == 12:
-        r.expect(1, 0b0, "characters of ManufacturerSpecificDataContainer")
-        manufacturer_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of ManufacturerSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of ManufacturerSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
+        manufacturer_specific_data_container.append(x)
         if len(manufacturer_specific_data_container) == 16:
             s = _X25[s]
-        fid, sub, s = r.step(_D25, s)
+        w, mask, prods = _D25[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptChargeLoopRes")
+        raise bad_event(p, fid, "end of WptChargeLoopRes")
     return wpt.WptChargeLoopRes(
         header=header,
         response_code=response_code,
@@ -1517,27 +1793,25 @@ def _d_wpt_WptChargeLoopRes(r):
         spc_operating_frequency=spc_operating_frequency,
         spc_power_control_parameter=spc_power_control_parameter,
         manufacturer_specific_data_container=manufacturer_specific_data_container,
-    )
+    ), p
 
 
 # WPT_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptChargeParameterDiscoveryReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evpc_max_receivable_power, st)
-    a <<= 2
-    a = e_uint(
-        a, check_range(o.sd_max_ground_clearence, 0, 65535, "WptChargeParameterDiscoveryReq.sd_max_ground_clearence")
-    )
-    a <<= 3
-    a = e_uint(
-        a, check_range(o.sd_min_ground_clearence, 0, 65535, "WptChargeParameterDiscoveryReq.sd_min_ground_clearence")
-    )
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.evpc_natural_frequency, st)
-    a <<= 2
-    a = (a << 1) | (1 if o.evpc_device_local_control else 0)
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_max_receivable_power, st)
+    y = o.sd_max_ground_clearence
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "WptChargeParameterDiscoveryReq.sd_max_ground_clearence"))
+    y = o.sd_min_ground_clearence
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 65535, "WptChargeParameterDiscoveryReq.sd_min_ground_clearence"))
+    a = _e_ct_RationalNumber((a << 2), o.evpc_natural_frequency, st)
+    a = (a << 3) | (1 if o.evpc_device_local_control else 0)
     a <<= 1
     s = 6
     items = o.vendor_specific_data_container
@@ -1563,32 +1837,67 @@ def _e_wpt_WptChargeParameterDiscoveryReq(a, o, st):
     return a
 
 
-def _d_wpt_WptChargeParameterDiscoveryReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(1, 0b0, "EVPCMaxReceivablePower")
-    evpc_max_receivable_power = _d_ct_RationalNumber(r)
-    r.expect(2, 0b0, "SDMaxGroundClearence")
-    sd_max_ground_clearence = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of SDMaxGroundClearence")
-    sd_min_ground_clearence = r.ranged(r.uint(3), 0, 65535)
-    r.expect(2, 0b0, "end of SDMinGroundClearence")
-    evpc_natural_frequency = _d_ct_RationalNumber(r)
-    r.expect(2, 0b0, "EVPCDeviceLocalControl")
-    evpc_device_local_control = r.read(1) == 1
-    r.expect(1, 0b0, "end of EVPCDeviceLocalControl")
+def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVPCMaxReceivablePower")
+    evpc_max_receivable_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SDMaxGroundClearence")
+    sd_max_ground_clearence = (v >> (n - p - 8)) & 0xFF
+    if sd_max_ground_clearence < 0x80:
+        p += 8
+    else:
+        sd_max_ground_clearence, p = r_uint(v, n, p, 3)
+    if not 0 <= sd_max_ground_clearence <= 65535:
+        raise out_of_range(p, sd_max_ground_clearence, 0, 65535)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of SDMaxGroundClearence")
+    sd_min_ground_clearence = (v >> (n - p - 8)) & 0xFF
+    if sd_min_ground_clearence < 0x80:
+        p += 8
+    else:
+        sd_min_ground_clearence, p = r_uint(v, n, p, 3)
+    if not 0 <= sd_min_ground_clearence <= 65535:
+        raise out_of_range(p, sd_min_ground_clearence, 0, 65535)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of SDMinGroundClearence")
+    evpc_natural_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 4
+    q = (v >> (n - p)) & 0xF
+    if q >> 2:
+        raise unexpected(p - 4, 2, "EVPCDeviceLocalControl")
+    evpc_device_local_control = ((q >> 1) & 0x1) == 1
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVPCDeviceLocalControl")
     s = 6
-    fid, sub, s = r.step(_D26, s)
+    w, mask, prods = _D26[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     vendor_specific_data_container = []
     while fid == 6:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X26[s]
-        fid, sub, s = r.step(_D26, s)
+        w, mask, prods = _D26[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptChargeParameterDiscoveryReq")
+        raise bad_event(p, fid, "end of WptChargeParameterDiscoveryReq")
     return wpt.WptChargeParameterDiscoveryReq(
         header=header,
         evpc_max_receivable_power=evpc_max_receivable_power,
@@ -1597,47 +1906,30 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r):
         evpc_natural_frequency=evpc_natural_frequency,
         evpc_device_local_control=evpc_device_local_control,
         vendor_specific_data_container=vendor_specific_data_container,
-    )
+    ), p
 
 
 # WPT_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptChargeParameterDiscoveryRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptChargeParameterDiscoveryRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptChargeParameterDiscoveryRes.response_code")
+    a = (a << 5) | enum_index(
         _EN_wpt_WptPowerClass, o.pd_input_power_class, "WptChargeParameterDiscoveryRes.pd_input_power_class"
     )
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.sd_min_output_power, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.sd_max_output_power, st)
-    a <<= 2
-    a = e_uint(
-        a,
-        check_range(
-            o.sd_max_ground_clearance_support,
-            0,
-            65535,
-            "WptChargeParameterDiscoveryRes.sd_max_ground_clearance_support",
-        ),
-    )
-    a <<= 3
-    a = e_uint(
-        a,
-        check_range(
-            o.sd_min_ground_clearance_support,
-            0,
-            65535,
-            "WptChargeParameterDiscoveryRes.sd_min_ground_clearance_support",
-        ),
-    )
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.pd_min_coil_current, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.pd_max_coil_current, st)
+    a = _e_ct_RationalNumber((a << 2), o.sd_min_output_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.sd_max_output_power, st)
+    y = o.sd_max_ground_clearance_support
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "WptChargeParameterDiscoveryRes.sd_max_ground_clearance_support"))
+    y = o.sd_min_ground_clearance_support
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 65535, "WptChargeParameterDiscoveryRes.sd_min_ground_clearance_support"))
+    a = _e_ct_RationalNumber((a << 2), o.pd_min_coil_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.pd_max_coil_current, st)
     s = 9
     items = o.sd_manufacturer_specific_data_container
     if len(items) > 16:
@@ -1664,37 +1956,75 @@ def _e_wpt_WptChargeParameterDiscoveryRes(a, o, st):
     return a
 
 
-def _d_wpt_WptChargeParameterDiscoveryRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    pd_input_power_class = enum_member(r, _ENUM_wpt_WptPowerClass, 2)
-    r.expect(2, 0b0, "end of PDInputPowerClass")
-    sd_min_output_power = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "SDMaxOutputPower")
-    sd_max_output_power = _d_ct_RationalNumber(r)
-    r.expect(2, 0b0, "SDMaxGroundClearanceSupport")
-    sd_max_ground_clearance_support = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of SDMaxGroundClearanceSupport")
-    sd_min_ground_clearance_support = r.ranged(r.uint(3), 0, 65535)
-    r.expect(2, 0b0, "end of SDMinGroundClearanceSupport")
-    pd_min_coil_current = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "PDMaxCoilCurrent")
-    pd_max_coil_current = _d_ct_RationalNumber(r)
+def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 15
+    q = (v >> (n - p)) & 0x7FFF
+    if q >> 13:
+        raise unexpected(p - 15, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+    if (q >> 4) & 0x7:
+        raise unexpected(p - 7, 3, "end of ResponseCode")
+    pd_input_power_class = _ENUM_wpt_WptPowerClass[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of PDInputPowerClass")
+    sd_min_output_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SDMaxOutputPower")
+    sd_max_output_power, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SDMaxGroundClearanceSupport")
+    sd_max_ground_clearance_support = (v >> (n - p - 8)) & 0xFF
+    if sd_max_ground_clearance_support < 0x80:
+        p += 8
+    else:
+        sd_max_ground_clearance_support, p = r_uint(v, n, p, 3)
+    if not 0 <= sd_max_ground_clearance_support <= 65535:
+        raise out_of_range(p, sd_max_ground_clearance_support, 0, 65535)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of SDMaxGroundClearanceSupport")
+    sd_min_ground_clearance_support = (v >> (n - p - 8)) & 0xFF
+    if sd_min_ground_clearance_support < 0x80:
+        p += 8
+    else:
+        sd_min_ground_clearance_support, p = r_uint(v, n, p, 3)
+    if not 0 <= sd_min_ground_clearance_support <= 65535:
+        raise out_of_range(p, sd_min_ground_clearance_support, 0, 65535)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of SDMinGroundClearanceSupport")
+    pd_min_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "PDMaxCoilCurrent")
+    pd_max_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
     s = 9
-    fid, sub, s = r.step(_D27, s)
+    w, mask, prods = _D27[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     sd_manufacturer_specific_data_container = []
     while fid == 9:
-        r.expect(1, 0b0, "characters of SDManufacturerSpecificDataContainer")
-        sd_manufacturer_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of SDManufacturerSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of SDManufacturerSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of SDManufacturerSpecificDataContainer")
+        sd_manufacturer_specific_data_container.append(x)
         if len(sd_manufacturer_specific_data_container) == 16:
             s = _X27[s]
-        fid, sub, s = r.step(_D27, s)
+        w, mask, prods = _D27[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptChargeParameterDiscoveryRes")
+        raise bad_event(p, fid, "end of WptChargeParameterDiscoveryRes")
     return wpt.WptChargeParameterDiscoveryRes(
         header=header,
         response_code=response_code,
@@ -1706,17 +2036,14 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r):
         pd_min_coil_current=pd_min_coil_current,
         pd_max_coil_current=pd_max_coil_current,
         sd_manufacturer_specific_data_container=sd_manufacturer_specific_data_container,
-    )
+    ), p
 
 
 # WPT_FinePositioningReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.ev_processing, "WptFinePositioningReq.ev_processing")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_wpt_WptEvResult, o.ev_result_code, "WptFinePositioningReq.ev_result_code")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptFinePositioningReq.ev_processing")
+    a = (a << 5) | enum_index(_EN_wpt_WptEvResult, o.ev_result_code, "WptFinePositioningReq.ev_result_code")
     a <<= 1
     s = 3
     items = o.vendor_specific_data_container
@@ -1748,48 +2075,63 @@ def _e_wpt_WptFinePositioningReq(a, o, st):
     return a
 
 
-def _d_wpt_WptFinePositioningReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVProcessing")
-    ev_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(3, 0b0, "end of EVProcessing")
-    ev_result_code = enum_member(r, _ENUM_wpt_WptEvResult, 2)
-    r.expect(1, 0b0, "end of EVResultCode")
+def _d_wpt_WptFinePositioningReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "EVProcessing")
+    ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of EVProcessing")
+    ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVResultCode")
     s = 3
-    fid, sub, s = r.step(_D28, s)
+    w, mask, prods = _D28[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     vendor_specific_data_container = []
     while fid == 3:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X28[s]
-        fid, sub, s = r.step(_D28, s)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        wpt_lf_data_package_list = _d_wpt_WptLfDataPackageList(r)
-        fid, sub, s = r.step(_D28, s)
+        wpt_lf_data_package_list, p = _d_wpt_WptLfDataPackageList(r, v, n, p)
+        w, mask, prods = _D28[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         wpt_lf_data_package_list = None
     if fid != -1:
-        raise bad_event(r, fid, "end of WptFinePositioningReq")
+        raise bad_event(p, fid, "end of WptFinePositioningReq")
     return wpt.WptFinePositioningReq(
         header=header,
         ev_processing=ev_processing,
         ev_result_code=ev_result_code,
         vendor_specific_data_container=vendor_specific_data_container,
         wpt_lf_data_package_list=wpt_lf_data_package_list,
-    )
+    ), p
 
 
 # WPT_FinePositioningResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptFinePositioningRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "WptFinePositioningRes.evse_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptFinePositioningRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptFinePositioningRes.evse_processing")
     a <<= 1
     s = 3
     items = o.vendor_specific_data_container
@@ -1821,54 +2163,70 @@ def _e_wpt_WptFinePositioningRes(a, o, st):
     return a
 
 
-def _d_wpt_WptFinePositioningRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(1, 0b0, "end of EVSEProcessing")
+def _d_wpt_WptFinePositioningRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 14
+    q = (v >> (n - p)) & 0x3FFF
+    if q >> 12:
+        raise unexpected(p - 14, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVSEProcessing")
     s = 3
-    fid, sub, s = r.step(_D29, s)
+    w, mask, prods = _D29[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     vendor_specific_data_container = []
     while fid == 3:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X29[s]
-        fid, sub, s = r.step(_D29, s)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        wpt_lf_data_package_list = _d_wpt_WptLfDataPackageList(r)
-        fid, sub, s = r.step(_D29, s)
+        wpt_lf_data_package_list, p = _d_wpt_WptLfDataPackageList(r, v, n, p)
+        w, mask, prods = _D29[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         wpt_lf_data_package_list = None
     if fid != -1:
-        raise bad_event(r, fid, "end of WptFinePositioningRes")
+        raise bad_event(p, fid, "end of WptFinePositioningRes")
     return wpt.WptFinePositioningRes(
         header=header,
         response_code=response_code,
         evse_processing=evse_processing,
         vendor_specific_data_container=vendor_specific_data_container,
         wpt_lf_data_package_list=wpt_lf_data_package_list,
-    )
+    ), p
 
 
 # WPT_FinePositioningSetupReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningSetupReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.ev_processing, "WptFinePositioningSetupReq.ev_processing")
-    a <<= 2
-    a = _e_wpt_WptFinePositioningMethodList(a, o.ev_device_fine_positioning_method_list, st)
-    a <<= 1
-    a = _e_wpt_WptPairingMethodList(a, o.ev_device_pairing_method_list, st)
-    a <<= 1
-    a = _e_wpt_WptAlignmentCheckMethodList(a, o.ev_device_alignment_check_method_list, st)
-    a <<= 2
-    a = e_uint(a, check_range(o.natural_offset, 0, 65535, "WptFinePositioningSetupReq.natural_offset"))
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptFinePositioningSetupReq.ev_processing")
+    a = _e_wpt_WptFinePositioningMethodList((a << 2), o.ev_device_fine_positioning_method_list, st)
+    a = _e_wpt_WptPairingMethodList((a << 1), o.ev_device_pairing_method_list, st)
+    a = _e_wpt_WptAlignmentCheckMethodList((a << 1), o.ev_device_alignment_check_method_list, st)
+    y = o.natural_offset
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "WptFinePositioningSetupReq.natural_offset"))
     a <<= 1
     s = 6
     items = o.vendor_specific_data_container
@@ -1902,37 +2260,68 @@ def _e_wpt_WptFinePositioningSetupReq(a, o, st):
     return a
 
 
-def _d_wpt_WptFinePositioningSetupReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVProcessing")
-    ev_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(2, 0b0, "end of EVProcessing")
-    ev_device_fine_positioning_method_list = _d_wpt_WptFinePositioningMethodList(r)
-    r.expect(1, 0b0, "EVDevicePairingMethodList")
-    ev_device_pairing_method_list = _d_wpt_WptPairingMethodList(r)
-    r.expect(1, 0b0, "EVDeviceAlignmentCheckMethodList")
-    ev_device_alignment_check_method_list = _d_wpt_WptAlignmentCheckMethodList(r)
-    r.expect(2, 0b0, "NaturalOffset")
-    natural_offset = r.ranged(r.uint(3), 0, 65535)
-    r.expect(1, 0b0, "end of NaturalOffset")
+def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 6
+    q = (v >> (n - p)) & 0x3F
+    if q >> 4:
+        raise unexpected(p - 6, 2, "EVProcessing")
+    ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVProcessing")
+    ev_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVDevicePairingMethodList")
+    ev_device_pairing_method_list, p = _d_wpt_WptPairingMethodList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVDeviceAlignmentCheckMethodList")
+    ev_device_alignment_check_method_list, p = _d_wpt_WptAlignmentCheckMethodList(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "NaturalOffset")
+    natural_offset = (v >> (n - p - 8)) & 0xFF
+    if natural_offset < 0x80:
+        p += 8
+    else:
+        natural_offset, p = r_uint(v, n, p, 3)
+    if not 0 <= natural_offset <= 65535:
+        raise out_of_range(p, natural_offset, 0, 65535)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of NaturalOffset")
     s = 6
-    fid, sub, s = r.step(_D30, s)
+    w, mask, prods = _D30[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     vendor_specific_data_container = []
     while fid == 6:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X30[s]
-        fid, sub, s = r.step(_D30, s)
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        lf_system_setup_data = _d_wpt_WptLfSystemSetupData(r)
-        fid, sub, s = r.step(_D30, s)
+        lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
+        w, mask, prods = _D30[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         lf_system_setup_data = None
     if fid != -1:
-        raise bad_event(r, fid, "end of WptFinePositioningSetupReq")
+        raise bad_event(p, fid, "end of WptFinePositioningSetupReq")
     return wpt.WptFinePositioningSetupReq(
         header=header,
         ev_processing=ev_processing,
@@ -1942,23 +2331,21 @@ def _d_wpt_WptFinePositioningSetupReq(r):
         natural_offset=natural_offset,
         vendor_specific_data_container=vendor_specific_data_container,
         lf_system_setup_data=lf_system_setup_data,
-    )
+    ), p
 
 
 # WPT_FinePositioningSetupResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningSetupRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptFinePositioningSetupRes.response_code")
-    a <<= 2
-    a = _e_wpt_WptFinePositioningMethodList(a, o.primary_device_fine_positioning_method_list, st)
-    a <<= 1
-    a = _e_wpt_WptPairingMethodList(a, o.primary_device_pairing_method_list, st)
-    a <<= 1
-    a = _e_wpt_WptAlignmentCheckMethodList(a, o.primary_device_alignment_check_method_list, st)
-    a <<= 2
-    a = e_uint(a, check_range(o.natural_offset, 0, 65535, "WptFinePositioningSetupRes.natural_offset"))
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptFinePositioningSetupRes.response_code")
+    a = _e_wpt_WptFinePositioningMethodList((a << 2), o.primary_device_fine_positioning_method_list, st)
+    a = _e_wpt_WptPairingMethodList((a << 1), o.primary_device_pairing_method_list, st)
+    a = _e_wpt_WptAlignmentCheckMethodList((a << 1), o.primary_device_alignment_check_method_list, st)
+    y = o.natural_offset
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "WptFinePositioningSetupRes.natural_offset"))
     a <<= 1
     s = 6
     items = o.vendor_specific_data_container
@@ -1992,37 +2379,68 @@ def _e_wpt_WptFinePositioningSetupRes(a, o, st):
     return a
 
 
-def _d_wpt_WptFinePositioningSetupRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(2, 0b0, "end of ResponseCode")
-    primary_device_fine_positioning_method_list = _d_wpt_WptFinePositioningMethodList(r)
-    r.expect(1, 0b0, "PrimaryDevicePairingMethodList")
-    primary_device_pairing_method_list = _d_wpt_WptPairingMethodList(r)
-    r.expect(1, 0b0, "PrimaryDeviceAlignmentCheckMethodList")
-    primary_device_alignment_check_method_list = _d_wpt_WptAlignmentCheckMethodList(r)
-    r.expect(2, 0b0, "NaturalOffset")
-    natural_offset = r.ranged(r.uint(3), 0, 65535)
-    r.expect(1, 0b0, "end of NaturalOffset")
+def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of ResponseCode")
+    primary_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "PrimaryDevicePairingMethodList")
+    primary_device_pairing_method_list, p = _d_wpt_WptPairingMethodList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "PrimaryDeviceAlignmentCheckMethodList")
+    primary_device_alignment_check_method_list, p = _d_wpt_WptAlignmentCheckMethodList(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "NaturalOffset")
+    natural_offset = (v >> (n - p - 8)) & 0xFF
+    if natural_offset < 0x80:
+        p += 8
+    else:
+        natural_offset, p = r_uint(v, n, p, 3)
+    if not 0 <= natural_offset <= 65535:
+        raise out_of_range(p, natural_offset, 0, 65535)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of NaturalOffset")
     s = 6
-    fid, sub, s = r.step(_D31, s)
+    w, mask, prods = _D31[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     vendor_specific_data_container = []
     while fid == 6:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X31[s]
-        fid, sub, s = r.step(_D31, s)
+        w, mask, prods = _D31[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        lf_system_setup_data = _d_wpt_WptLfSystemSetupData(r)
-        fid, sub, s = r.step(_D31, s)
+        lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
+        w, mask, prods = _D31[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         lf_system_setup_data = None
     if fid != -1:
-        raise bad_event(r, fid, "end of WptFinePositioningSetupRes")
+        raise bad_event(p, fid, "end of WptFinePositioningSetupRes")
     return wpt.WptFinePositioningSetupRes(
         header=header,
         response_code=response_code,
@@ -2032,22 +2450,23 @@ def _d_wpt_WptFinePositioningSetupRes(r):
         natural_offset=natural_offset,
         vendor_specific_data_container=vendor_specific_data_container,
         lf_system_setup_data=lf_system_setup_data,
-    )
+    ), p
 
 
 # WPT_PairingReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptPairingReq(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.ev_processing, "WptPairingReq.ev_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptPairingReq.ev_processing")
     a <<= 1
     s = 2
     x = o.observed_id_code
     if x is not None:
         s = 3
-        a <<= 3
-        a = e_uint(a, check_range(x, 1, 4294967295, "WptPairingReq.observed_id_code"))
+        y = x
+        if 1 <= y < 0x80:
+            a = (a << 11) | y
+        else:
+            a = e_uint((a << 3), check_range(y, 1, 4294967295, "WptPairingReq.observed_id_code"))
         a <<= 1
     try:
         c, w, s = _T32[s, 192]
@@ -2077,61 +2496,94 @@ def _e_wpt_WptPairingReq(a, o, st):
     return a
 
 
-def _d_wpt_WptPairingReq(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "EVProcessing")
-    ev_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(1, 0b0, "end of EVProcessing")
+def _d_wpt_WptPairingReq(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 5
+    q = (v >> (n - p)) & 0x1F
+    if q >> 3:
+        raise unexpected(p - 5, 2, "EVProcessing")
+    ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVProcessing")
     s = 2
-    fid, sub, s = r.step(_D32, s)
+    w, mask, prods = _D32[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        r.expect(1, 0b0, "characters of ObservedIDCode")
-        observed_id_code = r.ranged(r.uint(5), 1, 4294967295)
-        r.expect(1, 0b0, "end of ObservedIDCode")
-        fid, sub, s = r.step(_D32, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of ObservedIDCode")
+        observed_id_code = (v >> (n - p - 8)) & 0xFF
+        if observed_id_code < 0x80:
+            p += 8
+        else:
+            observed_id_code, p = r_uint(v, n, p, 5)
+        if not 1 <= observed_id_code <= 4294967295:
+            raise out_of_range(p, observed_id_code, 1, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of ObservedIDCode")
+        w, mask, prods = _D32[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         observed_id_code = None
     if fid != 3:
-        raise bad_event(r, fid, "EVResultCode")
-    r.expect(1, 0b0, "characters of EVResultCode")
-    ev_result_code = enum_member(r, _ENUM_wpt_WptEvResult, 2)
-    r.expect(1, 0b0, "end of EVResultCode")
-    fid, sub, s = r.step(_D32, s)
+        raise bad_event(p, fid, "EVResultCode")
+    p += 4
+    q = (v >> (n - p)) & 0xF
+    if q >> 3:
+        raise unexpected(p - 4, 1, "characters of EVResultCode")
+    ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVResultCode")
+    w, mask, prods = _D32[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     vendor_specific_data_container = []
     while fid == 4:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X32[s]
-        fid, sub, s = r.step(_D32, s)
+        w, mask, prods = _D32[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptPairingReq")
+        raise bad_event(p, fid, "end of WptPairingReq")
     return wpt.WptPairingReq(
         header=header,
         ev_processing=ev_processing,
         observed_id_code=observed_id_code,
         ev_result_code=ev_result_code,
         vendor_specific_data_container=vendor_specific_data_container,
-    )
+    ), p
 
 
 # WPT_PairingResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptPairingRes(a, o, st):
-    a <<= 1
-    a = _e_ct_MessageHeader(a, o.header, st)
-    a <<= 2
-    a = (a << 6) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptPairingRes.response_code")
-    a <<= 3
-    a = (a << 2) | enum_index(_EN_ct_Processing, o.evse_processing, "WptPairingRes.evse_processing")
+    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptPairingRes.response_code")
+    a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptPairingRes.evse_processing")
     a <<= 1
     s = 3
     x = o.observed_id_code
     if x is not None:
         s = 4
-        a <<= 4
-        a = e_uint(a, check_range(x, 1, 4294967295, "WptPairingRes.observed_id_code"))
+        y = x
+        if 1 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 1, 4294967295, "WptPairingRes.observed_id_code"))
         a <<= 1
     x = o.alternative_secc_list
     if x is not None:
@@ -2162,38 +2614,68 @@ def _e_wpt_WptPairingRes(a, o, st):
     return a
 
 
-def _d_wpt_WptPairingRes(r):
-    r.expect(1, 0b0, "Header")
-    header = _d_ct_MessageHeader(r)
-    r.expect(2, 0b0, "ResponseCode")
-    response_code = enum_member(r, _ENUM_ct_ResponseCode, 6)
-    r.expect(3, 0b0, "end of ResponseCode")
-    evse_processing = enum_member(r, _ENUM_ct_Processing, 2)
-    r.expect(1, 0b0, "end of EVSEProcessing")
+def _d_wpt_WptPairingRes(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Header")
+    header, p = _d_ct_MessageHeader(r, v, n, p)
+    p += 14
+    q = (v >> (n - p)) & 0x3FFF
+    if q >> 12:
+        raise unexpected(p - 14, 2, "ResponseCode")
+    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    if (q >> 3) & 0x7:
+        raise unexpected(p - 6, 3, "end of ResponseCode")
+    evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of EVSEProcessing")
     s = 3
-    fid, sub, s = r.step(_D33, s)
+    w, mask, prods = _D33[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        r.expect(1, 0b0, "characters of ObservedIDCode")
-        observed_id_code = r.ranged(r.uint(5), 1, 4294967295)
-        r.expect(1, 0b0, "end of ObservedIDCode")
-        fid, sub, s = r.step(_D33, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of ObservedIDCode")
+        observed_id_code = (v >> (n - p - 8)) & 0xFF
+        if observed_id_code < 0x80:
+            p += 8
+        else:
+            observed_id_code, p = r_uint(v, n, p, 5)
+        if not 1 <= observed_id_code <= 4294967295:
+            raise out_of_range(p, observed_id_code, 1, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of ObservedIDCode")
+        w, mask, prods = _D33[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         observed_id_code = None
     if fid == 4:
-        alternative_secc_list = _d_wpt_AlternativeSeccList(r)
-        fid, sub, s = r.step(_D33, s)
+        alternative_secc_list, p = _d_wpt_AlternativeSeccList(r, v, n, p)
+        w, mask, prods = _D33[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         alternative_secc_list = None
     vendor_specific_data_container = []
     while fid == 5:
-        r.expect(1, 0b0, "characters of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(r.binary(256))
-        r.expect(1, 0b0, "end of VendorSpecificDataContainer")
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
+        x, p = r_binary(v, n, p, 256)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        vendor_specific_data_container.append(x)
         if len(vendor_specific_data_container) == 16:
             s = _X33[s]
-        fid, sub, s = r.step(_D33, s)
+        w, mask, prods = _D33[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptPairingRes")
+        raise bad_event(p, fid, "end of WptPairingRes")
     return wpt.WptPairingRes(
         header=header,
         response_code=response_code,
@@ -2201,7 +2683,7 @@ def _d_wpt_WptPairingRes(r):
         observed_id_code=observed_id_code,
         alternative_secc_list=alternative_secc_list,
         vendor_specific_data_container=vendor_specific_data_container,
-    )
+    ), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -2259,7 +2741,7 @@ def _e_ds_X509Data(a, o, st):
     return a
 
 
-def _d_ds_X509Data(r):
+def _d_ds_X509Data(r, v, n, p):
     x509_issuer_serial = []
     x509ski = []
     x509_subject_name = []
@@ -2267,59 +2749,79 @@ def _d_ds_X509Data(r):
     x509crl = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D34, s)
+        w, mask, prods = _D34[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            x509_issuer_serial.append(_d_ds_X509IssuerSerial(r))
+            x, p = _d_ds_X509IssuerSerial(r, v, n, p)
+            x509_issuer_serial.append(x)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of X509SKI")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509SKI")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SKI")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SKI")
             x509ski.append(x)
             continue
         if fid == 2:
-            r.expect(1, 0, "characters of X509SubjectName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            r.expect(1, 0, "end of X509SubjectName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SubjectName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SubjectName")
             x509_subject_name.append(x)
             continue
         if fid == 3:
-            r.expect(1, 0, "characters of X509Certificate")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509Certificate")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509Certificate")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509Certificate")
             x509_certificate.append(x)
             continue
         if fid == 4:
-            r.expect(1, 0, "characters of X509CRL")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509CRL")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509CRL")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509CRL")
             x509crl.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in X509Data", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
         x509_issuer_serial=x509_issuer_serial,
         x509ski=x509ski,
         x509_subject_name=x509_subject_name,
         x509_certificate=x509_certificate,
         x509crl=x509crl,
-    )
+    ), p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MessageHeader(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.session_id, 8, 8, "MessageHeader.session_id")
-    a <<= 3
-    a = e_uint(a, check_range(o.time_stamp, 0, 18446744073709551615, "MessageHeader.time_stamp"))
+    a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
+    y = o.time_stamp
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
     a <<= 1
     s = 2
     x = o.signature
     if x is not None:
         s = 3
-        a <<= 2
-        a = _e_ds_Signature(a, x, st)
+        a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T35[s, -1]
     except KeyError:
@@ -2328,41 +2830,79 @@ def _e_ct_MessageHeader(a, o, st):
     return a
 
 
-def _d_ct_MessageHeader(r):
-    r.expect(2, 0b0, "SessionID")
-    session_id = r.binary(8)
-    r.expect(3, 0b0, "end of SessionID")
-    time_stamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeStamp")
+def _d_ct_MessageHeader(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "SessionID")
+    session_id, p = r_binary(v, n, p, 8)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of SessionID")
+    time_stamp = (v >> (n - p - 8)) & 0xFF
+    if time_stamp < 0x80:
+        p += 8
+    else:
+        time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= time_stamp <= 18446744073709551615:
+        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeStamp")
     s = 2
-    fid, sub, s = r.step(_D35, s)
+    w, mask, prods = _D35[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature = _d_ds_Signature(r)
-        fid, sub, s = r.step(_D35, s)
+        signature, p = _d_ds_Signature(r, v, n, p)
+        w, mask, prods = _D35[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         signature = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature)
+        raise bad_event(p, fid, "end of MessageHeader")
+    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
-    a <<= 2
-    a = (a << 8) | (check_range(o.exponent, -128, 127, "RationalNumber.exponent") + 128)
-    a <<= 3
-    a = e_int(a, check_range(o.value, -32768, 32767, "RationalNumber.value"))
+    y = o.exponent
+    if not -128 <= y <= 127:
+        raise range_error("RationalNumber.exponent", y, -128, 127)
+    a = (a << 10) | (y + 128)
+    y = o.value
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
     a <<= 2
     return a
 
 
-def _d_ct_RationalNumber(r):
-    r.expect(2, 0b0, "Exponent")
-    exponent = r.read(8) - 128
-    r.expect(3, 0b0, "end of Exponent")
-    value = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(2, 0b0, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value)
+def _d_ct_RationalNumber(r, v, n, p):
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q >> 11:
+        raise unexpected(p - 13, 2, "Exponent")
+    exponent = ((q >> 3) & 0xFF) - 128
+    if (q) & 0x7:
+        raise unexpected(p - 3, 3, "end of Exponent")
+    value = (v >> (n - p - 9)) & 0x1FF
+    if value < 0x80:
+        p += 9
+    elif 0x100 <= value < 0x180:
+        p += 9
+        value = 0xFF - value
+    else:
+        value, p = r_sint(v, n, p, 3)
+    if not -32768 <= value <= 32767:
+        raise out_of_range(p, value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    return ct.RationalNumber(exponent=exponent, value=value), p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -2371,8 +2911,10 @@ def _e_ct_DisplayParameters(a, o, st):
     x = o.present_soc
     if x is not None:
         s = 1
-        a <<= 5
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.present_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.present_soc", y, 0, 100)
+        a = (a << 12) | y
         a <<= 1
     x = o.minimum_soc
     if x is not None:
@@ -2381,7 +2923,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.minimum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.minimum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.target_soc
     if x is not None:
@@ -2390,7 +2935,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.target_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.target_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.maximum_soc
     if x is not None:
@@ -2399,7 +2947,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 7) | check_range(x, 0, 100, "DisplayParameters.maximum_soc")
+        y = x
+        if not 0 <= y <= 100:
+            raise range_error("DisplayParameters.maximum_soc", y, 0, 100)
+        a = (a << 7) | y
         a <<= 1
     x = o.remaining_time_to_minimum_soc
     if x is not None:
@@ -2408,7 +2959,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
         a <<= 1
     x = o.remaining_time_to_target_soc
     if x is not None:
@@ -2417,7 +2972,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
         a <<= 1
     x = o.remaining_time_to_maximum_soc
     if x is not None:
@@ -2426,7 +2985,11 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
         a <<= 1
     x = o.charging_complete
     if x is not None:
@@ -2462,79 +3025,163 @@ def _e_ct_DisplayParameters(a, o, st):
     return a
 
 
-def _d_ct_DisplayParameters(r):
+def _d_ct_DisplayParameters(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D37, s)
+    w, mask, prods = _D37[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of PresentSOC")
-        present_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of PresentSOC")
-        fid, sub, s = r.step(_D37, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of PresentSOC")
+        present_soc = (q >> 1) & 0x7F
+        if present_soc > 100:
+            raise out_of_range(p, present_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of PresentSOC")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         present_soc = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of MinimumSOC")
-        minimum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MinimumSOC")
-        fid, sub, s = r.step(_D37, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        minimum_soc = (q >> 1) & 0x7F
+        if minimum_soc > 100:
+            raise out_of_range(p, minimum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MinimumSOC")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         minimum_soc = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of TargetSOC")
-        target_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of TargetSOC")
-        fid, sub, s = r.step(_D37, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        target_soc = (q >> 1) & 0x7F
+        if target_soc > 100:
+            raise out_of_range(p, target_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of TargetSOC")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         target_soc = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of MaximumSOC")
-        maximum_soc = r.ranged(r.read(7), 0, 100)
-        r.expect(1, 0b0, "end of MaximumSOC")
-        fid, sub, s = r.step(_D37, s)
+        p += 9
+        q = (v >> (n - p)) & 0x1FF
+        if q >> 8:
+            raise unexpected(p - 9, 1, "characters of MaximumSOC")
+        maximum_soc = (q >> 1) & 0x7F
+        if maximum_soc > 100:
+            raise out_of_range(p, maximum_soc, 0, 100)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MaximumSOC")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         maximum_soc = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of RemainingTimeToMinimumSOC")
-        remaining_time_to_minimum_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToMinimumSOC")
-        fid, sub, s = r.step(_D37, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToMinimumSOC")
+        remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_minimum_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_minimum_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_minimum_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToMinimumSOC")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_minimum_soc = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of RemainingTimeToTargetSOC")
-        remaining_time_to_target_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToTargetSOC")
-        fid, sub, s = r.step(_D37, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToTargetSOC")
+        remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_target_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_target_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_target_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToTargetSOC")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_target_soc = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of RemainingTimeToMaximumSOC")
-        remaining_time_to_maximum_soc = r.ranged(r.uint(5), 0, 4294967295)
-        r.expect(1, 0b0, "end of RemainingTimeToMaximumSOC")
-        fid, sub, s = r.step(_D37, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of RemainingTimeToMaximumSOC")
+        remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
+        if remaining_time_to_maximum_soc < 0x80:
+            p += 8
+        else:
+            remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= remaining_time_to_maximum_soc <= 4294967295:
+            raise out_of_range(p, remaining_time_to_maximum_soc, 0, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of RemainingTimeToMaximumSOC")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         remaining_time_to_maximum_soc = None
     if fid == 7:
-        r.expect(1, 0b0, "characters of ChargingComplete")
-        charging_complete = r.read(1) == 1
-        r.expect(1, 0b0, "end of ChargingComplete")
-        fid, sub, s = r.step(_D37, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of ChargingComplete")
+        charging_complete = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ChargingComplete")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         charging_complete = None
     if fid == 8:
-        battery_energy_capacity = _d_ct_RationalNumber(r)
-        fid, sub, s = r.step(_D37, s)
+        battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         battery_energy_capacity = None
     if fid == 9:
-        r.expect(1, 0b0, "characters of InletHot")
-        inlet_hot = r.read(1) == 1
-        r.expect(1, 0b0, "end of InletHot")
-        fid, sub, s = r.step(_D37, s)
+        p += 3
+        q = (v >> (n - p)) & 0x7
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of InletHot")
+        inlet_hot = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of InletHot")
+        w, mask, prods = _D37[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         inlet_hot = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DisplayParameters")
+        raise bad_event(p, fid, "end of DisplayParameters")
     return ct.DisplayParameters(
         present_soc=present_soc,
         minimum_soc=minimum_soc,
@@ -2546,75 +3193,98 @@ def _d_ct_DisplayParameters(r):
         charging_complete=charging_complete,
         battery_energy_capacity=battery_energy_capacity,
         inlet_hot=inlet_hot,
-    )
+    ), p
 
 
 # WPT_EVPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptEvpcPowerControlParameter(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evpc_coil_current_request, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evpc_coil_current_information, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evpc_current_output_information, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.evpc_voltage_output_information, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_coil_current_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_coil_current_information, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_current_output_information, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_voltage_output_information, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptEvpcPowerControlParameter(r):
-    r.expect(1, 0b0, "EVPCCoilCurrentRequest")
-    evpc_coil_current_request = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVPCCoilCurrentInformation")
-    evpc_coil_current_information = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVPCCurrentOutputInformation")
-    evpc_current_output_information = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "EVPCVoltageOutputInformation")
-    evpc_voltage_output_information = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of WptEvpcPowerControlParameter")
+def _d_wpt_WptEvpcPowerControlParameter(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVPCCoilCurrentRequest")
+    evpc_coil_current_request, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVPCCoilCurrentInformation")
+    evpc_coil_current_information, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVPCCurrentOutputInformation")
+    evpc_current_output_information, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVPCVoltageOutputInformation")
+    evpc_voltage_output_information, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptEvpcPowerControlParameter")
     return wpt.WptEvpcPowerControlParameter(
         evpc_coil_current_request=evpc_coil_current_request,
         evpc_coil_current_information=evpc_coil_current_information,
         evpc_current_output_information=evpc_current_output_information,
         evpc_voltage_output_information=evpc_voltage_output_information,
-    )
+    ), p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_EvseStatus(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.notification_max_delay, 0, 65535, "EvseStatus.notification_max_delay"))
-    a <<= 3
-    a = (a << 3) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
+    y = o.notification_max_delay
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
+    a = (a << 6) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
     a <<= 2
     return a
 
 
-def _d_ct_EvseStatus(r):
-    r.expect(2, 0b0, "NotificationMaxDelay")
-    notification_max_delay = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of NotificationMaxDelay")
-    evse_notification = enum_member(r, _ENUM_ct_EvseNotification, 3)
-    r.expect(2, 0b0, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification)
+def _d_ct_EvseStatus(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "NotificationMaxDelay")
+    notification_max_delay = (v >> (n - p - 8)) & 0xFF
+    if notification_max_delay < 0x80:
+        p += 8
+    else:
+        notification_max_delay, p = r_uint(v, n, p, 3)
+    if not 0 <= notification_max_delay <= 65535:
+        raise out_of_range(p, notification_max_delay, 0, 65535)
+    p += 8
+    q = (v >> (n - p)) & 0xFF
+    if q >> 5:
+        raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+    evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of EVSENotification")
+    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification), p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
-    a <<= 2
-    a = e_str(a, o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
-    a <<= 3
-    a = e_uint(
-        a, check_range(o.charged_energy_reading_wh, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh")
-    )
+    a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+    y = o.charged_energy_reading_wh
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
     a <<= 1
     s = 2
     x = o.bpt_discharged_energy_reading_wh
     if x is not None:
         s = 3
-        a <<= 4
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 12) | y
+        else:
+            a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
         a <<= 1
     x = o.capacitive_energy_reading_va_rh
     if x is not None:
@@ -2623,7 +3293,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
         a <<= 1
     x = o.bpt_inductive_energy_reading_va_rh
     if x is not None:
@@ -2632,7 +3306,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
         a <<= 1
     x = o.meter_signature
     if x is not None:
@@ -2650,7 +3328,13 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_int(a, check_range(x, -32768, 32767, "MeterInfo.meter_status"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 9) | y
+        elif -0x80 <= y < 0:
+            a = (a << 9) | (0xFF - y)
+        else:
+            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
         a <<= 1
     x = o.meter_timestamp
     if x is not None:
@@ -2659,7 +3343,11 @@ def _e_ct_MeterInfo(a, o, st):
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
         a <<= 1
     try:
         c, w, _ = _T40[s, -1]
@@ -2669,58 +3357,141 @@ def _e_ct_MeterInfo(a, o, st):
     return a
 
 
-def _d_ct_MeterInfo(r):
-    r.expect(2, 0b0, "MeterID")
-    meter_id = r.string("{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
-    r.expect(3, 0b0, "end of MeterID")
-    charged_energy_reading_wh = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of ChargedEnergyReadingWh")
+def _d_ct_MeterInfo(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "MeterID")
+    meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of MeterID")
+    charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+    if charged_energy_reading_wh < 0x80:
+        p += 8
+    else:
+        charged_energy_reading_wh, p = r_uint(v, n, p, 10)
+    if not 0 <= charged_energy_reading_wh <= 18446744073709551615:
+        raise out_of_range(p, charged_energy_reading_wh, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
     s = 2
-    fid, sub, s = r.step(_D40, s)
+    w, mask, prods = _D40[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        r.expect(1, 0b0, "characters of BPT_DischargedEnergyReadingWh")
-        bpt_discharged_energy_reading_wh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of BPT_DischargedEnergyReadingWh")
-        fid, sub, s = r.step(_D40, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BPT_DischargedEnergyReadingWh")
+        bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+        if bpt_discharged_energy_reading_wh < 0x80:
+            p += 8
+        else:
+            bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
+        if not 0 <= bpt_discharged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_discharged_energy_reading_wh = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of CapacitiveEnergyReadingVARh")
-        capacitive_energy_reading_va_rh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of CapacitiveEnergyReadingVARh")
-        fid, sub, s = r.step(_D40, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of CapacitiveEnergyReadingVARh")
+        capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if capacitive_energy_reading_va_rh < 0x80:
+            p += 8
+        else:
+            capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= capacitive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         capacitive_energy_reading_va_rh = None
     if fid == 4:
-        r.expect(1, 0b0, "characters of BPT_InductiveEnergyReadingVARh")
-        bpt_inductive_energy_reading_va_rh = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of BPT_InductiveEnergyReadingVARh")
-        fid, sub, s = r.step(_D40, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BPT_InductiveEnergyReadingVARh")
+        bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if bpt_inductive_energy_reading_va_rh < 0x80:
+            p += 8
+        else:
+            bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of MeterSignature")
-        meter_signature = r.binary(64)
-        r.expect(1, 0b0, "end of MeterSignature")
-        fid, sub, s = r.step(_D40, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterSignature")
+        meter_signature, p = r_binary(v, n, p, 64)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterSignature")
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_signature = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of MeterStatus")
-        meter_status = r.ranged(r.sint(3), -32768, 32767)
-        r.expect(1, 0b0, "end of MeterStatus")
-        fid, sub, s = r.step(_D40, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterStatus")
+        meter_status = (v >> (n - p - 9)) & 0x1FF
+        if meter_status < 0x80:
+            p += 9
+        elif 0x100 <= meter_status < 0x180:
+            p += 9
+            meter_status = 0xFF - meter_status
+        else:
+            meter_status, p = r_sint(v, n, p, 3)
+        if not -32768 <= meter_status <= 32767:
+            raise out_of_range(p, meter_status, -32768, 32767)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterStatus")
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_status = None
     if fid == 7:
-        r.expect(1, 0b0, "characters of MeterTimestamp")
-        meter_timestamp = r.ranged(r.uint(10), 0, 18446744073709551615)
-        r.expect(1, 0b0, "end of MeterTimestamp")
-        fid, sub, s = r.step(_D40, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of MeterTimestamp")
+        meter_timestamp = (v >> (n - p - 8)) & 0xFF
+        if meter_timestamp < 0x80:
+            p += 8
+        else:
+            meter_timestamp, p = r_uint(v, n, p, 10)
+        if not 0 <= meter_timestamp <= 18446744073709551615:
+            raise out_of_range(p, meter_timestamp, 0, 18446744073709551615)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterTimestamp")
+        w, mask, prods = _D40[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         meter_timestamp = None
     if fid != -1:
-        raise bad_event(r, fid, "end of MeterInfo")
+        raise bad_event(p, fid, "end of MeterInfo")
     return ct.MeterInfo(
         meter_id=meter_id,
         charged_energy_reading_wh=charged_energy_reading_wh,
@@ -2730,20 +3501,22 @@ def _d_ct_MeterInfo(r):
         meter_signature=meter_signature,
         meter_status=meter_status,
         meter_timestamp=meter_timestamp,
-    )
+    ), p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_Receipt(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.time_anchor, 0, 18446744073709551615, "Receipt.time_anchor"))
+    y = o.time_anchor
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
     a <<= 1
     s = 1
     x = o.energy_costs
     if x is not None:
         s = 2
-        a <<= 3
-        a = _e_ct_DetailedCost(a, x, st)
+        a = _e_ct_DetailedCost((a << 3), x, st)
     x = o.occupancy_costs
     if x is not None:
         try:
@@ -2788,40 +3561,63 @@ def _e_ct_Receipt(a, o, st):
     return a
 
 
-def _d_ct_Receipt(r):
-    r.expect(2, 0b0, "TimeAnchor")
-    time_anchor = r.ranged(r.uint(10), 0, 18446744073709551615)
-    r.expect(1, 0b0, "end of TimeAnchor")
+def _d_ct_Receipt(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TimeAnchor")
+    time_anchor = (v >> (n - p - 8)) & 0xFF
+    if time_anchor < 0x80:
+        p += 8
+    else:
+        time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= time_anchor <= 18446744073709551615:
+        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of TimeAnchor")
     s = 1
-    fid, sub, s = r.step(_D41, s)
+    w, mask, prods = _D41[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        energy_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D41, s)
+        energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         energy_costs = None
     if fid == 2:
-        occupancy_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D41, s)
+        occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         occupancy_costs = None
     if fid == 3:
-        additional_services_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D41, s)
+        additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         additional_services_costs = None
     if fid == 4:
-        overstay_costs = _d_ct_DetailedCost(r)
-        fid, sub, s = r.step(_D41, s)
+        overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         overstay_costs = None
     tax_costs = []
     while fid == 5:
-        tax_costs.append(_d_ct_DetailedTax(r))
+        x, p = _d_ct_DetailedTax(r, v, n, p)
+        tax_costs.append(x)
         if len(tax_costs) == 10:
             s = _X41[s]
-        fid, sub, s = r.step(_D41, s)
+        w, mask, prods = _D41[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Receipt")
+        raise bad_event(p, fid, "end of Receipt")
     return ct.Receipt(
         time_anchor=time_anchor,
         energy_costs=energy_costs,
@@ -2829,43 +3625,53 @@ def _d_ct_Receipt(r):
         additional_services_costs=additional_services_costs,
         overstay_costs=overstay_costs,
         tax_costs=tax_costs,
-    )
+    ), p
 
 
 # WPT_SPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptSpcPowerControlParameter(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.spc_primary_device_coil_current_information, st)
+    a = _e_ct_RationalNumber((a << 1), o.spc_primary_device_coil_current_information, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptSpcPowerControlParameter(r):
-    r.expect(1, 0b0, "SPCPrimaryDeviceCoilCurrentInformation")
-    spc_primary_device_coil_current_information = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of WptSpcPowerControlParameter")
+def _d_wpt_WptSpcPowerControlParameter(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SPCPrimaryDeviceCoilCurrentInformation")
+    spc_primary_device_coil_current_information, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptSpcPowerControlParameter")
     return wpt.WptSpcPowerControlParameter(
         spc_primary_device_coil_current_information=spc_primary_device_coil_current_information
-    )
+    ), p
 
 
 # WPT_LF_DataPackageListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfDataPackageList(a, o, st):
-    a <<= 2
-    a = (a << 8) | check_range(o.num_packages, 0, 255, "WptLfDataPackageList.num_packages")
-    a <<= 2
-    a = _e_wpt_WptLfDataPackage(a, o.wpt_lf_data_package, st)
+    y = o.num_packages
+    if not 0 <= y <= 255:
+        raise range_error("WptLfDataPackageList.num_packages", y, 0, 255)
+    a = (a << 10) | y
+    a = _e_wpt_WptLfDataPackage((a << 2), o.wpt_lf_data_package, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfDataPackageList(r):
-    r.expect(2, 0b0, "NumPackages")
-    num_packages = r.read(8)
-    r.expect(2, 0b0, "end of NumPackages")
-    wpt_lf_data_package = _d_wpt_WptLfDataPackage(r)
-    r.expect(1, 0b0, "end of WptLfDataPackageList")
-    return wpt.WptLfDataPackageList(num_packages=num_packages, wpt_lf_data_package=wpt_lf_data_package)
+def _d_wpt_WptLfDataPackageList(r, v, n, p):
+    p += 12
+    q = (v >> (n - p)) & 0xFFF
+    if q >> 10:
+        raise unexpected(p - 12, 2, "NumPackages")
+    num_packages = (q >> 2) & 0xFF
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of NumPackages")
+    wpt_lf_data_package, p = _d_wpt_WptLfDataPackage(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfDataPackageList")
+    return wpt.WptLfDataPackageList(num_packages=num_packages, wpt_lf_data_package=wpt_lf_data_package), p
 
 
 # WPT_FinePositioningMethodListType (urn:iso:std:iso:15118:-20:WPT)
@@ -2896,20 +3702,29 @@ def _e_wpt_WptFinePositioningMethodList(a, o, st):
     return a
 
 
-def _d_wpt_WptFinePositioningMethodList(r):
+def _d_wpt_WptFinePositioningMethodList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D44, s)
+    w, mask, prods = _D44[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     wpt_fine_positioning_method = []
     while fid == 0:
-        r.expect(1, 0b0, "characters of WPT_FinePositioningMethod")
-        wpt_fine_positioning_method.append(enum_member(r, _ENUM_wpt_WptFinePositioningMethod, 3))
-        r.expect(1, 0b0, "end of WPT_FinePositioningMethod")
+        p += 5
+        q = (v >> (n - p)) & 0x1F
+        if q >> 4:
+            raise unexpected(p - 5, 1, "characters of WPT_FinePositioningMethod")
+        x = _ENUM_wpt_WptFinePositioningMethod[((q >> 1) & 0x7)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of WPT_FinePositioningMethod")
+        wpt_fine_positioning_method.append(x)
         if len(wpt_fine_positioning_method) == 8:
             s = _X44[s]
-        fid, sub, s = r.step(_D44, s)
+        w, mask, prods = _D44[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptFinePositioningMethodList")
-    return wpt.WptFinePositioningMethodList(wpt_fine_positioning_method=wpt_fine_positioning_method)
+        raise bad_event(p, fid, "end of WptFinePositioningMethodList")
+    return wpt.WptFinePositioningMethodList(wpt_fine_positioning_method=wpt_fine_positioning_method), p
 
 
 # WPT_PairingMethodListType (urn:iso:std:iso:15118:-20:WPT)
@@ -2936,20 +3751,29 @@ def _e_wpt_WptPairingMethodList(a, o, st):
     return a
 
 
-def _d_wpt_WptPairingMethodList(r):
+def _d_wpt_WptPairingMethodList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D45, s)
+    w, mask, prods = _D45[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     wpt_pairing_method = []
     while fid == 0:
-        r.expect(1, 0b0, "characters of WPT_PairingMethod")
-        wpt_pairing_method.append(enum_member(r, _ENUM_wpt_WptPairingMethod, 3))
-        r.expect(1, 0b0, "end of WPT_PairingMethod")
+        p += 5
+        q = (v >> (n - p)) & 0x1F
+        if q >> 4:
+            raise unexpected(p - 5, 1, "characters of WPT_PairingMethod")
+        x = _ENUM_wpt_WptPairingMethod[((q >> 1) & 0x7)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of WPT_PairingMethod")
+        wpt_pairing_method.append(x)
         if len(wpt_pairing_method) == 8:
             s = _X45[s]
-        fid, sub, s = r.step(_D45, s)
+        w, mask, prods = _D45[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptPairingMethodList")
-    return wpt.WptPairingMethodList(wpt_pairing_method=wpt_pairing_method)
+        raise bad_event(p, fid, "end of WptPairingMethodList")
+    return wpt.WptPairingMethodList(wpt_pairing_method=wpt_pairing_method), p
 
 
 # WPT_AlignmentCheckMethodListType (urn:iso:std:iso:15118:-20:WPT)
@@ -2978,20 +3802,29 @@ def _e_wpt_WptAlignmentCheckMethodList(a, o, st):
     return a
 
 
-def _d_wpt_WptAlignmentCheckMethodList(r):
+def _d_wpt_WptAlignmentCheckMethodList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D46, s)
+    w, mask, prods = _D46[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     wpt_alignment_check_method = []
     while fid == 0:
-        r.expect(1, 0b0, "characters of WPT_AlignmentCheckMethod")
-        wpt_alignment_check_method.append(enum_member(r, _ENUM_wpt_WptAlignmentCheckMethod, 2))
-        r.expect(1, 0b0, "end of WPT_AlignmentCheckMethod")
+        p += 4
+        q = (v >> (n - p)) & 0xF
+        if q >> 3:
+            raise unexpected(p - 4, 1, "characters of WPT_AlignmentCheckMethod")
+        x = _ENUM_wpt_WptAlignmentCheckMethod[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of WPT_AlignmentCheckMethod")
+        wpt_alignment_check_method.append(x)
         if len(wpt_alignment_check_method) == 8:
             s = _X46[s]
-        fid, sub, s = r.step(_D46, s)
+        w, mask, prods = _D46[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptAlignmentCheckMethodList")
-    return wpt.WptAlignmentCheckMethodList(wpt_alignment_check_method=wpt_alignment_check_method)
+        raise bad_event(p, fid, "end of WptAlignmentCheckMethodList")
+    return wpt.WptAlignmentCheckMethodList(wpt_alignment_check_method=wpt_alignment_check_method), p
 
 
 # WPT_LF_SystemSetupDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -3000,8 +3833,7 @@ def _e_wpt_WptLfSystemSetupData(a, o, st):
     x = o.lf_transmitter_setup_data
     if x is not None:
         s = 1
-        a <<= 2
-        a = _e_wpt_WptLfTransmitterData(a, x, st)
+        a = _e_wpt_WptLfTransmitterData((a << 2), x, st)
     x = o.lf_receiver_setup_data
     if x is not None:
         try:
@@ -3018,24 +3850,30 @@ def _e_wpt_WptLfSystemSetupData(a, o, st):
     return a
 
 
-def _d_wpt_WptLfSystemSetupData(r):
+def _d_wpt_WptLfSystemSetupData(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D47, s)
+    w, mask, prods = _D47[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        lf_transmitter_setup_data = _d_wpt_WptLfTransmitterData(r)
-        fid, sub, s = r.step(_D47, s)
+        lf_transmitter_setup_data, p = _d_wpt_WptLfTransmitterData(r, v, n, p)
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         lf_transmitter_setup_data = None
     if fid == 1:
-        lf_receiver_setup_data = _d_wpt_WptLfReceiverData(r)
-        fid, sub, s = r.step(_D47, s)
+        lf_receiver_setup_data, p = _d_wpt_WptLfReceiverData(r, v, n, p)
+        w, mask, prods = _D47[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         lf_receiver_setup_data = None
     if fid != -1:
-        raise bad_event(r, fid, "end of WptLfSystemSetupData")
+        raise bad_event(p, fid, "end of WptLfSystemSetupData")
     return wpt.WptLfSystemSetupData(
         lf_transmitter_setup_data=lf_transmitter_setup_data, lf_receiver_setup_data=lf_receiver_setup_data
-    )
+    ), p
 
 
 # AlternativeSECCListType (urn:iso:std:iso:15118:-20:WPT)
@@ -3061,95 +3899,140 @@ def _e_wpt_AlternativeSeccList(a, o, st):
     return a
 
 
-def _d_wpt_AlternativeSeccList(r):
+def _d_wpt_AlternativeSeccList(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D48, s)
+    w, mask, prods = _D48[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     alternative_secc = []
     while fid == 0:
-        alternative_secc.append(_d_wpt_AlternativeSecc(r))
+        x, p = _d_wpt_AlternativeSecc(r, v, n, p)
+        alternative_secc.append(x)
         if len(alternative_secc) == 8:
             s = _X48[s]
-        fid, sub, s = r.step(_D48, s)
+        w, mask, prods = _D48[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of AlternativeSeccList")
-    return wpt.AlternativeSeccList(alternative_secc=alternative_secc)
+        raise bad_event(p, fid, "end of AlternativeSeccList")
+    return wpt.AlternativeSeccList(alternative_secc=alternative_secc), p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a <<= 2
     a = e_str(
-        a,
+        (a << 2),
         o.x509_issuer_name,
         st,
         "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
         None,
         "X509IssuerSerial.x509_issuer_name",
     )
-    a <<= 3
-    a = e_int(a, check_range(o.x509_serial_number, None, None, "X509IssuerSerial.x509_serial_number"))
+    y = o.x509_serial_number
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
-def _d_ds_X509IssuerSerial(r):
-    r.expect(2, 0b0, "X509IssuerName")
-    x509_issuer_name = r.string("{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    r.expect(3, 0b0, "end of X509IssuerName")
-    x509_serial_number = r.ranged(r.sint(), None, None)
-    r.expect(2, 0b0, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number)
+def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "X509IssuerName")
+    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of X509IssuerName")
+    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if x509_serial_number < 0x80:
+        p += 9
+    elif 0x100 <= x509_serial_number < 0x180:
+        p += 9
+        x509_serial_number = 0xFF - x509_serial_number
+    else:
+        x509_serial_number, p = r_sint(
+            v,
+            n,
+            p,
+        )
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of X509SerialNumber")
+    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedCost(a, o, st):
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.amount, st)
-    a <<= 1
-    a = _e_ct_RationalNumber(a, o.cost_per_unit, st)
+    a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedCost(r):
-    r.expect(1, 0b0, "Amount")
-    amount = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "CostPerUnit")
-    cost_per_unit = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DetailedCost")
-    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit)
+def _d_ct_DetailedCost(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Amount")
+    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "CostPerUnit")
+    cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DetailedCost")
+    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit), p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedTax(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.tax_rule_id, 1, 4294967295, "DetailedTax.tax_rule_id"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.amount, st)
+    y = o.tax_rule_id
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+    a = _e_ct_RationalNumber((a << 2), o.amount, st)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedTax(r):
-    r.expect(2, 0b0, "TaxRuleID")
-    tax_rule_id = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of TaxRuleID")
-    amount = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount)
+def _d_ct_DetailedTax(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TaxRuleID")
+    tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if tax_rule_id < 0x80:
+        p += 8
+    else:
+        tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= tax_rule_id <= 4294967295:
+        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TaxRuleID")
+    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of DetailedTax")
+    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount), p
 
 
 # WPT_LF_DataPackageType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfDataPackage(a, o, st):
-    a <<= 2
-    a = (a << 8) | check_range(o.package_index, 0, 255, "WptLfDataPackage.package_index")
+    y = o.package_index
+    if not 0 <= y <= 255:
+        raise range_error("WptLfDataPackage.package_index", y, 0, 255)
+    a = (a << 10) | y
     a <<= 1
     s = 1
     x = o.lf_tx_data
     if x is not None:
         s = 2
-        a <<= 2
-        a = _e_wpt_WptLfTxDataList(a, x, st)
+        a = _e_wpt_WptLfTxDataList((a << 2), x, st)
     x = o.lf_rx_data
     if x is not None:
         try:
@@ -3166,33 +4049,44 @@ def _e_wpt_WptLfDataPackage(a, o, st):
     return a
 
 
-def _d_wpt_WptLfDataPackage(r):
-    r.expect(2, 0b0, "PackageIndex")
-    package_index = r.read(8)
-    r.expect(1, 0b0, "end of PackageIndex")
+def _d_wpt_WptLfDataPackage(r, v, n, p):
+    p += 11
+    q = (v >> (n - p)) & 0x7FF
+    if q >> 9:
+        raise unexpected(p - 11, 2, "PackageIndex")
+    package_index = (q >> 1) & 0xFF
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of PackageIndex")
     s = 1
-    fid, sub, s = r.step(_D52, s)
+    w, mask, prods = _D52[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        lf_tx_data = _d_wpt_WptLfTxDataList(r)
-        fid, sub, s = r.step(_D52, s)
+        lf_tx_data, p = _d_wpt_WptLfTxDataList(r, v, n, p)
+        w, mask, prods = _D52[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         lf_tx_data = None
     if fid == 2:
-        lf_rx_data = _d_wpt_WptLfRxDataList(r)
-        fid, sub, s = r.step(_D52, s)
+        lf_rx_data, p = _d_wpt_WptLfRxDataList(r, v, n, p)
+        w, mask, prods = _D52[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         lf_rx_data = None
     if fid != -1:
-        raise bad_event(r, fid, "end of WptLfDataPackage")
-    return wpt.WptLfDataPackage(package_index=package_index, lf_tx_data=lf_tx_data, lf_rx_data=lf_rx_data)
+        raise bad_event(p, fid, "end of WptLfDataPackage")
+    return wpt.WptLfDataPackage(package_index=package_index, lf_tx_data=lf_tx_data, lf_rx_data=lf_rx_data), p
 
 
 # WPT_LF_TransmitterDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfTransmitterData(a, o, st):
-    a <<= 2
-    a = (a << 8) | check_range(o.number_of_transmitters, 0, 255, "WptLfTransmitterData.number_of_transmitters")
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.signal_frequency, st)
+    y = o.number_of_transmitters
+    if not 0 <= y <= 255:
+        raise range_error("WptLfTransmitterData.number_of_transmitters", y, 0, 255)
+    a = (a << 10) | y
+    a = _e_ct_RationalNumber((a << 2), o.signal_frequency, st)
     s = 2
     items = o.tx_spec_data
     if len(items) > 255:
@@ -3222,38 +4116,51 @@ def _e_wpt_WptLfTransmitterData(a, o, st):
     return a
 
 
-def _d_wpt_WptLfTransmitterData(r):
-    r.expect(2, 0b0, "NumberOfTransmitters")
-    number_of_transmitters = r.read(8)
-    r.expect(2, 0b0, "end of NumberOfTransmitters")
-    signal_frequency = _d_ct_RationalNumber(r)
+def _d_wpt_WptLfTransmitterData(r, v, n, p):
+    p += 12
+    q = (v >> (n - p)) & 0xFFF
+    if q >> 10:
+        raise unexpected(p - 12, 2, "NumberOfTransmitters")
+    number_of_transmitters = (q >> 2) & 0xFF
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of NumberOfTransmitters")
+    signal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
     s = 2
-    fid, sub, s = r.step(_D53, s)
+    w, mask, prods = _D53[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     tx_spec_data = []
     while fid == 2:
-        tx_spec_data.append(_d_wpt_WptTxRxSpecData(r))
+        x, p = _d_wpt_WptTxRxSpecData(r, v, n, p)
+        tx_spec_data.append(x)
         if len(tx_spec_data) == 255:
             s = _X53[s]
-        fid, sub, s = r.step(_D53, s)
+        w, mask, prods = _D53[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        tx_package_spec_data = _d_wpt_WptTxRxPackageSpecData(r)
-        fid, sub, s = r.step(_D53, s)
+        tx_package_spec_data, p = _d_wpt_WptTxRxPackageSpecData(r, v, n, p)
+        w, mask, prods = _D53[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         tx_package_spec_data = None
     if fid != -1:
-        raise bad_event(r, fid, "end of WptLfTransmitterData")
+        raise bad_event(p, fid, "end of WptLfTransmitterData")
     return wpt.WptLfTransmitterData(
         number_of_transmitters=number_of_transmitters,
         signal_frequency=signal_frequency,
         tx_spec_data=tx_spec_data,
         tx_package_spec_data=tx_package_spec_data,
-    )
+    ), p
 
 
 # WPT_LF_ReceiverDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfReceiverData(a, o, st):
-    a <<= 2
-    a = (a << 8) | check_range(o.number_of_receivers, 0, 255, "WptLfReceiverData.number_of_receivers")
+    y = o.number_of_receivers
+    if not 0 <= y <= 255:
+        raise range_error("WptLfReceiverData.number_of_receivers", y, 0, 255)
+    a = (a << 10) | y
     a <<= 1
     s = 1
     items = o.rx_spec_data
@@ -3276,21 +4183,30 @@ def _e_wpt_WptLfReceiverData(a, o, st):
     return a
 
 
-def _d_wpt_WptLfReceiverData(r):
-    r.expect(2, 0b0, "NumberOfReceivers")
-    number_of_receivers = r.read(8)
-    r.expect(1, 0b0, "end of NumberOfReceivers")
+def _d_wpt_WptLfReceiverData(r, v, n, p):
+    p += 11
+    q = (v >> (n - p)) & 0x7FF
+    if q >> 9:
+        raise unexpected(p - 11, 2, "NumberOfReceivers")
+    number_of_receivers = (q >> 1) & 0xFF
+    if (q) & 0x1:
+        raise unexpected(p - 1, 1, "end of NumberOfReceivers")
     s = 1
-    fid, sub, s = r.step(_D54, s)
+    w, mask, prods = _D54[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     rx_spec_data = []
     while fid == 1:
-        rx_spec_data.append(_d_wpt_WptTxRxSpecData(r))
+        x, p = _d_wpt_WptTxRxSpecData(r, v, n, p)
+        rx_spec_data.append(x)
         if len(rx_spec_data) == 255:
             s = _X54[s]
-        fid, sub, s = r.step(_D54, s)
+        w, mask, prods = _D54[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptLfReceiverData")
-    return wpt.WptLfReceiverData(number_of_receivers=number_of_receivers, rx_spec_data=rx_spec_data)
+        raise bad_event(p, fid, "end of WptLfReceiverData")
+    return wpt.WptLfReceiverData(number_of_receivers=number_of_receivers, rx_spec_data=rx_spec_data), p
 
 
 # AlternativeSECCType (urn:iso:std:iso:15118:-20:WPT)
@@ -3299,8 +4215,7 @@ def _e_wpt_AlternativeSecc(a, o, st):
     x = o.ssid
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_str(a, x, st, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255, "AlternativeSecc.ssid")
+        a = e_str((a << 4), x, st, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255, "AlternativeSecc.ssid")
         a <<= 1
     x = o.bssid
     if x is not None:
@@ -3327,7 +4242,11 @@ def _e_wpt_AlternativeSecc(a, o, st):
         except KeyError:
             raise ExiEncodeError("AlternativeSecc.port is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = e_uint(a, check_range(x, 0, 65535, "AlternativeSecc.port"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 8) | y
+        else:
+            a = e_uint(a, check_range(y, 0, 65535, "AlternativeSecc.port"))
         a <<= 1
     try:
         c, w, _ = _T55[s, -1]
@@ -3337,95 +4256,148 @@ def _e_wpt_AlternativeSecc(a, o, st):
     return a
 
 
-def _d_wpt_AlternativeSecc(r):
+def _d_wpt_AlternativeSecc(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D55, s)
+    w, mask, prods = _D55[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of SSID")
-        ssid = r.string("{urn:iso:std:iso:15118:-20:WPT}SSID", 255)
-        r.expect(1, 0b0, "end of SSID")
-        fid, sub, s = r.step(_D55, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of SSID")
+        ssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of SSID")
+        w, mask, prods = _D55[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ssid = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of BSSID")
-        bssid = r.string("{urn:iso:std:iso:15118:-20:WPT}BSSID", 12)
-        r.expect(1, 0b0, "end of BSSID")
-        fid, sub, s = r.step(_D55, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of BSSID")
+        bssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of BSSID")
+        w, mask, prods = _D55[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         bssid = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of IPAddress")
-        ip_address = r.string("{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39)
-        r.expect(1, 0b0, "end of IPAddress")
-        fid, sub, s = r.step(_D55, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of IPAddress")
+        ip_address, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of IPAddress")
+        w, mask, prods = _D55[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         ip_address = None
     if fid == 3:
-        r.expect(1, 0b0, "characters of Port")
-        port = r.ranged(r.uint(3), 0, 65535)
-        r.expect(1, 0b0, "end of Port")
-        fid, sub, s = r.step(_D55, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Port")
+        port = (v >> (n - p - 8)) & 0xFF
+        if port < 0x80:
+            p += 8
+        else:
+            port, p = r_uint(v, n, p, 3)
+        if not 0 <= port <= 65535:
+            raise out_of_range(p, port, 0, 65535)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Port")
+        w, mask, prods = _D55[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         port = None
     if fid != -1:
-        raise bad_event(r, fid, "end of AlternativeSecc")
-    return wpt.AlternativeSecc(ssid=ssid, bssid=bssid, ip_address=ip_address, port=port)
+        raise bad_event(p, fid, "end of AlternativeSecc")
+    return wpt.AlternativeSecc(ssid=ssid, bssid=bssid, ip_address=ip_address, port=port), p
 
 
 # WPT_LF_TxDataListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfTxDataList(a, o, st):
-    a <<= 1
-    a = _e_wpt_WptLfTxData(a, o.wpt_lf_tx_data_list, st)
+    a = _e_wpt_WptLfTxData((a << 1), o.wpt_lf_tx_data_list, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfTxDataList(r):
-    r.expect(1, 0b0, "WPT_LF_TxDataList")
-    wpt_lf_tx_data_list = _d_wpt_WptLfTxData(r)
-    r.expect(1, 0b0, "end of WptLfTxDataList")
-    return wpt.WptLfTxDataList(wpt_lf_tx_data_list=wpt_lf_tx_data_list)
+def _d_wpt_WptLfTxDataList(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "WPT_LF_TxDataList")
+    wpt_lf_tx_data_list, p = _d_wpt_WptLfTxData(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfTxDataList")
+    return wpt.WptLfTxDataList(wpt_lf_tx_data_list=wpt_lf_tx_data_list), p
 
 
 # WPT_LF_RxDataListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfRxDataList(a, o, st):
-    a <<= 1
-    a = _e_wpt_WptLfRxData(a, o.wpt_lf_rx_data_list, st)
+    a = _e_wpt_WptLfRxData((a << 1), o.wpt_lf_rx_data_list, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfRxDataList(r):
-    r.expect(1, 0b0, "WPT_LF_RxDataList")
-    wpt_lf_rx_data_list = _d_wpt_WptLfRxData(r)
-    r.expect(1, 0b0, "end of WptLfRxDataList")
-    return wpt.WptLfRxDataList(wpt_lf_rx_data_list=wpt_lf_rx_data_list)
+def _d_wpt_WptLfRxDataList(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "WPT_LF_RxDataList")
+    wpt_lf_rx_data_list, p = _d_wpt_WptLfRxData(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfRxDataList")
+    return wpt.WptLfRxDataList(wpt_lf_rx_data_list=wpt_lf_rx_data_list), p
 
 
 # WPT_TxRxSpecDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptTxRxSpecData(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.tx_rx_identifier, 1, 4294967295, "WptTxRxSpecData.tx_rx_identifier"))
-    a <<= 2
-    a = _e_wpt_WptCoordinateXyz(a, o.tx_rx_position, st)
-    a <<= 1
-    a = _e_wpt_WptCoordinateXyz(a, o.tx_rx_orientation, st)
+    y = o.tx_rx_identifier
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptTxRxSpecData.tx_rx_identifier"))
+    a = _e_wpt_WptCoordinateXyz((a << 2), o.tx_rx_position, st)
+    a = _e_wpt_WptCoordinateXyz((a << 1), o.tx_rx_orientation, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptTxRxSpecData(r):
-    r.expect(2, 0b0, "TxRxIdentifier")
-    tx_rx_identifier = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of TxRxIdentifier")
-    tx_rx_position = _d_wpt_WptCoordinateXyz(r)
-    r.expect(1, 0b0, "TxRxOrientation")
-    tx_rx_orientation = _d_wpt_WptCoordinateXyz(r)
-    r.expect(1, 0b0, "end of WptTxRxSpecData")
+def _d_wpt_WptTxRxSpecData(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TxRxIdentifier")
+    tx_rx_identifier = (v >> (n - p - 8)) & 0xFF
+    if tx_rx_identifier < 0x80:
+        p += 8
+    else:
+        tx_rx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= tx_rx_identifier <= 4294967295:
+        raise out_of_range(p, tx_rx_identifier, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TxRxIdentifier")
+    tx_rx_position, p = _d_wpt_WptCoordinateXyz(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "TxRxOrientation")
+    tx_rx_orientation, p = _d_wpt_WptCoordinateXyz(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptTxRxSpecData")
     return wpt.WptTxRxSpecData(
         tx_rx_identifier=tx_rx_identifier, tx_rx_position=tx_rx_position, tx_rx_orientation=tx_rx_orientation
-    )
+    ), p
 
 
 # WPT_TxRxPackageSpecDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -3448,21 +4420,33 @@ def _e_wpt_WptTxRxPackageSpecData(a, o, st):
     except KeyError:
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_separation_time is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = e_uint(a, check_range(o.pulse_separation_time, 0, 65535, "WptTxRxPackageSpecData.pulse_separation_time"))
+    y = o.pulse_separation_time
+    if 0 <= y < 0x80:
+        a = (a << 8) | y
+    else:
+        a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.pulse_separation_time"))
     a <<= 1
     try:
         c, w, s = _T59[s, 128]
     except KeyError:
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_duration is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = e_uint(a, check_range(o.pulse_duration, 0, 65535, "WptTxRxPackageSpecData.pulse_duration"))
+    y = o.pulse_duration
+    if 0 <= y < 0x80:
+        a = (a << 8) | y
+    else:
+        a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.pulse_duration"))
     a <<= 1
     try:
         c, w, s = _T59[s, 192]
     except KeyError:
         raise ExiEncodeError("WptTxRxPackageSpecData.package_separation_time is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = e_uint(a, check_range(o.package_separation_time, 0, 65535, "WptTxRxPackageSpecData.package_separation_time"))
+    y = o.package_separation_time
+    if 0 <= y < 0x80:
+        a = (a << 8) | y
+    else:
+        a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.package_separation_time"))
     a <<= 1
     try:
         c, w, _ = _T59[s, -1]
@@ -3472,170 +4456,330 @@ def _e_wpt_WptTxRxPackageSpecData(a, o, st):
     return a
 
 
-def _d_wpt_WptTxRxPackageSpecData(r):
+def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D59, s)
+    w, mask, prods = _D59[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     pulse_sequence_order = []
     while fid == 0:
-        pulse_sequence_order.append(_d_wpt_WptTxRxPulseOrder(r))
+        x, p = _d_wpt_WptTxRxPulseOrder(r, v, n, p)
+        pulse_sequence_order.append(x)
         if len(pulse_sequence_order) == 255:
             s = _X59[s]
-        fid, sub, s = r.step(_D59, s)
+        w, mask, prods = _D59[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 1:
-        raise bad_event(r, fid, "PulseSeparationTime")
-    r.expect(1, 0b0, "characters of PulseSeparationTime")
-    pulse_separation_time = r.ranged(r.uint(3), 0, 65535)
-    r.expect(1, 0b0, "end of PulseSeparationTime")
-    fid, sub, s = r.step(_D59, s)
+        raise bad_event(p, fid, "PulseSeparationTime")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of PulseSeparationTime")
+    pulse_separation_time = (v >> (n - p - 8)) & 0xFF
+    if pulse_separation_time < 0x80:
+        p += 8
+    else:
+        pulse_separation_time, p = r_uint(v, n, p, 3)
+    if not 0 <= pulse_separation_time <= 65535:
+        raise out_of_range(p, pulse_separation_time, 0, 65535)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PulseSeparationTime")
+    w, mask, prods = _D59[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 2:
-        raise bad_event(r, fid, "PulseDuration")
-    r.expect(1, 0b0, "characters of PulseDuration")
-    pulse_duration = r.ranged(r.uint(3), 0, 65535)
-    r.expect(1, 0b0, "end of PulseDuration")
-    fid, sub, s = r.step(_D59, s)
+        raise bad_event(p, fid, "PulseDuration")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of PulseDuration")
+    pulse_duration = (v >> (n - p - 8)) & 0xFF
+    if pulse_duration < 0x80:
+        p += 8
+    else:
+        pulse_duration, p = r_uint(v, n, p, 3)
+    if not 0 <= pulse_duration <= 65535:
+        raise out_of_range(p, pulse_duration, 0, 65535)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PulseDuration")
+    w, mask, prods = _D59[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 3:
-        raise bad_event(r, fid, "PackageSeparationTime")
-    r.expect(1, 0b0, "characters of PackageSeparationTime")
-    package_separation_time = r.ranged(r.uint(3), 0, 65535)
-    r.expect(1, 0b0, "end of PackageSeparationTime")
-    fid, sub, s = r.step(_D59, s)
+        raise bad_event(p, fid, "PackageSeparationTime")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of PackageSeparationTime")
+    package_separation_time = (v >> (n - p - 8)) & 0xFF
+    if package_separation_time < 0x80:
+        p += 8
+    else:
+        package_separation_time, p = r_uint(v, n, p, 3)
+    if not 0 <= package_separation_time <= 65535:
+        raise out_of_range(p, package_separation_time, 0, 65535)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of PackageSeparationTime")
+    w, mask, prods = _D59[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of WptTxRxPackageSpecData")
+        raise bad_event(p, fid, "end of WptTxRxPackageSpecData")
     return wpt.WptTxRxPackageSpecData(
         pulse_sequence_order=pulse_sequence_order,
         pulse_separation_time=pulse_separation_time,
         pulse_duration=pulse_duration,
         package_separation_time=package_separation_time,
-    )
+    ), p
 
 
 # WPT_LF_TxDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfTxData(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.tx_identifier, 1, 4294967295, "WptLfTxData.tx_identifier"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.eirp, st)
+    y = o.tx_identifier
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfTxData.tx_identifier"))
+    a = _e_ct_RationalNumber((a << 2), o.eirp, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfTxData(r):
-    r.expect(2, 0b0, "TxIdentifier")
-    tx_identifier = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of TxIdentifier")
-    eirp = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of WptLfTxData")
-    return wpt.WptLfTxData(tx_identifier=tx_identifier, eirp=eirp)
+def _d_wpt_WptLfTxData(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TxIdentifier")
+    tx_identifier = (v >> (n - p - 8)) & 0xFF
+    if tx_identifier < 0x80:
+        p += 8
+    else:
+        tx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= tx_identifier <= 4294967295:
+        raise out_of_range(p, tx_identifier, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TxIdentifier")
+    eirp, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfTxData")
+    return wpt.WptLfTxData(tx_identifier=tx_identifier, eirp=eirp), p
 
 
 # WPT_LF_RxDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfRxData(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.rx_identifier, 1, 4294967295, "WptLfRxData.rx_identifier"))
-    a <<= 2
-    a = _e_wpt_WptLfRxRssiList(a, o.rssi_data, st)
+    y = o.rx_identifier
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfRxData.rx_identifier"))
+    a = _e_wpt_WptLfRxRssiList((a << 2), o.rssi_data, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfRxData(r):
-    r.expect(2, 0b0, "RxIdentifier")
-    rx_identifier = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of RxIdentifier")
-    rssi_data = _d_wpt_WptLfRxRssiList(r)
-    r.expect(1, 0b0, "end of WptLfRxData")
-    return wpt.WptLfRxData(rx_identifier=rx_identifier, rssi_data=rssi_data)
+def _d_wpt_WptLfRxData(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "RxIdentifier")
+    rx_identifier = (v >> (n - p - 8)) & 0xFF
+    if rx_identifier < 0x80:
+        p += 8
+    else:
+        rx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= rx_identifier <= 4294967295:
+        raise out_of_range(p, rx_identifier, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of RxIdentifier")
+    rssi_data, p = _d_wpt_WptLfRxRssiList(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfRxData")
+    return wpt.WptLfRxData(rx_identifier=rx_identifier, rssi_data=rssi_data), p
 
 
 # WPT_CoordinateXYZType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptCoordinateXyz(a, o, st):
-    a <<= 2
-    a = e_int(a, check_range(o.coord_x, -32768, 32767, "WptCoordinateXyz.coord_x"))
-    a <<= 3
-    a = e_int(a, check_range(o.coord_y, -32768, 32767, "WptCoordinateXyz.coord_y"))
-    a <<= 3
-    a = e_int(a, check_range(o.coord_z, -32768, 32767, "WptCoordinateXyz.coord_z"))
+    y = o.coord_x
+    if 0 <= y < 0x80:
+        a = (a << 11) | y
+    elif -0x80 <= y < 0:
+        a = (a << 11) | (0xFF - y)
+    else:
+        a = e_int((a << 2), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_x"))
+    y = o.coord_y
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_y"))
+    y = o.coord_z
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_z"))
     a <<= 2
     return a
 
 
-def _d_wpt_WptCoordinateXyz(r):
-    r.expect(2, 0b0, "Coord_X")
-    coord_x = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(3, 0b0, "end of Coord_X")
-    coord_y = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(3, 0b0, "end of Coord_Y")
-    coord_z = r.ranged(r.sint(3), -32768, 32767)
-    r.expect(2, 0b0, "end of Coord_Z")
-    return wpt.WptCoordinateXyz(coord_x=coord_x, coord_y=coord_y, coord_z=coord_z)
+def _d_wpt_WptCoordinateXyz(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Coord_X")
+    coord_x = (v >> (n - p - 9)) & 0x1FF
+    if coord_x < 0x80:
+        p += 9
+    elif 0x100 <= coord_x < 0x180:
+        p += 9
+        coord_x = 0xFF - coord_x
+    else:
+        coord_x, p = r_sint(v, n, p, 3)
+    if not -32768 <= coord_x <= 32767:
+        raise out_of_range(p, coord_x, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Coord_X")
+    coord_y = (v >> (n - p - 9)) & 0x1FF
+    if coord_y < 0x80:
+        p += 9
+    elif 0x100 <= coord_y < 0x180:
+        p += 9
+        coord_y = 0xFF - coord_y
+    else:
+        coord_y, p = r_sint(v, n, p, 3)
+    if not -32768 <= coord_y <= 32767:
+        raise out_of_range(p, coord_y, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Coord_Y")
+    coord_z = (v >> (n - p - 9)) & 0x1FF
+    if coord_z < 0x80:
+        p += 9
+    elif 0x100 <= coord_z < 0x180:
+        p += 9
+        coord_z = 0xFF - coord_z
+    else:
+        coord_z, p = r_sint(v, n, p, 3)
+    if not -32768 <= coord_z <= 32767:
+        raise out_of_range(p, coord_z, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Coord_Z")
+    return wpt.WptCoordinateXyz(coord_x=coord_x, coord_y=coord_y, coord_z=coord_z), p
 
 
 # WPT_TxRxPulseOrderType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptTxRxPulseOrder(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.index_number, 0, 65535, "WptTxRxPulseOrder.index_number"))
-    a <<= 3
-    a = e_uint(a, check_range(o.tx_rx_identifier, 1, 4294967295, "WptTxRxPulseOrder.tx_rx_identifier"))
+    y = o.index_number
+    if 0 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 0, 65535, "WptTxRxPulseOrder.index_number"))
+    y = o.tx_rx_identifier
+    if 1 <= y < 0x80:
+        a = (a << 11) | y
+    else:
+        a = e_uint((a << 3), check_range(y, 1, 4294967295, "WptTxRxPulseOrder.tx_rx_identifier"))
     a <<= 2
     return a
 
 
-def _d_wpt_WptTxRxPulseOrder(r):
-    r.expect(2, 0b0, "IndexNumber")
-    index_number = r.ranged(r.uint(3), 0, 65535)
-    r.expect(3, 0b0, "end of IndexNumber")
-    tx_rx_identifier = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of TxRxIdentifier")
-    return wpt.WptTxRxPulseOrder(index_number=index_number, tx_rx_identifier=tx_rx_identifier)
+def _d_wpt_WptTxRxPulseOrder(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "IndexNumber")
+    index_number = (v >> (n - p - 8)) & 0xFF
+    if index_number < 0x80:
+        p += 8
+    else:
+        index_number, p = r_uint(v, n, p, 3)
+    if not 0 <= index_number <= 65535:
+        raise out_of_range(p, index_number, 0, 65535)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of IndexNumber")
+    tx_rx_identifier = (v >> (n - p - 8)) & 0xFF
+    if tx_rx_identifier < 0x80:
+        p += 8
+    else:
+        tx_rx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= tx_rx_identifier <= 4294967295:
+        raise out_of_range(p, tx_rx_identifier, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TxRxIdentifier")
+    return wpt.WptTxRxPulseOrder(index_number=index_number, tx_rx_identifier=tx_rx_identifier), p
 
 
 # WPT_LF_RxRSSIListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfRxRssiList(a, o, st):
-    a <<= 1
-    a = _e_wpt_WptLfRxRssi(a, o.rssi_data_list, st)
+    a = _e_wpt_WptLfRxRssi((a << 1), o.rssi_data_list, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfRxRssiList(r):
-    r.expect(1, 0b0, "RSSIDataList")
-    rssi_data_list = _d_wpt_WptLfRxRssi(r)
-    r.expect(1, 0b0, "end of WptLfRxRssiList")
-    return wpt.WptLfRxRssiList(rssi_data_list=rssi_data_list)
+def _d_wpt_WptLfRxRssiList(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "RSSIDataList")
+    rssi_data_list, p = _d_wpt_WptLfRxRssi(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfRxRssiList")
+    return wpt.WptLfRxRssiList(rssi_data_list=rssi_data_list), p
 
 
 # WPT_LF_RxRSSIType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfRxRssi(a, o, st):
-    a <<= 2
-    a = e_uint(a, check_range(o.tx_identifier, 1, 4294967295, "WptLfRxRssi.tx_identifier"))
-    a <<= 2
-    a = _e_ct_RationalNumber(a, o.rssi, st)
+    y = o.tx_identifier
+    if 1 <= y < 0x80:
+        a = (a << 10) | y
+    else:
+        a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfRxRssi.tx_identifier"))
+    a = _e_ct_RationalNumber((a << 2), o.rssi, st)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfRxRssi(r):
-    r.expect(2, 0b0, "TxIdentifier")
-    tx_identifier = r.ranged(r.uint(5), 1, 4294967295)
-    r.expect(2, 0b0, "end of TxIdentifier")
-    rssi = _d_ct_RationalNumber(r)
-    r.expect(1, 0b0, "end of WptLfRxRssi")
-    return wpt.WptLfRxRssi(tx_identifier=tx_identifier, rssi=rssi)
+def _d_wpt_WptLfRxRssi(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TxIdentifier")
+    tx_identifier = (v >> (n - p - 8)) & 0xFF
+    if tx_identifier < 0x80:
+        p += 8
+    else:
+        tx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= tx_identifier <= 4294967295:
+        raise out_of_range(p, tx_identifier, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TxIdentifier")
+    rssi, p = _d_ct_RationalNumber(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfRxRssi")
+    return wpt.WptLfRxRssi(tx_identifier=tx_identifier, rssi=rssi), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
-# _D decoder states (width, ((field, member, next), ...)); _X exhausted twins of counted loops
+# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {(0, -1): (0, 1, -1)}
-_D0 = ((1, ((-1, 0, -1),)),)
+_D0 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T1 = {(0, -1): (0, 1, -1)}
-_D1 = ((1, ((-1, 0, -1),)),)
+_D1 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
 _T2 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D2 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T3 = {
     (0, 0): (0, 2, 1),
@@ -3654,22 +4798,22 @@ _T3 = {
     (7, -1): (0, 1, -1),
 }
 _D3 = (
-    (2, ((0, 0, 1), (2, 0, 2), (3, 0, 3))),
-    (1, ((1, 0, 4),)),
-    (1, ((3, 0, 3),)),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((2, 0, 2), (3, 0, 3))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((6, 0, 7),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 2), (3, 0, 3), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T4 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D4 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T5 = {
     (0, 0): (0, 4, 1),
@@ -3954,6 +5098,7 @@ _T5 = {
 _D5 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -3965,11 +5110,28 @@ _D5 = (
             (7, 0, 9),
             (-2, 0, 10),
             (-2, 0, 3),
+            (-3, 0, 0),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -3981,11 +5143,28 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 2),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -3997,10 +5176,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 4),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4012,10 +5193,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 5),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4027,10 +5210,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 6),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4042,10 +5227,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 7),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4057,10 +5244,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 8),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4072,10 +5261,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 9),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4087,10 +5278,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 10),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4102,10 +5295,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 11),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4117,10 +5312,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 12),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4132,10 +5329,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 13),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4147,10 +5346,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 14),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4162,10 +5363,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 15),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4177,10 +5380,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 16),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4192,10 +5397,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 17),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4207,10 +5414,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 18),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4222,10 +5431,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 19),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4237,10 +5448,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 20),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4252,10 +5465,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 21),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4267,10 +5482,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 22),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4282,10 +5499,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 23),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4297,10 +5516,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 24),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4312,10 +5533,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 25),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4327,10 +5550,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 26),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4342,10 +5567,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 27),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4357,10 +5584,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 28),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4372,10 +5601,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 29),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4387,10 +5618,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 30),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4402,10 +5635,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 31),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4417,10 +5652,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 32),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4432,10 +5669,12 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 33),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -4447,6 +5686,7 @@ _D5 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 34),
         ),
     ),
 )
@@ -4460,11 +5700,11 @@ _T6 = {
     (4, -1): (0, 2, -1),
 }
 _D6 = (
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 1))),
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 3))),
-    (2, ((-1, 0, -1), (-2, 0, 4))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 2))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T7 = {
     (0, 0): (0, 2, 1),
@@ -4476,10 +5716,10 @@ _T7 = {
     (3, -1): (1, 2, -1),
 }
 _D7 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T8 = {
     (0, 0): (0, 3, 1),
@@ -4497,13 +5737,13 @@ _T8 = {
     (6, -1): (1, 2, -1),
 }
 _D8 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T9 = {
     (0, 0): (0, 2, 1),
@@ -4516,18 +5756,18 @@ _T9 = {
     (5, -1): (1, 2, -1),
 }
 _D9 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (2, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T10 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D10 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T11 = {
     (0, 0): (0, 3, 1),
@@ -4549,13 +5789,13 @@ _T11 = {
     (6, -1): (0, 1, -1),
 }
 _D11 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T12 = {
     (0, 0): (0, 3, 1),
@@ -4570,10 +5810,10 @@ _T12 = {
     (3, -1): (0, 1, -1),
 }
 _D12 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T13 = {
     (0, 0): (0, 1, 1),
@@ -4587,11 +5827,11 @@ _T13 = {
     (4, -1): (1, 2, -1),
 }
 _D13 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 4))),
 )
 _T14 = {
     (0, 0): (0, 2, 1),
@@ -4607,12 +5847,12 @@ _T14 = {
     (5, -1): (1, 2, -1),
 }
 _D14 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T15 = {
     (0, 0): (0, 1, 1),
@@ -4626,13 +5866,13 @@ _T15 = {
     (6, -1): (1, 2, -1),
 }
 _D15 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T16 = {
     (0, 0): (0, 2, 1),
@@ -4644,10 +5884,10 @@ _T16 = {
     (3, -1): (1, 2, -1),
 }
 _D16 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T17 = {
     (0, 0): (0, 2, 1),
@@ -4659,20 +5899,20 @@ _T17 = {
     (7, -1): (1, 2, -1),
 }
 _D17 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
 _T18 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D18 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T19 = {
     (0, 0): (0, 2, 1),
@@ -4686,12 +5926,12 @@ _T19 = {
     (5, -1): (1, 2, -1),
 }
 _D19 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((3, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T20 = {
     (0, 0): (0, 1, 1),
@@ -4709,19 +5949,19 @@ _T20 = {
     (6, -1): (2, 3, -1),
 }
 _D20 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T21 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
 _D21 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
 )
 _T22 = {
     (0, 0): (0, 1, 1),
@@ -4736,13 +5976,13 @@ _T22 = {
     (6, -1): (0, 1, -1),
 }
 _D22 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _X22 = {5: 6}
 _T23 = {
@@ -4763,14 +6003,14 @@ _T23 = {
     (7, -1): (0, 1, -1),
 }
 _D23 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X23 = {6: 7}
 _T24 = {
@@ -4795,17 +6035,17 @@ _T24 = {
     (10, -1): (0, 1, -1),
 }
 _D24 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3))),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (2, ((7, 0, 8), (8, 0, 9), (-1, 0, -1))),
-    (2, ((8, 0, 9), (-1, 0, -1))),
-    (2, ((8, 0, 9), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 9))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
 _X24 = {9: 10}
 _T25 = {
@@ -4840,21 +6080,21 @@ _T25 = {
     (14, -1): (0, 1, -1),
 }
 _D25 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (2, ((3, 0, 4), (4, 0, 5), (5, 0, 6))),
-    (2, ((4, 0, 5), (5, 0, 6))),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (7, 0, 8))),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (1, ((9, 0, 10),)),
-    (3, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((11, 0, 12), (12, 0, 13), (-1, 0, -1))),
-    (2, ((12, 0, 13), (-1, 0, -1))),
-    (2, ((12, 0, 13), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 13))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 14))),
 )
 _X25 = {13: 14}
 _T26 = {
@@ -4871,15 +6111,15 @@ _T26 = {
     (8, -1): (0, 1, -1),
 }
 _D26 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (-1, 0, -1))),
-    (2, ((6, 0, 7), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _X26 = {7: 8}
 _T27 = {
@@ -4899,18 +6139,18 @@ _T27 = {
     (11, -1): (0, 1, -1),
 }
 _D27 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((6, 0, 7),)),
-    (1, ((7, 0, 8),)),
-    (1, ((8, 0, 9),)),
-    (2, ((9, 0, 10), (-1, 0, -1))),
-    (2, ((9, 0, 10), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _X27 = {10: 11}
 _T28 = {
@@ -4928,13 +6168,13 @@ _T28 = {
     (6, -1): (1, 2, -1),
 }
 _D28 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (2, ((4, 0, 5), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 6))),
 )
 _X28 = {4: 6}
 _T29 = {
@@ -4952,13 +6192,13 @@ _T29 = {
     (6, -1): (1, 2, -1),
 }
 _D29 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (2, ((4, 0, 5), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 6))),
 )
 _X29 = {4: 6}
 _T30 = {
@@ -4979,16 +6219,16 @@ _T30 = {
     (9, -1): (1, 2, -1),
 }
 _D30 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (2, ((7, 0, 8), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 9))),
 )
 _X30 = {7: 9}
 _T31 = {
@@ -5009,16 +6249,16 @@ _T31 = {
     (9, -1): (1, 2, -1),
 }
 _D31 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (2, ((7, 0, 8), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 9))),
 )
 _X31 = {7: 9}
 _T32 = {
@@ -5034,13 +6274,13 @@ _T32 = {
     (6, -1): (0, 1, -1),
 }
 _D32 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (3, 0, 4))),
-    (1, ((3, 0, 4),)),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _X32 = {5: 6}
 _T33 = {
@@ -5061,14 +6301,14 @@ _T33 = {
     (7, -1): (0, 1, -1),
 }
 _D33 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X33 = {6: 7}
 _T34 = {
@@ -5151,32 +6391,32 @@ _T34 = {
     (12, -1): (6, 3, -1),
 }
 _D34 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
 _T35 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
 _D35 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T36 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D36 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T37 = {
     (0, 0): (0, 4, 1),
@@ -5249,6 +6489,7 @@ _T37 = {
 _D37 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -5261,10 +6502,12 @@ _D37 = (
             (8, 0, 9),
             (9, 0, 10),
             (-1, 0, -1),
+            (-3, 0, 0),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 2),
             (2, 0, 3),
@@ -5276,31 +6519,47 @@ _D37 = (
             (8, 0, 9),
             (9, 0, 10),
             (-1, 0, -1),
+            (-3, 0, 1),
         ),
     ),
-    (4, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (4, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (2, ((8, 0, 9), (9, 0, 10), (-1, 0, -1))),
-    (2, ((9, 0, 10), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (
+        4,
+        0xF,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (4, 0xF, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
 _T38 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, 192): (0, 1, 4), (4, -1): (0, 1, -1)}
 _D38 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T39 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D39 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T40 = {
     (0, 0): (0, 1, 1),
@@ -5335,15 +6594,15 @@ _T40 = {
     (8, -1): (0, 1, -1),
 }
 _D40 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((6, 0, 7), (7, 0, 8), (-1, 0, -1))),
-    (2, ((7, 0, 8), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T41 = {
     (0, 0): (0, 1, 1),
@@ -5372,26 +6631,26 @@ _T41 = {
     (7, -1): (0, 1, -1),
 }
 _D41 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X41 = {6: 7}
 _T42 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
 _D42 = (
-    (1, ((0, 0, 1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T43 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D43 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T44 = {
     (0, 0): (0, 1, 1),
@@ -5403,11 +6662,11 @@ _T44 = {
     (4, -1): (0, 1, -1),
 }
 _D44 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X44 = {1: 3, 2: 4}
 _T45 = {
@@ -5420,11 +6679,11 @@ _T45 = {
     (4, -1): (0, 1, -1),
 }
 _D45 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X45 = {1: 3, 2: 4}
 _T46 = {
@@ -5437,18 +6696,18 @@ _T46 = {
     (4, -1): (0, 1, -1),
 }
 _D46 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X46 = {1: 3, 2: 4}
 _T47 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, -1): (0, 1, -1), (2, -1): (0, 1, -1)}
 _D47 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T48 = {
     (0, 0): (0, 1, 1),
@@ -5460,37 +6719,37 @@ _T48 = {
     (4, -1): (0, 1, -1),
 }
 _D48 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X48 = {1: 3, 2: 4}
 _T49 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D49 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T50 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D50 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T51 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D51 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T52 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, 128): (1, 2, 3), (2, -1): (0, 1, -1), (3, -1): (0, 1, -1)}
 _D52 = (
-    (1, ((0, 0, 1),)),
-    (2, ((1, 0, 2), (2, 0, 3))),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T53 = {
     (0, 0): (0, 1, 1),
@@ -5510,16 +6769,16 @@ _T53 = {
     (9, -1): (1, 2, -1),
 }
 _D53 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((2, 0, 4),)),
-    (2, ((2, 0, 5), (3, 0, 6), (-1, 0, -1))),
-    (2, ((2, 0, 5), (3, 0, 6), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
-    (0, ()),
-    (2, ((3, 0, 6), (-1, 0, -1))),
-    (2, ((3, 0, 6), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((2, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 5), (3, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((2, 0, 5), (3, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (0, 0x0, ((-3, 0, 7))),
+    (2, 0x3, ((3, 0, 6), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((3, 0, 6), (-1, 0, -1), (-3, 0, 9))),
 )
 _X53 = {3: 7, 4: 8, 5: 9}
 _T54 = {
@@ -5534,14 +6793,14 @@ _T54 = {
     (7, -1): (0, 1, -1),
 }
 _D54 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((1, 0, 3),)),
-    (2, ((1, 0, 4), (-1, 0, -1))),
-    (2, ((1, 0, 4), (-1, 0, -1))),
-    (0, ()),
-    (1, ((-1, 0, -1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((1, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((1, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (0, 0x0, ((-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X54 = {2: 5, 3: 6, 4: 7}
 _T55 = {
@@ -5562,28 +6821,28 @@ _T55 = {
     (4, -1): (0, 1, -1),
 }
 _D55 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1))),
-    (2, ((2, 0, 3), (3, 0, 4), (-1, 0, -1))),
-    (2, ((3, 0, 4), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T56 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
 _D56 = (
-    (1, ((0, 0, 1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T57 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
 _D57 = (
-    (1, ((0, 0, 1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T58 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D58 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T59 = {
     (0, 0): (0, 1, 1),
@@ -5599,53 +6858,53 @@ _T59 = {
     (9, 64): (0, 1, 4),
 }
 _D59 = (
-    (1, ((0, 0, 1),)),
-    (1, ((0, 0, 2),)),
-    (2, ((0, 0, 3), (1, 0, 4))),
-    (2, ((0, 0, 3), (1, 0, 4))),
-    (1, ((2, 0, 5),)),
-    (1, ((3, 0, 6),)),
-    (1, ((-1, 0, -1),)),
-    (0, ()),
-    (1, ((1, 0, 4),)),
-    (1, ((1, 0, 4),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((0, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (1, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (1, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((2, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((3, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (0, 0x0, ((-3, 0, 7))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 8))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 9))),
 )
 _X59 = {1: 7, 2: 8, 3: 9}
 _T60 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D60 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T61 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D61 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T62 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
 _D62 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T63 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D63 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T64 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
 _D64 = (
-    (1, ((0, 0, 1),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T65 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D65 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 
 # document grammar (8.5.1): global elements sorted by local name, then uri

@@ -9,27 +9,36 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
-    enum_member,
+    out_of_range,
+    r_binary,
+    r_sint,
+    r_string,
+    r_uint,
+    range_error,
+    unexpected,
 )
 from stack.messages import xmldsig as ds
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_CanonicalizationMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_CanonicalizationMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_CanonicalizationMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D0, s)
+    w, mask, prods = _D0[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of CanonicalizationMethod")
+    return ds.CanonicalizationMethod(algorithm=algorithm), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -38,8 +47,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.p")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
         a <<= 1
     x = o.q
     if x is not None:
@@ -69,8 +77,7 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.j
     if x is not None:
         s = 5
-        a <<= 3
-        a = e_bin(a, x, None, None, "DsaKeyValue.j")
+        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
         a <<= 1
     x = o.seed
     if x is not None:
@@ -98,78 +105,125 @@ def _e_ds_DsaKeyValue(a, o, st):
     return a
 
 
-def _d_ds_DsaKeyValue(r):
+def _d_ds_DsaKeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D1, s)
+    w, mask, prods = _D1[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        r.expect(1, 0b0, "characters of P")
-        p = r.binary(None)
-        r.expect(1, 0b0, "end of P")
-        fid, sub, s = r.step(_D1, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of P")
+        p, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of P")
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         p = None
     if fid == 1:
-        r.expect(1, 0b0, "characters of Q")
-        q = r.binary(None)
-        r.expect(1, 0b0, "end of Q")
-        fid, sub, s = r.step(_D1, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Q")
+        q, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Q")
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         q = None
     if fid == 2:
-        r.expect(1, 0b0, "characters of G")
-        g = r.binary(None)
-        r.expect(1, 0b0, "end of G")
-        fid, sub, s = r.step(_D1, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of G")
+        g, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of G")
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         g = None
     if fid != 3:
-        raise bad_event(r, fid, "Y")
-    r.expect(1, 0b0, "characters of Y")
-    y = r.binary(None)
-    r.expect(1, 0b0, "end of Y")
-    fid, sub, s = r.step(_D1, s)
+        raise bad_event(p, fid, "Y")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "characters of Y")
+    y, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Y")
+    w, mask, prods = _D1[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        r.expect(1, 0b0, "characters of J")
-        j = r.binary(None)
-        r.expect(1, 0b0, "end of J")
-        fid, sub, s = r.step(_D1, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of J")
+        j, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of J")
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         j = None
     if fid == 5:
-        r.expect(1, 0b0, "characters of Seed")
-        seed = r.binary(None)
-        r.expect(1, 0b0, "end of Seed")
-        fid, sub, s = r.step(_D1, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of Seed")
+        seed, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of Seed")
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         seed = None
     if fid == 6:
-        r.expect(1, 0b0, "characters of PgenCounter")
-        pgen_counter = r.binary(None)
-        r.expect(1, 0b0, "end of PgenCounter")
-        fid, sub, s = r.step(_D1, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of PgenCounter")
+        pgen_counter, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of PgenCounter")
+        w, mask, prods = _D1[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         pgen_counter = None
     if fid != -1:
-        raise bad_event(r, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter)
+        raise bad_event(p, fid, "end of DsaKeyValue")
+    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_DigestMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_DigestMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_DigestMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D2, s)
+    w, mask, prods = _D2[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm)
+        raise bad_event(p, fid, "end of DigestMethod")
+    return ds.DigestMethod(algorithm=algorithm), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -178,8 +232,7 @@ def _e_ds_KeyInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 4
-        a = e_str(a, x, st, "Id", None, "KeyInfo.id")
+        a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
     items = o.key_name
     for x in items:
         try:
@@ -246,7 +299,7 @@ def _e_ds_KeyInfo(a, o, st):
     return a
 
 
-def _d_ds_KeyInfo(r):
+def _d_ds_KeyInfo(r, v, n, p):
     id = None
     key_name = []
     key_value = []
@@ -257,40 +310,55 @@ def _d_ds_KeyInfo(r):
     mgmt_data = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D3, s)
+        w, mask, prods = _D3[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of KeyName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            r.expect(1, 0, "end of KeyName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of KeyName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of KeyName")
             key_name.append(x)
             continue
         if fid == 2:
-            key_value.append(_d_ds_KeyValue(r))
+            x, p = _d_ds_KeyValue(r, v, n, p)
+            key_value.append(x)
             continue
         if fid == 3:
-            retrieval_method.append(_d_ds_RetrievalMethod(r))
+            x, p = _d_ds_RetrievalMethod(r, v, n, p)
+            retrieval_method.append(x)
             continue
         if fid == 4:
-            x509_data.append(_d_ds_X509Data(r))
+            x, p = _d_ds_X509Data(r, v, n, p)
+            x509_data.append(x)
             continue
         if fid == 5:
-            pgp_data.append(_d_ds_PgpData(r))
+            x, p = _d_ds_PgpData(r, v, n, p)
+            pgp_data.append(x)
             continue
         if fid == 6:
-            spki_data.append(_d_ds_SpkiData(r))
+            x, p = _d_ds_SpkiData(r, v, n, p)
+            spki_data.append(x)
             continue
         if fid == 7:
-            r.expect(1, 0, "characters of MgmtData")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            r.expect(1, 0, "end of MgmtData")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of MgmtData")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of MgmtData")
             mgmt_data.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in KeyInfo", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
         id=id,
         key_name=key_name,
@@ -300,7 +368,7 @@ def _d_ds_KeyInfo(r):
         pgp_data=pgp_data,
         spki_data=spki_data,
         mgmt_data=mgmt_data,
-    )
+    ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -309,8 +377,7 @@ def _e_ds_KeyValue(a, o, st):
     x = o.dsa_key_value
     if x is not None:
         s = 1
-        a <<= 3
-        a = _e_ds_DsaKeyValue(a, x, st)
+        a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
         try:
@@ -327,22 +394,28 @@ def _e_ds_KeyValue(a, o, st):
     return a
 
 
-def _d_ds_KeyValue(r):
+def _d_ds_KeyValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D4, s)
+    w, mask, prods = _D4[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value = _d_ds_DsaKeyValue(r)
-        fid, sub, s = r.step(_D4, s)
+        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         dsa_key_value = None
     if fid == 1:
-        rsa_key_value = _d_ds_RsaKeyValue(r)
-        fid, sub, s = r.step(_D4, s)
+        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        w, mask, prods = _D4[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         rsa_key_value = None
     if fid != -1:
-        raise bad_event(r, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value)
+        raise bad_event(p, fid, "end of KeyValue")
+    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -351,8 +424,7 @@ def _e_ds_Manifest(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Manifest.id")
+        a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
     for x in items:
         try:
@@ -369,21 +441,28 @@ def _e_ds_Manifest(a, o, st):
     return a
 
 
-def _d_ds_Manifest(r):
+def _d_ds_Manifest(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D5, s)
+    w, mask, prods = _D5[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D5, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     reference = []
     while fid == 1:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D5, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D5[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference)
+        raise bad_event(p, fid, "end of Manifest")
+    return ds.Manifest(id=id, reference=reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -392,8 +471,7 @@ def _e_ds_Object(a, o, st):
     x = o.encoding
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Encoding", None, "Object.encoding")
+        a = e_str((a << 3), x, st, "Encoding", None, "Object.encoding")
     x = o.id
     if x is not None:
         try:
@@ -418,26 +496,28 @@ def _e_ds_Object(a, o, st):
     return a
 
 
-def _d_ds_Object(r):
+def _d_ds_Object(r, v, n, p):
     encoding = None
     id = None
     mime_type = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D6, s)
+        w, mask, prods = _D6[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            encoding = r.string("Encoding", None)
+            encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type = r.string("MimeType", None)
+            mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Object", bit_offset=r.pos)
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type)
+        raise bad_event(p, fid, "content of Object")
+    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -446,8 +526,7 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_id")
+        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
     if len(items) > 2:
@@ -468,47 +547,60 @@ def _e_ds_PgpData(a, o, st):
     return a
 
 
-def _d_ds_PgpData(r):
+def _d_ds_PgpData(r, v, n, p):
     pgp_key_id = None
     pgp_key_packet = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D7, s)
+        w, mask, prods = _D7[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of PGPKeyID")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyID")
-            pgp_key_id = x
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyID")
+            pgp_key_id, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of PGPKeyPacket")
-            x = r.binary(None)
-            r.expect(1, 0, "end of PGPKeyPacket")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             pgp_key_packet.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in PgpData", bit_offset=r.pos)
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet)
+        raise bad_event(p, fid, "content of PgpData")
+    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a <<= 2
-    a = e_bin(a, o.modulus, None, None, "RsaKeyValue.modulus")
-    a <<= 3
-    a = e_bin(a, o.exponent, None, None, "RsaKeyValue.exponent")
+    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
+    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
     a <<= 2
     return a
 
 
-def _d_ds_RsaKeyValue(r):
-    r.expect(2, 0b0, "Modulus")
-    modulus = r.binary(None)
-    r.expect(3, 0b0, "end of Modulus")
-    exponent = r.binary(None)
-    r.expect(2, 0b0, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent)
+def _d_ds_RsaKeyValue(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Modulus")
+    modulus, p = r_binary(v, n, p, None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Modulus")
+    exponent, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Exponent")
+    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -517,8 +609,7 @@ def _e_ds_Reference(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Id", None, "Reference.id")
+        a = e_str((a << 3), x, st, "Id", None, "Reference.id")
     x = o.type
     if x is not None:
         try:
@@ -549,44 +640,57 @@ def _e_ds_Reference(a, o, st):
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a <<= 2
-    a = e_bin(a, o.digest_value, None, None, "Reference.digest_value")
+    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
     return a
 
 
-def _d_ds_Reference(r):
+def _d_ds_Reference(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D9, s)
+    w, mask, prods = _D9[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D9, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid == 1:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D9, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 2:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D9, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 3:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D9, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D9[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != 4:
-        raise bad_event(r, fid, "DigestMethod")
-    digest_method = _d_ds_DigestMethod(r)
-    r.expect(2, 0b0, "DigestValue")
-    digest_value = r.binary(None)
-    r.expect(2, 0b0, "end of DigestValue")
+        raise bad_event(p, fid, "DigestMethod")
+    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "DigestValue")
+    digest_value, p = r_binary(v, n, p, None)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
         id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
-    )
+    ), p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -595,8 +699,7 @@ def _e_ds_RetrievalMethod(a, o, st):
     x = o.type
     if x is not None:
         s = 1
-        a <<= 3
-        a = e_str(a, x, st, "Type", None, "RetrievalMethod.type")
+        a = e_str((a << 3), x, st, "Type", None, "RetrievalMethod.type")
     x = o.uri
     if x is not None:
         try:
@@ -621,27 +724,35 @@ def _e_ds_RetrievalMethod(a, o, st):
     return a
 
 
-def _d_ds_RetrievalMethod(r):
+def _d_ds_RetrievalMethod(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D10, s)
+    w, mask, prods = _D10[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type = r.string("Type", None)
-        fid, sub, s = r.step(_D10, s)
+        type, p = r_string(r, v, n, p, "Type", None)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         type = None
     if fid == 1:
-        uri = r.string("URI", None)
-        fid, sub, s = r.step(_D10, s)
+        uri, p = r_string(r, v, n, p, "URI", None)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         uri = None
     if fid == 2:
-        transforms = _d_ds_Transforms(r)
-        fid, sub, s = r.step(_D10, s)
+        transforms, p = _d_ds_Transforms(r, v, n, p)
+        w, mask, prods = _D10[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         transforms = None
     if fid != -1:
-        raise bad_event(r, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms)
+        raise bad_event(p, fid, "end of RetrievalMethod")
+    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -664,21 +775,27 @@ def _e_ds_SpkiData(a, o, st):
     return a
 
 
-def _d_ds_SpkiData(r):
+def _d_ds_SpkiData(r, v, n, p):
     spki_sexp = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D11, s)
+        w, mask, prods = _D11[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            r.expect(1, 0, "characters of SPKISexp")
-            x = r.binary(None)
-            r.expect(1, 0, "end of SPKISexp")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of SPKISexp")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of SPKISexp")
             spki_sexp.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SpkiData", bit_offset=r.pos)
-    return ds.SpkiData(spki_sexp=spki_sexp)
+        raise bad_event(p, fid, "content of SpkiData")
+    return ds.SpkiData(spki_sexp=spki_sexp), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -687,22 +804,19 @@ def _e_ds_Signature(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "Signature.id")
+        a = e_str((a << 2), x, st, "Id", None, "Signature.id")
     try:
         c, w, s = _T12[s, 64]
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_SignedInfo(a, o.signed_info, st)
-    a <<= 1
-    a = _e_ds_SignatureValue(a, o.signature_value, st)
+    a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
-        a <<= 2
-        a = _e_ds_KeyInfo(a, x, st)
+        a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
     for x in items:
         try:
@@ -719,47 +833,64 @@ def _e_ds_Signature(a, o, st):
     return a
 
 
-def _d_ds_Signature(r):
+def _d_ds_Signature(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D12, s)
+    w, mask, prods = _D12[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D12, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "SignedInfo")
-    signed_info = _d_ds_SignedInfo(r)
-    r.expect(1, 0b0, "SignatureValue")
-    signature_value = _d_ds_SignatureValue(r)
+        raise bad_event(p, fid, "SignedInfo")
+    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureValue")
+    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D12, s)
+    w, mask, prods = _D12[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info = _d_ds_KeyInfo(r)
-        fid, sub, s = r.step(_D12, s)
+        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         key_info = None
     object = []
     while fid == 4:
-        object.append(_d_ds_Object(r))
-        fid, sub, s = r.step(_D12, s)
+        x, p = _d_ds_Object(r, v, n, p)
+        object.append(x)
+        w, mask, prods = _D12[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Signature")
+        raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
         id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
-    )
+    ), p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SignatureMethod(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
     s = 1
     x = o.hmac_output_length
     if x is not None:
         s = 2
-        a <<= 4
-        a = e_int(a, check_range(x, None, None, "SignatureMethod.hmac_output_length"))
+        y = x
+        if 0 <= y < 0x80:
+            a = (a << 13) | y
+        elif -0x80 <= y < 0:
+            a = (a << 13) | (0xFF - y)
+        else:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
         a <<= 1
     try:
         c, w, _ = _T13[s, -1]
@@ -769,21 +900,42 @@ def _e_ds_SignatureMethod(a, o, st):
     return a
 
 
-def _d_ds_SignatureMethod(r):
-    r.expect(1, 0b0, "Algorithm")
-    algorithm = r.string("Algorithm", None)
+def _d_ds_SignatureMethod(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Algorithm")
+    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
-    fid, sub, s = r.step(_D13, s)
+    w, mask, prods = _D13[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        r.expect(1, 0b0, "characters of HMACOutputLength")
-        hmac_output_length = r.ranged(r.sint(), None, None)
-        r.expect(1, 0b0, "end of HMACOutputLength")
-        fid, sub, s = r.step(_D13, s)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "characters of HMACOutputLength")
+        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if hmac_output_length < 0x80:
+            p += 9
+        elif 0x100 <= hmac_output_length < 0x180:
+            p += 9
+            hmac_output_length = 0xFF - hmac_output_length
+        else:
+            hmac_output_length, p = r_sint(
+                v,
+                n,
+                p,
+            )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of HMACOutputLength")
+        w, mask, prods = _D13[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         hmac_output_length = None
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length)
+        raise bad_event(p, fid, "end of SignatureMethod")
+    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -792,8 +944,7 @@ def _e_ds_SignatureProperties(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperties.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
     for x in items:
         try:
@@ -810,21 +961,28 @@ def _e_ds_SignatureProperties(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperties(r):
+def _d_ds_SignatureProperties(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D14, s)
+    w, mask, prods = _D14[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D14, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     signature_property = []
     while fid == 1:
-        signature_property.append(_d_ds_SignatureProperty(r))
-        fid, sub, s = r.step(_D14, s)
+        x, p = _d_ds_SignatureProperty(r, v, n, p)
+        signature_property.append(x)
+        w, mask, prods = _D14[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property)
+        raise bad_event(p, fid, "end of SignatureProperties")
+    return ds.SignatureProperties(id=id, signature_property=signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -833,8 +991,7 @@ def _e_ds_SignatureProperty(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureProperty.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureProperty.id")
     try:
         c, w, s = _T15[s, 64]
     except KeyError:
@@ -845,22 +1002,24 @@ def _e_ds_SignatureProperty(a, o, st):
     return a
 
 
-def _d_ds_SignatureProperty(r):
+def _d_ds_SignatureProperty(r, v, n, p):
     id = None
     target = None
     s = 0
     while True:
-        fid, sub, s = r.step(_D15, s)
+        w, mask, prods = _D15[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            id = r.string("Id", None)
+            id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target = r.string("Target", None)
+            target, p = r_string(r, v, n, p, "Target", None)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in SignatureProperty", bit_offset=r.pos)
-    return ds.SignatureProperty(id=id, target=target)
+        raise bad_event(p, fid, "content of SignatureProperty")
+    return ds.SignatureProperty(id=id, target=target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -869,8 +1028,7 @@ def _e_ds_SignatureValue(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignatureValue.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
     try:
         c, w, s = _T16[s, 64]
     except KeyError:
@@ -881,19 +1039,25 @@ def _e_ds_SignatureValue(a, o, st):
     return a
 
 
-def _d_ds_SignatureValue(r):
+def _d_ds_SignatureValue(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D16, s)
+    w, mask, prods = _D16[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D16, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D16[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "characters")
-    value = r.binary(None)
-    r.expect(1, 0b0, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value)
+        raise bad_event(p, fid, "characters")
+    value, p = r_binary(v, n, p, None)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SignatureValue")
+    return ds.SignatureValue(id=id, value=value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -902,16 +1066,14 @@ def _e_ds_SignedInfo(a, o, st):
     x = o.id
     if x is not None:
         s = 1
-        a <<= 2
-        a = e_str(a, x, st, "Id", None, "SignedInfo.id")
+        a = e_str((a << 2), x, st, "Id", None, "SignedInfo.id")
     try:
         c, w, s = _T17[s, 64]
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
-    a <<= 1
-    a = _e_ds_SignatureMethod(a, o.signature_method, st)
+    a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
     for x in items:
@@ -929,36 +1091,46 @@ def _e_ds_SignedInfo(a, o, st):
     return a
 
 
-def _d_ds_SignedInfo(r):
+def _d_ds_SignedInfo(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D17, s)
+    w, mask, prods = _D17[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id = r.string("Id", None)
-        fid, sub, s = r.step(_D17, s)
+        id, p = r_string(r, v, n, p, "Id", None)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         id = None
     if fid != 1:
-        raise bad_event(r, fid, "CanonicalizationMethod")
-    canonicalization_method = _d_ds_CanonicalizationMethod(r)
-    r.expect(1, 0b0, "SignatureMethod")
-    signature_method = _d_ds_SignatureMethod(r)
+        raise bad_event(p, fid, "CanonicalizationMethod")
+    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SignatureMethod")
+    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
-    fid, sub, s = r.step(_D17, s)
+    w, mask, prods = _D17[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     reference = []
     while fid == 3:
-        reference.append(_d_ds_Reference(r))
-        fid, sub, s = r.step(_D17, s)
+        x, p = _d_ds_Reference(r, v, n, p)
+        reference.append(x)
+        w, mask, prods = _D17[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of SignedInfo")
+        raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
         id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
-    )
+    ), p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transform(a, o, st):
-    a <<= 1
-    a = e_str(a, o.algorithm, st, "Algorithm", None, "Transform.algorithm")
+    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
     for x in items:
@@ -977,25 +1149,31 @@ def _e_ds_Transform(a, o, st):
     return a
 
 
-def _d_ds_Transform(r):
+def _d_ds_Transform(r, v, n, p):
     algorithm = None
     x_path = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D18, s)
+        w, mask, prods = _D18[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            algorithm = r.string("Algorithm", None)
+            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of XPath")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            r.expect(1, 0, "end of XPath")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of XPath")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of XPath")
             x_path.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in Transform", bit_offset=r.pos)
-    return ds.Transform(algorithm=algorithm, x_path=x_path)
+        raise bad_event(p, fid, "content of Transform")
+    return ds.Transform(algorithm=algorithm, x_path=x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -1017,16 +1195,21 @@ def _e_ds_Transforms(a, o, st):
     return a
 
 
-def _d_ds_Transforms(r):
+def _d_ds_Transforms(r, v, n, p):
     s = 0
-    fid, sub, s = r.step(_D19, s)
+    w, mask, prods = _D19[s]
+    p += w
+    fid, sub, s = prods[(v >> (n - p)) & mask]
     transform = []
     while fid == 0:
-        transform.append(_d_ds_Transform(r))
-        fid, sub, s = r.step(_D19, s)
+        x, p = _d_ds_Transform(r, v, n, p)
+        transform.append(x)
+        w, mask, prods = _D19[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(r, fid, "end of Transforms")
-    return ds.Transforms(transform=transform)
+        raise bad_event(p, fid, "end of Transforms")
+    return ds.Transforms(transform=transform), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1084,7 +1267,7 @@ def _e_ds_X509Data(a, o, st):
     return a
 
 
-def _d_ds_X509Data(r):
+def _d_ds_X509Data(r, v, n, p):
     x509_issuer_serial = []
     x509ski = []
     x509_subject_name = []
@@ -1092,81 +1275,121 @@ def _d_ds_X509Data(r):
     x509crl = []
     s = 0
     while True:
-        fid, sub, s = r.step(_D20, s)
+        w, mask, prods = _D20[s]
+        p += w
+        fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            x509_issuer_serial.append(_d_ds_X509IssuerSerial(r))
+            x, p = _d_ds_X509IssuerSerial(r, v, n, p)
+            x509_issuer_serial.append(x)
             continue
         if fid == 1:
-            r.expect(1, 0, "characters of X509SKI")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509SKI")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SKI")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SKI")
             x509ski.append(x)
             continue
         if fid == 2:
-            r.expect(1, 0, "characters of X509SubjectName")
-            x = r.string("{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            r.expect(1, 0, "end of X509SubjectName")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509SubjectName")
+            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509SubjectName")
             x509_subject_name.append(x)
             continue
         if fid == 3:
-            r.expect(1, 0, "characters of X509Certificate")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509Certificate")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509Certificate")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509Certificate")
             x509_certificate.append(x)
             continue
         if fid == 4:
-            r.expect(1, 0, "characters of X509CRL")
-            x = r.binary(None)
-            r.expect(1, 0, "end of X509CRL")
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "characters of X509CRL")
+            x, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 0x1:
+                raise unexpected(p - 1, 1, "end of X509CRL")
             x509crl.append(x)
             continue
-        raise ExiUnsupportedError("wildcard or mixed content in X509Data", bit_offset=r.pos)
+        raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
         x509_issuer_serial=x509_issuer_serial,
         x509ski=x509ski,
         x509_subject_name=x509_subject_name,
         x509_certificate=x509_certificate,
         x509crl=x509crl,
-    )
+    ), p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a <<= 2
     a = e_str(
-        a,
+        (a << 2),
         o.x509_issuer_name,
         st,
         "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
         None,
         "X509IssuerSerial.x509_issuer_name",
     )
-    a <<= 3
-    a = e_int(a, check_range(o.x509_serial_number, None, None, "X509IssuerSerial.x509_serial_number"))
+    y = o.x509_serial_number
+    if 0 <= y < 0x80:
+        a = (a << 12) | y
+    elif -0x80 <= y < 0:
+        a = (a << 12) | (0xFF - y)
+    else:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
-def _d_ds_X509IssuerSerial(r):
-    r.expect(2, 0b0, "X509IssuerName")
-    x509_issuer_name = r.string("{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    r.expect(3, 0b0, "end of X509IssuerName")
-    x509_serial_number = r.ranged(r.sint(), None, None)
-    r.expect(2, 0b0, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number)
+def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "X509IssuerName")
+    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of X509IssuerName")
+    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if x509_serial_number < 0x80:
+        p += 9
+    elif 0x100 <= x509_serial_number < 0x180:
+        p += 9
+        x509_serial_number = 0xFF - x509_serial_number
+    else:
+        x509_serial_number, p = r_sint(
+            v,
+            n,
+            p,
+        )
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of X509SerialNumber")
+    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
-# _D decoder states (width, ((field, member, next), ...)); _X exhausted twins of counted loops
+# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D0 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T1 = {
     (0, 0): (0, 2, 1),
@@ -1185,22 +1408,22 @@ _T1 = {
     (7, -1): (0, 1, -1),
 }
 _D1 = (
-    (2, ((0, 0, 1), (2, 0, 2), (3, 0, 3))),
-    (1, ((1, 0, 4),)),
-    (1, ((3, 0, 3),)),
-    (2, ((4, 0, 5), (5, 0, 6), (-1, 0, -1))),
-    (2, ((2, 0, 2), (3, 0, 3))),
-    (2, ((5, 0, 6), (-1, 0, -1))),
-    (1, ((6, 0, 7),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 2), (3, 0, 3), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T2 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
 _D2 = (
-    (1, ((0, 0, 1),)),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (2, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T3 = {
     (0, 0): (0, 4, 1),
@@ -1485,6 +1708,7 @@ _T3 = {
 _D3 = (
     (
         4,
+        0xF,
         (
             (0, 0, 1),
             (1, 0, 2),
@@ -1496,11 +1720,28 @@ _D3 = (
             (7, 0, 9),
             (-2, 0, 10),
             (-2, 0, 3),
+            (-3, 0, 0),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1512,11 +1753,28 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 2),
         ),
     ),
-    (4, ((1, 0, 2), (2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 8), (7, 0, 9), (-2, 0, 10), (-2, 0, 3))),
     (
         4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 4),
+            (3, 0, 5),
+            (4, 0, 6),
+            (5, 0, 7),
+            (6, 0, 8),
+            (7, 0, 9),
+            (-2, 0, 10),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1528,10 +1786,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 4),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1543,10 +1803,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 5),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1558,10 +1820,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 6),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1573,10 +1837,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 7),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1588,10 +1854,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 8),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1603,10 +1871,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 9),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1618,10 +1888,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 10),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1633,10 +1905,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 11),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1648,10 +1922,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 12),
+            (-3, 0, 12),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1663,10 +1939,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 13),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1678,10 +1956,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 14),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1693,10 +1973,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 15),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1708,10 +1990,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 16),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1723,10 +2007,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 17),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1738,10 +2024,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 18),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1753,10 +2041,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 19),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1768,10 +2058,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 20),
+            (-3, 0, 20),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1783,10 +2075,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 21),
+            (-3, 0, 21),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1798,10 +2092,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 22),
+            (-3, 0, 22),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1813,10 +2109,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 23),
+            (-3, 0, 23),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1828,10 +2126,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 24),
+            (-3, 0, 24),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1843,10 +2143,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 25),
+            (-3, 0, 25),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1858,10 +2160,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 26),
+            (-3, 0, 26),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1873,10 +2177,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 27),
+            (-3, 0, 27),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1888,10 +2194,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 28),
+            (-3, 0, 28),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1903,10 +2211,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 29),
+            (-3, 0, 29),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1918,10 +2228,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 30),
+            (-3, 0, 30),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1933,10 +2245,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 31),
+            (-3, 0, 31),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1948,10 +2262,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 32),
+            (-3, 0, 32),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1963,10 +2279,12 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 33),
+            (-3, 0, 33),
         ),
     ),
     (
         4,
+        0xF,
         (
             (1, 0, 11),
             (2, 0, 13),
@@ -1978,6 +2296,7 @@ _D3 = (
             (-2, 0, 19),
             (-1, 0, -1),
             (-2, 0, 34),
+            (-3, 0, 34),
         ),
     ),
 )
@@ -1991,11 +2310,11 @@ _T4 = {
     (4, -1): (0, 2, -1),
 }
 _D4 = (
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 1))),
-    (3, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2))),
-    (2, ((-1, 0, -1), (-2, 0, 3))),
-    (2, ((-1, 0, -1), (-2, 0, 4))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 2))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T5 = {
     (0, 0): (0, 2, 1),
@@ -2007,10 +2326,10 @@ _T5 = {
     (3, -1): (1, 2, -1),
 }
 _D5 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T6 = {
     (0, 0): (0, 3, 1),
@@ -2028,13 +2347,13 @@ _T6 = {
     (6, -1): (1, 2, -1),
 }
 _D6 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T7 = {
     (0, 0): (0, 2, 1),
@@ -2047,18 +2366,18 @@ _T7 = {
     (5, -1): (1, 2, -1),
 }
 _D7 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (2, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 4), (-1, 0, -1))),
-    (2, ((-2, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T8 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D8 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T9 = {
     (0, 0): (0, 3, 1),
@@ -2080,13 +2399,13 @@ _T9 = {
     (6, -1): (0, 1, -1),
 }
 _D9 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((2, 0, 3), (3, 0, 4), (4, 0, 5))),
-    (2, ((3, 0, 4), (4, 0, 5))),
-    (1, ((4, 0, 5),)),
-    (1, ((5, 0, 6),)),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T10 = {
     (0, 0): (0, 3, 1),
@@ -2101,10 +2420,10 @@ _T10 = {
     (3, -1): (0, 1, -1),
 }
 _D10 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 2), (2, 0, 3), (-1, 0, -1))),
-    (2, ((2, 0, 3), (-1, 0, -1))),
-    (1, ((-1, 0, -1),)),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T11 = {
     (0, 0): (0, 1, 1),
@@ -2118,11 +2437,11 @@ _T11 = {
     (4, -1): (1, 2, -1),
 }
 _D11 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1))),
-    (2, ((0, 0, 3), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 4))),
 )
 _T12 = {
     (0, 0): (0, 2, 1),
@@ -2138,12 +2457,12 @@ _T12 = {
     (5, -1): (1, 2, -1),
 }
 _D12 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (2, ((3, 0, 4), (4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
-    (2, ((4, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T13 = {
     (0, 0): (0, 1, 1),
@@ -2157,13 +2476,13 @@ _T13 = {
     (6, -1): (1, 2, -1),
 }
 _D13 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5))),
-    (2, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T14 = {
     (0, 0): (0, 2, 1),
@@ -2175,10 +2494,10 @@ _T14 = {
     (3, -1): (1, 2, -1),
 }
 _D14 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((1, 0, 3), (-1, 0, -1))),
-    (2, ((1, 0, 3), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T15 = {
     (0, 0): (0, 2, 1),
@@ -2190,20 +2509,20 @@ _T15 = {
     (7, -1): (1, 2, -1),
 }
 _D15 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 3), (-2, 0, 4))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6))),
-    (2, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
 _T16 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D16 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T17 = {
     (0, 0): (0, 2, 1),
@@ -2217,12 +2536,12 @@ _T17 = {
     (5, -1): (1, 2, -1),
 }
 _D17 = (
-    (2, ((0, 0, 1), (1, 0, 2))),
-    (1, ((1, 0, 2),)),
-    (1, ((2, 0, 3),)),
-    (1, ((3, 0, 4),)),
-    (2, ((3, 0, 5), (-1, 0, -1))),
-    (2, ((3, 0, 5), (-1, 0, -1))),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T18 = {
     (0, 0): (0, 1, 1),
@@ -2240,19 +2559,19 @@ _T18 = {
     (6, -1): (2, 3, -1),
 }
 _D18 = (
-    (1, ((0, 0, 1),)),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5))),
-    (3, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T19 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
 _D19 = (
-    (1, ((0, 0, 1),)),
-    (2, ((0, 0, 2), (-1, 0, -1))),
-    (2, ((0, 0, 2), (-1, 0, -1))),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
 )
 _T20 = {
     (0, 0): (0, 3, 1),
@@ -2334,25 +2653,25 @@ _T20 = {
     (12, -1): (6, 3, -1),
 }
 _D20 = (
-    (3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
-    (3, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
 _T21 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
 _D21 = (
-    (1, ((0, 0, 1),)),
-    (1, ((1, 0, 2),)),
-    (1, ((-1, 0, -1),)),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 
 # document grammar (8.5.1): global elements sorted by local name, then uri

@@ -1,0 +1,231 @@
+"""XML view of the generated messages (lxml), validated against the XSDs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+from stack.messages._schema import FieldSpec, Simple
+
+from .codec import DEFAULT_SCHEMA
+from .errors import ExiError
+
+XSD_DIR = Path(__file__).resolve().parent / "xsd"
+MESSAGE_MODULES = (
+    "app_protocol",
+    "iso20_types",
+    "iso20_common",
+    "iso20_dc",
+    "iso20_ac",
+    "iso20_acdp",
+    "iso20_wpt",
+    "xmldsig",
+)
+PREFIXES = {
+    "urn:iso:15118:2:2010:AppProtocol": "app",
+    "urn:iso:std:iso:15118:-20:CommonTypes": "ct",
+    "urn:iso:std:iso:15118:-20:CommonMessages": "cm",
+    "urn:iso:std:iso:15118:-20:DC": "dc",
+    "urn:iso:std:iso:15118:-20:AC": "ac",
+    "urn:iso:std:iso:15118:-20:ACDP": "acdp",
+    "urn:iso:std:iso:15118:-20:WPT": "wpt",
+    "http://www.w3.org/2000/09/xmldsig#": "ds",
+}
+SCHEMA_FILES = {
+    "appProtocol": "V2G_CI_AppProtocol.xsd",
+    "iso20-common": "iso15118_20/V2G_CI_CommonMessages.xsd",
+    "iso20-dc": "iso15118_20/V2G_CI_DC.xsd",
+    "iso20-ac": "iso15118_20/V2G_CI_AC.xsd",
+    "iso20-acdp": "iso15118_20/V2G_CI_ACDP.xsd",
+    "iso20-wpt": "iso15118_20/V2G_CI_WPT.xsd",
+    "xmldsig": "xmldsig-core-schema.xsd",
+}
+NAMESPACE_SCHEMAS = {
+    "urn:iso:15118:2:2010:AppProtocol": "appProtocol",
+    "urn:iso:std:iso:15118:-20:CommonMessages": "iso20-common",
+    "urn:iso:std:iso:15118:-20:CommonTypes": "iso20-common",
+    "urn:iso:std:iso:15118:-20:DC": "iso20-dc",
+    "urn:iso:std:iso:15118:-20:AC": "iso20-ac",
+    "urn:iso:std:iso:15118:-20:ACDP": "iso20-acdp",
+    "urn:iso:std:iso:15118:-20:WPT": "iso20-wpt",
+    "http://www.w3.org/2000/09/xmldsig#": "xmldsig",
+}
+
+
+class XmlError(ExiError):
+    """The XML text is not well-formed, not schema-valid, or names an element we do not know."""
+
+
+@cache
+def _elements() -> dict[str, type]:
+    out: dict[str, type] = {}
+    for name in MESSAGE_MODULES:
+        out.update(importlib.import_module(f"stack.messages.{name}").ELEMENTS)
+    return out
+
+
+@cache
+def _element_of(cls: type) -> str:
+    names = [q for q, c in _elements().items() if c is cls]
+    if len(names) != 1:
+        raise XmlError(f"{cls.__name__} is the type of {len(names)} global elements; pass element=")
+    return names[0]
+
+
+@cache
+def xml_schema(schema: str) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(XSD_DIR / SCHEMA_FILES[schema])))
+
+
+def schema_of_namespace(namespace: str) -> str:
+    try:
+        return NAMESPACE_SCHEMAS[namespace]
+    except KeyError:
+        raise XmlError(f"unknown namespace {namespace!r}") from None
+
+
+# -- objects -> XML --------------------------------------------------------------------------------
+def to_element(msg: object, element: str | None = None) -> etree._Element:
+    qname = element or _element_of(type(msg))
+    root = etree.Element(qname, nsmap={PREFIXES[ns]: ns for ns in _namespaces(msg, {_ns(qname)}) if ns})
+    _fill(root, msg)
+    return root
+
+
+def to_xml(msg: object, *, element: str | None = None, pretty: bool = True) -> str:
+    """The message as XML text (the root element's namespace picks the schema)."""
+    return etree.tostring(to_element(msg, element), pretty_print=pretty, encoding="unicode")
+
+
+def _ns(qname: str) -> str:
+    return qname[1:].split("}", 1)[0] if qname.startswith("{") else ""
+
+
+def _namespaces(msg: object, found: set[str]) -> list[str]:
+    for spec in type(msg).XSD_FIELDS:
+        for qname, _ in spec.members:
+            found.add(_ns(qname))
+        value = getattr(msg, spec.name)
+        for item in value if isinstance(value, list) else [value]:
+            if hasattr(type(item), "XSD_FIELDS"):
+                _namespaces(item, found)
+    return sorted(found)
+
+
+def _fill(node: etree._Element, msg: object) -> None:
+    for spec in type(msg).XSD_FIELDS:
+        value = getattr(msg, spec.name)
+        if value is None:
+            continue
+        if spec.kind == "attr":
+            node.set(spec.members[0][0], lexical(spec.members[0][1], value))
+        elif spec.kind == "value":
+            node.text = lexical(spec.members[0][1], value)
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                qname, t = _member(spec, item)
+                child = etree.SubElement(node, qname)
+                if isinstance(t, Simple):
+                    child.text = lexical(t, item)
+                else:
+                    _fill(child, item)
+
+
+def _member(spec: FieldSpec, item: object) -> tuple[str, object]:
+    if len(spec.members) == 1:
+        return spec.members[0]
+    for qname, t in spec.members:
+        if t is type(item):
+            return qname, t
+    raise XmlError(f"{spec.name}: {type(item).__name__} is not a member of its substitution group")
+
+
+def lexical(t: Simple, value: object) -> str:
+    if t.kind == "bool":
+        return "true" if value else "false"
+    if t.lexical == "hexBinary":
+        return bytes(value).hex().upper()
+    if t.lexical == "base64Binary":
+        return base64.b64encode(bytes(value)).decode()
+    return str(value)
+
+
+# -- XML -> objects --------------------------------------------------------------------------------
+def from_xml(text: str | bytes, *, validate: bool = True) -> object:
+    """Parse XML of a V2G message; the root element's namespace picks the schema it is validated with."""
+    try:
+        root = etree.fromstring(text.encode() if isinstance(text, str) else text)
+    except etree.XMLSyntaxError as exc:
+        raise XmlError(f"not well-formed XML: {exc}") from None
+    if validate:
+        validate_element(root)
+    cls = _elements().get(root.tag)
+    if cls is None:
+        raise XmlError(f"{root.tag} is not a global element of a known schema")
+    return _build(cls, root)
+
+
+def validate_element(root: etree._Element) -> None:
+    schema = xml_schema(schema_of_namespace(_ns(root.tag)))
+    if not schema.validate(root):
+        errors = "; ".join(f"line {e.line}: {e.message}" for e in list(schema.error_log)[:5])
+        raise XmlError(f"XML is not valid against the schema: {errors}")
+
+
+def validate_xml(text: str) -> None:
+    validate_element(etree.fromstring(text.encode()))
+
+
+def _build(cls: type, node: etree._Element) -> object:
+    specs = cls.XSD_FIELDS
+    kwargs: dict[str, object] = {s.name: [] if s.repeated else None for s in specs}
+    by_name: dict[str, tuple[FieldSpec, object]] = {}
+    for spec in specs:
+        if spec.kind == "attr":
+            raw = node.get(spec.members[0][0])
+            if raw is not None:
+                kwargs[spec.name] = parse(spec.members[0][1], raw)
+        elif spec.kind == "value":
+            kwargs[spec.name] = parse(spec.members[0][1], node.text or "")
+        else:
+            for qname, t in spec.members:
+                by_name[qname] = (spec, t)
+    for child in node:
+        if not isinstance(child.tag, str):
+            continue  # comments, processing instructions
+        if child.tag not in by_name:
+            raise XmlError(f"unexpected element {child.tag} in {node.tag}")
+        spec, t = by_name[child.tag]
+        value = parse(t, child.text or "") if isinstance(t, Simple) else _build(t, child)
+        if spec.repeated:
+            kwargs[spec.name].append(value)
+        else:
+            kwargs[spec.name] = value
+    return cls(**kwargs)
+
+
+def parse(t: Simple, text: str) -> object:
+    text = text.strip() if t.kind != "string" else text
+    try:
+        if t.kind in ("nbit", "uint", "int"):
+            return int(text)
+        if t.kind == "bool":
+            return text in ("true", "1")
+        if t.kind == "enum":
+            return t.enum(text)
+        if t.lexical == "hexBinary":
+            return bytes.fromhex(text)
+        if t.lexical == "base64Binary":
+            return base64.b64decode("".join(text.split()), validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise XmlError(f"bad {t.name} value {text!r}: {exc}") from None
+    return text
+
+
+def default_schema_of(msg: object) -> str:
+    return DEFAULT_SCHEMA[type(msg).__module__.rsplit(".", 1)[-1]]

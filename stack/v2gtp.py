@@ -1,0 +1,64 @@
+"""V2GTP framing (ISO 15118-20 / -2 header): 8-byte header, payload types and their EXI schema sets."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+VERSION = 0x01
+HEADER = struct.Struct(">BBHI")
+HEADER_SIZE = HEADER.size
+DEFAULT_MAX_PAYLOAD = 64 * 1024
+
+# payload type -> EXI schema id (PROTOCOL.md section 2); 0x8001 is shared by SAP and -2/DIN messages
+PAYLOAD_SCHEMAS = {
+    0x8001: "appProtocol",
+    0x8002: "iso20-common",
+    0x8003: "iso20-ac",
+    0x8004: "iso20-dc",
+    0x8005: "iso20-acdp",
+    0x8006: "iso20-wpt",
+    0x8101: "iso20-common",  # schedule renegotiation side stream
+    0x8102: "iso20-common",  # metering confirmation side stream
+}
+SDP_PAYLOAD_TYPES = {0x9000, 0x9001, 0x9002, 0x9003}
+
+
+class V2gtpError(ValueError):
+    """A V2GTP header is malformed: wrong version, unknown payload type, bad or excessive length."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    payload_type: int
+    payload: bytes
+
+
+def build(payload_type: int, payload: bytes) -> bytes:
+    return HEADER.pack(VERSION, VERSION ^ 0xFF, payload_type, len(payload)) + payload
+
+
+def parse_header(data: bytes, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[int, int]:
+    """(payload type, payload length) of the 8-byte header at the start of `data`."""
+    if len(data) < HEADER_SIZE:
+        raise V2gtpError(f"header needs {HEADER_SIZE} bytes, got {len(data)}")
+    version, inverse, payload_type, length = HEADER.unpack_from(data)
+    if version != VERSION or inverse != version ^ 0xFF:
+        raise V2gtpError(f"bad protocol version {version:#04x}/{inverse:#04x}")
+    if payload_type not in PAYLOAD_SCHEMAS and payload_type not in SDP_PAYLOAD_TYPES:
+        raise V2gtpError(f"unknown payload type {payload_type:#06x}")
+    if length > max_payload:
+        raise V2gtpError(f"payload length {length} above the maximum {max_payload}")
+    return payload_type, length
+
+
+def parse_frame(data: bytes, max_payload: int = DEFAULT_MAX_PAYLOAD) -> Frame:
+    """One whole frame; trailing bytes after the payload are an error."""
+    payload_type, length = parse_header(data, max_payload)
+    if len(data) != HEADER_SIZE + length:
+        raise V2gtpError(f"frame of {len(data)} bytes, header says {HEADER_SIZE + length}")
+    return Frame(payload_type, bytes(data[HEADER_SIZE:]))
+
+
+def looks_like_frame(data: bytes) -> bool:
+    return len(data) >= HEADER_SIZE and data[0] == VERSION and data[1] == VERSION ^ 0xFF
