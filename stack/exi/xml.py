@@ -94,6 +94,7 @@ def to_element(msg: object, element: str | None = None) -> etree._Element:
     qname = element or _element_of(type(msg))
     root = etree.Element(qname, nsmap={PREFIXES[ns]: ns for ns in _namespaces(msg, {_ns(qname)}) if ns})
     _fill(root, msg)
+    etree.cleanup_namespaces(root)
     return root
 
 

@@ -28,6 +28,15 @@ def test_vector_round_trip(rec: dict) -> None:
 
 
 @pytest.mark.skipif(not VECTORS, reason="../shared/vectors is absent")
+@pytest.mark.parametrize("trailer", [b"\x00", b"\xff\xff", bytes(range(16))], ids=["zero", "ones", "garbage"])
+def test_trailing_bytes_after_the_document_are_ignored(trailer: bytes) -> None:
+    """Real cars send bytes after the end of the EXI document; the decoder reads the document and stops."""
+    for rec in VECTORS[::7]:
+        data = bytes.fromhex(rec["hex"])
+        assert exi.decode(data + trailer, rec["schema_id"]) == exi.decode(data, rec["schema_id"])
+
+
+@pytest.mark.skipif(not VECTORS, reason="../shared/vectors is absent")
 def test_vector_counts_per_source(capsys: pytest.CaptureFixture[str]) -> None:
     counts = Counter((v["source_file"], v["schema"]) for v in VECTORS)
     with capsys.disabled():
