@@ -44,6 +44,7 @@ class SupportedAppProtocolRes:
 
 # schema metadata: element/attribute names and types of every field, in schema order
 AppProtocol.XSD_TYPE = "{urn:iso:15118:2:2010:AppProtocol}AppProtocolType"
+AppProtocol.XSD_ABSTRACT = False
 AppProtocol.XSD_FIELDS = (
     FieldSpec(
         "protocol_namespace",
@@ -70,8 +71,10 @@ AppProtocol.XSD_FIELDS = (
     FieldSpec("priority", "elem", (("Priority", Simple("priorityType", "nbit", "integer", lo=1, hi=20)),), 1, 1),
 )
 SupportedAppProtocolReq.XSD_TYPE = "{urn:iso:15118:2:2010:AppProtocol}supportedAppProtocolReq"
+SupportedAppProtocolReq.XSD_ABSTRACT = False
 SupportedAppProtocolReq.XSD_FIELDS = (FieldSpec("app_protocol", "elem", (("AppProtocol", AppProtocol),), 1, 20),)
 SupportedAppProtocolRes.XSD_TYPE = "{urn:iso:15118:2:2010:AppProtocol}supportedAppProtocolRes"
+SupportedAppProtocolRes.XSD_ABSTRACT = False
 SupportedAppProtocolRes.XSD_FIELDS = (
     FieldSpec(
         "response_code",

@@ -302,6 +302,7 @@ class ScheduledAcClResControlMode:
 
 # schema metadata: element/attribute names and types of every field, in schema order
 AcChargeLoopReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}AC_ChargeLoopReqType"
+AcChargeLoopReq.XSD_ABSTRACT = False
 AcChargeLoopReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -333,6 +334,7 @@ AcChargeLoopReq.XSD_FIELDS = (
     ),
 )
 AcChargeLoopRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}AC_ChargeLoopResType"
+AcChargeLoopRes.XSD_ABSTRACT = False
 AcChargeLoopRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -372,6 +374,7 @@ AcChargeLoopRes.XSD_FIELDS = (
     ),
 )
 AcChargeParameterDiscoveryReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}AC_ChargeParameterDiscoveryReqType"
+AcChargeParameterDiscoveryReq.XSD_ABSTRACT = False
 AcChargeParameterDiscoveryReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -386,6 +389,7 @@ AcChargeParameterDiscoveryReq.XSD_FIELDS = (
     ),
 )
 AcChargeParameterDiscoveryRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}AC_ChargeParameterDiscoveryResType"
+AcChargeParameterDiscoveryRes.XSD_ABSTRACT = False
 AcChargeParameterDiscoveryRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -412,6 +416,7 @@ AcChargeParameterDiscoveryRes.XSD_FIELDS = (
     ),
 )
 AcCpdReqEnergyTransferMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}AC_CPDReqEnergyTransferModeType"
+AcCpdReqEnergyTransferMode.XSD_ABSTRACT = False
 AcCpdReqEnergyTransferMode.XSD_FIELDS = (
     FieldSpec(
         "ev_maximum_charge_power",
@@ -457,6 +462,7 @@ AcCpdReqEnergyTransferMode.XSD_FIELDS = (
     ),
 )
 AcCpdResEnergyTransferMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}AC_CPDResEnergyTransferModeType"
+AcCpdResEnergyTransferMode.XSD_ABSTRACT = False
 AcCpdResEnergyTransferMode.XSD_FIELDS = (
     FieldSpec(
         "evse_maximum_charge_power",
@@ -544,6 +550,7 @@ AcCpdResEnergyTransferMode.XSD_FIELDS = (
     ),
 )
 BptAcCpdReqEnergyTransferMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}BPT_AC_CPDReqEnergyTransferModeType"
+BptAcCpdReqEnergyTransferMode.XSD_ABSTRACT = False
 BptAcCpdReqEnergyTransferMode.XSD_FIELDS = (
     FieldSpec(
         "ev_maximum_charge_power",
@@ -631,6 +638,7 @@ BptAcCpdReqEnergyTransferMode.XSD_FIELDS = (
     ),
 )
 BptAcCpdResEnergyTransferMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}BPT_AC_CPDResEnergyTransferModeType"
+BptAcCpdResEnergyTransferMode.XSD_ABSTRACT = False
 BptAcCpdResEnergyTransferMode.XSD_FIELDS = (
     FieldSpec(
         "evse_maximum_charge_power",
@@ -760,6 +768,7 @@ BptAcCpdResEnergyTransferMode.XSD_FIELDS = (
     ),
 )
 BptDynamicAcClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}BPT_Dynamic_AC_CLReqControlModeType"
+BptDynamicAcClReqControlMode.XSD_ABSTRACT = False
 BptDynamicAcClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -936,6 +945,7 @@ BptDynamicAcClReqControlMode.XSD_FIELDS = (
     ),
 )
 BptDynamicAcClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}BPT_Dynamic_AC_CLResControlModeType"
+BptDynamicAcClResControlMode.XSD_ABSTRACT = False
 BptDynamicAcClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -1050,6 +1060,7 @@ BptDynamicAcClResControlMode.XSD_FIELDS = (
     ),
 )
 BptScheduledAcClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}BPT_Scheduled_AC_CLReqControlModeType"
+BptScheduledAcClReqControlMode.XSD_ABSTRACT = False
 BptScheduledAcClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "ev_target_energy_request",
@@ -1200,6 +1211,7 @@ BptScheduledAcClReqControlMode.XSD_FIELDS = (
     ),
 )
 BptScheduledAcClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}BPT_Scheduled_AC_CLResControlModeType"
+BptScheduledAcClResControlMode.XSD_ABSTRACT = False
 BptScheduledAcClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "evse_target_active_power",
@@ -1266,6 +1278,7 @@ BptScheduledAcClResControlMode.XSD_FIELDS = (
     ),
 )
 DynamicAcClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}Dynamic_AC_CLReqControlModeType"
+DynamicAcClReqControlMode.XSD_ABSTRACT = False
 DynamicAcClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -1386,6 +1399,7 @@ DynamicAcClReqControlMode.XSD_FIELDS = (
     ),
 )
 DynamicAcClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}Dynamic_AC_CLResControlModeType"
+DynamicAcClResControlMode.XSD_ABSTRACT = False
 DynamicAcClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -1500,6 +1514,7 @@ DynamicAcClResControlMode.XSD_FIELDS = (
     ),
 )
 ScheduledAcClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}Scheduled_AC_CLReqControlModeType"
+ScheduledAcClReqControlMode.XSD_ABSTRACT = False
 ScheduledAcClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "ev_target_energy_request",
@@ -1608,6 +1623,7 @@ ScheduledAcClReqControlMode.XSD_FIELDS = (
     ),
 )
 ScheduledAcClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:AC}Scheduled_AC_CLResControlModeType"
+ScheduledAcClResControlMode.XSD_ABSTRACT = False
 ScheduledAcClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "evse_target_active_power",

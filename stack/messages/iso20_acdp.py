@@ -144,6 +144,7 @@ class EvTechnicalStatus:
 
 # schema metadata: element/attribute names and types of every field, in schema order
 AcdpConnectReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectReqType"
+AcdpConnectReq.XSD_ABSTRACT = False
 AcdpConnectReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -160,6 +161,7 @@ AcdpConnectReq.XSD_FIELDS = (
     ),
 )
 AcdpConnectRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectResType"
+AcdpConnectRes.XSD_ABSTRACT = False
 AcdpConnectRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -212,6 +214,7 @@ AcdpConnectRes.XSD_FIELDS = (
     ),
 )
 AcdpSystemStatusReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:ACDP}ACDP_SystemStatusReqType"
+AcdpSystemStatusReq.XSD_ABSTRACT = False
 AcdpSystemStatusReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -219,6 +222,7 @@ AcdpSystemStatusReq.XSD_FIELDS = (
     ),
 )
 AcdpSystemStatusRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:ACDP}ACDP_SystemStatusResType"
+AcdpSystemStatusRes.XSD_ABSTRACT = False
 AcdpSystemStatusRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -308,6 +312,7 @@ AcdpSystemStatusRes.XSD_FIELDS = (
     ),
 )
 AcdpVehiclePositioningReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:ACDP}ACDP_VehiclePositioningReqType"
+AcdpVehiclePositioningReq.XSD_ABSTRACT = False
 AcdpVehiclePositioningReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -326,6 +331,7 @@ AcdpVehiclePositioningReq.XSD_FIELDS = (
     ),
 )
 AcdpVehiclePositioningRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:ACDP}ACDP_VehiclePositioningResType"
+AcdpVehiclePositioningRes.XSD_ABSTRACT = False
 AcdpVehiclePositioningRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -406,6 +412,7 @@ AcdpVehiclePositioningRes.XSD_FIELDS = (
     ),
 )
 EvTechnicalStatus.XSD_TYPE = "{urn:iso:std:iso:15118:-20:ACDP}EVTechnicalStatusType"
+EvTechnicalStatus.XSD_ABSTRACT = False
 EvTechnicalStatus.XSD_FIELDS = (
     FieldSpec(
         "ev_ready_to_charge",

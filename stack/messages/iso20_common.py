@@ -126,7 +126,7 @@ class AuthorizationReq:
     header: ct.MessageHeader
     selected_authorization_service: Authorization
     eim_a_req_authorization_mode: EimAReqAuthorizationMode | None = None
-    pn_c_a_req_authorization_mode: PnCAReqAuthorizationMode | None = None
+    pnc_a_req_authorization_mode: PncAReqAuthorizationMode | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -154,7 +154,7 @@ class AuthorizationSetupRes:
     authorization_services: list[Authorization]
     certificate_installation_service: bool
     eim_as_res_authorization_mode: EimAsResAuthorizationMode | None = None
-    pn_c_as_res_authorization_mode: PnCAsResAuthorizationMode | None = None
+    pnc_as_res_authorization_mode: PncAsResAuthorizationMode | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -171,9 +171,9 @@ class CertificateInstallationReq:
 
     header: ct.MessageHeader
     oem_provisioning_certificate_chain: SignedCertificateChain
-    list_of_root_certificate_i_ds: ct.ListOfRootCertificateIDs
+    list_of_root_certificate_ids: ct.ListOfRootCertificateIds
     maximum_contract_certificate_chains: int
-    prioritized_emai_ds: EmaidList | None = None
+    prioritized_emaids: EmaidList | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -403,7 +403,7 @@ class ParameterSet:
 
 
 @dataclass(slots=True, kw_only=True)
-class PnCAReqAuthorizationMode:
+class PncAReqAuthorizationMode:
     """PnC_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     id: str
@@ -412,7 +412,7 @@ class PnCAReqAuthorizationMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class PnCAsResAuthorizationMode:
+class PncAsResAuthorizationMode:
     """PnC_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     gen_challenge: bytes
@@ -639,7 +639,7 @@ class ServiceDiscoveryReq:
     """ServiceDiscoveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
-    supported_service_i_ds: ServiceIdList | None = None
+    supported_service_ids: ServiceIdList | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -846,6 +846,7 @@ class VehicleCheckOutRes:
 
 # schema metadata: element/attribute names and types of every field, in schema order
 AbsolutePriceSchedule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}AbsolutePriceScheduleType"
+AbsolutePriceSchedule.XSD_ABSTRACT = False
 AbsolutePriceSchedule.XSD_FIELDS = (
     FieldSpec(
         "id", "attr", (("{urn:iso:std:iso:15118:-20:CommonMessages}Id", Simple("ID", "string", "string")),), 0, 1
@@ -948,6 +949,7 @@ AbsolutePriceSchedule.XSD_FIELDS = (
     ),
 )
 AdditionalService.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}AdditionalServiceType"
+AdditionalService.XSD_ABSTRACT = False
 AdditionalService.XSD_FIELDS = (
     FieldSpec(
         "service_name",
@@ -966,6 +968,7 @@ AdditionalService.XSD_FIELDS = (
     ),
 )
 AdditionalServiceList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}AdditionalServiceListType"
+AdditionalServiceList.XSD_ABSTRACT = False
 AdditionalServiceList.XSD_FIELDS = (
     FieldSpec(
         "additional_service",
@@ -976,6 +979,7 @@ AdditionalServiceList.XSD_FIELDS = (
     ),
 )
 AuthorizationReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationReqType"
+AuthorizationReq.XSD_ABSTRACT = False
 AuthorizationReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1000,9 +1004,9 @@ AuthorizationReq.XSD_FIELDS = (
         choice_required=True,
     ),
     FieldSpec(
-        "pn_c_a_req_authorization_mode",
+        "pnc_a_req_authorization_mode",
         "elem",
-        (("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationMode", PnCAReqAuthorizationMode),),
+        (("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationMode", PncAReqAuthorizationMode),),
         0,
         1,
         choice=1,
@@ -1010,6 +1014,7 @@ AuthorizationReq.XSD_FIELDS = (
     ),
 )
 AuthorizationRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationResType"
+AuthorizationRes.XSD_ABSTRACT = False
 AuthorizationRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1038,10 +1043,12 @@ AuthorizationRes.XSD_FIELDS = (
     ),
 )
 AuthorizationSetupReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationSetupReqType"
+AuthorizationSetupReq.XSD_ABSTRACT = False
 AuthorizationSetupReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
 )
 AuthorizationSetupRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationSetupResType"
+AuthorizationSetupRes.XSD_ABSTRACT = False
 AuthorizationSetupRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1090,9 +1097,9 @@ AuthorizationSetupRes.XSD_FIELDS = (
         choice_required=True,
     ),
     FieldSpec(
-        "pn_c_as_res_authorization_mode",
+        "pnc_as_res_authorization_mode",
         "elem",
-        (("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationMode", PnCAsResAuthorizationMode),),
+        (("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationMode", PncAsResAuthorizationMode),),
         0,
         1,
         choice=1,
@@ -1100,6 +1107,7 @@ AuthorizationSetupRes.XSD_FIELDS = (
     ),
 )
 CertificateChain.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}CertificateChainType"
+CertificateChain.XSD_ABSTRACT = False
 CertificateChain.XSD_FIELDS = (
     FieldSpec(
         "certificate",
@@ -1122,6 +1130,7 @@ CertificateChain.XSD_FIELDS = (
     ),
 )
 CertificateInstallationReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}CertificateInstallationReqType"
+CertificateInstallationReq.XSD_ABSTRACT = False
 CertificateInstallationReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1132,9 +1141,9 @@ CertificateInstallationReq.XSD_FIELDS = (
         1,
     ),
     FieldSpec(
-        "list_of_root_certificate_i_ds",
+        "list_of_root_certificate_ids",
         "elem",
-        (("{urn:iso:std:iso:15118:-20:CommonMessages}ListOfRootCertificateIDs", ct.ListOfRootCertificateIDs),),
+        (("{urn:iso:std:iso:15118:-20:CommonMessages}ListOfRootCertificateIDs", ct.ListOfRootCertificateIds),),
         1,
         1,
     ),
@@ -1151,7 +1160,7 @@ CertificateInstallationReq.XSD_FIELDS = (
         1,
     ),
     FieldSpec(
-        "prioritized_emai_ds",
+        "prioritized_emaids",
         "elem",
         (("{urn:iso:std:iso:15118:-20:CommonMessages}PrioritizedEMAIDs", EmaidList),),
         0,
@@ -1159,6 +1168,7 @@ CertificateInstallationReq.XSD_FIELDS = (
     ),
 )
 CertificateInstallationRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}CertificateInstallationResType"
+CertificateInstallationRes.XSD_ABSTRACT = False
 CertificateInstallationRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1213,6 +1223,7 @@ CertificateInstallationRes.XSD_FIELDS = (
     ),
 )
 ChargingSchedule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ChargingScheduleType"
+ChargingSchedule.XSD_ABSTRACT = False
 ChargingSchedule.XSD_FIELDS = (
     FieldSpec(
         "power_schedule", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}PowerSchedule", PowerSchedule),), 1, 1
@@ -1237,6 +1248,7 @@ ChargingSchedule.XSD_FIELDS = (
     ),
 )
 ContractCertificateChain.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ContractCertificateChainType"
+ContractCertificateChain.XSD_ABSTRACT = False
 ContractCertificateChain.XSD_FIELDS = (
     FieldSpec(
         "certificate",
@@ -1259,8 +1271,10 @@ ContractCertificateChain.XSD_FIELDS = (
     ),
 )
 DynamicEvpptControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_EVPPTControlModeType"
+DynamicEvpptControlMode.XSD_ABSTRACT = False
 DynamicEvpptControlMode.XSD_FIELDS = ()
 DynamicSeReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEReqControlModeType"
+DynamicSeReqControlMode.XSD_ABSTRACT = False
 DynamicSeReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -1335,6 +1349,7 @@ DynamicSeReqControlMode.XSD_FIELDS = (
     ),
 )
 DynamicSeResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEResControlModeType"
+DynamicSeResControlMode.XSD_ABSTRACT = False
 DynamicSeResControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -1392,12 +1407,16 @@ DynamicSeResControlMode.XSD_FIELDS = (
     ),
 )
 DynamicSmdtControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SMDTControlModeType"
+DynamicSmdtControlMode.XSD_ABSTRACT = False
 DynamicSmdtControlMode.XSD_FIELDS = ()
 EimAReqAuthorizationMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EIM_AReqAuthorizationModeType"
+EimAReqAuthorizationMode.XSD_ABSTRACT = False
 EimAReqAuthorizationMode.XSD_FIELDS = ()
 EimAsResAuthorizationMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EIM_ASResAuthorizationModeType"
+EimAsResAuthorizationMode.XSD_ABSTRACT = False
 EimAsResAuthorizationMode.XSD_FIELDS = ()
 EmaidList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EMAIDListType"
+EmaidList.XSD_ABSTRACT = False
 EmaidList.XSD_FIELDS = (
     FieldSpec(
         "emaid",
@@ -1413,6 +1432,7 @@ EmaidList.XSD_FIELDS = (
     ),
 )
 EvAbsolutePriceSchedule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVAbsolutePriceScheduleType"
+EvAbsolutePriceSchedule.XSD_ABSTRACT = False
 EvAbsolutePriceSchedule.XSD_FIELDS = (
     FieldSpec(
         "time_anchor",
@@ -1459,6 +1479,7 @@ EvAbsolutePriceSchedule.XSD_FIELDS = (
     ),
 )
 EvEnergyOffer.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVEnergyOfferType"
+EvEnergyOffer.XSD_ABSTRACT = False
 EvEnergyOffer.XSD_FIELDS = (
     FieldSpec(
         "ev_power_schedule",
@@ -1476,6 +1497,7 @@ EvEnergyOffer.XSD_FIELDS = (
     ),
 )
 EvPowerProfile.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfileType"
+EvPowerProfile.XSD_ABSTRACT = False
 EvPowerProfile.XSD_FIELDS = (
     FieldSpec(
         "time_anchor",
@@ -1516,6 +1538,7 @@ EvPowerProfile.XSD_FIELDS = (
     ),
 )
 EvPowerProfileEntryList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfileEntryListType"
+EvPowerProfileEntryList.XSD_ABSTRACT = False
 EvPowerProfileEntryList.XSD_FIELDS = (
     FieldSpec(
         "ev_power_profile_entry",
@@ -1526,6 +1549,7 @@ EvPowerProfileEntryList.XSD_FIELDS = (
     ),
 )
 EvPowerSchedule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerScheduleType"
+EvPowerSchedule.XSD_ABSTRACT = False
 EvPowerSchedule.XSD_FIELDS = (
     FieldSpec(
         "time_anchor",
@@ -1548,6 +1572,7 @@ EvPowerSchedule.XSD_FIELDS = (
     ),
 )
 EvPowerScheduleEntry.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerScheduleEntryType"
+EvPowerScheduleEntry.XSD_ABSTRACT = False
 EvPowerScheduleEntry.XSD_FIELDS = (
     FieldSpec(
         "duration",
@@ -1564,6 +1589,7 @@ EvPowerScheduleEntry.XSD_FIELDS = (
     FieldSpec("power", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}Power", ct.RationalNumber),), 1, 1),
 )
 EvPowerScheduleEntryList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerScheduleEntryListType"
+EvPowerScheduleEntryList.XSD_ABSTRACT = False
 EvPowerScheduleEntryList.XSD_FIELDS = (
     FieldSpec(
         "ev_power_schedule_entry",
@@ -1574,6 +1600,7 @@ EvPowerScheduleEntryList.XSD_FIELDS = (
     ),
 )
 EvPriceRule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleType"
+EvPriceRule.XSD_ABSTRACT = False
 EvPriceRule.XSD_FIELDS = (
     FieldSpec(
         "energy_fee", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}EnergyFee", ct.RationalNumber),), 1, 1
@@ -1587,6 +1614,7 @@ EvPriceRule.XSD_FIELDS = (
     ),
 )
 EvPriceRuleStack.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleStackType"
+EvPriceRuleStack.XSD_ABSTRACT = False
 EvPriceRuleStack.XSD_FIELDS = (
     FieldSpec(
         "duration",
@@ -1603,6 +1631,7 @@ EvPriceRuleStack.XSD_FIELDS = (
     FieldSpec("ev_price_rule", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRule", EvPriceRule),), 1, 8),
 )
 EvPriceRuleStackList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleStackListType"
+EvPriceRuleStackList.XSD_ABSTRACT = False
 EvPriceRuleStackList.XSD_FIELDS = (
     FieldSpec(
         "ev_price_rule_stack",
@@ -1613,6 +1642,7 @@ EvPriceRuleStackList.XSD_FIELDS = (
     ),
 )
 MeteringConfirmationReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}MeteringConfirmationReqType"
+MeteringConfirmationReq.XSD_ABSTRACT = False
 MeteringConfirmationReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1624,6 +1654,7 @@ MeteringConfirmationReq.XSD_FIELDS = (
     ),
 )
 MeteringConfirmationRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}MeteringConfirmationResType"
+MeteringConfirmationRes.XSD_ABSTRACT = False
 MeteringConfirmationRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1640,6 +1671,7 @@ MeteringConfirmationRes.XSD_FIELDS = (
     ),
 )
 OverstayRule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleType"
+OverstayRule.XSD_ABSTRACT = False
 OverstayRule.XSD_FIELDS = (
     FieldSpec(
         "overstay_rule_description",
@@ -1682,6 +1714,7 @@ OverstayRule.XSD_FIELDS = (
     ),
 )
 OverstayRuleList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleListType"
+OverstayRuleList.XSD_ABSTRACT = False
 OverstayRuleList.XSD_FIELDS = (
     FieldSpec(
         "overstay_time_threshold",
@@ -1707,6 +1740,7 @@ OverstayRuleList.XSD_FIELDS = (
     ),
 )
 Parameter.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ParameterType"
+Parameter.XSD_ABSTRACT = False
 Parameter.XSD_FIELDS = (
     FieldSpec(
         "name",
@@ -1786,6 +1820,7 @@ Parameter.XSD_FIELDS = (
     ),
 )
 ParameterSet.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ParameterSetType"
+ParameterSet.XSD_ABSTRACT = False
 ParameterSet.XSD_FIELDS = (
     FieldSpec(
         "parameter_set_id",
@@ -1801,8 +1836,9 @@ ParameterSet.XSD_FIELDS = (
     ),
     FieldSpec("parameter", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}Parameter", Parameter),), 1, 32),
 )
-PnCAReqAuthorizationMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationModeType"
-PnCAReqAuthorizationMode.XSD_FIELDS = (
+PncAReqAuthorizationMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationModeType"
+PncAReqAuthorizationMode.XSD_ABSTRACT = False
+PncAReqAuthorizationMode.XSD_FIELDS = (
     FieldSpec(
         "id", "attr", (("{urn:iso:std:iso:15118:-20:CommonMessages}Id", Simple("ID", "string", "string")),), 1, 1
     ),
@@ -1826,8 +1862,9 @@ PnCAReqAuthorizationMode.XSD_FIELDS = (
         1,
     ),
 )
-PnCAsResAuthorizationMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationModeType"
-PnCAsResAuthorizationMode.XSD_FIELDS = (
+PncAsResAuthorizationMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationModeType"
+PncAsResAuthorizationMode.XSD_ABSTRACT = False
+PncAsResAuthorizationMode.XSD_FIELDS = (
     FieldSpec(
         "gen_challenge",
         "elem",
@@ -1849,6 +1886,7 @@ PnCAsResAuthorizationMode.XSD_FIELDS = (
     ),
 )
 PowerDeliveryReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryReqType"
+PowerDeliveryReq.XSD_ABSTRACT = False
 PowerDeliveryReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1896,6 +1934,7 @@ PowerDeliveryReq.XSD_FIELDS = (
     ),
 )
 PowerDeliveryRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryResType"
+PowerDeliveryRes.XSD_ABSTRACT = False
 PowerDeliveryRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1913,6 +1952,7 @@ PowerDeliveryRes.XSD_FIELDS = (
     FieldSpec("evse_status", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}EVSEStatus", ct.EvseStatus),), 0, 1),
 )
 PowerSchedule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PowerScheduleType"
+PowerSchedule.XSD_ABSTRACT = False
 PowerSchedule.XSD_FIELDS = (
     FieldSpec(
         "time_anchor",
@@ -1949,6 +1989,7 @@ PowerSchedule.XSD_FIELDS = (
     ),
 )
 PowerScheduleEntry.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PowerScheduleEntryType"
+PowerScheduleEntry.XSD_ABSTRACT = False
 PowerScheduleEntry.XSD_FIELDS = (
     FieldSpec(
         "duration",
@@ -1967,6 +2008,7 @@ PowerScheduleEntry.XSD_FIELDS = (
     FieldSpec("power_l3", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}Power_L3", ct.RationalNumber),), 0, 1),
 )
 PowerScheduleEntryList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PowerScheduleEntryListType"
+PowerScheduleEntryList.XSD_ABSTRACT = False
 PowerScheduleEntryList.XSD_FIELDS = (
     FieldSpec(
         "power_schedule_entry",
@@ -1977,6 +2019,7 @@ PowerScheduleEntryList.XSD_FIELDS = (
     ),
 )
 PriceLevelSchedule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelScheduleType"
+PriceLevelSchedule.XSD_ABSTRACT = False
 PriceLevelSchedule.XSD_FIELDS = (
     FieldSpec(
         "id", "attr", (("{urn:iso:std:iso:15118:-20:CommonMessages}Id", Simple("ID", "string", "string")),), 0, 1
@@ -2038,6 +2081,7 @@ PriceLevelSchedule.XSD_FIELDS = (
     ),
 )
 PriceLevelScheduleEntry.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelScheduleEntryType"
+PriceLevelScheduleEntry.XSD_ABSTRACT = False
 PriceLevelScheduleEntry.XSD_FIELDS = (
     FieldSpec(
         "duration",
@@ -2065,6 +2109,7 @@ PriceLevelScheduleEntry.XSD_FIELDS = (
     ),
 )
 PriceLevelScheduleEntryList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelScheduleEntryListType"
+PriceLevelScheduleEntryList.XSD_ABSTRACT = False
 PriceLevelScheduleEntryList.XSD_FIELDS = (
     FieldSpec(
         "price_level_schedule_entry",
@@ -2075,6 +2120,7 @@ PriceLevelScheduleEntryList.XSD_FIELDS = (
     ),
 )
 PriceRule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleType"
+PriceRule.XSD_ABSTRACT = False
 PriceRule.XSD_FIELDS = (
     FieldSpec(
         "energy_fee", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}EnergyFee", ct.RationalNumber),), 1, 1
@@ -2127,6 +2173,7 @@ PriceRule.XSD_FIELDS = (
     ),
 )
 PriceRuleStack.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleStackType"
+PriceRuleStack.XSD_ABSTRACT = False
 PriceRuleStack.XSD_FIELDS = (
     FieldSpec(
         "duration",
@@ -2143,6 +2190,7 @@ PriceRuleStack.XSD_FIELDS = (
     FieldSpec("price_rule", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}PriceRule", PriceRule),), 1, 8),
 )
 PriceRuleStackList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleStackListType"
+PriceRuleStackList.XSD_ABSTRACT = False
 PriceRuleStackList.XSD_FIELDS = (
     FieldSpec(
         "price_rule_stack",
@@ -2153,6 +2201,7 @@ PriceRuleStackList.XSD_FIELDS = (
     ),
 )
 PriceSchedule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleType"
+PriceSchedule.XSD_ABSTRACT = True
 PriceSchedule.XSD_FIELDS = (
     FieldSpec(
         "time_anchor",
@@ -2192,6 +2241,7 @@ PriceSchedule.XSD_FIELDS = (
     ),
 )
 ScheduleExchangeReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleExchangeReqType"
+ScheduleExchangeReq.XSD_ABSTRACT = False
 ScheduleExchangeReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2226,6 +2276,7 @@ ScheduleExchangeReq.XSD_FIELDS = (
     ),
 )
 ScheduleExchangeRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleExchangeResType"
+ScheduleExchangeRes.XSD_ABSTRACT = False
 ScheduleExchangeRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2279,6 +2330,7 @@ ScheduleExchangeRes.XSD_FIELDS = (
     ),
 )
 ScheduleTuple.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleTupleType"
+ScheduleTuple.XSD_ABSTRACT = False
 ScheduleTuple.XSD_FIELDS = (
     FieldSpec(
         "schedule_tuple_id",
@@ -2308,6 +2360,7 @@ ScheduleTuple.XSD_FIELDS = (
     ),
 )
 ScheduledEvpptControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_EVPPTControlModeType"
+ScheduledEvpptControlMode.XSD_ABSTRACT = False
 ScheduledEvpptControlMode.XSD_FIELDS = (
     FieldSpec(
         "selected_schedule_tuple_id",
@@ -2335,6 +2388,7 @@ ScheduledEvpptControlMode.XSD_FIELDS = (
     ),
 )
 ScheduledSeReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SEReqControlModeType"
+ScheduledSeReqControlMode.XSD_ABSTRACT = False
 ScheduledSeReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -2374,12 +2428,14 @@ ScheduledSeReqControlMode.XSD_FIELDS = (
     ),
 )
 ScheduledSeResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SEResControlModeType"
+ScheduledSeResControlMode.XSD_ABSTRACT = False
 ScheduledSeResControlMode.XSD_FIELDS = (
     FieldSpec(
         "schedule_tuple", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleTuple", ScheduleTuple),), 1, 3
     ),
 )
 ScheduledSmdtControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SMDTControlModeType"
+ScheduledSmdtControlMode.XSD_ABSTRACT = False
 ScheduledSmdtControlMode.XSD_FIELDS = (
     FieldSpec(
         "selected_schedule_tuple_id",
@@ -2395,6 +2451,7 @@ ScheduledSmdtControlMode.XSD_FIELDS = (
     ),
 )
 SelectedService.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SelectedServiceType"
+SelectedService.XSD_ABSTRACT = False
 SelectedService.XSD_FIELDS = (
     FieldSpec(
         "service_id",
@@ -2422,6 +2479,7 @@ SelectedService.XSD_FIELDS = (
     ),
 )
 SelectedServiceList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SelectedServiceListType"
+SelectedServiceList.XSD_ABSTRACT = False
 SelectedServiceList.XSD_FIELDS = (
     FieldSpec(
         "selected_service",
@@ -2432,6 +2490,7 @@ SelectedServiceList.XSD_FIELDS = (
     ),
 )
 Service.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceType"
+Service.XSD_ABSTRACT = False
 Service.XSD_FIELDS = (
     FieldSpec(
         "service_id",
@@ -2454,6 +2513,7 @@ Service.XSD_FIELDS = (
     ),
 )
 ServiceDetailReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDetailReqType"
+ServiceDetailReq.XSD_ABSTRACT = False
 ServiceDetailReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2470,6 +2530,7 @@ ServiceDetailReq.XSD_FIELDS = (
     ),
 )
 ServiceDetailRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDetailResType"
+ServiceDetailRes.XSD_ABSTRACT = False
 ServiceDetailRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2505,10 +2566,11 @@ ServiceDetailRes.XSD_FIELDS = (
     ),
 )
 ServiceDiscoveryReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDiscoveryReqType"
+ServiceDiscoveryReq.XSD_ABSTRACT = False
 ServiceDiscoveryReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
-        "supported_service_i_ds",
+        "supported_service_ids",
         "elem",
         (("{urn:iso:std:iso:15118:-20:CommonMessages}SupportedServiceIDs", ServiceIdList),),
         0,
@@ -2516,6 +2578,7 @@ ServiceDiscoveryReq.XSD_FIELDS = (
     ),
 )
 ServiceDiscoveryRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDiscoveryResType"
+ServiceDiscoveryRes.XSD_ABSTRACT = False
 ServiceDiscoveryRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2552,6 +2615,7 @@ ServiceDiscoveryRes.XSD_FIELDS = (
     FieldSpec("vas_list", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}VASList", ServiceList),), 0, 1),
 )
 ServiceIdList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceIDListType"
+ServiceIdList.XSD_ABSTRACT = False
 ServiceIdList.XSD_FIELDS = (
     FieldSpec(
         "service_id",
@@ -2567,16 +2631,19 @@ ServiceIdList.XSD_FIELDS = (
     ),
 )
 ServiceList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceListType"
+ServiceList.XSD_ABSTRACT = False
 ServiceList.XSD_FIELDS = (
     FieldSpec("service", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}Service", Service),), 1, 8),
 )
 ServiceParameterList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceParameterListType"
+ServiceParameterList.XSD_ABSTRACT = False
 ServiceParameterList.XSD_FIELDS = (
     FieldSpec(
         "parameter_set", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}ParameterSet", ParameterSet),), 1, 32
     ),
 )
 ServiceSelectionReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceSelectionReqType"
+ServiceSelectionReq.XSD_ABSTRACT = False
 ServiceSelectionReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2595,6 +2662,7 @@ ServiceSelectionReq.XSD_FIELDS = (
     ),
 )
 ServiceSelectionRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceSelectionResType"
+ServiceSelectionRes.XSD_ABSTRACT = False
 ServiceSelectionRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2611,6 +2679,7 @@ ServiceSelectionRes.XSD_FIELDS = (
     ),
 )
 SessionSetupReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SessionSetupReqType"
+SessionSetupReq.XSD_ABSTRACT = False
 SessionSetupReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2627,6 +2696,7 @@ SessionSetupReq.XSD_FIELDS = (
     ),
 )
 SessionSetupRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SessionSetupResType"
+SessionSetupRes.XSD_ABSTRACT = False
 SessionSetupRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2655,6 +2725,7 @@ SessionSetupRes.XSD_FIELDS = (
     ),
 )
 SessionStopReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SessionStopReqType"
+SessionStopReq.XSD_ABSTRACT = False
 SessionStopReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2695,6 +2766,7 @@ SessionStopReq.XSD_FIELDS = (
     ),
 )
 SessionStopRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SessionStopResType"
+SessionStopRes.XSD_ABSTRACT = False
 SessionStopRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -2711,6 +2783,7 @@ SessionStopRes.XSD_FIELDS = (
     ),
 )
 SignedCertificateChain.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SignedCertificateChainType"
+SignedCertificateChain.XSD_ABSTRACT = False
 SignedCertificateChain.XSD_FIELDS = (
     FieldSpec(
         "id", "attr", (("{urn:iso:std:iso:15118:-20:CommonMessages}Id", Simple("ID", "string", "string")),), 1, 1
@@ -2736,6 +2809,7 @@ SignedCertificateChain.XSD_FIELDS = (
     ),
 )
 SignedInstallationData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SignedInstallationDataType"
+SignedInstallationData.XSD_ABSTRACT = False
 SignedInstallationData.XSD_FIELDS = (
     FieldSpec(
         "id", "attr", (("{urn:iso:std:iso:15118:-20:CommonMessages}Id", Simple("ID", "string", "string")),), 1, 1
@@ -2815,6 +2889,7 @@ SignedInstallationData.XSD_FIELDS = (
     ),
 )
 SignedMeteringData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SignedMeteringDataType"
+SignedMeteringData.XSD_ABSTRACT = False
 SignedMeteringData.XSD_FIELDS = (
     FieldSpec(
         "id", "attr", (("{urn:iso:std:iso:15118:-20:CommonMessages}Id", Simple("ID", "string", "string")),), 1, 1
@@ -2853,6 +2928,7 @@ SignedMeteringData.XSD_FIELDS = (
     ),
 )
 SubCertificates.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SubCertificatesType"
+SubCertificates.XSD_ABSTRACT = False
 SubCertificates.XSD_FIELDS = (
     FieldSpec(
         "certificate",
@@ -2868,6 +2944,7 @@ SubCertificates.XSD_FIELDS = (
     ),
 )
 SupportedProvidersList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}SupportedProvidersListType"
+SupportedProvidersList.XSD_ABSTRACT = False
 SupportedProvidersList.XSD_FIELDS = (
     FieldSpec(
         "provider_id",
@@ -2883,6 +2960,7 @@ SupportedProvidersList.XSD_FIELDS = (
     ),
 )
 TargetPosition.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}TargetPositionType"
+TargetPosition.XSD_ABSTRACT = False
 TargetPosition.XSD_FIELDS = (
     FieldSpec(
         "target_offset_x",
@@ -2910,6 +2988,7 @@ TargetPosition.XSD_FIELDS = (
     ),
 )
 TaxRule.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleType"
+TaxRule.XSD_ABSTRACT = False
 TaxRule.XSD_FIELDS = (
     FieldSpec(
         "tax_rule_id",
@@ -2978,10 +3057,12 @@ TaxRule.XSD_FIELDS = (
     ),
 )
 TaxRuleList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleListType"
+TaxRuleList.XSD_ABSTRACT = False
 TaxRuleList.XSD_FIELDS = (
     FieldSpec("tax_rule", "elem", (("{urn:iso:std:iso:15118:-20:CommonMessages}TaxRule", TaxRule),), 1, 10),
 )
 VehicleCheckInReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckInReqType"
+VehicleCheckInReq.XSD_ABSTRACT = False
 VehicleCheckInReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -3046,6 +3127,7 @@ VehicleCheckInReq.XSD_FIELDS = (
     ),
 )
 VehicleCheckInRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckInResType"
+VehicleCheckInRes.XSD_ABSTRACT = False
 VehicleCheckInRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -3098,6 +3180,7 @@ VehicleCheckInRes.XSD_FIELDS = (
     ),
 )
 VehicleCheckOutReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckOutReqType"
+VehicleCheckOutReq.XSD_ABSTRACT = False
 VehicleCheckOutReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -3126,6 +3209,7 @@ VehicleCheckOutReq.XSD_FIELDS = (
     ),
 )
 VehicleCheckOutRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckOutResType"
+VehicleCheckOutRes.XSD_ABSTRACT = False
 VehicleCheckOutRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(

@@ -305,6 +305,7 @@ class ScheduledDcClResControlMode:
 
 # schema metadata: element/attribute names and types of every field, in schema order
 BptDcCpdReqEnergyTransferMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}BPT_DC_CPDReqEnergyTransferModeType"
+BptDcCpdReqEnergyTransferMode.XSD_ABSTRACT = False
 BptDcCpdReqEnergyTransferMode.XSD_FIELDS = (
     FieldSpec(
         "ev_maximum_charge_power",
@@ -377,6 +378,7 @@ BptDcCpdReqEnergyTransferMode.XSD_FIELDS = (
     ),
 )
 BptDcCpdResEnergyTransferMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}BPT_DC_CPDResEnergyTransferModeType"
+BptDcCpdResEnergyTransferMode.XSD_ABSTRACT = False
 BptDcCpdResEnergyTransferMode.XSD_FIELDS = (
     FieldSpec(
         "evse_maximum_charge_power",
@@ -449,6 +451,7 @@ BptDcCpdResEnergyTransferMode.XSD_FIELDS = (
     ),
 )
 BptDynamicDcClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}BPT_Dynamic_DC_CLReqControlModeType"
+BptDynamicDcClReqControlMode.XSD_ABSTRACT = False
 BptDynamicDcClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -547,6 +550,7 @@ BptDynamicDcClReqControlMode.XSD_FIELDS = (
     ),
 )
 BptDynamicDcClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}BPT_Dynamic_DC_CLResControlModeType"
+BptDynamicDcClResControlMode.XSD_ABSTRACT = False
 BptDynamicDcClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -646,6 +650,7 @@ BptDynamicDcClResControlMode.XSD_FIELDS = (
     ),
 )
 BptScheduledDcClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}BPT_Scheduled_DC_CLReqControlModeType"
+BptScheduledDcClReqControlMode.XSD_ABSTRACT = False
 BptScheduledDcClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "ev_target_energy_request",
@@ -724,6 +729,7 @@ BptScheduledDcClReqControlMode.XSD_FIELDS = (
     ),
 )
 BptScheduledDcClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}BPT_Scheduled_DC_CLResControlModeType"
+BptScheduledDcClResControlMode.XSD_ABSTRACT = False
 BptScheduledDcClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "evse_maximum_charge_power",
@@ -775,10 +781,12 @@ BptScheduledDcClResControlMode.XSD_FIELDS = (
     ),
 )
 DcCableCheckReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_CableCheckReqType"
+DcCableCheckReq.XSD_ABSTRACT = False
 DcCableCheckReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
 )
 DcCableCheckRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_CableCheckResType"
+DcCableCheckRes.XSD_ABSTRACT = False
 DcCableCheckRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -807,6 +815,7 @@ DcCableCheckRes.XSD_FIELDS = (
     ),
 )
 DcChargeLoopReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_ChargeLoopReqType"
+DcChargeLoopReq.XSD_ABSTRACT = False
 DcChargeLoopReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -841,6 +850,7 @@ DcChargeLoopReq.XSD_FIELDS = (
     ),
 )
 DcChargeLoopRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_ChargeLoopResType"
+DcChargeLoopRes.XSD_ABSTRACT = False
 DcChargeLoopRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -900,6 +910,7 @@ DcChargeLoopRes.XSD_FIELDS = (
     ),
 )
 DcChargeParameterDiscoveryReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_ChargeParameterDiscoveryReqType"
+DcChargeParameterDiscoveryReq.XSD_ABSTRACT = False
 DcChargeParameterDiscoveryReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -914,6 +925,7 @@ DcChargeParameterDiscoveryReq.XSD_FIELDS = (
     ),
 )
 DcChargeParameterDiscoveryRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_ChargeParameterDiscoveryResType"
+DcChargeParameterDiscoveryRes.XSD_ABSTRACT = False
 DcChargeParameterDiscoveryRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -940,6 +952,7 @@ DcChargeParameterDiscoveryRes.XSD_FIELDS = (
     ),
 )
 DcCpdReqEnergyTransferMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_CPDReqEnergyTransferModeType"
+DcCpdReqEnergyTransferMode.XSD_ABSTRACT = False
 DcCpdReqEnergyTransferMode.XSD_FIELDS = (
     FieldSpec(
         "ev_maximum_charge_power",
@@ -984,6 +997,7 @@ DcCpdReqEnergyTransferMode.XSD_FIELDS = (
     ),
 )
 DcCpdResEnergyTransferMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_CPDResEnergyTransferModeType"
+DcCpdResEnergyTransferMode.XSD_ABSTRACT = False
 DcCpdResEnergyTransferMode.XSD_FIELDS = (
     FieldSpec(
         "evse_maximum_charge_power",
@@ -1028,6 +1042,7 @@ DcCpdResEnergyTransferMode.XSD_FIELDS = (
     ),
 )
 DcPreChargeReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_PreChargeReqType"
+DcPreChargeReq.XSD_ABSTRACT = False
 DcPreChargeReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1050,6 +1065,7 @@ DcPreChargeReq.XSD_FIELDS = (
     ),
 )
 DcPreChargeRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_PreChargeResType"
+DcPreChargeRes.XSD_ABSTRACT = False
 DcPreChargeRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1069,6 +1085,7 @@ DcPreChargeRes.XSD_FIELDS = (
     ),
 )
 DcWeldingDetectionReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_WeldingDetectionReqType"
+DcWeldingDetectionReq.XSD_ABSTRACT = False
 DcWeldingDetectionReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1085,6 +1102,7 @@ DcWeldingDetectionReq.XSD_FIELDS = (
     ),
 )
 DcWeldingDetectionRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}DC_WeldingDetectionResType"
+DcWeldingDetectionRes.XSD_ABSTRACT = False
 DcWeldingDetectionRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1104,6 +1122,7 @@ DcWeldingDetectionRes.XSD_FIELDS = (
     ),
 )
 DynamicDcClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}Dynamic_DC_CLReqControlModeType"
+DynamicDcClReqControlMode.XSD_ABSTRACT = False
 DynamicDcClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -1167,6 +1186,7 @@ DynamicDcClReqControlMode.XSD_FIELDS = (
     ),
 )
 DynamicDcClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}Dynamic_DC_CLResControlModeType"
+DynamicDcClResControlMode.XSD_ABSTRACT = False
 DynamicDcClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -1242,6 +1262,7 @@ DynamicDcClResControlMode.XSD_FIELDS = (
     ),
 )
 ScheduledDcClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}Scheduled_DC_CLReqControlModeType"
+ScheduledDcClReqControlMode.XSD_ABSTRACT = False
 ScheduledDcClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "ev_target_energy_request",
@@ -1299,6 +1320,7 @@ ScheduledDcClReqControlMode.XSD_FIELDS = (
     ),
 )
 ScheduledDcClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:DC}Scheduled_DC_CLResControlModeType"
+ScheduledDcClResControlMode.XSD_ABSTRACT = False
 ScheduledDcClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "evse_maximum_charge_power",

@@ -183,7 +183,7 @@ class EvseStatus:
 
 
 @dataclass(slots=True, kw_only=True)
-class ListOfRootCertificateIDs:
+class ListOfRootCertificateIds:
     """ListOfRootCertificateIDsType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     root_certificate_id: list[ds.X509IssuerSerial]
@@ -272,6 +272,7 @@ class V2gResponse:
 
 # schema metadata: element/attribute names and types of every field, in schema order
 ChargeLoopReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopReqType"
+ChargeLoopReq.XSD_ABSTRACT = True
 ChargeLoopReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", MessageHeader),), 1, 1),
     FieldSpec(
@@ -290,6 +291,7 @@ ChargeLoopReq.XSD_FIELDS = (
     ),
 )
 ChargeLoopRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopResType"
+ChargeLoopRes.XSD_ABSTRACT = True
 ChargeLoopRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", MessageHeader),), 1, 1),
     FieldSpec(
@@ -309,10 +311,12 @@ ChargeLoopRes.XSD_FIELDS = (
     FieldSpec("receipt", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Receipt", Receipt),), 0, 1),
 )
 ChargeParameterDiscoveryReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryReqType"
+ChargeParameterDiscoveryReq.XSD_ABSTRACT = True
 ChargeParameterDiscoveryReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", MessageHeader),), 1, 1),
 )
 ChargeParameterDiscoveryRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryResType"
+ChargeParameterDiscoveryRes.XSD_ABSTRACT = True
 ChargeParameterDiscoveryRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", MessageHeader),), 1, 1),
     FieldSpec(
@@ -329,15 +333,19 @@ ChargeParameterDiscoveryRes.XSD_FIELDS = (
     ),
 )
 ClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlModeType"
+ClReqControlMode.XSD_ABSTRACT = True
 ClReqControlMode.XSD_FIELDS = ()
 ClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlModeType"
+ClResControlMode.XSD_ABSTRACT = True
 ClResControlMode.XSD_FIELDS = ()
 DetailedCost.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}DetailedCostType"
+DetailedCost.XSD_ABSTRACT = False
 DetailedCost.XSD_FIELDS = (
     FieldSpec("amount", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Amount", RationalNumber),), 1, 1),
     FieldSpec("cost_per_unit", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}CostPerUnit", RationalNumber),), 1, 1),
 )
 DetailedTax.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}DetailedTaxType"
+DetailedTax.XSD_ABSTRACT = False
 DetailedTax.XSD_FIELDS = (
     FieldSpec(
         "tax_rule_id",
@@ -354,6 +362,7 @@ DetailedTax.XSD_FIELDS = (
     FieldSpec("amount", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Amount", RationalNumber),), 1, 1),
 )
 DisplayParameters.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}DisplayParametersType"
+DisplayParameters.XSD_ABSTRACT = False
 DisplayParameters.XSD_FIELDS = (
     FieldSpec(
         "present_soc",
@@ -462,6 +471,7 @@ DisplayParameters.XSD_FIELDS = (
     ),
 )
 DynamicClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLReqControlModeType"
+DynamicClReqControlMode.XSD_ABSTRACT = True
 DynamicClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -498,6 +508,7 @@ DynamicClReqControlMode.XSD_FIELDS = (
     ),
 )
 DynamicClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLResControlModeType"
+DynamicClResControlMode.XSD_ABSTRACT = True
 DynamicClResControlMode.XSD_FIELDS = (
     FieldSpec(
         "departure_time",
@@ -549,6 +560,7 @@ DynamicClResControlMode.XSD_FIELDS = (
     ),
 )
 EvseStatus.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatusType"
+EvseStatus.XSD_ABSTRACT = False
 EvseStatus.XSD_FIELDS = (
     FieldSpec(
         "notification_max_delay",
@@ -575,8 +587,9 @@ EvseStatus.XSD_FIELDS = (
         1,
     ),
 )
-ListOfRootCertificateIDs.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}ListOfRootCertificateIDsType"
-ListOfRootCertificateIDs.XSD_FIELDS = (
+ListOfRootCertificateIds.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}ListOfRootCertificateIDsType"
+ListOfRootCertificateIds.XSD_ABSTRACT = False
+ListOfRootCertificateIds.XSD_FIELDS = (
     FieldSpec(
         "root_certificate_id",
         "elem",
@@ -586,6 +599,7 @@ ListOfRootCertificateIDs.XSD_FIELDS = (
     ),
 )
 MessageHeader.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}MessageHeaderType"
+MessageHeader.XSD_ABSTRACT = False
 MessageHeader.XSD_FIELDS = (
     FieldSpec(
         "session_id",
@@ -614,6 +628,7 @@ MessageHeader.XSD_FIELDS = (
     FieldSpec("signature", "elem", (("{http://www.w3.org/2000/09/xmldsig#}Signature", ds.Signature),), 0, 1),
 )
 MeterInfo.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}MeterInfoType"
+MeterInfo.XSD_ABSTRACT = False
 MeterInfo.XSD_FIELDS = (
     FieldSpec(
         "meter_id",
@@ -708,6 +723,7 @@ MeterInfo.XSD_FIELDS = (
     ),
 )
 RationalNumber.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}RationalNumberType"
+RationalNumber.XSD_ABSTRACT = False
 RationalNumber.XSD_FIELDS = (
     FieldSpec(
         "exponent",
@@ -725,6 +741,7 @@ RationalNumber.XSD_FIELDS = (
     ),
 )
 Receipt.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}ReceiptType"
+Receipt.XSD_ABSTRACT = False
 Receipt.XSD_FIELDS = (
     FieldSpec(
         "time_anchor",
@@ -755,6 +772,7 @@ Receipt.XSD_FIELDS = (
     FieldSpec("tax_costs", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts", DetailedTax),), 0, 10),
 )
 ScheduledClReqControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLReqControlModeType"
+ScheduledClReqControlMode.XSD_ABSTRACT = True
 ScheduledClReqControlMode.XSD_FIELDS = (
     FieldSpec(
         "ev_target_energy_request",
@@ -779,16 +797,20 @@ ScheduledClReqControlMode.XSD_FIELDS = (
     ),
 )
 ScheduledClResControlMode.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLResControlModeType"
+ScheduledClResControlMode.XSD_ABSTRACT = True
 ScheduledClResControlMode.XSD_FIELDS = ()
 V2gMessage.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}V2GMessageType"
+V2gMessage.XSD_ABSTRACT = True
 V2gMessage.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", MessageHeader),), 1, 1),
 )
 V2gRequest.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}V2GRequestType"
+V2gRequest.XSD_ABSTRACT = True
 V2gRequest.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", MessageHeader),), 1, 1),
 )
 V2gResponse.XSD_TYPE = "{urn:iso:std:iso:15118:-20:CommonTypes}V2GResponseType"
+V2gResponse.XSD_ABSTRACT = True
 V2gResponse.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", MessageHeader),), 1, 1),
     FieldSpec(

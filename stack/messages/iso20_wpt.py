@@ -415,6 +415,7 @@ class WptTxRxSpecData:
 
 # schema metadata: element/attribute names and types of every field, in schema order
 AlternativeSecc.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}AlternativeSECCType"
+AlternativeSecc.XSD_ABSTRACT = False
 AlternativeSecc.XSD_FIELDS = (
     FieldSpec(
         "ssid",
@@ -446,10 +447,12 @@ AlternativeSecc.XSD_FIELDS = (
     ),
 )
 AlternativeSeccList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}AlternativeSECCListType"
+AlternativeSeccList.XSD_ABSTRACT = False
 AlternativeSeccList.XSD_FIELDS = (
     FieldSpec("alternative_secc", "elem", (("{urn:iso:std:iso:15118:-20:WPT}AlternativeSECC", AlternativeSecc),), 1, 8),
 )
 WptAlignmentCheckMethodList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_AlignmentCheckMethodListType"
+WptAlignmentCheckMethodList.XSD_ABSTRACT = False
 WptAlignmentCheckMethodList.XSD_FIELDS = (
     FieldSpec(
         "wpt_alignment_check_method",
@@ -465,6 +468,7 @@ WptAlignmentCheckMethodList.XSD_FIELDS = (
     ),
 )
 WptAlignmentCheckReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_AlignmentCheckReqType"
+WptAlignmentCheckReq.XSD_ABSTRACT = False
 WptAlignmentCheckReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -508,6 +512,7 @@ WptAlignmentCheckReq.XSD_FIELDS = (
     ),
 )
 WptAlignmentCheckRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_AlignmentCheckResType"
+WptAlignmentCheckRes.XSD_ABSTRACT = False
 WptAlignmentCheckRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -558,6 +563,7 @@ WptAlignmentCheckRes.XSD_FIELDS = (
     ),
 )
 WptChargeLoopReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeLoopReqType"
+WptChargeLoopReq.XSD_ABSTRACT = False
 WptChargeLoopReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -620,6 +626,7 @@ WptChargeLoopReq.XSD_FIELDS = (
     ),
 )
 WptChargeLoopRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeLoopResType"
+WptChargeLoopRes.XSD_ABSTRACT = False
 WptChargeLoopRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -695,6 +702,7 @@ WptChargeLoopRes.XSD_FIELDS = (
     ),
 )
 WptChargeParameterDiscoveryReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeParameterDiscoveryReqType"
+WptChargeParameterDiscoveryReq.XSD_ABSTRACT = False
 WptChargeParameterDiscoveryReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -756,6 +764,7 @@ WptChargeParameterDiscoveryReq.XSD_FIELDS = (
     ),
 )
 WptChargeParameterDiscoveryRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeParameterDiscoveryResType"
+WptChargeParameterDiscoveryRes.XSD_ABSTRACT = False
 WptChargeParameterDiscoveryRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -832,6 +841,7 @@ WptChargeParameterDiscoveryRes.XSD_FIELDS = (
     ),
 )
 WptCoordinateXyz.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_CoordinateXYZType"
+WptCoordinateXyz.XSD_ABSTRACT = False
 WptCoordinateXyz.XSD_FIELDS = (
     FieldSpec(
         "coord_x",
@@ -856,6 +866,7 @@ WptCoordinateXyz.XSD_FIELDS = (
     ),
 )
 WptEvpcPowerControlParameter.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_EVPCPowerControlParameterType"
+WptEvpcPowerControlParameter.XSD_ABSTRACT = False
 WptEvpcPowerControlParameter.XSD_FIELDS = (
     FieldSpec(
         "evpc_coil_current_request",
@@ -887,6 +898,7 @@ WptEvpcPowerControlParameter.XSD_FIELDS = (
     ),
 )
 WptFinePositioningMethodList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningMethodListType"
+WptFinePositioningMethodList.XSD_ABSTRACT = False
 WptFinePositioningMethodList.XSD_FIELDS = (
     FieldSpec(
         "wpt_fine_positioning_method",
@@ -902,6 +914,7 @@ WptFinePositioningMethodList.XSD_FIELDS = (
     ),
 )
 WptFinePositioningReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningReqType"
+WptFinePositioningReq.XSD_ABSTRACT = False
 WptFinePositioningReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -949,6 +962,7 @@ WptFinePositioningReq.XSD_FIELDS = (
     ),
 )
 WptFinePositioningRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningResType"
+WptFinePositioningRes.XSD_ABSTRACT = False
 WptFinePositioningRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -996,6 +1010,7 @@ WptFinePositioningRes.XSD_FIELDS = (
     ),
 )
 WptFinePositioningSetupReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningSetupReqType"
+WptFinePositioningSetupReq.XSD_ABSTRACT = False
 WptFinePositioningSetupReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1059,6 +1074,7 @@ WptFinePositioningSetupReq.XSD_FIELDS = (
     ),
 )
 WptFinePositioningSetupRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningSetupResType"
+WptFinePositioningSetupRes.XSD_ABSTRACT = False
 WptFinePositioningSetupRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1122,6 +1138,7 @@ WptFinePositioningSetupRes.XSD_FIELDS = (
     ),
 )
 WptLfDataPackage.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_DataPackageType"
+WptLfDataPackage.XSD_ABSTRACT = False
 WptLfDataPackage.XSD_FIELDS = (
     FieldSpec(
         "package_index",
@@ -1150,6 +1167,7 @@ WptLfDataPackage.XSD_FIELDS = (
     ),
 )
 WptLfDataPackageList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_DataPackageListType"
+WptLfDataPackageList.XSD_ABSTRACT = False
 WptLfDataPackageList.XSD_FIELDS = (
     FieldSpec(
         "num_packages",
@@ -1163,6 +1181,7 @@ WptLfDataPackageList.XSD_FIELDS = (
     ),
 )
 WptLfReceiverData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_ReceiverDataType"
+WptLfReceiverData.XSD_ABSTRACT = False
 WptLfReceiverData.XSD_FIELDS = (
     FieldSpec(
         "number_of_receivers",
@@ -1179,6 +1198,7 @@ WptLfReceiverData.XSD_FIELDS = (
     FieldSpec("rx_spec_data", "elem", (("{urn:iso:std:iso:15118:-20:WPT}RxSpecData", WptTxRxSpecData),), 2, 255),
 )
 WptLfRxData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxDataType"
+WptLfRxData.XSD_ABSTRACT = False
 WptLfRxData.XSD_FIELDS = (
     FieldSpec(
         "rx_identifier",
@@ -1195,12 +1215,14 @@ WptLfRxData.XSD_FIELDS = (
     FieldSpec("rssi_data", "elem", (("{urn:iso:std:iso:15118:-20:WPT}RSSIData", WptLfRxRssiList),), 1, 1),
 )
 WptLfRxDataList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxDataListType"
+WptLfRxDataList.XSD_ABSTRACT = False
 WptLfRxDataList.XSD_FIELDS = (
     FieldSpec(
         "wpt_lf_rx_data_list", "elem", (("{urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxDataList", WptLfRxData),), 1, 1
     ),
 )
 WptLfRxRssi.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxRSSIType"
+WptLfRxRssi.XSD_ABSTRACT = False
 WptLfRxRssi.XSD_FIELDS = (
     FieldSpec(
         "tx_identifier",
@@ -1217,10 +1239,12 @@ WptLfRxRssi.XSD_FIELDS = (
     FieldSpec("rssi", "elem", (("{urn:iso:std:iso:15118:-20:WPT}RSSI", ct.RationalNumber),), 1, 1),
 )
 WptLfRxRssiList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxRSSIListType"
+WptLfRxRssiList.XSD_ABSTRACT = False
 WptLfRxRssiList.XSD_FIELDS = (
     FieldSpec("rssi_data_list", "elem", (("{urn:iso:std:iso:15118:-20:WPT}RSSIDataList", WptLfRxRssi),), 1, 1),
 )
 WptLfSystemSetupData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_SystemSetupDataType"
+WptLfSystemSetupData.XSD_ABSTRACT = False
 WptLfSystemSetupData.XSD_FIELDS = (
     FieldSpec(
         "lf_transmitter_setup_data",
@@ -1242,6 +1266,7 @@ WptLfSystemSetupData.XSD_FIELDS = (
     ),
 )
 WptLfTransmitterData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_TransmitterDataType"
+WptLfTransmitterData.XSD_ABSTRACT = False
 WptLfTransmitterData.XSD_FIELDS = (
     FieldSpec(
         "number_of_transmitters",
@@ -1268,6 +1293,7 @@ WptLfTransmitterData.XSD_FIELDS = (
     ),
 )
 WptLfTxData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_TxDataType"
+WptLfTxData.XSD_ABSTRACT = False
 WptLfTxData.XSD_FIELDS = (
     FieldSpec(
         "tx_identifier",
@@ -1284,12 +1310,14 @@ WptLfTxData.XSD_FIELDS = (
     FieldSpec("eirp", "elem", (("{urn:iso:std:iso:15118:-20:WPT}EIRP", ct.RationalNumber),), 1, 1),
 )
 WptLfTxDataList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_TxDataListType"
+WptLfTxDataList.XSD_ABSTRACT = False
 WptLfTxDataList.XSD_FIELDS = (
     FieldSpec(
         "wpt_lf_tx_data_list", "elem", (("{urn:iso:std:iso:15118:-20:WPT}WPT_LF_TxDataList", WptLfTxData),), 1, 1
     ),
 )
 WptPairingMethodList.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_PairingMethodListType"
+WptPairingMethodList.XSD_ABSTRACT = False
 WptPairingMethodList.XSD_FIELDS = (
     FieldSpec(
         "wpt_pairing_method",
@@ -1305,6 +1333,7 @@ WptPairingMethodList.XSD_FIELDS = (
     ),
 )
 WptPairingReq.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_PairingReqType"
+WptPairingReq.XSD_ABSTRACT = False
 WptPairingReq.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1357,6 +1386,7 @@ WptPairingReq.XSD_FIELDS = (
     ),
 )
 WptPairingRes.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_PairingResType"
+WptPairingRes.XSD_ABSTRACT = False
 WptPairingRes.XSD_FIELDS = (
     FieldSpec("header", "elem", (("{urn:iso:std:iso:15118:-20:CommonTypes}Header", ct.MessageHeader),), 1, 1),
     FieldSpec(
@@ -1416,6 +1446,7 @@ WptPairingRes.XSD_FIELDS = (
     ),
 )
 WptSpcPowerControlParameter.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_SPCPowerControlParameterType"
+WptSpcPowerControlParameter.XSD_ABSTRACT = False
 WptSpcPowerControlParameter.XSD_FIELDS = (
     FieldSpec(
         "spc_primary_device_coil_current_information",
@@ -1426,6 +1457,7 @@ WptSpcPowerControlParameter.XSD_FIELDS = (
     ),
 )
 WptTxRxPackageSpecData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_TxRxPackageSpecDataType"
+WptTxRxPackageSpecData.XSD_ABSTRACT = False
 WptTxRxPackageSpecData.XSD_FIELDS = (
     FieldSpec(
         "pulse_sequence_order",
@@ -1467,6 +1499,7 @@ WptTxRxPackageSpecData.XSD_FIELDS = (
     ),
 )
 WptTxRxPulseOrder.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_TxRxPulseOrderType"
+WptTxRxPulseOrder.XSD_ABSTRACT = False
 WptTxRxPulseOrder.XSD_FIELDS = (
     FieldSpec(
         "index_number",
@@ -1489,6 +1522,7 @@ WptTxRxPulseOrder.XSD_FIELDS = (
     ),
 )
 WptTxRxSpecData.XSD_TYPE = "{urn:iso:std:iso:15118:-20:WPT}WPT_TxRxSpecDataType"
+WptTxRxSpecData.XSD_ABSTRACT = False
 WptTxRxSpecData.XSD_FIELDS = (
     FieldSpec(
         "tx_rx_identifier",

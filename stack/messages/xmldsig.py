@@ -206,14 +206,17 @@ class X509IssuerSerial:
 
 # schema metadata: element/attribute names and types of every field, in schema order
 CanonicalizationMethod.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType"
+CanonicalizationMethod.XSD_ABSTRACT = False
 CanonicalizationMethod.XSD_FIELDS = (
     FieldSpec("algorithm", "attr", (("Algorithm", Simple("anyURI", "string", "string")),), 1, 1),
 )
 DigestMethod.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}DigestMethodType"
+DigestMethod.XSD_ABSTRACT = False
 DigestMethod.XSD_FIELDS = (
     FieldSpec("algorithm", "attr", (("Algorithm", Simple("anyURI", "string", "string")),), 1, 1),
 )
 DsaKeyValue.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType"
+DsaKeyValue.XSD_ABSTRACT = False
 DsaKeyValue.XSD_FIELDS = (
     FieldSpec(
         "p",
@@ -266,6 +269,7 @@ DsaKeyValue.XSD_FIELDS = (
     ),
 )
 KeyInfo.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}KeyInfoType"
+KeyInfo.XSD_ABSTRACT = False
 KeyInfo.XSD_FIELDS = (
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec(
@@ -333,6 +337,7 @@ KeyInfo.XSD_FIELDS = (
     ),
 )
 KeyValue.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}KeyValueType"
+KeyValue.XSD_ABSTRACT = False
 KeyValue.XSD_FIELDS = (
     FieldSpec(
         "dsa_key_value",
@@ -354,17 +359,20 @@ KeyValue.XSD_FIELDS = (
     ),
 )
 Manifest.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}ManifestType"
+Manifest.XSD_ABSTRACT = False
 Manifest.XSD_FIELDS = (
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec("reference", "elem", (("{http://www.w3.org/2000/09/xmldsig#}Reference", Reference),), 1, None),
 )
 Object.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}ObjectType"
+Object.XSD_ABSTRACT = False
 Object.XSD_FIELDS = (
     FieldSpec("encoding", "attr", (("Encoding", Simple("anyURI", "string", "string")),), 0, 1),
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec("mime_type", "attr", (("MimeType", Simple("string", "string", "string")),), 0, 1),
 )
 PgpData.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}PGPDataType"
+PgpData.XSD_ABSTRACT = False
 PgpData.XSD_FIELDS = (
     FieldSpec(
         "pgp_key_id",
@@ -382,6 +390,7 @@ PgpData.XSD_FIELDS = (
     ),
 )
 Reference.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}ReferenceType"
+Reference.XSD_ABSTRACT = False
 Reference.XSD_FIELDS = (
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec("type", "attr", (("Type", Simple("anyURI", "string", "string")),), 0, 1),
@@ -397,12 +406,14 @@ Reference.XSD_FIELDS = (
     ),
 )
 RetrievalMethod.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType"
+RetrievalMethod.XSD_ABSTRACT = False
 RetrievalMethod.XSD_FIELDS = (
     FieldSpec("type", "attr", (("Type", Simple("anyURI", "string", "string")),), 0, 1),
     FieldSpec("uri", "attr", (("URI", Simple("anyURI", "string", "string")),), 0, 1),
     FieldSpec("transforms", "elem", (("{http://www.w3.org/2000/09/xmldsig#}Transforms", Transforms),), 0, 1),
 )
 RsaKeyValue.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType"
+RsaKeyValue.XSD_ABSTRACT = False
 RsaKeyValue.XSD_FIELDS = (
     FieldSpec(
         "modulus",
@@ -420,6 +431,7 @@ RsaKeyValue.XSD_FIELDS = (
     ),
 )
 Signature.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}SignatureType"
+Signature.XSD_ABSTRACT = False
 Signature.XSD_FIELDS = (
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec("signed_info", "elem", (("{http://www.w3.org/2000/09/xmldsig#}SignedInfo", SignedInfo),), 1, 1),
@@ -430,6 +442,7 @@ Signature.XSD_FIELDS = (
     FieldSpec("object", "elem", (("{http://www.w3.org/2000/09/xmldsig#}Object", Object),), 0, None),
 )
 SignatureMethod.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}SignatureMethodType"
+SignatureMethod.XSD_ABSTRACT = False
 SignatureMethod.XSD_FIELDS = (
     FieldSpec("algorithm", "attr", (("Algorithm", Simple("anyURI", "string", "string")),), 1, 1),
     FieldSpec(
@@ -441,6 +454,7 @@ SignatureMethod.XSD_FIELDS = (
     ),
 )
 SignatureProperties.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType"
+SignatureProperties.XSD_ABSTRACT = False
 SignatureProperties.XSD_FIELDS = (
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec(
@@ -452,16 +466,19 @@ SignatureProperties.XSD_FIELDS = (
     ),
 )
 SignatureProperty.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType"
+SignatureProperty.XSD_ABSTRACT = False
 SignatureProperty.XSD_FIELDS = (
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec("target", "attr", (("Target", Simple("anyURI", "string", "string")),), 1, 1),
 )
 SignatureValue.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}SignatureValueType"
+SignatureValue.XSD_ABSTRACT = False
 SignatureValue.XSD_FIELDS = (
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec("value", "value", (("", Simple("base64Binary", "binary", "base64Binary")),), 1, 1),
 )
 SignedInfo.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}SignedInfoType"
+SignedInfo.XSD_ABSTRACT = False
 SignedInfo.XSD_FIELDS = (
     FieldSpec("id", "attr", (("Id", Simple("ID", "string", "string")),), 0, 1),
     FieldSpec(
@@ -477,6 +494,7 @@ SignedInfo.XSD_FIELDS = (
     FieldSpec("reference", "elem", (("{http://www.w3.org/2000/09/xmldsig#}Reference", Reference),), 1, None),
 )
 SpkiData.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}SPKIDataType"
+SpkiData.XSD_ABSTRACT = False
 SpkiData.XSD_FIELDS = (
     FieldSpec(
         "spki_sexp",
@@ -487,6 +505,7 @@ SpkiData.XSD_FIELDS = (
     ),
 )
 Transform.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}TransformType"
+Transform.XSD_ABSTRACT = False
 Transform.XSD_FIELDS = (
     FieldSpec("algorithm", "attr", (("Algorithm", Simple("anyURI", "string", "string")),), 1, 1),
     FieldSpec(
@@ -500,10 +519,12 @@ Transform.XSD_FIELDS = (
     ),
 )
 Transforms.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}TransformsType"
+Transforms.XSD_ABSTRACT = False
 Transforms.XSD_FIELDS = (
     FieldSpec("transform", "elem", (("{http://www.w3.org/2000/09/xmldsig#}Transform", Transform),), 1, None),
 )
 X509Data.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}X509DataType"
+X509Data.XSD_ABSTRACT = False
 X509Data.XSD_FIELDS = (
     FieldSpec(
         "x509_issuer_serial",
@@ -552,6 +573,7 @@ X509Data.XSD_FIELDS = (
     ),
 )
 X509IssuerSerial.XSD_TYPE = "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType"
+X509IssuerSerial.XSD_ABSTRACT = False
 X509IssuerSerial.XSD_FIELDS = (
     FieldSpec(
         "x509_issuer_name",

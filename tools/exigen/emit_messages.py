@@ -110,6 +110,7 @@ class MessagesEmitter:
                     f"    FieldSpec({f.name!r}, {f.kind!r}, ({members},), {f.min_occurs}, {f.max_occurs}{choice}),"
                 )
             meta.append(f"{ct.class_name}.XSD_TYPE = {ct.key.replace('@anon', '')!r}")
+            meta.append(f"{ct.class_name}.XSD_ABSTRACT = {ct.abstract}")
             meta.append(f"{ct.class_name}.XSD_FIELDS = (" if specs else f"{ct.class_name}.XSD_FIELDS = ()")
             if specs:
                 meta += specs + [")"]

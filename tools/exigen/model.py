@@ -79,10 +79,12 @@ def qname_key(qname: str) -> tuple[str, str]:
     return (local(qname), uri(qname))
 
 
-_WORD = re.compile(r"[A-Z0-9]+(?=[A-Z][a-z])|[A-Z0-9]?[a-z][a-z0-9]*|[A-Z0-9]+")
+# words of XSD names: acronyms with a plural s ("IDs"), acronyms before a capitalised word, words, numbers
+_WORD = re.compile(r"[A-Z]{2,}s(?![a-z])|[A-Z0-9]+(?=[A-Z][a-z])|[A-Z0-9]?[a-z][a-z0-9]*|[A-Z0-9]+")
 
 
 def words(name: str) -> list[str]:
+    name = name.replace("PnC", "Pnc")  # Plug and Charge is one word
     return [w for part in name.split("_") for w in _WORD.findall(part)]
 
 

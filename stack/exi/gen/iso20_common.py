@@ -61,14 +61,14 @@ def _e_cm_AuthorizationReq(a, o, st):
     if x is not None:
         s = 3
         a = _e_cm_EimAReqAuthorizationMode((a << 2), x, st)
-    x = o.pn_c_a_req_authorization_mode
+    x = o.pnc_a_req_authorization_mode
     if x is not None:
         try:
             c, w, s = _T0[s, 192]
         except KeyError:
-            raise ExiEncodeError("AuthorizationReq.pn_c_a_req_authorization_mode is not allowed here") from None
+            raise ExiEncodeError("AuthorizationReq.pnc_a_req_authorization_mode is not allowed here") from None
         a = (a << w) | c
-        a = _e_cm_PnCAReqAuthorizationMode(a, x, st)
+        a = _e_cm_PncAReqAuthorizationMode(a, x, st)
     try:
         c, w, _ = _T0[s, -1]
     except KeyError:
@@ -101,19 +101,19 @@ def _d_cm_AuthorizationReq(r, v, n, p):
     else:
         eim_a_req_authorization_mode = None
     if fid == 3:
-        pn_c_a_req_authorization_mode, p = _d_cm_PnCAReqAuthorizationMode(r, v, n, p)
+        pnc_a_req_authorization_mode, p = _d_cm_PncAReqAuthorizationMode(r, v, n, p)
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pn_c_a_req_authorization_mode = None
+        pnc_a_req_authorization_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of AuthorizationReq")
     return cm.AuthorizationReq(
         header=header,
         selected_authorization_service=selected_authorization_service,
         eim_a_req_authorization_mode=eim_a_req_authorization_mode,
-        pn_c_a_req_authorization_mode=pn_c_a_req_authorization_mode,
+        pnc_a_req_authorization_mode=pnc_a_req_authorization_mode,
     ), p
 
 
@@ -192,14 +192,14 @@ def _e_cm_AuthorizationSetupRes(a, o, st):
     if x is not None:
         s = 6
         a = _e_cm_EimAsResAuthorizationMode((a << 2), x, st)
-    x = o.pn_c_as_res_authorization_mode
+    x = o.pnc_as_res_authorization_mode
     if x is not None:
         try:
             c, w, s = _T3[s, 320]
         except KeyError:
-            raise ExiEncodeError("AuthorizationSetupRes.pn_c_as_res_authorization_mode is not allowed here") from None
+            raise ExiEncodeError("AuthorizationSetupRes.pnc_as_res_authorization_mode is not allowed here") from None
         a = (a << w) | c
-        a = _e_cm_PnCAsResAuthorizationMode(a, x, st)
+        a = _e_cm_PncAsResAuthorizationMode(a, x, st)
     try:
         c, w, _ = _T3[s, -1]
     except KeyError:
@@ -259,12 +259,12 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
     else:
         eim_as_res_authorization_mode = None
     if fid == 5:
-        pn_c_as_res_authorization_mode, p = _d_cm_PnCAsResAuthorizationMode(r, v, n, p)
+        pnc_as_res_authorization_mode, p = _d_cm_PncAsResAuthorizationMode(r, v, n, p)
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pn_c_as_res_authorization_mode = None
+        pnc_as_res_authorization_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of AuthorizationSetupRes")
     return cm.AuthorizationSetupRes(
@@ -273,7 +273,7 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
         authorization_services=authorization_services,
         certificate_installation_service=certificate_installation_service,
         eim_as_res_authorization_mode=eim_as_res_authorization_mode,
-        pn_c_as_res_authorization_mode=pn_c_as_res_authorization_mode,
+        pnc_as_res_authorization_mode=pnc_as_res_authorization_mode,
     ), p
 
 
@@ -328,14 +328,14 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
 def _e_cm_CertificateInstallationReq(a, o, st):
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = _e_cm_SignedCertificateChain((a << 1), o.oem_provisioning_certificate_chain, st)
-    a = _e_ct_ListOfRootCertificateIDs((a << 1), o.list_of_root_certificate_i_ds, st)
+    a = _e_ct_ListOfRootCertificateIds((a << 1), o.list_of_root_certificate_ids, st)
     y = o.maximum_contract_certificate_chains
     if not 0 <= y <= 255:
         raise range_error("CertificateInstallationReq.maximum_contract_certificate_chains", y, 0, 255)
     a = (a << 10) | y
     a <<= 1
     s = 4
-    x = o.prioritized_emai_ds
+    x = o.prioritized_emaids
     if x is not None:
         s = 5
         a = _e_cm_EmaidList((a << 2), x, st)
@@ -359,7 +359,7 @@ def _d_cm_CertificateInstallationReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "ListOfRootCertificateIDs")
-    list_of_root_certificate_i_ds, p = _d_ct_ListOfRootCertificateIDs(r, v, n, p)
+    list_of_root_certificate_ids, p = _d_ct_ListOfRootCertificateIds(r, v, n, p)
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
@@ -372,20 +372,20 @@ def _d_cm_CertificateInstallationReq(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        prioritized_emai_ds, p = _d_cm_EmaidList(r, v, n, p)
+        prioritized_emaids, p = _d_cm_EmaidList(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        prioritized_emai_ds = None
+        prioritized_emaids = None
     if fid != -1:
         raise bad_event(p, fid, "end of CertificateInstallationReq")
     return cm.CertificateInstallationReq(
         header=header,
         oem_provisioning_certificate_chain=oem_provisioning_certificate_chain,
-        list_of_root_certificate_i_ds=list_of_root_certificate_i_ds,
+        list_of_root_certificate_ids=list_of_root_certificate_ids,
         maximum_contract_certificate_chains=maximum_contract_certificate_chains,
-        prioritized_emai_ds=prioritized_emai_ds,
+        prioritized_emaids=prioritized_emaids,
     ), p
 
 
@@ -1615,7 +1615,7 @@ def _d_cm_ServiceDetailRes(r, v, n, p):
 def _e_cm_ServiceDiscoveryReq(a, o, st):
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
-    x = o.supported_service_i_ds
+    x = o.supported_service_ids
     if x is not None:
         s = 2
         a = _e_cm_ServiceIdList((a << 2), x, st)
@@ -1637,15 +1637,15 @@ def _d_cm_ServiceDiscoveryReq(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        supported_service_i_ds, p = _d_cm_ServiceIdList(r, v, n, p)
+        supported_service_ids, p = _d_cm_ServiceIdList(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        supported_service_i_ds = None
+        supported_service_ids = None
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceDiscoveryReq")
-    return cm.ServiceDiscoveryReq(header=header, supported_service_i_ds=supported_service_i_ds), p
+    return cm.ServiceDiscoveryReq(header=header, supported_service_ids=supported_service_ids), p
 
 
 # ServiceDiscoveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3121,15 +3121,15 @@ def _d_cm_EimAReqAuthorizationMode(r, v, n, p):
 
 
 # PnC_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PnCAReqAuthorizationMode(a, o, st):
-    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PnCAReqAuthorizationMode.id")
-    a = e_bin((a << 2), o.gen_challenge, 16, 16, "PnCAReqAuthorizationMode.gen_challenge")
+def _e_cm_PncAReqAuthorizationMode(a, o, st):
+    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PncAReqAuthorizationMode.id")
+    a = e_bin((a << 2), o.gen_challenge, 16, 16, "PncAReqAuthorizationMode.gen_challenge")
     a = _e_cm_ContractCertificateChain((a << 2), o.contract_certificate_chain, st)
     a <<= 1
     return a
 
 
-def _d_cm_PnCAReqAuthorizationMode(r, v, n, p):
+def _d_cm_PncAReqAuthorizationMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
@@ -3144,8 +3144,8 @@ def _d_cm_PnCAReqAuthorizationMode(r, v, n, p):
     contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of PnCAReqAuthorizationMode")
-    return cm.PnCAReqAuthorizationMode(
+        raise unexpected(p - 1, 1, "end of PncAReqAuthorizationMode")
+    return cm.PncAReqAuthorizationMode(
         id=id, gen_challenge=gen_challenge, contract_certificate_chain=contract_certificate_chain
     ), p
 
@@ -3164,8 +3164,8 @@ def _d_cm_EimAsResAuthorizationMode(r, v, n, p):
 
 
 # PnC_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PnCAsResAuthorizationMode(a, o, st):
-    a = e_bin((a << 2), o.gen_challenge, 16, 16, "PnCAsResAuthorizationMode.gen_challenge")
+def _e_cm_PncAsResAuthorizationMode(a, o, st):
+    a = e_bin((a << 2), o.gen_challenge, 16, 16, "PncAsResAuthorizationMode.gen_challenge")
     a <<= 1
     s = 1
     x = o.supported_providers
@@ -3175,12 +3175,12 @@ def _e_cm_PnCAsResAuthorizationMode(a, o, st):
     try:
         c, w, _ = _T55[s, -1]
     except KeyError:
-        raise ExiEncodeError("PnCAsResAuthorizationMode: required content missing") from None
+        raise ExiEncodeError("PncAsResAuthorizationMode: required content missing") from None
     a = (a << w) | c
     return a
 
 
-def _d_cm_PnCAsResAuthorizationMode(r, v, n, p):
+def _d_cm_PncAsResAuthorizationMode(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "GenChallenge")
@@ -3200,8 +3200,8 @@ def _d_cm_PnCAsResAuthorizationMode(r, v, n, p):
     else:
         supported_providers = None
     if fid != -1:
-        raise bad_event(p, fid, "end of PnCAsResAuthorizationMode")
-    return cm.PnCAsResAuthorizationMode(gen_challenge=gen_challenge, supported_providers=supported_providers), p
+        raise bad_event(p, fid, "end of PncAsResAuthorizationMode")
+    return cm.PncAsResAuthorizationMode(gen_challenge=gen_challenge, supported_providers=supported_providers), p
 
 
 # SignedCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3251,16 +3251,16 @@ def _d_cm_SignedCertificateChain(r, v, n, p):
 
 
 # ListOfRootCertificateIDsType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_ListOfRootCertificateIDs(a, o, st):
+def _e_ct_ListOfRootCertificateIds(a, o, st):
     s = 0
     items = o.root_certificate_id
     if len(items) > 20:
-        raise ExiEncodeError("ListOfRootCertificateIDs.root_certificate_id: more than 20 items")
+        raise ExiEncodeError("ListOfRootCertificateIds.root_certificate_id: more than 20 items")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T57[s, 0]
         except KeyError:
-            raise ExiEncodeError("ListOfRootCertificateIDs.root_certificate_id is not allowed here") from None
+            raise ExiEncodeError("ListOfRootCertificateIds.root_certificate_id is not allowed here") from None
         a = (a << w) | c
         a = _e_ds_X509IssuerSerial(a, x, st)
         if i == 20:
@@ -3268,12 +3268,12 @@ def _e_ct_ListOfRootCertificateIDs(a, o, st):
     try:
         c, w, _ = _T57[s, -1]
     except KeyError:
-        raise ExiEncodeError("ListOfRootCertificateIDs: required content missing") from None
+        raise ExiEncodeError("ListOfRootCertificateIds: required content missing") from None
     a = (a << w) | c
     return a
 
 
-def _d_ct_ListOfRootCertificateIDs(r, v, n, p):
+def _d_ct_ListOfRootCertificateIds(r, v, n, p):
     s = 0
     w, mask, prods = _D57[s]
     p += w
@@ -3288,8 +3288,8 @@ def _d_ct_ListOfRootCertificateIDs(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
-        raise bad_event(p, fid, "end of ListOfRootCertificateIDs")
-    return ct.ListOfRootCertificateIDs(root_certificate_id=root_certificate_id), p
+        raise bad_event(p, fid, "end of ListOfRootCertificateIds")
+    return ct.ListOfRootCertificateIds(root_certificate_id=root_certificate_id), p
 
 
 # EMAIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -9808,9 +9808,9 @@ FRAGMENT_ENCODERS = {
     (ct.MessageHeader, "{urn:iso:std:iso:15118:-20:CommonTypes}Header"): (90, _e_ct_MessageHeader),
     (ds.KeyInfo, "{http://www.w3.org/2000/09/xmldsig#}KeyInfo"): (92, _e_ds_KeyInfo),
     (ds.KeyValue, "{http://www.w3.org/2000/09/xmldsig#}KeyValue"): (94, _e_ds_KeyValue),
-    (ct.ListOfRootCertificateIDs, "{urn:iso:std:iso:15118:-20:CommonMessages}ListOfRootCertificateIDs"): (
+    (ct.ListOfRootCertificateIds, "{urn:iso:std:iso:15118:-20:CommonMessages}ListOfRootCertificateIDs"): (
         96,
-        _e_ct_ListOfRootCertificateIDs,
+        _e_ct_ListOfRootCertificateIds,
     ),
     (ds.Manifest, "{http://www.w3.org/2000/09/xmldsig#}Manifest"): (97, _e_ds_Manifest),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}MaximumCost"): (99, _e_ct_RationalNumber),
@@ -9842,13 +9842,13 @@ FRAGMENT_ENCODERS = {
     (cm.Parameter, "{urn:iso:std:iso:15118:-20:CommonMessages}Parameter"): (129, _e_cm_Parameter),
     (cm.ParameterSet, "{urn:iso:std:iso:15118:-20:CommonMessages}ParameterSet"): (130, _e_cm_ParameterSet),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}ParkingFee"): (132, _e_ct_RationalNumber),
-    (cm.PnCAReqAuthorizationMode, "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationMode"): (
+    (cm.PncAReqAuthorizationMode, "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationMode"): (
         137,
-        _e_cm_PnCAReqAuthorizationMode,
+        _e_cm_PncAReqAuthorizationMode,
     ),
-    (cm.PnCAsResAuthorizationMode, "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationMode"): (
+    (cm.PncAsResAuthorizationMode, "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationMode"): (
         138,
-        _e_cm_PnCAsResAuthorizationMode,
+        _e_cm_PncAsResAuthorizationMode,
     ),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}Power"): (139, _e_ct_RationalNumber),
     (cm.PowerDeliveryReq, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryReq"): (140, _e_cm_PowerDeliveryReq),
@@ -10100,7 +10100,7 @@ FRAGMENT_DECODERS = (
     ("{http://www.w3.org/2000/09/xmldsig#}KeyName", None),
     ("{http://www.w3.org/2000/09/xmldsig#}KeyValue", _d_ds_KeyValue),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}Language", None),
-    ("{urn:iso:std:iso:15118:-20:CommonMessages}ListOfRootCertificateIDs", _d_ct_ListOfRootCertificateIDs),
+    ("{urn:iso:std:iso:15118:-20:CommonMessages}ListOfRootCertificateIDs", _d_ct_ListOfRootCertificateIds),
     ("{http://www.w3.org/2000/09/xmldsig#}Manifest", _d_ds_Manifest),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}MaximumContractCertificateChains", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}MaximumCost", _d_ct_RationalNumber),
@@ -10141,8 +10141,8 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}ParkingMethod", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}ParkingSpace", None),
     ("{http://www.w3.org/2000/09/xmldsig#}PgenCounter", None),
-    ("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationMode", _d_cm_PnCAReqAuthorizationMode),
-    ("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationMode", _d_cm_PnCAsResAuthorizationMode),
+    ("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationMode", _d_cm_PncAReqAuthorizationMode),
+    ("{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationMode", _d_cm_PncAsResAuthorizationMode),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}Power", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryReq", _d_cm_PowerDeliveryReq),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryRes", _d_cm_PowerDeliveryRes),
