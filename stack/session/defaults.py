@@ -1,0 +1,224 @@
+"""Simple default controllers, so the stack runs on its own (the emulators bring physical ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .controller import (
+    AuthorizationStatus,
+    CableCheckStatus,
+    ChargeLoopFeedback,
+    ChargeLoopInput,
+    ChargeLoopOutput,
+    EnergyRequest,
+    EvLoopStep,
+    MeterReading,
+    PowerLimits,
+    Schedule,
+    ScheduleAnswer,
+    ScheduleEntry,
+    StopReason,
+)
+from .services import BPT_SERVICES, DC_SERVICES, ControlMode, ParameterSet, ServiceId
+
+MCS_CHARGER = PowerLimits(
+    max_charge_power=3_750_000,
+    min_charge_power=5_000,
+    max_charge_current=3000,
+    min_charge_current=0,
+    max_voltage=1250,
+    min_voltage=200,
+    max_discharge_power=3_750_000,
+    min_discharge_power=5_000,
+    max_discharge_current=3000,
+    min_discharge_current=0,
+)
+# a first-generation MCS truck: 1000 A / 750 kW both ways, pack 650..1000 V (PROTOCOL.md section 9)
+MCS_TRUCK = PowerLimits(
+    max_charge_power=750_000,
+    min_charge_power=10_000,
+    max_charge_current=1000,
+    min_charge_current=10,
+    max_voltage=1000,
+    min_voltage=650,
+    max_discharge_power=750_000,
+    min_discharge_power=10_000,
+    max_discharge_current=1000,
+    min_discharge_current=10,
+)
+
+
+def unidirectional(limits: PowerLimits) -> PowerLimits:
+    return PowerLimits(
+        limits.max_charge_power,
+        limits.min_charge_power,
+        limits.max_charge_current,
+        limits.min_charge_current,
+        limits.max_voltage,
+        limits.min_voltage,
+    )
+
+
+@dataclass
+class SimpleEvseController:
+    """A charger with fixed ratings that follows the EV: instant authorization, a short cable check."""
+
+    ratings: PowerLimits = MCS_CHARGER
+    evse_identifier: str = "DE*MCS*E0001"
+    authorization_steps: int = 0  # Ongoing answers before accepting
+    cable_check_steps: int = 1  # Ongoing answers before the insulation test passes
+    cable_check_fault: bool = False
+    notifications: dict[int, str] = field(default_factory=dict)  # charge-loop index -> EVSENotification
+    loops: int = 0
+    imported_wh: float = 0.0
+    _auth_calls: int = 0
+    _cable_calls: int = 0
+    _last: float | None = None
+    ended: str | None = None
+
+    def evse_id(self) -> str:
+        return self.evse_identifier
+
+    def authorize(self, now: float) -> AuthorizationStatus:
+        self._auth_calls += 1
+        return (
+            AuthorizationStatus.ONGOING
+            if self._auth_calls <= self.authorization_steps
+            else AuthorizationStatus.ACCEPTED
+        )
+
+    def charge_parameters(self, service: ServiceId, ev: PowerLimits, now: float) -> PowerLimits:
+        return self.ratings if service in BPT_SERVICES else unidirectional(self.ratings)
+
+    def schedule(self, service, mode, request, max_entries, now) -> ScheduleAnswer:
+        if mode is ControlMode.DYNAMIC:
+            return ScheduleAnswer(departure_time=None if request is None else request.departure_time)
+        power = self.ratings.max_charge_power
+        charge = tuple(ScheduleEntry(1800, power) for _ in range(min(12, max_entries)))
+        discharge = (
+            (ScheduleEntry(86_400, self.ratings.max_discharge_power or 0.0),) if service in BPT_SERVICES else None
+        )
+        return ScheduleAnswer(schedules=(Schedule(1, charge, discharge),))
+
+    def cable_check(self, now: float) -> CableCheckStatus:
+        self._cable_calls += 1
+        if self._cable_calls <= self.cable_check_steps:
+            return CableCheckStatus.ONGOING
+        return CableCheckStatus.FAULT if self.cable_check_fault else CableCheckStatus.OK
+
+    def pre_charge(self, target_voltage: float, now: float) -> float:
+        return target_voltage
+
+    def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
+        return True
+
+    def charge_loop(self, loop: ChargeLoopInput, now: float) -> ChargeLoopOutput:
+        self.loops += 1
+        voltage = loop.ev_present_voltage
+        if loop.control_mode is ControlMode.SCHEDULED and loop.target_current is not None:
+            current = min(loop.target_current, self.ratings.max_charge_current)
+        else:
+            ev = loop.ev_limits
+            current = (
+                self.ratings.max_charge_current
+                if ev is None
+                else min(ev.max_charge_current, self.ratings.max_charge_current)
+            )
+            if voltage > 0:
+                power_cap = (
+                    self.ratings.max_charge_power
+                    if ev is None
+                    else min(ev.max_charge_power, self.ratings.max_charge_power)
+                )
+                current = min(current, power_cap / voltage)
+        if self._last is not None:
+            self.imported_wh += voltage * current * max(0.0, now - self._last) / 3600
+        self._last = now
+        notification = self.notifications.get(self.loops)
+        return ChargeLoopOutput(
+            present_voltage=voltage,
+            present_current=current,
+            limits=self.ratings,
+            notification=notification,
+            meter=MeterReading("SIMPLE-METER", int(self.imported_wh), 0) if loop.meter_info_requested else None,
+        )
+
+    def welding_detection(self, now: float) -> float:
+        return 0.0
+
+    def session_ended(self, reason: str, now: float) -> None:
+        self.ended = reason
+
+
+@dataclass
+class SimpleEvController:
+    """A truck with a stiff battery: asks for its service, charges for `charge_loops` cycles, then stops."""
+
+    service: ServiceId = ServiceId.MCS_BPT
+    control_mode: ControlMode = ControlMode.DYNAMIC
+    charge_loops: int = 10
+    battery_voltage: float = 768.0
+    limits_: PowerLimits = MCS_TRUCK
+    evcc_identifier: str = "WMA06XZZ1MP123456"
+    stop_with: StopReason = StopReason.TERMINATE
+    soc: int = 55
+    loops: int = 0
+    feedback: list[ChargeLoopFeedback] = field(default_factory=list)
+    ended: tuple[str, bool] | None = None
+
+    def evcc_id(self) -> str:
+        return self.evcc_identifier
+
+    def choose_service(self, offered: list[ServiceId]) -> ServiceId | None:
+        if self.service in offered:
+            return self.service
+        return next((s for s in offered if s in DC_SERVICES), None)
+
+    def choose_parameter_set(self, service: ServiceId, sets: list[ParameterSet]) -> ParameterSet | None:
+        return next((p for p in sets if p.control_mode is self.control_mode), sets[0] if sets else None)
+
+    def limits(self, service: ServiceId) -> PowerLimits:
+        return self.limits_ if service in BPT_SERVICES else unidirectional(self.limits_)
+
+    def energy_request(self, now: float) -> EnergyRequest:
+        return EnergyRequest(
+            target_energy=196_000,
+            max_energy=252_000,
+            min_energy=0,
+            departure_time=7200,
+            target_soc=90,
+            min_soc=20,
+            max_v2x_energy=84_000,
+            min_v2x_energy=0,
+        )
+
+    def choose_schedule(self, schedules: list[Schedule]) -> Schedule:
+        return schedules[0]
+
+    def present_voltage(self, now: float) -> float:
+        return self.battery_voltage
+
+    def pre_charge_target(self, now: float) -> float:
+        return self.battery_voltage
+
+    def discharge(self) -> bool:
+        return False
+
+    def charge_loop(self, feedback: ChargeLoopFeedback | None, now: float) -> EvLoopStep:
+        if feedback is not None:
+            self.feedback.append(feedback)
+        if self.loops >= self.charge_loops:
+            return EvLoopStep(stop=self.stop_with)
+        self.loops += 1
+        return EvLoopStep(
+            target_current=self.limits_.max_charge_current,
+            target_voltage=self.limits_.max_voltage,
+            soc=self.soc,
+            energy=self.energy_request(now),
+        )
+
+    def welding_done(self, evse_voltage: float, now: float) -> bool:
+        return evse_voltage < 60.0
+
+    def session_ended(self, reason: str, ok: bool, now: float) -> None:
+        self.ended = (reason, ok)
