@@ -62,3 +62,35 @@ def parse_frame(data: bytes, max_payload: int = DEFAULT_MAX_PAYLOAD) -> Frame:
 
 def looks_like_frame(data: bytes) -> bool:
     return len(data) >= HEADER_SIZE and data[0] == VERSION and data[1] == VERSION ^ 0xFF
+
+
+class FrameReader:
+    """Incremental V2GTP parser: bytes in, whole frames out. Buffers at most one frame (header + max payload)."""
+
+    def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        self.max_payload = max_payload
+        self._buffer = bytearray()
+        self._need: int | None = None  # payload length of the frame being read
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Frames completed by `data`; raises V2gtpError on a bad header (the connection must then close)."""
+        self._buffer += data
+        frames = []
+        while True:
+            if self._need is None:
+                if len(self._buffer) < HEADER_SIZE:
+                    break
+                _, self._need = parse_header(bytes(self._buffer[:HEADER_SIZE]), self.max_payload)
+            end = HEADER_SIZE + self._need
+            if len(self._buffer) < end:
+                break
+            payload_type = int.from_bytes(self._buffer[2:4], "big")
+            frames.append(Frame(payload_type, bytes(self._buffer[HEADER_SIZE:end])))
+            del self._buffer[:end]
+            self._need = None
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet part of a whole frame."""
+        return len(self._buffer)

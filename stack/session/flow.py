@@ -127,3 +127,14 @@ def exchange_of(message: object) -> Exchange:
     if found is None:
         raise KeyError(f"{cls.__name__} is not part of the -20 DC flow")
     return found
+
+
+def message_name(message: object) -> str:
+    """The XSD element name of a -20 message (`DC_ChargeLoopRes`), or its class name."""
+    cls = type(message)
+    if cls in BY_REQUEST:
+        return BY_REQUEST[cls].name
+    if cls in BY_RESPONSE:
+        name = BY_RESPONSE[cls].name
+        return name[:-3] + ("Res" if name.endswith("Req") else "res")
+    return cls.__name__

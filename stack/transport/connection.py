@@ -1,0 +1,113 @@
+"""A V2GTP message connection over asyncio streams: EXI-encode, frame, send; read, unframe, decode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import exi
+from stack.v2gtp import PAYLOAD_SCHEMAS, FrameReader, V2gtpError, build
+
+log = logging.getLogger("mcs_v2g.v2gtp")
+
+SCHEMA_PAYLOAD_TYPES = {
+    "appProtocol": 0x8001,
+    "iso20-common": 0x8002,
+    "iso20-ac": 0x8003,
+    "iso20-dc": 0x8004,
+    "iso20-acdp": 0x8005,
+    "iso20-wpt": 0x8006,
+}
+READ_CHUNK = 4096
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (or it broke)."""
+
+
+class BadMessage(Exception):
+    """A frame or its EXI payload was malformed: the connection must close (PROTOCOL.md section 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    message: object
+    schema: str
+    size: int
+
+
+class V2gConnection:
+    """Messages in and out of one TCP/TLS stream, with an optional XML trace of every message."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        max_payload: int = 64 * 1024,
+        trace: Path | None = None,
+        role: str = "",
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.frames = FrameReader(max_payload)
+        self._queue: list = []
+        self.trace = trace
+        self.role = role
+
+    @property
+    def peer(self) -> str:
+        peer = self.writer.get_extra_info("peername")
+        return f"[{peer[0]}]:{peer[1]}" if peer else "?"
+
+    @property
+    def tls(self) -> str | None:
+        obj = self.writer.get_extra_info("ssl_object")
+        return None if obj is None else f"{obj.version()} {obj.cipher()[0]}"
+
+    async def send(self, message: object, schema: str) -> int:
+        payload = exi.encode(message, schema=schema)
+        self.writer.write(build(SCHEMA_PAYLOAD_TYPES[schema], payload))
+        await self.writer.drain()
+        self._trace(">>", message)
+        return len(payload)
+
+    async def receive(self, timeout: float | None) -> Received:
+        """The next message; raises TimeoutError, ConnectionClosed or BadMessage."""
+        while not self._queue:
+            try:
+                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+            except (ConnectionError, OSError) as exc:
+                raise ConnectionClosed(str(exc)) from None
+            if not data:
+                raise ConnectionClosed("peer closed the connection")
+            try:
+                self._queue.extend(self.frames.feed(data))
+            except V2gtpError as exc:
+                raise BadMessage(f"V2GTP: {exc}") from None
+        frame = self._queue.pop(0)
+        schema = PAYLOAD_SCHEMAS.get(frame.payload_type)
+        if schema is None:
+            raise BadMessage(f"payload type {frame.payload_type:#06x} does not carry a -20 message")
+        try:
+            message = exi.decode(frame.payload, schema)
+        except exi.ExiError as exc:
+            raise BadMessage(f"EXI: {exc}") from None
+        self._trace("<<", message)
+        return Received(message, schema, len(frame.payload))
+
+    def _trace(self, direction: str, message: object) -> None:
+        if self.trace is None:
+            return
+        with self.trace.open("a") as f:
+            f.write(f"<!-- {self.role} {direction} {type(message).__name__} -->\n{exi.to_xml(message)}")
+
+    async def close(self) -> None:
+        if self.writer.is_closing():
+            return
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+        except (TimeoutError, ConnectionError, OSError):
+            pass

@@ -1,0 +1,84 @@
+"""Run a sans-I/O session machine over a V2G connection: the only place where sessions meet asyncio."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from stack.session.actions import Action, Close, Event, Send
+from stack.session.flow import message_name
+
+from .connection import BadMessage, ConnectionClosed, V2gConnection
+
+log = logging.getLogger("mcs_v2g.session")
+
+
+class SessionMachine(Protocol):
+    deadline: float | None
+
+    def start(self, now: float) -> list[Action]: ...
+    def receive(self, message: object, now: float) -> list[Action]: ...
+    def expire(self, now: float) -> list[Action]: ...
+    def connection_lost(self, now: float) -> list[Action]: ...
+
+
+def _code(message: object) -> str:
+    code = getattr(message, "response_code", None)
+    return "" if code is None else f" {code}"
+
+
+async def run_session(
+    machine: SessionMachine,
+    conn: V2gConnection,
+    *,
+    role: str,
+    clock: Callable[[], float] = time.time,
+    on_event: Callable[[Event], None] | None = None,
+) -> Close:
+    """Drive `machine` until it closes; returns its Close. Every message is logged on one line."""
+    sent_at: float | None = None
+    received_at: float | None = None
+    actions = machine.start(clock())
+    while True:
+        for action in actions:
+            if isinstance(action, Send):
+                size = await conn.send(action.message, action.schema)
+                sent_at = time.perf_counter()
+                took = "" if received_at is None else f", answered in {1000 * (sent_at - received_at):.1f} ms"
+                log.info("%s -> %s%s (%d B%s)", role, message_name(action.message), _code(action.message), size, took)
+                received_at = None
+            elif isinstance(action, Event):
+                log.debug("%s event %s %s", role, action.kind, action.detail)
+                if on_event:
+                    on_event(action)
+            elif isinstance(action, Close):
+                log.info("%s closes: %s", role, action.reason)
+                await conn.close()
+                return action
+        deadline = machine.deadline
+        timeout = None if deadline is None else max(0.0, deadline - clock())
+        try:
+            received = await conn.receive(timeout)
+        except TimeoutError:
+            actions = machine.expire(clock())
+            continue
+        except ConnectionClosed as exc:
+            log.info("%s: %s", role, exc)
+            actions = machine.connection_lost(clock())
+            if not actions:
+                await conn.close()
+                return Close(str(exc))
+            continue
+        except BadMessage as exc:
+            log.warning("%s: closing on a malformed message: %s", role, exc)
+            await conn.close()
+            machine.connection_lost(clock())
+            return Close(f"malformed message: {exc}")
+        received_at = time.perf_counter()
+        rtt = "" if sent_at is None or role == "SECC" else f", round trip {1000 * (received_at - sent_at):.1f} ms"
+        log.info(
+            "%s <- %s%s (%d B%s)", role, message_name(received.message), _code(received.message), received.size, rtt
+        )
+        actions = machine.receive(received.message, clock())
