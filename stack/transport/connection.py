@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,5 @@ class V2gConnection:
         if self.writer.is_closing():
             return
         self.writer.close()
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionError, OSError):
             await asyncio.wait_for(self.writer.wait_closed(), 2.0)
-        except (TimeoutError, ConnectionError, OSError):
-            pass
