@@ -10,6 +10,8 @@ from pathlib import Path
 from stack import exi
 from stack.exi.codec import default_schema
 from stack.v2gtp import PAYLOAD_SCHEMAS, V2gtpError, build, looks_like_frame, parse_frame
+from tools import session_cli
+from tools.pki import add_pki_parser
 
 SCHEMA_PAYLOAD_TYPES = {
     "appProtocol": 0x8001,
@@ -107,6 +109,9 @@ def parser() -> argparse.ArgumentParser:
     enc.add_argument("--frame", action="store_true", help="print a whole V2GTP frame")
     enc.set_defaults(func=cmd_exi_encode)
 
+    session_cli.add_parsers(sub)
+    add_pki_parser(sub)
+
     p_bench = sub.add_parser("bench", help="benchmarks (figures and ratios against Josev in the same run)")
     bench_sub = p_bench.add_subparsers(dest="bench_command", required=True)
     b_exi = bench_sub.add_parser("exi", help="µs per encode/decode, ours and Josev's")
@@ -122,8 +127,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command in ("evse", "ev"):
+            return session_cli.run(args)
         return args.func(args)
-    except (CliError, exi.ExiError, OSError) as exc:
+    except (CliError, exi.ExiError, session_cli.ConfigError, OSError, TimeoutError) as exc:
         print(f"mcs-v2g: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

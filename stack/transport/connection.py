@@ -79,8 +79,10 @@ class V2gConnection:
         while not self._queue:
             try:
                 data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+            except TimeoutError:  # a subclass of OSError: let it through as a timeout
+                raise
             except (ConnectionError, OSError) as exc:
-                raise ConnectionClosed(str(exc)) from None
+                raise ConnectionClosed(str(exc) or type(exc).__name__) from None
             if not data:
                 raise ConnectionClosed("peer closed the connection")
             try:
