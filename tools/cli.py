@@ -88,6 +88,14 @@ def cmd_bench_exi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_session(args: argparse.Namespace) -> int:
+    from tools.bench import session as bench
+
+    results = bench.run(runs=args.runs, concurrent=args.concurrent)
+    print(json.dumps(results, indent=2) if args.json else bench.report(results))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcs-v2g", description="ISO 15118-20 / MCS stack and emulators")
     sub = p.add_subparsers(dest="command", required=True)
@@ -121,6 +129,11 @@ def parser() -> argparse.ArgumentParser:
     b_exi.add_argument("--no-josev", action="store_true", help="skip Josev (it needs Java and its own venv)")
     b_exi.add_argument("--json", action="store_true", help="print the figures as JSON")
     b_exi.set_defaults(func=cmd_bench_exi)
+    b_session = bench_sub.add_parser("session", help="a whole -20 session over TLS, charge-loop round trips")
+    b_session.add_argument("--runs", type=int, default=20)
+    b_session.add_argument("--concurrent", type=int, default=200)
+    b_session.add_argument("--json", action="store_true")
+    b_session.set_defaults(func=cmd_bench_session)
     return p
 
 
@@ -130,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("evse", "ev"):
             return session_cli.run(args)
         return args.func(args)
-    except (CliError, exi.ExiError, session_cli.ConfigError, OSError, TimeoutError) as exc:
+    except (CliError, exi.ExiError, session_cli.ConfigError, OSError, TimeoutError, LookupError) as exc:
         print(f"mcs-v2g: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

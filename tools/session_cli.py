@@ -110,12 +110,11 @@ async def serve_evse(args: argparse.Namespace) -> int:
     await server.start(host, port)
     sdp = None
     if args.interface:
-        from stack.sdp import Security
-        from stack.transport.sdp import SdpServer, link_local_address
+        from stack.sdp import Endpoint, Offers
+        from stack.transport.sdp import SdpServer, wait_link_local
 
-        address = link_local_address(args.interface)
-        offers = {Security.TLS if args.tls else Security.NO_TLS: (address, port)}
-        sdp = SdpServer(args.interface, offers)
+        endpoint = Endpoint(await wait_link_local(args.interface), port)
+        sdp = SdpServer(args.interface, Offers(tls=endpoint) if args.tls else Offers(tcp=endpoint))
         await sdp.__aenter__()
     try:
         await asyncio.Event().wait()
@@ -135,7 +134,7 @@ async def run_ev(args: argparse.Namespace) -> int:
         from stack.transport.sdp import discover
 
         answer = await discover(args.interface, Security.TLS if args.tls else Security.NO_TLS)
-        host, port = f"{answer.address}%{args.interface}", answer.port
+        host, port = f"{answer.address}%{args.interface}", answer.port  # link-local: the scope is our interface
         args.tls = answer.security == Security.TLS
     controller = SimpleEvController(
         service=SERVICE_NAMES[args.service], control_mode=CONTROL_NAMES[args.control], charge_loops=args.charge_loops

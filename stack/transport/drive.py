@@ -36,8 +36,12 @@ async def run_session(
     role: str,
     clock: Callable[[], float] = time.time,
     on_event: Callable[[Event], None] | None = None,
+    on_round_trip: Callable[[str, float], None] | None = None,
 ) -> Close:
-    """Drive `machine` until it closes; returns its Close. Every message is logged on one line."""
+    """Drive `machine` until it closes; returns its Close. Every message is logged on one line.
+
+    `on_round_trip(response name, seconds)` receives the EVCC's round-trip times (request sent -> response read).
+    """
     sent_at: float | None = None
     received_at: float | None = None
     actions = machine.start(clock())
@@ -77,7 +81,11 @@ async def run_session(
             machine.connection_lost(clock())
             return Close(f"malformed message: {exc}")
         received_at = time.perf_counter()
-        rtt = "" if sent_at is None or role == "SECC" else f", round trip {1000 * (received_at - sent_at):.1f} ms"
+        rtt = ""
+        if sent_at is not None and role != "SECC":
+            rtt = f", round trip {1000 * (received_at - sent_at):.1f} ms"
+            if on_round_trip is not None:
+                on_round_trip(message_name(received.message), received_at - sent_at)
         log.info(
             "%s <- %s%s (%d B%s)", role, message_name(received.message), _code(received.message), received.size, rtt
         )

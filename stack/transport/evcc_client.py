@@ -23,6 +23,7 @@ async def run_evcc(
     ssl_context: ssl.SSLContext | None = None,
     connect_timeout: float = 5.0,
     trace: Path | None = None,
+    on_round_trip=None,
 ) -> tuple[Close, EvccSession]:
     """Run one session; returns how it ended and the machine (service, SessionID, resume info...)."""
     session = EvccSession(controller, config)
@@ -31,5 +32,5 @@ async def run_evcc(
         connect_timeout,
     )
     conn = V2gConnection(reader, writer, trace=trace, role="EV")
-    close = await run_session(session, conn, role="EV")
+    close = await run_session(session, conn, role="EV", on_round_trip=on_round_trip)
     return close, session

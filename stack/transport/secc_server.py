@@ -59,6 +59,8 @@ class SeccServer:
             log.info("SECC: connection %d from %s %s", n, conn.peer, conn.tls or "")
             result = await run_session(session, conn, role="SECC")
             self.results.append(result)
+        except asyncio.CancelledError:  # the server is shutting down
+            writer.close()
         except Exception:  # one broken session must never stop the server
             log.exception("SECC: session crashed")
             self.results.append(Close("internal error"))
@@ -70,8 +72,10 @@ class SeccServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def __aenter__(self) -> SeccServer:
         return self
