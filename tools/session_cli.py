@@ -82,24 +82,23 @@ def setup_logging(verbose: int) -> None:
     )
 
 
-def tls_contexts(server: bool, enabled: bool, keylog: Path | None):
+def tls_contexts(args: argparse.Namespace, server: bool):
     """TLS 1.3 contexts with the generated test PKI (created on first use), or None for plain TCP."""
-    if not enabled:
+    if not args.tls:
         return None
     from stack.security.pki import ensure_pki
     from stack.security.tls import client_context, server_context
 
-    pki = ensure_pki()
-    if server:
-        return server_context(pki, keylog_file=keylog)
-    return client_context(pki, keylog_file=keylog)
+    pki = ensure_pki(args.pki, args.pki_profile)
+    make = server_context if server else client_context
+    return make(pki, keylog_file=args.keylog, allow_tls12=args.tls12)
 
 
 async def serve_evse(args: argparse.Namespace) -> int:
     from stack.transport.secc_server import SeccServer
 
     config, ratings, evse_id = secc_config_from_toml(args.config)
-    ssl_context = tls_contexts(True, args.tls, args.keylog)
+    ssl_context = tls_contexts(args, server=True)
     server = SeccServer(
         lambda: SimpleEvseController(ratings=ratings, evse_identifier=evse_id),
         config,
@@ -140,7 +139,7 @@ async def run_ev(args: argparse.Namespace) -> int:
         service=SERVICE_NAMES[args.service], control_mode=CONTROL_NAMES[args.control], charge_loops=args.charge_loops
     )
     timers = EvccTimers(charge_loop_interval=args.loop_interval, loop_interval=min(0.1, args.loop_interval))
-    ssl_context = tls_contexts(False, args.tls, args.keylog)
+    ssl_context = tls_contexts(args, server=False)
     close, session = await run_evcc(
         host, port, controller, EvccConfig(timers=timers), ssl_context=ssl_context, trace=args.trace
     )
@@ -175,6 +174,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     tls = p.add_mutually_exclusive_group()
     tls.add_argument("--tls", dest="tls", action="store_true", default=True, help="TLS 1.3 (default)")
     tls.add_argument("--no-tls", dest="tls", action="store_false", help="plain TCP (test benches)")
+    p.add_argument("--tls12", action="store_true", help="also accept TLS 1.2 (compatibility; -20 forbids it)")
+    p.add_argument("--pki", type=Path, help="test PKI folder (default certs/generated/<profile>, made on first use)")
+    p.add_argument("--pki-profile", choices=("secp521r1", "secp256r1"), default="secp521r1")
     p.add_argument("--keylog", type=Path, help="write TLS secrets in SSLKEYLOGFILE format (testing only)")
     p.add_argument("--trace", type=Path, help="write the decoded XML of every message (file for ev, folder for evse)")
     p.add_argument("-v", "--verbose", action="count", default=0)

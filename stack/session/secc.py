@@ -143,7 +143,10 @@ class SeccSession:
         return actions
 
     def _fail(self, exchange: Exchange, code: RC, now: float, why: str) -> list[Action]:
-        response = minimal(exchange.response, header=self._header(now), response_code=code)
+        if exchange.response is ap.SupportedAppProtocolRes:  # no header, no FAILED_* codes: refuse the negotiation
+            response = ap.SupportedAppProtocolRes(response_code=ap.ResponseCode.Failed_NoNegotiation)
+        else:
+            response = minimal(exchange.response, header=self._header(now), response_code=code)
         return [Event("rule", {"code": str(code), "why": why}), *self._respond(exchange, response, now)]
 
     def _failed(self, exchange_name: str, code: RC, now: float, **fields) -> object:

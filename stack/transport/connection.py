@@ -69,16 +69,23 @@ class V2gConnection:
 
     async def send(self, message: object, schema: str) -> int:
         payload = exi.encode(message, schema=schema)
-        self.writer.write(build(SCHEMA_PAYLOAD_TYPES[schema], payload))
-        await self.writer.drain()
+        try:
+            self.writer.write(build(SCHEMA_PAYLOAD_TYPES[schema], payload))
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise ConnectionClosed(str(exc) or type(exc).__name__) from None
         self._trace(">>", message)
         return len(payload)
 
     async def receive(self, timeout: float | None) -> Received:
-        """The next message; raises TimeoutError, ConnectionClosed or BadMessage."""
+        """The next message within `timeout` seconds (one deadline for the whole message, however it trickles in);
+        raises TimeoutError, ConnectionClosed or BadMessage."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while not self._queue:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
             try:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), left)
             except TimeoutError:  # a subclass of OSError: let it through as a timeout
                 raise
             except (ConnectionError, OSError) as exc:

@@ -46,9 +46,16 @@ async def run_session(
     received_at: float | None = None
     actions = machine.start(clock())
     while True:
+        lost = None
         for action in actions:
+            if lost is not None:
+                break
             if isinstance(action, Send):
-                size = await conn.send(action.message, action.schema)
+                try:
+                    size = await conn.send(action.message, action.schema)
+                except ConnectionClosed as exc:
+                    lost = exc
+                    break
                 sent_at = time.perf_counter()
                 took = "" if received_at is None else f", answered in {1000 * (sent_at - received_at):.1f} ms"
                 log.info("%s -> %s%s (%d B%s)", role, message_name(action.message), _code(action.message), size, took)
@@ -61,6 +68,11 @@ async def run_session(
                 log.info("%s closes: %s", role, action.reason)
                 await conn.close()
                 return action
+        if lost is not None:
+            log.info("%s: %s", role, lost)
+            await conn.close()
+            closing = [a for a in machine.connection_lost(clock()) if isinstance(a, Close)]
+            return closing[0] if closing else Close(f"connection lost: {lost}")
         deadline = machine.deadline
         timeout = None if deadline is None else max(0.0, deadline - clock())
         try:
