@@ -20,6 +20,7 @@ class Close:
     reason: str
     ok: bool = False
     paused: bool = False
+    linger: float = 0.0  # seconds to wait for the peer to close first ([V2G20-1643]: the SECC waits up to 5 s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ requests (Ongoing, pre-charge, charge loop, welding detection) are paced: the ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stack.messages import app_protocol as ap
 from stack.messages import iso20_common as cm
@@ -79,6 +79,7 @@ class EvccSession:
         self._limits: dict[str, float] = {}  # phase guards: name -> absolute deadline
         self._last_request: object | None = None
         self._renegotiating = False
+        self.energized = False
 
     # -- driver interface ------------------------------------------------------------------------------
     @property
@@ -88,7 +89,7 @@ class EvccSession:
         return min(times) if times and self.closed is None else None
 
     def start(self, now: float) -> list[Action]:
-        self._limits["communication_setup"] = now + self.config.timers.communication_setup
+        self._limits["V2G_EVCC_CommunicationSetup_Timeout"] = now + self.config.timers.communication_setup
         entries = [
             ap.AppProtocol(
                 protocol_namespace=ns, version_number_major=1, version_number_minor=0, schema_id=i, priority=i
@@ -103,14 +104,18 @@ class EvccSession:
         exchange = BY_RESPONSE.get(type(message))
         if exchange is None or exchange is not self._awaiting:
             expected = self._awaiting.response.__name__ if self._awaiting else "nothing"
-            return self._close(f"unexpected {type(message).__name__}, expected {expected}")
+            return self._close(f"unexpected {type(message).__name__}, expected {expected}", now)
+        if self._response_due is not None and now > self._response_due:  # too late: the timer fired first
+            return self._close(
+                f"V2G_EVCC_Msg_Timeout: the answer to {exchange.name} came too late", now, timer="V2G_EVCC_Msg_Timeout"
+            )
         self._awaiting = self._response_due = None
         code = getattr(message, "response_code", None)
         if code is not None and str(code).startswith(("FAILED", "Failed")):
-            return self._close(f"SECC answered {exchange.name} with {code}", code=str(code))
+            return self._close(f"SECC answered {exchange.name} with {code}", now, code=str(code))
         header = getattr(message, "header", None)
         if header is not None and exchange.name != "SessionSetupReq" and header.session_id != self.session_id:
-            return self._close("response carries a foreign SessionID")
+            return self._close("response carries a foreign SessionID", now)
         handler = getattr(self, "_after_" + exchange.key)
         return handler(message, now)
 
@@ -123,14 +128,19 @@ class EvccSession:
             return self._send(message, now)
         if self._response_due is not None and now >= self._response_due:
             name = self._awaiting.name if self._awaiting else "?"
-            return self._close(f"V2G_EVCC_Msg_Timeout waiting for the answer to {name}", timer="message")
+            return self._close(f"V2G_EVCC_Msg_Timeout: no answer to {name} in time", now, timer="V2G_EVCC_Msg_Timeout")
         for name, limit in list(self._limits.items()):
             if now >= limit:
-                return self._close(f"{name} timeout", timer=name)
+                return self._close(f"{name} expired", now, timer=name)
         return []
 
+    @property
+    def awaiting_response(self) -> bool:
+        """True while a request is out; False while the machine only waits to send its next one."""
+        return self._awaiting is not None
+
     def connection_lost(self, now: float) -> list[Action]:
-        return [] if self.closed is not None else self._close("connection lost")
+        return [] if self.closed is not None else self._close("connection lost", now)
 
     # -- plumbing --------------------------------------------------------------------------------------
     def _header(self, now: float) -> ct.MessageHeader:
@@ -151,13 +161,15 @@ class EvccSession:
         self._pending = (message, now + interval)
         return []
 
-    def _close(self, reason: str, *, ok: bool = False, paused: bool = False, timer: str | None = None, code=None):
+    def _close(
+        self, reason: str, now: float, *, ok: bool = False, paused: bool = False, timer: str | None = None, code=None
+    ) -> list[Action]:
         self.phase = Phase.ENDED
         self._pending = None
         self._awaiting = self._response_due = None
         self._limits.clear()
         self.closed = Close(reason, ok=ok, paused=paused)
-        self.controller.session_ended(reason, ok, 0.0)
+        self.controller.session_ended(reason, ok, now)
         events = [Event("timeout", {"timer": timer})] if timer else []
         if code:
             events.append(Event("failed", {"code": code}))
@@ -178,11 +190,11 @@ class EvccSession:
     def control_mode(self) -> ControlMode:
         return self.parameter_set.control_mode if self.parameter_set else ControlMode.SCHEDULED
 
-    def _repeat(self, now: float, interval: float | None = None) -> list[Action]:
+    def _repeat(self, now: float) -> list[Action]:
         """Send the last request again with a fresh timestamp ([V2G20-1582]: otherwise unaltered)."""
-        message = self._last_request
-        message.header = self._header(now + (interval if interval is not None else self.config.timers.loop_interval))
-        return self._later(message, now, self.config.timers.loop_interval if interval is None else interval)
+        interval = self.config.timers.loop_interval
+        message = replace(self._last_request, header=self._header(now + interval))
+        return self._later(message, now, interval)
 
     # -- one handler per response ----------------------------------------------------------------------
     def _after_supported_app_protocol(self, res: ap.SupportedAppProtocolRes, now: float) -> list[Action]:
@@ -192,7 +204,7 @@ class EvccSession:
         return self._send(cm.SessionSetupReq(header=self._header(now), evccid=self.controller.evcc_id()), now)
 
     def _after_session_setup(self, res: cm.SessionSetupRes, now: float) -> list[Action]:
-        self._unguard("communication_setup")
+        self._unguard("V2G_EVCC_CommunicationSetup_Timeout")
         self.session_id = res.header.session_id
         resume = self.config.resume
         if res.response_code == ct.ResponseCode.OK_OldSessionJoined and resume is not None:
@@ -205,7 +217,7 @@ class EvccSession:
     def _after_authorization_setup(self, res: cm.AuthorizationSetupRes, now: float) -> list[Action]:
         self.phase = Phase.AUTHORIZATION_SETUP
         if cm.Authorization.EIM not in res.authorization_services:
-            return self._close("the SECC does not offer EIM (Plug & Charge is not implemented yet)")
+            return self._stop_session(now, "the SECC does not offer EIM (Plug & Charge is not implemented yet)")
         req = cm.AuthorizationReq(
             header=self._header(now),
             selected_authorization_service=cm.Authorization.EIM,
@@ -220,7 +232,7 @@ class EvccSession:
             return self._repeat(now)
         self._unguard("V2G_EVCC_Ongoing_Timeout")
         if res.response_code != ct.ResponseCode.OK:
-            return self._close(f"authorization refused: {res.response_code}")
+            return self._stop_session(now, f"authorization refused: {res.response_code}")
         self.phase = Phase.AUTHORIZED
         return self._send(cm.ServiceDiscoveryReq(header=self._header(now)), now)
 
@@ -243,7 +255,7 @@ class EvccSession:
         try:
             sets = [ParameterSet.from_xsd(ps) for ps in res.service_parameter_list.parameter_set]
         except ValueError as exc:
-            return self._close(f"bad ServiceDetailRes: {exc}")
+            return self._stop_session(now, f"bad ServiceDetailRes: {exc}")
         chosen = self.controller.choose_parameter_set(self.service, sets)
         if chosen is None:
             return self._stop_session(now, "no acceptable parameter set")
@@ -288,9 +300,12 @@ class EvccSession:
         self.phase = Phase.SCHEDULED
         if self.control_mode is ControlMode.SCHEDULED:
             if res.scheduled_se_res_control_mode is None:
-                return self._close("ScheduleExchangeRes without schedules in Scheduled mode")
+                return self._stop_session(now, "ScheduleExchangeRes without schedules in Scheduled mode")
             schedules = convert.schedules_of_tuples(res.scheduled_se_res_control_mode.schedule_tuple)
             self.schedule = self.controller.choose_schedule(schedules)
+        if res.go_to_pause:  # the SECC asks for a pause: no energy now, rejoin later with this SessionID
+            self.stop_reason = StopReason.PAUSE
+            return self._send_power_delivery(cm.ChargeProgress.Stop, now)
         if self._renegotiating:  # back from a renegotiation: contactors are closed, go on charging
             self._renegotiating = False
             return self._send_power_delivery(cm.ChargeProgress.Start, now)
@@ -353,18 +368,22 @@ class EvccSession:
         progress = self._last_request.charge_progress
         if progress == cm.ChargeProgress.Start:
             self.phase = Phase.POWER_ON
+            self.energized = True
             return self._send_charge_loop(None, now)
         if progress == cm.ChargeProgress.ScheduleRenegotiation:
             self.phase = Phase.RENEGOTIATION
             self._renegotiating = True
             return self._send_schedule_exchange(now)
         self.phase = Phase.POWER_OFF
-        self._guard("welding_detection", now, self.config.timers.welding_detection)
+        if not self.energized:  # the contactors never closed (e.g. GoToPause): nothing can be welded
+            return self._send_session_stop(now)
+        self.energized = False
+        self._guard("WeldingDetection_Timeout", now, self.config.timers.welding_detection)
         return self._send(dc.DcWeldingDetectionReq(header=self._header(now), ev_processing=ct.Processing.Ongoing), now)
 
     def _send_charge_loop(self, feedback: ChargeLoopFeedback | None, now: float) -> list[Action]:
-        step = self.controller.charge_loop(feedback, now)
         notified = STOP_NOTIFICATIONS.get(feedback.notification) if feedback and feedback.notification else None
+        step = None if notified else self.controller.charge_loop(feedback, now)
         stop = notified or step.stop
         if stop is not None:
             self.stop_reason = stop
@@ -395,7 +414,10 @@ class EvccSession:
         self.phase = Phase.WELDING_DETECTION
         if not self.controller.welding_done(convert.fl(res.evse_present_voltage), now):
             return self._repeat(now)
-        self._unguard("welding_detection")
+        self._unguard("WeldingDetection_Timeout")
+        return self._send_session_stop(now)
+
+    def _send_session_stop(self, now: float) -> list[Action]:
         kind = SESSION_STOP_KIND.get(self.stop_reason or StopReason.TERMINATE, cm.ChargingSession.Terminate)
         return self._send(cm.SessionStopReq(header=self._header(now), charging_session=kind), now)
 
@@ -416,5 +438,5 @@ class EvccSession:
             return self._send(cm.ServiceDiscoveryReq(header=self._header(now)), now)
         if kind == cm.ChargingSession.Pause:
             self.resume_info = ResumeInfo(self.session_id, self.service, self.parameter_set)
-            return self._close("session paused", ok=True, paused=True)
-        return self._close("session terminated", ok=True)
+            return self._close("session paused", now, ok=True, paused=True)
+        return self._close("session terminated", now, ok=True)

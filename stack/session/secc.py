@@ -89,7 +89,10 @@ class SeccSession:
         self.schedule_ids: set[int] = set()
         self.deadline: float | None = None
         self.closed: Close | None = None
-        self._ongoing_since: float | None = None
+        self._ongoing: tuple[str, float] | None = None  # (request name, start) of the current Ongoing phase
+        self.authorized = False
+        self.energized = False  # contactors closed for energy transfer (PowerDelivery Start .. Stop)
+        self._renegotiated = False  # a ScheduleRenegotiation allows PowerDelivery(Start) without a new pre-charge
 
     # -- driver interface ------------------------------------------------------------------------------
     def start(self, now: float) -> list[Action]:
@@ -102,7 +105,7 @@ class SeccSession:
             raise LocalProtocolError("session already closed")
         exchange = BY_REQUEST.get(type(message))
         if exchange is None:
-            return self._close(f"unexpected message {type(message).__name__}")
+            return self._close(f"unexpected message {type(message).__name__}", now)
         has_session = exchange.name not in ("supportedAppProtocolReq", "SessionSetupReq")
         if has_session and message.header.session_id != self.session_id:
             return self._fail(exchange, RC.FAILED_UnknownSession, now, "foreign SessionID")
@@ -117,12 +120,12 @@ class SeccSession:
         if self.deadline is None or now < self.deadline or self.closed is not None:
             return []
         self.deadline = None
-        return self._close("V2G_SECC_Sequence_Timeout: no request in time", timer="sequence")
+        return self._close("V2G_SECC_Sequence_Timeout: no request in time", now, timer="V2G_SECC_Sequence_Timeout")
 
     def connection_lost(self, now: float) -> list[Action]:
         if self.closed is not None:
             return []
-        return self._close("connection lost")
+        return self._close("connection lost", now)
 
     # -- plumbing --------------------------------------------------------------------------------------
     def _header(self, now: float) -> ct.MessageHeader:
@@ -132,11 +135,8 @@ class SeccSession:
         actions: list[Action] = [Send(response, exchange.schema)]
         code = getattr(response, "response_code", None)
         if code is not None and (str(code).startswith("FAILED") or code == ap.ResponseCode.Failed_NoNegotiation):
-            self.phase = Phase.ENDED
-            self.controller.session_ended(f"{exchange.name}: {code}", now)
-            self.closed = Close(f"{exchange.name} answered {code}")
-            self.deadline = None
-            return [*actions, Event("failed", {"request": exchange.name, "code": str(code)}), self.closed]
+            closing = self._close(f"{exchange.name} answered {code}", now)
+            return [*actions, Event("failed", {"request": exchange.name, "code": str(code)}), *closing]
         if self.closed is not None:
             return [*actions, self.closed]
         self.deadline = now + self.config.timers.sequence
@@ -153,21 +153,30 @@ class SeccSession:
         exchange = next(x for x in BY_REQUEST.values() if x.name == exchange_name)
         return minimal(exchange.response, header=self._header(now), response_code=code, **fields)
 
-    def _close(self, reason: str, *, ok: bool = False, paused: bool = False, timer: str | None = None) -> list[Action]:
+    def _close(
+        self, reason: str, now: float, *, ok: bool = False, paused: bool = False, timer: str | None = None
+    ) -> list[Action]:
+        """End the session; the charger is told, and an energized output is switched off first."""
+        if self.energized:
+            self.controller.power_delivery(False, False, now)
+            self.energized = False
+        if self.closed is None:
+            self.controller.session_ended(reason, now)
         self.phase = Phase.ENDED
         self.deadline = None
-        self.closed = Close(reason, ok=ok, paused=paused)
+        linger = self.config.timers.close_linger if ok else 0.0
+        self.closed = Close(reason, ok=ok, paused=paused, linger=linger)
         events = [Event("timeout", {"timer": timer})] if timer else []
         return [*events, self.closed]
 
-    def _ongoing(self, now: float, limit: float) -> bool:
-        """Start or continue an Ongoing phase; False when it lasted longer than `limit`."""
-        if self._ongoing_since is None:
-            self._ongoing_since = now
-        return now - self._ongoing_since <= limit
+    def _still_ongoing(self, request: str, now: float, limit: float) -> bool:
+        """Start or continue the Ongoing phase of `request`; False when it lasted longer than `limit`."""
+        if self._ongoing is None or self._ongoing[0] != request:
+            self._ongoing = (request, now)
+        return now - self._ongoing[1] <= limit
 
     def _finish_ongoing(self) -> None:
-        self._ongoing_since = None
+        self._ongoing = None
 
     @property
     def bpt(self) -> bool:
@@ -199,9 +208,12 @@ class SeccSession:
             self.session_id = resumed.session_id
             self.service, self.parameter_set, self.offered = resumed.service, resumed.parameter_set, resumed.offered
             self.phase = Phase.SELECTED
+            self.authorized = True
             code = RC.OK_OldSessionJoined
         else:
             self.session_id = self._new_session_id()
+            while self.session_id == NEW_SESSION:  # all zeros means "new session": never hand it out
+                self.session_id = self._new_session_id()
             self.phase = Phase.SESSION
             code = RC.OK_NewSessionEstablished
         return cm.SessionSetupRes(header=self._header(now), response_code=code, evseid=self.controller.evse_id())
@@ -225,7 +237,7 @@ class SeccSession:
             return res(RC.WARNING_AuthorizationSelectionInvalid, ct.Processing.Finished)
         status = self.controller.authorize(now)
         if status is AuthorizationStatus.ONGOING:
-            if not self._ongoing(now, self.config.timers.eim_ongoing):
+            if not self._still_ongoing("AuthorizationReq", now, self.config.timers.eim_ongoing):
                 return res(RC.FAILED, ct.Processing.Finished)
             self.phase = Phase.AUTHORIZATION_ONGOING
             return res(RC.OK, ct.Processing.Ongoing_WaitingForCustomerInteraction)
@@ -234,6 +246,7 @@ class SeccSession:
             self.phase = Phase.AUTHORIZATION_SETUP
             return res(RC.WARNING_EIMAuthorizationFailure, ct.Processing.Finished)  # [V2G20-2230]
         self.phase = Phase.AUTHORIZED
+        self.authorized = True
         return res(RC.OK, ct.Processing.Finished)
 
     def _on_service_discovery(self, req: cm.ServiceDiscoveryReq, now: float):
@@ -307,7 +320,7 @@ class SeccSession:
             go_to_pause=answer.go_to_pause,
         )
         if not answer.finished:
-            if not self._ongoing(now, self.config.timers.ongoing):
+            if not self._still_ongoing("ScheduleExchangeReq", now, self.config.timers.ongoing):
                 return self._failed("ScheduleExchangeReq", RC.FAILED, now)
             self.phase = Phase.SCHEDULE_ONGOING
             res.evse_processing = ct.Processing.Ongoing
@@ -337,7 +350,7 @@ class SeccSession:
 
         status = self.controller.cable_check(now)
         if status is CableCheckStatus.ONGOING:
-            if not self._ongoing(now, self.config.timers.ongoing):
+            if not self._still_ongoing("DC_CableCheckReq", now, self.config.timers.ongoing):
                 return res(RC.FAILED, ct.Processing.Finished)
             self.phase = Phase.CABLE_CHECK_ONGOING
             return res(RC.OK, ct.Processing.Ongoing)
@@ -362,6 +375,9 @@ class SeccSession:
         if req.ev_processing != ct.Processing.Finished:
             return res(RC.OK)  # the EV is still computing its profile: it asks again
         if progress == cm.ChargeProgress.Start:
+            if self.phase is Phase.SCHEDULED and not self._renegotiated:
+                # only a schedule renegotiation may skip cable check and pre-charge ([V2G20-2122] is for pause)
+                return res(RC.FAILED_SequenceError)
             if self.control_mode is ControlMode.SCHEDULED:
                 profile = req.ev_power_profile
                 chosen = None if profile is None else profile.scheduled_evppt_control_mode
@@ -371,14 +387,19 @@ class SeccSession:
             if not self.controller.power_delivery(True, discharge, now):
                 return res(RC.FAILED_ContactorError)
             self.phase = Phase.POWER_ON
+            self.energized, self._renegotiated = True, False
             return res(RC.OK)
         if progress == cm.ChargeProgress.Stop:
             if not self.controller.power_delivery(False, False, now):
                 return res(RC.FAILED_ContactorError)
             self.phase = Phase.POWER_OFF
+            self.energized = False
             return res(RC.OK)
-        if progress == cm.ChargeProgress.ScheduleRenegotiation and self.phase in (Phase.POWER_ON, Phase.CHARGE_LOOP):
+        if progress == cm.ChargeProgress.ScheduleRenegotiation:
+            if self.phase not in (Phase.POWER_ON, Phase.CHARGE_LOOP):
+                return res(RC.FAILED_SequenceError)
             self.phase = Phase.RENEGOTIATION
+            self._renegotiated = True
             return res(RC.OK)
         if progress == cm.ChargeProgress.Standby and not self.config.standby_allowed:
             return res(RC.WARNING_StandbyNotAllowed)
@@ -430,18 +451,22 @@ class SeccSession:
             return cm.SessionStopRes(header=self._header(now), response_code=code)
 
         kind = req.charging_session
+        if self.energized:  # a SessionStop while energy flows: switch off before answering
+            self.controller.power_delivery(False, False, now)
+            self.energized = False
         if kind == cm.ChargingSession.ServiceRenegotiation:
             if not self.config.service_renegotiation:
                 return res(RC.FAILED_NoServiceRenegotiationSupported)
+            if not self.authorized:  # renegotiation must not be a way around authorization
+                return res(RC.FAILED_SequenceError)
             self.phase = Phase.AUTHORIZED  # back to ServiceDiscovery in the same connection [V2G20-1477]
+            self._finish_ongoing()
             return res(RC.OK)
         if kind == cm.ChargingSession.Pause:
             if not self.config.pause_allowed or self.service is None:
                 return res(RC.FAILED_PauseNotAllowed)
             self.store.pause(SessionContext(self.session_id, self.service, self.parameter_set, self.offered))
-            self.controller.session_ended("paused", now)
-            self._close("session paused", ok=True, paused=True)
+            self._close("session paused", now, ok=True, paused=True)
             return res(RC.OK)
-        self.controller.session_ended("terminated", now)
-        self._close("session terminated", ok=True)
+        self._close("session terminated", now, ok=True)
         return res(RC.OK)

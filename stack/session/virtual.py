@@ -57,24 +57,26 @@ class VirtualLink:
         for _ in range(self.max_steps):
             if self.evcc.closed is not None and self.secc.closed is not None:
                 break
-            if self._in_flight:
-                self._in_flight.sort(key=lambda x: x[0])
+            # a closed connection is seen by the other side once everything sent before the close has arrived
+            if not self._in_flight:
+                if self.secc.closed is not None and self.evcc.closed is None:
+                    self._handle("ev", self.evcc.connection_lost(self.now))
+                    continue
+                if self.evcc.closed is not None and self.secc.closed is None:
+                    self._handle("evse", self.secc.connection_lost(self.now))
+                    continue
+            deadlines = [(d, side) for side, d in (("ev", self.evcc.deadline), ("evse", self.secc.deadline)) if d]
+            self._in_flight.sort(key=lambda x: x[0])
+            arrival = self._in_flight[0][0] if self._in_flight else None
+            if arrival is None and not deadlines:
+                break
+            if arrival is not None and (not deadlines or arrival <= min(deadlines)[0]):
                 due, to, message = self._in_flight.pop(0)
                 self.now = max(self.now, due)
                 machine = self.secc if to == "evse" else self.evcc
                 if machine.closed is None:
                     self._handle(to, machine.receive(message, self.now))
                 continue
-            # a closed connection is seen by the other side once everything sent before the close has arrived
-            if self.secc.closed is not None and self.evcc.closed is None:
-                self._handle("ev", self.evcc.connection_lost(self.now))
-                continue
-            if self.evcc.closed is not None and self.secc.closed is None:
-                self._handle("evse", self.secc.connection_lost(self.now))
-                continue
-            deadlines = [(d, side) for side, d in (("ev", self.evcc.deadline), ("evse", self.secc.deadline)) if d]
-            if not deadlines:
-                break
             deadline, side = min(deadlines)
             self.now = max(self.now, deadline)
             machine = self.evcc if side == "ev" else self.secc

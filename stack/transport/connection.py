@@ -113,6 +113,15 @@ class V2gConnection:
         with self.trace.open("a") as f:
             f.write(f"<!-- {self.role} {direction} {type(message).__name__} -->\n{exi.to_xml(message)}")
 
+    async def wait_closed_by_peer(self, timeout: float) -> None:
+        """Give the peer up to `timeout` seconds to close first (it may still send, we ignore it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        with contextlib.suppress(TimeoutError, ConnectionError, OSError):
+            while (left := deadline - loop.time()) > 0:
+                if not await asyncio.wait_for(self.reader.read(READ_CHUNK), left):
+                    return
+
     async def close(self) -> None:
         if self.writer.is_closing():
             return

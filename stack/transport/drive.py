@@ -66,6 +66,8 @@ async def run_session(
                     on_event(action)
             elif isinstance(action, Close):
                 log.info("%s closes: %s", role, action.reason)
+                if action.linger > 0:
+                    await conn.wait_closed_by_peer(action.linger)
                 await conn.close()
                 return action
         if lost is not None:
