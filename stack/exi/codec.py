@@ -52,22 +52,27 @@ def default_schema(msg: object) -> str:
 
 
 @cache
-def _root_index(schema: str, cls: type, fragment: bool) -> tuple[str, int, object]:
+def _root_index(schema: str, cls: type, fragment: bool, element: str | None = None) -> tuple[str, int, object]:
     mod = codec_module(schema)
     table = mod.FRAGMENT_ENCODERS if fragment else mod.DOCUMENT_ENCODERS
-    found = [(qname, code, enc) for (c, qname), (code, enc) in table.items() if c is cls]
+    found = [(q, code, enc) for (c, q), (code, enc) in table.items() if c is cls and element in (None, q)]
     if not found:
         what = "fragment" if fragment else "global element"
-        raise ExiEncodeError(f"{cls.__name__} is not a {what} of schema {schema!r}")
+        named = f" named {element}" if element else ""
+        raise ExiEncodeError(f"{cls.__name__} is not a {what}{named} of schema {schema!r}")
     if len(found) > 1:
-        raise ExiEncodeError(f"{cls.__name__} is the type of several elements: {[f[0] for f in found]}")
+        raise ExiEncodeError(f"{cls.__name__} is the type of several elements, pass element=: {[f[0] for f in found]}")
     return found[0]
 
 
-def encode(msg: object, *, string_table: bool = False, schema: str | None = None) -> bytes:
-    """EXI document of `msg` (V2G profile; `string_table=True` for EXIficient's default options)."""
+def encode(msg: object, *, string_table: bool = False, schema: str | None = None, element: str | None = None) -> bytes:
+    """EXI document of `msg` (V2G profile; `string_table=True` for EXIficient's default options).
+
+    `element` ("{namespace}Name") is needed only when the message's type serves several global elements
+    (ACDP_ConnectReq and ACDP_DisconnectReq share one type).
+    """
     schema = schema or default_schema(msg)
-    _, code, enc = _root_index(schema, type(msg), False)
+    _, code, enc = _root_index(schema, type(msg), False, element)
     mod = codec_module(schema)
     a = (1 << 8) | EXI_HEADER
     a = (a << mod.DOCUMENT_WIDTH) | code
@@ -80,10 +85,12 @@ def encode(msg: object, *, string_table: bool = False, schema: str | None = None
     return to_bytes(a)
 
 
-def encode_fragment(msg: object, *, string_table: bool = False, schema: str | None = None) -> bytes:
+def encode_fragment(
+    msg: object, *, string_table: bool = False, schema: str | None = None, element: str | None = None
+) -> bytes:
     """EXI fragment (8.5.2) holding the single element `msg`, as signatures need it."""
     schema = schema or default_schema(msg)
-    _, code, enc = _root_index(schema, type(msg), True)
+    _, code, enc = _root_index(schema, type(msg), True, element)
     mod = codec_module(schema)
     width = mod.FRAGMENT_WIDTH
     a = (1 << 8) | EXI_HEADER

@@ -185,6 +185,10 @@ def range_error(name: str, value: object, lo: int | None, hi: int | None) -> Exi
     return ExiEncodeError(f"{name}: value {value} outside [{lo}, {hi}]")
 
 
+def type_error(name: str, expected: str, value: object) -> ExiEncodeError:
+    return ExiEncodeError(f"{name}: {expected} expected, got {type(value).__name__}")
+
+
 def e_str(a: int, v: str, st: StringTable | None, key: str, max_length: int | None, name: str) -> int:
     if not isinstance(v, str):
         raise ExiEncodeError(f"{name}: string expected, got {type(v).__name__}")

@@ -34,6 +34,11 @@ def fname(ct: ComplexType) -> str:
     return f"{alias(ct.namespace)}_{ct.class_name}"
 
 
+def _local(f: Field) -> str:
+    """Local variable of a field in a decoder: prefixed, so a field named `p` or `v` cannot clash."""
+    return f"f_{f.name}"
+
+
 def octets(hi: int | None) -> str:
     return "" if hi is None else str(max(1, -(-hi.bit_length() // 7)))
 
@@ -194,18 +199,30 @@ class TypeCodec:
                 lines.append(f"{ind}s = {state}")
                 stale = False
 
+        checked_choices: set[int] = set()
         for i, f in enumerate(ct.fields):
             v = f"o.{f.name}"
             subst = f.kind == "elem" and len(f.qnames) > 1
+            if f.choice and f.choice_required and f.choice not in checked_choices:
+                checked_choices.add(f.choice)
+                names = [g.name for g in ct.fields if g.choice == f.choice]
+                body.append(f"    if {' and '.join(f'o.{n} is None' for n in names)}:")
+                body.append(f"        raise ExiEncodeError('{ct.class_name}: one of {', '.join(names)} is required')")
             if f.repeated:
                 flush(body, "    ")
                 sync(body, "    ")
                 cmax = self.counted_max(f)
                 limit = f.max_occurs
                 body.append(f"    items = {v}")
+                body.append("    if items.__class__ is not list:")
+                body.append(f"        raise type_error('{ct.class_name}.{f.name}', 'a list', items)")
                 if limit is not None:
                     body.append(f"    if len(items) > {limit}:")
                     body.append(f"        raise ExiEncodeError('{ct.class_name}.{f.name}: more than {limit} items')")
+                if f.min_occurs > 0:
+                    body.append(f"    if len(items) < {f.min_occurs}:")
+                    need = f"{ct.class_name}.{f.name}: at least {f.min_occurs} items required"
+                    body.append(f"        raise ExiEncodeError('{need}')")
                 body.append("    for i, x in enumerate(items, 1):" if cmax else "    for x in items:")
                 self._emit_runtime_event(body, "        ", i, f, "x", subst)
                 body.extend(self._value_lines(f, "x", "        ", bits, flush))
@@ -299,7 +316,12 @@ class TypeCodec:
             return [*lines, f"{ind}a = enc(a, {v}, st)"]
         if isinstance(t, ComplexType):
             pv, pw, _ = bits.take()
-            return [f"{ind}a = _e_{fname(t)}({_pre(pv, pw)}, {v}, st)"]
+            cls = f"{alias(t.namespace)}.{t.class_name}"
+            return [
+                f"{ind}if {v}.__class__ is not {cls}:",
+                f"{ind}    raise type_error('{self.ct.class_name}.{f.name}', '{t.class_name}', {v})",
+                f"{ind}a = _e_{fname(t)}({_pre(pv, pw)}, {v}, st)",
+            ]
         if f.kind == "elem" and bits.width:
             bits.add(0, 1, "CH")  # the event code of the simple type's CH goes with the SE code above
         pv, pw, _ = bits.take()  # (a runtime SE code already includes the CH bit)
@@ -333,14 +355,14 @@ class TypeCodec:
 
     def _ctor(self) -> str:
         ct = self.ct
-        args = ", ".join(f"{f.name}={f.name}" for f in ct.fields)
+        args = ", ".join(f"{f.name}={_local(f)}" for f in ct.fields)
         return f"    return {alias(ct.namespace)}.{ct.class_name}({args}), p"
 
     def _decoder_loop(self) -> list[str]:
         ct = self.ct
         out = [f"def _d_{fname(ct)}(r, v, n, p):"]
         for f in ct.fields:
-            out.append(f"    {f.name} = {'[]' if f.repeated else 'None'}")
+            out.append(f"    {_local(f)} = {'[]' if f.repeated else 'None'}")
         out.append("    s = 0")
         out.append("    while True:")
         out.append("        fid, sub, s, p = STEP")
@@ -349,7 +371,7 @@ class TypeCodec:
         for i, f in enumerate(ct.fields):
             out.append(f"        if fid == {i}:")
             bits = _Run()
-            self._inline_value(out, bits, i, f, None if f.repeated else f.name, "            ")
+            self._inline_value(out, bits, i, f, None if f.repeated else _local(f), "            ")
             bits.flush(out, "            ")
             out.append("            continue")
         out.append(f"        raise bad_event(p, fid, 'content of {ct.class_name}')")
@@ -381,7 +403,7 @@ class TypeCodec:
             if not f.repeated and f.min_occurs > 0 and single:
                 (state,) = S
                 bits.add(0, self.g.width(state), label)
-                self._inline_value(body, bits, i, f, f.name, "    ")
+                self._inline_value(body, bits, i, f, _local(f), "    ")
                 S, stale = after, True
                 continue
             if not look:
@@ -389,27 +411,27 @@ class TypeCodec:
                 look = True
             if f.repeated:
                 cmax = self.counted_max(f)
-                body.append(f"    {f.name} = []")
+                body.append(f"    {_local(f)} = []")
                 body.append(f"    while fid == {i}:")
                 self._inline_value(body, bits, i, f, None, "        ")
                 bits.flush(body, "        ")
                 if cmax:
-                    body.append(f"        if len({f.name}) == {cmax}:")
+                    body.append(f"        if len({_local(f)}) == {cmax}:")
                     body.append(f"            s = _X{n}[s]")
                 body.append("        fid, sub, s, p = STEP")
                 S = S | after | {self.g.exhausted[x] for x in after if x in self.g.exhausted}
             elif f.min_occurs == 0:
                 body.append(f"    if fid == {i}:")
-                self._inline_value(body, bits, i, f, f.name, "        ")
+                self._inline_value(body, bits, i, f, _local(f), "        ")
                 bits.flush(body, "        ")
                 body.append("        fid, sub, s, p = STEP")
                 body.append("    else:")
-                body.append(f"        {f.name} = None")
+                body.append(f"        {_local(f)} = None")
                 S = S | after
             else:
                 body.append(f"    if fid != {i}:")
                 body.append(f"        raise bad_event(p, fid, {label!r})")
-                self._inline_value(body, bits, i, f, f.name, "    ")
+                self._inline_value(body, bits, i, f, _local(f), "    ")
                 look = False
                 S, stale = after, False
         if look:
@@ -430,7 +452,7 @@ class TypeCodec:
         return len(prods) == 1 and self.event_id(prods[0][0])[0] == fid
 
     def _inline_value(self, body, bits: _Bits, i: int, f: Field, target: str | None, ind: str) -> None:
-        """Decode the value of field `f` into `target` (or append it to the list `f.name`)."""
+        """Decode the value of field `f` into `target` (or append it to the field's list)."""
         t = f.types[0]
         var = target or "x"
         if f.kind == "elem" and len(f.qnames) > 1:
@@ -453,7 +475,7 @@ class TypeCodec:
                 bits.add(0, 1, f"end of {local(f.qnames[0])}")
         if target is None:
             bits.flush(body, ind)
-            body.append(f"{ind}{f.name}.append(x)")
+            body.append(f"{ind}{_local(f)}.append(x)")
 
 
 def _pre(pv: int, pw: int) -> str:
@@ -477,21 +499,30 @@ def encode_value(t: SimpleType, v: str, name: str, key: str, pv: int = 0, pw: in
     if t.kind == "nbit":
         offset = f" {'+' if t.lo < 0 else '-'} {abs(t.lo)}" if t.lo else ""
         expr = f"(y{offset})" if offset else "y"
-        return [f"y = {v}", f"if not {t.lo} <= y <= {t.hi}:", *check, _shift_in(pv, pw, t.nbits, expr)]
+        return [
+            f"y = {v}",
+            f"if not isinstance(y, int) or not {t.lo} <= y <= {t.hi}:",
+            *check,
+            _shift_in(pv, pw, t.nbits, expr),
+        ]
     if t.kind == "uint":
         low = t.lo if t.lo else 0
-        slow = (
-            f"e_uint({a}, y)"
-            if (t.lo == 0 and t.hi is None)
-            else f"e_uint({a}, check_range(y, {t.lo}, {t.hi}, {name!r}))"
-        )
-        return [f"y = {v}", f"if {low} <= y < 0x80:", f"    {_shift_in(pv, pw, 8, 'y')}", "else:", f"    a = {slow}"]
+        slow = f"e_uint({a}, check_range(y, {t.lo}, {t.hi}, {name!r}))"
+        return [
+            f"y = {v}",
+            f"if y.__class__ is int and {low} <= y < 0x80:",
+            f"    {_shift_in(pv, pw, 8, 'y')}",
+            "else:",
+            f"    a = {slow}",
+        ]
     if t.kind == "int":
         slow = f"e_int({a}, check_range(y, {t.lo}, {t.hi}, {name!r}))"
         if (t.lo is None or t.lo <= -128) and (t.hi is None or t.hi >= 127):
             return [
                 f"y = {v}",
-                "if 0 <= y < 0x80:",
+                "if y.__class__ is not int:",
+                f"    a = {slow}",
+                "elif 0 <= y < 0x80:",
                 f"    {_shift_in(pv, pw, 9, 'y')}",
                 "elif -0x80 <= y < 0:",
                 f"    {_shift_in(pv, pw, 9, '(0xFF - y)')}",
@@ -500,7 +531,12 @@ def encode_value(t: SimpleType, v: str, name: str, key: str, pv: int = 0, pw: in
             ]
         return [f"y = {v}", f"a = {slow}"]
     if t.kind == "bool":
-        return [_shift_in(pv, pw, 1, f"(1 if {v} else 0)")]
+        return [
+            f"y = {v}",
+            "if y.__class__ is not bool:",
+            f"    raise type_error({name!r}, 'True or False', y)",
+            _shift_in(pv, pw, 1, "(1 if y else 0)"),
+        ]
     if t.kind == "enum":
         return [_shift_in(pv, pw, t.nbits, f"enum_index(_EN_{enum_id(t)}, {v}, {name!r})")]
     if t.kind == "string":
@@ -632,7 +668,7 @@ class CodecEmitter:
         lines.append("from stack.exi.errors import ExiEncodeError, ExiUnsupportedError  # noqa: F401")
         lines.append(
             "from stack.exi.runtime import (  # noqa: F401\n    bad_event, check_range, e_bin, e_int, e_str, e_uint,"
-            " enum_index, out_of_range, r_binary, r_sint, r_string, r_uint, range_error, unexpected,\n)"
+            " enum_index, out_of_range, r_binary, r_sint, r_string, r_uint, range_error, type_error, unexpected,\n)"
         )
         lines.append(f"from stack.messages import {', '.join(f'{m} as {MODULE_ALIAS[m]}' for m in modules)}")
         lines.append("")

@@ -15,6 +15,7 @@ from stack.exi.runtime import (  # noqa: F401
     r_string,
     r_uint,
     range_error,
+    type_error,
     unexpected,
 )
 from stack.messages import app_protocol as ap
@@ -27,14 +28,20 @@ _EN_ap_ResponseCode = {m: i for i, m in enumerate(_ENUM_ap_ResponseCode)}
 def _e_ap_SupportedAppProtocolReq(a, o, st):
     s = 0
     items = o.app_protocol
+    if items.__class__ is not list:
+        raise type_error("SupportedAppProtocolReq.app_protocol", "a list", items)
     if len(items) > 20:
         raise ExiEncodeError("SupportedAppProtocolReq.app_protocol: more than 20 items")
+    if len(items) < 1:
+        raise ExiEncodeError("SupportedAppProtocolReq.app_protocol: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T0[s, 0]
         except KeyError:
             raise ExiEncodeError("SupportedAppProtocolReq.app_protocol is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ap.AppProtocol:
+            raise type_error("SupportedAppProtocolReq.app_protocol", "AppProtocol", x)
         a = _e_ap_AppProtocol(a, x, st)
         if i == 20:
             s = _X0[s]
@@ -51,18 +58,18 @@ def _d_ap_SupportedAppProtocolReq(r, v, n, p):
     w, mask, prods = _D0[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    app_protocol = []
+    f_app_protocol = []
     while fid == 0:
         x, p = _d_ap_AppProtocol(r, v, n, p)
-        app_protocol.append(x)
-        if len(app_protocol) == 20:
+        f_app_protocol.append(x)
+        if len(f_app_protocol) == 20:
             s = _X0[s]
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SupportedAppProtocolReq")
-    return ap.SupportedAppProtocolReq(app_protocol=app_protocol), p
+    return ap.SupportedAppProtocolReq(app_protocol=f_app_protocol), p
 
 
 # supportedAppProtocolRes (anonymous type) (urn:iso:15118:2:2010:AppProtocol)
@@ -74,7 +81,7 @@ def _e_ap_SupportedAppProtocolRes(a, o, st):
     if x is not None:
         s = 2
         y = x
-        if not 0 <= y <= 255:
+        if not isinstance(y, int) or not 0 <= y <= 255:
             raise range_error("SupportedAppProtocolRes.schema_id", y, 0, 255)
         a = (a << 11) | y
         a <<= 1
@@ -91,7 +98,7 @@ def _d_ap_SupportedAppProtocolRes(r, v, n, p):
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
         raise unexpected(p - 5, 2, "ResponseCode")
-    response_code = _ENUM_ap_ResponseCode[((q >> 1) & 0x3)]
+    f_response_code = _ENUM_ap_ResponseCode[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 1
@@ -103,38 +110,38 @@ def _d_ap_SupportedAppProtocolRes(r, v, n, p):
         q = (v >> (n - p)) & 0x3FF
         if q >> 9:
             raise unexpected(p - 10, 1, "characters of SchemaID")
-        schema_id = (q >> 1) & 0xFF
+        f_schema_id = (q >> 1) & 0xFF
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of SchemaID")
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        schema_id = None
+        f_schema_id = None
     if fid != -1:
         raise bad_event(p, fid, "end of SupportedAppProtocolRes")
-    return ap.SupportedAppProtocolRes(response_code=response_code, schema_id=schema_id), p
+    return ap.SupportedAppProtocolRes(response_code=f_response_code, schema_id=f_schema_id), p
 
 
 # AppProtocolType (urn:iso:15118:2:2010:AppProtocol)
 def _e_ap_AppProtocol(a, o, st):
     a = e_str((a << 2), o.protocol_namespace, st, "ProtocolNamespace", 100, "AppProtocol.protocol_namespace")
     y = o.version_number_major
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 4294967295, "AppProtocol.version_number_major"))
     y = o.version_number_minor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 4294967295, "AppProtocol.version_number_minor"))
     y = o.schema_id
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("AppProtocol.schema_id", y, 0, 255)
     a = (a << 11) | y
     y = o.priority
-    if not 1 <= y <= 20:
+    if not isinstance(y, int) or not 1 <= y <= 20:
         raise range_error("AppProtocol.priority", y, 1, 20)
     a = (a << 8) | (y - 1)
     a <<= 2
@@ -145,45 +152,45 @@ def _d_ap_AppProtocol(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ProtocolNamespace")
-    protocol_namespace, p = r_string(r, v, n, p, "ProtocolNamespace", 100)
+    f_protocol_namespace, p = r_string(r, v, n, p, "ProtocolNamespace", 100)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of ProtocolNamespace")
-    version_number_major = (v >> (n - p - 8)) & 0xFF
-    if version_number_major < 0x80:
+    f_version_number_major = (v >> (n - p - 8)) & 0xFF
+    if f_version_number_major < 0x80:
         p += 8
     else:
-        version_number_major, p = r_uint(v, n, p, 5)
-    if not 0 <= version_number_major <= 4294967295:
-        raise out_of_range(p, version_number_major, 0, 4294967295)
+        f_version_number_major, p = r_uint(v, n, p, 5)
+    if not 0 <= f_version_number_major <= 4294967295:
+        raise out_of_range(p, f_version_number_major, 0, 4294967295)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of VersionNumberMajor")
-    version_number_minor = (v >> (n - p - 8)) & 0xFF
-    if version_number_minor < 0x80:
+    f_version_number_minor = (v >> (n - p - 8)) & 0xFF
+    if f_version_number_minor < 0x80:
         p += 8
     else:
-        version_number_minor, p = r_uint(v, n, p, 5)
-    if not 0 <= version_number_minor <= 4294967295:
-        raise out_of_range(p, version_number_minor, 0, 4294967295)
+        f_version_number_minor, p = r_uint(v, n, p, 5)
+    if not 0 <= f_version_number_minor <= 4294967295:
+        raise out_of_range(p, f_version_number_minor, 0, 4294967295)
     p += 21
     q = (v >> (n - p)) & 0x1FFFFF
     if q >> 18:
         raise unexpected(p - 21, 3, "end of VersionNumberMinor")
-    schema_id = (q >> 10) & 0xFF
+    f_schema_id = (q >> 10) & 0xFF
     if (q >> 7) & 0x7:
         raise unexpected(p - 10, 3, "end of SchemaID")
-    priority = ((q >> 2) & 0x1F) + 1
-    if priority > 20:
-        raise out_of_range(p, priority, 1, 20)
+    f_priority = ((q >> 2) & 0x1F) + 1
+    if f_priority > 20:
+        raise out_of_range(p, f_priority, 1, 20)
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of Priority")
     return ap.AppProtocol(
-        protocol_namespace=protocol_namespace,
-        version_number_major=version_number_major,
-        version_number_minor=version_number_minor,
-        schema_id=schema_id,
-        priority=priority,
+        protocol_namespace=f_protocol_namespace,
+        version_number_major=f_version_number_major,
+        version_number_minor=f_version_number_minor,
+        schema_id=f_schema_id,
+        priority=f_priority,
     ), p
 
 

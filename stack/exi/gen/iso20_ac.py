@@ -15,6 +15,7 @@ from stack.exi.runtime import (  # noqa: F401
     r_string,
     r_uint,
     range_error,
+    type_error,
     unexpected,
 )
 from stack.messages import iso20_ac as ac
@@ -29,11 +30,17 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 # AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcCpdReqEnergyTransferMode(a, o, st):
+    if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "AcCpdReqEnergyTransferMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
     s = 1
     x = o.ev_maximum_charge_power_l2
     if x is not None:
         s = 2
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdReqEnergyTransferMode.ev_maximum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
@@ -42,16 +49,24 @@ def _e_ac_AcCpdReqEnergyTransferMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("AcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T0[s, 192]
     except KeyError:
         raise ExiEncodeError("AcCpdReqEnergyTransferMode.ev_minimum_charge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "AcCpdReqEnergyTransferMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
     x = o.ev_minimum_charge_power_l2
     if x is not None:
         s = 5
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdReqEnergyTransferMode.ev_minimum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
@@ -60,6 +75,8 @@ def _e_ac_AcCpdReqEnergyTransferMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("AcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T0[s, -1]
@@ -73,64 +90,70 @@ def _d_ac_AcCpdReqEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
     w, mask, prods = _D0[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l2 = None
+        f_ev_maximum_charge_power_l2 = None
     if fid == 2:
-        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l3 = None
+        f_ev_maximum_charge_power_l3 = None
     if fid != 3:
         raise bad_event(p, fid, "EVMinimumChargePower")
-    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D0[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l2 = None
+        f_ev_minimum_charge_power_l2 = None
     if fid == 5:
-        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l3 = None
+        f_ev_minimum_charge_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of AcCpdReqEnergyTransferMode")
     return ac.AcCpdReqEnergyTransferMode(
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=ev_minimum_charge_power_l3,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
+        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
+        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
     ), p
 
 
 # AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
+    if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "AcCpdResEnergyTransferMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
     s = 1
     x = o.evse_maximum_charge_power_l2
     if x is not None:
         s = 2
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.evse_maximum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_maximum_charge_power_l3
     if x is not None:
@@ -141,16 +164,24 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
                 "AcCpdResEnergyTransferMode.evse_maximum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.evse_maximum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T1[s, 192]
     except KeyError:
         raise ExiEncodeError("AcCpdResEnergyTransferMode.evse_minimum_charge_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "AcCpdResEnergyTransferMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
+        )
     a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, st)
     x = o.evse_minimum_charge_power_l2
     if x is not None:
         s = 5
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.evse_minimum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_minimum_charge_power_l3
     if x is not None:
@@ -161,16 +192,24 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
                 "AcCpdResEnergyTransferMode.evse_minimum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.evse_minimum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T1[s, 384]
     except KeyError:
         raise ExiEncodeError("AcCpdResEnergyTransferMode.evse_nominal_frequency is not allowed here") from None
     a = (a << w) | c
+    if o.evse_nominal_frequency.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "AcCpdResEnergyTransferMode.evse_nominal_frequency", "RationalNumber", o.evse_nominal_frequency
+        )
     a = _e_ct_RationalNumber(a, o.evse_nominal_frequency, st)
     x = o.maximum_power_asymmetry
     if x is not None:
         s = 8
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.maximum_power_asymmetry", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.evse_power_ramp_limitation
     if x is not None:
@@ -179,6 +218,8 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("AcCpdResEnergyTransferMode.evse_power_ramp_limitation is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power
     if x is not None:
@@ -187,6 +228,8 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("AcCpdResEnergyTransferMode.evse_present_active_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.evse_present_active_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l2
     if x is not None:
@@ -197,6 +240,8 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
                 "AcCpdResEnergyTransferMode.evse_present_active_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.evse_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l3
     if x is not None:
@@ -207,6 +252,8 @@ def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
                 "AcCpdResEnergyTransferMode.evse_present_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcCpdResEnergyTransferMode.evse_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T1[s, -1]
@@ -220,118 +267,125 @@ def _d_ac_AcCpdResEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
-    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
     w, mask, prods = _D1[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        evse_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_charge_power_l2 = None
+        f_evse_maximum_charge_power_l2 = None
     if fid == 2:
-        evse_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_charge_power_l3 = None
+        f_evse_maximum_charge_power_l3 = None
     if fid != 3:
         raise bad_event(p, fid, "EVSEMinimumChargePower")
-    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D1[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        evse_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_charge_power_l2 = None
+        f_evse_minimum_charge_power_l2 = None
     if fid == 5:
-        evse_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_charge_power_l3 = None
+        f_evse_minimum_charge_power_l3 = None
     if fid != 6:
         raise bad_event(p, fid, "EVSENominalFrequency")
-    evse_nominal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_nominal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D1[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        maximum_power_asymmetry, p = _d_ct_RationalNumber(r, v, n, p)
+        f_maximum_power_asymmetry, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        maximum_power_asymmetry = None
+        f_maximum_power_asymmetry = None
     if fid == 8:
-        evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_power_ramp_limitation = None
+        f_evse_power_ramp_limitation = None
     if fid == 9:
-        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power = None
+        f_evse_present_active_power = None
     if fid == 10:
-        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l2 = None
+        f_evse_present_active_power_l2 = None
     if fid == 11:
-        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l3 = None
+        f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of AcCpdResEnergyTransferMode")
     return ac.AcCpdResEnergyTransferMode(
-        evse_maximum_charge_power=evse_maximum_charge_power,
-        evse_maximum_charge_power_l2=evse_maximum_charge_power_l2,
-        evse_maximum_charge_power_l3=evse_maximum_charge_power_l3,
-        evse_minimum_charge_power=evse_minimum_charge_power,
-        evse_minimum_charge_power_l2=evse_minimum_charge_power_l2,
-        evse_minimum_charge_power_l3=evse_minimum_charge_power_l3,
-        evse_nominal_frequency=evse_nominal_frequency,
-        maximum_power_asymmetry=maximum_power_asymmetry,
-        evse_power_ramp_limitation=evse_power_ramp_limitation,
-        evse_present_active_power=evse_present_active_power,
-        evse_present_active_power_l2=evse_present_active_power_l2,
-        evse_present_active_power_l3=evse_present_active_power_l3,
+        evse_maximum_charge_power=f_evse_maximum_charge_power,
+        evse_maximum_charge_power_l2=f_evse_maximum_charge_power_l2,
+        evse_maximum_charge_power_l3=f_evse_maximum_charge_power_l3,
+        evse_minimum_charge_power=f_evse_minimum_charge_power,
+        evse_minimum_charge_power_l2=f_evse_minimum_charge_power_l2,
+        evse_minimum_charge_power_l3=f_evse_minimum_charge_power_l3,
+        evse_nominal_frequency=f_evse_nominal_frequency,
+        maximum_power_asymmetry=f_maximum_power_asymmetry,
+        evse_power_ramp_limitation=f_evse_power_ramp_limitation,
+        evse_present_active_power=f_evse_present_active_power,
+        evse_present_active_power_l2=f_evse_present_active_power_l2,
+        evse_present_active_power_l3=f_evse_present_active_power_l3,
     ), p
 
 
 # AC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcChargeLoopReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcChargeLoopReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     x = o.display_parameters
     if x is not None:
         s = 2
+        if x.__class__ is not ct.DisplayParameters:
+            raise type_error("AcChargeLoopReq.display_parameters", "DisplayParameters", x)
         a = _e_ct_DisplayParameters((a << 2), x, st)
     try:
         c, w, s = _T2[s, 128]
     except KeyError:
         raise ExiEncodeError("AcChargeLoopReq.meter_info_requested is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = (a << 1) | (1 if o.meter_info_requested else 0)
+    y = o.meter_info_requested
+    if y.__class__ is not bool:
+        raise type_error("AcChargeLoopReq.meter_info_requested", "True or False", y)
+    a = (a << 1) | (1 if y else 0)
     a <<= 1
     try:
         eid, enc = _S2_3[type(o.cl_req_control_mode)]
@@ -353,25 +407,25 @@ def _d_ac_AcChargeLoopReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
     w, mask, prods = _D2[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
+        f_display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
         w, mask, prods = _D2[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        display_parameters = None
+        f_display_parameters = None
     if fid != 2:
         raise bad_event(p, fid, "MeterInfoRequested")
     p += 3
     q = (v >> (n - p)) & 0x7
     if q >> 2:
         raise unexpected(p - 3, 1, "characters of MeterInfoRequested")
-    meter_info_requested = ((q >> 1) & 0x1) == 1
+    f_meter_info_requested = ((q >> 1) & 0x1) == 1
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of MeterInfoRequested")
     w, mask, prods = _D2[s]
@@ -379,20 +433,22 @@ def _d_ac_AcChargeLoopReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 3:
         raise bad_event(p, fid, "BPT_Dynamic_AC_CLReqControlMode")
-    cl_req_control_mode, p = _R2_3[sub](r, v, n, p)
+    f_cl_req_control_mode, p = _R2_3[sub](r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcChargeLoopReq")
     return ac.AcChargeLoopReq(
-        header=header,
-        display_parameters=display_parameters,
-        meter_info_requested=meter_info_requested,
-        cl_req_control_mode=cl_req_control_mode,
+        header=f_header,
+        display_parameters=f_display_parameters,
+        meter_info_requested=f_meter_info_requested,
+        cl_req_control_mode=f_cl_req_control_mode,
     ), p
 
 
 # AC_ChargeLoopResType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcChargeLoopRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcChargeLoopRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcChargeLoopRes.response_code")
     a <<= 1
@@ -400,6 +456,8 @@ def _e_ac_AcChargeLoopRes(a, o, st):
     x = o.evse_status
     if x is not None:
         s = 3
+        if x.__class__ is not ct.EvseStatus:
+            raise type_error("AcChargeLoopRes.evse_status", "EvseStatus", x)
         a = _e_ct_EvseStatus((a << 4), x, st)
     x = o.meter_info
     if x is not None:
@@ -408,6 +466,8 @@ def _e_ac_AcChargeLoopRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("AcChargeLoopRes.meter_info is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.MeterInfo:
+            raise type_error("AcChargeLoopRes.meter_info", "MeterInfo", x)
         a = _e_ct_MeterInfo(a, x, st)
     x = o.receipt
     if x is not None:
@@ -416,6 +476,8 @@ def _e_ac_AcChargeLoopRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("AcChargeLoopRes.receipt is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.Receipt:
+            raise type_error("AcChargeLoopRes.receipt", "Receipt", x)
         a = _e_ct_Receipt(a, x, st)
     x = o.evse_target_frequency
     if x is not None:
@@ -424,6 +486,8 @@ def _e_ac_AcChargeLoopRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("AcChargeLoopRes.evse_target_frequency is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AcChargeLoopRes.evse_target_frequency", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         eid, enc = _S3_6[type(o.cl_res_control_mode)]
@@ -445,12 +509,12 @@ def _d_ac_AcChargeLoopRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
@@ -458,52 +522,54 @@ def _d_ac_AcChargeLoopRes(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        evse_status, p = _d_ct_EvseStatus(r, v, n, p)
+        f_evse_status, p = _d_ct_EvseStatus(r, v, n, p)
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_status = None
+        f_evse_status = None
     if fid == 3:
-        meter_info, p = _d_ct_MeterInfo(r, v, n, p)
+        f_meter_info, p = _d_ct_MeterInfo(r, v, n, p)
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_info = None
+        f_meter_info = None
     if fid == 4:
-        receipt, p = _d_ct_Receipt(r, v, n, p)
+        f_receipt, p = _d_ct_Receipt(r, v, n, p)
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        receipt = None
+        f_receipt = None
     if fid == 5:
-        evse_target_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_frequency, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_frequency = None
+        f_evse_target_frequency = None
     if fid != 6:
         raise bad_event(p, fid, "BPT_Dynamic_AC_CLResControlMode")
-    cl_res_control_mode, p = _R3_6[sub](r, v, n, p)
+    f_cl_res_control_mode, p = _R3_6[sub](r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcChargeLoopRes")
     return ac.AcChargeLoopRes(
-        header=header,
-        response_code=response_code,
-        evse_status=evse_status,
-        meter_info=meter_info,
-        receipt=receipt,
-        evse_target_frequency=evse_target_frequency,
-        cl_res_control_mode=cl_res_control_mode,
+        header=f_header,
+        response_code=f_response_code,
+        evse_status=f_evse_status,
+        meter_info=f_meter_info,
+        receipt=f_receipt,
+        evse_target_frequency=f_evse_target_frequency,
+        cl_res_control_mode=f_cl_res_control_mode,
     ), p
 
 
 # AC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcChargeParameterDiscoveryReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcChargeParameterDiscoveryReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     try:
@@ -528,24 +594,26 @@ def _d_ac_AcChargeParameterDiscoveryReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
     w, mask, prods = _D4[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 1:
         raise bad_event(p, fid, "AC_CPDReqEnergyTransferMode")
-    ac_cpd_req_energy_transfer_mode, p = _R4_1[sub](r, v, n, p)
+    f_ac_cpd_req_energy_transfer_mode, p = _R4_1[sub](r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcChargeParameterDiscoveryReq")
     return ac.AcChargeParameterDiscoveryReq(
-        header=header, ac_cpd_req_energy_transfer_mode=ac_cpd_req_energy_transfer_mode
+        header=f_header, ac_cpd_req_energy_transfer_mode=f_ac_cpd_req_energy_transfer_mode
     ), p
 
 
 # AC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_AcChargeParameterDiscoveryRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcChargeParameterDiscoveryRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcChargeParameterDiscoveryRes.response_code")
     a <<= 1
@@ -572,12 +640,12 @@ def _d_ac_AcChargeParameterDiscoveryRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
@@ -586,22 +654,30 @@ def _d_ac_AcChargeParameterDiscoveryRes(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 2:
         raise bad_event(p, fid, "AC_CPDResEnergyTransferMode")
-    ac_cpd_res_energy_transfer_mode, p = _R5_2[sub](r, v, n, p)
+    f_ac_cpd_res_energy_transfer_mode, p = _R5_2[sub](r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcChargeParameterDiscoveryRes")
     return ac.AcChargeParameterDiscoveryRes(
-        header=header, response_code=response_code, ac_cpd_res_energy_transfer_mode=ac_cpd_res_energy_transfer_mode
+        header=f_header,
+        response_code=f_response_code,
+        ac_cpd_res_energy_transfer_mode=f_ac_cpd_res_energy_transfer_mode,
     ), p
 
 
 # BPT_AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
+    if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
     s = 1
     x = o.ev_maximum_charge_power_l2
     if x is not None:
         s = 2
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
@@ -612,16 +688,24 @@ def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
                 "BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T6[s, 192]
     except KeyError:
         raise ExiEncodeError("BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
     x = o.ev_minimum_charge_power_l2
     if x is not None:
         s = 5
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
@@ -632,16 +716,24 @@ def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
                 "BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T6[s, 384]
     except KeyError:
         raise ExiEncodeError("BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power", "RationalNumber", o.ev_maximum_discharge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, st)
     x = o.ev_maximum_discharge_power_l2
     if x is not None:
         s = 8
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_discharge_power_l3
     if x is not None:
@@ -652,16 +744,24 @@ def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
                 "BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T6[s, 576]
     except KeyError:
         raise ExiEncodeError("BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power", "RationalNumber", o.ev_minimum_discharge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_power, st)
     x = o.ev_minimum_discharge_power_l2
     if x is not None:
         s = 11
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_discharge_power_l3
     if x is not None:
@@ -672,6 +772,8 @@ def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
                 "BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T6[s, -1]
@@ -685,110 +787,116 @@ def _d_ac_BptAcCpdReqEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
     w, mask, prods = _D6[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l2 = None
+        f_ev_maximum_charge_power_l2 = None
     if fid == 2:
-        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l3 = None
+        f_ev_maximum_charge_power_l3 = None
     if fid != 3:
         raise bad_event(p, fid, "EVMinimumChargePower")
-    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D6[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l2 = None
+        f_ev_minimum_charge_power_l2 = None
     if fid == 5:
-        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l3 = None
+        f_ev_minimum_charge_power_l3 = None
     if fid != 6:
         raise bad_event(p, fid, "EVMaximumDischargePower")
-    ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D6[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_power_l2 = None
+        f_ev_maximum_discharge_power_l2 = None
     if fid == 8:
-        ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_power_l3 = None
+        f_ev_maximum_discharge_power_l3 = None
     if fid != 9:
         raise bad_event(p, fid, "EVMinimumDischargePower")
-    ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D6[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 10:
-        ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_discharge_power_l2 = None
+        f_ev_minimum_discharge_power_l2 = None
     if fid == 11:
-        ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_discharge_power_l3 = None
+        f_ev_minimum_discharge_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptAcCpdReqEnergyTransferMode")
     return ac.BptAcCpdReqEnergyTransferMode(
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=ev_minimum_charge_power_l3,
-        ev_maximum_discharge_power=ev_maximum_discharge_power,
-        ev_maximum_discharge_power_l2=ev_maximum_discharge_power_l2,
-        ev_maximum_discharge_power_l3=ev_maximum_discharge_power_l3,
-        ev_minimum_discharge_power=ev_minimum_discharge_power,
-        ev_minimum_discharge_power_l2=ev_minimum_discharge_power_l2,
-        ev_minimum_discharge_power_l3=ev_minimum_discharge_power_l3,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
+        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
+        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
+        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
+        ev_maximum_discharge_power_l2=f_ev_maximum_discharge_power_l2,
+        ev_maximum_discharge_power_l3=f_ev_maximum_discharge_power_l3,
+        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
+        ev_minimum_discharge_power_l2=f_ev_minimum_discharge_power_l2,
+        ev_minimum_discharge_power_l3=f_ev_minimum_discharge_power_l3,
     ), p
 
 
 # BPT_AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
 def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
+    if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdResEnergyTransferMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
     s = 1
     x = o.evse_maximum_charge_power_l2
     if x is not None:
         s = 2
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_maximum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_maximum_charge_power_l3
     if x is not None:
@@ -799,16 +907,24 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
                 "BptAcCpdResEnergyTransferMode.evse_maximum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_maximum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T7[s, 192]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode.evse_minimum_charge_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdResEnergyTransferMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
+        )
     a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, st)
     x = o.evse_minimum_charge_power_l2
     if x is not None:
         s = 5
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_minimum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_minimum_charge_power_l3
     if x is not None:
@@ -819,16 +935,24 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
                 "BptAcCpdResEnergyTransferMode.evse_minimum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_minimum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T7[s, 384]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode.evse_nominal_frequency is not allowed here") from None
     a = (a << w) | c
+    if o.evse_nominal_frequency.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdResEnergyTransferMode.evse_nominal_frequency", "RationalNumber", o.evse_nominal_frequency
+        )
     a = _e_ct_RationalNumber(a, o.evse_nominal_frequency, st)
     x = o.maximum_power_asymmetry
     if x is not None:
         s = 8
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.maximum_power_asymmetry", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.evse_power_ramp_limitation
     if x is not None:
@@ -839,6 +963,8 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
                 "BptAcCpdResEnergyTransferMode.evse_power_ramp_limitation is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power
     if x is not None:
@@ -849,6 +975,8 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
                 "BptAcCpdResEnergyTransferMode.evse_present_active_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_present_active_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l2
     if x is not None:
@@ -859,6 +987,8 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
                 "BptAcCpdResEnergyTransferMode.evse_present_active_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l3
     if x is not None:
@@ -869,16 +999,26 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
                 "BptAcCpdResEnergyTransferMode.evse_present_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T7[s, 768]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_maximum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power",
+            "RationalNumber",
+            o.evse_maximum_discharge_power,
+        )
     a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_power, st)
     x = o.evse_maximum_discharge_power_l2
     if x is not None:
         s = 14
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_maximum_discharge_power_l3
     if x is not None:
@@ -889,16 +1029,26 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
                 "BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T7[s, 960]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_minimum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power",
+            "RationalNumber",
+            o.evse_minimum_discharge_power,
+        )
     a = _e_ct_RationalNumber(a, o.evse_minimum_discharge_power, st)
     x = o.evse_minimum_discharge_power_l2
     if x is not None:
         s = 17
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.evse_minimum_discharge_power_l3
     if x is not None:
@@ -909,6 +1059,8 @@ def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
                 "BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T7[s, -1]
@@ -922,147 +1074,147 @@ def _d_ac_BptAcCpdResEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
-    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
     w, mask, prods = _D7[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        evse_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_charge_power_l2 = None
+        f_evse_maximum_charge_power_l2 = None
     if fid == 2:
-        evse_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_charge_power_l3 = None
+        f_evse_maximum_charge_power_l3 = None
     if fid != 3:
         raise bad_event(p, fid, "EVSEMinimumChargePower")
-    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D7[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        evse_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_charge_power_l2 = None
+        f_evse_minimum_charge_power_l2 = None
     if fid == 5:
-        evse_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_charge_power_l3 = None
+        f_evse_minimum_charge_power_l3 = None
     if fid != 6:
         raise bad_event(p, fid, "EVSENominalFrequency")
-    evse_nominal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_nominal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D7[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        maximum_power_asymmetry, p = _d_ct_RationalNumber(r, v, n, p)
+        f_maximum_power_asymmetry, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        maximum_power_asymmetry = None
+        f_maximum_power_asymmetry = None
     if fid == 8:
-        evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_power_ramp_limitation = None
+        f_evse_power_ramp_limitation = None
     if fid == 9:
-        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power = None
+        f_evse_present_active_power = None
     if fid == 10:
-        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l2 = None
+        f_evse_present_active_power_l2 = None
     if fid == 11:
-        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l3 = None
+        f_evse_present_active_power_l3 = None
     if fid != 12:
         raise bad_event(p, fid, "EVSEMaximumDischargePower")
-    evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D7[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 13:
-        evse_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_discharge_power_l2 = None
+        f_evse_maximum_discharge_power_l2 = None
     if fid == 14:
-        evse_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_discharge_power_l3 = None
+        f_evse_maximum_discharge_power_l3 = None
     if fid != 15:
         raise bad_event(p, fid, "EVSEMinimumDischargePower")
-    evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D7[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 16:
-        evse_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_discharge_power_l2 = None
+        f_evse_minimum_discharge_power_l2 = None
     if fid == 17:
-        evse_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_discharge_power_l3 = None
+        f_evse_minimum_discharge_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptAcCpdResEnergyTransferMode")
     return ac.BptAcCpdResEnergyTransferMode(
-        evse_maximum_charge_power=evse_maximum_charge_power,
-        evse_maximum_charge_power_l2=evse_maximum_charge_power_l2,
-        evse_maximum_charge_power_l3=evse_maximum_charge_power_l3,
-        evse_minimum_charge_power=evse_minimum_charge_power,
-        evse_minimum_charge_power_l2=evse_minimum_charge_power_l2,
-        evse_minimum_charge_power_l3=evse_minimum_charge_power_l3,
-        evse_nominal_frequency=evse_nominal_frequency,
-        maximum_power_asymmetry=maximum_power_asymmetry,
-        evse_power_ramp_limitation=evse_power_ramp_limitation,
-        evse_present_active_power=evse_present_active_power,
-        evse_present_active_power_l2=evse_present_active_power_l2,
-        evse_present_active_power_l3=evse_present_active_power_l3,
-        evse_maximum_discharge_power=evse_maximum_discharge_power,
-        evse_maximum_discharge_power_l2=evse_maximum_discharge_power_l2,
-        evse_maximum_discharge_power_l3=evse_maximum_discharge_power_l3,
-        evse_minimum_discharge_power=evse_minimum_discharge_power,
-        evse_minimum_discharge_power_l2=evse_minimum_discharge_power_l2,
-        evse_minimum_discharge_power_l3=evse_minimum_discharge_power_l3,
+        evse_maximum_charge_power=f_evse_maximum_charge_power,
+        evse_maximum_charge_power_l2=f_evse_maximum_charge_power_l2,
+        evse_maximum_charge_power_l3=f_evse_maximum_charge_power_l3,
+        evse_minimum_charge_power=f_evse_minimum_charge_power,
+        evse_minimum_charge_power_l2=f_evse_minimum_charge_power_l2,
+        evse_minimum_charge_power_l3=f_evse_minimum_charge_power_l3,
+        evse_nominal_frequency=f_evse_nominal_frequency,
+        maximum_power_asymmetry=f_maximum_power_asymmetry,
+        evse_power_ramp_limitation=f_evse_power_ramp_limitation,
+        evse_present_active_power=f_evse_present_active_power,
+        evse_present_active_power_l2=f_evse_present_active_power_l2,
+        evse_present_active_power_l3=f_evse_present_active_power_l3,
+        evse_maximum_discharge_power=f_evse_maximum_discharge_power,
+        evse_maximum_discharge_power_l2=f_evse_maximum_discharge_power_l2,
+        evse_maximum_discharge_power_l3=f_evse_maximum_discharge_power_l3,
+        evse_minimum_discharge_power=f_evse_minimum_discharge_power,
+        evse_minimum_discharge_power_l2=f_evse_minimum_discharge_power_l2,
+        evse_minimum_discharge_power_l3=f_evse_minimum_discharge_power_l3,
     ), p
 
 
@@ -1073,7 +1225,7 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 11) | y
         else:
             a = e_uint((a << 3), check_range(y, 0, 4294967295, "BptDynamicAcClReqControlMode.departure_time"))
@@ -1083,14 +1235,32 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
+    if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
+        )
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
     s = 5
     x = o.ev_maximum_charge_power_l2
     if x is not None:
         s = 6
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
@@ -1101,16 +1271,24 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
                 "BptDynamicAcClReqControlMode.ev_maximum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T8[s, 448]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
     x = o.ev_minimum_charge_power_l2
     if x is not None:
         s = 9
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
@@ -1121,16 +1299,24 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
                 "BptDynamicAcClReqControlMode.ev_minimum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T8[s, 640]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_present_active_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_present_active_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_present_active_power", "RationalNumber", o.ev_present_active_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_present_active_power, st)
     x = o.ev_present_active_power_l2
     if x is not None:
         s = 12
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_present_active_power_l3
     if x is not None:
@@ -1141,16 +1327,24 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
                 "BptDynamicAcClReqControlMode.ev_present_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T8[s, 832]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_present_reactive_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_present_reactive_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_present_reactive_power", "RationalNumber", o.ev_present_reactive_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_present_reactive_power, st)
     x = o.ev_present_reactive_power_l2
     if x is not None:
         s = 15
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_present_reactive_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_present_reactive_power_l3
     if x is not None:
@@ -1161,16 +1355,24 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
                 "BptDynamicAcClReqControlMode.ev_present_reactive_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_present_reactive_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T8[s, 1024]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_maximum_discharge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_maximum_discharge_power", "RationalNumber", o.ev_maximum_discharge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, st)
     x = o.ev_maximum_discharge_power_l2
     if x is not None:
         s = 18
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_discharge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_discharge_power_l3
     if x is not None:
@@ -1181,16 +1383,24 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
                 "BptDynamicAcClReqControlMode.ev_maximum_discharge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_discharge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T8[s, 1216]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_minimum_discharge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClReqControlMode.ev_minimum_discharge_power", "RationalNumber", o.ev_minimum_discharge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_power, st)
     x = o.ev_minimum_discharge_power_l2
     if x is not None:
         s = 21
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_discharge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_minimum_discharge_power_l3
     if x is not None:
@@ -1201,6 +1411,8 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
                 "BptDynamicAcClReqControlMode.ev_minimum_discharge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_discharge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_v2x_energy_request
     if x is not None:
@@ -1211,6 +1423,8 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
                 "BptDynamicAcClReqControlMode.ev_maximum_v2x_energy_request is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_v2x_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_v2x_energy_request
     if x is not None:
@@ -1221,6 +1435,8 @@ def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
                 "BptDynamicAcClReqControlMode.ev_minimum_v2x_energy_request is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_v2x_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T8[s, -1]
@@ -1239,13 +1455,13 @@ def _d_ac_BptDynamicAcClReqControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -1253,181 +1469,181 @@ def _d_ac_BptDynamicAcClReqControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid != 1:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 5
     w, mask, prods = _D8[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l2 = None
+        f_ev_maximum_charge_power_l2 = None
     if fid == 6:
-        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l3 = None
+        f_ev_maximum_charge_power_l3 = None
     if fid != 7:
         raise bad_event(p, fid, "EVMinimumChargePower")
-    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D8[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 8:
-        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l2 = None
+        f_ev_minimum_charge_power_l2 = None
     if fid == 9:
-        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l3 = None
+        f_ev_minimum_charge_power_l3 = None
     if fid != 10:
         raise bad_event(p, fid, "EVPresentActivePower")
-    ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D8[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 11:
-        ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_active_power_l2 = None
+        f_ev_present_active_power_l2 = None
     if fid == 12:
-        ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_active_power_l3 = None
+        f_ev_present_active_power_l3 = None
     if fid != 13:
         raise bad_event(p, fid, "EVPresentReactivePower")
-    ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D8[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 14:
-        ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power_l2 = None
+        f_ev_present_reactive_power_l2 = None
     if fid == 15:
-        ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power_l3 = None
+        f_ev_present_reactive_power_l3 = None
     if fid != 16:
         raise bad_event(p, fid, "EVMaximumDischargePower")
-    ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D8[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 17:
-        ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_power_l2 = None
+        f_ev_maximum_discharge_power_l2 = None
     if fid == 18:
-        ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_power_l3 = None
+        f_ev_maximum_discharge_power_l3 = None
     if fid != 19:
         raise bad_event(p, fid, "EVMinimumDischargePower")
-    ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D8[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 20:
-        ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_discharge_power_l2 = None
+        f_ev_minimum_discharge_power_l2 = None
     if fid == 21:
-        ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_discharge_power_l3 = None
+        f_ev_minimum_discharge_power_l3 = None
     if fid == 22:
-        ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_v2x_energy_request = None
+        f_ev_maximum_v2x_energy_request = None
     if fid == 23:
-        ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D8[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_v2x_energy_request = None
+        f_ev_minimum_v2x_energy_request = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptDynamicAcClReqControlMode")
     return ac.BptDynamicAcClReqControlMode(
-        departure_time=departure_time,
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=ev_minimum_charge_power_l3,
-        ev_present_active_power=ev_present_active_power,
-        ev_present_active_power_l2=ev_present_active_power_l2,
-        ev_present_active_power_l3=ev_present_active_power_l3,
-        ev_present_reactive_power=ev_present_reactive_power,
-        ev_present_reactive_power_l2=ev_present_reactive_power_l2,
-        ev_present_reactive_power_l3=ev_present_reactive_power_l3,
-        ev_maximum_discharge_power=ev_maximum_discharge_power,
-        ev_maximum_discharge_power_l2=ev_maximum_discharge_power_l2,
-        ev_maximum_discharge_power_l3=ev_maximum_discharge_power_l3,
-        ev_minimum_discharge_power=ev_minimum_discharge_power,
-        ev_minimum_discharge_power_l2=ev_minimum_discharge_power_l2,
-        ev_minimum_discharge_power_l3=ev_minimum_discharge_power_l3,
-        ev_maximum_v2x_energy_request=ev_maximum_v2x_energy_request,
-        ev_minimum_v2x_energy_request=ev_minimum_v2x_energy_request,
+        departure_time=f_departure_time,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
+        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
+        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
+        ev_present_active_power=f_ev_present_active_power,
+        ev_present_active_power_l2=f_ev_present_active_power_l2,
+        ev_present_active_power_l3=f_ev_present_active_power_l3,
+        ev_present_reactive_power=f_ev_present_reactive_power,
+        ev_present_reactive_power_l2=f_ev_present_reactive_power_l2,
+        ev_present_reactive_power_l3=f_ev_present_reactive_power_l3,
+        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
+        ev_maximum_discharge_power_l2=f_ev_maximum_discharge_power_l2,
+        ev_maximum_discharge_power_l3=f_ev_maximum_discharge_power_l3,
+        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
+        ev_minimum_discharge_power_l2=f_ev_minimum_discharge_power_l2,
+        ev_minimum_discharge_power_l3=f_ev_minimum_discharge_power_l3,
+        ev_maximum_v2x_energy_request=f_ev_maximum_v2x_energy_request,
+        ev_minimum_v2x_energy_request=f_ev_minimum_v2x_energy_request,
     ), p
 
 
@@ -1438,7 +1654,7 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 4294967295, "BptDynamicAcClResControlMode.departure_time"))
@@ -1451,7 +1667,7 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
             raise ExiEncodeError("BptDynamicAcClResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("BptDynamicAcClResControlMode.minimum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -1463,7 +1679,7 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
             raise ExiEncodeError("BptDynamicAcClResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("BptDynamicAcClResControlMode.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -1475,7 +1691,7 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
             raise ExiEncodeError("BptDynamicAcClResControlMode.ack_max_delay is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 65535, "BptDynamicAcClResControlMode.ack_max_delay"))
@@ -1485,10 +1701,16 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClResControlMode.evse_target_active_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_target_active_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicAcClResControlMode.evse_target_active_power", "RationalNumber", o.evse_target_active_power
+        )
     a = _e_ct_RationalNumber(a, o.evse_target_active_power, st)
     x = o.evse_target_active_power_l2
     if x is not None:
         s = 6
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_target_active_power_l3
     if x is not None:
@@ -1499,6 +1721,8 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
                 "BptDynamicAcClResControlMode.evse_target_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power
     if x is not None:
@@ -1509,6 +1733,8 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
                 "BptDynamicAcClResControlMode.evse_target_reactive_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClResControlMode.evse_target_reactive_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power_l2
     if x is not None:
@@ -1519,6 +1745,8 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
                 "BptDynamicAcClResControlMode.evse_target_reactive_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClResControlMode.evse_target_reactive_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power_l3
     if x is not None:
@@ -1529,6 +1757,8 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
                 "BptDynamicAcClResControlMode.evse_target_reactive_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClResControlMode.evse_target_reactive_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power
     if x is not None:
@@ -1537,6 +1767,8 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptDynamicAcClResControlMode.evse_present_active_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClResControlMode.evse_present_active_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l2
     if x is not None:
@@ -1547,6 +1779,8 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
                 "BptDynamicAcClResControlMode.evse_present_active_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClResControlMode.evse_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l3
     if x is not None:
@@ -1557,6 +1791,8 @@ def _e_ac_BptDynamicAcClResControlMode(a, o, st):
                 "BptDynamicAcClResControlMode.evse_present_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicAcClResControlMode.evse_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T9[s, -1]
@@ -1575,13 +1811,13 @@ def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -1589,48 +1825,48 @@ def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of AckMaxDelay")
-        ack_max_delay = (v >> (n - p - 8)) & 0xFF
-        if ack_max_delay < 0x80:
+        f_ack_max_delay = (v >> (n - p - 8)) & 0xFF
+        if f_ack_max_delay < 0x80:
             p += 8
         else:
-            ack_max_delay, p = r_uint(v, n, p, 3)
-        if not 0 <= ack_max_delay <= 65535:
-            raise out_of_range(p, ack_max_delay, 0, 65535)
+            f_ack_max_delay, p = r_uint(v, n, p, 3)
+        if not 0 <= f_ack_max_delay <= 65535:
+            raise out_of_range(p, f_ack_max_delay, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
@@ -1638,85 +1874,85 @@ def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ack_max_delay = None
+        f_ack_max_delay = None
     if fid != 4:
         raise bad_event(p, fid, "EVSETargetActivePower")
-    evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D9[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power_l2 = None
+        f_evse_target_active_power_l2 = None
     if fid == 6:
-        evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power_l3 = None
+        f_evse_target_active_power_l3 = None
     if fid == 7:
-        evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power = None
+        f_evse_target_reactive_power = None
     if fid == 8:
-        evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power_l2 = None
+        f_evse_target_reactive_power_l2 = None
     if fid == 9:
-        evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power_l3 = None
+        f_evse_target_reactive_power_l3 = None
     if fid == 10:
-        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power = None
+        f_evse_present_active_power = None
     if fid == 11:
-        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l2 = None
+        f_evse_present_active_power_l2 = None
     if fid == 12:
-        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l3 = None
+        f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptDynamicAcClResControlMode")
     return ac.BptDynamicAcClResControlMode(
-        departure_time=departure_time,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        ack_max_delay=ack_max_delay,
-        evse_target_active_power=evse_target_active_power,
-        evse_target_active_power_l2=evse_target_active_power_l2,
-        evse_target_active_power_l3=evse_target_active_power_l3,
-        evse_target_reactive_power=evse_target_reactive_power,
-        evse_target_reactive_power_l2=evse_target_reactive_power_l2,
-        evse_target_reactive_power_l3=evse_target_reactive_power_l3,
-        evse_present_active_power=evse_present_active_power,
-        evse_present_active_power_l2=evse_present_active_power_l2,
-        evse_present_active_power_l3=evse_present_active_power_l3,
+        departure_time=f_departure_time,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        ack_max_delay=f_ack_max_delay,
+        evse_target_active_power=f_evse_target_active_power,
+        evse_target_active_power_l2=f_evse_target_active_power_l2,
+        evse_target_active_power_l3=f_evse_target_active_power_l3,
+        evse_target_reactive_power=f_evse_target_reactive_power,
+        evse_target_reactive_power_l2=f_evse_target_reactive_power_l2,
+        evse_target_reactive_power_l3=f_evse_target_reactive_power_l3,
+        evse_present_active_power=f_evse_present_active_power,
+        evse_present_active_power_l2=f_evse_present_active_power_l2,
+        evse_present_active_power_l3=f_evse_present_active_power_l3,
     ), p
 
 
@@ -1726,6 +1962,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
     x = o.ev_target_energy_request
     if x is not None:
         s = 1
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_target_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
@@ -1736,6 +1974,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_maximum_energy_request is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_energy_request
     if x is not None:
@@ -1746,6 +1986,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_minimum_energy_request is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_charge_power
     if x is not None:
@@ -1754,6 +1996,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptScheduledAcClReqControlMode.ev_maximum_charge_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_charge_power_l2
     if x is not None:
@@ -1764,6 +2008,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_maximum_charge_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
@@ -1774,6 +2020,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_maximum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_charge_power
     if x is not None:
@@ -1782,6 +2030,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptScheduledAcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_charge_power_l2
     if x is not None:
@@ -1792,6 +2042,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_minimum_charge_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
@@ -1802,16 +2054,24 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_minimum_charge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T10[s, 576]
     except KeyError:
         raise ExiEncodeError("BptScheduledAcClReqControlMode.ev_present_active_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_present_active_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptScheduledAcClReqControlMode.ev_present_active_power", "RationalNumber", o.ev_present_active_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_present_active_power, st)
     x = o.ev_present_active_power_l2
     if x is not None:
         s = 11
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.ev_present_active_power_l3
     if x is not None:
@@ -1822,6 +2082,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_present_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_present_reactive_power
     if x is not None:
@@ -1832,6 +2094,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_present_reactive_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_present_reactive_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_present_reactive_power_l2
     if x is not None:
@@ -1842,6 +2106,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_present_reactive_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_present_reactive_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_present_reactive_power_l3
     if x is not None:
@@ -1852,6 +2118,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_present_reactive_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_present_reactive_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_discharge_power
     if x is not None:
@@ -1862,6 +2130,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_maximum_discharge_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_discharge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_discharge_power_l2
     if x is not None:
@@ -1872,6 +2142,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_discharge_power_l3
     if x is not None:
@@ -1882,6 +2154,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_discharge_power
     if x is not None:
@@ -1892,6 +2166,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_minimum_discharge_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_discharge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_discharge_power_l2
     if x is not None:
@@ -1902,6 +2178,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_discharge_power_l3
     if x is not None:
@@ -1912,6 +2190,8 @@ def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
                 "BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T10[s, -1]
@@ -1927,175 +2207,175 @@ def _d_ac_BptScheduledAcClReqControlMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_target_energy_request = None
+        f_ev_target_energy_request = None
     if fid == 1:
-        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_energy_request = None
+        f_ev_maximum_energy_request = None
     if fid == 2:
-        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_energy_request = None
+        f_ev_minimum_energy_request = None
     if fid == 3:
-        ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power = None
+        f_ev_maximum_charge_power = None
     if fid == 4:
-        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l2 = None
+        f_ev_maximum_charge_power_l2 = None
     if fid == 5:
-        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l3 = None
+        f_ev_maximum_charge_power_l3 = None
     if fid == 6:
-        ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power = None
+        f_ev_minimum_charge_power = None
     if fid == 7:
-        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l2 = None
+        f_ev_minimum_charge_power_l2 = None
     if fid == 8:
-        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l3 = None
+        f_ev_minimum_charge_power_l3 = None
     if fid != 9:
         raise bad_event(p, fid, "EVPresentActivePower")
-    ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D10[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 10:
-        ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_active_power_l2 = None
+        f_ev_present_active_power_l2 = None
     if fid == 11:
-        ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_active_power_l3 = None
+        f_ev_present_active_power_l3 = None
     if fid == 12:
-        ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power = None
+        f_ev_present_reactive_power = None
     if fid == 13:
-        ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power_l2 = None
+        f_ev_present_reactive_power_l2 = None
     if fid == 14:
-        ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power_l3 = None
+        f_ev_present_reactive_power_l3 = None
     if fid == 15:
-        ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_power = None
+        f_ev_maximum_discharge_power = None
     if fid == 16:
-        ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_power_l2 = None
+        f_ev_maximum_discharge_power_l2 = None
     if fid == 17:
-        ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_power_l3 = None
+        f_ev_maximum_discharge_power_l3 = None
     if fid == 18:
-        ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_discharge_power = None
+        f_ev_minimum_discharge_power = None
     if fid == 19:
-        ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_discharge_power_l2 = None
+        f_ev_minimum_discharge_power_l2 = None
     if fid == 20:
-        ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_discharge_power_l3 = None
+        f_ev_minimum_discharge_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptScheduledAcClReqControlMode")
     return ac.BptScheduledAcClReqControlMode(
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=ev_minimum_charge_power_l3,
-        ev_present_active_power=ev_present_active_power,
-        ev_present_active_power_l2=ev_present_active_power_l2,
-        ev_present_active_power_l3=ev_present_active_power_l3,
-        ev_present_reactive_power=ev_present_reactive_power,
-        ev_present_reactive_power_l2=ev_present_reactive_power_l2,
-        ev_present_reactive_power_l3=ev_present_reactive_power_l3,
-        ev_maximum_discharge_power=ev_maximum_discharge_power,
-        ev_maximum_discharge_power_l2=ev_maximum_discharge_power_l2,
-        ev_maximum_discharge_power_l3=ev_maximum_discharge_power_l3,
-        ev_minimum_discharge_power=ev_minimum_discharge_power,
-        ev_minimum_discharge_power_l2=ev_minimum_discharge_power_l2,
-        ev_minimum_discharge_power_l3=ev_minimum_discharge_power_l3,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
+        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
+        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
+        ev_present_active_power=f_ev_present_active_power,
+        ev_present_active_power_l2=f_ev_present_active_power_l2,
+        ev_present_active_power_l3=f_ev_present_active_power_l3,
+        ev_present_reactive_power=f_ev_present_reactive_power,
+        ev_present_reactive_power_l2=f_ev_present_reactive_power_l2,
+        ev_present_reactive_power_l3=f_ev_present_reactive_power_l3,
+        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
+        ev_maximum_discharge_power_l2=f_ev_maximum_discharge_power_l2,
+        ev_maximum_discharge_power_l3=f_ev_maximum_discharge_power_l3,
+        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
+        ev_minimum_discharge_power_l2=f_ev_minimum_discharge_power_l2,
+        ev_minimum_discharge_power_l3=f_ev_minimum_discharge_power_l3,
     ), p
 
 
@@ -2105,6 +2385,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
     x = o.evse_target_active_power
     if x is not None:
         s = 1
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_target_active_power", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_target_active_power_l2
     if x is not None:
@@ -2115,6 +2397,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
                 "BptScheduledAcClResControlMode.evse_target_active_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_active_power_l3
     if x is not None:
@@ -2125,6 +2409,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
                 "BptScheduledAcClResControlMode.evse_target_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power
     if x is not None:
@@ -2135,6 +2421,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
                 "BptScheduledAcClResControlMode.evse_target_reactive_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_target_reactive_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power_l2
     if x is not None:
@@ -2145,6 +2433,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
                 "BptScheduledAcClResControlMode.evse_target_reactive_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_target_reactive_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power_l3
     if x is not None:
@@ -2155,6 +2445,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
                 "BptScheduledAcClResControlMode.evse_target_reactive_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_target_reactive_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power
     if x is not None:
@@ -2165,6 +2457,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
                 "BptScheduledAcClResControlMode.evse_present_active_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_present_active_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l2
     if x is not None:
@@ -2175,6 +2469,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
                 "BptScheduledAcClResControlMode.evse_present_active_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l3
     if x is not None:
@@ -2185,6 +2481,8 @@ def _e_ac_BptScheduledAcClResControlMode(a, o, st):
                 "BptScheduledAcClResControlMode.evse_present_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledAcClResControlMode.evse_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T11[s, -1]
@@ -2200,80 +2498,80 @@ def _d_ac_BptScheduledAcClResControlMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power = None
+        f_evse_target_active_power = None
     if fid == 1:
-        evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power_l2 = None
+        f_evse_target_active_power_l2 = None
     if fid == 2:
-        evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power_l3 = None
+        f_evse_target_active_power_l3 = None
     if fid == 3:
-        evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power = None
+        f_evse_target_reactive_power = None
     if fid == 4:
-        evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power_l2 = None
+        f_evse_target_reactive_power_l2 = None
     if fid == 5:
-        evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power_l3 = None
+        f_evse_target_reactive_power_l3 = None
     if fid == 6:
-        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power = None
+        f_evse_present_active_power = None
     if fid == 7:
-        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l2 = None
+        f_evse_present_active_power_l2 = None
     if fid == 8:
-        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l3 = None
+        f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptScheduledAcClResControlMode")
     return ac.BptScheduledAcClResControlMode(
-        evse_target_active_power=evse_target_active_power,
-        evse_target_active_power_l2=evse_target_active_power_l2,
-        evse_target_active_power_l3=evse_target_active_power_l3,
-        evse_target_reactive_power=evse_target_reactive_power,
-        evse_target_reactive_power_l2=evse_target_reactive_power_l2,
-        evse_target_reactive_power_l3=evse_target_reactive_power_l3,
-        evse_present_active_power=evse_present_active_power,
-        evse_present_active_power_l2=evse_present_active_power_l2,
-        evse_present_active_power_l3=evse_present_active_power_l3,
+        evse_target_active_power=f_evse_target_active_power,
+        evse_target_active_power_l2=f_evse_target_active_power_l2,
+        evse_target_active_power_l3=f_evse_target_active_power_l3,
+        evse_target_reactive_power=f_evse_target_reactive_power,
+        evse_target_reactive_power_l2=f_evse_target_reactive_power_l2,
+        evse_target_reactive_power_l3=f_evse_target_reactive_power_l3,
+        evse_present_active_power=f_evse_present_active_power,
+        evse_present_active_power_l2=f_evse_present_active_power_l2,
+        evse_present_active_power_l3=f_evse_present_active_power_l3,
     ), p
 
 
@@ -2314,14 +2612,14 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D14[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm), p
+    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2397,7 +2695,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of P")
-        p, p = r_binary(v, n, p, None)
+        f_p, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of P")
@@ -2405,12 +2703,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        p = None
+        f_p = None
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Q")
-        q, p = r_binary(v, n, p, None)
+        f_q, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Q")
@@ -2418,12 +2716,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        q = None
+        f_q = None
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of G")
-        g, p = r_binary(v, n, p, None)
+        f_g, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of G")
@@ -2431,13 +2729,13 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        g = None
+        f_g = None
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of Y")
-    y, p = r_binary(v, n, p, None)
+    f_y, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Y")
@@ -2448,7 +2746,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of J")
-        j, p = r_binary(v, n, p, None)
+        f_j, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of J")
@@ -2456,12 +2754,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        j = None
+        f_j = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Seed")
-        seed, p = r_binary(v, n, p, None)
+        f_seed, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Seed")
@@ -2469,12 +2767,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        seed = None
+        f_seed = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of PgenCounter")
-        pgen_counter, p = r_binary(v, n, p, None)
+        f_pgen_counter, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of PgenCounter")
@@ -2482,10 +2780,10 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pgen_counter = None
+        f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
+    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -2499,14 +2797,14 @@ def _d_ds_DigestMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D16[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm), p
+    return ds.DigestMethod(algorithm=f_algorithm), p
 
 
 # Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -2516,7 +2814,7 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 11) | y
         else:
             a = e_uint((a << 3), check_range(y, 0, 4294967295, "DynamicAcClReqControlMode.departure_time"))
@@ -2526,14 +2824,32 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
+    if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicAcClReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
+        )
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
     s = 5
     x = o.ev_maximum_charge_power_l2
     if x is not None:
         s = 6
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
@@ -2542,16 +2858,24 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClReqControlMode.ev_maximum_charge_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T17[s, 448]
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
     x = o.ev_minimum_charge_power_l2
     if x is not None:
         s = 9
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
@@ -2560,16 +2884,24 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClReqControlMode.ev_minimum_charge_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T17[s, 640]
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_present_active_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_present_active_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicAcClReqControlMode.ev_present_active_power", "RationalNumber", o.ev_present_active_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_present_active_power, st)
     x = o.ev_present_active_power_l2
     if x is not None:
         s = 12
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_present_active_power_l3
     if x is not None:
@@ -2578,16 +2910,24 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClReqControlMode.ev_present_active_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T17[s, 832]
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_present_reactive_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_present_reactive_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicAcClReqControlMode.ev_present_reactive_power", "RationalNumber", o.ev_present_reactive_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_present_reactive_power, st)
     x = o.ev_present_reactive_power_l2
     if x is not None:
         s = 15
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClReqControlMode.ev_present_reactive_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_present_reactive_power_l3
     if x is not None:
@@ -2596,6 +2936,8 @@ def _e_ac_DynamicAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClReqControlMode.ev_present_reactive_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClReqControlMode.ev_present_reactive_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T17[s, -1]
@@ -2614,13 +2956,13 @@ def _d_ac_DynamicAcClReqControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -2628,119 +2970,119 @@ def _d_ac_DynamicAcClReqControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid != 1:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 5
     w, mask, prods = _D17[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l2 = None
+        f_ev_maximum_charge_power_l2 = None
     if fid == 6:
-        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l3 = None
+        f_ev_maximum_charge_power_l3 = None
     if fid != 7:
         raise bad_event(p, fid, "EVMinimumChargePower")
-    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D17[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 8:
-        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l2 = None
+        f_ev_minimum_charge_power_l2 = None
     if fid == 9:
-        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l3 = None
+        f_ev_minimum_charge_power_l3 = None
     if fid != 10:
         raise bad_event(p, fid, "EVPresentActivePower")
-    ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D17[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 11:
-        ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_active_power_l2 = None
+        f_ev_present_active_power_l2 = None
     if fid == 12:
-        ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_active_power_l3 = None
+        f_ev_present_active_power_l3 = None
     if fid != 13:
         raise bad_event(p, fid, "EVPresentReactivePower")
-    ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D17[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 14:
-        ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power_l2 = None
+        f_ev_present_reactive_power_l2 = None
     if fid == 15:
-        ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power_l3 = None
+        f_ev_present_reactive_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of DynamicAcClReqControlMode")
     return ac.DynamicAcClReqControlMode(
-        departure_time=departure_time,
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=ev_minimum_charge_power_l3,
-        ev_present_active_power=ev_present_active_power,
-        ev_present_active_power_l2=ev_present_active_power_l2,
-        ev_present_active_power_l3=ev_present_active_power_l3,
-        ev_present_reactive_power=ev_present_reactive_power,
-        ev_present_reactive_power_l2=ev_present_reactive_power_l2,
-        ev_present_reactive_power_l3=ev_present_reactive_power_l3,
+        departure_time=f_departure_time,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
+        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
+        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
+        ev_present_active_power=f_ev_present_active_power,
+        ev_present_active_power_l2=f_ev_present_active_power_l2,
+        ev_present_active_power_l3=f_ev_present_active_power_l3,
+        ev_present_reactive_power=f_ev_present_reactive_power,
+        ev_present_reactive_power_l2=f_ev_present_reactive_power_l2,
+        ev_present_reactive_power_l3=f_ev_present_reactive_power_l3,
     ), p
 
 
@@ -2751,7 +3093,7 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicAcClResControlMode.departure_time"))
@@ -2764,7 +3106,7 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
             raise ExiEncodeError("DynamicAcClResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DynamicAcClResControlMode.minimum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -2776,7 +3118,7 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
             raise ExiEncodeError("DynamicAcClResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DynamicAcClResControlMode.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -2788,7 +3130,7 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
             raise ExiEncodeError("DynamicAcClResControlMode.ack_max_delay is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 65535, "DynamicAcClResControlMode.ack_max_delay"))
@@ -2798,10 +3140,16 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("DynamicAcClResControlMode.evse_target_active_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_target_active_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicAcClResControlMode.evse_target_active_power", "RationalNumber", o.evse_target_active_power
+        )
     a = _e_ct_RationalNumber(a, o.evse_target_active_power, st)
     x = o.evse_target_active_power_l2
     if x is not None:
         s = 6
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_target_active_power_l3
     if x is not None:
@@ -2810,6 +3158,8 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_target_active_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power
     if x is not None:
@@ -2818,6 +3168,8 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_target_reactive_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClResControlMode.evse_target_reactive_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power_l2
     if x is not None:
@@ -2828,6 +3180,8 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
                 "DynamicAcClResControlMode.evse_target_reactive_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClResControlMode.evse_target_reactive_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power_l3
     if x is not None:
@@ -2838,6 +3192,8 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
                 "DynamicAcClResControlMode.evse_target_reactive_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClResControlMode.evse_target_reactive_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power
     if x is not None:
@@ -2846,6 +3202,8 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_present_active_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClResControlMode.evse_present_active_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l2
     if x is not None:
@@ -2854,6 +3212,8 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_present_active_power_l2 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClResControlMode.evse_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l3
     if x is not None:
@@ -2862,6 +3222,8 @@ def _e_ac_DynamicAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_present_active_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicAcClResControlMode.evse_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T18[s, -1]
@@ -2880,13 +3242,13 @@ def _d_ac_DynamicAcClResControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -2894,48 +3256,48 @@ def _d_ac_DynamicAcClResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of AckMaxDelay")
-        ack_max_delay = (v >> (n - p - 8)) & 0xFF
-        if ack_max_delay < 0x80:
+        f_ack_max_delay = (v >> (n - p - 8)) & 0xFF
+        if f_ack_max_delay < 0x80:
             p += 8
         else:
-            ack_max_delay, p = r_uint(v, n, p, 3)
-        if not 0 <= ack_max_delay <= 65535:
-            raise out_of_range(p, ack_max_delay, 0, 65535)
+            f_ack_max_delay, p = r_uint(v, n, p, 3)
+        if not 0 <= f_ack_max_delay <= 65535:
+            raise out_of_range(p, f_ack_max_delay, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
@@ -2943,85 +3305,85 @@ def _d_ac_DynamicAcClResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ack_max_delay = None
+        f_ack_max_delay = None
     if fid != 4:
         raise bad_event(p, fid, "EVSETargetActivePower")
-    evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D18[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power_l2 = None
+        f_evse_target_active_power_l2 = None
     if fid == 6:
-        evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power_l3 = None
+        f_evse_target_active_power_l3 = None
     if fid == 7:
-        evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power = None
+        f_evse_target_reactive_power = None
     if fid == 8:
-        evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power_l2 = None
+        f_evse_target_reactive_power_l2 = None
     if fid == 9:
-        evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power_l3 = None
+        f_evse_target_reactive_power_l3 = None
     if fid == 10:
-        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power = None
+        f_evse_present_active_power = None
     if fid == 11:
-        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l2 = None
+        f_evse_present_active_power_l2 = None
     if fid == 12:
-        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l3 = None
+        f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of DynamicAcClResControlMode")
     return ac.DynamicAcClResControlMode(
-        departure_time=departure_time,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        ack_max_delay=ack_max_delay,
-        evse_target_active_power=evse_target_active_power,
-        evse_target_active_power_l2=evse_target_active_power_l2,
-        evse_target_active_power_l3=evse_target_active_power_l3,
-        evse_target_reactive_power=evse_target_reactive_power,
-        evse_target_reactive_power_l2=evse_target_reactive_power_l2,
-        evse_target_reactive_power_l3=evse_target_reactive_power_l3,
-        evse_present_active_power=evse_present_active_power,
-        evse_present_active_power_l2=evse_present_active_power_l2,
-        evse_present_active_power_l3=evse_present_active_power_l3,
+        departure_time=f_departure_time,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        ack_max_delay=f_ack_max_delay,
+        evse_target_active_power=f_evse_target_active_power,
+        evse_target_active_power_l2=f_evse_target_active_power_l2,
+        evse_target_active_power_l3=f_evse_target_active_power_l3,
+        evse_target_reactive_power=f_evse_target_reactive_power,
+        evse_target_reactive_power_l2=f_evse_target_reactive_power_l2,
+        evse_target_reactive_power_l3=f_evse_target_reactive_power_l3,
+        evse_present_active_power=f_evse_present_active_power,
+        evse_present_active_power_l2=f_evse_present_active_power_l2,
+        evse_present_active_power_l3=f_evse_present_active_power_l3,
     ), p
 
 
@@ -3032,7 +3394,21 @@ def _e_ds_KeyInfo(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
+    if (
+        o.key_name is None
+        and o.key_value is None
+        and o.retrieval_method is None
+        and o.x509_data is None
+        and o.pgp_data is None
+        and o.spki_data is None
+        and o.mgmt_data is None
+    ):
+        raise ExiEncodeError(
+            "KeyInfo: one of key_name, key_value, retrieval_method, x509_data, pgp_data, spki_data, mgmt_data is required"
+        )
     items = o.key_name
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T19[s, 64]
@@ -3042,46 +3418,68 @@ def _e_ds_KeyInfo(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
         a <<= 1
     items = o.key_value
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_value", "a list", items)
     for x in items:
         try:
             c, w, s = _T19[s, 128]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.KeyValue:
+            raise type_error("KeyInfo.key_value", "KeyValue", x)
         a = _e_ds_KeyValue(a, x, st)
     items = o.retrieval_method
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.retrieval_method", "a list", items)
     for x in items:
         try:
             c, w, s = _T19[s, 192]
         except KeyError:
             raise ExiEncodeError("KeyInfo.retrieval_method is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RetrievalMethod:
+            raise type_error("KeyInfo.retrieval_method", "RetrievalMethod", x)
         a = _e_ds_RetrievalMethod(a, x, st)
     items = o.x509_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.x509_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T19[s, 256]
         except KeyError:
             raise ExiEncodeError("KeyInfo.x509_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509Data:
+            raise type_error("KeyInfo.x509_data", "X509Data", x)
         a = _e_ds_X509Data(a, x, st)
     items = o.pgp_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.pgp_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T19[s, 320]
         except KeyError:
             raise ExiEncodeError("KeyInfo.pgp_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.PgpData:
+            raise type_error("KeyInfo.pgp_data", "PgpData", x)
         a = _e_ds_PgpData(a, x, st)
     items = o.spki_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.spki_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T19[s, 384]
         except KeyError:
             raise ExiEncodeError("KeyInfo.spki_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SpkiData:
+            raise type_error("KeyInfo.spki_data", "SpkiData", x)
         a = _e_ds_SpkiData(a, x, st)
     items = o.mgmt_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.mgmt_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T19[s, 448]
@@ -3099,14 +3497,14 @@ def _e_ds_KeyInfo(a, o, st):
 
 
 def _d_ds_KeyInfo(r, v, n, p):
-    id = None
-    key_name = []
-    key_value = []
-    retrieval_method = []
-    x509_data = []
-    pgp_data = []
-    spki_data = []
-    mgmt_data = []
+    f_id = None
+    f_key_name = []
+    f_key_value = []
+    f_retrieval_method = []
+    f_x509_data = []
+    f_pgp_data = []
+    f_spki_data = []
+    f_mgmt_data = []
     s = 0
     while True:
         w, mask, prods = _D19[s]
@@ -3115,7 +3513,7 @@ def _d_ds_KeyInfo(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
             p += 1
@@ -3125,27 +3523,27 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of KeyName")
-            key_name.append(x)
+            f_key_name.append(x)
             continue
         if fid == 2:
             x, p = _d_ds_KeyValue(r, v, n, p)
-            key_value.append(x)
+            f_key_value.append(x)
             continue
         if fid == 3:
             x, p = _d_ds_RetrievalMethod(r, v, n, p)
-            retrieval_method.append(x)
+            f_retrieval_method.append(x)
             continue
         if fid == 4:
             x, p = _d_ds_X509Data(r, v, n, p)
-            x509_data.append(x)
+            f_x509_data.append(x)
             continue
         if fid == 5:
             x, p = _d_ds_PgpData(r, v, n, p)
-            pgp_data.append(x)
+            f_pgp_data.append(x)
             continue
         if fid == 6:
             x, p = _d_ds_SpkiData(r, v, n, p)
-            spki_data.append(x)
+            f_spki_data.append(x)
             continue
         if fid == 7:
             p += 1
@@ -3155,27 +3553,31 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of MgmtData")
-            mgmt_data.append(x)
+            f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
-        id=id,
-        key_name=key_name,
-        key_value=key_value,
-        retrieval_method=retrieval_method,
-        x509_data=x509_data,
-        pgp_data=pgp_data,
-        spki_data=spki_data,
-        mgmt_data=mgmt_data,
+        id=f_id,
+        key_name=f_key_name,
+        key_value=f_key_value,
+        retrieval_method=f_retrieval_method,
+        x509_data=f_x509_data,
+        pgp_data=f_pgp_data,
+        spki_data=f_spki_data,
+        mgmt_data=f_mgmt_data,
     ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_KeyValue(a, o, st):
+    if o.dsa_key_value is None and o.rsa_key_value is None:
+        raise ExiEncodeError("KeyValue: one of dsa_key_value, rsa_key_value is required")
     s = 0
     x = o.dsa_key_value
     if x is not None:
         s = 1
+        if x.__class__ is not ds.DsaKeyValue:
+            raise type_error("KeyValue.dsa_key_value", "DsaKeyValue", x)
         a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
@@ -3184,6 +3586,8 @@ def _e_ds_KeyValue(a, o, st):
         except KeyError:
             raise ExiEncodeError("KeyValue.rsa_key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RsaKeyValue:
+            raise type_error("KeyValue.rsa_key_value", "RsaKeyValue", x)
         a = _e_ds_RsaKeyValue(a, x, st)
     try:
         c, w, _ = _T20[s, -1]
@@ -3199,22 +3603,22 @@ def _d_ds_KeyValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        f_dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
         w, mask, prods = _D20[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dsa_key_value = None
+        f_dsa_key_value = None
     if fid == 1:
-        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        f_rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
         w, mask, prods = _D20[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        rsa_key_value = None
+        f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
+    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -3225,12 +3629,18 @@ def _e_ds_Manifest(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("Manifest.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Manifest.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T21[s, 64]
         except KeyError:
             raise ExiEncodeError("Manifest.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("Manifest.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T21[s, -1]
@@ -3246,22 +3656,22 @@ def _d_ds_Manifest(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    reference = []
+        f_id = None
+    f_reference = []
     while fid == 1:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference), p
+    return ds.Manifest(id=f_id, reference=f_reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -3296,9 +3706,9 @@ def _e_ds_Object(a, o, st):
 
 
 def _d_ds_Object(r, v, n, p):
-    encoding = None
-    id = None
-    mime_type = None
+    f_encoding = None
+    f_id = None
+    f_mime_type = None
     s = 0
     while True:
         w, mask, prods = _D22[s]
@@ -3307,16 +3717,16 @@ def _d_ds_Object(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            encoding, p = r_string(r, v, n, p, "Encoding", None)
+            f_encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type, p = r_string(r, v, n, p, "MimeType", None)
+            f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
+    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -3328,6 +3738,8 @@ def _e_ds_PgpData(a, o, st):
         a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
+    if items.__class__ is not list:
+        raise type_error("PgpData.pgp_key_packet", "a list", items)
     if len(items) > 2:
         raise ExiEncodeError("PgpData.pgp_key_packet: more than 2 items")
     for x in items:
@@ -3347,8 +3759,8 @@ def _e_ds_PgpData(a, o, st):
 
 
 def _d_ds_PgpData(r, v, n, p):
-    pgp_key_id = None
-    pgp_key_packet = []
+    f_pgp_key_id = None
+    f_pgp_key_packet = []
     s = 0
     while True:
         w, mask, prods = _D23[s]
@@ -3360,7 +3772,7 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            pgp_key_id, p = r_binary(v, n, p, None)
+            f_pgp_key_id, p = r_binary(v, n, p, None)
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyID")
@@ -3373,10 +3785,10 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyPacket")
-            pgp_key_packet.append(x)
+            f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
+    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -3391,15 +3803,15 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Modulus")
-    modulus, p = r_binary(v, n, p, None)
+    f_modulus, p = r_binary(v, n, p, None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Modulus")
-    exponent, p = r_binary(v, n, p, None)
+    f_exponent, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
+    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -3432,12 +3844,16 @@ def _e_ds_Reference(a, o, st):
         except KeyError:
             raise ExiEncodeError("Reference.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("Reference.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, s = _T25[s, 256]
     except KeyError:
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
+    if o.digest_method.__class__ is not ds.DigestMethod:
+        raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
     a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
@@ -3450,45 +3866,50 @@ def _d_ds_Reference(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid == 1:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 2:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 3:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
-    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "DigestValue")
-    digest_value, p = r_binary(v, n, p, None)
+    f_digest_value, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
-        id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
+        id=f_id,
+        type=f_type,
+        uri=f_uri,
+        transforms=f_transforms,
+        digest_method=f_digest_method,
+        digest_value=f_digest_value,
     ), p
 
 
@@ -3514,6 +3935,8 @@ def _e_ds_RetrievalMethod(a, o, st):
         except KeyError:
             raise ExiEncodeError("RetrievalMethod.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("RetrievalMethod.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, _ = _T26[s, -1]
@@ -3529,35 +3952,39 @@ def _d_ds_RetrievalMethod(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D26[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 1:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D26[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 2:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D26[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
+    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SpkiData(a, o, st):
     s = 0
     items = o.spki_sexp
+    if items.__class__ is not list:
+        raise type_error("SpkiData.spki_sexp", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SpkiData.spki_sexp: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T27[s, 0]
@@ -3575,7 +4002,7 @@ def _e_ds_SpkiData(a, o, st):
 
 
 def _d_ds_SpkiData(r, v, n, p):
-    spki_sexp = []
+    f_spki_sexp = []
     s = 0
     while True:
         w, mask, prods = _D27[s]
@@ -3591,10 +4018,10 @@ def _d_ds_SpkiData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of SPKISexp")
-            spki_sexp.append(x)
+            f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=spki_sexp), p
+    return ds.SpkiData(spki_sexp=f_spki_sexp), p
 
 
 # Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -3603,6 +4030,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
     x = o.ev_target_energy_request
     if x is not None:
         s = 1
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_target_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
@@ -3611,6 +4040,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_maximum_energy_request is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_energy_request
     if x is not None:
@@ -3619,6 +4050,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_minimum_energy_request is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_charge_power
     if x is not None:
@@ -3627,6 +4060,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_maximum_charge_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_charge_power_l2
     if x is not None:
@@ -3635,6 +4070,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_maximum_charge_power_l2 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_charge_power_l3
     if x is not None:
@@ -3643,6 +4080,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_maximum_charge_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_charge_power
     if x is not None:
@@ -3651,6 +4090,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_charge_power_l2
     if x is not None:
@@ -3659,6 +4100,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_minimum_charge_power_l2 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_charge_power_l3
     if x is not None:
@@ -3667,16 +4110,24 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_minimum_charge_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T28[s, 576]
     except KeyError:
         raise ExiEncodeError("ScheduledAcClReqControlMode.ev_present_active_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_present_active_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "ScheduledAcClReqControlMode.ev_present_active_power", "RationalNumber", o.ev_present_active_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_present_active_power, st)
     x = o.ev_present_active_power_l2
     if x is not None:
         s = 11
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_present_active_power_l3
     if x is not None:
@@ -3685,6 +4136,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_present_active_power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_present_reactive_power
     if x is not None:
@@ -3693,6 +4146,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_present_reactive_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_present_reactive_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_present_reactive_power_l2
     if x is not None:
@@ -3703,6 +4158,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
                 "ScheduledAcClReqControlMode.ev_present_reactive_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_present_reactive_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_present_reactive_power_l3
     if x is not None:
@@ -3713,6 +4170,8 @@ def _e_ac_ScheduledAcClReqControlMode(a, o, st):
                 "ScheduledAcClReqControlMode.ev_present_reactive_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClReqControlMode.ev_present_reactive_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T28[s, -1]
@@ -3728,127 +4187,127 @@ def _d_ac_ScheduledAcClReqControlMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_target_energy_request = None
+        f_ev_target_energy_request = None
     if fid == 1:
-        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_energy_request = None
+        f_ev_maximum_energy_request = None
     if fid == 2:
-        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_energy_request = None
+        f_ev_minimum_energy_request = None
     if fid == 3:
-        ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power = None
+        f_ev_maximum_charge_power = None
     if fid == 4:
-        ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l2 = None
+        f_ev_maximum_charge_power_l2 = None
     if fid == 5:
-        ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power_l3 = None
+        f_ev_maximum_charge_power_l3 = None
     if fid == 6:
-        ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power = None
+        f_ev_minimum_charge_power = None
     if fid == 7:
-        ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l2 = None
+        f_ev_minimum_charge_power_l2 = None
     if fid == 8:
-        ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power_l3 = None
+        f_ev_minimum_charge_power_l3 = None
     if fid != 9:
         raise bad_event(p, fid, "EVPresentActivePower")
-    ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D28[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 10:
-        ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_active_power_l2 = None
+        f_ev_present_active_power_l2 = None
     if fid == 11:
-        ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_active_power_l3 = None
+        f_ev_present_active_power_l3 = None
     if fid == 12:
-        ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power = None
+        f_ev_present_reactive_power = None
     if fid == 13:
-        ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power_l2 = None
+        f_ev_present_reactive_power_l2 = None
     if fid == 14:
-        ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_present_reactive_power_l3 = None
+        f_ev_present_reactive_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledAcClReqControlMode")
     return ac.ScheduledAcClReqControlMode(
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=ev_minimum_charge_power_l3,
-        ev_present_active_power=ev_present_active_power,
-        ev_present_active_power_l2=ev_present_active_power_l2,
-        ev_present_active_power_l3=ev_present_active_power_l3,
-        ev_present_reactive_power=ev_present_reactive_power,
-        ev_present_reactive_power_l2=ev_present_reactive_power_l2,
-        ev_present_reactive_power_l3=ev_present_reactive_power_l3,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
+        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
+        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
+        ev_present_active_power=f_ev_present_active_power,
+        ev_present_active_power_l2=f_ev_present_active_power_l2,
+        ev_present_active_power_l3=f_ev_present_active_power_l3,
+        ev_present_reactive_power=f_ev_present_reactive_power,
+        ev_present_reactive_power_l2=f_ev_present_reactive_power_l2,
+        ev_present_reactive_power_l3=f_ev_present_reactive_power_l3,
     ), p
 
 
@@ -3858,6 +4317,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
     x = o.evse_target_active_power
     if x is not None:
         s = 1
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_target_active_power", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_target_active_power_l2
     if x is not None:
@@ -3868,6 +4329,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
                 "ScheduledAcClResControlMode.evse_target_active_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_active_power_l3
     if x is not None:
@@ -3878,6 +4341,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
                 "ScheduledAcClResControlMode.evse_target_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power
     if x is not None:
@@ -3886,6 +4351,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClResControlMode.evse_target_reactive_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_target_reactive_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power_l2
     if x is not None:
@@ -3896,6 +4363,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
                 "ScheduledAcClResControlMode.evse_target_reactive_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_target_reactive_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_target_reactive_power_l3
     if x is not None:
@@ -3906,6 +4375,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
                 "ScheduledAcClResControlMode.evse_target_reactive_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_target_reactive_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power
     if x is not None:
@@ -3914,6 +4385,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledAcClResControlMode.evse_present_active_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_present_active_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l2
     if x is not None:
@@ -3924,6 +4397,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
                 "ScheduledAcClResControlMode.evse_present_active_power_l2 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_present_active_power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_present_active_power_l3
     if x is not None:
@@ -3934,6 +4409,8 @@ def _e_ac_ScheduledAcClResControlMode(a, o, st):
                 "ScheduledAcClResControlMode.evse_present_active_power_l3 is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledAcClResControlMode.evse_present_active_power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T29[s, -1]
@@ -3949,80 +4426,80 @@ def _d_ac_ScheduledAcClResControlMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power = None
+        f_evse_target_active_power = None
     if fid == 1:
-        evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power_l2 = None
+        f_evse_target_active_power_l2 = None
     if fid == 2:
-        evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_active_power_l3 = None
+        f_evse_target_active_power_l3 = None
     if fid == 3:
-        evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power = None
+        f_evse_target_reactive_power = None
     if fid == 4:
-        evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power_l2 = None
+        f_evse_target_reactive_power_l2 = None
     if fid == 5:
-        evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_target_reactive_power_l3 = None
+        f_evse_target_reactive_power_l3 = None
     if fid == 6:
-        evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power = None
+        f_evse_present_active_power = None
     if fid == 7:
-        evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l2 = None
+        f_evse_present_active_power_l2 = None
     if fid == 8:
-        evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_present_active_power_l3 = None
+        f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledAcClResControlMode")
     return ac.ScheduledAcClResControlMode(
-        evse_target_active_power=evse_target_active_power,
-        evse_target_active_power_l2=evse_target_active_power_l2,
-        evse_target_active_power_l3=evse_target_active_power_l3,
-        evse_target_reactive_power=evse_target_reactive_power,
-        evse_target_reactive_power_l2=evse_target_reactive_power_l2,
-        evse_target_reactive_power_l3=evse_target_reactive_power_l3,
-        evse_present_active_power=evse_present_active_power,
-        evse_present_active_power_l2=evse_present_active_power_l2,
-        evse_present_active_power_l3=evse_present_active_power_l3,
+        evse_target_active_power=f_evse_target_active_power,
+        evse_target_active_power_l2=f_evse_target_active_power_l2,
+        evse_target_active_power_l3=f_evse_target_active_power_l3,
+        evse_target_reactive_power=f_evse_target_reactive_power,
+        evse_target_reactive_power_l2=f_evse_target_reactive_power_l2,
+        evse_target_reactive_power_l3=f_evse_target_reactive_power_l3,
+        evse_present_active_power=f_evse_present_active_power,
+        evse_present_active_power_l2=f_evse_present_active_power_l2,
+        evse_present_active_power_l3=f_evse_present_active_power_l3,
     ), p
 
 
@@ -4038,20 +4515,30 @@ def _e_ds_Signature(a, o, st):
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
+    if o.signed_info.__class__ is not ds.SignedInfo:
+        raise type_error("Signature.signed_info", "SignedInfo", o.signed_info)
     a = _e_ds_SignedInfo(a, o.signed_info, st)
+    if o.signature_value.__class__ is not ds.SignatureValue:
+        raise type_error("Signature.signature_value", "SignatureValue", o.signature_value)
     a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
+        if x.__class__ is not ds.KeyInfo:
+            raise type_error("Signature.key_info", "KeyInfo", x)
         a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
+    if items.__class__ is not list:
+        raise type_error("Signature.object", "a list", items)
     for x in items:
         try:
             c, w, s = _T30[s, 256]
         except KeyError:
             raise ExiEncodeError("Signature.object is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Object:
+            raise type_error("Signature.object", "Object", x)
         a = _e_ds_Object(a, x, st)
     try:
         c, w, _ = _T30[s, -1]
@@ -4067,41 +4554,41 @@ def _d_ds_Signature(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "SignedInfo")
-    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    f_signed_info, p = _d_ds_SignedInfo(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureValue")
-    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
+    f_signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
     w, mask, prods = _D30[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        f_key_info, p = _d_ds_KeyInfo(r, v, n, p)
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        key_info = None
-    object = []
+        f_key_info = None
+    f_object = []
     while fid == 4:
         x, p = _d_ds_Object(r, v, n, p)
-        object.append(x)
+        f_object.append(x)
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
-        id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
+        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
     ), p
 
 
@@ -4113,7 +4600,9 @@ def _e_ds_SignatureMethod(a, o, st):
     if x is not None:
         s = 2
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
+        elif 0 <= y < 0x80:
             a = (a << 13) | y
         elif -0x80 <= y < 0:
             a = (a << 13) | (0xFF - y)
@@ -4132,7 +4621,7 @@ def _d_ds_SignatureMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D31[s]
     p += w
@@ -4141,14 +4630,14 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of HMACOutputLength")
-        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
-        if hmac_output_length < 0x80:
+        f_hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if f_hmac_output_length < 0x80:
             p += 9
-        elif 0x100 <= hmac_output_length < 0x180:
+        elif 0x100 <= f_hmac_output_length < 0x180:
             p += 9
-            hmac_output_length = 0xFF - hmac_output_length
+            f_hmac_output_length = 0xFF - f_hmac_output_length
         else:
-            hmac_output_length, p = r_sint(
+            f_hmac_output_length, p = r_sint(
                 v,
                 n,
                 p,
@@ -4160,10 +4649,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        hmac_output_length = None
+        f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
+    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -4174,12 +4663,18 @@ def _e_ds_SignatureProperties(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
+    if items.__class__ is not list:
+        raise type_error("SignatureProperties.signature_property", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignatureProperties.signature_property: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T32[s, 64]
         except KeyError:
             raise ExiEncodeError("SignatureProperties.signature_property is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SignatureProperty:
+            raise type_error("SignatureProperties.signature_property", "SignatureProperty", x)
         a = _e_ds_SignatureProperty(a, x, st)
     try:
         c, w, _ = _T32[s, -1]
@@ -4195,22 +4690,22 @@ def _d_ds_SignatureProperties(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D32[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    signature_property = []
+        f_id = None
+    f_signature_property = []
     while fid == 1:
         x, p = _d_ds_SignatureProperty(r, v, n, p)
-        signature_property.append(x)
+        f_signature_property.append(x)
         w, mask, prods = _D32[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property), p
+    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -4231,8 +4726,8 @@ def _e_ds_SignatureProperty(a, o, st):
 
 
 def _d_ds_SignatureProperty(r, v, n, p):
-    id = None
-    target = None
+    f_id = None
+    f_target = None
     s = 0
     while True:
         w, mask, prods = _D33[s]
@@ -4241,13 +4736,13 @@ def _d_ds_SignatureProperty(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target, p = r_string(r, v, n, p, "Target", None)
+            f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=id, target=target), p
+    return ds.SignatureProperty(id=f_id, target=f_target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -4273,19 +4768,19 @@ def _d_ds_SignatureValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "characters")
-    value, p = r_binary(v, n, p, None)
+    f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value), p
+    return ds.SignatureValue(id=f_id, value=f_value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -4300,16 +4795,26 @@ def _e_ds_SignedInfo(a, o, st):
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
+    if o.canonicalization_method.__class__ is not ds.CanonicalizationMethod:
+        raise type_error("SignedInfo.canonicalization_method", "CanonicalizationMethod", o.canonicalization_method)
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
+    if o.signature_method.__class__ is not ds.SignatureMethod:
+        raise type_error("SignedInfo.signature_method", "SignatureMethod", o.signature_method)
     a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("SignedInfo.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignedInfo.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T35[s, 192]
         except KeyError:
             raise ExiEncodeError("SignedInfo.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("SignedInfo.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T35[s, -1]
@@ -4325,34 +4830,37 @@ def _d_ds_SignedInfo(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D35[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "CanonicalizationMethod")
-    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    f_canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureMethod")
-    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
+    f_signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
     w, mask, prods = _D35[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    reference = []
+    f_reference = []
     while fid == 3:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D35[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
-        id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
+        id=f_id,
+        canonicalization_method=f_canonicalization_method,
+        signature_method=f_signature_method,
+        reference=f_reference,
     ), p
 
 
@@ -4361,6 +4869,8 @@ def _e_ds_Transform(a, o, st):
     a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
+    if items.__class__ is not list:
+        raise type_error("Transform.x_path", "a list", items)
     for x in items:
         try:
             c, w, s = _T36[s, 64]
@@ -4378,8 +4888,8 @@ def _e_ds_Transform(a, o, st):
 
 
 def _d_ds_Transform(r, v, n, p):
-    algorithm = None
-    x_path = []
+    f_algorithm = None
+    f_x_path = []
     s = 0
     while True:
         w, mask, prods = _D36[s]
@@ -4388,7 +4898,7 @@ def _d_ds_Transform(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+            f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
             p += 1
@@ -4398,22 +4908,28 @@ def _d_ds_Transform(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of XPath")
-            x_path.append(x)
+            f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=algorithm, x_path=x_path), p
+    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transforms(a, o, st):
     s = 0
     items = o.transform
+    if items.__class__ is not list:
+        raise type_error("Transforms.transform", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Transforms.transform: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T37[s, 0]
         except KeyError:
             raise ExiEncodeError("Transforms.transform is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transform:
+            raise type_error("Transforms.transform", "Transform", x)
         a = _e_ds_Transform(a, x, st)
     try:
         c, w, _ = _T37[s, -1]
@@ -4428,30 +4944,46 @@ def _d_ds_Transforms(r, v, n, p):
     w, mask, prods = _D37[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    transform = []
+    f_transform = []
     while fid == 0:
         x, p = _d_ds_Transform(r, v, n, p)
-        transform.append(x)
+        f_transform.append(x)
         w, mask, prods = _D37[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=transform), p
+    return ds.Transforms(transform=f_transform), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509Data(a, o, st):
+    if (
+        o.x509_issuer_serial is None
+        and o.x509ski is None
+        and o.x509_subject_name is None
+        and o.x509_certificate is None
+        and o.x509crl is None
+    ):
+        raise ExiEncodeError(
+            "X509Data: one of x509_issuer_serial, x509ski, x509_subject_name, x509_certificate, x509crl is required"
+        )
     s = 0
     items = o.x509_issuer_serial
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_issuer_serial", "a list", items)
     for x in items:
         try:
             c, w, s = _T38[s, 0]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_issuer_serial is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509IssuerSerial:
+            raise type_error("X509Data.x509_issuer_serial", "X509IssuerSerial", x)
         a = _e_ds_X509IssuerSerial(a, x, st)
     items = o.x509ski
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509ski", "a list", items)
     for x in items:
         try:
             c, w, s = _T38[s, 64]
@@ -4461,6 +4993,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509ski")
         a <<= 1
     items = o.x509_subject_name
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_subject_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T38[s, 128]
@@ -4470,6 +5004,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
         a <<= 1
     items = o.x509_certificate
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_certificate", "a list", items)
     for x in items:
         try:
             c, w, s = _T38[s, 192]
@@ -4479,6 +5015,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509_certificate")
         a <<= 1
     items = o.x509crl
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509crl", "a list", items)
     for x in items:
         try:
             c, w, s = _T38[s, 256]
@@ -4496,11 +5034,11 @@ def _e_ds_X509Data(a, o, st):
 
 
 def _d_ds_X509Data(r, v, n, p):
-    x509_issuer_serial = []
-    x509ski = []
-    x509_subject_name = []
-    x509_certificate = []
-    x509crl = []
+    f_x509_issuer_serial = []
+    f_x509ski = []
+    f_x509_subject_name = []
+    f_x509_certificate = []
+    f_x509crl = []
     s = 0
     while True:
         w, mask, prods = _D38[s]
@@ -4510,7 +5048,7 @@ def _d_ds_X509Data(r, v, n, p):
             break
         if fid == 0:
             x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-            x509_issuer_serial.append(x)
+            f_x509_issuer_serial.append(x)
             continue
         if fid == 1:
             p += 1
@@ -4520,7 +5058,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SKI")
-            x509ski.append(x)
+            f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
@@ -4530,7 +5068,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SubjectName")
-            x509_subject_name.append(x)
+            f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
@@ -4540,7 +5078,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509Certificate")
-            x509_certificate.append(x)
+            f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
@@ -4550,26 +5088,28 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509CRL")
-            x509crl.append(x)
+            f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
-        x509_issuer_serial=x509_issuer_serial,
-        x509ski=x509ski,
-        x509_subject_name=x509_subject_name,
-        x509_certificate=x509_certificate,
-        x509crl=x509crl,
+        x509_issuer_serial=f_x509_issuer_serial,
+        x509ski=f_x509ski,
+        x509_subject_name=f_x509_subject_name,
+        x509_certificate=f_x509_certificate,
+        x509crl=f_x509crl,
     ), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
     y = o.exponent
-    if not -128 <= y <= 127:
+    if not isinstance(y, int) or not -128 <= y <= 127:
         raise range_error("RationalNumber.exponent", y, -128, 127)
     a = (a << 10) | (y + 128)
     y = o.value
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -4584,30 +5124,30 @@ def _d_ct_RationalNumber(r, v, n, p):
     q = (v >> (n - p)) & 0x1FFF
     if q >> 11:
         raise unexpected(p - 13, 2, "Exponent")
-    exponent = ((q >> 3) & 0xFF) - 128
+    f_exponent = ((q >> 3) & 0xFF) - 128
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of Exponent")
-    value = (v >> (n - p - 9)) & 0x1FF
-    if value < 0x80:
+    f_value = (v >> (n - p - 9)) & 0x1FF
+    if f_value < 0x80:
         p += 9
-    elif 0x100 <= value < 0x180:
+    elif 0x100 <= f_value < 0x180:
         p += 9
-        value = 0xFF - value
+        f_value = 0xFF - f_value
     else:
-        value, p = r_sint(v, n, p, 3)
-    if not -32768 <= value <= 32767:
-        raise out_of_range(p, value, -32768, 32767)
+        f_value, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_value <= 32767:
+        raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value), p
+    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MessageHeader(a, o, st):
     a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
     y = o.time_stamp
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
@@ -4616,6 +5156,8 @@ def _e_ct_MessageHeader(a, o, st):
     x = o.signature
     if x is not None:
         s = 3
+        if x.__class__ is not ds.Signature:
+            raise type_error("MessageHeader.signature", "Signature", x)
         a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T40[s, -1]
@@ -4629,17 +5171,17 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SessionID")
-    session_id, p = r_binary(v, n, p, 8)
+    f_session_id, p = r_binary(v, n, p, 8)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SessionID")
-    time_stamp = (v >> (n - p - 8)) & 0xFF
-    if time_stamp < 0x80:
+    f_time_stamp = (v >> (n - p - 8)) & 0xFF
+    if f_time_stamp < 0x80:
         p += 8
     else:
-        time_stamp, p = r_uint(v, n, p, 10)
-    if not 0 <= time_stamp <= 18446744073709551615:
-        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+        f_time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_stamp <= 18446744073709551615:
+        raise out_of_range(p, f_time_stamp, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeStamp")
@@ -4648,15 +5190,15 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature, p = _d_ds_Signature(r, v, n, p)
+        f_signature, p = _d_ds_Signature(r, v, n, p)
         w, mask, prods = _D40[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        signature = None
+        f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
+    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4666,7 +5208,7 @@ def _e_ct_DisplayParameters(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.present_soc", y, 0, 100)
         a = (a << 12) | y
         a <<= 1
@@ -4678,7 +5220,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.minimum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -4690,7 +5232,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -4702,7 +5244,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.maximum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -4714,7 +5256,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
@@ -4727,7 +5269,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
@@ -4740,7 +5282,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
@@ -4752,7 +5294,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.charging_complete is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("DisplayParameters.charging_complete", "True or False", y)
+        a = (a << 1) | (1 if y else 0)
         a <<= 1
     x = o.battery_energy_capacity
     if x is not None:
@@ -4761,6 +5306,8 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.battery_energy_capacity is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DisplayParameters.battery_energy_capacity", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.inlet_hot
     if x is not None:
@@ -4769,7 +5316,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.inlet_hot is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("DisplayParameters.inlet_hot", "True or False", y)
+        a = (a << 1) | (1 if y else 0)
         a <<= 1
     try:
         c, w, _ = _T41[s, -1]
@@ -4789,72 +5339,72 @@ def _d_ct_DisplayParameters(r, v, n, p):
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of PresentSOC")
-        present_soc = (q >> 1) & 0x7F
-        if present_soc > 100:
-            raise out_of_range(p, present_soc, 0, 100)
+        f_present_soc = (q >> 1) & 0x7F
+        if f_present_soc > 100:
+            raise out_of_range(p, f_present_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of PresentSOC")
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        present_soc = None
+        f_present_soc = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid == 3:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MaximumSOC")
-        maximum_soc = (q >> 1) & 0x7F
-        if maximum_soc > 100:
-            raise out_of_range(p, maximum_soc, 0, 100)
+        f_maximum_soc = (q >> 1) & 0x7F
+        if f_maximum_soc > 100:
+            raise out_of_range(p, f_maximum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MaximumSOC")
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        maximum_soc = None
+        f_maximum_soc = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToMinimumSOC")
-        remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_minimum_soc < 0x80:
+        f_remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_minimum_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_minimum_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_minimum_soc, 0, 4294967295)
+            f_remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_minimum_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_minimum_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMinimumSOC")
@@ -4862,18 +5412,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_minimum_soc = None
+        f_remaining_time_to_minimum_soc = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToTargetSOC")
-        remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_target_soc < 0x80:
+        f_remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_target_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_target_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_target_soc, 0, 4294967295)
+            f_remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_target_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_target_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToTargetSOC")
@@ -4881,18 +5431,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_target_soc = None
+        f_remaining_time_to_target_soc = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToMaximumSOC")
-        remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_maximum_soc < 0x80:
+        f_remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_maximum_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_maximum_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_maximum_soc, 0, 4294967295)
+            f_remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_maximum_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_maximum_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMaximumSOC")
@@ -4900,60 +5450,60 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_maximum_soc = None
+        f_remaining_time_to_maximum_soc = None
     if fid == 7:
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of ChargingComplete")
-        charging_complete = ((q >> 1) & 0x1) == 1
+        f_charging_complete = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of ChargingComplete")
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        charging_complete = None
+        f_charging_complete = None
     if fid == 8:
-        battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
+        f_battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        battery_energy_capacity = None
+        f_battery_energy_capacity = None
     if fid == 9:
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of InletHot")
-        inlet_hot = ((q >> 1) & 0x1) == 1
+        f_inlet_hot = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of InletHot")
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        inlet_hot = None
+        f_inlet_hot = None
     if fid != -1:
         raise bad_event(p, fid, "end of DisplayParameters")
     return ct.DisplayParameters(
-        present_soc=present_soc,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        maximum_soc=maximum_soc,
-        remaining_time_to_minimum_soc=remaining_time_to_minimum_soc,
-        remaining_time_to_target_soc=remaining_time_to_target_soc,
-        remaining_time_to_maximum_soc=remaining_time_to_maximum_soc,
-        charging_complete=charging_complete,
-        battery_energy_capacity=battery_energy_capacity,
-        inlet_hot=inlet_hot,
+        present_soc=f_present_soc,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        maximum_soc=f_maximum_soc,
+        remaining_time_to_minimum_soc=f_remaining_time_to_minimum_soc,
+        remaining_time_to_target_soc=f_remaining_time_to_target_soc,
+        remaining_time_to_maximum_soc=f_remaining_time_to_maximum_soc,
+        charging_complete=f_charging_complete,
+        battery_energy_capacity=f_battery_energy_capacity,
+        inlet_hot=f_inlet_hot,
     ), p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_EvseStatus(a, o, st):
     y = o.notification_max_delay
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
@@ -4966,28 +5516,28 @@ def _d_ct_EvseStatus(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NotificationMaxDelay")
-    notification_max_delay = (v >> (n - p - 8)) & 0xFF
-    if notification_max_delay < 0x80:
+    f_notification_max_delay = (v >> (n - p - 8)) & 0xFF
+    if f_notification_max_delay < 0x80:
         p += 8
     else:
-        notification_max_delay, p = r_uint(v, n, p, 3)
-    if not 0 <= notification_max_delay <= 65535:
-        raise out_of_range(p, notification_max_delay, 0, 65535)
+        f_notification_max_delay, p = r_uint(v, n, p, 3)
+    if not 0 <= f_notification_max_delay <= 65535:
+        raise out_of_range(p, f_notification_max_delay, 0, 65535)
     p += 8
     q = (v >> (n - p)) & 0xFF
     if q >> 5:
         raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
-    evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+    f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification), p
+    return ct.EvseStatus(notification_max_delay=f_notification_max_delay, evse_notification=f_evse_notification), p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
     a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
     y = o.charged_energy_reading_wh
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
@@ -4997,7 +5547,7 @@ def _e_ct_MeterInfo(a, o, st):
     if x is not None:
         s = 3
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
@@ -5010,7 +5560,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
@@ -5023,7 +5573,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
@@ -5045,7 +5595,9 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -5060,7 +5612,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
@@ -5077,17 +5629,17 @@ def _d_ct_MeterInfo(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "MeterID")
-    meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+    f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of MeterID")
-    charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
-    if charged_energy_reading_wh < 0x80:
+    f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+    if f_charged_energy_reading_wh < 0x80:
         p += 8
     else:
-        charged_energy_reading_wh, p = r_uint(v, n, p, 10)
-    if not 0 <= charged_energy_reading_wh <= 18446744073709551615:
-        raise out_of_range(p, charged_energy_reading_wh, 0, 18446744073709551615)
+        f_charged_energy_reading_wh, p = r_uint(v, n, p, 10)
+    if not 0 <= f_charged_energy_reading_wh <= 18446744073709551615:
+        raise out_of_range(p, f_charged_energy_reading_wh, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
@@ -5099,13 +5651,13 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BPT_DischargedEnergyReadingWh")
-        bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
-        if bpt_discharged_energy_reading_wh < 0x80:
+        f_bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+        if f_bpt_discharged_energy_reading_wh < 0x80:
             p += 8
         else:
-            bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
-        if not 0 <= bpt_discharged_energy_reading_wh <= 18446744073709551615:
-            raise out_of_range(p, bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+            f_bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_bpt_discharged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, f_bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
@@ -5113,18 +5665,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_discharged_energy_reading_wh = None
+        f_bpt_discharged_energy_reading_wh = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of CapacitiveEnergyReadingVARh")
-        capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
-        if capacitive_energy_reading_va_rh < 0x80:
+        f_capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if f_capacitive_energy_reading_va_rh < 0x80:
             p += 8
         else:
-            capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= capacitive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+            f_capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_capacitive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, f_capacitive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
@@ -5132,18 +5684,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        capacitive_energy_reading_va_rh = None
+        f_capacitive_energy_reading_va_rh = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BPT_InductiveEnergyReadingVARh")
-        bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
-        if bpt_inductive_energy_reading_va_rh < 0x80:
+        f_bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if f_bpt_inductive_energy_reading_va_rh < 0x80:
             p += 8
         else:
-            bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+            f_bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, f_bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
@@ -5151,12 +5703,12 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_inductive_energy_reading_va_rh = None
+        f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterSignature")
-        meter_signature, p = r_binary(v, n, p, 64)
+        f_meter_signature, p = r_binary(v, n, p, 64)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterSignature")
@@ -5164,21 +5716,21 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_signature = None
+        f_meter_signature = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterStatus")
-        meter_status = (v >> (n - p - 9)) & 0x1FF
-        if meter_status < 0x80:
+        f_meter_status = (v >> (n - p - 9)) & 0x1FF
+        if f_meter_status < 0x80:
             p += 9
-        elif 0x100 <= meter_status < 0x180:
+        elif 0x100 <= f_meter_status < 0x180:
             p += 9
-            meter_status = 0xFF - meter_status
+            f_meter_status = 0xFF - f_meter_status
         else:
-            meter_status, p = r_sint(v, n, p, 3)
-        if not -32768 <= meter_status <= 32767:
-            raise out_of_range(p, meter_status, -32768, 32767)
+            f_meter_status, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_meter_status <= 32767:
+            raise out_of_range(p, f_meter_status, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
@@ -5186,18 +5738,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_status = None
+        f_meter_status = None
     if fid == 7:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterTimestamp")
-        meter_timestamp = (v >> (n - p - 8)) & 0xFF
-        if meter_timestamp < 0x80:
+        f_meter_timestamp = (v >> (n - p - 8)) & 0xFF
+        if f_meter_timestamp < 0x80:
             p += 8
         else:
-            meter_timestamp, p = r_uint(v, n, p, 10)
-        if not 0 <= meter_timestamp <= 18446744073709551615:
-            raise out_of_range(p, meter_timestamp, 0, 18446744073709551615)
+            f_meter_timestamp, p = r_uint(v, n, p, 10)
+        if not 0 <= f_meter_timestamp <= 18446744073709551615:
+            raise out_of_range(p, f_meter_timestamp, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterTimestamp")
@@ -5205,25 +5757,25 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_timestamp = None
+        f_meter_timestamp = None
     if fid != -1:
         raise bad_event(p, fid, "end of MeterInfo")
     return ct.MeterInfo(
-        meter_id=meter_id,
-        charged_energy_reading_wh=charged_energy_reading_wh,
-        bpt_discharged_energy_reading_wh=bpt_discharged_energy_reading_wh,
-        capacitive_energy_reading_va_rh=capacitive_energy_reading_va_rh,
-        bpt_inductive_energy_reading_va_rh=bpt_inductive_energy_reading_va_rh,
-        meter_signature=meter_signature,
-        meter_status=meter_status,
-        meter_timestamp=meter_timestamp,
+        meter_id=f_meter_id,
+        charged_energy_reading_wh=f_charged_energy_reading_wh,
+        bpt_discharged_energy_reading_wh=f_bpt_discharged_energy_reading_wh,
+        capacitive_energy_reading_va_rh=f_capacitive_energy_reading_va_rh,
+        bpt_inductive_energy_reading_va_rh=f_bpt_inductive_energy_reading_va_rh,
+        meter_signature=f_meter_signature,
+        meter_status=f_meter_status,
+        meter_timestamp=f_meter_timestamp,
     ), p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_Receipt(a, o, st):
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
@@ -5232,6 +5784,8 @@ def _e_ct_Receipt(a, o, st):
     x = o.energy_costs
     if x is not None:
         s = 2
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.energy_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost((a << 3), x, st)
     x = o.occupancy_costs
     if x is not None:
@@ -5240,6 +5794,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.occupancy_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.occupancy_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     x = o.additional_services_costs
     if x is not None:
@@ -5248,6 +5804,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.additional_services_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.additional_services_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     x = o.overstay_costs
     if x is not None:
@@ -5256,8 +5814,12 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.overstay_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.overstay_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     items = o.tax_costs
+    if items.__class__ is not list:
+        raise type_error("Receipt.tax_costs", "a list", items)
     if len(items) > 10:
         raise ExiEncodeError("Receipt.tax_costs: more than 10 items")
     for i, x in enumerate(items, 1):
@@ -5266,6 +5828,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.tax_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedTax:
+            raise type_error("Receipt.tax_costs", "DetailedTax", x)
         a = _e_ct_DetailedTax(a, x, st)
         if i == 10:
             s = _X44[s]
@@ -5281,13 +5845,13 @@ def _d_ct_Receipt(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -5296,38 +5860,38 @@ def _d_ct_Receipt(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D44[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        energy_costs = None
+        f_energy_costs = None
     if fid == 2:
-        occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D44[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        occupancy_costs = None
+        f_occupancy_costs = None
     if fid == 3:
-        additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D44[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        additional_services_costs = None
+        f_additional_services_costs = None
     if fid == 4:
-        overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D44[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        overstay_costs = None
-    tax_costs = []
+        f_overstay_costs = None
+    f_tax_costs = []
     while fid == 5:
         x, p = _d_ct_DetailedTax(r, v, n, p)
-        tax_costs.append(x)
-        if len(tax_costs) == 10:
+        f_tax_costs.append(x)
+        if len(f_tax_costs) == 10:
             s = _X44[s]
         w, mask, prods = _D44[s]
         p += w
@@ -5335,12 +5899,12 @@ def _d_ct_Receipt(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
     return ct.Receipt(
-        time_anchor=time_anchor,
-        energy_costs=energy_costs,
-        occupancy_costs=occupancy_costs,
-        additional_services_costs=additional_services_costs,
-        overstay_costs=overstay_costs,
-        tax_costs=tax_costs,
+        time_anchor=f_time_anchor,
+        energy_costs=f_energy_costs,
+        occupancy_costs=f_occupancy_costs,
+        additional_services_costs=f_additional_services_costs,
+        overstay_costs=f_overstay_costs,
+        tax_costs=f_tax_costs,
     ), p
 
 
@@ -5355,7 +5919,9 @@ def _e_ds_X509IssuerSerial(a, o, st):
         "X509IssuerSerial.x509_issuer_name",
     )
     y = o.x509_serial_number
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -5369,18 +5935,18 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "X509IssuerName")
-    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of X509IssuerName")
-    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
-    if x509_serial_number < 0x80:
+    f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if f_x509_serial_number < 0x80:
         p += 9
-    elif 0x100 <= x509_serial_number < 0x180:
+    elif 0x100 <= f_x509_serial_number < 0x180:
         p += 9
-        x509_serial_number = 0xFF - x509_serial_number
+        f_x509_serial_number = 0xFF - f_x509_serial_number
     else:
-        x509_serial_number, p = r_sint(
+        f_x509_serial_number, p = r_sint(
             v,
             n,
             p,
@@ -5388,12 +5954,16 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
+    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedCost(a, o, st):
+    if o.amount.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedCost.amount", "RationalNumber", o.amount)
     a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    if o.cost_per_unit.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedCost.cost_per_unit", "RationalNumber", o.cost_per_unit)
     a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
     a <<= 1
     return a
@@ -5403,24 +5973,26 @@ def _d_ct_DetailedCost(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Amount")
-    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "CostPerUnit")
-    cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
-    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit), p
+    return ct.DetailedCost(amount=f_amount, cost_per_unit=f_cost_per_unit), p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedTax(a, o, st):
     y = o.tax_rule_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+    if o.amount.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedTax.amount", "RationalNumber", o.amount)
     a = _e_ct_RationalNumber((a << 2), o.amount, st)
     a <<= 1
     return a
@@ -5430,21 +6002,21 @@ def _d_ct_DetailedTax(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TaxRuleID")
-    tax_rule_id = (v >> (n - p - 8)) & 0xFF
-    if tax_rule_id < 0x80:
+    f_tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if f_tax_rule_id < 0x80:
         p += 8
     else:
-        tax_rule_id, p = r_uint(v, n, p, 5)
-    if not 1 <= tax_rule_id <= 4294967295:
-        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+        f_tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tax_rule_id <= 4294967295:
+        raise out_of_range(p, f_tax_rule_id, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TaxRuleID")
-    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount), p
+    return ct.DetailedTax(tax_rule_id=f_tax_rule_id, amount=f_amount), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

@@ -15,6 +15,7 @@ from stack.exi.runtime import (  # noqa: F401
     r_string,
     r_uint,
     range_error,
+    type_error,
     unexpected,
 )
 from stack.messages import iso20_acdp as acdp
@@ -39,6 +40,8 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 # ACDP_ConnectReqType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpConnectReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcdpConnectReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(
         _EN_acdp_ElectricalChargingDeviceStatus,
@@ -53,21 +56,23 @@ def _d_acdp_AcdpConnectReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
         raise unexpected(p - 6, 2, "EVElectricalChargingDeviceStatus")
-    ev_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 2) & 0x3)]
+    f_ev_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVElectricalChargingDeviceStatus")
     return acdp.AcdpConnectReq(
-        header=header, ev_electrical_charging_device_status=ev_electrical_charging_device_status
+        header=f_header, ev_electrical_charging_device_status=f_ev_electrical_charging_device_status
     ), p
 
 
 # ACDP_ConnectResType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpConnectRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcdpConnectRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpConnectRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AcdpConnectRes.evse_processing")
@@ -89,35 +94,39 @@ def _d_acdp_AcdpConnectRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 25
     q = (v >> (n - p)) & 0x1FFFFFF
     if q >> 23:
         raise unexpected(p - 25, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 17) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 17) & 0x3F)]
     if (q >> 14) & 0x7:
         raise unexpected(p - 17, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 12) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 12) & 0x3)]
     if (q >> 9) & 0x7:
         raise unexpected(p - 12, 3, "end of EVSEProcessing")
-    evse_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 7) & 0x3)]
+    f_evse_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 7) & 0x3)]
     if (q >> 4) & 0x7:
         raise unexpected(p - 7, 3, "end of EVSEElectricalChargingDeviceStatus")
-    evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 2) & 0x3)]
+    f_evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEMechanicalChargingDeviceStatus")
     return acdp.AcdpConnectRes(
-        header=header,
-        response_code=response_code,
-        evse_processing=evse_processing,
-        evse_electrical_charging_device_status=evse_electrical_charging_device_status,
-        evse_mechanical_charging_device_status=evse_mechanical_charging_device_status,
+        header=f_header,
+        response_code=f_response_code,
+        evse_processing=f_evse_processing,
+        evse_electrical_charging_device_status=f_evse_electrical_charging_device_status,
+        evse_mechanical_charging_device_status=f_evse_mechanical_charging_device_status,
     ), p
 
 
 # ACDP_SystemStatusReqType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpSystemStatusReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcdpSystemStatusReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
+    if o.ev_technical_status.__class__ is not acdp.EvTechnicalStatus:
+        raise type_error("AcdpSystemStatusReq.ev_technical_status", "EvTechnicalStatus", o.ev_technical_status)
     a = _e_acdp_EvTechnicalStatus((a << 1), o.ev_technical_status, st)
     a <<= 1
     return a
@@ -127,19 +136,21 @@ def _d_acdp_AcdpSystemStatusReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVTechnicalStatus")
-    ev_technical_status, p = _d_acdp_EvTechnicalStatus(r, v, n, p)
+    f_ev_technical_status, p = _d_acdp_EvTechnicalStatus(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcdpSystemStatusReq")
-    return acdp.AcdpSystemStatusReq(header=header, ev_technical_status=ev_technical_status), p
+    return acdp.AcdpSystemStatusReq(header=f_header, ev_technical_status=f_ev_technical_status), p
 
 
 # ACDP_SystemStatusResType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpSystemStatusRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcdpSystemStatusRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpSystemStatusRes.response_code")
     a = (a << 5) | enum_index(
@@ -147,16 +158,37 @@ def _e_acdp_AcdpSystemStatusRes(a, o, st):
         o.evse_mechanical_charging_device_status,
         "AcdpSystemStatusRes.evse_mechanical_charging_device_status",
     )
-    a = (a << 4) | (1 if o.evse_ready_to_charge else 0)
+    y = o.evse_ready_to_charge
+    if y.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_ready_to_charge", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     a = (a << 5) | enum_index(
         _EN_acdp_IsolationStatus, o.evse_isolation_status, "AcdpSystemStatusRes.evse_isolation_status"
     )
-    a = (a << 4) | (1 if o.evse_disabled else 0)
-    a = (a << 4) | (1 if o.evse_utility_interrupt_event else 0)
-    a = (a << 4) | (1 if o.evse_emergency_shutdown else 0)
-    a = (a << 4) | (1 if o.evse_malfunction else 0)
-    a = (a << 4) | (1 if o.ev_in_charge_position else 0)
-    a = (a << 4) | (1 if o.ev_association_status else 0)
+    y = o.evse_disabled
+    if y.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_disabled", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    y = o.evse_utility_interrupt_event
+    if y.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_utility_interrupt_event", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    y = o.evse_emergency_shutdown
+    if y.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_emergency_shutdown", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    y = o.evse_malfunction
+    if y.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_malfunction", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    y = o.ev_in_charge_position
+    if y.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.ev_in_charge_position", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    y = o.ev_association_status
+    if y.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.ev_association_status", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     a <<= 2
     return a
 
@@ -165,61 +197,69 @@ def _d_acdp_AcdpSystemStatusRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 48
     q = (v >> (n - p)) & 0xFFFFFFFFFFFF
     if q >> 46:
         raise unexpected(p - 48, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 40) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 40) & 0x3F)]
     if (q >> 37) & 0x7:
         raise unexpected(p - 40, 3, "end of ResponseCode")
-    evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 35) & 0x3)]
+    f_evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 35) & 0x3)]
     if (q >> 32) & 0x7:
         raise unexpected(p - 35, 3, "end of EVSEMechanicalChargingDeviceStatus")
-    evse_ready_to_charge = ((q >> 31) & 0x1) == 1
+    f_evse_ready_to_charge = ((q >> 31) & 0x1) == 1
     if (q >> 28) & 0x7:
         raise unexpected(p - 31, 3, "end of EVSEReadyToCharge")
-    evse_isolation_status = _ENUM_acdp_IsolationStatus[((q >> 26) & 0x3)]
+    f_evse_isolation_status = _ENUM_acdp_IsolationStatus[((q >> 26) & 0x3)]
     if (q >> 23) & 0x7:
         raise unexpected(p - 26, 3, "end of EVSEIsolationStatus")
-    evse_disabled = ((q >> 22) & 0x1) == 1
+    f_evse_disabled = ((q >> 22) & 0x1) == 1
     if (q >> 19) & 0x7:
         raise unexpected(p - 22, 3, "end of EVSEDisabled")
-    evse_utility_interrupt_event = ((q >> 18) & 0x1) == 1
+    f_evse_utility_interrupt_event = ((q >> 18) & 0x1) == 1
     if (q >> 15) & 0x7:
         raise unexpected(p - 18, 3, "end of EVSEUtilityInterruptEvent")
-    evse_emergency_shutdown = ((q >> 14) & 0x1) == 1
+    f_evse_emergency_shutdown = ((q >> 14) & 0x1) == 1
     if (q >> 11) & 0x7:
         raise unexpected(p - 14, 3, "end of EVSEEmergencyShutdown")
-    evse_malfunction = ((q >> 10) & 0x1) == 1
+    f_evse_malfunction = ((q >> 10) & 0x1) == 1
     if (q >> 7) & 0x7:
         raise unexpected(p - 10, 3, "end of EVSEMalfunction")
-    ev_in_charge_position = ((q >> 6) & 0x1) == 1
+    f_ev_in_charge_position = ((q >> 6) & 0x1) == 1
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of EVInChargePosition")
-    ev_association_status = ((q >> 2) & 0x1) == 1
+    f_ev_association_status = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVAssociationStatus")
     return acdp.AcdpSystemStatusRes(
-        header=header,
-        response_code=response_code,
-        evse_mechanical_charging_device_status=evse_mechanical_charging_device_status,
-        evse_ready_to_charge=evse_ready_to_charge,
-        evse_isolation_status=evse_isolation_status,
-        evse_disabled=evse_disabled,
-        evse_utility_interrupt_event=evse_utility_interrupt_event,
-        evse_emergency_shutdown=evse_emergency_shutdown,
-        evse_malfunction=evse_malfunction,
-        ev_in_charge_position=ev_in_charge_position,
-        ev_association_status=ev_association_status,
+        header=f_header,
+        response_code=f_response_code,
+        evse_mechanical_charging_device_status=f_evse_mechanical_charging_device_status,
+        evse_ready_to_charge=f_evse_ready_to_charge,
+        evse_isolation_status=f_evse_isolation_status,
+        evse_disabled=f_evse_disabled,
+        evse_utility_interrupt_event=f_evse_utility_interrupt_event,
+        evse_emergency_shutdown=f_evse_emergency_shutdown,
+        evse_malfunction=f_evse_malfunction,
+        ev_in_charge_position=f_ev_in_charge_position,
+        ev_association_status=f_ev_association_status,
     ), p
 
 
 # ACDP_VehiclePositioningReqType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpVehiclePositioningReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcdpVehiclePositioningReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
-    a = (a << 3) | (1 if o.ev_mobility_status else 0)
-    a = (a << 4) | (1 if o.ev_positioning_support else 0)
+    y = o.ev_mobility_status
+    if y.__class__ is not bool:
+        raise type_error("AcdpVehiclePositioningReq.ev_mobility_status", "True or False", y)
+    a = (a << 3) | (1 if y else 0)
+    y = o.ev_positioning_support
+    if y.__class__ is not bool:
+        raise type_error("AcdpVehiclePositioningReq.ev_positioning_support", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     a <<= 2
     return a
 
@@ -228,57 +268,73 @@ def _d_acdp_AcdpVehiclePositioningReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "EVMobilityStatus")
-    ev_mobility_status = ((q >> 6) & 0x1) == 1
+    f_ev_mobility_status = ((q >> 6) & 0x1) == 1
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of EVMobilityStatus")
-    ev_positioning_support = ((q >> 2) & 0x1) == 1
+    f_ev_positioning_support = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVPositioningSupport")
     return acdp.AcdpVehiclePositioningReq(
-        header=header, ev_mobility_status=ev_mobility_status, ev_positioning_support=ev_positioning_support
+        header=f_header, ev_mobility_status=f_ev_mobility_status, ev_positioning_support=f_ev_positioning_support
     ), p
 
 
 # ACDP_VehiclePositioningResType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_AcdpVehiclePositioningRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AcdpVehiclePositioningRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpVehiclePositioningRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AcdpVehiclePositioningRes.evse_processing")
-    a = (a << 4) | (1 if o.evse_positioning_support else 0)
+    y = o.evse_positioning_support
+    if y.__class__ is not bool:
+        raise type_error("AcdpVehiclePositioningRes.evse_positioning_support", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     y = o.ev_relative_x_deviation
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_x_deviation"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
     else:
         a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_x_deviation"))
     y = o.ev_relative_y_deviation
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_y_deviation"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
     else:
         a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_y_deviation"))
     y = o.contact_window_xc
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_xc"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
     else:
         a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_xc"))
     y = o.contact_window_yc
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_yc"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
     else:
         a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_yc"))
-    a = (a << 4) | (1 if o.ev_in_charge_position else 0)
+    y = o.ev_in_charge_position
+    if y.__class__ is not bool:
+        raise type_error("AcdpVehiclePositioningRes.ev_in_charge_position", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     a <<= 2
     return a
 
@@ -287,86 +343,86 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 20
     q = (v >> (n - p)) & 0xFFFFF
     if q >> 18:
         raise unexpected(p - 20, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 12) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 12) & 0x3F)]
     if (q >> 9) & 0x7:
         raise unexpected(p - 12, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 7) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 7) & 0x3)]
     if (q >> 4) & 0x7:
         raise unexpected(p - 7, 3, "end of EVSEProcessing")
-    evse_positioning_support = ((q >> 3) & 0x1) == 1
+    f_evse_positioning_support = ((q >> 3) & 0x1) == 1
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of EVSEPositioningSupport")
-    ev_relative_x_deviation = (v >> (n - p - 9)) & 0x1FF
-    if ev_relative_x_deviation < 0x80:
+    f_ev_relative_x_deviation = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_relative_x_deviation < 0x80:
         p += 9
-    elif 0x100 <= ev_relative_x_deviation < 0x180:
+    elif 0x100 <= f_ev_relative_x_deviation < 0x180:
         p += 9
-        ev_relative_x_deviation = 0xFF - ev_relative_x_deviation
+        f_ev_relative_x_deviation = 0xFF - f_ev_relative_x_deviation
     else:
-        ev_relative_x_deviation, p = r_sint(v, n, p, 3)
-    if not -32768 <= ev_relative_x_deviation <= 32767:
-        raise out_of_range(p, ev_relative_x_deviation, -32768, 32767)
+        f_ev_relative_x_deviation, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_ev_relative_x_deviation <= 32767:
+        raise out_of_range(p, f_ev_relative_x_deviation, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of EVRelativeXDeviation")
-    ev_relative_y_deviation = (v >> (n - p - 9)) & 0x1FF
-    if ev_relative_y_deviation < 0x80:
+    f_ev_relative_y_deviation = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_relative_y_deviation < 0x80:
         p += 9
-    elif 0x100 <= ev_relative_y_deviation < 0x180:
+    elif 0x100 <= f_ev_relative_y_deviation < 0x180:
         p += 9
-        ev_relative_y_deviation = 0xFF - ev_relative_y_deviation
+        f_ev_relative_y_deviation = 0xFF - f_ev_relative_y_deviation
     else:
-        ev_relative_y_deviation, p = r_sint(v, n, p, 3)
-    if not -32768 <= ev_relative_y_deviation <= 32767:
-        raise out_of_range(p, ev_relative_y_deviation, -32768, 32767)
+        f_ev_relative_y_deviation, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_ev_relative_y_deviation <= 32767:
+        raise out_of_range(p, f_ev_relative_y_deviation, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of EVRelativeYDeviation")
-    contact_window_xc = (v >> (n - p - 9)) & 0x1FF
-    if contact_window_xc < 0x80:
+    f_contact_window_xc = (v >> (n - p - 9)) & 0x1FF
+    if f_contact_window_xc < 0x80:
         p += 9
-    elif 0x100 <= contact_window_xc < 0x180:
+    elif 0x100 <= f_contact_window_xc < 0x180:
         p += 9
-        contact_window_xc = 0xFF - contact_window_xc
+        f_contact_window_xc = 0xFF - f_contact_window_xc
     else:
-        contact_window_xc, p = r_sint(v, n, p, 3)
-    if not -32768 <= contact_window_xc <= 32767:
-        raise out_of_range(p, contact_window_xc, -32768, 32767)
+        f_contact_window_xc, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_contact_window_xc <= 32767:
+        raise out_of_range(p, f_contact_window_xc, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of ContactWindowXc")
-    contact_window_yc = (v >> (n - p - 9)) & 0x1FF
-    if contact_window_yc < 0x80:
+    f_contact_window_yc = (v >> (n - p - 9)) & 0x1FF
+    if f_contact_window_yc < 0x80:
         p += 9
-    elif 0x100 <= contact_window_yc < 0x180:
+    elif 0x100 <= f_contact_window_yc < 0x180:
         p += 9
-        contact_window_yc = 0xFF - contact_window_yc
+        f_contact_window_yc = 0xFF - f_contact_window_yc
     else:
-        contact_window_yc, p = r_sint(v, n, p, 3)
-    if not -32768 <= contact_window_yc <= 32767:
-        raise out_of_range(p, contact_window_yc, -32768, 32767)
+        f_contact_window_yc, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_contact_window_yc <= 32767:
+        raise out_of_range(p, f_contact_window_yc, -32768, 32767)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 3:
         raise unexpected(p - 6, 3, "end of ContactWindowYc")
-    ev_in_charge_position = ((q >> 2) & 0x1) == 1
+    f_ev_in_charge_position = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVInChargePosition")
     return acdp.AcdpVehiclePositioningRes(
-        header=header,
-        response_code=response_code,
-        evse_processing=evse_processing,
-        evse_positioning_support=evse_positioning_support,
-        ev_relative_x_deviation=ev_relative_x_deviation,
-        ev_relative_y_deviation=ev_relative_y_deviation,
-        contact_window_xc=contact_window_xc,
-        contact_window_yc=contact_window_yc,
-        ev_in_charge_position=ev_in_charge_position,
+        header=f_header,
+        response_code=f_response_code,
+        evse_processing=f_evse_processing,
+        evse_positioning_support=f_evse_positioning_support,
+        ev_relative_x_deviation=f_ev_relative_x_deviation,
+        ev_relative_y_deviation=f_ev_relative_y_deviation,
+        contact_window_xc=f_contact_window_xc,
+        contact_window_yc=f_contact_window_yc,
+        ev_in_charge_position=f_ev_in_charge_position,
     ), p
 
 
@@ -407,14 +463,14 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D8[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm), p
+    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -490,7 +546,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of P")
-        p, p = r_binary(v, n, p, None)
+        f_p, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of P")
@@ -498,12 +554,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        p = None
+        f_p = None
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Q")
-        q, p = r_binary(v, n, p, None)
+        f_q, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Q")
@@ -511,12 +567,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        q = None
+        f_q = None
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of G")
-        g, p = r_binary(v, n, p, None)
+        f_g, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of G")
@@ -524,13 +580,13 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        g = None
+        f_g = None
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of Y")
-    y, p = r_binary(v, n, p, None)
+    f_y, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Y")
@@ -541,7 +597,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of J")
-        j, p = r_binary(v, n, p, None)
+        f_j, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of J")
@@ -549,12 +605,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        j = None
+        f_j = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Seed")
-        seed, p = r_binary(v, n, p, None)
+        f_seed, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Seed")
@@ -562,12 +618,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        seed = None
+        f_seed = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of PgenCounter")
-        pgen_counter, p = r_binary(v, n, p, None)
+        f_pgen_counter, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of PgenCounter")
@@ -575,10 +631,10 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pgen_counter = None
+        f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
+    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -592,14 +648,14 @@ def _d_ds_DigestMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D10[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm), p
+    return ds.DigestMethod(algorithm=f_algorithm), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -609,7 +665,21 @@ def _e_ds_KeyInfo(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
+    if (
+        o.key_name is None
+        and o.key_value is None
+        and o.retrieval_method is None
+        and o.x509_data is None
+        and o.pgp_data is None
+        and o.spki_data is None
+        and o.mgmt_data is None
+    ):
+        raise ExiEncodeError(
+            "KeyInfo: one of key_name, key_value, retrieval_method, x509_data, pgp_data, spki_data, mgmt_data is required"
+        )
     items = o.key_name
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 64]
@@ -619,46 +689,68 @@ def _e_ds_KeyInfo(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
         a <<= 1
     items = o.key_value
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_value", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 128]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.KeyValue:
+            raise type_error("KeyInfo.key_value", "KeyValue", x)
         a = _e_ds_KeyValue(a, x, st)
     items = o.retrieval_method
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.retrieval_method", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 192]
         except KeyError:
             raise ExiEncodeError("KeyInfo.retrieval_method is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RetrievalMethod:
+            raise type_error("KeyInfo.retrieval_method", "RetrievalMethod", x)
         a = _e_ds_RetrievalMethod(a, x, st)
     items = o.x509_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.x509_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 256]
         except KeyError:
             raise ExiEncodeError("KeyInfo.x509_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509Data:
+            raise type_error("KeyInfo.x509_data", "X509Data", x)
         a = _e_ds_X509Data(a, x, st)
     items = o.pgp_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.pgp_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 320]
         except KeyError:
             raise ExiEncodeError("KeyInfo.pgp_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.PgpData:
+            raise type_error("KeyInfo.pgp_data", "PgpData", x)
         a = _e_ds_PgpData(a, x, st)
     items = o.spki_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.spki_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 384]
         except KeyError:
             raise ExiEncodeError("KeyInfo.spki_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SpkiData:
+            raise type_error("KeyInfo.spki_data", "SpkiData", x)
         a = _e_ds_SpkiData(a, x, st)
     items = o.mgmt_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.mgmt_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 448]
@@ -676,14 +768,14 @@ def _e_ds_KeyInfo(a, o, st):
 
 
 def _d_ds_KeyInfo(r, v, n, p):
-    id = None
-    key_name = []
-    key_value = []
-    retrieval_method = []
-    x509_data = []
-    pgp_data = []
-    spki_data = []
-    mgmt_data = []
+    f_id = None
+    f_key_name = []
+    f_key_value = []
+    f_retrieval_method = []
+    f_x509_data = []
+    f_pgp_data = []
+    f_spki_data = []
+    f_mgmt_data = []
     s = 0
     while True:
         w, mask, prods = _D11[s]
@@ -692,7 +784,7 @@ def _d_ds_KeyInfo(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
             p += 1
@@ -702,27 +794,27 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of KeyName")
-            key_name.append(x)
+            f_key_name.append(x)
             continue
         if fid == 2:
             x, p = _d_ds_KeyValue(r, v, n, p)
-            key_value.append(x)
+            f_key_value.append(x)
             continue
         if fid == 3:
             x, p = _d_ds_RetrievalMethod(r, v, n, p)
-            retrieval_method.append(x)
+            f_retrieval_method.append(x)
             continue
         if fid == 4:
             x, p = _d_ds_X509Data(r, v, n, p)
-            x509_data.append(x)
+            f_x509_data.append(x)
             continue
         if fid == 5:
             x, p = _d_ds_PgpData(r, v, n, p)
-            pgp_data.append(x)
+            f_pgp_data.append(x)
             continue
         if fid == 6:
             x, p = _d_ds_SpkiData(r, v, n, p)
-            spki_data.append(x)
+            f_spki_data.append(x)
             continue
         if fid == 7:
             p += 1
@@ -732,27 +824,31 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of MgmtData")
-            mgmt_data.append(x)
+            f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
-        id=id,
-        key_name=key_name,
-        key_value=key_value,
-        retrieval_method=retrieval_method,
-        x509_data=x509_data,
-        pgp_data=pgp_data,
-        spki_data=spki_data,
-        mgmt_data=mgmt_data,
+        id=f_id,
+        key_name=f_key_name,
+        key_value=f_key_value,
+        retrieval_method=f_retrieval_method,
+        x509_data=f_x509_data,
+        pgp_data=f_pgp_data,
+        spki_data=f_spki_data,
+        mgmt_data=f_mgmt_data,
     ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_KeyValue(a, o, st):
+    if o.dsa_key_value is None and o.rsa_key_value is None:
+        raise ExiEncodeError("KeyValue: one of dsa_key_value, rsa_key_value is required")
     s = 0
     x = o.dsa_key_value
     if x is not None:
         s = 1
+        if x.__class__ is not ds.DsaKeyValue:
+            raise type_error("KeyValue.dsa_key_value", "DsaKeyValue", x)
         a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
@@ -761,6 +857,8 @@ def _e_ds_KeyValue(a, o, st):
         except KeyError:
             raise ExiEncodeError("KeyValue.rsa_key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RsaKeyValue:
+            raise type_error("KeyValue.rsa_key_value", "RsaKeyValue", x)
         a = _e_ds_RsaKeyValue(a, x, st)
     try:
         c, w, _ = _T12[s, -1]
@@ -776,22 +874,22 @@ def _d_ds_KeyValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        f_dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dsa_key_value = None
+        f_dsa_key_value = None
     if fid == 1:
-        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        f_rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        rsa_key_value = None
+        f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
+    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -802,12 +900,18 @@ def _e_ds_Manifest(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("Manifest.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Manifest.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T13[s, 64]
         except KeyError:
             raise ExiEncodeError("Manifest.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("Manifest.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T13[s, -1]
@@ -823,22 +927,22 @@ def _d_ds_Manifest(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D13[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    reference = []
+        f_id = None
+    f_reference = []
     while fid == 1:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D13[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference), p
+    return ds.Manifest(id=f_id, reference=f_reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -873,9 +977,9 @@ def _e_ds_Object(a, o, st):
 
 
 def _d_ds_Object(r, v, n, p):
-    encoding = None
-    id = None
-    mime_type = None
+    f_encoding = None
+    f_id = None
+    f_mime_type = None
     s = 0
     while True:
         w, mask, prods = _D14[s]
@@ -884,16 +988,16 @@ def _d_ds_Object(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            encoding, p = r_string(r, v, n, p, "Encoding", None)
+            f_encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type, p = r_string(r, v, n, p, "MimeType", None)
+            f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
+    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -905,6 +1009,8 @@ def _e_ds_PgpData(a, o, st):
         a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
+    if items.__class__ is not list:
+        raise type_error("PgpData.pgp_key_packet", "a list", items)
     if len(items) > 2:
         raise ExiEncodeError("PgpData.pgp_key_packet: more than 2 items")
     for x in items:
@@ -924,8 +1030,8 @@ def _e_ds_PgpData(a, o, st):
 
 
 def _d_ds_PgpData(r, v, n, p):
-    pgp_key_id = None
-    pgp_key_packet = []
+    f_pgp_key_id = None
+    f_pgp_key_packet = []
     s = 0
     while True:
         w, mask, prods = _D15[s]
@@ -937,7 +1043,7 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            pgp_key_id, p = r_binary(v, n, p, None)
+            f_pgp_key_id, p = r_binary(v, n, p, None)
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyID")
@@ -950,10 +1056,10 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyPacket")
-            pgp_key_packet.append(x)
+            f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
+    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -968,15 +1074,15 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Modulus")
-    modulus, p = r_binary(v, n, p, None)
+    f_modulus, p = r_binary(v, n, p, None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Modulus")
-    exponent, p = r_binary(v, n, p, None)
+    f_exponent, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
+    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -1009,12 +1115,16 @@ def _e_ds_Reference(a, o, st):
         except KeyError:
             raise ExiEncodeError("Reference.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("Reference.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, s = _T17[s, 256]
     except KeyError:
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
+    if o.digest_method.__class__ is not ds.DigestMethod:
+        raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
     a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
@@ -1027,45 +1137,50 @@ def _d_ds_Reference(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid == 1:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 2:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 3:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
-    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "DigestValue")
-    digest_value, p = r_binary(v, n, p, None)
+    f_digest_value, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
-        id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
+        id=f_id,
+        type=f_type,
+        uri=f_uri,
+        transforms=f_transforms,
+        digest_method=f_digest_method,
+        digest_value=f_digest_value,
     ), p
 
 
@@ -1091,6 +1206,8 @@ def _e_ds_RetrievalMethod(a, o, st):
         except KeyError:
             raise ExiEncodeError("RetrievalMethod.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("RetrievalMethod.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, _ = _T18[s, -1]
@@ -1106,35 +1223,39 @@ def _d_ds_RetrievalMethod(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 1:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 2:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
+    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SpkiData(a, o, st):
     s = 0
     items = o.spki_sexp
+    if items.__class__ is not list:
+        raise type_error("SpkiData.spki_sexp", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SpkiData.spki_sexp: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T19[s, 0]
@@ -1152,7 +1273,7 @@ def _e_ds_SpkiData(a, o, st):
 
 
 def _d_ds_SpkiData(r, v, n, p):
-    spki_sexp = []
+    f_spki_sexp = []
     s = 0
     while True:
         w, mask, prods = _D19[s]
@@ -1168,10 +1289,10 @@ def _d_ds_SpkiData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of SPKISexp")
-            spki_sexp.append(x)
+            f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=spki_sexp), p
+    return ds.SpkiData(spki_sexp=f_spki_sexp), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -1186,20 +1307,30 @@ def _e_ds_Signature(a, o, st):
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
+    if o.signed_info.__class__ is not ds.SignedInfo:
+        raise type_error("Signature.signed_info", "SignedInfo", o.signed_info)
     a = _e_ds_SignedInfo(a, o.signed_info, st)
+    if o.signature_value.__class__ is not ds.SignatureValue:
+        raise type_error("Signature.signature_value", "SignatureValue", o.signature_value)
     a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
+        if x.__class__ is not ds.KeyInfo:
+            raise type_error("Signature.key_info", "KeyInfo", x)
         a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
+    if items.__class__ is not list:
+        raise type_error("Signature.object", "a list", items)
     for x in items:
         try:
             c, w, s = _T20[s, 256]
         except KeyError:
             raise ExiEncodeError("Signature.object is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Object:
+            raise type_error("Signature.object", "Object", x)
         a = _e_ds_Object(a, x, st)
     try:
         c, w, _ = _T20[s, -1]
@@ -1215,41 +1346,41 @@ def _d_ds_Signature(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D20[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "SignedInfo")
-    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    f_signed_info, p = _d_ds_SignedInfo(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureValue")
-    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
+    f_signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
     w, mask, prods = _D20[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        f_key_info, p = _d_ds_KeyInfo(r, v, n, p)
         w, mask, prods = _D20[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        key_info = None
-    object = []
+        f_key_info = None
+    f_object = []
     while fid == 4:
         x, p = _d_ds_Object(r, v, n, p)
-        object.append(x)
+        f_object.append(x)
         w, mask, prods = _D20[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
-        id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
+        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
     ), p
 
 
@@ -1261,7 +1392,9 @@ def _e_ds_SignatureMethod(a, o, st):
     if x is not None:
         s = 2
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
+        elif 0 <= y < 0x80:
             a = (a << 13) | y
         elif -0x80 <= y < 0:
             a = (a << 13) | (0xFF - y)
@@ -1280,7 +1413,7 @@ def _d_ds_SignatureMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D21[s]
     p += w
@@ -1289,14 +1422,14 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of HMACOutputLength")
-        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
-        if hmac_output_length < 0x80:
+        f_hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if f_hmac_output_length < 0x80:
             p += 9
-        elif 0x100 <= hmac_output_length < 0x180:
+        elif 0x100 <= f_hmac_output_length < 0x180:
             p += 9
-            hmac_output_length = 0xFF - hmac_output_length
+            f_hmac_output_length = 0xFF - f_hmac_output_length
         else:
-            hmac_output_length, p = r_sint(
+            f_hmac_output_length, p = r_sint(
                 v,
                 n,
                 p,
@@ -1308,10 +1441,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        hmac_output_length = None
+        f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
+    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -1322,12 +1455,18 @@ def _e_ds_SignatureProperties(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
+    if items.__class__ is not list:
+        raise type_error("SignatureProperties.signature_property", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignatureProperties.signature_property: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T22[s, 64]
         except KeyError:
             raise ExiEncodeError("SignatureProperties.signature_property is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SignatureProperty:
+            raise type_error("SignatureProperties.signature_property", "SignatureProperty", x)
         a = _e_ds_SignatureProperty(a, x, st)
     try:
         c, w, _ = _T22[s, -1]
@@ -1343,22 +1482,22 @@ def _d_ds_SignatureProperties(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D22[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    signature_property = []
+        f_id = None
+    f_signature_property = []
     while fid == 1:
         x, p = _d_ds_SignatureProperty(r, v, n, p)
-        signature_property.append(x)
+        f_signature_property.append(x)
         w, mask, prods = _D22[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property), p
+    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -1379,8 +1518,8 @@ def _e_ds_SignatureProperty(a, o, st):
 
 
 def _d_ds_SignatureProperty(r, v, n, p):
-    id = None
-    target = None
+    f_id = None
+    f_target = None
     s = 0
     while True:
         w, mask, prods = _D23[s]
@@ -1389,13 +1528,13 @@ def _d_ds_SignatureProperty(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target, p = r_string(r, v, n, p, "Target", None)
+            f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=id, target=target), p
+    return ds.SignatureProperty(id=f_id, target=f_target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1421,19 +1560,19 @@ def _d_ds_SignatureValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D24[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "characters")
-    value, p = r_binary(v, n, p, None)
+    f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value), p
+    return ds.SignatureValue(id=f_id, value=f_value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1448,16 +1587,26 @@ def _e_ds_SignedInfo(a, o, st):
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
+    if o.canonicalization_method.__class__ is not ds.CanonicalizationMethod:
+        raise type_error("SignedInfo.canonicalization_method", "CanonicalizationMethod", o.canonicalization_method)
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
+    if o.signature_method.__class__ is not ds.SignatureMethod:
+        raise type_error("SignedInfo.signature_method", "SignatureMethod", o.signature_method)
     a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("SignedInfo.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignedInfo.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T25[s, 192]
         except KeyError:
             raise ExiEncodeError("SignedInfo.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("SignedInfo.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T25[s, -1]
@@ -1473,34 +1622,37 @@ def _d_ds_SignedInfo(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "CanonicalizationMethod")
-    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    f_canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureMethod")
-    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
+    f_signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
     w, mask, prods = _D25[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    reference = []
+    f_reference = []
     while fid == 3:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
-        id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
+        id=f_id,
+        canonicalization_method=f_canonicalization_method,
+        signature_method=f_signature_method,
+        reference=f_reference,
     ), p
 
 
@@ -1509,6 +1661,8 @@ def _e_ds_Transform(a, o, st):
     a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
+    if items.__class__ is not list:
+        raise type_error("Transform.x_path", "a list", items)
     for x in items:
         try:
             c, w, s = _T26[s, 64]
@@ -1526,8 +1680,8 @@ def _e_ds_Transform(a, o, st):
 
 
 def _d_ds_Transform(r, v, n, p):
-    algorithm = None
-    x_path = []
+    f_algorithm = None
+    f_x_path = []
     s = 0
     while True:
         w, mask, prods = _D26[s]
@@ -1536,7 +1690,7 @@ def _d_ds_Transform(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+            f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
             p += 1
@@ -1546,22 +1700,28 @@ def _d_ds_Transform(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of XPath")
-            x_path.append(x)
+            f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=algorithm, x_path=x_path), p
+    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transforms(a, o, st):
     s = 0
     items = o.transform
+    if items.__class__ is not list:
+        raise type_error("Transforms.transform", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Transforms.transform: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T27[s, 0]
         except KeyError:
             raise ExiEncodeError("Transforms.transform is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transform:
+            raise type_error("Transforms.transform", "Transform", x)
         a = _e_ds_Transform(a, x, st)
     try:
         c, w, _ = _T27[s, -1]
@@ -1576,30 +1736,46 @@ def _d_ds_Transforms(r, v, n, p):
     w, mask, prods = _D27[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    transform = []
+    f_transform = []
     while fid == 0:
         x, p = _d_ds_Transform(r, v, n, p)
-        transform.append(x)
+        f_transform.append(x)
         w, mask, prods = _D27[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=transform), p
+    return ds.Transforms(transform=f_transform), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509Data(a, o, st):
+    if (
+        o.x509_issuer_serial is None
+        and o.x509ski is None
+        and o.x509_subject_name is None
+        and o.x509_certificate is None
+        and o.x509crl is None
+    ):
+        raise ExiEncodeError(
+            "X509Data: one of x509_issuer_serial, x509ski, x509_subject_name, x509_certificate, x509crl is required"
+        )
     s = 0
     items = o.x509_issuer_serial
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_issuer_serial", "a list", items)
     for x in items:
         try:
             c, w, s = _T28[s, 0]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_issuer_serial is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509IssuerSerial:
+            raise type_error("X509Data.x509_issuer_serial", "X509IssuerSerial", x)
         a = _e_ds_X509IssuerSerial(a, x, st)
     items = o.x509ski
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509ski", "a list", items)
     for x in items:
         try:
             c, w, s = _T28[s, 64]
@@ -1609,6 +1785,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509ski")
         a <<= 1
     items = o.x509_subject_name
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_subject_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T28[s, 128]
@@ -1618,6 +1796,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
         a <<= 1
     items = o.x509_certificate
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_certificate", "a list", items)
     for x in items:
         try:
             c, w, s = _T28[s, 192]
@@ -1627,6 +1807,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509_certificate")
         a <<= 1
     items = o.x509crl
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509crl", "a list", items)
     for x in items:
         try:
             c, w, s = _T28[s, 256]
@@ -1644,11 +1826,11 @@ def _e_ds_X509Data(a, o, st):
 
 
 def _d_ds_X509Data(r, v, n, p):
-    x509_issuer_serial = []
-    x509ski = []
-    x509_subject_name = []
-    x509_certificate = []
-    x509crl = []
+    f_x509_issuer_serial = []
+    f_x509ski = []
+    f_x509_subject_name = []
+    f_x509_certificate = []
+    f_x509crl = []
     s = 0
     while True:
         w, mask, prods = _D28[s]
@@ -1658,7 +1840,7 @@ def _d_ds_X509Data(r, v, n, p):
             break
         if fid == 0:
             x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-            x509_issuer_serial.append(x)
+            f_x509_issuer_serial.append(x)
             continue
         if fid == 1:
             p += 1
@@ -1668,7 +1850,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SKI")
-            x509ski.append(x)
+            f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
@@ -1678,7 +1860,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SubjectName")
-            x509_subject_name.append(x)
+            f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
@@ -1688,7 +1870,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509Certificate")
-            x509_certificate.append(x)
+            f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
@@ -1698,15 +1880,15 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509CRL")
-            x509crl.append(x)
+            f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
-        x509_issuer_serial=x509_issuer_serial,
-        x509ski=x509ski,
-        x509_subject_name=x509_subject_name,
-        x509_certificate=x509_certificate,
-        x509crl=x509crl,
+        x509_issuer_serial=f_x509_issuer_serial,
+        x509ski=f_x509ski,
+        x509_subject_name=f_x509_subject_name,
+        x509_certificate=f_x509_certificate,
+        x509crl=f_x509crl,
     ), p
 
 
@@ -1714,7 +1896,7 @@ def _d_ds_X509Data(r, v, n, p):
 def _e_ct_MessageHeader(a, o, st):
     a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
     y = o.time_stamp
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
@@ -1723,6 +1905,8 @@ def _e_ct_MessageHeader(a, o, st):
     x = o.signature
     if x is not None:
         s = 3
+        if x.__class__ is not ds.Signature:
+            raise type_error("MessageHeader.signature", "Signature", x)
         a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T29[s, -1]
@@ -1736,17 +1920,17 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SessionID")
-    session_id, p = r_binary(v, n, p, 8)
+    f_session_id, p = r_binary(v, n, p, 8)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SessionID")
-    time_stamp = (v >> (n - p - 8)) & 0xFF
-    if time_stamp < 0x80:
+    f_time_stamp = (v >> (n - p - 8)) & 0xFF
+    if f_time_stamp < 0x80:
         p += 8
     else:
-        time_stamp, p = r_uint(v, n, p, 10)
-    if not 0 <= time_stamp <= 18446744073709551615:
-        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+        f_time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_stamp <= 18446744073709551615:
+        raise out_of_range(p, f_time_stamp, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeStamp")
@@ -1755,27 +1939,36 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature, p = _d_ds_Signature(r, v, n, p)
+        f_signature, p = _d_ds_Signature(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        signature = None
+        f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
+    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
 
 
 # EVTechnicalStatusType (urn:iso:std:iso:15118:-20:ACDP)
 def _e_acdp_EvTechnicalStatus(a, o, st):
-    a = (a << 3) | (1 if o.ev_ready_to_charge else 0)
-    a = (a << 4) | (1 if o.ev_immobilization_request else 0)
+    y = o.ev_ready_to_charge
+    if y.__class__ is not bool:
+        raise type_error("EvTechnicalStatus.ev_ready_to_charge", "True or False", y)
+    a = (a << 3) | (1 if y else 0)
+    y = o.ev_immobilization_request
+    if y.__class__ is not bool:
+        raise type_error("EvTechnicalStatus.ev_immobilization_request", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     a <<= 1
     s = 2
     x = o.ev_immobilized
     if x is not None:
         s = 3
-        a = (a << 5) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("EvTechnicalStatus.ev_immobilized", "True or False", y)
+        a = (a << 5) | (1 if y else 0)
         a <<= 1
     x = o.evwlan_strength
     if x is not None:
@@ -1784,6 +1977,8 @@ def _e_acdp_EvTechnicalStatus(a, o, st):
         except KeyError:
             raise ExiEncodeError("EvTechnicalStatus.evwlan_strength is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("EvTechnicalStatus.evwlan_strength", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evcp_status
     if x is not None:
@@ -1802,7 +1997,7 @@ def _e_acdp_EvTechnicalStatus(a, o, st):
             raise ExiEncodeError("EvTechnicalStatus.evsoc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("EvTechnicalStatus.evsoc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -1822,7 +2017,10 @@ def _e_acdp_EvTechnicalStatus(a, o, st):
         except KeyError:
             raise ExiEncodeError("EvTechnicalStatus.ev_timeout is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("EvTechnicalStatus.ev_timeout", "True or False", y)
+        a = (a << 1) | (1 if y else 0)
         a <<= 1
     try:
         c, w, _ = _T30[s, -1]
@@ -1837,10 +2035,10 @@ def _d_acdp_EvTechnicalStatus(r, v, n, p):
     q = (v >> (n - p)) & 0xFF
     if q >> 6:
         raise unexpected(p - 8, 2, "EVReadyToCharge")
-    ev_ready_to_charge = ((q >> 5) & 0x1) == 1
+    f_ev_ready_to_charge = ((q >> 5) & 0x1) == 1
     if (q >> 2) & 0x7:
         raise unexpected(p - 5, 3, "end of EVReadyToCharge")
-    ev_immobilization_request = ((q >> 1) & 0x1) == 1
+    f_ev_immobilization_request = ((q >> 1) & 0x1) == 1
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVImmobilizationRequest")
     s = 2
@@ -1852,86 +2050,86 @@ def _d_acdp_EvTechnicalStatus(r, v, n, p):
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of EVImmobilized")
-        ev_immobilized = ((q >> 1) & 0x1) == 1
+        f_ev_immobilized = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of EVImmobilized")
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_immobilized = None
+        f_ev_immobilized = None
     if fid == 3:
-        evwlan_strength, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evwlan_strength, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evwlan_strength = None
+        f_evwlan_strength = None
     if fid == 4:
         p += 5
         q = (v >> (n - p)) & 0x1F
         if q >> 4:
             raise unexpected(p - 5, 1, "characters of EVCPStatus")
-        evcp_status = _ENUM_acdp_CpStatus[((q >> 1) & 0x7)]
+        f_evcp_status = _ENUM_acdp_CpStatus[((q >> 1) & 0x7)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of EVCPStatus")
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evcp_status = None
+        f_evcp_status = None
     if fid == 5:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of EVSOC")
-        evsoc = (q >> 1) & 0x7F
-        if evsoc > 100:
-            raise out_of_range(p, evsoc, 0, 100)
+        f_evsoc = (q >> 1) & 0x7F
+        if f_evsoc > 100:
+            raise out_of_range(p, f_evsoc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of EVSOC")
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evsoc = None
+        f_evsoc = None
     if fid == 6:
         p += 6
         q = (v >> (n - p)) & 0x3F
         if q >> 5:
             raise unexpected(p - 6, 1, "characters of EVErrorCode")
-        ev_error_code = _ENUM_acdp_ErrorCode[((q >> 1) & 0xF)]
+        f_ev_error_code = _ENUM_acdp_ErrorCode[((q >> 1) & 0xF)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of EVErrorCode")
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_error_code = None
+        f_ev_error_code = None
     if fid == 7:
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of EVTimeout")
-        ev_timeout = ((q >> 1) & 0x1) == 1
+        f_ev_timeout = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of EVTimeout")
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_timeout = None
+        f_ev_timeout = None
     if fid != -1:
         raise bad_event(p, fid, "end of EvTechnicalStatus")
     return acdp.EvTechnicalStatus(
-        ev_ready_to_charge=ev_ready_to_charge,
-        ev_immobilization_request=ev_immobilization_request,
-        ev_immobilized=ev_immobilized,
-        evwlan_strength=evwlan_strength,
-        evcp_status=evcp_status,
-        evsoc=evsoc,
-        ev_error_code=ev_error_code,
-        ev_timeout=ev_timeout,
+        ev_ready_to_charge=f_ev_ready_to_charge,
+        ev_immobilization_request=f_ev_immobilization_request,
+        ev_immobilized=f_ev_immobilized,
+        evwlan_strength=f_evwlan_strength,
+        evcp_status=f_evcp_status,
+        evsoc=f_evsoc,
+        ev_error_code=f_ev_error_code,
+        ev_timeout=f_ev_timeout,
     ), p
 
 
@@ -1946,7 +2144,9 @@ def _e_ds_X509IssuerSerial(a, o, st):
         "X509IssuerSerial.x509_issuer_name",
     )
     y = o.x509_serial_number
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -1960,18 +2160,18 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "X509IssuerName")
-    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of X509IssuerName")
-    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
-    if x509_serial_number < 0x80:
+    f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if f_x509_serial_number < 0x80:
         p += 9
-    elif 0x100 <= x509_serial_number < 0x180:
+    elif 0x100 <= f_x509_serial_number < 0x180:
         p += 9
-        x509_serial_number = 0xFF - x509_serial_number
+        f_x509_serial_number = 0xFF - f_x509_serial_number
     else:
-        x509_serial_number, p = r_sint(
+        f_x509_serial_number, p = r_sint(
             v,
             n,
             p,
@@ -1979,17 +2179,19 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
+    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
     y = o.exponent
-    if not -128 <= y <= 127:
+    if not isinstance(y, int) or not -128 <= y <= 127:
         raise range_error("RationalNumber.exponent", y, -128, 127)
     a = (a << 10) | (y + 128)
     y = o.value
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -2004,23 +2206,23 @@ def _d_ct_RationalNumber(r, v, n, p):
     q = (v >> (n - p)) & 0x1FFF
     if q >> 11:
         raise unexpected(p - 13, 2, "Exponent")
-    exponent = ((q >> 3) & 0xFF) - 128
+    f_exponent = ((q >> 3) & 0xFF) - 128
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of Exponent")
-    value = (v >> (n - p - 9)) & 0x1FF
-    if value < 0x80:
+    f_value = (v >> (n - p - 9)) & 0x1FF
+    if f_value < 0x80:
         p += 9
-    elif 0x100 <= value < 0x180:
+    elif 0x100 <= f_value < 0x180:
         p += 9
-        value = 0xFF - value
+        f_value = 0xFF - f_value
     else:
-        value, p = r_sint(v, n, p, 3)
-    if not -32768 <= value <= 32767:
-        raise out_of_range(p, value, -32768, 32767)
+        f_value, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_value <= 32767:
+        raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value), p
+    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

@@ -15,6 +15,7 @@ from stack.exi.runtime import (  # noqa: F401
     r_string,
     r_uint,
     range_error,
+    type_error,
     unexpected,
 )
 from stack.messages import iso20_common as cm
@@ -51,15 +52,23 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 # AuthorizationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AuthorizationReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AuthorizationReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 3) | enum_index(
         _EN_cm_Authorization, o.selected_authorization_service, "AuthorizationReq.selected_authorization_service"
     )
+    if o.eim_a_req_authorization_mode is None and o.pnc_a_req_authorization_mode is None:
+        raise ExiEncodeError(
+            "AuthorizationReq: one of eim_a_req_authorization_mode, pnc_a_req_authorization_mode is required"
+        )
     a <<= 1
     s = 2
     x = o.eim_a_req_authorization_mode
     if x is not None:
         s = 3
+        if x.__class__ is not cm.EimAReqAuthorizationMode:
+            raise type_error("AuthorizationReq.eim_a_req_authorization_mode", "EimAReqAuthorizationMode", x)
         a = _e_cm_EimAReqAuthorizationMode((a << 2), x, st)
     x = o.pnc_a_req_authorization_mode
     if x is not None:
@@ -68,6 +77,8 @@ def _e_cm_AuthorizationReq(a, o, st):
         except KeyError:
             raise ExiEncodeError("AuthorizationReq.pnc_a_req_authorization_mode is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PncAReqAuthorizationMode:
+            raise type_error("AuthorizationReq.pnc_a_req_authorization_mode", "PncAReqAuthorizationMode", x)
         a = _e_cm_PncAReqAuthorizationMode(a, x, st)
     try:
         c, w, _ = _T0[s, -1]
@@ -81,12 +92,12 @@ def _d_cm_AuthorizationReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 4
     q = (v >> (n - p)) & 0xF
     if q >> 2:
         raise unexpected(p - 4, 2, "SelectedAuthorizationService")
-    selected_authorization_service = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
+    f_selected_authorization_service = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of SelectedAuthorizationService")
     s = 2
@@ -94,31 +105,33 @@ def _d_cm_AuthorizationReq(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        eim_a_req_authorization_mode, p = _d_cm_EimAReqAuthorizationMode(r, v, n, p)
+        f_eim_a_req_authorization_mode, p = _d_cm_EimAReqAuthorizationMode(r, v, n, p)
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        eim_a_req_authorization_mode = None
+        f_eim_a_req_authorization_mode = None
     if fid == 3:
-        pnc_a_req_authorization_mode, p = _d_cm_PncAReqAuthorizationMode(r, v, n, p)
+        f_pnc_a_req_authorization_mode, p = _d_cm_PncAReqAuthorizationMode(r, v, n, p)
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pnc_a_req_authorization_mode = None
+        f_pnc_a_req_authorization_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of AuthorizationReq")
     return cm.AuthorizationReq(
-        header=header,
-        selected_authorization_service=selected_authorization_service,
-        eim_a_req_authorization_mode=eim_a_req_authorization_mode,
-        pnc_a_req_authorization_mode=pnc_a_req_authorization_mode,
+        header=f_header,
+        selected_authorization_service=f_selected_authorization_service,
+        eim_a_req_authorization_mode=f_eim_a_req_authorization_mode,
+        pnc_a_req_authorization_mode=f_pnc_a_req_authorization_mode,
     ), p
 
 
 # AuthorizationResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AuthorizationRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AuthorizationRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AuthorizationRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AuthorizationRes.evse_processing")
@@ -130,22 +143,24 @@ def _d_cm_AuthorizationRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 15
     q = (v >> (n - p)) & 0x7FFF
     if q >> 13:
         raise unexpected(p - 15, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
     if (q >> 4) & 0x7:
         raise unexpected(p - 7, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEProcessing")
-    return cm.AuthorizationRes(header=header, response_code=response_code, evse_processing=evse_processing), p
+    return cm.AuthorizationRes(header=f_header, response_code=f_response_code, evse_processing=f_evse_processing), p
 
 
 # AuthorizationSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AuthorizationSetupReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AuthorizationSetupReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a <<= 1
     return a
@@ -155,22 +170,28 @@ def _d_cm_AuthorizationSetupReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AuthorizationSetupReq")
-    return cm.AuthorizationSetupReq(header=header), p
+    return cm.AuthorizationSetupReq(header=f_header), p
 
 
 # AuthorizationSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AuthorizationSetupRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("AuthorizationSetupRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AuthorizationSetupRes.response_code")
     a <<= 1
     s = 2
     items = o.authorization_services
+    if items.__class__ is not list:
+        raise type_error("AuthorizationSetupRes.authorization_services", "a list", items)
     if len(items) > 2:
         raise ExiEncodeError("AuthorizationSetupRes.authorization_services: more than 2 items")
+    if len(items) < 1:
+        raise ExiEncodeError("AuthorizationSetupRes.authorization_services: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T3[s, 128]
@@ -186,11 +207,20 @@ def _e_cm_AuthorizationSetupRes(a, o, st):
     except KeyError:
         raise ExiEncodeError("AuthorizationSetupRes.certificate_installation_service is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = (a << 1) | (1 if o.certificate_installation_service else 0)
+    y = o.certificate_installation_service
+    if y.__class__ is not bool:
+        raise type_error("AuthorizationSetupRes.certificate_installation_service", "True or False", y)
+    a = (a << 1) | (1 if y else 0)
+    if o.eim_as_res_authorization_mode is None and o.pnc_as_res_authorization_mode is None:
+        raise ExiEncodeError(
+            "AuthorizationSetupRes: one of eim_as_res_authorization_mode, pnc_as_res_authorization_mode is required"
+        )
     a <<= 1
     x = o.eim_as_res_authorization_mode
     if x is not None:
         s = 6
+        if x.__class__ is not cm.EimAsResAuthorizationMode:
+            raise type_error("AuthorizationSetupRes.eim_as_res_authorization_mode", "EimAsResAuthorizationMode", x)
         a = _e_cm_EimAsResAuthorizationMode((a << 2), x, st)
     x = o.pnc_as_res_authorization_mode
     if x is not None:
@@ -199,6 +229,8 @@ def _e_cm_AuthorizationSetupRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("AuthorizationSetupRes.pnc_as_res_authorization_mode is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PncAsResAuthorizationMode:
+            raise type_error("AuthorizationSetupRes.pnc_as_res_authorization_mode", "PncAsResAuthorizationMode", x)
         a = _e_cm_PncAsResAuthorizationMode(a, x, st)
     try:
         c, w, _ = _T3[s, -1]
@@ -212,19 +244,19 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
     w, mask, prods = _D3[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    authorization_services = []
+    f_authorization_services = []
     while fid == 2:
         p += 3
         q = (v >> (n - p)) & 0x7
@@ -233,8 +265,8 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
         x = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of AuthorizationServices")
-        authorization_services.append(x)
-        if len(authorization_services) == 2:
+        f_authorization_services.append(x)
+        if len(f_authorization_services) == 2:
             s = _X3[s]
         w, mask, prods = _D3[s]
         p += w
@@ -245,35 +277,35 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
     q = (v >> (n - p)) & 0x7
     if q >> 2:
         raise unexpected(p - 3, 1, "characters of CertificateInstallationService")
-    certificate_installation_service = ((q >> 1) & 0x1) == 1
+    f_certificate_installation_service = ((q >> 1) & 0x1) == 1
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of CertificateInstallationService")
     w, mask, prods = _D3[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        eim_as_res_authorization_mode, p = _d_cm_EimAsResAuthorizationMode(r, v, n, p)
+        f_eim_as_res_authorization_mode, p = _d_cm_EimAsResAuthorizationMode(r, v, n, p)
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        eim_as_res_authorization_mode = None
+        f_eim_as_res_authorization_mode = None
     if fid == 5:
-        pnc_as_res_authorization_mode, p = _d_cm_PncAsResAuthorizationMode(r, v, n, p)
+        f_pnc_as_res_authorization_mode, p = _d_cm_PncAsResAuthorizationMode(r, v, n, p)
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pnc_as_res_authorization_mode = None
+        f_pnc_as_res_authorization_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of AuthorizationSetupRes")
     return cm.AuthorizationSetupRes(
-        header=header,
-        response_code=response_code,
-        authorization_services=authorization_services,
-        certificate_installation_service=certificate_installation_service,
-        eim_as_res_authorization_mode=eim_as_res_authorization_mode,
-        pnc_as_res_authorization_mode=pnc_as_res_authorization_mode,
+        header=f_header,
+        response_code=f_response_code,
+        authorization_services=f_authorization_services,
+        certificate_installation_service=f_certificate_installation_service,
+        eim_as_res_authorization_mode=f_eim_as_res_authorization_mode,
+        pnc_as_res_authorization_mode=f_pnc_as_res_authorization_mode,
     ), p
 
 
@@ -314,23 +346,37 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D6[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm), p
+    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
 
 
 # CertificateInstallationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_CertificateInstallationReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("CertificateInstallationReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
+    if o.oem_provisioning_certificate_chain.__class__ is not cm.SignedCertificateChain:
+        raise type_error(
+            "CertificateInstallationReq.oem_provisioning_certificate_chain",
+            "SignedCertificateChain",
+            o.oem_provisioning_certificate_chain,
+        )
     a = _e_cm_SignedCertificateChain((a << 1), o.oem_provisioning_certificate_chain, st)
+    if o.list_of_root_certificate_ids.__class__ is not ct.ListOfRootCertificateIds:
+        raise type_error(
+            "CertificateInstallationReq.list_of_root_certificate_ids",
+            "ListOfRootCertificateIds",
+            o.list_of_root_certificate_ids,
+        )
     a = _e_ct_ListOfRootCertificateIds((a << 1), o.list_of_root_certificate_ids, st)
     y = o.maximum_contract_certificate_chains
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("CertificateInstallationReq.maximum_contract_certificate_chains", y, 0, 255)
     a = (a << 10) | y
     a <<= 1
@@ -338,6 +384,8 @@ def _e_cm_CertificateInstallationReq(a, o, st):
     x = o.prioritized_emaids
     if x is not None:
         s = 5
+        if x.__class__ is not cm.EmaidList:
+            raise type_error("CertificateInstallationReq.prioritized_emaids", "EmaidList", x)
         a = _e_cm_EmaidList((a << 2), x, st)
     try:
         c, w, _ = _T7[s, -1]
@@ -351,20 +399,20 @@ def _d_cm_CertificateInstallationReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "OEMProvisioningCertificateChain")
-    oem_provisioning_certificate_chain, p = _d_cm_SignedCertificateChain(r, v, n, p)
+    f_oem_provisioning_certificate_chain, p = _d_cm_SignedCertificateChain(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "ListOfRootCertificateIDs")
-    list_of_root_certificate_ids, p = _d_ct_ListOfRootCertificateIds(r, v, n, p)
+    f_list_of_root_certificate_ids, p = _d_ct_ListOfRootCertificateIds(r, v, n, p)
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
         raise unexpected(p - 11, 2, "MaximumContractCertificateChains")
-    maximum_contract_certificate_chains = (q >> 1) & 0xFF
+    f_maximum_contract_certificate_chains = (q >> 1) & 0xFF
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of MaximumContractCertificateChains")
     s = 4
@@ -372,32 +420,42 @@ def _d_cm_CertificateInstallationReq(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        prioritized_emaids, p = _d_cm_EmaidList(r, v, n, p)
+        f_prioritized_emaids, p = _d_cm_EmaidList(r, v, n, p)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        prioritized_emaids = None
+        f_prioritized_emaids = None
     if fid != -1:
         raise bad_event(p, fid, "end of CertificateInstallationReq")
     return cm.CertificateInstallationReq(
-        header=header,
-        oem_provisioning_certificate_chain=oem_provisioning_certificate_chain,
-        list_of_root_certificate_ids=list_of_root_certificate_ids,
-        maximum_contract_certificate_chains=maximum_contract_certificate_chains,
-        prioritized_emaids=prioritized_emaids,
+        header=f_header,
+        oem_provisioning_certificate_chain=f_oem_provisioning_certificate_chain,
+        list_of_root_certificate_ids=f_list_of_root_certificate_ids,
+        maximum_contract_certificate_chains=f_maximum_contract_certificate_chains,
+        prioritized_emaids=f_prioritized_emaids,
     ), p
 
 
 # CertificateInstallationResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_CertificateInstallationRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("CertificateInstallationRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "CertificateInstallationRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "CertificateInstallationRes.evse_processing")
+    if o.cps_certificate_chain.__class__ is not cm.CertificateChain:
+        raise type_error(
+            "CertificateInstallationRes.cps_certificate_chain", "CertificateChain", o.cps_certificate_chain
+        )
     a = _e_cm_CertificateChain((a << 2), o.cps_certificate_chain, st)
+    if o.signed_installation_data.__class__ is not cm.SignedInstallationData:
+        raise type_error(
+            "CertificateInstallationRes.signed_installation_data", "SignedInstallationData", o.signed_installation_data
+        )
     a = _e_cm_SignedInstallationData((a << 1), o.signed_installation_data, st)
     y = o.remaining_contract_certificate_chains
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("CertificateInstallationRes.remaining_contract_certificate_chains", y, 0, 255)
     a = (a << 10) | y
     a <<= 2
@@ -408,36 +466,36 @@ def _d_cm_CertificateInstallationRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 15
     q = (v >> (n - p)) & 0x7FFF
     if q >> 13:
         raise unexpected(p - 15, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
     if (q >> 4) & 0x7:
         raise unexpected(p - 7, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEProcessing")
-    cps_certificate_chain, p = _d_cm_CertificateChain(r, v, n, p)
+    f_cps_certificate_chain, p = _d_cm_CertificateChain(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignedInstallationData")
-    signed_installation_data, p = _d_cm_SignedInstallationData(r, v, n, p)
+    f_signed_installation_data, p = _d_cm_SignedInstallationData(r, v, n, p)
     p += 12
     q = (v >> (n - p)) & 0xFFF
     if q >> 10:
         raise unexpected(p - 12, 2, "RemainingContractCertificateChains")
-    remaining_contract_certificate_chains = (q >> 2) & 0xFF
+    f_remaining_contract_certificate_chains = (q >> 2) & 0xFF
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of RemainingContractCertificateChains")
     return cm.CertificateInstallationRes(
-        header=header,
-        response_code=response_code,
-        evse_processing=evse_processing,
-        cps_certificate_chain=cps_certificate_chain,
-        signed_installation_data=signed_installation_data,
-        remaining_contract_certificate_chains=remaining_contract_certificate_chains,
+        header=f_header,
+        response_code=f_response_code,
+        evse_processing=f_evse_processing,
+        cps_certificate_chain=f_cps_certificate_chain,
+        signed_installation_data=f_signed_installation_data,
+        remaining_contract_certificate_chains=f_remaining_contract_certificate_chains,
     ), p
 
 
@@ -514,7 +572,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of P")
-        p, p = r_binary(v, n, p, None)
+        f_p, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of P")
@@ -522,12 +580,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        p = None
+        f_p = None
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Q")
-        q, p = r_binary(v, n, p, None)
+        f_q, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Q")
@@ -535,12 +593,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        q = None
+        f_q = None
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of G")
-        g, p = r_binary(v, n, p, None)
+        f_g, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of G")
@@ -548,13 +606,13 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        g = None
+        f_g = None
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of Y")
-    y, p = r_binary(v, n, p, None)
+    f_y, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Y")
@@ -565,7 +623,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of J")
-        j, p = r_binary(v, n, p, None)
+        f_j, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of J")
@@ -573,12 +631,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        j = None
+        f_j = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Seed")
-        seed, p = r_binary(v, n, p, None)
+        f_seed, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Seed")
@@ -586,12 +644,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        seed = None
+        f_seed = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of PgenCounter")
-        pgen_counter, p = r_binary(v, n, p, None)
+        f_pgen_counter, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of PgenCounter")
@@ -599,10 +657,10 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pgen_counter = None
+        f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
+    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -616,14 +674,14 @@ def _d_ds_DigestMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D10[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm), p
+    return ds.DigestMethod(algorithm=f_algorithm), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -633,7 +691,21 @@ def _e_ds_KeyInfo(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
+    if (
+        o.key_name is None
+        and o.key_value is None
+        and o.retrieval_method is None
+        and o.x509_data is None
+        and o.pgp_data is None
+        and o.spki_data is None
+        and o.mgmt_data is None
+    ):
+        raise ExiEncodeError(
+            "KeyInfo: one of key_name, key_value, retrieval_method, x509_data, pgp_data, spki_data, mgmt_data is required"
+        )
     items = o.key_name
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 64]
@@ -643,46 +715,68 @@ def _e_ds_KeyInfo(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
         a <<= 1
     items = o.key_value
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_value", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 128]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.KeyValue:
+            raise type_error("KeyInfo.key_value", "KeyValue", x)
         a = _e_ds_KeyValue(a, x, st)
     items = o.retrieval_method
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.retrieval_method", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 192]
         except KeyError:
             raise ExiEncodeError("KeyInfo.retrieval_method is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RetrievalMethod:
+            raise type_error("KeyInfo.retrieval_method", "RetrievalMethod", x)
         a = _e_ds_RetrievalMethod(a, x, st)
     items = o.x509_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.x509_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 256]
         except KeyError:
             raise ExiEncodeError("KeyInfo.x509_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509Data:
+            raise type_error("KeyInfo.x509_data", "X509Data", x)
         a = _e_ds_X509Data(a, x, st)
     items = o.pgp_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.pgp_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 320]
         except KeyError:
             raise ExiEncodeError("KeyInfo.pgp_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.PgpData:
+            raise type_error("KeyInfo.pgp_data", "PgpData", x)
         a = _e_ds_PgpData(a, x, st)
     items = o.spki_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.spki_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 384]
         except KeyError:
             raise ExiEncodeError("KeyInfo.spki_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SpkiData:
+            raise type_error("KeyInfo.spki_data", "SpkiData", x)
         a = _e_ds_SpkiData(a, x, st)
     items = o.mgmt_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.mgmt_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T11[s, 448]
@@ -700,14 +794,14 @@ def _e_ds_KeyInfo(a, o, st):
 
 
 def _d_ds_KeyInfo(r, v, n, p):
-    id = None
-    key_name = []
-    key_value = []
-    retrieval_method = []
-    x509_data = []
-    pgp_data = []
-    spki_data = []
-    mgmt_data = []
+    f_id = None
+    f_key_name = []
+    f_key_value = []
+    f_retrieval_method = []
+    f_x509_data = []
+    f_pgp_data = []
+    f_spki_data = []
+    f_mgmt_data = []
     s = 0
     while True:
         w, mask, prods = _D11[s]
@@ -716,7 +810,7 @@ def _d_ds_KeyInfo(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
             p += 1
@@ -726,27 +820,27 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of KeyName")
-            key_name.append(x)
+            f_key_name.append(x)
             continue
         if fid == 2:
             x, p = _d_ds_KeyValue(r, v, n, p)
-            key_value.append(x)
+            f_key_value.append(x)
             continue
         if fid == 3:
             x, p = _d_ds_RetrievalMethod(r, v, n, p)
-            retrieval_method.append(x)
+            f_retrieval_method.append(x)
             continue
         if fid == 4:
             x, p = _d_ds_X509Data(r, v, n, p)
-            x509_data.append(x)
+            f_x509_data.append(x)
             continue
         if fid == 5:
             x, p = _d_ds_PgpData(r, v, n, p)
-            pgp_data.append(x)
+            f_pgp_data.append(x)
             continue
         if fid == 6:
             x, p = _d_ds_SpkiData(r, v, n, p)
-            spki_data.append(x)
+            f_spki_data.append(x)
             continue
         if fid == 7:
             p += 1
@@ -756,27 +850,31 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of MgmtData")
-            mgmt_data.append(x)
+            f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
-        id=id,
-        key_name=key_name,
-        key_value=key_value,
-        retrieval_method=retrieval_method,
-        x509_data=x509_data,
-        pgp_data=pgp_data,
-        spki_data=spki_data,
-        mgmt_data=mgmt_data,
+        id=f_id,
+        key_name=f_key_name,
+        key_value=f_key_value,
+        retrieval_method=f_retrieval_method,
+        x509_data=f_x509_data,
+        pgp_data=f_pgp_data,
+        spki_data=f_spki_data,
+        mgmt_data=f_mgmt_data,
     ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_KeyValue(a, o, st):
+    if o.dsa_key_value is None and o.rsa_key_value is None:
+        raise ExiEncodeError("KeyValue: one of dsa_key_value, rsa_key_value is required")
     s = 0
     x = o.dsa_key_value
     if x is not None:
         s = 1
+        if x.__class__ is not ds.DsaKeyValue:
+            raise type_error("KeyValue.dsa_key_value", "DsaKeyValue", x)
         a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
@@ -785,6 +883,8 @@ def _e_ds_KeyValue(a, o, st):
         except KeyError:
             raise ExiEncodeError("KeyValue.rsa_key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RsaKeyValue:
+            raise type_error("KeyValue.rsa_key_value", "RsaKeyValue", x)
         a = _e_ds_RsaKeyValue(a, x, st)
     try:
         c, w, _ = _T12[s, -1]
@@ -800,22 +900,22 @@ def _d_ds_KeyValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        f_dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dsa_key_value = None
+        f_dsa_key_value = None
     if fid == 1:
-        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        f_rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        rsa_key_value = None
+        f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
+    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -826,12 +926,18 @@ def _e_ds_Manifest(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("Manifest.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Manifest.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T13[s, 64]
         except KeyError:
             raise ExiEncodeError("Manifest.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("Manifest.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T13[s, -1]
@@ -847,27 +953,31 @@ def _d_ds_Manifest(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D13[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    reference = []
+        f_id = None
+    f_reference = []
     while fid == 1:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D13[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference), p
+    return ds.Manifest(id=f_id, reference=f_reference), p
 
 
 # MeteringConfirmationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_MeteringConfirmationReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("MeteringConfirmationReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
+    if o.signed_metering_data.__class__ is not cm.SignedMeteringData:
+        raise type_error("MeteringConfirmationReq.signed_metering_data", "SignedMeteringData", o.signed_metering_data)
     a = _e_cm_SignedMeteringData((a << 1), o.signed_metering_data, st)
     a <<= 1
     return a
@@ -877,19 +987,21 @@ def _d_cm_MeteringConfirmationReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignedMeteringData")
-    signed_metering_data, p = _d_cm_SignedMeteringData(r, v, n, p)
+    f_signed_metering_data, p = _d_cm_SignedMeteringData(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of MeteringConfirmationReq")
-    return cm.MeteringConfirmationReq(header=header, signed_metering_data=signed_metering_data), p
+    return cm.MeteringConfirmationReq(header=f_header, signed_metering_data=f_signed_metering_data), p
 
 
 # MeteringConfirmationResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_MeteringConfirmationRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("MeteringConfirmationRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "MeteringConfirmationRes.response_code")
     a <<= 2
@@ -900,15 +1012,15 @@ def _d_cm_MeteringConfirmationRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    return cm.MeteringConfirmationRes(header=header, response_code=response_code), p
+    return cm.MeteringConfirmationRes(header=f_header, response_code=f_response_code), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -943,9 +1055,9 @@ def _e_ds_Object(a, o, st):
 
 
 def _d_ds_Object(r, v, n, p):
-    encoding = None
-    id = None
-    mime_type = None
+    f_encoding = None
+    f_id = None
+    f_mime_type = None
     s = 0
     while True:
         w, mask, prods = _D16[s]
@@ -954,16 +1066,16 @@ def _d_ds_Object(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            encoding, p = r_string(r, v, n, p, "Encoding", None)
+            f_encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type, p = r_string(r, v, n, p, "MimeType", None)
+            f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
+    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -975,6 +1087,8 @@ def _e_ds_PgpData(a, o, st):
         a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
+    if items.__class__ is not list:
+        raise type_error("PgpData.pgp_key_packet", "a list", items)
     if len(items) > 2:
         raise ExiEncodeError("PgpData.pgp_key_packet: more than 2 items")
     for x in items:
@@ -994,8 +1108,8 @@ def _e_ds_PgpData(a, o, st):
 
 
 def _d_ds_PgpData(r, v, n, p):
-    pgp_key_id = None
-    pgp_key_packet = []
+    f_pgp_key_id = None
+    f_pgp_key_packet = []
     s = 0
     while True:
         w, mask, prods = _D17[s]
@@ -1007,7 +1121,7 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            pgp_key_id, p = r_binary(v, n, p, None)
+            f_pgp_key_id, p = r_binary(v, n, p, None)
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyID")
@@ -1020,14 +1134,16 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyPacket")
-            pgp_key_packet.append(x)
+            f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
+    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
 
 
 # PowerDeliveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PowerDeliveryReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("PowerDeliveryReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "PowerDeliveryReq.ev_processing")
     a = (a << 5) | enum_index(_EN_cm_ChargeProgress, o.charge_progress, "PowerDeliveryReq.charge_progress")
@@ -1036,6 +1152,8 @@ def _e_cm_PowerDeliveryReq(a, o, st):
     x = o.ev_power_profile
     if x is not None:
         s = 4
+        if x.__class__ is not cm.EvPowerProfile:
+            raise type_error("PowerDeliveryReq.ev_power_profile", "EvPowerProfile", x)
         a = _e_cm_EvPowerProfile((a << 2), x, st)
     x = o.bpt_channel_selection
     if x is not None:
@@ -1058,15 +1176,15 @@ def _d_cm_PowerDeliveryReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "EVProcessing")
-    ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
+    f_ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of EVProcessing")
-    charge_progress = _ENUM_cm_ChargeProgress[((q >> 1) & 0x3)]
+    f_charge_progress = _ENUM_cm_ChargeProgress[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ChargeProgress")
     s = 3
@@ -1074,38 +1192,40 @@ def _d_cm_PowerDeliveryReq(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        ev_power_profile, p = _d_cm_EvPowerProfile(r, v, n, p)
+        f_ev_power_profile, p = _d_cm_EvPowerProfile(r, v, n, p)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_power_profile = None
+        f_ev_power_profile = None
     if fid == 4:
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of BPT_ChannelSelection")
-        bpt_channel_selection = _ENUM_cm_ChannelSelection[((q >> 1) & 0x1)]
+        f_bpt_channel_selection = _ENUM_cm_ChannelSelection[((q >> 1) & 0x1)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_ChannelSelection")
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_channel_selection = None
+        f_bpt_channel_selection = None
     if fid != -1:
         raise bad_event(p, fid, "end of PowerDeliveryReq")
     return cm.PowerDeliveryReq(
-        header=header,
-        ev_processing=ev_processing,
-        charge_progress=charge_progress,
-        ev_power_profile=ev_power_profile,
-        bpt_channel_selection=bpt_channel_selection,
+        header=f_header,
+        ev_processing=f_ev_processing,
+        charge_progress=f_charge_progress,
+        ev_power_profile=f_ev_power_profile,
+        bpt_channel_selection=f_bpt_channel_selection,
     ), p
 
 
 # PowerDeliveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PowerDeliveryRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("PowerDeliveryRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "PowerDeliveryRes.response_code")
     a <<= 1
@@ -1113,6 +1233,8 @@ def _e_cm_PowerDeliveryRes(a, o, st):
     x = o.evse_status
     if x is not None:
         s = 3
+        if x.__class__ is not ct.EvseStatus:
+            raise type_error("PowerDeliveryRes.evse_status", "EvseStatus", x)
         a = _e_ct_EvseStatus((a << 2), x, st)
     try:
         c, w, _ = _T19[s, -1]
@@ -1126,12 +1248,12 @@ def _d_cm_PowerDeliveryRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
@@ -1139,15 +1261,15 @@ def _d_cm_PowerDeliveryRes(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        evse_status, p = _d_ct_EvseStatus(r, v, n, p)
+        f_evse_status, p = _d_ct_EvseStatus(r, v, n, p)
         w, mask, prods = _D19[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_status = None
+        f_evse_status = None
     if fid != -1:
         raise bad_event(p, fid, "end of PowerDeliveryRes")
-    return cm.PowerDeliveryRes(header=header, response_code=response_code, evse_status=evse_status), p
+    return cm.PowerDeliveryRes(header=f_header, response_code=f_response_code, evse_status=f_evse_status), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1162,15 +1284,15 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Modulus")
-    modulus, p = r_binary(v, n, p, None)
+    f_modulus, p = r_binary(v, n, p, None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Modulus")
-    exponent, p = r_binary(v, n, p, None)
+    f_exponent, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
+    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -1203,12 +1325,16 @@ def _e_ds_Reference(a, o, st):
         except KeyError:
             raise ExiEncodeError("Reference.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("Reference.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, s = _T21[s, 256]
     except KeyError:
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
+    if o.digest_method.__class__ is not ds.DigestMethod:
+        raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
     a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
@@ -1221,45 +1347,50 @@ def _d_ds_Reference(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid == 1:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 2:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 3:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
-    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "DigestValue")
-    digest_value, p = r_binary(v, n, p, None)
+    f_digest_value, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
-        id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
+        id=f_id,
+        type=f_type,
+        uri=f_uri,
+        transforms=f_transforms,
+        digest_method=f_digest_method,
+        digest_value=f_digest_value,
     ), p
 
 
@@ -1285,6 +1416,8 @@ def _e_ds_RetrievalMethod(a, o, st):
         except KeyError:
             raise ExiEncodeError("RetrievalMethod.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("RetrievalMethod.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, _ = _T22[s, -1]
@@ -1300,35 +1433,39 @@ def _d_ds_RetrievalMethod(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D22[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 1:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D22[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 2:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D22[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
+    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SpkiData(a, o, st):
     s = 0
     items = o.spki_sexp
+    if items.__class__ is not list:
+        raise type_error("SpkiData.spki_sexp", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SpkiData.spki_sexp: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T23[s, 0]
@@ -1346,7 +1483,7 @@ def _e_ds_SpkiData(a, o, st):
 
 
 def _d_ds_SpkiData(r, v, n, p):
-    spki_sexp = []
+    f_spki_sexp = []
     s = 0
     while True:
         w, mask, prods = _D23[s]
@@ -1362,24 +1499,32 @@ def _d_ds_SpkiData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of SPKISexp")
-            spki_sexp.append(x)
+            f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=spki_sexp), p
+    return ds.SpkiData(spki_sexp=f_spki_sexp), p
 
 
 # ScheduleExchangeReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduleExchangeReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("ScheduleExchangeReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     y = o.maximum_supporting_points
-    if not 12 <= y <= 1024:
+    if not isinstance(y, int) or not 12 <= y <= 1024:
         raise range_error("ScheduleExchangeReq.maximum_supporting_points", y, 12, 1024)
     a = (a << 12) | (y - 12)
+    if o.dynamic_se_req_control_mode is None and o.scheduled_se_req_control_mode is None:
+        raise ExiEncodeError(
+            "ScheduleExchangeReq: one of dynamic_se_req_control_mode, scheduled_se_req_control_mode is required"
+        )
     a <<= 1
     s = 2
     x = o.dynamic_se_req_control_mode
     if x is not None:
         s = 3
+        if x.__class__ is not cm.DynamicSeReqControlMode:
+            raise type_error("ScheduleExchangeReq.dynamic_se_req_control_mode", "DynamicSeReqControlMode", x)
         a = _e_cm_DynamicSeReqControlMode((a << 2), x, st)
     x = o.scheduled_se_req_control_mode
     if x is not None:
@@ -1388,6 +1533,8 @@ def _e_cm_ScheduleExchangeReq(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduleExchangeReq.scheduled_se_req_control_mode is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.ScheduledSeReqControlMode:
+            raise type_error("ScheduleExchangeReq.scheduled_se_req_control_mode", "ScheduledSeReqControlMode", x)
         a = _e_cm_ScheduledSeReqControlMode(a, x, st)
     try:
         c, w, _ = _T24[s, -1]
@@ -1401,14 +1548,14 @@ def _d_cm_ScheduleExchangeReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 13
     q = (v >> (n - p)) & 0x1FFF
     if q >> 11:
         raise unexpected(p - 13, 2, "MaximumSupportingPoints")
-    maximum_supporting_points = ((q >> 1) & 0x3FF) + 12
-    if maximum_supporting_points > 1024:
-        raise out_of_range(p, maximum_supporting_points, 12, 1024)
+    f_maximum_supporting_points = ((q >> 1) & 0x3FF) + 12
+    if f_maximum_supporting_points > 1024:
+        raise out_of_range(p, f_maximum_supporting_points, 12, 1024)
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of MaximumSupportingPoints")
     s = 2
@@ -1416,31 +1563,33 @@ def _d_cm_ScheduleExchangeReq(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        dynamic_se_req_control_mode, p = _d_cm_DynamicSeReqControlMode(r, v, n, p)
+        f_dynamic_se_req_control_mode, p = _d_cm_DynamicSeReqControlMode(r, v, n, p)
         w, mask, prods = _D24[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dynamic_se_req_control_mode = None
+        f_dynamic_se_req_control_mode = None
     if fid == 3:
-        scheduled_se_req_control_mode, p = _d_cm_ScheduledSeReqControlMode(r, v, n, p)
+        f_scheduled_se_req_control_mode, p = _d_cm_ScheduledSeReqControlMode(r, v, n, p)
         w, mask, prods = _D24[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        scheduled_se_req_control_mode = None
+        f_scheduled_se_req_control_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduleExchangeReq")
     return cm.ScheduleExchangeReq(
-        header=header,
-        maximum_supporting_points=maximum_supporting_points,
-        dynamic_se_req_control_mode=dynamic_se_req_control_mode,
-        scheduled_se_req_control_mode=scheduled_se_req_control_mode,
+        header=f_header,
+        maximum_supporting_points=f_maximum_supporting_points,
+        dynamic_se_req_control_mode=f_dynamic_se_req_control_mode,
+        scheduled_se_req_control_mode=f_scheduled_se_req_control_mode,
     ), p
 
 
 # ScheduleExchangeResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduleExchangeRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("ScheduleExchangeRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ScheduleExchangeRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "ScheduleExchangeRes.evse_processing")
@@ -1449,8 +1598,15 @@ def _e_cm_ScheduleExchangeRes(a, o, st):
     x = o.go_to_pause
     if x is not None:
         s = 4
-        a = (a << 4) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("ScheduleExchangeRes.go_to_pause", "True or False", y)
+        a = (a << 4) | (1 if y else 0)
         a <<= 1
+    if o.dynamic_se_res_control_mode is None and o.scheduled_se_res_control_mode is None:
+        raise ExiEncodeError(
+            "ScheduleExchangeRes: one of dynamic_se_res_control_mode, scheduled_se_res_control_mode is required"
+        )
     x = o.dynamic_se_res_control_mode
     if x is not None:
         try:
@@ -1458,6 +1614,8 @@ def _e_cm_ScheduleExchangeRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduleExchangeRes.dynamic_se_res_control_mode is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.DynamicSeResControlMode:
+            raise type_error("ScheduleExchangeRes.dynamic_se_res_control_mode", "DynamicSeResControlMode", x)
         a = _e_cm_DynamicSeResControlMode(a, x, st)
     x = o.scheduled_se_res_control_mode
     if x is not None:
@@ -1466,6 +1624,8 @@ def _e_cm_ScheduleExchangeRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduleExchangeRes.scheduled_se_res_control_mode is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.ScheduledSeResControlMode:
+            raise type_error("ScheduleExchangeRes.scheduled_se_res_control_mode", "ScheduledSeResControlMode", x)
         a = _e_cm_ScheduledSeResControlMode(a, x, st)
     try:
         c, w, _ = _T25[s, -1]
@@ -1479,15 +1639,15 @@ def _d_cm_ScheduleExchangeRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
         raise unexpected(p - 14, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVSEProcessing")
     s = 3
@@ -1499,45 +1659,47 @@ def _d_cm_ScheduleExchangeRes(r, v, n, p):
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of GoToPause")
-        go_to_pause = ((q >> 1) & 0x1) == 1
+        f_go_to_pause = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of GoToPause")
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        go_to_pause = None
+        f_go_to_pause = None
     if fid == 4:
-        dynamic_se_res_control_mode, p = _d_cm_DynamicSeResControlMode(r, v, n, p)
+        f_dynamic_se_res_control_mode, p = _d_cm_DynamicSeResControlMode(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dynamic_se_res_control_mode = None
+        f_dynamic_se_res_control_mode = None
     if fid == 5:
-        scheduled_se_res_control_mode, p = _d_cm_ScheduledSeResControlMode(r, v, n, p)
+        f_scheduled_se_res_control_mode, p = _d_cm_ScheduledSeResControlMode(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        scheduled_se_res_control_mode = None
+        f_scheduled_se_res_control_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduleExchangeRes")
     return cm.ScheduleExchangeRes(
-        header=header,
-        response_code=response_code,
-        evse_processing=evse_processing,
-        go_to_pause=go_to_pause,
-        dynamic_se_res_control_mode=dynamic_se_res_control_mode,
-        scheduled_se_res_control_mode=scheduled_se_res_control_mode,
+        header=f_header,
+        response_code=f_response_code,
+        evse_processing=f_evse_processing,
+        go_to_pause=f_go_to_pause,
+        dynamic_se_res_control_mode=f_dynamic_se_res_control_mode,
+        scheduled_se_res_control_mode=f_scheduled_se_res_control_mode,
     ), p
 
 
 # ServiceDetailReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceDetailReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("ServiceDetailReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     y = o.service_id
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "ServiceDetailReq.service_id"))
@@ -1549,32 +1711,36 @@ def _d_cm_ServiceDetailReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ServiceID")
-    service_id = (v >> (n - p - 8)) & 0xFF
-    if service_id < 0x80:
+    f_service_id = (v >> (n - p - 8)) & 0xFF
+    if f_service_id < 0x80:
         p += 8
     else:
-        service_id, p = r_uint(v, n, p, 3)
-    if not 0 <= service_id <= 65535:
-        raise out_of_range(p, service_id, 0, 65535)
+        f_service_id, p = r_uint(v, n, p, 3)
+    if not 0 <= f_service_id <= 65535:
+        raise out_of_range(p, f_service_id, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ServiceID")
-    return cm.ServiceDetailReq(header=header, service_id=service_id), p
+    return cm.ServiceDetailReq(header=f_header, service_id=f_service_id), p
 
 
 # ServiceDetailResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceDetailRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("ServiceDetailRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceDetailRes.response_code")
     y = o.service_id
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 65535, "ServiceDetailRes.service_id"))
+    if o.service_parameter_list.__class__ is not cm.ServiceParameterList:
+        raise type_error("ServiceDetailRes.service_parameter_list", "ServiceParameterList", o.service_parameter_list)
     a = _e_cm_ServiceParameterList((a << 2), o.service_parameter_list, st)
     a <<= 1
     return a
@@ -1584,40 +1750,47 @@ def _d_cm_ServiceDetailRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
         raise unexpected(p - 11, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of ResponseCode")
-    service_id = (v >> (n - p - 8)) & 0xFF
-    if service_id < 0x80:
+    f_service_id = (v >> (n - p - 8)) & 0xFF
+    if f_service_id < 0x80:
         p += 8
     else:
-        service_id, p = r_uint(v, n, p, 3)
-    if not 0 <= service_id <= 65535:
-        raise out_of_range(p, service_id, 0, 65535)
+        f_service_id, p = r_uint(v, n, p, 3)
+    if not 0 <= f_service_id <= 65535:
+        raise out_of_range(p, f_service_id, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ServiceID")
-    service_parameter_list, p = _d_cm_ServiceParameterList(r, v, n, p)
+    f_service_parameter_list, p = _d_cm_ServiceParameterList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ServiceDetailRes")
     return cm.ServiceDetailRes(
-        header=header, response_code=response_code, service_id=service_id, service_parameter_list=service_parameter_list
+        header=f_header,
+        response_code=f_response_code,
+        service_id=f_service_id,
+        service_parameter_list=f_service_parameter_list,
     ), p
 
 
 # ServiceDiscoveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceDiscoveryReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("ServiceDiscoveryReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     x = o.supported_service_ids
     if x is not None:
         s = 2
+        if x.__class__ is not cm.ServiceIdList:
+            raise type_error("ServiceDiscoveryReq.supported_service_ids", "ServiceIdList", x)
         a = _e_cm_ServiceIdList((a << 2), x, st)
     try:
         c, w, _ = _T28[s, -1]
@@ -1631,33 +1804,44 @@ def _d_cm_ServiceDiscoveryReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
     w, mask, prods = _D28[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        supported_service_ids, p = _d_cm_ServiceIdList(r, v, n, p)
+        f_supported_service_ids, p = _d_cm_ServiceIdList(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        supported_service_ids = None
+        f_supported_service_ids = None
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceDiscoveryReq")
-    return cm.ServiceDiscoveryReq(header=header, supported_service_ids=supported_service_ids), p
+    return cm.ServiceDiscoveryReq(header=f_header, supported_service_ids=f_supported_service_ids), p
 
 
 # ServiceDiscoveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceDiscoveryRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("ServiceDiscoveryRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceDiscoveryRes.response_code")
-    a = (a << 4) | (1 if o.service_renegotiation_supported else 0)
+    y = o.service_renegotiation_supported
+    if y.__class__ is not bool:
+        raise type_error("ServiceDiscoveryRes.service_renegotiation_supported", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    if o.energy_transfer_service_list.__class__ is not cm.ServiceList:
+        raise type_error(
+            "ServiceDiscoveryRes.energy_transfer_service_list", "ServiceList", o.energy_transfer_service_list
+        )
     a = _e_cm_ServiceList((a << 2), o.energy_transfer_service_list, st)
     s = 4
     x = o.vas_list
     if x is not None:
         s = 5
+        if x.__class__ is not cm.ServiceList:
+            raise type_error("ServiceDiscoveryRes.vas_list", "ServiceList", x)
         a = _e_cm_ServiceList((a << 2), x, st)
     try:
         c, w, _ = _T29[s, -1]
@@ -1671,48 +1855,58 @@ def _d_cm_ServiceDiscoveryRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
         raise unexpected(p - 14, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of ResponseCode")
-    service_renegotiation_supported = ((q >> 2) & 0x1) == 1
+    f_service_renegotiation_supported = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ServiceRenegotiationSupported")
-    energy_transfer_service_list, p = _d_cm_ServiceList(r, v, n, p)
+    f_energy_transfer_service_list, p = _d_cm_ServiceList(r, v, n, p)
     s = 4
     w, mask, prods = _D29[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        vas_list, p = _d_cm_ServiceList(r, v, n, p)
+        f_vas_list, p = _d_cm_ServiceList(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        vas_list = None
+        f_vas_list = None
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceDiscoveryRes")
     return cm.ServiceDiscoveryRes(
-        header=header,
-        response_code=response_code,
-        service_renegotiation_supported=service_renegotiation_supported,
-        energy_transfer_service_list=energy_transfer_service_list,
-        vas_list=vas_list,
+        header=f_header,
+        response_code=f_response_code,
+        service_renegotiation_supported=f_service_renegotiation_supported,
+        energy_transfer_service_list=f_energy_transfer_service_list,
+        vas_list=f_vas_list,
     ), p
 
 
 # ServiceSelectionReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceSelectionReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("ServiceSelectionReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
+    if o.selected_energy_transfer_service.__class__ is not cm.SelectedService:
+        raise type_error(
+            "ServiceSelectionReq.selected_energy_transfer_service",
+            "SelectedService",
+            o.selected_energy_transfer_service,
+        )
     a = _e_cm_SelectedService((a << 1), o.selected_energy_transfer_service, st)
     s = 2
     x = o.selected_vas_list
     if x is not None:
         s = 3
+        if x.__class__ is not cm.SelectedServiceList:
+            raise type_error("ServiceSelectionReq.selected_vas_list", "SelectedServiceList", x)
         a = _e_cm_SelectedServiceList((a << 2), x, st)
     try:
         c, w, _ = _T30[s, -1]
@@ -1726,33 +1920,35 @@ def _d_cm_ServiceSelectionReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SelectedEnergyTransferService")
-    selected_energy_transfer_service, p = _d_cm_SelectedService(r, v, n, p)
+    f_selected_energy_transfer_service, p = _d_cm_SelectedService(r, v, n, p)
     s = 2
     w, mask, prods = _D30[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        selected_vas_list, p = _d_cm_SelectedServiceList(r, v, n, p)
+        f_selected_vas_list, p = _d_cm_SelectedServiceList(r, v, n, p)
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        selected_vas_list = None
+        f_selected_vas_list = None
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceSelectionReq")
     return cm.ServiceSelectionReq(
-        header=header,
-        selected_energy_transfer_service=selected_energy_transfer_service,
-        selected_vas_list=selected_vas_list,
+        header=f_header,
+        selected_energy_transfer_service=f_selected_energy_transfer_service,
+        selected_vas_list=f_selected_vas_list,
     ), p
 
 
 # ServiceSelectionResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceSelectionRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("ServiceSelectionRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceSelectionRes.response_code")
     a <<= 2
@@ -1763,19 +1959,21 @@ def _d_cm_ServiceSelectionRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    return cm.ServiceSelectionRes(header=header, response_code=response_code), p
+    return cm.ServiceSelectionRes(header=f_header, response_code=f_response_code), p
 
 
 # SessionSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SessionSetupReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("SessionSetupReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = e_str((a << 2), o.evccid, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255, "SessionSetupReq.evccid")
     a <<= 2
@@ -1786,19 +1984,21 @@ def _d_cm_SessionSetupReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "EVCCID")
-    evccid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255)
+    f_evccid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of EVCCID")
-    return cm.SessionSetupReq(header=header, evccid=evccid), p
+    return cm.SessionSetupReq(header=f_header, evccid=f_evccid), p
 
 
 # SessionSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SessionSetupRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("SessionSetupRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionSetupRes.response_code")
     a = e_str((a << 3), o.evseid, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255, "SessionSetupRes.evseid")
@@ -1810,23 +2010,25 @@ def _d_cm_SessionSetupRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
         raise unexpected(p - 11, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of ResponseCode")
-    evseid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255)
+    f_evseid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEID")
-    return cm.SessionSetupRes(header=header, response_code=response_code, evseid=evseid), p
+    return cm.SessionSetupRes(header=f_header, response_code=f_response_code, evseid=f_evseid), p
 
 
 # SessionStopReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SessionStopReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("SessionStopReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_cm_ChargingSession, o.charging_session, "SessionStopReq.charging_session")
     a <<= 1
@@ -1871,12 +2073,12 @@ def _d_cm_SessionStopReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 5
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
         raise unexpected(p - 5, 2, "ChargingSession")
-    charging_session = _ENUM_cm_ChargingSession[((q >> 1) & 0x3)]
+    f_charging_session = _ENUM_cm_ChargingSession[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ChargingSession")
     s = 2
@@ -1887,7 +2089,9 @@ def _d_cm_SessionStopReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of EVTerminationCode")
-        ev_termination_code, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode", 80)
+        f_ev_termination_code, p = r_string(
+            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode", 80
+        )
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of EVTerminationCode")
@@ -1895,12 +2099,12 @@ def _d_cm_SessionStopReq(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_termination_code = None
+        f_ev_termination_code = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of EVTerminationExplanation")
-        ev_termination_explanation, p = r_string(
+        f_ev_termination_explanation, p = r_string(
             r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation", 160
         )
         p += 1
@@ -1910,19 +2114,21 @@ def _d_cm_SessionStopReq(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_termination_explanation = None
+        f_ev_termination_explanation = None
     if fid != -1:
         raise bad_event(p, fid, "end of SessionStopReq")
     return cm.SessionStopReq(
-        header=header,
-        charging_session=charging_session,
-        ev_termination_code=ev_termination_code,
-        ev_termination_explanation=ev_termination_explanation,
+        header=f_header,
+        charging_session=f_charging_session,
+        ev_termination_code=f_ev_termination_code,
+        ev_termination_explanation=f_ev_termination_explanation,
     ), p
 
 
 # SessionStopResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SessionStopRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("SessionStopRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionStopRes.response_code")
     a <<= 2
@@ -1933,15 +2139,15 @@ def _d_cm_SessionStopRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    return cm.SessionStopRes(header=header, response_code=response_code), p
+    return cm.SessionStopRes(header=f_header, response_code=f_response_code), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -1956,20 +2162,30 @@ def _e_ds_Signature(a, o, st):
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
+    if o.signed_info.__class__ is not ds.SignedInfo:
+        raise type_error("Signature.signed_info", "SignedInfo", o.signed_info)
     a = _e_ds_SignedInfo(a, o.signed_info, st)
+    if o.signature_value.__class__ is not ds.SignatureValue:
+        raise type_error("Signature.signature_value", "SignatureValue", o.signature_value)
     a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
+        if x.__class__ is not ds.KeyInfo:
+            raise type_error("Signature.key_info", "KeyInfo", x)
         a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
+    if items.__class__ is not list:
+        raise type_error("Signature.object", "a list", items)
     for x in items:
         try:
             c, w, s = _T36[s, 256]
         except KeyError:
             raise ExiEncodeError("Signature.object is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Object:
+            raise type_error("Signature.object", "Object", x)
         a = _e_ds_Object(a, x, st)
     try:
         c, w, _ = _T36[s, -1]
@@ -1985,41 +2201,41 @@ def _d_ds_Signature(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D36[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "SignedInfo")
-    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    f_signed_info, p = _d_ds_SignedInfo(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureValue")
-    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
+    f_signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
     w, mask, prods = _D36[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        f_key_info, p = _d_ds_KeyInfo(r, v, n, p)
         w, mask, prods = _D36[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        key_info = None
-    object = []
+        f_key_info = None
+    f_object = []
     while fid == 4:
         x, p = _d_ds_Object(r, v, n, p)
-        object.append(x)
+        f_object.append(x)
         w, mask, prods = _D36[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
-        id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
+        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
     ), p
 
 
@@ -2031,7 +2247,9 @@ def _e_ds_SignatureMethod(a, o, st):
     if x is not None:
         s = 2
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
+        elif 0 <= y < 0x80:
             a = (a << 13) | y
         elif -0x80 <= y < 0:
             a = (a << 13) | (0xFF - y)
@@ -2050,7 +2268,7 @@ def _d_ds_SignatureMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D37[s]
     p += w
@@ -2059,14 +2277,14 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of HMACOutputLength")
-        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
-        if hmac_output_length < 0x80:
+        f_hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if f_hmac_output_length < 0x80:
             p += 9
-        elif 0x100 <= hmac_output_length < 0x180:
+        elif 0x100 <= f_hmac_output_length < 0x180:
             p += 9
-            hmac_output_length = 0xFF - hmac_output_length
+            f_hmac_output_length = 0xFF - f_hmac_output_length
         else:
-            hmac_output_length, p = r_sint(
+            f_hmac_output_length, p = r_sint(
                 v,
                 n,
                 p,
@@ -2078,10 +2296,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        hmac_output_length = None
+        f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
+    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -2092,12 +2310,18 @@ def _e_ds_SignatureProperties(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
+    if items.__class__ is not list:
+        raise type_error("SignatureProperties.signature_property", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignatureProperties.signature_property: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T38[s, 64]
         except KeyError:
             raise ExiEncodeError("SignatureProperties.signature_property is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SignatureProperty:
+            raise type_error("SignatureProperties.signature_property", "SignatureProperty", x)
         a = _e_ds_SignatureProperty(a, x, st)
     try:
         c, w, _ = _T38[s, -1]
@@ -2113,22 +2337,22 @@ def _d_ds_SignatureProperties(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D38[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    signature_property = []
+        f_id = None
+    f_signature_property = []
     while fid == 1:
         x, p = _d_ds_SignatureProperty(r, v, n, p)
-        signature_property.append(x)
+        f_signature_property.append(x)
         w, mask, prods = _D38[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property), p
+    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -2149,8 +2373,8 @@ def _e_ds_SignatureProperty(a, o, st):
 
 
 def _d_ds_SignatureProperty(r, v, n, p):
-    id = None
-    target = None
+    f_id = None
+    f_target = None
     s = 0
     while True:
         w, mask, prods = _D39[s]
@@ -2159,13 +2383,13 @@ def _d_ds_SignatureProperty(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target, p = r_string(r, v, n, p, "Target", None)
+            f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=id, target=target), p
+    return ds.SignatureProperty(id=f_id, target=f_target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2191,19 +2415,19 @@ def _d_ds_SignatureValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D40[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "characters")
-    value, p = r_binary(v, n, p, None)
+    f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value), p
+    return ds.SignatureValue(id=f_id, value=f_value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -2218,16 +2442,26 @@ def _e_ds_SignedInfo(a, o, st):
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
+    if o.canonicalization_method.__class__ is not ds.CanonicalizationMethod:
+        raise type_error("SignedInfo.canonicalization_method", "CanonicalizationMethod", o.canonicalization_method)
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
+    if o.signature_method.__class__ is not ds.SignatureMethod:
+        raise type_error("SignedInfo.signature_method", "SignatureMethod", o.signature_method)
     a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("SignedInfo.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignedInfo.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T41[s, 192]
         except KeyError:
             raise ExiEncodeError("SignedInfo.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("SignedInfo.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T41[s, -1]
@@ -2243,43 +2477,60 @@ def _d_ds_SignedInfo(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "CanonicalizationMethod")
-    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    f_canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureMethod")
-    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
+    f_signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
     w, mask, prods = _D41[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    reference = []
+    f_reference = []
     while fid == 3:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
-        id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
+        id=f_id,
+        canonicalization_method=f_canonicalization_method,
+        signature_method=f_signature_method,
+        reference=f_reference,
     ), p
 
 
 # SignedInstallationDataType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SignedInstallationData(a, o, st):
     a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedInstallationData.id")
+    if o.contract_certificate_chain.__class__ is not cm.ContractCertificateChain:
+        raise type_error(
+            "SignedInstallationData.contract_certificate_chain",
+            "ContractCertificateChain",
+            o.contract_certificate_chain,
+        )
     a = _e_cm_ContractCertificateChain((a << 1), o.contract_certificate_chain, st)
     a = (a << 3) | enum_index(_EN_cm_EcdhCurve, o.ecdh_curve, "SignedInstallationData.ecdh_curve")
     a = e_bin((a << 3), o.dh_public_key, 133, 133, "SignedInstallationData.dh_public_key")
+    if (
+        o.secp521_encrypted_private_key is None
+        and o.x448_encrypted_private_key is None
+        and o.tpm_encrypted_private_key is None
+    ):
+        raise ExiEncodeError(
+            "SignedInstallationData: one of secp521_encrypted_private_key, x448_encrypted_private_key, tpm_encrypted_private_key is required"
+        )
     a <<= 1
     s = 4
     x = o.secp521_encrypted_private_key
@@ -2317,19 +2568,19 @@ def _d_cm_SignedInstallationData(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
-    id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "ContractCertificateChain")
-    contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
+    f_contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
         raise unexpected(p - 6, 2, "ECDHCurve")
-    ecdh_curve = _ENUM_cm_EcdhCurve[((q >> 3) & 0x1)]
+    f_ecdh_curve = _ENUM_cm_EcdhCurve[((q >> 3) & 0x1)]
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of ECDHCurve")
-    dh_public_key, p = r_binary(v, n, p, 133)
+    f_dh_public_key, p = r_binary(v, n, p, 133)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DHPublicKey")
@@ -2341,7 +2592,7 @@ def _d_cm_SignedInstallationData(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of SECP521_EncryptedPrivateKey")
-        secp521_encrypted_private_key, p = r_binary(v, n, p, 94)
+        f_secp521_encrypted_private_key, p = r_binary(v, n, p, 94)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of SECP521_EncryptedPrivateKey")
@@ -2349,12 +2600,12 @@ def _d_cm_SignedInstallationData(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        secp521_encrypted_private_key = None
+        f_secp521_encrypted_private_key = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of X448_EncryptedPrivateKey")
-        x448_encrypted_private_key, p = r_binary(v, n, p, 84)
+        f_x448_encrypted_private_key, p = r_binary(v, n, p, 84)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of X448_EncryptedPrivateKey")
@@ -2362,12 +2613,12 @@ def _d_cm_SignedInstallationData(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        x448_encrypted_private_key = None
+        f_x448_encrypted_private_key = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of TPM_EncryptedPrivateKey")
-        tpm_encrypted_private_key, p = r_binary(v, n, p, 206)
+        f_tpm_encrypted_private_key, p = r_binary(v, n, p, 206)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of TPM_EncryptedPrivateKey")
@@ -2375,17 +2626,17 @@ def _d_cm_SignedInstallationData(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        tpm_encrypted_private_key = None
+        f_tpm_encrypted_private_key = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInstallationData")
     return cm.SignedInstallationData(
-        id=id,
-        contract_certificate_chain=contract_certificate_chain,
-        ecdh_curve=ecdh_curve,
-        dh_public_key=dh_public_key,
-        secp521_encrypted_private_key=secp521_encrypted_private_key,
-        x448_encrypted_private_key=x448_encrypted_private_key,
-        tpm_encrypted_private_key=tpm_encrypted_private_key,
+        id=f_id,
+        contract_certificate_chain=f_contract_certificate_chain,
+        ecdh_curve=f_ecdh_curve,
+        dh_public_key=f_dh_public_key,
+        secp521_encrypted_private_key=f_secp521_encrypted_private_key,
+        x448_encrypted_private_key=f_x448_encrypted_private_key,
+        tpm_encrypted_private_key=f_tpm_encrypted_private_key,
     ), p
 
 
@@ -2393,12 +2644,20 @@ def _d_cm_SignedInstallationData(r, v, n, p):
 def _e_cm_SignedMeteringData(a, o, st):
     a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedMeteringData.id")
     a = e_bin((a << 2), o.session_id, 8, 8, "SignedMeteringData.session_id")
+    if o.meter_info.__class__ is not ct.MeterInfo:
+        raise type_error("SignedMeteringData.meter_info", "MeterInfo", o.meter_info)
     a = _e_ct_MeterInfo((a << 2), o.meter_info, st)
     s = 3
     x = o.receipt
     if x is not None:
         s = 4
+        if x.__class__ is not ct.Receipt:
+            raise type_error("SignedMeteringData.receipt", "Receipt", x)
         a = _e_ct_Receipt((a << 2), x, st)
+    if o.dynamic_smdt_control_mode is None and o.scheduled_smdt_control_mode is None:
+        raise ExiEncodeError(
+            "SignedMeteringData: one of dynamic_smdt_control_mode, scheduled_smdt_control_mode is required"
+        )
     x = o.dynamic_smdt_control_mode
     if x is not None:
         try:
@@ -2406,6 +2665,8 @@ def _e_cm_SignedMeteringData(a, o, st):
         except KeyError:
             raise ExiEncodeError("SignedMeteringData.dynamic_smdt_control_mode is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.DynamicSmdtControlMode:
+            raise type_error("SignedMeteringData.dynamic_smdt_control_mode", "DynamicSmdtControlMode", x)
         a = _e_cm_DynamicSmdtControlMode(a, x, st)
     x = o.scheduled_smdt_control_mode
     if x is not None:
@@ -2414,6 +2675,8 @@ def _e_cm_SignedMeteringData(a, o, st):
         except KeyError:
             raise ExiEncodeError("SignedMeteringData.scheduled_smdt_control_mode is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.ScheduledSmdtControlMode:
+            raise type_error("SignedMeteringData.scheduled_smdt_control_mode", "ScheduledSmdtControlMode", x)
         a = _e_cm_ScheduledSmdtControlMode(a, x, st)
     try:
         c, w, _ = _T43[s, -1]
@@ -2427,49 +2690,49 @@ def _d_cm_SignedMeteringData(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
-    id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SessionID")
-    session_id, p = r_binary(v, n, p, 8)
+    f_session_id, p = r_binary(v, n, p, 8)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SessionID")
-    meter_info, p = _d_ct_MeterInfo(r, v, n, p)
+    f_meter_info, p = _d_ct_MeterInfo(r, v, n, p)
     s = 3
     w, mask, prods = _D43[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        receipt, p = _d_ct_Receipt(r, v, n, p)
+        f_receipt, p = _d_ct_Receipt(r, v, n, p)
         w, mask, prods = _D43[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        receipt = None
+        f_receipt = None
     if fid == 4:
-        dynamic_smdt_control_mode, p = _d_cm_DynamicSmdtControlMode(r, v, n, p)
+        f_dynamic_smdt_control_mode, p = _d_cm_DynamicSmdtControlMode(r, v, n, p)
         w, mask, prods = _D43[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dynamic_smdt_control_mode = None
+        f_dynamic_smdt_control_mode = None
     if fid == 5:
-        scheduled_smdt_control_mode, p = _d_cm_ScheduledSmdtControlMode(r, v, n, p)
+        f_scheduled_smdt_control_mode, p = _d_cm_ScheduledSmdtControlMode(r, v, n, p)
         w, mask, prods = _D43[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        scheduled_smdt_control_mode = None
+        f_scheduled_smdt_control_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignedMeteringData")
     return cm.SignedMeteringData(
-        id=id,
-        session_id=session_id,
-        meter_info=meter_info,
-        receipt=receipt,
-        dynamic_smdt_control_mode=dynamic_smdt_control_mode,
-        scheduled_smdt_control_mode=scheduled_smdt_control_mode,
+        id=f_id,
+        session_id=f_session_id,
+        meter_info=f_meter_info,
+        receipt=f_receipt,
+        dynamic_smdt_control_mode=f_dynamic_smdt_control_mode,
+        scheduled_smdt_control_mode=f_scheduled_smdt_control_mode,
     ), p
 
 
@@ -2478,6 +2741,8 @@ def _e_ds_Transform(a, o, st):
     a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
+    if items.__class__ is not list:
+        raise type_error("Transform.x_path", "a list", items)
     for x in items:
         try:
             c, w, s = _T44[s, 64]
@@ -2495,8 +2760,8 @@ def _e_ds_Transform(a, o, st):
 
 
 def _d_ds_Transform(r, v, n, p):
-    algorithm = None
-    x_path = []
+    f_algorithm = None
+    f_x_path = []
     s = 0
     while True:
         w, mask, prods = _D44[s]
@@ -2505,7 +2770,7 @@ def _d_ds_Transform(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+            f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
             p += 1
@@ -2515,22 +2780,28 @@ def _d_ds_Transform(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of XPath")
-            x_path.append(x)
+            f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=algorithm, x_path=x_path), p
+    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transforms(a, o, st):
     s = 0
     items = o.transform
+    if items.__class__ is not list:
+        raise type_error("Transforms.transform", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Transforms.transform: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T45[s, 0]
         except KeyError:
             raise ExiEncodeError("Transforms.transform is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transform:
+            raise type_error("Transforms.transform", "Transform", x)
         a = _e_ds_Transform(a, x, st)
     try:
         c, w, _ = _T45[s, -1]
@@ -2545,20 +2816,22 @@ def _d_ds_Transforms(r, v, n, p):
     w, mask, prods = _D45[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    transform = []
+    f_transform = []
     while fid == 0:
         x, p = _d_ds_Transform(r, v, n, p)
-        transform.append(x)
+        f_transform.append(x)
         w, mask, prods = _D45[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=transform), p
+    return ds.Transforms(transform=f_transform), p
 
 
 # VehicleCheckInReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_VehicleCheckInReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("VehicleCheckInReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_cm_EvCheckInStatus, o.ev_check_in_status, "VehicleCheckInReq.ev_check_in_status")
     a = (a << 5) | enum_index(_EN_cm_ParkingMethod, o.parking_method, "VehicleCheckInReq.parking_method")
@@ -2568,7 +2841,9 @@ def _e_cm_VehicleCheckInReq(a, o, st):
     if x is not None:
         s = 4
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int((a << 4), check_range(y, -32768, 32767, "VehicleCheckInReq.vehicle_frame"))
+        elif 0 <= y < 0x80:
             a = (a << 13) | y
         elif -0x80 <= y < 0:
             a = (a << 13) | (0xFF - y)
@@ -2583,7 +2858,9 @@ def _e_cm_VehicleCheckInReq(a, o, st):
             raise ExiEncodeError("VehicleCheckInReq.device_offset is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInReq.device_offset"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -2598,7 +2875,9 @@ def _e_cm_VehicleCheckInReq(a, o, st):
             raise ExiEncodeError("VehicleCheckInReq.vehicle_travel is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInReq.vehicle_travel"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -2617,15 +2896,15 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "EVCheckInStatus")
-    ev_check_in_status = _ENUM_cm_EvCheckInStatus[((q >> 6) & 0x3)]
+    f_ev_check_in_status = _ENUM_cm_EvCheckInStatus[((q >> 6) & 0x3)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of EVCheckInStatus")
-    parking_method = _ENUM_cm_ParkingMethod[((q >> 1) & 0x3)]
+    f_parking_method = _ENUM_cm_ParkingMethod[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ParkingMethod")
     s = 3
@@ -2636,16 +2915,16 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of VehicleFrame")
-        vehicle_frame = (v >> (n - p - 9)) & 0x1FF
-        if vehicle_frame < 0x80:
+        f_vehicle_frame = (v >> (n - p - 9)) & 0x1FF
+        if f_vehicle_frame < 0x80:
             p += 9
-        elif 0x100 <= vehicle_frame < 0x180:
+        elif 0x100 <= f_vehicle_frame < 0x180:
             p += 9
-            vehicle_frame = 0xFF - vehicle_frame
+            f_vehicle_frame = 0xFF - f_vehicle_frame
         else:
-            vehicle_frame, p = r_sint(v, n, p, 3)
-        if not -32768 <= vehicle_frame <= 32767:
-            raise out_of_range(p, vehicle_frame, -32768, 32767)
+            f_vehicle_frame, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_vehicle_frame <= 32767:
+            raise out_of_range(p, f_vehicle_frame, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VehicleFrame")
@@ -2653,21 +2932,21 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        vehicle_frame = None
+        f_vehicle_frame = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DeviceOffset")
-        device_offset = (v >> (n - p - 9)) & 0x1FF
-        if device_offset < 0x80:
+        f_device_offset = (v >> (n - p - 9)) & 0x1FF
+        if f_device_offset < 0x80:
             p += 9
-        elif 0x100 <= device_offset < 0x180:
+        elif 0x100 <= f_device_offset < 0x180:
             p += 9
-            device_offset = 0xFF - device_offset
+            f_device_offset = 0xFF - f_device_offset
         else:
-            device_offset, p = r_sint(v, n, p, 3)
-        if not -32768 <= device_offset <= 32767:
-            raise out_of_range(p, device_offset, -32768, 32767)
+            f_device_offset, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_device_offset <= 32767:
+            raise out_of_range(p, f_device_offset, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DeviceOffset")
@@ -2675,21 +2954,21 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        device_offset = None
+        f_device_offset = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of VehicleTravel")
-        vehicle_travel = (v >> (n - p - 9)) & 0x1FF
-        if vehicle_travel < 0x80:
+        f_vehicle_travel = (v >> (n - p - 9)) & 0x1FF
+        if f_vehicle_travel < 0x80:
             p += 9
-        elif 0x100 <= vehicle_travel < 0x180:
+        elif 0x100 <= f_vehicle_travel < 0x180:
             p += 9
-            vehicle_travel = 0xFF - vehicle_travel
+            f_vehicle_travel = 0xFF - f_vehicle_travel
         else:
-            vehicle_travel, p = r_sint(v, n, p, 3)
-        if not -32768 <= vehicle_travel <= 32767:
-            raise out_of_range(p, vehicle_travel, -32768, 32767)
+            f_vehicle_travel, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_vehicle_travel <= 32767:
+            raise out_of_range(p, f_vehicle_travel, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VehicleTravel")
@@ -2697,21 +2976,23 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        vehicle_travel = None
+        f_vehicle_travel = None
     if fid != -1:
         raise bad_event(p, fid, "end of VehicleCheckInReq")
     return cm.VehicleCheckInReq(
-        header=header,
-        ev_check_in_status=ev_check_in_status,
-        parking_method=parking_method,
-        vehicle_frame=vehicle_frame,
-        device_offset=device_offset,
-        vehicle_travel=vehicle_travel,
+        header=f_header,
+        ev_check_in_status=f_ev_check_in_status,
+        parking_method=f_parking_method,
+        vehicle_frame=f_vehicle_frame,
+        device_offset=f_device_offset,
+        vehicle_travel=f_vehicle_travel,
     ), p
 
 
 # VehicleCheckInResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_VehicleCheckInRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("VehicleCheckInRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "VehicleCheckInRes.response_code")
     a <<= 1
@@ -2720,7 +3001,9 @@ def _e_cm_VehicleCheckInRes(a, o, st):
     if x is not None:
         s = 3
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int((a << 4), check_range(y, -32768, 32767, "VehicleCheckInRes.parking_space"))
+        elif 0 <= y < 0x80:
             a = (a << 13) | y
         elif -0x80 <= y < 0:
             a = (a << 13) | (0xFF - y)
@@ -2735,7 +3018,9 @@ def _e_cm_VehicleCheckInRes(a, o, st):
             raise ExiEncodeError("VehicleCheckInRes.device_location is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInRes.device_location"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -2750,7 +3035,9 @@ def _e_cm_VehicleCheckInRes(a, o, st):
             raise ExiEncodeError("VehicleCheckInRes.target_distance is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInRes.target_distance"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -2769,12 +3056,12 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
@@ -2785,16 +3072,16 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of ParkingSpace")
-        parking_space = (v >> (n - p - 9)) & 0x1FF
-        if parking_space < 0x80:
+        f_parking_space = (v >> (n - p - 9)) & 0x1FF
+        if f_parking_space < 0x80:
             p += 9
-        elif 0x100 <= parking_space < 0x180:
+        elif 0x100 <= f_parking_space < 0x180:
             p += 9
-            parking_space = 0xFF - parking_space
+            f_parking_space = 0xFF - f_parking_space
         else:
-            parking_space, p = r_sint(v, n, p, 3)
-        if not -32768 <= parking_space <= 32767:
-            raise out_of_range(p, parking_space, -32768, 32767)
+            f_parking_space, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_parking_space <= 32767:
+            raise out_of_range(p, f_parking_space, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ParkingSpace")
@@ -2802,21 +3089,21 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        parking_space = None
+        f_parking_space = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DeviceLocation")
-        device_location = (v >> (n - p - 9)) & 0x1FF
-        if device_location < 0x80:
+        f_device_location = (v >> (n - p - 9)) & 0x1FF
+        if f_device_location < 0x80:
             p += 9
-        elif 0x100 <= device_location < 0x180:
+        elif 0x100 <= f_device_location < 0x180:
             p += 9
-            device_location = 0xFF - device_location
+            f_device_location = 0xFF - f_device_location
         else:
-            device_location, p = r_sint(v, n, p, 3)
-        if not -32768 <= device_location <= 32767:
-            raise out_of_range(p, device_location, -32768, 32767)
+            f_device_location, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_device_location <= 32767:
+            raise out_of_range(p, f_device_location, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DeviceLocation")
@@ -2824,21 +3111,21 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        device_location = None
+        f_device_location = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of TargetDistance")
-        target_distance = (v >> (n - p - 9)) & 0x1FF
-        if target_distance < 0x80:
+        f_target_distance = (v >> (n - p - 9)) & 0x1FF
+        if f_target_distance < 0x80:
             p += 9
-        elif 0x100 <= target_distance < 0x180:
+        elif 0x100 <= f_target_distance < 0x180:
             p += 9
-            target_distance = 0xFF - target_distance
+            f_target_distance = 0xFF - f_target_distance
         else:
-            target_distance, p = r_sint(v, n, p, 3)
-        if not -32768 <= target_distance <= 32767:
-            raise out_of_range(p, target_distance, -32768, 32767)
+            f_target_distance, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_target_distance <= 32767:
+            raise out_of_range(p, f_target_distance, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetDistance")
@@ -2846,24 +3133,26 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_distance = None
+        f_target_distance = None
     if fid != -1:
         raise bad_event(p, fid, "end of VehicleCheckInRes")
     return cm.VehicleCheckInRes(
-        header=header,
-        response_code=response_code,
-        parking_space=parking_space,
-        device_location=device_location,
-        target_distance=target_distance,
+        header=f_header,
+        response_code=f_response_code,
+        parking_space=f_parking_space,
+        device_location=f_device_location,
+        target_distance=f_target_distance,
     ), p
 
 
 # VehicleCheckOutReqType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_VehicleCheckOutReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("VehicleCheckOutReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_cm_EvCheckOutStatus, o.ev_check_out_status, "VehicleCheckOutReq.ev_check_out_status")
     y = o.check_out_time
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "VehicleCheckOutReq.check_out_time"))
@@ -2875,31 +3164,33 @@ def _d_cm_VehicleCheckOutReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 7
     q = (v >> (n - p)) & 0x7F
     if q >> 5:
         raise unexpected(p - 7, 2, "EVCheckOutStatus")
-    ev_check_out_status = _ENUM_cm_EvCheckOutStatus[((q >> 3) & 0x3)]
+    f_ev_check_out_status = _ENUM_cm_EvCheckOutStatus[((q >> 3) & 0x3)]
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of EVCheckOutStatus")
-    check_out_time = (v >> (n - p - 8)) & 0xFF
-    if check_out_time < 0x80:
+    f_check_out_time = (v >> (n - p - 8)) & 0xFF
+    if f_check_out_time < 0x80:
         p += 8
     else:
-        check_out_time, p = r_uint(v, n, p, 10)
-    if not 0 <= check_out_time <= 18446744073709551615:
-        raise out_of_range(p, check_out_time, 0, 18446744073709551615)
+        f_check_out_time, p = r_uint(v, n, p, 10)
+    if not 0 <= f_check_out_time <= 18446744073709551615:
+        raise out_of_range(p, f_check_out_time, 0, 18446744073709551615)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of CheckOutTime")
     return cm.VehicleCheckOutReq(
-        header=header, ev_check_out_status=ev_check_out_status, check_out_time=check_out_time
+        header=f_header, ev_check_out_status=f_ev_check_out_status, check_out_time=f_check_out_time
     ), p
 
 
 # VehicleCheckOutResType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_VehicleCheckOutRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("VehicleCheckOutRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "VehicleCheckOutRes.response_code")
     a = (a << 4) | enum_index(
@@ -2913,34 +3204,50 @@ def _d_cm_VehicleCheckOutRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
         raise unexpected(p - 14, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of ResponseCode")
-    evse_check_out_status = _ENUM_cm_EvseCheckOutStatus[((q >> 2) & 0x1)]
+    f_evse_check_out_status = _ENUM_cm_EvseCheckOutStatus[((q >> 2) & 0x1)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSECheckOutStatus")
     return cm.VehicleCheckOutRes(
-        header=header, response_code=response_code, evse_check_out_status=evse_check_out_status
+        header=f_header, response_code=f_response_code, evse_check_out_status=f_evse_check_out_status
     ), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509Data(a, o, st):
+    if (
+        o.x509_issuer_serial is None
+        and o.x509ski is None
+        and o.x509_subject_name is None
+        and o.x509_certificate is None
+        and o.x509crl is None
+    ):
+        raise ExiEncodeError(
+            "X509Data: one of x509_issuer_serial, x509ski, x509_subject_name, x509_certificate, x509crl is required"
+        )
     s = 0
     items = o.x509_issuer_serial
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_issuer_serial", "a list", items)
     for x in items:
         try:
             c, w, s = _T50[s, 0]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_issuer_serial is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509IssuerSerial:
+            raise type_error("X509Data.x509_issuer_serial", "X509IssuerSerial", x)
         a = _e_ds_X509IssuerSerial(a, x, st)
     items = o.x509ski
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509ski", "a list", items)
     for x in items:
         try:
             c, w, s = _T50[s, 64]
@@ -2950,6 +3257,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509ski")
         a <<= 1
     items = o.x509_subject_name
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_subject_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T50[s, 128]
@@ -2959,6 +3268,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
         a <<= 1
     items = o.x509_certificate
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_certificate", "a list", items)
     for x in items:
         try:
             c, w, s = _T50[s, 192]
@@ -2968,6 +3279,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509_certificate")
         a <<= 1
     items = o.x509crl
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509crl", "a list", items)
     for x in items:
         try:
             c, w, s = _T50[s, 256]
@@ -2985,11 +3298,11 @@ def _e_ds_X509Data(a, o, st):
 
 
 def _d_ds_X509Data(r, v, n, p):
-    x509_issuer_serial = []
-    x509ski = []
-    x509_subject_name = []
-    x509_certificate = []
-    x509crl = []
+    f_x509_issuer_serial = []
+    f_x509ski = []
+    f_x509_subject_name = []
+    f_x509_certificate = []
+    f_x509crl = []
     s = 0
     while True:
         w, mask, prods = _D50[s]
@@ -2999,7 +3312,7 @@ def _d_ds_X509Data(r, v, n, p):
             break
         if fid == 0:
             x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-            x509_issuer_serial.append(x)
+            f_x509_issuer_serial.append(x)
             continue
         if fid == 1:
             p += 1
@@ -3009,7 +3322,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SKI")
-            x509ski.append(x)
+            f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
@@ -3019,7 +3332,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SubjectName")
-            x509_subject_name.append(x)
+            f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
@@ -3029,7 +3342,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509Certificate")
-            x509_certificate.append(x)
+            f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
@@ -3039,15 +3352,15 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509CRL")
-            x509crl.append(x)
+            f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
-        x509_issuer_serial=x509_issuer_serial,
-        x509ski=x509ski,
-        x509_subject_name=x509_subject_name,
-        x509_certificate=x509_certificate,
-        x509crl=x509crl,
+        x509_issuer_serial=f_x509_issuer_serial,
+        x509ski=f_x509ski,
+        x509_subject_name=f_x509_subject_name,
+        x509_certificate=f_x509_certificate,
+        x509crl=f_x509crl,
     ), p
 
 
@@ -3055,7 +3368,7 @@ def _d_ds_X509Data(r, v, n, p):
 def _e_ct_MessageHeader(a, o, st):
     a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
     y = o.time_stamp
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
@@ -3064,6 +3377,8 @@ def _e_ct_MessageHeader(a, o, st):
     x = o.signature
     if x is not None:
         s = 3
+        if x.__class__ is not ds.Signature:
+            raise type_error("MessageHeader.signature", "Signature", x)
         a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T51[s, -1]
@@ -3077,17 +3392,17 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SessionID")
-    session_id, p = r_binary(v, n, p, 8)
+    f_session_id, p = r_binary(v, n, p, 8)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SessionID")
-    time_stamp = (v >> (n - p - 8)) & 0xFF
-    if time_stamp < 0x80:
+    f_time_stamp = (v >> (n - p - 8)) & 0xFF
+    if f_time_stamp < 0x80:
         p += 8
     else:
-        time_stamp, p = r_uint(v, n, p, 10)
-    if not 0 <= time_stamp <= 18446744073709551615:
-        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+        f_time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_stamp <= 18446744073709551615:
+        raise out_of_range(p, f_time_stamp, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeStamp")
@@ -3096,15 +3411,15 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature, p = _d_ds_Signature(r, v, n, p)
+        f_signature, p = _d_ds_Signature(r, v, n, p)
         w, mask, prods = _D51[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        signature = None
+        f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
+    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
 
 
 # EIM_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3124,6 +3439,12 @@ def _d_cm_EimAReqAuthorizationMode(r, v, n, p):
 def _e_cm_PncAReqAuthorizationMode(a, o, st):
     a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PncAReqAuthorizationMode.id")
     a = e_bin((a << 2), o.gen_challenge, 16, 16, "PncAReqAuthorizationMode.gen_challenge")
+    if o.contract_certificate_chain.__class__ is not cm.ContractCertificateChain:
+        raise type_error(
+            "PncAReqAuthorizationMode.contract_certificate_chain",
+            "ContractCertificateChain",
+            o.contract_certificate_chain,
+        )
     a = _e_cm_ContractCertificateChain((a << 2), o.contract_certificate_chain, st)
     a <<= 1
     return a
@@ -3133,20 +3454,20 @@ def _d_cm_PncAReqAuthorizationMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
-    id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "GenChallenge")
-    gen_challenge, p = r_binary(v, n, p, 16)
+    f_gen_challenge, p = r_binary(v, n, p, 16)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of GenChallenge")
-    contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
+    f_contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PncAReqAuthorizationMode")
     return cm.PncAReqAuthorizationMode(
-        id=id, gen_challenge=gen_challenge, contract_certificate_chain=contract_certificate_chain
+        id=f_id, gen_challenge=f_gen_challenge, contract_certificate_chain=f_contract_certificate_chain
     ), p
 
 
@@ -3171,6 +3492,8 @@ def _e_cm_PncAsResAuthorizationMode(a, o, st):
     x = o.supported_providers
     if x is not None:
         s = 2
+        if x.__class__ is not cm.SupportedProvidersList:
+            raise type_error("PncAsResAuthorizationMode.supported_providers", "SupportedProvidersList", x)
         a = _e_cm_SupportedProvidersList((a << 2), x, st)
     try:
         c, w, _ = _T55[s, -1]
@@ -3184,7 +3507,7 @@ def _d_cm_PncAsResAuthorizationMode(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "GenChallenge")
-    gen_challenge, p = r_binary(v, n, p, 16)
+    f_gen_challenge, p = r_binary(v, n, p, 16)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of GenChallenge")
@@ -3193,15 +3516,15 @@ def _d_cm_PncAsResAuthorizationMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        supported_providers, p = _d_cm_SupportedProvidersList(r, v, n, p)
+        f_supported_providers, p = _d_cm_SupportedProvidersList(r, v, n, p)
         w, mask, prods = _D55[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        supported_providers = None
+        f_supported_providers = None
     if fid != -1:
         raise bad_event(p, fid, "end of PncAsResAuthorizationMode")
-    return cm.PncAsResAuthorizationMode(gen_challenge=gen_challenge, supported_providers=supported_providers), p
+    return cm.PncAsResAuthorizationMode(gen_challenge=f_gen_challenge, supported_providers=f_supported_providers), p
 
 
 # SignedCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3213,6 +3536,8 @@ def _e_cm_SignedCertificateChain(a, o, st):
     x = o.sub_certificates
     if x is not None:
         s = 3
+        if x.__class__ is not cm.SubCertificates:
+            raise type_error("SignedCertificateChain.sub_certificates", "SubCertificates", x)
         a = _e_cm_SubCertificates((a << 2), x, st)
     try:
         c, w, _ = _T56[s, -1]
@@ -3226,11 +3551,11 @@ def _d_cm_SignedCertificateChain(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
-    id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Certificate")
-    certificate, p = r_binary(v, n, p, 1600)
+    f_certificate, p = r_binary(v, n, p, 1600)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Certificate")
@@ -3239,29 +3564,35 @@ def _d_cm_SignedCertificateChain(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+        f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
         w, mask, prods = _D56[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        sub_certificates = None
+        f_sub_certificates = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignedCertificateChain")
-    return cm.SignedCertificateChain(id=id, certificate=certificate, sub_certificates=sub_certificates), p
+    return cm.SignedCertificateChain(id=f_id, certificate=f_certificate, sub_certificates=f_sub_certificates), p
 
 
 # ListOfRootCertificateIDsType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_ListOfRootCertificateIds(a, o, st):
     s = 0
     items = o.root_certificate_id
+    if items.__class__ is not list:
+        raise type_error("ListOfRootCertificateIds.root_certificate_id", "a list", items)
     if len(items) > 20:
         raise ExiEncodeError("ListOfRootCertificateIds.root_certificate_id: more than 20 items")
+    if len(items) < 1:
+        raise ExiEncodeError("ListOfRootCertificateIds.root_certificate_id: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T57[s, 0]
         except KeyError:
             raise ExiEncodeError("ListOfRootCertificateIds.root_certificate_id is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509IssuerSerial:
+            raise type_error("ListOfRootCertificateIds.root_certificate_id", "X509IssuerSerial", x)
         a = _e_ds_X509IssuerSerial(a, x, st)
         if i == 20:
             s = _X57[s]
@@ -3278,26 +3609,30 @@ def _d_ct_ListOfRootCertificateIds(r, v, n, p):
     w, mask, prods = _D57[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    root_certificate_id = []
+    f_root_certificate_id = []
     while fid == 0:
         x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-        root_certificate_id.append(x)
-        if len(root_certificate_id) == 20:
+        f_root_certificate_id.append(x)
+        if len(f_root_certificate_id) == 20:
             s = _X57[s]
         w, mask, prods = _D57[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ListOfRootCertificateIds")
-    return ct.ListOfRootCertificateIds(root_certificate_id=root_certificate_id), p
+    return ct.ListOfRootCertificateIds(root_certificate_id=f_root_certificate_id), p
 
 
 # EMAIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EmaidList(a, o, st):
     s = 0
     items = o.emaid
+    if items.__class__ is not list:
+        raise type_error("EmaidList.emaid", "a list", items)
     if len(items) > 8:
         raise ExiEncodeError("EmaidList.emaid: more than 8 items")
+    if len(items) < 1:
+        raise ExiEncodeError("EmaidList.emaid: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T58[s, 0]
@@ -3321,7 +3656,7 @@ def _d_cm_EmaidList(r, v, n, p):
     w, mask, prods = _D58[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    emaid = []
+    f_emaid = []
     while fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -3330,15 +3665,15 @@ def _d_cm_EmaidList(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of EMAID")
-        emaid.append(x)
-        if len(emaid) == 8:
+        f_emaid.append(x)
+        if len(f_emaid) == 8:
             s = _X58[s]
         w, mask, prods = _D58[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EmaidList")
-    return cm.EmaidList(emaid=emaid), p
+    return cm.EmaidList(emaid=f_emaid), p
 
 
 # CertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3349,6 +3684,8 @@ def _e_cm_CertificateChain(a, o, st):
     x = o.sub_certificates
     if x is not None:
         s = 2
+        if x.__class__ is not cm.SubCertificates:
+            raise type_error("CertificateChain.sub_certificates", "SubCertificates", x)
         a = _e_cm_SubCertificates((a << 2), x, st)
     try:
         c, w, _ = _T59[s, -1]
@@ -3362,7 +3699,7 @@ def _d_cm_CertificateChain(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Certificate")
-    certificate, p = r_binary(v, n, p, 1600)
+    f_certificate, p = r_binary(v, n, p, 1600)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Certificate")
@@ -3371,29 +3708,35 @@ def _d_cm_CertificateChain(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+        f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
         w, mask, prods = _D59[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        sub_certificates = None
+        f_sub_certificates = None
     if fid != -1:
         raise bad_event(p, fid, "end of CertificateChain")
-    return cm.CertificateChain(certificate=certificate, sub_certificates=sub_certificates), p
+    return cm.CertificateChain(certificate=f_certificate, sub_certificates=f_sub_certificates), p
 
 
 # EVPowerProfileType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPowerProfile(a, o, st):
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvPowerProfile.time_anchor"))
+    if o.dynamic_evppt_control_mode is None and o.scheduled_evppt_control_mode is None:
+        raise ExiEncodeError(
+            "EvPowerProfile: one of dynamic_evppt_control_mode, scheduled_evppt_control_mode is required"
+        )
     a <<= 1
     s = 1
     x = o.dynamic_evppt_control_mode
     if x is not None:
         s = 2
+        if x.__class__ is not cm.DynamicEvpptControlMode:
+            raise type_error("EvPowerProfile.dynamic_evppt_control_mode", "DynamicEvpptControlMode", x)
         a = _e_cm_DynamicEvpptControlMode((a << 2), x, st)
     x = o.scheduled_evppt_control_mode
     if x is not None:
@@ -3402,12 +3745,18 @@ def _e_cm_EvPowerProfile(a, o, st):
         except KeyError:
             raise ExiEncodeError("EvPowerProfile.scheduled_evppt_control_mode is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.ScheduledEvpptControlMode:
+            raise type_error("EvPowerProfile.scheduled_evppt_control_mode", "ScheduledEvpptControlMode", x)
         a = _e_cm_ScheduledEvpptControlMode(a, x, st)
     try:
         c, w, s = _T60[s, 192]
     except KeyError:
         raise ExiEncodeError("EvPowerProfile.ev_power_profile_entries is not allowed here") from None
     a = (a << w) | c
+    if o.ev_power_profile_entries.__class__ is not cm.EvPowerProfileEntryList:
+        raise type_error(
+            "EvPowerProfile.ev_power_profile_entries", "EvPowerProfileEntryList", o.ev_power_profile_entries
+        )
     a = _e_cm_EvPowerProfileEntryList(a, o.ev_power_profile_entries, st)
     a <<= 1
     return a
@@ -3417,13 +3766,13 @@ def _d_cm_EvPowerProfile(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -3432,37 +3781,37 @@ def _d_cm_EvPowerProfile(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        dynamic_evppt_control_mode, p = _d_cm_DynamicEvpptControlMode(r, v, n, p)
+        f_dynamic_evppt_control_mode, p = _d_cm_DynamicEvpptControlMode(r, v, n, p)
         w, mask, prods = _D60[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dynamic_evppt_control_mode = None
+        f_dynamic_evppt_control_mode = None
     if fid == 2:
-        scheduled_evppt_control_mode, p = _d_cm_ScheduledEvpptControlMode(r, v, n, p)
+        f_scheduled_evppt_control_mode, p = _d_cm_ScheduledEvpptControlMode(r, v, n, p)
         w, mask, prods = _D60[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        scheduled_evppt_control_mode = None
+        f_scheduled_evppt_control_mode = None
     if fid != 3:
         raise bad_event(p, fid, "EVPowerProfileEntries")
-    ev_power_profile_entries, p = _d_cm_EvPowerProfileEntryList(r, v, n, p)
+    f_ev_power_profile_entries, p = _d_cm_EvPowerProfileEntryList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerProfile")
     return cm.EvPowerProfile(
-        time_anchor=time_anchor,
-        dynamic_evppt_control_mode=dynamic_evppt_control_mode,
-        scheduled_evppt_control_mode=scheduled_evppt_control_mode,
-        ev_power_profile_entries=ev_power_profile_entries,
+        time_anchor=f_time_anchor,
+        dynamic_evppt_control_mode=f_dynamic_evppt_control_mode,
+        scheduled_evppt_control_mode=f_scheduled_evppt_control_mode,
+        ev_power_profile_entries=f_ev_power_profile_entries,
     ), p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_EvseStatus(a, o, st):
     y = o.notification_max_delay
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
@@ -3475,27 +3824,27 @@ def _d_ct_EvseStatus(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NotificationMaxDelay")
-    notification_max_delay = (v >> (n - p - 8)) & 0xFF
-    if notification_max_delay < 0x80:
+    f_notification_max_delay = (v >> (n - p - 8)) & 0xFF
+    if f_notification_max_delay < 0x80:
         p += 8
     else:
-        notification_max_delay, p = r_uint(v, n, p, 3)
-    if not 0 <= notification_max_delay <= 65535:
-        raise out_of_range(p, notification_max_delay, 0, 65535)
+        f_notification_max_delay, p = r_uint(v, n, p, 3)
+    if not 0 <= f_notification_max_delay <= 65535:
+        raise out_of_range(p, f_notification_max_delay, 0, 65535)
     p += 8
     q = (v >> (n - p)) & 0xFF
     if q >> 5:
         raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
-    evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+    f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification), p
+    return ct.EvseStatus(notification_max_delay=f_notification_max_delay, evse_notification=f_evse_notification), p
 
 
 # Dynamic_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_DynamicSeReqControlMode(a, o, st):
     y = o.departure_time
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 4294967295, "DynamicSeReqControlMode.departure_time"))
@@ -3505,7 +3854,7 @@ def _e_cm_DynamicSeReqControlMode(a, o, st):
     if x is not None:
         s = 2
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DynamicSeReqControlMode.minimum_soc", y, 0, 100)
         a = (a << 10) | y
         a <<= 1
@@ -3517,7 +3866,7 @@ def _e_cm_DynamicSeReqControlMode(a, o, st):
             raise ExiEncodeError("DynamicSeReqControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DynamicSeReqControlMode.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -3526,13 +3875,27 @@ def _e_cm_DynamicSeReqControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("DynamicSeReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
+    if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicSeReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
+        )
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicSeReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicSeReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
     s = 6
     x = o.ev_maximum_v2x_energy_request
     if x is not None:
         s = 7
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicSeReqControlMode.ev_maximum_v2x_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_v2x_energy_request
     if x is not None:
@@ -3541,6 +3904,8 @@ def _e_cm_DynamicSeReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicSeReqControlMode.ev_minimum_v2x_energy_request is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DynamicSeReqControlMode.ev_minimum_v2x_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T62[s, -1]
@@ -3554,13 +3919,13 @@ def _d_cm_DynamicSeReqControlMode(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "DepartureTime")
-    departure_time = (v >> (n - p - 8)) & 0xFF
-    if departure_time < 0x80:
+    f_departure_time = (v >> (n - p - 8)) & 0xFF
+    if f_departure_time < 0x80:
         p += 8
     else:
-        departure_time, p = r_uint(v, n, p, 5)
-    if not 0 <= departure_time <= 4294967295:
-        raise out_of_range(p, departure_time, 0, 4294967295)
+        f_departure_time, p = r_uint(v, n, p, 5)
+    if not 0 <= f_departure_time <= 4294967295:
+        raise out_of_range(p, f_departure_time, 0, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -3573,71 +3938,71 @@ def _d_cm_DynamicSeReqControlMode(r, v, n, p):
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D62[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D62[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid != 3:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
     w, mask, prods = _D62[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D62[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_v2x_energy_request = None
+        f_ev_maximum_v2x_energy_request = None
     if fid == 7:
-        ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D62[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_v2x_energy_request = None
+        f_ev_minimum_v2x_energy_request = None
     if fid != -1:
         raise bad_event(p, fid, "end of DynamicSeReqControlMode")
     return cm.DynamicSeReqControlMode(
-        departure_time=departure_time,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_maximum_v2x_energy_request=ev_maximum_v2x_energy_request,
-        ev_minimum_v2x_energy_request=ev_minimum_v2x_energy_request,
+        departure_time=f_departure_time,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_maximum_v2x_energy_request=f_ev_maximum_v2x_energy_request,
+        ev_minimum_v2x_energy_request=f_ev_minimum_v2x_energy_request,
     ), p
 
 
@@ -3648,7 +4013,7 @@ def _e_cm_ScheduledSeReqControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 4294967295, "ScheduledSeReqControlMode.departure_time"))
@@ -3660,6 +4025,8 @@ def _e_cm_ScheduledSeReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledSeReqControlMode.ev_target_energy_request is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledSeReqControlMode.ev_target_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
@@ -3668,6 +4035,8 @@ def _e_cm_ScheduledSeReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledSeReqControlMode.ev_maximum_energy_request is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledSeReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_energy_request
     if x is not None:
@@ -3676,6 +4045,8 @@ def _e_cm_ScheduledSeReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledSeReqControlMode.ev_minimum_energy_request is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledSeReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_energy_offer
     if x is not None:
@@ -3684,6 +4055,8 @@ def _e_cm_ScheduledSeReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledSeReqControlMode.ev_energy_offer is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.EvEnergyOffer:
+            raise type_error("ScheduledSeReqControlMode.ev_energy_offer", "EvEnergyOffer", x)
         a = _e_cm_EvEnergyOffer(a, x, st)
     try:
         c, w, _ = _T63[s, -1]
@@ -3702,13 +4075,13 @@ def _d_cm_ScheduledSeReqControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -3716,43 +4089,43 @@ def _d_cm_ScheduledSeReqControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid == 1:
-        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D63[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_target_energy_request = None
+        f_ev_target_energy_request = None
     if fid == 2:
-        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D63[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_energy_request = None
+        f_ev_maximum_energy_request = None
     if fid == 3:
-        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D63[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_energy_request = None
+        f_ev_minimum_energy_request = None
     if fid == 4:
-        ev_energy_offer, p = _d_cm_EvEnergyOffer(r, v, n, p)
+        f_ev_energy_offer, p = _d_cm_EvEnergyOffer(r, v, n, p)
         w, mask, prods = _D63[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_energy_offer = None
+        f_ev_energy_offer = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledSeReqControlMode")
     return cm.ScheduledSeReqControlMode(
-        departure_time=departure_time,
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_energy_offer=ev_energy_offer,
+        departure_time=f_departure_time,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_energy_offer=f_ev_energy_offer,
     ), p
 
 
@@ -3763,7 +4136,7 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicSeResControlMode.departure_time"))
@@ -3776,7 +4149,7 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
             raise ExiEncodeError("DynamicSeResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DynamicSeResControlMode.minimum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -3788,7 +4161,7 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
             raise ExiEncodeError("DynamicSeResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DynamicSeResControlMode.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -3799,6 +4172,8 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicSeResControlMode.absolute_price_schedule is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.AbsolutePriceSchedule:
+            raise type_error("DynamicSeResControlMode.absolute_price_schedule", "AbsolutePriceSchedule", x)
         a = _e_cm_AbsolutePriceSchedule(a, x, st)
     x = o.price_level_schedule
     if x is not None:
@@ -3807,6 +4182,8 @@ def _e_cm_DynamicSeResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("DynamicSeResControlMode.price_level_schedule is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PriceLevelSchedule:
+            raise type_error("DynamicSeResControlMode.price_level_schedule", "PriceLevelSchedule", x)
         a = _e_cm_PriceLevelSchedule(a, x, st)
     try:
         c, w, _ = _T64[s, -1]
@@ -3825,13 +4202,13 @@ def _d_cm_DynamicSeResControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -3839,59 +4216,59 @@ def _d_cm_DynamicSeResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D64[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D64[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid == 3:
-        absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
+        f_absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
         w, mask, prods = _D64[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        absolute_price_schedule = None
+        f_absolute_price_schedule = None
     if fid == 4:
-        price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
+        f_price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
         w, mask, prods = _D64[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        price_level_schedule = None
+        f_price_level_schedule = None
     if fid != -1:
         raise bad_event(p, fid, "end of DynamicSeResControlMode")
     return cm.DynamicSeResControlMode(
-        departure_time=departure_time,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        absolute_price_schedule=absolute_price_schedule,
-        price_level_schedule=price_level_schedule,
+        departure_time=f_departure_time,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        absolute_price_schedule=f_absolute_price_schedule,
+        price_level_schedule=f_price_level_schedule,
     ), p
 
 
@@ -3899,14 +4276,20 @@ def _d_cm_DynamicSeResControlMode(r, v, n, p):
 def _e_cm_ScheduledSeResControlMode(a, o, st):
     s = 0
     items = o.schedule_tuple
+    if items.__class__ is not list:
+        raise type_error("ScheduledSeResControlMode.schedule_tuple", "a list", items)
     if len(items) > 3:
         raise ExiEncodeError("ScheduledSeResControlMode.schedule_tuple: more than 3 items")
+    if len(items) < 1:
+        raise ExiEncodeError("ScheduledSeResControlMode.schedule_tuple: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T65[s, 0]
         except KeyError:
             raise ExiEncodeError("ScheduledSeResControlMode.schedule_tuple is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.ScheduleTuple:
+            raise type_error("ScheduledSeResControlMode.schedule_tuple", "ScheduleTuple", x)
         a = _e_cm_ScheduleTuple(a, x, st)
         if i == 3:
             s = _X65[s]
@@ -3923,32 +4306,38 @@ def _d_cm_ScheduledSeResControlMode(r, v, n, p):
     w, mask, prods = _D65[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    schedule_tuple = []
+    f_schedule_tuple = []
     while fid == 0:
         x, p = _d_cm_ScheduleTuple(r, v, n, p)
-        schedule_tuple.append(x)
-        if len(schedule_tuple) == 3:
+        f_schedule_tuple.append(x)
+        if len(f_schedule_tuple) == 3:
             s = _X65[s]
         w, mask, prods = _D65[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledSeResControlMode")
-    return cm.ScheduledSeResControlMode(schedule_tuple=schedule_tuple), p
+    return cm.ScheduledSeResControlMode(schedule_tuple=f_schedule_tuple), p
 
 
 # ServiceParameterListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceParameterList(a, o, st):
     s = 0
     items = o.parameter_set
+    if items.__class__ is not list:
+        raise type_error("ServiceParameterList.parameter_set", "a list", items)
     if len(items) > 32:
         raise ExiEncodeError("ServiceParameterList.parameter_set: more than 32 items")
+    if len(items) < 1:
+        raise ExiEncodeError("ServiceParameterList.parameter_set: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T66[s, 0]
         except KeyError:
             raise ExiEncodeError("ServiceParameterList.parameter_set is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.ParameterSet:
+            raise type_error("ServiceParameterList.parameter_set", "ParameterSet", x)
         a = _e_cm_ParameterSet(a, x, st)
         if i == 32:
             s = _X66[s]
@@ -3965,26 +4354,30 @@ def _d_cm_ServiceParameterList(r, v, n, p):
     w, mask, prods = _D66[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    parameter_set = []
+    f_parameter_set = []
     while fid == 0:
         x, p = _d_cm_ParameterSet(r, v, n, p)
-        parameter_set.append(x)
-        if len(parameter_set) == 32:
+        f_parameter_set.append(x)
+        if len(f_parameter_set) == 32:
             s = _X66[s]
         w, mask, prods = _D66[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceParameterList")
-    return cm.ServiceParameterList(parameter_set=parameter_set), p
+    return cm.ServiceParameterList(parameter_set=f_parameter_set), p
 
 
 # ServiceIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceIdList(a, o, st):
     s = 0
     items = o.service_id
+    if items.__class__ is not list:
+        raise type_error("ServiceIdList.service_id", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("ServiceIdList.service_id: more than 16 items")
+    if len(items) < 1:
+        raise ExiEncodeError("ServiceIdList.service_id: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T67[s, 0]
@@ -3992,7 +4385,7 @@ def _e_cm_ServiceIdList(a, o, st):
             raise ExiEncodeError("ServiceIdList.service_id is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 65535, "ServiceIdList.service_id"))
@@ -4012,7 +4405,7 @@ def _d_cm_ServiceIdList(r, v, n, p):
     w, mask, prods = _D67[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    service_id = []
+    f_service_id = []
     while fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -4027,29 +4420,35 @@ def _d_cm_ServiceIdList(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ServiceID")
-        service_id.append(x)
-        if len(service_id) == 16:
+        f_service_id.append(x)
+        if len(f_service_id) == 16:
             s = _X67[s]
         w, mask, prods = _D67[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceIdList")
-    return cm.ServiceIdList(service_id=service_id), p
+    return cm.ServiceIdList(service_id=f_service_id), p
 
 
 # ServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ServiceList(a, o, st):
     s = 0
     items = o.service
+    if items.__class__ is not list:
+        raise type_error("ServiceList.service", "a list", items)
     if len(items) > 8:
         raise ExiEncodeError("ServiceList.service: more than 8 items")
+    if len(items) < 1:
+        raise ExiEncodeError("ServiceList.service: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T68[s, 0]
         except KeyError:
             raise ExiEncodeError("ServiceList.service is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.Service:
+            raise type_error("ServiceList.service", "Service", x)
         a = _e_cm_Service(a, x, st)
         if i == 8:
             s = _X68[s]
@@ -4066,29 +4465,29 @@ def _d_cm_ServiceList(r, v, n, p):
     w, mask, prods = _D68[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    service = []
+    f_service = []
     while fid == 0:
         x, p = _d_cm_Service(r, v, n, p)
-        service.append(x)
-        if len(service) == 8:
+        f_service.append(x)
+        if len(f_service) == 8:
             s = _X68[s]
         w, mask, prods = _D68[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceList")
-    return cm.ServiceList(service=service), p
+    return cm.ServiceList(service=f_service), p
 
 
 # SelectedServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SelectedService(a, o, st):
     y = o.service_id
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "SelectedService.service_id"))
     y = o.parameter_set_id
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 65535, "SelectedService.parameter_set_id"))
@@ -4100,41 +4499,47 @@ def _d_cm_SelectedService(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ServiceID")
-    service_id = (v >> (n - p - 8)) & 0xFF
-    if service_id < 0x80:
+    f_service_id = (v >> (n - p - 8)) & 0xFF
+    if f_service_id < 0x80:
         p += 8
     else:
-        service_id, p = r_uint(v, n, p, 3)
-    if not 0 <= service_id <= 65535:
-        raise out_of_range(p, service_id, 0, 65535)
+        f_service_id, p = r_uint(v, n, p, 3)
+    if not 0 <= f_service_id <= 65535:
+        raise out_of_range(p, f_service_id, 0, 65535)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of ServiceID")
-    parameter_set_id = (v >> (n - p - 8)) & 0xFF
-    if parameter_set_id < 0x80:
+    f_parameter_set_id = (v >> (n - p - 8)) & 0xFF
+    if f_parameter_set_id < 0x80:
         p += 8
     else:
-        parameter_set_id, p = r_uint(v, n, p, 3)
-    if not 0 <= parameter_set_id <= 65535:
-        raise out_of_range(p, parameter_set_id, 0, 65535)
+        f_parameter_set_id, p = r_uint(v, n, p, 3)
+    if not 0 <= f_parameter_set_id <= 65535:
+        raise out_of_range(p, f_parameter_set_id, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ParameterSetID")
-    return cm.SelectedService(service_id=service_id, parameter_set_id=parameter_set_id), p
+    return cm.SelectedService(service_id=f_service_id, parameter_set_id=f_parameter_set_id), p
 
 
 # SelectedServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SelectedServiceList(a, o, st):
     s = 0
     items = o.selected_service
+    if items.__class__ is not list:
+        raise type_error("SelectedServiceList.selected_service", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("SelectedServiceList.selected_service: more than 16 items")
+    if len(items) < 1:
+        raise ExiEncodeError("SelectedServiceList.selected_service: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T70[s, 0]
         except KeyError:
             raise ExiEncodeError("SelectedServiceList.selected_service is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.SelectedService:
+            raise type_error("SelectedServiceList.selected_service", "SelectedService", x)
         a = _e_cm_SelectedService(a, x, st)
         if i == 16:
             s = _X70[s]
@@ -4151,23 +4556,25 @@ def _d_cm_SelectedServiceList(r, v, n, p):
     w, mask, prods = _D70[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    selected_service = []
+    f_selected_service = []
     while fid == 0:
         x, p = _d_cm_SelectedService(r, v, n, p)
-        selected_service.append(x)
-        if len(selected_service) == 16:
+        f_selected_service.append(x)
+        if len(f_selected_service) == 16:
             s = _X70[s]
         w, mask, prods = _D70[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SelectedServiceList")
-    return cm.SelectedServiceList(selected_service=selected_service), p
+    return cm.SelectedServiceList(selected_service=f_selected_service), p
 
 
 # ContractCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ContractCertificateChain(a, o, st):
     a = e_bin((a << 2), o.certificate, None, 1600, "ContractCertificateChain.certificate")
+    if o.sub_certificates.__class__ is not cm.SubCertificates:
+        raise type_error("ContractCertificateChain.sub_certificates", "SubCertificates", o.sub_certificates)
     a = _e_cm_SubCertificates((a << 2), o.sub_certificates, st)
     a <<= 1
     return a
@@ -4177,22 +4584,22 @@ def _d_cm_ContractCertificateChain(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Certificate")
-    certificate, p = r_binary(v, n, p, 1600)
+    f_certificate, p = r_binary(v, n, p, 1600)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Certificate")
-    sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+    f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ContractCertificateChain")
-    return cm.ContractCertificateChain(certificate=certificate, sub_certificates=sub_certificates), p
+    return cm.ContractCertificateChain(certificate=f_certificate, sub_certificates=f_sub_certificates), p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
     a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
     y = o.charged_energy_reading_wh
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
@@ -4202,7 +4609,7 @@ def _e_ct_MeterInfo(a, o, st):
     if x is not None:
         s = 3
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
@@ -4215,7 +4622,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
@@ -4228,7 +4635,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
@@ -4250,7 +4657,9 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -4265,7 +4674,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
@@ -4282,17 +4691,17 @@ def _d_ct_MeterInfo(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "MeterID")
-    meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+    f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of MeterID")
-    charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
-    if charged_energy_reading_wh < 0x80:
+    f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+    if f_charged_energy_reading_wh < 0x80:
         p += 8
     else:
-        charged_energy_reading_wh, p = r_uint(v, n, p, 10)
-    if not 0 <= charged_energy_reading_wh <= 18446744073709551615:
-        raise out_of_range(p, charged_energy_reading_wh, 0, 18446744073709551615)
+        f_charged_energy_reading_wh, p = r_uint(v, n, p, 10)
+    if not 0 <= f_charged_energy_reading_wh <= 18446744073709551615:
+        raise out_of_range(p, f_charged_energy_reading_wh, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
@@ -4304,13 +4713,13 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BPT_DischargedEnergyReadingWh")
-        bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
-        if bpt_discharged_energy_reading_wh < 0x80:
+        f_bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+        if f_bpt_discharged_energy_reading_wh < 0x80:
             p += 8
         else:
-            bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
-        if not 0 <= bpt_discharged_energy_reading_wh <= 18446744073709551615:
-            raise out_of_range(p, bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+            f_bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_bpt_discharged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, f_bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
@@ -4318,18 +4727,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_discharged_energy_reading_wh = None
+        f_bpt_discharged_energy_reading_wh = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of CapacitiveEnergyReadingVARh")
-        capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
-        if capacitive_energy_reading_va_rh < 0x80:
+        f_capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if f_capacitive_energy_reading_va_rh < 0x80:
             p += 8
         else:
-            capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= capacitive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+            f_capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_capacitive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, f_capacitive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
@@ -4337,18 +4746,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        capacitive_energy_reading_va_rh = None
+        f_capacitive_energy_reading_va_rh = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BPT_InductiveEnergyReadingVARh")
-        bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
-        if bpt_inductive_energy_reading_va_rh < 0x80:
+        f_bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if f_bpt_inductive_energy_reading_va_rh < 0x80:
             p += 8
         else:
-            bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+            f_bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, f_bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
@@ -4356,12 +4765,12 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_inductive_energy_reading_va_rh = None
+        f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterSignature")
-        meter_signature, p = r_binary(v, n, p, 64)
+        f_meter_signature, p = r_binary(v, n, p, 64)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterSignature")
@@ -4369,21 +4778,21 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_signature = None
+        f_meter_signature = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterStatus")
-        meter_status = (v >> (n - p - 9)) & 0x1FF
-        if meter_status < 0x80:
+        f_meter_status = (v >> (n - p - 9)) & 0x1FF
+        if f_meter_status < 0x80:
             p += 9
-        elif 0x100 <= meter_status < 0x180:
+        elif 0x100 <= f_meter_status < 0x180:
             p += 9
-            meter_status = 0xFF - meter_status
+            f_meter_status = 0xFF - f_meter_status
         else:
-            meter_status, p = r_sint(v, n, p, 3)
-        if not -32768 <= meter_status <= 32767:
-            raise out_of_range(p, meter_status, -32768, 32767)
+            f_meter_status, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_meter_status <= 32767:
+            raise out_of_range(p, f_meter_status, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
@@ -4391,18 +4800,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_status = None
+        f_meter_status = None
     if fid == 7:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterTimestamp")
-        meter_timestamp = (v >> (n - p - 8)) & 0xFF
-        if meter_timestamp < 0x80:
+        f_meter_timestamp = (v >> (n - p - 8)) & 0xFF
+        if f_meter_timestamp < 0x80:
             p += 8
         else:
-            meter_timestamp, p = r_uint(v, n, p, 10)
-        if not 0 <= meter_timestamp <= 18446744073709551615:
-            raise out_of_range(p, meter_timestamp, 0, 18446744073709551615)
+            f_meter_timestamp, p = r_uint(v, n, p, 10)
+        if not 0 <= f_meter_timestamp <= 18446744073709551615:
+            raise out_of_range(p, f_meter_timestamp, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterTimestamp")
@@ -4410,25 +4819,25 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_timestamp = None
+        f_meter_timestamp = None
     if fid != -1:
         raise bad_event(p, fid, "end of MeterInfo")
     return ct.MeterInfo(
-        meter_id=meter_id,
-        charged_energy_reading_wh=charged_energy_reading_wh,
-        bpt_discharged_energy_reading_wh=bpt_discharged_energy_reading_wh,
-        capacitive_energy_reading_va_rh=capacitive_energy_reading_va_rh,
-        bpt_inductive_energy_reading_va_rh=bpt_inductive_energy_reading_va_rh,
-        meter_signature=meter_signature,
-        meter_status=meter_status,
-        meter_timestamp=meter_timestamp,
+        meter_id=f_meter_id,
+        charged_energy_reading_wh=f_charged_energy_reading_wh,
+        bpt_discharged_energy_reading_wh=f_bpt_discharged_energy_reading_wh,
+        capacitive_energy_reading_va_rh=f_capacitive_energy_reading_va_rh,
+        bpt_inductive_energy_reading_va_rh=f_bpt_inductive_energy_reading_va_rh,
+        meter_signature=f_meter_signature,
+        meter_status=f_meter_status,
+        meter_timestamp=f_meter_timestamp,
     ), p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_Receipt(a, o, st):
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
@@ -4437,6 +4846,8 @@ def _e_ct_Receipt(a, o, st):
     x = o.energy_costs
     if x is not None:
         s = 2
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.energy_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost((a << 3), x, st)
     x = o.occupancy_costs
     if x is not None:
@@ -4445,6 +4856,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.occupancy_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.occupancy_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     x = o.additional_services_costs
     if x is not None:
@@ -4453,6 +4866,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.additional_services_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.additional_services_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     x = o.overstay_costs
     if x is not None:
@@ -4461,8 +4876,12 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.overstay_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.overstay_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     items = o.tax_costs
+    if items.__class__ is not list:
+        raise type_error("Receipt.tax_costs", "a list", items)
     if len(items) > 10:
         raise ExiEncodeError("Receipt.tax_costs: more than 10 items")
     for i, x in enumerate(items, 1):
@@ -4471,6 +4890,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.tax_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedTax:
+            raise type_error("Receipt.tax_costs", "DetailedTax", x)
         a = _e_ct_DetailedTax(a, x, st)
         if i == 10:
             s = _X73[s]
@@ -4486,13 +4907,13 @@ def _d_ct_Receipt(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -4501,38 +4922,38 @@ def _d_ct_Receipt(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D73[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        energy_costs = None
+        f_energy_costs = None
     if fid == 2:
-        occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D73[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        occupancy_costs = None
+        f_occupancy_costs = None
     if fid == 3:
-        additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D73[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        additional_services_costs = None
+        f_additional_services_costs = None
     if fid == 4:
-        overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D73[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        overstay_costs = None
-    tax_costs = []
+        f_overstay_costs = None
+    f_tax_costs = []
     while fid == 5:
         x, p = _d_ct_DetailedTax(r, v, n, p)
-        tax_costs.append(x)
-        if len(tax_costs) == 10:
+        f_tax_costs.append(x)
+        if len(f_tax_costs) == 10:
             s = _X73[s]
         w, mask, prods = _D73[s]
         p += w
@@ -4540,12 +4961,12 @@ def _d_ct_Receipt(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
     return ct.Receipt(
-        time_anchor=time_anchor,
-        energy_costs=energy_costs,
-        occupancy_costs=occupancy_costs,
-        additional_services_costs=additional_services_costs,
-        overstay_costs=overstay_costs,
-        tax_costs=tax_costs,
+        time_anchor=f_time_anchor,
+        energy_costs=f_energy_costs,
+        occupancy_costs=f_occupancy_costs,
+        additional_services_costs=f_additional_services_costs,
+        overstay_costs=f_overstay_costs,
+        tax_costs=f_tax_costs,
     ), p
 
 
@@ -4565,7 +4986,7 @@ def _d_cm_DynamicSmdtControlMode(r, v, n, p):
 # Scheduled_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduledSmdtControlMode(a, o, st):
     y = o.selected_schedule_tuple_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduledSmdtControlMode.selected_schedule_tuple_id"))
@@ -4577,17 +4998,17 @@ def _d_cm_ScheduledSmdtControlMode(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SelectedScheduleTupleID")
-    selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
-    if selected_schedule_tuple_id < 0x80:
+    f_selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
+    if f_selected_schedule_tuple_id < 0x80:
         p += 8
     else:
-        selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
-    if not 1 <= selected_schedule_tuple_id <= 4294967295:
-        raise out_of_range(p, selected_schedule_tuple_id, 1, 4294967295)
+        f_selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_selected_schedule_tuple_id <= 4294967295:
+        raise out_of_range(p, f_selected_schedule_tuple_id, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SelectedScheduleTupleID")
-    return cm.ScheduledSmdtControlMode(selected_schedule_tuple_id=selected_schedule_tuple_id), p
+    return cm.ScheduledSmdtControlMode(selected_schedule_tuple_id=f_selected_schedule_tuple_id), p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
@@ -4601,7 +5022,9 @@ def _e_ds_X509IssuerSerial(a, o, st):
         "X509IssuerSerial.x509_issuer_name",
     )
     y = o.x509_serial_number
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -4615,18 +5038,18 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "X509IssuerName")
-    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of X509IssuerName")
-    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
-    if x509_serial_number < 0x80:
+    f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if f_x509_serial_number < 0x80:
         p += 9
-    elif 0x100 <= x509_serial_number < 0x180:
+    elif 0x100 <= f_x509_serial_number < 0x180:
         p += 9
-        x509_serial_number = 0xFF - x509_serial_number
+        f_x509_serial_number = 0xFF - f_x509_serial_number
     else:
-        x509_serial_number, p = r_sint(
+        f_x509_serial_number, p = r_sint(
             v,
             n,
             p,
@@ -4634,15 +5057,19 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
+    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
 
 
 # SupportedProvidersListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SupportedProvidersList(a, o, st):
     s = 0
     items = o.provider_id
+    if items.__class__ is not list:
+        raise type_error("SupportedProvidersList.provider_id", "a list", items)
     if len(items) > 128:
         raise ExiEncodeError("SupportedProvidersList.provider_id: more than 128 items")
+    if len(items) < 1:
+        raise ExiEncodeError("SupportedProvidersList.provider_id: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T77[s, 0]
@@ -4668,7 +5095,7 @@ def _d_cm_SupportedProvidersList(r, v, n, p):
     w, mask, prods = _D77[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    provider_id = []
+    f_provider_id = []
     while fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -4677,23 +5104,27 @@ def _d_cm_SupportedProvidersList(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ProviderID")
-        provider_id.append(x)
-        if len(provider_id) == 128:
+        f_provider_id.append(x)
+        if len(f_provider_id) == 128:
             s = _X77[s]
         w, mask, prods = _D77[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SupportedProvidersList")
-    return cm.SupportedProvidersList(provider_id=provider_id), p
+    return cm.SupportedProvidersList(provider_id=f_provider_id), p
 
 
 # SubCertificatesType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SubCertificates(a, o, st):
     s = 0
     items = o.certificate
+    if items.__class__ is not list:
+        raise type_error("SubCertificates.certificate", "a list", items)
     if len(items) > 3:
         raise ExiEncodeError("SubCertificates.certificate: more than 3 items")
+    if len(items) < 1:
+        raise ExiEncodeError("SubCertificates.certificate: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T78[s, 0]
@@ -4717,7 +5148,7 @@ def _d_cm_SubCertificates(r, v, n, p):
     w, mask, prods = _D78[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    certificate = []
+    f_certificate = []
     while fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -4726,15 +5157,15 @@ def _d_cm_SubCertificates(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Certificate")
-        certificate.append(x)
-        if len(certificate) == 3:
+        f_certificate.append(x)
+        if len(f_certificate) == 3:
             s = _X78[s]
         w, mask, prods = _D78[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SubCertificates")
-    return cm.SubCertificates(certificate=certificate), p
+    return cm.SubCertificates(certificate=f_certificate), p
 
 
 # Dynamic_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4753,7 +5184,7 @@ def _d_cm_DynamicEvpptControlMode(r, v, n, p):
 # Scheduled_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduledEvpptControlMode(a, o, st):
     y = o.selected_schedule_tuple_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduledEvpptControlMode.selected_schedule_tuple_id"))
@@ -4778,13 +5209,13 @@ def _d_cm_ScheduledEvpptControlMode(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SelectedScheduleTupleID")
-    selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
-    if selected_schedule_tuple_id < 0x80:
+    f_selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
+    if f_selected_schedule_tuple_id < 0x80:
         p += 8
     else:
-        selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
-    if not 1 <= selected_schedule_tuple_id <= 4294967295:
-        raise out_of_range(p, selected_schedule_tuple_id, 1, 4294967295)
+        f_selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_selected_schedule_tuple_id <= 4294967295:
+        raise out_of_range(p, f_selected_schedule_tuple_id, 1, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SelectedScheduleTupleID")
@@ -4797,18 +5228,18 @@ def _d_cm_ScheduledEvpptControlMode(r, v, n, p):
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of PowerToleranceAcceptance")
-        power_tolerance_acceptance = _ENUM_cm_PowerToleranceAcceptance[((q >> 1) & 0x1)]
+        f_power_tolerance_acceptance = _ENUM_cm_PowerToleranceAcceptance[((q >> 1) & 0x1)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of PowerToleranceAcceptance")
         w, mask, prods = _D80[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        power_tolerance_acceptance = None
+        f_power_tolerance_acceptance = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledEvpptControlMode")
     return cm.ScheduledEvpptControlMode(
-        selected_schedule_tuple_id=selected_schedule_tuple_id, power_tolerance_acceptance=power_tolerance_acceptance
+        selected_schedule_tuple_id=f_selected_schedule_tuple_id, power_tolerance_acceptance=f_power_tolerance_acceptance
     ), p
 
 
@@ -4816,14 +5247,20 @@ def _d_cm_ScheduledEvpptControlMode(r, v, n, p):
 def _e_cm_EvPowerProfileEntryList(a, o, st):
     s = 0
     items = o.ev_power_profile_entry
+    if items.__class__ is not list:
+        raise type_error("EvPowerProfileEntryList.ev_power_profile_entry", "a list", items)
     if len(items) > 2048:
         raise ExiEncodeError("EvPowerProfileEntryList.ev_power_profile_entry: more than 2048 items")
+    if len(items) < 1:
+        raise ExiEncodeError("EvPowerProfileEntryList.ev_power_profile_entry: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T81[s, 0]
         except KeyError:
             raise ExiEncodeError("EvPowerProfileEntryList.ev_power_profile_entry is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PowerScheduleEntry:
+            raise type_error("EvPowerProfileEntryList.ev_power_profile_entry", "PowerScheduleEntry", x)
         a = _e_cm_PowerScheduleEntry(a, x, st)
         if i == 2048:
             s = _X81[s]
@@ -4840,28 +5277,30 @@ def _d_cm_EvPowerProfileEntryList(r, v, n, p):
     w, mask, prods = _D81[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    ev_power_profile_entry = []
+    f_ev_power_profile_entry = []
     while fid == 0:
         x, p = _d_cm_PowerScheduleEntry(r, v, n, p)
-        ev_power_profile_entry.append(x)
-        if len(ev_power_profile_entry) == 2048:
+        f_ev_power_profile_entry.append(x)
+        if len(f_ev_power_profile_entry) == 2048:
             s = _X81[s]
         w, mask, prods = _D81[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPowerProfileEntryList")
-    return cm.EvPowerProfileEntryList(ev_power_profile_entry=ev_power_profile_entry), p
+    return cm.EvPowerProfileEntryList(ev_power_profile_entry=f_ev_power_profile_entry), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
     y = o.exponent
-    if not -128 <= y <= 127:
+    if not isinstance(y, int) or not -128 <= y <= 127:
         raise range_error("RationalNumber.exponent", y, -128, 127)
     a = (a << 10) | (y + 128)
     y = o.value
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -4876,28 +5315,34 @@ def _d_ct_RationalNumber(r, v, n, p):
     q = (v >> (n - p)) & 0x1FFF
     if q >> 11:
         raise unexpected(p - 13, 2, "Exponent")
-    exponent = ((q >> 3) & 0xFF) - 128
+    f_exponent = ((q >> 3) & 0xFF) - 128
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of Exponent")
-    value = (v >> (n - p - 9)) & 0x1FF
-    if value < 0x80:
+    f_value = (v >> (n - p - 9)) & 0x1FF
+    if f_value < 0x80:
         p += 9
-    elif 0x100 <= value < 0x180:
+    elif 0x100 <= f_value < 0x180:
         p += 9
-        value = 0xFF - value
+        f_value = 0xFF - f_value
     else:
-        value, p = r_sint(v, n, p, 3)
-    if not -32768 <= value <= 32767:
-        raise out_of_range(p, value, -32768, 32767)
+        f_value, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_value <= 32767:
+        raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value), p
+    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
 
 
 # EVEnergyOfferType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvEnergyOffer(a, o, st):
+    if o.ev_power_schedule.__class__ is not cm.EvPowerSchedule:
+        raise type_error("EvEnergyOffer.ev_power_schedule", "EvPowerSchedule", o.ev_power_schedule)
     a = _e_cm_EvPowerSchedule((a << 1), o.ev_power_schedule, st)
+    if o.ev_absolute_price_schedule.__class__ is not cm.EvAbsolutePriceSchedule:
+        raise type_error(
+            "EvEnergyOffer.ev_absolute_price_schedule", "EvAbsolutePriceSchedule", o.ev_absolute_price_schedule
+        )
     a = _e_cm_EvAbsolutePriceSchedule((a << 1), o.ev_absolute_price_schedule, st)
     a <<= 1
     return a
@@ -4907,16 +5352,16 @@ def _d_cm_EvEnergyOffer(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPowerSchedule")
-    ev_power_schedule, p = _d_cm_EvPowerSchedule(r, v, n, p)
+    f_ev_power_schedule, p = _d_cm_EvPowerSchedule(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVAbsolutePriceSchedule")
-    ev_absolute_price_schedule, p = _d_cm_EvAbsolutePriceSchedule(r, v, n, p)
+    f_ev_absolute_price_schedule, p = _d_cm_EvAbsolutePriceSchedule(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvEnergyOffer")
     return cm.EvEnergyOffer(
-        ev_power_schedule=ev_power_schedule, ev_absolute_price_schedule=ev_absolute_price_schedule
+        ev_power_schedule=f_ev_power_schedule, ev_absolute_price_schedule=f_ev_absolute_price_schedule
     ), p
 
 
@@ -4933,12 +5378,12 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
         raise ExiEncodeError("AbsolutePriceSchedule.time_anchor is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 8) | y
     else:
         a = e_uint(a, check_range(y, 0, 18446744073709551615, "AbsolutePriceSchedule.time_anchor"))
     y = o.price_schedule_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 1, 4294967295, "AbsolutePriceSchedule.price_schedule_id"))
@@ -4985,6 +5430,8 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
     x = o.minimum_cost
     if x is not None:
         s = 8
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AbsolutePriceSchedule.minimum_cost", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.maximum_cost
     if x is not None:
@@ -4993,6 +5440,8 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
         except KeyError:
             raise ExiEncodeError("AbsolutePriceSchedule.maximum_cost is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("AbsolutePriceSchedule.maximum_cost", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.tax_rules
     if x is not None:
@@ -5001,16 +5450,22 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
         except KeyError:
             raise ExiEncodeError("AbsolutePriceSchedule.tax_rules is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.TaxRuleList:
+            raise type_error("AbsolutePriceSchedule.tax_rules", "TaxRuleList", x)
         a = _e_cm_TaxRuleList(a, x, st)
     try:
         c, w, s = _T84[s, 640]
     except KeyError:
         raise ExiEncodeError("AbsolutePriceSchedule.price_rule_stacks is not allowed here") from None
     a = (a << w) | c
+    if o.price_rule_stacks.__class__ is not cm.PriceRuleStackList:
+        raise type_error("AbsolutePriceSchedule.price_rule_stacks", "PriceRuleStackList", o.price_rule_stacks)
     a = _e_cm_PriceRuleStackList(a, o.price_rule_stacks, st)
     x = o.overstay_rules
     if x is not None:
         s = 12
+        if x.__class__ is not cm.OverstayRuleList:
+            raise type_error("AbsolutePriceSchedule.overstay_rules", "OverstayRuleList", x)
         a = _e_cm_OverstayRuleList((a << 2), x, st)
     x = o.additional_selected_services
     if x is not None:
@@ -5019,6 +5474,8 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
         except KeyError:
             raise ExiEncodeError("AbsolutePriceSchedule.additional_selected_services is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.AdditionalServiceList:
+            raise type_error("AbsolutePriceSchedule.additional_selected_services", "AdditionalServiceList", x)
         a = _e_cm_AdditionalServiceList(a, x, st)
     try:
         c, w, _ = _T84[s, -1]
@@ -5034,34 +5491,34 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+        f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
         w, mask, prods = _D84[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "TimeAnchor")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of TimeAnchor")
-    price_schedule_id = (v >> (n - p - 8)) & 0xFF
-    if price_schedule_id < 0x80:
+    f_price_schedule_id = (v >> (n - p - 8)) & 0xFF
+    if f_price_schedule_id < 0x80:
         p += 8
     else:
-        price_schedule_id, p = r_uint(v, n, p, 5)
-    if not 1 <= price_schedule_id <= 4294967295:
-        raise out_of_range(p, price_schedule_id, 1, 4294967295)
+        f_price_schedule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_price_schedule_id <= 4294967295:
+        raise out_of_range(p, f_price_schedule_id, 1, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceScheduleID")
@@ -5073,7 +5530,7 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of PriceScheduleDescription")
-        price_schedule_description, p = r_string(
+        f_price_schedule_description, p = r_string(
             r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160
         )
         p += 1
@@ -5083,21 +5540,21 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        price_schedule_description = None
+        f_price_schedule_description = None
     if fid != 4:
         raise bad_event(p, fid, "Currency")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of Currency")
-    currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
+    f_currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Currency")
-    language, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3)
+    f_language, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Language")
-    price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+    f_price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceAlgorithm")
@@ -5106,62 +5563,62 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        minimum_cost, p = _d_ct_RationalNumber(r, v, n, p)
+        f_minimum_cost, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D84[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_cost = None
+        f_minimum_cost = None
     if fid == 8:
-        maximum_cost, p = _d_ct_RationalNumber(r, v, n, p)
+        f_maximum_cost, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D84[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        maximum_cost = None
+        f_maximum_cost = None
     if fid == 9:
-        tax_rules, p = _d_cm_TaxRuleList(r, v, n, p)
+        f_tax_rules, p = _d_cm_TaxRuleList(r, v, n, p)
         w, mask, prods = _D84[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        tax_rules = None
+        f_tax_rules = None
     if fid != 10:
         raise bad_event(p, fid, "PriceRuleStacks")
-    price_rule_stacks, p = _d_cm_PriceRuleStackList(r, v, n, p)
+    f_price_rule_stacks, p = _d_cm_PriceRuleStackList(r, v, n, p)
     w, mask, prods = _D84[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 11:
-        overstay_rules, p = _d_cm_OverstayRuleList(r, v, n, p)
+        f_overstay_rules, p = _d_cm_OverstayRuleList(r, v, n, p)
         w, mask, prods = _D84[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        overstay_rules = None
+        f_overstay_rules = None
     if fid == 12:
-        additional_selected_services, p = _d_cm_AdditionalServiceList(r, v, n, p)
+        f_additional_selected_services, p = _d_cm_AdditionalServiceList(r, v, n, p)
         w, mask, prods = _D84[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        additional_selected_services = None
+        f_additional_selected_services = None
     if fid != -1:
         raise bad_event(p, fid, "end of AbsolutePriceSchedule")
     return cm.AbsolutePriceSchedule(
-        id=id,
-        time_anchor=time_anchor,
-        price_schedule_id=price_schedule_id,
-        price_schedule_description=price_schedule_description,
-        currency=currency,
-        language=language,
-        price_algorithm=price_algorithm,
-        minimum_cost=minimum_cost,
-        maximum_cost=maximum_cost,
-        tax_rules=tax_rules,
-        price_rule_stacks=price_rule_stacks,
-        overstay_rules=overstay_rules,
-        additional_selected_services=additional_selected_services,
+        id=f_id,
+        time_anchor=f_time_anchor,
+        price_schedule_id=f_price_schedule_id,
+        price_schedule_description=f_price_schedule_description,
+        currency=f_currency,
+        language=f_language,
+        price_algorithm=f_price_algorithm,
+        minimum_cost=f_minimum_cost,
+        maximum_cost=f_maximum_cost,
+        tax_rules=f_tax_rules,
+        price_rule_stacks=f_price_rule_stacks,
+        overstay_rules=f_overstay_rules,
+        additional_selected_services=f_additional_selected_services,
     ), p
 
 
@@ -5178,12 +5635,12 @@ def _e_cm_PriceLevelSchedule(a, o, st):
         raise ExiEncodeError("PriceLevelSchedule.time_anchor is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 8) | y
     else:
         a = e_uint(a, check_range(y, 0, 18446744073709551615, "PriceLevelSchedule.time_anchor"))
     y = o.price_schedule_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 1, 4294967295, "PriceLevelSchedule.price_schedule_id"))
@@ -5207,9 +5664,15 @@ def _e_cm_PriceLevelSchedule(a, o, st):
         raise ExiEncodeError("PriceLevelSchedule.number_of_price_levels is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     y = o.number_of_price_levels
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("PriceLevelSchedule.number_of_price_levels", y, 0, 255)
     a = (a << 8) | y
+    if o.price_level_schedule_entries.__class__ is not cm.PriceLevelScheduleEntryList:
+        raise type_error(
+            "PriceLevelSchedule.price_level_schedule_entries",
+            "PriceLevelScheduleEntryList",
+            o.price_level_schedule_entries,
+        )
     a = _e_cm_PriceLevelScheduleEntryList((a << 2), o.price_level_schedule_entries, st)
     a <<= 1
     return a
@@ -5221,34 +5684,34 @@ def _d_cm_PriceLevelSchedule(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+        f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
         w, mask, prods = _D85[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "TimeAnchor")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of TimeAnchor")
-    price_schedule_id = (v >> (n - p - 8)) & 0xFF
-    if price_schedule_id < 0x80:
+    f_price_schedule_id = (v >> (n - p - 8)) & 0xFF
+    if f_price_schedule_id < 0x80:
         p += 8
     else:
-        price_schedule_id, p = r_uint(v, n, p, 5)
-    if not 1 <= price_schedule_id <= 4294967295:
-        raise out_of_range(p, price_schedule_id, 1, 4294967295)
+        f_price_schedule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_price_schedule_id <= 4294967295:
+        raise out_of_range(p, f_price_schedule_id, 1, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceScheduleID")
@@ -5260,7 +5723,7 @@ def _d_cm_PriceLevelSchedule(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of PriceScheduleDescription")
-        price_schedule_description, p = r_string(
+        f_price_schedule_description, p = r_string(
             r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160
         )
         p += 1
@@ -5270,42 +5733,46 @@ def _d_cm_PriceLevelSchedule(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        price_schedule_description = None
+        f_price_schedule_description = None
     if fid != 4:
         raise bad_event(p, fid, "NumberOfPriceLevels")
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 10:
         raise unexpected(p - 11, 1, "characters of NumberOfPriceLevels")
-    number_of_price_levels = (q >> 2) & 0xFF
+    f_number_of_price_levels = (q >> 2) & 0xFF
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of NumberOfPriceLevels")
-    price_level_schedule_entries, p = _d_cm_PriceLevelScheduleEntryList(r, v, n, p)
+    f_price_level_schedule_entries, p = _d_cm_PriceLevelScheduleEntryList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceLevelSchedule")
     return cm.PriceLevelSchedule(
-        id=id,
-        time_anchor=time_anchor,
-        price_schedule_id=price_schedule_id,
-        price_schedule_description=price_schedule_description,
-        number_of_price_levels=number_of_price_levels,
-        price_level_schedule_entries=price_level_schedule_entries,
+        id=f_id,
+        time_anchor=f_time_anchor,
+        price_schedule_id=f_price_schedule_id,
+        price_schedule_description=f_price_schedule_description,
+        number_of_price_levels=f_number_of_price_levels,
+        price_level_schedule_entries=f_price_level_schedule_entries,
     ), p
 
 
 # ScheduleTupleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ScheduleTuple(a, o, st):
     y = o.schedule_tuple_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduleTuple.schedule_tuple_id"))
+    if o.charging_schedule.__class__ is not cm.ChargingSchedule:
+        raise type_error("ScheduleTuple.charging_schedule", "ChargingSchedule", o.charging_schedule)
     a = _e_cm_ChargingSchedule((a << 2), o.charging_schedule, st)
     s = 2
     x = o.discharging_schedule
     if x is not None:
         s = 3
+        if x.__class__ is not cm.ChargingSchedule:
+            raise type_error("ScheduleTuple.discharging_schedule", "ChargingSchedule", x)
         a = _e_cm_ChargingSchedule((a << 2), x, st)
     try:
         c, w, _ = _T86[s, -1]
@@ -5319,55 +5786,61 @@ def _d_cm_ScheduleTuple(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ScheduleTupleID")
-    schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
-    if schedule_tuple_id < 0x80:
+    f_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
+    if f_schedule_tuple_id < 0x80:
         p += 8
     else:
-        schedule_tuple_id, p = r_uint(v, n, p, 5)
-    if not 1 <= schedule_tuple_id <= 4294967295:
-        raise out_of_range(p, schedule_tuple_id, 1, 4294967295)
+        f_schedule_tuple_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_schedule_tuple_id <= 4294967295:
+        raise out_of_range(p, f_schedule_tuple_id, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ScheduleTupleID")
-    charging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
+    f_charging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
     s = 2
     w, mask, prods = _D86[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        discharging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
+        f_discharging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
         w, mask, prods = _D86[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        discharging_schedule = None
+        f_discharging_schedule = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduleTuple")
     return cm.ScheduleTuple(
-        schedule_tuple_id=schedule_tuple_id,
-        charging_schedule=charging_schedule,
-        discharging_schedule=discharging_schedule,
+        schedule_tuple_id=f_schedule_tuple_id,
+        charging_schedule=f_charging_schedule,
+        discharging_schedule=f_discharging_schedule,
     ), p
 
 
 # ParameterSetType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ParameterSet(a, o, st):
     y = o.parameter_set_id
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "ParameterSet.parameter_set_id"))
     a <<= 1
     s = 1
     items = o.parameter
+    if items.__class__ is not list:
+        raise type_error("ParameterSet.parameter", "a list", items)
     if len(items) > 32:
         raise ExiEncodeError("ParameterSet.parameter: more than 32 items")
+    if len(items) < 1:
+        raise ExiEncodeError("ParameterSet.parameter: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T87[s, 64]
         except KeyError:
             raise ExiEncodeError("ParameterSet.parameter is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.Parameter:
+            raise type_error("ParameterSet.parameter", "Parameter", x)
         a = _e_cm_Parameter(a, x, st)
         if i == 32:
             s = _X87[s]
@@ -5383,13 +5856,13 @@ def _d_cm_ParameterSet(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ParameterSetID")
-    parameter_set_id = (v >> (n - p - 8)) & 0xFF
-    if parameter_set_id < 0x80:
+    f_parameter_set_id = (v >> (n - p - 8)) & 0xFF
+    if f_parameter_set_id < 0x80:
         p += 8
     else:
-        parameter_set_id, p = r_uint(v, n, p, 3)
-    if not 0 <= parameter_set_id <= 65535:
-        raise out_of_range(p, parameter_set_id, 0, 65535)
+        f_parameter_set_id, p = r_uint(v, n, p, 3)
+    if not 0 <= f_parameter_set_id <= 65535:
+        raise out_of_range(p, f_parameter_set_id, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ParameterSetID")
@@ -5397,28 +5870,31 @@ def _d_cm_ParameterSet(r, v, n, p):
     w, mask, prods = _D87[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    parameter = []
+    f_parameter = []
     while fid == 1:
         x, p = _d_cm_Parameter(r, v, n, p)
-        parameter.append(x)
-        if len(parameter) == 32:
+        f_parameter.append(x)
+        if len(f_parameter) == 32:
             s = _X87[s]
         w, mask, prods = _D87[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ParameterSet")
-    return cm.ParameterSet(parameter_set_id=parameter_set_id, parameter=parameter), p
+    return cm.ParameterSet(parameter_set_id=f_parameter_set_id, parameter=f_parameter), p
 
 
 # ServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_Service(a, o, st):
     y = o.service_id
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "Service.service_id"))
-    a = (a << 4) | (1 if o.free_service else 0)
+    y = o.free_service
+    if y.__class__ is not bool:
+        raise type_error("Service.free_service", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     a <<= 2
     return a
 
@@ -5427,26 +5903,30 @@ def _d_cm_Service(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ServiceID")
-    service_id = (v >> (n - p - 8)) & 0xFF
-    if service_id < 0x80:
+    f_service_id = (v >> (n - p - 8)) & 0xFF
+    if f_service_id < 0x80:
         p += 8
     else:
-        service_id, p = r_uint(v, n, p, 3)
-    if not 0 <= service_id <= 65535:
-        raise out_of_range(p, service_id, 0, 65535)
+        f_service_id, p = r_uint(v, n, p, 3)
+    if not 0 <= f_service_id <= 65535:
+        raise out_of_range(p, f_service_id, 0, 65535)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 3:
         raise unexpected(p - 6, 3, "end of ServiceID")
-    free_service = ((q >> 2) & 0x1) == 1
+    f_free_service = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of FreeService")
-    return cm.Service(service_id=service_id, free_service=free_service), p
+    return cm.Service(service_id=f_service_id, free_service=f_free_service), p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedCost(a, o, st):
+    if o.amount.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedCost.amount", "RationalNumber", o.amount)
     a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    if o.cost_per_unit.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedCost.cost_per_unit", "RationalNumber", o.cost_per_unit)
     a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
     a <<= 1
     return a
@@ -5456,24 +5936,26 @@ def _d_ct_DetailedCost(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Amount")
-    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "CostPerUnit")
-    cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
-    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit), p
+    return ct.DetailedCost(amount=f_amount, cost_per_unit=f_cost_per_unit), p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedTax(a, o, st):
     y = o.tax_rule_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+    if o.amount.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedTax.amount", "RationalNumber", o.amount)
     a = _e_ct_RationalNumber((a << 2), o.amount, st)
     a <<= 1
     return a
@@ -5483,35 +5965,39 @@ def _d_ct_DetailedTax(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TaxRuleID")
-    tax_rule_id = (v >> (n - p - 8)) & 0xFF
-    if tax_rule_id < 0x80:
+    f_tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if f_tax_rule_id < 0x80:
         p += 8
     else:
-        tax_rule_id, p = r_uint(v, n, p, 5)
-    if not 1 <= tax_rule_id <= 4294967295:
-        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+        f_tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tax_rule_id <= 4294967295:
+        raise out_of_range(p, f_tax_rule_id, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TaxRuleID")
-    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount), p
+    return ct.DetailedTax(tax_rule_id=f_tax_rule_id, amount=f_amount), p
 
 
 # PowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PowerScheduleEntry(a, o, st):
     y = o.duration
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 4294967295, "PowerScheduleEntry.duration"))
+    if o.power.__class__ is not ct.RationalNumber:
+        raise type_error("PowerScheduleEntry.power", "RationalNumber", o.power)
     a = _e_ct_RationalNumber((a << 2), o.power, st)
     s = 2
     x = o.power_l2
     if x is not None:
         s = 3
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("PowerScheduleEntry.power_l2", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.power_l3
     if x is not None:
@@ -5520,6 +6006,8 @@ def _e_cm_PowerScheduleEntry(a, o, st):
         except KeyError:
             raise ExiEncodeError("PowerScheduleEntry.power_l3 is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("PowerScheduleEntry.power_l3", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T91[s, -1]
@@ -5533,47 +6021,51 @@ def _d_cm_PowerScheduleEntry(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
-    duration = (v >> (n - p - 8)) & 0xFF
-    if duration < 0x80:
+    f_duration = (v >> (n - p - 8)) & 0xFF
+    if f_duration < 0x80:
         p += 8
     else:
-        duration, p = r_uint(v, n, p, 5)
-    if not 0 <= duration <= 4294967295:
-        raise out_of_range(p, duration, 0, 4294967295)
+        f_duration, p = r_uint(v, n, p, 5)
+    if not 0 <= f_duration <= 4294967295:
+        raise out_of_range(p, f_duration, 0, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Duration")
-    power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_power, p = _d_ct_RationalNumber(r, v, n, p)
     s = 2
     w, mask, prods = _D91[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        power_l2, p = _d_ct_RationalNumber(r, v, n, p)
+        f_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D91[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        power_l2 = None
+        f_power_l2 = None
     if fid == 3:
-        power_l3, p = _d_ct_RationalNumber(r, v, n, p)
+        f_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D91[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        power_l3 = None
+        f_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of PowerScheduleEntry")
-    return cm.PowerScheduleEntry(duration=duration, power=power, power_l2=power_l2, power_l3=power_l3), p
+    return cm.PowerScheduleEntry(duration=f_duration, power=f_power, power_l2=f_power_l2, power_l3=f_power_l3), p
 
 
 # EVPowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPowerSchedule(a, o, st):
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvPowerSchedule.time_anchor"))
+    if o.ev_power_schedule_entries.__class__ is not cm.EvPowerScheduleEntryList:
+        raise type_error(
+            "EvPowerSchedule.ev_power_schedule_entries", "EvPowerScheduleEntryList", o.ev_power_schedule_entries
+        )
     a = _e_cm_EvPowerScheduleEntryList((a << 2), o.ev_power_schedule_entries, st)
     a <<= 1
     return a
@@ -5583,27 +6075,27 @@ def _d_cm_EvPowerSchedule(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TimeAnchor")
-    ev_power_schedule_entries, p = _d_cm_EvPowerScheduleEntryList(r, v, n, p)
+    f_ev_power_schedule_entries, p = _d_cm_EvPowerScheduleEntryList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerSchedule")
-    return cm.EvPowerSchedule(time_anchor=time_anchor, ev_power_schedule_entries=ev_power_schedule_entries), p
+    return cm.EvPowerSchedule(time_anchor=f_time_anchor, ev_power_schedule_entries=f_ev_power_schedule_entries), p
 
 
 # EVAbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvAbsolutePriceSchedule(a, o, st):
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvAbsolutePriceSchedule.time_anchor"))
@@ -5623,6 +6115,8 @@ def _e_cm_EvAbsolutePriceSchedule(a, o, st):
         255,
         "EvAbsolutePriceSchedule.price_algorithm",
     )
+    if o.ev_price_rule_stacks.__class__ is not cm.EvPriceRuleStackList:
+        raise type_error("EvAbsolutePriceSchedule.ev_price_rule_stacks", "EvPriceRuleStackList", o.ev_price_rule_stacks)
     a = _e_cm_EvPriceRuleStackList((a << 2), o.ev_price_rule_stacks, st)
     a <<= 1
     return a
@@ -5632,33 +6126,33 @@ def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of TimeAnchor")
-    currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
+    f_currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Currency")
-    price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+    f_price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of PriceAlgorithm")
-    ev_price_rule_stacks, p = _d_cm_EvPriceRuleStackList(r, v, n, p)
+    f_ev_price_rule_stacks, p = _d_cm_EvPriceRuleStackList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvAbsolutePriceSchedule")
     return cm.EvAbsolutePriceSchedule(
-        time_anchor=time_anchor,
-        currency=currency,
-        price_algorithm=price_algorithm,
-        ev_price_rule_stacks=ev_price_rule_stacks,
+        time_anchor=f_time_anchor,
+        currency=f_currency,
+        price_algorithm=f_price_algorithm,
+        ev_price_rule_stacks=f_ev_price_rule_stacks,
     ), p
 
 
@@ -5666,14 +6160,20 @@ def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
 def _e_cm_TaxRuleList(a, o, st):
     s = 0
     items = o.tax_rule
+    if items.__class__ is not list:
+        raise type_error("TaxRuleList.tax_rule", "a list", items)
     if len(items) > 10:
         raise ExiEncodeError("TaxRuleList.tax_rule: more than 10 items")
+    if len(items) < 1:
+        raise ExiEncodeError("TaxRuleList.tax_rule: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T94[s, 0]
         except KeyError:
             raise ExiEncodeError("TaxRuleList.tax_rule is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.TaxRule:
+            raise type_error("TaxRuleList.tax_rule", "TaxRule", x)
         a = _e_cm_TaxRule(a, x, st)
         if i == 10:
             s = _X94[s]
@@ -5690,32 +6190,38 @@ def _d_cm_TaxRuleList(r, v, n, p):
     w, mask, prods = _D94[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    tax_rule = []
+    f_tax_rule = []
     while fid == 0:
         x, p = _d_cm_TaxRule(r, v, n, p)
-        tax_rule.append(x)
-        if len(tax_rule) == 10:
+        f_tax_rule.append(x)
+        if len(f_tax_rule) == 10:
             s = _X94[s]
         w, mask, prods = _D94[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of TaxRuleList")
-    return cm.TaxRuleList(tax_rule=tax_rule), p
+    return cm.TaxRuleList(tax_rule=f_tax_rule), p
 
 
 # PriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PriceRuleStackList(a, o, st):
     s = 0
     items = o.price_rule_stack
+    if items.__class__ is not list:
+        raise type_error("PriceRuleStackList.price_rule_stack", "a list", items)
     if len(items) > 1024:
         raise ExiEncodeError("PriceRuleStackList.price_rule_stack: more than 1024 items")
+    if len(items) < 1:
+        raise ExiEncodeError("PriceRuleStackList.price_rule_stack: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T95[s, 0]
         except KeyError:
             raise ExiEncodeError("PriceRuleStackList.price_rule_stack is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PriceRuleStack:
+            raise type_error("PriceRuleStackList.price_rule_stack", "PriceRuleStack", x)
         a = _e_cm_PriceRuleStack(a, x, st)
         if i == 1024:
             s = _X95[s]
@@ -5732,18 +6238,18 @@ def _d_cm_PriceRuleStackList(r, v, n, p):
     w, mask, prods = _D95[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    price_rule_stack = []
+    f_price_rule_stack = []
     while fid == 0:
         x, p = _d_cm_PriceRuleStack(r, v, n, p)
-        price_rule_stack.append(x)
-        if len(price_rule_stack) == 1024:
+        f_price_rule_stack.append(x)
+        if len(f_price_rule_stack) == 1024:
             s = _X95[s]
         w, mask, prods = _D95[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceRuleStackList")
-    return cm.PriceRuleStackList(price_rule_stack=price_rule_stack), p
+    return cm.PriceRuleStackList(price_rule_stack=f_price_rule_stack), p
 
 
 # OverstayRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5753,7 +6259,7 @@ def _e_cm_OverstayRuleList(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 11) | y
         else:
             a = e_uint((a << 3), check_range(y, 0, 4294967295, "OverstayRuleList.overstay_time_threshold"))
@@ -5765,16 +6271,24 @@ def _e_cm_OverstayRuleList(a, o, st):
         except KeyError:
             raise ExiEncodeError("OverstayRuleList.overstay_power_threshold is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("OverstayRuleList.overstay_power_threshold", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     items = o.overstay_rule
+    if items.__class__ is not list:
+        raise type_error("OverstayRuleList.overstay_rule", "a list", items)
     if len(items) > 5:
         raise ExiEncodeError("OverstayRuleList.overstay_rule: more than 5 items")
+    if len(items) < 1:
+        raise ExiEncodeError("OverstayRuleList.overstay_rule: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T96[s, 128]
         except KeyError:
             raise ExiEncodeError("OverstayRuleList.overstay_rule is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.OverstayRule:
+            raise type_error("OverstayRuleList.overstay_rule", "OverstayRule", x)
         a = _e_cm_OverstayRule(a, x, st)
         if i == 5:
             s = _X96[s]
@@ -5795,13 +6309,13 @@ def _d_cm_OverstayRuleList(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of OverstayTimeThreshold")
-        overstay_time_threshold = (v >> (n - p - 8)) & 0xFF
-        if overstay_time_threshold < 0x80:
+        f_overstay_time_threshold = (v >> (n - p - 8)) & 0xFF
+        if f_overstay_time_threshold < 0x80:
             p += 8
         else:
-            overstay_time_threshold, p = r_uint(v, n, p, 5)
-        if not 0 <= overstay_time_threshold <= 4294967295:
-            raise out_of_range(p, overstay_time_threshold, 0, 4294967295)
+            f_overstay_time_threshold, p = r_uint(v, n, p, 5)
+        if not 0 <= f_overstay_time_threshold <= 4294967295:
+            raise out_of_range(p, f_overstay_time_threshold, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of OverstayTimeThreshold")
@@ -5809,19 +6323,19 @@ def _d_cm_OverstayRuleList(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        overstay_time_threshold = None
+        f_overstay_time_threshold = None
     if fid == 1:
-        overstay_power_threshold, p = _d_ct_RationalNumber(r, v, n, p)
+        f_overstay_power_threshold, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D96[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        overstay_power_threshold = None
-    overstay_rule = []
+        f_overstay_power_threshold = None
+    f_overstay_rule = []
     while fid == 2:
         x, p = _d_cm_OverstayRule(r, v, n, p)
-        overstay_rule.append(x)
-        if len(overstay_rule) == 5:
+        f_overstay_rule.append(x)
+        if len(f_overstay_rule) == 5:
             s = _X96[s]
         w, mask, prods = _D96[s]
         p += w
@@ -5829,9 +6343,9 @@ def _d_cm_OverstayRuleList(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of OverstayRuleList")
     return cm.OverstayRuleList(
-        overstay_time_threshold=overstay_time_threshold,
-        overstay_power_threshold=overstay_power_threshold,
-        overstay_rule=overstay_rule,
+        overstay_time_threshold=f_overstay_time_threshold,
+        overstay_power_threshold=f_overstay_power_threshold,
+        overstay_rule=f_overstay_rule,
     ), p
 
 
@@ -5839,14 +6353,20 @@ def _d_cm_OverstayRuleList(r, v, n, p):
 def _e_cm_AdditionalServiceList(a, o, st):
     s = 0
     items = o.additional_service
+    if items.__class__ is not list:
+        raise type_error("AdditionalServiceList.additional_service", "a list", items)
     if len(items) > 5:
         raise ExiEncodeError("AdditionalServiceList.additional_service: more than 5 items")
+    if len(items) < 1:
+        raise ExiEncodeError("AdditionalServiceList.additional_service: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T97[s, 0]
         except KeyError:
             raise ExiEncodeError("AdditionalServiceList.additional_service is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.AdditionalService:
+            raise type_error("AdditionalServiceList.additional_service", "AdditionalService", x)
         a = _e_cm_AdditionalService(a, x, st)
         if i == 5:
             s = _X97[s]
@@ -5863,32 +6383,38 @@ def _d_cm_AdditionalServiceList(r, v, n, p):
     w, mask, prods = _D97[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    additional_service = []
+    f_additional_service = []
     while fid == 0:
         x, p = _d_cm_AdditionalService(r, v, n, p)
-        additional_service.append(x)
-        if len(additional_service) == 5:
+        f_additional_service.append(x)
+        if len(f_additional_service) == 5:
             s = _X97[s]
         w, mask, prods = _D97[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of AdditionalServiceList")
-    return cm.AdditionalServiceList(additional_service=additional_service), p
+    return cm.AdditionalServiceList(additional_service=f_additional_service), p
 
 
 # PriceLevelScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PriceLevelScheduleEntryList(a, o, st):
     s = 0
     items = o.price_level_schedule_entry
+    if items.__class__ is not list:
+        raise type_error("PriceLevelScheduleEntryList.price_level_schedule_entry", "a list", items)
     if len(items) > 1024:
         raise ExiEncodeError("PriceLevelScheduleEntryList.price_level_schedule_entry: more than 1024 items")
+    if len(items) < 1:
+        raise ExiEncodeError("PriceLevelScheduleEntryList.price_level_schedule_entry: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T98[s, 0]
         except KeyError:
             raise ExiEncodeError("PriceLevelScheduleEntryList.price_level_schedule_entry is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PriceLevelScheduleEntry:
+            raise type_error("PriceLevelScheduleEntryList.price_level_schedule_entry", "PriceLevelScheduleEntry", x)
         a = _e_cm_PriceLevelScheduleEntry(a, x, st)
         if i == 1024:
             s = _X98[s]
@@ -5905,27 +6431,31 @@ def _d_cm_PriceLevelScheduleEntryList(r, v, n, p):
     w, mask, prods = _D98[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    price_level_schedule_entry = []
+    f_price_level_schedule_entry = []
     while fid == 0:
         x, p = _d_cm_PriceLevelScheduleEntry(r, v, n, p)
-        price_level_schedule_entry.append(x)
-        if len(price_level_schedule_entry) == 1024:
+        f_price_level_schedule_entry.append(x)
+        if len(f_price_level_schedule_entry) == 1024:
             s = _X98[s]
         w, mask, prods = _D98[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceLevelScheduleEntryList")
-    return cm.PriceLevelScheduleEntryList(price_level_schedule_entry=price_level_schedule_entry), p
+    return cm.PriceLevelScheduleEntryList(price_level_schedule_entry=f_price_level_schedule_entry), p
 
 
 # ChargingScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ChargingSchedule(a, o, st):
+    if o.power_schedule.__class__ is not cm.PowerSchedule:
+        raise type_error("ChargingSchedule.power_schedule", "PowerSchedule", o.power_schedule)
     a = _e_cm_PowerSchedule((a << 1), o.power_schedule, st)
     s = 1
     x = o.absolute_price_schedule
     if x is not None:
         s = 2
+        if x.__class__ is not cm.AbsolutePriceSchedule:
+            raise type_error("ChargingSchedule.absolute_price_schedule", "AbsolutePriceSchedule", x)
         a = _e_cm_AbsolutePriceSchedule((a << 2), x, st)
     x = o.price_level_schedule
     if x is not None:
@@ -5934,6 +6464,8 @@ def _e_cm_ChargingSchedule(a, o, st):
         except KeyError:
             raise ExiEncodeError("ChargingSchedule.price_level_schedule is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PriceLevelSchedule:
+            raise type_error("ChargingSchedule.price_level_schedule", "PriceLevelSchedule", x)
         a = _e_cm_PriceLevelSchedule(a, x, st)
     try:
         c, w, _ = _T99[s, -1]
@@ -5947,42 +6479,56 @@ def _d_cm_ChargingSchedule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PowerSchedule")
-    power_schedule, p = _d_cm_PowerSchedule(r, v, n, p)
+    f_power_schedule, p = _d_cm_PowerSchedule(r, v, n, p)
     s = 1
     w, mask, prods = _D99[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
+        f_absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
         w, mask, prods = _D99[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        absolute_price_schedule = None
+        f_absolute_price_schedule = None
     if fid == 2:
-        price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
+        f_price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
         w, mask, prods = _D99[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        price_level_schedule = None
+        f_price_level_schedule = None
     if fid != -1:
         raise bad_event(p, fid, "end of ChargingSchedule")
     return cm.ChargingSchedule(
-        power_schedule=power_schedule,
-        absolute_price_schedule=absolute_price_schedule,
-        price_level_schedule=price_level_schedule,
+        power_schedule=f_power_schedule,
+        absolute_price_schedule=f_absolute_price_schedule,
+        price_level_schedule=f_price_level_schedule,
     ), p
 
 
 # ParameterType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_Parameter(a, o, st):
     a = e_str((a << 1), o.name, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80, "Parameter.name")
+    if (
+        o.bool_value is None
+        and o.byte_value is None
+        and o.short_value is None
+        and o.int_value is None
+        and o.rational_number is None
+        and o.finite_string is None
+    ):
+        raise ExiEncodeError(
+            "Parameter: one of bool_value, byte_value, short_value, int_value, rational_number, finite_string is required"
+        )
     s = 1
     x = o.bool_value
     if x is not None:
         s = 2
-        a = (a << 5) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("Parameter.bool_value", "True or False", y)
+        a = (a << 5) | (1 if y else 0)
         a <<= 1
     x = o.byte_value
     if x is not None:
@@ -5992,7 +6538,7 @@ def _e_cm_Parameter(a, o, st):
             raise ExiEncodeError("Parameter.byte_value is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not -128 <= y <= 127:
+        if not isinstance(y, int) or not -128 <= y <= 127:
             raise range_error("Parameter.byte_value", y, -128, 127)
         a = (a << 8) | (y + 128)
         a <<= 1
@@ -6004,7 +6550,9 @@ def _e_cm_Parameter(a, o, st):
             raise ExiEncodeError("Parameter.short_value is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "Parameter.short_value"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -6019,7 +6567,9 @@ def _e_cm_Parameter(a, o, st):
             raise ExiEncodeError("Parameter.int_value is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -2147483648, 2147483647, "Parameter.int_value"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -6033,6 +6583,8 @@ def _e_cm_Parameter(a, o, st):
         except KeyError:
             raise ExiEncodeError("Parameter.rational_number is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("Parameter.rational_number", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.finite_string
     if x is not None:
@@ -6055,7 +6607,7 @@ def _d_cm_Parameter(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Name")
-    name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80)
+    f_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80)
     s = 1
     w, mask, prods = _D100[s]
     p += w
@@ -6065,41 +6617,41 @@ def _d_cm_Parameter(r, v, n, p):
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of boolValue")
-        bool_value = ((q >> 1) & 0x1) == 1
+        f_bool_value = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of boolValue")
         w, mask, prods = _D100[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bool_value = None
+        f_bool_value = None
     if fid == 2:
         p += 10
         q = (v >> (n - p)) & 0x3FF
         if q >> 9:
             raise unexpected(p - 10, 1, "characters of byteValue")
-        byte_value = ((q >> 1) & 0xFF) - 128
+        f_byte_value = ((q >> 1) & 0xFF) - 128
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of byteValue")
         w, mask, prods = _D100[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        byte_value = None
+        f_byte_value = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of shortValue")
-        short_value = (v >> (n - p - 9)) & 0x1FF
-        if short_value < 0x80:
+        f_short_value = (v >> (n - p - 9)) & 0x1FF
+        if f_short_value < 0x80:
             p += 9
-        elif 0x100 <= short_value < 0x180:
+        elif 0x100 <= f_short_value < 0x180:
             p += 9
-            short_value = 0xFF - short_value
+            f_short_value = 0xFF - f_short_value
         else:
-            short_value, p = r_sint(v, n, p, 3)
-        if not -32768 <= short_value <= 32767:
-            raise out_of_range(p, short_value, -32768, 32767)
+            f_short_value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_short_value <= 32767:
+            raise out_of_range(p, f_short_value, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of shortValue")
@@ -6107,21 +6659,21 @@ def _d_cm_Parameter(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        short_value = None
+        f_short_value = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of intValue")
-        int_value = (v >> (n - p - 9)) & 0x1FF
-        if int_value < 0x80:
+        f_int_value = (v >> (n - p - 9)) & 0x1FF
+        if f_int_value < 0x80:
             p += 9
-        elif 0x100 <= int_value < 0x180:
+        elif 0x100 <= f_int_value < 0x180:
             p += 9
-            int_value = 0xFF - int_value
+            f_int_value = 0xFF - f_int_value
         else:
-            int_value, p = r_sint(v, n, p, 5)
-        if not -2147483648 <= int_value <= 2147483647:
-            raise out_of_range(p, int_value, -2147483648, 2147483647)
+            f_int_value, p = r_sint(v, n, p, 5)
+        if not -2147483648 <= f_int_value <= 2147483647:
+            raise out_of_range(p, f_int_value, -2147483648, 2147483647)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of intValue")
@@ -6129,19 +6681,19 @@ def _d_cm_Parameter(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        int_value = None
+        f_int_value = None
     if fid == 5:
-        rational_number, p = _d_ct_RationalNumber(r, v, n, p)
+        f_rational_number, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D100[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        rational_number = None
+        f_rational_number = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of finiteString")
-        finite_string, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80)
+        f_finite_string, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of finiteString")
@@ -6149,17 +6701,17 @@ def _d_cm_Parameter(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        finite_string = None
+        f_finite_string = None
     if fid != -1:
         raise bad_event(p, fid, "end of Parameter")
     return cm.Parameter(
-        name=name,
-        bool_value=bool_value,
-        byte_value=byte_value,
-        short_value=short_value,
-        int_value=int_value,
-        rational_number=rational_number,
-        finite_string=finite_string,
+        name=f_name,
+        bool_value=f_bool_value,
+        byte_value=f_byte_value,
+        short_value=f_short_value,
+        int_value=f_int_value,
+        rational_number=f_rational_number,
+        finite_string=f_finite_string,
     ), p
 
 
@@ -6167,14 +6719,20 @@ def _d_cm_Parameter(r, v, n, p):
 def _e_cm_EvPowerScheduleEntryList(a, o, st):
     s = 0
     items = o.ev_power_schedule_entry
+    if items.__class__ is not list:
+        raise type_error("EvPowerScheduleEntryList.ev_power_schedule_entry", "a list", items)
     if len(items) > 1024:
         raise ExiEncodeError("EvPowerScheduleEntryList.ev_power_schedule_entry: more than 1024 items")
+    if len(items) < 1:
+        raise ExiEncodeError("EvPowerScheduleEntryList.ev_power_schedule_entry: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T101[s, 0]
         except KeyError:
             raise ExiEncodeError("EvPowerScheduleEntryList.ev_power_schedule_entry is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.EvPowerScheduleEntry:
+            raise type_error("EvPowerScheduleEntryList.ev_power_schedule_entry", "EvPowerScheduleEntry", x)
         a = _e_cm_EvPowerScheduleEntry(a, x, st)
         if i == 1024:
             s = _X101[s]
@@ -6191,32 +6749,38 @@ def _d_cm_EvPowerScheduleEntryList(r, v, n, p):
     w, mask, prods = _D101[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    ev_power_schedule_entry = []
+    f_ev_power_schedule_entry = []
     while fid == 0:
         x, p = _d_cm_EvPowerScheduleEntry(r, v, n, p)
-        ev_power_schedule_entry.append(x)
-        if len(ev_power_schedule_entry) == 1024:
+        f_ev_power_schedule_entry.append(x)
+        if len(f_ev_power_schedule_entry) == 1024:
             s = _X101[s]
         w, mask, prods = _D101[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPowerScheduleEntryList")
-    return cm.EvPowerScheduleEntryList(ev_power_schedule_entry=ev_power_schedule_entry), p
+    return cm.EvPowerScheduleEntryList(ev_power_schedule_entry=f_ev_power_schedule_entry), p
 
 
 # EVPriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPriceRuleStackList(a, o, st):
     s = 0
     items = o.ev_price_rule_stack
+    if items.__class__ is not list:
+        raise type_error("EvPriceRuleStackList.ev_price_rule_stack", "a list", items)
     if len(items) > 1024:
         raise ExiEncodeError("EvPriceRuleStackList.ev_price_rule_stack: more than 1024 items")
+    if len(items) < 1:
+        raise ExiEncodeError("EvPriceRuleStackList.ev_price_rule_stack: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T102[s, 0]
         except KeyError:
             raise ExiEncodeError("EvPriceRuleStackList.ev_price_rule_stack is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.EvPriceRuleStack:
+            raise type_error("EvPriceRuleStackList.ev_price_rule_stack", "EvPriceRuleStack", x)
         a = _e_cm_EvPriceRuleStack(a, x, st)
         if i == 1024:
             s = _X102[s]
@@ -6233,24 +6797,24 @@ def _d_cm_EvPriceRuleStackList(r, v, n, p):
     w, mask, prods = _D102[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    ev_price_rule_stack = []
+    f_ev_price_rule_stack = []
     while fid == 0:
         x, p = _d_cm_EvPriceRuleStack(r, v, n, p)
-        ev_price_rule_stack.append(x)
-        if len(ev_price_rule_stack) == 1024:
+        f_ev_price_rule_stack.append(x)
+        if len(f_ev_price_rule_stack) == 1024:
             s = _X102[s]
         w, mask, prods = _D102[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPriceRuleStackList")
-    return cm.EvPriceRuleStackList(ev_price_rule_stack=ev_price_rule_stack), p
+    return cm.EvPriceRuleStackList(ev_price_rule_stack=f_ev_price_rule_stack), p
 
 
 # TaxRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_TaxRule(a, o, st):
     y = o.tax_rule_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "TaxRule.tax_rule_id"))
@@ -6266,21 +6830,38 @@ def _e_cm_TaxRule(a, o, st):
     except KeyError:
         raise ExiEncodeError("TaxRule.tax_rate is not allowed here") from None
     a = (a << w) | c
+    if o.tax_rate.__class__ is not ct.RationalNumber:
+        raise type_error("TaxRule.tax_rate", "RationalNumber", o.tax_rate)
     a = _e_ct_RationalNumber(a, o.tax_rate, st)
     x = o.tax_included_in_price
     if x is not None:
         s = 4
-        a = (a << 4) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("TaxRule.tax_included_in_price", "True or False", y)
+        a = (a << 4) | (1 if y else 0)
         a <<= 1
     try:
         c, w, s = _T103[s, 256]
     except KeyError:
         raise ExiEncodeError("TaxRule.applies_to_energy_fee is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = (a << 1) | (1 if o.applies_to_energy_fee else 0)
-    a = (a << 4) | (1 if o.applies_to_parking_fee else 0)
-    a = (a << 4) | (1 if o.applies_to_overstay_fee else 0)
-    a = (a << 4) | (1 if o.applies_minimum_maximum_cost else 0)
+    y = o.applies_to_energy_fee
+    if y.__class__ is not bool:
+        raise type_error("TaxRule.applies_to_energy_fee", "True or False", y)
+    a = (a << 1) | (1 if y else 0)
+    y = o.applies_to_parking_fee
+    if y.__class__ is not bool:
+        raise type_error("TaxRule.applies_to_parking_fee", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    y = o.applies_to_overstay_fee
+    if y.__class__ is not bool:
+        raise type_error("TaxRule.applies_to_overstay_fee", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    y = o.applies_minimum_maximum_cost
+    if y.__class__ is not bool:
+        raise type_error("TaxRule.applies_minimum_maximum_cost", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     a <<= 2
     return a
 
@@ -6289,13 +6870,13 @@ def _d_cm_TaxRule(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TaxRuleID")
-    tax_rule_id = (v >> (n - p - 8)) & 0xFF
-    if tax_rule_id < 0x80:
+    f_tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if f_tax_rule_id < 0x80:
         p += 8
     else:
-        tax_rule_id, p = r_uint(v, n, p, 5)
-    if not 1 <= tax_rule_id <= 4294967295:
-        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+        f_tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tax_rule_id <= 4294967295:
+        raise out_of_range(p, f_tax_rule_id, 1, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TaxRuleID")
@@ -6307,7 +6888,7 @@ def _d_cm_TaxRule(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of TaxRuleName")
-        tax_rule_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80)
+        f_tax_rule_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of TaxRuleName")
@@ -6315,10 +6896,10 @@ def _d_cm_TaxRule(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        tax_rule_name = None
+        f_tax_rule_name = None
     if fid != 2:
         raise bad_event(p, fid, "TaxRate")
-    tax_rate, p = _d_ct_RationalNumber(r, v, n, p)
+    f_tax_rate, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D103[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -6327,62 +6908,68 @@ def _d_cm_TaxRule(r, v, n, p):
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of TaxIncludedInPrice")
-        tax_included_in_price = ((q >> 1) & 0x1) == 1
+        f_tax_included_in_price = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TaxIncludedInPrice")
         w, mask, prods = _D103[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        tax_included_in_price = None
+        f_tax_included_in_price = None
     if fid != 4:
         raise bad_event(p, fid, "AppliesToEnergyFee")
     p += 16
     q = (v >> (n - p)) & 0xFFFF
     if q >> 15:
         raise unexpected(p - 16, 1, "characters of AppliesToEnergyFee")
-    applies_to_energy_fee = ((q >> 14) & 0x1) == 1
+    f_applies_to_energy_fee = ((q >> 14) & 0x1) == 1
     if (q >> 11) & 0x7:
         raise unexpected(p - 14, 3, "end of AppliesToEnergyFee")
-    applies_to_parking_fee = ((q >> 10) & 0x1) == 1
+    f_applies_to_parking_fee = ((q >> 10) & 0x1) == 1
     if (q >> 7) & 0x7:
         raise unexpected(p - 10, 3, "end of AppliesToParkingFee")
-    applies_to_overstay_fee = ((q >> 6) & 0x1) == 1
+    f_applies_to_overstay_fee = ((q >> 6) & 0x1) == 1
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of AppliesToOverstayFee")
-    applies_minimum_maximum_cost = ((q >> 2) & 0x1) == 1
+    f_applies_minimum_maximum_cost = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of AppliesMinimumMaximumCost")
     return cm.TaxRule(
-        tax_rule_id=tax_rule_id,
-        tax_rule_name=tax_rule_name,
-        tax_rate=tax_rate,
-        tax_included_in_price=tax_included_in_price,
-        applies_to_energy_fee=applies_to_energy_fee,
-        applies_to_parking_fee=applies_to_parking_fee,
-        applies_to_overstay_fee=applies_to_overstay_fee,
-        applies_minimum_maximum_cost=applies_minimum_maximum_cost,
+        tax_rule_id=f_tax_rule_id,
+        tax_rule_name=f_tax_rule_name,
+        tax_rate=f_tax_rate,
+        tax_included_in_price=f_tax_included_in_price,
+        applies_to_energy_fee=f_applies_to_energy_fee,
+        applies_to_parking_fee=f_applies_to_parking_fee,
+        applies_to_overstay_fee=f_applies_to_overstay_fee,
+        applies_minimum_maximum_cost=f_applies_minimum_maximum_cost,
     ), p
 
 
 # PriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PriceRuleStack(a, o, st):
     y = o.duration
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 4294967295, "PriceRuleStack.duration"))
     a <<= 1
     s = 1
     items = o.price_rule
+    if items.__class__ is not list:
+        raise type_error("PriceRuleStack.price_rule", "a list", items)
     if len(items) > 8:
         raise ExiEncodeError("PriceRuleStack.price_rule: more than 8 items")
+    if len(items) < 1:
+        raise ExiEncodeError("PriceRuleStack.price_rule: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T104[s, 64]
         except KeyError:
             raise ExiEncodeError("PriceRuleStack.price_rule is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PriceRule:
+            raise type_error("PriceRuleStack.price_rule", "PriceRule", x)
         a = _e_cm_PriceRule(a, x, st)
         if i == 8:
             s = _X104[s]
@@ -6398,13 +6985,13 @@ def _d_cm_PriceRuleStack(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
-    duration = (v >> (n - p - 8)) & 0xFF
-    if duration < 0x80:
+    f_duration = (v >> (n - p - 8)) & 0xFF
+    if f_duration < 0x80:
         p += 8
     else:
-        duration, p = r_uint(v, n, p, 5)
-    if not 0 <= duration <= 4294967295:
-        raise out_of_range(p, duration, 0, 4294967295)
+        f_duration, p = r_uint(v, n, p, 5)
+    if not 0 <= f_duration <= 4294967295:
+        raise out_of_range(p, f_duration, 0, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Duration")
@@ -6412,18 +6999,18 @@ def _d_cm_PriceRuleStack(r, v, n, p):
     w, mask, prods = _D104[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    price_rule = []
+    f_price_rule = []
     while fid == 1:
         x, p = _d_cm_PriceRule(r, v, n, p)
-        price_rule.append(x)
-        if len(price_rule) == 8:
+        f_price_rule.append(x)
+        if len(f_price_rule) == 8:
             s = _X104[s]
         w, mask, prods = _D104[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceRuleStack")
-    return cm.PriceRuleStack(duration=duration, price_rule=price_rule), p
+    return cm.PriceRuleStack(duration=f_duration, price_rule=f_price_rule), p
 
 
 # OverstayRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6447,13 +7034,15 @@ def _e_cm_OverstayRule(a, o, st):
         raise ExiEncodeError("OverstayRule.start_time is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     y = o.start_time
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 8) | y
     else:
         a = e_uint(a, check_range(y, 0, 4294967295, "OverstayRule.start_time"))
+    if o.overstay_fee.__class__ is not ct.RationalNumber:
+        raise type_error("OverstayRule.overstay_fee", "RationalNumber", o.overstay_fee)
     a = _e_ct_RationalNumber((a << 2), o.overstay_fee, st)
     y = o.overstay_fee_period
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 4294967295, "OverstayRule.overstay_fee_period"))
@@ -6470,7 +7059,7 @@ def _d_cm_OverstayRule(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of OverstayRuleDescription")
-        overstay_rule_description, p = r_string(
+        f_overstay_rule_description, p = r_string(
             r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription", 160
         )
         p += 1
@@ -6480,41 +7069,41 @@ def _d_cm_OverstayRule(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        overstay_rule_description = None
+        f_overstay_rule_description = None
     if fid != 1:
         raise bad_event(p, fid, "StartTime")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of StartTime")
-    start_time = (v >> (n - p - 8)) & 0xFF
-    if start_time < 0x80:
+    f_start_time = (v >> (n - p - 8)) & 0xFF
+    if f_start_time < 0x80:
         p += 8
     else:
-        start_time, p = r_uint(v, n, p, 5)
-    if not 0 <= start_time <= 4294967295:
-        raise out_of_range(p, start_time, 0, 4294967295)
+        f_start_time, p = r_uint(v, n, p, 5)
+    if not 0 <= f_start_time <= 4294967295:
+        raise out_of_range(p, f_start_time, 0, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of StartTime")
-    overstay_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    f_overstay_fee, p = _d_ct_RationalNumber(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "OverstayFeePeriod")
-    overstay_fee_period = (v >> (n - p - 8)) & 0xFF
-    if overstay_fee_period < 0x80:
+    f_overstay_fee_period = (v >> (n - p - 8)) & 0xFF
+    if f_overstay_fee_period < 0x80:
         p += 8
     else:
-        overstay_fee_period, p = r_uint(v, n, p, 5)
-    if not 0 <= overstay_fee_period <= 4294967295:
-        raise out_of_range(p, overstay_fee_period, 0, 4294967295)
+        f_overstay_fee_period, p = r_uint(v, n, p, 5)
+    if not 0 <= f_overstay_fee_period <= 4294967295:
+        raise out_of_range(p, f_overstay_fee_period, 0, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of OverstayFeePeriod")
     return cm.OverstayRule(
-        overstay_rule_description=overstay_rule_description,
-        start_time=start_time,
-        overstay_fee=overstay_fee,
-        overstay_fee_period=overstay_fee_period,
+        overstay_rule_description=f_overstay_rule_description,
+        start_time=f_start_time,
+        overstay_fee=f_overstay_fee,
+        overstay_fee_period=f_overstay_fee_period,
     ), p
 
 
@@ -6528,6 +7117,8 @@ def _e_cm_AdditionalService(a, o, st):
         80,
         "AdditionalService.service_name",
     )
+    if o.service_fee.__class__ is not ct.RationalNumber:
+        raise type_error("AdditionalService.service_fee", "RationalNumber", o.service_fee)
     a = _e_ct_RationalNumber((a << 2), o.service_fee, st)
     a <<= 1
     return a
@@ -6537,26 +7128,26 @@ def _d_cm_AdditionalService(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ServiceName")
-    service_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName", 80)
+    f_service_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName", 80)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ServiceName")
-    service_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    f_service_fee, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AdditionalService")
-    return cm.AdditionalService(service_name=service_name, service_fee=service_fee), p
+    return cm.AdditionalService(service_name=f_service_name, service_fee=f_service_fee), p
 
 
 # PriceLevelScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PriceLevelScheduleEntry(a, o, st):
     y = o.duration
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 4294967295, "PriceLevelScheduleEntry.duration"))
     y = o.price_level
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("PriceLevelScheduleEntry.price_level", y, 0, 255)
     a = (a << 11) | y
     a <<= 2
@@ -6567,27 +7158,27 @@ def _d_cm_PriceLevelScheduleEntry(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
-    duration = (v >> (n - p - 8)) & 0xFF
-    if duration < 0x80:
+    f_duration = (v >> (n - p - 8)) & 0xFF
+    if f_duration < 0x80:
         p += 8
     else:
-        duration, p = r_uint(v, n, p, 5)
-    if not 0 <= duration <= 4294967295:
-        raise out_of_range(p, duration, 0, 4294967295)
+        f_duration, p = r_uint(v, n, p, 5)
+    if not 0 <= f_duration <= 4294967295:
+        raise out_of_range(p, f_duration, 0, 4294967295)
     p += 13
     q = (v >> (n - p)) & 0x1FFF
     if q >> 10:
         raise unexpected(p - 13, 3, "end of Duration")
-    price_level = (q >> 2) & 0xFF
+    f_price_level = (q >> 2) & 0xFF
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of PriceLevel")
-    return cm.PriceLevelScheduleEntry(duration=duration, price_level=price_level), p
+    return cm.PriceLevelScheduleEntry(duration=f_duration, price_level=f_price_level), p
 
 
 # PowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PowerSchedule(a, o, st):
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "PowerSchedule.time_anchor"))
@@ -6596,6 +7187,8 @@ def _e_cm_PowerSchedule(a, o, st):
     x = o.available_energy
     if x is not None:
         s = 2
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("PowerSchedule.available_energy", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.power_tolerance
     if x is not None:
@@ -6604,12 +7197,16 @@ def _e_cm_PowerSchedule(a, o, st):
         except KeyError:
             raise ExiEncodeError("PowerSchedule.power_tolerance is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("PowerSchedule.power_tolerance", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T108[s, 192]
     except KeyError:
         raise ExiEncodeError("PowerSchedule.power_schedule_entries is not allowed here") from None
     a = (a << w) | c
+    if o.power_schedule_entries.__class__ is not cm.PowerScheduleEntryList:
+        raise type_error("PowerSchedule.power_schedule_entries", "PowerScheduleEntryList", o.power_schedule_entries)
     a = _e_cm_PowerScheduleEntryList(a, o.power_schedule_entries, st)
     a <<= 1
     return a
@@ -6619,13 +7216,13 @@ def _d_cm_PowerSchedule(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -6634,40 +7231,42 @@ def _d_cm_PowerSchedule(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        available_energy, p = _d_ct_RationalNumber(r, v, n, p)
+        f_available_energy, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D108[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        available_energy = None
+        f_available_energy = None
     if fid == 2:
-        power_tolerance, p = _d_ct_RationalNumber(r, v, n, p)
+        f_power_tolerance, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D108[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        power_tolerance = None
+        f_power_tolerance = None
     if fid != 3:
         raise bad_event(p, fid, "PowerScheduleEntries")
-    power_schedule_entries, p = _d_cm_PowerScheduleEntryList(r, v, n, p)
+    f_power_schedule_entries, p = _d_cm_PowerScheduleEntryList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PowerSchedule")
     return cm.PowerSchedule(
-        time_anchor=time_anchor,
-        available_energy=available_energy,
-        power_tolerance=power_tolerance,
-        power_schedule_entries=power_schedule_entries,
+        time_anchor=f_time_anchor,
+        available_energy=f_available_energy,
+        power_tolerance=f_power_tolerance,
+        power_schedule_entries=f_power_schedule_entries,
     ), p
 
 
 # EVPowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPowerScheduleEntry(a, o, st):
     y = o.duration
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 4294967295, "EvPowerScheduleEntry.duration"))
+    if o.power.__class__ is not ct.RationalNumber:
+        raise type_error("EvPowerScheduleEntry.power", "RationalNumber", o.power)
     a = _e_ct_RationalNumber((a << 2), o.power, st)
     a <<= 1
     return a
@@ -6677,41 +7276,47 @@ def _d_cm_EvPowerScheduleEntry(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
-    duration = (v >> (n - p - 8)) & 0xFF
-    if duration < 0x80:
+    f_duration = (v >> (n - p - 8)) & 0xFF
+    if f_duration < 0x80:
         p += 8
     else:
-        duration, p = r_uint(v, n, p, 5)
-    if not 0 <= duration <= 4294967295:
-        raise out_of_range(p, duration, 0, 4294967295)
+        f_duration, p = r_uint(v, n, p, 5)
+    if not 0 <= f_duration <= 4294967295:
+        raise out_of_range(p, f_duration, 0, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Duration")
-    power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerScheduleEntry")
-    return cm.EvPowerScheduleEntry(duration=duration, power=power), p
+    return cm.EvPowerScheduleEntry(duration=f_duration, power=f_power), p
 
 
 # EVPriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPriceRuleStack(a, o, st):
     y = o.duration
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 4294967295, "EvPriceRuleStack.duration"))
     a <<= 1
     s = 1
     items = o.ev_price_rule
+    if items.__class__ is not list:
+        raise type_error("EvPriceRuleStack.ev_price_rule", "a list", items)
     if len(items) > 8:
         raise ExiEncodeError("EvPriceRuleStack.ev_price_rule: more than 8 items")
+    if len(items) < 1:
+        raise ExiEncodeError("EvPriceRuleStack.ev_price_rule: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T110[s, 64]
         except KeyError:
             raise ExiEncodeError("EvPriceRuleStack.ev_price_rule is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.EvPriceRule:
+            raise type_error("EvPriceRuleStack.ev_price_rule", "EvPriceRule", x)
         a = _e_cm_EvPriceRule(a, x, st)
         if i == 8:
             s = _X110[s]
@@ -6727,13 +7332,13 @@ def _d_cm_EvPriceRuleStack(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
-    duration = (v >> (n - p - 8)) & 0xFF
-    if duration < 0x80:
+    f_duration = (v >> (n - p - 8)) & 0xFF
+    if f_duration < 0x80:
         p += 8
     else:
-        duration, p = r_uint(v, n, p, 5)
-    if not 0 <= duration <= 4294967295:
-        raise out_of_range(p, duration, 0, 4294967295)
+        f_duration, p = r_uint(v, n, p, 5)
+    if not 0 <= f_duration <= 4294967295:
+        raise out_of_range(p, f_duration, 0, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Duration")
@@ -6741,27 +7346,31 @@ def _d_cm_EvPriceRuleStack(r, v, n, p):
     w, mask, prods = _D110[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    ev_price_rule = []
+    f_ev_price_rule = []
     while fid == 1:
         x, p = _d_cm_EvPriceRule(r, v, n, p)
-        ev_price_rule.append(x)
-        if len(ev_price_rule) == 8:
+        f_ev_price_rule.append(x)
+        if len(f_ev_price_rule) == 8:
             s = _X110[s]
         w, mask, prods = _D110[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPriceRuleStack")
-    return cm.EvPriceRuleStack(duration=duration, ev_price_rule=ev_price_rule), p
+    return cm.EvPriceRuleStack(duration=f_duration, ev_price_rule=f_ev_price_rule), p
 
 
 # PriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_PriceRule(a, o, st):
+    if o.energy_fee.__class__ is not ct.RationalNumber:
+        raise type_error("PriceRule.energy_fee", "RationalNumber", o.energy_fee)
     a = _e_ct_RationalNumber((a << 1), o.energy_fee, st)
     s = 1
     x = o.parking_fee
     if x is not None:
         s = 2
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("PriceRule.parking_fee", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.parking_fee_period
     if x is not None:
@@ -6771,7 +7380,7 @@ def _e_cm_PriceRule(a, o, st):
             raise ExiEncodeError("PriceRule.parking_fee_period is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "PriceRule.parking_fee_period"))
@@ -6784,7 +7393,7 @@ def _e_cm_PriceRule(a, o, st):
             raise ExiEncodeError("PriceRule.carbon_dioxide_emission is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 65535, "PriceRule.carbon_dioxide_emission"))
@@ -6797,7 +7406,7 @@ def _e_cm_PriceRule(a, o, st):
             raise ExiEncodeError("PriceRule.renewable_generation_percentage is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 255:
+        if not isinstance(y, int) or not 0 <= y <= 255:
             raise range_error("PriceRule.renewable_generation_percentage", y, 0, 255)
         a = (a << 8) | y
         a <<= 1
@@ -6806,6 +7415,8 @@ def _e_cm_PriceRule(a, o, st):
     except KeyError:
         raise ExiEncodeError("PriceRule.power_range_start is not allowed here") from None
     a = (a << w) | c
+    if o.power_range_start.__class__ is not ct.RationalNumber:
+        raise type_error("PriceRule.power_range_start", "RationalNumber", o.power_range_start)
     a = _e_ct_RationalNumber(a, o.power_range_start, st)
     a <<= 1
     return a
@@ -6815,29 +7426,29 @@ def _d_cm_PriceRule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EnergyFee")
-    energy_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    f_energy_fee, p = _d_ct_RationalNumber(r, v, n, p)
     s = 1
     w, mask, prods = _D111[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        parking_fee, p = _d_ct_RationalNumber(r, v, n, p)
+        f_parking_fee, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D111[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        parking_fee = None
+        f_parking_fee = None
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of ParkingFeePeriod")
-        parking_fee_period = (v >> (n - p - 8)) & 0xFF
-        if parking_fee_period < 0x80:
+        f_parking_fee_period = (v >> (n - p - 8)) & 0xFF
+        if f_parking_fee_period < 0x80:
             p += 8
         else:
-            parking_fee_period, p = r_uint(v, n, p, 5)
-        if not 0 <= parking_fee_period <= 4294967295:
-            raise out_of_range(p, parking_fee_period, 0, 4294967295)
+            f_parking_fee_period, p = r_uint(v, n, p, 5)
+        if not 0 <= f_parking_fee_period <= 4294967295:
+            raise out_of_range(p, f_parking_fee_period, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ParkingFeePeriod")
@@ -6845,18 +7456,18 @@ def _d_cm_PriceRule(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        parking_fee_period = None
+        f_parking_fee_period = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of CarbonDioxideEmission")
-        carbon_dioxide_emission = (v >> (n - p - 8)) & 0xFF
-        if carbon_dioxide_emission < 0x80:
+        f_carbon_dioxide_emission = (v >> (n - p - 8)) & 0xFF
+        if f_carbon_dioxide_emission < 0x80:
             p += 8
         else:
-            carbon_dioxide_emission, p = r_uint(v, n, p, 3)
-        if not 0 <= carbon_dioxide_emission <= 65535:
-            raise out_of_range(p, carbon_dioxide_emission, 0, 65535)
+            f_carbon_dioxide_emission, p = r_uint(v, n, p, 3)
+        if not 0 <= f_carbon_dioxide_emission <= 65535:
+            raise out_of_range(p, f_carbon_dioxide_emission, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CarbonDioxideEmission")
@@ -6864,33 +7475,33 @@ def _d_cm_PriceRule(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        carbon_dioxide_emission = None
+        f_carbon_dioxide_emission = None
     if fid == 4:
         p += 10
         q = (v >> (n - p)) & 0x3FF
         if q >> 9:
             raise unexpected(p - 10, 1, "characters of RenewableGenerationPercentage")
-        renewable_generation_percentage = (q >> 1) & 0xFF
+        f_renewable_generation_percentage = (q >> 1) & 0xFF
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of RenewableGenerationPercentage")
         w, mask, prods = _D111[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        renewable_generation_percentage = None
+        f_renewable_generation_percentage = None
     if fid != 5:
         raise bad_event(p, fid, "PowerRangeStart")
-    power_range_start, p = _d_ct_RationalNumber(r, v, n, p)
+    f_power_range_start, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceRule")
     return cm.PriceRule(
-        energy_fee=energy_fee,
-        parking_fee=parking_fee,
-        parking_fee_period=parking_fee_period,
-        carbon_dioxide_emission=carbon_dioxide_emission,
-        renewable_generation_percentage=renewable_generation_percentage,
-        power_range_start=power_range_start,
+        energy_fee=f_energy_fee,
+        parking_fee=f_parking_fee,
+        parking_fee_period=f_parking_fee_period,
+        carbon_dioxide_emission=f_carbon_dioxide_emission,
+        renewable_generation_percentage=f_renewable_generation_percentage,
+        power_range_start=f_power_range_start,
     ), p
 
 
@@ -6898,14 +7509,20 @@ def _d_cm_PriceRule(r, v, n, p):
 def _e_cm_PowerScheduleEntryList(a, o, st):
     s = 0
     items = o.power_schedule_entry
+    if items.__class__ is not list:
+        raise type_error("PowerScheduleEntryList.power_schedule_entry", "a list", items)
     if len(items) > 1024:
         raise ExiEncodeError("PowerScheduleEntryList.power_schedule_entry: more than 1024 items")
+    if len(items) < 1:
+        raise ExiEncodeError("PowerScheduleEntryList.power_schedule_entry: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T112[s, 0]
         except KeyError:
             raise ExiEncodeError("PowerScheduleEntryList.power_schedule_entry is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not cm.PowerScheduleEntry:
+            raise type_error("PowerScheduleEntryList.power_schedule_entry", "PowerScheduleEntry", x)
         a = _e_cm_PowerScheduleEntry(a, x, st)
         if i == 1024:
             s = _X112[s]
@@ -6922,23 +7539,27 @@ def _d_cm_PowerScheduleEntryList(r, v, n, p):
     w, mask, prods = _D112[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    power_schedule_entry = []
+    f_power_schedule_entry = []
     while fid == 0:
         x, p = _d_cm_PowerScheduleEntry(r, v, n, p)
-        power_schedule_entry.append(x)
-        if len(power_schedule_entry) == 1024:
+        f_power_schedule_entry.append(x)
+        if len(f_power_schedule_entry) == 1024:
             s = _X112[s]
         w, mask, prods = _D112[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of PowerScheduleEntryList")
-    return cm.PowerScheduleEntryList(power_schedule_entry=power_schedule_entry), p
+    return cm.PowerScheduleEntryList(power_schedule_entry=f_power_schedule_entry), p
 
 
 # EVPriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_EvPriceRule(a, o, st):
+    if o.energy_fee.__class__ is not ct.RationalNumber:
+        raise type_error("EvPriceRule.energy_fee", "RationalNumber", o.energy_fee)
     a = _e_ct_RationalNumber((a << 1), o.energy_fee, st)
+    if o.power_range_start.__class__ is not ct.RationalNumber:
+        raise type_error("EvPriceRule.power_range_start", "RationalNumber", o.power_range_start)
     a = _e_ct_RationalNumber((a << 1), o.power_range_start, st)
     a <<= 1
     return a
@@ -6948,15 +7569,15 @@ def _d_cm_EvPriceRule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EnergyFee")
-    energy_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    f_energy_fee, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PowerRangeStart")
-    power_range_start, p = _d_ct_RationalNumber(r, v, n, p)
+    f_power_range_start, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPriceRule")
-    return cm.EvPriceRule(energy_fee=energy_fee, power_range_start=power_range_start), p
+    return cm.EvPriceRule(energy_fee=f_energy_fee, power_range_start=f_power_range_start), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

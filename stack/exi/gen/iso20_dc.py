@@ -15,6 +15,7 @@ from stack.exi.runtime import (  # noqa: F401
     r_string,
     r_uint,
     range_error,
+    type_error,
     unexpected,
 )
 from stack.messages import iso20_dc as dc
@@ -31,18 +32,38 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 # BPT_DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_BptDcCpdReqEnergyTransferMode(a, o, st):
+    if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdReqEnergyTransferMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdReqEnergyTransferMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    if o.ev_maximum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdReqEnergyTransferMode.ev_maximum_charge_current", "RationalNumber", o.ev_maximum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    if o.ev_minimum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdReqEnergyTransferMode.ev_minimum_charge_current", "RationalNumber", o.ev_minimum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_current, st)
+    if o.ev_maximum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptDcCpdReqEnergyTransferMode.ev_maximum_voltage", "RationalNumber", o.ev_maximum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    if o.ev_minimum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptDcCpdReqEnergyTransferMode.ev_minimum_voltage", "RationalNumber", o.ev_minimum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
     s = 6
     x = o.target_soc
     if x is not None:
         s = 7
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("BptDcCpdReqEnergyTransferMode.target_soc", y, 0, 100)
         a = (a << 10) | y
         a <<= 1
@@ -51,9 +72,29 @@ def _e_dc_BptDcCpdReqEnergyTransferMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("BptDcCpdReqEnergyTransferMode.ev_maximum_discharge_power is not allowed here") from None
     a = (a << w) | c
+    if o.ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdReqEnergyTransferMode.ev_maximum_discharge_power", "RationalNumber", o.ev_maximum_discharge_power
+        )
     a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, st)
+    if o.ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdReqEnergyTransferMode.ev_minimum_discharge_power", "RationalNumber", o.ev_minimum_discharge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_power, st)
+    if o.ev_maximum_discharge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdReqEnergyTransferMode.ev_maximum_discharge_current",
+            "RationalNumber",
+            o.ev_maximum_discharge_current,
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_current, st)
+    if o.ev_minimum_discharge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdReqEnergyTransferMode.ev_minimum_discharge_current",
+            "RationalNumber",
+            o.ev_minimum_discharge_current,
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_current, st)
     a <<= 1
     return a
@@ -63,27 +104,27 @@ def _d_dc_BptDcCpdReqEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargePower")
-    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
-    ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargeCurrent")
-    ev_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumVoltage")
-    ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumVoltage")
-    ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
     w, mask, prods = _D0[s]
     p += w
@@ -93,70 +134,116 @@ def _d_dc_BptDcCpdReqEnergyTransferMode(r, v, n, p):
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D0[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid != 7:
         raise bad_event(p, fid, "EVMaximumDischargePower")
-    ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumDischargePower")
-    ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumDischargeCurrent")
-    ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumDischargeCurrent")
-    ev_minimum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDcCpdReqEnergyTransferMode")
     return dc.BptDcCpdReqEnergyTransferMode(
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_maximum_charge_current=ev_maximum_charge_current,
-        ev_minimum_charge_current=ev_minimum_charge_current,
-        ev_maximum_voltage=ev_maximum_voltage,
-        ev_minimum_voltage=ev_minimum_voltage,
-        target_soc=target_soc,
-        ev_maximum_discharge_power=ev_maximum_discharge_power,
-        ev_minimum_discharge_power=ev_minimum_discharge_power,
-        ev_maximum_discharge_current=ev_maximum_discharge_current,
-        ev_minimum_discharge_current=ev_minimum_discharge_current,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_maximum_charge_current=f_ev_maximum_charge_current,
+        ev_minimum_charge_current=f_ev_minimum_charge_current,
+        ev_maximum_voltage=f_ev_maximum_voltage,
+        ev_minimum_voltage=f_ev_minimum_voltage,
+        target_soc=f_target_soc,
+        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
+        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
+        ev_maximum_discharge_current=f_ev_maximum_discharge_current,
+        ev_minimum_discharge_current=f_ev_minimum_discharge_current,
     ), p
 
 
 # BPT_DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_BptDcCpdResEnergyTransferMode(a, o, st):
+    if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdResEnergyTransferMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
+    if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdResEnergyTransferMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    if o.evse_maximum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdResEnergyTransferMode.evse_maximum_charge_current", "RationalNumber", o.evse_maximum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    if o.evse_minimum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdResEnergyTransferMode.evse_minimum_charge_current", "RationalNumber", o.evse_minimum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_current, st)
+    if o.evse_maximum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptDcCpdResEnergyTransferMode.evse_maximum_voltage", "RationalNumber", o.evse_maximum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    if o.evse_minimum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptDcCpdResEnergyTransferMode.evse_minimum_voltage", "RationalNumber", o.evse_minimum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
     s = 6
     x = o.evse_power_ramp_limitation
     if x is not None:
         s = 7
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     try:
         c, w, s = _T1[s, 448]
     except KeyError:
         raise ExiEncodeError("BptDcCpdResEnergyTransferMode.evse_maximum_discharge_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_maximum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdResEnergyTransferMode.evse_maximum_discharge_power",
+            "RationalNumber",
+            o.evse_maximum_discharge_power,
+        )
     a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_power, st)
+    if o.evse_minimum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdResEnergyTransferMode.evse_minimum_discharge_power",
+            "RationalNumber",
+            o.evse_minimum_discharge_power,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_power, st)
+    if o.evse_maximum_discharge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdResEnergyTransferMode.evse_maximum_discharge_current",
+            "RationalNumber",
+            o.evse_maximum_discharge_current,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_current, st)
+    if o.evse_minimum_discharge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDcCpdResEnergyTransferMode.evse_minimum_discharge_current",
+            "RationalNumber",
+            o.evse_minimum_discharge_current,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_current, st)
     a <<= 1
     return a
@@ -166,68 +253,68 @@ def _d_dc_BptDcCpdResEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
-    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
-    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
-    evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargeCurrent")
-    evse_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
-    evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
-    evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
     w, mask, prods = _D1[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D1[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_power_ramp_limitation = None
+        f_evse_power_ramp_limitation = None
     if fid != 7:
         raise bad_event(p, fid, "EVSEMaximumDischargePower")
-    evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumDischargePower")
-    evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumDischargeCurrent")
-    evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumDischargeCurrent")
-    evse_minimum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDcCpdResEnergyTransferMode")
     return dc.BptDcCpdResEnergyTransferMode(
-        evse_maximum_charge_power=evse_maximum_charge_power,
-        evse_minimum_charge_power=evse_minimum_charge_power,
-        evse_maximum_charge_current=evse_maximum_charge_current,
-        evse_minimum_charge_current=evse_minimum_charge_current,
-        evse_maximum_voltage=evse_maximum_voltage,
-        evse_minimum_voltage=evse_minimum_voltage,
-        evse_power_ramp_limitation=evse_power_ramp_limitation,
-        evse_maximum_discharge_power=evse_maximum_discharge_power,
-        evse_minimum_discharge_power=evse_minimum_discharge_power,
-        evse_maximum_discharge_current=evse_maximum_discharge_current,
-        evse_minimum_discharge_current=evse_minimum_discharge_current,
+        evse_maximum_charge_power=f_evse_maximum_charge_power,
+        evse_minimum_charge_power=f_evse_minimum_charge_power,
+        evse_maximum_charge_current=f_evse_maximum_charge_current,
+        evse_minimum_charge_current=f_evse_minimum_charge_current,
+        evse_maximum_voltage=f_evse_maximum_voltage,
+        evse_minimum_voltage=f_evse_minimum_voltage,
+        evse_power_ramp_limitation=f_evse_power_ramp_limitation,
+        evse_maximum_discharge_power=f_evse_maximum_discharge_power,
+        evse_minimum_discharge_power=f_evse_minimum_discharge_power,
+        evse_maximum_discharge_current=f_evse_maximum_discharge_current,
+        evse_minimum_discharge_current=f_evse_minimum_discharge_current,
     ), p
 
 
@@ -238,7 +325,7 @@ def _e_dc_BptDynamicDcClReqControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 11) | y
         else:
             a = e_uint((a << 3), check_range(y, 0, 4294967295, "BptDynamicDcClReqControlMode.departure_time"))
@@ -248,21 +335,65 @@ def _e_dc_BptDynamicDcClReqControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("BptDynamicDcClReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
+    if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
+        )
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    if o.ev_maximum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", o.ev_maximum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    if o.ev_maximum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptDynamicDcClReqControlMode.ev_maximum_voltage", "RationalNumber", o.ev_maximum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    if o.ev_minimum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptDynamicDcClReqControlMode.ev_minimum_voltage", "RationalNumber", o.ev_minimum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
+    if o.ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_maximum_discharge_power", "RationalNumber", o.ev_maximum_discharge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_power, st)
+    if o.ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_minimum_discharge_power", "RationalNumber", o.ev_minimum_discharge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_power, st)
+    if o.ev_maximum_discharge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClReqControlMode.ev_maximum_discharge_current",
+            "RationalNumber",
+            o.ev_maximum_discharge_current,
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_current, st)
     s = 12
     x = o.ev_maximum_v2x_energy_request
     if x is not None:
         s = 13
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicDcClReqControlMode.ev_maximum_v2x_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     x = o.ev_minimum_v2x_energy_request
     if x is not None:
@@ -273,6 +404,8 @@ def _e_dc_BptDynamicDcClReqControlMode(a, o, st):
                 "BptDynamicDcClReqControlMode.ev_minimum_v2x_energy_request is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptDynamicDcClReqControlMode.ev_minimum_v2x_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T2[s, -1]
@@ -291,13 +424,13 @@ def _d_dc_BptDynamicDcClReqControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -305,85 +438,85 @@ def _d_dc_BptDynamicDcClReqControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid != 1:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargePower")
-    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
-    ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumVoltage")
-    ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumVoltage")
-    ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumDischargePower")
-    ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumDischargePower")
-    ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumDischargeCurrent")
-    ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
     s = 12
     w, mask, prods = _D2[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 12:
-        ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D2[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_v2x_energy_request = None
+        f_ev_maximum_v2x_energy_request = None
     if fid == 13:
-        ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D2[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_v2x_energy_request = None
+        f_ev_minimum_v2x_energy_request = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptDynamicDcClReqControlMode")
     return dc.BptDynamicDcClReqControlMode(
-        departure_time=departure_time,
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_maximum_charge_current=ev_maximum_charge_current,
-        ev_maximum_voltage=ev_maximum_voltage,
-        ev_minimum_voltage=ev_minimum_voltage,
-        ev_maximum_discharge_power=ev_maximum_discharge_power,
-        ev_minimum_discharge_power=ev_minimum_discharge_power,
-        ev_maximum_discharge_current=ev_maximum_discharge_current,
-        ev_maximum_v2x_energy_request=ev_maximum_v2x_energy_request,
-        ev_minimum_v2x_energy_request=ev_minimum_v2x_energy_request,
+        departure_time=f_departure_time,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_maximum_charge_current=f_ev_maximum_charge_current,
+        ev_maximum_voltage=f_ev_maximum_voltage,
+        ev_minimum_voltage=f_ev_minimum_voltage,
+        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
+        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
+        ev_maximum_discharge_current=f_ev_maximum_discharge_current,
+        ev_maximum_v2x_energy_request=f_ev_maximum_v2x_energy_request,
+        ev_minimum_v2x_energy_request=f_ev_minimum_v2x_energy_request,
     ), p
 
 
@@ -394,7 +527,7 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 4294967295, "BptDynamicDcClResControlMode.departure_time"))
@@ -407,7 +540,7 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
             raise ExiEncodeError("BptDynamicDcClResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("BptDynamicDcClResControlMode.minimum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -419,7 +552,7 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
             raise ExiEncodeError("BptDynamicDcClResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("BptDynamicDcClResControlMode.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -431,7 +564,7 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
             raise ExiEncodeError("BptDynamicDcClResControlMode.ack_max_delay is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 65535, "BptDynamicDcClResControlMode.ack_max_delay"))
@@ -441,13 +574,47 @@ def _e_dc_BptDynamicDcClResControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("BptDynamicDcClResControlMode.evse_maximum_charge_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClResControlMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
+        )
     a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
+    if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClResControlMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    if o.evse_maximum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClResControlMode.evse_maximum_charge_current", "RationalNumber", o.evse_maximum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    if o.evse_maximum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptDynamicDcClResControlMode.evse_maximum_voltage", "RationalNumber", o.evse_maximum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    if o.evse_maximum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClResControlMode.evse_maximum_discharge_power",
+            "RationalNumber",
+            o.evse_maximum_discharge_power,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_power, st)
+    if o.evse_minimum_discharge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClResControlMode.evse_minimum_discharge_power",
+            "RationalNumber",
+            o.evse_minimum_discharge_power,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_power, st)
+    if o.evse_maximum_discharge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "BptDynamicDcClResControlMode.evse_maximum_discharge_current",
+            "RationalNumber",
+            o.evse_maximum_discharge_current,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_current, st)
+    if o.evse_minimum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptDynamicDcClResControlMode.evse_minimum_voltage", "RationalNumber", o.evse_minimum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
     a <<= 1
     return a
@@ -462,13 +629,13 @@ def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -476,48 +643,48 @@ def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of AckMaxDelay")
-        ack_max_delay = (v >> (n - p - 8)) & 0xFF
-        if ack_max_delay < 0x80:
+        f_ack_max_delay = (v >> (n - p - 8)) & 0xFF
+        if f_ack_max_delay < 0x80:
             p += 8
         else:
-            ack_max_delay, p = r_uint(v, n, p, 3)
-        if not 0 <= ack_max_delay <= 65535:
-            raise out_of_range(p, ack_max_delay, 0, 65535)
+            f_ack_max_delay, p = r_uint(v, n, p, 3)
+        if not 0 <= f_ack_max_delay <= 65535:
+            raise out_of_range(p, f_ack_max_delay, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
@@ -525,54 +692,54 @@ def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ack_max_delay = None
+        f_ack_max_delay = None
     if fid != 4:
         raise bad_event(p, fid, "EVSEMaximumChargePower")
-    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
-    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
-    evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
-    evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumDischargePower")
-    evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumDischargePower")
-    evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumDischargeCurrent")
-    evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
-    evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDynamicDcClResControlMode")
     return dc.BptDynamicDcClResControlMode(
-        departure_time=departure_time,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        ack_max_delay=ack_max_delay,
-        evse_maximum_charge_power=evse_maximum_charge_power,
-        evse_minimum_charge_power=evse_minimum_charge_power,
-        evse_maximum_charge_current=evse_maximum_charge_current,
-        evse_maximum_voltage=evse_maximum_voltage,
-        evse_maximum_discharge_power=evse_maximum_discharge_power,
-        evse_minimum_discharge_power=evse_minimum_discharge_power,
-        evse_maximum_discharge_current=evse_maximum_discharge_current,
-        evse_minimum_voltage=evse_minimum_voltage,
+        departure_time=f_departure_time,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        ack_max_delay=f_ack_max_delay,
+        evse_maximum_charge_power=f_evse_maximum_charge_power,
+        evse_minimum_charge_power=f_evse_minimum_charge_power,
+        evse_maximum_charge_current=f_evse_maximum_charge_current,
+        evse_maximum_voltage=f_evse_maximum_voltage,
+        evse_maximum_discharge_power=f_evse_maximum_discharge_power,
+        evse_minimum_discharge_power=f_evse_minimum_discharge_power,
+        evse_maximum_discharge_current=f_evse_maximum_discharge_current,
+        evse_minimum_voltage=f_evse_minimum_voltage,
     ), p
 
 
@@ -582,6 +749,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
     x = o.ev_target_energy_request
     if x is not None:
         s = 1
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_target_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
@@ -592,6 +761,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
                 "BptScheduledDcClReqControlMode.ev_maximum_energy_request is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_energy_request
     if x is not None:
@@ -602,18 +773,26 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
                 "BptScheduledDcClReqControlMode.ev_minimum_energy_request is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T4[s, 192]
     except KeyError:
         raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_target_current is not allowed here") from None
     a = (a << w) | c
+    if o.ev_target_current.__class__ is not ct.RationalNumber:
+        raise type_error("BptScheduledDcClReqControlMode.ev_target_current", "RationalNumber", o.ev_target_current)
     a = _e_ct_RationalNumber(a, o.ev_target_current, st)
+    if o.ev_target_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("BptScheduledDcClReqControlMode.ev_target_voltage", "RationalNumber", o.ev_target_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
     s = 5
     x = o.ev_maximum_charge_power
     if x is not None:
         s = 6
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.ev_minimum_charge_power
     if x is not None:
@@ -622,6 +801,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_charge_current
     if x is not None:
@@ -632,6 +813,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
                 "BptScheduledDcClReqControlMode.ev_maximum_charge_current is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_voltage
     if x is not None:
@@ -640,6 +823,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_maximum_voltage is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_voltage", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_voltage
     if x is not None:
@@ -648,6 +833,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_minimum_voltage is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_minimum_voltage", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_discharge_power
     if x is not None:
@@ -658,6 +845,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
                 "BptScheduledDcClReqControlMode.ev_maximum_discharge_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_discharge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_discharge_power
     if x is not None:
@@ -668,6 +857,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
                 "BptScheduledDcClReqControlMode.ev_minimum_discharge_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_minimum_discharge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_discharge_current
     if x is not None:
@@ -678,6 +869,8 @@ def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
                 "BptScheduledDcClReqControlMode.ev_maximum_discharge_current is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_discharge_current", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T4[s, -1]
@@ -693,109 +886,109 @@ def _d_dc_BptScheduledDcClReqControlMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_target_energy_request = None
+        f_ev_target_energy_request = None
     if fid == 1:
-        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_energy_request = None
+        f_ev_maximum_energy_request = None
     if fid == 2:
-        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_energy_request = None
+        f_ev_minimum_energy_request = None
     if fid != 3:
         raise bad_event(p, fid, "EVTargetCurrent")
-    ev_target_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVTargetVoltage")
-    ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 5
     w, mask, prods = _D4[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power = None
+        f_ev_maximum_charge_power = None
     if fid == 6:
-        ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power = None
+        f_ev_minimum_charge_power = None
     if fid == 7:
-        ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_current = None
+        f_ev_maximum_charge_current = None
     if fid == 8:
-        ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_voltage = None
+        f_ev_maximum_voltage = None
     if fid == 9:
-        ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_voltage = None
+        f_ev_minimum_voltage = None
     if fid == 10:
-        ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_power = None
+        f_ev_maximum_discharge_power = None
     if fid == 11:
-        ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_discharge_power = None
+        f_ev_minimum_discharge_power = None
     if fid == 12:
-        ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_discharge_current = None
+        f_ev_maximum_discharge_current = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptScheduledDcClReqControlMode")
     return dc.BptScheduledDcClReqControlMode(
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_target_current=ev_target_current,
-        ev_target_voltage=ev_target_voltage,
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_maximum_charge_current=ev_maximum_charge_current,
-        ev_maximum_voltage=ev_maximum_voltage,
-        ev_minimum_voltage=ev_minimum_voltage,
-        ev_maximum_discharge_power=ev_maximum_discharge_power,
-        ev_minimum_discharge_power=ev_minimum_discharge_power,
-        ev_maximum_discharge_current=ev_maximum_discharge_current,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_target_current=f_ev_target_current,
+        ev_target_voltage=f_ev_target_voltage,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_maximum_charge_current=f_ev_maximum_charge_current,
+        ev_maximum_voltage=f_ev_maximum_voltage,
+        ev_minimum_voltage=f_ev_minimum_voltage,
+        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
+        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
+        ev_maximum_discharge_current=f_ev_maximum_discharge_current,
     ), p
 
 
@@ -805,6 +998,8 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
     x = o.evse_maximum_charge_power
     if x is not None:
         s = 1
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClResControlMode.evse_maximum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 4), x, st)
     x = o.evse_minimum_charge_power
     if x is not None:
@@ -815,6 +1010,8 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
                 "BptScheduledDcClResControlMode.evse_minimum_charge_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClResControlMode.evse_minimum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_maximum_charge_current
     if x is not None:
@@ -825,6 +1022,8 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
                 "BptScheduledDcClResControlMode.evse_maximum_charge_current is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClResControlMode.evse_maximum_charge_current", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_maximum_voltage
     if x is not None:
@@ -833,6 +1032,8 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClResControlMode.evse_maximum_voltage is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClResControlMode.evse_maximum_voltage", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_maximum_discharge_power
     if x is not None:
@@ -843,6 +1044,8 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
                 "BptScheduledDcClResControlMode.evse_maximum_discharge_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClResControlMode.evse_maximum_discharge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_minimum_discharge_power
     if x is not None:
@@ -853,6 +1056,8 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
                 "BptScheduledDcClResControlMode.evse_minimum_discharge_power is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClResControlMode.evse_minimum_discharge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_maximum_discharge_current
     if x is not None:
@@ -863,6 +1068,8 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
                 "BptScheduledDcClResControlMode.evse_maximum_discharge_current is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClResControlMode.evse_maximum_discharge_current", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_minimum_voltage
     if x is not None:
@@ -871,6 +1078,8 @@ def _e_dc_BptScheduledDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClResControlMode.evse_minimum_voltage is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("BptScheduledDcClResControlMode.evse_minimum_voltage", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T5[s, -1]
@@ -886,72 +1095,72 @@ def _d_dc_BptScheduledDcClResControlMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_charge_power = None
+        f_evse_maximum_charge_power = None
     if fid == 1:
-        evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_charge_power = None
+        f_evse_minimum_charge_power = None
     if fid == 2:
-        evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_charge_current = None
+        f_evse_maximum_charge_current = None
     if fid == 3:
-        evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_voltage = None
+        f_evse_maximum_voltage = None
     if fid == 4:
-        evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_discharge_power = None
+        f_evse_maximum_discharge_power = None
     if fid == 5:
-        evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_discharge_power = None
+        f_evse_minimum_discharge_power = None
     if fid == 6:
-        evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_discharge_current = None
+        f_evse_maximum_discharge_current = None
     if fid == 7:
-        evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_voltage = None
+        f_evse_minimum_voltage = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptScheduledDcClResControlMode")
     return dc.BptScheduledDcClResControlMode(
-        evse_maximum_charge_power=evse_maximum_charge_power,
-        evse_minimum_charge_power=evse_minimum_charge_power,
-        evse_maximum_charge_current=evse_maximum_charge_current,
-        evse_maximum_voltage=evse_maximum_voltage,
-        evse_maximum_discharge_power=evse_maximum_discharge_power,
-        evse_minimum_discharge_power=evse_minimum_discharge_power,
-        evse_maximum_discharge_current=evse_maximum_discharge_current,
-        evse_minimum_voltage=evse_minimum_voltage,
+        evse_maximum_charge_power=f_evse_maximum_charge_power,
+        evse_minimum_charge_power=f_evse_minimum_charge_power,
+        evse_maximum_charge_current=f_evse_maximum_charge_current,
+        evse_maximum_voltage=f_evse_maximum_voltage,
+        evse_maximum_discharge_power=f_evse_maximum_discharge_power,
+        evse_minimum_discharge_power=f_evse_minimum_discharge_power,
+        evse_maximum_discharge_current=f_evse_maximum_discharge_current,
+        evse_minimum_voltage=f_evse_minimum_voltage,
     ), p
 
 
@@ -992,30 +1201,50 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D8[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm), p
+    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
 
 
 # DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcCpdReqEnergyTransferMode(a, o, st):
+    if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DcCpdReqEnergyTransferMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DcCpdReqEnergyTransferMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    if o.ev_maximum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DcCpdReqEnergyTransferMode.ev_maximum_charge_current", "RationalNumber", o.ev_maximum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    if o.ev_minimum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DcCpdReqEnergyTransferMode.ev_minimum_charge_current", "RationalNumber", o.ev_minimum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_current, st)
+    if o.ev_maximum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcCpdReqEnergyTransferMode.ev_maximum_voltage", "RationalNumber", o.ev_maximum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    if o.ev_minimum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcCpdReqEnergyTransferMode.ev_minimum_voltage", "RationalNumber", o.ev_minimum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
     s = 6
     x = o.target_soc
     if x is not None:
         s = 7
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DcCpdReqEnergyTransferMode.target_soc", y, 0, 100)
         a = (a << 10) | y
         a <<= 1
@@ -1031,27 +1260,27 @@ def _d_dc_DcCpdReqEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargePower")
-    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
-    ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargeCurrent")
-    ev_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumVoltage")
-    ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumVoltage")
-    ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
     w, mask, prods = _D9[s]
     p += w
@@ -1061,41 +1290,63 @@ def _d_dc_DcCpdReqEnergyTransferMode(r, v, n, p):
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid != -1:
         raise bad_event(p, fid, "end of DcCpdReqEnergyTransferMode")
     return dc.DcCpdReqEnergyTransferMode(
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_maximum_charge_current=ev_maximum_charge_current,
-        ev_minimum_charge_current=ev_minimum_charge_current,
-        ev_maximum_voltage=ev_maximum_voltage,
-        ev_minimum_voltage=ev_minimum_voltage,
-        target_soc=target_soc,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_maximum_charge_current=f_ev_maximum_charge_current,
+        ev_minimum_charge_current=f_ev_minimum_charge_current,
+        ev_maximum_voltage=f_ev_maximum_voltage,
+        ev_minimum_voltage=f_ev_minimum_voltage,
+        target_soc=f_target_soc,
     ), p
 
 
 # DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcCpdResEnergyTransferMode(a, o, st):
+    if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DcCpdResEnergyTransferMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
+    if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DcCpdResEnergyTransferMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    if o.evse_maximum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DcCpdResEnergyTransferMode.evse_maximum_charge_current", "RationalNumber", o.evse_maximum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    if o.evse_minimum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DcCpdResEnergyTransferMode.evse_minimum_charge_current", "RationalNumber", o.evse_minimum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_current, st)
+    if o.evse_maximum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcCpdResEnergyTransferMode.evse_maximum_voltage", "RationalNumber", o.evse_maximum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    if o.evse_minimum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcCpdResEnergyTransferMode.evse_minimum_voltage", "RationalNumber", o.evse_minimum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
     s = 6
     x = o.evse_power_ramp_limitation
     if x is not None:
         s = 7
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     try:
         c, w, _ = _T10[s, -1]
@@ -1109,53 +1360,55 @@ def _d_dc_DcCpdResEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
-    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
-    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
-    evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargeCurrent")
-    evse_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
-    evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
-    evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 6
     w, mask, prods = _D10[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_power_ramp_limitation = None
+        f_evse_power_ramp_limitation = None
     if fid != -1:
         raise bad_event(p, fid, "end of DcCpdResEnergyTransferMode")
     return dc.DcCpdResEnergyTransferMode(
-        evse_maximum_charge_power=evse_maximum_charge_power,
-        evse_minimum_charge_power=evse_minimum_charge_power,
-        evse_maximum_charge_current=evse_maximum_charge_current,
-        evse_minimum_charge_current=evse_minimum_charge_current,
-        evse_maximum_voltage=evse_maximum_voltage,
-        evse_minimum_voltage=evse_minimum_voltage,
-        evse_power_ramp_limitation=evse_power_ramp_limitation,
+        evse_maximum_charge_power=f_evse_maximum_charge_power,
+        evse_minimum_charge_power=f_evse_minimum_charge_power,
+        evse_maximum_charge_current=f_evse_maximum_charge_current,
+        evse_minimum_charge_current=f_evse_minimum_charge_current,
+        evse_maximum_voltage=f_evse_maximum_voltage,
+        evse_minimum_voltage=f_evse_minimum_voltage,
+        evse_power_ramp_limitation=f_evse_power_ramp_limitation,
     ), p
 
 
 # DC_CableCheckReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcCableCheckReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcCableCheckReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a <<= 1
     return a
@@ -1165,15 +1418,17 @@ def _d_dc_DcCableCheckReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcCableCheckReq")
-    return dc.DcCableCheckReq(header=header), p
+    return dc.DcCableCheckReq(header=f_header), p
 
 
 # DC_CableCheckResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcCableCheckRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcCableCheckRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcCableCheckRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "DcCableCheckRes.evse_processing")
@@ -1185,34 +1440,43 @@ def _d_dc_DcCableCheckRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 15
     q = (v >> (n - p)) & 0x7FFF
     if q >> 13:
         raise unexpected(p - 15, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
     if (q >> 4) & 0x7:
         raise unexpected(p - 7, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEProcessing")
-    return dc.DcCableCheckRes(header=header, response_code=response_code, evse_processing=evse_processing), p
+    return dc.DcCableCheckRes(header=f_header, response_code=f_response_code, evse_processing=f_evse_processing), p
 
 
 # DC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcChargeLoopReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcChargeLoopReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     x = o.display_parameters
     if x is not None:
         s = 2
+        if x.__class__ is not ct.DisplayParameters:
+            raise type_error("DcChargeLoopReq.display_parameters", "DisplayParameters", x)
         a = _e_ct_DisplayParameters((a << 2), x, st)
     try:
         c, w, s = _T13[s, 128]
     except KeyError:
         raise ExiEncodeError("DcChargeLoopReq.meter_info_requested is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = (a << 1) | (1 if o.meter_info_requested else 0)
+    y = o.meter_info_requested
+    if y.__class__ is not bool:
+        raise type_error("DcChargeLoopReq.meter_info_requested", "True or False", y)
+    a = (a << 1) | (1 if y else 0)
+    if o.ev_present_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcChargeLoopReq.ev_present_voltage", "RationalNumber", o.ev_present_voltage)
     a = _e_ct_RationalNumber((a << 2), o.ev_present_voltage, st)
     s = 4
     try:
@@ -1235,49 +1499,51 @@ def _d_dc_DcChargeLoopReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
     w, mask, prods = _D13[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
+        f_display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
         w, mask, prods = _D13[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        display_parameters = None
+        f_display_parameters = None
     if fid != 2:
         raise bad_event(p, fid, "MeterInfoRequested")
     p += 4
     q = (v >> (n - p)) & 0xF
     if q >> 3:
         raise unexpected(p - 4, 1, "characters of MeterInfoRequested")
-    meter_info_requested = ((q >> 2) & 0x1) == 1
+    f_meter_info_requested = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of MeterInfoRequested")
-    ev_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 4
     w, mask, prods = _D13[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 4:
         raise bad_event(p, fid, "BPT_Dynamic_DC_CLReqControlMode")
-    cl_req_control_mode, p = _R13_4[sub](r, v, n, p)
+    f_cl_req_control_mode, p = _R13_4[sub](r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcChargeLoopReq")
     return dc.DcChargeLoopReq(
-        header=header,
-        display_parameters=display_parameters,
-        meter_info_requested=meter_info_requested,
-        ev_present_voltage=ev_present_voltage,
-        cl_req_control_mode=cl_req_control_mode,
+        header=f_header,
+        display_parameters=f_display_parameters,
+        meter_info_requested=f_meter_info_requested,
+        ev_present_voltage=f_ev_present_voltage,
+        cl_req_control_mode=f_cl_req_control_mode,
     ), p
 
 
 # DC_ChargeLoopResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcChargeLoopRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcChargeLoopRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcChargeLoopRes.response_code")
     a <<= 1
@@ -1285,6 +1551,8 @@ def _e_dc_DcChargeLoopRes(a, o, st):
     x = o.evse_status
     if x is not None:
         s = 3
+        if x.__class__ is not ct.EvseStatus:
+            raise type_error("DcChargeLoopRes.evse_status", "EvseStatus", x)
         a = _e_ct_EvseStatus((a << 3), x, st)
     x = o.meter_info
     if x is not None:
@@ -1293,6 +1561,8 @@ def _e_dc_DcChargeLoopRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("DcChargeLoopRes.meter_info is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.MeterInfo:
+            raise type_error("DcChargeLoopRes.meter_info", "MeterInfo", x)
         a = _e_ct_MeterInfo(a, x, st)
     x = o.receipt
     if x is not None:
@@ -1301,17 +1571,32 @@ def _e_dc_DcChargeLoopRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("DcChargeLoopRes.receipt is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.Receipt:
+            raise type_error("DcChargeLoopRes.receipt", "Receipt", x)
         a = _e_ct_Receipt(a, x, st)
     try:
         c, w, s = _T14[s, 320]
     except KeyError:
         raise ExiEncodeError("DcChargeLoopRes.evse_present_current is not allowed here") from None
     a = (a << w) | c
+    if o.evse_present_current.__class__ is not ct.RationalNumber:
+        raise type_error("DcChargeLoopRes.evse_present_current", "RationalNumber", o.evse_present_current)
     a = _e_ct_RationalNumber(a, o.evse_present_current, st)
+    if o.evse_present_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcChargeLoopRes.evse_present_voltage", "RationalNumber", o.evse_present_voltage)
     a = _e_ct_RationalNumber((a << 1), o.evse_present_voltage, st)
-    a = (a << 3) | (1 if o.evse_power_limit_achieved else 0)
-    a = (a << 4) | (1 if o.evse_current_limit_achieved else 0)
-    a = (a << 4) | (1 if o.evse_voltage_limit_achieved else 0)
+    y = o.evse_power_limit_achieved
+    if y.__class__ is not bool:
+        raise type_error("DcChargeLoopRes.evse_power_limit_achieved", "True or False", y)
+    a = (a << 3) | (1 if y else 0)
+    y = o.evse_current_limit_achieved
+    if y.__class__ is not bool:
+        raise type_error("DcChargeLoopRes.evse_current_limit_achieved", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
+    y = o.evse_voltage_limit_achieved
+    if y.__class__ is not bool:
+        raise type_error("DcChargeLoopRes.evse_voltage_limit_achieved", "True or False", y)
+    a = (a << 4) | (1 if y else 0)
     a <<= 1
     s = 10
     try:
@@ -1334,12 +1619,12 @@ def _d_dc_DcChargeLoopRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
@@ -1347,44 +1632,44 @@ def _d_dc_DcChargeLoopRes(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        evse_status, p = _d_ct_EvseStatus(r, v, n, p)
+        f_evse_status, p = _d_ct_EvseStatus(r, v, n, p)
         w, mask, prods = _D14[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_status = None
+        f_evse_status = None
     if fid == 3:
-        meter_info, p = _d_ct_MeterInfo(r, v, n, p)
+        f_meter_info, p = _d_ct_MeterInfo(r, v, n, p)
         w, mask, prods = _D14[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_info = None
+        f_meter_info = None
     if fid == 4:
-        receipt, p = _d_ct_Receipt(r, v, n, p)
+        f_receipt, p = _d_ct_Receipt(r, v, n, p)
         w, mask, prods = _D14[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        receipt = None
+        f_receipt = None
     if fid != 5:
         raise bad_event(p, fid, "EVSEPresentCurrent")
-    evse_present_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_present_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEPresentVoltage")
-    evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 12
     q = (v >> (n - p)) & 0xFFF
     if q >> 10:
         raise unexpected(p - 12, 2, "EVSEPowerLimitAchieved")
-    evse_power_limit_achieved = ((q >> 9) & 0x1) == 1
+    f_evse_power_limit_achieved = ((q >> 9) & 0x1) == 1
     if (q >> 6) & 0x7:
         raise unexpected(p - 9, 3, "end of EVSEPowerLimitAchieved")
-    evse_current_limit_achieved = ((q >> 5) & 0x1) == 1
+    f_evse_current_limit_achieved = ((q >> 5) & 0x1) == 1
     if (q >> 2) & 0x7:
         raise unexpected(p - 5, 3, "end of EVSECurrentLimitAchieved")
-    evse_voltage_limit_achieved = ((q >> 1) & 0x1) == 1
+    f_evse_voltage_limit_achieved = ((q >> 1) & 0x1) == 1
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVSEVoltageLimitAchieved")
     s = 10
@@ -1393,27 +1678,29 @@ def _d_dc_DcChargeLoopRes(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 10:
         raise bad_event(p, fid, "BPT_Dynamic_DC_CLResControlMode")
-    cl_res_control_mode, p = _R14_10[sub](r, v, n, p)
+    f_cl_res_control_mode, p = _R14_10[sub](r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcChargeLoopRes")
     return dc.DcChargeLoopRes(
-        header=header,
-        response_code=response_code,
-        evse_status=evse_status,
-        meter_info=meter_info,
-        receipt=receipt,
-        evse_present_current=evse_present_current,
-        evse_present_voltage=evse_present_voltage,
-        evse_power_limit_achieved=evse_power_limit_achieved,
-        evse_current_limit_achieved=evse_current_limit_achieved,
-        evse_voltage_limit_achieved=evse_voltage_limit_achieved,
-        cl_res_control_mode=cl_res_control_mode,
+        header=f_header,
+        response_code=f_response_code,
+        evse_status=f_evse_status,
+        meter_info=f_meter_info,
+        receipt=f_receipt,
+        evse_present_current=f_evse_present_current,
+        evse_present_voltage=f_evse_present_voltage,
+        evse_power_limit_achieved=f_evse_power_limit_achieved,
+        evse_current_limit_achieved=f_evse_current_limit_achieved,
+        evse_voltage_limit_achieved=f_evse_voltage_limit_achieved,
+        cl_res_control_mode=f_cl_res_control_mode,
     ), p
 
 
 # DC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcChargeParameterDiscoveryReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcChargeParameterDiscoveryReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     try:
@@ -1438,24 +1725,26 @@ def _d_dc_DcChargeParameterDiscoveryReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
     w, mask, prods = _D15[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 1:
         raise bad_event(p, fid, "BPT_DC_CPDReqEnergyTransferMode")
-    dc_cpd_req_energy_transfer_mode, p = _R15_1[sub](r, v, n, p)
+    f_dc_cpd_req_energy_transfer_mode, p = _R15_1[sub](r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcChargeParameterDiscoveryReq")
     return dc.DcChargeParameterDiscoveryReq(
-        header=header, dc_cpd_req_energy_transfer_mode=dc_cpd_req_energy_transfer_mode
+        header=f_header, dc_cpd_req_energy_transfer_mode=f_dc_cpd_req_energy_transfer_mode
     ), p
 
 
 # DC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcChargeParameterDiscoveryRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcChargeParameterDiscoveryRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcChargeParameterDiscoveryRes.response_code")
     a <<= 1
@@ -1482,12 +1771,12 @@ def _d_dc_DcChargeParameterDiscoveryRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
@@ -1496,20 +1785,28 @@ def _d_dc_DcChargeParameterDiscoveryRes(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 2:
         raise bad_event(p, fid, "BPT_DC_CPDResEnergyTransferMode")
-    dc_cpd_res_energy_transfer_mode, p = _R16_2[sub](r, v, n, p)
+    f_dc_cpd_res_energy_transfer_mode, p = _R16_2[sub](r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcChargeParameterDiscoveryRes")
     return dc.DcChargeParameterDiscoveryRes(
-        header=header, response_code=response_code, dc_cpd_res_energy_transfer_mode=dc_cpd_res_energy_transfer_mode
+        header=f_header,
+        response_code=f_response_code,
+        dc_cpd_res_energy_transfer_mode=f_dc_cpd_res_energy_transfer_mode,
     ), p
 
 
 # DC_PreChargeReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcPreChargeReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcPreChargeReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "DcPreChargeReq.ev_processing")
+    if o.ev_present_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcPreChargeReq.ev_present_voltage", "RationalNumber", o.ev_present_voltage)
     a = _e_ct_RationalNumber((a << 2), o.ev_present_voltage, st)
+    if o.ev_target_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcPreChargeReq.ev_target_voltage", "RationalNumber", o.ev_target_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
     a <<= 1
     return a
@@ -1519,34 +1816,38 @@ def _d_dc_DcPreChargeReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
         raise unexpected(p - 6, 2, "EVProcessing")
-    ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVProcessing")
-    ev_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVTargetVoltage")
-    ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcPreChargeReq")
     return dc.DcPreChargeReq(
-        header=header,
-        ev_processing=ev_processing,
-        ev_present_voltage=ev_present_voltage,
-        ev_target_voltage=ev_target_voltage,
+        header=f_header,
+        ev_processing=f_ev_processing,
+        ev_present_voltage=f_ev_present_voltage,
+        ev_target_voltage=f_ev_target_voltage,
     ), p
 
 
 # DC_PreChargeResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcPreChargeRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcPreChargeRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcPreChargeRes.response_code")
+    if o.evse_present_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcPreChargeRes.evse_present_voltage", "RationalNumber", o.evse_present_voltage)
     a = _e_ct_RationalNumber((a << 2), o.evse_present_voltage, st)
     a <<= 1
     return a
@@ -1556,23 +1857,27 @@ def _d_dc_DcPreChargeRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcPreChargeRes")
-    return dc.DcPreChargeRes(header=header, response_code=response_code, evse_present_voltage=evse_present_voltage), p
+    return dc.DcPreChargeRes(
+        header=f_header, response_code=f_response_code, evse_present_voltage=f_evse_present_voltage
+    ), p
 
 
 # DC_WeldingDetectionReqType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcWeldingDetectionReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcWeldingDetectionReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "DcWeldingDetectionReq.ev_processing")
     a <<= 2
@@ -1583,21 +1888,25 @@ def _d_dc_DcWeldingDetectionReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
         raise unexpected(p - 6, 2, "EVProcessing")
-    ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVProcessing")
-    return dc.DcWeldingDetectionReq(header=header, ev_processing=ev_processing), p
+    return dc.DcWeldingDetectionReq(header=f_header, ev_processing=f_ev_processing), p
 
 
 # DC_WeldingDetectionResType (urn:iso:std:iso:15118:-20:DC)
 def _e_dc_DcWeldingDetectionRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("DcWeldingDetectionRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcWeldingDetectionRes.response_code")
+    if o.evse_present_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DcWeldingDetectionRes.evse_present_voltage", "RationalNumber", o.evse_present_voltage)
     a = _e_ct_RationalNumber((a << 2), o.evse_present_voltage, st)
     a <<= 1
     return a
@@ -1607,20 +1916,20 @@ def _d_dc_DcWeldingDetectionRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcWeldingDetectionRes")
     return dc.DcWeldingDetectionRes(
-        header=header, response_code=response_code, evse_present_voltage=evse_present_voltage
+        header=f_header, response_code=f_response_code, evse_present_voltage=f_evse_present_voltage
     ), p
 
 
@@ -1697,7 +2006,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of P")
-        p, p = r_binary(v, n, p, None)
+        f_p, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of P")
@@ -1705,12 +2014,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        p = None
+        f_p = None
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Q")
-        q, p = r_binary(v, n, p, None)
+        f_q, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Q")
@@ -1718,12 +2027,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        q = None
+        f_q = None
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of G")
-        g, p = r_binary(v, n, p, None)
+        f_g, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of G")
@@ -1731,13 +2040,13 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        g = None
+        f_g = None
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of Y")
-    y, p = r_binary(v, n, p, None)
+    f_y, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Y")
@@ -1748,7 +2057,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of J")
-        j, p = r_binary(v, n, p, None)
+        f_j, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of J")
@@ -1756,12 +2065,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        j = None
+        f_j = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Seed")
-        seed, p = r_binary(v, n, p, None)
+        f_seed, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Seed")
@@ -1769,12 +2078,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        seed = None
+        f_seed = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of PgenCounter")
-        pgen_counter, p = r_binary(v, n, p, None)
+        f_pgen_counter, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of PgenCounter")
@@ -1782,10 +2091,10 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pgen_counter = None
+        f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
+    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -1799,14 +2108,14 @@ def _d_ds_DigestMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D22[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm), p
+    return ds.DigestMethod(algorithm=f_algorithm), p
 
 
 # Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -1816,7 +2125,7 @@ def _e_dc_DynamicDcClReqControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 11) | y
         else:
             a = e_uint((a << 3), check_range(y, 0, 4294967295, "DynamicDcClReqControlMode.departure_time"))
@@ -1826,13 +2135,41 @@ def _e_dc_DynamicDcClReqControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("DynamicDcClReqControlMode.ev_target_energy_request is not allowed here") from None
     a = (a << w) | c
+    if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
+        )
     a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    if o.ev_maximum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", o.ev_maximum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    if o.ev_maximum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DynamicDcClReqControlMode.ev_maximum_voltage", "RationalNumber", o.ev_maximum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    if o.ev_minimum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DynamicDcClReqControlMode.ev_minimum_voltage", "RationalNumber", o.ev_minimum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
     a <<= 1
     return a
@@ -1847,13 +2184,13 @@ def _d_dc_DynamicDcClReqControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -1861,51 +2198,51 @@ def _d_dc_DynamicDcClReqControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid != 1:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargePower")
-    ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
-    ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumVoltage")
-    ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumVoltage")
-    ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicDcClReqControlMode")
     return dc.DynamicDcClReqControlMode(
-        departure_time=departure_time,
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_maximum_charge_current=ev_maximum_charge_current,
-        ev_maximum_voltage=ev_maximum_voltage,
-        ev_minimum_voltage=ev_minimum_voltage,
+        departure_time=f_departure_time,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_maximum_charge_current=f_ev_maximum_charge_current,
+        ev_maximum_voltage=f_ev_maximum_voltage,
+        ev_minimum_voltage=f_ev_minimum_voltage,
     ), p
 
 
@@ -1916,7 +2253,7 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicDcClResControlMode.departure_time"))
@@ -1929,7 +2266,7 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
             raise ExiEncodeError("DynamicDcClResControlMode.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DynamicDcClResControlMode.minimum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -1941,7 +2278,7 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
             raise ExiEncodeError("DynamicDcClResControlMode.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DynamicDcClResControlMode.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -1953,7 +2290,7 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
             raise ExiEncodeError("DynamicDcClResControlMode.ack_max_delay is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 65535, "DynamicDcClResControlMode.ack_max_delay"))
@@ -1963,9 +2300,23 @@ def _e_dc_DynamicDcClResControlMode(a, o, st):
     except KeyError:
         raise ExiEncodeError("DynamicDcClResControlMode.evse_maximum_charge_power is not allowed here") from None
     a = (a << w) | c
+    if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClResControlMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
+        )
     a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
+    if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClResControlMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    if o.evse_maximum_charge_current.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "DynamicDcClResControlMode.evse_maximum_charge_current", "RationalNumber", o.evse_maximum_charge_current
+        )
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    if o.evse_maximum_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("DynamicDcClResControlMode.evse_maximum_voltage", "RationalNumber", o.evse_maximum_voltage)
     a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
     a <<= 1
     return a
@@ -1980,13 +2331,13 @@ def _d_dc_DynamicDcClResControlMode(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of DepartureTime")
-        departure_time = (v >> (n - p - 8)) & 0xFF
-        if departure_time < 0x80:
+        f_departure_time = (v >> (n - p - 8)) & 0xFF
+        if f_departure_time < 0x80:
             p += 8
         else:
-            departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= departure_time <= 4294967295:
-            raise out_of_range(p, departure_time, 0, 4294967295)
+            f_departure_time, p = r_uint(v, n, p, 5)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -1994,48 +2345,48 @@ def _d_dc_DynamicDcClResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        departure_time = None
+        f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D24[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D24[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of AckMaxDelay")
-        ack_max_delay = (v >> (n - p - 8)) & 0xFF
-        if ack_max_delay < 0x80:
+        f_ack_max_delay = (v >> (n - p - 8)) & 0xFF
+        if f_ack_max_delay < 0x80:
             p += 8
         else:
-            ack_max_delay, p = r_uint(v, n, p, 3)
-        if not 0 <= ack_max_delay <= 65535:
-            raise out_of_range(p, ack_max_delay, 0, 65535)
+            f_ack_max_delay, p = r_uint(v, n, p, 3)
+        if not 0 <= f_ack_max_delay <= 65535:
+            raise out_of_range(p, f_ack_max_delay, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
@@ -2043,34 +2394,34 @@ def _d_dc_DynamicDcClResControlMode(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ack_max_delay = None
+        f_ack_max_delay = None
     if fid != 4:
         raise bad_event(p, fid, "EVSEMaximumChargePower")
-    evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
-    evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
-    evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
-    evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicDcClResControlMode")
     return dc.DynamicDcClResControlMode(
-        departure_time=departure_time,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        ack_max_delay=ack_max_delay,
-        evse_maximum_charge_power=evse_maximum_charge_power,
-        evse_minimum_charge_power=evse_minimum_charge_power,
-        evse_maximum_charge_current=evse_maximum_charge_current,
-        evse_maximum_voltage=evse_maximum_voltage,
+        departure_time=f_departure_time,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        ack_max_delay=f_ack_max_delay,
+        evse_maximum_charge_power=f_evse_maximum_charge_power,
+        evse_minimum_charge_power=f_evse_minimum_charge_power,
+        evse_maximum_charge_current=f_evse_maximum_charge_current,
+        evse_maximum_voltage=f_evse_maximum_voltage,
     ), p
 
 
@@ -2081,7 +2432,21 @@ def _e_ds_KeyInfo(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
+    if (
+        o.key_name is None
+        and o.key_value is None
+        and o.retrieval_method is None
+        and o.x509_data is None
+        and o.pgp_data is None
+        and o.spki_data is None
+        and o.mgmt_data is None
+    ):
+        raise ExiEncodeError(
+            "KeyInfo: one of key_name, key_value, retrieval_method, x509_data, pgp_data, spki_data, mgmt_data is required"
+        )
     items = o.key_name
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T25[s, 64]
@@ -2091,46 +2456,68 @@ def _e_ds_KeyInfo(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
         a <<= 1
     items = o.key_value
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_value", "a list", items)
     for x in items:
         try:
             c, w, s = _T25[s, 128]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.KeyValue:
+            raise type_error("KeyInfo.key_value", "KeyValue", x)
         a = _e_ds_KeyValue(a, x, st)
     items = o.retrieval_method
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.retrieval_method", "a list", items)
     for x in items:
         try:
             c, w, s = _T25[s, 192]
         except KeyError:
             raise ExiEncodeError("KeyInfo.retrieval_method is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RetrievalMethod:
+            raise type_error("KeyInfo.retrieval_method", "RetrievalMethod", x)
         a = _e_ds_RetrievalMethod(a, x, st)
     items = o.x509_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.x509_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T25[s, 256]
         except KeyError:
             raise ExiEncodeError("KeyInfo.x509_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509Data:
+            raise type_error("KeyInfo.x509_data", "X509Data", x)
         a = _e_ds_X509Data(a, x, st)
     items = o.pgp_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.pgp_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T25[s, 320]
         except KeyError:
             raise ExiEncodeError("KeyInfo.pgp_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.PgpData:
+            raise type_error("KeyInfo.pgp_data", "PgpData", x)
         a = _e_ds_PgpData(a, x, st)
     items = o.spki_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.spki_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T25[s, 384]
         except KeyError:
             raise ExiEncodeError("KeyInfo.spki_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SpkiData:
+            raise type_error("KeyInfo.spki_data", "SpkiData", x)
         a = _e_ds_SpkiData(a, x, st)
     items = o.mgmt_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.mgmt_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T25[s, 448]
@@ -2148,14 +2535,14 @@ def _e_ds_KeyInfo(a, o, st):
 
 
 def _d_ds_KeyInfo(r, v, n, p):
-    id = None
-    key_name = []
-    key_value = []
-    retrieval_method = []
-    x509_data = []
-    pgp_data = []
-    spki_data = []
-    mgmt_data = []
+    f_id = None
+    f_key_name = []
+    f_key_value = []
+    f_retrieval_method = []
+    f_x509_data = []
+    f_pgp_data = []
+    f_spki_data = []
+    f_mgmt_data = []
     s = 0
     while True:
         w, mask, prods = _D25[s]
@@ -2164,7 +2551,7 @@ def _d_ds_KeyInfo(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
             p += 1
@@ -2174,27 +2561,27 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of KeyName")
-            key_name.append(x)
+            f_key_name.append(x)
             continue
         if fid == 2:
             x, p = _d_ds_KeyValue(r, v, n, p)
-            key_value.append(x)
+            f_key_value.append(x)
             continue
         if fid == 3:
             x, p = _d_ds_RetrievalMethod(r, v, n, p)
-            retrieval_method.append(x)
+            f_retrieval_method.append(x)
             continue
         if fid == 4:
             x, p = _d_ds_X509Data(r, v, n, p)
-            x509_data.append(x)
+            f_x509_data.append(x)
             continue
         if fid == 5:
             x, p = _d_ds_PgpData(r, v, n, p)
-            pgp_data.append(x)
+            f_pgp_data.append(x)
             continue
         if fid == 6:
             x, p = _d_ds_SpkiData(r, v, n, p)
-            spki_data.append(x)
+            f_spki_data.append(x)
             continue
         if fid == 7:
             p += 1
@@ -2204,27 +2591,31 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of MgmtData")
-            mgmt_data.append(x)
+            f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
-        id=id,
-        key_name=key_name,
-        key_value=key_value,
-        retrieval_method=retrieval_method,
-        x509_data=x509_data,
-        pgp_data=pgp_data,
-        spki_data=spki_data,
-        mgmt_data=mgmt_data,
+        id=f_id,
+        key_name=f_key_name,
+        key_value=f_key_value,
+        retrieval_method=f_retrieval_method,
+        x509_data=f_x509_data,
+        pgp_data=f_pgp_data,
+        spki_data=f_spki_data,
+        mgmt_data=f_mgmt_data,
     ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_KeyValue(a, o, st):
+    if o.dsa_key_value is None and o.rsa_key_value is None:
+        raise ExiEncodeError("KeyValue: one of dsa_key_value, rsa_key_value is required")
     s = 0
     x = o.dsa_key_value
     if x is not None:
         s = 1
+        if x.__class__ is not ds.DsaKeyValue:
+            raise type_error("KeyValue.dsa_key_value", "DsaKeyValue", x)
         a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
@@ -2233,6 +2624,8 @@ def _e_ds_KeyValue(a, o, st):
         except KeyError:
             raise ExiEncodeError("KeyValue.rsa_key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RsaKeyValue:
+            raise type_error("KeyValue.rsa_key_value", "RsaKeyValue", x)
         a = _e_ds_RsaKeyValue(a, x, st)
     try:
         c, w, _ = _T26[s, -1]
@@ -2248,22 +2641,22 @@ def _d_ds_KeyValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        f_dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
         w, mask, prods = _D26[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dsa_key_value = None
+        f_dsa_key_value = None
     if fid == 1:
-        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        f_rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
         w, mask, prods = _D26[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        rsa_key_value = None
+        f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
+    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -2274,12 +2667,18 @@ def _e_ds_Manifest(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("Manifest.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Manifest.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T27[s, 64]
         except KeyError:
             raise ExiEncodeError("Manifest.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("Manifest.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T27[s, -1]
@@ -2295,22 +2694,22 @@ def _d_ds_Manifest(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D27[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    reference = []
+        f_id = None
+    f_reference = []
     while fid == 1:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D27[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference), p
+    return ds.Manifest(id=f_id, reference=f_reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -2345,9 +2744,9 @@ def _e_ds_Object(a, o, st):
 
 
 def _d_ds_Object(r, v, n, p):
-    encoding = None
-    id = None
-    mime_type = None
+    f_encoding = None
+    f_id = None
+    f_mime_type = None
     s = 0
     while True:
         w, mask, prods = _D28[s]
@@ -2356,16 +2755,16 @@ def _d_ds_Object(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            encoding, p = r_string(r, v, n, p, "Encoding", None)
+            f_encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type, p = r_string(r, v, n, p, "MimeType", None)
+            f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
+    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -2377,6 +2776,8 @@ def _e_ds_PgpData(a, o, st):
         a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
+    if items.__class__ is not list:
+        raise type_error("PgpData.pgp_key_packet", "a list", items)
     if len(items) > 2:
         raise ExiEncodeError("PgpData.pgp_key_packet: more than 2 items")
     for x in items:
@@ -2396,8 +2797,8 @@ def _e_ds_PgpData(a, o, st):
 
 
 def _d_ds_PgpData(r, v, n, p):
-    pgp_key_id = None
-    pgp_key_packet = []
+    f_pgp_key_id = None
+    f_pgp_key_packet = []
     s = 0
     while True:
         w, mask, prods = _D29[s]
@@ -2409,7 +2810,7 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            pgp_key_id, p = r_binary(v, n, p, None)
+            f_pgp_key_id, p = r_binary(v, n, p, None)
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyID")
@@ -2422,10 +2823,10 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyPacket")
-            pgp_key_packet.append(x)
+            f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
+    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2440,15 +2841,15 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Modulus")
-    modulus, p = r_binary(v, n, p, None)
+    f_modulus, p = r_binary(v, n, p, None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Modulus")
-    exponent, p = r_binary(v, n, p, None)
+    f_exponent, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
+    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -2481,12 +2882,16 @@ def _e_ds_Reference(a, o, st):
         except KeyError:
             raise ExiEncodeError("Reference.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("Reference.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, s = _T31[s, 256]
     except KeyError:
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
+    if o.digest_method.__class__ is not ds.DigestMethod:
+        raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
     a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
@@ -2499,45 +2904,50 @@ def _d_ds_Reference(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D31[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid == 1:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D31[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 2:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D31[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 3:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D31[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
-    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "DigestValue")
-    digest_value, p = r_binary(v, n, p, None)
+    f_digest_value, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
-        id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
+        id=f_id,
+        type=f_type,
+        uri=f_uri,
+        transforms=f_transforms,
+        digest_method=f_digest_method,
+        digest_value=f_digest_value,
     ), p
 
 
@@ -2563,6 +2973,8 @@ def _e_ds_RetrievalMethod(a, o, st):
         except KeyError:
             raise ExiEncodeError("RetrievalMethod.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("RetrievalMethod.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, _ = _T32[s, -1]
@@ -2578,35 +2990,39 @@ def _d_ds_RetrievalMethod(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D32[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 1:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D32[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 2:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D32[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
+    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SpkiData(a, o, st):
     s = 0
     items = o.spki_sexp
+    if items.__class__ is not list:
+        raise type_error("SpkiData.spki_sexp", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SpkiData.spki_sexp: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T33[s, 0]
@@ -2624,7 +3040,7 @@ def _e_ds_SpkiData(a, o, st):
 
 
 def _d_ds_SpkiData(r, v, n, p):
-    spki_sexp = []
+    f_spki_sexp = []
     s = 0
     while True:
         w, mask, prods = _D33[s]
@@ -2640,10 +3056,10 @@ def _d_ds_SpkiData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of SPKISexp")
-            spki_sexp.append(x)
+            f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=spki_sexp), p
+    return ds.SpkiData(spki_sexp=f_spki_sexp), p
 
 
 # Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -2652,6 +3068,8 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
     x = o.ev_target_energy_request
     if x is not None:
         s = 1
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_target_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_maximum_energy_request
     if x is not None:
@@ -2660,6 +3078,8 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_maximum_energy_request is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_energy_request
     if x is not None:
@@ -2668,18 +3088,26 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_minimum_energy_request is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, s = _T34[s, 192]
     except KeyError:
         raise ExiEncodeError("ScheduledDcClReqControlMode.ev_target_current is not allowed here") from None
     a = (a << w) | c
+    if o.ev_target_current.__class__ is not ct.RationalNumber:
+        raise type_error("ScheduledDcClReqControlMode.ev_target_current", "RationalNumber", o.ev_target_current)
     a = _e_ct_RationalNumber(a, o.ev_target_current, st)
+    if o.ev_target_voltage.__class__ is not ct.RationalNumber:
+        raise type_error("ScheduledDcClReqControlMode.ev_target_voltage", "RationalNumber", o.ev_target_voltage)
     a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
     s = 5
     x = o.ev_maximum_charge_power
     if x is not None:
         s = 6
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.ev_minimum_charge_power
     if x is not None:
@@ -2688,6 +3116,8 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_charge_current
     if x is not None:
@@ -2696,6 +3126,8 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_maximum_charge_current is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_maximum_voltage
     if x is not None:
@@ -2704,6 +3136,8 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_maximum_voltage is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_maximum_voltage", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.ev_minimum_voltage
     if x is not None:
@@ -2712,6 +3146,8 @@ def _e_dc_ScheduledDcClReqControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_minimum_voltage is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_minimum_voltage", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T34[s, -1]
@@ -2727,85 +3163,85 @@ def _d_dc_ScheduledDcClReqControlMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_target_energy_request = None
+        f_ev_target_energy_request = None
     if fid == 1:
-        ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_energy_request = None
+        f_ev_maximum_energy_request = None
     if fid == 2:
-        ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_energy_request = None
+        f_ev_minimum_energy_request = None
     if fid != 3:
         raise bad_event(p, fid, "EVTargetCurrent")
-    ev_target_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVTargetVoltage")
-    ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
     s = 5
     w, mask, prods = _D34[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 5:
-        ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_power = None
+        f_ev_maximum_charge_power = None
     if fid == 6:
-        ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_charge_power = None
+        f_ev_minimum_charge_power = None
     if fid == 7:
-        ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_charge_current = None
+        f_ev_maximum_charge_current = None
     if fid == 8:
-        ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_maximum_voltage = None
+        f_ev_maximum_voltage = None
     if fid == 9:
-        ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ev_minimum_voltage = None
+        f_ev_minimum_voltage = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledDcClReqControlMode")
     return dc.ScheduledDcClReqControlMode(
-        ev_target_energy_request=ev_target_energy_request,
-        ev_maximum_energy_request=ev_maximum_energy_request,
-        ev_minimum_energy_request=ev_minimum_energy_request,
-        ev_target_current=ev_target_current,
-        ev_target_voltage=ev_target_voltage,
-        ev_maximum_charge_power=ev_maximum_charge_power,
-        ev_minimum_charge_power=ev_minimum_charge_power,
-        ev_maximum_charge_current=ev_maximum_charge_current,
-        ev_maximum_voltage=ev_maximum_voltage,
-        ev_minimum_voltage=ev_minimum_voltage,
+        ev_target_energy_request=f_ev_target_energy_request,
+        ev_maximum_energy_request=f_ev_maximum_energy_request,
+        ev_minimum_energy_request=f_ev_minimum_energy_request,
+        ev_target_current=f_ev_target_current,
+        ev_target_voltage=f_ev_target_voltage,
+        ev_maximum_charge_power=f_ev_maximum_charge_power,
+        ev_minimum_charge_power=f_ev_minimum_charge_power,
+        ev_maximum_charge_current=f_ev_maximum_charge_current,
+        ev_maximum_voltage=f_ev_maximum_voltage,
+        ev_minimum_voltage=f_ev_minimum_voltage,
     ), p
 
 
@@ -2815,6 +3251,8 @@ def _e_dc_ScheduledDcClResControlMode(a, o, st):
     x = o.evse_maximum_charge_power
     if x is not None:
         s = 1
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClResControlMode.evse_maximum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.evse_minimum_charge_power
     if x is not None:
@@ -2823,6 +3261,8 @@ def _e_dc_ScheduledDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledDcClResControlMode.evse_minimum_charge_power is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClResControlMode.evse_minimum_charge_power", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_maximum_charge_current
     if x is not None:
@@ -2833,6 +3273,8 @@ def _e_dc_ScheduledDcClResControlMode(a, o, st):
                 "ScheduledDcClResControlMode.evse_maximum_charge_current is not allowed here"
             ) from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClResControlMode.evse_maximum_charge_current", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.evse_maximum_voltage
     if x is not None:
@@ -2841,6 +3283,8 @@ def _e_dc_ScheduledDcClResControlMode(a, o, st):
         except KeyError:
             raise ExiEncodeError("ScheduledDcClResControlMode.evse_maximum_voltage is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClResControlMode.evse_maximum_voltage", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     try:
         c, w, _ = _T35[s, -1]
@@ -2856,40 +3300,40 @@ def _d_dc_ScheduledDcClResControlMode(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D35[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_charge_power = None
+        f_evse_maximum_charge_power = None
     if fid == 1:
-        evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D35[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_minimum_charge_power = None
+        f_evse_minimum_charge_power = None
     if fid == 2:
-        evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D35[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_charge_current = None
+        f_evse_maximum_charge_current = None
     if fid == 3:
-        evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D35[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_maximum_voltage = None
+        f_evse_maximum_voltage = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledDcClResControlMode")
     return dc.ScheduledDcClResControlMode(
-        evse_maximum_charge_power=evse_maximum_charge_power,
-        evse_minimum_charge_power=evse_minimum_charge_power,
-        evse_maximum_charge_current=evse_maximum_charge_current,
-        evse_maximum_voltage=evse_maximum_voltage,
+        evse_maximum_charge_power=f_evse_maximum_charge_power,
+        evse_minimum_charge_power=f_evse_minimum_charge_power,
+        evse_maximum_charge_current=f_evse_maximum_charge_current,
+        evse_maximum_voltage=f_evse_maximum_voltage,
     ), p
 
 
@@ -2905,20 +3349,30 @@ def _e_ds_Signature(a, o, st):
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
+    if o.signed_info.__class__ is not ds.SignedInfo:
+        raise type_error("Signature.signed_info", "SignedInfo", o.signed_info)
     a = _e_ds_SignedInfo(a, o.signed_info, st)
+    if o.signature_value.__class__ is not ds.SignatureValue:
+        raise type_error("Signature.signature_value", "SignatureValue", o.signature_value)
     a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
+        if x.__class__ is not ds.KeyInfo:
+            raise type_error("Signature.key_info", "KeyInfo", x)
         a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
+    if items.__class__ is not list:
+        raise type_error("Signature.object", "a list", items)
     for x in items:
         try:
             c, w, s = _T36[s, 256]
         except KeyError:
             raise ExiEncodeError("Signature.object is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Object:
+            raise type_error("Signature.object", "Object", x)
         a = _e_ds_Object(a, x, st)
     try:
         c, w, _ = _T36[s, -1]
@@ -2934,41 +3388,41 @@ def _d_ds_Signature(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D36[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "SignedInfo")
-    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    f_signed_info, p = _d_ds_SignedInfo(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureValue")
-    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
+    f_signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
     w, mask, prods = _D36[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        f_key_info, p = _d_ds_KeyInfo(r, v, n, p)
         w, mask, prods = _D36[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        key_info = None
-    object = []
+        f_key_info = None
+    f_object = []
     while fid == 4:
         x, p = _d_ds_Object(r, v, n, p)
-        object.append(x)
+        f_object.append(x)
         w, mask, prods = _D36[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
-        id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
+        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
     ), p
 
 
@@ -2980,7 +3434,9 @@ def _e_ds_SignatureMethod(a, o, st):
     if x is not None:
         s = 2
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
+        elif 0 <= y < 0x80:
             a = (a << 13) | y
         elif -0x80 <= y < 0:
             a = (a << 13) | (0xFF - y)
@@ -2999,7 +3455,7 @@ def _d_ds_SignatureMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D37[s]
     p += w
@@ -3008,14 +3464,14 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of HMACOutputLength")
-        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
-        if hmac_output_length < 0x80:
+        f_hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if f_hmac_output_length < 0x80:
             p += 9
-        elif 0x100 <= hmac_output_length < 0x180:
+        elif 0x100 <= f_hmac_output_length < 0x180:
             p += 9
-            hmac_output_length = 0xFF - hmac_output_length
+            f_hmac_output_length = 0xFF - f_hmac_output_length
         else:
-            hmac_output_length, p = r_sint(
+            f_hmac_output_length, p = r_sint(
                 v,
                 n,
                 p,
@@ -3027,10 +3483,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        hmac_output_length = None
+        f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
+    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -3041,12 +3497,18 @@ def _e_ds_SignatureProperties(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
+    if items.__class__ is not list:
+        raise type_error("SignatureProperties.signature_property", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignatureProperties.signature_property: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T38[s, 64]
         except KeyError:
             raise ExiEncodeError("SignatureProperties.signature_property is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SignatureProperty:
+            raise type_error("SignatureProperties.signature_property", "SignatureProperty", x)
         a = _e_ds_SignatureProperty(a, x, st)
     try:
         c, w, _ = _T38[s, -1]
@@ -3062,22 +3524,22 @@ def _d_ds_SignatureProperties(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D38[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    signature_property = []
+        f_id = None
+    f_signature_property = []
     while fid == 1:
         x, p = _d_ds_SignatureProperty(r, v, n, p)
-        signature_property.append(x)
+        f_signature_property.append(x)
         w, mask, prods = _D38[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property), p
+    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -3098,8 +3560,8 @@ def _e_ds_SignatureProperty(a, o, st):
 
 
 def _d_ds_SignatureProperty(r, v, n, p):
-    id = None
-    target = None
+    f_id = None
+    f_target = None
     s = 0
     while True:
         w, mask, prods = _D39[s]
@@ -3108,13 +3570,13 @@ def _d_ds_SignatureProperty(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target, p = r_string(r, v, n, p, "Target", None)
+            f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=id, target=target), p
+    return ds.SignatureProperty(id=f_id, target=f_target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -3140,19 +3602,19 @@ def _d_ds_SignatureValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D40[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "characters")
-    value, p = r_binary(v, n, p, None)
+    f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value), p
+    return ds.SignatureValue(id=f_id, value=f_value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -3167,16 +3629,26 @@ def _e_ds_SignedInfo(a, o, st):
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
+    if o.canonicalization_method.__class__ is not ds.CanonicalizationMethod:
+        raise type_error("SignedInfo.canonicalization_method", "CanonicalizationMethod", o.canonicalization_method)
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
+    if o.signature_method.__class__ is not ds.SignatureMethod:
+        raise type_error("SignedInfo.signature_method", "SignatureMethod", o.signature_method)
     a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("SignedInfo.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignedInfo.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T41[s, 192]
         except KeyError:
             raise ExiEncodeError("SignedInfo.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("SignedInfo.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T41[s, -1]
@@ -3192,34 +3664,37 @@ def _d_ds_SignedInfo(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "CanonicalizationMethod")
-    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    f_canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureMethod")
-    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
+    f_signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
     w, mask, prods = _D41[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    reference = []
+    f_reference = []
     while fid == 3:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
-        id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
+        id=f_id,
+        canonicalization_method=f_canonicalization_method,
+        signature_method=f_signature_method,
+        reference=f_reference,
     ), p
 
 
@@ -3228,6 +3703,8 @@ def _e_ds_Transform(a, o, st):
     a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
+    if items.__class__ is not list:
+        raise type_error("Transform.x_path", "a list", items)
     for x in items:
         try:
             c, w, s = _T42[s, 64]
@@ -3245,8 +3722,8 @@ def _e_ds_Transform(a, o, st):
 
 
 def _d_ds_Transform(r, v, n, p):
-    algorithm = None
-    x_path = []
+    f_algorithm = None
+    f_x_path = []
     s = 0
     while True:
         w, mask, prods = _D42[s]
@@ -3255,7 +3732,7 @@ def _d_ds_Transform(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+            f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
             p += 1
@@ -3265,22 +3742,28 @@ def _d_ds_Transform(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of XPath")
-            x_path.append(x)
+            f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=algorithm, x_path=x_path), p
+    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transforms(a, o, st):
     s = 0
     items = o.transform
+    if items.__class__ is not list:
+        raise type_error("Transforms.transform", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Transforms.transform: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T43[s, 0]
         except KeyError:
             raise ExiEncodeError("Transforms.transform is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transform:
+            raise type_error("Transforms.transform", "Transform", x)
         a = _e_ds_Transform(a, x, st)
     try:
         c, w, _ = _T43[s, -1]
@@ -3295,30 +3778,46 @@ def _d_ds_Transforms(r, v, n, p):
     w, mask, prods = _D43[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    transform = []
+    f_transform = []
     while fid == 0:
         x, p = _d_ds_Transform(r, v, n, p)
-        transform.append(x)
+        f_transform.append(x)
         w, mask, prods = _D43[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=transform), p
+    return ds.Transforms(transform=f_transform), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509Data(a, o, st):
+    if (
+        o.x509_issuer_serial is None
+        and o.x509ski is None
+        and o.x509_subject_name is None
+        and o.x509_certificate is None
+        and o.x509crl is None
+    ):
+        raise ExiEncodeError(
+            "X509Data: one of x509_issuer_serial, x509ski, x509_subject_name, x509_certificate, x509crl is required"
+        )
     s = 0
     items = o.x509_issuer_serial
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_issuer_serial", "a list", items)
     for x in items:
         try:
             c, w, s = _T44[s, 0]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_issuer_serial is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509IssuerSerial:
+            raise type_error("X509Data.x509_issuer_serial", "X509IssuerSerial", x)
         a = _e_ds_X509IssuerSerial(a, x, st)
     items = o.x509ski
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509ski", "a list", items)
     for x in items:
         try:
             c, w, s = _T44[s, 64]
@@ -3328,6 +3827,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509ski")
         a <<= 1
     items = o.x509_subject_name
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_subject_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T44[s, 128]
@@ -3337,6 +3838,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
         a <<= 1
     items = o.x509_certificate
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_certificate", "a list", items)
     for x in items:
         try:
             c, w, s = _T44[s, 192]
@@ -3346,6 +3849,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509_certificate")
         a <<= 1
     items = o.x509crl
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509crl", "a list", items)
     for x in items:
         try:
             c, w, s = _T44[s, 256]
@@ -3363,11 +3868,11 @@ def _e_ds_X509Data(a, o, st):
 
 
 def _d_ds_X509Data(r, v, n, p):
-    x509_issuer_serial = []
-    x509ski = []
-    x509_subject_name = []
-    x509_certificate = []
-    x509crl = []
+    f_x509_issuer_serial = []
+    f_x509ski = []
+    f_x509_subject_name = []
+    f_x509_certificate = []
+    f_x509crl = []
     s = 0
     while True:
         w, mask, prods = _D44[s]
@@ -3377,7 +3882,7 @@ def _d_ds_X509Data(r, v, n, p):
             break
         if fid == 0:
             x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-            x509_issuer_serial.append(x)
+            f_x509_issuer_serial.append(x)
             continue
         if fid == 1:
             p += 1
@@ -3387,7 +3892,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SKI")
-            x509ski.append(x)
+            f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
@@ -3397,7 +3902,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SubjectName")
-            x509_subject_name.append(x)
+            f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
@@ -3407,7 +3912,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509Certificate")
-            x509_certificate.append(x)
+            f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
@@ -3417,26 +3922,28 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509CRL")
-            x509crl.append(x)
+            f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
-        x509_issuer_serial=x509_issuer_serial,
-        x509ski=x509ski,
-        x509_subject_name=x509_subject_name,
-        x509_certificate=x509_certificate,
-        x509crl=x509crl,
+        x509_issuer_serial=f_x509_issuer_serial,
+        x509ski=f_x509ski,
+        x509_subject_name=f_x509_subject_name,
+        x509_certificate=f_x509_certificate,
+        x509crl=f_x509crl,
     ), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
     y = o.exponent
-    if not -128 <= y <= 127:
+    if not isinstance(y, int) or not -128 <= y <= 127:
         raise range_error("RationalNumber.exponent", y, -128, 127)
     a = (a << 10) | (y + 128)
     y = o.value
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -3451,30 +3958,30 @@ def _d_ct_RationalNumber(r, v, n, p):
     q = (v >> (n - p)) & 0x1FFF
     if q >> 11:
         raise unexpected(p - 13, 2, "Exponent")
-    exponent = ((q >> 3) & 0xFF) - 128
+    f_exponent = ((q >> 3) & 0xFF) - 128
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of Exponent")
-    value = (v >> (n - p - 9)) & 0x1FF
-    if value < 0x80:
+    f_value = (v >> (n - p - 9)) & 0x1FF
+    if f_value < 0x80:
         p += 9
-    elif 0x100 <= value < 0x180:
+    elif 0x100 <= f_value < 0x180:
         p += 9
-        value = 0xFF - value
+        f_value = 0xFF - f_value
     else:
-        value, p = r_sint(v, n, p, 3)
-    if not -32768 <= value <= 32767:
-        raise out_of_range(p, value, -32768, 32767)
+        f_value, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_value <= 32767:
+        raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value), p
+    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MessageHeader(a, o, st):
     a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
     y = o.time_stamp
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
@@ -3483,6 +3990,8 @@ def _e_ct_MessageHeader(a, o, st):
     x = o.signature
     if x is not None:
         s = 3
+        if x.__class__ is not ds.Signature:
+            raise type_error("MessageHeader.signature", "Signature", x)
         a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T46[s, -1]
@@ -3496,17 +4005,17 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SessionID")
-    session_id, p = r_binary(v, n, p, 8)
+    f_session_id, p = r_binary(v, n, p, 8)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SessionID")
-    time_stamp = (v >> (n - p - 8)) & 0xFF
-    if time_stamp < 0x80:
+    f_time_stamp = (v >> (n - p - 8)) & 0xFF
+    if f_time_stamp < 0x80:
         p += 8
     else:
-        time_stamp, p = r_uint(v, n, p, 10)
-    if not 0 <= time_stamp <= 18446744073709551615:
-        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+        f_time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_stamp <= 18446744073709551615:
+        raise out_of_range(p, f_time_stamp, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeStamp")
@@ -3515,15 +4024,15 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature, p = _d_ds_Signature(r, v, n, p)
+        f_signature, p = _d_ds_Signature(r, v, n, p)
         w, mask, prods = _D46[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        signature = None
+        f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
+    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -3533,7 +4042,7 @@ def _e_ct_DisplayParameters(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.present_soc", y, 0, 100)
         a = (a << 12) | y
         a <<= 1
@@ -3545,7 +4054,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.minimum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -3557,7 +4066,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -3569,7 +4078,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.maximum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -3581,7 +4090,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
@@ -3594,7 +4103,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
@@ -3607,7 +4116,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
@@ -3619,7 +4128,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.charging_complete is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("DisplayParameters.charging_complete", "True or False", y)
+        a = (a << 1) | (1 if y else 0)
         a <<= 1
     x = o.battery_energy_capacity
     if x is not None:
@@ -3628,6 +4140,8 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.battery_energy_capacity is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DisplayParameters.battery_energy_capacity", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.inlet_hot
     if x is not None:
@@ -3636,7 +4150,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.inlet_hot is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("DisplayParameters.inlet_hot", "True or False", y)
+        a = (a << 1) | (1 if y else 0)
         a <<= 1
     try:
         c, w, _ = _T47[s, -1]
@@ -3656,72 +4173,72 @@ def _d_ct_DisplayParameters(r, v, n, p):
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of PresentSOC")
-        present_soc = (q >> 1) & 0x7F
-        if present_soc > 100:
-            raise out_of_range(p, present_soc, 0, 100)
+        f_present_soc = (q >> 1) & 0x7F
+        if f_present_soc > 100:
+            raise out_of_range(p, f_present_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of PresentSOC")
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        present_soc = None
+        f_present_soc = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid == 3:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MaximumSOC")
-        maximum_soc = (q >> 1) & 0x7F
-        if maximum_soc > 100:
-            raise out_of_range(p, maximum_soc, 0, 100)
+        f_maximum_soc = (q >> 1) & 0x7F
+        if f_maximum_soc > 100:
+            raise out_of_range(p, f_maximum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MaximumSOC")
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        maximum_soc = None
+        f_maximum_soc = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToMinimumSOC")
-        remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_minimum_soc < 0x80:
+        f_remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_minimum_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_minimum_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_minimum_soc, 0, 4294967295)
+            f_remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_minimum_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_minimum_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMinimumSOC")
@@ -3729,18 +4246,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_minimum_soc = None
+        f_remaining_time_to_minimum_soc = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToTargetSOC")
-        remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_target_soc < 0x80:
+        f_remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_target_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_target_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_target_soc, 0, 4294967295)
+            f_remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_target_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_target_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToTargetSOC")
@@ -3748,18 +4265,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_target_soc = None
+        f_remaining_time_to_target_soc = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToMaximumSOC")
-        remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_maximum_soc < 0x80:
+        f_remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_maximum_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_maximum_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_maximum_soc, 0, 4294967295)
+            f_remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_maximum_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_maximum_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMaximumSOC")
@@ -3767,60 +4284,60 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_maximum_soc = None
+        f_remaining_time_to_maximum_soc = None
     if fid == 7:
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of ChargingComplete")
-        charging_complete = ((q >> 1) & 0x1) == 1
+        f_charging_complete = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of ChargingComplete")
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        charging_complete = None
+        f_charging_complete = None
     if fid == 8:
-        battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
+        f_battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        battery_energy_capacity = None
+        f_battery_energy_capacity = None
     if fid == 9:
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of InletHot")
-        inlet_hot = ((q >> 1) & 0x1) == 1
+        f_inlet_hot = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of InletHot")
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        inlet_hot = None
+        f_inlet_hot = None
     if fid != -1:
         raise bad_event(p, fid, "end of DisplayParameters")
     return ct.DisplayParameters(
-        present_soc=present_soc,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        maximum_soc=maximum_soc,
-        remaining_time_to_minimum_soc=remaining_time_to_minimum_soc,
-        remaining_time_to_target_soc=remaining_time_to_target_soc,
-        remaining_time_to_maximum_soc=remaining_time_to_maximum_soc,
-        charging_complete=charging_complete,
-        battery_energy_capacity=battery_energy_capacity,
-        inlet_hot=inlet_hot,
+        present_soc=f_present_soc,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        maximum_soc=f_maximum_soc,
+        remaining_time_to_minimum_soc=f_remaining_time_to_minimum_soc,
+        remaining_time_to_target_soc=f_remaining_time_to_target_soc,
+        remaining_time_to_maximum_soc=f_remaining_time_to_maximum_soc,
+        charging_complete=f_charging_complete,
+        battery_energy_capacity=f_battery_energy_capacity,
+        inlet_hot=f_inlet_hot,
     ), p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_EvseStatus(a, o, st):
     y = o.notification_max_delay
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
@@ -3833,28 +4350,28 @@ def _d_ct_EvseStatus(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NotificationMaxDelay")
-    notification_max_delay = (v >> (n - p - 8)) & 0xFF
-    if notification_max_delay < 0x80:
+    f_notification_max_delay = (v >> (n - p - 8)) & 0xFF
+    if f_notification_max_delay < 0x80:
         p += 8
     else:
-        notification_max_delay, p = r_uint(v, n, p, 3)
-    if not 0 <= notification_max_delay <= 65535:
-        raise out_of_range(p, notification_max_delay, 0, 65535)
+        f_notification_max_delay, p = r_uint(v, n, p, 3)
+    if not 0 <= f_notification_max_delay <= 65535:
+        raise out_of_range(p, f_notification_max_delay, 0, 65535)
     p += 8
     q = (v >> (n - p)) & 0xFF
     if q >> 5:
         raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
-    evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+    f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification), p
+    return ct.EvseStatus(notification_max_delay=f_notification_max_delay, evse_notification=f_evse_notification), p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
     a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
     y = o.charged_energy_reading_wh
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
@@ -3864,7 +4381,7 @@ def _e_ct_MeterInfo(a, o, st):
     if x is not None:
         s = 3
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
@@ -3877,7 +4394,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
@@ -3890,7 +4407,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
@@ -3912,7 +4429,9 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -3927,7 +4446,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
@@ -3944,17 +4463,17 @@ def _d_ct_MeterInfo(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "MeterID")
-    meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+    f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of MeterID")
-    charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
-    if charged_energy_reading_wh < 0x80:
+    f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+    if f_charged_energy_reading_wh < 0x80:
         p += 8
     else:
-        charged_energy_reading_wh, p = r_uint(v, n, p, 10)
-    if not 0 <= charged_energy_reading_wh <= 18446744073709551615:
-        raise out_of_range(p, charged_energy_reading_wh, 0, 18446744073709551615)
+        f_charged_energy_reading_wh, p = r_uint(v, n, p, 10)
+    if not 0 <= f_charged_energy_reading_wh <= 18446744073709551615:
+        raise out_of_range(p, f_charged_energy_reading_wh, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
@@ -3966,13 +4485,13 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BPT_DischargedEnergyReadingWh")
-        bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
-        if bpt_discharged_energy_reading_wh < 0x80:
+        f_bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+        if f_bpt_discharged_energy_reading_wh < 0x80:
             p += 8
         else:
-            bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
-        if not 0 <= bpt_discharged_energy_reading_wh <= 18446744073709551615:
-            raise out_of_range(p, bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+            f_bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_bpt_discharged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, f_bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
@@ -3980,18 +4499,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_discharged_energy_reading_wh = None
+        f_bpt_discharged_energy_reading_wh = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of CapacitiveEnergyReadingVARh")
-        capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
-        if capacitive_energy_reading_va_rh < 0x80:
+        f_capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if f_capacitive_energy_reading_va_rh < 0x80:
             p += 8
         else:
-            capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= capacitive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+            f_capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_capacitive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, f_capacitive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
@@ -3999,18 +4518,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        capacitive_energy_reading_va_rh = None
+        f_capacitive_energy_reading_va_rh = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BPT_InductiveEnergyReadingVARh")
-        bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
-        if bpt_inductive_energy_reading_va_rh < 0x80:
+        f_bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if f_bpt_inductive_energy_reading_va_rh < 0x80:
             p += 8
         else:
-            bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+            f_bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, f_bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
@@ -4018,12 +4537,12 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_inductive_energy_reading_va_rh = None
+        f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterSignature")
-        meter_signature, p = r_binary(v, n, p, 64)
+        f_meter_signature, p = r_binary(v, n, p, 64)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterSignature")
@@ -4031,21 +4550,21 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_signature = None
+        f_meter_signature = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterStatus")
-        meter_status = (v >> (n - p - 9)) & 0x1FF
-        if meter_status < 0x80:
+        f_meter_status = (v >> (n - p - 9)) & 0x1FF
+        if f_meter_status < 0x80:
             p += 9
-        elif 0x100 <= meter_status < 0x180:
+        elif 0x100 <= f_meter_status < 0x180:
             p += 9
-            meter_status = 0xFF - meter_status
+            f_meter_status = 0xFF - f_meter_status
         else:
-            meter_status, p = r_sint(v, n, p, 3)
-        if not -32768 <= meter_status <= 32767:
-            raise out_of_range(p, meter_status, -32768, 32767)
+            f_meter_status, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_meter_status <= 32767:
+            raise out_of_range(p, f_meter_status, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
@@ -4053,18 +4572,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_status = None
+        f_meter_status = None
     if fid == 7:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterTimestamp")
-        meter_timestamp = (v >> (n - p - 8)) & 0xFF
-        if meter_timestamp < 0x80:
+        f_meter_timestamp = (v >> (n - p - 8)) & 0xFF
+        if f_meter_timestamp < 0x80:
             p += 8
         else:
-            meter_timestamp, p = r_uint(v, n, p, 10)
-        if not 0 <= meter_timestamp <= 18446744073709551615:
-            raise out_of_range(p, meter_timestamp, 0, 18446744073709551615)
+            f_meter_timestamp, p = r_uint(v, n, p, 10)
+        if not 0 <= f_meter_timestamp <= 18446744073709551615:
+            raise out_of_range(p, f_meter_timestamp, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterTimestamp")
@@ -4072,25 +4591,25 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_timestamp = None
+        f_meter_timestamp = None
     if fid != -1:
         raise bad_event(p, fid, "end of MeterInfo")
     return ct.MeterInfo(
-        meter_id=meter_id,
-        charged_energy_reading_wh=charged_energy_reading_wh,
-        bpt_discharged_energy_reading_wh=bpt_discharged_energy_reading_wh,
-        capacitive_energy_reading_va_rh=capacitive_energy_reading_va_rh,
-        bpt_inductive_energy_reading_va_rh=bpt_inductive_energy_reading_va_rh,
-        meter_signature=meter_signature,
-        meter_status=meter_status,
-        meter_timestamp=meter_timestamp,
+        meter_id=f_meter_id,
+        charged_energy_reading_wh=f_charged_energy_reading_wh,
+        bpt_discharged_energy_reading_wh=f_bpt_discharged_energy_reading_wh,
+        capacitive_energy_reading_va_rh=f_capacitive_energy_reading_va_rh,
+        bpt_inductive_energy_reading_va_rh=f_bpt_inductive_energy_reading_va_rh,
+        meter_signature=f_meter_signature,
+        meter_status=f_meter_status,
+        meter_timestamp=f_meter_timestamp,
     ), p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_Receipt(a, o, st):
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
@@ -4099,6 +4618,8 @@ def _e_ct_Receipt(a, o, st):
     x = o.energy_costs
     if x is not None:
         s = 2
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.energy_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost((a << 3), x, st)
     x = o.occupancy_costs
     if x is not None:
@@ -4107,6 +4628,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.occupancy_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.occupancy_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     x = o.additional_services_costs
     if x is not None:
@@ -4115,6 +4638,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.additional_services_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.additional_services_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     x = o.overstay_costs
     if x is not None:
@@ -4123,8 +4648,12 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.overstay_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.overstay_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     items = o.tax_costs
+    if items.__class__ is not list:
+        raise type_error("Receipt.tax_costs", "a list", items)
     if len(items) > 10:
         raise ExiEncodeError("Receipt.tax_costs: more than 10 items")
     for i, x in enumerate(items, 1):
@@ -4133,6 +4662,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.tax_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedTax:
+            raise type_error("Receipt.tax_costs", "DetailedTax", x)
         a = _e_ct_DetailedTax(a, x, st)
         if i == 10:
             s = _X50[s]
@@ -4148,13 +4679,13 @@ def _d_ct_Receipt(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -4163,38 +4694,38 @@ def _d_ct_Receipt(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D50[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        energy_costs = None
+        f_energy_costs = None
     if fid == 2:
-        occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D50[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        occupancy_costs = None
+        f_occupancy_costs = None
     if fid == 3:
-        additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D50[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        additional_services_costs = None
+        f_additional_services_costs = None
     if fid == 4:
-        overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D50[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        overstay_costs = None
-    tax_costs = []
+        f_overstay_costs = None
+    f_tax_costs = []
     while fid == 5:
         x, p = _d_ct_DetailedTax(r, v, n, p)
-        tax_costs.append(x)
-        if len(tax_costs) == 10:
+        f_tax_costs.append(x)
+        if len(f_tax_costs) == 10:
             s = _X50[s]
         w, mask, prods = _D50[s]
         p += w
@@ -4202,12 +4733,12 @@ def _d_ct_Receipt(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
     return ct.Receipt(
-        time_anchor=time_anchor,
-        energy_costs=energy_costs,
-        occupancy_costs=occupancy_costs,
-        additional_services_costs=additional_services_costs,
-        overstay_costs=overstay_costs,
-        tax_costs=tax_costs,
+        time_anchor=f_time_anchor,
+        energy_costs=f_energy_costs,
+        occupancy_costs=f_occupancy_costs,
+        additional_services_costs=f_additional_services_costs,
+        overstay_costs=f_overstay_costs,
+        tax_costs=f_tax_costs,
     ), p
 
 
@@ -4222,7 +4753,9 @@ def _e_ds_X509IssuerSerial(a, o, st):
         "X509IssuerSerial.x509_issuer_name",
     )
     y = o.x509_serial_number
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -4236,18 +4769,18 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "X509IssuerName")
-    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of X509IssuerName")
-    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
-    if x509_serial_number < 0x80:
+    f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if f_x509_serial_number < 0x80:
         p += 9
-    elif 0x100 <= x509_serial_number < 0x180:
+    elif 0x100 <= f_x509_serial_number < 0x180:
         p += 9
-        x509_serial_number = 0xFF - x509_serial_number
+        f_x509_serial_number = 0xFF - f_x509_serial_number
     else:
-        x509_serial_number, p = r_sint(
+        f_x509_serial_number, p = r_sint(
             v,
             n,
             p,
@@ -4255,12 +4788,16 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
+    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedCost(a, o, st):
+    if o.amount.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedCost.amount", "RationalNumber", o.amount)
     a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    if o.cost_per_unit.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedCost.cost_per_unit", "RationalNumber", o.cost_per_unit)
     a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
     a <<= 1
     return a
@@ -4270,24 +4807,26 @@ def _d_ct_DetailedCost(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Amount")
-    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "CostPerUnit")
-    cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
-    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit), p
+    return ct.DetailedCost(amount=f_amount, cost_per_unit=f_cost_per_unit), p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedTax(a, o, st):
     y = o.tax_rule_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+    if o.amount.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedTax.amount", "RationalNumber", o.amount)
     a = _e_ct_RationalNumber((a << 2), o.amount, st)
     a <<= 1
     return a
@@ -4297,21 +4836,21 @@ def _d_ct_DetailedTax(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TaxRuleID")
-    tax_rule_id = (v >> (n - p - 8)) & 0xFF
-    if tax_rule_id < 0x80:
+    f_tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if f_tax_rule_id < 0x80:
         p += 8
     else:
-        tax_rule_id, p = r_uint(v, n, p, 5)
-    if not 1 <= tax_rule_id <= 4294967295:
-        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+        f_tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tax_rule_id <= 4294967295:
+        raise out_of_range(p, f_tax_rule_id, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TaxRuleID")
-    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount), p
+    return ct.DetailedTax(tax_rule_id=f_tax_rule_id, amount=f_amount), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

@@ -15,6 +15,7 @@ from stack.exi.runtime import (  # noqa: F401
     r_string,
     r_uint,
     range_error,
+    type_error,
     unexpected,
 )
 from stack.messages import iso20_types as ct
@@ -80,14 +81,14 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D2[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm), p
+    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -163,7 +164,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of P")
-        p, p = r_binary(v, n, p, None)
+        f_p, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of P")
@@ -171,12 +172,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        p = None
+        f_p = None
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Q")
-        q, p = r_binary(v, n, p, None)
+        f_q, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Q")
@@ -184,12 +185,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        q = None
+        f_q = None
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of G")
-        g, p = r_binary(v, n, p, None)
+        f_g, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of G")
@@ -197,13 +198,13 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        g = None
+        f_g = None
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of Y")
-    y, p = r_binary(v, n, p, None)
+    f_y, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Y")
@@ -214,7 +215,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of J")
-        j, p = r_binary(v, n, p, None)
+        f_j, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of J")
@@ -222,12 +223,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        j = None
+        f_j = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Seed")
-        seed, p = r_binary(v, n, p, None)
+        f_seed, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Seed")
@@ -235,12 +236,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        seed = None
+        f_seed = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of PgenCounter")
-        pgen_counter, p = r_binary(v, n, p, None)
+        f_pgen_counter, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of PgenCounter")
@@ -248,10 +249,10 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pgen_counter = None
+        f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
+    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -265,14 +266,14 @@ def _d_ds_DigestMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D4[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm), p
+    return ds.DigestMethod(algorithm=f_algorithm), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -282,7 +283,21 @@ def _e_ds_KeyInfo(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
+    if (
+        o.key_name is None
+        and o.key_value is None
+        and o.retrieval_method is None
+        and o.x509_data is None
+        and o.pgp_data is None
+        and o.spki_data is None
+        and o.mgmt_data is None
+    ):
+        raise ExiEncodeError(
+            "KeyInfo: one of key_name, key_value, retrieval_method, x509_data, pgp_data, spki_data, mgmt_data is required"
+        )
     items = o.key_name
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T5[s, 64]
@@ -292,46 +307,68 @@ def _e_ds_KeyInfo(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
         a <<= 1
     items = o.key_value
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_value", "a list", items)
     for x in items:
         try:
             c, w, s = _T5[s, 128]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.KeyValue:
+            raise type_error("KeyInfo.key_value", "KeyValue", x)
         a = _e_ds_KeyValue(a, x, st)
     items = o.retrieval_method
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.retrieval_method", "a list", items)
     for x in items:
         try:
             c, w, s = _T5[s, 192]
         except KeyError:
             raise ExiEncodeError("KeyInfo.retrieval_method is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RetrievalMethod:
+            raise type_error("KeyInfo.retrieval_method", "RetrievalMethod", x)
         a = _e_ds_RetrievalMethod(a, x, st)
     items = o.x509_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.x509_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T5[s, 256]
         except KeyError:
             raise ExiEncodeError("KeyInfo.x509_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509Data:
+            raise type_error("KeyInfo.x509_data", "X509Data", x)
         a = _e_ds_X509Data(a, x, st)
     items = o.pgp_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.pgp_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T5[s, 320]
         except KeyError:
             raise ExiEncodeError("KeyInfo.pgp_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.PgpData:
+            raise type_error("KeyInfo.pgp_data", "PgpData", x)
         a = _e_ds_PgpData(a, x, st)
     items = o.spki_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.spki_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T5[s, 384]
         except KeyError:
             raise ExiEncodeError("KeyInfo.spki_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SpkiData:
+            raise type_error("KeyInfo.spki_data", "SpkiData", x)
         a = _e_ds_SpkiData(a, x, st)
     items = o.mgmt_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.mgmt_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T5[s, 448]
@@ -349,14 +386,14 @@ def _e_ds_KeyInfo(a, o, st):
 
 
 def _d_ds_KeyInfo(r, v, n, p):
-    id = None
-    key_name = []
-    key_value = []
-    retrieval_method = []
-    x509_data = []
-    pgp_data = []
-    spki_data = []
-    mgmt_data = []
+    f_id = None
+    f_key_name = []
+    f_key_value = []
+    f_retrieval_method = []
+    f_x509_data = []
+    f_pgp_data = []
+    f_spki_data = []
+    f_mgmt_data = []
     s = 0
     while True:
         w, mask, prods = _D5[s]
@@ -365,7 +402,7 @@ def _d_ds_KeyInfo(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
             p += 1
@@ -375,27 +412,27 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of KeyName")
-            key_name.append(x)
+            f_key_name.append(x)
             continue
         if fid == 2:
             x, p = _d_ds_KeyValue(r, v, n, p)
-            key_value.append(x)
+            f_key_value.append(x)
             continue
         if fid == 3:
             x, p = _d_ds_RetrievalMethod(r, v, n, p)
-            retrieval_method.append(x)
+            f_retrieval_method.append(x)
             continue
         if fid == 4:
             x, p = _d_ds_X509Data(r, v, n, p)
-            x509_data.append(x)
+            f_x509_data.append(x)
             continue
         if fid == 5:
             x, p = _d_ds_PgpData(r, v, n, p)
-            pgp_data.append(x)
+            f_pgp_data.append(x)
             continue
         if fid == 6:
             x, p = _d_ds_SpkiData(r, v, n, p)
-            spki_data.append(x)
+            f_spki_data.append(x)
             continue
         if fid == 7:
             p += 1
@@ -405,27 +442,31 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of MgmtData")
-            mgmt_data.append(x)
+            f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
-        id=id,
-        key_name=key_name,
-        key_value=key_value,
-        retrieval_method=retrieval_method,
-        x509_data=x509_data,
-        pgp_data=pgp_data,
-        spki_data=spki_data,
-        mgmt_data=mgmt_data,
+        id=f_id,
+        key_name=f_key_name,
+        key_value=f_key_value,
+        retrieval_method=f_retrieval_method,
+        x509_data=f_x509_data,
+        pgp_data=f_pgp_data,
+        spki_data=f_spki_data,
+        mgmt_data=f_mgmt_data,
     ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_KeyValue(a, o, st):
+    if o.dsa_key_value is None and o.rsa_key_value is None:
+        raise ExiEncodeError("KeyValue: one of dsa_key_value, rsa_key_value is required")
     s = 0
     x = o.dsa_key_value
     if x is not None:
         s = 1
+        if x.__class__ is not ds.DsaKeyValue:
+            raise type_error("KeyValue.dsa_key_value", "DsaKeyValue", x)
         a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
@@ -434,6 +475,8 @@ def _e_ds_KeyValue(a, o, st):
         except KeyError:
             raise ExiEncodeError("KeyValue.rsa_key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RsaKeyValue:
+            raise type_error("KeyValue.rsa_key_value", "RsaKeyValue", x)
         a = _e_ds_RsaKeyValue(a, x, st)
     try:
         c, w, _ = _T6[s, -1]
@@ -449,22 +492,22 @@ def _d_ds_KeyValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        f_dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dsa_key_value = None
+        f_dsa_key_value = None
     if fid == 1:
-        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        f_rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
         w, mask, prods = _D6[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        rsa_key_value = None
+        f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
+    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -475,12 +518,18 @@ def _e_ds_Manifest(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("Manifest.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Manifest.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T7[s, 64]
         except KeyError:
             raise ExiEncodeError("Manifest.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("Manifest.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T7[s, -1]
@@ -496,22 +545,22 @@ def _d_ds_Manifest(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    reference = []
+        f_id = None
+    f_reference = []
     while fid == 1:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D7[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference), p
+    return ds.Manifest(id=f_id, reference=f_reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -546,9 +595,9 @@ def _e_ds_Object(a, o, st):
 
 
 def _d_ds_Object(r, v, n, p):
-    encoding = None
-    id = None
-    mime_type = None
+    f_encoding = None
+    f_id = None
+    f_mime_type = None
     s = 0
     while True:
         w, mask, prods = _D8[s]
@@ -557,16 +606,16 @@ def _d_ds_Object(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            encoding, p = r_string(r, v, n, p, "Encoding", None)
+            f_encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type, p = r_string(r, v, n, p, "MimeType", None)
+            f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
+    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -578,6 +627,8 @@ def _e_ds_PgpData(a, o, st):
         a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
+    if items.__class__ is not list:
+        raise type_error("PgpData.pgp_key_packet", "a list", items)
     if len(items) > 2:
         raise ExiEncodeError("PgpData.pgp_key_packet: more than 2 items")
     for x in items:
@@ -597,8 +648,8 @@ def _e_ds_PgpData(a, o, st):
 
 
 def _d_ds_PgpData(r, v, n, p):
-    pgp_key_id = None
-    pgp_key_packet = []
+    f_pgp_key_id = None
+    f_pgp_key_packet = []
     s = 0
     while True:
         w, mask, prods = _D9[s]
@@ -610,7 +661,7 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            pgp_key_id, p = r_binary(v, n, p, None)
+            f_pgp_key_id, p = r_binary(v, n, p, None)
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyID")
@@ -623,10 +674,10 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyPacket")
-            pgp_key_packet.append(x)
+            f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
+    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -641,15 +692,15 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Modulus")
-    modulus, p = r_binary(v, n, p, None)
+    f_modulus, p = r_binary(v, n, p, None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Modulus")
-    exponent, p = r_binary(v, n, p, None)
+    f_exponent, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
+    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -682,12 +733,16 @@ def _e_ds_Reference(a, o, st):
         except KeyError:
             raise ExiEncodeError("Reference.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("Reference.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, s = _T11[s, 256]
     except KeyError:
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
+    if o.digest_method.__class__ is not ds.DigestMethod:
+        raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
     a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
@@ -700,45 +755,50 @@ def _d_ds_Reference(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid == 1:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 2:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 3:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D11[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
-    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "DigestValue")
-    digest_value, p = r_binary(v, n, p, None)
+    f_digest_value, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
-        id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
+        id=f_id,
+        type=f_type,
+        uri=f_uri,
+        transforms=f_transforms,
+        digest_method=f_digest_method,
+        digest_value=f_digest_value,
     ), p
 
 
@@ -764,6 +824,8 @@ def _e_ds_RetrievalMethod(a, o, st):
         except KeyError:
             raise ExiEncodeError("RetrievalMethod.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("RetrievalMethod.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, _ = _T12[s, -1]
@@ -779,35 +841,39 @@ def _d_ds_RetrievalMethod(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 1:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 2:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
+    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SpkiData(a, o, st):
     s = 0
     items = o.spki_sexp
+    if items.__class__ is not list:
+        raise type_error("SpkiData.spki_sexp", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SpkiData.spki_sexp: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T13[s, 0]
@@ -825,7 +891,7 @@ def _e_ds_SpkiData(a, o, st):
 
 
 def _d_ds_SpkiData(r, v, n, p):
-    spki_sexp = []
+    f_spki_sexp = []
     s = 0
     while True:
         w, mask, prods = _D13[s]
@@ -841,10 +907,10 @@ def _d_ds_SpkiData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of SPKISexp")
-            spki_sexp.append(x)
+            f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=spki_sexp), p
+    return ds.SpkiData(spki_sexp=f_spki_sexp), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -859,20 +925,30 @@ def _e_ds_Signature(a, o, st):
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
+    if o.signed_info.__class__ is not ds.SignedInfo:
+        raise type_error("Signature.signed_info", "SignedInfo", o.signed_info)
     a = _e_ds_SignedInfo(a, o.signed_info, st)
+    if o.signature_value.__class__ is not ds.SignatureValue:
+        raise type_error("Signature.signature_value", "SignatureValue", o.signature_value)
     a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
+        if x.__class__ is not ds.KeyInfo:
+            raise type_error("Signature.key_info", "KeyInfo", x)
         a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
+    if items.__class__ is not list:
+        raise type_error("Signature.object", "a list", items)
     for x in items:
         try:
             c, w, s = _T14[s, 256]
         except KeyError:
             raise ExiEncodeError("Signature.object is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Object:
+            raise type_error("Signature.object", "Object", x)
         a = _e_ds_Object(a, x, st)
     try:
         c, w, _ = _T14[s, -1]
@@ -888,41 +964,41 @@ def _d_ds_Signature(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D14[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "SignedInfo")
-    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    f_signed_info, p = _d_ds_SignedInfo(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureValue")
-    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
+    f_signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
     w, mask, prods = _D14[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        f_key_info, p = _d_ds_KeyInfo(r, v, n, p)
         w, mask, prods = _D14[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        key_info = None
-    object = []
+        f_key_info = None
+    f_object = []
     while fid == 4:
         x, p = _d_ds_Object(r, v, n, p)
-        object.append(x)
+        f_object.append(x)
         w, mask, prods = _D14[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
-        id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
+        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
     ), p
 
 
@@ -934,7 +1010,9 @@ def _e_ds_SignatureMethod(a, o, st):
     if x is not None:
         s = 2
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
+        elif 0 <= y < 0x80:
             a = (a << 13) | y
         elif -0x80 <= y < 0:
             a = (a << 13) | (0xFF - y)
@@ -953,7 +1031,7 @@ def _d_ds_SignatureMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D15[s]
     p += w
@@ -962,14 +1040,14 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of HMACOutputLength")
-        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
-        if hmac_output_length < 0x80:
+        f_hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if f_hmac_output_length < 0x80:
             p += 9
-        elif 0x100 <= hmac_output_length < 0x180:
+        elif 0x100 <= f_hmac_output_length < 0x180:
             p += 9
-            hmac_output_length = 0xFF - hmac_output_length
+            f_hmac_output_length = 0xFF - f_hmac_output_length
         else:
-            hmac_output_length, p = r_sint(
+            f_hmac_output_length, p = r_sint(
                 v,
                 n,
                 p,
@@ -981,10 +1059,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        hmac_output_length = None
+        f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
+    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -995,12 +1073,18 @@ def _e_ds_SignatureProperties(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
+    if items.__class__ is not list:
+        raise type_error("SignatureProperties.signature_property", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignatureProperties.signature_property: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T16[s, 64]
         except KeyError:
             raise ExiEncodeError("SignatureProperties.signature_property is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SignatureProperty:
+            raise type_error("SignatureProperties.signature_property", "SignatureProperty", x)
         a = _e_ds_SignatureProperty(a, x, st)
     try:
         c, w, _ = _T16[s, -1]
@@ -1016,22 +1100,22 @@ def _d_ds_SignatureProperties(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D16[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    signature_property = []
+        f_id = None
+    f_signature_property = []
     while fid == 1:
         x, p = _d_ds_SignatureProperty(r, v, n, p)
-        signature_property.append(x)
+        f_signature_property.append(x)
         w, mask, prods = _D16[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property), p
+    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -1052,8 +1136,8 @@ def _e_ds_SignatureProperty(a, o, st):
 
 
 def _d_ds_SignatureProperty(r, v, n, p):
-    id = None
-    target = None
+    f_id = None
+    f_target = None
     s = 0
     while True:
         w, mask, prods = _D17[s]
@@ -1062,13 +1146,13 @@ def _d_ds_SignatureProperty(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target, p = r_string(r, v, n, p, "Target", None)
+            f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=id, target=target), p
+    return ds.SignatureProperty(id=f_id, target=f_target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1094,19 +1178,19 @@ def _d_ds_SignatureValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D18[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "characters")
-    value, p = r_binary(v, n, p, None)
+    f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value), p
+    return ds.SignatureValue(id=f_id, value=f_value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1121,16 +1205,26 @@ def _e_ds_SignedInfo(a, o, st):
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
+    if o.canonicalization_method.__class__ is not ds.CanonicalizationMethod:
+        raise type_error("SignedInfo.canonicalization_method", "CanonicalizationMethod", o.canonicalization_method)
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
+    if o.signature_method.__class__ is not ds.SignatureMethod:
+        raise type_error("SignedInfo.signature_method", "SignatureMethod", o.signature_method)
     a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("SignedInfo.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignedInfo.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T19[s, 192]
         except KeyError:
             raise ExiEncodeError("SignedInfo.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("SignedInfo.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T19[s, -1]
@@ -1146,34 +1240,37 @@ def _d_ds_SignedInfo(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D19[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "CanonicalizationMethod")
-    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    f_canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureMethod")
-    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
+    f_signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
     w, mask, prods = _D19[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    reference = []
+    f_reference = []
     while fid == 3:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D19[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
-        id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
+        id=f_id,
+        canonicalization_method=f_canonicalization_method,
+        signature_method=f_signature_method,
+        reference=f_reference,
     ), p
 
 
@@ -1182,6 +1279,8 @@ def _e_ds_Transform(a, o, st):
     a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
+    if items.__class__ is not list:
+        raise type_error("Transform.x_path", "a list", items)
     for x in items:
         try:
             c, w, s = _T20[s, 64]
@@ -1199,8 +1298,8 @@ def _e_ds_Transform(a, o, st):
 
 
 def _d_ds_Transform(r, v, n, p):
-    algorithm = None
-    x_path = []
+    f_algorithm = None
+    f_x_path = []
     s = 0
     while True:
         w, mask, prods = _D20[s]
@@ -1209,7 +1308,7 @@ def _d_ds_Transform(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+            f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
             p += 1
@@ -1219,22 +1318,28 @@ def _d_ds_Transform(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of XPath")
-            x_path.append(x)
+            f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=algorithm, x_path=x_path), p
+    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transforms(a, o, st):
     s = 0
     items = o.transform
+    if items.__class__ is not list:
+        raise type_error("Transforms.transform", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Transforms.transform: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T21[s, 0]
         except KeyError:
             raise ExiEncodeError("Transforms.transform is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transform:
+            raise type_error("Transforms.transform", "Transform", x)
         a = _e_ds_Transform(a, x, st)
     try:
         c, w, _ = _T21[s, -1]
@@ -1249,20 +1354,22 @@ def _d_ds_Transforms(r, v, n, p):
     w, mask, prods = _D21[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    transform = []
+    f_transform = []
     while fid == 0:
         x, p = _d_ds_Transform(r, v, n, p)
-        transform.append(x)
+        f_transform.append(x)
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=transform), p
+    return ds.Transforms(transform=f_transform), p
 
 
 # WPT_AlignmentCheckReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptAlignmentCheckReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptAlignmentCheckReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptAlignmentCheckReq.ev_processing")
     a <<= 1
@@ -1270,6 +1377,8 @@ def _e_wpt_WptAlignmentCheckReq(a, o, st):
     x = o.target_coil_current
     if x is not None:
         s = 3
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("WptAlignmentCheckReq.target_coil_current", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     try:
         c, w, s = _T22[s, 192]
@@ -1279,6 +1388,8 @@ def _e_wpt_WptAlignmentCheckReq(a, o, st):
     a = (a << 2) | enum_index(_EN_wpt_WptEvResult, o.ev_result_code, "WptAlignmentCheckReq.ev_result_code")
     a <<= 1
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptAlignmentCheckReq.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptAlignmentCheckReq.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -1303,12 +1414,12 @@ def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 5
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
         raise unexpected(p - 5, 2, "EVProcessing")
-    ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    f_ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVProcessing")
     s = 2
@@ -1316,25 +1427,25 @@ def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        target_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
+        f_target_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D22[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_coil_current = None
+        f_target_coil_current = None
     if fid != 3:
         raise bad_event(p, fid, "EVResultCode")
     p += 4
     q = (v >> (n - p)) & 0xF
     if q >> 3:
         raise unexpected(p - 4, 1, "characters of EVResultCode")
-    ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+    f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVResultCode")
     w, mask, prods = _D22[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    vendor_specific_data_container = []
+    f_vendor_specific_data_container = []
     while fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1343,8 +1454,8 @@ def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X22[s]
         w, mask, prods = _D22[s]
         p += w
@@ -1352,16 +1463,18 @@ def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckReq")
     return wpt.WptAlignmentCheckReq(
-        header=header,
-        ev_processing=ev_processing,
-        target_coil_current=target_coil_current,
-        ev_result_code=ev_result_code,
-        vendor_specific_data_container=vendor_specific_data_container,
+        header=f_header,
+        ev_processing=f_ev_processing,
+        target_coil_current=f_target_coil_current,
+        ev_result_code=f_ev_result_code,
+        vendor_specific_data_container=f_vendor_specific_data_container,
     ), p
 
 
 # WPT_AlignmentCheckResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptAlignmentCheckRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptAlignmentCheckRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptAlignmentCheckRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptAlignmentCheckRes.evse_processing")
@@ -1370,6 +1483,8 @@ def _e_wpt_WptAlignmentCheckRes(a, o, st):
     x = o.power_transmitted
     if x is not None:
         s = 4
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("WptAlignmentCheckRes.power_transmitted", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.supply_device_current
     if x is not None:
@@ -1378,8 +1493,12 @@ def _e_wpt_WptAlignmentCheckRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptAlignmentCheckRes.supply_device_current is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("WptAlignmentCheckRes.supply_device_current", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptAlignmentCheckRes.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptAlignmentCheckRes.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -1404,15 +1523,15 @@ def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
         raise unexpected(p - 14, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVSEProcessing")
     s = 3
@@ -1420,20 +1539,20 @@ def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        power_transmitted, p = _d_ct_RationalNumber(r, v, n, p)
+        f_power_transmitted, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D23[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        power_transmitted = None
+        f_power_transmitted = None
     if fid == 4:
-        supply_device_current, p = _d_ct_RationalNumber(r, v, n, p)
+        f_supply_device_current, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D23[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        supply_device_current = None
-    vendor_specific_data_container = []
+        f_supply_device_current = None
+    f_vendor_specific_data_container = []
     while fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1442,8 +1561,8 @@ def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X23[s]
         w, mask, prods = _D23[s]
         p += w
@@ -1451,30 +1570,41 @@ def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckRes")
     return wpt.WptAlignmentCheckRes(
-        header=header,
-        response_code=response_code,
-        evse_processing=evse_processing,
-        power_transmitted=power_transmitted,
-        supply_device_current=supply_device_current,
-        vendor_specific_data_container=vendor_specific_data_container,
+        header=f_header,
+        response_code=f_response_code,
+        evse_processing=f_evse_processing,
+        power_transmitted=f_power_transmitted,
+        supply_device_current=f_supply_device_current,
+        vendor_specific_data_container=f_vendor_specific_data_container,
     ), p
 
 
 # WPT_ChargeLoopReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptChargeLoopReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptChargeLoopReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     s = 1
     x = o.display_parameters
     if x is not None:
         s = 2
+        if x.__class__ is not ct.DisplayParameters:
+            raise type_error("WptChargeLoopReq.display_parameters", "DisplayParameters", x)
         a = _e_ct_DisplayParameters((a << 2), x, st)
     try:
         c, w, s = _T24[s, 128]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopReq.meter_info_requested is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
-    a = (a << 1) | (1 if o.meter_info_requested else 0)
+    y = o.meter_info_requested
+    if y.__class__ is not bool:
+        raise type_error("WptChargeLoopReq.meter_info_requested", "True or False", y)
+    a = (a << 1) | (1 if y else 0)
+    if o.evpc_power_request.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeLoopReq.evpc_power_request", "RationalNumber", o.evpc_power_request)
     a = _e_ct_RationalNumber((a << 2), o.evpc_power_request, st)
+    if o.evpc_power_output.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeLoopReq.evpc_power_output", "RationalNumber", o.evpc_power_output)
     a = _e_ct_RationalNumber((a << 1), o.evpc_power_output, st)
     a = (a << 4) | enum_index(
         _EN_wpt_WptEvpcChargeDiagnostics, o.evpc_charge_diagnostics, "WptChargeLoopReq.evpc_charge_diagnostics"
@@ -1484,6 +1614,8 @@ def _e_wpt_WptChargeLoopReq(a, o, st):
     x = o.evpc_operating_frequency
     if x is not None:
         s = 7
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("WptChargeLoopReq.evpc_operating_frequency", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.evpc_power_control_parameter
     if x is not None:
@@ -1492,8 +1624,12 @@ def _e_wpt_WptChargeLoopReq(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptChargeLoopReq.evpc_power_control_parameter is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptEvpcPowerControlParameter:
+            raise type_error("WptChargeLoopReq.evpc_power_control_parameter", "WptEvpcPowerControlParameter", x)
         a = _e_wpt_WptEvpcPowerControlParameter(a, x, st)
     items = o.manufacturer_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptChargeLoopReq.manufacturer_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptChargeLoopReq.manufacturer_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -1518,37 +1654,37 @@ def _d_wpt_WptChargeLoopReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     s = 1
     w, mask, prods = _D24[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
+        f_display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
         w, mask, prods = _D24[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        display_parameters = None
+        f_display_parameters = None
     if fid != 2:
         raise bad_event(p, fid, "MeterInfoRequested")
     p += 4
     q = (v >> (n - p)) & 0xF
     if q >> 3:
         raise unexpected(p - 4, 1, "characters of MeterInfoRequested")
-    meter_info_requested = ((q >> 2) & 0x1) == 1
+    f_meter_info_requested = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of MeterInfoRequested")
-    evpc_power_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_power_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCPowerOutput")
-    evpc_power_output, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_power_output, p = _d_ct_RationalNumber(r, v, n, p)
     p += 5
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
         raise unexpected(p - 5, 2, "EVPCChargeDiagnostics")
-    evpc_charge_diagnostics = _ENUM_wpt_WptEvpcChargeDiagnostics[((q >> 1) & 0x3)]
+    f_evpc_charge_diagnostics = _ENUM_wpt_WptEvpcChargeDiagnostics[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVPCChargeDiagnostics")
     s = 6
@@ -1556,20 +1692,20 @@ def _d_wpt_WptChargeLoopReq(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        evpc_operating_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+        f_evpc_operating_frequency, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D24[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evpc_operating_frequency = None
+        f_evpc_operating_frequency = None
     if fid == 7:
-        evpc_power_control_parameter, p = _d_wpt_WptEvpcPowerControlParameter(r, v, n, p)
+        f_evpc_power_control_parameter, p = _d_wpt_WptEvpcPowerControlParameter(r, v, n, p)
         w, mask, prods = _D24[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evpc_power_control_parameter = None
-    manufacturer_specific_data_container = []
+        f_evpc_power_control_parameter = None
+    f_manufacturer_specific_data_container = []
     while fid == 8:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1578,8 +1714,8 @@ def _d_wpt_WptChargeLoopReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
-        manufacturer_specific_data_container.append(x)
-        if len(manufacturer_specific_data_container) == 16:
+        f_manufacturer_specific_data_container.append(x)
+        if len(f_manufacturer_specific_data_container) == 16:
             s = _X24[s]
         w, mask, prods = _D24[s]
         p += w
@@ -1587,20 +1723,22 @@ def _d_wpt_WptChargeLoopReq(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeLoopReq")
     return wpt.WptChargeLoopReq(
-        header=header,
-        display_parameters=display_parameters,
-        meter_info_requested=meter_info_requested,
-        evpc_power_request=evpc_power_request,
-        evpc_power_output=evpc_power_output,
-        evpc_charge_diagnostics=evpc_charge_diagnostics,
-        evpc_operating_frequency=evpc_operating_frequency,
-        evpc_power_control_parameter=evpc_power_control_parameter,
-        manufacturer_specific_data_container=manufacturer_specific_data_container,
+        header=f_header,
+        display_parameters=f_display_parameters,
+        meter_info_requested=f_meter_info_requested,
+        evpc_power_request=f_evpc_power_request,
+        evpc_power_output=f_evpc_power_output,
+        evpc_charge_diagnostics=f_evpc_charge_diagnostics,
+        evpc_operating_frequency=f_evpc_operating_frequency,
+        evpc_power_control_parameter=f_evpc_power_control_parameter,
+        manufacturer_specific_data_container=f_manufacturer_specific_data_container,
     ), p
 
 
 # WPT_ChargeLoopResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptChargeLoopRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptChargeLoopRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptChargeLoopRes.response_code")
     a <<= 1
@@ -1608,6 +1746,8 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
     x = o.evse_status
     if x is not None:
         s = 3
+        if x.__class__ is not ct.EvseStatus:
+            raise type_error("WptChargeLoopRes.evse_status", "EvseStatus", x)
         a = _e_ct_EvseStatus((a << 3), x, st)
     x = o.meter_info
     if x is not None:
@@ -1616,6 +1756,8 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptChargeLoopRes.meter_info is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.MeterInfo:
+            raise type_error("WptChargeLoopRes.meter_info", "MeterInfo", x)
         a = _e_ct_MeterInfo(a, x, st)
     x = o.receipt
     if x is not None:
@@ -1624,23 +1766,33 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptChargeLoopRes.receipt is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.Receipt:
+            raise type_error("WptChargeLoopRes.receipt", "Receipt", x)
         a = _e_ct_Receipt(a, x, st)
     try:
         c, w, s = _T25[s, 320]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopRes.evpc_power_request is not allowed here") from None
     a = (a << w) | c
+    if o.evpc_power_request.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeLoopRes.evpc_power_request", "RationalNumber", o.evpc_power_request)
     a = _e_ct_RationalNumber(a, o.evpc_power_request, st)
     x = o.sd_power_input
     if x is not None:
         s = 7
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("WptChargeLoopRes.sd_power_input", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 2), x, st)
     try:
         c, w, s = _T25[s, 448]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopRes.spc_max_output_power_limit is not allowed here") from None
     a = (a << w) | c
+    if o.spc_max_output_power_limit.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeLoopRes.spc_max_output_power_limit", "RationalNumber", o.spc_max_output_power_limit)
     a = _e_ct_RationalNumber(a, o.spc_max_output_power_limit, st)
+    if o.spc_min_output_power_limit.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeLoopRes.spc_min_output_power_limit", "RationalNumber", o.spc_min_output_power_limit)
     a = _e_ct_RationalNumber((a << 1), o.spc_min_output_power_limit, st)
     a = (a << 5) | enum_index(
         _EN_wpt_WptSpcChargeDiagnostics, o.spc_charge_diagnostics, "WptChargeLoopRes.spc_charge_diagnostics"
@@ -1650,6 +1802,8 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
     x = o.spc_operating_frequency
     if x is not None:
         s = 11
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("WptChargeLoopRes.spc_operating_frequency", "RationalNumber", x)
         a = _e_ct_RationalNumber((a << 3), x, st)
     x = o.spc_power_control_parameter
     if x is not None:
@@ -1658,8 +1812,12 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptChargeLoopRes.spc_power_control_parameter is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptSpcPowerControlParameter:
+            raise type_error("WptChargeLoopRes.spc_power_control_parameter", "WptSpcPowerControlParameter", x)
         a = _e_wpt_WptSpcPowerControlParameter(a, x, st)
     items = o.manufacturer_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptChargeLoopRes.manufacturer_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptChargeLoopRes.manufacturer_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -1684,12 +1842,12 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
         raise unexpected(p - 9, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 2
@@ -1697,51 +1855,51 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        evse_status, p = _d_ct_EvseStatus(r, v, n, p)
+        f_evse_status, p = _d_ct_EvseStatus(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        evse_status = None
+        f_evse_status = None
     if fid == 3:
-        meter_info, p = _d_ct_MeterInfo(r, v, n, p)
+        f_meter_info, p = _d_ct_MeterInfo(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_info = None
+        f_meter_info = None
     if fid == 4:
-        receipt, p = _d_ct_Receipt(r, v, n, p)
+        f_receipt, p = _d_ct_Receipt(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        receipt = None
+        f_receipt = None
     if fid != 5:
         raise bad_event(p, fid, "EVPCPowerRequest")
-    evpc_power_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_power_request, p = _d_ct_RationalNumber(r, v, n, p)
     w, mask, prods = _D25[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 6:
-        sd_power_input, p = _d_ct_RationalNumber(r, v, n, p)
+        f_sd_power_input, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        sd_power_input = None
+        f_sd_power_input = None
     if fid != 7:
         raise bad_event(p, fid, "SPCMaxOutputPowerLimit")
-    spc_max_output_power_limit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_spc_max_output_power_limit, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SPCMinOutputPowerLimit")
-    spc_min_output_power_limit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_spc_min_output_power_limit, p = _d_ct_RationalNumber(r, v, n, p)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
         raise unexpected(p - 6, 2, "SPCChargeDiagnostics")
-    spc_charge_diagnostics = _ENUM_wpt_WptSpcChargeDiagnostics[((q >> 1) & 0x7)]
+    f_spc_charge_diagnostics = _ENUM_wpt_WptSpcChargeDiagnostics[((q >> 1) & 0x7)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of SPCChargeDiagnostics")
     s = 10
@@ -1749,20 +1907,20 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 10:
-        spc_operating_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+        f_spc_operating_frequency, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        spc_operating_frequency = None
+        f_spc_operating_frequency = None
     if fid == 11:
-        spc_power_control_parameter, p = _d_wpt_WptSpcPowerControlParameter(r, v, n, p)
+        f_spc_power_control_parameter, p = _d_wpt_WptSpcPowerControlParameter(r, v, n, p)
         w, mask, prods = _D25[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        spc_power_control_parameter = None
-    manufacturer_specific_data_container = []
+        f_spc_power_control_parameter = None
+    f_manufacturer_specific_data_container = []
     while fid == 12:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1771,8 +1929,8 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
-        manufacturer_specific_data_container.append(x)
-        if len(manufacturer_specific_data_container) == 16:
+        f_manufacturer_specific_data_container.append(x)
+        if len(f_manufacturer_specific_data_container) == 16:
             s = _X25[s]
         w, mask, prods = _D25[s]
         p += w
@@ -1780,41 +1938,56 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeLoopRes")
     return wpt.WptChargeLoopRes(
-        header=header,
-        response_code=response_code,
-        evse_status=evse_status,
-        meter_info=meter_info,
-        receipt=receipt,
-        evpc_power_request=evpc_power_request,
-        sd_power_input=sd_power_input,
-        spc_max_output_power_limit=spc_max_output_power_limit,
-        spc_min_output_power_limit=spc_min_output_power_limit,
-        spc_charge_diagnostics=spc_charge_diagnostics,
-        spc_operating_frequency=spc_operating_frequency,
-        spc_power_control_parameter=spc_power_control_parameter,
-        manufacturer_specific_data_container=manufacturer_specific_data_container,
+        header=f_header,
+        response_code=f_response_code,
+        evse_status=f_evse_status,
+        meter_info=f_meter_info,
+        receipt=f_receipt,
+        evpc_power_request=f_evpc_power_request,
+        sd_power_input=f_sd_power_input,
+        spc_max_output_power_limit=f_spc_max_output_power_limit,
+        spc_min_output_power_limit=f_spc_min_output_power_limit,
+        spc_charge_diagnostics=f_spc_charge_diagnostics,
+        spc_operating_frequency=f_spc_operating_frequency,
+        spc_power_control_parameter=f_spc_power_control_parameter,
+        manufacturer_specific_data_container=f_manufacturer_specific_data_container,
     ), p
 
 
 # WPT_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptChargeParameterDiscoveryReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptChargeParameterDiscoveryReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
+    if o.evpc_max_receivable_power.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "WptChargeParameterDiscoveryReq.evpc_max_receivable_power", "RationalNumber", o.evpc_max_receivable_power
+        )
     a = _e_ct_RationalNumber((a << 1), o.evpc_max_receivable_power, st)
     y = o.sd_max_ground_clearence
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "WptChargeParameterDiscoveryReq.sd_max_ground_clearence"))
     y = o.sd_min_ground_clearence
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 65535, "WptChargeParameterDiscoveryReq.sd_min_ground_clearence"))
+    if o.evpc_natural_frequency.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "WptChargeParameterDiscoveryReq.evpc_natural_frequency", "RationalNumber", o.evpc_natural_frequency
+        )
     a = _e_ct_RationalNumber((a << 2), o.evpc_natural_frequency, st)
-    a = (a << 3) | (1 if o.evpc_device_local_control else 0)
+    y = o.evpc_device_local_control
+    if y.__class__ is not bool:
+        raise type_error("WptChargeParameterDiscoveryReq.evpc_device_local_control", "True or False", y)
+    a = (a << 3) | (1 if y else 0)
     a <<= 1
     s = 6
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptChargeParameterDiscoveryReq.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptChargeParameterDiscoveryReq.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -1841,47 +2014,47 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCMaxReceivablePower")
-    evpc_max_receivable_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_max_receivable_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SDMaxGroundClearence")
-    sd_max_ground_clearence = (v >> (n - p - 8)) & 0xFF
-    if sd_max_ground_clearence < 0x80:
+    f_sd_max_ground_clearence = (v >> (n - p - 8)) & 0xFF
+    if f_sd_max_ground_clearence < 0x80:
         p += 8
     else:
-        sd_max_ground_clearence, p = r_uint(v, n, p, 3)
-    if not 0 <= sd_max_ground_clearence <= 65535:
-        raise out_of_range(p, sd_max_ground_clearence, 0, 65535)
+        f_sd_max_ground_clearence, p = r_uint(v, n, p, 3)
+    if not 0 <= f_sd_max_ground_clearence <= 65535:
+        raise out_of_range(p, f_sd_max_ground_clearence, 0, 65535)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SDMaxGroundClearence")
-    sd_min_ground_clearence = (v >> (n - p - 8)) & 0xFF
-    if sd_min_ground_clearence < 0x80:
+    f_sd_min_ground_clearence = (v >> (n - p - 8)) & 0xFF
+    if f_sd_min_ground_clearence < 0x80:
         p += 8
     else:
-        sd_min_ground_clearence, p = r_uint(v, n, p, 3)
-    if not 0 <= sd_min_ground_clearence <= 65535:
-        raise out_of_range(p, sd_min_ground_clearence, 0, 65535)
+        f_sd_min_ground_clearence, p = r_uint(v, n, p, 3)
+    if not 0 <= f_sd_min_ground_clearence <= 65535:
+        raise out_of_range(p, f_sd_min_ground_clearence, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SDMinGroundClearence")
-    evpc_natural_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_natural_frequency, p = _d_ct_RationalNumber(r, v, n, p)
     p += 4
     q = (v >> (n - p)) & 0xF
     if q >> 2:
         raise unexpected(p - 4, 2, "EVPCDeviceLocalControl")
-    evpc_device_local_control = ((q >> 1) & 0x1) == 1
+    f_evpc_device_local_control = ((q >> 1) & 0x1) == 1
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVPCDeviceLocalControl")
     s = 6
     w, mask, prods = _D26[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    vendor_specific_data_container = []
+    f_vendor_specific_data_container = []
     while fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1890,8 +2063,8 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X26[s]
         w, mask, prods = _D26[s]
         p += w
@@ -1899,39 +2072,51 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeParameterDiscoveryReq")
     return wpt.WptChargeParameterDiscoveryReq(
-        header=header,
-        evpc_max_receivable_power=evpc_max_receivable_power,
-        sd_max_ground_clearence=sd_max_ground_clearence,
-        sd_min_ground_clearence=sd_min_ground_clearence,
-        evpc_natural_frequency=evpc_natural_frequency,
-        evpc_device_local_control=evpc_device_local_control,
-        vendor_specific_data_container=vendor_specific_data_container,
+        header=f_header,
+        evpc_max_receivable_power=f_evpc_max_receivable_power,
+        sd_max_ground_clearence=f_sd_max_ground_clearence,
+        sd_min_ground_clearence=f_sd_min_ground_clearence,
+        evpc_natural_frequency=f_evpc_natural_frequency,
+        evpc_device_local_control=f_evpc_device_local_control,
+        vendor_specific_data_container=f_vendor_specific_data_container,
     ), p
 
 
 # WPT_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptChargeParameterDiscoveryRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptChargeParameterDiscoveryRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptChargeParameterDiscoveryRes.response_code")
     a = (a << 5) | enum_index(
         _EN_wpt_WptPowerClass, o.pd_input_power_class, "WptChargeParameterDiscoveryRes.pd_input_power_class"
     )
+    if o.sd_min_output_power.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeParameterDiscoveryRes.sd_min_output_power", "RationalNumber", o.sd_min_output_power)
     a = _e_ct_RationalNumber((a << 2), o.sd_min_output_power, st)
+    if o.sd_max_output_power.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeParameterDiscoveryRes.sd_max_output_power", "RationalNumber", o.sd_max_output_power)
     a = _e_ct_RationalNumber((a << 1), o.sd_max_output_power, st)
     y = o.sd_max_ground_clearance_support
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "WptChargeParameterDiscoveryRes.sd_max_ground_clearance_support"))
     y = o.sd_min_ground_clearance_support
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 65535, "WptChargeParameterDiscoveryRes.sd_min_ground_clearance_support"))
+    if o.pd_min_coil_current.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeParameterDiscoveryRes.pd_min_coil_current", "RationalNumber", o.pd_min_coil_current)
     a = _e_ct_RationalNumber((a << 2), o.pd_min_coil_current, st)
+    if o.pd_max_coil_current.__class__ is not ct.RationalNumber:
+        raise type_error("WptChargeParameterDiscoveryRes.pd_max_coil_current", "RationalNumber", o.pd_max_coil_current)
     a = _e_ct_RationalNumber((a << 1), o.pd_max_coil_current, st)
     s = 9
     items = o.sd_manufacturer_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError(
             "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container: more than 16 items"
@@ -1960,55 +2145,55 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 15
     q = (v >> (n - p)) & 0x7FFF
     if q >> 13:
         raise unexpected(p - 15, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
     if (q >> 4) & 0x7:
         raise unexpected(p - 7, 3, "end of ResponseCode")
-    pd_input_power_class = _ENUM_wpt_WptPowerClass[((q >> 2) & 0x3)]
+    f_pd_input_power_class = _ENUM_wpt_WptPowerClass[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of PDInputPowerClass")
-    sd_min_output_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_sd_min_output_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SDMaxOutputPower")
-    sd_max_output_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_sd_max_output_power, p = _d_ct_RationalNumber(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SDMaxGroundClearanceSupport")
-    sd_max_ground_clearance_support = (v >> (n - p - 8)) & 0xFF
-    if sd_max_ground_clearance_support < 0x80:
+    f_sd_max_ground_clearance_support = (v >> (n - p - 8)) & 0xFF
+    if f_sd_max_ground_clearance_support < 0x80:
         p += 8
     else:
-        sd_max_ground_clearance_support, p = r_uint(v, n, p, 3)
-    if not 0 <= sd_max_ground_clearance_support <= 65535:
-        raise out_of_range(p, sd_max_ground_clearance_support, 0, 65535)
+        f_sd_max_ground_clearance_support, p = r_uint(v, n, p, 3)
+    if not 0 <= f_sd_max_ground_clearance_support <= 65535:
+        raise out_of_range(p, f_sd_max_ground_clearance_support, 0, 65535)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SDMaxGroundClearanceSupport")
-    sd_min_ground_clearance_support = (v >> (n - p - 8)) & 0xFF
-    if sd_min_ground_clearance_support < 0x80:
+    f_sd_min_ground_clearance_support = (v >> (n - p - 8)) & 0xFF
+    if f_sd_min_ground_clearance_support < 0x80:
         p += 8
     else:
-        sd_min_ground_clearance_support, p = r_uint(v, n, p, 3)
-    if not 0 <= sd_min_ground_clearance_support <= 65535:
-        raise out_of_range(p, sd_min_ground_clearance_support, 0, 65535)
+        f_sd_min_ground_clearance_support, p = r_uint(v, n, p, 3)
+    if not 0 <= f_sd_min_ground_clearance_support <= 65535:
+        raise out_of_range(p, f_sd_min_ground_clearance_support, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SDMinGroundClearanceSupport")
-    pd_min_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_pd_min_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PDMaxCoilCurrent")
-    pd_max_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_pd_max_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
     s = 9
     w, mask, prods = _D27[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    sd_manufacturer_specific_data_container = []
+    f_sd_manufacturer_specific_data_container = []
     while fid == 9:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2017,8 +2202,8 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of SDManufacturerSpecificDataContainer")
-        sd_manufacturer_specific_data_container.append(x)
-        if len(sd_manufacturer_specific_data_container) == 16:
+        f_sd_manufacturer_specific_data_container.append(x)
+        if len(f_sd_manufacturer_specific_data_container) == 16:
             s = _X27[s]
         w, mask, prods = _D27[s]
         p += w
@@ -2026,27 +2211,31 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeParameterDiscoveryRes")
     return wpt.WptChargeParameterDiscoveryRes(
-        header=header,
-        response_code=response_code,
-        pd_input_power_class=pd_input_power_class,
-        sd_min_output_power=sd_min_output_power,
-        sd_max_output_power=sd_max_output_power,
-        sd_max_ground_clearance_support=sd_max_ground_clearance_support,
-        sd_min_ground_clearance_support=sd_min_ground_clearance_support,
-        pd_min_coil_current=pd_min_coil_current,
-        pd_max_coil_current=pd_max_coil_current,
-        sd_manufacturer_specific_data_container=sd_manufacturer_specific_data_container,
+        header=f_header,
+        response_code=f_response_code,
+        pd_input_power_class=f_pd_input_power_class,
+        sd_min_output_power=f_sd_min_output_power,
+        sd_max_output_power=f_sd_max_output_power,
+        sd_max_ground_clearance_support=f_sd_max_ground_clearance_support,
+        sd_min_ground_clearance_support=f_sd_min_ground_clearance_support,
+        pd_min_coil_current=f_pd_min_coil_current,
+        pd_max_coil_current=f_pd_max_coil_current,
+        sd_manufacturer_specific_data_container=f_sd_manufacturer_specific_data_container,
     ), p
 
 
 # WPT_FinePositioningReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptFinePositioningReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptFinePositioningReq.ev_processing")
     a = (a << 5) | enum_index(_EN_wpt_WptEvResult, o.ev_result_code, "WptFinePositioningReq.ev_result_code")
     a <<= 1
     s = 3
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptFinePositioningReq.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptFinePositioningReq.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -2066,6 +2255,8 @@ def _e_wpt_WptFinePositioningReq(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptFinePositioningReq.wpt_lf_data_package_list is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptLfDataPackageList:
+            raise type_error("WptFinePositioningReq.wpt_lf_data_package_list", "WptLfDataPackageList", x)
         a = _e_wpt_WptLfDataPackageList(a, x, st)
     try:
         c, w, _ = _T28[s, -1]
@@ -2079,22 +2270,22 @@ def _d_wpt_WptFinePositioningReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "EVProcessing")
-    ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
+    f_ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of EVProcessing")
-    ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+    f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVResultCode")
     s = 3
     w, mask, prods = _D28[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    vendor_specific_data_container = []
+    f_vendor_specific_data_container = []
     while fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2103,38 +2294,42 @@ def _d_wpt_WptFinePositioningReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X28[s]
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        wpt_lf_data_package_list, p = _d_wpt_WptLfDataPackageList(r, v, n, p)
+        f_wpt_lf_data_package_list, p = _d_wpt_WptLfDataPackageList(r, v, n, p)
         w, mask, prods = _D28[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        wpt_lf_data_package_list = None
+        f_wpt_lf_data_package_list = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningReq")
     return wpt.WptFinePositioningReq(
-        header=header,
-        ev_processing=ev_processing,
-        ev_result_code=ev_result_code,
-        vendor_specific_data_container=vendor_specific_data_container,
-        wpt_lf_data_package_list=wpt_lf_data_package_list,
+        header=f_header,
+        ev_processing=f_ev_processing,
+        ev_result_code=f_ev_result_code,
+        vendor_specific_data_container=f_vendor_specific_data_container,
+        wpt_lf_data_package_list=f_wpt_lf_data_package_list,
     ), p
 
 
 # WPT_FinePositioningResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptFinePositioningRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptFinePositioningRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptFinePositioningRes.evse_processing")
     a <<= 1
     s = 3
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptFinePositioningRes.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptFinePositioningRes.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -2154,6 +2349,8 @@ def _e_wpt_WptFinePositioningRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptFinePositioningRes.wpt_lf_data_package_list is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptLfDataPackageList:
+            raise type_error("WptFinePositioningRes.wpt_lf_data_package_list", "WptLfDataPackageList", x)
         a = _e_wpt_WptLfDataPackageList(a, x, st)
     try:
         c, w, _ = _T29[s, -1]
@@ -2167,22 +2364,22 @@ def _d_wpt_WptFinePositioningRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
         raise unexpected(p - 14, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVSEProcessing")
     s = 3
     w, mask, prods = _D29[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    vendor_specific_data_container = []
+    f_vendor_specific_data_container = []
     while fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2191,45 +2388,67 @@ def _d_wpt_WptFinePositioningRes(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X29[s]
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
-        wpt_lf_data_package_list, p = _d_wpt_WptLfDataPackageList(r, v, n, p)
+        f_wpt_lf_data_package_list, p = _d_wpt_WptLfDataPackageList(r, v, n, p)
         w, mask, prods = _D29[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        wpt_lf_data_package_list = None
+        f_wpt_lf_data_package_list = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningRes")
     return wpt.WptFinePositioningRes(
-        header=header,
-        response_code=response_code,
-        evse_processing=evse_processing,
-        vendor_specific_data_container=vendor_specific_data_container,
-        wpt_lf_data_package_list=wpt_lf_data_package_list,
+        header=f_header,
+        response_code=f_response_code,
+        evse_processing=f_evse_processing,
+        vendor_specific_data_container=f_vendor_specific_data_container,
+        wpt_lf_data_package_list=f_wpt_lf_data_package_list,
     ), p
 
 
 # WPT_FinePositioningSetupReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningSetupReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptFinePositioningSetupReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptFinePositioningSetupReq.ev_processing")
+    if o.ev_device_fine_positioning_method_list.__class__ is not wpt.WptFinePositioningMethodList:
+        raise type_error(
+            "WptFinePositioningSetupReq.ev_device_fine_positioning_method_list",
+            "WptFinePositioningMethodList",
+            o.ev_device_fine_positioning_method_list,
+        )
     a = _e_wpt_WptFinePositioningMethodList((a << 2), o.ev_device_fine_positioning_method_list, st)
+    if o.ev_device_pairing_method_list.__class__ is not wpt.WptPairingMethodList:
+        raise type_error(
+            "WptFinePositioningSetupReq.ev_device_pairing_method_list",
+            "WptPairingMethodList",
+            o.ev_device_pairing_method_list,
+        )
     a = _e_wpt_WptPairingMethodList((a << 1), o.ev_device_pairing_method_list, st)
+    if o.ev_device_alignment_check_method_list.__class__ is not wpt.WptAlignmentCheckMethodList:
+        raise type_error(
+            "WptFinePositioningSetupReq.ev_device_alignment_check_method_list",
+            "WptAlignmentCheckMethodList",
+            o.ev_device_alignment_check_method_list,
+        )
     a = _e_wpt_WptAlignmentCheckMethodList((a << 1), o.ev_device_alignment_check_method_list, st)
     y = o.natural_offset
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "WptFinePositioningSetupReq.natural_offset"))
     a <<= 1
     s = 6
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptFinePositioningSetupReq.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptFinePositioningSetupReq.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -2251,6 +2470,8 @@ def _e_wpt_WptFinePositioningSetupReq(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptFinePositioningSetupReq.lf_system_setup_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptLfSystemSetupData:
+            raise type_error("WptFinePositioningSetupReq.lf_system_setup_data", "WptLfSystemSetupData", x)
         a = _e_wpt_WptLfSystemSetupData(a, x, st)
     try:
         c, w, _ = _T30[s, -1]
@@ -2264,33 +2485,33 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
         raise unexpected(p - 6, 2, "EVProcessing")
-    ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+    f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVProcessing")
-    ev_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
+    f_ev_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVDevicePairingMethodList")
-    ev_device_pairing_method_list, p = _d_wpt_WptPairingMethodList(r, v, n, p)
+    f_ev_device_pairing_method_list, p = _d_wpt_WptPairingMethodList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVDeviceAlignmentCheckMethodList")
-    ev_device_alignment_check_method_list, p = _d_wpt_WptAlignmentCheckMethodList(r, v, n, p)
+    f_ev_device_alignment_check_method_list, p = _d_wpt_WptAlignmentCheckMethodList(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NaturalOffset")
-    natural_offset = (v >> (n - p - 8)) & 0xFF
-    if natural_offset < 0x80:
+    f_natural_offset = (v >> (n - p - 8)) & 0xFF
+    if f_natural_offset < 0x80:
         p += 8
     else:
-        natural_offset, p = r_uint(v, n, p, 3)
-    if not 0 <= natural_offset <= 65535:
-        raise out_of_range(p, natural_offset, 0, 65535)
+        f_natural_offset, p = r_uint(v, n, p, 3)
+    if not 0 <= f_natural_offset <= 65535:
+        raise out_of_range(p, f_natural_offset, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of NaturalOffset")
@@ -2298,7 +2519,7 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
     w, mask, prods = _D30[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    vendor_specific_data_container = []
+    f_vendor_specific_data_container = []
     while fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2307,48 +2528,70 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X30[s]
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
+        f_lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
         w, mask, prods = _D30[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        lf_system_setup_data = None
+        f_lf_system_setup_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningSetupReq")
     return wpt.WptFinePositioningSetupReq(
-        header=header,
-        ev_processing=ev_processing,
-        ev_device_fine_positioning_method_list=ev_device_fine_positioning_method_list,
-        ev_device_pairing_method_list=ev_device_pairing_method_list,
-        ev_device_alignment_check_method_list=ev_device_alignment_check_method_list,
-        natural_offset=natural_offset,
-        vendor_specific_data_container=vendor_specific_data_container,
-        lf_system_setup_data=lf_system_setup_data,
+        header=f_header,
+        ev_processing=f_ev_processing,
+        ev_device_fine_positioning_method_list=f_ev_device_fine_positioning_method_list,
+        ev_device_pairing_method_list=f_ev_device_pairing_method_list,
+        ev_device_alignment_check_method_list=f_ev_device_alignment_check_method_list,
+        natural_offset=f_natural_offset,
+        vendor_specific_data_container=f_vendor_specific_data_container,
+        lf_system_setup_data=f_lf_system_setup_data,
     ), p
 
 
 # WPT_FinePositioningSetupResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningSetupRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptFinePositioningSetupRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptFinePositioningSetupRes.response_code")
+    if o.primary_device_fine_positioning_method_list.__class__ is not wpt.WptFinePositioningMethodList:
+        raise type_error(
+            "WptFinePositioningSetupRes.primary_device_fine_positioning_method_list",
+            "WptFinePositioningMethodList",
+            o.primary_device_fine_positioning_method_list,
+        )
     a = _e_wpt_WptFinePositioningMethodList((a << 2), o.primary_device_fine_positioning_method_list, st)
+    if o.primary_device_pairing_method_list.__class__ is not wpt.WptPairingMethodList:
+        raise type_error(
+            "WptFinePositioningSetupRes.primary_device_pairing_method_list",
+            "WptPairingMethodList",
+            o.primary_device_pairing_method_list,
+        )
     a = _e_wpt_WptPairingMethodList((a << 1), o.primary_device_pairing_method_list, st)
+    if o.primary_device_alignment_check_method_list.__class__ is not wpt.WptAlignmentCheckMethodList:
+        raise type_error(
+            "WptFinePositioningSetupRes.primary_device_alignment_check_method_list",
+            "WptAlignmentCheckMethodList",
+            o.primary_device_alignment_check_method_list,
+        )
     a = _e_wpt_WptAlignmentCheckMethodList((a << 1), o.primary_device_alignment_check_method_list, st)
     y = o.natural_offset
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "WptFinePositioningSetupRes.natural_offset"))
     a <<= 1
     s = 6
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptFinePositioningSetupRes.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptFinePositioningSetupRes.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -2370,6 +2613,8 @@ def _e_wpt_WptFinePositioningSetupRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptFinePositioningSetupRes.lf_system_setup_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptLfSystemSetupData:
+            raise type_error("WptFinePositioningSetupRes.lf_system_setup_data", "WptLfSystemSetupData", x)
         a = _e_wpt_WptLfSystemSetupData(a, x, st)
     try:
         c, w, _ = _T31[s, -1]
@@ -2383,33 +2628,33 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
         raise unexpected(p - 10, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    primary_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
+    f_primary_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PrimaryDevicePairingMethodList")
-    primary_device_pairing_method_list, p = _d_wpt_WptPairingMethodList(r, v, n, p)
+    f_primary_device_pairing_method_list, p = _d_wpt_WptPairingMethodList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PrimaryDeviceAlignmentCheckMethodList")
-    primary_device_alignment_check_method_list, p = _d_wpt_WptAlignmentCheckMethodList(r, v, n, p)
+    f_primary_device_alignment_check_method_list, p = _d_wpt_WptAlignmentCheckMethodList(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NaturalOffset")
-    natural_offset = (v >> (n - p - 8)) & 0xFF
-    if natural_offset < 0x80:
+    f_natural_offset = (v >> (n - p - 8)) & 0xFF
+    if f_natural_offset < 0x80:
         p += 8
     else:
-        natural_offset, p = r_uint(v, n, p, 3)
-    if not 0 <= natural_offset <= 65535:
-        raise out_of_range(p, natural_offset, 0, 65535)
+        f_natural_offset, p = r_uint(v, n, p, 3)
+    if not 0 <= f_natural_offset <= 65535:
+        raise out_of_range(p, f_natural_offset, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of NaturalOffset")
@@ -2417,7 +2662,7 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
     w, mask, prods = _D31[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    vendor_specific_data_container = []
+    f_vendor_specific_data_container = []
     while fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2426,35 +2671,37 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X31[s]
         w, mask, prods = _D31[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
-        lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
+        f_lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
         w, mask, prods = _D31[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        lf_system_setup_data = None
+        f_lf_system_setup_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningSetupRes")
     return wpt.WptFinePositioningSetupRes(
-        header=header,
-        response_code=response_code,
-        primary_device_fine_positioning_method_list=primary_device_fine_positioning_method_list,
-        primary_device_pairing_method_list=primary_device_pairing_method_list,
-        primary_device_alignment_check_method_list=primary_device_alignment_check_method_list,
-        natural_offset=natural_offset,
-        vendor_specific_data_container=vendor_specific_data_container,
-        lf_system_setup_data=lf_system_setup_data,
+        header=f_header,
+        response_code=f_response_code,
+        primary_device_fine_positioning_method_list=f_primary_device_fine_positioning_method_list,
+        primary_device_pairing_method_list=f_primary_device_pairing_method_list,
+        primary_device_alignment_check_method_list=f_primary_device_alignment_check_method_list,
+        natural_offset=f_natural_offset,
+        vendor_specific_data_container=f_vendor_specific_data_container,
+        lf_system_setup_data=f_lf_system_setup_data,
     ), p
 
 
 # WPT_PairingReqType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptPairingReq(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptPairingReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptPairingReq.ev_processing")
     a <<= 1
@@ -2463,7 +2710,7 @@ def _e_wpt_WptPairingReq(a, o, st):
     if x is not None:
         s = 3
         y = x
-        if 1 <= y < 0x80:
+        if y.__class__ is int and 1 <= y < 0x80:
             a = (a << 11) | y
         else:
             a = e_uint((a << 3), check_range(y, 1, 4294967295, "WptPairingReq.observed_id_code"))
@@ -2476,6 +2723,8 @@ def _e_wpt_WptPairingReq(a, o, st):
     a = (a << 2) | enum_index(_EN_wpt_WptEvResult, o.ev_result_code, "WptPairingReq.ev_result_code")
     a <<= 1
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptPairingReq.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptPairingReq.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -2500,12 +2749,12 @@ def _d_wpt_WptPairingReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 5
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
         raise unexpected(p - 5, 2, "EVProcessing")
-    ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    f_ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVProcessing")
     s = 2
@@ -2516,13 +2765,13 @@ def _d_wpt_WptPairingReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of ObservedIDCode")
-        observed_id_code = (v >> (n - p - 8)) & 0xFF
-        if observed_id_code < 0x80:
+        f_observed_id_code = (v >> (n - p - 8)) & 0xFF
+        if f_observed_id_code < 0x80:
             p += 8
         else:
-            observed_id_code, p = r_uint(v, n, p, 5)
-        if not 1 <= observed_id_code <= 4294967295:
-            raise out_of_range(p, observed_id_code, 1, 4294967295)
+            f_observed_id_code, p = r_uint(v, n, p, 5)
+        if not 1 <= f_observed_id_code <= 4294967295:
+            raise out_of_range(p, f_observed_id_code, 1, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ObservedIDCode")
@@ -2530,20 +2779,20 @@ def _d_wpt_WptPairingReq(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        observed_id_code = None
+        f_observed_id_code = None
     if fid != 3:
         raise bad_event(p, fid, "EVResultCode")
     p += 4
     q = (v >> (n - p)) & 0xF
     if q >> 3:
         raise unexpected(p - 4, 1, "characters of EVResultCode")
-    ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+    f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVResultCode")
     w, mask, prods = _D32[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    vendor_specific_data_container = []
+    f_vendor_specific_data_container = []
     while fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2552,8 +2801,8 @@ def _d_wpt_WptPairingReq(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X32[s]
         w, mask, prods = _D32[s]
         p += w
@@ -2561,16 +2810,18 @@ def _d_wpt_WptPairingReq(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingReq")
     return wpt.WptPairingReq(
-        header=header,
-        ev_processing=ev_processing,
-        observed_id_code=observed_id_code,
-        ev_result_code=ev_result_code,
-        vendor_specific_data_container=vendor_specific_data_container,
+        header=f_header,
+        ev_processing=f_ev_processing,
+        observed_id_code=f_observed_id_code,
+        ev_result_code=f_ev_result_code,
+        vendor_specific_data_container=f_vendor_specific_data_container,
     ), p
 
 
 # WPT_PairingResType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptPairingRes(a, o, st):
+    if o.header.__class__ is not ct.MessageHeader:
+        raise type_error("WptPairingRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptPairingRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptPairingRes.evse_processing")
@@ -2580,7 +2831,7 @@ def _e_wpt_WptPairingRes(a, o, st):
     if x is not None:
         s = 4
         y = x
-        if 1 <= y < 0x80:
+        if y.__class__ is int and 1 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 1, 4294967295, "WptPairingRes.observed_id_code"))
@@ -2592,8 +2843,12 @@ def _e_wpt_WptPairingRes(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptPairingRes.alternative_secc_list is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.AlternativeSeccList:
+            raise type_error("WptPairingRes.alternative_secc_list", "AlternativeSeccList", x)
         a = _e_wpt_AlternativeSeccList(a, x, st)
     items = o.vendor_specific_data_container
+    if items.__class__ is not list:
+        raise type_error("WptPairingRes.vendor_specific_data_container", "a list", items)
     if len(items) > 16:
         raise ExiEncodeError("WptPairingRes.vendor_specific_data_container: more than 16 items")
     for i, x in enumerate(items, 1):
@@ -2618,15 +2873,15 @@ def _d_wpt_WptPairingRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
-    header, p = _d_ct_MessageHeader(r, v, n, p)
+    f_header, p = _d_ct_MessageHeader(r, v, n, p)
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
         raise unexpected(p - 14, 2, "ResponseCode")
-    response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
     if (q >> 3) & 0x7:
         raise unexpected(p - 6, 3, "end of ResponseCode")
-    evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+    f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of EVSEProcessing")
     s = 3
@@ -2637,13 +2892,13 @@ def _d_wpt_WptPairingRes(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of ObservedIDCode")
-        observed_id_code = (v >> (n - p - 8)) & 0xFF
-        if observed_id_code < 0x80:
+        f_observed_id_code = (v >> (n - p - 8)) & 0xFF
+        if f_observed_id_code < 0x80:
             p += 8
         else:
-            observed_id_code, p = r_uint(v, n, p, 5)
-        if not 1 <= observed_id_code <= 4294967295:
-            raise out_of_range(p, observed_id_code, 1, 4294967295)
+            f_observed_id_code, p = r_uint(v, n, p, 5)
+        if not 1 <= f_observed_id_code <= 4294967295:
+            raise out_of_range(p, f_observed_id_code, 1, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ObservedIDCode")
@@ -2651,15 +2906,15 @@ def _d_wpt_WptPairingRes(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        observed_id_code = None
+        f_observed_id_code = None
     if fid == 4:
-        alternative_secc_list, p = _d_wpt_AlternativeSeccList(r, v, n, p)
+        f_alternative_secc_list, p = _d_wpt_AlternativeSeccList(r, v, n, p)
         w, mask, prods = _D33[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        alternative_secc_list = None
-    vendor_specific_data_container = []
+        f_alternative_secc_list = None
+    f_vendor_specific_data_container = []
     while fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2668,8 +2923,8 @@ def _d_wpt_WptPairingRes(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        vendor_specific_data_container.append(x)
-        if len(vendor_specific_data_container) == 16:
+        f_vendor_specific_data_container.append(x)
+        if len(f_vendor_specific_data_container) == 16:
             s = _X33[s]
         w, mask, prods = _D33[s]
         p += w
@@ -2677,27 +2932,43 @@ def _d_wpt_WptPairingRes(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingRes")
     return wpt.WptPairingRes(
-        header=header,
-        response_code=response_code,
-        evse_processing=evse_processing,
-        observed_id_code=observed_id_code,
-        alternative_secc_list=alternative_secc_list,
-        vendor_specific_data_container=vendor_specific_data_container,
+        header=f_header,
+        response_code=f_response_code,
+        evse_processing=f_evse_processing,
+        observed_id_code=f_observed_id_code,
+        alternative_secc_list=f_alternative_secc_list,
+        vendor_specific_data_container=f_vendor_specific_data_container,
     ), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509Data(a, o, st):
+    if (
+        o.x509_issuer_serial is None
+        and o.x509ski is None
+        and o.x509_subject_name is None
+        and o.x509_certificate is None
+        and o.x509crl is None
+    ):
+        raise ExiEncodeError(
+            "X509Data: one of x509_issuer_serial, x509ski, x509_subject_name, x509_certificate, x509crl is required"
+        )
     s = 0
     items = o.x509_issuer_serial
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_issuer_serial", "a list", items)
     for x in items:
         try:
             c, w, s = _T34[s, 0]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_issuer_serial is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509IssuerSerial:
+            raise type_error("X509Data.x509_issuer_serial", "X509IssuerSerial", x)
         a = _e_ds_X509IssuerSerial(a, x, st)
     items = o.x509ski
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509ski", "a list", items)
     for x in items:
         try:
             c, w, s = _T34[s, 64]
@@ -2707,6 +2978,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509ski")
         a <<= 1
     items = o.x509_subject_name
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_subject_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T34[s, 128]
@@ -2716,6 +2989,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
         a <<= 1
     items = o.x509_certificate
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_certificate", "a list", items)
     for x in items:
         try:
             c, w, s = _T34[s, 192]
@@ -2725,6 +3000,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509_certificate")
         a <<= 1
     items = o.x509crl
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509crl", "a list", items)
     for x in items:
         try:
             c, w, s = _T34[s, 256]
@@ -2742,11 +3019,11 @@ def _e_ds_X509Data(a, o, st):
 
 
 def _d_ds_X509Data(r, v, n, p):
-    x509_issuer_serial = []
-    x509ski = []
-    x509_subject_name = []
-    x509_certificate = []
-    x509crl = []
+    f_x509_issuer_serial = []
+    f_x509ski = []
+    f_x509_subject_name = []
+    f_x509_certificate = []
+    f_x509crl = []
     s = 0
     while True:
         w, mask, prods = _D34[s]
@@ -2756,7 +3033,7 @@ def _d_ds_X509Data(r, v, n, p):
             break
         if fid == 0:
             x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-            x509_issuer_serial.append(x)
+            f_x509_issuer_serial.append(x)
             continue
         if fid == 1:
             p += 1
@@ -2766,7 +3043,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SKI")
-            x509ski.append(x)
+            f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
@@ -2776,7 +3053,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SubjectName")
-            x509_subject_name.append(x)
+            f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
@@ -2786,7 +3063,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509Certificate")
-            x509_certificate.append(x)
+            f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
@@ -2796,15 +3073,15 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509CRL")
-            x509crl.append(x)
+            f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
-        x509_issuer_serial=x509_issuer_serial,
-        x509ski=x509ski,
-        x509_subject_name=x509_subject_name,
-        x509_certificate=x509_certificate,
-        x509crl=x509crl,
+        x509_issuer_serial=f_x509_issuer_serial,
+        x509ski=f_x509ski,
+        x509_subject_name=f_x509_subject_name,
+        x509_certificate=f_x509_certificate,
+        x509crl=f_x509crl,
     ), p
 
 
@@ -2812,7 +3089,7 @@ def _d_ds_X509Data(r, v, n, p):
 def _e_ct_MessageHeader(a, o, st):
     a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
     y = o.time_stamp
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
@@ -2821,6 +3098,8 @@ def _e_ct_MessageHeader(a, o, st):
     x = o.signature
     if x is not None:
         s = 3
+        if x.__class__ is not ds.Signature:
+            raise type_error("MessageHeader.signature", "Signature", x)
         a = _e_ds_Signature((a << 2), x, st)
     try:
         c, w, _ = _T35[s, -1]
@@ -2834,17 +3113,17 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SessionID")
-    session_id, p = r_binary(v, n, p, 8)
+    f_session_id, p = r_binary(v, n, p, 8)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SessionID")
-    time_stamp = (v >> (n - p - 8)) & 0xFF
-    if time_stamp < 0x80:
+    f_time_stamp = (v >> (n - p - 8)) & 0xFF
+    if f_time_stamp < 0x80:
         p += 8
     else:
-        time_stamp, p = r_uint(v, n, p, 10)
-    if not 0 <= time_stamp <= 18446744073709551615:
-        raise out_of_range(p, time_stamp, 0, 18446744073709551615)
+        f_time_stamp, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_stamp <= 18446744073709551615:
+        raise out_of_range(p, f_time_stamp, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeStamp")
@@ -2853,25 +3132,27 @@ def _d_ct_MessageHeader(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
-        signature, p = _d_ds_Signature(r, v, n, p)
+        f_signature, p = _d_ds_Signature(r, v, n, p)
         w, mask, prods = _D35[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        signature = None
+        f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=session_id, time_stamp=time_stamp, signature=signature), p
+    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_RationalNumber(a, o, st):
     y = o.exponent
-    if not -128 <= y <= 127:
+    if not isinstance(y, int) or not -128 <= y <= 127:
         raise range_error("RationalNumber.exponent", y, -128, 127)
     a = (a << 10) | (y + 128)
     y = o.value
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -2886,23 +3167,23 @@ def _d_ct_RationalNumber(r, v, n, p):
     q = (v >> (n - p)) & 0x1FFF
     if q >> 11:
         raise unexpected(p - 13, 2, "Exponent")
-    exponent = ((q >> 3) & 0xFF) - 128
+    f_exponent = ((q >> 3) & 0xFF) - 128
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of Exponent")
-    value = (v >> (n - p - 9)) & 0x1FF
-    if value < 0x80:
+    f_value = (v >> (n - p - 9)) & 0x1FF
+    if f_value < 0x80:
         p += 9
-    elif 0x100 <= value < 0x180:
+    elif 0x100 <= f_value < 0x180:
         p += 9
-        value = 0xFF - value
+        f_value = 0xFF - f_value
     else:
-        value, p = r_sint(v, n, p, 3)
-    if not -32768 <= value <= 32767:
-        raise out_of_range(p, value, -32768, 32767)
+        f_value, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_value <= 32767:
+        raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=exponent, value=value), p
+    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -2912,7 +3193,7 @@ def _e_ct_DisplayParameters(a, o, st):
     if x is not None:
         s = 1
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.present_soc", y, 0, 100)
         a = (a << 12) | y
         a <<= 1
@@ -2924,7 +3205,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.minimum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -2936,7 +3217,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.target_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -2948,7 +3229,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if not 0 <= y <= 100:
+        if not isinstance(y, int) or not 0 <= y <= 100:
             raise range_error("DisplayParameters.maximum_soc", y, 0, 100)
         a = (a << 7) | y
         a <<= 1
@@ -2960,7 +3241,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_minimum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
@@ -2973,7 +3254,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_target_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
@@ -2986,7 +3267,7 @@ def _e_ct_DisplayParameters(a, o, st):
             raise ExiEncodeError("DisplayParameters.remaining_time_to_maximum_soc is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
@@ -2998,7 +3279,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.charging_complete is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("DisplayParameters.charging_complete", "True or False", y)
+        a = (a << 1) | (1 if y else 0)
         a <<= 1
     x = o.battery_energy_capacity
     if x is not None:
@@ -3007,6 +3291,8 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.battery_energy_capacity is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.RationalNumber:
+            raise type_error("DisplayParameters.battery_energy_capacity", "RationalNumber", x)
         a = _e_ct_RationalNumber(a, x, st)
     x = o.inlet_hot
     if x is not None:
@@ -3015,7 +3301,10 @@ def _e_ct_DisplayParameters(a, o, st):
         except KeyError:
             raise ExiEncodeError("DisplayParameters.inlet_hot is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | (1 if x else 0)
+        y = x
+        if y.__class__ is not bool:
+            raise type_error("DisplayParameters.inlet_hot", "True or False", y)
+        a = (a << 1) | (1 if y else 0)
         a <<= 1
     try:
         c, w, _ = _T37[s, -1]
@@ -3035,72 +3324,72 @@ def _d_ct_DisplayParameters(r, v, n, p):
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of PresentSOC")
-        present_soc = (q >> 1) & 0x7F
-        if present_soc > 100:
-            raise out_of_range(p, present_soc, 0, 100)
+        f_present_soc = (q >> 1) & 0x7F
+        if f_present_soc > 100:
+            raise out_of_range(p, f_present_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of PresentSOC")
         w, mask, prods = _D37[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        present_soc = None
+        f_present_soc = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MinimumSOC")
-        minimum_soc = (q >> 1) & 0x7F
-        if minimum_soc > 100:
-            raise out_of_range(p, minimum_soc, 0, 100)
+        f_minimum_soc = (q >> 1) & 0x7F
+        if f_minimum_soc > 100:
+            raise out_of_range(p, f_minimum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MinimumSOC")
         w, mask, prods = _D37[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        minimum_soc = None
+        f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of TargetSOC")
-        target_soc = (q >> 1) & 0x7F
-        if target_soc > 100:
-            raise out_of_range(p, target_soc, 0, 100)
+        f_target_soc = (q >> 1) & 0x7F
+        if f_target_soc > 100:
+            raise out_of_range(p, f_target_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetSOC")
         w, mask, prods = _D37[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        target_soc = None
+        f_target_soc = None
     if fid == 3:
         p += 9
         q = (v >> (n - p)) & 0x1FF
         if q >> 8:
             raise unexpected(p - 9, 1, "characters of MaximumSOC")
-        maximum_soc = (q >> 1) & 0x7F
-        if maximum_soc > 100:
-            raise out_of_range(p, maximum_soc, 0, 100)
+        f_maximum_soc = (q >> 1) & 0x7F
+        if f_maximum_soc > 100:
+            raise out_of_range(p, f_maximum_soc, 0, 100)
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of MaximumSOC")
         w, mask, prods = _D37[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        maximum_soc = None
+        f_maximum_soc = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToMinimumSOC")
-        remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_minimum_soc < 0x80:
+        f_remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_minimum_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_minimum_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_minimum_soc, 0, 4294967295)
+            f_remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_minimum_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_minimum_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMinimumSOC")
@@ -3108,18 +3397,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_minimum_soc = None
+        f_remaining_time_to_minimum_soc = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToTargetSOC")
-        remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_target_soc < 0x80:
+        f_remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_target_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_target_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_target_soc, 0, 4294967295)
+            f_remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_target_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_target_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToTargetSOC")
@@ -3127,18 +3416,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_target_soc = None
+        f_remaining_time_to_target_soc = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of RemainingTimeToMaximumSOC")
-        remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
-        if remaining_time_to_maximum_soc < 0x80:
+        f_remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
+        if f_remaining_time_to_maximum_soc < 0x80:
             p += 8
         else:
-            remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= remaining_time_to_maximum_soc <= 4294967295:
-            raise out_of_range(p, remaining_time_to_maximum_soc, 0, 4294967295)
+            f_remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
+        if not 0 <= f_remaining_time_to_maximum_soc <= 4294967295:
+            raise out_of_range(p, f_remaining_time_to_maximum_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMaximumSOC")
@@ -3146,61 +3435,83 @@ def _d_ct_DisplayParameters(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        remaining_time_to_maximum_soc = None
+        f_remaining_time_to_maximum_soc = None
     if fid == 7:
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of ChargingComplete")
-        charging_complete = ((q >> 1) & 0x1) == 1
+        f_charging_complete = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of ChargingComplete")
         w, mask, prods = _D37[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        charging_complete = None
+        f_charging_complete = None
     if fid == 8:
-        battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
+        f_battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
         w, mask, prods = _D37[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        battery_energy_capacity = None
+        f_battery_energy_capacity = None
     if fid == 9:
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of InletHot")
-        inlet_hot = ((q >> 1) & 0x1) == 1
+        f_inlet_hot = ((q >> 1) & 0x1) == 1
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of InletHot")
         w, mask, prods = _D37[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        inlet_hot = None
+        f_inlet_hot = None
     if fid != -1:
         raise bad_event(p, fid, "end of DisplayParameters")
     return ct.DisplayParameters(
-        present_soc=present_soc,
-        minimum_soc=minimum_soc,
-        target_soc=target_soc,
-        maximum_soc=maximum_soc,
-        remaining_time_to_minimum_soc=remaining_time_to_minimum_soc,
-        remaining_time_to_target_soc=remaining_time_to_target_soc,
-        remaining_time_to_maximum_soc=remaining_time_to_maximum_soc,
-        charging_complete=charging_complete,
-        battery_energy_capacity=battery_energy_capacity,
-        inlet_hot=inlet_hot,
+        present_soc=f_present_soc,
+        minimum_soc=f_minimum_soc,
+        target_soc=f_target_soc,
+        maximum_soc=f_maximum_soc,
+        remaining_time_to_minimum_soc=f_remaining_time_to_minimum_soc,
+        remaining_time_to_target_soc=f_remaining_time_to_target_soc,
+        remaining_time_to_maximum_soc=f_remaining_time_to_maximum_soc,
+        charging_complete=f_charging_complete,
+        battery_energy_capacity=f_battery_energy_capacity,
+        inlet_hot=f_inlet_hot,
     ), p
 
 
 # WPT_EVPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptEvpcPowerControlParameter(a, o, st):
+    if o.evpc_coil_current_request.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "WptEvpcPowerControlParameter.evpc_coil_current_request", "RationalNumber", o.evpc_coil_current_request
+        )
     a = _e_ct_RationalNumber((a << 1), o.evpc_coil_current_request, st)
+    if o.evpc_coil_current_information.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "WptEvpcPowerControlParameter.evpc_coil_current_information",
+            "RationalNumber",
+            o.evpc_coil_current_information,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evpc_coil_current_information, st)
+    if o.evpc_current_output_information.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "WptEvpcPowerControlParameter.evpc_current_output_information",
+            "RationalNumber",
+            o.evpc_current_output_information,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evpc_current_output_information, st)
+    if o.evpc_voltage_output_information.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "WptEvpcPowerControlParameter.evpc_voltage_output_information",
+            "RationalNumber",
+            o.evpc_voltage_output_information,
+        )
     a = _e_ct_RationalNumber((a << 1), o.evpc_voltage_output_information, st)
     a <<= 1
     return a
@@ -3210,34 +3521,34 @@ def _d_wpt_WptEvpcPowerControlParameter(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCCoilCurrentRequest")
-    evpc_coil_current_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_coil_current_request, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCCoilCurrentInformation")
-    evpc_coil_current_information, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_coil_current_information, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCCurrentOutputInformation")
-    evpc_current_output_information, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_current_output_information, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCVoltageOutputInformation")
-    evpc_voltage_output_information, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_voltage_output_information, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptEvpcPowerControlParameter")
     return wpt.WptEvpcPowerControlParameter(
-        evpc_coil_current_request=evpc_coil_current_request,
-        evpc_coil_current_information=evpc_coil_current_information,
-        evpc_current_output_information=evpc_current_output_information,
-        evpc_voltage_output_information=evpc_voltage_output_information,
+        evpc_coil_current_request=f_evpc_coil_current_request,
+        evpc_coil_current_information=f_evpc_coil_current_information,
+        evpc_current_output_information=f_evpc_current_output_information,
+        evpc_voltage_output_information=f_evpc_voltage_output_information,
     ), p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_EvseStatus(a, o, st):
     y = o.notification_max_delay
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
@@ -3250,28 +3561,28 @@ def _d_ct_EvseStatus(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NotificationMaxDelay")
-    notification_max_delay = (v >> (n - p - 8)) & 0xFF
-    if notification_max_delay < 0x80:
+    f_notification_max_delay = (v >> (n - p - 8)) & 0xFF
+    if f_notification_max_delay < 0x80:
         p += 8
     else:
-        notification_max_delay, p = r_uint(v, n, p, 3)
-    if not 0 <= notification_max_delay <= 65535:
-        raise out_of_range(p, notification_max_delay, 0, 65535)
+        f_notification_max_delay, p = r_uint(v, n, p, 3)
+    if not 0 <= f_notification_max_delay <= 65535:
+        raise out_of_range(p, f_notification_max_delay, 0, 65535)
     p += 8
     q = (v >> (n - p)) & 0xFF
     if q >> 5:
         raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
-    evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+    f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=notification_max_delay, evse_notification=evse_notification), p
+    return ct.EvseStatus(notification_max_delay=f_notification_max_delay, evse_notification=f_evse_notification), p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
     a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
     y = o.charged_energy_reading_wh
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
@@ -3281,7 +3592,7 @@ def _e_ct_MeterInfo(a, o, st):
     if x is not None:
         s = 3
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 12) | y
         else:
             a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
@@ -3294,7 +3605,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
@@ -3307,7 +3618,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
@@ -3329,7 +3640,9 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
+        elif 0 <= y < 0x80:
             a = (a << 9) | y
         elif -0x80 <= y < 0:
             a = (a << 9) | (0xFF - y)
@@ -3344,7 +3657,7 @@ def _e_ct_MeterInfo(a, o, st):
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
@@ -3361,17 +3674,17 @@ def _d_ct_MeterInfo(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "MeterID")
-    meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+    f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of MeterID")
-    charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
-    if charged_energy_reading_wh < 0x80:
+    f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+    if f_charged_energy_reading_wh < 0x80:
         p += 8
     else:
-        charged_energy_reading_wh, p = r_uint(v, n, p, 10)
-    if not 0 <= charged_energy_reading_wh <= 18446744073709551615:
-        raise out_of_range(p, charged_energy_reading_wh, 0, 18446744073709551615)
+        f_charged_energy_reading_wh, p = r_uint(v, n, p, 10)
+    if not 0 <= f_charged_energy_reading_wh <= 18446744073709551615:
+        raise out_of_range(p, f_charged_energy_reading_wh, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
@@ -3383,13 +3696,13 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BPT_DischargedEnergyReadingWh")
-        bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
-        if bpt_discharged_energy_reading_wh < 0x80:
+        f_bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
+        if f_bpt_discharged_energy_reading_wh < 0x80:
             p += 8
         else:
-            bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
-        if not 0 <= bpt_discharged_energy_reading_wh <= 18446744073709551615:
-            raise out_of_range(p, bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+            f_bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_bpt_discharged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, f_bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
@@ -3397,18 +3710,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_discharged_energy_reading_wh = None
+        f_bpt_discharged_energy_reading_wh = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of CapacitiveEnergyReadingVARh")
-        capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
-        if capacitive_energy_reading_va_rh < 0x80:
+        f_capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if f_capacitive_energy_reading_va_rh < 0x80:
             p += 8
         else:
-            capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= capacitive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+            f_capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_capacitive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, f_capacitive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
@@ -3416,18 +3729,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        capacitive_energy_reading_va_rh = None
+        f_capacitive_energy_reading_va_rh = None
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BPT_InductiveEnergyReadingVARh")
-        bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
-        if bpt_inductive_energy_reading_va_rh < 0x80:
+        f_bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
+        if f_bpt_inductive_energy_reading_va_rh < 0x80:
             p += 8
         else:
-            bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+            f_bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
+        if not 0 <= f_bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+            raise out_of_range(p, f_bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
@@ -3435,12 +3748,12 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bpt_inductive_energy_reading_va_rh = None
+        f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterSignature")
-        meter_signature, p = r_binary(v, n, p, 64)
+        f_meter_signature, p = r_binary(v, n, p, 64)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterSignature")
@@ -3448,21 +3761,21 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_signature = None
+        f_meter_signature = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterStatus")
-        meter_status = (v >> (n - p - 9)) & 0x1FF
-        if meter_status < 0x80:
+        f_meter_status = (v >> (n - p - 9)) & 0x1FF
+        if f_meter_status < 0x80:
             p += 9
-        elif 0x100 <= meter_status < 0x180:
+        elif 0x100 <= f_meter_status < 0x180:
             p += 9
-            meter_status = 0xFF - meter_status
+            f_meter_status = 0xFF - f_meter_status
         else:
-            meter_status, p = r_sint(v, n, p, 3)
-        if not -32768 <= meter_status <= 32767:
-            raise out_of_range(p, meter_status, -32768, 32767)
+            f_meter_status, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_meter_status <= 32767:
+            raise out_of_range(p, f_meter_status, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
@@ -3470,18 +3783,18 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_status = None
+        f_meter_status = None
     if fid == 7:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of MeterTimestamp")
-        meter_timestamp = (v >> (n - p - 8)) & 0xFF
-        if meter_timestamp < 0x80:
+        f_meter_timestamp = (v >> (n - p - 8)) & 0xFF
+        if f_meter_timestamp < 0x80:
             p += 8
         else:
-            meter_timestamp, p = r_uint(v, n, p, 10)
-        if not 0 <= meter_timestamp <= 18446744073709551615:
-            raise out_of_range(p, meter_timestamp, 0, 18446744073709551615)
+            f_meter_timestamp, p = r_uint(v, n, p, 10)
+        if not 0 <= f_meter_timestamp <= 18446744073709551615:
+            raise out_of_range(p, f_meter_timestamp, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterTimestamp")
@@ -3489,25 +3802,25 @@ def _d_ct_MeterInfo(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        meter_timestamp = None
+        f_meter_timestamp = None
     if fid != -1:
         raise bad_event(p, fid, "end of MeterInfo")
     return ct.MeterInfo(
-        meter_id=meter_id,
-        charged_energy_reading_wh=charged_energy_reading_wh,
-        bpt_discharged_energy_reading_wh=bpt_discharged_energy_reading_wh,
-        capacitive_energy_reading_va_rh=capacitive_energy_reading_va_rh,
-        bpt_inductive_energy_reading_va_rh=bpt_inductive_energy_reading_va_rh,
-        meter_signature=meter_signature,
-        meter_status=meter_status,
-        meter_timestamp=meter_timestamp,
+        meter_id=f_meter_id,
+        charged_energy_reading_wh=f_charged_energy_reading_wh,
+        bpt_discharged_energy_reading_wh=f_bpt_discharged_energy_reading_wh,
+        capacitive_energy_reading_va_rh=f_capacitive_energy_reading_va_rh,
+        bpt_inductive_energy_reading_va_rh=f_bpt_inductive_energy_reading_va_rh,
+        meter_signature=f_meter_signature,
+        meter_status=f_meter_status,
+        meter_timestamp=f_meter_timestamp,
     ), p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_Receipt(a, o, st):
     y = o.time_anchor
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
@@ -3516,6 +3829,8 @@ def _e_ct_Receipt(a, o, st):
     x = o.energy_costs
     if x is not None:
         s = 2
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.energy_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost((a << 3), x, st)
     x = o.occupancy_costs
     if x is not None:
@@ -3524,6 +3839,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.occupancy_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.occupancy_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     x = o.additional_services_costs
     if x is not None:
@@ -3532,6 +3849,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.additional_services_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.additional_services_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     x = o.overstay_costs
     if x is not None:
@@ -3540,8 +3859,12 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.overstay_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.overstay_costs", "DetailedCost", x)
         a = _e_ct_DetailedCost(a, x, st)
     items = o.tax_costs
+    if items.__class__ is not list:
+        raise type_error("Receipt.tax_costs", "a list", items)
     if len(items) > 10:
         raise ExiEncodeError("Receipt.tax_costs: more than 10 items")
     for i, x in enumerate(items, 1):
@@ -3550,6 +3873,8 @@ def _e_ct_Receipt(a, o, st):
         except KeyError:
             raise ExiEncodeError("Receipt.tax_costs is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ct.DetailedTax:
+            raise type_error("Receipt.tax_costs", "DetailedTax", x)
         a = _e_ct_DetailedTax(a, x, st)
         if i == 10:
             s = _X41[s]
@@ -3565,13 +3890,13 @@ def _d_ct_Receipt(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
-    time_anchor = (v >> (n - p - 8)) & 0xFF
-    if time_anchor < 0x80:
+    f_time_anchor = (v >> (n - p - 8)) & 0xFF
+    if f_time_anchor < 0x80:
         p += 8
     else:
-        time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= time_anchor <= 18446744073709551615:
-        raise out_of_range(p, time_anchor, 0, 18446744073709551615)
+        f_time_anchor, p = r_uint(v, n, p, 10)
+    if not 0 <= f_time_anchor <= 18446744073709551615:
+        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -3580,38 +3905,38 @@ def _d_ct_Receipt(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        energy_costs = None
+        f_energy_costs = None
     if fid == 2:
-        occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        occupancy_costs = None
+        f_occupancy_costs = None
     if fid == 3:
-        additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        additional_services_costs = None
+        f_additional_services_costs = None
     if fid == 4:
-        overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
+        f_overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
         w, mask, prods = _D41[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        overstay_costs = None
-    tax_costs = []
+        f_overstay_costs = None
+    f_tax_costs = []
     while fid == 5:
         x, p = _d_ct_DetailedTax(r, v, n, p)
-        tax_costs.append(x)
-        if len(tax_costs) == 10:
+        f_tax_costs.append(x)
+        if len(f_tax_costs) == 10:
             s = _X41[s]
         w, mask, prods = _D41[s]
         p += w
@@ -3619,17 +3944,23 @@ def _d_ct_Receipt(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
     return ct.Receipt(
-        time_anchor=time_anchor,
-        energy_costs=energy_costs,
-        occupancy_costs=occupancy_costs,
-        additional_services_costs=additional_services_costs,
-        overstay_costs=overstay_costs,
-        tax_costs=tax_costs,
+        time_anchor=f_time_anchor,
+        energy_costs=f_energy_costs,
+        occupancy_costs=f_occupancy_costs,
+        additional_services_costs=f_additional_services_costs,
+        overstay_costs=f_overstay_costs,
+        tax_costs=f_tax_costs,
     ), p
 
 
 # WPT_SPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptSpcPowerControlParameter(a, o, st):
+    if o.spc_primary_device_coil_current_information.__class__ is not ct.RationalNumber:
+        raise type_error(
+            "WptSpcPowerControlParameter.spc_primary_device_coil_current_information",
+            "RationalNumber",
+            o.spc_primary_device_coil_current_information,
+        )
     a = _e_ct_RationalNumber((a << 1), o.spc_primary_device_coil_current_information, st)
     a <<= 1
     return a
@@ -3639,21 +3970,23 @@ def _d_wpt_WptSpcPowerControlParameter(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SPCPrimaryDeviceCoilCurrentInformation")
-    spc_primary_device_coil_current_information, p = _d_ct_RationalNumber(r, v, n, p)
+    f_spc_primary_device_coil_current_information, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptSpcPowerControlParameter")
     return wpt.WptSpcPowerControlParameter(
-        spc_primary_device_coil_current_information=spc_primary_device_coil_current_information
+        spc_primary_device_coil_current_information=f_spc_primary_device_coil_current_information
     ), p
 
 
 # WPT_LF_DataPackageListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfDataPackageList(a, o, st):
     y = o.num_packages
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("WptLfDataPackageList.num_packages", y, 0, 255)
     a = (a << 10) | y
+    if o.wpt_lf_data_package.__class__ is not wpt.WptLfDataPackage:
+        raise type_error("WptLfDataPackageList.wpt_lf_data_package", "WptLfDataPackage", o.wpt_lf_data_package)
     a = _e_wpt_WptLfDataPackage((a << 2), o.wpt_lf_data_package, st)
     a <<= 1
     return a
@@ -3664,22 +3997,26 @@ def _d_wpt_WptLfDataPackageList(r, v, n, p):
     q = (v >> (n - p)) & 0xFFF
     if q >> 10:
         raise unexpected(p - 12, 2, "NumPackages")
-    num_packages = (q >> 2) & 0xFF
+    f_num_packages = (q >> 2) & 0xFF
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of NumPackages")
-    wpt_lf_data_package, p = _d_wpt_WptLfDataPackage(r, v, n, p)
+    f_wpt_lf_data_package, p = _d_wpt_WptLfDataPackage(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfDataPackageList")
-    return wpt.WptLfDataPackageList(num_packages=num_packages, wpt_lf_data_package=wpt_lf_data_package), p
+    return wpt.WptLfDataPackageList(num_packages=f_num_packages, wpt_lf_data_package=f_wpt_lf_data_package), p
 
 
 # WPT_FinePositioningMethodListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptFinePositioningMethodList(a, o, st):
     s = 0
     items = o.wpt_fine_positioning_method
+    if items.__class__ is not list:
+        raise type_error("WptFinePositioningMethodList.wpt_fine_positioning_method", "a list", items)
     if len(items) > 8:
         raise ExiEncodeError("WptFinePositioningMethodList.wpt_fine_positioning_method: more than 8 items")
+    if len(items) < 1:
+        raise ExiEncodeError("WptFinePositioningMethodList.wpt_fine_positioning_method: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T44[s, 0]
@@ -3707,7 +4044,7 @@ def _d_wpt_WptFinePositioningMethodList(r, v, n, p):
     w, mask, prods = _D44[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    wpt_fine_positioning_method = []
+    f_wpt_fine_positioning_method = []
     while fid == 0:
         p += 5
         q = (v >> (n - p)) & 0x1F
@@ -3716,23 +4053,27 @@ def _d_wpt_WptFinePositioningMethodList(r, v, n, p):
         x = _ENUM_wpt_WptFinePositioningMethod[((q >> 1) & 0x7)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of WPT_FinePositioningMethod")
-        wpt_fine_positioning_method.append(x)
-        if len(wpt_fine_positioning_method) == 8:
+        f_wpt_fine_positioning_method.append(x)
+        if len(f_wpt_fine_positioning_method) == 8:
             s = _X44[s]
         w, mask, prods = _D44[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningMethodList")
-    return wpt.WptFinePositioningMethodList(wpt_fine_positioning_method=wpt_fine_positioning_method), p
+    return wpt.WptFinePositioningMethodList(wpt_fine_positioning_method=f_wpt_fine_positioning_method), p
 
 
 # WPT_PairingMethodListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptPairingMethodList(a, o, st):
     s = 0
     items = o.wpt_pairing_method
+    if items.__class__ is not list:
+        raise type_error("WptPairingMethodList.wpt_pairing_method", "a list", items)
     if len(items) > 8:
         raise ExiEncodeError("WptPairingMethodList.wpt_pairing_method: more than 8 items")
+    if len(items) < 1:
+        raise ExiEncodeError("WptPairingMethodList.wpt_pairing_method: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T45[s, 0]
@@ -3756,7 +4097,7 @@ def _d_wpt_WptPairingMethodList(r, v, n, p):
     w, mask, prods = _D45[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    wpt_pairing_method = []
+    f_wpt_pairing_method = []
     while fid == 0:
         p += 5
         q = (v >> (n - p)) & 0x1F
@@ -3765,23 +4106,27 @@ def _d_wpt_WptPairingMethodList(r, v, n, p):
         x = _ENUM_wpt_WptPairingMethod[((q >> 1) & 0x7)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of WPT_PairingMethod")
-        wpt_pairing_method.append(x)
-        if len(wpt_pairing_method) == 8:
+        f_wpt_pairing_method.append(x)
+        if len(f_wpt_pairing_method) == 8:
             s = _X45[s]
         w, mask, prods = _D45[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingMethodList")
-    return wpt.WptPairingMethodList(wpt_pairing_method=wpt_pairing_method), p
+    return wpt.WptPairingMethodList(wpt_pairing_method=f_wpt_pairing_method), p
 
 
 # WPT_AlignmentCheckMethodListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptAlignmentCheckMethodList(a, o, st):
     s = 0
     items = o.wpt_alignment_check_method
+    if items.__class__ is not list:
+        raise type_error("WptAlignmentCheckMethodList.wpt_alignment_check_method", "a list", items)
     if len(items) > 8:
         raise ExiEncodeError("WptAlignmentCheckMethodList.wpt_alignment_check_method: more than 8 items")
+    if len(items) < 1:
+        raise ExiEncodeError("WptAlignmentCheckMethodList.wpt_alignment_check_method: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T46[s, 0]
@@ -3807,7 +4152,7 @@ def _d_wpt_WptAlignmentCheckMethodList(r, v, n, p):
     w, mask, prods = _D46[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    wpt_alignment_check_method = []
+    f_wpt_alignment_check_method = []
     while fid == 0:
         p += 4
         q = (v >> (n - p)) & 0xF
@@ -3816,23 +4161,29 @@ def _d_wpt_WptAlignmentCheckMethodList(r, v, n, p):
         x = _ENUM_wpt_WptAlignmentCheckMethod[((q >> 1) & 0x3)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of WPT_AlignmentCheckMethod")
-        wpt_alignment_check_method.append(x)
-        if len(wpt_alignment_check_method) == 8:
+        f_wpt_alignment_check_method.append(x)
+        if len(f_wpt_alignment_check_method) == 8:
             s = _X46[s]
         w, mask, prods = _D46[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckMethodList")
-    return wpt.WptAlignmentCheckMethodList(wpt_alignment_check_method=wpt_alignment_check_method), p
+    return wpt.WptAlignmentCheckMethodList(wpt_alignment_check_method=f_wpt_alignment_check_method), p
 
 
 # WPT_LF_SystemSetupDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfSystemSetupData(a, o, st):
+    if o.lf_transmitter_setup_data is None and o.lf_receiver_setup_data is None:
+        raise ExiEncodeError(
+            "WptLfSystemSetupData: one of lf_transmitter_setup_data, lf_receiver_setup_data is required"
+        )
     s = 0
     x = o.lf_transmitter_setup_data
     if x is not None:
         s = 1
+        if x.__class__ is not wpt.WptLfTransmitterData:
+            raise type_error("WptLfSystemSetupData.lf_transmitter_setup_data", "WptLfTransmitterData", x)
         a = _e_wpt_WptLfTransmitterData((a << 2), x, st)
     x = o.lf_receiver_setup_data
     if x is not None:
@@ -3841,6 +4192,8 @@ def _e_wpt_WptLfSystemSetupData(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptLfSystemSetupData.lf_receiver_setup_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptLfReceiverData:
+            raise type_error("WptLfSystemSetupData.lf_receiver_setup_data", "WptLfReceiverData", x)
         a = _e_wpt_WptLfReceiverData(a, x, st)
     try:
         c, w, _ = _T47[s, -1]
@@ -3856,23 +4209,23 @@ def _d_wpt_WptLfSystemSetupData(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        lf_transmitter_setup_data, p = _d_wpt_WptLfTransmitterData(r, v, n, p)
+        f_lf_transmitter_setup_data, p = _d_wpt_WptLfTransmitterData(r, v, n, p)
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        lf_transmitter_setup_data = None
+        f_lf_transmitter_setup_data = None
     if fid == 1:
-        lf_receiver_setup_data, p = _d_wpt_WptLfReceiverData(r, v, n, p)
+        f_lf_receiver_setup_data, p = _d_wpt_WptLfReceiverData(r, v, n, p)
         w, mask, prods = _D47[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        lf_receiver_setup_data = None
+        f_lf_receiver_setup_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfSystemSetupData")
     return wpt.WptLfSystemSetupData(
-        lf_transmitter_setup_data=lf_transmitter_setup_data, lf_receiver_setup_data=lf_receiver_setup_data
+        lf_transmitter_setup_data=f_lf_transmitter_setup_data, lf_receiver_setup_data=f_lf_receiver_setup_data
     ), p
 
 
@@ -3880,14 +4233,20 @@ def _d_wpt_WptLfSystemSetupData(r, v, n, p):
 def _e_wpt_AlternativeSeccList(a, o, st):
     s = 0
     items = o.alternative_secc
+    if items.__class__ is not list:
+        raise type_error("AlternativeSeccList.alternative_secc", "a list", items)
     if len(items) > 8:
         raise ExiEncodeError("AlternativeSeccList.alternative_secc: more than 8 items")
+    if len(items) < 1:
+        raise ExiEncodeError("AlternativeSeccList.alternative_secc: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T48[s, 0]
         except KeyError:
             raise ExiEncodeError("AlternativeSeccList.alternative_secc is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.AlternativeSecc:
+            raise type_error("AlternativeSeccList.alternative_secc", "AlternativeSecc", x)
         a = _e_wpt_AlternativeSecc(a, x, st)
         if i == 8:
             s = _X48[s]
@@ -3904,18 +4263,18 @@ def _d_wpt_AlternativeSeccList(r, v, n, p):
     w, mask, prods = _D48[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    alternative_secc = []
+    f_alternative_secc = []
     while fid == 0:
         x, p = _d_wpt_AlternativeSecc(r, v, n, p)
-        alternative_secc.append(x)
-        if len(alternative_secc) == 8:
+        f_alternative_secc.append(x)
+        if len(f_alternative_secc) == 8:
             s = _X48[s]
         w, mask, prods = _D48[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of AlternativeSeccList")
-    return wpt.AlternativeSeccList(alternative_secc=alternative_secc), p
+    return wpt.AlternativeSeccList(alternative_secc=f_alternative_secc), p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
@@ -3929,7 +4288,9 @@ def _e_ds_X509IssuerSerial(a, o, st):
         "X509IssuerSerial.x509_issuer_name",
     )
     y = o.x509_serial_number
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -3943,18 +4304,18 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "X509IssuerName")
-    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of X509IssuerName")
-    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
-    if x509_serial_number < 0x80:
+    f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if f_x509_serial_number < 0x80:
         p += 9
-    elif 0x100 <= x509_serial_number < 0x180:
+    elif 0x100 <= f_x509_serial_number < 0x180:
         p += 9
-        x509_serial_number = 0xFF - x509_serial_number
+        f_x509_serial_number = 0xFF - f_x509_serial_number
     else:
-        x509_serial_number, p = r_sint(
+        f_x509_serial_number, p = r_sint(
             v,
             n,
             p,
@@ -3962,12 +4323,16 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
+    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedCost(a, o, st):
+    if o.amount.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedCost.amount", "RationalNumber", o.amount)
     a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    if o.cost_per_unit.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedCost.cost_per_unit", "RationalNumber", o.cost_per_unit)
     a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
     a <<= 1
     return a
@@ -3977,24 +4342,26 @@ def _d_ct_DetailedCost(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Amount")
-    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "CostPerUnit")
-    cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
-    return ct.DetailedCost(amount=amount, cost_per_unit=cost_per_unit), p
+    return ct.DetailedCost(amount=f_amount, cost_per_unit=f_cost_per_unit), p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_DetailedTax(a, o, st):
     y = o.tax_rule_id
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+    if o.amount.__class__ is not ct.RationalNumber:
+        raise type_error("DetailedTax.amount", "RationalNumber", o.amount)
     a = _e_ct_RationalNumber((a << 2), o.amount, st)
     a <<= 1
     return a
@@ -4004,34 +4371,38 @@ def _d_ct_DetailedTax(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TaxRuleID")
-    tax_rule_id = (v >> (n - p - 8)) & 0xFF
-    if tax_rule_id < 0x80:
+    f_tax_rule_id = (v >> (n - p - 8)) & 0xFF
+    if f_tax_rule_id < 0x80:
         p += 8
     else:
-        tax_rule_id, p = r_uint(v, n, p, 5)
-    if not 1 <= tax_rule_id <= 4294967295:
-        raise out_of_range(p, tax_rule_id, 1, 4294967295)
+        f_tax_rule_id, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tax_rule_id <= 4294967295:
+        raise out_of_range(p, f_tax_rule_id, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TaxRuleID")
-    amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=tax_rule_id, amount=amount), p
+    return ct.DetailedTax(tax_rule_id=f_tax_rule_id, amount=f_amount), p
 
 
 # WPT_LF_DataPackageType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfDataPackage(a, o, st):
     y = o.package_index
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("WptLfDataPackage.package_index", y, 0, 255)
     a = (a << 10) | y
+    if o.lf_tx_data is None and o.lf_rx_data is None:
+        raise ExiEncodeError("WptLfDataPackage: one of lf_tx_data, lf_rx_data is required")
     a <<= 1
     s = 1
     x = o.lf_tx_data
     if x is not None:
         s = 2
+        if x.__class__ is not wpt.WptLfTxDataList:
+            raise type_error("WptLfDataPackage.lf_tx_data", "WptLfTxDataList", x)
         a = _e_wpt_WptLfTxDataList((a << 2), x, st)
     x = o.lf_rx_data
     if x is not None:
@@ -4040,6 +4411,8 @@ def _e_wpt_WptLfDataPackage(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptLfDataPackage.lf_rx_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptLfRxDataList:
+            raise type_error("WptLfDataPackage.lf_rx_data", "WptLfRxDataList", x)
         a = _e_wpt_WptLfRxDataList(a, x, st)
     try:
         c, w, _ = _T52[s, -1]
@@ -4054,7 +4427,7 @@ def _d_wpt_WptLfDataPackage(r, v, n, p):
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
         raise unexpected(p - 11, 2, "PackageIndex")
-    package_index = (q >> 1) & 0xFF
+    f_package_index = (q >> 1) & 0xFF
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of PackageIndex")
     s = 1
@@ -4062,41 +4435,49 @@ def _d_wpt_WptLfDataPackage(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
-        lf_tx_data, p = _d_wpt_WptLfTxDataList(r, v, n, p)
+        f_lf_tx_data, p = _d_wpt_WptLfTxDataList(r, v, n, p)
         w, mask, prods = _D52[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        lf_tx_data = None
+        f_lf_tx_data = None
     if fid == 2:
-        lf_rx_data, p = _d_wpt_WptLfRxDataList(r, v, n, p)
+        f_lf_rx_data, p = _d_wpt_WptLfRxDataList(r, v, n, p)
         w, mask, prods = _D52[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        lf_rx_data = None
+        f_lf_rx_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfDataPackage")
-    return wpt.WptLfDataPackage(package_index=package_index, lf_tx_data=lf_tx_data, lf_rx_data=lf_rx_data), p
+    return wpt.WptLfDataPackage(package_index=f_package_index, lf_tx_data=f_lf_tx_data, lf_rx_data=f_lf_rx_data), p
 
 
 # WPT_LF_TransmitterDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfTransmitterData(a, o, st):
     y = o.number_of_transmitters
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("WptLfTransmitterData.number_of_transmitters", y, 0, 255)
     a = (a << 10) | y
+    if o.signal_frequency.__class__ is not ct.RationalNumber:
+        raise type_error("WptLfTransmitterData.signal_frequency", "RationalNumber", o.signal_frequency)
     a = _e_ct_RationalNumber((a << 2), o.signal_frequency, st)
     s = 2
     items = o.tx_spec_data
+    if items.__class__ is not list:
+        raise type_error("WptLfTransmitterData.tx_spec_data", "a list", items)
     if len(items) > 255:
         raise ExiEncodeError("WptLfTransmitterData.tx_spec_data: more than 255 items")
+    if len(items) < 2:
+        raise ExiEncodeError("WptLfTransmitterData.tx_spec_data: at least 2 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T53[s, 128]
         except KeyError:
             raise ExiEncodeError("WptLfTransmitterData.tx_spec_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptTxRxSpecData:
+            raise type_error("WptLfTransmitterData.tx_spec_data", "WptTxRxSpecData", x)
         a = _e_wpt_WptTxRxSpecData(a, x, st)
         if i == 255:
             s = _X53[s]
@@ -4107,6 +4488,8 @@ def _e_wpt_WptLfTransmitterData(a, o, st):
         except KeyError:
             raise ExiEncodeError("WptLfTransmitterData.tx_package_spec_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptTxRxPackageSpecData:
+            raise type_error("WptLfTransmitterData.tx_package_spec_data", "WptTxRxPackageSpecData", x)
         a = _e_wpt_WptTxRxPackageSpecData(a, x, st)
     try:
         c, w, _ = _T53[s, -1]
@@ -4121,57 +4504,63 @@ def _d_wpt_WptLfTransmitterData(r, v, n, p):
     q = (v >> (n - p)) & 0xFFF
     if q >> 10:
         raise unexpected(p - 12, 2, "NumberOfTransmitters")
-    number_of_transmitters = (q >> 2) & 0xFF
+    f_number_of_transmitters = (q >> 2) & 0xFF
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of NumberOfTransmitters")
-    signal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+    f_signal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
     s = 2
     w, mask, prods = _D53[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    tx_spec_data = []
+    f_tx_spec_data = []
     while fid == 2:
         x, p = _d_wpt_WptTxRxSpecData(r, v, n, p)
-        tx_spec_data.append(x)
-        if len(tx_spec_data) == 255:
+        f_tx_spec_data.append(x)
+        if len(f_tx_spec_data) == 255:
             s = _X53[s]
         w, mask, prods = _D53[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        tx_package_spec_data, p = _d_wpt_WptTxRxPackageSpecData(r, v, n, p)
+        f_tx_package_spec_data, p = _d_wpt_WptTxRxPackageSpecData(r, v, n, p)
         w, mask, prods = _D53[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        tx_package_spec_data = None
+        f_tx_package_spec_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfTransmitterData")
     return wpt.WptLfTransmitterData(
-        number_of_transmitters=number_of_transmitters,
-        signal_frequency=signal_frequency,
-        tx_spec_data=tx_spec_data,
-        tx_package_spec_data=tx_package_spec_data,
+        number_of_transmitters=f_number_of_transmitters,
+        signal_frequency=f_signal_frequency,
+        tx_spec_data=f_tx_spec_data,
+        tx_package_spec_data=f_tx_package_spec_data,
     ), p
 
 
 # WPT_LF_ReceiverDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfReceiverData(a, o, st):
     y = o.number_of_receivers
-    if not 0 <= y <= 255:
+    if not isinstance(y, int) or not 0 <= y <= 255:
         raise range_error("WptLfReceiverData.number_of_receivers", y, 0, 255)
     a = (a << 10) | y
     a <<= 1
     s = 1
     items = o.rx_spec_data
+    if items.__class__ is not list:
+        raise type_error("WptLfReceiverData.rx_spec_data", "a list", items)
     if len(items) > 255:
         raise ExiEncodeError("WptLfReceiverData.rx_spec_data: more than 255 items")
+    if len(items) < 2:
+        raise ExiEncodeError("WptLfReceiverData.rx_spec_data: at least 2 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T54[s, 64]
         except KeyError:
             raise ExiEncodeError("WptLfReceiverData.rx_spec_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptTxRxSpecData:
+            raise type_error("WptLfReceiverData.rx_spec_data", "WptTxRxSpecData", x)
         a = _e_wpt_WptTxRxSpecData(a, x, st)
         if i == 255:
             s = _X54[s]
@@ -4188,25 +4577,25 @@ def _d_wpt_WptLfReceiverData(r, v, n, p):
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
         raise unexpected(p - 11, 2, "NumberOfReceivers")
-    number_of_receivers = (q >> 1) & 0xFF
+    f_number_of_receivers = (q >> 1) & 0xFF
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of NumberOfReceivers")
     s = 1
     w, mask, prods = _D54[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    rx_spec_data = []
+    f_rx_spec_data = []
     while fid == 1:
         x, p = _d_wpt_WptTxRxSpecData(r, v, n, p)
-        rx_spec_data.append(x)
-        if len(rx_spec_data) == 255:
+        f_rx_spec_data.append(x)
+        if len(f_rx_spec_data) == 255:
             s = _X54[s]
         w, mask, prods = _D54[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfReceiverData")
-    return wpt.WptLfReceiverData(number_of_receivers=number_of_receivers, rx_spec_data=rx_spec_data), p
+    return wpt.WptLfReceiverData(number_of_receivers=f_number_of_receivers, rx_spec_data=f_rx_spec_data), p
 
 
 # AlternativeSECCType (urn:iso:std:iso:15118:-20:WPT)
@@ -4243,7 +4632,7 @@ def _e_wpt_AlternativeSecc(a, o, st):
             raise ExiEncodeError("AlternativeSecc.port is not allowed here") from None
         a = (a << (w + 1)) | (c << 1)
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is int and 0 <= y < 0x80:
             a = (a << 8) | y
         else:
             a = e_uint(a, check_range(y, 0, 65535, "AlternativeSecc.port"))
@@ -4265,7 +4654,7 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of SSID")
-        ssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255)
+        f_ssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of SSID")
@@ -4273,12 +4662,12 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ssid = None
+        f_ssid = None
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of BSSID")
-        bssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12)
+        f_bssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BSSID")
@@ -4286,12 +4675,12 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        bssid = None
+        f_bssid = None
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of IPAddress")
-        ip_address, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39)
+        f_ip_address, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of IPAddress")
@@ -4299,18 +4688,18 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        ip_address = None
+        f_ip_address = None
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Port")
-        port = (v >> (n - p - 8)) & 0xFF
-        if port < 0x80:
+        f_port = (v >> (n - p - 8)) & 0xFF
+        if f_port < 0x80:
             p += 8
         else:
-            port, p = r_uint(v, n, p, 3)
-        if not 0 <= port <= 65535:
-            raise out_of_range(p, port, 0, 65535)
+            f_port, p = r_uint(v, n, p, 3)
+        if not 0 <= f_port <= 65535:
+            raise out_of_range(p, f_port, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Port")
@@ -4318,14 +4707,16 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        port = None
+        f_port = None
     if fid != -1:
         raise bad_event(p, fid, "end of AlternativeSecc")
-    return wpt.AlternativeSecc(ssid=ssid, bssid=bssid, ip_address=ip_address, port=port), p
+    return wpt.AlternativeSecc(ssid=f_ssid, bssid=f_bssid, ip_address=f_ip_address, port=f_port), p
 
 
 # WPT_LF_TxDataListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfTxDataList(a, o, st):
+    if o.wpt_lf_tx_data_list.__class__ is not wpt.WptLfTxData:
+        raise type_error("WptLfTxDataList.wpt_lf_tx_data_list", "WptLfTxData", o.wpt_lf_tx_data_list)
     a = _e_wpt_WptLfTxData((a << 1), o.wpt_lf_tx_data_list, st)
     a <<= 1
     return a
@@ -4335,15 +4726,17 @@ def _d_wpt_WptLfTxDataList(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "WPT_LF_TxDataList")
-    wpt_lf_tx_data_list, p = _d_wpt_WptLfTxData(r, v, n, p)
+    f_wpt_lf_tx_data_list, p = _d_wpt_WptLfTxData(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfTxDataList")
-    return wpt.WptLfTxDataList(wpt_lf_tx_data_list=wpt_lf_tx_data_list), p
+    return wpt.WptLfTxDataList(wpt_lf_tx_data_list=f_wpt_lf_tx_data_list), p
 
 
 # WPT_LF_RxDataListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfRxDataList(a, o, st):
+    if o.wpt_lf_rx_data_list.__class__ is not wpt.WptLfRxData:
+        raise type_error("WptLfRxDataList.wpt_lf_rx_data_list", "WptLfRxData", o.wpt_lf_rx_data_list)
     a = _e_wpt_WptLfRxData((a << 1), o.wpt_lf_rx_data_list, st)
     a <<= 1
     return a
@@ -4353,21 +4746,25 @@ def _d_wpt_WptLfRxDataList(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "WPT_LF_RxDataList")
-    wpt_lf_rx_data_list, p = _d_wpt_WptLfRxData(r, v, n, p)
+    f_wpt_lf_rx_data_list, p = _d_wpt_WptLfRxData(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxDataList")
-    return wpt.WptLfRxDataList(wpt_lf_rx_data_list=wpt_lf_rx_data_list), p
+    return wpt.WptLfRxDataList(wpt_lf_rx_data_list=f_wpt_lf_rx_data_list), p
 
 
 # WPT_TxRxSpecDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptTxRxSpecData(a, o, st):
     y = o.tx_rx_identifier
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptTxRxSpecData.tx_rx_identifier"))
+    if o.tx_rx_position.__class__ is not wpt.WptCoordinateXyz:
+        raise type_error("WptTxRxSpecData.tx_rx_position", "WptCoordinateXyz", o.tx_rx_position)
     a = _e_wpt_WptCoordinateXyz((a << 2), o.tx_rx_position, st)
+    if o.tx_rx_orientation.__class__ is not wpt.WptCoordinateXyz:
+        raise type_error("WptTxRxSpecData.tx_rx_orientation", "WptCoordinateXyz", o.tx_rx_orientation)
     a = _e_wpt_WptCoordinateXyz((a << 1), o.tx_rx_orientation, st)
     a <<= 1
     return a
@@ -4377,26 +4774,26 @@ def _d_wpt_WptTxRxSpecData(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TxRxIdentifier")
-    tx_rx_identifier = (v >> (n - p - 8)) & 0xFF
-    if tx_rx_identifier < 0x80:
+    f_tx_rx_identifier = (v >> (n - p - 8)) & 0xFF
+    if f_tx_rx_identifier < 0x80:
         p += 8
     else:
-        tx_rx_identifier, p = r_uint(v, n, p, 5)
-    if not 1 <= tx_rx_identifier <= 4294967295:
-        raise out_of_range(p, tx_rx_identifier, 1, 4294967295)
+        f_tx_rx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tx_rx_identifier <= 4294967295:
+        raise out_of_range(p, f_tx_rx_identifier, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TxRxIdentifier")
-    tx_rx_position, p = _d_wpt_WptCoordinateXyz(r, v, n, p)
+    f_tx_rx_position, p = _d_wpt_WptCoordinateXyz(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "TxRxOrientation")
-    tx_rx_orientation, p = _d_wpt_WptCoordinateXyz(r, v, n, p)
+    f_tx_rx_orientation, p = _d_wpt_WptCoordinateXyz(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptTxRxSpecData")
     return wpt.WptTxRxSpecData(
-        tx_rx_identifier=tx_rx_identifier, tx_rx_position=tx_rx_position, tx_rx_orientation=tx_rx_orientation
+        tx_rx_identifier=f_tx_rx_identifier, tx_rx_position=f_tx_rx_position, tx_rx_orientation=f_tx_rx_orientation
     ), p
 
 
@@ -4404,14 +4801,20 @@ def _d_wpt_WptTxRxSpecData(r, v, n, p):
 def _e_wpt_WptTxRxPackageSpecData(a, o, st):
     s = 0
     items = o.pulse_sequence_order
+    if items.__class__ is not list:
+        raise type_error("WptTxRxPackageSpecData.pulse_sequence_order", "a list", items)
     if len(items) > 255:
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_sequence_order: more than 255 items")
+    if len(items) < 2:
+        raise ExiEncodeError("WptTxRxPackageSpecData.pulse_sequence_order: at least 2 items required")
     for i, x in enumerate(items, 1):
         try:
             c, w, s = _T59[s, 0]
         except KeyError:
             raise ExiEncodeError("WptTxRxPackageSpecData.pulse_sequence_order is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not wpt.WptTxRxPulseOrder:
+            raise type_error("WptTxRxPackageSpecData.pulse_sequence_order", "WptTxRxPulseOrder", x)
         a = _e_wpt_WptTxRxPulseOrder(a, x, st)
         if i == 255:
             s = _X59[s]
@@ -4421,7 +4824,7 @@ def _e_wpt_WptTxRxPackageSpecData(a, o, st):
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_separation_time is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     y = o.pulse_separation_time
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 8) | y
     else:
         a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.pulse_separation_time"))
@@ -4432,7 +4835,7 @@ def _e_wpt_WptTxRxPackageSpecData(a, o, st):
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_duration is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     y = o.pulse_duration
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 8) | y
     else:
         a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.pulse_duration"))
@@ -4443,7 +4846,7 @@ def _e_wpt_WptTxRxPackageSpecData(a, o, st):
         raise ExiEncodeError("WptTxRxPackageSpecData.package_separation_time is not allowed here") from None
     a = (a << (w + 1)) | (c << 1)
     y = o.package_separation_time
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 8) | y
     else:
         a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.package_separation_time"))
@@ -4461,11 +4864,11 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     w, mask, prods = _D59[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    pulse_sequence_order = []
+    f_pulse_sequence_order = []
     while fid == 0:
         x, p = _d_wpt_WptTxRxPulseOrder(r, v, n, p)
-        pulse_sequence_order.append(x)
-        if len(pulse_sequence_order) == 255:
+        f_pulse_sequence_order.append(x)
+        if len(f_pulse_sequence_order) == 255:
             s = _X59[s]
         w, mask, prods = _D59[s]
         p += w
@@ -4475,13 +4878,13 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of PulseSeparationTime")
-    pulse_separation_time = (v >> (n - p - 8)) & 0xFF
-    if pulse_separation_time < 0x80:
+    f_pulse_separation_time = (v >> (n - p - 8)) & 0xFF
+    if f_pulse_separation_time < 0x80:
         p += 8
     else:
-        pulse_separation_time, p = r_uint(v, n, p, 3)
-    if not 0 <= pulse_separation_time <= 65535:
-        raise out_of_range(p, pulse_separation_time, 0, 65535)
+        f_pulse_separation_time, p = r_uint(v, n, p, 3)
+    if not 0 <= f_pulse_separation_time <= 65535:
+        raise out_of_range(p, f_pulse_separation_time, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PulseSeparationTime")
@@ -4493,13 +4896,13 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of PulseDuration")
-    pulse_duration = (v >> (n - p - 8)) & 0xFF
-    if pulse_duration < 0x80:
+    f_pulse_duration = (v >> (n - p - 8)) & 0xFF
+    if f_pulse_duration < 0x80:
         p += 8
     else:
-        pulse_duration, p = r_uint(v, n, p, 3)
-    if not 0 <= pulse_duration <= 65535:
-        raise out_of_range(p, pulse_duration, 0, 65535)
+        f_pulse_duration, p = r_uint(v, n, p, 3)
+    if not 0 <= f_pulse_duration <= 65535:
+        raise out_of_range(p, f_pulse_duration, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PulseDuration")
@@ -4511,13 +4914,13 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of PackageSeparationTime")
-    package_separation_time = (v >> (n - p - 8)) & 0xFF
-    if package_separation_time < 0x80:
+    f_package_separation_time = (v >> (n - p - 8)) & 0xFF
+    if f_package_separation_time < 0x80:
         p += 8
     else:
-        package_separation_time, p = r_uint(v, n, p, 3)
-    if not 0 <= package_separation_time <= 65535:
-        raise out_of_range(p, package_separation_time, 0, 65535)
+        f_package_separation_time, p = r_uint(v, n, p, 3)
+    if not 0 <= f_package_separation_time <= 65535:
+        raise out_of_range(p, f_package_separation_time, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PackageSeparationTime")
@@ -4527,20 +4930,22 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     if fid != -1:
         raise bad_event(p, fid, "end of WptTxRxPackageSpecData")
     return wpt.WptTxRxPackageSpecData(
-        pulse_sequence_order=pulse_sequence_order,
-        pulse_separation_time=pulse_separation_time,
-        pulse_duration=pulse_duration,
-        package_separation_time=package_separation_time,
+        pulse_sequence_order=f_pulse_sequence_order,
+        pulse_separation_time=f_pulse_separation_time,
+        pulse_duration=f_pulse_duration,
+        package_separation_time=f_package_separation_time,
     ), p
 
 
 # WPT_LF_TxDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfTxData(a, o, st):
     y = o.tx_identifier
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfTxData.tx_identifier"))
+    if o.eirp.__class__ is not ct.RationalNumber:
+        raise type_error("WptLfTxData.eirp", "RationalNumber", o.eirp)
     a = _e_ct_RationalNumber((a << 2), o.eirp, st)
     a <<= 1
     return a
@@ -4550,30 +4955,32 @@ def _d_wpt_WptLfTxData(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TxIdentifier")
-    tx_identifier = (v >> (n - p - 8)) & 0xFF
-    if tx_identifier < 0x80:
+    f_tx_identifier = (v >> (n - p - 8)) & 0xFF
+    if f_tx_identifier < 0x80:
         p += 8
     else:
-        tx_identifier, p = r_uint(v, n, p, 5)
-    if not 1 <= tx_identifier <= 4294967295:
-        raise out_of_range(p, tx_identifier, 1, 4294967295)
+        f_tx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tx_identifier <= 4294967295:
+        raise out_of_range(p, f_tx_identifier, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TxIdentifier")
-    eirp, p = _d_ct_RationalNumber(r, v, n, p)
+    f_eirp, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfTxData")
-    return wpt.WptLfTxData(tx_identifier=tx_identifier, eirp=eirp), p
+    return wpt.WptLfTxData(tx_identifier=f_tx_identifier, eirp=f_eirp), p
 
 
 # WPT_LF_RxDataType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfRxData(a, o, st):
     y = o.rx_identifier
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfRxData.rx_identifier"))
+    if o.rssi_data.__class__ is not wpt.WptLfRxRssiList:
+        raise type_error("WptLfRxData.rssi_data", "WptLfRxRssiList", o.rssi_data)
     a = _e_wpt_WptLfRxRssiList((a << 2), o.rssi_data, st)
     a <<= 1
     return a
@@ -4583,41 +4990,47 @@ def _d_wpt_WptLfRxData(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "RxIdentifier")
-    rx_identifier = (v >> (n - p - 8)) & 0xFF
-    if rx_identifier < 0x80:
+    f_rx_identifier = (v >> (n - p - 8)) & 0xFF
+    if f_rx_identifier < 0x80:
         p += 8
     else:
-        rx_identifier, p = r_uint(v, n, p, 5)
-    if not 1 <= rx_identifier <= 4294967295:
-        raise out_of_range(p, rx_identifier, 1, 4294967295)
+        f_rx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= f_rx_identifier <= 4294967295:
+        raise out_of_range(p, f_rx_identifier, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of RxIdentifier")
-    rssi_data, p = _d_wpt_WptLfRxRssiList(r, v, n, p)
+    f_rssi_data, p = _d_wpt_WptLfRxRssiList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxData")
-    return wpt.WptLfRxData(rx_identifier=rx_identifier, rssi_data=rssi_data), p
+    return wpt.WptLfRxData(rx_identifier=f_rx_identifier, rssi_data=f_rssi_data), p
 
 
 # WPT_CoordinateXYZType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptCoordinateXyz(a, o, st):
     y = o.coord_x
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 2), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_x"))
+    elif 0 <= y < 0x80:
         a = (a << 11) | y
     elif -0x80 <= y < 0:
         a = (a << 11) | (0xFF - y)
     else:
         a = e_int((a << 2), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_x"))
     y = o.coord_y
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_y"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
     else:
         a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_y"))
     y = o.coord_z
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_z"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -4631,57 +5044,57 @@ def _d_wpt_WptCoordinateXyz(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Coord_X")
-    coord_x = (v >> (n - p - 9)) & 0x1FF
-    if coord_x < 0x80:
+    f_coord_x = (v >> (n - p - 9)) & 0x1FF
+    if f_coord_x < 0x80:
         p += 9
-    elif 0x100 <= coord_x < 0x180:
+    elif 0x100 <= f_coord_x < 0x180:
         p += 9
-        coord_x = 0xFF - coord_x
+        f_coord_x = 0xFF - f_coord_x
     else:
-        coord_x, p = r_sint(v, n, p, 3)
-    if not -32768 <= coord_x <= 32767:
-        raise out_of_range(p, coord_x, -32768, 32767)
+        f_coord_x, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_coord_x <= 32767:
+        raise out_of_range(p, f_coord_x, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Coord_X")
-    coord_y = (v >> (n - p - 9)) & 0x1FF
-    if coord_y < 0x80:
+    f_coord_y = (v >> (n - p - 9)) & 0x1FF
+    if f_coord_y < 0x80:
         p += 9
-    elif 0x100 <= coord_y < 0x180:
+    elif 0x100 <= f_coord_y < 0x180:
         p += 9
-        coord_y = 0xFF - coord_y
+        f_coord_y = 0xFF - f_coord_y
     else:
-        coord_y, p = r_sint(v, n, p, 3)
-    if not -32768 <= coord_y <= 32767:
-        raise out_of_range(p, coord_y, -32768, 32767)
+        f_coord_y, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_coord_y <= 32767:
+        raise out_of_range(p, f_coord_y, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Coord_Y")
-    coord_z = (v >> (n - p - 9)) & 0x1FF
-    if coord_z < 0x80:
+    f_coord_z = (v >> (n - p - 9)) & 0x1FF
+    if f_coord_z < 0x80:
         p += 9
-    elif 0x100 <= coord_z < 0x180:
+    elif 0x100 <= f_coord_z < 0x180:
         p += 9
-        coord_z = 0xFF - coord_z
+        f_coord_z = 0xFF - f_coord_z
     else:
-        coord_z, p = r_sint(v, n, p, 3)
-    if not -32768 <= coord_z <= 32767:
-        raise out_of_range(p, coord_z, -32768, 32767)
+        f_coord_z, p = r_sint(v, n, p, 3)
+    if not -32768 <= f_coord_z <= 32767:
+        raise out_of_range(p, f_coord_z, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Coord_Z")
-    return wpt.WptCoordinateXyz(coord_x=coord_x, coord_y=coord_y, coord_z=coord_z), p
+    return wpt.WptCoordinateXyz(coord_x=f_coord_x, coord_y=f_coord_y, coord_z=f_coord_z), p
 
 
 # WPT_TxRxPulseOrderType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptTxRxPulseOrder(a, o, st):
     y = o.index_number
-    if 0 <= y < 0x80:
+    if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 65535, "WptTxRxPulseOrder.index_number"))
     y = o.tx_rx_identifier
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 11) | y
     else:
         a = e_uint((a << 3), check_range(y, 1, 4294967295, "WptTxRxPulseOrder.tx_rx_identifier"))
@@ -4693,31 +5106,33 @@ def _d_wpt_WptTxRxPulseOrder(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "IndexNumber")
-    index_number = (v >> (n - p - 8)) & 0xFF
-    if index_number < 0x80:
+    f_index_number = (v >> (n - p - 8)) & 0xFF
+    if f_index_number < 0x80:
         p += 8
     else:
-        index_number, p = r_uint(v, n, p, 3)
-    if not 0 <= index_number <= 65535:
-        raise out_of_range(p, index_number, 0, 65535)
+        f_index_number, p = r_uint(v, n, p, 3)
+    if not 0 <= f_index_number <= 65535:
+        raise out_of_range(p, f_index_number, 0, 65535)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of IndexNumber")
-    tx_rx_identifier = (v >> (n - p - 8)) & 0xFF
-    if tx_rx_identifier < 0x80:
+    f_tx_rx_identifier = (v >> (n - p - 8)) & 0xFF
+    if f_tx_rx_identifier < 0x80:
         p += 8
     else:
-        tx_rx_identifier, p = r_uint(v, n, p, 5)
-    if not 1 <= tx_rx_identifier <= 4294967295:
-        raise out_of_range(p, tx_rx_identifier, 1, 4294967295)
+        f_tx_rx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tx_rx_identifier <= 4294967295:
+        raise out_of_range(p, f_tx_rx_identifier, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TxRxIdentifier")
-    return wpt.WptTxRxPulseOrder(index_number=index_number, tx_rx_identifier=tx_rx_identifier), p
+    return wpt.WptTxRxPulseOrder(index_number=f_index_number, tx_rx_identifier=f_tx_rx_identifier), p
 
 
 # WPT_LF_RxRSSIListType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfRxRssiList(a, o, st):
+    if o.rssi_data_list.__class__ is not wpt.WptLfRxRssi:
+        raise type_error("WptLfRxRssiList.rssi_data_list", "WptLfRxRssi", o.rssi_data_list)
     a = _e_wpt_WptLfRxRssi((a << 1), o.rssi_data_list, st)
     a <<= 1
     return a
@@ -4727,20 +5142,22 @@ def _d_wpt_WptLfRxRssiList(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "RSSIDataList")
-    rssi_data_list, p = _d_wpt_WptLfRxRssi(r, v, n, p)
+    f_rssi_data_list, p = _d_wpt_WptLfRxRssi(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxRssiList")
-    return wpt.WptLfRxRssiList(rssi_data_list=rssi_data_list), p
+    return wpt.WptLfRxRssiList(rssi_data_list=f_rssi_data_list), p
 
 
 # WPT_LF_RxRSSIType (urn:iso:std:iso:15118:-20:WPT)
 def _e_wpt_WptLfRxRssi(a, o, st):
     y = o.tx_identifier
-    if 1 <= y < 0x80:
+    if y.__class__ is int and 1 <= y < 0x80:
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfRxRssi.tx_identifier"))
+    if o.rssi.__class__ is not ct.RationalNumber:
+        raise type_error("WptLfRxRssi.rssi", "RationalNumber", o.rssi)
     a = _e_ct_RationalNumber((a << 2), o.rssi, st)
     a <<= 1
     return a
@@ -4750,21 +5167,21 @@ def _d_wpt_WptLfRxRssi(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TxIdentifier")
-    tx_identifier = (v >> (n - p - 8)) & 0xFF
-    if tx_identifier < 0x80:
+    f_tx_identifier = (v >> (n - p - 8)) & 0xFF
+    if f_tx_identifier < 0x80:
         p += 8
     else:
-        tx_identifier, p = r_uint(v, n, p, 5)
-    if not 1 <= tx_identifier <= 4294967295:
-        raise out_of_range(p, tx_identifier, 1, 4294967295)
+        f_tx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= f_tx_identifier <= 4294967295:
+        raise out_of_range(p, f_tx_identifier, 1, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TxIdentifier")
-    rssi, p = _d_ct_RationalNumber(r, v, n, p)
+    f_rssi, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxRssi")
-    return wpt.WptLfRxRssi(tx_identifier=tx_identifier, rssi=rssi), p
+    return wpt.WptLfRxRssi(tx_identifier=f_tx_identifier, rssi=f_rssi), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

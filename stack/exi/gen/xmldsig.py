@@ -15,6 +15,7 @@ from stack.exi.runtime import (  # noqa: F401
     r_string,
     r_uint,
     range_error,
+    type_error,
     unexpected,
 )
 from stack.messages import xmldsig as ds
@@ -31,14 +32,14 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D0[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=algorithm), p
+    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -114,7 +115,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of P")
-        p, p = r_binary(v, n, p, None)
+        f_p, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of P")
@@ -122,12 +123,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        p = None
+        f_p = None
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Q")
-        q, p = r_binary(v, n, p, None)
+        f_q, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Q")
@@ -135,12 +136,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        q = None
+        f_q = None
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of G")
-        g, p = r_binary(v, n, p, None)
+        f_g, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of G")
@@ -148,13 +149,13 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        g = None
+        f_g = None
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "characters of Y")
-    y, p = r_binary(v, n, p, None)
+    f_y, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Y")
@@ -165,7 +166,7 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of J")
-        j, p = r_binary(v, n, p, None)
+        f_j, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of J")
@@ -173,12 +174,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        j = None
+        f_j = None
     if fid == 5:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of Seed")
-        seed, p = r_binary(v, n, p, None)
+        f_seed, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Seed")
@@ -186,12 +187,12 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        seed = None
+        f_seed = None
     if fid == 6:
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of PgenCounter")
-        pgen_counter, p = r_binary(v, n, p, None)
+        f_pgen_counter, p = r_binary(v, n, p, None)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of PgenCounter")
@@ -199,10 +200,10 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        pgen_counter = None
+        f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=p, q=q, g=g, y=y, j=j, seed=seed, pgen_counter=pgen_counter), p
+    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -216,14 +217,14 @@ def _d_ds_DigestMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D2[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=algorithm), p
+    return ds.DigestMethod(algorithm=f_algorithm), p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -233,7 +234,21 @@ def _e_ds_KeyInfo(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
+    if (
+        o.key_name is None
+        and o.key_value is None
+        and o.retrieval_method is None
+        and o.x509_data is None
+        and o.pgp_data is None
+        and o.spki_data is None
+        and o.mgmt_data is None
+    ):
+        raise ExiEncodeError(
+            "KeyInfo: one of key_name, key_value, retrieval_method, x509_data, pgp_data, spki_data, mgmt_data is required"
+        )
     items = o.key_name
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T3[s, 64]
@@ -243,46 +258,68 @@ def _e_ds_KeyInfo(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
         a <<= 1
     items = o.key_value
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.key_value", "a list", items)
     for x in items:
         try:
             c, w, s = _T3[s, 128]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.KeyValue:
+            raise type_error("KeyInfo.key_value", "KeyValue", x)
         a = _e_ds_KeyValue(a, x, st)
     items = o.retrieval_method
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.retrieval_method", "a list", items)
     for x in items:
         try:
             c, w, s = _T3[s, 192]
         except KeyError:
             raise ExiEncodeError("KeyInfo.retrieval_method is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RetrievalMethod:
+            raise type_error("KeyInfo.retrieval_method", "RetrievalMethod", x)
         a = _e_ds_RetrievalMethod(a, x, st)
     items = o.x509_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.x509_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T3[s, 256]
         except KeyError:
             raise ExiEncodeError("KeyInfo.x509_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509Data:
+            raise type_error("KeyInfo.x509_data", "X509Data", x)
         a = _e_ds_X509Data(a, x, st)
     items = o.pgp_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.pgp_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T3[s, 320]
         except KeyError:
             raise ExiEncodeError("KeyInfo.pgp_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.PgpData:
+            raise type_error("KeyInfo.pgp_data", "PgpData", x)
         a = _e_ds_PgpData(a, x, st)
     items = o.spki_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.spki_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T3[s, 384]
         except KeyError:
             raise ExiEncodeError("KeyInfo.spki_data is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SpkiData:
+            raise type_error("KeyInfo.spki_data", "SpkiData", x)
         a = _e_ds_SpkiData(a, x, st)
     items = o.mgmt_data
+    if items.__class__ is not list:
+        raise type_error("KeyInfo.mgmt_data", "a list", items)
     for x in items:
         try:
             c, w, s = _T3[s, 448]
@@ -300,14 +337,14 @@ def _e_ds_KeyInfo(a, o, st):
 
 
 def _d_ds_KeyInfo(r, v, n, p):
-    id = None
-    key_name = []
-    key_value = []
-    retrieval_method = []
-    x509_data = []
-    pgp_data = []
-    spki_data = []
-    mgmt_data = []
+    f_id = None
+    f_key_name = []
+    f_key_value = []
+    f_retrieval_method = []
+    f_x509_data = []
+    f_pgp_data = []
+    f_spki_data = []
+    f_mgmt_data = []
     s = 0
     while True:
         w, mask, prods = _D3[s]
@@ -316,7 +353,7 @@ def _d_ds_KeyInfo(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
             p += 1
@@ -326,27 +363,27 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of KeyName")
-            key_name.append(x)
+            f_key_name.append(x)
             continue
         if fid == 2:
             x, p = _d_ds_KeyValue(r, v, n, p)
-            key_value.append(x)
+            f_key_value.append(x)
             continue
         if fid == 3:
             x, p = _d_ds_RetrievalMethod(r, v, n, p)
-            retrieval_method.append(x)
+            f_retrieval_method.append(x)
             continue
         if fid == 4:
             x, p = _d_ds_X509Data(r, v, n, p)
-            x509_data.append(x)
+            f_x509_data.append(x)
             continue
         if fid == 5:
             x, p = _d_ds_PgpData(r, v, n, p)
-            pgp_data.append(x)
+            f_pgp_data.append(x)
             continue
         if fid == 6:
             x, p = _d_ds_SpkiData(r, v, n, p)
-            spki_data.append(x)
+            f_spki_data.append(x)
             continue
         if fid == 7:
             p += 1
@@ -356,27 +393,31 @@ def _d_ds_KeyInfo(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of MgmtData")
-            mgmt_data.append(x)
+            f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
     return ds.KeyInfo(
-        id=id,
-        key_name=key_name,
-        key_value=key_value,
-        retrieval_method=retrieval_method,
-        x509_data=x509_data,
-        pgp_data=pgp_data,
-        spki_data=spki_data,
-        mgmt_data=mgmt_data,
+        id=f_id,
+        key_name=f_key_name,
+        key_value=f_key_value,
+        retrieval_method=f_retrieval_method,
+        x509_data=f_x509_data,
+        pgp_data=f_pgp_data,
+        spki_data=f_spki_data,
+        mgmt_data=f_mgmt_data,
     ), p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_KeyValue(a, o, st):
+    if o.dsa_key_value is None and o.rsa_key_value is None:
+        raise ExiEncodeError("KeyValue: one of dsa_key_value, rsa_key_value is required")
     s = 0
     x = o.dsa_key_value
     if x is not None:
         s = 1
+        if x.__class__ is not ds.DsaKeyValue:
+            raise type_error("KeyValue.dsa_key_value", "DsaKeyValue", x)
         a = _e_ds_DsaKeyValue((a << 3), x, st)
     x = o.rsa_key_value
     if x is not None:
@@ -385,6 +426,8 @@ def _e_ds_KeyValue(a, o, st):
         except KeyError:
             raise ExiEncodeError("KeyValue.rsa_key_value is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.RsaKeyValue:
+            raise type_error("KeyValue.rsa_key_value", "RsaKeyValue", x)
         a = _e_ds_RsaKeyValue(a, x, st)
     try:
         c, w, _ = _T4[s, -1]
@@ -400,22 +443,22 @@ def _d_ds_KeyValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        f_dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        dsa_key_value = None
+        f_dsa_key_value = None
     if fid == 1:
-        rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        f_rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
         w, mask, prods = _D4[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        rsa_key_value = None
+        f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=dsa_key_value, rsa_key_value=rsa_key_value), p
+    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -426,12 +469,18 @@ def _e_ds_Manifest(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("Manifest.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Manifest.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T5[s, 64]
         except KeyError:
             raise ExiEncodeError("Manifest.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("Manifest.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T5[s, -1]
@@ -447,22 +496,22 @@ def _d_ds_Manifest(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    reference = []
+        f_id = None
+    f_reference = []
     while fid == 1:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D5[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=id, reference=reference), p
+    return ds.Manifest(id=f_id, reference=f_reference), p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -497,9 +546,9 @@ def _e_ds_Object(a, o, st):
 
 
 def _d_ds_Object(r, v, n, p):
-    encoding = None
-    id = None
-    mime_type = None
+    f_encoding = None
+    f_id = None
+    f_mime_type = None
     s = 0
     while True:
         w, mask, prods = _D6[s]
@@ -508,16 +557,16 @@ def _d_ds_Object(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            encoding, p = r_string(r, v, n, p, "Encoding", None)
+            f_encoding, p = r_string(r, v, n, p, "Encoding", None)
             continue
         if fid == 1:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 2:
-            mime_type, p = r_string(r, v, n, p, "MimeType", None)
+            f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=encoding, id=id, mime_type=mime_type), p
+    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -529,6 +578,8 @@ def _e_ds_PgpData(a, o, st):
         a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
         a <<= 1
     items = o.pgp_key_packet
+    if items.__class__ is not list:
+        raise type_error("PgpData.pgp_key_packet", "a list", items)
     if len(items) > 2:
         raise ExiEncodeError("PgpData.pgp_key_packet: more than 2 items")
     for x in items:
@@ -548,8 +599,8 @@ def _e_ds_PgpData(a, o, st):
 
 
 def _d_ds_PgpData(r, v, n, p):
-    pgp_key_id = None
-    pgp_key_packet = []
+    f_pgp_key_id = None
+    f_pgp_key_packet = []
     s = 0
     while True:
         w, mask, prods = _D7[s]
@@ -561,7 +612,7 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            pgp_key_id, p = r_binary(v, n, p, None)
+            f_pgp_key_id, p = r_binary(v, n, p, None)
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyID")
@@ -574,10 +625,10 @@ def _d_ds_PgpData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of PGPKeyPacket")
-            pgp_key_packet.append(x)
+            f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=pgp_key_id, pgp_key_packet=pgp_key_packet), p
+    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -592,15 +643,15 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Modulus")
-    modulus, p = r_binary(v, n, p, None)
+    f_modulus, p = r_binary(v, n, p, None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Modulus")
-    exponent, p = r_binary(v, n, p, None)
+    f_exponent, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Exponent")
-    return ds.RsaKeyValue(modulus=modulus, exponent=exponent), p
+    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -633,12 +684,16 @@ def _e_ds_Reference(a, o, st):
         except KeyError:
             raise ExiEncodeError("Reference.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("Reference.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, s = _T9[s, 256]
     except KeyError:
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
     a = (a << w) | c
+    if o.digest_method.__class__ is not ds.DigestMethod:
+        raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
     a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
     a <<= 2
@@ -651,45 +706,50 @@ def _d_ds_Reference(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid == 1:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 2:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 3:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
-    digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "DigestValue")
-    digest_value, p = r_binary(v, n, p, None)
+    f_digest_value, p = r_binary(v, n, p, None)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of DigestValue")
     return ds.Reference(
-        id=id, type=type, uri=uri, transforms=transforms, digest_method=digest_method, digest_value=digest_value
+        id=f_id,
+        type=f_type,
+        uri=f_uri,
+        transforms=f_transforms,
+        digest_method=f_digest_method,
+        digest_value=f_digest_value,
     ), p
 
 
@@ -715,6 +775,8 @@ def _e_ds_RetrievalMethod(a, o, st):
         except KeyError:
             raise ExiEncodeError("RetrievalMethod.transforms is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transforms:
+            raise type_error("RetrievalMethod.transforms", "Transforms", x)
         a = _e_ds_Transforms(a, x, st)
     try:
         c, w, _ = _T10[s, -1]
@@ -730,35 +792,39 @@ def _d_ds_RetrievalMethod(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        type, p = r_string(r, v, n, p, "Type", None)
+        f_type, p = r_string(r, v, n, p, "Type", None)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        type = None
+        f_type = None
     if fid == 1:
-        uri, p = r_string(r, v, n, p, "URI", None)
+        f_uri, p = r_string(r, v, n, p, "URI", None)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        uri = None
+        f_uri = None
     if fid == 2:
-        transforms, p = _d_ds_Transforms(r, v, n, p)
+        f_transforms, p = _d_ds_Transforms(r, v, n, p)
         w, mask, prods = _D10[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        transforms = None
+        f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=type, uri=uri, transforms=transforms), p
+    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_SpkiData(a, o, st):
     s = 0
     items = o.spki_sexp
+    if items.__class__ is not list:
+        raise type_error("SpkiData.spki_sexp", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SpkiData.spki_sexp: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T11[s, 0]
@@ -776,7 +842,7 @@ def _e_ds_SpkiData(a, o, st):
 
 
 def _d_ds_SpkiData(r, v, n, p):
-    spki_sexp = []
+    f_spki_sexp = []
     s = 0
     while True:
         w, mask, prods = _D11[s]
@@ -792,10 +858,10 @@ def _d_ds_SpkiData(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of SPKISexp")
-            spki_sexp.append(x)
+            f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=spki_sexp), p
+    return ds.SpkiData(spki_sexp=f_spki_sexp), p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -810,20 +876,30 @@ def _e_ds_Signature(a, o, st):
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
     a = (a << w) | c
+    if o.signed_info.__class__ is not ds.SignedInfo:
+        raise type_error("Signature.signed_info", "SignedInfo", o.signed_info)
     a = _e_ds_SignedInfo(a, o.signed_info, st)
+    if o.signature_value.__class__ is not ds.SignatureValue:
+        raise type_error("Signature.signature_value", "SignatureValue", o.signature_value)
     a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
     s = 3
     x = o.key_info
     if x is not None:
         s = 4
+        if x.__class__ is not ds.KeyInfo:
+            raise type_error("Signature.key_info", "KeyInfo", x)
         a = _e_ds_KeyInfo((a << 2), x, st)
     items = o.object
+    if items.__class__ is not list:
+        raise type_error("Signature.object", "a list", items)
     for x in items:
         try:
             c, w, s = _T12[s, 256]
         except KeyError:
             raise ExiEncodeError("Signature.object is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Object:
+            raise type_error("Signature.object", "Object", x)
         a = _e_ds_Object(a, x, st)
     try:
         c, w, _ = _T12[s, -1]
@@ -839,41 +915,41 @@ def _d_ds_Signature(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "SignedInfo")
-    signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    f_signed_info, p = _d_ds_SignedInfo(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureValue")
-    signature_value, p = _d_ds_SignatureValue(r, v, n, p)
+    f_signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     s = 3
     w, mask, prods = _D12[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
-        key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        f_key_info, p = _d_ds_KeyInfo(r, v, n, p)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        key_info = None
-    object = []
+        f_key_info = None
+    f_object = []
     while fid == 4:
         x, p = _d_ds_Object(r, v, n, p)
-        object.append(x)
+        f_object.append(x)
         w, mask, prods = _D12[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
     return ds.Signature(
-        id=id, signed_info=signed_info, signature_value=signature_value, key_info=key_info, object=object
+        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
     ), p
 
 
@@ -885,7 +961,9 @@ def _e_ds_SignatureMethod(a, o, st):
     if x is not None:
         s = 2
         y = x
-        if 0 <= y < 0x80:
+        if y.__class__ is not int:
+            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
+        elif 0 <= y < 0x80:
             a = (a << 13) | y
         elif -0x80 <= y < 0:
             a = (a << 13) | (0xFF - y)
@@ -904,7 +982,7 @@ def _d_ds_SignatureMethod(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
-    algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     s = 1
     w, mask, prods = _D13[s]
     p += w
@@ -913,14 +991,14 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of HMACOutputLength")
-        hmac_output_length = (v >> (n - p - 9)) & 0x1FF
-        if hmac_output_length < 0x80:
+        f_hmac_output_length = (v >> (n - p - 9)) & 0x1FF
+        if f_hmac_output_length < 0x80:
             p += 9
-        elif 0x100 <= hmac_output_length < 0x180:
+        elif 0x100 <= f_hmac_output_length < 0x180:
             p += 9
-            hmac_output_length = 0xFF - hmac_output_length
+            f_hmac_output_length = 0xFF - f_hmac_output_length
         else:
-            hmac_output_length, p = r_sint(
+            f_hmac_output_length, p = r_sint(
                 v,
                 n,
                 p,
@@ -932,10 +1010,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        hmac_output_length = None
+        f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=algorithm, hmac_output_length=hmac_output_length), p
+    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -946,12 +1024,18 @@ def _e_ds_SignatureProperties(a, o, st):
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
     items = o.signature_property
+    if items.__class__ is not list:
+        raise type_error("SignatureProperties.signature_property", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignatureProperties.signature_property: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T14[s, 64]
         except KeyError:
             raise ExiEncodeError("SignatureProperties.signature_property is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.SignatureProperty:
+            raise type_error("SignatureProperties.signature_property", "SignatureProperty", x)
         a = _e_ds_SignatureProperty(a, x, st)
     try:
         c, w, _ = _T14[s, -1]
@@ -967,22 +1051,22 @@ def _d_ds_SignatureProperties(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D14[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
-    signature_property = []
+        f_id = None
+    f_signature_property = []
     while fid == 1:
         x, p = _d_ds_SignatureProperty(r, v, n, p)
-        signature_property.append(x)
+        f_signature_property.append(x)
         w, mask, prods = _D14[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=id, signature_property=signature_property), p
+    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -1003,8 +1087,8 @@ def _e_ds_SignatureProperty(a, o, st):
 
 
 def _d_ds_SignatureProperty(r, v, n, p):
-    id = None
-    target = None
+    f_id = None
+    f_target = None
     s = 0
     while True:
         w, mask, prods = _D15[s]
@@ -1013,13 +1097,13 @@ def _d_ds_SignatureProperty(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            id, p = r_string(r, v, n, p, "Id", None)
+            f_id, p = r_string(r, v, n, p, "Id", None)
             continue
         if fid == 1:
-            target, p = r_string(r, v, n, p, "Target", None)
+            f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=id, target=target), p
+    return ds.SignatureProperty(id=f_id, target=f_target), p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1045,19 +1129,19 @@ def _d_ds_SignatureValue(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D16[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "characters")
-    value, p = r_binary(v, n, p, None)
+    f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=id, value=value), p
+    return ds.SignatureValue(id=f_id, value=f_value), p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1072,16 +1156,26 @@ def _e_ds_SignedInfo(a, o, st):
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
     a = (a << w) | c
+    if o.canonicalization_method.__class__ is not ds.CanonicalizationMethod:
+        raise type_error("SignedInfo.canonicalization_method", "CanonicalizationMethod", o.canonicalization_method)
     a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
+    if o.signature_method.__class__ is not ds.SignatureMethod:
+        raise type_error("SignedInfo.signature_method", "SignatureMethod", o.signature_method)
     a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
     s = 3
     items = o.reference
+    if items.__class__ is not list:
+        raise type_error("SignedInfo.reference", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("SignedInfo.reference: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T17[s, 192]
         except KeyError:
             raise ExiEncodeError("SignedInfo.reference is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Reference:
+            raise type_error("SignedInfo.reference", "Reference", x)
         a = _e_ds_Reference(a, x, st)
     try:
         c, w, _ = _T17[s, -1]
@@ -1097,34 +1191,37 @@ def _d_ds_SignedInfo(r, v, n, p):
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
-        id, p = r_string(r, v, n, p, "Id", None)
+        f_id, p = r_string(r, v, n, p, "Id", None)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
-        id = None
+        f_id = None
     if fid != 1:
         raise bad_event(p, fid, "CanonicalizationMethod")
-    canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    f_canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureMethod")
-    signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
+    f_signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     s = 3
     w, mask, prods = _D17[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    reference = []
+    f_reference = []
     while fid == 3:
         x, p = _d_ds_Reference(r, v, n, p)
-        reference.append(x)
+        f_reference.append(x)
         w, mask, prods = _D17[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
     return ds.SignedInfo(
-        id=id, canonicalization_method=canonicalization_method, signature_method=signature_method, reference=reference
+        id=f_id,
+        canonicalization_method=f_canonicalization_method,
+        signature_method=f_signature_method,
+        reference=f_reference,
     ), p
 
 
@@ -1133,6 +1230,8 @@ def _e_ds_Transform(a, o, st):
     a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
     s = 1
     items = o.x_path
+    if items.__class__ is not list:
+        raise type_error("Transform.x_path", "a list", items)
     for x in items:
         try:
             c, w, s = _T18[s, 64]
@@ -1150,8 +1249,8 @@ def _e_ds_Transform(a, o, st):
 
 
 def _d_ds_Transform(r, v, n, p):
-    algorithm = None
-    x_path = []
+    f_algorithm = None
+    f_x_path = []
     s = 0
     while True:
         w, mask, prods = _D18[s]
@@ -1160,7 +1259,7 @@ def _d_ds_Transform(r, v, n, p):
         if fid == -1:
             break
         if fid == 0:
-            algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+            f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
             continue
         if fid == 1:
             p += 1
@@ -1170,22 +1269,28 @@ def _d_ds_Transform(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of XPath")
-            x_path.append(x)
+            f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=algorithm, x_path=x_path), p
+    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_Transforms(a, o, st):
     s = 0
     items = o.transform
+    if items.__class__ is not list:
+        raise type_error("Transforms.transform", "a list", items)
+    if len(items) < 1:
+        raise ExiEncodeError("Transforms.transform: at least 1 items required")
     for x in items:
         try:
             c, w, s = _T19[s, 0]
         except KeyError:
             raise ExiEncodeError("Transforms.transform is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.Transform:
+            raise type_error("Transforms.transform", "Transform", x)
         a = _e_ds_Transform(a, x, st)
     try:
         c, w, _ = _T19[s, -1]
@@ -1200,30 +1305,46 @@ def _d_ds_Transforms(r, v, n, p):
     w, mask, prods = _D19[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
-    transform = []
+    f_transform = []
     while fid == 0:
         x, p = _d_ds_Transform(r, v, n, p)
-        transform.append(x)
+        f_transform.append(x)
         w, mask, prods = _D19[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=transform), p
+    return ds.Transforms(transform=f_transform), p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509Data(a, o, st):
+    if (
+        o.x509_issuer_serial is None
+        and o.x509ski is None
+        and o.x509_subject_name is None
+        and o.x509_certificate is None
+        and o.x509crl is None
+    ):
+        raise ExiEncodeError(
+            "X509Data: one of x509_issuer_serial, x509ski, x509_subject_name, x509_certificate, x509crl is required"
+        )
     s = 0
     items = o.x509_issuer_serial
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_issuer_serial", "a list", items)
     for x in items:
         try:
             c, w, s = _T20[s, 0]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_issuer_serial is not allowed here") from None
         a = (a << w) | c
+        if x.__class__ is not ds.X509IssuerSerial:
+            raise type_error("X509Data.x509_issuer_serial", "X509IssuerSerial", x)
         a = _e_ds_X509IssuerSerial(a, x, st)
     items = o.x509ski
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509ski", "a list", items)
     for x in items:
         try:
             c, w, s = _T20[s, 64]
@@ -1233,6 +1354,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509ski")
         a <<= 1
     items = o.x509_subject_name
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_subject_name", "a list", items)
     for x in items:
         try:
             c, w, s = _T20[s, 128]
@@ -1242,6 +1365,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
         a <<= 1
     items = o.x509_certificate
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509_certificate", "a list", items)
     for x in items:
         try:
             c, w, s = _T20[s, 192]
@@ -1251,6 +1376,8 @@ def _e_ds_X509Data(a, o, st):
         a = e_bin(a, x, None, None, "X509Data.x509_certificate")
         a <<= 1
     items = o.x509crl
+    if items.__class__ is not list:
+        raise type_error("X509Data.x509crl", "a list", items)
     for x in items:
         try:
             c, w, s = _T20[s, 256]
@@ -1268,11 +1395,11 @@ def _e_ds_X509Data(a, o, st):
 
 
 def _d_ds_X509Data(r, v, n, p):
-    x509_issuer_serial = []
-    x509ski = []
-    x509_subject_name = []
-    x509_certificate = []
-    x509crl = []
+    f_x509_issuer_serial = []
+    f_x509ski = []
+    f_x509_subject_name = []
+    f_x509_certificate = []
+    f_x509crl = []
     s = 0
     while True:
         w, mask, prods = _D20[s]
@@ -1282,7 +1409,7 @@ def _d_ds_X509Data(r, v, n, p):
             break
         if fid == 0:
             x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-            x509_issuer_serial.append(x)
+            f_x509_issuer_serial.append(x)
             continue
         if fid == 1:
             p += 1
@@ -1292,7 +1419,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SKI")
-            x509ski.append(x)
+            f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
@@ -1302,7 +1429,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509SubjectName")
-            x509_subject_name.append(x)
+            f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
@@ -1312,7 +1439,7 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509Certificate")
-            x509_certificate.append(x)
+            f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
@@ -1322,15 +1449,15 @@ def _d_ds_X509Data(r, v, n, p):
             p += 1
             if (v >> (n - p)) & 0x1:
                 raise unexpected(p - 1, 1, "end of X509CRL")
-            x509crl.append(x)
+            f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
     return ds.X509Data(
-        x509_issuer_serial=x509_issuer_serial,
-        x509ski=x509ski,
-        x509_subject_name=x509_subject_name,
-        x509_certificate=x509_certificate,
-        x509crl=x509crl,
+        x509_issuer_serial=f_x509_issuer_serial,
+        x509ski=f_x509ski,
+        x509_subject_name=f_x509_subject_name,
+        x509_certificate=f_x509_certificate,
+        x509crl=f_x509crl,
     ), p
 
 
@@ -1345,7 +1472,9 @@ def _e_ds_X509IssuerSerial(a, o, st):
         "X509IssuerSerial.x509_issuer_name",
     )
     y = o.x509_serial_number
-    if 0 <= y < 0x80:
+    if y.__class__ is not int:
+        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+    elif 0 <= y < 0x80:
         a = (a << 12) | y
     elif -0x80 <= y < 0:
         a = (a << 12) | (0xFF - y)
@@ -1359,18 +1488,18 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "X509IssuerName")
-    x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of X509IssuerName")
-    x509_serial_number = (v >> (n - p - 9)) & 0x1FF
-    if x509_serial_number < 0x80:
+    f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
+    if f_x509_serial_number < 0x80:
         p += 9
-    elif 0x100 <= x509_serial_number < 0x180:
+    elif 0x100 <= f_x509_serial_number < 0x180:
         p += 9
-        x509_serial_number = 0xFF - x509_serial_number
+        f_x509_serial_number = 0xFF - f_x509_serial_number
     else:
-        x509_serial_number, p = r_sint(
+        f_x509_serial_number, p = r_sint(
             v,
             n,
             p,
@@ -1378,7 +1507,7 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=x509_issuer_name, x509_serial_number=x509_serial_number), p
+    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
