@@ -12,6 +12,8 @@ from stack.exi.codec import default_schema
 from stack.v2gtp import PAYLOAD_SCHEMAS, V2gtpError, build, looks_like_frame, parse_frame
 from tools import session_cli
 from tools.pki import add_pki_parser
+from tools.sim import cli as sim_cli
+from tools.sim.scenario import ScenarioError
 
 SCHEMA_PAYLOAD_TYPES = {
     "appProtocol": 0x8001,
@@ -117,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
     enc.add_argument("--frame", action="store_true", help="print a whole V2GTP frame")
     enc.set_defaults(func=cmd_exi_encode)
 
+    sim_cli.add_parser(sub)
     session_cli.add_parsers(sub)
     add_pki_parser(sub)
 
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("evse", "ev"):
             return session_cli.run(args)
         return args.func(args)
-    except (CliError, exi.ExiError, session_cli.ConfigError, OSError, TimeoutError, LookupError) as exc:
+    except (CliError, exi.ExiError, session_cli.ConfigError, ScenarioError, OSError, TimeoutError, LookupError) as exc:
         print(f"mcs-v2g: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

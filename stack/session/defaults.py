@@ -204,6 +204,9 @@ class SimpleEvController:
     def discharge(self) -> bool:
         return False
 
+    def contactors(self, closed: bool, now: float) -> bool:
+        return True
+
     def charge_loop(self, feedback: ChargeLoopFeedback | None, now: float) -> EvLoopStep:
         if feedback is not None:
             self.feedback.append(feedback)

@@ -334,6 +334,8 @@ class EvccSession:
         self._guard("V2G_EVCC_PreCharge_Timeout", now, self.config.timers.pre_charge)
         if self._last_request.ev_processing == ct.Processing.Finished:
             self._unguard("V2G_EVCC_PreCharge_Timeout")
+            if not self.controller.contactors(True, now):
+                return self._stop_session(now, "the EV's contactors refused to close")
             return self._send_power_delivery(cm.ChargeProgress.Start, now)
         target = self.controller.pre_charge_target(now)
         matched = abs(convert.fl(res.evse_present_voltage) - target) <= self.config.pre_charge_tolerance
@@ -378,6 +380,7 @@ class EvccSession:
         if not self.energized:  # the contactors never closed (e.g. GoToPause): nothing can be welded
             return self._send_session_stop(now)
         self.energized = False
+        self.controller.contactors(False, now)
         self._guard("WeldingDetection_Timeout", now, self.config.timers.welding_detection)
         return self._send(dc.DcWeldingDetectionReq(header=self._header(now), ev_processing=ct.Processing.Ongoing), now)
 

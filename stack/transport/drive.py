@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from stack.session.actions import Action, Close, Event, Send
@@ -37,10 +37,15 @@ async def run_session(
     clock: Callable[[], float] = time.time,
     on_event: Callable[[Event], None] | None = None,
     on_round_trip: Callable[[str, float], None] | None = None,
+    on_message: Callable[[str, object], None] | None = None,
+    pace: Callable[[float], Awaitable[None]] | None = None,
 ) -> Close:
     """Drive `machine` until it closes; returns its Close. Every message is logged on one line.
 
-    `on_round_trip(response name, seconds)` receives the EVCC's round-trip times (request sent -> response read).
+    `on_round_trip(response name, seconds)` receives the EVCC's round-trip times (request sent -> response read);
+    `on_message(direction, message)` sees every message (">>" sent, "<<" received). `pace(deadline)` is for a
+    simulated clock: when the machine only waits to send its next request (an EVCC between charge loops), the
+    driver awaits `pace` instead of the network, and the clock decides how that time passes.
     """
     sent_at: float | None = None
     received_at: float | None = None
@@ -56,6 +61,8 @@ async def run_session(
                 except ConnectionClosed as exc:
                     lost = exc
                     break
+                if on_message is not None:
+                    on_message(">>", action.message)
                 sent_at = time.perf_counter()
                 took = "" if received_at is None else f", answered in {1000 * (sent_at - received_at):.1f} ms"
                 log.info("%s -> %s%s (%d B%s)", role, message_name(action.message), _code(action.message), size, took)
@@ -76,6 +83,10 @@ async def run_session(
             closing = [a for a in machine.connection_lost(clock()) if isinstance(a, Close)]
             return closing[0] if closing else Close(f"connection lost: {lost}")
         deadline = machine.deadline
+        if pace is not None and deadline is not None and not getattr(machine, "awaiting_response", True):
+            await pace(deadline)
+            actions = machine.expire(clock())
+            continue
         timeout = None if deadline is None else max(0.0, deadline - clock())
         try:
             received = await conn.receive(timeout)
@@ -103,4 +114,6 @@ async def run_session(
         log.info(
             "%s <- %s%s (%d B%s)", role, message_name(received.message), _code(received.message), received.size, rtt
         )
+        if on_message is not None:
+            on_message("<<", received.message)
         actions = machine.receive(received.message, clock())

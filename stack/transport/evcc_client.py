@@ -24,13 +24,23 @@ async def run_evcc(
     connect_timeout: float = 5.0,
     trace: Path | None = None,
     on_round_trip=None,
+    on_message=None,
+    clock=None,
+    pace=None,
 ) -> tuple[Close, EvccSession]:
-    """Run one session; returns how it ended and the machine (service, SessionID, resume info...)."""
+    """Run one session; returns how it ended and the machine (service, SessionID, resume info...).
+
+    `clock` (seconds) replaces the wall clock for the machine, `pace` lets a simulation decide how the EV's
+    waits between requests pass (see `drive.run_session`).
+    """
     session = EvccSession(controller, config)
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(host, port, ssl=ssl_context, server_hostname="" if ssl_context else None),
         connect_timeout,
     )
     conn = V2gConnection(reader, writer, trace=trace, role="EV")
-    close = await run_session(session, conn, role="EV", on_round_trip=on_round_trip)
+    extra = {} if clock is None else {"clock": clock}
+    close = await run_session(
+        session, conn, role="EV", on_round_trip=on_round_trip, on_message=on_message, pace=pace, **extra
+    )
     return close, session

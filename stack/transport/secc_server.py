@@ -29,12 +29,14 @@ class SeccServer:
         ssl_context: ssl.SSLContext | None = None,
         max_payload: int = 64 * 1024,
         trace_dir: Path | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.controller_factory = controller_factory
         self.config = config or SeccConfig()
         self.ssl_context = ssl_context
         self.max_payload = max_payload
         self.trace_dir = trace_dir
+        self.clock = clock
         self.store = SessionStore()
         self.results: list[Close] = []
         self.sessions: list[SeccSession] = []
@@ -57,7 +59,8 @@ class SeccServer:
             session = SeccSession(self.controller_factory(), self.config, self.store)
             self.sessions.append(session)
             log.info("SECC: connection %d from %s %s", n, conn.peer, conn.tls or "")
-            result = await run_session(session, conn, role="SECC")
+            extra = {} if self.clock is None else {"clock": self.clock}
+            result = await run_session(session, conn, role="SECC", **extra)
             self.results.append(result)
         except asyncio.CancelledError:  # the server is shutting down
             writer.close()

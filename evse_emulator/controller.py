@@ -1,0 +1,163 @@
+"""The charger's decisions on top of its hardware: an `EvseController` driving a HAL (mock plant or CAN).
+
+Each answer reads the power stage's measurements at the request's time (the plant is stepped by its own
+clock) and sets new setpoints that hold until the next request: a sample-and-hold control loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stack.session.controller import (
+    AuthorizationStatus,
+    CableCheckStatus,
+    ChargeLoopInput,
+    ChargeLoopOutput,
+    EnergyRequest,
+    MeterReading,
+    PowerLimits,
+    ScheduleAnswer,
+)
+from stack.session.defaults import MCS_CHARGER, unidirectional
+from stack.session.services import BPT_SERVICES, ControlMode, ServiceId
+
+from .energy.policy import ChargeToTarget, PolicyInput, SetpointPolicy
+from .hal import ContactorState, Hal, ImdStatus, cable_check_test_voltage
+
+PRE_CHARGE_CURRENT = 2.0  # A; EVerest limits cable-check current to 2 A, pre-charge uses the same small figure
+
+
+@dataclass
+class PlantEvseController:
+    """An MCS charger: ratings from its power stage, setpoints from a policy, measurements from the HAL."""
+
+    hal: Hal
+    ratings: PowerLimits = MCS_CHARGER
+    policy: SetpointPolicy = field(default_factory=ChargeToTarget)
+    evse_identifier: str = "DE*MCS*E0001"
+    meter_id: str = "MCS-METER-0001"
+    ev_limits: PowerLimits | None = None
+    service: ServiceId | None = None
+    started: float | None = None
+    setpoint_w: float = 0.0
+    setpoint_a: float = 0.0
+    cable_check_started: bool = False
+    ended: str | None = None
+    last_energy: EnergyRequest | None = None
+    last_soc: int | None = None
+
+    def evse_id(self) -> str:
+        return self.evse_identifier
+
+    def authorize(self, now: float) -> AuthorizationStatus:
+        return AuthorizationStatus.ACCEPTED
+
+    def _limits(self) -> PowerLimits:
+        return self.ratings if self.service in BPT_SERVICES else unidirectional(self.ratings)
+
+    def charge_parameters(self, service: ServiceId, ev: PowerLimits, now: float) -> PowerLimits:
+        self.service, self.ev_limits = service, ev
+        return self._limits()
+
+    def schedule(self, service, mode, request, max_entries, now) -> ScheduleAnswer:
+        self.last_energy = request
+        if mode is ControlMode.DYNAMIC:
+            return ScheduleAnswer(departure_time=None if request is None else request.departure_time)
+        return ScheduleAnswer(schedules=self.policy.schedules(max_entries, self.ratings, service in BPT_SERVICES))
+
+    def cable_check(self, now: float) -> CableCheckStatus:
+        hal = self.hal
+        if not self.cable_check_started:
+            self.cable_check_started = True
+            ev_max = self.ev_limits.max_voltage if self.ev_limits else self.ratings.max_voltage
+            test_voltage = cable_check_test_voltage(ev_max, self.ratings.max_voltage)
+            hal.contactors.close()
+            hal.power_stage.set_limits(test_voltage, PRE_CHARGE_CURRENT, self.ratings.max_charge_power)
+            hal.power_stage.enable(test_voltage)
+            hal.imd.start(test_voltage)
+            return CableCheckStatus.ONGOING
+        status = hal.imd.status()
+        if status is ImdStatus.FAULT or hal.faults():
+            self._switch_off()
+            return CableCheckStatus.FAULT
+        if status is ImdStatus.OK:
+            return CableCheckStatus.OK
+        return CableCheckStatus.ONGOING
+
+    def pre_charge(self, target_voltage: float, now: float) -> float:
+        stage = self.hal.power_stage
+        stage.set_limits(target_voltage, PRE_CHARGE_CURRENT, self.ratings.max_charge_power)
+        stage.enable(self.ev_limits.max_voltage if self.ev_limits else target_voltage)
+        return stage.present().voltage_v
+
+    def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
+        hal = self.hal
+        if start:
+            self.started = now if self.started is None else self.started
+            ev_max = self.ev_limits.max_voltage if self.ev_limits else self.ratings.max_voltage
+            hal.power_stage.set_limits(ev_max, 0.0, self.ratings.max_charge_power)  # the loop raises the current
+            return hal.contactors.state() is ContactorState.CLOSED and not hal.faults()
+        self._switch_off()
+        return True
+
+    def _switch_off(self) -> None:
+        stage = self.hal.power_stage
+        stage.set_limits(0.0, 0.0, 0.0)
+        stage.disable()
+        self.hal.contactors.open()
+        self.setpoint_a = self.setpoint_w = 0.0
+
+    def charge_loop(self, loop: ChargeLoopInput, now: float) -> ChargeLoopOutput:
+        stage = self.hal.power_stage
+        present = stage.present()
+        ev = loop.ev_limits or self.ev_limits
+        self.last_energy = loop.energy or self.last_energy
+        self.last_soc = loop.soc if loop.soc is not None else self.last_soc
+        voltage = max(present.voltage_v, loop.ev_present_voltage, 1.0)
+        if loop.control_mode is ControlMode.SCHEDULED and loop.target_current is not None:
+            current = loop.target_current
+            power = current * voltage
+        else:
+            elapsed = 0.0 if self.started is None else now - self.started
+            power = self.policy.setpoint(PolicyInput(elapsed, self.last_soc, ev, self._limits(), self.last_energy))
+            current = power / voltage
+        current, limited = self._clamp(current, voltage, ev)
+        self.setpoint_a, self.setpoint_w = current, current * voltage
+        v_limit = ev.max_voltage if ev else self.ratings.max_voltage
+        stage.set_limits(v_limit, current, self.ratings.max_charge_power)
+        meter = self.hal.meter.read()
+        return ChargeLoopOutput(
+            present_voltage=present.voltage_v,
+            present_current=present.current_a,
+            limits=self._limits(),
+            current_limit_achieved=limited == "current",
+            power_limit_achieved=limited == "power",
+            voltage_limit_achieved=present.voltage_v >= v_limit - 1.0,
+            meter=MeterReading(self.meter_id, int(meter.imported_wh), int(meter.exported_wh), int(now)),
+            notification="Terminate" if self.hal.faults() else None,
+        )
+
+    def _clamp(self, current: float, voltage: float, ev: PowerLimits | None) -> tuple[float, str | None]:
+        """Limit a signed current by the charger's ratings and the EV's limits; says which limit acted."""
+        r = self.ratings
+        if current >= 0:
+            caps = [("current", r.max_charge_current), ("power", r.max_charge_power / voltage)]
+            if ev is not None:
+                caps += [("current", ev.max_charge_current), ("power", ev.max_charge_power / voltage)]
+        else:
+            ev_power = (ev.max_discharge_power or 0.0) if ev else 0.0
+            ev_current = (ev.max_discharge_current or 0.0) if ev else 0.0
+            caps = [("current", r.max_discharge_current or 0.0), ("power", (r.max_discharge_power or 0.0) / voltage)]
+            caps += [("current", ev_current), ("power", ev_power / voltage)]
+        name, cap = min(caps, key=lambda c: c[1])
+        if abs(current) <= cap:
+            return current, None
+        return (cap if current >= 0 else -cap), name
+
+    def welding_detection(self, now: float) -> float:
+        return self.hal.power_stage.present().voltage_v
+
+    def session_ended(self, reason: str, now: float) -> None:
+        self.ended = reason
+        self.hal.imd.stop()
+        self._switch_off()

@@ -1,0 +1,99 @@
+"""Setpoint policies: the power the charger grants in Dynamic control, and the schedules it offers in Scheduled.
+
+Power is signed from the vehicle's point of view: positive charges the truck, negative discharges it (V2G).
+A policy proposes; the EV's own limits (which drop discharge to 0 at its V2G reserve or when its departure
+target would be missed) and the charger's ratings are applied by the controller afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from stack.session.controller import EnergyRequest, PowerLimits, Schedule, ScheduleEntry
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInput:
+    elapsed: float  # s since the session started
+    soc: int | None
+    ev: PowerLimits | None  # the EV's limits from its last request (discharge limits 0 = it refuses to discharge)
+    evse: PowerLimits
+    energy: EnergyRequest | None
+
+
+class SetpointPolicy(Protocol):
+    def setpoint(self, x: PolicyInput) -> float: ...
+    def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]: ...
+
+
+def _charge_max(x: PolicyInput) -> float:
+    ev = x.ev.max_charge_power if x.ev else x.evse.max_charge_power
+    return min(ev, x.evse.max_charge_power)
+
+
+def _needs_charge(x: PolicyInput) -> bool:
+    return x.energy is None or x.energy.target_energy > 0
+
+
+def _deadline_tight(x: PolicyInput, margin: float = 1.25) -> bool:
+    """Charging must start now to reach the target by departure (with a margin for the BMS taper)."""
+    e = x.energy
+    if e is None or e.target_energy <= 0:
+        return False
+    if e.departure_time is None:
+        return True
+    return e.departure_time <= margin * 3600 * e.target_energy / max(_charge_max(x), 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeToTarget:
+    """Charge at the EV's maximum until its target is met, then hold (the default)."""
+
+    def setpoint(self, x: PolicyInput) -> float:
+        return _charge_max(x) if _needs_charge(x) else 0.0
+
+    def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]:
+        entries = tuple(ScheduleEntry(3600, evse.max_charge_power) for _ in range(min(24, max_entries)))
+        return (Schedule(1, entries),)
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedProfile:
+    """A timetable of requested power (s from the session start, W), e.g. a depot's peak-shaving plan.
+
+    After the last step: charge to the target. While the EV refuses a requested discharge (its limits say 0:
+    V2G reserve reached) the charger idles, and charges only when the departure target would otherwise be at
+    risk, so the truck leaves with its target SoC without dithering at the reserve.
+    """
+
+    steps: tuple[tuple[float, float], ...]
+
+    def requested(self, elapsed: float) -> float | None:
+        current = None
+        for start, power in self.steps:
+            if elapsed >= start:
+                current = power
+        return current
+
+    def setpoint(self, x: PolicyInput) -> float:
+        wanted = self.requested(x.elapsed)
+        if wanted is None:
+            return _charge_max(x) if _needs_charge(x) else 0.0
+        if wanted < 0 and (x.ev is None or not x.ev.max_discharge_power):
+            return _charge_max(x) if _deadline_tight(x) else 0.0
+        if wanted > 0:
+            return min(wanted, _charge_max(x)) if _needs_charge(x) else 0.0
+        return wanted
+
+    def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]:
+        """One tuple: the timetable as charging entries (discharge steps as a discharging schedule)."""
+        charge, discharge = [], []
+        for (start, power), (end, _) in zip(self.steps, [*self.steps[1:], (self.steps[-1][0] + 3600, 0)], strict=True):
+            duration = max(1, int(end - start))
+            charge.append(ScheduleEntry(duration, max(power, 0.0)))
+            discharge.append(ScheduleEntry(duration, max(-power, 0.0)))
+        charge.append(ScheduleEntry(86_400, evse.max_charge_power))
+        discharge.append(ScheduleEntry(86_400, 0.0))
+        keep = max(1, max_entries)
+        return (Schedule(1, tuple(charge[:keep]), tuple(discharge[:keep]) if bidirectional else None),)

@@ -1,0 +1,93 @@
+"""`mcs-v2g sim`: the main job, a closed-loop MCS V2G session between the emulated charger and truck."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from stack.session.services import SERVICE_NAMES
+
+from .scenario import Scenario, load
+
+
+def speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number (x real time) or 'max'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("speed must be positive")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "sim", help="closed-loop MCS V2G session: emulated charger + truck over TLS, in accelerated time"
+    )
+    p.add_argument("--service", choices=list(SERVICE_NAMES), help="default: the scenario's (mcs-bpt)")
+    p.add_argument("--control", choices=("dynamic", "scheduled"), help="default: the scenario's (dynamic)")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--tls", dest="tls", action="store_true", default=True, help="TLS 1.3 (default)")
+    tls.add_argument("--no-tls", dest="tls", action="store_false")
+    p.add_argument("--scenario", type=Path, help="TOML file (keys of tools/sim/scenario.py's Scenario)")
+    p.add_argument("--speed", type=speed, default=None, help="x real time, or 'max' (default)")
+    p.add_argument("--plot", type=Path, help="write voltage/current/power/SoC curves to this PNG")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=run)
+
+
+def _contexts():
+    from stack.security.pki import ensure_pki
+    from stack.security.tls import client_context, server_context
+
+    pki = ensure_pki()
+    return server_context(pki), client_context(pki)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .run import simulate
+
+    scenario: Scenario = load(args.scenario)
+    if args.service:
+        scenario = replace(scenario, service=args.service)
+    if args.control:
+        scenario = replace(scenario, control=args.control)
+    result = asyncio.run(
+        simulate(scenario, tls=args.tls, speed=args.speed, progress=not args.json, ssl_contexts=_contexts)
+    )
+    summary = result.summary()
+    if args.plot:
+        from .plot import plot
+
+        plot(result, args.plot)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(report(summary, args.plot))
+    return 0 if summary["result"] == "ok" else 1
+
+
+def report(s: dict, plot: Path | None) -> str:
+    messages = ", ".join(f"{name} {n}" for name, n in s["messages"].items() if name.endswith("Req"))
+    lines = [
+        f"result            {s['result']}   (charger: {s['charger_close']})",
+        f"session           {s['session_id']}  {s['service']} {s['control_mode']}  {'TLS 1.3' if s['tls'] else 'TCP'}",
+        f"energy            {s['energy_charged_kwh']:.1f} kWh charged, {s['energy_discharged_kwh']:.1f} kWh discharged",
+        f"peak power        {s['peak_charge_kw']:.0f} kW charging, {s['peak_discharge_kw']:.0f} kW discharging,"
+        f" max {s['max_current_a']:.0f} A",
+        f"SoC               {s['initial_soc']:.1f} % -> {s['final_soc']:.1f} % (target {s['target_soc']:.0f} %,"
+        f" at departure {s['soc_at_departure']:.1f} %: {'met' if s['departure_met'] else 'NOT met'})",
+        f"messages          {messages}",
+        f"time              {s['simulated_s'] / 3600:.2f} h simulated in {s['wall_s']:.1f} s",
+    ]
+    if s["faults"]:
+        lines.append(f"faults            {'; '.join(s['faults'])}")
+    if plot:
+        lines.append(f"plot              {plot}")
+    return "\n".join(lines)
