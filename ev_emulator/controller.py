@@ -38,6 +38,7 @@ class TruckController:
     ended: tuple[str, bool] | None = None
     events: list[tuple[float, str]] = field(default_factory=list)
     _now: float = 0.0  # time of the latest request (the BMS limits depend on departure slack)
+    _limits_cache: tuple | None = None  # limits are asked twice per request: compute them once
 
     def evcc_id(self) -> str:
         return self.vin
@@ -50,6 +51,14 @@ class TruckController:
 
     def limits(self, service: ServiceId) -> PowerLimits:
         """The BMS's present limits (they taper with SoC); discharge only above the V2G reserve."""
+        key = (service, self._now, self.battery.soc)
+        if self._limits_cache is not None and self._limits_cache[0] == key:
+            return self._limits_cache[1]
+        limits = self._compute_limits(service)
+        self._limits_cache = (key, limits)
+        return limits
+
+    def _compute_limits(self, service: ServiceId) -> PowerLimits:
         b, spec = self.battery, self.battery.spec
         limits = PowerLimits(
             max_charge_power=b.charge_power_limit(),

@@ -109,7 +109,7 @@ def charge_time(
     if to_soc <= start:
         return 0.0
     capacity_as = battery.spec.capacity_ah * 3600
-    steps = max(1, round((to_soc - start) / 0.005))
+    steps = max(1, round((to_soc - start) / 0.01))
     width = (to_soc - start) / steps
     total = 0.0
     for k in range(steps):

@@ -98,6 +98,14 @@ def cmd_bench_session(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_sim(args: argparse.Namespace) -> int:
+    from tools.bench import sim as bench
+
+    results = bench.run(tls=not args.no_tls)
+    print(json.dumps(results, indent=2) if args.json else bench.report(results))
+    return 0 if results["summary"]["result"] == "ok" else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcs-v2g", description="ISO 15118-20 / MCS stack and emulators")
     sub = p.add_subparsers(dest="command", required=True)
@@ -137,6 +145,10 @@ def parser() -> argparse.ArgumentParser:
     b_session.add_argument("--concurrent", type=int, default=200)
     b_session.add_argument("--json", action="store_true")
     b_session.set_defaults(func=cmd_bench_session)
+    b_sim = bench_sub.add_parser("sim", help="an 8-hour overnight MCS_BPT session at --speed max")
+    b_sim.add_argument("--no-tls", action="store_true")
+    b_sim.add_argument("--json", action="store_true")
+    b_sim.set_defaults(func=cmd_bench_sim)
     return p
 
 

@@ -171,7 +171,7 @@ async def simulate(
         if result.soc_at_departure is None and clock.t + dt >= needs.departure_time:
             result.soc_at_departure = battery.soc * 100
 
-    clock = SimClock(s.start, world, speed=speed, max_dt=min(1.0, s.loop_interval))
+    clock = SimClock(s.start, world, speed=speed, max_dt=min(10.0, s.loop_interval))
     if s.ev_stops_answering_s is not None:
         clock.frozen_until = s.start + s.ev_stops_answering_s
     ratings = PowerLimits(
