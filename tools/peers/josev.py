@@ -31,6 +31,8 @@ SCHEMAS = {
     "iso20-acdp": "urn:iso:std:iso:15118:-20:ACDP",
     "iso20-wpt": "urn:iso:std:iso:15118:-20:WPT",
 }
+# grammar sets for EXI fragments: those of SCHEMAS, and xmldsig on its own (Josev's `XSDCore`)
+FRAGMENT_SCHEMAS = {**SCHEMAS, "xmldsig": "http://www.w3.org/2000/09/xmldsig#"}
 BRIDGE = Path(__file__).with_name("josev_bridge.py")
 _MARKER = ".mcs-v2g-installed"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -178,19 +180,47 @@ class JosevExi:
 
     # ---- the XML path: EXIficient's SAX encoder/decoder ----
 
-    def encode_xml(self, xml_text: str, *, string_table: bool = False, validate: bool = True) -> bytes:
+    def encode_xml(
+        self,
+        xml_text: str,
+        *,
+        string_table: bool = False,
+        validate: bool = True,
+        fragment: bool = False,
+        schema: str | None = None,
+    ) -> bytes:
         """EXI bytes for an XML message; its root element's namespace picks the grammar.
 
         `validate` checks the XML against the official XSD first (Xerces): non-strict EXIficient would
         otherwise encode schema deviations (unknown elements, out-of-range values) without a word.
+
+        `fragment=True` gives an EXI fragment (EXIficient's `setFragment(true)`, otherwise the same grammars
+        and options) holding the root element of `xml_text`, in the grammar set `schema` (required: a
+        schema id of SCHEMAS or "xmldsig", or a namespace). A fragment's root may be a local element
+        (PnC_AReqAuthorizationMode), which Xerces cannot validate alone: the bridge then encodes it once with
+        strict grammars instead, which refuse unknown or misplaced elements and attributes and values outside
+        their EXI datatype, but not length or pattern facets (EXI does not encode those).
         """
-        request = {"op": "encode_xml", "xml": xml_text, "string_table": string_table, "validate": validate}
+        request: dict[str, Any] = {"op": "encode_xml", "xml": xml_text, "string_table": string_table}
+        request["validate"] = validate
+        if fragment:
+            if schema is None:
+                raise ValueError("encode_xml(fragment=True) needs schema=")
+            request.update(fragment=True, schema=_schema(schema, fragment=True))
         return bytes.fromhex(self._call(request))
 
-    def decode_to_xml(self, data: bytes, schema: str, *, string_table: bool = False) -> str:
-        """EXIficient's XML for an EXI stream (no XML declaration; prefixes are EXIficient's ns3, ns4...)."""
-        request = {"op": "decode_to_xml", "hex": data.hex(), "schema": _schema(schema)}
-        return str(self._call({**request, "string_table": string_table}))
+    def decode_to_xml(self, data: bytes, schema: str, *, string_table: bool = False, fragment: bool = False) -> str:
+        """EXIficient's XML for an EXI stream (no XML declaration; prefixes are EXIficient's ns3, ns4...).
+
+        `fragment=True` decodes an EXI fragment of the grammar set `schema` (which may be "xmldsig").
+        """
+        request = {"op": "decode_to_xml", "hex": data.hex(), "schema": _schema(schema, fragment=fragment)}
+        return str(self._call({**request, "string_table": string_table, "fragment": fragment}))
+
+    def fragment_elements(self, schema: str) -> list[str]:
+        """The element qnames (`{uri}local`) of EXIficient's fragment grammar for a grammar set, in
+        event-code order: SE(qname) has the code of its index, SE(*) and ED come after them."""
+        return [str(q) for q in self._call({"op": "fragment_elements", "schema": _schema(schema, fragment=True)})]
 
     # ---- Josev's JSON API (what Josev itself calls) ----
 
@@ -274,14 +304,15 @@ class JosevExi:
         sink(None)
 
 
-def _schema(name: str) -> str:
-    """Our schema id for a schema id or a namespace URN."""
-    if name in SCHEMAS:
+def _schema(name: str, *, fragment: bool = False) -> str:
+    """Our schema id for a schema id or a namespace URN (fragments also know "xmldsig")."""
+    known = FRAGMENT_SCHEMAS if fragment else SCHEMAS
+    if name in known:
         return name
-    for schema, namespace in SCHEMAS.items():
+    for schema, namespace in known.items():
         if namespace == name:
             return schema
-    raise ValueError(f"unknown schema {name!r}: one of {', '.join(SCHEMAS)} or their namespaces")
+    raise ValueError(f"unknown schema {name!r}: one of {', '.join(known)} or their namespaces")
 
 
 def xml_infoset(xml_text: str) -> tuple[Any, ...]:

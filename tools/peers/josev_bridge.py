@@ -31,6 +31,9 @@ NAMESPACES = {
     "iso20-wpt": "urn:iso:std:iso:15118:-20:WPT",
 }
 SCHEMA_OF_NAMESPACE = {ns: schema for schema, ns in NAMESPACES.items()}
+# Grammar sets for EXI fragments only: xmldsig on its own (Josev's `XSDCore`, with which it encodes the -2
+# SignedInfo as a fragment). Every schema of NAMESPACES works for fragments as well.
+FRAGMENT_ONLY = {"xmldsig": "http://www.w3.org/2000/09/xmldsig#"}
 # The grammars the jar compiled in (EXIficient's grammars-to-Java output), one set per namespace, as
 # AbstractEXICodec.getGrammar picks them.
 GRAMMAR_CLASSES = {
@@ -40,6 +43,7 @@ GRAMMAR_CLASSES = {
     "iso20-ac": "ISO15118_20_V2G_CI_AC",
     "iso20-acdp": "ISO15118_20_V2G_CI_ACDP",
     "iso20-wpt": "ISO15118_20_V2G_CI_WPT",
+    "xmldsig": "XMLDSIG_Core_Schema_Grammar",
 }
 XSD_FILES = {
     "appProtocol": "V2G_CI_AppProtocol.xsd",
@@ -48,6 +52,7 @@ XSD_FILES = {
     "iso20-ac": "iso15118_20/V2G_CI_AC.xsd",
     "iso20-acdp": "iso15118_20/V2G_CI_ACDP.xsd",
     "iso20-wpt": "iso15118_20/V2G_CI_WPT.xsd",
+    "xmldsig": "iso15118_20/xmldsig-core-schema.xsd",
 }
 # AbstractEXICodec.setJAXBContext knows models for these only; for WPT and ACDP it silently keeps the
 # previous call's JAXB context and encodes that message against the wrong grammar.
@@ -88,7 +93,7 @@ class Oracle:
         self.grammar_source = grammars
         self.xsd_dir = _copy_schemas()
         self._grammars: dict[str, Any] = {}
-        self._factories: dict[tuple[str, bool], Any] = {}
+        self._factories: dict[tuple[str, bool, bool, bool], Any] = {}
         self._validators: dict[str, Any] = {}
         parser_factory = jvm.javax.xml.parsers.SAXParserFactory.newInstance()
         parser_factory.setNamespaceAware(True)  # as AbstractEXICodec.setUpXMLReader
@@ -127,14 +132,24 @@ class Oracle:
 
     # ---- EXIficient's SAX API on XML text ----
 
-    def encode_xml(self, xml: str, string_table: bool, validate: bool) -> bytes:
-        schema = _root_schema(xml)
+    def encode_xml(
+        self, xml: str, string_table: bool, validate: bool, fragment: bool = False, schema: str | None = None
+    ) -> bytes:
+        """A document (the root element's namespace picks the grammar) or, with `fragment`, an EXI fragment
+        holding the one element of `xml` in the grammar set `schema` (`setFragment(true)`, same options)."""
+        if fragment:
+            if schema is None:
+                raise OracleFailure("a fragment needs the schema id of its grammar set")
+            schema = _known(schema, fragments=True)
+            _well_formed(xml)
+        else:
+            schema = _root_schema(xml)
         if validate:
-            self._validate(schema, xml)
-        return self._sax_encode(self._factory(schema, string_table), xml)
+            self._validate(schema, xml, fragment)
+        return self._sax_encode(self._factory(schema, string_table, fragment), xml)
 
-    def decode_to_xml(self, data: bytes, schema: str, string_table: bool) -> str:
-        source = self.exi.main.api.sax.EXISource(self._factory(schema, string_table))
+    def decode_to_xml(self, data: bytes, schema: str, string_table: bool, fragment: bool = False) -> str:
+        source = self.exi.main.api.sax.EXISource(self._factory(schema, string_table, fragment))
         sax_source = self.jvm.javax.xml.transform.sax.SAXSource(self._input(bytes_=data))
         sax_source.setXMLReader(source.getXMLReader())
         writer = self.jvm.java.io.StringWriter()
@@ -147,6 +162,19 @@ class Oracle:
             # Seen with truncated streams: the decoder stops mid-document without an exception.
             raise OracleFailure(f"EXIficient's decoder gave an unfinished document: {xml[-80:]!r}") from None
         return xml
+
+    def fragment_elements(self, schema: str) -> list[str]:
+        """The qnames (`{uri}local`) of the SE events of the grammar set's fragment grammar, in event-code
+        order (EXI 1.0 8.5.2: FragmentContent); SE(*) and ED follow them."""
+        fragment = self._grammar(_known(schema, fragments=True)).getFragmentGrammar()
+        content = fragment.getProduction(0).getNextGrammar()  # Fragment: SD FragmentContent
+        names = []
+        for i in range(content.getNumberOfEvents()):
+            event = content.getProduction(i).getEvent()
+            if str(event.getEventType().toString()) == "START_ELEMENT":
+                qname = event.getQName()
+                names.append(f"{{{qname.getNamespaceURI()}}}{qname.getLocalPart()}")
+        return names
 
     def _sax_encode(self, factory: Any, xml: str) -> bytes:
         out = self.jvm.java.io.ByteArrayOutputStream()
@@ -161,13 +189,17 @@ class Oracle:
         stream = io.StringReader(text) if text is not None else io.ByteArrayInputStream(bytes_)
         return self.jvm.org.xml.sax.InputSource(stream)
 
-    def _factory(self, schema: str, string_table: bool) -> Any:
-        key = (_known(schema), string_table)
+    def _factory(self, schema: str, string_table: bool, fragment: bool = False, strict: bool = False) -> Any:
+        key = (_known(schema, fragments=fragment), string_table, fragment, strict)
         if key not in self._factories:
             factory = self.exi.core.helpers.DefaultEXIFactory.newInstance()
             factory.setGrammars(self._grammar(schema))
             if not string_table:
                 self._set_options(factory, {name: 0 for name in PROFILE_OPTIONS})
+            if fragment:
+                factory.setFragment(True)  # what AbstractEXICodec does for its signature elements
+            if strict:  # only to check that an element encodes without schema deviations
+                factory.setFidelityOptions(self.exi.core.FidelityOptions.createStrict())
             self._factories[key] = factory
         return self._factories[key]
 
@@ -181,7 +213,14 @@ class Oracle:
             self._grammars[schema] = grammar
         return self._grammars[schema]
 
-    def _validate(self, schema: str, xml: str) -> None:
+    def _validate(self, schema: str, xml: str, fragment: bool = False) -> None:
+        """Xerces validation against the schema's XSD.
+
+        The root of a fragment may be a local element (PnC_AReqAuthorizationMode), which Xerces cannot
+        validate on its own (cvc-elt.1.a); such a fragment is instead encoded once with strict grammars, which
+        fail on unknown or misplaced elements and attributes and on values outside their EXI datatype (where a
+        non-strict encoder writes a deviation), though not on length or pattern facets.
+        """
         if schema not in self._validators:
             factory = self.jvm.javax.xml.validation.SchemaFactory.newInstance("http://www.w3.org/2001/XMLSchema")
             xsd = factory.newSchema(self.jvm.java.io.File(str(self.xsd_dir / XSD_FILES[schema])))
@@ -190,7 +229,14 @@ class Oracle:
         try:
             self._validators[schema].validate(source)
         except Exception as exc:  # Py4JJavaError: a SAXParseException from Xerces
-            raise OracleFailure(f"schema-invalid ({XSD_FILES[schema]}): {_java_message(exc)}") from None
+            message = _java_message(exc)
+            if not (fragment and "cvc-elt.1.a" in message):
+                raise OracleFailure(f"schema-invalid ({XSD_FILES[schema]}): {message}") from None
+            try:
+                self._sax_encode(self._factory(schema, True, True, strict=True), xml)
+            except Exception as strict_exc:
+                detail = _java_message(strict_exc)
+                raise OracleFailure(f"not encodable with strict {schema} fragment grammars: {detail}") from None
 
     # ---- Josev's JSON API (EXICodec.encode/decode), exactly as Josev calls it ----
 
@@ -269,10 +315,14 @@ class Oracle:
     def handle(self, request: dict[str, Any]) -> Any:
         op = request["op"]
         st = bool(request.get("string_table", False))
+        fragment = bool(request.get("fragment", False))
         if op == "encode_xml":
-            return self.encode_xml(request["xml"], st, bool(request.get("validate", True))).hex()
+            validate = bool(request.get("validate", True))
+            return self.encode_xml(request["xml"], st, validate, fragment, request.get("schema")).hex()
         if op == "decode_to_xml":
-            return self.decode_to_xml(bytes.fromhex(request["hex"]), request["schema"], st)
+            return self.decode_to_xml(bytes.fromhex(request["hex"]), request["schema"], st, fragment)
+        if op == "fragment_elements":
+            return self.fragment_elements(request["schema"])
         if op == "encode_json":
             return self.encode_json(request["json"], request["schema"], st).hex()
         if op == "decode_json":
@@ -306,6 +356,13 @@ def _copy_schemas() -> Path:
     return target
 
 
+def _well_formed(xml: str) -> None:
+    try:
+        ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise OracleFailure(f"not well-formed XML: {exc}") from None
+
+
 def _root_schema(xml: str) -> str:
     try:
         _, root = next(ET.iterparse(StringIO(xml), events=("start",)))
@@ -317,9 +374,10 @@ def _root_schema(xml: str) -> str:
     return SCHEMA_OF_NAMESPACE[namespace]
 
 
-def _known(schema: str) -> str:
-    if schema not in NAMESPACES:
-        raise OracleFailure(f"unknown schema {schema!r} (one of {', '.join(NAMESPACES)})")
+def _known(schema: str, fragments: bool = False) -> str:
+    known = {**NAMESPACES, **FRAGMENT_ONLY} if fragments else NAMESPACES
+    if schema not in known:
+        raise OracleFailure(f"unknown schema {schema!r} (one of {', '.join(known)})")
     return schema
 
 

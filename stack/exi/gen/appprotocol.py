@@ -125,12 +125,17 @@ def _d_ap_SupportedAppProtocolRes(r, v, n, p):
 
 # AppProtocolType (urn:iso:15118:2:2010:AppProtocol)
 def _e_ap_AppProtocol(a, o, st):
-    a = e_str((a << 2), o.protocol_namespace, st, "ProtocolNamespace", 100, "AppProtocol.protocol_namespace")
+    y = o.protocol_namespace
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str((a << 2), y, st, "ProtocolNamespace", 100, "AppProtocol.protocol_namespace")
+        a <<= 1
     y = o.version_number_major
     if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = (a << 10) | y
     else:
-        a = e_uint((a << 3), check_range(y, 0, 4294967295, "AppProtocol.version_number_major"))
+        a = e_uint((a << 2), check_range(y, 0, 4294967295, "AppProtocol.version_number_major"))
     y = o.version_number_minor
     if y.__class__ is int and 0 <= y < 0x80:
         a = (a << 11) | y
@@ -149,13 +154,23 @@ def _e_ap_AppProtocol(a, o, st):
 
 
 def _d_ap_AppProtocol(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "ProtocolNamespace")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of ProtocolNamespace")
+        f_protocol_namespace = ""
+    else:
+        f_protocol_namespace, p = r_string(r, v, n, p, "ProtocolNamespace", 100)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of ProtocolNamespace")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "ProtocolNamespace")
-    f_protocol_namespace, p = r_string(r, v, n, p, "ProtocolNamespace", 100)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of ProtocolNamespace")
+        raise unexpected(p - 2, 2, "VersionNumberMajor")
     f_version_number_major = (v >> (n - p - 8)) & 0xFF
     if f_version_number_major < 0x80:
         p += 8
@@ -198,12 +213,17 @@ def _d_ap_AppProtocol(r, v, n, p):
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D0 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -213,7 +233,15 @@ _D0 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X0 = {1: 3, 2: 4}
-_T1 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
+_T1 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D1 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -221,11 +249,17 @@ _D1 = (
 )
 _T2 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D2 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),

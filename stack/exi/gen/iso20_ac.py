@@ -2628,56 +2628,84 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.p")
+            a <<= 1
     x = o.q
     if x is not None:
         try:
             c, w, s = _T15[s, 64]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.q is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.q")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.q")
+            a <<= 1
     x = o.g
     if x is not None:
         try:
             c, w, s = _T15[s, 128]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.g is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.g")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.g")
+            a <<= 1
     try:
         c, w, s = _T15[s, 192]
     except KeyError:
         raise ExiEncodeError("DsaKeyValue.y is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    a = e_bin(a, o.y, None, None, "DsaKeyValue.y")
-    a <<= 1
+    a = (a << w) | c
+    y = o.y
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 4) | 0b1000
+    else:
+        a = e_bin((a << 1), y, None, None, "DsaKeyValue.y")
+        a <<= 1
     x = o.j
     if x is not None:
         s = 5
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.j")
+            a <<= 1
     x = o.seed
     if x is not None:
         try:
             c, w, s = _T15[s, 320]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.seed is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.seed")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.seed")
+            a <<= 1
     x = o.pgen_counter
     if x is not None:
         try:
             c, w, s = _T15[s, 384]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.pgen_counter is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.pgen_counter")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.pgen_counter")
+            a <<= 1
     try:
         c, w, _ = _T15[s, -1]
     except KeyError:
@@ -2693,12 +2721,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of P")
-        f_p, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of P")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of P")
+            f_p = b""
+        else:
+            f_p, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of P")
         w, mask, prods = _D15[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2706,12 +2738,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_p = None
     if fid == 1:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Q")
-        f_q, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Q")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Q")
+            f_q = b""
+        else:
+            f_q, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Q")
         w, mask, prods = _D15[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2719,12 +2755,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_q = None
     if fid == 2:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of G")
-        f_g, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of G")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of G")
+            f_g = b""
+        else:
+            f_g, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of G")
         w, mask, prods = _D15[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2733,23 +2773,31 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "characters of Y")
-    f_y, p = r_binary(v, n, p, None)
-    p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of Y")
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Y")
+        f_y = b""
+    else:
+        f_y, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Y")
     w, mask, prods = _D15[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of J")
-        f_j, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of J")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of J")
+            f_j = b""
+        else:
+            f_j, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of J")
         w, mask, prods = _D15[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2757,12 +2805,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_j = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Seed")
-        f_seed, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Seed")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Seed")
+            f_seed = b""
+        else:
+            f_seed, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Seed")
         w, mask, prods = _D15[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2770,12 +2822,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_seed = None
     if fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of PgenCounter")
-        f_pgen_counter, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of PgenCounter")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of PgenCounter")
+            f_pgen_counter = b""
+        else:
+            f_pgen_counter, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of PgenCounter")
         w, mask, prods = _D15[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -3414,9 +3470,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T19[s, 64]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
+            a <<= 1
     items = o.key_value
     if items.__class__ is not list:
         raise type_error("KeyInfo.key_value", "a list", items)
@@ -3485,9 +3545,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T19[s, 448]
         except KeyError:
             raise ExiEncodeError("KeyInfo.mgmt_data is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
+            a <<= 1
     try:
         c, w, _ = _T19[s, -1]
     except KeyError:
@@ -3517,12 +3581,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of KeyName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of KeyName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of KeyName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of KeyName")
             f_key_name.append(x)
             continue
         if fid == 2:
@@ -3547,12 +3615,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 7:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of MgmtData")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of MgmtData")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of MgmtData")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of MgmtData")
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
@@ -3735,8 +3807,12 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "PgpData.pgp_key_id")
+            a <<= 1
     items = o.pgp_key_packet
     if items.__class__ is not list:
         raise type_error("PgpData.pgp_key_packet", "a list", items)
@@ -3747,9 +3823,13 @@ def _e_ds_PgpData(a, o, st):
             c, w, s = _T23[s, 64]
         except KeyError:
             raise ExiEncodeError("PgpData.pgp_key_packet is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_packet")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "PgpData.pgp_key_packet")
+            a <<= 1
     try:
         c, w, _ = _T23[s, -1]
     except KeyError:
@@ -3770,21 +3850,29 @@ def _d_ds_PgpData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            f_pgp_key_id, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyID")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyID")
+                f_pgp_key_id = b""
+            else:
+                f_pgp_key_id, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyPacket")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
@@ -3793,24 +3881,54 @@ def _d_ds_PgpData(r, v, n, p):
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
-    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
-    a <<= 2
+    y = o.modulus
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.modulus")
+        a <<= 1
+    y = o.exponent
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.exponent")
+        a <<= 1
+    a <<= 1
     return a
 
 
 def _d_ds_RsaKeyValue(r, v, n, p):
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "Modulus")
-    f_modulus, p = r_binary(v, n, p, None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of Modulus")
-    f_exponent, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Modulus")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Modulus")
+        f_modulus = b""
+    else:
+        f_modulus, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Modulus")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Exponent")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Exponent")
+        f_exponent = b""
+    else:
+        f_exponent, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of RsaKeyValue")
     return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
@@ -3855,8 +3973,13 @@ def _e_ds_Reference(a, o, st):
     if o.digest_method.__class__ is not ds.DigestMethod:
         raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
-    a <<= 2
+    y = o.digest_value
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "Reference.digest_value")
+        a <<= 1
+    a <<= 1
     return a
 
 
@@ -3896,13 +4019,23 @@ def _d_ds_Reference(r, v, n, p):
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
     f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "DigestValue")
-    f_digest_value, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "DigestValue")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of DigestValue")
+        f_digest_value = b""
+    else:
+        f_digest_value, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Reference")
     return ds.Reference(
         id=f_id,
         type=f_type,
@@ -3990,9 +4123,13 @@ def _e_ds_SpkiData(a, o, st):
             c, w, s = _T27[s, 0]
         except KeyError:
             raise ExiEncodeError("SpkiData.spki_sexp is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "SpkiData.spki_sexp")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "SpkiData.spki_sexp")
+            a <<= 1
     try:
         c, w, _ = _T27[s, -1]
     except KeyError:
@@ -4012,12 +4149,16 @@ def _d_ds_SpkiData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of SPKISexp")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of SPKISexp")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of SPKISexp")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of SPKISexp")
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
@@ -4752,6 +4893,9 @@ def _e_ds_SignatureValue(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
+    if not o.value and o.value.__class__ in (str, bytes):
+        c, w, _ = _T34[s, -3]
+        return (a << (w + 3)) | (c << 3)
     try:
         c, w, s = _T34[s, 64]
     except KeyError:
@@ -4774,6 +4918,12 @@ def _d_ds_SignatureValue(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         f_id = None
+    if fid == -3:  # EE as a second-level event: an empty value (EXIficient)
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 3, 3, "characters or end of SignatureValue")
+        f_value = b""
+        return ds.SignatureValue(id=f_id, value=f_value), p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
@@ -4876,9 +5026,13 @@ def _e_ds_Transform(a, o, st):
             c, w, s = _T36[s, 64]
         except KeyError:
             raise ExiEncodeError("Transform.x_path is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
+            a <<= 1
     try:
         c, w, _ = _T36[s, -1]
     except KeyError:
@@ -4902,12 +5056,16 @@ def _d_ds_Transform(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of XPath")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of XPath")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of XPath")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of XPath")
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
@@ -4989,9 +5147,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T38[s, 64]
         except KeyError:
             raise ExiEncodeError("X509Data.x509ski is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509ski")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509ski")
+            a <<= 1
     items = o.x509_subject_name
     if items.__class__ is not list:
         raise type_error("X509Data.x509_subject_name", "a list", items)
@@ -5000,9 +5162,20 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T38[s, 128]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_subject_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str(
+                (a << 1),
+                y,
+                st,
+                "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName",
+                None,
+                "X509Data.x509_subject_name",
+            )
+            a <<= 1
     items = o.x509_certificate
     if items.__class__ is not list:
         raise type_error("X509Data.x509_certificate", "a list", items)
@@ -5011,9 +5184,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T38[s, 192]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_certificate is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509_certificate")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509_certificate")
+            a <<= 1
     items = o.x509crl
     if items.__class__ is not list:
         raise type_error("X509Data.x509crl", "a list", items)
@@ -5022,9 +5199,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T38[s, 256]
         except KeyError:
             raise ExiEncodeError("X509Data.x509crl is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509crl")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509crl")
+            a <<= 1
     try:
         c, w, _ = _T38[s, -1]
     except KeyError:
@@ -5052,42 +5233,58 @@ def _d_ds_X509Data(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SKI")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SKI")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SKI")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SKI")
             f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SubjectName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SubjectName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SubjectName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SubjectName")
             f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509Certificate")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509Certificate")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509Certificate")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509Certificate")
             f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509CRL")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509CRL")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509CRL")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509CRL")
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
@@ -5535,12 +5732,17 @@ def _d_ct_EvseStatus(r, v, n, p):
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
-    a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+    y = o.meter_id
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str((a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+        a <<= 1
     y = o.charged_energy_reading_wh
     if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = (a << 10) | y
     else:
-        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
     a <<= 1
     s = 2
     x = o.bpt_discharged_energy_reading_wh
@@ -5584,9 +5786,13 @@ def _e_ct_MeterInfo(a, o, st):
             c, w, s = _T43[s, 320]
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_signature is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 64, "MeterInfo.meter_signature")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 64, "MeterInfo.meter_signature")
+            a <<= 1
     x = o.meter_status
     if x is not None:
         try:
@@ -5626,13 +5832,23 @@ def _e_ct_MeterInfo(a, o, st):
 
 
 def _d_ct_MeterInfo(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "MeterID")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of MeterID")
+        f_meter_id = ""
+    else:
+        f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of MeterID")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "MeterID")
-    f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of MeterID")
+        raise unexpected(p - 2, 2, "ChargedEnergyReadingWh")
     f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
     if f_charged_energy_reading_wh < 0x80:
         p += 8
@@ -5706,12 +5922,16 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of MeterSignature")
-        f_meter_signature, p = r_binary(v, n, p, 64)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of MeterSignature")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of MeterSignature")
+            f_meter_signature = b""
+        else:
+            f_meter_signature, p = r_binary(v, n, p, 64)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of MeterSignature")
         w, mask, prods = _D43[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -5910,35 +6130,50 @@ def _d_ct_Receipt(r, v, n, p):
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a = e_str(
-        (a << 2),
-        o.x509_issuer_name,
-        st,
-        "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
-        None,
-        "X509IssuerSerial.x509_issuer_name",
-    )
+    y = o.x509_issuer_name
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y,
+            st,
+            "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
+            None,
+            "X509IssuerSerial.x509_issuer_name",
+        )
+        a <<= 1
     y = o.x509_serial_number
     if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     elif 0 <= y < 0x80:
-        a = (a << 12) | y
+        a = (a << 11) | y
     elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = (a << 11) | (0xFF - y)
     else:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
 def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "X509IssuerName")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of X509IssuerName")
+        f_x509_issuer_name = ""
+    else:
+        f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of X509IssuerName")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "X509IssuerName")
-    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of X509IssuerName")
+        raise unexpected(p - 2, 2, "X509SerialNumber")
     f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
     if f_x509_serial_number < 0x80:
         p += 9
@@ -6023,18 +6258,25 @@ def _d_ct_DetailedTax(r, v, n, p):
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, 192): (2, 2, 4),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D0 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6047,39 +6289,52 @@ _D0 = (
 )
 _T1 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, 192): (2, 2, 4),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, 384): (2, 2, 7),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, 384): (1, 2, 7),
+    (5, -3): (2, 2, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
     (7, 640): (3, 3, 11),
     (7, 704): (4, 3, 12),
     (7, -1): (5, 3, -1),
+    (7, -3): (6, 3, 7),
     (8, 512): (0, 3, 9),
     (8, 576): (1, 3, 10),
     (8, 640): (2, 3, 11),
     (8, 704): (3, 3, 12),
     (8, -1): (4, 3, -1),
+    (8, -3): (5, 3, 8),
     (9, 576): (0, 3, 10),
     (9, 640): (1, 3, 11),
     (9, 704): (2, 3, 12),
     (9, -1): (3, 3, -1),
+    (9, -3): (4, 3, 9),
     (10, 640): (0, 2, 11),
     (10, 704): (1, 2, 12),
     (10, -1): (2, 2, -1),
+    (10, -3): (3, 2, 10),
     (11, 704): (0, 2, 12),
     (11, -1): (1, 2, -1),
+    (11, -3): (2, 2, 11),
     (12, -1): (0, 1, -1),
+    (12, -3): (1, 1, 12),
 }
 _D1 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6098,15 +6353,20 @@ _D1 = (
 )
 _T2 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
+    (1, -3): (2, 2, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 3, 4),
     (3, 193): (1, 3, 4),
     (3, 194): (2, 3, 4),
     (3, 195): (3, 3, 4),
     (3, 196): (4, 3, 4),
+    (3, -3): (5, 3, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D2 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6131,7 +6391,9 @@ _R2_3 = (
 )
 _T3 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 4, 3),
     (2, 192): (1, 4, 4),
     (2, 256): (2, 4, 5),
@@ -6141,6 +6403,7 @@ _T3 = {
     (2, 386): (6, 4, 7),
     (2, 387): (7, 4, 7),
     (2, 388): (8, 4, 7),
+    (2, -3): (9, 4, 2),
     (3, 192): (0, 4, 4),
     (3, 256): (1, 4, 5),
     (3, 320): (2, 4, 6),
@@ -6149,6 +6412,7 @@ _T3 = {
     (3, 386): (5, 4, 7),
     (3, 387): (6, 4, 7),
     (3, 388): (7, 4, 7),
+    (3, -3): (8, 4, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
@@ -6156,18 +6420,22 @@ _T3 = {
     (4, 386): (4, 3, 7),
     (4, 387): (5, 3, 7),
     (4, 388): (6, 3, 7),
+    (4, -3): (7, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 385): (2, 3, 7),
     (5, 386): (3, 3, 7),
     (5, 387): (4, 3, 7),
     (5, 388): (5, 3, 7),
+    (5, -3): (6, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 385): (1, 3, 7),
     (6, 386): (2, 3, 7),
     (6, 387): (3, 3, 7),
     (6, 388): (4, 3, 7),
+    (6, -3): (5, 3, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D3 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6197,7 +6465,15 @@ _R3_6 = (
     _d_ac_DynamicAcClResControlMode,
     _d_ac_ScheduledAcClResControlMode,
 )
-_T4 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, 65): (1, 2, 2), (2, -1): (0, 1, -1)}
+_T4 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 2, 2),
+    (1, 65): (1, 2, 2),
+    (1, -3): (2, 2, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D4 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (1, 1, 2), (-3, 0, 1))),
@@ -6211,7 +6487,17 @@ _R4_1 = (
     _d_ac_AcCpdReqEnergyTransferMode,
     _d_ac_BptAcCpdReqEnergyTransferMode,
 )
-_T5 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, 129): (1, 2, 3), (3, -1): (0, 1, -1)}
+_T5 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, 129): (1, 2, 3),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D5 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6228,30 +6514,43 @@ _R5_2 = (
 )
 _T6 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, 192): (2, 2, 4),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, 384): (2, 2, 7),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, 384): (1, 2, 7),
+    (5, -3): (2, 2, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 2, 8),
     (7, 512): (1, 2, 9),
     (7, 576): (2, 2, 10),
+    (7, -3): (3, 2, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
+    (8, -3): (2, 2, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 2, 11),
     (10, 704): (1, 2, 12),
     (10, -1): (2, 2, -1),
+    (10, -3): (3, 2, 10),
     (11, 704): (0, 2, 12),
     (11, -1): (1, 2, -1),
+    (11, -3): (2, 2, 11),
     (12, -1): (0, 1, -1),
+    (12, -3): (1, 1, 12),
 }
 _D6 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6270,51 +6569,70 @@ _D6 = (
 )
 _T7 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, 192): (2, 2, 4),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, 384): (2, 2, 7),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, 384): (1, 2, 7),
+    (5, -3): (2, 2, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
     (7, 640): (3, 3, 11),
     (7, 704): (4, 3, 12),
     (7, 768): (5, 3, 13),
+    (7, -3): (6, 3, 7),
     (8, 512): (0, 3, 9),
     (8, 576): (1, 3, 10),
     (8, 640): (2, 3, 11),
     (8, 704): (3, 3, 12),
     (8, 768): (4, 3, 13),
+    (8, -3): (5, 3, 8),
     (9, 576): (0, 3, 10),
     (9, 640): (1, 3, 11),
     (9, 704): (2, 3, 12),
     (9, 768): (3, 3, 13),
+    (9, -3): (4, 3, 9),
     (10, 640): (0, 2, 11),
     (10, 704): (1, 2, 12),
     (10, 768): (2, 2, 13),
+    (10, -3): (3, 2, 10),
     (11, 704): (0, 2, 12),
     (11, 768): (1, 2, 13),
+    (11, -3): (2, 2, 11),
     (12, 768): (0, 1, 13),
+    (12, -3): (1, 1, 12),
     (13, 832): (0, 2, 14),
     (13, 896): (1, 2, 15),
     (13, 960): (2, 2, 16),
+    (13, -3): (3, 2, 13),
     (14, 896): (0, 2, 15),
     (14, 960): (1, 2, 16),
+    (14, -3): (2, 2, 14),
     (15, 960): (0, 1, 16),
+    (15, -3): (1, 1, 15),
     (16, 1024): (0, 2, 17),
     (16, 1088): (1, 2, 18),
     (16, -1): (2, 2, -1),
+    (16, -3): (3, 2, 16),
     (17, 1088): (0, 2, 18),
     (17, -1): (1, 2, -1),
+    (17, -3): (2, 2, 17),
     (18, -1): (0, 1, -1),
+    (18, -3): (1, 1, 18),
 }
 _D7 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6340,55 +6658,80 @@ _D7 = (
 _T8 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 2, 6),
     (5, 384): (1, 2, 7),
     (5, 448): (2, 2, 8),
+    (5, -3): (3, 2, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
+    (6, -3): (2, 2, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
     (8, 640): (2, 2, 11),
+    (8, -3): (3, 2, 8),
     (9, 576): (0, 2, 10),
     (9, 640): (1, 2, 11),
+    (9, -3): (2, 2, 9),
     (10, 640): (0, 1, 11),
+    (10, -3): (1, 1, 10),
     (11, 704): (0, 2, 12),
     (11, 768): (1, 2, 13),
     (11, 832): (2, 2, 14),
+    (11, -3): (3, 2, 11),
     (12, 768): (0, 2, 13),
     (12, 832): (1, 2, 14),
+    (12, -3): (2, 2, 12),
     (13, 832): (0, 1, 14),
+    (13, -3): (1, 1, 13),
     (14, 896): (0, 2, 15),
     (14, 960): (1, 2, 16),
     (14, 1024): (2, 2, 17),
+    (14, -3): (3, 2, 14),
     (15, 960): (0, 2, 16),
     (15, 1024): (1, 2, 17),
+    (15, -3): (2, 2, 15),
     (16, 1024): (0, 1, 17),
+    (16, -3): (1, 1, 16),
     (17, 1088): (0, 2, 18),
     (17, 1152): (1, 2, 19),
     (17, 1216): (2, 2, 20),
+    (17, -3): (3, 2, 17),
     (18, 1152): (0, 2, 19),
     (18, 1216): (1, 2, 20),
+    (18, -3): (2, 2, 18),
     (19, 1216): (0, 1, 20),
+    (19, -3): (1, 1, 19),
     (20, 1280): (0, 3, 21),
     (20, 1344): (1, 3, 22),
     (20, 1408): (2, 3, 23),
     (20, 1472): (3, 3, 24),
     (20, -1): (4, 3, -1),
+    (20, -3): (5, 3, 20),
     (21, 1344): (0, 3, 22),
     (21, 1408): (1, 3, 23),
     (21, 1472): (2, 3, 24),
     (21, -1): (3, 3, -1),
+    (21, -3): (4, 3, 21),
     (22, 1408): (0, 2, 23),
     (22, 1472): (1, 2, 24),
     (22, -1): (2, 2, -1),
+    (22, -3): (3, 2, 22),
     (23, 1472): (0, 2, 24),
     (23, -1): (1, 2, -1),
+    (23, -3): (2, 2, 23),
     (24, -1): (0, 1, -1),
+    (24, -3): (1, 1, 24),
 }
 _D8 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6423,16 +6766,21 @@ _T9 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 4, 6),
     (5, 384): (1, 4, 7),
     (5, 448): (2, 4, 8),
@@ -6442,6 +6790,7 @@ _T9 = {
     (5, 704): (6, 4, 12),
     (5, 768): (7, 4, 13),
     (5, -1): (8, 4, -1),
+    (5, -3): (9, 4, 5),
     (6, 384): (0, 4, 7),
     (6, 448): (1, 4, 8),
     (6, 512): (2, 4, 9),
@@ -6450,6 +6799,7 @@ _T9 = {
     (6, 704): (5, 4, 12),
     (6, 768): (6, 4, 13),
     (6, -1): (7, 4, -1),
+    (6, -3): (8, 4, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
@@ -6457,27 +6807,34 @@ _T9 = {
     (7, 704): (4, 3, 12),
     (7, 768): (5, 3, 13),
     (7, -1): (6, 3, -1),
+    (7, -3): (7, 3, 7),
     (8, 512): (0, 3, 9),
     (8, 576): (1, 3, 10),
     (8, 640): (2, 3, 11),
     (8, 704): (3, 3, 12),
     (8, 768): (4, 3, 13),
     (8, -1): (5, 3, -1),
+    (8, -3): (6, 3, 8),
     (9, 576): (0, 3, 10),
     (9, 640): (1, 3, 11),
     (9, 704): (2, 3, 12),
     (9, 768): (3, 3, 13),
     (9, -1): (4, 3, -1),
+    (9, -3): (5, 3, 9),
     (10, 640): (0, 3, 11),
     (10, 704): (1, 3, 12),
     (10, 768): (2, 3, 13),
     (10, -1): (3, 3, -1),
+    (10, -3): (4, 3, 10),
     (11, 704): (0, 2, 12),
     (11, 768): (1, 2, 13),
     (11, -1): (2, 2, -1),
+    (11, -3): (3, 2, 11),
     (12, 768): (0, 2, 13),
     (12, -1): (1, 2, -1),
+    (12, -3): (2, 2, 12),
     (13, -1): (0, 1, -1),
+    (13, -3): (1, 1, 13),
 }
 _D9 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -6525,6 +6882,7 @@ _T10 = {
     (0, 448): (7, 4, 8),
     (0, 512): (8, 4, 9),
     (0, 576): (9, 4, 10),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 3),
     (1, 192): (2, 4, 4),
@@ -6534,6 +6892,7 @@ _T10 = {
     (1, 448): (6, 4, 8),
     (1, 512): (7, 4, 9),
     (1, 576): (8, 4, 10),
+    (1, -3): (9, 4, 1),
     (2, 128): (0, 4, 3),
     (2, 192): (1, 4, 4),
     (2, 256): (2, 4, 5),
@@ -6542,6 +6901,7 @@ _T10 = {
     (2, 448): (5, 4, 8),
     (2, 512): (6, 4, 9),
     (2, 576): (7, 4, 10),
+    (2, -3): (8, 4, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
@@ -6549,27 +6909,34 @@ _T10 = {
     (3, 448): (4, 3, 8),
     (3, 512): (5, 3, 9),
     (3, 576): (6, 3, 10),
+    (3, -3): (7, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, 512): (4, 3, 9),
     (4, 576): (5, 3, 10),
+    (4, -3): (6, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, 512): (3, 3, 9),
     (5, 576): (4, 3, 10),
+    (5, -3): (5, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, 576): (3, 3, 10),
+    (6, -3): (4, 3, 6),
     (7, 448): (0, 2, 8),
     (7, 512): (1, 2, 9),
     (7, 576): (2, 2, 10),
+    (7, -3): (3, 2, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
+    (8, -3): (2, 2, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 4, 11),
     (10, 704): (1, 4, 12),
     (10, 768): (2, 4, 13),
@@ -6582,6 +6949,7 @@ _T10 = {
     (10, 1216): (9, 4, 20),
     (10, 1280): (10, 4, 21),
     (10, -1): (11, 4, -1),
+    (10, -3): (12, 4, 10),
     (11, 704): (0, 4, 12),
     (11, 768): (1, 4, 13),
     (11, 832): (2, 4, 14),
@@ -6593,6 +6961,7 @@ _T10 = {
     (11, 1216): (8, 4, 20),
     (11, 1280): (9, 4, 21),
     (11, -1): (10, 4, -1),
+    (11, -3): (11, 4, 11),
     (12, 768): (0, 4, 13),
     (12, 832): (1, 4, 14),
     (12, 896): (2, 4, 15),
@@ -6603,6 +6972,7 @@ _T10 = {
     (12, 1216): (7, 4, 20),
     (12, 1280): (8, 4, 21),
     (12, -1): (9, 4, -1),
+    (12, -3): (10, 4, 12),
     (13, 832): (0, 4, 14),
     (13, 896): (1, 4, 15),
     (13, 960): (2, 4, 16),
@@ -6612,6 +6982,7 @@ _T10 = {
     (13, 1216): (6, 4, 20),
     (13, 1280): (7, 4, 21),
     (13, -1): (8, 4, -1),
+    (13, -3): (9, 4, 13),
     (14, 896): (0, 4, 15),
     (14, 960): (1, 4, 16),
     (14, 1024): (2, 4, 17),
@@ -6620,6 +6991,7 @@ _T10 = {
     (14, 1216): (5, 4, 20),
     (14, 1280): (6, 4, 21),
     (14, -1): (7, 4, -1),
+    (14, -3): (8, 4, 14),
     (15, 960): (0, 3, 16),
     (15, 1024): (1, 3, 17),
     (15, 1088): (2, 3, 18),
@@ -6627,27 +6999,34 @@ _T10 = {
     (15, 1216): (4, 3, 20),
     (15, 1280): (5, 3, 21),
     (15, -1): (6, 3, -1),
+    (15, -3): (7, 3, 15),
     (16, 1024): (0, 3, 17),
     (16, 1088): (1, 3, 18),
     (16, 1152): (2, 3, 19),
     (16, 1216): (3, 3, 20),
     (16, 1280): (4, 3, 21),
     (16, -1): (5, 3, -1),
+    (16, -3): (6, 3, 16),
     (17, 1088): (0, 3, 18),
     (17, 1152): (1, 3, 19),
     (17, 1216): (2, 3, 20),
     (17, 1280): (3, 3, 21),
     (17, -1): (4, 3, -1),
+    (17, -3): (5, 3, 17),
     (18, 1152): (0, 3, 19),
     (18, 1216): (1, 3, 20),
     (18, 1280): (2, 3, 21),
     (18, -1): (3, 3, -1),
+    (18, -3): (4, 3, 18),
     (19, 1216): (0, 2, 20),
     (19, 1280): (1, 2, 21),
     (19, -1): (2, 2, -1),
+    (19, -3): (3, 2, 19),
     (20, 1280): (0, 2, 21),
     (20, -1): (1, 2, -1),
+    (20, -3): (2, 2, 20),
     (21, -1): (0, 1, -1),
+    (21, -3): (1, 1, 21),
 }
 _D10 = (
     (
@@ -6795,6 +7174,7 @@ _T11 = {
     (0, 448): (7, 4, 8),
     (0, 512): (8, 4, 9),
     (0, -1): (9, 4, -1),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 3),
     (1, 192): (2, 4, 4),
@@ -6804,6 +7184,7 @@ _T11 = {
     (1, 448): (6, 4, 8),
     (1, 512): (7, 4, 9),
     (1, -1): (8, 4, -1),
+    (1, -3): (9, 4, 1),
     (2, 128): (0, 4, 3),
     (2, 192): (1, 4, 4),
     (2, 256): (2, 4, 5),
@@ -6812,6 +7193,7 @@ _T11 = {
     (2, 448): (5, 4, 8),
     (2, 512): (6, 4, 9),
     (2, -1): (7, 4, -1),
+    (2, -3): (8, 4, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
@@ -6819,27 +7201,34 @@ _T11 = {
     (3, 448): (4, 3, 8),
     (3, 512): (5, 3, 9),
     (3, -1): (6, 3, -1),
+    (3, -3): (7, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, 512): (4, 3, 9),
     (4, -1): (5, 3, -1),
+    (4, -3): (6, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, 512): (3, 3, 9),
     (5, -1): (4, 3, -1),
+    (5, -3): (5, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, -1): (3, 3, -1),
+    (6, -3): (4, 3, 6),
     (7, 448): (0, 2, 8),
     (7, 512): (1, 2, 9),
     (7, -1): (2, 2, -1),
+    (7, -3): (3, 2, 7),
     (8, 512): (0, 2, 9),
     (8, -1): (1, 2, -1),
+    (8, -3): (2, 2, 8),
     (9, -1): (0, 1, -1),
+    (9, -3): (1, 1, 9),
 }
 _D11 = (
     (
@@ -6884,11 +7273,22 @@ _D11 = (
     (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
-_T12 = {(0, -1): (0, 1, -1)}
+_T12 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D12 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T13 = {(0, -1): (0, 1, -1)}
+_T13 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D13 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T14 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T14 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D14 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -6900,17 +7300,25 @@ _T15 = {
     (0, 0): (0, 2, 1),
     (0, 128): (1, 2, 2),
     (0, 192): (2, 2, 3),
+    (0, -3): (3, 2, 0),
     (1, 64): (0, 1, 4),
+    (1, -3): (1, 1, 1),
     (2, 192): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 256): (0, 2, 5),
     (3, 320): (1, 2, 6),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 128): (0, 2, 2),
     (4, 192): (1, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D15 = (
     (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
@@ -6922,7 +7330,18 @@ _D15 = (
     (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
-_T16 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T16 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D16 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -6933,34 +7352,51 @@ _D16 = (
 _T17 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 2, 6),
     (5, 384): (1, 2, 7),
     (5, 448): (2, 2, 8),
+    (5, -3): (3, 2, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
+    (6, -3): (2, 2, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
     (8, 640): (2, 2, 11),
+    (8, -3): (3, 2, 8),
     (9, 576): (0, 2, 10),
     (9, 640): (1, 2, 11),
+    (9, -3): (2, 2, 9),
     (10, 640): (0, 1, 11),
+    (10, -3): (1, 1, 10),
     (11, 704): (0, 2, 12),
     (11, 768): (1, 2, 13),
     (11, 832): (2, 2, 14),
+    (11, -3): (3, 2, 11),
     (12, 768): (0, 2, 13),
     (12, 832): (1, 2, 14),
+    (12, -3): (2, 2, 12),
     (13, 832): (0, 1, 14),
+    (13, -3): (1, 1, 13),
     (14, 896): (0, 2, 15),
     (14, 960): (1, 2, 16),
     (14, -1): (2, 2, -1),
+    (14, -3): (3, 2, 14),
     (15, 960): (0, 2, 16),
     (15, -1): (1, 2, -1),
+    (15, -3): (2, 2, 15),
     (16, -1): (0, 1, -1),
+    (16, -3): (1, 1, 16),
 }
 _D17 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6987,16 +7423,21 @@ _T18 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 4, 6),
     (5, 384): (1, 4, 7),
     (5, 448): (2, 4, 8),
@@ -7006,6 +7447,7 @@ _T18 = {
     (5, 704): (6, 4, 12),
     (5, 768): (7, 4, 13),
     (5, -1): (8, 4, -1),
+    (5, -3): (9, 4, 5),
     (6, 384): (0, 4, 7),
     (6, 448): (1, 4, 8),
     (6, 512): (2, 4, 9),
@@ -7014,6 +7456,7 @@ _T18 = {
     (6, 704): (5, 4, 12),
     (6, 768): (6, 4, 13),
     (6, -1): (7, 4, -1),
+    (6, -3): (8, 4, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
@@ -7021,27 +7464,34 @@ _T18 = {
     (7, 704): (4, 3, 12),
     (7, 768): (5, 3, 13),
     (7, -1): (6, 3, -1),
+    (7, -3): (7, 3, 7),
     (8, 512): (0, 3, 9),
     (8, 576): (1, 3, 10),
     (8, 640): (2, 3, 11),
     (8, 704): (3, 3, 12),
     (8, 768): (4, 3, 13),
     (8, -1): (5, 3, -1),
+    (8, -3): (6, 3, 8),
     (9, 576): (0, 3, 10),
     (9, 640): (1, 3, 11),
     (9, 704): (2, 3, 12),
     (9, 768): (3, 3, 13),
     (9, -1): (4, 3, -1),
+    (9, -3): (5, 3, 9),
     (10, 640): (0, 3, 11),
     (10, 704): (1, 3, 12),
     (10, 768): (2, 3, 13),
     (10, -1): (3, 3, -1),
+    (10, -3): (4, 3, 10),
     (11, 704): (0, 2, 12),
     (11, 768): (1, 2, 13),
     (11, -1): (2, 2, -1),
+    (11, -3): (3, 2, 11),
     (12, 768): (0, 2, 13),
     (12, -1): (1, 2, -1),
+    (12, -3): (2, 2, 12),
     (13, -1): (0, 1, -1),
+    (13, -3): (1, 1, 13),
 }
 _D18 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -7087,6 +7537,7 @@ _T19 = {
     (0, 320): (5, 4, 7),
     (0, 384): (6, 4, 8),
     (0, 448): (7, 4, 9),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 4),
     (1, 192): (2, 4, 5),
@@ -7094,6 +7545,7 @@ _T19 = {
     (1, 320): (4, 4, 7),
     (1, 384): (5, 4, 8),
     (1, 448): (6, 4, 9),
+    (1, -3): (9, 4, 1),
     (2, 64): (0, 4, 11),
     (2, 128): (1, 4, 13),
     (2, 192): (2, 4, 14),
@@ -7102,6 +7554,7 @@ _T19 = {
     (2, 384): (5, 4, 17),
     (2, 448): (6, 4, 18),
     (2, -1): (8, 4, -1),
+    (2, -3): (10, 4, 2),
     (3, 64): (0, 4, 2),
     (3, 128): (1, 4, 4),
     (3, 192): (2, 4, 5),
@@ -7109,6 +7562,7 @@ _T19 = {
     (3, 320): (4, 4, 7),
     (3, 384): (5, 4, 8),
     (3, 448): (6, 4, 9),
+    (3, -3): (9, 4, 3),
     (4, 64): (0, 4, 11),
     (4, 128): (1, 4, 13),
     (4, 192): (2, 4, 14),
@@ -7117,6 +7571,7 @@ _T19 = {
     (4, 384): (5, 4, 17),
     (4, 448): (6, 4, 18),
     (4, -1): (8, 4, -1),
+    (4, -3): (10, 4, 4),
     (5, 64): (0, 4, 11),
     (5, 128): (1, 4, 13),
     (5, 192): (2, 4, 14),
@@ -7125,6 +7580,7 @@ _T19 = {
     (5, 384): (5, 4, 17),
     (5, 448): (6, 4, 18),
     (5, -1): (8, 4, -1),
+    (5, -3): (10, 4, 5),
     (6, 64): (0, 4, 11),
     (6, 128): (1, 4, 13),
     (6, 192): (2, 4, 14),
@@ -7133,6 +7589,7 @@ _T19 = {
     (6, 384): (5, 4, 17),
     (6, 448): (6, 4, 18),
     (6, -1): (8, 4, -1),
+    (6, -3): (10, 4, 6),
     (7, 64): (0, 4, 11),
     (7, 128): (1, 4, 13),
     (7, 192): (2, 4, 14),
@@ -7141,6 +7598,7 @@ _T19 = {
     (7, 384): (5, 4, 17),
     (7, 448): (6, 4, 18),
     (7, -1): (8, 4, -1),
+    (7, -3): (10, 4, 7),
     (8, 64): (0, 4, 11),
     (8, 128): (1, 4, 13),
     (8, 192): (2, 4, 14),
@@ -7149,6 +7607,7 @@ _T19 = {
     (8, 384): (5, 4, 17),
     (8, 448): (6, 4, 18),
     (8, -1): (8, 4, -1),
+    (8, -3): (10, 4, 8),
     (9, 64): (0, 4, 11),
     (9, 128): (1, 4, 13),
     (9, 192): (2, 4, 14),
@@ -7157,6 +7616,7 @@ _T19 = {
     (9, 384): (5, 4, 17),
     (9, 448): (6, 4, 18),
     (9, -1): (8, 4, -1),
+    (9, -3): (10, 4, 9),
     (10, 64): (0, 4, 11),
     (10, 128): (1, 4, 13),
     (10, 192): (2, 4, 14),
@@ -7165,6 +7625,7 @@ _T19 = {
     (10, 384): (5, 4, 17),
     (10, 448): (6, 4, 18),
     (10, -1): (8, 4, -1),
+    (10, -3): (10, 4, 10),
     (11, 64): (0, 4, 11),
     (11, 128): (1, 4, 13),
     (11, 192): (2, 4, 14),
@@ -7173,6 +7634,7 @@ _T19 = {
     (11, 384): (5, 4, 17),
     (11, 448): (6, 4, 18),
     (11, -1): (8, 4, -1),
+    (11, -3): (10, 4, 11),
     (12, 64): (0, 4, 11),
     (12, 128): (1, 4, 13),
     (12, 192): (2, 4, 14),
@@ -7181,6 +7643,7 @@ _T19 = {
     (12, 384): (5, 4, 17),
     (12, 448): (6, 4, 18),
     (12, -1): (8, 4, -1),
+    (12, -3): (10, 4, 12),
     (13, 64): (0, 4, 11),
     (13, 128): (1, 4, 13),
     (13, 192): (2, 4, 14),
@@ -7189,6 +7652,7 @@ _T19 = {
     (13, 384): (5, 4, 17),
     (13, 448): (6, 4, 18),
     (13, -1): (8, 4, -1),
+    (13, -3): (10, 4, 13),
     (14, 64): (0, 4, 11),
     (14, 128): (1, 4, 13),
     (14, 192): (2, 4, 14),
@@ -7197,6 +7661,7 @@ _T19 = {
     (14, 384): (5, 4, 17),
     (14, 448): (6, 4, 18),
     (14, -1): (8, 4, -1),
+    (14, -3): (10, 4, 14),
     (15, 64): (0, 4, 11),
     (15, 128): (1, 4, 13),
     (15, 192): (2, 4, 14),
@@ -7205,6 +7670,7 @@ _T19 = {
     (15, 384): (5, 4, 17),
     (15, 448): (6, 4, 18),
     (15, -1): (8, 4, -1),
+    (15, -3): (10, 4, 15),
     (16, 64): (0, 4, 11),
     (16, 128): (1, 4, 13),
     (16, 192): (2, 4, 14),
@@ -7213,6 +7679,7 @@ _T19 = {
     (16, 384): (5, 4, 17),
     (16, 448): (6, 4, 18),
     (16, -1): (8, 4, -1),
+    (16, -3): (10, 4, 16),
     (17, 64): (0, 4, 11),
     (17, 128): (1, 4, 13),
     (17, 192): (2, 4, 14),
@@ -7221,6 +7688,7 @@ _T19 = {
     (17, 384): (5, 4, 17),
     (17, 448): (6, 4, 18),
     (17, -1): (8, 4, -1),
+    (17, -3): (10, 4, 17),
     (18, 64): (0, 4, 11),
     (18, 128): (1, 4, 13),
     (18, 192): (2, 4, 14),
@@ -7229,6 +7697,7 @@ _T19 = {
     (18, 384): (5, 4, 17),
     (18, 448): (6, 4, 18),
     (18, -1): (8, 4, -1),
+    (18, -3): (10, 4, 18),
     (19, 64): (0, 4, 11),
     (19, 128): (1, 4, 13),
     (19, 192): (2, 4, 14),
@@ -7237,6 +7706,7 @@ _T19 = {
     (19, 384): (5, 4, 17),
     (19, 448): (6, 4, 18),
     (19, -1): (8, 4, -1),
+    (19, -3): (10, 4, 19),
     (20, 64): (0, 4, 11),
     (20, 128): (1, 4, 13),
     (20, 192): (2, 4, 14),
@@ -7245,6 +7715,7 @@ _T19 = {
     (20, 384): (5, 4, 17),
     (20, 448): (6, 4, 18),
     (20, -1): (8, 4, -1),
+    (20, -3): (10, 4, 20),
     (21, 64): (0, 4, 11),
     (21, 128): (1, 4, 13),
     (21, 192): (2, 4, 14),
@@ -7253,6 +7724,7 @@ _T19 = {
     (21, 384): (5, 4, 17),
     (21, 448): (6, 4, 18),
     (21, -1): (8, 4, -1),
+    (21, -3): (10, 4, 21),
     (22, 64): (0, 4, 11),
     (22, 128): (1, 4, 13),
     (22, 192): (2, 4, 14),
@@ -7261,6 +7733,7 @@ _T19 = {
     (22, 384): (5, 4, 17),
     (22, 448): (6, 4, 18),
     (22, -1): (8, 4, -1),
+    (22, -3): (10, 4, 22),
     (23, 64): (0, 4, 11),
     (23, 128): (1, 4, 13),
     (23, 192): (2, 4, 14),
@@ -7269,6 +7742,7 @@ _T19 = {
     (23, 384): (5, 4, 17),
     (23, 448): (6, 4, 18),
     (23, -1): (8, 4, -1),
+    (23, -3): (10, 4, 23),
     (24, 64): (0, 4, 11),
     (24, 128): (1, 4, 13),
     (24, 192): (2, 4, 14),
@@ -7277,6 +7751,7 @@ _T19 = {
     (24, 384): (5, 4, 17),
     (24, 448): (6, 4, 18),
     (24, -1): (8, 4, -1),
+    (24, -3): (10, 4, 24),
     (25, 64): (0, 4, 11),
     (25, 128): (1, 4, 13),
     (25, 192): (2, 4, 14),
@@ -7285,6 +7760,7 @@ _T19 = {
     (25, 384): (5, 4, 17),
     (25, 448): (6, 4, 18),
     (25, -1): (8, 4, -1),
+    (25, -3): (10, 4, 25),
     (26, 64): (0, 4, 11),
     (26, 128): (1, 4, 13),
     (26, 192): (2, 4, 14),
@@ -7293,6 +7769,7 @@ _T19 = {
     (26, 384): (5, 4, 17),
     (26, 448): (6, 4, 18),
     (26, -1): (8, 4, -1),
+    (26, -3): (10, 4, 26),
     (27, 64): (0, 4, 11),
     (27, 128): (1, 4, 13),
     (27, 192): (2, 4, 14),
@@ -7301,6 +7778,7 @@ _T19 = {
     (27, 384): (5, 4, 17),
     (27, 448): (6, 4, 18),
     (27, -1): (8, 4, -1),
+    (27, -3): (10, 4, 27),
     (28, 64): (0, 4, 11),
     (28, 128): (1, 4, 13),
     (28, 192): (2, 4, 14),
@@ -7309,6 +7787,7 @@ _T19 = {
     (28, 384): (5, 4, 17),
     (28, 448): (6, 4, 18),
     (28, -1): (8, 4, -1),
+    (28, -3): (10, 4, 28),
     (29, 64): (0, 4, 11),
     (29, 128): (1, 4, 13),
     (29, 192): (2, 4, 14),
@@ -7317,6 +7796,7 @@ _T19 = {
     (29, 384): (5, 4, 17),
     (29, 448): (6, 4, 18),
     (29, -1): (8, 4, -1),
+    (29, -3): (10, 4, 29),
     (30, 64): (0, 4, 11),
     (30, 128): (1, 4, 13),
     (30, 192): (2, 4, 14),
@@ -7325,6 +7805,7 @@ _T19 = {
     (30, 384): (5, 4, 17),
     (30, 448): (6, 4, 18),
     (30, -1): (8, 4, -1),
+    (30, -3): (10, 4, 30),
     (31, 64): (0, 4, 11),
     (31, 128): (1, 4, 13),
     (31, 192): (2, 4, 14),
@@ -7333,6 +7814,7 @@ _T19 = {
     (31, 384): (5, 4, 17),
     (31, 448): (6, 4, 18),
     (31, -1): (8, 4, -1),
+    (31, -3): (10, 4, 31),
     (32, 64): (0, 4, 11),
     (32, 128): (1, 4, 13),
     (32, 192): (2, 4, 14),
@@ -7341,6 +7823,7 @@ _T19 = {
     (32, 384): (5, 4, 17),
     (32, 448): (6, 4, 18),
     (32, -1): (8, 4, -1),
+    (32, -3): (10, 4, 32),
     (33, 64): (0, 4, 11),
     (33, 128): (1, 4, 13),
     (33, 192): (2, 4, 14),
@@ -7349,6 +7832,7 @@ _T19 = {
     (33, 384): (5, 4, 17),
     (33, 448): (6, 4, 18),
     (33, -1): (8, 4, -1),
+    (33, -3): (10, 4, 33),
     (34, 64): (0, 4, 11),
     (34, 128): (1, 4, 13),
     (34, 192): (2, 4, 14),
@@ -7357,6 +7841,7 @@ _T19 = {
     (34, 384): (5, 4, 17),
     (34, 448): (6, 4, 18),
     (34, -1): (8, 4, -1),
+    (34, -3): (10, 4, 34),
 }
 _D19 = (
     (
@@ -7956,11 +8441,16 @@ _D19 = (
 _T20 = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 3),
+    (0, -3): (4, 3, 0),
     (1, -1): (0, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 3, 1),
     (2, 64): (1, 3, 3),
+    (2, -3): (4, 3, 2),
     (3, -1): (0, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D20 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
@@ -7972,11 +8462,15 @@ _D20 = (
 _T21 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D21 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -7989,15 +8483,22 @@ _T22 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (4, 3, -1),
+    (0, -3): (6, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, -1): (3, 3, -1),
+    (1, -3): (5, 3, 1),
     (2, 128): (0, 3, 3),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D22 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
@@ -8011,12 +8512,18 @@ _D22 = (
 _T23 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D23 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8026,7 +8533,14 @@ _D23 = (
     (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
-_T24 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T24 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D24 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8038,18 +8552,25 @@ _T25 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D25 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -8065,12 +8586,16 @@ _T26 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (3, 3, -1),
+    (0, -3): (4, 3, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
 }
 _D26 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
@@ -8080,14 +8605,19 @@ _D26 = (
 )
 _T27 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 0): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 0): (0, 2, 3),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 0): (0, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D27 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8107,6 +8637,7 @@ _T28 = {
     (0, 448): (7, 4, 8),
     (0, 512): (8, 4, 9),
     (0, 576): (9, 4, 10),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 3),
     (1, 192): (2, 4, 4),
@@ -8116,6 +8647,7 @@ _T28 = {
     (1, 448): (6, 4, 8),
     (1, 512): (7, 4, 9),
     (1, 576): (8, 4, 10),
+    (1, -3): (9, 4, 1),
     (2, 128): (0, 4, 3),
     (2, 192): (1, 4, 4),
     (2, 256): (2, 4, 5),
@@ -8124,6 +8656,7 @@ _T28 = {
     (2, 448): (5, 4, 8),
     (2, 512): (6, 4, 9),
     (2, 576): (7, 4, 10),
+    (2, -3): (8, 4, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
@@ -8131,48 +8664,61 @@ _T28 = {
     (3, 448): (4, 3, 8),
     (3, 512): (5, 3, 9),
     (3, 576): (6, 3, 10),
+    (3, -3): (7, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, 512): (4, 3, 9),
     (4, 576): (5, 3, 10),
+    (4, -3): (6, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, 512): (3, 3, 9),
     (5, 576): (4, 3, 10),
+    (5, -3): (5, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, 576): (3, 3, 10),
+    (6, -3): (4, 3, 6),
     (7, 448): (0, 2, 8),
     (7, 512): (1, 2, 9),
     (7, 576): (2, 2, 10),
+    (7, -3): (3, 2, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
+    (8, -3): (2, 2, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 3, 11),
     (10, 704): (1, 3, 12),
     (10, 768): (2, 3, 13),
     (10, 832): (3, 3, 14),
     (10, 896): (4, 3, 15),
     (10, -1): (5, 3, -1),
+    (10, -3): (6, 3, 10),
     (11, 704): (0, 3, 12),
     (11, 768): (1, 3, 13),
     (11, 832): (2, 3, 14),
     (11, 896): (3, 3, 15),
     (11, -1): (4, 3, -1),
+    (11, -3): (5, 3, 11),
     (12, 768): (0, 3, 13),
     (12, 832): (1, 3, 14),
     (12, 896): (2, 3, 15),
     (12, -1): (3, 3, -1),
+    (12, -3): (4, 3, 12),
     (13, 832): (0, 2, 14),
     (13, 896): (1, 2, 15),
     (13, -1): (2, 2, -1),
+    (13, -3): (3, 2, 13),
     (14, 896): (0, 2, 15),
     (14, -1): (1, 2, -1),
+    (14, -3): (2, 2, 14),
     (15, -1): (0, 1, -1),
+    (15, -3): (1, 1, 15),
 }
 _D28 = (
     (
@@ -8234,6 +8780,7 @@ _T29 = {
     (0, 448): (7, 4, 8),
     (0, 512): (8, 4, 9),
     (0, -1): (9, 4, -1),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 3),
     (1, 192): (2, 4, 4),
@@ -8243,6 +8790,7 @@ _T29 = {
     (1, 448): (6, 4, 8),
     (1, 512): (7, 4, 9),
     (1, -1): (8, 4, -1),
+    (1, -3): (9, 4, 1),
     (2, 128): (0, 4, 3),
     (2, 192): (1, 4, 4),
     (2, 256): (2, 4, 5),
@@ -8251,6 +8799,7 @@ _T29 = {
     (2, 448): (5, 4, 8),
     (2, 512): (6, 4, 9),
     (2, -1): (7, 4, -1),
+    (2, -3): (8, 4, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
@@ -8258,27 +8807,34 @@ _T29 = {
     (3, 448): (4, 3, 8),
     (3, 512): (5, 3, 9),
     (3, -1): (6, 3, -1),
+    (3, -3): (7, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, 512): (4, 3, 9),
     (4, -1): (5, 3, -1),
+    (4, -3): (6, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, 512): (3, 3, 9),
     (5, -1): (4, 3, -1),
+    (5, -3): (5, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, -1): (3, 3, -1),
+    (6, -3): (4, 3, 6),
     (7, 448): (0, 2, 8),
     (7, 512): (1, 2, 9),
     (7, -1): (2, 2, -1),
+    (7, -3): (3, 2, 7),
     (8, 512): (0, 2, 9),
     (8, -1): (1, 2, -1),
+    (8, -3): (2, 2, 8),
     (9, -1): (0, 1, -1),
+    (9, -3): (1, 1, 9),
 }
 _D29 = (
     (
@@ -8326,15 +8882,21 @@ _D29 = (
 _T30 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 256): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D30 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8346,14 +8908,21 @@ _D30 = (
 )
 _T31 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 64): (0, 3, 2),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D31 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8367,11 +8936,15 @@ _D31 = (
 _T32 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D32 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8382,11 +8955,19 @@ _D32 = (
 _T33 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, -1): (1, 2, -1),
+    (7, -3): (3, 2, 7),
 }
 _D33 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8398,7 +8979,15 @@ _D33 = (
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
-_T34 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T34 = {
+    (0, 0): (0, 2, 1),
+    (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D34 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8407,13 +8996,19 @@ _D34 = (
 _T35 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 192): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 192): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D35 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8425,18 +9020,25 @@ _D35 = (
 )
 _T36 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 4),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, 64): (0, 3, 4),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, 64): (0, 3, 4),
     (3, -1): (2, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 64): (0, 3, 4),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, 64): (0, 3, 4),
     (5, -1): (2, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 64): (0, 3, 4),
     (6, -1): (2, 3, -1),
+    (6, -3): (4, 3, 6),
 }
 _D36 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8447,7 +9049,16 @@ _D36 = (
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
-_T37 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
+_T37 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 0): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, 0): (0, 2, 2),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+}
 _D37 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -8459,78 +9070,91 @@ _T38 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (6, 3, 0),
     (1, 0): (0, 3, 7),
     (1, 64): (1, 3, 8),
     (1, 128): (2, 3, 9),
     (1, 192): (3, 3, 10),
     (1, 256): (4, 3, 11),
     (1, -1): (6, 3, -1),
+    (1, -3): (7, 3, 1),
     (2, 0): (0, 3, 7),
     (2, 64): (1, 3, 8),
     (2, 128): (2, 3, 9),
     (2, 192): (3, 3, 10),
     (2, 256): (4, 3, 11),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 0): (0, 3, 7),
     (3, 64): (1, 3, 8),
     (3, 128): (2, 3, 9),
     (3, 192): (3, 3, 10),
     (3, 256): (4, 3, 11),
     (3, -1): (6, 3, -1),
+    (3, -3): (7, 3, 3),
     (4, 0): (0, 3, 7),
     (4, 64): (1, 3, 8),
     (4, 128): (2, 3, 9),
     (4, 192): (3, 3, 10),
     (4, 256): (4, 3, 11),
     (4, -1): (6, 3, -1),
+    (4, -3): (7, 3, 4),
     (5, 0): (0, 3, 7),
     (5, 64): (1, 3, 8),
     (5, 128): (2, 3, 9),
     (5, 192): (3, 3, 10),
     (5, 256): (4, 3, 11),
     (5, -1): (6, 3, -1),
+    (5, -3): (7, 3, 5),
     (6, 0): (0, 3, 7),
     (6, 64): (1, 3, 8),
     (6, 128): (2, 3, 9),
     (6, 192): (3, 3, 10),
     (6, 256): (4, 3, 11),
     (6, -1): (6, 3, -1),
+    (6, -3): (7, 3, 6),
     (7, 0): (0, 3, 7),
     (7, 64): (1, 3, 8),
     (7, 128): (2, 3, 9),
     (7, 192): (3, 3, 10),
     (7, 256): (4, 3, 11),
     (7, -1): (6, 3, -1),
+    (7, -3): (7, 3, 7),
     (8, 0): (0, 3, 7),
     (8, 64): (1, 3, 8),
     (8, 128): (2, 3, 9),
     (8, 192): (3, 3, 10),
     (8, 256): (4, 3, 11),
     (8, -1): (6, 3, -1),
+    (8, -3): (7, 3, 8),
     (9, 0): (0, 3, 7),
     (9, 64): (1, 3, 8),
     (9, 128): (2, 3, 9),
     (9, 192): (3, 3, 10),
     (9, 256): (4, 3, 11),
     (9, -1): (6, 3, -1),
+    (9, -3): (7, 3, 9),
     (10, 0): (0, 3, 7),
     (10, 64): (1, 3, 8),
     (10, 128): (2, 3, 9),
     (10, 192): (3, 3, 10),
     (10, 256): (4, 3, 11),
     (10, -1): (6, 3, -1),
+    (10, -3): (7, 3, 10),
     (11, 0): (0, 3, 7),
     (11, 64): (1, 3, 8),
     (11, 128): (2, 3, 9),
     (11, 192): (3, 3, 10),
     (11, 256): (4, 3, 11),
     (11, -1): (6, 3, -1),
+    (11, -3): (7, 3, 11),
     (12, 0): (0, 3, 7),
     (12, 64): (1, 3, 8),
     (12, 128): (2, 3, 9),
     (12, 192): (3, 3, 10),
     (12, 256): (4, 3, 11),
     (12, -1): (6, 3, -1),
+    (12, -3): (7, 3, 12),
 }
 _D38 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
@@ -8547,13 +9171,30 @@ _D38 = (
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
-_T39 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T39 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D39 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T40 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T40 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D40 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8572,6 +9213,7 @@ _T41 = {
     (0, 512): (8, 4, 9),
     (0, 576): (9, 4, 10),
     (0, -1): (10, 4, -1),
+    (0, -3): (11, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 3),
     (1, 192): (2, 4, 4),
@@ -8582,6 +9224,7 @@ _T41 = {
     (1, 512): (7, 4, 9),
     (1, 576): (8, 4, 10),
     (1, -1): (9, 4, -1),
+    (1, -3): (10, 4, 1),
     (2, 128): (0, 4, 3),
     (2, 192): (1, 4, 4),
     (2, 256): (2, 4, 5),
@@ -8591,6 +9234,7 @@ _T41 = {
     (2, 512): (6, 4, 9),
     (2, 576): (7, 4, 10),
     (2, -1): (8, 4, -1),
+    (2, -3): (9, 4, 2),
     (3, 192): (0, 4, 4),
     (3, 256): (1, 4, 5),
     (3, 320): (2, 4, 6),
@@ -8599,6 +9243,7 @@ _T41 = {
     (3, 512): (5, 4, 9),
     (3, 576): (6, 4, 10),
     (3, -1): (7, 4, -1),
+    (3, -3): (8, 4, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
@@ -8606,27 +9251,34 @@ _T41 = {
     (4, 512): (4, 3, 9),
     (4, 576): (5, 3, 10),
     (4, -1): (6, 3, -1),
+    (4, -3): (7, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, 512): (3, 3, 9),
     (5, 576): (4, 3, 10),
     (5, -1): (5, 3, -1),
+    (5, -3): (6, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, 576): (3, 3, 10),
     (6, -1): (4, 3, -1),
+    (6, -3): (5, 3, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
     (7, -1): (3, 3, -1),
+    (7, -3): (4, 3, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
     (8, -1): (2, 2, -1),
+    (8, -3): (3, 2, 8),
     (9, 576): (0, 2, 10),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
     (10, -1): (0, 1, -1),
+    (10, -3): (1, 1, 10),
 }
 _D41 = (
     (
@@ -8689,7 +9341,14 @@ _D41 = (
     (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
-_T42 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T42 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D42 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8697,7 +9356,9 @@ _D42 = (
 )
 _T43 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
@@ -8705,27 +9366,34 @@ _T43 = {
     (2, 384): (4, 3, 7),
     (2, 448): (5, 3, 8),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, 384): (3, 3, 7),
     (3, 448): (4, 3, 8),
     (3, -1): (5, 3, -1),
+    (3, -3): (6, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, -1): (4, 3, -1),
+    (4, -3): (5, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, -1): (3, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 448): (0, 2, 8),
     (7, -1): (1, 2, -1),
+    (7, -3): (2, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D43 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8740,29 +9408,37 @@ _D43 = (
 )
 _T44 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
     (1, 320): (4, 3, 6),
     (1, -1): (5, 3, -1),
+    (1, -3): (6, 3, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, 320): (3, 3, 6),
     (2, -1): (4, 3, -1),
+    (2, -3): (5, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, -1): (3, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 320): (0, 2, 6),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D44 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8775,19 +9451,40 @@ _D44 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X44 = {6: 7}
-_T45 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T45 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D45 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T46 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T46 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D46 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T47 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T47 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D47 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9058,29 +9755,30 @@ FRAGMENT_ENCODERS = {
     (ct.Receipt, "{urn:iso:std:iso:15118:-20:CommonTypes}Receipt"): (116, _e_ct_Receipt),
     (ds.Reference, "{http://www.w3.org/2000/09/xmldsig#}Reference"): (117, _e_ds_Reference),
     (ds.RetrievalMethod, "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod"): (122, _e_ds_RetrievalMethod),
-    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (123, _e_ds_SpkiData),
+    (ds.X509IssuerSerial, "{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID"): (123, _e_ds_X509IssuerSerial),
+    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (124, _e_ds_SpkiData),
     (ac.ScheduledAcClReqControlMode, "{urn:iso:std:iso:15118:-20:AC}Scheduled_AC_CLReqControlMode"): (
-        125,
+        126,
         _e_ac_ScheduledAcClReqControlMode,
     ),
     (ac.ScheduledAcClResControlMode, "{urn:iso:std:iso:15118:-20:AC}Scheduled_AC_CLResControlMode"): (
-        126,
+        127,
         _e_ac_ScheduledAcClResControlMode,
     ),
-    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (129, _e_ds_Signature),
-    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (130, _e_ds_SignatureMethod),
+    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (130, _e_ds_Signature),
+    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (131, _e_ds_SignatureMethod),
     (ds.SignatureProperties, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperties"): (
-        131,
+        132,
         _e_ds_SignatureProperties,
     ),
-    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (132, _e_ds_SignatureProperty),
-    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (133, _e_ds_SignatureValue),
-    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (134, _e_ds_SignedInfo),
-    (ct.DetailedTax, "{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts"): (136, _e_ct_DetailedTax),
-    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (140, _e_ds_Transform),
-    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (141, _e_ds_Transforms),
-    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (145, _e_ds_X509Data),
-    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (147, _e_ds_X509IssuerSerial),
+    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (133, _e_ds_SignatureProperty),
+    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (134, _e_ds_SignatureValue),
+    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (135, _e_ds_SignedInfo),
+    (ct.DetailedTax, "{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts"): (137, _e_ct_DetailedTax),
+    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (141, _e_ds_Transform),
+    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (142, _e_ds_Transforms),
+    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (146, _e_ds_X509Data),
+    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (148, _e_ds_X509IssuerSerial),
 }
 FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:AC}AC_CPDReqEnergyTransferMode", _d_ac_AcCpdReqEnergyTransferMode),
@@ -9206,6 +9904,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToTargetSOC", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}ResponseCode", None),
     ("{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod", _d_ds_RetrievalMethod),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID", _d_ds_X509IssuerSerial),
     ("{http://www.w3.org/2000/09/xmldsig#}SPKIData", _d_ds_SpkiData),
     ("{http://www.w3.org/2000/09/xmldsig#}SPKISexp", None),
     ("{urn:iso:std:iso:15118:-20:AC}Scheduled_AC_CLReqControlMode", _d_ac_ScheduledAcClReqControlMode),

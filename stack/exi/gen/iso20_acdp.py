@@ -479,56 +479,84 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.p")
+            a <<= 1
     x = o.q
     if x is not None:
         try:
             c, w, s = _T9[s, 64]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.q is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.q")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.q")
+            a <<= 1
     x = o.g
     if x is not None:
         try:
             c, w, s = _T9[s, 128]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.g is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.g")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.g")
+            a <<= 1
     try:
         c, w, s = _T9[s, 192]
     except KeyError:
         raise ExiEncodeError("DsaKeyValue.y is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    a = e_bin(a, o.y, None, None, "DsaKeyValue.y")
-    a <<= 1
+    a = (a << w) | c
+    y = o.y
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 4) | 0b1000
+    else:
+        a = e_bin((a << 1), y, None, None, "DsaKeyValue.y")
+        a <<= 1
     x = o.j
     if x is not None:
         s = 5
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.j")
+            a <<= 1
     x = o.seed
     if x is not None:
         try:
             c, w, s = _T9[s, 320]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.seed is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.seed")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.seed")
+            a <<= 1
     x = o.pgen_counter
     if x is not None:
         try:
             c, w, s = _T9[s, 384]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.pgen_counter is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.pgen_counter")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.pgen_counter")
+            a <<= 1
     try:
         c, w, _ = _T9[s, -1]
     except KeyError:
@@ -544,12 +572,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of P")
-        f_p, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of P")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of P")
+            f_p = b""
+        else:
+            f_p, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of P")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -557,12 +589,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_p = None
     if fid == 1:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Q")
-        f_q, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Q")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Q")
+            f_q = b""
+        else:
+            f_q, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Q")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -570,12 +606,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_q = None
     if fid == 2:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of G")
-        f_g, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of G")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of G")
+            f_g = b""
+        else:
+            f_g, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of G")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -584,23 +624,31 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "characters of Y")
-    f_y, p = r_binary(v, n, p, None)
-    p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of Y")
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Y")
+        f_y = b""
+    else:
+        f_y, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Y")
     w, mask, prods = _D9[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of J")
-        f_j, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of J")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of J")
+            f_j = b""
+        else:
+            f_j, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of J")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -608,12 +656,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_j = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Seed")
-        f_seed, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Seed")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Seed")
+            f_seed = b""
+        else:
+            f_seed, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Seed")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -621,12 +673,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_seed = None
     if fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of PgenCounter")
-        f_pgen_counter, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of PgenCounter")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of PgenCounter")
+            f_pgen_counter = b""
+        else:
+            f_pgen_counter, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of PgenCounter")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -685,9 +741,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T11[s, 64]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
+            a <<= 1
     items = o.key_value
     if items.__class__ is not list:
         raise type_error("KeyInfo.key_value", "a list", items)
@@ -756,9 +816,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T11[s, 448]
         except KeyError:
             raise ExiEncodeError("KeyInfo.mgmt_data is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
+            a <<= 1
     try:
         c, w, _ = _T11[s, -1]
     except KeyError:
@@ -788,12 +852,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of KeyName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of KeyName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of KeyName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of KeyName")
             f_key_name.append(x)
             continue
         if fid == 2:
@@ -818,12 +886,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 7:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of MgmtData")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of MgmtData")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of MgmtData")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of MgmtData")
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
@@ -1006,8 +1078,12 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "PgpData.pgp_key_id")
+            a <<= 1
     items = o.pgp_key_packet
     if items.__class__ is not list:
         raise type_error("PgpData.pgp_key_packet", "a list", items)
@@ -1018,9 +1094,13 @@ def _e_ds_PgpData(a, o, st):
             c, w, s = _T15[s, 64]
         except KeyError:
             raise ExiEncodeError("PgpData.pgp_key_packet is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_packet")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "PgpData.pgp_key_packet")
+            a <<= 1
     try:
         c, w, _ = _T15[s, -1]
     except KeyError:
@@ -1041,21 +1121,29 @@ def _d_ds_PgpData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            f_pgp_key_id, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyID")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyID")
+                f_pgp_key_id = b""
+            else:
+                f_pgp_key_id, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyPacket")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
@@ -1064,24 +1152,54 @@ def _d_ds_PgpData(r, v, n, p):
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
-    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
-    a <<= 2
+    y = o.modulus
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.modulus")
+        a <<= 1
+    y = o.exponent
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.exponent")
+        a <<= 1
+    a <<= 1
     return a
 
 
 def _d_ds_RsaKeyValue(r, v, n, p):
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "Modulus")
-    f_modulus, p = r_binary(v, n, p, None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of Modulus")
-    f_exponent, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Modulus")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Modulus")
+        f_modulus = b""
+    else:
+        f_modulus, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Modulus")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Exponent")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Exponent")
+        f_exponent = b""
+    else:
+        f_exponent, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of RsaKeyValue")
     return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
@@ -1126,8 +1244,13 @@ def _e_ds_Reference(a, o, st):
     if o.digest_method.__class__ is not ds.DigestMethod:
         raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
-    a <<= 2
+    y = o.digest_value
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "Reference.digest_value")
+        a <<= 1
+    a <<= 1
     return a
 
 
@@ -1167,13 +1290,23 @@ def _d_ds_Reference(r, v, n, p):
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
     f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "DigestValue")
-    f_digest_value, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "DigestValue")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of DigestValue")
+        f_digest_value = b""
+    else:
+        f_digest_value, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Reference")
     return ds.Reference(
         id=f_id,
         type=f_type,
@@ -1261,9 +1394,13 @@ def _e_ds_SpkiData(a, o, st):
             c, w, s = _T19[s, 0]
         except KeyError:
             raise ExiEncodeError("SpkiData.spki_sexp is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "SpkiData.spki_sexp")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "SpkiData.spki_sexp")
+            a <<= 1
     try:
         c, w, _ = _T19[s, -1]
     except KeyError:
@@ -1283,12 +1420,16 @@ def _d_ds_SpkiData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of SPKISexp")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of SPKISexp")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of SPKISexp")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of SPKISexp")
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
@@ -1544,6 +1685,9 @@ def _e_ds_SignatureValue(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
+    if not o.value and o.value.__class__ in (str, bytes):
+        c, w, _ = _T24[s, -3]
+        return (a << (w + 3)) | (c << 3)
     try:
         c, w, s = _T24[s, 64]
     except KeyError:
@@ -1566,6 +1710,12 @@ def _d_ds_SignatureValue(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         f_id = None
+    if fid == -3:  # EE as a second-level event: an empty value (EXIficient)
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 3, 3, "characters or end of SignatureValue")
+        f_value = b""
+        return ds.SignatureValue(id=f_id, value=f_value), p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
@@ -1668,9 +1818,13 @@ def _e_ds_Transform(a, o, st):
             c, w, s = _T26[s, 64]
         except KeyError:
             raise ExiEncodeError("Transform.x_path is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
+            a <<= 1
     try:
         c, w, _ = _T26[s, -1]
     except KeyError:
@@ -1694,12 +1848,16 @@ def _d_ds_Transform(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of XPath")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of XPath")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of XPath")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of XPath")
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
@@ -1781,9 +1939,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T28[s, 64]
         except KeyError:
             raise ExiEncodeError("X509Data.x509ski is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509ski")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509ski")
+            a <<= 1
     items = o.x509_subject_name
     if items.__class__ is not list:
         raise type_error("X509Data.x509_subject_name", "a list", items)
@@ -1792,9 +1954,20 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T28[s, 128]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_subject_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str(
+                (a << 1),
+                y,
+                st,
+                "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName",
+                None,
+                "X509Data.x509_subject_name",
+            )
+            a <<= 1
     items = o.x509_certificate
     if items.__class__ is not list:
         raise type_error("X509Data.x509_certificate", "a list", items)
@@ -1803,9 +1976,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T28[s, 192]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_certificate is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509_certificate")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509_certificate")
+            a <<= 1
     items = o.x509crl
     if items.__class__ is not list:
         raise type_error("X509Data.x509crl", "a list", items)
@@ -1814,9 +1991,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T28[s, 256]
         except KeyError:
             raise ExiEncodeError("X509Data.x509crl is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509crl")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509crl")
+            a <<= 1
     try:
         c, w, _ = _T28[s, -1]
     except KeyError:
@@ -1844,42 +2025,58 @@ def _d_ds_X509Data(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SKI")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SKI")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SKI")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SKI")
             f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SubjectName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SubjectName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SubjectName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SubjectName")
             f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509Certificate")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509Certificate")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509Certificate")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509Certificate")
             f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509CRL")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509CRL")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509CRL")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509CRL")
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
@@ -2135,35 +2332,50 @@ def _d_acdp_EvTechnicalStatus(r, v, n, p):
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a = e_str(
-        (a << 2),
-        o.x509_issuer_name,
-        st,
-        "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
-        None,
-        "X509IssuerSerial.x509_issuer_name",
-    )
+    y = o.x509_issuer_name
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y,
+            st,
+            "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
+            None,
+            "X509IssuerSerial.x509_issuer_name",
+        )
+        a <<= 1
     y = o.x509_serial_number
     if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     elif 0 <= y < 0x80:
-        a = (a << 12) | y
+        a = (a << 11) | y
     elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = (a << 11) | (0xFF - y)
     else:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
 def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "X509IssuerName")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of X509IssuerName")
+        f_x509_issuer_name = ""
+    else:
+        f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of X509IssuerName")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "X509IssuerName")
-    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of X509IssuerName")
+        raise unexpected(p - 2, 2, "X509SerialNumber")
     f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
     if f_x509_serial_number < 0x80:
         p += 9
@@ -2227,7 +2439,14 @@ def _d_ct_RationalNumber(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T0 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T0 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D0 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -2235,11 +2454,17 @@ _D0 = (
 )
 _T1 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D1 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -2249,7 +2474,14 @@ _D1 = (
     (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
-_T2 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T2 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D2 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -2257,17 +2489,29 @@ _D2 = (
 )
 _T3 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 1, 11),
+    (10, -3): (1, 1, 10),
     (11, -1): (0, 1, -1),
+    (11, -3): (1, 1, 11),
 }
 _D3 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -2283,7 +2527,16 @@ _D3 = (
     (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
-_T4 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T4 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D4 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -2292,15 +2545,25 @@ _D4 = (
 )
 _T5 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, -1): (0, 1, -1),
+    (9, -3): (1, 1, 9),
 }
 _D5 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -2314,11 +2577,22 @@ _D5 = (
     (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
-_T6 = {(0, -1): (0, 1, -1)}
+_T6 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D6 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T7 = {(0, -1): (0, 1, -1)}
+_T7 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D7 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T8 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T8 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D8 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -2330,17 +2604,25 @@ _T9 = {
     (0, 0): (0, 2, 1),
     (0, 128): (1, 2, 2),
     (0, 192): (2, 2, 3),
+    (0, -3): (3, 2, 0),
     (1, 64): (0, 1, 4),
+    (1, -3): (1, 1, 1),
     (2, 192): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 256): (0, 2, 5),
     (3, 320): (1, 2, 6),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 128): (0, 2, 2),
     (4, 192): (1, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D9 = (
     (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
@@ -2352,7 +2634,18 @@ _D9 = (
     (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
-_T10 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T10 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D10 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -2369,6 +2662,7 @@ _T11 = {
     (0, 320): (5, 4, 7),
     (0, 384): (6, 4, 8),
     (0, 448): (7, 4, 9),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 4),
     (1, 192): (2, 4, 5),
@@ -2376,6 +2670,7 @@ _T11 = {
     (1, 320): (4, 4, 7),
     (1, 384): (5, 4, 8),
     (1, 448): (6, 4, 9),
+    (1, -3): (9, 4, 1),
     (2, 64): (0, 4, 11),
     (2, 128): (1, 4, 13),
     (2, 192): (2, 4, 14),
@@ -2384,6 +2679,7 @@ _T11 = {
     (2, 384): (5, 4, 17),
     (2, 448): (6, 4, 18),
     (2, -1): (8, 4, -1),
+    (2, -3): (10, 4, 2),
     (3, 64): (0, 4, 2),
     (3, 128): (1, 4, 4),
     (3, 192): (2, 4, 5),
@@ -2391,6 +2687,7 @@ _T11 = {
     (3, 320): (4, 4, 7),
     (3, 384): (5, 4, 8),
     (3, 448): (6, 4, 9),
+    (3, -3): (9, 4, 3),
     (4, 64): (0, 4, 11),
     (4, 128): (1, 4, 13),
     (4, 192): (2, 4, 14),
@@ -2399,6 +2696,7 @@ _T11 = {
     (4, 384): (5, 4, 17),
     (4, 448): (6, 4, 18),
     (4, -1): (8, 4, -1),
+    (4, -3): (10, 4, 4),
     (5, 64): (0, 4, 11),
     (5, 128): (1, 4, 13),
     (5, 192): (2, 4, 14),
@@ -2407,6 +2705,7 @@ _T11 = {
     (5, 384): (5, 4, 17),
     (5, 448): (6, 4, 18),
     (5, -1): (8, 4, -1),
+    (5, -3): (10, 4, 5),
     (6, 64): (0, 4, 11),
     (6, 128): (1, 4, 13),
     (6, 192): (2, 4, 14),
@@ -2415,6 +2714,7 @@ _T11 = {
     (6, 384): (5, 4, 17),
     (6, 448): (6, 4, 18),
     (6, -1): (8, 4, -1),
+    (6, -3): (10, 4, 6),
     (7, 64): (0, 4, 11),
     (7, 128): (1, 4, 13),
     (7, 192): (2, 4, 14),
@@ -2423,6 +2723,7 @@ _T11 = {
     (7, 384): (5, 4, 17),
     (7, 448): (6, 4, 18),
     (7, -1): (8, 4, -1),
+    (7, -3): (10, 4, 7),
     (8, 64): (0, 4, 11),
     (8, 128): (1, 4, 13),
     (8, 192): (2, 4, 14),
@@ -2431,6 +2732,7 @@ _T11 = {
     (8, 384): (5, 4, 17),
     (8, 448): (6, 4, 18),
     (8, -1): (8, 4, -1),
+    (8, -3): (10, 4, 8),
     (9, 64): (0, 4, 11),
     (9, 128): (1, 4, 13),
     (9, 192): (2, 4, 14),
@@ -2439,6 +2741,7 @@ _T11 = {
     (9, 384): (5, 4, 17),
     (9, 448): (6, 4, 18),
     (9, -1): (8, 4, -1),
+    (9, -3): (10, 4, 9),
     (10, 64): (0, 4, 11),
     (10, 128): (1, 4, 13),
     (10, 192): (2, 4, 14),
@@ -2447,6 +2750,7 @@ _T11 = {
     (10, 384): (5, 4, 17),
     (10, 448): (6, 4, 18),
     (10, -1): (8, 4, -1),
+    (10, -3): (10, 4, 10),
     (11, 64): (0, 4, 11),
     (11, 128): (1, 4, 13),
     (11, 192): (2, 4, 14),
@@ -2455,6 +2759,7 @@ _T11 = {
     (11, 384): (5, 4, 17),
     (11, 448): (6, 4, 18),
     (11, -1): (8, 4, -1),
+    (11, -3): (10, 4, 11),
     (12, 64): (0, 4, 11),
     (12, 128): (1, 4, 13),
     (12, 192): (2, 4, 14),
@@ -2463,6 +2768,7 @@ _T11 = {
     (12, 384): (5, 4, 17),
     (12, 448): (6, 4, 18),
     (12, -1): (8, 4, -1),
+    (12, -3): (10, 4, 12),
     (13, 64): (0, 4, 11),
     (13, 128): (1, 4, 13),
     (13, 192): (2, 4, 14),
@@ -2471,6 +2777,7 @@ _T11 = {
     (13, 384): (5, 4, 17),
     (13, 448): (6, 4, 18),
     (13, -1): (8, 4, -1),
+    (13, -3): (10, 4, 13),
     (14, 64): (0, 4, 11),
     (14, 128): (1, 4, 13),
     (14, 192): (2, 4, 14),
@@ -2479,6 +2786,7 @@ _T11 = {
     (14, 384): (5, 4, 17),
     (14, 448): (6, 4, 18),
     (14, -1): (8, 4, -1),
+    (14, -3): (10, 4, 14),
     (15, 64): (0, 4, 11),
     (15, 128): (1, 4, 13),
     (15, 192): (2, 4, 14),
@@ -2487,6 +2795,7 @@ _T11 = {
     (15, 384): (5, 4, 17),
     (15, 448): (6, 4, 18),
     (15, -1): (8, 4, -1),
+    (15, -3): (10, 4, 15),
     (16, 64): (0, 4, 11),
     (16, 128): (1, 4, 13),
     (16, 192): (2, 4, 14),
@@ -2495,6 +2804,7 @@ _T11 = {
     (16, 384): (5, 4, 17),
     (16, 448): (6, 4, 18),
     (16, -1): (8, 4, -1),
+    (16, -3): (10, 4, 16),
     (17, 64): (0, 4, 11),
     (17, 128): (1, 4, 13),
     (17, 192): (2, 4, 14),
@@ -2503,6 +2813,7 @@ _T11 = {
     (17, 384): (5, 4, 17),
     (17, 448): (6, 4, 18),
     (17, -1): (8, 4, -1),
+    (17, -3): (10, 4, 17),
     (18, 64): (0, 4, 11),
     (18, 128): (1, 4, 13),
     (18, 192): (2, 4, 14),
@@ -2511,6 +2822,7 @@ _T11 = {
     (18, 384): (5, 4, 17),
     (18, 448): (6, 4, 18),
     (18, -1): (8, 4, -1),
+    (18, -3): (10, 4, 18),
     (19, 64): (0, 4, 11),
     (19, 128): (1, 4, 13),
     (19, 192): (2, 4, 14),
@@ -2519,6 +2831,7 @@ _T11 = {
     (19, 384): (5, 4, 17),
     (19, 448): (6, 4, 18),
     (19, -1): (8, 4, -1),
+    (19, -3): (10, 4, 19),
     (20, 64): (0, 4, 11),
     (20, 128): (1, 4, 13),
     (20, 192): (2, 4, 14),
@@ -2527,6 +2840,7 @@ _T11 = {
     (20, 384): (5, 4, 17),
     (20, 448): (6, 4, 18),
     (20, -1): (8, 4, -1),
+    (20, -3): (10, 4, 20),
     (21, 64): (0, 4, 11),
     (21, 128): (1, 4, 13),
     (21, 192): (2, 4, 14),
@@ -2535,6 +2849,7 @@ _T11 = {
     (21, 384): (5, 4, 17),
     (21, 448): (6, 4, 18),
     (21, -1): (8, 4, -1),
+    (21, -3): (10, 4, 21),
     (22, 64): (0, 4, 11),
     (22, 128): (1, 4, 13),
     (22, 192): (2, 4, 14),
@@ -2543,6 +2858,7 @@ _T11 = {
     (22, 384): (5, 4, 17),
     (22, 448): (6, 4, 18),
     (22, -1): (8, 4, -1),
+    (22, -3): (10, 4, 22),
     (23, 64): (0, 4, 11),
     (23, 128): (1, 4, 13),
     (23, 192): (2, 4, 14),
@@ -2551,6 +2867,7 @@ _T11 = {
     (23, 384): (5, 4, 17),
     (23, 448): (6, 4, 18),
     (23, -1): (8, 4, -1),
+    (23, -3): (10, 4, 23),
     (24, 64): (0, 4, 11),
     (24, 128): (1, 4, 13),
     (24, 192): (2, 4, 14),
@@ -2559,6 +2876,7 @@ _T11 = {
     (24, 384): (5, 4, 17),
     (24, 448): (6, 4, 18),
     (24, -1): (8, 4, -1),
+    (24, -3): (10, 4, 24),
     (25, 64): (0, 4, 11),
     (25, 128): (1, 4, 13),
     (25, 192): (2, 4, 14),
@@ -2567,6 +2885,7 @@ _T11 = {
     (25, 384): (5, 4, 17),
     (25, 448): (6, 4, 18),
     (25, -1): (8, 4, -1),
+    (25, -3): (10, 4, 25),
     (26, 64): (0, 4, 11),
     (26, 128): (1, 4, 13),
     (26, 192): (2, 4, 14),
@@ -2575,6 +2894,7 @@ _T11 = {
     (26, 384): (5, 4, 17),
     (26, 448): (6, 4, 18),
     (26, -1): (8, 4, -1),
+    (26, -3): (10, 4, 26),
     (27, 64): (0, 4, 11),
     (27, 128): (1, 4, 13),
     (27, 192): (2, 4, 14),
@@ -2583,6 +2903,7 @@ _T11 = {
     (27, 384): (5, 4, 17),
     (27, 448): (6, 4, 18),
     (27, -1): (8, 4, -1),
+    (27, -3): (10, 4, 27),
     (28, 64): (0, 4, 11),
     (28, 128): (1, 4, 13),
     (28, 192): (2, 4, 14),
@@ -2591,6 +2912,7 @@ _T11 = {
     (28, 384): (5, 4, 17),
     (28, 448): (6, 4, 18),
     (28, -1): (8, 4, -1),
+    (28, -3): (10, 4, 28),
     (29, 64): (0, 4, 11),
     (29, 128): (1, 4, 13),
     (29, 192): (2, 4, 14),
@@ -2599,6 +2921,7 @@ _T11 = {
     (29, 384): (5, 4, 17),
     (29, 448): (6, 4, 18),
     (29, -1): (8, 4, -1),
+    (29, -3): (10, 4, 29),
     (30, 64): (0, 4, 11),
     (30, 128): (1, 4, 13),
     (30, 192): (2, 4, 14),
@@ -2607,6 +2930,7 @@ _T11 = {
     (30, 384): (5, 4, 17),
     (30, 448): (6, 4, 18),
     (30, -1): (8, 4, -1),
+    (30, -3): (10, 4, 30),
     (31, 64): (0, 4, 11),
     (31, 128): (1, 4, 13),
     (31, 192): (2, 4, 14),
@@ -2615,6 +2939,7 @@ _T11 = {
     (31, 384): (5, 4, 17),
     (31, 448): (6, 4, 18),
     (31, -1): (8, 4, -1),
+    (31, -3): (10, 4, 31),
     (32, 64): (0, 4, 11),
     (32, 128): (1, 4, 13),
     (32, 192): (2, 4, 14),
@@ -2623,6 +2948,7 @@ _T11 = {
     (32, 384): (5, 4, 17),
     (32, 448): (6, 4, 18),
     (32, -1): (8, 4, -1),
+    (32, -3): (10, 4, 32),
     (33, 64): (0, 4, 11),
     (33, 128): (1, 4, 13),
     (33, 192): (2, 4, 14),
@@ -2631,6 +2957,7 @@ _T11 = {
     (33, 384): (5, 4, 17),
     (33, 448): (6, 4, 18),
     (33, -1): (8, 4, -1),
+    (33, -3): (10, 4, 33),
     (34, 64): (0, 4, 11),
     (34, 128): (1, 4, 13),
     (34, 192): (2, 4, 14),
@@ -2639,6 +2966,7 @@ _T11 = {
     (34, 384): (5, 4, 17),
     (34, 448): (6, 4, 18),
     (34, -1): (8, 4, -1),
+    (34, -3): (10, 4, 34),
 }
 _D11 = (
     (
@@ -3238,11 +3566,16 @@ _D11 = (
 _T12 = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 3),
+    (0, -3): (4, 3, 0),
     (1, -1): (0, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 3, 1),
     (2, 64): (1, 3, 3),
+    (2, -3): (4, 3, 2),
     (3, -1): (0, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D12 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
@@ -3254,11 +3587,15 @@ _D12 = (
 _T13 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D13 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -3271,15 +3608,22 @@ _T14 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (4, 3, -1),
+    (0, -3): (6, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, -1): (3, 3, -1),
+    (1, -3): (5, 3, 1),
     (2, 128): (0, 3, 3),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D14 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
@@ -3293,12 +3637,18 @@ _D14 = (
 _T15 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D15 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -3308,7 +3658,14 @@ _D15 = (
     (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
-_T16 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T16 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D16 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -3320,18 +3677,25 @@ _T17 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D17 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -3347,12 +3711,16 @@ _T18 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (3, 3, -1),
+    (0, -3): (4, 3, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
 }
 _D18 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
@@ -3362,14 +3730,19 @@ _D18 = (
 )
 _T19 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 0): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 0): (0, 2, 3),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 0): (0, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D19 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -3381,15 +3754,21 @@ _D19 = (
 _T20 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 256): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D20 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -3401,14 +3780,21 @@ _D20 = (
 )
 _T21 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 64): (0, 3, 2),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D21 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -3422,11 +3808,15 @@ _D21 = (
 _T22 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D22 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -3437,11 +3827,19 @@ _D22 = (
 _T23 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, -1): (1, 2, -1),
+    (7, -3): (3, 2, 7),
 }
 _D23 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -3453,7 +3851,15 @@ _D23 = (
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
-_T24 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T24 = {
+    (0, 0): (0, 2, 1),
+    (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D24 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -3462,13 +3868,19 @@ _D24 = (
 _T25 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 192): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 192): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D25 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -3480,18 +3892,25 @@ _D25 = (
 )
 _T26 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 4),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, 64): (0, 3, 4),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, 64): (0, 3, 4),
     (3, -1): (2, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 64): (0, 3, 4),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, 64): (0, 3, 4),
     (5, -1): (2, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 64): (0, 3, 4),
     (6, -1): (2, 3, -1),
+    (6, -3): (4, 3, 6),
 }
 _D26 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -3502,7 +3921,16 @@ _D26 = (
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
-_T27 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
+_T27 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 0): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, 0): (0, 2, 2),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+}
 _D27 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -3514,78 +3942,91 @@ _T28 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (6, 3, 0),
     (1, 0): (0, 3, 7),
     (1, 64): (1, 3, 8),
     (1, 128): (2, 3, 9),
     (1, 192): (3, 3, 10),
     (1, 256): (4, 3, 11),
     (1, -1): (6, 3, -1),
+    (1, -3): (7, 3, 1),
     (2, 0): (0, 3, 7),
     (2, 64): (1, 3, 8),
     (2, 128): (2, 3, 9),
     (2, 192): (3, 3, 10),
     (2, 256): (4, 3, 11),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 0): (0, 3, 7),
     (3, 64): (1, 3, 8),
     (3, 128): (2, 3, 9),
     (3, 192): (3, 3, 10),
     (3, 256): (4, 3, 11),
     (3, -1): (6, 3, -1),
+    (3, -3): (7, 3, 3),
     (4, 0): (0, 3, 7),
     (4, 64): (1, 3, 8),
     (4, 128): (2, 3, 9),
     (4, 192): (3, 3, 10),
     (4, 256): (4, 3, 11),
     (4, -1): (6, 3, -1),
+    (4, -3): (7, 3, 4),
     (5, 0): (0, 3, 7),
     (5, 64): (1, 3, 8),
     (5, 128): (2, 3, 9),
     (5, 192): (3, 3, 10),
     (5, 256): (4, 3, 11),
     (5, -1): (6, 3, -1),
+    (5, -3): (7, 3, 5),
     (6, 0): (0, 3, 7),
     (6, 64): (1, 3, 8),
     (6, 128): (2, 3, 9),
     (6, 192): (3, 3, 10),
     (6, 256): (4, 3, 11),
     (6, -1): (6, 3, -1),
+    (6, -3): (7, 3, 6),
     (7, 0): (0, 3, 7),
     (7, 64): (1, 3, 8),
     (7, 128): (2, 3, 9),
     (7, 192): (3, 3, 10),
     (7, 256): (4, 3, 11),
     (7, -1): (6, 3, -1),
+    (7, -3): (7, 3, 7),
     (8, 0): (0, 3, 7),
     (8, 64): (1, 3, 8),
     (8, 128): (2, 3, 9),
     (8, 192): (3, 3, 10),
     (8, 256): (4, 3, 11),
     (8, -1): (6, 3, -1),
+    (8, -3): (7, 3, 8),
     (9, 0): (0, 3, 7),
     (9, 64): (1, 3, 8),
     (9, 128): (2, 3, 9),
     (9, 192): (3, 3, 10),
     (9, 256): (4, 3, 11),
     (9, -1): (6, 3, -1),
+    (9, -3): (7, 3, 9),
     (10, 0): (0, 3, 7),
     (10, 64): (1, 3, 8),
     (10, 128): (2, 3, 9),
     (10, 192): (3, 3, 10),
     (10, 256): (4, 3, 11),
     (10, -1): (6, 3, -1),
+    (10, -3): (7, 3, 10),
     (11, 0): (0, 3, 7),
     (11, 64): (1, 3, 8),
     (11, 128): (2, 3, 9),
     (11, 192): (3, 3, 10),
     (11, 256): (4, 3, 11),
     (11, -1): (6, 3, -1),
+    (11, -3): (7, 3, 11),
     (12, 0): (0, 3, 7),
     (12, 64): (1, 3, 8),
     (12, 128): (2, 3, 9),
     (12, 192): (3, 3, 10),
     (12, 256): (4, 3, 11),
     (12, -1): (6, 3, -1),
+    (12, -3): (7, 3, 12),
 }
 _D28 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
@@ -3602,7 +4043,17 @@ _D28 = (
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
-_T29 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T29 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D29 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -3611,7 +4062,9 @@ _D29 = (
 )
 _T30 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
@@ -3619,27 +4072,34 @@ _T30 = {
     (2, 384): (4, 3, 7),
     (2, 448): (5, 3, 8),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, 384): (3, 3, 7),
     (3, 448): (4, 3, 8),
     (3, -1): (5, 3, -1),
+    (3, -3): (6, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, -1): (4, 3, -1),
+    (4, -3): (5, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, -1): (3, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 448): (0, 2, 8),
     (7, -1): (1, 2, -1),
+    (7, -3): (2, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D30 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -3652,13 +4112,27 @@ _D30 = (
     (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
-_T31 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T31 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D31 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T32 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T32 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D32 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -3755,7 +4229,7 @@ DOCUMENT_DECODERS = (
     ("{http://www.w3.org/2000/09/xmldsig#}X509Data", _d_ds_X509Data),
 )
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
-FRAGMENT_WIDTH = 7
+FRAGMENT_WIDTH = 8
 FRAGMENT_ENCODERS = {
     (acdp.AcdpConnectReq, "{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectReq"): (0, _e_acdp_AcdpConnectReq),
     (acdp.AcdpConnectRes, "{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectRes"): (1, _e_acdp_AcdpConnectRes),
@@ -3777,39 +4251,46 @@ FRAGMENT_ENCODERS = {
         7,
         _e_acdp_AcdpVehiclePositioningRes,
     ),
-    (ct.ClReqControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode"): (8, _e_ct_ClReqControlMode),
-    (ct.ClResControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode"): (9, _e_ct_ClResControlMode),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}Amount"): (10, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}BatteryEnergyCapacity"): (13, _e_ct_RationalNumber),
+    (ct.ClReqControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode"): (14, _e_ct_ClReqControlMode),
+    (ct.ClResControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode"): (15, _e_ct_ClResControlMode),
     (ds.CanonicalizationMethod, "{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod"): (
-        10,
+        16,
         _e_ds_CanonicalizationMethod,
     ),
-    (ds.DsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue"): (13, _e_ds_DsaKeyValue),
-    (ds.DigestMethod, "{http://www.w3.org/2000/09/xmldsig#}DigestMethod"): (14, _e_ds_DigestMethod),
-    (acdp.EvTechnicalStatus, "{urn:iso:std:iso:15118:-20:ACDP}EVTechnicalStatus"): (39, _e_acdp_EvTechnicalStatus),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:ACDP}EVWLANStrength"): (41, _e_ct_RationalNumber),
-    (ct.MessageHeader, "{urn:iso:std:iso:15118:-20:CommonTypes}Header"): (46, _e_ct_MessageHeader),
-    (ds.KeyInfo, "{http://www.w3.org/2000/09/xmldsig#}KeyInfo"): (48, _e_ds_KeyInfo),
-    (ds.KeyValue, "{http://www.w3.org/2000/09/xmldsig#}KeyValue"): (50, _e_ds_KeyValue),
-    (ds.Manifest, "{http://www.w3.org/2000/09/xmldsig#}Manifest"): (51, _e_ds_Manifest),
-    (ds.Object, "{http://www.w3.org/2000/09/xmldsig#}Object"): (54, _e_ds_Object),
-    (ds.PgpData, "{http://www.w3.org/2000/09/xmldsig#}PGPData"): (56, _e_ds_PgpData),
-    (ds.RsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue"): (61, _e_ds_RsaKeyValue),
-    (ds.Reference, "{http://www.w3.org/2000/09/xmldsig#}Reference"): (62, _e_ds_Reference),
-    (ds.RetrievalMethod, "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod"): (64, _e_ds_RetrievalMethod),
-    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (65, _e_ds_SpkiData),
-    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (69, _e_ds_Signature),
-    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (70, _e_ds_SignatureMethod),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}CostPerUnit"): (22, _e_ct_RationalNumber),
+    (ds.DsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue"): (23, _e_ds_DsaKeyValue),
+    (ds.DigestMethod, "{http://www.w3.org/2000/09/xmldsig#}DigestMethod"): (25, _e_ds_DigestMethod),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVMaximumEnergyRequest"): (35, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVMinimumEnergyRequest"): (36, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVTargetEnergyRequest"): (55, _e_ct_RationalNumber),
+    (acdp.EvTechnicalStatus, "{urn:iso:std:iso:15118:-20:ACDP}EVTechnicalStatus"): (56, _e_acdp_EvTechnicalStatus),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:ACDP}EVWLANStrength"): (58, _e_ct_RationalNumber),
+    (ct.MessageHeader, "{urn:iso:std:iso:15118:-20:CommonTypes}Header"): (64, _e_ct_MessageHeader),
+    (ds.KeyInfo, "{http://www.w3.org/2000/09/xmldsig#}KeyInfo"): (67, _e_ds_KeyInfo),
+    (ds.KeyValue, "{http://www.w3.org/2000/09/xmldsig#}KeyValue"): (69, _e_ds_KeyValue),
+    (ds.Manifest, "{http://www.w3.org/2000/09/xmldsig#}Manifest"): (70, _e_ds_Manifest),
+    (ds.Object, "{http://www.w3.org/2000/09/xmldsig#}Object"): (82, _e_ds_Object),
+    (ds.PgpData, "{http://www.w3.org/2000/09/xmldsig#}PGPData"): (86, _e_ds_PgpData),
+    (ds.RsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue"): (92, _e_ds_RsaKeyValue),
+    (ds.Reference, "{http://www.w3.org/2000/09/xmldsig#}Reference"): (94, _e_ds_Reference),
+    (ds.RetrievalMethod, "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod"): (99, _e_ds_RetrievalMethod),
+    (ds.X509IssuerSerial, "{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID"): (100, _e_ds_X509IssuerSerial),
+    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (101, _e_ds_SpkiData),
+    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (105, _e_ds_Signature),
+    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (106, _e_ds_SignatureMethod),
     (ds.SignatureProperties, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperties"): (
-        71,
+        107,
         _e_ds_SignatureProperties,
     ),
-    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (72, _e_ds_SignatureProperty),
-    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (73, _e_ds_SignatureValue),
-    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (74, _e_ds_SignedInfo),
-    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (76, _e_ds_Transform),
-    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (77, _e_ds_Transforms),
-    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (81, _e_ds_X509Data),
-    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (83, _e_ds_X509IssuerSerial),
+    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (108, _e_ds_SignatureProperty),
+    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (109, _e_ds_SignatureValue),
+    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (110, _e_ds_SignedInfo),
+    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (116, _e_ds_Transform),
+    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (117, _e_ds_Transforms),
+    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (121, _e_ds_X509Data),
+    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (123, _e_ds_X509IssuerSerial),
 }
 FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectReq", _d_acdp_AcdpConnectReq),
@@ -3820,14 +4301,26 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_SystemStatusRes", _d_acdp_AcdpSystemStatusRes),
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_VehiclePositioningReq", _d_acdp_AcdpVehiclePositioningReq),
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_VehiclePositioningRes", _d_acdp_AcdpVehiclePositioningRes),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}AckMaxDelay", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}Amount", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}BPT_DischargedEnergyReadingWh", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}BPT_InductiveEnergyReadingVARh", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}BatteryEnergyCapacity", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode", _d_ct_ClReqControlMode),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode", _d_ct_ClResControlMode),
     ("{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod", _d_ds_CanonicalizationMethod),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}CapacitiveEnergyReadingVARh", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}ChargedEnergyReadingWh", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}ChargingComplete", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}ContactWindowXc", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}ContactWindowYc", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}CostPerUnit", _d_ct_RationalNumber),
     ("{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue", _d_ds_DsaKeyValue),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}DepartureTime", None),
     ("{http://www.w3.org/2000/09/xmldsig#}DigestMethod", _d_ds_DigestMethod),
     ("{http://www.w3.org/2000/09/xmldsig#}DigestValue", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}DisplayParameters", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVAssociationStatus", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVCPStatus", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVElectricalChargingDeviceStatus", None),
@@ -3835,6 +4328,8 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:ACDP}EVImmobilizationRequest", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVImmobilized", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVInChargePosition", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVMaximumEnergyRequest", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVMinimumEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVMobilityStatus", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVPositioningSupport", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVReadyToCharge", None),
@@ -3846,37 +4341,59 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:ACDP}EVSEIsolationStatus", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVSEMalfunction", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVSEMechanicalChargingDeviceStatus", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVSENotification", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVSEPositioningSupport", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVSEProcessing", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVSEReadyToCharge", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatus", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVSEUtilityInterruptEvent", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVTargetEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVTechnicalStatus", _d_acdp_EvTechnicalStatus),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVTimeout", None),
     ("{urn:iso:std:iso:15118:-20:ACDP}EVWLANStrength", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EnergyCosts", None),
     ("{http://www.w3.org/2000/09/xmldsig#}Exponent", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}Exponent", None),
     ("{http://www.w3.org/2000/09/xmldsig#}G", None),
     ("{http://www.w3.org/2000/09/xmldsig#}HMACOutputLength", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}Header", _d_ct_MessageHeader),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}InletHot", None),
     ("{http://www.w3.org/2000/09/xmldsig#}J", None),
     ("{http://www.w3.org/2000/09/xmldsig#}KeyInfo", _d_ds_KeyInfo),
     ("{http://www.w3.org/2000/09/xmldsig#}KeyName", None),
     ("{http://www.w3.org/2000/09/xmldsig#}KeyValue", _d_ds_KeyValue),
     ("{http://www.w3.org/2000/09/xmldsig#}Manifest", _d_ds_Manifest),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MaximumSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterInfo", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterInfoRequested", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterSignature", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterStatus", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterTimestamp", None),
     ("{http://www.w3.org/2000/09/xmldsig#}MgmtData", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MinimumSOC", None),
     ("{http://www.w3.org/2000/09/xmldsig#}Modulus", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}NotificationMaxDelay", None),
     ("{http://www.w3.org/2000/09/xmldsig#}Object", _d_ds_Object),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}OccupancyCosts", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}OverstayCosts", None),
     ("{http://www.w3.org/2000/09/xmldsig#}P", None),
     ("{http://www.w3.org/2000/09/xmldsig#}PGPData", _d_ds_PgpData),
     ("{http://www.w3.org/2000/09/xmldsig#}PGPKeyID", None),
     ("{http://www.w3.org/2000/09/xmldsig#}PGPKeyPacket", None),
     ("{http://www.w3.org/2000/09/xmldsig#}PgenCounter", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}PresentSOC", None),
     ("{http://www.w3.org/2000/09/xmldsig#}Q", None),
     ("{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue", _d_ds_RsaKeyValue),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}Receipt", None),
     ("{http://www.w3.org/2000/09/xmldsig#}Reference", _d_ds_Reference),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToMaximumSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToMinimumSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToTargetSOC", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}ResponseCode", None),
     ("{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod", _d_ds_RetrievalMethod),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID", _d_ds_X509IssuerSerial),
     ("{http://www.w3.org/2000/09/xmldsig#}SPKIData", _d_ds_SpkiData),
     ("{http://www.w3.org/2000/09/xmldsig#}SPKISexp", None),
     ("{http://www.w3.org/2000/09/xmldsig#}Seed", None),
@@ -3887,6 +4404,10 @@ FRAGMENT_DECODERS = (
     ("{http://www.w3.org/2000/09/xmldsig#}SignatureProperty", _d_ds_SignatureProperty),
     ("{http://www.w3.org/2000/09/xmldsig#}SignatureValue", _d_ds_SignatureValue),
     ("{http://www.w3.org/2000/09/xmldsig#}SignedInfo", _d_ds_SignedInfo),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}TargetSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}TaxRuleID", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}TimeAnchor", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}TimeStamp", None),
     ("{http://www.w3.org/2000/09/xmldsig#}Transform", _d_ds_Transform),
     ("{http://www.w3.org/2000/09/xmldsig#}Transforms", _d_ds_Transforms),

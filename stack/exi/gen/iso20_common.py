@@ -505,56 +505,84 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.p")
+            a <<= 1
     x = o.q
     if x is not None:
         try:
             c, w, s = _T9[s, 64]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.q is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.q")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.q")
+            a <<= 1
     x = o.g
     if x is not None:
         try:
             c, w, s = _T9[s, 128]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.g is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.g")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.g")
+            a <<= 1
     try:
         c, w, s = _T9[s, 192]
     except KeyError:
         raise ExiEncodeError("DsaKeyValue.y is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    a = e_bin(a, o.y, None, None, "DsaKeyValue.y")
-    a <<= 1
+    a = (a << w) | c
+    y = o.y
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 4) | 0b1000
+    else:
+        a = e_bin((a << 1), y, None, None, "DsaKeyValue.y")
+        a <<= 1
     x = o.j
     if x is not None:
         s = 5
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.j")
+            a <<= 1
     x = o.seed
     if x is not None:
         try:
             c, w, s = _T9[s, 320]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.seed is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.seed")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.seed")
+            a <<= 1
     x = o.pgen_counter
     if x is not None:
         try:
             c, w, s = _T9[s, 384]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.pgen_counter is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.pgen_counter")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.pgen_counter")
+            a <<= 1
     try:
         c, w, _ = _T9[s, -1]
     except KeyError:
@@ -570,12 +598,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of P")
-        f_p, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of P")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of P")
+            f_p = b""
+        else:
+            f_p, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of P")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -583,12 +615,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_p = None
     if fid == 1:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Q")
-        f_q, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Q")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Q")
+            f_q = b""
+        else:
+            f_q, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Q")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -596,12 +632,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_q = None
     if fid == 2:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of G")
-        f_g, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of G")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of G")
+            f_g = b""
+        else:
+            f_g, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of G")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -610,23 +650,31 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "characters of Y")
-    f_y, p = r_binary(v, n, p, None)
-    p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of Y")
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Y")
+        f_y = b""
+    else:
+        f_y, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Y")
     w, mask, prods = _D9[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of J")
-        f_j, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of J")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of J")
+            f_j = b""
+        else:
+            f_j, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of J")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -634,12 +682,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_j = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Seed")
-        f_seed, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Seed")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Seed")
+            f_seed = b""
+        else:
+            f_seed, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Seed")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -647,12 +699,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_seed = None
     if fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of PgenCounter")
-        f_pgen_counter, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of PgenCounter")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of PgenCounter")
+            f_pgen_counter = b""
+        else:
+            f_pgen_counter, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of PgenCounter")
         w, mask, prods = _D9[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -711,9 +767,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T11[s, 64]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
+            a <<= 1
     items = o.key_value
     if items.__class__ is not list:
         raise type_error("KeyInfo.key_value", "a list", items)
@@ -782,9 +842,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T11[s, 448]
         except KeyError:
             raise ExiEncodeError("KeyInfo.mgmt_data is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
+            a <<= 1
     try:
         c, w, _ = _T11[s, -1]
     except KeyError:
@@ -814,12 +878,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of KeyName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of KeyName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of KeyName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of KeyName")
             f_key_name.append(x)
             continue
         if fid == 2:
@@ -844,12 +912,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 7:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of MgmtData")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of MgmtData")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of MgmtData")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of MgmtData")
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
@@ -1084,8 +1156,12 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "PgpData.pgp_key_id")
+            a <<= 1
     items = o.pgp_key_packet
     if items.__class__ is not list:
         raise type_error("PgpData.pgp_key_packet", "a list", items)
@@ -1096,9 +1172,13 @@ def _e_ds_PgpData(a, o, st):
             c, w, s = _T17[s, 64]
         except KeyError:
             raise ExiEncodeError("PgpData.pgp_key_packet is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_packet")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "PgpData.pgp_key_packet")
+            a <<= 1
     try:
         c, w, _ = _T17[s, -1]
     except KeyError:
@@ -1119,21 +1199,29 @@ def _d_ds_PgpData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            f_pgp_key_id, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyID")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyID")
+                f_pgp_key_id = b""
+            else:
+                f_pgp_key_id, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyPacket")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
@@ -1274,24 +1362,54 @@ def _d_cm_PowerDeliveryRes(r, v, n, p):
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
-    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
-    a <<= 2
+    y = o.modulus
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.modulus")
+        a <<= 1
+    y = o.exponent
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.exponent")
+        a <<= 1
+    a <<= 1
     return a
 
 
 def _d_ds_RsaKeyValue(r, v, n, p):
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "Modulus")
-    f_modulus, p = r_binary(v, n, p, None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of Modulus")
-    f_exponent, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Modulus")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Modulus")
+        f_modulus = b""
+    else:
+        f_modulus, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Modulus")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Exponent")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Exponent")
+        f_exponent = b""
+    else:
+        f_exponent, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of RsaKeyValue")
     return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
@@ -1336,8 +1454,13 @@ def _e_ds_Reference(a, o, st):
     if o.digest_method.__class__ is not ds.DigestMethod:
         raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
-    a <<= 2
+    y = o.digest_value
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "Reference.digest_value")
+        a <<= 1
+    a <<= 1
     return a
 
 
@@ -1377,13 +1500,23 @@ def _d_ds_Reference(r, v, n, p):
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
     f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "DigestValue")
-    f_digest_value, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "DigestValue")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of DigestValue")
+        f_digest_value = b""
+    else:
+        f_digest_value, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Reference")
     return ds.Reference(
         id=f_id,
         type=f_type,
@@ -1471,9 +1604,13 @@ def _e_ds_SpkiData(a, o, st):
             c, w, s = _T23[s, 0]
         except KeyError:
             raise ExiEncodeError("SpkiData.spki_sexp is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "SpkiData.spki_sexp")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "SpkiData.spki_sexp")
+            a <<= 1
     try:
         c, w, _ = _T23[s, -1]
     except KeyError:
@@ -1493,12 +1630,16 @@ def _d_ds_SpkiData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of SPKISexp")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of SPKISexp")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of SPKISexp")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of SPKISexp")
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
@@ -1975,8 +2116,13 @@ def _e_cm_SessionSetupReq(a, o, st):
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("SessionSetupReq.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
-    a = e_str((a << 2), o.evccid, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255, "SessionSetupReq.evccid")
-    a <<= 2
+    y = o.evccid
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str((a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255, "SessionSetupReq.evccid")
+        a <<= 1
+    a <<= 1
     return a
 
 
@@ -1985,13 +2131,23 @@ def _d_cm_SessionSetupReq(r, v, n, p):
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "EVCCID")
-    f_evccid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVCCID")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVCCID")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of EVCCID")
+        f_evccid = ""
+    else:
+        f_evccid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of EVCCID")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SessionSetupReq")
     return cm.SessionSetupReq(header=f_header, evccid=f_evccid), p
 
 
@@ -2001,8 +2157,13 @@ def _e_cm_SessionSetupRes(a, o, st):
         raise type_error("SessionSetupRes.header", "MessageHeader", o.header)
     a = _e_ct_MessageHeader((a << 1), o.header, st)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionSetupRes.response_code")
-    a = e_str((a << 3), o.evseid, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255, "SessionSetupRes.evseid")
-    a <<= 2
+    y = o.evseid
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 6) | 0b1000
+    else:
+        a = e_str((a << 3), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255, "SessionSetupRes.evseid")
+        a <<= 1
+    a <<= 1
     return a
 
 
@@ -2011,17 +2172,27 @@ def _d_cm_SessionSetupRes(r, v, n, p):
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
-    p += 11
-    q = (v >> (n - p)) & 0x7FF
-    if q >> 9:
-        raise unexpected(p - 11, 2, "ResponseCode")
-    f_response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
-    if (q) & 0x7:
-        raise unexpected(p - 3, 3, "end of ResponseCode")
-    f_evseid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVSEID")
+    p += 10
+    q = (v >> (n - p)) & 0x3FF
+    if q >> 8:
+        raise unexpected(p - 10, 2, "ResponseCode")
+    f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+    if (q) & 0x3:
+        raise unexpected(p - 2, 2, "end of ResponseCode")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of EVSEID")
+        f_evseid = ""
+    else:
+        f_evseid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of EVSEID")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of SessionSetupRes")
     return cm.SessionSetupRes(header=f_header, response_code=f_response_code, evseid=f_evseid), p
 
 
@@ -2036,31 +2207,39 @@ def _e_cm_SessionStopReq(a, o, st):
     x = o.ev_termination_code
     if x is not None:
         s = 3
-        a = e_str(
-            (a << 3),
-            x,
-            st,
-            "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode",
-            80,
-            "SessionStopReq.ev_termination_code",
-        )
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_str(
+                (a << 3),
+                y,
+                st,
+                "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode",
+                80,
+                "SessionStopReq.ev_termination_code",
+            )
+            a <<= 1
     x = o.ev_termination_explanation
     if x is not None:
         try:
             c, w, s = _T34[s, 192]
         except KeyError:
             raise ExiEncodeError("SessionStopReq.ev_termination_explanation is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(
-            a,
-            x,
-            st,
-            "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation",
-            160,
-            "SessionStopReq.ev_termination_explanation",
-        )
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str(
+                (a << 1),
+                y,
+                st,
+                "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation",
+                160,
+                "SessionStopReq.ev_termination_explanation",
+            )
+            a <<= 1
     try:
         c, w, _ = _T34[s, -1]
     except KeyError:
@@ -2087,14 +2266,18 @@ def _d_cm_SessionStopReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of EVTerminationCode")
-        f_ev_termination_code, p = r_string(
-            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode", 80
-        )
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of EVTerminationCode")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of EVTerminationCode")
+            f_ev_termination_code = ""
+        else:
+            f_ev_termination_code, p = r_string(
+                r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode", 80
+            )
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of EVTerminationCode")
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2102,14 +2285,18 @@ def _d_cm_SessionStopReq(r, v, n, p):
         f_ev_termination_code = None
     if fid == 3:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of EVTerminationExplanation")
-        f_ev_termination_explanation, p = r_string(
-            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation", 160
-        )
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of EVTerminationExplanation")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of EVTerminationExplanation")
+            f_ev_termination_explanation = ""
+        else:
+            f_ev_termination_explanation, p = r_string(
+                r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation", 160
+            )
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of EVTerminationExplanation")
         w, mask, prods = _D34[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2399,6 +2586,9 @@ def _e_ds_SignatureValue(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
+    if not o.value and o.value.__class__ in (str, bytes):
+        c, w, _ = _T40[s, -3]
+        return (a << (w + 3)) | (c << 3)
     try:
         c, w, s = _T40[s, 64]
     except KeyError:
@@ -2421,6 +2611,12 @@ def _d_ds_SignatureValue(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         f_id = None
+    if fid == -3:  # EE as a second-level event: an empty value (EXIficient)
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 3, 3, "characters or end of SignatureValue")
+        f_value = b""
+        return ds.SignatureValue(id=f_id, value=f_value), p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
@@ -2748,9 +2944,13 @@ def _e_ds_Transform(a, o, st):
             c, w, s = _T44[s, 64]
         except KeyError:
             raise ExiEncodeError("Transform.x_path is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
+            a <<= 1
     try:
         c, w, _ = _T44[s, -1]
     except KeyError:
@@ -2774,12 +2974,16 @@ def _d_ds_Transform(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of XPath")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of XPath")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of XPath")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of XPath")
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
@@ -3253,9 +3457,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T50[s, 64]
         except KeyError:
             raise ExiEncodeError("X509Data.x509ski is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509ski")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509ski")
+            a <<= 1
     items = o.x509_subject_name
     if items.__class__ is not list:
         raise type_error("X509Data.x509_subject_name", "a list", items)
@@ -3264,9 +3472,20 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T50[s, 128]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_subject_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str(
+                (a << 1),
+                y,
+                st,
+                "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName",
+                None,
+                "X509Data.x509_subject_name",
+            )
+            a <<= 1
     items = o.x509_certificate
     if items.__class__ is not list:
         raise type_error("X509Data.x509_certificate", "a list", items)
@@ -3275,9 +3494,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T50[s, 192]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_certificate is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509_certificate")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509_certificate")
+            a <<= 1
     items = o.x509crl
     if items.__class__ is not list:
         raise type_error("X509Data.x509crl", "a list", items)
@@ -3286,9 +3509,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T50[s, 256]
         except KeyError:
             raise ExiEncodeError("X509Data.x509crl is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509crl")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509crl")
+            a <<= 1
     try:
         c, w, _ = _T50[s, -1]
     except KeyError:
@@ -3316,42 +3543,58 @@ def _d_ds_X509Data(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SKI")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SKI")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SKI")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SKI")
             f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SubjectName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SubjectName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SubjectName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SubjectName")
             f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509Certificate")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509Certificate")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509Certificate")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509Certificate")
             f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509CRL")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509CRL")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509CRL")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509CRL")
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
@@ -3530,8 +3773,12 @@ def _d_cm_PncAsResAuthorizationMode(r, v, n, p):
 # SignedCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_SignedCertificateChain(a, o, st):
     a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedCertificateChain.id")
-    a = e_bin((a << 2), o.certificate, None, 1600, "SignedCertificateChain.certificate")
-    a <<= 1
+    y = o.certificate
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, 1600, "SignedCertificateChain.certificate")
+        a <<= 1
     s = 2
     x = o.sub_certificates
     if x is not None:
@@ -3552,13 +3799,20 @@ def _d_cm_SignedCertificateChain(r, v, n, p):
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
     f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "Certificate")
-    f_certificate, p = r_binary(v, n, p, 1600)
     p += 1
     if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of Certificate")
+        raise unexpected(p - 1, 1, "Certificate")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Certificate")
+        f_certificate = b""
+    else:
+        f_certificate, p = r_binary(v, n, p, 1600)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Certificate")
     s = 2
     w, mask, prods = _D56[s]
     p += w
@@ -3638,9 +3892,13 @@ def _e_cm_EmaidList(a, o, st):
             c, w, s = _T58[s, 0]
         except KeyError:
             raise ExiEncodeError("EmaidList.emaid is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255, "EmaidList.emaid")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255, "EmaidList.emaid")
+            a <<= 1
         if i == 8:
             s = _X58[s]
     try:
@@ -3659,12 +3917,16 @@ def _d_cm_EmaidList(r, v, n, p):
     f_emaid = []
     while fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of EMAID")
-        x, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of EMAID")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of EMAID")
+            x = ""
+        else:
+            x, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of EMAID")
         f_emaid.append(x)
         if len(f_emaid) == 8:
             s = _X58[s]
@@ -3678,8 +3940,12 @@ def _d_cm_EmaidList(r, v, n, p):
 
 # CertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_CertificateChain(a, o, st):
-    a = e_bin((a << 2), o.certificate, None, 1600, "CertificateChain.certificate")
-    a <<= 1
+    y = o.certificate
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, 1600, "CertificateChain.certificate")
+        a <<= 1
     s = 1
     x = o.sub_certificates
     if x is not None:
@@ -3696,13 +3962,20 @@ def _e_cm_CertificateChain(a, o, st):
 
 
 def _d_cm_CertificateChain(r, v, n, p):
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "Certificate")
-    f_certificate, p = r_binary(v, n, p, 1600)
     p += 1
     if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of Certificate")
+        raise unexpected(p - 1, 1, "Certificate")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Certificate")
+        f_certificate = b""
+    else:
+        f_certificate, p = r_binary(v, n, p, 1600)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Certificate")
     s = 1
     w, mask, prods = _D59[s]
     p += w
@@ -4572,22 +4845,37 @@ def _d_cm_SelectedServiceList(r, v, n, p):
 
 # ContractCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_ContractCertificateChain(a, o, st):
-    a = e_bin((a << 2), o.certificate, None, 1600, "ContractCertificateChain.certificate")
+    y = o.certificate
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, 1600, "ContractCertificateChain.certificate")
+        a <<= 1
     if o.sub_certificates.__class__ is not cm.SubCertificates:
         raise type_error("ContractCertificateChain.sub_certificates", "SubCertificates", o.sub_certificates)
-    a = _e_cm_SubCertificates((a << 2), o.sub_certificates, st)
+    a = _e_cm_SubCertificates((a << 1), o.sub_certificates, st)
     a <<= 1
     return a
 
 
 def _d_cm_ContractCertificateChain(r, v, n, p):
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "Certificate")
-    f_certificate, p = r_binary(v, n, p, 1600)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of Certificate")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Certificate")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Certificate")
+        f_certificate = b""
+    else:
+        f_certificate, p = r_binary(v, n, p, 1600)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Certificate")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "SubCertificates")
     f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
@@ -4597,12 +4885,17 @@ def _d_cm_ContractCertificateChain(r, v, n, p):
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
-    a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+    y = o.meter_id
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str((a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+        a <<= 1
     y = o.charged_energy_reading_wh
     if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = (a << 10) | y
     else:
-        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
     a <<= 1
     s = 2
     x = o.bpt_discharged_energy_reading_wh
@@ -4646,9 +4939,13 @@ def _e_ct_MeterInfo(a, o, st):
             c, w, s = _T72[s, 320]
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_signature is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 64, "MeterInfo.meter_signature")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 64, "MeterInfo.meter_signature")
+            a <<= 1
     x = o.meter_status
     if x is not None:
         try:
@@ -4688,13 +4985,23 @@ def _e_ct_MeterInfo(a, o, st):
 
 
 def _d_ct_MeterInfo(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "MeterID")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of MeterID")
+        f_meter_id = ""
+    else:
+        f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of MeterID")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "MeterID")
-    f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of MeterID")
+        raise unexpected(p - 2, 2, "ChargedEnergyReadingWh")
     f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
     if f_charged_energy_reading_wh < 0x80:
         p += 8
@@ -4768,12 +5075,16 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of MeterSignature")
-        f_meter_signature, p = r_binary(v, n, p, 64)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of MeterSignature")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of MeterSignature")
+            f_meter_signature = b""
+        else:
+            f_meter_signature, p = r_binary(v, n, p, 64)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of MeterSignature")
         w, mask, prods = _D72[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -5013,35 +5324,50 @@ def _d_cm_ScheduledSmdtControlMode(r, v, n, p):
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a = e_str(
-        (a << 2),
-        o.x509_issuer_name,
-        st,
-        "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
-        None,
-        "X509IssuerSerial.x509_issuer_name",
-    )
+    y = o.x509_issuer_name
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y,
+            st,
+            "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
+            None,
+            "X509IssuerSerial.x509_issuer_name",
+        )
+        a <<= 1
     y = o.x509_serial_number
     if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     elif 0 <= y < 0x80:
-        a = (a << 12) | y
+        a = (a << 11) | y
     elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = (a << 11) | (0xFF - y)
     else:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
 def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "X509IssuerName")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of X509IssuerName")
+        f_x509_issuer_name = ""
+    else:
+        f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of X509IssuerName")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "X509IssuerName")
-    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of X509IssuerName")
+        raise unexpected(p - 2, 2, "X509SerialNumber")
     f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
     if f_x509_serial_number < 0x80:
         p += 9
@@ -5075,11 +5401,20 @@ def _e_cm_SupportedProvidersList(a, o, st):
             c, w, s = _T77[s, 0]
         except KeyError:
             raise ExiEncodeError("SupportedProvidersList.provider_id is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(
-            a, x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID", 80, "SupportedProvidersList.provider_id"
-        )
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str(
+                (a << 1),
+                y,
+                st,
+                "{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID",
+                80,
+                "SupportedProvidersList.provider_id",
+            )
+            a <<= 1
         if i == 128:
             s = _X77[s]
     try:
@@ -5098,12 +5433,16 @@ def _d_cm_SupportedProvidersList(r, v, n, p):
     f_provider_id = []
     while fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of ProviderID")
-        x, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID", 80)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of ProviderID")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of ProviderID")
+            x = ""
+        else:
+            x, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID", 80)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of ProviderID")
         f_provider_id.append(x)
         if len(f_provider_id) == 128:
             s = _X77[s]
@@ -5130,9 +5469,13 @@ def _e_cm_SubCertificates(a, o, st):
             c, w, s = _T78[s, 0]
         except KeyError:
             raise ExiEncodeError("SubCertificates.certificate is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 1600, "SubCertificates.certificate")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 1600, "SubCertificates.certificate")
+            a <<= 1
         if i == 3:
             s = _X78[s]
     try:
@@ -5151,12 +5494,16 @@ def _d_cm_SubCertificates(r, v, n, p):
     f_certificate = []
     while fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Certificate")
-        x, p = r_binary(v, n, p, 1600)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Certificate")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Certificate")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 1600)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Certificate")
         f_certificate.append(x)
         if len(f_certificate) == 3:
             s = _X78[s]
@@ -5392,40 +5739,53 @@ def _e_cm_AbsolutePriceSchedule(a, o, st):
     x = o.price_schedule_description
     if x is not None:
         s = 4
-        a = e_str(
-            (a << 3),
-            x,
-            st,
-            "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription",
-            160,
-            "AbsolutePriceSchedule.price_schedule_description",
-        )
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_str(
+                (a << 3),
+                y,
+                st,
+                "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription",
+                160,
+                "AbsolutePriceSchedule.price_schedule_description",
+            )
+            a <<= 1
     try:
         c, w, s = _T84[s, 256]
     except KeyError:
         raise ExiEncodeError("AbsolutePriceSchedule.currency is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    a = e_str(
-        a, o.currency, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3, "AbsolutePriceSchedule.currency"
-    )
-    a = e_str(
-        (a << 3),
-        o.language,
-        st,
-        "{urn:iso:std:iso:15118:-20:CommonMessages}Language",
-        3,
-        "AbsolutePriceSchedule.language",
-    )
-    a = e_str(
-        (a << 3),
-        o.price_algorithm,
-        st,
-        "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm",
-        255,
-        "AbsolutePriceSchedule.price_algorithm",
-    )
-    a <<= 1
+    a = (a << w) | c
+    y = o.currency
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 4) | 0b1000
+    else:
+        a = e_str(
+            (a << 1), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3, "AbsolutePriceSchedule.currency"
+        )
+        a <<= 1
+    y = o.language
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3, "AbsolutePriceSchedule.language"
+        )
+        a <<= 1
+    y = o.price_algorithm
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y,
+            st,
+            "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm",
+            255,
+            "AbsolutePriceSchedule.price_algorithm",
+        )
+        a <<= 1
     s = 7
     x = o.minimum_cost
     if x is not None:
@@ -5528,14 +5888,18 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of PriceScheduleDescription")
-        f_price_schedule_description, p = r_string(
-            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160
-        )
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of PriceScheduleDescription")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of PriceScheduleDescription")
+            f_price_schedule_description = ""
+        else:
+            f_price_schedule_description, p = r_string(
+                r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160
+            )
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of PriceScheduleDescription")
         w, mask, prods = _D84[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -5544,20 +5908,44 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
     if fid != 4:
         raise bad_event(p, fid, "Currency")
     p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "characters of Currency")
-    f_currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of Currency")
-    f_language, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of Language")
-    f_price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Currency")
+        f_currency = ""
+    else:
+        f_currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Currency")
     p += 1
     if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of PriceAlgorithm")
+        raise unexpected(p - 1, 1, "Language")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Language")
+        f_language = ""
+    else:
+        f_language, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Language")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "PriceAlgorithm")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of PriceAlgorithm")
+        f_price_algorithm = ""
+    else:
+        f_price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of PriceAlgorithm")
     s = 7
     w, mask, prods = _D84[s]
     p += w
@@ -5649,15 +6037,19 @@ def _e_cm_PriceLevelSchedule(a, o, st):
     x = o.price_schedule_description
     if x is not None:
         s = 4
-        a = e_str(
-            (a << 3),
-            x,
-            st,
-            "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription",
-            160,
-            "PriceLevelSchedule.price_schedule_description",
-        )
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_str(
+                (a << 3),
+                y,
+                st,
+                "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription",
+                160,
+                "PriceLevelSchedule.price_schedule_description",
+            )
+            a <<= 1
     try:
         c, w, s = _T85[s, 256]
     except KeyError:
@@ -5721,14 +6113,18 @@ def _d_cm_PriceLevelSchedule(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of PriceScheduleDescription")
-        f_price_schedule_description, p = r_string(
-            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160
-        )
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of PriceScheduleDescription")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of PriceScheduleDescription")
+            f_price_schedule_description = ""
+        else:
+            f_price_schedule_description, p = r_string(
+                r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription", 160
+            )
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of PriceScheduleDescription")
         w, mask, prods = _D85[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -6099,25 +6495,30 @@ def _e_cm_EvAbsolutePriceSchedule(a, o, st):
         a = (a << 10) | y
     else:
         a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvAbsolutePriceSchedule.time_anchor"))
-    a = e_str(
-        (a << 3),
-        o.currency,
-        st,
-        "{urn:iso:std:iso:15118:-20:CommonMessages}Currency",
-        3,
-        "EvAbsolutePriceSchedule.currency",
-    )
-    a = e_str(
-        (a << 3),
-        o.price_algorithm,
-        st,
-        "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm",
-        255,
-        "EvAbsolutePriceSchedule.price_algorithm",
-    )
+    y = o.currency
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 6) | 0b1000
+    else:
+        a = e_str(
+            (a << 3), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3, "EvAbsolutePriceSchedule.currency"
+        )
+        a <<= 1
+    y = o.price_algorithm
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y,
+            st,
+            "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm",
+            255,
+            "EvAbsolutePriceSchedule.price_algorithm",
+        )
+        a <<= 1
     if o.ev_price_rule_stacks.__class__ is not cm.EvPriceRuleStackList:
         raise type_error("EvAbsolutePriceSchedule.ev_price_rule_stacks", "EvPriceRuleStackList", o.ev_price_rule_stacks)
-    a = _e_cm_EvPriceRuleStackList((a << 2), o.ev_price_rule_stacks, st)
+    a = _e_cm_EvPriceRuleStackList((a << 1), o.ev_price_rule_stacks, st)
     a <<= 1
     return a
 
@@ -6133,17 +6534,37 @@ def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
         f_time_anchor, p = r_uint(v, n, p, 10)
     if not 0 <= f_time_anchor <= 18446744073709551615:
         raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of TimeAnchor")
-    f_currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of Currency")
-    f_price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of PriceAlgorithm")
+        raise unexpected(p - 2, 2, "end of TimeAnchor")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Currency")
+        f_currency = ""
+    else:
+        f_currency, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Currency")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "PriceAlgorithm")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of PriceAlgorithm")
+        f_price_algorithm = ""
+    else:
+        f_price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of PriceAlgorithm")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "EVPriceRuleStacks")
     f_ev_price_rule_stacks, p = _d_cm_EvPriceRuleStackList(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
@@ -6592,9 +7013,15 @@ def _e_cm_Parameter(a, o, st):
             c, w, s = _T100[s, 384]
         except KeyError:
             raise ExiEncodeError("Parameter.finite_string is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80, "Parameter.finite_string")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str(
+                (a << 1), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80, "Parameter.finite_string"
+            )
+            a <<= 1
     try:
         c, w, _ = _T100[s, -1]
     except KeyError:
@@ -6691,12 +7118,16 @@ def _d_cm_Parameter(r, v, n, p):
         f_rational_number = None
     if fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of finiteString")
-        f_finite_string, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of finiteString")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of finiteString")
+            f_finite_string = ""
+        else:
+            f_finite_string, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of finiteString")
         w, mask, prods = _D100[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -6823,8 +7254,14 @@ def _e_cm_TaxRule(a, o, st):
     x = o.tax_rule_name
     if x is not None:
         s = 2
-        a = e_str((a << 3), x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80, "TaxRule.tax_rule_name")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_str(
+                (a << 3), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80, "TaxRule.tax_rule_name"
+            )
+            a <<= 1
     try:
         c, w, s = _T103[s, 128]
     except KeyError:
@@ -6886,12 +7323,16 @@ def _d_cm_TaxRule(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of TaxRuleName")
-        f_tax_rule_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of TaxRuleName")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of TaxRuleName")
+            f_tax_rule_name = ""
+        else:
+            f_tax_rule_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of TaxRuleName")
         w, mask, prods = _D103[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -7019,15 +7460,19 @@ def _e_cm_OverstayRule(a, o, st):
     x = o.overstay_rule_description
     if x is not None:
         s = 1
-        a = e_str(
-            (a << 3),
-            x,
-            st,
-            "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription",
-            160,
-            "OverstayRule.overstay_rule_description",
-        )
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_str(
+                (a << 3),
+                y,
+                st,
+                "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription",
+                160,
+                "OverstayRule.overstay_rule_description",
+            )
+            a <<= 1
     try:
         c, w, s = _T105[s, 64]
     except KeyError:
@@ -7057,14 +7502,18 @@ def _d_cm_OverstayRule(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of OverstayRuleDescription")
-        f_overstay_rule_description, p = r_string(
-            r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription", 160
-        )
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of OverstayRuleDescription")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of OverstayRuleDescription")
+            f_overstay_rule_description = ""
+        else:
+            f_overstay_rule_description, p = r_string(
+                r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription", 160
+            )
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of OverstayRuleDescription")
         w, mask, prods = _D105[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -7109,29 +7558,44 @@ def _d_cm_OverstayRule(r, v, n, p):
 
 # AdditionalServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
 def _e_cm_AdditionalService(a, o, st):
-    a = e_str(
-        (a << 2),
-        o.service_name,
-        st,
-        "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName",
-        80,
-        "AdditionalService.service_name",
-    )
+    y = o.service_name
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y,
+            st,
+            "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName",
+            80,
+            "AdditionalService.service_name",
+        )
+        a <<= 1
     if o.service_fee.__class__ is not ct.RationalNumber:
         raise type_error("AdditionalService.service_fee", "RationalNumber", o.service_fee)
-    a = _e_ct_RationalNumber((a << 2), o.service_fee, st)
+    a = _e_ct_RationalNumber((a << 1), o.service_fee, st)
     a <<= 1
     return a
 
 
 def _d_cm_AdditionalService(r, v, n, p):
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "ServiceName")
-    f_service_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName", 80)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of ServiceName")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "ServiceName")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of ServiceName")
+        f_service_name = ""
+    else:
+        f_service_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName", 80)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of ServiceName")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "ServiceFee")
     f_service_fee, p = _d_ct_RationalNumber(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
@@ -7584,11 +8048,16 @@ def _d_cm_EvPriceRule(r, v, n, p):
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D0 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7597,32 +8066,51 @@ _D0 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T1 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T1 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D1 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T2 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
+_T2 = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
 _D2 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T3 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 128): (0, 2, 4),
     (3, 192): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 128): (0, 2, 4),
     (4, 192): (1, 2, 5),
+    (4, -3): (2, 2, 4),
     (5, 256): (0, 2, 6),
     (5, 320): (1, 2, 7),
+    (5, -3): (2, 2, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
     (8, 192): (0, 1, 5),
+    (8, -3): (1, 1, 8),
     (9, 192): (0, 1, 5),
+    (9, -3): (1, 1, 9),
 }
 _D3 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7637,11 +8125,22 @@ _D3 = (
     (1, 0x1, ((3, 0, 5), (-3, 0, 9))),
 )
 _X3 = {3: 8, 4: 9}
-_T4 = {(0, -1): (0, 1, -1)}
+_T4 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D4 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T5 = {(0, -1): (0, 1, -1)}
+_T5 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D5 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T6 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T6 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D6 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -7651,12 +8150,18 @@ _D6 = (
 )
 _T7 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D7 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7668,12 +8173,19 @@ _D7 = (
 )
 _T8 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D8 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7688,17 +8200,25 @@ _T9 = {
     (0, 0): (0, 2, 1),
     (0, 128): (1, 2, 2),
     (0, 192): (2, 2, 3),
+    (0, -3): (3, 2, 0),
     (1, 64): (0, 1, 4),
+    (1, -3): (1, 1, 1),
     (2, 192): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 256): (0, 2, 5),
     (3, 320): (1, 2, 6),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 128): (0, 2, 2),
     (4, 192): (1, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D9 = (
     (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
@@ -7710,7 +8230,18 @@ _D9 = (
     (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
-_T10 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T10 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D10 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -7727,6 +8258,7 @@ _T11 = {
     (0, 320): (5, 4, 7),
     (0, 384): (6, 4, 8),
     (0, 448): (7, 4, 9),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 4),
     (1, 192): (2, 4, 5),
@@ -7734,6 +8266,7 @@ _T11 = {
     (1, 320): (4, 4, 7),
     (1, 384): (5, 4, 8),
     (1, 448): (6, 4, 9),
+    (1, -3): (9, 4, 1),
     (2, 64): (0, 4, 11),
     (2, 128): (1, 4, 13),
     (2, 192): (2, 4, 14),
@@ -7742,6 +8275,7 @@ _T11 = {
     (2, 384): (5, 4, 17),
     (2, 448): (6, 4, 18),
     (2, -1): (8, 4, -1),
+    (2, -3): (10, 4, 2),
     (3, 64): (0, 4, 2),
     (3, 128): (1, 4, 4),
     (3, 192): (2, 4, 5),
@@ -7749,6 +8283,7 @@ _T11 = {
     (3, 320): (4, 4, 7),
     (3, 384): (5, 4, 8),
     (3, 448): (6, 4, 9),
+    (3, -3): (9, 4, 3),
     (4, 64): (0, 4, 11),
     (4, 128): (1, 4, 13),
     (4, 192): (2, 4, 14),
@@ -7757,6 +8292,7 @@ _T11 = {
     (4, 384): (5, 4, 17),
     (4, 448): (6, 4, 18),
     (4, -1): (8, 4, -1),
+    (4, -3): (10, 4, 4),
     (5, 64): (0, 4, 11),
     (5, 128): (1, 4, 13),
     (5, 192): (2, 4, 14),
@@ -7765,6 +8301,7 @@ _T11 = {
     (5, 384): (5, 4, 17),
     (5, 448): (6, 4, 18),
     (5, -1): (8, 4, -1),
+    (5, -3): (10, 4, 5),
     (6, 64): (0, 4, 11),
     (6, 128): (1, 4, 13),
     (6, 192): (2, 4, 14),
@@ -7773,6 +8310,7 @@ _T11 = {
     (6, 384): (5, 4, 17),
     (6, 448): (6, 4, 18),
     (6, -1): (8, 4, -1),
+    (6, -3): (10, 4, 6),
     (7, 64): (0, 4, 11),
     (7, 128): (1, 4, 13),
     (7, 192): (2, 4, 14),
@@ -7781,6 +8319,7 @@ _T11 = {
     (7, 384): (5, 4, 17),
     (7, 448): (6, 4, 18),
     (7, -1): (8, 4, -1),
+    (7, -3): (10, 4, 7),
     (8, 64): (0, 4, 11),
     (8, 128): (1, 4, 13),
     (8, 192): (2, 4, 14),
@@ -7789,6 +8328,7 @@ _T11 = {
     (8, 384): (5, 4, 17),
     (8, 448): (6, 4, 18),
     (8, -1): (8, 4, -1),
+    (8, -3): (10, 4, 8),
     (9, 64): (0, 4, 11),
     (9, 128): (1, 4, 13),
     (9, 192): (2, 4, 14),
@@ -7797,6 +8337,7 @@ _T11 = {
     (9, 384): (5, 4, 17),
     (9, 448): (6, 4, 18),
     (9, -1): (8, 4, -1),
+    (9, -3): (10, 4, 9),
     (10, 64): (0, 4, 11),
     (10, 128): (1, 4, 13),
     (10, 192): (2, 4, 14),
@@ -7805,6 +8346,7 @@ _T11 = {
     (10, 384): (5, 4, 17),
     (10, 448): (6, 4, 18),
     (10, -1): (8, 4, -1),
+    (10, -3): (10, 4, 10),
     (11, 64): (0, 4, 11),
     (11, 128): (1, 4, 13),
     (11, 192): (2, 4, 14),
@@ -7813,6 +8355,7 @@ _T11 = {
     (11, 384): (5, 4, 17),
     (11, 448): (6, 4, 18),
     (11, -1): (8, 4, -1),
+    (11, -3): (10, 4, 11),
     (12, 64): (0, 4, 11),
     (12, 128): (1, 4, 13),
     (12, 192): (2, 4, 14),
@@ -7821,6 +8364,7 @@ _T11 = {
     (12, 384): (5, 4, 17),
     (12, 448): (6, 4, 18),
     (12, -1): (8, 4, -1),
+    (12, -3): (10, 4, 12),
     (13, 64): (0, 4, 11),
     (13, 128): (1, 4, 13),
     (13, 192): (2, 4, 14),
@@ -7829,6 +8373,7 @@ _T11 = {
     (13, 384): (5, 4, 17),
     (13, 448): (6, 4, 18),
     (13, -1): (8, 4, -1),
+    (13, -3): (10, 4, 13),
     (14, 64): (0, 4, 11),
     (14, 128): (1, 4, 13),
     (14, 192): (2, 4, 14),
@@ -7837,6 +8382,7 @@ _T11 = {
     (14, 384): (5, 4, 17),
     (14, 448): (6, 4, 18),
     (14, -1): (8, 4, -1),
+    (14, -3): (10, 4, 14),
     (15, 64): (0, 4, 11),
     (15, 128): (1, 4, 13),
     (15, 192): (2, 4, 14),
@@ -7845,6 +8391,7 @@ _T11 = {
     (15, 384): (5, 4, 17),
     (15, 448): (6, 4, 18),
     (15, -1): (8, 4, -1),
+    (15, -3): (10, 4, 15),
     (16, 64): (0, 4, 11),
     (16, 128): (1, 4, 13),
     (16, 192): (2, 4, 14),
@@ -7853,6 +8400,7 @@ _T11 = {
     (16, 384): (5, 4, 17),
     (16, 448): (6, 4, 18),
     (16, -1): (8, 4, -1),
+    (16, -3): (10, 4, 16),
     (17, 64): (0, 4, 11),
     (17, 128): (1, 4, 13),
     (17, 192): (2, 4, 14),
@@ -7861,6 +8409,7 @@ _T11 = {
     (17, 384): (5, 4, 17),
     (17, 448): (6, 4, 18),
     (17, -1): (8, 4, -1),
+    (17, -3): (10, 4, 17),
     (18, 64): (0, 4, 11),
     (18, 128): (1, 4, 13),
     (18, 192): (2, 4, 14),
@@ -7869,6 +8418,7 @@ _T11 = {
     (18, 384): (5, 4, 17),
     (18, 448): (6, 4, 18),
     (18, -1): (8, 4, -1),
+    (18, -3): (10, 4, 18),
     (19, 64): (0, 4, 11),
     (19, 128): (1, 4, 13),
     (19, 192): (2, 4, 14),
@@ -7877,6 +8427,7 @@ _T11 = {
     (19, 384): (5, 4, 17),
     (19, 448): (6, 4, 18),
     (19, -1): (8, 4, -1),
+    (19, -3): (10, 4, 19),
     (20, 64): (0, 4, 11),
     (20, 128): (1, 4, 13),
     (20, 192): (2, 4, 14),
@@ -7885,6 +8436,7 @@ _T11 = {
     (20, 384): (5, 4, 17),
     (20, 448): (6, 4, 18),
     (20, -1): (8, 4, -1),
+    (20, -3): (10, 4, 20),
     (21, 64): (0, 4, 11),
     (21, 128): (1, 4, 13),
     (21, 192): (2, 4, 14),
@@ -7893,6 +8445,7 @@ _T11 = {
     (21, 384): (5, 4, 17),
     (21, 448): (6, 4, 18),
     (21, -1): (8, 4, -1),
+    (21, -3): (10, 4, 21),
     (22, 64): (0, 4, 11),
     (22, 128): (1, 4, 13),
     (22, 192): (2, 4, 14),
@@ -7901,6 +8454,7 @@ _T11 = {
     (22, 384): (5, 4, 17),
     (22, 448): (6, 4, 18),
     (22, -1): (8, 4, -1),
+    (22, -3): (10, 4, 22),
     (23, 64): (0, 4, 11),
     (23, 128): (1, 4, 13),
     (23, 192): (2, 4, 14),
@@ -7909,6 +8463,7 @@ _T11 = {
     (23, 384): (5, 4, 17),
     (23, 448): (6, 4, 18),
     (23, -1): (8, 4, -1),
+    (23, -3): (10, 4, 23),
     (24, 64): (0, 4, 11),
     (24, 128): (1, 4, 13),
     (24, 192): (2, 4, 14),
@@ -7917,6 +8472,7 @@ _T11 = {
     (24, 384): (5, 4, 17),
     (24, 448): (6, 4, 18),
     (24, -1): (8, 4, -1),
+    (24, -3): (10, 4, 24),
     (25, 64): (0, 4, 11),
     (25, 128): (1, 4, 13),
     (25, 192): (2, 4, 14),
@@ -7925,6 +8481,7 @@ _T11 = {
     (25, 384): (5, 4, 17),
     (25, 448): (6, 4, 18),
     (25, -1): (8, 4, -1),
+    (25, -3): (10, 4, 25),
     (26, 64): (0, 4, 11),
     (26, 128): (1, 4, 13),
     (26, 192): (2, 4, 14),
@@ -7933,6 +8490,7 @@ _T11 = {
     (26, 384): (5, 4, 17),
     (26, 448): (6, 4, 18),
     (26, -1): (8, 4, -1),
+    (26, -3): (10, 4, 26),
     (27, 64): (0, 4, 11),
     (27, 128): (1, 4, 13),
     (27, 192): (2, 4, 14),
@@ -7941,6 +8499,7 @@ _T11 = {
     (27, 384): (5, 4, 17),
     (27, 448): (6, 4, 18),
     (27, -1): (8, 4, -1),
+    (27, -3): (10, 4, 27),
     (28, 64): (0, 4, 11),
     (28, 128): (1, 4, 13),
     (28, 192): (2, 4, 14),
@@ -7949,6 +8508,7 @@ _T11 = {
     (28, 384): (5, 4, 17),
     (28, 448): (6, 4, 18),
     (28, -1): (8, 4, -1),
+    (28, -3): (10, 4, 28),
     (29, 64): (0, 4, 11),
     (29, 128): (1, 4, 13),
     (29, 192): (2, 4, 14),
@@ -7957,6 +8517,7 @@ _T11 = {
     (29, 384): (5, 4, 17),
     (29, 448): (6, 4, 18),
     (29, -1): (8, 4, -1),
+    (29, -3): (10, 4, 29),
     (30, 64): (0, 4, 11),
     (30, 128): (1, 4, 13),
     (30, 192): (2, 4, 14),
@@ -7965,6 +8526,7 @@ _T11 = {
     (30, 384): (5, 4, 17),
     (30, 448): (6, 4, 18),
     (30, -1): (8, 4, -1),
+    (30, -3): (10, 4, 30),
     (31, 64): (0, 4, 11),
     (31, 128): (1, 4, 13),
     (31, 192): (2, 4, 14),
@@ -7973,6 +8535,7 @@ _T11 = {
     (31, 384): (5, 4, 17),
     (31, 448): (6, 4, 18),
     (31, -1): (8, 4, -1),
+    (31, -3): (10, 4, 31),
     (32, 64): (0, 4, 11),
     (32, 128): (1, 4, 13),
     (32, 192): (2, 4, 14),
@@ -7981,6 +8544,7 @@ _T11 = {
     (32, 384): (5, 4, 17),
     (32, 448): (6, 4, 18),
     (32, -1): (8, 4, -1),
+    (32, -3): (10, 4, 32),
     (33, 64): (0, 4, 11),
     (33, 128): (1, 4, 13),
     (33, 192): (2, 4, 14),
@@ -7989,6 +8553,7 @@ _T11 = {
     (33, 384): (5, 4, 17),
     (33, 448): (6, 4, 18),
     (33, -1): (8, 4, -1),
+    (33, -3): (10, 4, 33),
     (34, 64): (0, 4, 11),
     (34, 128): (1, 4, 13),
     (34, 192): (2, 4, 14),
@@ -7997,6 +8562,7 @@ _T11 = {
     (34, 384): (5, 4, 17),
     (34, 448): (6, 4, 18),
     (34, -1): (8, 4, -1),
+    (34, -3): (10, 4, 34),
 }
 _D11 = (
     (
@@ -8596,11 +9162,16 @@ _D11 = (
 _T12 = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 3),
+    (0, -3): (4, 3, 0),
     (1, -1): (0, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 3, 1),
     (2, 64): (1, 3, 3),
+    (2, -3): (4, 3, 2),
     (3, -1): (0, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D12 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
@@ -8612,11 +9183,15 @@ _D12 = (
 _T13 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D13 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8624,13 +9199,27 @@ _D13 = (
     (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
     (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
-_T14 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T14 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D14 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T15 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T15 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D15 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8641,15 +9230,22 @@ _T16 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (4, 3, -1),
+    (0, -3): (6, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, -1): (3, 3, -1),
+    (1, -3): (5, 3, 1),
     (2, 128): (0, 3, 3),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D16 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
@@ -8663,12 +9259,18 @@ _D16 = (
 _T17 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D17 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8680,14 +9282,20 @@ _D17 = (
 )
 _T18 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D18 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8697,14 +9305,31 @@ _D18 = (
     (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
-_T19 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T19 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D19 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T20 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T20 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D20 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8716,18 +9341,25 @@ _T21 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D21 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -8743,12 +9375,16 @@ _T22 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (3, 3, -1),
+    (0, -3): (4, 3, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
 }
 _D22 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
@@ -8758,14 +9394,19 @@ _D22 = (
 )
 _T23 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 0): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 0): (0, 2, 3),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 0): (0, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D23 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8776,11 +9417,16 @@ _D23 = (
 )
 _T24 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D24 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8791,15 +9437,22 @@ _D24 = (
 )
 _T25 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, 320): (2, 2, 6),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
+    (4, -3): (2, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D25 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8810,13 +9463,31 @@ _D25 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
-_T26 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T26 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D26 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T27 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, 192): (0, 1, 4), (4, -1): (0, 1, -1)}
+_T27 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
+    (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
+}
 _D27 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8824,7 +9495,15 @@ _D27 = (
     (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T28 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
+_T28 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D28 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -8832,12 +9511,18 @@ _D28 = (
 )
 _T29 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D29 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8847,26 +9532,59 @@ _D29 = (
     (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
-_T30 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T30 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D30 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T31 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T31 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D31 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T32 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T32 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D32 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T33 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T33 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D33 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8875,13 +9593,18 @@ _D33 = (
 )
 _T34 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, -1): (2, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D34 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8890,7 +9613,14 @@ _D34 = (
     (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T35 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T35 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D35 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8899,15 +9629,21 @@ _D35 = (
 _T36 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 256): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D36 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8919,14 +9655,21 @@ _D36 = (
 )
 _T37 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 64): (0, 3, 2),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D37 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -8940,11 +9683,15 @@ _D37 = (
 _T38 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D38 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8955,11 +9702,19 @@ _D38 = (
 _T39 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, -1): (1, 2, -1),
+    (7, -3): (3, 2, 7),
 }
 _D39 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8971,7 +9726,15 @@ _D39 = (
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
-_T40 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T40 = {
+    (0, 0): (0, 2, 1),
+    (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D40 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -8980,13 +9743,19 @@ _D40 = (
 _T41 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 192): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 192): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D41 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -8998,15 +9767,23 @@ _D41 = (
 )
 _T42 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, 384): (2, 2, 7),
+    (4, -3): (3, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D42 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9020,15 +9797,22 @@ _D42 = (
 )
 _T43 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, 320): (2, 2, 6),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
+    (4, -3): (2, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D43 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9041,18 +9825,25 @@ _D43 = (
 )
 _T44 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 4),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, 64): (0, 3, 4),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, 64): (0, 3, 4),
     (3, -1): (2, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 64): (0, 3, 4),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, 64): (0, 3, 4),
     (5, -1): (2, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 64): (0, 3, 4),
     (6, -1): (2, 3, -1),
+    (6, -3): (4, 3, 6),
 }
 _D44 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9063,7 +9854,16 @@ _D44 = (
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
-_T45 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
+_T45 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 0): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, 0): (0, 2, 2),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+}
 _D45 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -9071,18 +9871,25 @@ _D45 = (
 )
 _T46 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, -1): (3, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D46 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9095,17 +9902,23 @@ _D46 = (
 )
 _T47 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, -1): (3, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D47 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9115,14 +9928,32 @@ _D47 = (
     (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
-_T48 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T48 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D48 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T49 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T49 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D49 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9135,78 +9966,91 @@ _T50 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (6, 3, 0),
     (1, 0): (0, 3, 7),
     (1, 64): (1, 3, 8),
     (1, 128): (2, 3, 9),
     (1, 192): (3, 3, 10),
     (1, 256): (4, 3, 11),
     (1, -1): (6, 3, -1),
+    (1, -3): (7, 3, 1),
     (2, 0): (0, 3, 7),
     (2, 64): (1, 3, 8),
     (2, 128): (2, 3, 9),
     (2, 192): (3, 3, 10),
     (2, 256): (4, 3, 11),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 0): (0, 3, 7),
     (3, 64): (1, 3, 8),
     (3, 128): (2, 3, 9),
     (3, 192): (3, 3, 10),
     (3, 256): (4, 3, 11),
     (3, -1): (6, 3, -1),
+    (3, -3): (7, 3, 3),
     (4, 0): (0, 3, 7),
     (4, 64): (1, 3, 8),
     (4, 128): (2, 3, 9),
     (4, 192): (3, 3, 10),
     (4, 256): (4, 3, 11),
     (4, -1): (6, 3, -1),
+    (4, -3): (7, 3, 4),
     (5, 0): (0, 3, 7),
     (5, 64): (1, 3, 8),
     (5, 128): (2, 3, 9),
     (5, 192): (3, 3, 10),
     (5, 256): (4, 3, 11),
     (5, -1): (6, 3, -1),
+    (5, -3): (7, 3, 5),
     (6, 0): (0, 3, 7),
     (6, 64): (1, 3, 8),
     (6, 128): (2, 3, 9),
     (6, 192): (3, 3, 10),
     (6, 256): (4, 3, 11),
     (6, -1): (6, 3, -1),
+    (6, -3): (7, 3, 6),
     (7, 0): (0, 3, 7),
     (7, 64): (1, 3, 8),
     (7, 128): (2, 3, 9),
     (7, 192): (3, 3, 10),
     (7, 256): (4, 3, 11),
     (7, -1): (6, 3, -1),
+    (7, -3): (7, 3, 7),
     (8, 0): (0, 3, 7),
     (8, 64): (1, 3, 8),
     (8, 128): (2, 3, 9),
     (8, 192): (3, 3, 10),
     (8, 256): (4, 3, 11),
     (8, -1): (6, 3, -1),
+    (8, -3): (7, 3, 8),
     (9, 0): (0, 3, 7),
     (9, 64): (1, 3, 8),
     (9, 128): (2, 3, 9),
     (9, 192): (3, 3, 10),
     (9, 256): (4, 3, 11),
     (9, -1): (6, 3, -1),
+    (9, -3): (7, 3, 9),
     (10, 0): (0, 3, 7),
     (10, 64): (1, 3, 8),
     (10, 128): (2, 3, 9),
     (10, 192): (3, 3, 10),
     (10, 256): (4, 3, 11),
     (10, -1): (6, 3, -1),
+    (10, -3): (7, 3, 10),
     (11, 0): (0, 3, 7),
     (11, 64): (1, 3, 8),
     (11, 128): (2, 3, 9),
     (11, 192): (3, 3, 10),
     (11, 256): (4, 3, 11),
     (11, -1): (6, 3, -1),
+    (11, -3): (7, 3, 11),
     (12, 0): (0, 3, 7),
     (12, 64): (1, 3, 8),
     (12, 128): (2, 3, 9),
     (12, 192): (3, 3, 10),
     (12, 256): (4, 3, 11),
     (12, -1): (6, 3, -1),
+    (12, -3): (7, 3, 12),
 }
 _D50 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
@@ -9223,31 +10067,68 @@ _D50 = (
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
-_T51 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T51 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D51 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T52 = {(0, -1): (0, 1, -1)}
+_T52 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D52 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T53 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T53 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D53 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T54 = {(0, -1): (0, 1, -1)}
+_T54 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D54 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T55 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
+_T55 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D55 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T56 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T56 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D56 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9256,12 +10137,17 @@ _D56 = (
 )
 _T57 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D57 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9273,12 +10159,17 @@ _D57 = (
 _X57 = {1: 3, 2: 4}
 _T58 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D58 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9288,7 +10179,15 @@ _D58 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X58 = {1: 3, 2: 4}
-_T59 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
+_T59 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D59 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -9296,11 +10195,16 @@ _D59 = (
 )
 _T60 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
+    (1, -3): (2, 2, 1),
     (2, 192): (0, 1, 4),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D60 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9309,7 +10213,14 @@ _D60 = (
     (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T61 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T61 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D61 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9317,20 +10228,29 @@ _D61 = (
 )
 _T62 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, 192): (2, 2, 4),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 448): (0, 2, 8),
     (7, -1): (1, 2, -1),
+    (7, -3): (2, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D62 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9350,21 +10270,27 @@ _T63 = {
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
     (0, -1): (5, 3, -1),
+    (0, -3): (6, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
     (1, -1): (4, 3, -1),
+    (1, -3): (5, 3, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, -1): (3, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D63 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))),
@@ -9381,20 +10307,26 @@ _T64 = {
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
     (0, -1): (5, 3, -1),
+    (0, -3): (6, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
     (1, -1): (4, 3, -1),
+    (1, -3): (5, 3, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, -1): (3, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D64 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))),
@@ -9406,12 +10338,17 @@ _D64 = (
 )
 _T65 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D65 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9423,12 +10360,17 @@ _D65 = (
 _X65 = {1: 3, 2: 4}
 _T66 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D66 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9440,12 +10382,17 @@ _D66 = (
 _X66 = {1: 3, 2: 4}
 _T67 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D67 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9457,12 +10404,17 @@ _D67 = (
 _X67 = {1: 3, 2: 4}
 _T68 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D68 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9472,7 +10424,14 @@ _D68 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X68 = {1: 3, 2: 4}
-_T69 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T69 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D69 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9480,12 +10439,17 @@ _D69 = (
 )
 _T70 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D70 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9495,7 +10459,14 @@ _D70 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X70 = {1: 3, 2: 4}
-_T71 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T71 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D71 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9503,7 +10474,9 @@ _D71 = (
 )
 _T72 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
@@ -9511,27 +10484,34 @@ _T72 = {
     (2, 384): (4, 3, 7),
     (2, 448): (5, 3, 8),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, 384): (3, 3, 7),
     (3, 448): (4, 3, 8),
     (3, -1): (5, 3, -1),
+    (3, -3): (6, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, -1): (4, 3, -1),
+    (4, -3): (5, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, -1): (3, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 448): (0, 2, 8),
     (7, -1): (1, 2, -1),
+    (7, -3): (2, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D72 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9546,29 +10526,37 @@ _D72 = (
 )
 _T73 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
     (1, 320): (4, 3, 6),
     (1, -1): (5, 3, -1),
+    (1, -3): (6, 3, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, 320): (3, 3, 6),
     (2, -1): (4, 3, -1),
+    (2, -3): (5, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, -1): (3, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 320): (0, 2, 6),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D73 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9581,14 +10569,21 @@ _D73 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X73 = {6: 7}
-_T74 = {(0, -1): (0, 1, -1)}
+_T74 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D74 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T75 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
+_T75 = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
 _D75 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
-_T76 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T76 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D76 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9596,12 +10591,17 @@ _D76 = (
 )
 _T77 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D77 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9613,12 +10613,17 @@ _D77 = (
 _X77 = {1: 3, 2: 4}
 _T78 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D78 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9628,9 +10633,17 @@ _D78 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X78 = {1: 3, 2: 4}
-_T79 = {(0, -1): (0, 1, -1)}
+_T79 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D79 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T80 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, -1): (1, 2, -1), (2, -1): (0, 1, -1)}
+_T80 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D80 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -9638,12 +10651,17 @@ _D80 = (
 )
 _T81 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D81 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9653,13 +10671,27 @@ _D81 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X81 = {1: 3, 2: 4}
-_T82 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T82 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D82 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T83 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T83 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D83 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9668,29 +10700,43 @@ _D83 = (
 _T84 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
     (7, 640): (3, 3, 11),
+    (7, -3): (4, 3, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
     (8, 640): (2, 2, 11),
+    (8, -3): (3, 2, 8),
     (9, 576): (0, 2, 10),
     (9, 640): (1, 2, 11),
+    (9, -3): (2, 2, 9),
     (10, 640): (0, 1, 11),
+    (10, -3): (1, 1, 10),
     (11, 704): (0, 2, 12),
     (11, 768): (1, 2, 13),
     (11, -1): (2, 2, -1),
+    (11, -3): (3, 2, 11),
     (12, 768): (0, 2, 13),
     (12, -1): (1, 2, -1),
+    (12, -3): (2, 2, 12),
     (13, -1): (0, 1, -1),
+    (13, -3): (1, 1, 13),
 }
 _D84 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -9711,13 +10757,20 @@ _D84 = (
 _T85 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D85 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -9728,7 +10781,17 @@ _D85 = (
     (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
-_T86 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T86 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D86 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9737,13 +10800,19 @@ _D86 = (
 )
 _T87 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D87 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9754,19 +10823,40 @@ _D87 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _X87 = {2: 4, 3: 5}
-_T88 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T88 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D88 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T89 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T89 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D89 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T90 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T90 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D90 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9774,13 +10864,18 @@ _D90 = (
 )
 _T91 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, -1): (2, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D91 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9789,13 +10884,31 @@ _D91 = (
     (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T92 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T92 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D92 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T93 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, 192): (0, 1, 4), (4, -1): (0, 1, -1)}
+_T93 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
+    (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
+}
 _D93 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -9805,12 +10918,17 @@ _D93 = (
 )
 _T94 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D94 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9822,12 +10940,17 @@ _D94 = (
 _X94 = {1: 3, 2: 4}
 _T95 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D95 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9841,15 +10964,22 @@ _T96 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, 128): (2, 2, 3),
+    (0, -3): (3, 2, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
+    (1, -3): (2, 2, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 128): (0, 2, 4),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, 128): (0, 2, 4),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D96 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-3, 0, 0))),
@@ -9863,12 +10993,17 @@ _D96 = (
 _X96 = {3: 5, 4: 6}
 _T97 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D97 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9880,12 +11015,17 @@ _D97 = (
 _X97 = {1: 3, 2: 4}
 _T98 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D98 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9897,11 +11037,15 @@ _D98 = (
 _X98 = {1: 3, 2: 4}
 _T99 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
 }
 _D99 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9911,18 +11055,26 @@ _D99 = (
 )
 _T100 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
     (1, 320): (4, 3, 6),
     (1, 384): (5, 3, 7),
+    (1, -3): (6, 3, 1),
     (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D100 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9936,12 +11088,17 @@ _D100 = (
 )
 _T101 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D101 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9953,12 +11110,17 @@ _D101 = (
 _X101 = {1: 3, 2: 4}
 _T102 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D102 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9970,16 +11132,25 @@ _D102 = (
 _X102 = {1: 3, 2: 4}
 _T103 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
+    (1, -3): (2, 2, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D103 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -9994,13 +11165,19 @@ _D103 = (
 )
 _T104 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D104 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -10014,10 +11191,15 @@ _X104 = {2: 4, 3: 5}
 _T105 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D105 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -10026,13 +11208,27 @@ _D105 = (
     (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T106 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T106 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D106 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T107 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T107 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D107 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -10040,13 +11236,18 @@ _D107 = (
 )
 _T108 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, 192): (2, 2, 4),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D108 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -10055,7 +11256,14 @@ _D108 = (
     (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T109 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T109 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D109 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -10063,13 +11271,19 @@ _D109 = (
 )
 _T110 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D110 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -10082,22 +11296,29 @@ _D110 = (
 _X110 = {2: 4, 3: 5}
 _T111 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
     (1, 320): (4, 3, 6),
+    (1, -3): (5, 3, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, 320): (3, 3, 6),
+    (2, -3): (4, 3, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, 320): (2, 2, 6),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
+    (4, -3): (2, 2, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D111 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -10110,12 +11331,17 @@ _D111 = (
 )
 _T112 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D112 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -10125,7 +11351,14 @@ _D112 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X112 = {1: 3, 2: 4}
-_T113 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T113 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D113 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -10311,321 +11544,329 @@ FRAGMENT_ENCODERS = {
         _e_cm_AbsolutePriceSchedule,
     ),
     (cm.AdditionalServiceList, "{urn:iso:std:iso:15118:-20:CommonMessages}AdditionalSelectedServices"): (
-        1,
+        2,
         _e_cm_AdditionalServiceList,
     ),
-    (cm.AdditionalService, "{urn:iso:std:iso:15118:-20:CommonMessages}AdditionalService"): (2, _e_cm_AdditionalService),
-    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts"): (3, _e_ct_DetailedCost),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}Amount"): (4, _e_ct_RationalNumber),
-    (cm.AuthorizationReq, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationReq"): (9, _e_cm_AuthorizationReq),
-    (cm.AuthorizationRes, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationRes"): (10, _e_cm_AuthorizationRes),
+    (cm.AdditionalService, "{urn:iso:std:iso:15118:-20:CommonMessages}AdditionalService"): (3, _e_cm_AdditionalService),
+    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts"): (4, _e_ct_DetailedCost),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}Amount"): (5, _e_ct_RationalNumber),
+    (cm.AuthorizationReq, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationReq"): (10, _e_cm_AuthorizationReq),
+    (cm.AuthorizationRes, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationRes"): (11, _e_cm_AuthorizationRes),
     (cm.AuthorizationSetupReq, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationSetupReq"): (
-        12,
+        13,
         _e_cm_AuthorizationSetupReq,
     ),
     (cm.AuthorizationSetupRes, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationSetupRes"): (
-        13,
+        14,
         _e_cm_AuthorizationSetupRes,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}AvailableEnergy"): (14, _e_ct_RationalNumber),
-    (ct.ClReqControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode"): (18, _e_ct_ClReqControlMode),
-    (ct.ClResControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode"): (19, _e_ct_ClResControlMode),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}AvailableEnergy"): (15, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}BatteryEnergyCapacity"): (19, _e_ct_RationalNumber),
+    (ct.ClReqControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode"): (20, _e_ct_ClReqControlMode),
+    (ct.ClResControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode"): (21, _e_ct_ClResControlMode),
     (cm.CertificateChain, "{urn:iso:std:iso:15118:-20:CommonMessages}CPSCertificateChain"): (
-        20,
+        22,
         _e_cm_CertificateChain,
     ),
     (ds.CanonicalizationMethod, "{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod"): (
-        21,
+        23,
         _e_ds_CanonicalizationMethod,
     ),
     (cm.CertificateInstallationReq, "{urn:iso:std:iso:15118:-20:CommonMessages}CertificateInstallationReq"): (
-        25,
+        27,
         _e_cm_CertificateInstallationReq,
     ),
     (cm.CertificateInstallationRes, "{urn:iso:std:iso:15118:-20:CommonMessages}CertificateInstallationRes"): (
-        26,
+        28,
         _e_cm_CertificateInstallationRes,
     ),
-    (cm.ChargingSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}ChargingSchedule"): (30, _e_cm_ChargingSchedule),
+    (cm.ChargingSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}ChargingSchedule"): (33, _e_cm_ChargingSchedule),
     (cm.ContractCertificateChain, "{urn:iso:std:iso:15118:-20:CommonMessages}ContractCertificateChain"): (
-        33,
+        36,
         _e_cm_ContractCertificateChain,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}CostPerUnit"): (34, _e_ct_RationalNumber),
-    (ds.DsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue"): (37, _e_ds_DsaKeyValue),
-    (ds.DigestMethod, "{http://www.w3.org/2000/09/xmldsig#}DigestMethod"): (41, _e_ds_DigestMethod),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}CostPerUnit"): (37, _e_ct_RationalNumber),
+    (ds.DsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue"): (40, _e_ds_DsaKeyValue),
+    (ds.DigestMethod, "{http://www.w3.org/2000/09/xmldsig#}DigestMethod"): (45, _e_ds_DigestMethod),
     (cm.ChargingSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}DischargingSchedule"): (
-        43,
+        47,
         _e_cm_ChargingSchedule,
     ),
     (cm.DynamicEvpptControlMode, "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_EVPPTControlMode"): (
-        45,
+        50,
         _e_cm_DynamicEvpptControlMode,
     ),
     (cm.DynamicSeReqControlMode, "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEReqControlMode"): (
-        46,
+        51,
         _e_cm_DynamicSeReqControlMode,
     ),
     (cm.DynamicSeResControlMode, "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEResControlMode"): (
-        47,
+        52,
         _e_cm_DynamicSeResControlMode,
     ),
     (cm.DynamicSmdtControlMode, "{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SMDTControlMode"): (
-        48,
+        53,
         _e_cm_DynamicSmdtControlMode,
     ),
     (cm.EimAReqAuthorizationMode, "{urn:iso:std:iso:15118:-20:CommonMessages}EIM_AReqAuthorizationMode"): (
-        50,
+        55,
         _e_cm_EimAReqAuthorizationMode,
     ),
     (cm.EimAsResAuthorizationMode, "{urn:iso:std:iso:15118:-20:CommonMessages}EIM_ASResAuthorizationMode"): (
-        51,
+        56,
         _e_cm_EimAsResAuthorizationMode,
     ),
     (cm.EvAbsolutePriceSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}EVAbsolutePriceSchedule"): (
-        53,
+        58,
         _e_cm_EvAbsolutePriceSchedule,
     ),
-    (cm.EvEnergyOffer, "{urn:iso:std:iso:15118:-20:CommonMessages}EVEnergyOffer"): (57, _e_cm_EvEnergyOffer),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EVMaximumEnergyRequest"): (58, _e_ct_RationalNumber),
+    (cm.EvEnergyOffer, "{urn:iso:std:iso:15118:-20:CommonMessages}EVEnergyOffer"): (62, _e_cm_EvEnergyOffer),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EVMaximumEnergyRequest"): (63, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVMaximumEnergyRequest"): (64, _e_ct_RationalNumber),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EVMaximumV2XEnergyRequest"): (
-        59,
+        65,
         _e_ct_RationalNumber,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EVMinimumEnergyRequest"): (60, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EVMinimumEnergyRequest"): (66, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVMinimumEnergyRequest"): (67, _e_ct_RationalNumber),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EVMinimumV2XEnergyRequest"): (
-        61,
+        68,
         _e_ct_RationalNumber,
     ),
-    (cm.EvPowerProfile, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfile"): (62, _e_cm_EvPowerProfile),
+    (cm.EvPowerProfile, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfile"): (69, _e_cm_EvPowerProfile),
     (cm.EvPowerProfileEntryList, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfileEntries"): (
-        63,
+        70,
         _e_cm_EvPowerProfileEntryList,
     ),
     (cm.PowerScheduleEntry, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfileEntry"): (
-        64,
+        71,
         _e_cm_PowerScheduleEntry,
     ),
-    (cm.EvPowerSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerSchedule"): (65, _e_cm_EvPowerSchedule),
+    (cm.EvPowerSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerSchedule"): (72, _e_cm_EvPowerSchedule),
     (cm.EvPowerScheduleEntryList, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerScheduleEntries"): (
-        66,
+        73,
         _e_cm_EvPowerScheduleEntryList,
     ),
     (cm.EvPowerScheduleEntry, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerScheduleEntry"): (
-        67,
+        74,
         _e_cm_EvPowerScheduleEntry,
     ),
-    (cm.EvPriceRule, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRule"): (68, _e_cm_EvPriceRule),
-    (cm.EvPriceRuleStack, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleStack"): (69, _e_cm_EvPriceRuleStack),
+    (cm.EvPriceRule, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRule"): (75, _e_cm_EvPriceRule),
+    (cm.EvPriceRuleStack, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleStack"): (76, _e_cm_EvPriceRuleStack),
     (cm.EvPriceRuleStackList, "{urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleStacks"): (
-        70,
+        77,
         _e_cm_EvPriceRuleStackList,
     ),
-    (ct.EvseStatus, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEStatus"): (76, _e_ct_EvseStatus),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTargetEnergyRequest"): (77, _e_ct_RationalNumber),
-    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}EnergyCosts"): (80, _e_ct_DetailedCost),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EnergyFee"): (81, _e_ct_RationalNumber),
-    (cm.ServiceList, "{urn:iso:std:iso:15118:-20:CommonMessages}EnergyTransferServiceList"): (82, _e_cm_ServiceList),
-    (ct.MessageHeader, "{urn:iso:std:iso:15118:-20:CommonTypes}Header"): (90, _e_ct_MessageHeader),
-    (ds.KeyInfo, "{http://www.w3.org/2000/09/xmldsig#}KeyInfo"): (92, _e_ds_KeyInfo),
-    (ds.KeyValue, "{http://www.w3.org/2000/09/xmldsig#}KeyValue"): (94, _e_ds_KeyValue),
+    (ct.EvseStatus, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEStatus"): (83, _e_ct_EvseStatus),
+    (ct.EvseStatus, "{urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatus"): (84, _e_ct_EvseStatus),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EVTargetEnergyRequest"): (85, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVTargetEnergyRequest"): (86, _e_ct_RationalNumber),
+    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}EnergyCosts"): (89, _e_ct_DetailedCost),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}EnergyFee"): (90, _e_ct_RationalNumber),
+    (cm.ServiceList, "{urn:iso:std:iso:15118:-20:CommonMessages}EnergyTransferServiceList"): (91, _e_cm_ServiceList),
+    (ct.MessageHeader, "{urn:iso:std:iso:15118:-20:CommonTypes}Header"): (99, _e_ct_MessageHeader),
+    (ds.KeyInfo, "{http://www.w3.org/2000/09/xmldsig#}KeyInfo"): (102, _e_ds_KeyInfo),
+    (ds.KeyValue, "{http://www.w3.org/2000/09/xmldsig#}KeyValue"): (104, _e_ds_KeyValue),
     (ct.ListOfRootCertificateIds, "{urn:iso:std:iso:15118:-20:CommonMessages}ListOfRootCertificateIDs"): (
-        96,
+        106,
         _e_ct_ListOfRootCertificateIds,
     ),
-    (ds.Manifest, "{http://www.w3.org/2000/09/xmldsig#}Manifest"): (97, _e_ds_Manifest),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}MaximumCost"): (99, _e_ct_RationalNumber),
-    (ct.MeterInfo, "{urn:iso:std:iso:15118:-20:CommonMessages}MeterInfo"): (102, _e_ct_MeterInfo),
+    (ds.Manifest, "{http://www.w3.org/2000/09/xmldsig#}Manifest"): (107, _e_ds_Manifest),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}MaximumCost"): (109, _e_ct_RationalNumber),
+    (ct.MeterInfo, "{urn:iso:std:iso:15118:-20:CommonMessages}MeterInfo"): (113, _e_ct_MeterInfo),
+    (ct.MeterInfo, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterInfo"): (114, _e_ct_MeterInfo),
     (cm.MeteringConfirmationReq, "{urn:iso:std:iso:15118:-20:CommonMessages}MeteringConfirmationReq"): (
-        106,
+        119,
         _e_cm_MeteringConfirmationReq,
     ),
     (cm.MeteringConfirmationRes, "{urn:iso:std:iso:15118:-20:CommonMessages}MeteringConfirmationRes"): (
-        107,
+        120,
         _e_cm_MeteringConfirmationRes,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}MinimumCost"): (109, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}MinimumCost"): (122, _e_ct_RationalNumber),
     (cm.SignedCertificateChain, "{urn:iso:std:iso:15118:-20:CommonMessages}OEMProvisioningCertificateChain"): (
-        114,
+        128,
         _e_cm_SignedCertificateChain,
     ),
-    (ds.Object, "{http://www.w3.org/2000/09/xmldsig#}Object"): (115, _e_ds_Object),
-    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}OccupancyCosts"): (116, _e_ct_DetailedCost),
-    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}OverstayCosts"): (117, _e_ct_DetailedCost),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayFee"): (118, _e_ct_RationalNumber),
+    (ds.Object, "{http://www.w3.org/2000/09/xmldsig#}Object"): (129, _e_ds_Object),
+    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}OccupancyCosts"): (130, _e_ct_DetailedCost),
+    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}OverstayCosts"): (131, _e_ct_DetailedCost),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayFee"): (132, _e_ct_RationalNumber),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayPowerThreshold"): (
-        120,
+        134,
         _e_ct_RationalNumber,
     ),
-    (cm.OverstayRule, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRule"): (121, _e_cm_OverstayRule),
-    (cm.OverstayRuleList, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRules"): (123, _e_cm_OverstayRuleList),
-    (ds.PgpData, "{http://www.w3.org/2000/09/xmldsig#}PGPData"): (126, _e_ds_PgpData),
-    (cm.Parameter, "{urn:iso:std:iso:15118:-20:CommonMessages}Parameter"): (129, _e_cm_Parameter),
-    (cm.ParameterSet, "{urn:iso:std:iso:15118:-20:CommonMessages}ParameterSet"): (130, _e_cm_ParameterSet),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}ParkingFee"): (132, _e_ct_RationalNumber),
+    (cm.OverstayRule, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRule"): (135, _e_cm_OverstayRule),
+    (cm.OverstayRuleList, "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRules"): (137, _e_cm_OverstayRuleList),
+    (ds.PgpData, "{http://www.w3.org/2000/09/xmldsig#}PGPData"): (140, _e_ds_PgpData),
+    (cm.Parameter, "{urn:iso:std:iso:15118:-20:CommonMessages}Parameter"): (143, _e_cm_Parameter),
+    (cm.ParameterSet, "{urn:iso:std:iso:15118:-20:CommonMessages}ParameterSet"): (144, _e_cm_ParameterSet),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}ParkingFee"): (146, _e_ct_RationalNumber),
     (cm.PncAReqAuthorizationMode, "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationMode"): (
-        137,
+        151,
         _e_cm_PncAReqAuthorizationMode,
     ),
     (cm.PncAsResAuthorizationMode, "{urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationMode"): (
-        138,
+        152,
         _e_cm_PncAsResAuthorizationMode,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}Power"): (139, _e_ct_RationalNumber),
-    (cm.PowerDeliveryReq, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryReq"): (140, _e_cm_PowerDeliveryReq),
-    (cm.PowerDeliveryRes, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryRes"): (141, _e_cm_PowerDeliveryRes),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerRangeStart"): (142, _e_ct_RationalNumber),
-    (cm.PowerSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerSchedule"): (143, _e_cm_PowerSchedule),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}Power"): (153, _e_ct_RationalNumber),
+    (cm.PowerDeliveryReq, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryReq"): (154, _e_cm_PowerDeliveryReq),
+    (cm.PowerDeliveryRes, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryRes"): (155, _e_cm_PowerDeliveryRes),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerRangeStart"): (156, _e_ct_RationalNumber),
+    (cm.PowerSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerSchedule"): (157, _e_cm_PowerSchedule),
     (cm.PowerScheduleEntryList, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerScheduleEntries"): (
-        144,
+        158,
         _e_cm_PowerScheduleEntryList,
     ),
     (cm.PowerScheduleEntry, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerScheduleEntry"): (
-        145,
+        159,
         _e_cm_PowerScheduleEntry,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerTolerance"): (146, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}Power_L2"): (148, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}Power_L3"): (149, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}PowerTolerance"): (160, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}Power_L2"): (162, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}Power_L3"): (163, _e_ct_RationalNumber),
     (cm.PriceLevelSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelSchedule"): (
-        152,
+        167,
         _e_cm_PriceLevelSchedule,
     ),
     (cm.PriceLevelScheduleEntryList, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelScheduleEntries"): (
-        153,
+        168,
         _e_cm_PriceLevelScheduleEntryList,
     ),
     (cm.PriceLevelScheduleEntry, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelScheduleEntry"): (
-        154,
+        169,
         _e_cm_PriceLevelScheduleEntry,
     ),
-    (cm.PriceRule, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceRule"): (155, _e_cm_PriceRule),
-    (cm.PriceRuleStack, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleStack"): (156, _e_cm_PriceRuleStack),
+    (cm.PriceRule, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceRule"): (170, _e_cm_PriceRule),
+    (cm.PriceRuleStack, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleStack"): (171, _e_cm_PriceRuleStack),
     (cm.PriceRuleStackList, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleStacks"): (
-        157,
+        172,
         _e_cm_PriceRuleStackList,
     ),
-    (cm.EmaidList, "{urn:iso:std:iso:15118:-20:CommonMessages}PrioritizedEMAIDs"): (160, _e_cm_EmaidList),
-    (ds.RsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue"): (163, _e_ds_RsaKeyValue),
-    (ct.Receipt, "{urn:iso:std:iso:15118:-20:CommonMessages}Receipt"): (164, _e_ct_Receipt),
-    (ds.Reference, "{http://www.w3.org/2000/09/xmldsig#}Reference"): (165, _e_ds_Reference),
-    (ds.RetrievalMethod, "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod"): (169, _e_ds_RetrievalMethod),
-    (ds.X509IssuerSerial, "{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID"): (170, _e_ds_X509IssuerSerial),
-    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (172, _e_ds_SpkiData),
+    (cm.EmaidList, "{urn:iso:std:iso:15118:-20:CommonMessages}PrioritizedEMAIDs"): (175, _e_cm_EmaidList),
+    (ds.RsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue"): (178, _e_ds_RsaKeyValue),
+    (ct.Receipt, "{urn:iso:std:iso:15118:-20:CommonMessages}Receipt"): (179, _e_ct_Receipt),
+    (ct.Receipt, "{urn:iso:std:iso:15118:-20:CommonTypes}Receipt"): (180, _e_ct_Receipt),
+    (ds.Reference, "{http://www.w3.org/2000/09/xmldsig#}Reference"): (181, _e_ds_Reference),
+    (ds.RetrievalMethod, "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod"): (188, _e_ds_RetrievalMethod),
+    (ds.X509IssuerSerial, "{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID"): (189, _e_ds_X509IssuerSerial),
+    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (191, _e_ds_SpkiData),
     (cm.ScheduleExchangeReq, "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleExchangeReq"): (
-        174,
+        193,
         _e_cm_ScheduleExchangeReq,
     ),
     (cm.ScheduleExchangeRes, "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleExchangeRes"): (
-        175,
+        194,
         _e_cm_ScheduleExchangeRes,
     ),
-    (cm.ScheduleTuple, "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleTuple"): (176, _e_cm_ScheduleTuple),
+    (cm.ScheduleTuple, "{urn:iso:std:iso:15118:-20:CommonMessages}ScheduleTuple"): (195, _e_cm_ScheduleTuple),
     (cm.ScheduledEvpptControlMode, "{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_EVPPTControlMode"): (
-        178,
+        197,
         _e_cm_ScheduledEvpptControlMode,
     ),
     (cm.ScheduledSeReqControlMode, "{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SEReqControlMode"): (
-        179,
+        198,
         _e_cm_ScheduledSeReqControlMode,
     ),
     (cm.ScheduledSeResControlMode, "{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SEResControlMode"): (
-        180,
+        199,
         _e_cm_ScheduledSeResControlMode,
     ),
     (cm.ScheduledSmdtControlMode, "{urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SMDTControlMode"): (
-        181,
+        200,
         _e_cm_ScheduledSmdtControlMode,
     ),
     (cm.SelectedService, "{urn:iso:std:iso:15118:-20:CommonMessages}SelectedEnergyTransferService"): (
-        184,
+        203,
         _e_cm_SelectedService,
     ),
-    (cm.SelectedService, "{urn:iso:std:iso:15118:-20:CommonMessages}SelectedService"): (186, _e_cm_SelectedService),
+    (cm.SelectedService, "{urn:iso:std:iso:15118:-20:CommonMessages}SelectedService"): (205, _e_cm_SelectedService),
     (cm.SelectedServiceList, "{urn:iso:std:iso:15118:-20:CommonMessages}SelectedVASList"): (
-        187,
+        206,
         _e_cm_SelectedServiceList,
     ),
-    (cm.Service, "{urn:iso:std:iso:15118:-20:CommonMessages}Service"): (188, _e_cm_Service),
-    (cm.ServiceDetailReq, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDetailReq"): (189, _e_cm_ServiceDetailReq),
-    (cm.ServiceDetailRes, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDetailRes"): (190, _e_cm_ServiceDetailRes),
+    (cm.Service, "{urn:iso:std:iso:15118:-20:CommonMessages}Service"): (207, _e_cm_Service),
+    (cm.ServiceDetailReq, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDetailReq"): (208, _e_cm_ServiceDetailReq),
+    (cm.ServiceDetailRes, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDetailRes"): (209, _e_cm_ServiceDetailRes),
     (cm.ServiceDiscoveryReq, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDiscoveryReq"): (
-        191,
+        210,
         _e_cm_ServiceDiscoveryReq,
     ),
     (cm.ServiceDiscoveryRes, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceDiscoveryRes"): (
-        192,
+        211,
         _e_cm_ServiceDiscoveryRes,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceFee"): (193, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceFee"): (212, _e_ct_RationalNumber),
     (cm.ServiceParameterList, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceParameterList"): (
-        196,
+        215,
         _e_cm_ServiceParameterList,
     ),
     (cm.ServiceSelectionReq, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceSelectionReq"): (
-        198,
+        217,
         _e_cm_ServiceSelectionReq,
     ),
     (cm.ServiceSelectionRes, "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceSelectionRes"): (
-        199,
+        218,
         _e_cm_ServiceSelectionRes,
     ),
-    (cm.SessionSetupReq, "{urn:iso:std:iso:15118:-20:CommonMessages}SessionSetupReq"): (202, _e_cm_SessionSetupReq),
-    (cm.SessionSetupRes, "{urn:iso:std:iso:15118:-20:CommonMessages}SessionSetupRes"): (203, _e_cm_SessionSetupRes),
-    (cm.SessionStopReq, "{urn:iso:std:iso:15118:-20:CommonMessages}SessionStopReq"): (204, _e_cm_SessionStopReq),
-    (cm.SessionStopRes, "{urn:iso:std:iso:15118:-20:CommonMessages}SessionStopRes"): (205, _e_cm_SessionStopRes),
-    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (206, _e_ds_Signature),
-    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (207, _e_ds_SignatureMethod),
+    (cm.SessionSetupReq, "{urn:iso:std:iso:15118:-20:CommonMessages}SessionSetupReq"): (221, _e_cm_SessionSetupReq),
+    (cm.SessionSetupRes, "{urn:iso:std:iso:15118:-20:CommonMessages}SessionSetupRes"): (222, _e_cm_SessionSetupRes),
+    (cm.SessionStopReq, "{urn:iso:std:iso:15118:-20:CommonMessages}SessionStopReq"): (223, _e_cm_SessionStopReq),
+    (cm.SessionStopRes, "{urn:iso:std:iso:15118:-20:CommonMessages}SessionStopRes"): (224, _e_cm_SessionStopRes),
+    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (225, _e_ds_Signature),
+    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (226, _e_ds_SignatureMethod),
     (ds.SignatureProperties, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperties"): (
-        208,
+        227,
         _e_ds_SignatureProperties,
     ),
-    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (209, _e_ds_SignatureProperty),
-    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (210, _e_ds_SignatureValue),
-    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (211, _e_ds_SignedInfo),
+    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (228, _e_ds_SignatureProperty),
+    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (229, _e_ds_SignatureValue),
+    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (230, _e_ds_SignedInfo),
     (cm.SignedInstallationData, "{urn:iso:std:iso:15118:-20:CommonMessages}SignedInstallationData"): (
-        212,
+        231,
         _e_cm_SignedInstallationData,
     ),
     (cm.SignedMeteringData, "{urn:iso:std:iso:15118:-20:CommonMessages}SignedMeteringData"): (
-        213,
+        232,
         _e_cm_SignedMeteringData,
     ),
-    (cm.SubCertificates, "{urn:iso:std:iso:15118:-20:CommonMessages}SubCertificates"): (215, _e_cm_SubCertificates),
+    (cm.SubCertificates, "{urn:iso:std:iso:15118:-20:CommonMessages}SubCertificates"): (234, _e_cm_SubCertificates),
     (cm.SupportedProvidersList, "{urn:iso:std:iso:15118:-20:CommonMessages}SupportedProviders"): (
-        216,
+        235,
         _e_cm_SupportedProvidersList,
     ),
-    (cm.ServiceIdList, "{urn:iso:std:iso:15118:-20:CommonMessages}SupportedServiceIDs"): (217, _e_cm_ServiceIdList),
-    (ct.DetailedTax, "{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts"): (221, _e_ct_DetailedTax),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRate"): (223, _e_ct_RationalNumber),
-    (cm.TaxRule, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRule"): (224, _e_cm_TaxRule),
-    (cm.TaxRuleList, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRules"): (228, _e_cm_TaxRuleList),
-    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (232, _e_ds_Transform),
-    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (233, _e_ds_Transforms),
-    (cm.ServiceList, "{urn:iso:std:iso:15118:-20:CommonMessages}VASList"): (234, _e_cm_ServiceList),
+    (cm.ServiceIdList, "{urn:iso:std:iso:15118:-20:CommonMessages}SupportedServiceIDs"): (236, _e_cm_ServiceIdList),
+    (ct.DetailedTax, "{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts"): (243, _e_ct_DetailedTax),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRate"): (245, _e_ct_RationalNumber),
+    (cm.TaxRule, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRule"): (246, _e_cm_TaxRule),
+    (cm.TaxRuleList, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRules"): (250, _e_cm_TaxRuleList),
+    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (254, _e_ds_Transform),
+    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (255, _e_ds_Transforms),
+    (cm.ServiceList, "{urn:iso:std:iso:15118:-20:CommonMessages}VASList"): (256, _e_cm_ServiceList),
     (cm.VehicleCheckInReq, "{urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckInReq"): (
-        236,
+        258,
         _e_cm_VehicleCheckInReq,
     ),
     (cm.VehicleCheckInRes, "{urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckInRes"): (
-        237,
+        259,
         _e_cm_VehicleCheckInRes,
     ),
     (cm.VehicleCheckOutReq, "{urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckOutReq"): (
-        238,
+        260,
         _e_cm_VehicleCheckOutReq,
     ),
     (cm.VehicleCheckOutRes, "{urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckOutRes"): (
-        239,
+        261,
         _e_cm_VehicleCheckOutRes,
     ),
-    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (245, _e_ds_X509Data),
-    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (247, _e_ds_X509IssuerSerial),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}rationalNumber"): (257, _e_ct_RationalNumber),
+    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (267, _e_ds_X509Data),
+    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (269, _e_ds_X509IssuerSerial),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}rationalNumber"): (279, _e_ct_RationalNumber),
 }
 FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}AbsolutePriceSchedule", _d_cm_AbsolutePriceSchedule),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}AckMaxDelay", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}AdditionalSelectedServices", _d_cm_AdditionalServiceList),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}AdditionalService", _d_cm_AdditionalService),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts", _d_ct_DetailedCost),
@@ -10643,6 +11884,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}BPT_ChannelSelection", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}BPT_DischargedEnergyReadingWh", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}BPT_InductiveEnergyReadingVARh", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}BatteryEnergyCapacity", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode", _d_ct_ClReqControlMode),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode", _d_ct_ClResControlMode),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}CPSCertificateChain", _d_cm_CertificateChain),
@@ -10655,6 +11897,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}CertificateInstallationService", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}ChargeProgress", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}ChargedEnergyReadingWh", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}ChargingComplete", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}ChargingSchedule", _d_cm_ChargingSchedule),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}ChargingSession", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}CheckOutTime", None),
@@ -10664,11 +11907,13 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}DHPublicKey", None),
     ("{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue", _d_ds_DsaKeyValue),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}DepartureTime", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}DepartureTime", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}DeviceLocation", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}DeviceOffset", None),
     ("{http://www.w3.org/2000/09/xmldsig#}DigestMethod", _d_ds_DigestMethod),
     ("{http://www.w3.org/2000/09/xmldsig#}DigestValue", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}DischargingSchedule", _d_cm_ChargingSchedule),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}DisplayParameters", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}Duration", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_EVPPTControlMode", _d_cm_DynamicEvpptControlMode),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEReqControlMode", _d_cm_DynamicSeReqControlMode),
@@ -10684,8 +11929,10 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVCheckOutStatus", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVEnergyOffer", _d_cm_EvEnergyOffer),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVMaximumEnergyRequest", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVMaximumEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVMaximumV2XEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVMinimumEnergyRequest", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVMinimumEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVMinimumV2XEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfile", _d_cm_EvPowerProfile),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfileEntries", _d_cm_EvPowerProfileEntryList),
@@ -10702,7 +11949,9 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}EVSENotification", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVSEProcessing", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVSEStatus", _d_ct_EvseStatus),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatus", _d_ct_EvseStatus),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVTargetEnergyRequest", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVTargetEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}EnergyCosts", _d_ct_DetailedCost),
@@ -10716,6 +11965,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}GoToPause", None),
     ("{http://www.w3.org/2000/09/xmldsig#}HMACOutputLength", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}Header", _d_ct_MessageHeader),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}InletHot", None),
     ("{http://www.w3.org/2000/09/xmldsig#}J", None),
     ("{http://www.w3.org/2000/09/xmldsig#}KeyInfo", _d_ds_KeyInfo),
     ("{http://www.w3.org/2000/09/xmldsig#}KeyName", None),
@@ -10725,9 +11975,12 @@ FRAGMENT_DECODERS = (
     ("{http://www.w3.org/2000/09/xmldsig#}Manifest", _d_ds_Manifest),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}MaximumContractCertificateChains", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}MaximumCost", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MaximumSOC", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}MaximumSupportingPoints", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}MeterInfo", _d_ct_MeterInfo),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterInfo", _d_ct_MeterInfo),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterInfoRequested", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterSignature", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterStatus", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}MeterTimestamp", None),
@@ -10736,6 +11989,7 @@ FRAGMENT_DECODERS = (
     ("{http://www.w3.org/2000/09/xmldsig#}MgmtData", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}MinimumCost", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}MinimumSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}MinimumSOC", None),
     ("{http://www.w3.org/2000/09/xmldsig#}Modulus", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}NotificationMaxDelay", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}NumberOfPriceLevels", None),
@@ -10775,6 +12029,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}PowerToleranceAcceptance", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}Power_L2", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}Power_L3", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}PresentSOC", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevel", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelSchedule", _d_cm_PriceLevelSchedule),
@@ -10790,8 +12045,12 @@ FRAGMENT_DECODERS = (
     ("{http://www.w3.org/2000/09/xmldsig#}Q", None),
     ("{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue", _d_ds_RsaKeyValue),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}Receipt", _d_ct_Receipt),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}Receipt", _d_ct_Receipt),
     ("{http://www.w3.org/2000/09/xmldsig#}Reference", _d_ds_Reference),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}RemainingContractCertificateChains", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToMaximumSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToMinimumSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToTargetSOC", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}RenewableGenerationPercentage", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}ResponseCode", None),
     ("{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod", _d_ds_RetrievalMethod),
@@ -10845,7 +12104,10 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}SupportedServiceIDs", _d_cm_ServiceIdList),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}TPM_EncryptedPrivateKey", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}TargetDistance", None),
+    ("{urn:iso:std:iso:15118:-20:CommonMessages}TargetOffsetX", None),
+    ("{urn:iso:std:iso:15118:-20:CommonMessages}TargetOffsetY", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}TargetSOC", None),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}TargetSOC", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts", _d_ct_DetailedTax),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}TaxIncludedInPrice", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}TaxRate", _d_ct_RationalNumber),

@@ -1939,56 +1939,84 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.p")
+            a <<= 1
     x = o.q
     if x is not None:
         try:
             c, w, s = _T21[s, 64]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.q is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.q")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.q")
+            a <<= 1
     x = o.g
     if x is not None:
         try:
             c, w, s = _T21[s, 128]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.g is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.g")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.g")
+            a <<= 1
     try:
         c, w, s = _T21[s, 192]
     except KeyError:
         raise ExiEncodeError("DsaKeyValue.y is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    a = e_bin(a, o.y, None, None, "DsaKeyValue.y")
-    a <<= 1
+    a = (a << w) | c
+    y = o.y
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 4) | 0b1000
+    else:
+        a = e_bin((a << 1), y, None, None, "DsaKeyValue.y")
+        a <<= 1
     x = o.j
     if x is not None:
         s = 5
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.j")
+            a <<= 1
     x = o.seed
     if x is not None:
         try:
             c, w, s = _T21[s, 320]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.seed is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.seed")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.seed")
+            a <<= 1
     x = o.pgen_counter
     if x is not None:
         try:
             c, w, s = _T21[s, 384]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.pgen_counter is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.pgen_counter")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.pgen_counter")
+            a <<= 1
     try:
         c, w, _ = _T21[s, -1]
     except KeyError:
@@ -2004,12 +2032,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of P")
-        f_p, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of P")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of P")
+            f_p = b""
+        else:
+            f_p, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of P")
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2017,12 +2049,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_p = None
     if fid == 1:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Q")
-        f_q, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Q")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Q")
+            f_q = b""
+        else:
+            f_q, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Q")
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2030,12 +2066,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_q = None
     if fid == 2:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of G")
-        f_g, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of G")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of G")
+            f_g = b""
+        else:
+            f_g, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of G")
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2044,23 +2084,31 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "characters of Y")
-    f_y, p = r_binary(v, n, p, None)
-    p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of Y")
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Y")
+        f_y = b""
+    else:
+        f_y, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Y")
     w, mask, prods = _D21[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of J")
-        f_j, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of J")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of J")
+            f_j = b""
+        else:
+            f_j, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of J")
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2068,12 +2116,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_j = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Seed")
-        f_seed, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Seed")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Seed")
+            f_seed = b""
+        else:
+            f_seed, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Seed")
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2081,12 +2133,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_seed = None
     if fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of PgenCounter")
-        f_pgen_counter, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of PgenCounter")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of PgenCounter")
+            f_pgen_counter = b""
+        else:
+            f_pgen_counter, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of PgenCounter")
         w, mask, prods = _D21[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2452,9 +2508,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T25[s, 64]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
+            a <<= 1
     items = o.key_value
     if items.__class__ is not list:
         raise type_error("KeyInfo.key_value", "a list", items)
@@ -2523,9 +2583,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T25[s, 448]
         except KeyError:
             raise ExiEncodeError("KeyInfo.mgmt_data is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
+            a <<= 1
     try:
         c, w, _ = _T25[s, -1]
     except KeyError:
@@ -2555,12 +2619,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of KeyName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of KeyName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of KeyName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of KeyName")
             f_key_name.append(x)
             continue
         if fid == 2:
@@ -2585,12 +2653,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 7:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of MgmtData")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of MgmtData")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of MgmtData")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of MgmtData")
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
@@ -2773,8 +2845,12 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "PgpData.pgp_key_id")
+            a <<= 1
     items = o.pgp_key_packet
     if items.__class__ is not list:
         raise type_error("PgpData.pgp_key_packet", "a list", items)
@@ -2785,9 +2861,13 @@ def _e_ds_PgpData(a, o, st):
             c, w, s = _T29[s, 64]
         except KeyError:
             raise ExiEncodeError("PgpData.pgp_key_packet is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_packet")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "PgpData.pgp_key_packet")
+            a <<= 1
     try:
         c, w, _ = _T29[s, -1]
     except KeyError:
@@ -2808,21 +2888,29 @@ def _d_ds_PgpData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            f_pgp_key_id, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyID")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyID")
+                f_pgp_key_id = b""
+            else:
+                f_pgp_key_id, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyPacket")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
@@ -2831,24 +2919,54 @@ def _d_ds_PgpData(r, v, n, p):
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
-    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
-    a <<= 2
+    y = o.modulus
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.modulus")
+        a <<= 1
+    y = o.exponent
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.exponent")
+        a <<= 1
+    a <<= 1
     return a
 
 
 def _d_ds_RsaKeyValue(r, v, n, p):
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "Modulus")
-    f_modulus, p = r_binary(v, n, p, None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of Modulus")
-    f_exponent, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Modulus")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Modulus")
+        f_modulus = b""
+    else:
+        f_modulus, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Modulus")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Exponent")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Exponent")
+        f_exponent = b""
+    else:
+        f_exponent, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of RsaKeyValue")
     return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
@@ -2893,8 +3011,13 @@ def _e_ds_Reference(a, o, st):
     if o.digest_method.__class__ is not ds.DigestMethod:
         raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
-    a <<= 2
+    y = o.digest_value
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "Reference.digest_value")
+        a <<= 1
+    a <<= 1
     return a
 
 
@@ -2934,13 +3057,23 @@ def _d_ds_Reference(r, v, n, p):
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
     f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "DigestValue")
-    f_digest_value, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "DigestValue")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of DigestValue")
+        f_digest_value = b""
+    else:
+        f_digest_value, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Reference")
     return ds.Reference(
         id=f_id,
         type=f_type,
@@ -3028,9 +3161,13 @@ def _e_ds_SpkiData(a, o, st):
             c, w, s = _T33[s, 0]
         except KeyError:
             raise ExiEncodeError("SpkiData.spki_sexp is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "SpkiData.spki_sexp")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "SpkiData.spki_sexp")
+            a <<= 1
     try:
         c, w, _ = _T33[s, -1]
     except KeyError:
@@ -3050,12 +3187,16 @@ def _d_ds_SpkiData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of SPKISexp")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of SPKISexp")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of SPKISexp")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of SPKISexp")
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
@@ -3586,6 +3727,9 @@ def _e_ds_SignatureValue(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
+    if not o.value and o.value.__class__ in (str, bytes):
+        c, w, _ = _T40[s, -3]
+        return (a << (w + 3)) | (c << 3)
     try:
         c, w, s = _T40[s, 64]
     except KeyError:
@@ -3608,6 +3752,12 @@ def _d_ds_SignatureValue(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         f_id = None
+    if fid == -3:  # EE as a second-level event: an empty value (EXIficient)
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 3, 3, "characters or end of SignatureValue")
+        f_value = b""
+        return ds.SignatureValue(id=f_id, value=f_value), p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
@@ -3710,9 +3860,13 @@ def _e_ds_Transform(a, o, st):
             c, w, s = _T42[s, 64]
         except KeyError:
             raise ExiEncodeError("Transform.x_path is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
+            a <<= 1
     try:
         c, w, _ = _T42[s, -1]
     except KeyError:
@@ -3736,12 +3890,16 @@ def _d_ds_Transform(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of XPath")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of XPath")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of XPath")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of XPath")
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
@@ -3823,9 +3981,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T44[s, 64]
         except KeyError:
             raise ExiEncodeError("X509Data.x509ski is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509ski")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509ski")
+            a <<= 1
     items = o.x509_subject_name
     if items.__class__ is not list:
         raise type_error("X509Data.x509_subject_name", "a list", items)
@@ -3834,9 +3996,20 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T44[s, 128]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_subject_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str(
+                (a << 1),
+                y,
+                st,
+                "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName",
+                None,
+                "X509Data.x509_subject_name",
+            )
+            a <<= 1
     items = o.x509_certificate
     if items.__class__ is not list:
         raise type_error("X509Data.x509_certificate", "a list", items)
@@ -3845,9 +4018,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T44[s, 192]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_certificate is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509_certificate")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509_certificate")
+            a <<= 1
     items = o.x509crl
     if items.__class__ is not list:
         raise type_error("X509Data.x509crl", "a list", items)
@@ -3856,9 +4033,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T44[s, 256]
         except KeyError:
             raise ExiEncodeError("X509Data.x509crl is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509crl")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509crl")
+            a <<= 1
     try:
         c, w, _ = _T44[s, -1]
     except KeyError:
@@ -3886,42 +4067,58 @@ def _d_ds_X509Data(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SKI")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SKI")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SKI")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SKI")
             f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SubjectName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SubjectName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SubjectName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SubjectName")
             f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509Certificate")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509Certificate")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509Certificate")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509Certificate")
             f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509CRL")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509CRL")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509CRL")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509CRL")
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
@@ -4369,12 +4566,17 @@ def _d_ct_EvseStatus(r, v, n, p):
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
-    a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+    y = o.meter_id
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str((a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+        a <<= 1
     y = o.charged_energy_reading_wh
     if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = (a << 10) | y
     else:
-        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
     a <<= 1
     s = 2
     x = o.bpt_discharged_energy_reading_wh
@@ -4418,9 +4620,13 @@ def _e_ct_MeterInfo(a, o, st):
             c, w, s = _T49[s, 320]
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_signature is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 64, "MeterInfo.meter_signature")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 64, "MeterInfo.meter_signature")
+            a <<= 1
     x = o.meter_status
     if x is not None:
         try:
@@ -4460,13 +4666,23 @@ def _e_ct_MeterInfo(a, o, st):
 
 
 def _d_ct_MeterInfo(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "MeterID")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of MeterID")
+        f_meter_id = ""
+    else:
+        f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of MeterID")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "MeterID")
-    f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of MeterID")
+        raise unexpected(p - 2, 2, "ChargedEnergyReadingWh")
     f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
     if f_charged_energy_reading_wh < 0x80:
         p += 8
@@ -4540,12 +4756,16 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of MeterSignature")
-        f_meter_signature, p = r_binary(v, n, p, 64)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of MeterSignature")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of MeterSignature")
+            f_meter_signature = b""
+        else:
+            f_meter_signature, p = r_binary(v, n, p, 64)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of MeterSignature")
         w, mask, prods = _D49[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -4744,35 +4964,50 @@ def _d_ct_Receipt(r, v, n, p):
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a = e_str(
-        (a << 2),
-        o.x509_issuer_name,
-        st,
-        "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
-        None,
-        "X509IssuerSerial.x509_issuer_name",
-    )
+    y = o.x509_issuer_name
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y,
+            st,
+            "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
+            None,
+            "X509IssuerSerial.x509_issuer_name",
+        )
+        a <<= 1
     y = o.x509_serial_number
     if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     elif 0 <= y < 0x80:
-        a = (a << 12) | y
+        a = (a << 11) | y
     elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = (a << 11) | (0xFF - y)
     else:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
 def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "X509IssuerName")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of X509IssuerName")
+        f_x509_issuer_name = ""
+    else:
+        f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of X509IssuerName")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "X509IssuerName")
-    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of X509IssuerName")
+        raise unexpected(p - 2, 2, "X509SerialNumber")
     f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
     if f_x509_serial_number < 0x80:
         p += 9
@@ -4857,18 +5092,30 @@ def _d_ct_DetailedTax(r, v, n, p):
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 _T0 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
+    (6, -3): (2, 2, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 1, 11),
+    (10, -3): (1, 1, 10),
     (11, -1): (0, 1, -1),
+    (11, -3): (1, 1, 11),
 }
 _D0 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -4886,18 +5133,30 @@ _D0 = (
 )
 _T1 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
+    (6, -3): (2, 2, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 1, 11),
+    (10, -3): (1, 1, 10),
     (11, -1): (0, 1, -1),
+    (11, -3): (1, 1, 11),
 }
 _D1 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -4916,23 +5175,38 @@ _D1 = (
 _T2 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 1, 11),
+    (10, -3): (1, 1, 10),
     (11, 704): (0, 1, 12),
+    (11, -3): (1, 1, 11),
     (12, 768): (0, 2, 13),
     (12, 832): (1, 2, 14),
     (12, -1): (2, 2, -1),
+    (12, -3): (3, 2, 12),
     (13, 832): (0, 2, 14),
     (13, -1): (1, 2, -1),
+    (13, -3): (2, 2, 13),
     (14, -1): (0, 1, -1),
+    (14, -3): (1, 1, 14),
 }
 _D2 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -4957,24 +5231,37 @@ _T3 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 1, 11),
+    (10, -3): (1, 1, 10),
     (11, 704): (0, 1, 12),
+    (11, -3): (1, 1, 11),
     (12, -1): (0, 1, -1),
+    (12, -3): (1, 1, 12),
 }
 _D3 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -4996,13 +5283,18 @@ _T4 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
+    (0, -3): (4, 3, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, 192): (2, 2, 4),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 4, 6),
     (5, 384): (1, 4, 7),
     (5, 448): (2, 4, 8),
@@ -5012,6 +5304,7 @@ _T4 = {
     (5, 704): (6, 4, 12),
     (5, 768): (7, 4, 13),
     (5, -1): (8, 4, -1),
+    (5, -3): (9, 4, 5),
     (6, 384): (0, 4, 7),
     (6, 448): (1, 4, 8),
     (6, 512): (2, 4, 9),
@@ -5020,6 +5313,7 @@ _T4 = {
     (6, 704): (5, 4, 12),
     (6, 768): (6, 4, 13),
     (6, -1): (7, 4, -1),
+    (6, -3): (8, 4, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
@@ -5027,27 +5321,34 @@ _T4 = {
     (7, 704): (4, 3, 12),
     (7, 768): (5, 3, 13),
     (7, -1): (6, 3, -1),
+    (7, -3): (7, 3, 7),
     (8, 512): (0, 3, 9),
     (8, 576): (1, 3, 10),
     (8, 640): (2, 3, 11),
     (8, 704): (3, 3, 12),
     (8, 768): (4, 3, 13),
     (8, -1): (5, 3, -1),
+    (8, -3): (6, 3, 8),
     (9, 576): (0, 3, 10),
     (9, 640): (1, 3, 11),
     (9, 704): (2, 3, 12),
     (9, 768): (3, 3, 13),
     (9, -1): (4, 3, -1),
+    (9, -3): (5, 3, 9),
     (10, 640): (0, 3, 11),
     (10, 704): (1, 3, 12),
     (10, 768): (2, 3, 13),
     (10, -1): (3, 3, -1),
+    (10, -3): (4, 3, 10),
     (11, 704): (0, 2, 12),
     (11, 768): (1, 2, 13),
     (11, -1): (2, 2, -1),
+    (11, -3): (3, 2, 11),
     (12, 768): (0, 2, 13),
     (12, -1): (1, 2, -1),
+    (12, -3): (2, 2, 12),
     (13, -1): (0, 1, -1),
+    (13, -3): (1, 1, 13),
 }
 _D4 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))),
@@ -5094,6 +5395,7 @@ _T5 = {
     (0, 384): (6, 4, 7),
     (0, 448): (7, 4, 8),
     (0, -1): (8, 4, -1),
+    (0, -3): (9, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 3),
     (1, 192): (2, 4, 4),
@@ -5102,6 +5404,7 @@ _T5 = {
     (1, 384): (5, 4, 7),
     (1, 448): (6, 4, 8),
     (1, -1): (7, 4, -1),
+    (1, -3): (8, 4, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
@@ -5109,27 +5412,34 @@ _T5 = {
     (2, 384): (4, 3, 7),
     (2, 448): (5, 3, 8),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, 384): (3, 3, 7),
     (3, 448): (4, 3, 8),
     (3, -1): (5, 3, -1),
+    (3, -3): (6, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, -1): (4, 3, -1),
+    (4, -3): (5, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, -1): (3, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 448): (0, 2, 8),
     (7, -1): (1, 2, -1),
+    (7, -3): (2, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D5 = (
     (
@@ -5157,11 +5467,22 @@ _D5 = (
     (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
-_T6 = {(0, -1): (0, 1, -1)}
+_T6 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D6 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T7 = {(0, -1): (0, 1, -1)}
+_T7 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D7 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T8 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T8 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D8 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -5171,14 +5492,22 @@ _D8 = (
 )
 _T9 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D9 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -5192,14 +5521,22 @@ _D9 = (
 )
 _T10 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D10 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -5211,12 +5548,21 @@ _D10 = (
     (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
-_T11 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
+_T11 = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
 _D11 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
-_T12 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T12 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D12 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -5225,16 +5571,22 @@ _D12 = (
 )
 _T13 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
+    (1, -3): (2, 2, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 3, 5),
     (4, 257): (1, 3, 5),
     (4, 258): (2, 3, 5),
     (4, 259): (3, 3, 5),
     (4, 260): (4, 3, 5),
+    (4, -3): (5, 3, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
 }
 _D13 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -5260,27 +5612,39 @@ _R13_4 = (
 )
 _T14 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, 320): (3, 3, 6),
+    (2, -3): (4, 3, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, 320): (2, 2, 6),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
+    (4, -3): (2, 2, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 3, 11),
     (10, 641): (1, 3, 11),
     (10, 642): (2, 3, 11),
     (10, 643): (3, 3, 11),
     (10, 644): (4, 3, 11),
+    (10, -3): (5, 3, 10),
     (11, -1): (0, 1, -1),
+    (11, -3): (1, 1, 11),
 }
 _D14 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -5310,7 +5674,15 @@ _R14_10 = (
     _d_dc_DynamicDcClResControlMode,
     _d_dc_ScheduledDcClResControlMode,
 )
-_T15 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, 65): (1, 2, 2), (2, -1): (0, 1, -1)}
+_T15 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 2, 2),
+    (1, 65): (1, 2, 2),
+    (1, -3): (2, 2, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D15 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (1, 1, 2), (-3, 0, 1))),
@@ -5324,7 +5696,17 @@ _R15_1 = (
     _d_dc_BptDcCpdReqEnergyTransferMode,
     _d_dc_DcCpdReqEnergyTransferMode,
 )
-_T16 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, 129): (1, 2, 3), (3, -1): (0, 1, -1)}
+_T16 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, 129): (1, 2, 3),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D16 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -5339,7 +5721,18 @@ _R16_2 = (
     _d_dc_BptDcCpdResEnergyTransferMode,
     _d_dc_DcCpdResEnergyTransferMode,
 )
-_T17 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, 192): (0, 1, 4), (4, -1): (0, 1, -1)}
+_T17 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
+    (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
+}
 _D17 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -5347,20 +5740,45 @@ _D17 = (
     (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T18 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T18 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D18 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T19 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T19 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D19 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T20 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T20 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D20 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -5371,17 +5789,25 @@ _T21 = {
     (0, 0): (0, 2, 1),
     (0, 128): (1, 2, 2),
     (0, 192): (2, 2, 3),
+    (0, -3): (3, 2, 0),
     (1, 64): (0, 1, 4),
+    (1, -3): (1, 1, 1),
     (2, 192): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 256): (0, 2, 5),
     (3, 320): (1, 2, 6),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 128): (0, 2, 2),
     (4, 192): (1, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D21 = (
     (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
@@ -5393,7 +5819,18 @@ _D21 = (
     (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
-_T22 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T22 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D22 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -5404,15 +5841,25 @@ _D22 = (
 _T23 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, -1): (0, 1, -1),
+    (9, -3): (1, 1, 9),
 }
 _D23 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -5432,20 +5879,29 @@ _T24 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D24 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -5467,6 +5923,7 @@ _T25 = {
     (0, 320): (5, 4, 7),
     (0, 384): (6, 4, 8),
     (0, 448): (7, 4, 9),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 4),
     (1, 192): (2, 4, 5),
@@ -5474,6 +5931,7 @@ _T25 = {
     (1, 320): (4, 4, 7),
     (1, 384): (5, 4, 8),
     (1, 448): (6, 4, 9),
+    (1, -3): (9, 4, 1),
     (2, 64): (0, 4, 11),
     (2, 128): (1, 4, 13),
     (2, 192): (2, 4, 14),
@@ -5482,6 +5940,7 @@ _T25 = {
     (2, 384): (5, 4, 17),
     (2, 448): (6, 4, 18),
     (2, -1): (8, 4, -1),
+    (2, -3): (10, 4, 2),
     (3, 64): (0, 4, 2),
     (3, 128): (1, 4, 4),
     (3, 192): (2, 4, 5),
@@ -5489,6 +5948,7 @@ _T25 = {
     (3, 320): (4, 4, 7),
     (3, 384): (5, 4, 8),
     (3, 448): (6, 4, 9),
+    (3, -3): (9, 4, 3),
     (4, 64): (0, 4, 11),
     (4, 128): (1, 4, 13),
     (4, 192): (2, 4, 14),
@@ -5497,6 +5957,7 @@ _T25 = {
     (4, 384): (5, 4, 17),
     (4, 448): (6, 4, 18),
     (4, -1): (8, 4, -1),
+    (4, -3): (10, 4, 4),
     (5, 64): (0, 4, 11),
     (5, 128): (1, 4, 13),
     (5, 192): (2, 4, 14),
@@ -5505,6 +5966,7 @@ _T25 = {
     (5, 384): (5, 4, 17),
     (5, 448): (6, 4, 18),
     (5, -1): (8, 4, -1),
+    (5, -3): (10, 4, 5),
     (6, 64): (0, 4, 11),
     (6, 128): (1, 4, 13),
     (6, 192): (2, 4, 14),
@@ -5513,6 +5975,7 @@ _T25 = {
     (6, 384): (5, 4, 17),
     (6, 448): (6, 4, 18),
     (6, -1): (8, 4, -1),
+    (6, -3): (10, 4, 6),
     (7, 64): (0, 4, 11),
     (7, 128): (1, 4, 13),
     (7, 192): (2, 4, 14),
@@ -5521,6 +5984,7 @@ _T25 = {
     (7, 384): (5, 4, 17),
     (7, 448): (6, 4, 18),
     (7, -1): (8, 4, -1),
+    (7, -3): (10, 4, 7),
     (8, 64): (0, 4, 11),
     (8, 128): (1, 4, 13),
     (8, 192): (2, 4, 14),
@@ -5529,6 +5993,7 @@ _T25 = {
     (8, 384): (5, 4, 17),
     (8, 448): (6, 4, 18),
     (8, -1): (8, 4, -1),
+    (8, -3): (10, 4, 8),
     (9, 64): (0, 4, 11),
     (9, 128): (1, 4, 13),
     (9, 192): (2, 4, 14),
@@ -5537,6 +6002,7 @@ _T25 = {
     (9, 384): (5, 4, 17),
     (9, 448): (6, 4, 18),
     (9, -1): (8, 4, -1),
+    (9, -3): (10, 4, 9),
     (10, 64): (0, 4, 11),
     (10, 128): (1, 4, 13),
     (10, 192): (2, 4, 14),
@@ -5545,6 +6011,7 @@ _T25 = {
     (10, 384): (5, 4, 17),
     (10, 448): (6, 4, 18),
     (10, -1): (8, 4, -1),
+    (10, -3): (10, 4, 10),
     (11, 64): (0, 4, 11),
     (11, 128): (1, 4, 13),
     (11, 192): (2, 4, 14),
@@ -5553,6 +6020,7 @@ _T25 = {
     (11, 384): (5, 4, 17),
     (11, 448): (6, 4, 18),
     (11, -1): (8, 4, -1),
+    (11, -3): (10, 4, 11),
     (12, 64): (0, 4, 11),
     (12, 128): (1, 4, 13),
     (12, 192): (2, 4, 14),
@@ -5561,6 +6029,7 @@ _T25 = {
     (12, 384): (5, 4, 17),
     (12, 448): (6, 4, 18),
     (12, -1): (8, 4, -1),
+    (12, -3): (10, 4, 12),
     (13, 64): (0, 4, 11),
     (13, 128): (1, 4, 13),
     (13, 192): (2, 4, 14),
@@ -5569,6 +6038,7 @@ _T25 = {
     (13, 384): (5, 4, 17),
     (13, 448): (6, 4, 18),
     (13, -1): (8, 4, -1),
+    (13, -3): (10, 4, 13),
     (14, 64): (0, 4, 11),
     (14, 128): (1, 4, 13),
     (14, 192): (2, 4, 14),
@@ -5577,6 +6047,7 @@ _T25 = {
     (14, 384): (5, 4, 17),
     (14, 448): (6, 4, 18),
     (14, -1): (8, 4, -1),
+    (14, -3): (10, 4, 14),
     (15, 64): (0, 4, 11),
     (15, 128): (1, 4, 13),
     (15, 192): (2, 4, 14),
@@ -5585,6 +6056,7 @@ _T25 = {
     (15, 384): (5, 4, 17),
     (15, 448): (6, 4, 18),
     (15, -1): (8, 4, -1),
+    (15, -3): (10, 4, 15),
     (16, 64): (0, 4, 11),
     (16, 128): (1, 4, 13),
     (16, 192): (2, 4, 14),
@@ -5593,6 +6065,7 @@ _T25 = {
     (16, 384): (5, 4, 17),
     (16, 448): (6, 4, 18),
     (16, -1): (8, 4, -1),
+    (16, -3): (10, 4, 16),
     (17, 64): (0, 4, 11),
     (17, 128): (1, 4, 13),
     (17, 192): (2, 4, 14),
@@ -5601,6 +6074,7 @@ _T25 = {
     (17, 384): (5, 4, 17),
     (17, 448): (6, 4, 18),
     (17, -1): (8, 4, -1),
+    (17, -3): (10, 4, 17),
     (18, 64): (0, 4, 11),
     (18, 128): (1, 4, 13),
     (18, 192): (2, 4, 14),
@@ -5609,6 +6083,7 @@ _T25 = {
     (18, 384): (5, 4, 17),
     (18, 448): (6, 4, 18),
     (18, -1): (8, 4, -1),
+    (18, -3): (10, 4, 18),
     (19, 64): (0, 4, 11),
     (19, 128): (1, 4, 13),
     (19, 192): (2, 4, 14),
@@ -5617,6 +6092,7 @@ _T25 = {
     (19, 384): (5, 4, 17),
     (19, 448): (6, 4, 18),
     (19, -1): (8, 4, -1),
+    (19, -3): (10, 4, 19),
     (20, 64): (0, 4, 11),
     (20, 128): (1, 4, 13),
     (20, 192): (2, 4, 14),
@@ -5625,6 +6101,7 @@ _T25 = {
     (20, 384): (5, 4, 17),
     (20, 448): (6, 4, 18),
     (20, -1): (8, 4, -1),
+    (20, -3): (10, 4, 20),
     (21, 64): (0, 4, 11),
     (21, 128): (1, 4, 13),
     (21, 192): (2, 4, 14),
@@ -5633,6 +6110,7 @@ _T25 = {
     (21, 384): (5, 4, 17),
     (21, 448): (6, 4, 18),
     (21, -1): (8, 4, -1),
+    (21, -3): (10, 4, 21),
     (22, 64): (0, 4, 11),
     (22, 128): (1, 4, 13),
     (22, 192): (2, 4, 14),
@@ -5641,6 +6119,7 @@ _T25 = {
     (22, 384): (5, 4, 17),
     (22, 448): (6, 4, 18),
     (22, -1): (8, 4, -1),
+    (22, -3): (10, 4, 22),
     (23, 64): (0, 4, 11),
     (23, 128): (1, 4, 13),
     (23, 192): (2, 4, 14),
@@ -5649,6 +6128,7 @@ _T25 = {
     (23, 384): (5, 4, 17),
     (23, 448): (6, 4, 18),
     (23, -1): (8, 4, -1),
+    (23, -3): (10, 4, 23),
     (24, 64): (0, 4, 11),
     (24, 128): (1, 4, 13),
     (24, 192): (2, 4, 14),
@@ -5657,6 +6137,7 @@ _T25 = {
     (24, 384): (5, 4, 17),
     (24, 448): (6, 4, 18),
     (24, -1): (8, 4, -1),
+    (24, -3): (10, 4, 24),
     (25, 64): (0, 4, 11),
     (25, 128): (1, 4, 13),
     (25, 192): (2, 4, 14),
@@ -5665,6 +6146,7 @@ _T25 = {
     (25, 384): (5, 4, 17),
     (25, 448): (6, 4, 18),
     (25, -1): (8, 4, -1),
+    (25, -3): (10, 4, 25),
     (26, 64): (0, 4, 11),
     (26, 128): (1, 4, 13),
     (26, 192): (2, 4, 14),
@@ -5673,6 +6155,7 @@ _T25 = {
     (26, 384): (5, 4, 17),
     (26, 448): (6, 4, 18),
     (26, -1): (8, 4, -1),
+    (26, -3): (10, 4, 26),
     (27, 64): (0, 4, 11),
     (27, 128): (1, 4, 13),
     (27, 192): (2, 4, 14),
@@ -5681,6 +6164,7 @@ _T25 = {
     (27, 384): (5, 4, 17),
     (27, 448): (6, 4, 18),
     (27, -1): (8, 4, -1),
+    (27, -3): (10, 4, 27),
     (28, 64): (0, 4, 11),
     (28, 128): (1, 4, 13),
     (28, 192): (2, 4, 14),
@@ -5689,6 +6173,7 @@ _T25 = {
     (28, 384): (5, 4, 17),
     (28, 448): (6, 4, 18),
     (28, -1): (8, 4, -1),
+    (28, -3): (10, 4, 28),
     (29, 64): (0, 4, 11),
     (29, 128): (1, 4, 13),
     (29, 192): (2, 4, 14),
@@ -5697,6 +6182,7 @@ _T25 = {
     (29, 384): (5, 4, 17),
     (29, 448): (6, 4, 18),
     (29, -1): (8, 4, -1),
+    (29, -3): (10, 4, 29),
     (30, 64): (0, 4, 11),
     (30, 128): (1, 4, 13),
     (30, 192): (2, 4, 14),
@@ -5705,6 +6191,7 @@ _T25 = {
     (30, 384): (5, 4, 17),
     (30, 448): (6, 4, 18),
     (30, -1): (8, 4, -1),
+    (30, -3): (10, 4, 30),
     (31, 64): (0, 4, 11),
     (31, 128): (1, 4, 13),
     (31, 192): (2, 4, 14),
@@ -5713,6 +6200,7 @@ _T25 = {
     (31, 384): (5, 4, 17),
     (31, 448): (6, 4, 18),
     (31, -1): (8, 4, -1),
+    (31, -3): (10, 4, 31),
     (32, 64): (0, 4, 11),
     (32, 128): (1, 4, 13),
     (32, 192): (2, 4, 14),
@@ -5721,6 +6209,7 @@ _T25 = {
     (32, 384): (5, 4, 17),
     (32, 448): (6, 4, 18),
     (32, -1): (8, 4, -1),
+    (32, -3): (10, 4, 32),
     (33, 64): (0, 4, 11),
     (33, 128): (1, 4, 13),
     (33, 192): (2, 4, 14),
@@ -5729,6 +6218,7 @@ _T25 = {
     (33, 384): (5, 4, 17),
     (33, 448): (6, 4, 18),
     (33, -1): (8, 4, -1),
+    (33, -3): (10, 4, 33),
     (34, 64): (0, 4, 11),
     (34, 128): (1, 4, 13),
     (34, 192): (2, 4, 14),
@@ -5737,6 +6227,7 @@ _T25 = {
     (34, 384): (5, 4, 17),
     (34, 448): (6, 4, 18),
     (34, -1): (8, 4, -1),
+    (34, -3): (10, 4, 34),
 }
 _D25 = (
     (
@@ -6336,11 +6827,16 @@ _D25 = (
 _T26 = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 3),
+    (0, -3): (4, 3, 0),
     (1, -1): (0, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 3, 1),
     (2, 64): (1, 3, 3),
+    (2, -3): (4, 3, 2),
     (3, -1): (0, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D26 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
@@ -6352,11 +6848,15 @@ _D26 = (
 _T27 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D27 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6369,15 +6869,22 @@ _T28 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (4, 3, -1),
+    (0, -3): (6, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, -1): (3, 3, -1),
+    (1, -3): (5, 3, 1),
     (2, 128): (0, 3, 3),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D28 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
@@ -6391,12 +6898,18 @@ _D28 = (
 _T29 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D29 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6406,7 +6919,14 @@ _D29 = (
     (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
-_T30 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T30 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D30 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6418,18 +6938,25 @@ _T31 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D31 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -6445,12 +6972,16 @@ _T32 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (3, 3, -1),
+    (0, -3): (4, 3, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
 }
 _D32 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
@@ -6460,14 +6991,19 @@ _D32 = (
 )
 _T33 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 0): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 0): (0, 2, 3),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 0): (0, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D33 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6481,34 +7017,45 @@ _T34 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
+    (0, -3): (4, 3, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, 192): (2, 2, 4),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, 512): (3, 3, 9),
     (5, 576): (4, 3, 10),
     (5, -1): (5, 3, -1),
+    (5, -3): (6, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, 576): (3, 3, 10),
     (6, -1): (4, 3, -1),
+    (6, -3): (5, 3, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
     (7, -1): (3, 3, -1),
+    (7, -3): (4, 3, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
     (8, -1): (2, 2, -1),
+    (8, -3): (3, 2, 8),
     (9, 576): (0, 2, 10),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
     (10, -1): (0, 1, -1),
+    (10, -3): (1, 1, 10),
 }
 _D34 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))),
@@ -6529,16 +7076,21 @@ _T35 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, -1): (4, 3, -1),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, -1): (3, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, -1): (2, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D35 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))),
@@ -6550,15 +7102,21 @@ _D35 = (
 _T36 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 256): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D36 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6570,14 +7128,21 @@ _D36 = (
 )
 _T37 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 64): (0, 3, 2),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D37 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6591,11 +7156,15 @@ _D37 = (
 _T38 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D38 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6606,11 +7175,19 @@ _D38 = (
 _T39 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, -1): (1, 2, -1),
+    (7, -3): (3, 2, 7),
 }
 _D39 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6622,7 +7199,15 @@ _D39 = (
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
-_T40 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T40 = {
+    (0, 0): (0, 2, 1),
+    (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D40 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6631,13 +7216,19 @@ _D40 = (
 _T41 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 192): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 192): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D41 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6649,18 +7240,25 @@ _D41 = (
 )
 _T42 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 4),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, 64): (0, 3, 4),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, 64): (0, 3, 4),
     (3, -1): (2, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 64): (0, 3, 4),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, 64): (0, 3, 4),
     (5, -1): (2, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 64): (0, 3, 4),
     (6, -1): (2, 3, -1),
+    (6, -3): (4, 3, 6),
 }
 _D42 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6671,7 +7269,16 @@ _D42 = (
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
-_T43 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
+_T43 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 0): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, 0): (0, 2, 2),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+}
 _D43 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -6683,78 +7290,91 @@ _T44 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (6, 3, 0),
     (1, 0): (0, 3, 7),
     (1, 64): (1, 3, 8),
     (1, 128): (2, 3, 9),
     (1, 192): (3, 3, 10),
     (1, 256): (4, 3, 11),
     (1, -1): (6, 3, -1),
+    (1, -3): (7, 3, 1),
     (2, 0): (0, 3, 7),
     (2, 64): (1, 3, 8),
     (2, 128): (2, 3, 9),
     (2, 192): (3, 3, 10),
     (2, 256): (4, 3, 11),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 0): (0, 3, 7),
     (3, 64): (1, 3, 8),
     (3, 128): (2, 3, 9),
     (3, 192): (3, 3, 10),
     (3, 256): (4, 3, 11),
     (3, -1): (6, 3, -1),
+    (3, -3): (7, 3, 3),
     (4, 0): (0, 3, 7),
     (4, 64): (1, 3, 8),
     (4, 128): (2, 3, 9),
     (4, 192): (3, 3, 10),
     (4, 256): (4, 3, 11),
     (4, -1): (6, 3, -1),
+    (4, -3): (7, 3, 4),
     (5, 0): (0, 3, 7),
     (5, 64): (1, 3, 8),
     (5, 128): (2, 3, 9),
     (5, 192): (3, 3, 10),
     (5, 256): (4, 3, 11),
     (5, -1): (6, 3, -1),
+    (5, -3): (7, 3, 5),
     (6, 0): (0, 3, 7),
     (6, 64): (1, 3, 8),
     (6, 128): (2, 3, 9),
     (6, 192): (3, 3, 10),
     (6, 256): (4, 3, 11),
     (6, -1): (6, 3, -1),
+    (6, -3): (7, 3, 6),
     (7, 0): (0, 3, 7),
     (7, 64): (1, 3, 8),
     (7, 128): (2, 3, 9),
     (7, 192): (3, 3, 10),
     (7, 256): (4, 3, 11),
     (7, -1): (6, 3, -1),
+    (7, -3): (7, 3, 7),
     (8, 0): (0, 3, 7),
     (8, 64): (1, 3, 8),
     (8, 128): (2, 3, 9),
     (8, 192): (3, 3, 10),
     (8, 256): (4, 3, 11),
     (8, -1): (6, 3, -1),
+    (8, -3): (7, 3, 8),
     (9, 0): (0, 3, 7),
     (9, 64): (1, 3, 8),
     (9, 128): (2, 3, 9),
     (9, 192): (3, 3, 10),
     (9, 256): (4, 3, 11),
     (9, -1): (6, 3, -1),
+    (9, -3): (7, 3, 9),
     (10, 0): (0, 3, 7),
     (10, 64): (1, 3, 8),
     (10, 128): (2, 3, 9),
     (10, 192): (3, 3, 10),
     (10, 256): (4, 3, 11),
     (10, -1): (6, 3, -1),
+    (10, -3): (7, 3, 10),
     (11, 0): (0, 3, 7),
     (11, 64): (1, 3, 8),
     (11, 128): (2, 3, 9),
     (11, 192): (3, 3, 10),
     (11, 256): (4, 3, 11),
     (11, -1): (6, 3, -1),
+    (11, -3): (7, 3, 11),
     (12, 0): (0, 3, 7),
     (12, 64): (1, 3, 8),
     (12, 128): (2, 3, 9),
     (12, 192): (3, 3, 10),
     (12, 256): (4, 3, 11),
     (12, -1): (6, 3, -1),
+    (12, -3): (7, 3, 12),
 }
 _D44 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
@@ -6771,13 +7391,30 @@ _D44 = (
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
-_T45 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T45 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D45 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T46 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T46 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D46 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6796,6 +7433,7 @@ _T47 = {
     (0, 512): (8, 4, 9),
     (0, 576): (9, 4, 10),
     (0, -1): (10, 4, -1),
+    (0, -3): (11, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 3),
     (1, 192): (2, 4, 4),
@@ -6806,6 +7444,7 @@ _T47 = {
     (1, 512): (7, 4, 9),
     (1, 576): (8, 4, 10),
     (1, -1): (9, 4, -1),
+    (1, -3): (10, 4, 1),
     (2, 128): (0, 4, 3),
     (2, 192): (1, 4, 4),
     (2, 256): (2, 4, 5),
@@ -6815,6 +7454,7 @@ _T47 = {
     (2, 512): (6, 4, 9),
     (2, 576): (7, 4, 10),
     (2, -1): (8, 4, -1),
+    (2, -3): (9, 4, 2),
     (3, 192): (0, 4, 4),
     (3, 256): (1, 4, 5),
     (3, 320): (2, 4, 6),
@@ -6823,6 +7463,7 @@ _T47 = {
     (3, 512): (5, 4, 9),
     (3, 576): (6, 4, 10),
     (3, -1): (7, 4, -1),
+    (3, -3): (8, 4, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
@@ -6830,27 +7471,34 @@ _T47 = {
     (4, 512): (4, 3, 9),
     (4, 576): (5, 3, 10),
     (4, -1): (6, 3, -1),
+    (4, -3): (7, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, 512): (3, 3, 9),
     (5, 576): (4, 3, 10),
     (5, -1): (5, 3, -1),
+    (5, -3): (6, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, 576): (3, 3, 10),
     (6, -1): (4, 3, -1),
+    (6, -3): (5, 3, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
     (7, -1): (3, 3, -1),
+    (7, -3): (4, 3, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
     (8, -1): (2, 2, -1),
+    (8, -3): (3, 2, 8),
     (9, 576): (0, 2, 10),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
     (10, -1): (0, 1, -1),
+    (10, -3): (1, 1, 10),
 }
 _D47 = (
     (
@@ -6913,7 +7561,14 @@ _D47 = (
     (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
-_T48 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T48 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D48 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6921,7 +7576,9 @@ _D48 = (
 )
 _T49 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
@@ -6929,27 +7586,34 @@ _T49 = {
     (2, 384): (4, 3, 7),
     (2, 448): (5, 3, 8),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, 384): (3, 3, 7),
     (3, 448): (4, 3, 8),
     (3, -1): (5, 3, -1),
+    (3, -3): (6, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, -1): (4, 3, -1),
+    (4, -3): (5, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, -1): (3, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 448): (0, 2, 8),
     (7, -1): (1, 2, -1),
+    (7, -3): (2, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D49 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6964,29 +7628,37 @@ _D49 = (
 )
 _T50 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
     (1, 320): (4, 3, 6),
     (1, -1): (5, 3, -1),
+    (1, -3): (6, 3, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, 320): (3, 3, 6),
     (2, -1): (4, 3, -1),
+    (2, -3): (5, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, -1): (3, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 320): (0, 2, 6),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D50 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6999,19 +7671,40 @@ _D50 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X50 = {6: 7}
-_T51 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T51 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D51 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T52 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T52 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D52 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T53 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T53 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D53 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -7295,29 +7988,30 @@ FRAGMENT_ENCODERS = {
     (ct.Receipt, "{urn:iso:std:iso:15118:-20:CommonTypes}Receipt"): (110, _e_ct_Receipt),
     (ds.Reference, "{http://www.w3.org/2000/09/xmldsig#}Reference"): (111, _e_ds_Reference),
     (ds.RetrievalMethod, "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod"): (116, _e_ds_RetrievalMethod),
-    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (117, _e_ds_SpkiData),
+    (ds.X509IssuerSerial, "{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID"): (117, _e_ds_X509IssuerSerial),
+    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (118, _e_ds_SpkiData),
     (dc.ScheduledDcClReqControlMode, "{urn:iso:std:iso:15118:-20:DC}Scheduled_DC_CLReqControlMode"): (
-        119,
+        120,
         _e_dc_ScheduledDcClReqControlMode,
     ),
     (dc.ScheduledDcClResControlMode, "{urn:iso:std:iso:15118:-20:DC}Scheduled_DC_CLResControlMode"): (
-        120,
+        121,
         _e_dc_ScheduledDcClResControlMode,
     ),
-    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (123, _e_ds_Signature),
-    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (124, _e_ds_SignatureMethod),
+    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (124, _e_ds_Signature),
+    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (125, _e_ds_SignatureMethod),
     (ds.SignatureProperties, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperties"): (
-        125,
+        126,
         _e_ds_SignatureProperties,
     ),
-    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (126, _e_ds_SignatureProperty),
-    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (127, _e_ds_SignatureValue),
-    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (128, _e_ds_SignedInfo),
-    (ct.DetailedTax, "{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts"): (131, _e_ct_DetailedTax),
-    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (135, _e_ds_Transform),
-    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (136, _e_ds_Transforms),
-    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (140, _e_ds_X509Data),
-    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (142, _e_ds_X509IssuerSerial),
+    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (127, _e_ds_SignatureProperty),
+    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (128, _e_ds_SignatureValue),
+    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (129, _e_ds_SignedInfo),
+    (ct.DetailedTax, "{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts"): (132, _e_ct_DetailedTax),
+    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (136, _e_ds_Transform),
+    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (137, _e_ds_Transforms),
+    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (141, _e_ds_X509Data),
+    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (143, _e_ds_X509IssuerSerial),
 }
 FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}AckMaxDelay", None),
@@ -7437,6 +8131,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToTargetSOC", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}ResponseCode", None),
     ("{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod", _d_ds_RetrievalMethod),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID", _d_ds_X509IssuerSerial),
     ("{http://www.w3.org/2000/09/xmldsig#}SPKIData", _d_ds_SpkiData),
     ("{http://www.w3.org/2000/09/xmldsig#}SPKISexp", None),
     ("{urn:iso:std:iso:15118:-20:DC}Scheduled_DC_CLReqControlMode", _d_dc_ScheduledDcClReqControlMode),

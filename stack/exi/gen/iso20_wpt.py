@@ -97,56 +97,84 @@ def _e_ds_DsaKeyValue(a, o, st):
     x = o.p
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.p")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.p")
+            a <<= 1
     x = o.q
     if x is not None:
         try:
             c, w, s = _T3[s, 64]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.q is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.q")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.q")
+            a <<= 1
     x = o.g
     if x is not None:
         try:
             c, w, s = _T3[s, 128]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.g is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.g")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.g")
+            a <<= 1
     try:
         c, w, s = _T3[s, 192]
     except KeyError:
         raise ExiEncodeError("DsaKeyValue.y is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    a = e_bin(a, o.y, None, None, "DsaKeyValue.y")
-    a <<= 1
+    a = (a << w) | c
+    y = o.y
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 4) | 0b1000
+    else:
+        a = e_bin((a << 1), y, None, None, "DsaKeyValue.y")
+        a <<= 1
     x = o.j
     if x is not None:
         s = 5
-        a = e_bin((a << 3), x, None, None, "DsaKeyValue.j")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "DsaKeyValue.j")
+            a <<= 1
     x = o.seed
     if x is not None:
         try:
             c, w, s = _T3[s, 320]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.seed is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.seed")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.seed")
+            a <<= 1
     x = o.pgen_counter
     if x is not None:
         try:
             c, w, s = _T3[s, 384]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.pgen_counter is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "DsaKeyValue.pgen_counter")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "DsaKeyValue.pgen_counter")
+            a <<= 1
     try:
         c, w, _ = _T3[s, -1]
     except KeyError:
@@ -162,12 +190,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of P")
-        f_p, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of P")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of P")
+            f_p = b""
+        else:
+            f_p, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of P")
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -175,12 +207,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_p = None
     if fid == 1:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Q")
-        f_q, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Q")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Q")
+            f_q = b""
+        else:
+            f_q, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Q")
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -188,12 +224,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_q = None
     if fid == 2:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of G")
-        f_g, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of G")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of G")
+            f_g = b""
+        else:
+            f_g, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of G")
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -202,23 +242,31 @@ def _d_ds_DsaKeyValue(r, v, n, p):
     if fid != 3:
         raise bad_event(p, fid, "Y")
     p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "characters of Y")
-    f_y, p = r_binary(v, n, p, None)
-    p += 1
-    if (v >> (n - p)) & 0x1:
-        raise unexpected(p - 1, 1, "end of Y")
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Y")
+        f_y = b""
+    else:
+        f_y, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Y")
     w, mask, prods = _D3[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of J")
-        f_j, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of J")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of J")
+            f_j = b""
+        else:
+            f_j, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of J")
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -226,12 +274,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_j = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of Seed")
-        f_seed, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of Seed")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of Seed")
+            f_seed = b""
+        else:
+            f_seed, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of Seed")
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -239,12 +291,16 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_seed = None
     if fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of PgenCounter")
-        f_pgen_counter, p = r_binary(v, n, p, None)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of PgenCounter")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of PgenCounter")
+            f_pgen_counter = b""
+        else:
+            f_pgen_counter, p = r_binary(v, n, p, None)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of PgenCounter")
         w, mask, prods = _D3[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -303,9 +359,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T5[s, 64]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
+            a <<= 1
     items = o.key_value
     if items.__class__ is not list:
         raise type_error("KeyInfo.key_value", "a list", items)
@@ -374,9 +434,13 @@ def _e_ds_KeyInfo(a, o, st):
             c, w, s = _T5[s, 448]
         except KeyError:
             raise ExiEncodeError("KeyInfo.mgmt_data is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
+            a <<= 1
     try:
         c, w, _ = _T5[s, -1]
     except KeyError:
@@ -406,12 +470,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of KeyName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of KeyName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of KeyName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of KeyName")
             f_key_name.append(x)
             continue
         if fid == 2:
@@ -436,12 +504,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             continue
         if fid == 7:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of MgmtData")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of MgmtData")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of MgmtData")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of MgmtData")
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
@@ -624,8 +696,12 @@ def _e_ds_PgpData(a, o, st):
     x = o.pgp_key_id
     if x is not None:
         s = 1
-        a = e_bin((a << 3), x, None, None, "PgpData.pgp_key_id")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 6) | 0b1000
+        else:
+            a = e_bin((a << 3), y, None, None, "PgpData.pgp_key_id")
+            a <<= 1
     items = o.pgp_key_packet
     if items.__class__ is not list:
         raise type_error("PgpData.pgp_key_packet", "a list", items)
@@ -636,9 +712,13 @@ def _e_ds_PgpData(a, o, st):
             c, w, s = _T9[s, 64]
         except KeyError:
             raise ExiEncodeError("PgpData.pgp_key_packet is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "PgpData.pgp_key_packet")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "PgpData.pgp_key_packet")
+            a <<= 1
     try:
         c, w, _ = _T9[s, -1]
     except KeyError:
@@ -659,21 +739,29 @@ def _d_ds_PgpData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyID")
-            f_pgp_key_id, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyID")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyID")
+                f_pgp_key_id = b""
+            else:
+                f_pgp_key_id, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyID")
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of PGPKeyPacket")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of PGPKeyPacket")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of PGPKeyPacket")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of PGPKeyPacket")
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
@@ -682,24 +770,54 @@ def _d_ds_PgpData(r, v, n, p):
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_RsaKeyValue(a, o, st):
-    a = e_bin((a << 2), o.modulus, None, None, "RsaKeyValue.modulus")
-    a = e_bin((a << 3), o.exponent, None, None, "RsaKeyValue.exponent")
-    a <<= 2
+    y = o.modulus
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.modulus")
+        a <<= 1
+    y = o.exponent
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "RsaKeyValue.exponent")
+        a <<= 1
+    a <<= 1
     return a
 
 
 def _d_ds_RsaKeyValue(r, v, n, p):
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "Modulus")
-    f_modulus, p = r_binary(v, n, p, None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of Modulus")
-    f_exponent, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Modulus")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Modulus")
+        f_modulus = b""
+    else:
+        f_modulus, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Modulus")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "Exponent")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of Exponent")
+        f_exponent = b""
+    else:
+        f_exponent, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of Exponent")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of RsaKeyValue")
     return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
 
 
@@ -744,8 +862,13 @@ def _e_ds_Reference(a, o, st):
     if o.digest_method.__class__ is not ds.DigestMethod:
         raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
     a = _e_ds_DigestMethod(a, o.digest_method, st)
-    a = e_bin((a << 2), o.digest_value, None, None, "Reference.digest_value")
-    a <<= 2
+    y = o.digest_value
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_bin((a << 2), y, None, None, "Reference.digest_value")
+        a <<= 1
+    a <<= 1
     return a
 
 
@@ -785,13 +908,23 @@ def _d_ds_Reference(r, v, n, p):
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
     f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "DigestValue")
-    f_digest_value, p = r_binary(v, n, p, None)
-    p += 2
-    if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "DigestValue")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of DigestValue")
+        f_digest_value = b""
+    else:
+        f_digest_value, p = r_binary(v, n, p, None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of DigestValue")
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of Reference")
     return ds.Reference(
         id=f_id,
         type=f_type,
@@ -879,9 +1012,13 @@ def _e_ds_SpkiData(a, o, st):
             c, w, s = _T13[s, 0]
         except KeyError:
             raise ExiEncodeError("SpkiData.spki_sexp is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "SpkiData.spki_sexp")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "SpkiData.spki_sexp")
+            a <<= 1
     try:
         c, w, _ = _T13[s, -1]
     except KeyError:
@@ -901,12 +1038,16 @@ def _d_ds_SpkiData(r, v, n, p):
             break
         if fid == 0:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of SPKISexp")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of SPKISexp")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of SPKISexp")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of SPKISexp")
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
@@ -1162,6 +1303,9 @@ def _e_ds_SignatureValue(a, o, st):
     if x is not None:
         s = 1
         a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
+    if not o.value and o.value.__class__ in (str, bytes):
+        c, w, _ = _T18[s, -3]
+        return (a << (w + 3)) | (c << 3)
     try:
         c, w, s = _T18[s, 64]
     except KeyError:
@@ -1184,6 +1328,12 @@ def _d_ds_SignatureValue(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
         f_id = None
+    if fid == -3:  # EE as a second-level event: an empty value (EXIficient)
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 3, 3, "characters or end of SignatureValue")
+        f_value = b""
+        return ds.SignatureValue(id=f_id, value=f_value), p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
@@ -1286,9 +1436,13 @@ def _e_ds_Transform(a, o, st):
             c, w, s = _T20[s, 64]
         except KeyError:
             raise ExiEncodeError("Transform.x_path is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
+            a <<= 1
     try:
         c, w, _ = _T20[s, -1]
     except KeyError:
@@ -1312,12 +1466,16 @@ def _d_ds_Transform(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of XPath")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of XPath")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of XPath")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of XPath")
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
@@ -1397,9 +1555,13 @@ def _e_wpt_WptAlignmentCheckReq(a, o, st):
             c, w, s = _T22[s, 256]
         except KeyError:
             raise ExiEncodeError("WptAlignmentCheckReq.vendor_specific_data_container is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptAlignmentCheckReq.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptAlignmentCheckReq.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X22[s]
     try:
@@ -1448,12 +1610,16 @@ def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 4:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X22[s]
@@ -1506,9 +1672,13 @@ def _e_wpt_WptAlignmentCheckRes(a, o, st):
             c, w, s = _T23[s, 320]
         except KeyError:
             raise ExiEncodeError("WptAlignmentCheckRes.vendor_specific_data_container is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptAlignmentCheckRes.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptAlignmentCheckRes.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X23[s]
     try:
@@ -1555,12 +1725,16 @@ def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X23[s]
@@ -1637,9 +1811,13 @@ def _e_wpt_WptChargeLoopReq(a, o, st):
             c, w, s = _T24[s, 512]
         except KeyError:
             raise ExiEncodeError("WptChargeLoopReq.manufacturer_specific_data_container is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptChargeLoopReq.manufacturer_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptChargeLoopReq.manufacturer_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X24[s]
     try:
@@ -1708,12 +1886,16 @@ def _d_wpt_WptChargeLoopReq(r, v, n, p):
     f_manufacturer_specific_data_container = []
     while fid == 8:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of ManufacturerSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of ManufacturerSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
         f_manufacturer_specific_data_container.append(x)
         if len(f_manufacturer_specific_data_container) == 16:
             s = _X24[s]
@@ -1825,9 +2007,13 @@ def _e_wpt_WptChargeLoopRes(a, o, st):
             c, w, s = _T25[s, 768]
         except KeyError:
             raise ExiEncodeError("WptChargeLoopRes.manufacturer_specific_data_container is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptChargeLoopRes.manufacturer_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptChargeLoopRes.manufacturer_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X25[s]
     try:
@@ -1923,12 +2109,16 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
     f_manufacturer_specific_data_container = []
     while fid == 12:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of ManufacturerSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of ManufacturerSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
         f_manufacturer_specific_data_container.append(x)
         if len(f_manufacturer_specific_data_container) == 16:
             s = _X25[s]
@@ -1997,9 +2187,13 @@ def _e_wpt_WptChargeParameterDiscoveryReq(a, o, st):
             raise ExiEncodeError(
                 "WptChargeParameterDiscoveryReq.vendor_specific_data_container is not allowed here"
             ) from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptChargeParameterDiscoveryReq.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptChargeParameterDiscoveryReq.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X26[s]
     try:
@@ -2057,12 +2251,16 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X26[s]
@@ -2128,9 +2326,13 @@ def _e_wpt_WptChargeParameterDiscoveryRes(a, o, st):
             raise ExiEncodeError(
                 "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container is not allowed here"
             ) from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X27[s]
     try:
@@ -2196,12 +2398,16 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
     f_sd_manufacturer_specific_data_container = []
     while fid == 9:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of SDManufacturerSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of SDManufacturerSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of SDManufacturerSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of SDManufacturerSpecificDataContainer")
         f_sd_manufacturer_specific_data_container.append(x)
         if len(f_sd_manufacturer_specific_data_container) == 16:
             s = _X27[s]
@@ -2243,9 +2449,13 @@ def _e_wpt_WptFinePositioningReq(a, o, st):
             c, w, s = _T28[s, 192]
         except KeyError:
             raise ExiEncodeError("WptFinePositioningReq.vendor_specific_data_container is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptFinePositioningReq.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptFinePositioningReq.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X28[s]
     x = o.wpt_lf_data_package_list
@@ -2288,12 +2498,16 @@ def _d_wpt_WptFinePositioningReq(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 3:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X28[s]
@@ -2337,9 +2551,13 @@ def _e_wpt_WptFinePositioningRes(a, o, st):
             c, w, s = _T29[s, 192]
         except KeyError:
             raise ExiEncodeError("WptFinePositioningRes.vendor_specific_data_container is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptFinePositioningRes.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptFinePositioningRes.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X29[s]
     x = o.wpt_lf_data_package_list
@@ -2382,12 +2600,16 @@ def _d_wpt_WptFinePositioningRes(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 3:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X29[s]
@@ -2458,9 +2680,13 @@ def _e_wpt_WptFinePositioningSetupReq(a, o, st):
             raise ExiEncodeError(
                 "WptFinePositioningSetupReq.vendor_specific_data_container is not allowed here"
             ) from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptFinePositioningSetupReq.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptFinePositioningSetupReq.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X30[s]
     x = o.lf_system_setup_data
@@ -2522,12 +2748,16 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X30[s]
@@ -2601,9 +2831,13 @@ def _e_wpt_WptFinePositioningSetupRes(a, o, st):
             raise ExiEncodeError(
                 "WptFinePositioningSetupRes.vendor_specific_data_container is not allowed here"
             ) from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptFinePositioningSetupRes.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptFinePositioningSetupRes.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X31[s]
     x = o.lf_system_setup_data
@@ -2665,12 +2899,16 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 6:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X31[s]
@@ -2732,9 +2970,13 @@ def _e_wpt_WptPairingReq(a, o, st):
             c, w, s = _T32[s, 256]
         except KeyError:
             raise ExiEncodeError("WptPairingReq.vendor_specific_data_container is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptPairingReq.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptPairingReq.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X32[s]
     try:
@@ -2795,12 +3037,16 @@ def _d_wpt_WptPairingReq(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 4:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X32[s]
@@ -2856,9 +3102,13 @@ def _e_wpt_WptPairingRes(a, o, st):
             c, w, s = _T33[s, 320]
         except KeyError:
             raise ExiEncodeError("WptPairingRes.vendor_specific_data_container is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 256, "WptPairingRes.vendor_specific_data_container")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 256, "WptPairingRes.vendor_specific_data_container")
+            a <<= 1
         if i == 16:
             s = _X33[s]
     try:
@@ -2917,12 +3167,16 @@ def _d_wpt_WptPairingRes(r, v, n, p):
     f_vendor_specific_data_container = []
     while fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of VendorSpecificDataContainer")
-        x, p = r_binary(v, n, p, 256)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
+            x = b""
+        else:
+            x, p = r_binary(v, n, p, 256)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
         f_vendor_specific_data_container.append(x)
         if len(f_vendor_specific_data_container) == 16:
             s = _X33[s]
@@ -2974,9 +3228,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T34[s, 64]
         except KeyError:
             raise ExiEncodeError("X509Data.x509ski is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509ski")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509ski")
+            a <<= 1
     items = o.x509_subject_name
     if items.__class__ is not list:
         raise type_error("X509Data.x509_subject_name", "a list", items)
@@ -2985,9 +3243,20 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T34[s, 128]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_subject_name is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None, "X509Data.x509_subject_name")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str(
+                (a << 1),
+                y,
+                st,
+                "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName",
+                None,
+                "X509Data.x509_subject_name",
+            )
+            a <<= 1
     items = o.x509_certificate
     if items.__class__ is not list:
         raise type_error("X509Data.x509_certificate", "a list", items)
@@ -2996,9 +3265,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T34[s, 192]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_certificate is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509_certificate")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509_certificate")
+            a <<= 1
     items = o.x509crl
     if items.__class__ is not list:
         raise type_error("X509Data.x509crl", "a list", items)
@@ -3007,9 +3280,13 @@ def _e_ds_X509Data(a, o, st):
             c, w, s = _T34[s, 256]
         except KeyError:
             raise ExiEncodeError("X509Data.x509crl is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, None, "X509Data.x509crl")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, None, "X509Data.x509crl")
+            a <<= 1
     try:
         c, w, _ = _T34[s, -1]
     except KeyError:
@@ -3037,42 +3314,58 @@ def _d_ds_X509Data(r, v, n, p):
             continue
         if fid == 1:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SKI")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SKI")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SKI")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SKI")
             f_x509ski.append(x)
             continue
         if fid == 2:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509SubjectName")
-            x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509SubjectName")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509SubjectName")
+                x = ""
+            else:
+                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509SubjectName")
             f_x509_subject_name.append(x)
             continue
         if fid == 3:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509Certificate")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509Certificate")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509Certificate")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509Certificate")
             f_x509_certificate.append(x)
             continue
         if fid == 4:
             p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "characters of X509CRL")
-            x, p = r_binary(v, n, p, None)
-            p += 1
-            if (v >> (n - p)) & 0x1:
-                raise unexpected(p - 1, 1, "end of X509CRL")
+            if (v >> (n - p)) & 1:
+                p += 3
+                if (v >> (n - p)) & 0x7:
+                    raise unexpected(p - 4, 4, "characters or end of X509CRL")
+                x = b""
+            else:
+                x, p = r_binary(v, n, p, None)
+                p += 1
+                if (v >> (n - p)) & 1:
+                    raise unexpected(p - 1, 1, "end of X509CRL")
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
@@ -3580,12 +3873,17 @@ def _d_ct_EvseStatus(r, v, n, p):
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
 def _e_ct_MeterInfo(a, o, st):
-    a = e_str((a << 2), o.meter_id, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+    y = o.meter_id
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str((a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+        a <<= 1
     y = o.charged_energy_reading_wh
     if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = (a << 10) | y
     else:
-        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
+        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
     a <<= 1
     s = 2
     x = o.bpt_discharged_energy_reading_wh
@@ -3629,9 +3927,13 @@ def _e_ct_MeterInfo(a, o, st):
             c, w, s = _T40[s, 320]
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_signature is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, None, 64, "MeterInfo.meter_signature")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_bin((a << 1), y, None, 64, "MeterInfo.meter_signature")
+            a <<= 1
     x = o.meter_status
     if x is not None:
         try:
@@ -3671,13 +3973,23 @@ def _e_ct_MeterInfo(a, o, st):
 
 
 def _d_ct_MeterInfo(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "MeterID")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of MeterID")
+        f_meter_id = ""
+    else:
+        f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of MeterID")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "MeterID")
-    f_meter_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of MeterID")
+        raise unexpected(p - 2, 2, "ChargedEnergyReadingWh")
     f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
     if f_charged_energy_reading_wh < 0x80:
         p += 8
@@ -3751,12 +4063,16 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of MeterSignature")
-        f_meter_signature, p = r_binary(v, n, p, 64)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of MeterSignature")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of MeterSignature")
+            f_meter_signature = b""
+        else:
+            f_meter_signature, p = r_binary(v, n, p, 64)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of MeterSignature")
         w, mask, prods = _D40[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -4279,35 +4595,50 @@ def _d_wpt_AlternativeSeccList(r, v, n, p):
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_X509IssuerSerial(a, o, st):
-    a = e_str(
-        (a << 2),
-        o.x509_issuer_name,
-        st,
-        "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
-        None,
-        "X509IssuerSerial.x509_issuer_name",
-    )
+    y = o.x509_issuer_name
+    if not y and y.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y,
+            st,
+            "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
+            None,
+            "X509IssuerSerial.x509_issuer_name",
+        )
+        a <<= 1
     y = o.x509_serial_number
     if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     elif 0 <= y < 0x80:
-        a = (a << 12) | y
+        a = (a << 11) | y
     elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = (a << 11) | (0xFF - y)
     else:
-        a = e_int((a << 3), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
 def _d_ds_X509IssuerSerial(r, v, n, p):
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "X509IssuerName")
+    p += 1
+    if (v >> (n - p)) & 1:
+        p += 3
+        if (v >> (n - p)) & 0x7:
+            raise unexpected(p - 4, 4, "characters or end of X509IssuerName")
+        f_x509_issuer_name = ""
+    else:
+        f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+        p += 1
+        if (v >> (n - p)) & 1:
+            raise unexpected(p - 1, 1, "end of X509IssuerName")
     p += 2
     if (v >> (n - p)) & 0x3:
-        raise unexpected(p - 2, 2, "X509IssuerName")
-    f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
-    p += 3
-    if (v >> (n - p)) & 0x7:
-        raise unexpected(p - 3, 3, "end of X509IssuerName")
+        raise unexpected(p - 2, 2, "X509SerialNumber")
     f_x509_serial_number = (v >> (n - p - 9)) & 0x1FF
     if f_x509_serial_number < 0x80:
         p += 9
@@ -4604,26 +4935,38 @@ def _e_wpt_AlternativeSecc(a, o, st):
     x = o.ssid
     if x is not None:
         s = 1
-        a = e_str((a << 4), x, st, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255, "AlternativeSecc.ssid")
-        a <<= 1
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 7) | 0b1000
+        else:
+            a = e_str((a << 4), y, st, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255, "AlternativeSecc.ssid")
+            a <<= 1
     x = o.bssid
     if x is not None:
         try:
             c, w, s = _T55[s, 64]
         except KeyError:
             raise ExiEncodeError("AlternativeSecc.bssid is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12, "AlternativeSecc.bssid")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12, "AlternativeSecc.bssid")
+            a <<= 1
     x = o.ip_address
     if x is not None:
         try:
             c, w, s = _T55[s, 128]
         except KeyError:
             raise ExiEncodeError("AlternativeSecc.ip_address is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_str(a, x, st, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39, "AlternativeSecc.ip_address")
-        a <<= 1
+        a = (a << w) | c
+        y = x
+        if not y and y.__class__ in (str, bytes):
+            a = (a << 4) | 0b1000
+        else:
+            a = e_str((a << 1), y, st, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39, "AlternativeSecc.ip_address")
+            a <<= 1
     x = o.port
     if x is not None:
         try:
@@ -4652,12 +4995,16 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of SSID")
-        f_ssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of SSID")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of SSID")
+            f_ssid = ""
+        else:
+            f_ssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of SSID")
         w, mask, prods = _D55[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -4665,12 +5012,16 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         f_ssid = None
     if fid == 1:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of BSSID")
-        f_bssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of BSSID")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of BSSID")
+            f_bssid = ""
+        else:
+            f_bssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of BSSID")
         w, mask, prods = _D55[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -4678,12 +5029,16 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         f_bssid = None
     if fid == 2:
         p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "characters of IPAddress")
-        f_ip_address, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39)
-        p += 1
-        if (v >> (n - p)) & 0x1:
-            raise unexpected(p - 1, 1, "end of IPAddress")
+        if (v >> (n - p)) & 1:
+            p += 3
+            if (v >> (n - p)) & 0x7:
+                raise unexpected(p - 4, 4, "characters or end of IPAddress")
+            f_ip_address = ""
+        else:
+            f_ip_address, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39)
+            p += 1
+            if (v >> (n - p)) & 1:
+                raise unexpected(p - 1, 1, "end of IPAddress")
         w, mask, prods = _D55[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -5186,11 +5541,22 @@ def _d_wpt_WptLfRxRssi(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T0 = {(0, -1): (0, 1, -1)}
+_T0 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D0 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T1 = {(0, -1): (0, 1, -1)}
+_T1 = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D1 = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T2 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T2 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D2 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -5202,17 +5568,25 @@ _T3 = {
     (0, 0): (0, 2, 1),
     (0, 128): (1, 2, 2),
     (0, 192): (2, 2, 3),
+    (0, -3): (3, 2, 0),
     (1, 64): (0, 1, 4),
+    (1, -3): (1, 1, 1),
     (2, 192): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 256): (0, 2, 5),
     (3, 320): (1, 2, 6),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 128): (0, 2, 2),
     (4, 192): (1, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D3 = (
     (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
@@ -5224,7 +5598,18 @@ _D3 = (
     (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
-_T4 = {(0, 0): (0, 1, 1), (1, -1): (1, 2, -1), (2, -1): (1, 2, -1), (3, -1): (1, 2, -1), (4, -1): (1, 2, -1)}
+_T4 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (1, 2, -1),
+    (1, -3): (3, 2, 1),
+    (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
+    (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
+}
 _D4 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
@@ -5241,6 +5626,7 @@ _T5 = {
     (0, 320): (5, 4, 7),
     (0, 384): (6, 4, 8),
     (0, 448): (7, 4, 9),
+    (0, -3): (10, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 4),
     (1, 192): (2, 4, 5),
@@ -5248,6 +5634,7 @@ _T5 = {
     (1, 320): (4, 4, 7),
     (1, 384): (5, 4, 8),
     (1, 448): (6, 4, 9),
+    (1, -3): (9, 4, 1),
     (2, 64): (0, 4, 11),
     (2, 128): (1, 4, 13),
     (2, 192): (2, 4, 14),
@@ -5256,6 +5643,7 @@ _T5 = {
     (2, 384): (5, 4, 17),
     (2, 448): (6, 4, 18),
     (2, -1): (8, 4, -1),
+    (2, -3): (10, 4, 2),
     (3, 64): (0, 4, 2),
     (3, 128): (1, 4, 4),
     (3, 192): (2, 4, 5),
@@ -5263,6 +5651,7 @@ _T5 = {
     (3, 320): (4, 4, 7),
     (3, 384): (5, 4, 8),
     (3, 448): (6, 4, 9),
+    (3, -3): (9, 4, 3),
     (4, 64): (0, 4, 11),
     (4, 128): (1, 4, 13),
     (4, 192): (2, 4, 14),
@@ -5271,6 +5660,7 @@ _T5 = {
     (4, 384): (5, 4, 17),
     (4, 448): (6, 4, 18),
     (4, -1): (8, 4, -1),
+    (4, -3): (10, 4, 4),
     (5, 64): (0, 4, 11),
     (5, 128): (1, 4, 13),
     (5, 192): (2, 4, 14),
@@ -5279,6 +5669,7 @@ _T5 = {
     (5, 384): (5, 4, 17),
     (5, 448): (6, 4, 18),
     (5, -1): (8, 4, -1),
+    (5, -3): (10, 4, 5),
     (6, 64): (0, 4, 11),
     (6, 128): (1, 4, 13),
     (6, 192): (2, 4, 14),
@@ -5287,6 +5678,7 @@ _T5 = {
     (6, 384): (5, 4, 17),
     (6, 448): (6, 4, 18),
     (6, -1): (8, 4, -1),
+    (6, -3): (10, 4, 6),
     (7, 64): (0, 4, 11),
     (7, 128): (1, 4, 13),
     (7, 192): (2, 4, 14),
@@ -5295,6 +5687,7 @@ _T5 = {
     (7, 384): (5, 4, 17),
     (7, 448): (6, 4, 18),
     (7, -1): (8, 4, -1),
+    (7, -3): (10, 4, 7),
     (8, 64): (0, 4, 11),
     (8, 128): (1, 4, 13),
     (8, 192): (2, 4, 14),
@@ -5303,6 +5696,7 @@ _T5 = {
     (8, 384): (5, 4, 17),
     (8, 448): (6, 4, 18),
     (8, -1): (8, 4, -1),
+    (8, -3): (10, 4, 8),
     (9, 64): (0, 4, 11),
     (9, 128): (1, 4, 13),
     (9, 192): (2, 4, 14),
@@ -5311,6 +5705,7 @@ _T5 = {
     (9, 384): (5, 4, 17),
     (9, 448): (6, 4, 18),
     (9, -1): (8, 4, -1),
+    (9, -3): (10, 4, 9),
     (10, 64): (0, 4, 11),
     (10, 128): (1, 4, 13),
     (10, 192): (2, 4, 14),
@@ -5319,6 +5714,7 @@ _T5 = {
     (10, 384): (5, 4, 17),
     (10, 448): (6, 4, 18),
     (10, -1): (8, 4, -1),
+    (10, -3): (10, 4, 10),
     (11, 64): (0, 4, 11),
     (11, 128): (1, 4, 13),
     (11, 192): (2, 4, 14),
@@ -5327,6 +5723,7 @@ _T5 = {
     (11, 384): (5, 4, 17),
     (11, 448): (6, 4, 18),
     (11, -1): (8, 4, -1),
+    (11, -3): (10, 4, 11),
     (12, 64): (0, 4, 11),
     (12, 128): (1, 4, 13),
     (12, 192): (2, 4, 14),
@@ -5335,6 +5732,7 @@ _T5 = {
     (12, 384): (5, 4, 17),
     (12, 448): (6, 4, 18),
     (12, -1): (8, 4, -1),
+    (12, -3): (10, 4, 12),
     (13, 64): (0, 4, 11),
     (13, 128): (1, 4, 13),
     (13, 192): (2, 4, 14),
@@ -5343,6 +5741,7 @@ _T5 = {
     (13, 384): (5, 4, 17),
     (13, 448): (6, 4, 18),
     (13, -1): (8, 4, -1),
+    (13, -3): (10, 4, 13),
     (14, 64): (0, 4, 11),
     (14, 128): (1, 4, 13),
     (14, 192): (2, 4, 14),
@@ -5351,6 +5750,7 @@ _T5 = {
     (14, 384): (5, 4, 17),
     (14, 448): (6, 4, 18),
     (14, -1): (8, 4, -1),
+    (14, -3): (10, 4, 14),
     (15, 64): (0, 4, 11),
     (15, 128): (1, 4, 13),
     (15, 192): (2, 4, 14),
@@ -5359,6 +5759,7 @@ _T5 = {
     (15, 384): (5, 4, 17),
     (15, 448): (6, 4, 18),
     (15, -1): (8, 4, -1),
+    (15, -3): (10, 4, 15),
     (16, 64): (0, 4, 11),
     (16, 128): (1, 4, 13),
     (16, 192): (2, 4, 14),
@@ -5367,6 +5768,7 @@ _T5 = {
     (16, 384): (5, 4, 17),
     (16, 448): (6, 4, 18),
     (16, -1): (8, 4, -1),
+    (16, -3): (10, 4, 16),
     (17, 64): (0, 4, 11),
     (17, 128): (1, 4, 13),
     (17, 192): (2, 4, 14),
@@ -5375,6 +5777,7 @@ _T5 = {
     (17, 384): (5, 4, 17),
     (17, 448): (6, 4, 18),
     (17, -1): (8, 4, -1),
+    (17, -3): (10, 4, 17),
     (18, 64): (0, 4, 11),
     (18, 128): (1, 4, 13),
     (18, 192): (2, 4, 14),
@@ -5383,6 +5786,7 @@ _T5 = {
     (18, 384): (5, 4, 17),
     (18, 448): (6, 4, 18),
     (18, -1): (8, 4, -1),
+    (18, -3): (10, 4, 18),
     (19, 64): (0, 4, 11),
     (19, 128): (1, 4, 13),
     (19, 192): (2, 4, 14),
@@ -5391,6 +5795,7 @@ _T5 = {
     (19, 384): (5, 4, 17),
     (19, 448): (6, 4, 18),
     (19, -1): (8, 4, -1),
+    (19, -3): (10, 4, 19),
     (20, 64): (0, 4, 11),
     (20, 128): (1, 4, 13),
     (20, 192): (2, 4, 14),
@@ -5399,6 +5804,7 @@ _T5 = {
     (20, 384): (5, 4, 17),
     (20, 448): (6, 4, 18),
     (20, -1): (8, 4, -1),
+    (20, -3): (10, 4, 20),
     (21, 64): (0, 4, 11),
     (21, 128): (1, 4, 13),
     (21, 192): (2, 4, 14),
@@ -5407,6 +5813,7 @@ _T5 = {
     (21, 384): (5, 4, 17),
     (21, 448): (6, 4, 18),
     (21, -1): (8, 4, -1),
+    (21, -3): (10, 4, 21),
     (22, 64): (0, 4, 11),
     (22, 128): (1, 4, 13),
     (22, 192): (2, 4, 14),
@@ -5415,6 +5822,7 @@ _T5 = {
     (22, 384): (5, 4, 17),
     (22, 448): (6, 4, 18),
     (22, -1): (8, 4, -1),
+    (22, -3): (10, 4, 22),
     (23, 64): (0, 4, 11),
     (23, 128): (1, 4, 13),
     (23, 192): (2, 4, 14),
@@ -5423,6 +5831,7 @@ _T5 = {
     (23, 384): (5, 4, 17),
     (23, 448): (6, 4, 18),
     (23, -1): (8, 4, -1),
+    (23, -3): (10, 4, 23),
     (24, 64): (0, 4, 11),
     (24, 128): (1, 4, 13),
     (24, 192): (2, 4, 14),
@@ -5431,6 +5840,7 @@ _T5 = {
     (24, 384): (5, 4, 17),
     (24, 448): (6, 4, 18),
     (24, -1): (8, 4, -1),
+    (24, -3): (10, 4, 24),
     (25, 64): (0, 4, 11),
     (25, 128): (1, 4, 13),
     (25, 192): (2, 4, 14),
@@ -5439,6 +5849,7 @@ _T5 = {
     (25, 384): (5, 4, 17),
     (25, 448): (6, 4, 18),
     (25, -1): (8, 4, -1),
+    (25, -3): (10, 4, 25),
     (26, 64): (0, 4, 11),
     (26, 128): (1, 4, 13),
     (26, 192): (2, 4, 14),
@@ -5447,6 +5858,7 @@ _T5 = {
     (26, 384): (5, 4, 17),
     (26, 448): (6, 4, 18),
     (26, -1): (8, 4, -1),
+    (26, -3): (10, 4, 26),
     (27, 64): (0, 4, 11),
     (27, 128): (1, 4, 13),
     (27, 192): (2, 4, 14),
@@ -5455,6 +5867,7 @@ _T5 = {
     (27, 384): (5, 4, 17),
     (27, 448): (6, 4, 18),
     (27, -1): (8, 4, -1),
+    (27, -3): (10, 4, 27),
     (28, 64): (0, 4, 11),
     (28, 128): (1, 4, 13),
     (28, 192): (2, 4, 14),
@@ -5463,6 +5876,7 @@ _T5 = {
     (28, 384): (5, 4, 17),
     (28, 448): (6, 4, 18),
     (28, -1): (8, 4, -1),
+    (28, -3): (10, 4, 28),
     (29, 64): (0, 4, 11),
     (29, 128): (1, 4, 13),
     (29, 192): (2, 4, 14),
@@ -5471,6 +5885,7 @@ _T5 = {
     (29, 384): (5, 4, 17),
     (29, 448): (6, 4, 18),
     (29, -1): (8, 4, -1),
+    (29, -3): (10, 4, 29),
     (30, 64): (0, 4, 11),
     (30, 128): (1, 4, 13),
     (30, 192): (2, 4, 14),
@@ -5479,6 +5894,7 @@ _T5 = {
     (30, 384): (5, 4, 17),
     (30, 448): (6, 4, 18),
     (30, -1): (8, 4, -1),
+    (30, -3): (10, 4, 30),
     (31, 64): (0, 4, 11),
     (31, 128): (1, 4, 13),
     (31, 192): (2, 4, 14),
@@ -5487,6 +5903,7 @@ _T5 = {
     (31, 384): (5, 4, 17),
     (31, 448): (6, 4, 18),
     (31, -1): (8, 4, -1),
+    (31, -3): (10, 4, 31),
     (32, 64): (0, 4, 11),
     (32, 128): (1, 4, 13),
     (32, 192): (2, 4, 14),
@@ -5495,6 +5912,7 @@ _T5 = {
     (32, 384): (5, 4, 17),
     (32, 448): (6, 4, 18),
     (32, -1): (8, 4, -1),
+    (32, -3): (10, 4, 32),
     (33, 64): (0, 4, 11),
     (33, 128): (1, 4, 13),
     (33, 192): (2, 4, 14),
@@ -5503,6 +5921,7 @@ _T5 = {
     (33, 384): (5, 4, 17),
     (33, 448): (6, 4, 18),
     (33, -1): (8, 4, -1),
+    (33, -3): (10, 4, 33),
     (34, 64): (0, 4, 11),
     (34, 128): (1, 4, 13),
     (34, 192): (2, 4, 14),
@@ -5511,6 +5930,7 @@ _T5 = {
     (34, 384): (5, 4, 17),
     (34, 448): (6, 4, 18),
     (34, -1): (8, 4, -1),
+    (34, -3): (10, 4, 34),
 }
 _D5 = (
     (
@@ -6110,11 +6530,16 @@ _D5 = (
 _T6 = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 3),
+    (0, -3): (4, 3, 0),
     (1, -1): (0, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 3, 1),
     (2, 64): (1, 3, 3),
+    (2, -3): (4, 3, 2),
     (3, -1): (0, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D6 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
@@ -6126,11 +6551,15 @@ _D6 = (
 _T7 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D7 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6143,15 +6572,22 @@ _T8 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (4, 3, -1),
+    (0, -3): (6, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, -1): (3, 3, -1),
+    (1, -3): (5, 3, 1),
     (2, 128): (0, 3, 3),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D8 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
@@ -6165,12 +6601,18 @@ _D8 = (
 _T9 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D9 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6180,7 +6622,14 @@ _D9 = (
     (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
-_T10 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T10 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D10 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6192,18 +6641,25 @@ _T11 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, 256): (2, 2, 5),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
+    (3, -3): (2, 2, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D11 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
@@ -6219,12 +6675,16 @@ _T12 = {
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
     (0, -1): (3, 3, -1),
+    (0, -3): (4, 3, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 128): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
 }
 _D12 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
@@ -6234,14 +6694,19 @@ _D12 = (
 )
 _T13 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 3),
     (1, -1): (2, 2, -1),
+    (1, -3): (3, 2, 1),
     (2, 0): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 0): (0, 2, 3),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 0): (0, 2, 3),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
 }
 _D13 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6253,15 +6718,21 @@ _D13 = (
 _T14 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 256): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D14 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6273,14 +6744,21 @@ _D14 = (
 )
 _T15 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, -1): (1, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 64): (0, 3, 2),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
 }
 _D15 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6294,11 +6772,15 @@ _D15 = (
 _T16 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 2, 3),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, 64): (0, 2, 3),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
 }
 _D16 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6309,11 +6791,19 @@ _D16 = (
 _T17 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -3): (2, 2, 2),
     (3, -1): (1, 2, -1),
+    (3, -3): (3, 2, 3),
+    (4, -3): (2, 2, 4),
     (5, -1): (1, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, -1): (1, 2, -1),
+    (7, -3): (3, 2, 7),
 }
 _D17 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6325,7 +6815,15 @@ _D17 = (
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
     (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
-_T18 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T18 = {
+    (0, 0): (0, 2, 1),
+    (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D18 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6334,13 +6832,19 @@ _D18 = (
 _T19 = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 192): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 192): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
 }
 _D19 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
@@ -6352,18 +6856,25 @@ _D19 = (
 )
 _T20 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 4),
     (1, -1): (2, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, 64): (0, 3, 4),
     (2, -1): (2, 3, -1),
+    (2, -3): (4, 3, 2),
     (3, 64): (0, 3, 4),
     (3, -1): (2, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 64): (0, 3, 4),
     (4, -1): (2, 3, -1),
+    (4, -3): (4, 3, 4),
     (5, 64): (0, 3, 4),
     (5, -1): (2, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 64): (0, 3, 4),
     (6, -1): (2, 3, -1),
+    (6, -3): (4, 3, 6),
 }
 _D20 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6374,7 +6885,16 @@ _D20 = (
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
     (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
-_T21 = {(0, 0): (0, 1, 1), (1, 0): (0, 2, 2), (1, -1): (1, 2, -1), (2, 0): (0, 2, 2), (2, -1): (1, 2, -1)}
+_T21 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 0): (0, 2, 2),
+    (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
+    (2, 0): (0, 2, 2),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+}
 _D21 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
@@ -6382,15 +6902,22 @@ _D21 = (
 )
 _T22 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 256): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D22 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6404,20 +6931,28 @@ _D22 = (
 _X22 = {5: 6}
 _T23 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, -1): (3, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 320): (0, 2, 6),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D23 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6432,24 +6967,35 @@ _D23 = (
 _X23 = {6: 7}
 _T24 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
     (1, 128): (1, 2, 3),
+    (1, -3): (2, 2, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, -1): (3, 3, -1),
+    (6, -3): (4, 3, 6),
     (7, 448): (0, 2, 8),
     (7, 512): (1, 2, 9),
     (7, -1): (2, 2, -1),
+    (7, -3): (3, 2, 7),
     (8, 512): (0, 2, 9),
     (8, -1): (1, 2, -1),
+    (8, -3): (2, 2, 8),
     (9, 512): (0, 2, 9),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
     (10, -1): (0, 1, -1),
+    (10, -3): (1, 1, 10),
 }
 _D24 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6467,34 +7013,49 @@ _D24 = (
 _X24 = {9: 10}
 _T25 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, 320): (3, 3, 6),
+    (2, -3): (4, 3, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, 320): (2, 2, 6),
+    (3, -3): (3, 2, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
+    (4, -3): (2, 2, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
+    (6, -3): (2, 2, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, 576): (0, 1, 10),
+    (9, -3): (1, 1, 9),
     (10, 640): (0, 3, 11),
     (10, 704): (1, 3, 12),
     (10, 768): (2, 3, 13),
     (10, -1): (3, 3, -1),
+    (10, -3): (4, 3, 10),
     (11, 704): (0, 2, 12),
     (11, 768): (1, 2, 13),
     (11, -1): (2, 2, -1),
+    (11, -3): (3, 2, 11),
     (12, 768): (0, 2, 13),
     (12, -1): (1, 2, -1),
+    (12, -3): (2, 2, 12),
     (13, 768): (0, 2, 13),
     (13, -1): (1, 2, -1),
+    (13, -3): (2, 2, 13),
     (14, -1): (0, 1, -1),
+    (14, -3): (1, 1, 14),
 }
 _D25 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6516,16 +7077,25 @@ _D25 = (
 _X25 = {13: 14}
 _T26 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, 384): (0, 2, 7),
     (7, -1): (1, 2, -1),
+    (7, -3): (2, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D26 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6541,19 +7111,31 @@ _D26 = (
 _X26 = {7: 8}
 _T27 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 1, 7),
+    (6, -3): (1, 1, 6),
     (7, 448): (0, 1, 8),
+    (7, -3): (1, 1, 7),
     (8, 512): (0, 1, 9),
+    (8, -3): (1, 1, 8),
     (9, 576): (0, 2, 10),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
     (10, 576): (0, 2, 10),
     (10, -1): (1, 2, -1),
+    (10, -3): (2, 2, 10),
     (11, -1): (0, 1, -1),
+    (11, -3): (1, 1, 11),
 }
 _D27 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6572,17 +7154,24 @@ _D27 = (
 _X27 = {10: 11}
 _T28 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 192): (0, 2, 4),
     (4, 256): (1, 2, 5),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
     (6, 256): (0, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
 }
 _D28 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6596,17 +7185,24 @@ _D28 = (
 _X28 = {4: 6}
 _T29 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 2, 4),
     (3, 256): (1, 2, 5),
     (3, -1): (2, 2, -1),
+    (3, -3): (3, 2, 3),
     (4, 192): (0, 2, 4),
     (4, 256): (1, 2, 5),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, -1): (0, 1, -1),
+    (5, -3): (1, 1, 5),
     (6, 256): (0, 2, 5),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
 }
 _D29 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6620,20 +7216,30 @@ _D29 = (
 _X29 = {4: 6}
 _T30 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 384): (0, 2, 7),
     (7, 448): (1, 2, 8),
     (7, -1): (2, 2, -1),
+    (7, -3): (3, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
     (9, 448): (0, 2, 8),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
 }
 _D30 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6650,20 +7256,30 @@ _D30 = (
 _X30 = {7: 9}
 _T31 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 320): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 384): (0, 2, 7),
     (7, 448): (1, 2, 8),
     (7, -1): (2, 2, -1),
+    (7, -3): (3, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
     (9, 448): (0, 2, 8),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
 }
 _D31 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6680,15 +7296,22 @@ _D31 = (
 _X31 = {7: 9}
 _T32 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 256): (0, 2, 5),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
     (5, 256): (0, 2, 5),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
 }
 _D32 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6702,20 +7325,28 @@ _D32 = (
 _X32 = {5: 6}
 _T33 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, -1): (3, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 320): (0, 2, 6),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D33 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -6734,78 +7365,91 @@ _T34 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, 256): (4, 3, 5),
+    (0, -3): (6, 3, 0),
     (1, 0): (0, 3, 7),
     (1, 64): (1, 3, 8),
     (1, 128): (2, 3, 9),
     (1, 192): (3, 3, 10),
     (1, 256): (4, 3, 11),
     (1, -1): (6, 3, -1),
+    (1, -3): (7, 3, 1),
     (2, 0): (0, 3, 7),
     (2, 64): (1, 3, 8),
     (2, 128): (2, 3, 9),
     (2, 192): (3, 3, 10),
     (2, 256): (4, 3, 11),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 0): (0, 3, 7),
     (3, 64): (1, 3, 8),
     (3, 128): (2, 3, 9),
     (3, 192): (3, 3, 10),
     (3, 256): (4, 3, 11),
     (3, -1): (6, 3, -1),
+    (3, -3): (7, 3, 3),
     (4, 0): (0, 3, 7),
     (4, 64): (1, 3, 8),
     (4, 128): (2, 3, 9),
     (4, 192): (3, 3, 10),
     (4, 256): (4, 3, 11),
     (4, -1): (6, 3, -1),
+    (4, -3): (7, 3, 4),
     (5, 0): (0, 3, 7),
     (5, 64): (1, 3, 8),
     (5, 128): (2, 3, 9),
     (5, 192): (3, 3, 10),
     (5, 256): (4, 3, 11),
     (5, -1): (6, 3, -1),
+    (5, -3): (7, 3, 5),
     (6, 0): (0, 3, 7),
     (6, 64): (1, 3, 8),
     (6, 128): (2, 3, 9),
     (6, 192): (3, 3, 10),
     (6, 256): (4, 3, 11),
     (6, -1): (6, 3, -1),
+    (6, -3): (7, 3, 6),
     (7, 0): (0, 3, 7),
     (7, 64): (1, 3, 8),
     (7, 128): (2, 3, 9),
     (7, 192): (3, 3, 10),
     (7, 256): (4, 3, 11),
     (7, -1): (6, 3, -1),
+    (7, -3): (7, 3, 7),
     (8, 0): (0, 3, 7),
     (8, 64): (1, 3, 8),
     (8, 128): (2, 3, 9),
     (8, 192): (3, 3, 10),
     (8, 256): (4, 3, 11),
     (8, -1): (6, 3, -1),
+    (8, -3): (7, 3, 8),
     (9, 0): (0, 3, 7),
     (9, 64): (1, 3, 8),
     (9, 128): (2, 3, 9),
     (9, 192): (3, 3, 10),
     (9, 256): (4, 3, 11),
     (9, -1): (6, 3, -1),
+    (9, -3): (7, 3, 9),
     (10, 0): (0, 3, 7),
     (10, 64): (1, 3, 8),
     (10, 128): (2, 3, 9),
     (10, 192): (3, 3, 10),
     (10, 256): (4, 3, 11),
     (10, -1): (6, 3, -1),
+    (10, -3): (7, 3, 10),
     (11, 0): (0, 3, 7),
     (11, 64): (1, 3, 8),
     (11, 128): (2, 3, 9),
     (11, 192): (3, 3, 10),
     (11, 256): (4, 3, 11),
     (11, -1): (6, 3, -1),
+    (11, -3): (7, 3, 11),
     (12, 0): (0, 3, 7),
     (12, 64): (1, 3, 8),
     (12, 128): (2, 3, 9),
     (12, 192): (3, 3, 10),
     (12, 256): (4, 3, 11),
     (12, -1): (6, 3, -1),
+    (12, -3): (7, 3, 12),
 }
 _D34 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
@@ -6822,14 +7466,31 @@ _D34 = (
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
     (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
-_T35 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 2, 3), (2, -1): (1, 2, -1), (3, -1): (0, 1, -1)}
+_T35 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 2, 3),
+    (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D35 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T36 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T36 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D36 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6847,6 +7508,7 @@ _T37 = {
     (0, 512): (8, 4, 9),
     (0, 576): (9, 4, 10),
     (0, -1): (10, 4, -1),
+    (0, -3): (11, 4, 0),
     (1, 64): (0, 4, 2),
     (1, 128): (1, 4, 3),
     (1, 192): (2, 4, 4),
@@ -6857,6 +7519,7 @@ _T37 = {
     (1, 512): (7, 4, 9),
     (1, 576): (8, 4, 10),
     (1, -1): (9, 4, -1),
+    (1, -3): (10, 4, 1),
     (2, 128): (0, 4, 3),
     (2, 192): (1, 4, 4),
     (2, 256): (2, 4, 5),
@@ -6866,6 +7529,7 @@ _T37 = {
     (2, 512): (6, 4, 9),
     (2, 576): (7, 4, 10),
     (2, -1): (8, 4, -1),
+    (2, -3): (9, 4, 2),
     (3, 192): (0, 4, 4),
     (3, 256): (1, 4, 5),
     (3, 320): (2, 4, 6),
@@ -6874,6 +7538,7 @@ _T37 = {
     (3, 512): (5, 4, 9),
     (3, 576): (6, 4, 10),
     (3, -1): (7, 4, -1),
+    (3, -3): (8, 4, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
@@ -6881,27 +7546,34 @@ _T37 = {
     (4, 512): (4, 3, 9),
     (4, 576): (5, 3, 10),
     (4, -1): (6, 3, -1),
+    (4, -3): (7, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, 512): (3, 3, 9),
     (5, 576): (4, 3, 10),
     (5, -1): (5, 3, -1),
+    (5, -3): (6, 3, 5),
     (6, 384): (0, 3, 7),
     (6, 448): (1, 3, 8),
     (6, 512): (2, 3, 9),
     (6, 576): (3, 3, 10),
     (6, -1): (4, 3, -1),
+    (6, -3): (5, 3, 6),
     (7, 448): (0, 3, 8),
     (7, 512): (1, 3, 9),
     (7, 576): (2, 3, 10),
     (7, -1): (3, 3, -1),
+    (7, -3): (4, 3, 7),
     (8, 512): (0, 2, 9),
     (8, 576): (1, 2, 10),
     (8, -1): (2, 2, -1),
+    (8, -3): (3, 2, 8),
     (9, 576): (0, 2, 10),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
     (10, -1): (0, 1, -1),
+    (10, -3): (1, 1, 10),
 }
 _D37 = (
     (
@@ -6964,7 +7636,18 @@ _D37 = (
     (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
-_T38 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, 192): (0, 1, 4), (4, -1): (0, 1, -1)}
+_T38 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, 192): (0, 1, 4),
+    (3, -3): (1, 1, 3),
+    (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
+}
 _D38 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6972,7 +7655,14 @@ _D38 = (
     (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T39 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T39 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D39 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -6980,7 +7670,9 @@ _D39 = (
 )
 _T40 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
@@ -6988,27 +7680,34 @@ _T40 = {
     (2, 384): (4, 3, 7),
     (2, 448): (5, 3, 8),
     (2, -1): (6, 3, -1),
+    (2, -3): (7, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, 384): (3, 3, 7),
     (3, 448): (4, 3, 8),
     (3, -1): (5, 3, -1),
+    (3, -3): (6, 3, 3),
     (4, 256): (0, 3, 5),
     (4, 320): (1, 3, 6),
     (4, 384): (2, 3, 7),
     (4, 448): (3, 3, 8),
     (4, -1): (4, 3, -1),
+    (4, -3): (5, 3, 4),
     (5, 320): (0, 3, 6),
     (5, 384): (1, 3, 7),
     (5, 448): (2, 3, 8),
     (5, -1): (3, 3, -1),
+    (5, -3): (4, 3, 5),
     (6, 384): (0, 2, 7),
     (6, 448): (1, 2, 8),
     (6, -1): (2, 2, -1),
+    (6, -3): (3, 2, 6),
     (7, 448): (0, 2, 8),
     (7, -1): (1, 2, -1),
+    (7, -3): (2, 2, 7),
     (8, -1): (0, 1, -1),
+    (8, -3): (1, 1, 8),
 }
 _D40 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7023,29 +7722,37 @@ _D40 = (
 )
 _T41 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, 256): (3, 3, 5),
     (1, 320): (4, 3, 6),
     (1, -1): (5, 3, -1),
+    (1, -3): (6, 3, 1),
     (2, 128): (0, 3, 3),
     (2, 192): (1, 3, 4),
     (2, 256): (2, 3, 5),
     (2, 320): (3, 3, 6),
     (2, -1): (4, 3, -1),
+    (2, -3): (5, 3, 2),
     (3, 192): (0, 3, 4),
     (3, 256): (1, 3, 5),
     (3, 320): (2, 3, 6),
     (3, -1): (3, 3, -1),
+    (3, -3): (4, 3, 3),
     (4, 256): (0, 2, 5),
     (4, 320): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 320): (0, 2, 6),
     (5, -1): (1, 2, -1),
+    (5, -3): (2, 2, 5),
     (6, 320): (0, 2, 6),
     (6, -1): (1, 2, -1),
+    (6, -3): (2, 2, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D41 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7058,12 +7765,19 @@ _D41 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X41 = {6: 7}
-_T42 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
+_T42 = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
 _D42 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
-_T43 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T43 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D43 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -7071,12 +7785,17 @@ _D43 = (
 )
 _T44 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D44 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7088,12 +7807,17 @@ _D44 = (
 _X44 = {1: 3, 2: 4}
 _T45 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D45 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7105,12 +7829,17 @@ _D45 = (
 _X45 = {1: 3, 2: 4}
 _T46 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D46 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7120,7 +7849,15 @@ _D46 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X46 = {1: 3, 2: 4}
-_T47 = {(0, 0): (0, 2, 1), (0, 64): (1, 2, 2), (1, -1): (0, 1, -1), (2, -1): (0, 1, -1)}
+_T47 = {
+    (0, 0): (0, 2, 1),
+    (0, 64): (1, 2, 2),
+    (0, -3): (2, 2, 0),
+    (1, -1): (0, 1, -1),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D47 = (
     (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
@@ -7128,12 +7865,17 @@ _D47 = (
 )
 _T48 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
     (1, -1): (1, 2, -1),
+    (1, -3): (2, 2, 1),
     (2, 0): (0, 2, 2),
     (2, -1): (1, 2, -1),
+    (2, -3): (2, 2, 2),
     (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D48 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7143,25 +7885,56 @@ _D48 = (
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X48 = {1: 3, 2: 4}
-_T49 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T49 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D49 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T50 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T50 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D50 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T51 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T51 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D51 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T52 = {(0, 0): (0, 1, 1), (1, 64): (0, 2, 2), (1, 128): (1, 2, 3), (2, -1): (0, 1, -1), (3, -1): (0, 1, -1)}
+_T52 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 2, 2),
+    (1, 128): (1, 2, 3),
+    (1, -3): (2, 2, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D52 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
@@ -7170,20 +7943,30 @@ _D52 = (
 )
 _T53 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 128): (0, 1, 4),
+    (3, -3): (1, 1, 3),
     (4, 128): (0, 2, 5),
     (4, 192): (1, 2, 6),
     (4, -1): (2, 2, -1),
+    (4, -3): (3, 2, 4),
     (5, 128): (0, 2, 5),
     (5, 192): (1, 2, 6),
     (5, -1): (2, 2, -1),
+    (5, -3): (3, 2, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
+    (7, -3): (0, 0, 7),
     (8, 192): (0, 2, 6),
     (8, -1): (1, 2, -1),
+    (8, -3): (2, 2, 8),
     (9, 192): (0, 2, 6),
     (9, -1): (1, 2, -1),
+    (9, -3): (2, 2, 9),
 }
 _D53 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7200,14 +7983,22 @@ _D53 = (
 _X53 = {3: 7, 4: 8, 5: 9}
 _T54 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 64): (0, 1, 3),
+    (2, -3): (1, 1, 2),
     (3, 64): (0, 2, 4),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, 64): (0, 2, 4),
     (4, -1): (1, 2, -1),
+    (4, -3): (2, 2, 4),
+    (5, -3): (0, 0, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
     (7, -1): (0, 1, -1),
+    (7, -3): (1, 1, 7),
 }
 _D54 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7226,16 +8017,21 @@ _T55 = {
     (0, 128): (2, 3, 3),
     (0, 192): (3, 3, 4),
     (0, -1): (4, 3, -1),
+    (0, -3): (5, 3, 0),
     (1, 64): (0, 3, 2),
     (1, 128): (1, 3, 3),
     (1, 192): (2, 3, 4),
     (1, -1): (3, 3, -1),
+    (1, -3): (4, 3, 1),
     (2, 128): (0, 2, 3),
     (2, 192): (1, 2, 4),
     (2, -1): (2, 2, -1),
+    (2, -3): (3, 2, 2),
     (3, 192): (0, 2, 4),
     (3, -1): (1, 2, -1),
+    (3, -3): (2, 2, 3),
     (4, -1): (0, 1, -1),
+    (4, -3): (1, 1, 4),
 }
 _D55 = (
     (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))),
@@ -7244,17 +8040,26 @@ _D55 = (
     (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_T56 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
+_T56 = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
 _D56 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
-_T57 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
+_T57 = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
 _D57 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
-_T58 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T58 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D58 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -7263,16 +8068,26 @@ _D58 = (
 )
 _T59 = {
     (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
     (1, 0): (0, 1, 2),
+    (1, -3): (1, 1, 1),
     (2, 0): (0, 2, 3),
     (2, 64): (1, 2, 4),
+    (2, -3): (2, 2, 2),
     (3, 0): (0, 2, 3),
     (3, 64): (1, 2, 4),
+    (3, -3): (2, 2, 3),
     (4, 128): (0, 1, 5),
+    (4, -3): (1, 1, 4),
     (5, 192): (0, 1, 6),
+    (5, -3): (1, 1, 5),
     (6, -1): (0, 1, -1),
+    (6, -3): (1, 1, 6),
+    (7, -3): (0, 0, 7),
     (8, 64): (0, 1, 4),
+    (8, -3): (1, 1, 8),
     (9, 64): (0, 1, 4),
+    (9, -3): (1, 1, 9),
 }
 _D59 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
@@ -7287,37 +8102,74 @@ _D59 = (
     (1, 0x1, ((1, 0, 4), (-3, 0, 9))),
 )
 _X59 = {1: 7, 2: 8, 3: 9}
-_T60 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T60 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D60 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T61 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T61 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D61 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T62 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, 128): (0, 1, 3), (3, -1): (0, 1, -1)}
+_T62 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, 128): (0, 1, 3),
+    (2, -3): (1, 1, 2),
+    (3, -1): (0, 1, -1),
+    (3, -3): (1, 1, 3),
+}
 _D62 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
-_T63 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T63 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D63 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T64 = {(0, 0): (0, 1, 1), (1, -1): (0, 1, -1)}
+_T64 = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
 _D64 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
-_T65 = {(0, 0): (0, 1, 1), (1, 64): (0, 1, 2), (2, -1): (0, 1, -1)}
+_T65 = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, 64): (0, 1, 2),
+    (1, -3): (1, 1, 1),
+    (2, -1): (0, 1, -1),
+    (2, -3): (1, 1, 2),
+}
 _D65 = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
@@ -7436,174 +8288,179 @@ DOCUMENT_DECODERS = (
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
 FRAGMENT_WIDTH = 8
 FRAGMENT_ENCODERS = {
-    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts"): (0, _e_ct_DetailedCost),
-    (wpt.AlternativeSecc, "{urn:iso:std:iso:15118:-20:WPT}AlternativeSECC"): (1, _e_wpt_AlternativeSecc),
-    (wpt.AlternativeSeccList, "{urn:iso:std:iso:15118:-20:WPT}AlternativeSECCList"): (2, _e_wpt_AlternativeSeccList),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}Amount"): (3, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}BatteryEnergyCapacity"): (7, _e_ct_RationalNumber),
-    (ct.ClReqControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode"): (8, _e_ct_ClReqControlMode),
-    (ct.ClResControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode"): (9, _e_ct_ClResControlMode),
+    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts"): (1, _e_ct_DetailedCost),
+    (wpt.AlternativeSecc, "{urn:iso:std:iso:15118:-20:WPT}AlternativeSECC"): (2, _e_wpt_AlternativeSecc),
+    (wpt.AlternativeSeccList, "{urn:iso:std:iso:15118:-20:WPT}AlternativeSECCList"): (3, _e_wpt_AlternativeSeccList),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}Amount"): (4, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}BatteryEnergyCapacity"): (8, _e_ct_RationalNumber),
+    (ct.ClReqControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode"): (9, _e_ct_ClReqControlMode),
+    (ct.ClResControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode"): (10, _e_ct_ClResControlMode),
     (ds.CanonicalizationMethod, "{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod"): (
-        10,
+        11,
         _e_ds_CanonicalizationMethod,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}CostPerUnit"): (17, _e_ct_RationalNumber),
-    (ds.DsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue"): (18, _e_ds_DsaKeyValue),
-    (ds.DigestMethod, "{http://www.w3.org/2000/09/xmldsig#}DigestMethod"): (19, _e_ds_DigestMethod),
-    (ct.DisplayParameters, "{urn:iso:std:iso:15118:-20:CommonTypes}DisplayParameters"): (21, _e_ct_DisplayParameters),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EIRP"): (22, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}CostPerUnit"): (18, _e_ct_RationalNumber),
+    (ds.DsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue"): (19, _e_ds_DsaKeyValue),
+    (ds.DigestMethod, "{http://www.w3.org/2000/09/xmldsig#}DigestMethod"): (21, _e_ds_DigestMethod),
+    (ct.DisplayParameters, "{urn:iso:std:iso:15118:-20:CommonTypes}DisplayParameters"): (23, _e_ct_DisplayParameters),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EIRP"): (24, _e_ct_RationalNumber),
     (wpt.WptAlignmentCheckMethodList, "{urn:iso:std:iso:15118:-20:WPT}EVDeviceAlignmentCheckMethodList"): (
-        23,
+        25,
         _e_wpt_WptAlignmentCheckMethodList,
     ),
     (wpt.WptFinePositioningMethodList, "{urn:iso:std:iso:15118:-20:WPT}EVDeviceFinePositioningMethodList"): (
-        24,
+        26,
         _e_wpt_WptFinePositioningMethodList,
     ),
     (wpt.WptPairingMethodList, "{urn:iso:std:iso:15118:-20:WPT}EVDevicePairingMethodList"): (
-        25,
+        27,
         _e_wpt_WptPairingMethodList,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCCoilCurrentInformation"): (27, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCCoilCurrentRequest"): (28, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCCurrentOutputInformation"): (29, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCMaxReceivablePower"): (31, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCNaturalFrequency"): (32, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCOperatingFrequency"): (33, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVMaximumEnergyRequest"): (28, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVMinimumEnergyRequest"): (29, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCCoilCurrentInformation"): (31, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCCoilCurrentRequest"): (32, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCCurrentOutputInformation"): (33, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCMaxReceivablePower"): (35, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCNaturalFrequency"): (36, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCOperatingFrequency"): (37, _e_ct_RationalNumber),
     (wpt.WptEvpcPowerControlParameter, "{urn:iso:std:iso:15118:-20:WPT}EVPCPowerControlParameter"): (
-        34,
+        38,
         _e_wpt_WptEvpcPowerControlParameter,
     ),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCPowerOutput"): (35, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCPowerRequest"): (36, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCVoltageOutputInformation"): (37, _e_ct_RationalNumber),
-    (ct.EvseStatus, "{urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatus"): (42, _e_ct_EvseStatus),
-    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}EnergyCosts"): (43, _e_ct_DetailedCost),
-    (ct.MessageHeader, "{urn:iso:std:iso:15118:-20:CommonTypes}Header"): (48, _e_ct_MessageHeader),
-    (ds.KeyInfo, "{http://www.w3.org/2000/09/xmldsig#}KeyInfo"): (53, _e_ds_KeyInfo),
-    (ds.KeyValue, "{http://www.w3.org/2000/09/xmldsig#}KeyValue"): (55, _e_ds_KeyValue),
-    (wpt.WptLfReceiverData, "{urn:iso:std:iso:15118:-20:WPT}LF_ReceiverSetupData"): (56, _e_wpt_WptLfReceiverData),
-    (wpt.WptLfRxDataList, "{urn:iso:std:iso:15118:-20:WPT}LF_RxData"): (57, _e_wpt_WptLfRxDataList),
-    (wpt.WptLfSystemSetupData, "{urn:iso:std:iso:15118:-20:WPT}LF_SystemSetupData"): (58, _e_wpt_WptLfSystemSetupData),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCPowerOutput"): (39, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCPowerRequest"): (40, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}EVPCVoltageOutputInformation"): (41, _e_ct_RationalNumber),
+    (ct.EvseStatus, "{urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatus"): (46, _e_ct_EvseStatus),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}EVTargetEnergyRequest"): (47, _e_ct_RationalNumber),
+    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}EnergyCosts"): (48, _e_ct_DetailedCost),
+    (ct.MessageHeader, "{urn:iso:std:iso:15118:-20:CommonTypes}Header"): (53, _e_ct_MessageHeader),
+    (ds.KeyInfo, "{http://www.w3.org/2000/09/xmldsig#}KeyInfo"): (58, _e_ds_KeyInfo),
+    (ds.KeyValue, "{http://www.w3.org/2000/09/xmldsig#}KeyValue"): (60, _e_ds_KeyValue),
+    (wpt.WptLfReceiverData, "{urn:iso:std:iso:15118:-20:WPT}LF_ReceiverSetupData"): (61, _e_wpt_WptLfReceiverData),
+    (wpt.WptLfRxDataList, "{urn:iso:std:iso:15118:-20:WPT}LF_RxData"): (62, _e_wpt_WptLfRxDataList),
+    (wpt.WptLfSystemSetupData, "{urn:iso:std:iso:15118:-20:WPT}LF_SystemSetupData"): (63, _e_wpt_WptLfSystemSetupData),
     (wpt.WptLfTransmitterData, "{urn:iso:std:iso:15118:-20:WPT}LF_TransmitterSetupData"): (
-        59,
+        64,
         _e_wpt_WptLfTransmitterData,
     ),
-    (wpt.WptLfTxDataList, "{urn:iso:std:iso:15118:-20:WPT}LF_TxData"): (60, _e_wpt_WptLfTxDataList),
-    (ds.Manifest, "{http://www.w3.org/2000/09/xmldsig#}Manifest"): (61, _e_ds_Manifest),
-    (ct.MeterInfo, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterInfo"): (65, _e_ct_MeterInfo),
-    (ds.Object, "{http://www.w3.org/2000/09/xmldsig#}Object"): (78, _e_ds_Object),
-    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}OccupancyCosts"): (80, _e_ct_DetailedCost),
-    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}OverstayCosts"): (81, _e_ct_DetailedCost),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}PDMaxCoilCurrent"): (84, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}PDMinCoilCurrent"): (85, _e_ct_RationalNumber),
-    (ds.PgpData, "{http://www.w3.org/2000/09/xmldsig#}PGPData"): (86, _e_ds_PgpData),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}PowerTransmitted"): (93, _e_ct_RationalNumber),
+    (wpt.WptLfTxDataList, "{urn:iso:std:iso:15118:-20:WPT}LF_TxData"): (65, _e_wpt_WptLfTxDataList),
+    (ds.Manifest, "{http://www.w3.org/2000/09/xmldsig#}Manifest"): (66, _e_ds_Manifest),
+    (ct.MeterInfo, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterInfo"): (70, _e_ct_MeterInfo),
+    (ds.Object, "{http://www.w3.org/2000/09/xmldsig#}Object"): (83, _e_ds_Object),
+    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}OccupancyCosts"): (85, _e_ct_DetailedCost),
+    (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}OverstayCosts"): (86, _e_ct_DetailedCost),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}PDMaxCoilCurrent"): (89, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}PDMinCoilCurrent"): (90, _e_ct_RationalNumber),
+    (ds.PgpData, "{http://www.w3.org/2000/09/xmldsig#}PGPData"): (91, _e_ds_PgpData),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}PowerTransmitted"): (98, _e_ct_RationalNumber),
     (wpt.WptAlignmentCheckMethodList, "{urn:iso:std:iso:15118:-20:WPT}PrimaryDeviceAlignmentCheckMethodList"): (
-        95,
+        100,
         _e_wpt_WptAlignmentCheckMethodList,
     ),
     (wpt.WptFinePositioningMethodList, "{urn:iso:std:iso:15118:-20:WPT}PrimaryDeviceFinePositioningMethodList"): (
-        96,
+        101,
         _e_wpt_WptFinePositioningMethodList,
     ),
     (wpt.WptPairingMethodList, "{urn:iso:std:iso:15118:-20:WPT}PrimaryDevicePairingMethodList"): (
-        97,
+        102,
         _e_wpt_WptPairingMethodList,
     ),
-    (wpt.WptTxRxPulseOrder, "{urn:iso:std:iso:15118:-20:WPT}PulseSequenceOrder"): (100, _e_wpt_WptTxRxPulseOrder),
-    (ds.RsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue"): (102, _e_ds_RsaKeyValue),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}RSSI"): (103, _e_ct_RationalNumber),
-    (wpt.WptLfRxRssiList, "{urn:iso:std:iso:15118:-20:WPT}RSSIData"): (104, _e_wpt_WptLfRxRssiList),
-    (wpt.WptLfRxRssi, "{urn:iso:std:iso:15118:-20:WPT}RSSIDataList"): (105, _e_wpt_WptLfRxRssi),
-    (ct.Receipt, "{urn:iso:std:iso:15118:-20:CommonTypes}Receipt"): (106, _e_ct_Receipt),
-    (ds.Reference, "{http://www.w3.org/2000/09/xmldsig#}Reference"): (107, _e_ds_Reference),
-    (ds.RetrievalMethod, "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod"): (112, _e_ds_RetrievalMethod),
-    (wpt.WptTxRxSpecData, "{urn:iso:std:iso:15118:-20:WPT}RxSpecData"): (114, _e_wpt_WptTxRxSpecData),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SDMaxOutputPower"): (118, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SDMinOutputPower"): (121, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SDPowerInput"): (122, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SPCMaxOutputPowerLimit"): (124, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SPCMinOutputPowerLimit"): (125, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SPCOperatingFrequency"): (126, _e_ct_RationalNumber),
+    (wpt.WptTxRxPulseOrder, "{urn:iso:std:iso:15118:-20:WPT}PulseSequenceOrder"): (105, _e_wpt_WptTxRxPulseOrder),
+    (ds.RsaKeyValue, "{http://www.w3.org/2000/09/xmldsig#}RSAKeyValue"): (107, _e_ds_RsaKeyValue),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}RSSI"): (108, _e_ct_RationalNumber),
+    (wpt.WptLfRxRssiList, "{urn:iso:std:iso:15118:-20:WPT}RSSIData"): (109, _e_wpt_WptLfRxRssiList),
+    (wpt.WptLfRxRssi, "{urn:iso:std:iso:15118:-20:WPT}RSSIDataList"): (110, _e_wpt_WptLfRxRssi),
+    (ct.Receipt, "{urn:iso:std:iso:15118:-20:CommonTypes}Receipt"): (111, _e_ct_Receipt),
+    (ds.Reference, "{http://www.w3.org/2000/09/xmldsig#}Reference"): (112, _e_ds_Reference),
+    (ds.RetrievalMethod, "{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod"): (117, _e_ds_RetrievalMethod),
+    (ds.X509IssuerSerial, "{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID"): (118, _e_ds_X509IssuerSerial),
+    (wpt.WptTxRxSpecData, "{urn:iso:std:iso:15118:-20:WPT}RxSpecData"): (120, _e_wpt_WptTxRxSpecData),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SDMaxOutputPower"): (124, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SDMinOutputPower"): (127, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SDPowerInput"): (128, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SPCMaxOutputPowerLimit"): (130, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SPCMinOutputPowerLimit"): (131, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SPCOperatingFrequency"): (132, _e_ct_RationalNumber),
     (wpt.WptSpcPowerControlParameter, "{urn:iso:std:iso:15118:-20:WPT}SPCPowerControlParameter"): (
-        127,
+        133,
         _e_wpt_WptSpcPowerControlParameter,
     ),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SPCPrimaryDeviceCoilCurrentInformation"): (
-        128,
+        134,
         _e_ct_RationalNumber,
     ),
-    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (129, _e_ds_SpkiData),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SignalFrequency"): (134, _e_ct_RationalNumber),
-    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (135, _e_ds_Signature),
-    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (136, _e_ds_SignatureMethod),
+    (ds.SpkiData, "{http://www.w3.org/2000/09/xmldsig#}SPKIData"): (135, _e_ds_SpkiData),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SignalFrequency"): (140, _e_ct_RationalNumber),
+    (ds.Signature, "{http://www.w3.org/2000/09/xmldsig#}Signature"): (141, _e_ds_Signature),
+    (ds.SignatureMethod, "{http://www.w3.org/2000/09/xmldsig#}SignatureMethod"): (142, _e_ds_SignatureMethod),
     (ds.SignatureProperties, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperties"): (
-        137,
+        143,
         _e_ds_SignatureProperties,
     ),
-    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (138, _e_ds_SignatureProperty),
-    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (139, _e_ds_SignatureValue),
-    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (140, _e_ds_SignedInfo),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SupplyDeviceCurrent"): (141, _e_ct_RationalNumber),
-    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}TargetCoilCurrent"): (142, _e_ct_RationalNumber),
-    (ct.DetailedTax, "{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts"): (144, _e_ct_DetailedTax),
-    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (148, _e_ds_Transform),
-    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (149, _e_ds_Transforms),
+    (ds.SignatureProperty, "{http://www.w3.org/2000/09/xmldsig#}SignatureProperty"): (144, _e_ds_SignatureProperty),
+    (ds.SignatureValue, "{http://www.w3.org/2000/09/xmldsig#}SignatureValue"): (145, _e_ds_SignatureValue),
+    (ds.SignedInfo, "{http://www.w3.org/2000/09/xmldsig#}SignedInfo"): (146, _e_ds_SignedInfo),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}SupplyDeviceCurrent"): (147, _e_ct_RationalNumber),
+    (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:WPT}TargetCoilCurrent"): (148, _e_ct_RationalNumber),
+    (ct.DetailedTax, "{urn:iso:std:iso:15118:-20:CommonTypes}TaxCosts"): (150, _e_ct_DetailedTax),
+    (ds.Transform, "{http://www.w3.org/2000/09/xmldsig#}Transform"): (154, _e_ds_Transform),
+    (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (155, _e_ds_Transforms),
     (wpt.WptTxRxPackageSpecData, "{urn:iso:std:iso:15118:-20:WPT}TxPackageSpecData"): (
-        151,
+        157,
         _e_wpt_WptTxRxPackageSpecData,
     ),
-    (wpt.WptCoordinateXyz, "{urn:iso:std:iso:15118:-20:WPT}TxRxOrientation"): (153, _e_wpt_WptCoordinateXyz),
-    (wpt.WptCoordinateXyz, "{urn:iso:std:iso:15118:-20:WPT}TxRxPosition"): (154, _e_wpt_WptCoordinateXyz),
-    (wpt.WptTxRxSpecData, "{urn:iso:std:iso:15118:-20:WPT}TxSpecData"): (155, _e_wpt_WptTxRxSpecData),
+    (wpt.WptCoordinateXyz, "{urn:iso:std:iso:15118:-20:WPT}TxRxOrientation"): (159, _e_wpt_WptCoordinateXyz),
+    (wpt.WptCoordinateXyz, "{urn:iso:std:iso:15118:-20:WPT}TxRxPosition"): (160, _e_wpt_WptCoordinateXyz),
+    (wpt.WptTxRxSpecData, "{urn:iso:std:iso:15118:-20:WPT}TxSpecData"): (161, _e_wpt_WptTxRxSpecData),
     (wpt.WptAlignmentCheckReq, "{urn:iso:std:iso:15118:-20:WPT}WPT_AlignmentCheckReq"): (
-        159,
+        165,
         _e_wpt_WptAlignmentCheckReq,
     ),
     (wpt.WptAlignmentCheckRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_AlignmentCheckRes"): (
-        160,
+        166,
         _e_wpt_WptAlignmentCheckRes,
     ),
-    (wpt.WptChargeLoopReq, "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeLoopReq"): (161, _e_wpt_WptChargeLoopReq),
-    (wpt.WptChargeLoopRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeLoopRes"): (162, _e_wpt_WptChargeLoopRes),
+    (wpt.WptChargeLoopReq, "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeLoopReq"): (167, _e_wpt_WptChargeLoopReq),
+    (wpt.WptChargeLoopRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeLoopRes"): (168, _e_wpt_WptChargeLoopRes),
     (wpt.WptChargeParameterDiscoveryReq, "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeParameterDiscoveryReq"): (
-        163,
+        169,
         _e_wpt_WptChargeParameterDiscoveryReq,
     ),
     (wpt.WptChargeParameterDiscoveryRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_ChargeParameterDiscoveryRes"): (
-        164,
+        170,
         _e_wpt_WptChargeParameterDiscoveryRes,
     ),
     (wpt.WptFinePositioningReq, "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningReq"): (
-        166,
+        172,
         _e_wpt_WptFinePositioningReq,
     ),
     (wpt.WptFinePositioningRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningRes"): (
-        167,
+        173,
         _e_wpt_WptFinePositioningRes,
     ),
     (wpt.WptFinePositioningSetupReq, "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningSetupReq"): (
-        168,
+        174,
         _e_wpt_WptFinePositioningSetupReq,
     ),
     (wpt.WptFinePositioningSetupRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningSetupRes"): (
-        169,
+        175,
         _e_wpt_WptFinePositioningSetupRes,
     ),
-    (wpt.WptLfDataPackage, "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_DataPackage"): (170, _e_wpt_WptLfDataPackage),
+    (wpt.WptLfDataPackage, "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_DataPackage"): (176, _e_wpt_WptLfDataPackage),
     (wpt.WptLfDataPackageList, "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_DataPackageList"): (
-        171,
+        177,
         _e_wpt_WptLfDataPackageList,
     ),
-    (wpt.WptLfRxData, "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxDataList"): (172, _e_wpt_WptLfRxData),
-    (wpt.WptLfTxData, "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_TxDataList"): (173, _e_wpt_WptLfTxData),
-    (wpt.WptPairingReq, "{urn:iso:std:iso:15118:-20:WPT}WPT_PairingReq"): (175, _e_wpt_WptPairingReq),
-    (wpt.WptPairingRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_PairingRes"): (176, _e_wpt_WptPairingRes),
-    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (179, _e_ds_X509Data),
-    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (181, _e_ds_X509IssuerSerial),
+    (wpt.WptLfRxData, "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxDataList"): (178, _e_wpt_WptLfRxData),
+    (wpt.WptLfTxData, "{urn:iso:std:iso:15118:-20:WPT}WPT_LF_TxDataList"): (179, _e_wpt_WptLfTxData),
+    (wpt.WptPairingReq, "{urn:iso:std:iso:15118:-20:WPT}WPT_PairingReq"): (181, _e_wpt_WptPairingReq),
+    (wpt.WptPairingRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_PairingRes"): (182, _e_wpt_WptPairingRes),
+    (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (185, _e_ds_X509Data),
+    (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (187, _e_ds_X509IssuerSerial),
 }
 FRAGMENT_DECODERS = (
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}AckMaxDelay", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts", _d_ct_DetailedCost),
     ("{urn:iso:std:iso:15118:-20:WPT}AlternativeSECC", _d_wpt_AlternativeSecc),
     ("{urn:iso:std:iso:15118:-20:WPT}AlternativeSECCList", _d_wpt_AlternativeSeccList),
@@ -7623,6 +8480,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:WPT}Coord_Z", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}CostPerUnit", _d_ct_RationalNumber),
     ("{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue", _d_ds_DsaKeyValue),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}DepartureTime", None),
     ("{http://www.w3.org/2000/09/xmldsig#}DigestMethod", _d_ds_DigestMethod),
     ("{http://www.w3.org/2000/09/xmldsig#}DigestValue", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}DisplayParameters", _d_ct_DisplayParameters),
@@ -7630,6 +8488,8 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:WPT}EVDeviceAlignmentCheckMethodList", _d_wpt_WptAlignmentCheckMethodList),
     ("{urn:iso:std:iso:15118:-20:WPT}EVDeviceFinePositioningMethodList", _d_wpt_WptFinePositioningMethodList),
     ("{urn:iso:std:iso:15118:-20:WPT}EVDevicePairingMethodList", _d_wpt_WptPairingMethodList),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVMaximumEnergyRequest", _d_ct_RationalNumber),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVMinimumEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:WPT}EVPCChargeDiagnostics", None),
     ("{urn:iso:std:iso:15118:-20:WPT}EVPCCoilCurrentInformation", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:WPT}EVPCCoilCurrentRequest", _d_ct_RationalNumber),
@@ -7647,6 +8507,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}EVSENotification", None),
     ("{urn:iso:std:iso:15118:-20:WPT}EVSEProcessing", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatus", _d_ct_EvseStatus),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}EVTargetEnergyRequest", _d_ct_RationalNumber),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}EnergyCosts", _d_ct_DetailedCost),
     ("{http://www.w3.org/2000/09/xmldsig#}Exponent", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}Exponent", None),
@@ -7717,6 +8578,7 @@ FRAGMENT_DECODERS = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}RemainingTimeToTargetSOC", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}ResponseCode", None),
     ("{http://www.w3.org/2000/09/xmldsig#}RetrievalMethod", _d_ds_RetrievalMethod),
+    ("{urn:iso:std:iso:15118:-20:CommonTypes}RootCertificateID", _d_ds_X509IssuerSerial),
     ("{urn:iso:std:iso:15118:-20:WPT}RxIdentifier", None),
     ("{urn:iso:std:iso:15118:-20:WPT}RxSpecData", _d_wpt_WptTxRxSpecData),
     ("{urn:iso:std:iso:15118:-20:WPT}SDManufacturerSpecificDataContainer", None),
