@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             return session_cli.run(args)
         return args.func(args)
     except (CliError, exi.ExiError, session_cli.ConfigError, ScenarioError, OSError, TimeoutError, LookupError) as exc:
-        print(f"mcs-v2g: error: {exc}", file=sys.stderr)
+        print(f"mcs-v2g: error: {exc or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -114,7 +114,7 @@ class SimpleEvseController:
 
     def charge_loop(self, loop: ChargeLoopInput, now: float) -> ChargeLoopOutput:
         self.loops += 1
-        voltage = loop.ev_present_voltage
+        voltage = min(loop.ev_present_voltage, self.ratings.max_voltage)  # never report beyond the ratings
         if loop.control_mode is ControlMode.SCHEDULED and loop.target_current is not None:
             current = min(loop.target_current, self.ratings.max_charge_current)
         else:

@@ -348,18 +348,27 @@ class EvccSession:
             header=self._header(now), ev_processing=ct.Processing.Finished, charge_progress=progress
         )
         if progress == cm.ChargeProgress.Start:
+            # Optional in the XSD, but Josev's SECC (and some chargers) require the EV power profile at Start
+            # and the power tolerance acceptance in Scheduled mode: send them, they cost a few bytes.
             if self.control_mode is ControlMode.SCHEDULED and self.schedule is not None:
+                entries = [
+                    cm.PowerScheduleEntry(duration=e.duration, power=convert.rn(e.power)) for e in self.schedule.charge
+                ]
                 req.ev_power_profile = cm.EvPowerProfile(
                     time_anchor=int(now),
                     scheduled_evppt_control_mode=cm.ScheduledEvpptControlMode(
-                        selected_schedule_tuple_id=self.schedule.tuple_id
+                        selected_schedule_tuple_id=self.schedule.tuple_id,
+                        power_tolerance_acceptance=cm.PowerToleranceAcceptance.PowerToleranceConfirmed,
                     ),
-                    ev_power_profile_entries=cm.EvPowerProfileEntryList(
-                        ev_power_profile_entry=[
-                            cm.PowerScheduleEntry(duration=e.duration, power=convert.rn(e.power))
-                            for e in self.schedule.charge
-                        ]
-                    ),
+                    ev_power_profile_entries=cm.EvPowerProfileEntryList(ev_power_profile_entry=entries),
+                )
+            elif self.control_mode is ControlMode.DYNAMIC:
+                limits = self.controller.limits(self.service)
+                entry = cm.PowerScheduleEntry(duration=86_400, power=convert.rn(limits.max_charge_power))
+                req.ev_power_profile = cm.EvPowerProfile(
+                    time_anchor=int(now),
+                    dynamic_evppt_control_mode=cm.DynamicEvpptControlMode(),
+                    ev_power_profile_entries=cm.EvPowerProfileEntryList(ev_power_profile_entry=[entry]),
                 )
             if self.bpt:
                 discharge = self.controller.discharge()
@@ -397,7 +406,10 @@ class EvccSession:
         interval = self.config.timers.charge_loop_interval if feedback is not None else 0.0
         req = dc.DcChargeLoopReq(
             header=self._header(now + interval),
-            display_parameters=None if step.soc is None else ct.DisplayParameters(present_soc=step.soc),
+            # ChargingComplete is optional, but Josev's SECC rejects DisplayParameters without it
+            display_parameters=None
+            if step.soc is None
+            else ct.DisplayParameters(present_soc=step.soc, charging_complete=step.display.get("complete", False)),
             meter_info_requested=self.config.request_meter_info,
             ev_present_voltage=convert.rn(self.controller.present_voltage(now)),
             cl_req_control_mode=convert.loop_request(

@@ -174,7 +174,7 @@ def test_full_session(service: ServiceId, mode: ControlMode) -> None:
         tuple_id = start.ev_power_profile.scheduled_evppt_control_mode.selected_schedule_tuple_id
         assert tuple_id in {t.schedule_tuple_id for t in se.scheduled_se_res_control_mode.schedule_tuple}
     else:
-        assert start.ev_power_profile is None
+        assert start.ev_power_profile.dynamic_evppt_control_mode is not None  # sent for Josev's SECC
     assert (start.bpt_channel_selection is not None) is bpt
 
     for req in r.requests(dc.DcChargeLoopReq):
