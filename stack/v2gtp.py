@@ -22,6 +22,15 @@ PAYLOAD_SCHEMAS = {
     0x8102: "iso20-common",  # metering confirmation side stream
 }
 SDP_PAYLOAD_TYPES = {0x9000, 0x9001, 0x9002, 0x9003}
+# schema id -> the payload type that carries it (mainstream streams; 0x8101/0x8102 are side streams)
+SCHEMA_PAYLOAD_TYPES = {
+    "appProtocol": 0x8001,
+    "iso20-common": 0x8002,
+    "iso20-ac": 0x8003,
+    "iso20-dc": 0x8004,
+    "iso20-acdp": 0x8005,
+    "iso20-wpt": 0x8006,
+}
 
 
 class V2gtpError(ValueError):

@@ -9,20 +9,11 @@ from pathlib import Path
 
 from stack import exi
 from stack.exi.codec import default_schema
-from stack.v2gtp import PAYLOAD_SCHEMAS, V2gtpError, build, looks_like_frame, parse_frame
+from stack.v2gtp import PAYLOAD_SCHEMAS, SCHEMA_PAYLOAD_TYPES, V2gtpError, build, looks_like_frame, parse_frame
 from tools import session_cli
 from tools.pki import add_pki_parser
 from tools.sim import cli as sim_cli
 from tools.sim.scenario import ScenarioError
-
-SCHEMA_PAYLOAD_TYPES = {
-    "appProtocol": 0x8001,
-    "iso20-common": 0x8002,
-    "iso20-ac": 0x8003,
-    "iso20-dc": 0x8004,
-    "iso20-acdp": 0x8005,
-    "iso20-wpt": 0x8006,
-}
 
 
 class CliError(Exception):

@@ -9,18 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack import exi
-from stack.v2gtp import PAYLOAD_SCHEMAS, FrameReader, V2gtpError, build
+from stack.v2gtp import PAYLOAD_SCHEMAS, SCHEMA_PAYLOAD_TYPES, FrameReader, V2gtpError, build
 
 log = logging.getLogger("mcs_v2g.v2gtp")
 
-SCHEMA_PAYLOAD_TYPES = {
-    "appProtocol": 0x8001,
-    "iso20-common": 0x8002,
-    "iso20-ac": 0x8003,
-    "iso20-dc": 0x8004,
-    "iso20-acdp": 0x8005,
-    "iso20-wpt": 0x8006,
-}
 READ_CHUNK = 4096
 
 

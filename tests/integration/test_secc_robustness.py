@@ -30,10 +30,9 @@ from stack.session.defaults import SimpleEvController, SimpleEvseController
 from stack.session.evcc import EvccConfig
 from stack.session.secc import DC_NAMESPACE, SeccConfig
 from stack.session.timers import EvccTimers, SeccTimers
-from stack.transport.connection import SCHEMA_PAYLOAD_TYPES
 from stack.transport.evcc_client import run_evcc
 from stack.transport.secc_server import SeccServer
-from stack.v2gtp import DEFAULT_MAX_PAYLOAD, HEADER, HEADER_SIZE, build, parse_header
+from stack.v2gtp import DEFAULT_MAX_PAYLOAD, HEADER, HEADER_SIZE, SCHEMA_PAYLOAD_TYPES, build, parse_header
 
 HOST = "127.0.0.1"
 READ_TIMEOUT = 5.0  # every read is bounded: a hanging server fails the test instead of blocking it
