@@ -48,3 +48,24 @@ def test_server_keeps_serving_after_a_client_vanishes() -> None:
             return close
 
     assert asyncio.run(main()).ok
+
+
+def test_session_over_tls13_with_mutual_authentication(tmp_path) -> None:
+    from stack.security.pki import generate_pki
+    from stack.security.tls import client_context, server_context
+
+    pki = generate_pki(tmp_path / "pki")
+
+    async def main():
+        async with SeccServer(SimpleEvseController, ssl_context=server_context(pki)) as server:
+            address = await server.start("::1", 0)
+            close, session = await run_evcc(*address, SimpleEvController(), FAST, ssl_context=client_context(pki))
+            for _ in range(100):
+                if server.results:
+                    break
+                await asyncio.sleep(0.01)
+            return close, session, server.results
+
+    close, session, results = asyncio.run(main())
+    assert close.ok and results[0].ok
+    assert session.service is ServiceId.MCS_BPT and session.charge_loops == 10
