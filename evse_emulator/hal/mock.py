@@ -459,6 +459,10 @@ class MockPlant:
             raise ValueError(f"dt must not be negative, got {dt}")
         if dt == 0:
             return
+        if not self.power_stage.enabled:
+            # a disabled converter stops conducting within microseconds, long before a contactor releases
+            # (30 ms): an emergency switch-off (disable, then open) breaks at zero current, it does not weld
+            self.terminal.current_a = 0.0
         self.contactors.advance(dt)
         vehicle = self.vehicle
         connected = self.contactors.conducting and vehicle is not None and vehicle.contactors_closed()

@@ -7,6 +7,7 @@ requests (Ongoing, pre-charge, charge loop, welding detection) are paced: the ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from stack.messages import app_protocol as ap
@@ -75,7 +76,7 @@ class EvccSession:
         self.charge_loops = 0
         self._awaiting: Exchange | None = None
         self._response_due: float | None = None
-        self._pending: tuple[object, float] | None = None
+        self._pending: tuple[Callable[[float], list[Action]], float] | None = None  # (what to send, when)
         self._limits: dict[str, float] = {}  # phase guards: name -> absolute deadline
         self._last_request: object | None = None
         self._renegotiating = False
@@ -123,9 +124,9 @@ class EvccSession:
         if self.closed is not None:
             return []
         if self._pending is not None and now >= self._pending[1]:
-            message, _ = self._pending
+            build, _ = self._pending
             self._pending = None
-            return self._send(message, now)
+            return build(now)
         if self._response_due is not None and now >= self._response_due:
             name = self._awaiting.name if self._awaiting else "?"
             return self._close(f"V2G_EVCC_Msg_Timeout: no answer to {name} in time", now, timer="V2G_EVCC_Msg_Timeout")
@@ -155,10 +156,11 @@ class EvccSession:
         self._last_request = message
         return [Send(message, exchange.schema)]
 
-    def _later(self, message: object, now: float, interval: float) -> list[Action]:
+    def _later(self, build: Callable[[float], list[Action]], now: float, interval: float) -> list[Action]:
+        """Run `build(time)` after `interval`: a repeated request is made when it is sent, from fresh values."""
         if interval <= 0:
-            return self._send(message, now)
-        self._pending = (message, now + interval)
+            return build(now)
+        self._pending = (build, now + interval)
         return []
 
     def _close(
@@ -192,9 +194,10 @@ class EvccSession:
 
     def _repeat(self, now: float) -> list[Action]:
         """Send the last request again with a fresh timestamp ([V2G20-1582]: otherwise unaltered)."""
-        interval = self.config.timers.loop_interval
-        message = replace(self._last_request, header=self._header(now + interval))
-        return self._later(message, now, interval)
+        last = self._last_request
+        return self._later(
+            lambda t: self._send(replace(last, header=self._header(t)), t), now, self.config.timers.loop_interval
+        )
 
     # -- one handler per response ----------------------------------------------------------------------
     def _after_supported_app_protocol(self, res: ap.SupportedAppProtocolRes, now: float) -> list[Action]:
@@ -321,13 +324,16 @@ class EvccSession:
         return self._send_pre_charge(ct.Processing.Ongoing, now)
 
     def _send_pre_charge(self, processing: ct.Processing, now: float, interval: float = 0.0) -> list[Action]:
-        req = dc.DcPreChargeReq(
-            header=self._header(now + interval),
-            ev_processing=processing,
-            ev_present_voltage=convert.rn(self.controller.present_voltage(now)),
-            ev_target_voltage=convert.rn(self.controller.pre_charge_target(now)),
-        )
-        return self._later(req, now, interval)
+        def build(t: float) -> list[Action]:
+            req = dc.DcPreChargeReq(
+                header=self._header(t),
+                ev_processing=processing,
+                ev_present_voltage=convert.rn(self.controller.present_voltage(t)),
+                ev_target_voltage=convert.rn(self.controller.pre_charge_target(t)),
+            )
+            return self._send(req, t)
+
+        return self._later(build, now, interval)
 
     def _after_dc_pre_charge(self, res: dc.DcPreChargeRes, now: float) -> list[Action]:
         self.phase = Phase.PRE_CHARGE
@@ -395,17 +401,25 @@ class EvccSession:
 
     def _send_charge_loop(self, feedback: ChargeLoopFeedback | None, now: float) -> list[Action]:
         notified = STOP_NOTIFICATIONS.get(feedback.notification) if feedback and feedback.notification else None
-        step = None if notified else self.controller.charge_loop(feedback, now)
-        stop = notified or step.stop
-        if stop is not None:
-            self.stop_reason = stop
-            if stop is StopReason.SCHEDULE_RENEGOTIATION:
-                return self._send_power_delivery(cm.ChargeProgress.ScheduleRenegotiation, now)
-            return self._send_power_delivery(cm.ChargeProgress.Stop, now)
-        limits = self.controller.limits(self.service)
+        if notified is not None:  # the SECC asks to stop: react at once
+            return self._stop_charging(notified, now)
         interval = self.config.timers.charge_loop_interval if feedback is not None else 0.0
+        return self._later(lambda t: self._charge_loop_request(feedback, t), now, interval)
+
+    def _stop_charging(self, stop: StopReason, now: float) -> list[Action]:
+        self.stop_reason = stop
+        if stop is StopReason.SCHEDULE_RENEGOTIATION:
+            return self._send_power_delivery(cm.ChargeProgress.ScheduleRenegotiation, now)
+        return self._send_power_delivery(cm.ChargeProgress.Stop, now)
+
+    def _charge_loop_request(self, feedback: ChargeLoopFeedback | None, now: float) -> list[Action]:
+        """Decide and build the next DC_ChargeLoopReq when it is sent, from the EV's state at that time."""
+        step = self.controller.charge_loop(feedback, now)
+        if step.stop is not None:
+            return self._stop_charging(step.stop, now)
+        limits = self.controller.limits(self.service)
         req = dc.DcChargeLoopReq(
-            header=self._header(now + interval),
+            header=self._header(now),
             # ChargingComplete is optional, but Josev's SECC rejects DisplayParameters without it
             display_parameters=None
             if step.soc is None
@@ -417,7 +431,7 @@ class EvccSession:
             ),
         )
         self.charge_loops += 1
-        return self._later(req, now, interval)
+        return self._send(req, now)
 
     def _after_dc_charge_loop(self, res: dc.DcChargeLoopRes, now: float) -> list[Action]:
         self.phase = Phase.CHARGE_LOOP

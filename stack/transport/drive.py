@@ -39,13 +39,15 @@ async def run_session(
     on_round_trip: Callable[[str, float], None] | None = None,
     on_message: Callable[[str, object], None] | None = None,
     pace: Callable[[float], Awaitable[None]] | None = None,
+    advance: Callable[[float], None] | None = None,
 ) -> Close:
     """Drive `machine` until it closes; returns its Close. Every message is logged on one line.
 
     `on_round_trip(response name, seconds)` receives the EVCC's round-trip times (request sent -> response read);
     `on_message(direction, message)` sees every message (">>" sent, "<<" received). `pace(deadline)` is for a
     simulated clock: when the machine only waits to send its next request (an EVCC between charge loops), the
-    driver awaits `pace` instead of the network, and the clock decides how that time passes.
+    driver awaits `pace` instead of the network, and the clock decides how that time passes. `advance(deadline)`
+    moves such a clock to a deadline that passed while the peer was silent (a timeout in simulated time).
     """
     sent_at: float | None = None
     received_at: float | None = None
@@ -91,6 +93,8 @@ async def run_session(
         try:
             received = await conn.receive(timeout)
         except TimeoutError:
+            if advance is not None and deadline is not None:
+                advance(deadline)
             actions = machine.expire(clock())
             continue
         except ConnectionClosed as exc:

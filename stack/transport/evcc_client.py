@@ -27,6 +27,7 @@ async def run_evcc(
     on_message=None,
     clock=None,
     pace=None,
+    advance=None,
 ) -> tuple[Close, EvccSession]:
     """Run one session; returns how it ended and the machine (service, SessionID, resume info...).
 
@@ -41,6 +42,13 @@ async def run_evcc(
     conn = V2gConnection(reader, writer, trace=trace, role="EV")
     extra = {} if clock is None else {"clock": clock}
     close = await run_session(
-        session, conn, role="EV", on_round_trip=on_round_trip, on_message=on_message, pace=pace, **extra
+        session,
+        conn,
+        role="EV",
+        on_round_trip=on_round_trip,
+        on_message=on_message,
+        pace=pace,
+        advance=advance,
+        **extra,
     )
     return close, session

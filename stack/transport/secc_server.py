@@ -30,13 +30,14 @@ class SeccServer:
         max_payload: int = 64 * 1024,
         trace_dir: Path | None = None,
         clock: Callable[[], float] | None = None,
+        advance: Callable[[float], None] | None = None,
     ) -> None:
         self.controller_factory = controller_factory
         self.config = config or SeccConfig()
         self.ssl_context = ssl_context
         self.max_payload = max_payload
         self.trace_dir = trace_dir
-        self.clock = clock
+        self.clock, self.advance = clock, advance
         self.store = SessionStore()
         self.results: list[Close] = []
         self.sessions: list[SeccSession] = []
@@ -59,7 +60,7 @@ class SeccServer:
             session = SeccSession(self.controller_factory(), self.config, self.store)
             self.sessions.append(session)
             log.info("SECC: connection %d from %s %s", n, conn.peer, conn.tls or "")
-            extra = {} if self.clock is None else {"clock": self.clock}
+            extra = {} if self.clock is None else {"clock": self.clock, "advance": self.advance}
             result = await run_session(session, conn, role="SECC", **extra)
             self.results.append(result)
         except asyncio.CancelledError:  # the server is shutting down

@@ -192,7 +192,7 @@ async def simulate(
     truck = TruckController(battery, needs, plant.inlet_voltage, service=service, control_mode=mode)
     secc_config = SeccConfig(offers=(dc_offer(service),), timers=SeccTimers(sequence=s.secc_sequence_timeout))
     server_ctx, client_ctx = ssl_contexts() if (tls and ssl_contexts) else (None, None)
-    server = SeccServer(lambda: evse, secc_config, ssl_context=server_ctx, clock=clock.now)
+    server = SeccServer(lambda: evse, secc_config, ssl_context=server_ctx, clock=clock.now, advance=clock.advance)
     evcc_config = EvccConfig(timers=EvccTimers(loop_interval=0.1, charge_loop_interval=s.loop_interval))
     wall = time.perf_counter()
     sessions: list[EvccSession] = []
