@@ -84,7 +84,7 @@ def cmd_bench_exi(args: argparse.Namespace) -> int:
 def cmd_bench_session(args: argparse.Namespace) -> int:
     from tools.bench import session as bench
 
-    results = bench.run(runs=args.runs, concurrent=args.concurrent)
+    results = bench.run(runs=args.runs, concurrent=args.concurrent, josev=not args.no_josev)
     print(json.dumps(results, indent=2) if args.json else bench.report(results))
     return 0
 
@@ -134,6 +134,7 @@ def parser() -> argparse.ArgumentParser:
     b_session = bench_sub.add_parser("session", help="a whole -20 session over TLS, charge-loop round trips")
     b_session.add_argument("--runs", type=int, default=20)
     b_session.add_argument("--concurrent", type=int, default=200)
+    b_session.add_argument("--no-josev", action="store_true", help="skip Josev's pair (needs root and Java)")
     b_session.add_argument("--json", action="store_true")
     b_session.set_defaults(func=cmd_bench_session)
     b_sim = bench_sub.add_parser("sim", help="an 8-hour overnight MCS_BPT session at --speed max")

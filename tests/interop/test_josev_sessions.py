@@ -40,7 +40,8 @@ from typing import Any
 
 import pytest
 
-from tests.interop.josev_session import (
+from tests.netns import VethPair, netns_unavailable_reason, veth_pair_fixture
+from tools.peers.josev_session import (
     JosevProcess,
     LogMessage,
     PeerUnavailable,
@@ -49,7 +50,6 @@ from tests.interop.josev_session import (
     start_josev_secc,
     write_josev_pki,
 )
-from tests.netns import VethPair, netns_unavailable_reason, veth_pair_fixture
 
 REPO = Path(__file__).resolve().parents[2]
 SESSION_TIMEOUT = 60.0  # s, one whole session (Josev needs 5-15 s including its JVM start)

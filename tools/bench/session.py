@@ -83,7 +83,7 @@ async def charge_loop_round_trips(
     return rtts, time.perf_counter() - start
 
 
-def run(*, runs: int = 20, concurrent: int = 200, loops: int = 40, interval: float = 0.25) -> dict:
+def run(*, runs: int = 20, concurrent: int = 200, loops: int = 40, interval: float = 0.25, josev: bool = True) -> dict:
     logging.getLogger("mcs_v2g").setLevel(logging.WARNING)
     progress = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     progress(f"{runs} whole DC_BPT sessions over TLS 1.3 ...")
@@ -92,7 +92,11 @@ def run(*, runs: int = 20, concurrent: int = 200, loops: int = 40, interval: flo
     one, _ = asyncio.run(charge_loop_round_trips(1, loops * 5, interval))
     progress(f"charge loop, {concurrent} concurrent sessions ...")
     many, wall = asyncio.run(charge_loop_round_trips(concurrent, loops, interval))
+    if josev:
+        progress("Josev's EVCC against Josev's SECC (network namespaces, needs root and Java) ...")
+    pair = josev_pair_session() if josev else "skipped (--no-josev)"
     return {
+        "josev_pair": pair,
         "python": sys.version.split()[0],
         "session_s": {"median": statistics.median(whole), "min": min(whole), "max": max(whole), "runs": runs},
         "loop_1": {"p50_ms": 1000 * percentile(one, 0.5), "p99_ms": 1000 * percentile(one, 0.99), "n": len(one)},
@@ -118,5 +122,47 @@ def report(r: dict) -> str:
             f" ({one['n']} loops)",
             f"DC_ChargeLoop round trip, {many['sessions']} sessions: p50 {many['p50_ms']:.2f} ms,"
             f" p99 {many['p99_ms']:.2f} ms ({many['n']} loops, one every {r['interval_s']} s per session)",
+            _josev_line(r["josev_pair"], s["median"]),
         ]
     )
+
+
+def _josev_line(pair: dict | str, ours: float) -> str:
+    if not isinstance(pair, dict):
+        return f"Josev pair: {pair}"
+    return (
+        f"Josev's EVCC + SECC, same session over TCP: {pair['session_s']:.2f} s ({pair['charge_loops']} charge loops),"
+        f" ours {pair['session_s'] / ours:.0f}x faster"
+    )
+
+
+def josev_pair_session(control: str = "dynamic") -> dict | str:
+    """Josev's EVCC against Josev's SECC (-20 DC_BPT, 10 charge loops, TCP) in two network namespaces: seconds
+    from its supportedAppProtocolReq to SessionStopRes, read from its log (JVM start-up not counted)."""
+    import tempfile
+    from datetime import datetime
+    from pathlib import Path
+
+    from tools.netns import NetnsUnavailable, VethPair
+    from tools.peers.josev import PeerUnavailable
+    from tools.peers.josev_session import start_josev_evcc, start_josev_secc
+
+    def seconds(stamp: str) -> float:
+        return datetime.strptime(stamp.replace(",", "."), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+    try:
+        with VethPair() as pair, tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "secc").mkdir()
+            (Path(tmp) / "evcc").mkdir()
+            with (
+                start_josev_secc(pair, "a", Path(tmp) / "secc"),
+                start_josev_evcc(pair, "b", Path(tmp) / "evcc", control=control) as evcc,
+            ):
+                stop = evcc.wait_for_message("SessionStopRes", 120, sent=False)
+                sap = next((m for m in evcc.messages() if m.name == "supportedAppProtocolReq"), None)
+                if stop is None or sap is None:
+                    return f"failed ({evcc.tail(5)})"
+                loops = sum(1 for m in evcc.messages() if m.name == "DC_ChargeLoopReq")
+                return {"session_s": seconds(stop.time) - seconds(sap.time), "charge_loops": loops}
+    except (NetnsUnavailable, PeerUnavailable, RuntimeError, OSError, ValueError) as exc:
+        return f"unavailable ({exc})"

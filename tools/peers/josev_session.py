@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tests.netns import Side, VethPair
+from tools.netns import Side, VethPair
 from tools.peers.josev import PeerUnavailable, ensure_josev
 
 __all__ = [
