@@ -20,6 +20,8 @@ from stack.exi.runtime import (  # noqa: F401
 )
 from stack.messages import app_protocol as ap
 
+new = object.__new__  # decoders fill every field themselves: no __init__ needed
+
 _ENUM_ap_ResponseCode = tuple(ap.ResponseCode)
 _EN_ap_ResponseCode = {m: i for i, m in enumerate(_ENUM_ap_ResponseCode)}
 
@@ -69,7 +71,9 @@ def _d_ap_SupportedAppProtocolReq(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SupportedAppProtocolReq")
-    return ap.SupportedAppProtocolReq(app_protocol=f_app_protocol), p
+    o = new(ap.SupportedAppProtocolReq)
+    o.app_protocol = f_app_protocol
+    return o, p
 
 
 # supportedAppProtocolRes (anonymous type) (urn:iso:15118:2:2010:AppProtocol)
@@ -120,7 +124,10 @@ def _d_ap_SupportedAppProtocolRes(r, v, n, p):
         f_schema_id = None
     if fid != -1:
         raise bad_event(p, fid, "end of SupportedAppProtocolRes")
-    return ap.SupportedAppProtocolRes(response_code=f_response_code, schema_id=f_schema_id), p
+    o = new(ap.SupportedAppProtocolRes)
+    o.response_code = f_response_code
+    o.schema_id = f_schema_id
+    return o, p
 
 
 # AppProtocolType (urn:iso:15118:2:2010:AppProtocol)
@@ -200,13 +207,13 @@ def _d_ap_AppProtocol(r, v, n, p):
         raise out_of_range(p, f_priority, 1, 20)
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of Priority")
-    return ap.AppProtocol(
-        protocol_namespace=f_protocol_namespace,
-        version_number_major=f_version_number_major,
-        version_number_minor=f_version_number_minor,
-        schema_id=f_schema_id,
-        priority=f_priority,
-    ), p
+    o = new(ap.AppProtocol)
+    o.protocol_namespace = f_protocol_namespace
+    o.version_number_major = f_version_number_major
+    o.version_number_minor = f_version_number_minor
+    o.schema_id = f_schema_id
+    o.priority = f_priority
+    return o, p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

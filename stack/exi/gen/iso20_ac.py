@@ -22,6 +22,8 @@ from stack.messages import iso20_ac as ac
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 
+new = object.__new__  # decoders fill every field themselves: no __init__ needed
+
 _ENUM_ct_EvseNotification = tuple(ct.EvseNotification)
 _EN_ct_EvseNotification = {m: i for i, m in enumerate(_ENUM_ct_EvseNotification)}
 _ENUM_ct_ResponseCode = tuple(ct.ResponseCode)
@@ -131,14 +133,14 @@ def _d_ac_AcCpdReqEnergyTransferMode(r, v, n, p):
         f_ev_minimum_charge_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of AcCpdReqEnergyTransferMode")
-    return ac.AcCpdReqEnergyTransferMode(
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
-    ), p
+    o = new(ac.AcCpdReqEnergyTransferMode)
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_maximum_charge_power_l2 = f_ev_maximum_charge_power_l2
+    o.ev_maximum_charge_power_l3 = f_ev_maximum_charge_power_l3
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_minimum_charge_power_l2 = f_ev_minimum_charge_power_l2
+    o.ev_minimum_charge_power_l3 = f_ev_minimum_charge_power_l3
+    return o, p
 
 
 # AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
@@ -349,20 +351,20 @@ def _d_ac_AcCpdResEnergyTransferMode(r, v, n, p):
         f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of AcCpdResEnergyTransferMode")
-    return ac.AcCpdResEnergyTransferMode(
-        evse_maximum_charge_power=f_evse_maximum_charge_power,
-        evse_maximum_charge_power_l2=f_evse_maximum_charge_power_l2,
-        evse_maximum_charge_power_l3=f_evse_maximum_charge_power_l3,
-        evse_minimum_charge_power=f_evse_minimum_charge_power,
-        evse_minimum_charge_power_l2=f_evse_minimum_charge_power_l2,
-        evse_minimum_charge_power_l3=f_evse_minimum_charge_power_l3,
-        evse_nominal_frequency=f_evse_nominal_frequency,
-        maximum_power_asymmetry=f_maximum_power_asymmetry,
-        evse_power_ramp_limitation=f_evse_power_ramp_limitation,
-        evse_present_active_power=f_evse_present_active_power,
-        evse_present_active_power_l2=f_evse_present_active_power_l2,
-        evse_present_active_power_l3=f_evse_present_active_power_l3,
-    ), p
+    o = new(ac.AcCpdResEnergyTransferMode)
+    o.evse_maximum_charge_power = f_evse_maximum_charge_power
+    o.evse_maximum_charge_power_l2 = f_evse_maximum_charge_power_l2
+    o.evse_maximum_charge_power_l3 = f_evse_maximum_charge_power_l3
+    o.evse_minimum_charge_power = f_evse_minimum_charge_power
+    o.evse_minimum_charge_power_l2 = f_evse_minimum_charge_power_l2
+    o.evse_minimum_charge_power_l3 = f_evse_minimum_charge_power_l3
+    o.evse_nominal_frequency = f_evse_nominal_frequency
+    o.maximum_power_asymmetry = f_maximum_power_asymmetry
+    o.evse_power_ramp_limitation = f_evse_power_ramp_limitation
+    o.evse_present_active_power = f_evse_present_active_power
+    o.evse_present_active_power_l2 = f_evse_present_active_power_l2
+    o.evse_present_active_power_l3 = f_evse_present_active_power_l3
+    return o, p
 
 
 # AC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:AC)
@@ -437,12 +439,12 @@ def _d_ac_AcChargeLoopReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcChargeLoopReq")
-    return ac.AcChargeLoopReq(
-        header=f_header,
-        display_parameters=f_display_parameters,
-        meter_info_requested=f_meter_info_requested,
-        cl_req_control_mode=f_cl_req_control_mode,
-    ), p
+    o = new(ac.AcChargeLoopReq)
+    o.header = f_header
+    o.display_parameters = f_display_parameters
+    o.meter_info_requested = f_meter_info_requested
+    o.cl_req_control_mode = f_cl_req_control_mode
+    return o, p
 
 
 # AC_ChargeLoopResType (urn:iso:std:iso:15118:-20:AC)
@@ -555,15 +557,15 @@ def _d_ac_AcChargeLoopRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcChargeLoopRes")
-    return ac.AcChargeLoopRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_status=f_evse_status,
-        meter_info=f_meter_info,
-        receipt=f_receipt,
-        evse_target_frequency=f_evse_target_frequency,
-        cl_res_control_mode=f_cl_res_control_mode,
-    ), p
+    o = new(ac.AcChargeLoopRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_status = f_evse_status
+    o.meter_info = f_meter_info
+    o.receipt = f_receipt
+    o.evse_target_frequency = f_evse_target_frequency
+    o.cl_res_control_mode = f_cl_res_control_mode
+    return o, p
 
 
 # AC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:AC)
@@ -605,9 +607,10 @@ def _d_ac_AcChargeParameterDiscoveryReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcChargeParameterDiscoveryReq")
-    return ac.AcChargeParameterDiscoveryReq(
-        header=f_header, ac_cpd_req_energy_transfer_mode=f_ac_cpd_req_energy_transfer_mode
-    ), p
+    o = new(ac.AcChargeParameterDiscoveryReq)
+    o.header = f_header
+    o.ac_cpd_req_energy_transfer_mode = f_ac_cpd_req_energy_transfer_mode
+    return o, p
 
 
 # AC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:AC)
@@ -658,11 +661,11 @@ def _d_ac_AcChargeParameterDiscoveryRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcChargeParameterDiscoveryRes")
-    return ac.AcChargeParameterDiscoveryRes(
-        header=f_header,
-        response_code=f_response_code,
-        ac_cpd_res_energy_transfer_mode=f_ac_cpd_res_energy_transfer_mode,
-    ), p
+    o = new(ac.AcChargeParameterDiscoveryRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.ac_cpd_res_energy_transfer_mode = f_ac_cpd_res_energy_transfer_mode
+    return o, p
 
 
 # BPT_AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
@@ -868,20 +871,20 @@ def _d_ac_BptAcCpdReqEnergyTransferMode(r, v, n, p):
         f_ev_minimum_discharge_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptAcCpdReqEnergyTransferMode")
-    return ac.BptAcCpdReqEnergyTransferMode(
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
-        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
-        ev_maximum_discharge_power_l2=f_ev_maximum_discharge_power_l2,
-        ev_maximum_discharge_power_l3=f_ev_maximum_discharge_power_l3,
-        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
-        ev_minimum_discharge_power_l2=f_ev_minimum_discharge_power_l2,
-        ev_minimum_discharge_power_l3=f_ev_minimum_discharge_power_l3,
-    ), p
+    o = new(ac.BptAcCpdReqEnergyTransferMode)
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_maximum_charge_power_l2 = f_ev_maximum_charge_power_l2
+    o.ev_maximum_charge_power_l3 = f_ev_maximum_charge_power_l3
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_minimum_charge_power_l2 = f_ev_minimum_charge_power_l2
+    o.ev_minimum_charge_power_l3 = f_ev_minimum_charge_power_l3
+    o.ev_maximum_discharge_power = f_ev_maximum_discharge_power
+    o.ev_maximum_discharge_power_l2 = f_ev_maximum_discharge_power_l2
+    o.ev_maximum_discharge_power_l3 = f_ev_maximum_discharge_power_l3
+    o.ev_minimum_discharge_power = f_ev_minimum_discharge_power
+    o.ev_minimum_discharge_power_l2 = f_ev_minimum_discharge_power_l2
+    o.ev_minimum_discharge_power_l3 = f_ev_minimum_discharge_power_l3
+    return o, p
 
 
 # BPT_AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
@@ -1196,26 +1199,26 @@ def _d_ac_BptAcCpdResEnergyTransferMode(r, v, n, p):
         f_evse_minimum_discharge_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptAcCpdResEnergyTransferMode")
-    return ac.BptAcCpdResEnergyTransferMode(
-        evse_maximum_charge_power=f_evse_maximum_charge_power,
-        evse_maximum_charge_power_l2=f_evse_maximum_charge_power_l2,
-        evse_maximum_charge_power_l3=f_evse_maximum_charge_power_l3,
-        evse_minimum_charge_power=f_evse_minimum_charge_power,
-        evse_minimum_charge_power_l2=f_evse_minimum_charge_power_l2,
-        evse_minimum_charge_power_l3=f_evse_minimum_charge_power_l3,
-        evse_nominal_frequency=f_evse_nominal_frequency,
-        maximum_power_asymmetry=f_maximum_power_asymmetry,
-        evse_power_ramp_limitation=f_evse_power_ramp_limitation,
-        evse_present_active_power=f_evse_present_active_power,
-        evse_present_active_power_l2=f_evse_present_active_power_l2,
-        evse_present_active_power_l3=f_evse_present_active_power_l3,
-        evse_maximum_discharge_power=f_evse_maximum_discharge_power,
-        evse_maximum_discharge_power_l2=f_evse_maximum_discharge_power_l2,
-        evse_maximum_discharge_power_l3=f_evse_maximum_discharge_power_l3,
-        evse_minimum_discharge_power=f_evse_minimum_discharge_power,
-        evse_minimum_discharge_power_l2=f_evse_minimum_discharge_power_l2,
-        evse_minimum_discharge_power_l3=f_evse_minimum_discharge_power_l3,
-    ), p
+    o = new(ac.BptAcCpdResEnergyTransferMode)
+    o.evse_maximum_charge_power = f_evse_maximum_charge_power
+    o.evse_maximum_charge_power_l2 = f_evse_maximum_charge_power_l2
+    o.evse_maximum_charge_power_l3 = f_evse_maximum_charge_power_l3
+    o.evse_minimum_charge_power = f_evse_minimum_charge_power
+    o.evse_minimum_charge_power_l2 = f_evse_minimum_charge_power_l2
+    o.evse_minimum_charge_power_l3 = f_evse_minimum_charge_power_l3
+    o.evse_nominal_frequency = f_evse_nominal_frequency
+    o.maximum_power_asymmetry = f_maximum_power_asymmetry
+    o.evse_power_ramp_limitation = f_evse_power_ramp_limitation
+    o.evse_present_active_power = f_evse_present_active_power
+    o.evse_present_active_power_l2 = f_evse_present_active_power_l2
+    o.evse_present_active_power_l3 = f_evse_present_active_power_l3
+    o.evse_maximum_discharge_power = f_evse_maximum_discharge_power
+    o.evse_maximum_discharge_power_l2 = f_evse_maximum_discharge_power_l2
+    o.evse_maximum_discharge_power_l3 = f_evse_maximum_discharge_power_l3
+    o.evse_minimum_discharge_power = f_evse_minimum_discharge_power
+    o.evse_minimum_discharge_power_l2 = f_evse_minimum_discharge_power_l2
+    o.evse_minimum_discharge_power_l3 = f_evse_minimum_discharge_power_l3
+    return o, p
 
 
 # BPT_Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -1619,32 +1622,32 @@ def _d_ac_BptDynamicAcClReqControlMode(r, v, n, p):
         f_ev_minimum_v2x_energy_request = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptDynamicAcClReqControlMode")
-    return ac.BptDynamicAcClReqControlMode(
-        departure_time=f_departure_time,
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
-        ev_present_active_power=f_ev_present_active_power,
-        ev_present_active_power_l2=f_ev_present_active_power_l2,
-        ev_present_active_power_l3=f_ev_present_active_power_l3,
-        ev_present_reactive_power=f_ev_present_reactive_power,
-        ev_present_reactive_power_l2=f_ev_present_reactive_power_l2,
-        ev_present_reactive_power_l3=f_ev_present_reactive_power_l3,
-        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
-        ev_maximum_discharge_power_l2=f_ev_maximum_discharge_power_l2,
-        ev_maximum_discharge_power_l3=f_ev_maximum_discharge_power_l3,
-        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
-        ev_minimum_discharge_power_l2=f_ev_minimum_discharge_power_l2,
-        ev_minimum_discharge_power_l3=f_ev_minimum_discharge_power_l3,
-        ev_maximum_v2x_energy_request=f_ev_maximum_v2x_energy_request,
-        ev_minimum_v2x_energy_request=f_ev_minimum_v2x_energy_request,
-    ), p
+    o = new(ac.BptDynamicAcClReqControlMode)
+    o.departure_time = f_departure_time
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_maximum_charge_power_l2 = f_ev_maximum_charge_power_l2
+    o.ev_maximum_charge_power_l3 = f_ev_maximum_charge_power_l3
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_minimum_charge_power_l2 = f_ev_minimum_charge_power_l2
+    o.ev_minimum_charge_power_l3 = f_ev_minimum_charge_power_l3
+    o.ev_present_active_power = f_ev_present_active_power
+    o.ev_present_active_power_l2 = f_ev_present_active_power_l2
+    o.ev_present_active_power_l3 = f_ev_present_active_power_l3
+    o.ev_present_reactive_power = f_ev_present_reactive_power
+    o.ev_present_reactive_power_l2 = f_ev_present_reactive_power_l2
+    o.ev_present_reactive_power_l3 = f_ev_present_reactive_power_l3
+    o.ev_maximum_discharge_power = f_ev_maximum_discharge_power
+    o.ev_maximum_discharge_power_l2 = f_ev_maximum_discharge_power_l2
+    o.ev_maximum_discharge_power_l3 = f_ev_maximum_discharge_power_l3
+    o.ev_minimum_discharge_power = f_ev_minimum_discharge_power
+    o.ev_minimum_discharge_power_l2 = f_ev_minimum_discharge_power_l2
+    o.ev_minimum_discharge_power_l3 = f_ev_minimum_discharge_power_l3
+    o.ev_maximum_v2x_energy_request = f_ev_maximum_v2x_energy_request
+    o.ev_minimum_v2x_energy_request = f_ev_minimum_v2x_energy_request
+    return o, p
 
 
 # BPT_Dynamic_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -1939,21 +1942,21 @@ def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
         f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptDynamicAcClResControlMode")
-    return ac.BptDynamicAcClResControlMode(
-        departure_time=f_departure_time,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        ack_max_delay=f_ack_max_delay,
-        evse_target_active_power=f_evse_target_active_power,
-        evse_target_active_power_l2=f_evse_target_active_power_l2,
-        evse_target_active_power_l3=f_evse_target_active_power_l3,
-        evse_target_reactive_power=f_evse_target_reactive_power,
-        evse_target_reactive_power_l2=f_evse_target_reactive_power_l2,
-        evse_target_reactive_power_l3=f_evse_target_reactive_power_l3,
-        evse_present_active_power=f_evse_present_active_power,
-        evse_present_active_power_l2=f_evse_present_active_power_l2,
-        evse_present_active_power_l3=f_evse_present_active_power_l3,
-    ), p
+    o = new(ac.BptDynamicAcClResControlMode)
+    o.departure_time = f_departure_time
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.ack_max_delay = f_ack_max_delay
+    o.evse_target_active_power = f_evse_target_active_power
+    o.evse_target_active_power_l2 = f_evse_target_active_power_l2
+    o.evse_target_active_power_l3 = f_evse_target_active_power_l3
+    o.evse_target_reactive_power = f_evse_target_reactive_power
+    o.evse_target_reactive_power_l2 = f_evse_target_reactive_power_l2
+    o.evse_target_reactive_power_l3 = f_evse_target_reactive_power_l3
+    o.evse_present_active_power = f_evse_present_active_power
+    o.evse_present_active_power_l2 = f_evse_present_active_power_l2
+    o.evse_present_active_power_l3 = f_evse_present_active_power_l3
+    return o, p
 
 
 # BPT_Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -2354,29 +2357,29 @@ def _d_ac_BptScheduledAcClReqControlMode(r, v, n, p):
         f_ev_minimum_discharge_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptScheduledAcClReqControlMode")
-    return ac.BptScheduledAcClReqControlMode(
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
-        ev_present_active_power=f_ev_present_active_power,
-        ev_present_active_power_l2=f_ev_present_active_power_l2,
-        ev_present_active_power_l3=f_ev_present_active_power_l3,
-        ev_present_reactive_power=f_ev_present_reactive_power,
-        ev_present_reactive_power_l2=f_ev_present_reactive_power_l2,
-        ev_present_reactive_power_l3=f_ev_present_reactive_power_l3,
-        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
-        ev_maximum_discharge_power_l2=f_ev_maximum_discharge_power_l2,
-        ev_maximum_discharge_power_l3=f_ev_maximum_discharge_power_l3,
-        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
-        ev_minimum_discharge_power_l2=f_ev_minimum_discharge_power_l2,
-        ev_minimum_discharge_power_l3=f_ev_minimum_discharge_power_l3,
-    ), p
+    o = new(ac.BptScheduledAcClReqControlMode)
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_maximum_charge_power_l2 = f_ev_maximum_charge_power_l2
+    o.ev_maximum_charge_power_l3 = f_ev_maximum_charge_power_l3
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_minimum_charge_power_l2 = f_ev_minimum_charge_power_l2
+    o.ev_minimum_charge_power_l3 = f_ev_minimum_charge_power_l3
+    o.ev_present_active_power = f_ev_present_active_power
+    o.ev_present_active_power_l2 = f_ev_present_active_power_l2
+    o.ev_present_active_power_l3 = f_ev_present_active_power_l3
+    o.ev_present_reactive_power = f_ev_present_reactive_power
+    o.ev_present_reactive_power_l2 = f_ev_present_reactive_power_l2
+    o.ev_present_reactive_power_l3 = f_ev_present_reactive_power_l3
+    o.ev_maximum_discharge_power = f_ev_maximum_discharge_power
+    o.ev_maximum_discharge_power_l2 = f_ev_maximum_discharge_power_l2
+    o.ev_maximum_discharge_power_l3 = f_ev_maximum_discharge_power_l3
+    o.ev_minimum_discharge_power = f_ev_minimum_discharge_power
+    o.ev_minimum_discharge_power_l2 = f_ev_minimum_discharge_power_l2
+    o.ev_minimum_discharge_power_l3 = f_ev_minimum_discharge_power_l3
+    return o, p
 
 
 # BPT_Scheduled_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -2562,17 +2565,17 @@ def _d_ac_BptScheduledAcClResControlMode(r, v, n, p):
         f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptScheduledAcClResControlMode")
-    return ac.BptScheduledAcClResControlMode(
-        evse_target_active_power=f_evse_target_active_power,
-        evse_target_active_power_l2=f_evse_target_active_power_l2,
-        evse_target_active_power_l3=f_evse_target_active_power_l3,
-        evse_target_reactive_power=f_evse_target_reactive_power,
-        evse_target_reactive_power_l2=f_evse_target_reactive_power_l2,
-        evse_target_reactive_power_l3=f_evse_target_reactive_power_l3,
-        evse_present_active_power=f_evse_present_active_power,
-        evse_present_active_power_l2=f_evse_present_active_power_l2,
-        evse_present_active_power_l3=f_evse_present_active_power_l3,
-    ), p
+    o = new(ac.BptScheduledAcClResControlMode)
+    o.evse_target_active_power = f_evse_target_active_power
+    o.evse_target_active_power_l2 = f_evse_target_active_power_l2
+    o.evse_target_active_power_l3 = f_evse_target_active_power_l3
+    o.evse_target_reactive_power = f_evse_target_reactive_power
+    o.evse_target_reactive_power_l2 = f_evse_target_reactive_power_l2
+    o.evse_target_reactive_power_l3 = f_evse_target_reactive_power_l3
+    o.evse_present_active_power = f_evse_present_active_power
+    o.evse_present_active_power_l2 = f_evse_present_active_power_l2
+    o.evse_present_active_power_l3 = f_evse_present_active_power_l3
+    return o, p
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -2585,7 +2588,8 @@ def _d_ct_ClReqControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClReqControlMode")
-    return ct.ClReqControlMode(), p
+    o = new(ct.ClReqControlMode)
+    return o, p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -2598,7 +2602,8 @@ def _d_ct_ClResControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClResControlMode")
-    return ct.ClResControlMode(), p
+    o = new(ct.ClResControlMode)
+    return o, p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -2619,7 +2624,9 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
+    o = new(ds.CanonicalizationMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2839,7 +2846,15 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
+    o = new(ds.DsaKeyValue)
+    o.p = f_p
+    o.q = f_q
+    o.g = f_g
+    o.y = f_y
+    o.j = f_j
+    o.seed = f_seed
+    o.pgen_counter = f_pgen_counter
+    return o, p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -2860,7 +2875,9 @@ def _d_ds_DigestMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=f_algorithm), p
+    o = new(ds.DigestMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -3122,24 +3139,24 @@ def _d_ac_DynamicAcClReqControlMode(r, v, n, p):
         f_ev_present_reactive_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of DynamicAcClReqControlMode")
-    return ac.DynamicAcClReqControlMode(
-        departure_time=f_departure_time,
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
-        ev_present_active_power=f_ev_present_active_power,
-        ev_present_active_power_l2=f_ev_present_active_power_l2,
-        ev_present_active_power_l3=f_ev_present_active_power_l3,
-        ev_present_reactive_power=f_ev_present_reactive_power,
-        ev_present_reactive_power_l2=f_ev_present_reactive_power_l2,
-        ev_present_reactive_power_l3=f_ev_present_reactive_power_l3,
-    ), p
+    o = new(ac.DynamicAcClReqControlMode)
+    o.departure_time = f_departure_time
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_maximum_charge_power_l2 = f_ev_maximum_charge_power_l2
+    o.ev_maximum_charge_power_l3 = f_ev_maximum_charge_power_l3
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_minimum_charge_power_l2 = f_ev_minimum_charge_power_l2
+    o.ev_minimum_charge_power_l3 = f_ev_minimum_charge_power_l3
+    o.ev_present_active_power = f_ev_present_active_power
+    o.ev_present_active_power_l2 = f_ev_present_active_power_l2
+    o.ev_present_active_power_l3 = f_ev_present_active_power_l3
+    o.ev_present_reactive_power = f_ev_present_reactive_power
+    o.ev_present_reactive_power_l2 = f_ev_present_reactive_power_l2
+    o.ev_present_reactive_power_l3 = f_ev_present_reactive_power_l3
+    return o, p
 
 
 # Dynamic_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -3426,21 +3443,21 @@ def _d_ac_DynamicAcClResControlMode(r, v, n, p):
         f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of DynamicAcClResControlMode")
-    return ac.DynamicAcClResControlMode(
-        departure_time=f_departure_time,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        ack_max_delay=f_ack_max_delay,
-        evse_target_active_power=f_evse_target_active_power,
-        evse_target_active_power_l2=f_evse_target_active_power_l2,
-        evse_target_active_power_l3=f_evse_target_active_power_l3,
-        evse_target_reactive_power=f_evse_target_reactive_power,
-        evse_target_reactive_power_l2=f_evse_target_reactive_power_l2,
-        evse_target_reactive_power_l3=f_evse_target_reactive_power_l3,
-        evse_present_active_power=f_evse_present_active_power,
-        evse_present_active_power_l2=f_evse_present_active_power_l2,
-        evse_present_active_power_l3=f_evse_present_active_power_l3,
-    ), p
+    o = new(ac.DynamicAcClResControlMode)
+    o.departure_time = f_departure_time
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.ack_max_delay = f_ack_max_delay
+    o.evse_target_active_power = f_evse_target_active_power
+    o.evse_target_active_power_l2 = f_evse_target_active_power_l2
+    o.evse_target_active_power_l3 = f_evse_target_active_power_l3
+    o.evse_target_reactive_power = f_evse_target_reactive_power
+    o.evse_target_reactive_power_l2 = f_evse_target_reactive_power_l2
+    o.evse_target_reactive_power_l3 = f_evse_target_reactive_power_l3
+    o.evse_present_active_power = f_evse_present_active_power
+    o.evse_present_active_power_l2 = f_evse_present_active_power_l2
+    o.evse_present_active_power_l3 = f_evse_present_active_power_l3
+    return o, p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -3628,16 +3645,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
-    return ds.KeyInfo(
-        id=f_id,
-        key_name=f_key_name,
-        key_value=f_key_value,
-        retrieval_method=f_retrieval_method,
-        x509_data=f_x509_data,
-        pgp_data=f_pgp_data,
-        spki_data=f_spki_data,
-        mgmt_data=f_mgmt_data,
-    ), p
+    o = new(ds.KeyInfo)
+    o.id = f_id
+    o.key_name = f_key_name
+    o.key_value = f_key_value
+    o.retrieval_method = f_retrieval_method
+    o.x509_data = f_x509_data
+    o.pgp_data = f_pgp_data
+    o.spki_data = f_spki_data
+    o.mgmt_data = f_mgmt_data
+    return o, p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -3690,7 +3707,10 @@ def _d_ds_KeyValue(r, v, n, p):
         f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
+    o = new(ds.KeyValue)
+    o.dsa_key_value = f_dsa_key_value
+    o.rsa_key_value = f_rsa_key_value
+    return o, p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -3743,7 +3763,10 @@ def _d_ds_Manifest(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=f_id, reference=f_reference), p
+    o = new(ds.Manifest)
+    o.id = f_id
+    o.reference = f_reference
+    return o, p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -3798,7 +3821,11 @@ def _d_ds_Object(r, v, n, p):
             f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
+    o = new(ds.Object)
+    o.encoding = f_encoding
+    o.id = f_id
+    o.mime_type = f_mime_type
+    return o, p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -3876,7 +3903,10 @@ def _d_ds_PgpData(r, v, n, p):
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
+    o = new(ds.PgpData)
+    o.pgp_key_id = f_pgp_key_id
+    o.pgp_key_packet = f_pgp_key_packet
+    return o, p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -3929,7 +3959,10 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of RsaKeyValue")
-    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
+    o = new(ds.RsaKeyValue)
+    o.modulus = f_modulus
+    o.exponent = f_exponent
+    return o, p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -4036,14 +4069,14 @@ def _d_ds_Reference(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Reference")
-    return ds.Reference(
-        id=f_id,
-        type=f_type,
-        uri=f_uri,
-        transforms=f_transforms,
-        digest_method=f_digest_method,
-        digest_value=f_digest_value,
-    ), p
+    o = new(ds.Reference)
+    o.id = f_id
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    o.digest_method = f_digest_method
+    o.digest_value = f_digest_value
+    return o, p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -4107,7 +4140,11 @@ def _d_ds_RetrievalMethod(r, v, n, p):
         f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
+    o = new(ds.RetrievalMethod)
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    return o, p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -4162,7 +4199,9 @@ def _d_ds_SpkiData(r, v, n, p):
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=f_spki_sexp), p
+    o = new(ds.SpkiData)
+    o.spki_sexp = f_spki_sexp
+    return o, p
 
 
 # Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -4433,23 +4472,23 @@ def _d_ac_ScheduledAcClReqControlMode(r, v, n, p):
         f_ev_present_reactive_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledAcClReqControlMode")
-    return ac.ScheduledAcClReqControlMode(
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_maximum_charge_power_l2=f_ev_maximum_charge_power_l2,
-        ev_maximum_charge_power_l3=f_ev_maximum_charge_power_l3,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_minimum_charge_power_l2=f_ev_minimum_charge_power_l2,
-        ev_minimum_charge_power_l3=f_ev_minimum_charge_power_l3,
-        ev_present_active_power=f_ev_present_active_power,
-        ev_present_active_power_l2=f_ev_present_active_power_l2,
-        ev_present_active_power_l3=f_ev_present_active_power_l3,
-        ev_present_reactive_power=f_ev_present_reactive_power,
-        ev_present_reactive_power_l2=f_ev_present_reactive_power_l2,
-        ev_present_reactive_power_l3=f_ev_present_reactive_power_l3,
-    ), p
+    o = new(ac.ScheduledAcClReqControlMode)
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_maximum_charge_power_l2 = f_ev_maximum_charge_power_l2
+    o.ev_maximum_charge_power_l3 = f_ev_maximum_charge_power_l3
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_minimum_charge_power_l2 = f_ev_minimum_charge_power_l2
+    o.ev_minimum_charge_power_l3 = f_ev_minimum_charge_power_l3
+    o.ev_present_active_power = f_ev_present_active_power
+    o.ev_present_active_power_l2 = f_ev_present_active_power_l2
+    o.ev_present_active_power_l3 = f_ev_present_active_power_l3
+    o.ev_present_reactive_power = f_ev_present_reactive_power
+    o.ev_present_reactive_power_l2 = f_ev_present_reactive_power_l2
+    o.ev_present_reactive_power_l3 = f_ev_present_reactive_power_l3
+    return o, p
 
 
 # Scheduled_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
@@ -4631,17 +4670,17 @@ def _d_ac_ScheduledAcClResControlMode(r, v, n, p):
         f_evse_present_active_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledAcClResControlMode")
-    return ac.ScheduledAcClResControlMode(
-        evse_target_active_power=f_evse_target_active_power,
-        evse_target_active_power_l2=f_evse_target_active_power_l2,
-        evse_target_active_power_l3=f_evse_target_active_power_l3,
-        evse_target_reactive_power=f_evse_target_reactive_power,
-        evse_target_reactive_power_l2=f_evse_target_reactive_power_l2,
-        evse_target_reactive_power_l3=f_evse_target_reactive_power_l3,
-        evse_present_active_power=f_evse_present_active_power,
-        evse_present_active_power_l2=f_evse_present_active_power_l2,
-        evse_present_active_power_l3=f_evse_present_active_power_l3,
-    ), p
+    o = new(ac.ScheduledAcClResControlMode)
+    o.evse_target_active_power = f_evse_target_active_power
+    o.evse_target_active_power_l2 = f_evse_target_active_power_l2
+    o.evse_target_active_power_l3 = f_evse_target_active_power_l3
+    o.evse_target_reactive_power = f_evse_target_reactive_power
+    o.evse_target_reactive_power_l2 = f_evse_target_reactive_power_l2
+    o.evse_target_reactive_power_l3 = f_evse_target_reactive_power_l3
+    o.evse_present_active_power = f_evse_present_active_power
+    o.evse_present_active_power_l2 = f_evse_present_active_power_l2
+    o.evse_present_active_power_l3 = f_evse_present_active_power_l3
+    return o, p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -4728,9 +4767,13 @@ def _d_ds_Signature(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
-    return ds.Signature(
-        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
-    ), p
+    o = new(ds.Signature)
+    o.id = f_id
+    o.signed_info = f_signed_info
+    o.signature_value = f_signature_value
+    o.key_info = f_key_info
+    o.object = f_object
+    return o, p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -4793,7 +4836,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
+    o = new(ds.SignatureMethod)
+    o.algorithm = f_algorithm
+    o.hmac_output_length = f_hmac_output_length
+    return o, p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -4846,7 +4892,10 @@ def _d_ds_SignatureProperties(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
+    o = new(ds.SignatureProperties)
+    o.id = f_id
+    o.signature_property = f_signature_property
+    return o, p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -4883,7 +4932,10 @@ def _d_ds_SignatureProperty(r, v, n, p):
             f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=f_id, target=f_target), p
+    o = new(ds.SignatureProperty)
+    o.id = f_id
+    o.target = f_target
+    return o, p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -4923,14 +4975,20 @@ def _d_ds_SignatureValue(r, v, n, p):
         if (v >> (n - p)) & 0x7:
             raise unexpected(p - 3, 3, "characters or end of SignatureValue")
         f_value = b""
-        return ds.SignatureValue(id=f_id, value=f_value), p
+        o = new(ds.SignatureValue)
+        o.id = f_id
+        o.value = f_value
+        return o, p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=f_id, value=f_value), p
+    o = new(ds.SignatureValue)
+    o.id = f_id
+    o.value = f_value
+    return o, p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -5006,12 +5064,12 @@ def _d_ds_SignedInfo(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
-    return ds.SignedInfo(
-        id=f_id,
-        canonicalization_method=f_canonicalization_method,
-        signature_method=f_signature_method,
-        reference=f_reference,
-    ), p
+    o = new(ds.SignedInfo)
+    o.id = f_id
+    o.canonicalization_method = f_canonicalization_method
+    o.signature_method = f_signature_method
+    o.reference = f_reference
+    return o, p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
@@ -5069,7 +5127,10 @@ def _d_ds_Transform(r, v, n, p):
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
+    o = new(ds.Transform)
+    o.algorithm = f_algorithm
+    o.x_path = f_x_path
+    return o, p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -5111,7 +5172,9 @@ def _d_ds_Transforms(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=f_transform), p
+    o = new(ds.Transforms)
+    o.transform = f_transform
+    return o, p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -5288,13 +5351,13 @@ def _d_ds_X509Data(r, v, n, p):
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
-    return ds.X509Data(
-        x509_issuer_serial=f_x509_issuer_serial,
-        x509ski=f_x509ski,
-        x509_subject_name=f_x509_subject_name,
-        x509_certificate=f_x509_certificate,
-        x509crl=f_x509crl,
-    ), p
+    o = new(ds.X509Data)
+    o.x509_issuer_serial = f_x509_issuer_serial
+    o.x509ski = f_x509ski
+    o.x509_subject_name = f_x509_subject_name
+    o.x509_certificate = f_x509_certificate
+    o.x509crl = f_x509crl
+    return o, p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5332,12 +5395,15 @@ def _d_ct_RationalNumber(r, v, n, p):
         f_value = 0xFF - f_value
     else:
         f_value, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_value <= 32767:
-        raise out_of_range(p, f_value, -32768, 32767)
+        if not -32768 <= f_value <= 32767:
+            raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
+    o = new(ct.RationalNumber)
+    o.exponent = f_exponent
+    o.value = f_value
+    return o, p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5395,7 +5461,11 @@ def _d_ct_MessageHeader(r, v, n, p):
         f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
+    o = new(ct.MessageHeader)
+    o.session_id = f_session_id
+    o.time_stamp = f_time_stamp
+    o.signature = f_signature
+    return o, p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5683,18 +5753,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         f_inlet_hot = None
     if fid != -1:
         raise bad_event(p, fid, "end of DisplayParameters")
-    return ct.DisplayParameters(
-        present_soc=f_present_soc,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        maximum_soc=f_maximum_soc,
-        remaining_time_to_minimum_soc=f_remaining_time_to_minimum_soc,
-        remaining_time_to_target_soc=f_remaining_time_to_target_soc,
-        remaining_time_to_maximum_soc=f_remaining_time_to_maximum_soc,
-        charging_complete=f_charging_complete,
-        battery_energy_capacity=f_battery_energy_capacity,
-        inlet_hot=f_inlet_hot,
-    ), p
+    o = new(ct.DisplayParameters)
+    o.present_soc = f_present_soc
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.maximum_soc = f_maximum_soc
+    o.remaining_time_to_minimum_soc = f_remaining_time_to_minimum_soc
+    o.remaining_time_to_target_soc = f_remaining_time_to_target_soc
+    o.remaining_time_to_maximum_soc = f_remaining_time_to_maximum_soc
+    o.charging_complete = f_charging_complete
+    o.battery_energy_capacity = f_battery_energy_capacity
+    o.inlet_hot = f_inlet_hot
+    return o, p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5727,7 +5797,10 @@ def _d_ct_EvseStatus(r, v, n, p):
     f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=f_notification_max_delay, evse_notification=f_evse_notification), p
+    o = new(ct.EvseStatus)
+    o.notification_max_delay = f_notification_max_delay
+    o.evse_notification = f_evse_notification
+    return o, p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5949,8 +6022,8 @@ def _d_ct_MeterInfo(r, v, n, p):
             f_meter_status = 0xFF - f_meter_status
         else:
             f_meter_status, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_meter_status <= 32767:
-            raise out_of_range(p, f_meter_status, -32768, 32767)
+            if not -32768 <= f_meter_status <= 32767:
+                raise out_of_range(p, f_meter_status, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
@@ -5980,16 +6053,16 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_meter_timestamp = None
     if fid != -1:
         raise bad_event(p, fid, "end of MeterInfo")
-    return ct.MeterInfo(
-        meter_id=f_meter_id,
-        charged_energy_reading_wh=f_charged_energy_reading_wh,
-        bpt_discharged_energy_reading_wh=f_bpt_discharged_energy_reading_wh,
-        capacitive_energy_reading_va_rh=f_capacitive_energy_reading_va_rh,
-        bpt_inductive_energy_reading_va_rh=f_bpt_inductive_energy_reading_va_rh,
-        meter_signature=f_meter_signature,
-        meter_status=f_meter_status,
-        meter_timestamp=f_meter_timestamp,
-    ), p
+    o = new(ct.MeterInfo)
+    o.meter_id = f_meter_id
+    o.charged_energy_reading_wh = f_charged_energy_reading_wh
+    o.bpt_discharged_energy_reading_wh = f_bpt_discharged_energy_reading_wh
+    o.capacitive_energy_reading_va_rh = f_capacitive_energy_reading_va_rh
+    o.bpt_inductive_energy_reading_va_rh = f_bpt_inductive_energy_reading_va_rh
+    o.meter_signature = f_meter_signature
+    o.meter_status = f_meter_status
+    o.meter_timestamp = f_meter_timestamp
+    return o, p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -6118,14 +6191,14 @@ def _d_ct_Receipt(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
-    return ct.Receipt(
-        time_anchor=f_time_anchor,
-        energy_costs=f_energy_costs,
-        occupancy_costs=f_occupancy_costs,
-        additional_services_costs=f_additional_services_costs,
-        overstay_costs=f_overstay_costs,
-        tax_costs=f_tax_costs,
-    ), p
+    o = new(ct.Receipt)
+    o.time_anchor = f_time_anchor
+    o.energy_costs = f_energy_costs
+    o.occupancy_costs = f_occupancy_costs
+    o.additional_services_costs = f_additional_services_costs
+    o.overstay_costs = f_overstay_costs
+    o.tax_costs = f_tax_costs
+    return o, p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
@@ -6189,7 +6262,10 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
+    o = new(ds.X509IssuerSerial)
+    o.x509_issuer_name = f_x509_issuer_name
+    o.x509_serial_number = f_x509_serial_number
+    return o, p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -6216,7 +6292,10 @@ def _d_ct_DetailedCost(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
-    return ct.DetailedCost(amount=f_amount, cost_per_unit=f_cost_per_unit), p
+    o = new(ct.DetailedCost)
+    o.amount = f_amount
+    o.cost_per_unit = f_cost_per_unit
+    return o, p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -6251,7 +6330,10 @@ def _d_ct_DetailedTax(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=f_tax_rule_id, amount=f_amount), p
+    o = new(ct.DetailedTax)
+    o.tax_rule_id = f_tax_rule_id
+    o.amount = f_amount
+    return o, p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

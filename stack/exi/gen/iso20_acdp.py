@@ -22,6 +22,8 @@ from stack.messages import iso20_acdp as acdp
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 
+new = object.__new__  # decoders fill every field themselves: no __init__ needed
+
 _ENUM_acdp_CpStatus = tuple(acdp.CpStatus)
 _EN_acdp_CpStatus = {m: i for i, m in enumerate(_ENUM_acdp_CpStatus)}
 _ENUM_acdp_ElectricalChargingDeviceStatus = tuple(acdp.ElectricalChargingDeviceStatus)
@@ -64,9 +66,10 @@ def _d_acdp_AcdpConnectReq(r, v, n, p):
     f_ev_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVElectricalChargingDeviceStatus")
-    return acdp.AcdpConnectReq(
-        header=f_header, ev_electrical_charging_device_status=f_ev_electrical_charging_device_status
-    ), p
+    o = new(acdp.AcdpConnectReq)
+    o.header = f_header
+    o.ev_electrical_charging_device_status = f_ev_electrical_charging_device_status
+    return o, p
 
 
 # ACDP_ConnectResType (urn:iso:std:iso:15118:-20:ACDP)
@@ -111,13 +114,13 @@ def _d_acdp_AcdpConnectRes(r, v, n, p):
     f_evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEMechanicalChargingDeviceStatus")
-    return acdp.AcdpConnectRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_processing=f_evse_processing,
-        evse_electrical_charging_device_status=f_evse_electrical_charging_device_status,
-        evse_mechanical_charging_device_status=f_evse_mechanical_charging_device_status,
-    ), p
+    o = new(acdp.AcdpConnectRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    o.evse_electrical_charging_device_status = f_evse_electrical_charging_device_status
+    o.evse_mechanical_charging_device_status = f_evse_mechanical_charging_device_status
+    return o, p
 
 
 # ACDP_SystemStatusReqType (urn:iso:std:iso:15118:-20:ACDP)
@@ -144,7 +147,10 @@ def _d_acdp_AcdpSystemStatusReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AcdpSystemStatusReq")
-    return acdp.AcdpSystemStatusReq(header=f_header, ev_technical_status=f_ev_technical_status), p
+    o = new(acdp.AcdpSystemStatusReq)
+    o.header = f_header
+    o.ev_technical_status = f_ev_technical_status
+    return o, p
 
 
 # ACDP_SystemStatusResType (urn:iso:std:iso:15118:-20:ACDP)
@@ -232,19 +238,19 @@ def _d_acdp_AcdpSystemStatusRes(r, v, n, p):
     f_ev_association_status = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVAssociationStatus")
-    return acdp.AcdpSystemStatusRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_mechanical_charging_device_status=f_evse_mechanical_charging_device_status,
-        evse_ready_to_charge=f_evse_ready_to_charge,
-        evse_isolation_status=f_evse_isolation_status,
-        evse_disabled=f_evse_disabled,
-        evse_utility_interrupt_event=f_evse_utility_interrupt_event,
-        evse_emergency_shutdown=f_evse_emergency_shutdown,
-        evse_malfunction=f_evse_malfunction,
-        ev_in_charge_position=f_ev_in_charge_position,
-        ev_association_status=f_ev_association_status,
-    ), p
+    o = new(acdp.AcdpSystemStatusRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_mechanical_charging_device_status = f_evse_mechanical_charging_device_status
+    o.evse_ready_to_charge = f_evse_ready_to_charge
+    o.evse_isolation_status = f_evse_isolation_status
+    o.evse_disabled = f_evse_disabled
+    o.evse_utility_interrupt_event = f_evse_utility_interrupt_event
+    o.evse_emergency_shutdown = f_evse_emergency_shutdown
+    o.evse_malfunction = f_evse_malfunction
+    o.ev_in_charge_position = f_ev_in_charge_position
+    o.ev_association_status = f_ev_association_status
+    return o, p
 
 
 # ACDP_VehiclePositioningReqType (urn:iso:std:iso:15118:-20:ACDP)
@@ -279,9 +285,11 @@ def _d_acdp_AcdpVehiclePositioningReq(r, v, n, p):
     f_ev_positioning_support = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVPositioningSupport")
-    return acdp.AcdpVehiclePositioningReq(
-        header=f_header, ev_mobility_status=f_ev_mobility_status, ev_positioning_support=f_ev_positioning_support
-    ), p
+    o = new(acdp.AcdpVehiclePositioningReq)
+    o.header = f_header
+    o.ev_mobility_status = f_ev_mobility_status
+    o.ev_positioning_support = f_ev_positioning_support
+    return o, p
 
 
 # ACDP_VehiclePositioningResType (urn:iso:std:iso:15118:-20:ACDP)
@@ -365,8 +373,8 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
         f_ev_relative_x_deviation = 0xFF - f_ev_relative_x_deviation
     else:
         f_ev_relative_x_deviation, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_ev_relative_x_deviation <= 32767:
-        raise out_of_range(p, f_ev_relative_x_deviation, -32768, 32767)
+        if not -32768 <= f_ev_relative_x_deviation <= 32767:
+            raise out_of_range(p, f_ev_relative_x_deviation, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of EVRelativeXDeviation")
@@ -378,8 +386,8 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
         f_ev_relative_y_deviation = 0xFF - f_ev_relative_y_deviation
     else:
         f_ev_relative_y_deviation, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_ev_relative_y_deviation <= 32767:
-        raise out_of_range(p, f_ev_relative_y_deviation, -32768, 32767)
+        if not -32768 <= f_ev_relative_y_deviation <= 32767:
+            raise out_of_range(p, f_ev_relative_y_deviation, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of EVRelativeYDeviation")
@@ -391,8 +399,8 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
         f_contact_window_xc = 0xFF - f_contact_window_xc
     else:
         f_contact_window_xc, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_contact_window_xc <= 32767:
-        raise out_of_range(p, f_contact_window_xc, -32768, 32767)
+        if not -32768 <= f_contact_window_xc <= 32767:
+            raise out_of_range(p, f_contact_window_xc, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of ContactWindowXc")
@@ -404,8 +412,8 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
         f_contact_window_yc = 0xFF - f_contact_window_yc
     else:
         f_contact_window_yc, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_contact_window_yc <= 32767:
-        raise out_of_range(p, f_contact_window_yc, -32768, 32767)
+        if not -32768 <= f_contact_window_yc <= 32767:
+            raise out_of_range(p, f_contact_window_yc, -32768, 32767)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 3:
@@ -413,17 +421,17 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
     f_ev_in_charge_position = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVInChargePosition")
-    return acdp.AcdpVehiclePositioningRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_processing=f_evse_processing,
-        evse_positioning_support=f_evse_positioning_support,
-        ev_relative_x_deviation=f_ev_relative_x_deviation,
-        ev_relative_y_deviation=f_ev_relative_y_deviation,
-        contact_window_xc=f_contact_window_xc,
-        contact_window_yc=f_contact_window_yc,
-        ev_in_charge_position=f_ev_in_charge_position,
-    ), p
+    o = new(acdp.AcdpVehiclePositioningRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    o.evse_positioning_support = f_evse_positioning_support
+    o.ev_relative_x_deviation = f_ev_relative_x_deviation
+    o.ev_relative_y_deviation = f_ev_relative_y_deviation
+    o.contact_window_xc = f_contact_window_xc
+    o.contact_window_yc = f_contact_window_yc
+    o.ev_in_charge_position = f_ev_in_charge_position
+    return o, p
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -436,7 +444,8 @@ def _d_ct_ClReqControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClReqControlMode")
-    return ct.ClReqControlMode(), p
+    o = new(ct.ClReqControlMode)
+    return o, p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -449,7 +458,8 @@ def _d_ct_ClResControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClResControlMode")
-    return ct.ClResControlMode(), p
+    o = new(ct.ClResControlMode)
+    return o, p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -470,7 +480,9 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
+    o = new(ds.CanonicalizationMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -690,7 +702,15 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
+    o = new(ds.DsaKeyValue)
+    o.p = f_p
+    o.q = f_q
+    o.g = f_g
+    o.y = f_y
+    o.j = f_j
+    o.seed = f_seed
+    o.pgen_counter = f_pgen_counter
+    return o, p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -711,7 +731,9 @@ def _d_ds_DigestMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=f_algorithm), p
+    o = new(ds.DigestMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -899,16 +921,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
-    return ds.KeyInfo(
-        id=f_id,
-        key_name=f_key_name,
-        key_value=f_key_value,
-        retrieval_method=f_retrieval_method,
-        x509_data=f_x509_data,
-        pgp_data=f_pgp_data,
-        spki_data=f_spki_data,
-        mgmt_data=f_mgmt_data,
-    ), p
+    o = new(ds.KeyInfo)
+    o.id = f_id
+    o.key_name = f_key_name
+    o.key_value = f_key_value
+    o.retrieval_method = f_retrieval_method
+    o.x509_data = f_x509_data
+    o.pgp_data = f_pgp_data
+    o.spki_data = f_spki_data
+    o.mgmt_data = f_mgmt_data
+    return o, p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -961,7 +983,10 @@ def _d_ds_KeyValue(r, v, n, p):
         f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
+    o = new(ds.KeyValue)
+    o.dsa_key_value = f_dsa_key_value
+    o.rsa_key_value = f_rsa_key_value
+    return o, p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -1014,7 +1039,10 @@ def _d_ds_Manifest(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=f_id, reference=f_reference), p
+    o = new(ds.Manifest)
+    o.id = f_id
+    o.reference = f_reference
+    return o, p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -1069,7 +1097,11 @@ def _d_ds_Object(r, v, n, p):
             f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
+    o = new(ds.Object)
+    o.encoding = f_encoding
+    o.id = f_id
+    o.mime_type = f_mime_type
+    return o, p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1147,7 +1179,10 @@ def _d_ds_PgpData(r, v, n, p):
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
+    o = new(ds.PgpData)
+    o.pgp_key_id = f_pgp_key_id
+    o.pgp_key_packet = f_pgp_key_packet
+    return o, p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1200,7 +1235,10 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of RsaKeyValue")
-    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
+    o = new(ds.RsaKeyValue)
+    o.modulus = f_modulus
+    o.exponent = f_exponent
+    return o, p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -1307,14 +1345,14 @@ def _d_ds_Reference(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Reference")
-    return ds.Reference(
-        id=f_id,
-        type=f_type,
-        uri=f_uri,
-        transforms=f_transforms,
-        digest_method=f_digest_method,
-        digest_value=f_digest_value,
-    ), p
+    o = new(ds.Reference)
+    o.id = f_id
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    o.digest_method = f_digest_method
+    o.digest_value = f_digest_value
+    return o, p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -1378,7 +1416,11 @@ def _d_ds_RetrievalMethod(r, v, n, p):
         f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
+    o = new(ds.RetrievalMethod)
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    return o, p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1433,7 +1475,9 @@ def _d_ds_SpkiData(r, v, n, p):
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=f_spki_sexp), p
+    o = new(ds.SpkiData)
+    o.spki_sexp = f_spki_sexp
+    return o, p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -1520,9 +1564,13 @@ def _d_ds_Signature(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
-    return ds.Signature(
-        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
-    ), p
+    o = new(ds.Signature)
+    o.id = f_id
+    o.signed_info = f_signed_info
+    o.signature_value = f_signature_value
+    o.key_info = f_key_info
+    o.object = f_object
+    return o, p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -1585,7 +1633,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
+    o = new(ds.SignatureMethod)
+    o.algorithm = f_algorithm
+    o.hmac_output_length = f_hmac_output_length
+    return o, p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -1638,7 +1689,10 @@ def _d_ds_SignatureProperties(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
+    o = new(ds.SignatureProperties)
+    o.id = f_id
+    o.signature_property = f_signature_property
+    return o, p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -1675,7 +1729,10 @@ def _d_ds_SignatureProperty(r, v, n, p):
             f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=f_id, target=f_target), p
+    o = new(ds.SignatureProperty)
+    o.id = f_id
+    o.target = f_target
+    return o, p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1715,14 +1772,20 @@ def _d_ds_SignatureValue(r, v, n, p):
         if (v >> (n - p)) & 0x7:
             raise unexpected(p - 3, 3, "characters or end of SignatureValue")
         f_value = b""
-        return ds.SignatureValue(id=f_id, value=f_value), p
+        o = new(ds.SignatureValue)
+        o.id = f_id
+        o.value = f_value
+        return o, p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=f_id, value=f_value), p
+    o = new(ds.SignatureValue)
+    o.id = f_id
+    o.value = f_value
+    return o, p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1798,12 +1861,12 @@ def _d_ds_SignedInfo(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
-    return ds.SignedInfo(
-        id=f_id,
-        canonicalization_method=f_canonicalization_method,
-        signature_method=f_signature_method,
-        reference=f_reference,
-    ), p
+    o = new(ds.SignedInfo)
+    o.id = f_id
+    o.canonicalization_method = f_canonicalization_method
+    o.signature_method = f_signature_method
+    o.reference = f_reference
+    return o, p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
@@ -1861,7 +1924,10 @@ def _d_ds_Transform(r, v, n, p):
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
+    o = new(ds.Transform)
+    o.algorithm = f_algorithm
+    o.x_path = f_x_path
+    return o, p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -1903,7 +1969,9 @@ def _d_ds_Transforms(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=f_transform), p
+    o = new(ds.Transforms)
+    o.transform = f_transform
+    return o, p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -2080,13 +2148,13 @@ def _d_ds_X509Data(r, v, n, p):
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
-    return ds.X509Data(
-        x509_issuer_serial=f_x509_issuer_serial,
-        x509ski=f_x509ski,
-        x509_subject_name=f_x509_subject_name,
-        x509_certificate=f_x509_certificate,
-        x509crl=f_x509crl,
-    ), p
+    o = new(ds.X509Data)
+    o.x509_issuer_serial = f_x509_issuer_serial
+    o.x509ski = f_x509ski
+    o.x509_subject_name = f_x509_subject_name
+    o.x509_certificate = f_x509_certificate
+    o.x509crl = f_x509crl
+    return o, p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -2144,7 +2212,11 @@ def _d_ct_MessageHeader(r, v, n, p):
         f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
+    o = new(ct.MessageHeader)
+    o.session_id = f_session_id
+    o.time_stamp = f_time_stamp
+    o.signature = f_signature
+    return o, p
 
 
 # EVTechnicalStatusType (urn:iso:std:iso:15118:-20:ACDP)
@@ -2318,16 +2390,16 @@ def _d_acdp_EvTechnicalStatus(r, v, n, p):
         f_ev_timeout = None
     if fid != -1:
         raise bad_event(p, fid, "end of EvTechnicalStatus")
-    return acdp.EvTechnicalStatus(
-        ev_ready_to_charge=f_ev_ready_to_charge,
-        ev_immobilization_request=f_ev_immobilization_request,
-        ev_immobilized=f_ev_immobilized,
-        evwlan_strength=f_evwlan_strength,
-        evcp_status=f_evcp_status,
-        evsoc=f_evsoc,
-        ev_error_code=f_ev_error_code,
-        ev_timeout=f_ev_timeout,
-    ), p
+    o = new(acdp.EvTechnicalStatus)
+    o.ev_ready_to_charge = f_ev_ready_to_charge
+    o.ev_immobilization_request = f_ev_immobilization_request
+    o.ev_immobilized = f_ev_immobilized
+    o.evwlan_strength = f_evwlan_strength
+    o.evcp_status = f_evcp_status
+    o.evsoc = f_evsoc
+    o.ev_error_code = f_ev_error_code
+    o.ev_timeout = f_ev_timeout
+    return o, p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
@@ -2391,7 +2463,10 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
+    o = new(ds.X509IssuerSerial)
+    o.x509_issuer_name = f_x509_issuer_name
+    o.x509_serial_number = f_x509_serial_number
+    return o, p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -2429,12 +2504,15 @@ def _d_ct_RationalNumber(r, v, n, p):
         f_value = 0xFF - f_value
     else:
         f_value, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_value <= 32767:
-        raise out_of_range(p, f_value, -32768, 32767)
+        if not -32768 <= f_value <= 32767:
+            raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
+    o = new(ct.RationalNumber)
+    o.exponent = f_exponent
+    o.value = f_value
+    return o, p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

@@ -22,6 +22,8 @@ from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 
+new = object.__new__  # decoders fill every field themselves: no __init__ needed
+
 _ENUM_cm_Authorization = tuple(cm.Authorization)
 _EN_cm_Authorization = {m: i for i, m in enumerate(_ENUM_cm_Authorization)}
 _ENUM_cm_ChannelSelection = tuple(cm.ChannelSelection)
@@ -120,12 +122,12 @@ def _d_cm_AuthorizationReq(r, v, n, p):
         f_pnc_a_req_authorization_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of AuthorizationReq")
-    return cm.AuthorizationReq(
-        header=f_header,
-        selected_authorization_service=f_selected_authorization_service,
-        eim_a_req_authorization_mode=f_eim_a_req_authorization_mode,
-        pnc_a_req_authorization_mode=f_pnc_a_req_authorization_mode,
-    ), p
+    o = new(cm.AuthorizationReq)
+    o.header = f_header
+    o.selected_authorization_service = f_selected_authorization_service
+    o.eim_a_req_authorization_mode = f_eim_a_req_authorization_mode
+    o.pnc_a_req_authorization_mode = f_pnc_a_req_authorization_mode
+    return o, p
 
 
 # AuthorizationResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -154,7 +156,11 @@ def _d_cm_AuthorizationRes(r, v, n, p):
     f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEProcessing")
-    return cm.AuthorizationRes(header=f_header, response_code=f_response_code, evse_processing=f_evse_processing), p
+    o = new(cm.AuthorizationRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    return o, p
 
 
 # AuthorizationSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -174,7 +180,9 @@ def _d_cm_AuthorizationSetupReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AuthorizationSetupReq")
-    return cm.AuthorizationSetupReq(header=f_header), p
+    o = new(cm.AuthorizationSetupReq)
+    o.header = f_header
+    return o, p
 
 
 # AuthorizationSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -299,14 +307,14 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
         f_pnc_as_res_authorization_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of AuthorizationSetupRes")
-    return cm.AuthorizationSetupRes(
-        header=f_header,
-        response_code=f_response_code,
-        authorization_services=f_authorization_services,
-        certificate_installation_service=f_certificate_installation_service,
-        eim_as_res_authorization_mode=f_eim_as_res_authorization_mode,
-        pnc_as_res_authorization_mode=f_pnc_as_res_authorization_mode,
-    ), p
+    o = new(cm.AuthorizationSetupRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.authorization_services = f_authorization_services
+    o.certificate_installation_service = f_certificate_installation_service
+    o.eim_as_res_authorization_mode = f_eim_as_res_authorization_mode
+    o.pnc_as_res_authorization_mode = f_pnc_as_res_authorization_mode
+    return o, p
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -319,7 +327,8 @@ def _d_ct_ClReqControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClReqControlMode")
-    return ct.ClReqControlMode(), p
+    o = new(ct.ClReqControlMode)
+    return o, p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -332,7 +341,8 @@ def _d_ct_ClResControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClResControlMode")
-    return ct.ClResControlMode(), p
+    o = new(ct.ClResControlMode)
+    return o, p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -353,7 +363,9 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
+    o = new(ds.CanonicalizationMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # CertificateInstallationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -428,13 +440,13 @@ def _d_cm_CertificateInstallationReq(r, v, n, p):
         f_prioritized_emaids = None
     if fid != -1:
         raise bad_event(p, fid, "end of CertificateInstallationReq")
-    return cm.CertificateInstallationReq(
-        header=f_header,
-        oem_provisioning_certificate_chain=f_oem_provisioning_certificate_chain,
-        list_of_root_certificate_ids=f_list_of_root_certificate_ids,
-        maximum_contract_certificate_chains=f_maximum_contract_certificate_chains,
-        prioritized_emaids=f_prioritized_emaids,
-    ), p
+    o = new(cm.CertificateInstallationReq)
+    o.header = f_header
+    o.oem_provisioning_certificate_chain = f_oem_provisioning_certificate_chain
+    o.list_of_root_certificate_ids = f_list_of_root_certificate_ids
+    o.maximum_contract_certificate_chains = f_maximum_contract_certificate_chains
+    o.prioritized_emaids = f_prioritized_emaids
+    return o, p
 
 
 # CertificateInstallationResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -489,14 +501,14 @@ def _d_cm_CertificateInstallationRes(r, v, n, p):
     f_remaining_contract_certificate_chains = (q >> 2) & 0xFF
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of RemainingContractCertificateChains")
-    return cm.CertificateInstallationRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_processing=f_evse_processing,
-        cps_certificate_chain=f_cps_certificate_chain,
-        signed_installation_data=f_signed_installation_data,
-        remaining_contract_certificate_chains=f_remaining_contract_certificate_chains,
-    ), p
+    o = new(cm.CertificateInstallationRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    o.cps_certificate_chain = f_cps_certificate_chain
+    o.signed_installation_data = f_signed_installation_data
+    o.remaining_contract_certificate_chains = f_remaining_contract_certificate_chains
+    return o, p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -716,7 +728,15 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
+    o = new(ds.DsaKeyValue)
+    o.p = f_p
+    o.q = f_q
+    o.g = f_g
+    o.y = f_y
+    o.j = f_j
+    o.seed = f_seed
+    o.pgen_counter = f_pgen_counter
+    return o, p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -737,7 +757,9 @@ def _d_ds_DigestMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=f_algorithm), p
+    o = new(ds.DigestMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -925,16 +947,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
-    return ds.KeyInfo(
-        id=f_id,
-        key_name=f_key_name,
-        key_value=f_key_value,
-        retrieval_method=f_retrieval_method,
-        x509_data=f_x509_data,
-        pgp_data=f_pgp_data,
-        spki_data=f_spki_data,
-        mgmt_data=f_mgmt_data,
-    ), p
+    o = new(ds.KeyInfo)
+    o.id = f_id
+    o.key_name = f_key_name
+    o.key_value = f_key_value
+    o.retrieval_method = f_retrieval_method
+    o.x509_data = f_x509_data
+    o.pgp_data = f_pgp_data
+    o.spki_data = f_spki_data
+    o.mgmt_data = f_mgmt_data
+    return o, p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -987,7 +1009,10 @@ def _d_ds_KeyValue(r, v, n, p):
         f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
+    o = new(ds.KeyValue)
+    o.dsa_key_value = f_dsa_key_value
+    o.rsa_key_value = f_rsa_key_value
+    return o, p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -1040,7 +1065,10 @@ def _d_ds_Manifest(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=f_id, reference=f_reference), p
+    o = new(ds.Manifest)
+    o.id = f_id
+    o.reference = f_reference
+    return o, p
 
 
 # MeteringConfirmationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1067,7 +1095,10 @@ def _d_cm_MeteringConfirmationReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of MeteringConfirmationReq")
-    return cm.MeteringConfirmationReq(header=f_header, signed_metering_data=f_signed_metering_data), p
+    o = new(cm.MeteringConfirmationReq)
+    o.header = f_header
+    o.signed_metering_data = f_signed_metering_data
+    return o, p
 
 
 # MeteringConfirmationResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1092,7 +1123,10 @@ def _d_cm_MeteringConfirmationRes(r, v, n, p):
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    return cm.MeteringConfirmationRes(header=f_header, response_code=f_response_code), p
+    o = new(cm.MeteringConfirmationRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    return o, p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -1147,7 +1181,11 @@ def _d_ds_Object(r, v, n, p):
             f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
+    o = new(ds.Object)
+    o.encoding = f_encoding
+    o.id = f_id
+    o.mime_type = f_mime_type
+    return o, p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1225,7 +1263,10 @@ def _d_ds_PgpData(r, v, n, p):
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
+    o = new(ds.PgpData)
+    o.pgp_key_id = f_pgp_key_id
+    o.pgp_key_packet = f_pgp_key_packet
+    return o, p
 
 
 # PowerDeliveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1301,13 +1342,13 @@ def _d_cm_PowerDeliveryReq(r, v, n, p):
         f_bpt_channel_selection = None
     if fid != -1:
         raise bad_event(p, fid, "end of PowerDeliveryReq")
-    return cm.PowerDeliveryReq(
-        header=f_header,
-        ev_processing=f_ev_processing,
-        charge_progress=f_charge_progress,
-        ev_power_profile=f_ev_power_profile,
-        bpt_channel_selection=f_bpt_channel_selection,
-    ), p
+    o = new(cm.PowerDeliveryReq)
+    o.header = f_header
+    o.ev_processing = f_ev_processing
+    o.charge_progress = f_charge_progress
+    o.ev_power_profile = f_ev_power_profile
+    o.bpt_channel_selection = f_bpt_channel_selection
+    return o, p
 
 
 # PowerDeliveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1357,7 +1398,11 @@ def _d_cm_PowerDeliveryRes(r, v, n, p):
         f_evse_status = None
     if fid != -1:
         raise bad_event(p, fid, "end of PowerDeliveryRes")
-    return cm.PowerDeliveryRes(header=f_header, response_code=f_response_code, evse_status=f_evse_status), p
+    o = new(cm.PowerDeliveryRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_status = f_evse_status
+    return o, p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1410,7 +1455,10 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of RsaKeyValue")
-    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
+    o = new(ds.RsaKeyValue)
+    o.modulus = f_modulus
+    o.exponent = f_exponent
+    return o, p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -1517,14 +1565,14 @@ def _d_ds_Reference(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Reference")
-    return ds.Reference(
-        id=f_id,
-        type=f_type,
-        uri=f_uri,
-        transforms=f_transforms,
-        digest_method=f_digest_method,
-        digest_value=f_digest_value,
-    ), p
+    o = new(ds.Reference)
+    o.id = f_id
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    o.digest_method = f_digest_method
+    o.digest_value = f_digest_value
+    return o, p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -1588,7 +1636,11 @@ def _d_ds_RetrievalMethod(r, v, n, p):
         f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
+    o = new(ds.RetrievalMethod)
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    return o, p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1643,7 +1695,9 @@ def _d_ds_SpkiData(r, v, n, p):
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=f_spki_sexp), p
+    o = new(ds.SpkiData)
+    o.spki_sexp = f_spki_sexp
+    return o, p
 
 
 # ScheduleExchangeReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1719,12 +1773,12 @@ def _d_cm_ScheduleExchangeReq(r, v, n, p):
         f_scheduled_se_req_control_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduleExchangeReq")
-    return cm.ScheduleExchangeReq(
-        header=f_header,
-        maximum_supporting_points=f_maximum_supporting_points,
-        dynamic_se_req_control_mode=f_dynamic_se_req_control_mode,
-        scheduled_se_req_control_mode=f_scheduled_se_req_control_mode,
-    ), p
+    o = new(cm.ScheduleExchangeReq)
+    o.header = f_header
+    o.maximum_supporting_points = f_maximum_supporting_points
+    o.dynamic_se_req_control_mode = f_dynamic_se_req_control_mode
+    o.scheduled_se_req_control_mode = f_scheduled_se_req_control_mode
+    return o, p
 
 
 # ScheduleExchangeResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1824,14 +1878,14 @@ def _d_cm_ScheduleExchangeRes(r, v, n, p):
         f_scheduled_se_res_control_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduleExchangeRes")
-    return cm.ScheduleExchangeRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_processing=f_evse_processing,
-        go_to_pause=f_go_to_pause,
-        dynamic_se_res_control_mode=f_dynamic_se_res_control_mode,
-        scheduled_se_res_control_mode=f_scheduled_se_res_control_mode,
-    ), p
+    o = new(cm.ScheduleExchangeRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    o.go_to_pause = f_go_to_pause
+    o.dynamic_se_res_control_mode = f_dynamic_se_res_control_mode
+    o.scheduled_se_res_control_mode = f_scheduled_se_res_control_mode
+    return o, p
 
 
 # ServiceDetailReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1866,7 +1920,10 @@ def _d_cm_ServiceDetailReq(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ServiceID")
-    return cm.ServiceDetailReq(header=f_header, service_id=f_service_id), p
+    o = new(cm.ServiceDetailReq)
+    o.header = f_header
+    o.service_id = f_service_id
+    return o, p
 
 
 # ServiceDetailResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1913,12 +1970,12 @@ def _d_cm_ServiceDetailRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ServiceDetailRes")
-    return cm.ServiceDetailRes(
-        header=f_header,
-        response_code=f_response_code,
-        service_id=f_service_id,
-        service_parameter_list=f_service_parameter_list,
-    ), p
+    o = new(cm.ServiceDetailRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.service_id = f_service_id
+    o.service_parameter_list = f_service_parameter_list
+    return o, p
 
 
 # ServiceDiscoveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -1959,7 +2016,10 @@ def _d_cm_ServiceDiscoveryReq(r, v, n, p):
         f_supported_service_ids = None
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceDiscoveryReq")
-    return cm.ServiceDiscoveryReq(header=f_header, supported_service_ids=f_supported_service_ids), p
+    o = new(cm.ServiceDiscoveryReq)
+    o.header = f_header
+    o.supported_service_ids = f_supported_service_ids
+    return o, p
 
 
 # ServiceDiscoveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2021,13 +2081,13 @@ def _d_cm_ServiceDiscoveryRes(r, v, n, p):
         f_vas_list = None
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceDiscoveryRes")
-    return cm.ServiceDiscoveryRes(
-        header=f_header,
-        response_code=f_response_code,
-        service_renegotiation_supported=f_service_renegotiation_supported,
-        energy_transfer_service_list=f_energy_transfer_service_list,
-        vas_list=f_vas_list,
-    ), p
+    o = new(cm.ServiceDiscoveryRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.service_renegotiation_supported = f_service_renegotiation_supported
+    o.energy_transfer_service_list = f_energy_transfer_service_list
+    o.vas_list = f_vas_list
+    return o, p
 
 
 # ServiceSelectionReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2079,11 +2139,11 @@ def _d_cm_ServiceSelectionReq(r, v, n, p):
         f_selected_vas_list = None
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceSelectionReq")
-    return cm.ServiceSelectionReq(
-        header=f_header,
-        selected_energy_transfer_service=f_selected_energy_transfer_service,
-        selected_vas_list=f_selected_vas_list,
-    ), p
+    o = new(cm.ServiceSelectionReq)
+    o.header = f_header
+    o.selected_energy_transfer_service = f_selected_energy_transfer_service
+    o.selected_vas_list = f_selected_vas_list
+    return o, p
 
 
 # ServiceSelectionResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2108,7 +2168,10 @@ def _d_cm_ServiceSelectionRes(r, v, n, p):
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    return cm.ServiceSelectionRes(header=f_header, response_code=f_response_code), p
+    o = new(cm.ServiceSelectionRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    return o, p
 
 
 # SessionSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2148,7 +2211,10 @@ def _d_cm_SessionSetupReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SessionSetupReq")
-    return cm.SessionSetupReq(header=f_header, evccid=f_evccid), p
+    o = new(cm.SessionSetupReq)
+    o.header = f_header
+    o.evccid = f_evccid
+    return o, p
 
 
 # SessionSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2193,7 +2259,11 @@ def _d_cm_SessionSetupRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SessionSetupRes")
-    return cm.SessionSetupRes(header=f_header, response_code=f_response_code, evseid=f_evseid), p
+    o = new(cm.SessionSetupRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evseid = f_evseid
+    return o, p
 
 
 # SessionStopReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2304,12 +2374,12 @@ def _d_cm_SessionStopReq(r, v, n, p):
         f_ev_termination_explanation = None
     if fid != -1:
         raise bad_event(p, fid, "end of SessionStopReq")
-    return cm.SessionStopReq(
-        header=f_header,
-        charging_session=f_charging_session,
-        ev_termination_code=f_ev_termination_code,
-        ev_termination_explanation=f_ev_termination_explanation,
-    ), p
+    o = new(cm.SessionStopReq)
+    o.header = f_header
+    o.charging_session = f_charging_session
+    o.ev_termination_code = f_ev_termination_code
+    o.ev_termination_explanation = f_ev_termination_explanation
+    return o, p
 
 
 # SessionStopResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2334,7 +2404,10 @@ def _d_cm_SessionStopRes(r, v, n, p):
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
-    return cm.SessionStopRes(header=f_header, response_code=f_response_code), p
+    o = new(cm.SessionStopRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    return o, p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -2421,9 +2494,13 @@ def _d_ds_Signature(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
-    return ds.Signature(
-        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
-    ), p
+    o = new(ds.Signature)
+    o.id = f_id
+    o.signed_info = f_signed_info
+    o.signature_value = f_signature_value
+    o.key_info = f_key_info
+    o.object = f_object
+    return o, p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -2486,7 +2563,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
+    o = new(ds.SignatureMethod)
+    o.algorithm = f_algorithm
+    o.hmac_output_length = f_hmac_output_length
+    return o, p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -2539,7 +2619,10 @@ def _d_ds_SignatureProperties(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
+    o = new(ds.SignatureProperties)
+    o.id = f_id
+    o.signature_property = f_signature_property
+    return o, p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -2576,7 +2659,10 @@ def _d_ds_SignatureProperty(r, v, n, p):
             f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=f_id, target=f_target), p
+    o = new(ds.SignatureProperty)
+    o.id = f_id
+    o.target = f_target
+    return o, p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2616,14 +2702,20 @@ def _d_ds_SignatureValue(r, v, n, p):
         if (v >> (n - p)) & 0x7:
             raise unexpected(p - 3, 3, "characters or end of SignatureValue")
         f_value = b""
-        return ds.SignatureValue(id=f_id, value=f_value), p
+        o = new(ds.SignatureValue)
+        o.id = f_id
+        o.value = f_value
+        return o, p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=f_id, value=f_value), p
+    o = new(ds.SignatureValue)
+    o.id = f_id
+    o.value = f_value
+    return o, p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -2699,12 +2791,12 @@ def _d_ds_SignedInfo(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
-    return ds.SignedInfo(
-        id=f_id,
-        canonicalization_method=f_canonicalization_method,
-        signature_method=f_signature_method,
-        reference=f_reference,
-    ), p
+    o = new(ds.SignedInfo)
+    o.id = f_id
+    o.canonicalization_method = f_canonicalization_method
+    o.signature_method = f_signature_method
+    o.reference = f_reference
+    return o, p
 
 
 # SignedInstallationDataType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2825,15 +2917,15 @@ def _d_cm_SignedInstallationData(r, v, n, p):
         f_tpm_encrypted_private_key = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInstallationData")
-    return cm.SignedInstallationData(
-        id=f_id,
-        contract_certificate_chain=f_contract_certificate_chain,
-        ecdh_curve=f_ecdh_curve,
-        dh_public_key=f_dh_public_key,
-        secp521_encrypted_private_key=f_secp521_encrypted_private_key,
-        x448_encrypted_private_key=f_x448_encrypted_private_key,
-        tpm_encrypted_private_key=f_tpm_encrypted_private_key,
-    ), p
+    o = new(cm.SignedInstallationData)
+    o.id = f_id
+    o.contract_certificate_chain = f_contract_certificate_chain
+    o.ecdh_curve = f_ecdh_curve
+    o.dh_public_key = f_dh_public_key
+    o.secp521_encrypted_private_key = f_secp521_encrypted_private_key
+    o.x448_encrypted_private_key = f_x448_encrypted_private_key
+    o.tpm_encrypted_private_key = f_tpm_encrypted_private_key
+    return o, p
 
 
 # SignedMeteringDataType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -2922,14 +3014,14 @@ def _d_cm_SignedMeteringData(r, v, n, p):
         f_scheduled_smdt_control_mode = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignedMeteringData")
-    return cm.SignedMeteringData(
-        id=f_id,
-        session_id=f_session_id,
-        meter_info=f_meter_info,
-        receipt=f_receipt,
-        dynamic_smdt_control_mode=f_dynamic_smdt_control_mode,
-        scheduled_smdt_control_mode=f_scheduled_smdt_control_mode,
-    ), p
+    o = new(cm.SignedMeteringData)
+    o.id = f_id
+    o.session_id = f_session_id
+    o.meter_info = f_meter_info
+    o.receipt = f_receipt
+    o.dynamic_smdt_control_mode = f_dynamic_smdt_control_mode
+    o.scheduled_smdt_control_mode = f_scheduled_smdt_control_mode
+    return o, p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
@@ -2987,7 +3079,10 @@ def _d_ds_Transform(r, v, n, p):
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
+    o = new(ds.Transform)
+    o.algorithm = f_algorithm
+    o.x_path = f_x_path
+    return o, p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -3029,7 +3124,9 @@ def _d_ds_Transforms(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=f_transform), p
+    o = new(ds.Transforms)
+    o.transform = f_transform
+    return o, p
 
 
 # VehicleCheckInReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3127,8 +3224,8 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
             f_vehicle_frame = 0xFF - f_vehicle_frame
         else:
             f_vehicle_frame, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_vehicle_frame <= 32767:
-            raise out_of_range(p, f_vehicle_frame, -32768, 32767)
+            if not -32768 <= f_vehicle_frame <= 32767:
+                raise out_of_range(p, f_vehicle_frame, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VehicleFrame")
@@ -3149,8 +3246,8 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
             f_device_offset = 0xFF - f_device_offset
         else:
             f_device_offset, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_device_offset <= 32767:
-            raise out_of_range(p, f_device_offset, -32768, 32767)
+            if not -32768 <= f_device_offset <= 32767:
+                raise out_of_range(p, f_device_offset, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DeviceOffset")
@@ -3171,8 +3268,8 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
             f_vehicle_travel = 0xFF - f_vehicle_travel
         else:
             f_vehicle_travel, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_vehicle_travel <= 32767:
-            raise out_of_range(p, f_vehicle_travel, -32768, 32767)
+            if not -32768 <= f_vehicle_travel <= 32767:
+                raise out_of_range(p, f_vehicle_travel, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VehicleTravel")
@@ -3183,14 +3280,14 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
         f_vehicle_travel = None
     if fid != -1:
         raise bad_event(p, fid, "end of VehicleCheckInReq")
-    return cm.VehicleCheckInReq(
-        header=f_header,
-        ev_check_in_status=f_ev_check_in_status,
-        parking_method=f_parking_method,
-        vehicle_frame=f_vehicle_frame,
-        device_offset=f_device_offset,
-        vehicle_travel=f_vehicle_travel,
-    ), p
+    o = new(cm.VehicleCheckInReq)
+    o.header = f_header
+    o.ev_check_in_status = f_ev_check_in_status
+    o.parking_method = f_parking_method
+    o.vehicle_frame = f_vehicle_frame
+    o.device_offset = f_device_offset
+    o.vehicle_travel = f_vehicle_travel
+    return o, p
 
 
 # VehicleCheckInResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3284,8 +3381,8 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
             f_parking_space = 0xFF - f_parking_space
         else:
             f_parking_space, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_parking_space <= 32767:
-            raise out_of_range(p, f_parking_space, -32768, 32767)
+            if not -32768 <= f_parking_space <= 32767:
+                raise out_of_range(p, f_parking_space, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ParkingSpace")
@@ -3306,8 +3403,8 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
             f_device_location = 0xFF - f_device_location
         else:
             f_device_location, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_device_location <= 32767:
-            raise out_of_range(p, f_device_location, -32768, 32767)
+            if not -32768 <= f_device_location <= 32767:
+                raise out_of_range(p, f_device_location, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DeviceLocation")
@@ -3328,8 +3425,8 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
             f_target_distance = 0xFF - f_target_distance
         else:
             f_target_distance, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_target_distance <= 32767:
-            raise out_of_range(p, f_target_distance, -32768, 32767)
+            if not -32768 <= f_target_distance <= 32767:
+                raise out_of_range(p, f_target_distance, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetDistance")
@@ -3340,13 +3437,13 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
         f_target_distance = None
     if fid != -1:
         raise bad_event(p, fid, "end of VehicleCheckInRes")
-    return cm.VehicleCheckInRes(
-        header=f_header,
-        response_code=f_response_code,
-        parking_space=f_parking_space,
-        device_location=f_device_location,
-        target_distance=f_target_distance,
-    ), p
+    o = new(cm.VehicleCheckInRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.parking_space = f_parking_space
+    o.device_location = f_device_location
+    o.target_distance = f_target_distance
+    return o, p
 
 
 # VehicleCheckOutReqType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3386,9 +3483,11 @@ def _d_cm_VehicleCheckOutReq(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of CheckOutTime")
-    return cm.VehicleCheckOutReq(
-        header=f_header, ev_check_out_status=f_ev_check_out_status, check_out_time=f_check_out_time
-    ), p
+    o = new(cm.VehicleCheckOutReq)
+    o.header = f_header
+    o.ev_check_out_status = f_ev_check_out_status
+    o.check_out_time = f_check_out_time
+    return o, p
 
 
 # VehicleCheckOutResType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3419,9 +3518,11 @@ def _d_cm_VehicleCheckOutRes(r, v, n, p):
     f_evse_check_out_status = _ENUM_cm_EvseCheckOutStatus[((q >> 2) & 0x1)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSECheckOutStatus")
-    return cm.VehicleCheckOutRes(
-        header=f_header, response_code=f_response_code, evse_check_out_status=f_evse_check_out_status
-    ), p
+    o = new(cm.VehicleCheckOutRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_check_out_status = f_evse_check_out_status
+    return o, p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -3598,13 +3699,13 @@ def _d_ds_X509Data(r, v, n, p):
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
-    return ds.X509Data(
-        x509_issuer_serial=f_x509_issuer_serial,
-        x509ski=f_x509ski,
-        x509_subject_name=f_x509_subject_name,
-        x509_certificate=f_x509_certificate,
-        x509crl=f_x509crl,
-    ), p
+    o = new(ds.X509Data)
+    o.x509_issuer_serial = f_x509_issuer_serial
+    o.x509ski = f_x509ski
+    o.x509_subject_name = f_x509_subject_name
+    o.x509_certificate = f_x509_certificate
+    o.x509crl = f_x509crl
+    return o, p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -3662,7 +3763,11 @@ def _d_ct_MessageHeader(r, v, n, p):
         f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
+    o = new(ct.MessageHeader)
+    o.session_id = f_session_id
+    o.time_stamp = f_time_stamp
+    o.signature = f_signature
+    return o, p
 
 
 # EIM_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3675,7 +3780,8 @@ def _d_cm_EimAReqAuthorizationMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EimAReqAuthorizationMode")
-    return cm.EimAReqAuthorizationMode(), p
+    o = new(cm.EimAReqAuthorizationMode)
+    return o, p
 
 
 # PnC_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3709,9 +3815,11 @@ def _d_cm_PncAReqAuthorizationMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PncAReqAuthorizationMode")
-    return cm.PncAReqAuthorizationMode(
-        id=f_id, gen_challenge=f_gen_challenge, contract_certificate_chain=f_contract_certificate_chain
-    ), p
+    o = new(cm.PncAReqAuthorizationMode)
+    o.id = f_id
+    o.gen_challenge = f_gen_challenge
+    o.contract_certificate_chain = f_contract_certificate_chain
+    return o, p
 
 
 # EIM_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3724,7 +3832,8 @@ def _d_cm_EimAsResAuthorizationMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EimAsResAuthorizationMode")
-    return cm.EimAsResAuthorizationMode(), p
+    o = new(cm.EimAsResAuthorizationMode)
+    return o, p
 
 
 # PnC_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3767,7 +3876,10 @@ def _d_cm_PncAsResAuthorizationMode(r, v, n, p):
         f_supported_providers = None
     if fid != -1:
         raise bad_event(p, fid, "end of PncAsResAuthorizationMode")
-    return cm.PncAsResAuthorizationMode(gen_challenge=f_gen_challenge, supported_providers=f_supported_providers), p
+    o = new(cm.PncAsResAuthorizationMode)
+    o.gen_challenge = f_gen_challenge
+    o.supported_providers = f_supported_providers
+    return o, p
 
 
 # SignedCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3826,7 +3938,11 @@ def _d_cm_SignedCertificateChain(r, v, n, p):
         f_sub_certificates = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignedCertificateChain")
-    return cm.SignedCertificateChain(id=f_id, certificate=f_certificate, sub_certificates=f_sub_certificates), p
+    o = new(cm.SignedCertificateChain)
+    o.id = f_id
+    o.certificate = f_certificate
+    o.sub_certificates = f_sub_certificates
+    return o, p
 
 
 # ListOfRootCertificateIDsType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -3874,7 +3990,9 @@ def _d_ct_ListOfRootCertificateIds(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ListOfRootCertificateIds")
-    return ct.ListOfRootCertificateIds(root_certificate_id=f_root_certificate_id), p
+    o = new(ct.ListOfRootCertificateIds)
+    o.root_certificate_id = f_root_certificate_id
+    return o, p
 
 
 # EMAIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3935,7 +4053,9 @@ def _d_cm_EmaidList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EmaidList")
-    return cm.EmaidList(emaid=f_emaid), p
+    o = new(cm.EmaidList)
+    o.emaid = f_emaid
+    return o, p
 
 
 # CertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -3989,7 +4109,10 @@ def _d_cm_CertificateChain(r, v, n, p):
         f_sub_certificates = None
     if fid != -1:
         raise bad_event(p, fid, "end of CertificateChain")
-    return cm.CertificateChain(certificate=f_certificate, sub_certificates=f_sub_certificates), p
+    o = new(cm.CertificateChain)
+    o.certificate = f_certificate
+    o.sub_certificates = f_sub_certificates
+    return o, p
 
 
 # EVPowerProfileType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4073,12 +4196,12 @@ def _d_cm_EvPowerProfile(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerProfile")
-    return cm.EvPowerProfile(
-        time_anchor=f_time_anchor,
-        dynamic_evppt_control_mode=f_dynamic_evppt_control_mode,
-        scheduled_evppt_control_mode=f_scheduled_evppt_control_mode,
-        ev_power_profile_entries=f_ev_power_profile_entries,
-    ), p
+    o = new(cm.EvPowerProfile)
+    o.time_anchor = f_time_anchor
+    o.dynamic_evppt_control_mode = f_dynamic_evppt_control_mode
+    o.scheduled_evppt_control_mode = f_scheduled_evppt_control_mode
+    o.ev_power_profile_entries = f_ev_power_profile_entries
+    return o, p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4111,7 +4234,10 @@ def _d_ct_EvseStatus(r, v, n, p):
     f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=f_notification_max_delay, evse_notification=f_evse_notification), p
+    o = new(ct.EvseStatus)
+    o.notification_max_delay = f_notification_max_delay
+    o.evse_notification = f_evse_notification
+    return o, p
 
 
 # Dynamic_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4267,16 +4393,16 @@ def _d_cm_DynamicSeReqControlMode(r, v, n, p):
         f_ev_minimum_v2x_energy_request = None
     if fid != -1:
         raise bad_event(p, fid, "end of DynamicSeReqControlMode")
-    return cm.DynamicSeReqControlMode(
-        departure_time=f_departure_time,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_maximum_v2x_energy_request=f_ev_maximum_v2x_energy_request,
-        ev_minimum_v2x_energy_request=f_ev_minimum_v2x_energy_request,
-    ), p
+    o = new(cm.DynamicSeReqControlMode)
+    o.departure_time = f_departure_time
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_maximum_v2x_energy_request = f_ev_maximum_v2x_energy_request
+    o.ev_minimum_v2x_energy_request = f_ev_minimum_v2x_energy_request
+    return o, p
 
 
 # Scheduled_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4393,13 +4519,13 @@ def _d_cm_ScheduledSeReqControlMode(r, v, n, p):
         f_ev_energy_offer = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledSeReqControlMode")
-    return cm.ScheduledSeReqControlMode(
-        departure_time=f_departure_time,
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_energy_offer=f_ev_energy_offer,
-    ), p
+    o = new(cm.ScheduledSeReqControlMode)
+    o.departure_time = f_departure_time
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_energy_offer = f_ev_energy_offer
+    return o, p
 
 
 # Dynamic_SEResControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4536,13 +4662,13 @@ def _d_cm_DynamicSeResControlMode(r, v, n, p):
         f_price_level_schedule = None
     if fid != -1:
         raise bad_event(p, fid, "end of DynamicSeResControlMode")
-    return cm.DynamicSeResControlMode(
-        departure_time=f_departure_time,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        absolute_price_schedule=f_absolute_price_schedule,
-        price_level_schedule=f_price_level_schedule,
-    ), p
+    o = new(cm.DynamicSeResControlMode)
+    o.departure_time = f_departure_time
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.absolute_price_schedule = f_absolute_price_schedule
+    o.price_level_schedule = f_price_level_schedule
+    return o, p
 
 
 # Scheduled_SEResControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4590,7 +4716,9 @@ def _d_cm_ScheduledSeResControlMode(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledSeResControlMode")
-    return cm.ScheduledSeResControlMode(schedule_tuple=f_schedule_tuple), p
+    o = new(cm.ScheduledSeResControlMode)
+    o.schedule_tuple = f_schedule_tuple
+    return o, p
 
 
 # ServiceParameterListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4638,7 +4766,9 @@ def _d_cm_ServiceParameterList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceParameterList")
-    return cm.ServiceParameterList(parameter_set=f_parameter_set), p
+    o = new(cm.ServiceParameterList)
+    o.parameter_set = f_parameter_set
+    return o, p
 
 
 # ServiceIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4701,7 +4831,9 @@ def _d_cm_ServiceIdList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceIdList")
-    return cm.ServiceIdList(service_id=f_service_id), p
+    o = new(cm.ServiceIdList)
+    o.service_id = f_service_id
+    return o, p
 
 
 # ServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4749,7 +4881,9 @@ def _d_cm_ServiceList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceList")
-    return cm.ServiceList(service=f_service), p
+    o = new(cm.ServiceList)
+    o.service = f_service
+    return o, p
 
 
 # SelectedServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4792,7 +4926,10 @@ def _d_cm_SelectedService(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ParameterSetID")
-    return cm.SelectedService(service_id=f_service_id, parameter_set_id=f_parameter_set_id), p
+    o = new(cm.SelectedService)
+    o.service_id = f_service_id
+    o.parameter_set_id = f_parameter_set_id
+    return o, p
 
 
 # SelectedServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4840,7 +4977,9 @@ def _d_cm_SelectedServiceList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SelectedServiceList")
-    return cm.SelectedServiceList(selected_service=f_selected_service), p
+    o = new(cm.SelectedServiceList)
+    o.selected_service = f_selected_service
+    return o, p
 
 
 # ContractCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -4880,7 +5019,10 @@ def _d_cm_ContractCertificateChain(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ContractCertificateChain")
-    return cm.ContractCertificateChain(certificate=f_certificate, sub_certificates=f_sub_certificates), p
+    o = new(cm.ContractCertificateChain)
+    o.certificate = f_certificate
+    o.sub_certificates = f_sub_certificates
+    return o, p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5102,8 +5244,8 @@ def _d_ct_MeterInfo(r, v, n, p):
             f_meter_status = 0xFF - f_meter_status
         else:
             f_meter_status, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_meter_status <= 32767:
-            raise out_of_range(p, f_meter_status, -32768, 32767)
+            if not -32768 <= f_meter_status <= 32767:
+                raise out_of_range(p, f_meter_status, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
@@ -5133,16 +5275,16 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_meter_timestamp = None
     if fid != -1:
         raise bad_event(p, fid, "end of MeterInfo")
-    return ct.MeterInfo(
-        meter_id=f_meter_id,
-        charged_energy_reading_wh=f_charged_energy_reading_wh,
-        bpt_discharged_energy_reading_wh=f_bpt_discharged_energy_reading_wh,
-        capacitive_energy_reading_va_rh=f_capacitive_energy_reading_va_rh,
-        bpt_inductive_energy_reading_va_rh=f_bpt_inductive_energy_reading_va_rh,
-        meter_signature=f_meter_signature,
-        meter_status=f_meter_status,
-        meter_timestamp=f_meter_timestamp,
-    ), p
+    o = new(ct.MeterInfo)
+    o.meter_id = f_meter_id
+    o.charged_energy_reading_wh = f_charged_energy_reading_wh
+    o.bpt_discharged_energy_reading_wh = f_bpt_discharged_energy_reading_wh
+    o.capacitive_energy_reading_va_rh = f_capacitive_energy_reading_va_rh
+    o.bpt_inductive_energy_reading_va_rh = f_bpt_inductive_energy_reading_va_rh
+    o.meter_signature = f_meter_signature
+    o.meter_status = f_meter_status
+    o.meter_timestamp = f_meter_timestamp
+    return o, p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5271,14 +5413,14 @@ def _d_ct_Receipt(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
-    return ct.Receipt(
-        time_anchor=f_time_anchor,
-        energy_costs=f_energy_costs,
-        occupancy_costs=f_occupancy_costs,
-        additional_services_costs=f_additional_services_costs,
-        overstay_costs=f_overstay_costs,
-        tax_costs=f_tax_costs,
-    ), p
+    o = new(ct.Receipt)
+    o.time_anchor = f_time_anchor
+    o.energy_costs = f_energy_costs
+    o.occupancy_costs = f_occupancy_costs
+    o.additional_services_costs = f_additional_services_costs
+    o.overstay_costs = f_overstay_costs
+    o.tax_costs = f_tax_costs
+    return o, p
 
 
 # Dynamic_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5291,7 +5433,8 @@ def _d_cm_DynamicSmdtControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicSmdtControlMode")
-    return cm.DynamicSmdtControlMode(), p
+    o = new(cm.DynamicSmdtControlMode)
+    return o, p
 
 
 # Scheduled_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5319,7 +5462,9 @@ def _d_cm_ScheduledSmdtControlMode(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SelectedScheduleTupleID")
-    return cm.ScheduledSmdtControlMode(selected_schedule_tuple_id=f_selected_schedule_tuple_id), p
+    o = new(cm.ScheduledSmdtControlMode)
+    o.selected_schedule_tuple_id = f_selected_schedule_tuple_id
+    return o, p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
@@ -5383,7 +5528,10 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
+    o = new(ds.X509IssuerSerial)
+    o.x509_issuer_name = f_x509_issuer_name
+    o.x509_serial_number = f_x509_serial_number
+    return o, p
 
 
 # SupportedProvidersListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5451,7 +5599,9 @@ def _d_cm_SupportedProvidersList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SupportedProvidersList")
-    return cm.SupportedProvidersList(provider_id=f_provider_id), p
+    o = new(cm.SupportedProvidersList)
+    o.provider_id = f_provider_id
+    return o, p
 
 
 # SubCertificatesType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5512,7 +5662,9 @@ def _d_cm_SubCertificates(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SubCertificates")
-    return cm.SubCertificates(certificate=f_certificate), p
+    o = new(cm.SubCertificates)
+    o.certificate = f_certificate
+    return o, p
 
 
 # Dynamic_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5525,7 +5677,8 @@ def _d_cm_DynamicEvpptControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicEvpptControlMode")
-    return cm.DynamicEvpptControlMode(), p
+    o = new(cm.DynamicEvpptControlMode)
+    return o, p
 
 
 # Scheduled_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5585,9 +5738,10 @@ def _d_cm_ScheduledEvpptControlMode(r, v, n, p):
         f_power_tolerance_acceptance = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledEvpptControlMode")
-    return cm.ScheduledEvpptControlMode(
-        selected_schedule_tuple_id=f_selected_schedule_tuple_id, power_tolerance_acceptance=f_power_tolerance_acceptance
-    ), p
+    o = new(cm.ScheduledEvpptControlMode)
+    o.selected_schedule_tuple_id = f_selected_schedule_tuple_id
+    o.power_tolerance_acceptance = f_power_tolerance_acceptance
+    return o, p
 
 
 # EVPowerProfileEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5635,7 +5789,9 @@ def _d_cm_EvPowerProfileEntryList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPowerProfileEntryList")
-    return cm.EvPowerProfileEntryList(ev_power_profile_entry=f_ev_power_profile_entry), p
+    o = new(cm.EvPowerProfileEntryList)
+    o.ev_power_profile_entry = f_ev_power_profile_entry
+    return o, p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5673,12 +5829,15 @@ def _d_ct_RationalNumber(r, v, n, p):
         f_value = 0xFF - f_value
     else:
         f_value, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_value <= 32767:
-        raise out_of_range(p, f_value, -32768, 32767)
+        if not -32768 <= f_value <= 32767:
+            raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
+    o = new(ct.RationalNumber)
+    o.exponent = f_exponent
+    o.value = f_value
+    return o, p
 
 
 # EVEnergyOfferType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5707,9 +5866,10 @@ def _d_cm_EvEnergyOffer(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvEnergyOffer")
-    return cm.EvEnergyOffer(
-        ev_power_schedule=f_ev_power_schedule, ev_absolute_price_schedule=f_ev_absolute_price_schedule
-    ), p
+    o = new(cm.EvEnergyOffer)
+    o.ev_power_schedule = f_ev_power_schedule
+    o.ev_absolute_price_schedule = f_ev_absolute_price_schedule
+    return o, p
 
 
 # AbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -5993,21 +6153,21 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
         f_additional_selected_services = None
     if fid != -1:
         raise bad_event(p, fid, "end of AbsolutePriceSchedule")
-    return cm.AbsolutePriceSchedule(
-        id=f_id,
-        time_anchor=f_time_anchor,
-        price_schedule_id=f_price_schedule_id,
-        price_schedule_description=f_price_schedule_description,
-        currency=f_currency,
-        language=f_language,
-        price_algorithm=f_price_algorithm,
-        minimum_cost=f_minimum_cost,
-        maximum_cost=f_maximum_cost,
-        tax_rules=f_tax_rules,
-        price_rule_stacks=f_price_rule_stacks,
-        overstay_rules=f_overstay_rules,
-        additional_selected_services=f_additional_selected_services,
-    ), p
+    o = new(cm.AbsolutePriceSchedule)
+    o.id = f_id
+    o.time_anchor = f_time_anchor
+    o.price_schedule_id = f_price_schedule_id
+    o.price_schedule_description = f_price_schedule_description
+    o.currency = f_currency
+    o.language = f_language
+    o.price_algorithm = f_price_algorithm
+    o.minimum_cost = f_minimum_cost
+    o.maximum_cost = f_maximum_cost
+    o.tax_rules = f_tax_rules
+    o.price_rule_stacks = f_price_rule_stacks
+    o.overstay_rules = f_overstay_rules
+    o.additional_selected_services = f_additional_selected_services
+    return o, p
 
 
 # PriceLevelScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6143,14 +6303,14 @@ def _d_cm_PriceLevelSchedule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceLevelSchedule")
-    return cm.PriceLevelSchedule(
-        id=f_id,
-        time_anchor=f_time_anchor,
-        price_schedule_id=f_price_schedule_id,
-        price_schedule_description=f_price_schedule_description,
-        number_of_price_levels=f_number_of_price_levels,
-        price_level_schedule_entries=f_price_level_schedule_entries,
-    ), p
+    o = new(cm.PriceLevelSchedule)
+    o.id = f_id
+    o.time_anchor = f_time_anchor
+    o.price_schedule_id = f_price_schedule_id
+    o.price_schedule_description = f_price_schedule_description
+    o.number_of_price_levels = f_number_of_price_levels
+    o.price_level_schedule_entries = f_price_level_schedule_entries
+    return o, p
 
 
 # ScheduleTupleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6206,11 +6366,11 @@ def _d_cm_ScheduleTuple(r, v, n, p):
         f_discharging_schedule = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduleTuple")
-    return cm.ScheduleTuple(
-        schedule_tuple_id=f_schedule_tuple_id,
-        charging_schedule=f_charging_schedule,
-        discharging_schedule=f_discharging_schedule,
-    ), p
+    o = new(cm.ScheduleTuple)
+    o.schedule_tuple_id = f_schedule_tuple_id
+    o.charging_schedule = f_charging_schedule
+    o.discharging_schedule = f_discharging_schedule
+    return o, p
 
 
 # ParameterSetType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6277,7 +6437,10 @@ def _d_cm_ParameterSet(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of ParameterSet")
-    return cm.ParameterSet(parameter_set_id=f_parameter_set_id, parameter=f_parameter), p
+    o = new(cm.ParameterSet)
+    o.parameter_set_id = f_parameter_set_id
+    o.parameter = f_parameter
+    return o, p
 
 
 # ServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6313,7 +6476,10 @@ def _d_cm_Service(r, v, n, p):
     f_free_service = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of FreeService")
-    return cm.Service(service_id=f_service_id, free_service=f_free_service), p
+    o = new(cm.Service)
+    o.service_id = f_service_id
+    o.free_service = f_free_service
+    return o, p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -6340,7 +6506,10 @@ def _d_ct_DetailedCost(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
-    return ct.DetailedCost(amount=f_amount, cost_per_unit=f_cost_per_unit), p
+    o = new(ct.DetailedCost)
+    o.amount = f_amount
+    o.cost_per_unit = f_cost_per_unit
+    return o, p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -6375,7 +6544,10 @@ def _d_ct_DetailedTax(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=f_tax_rule_id, amount=f_amount), p
+    o = new(ct.DetailedTax)
+    o.tax_rule_id = f_tax_rule_id
+    o.amount = f_amount
+    return o, p
 
 
 # PowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6448,7 +6620,12 @@ def _d_cm_PowerScheduleEntry(r, v, n, p):
         f_power_l3 = None
     if fid != -1:
         raise bad_event(p, fid, "end of PowerScheduleEntry")
-    return cm.PowerScheduleEntry(duration=f_duration, power=f_power, power_l2=f_power_l2, power_l3=f_power_l3), p
+    o = new(cm.PowerScheduleEntry)
+    o.duration = f_duration
+    o.power = f_power
+    o.power_l2 = f_power_l2
+    o.power_l3 = f_power_l3
+    return o, p
 
 
 # EVPowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6485,7 +6662,10 @@ def _d_cm_EvPowerSchedule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerSchedule")
-    return cm.EvPowerSchedule(time_anchor=f_time_anchor, ev_power_schedule_entries=f_ev_power_schedule_entries), p
+    o = new(cm.EvPowerSchedule)
+    o.time_anchor = f_time_anchor
+    o.ev_power_schedule_entries = f_ev_power_schedule_entries
+    return o, p
 
 
 # EVAbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6569,12 +6749,12 @@ def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvAbsolutePriceSchedule")
-    return cm.EvAbsolutePriceSchedule(
-        time_anchor=f_time_anchor,
-        currency=f_currency,
-        price_algorithm=f_price_algorithm,
-        ev_price_rule_stacks=f_ev_price_rule_stacks,
-    ), p
+    o = new(cm.EvAbsolutePriceSchedule)
+    o.time_anchor = f_time_anchor
+    o.currency = f_currency
+    o.price_algorithm = f_price_algorithm
+    o.ev_price_rule_stacks = f_ev_price_rule_stacks
+    return o, p
 
 
 # TaxRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6622,7 +6802,9 @@ def _d_cm_TaxRuleList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of TaxRuleList")
-    return cm.TaxRuleList(tax_rule=f_tax_rule), p
+    o = new(cm.TaxRuleList)
+    o.tax_rule = f_tax_rule
+    return o, p
 
 
 # PriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6670,7 +6852,9 @@ def _d_cm_PriceRuleStackList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceRuleStackList")
-    return cm.PriceRuleStackList(price_rule_stack=f_price_rule_stack), p
+    o = new(cm.PriceRuleStackList)
+    o.price_rule_stack = f_price_rule_stack
+    return o, p
 
 
 # OverstayRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6763,11 +6947,11 @@ def _d_cm_OverstayRuleList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of OverstayRuleList")
-    return cm.OverstayRuleList(
-        overstay_time_threshold=f_overstay_time_threshold,
-        overstay_power_threshold=f_overstay_power_threshold,
-        overstay_rule=f_overstay_rule,
-    ), p
+    o = new(cm.OverstayRuleList)
+    o.overstay_time_threshold = f_overstay_time_threshold
+    o.overstay_power_threshold = f_overstay_power_threshold
+    o.overstay_rule = f_overstay_rule
+    return o, p
 
 
 # AdditionalServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6815,7 +6999,9 @@ def _d_cm_AdditionalServiceList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of AdditionalServiceList")
-    return cm.AdditionalServiceList(additional_service=f_additional_service), p
+    o = new(cm.AdditionalServiceList)
+    o.additional_service = f_additional_service
+    return o, p
 
 
 # PriceLevelScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6863,7 +7049,9 @@ def _d_cm_PriceLevelScheduleEntryList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceLevelScheduleEntryList")
-    return cm.PriceLevelScheduleEntryList(price_level_schedule_entry=f_price_level_schedule_entry), p
+    o = new(cm.PriceLevelScheduleEntryList)
+    o.price_level_schedule_entry = f_price_level_schedule_entry
+    return o, p
 
 
 # ChargingScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -6921,11 +7109,11 @@ def _d_cm_ChargingSchedule(r, v, n, p):
         f_price_level_schedule = None
     if fid != -1:
         raise bad_event(p, fid, "end of ChargingSchedule")
-    return cm.ChargingSchedule(
-        power_schedule=f_power_schedule,
-        absolute_price_schedule=f_absolute_price_schedule,
-        price_level_schedule=f_price_level_schedule,
-    ), p
+    o = new(cm.ChargingSchedule)
+    o.power_schedule = f_power_schedule
+    o.absolute_price_schedule = f_absolute_price_schedule
+    o.price_level_schedule = f_price_level_schedule
+    return o, p
 
 
 # ParameterType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7077,8 +7265,8 @@ def _d_cm_Parameter(r, v, n, p):
             f_short_value = 0xFF - f_short_value
         else:
             f_short_value, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_short_value <= 32767:
-            raise out_of_range(p, f_short_value, -32768, 32767)
+            if not -32768 <= f_short_value <= 32767:
+                raise out_of_range(p, f_short_value, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of shortValue")
@@ -7099,8 +7287,8 @@ def _d_cm_Parameter(r, v, n, p):
             f_int_value = 0xFF - f_int_value
         else:
             f_int_value, p = r_sint(v, n, p, 5)
-        if not -2147483648 <= f_int_value <= 2147483647:
-            raise out_of_range(p, f_int_value, -2147483648, 2147483647)
+            if not -2147483648 <= f_int_value <= 2147483647:
+                raise out_of_range(p, f_int_value, -2147483648, 2147483647)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of intValue")
@@ -7135,15 +7323,15 @@ def _d_cm_Parameter(r, v, n, p):
         f_finite_string = None
     if fid != -1:
         raise bad_event(p, fid, "end of Parameter")
-    return cm.Parameter(
-        name=f_name,
-        bool_value=f_bool_value,
-        byte_value=f_byte_value,
-        short_value=f_short_value,
-        int_value=f_int_value,
-        rational_number=f_rational_number,
-        finite_string=f_finite_string,
-    ), p
+    o = new(cm.Parameter)
+    o.name = f_name
+    o.bool_value = f_bool_value
+    o.byte_value = f_byte_value
+    o.short_value = f_short_value
+    o.int_value = f_int_value
+    o.rational_number = f_rational_number
+    o.finite_string = f_finite_string
+    return o, p
 
 
 # EVPowerScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7191,7 +7379,9 @@ def _d_cm_EvPowerScheduleEntryList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPowerScheduleEntryList")
-    return cm.EvPowerScheduleEntryList(ev_power_schedule_entry=f_ev_power_schedule_entry), p
+    o = new(cm.EvPowerScheduleEntryList)
+    o.ev_power_schedule_entry = f_ev_power_schedule_entry
+    return o, p
 
 
 # EVPriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7239,7 +7429,9 @@ def _d_cm_EvPriceRuleStackList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPriceRuleStackList")
-    return cm.EvPriceRuleStackList(ev_price_rule_stack=f_ev_price_rule_stack), p
+    o = new(cm.EvPriceRuleStackList)
+    o.ev_price_rule_stack = f_ev_price_rule_stack
+    return o, p
 
 
 # TaxRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7375,16 +7567,16 @@ def _d_cm_TaxRule(r, v, n, p):
     f_applies_minimum_maximum_cost = ((q >> 2) & 0x1) == 1
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of AppliesMinimumMaximumCost")
-    return cm.TaxRule(
-        tax_rule_id=f_tax_rule_id,
-        tax_rule_name=f_tax_rule_name,
-        tax_rate=f_tax_rate,
-        tax_included_in_price=f_tax_included_in_price,
-        applies_to_energy_fee=f_applies_to_energy_fee,
-        applies_to_parking_fee=f_applies_to_parking_fee,
-        applies_to_overstay_fee=f_applies_to_overstay_fee,
-        applies_minimum_maximum_cost=f_applies_minimum_maximum_cost,
-    ), p
+    o = new(cm.TaxRule)
+    o.tax_rule_id = f_tax_rule_id
+    o.tax_rule_name = f_tax_rule_name
+    o.tax_rate = f_tax_rate
+    o.tax_included_in_price = f_tax_included_in_price
+    o.applies_to_energy_fee = f_applies_to_energy_fee
+    o.applies_to_parking_fee = f_applies_to_parking_fee
+    o.applies_to_overstay_fee = f_applies_to_overstay_fee
+    o.applies_minimum_maximum_cost = f_applies_minimum_maximum_cost
+    return o, p
 
 
 # PriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7451,7 +7643,10 @@ def _d_cm_PriceRuleStack(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceRuleStack")
-    return cm.PriceRuleStack(duration=f_duration, price_rule=f_price_rule), p
+    o = new(cm.PriceRuleStack)
+    o.duration = f_duration
+    o.price_rule = f_price_rule
+    return o, p
 
 
 # OverstayRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7548,12 +7743,12 @@ def _d_cm_OverstayRule(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of OverstayFeePeriod")
-    return cm.OverstayRule(
-        overstay_rule_description=f_overstay_rule_description,
-        start_time=f_start_time,
-        overstay_fee=f_overstay_fee,
-        overstay_fee_period=f_overstay_fee_period,
-    ), p
+    o = new(cm.OverstayRule)
+    o.overstay_rule_description = f_overstay_rule_description
+    o.start_time = f_start_time
+    o.overstay_fee = f_overstay_fee
+    o.overstay_fee_period = f_overstay_fee_period
+    return o, p
 
 
 # AdditionalServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7600,7 +7795,10 @@ def _d_cm_AdditionalService(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AdditionalService")
-    return cm.AdditionalService(service_name=f_service_name, service_fee=f_service_fee), p
+    o = new(cm.AdditionalService)
+    o.service_name = f_service_name
+    o.service_fee = f_service_fee
+    return o, p
 
 
 # PriceLevelScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7636,7 +7834,10 @@ def _d_cm_PriceLevelScheduleEntry(r, v, n, p):
     f_price_level = (q >> 2) & 0xFF
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of PriceLevel")
-    return cm.PriceLevelScheduleEntry(duration=f_duration, price_level=f_price_level), p
+    o = new(cm.PriceLevelScheduleEntry)
+    o.duration = f_duration
+    o.price_level = f_price_level
+    return o, p
 
 
 # PowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7714,12 +7915,12 @@ def _d_cm_PowerSchedule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PowerSchedule")
-    return cm.PowerSchedule(
-        time_anchor=f_time_anchor,
-        available_energy=f_available_energy,
-        power_tolerance=f_power_tolerance,
-        power_schedule_entries=f_power_schedule_entries,
-    ), p
+    o = new(cm.PowerSchedule)
+    o.time_anchor = f_time_anchor
+    o.available_energy = f_available_energy
+    o.power_tolerance = f_power_tolerance
+    o.power_schedule_entries = f_power_schedule_entries
+    return o, p
 
 
 # EVPowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7754,7 +7955,10 @@ def _d_cm_EvPowerScheduleEntry(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerScheduleEntry")
-    return cm.EvPowerScheduleEntry(duration=f_duration, power=f_power), p
+    o = new(cm.EvPowerScheduleEntry)
+    o.duration = f_duration
+    o.power = f_power
+    return o, p
 
 
 # EVPriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7821,7 +8025,10 @@ def _d_cm_EvPriceRuleStack(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPriceRuleStack")
-    return cm.EvPriceRuleStack(duration=f_duration, ev_price_rule=f_ev_price_rule), p
+    o = new(cm.EvPriceRuleStack)
+    o.duration = f_duration
+    o.ev_price_rule = f_ev_price_rule
+    return o, p
 
 
 # PriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -7959,14 +8166,14 @@ def _d_cm_PriceRule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceRule")
-    return cm.PriceRule(
-        energy_fee=f_energy_fee,
-        parking_fee=f_parking_fee,
-        parking_fee_period=f_parking_fee_period,
-        carbon_dioxide_emission=f_carbon_dioxide_emission,
-        renewable_generation_percentage=f_renewable_generation_percentage,
-        power_range_start=f_power_range_start,
-    ), p
+    o = new(cm.PriceRule)
+    o.energy_fee = f_energy_fee
+    o.parking_fee = f_parking_fee
+    o.parking_fee_period = f_parking_fee_period
+    o.carbon_dioxide_emission = f_carbon_dioxide_emission
+    o.renewable_generation_percentage = f_renewable_generation_percentage
+    o.power_range_start = f_power_range_start
+    return o, p
 
 
 # PowerScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -8014,7 +8221,9 @@ def _d_cm_PowerScheduleEntryList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of PowerScheduleEntryList")
-    return cm.PowerScheduleEntryList(power_schedule_entry=f_power_schedule_entry), p
+    o = new(cm.PowerScheduleEntryList)
+    o.power_schedule_entry = f_power_schedule_entry
+    return o, p
 
 
 # EVPriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
@@ -8041,7 +8250,10 @@ def _d_cm_EvPriceRule(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPriceRule")
-    return cm.EvPriceRule(energy_fee=f_energy_fee, power_range_start=f_power_range_start), p
+    o = new(cm.EvPriceRule)
+    o.energy_fee = f_energy_fee
+    o.power_range_start = f_power_range_start
+    return o, p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

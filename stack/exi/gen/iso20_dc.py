@@ -22,6 +22,8 @@ from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 
+new = object.__new__  # decoders fill every field themselves: no __init__ needed
+
 _ENUM_ct_EvseNotification = tuple(ct.EvseNotification)
 _EN_ct_EvseNotification = {m: i for i, m in enumerate(_ENUM_ct_EvseNotification)}
 _ENUM_ct_Processing = tuple(ct.Processing)
@@ -162,19 +164,19 @@ def _d_dc_BptDcCpdReqEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDcCpdReqEnergyTransferMode")
-    return dc.BptDcCpdReqEnergyTransferMode(
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_maximum_charge_current=f_ev_maximum_charge_current,
-        ev_minimum_charge_current=f_ev_minimum_charge_current,
-        ev_maximum_voltage=f_ev_maximum_voltage,
-        ev_minimum_voltage=f_ev_minimum_voltage,
-        target_soc=f_target_soc,
-        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
-        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
-        ev_maximum_discharge_current=f_ev_maximum_discharge_current,
-        ev_minimum_discharge_current=f_ev_minimum_discharge_current,
-    ), p
+    o = new(dc.BptDcCpdReqEnergyTransferMode)
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_maximum_charge_current = f_ev_maximum_charge_current
+    o.ev_minimum_charge_current = f_ev_minimum_charge_current
+    o.ev_maximum_voltage = f_ev_maximum_voltage
+    o.ev_minimum_voltage = f_ev_minimum_voltage
+    o.target_soc = f_target_soc
+    o.ev_maximum_discharge_power = f_ev_maximum_discharge_power
+    o.ev_minimum_discharge_power = f_ev_minimum_discharge_power
+    o.ev_maximum_discharge_current = f_ev_maximum_discharge_current
+    o.ev_minimum_discharge_current = f_ev_minimum_discharge_current
+    return o, p
 
 
 # BPT_DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
@@ -303,19 +305,19 @@ def _d_dc_BptDcCpdResEnergyTransferMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDcCpdResEnergyTransferMode")
-    return dc.BptDcCpdResEnergyTransferMode(
-        evse_maximum_charge_power=f_evse_maximum_charge_power,
-        evse_minimum_charge_power=f_evse_minimum_charge_power,
-        evse_maximum_charge_current=f_evse_maximum_charge_current,
-        evse_minimum_charge_current=f_evse_minimum_charge_current,
-        evse_maximum_voltage=f_evse_maximum_voltage,
-        evse_minimum_voltage=f_evse_minimum_voltage,
-        evse_power_ramp_limitation=f_evse_power_ramp_limitation,
-        evse_maximum_discharge_power=f_evse_maximum_discharge_power,
-        evse_minimum_discharge_power=f_evse_minimum_discharge_power,
-        evse_maximum_discharge_current=f_evse_maximum_discharge_current,
-        evse_minimum_discharge_current=f_evse_minimum_discharge_current,
-    ), p
+    o = new(dc.BptDcCpdResEnergyTransferMode)
+    o.evse_maximum_charge_power = f_evse_maximum_charge_power
+    o.evse_minimum_charge_power = f_evse_minimum_charge_power
+    o.evse_maximum_charge_current = f_evse_maximum_charge_current
+    o.evse_minimum_charge_current = f_evse_minimum_charge_current
+    o.evse_maximum_voltage = f_evse_maximum_voltage
+    o.evse_minimum_voltage = f_evse_minimum_voltage
+    o.evse_power_ramp_limitation = f_evse_power_ramp_limitation
+    o.evse_maximum_discharge_power = f_evse_maximum_discharge_power
+    o.evse_minimum_discharge_power = f_evse_minimum_discharge_power
+    o.evse_maximum_discharge_current = f_evse_maximum_discharge_current
+    o.evse_minimum_discharge_current = f_evse_minimum_discharge_current
+    return o, p
 
 
 # BPT_Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -502,22 +504,22 @@ def _d_dc_BptDynamicDcClReqControlMode(r, v, n, p):
         f_ev_minimum_v2x_energy_request = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptDynamicDcClReqControlMode")
-    return dc.BptDynamicDcClReqControlMode(
-        departure_time=f_departure_time,
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_maximum_charge_current=f_ev_maximum_charge_current,
-        ev_maximum_voltage=f_ev_maximum_voltage,
-        ev_minimum_voltage=f_ev_minimum_voltage,
-        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
-        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
-        ev_maximum_discharge_current=f_ev_maximum_discharge_current,
-        ev_maximum_v2x_energy_request=f_ev_maximum_v2x_energy_request,
-        ev_minimum_v2x_energy_request=f_ev_minimum_v2x_energy_request,
-    ), p
+    o = new(dc.BptDynamicDcClReqControlMode)
+    o.departure_time = f_departure_time
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_maximum_charge_current = f_ev_maximum_charge_current
+    o.ev_maximum_voltage = f_ev_maximum_voltage
+    o.ev_minimum_voltage = f_ev_minimum_voltage
+    o.ev_maximum_discharge_power = f_ev_maximum_discharge_power
+    o.ev_minimum_discharge_power = f_ev_minimum_discharge_power
+    o.ev_maximum_discharge_current = f_ev_maximum_discharge_current
+    o.ev_maximum_v2x_energy_request = f_ev_maximum_v2x_energy_request
+    o.ev_minimum_v2x_energy_request = f_ev_minimum_v2x_energy_request
+    return o, p
 
 
 # BPT_Dynamic_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -727,20 +729,20 @@ def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDynamicDcClResControlMode")
-    return dc.BptDynamicDcClResControlMode(
-        departure_time=f_departure_time,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        ack_max_delay=f_ack_max_delay,
-        evse_maximum_charge_power=f_evse_maximum_charge_power,
-        evse_minimum_charge_power=f_evse_minimum_charge_power,
-        evse_maximum_charge_current=f_evse_maximum_charge_current,
-        evse_maximum_voltage=f_evse_maximum_voltage,
-        evse_maximum_discharge_power=f_evse_maximum_discharge_power,
-        evse_minimum_discharge_power=f_evse_minimum_discharge_power,
-        evse_maximum_discharge_current=f_evse_maximum_discharge_current,
-        evse_minimum_voltage=f_evse_minimum_voltage,
-    ), p
+    o = new(dc.BptDynamicDcClResControlMode)
+    o.departure_time = f_departure_time
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.ack_max_delay = f_ack_max_delay
+    o.evse_maximum_charge_power = f_evse_maximum_charge_power
+    o.evse_minimum_charge_power = f_evse_minimum_charge_power
+    o.evse_maximum_charge_current = f_evse_maximum_charge_current
+    o.evse_maximum_voltage = f_evse_maximum_voltage
+    o.evse_maximum_discharge_power = f_evse_maximum_discharge_power
+    o.evse_minimum_discharge_power = f_evse_minimum_discharge_power
+    o.evse_maximum_discharge_current = f_evse_maximum_discharge_current
+    o.evse_minimum_voltage = f_evse_minimum_voltage
+    return o, p
 
 
 # BPT_Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -975,21 +977,21 @@ def _d_dc_BptScheduledDcClReqControlMode(r, v, n, p):
         f_ev_maximum_discharge_current = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptScheduledDcClReqControlMode")
-    return dc.BptScheduledDcClReqControlMode(
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_target_current=f_ev_target_current,
-        ev_target_voltage=f_ev_target_voltage,
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_maximum_charge_current=f_ev_maximum_charge_current,
-        ev_maximum_voltage=f_ev_maximum_voltage,
-        ev_minimum_voltage=f_ev_minimum_voltage,
-        ev_maximum_discharge_power=f_ev_maximum_discharge_power,
-        ev_minimum_discharge_power=f_ev_minimum_discharge_power,
-        ev_maximum_discharge_current=f_ev_maximum_discharge_current,
-    ), p
+    o = new(dc.BptScheduledDcClReqControlMode)
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_target_current = f_ev_target_current
+    o.ev_target_voltage = f_ev_target_voltage
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_maximum_charge_current = f_ev_maximum_charge_current
+    o.ev_maximum_voltage = f_ev_maximum_voltage
+    o.ev_minimum_voltage = f_ev_minimum_voltage
+    o.ev_maximum_discharge_power = f_ev_maximum_discharge_power
+    o.ev_minimum_discharge_power = f_ev_minimum_discharge_power
+    o.ev_maximum_discharge_current = f_ev_maximum_discharge_current
+    return o, p
 
 
 # BPT_Scheduled_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -1152,16 +1154,16 @@ def _d_dc_BptScheduledDcClResControlMode(r, v, n, p):
         f_evse_minimum_voltage = None
     if fid != -1:
         raise bad_event(p, fid, "end of BptScheduledDcClResControlMode")
-    return dc.BptScheduledDcClResControlMode(
-        evse_maximum_charge_power=f_evse_maximum_charge_power,
-        evse_minimum_charge_power=f_evse_minimum_charge_power,
-        evse_maximum_charge_current=f_evse_maximum_charge_current,
-        evse_maximum_voltage=f_evse_maximum_voltage,
-        evse_maximum_discharge_power=f_evse_maximum_discharge_power,
-        evse_minimum_discharge_power=f_evse_minimum_discharge_power,
-        evse_maximum_discharge_current=f_evse_maximum_discharge_current,
-        evse_minimum_voltage=f_evse_minimum_voltage,
-    ), p
+    o = new(dc.BptScheduledDcClResControlMode)
+    o.evse_maximum_charge_power = f_evse_maximum_charge_power
+    o.evse_minimum_charge_power = f_evse_minimum_charge_power
+    o.evse_maximum_charge_current = f_evse_maximum_charge_current
+    o.evse_maximum_voltage = f_evse_maximum_voltage
+    o.evse_maximum_discharge_power = f_evse_maximum_discharge_power
+    o.evse_minimum_discharge_power = f_evse_minimum_discharge_power
+    o.evse_maximum_discharge_current = f_evse_maximum_discharge_current
+    o.evse_minimum_voltage = f_evse_minimum_voltage
+    return o, p
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -1174,7 +1176,8 @@ def _d_ct_ClReqControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClReqControlMode")
-    return ct.ClReqControlMode(), p
+    o = new(ct.ClReqControlMode)
+    return o, p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -1187,7 +1190,8 @@ def _d_ct_ClResControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClResControlMode")
-    return ct.ClResControlMode(), p
+    o = new(ct.ClResControlMode)
+    return o, p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -1208,7 +1212,9 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
+    o = new(ds.CanonicalizationMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
@@ -1302,15 +1308,15 @@ def _d_dc_DcCpdReqEnergyTransferMode(r, v, n, p):
         f_target_soc = None
     if fid != -1:
         raise bad_event(p, fid, "end of DcCpdReqEnergyTransferMode")
-    return dc.DcCpdReqEnergyTransferMode(
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_maximum_charge_current=f_ev_maximum_charge_current,
-        ev_minimum_charge_current=f_ev_minimum_charge_current,
-        ev_maximum_voltage=f_ev_maximum_voltage,
-        ev_minimum_voltage=f_ev_minimum_voltage,
-        target_soc=f_target_soc,
-    ), p
+    o = new(dc.DcCpdReqEnergyTransferMode)
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_maximum_charge_current = f_ev_maximum_charge_current
+    o.ev_minimum_charge_current = f_ev_minimum_charge_current
+    o.ev_maximum_voltage = f_ev_maximum_voltage
+    o.ev_minimum_voltage = f_ev_minimum_voltage
+    o.target_soc = f_target_soc
+    return o, p
 
 
 # DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
@@ -1394,15 +1400,15 @@ def _d_dc_DcCpdResEnergyTransferMode(r, v, n, p):
         f_evse_power_ramp_limitation = None
     if fid != -1:
         raise bad_event(p, fid, "end of DcCpdResEnergyTransferMode")
-    return dc.DcCpdResEnergyTransferMode(
-        evse_maximum_charge_power=f_evse_maximum_charge_power,
-        evse_minimum_charge_power=f_evse_minimum_charge_power,
-        evse_maximum_charge_current=f_evse_maximum_charge_current,
-        evse_minimum_charge_current=f_evse_minimum_charge_current,
-        evse_maximum_voltage=f_evse_maximum_voltage,
-        evse_minimum_voltage=f_evse_minimum_voltage,
-        evse_power_ramp_limitation=f_evse_power_ramp_limitation,
-    ), p
+    o = new(dc.DcCpdResEnergyTransferMode)
+    o.evse_maximum_charge_power = f_evse_maximum_charge_power
+    o.evse_minimum_charge_power = f_evse_minimum_charge_power
+    o.evse_maximum_charge_current = f_evse_maximum_charge_current
+    o.evse_minimum_charge_current = f_evse_minimum_charge_current
+    o.evse_maximum_voltage = f_evse_maximum_voltage
+    o.evse_minimum_voltage = f_evse_minimum_voltage
+    o.evse_power_ramp_limitation = f_evse_power_ramp_limitation
+    return o, p
 
 
 # DC_CableCheckReqType (urn:iso:std:iso:15118:-20:DC)
@@ -1422,7 +1428,9 @@ def _d_dc_DcCableCheckReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcCableCheckReq")
-    return dc.DcCableCheckReq(header=f_header), p
+    o = new(dc.DcCableCheckReq)
+    o.header = f_header
+    return o, p
 
 
 # DC_CableCheckResType (urn:iso:std:iso:15118:-20:DC)
@@ -1451,7 +1459,11 @@ def _d_dc_DcCableCheckRes(r, v, n, p):
     f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEProcessing")
-    return dc.DcCableCheckRes(header=f_header, response_code=f_response_code, evse_processing=f_evse_processing), p
+    o = new(dc.DcCableCheckRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    return o, p
 
 
 # DC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:DC)
@@ -1531,13 +1543,13 @@ def _d_dc_DcChargeLoopReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcChargeLoopReq")
-    return dc.DcChargeLoopReq(
-        header=f_header,
-        display_parameters=f_display_parameters,
-        meter_info_requested=f_meter_info_requested,
-        ev_present_voltage=f_ev_present_voltage,
-        cl_req_control_mode=f_cl_req_control_mode,
-    ), p
+    o = new(dc.DcChargeLoopReq)
+    o.header = f_header
+    o.display_parameters = f_display_parameters
+    o.meter_info_requested = f_meter_info_requested
+    o.ev_present_voltage = f_ev_present_voltage
+    o.cl_req_control_mode = f_cl_req_control_mode
+    return o, p
 
 
 # DC_ChargeLoopResType (urn:iso:std:iso:15118:-20:DC)
@@ -1682,19 +1694,19 @@ def _d_dc_DcChargeLoopRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcChargeLoopRes")
-    return dc.DcChargeLoopRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_status=f_evse_status,
-        meter_info=f_meter_info,
-        receipt=f_receipt,
-        evse_present_current=f_evse_present_current,
-        evse_present_voltage=f_evse_present_voltage,
-        evse_power_limit_achieved=f_evse_power_limit_achieved,
-        evse_current_limit_achieved=f_evse_current_limit_achieved,
-        evse_voltage_limit_achieved=f_evse_voltage_limit_achieved,
-        cl_res_control_mode=f_cl_res_control_mode,
-    ), p
+    o = new(dc.DcChargeLoopRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_status = f_evse_status
+    o.meter_info = f_meter_info
+    o.receipt = f_receipt
+    o.evse_present_current = f_evse_present_current
+    o.evse_present_voltage = f_evse_present_voltage
+    o.evse_power_limit_achieved = f_evse_power_limit_achieved
+    o.evse_current_limit_achieved = f_evse_current_limit_achieved
+    o.evse_voltage_limit_achieved = f_evse_voltage_limit_achieved
+    o.cl_res_control_mode = f_cl_res_control_mode
+    return o, p
 
 
 # DC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:DC)
@@ -1736,9 +1748,10 @@ def _d_dc_DcChargeParameterDiscoveryReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcChargeParameterDiscoveryReq")
-    return dc.DcChargeParameterDiscoveryReq(
-        header=f_header, dc_cpd_req_energy_transfer_mode=f_dc_cpd_req_energy_transfer_mode
-    ), p
+    o = new(dc.DcChargeParameterDiscoveryReq)
+    o.header = f_header
+    o.dc_cpd_req_energy_transfer_mode = f_dc_cpd_req_energy_transfer_mode
+    return o, p
 
 
 # DC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:DC)
@@ -1789,11 +1802,11 @@ def _d_dc_DcChargeParameterDiscoveryRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcChargeParameterDiscoveryRes")
-    return dc.DcChargeParameterDiscoveryRes(
-        header=f_header,
-        response_code=f_response_code,
-        dc_cpd_res_energy_transfer_mode=f_dc_cpd_res_energy_transfer_mode,
-    ), p
+    o = new(dc.DcChargeParameterDiscoveryRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.dc_cpd_res_energy_transfer_mode = f_dc_cpd_res_energy_transfer_mode
+    return o, p
 
 
 # DC_PreChargeReqType (urn:iso:std:iso:15118:-20:DC)
@@ -1832,12 +1845,12 @@ def _d_dc_DcPreChargeReq(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcPreChargeReq")
-    return dc.DcPreChargeReq(
-        header=f_header,
-        ev_processing=f_ev_processing,
-        ev_present_voltage=f_ev_present_voltage,
-        ev_target_voltage=f_ev_target_voltage,
-    ), p
+    o = new(dc.DcPreChargeReq)
+    o.header = f_header
+    o.ev_processing = f_ev_processing
+    o.ev_present_voltage = f_ev_present_voltage
+    o.ev_target_voltage = f_ev_target_voltage
+    return o, p
 
 
 # DC_PreChargeResType (urn:iso:std:iso:15118:-20:DC)
@@ -1869,9 +1882,11 @@ def _d_dc_DcPreChargeRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcPreChargeRes")
-    return dc.DcPreChargeRes(
-        header=f_header, response_code=f_response_code, evse_present_voltage=f_evse_present_voltage
-    ), p
+    o = new(dc.DcPreChargeRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_present_voltage = f_evse_present_voltage
+    return o, p
 
 
 # DC_WeldingDetectionReqType (urn:iso:std:iso:15118:-20:DC)
@@ -1896,7 +1911,10 @@ def _d_dc_DcWeldingDetectionReq(r, v, n, p):
     f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVProcessing")
-    return dc.DcWeldingDetectionReq(header=f_header, ev_processing=f_ev_processing), p
+    o = new(dc.DcWeldingDetectionReq)
+    o.header = f_header
+    o.ev_processing = f_ev_processing
+    return o, p
 
 
 # DC_WeldingDetectionResType (urn:iso:std:iso:15118:-20:DC)
@@ -1928,9 +1946,11 @@ def _d_dc_DcWeldingDetectionRes(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcWeldingDetectionRes")
-    return dc.DcWeldingDetectionRes(
-        header=f_header, response_code=f_response_code, evse_present_voltage=f_evse_present_voltage
-    ), p
+    o = new(dc.DcWeldingDetectionRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_present_voltage = f_evse_present_voltage
+    return o, p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2150,7 +2170,15 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
+    o = new(ds.DsaKeyValue)
+    o.p = f_p
+    o.q = f_q
+    o.g = f_g
+    o.y = f_y
+    o.j = f_j
+    o.seed = f_seed
+    o.pgen_counter = f_pgen_counter
+    return o, p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -2171,7 +2199,9 @@ def _d_ds_DigestMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=f_algorithm), p
+    o = new(ds.DigestMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -2289,17 +2319,17 @@ def _d_dc_DynamicDcClReqControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicDcClReqControlMode")
-    return dc.DynamicDcClReqControlMode(
-        departure_time=f_departure_time,
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_maximum_charge_current=f_ev_maximum_charge_current,
-        ev_maximum_voltage=f_ev_maximum_voltage,
-        ev_minimum_voltage=f_ev_minimum_voltage,
-    ), p
+    o = new(dc.DynamicDcClReqControlMode)
+    o.departure_time = f_departure_time
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_maximum_charge_current = f_ev_maximum_charge_current
+    o.ev_maximum_voltage = f_ev_maximum_voltage
+    o.ev_minimum_voltage = f_ev_minimum_voltage
+    return o, p
 
 
 # Dynamic_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -2469,16 +2499,16 @@ def _d_dc_DynamicDcClResControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicDcClResControlMode")
-    return dc.DynamicDcClResControlMode(
-        departure_time=f_departure_time,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        ack_max_delay=f_ack_max_delay,
-        evse_maximum_charge_power=f_evse_maximum_charge_power,
-        evse_minimum_charge_power=f_evse_minimum_charge_power,
-        evse_maximum_charge_current=f_evse_maximum_charge_current,
-        evse_maximum_voltage=f_evse_maximum_voltage,
-    ), p
+    o = new(dc.DynamicDcClResControlMode)
+    o.departure_time = f_departure_time
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.ack_max_delay = f_ack_max_delay
+    o.evse_maximum_charge_power = f_evse_maximum_charge_power
+    o.evse_minimum_charge_power = f_evse_minimum_charge_power
+    o.evse_maximum_charge_current = f_evse_maximum_charge_current
+    o.evse_maximum_voltage = f_evse_maximum_voltage
+    return o, p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -2666,16 +2696,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
-    return ds.KeyInfo(
-        id=f_id,
-        key_name=f_key_name,
-        key_value=f_key_value,
-        retrieval_method=f_retrieval_method,
-        x509_data=f_x509_data,
-        pgp_data=f_pgp_data,
-        spki_data=f_spki_data,
-        mgmt_data=f_mgmt_data,
-    ), p
+    o = new(ds.KeyInfo)
+    o.id = f_id
+    o.key_name = f_key_name
+    o.key_value = f_key_value
+    o.retrieval_method = f_retrieval_method
+    o.x509_data = f_x509_data
+    o.pgp_data = f_pgp_data
+    o.spki_data = f_spki_data
+    o.mgmt_data = f_mgmt_data
+    return o, p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2728,7 +2758,10 @@ def _d_ds_KeyValue(r, v, n, p):
         f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
+    o = new(ds.KeyValue)
+    o.dsa_key_value = f_dsa_key_value
+    o.rsa_key_value = f_rsa_key_value
+    return o, p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -2781,7 +2814,10 @@ def _d_ds_Manifest(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=f_id, reference=f_reference), p
+    o = new(ds.Manifest)
+    o.id = f_id
+    o.reference = f_reference
+    return o, p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -2836,7 +2872,11 @@ def _d_ds_Object(r, v, n, p):
             f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
+    o = new(ds.Object)
+    o.encoding = f_encoding
+    o.id = f_id
+    o.mime_type = f_mime_type
+    return o, p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -2914,7 +2954,10 @@ def _d_ds_PgpData(r, v, n, p):
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
+    o = new(ds.PgpData)
+    o.pgp_key_id = f_pgp_key_id
+    o.pgp_key_packet = f_pgp_key_packet
+    return o, p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -2967,7 +3010,10 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of RsaKeyValue")
-    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
+    o = new(ds.RsaKeyValue)
+    o.modulus = f_modulus
+    o.exponent = f_exponent
+    return o, p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -3074,14 +3120,14 @@ def _d_ds_Reference(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Reference")
-    return ds.Reference(
-        id=f_id,
-        type=f_type,
-        uri=f_uri,
-        transforms=f_transforms,
-        digest_method=f_digest_method,
-        digest_value=f_digest_value,
-    ), p
+    o = new(ds.Reference)
+    o.id = f_id
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    o.digest_method = f_digest_method
+    o.digest_value = f_digest_value
+    return o, p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -3145,7 +3191,11 @@ def _d_ds_RetrievalMethod(r, v, n, p):
         f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
+    o = new(ds.RetrievalMethod)
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    return o, p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -3200,7 +3250,9 @@ def _d_ds_SpkiData(r, v, n, p):
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=f_spki_sexp), p
+    o = new(ds.SpkiData)
+    o.spki_sexp = f_spki_sexp
+    return o, p
 
 
 # Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -3372,18 +3424,18 @@ def _d_dc_ScheduledDcClReqControlMode(r, v, n, p):
         f_ev_minimum_voltage = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledDcClReqControlMode")
-    return dc.ScheduledDcClReqControlMode(
-        ev_target_energy_request=f_ev_target_energy_request,
-        ev_maximum_energy_request=f_ev_maximum_energy_request,
-        ev_minimum_energy_request=f_ev_minimum_energy_request,
-        ev_target_current=f_ev_target_current,
-        ev_target_voltage=f_ev_target_voltage,
-        ev_maximum_charge_power=f_ev_maximum_charge_power,
-        ev_minimum_charge_power=f_ev_minimum_charge_power,
-        ev_maximum_charge_current=f_ev_maximum_charge_current,
-        ev_maximum_voltage=f_ev_maximum_voltage,
-        ev_minimum_voltage=f_ev_minimum_voltage,
-    ), p
+    o = new(dc.ScheduledDcClReqControlMode)
+    o.ev_target_energy_request = f_ev_target_energy_request
+    o.ev_maximum_energy_request = f_ev_maximum_energy_request
+    o.ev_minimum_energy_request = f_ev_minimum_energy_request
+    o.ev_target_current = f_ev_target_current
+    o.ev_target_voltage = f_ev_target_voltage
+    o.ev_maximum_charge_power = f_ev_maximum_charge_power
+    o.ev_minimum_charge_power = f_ev_minimum_charge_power
+    o.ev_maximum_charge_current = f_ev_maximum_charge_current
+    o.ev_maximum_voltage = f_ev_maximum_voltage
+    o.ev_minimum_voltage = f_ev_minimum_voltage
+    return o, p
 
 
 # Scheduled_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
@@ -3470,12 +3522,12 @@ def _d_dc_ScheduledDcClResControlMode(r, v, n, p):
         f_evse_maximum_voltage = None
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledDcClResControlMode")
-    return dc.ScheduledDcClResControlMode(
-        evse_maximum_charge_power=f_evse_maximum_charge_power,
-        evse_minimum_charge_power=f_evse_minimum_charge_power,
-        evse_maximum_charge_current=f_evse_maximum_charge_current,
-        evse_maximum_voltage=f_evse_maximum_voltage,
-    ), p
+    o = new(dc.ScheduledDcClResControlMode)
+    o.evse_maximum_charge_power = f_evse_maximum_charge_power
+    o.evse_minimum_charge_power = f_evse_minimum_charge_power
+    o.evse_maximum_charge_current = f_evse_maximum_charge_current
+    o.evse_maximum_voltage = f_evse_maximum_voltage
+    return o, p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -3562,9 +3614,13 @@ def _d_ds_Signature(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
-    return ds.Signature(
-        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
-    ), p
+    o = new(ds.Signature)
+    o.id = f_id
+    o.signed_info = f_signed_info
+    o.signature_value = f_signature_value
+    o.key_info = f_key_info
+    o.object = f_object
+    return o, p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -3627,7 +3683,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
+    o = new(ds.SignatureMethod)
+    o.algorithm = f_algorithm
+    o.hmac_output_length = f_hmac_output_length
+    return o, p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -3680,7 +3739,10 @@ def _d_ds_SignatureProperties(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
+    o = new(ds.SignatureProperties)
+    o.id = f_id
+    o.signature_property = f_signature_property
+    return o, p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -3717,7 +3779,10 @@ def _d_ds_SignatureProperty(r, v, n, p):
             f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=f_id, target=f_target), p
+    o = new(ds.SignatureProperty)
+    o.id = f_id
+    o.target = f_target
+    return o, p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -3757,14 +3822,20 @@ def _d_ds_SignatureValue(r, v, n, p):
         if (v >> (n - p)) & 0x7:
             raise unexpected(p - 3, 3, "characters or end of SignatureValue")
         f_value = b""
-        return ds.SignatureValue(id=f_id, value=f_value), p
+        o = new(ds.SignatureValue)
+        o.id = f_id
+        o.value = f_value
+        return o, p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=f_id, value=f_value), p
+    o = new(ds.SignatureValue)
+    o.id = f_id
+    o.value = f_value
+    return o, p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -3840,12 +3911,12 @@ def _d_ds_SignedInfo(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
-    return ds.SignedInfo(
-        id=f_id,
-        canonicalization_method=f_canonicalization_method,
-        signature_method=f_signature_method,
-        reference=f_reference,
-    ), p
+    o = new(ds.SignedInfo)
+    o.id = f_id
+    o.canonicalization_method = f_canonicalization_method
+    o.signature_method = f_signature_method
+    o.reference = f_reference
+    return o, p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
@@ -3903,7 +3974,10 @@ def _d_ds_Transform(r, v, n, p):
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
+    o = new(ds.Transform)
+    o.algorithm = f_algorithm
+    o.x_path = f_x_path
+    return o, p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -3945,7 +4019,9 @@ def _d_ds_Transforms(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=f_transform), p
+    o = new(ds.Transforms)
+    o.transform = f_transform
+    return o, p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -4122,13 +4198,13 @@ def _d_ds_X509Data(r, v, n, p):
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
-    return ds.X509Data(
-        x509_issuer_serial=f_x509_issuer_serial,
-        x509ski=f_x509ski,
-        x509_subject_name=f_x509_subject_name,
-        x509_certificate=f_x509_certificate,
-        x509crl=f_x509crl,
-    ), p
+    o = new(ds.X509Data)
+    o.x509_issuer_serial = f_x509_issuer_serial
+    o.x509ski = f_x509ski
+    o.x509_subject_name = f_x509_subject_name
+    o.x509_certificate = f_x509_certificate
+    o.x509crl = f_x509crl
+    return o, p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4166,12 +4242,15 @@ def _d_ct_RationalNumber(r, v, n, p):
         f_value = 0xFF - f_value
     else:
         f_value, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_value <= 32767:
-        raise out_of_range(p, f_value, -32768, 32767)
+        if not -32768 <= f_value <= 32767:
+            raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
+    o = new(ct.RationalNumber)
+    o.exponent = f_exponent
+    o.value = f_value
+    return o, p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4229,7 +4308,11 @@ def _d_ct_MessageHeader(r, v, n, p):
         f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
+    o = new(ct.MessageHeader)
+    o.session_id = f_session_id
+    o.time_stamp = f_time_stamp
+    o.signature = f_signature
+    return o, p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4517,18 +4600,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         f_inlet_hot = None
     if fid != -1:
         raise bad_event(p, fid, "end of DisplayParameters")
-    return ct.DisplayParameters(
-        present_soc=f_present_soc,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        maximum_soc=f_maximum_soc,
-        remaining_time_to_minimum_soc=f_remaining_time_to_minimum_soc,
-        remaining_time_to_target_soc=f_remaining_time_to_target_soc,
-        remaining_time_to_maximum_soc=f_remaining_time_to_maximum_soc,
-        charging_complete=f_charging_complete,
-        battery_energy_capacity=f_battery_energy_capacity,
-        inlet_hot=f_inlet_hot,
-    ), p
+    o = new(ct.DisplayParameters)
+    o.present_soc = f_present_soc
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.maximum_soc = f_maximum_soc
+    o.remaining_time_to_minimum_soc = f_remaining_time_to_minimum_soc
+    o.remaining_time_to_target_soc = f_remaining_time_to_target_soc
+    o.remaining_time_to_maximum_soc = f_remaining_time_to_maximum_soc
+    o.charging_complete = f_charging_complete
+    o.battery_energy_capacity = f_battery_energy_capacity
+    o.inlet_hot = f_inlet_hot
+    return o, p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4561,7 +4644,10 @@ def _d_ct_EvseStatus(r, v, n, p):
     f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=f_notification_max_delay, evse_notification=f_evse_notification), p
+    o = new(ct.EvseStatus)
+    o.notification_max_delay = f_notification_max_delay
+    o.evse_notification = f_evse_notification
+    return o, p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4783,8 +4869,8 @@ def _d_ct_MeterInfo(r, v, n, p):
             f_meter_status = 0xFF - f_meter_status
         else:
             f_meter_status, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_meter_status <= 32767:
-            raise out_of_range(p, f_meter_status, -32768, 32767)
+            if not -32768 <= f_meter_status <= 32767:
+                raise out_of_range(p, f_meter_status, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
@@ -4814,16 +4900,16 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_meter_timestamp = None
     if fid != -1:
         raise bad_event(p, fid, "end of MeterInfo")
-    return ct.MeterInfo(
-        meter_id=f_meter_id,
-        charged_energy_reading_wh=f_charged_energy_reading_wh,
-        bpt_discharged_energy_reading_wh=f_bpt_discharged_energy_reading_wh,
-        capacitive_energy_reading_va_rh=f_capacitive_energy_reading_va_rh,
-        bpt_inductive_energy_reading_va_rh=f_bpt_inductive_energy_reading_va_rh,
-        meter_signature=f_meter_signature,
-        meter_status=f_meter_status,
-        meter_timestamp=f_meter_timestamp,
-    ), p
+    o = new(ct.MeterInfo)
+    o.meter_id = f_meter_id
+    o.charged_energy_reading_wh = f_charged_energy_reading_wh
+    o.bpt_discharged_energy_reading_wh = f_bpt_discharged_energy_reading_wh
+    o.capacitive_energy_reading_va_rh = f_capacitive_energy_reading_va_rh
+    o.bpt_inductive_energy_reading_va_rh = f_bpt_inductive_energy_reading_va_rh
+    o.meter_signature = f_meter_signature
+    o.meter_status = f_meter_status
+    o.meter_timestamp = f_meter_timestamp
+    return o, p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4952,14 +5038,14 @@ def _d_ct_Receipt(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
-    return ct.Receipt(
-        time_anchor=f_time_anchor,
-        energy_costs=f_energy_costs,
-        occupancy_costs=f_occupancy_costs,
-        additional_services_costs=f_additional_services_costs,
-        overstay_costs=f_overstay_costs,
-        tax_costs=f_tax_costs,
-    ), p
+    o = new(ct.Receipt)
+    o.time_anchor = f_time_anchor
+    o.energy_costs = f_energy_costs
+    o.occupancy_costs = f_occupancy_costs
+    o.additional_services_costs = f_additional_services_costs
+    o.overstay_costs = f_overstay_costs
+    o.tax_costs = f_tax_costs
+    return o, p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
@@ -5023,7 +5109,10 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
+    o = new(ds.X509IssuerSerial)
+    o.x509_issuer_name = f_x509_issuer_name
+    o.x509_serial_number = f_x509_serial_number
+    return o, p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5050,7 +5139,10 @@ def _d_ct_DetailedCost(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
-    return ct.DetailedCost(amount=f_amount, cost_per_unit=f_cost_per_unit), p
+    o = new(ct.DetailedCost)
+    o.amount = f_amount
+    o.cost_per_unit = f_cost_per_unit
+    return o, p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -5085,7 +5177,10 @@ def _d_ct_DetailedTax(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=f_tax_rule_id, amount=f_amount), p
+    o = new(ct.DetailedTax)
+    o.tax_rule_id = f_tax_rule_id
+    o.amount = f_amount
+    return o, p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

@@ -22,6 +22,8 @@ from stack.messages import iso20_types as ct
 from stack.messages import iso20_wpt as wpt
 from stack.messages import xmldsig as ds
 
+new = object.__new__  # decoders fill every field themselves: no __init__ needed
+
 _ENUM_ct_EvseNotification = tuple(ct.EvseNotification)
 _EN_ct_EvseNotification = {m: i for i, m in enumerate(_ENUM_ct_EvseNotification)}
 _ENUM_ct_Processing = tuple(ct.Processing)
@@ -54,7 +56,8 @@ def _d_ct_ClReqControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClReqControlMode")
-    return ct.ClReqControlMode(), p
+    o = new(ct.ClReqControlMode)
+    return o, p
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -67,7 +70,8 @@ def _d_ct_ClResControlMode(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClResControlMode")
-    return ct.ClResControlMode(), p
+    o = new(ct.ClResControlMode)
+    return o, p
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -88,7 +92,9 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
+    o = new(ds.CanonicalizationMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -308,7 +314,15 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
+    o = new(ds.DsaKeyValue)
+    o.p = f_p
+    o.q = f_q
+    o.g = f_g
+    o.y = f_y
+    o.j = f_j
+    o.seed = f_seed
+    o.pgen_counter = f_pgen_counter
+    return o, p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -329,7 +343,9 @@ def _d_ds_DigestMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=f_algorithm), p
+    o = new(ds.DigestMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -517,16 +533,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
-    return ds.KeyInfo(
-        id=f_id,
-        key_name=f_key_name,
-        key_value=f_key_value,
-        retrieval_method=f_retrieval_method,
-        x509_data=f_x509_data,
-        pgp_data=f_pgp_data,
-        spki_data=f_spki_data,
-        mgmt_data=f_mgmt_data,
-    ), p
+    o = new(ds.KeyInfo)
+    o.id = f_id
+    o.key_name = f_key_name
+    o.key_value = f_key_value
+    o.retrieval_method = f_retrieval_method
+    o.x509_data = f_x509_data
+    o.pgp_data = f_pgp_data
+    o.spki_data = f_spki_data
+    o.mgmt_data = f_mgmt_data
+    return o, p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -579,7 +595,10 @@ def _d_ds_KeyValue(r, v, n, p):
         f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
+    o = new(ds.KeyValue)
+    o.dsa_key_value = f_dsa_key_value
+    o.rsa_key_value = f_rsa_key_value
+    return o, p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -632,7 +651,10 @@ def _d_ds_Manifest(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=f_id, reference=f_reference), p
+    o = new(ds.Manifest)
+    o.id = f_id
+    o.reference = f_reference
+    return o, p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -687,7 +709,11 @@ def _d_ds_Object(r, v, n, p):
             f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
+    o = new(ds.Object)
+    o.encoding = f_encoding
+    o.id = f_id
+    o.mime_type = f_mime_type
+    return o, p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -765,7 +791,10 @@ def _d_ds_PgpData(r, v, n, p):
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
+    o = new(ds.PgpData)
+    o.pgp_key_id = f_pgp_key_id
+    o.pgp_key_packet = f_pgp_key_packet
+    return o, p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -818,7 +847,10 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of RsaKeyValue")
-    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
+    o = new(ds.RsaKeyValue)
+    o.modulus = f_modulus
+    o.exponent = f_exponent
+    return o, p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -925,14 +957,14 @@ def _d_ds_Reference(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Reference")
-    return ds.Reference(
-        id=f_id,
-        type=f_type,
-        uri=f_uri,
-        transforms=f_transforms,
-        digest_method=f_digest_method,
-        digest_value=f_digest_value,
-    ), p
+    o = new(ds.Reference)
+    o.id = f_id
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    o.digest_method = f_digest_method
+    o.digest_value = f_digest_value
+    return o, p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -996,7 +1028,11 @@ def _d_ds_RetrievalMethod(r, v, n, p):
         f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
+    o = new(ds.RetrievalMethod)
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    return o, p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1051,7 +1087,9 @@ def _d_ds_SpkiData(r, v, n, p):
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=f_spki_sexp), p
+    o = new(ds.SpkiData)
+    o.spki_sexp = f_spki_sexp
+    return o, p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -1138,9 +1176,13 @@ def _d_ds_Signature(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
-    return ds.Signature(
-        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
-    ), p
+    o = new(ds.Signature)
+    o.id = f_id
+    o.signed_info = f_signed_info
+    o.signature_value = f_signature_value
+    o.key_info = f_key_info
+    o.object = f_object
+    return o, p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -1203,7 +1245,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
+    o = new(ds.SignatureMethod)
+    o.algorithm = f_algorithm
+    o.hmac_output_length = f_hmac_output_length
+    return o, p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -1256,7 +1301,10 @@ def _d_ds_SignatureProperties(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
+    o = new(ds.SignatureProperties)
+    o.id = f_id
+    o.signature_property = f_signature_property
+    return o, p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -1293,7 +1341,10 @@ def _d_ds_SignatureProperty(r, v, n, p):
             f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=f_id, target=f_target), p
+    o = new(ds.SignatureProperty)
+    o.id = f_id
+    o.target = f_target
+    return o, p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1333,14 +1384,20 @@ def _d_ds_SignatureValue(r, v, n, p):
         if (v >> (n - p)) & 0x7:
             raise unexpected(p - 3, 3, "characters or end of SignatureValue")
         f_value = b""
-        return ds.SignatureValue(id=f_id, value=f_value), p
+        o = new(ds.SignatureValue)
+        o.id = f_id
+        o.value = f_value
+        return o, p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=f_id, value=f_value), p
+    o = new(ds.SignatureValue)
+    o.id = f_id
+    o.value = f_value
+    return o, p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1416,12 +1473,12 @@ def _d_ds_SignedInfo(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
-    return ds.SignedInfo(
-        id=f_id,
-        canonicalization_method=f_canonicalization_method,
-        signature_method=f_signature_method,
-        reference=f_reference,
-    ), p
+    o = new(ds.SignedInfo)
+    o.id = f_id
+    o.canonicalization_method = f_canonicalization_method
+    o.signature_method = f_signature_method
+    o.reference = f_reference
+    return o, p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
@@ -1479,7 +1536,10 @@ def _d_ds_Transform(r, v, n, p):
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
+    o = new(ds.Transform)
+    o.algorithm = f_algorithm
+    o.x_path = f_x_path
+    return o, p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -1521,7 +1581,9 @@ def _d_ds_Transforms(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=f_transform), p
+    o = new(ds.Transforms)
+    o.transform = f_transform
+    return o, p
 
 
 # WPT_AlignmentCheckReqType (urn:iso:std:iso:15118:-20:WPT)
@@ -1628,13 +1690,13 @@ def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckReq")
-    return wpt.WptAlignmentCheckReq(
-        header=f_header,
-        ev_processing=f_ev_processing,
-        target_coil_current=f_target_coil_current,
-        ev_result_code=f_ev_result_code,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-    ), p
+    o = new(wpt.WptAlignmentCheckReq)
+    o.header = f_header
+    o.ev_processing = f_ev_processing
+    o.target_coil_current = f_target_coil_current
+    o.ev_result_code = f_ev_result_code
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    return o, p
 
 
 # WPT_AlignmentCheckResType (urn:iso:std:iso:15118:-20:WPT)
@@ -1743,14 +1805,14 @@ def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckRes")
-    return wpt.WptAlignmentCheckRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_processing=f_evse_processing,
-        power_transmitted=f_power_transmitted,
-        supply_device_current=f_supply_device_current,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-    ), p
+    o = new(wpt.WptAlignmentCheckRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    o.power_transmitted = f_power_transmitted
+    o.supply_device_current = f_supply_device_current
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    return o, p
 
 
 # WPT_ChargeLoopReqType (urn:iso:std:iso:15118:-20:WPT)
@@ -1904,17 +1966,17 @@ def _d_wpt_WptChargeLoopReq(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeLoopReq")
-    return wpt.WptChargeLoopReq(
-        header=f_header,
-        display_parameters=f_display_parameters,
-        meter_info_requested=f_meter_info_requested,
-        evpc_power_request=f_evpc_power_request,
-        evpc_power_output=f_evpc_power_output,
-        evpc_charge_diagnostics=f_evpc_charge_diagnostics,
-        evpc_operating_frequency=f_evpc_operating_frequency,
-        evpc_power_control_parameter=f_evpc_power_control_parameter,
-        manufacturer_specific_data_container=f_manufacturer_specific_data_container,
-    ), p
+    o = new(wpt.WptChargeLoopReq)
+    o.header = f_header
+    o.display_parameters = f_display_parameters
+    o.meter_info_requested = f_meter_info_requested
+    o.evpc_power_request = f_evpc_power_request
+    o.evpc_power_output = f_evpc_power_output
+    o.evpc_charge_diagnostics = f_evpc_charge_diagnostics
+    o.evpc_operating_frequency = f_evpc_operating_frequency
+    o.evpc_power_control_parameter = f_evpc_power_control_parameter
+    o.manufacturer_specific_data_container = f_manufacturer_specific_data_container
+    return o, p
 
 
 # WPT_ChargeLoopResType (urn:iso:std:iso:15118:-20:WPT)
@@ -2127,21 +2189,21 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeLoopRes")
-    return wpt.WptChargeLoopRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_status=f_evse_status,
-        meter_info=f_meter_info,
-        receipt=f_receipt,
-        evpc_power_request=f_evpc_power_request,
-        sd_power_input=f_sd_power_input,
-        spc_max_output_power_limit=f_spc_max_output_power_limit,
-        spc_min_output_power_limit=f_spc_min_output_power_limit,
-        spc_charge_diagnostics=f_spc_charge_diagnostics,
-        spc_operating_frequency=f_spc_operating_frequency,
-        spc_power_control_parameter=f_spc_power_control_parameter,
-        manufacturer_specific_data_container=f_manufacturer_specific_data_container,
-    ), p
+    o = new(wpt.WptChargeLoopRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_status = f_evse_status
+    o.meter_info = f_meter_info
+    o.receipt = f_receipt
+    o.evpc_power_request = f_evpc_power_request
+    o.sd_power_input = f_sd_power_input
+    o.spc_max_output_power_limit = f_spc_max_output_power_limit
+    o.spc_min_output_power_limit = f_spc_min_output_power_limit
+    o.spc_charge_diagnostics = f_spc_charge_diagnostics
+    o.spc_operating_frequency = f_spc_operating_frequency
+    o.spc_power_control_parameter = f_spc_power_control_parameter
+    o.manufacturer_specific_data_container = f_manufacturer_specific_data_container
+    return o, p
 
 
 # WPT_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:WPT)
@@ -2269,15 +2331,15 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeParameterDiscoveryReq")
-    return wpt.WptChargeParameterDiscoveryReq(
-        header=f_header,
-        evpc_max_receivable_power=f_evpc_max_receivable_power,
-        sd_max_ground_clearence=f_sd_max_ground_clearence,
-        sd_min_ground_clearence=f_sd_min_ground_clearence,
-        evpc_natural_frequency=f_evpc_natural_frequency,
-        evpc_device_local_control=f_evpc_device_local_control,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-    ), p
+    o = new(wpt.WptChargeParameterDiscoveryReq)
+    o.header = f_header
+    o.evpc_max_receivable_power = f_evpc_max_receivable_power
+    o.sd_max_ground_clearence = f_sd_max_ground_clearence
+    o.sd_min_ground_clearence = f_sd_min_ground_clearence
+    o.evpc_natural_frequency = f_evpc_natural_frequency
+    o.evpc_device_local_control = f_evpc_device_local_control
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    return o, p
 
 
 # WPT_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:WPT)
@@ -2416,18 +2478,18 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeParameterDiscoveryRes")
-    return wpt.WptChargeParameterDiscoveryRes(
-        header=f_header,
-        response_code=f_response_code,
-        pd_input_power_class=f_pd_input_power_class,
-        sd_min_output_power=f_sd_min_output_power,
-        sd_max_output_power=f_sd_max_output_power,
-        sd_max_ground_clearance_support=f_sd_max_ground_clearance_support,
-        sd_min_ground_clearance_support=f_sd_min_ground_clearance_support,
-        pd_min_coil_current=f_pd_min_coil_current,
-        pd_max_coil_current=f_pd_max_coil_current,
-        sd_manufacturer_specific_data_container=f_sd_manufacturer_specific_data_container,
-    ), p
+    o = new(wpt.WptChargeParameterDiscoveryRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.pd_input_power_class = f_pd_input_power_class
+    o.sd_min_output_power = f_sd_min_output_power
+    o.sd_max_output_power = f_sd_max_output_power
+    o.sd_max_ground_clearance_support = f_sd_max_ground_clearance_support
+    o.sd_min_ground_clearance_support = f_sd_min_ground_clearance_support
+    o.pd_min_coil_current = f_pd_min_coil_current
+    o.pd_max_coil_current = f_pd_max_coil_current
+    o.sd_manufacturer_specific_data_container = f_sd_manufacturer_specific_data_container
+    return o, p
 
 
 # WPT_FinePositioningReqType (urn:iso:std:iso:15118:-20:WPT)
@@ -2523,13 +2585,13 @@ def _d_wpt_WptFinePositioningReq(r, v, n, p):
         f_wpt_lf_data_package_list = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningReq")
-    return wpt.WptFinePositioningReq(
-        header=f_header,
-        ev_processing=f_ev_processing,
-        ev_result_code=f_ev_result_code,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-        wpt_lf_data_package_list=f_wpt_lf_data_package_list,
-    ), p
+    o = new(wpt.WptFinePositioningReq)
+    o.header = f_header
+    o.ev_processing = f_ev_processing
+    o.ev_result_code = f_ev_result_code
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    o.wpt_lf_data_package_list = f_wpt_lf_data_package_list
+    return o, p
 
 
 # WPT_FinePositioningResType (urn:iso:std:iso:15118:-20:WPT)
@@ -2625,13 +2687,13 @@ def _d_wpt_WptFinePositioningRes(r, v, n, p):
         f_wpt_lf_data_package_list = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningRes")
-    return wpt.WptFinePositioningRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_processing=f_evse_processing,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-        wpt_lf_data_package_list=f_wpt_lf_data_package_list,
-    ), p
+    o = new(wpt.WptFinePositioningRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    o.wpt_lf_data_package_list = f_wpt_lf_data_package_list
+    return o, p
 
 
 # WPT_FinePositioningSetupReqType (urn:iso:std:iso:15118:-20:WPT)
@@ -2773,16 +2835,16 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
         f_lf_system_setup_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningSetupReq")
-    return wpt.WptFinePositioningSetupReq(
-        header=f_header,
-        ev_processing=f_ev_processing,
-        ev_device_fine_positioning_method_list=f_ev_device_fine_positioning_method_list,
-        ev_device_pairing_method_list=f_ev_device_pairing_method_list,
-        ev_device_alignment_check_method_list=f_ev_device_alignment_check_method_list,
-        natural_offset=f_natural_offset,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-        lf_system_setup_data=f_lf_system_setup_data,
-    ), p
+    o = new(wpt.WptFinePositioningSetupReq)
+    o.header = f_header
+    o.ev_processing = f_ev_processing
+    o.ev_device_fine_positioning_method_list = f_ev_device_fine_positioning_method_list
+    o.ev_device_pairing_method_list = f_ev_device_pairing_method_list
+    o.ev_device_alignment_check_method_list = f_ev_device_alignment_check_method_list
+    o.natural_offset = f_natural_offset
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    o.lf_system_setup_data = f_lf_system_setup_data
+    return o, p
 
 
 # WPT_FinePositioningSetupResType (urn:iso:std:iso:15118:-20:WPT)
@@ -2924,16 +2986,16 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
         f_lf_system_setup_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningSetupRes")
-    return wpt.WptFinePositioningSetupRes(
-        header=f_header,
-        response_code=f_response_code,
-        primary_device_fine_positioning_method_list=f_primary_device_fine_positioning_method_list,
-        primary_device_pairing_method_list=f_primary_device_pairing_method_list,
-        primary_device_alignment_check_method_list=f_primary_device_alignment_check_method_list,
-        natural_offset=f_natural_offset,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-        lf_system_setup_data=f_lf_system_setup_data,
-    ), p
+    o = new(wpt.WptFinePositioningSetupRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.primary_device_fine_positioning_method_list = f_primary_device_fine_positioning_method_list
+    o.primary_device_pairing_method_list = f_primary_device_pairing_method_list
+    o.primary_device_alignment_check_method_list = f_primary_device_alignment_check_method_list
+    o.natural_offset = f_natural_offset
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    o.lf_system_setup_data = f_lf_system_setup_data
+    return o, p
 
 
 # WPT_PairingReqType (urn:iso:std:iso:15118:-20:WPT)
@@ -3055,13 +3117,13 @@ def _d_wpt_WptPairingReq(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingReq")
-    return wpt.WptPairingReq(
-        header=f_header,
-        ev_processing=f_ev_processing,
-        observed_id_code=f_observed_id_code,
-        ev_result_code=f_ev_result_code,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-    ), p
+    o = new(wpt.WptPairingReq)
+    o.header = f_header
+    o.ev_processing = f_ev_processing
+    o.observed_id_code = f_observed_id_code
+    o.ev_result_code = f_ev_result_code
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    return o, p
 
 
 # WPT_PairingResType (urn:iso:std:iso:15118:-20:WPT)
@@ -3185,14 +3247,14 @@ def _d_wpt_WptPairingRes(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingRes")
-    return wpt.WptPairingRes(
-        header=f_header,
-        response_code=f_response_code,
-        evse_processing=f_evse_processing,
-        observed_id_code=f_observed_id_code,
-        alternative_secc_list=f_alternative_secc_list,
-        vendor_specific_data_container=f_vendor_specific_data_container,
-    ), p
+    o = new(wpt.WptPairingRes)
+    o.header = f_header
+    o.response_code = f_response_code
+    o.evse_processing = f_evse_processing
+    o.observed_id_code = f_observed_id_code
+    o.alternative_secc_list = f_alternative_secc_list
+    o.vendor_specific_data_container = f_vendor_specific_data_container
+    return o, p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -3369,13 +3431,13 @@ def _d_ds_X509Data(r, v, n, p):
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
-    return ds.X509Data(
-        x509_issuer_serial=f_x509_issuer_serial,
-        x509ski=f_x509ski,
-        x509_subject_name=f_x509_subject_name,
-        x509_certificate=f_x509_certificate,
-        x509crl=f_x509crl,
-    ), p
+    o = new(ds.X509Data)
+    o.x509_issuer_serial = f_x509_issuer_serial
+    o.x509ski = f_x509ski
+    o.x509_subject_name = f_x509_subject_name
+    o.x509_certificate = f_x509_certificate
+    o.x509crl = f_x509crl
+    return o, p
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -3433,7 +3495,11 @@ def _d_ct_MessageHeader(r, v, n, p):
         f_signature = None
     if fid != -1:
         raise bad_event(p, fid, "end of MessageHeader")
-    return ct.MessageHeader(session_id=f_session_id, time_stamp=f_time_stamp, signature=f_signature), p
+    o = new(ct.MessageHeader)
+    o.session_id = f_session_id
+    o.time_stamp = f_time_stamp
+    o.signature = f_signature
+    return o, p
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -3471,12 +3537,15 @@ def _d_ct_RationalNumber(r, v, n, p):
         f_value = 0xFF - f_value
     else:
         f_value, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_value <= 32767:
-        raise out_of_range(p, f_value, -32768, 32767)
+        if not -32768 <= f_value <= 32767:
+            raise out_of_range(p, f_value, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Value")
-    return ct.RationalNumber(exponent=f_exponent, value=f_value), p
+    o = new(ct.RationalNumber)
+    o.exponent = f_exponent
+    o.value = f_value
+    return o, p
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -3764,18 +3833,18 @@ def _d_ct_DisplayParameters(r, v, n, p):
         f_inlet_hot = None
     if fid != -1:
         raise bad_event(p, fid, "end of DisplayParameters")
-    return ct.DisplayParameters(
-        present_soc=f_present_soc,
-        minimum_soc=f_minimum_soc,
-        target_soc=f_target_soc,
-        maximum_soc=f_maximum_soc,
-        remaining_time_to_minimum_soc=f_remaining_time_to_minimum_soc,
-        remaining_time_to_target_soc=f_remaining_time_to_target_soc,
-        remaining_time_to_maximum_soc=f_remaining_time_to_maximum_soc,
-        charging_complete=f_charging_complete,
-        battery_energy_capacity=f_battery_energy_capacity,
-        inlet_hot=f_inlet_hot,
-    ), p
+    o = new(ct.DisplayParameters)
+    o.present_soc = f_present_soc
+    o.minimum_soc = f_minimum_soc
+    o.target_soc = f_target_soc
+    o.maximum_soc = f_maximum_soc
+    o.remaining_time_to_minimum_soc = f_remaining_time_to_minimum_soc
+    o.remaining_time_to_target_soc = f_remaining_time_to_target_soc
+    o.remaining_time_to_maximum_soc = f_remaining_time_to_maximum_soc
+    o.charging_complete = f_charging_complete
+    o.battery_energy_capacity = f_battery_energy_capacity
+    o.inlet_hot = f_inlet_hot
+    return o, p
 
 
 # WPT_EVPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)
@@ -3830,12 +3899,12 @@ def _d_wpt_WptEvpcPowerControlParameter(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptEvpcPowerControlParameter")
-    return wpt.WptEvpcPowerControlParameter(
-        evpc_coil_current_request=f_evpc_coil_current_request,
-        evpc_coil_current_information=f_evpc_coil_current_information,
-        evpc_current_output_information=f_evpc_current_output_information,
-        evpc_voltage_output_information=f_evpc_voltage_output_information,
-    ), p
+    o = new(wpt.WptEvpcPowerControlParameter)
+    o.evpc_coil_current_request = f_evpc_coil_current_request
+    o.evpc_coil_current_information = f_evpc_coil_current_information
+    o.evpc_current_output_information = f_evpc_current_output_information
+    o.evpc_voltage_output_information = f_evpc_voltage_output_information
+    return o, p
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -3868,7 +3937,10 @@ def _d_ct_EvseStatus(r, v, n, p):
     f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSENotification")
-    return ct.EvseStatus(notification_max_delay=f_notification_max_delay, evse_notification=f_evse_notification), p
+    o = new(ct.EvseStatus)
+    o.notification_max_delay = f_notification_max_delay
+    o.evse_notification = f_evse_notification
+    return o, p
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4090,8 +4162,8 @@ def _d_ct_MeterInfo(r, v, n, p):
             f_meter_status = 0xFF - f_meter_status
         else:
             f_meter_status, p = r_sint(v, n, p, 3)
-        if not -32768 <= f_meter_status <= 32767:
-            raise out_of_range(p, f_meter_status, -32768, 32767)
+            if not -32768 <= f_meter_status <= 32767:
+                raise out_of_range(p, f_meter_status, -32768, 32767)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
@@ -4121,16 +4193,16 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_meter_timestamp = None
     if fid != -1:
         raise bad_event(p, fid, "end of MeterInfo")
-    return ct.MeterInfo(
-        meter_id=f_meter_id,
-        charged_energy_reading_wh=f_charged_energy_reading_wh,
-        bpt_discharged_energy_reading_wh=f_bpt_discharged_energy_reading_wh,
-        capacitive_energy_reading_va_rh=f_capacitive_energy_reading_va_rh,
-        bpt_inductive_energy_reading_va_rh=f_bpt_inductive_energy_reading_va_rh,
-        meter_signature=f_meter_signature,
-        meter_status=f_meter_status,
-        meter_timestamp=f_meter_timestamp,
-    ), p
+    o = new(ct.MeterInfo)
+    o.meter_id = f_meter_id
+    o.charged_energy_reading_wh = f_charged_energy_reading_wh
+    o.bpt_discharged_energy_reading_wh = f_bpt_discharged_energy_reading_wh
+    o.capacitive_energy_reading_va_rh = f_capacitive_energy_reading_va_rh
+    o.bpt_inductive_energy_reading_va_rh = f_bpt_inductive_energy_reading_va_rh
+    o.meter_signature = f_meter_signature
+    o.meter_status = f_meter_status
+    o.meter_timestamp = f_meter_timestamp
+    return o, p
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4259,14 +4331,14 @@ def _d_ct_Receipt(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
-    return ct.Receipt(
-        time_anchor=f_time_anchor,
-        energy_costs=f_energy_costs,
-        occupancy_costs=f_occupancy_costs,
-        additional_services_costs=f_additional_services_costs,
-        overstay_costs=f_overstay_costs,
-        tax_costs=f_tax_costs,
-    ), p
+    o = new(ct.Receipt)
+    o.time_anchor = f_time_anchor
+    o.energy_costs = f_energy_costs
+    o.occupancy_costs = f_occupancy_costs
+    o.additional_services_costs = f_additional_services_costs
+    o.overstay_costs = f_overstay_costs
+    o.tax_costs = f_tax_costs
+    return o, p
 
 
 # WPT_SPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)
@@ -4290,9 +4362,9 @@ def _d_wpt_WptSpcPowerControlParameter(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptSpcPowerControlParameter")
-    return wpt.WptSpcPowerControlParameter(
-        spc_primary_device_coil_current_information=f_spc_primary_device_coil_current_information
-    ), p
+    o = new(wpt.WptSpcPowerControlParameter)
+    o.spc_primary_device_coil_current_information = f_spc_primary_device_coil_current_information
+    return o, p
 
 
 # WPT_LF_DataPackageListType (urn:iso:std:iso:15118:-20:WPT)
@@ -4320,7 +4392,10 @@ def _d_wpt_WptLfDataPackageList(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfDataPackageList")
-    return wpt.WptLfDataPackageList(num_packages=f_num_packages, wpt_lf_data_package=f_wpt_lf_data_package), p
+    o = new(wpt.WptLfDataPackageList)
+    o.num_packages = f_num_packages
+    o.wpt_lf_data_package = f_wpt_lf_data_package
+    return o, p
 
 
 # WPT_FinePositioningMethodListType (urn:iso:std:iso:15118:-20:WPT)
@@ -4377,7 +4452,9 @@ def _d_wpt_WptFinePositioningMethodList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningMethodList")
-    return wpt.WptFinePositioningMethodList(wpt_fine_positioning_method=f_wpt_fine_positioning_method), p
+    o = new(wpt.WptFinePositioningMethodList)
+    o.wpt_fine_positioning_method = f_wpt_fine_positioning_method
+    return o, p
 
 
 # WPT_PairingMethodListType (urn:iso:std:iso:15118:-20:WPT)
@@ -4430,7 +4507,9 @@ def _d_wpt_WptPairingMethodList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingMethodList")
-    return wpt.WptPairingMethodList(wpt_pairing_method=f_wpt_pairing_method), p
+    o = new(wpt.WptPairingMethodList)
+    o.wpt_pairing_method = f_wpt_pairing_method
+    return o, p
 
 
 # WPT_AlignmentCheckMethodListType (urn:iso:std:iso:15118:-20:WPT)
@@ -4485,7 +4564,9 @@ def _d_wpt_WptAlignmentCheckMethodList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckMethodList")
-    return wpt.WptAlignmentCheckMethodList(wpt_alignment_check_method=f_wpt_alignment_check_method), p
+    o = new(wpt.WptAlignmentCheckMethodList)
+    o.wpt_alignment_check_method = f_wpt_alignment_check_method
+    return o, p
 
 
 # WPT_LF_SystemSetupDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -4540,9 +4621,10 @@ def _d_wpt_WptLfSystemSetupData(r, v, n, p):
         f_lf_receiver_setup_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfSystemSetupData")
-    return wpt.WptLfSystemSetupData(
-        lf_transmitter_setup_data=f_lf_transmitter_setup_data, lf_receiver_setup_data=f_lf_receiver_setup_data
-    ), p
+    o = new(wpt.WptLfSystemSetupData)
+    o.lf_transmitter_setup_data = f_lf_transmitter_setup_data
+    o.lf_receiver_setup_data = f_lf_receiver_setup_data
+    return o, p
 
 
 # AlternativeSECCListType (urn:iso:std:iso:15118:-20:WPT)
@@ -4590,7 +4672,9 @@ def _d_wpt_AlternativeSeccList(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of AlternativeSeccList")
-    return wpt.AlternativeSeccList(alternative_secc=f_alternative_secc), p
+    o = new(wpt.AlternativeSeccList)
+    o.alternative_secc = f_alternative_secc
+    return o, p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
@@ -4654,7 +4738,10 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
+    o = new(ds.X509IssuerSerial)
+    o.x509_issuer_name = f_x509_issuer_name
+    o.x509_serial_number = f_x509_serial_number
+    return o, p
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4681,7 +4768,10 @@ def _d_ct_DetailedCost(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
-    return ct.DetailedCost(amount=f_amount, cost_per_unit=f_cost_per_unit), p
+    o = new(ct.DetailedCost)
+    o.amount = f_amount
+    o.cost_per_unit = f_cost_per_unit
+    return o, p
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
@@ -4716,7 +4806,10 @@ def _d_ct_DetailedTax(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
-    return ct.DetailedTax(tax_rule_id=f_tax_rule_id, amount=f_amount), p
+    o = new(ct.DetailedTax)
+    o.tax_rule_id = f_tax_rule_id
+    o.amount = f_amount
+    return o, p
 
 
 # WPT_LF_DataPackageType (urn:iso:std:iso:15118:-20:WPT)
@@ -4781,7 +4874,11 @@ def _d_wpt_WptLfDataPackage(r, v, n, p):
         f_lf_rx_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfDataPackage")
-    return wpt.WptLfDataPackage(package_index=f_package_index, lf_tx_data=f_lf_tx_data, lf_rx_data=f_lf_rx_data), p
+    o = new(wpt.WptLfDataPackage)
+    o.package_index = f_package_index
+    o.lf_tx_data = f_lf_tx_data
+    o.lf_rx_data = f_lf_rx_data
+    return o, p
 
 
 # WPT_LF_TransmitterDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -4861,12 +4958,12 @@ def _d_wpt_WptLfTransmitterData(r, v, n, p):
         f_tx_package_spec_data = None
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfTransmitterData")
-    return wpt.WptLfTransmitterData(
-        number_of_transmitters=f_number_of_transmitters,
-        signal_frequency=f_signal_frequency,
-        tx_spec_data=f_tx_spec_data,
-        tx_package_spec_data=f_tx_package_spec_data,
-    ), p
+    o = new(wpt.WptLfTransmitterData)
+    o.number_of_transmitters = f_number_of_transmitters
+    o.signal_frequency = f_signal_frequency
+    o.tx_spec_data = f_tx_spec_data
+    o.tx_package_spec_data = f_tx_package_spec_data
+    return o, p
 
 
 # WPT_LF_ReceiverDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -4926,7 +5023,10 @@ def _d_wpt_WptLfReceiverData(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfReceiverData")
-    return wpt.WptLfReceiverData(number_of_receivers=f_number_of_receivers, rx_spec_data=f_rx_spec_data), p
+    o = new(wpt.WptLfReceiverData)
+    o.number_of_receivers = f_number_of_receivers
+    o.rx_spec_data = f_rx_spec_data
+    return o, p
 
 
 # AlternativeSECCType (urn:iso:std:iso:15118:-20:WPT)
@@ -5065,7 +5165,12 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         f_port = None
     if fid != -1:
         raise bad_event(p, fid, "end of AlternativeSecc")
-    return wpt.AlternativeSecc(ssid=f_ssid, bssid=f_bssid, ip_address=f_ip_address, port=f_port), p
+    o = new(wpt.AlternativeSecc)
+    o.ssid = f_ssid
+    o.bssid = f_bssid
+    o.ip_address = f_ip_address
+    o.port = f_port
+    return o, p
 
 
 # WPT_LF_TxDataListType (urn:iso:std:iso:15118:-20:WPT)
@@ -5085,7 +5190,9 @@ def _d_wpt_WptLfTxDataList(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfTxDataList")
-    return wpt.WptLfTxDataList(wpt_lf_tx_data_list=f_wpt_lf_tx_data_list), p
+    o = new(wpt.WptLfTxDataList)
+    o.wpt_lf_tx_data_list = f_wpt_lf_tx_data_list
+    return o, p
 
 
 # WPT_LF_RxDataListType (urn:iso:std:iso:15118:-20:WPT)
@@ -5105,7 +5212,9 @@ def _d_wpt_WptLfRxDataList(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxDataList")
-    return wpt.WptLfRxDataList(wpt_lf_rx_data_list=f_wpt_lf_rx_data_list), p
+    o = new(wpt.WptLfRxDataList)
+    o.wpt_lf_rx_data_list = f_wpt_lf_rx_data_list
+    return o, p
 
 
 # WPT_TxRxSpecDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -5147,9 +5256,11 @@ def _d_wpt_WptTxRxSpecData(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptTxRxSpecData")
-    return wpt.WptTxRxSpecData(
-        tx_rx_identifier=f_tx_rx_identifier, tx_rx_position=f_tx_rx_position, tx_rx_orientation=f_tx_rx_orientation
-    ), p
+    o = new(wpt.WptTxRxSpecData)
+    o.tx_rx_identifier = f_tx_rx_identifier
+    o.tx_rx_position = f_tx_rx_position
+    o.tx_rx_orientation = f_tx_rx_orientation
+    return o, p
 
 
 # WPT_TxRxPackageSpecDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -5284,12 +5395,12 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptTxRxPackageSpecData")
-    return wpt.WptTxRxPackageSpecData(
-        pulse_sequence_order=f_pulse_sequence_order,
-        pulse_separation_time=f_pulse_separation_time,
-        pulse_duration=f_pulse_duration,
-        package_separation_time=f_package_separation_time,
-    ), p
+    o = new(wpt.WptTxRxPackageSpecData)
+    o.pulse_sequence_order = f_pulse_sequence_order
+    o.pulse_separation_time = f_pulse_separation_time
+    o.pulse_duration = f_pulse_duration
+    o.package_separation_time = f_package_separation_time
+    return o, p
 
 
 # WPT_LF_TxDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -5324,7 +5435,10 @@ def _d_wpt_WptLfTxData(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfTxData")
-    return wpt.WptLfTxData(tx_identifier=f_tx_identifier, eirp=f_eirp), p
+    o = new(wpt.WptLfTxData)
+    o.tx_identifier = f_tx_identifier
+    o.eirp = f_eirp
+    return o, p
 
 
 # WPT_LF_RxDataType (urn:iso:std:iso:15118:-20:WPT)
@@ -5359,7 +5473,10 @@ def _d_wpt_WptLfRxData(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxData")
-    return wpt.WptLfRxData(rx_identifier=f_rx_identifier, rssi_data=f_rssi_data), p
+    o = new(wpt.WptLfRxData)
+    o.rx_identifier = f_rx_identifier
+    o.rssi_data = f_rssi_data
+    return o, p
 
 
 # WPT_CoordinateXYZType (urn:iso:std:iso:15118:-20:WPT)
@@ -5407,8 +5524,8 @@ def _d_wpt_WptCoordinateXyz(r, v, n, p):
         f_coord_x = 0xFF - f_coord_x
     else:
         f_coord_x, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_coord_x <= 32767:
-        raise out_of_range(p, f_coord_x, -32768, 32767)
+        if not -32768 <= f_coord_x <= 32767:
+            raise out_of_range(p, f_coord_x, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Coord_X")
@@ -5420,8 +5537,8 @@ def _d_wpt_WptCoordinateXyz(r, v, n, p):
         f_coord_y = 0xFF - f_coord_y
     else:
         f_coord_y, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_coord_y <= 32767:
-        raise out_of_range(p, f_coord_y, -32768, 32767)
+        if not -32768 <= f_coord_y <= 32767:
+            raise out_of_range(p, f_coord_y, -32768, 32767)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of Coord_Y")
@@ -5433,12 +5550,16 @@ def _d_wpt_WptCoordinateXyz(r, v, n, p):
         f_coord_z = 0xFF - f_coord_z
     else:
         f_coord_z, p = r_sint(v, n, p, 3)
-    if not -32768 <= f_coord_z <= 32767:
-        raise out_of_range(p, f_coord_z, -32768, 32767)
+        if not -32768 <= f_coord_z <= 32767:
+            raise out_of_range(p, f_coord_z, -32768, 32767)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Coord_Z")
-    return wpt.WptCoordinateXyz(coord_x=f_coord_x, coord_y=f_coord_y, coord_z=f_coord_z), p
+    o = new(wpt.WptCoordinateXyz)
+    o.coord_x = f_coord_x
+    o.coord_y = f_coord_y
+    o.coord_z = f_coord_z
+    return o, p
 
 
 # WPT_TxRxPulseOrderType (urn:iso:std:iso:15118:-20:WPT)
@@ -5481,7 +5602,10 @@ def _d_wpt_WptTxRxPulseOrder(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TxRxIdentifier")
-    return wpt.WptTxRxPulseOrder(index_number=f_index_number, tx_rx_identifier=f_tx_rx_identifier), p
+    o = new(wpt.WptTxRxPulseOrder)
+    o.index_number = f_index_number
+    o.tx_rx_identifier = f_tx_rx_identifier
+    return o, p
 
 
 # WPT_LF_RxRSSIListType (urn:iso:std:iso:15118:-20:WPT)
@@ -5501,7 +5625,9 @@ def _d_wpt_WptLfRxRssiList(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxRssiList")
-    return wpt.WptLfRxRssiList(rssi_data_list=f_rssi_data_list), p
+    o = new(wpt.WptLfRxRssiList)
+    o.rssi_data_list = f_rssi_data_list
+    return o, p
 
 
 # WPT_LF_RxRSSIType (urn:iso:std:iso:15118:-20:WPT)
@@ -5536,7 +5662,10 @@ def _d_wpt_WptLfRxRssi(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxRssi")
-    return wpt.WptLfRxRssi(tx_identifier=f_tx_identifier, rssi=f_rssi), p
+    o = new(wpt.WptLfRxRssi)
+    o.tx_identifier = f_tx_identifier
+    o.rssi = f_rssi
+    return o, p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);

@@ -20,6 +20,8 @@ from stack.exi.runtime import (  # noqa: F401
 )
 from stack.messages import xmldsig as ds
 
+new = object.__new__  # decoders fill every field themselves: no __init__ needed
+
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
 def _e_ds_CanonicalizationMethod(a, o, st):
@@ -39,7 +41,9 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
-    return ds.CanonicalizationMethod(algorithm=f_algorithm), p
+    o = new(ds.CanonicalizationMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -259,7 +263,15 @@ def _d_ds_DsaKeyValue(r, v, n, p):
         f_pgen_counter = None
     if fid != -1:
         raise bad_event(p, fid, "end of DsaKeyValue")
-    return ds.DsaKeyValue(p=f_p, q=f_q, g=f_g, y=f_y, j=f_j, seed=f_seed, pgen_counter=f_pgen_counter), p
+    o = new(ds.DsaKeyValue)
+    o.p = f_p
+    o.q = f_q
+    o.g = f_g
+    o.y = f_y
+    o.j = f_j
+    o.seed = f_seed
+    o.pgen_counter = f_pgen_counter
+    return o, p
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -280,7 +292,9 @@ def _d_ds_DigestMethod(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
-    return ds.DigestMethod(algorithm=f_algorithm), p
+    o = new(ds.DigestMethod)
+    o.algorithm = f_algorithm
+    return o, p
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -468,16 +482,16 @@ def _d_ds_KeyInfo(r, v, n, p):
             f_mgmt_data.append(x)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
-    return ds.KeyInfo(
-        id=f_id,
-        key_name=f_key_name,
-        key_value=f_key_value,
-        retrieval_method=f_retrieval_method,
-        x509_data=f_x509_data,
-        pgp_data=f_pgp_data,
-        spki_data=f_spki_data,
-        mgmt_data=f_mgmt_data,
-    ), p
+    o = new(ds.KeyInfo)
+    o.id = f_id
+    o.key_name = f_key_name
+    o.key_value = f_key_value
+    o.retrieval_method = f_retrieval_method
+    o.x509_data = f_x509_data
+    o.pgp_data = f_pgp_data
+    o.spki_data = f_spki_data
+    o.mgmt_data = f_mgmt_data
+    return o, p
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -530,7 +544,10 @@ def _d_ds_KeyValue(r, v, n, p):
         f_rsa_key_value = None
     if fid != -1:
         raise bad_event(p, fid, "end of KeyValue")
-    return ds.KeyValue(dsa_key_value=f_dsa_key_value, rsa_key_value=f_rsa_key_value), p
+    o = new(ds.KeyValue)
+    o.dsa_key_value = f_dsa_key_value
+    o.rsa_key_value = f_rsa_key_value
+    return o, p
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
@@ -583,7 +600,10 @@ def _d_ds_Manifest(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
-    return ds.Manifest(id=f_id, reference=f_reference), p
+    o = new(ds.Manifest)
+    o.id = f_id
+    o.reference = f_reference
+    return o, p
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
@@ -638,7 +658,11 @@ def _d_ds_Object(r, v, n, p):
             f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
             continue
         raise bad_event(p, fid, "content of Object")
-    return ds.Object(encoding=f_encoding, id=f_id, mime_type=f_mime_type), p
+    o = new(ds.Object)
+    o.encoding = f_encoding
+    o.id = f_id
+    o.mime_type = f_mime_type
+    return o, p
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -716,7 +740,10 @@ def _d_ds_PgpData(r, v, n, p):
             f_pgp_key_packet.append(x)
             continue
         raise bad_event(p, fid, "content of PgpData")
-    return ds.PgpData(pgp_key_id=f_pgp_key_id, pgp_key_packet=f_pgp_key_packet), p
+    o = new(ds.PgpData)
+    o.pgp_key_id = f_pgp_key_id
+    o.pgp_key_packet = f_pgp_key_packet
+    return o, p
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -769,7 +796,10 @@ def _d_ds_RsaKeyValue(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of RsaKeyValue")
-    return ds.RsaKeyValue(modulus=f_modulus, exponent=f_exponent), p
+    o = new(ds.RsaKeyValue)
+    o.modulus = f_modulus
+    o.exponent = f_exponent
+    return o, p
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
@@ -876,14 +906,14 @@ def _d_ds_Reference(r, v, n, p):
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Reference")
-    return ds.Reference(
-        id=f_id,
-        type=f_type,
-        uri=f_uri,
-        transforms=f_transforms,
-        digest_method=f_digest_method,
-        digest_value=f_digest_value,
-    ), p
+    o = new(ds.Reference)
+    o.id = f_id
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    o.digest_method = f_digest_method
+    o.digest_value = f_digest_value
+    return o, p
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -947,7 +977,11 @@ def _d_ds_RetrievalMethod(r, v, n, p):
         f_transforms = None
     if fid != -1:
         raise bad_event(p, fid, "end of RetrievalMethod")
-    return ds.RetrievalMethod(type=f_type, uri=f_uri, transforms=f_transforms), p
+    o = new(ds.RetrievalMethod)
+    o.type = f_type
+    o.uri = f_uri
+    o.transforms = f_transforms
+    return o, p
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1002,7 +1036,9 @@ def _d_ds_SpkiData(r, v, n, p):
             f_spki_sexp.append(x)
             continue
         raise bad_event(p, fid, "content of SpkiData")
-    return ds.SpkiData(spki_sexp=f_spki_sexp), p
+    o = new(ds.SpkiData)
+    o.spki_sexp = f_spki_sexp
+    return o, p
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
@@ -1089,9 +1125,13 @@ def _d_ds_Signature(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
-    return ds.Signature(
-        id=f_id, signed_info=f_signed_info, signature_value=f_signature_value, key_info=f_key_info, object=f_object
-    ), p
+    o = new(ds.Signature)
+    o.id = f_id
+    o.signed_info = f_signed_info
+    o.signature_value = f_signature_value
+    o.key_info = f_key_info
+    o.object = f_object
+    return o, p
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
@@ -1154,7 +1194,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         f_hmac_output_length = None
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureMethod")
-    return ds.SignatureMethod(algorithm=f_algorithm, hmac_output_length=f_hmac_output_length), p
+    o = new(ds.SignatureMethod)
+    o.algorithm = f_algorithm
+    o.hmac_output_length = f_hmac_output_length
+    return o, p
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
@@ -1207,7 +1250,10 @@ def _d_ds_SignatureProperties(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
-    return ds.SignatureProperties(id=f_id, signature_property=f_signature_property), p
+    o = new(ds.SignatureProperties)
+    o.id = f_id
+    o.signature_property = f_signature_property
+    return o, p
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
@@ -1244,7 +1290,10 @@ def _d_ds_SignatureProperty(r, v, n, p):
             f_target, p = r_string(r, v, n, p, "Target", None)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
-    return ds.SignatureProperty(id=f_id, target=f_target), p
+    o = new(ds.SignatureProperty)
+    o.id = f_id
+    o.target = f_target
+    return o, p
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
@@ -1284,14 +1333,20 @@ def _d_ds_SignatureValue(r, v, n, p):
         if (v >> (n - p)) & 0x7:
             raise unexpected(p - 3, 3, "characters or end of SignatureValue")
         f_value = b""
-        return ds.SignatureValue(id=f_id, value=f_value), p
+        o = new(ds.SignatureValue)
+        o.id = f_id
+        o.value = f_value
+        return o, p
     if fid != 1:
         raise bad_event(p, fid, "characters")
     f_value, p = r_binary(v, n, p, None)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
-    return ds.SignatureValue(id=f_id, value=f_value), p
+    o = new(ds.SignatureValue)
+    o.id = f_id
+    o.value = f_value
+    return o, p
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
@@ -1367,12 +1422,12 @@ def _d_ds_SignedInfo(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
-    return ds.SignedInfo(
-        id=f_id,
-        canonicalization_method=f_canonicalization_method,
-        signature_method=f_signature_method,
-        reference=f_reference,
-    ), p
+    o = new(ds.SignedInfo)
+    o.id = f_id
+    o.canonicalization_method = f_canonicalization_method
+    o.signature_method = f_signature_method
+    o.reference = f_reference
+    return o, p
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
@@ -1430,7 +1485,10 @@ def _d_ds_Transform(r, v, n, p):
             f_x_path.append(x)
             continue
         raise bad_event(p, fid, "content of Transform")
-    return ds.Transform(algorithm=f_algorithm, x_path=f_x_path), p
+    o = new(ds.Transform)
+    o.algorithm = f_algorithm
+    o.x_path = f_x_path
+    return o, p
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
@@ -1472,7 +1530,9 @@ def _d_ds_Transforms(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
-    return ds.Transforms(transform=f_transform), p
+    o = new(ds.Transforms)
+    o.transform = f_transform
+    return o, p
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
@@ -1649,13 +1709,13 @@ def _d_ds_X509Data(r, v, n, p):
             f_x509crl.append(x)
             continue
         raise bad_event(p, fid, "content of X509Data")
-    return ds.X509Data(
-        x509_issuer_serial=f_x509_issuer_serial,
-        x509ski=f_x509ski,
-        x509_subject_name=f_x509_subject_name,
-        x509_certificate=f_x509_certificate,
-        x509crl=f_x509crl,
-    ), p
+    o = new(ds.X509Data)
+    o.x509_issuer_serial = f_x509_issuer_serial
+    o.x509ski = f_x509ski
+    o.x509_subject_name = f_x509_subject_name
+    o.x509_certificate = f_x509_certificate
+    o.x509crl = f_x509crl
+    return o, p
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
@@ -1719,7 +1779,10 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of X509SerialNumber")
-    return ds.X509IssuerSerial(x509_issuer_name=f_x509_issuer_name, x509_serial_number=f_x509_serial_number), p
+    o = new(ds.X509IssuerSerial)
+    o.x509_issuer_name = f_x509_issuer_name
+    o.x509_serial_number = f_x509_serial_number
+    return o, p
 
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
