@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .emit_codec import CodecEmitter
+from .emit_codec import CodecEmitter, shared_module
 from .emit_messages import MessagesEmitter
 from .model import NAMESPACE_MODULES, SCHEMA_SETS, SchemaModel
 
@@ -24,10 +24,41 @@ def generate() -> dict[Path, str]:
     """Every generated file and its text."""
     model = SchemaModel()
     files = {MESSAGES_DIR / f"{mod}.py": MessagesEmitter(model, ns).emit() for ns, mod in NAMESPACE_MODULES.items()}
+    emitters = {sid: CodecEmitter(model, sid) for sid in SCHEMA_SETS}
+    blocks = {sid: e.blocks() for sid, e in emitters.items()}
+    shared = shared_types(blocks)
+    enum_types = {k: v for e in emitters.values() for k, v in e.enum_types().items()}
+    first = {}
     for sid in SCHEMA_SETS:
-        files[CODEC_DIR / f"{codec_module(sid)}.py"] = CodecEmitter(model, sid).emit()
+        for key, block in blocks[sid].items():
+            first.setdefault(key, block)
+    files[CODEC_DIR / "shared.py"] = shared_module([first[k] for k in sorted(shared)], enum_types)
+    for sid, emitter in emitters.items():
+        files[CODEC_DIR / f"{codec_module(sid)}.py"] = emitter.emit(shared)
     files[CODEC_DIR / "__init__.py"] = '"""Generated EXI codecs, one module per schema set (see tools/exigen)."""\n'
     return _formatted(files)
+
+
+def shared_types(blocks: dict[str, dict]) -> set[str]:
+    """Types generated identically in every schema set that uses them (in two sets or more), with all their
+    dependencies shared too: their codecs are generated once, in `gen/shared.py`."""
+    seen: dict[str, list] = {}
+    for per_set in blocks.values():
+        for key, block in per_set.items():
+            seen.setdefault(key, []).append(block)
+    shared = {
+        key
+        for key, found in seen.items()
+        if len(found) > 1 and all((b.code, b.tables) == (found[0].code, found[0].tables) for b in found)
+    }
+    changed = True
+    while changed:  # a type stays local when one of its children does
+        changed = False
+        for key in list(shared):
+            if any(dep not in shared for dep in seen[key][0].deps):
+                shared.discard(key)
+                changed = True
+    return shared
 
 
 def _formatted(files: dict[Path, str]) -> dict[Path, str]:

@@ -7,6 +7,9 @@ one go); elsewhere the state is tracked at run time through small transition tab
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from xmlschema.validators import XsdComplexType
 
 from .grammar import Grammar, GrammarBuilder
@@ -119,10 +122,60 @@ class _Run:
             offset += item[1]
 
 
+@dataclass
+class TypeBlock:
+    """A type's generated functions and tables, and what they need."""
+
+    ct: ComplexType
+    code: str
+    tables: str
+    deps: set[str]
+    enums: set[str]
+
+    @property
+    def names(self) -> list[str]:
+        tag = fname(self.ct)
+        return [f"_e_{tag}", f"_d_{tag}"]
+
+
+TABLES_COMMENT = (
+    "# tables: _T encoder transitions (state, event) -> (code, width, next);\n"
+    "# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops"
+)
+
+
+def module_header(
+    what: str, modules: list[str], enums: list[str], enum_types: dict[str, SimpleType], imports: tuple[str, ...] = ()
+) -> list[str]:
+    lines = [HEADER.format(what=what), ""]
+    lines.append("from stack.exi.errors import ExiEncodeError, ExiUnsupportedError  # noqa: F401")
+    lines.append(
+        "from stack.exi.runtime import (  # noqa: F401\n    bad_event, check_range, e_bin, e_int, e_str, e_uint,"
+        " enum_index, out_of_range, r_binary, r_sint, r_string, r_uint, range_error, type_error, unexpected,\n)"
+    )
+    if modules:
+        lines.append(f"from stack.messages import {', '.join(f'{m} as {MODULE_ALIAS[m]}' for m in modules)}")
+    lines += list(imports)
+    lines += ["", "new = object.__new__  # decoders fill every field themselves: no __init__ needed", ""]
+    for eid in enums:
+        t = enum_types[eid]
+        lines.append(f"_ENUM_{eid} = tuple({alias(t.namespace)}.{t.enum_class})")
+        lines.append(f"_EN_{eid} = {{m: i for i, m in enumerate(_ENUM_{eid})}}")
+    return lines
+
+
+def shared_module(blocks: list[TypeBlock], enum_types: dict[str, SimpleType]) -> str:
+    """The codecs of the types whose grammar is the same in every schema set that uses them."""
+    modules = sorted({NAMESPACE_MODULES[b.ct.namespace] for b in blocks})
+    enums = sorted({e for b in blocks for e in b.enums})
+    header = module_header("types shared by the schema sets", modules, enums, enum_types)
+    return "\n".join([*header, *(b.code for b in blocks), "", "", TABLES_COMMENT, *(b.tables for b in blocks)]) + "\n"
+
+
 class TypeCodec:
     """Emits the encoder and decoder of one complex type."""
 
-    def __init__(self, ct: ComplexType, g: Grammar, n: int) -> None:
+    def __init__(self, ct: ComplexType, g: Grammar, n: str) -> None:
         self.ct = ct
         self.g = g
         self.n = n
@@ -756,40 +809,52 @@ class CodecEmitter:
                     names.update(f.qnames)
         return sorted(names, key=qname_key)
 
-    def emit(self) -> str:
-        modules = sorted({NAMESPACE_MODULES[ct.namespace] for ct in self.types})
-        lines = [HEADER.format(what=f"schema set {self.sid!r}, {SCHEMA_SETS[self.sid][0]}"), ""]
-        lines.append("from stack.exi.errors import ExiEncodeError, ExiUnsupportedError  # noqa: F401")
-        lines.append(
-            "from stack.exi.runtime import (  # noqa: F401\n    bad_event, check_range, e_bin, e_int, e_str, e_uint,"
-            " enum_index, out_of_range, r_binary, r_sint, r_string, r_uint, range_error, type_error, unexpected,\n)"
+    def blocks(self) -> dict[str, TypeBlock]:
+        """The generated code of every type of this schema set, by type key."""
+        out = {}
+        for ct in self.types:
+            tc = TypeCodec(ct, self.builder.build(ct), "_" + fname(ct))
+            code = ["", f"# {ct.doc}", *tc.encoder(), "", *tc.decoder()]
+            deps = {t.key for f in ct.fields for t in f.types if isinstance(t, ComplexType)}
+            enums = {enum_id(t) for f in ct.fields for t in f.types if isinstance(t, SimpleType) and t.kind == "enum"}
+            out[ct.key] = TypeBlock(ct, "\n".join(code), "\n".join(tc.tables()), deps, enums)
+        return out
+
+    def emit(self, shared: set[str]) -> str:
+        """The module of this schema set; the codecs of the types in `shared` come from `gen.shared`."""
+        blocks = self.blocks()
+        local = [blocks[ct.key] for ct in self.types if ct.key not in shared]
+        body = [b.code for b in local]
+        tables = [b.tables for b in local]
+        roots = self._roots()
+        text = "\n".join(body + tables + roots)
+        imported = sorted(
+            {name for key in shared & blocks.keys() for name in blocks[key].names if re.search(rf"\b{name}\b", text)}
         )
-        lines.append(f"from stack.messages import {', '.join(f'{m} as {MODULE_ALIAS[m]}' for m in modules)}")
-        lines.append("")
-        lines.append("new = object.__new__  # decoders fill every field themselves: no __init__ needed")
-        lines.append("")
-        for t in self.enums():
-            mod = alias(t.namespace)
-            lines.append(f"_ENUM_{enum_id(t)} = tuple({mod}.{t.enum_class})")
-            lines.append(f"_EN_{enum_id(t)} = {{m: i for i, m in enumerate(_ENUM_{enum_id(t)})}}")
-        codecs = [TypeCodec(ct, self.builder.build(ct), n) for n, ct in enumerate(self.types)]
-        for tc in codecs:
-            lines.append("")
-            lines.append(f"# {tc.ct.doc}")
-            lines.extend(tc.encoder())
-            lines.append("")
-            lines.extend(tc.decoder())
-        lines.append("")
-        lines.append("")
-        lines.append("# tables: _T encoder transitions (state, event) -> (code, width, next);")
-        lines.append(
-            "# _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops"
+        imports = (f"from stack.exi.gen.shared import {', '.join(imported)}  # noqa: F401",) if imported else ()
+        header = module_header(
+            f"schema set {self.sid!r}, {SCHEMA_SETS[self.sid][0]}",
+            sorted({NAMESPACE_MODULES[b.ct.namespace] for b in local} | self._root_modules()),
+            sorted({e for b in local for e in b.enums}, key=str),
+            self.enum_types(),
+            imports,
         )
-        for tc in codecs:
-            lines.extend(tc.tables())
-        lines.append("")
-        lines.extend(self._roots())
-        return "\n".join(lines) + "\n"
+        return "\n".join([*header, *body, "", "", TABLES_COMMENT, *tables, "", *roots]) + "\n"
+
+    def _root_modules(self) -> set[str]:
+        modules = set()
+        for q in self.fragment_elements():
+            for t in self._declarations(q):
+                if isinstance(t, ComplexType):
+                    modules.add(NAMESPACE_MODULES[t.namespace])
+        for q in self.roots:
+            t = self.model.element_type(self.schema.maps.elements[q], q)
+            if isinstance(t, ComplexType):
+                modules.add(NAMESPACE_MODULES[t.namespace])
+        return modules
+
+    def enum_types(self) -> dict[str, SimpleType]:
+        return {enum_id(t): t for t in self.enums()}
 
     def _roots(self) -> list[str]:
         width = len(self.roots).bit_length()

@@ -38,7 +38,7 @@ def _e_ap_SupportedAppProtocolReq(a, o, st):
         raise ExiEncodeError("SupportedAppProtocolReq.app_protocol: at least 1 items required")
     for i, x in enumerate(items, 1):
         try:
-            c, w, s = _T0[s, 0]
+            c, w, s = _T_ap_SupportedAppProtocolReq[s, 0]
         except KeyError:
             raise ExiEncodeError("SupportedAppProtocolReq.app_protocol is not allowed here") from None
         a = (a << w) | c
@@ -46,9 +46,9 @@ def _e_ap_SupportedAppProtocolReq(a, o, st):
             raise type_error("SupportedAppProtocolReq.app_protocol", "AppProtocol", x)
         a = _e_ap_AppProtocol(a, x, st)
         if i == 20:
-            s = _X0[s]
+            s = _X_ap_SupportedAppProtocolReq[s]
     try:
-        c, w, _ = _T0[s, -1]
+        c, w, _ = _T_ap_SupportedAppProtocolReq[s, -1]
     except KeyError:
         raise ExiEncodeError("SupportedAppProtocolReq: required content missing") from None
     a = (a << w) | c
@@ -57,7 +57,7 @@ def _e_ap_SupportedAppProtocolReq(a, o, st):
 
 def _d_ap_SupportedAppProtocolReq(r, v, n, p):
     s = 0
-    w, mask, prods = _D0[s]
+    w, mask, prods = _D_ap_SupportedAppProtocolReq[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_app_protocol = []
@@ -65,8 +65,8 @@ def _d_ap_SupportedAppProtocolReq(r, v, n, p):
         x, p = _d_ap_AppProtocol(r, v, n, p)
         f_app_protocol.append(x)
         if len(f_app_protocol) == 20:
-            s = _X0[s]
-        w, mask, prods = _D0[s]
+            s = _X_ap_SupportedAppProtocolReq[s]
+        w, mask, prods = _D_ap_SupportedAppProtocolReq[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
@@ -90,7 +90,7 @@ def _e_ap_SupportedAppProtocolRes(a, o, st):
         a = (a << 11) | y
         a <<= 1
     try:
-        c, w, _ = _T1[s, -1]
+        c, w, _ = _T_ap_SupportedAppProtocolRes[s, -1]
     except KeyError:
         raise ExiEncodeError("SupportedAppProtocolRes: required content missing") from None
     a = (a << w) | c
@@ -106,7 +106,7 @@ def _d_ap_SupportedAppProtocolRes(r, v, n, p):
     if (q) & 0x1:
         raise unexpected(p - 1, 1, "end of ResponseCode")
     s = 1
-    w, mask, prods = _D1[s]
+    w, mask, prods = _D_ap_SupportedAppProtocolRes[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
@@ -117,7 +117,7 @@ def _d_ap_SupportedAppProtocolRes(r, v, n, p):
         f_schema_id = (q >> 1) & 0xFF
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of SchemaID")
-        w, mask, prods = _D1[s]
+        w, mask, prods = _D_ap_SupportedAppProtocolRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
     else:
@@ -218,7 +218,7 @@ def _d_ap_AppProtocol(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T0 = {
+_T_ap_SupportedAppProtocolReq = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -232,15 +232,15 @@ _T0 = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D0 = (
+_D_ap_SupportedAppProtocolReq = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
     (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
-_X0 = {1: 3, 2: 4}
-_T1 = {
+_X_ap_SupportedAppProtocolReq = {1: 3, 2: 4}
+_T_ap_SupportedAppProtocolRes = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -249,12 +249,12 @@ _T1 = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D1 = (
+_D_ap_SupportedAppProtocolRes = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
     (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
-_T2 = {
+_T_ap_AppProtocol = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -268,7 +268,7 @@ _T2 = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D2 = (
+_D_ap_AppProtocol = (
     (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
     (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
