@@ -18,9 +18,6 @@ from stack.session.services import BPT_SERVICES, ControlMode, ParameterSet, Serv
 from .battery import CloseResult, TruckBattery, WeldingStatus
 from .needs import ChargingNeeds, discharge_current_limit, energy_request
 
-# BEV pack voltage at the inlet must be within this of the pack before the contactors close (EVerest: 20 V)
-PRE_CHARGE_TOLERANCE = 20.0
-
 
 @dataclass
 class TruckController:

@@ -39,8 +39,7 @@ class PlantEvseController:
     ev_limits: PowerLimits | None = None
     service: ServiceId | None = None
     started: float | None = None
-    setpoint_w: float = 0.0
-    setpoint_a: float = 0.0
+    setpoint_a: float = 0.0  # the current last commanded (signed), for telemetry and tests
     cable_check_started: bool = False
     ended: str | None = None
     last_energy: EnergyRequest | None = None
@@ -105,7 +104,7 @@ class PlantEvseController:
         stage.set_limits(0.0, 0.0, 0.0)
         stage.disable()
         self.hal.contactors.open()
-        self.setpoint_a = self.setpoint_w = 0.0
+        self.setpoint_a = 0.0
 
     def charge_loop(self, loop: ChargeLoopInput, now: float) -> ChargeLoopOutput:
         stage = self.hal.power_stage
@@ -122,7 +121,7 @@ class PlantEvseController:
             power = self.policy.setpoint(PolicyInput(elapsed, self.last_soc, ev, self._limits(), self.last_energy))
             current = power / voltage
         current, limited = self._clamp(current, voltage, ev)
-        self.setpoint_a, self.setpoint_w = current, current * voltage
+        self.setpoint_a = current
         v_limit = ev.max_voltage if ev else self.ratings.max_voltage
         stage.set_limits(v_limit, current, self.ratings.max_charge_power)
         meter = self.hal.meter.read()

@@ -12,7 +12,6 @@ from lxml import etree
 
 from stack.messages._schema import FieldSpec, Simple
 
-from .codec import DEFAULT_SCHEMA
 from .errors import ExiError
 
 XSD_DIR = Path(__file__).resolve().parent / "xsd"
@@ -226,7 +225,3 @@ def parse(t: Simple, text: str) -> object:
     except (ValueError, binascii.Error) as exc:
         raise XmlError(f"bad {t.name} value {text!r}: {exc}") from None
     return text
-
-
-def default_schema_of(msg: object) -> str:
-    return DEFAULT_SCHEMA[type(msg).__module__.rsplit(".", 1)[-1]]
