@@ -134,16 +134,11 @@ class TruckController:
         )
 
     def _scheduled_power(self, now: float) -> float:
+        """The chosen tuple's charging power minus its discharging power at this time (W)."""
         if self.schedule is None or self.started is None:
             return 0.0
         elapsed = now - self.started
-        for charge, discharge in zip(
-            self.schedule.charge, self.schedule.discharge or [None] * len(self.schedule.charge), strict=True
-        ):
-            if elapsed < charge.duration:
-                return charge.power - (discharge.power if discharge else 0.0)
-            elapsed -= charge.duration
-        return 0.0
+        return _power_at(self.schedule.charge, elapsed) - _power_at(self.schedule.discharge or (), elapsed)
 
     def welding_done(self, evse_voltage: float, now: float) -> bool:
         status = self.battery.welding_check(self.inlet_voltage(), now)
@@ -155,3 +150,12 @@ class TruckController:
         self.ended = (reason, ok)
         if self.battery.contactors_closed():
             self.battery.open_contactors(now)
+
+
+def _power_at(entries, elapsed: float) -> float:
+    """Power of a schedule (consecutive entries from its time anchor) `elapsed` seconds in; 0 after its end."""
+    for entry in entries:
+        if elapsed < entry.duration:
+            return entry.power
+        elapsed -= entry.duration
+    return 0.0

@@ -84,6 +84,8 @@ class PlantEvseController:
         return CableCheckStatus.ONGOING
 
     def pre_charge(self, target_voltage: float, now: float) -> float:
+        ev_max = self.ev_limits.max_voltage if self.ev_limits else self.ratings.max_voltage
+        target_voltage = max(0.0, min(target_voltage, ev_max, self.ratings.max_voltage))
         stage = self.hal.power_stage
         stage.set_limits(target_voltage, PRE_CHARGE_CURRENT, self.ratings.max_charge_power)
         stage.enable(self.ev_limits.max_voltage if self.ev_limits else target_voltage)
@@ -100,6 +102,7 @@ class PlantEvseController:
         return True
 
     def _switch_off(self) -> None:
+        self.cable_check_started = False  # a new energy transfer (e.g. after renegotiation) tests again
         stage = self.hal.power_stage
         stage.set_limits(0.0, 0.0, 0.0)
         stage.disable()

@@ -70,8 +70,8 @@ def secc_config_from_toml(path: Path | None) -> tuple[SeccConfig, PowerLimits, s
             negative_discharge=bool(session.get("negative_discharge", False)),
             send_discharged_energy=bool(session.get("send_discharged_energy", True)),
         )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: bad value {exc}") from None
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: bad value ({type(exc).__name__}: {exc})") from None
     return config, limits, str(data.get("evse_id", "DE*MCS*E0001"))
 
 

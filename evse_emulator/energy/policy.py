@@ -88,6 +88,8 @@ class ScriptedProfile:
 
     def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]:
         """One tuple: the timetable as charging entries (discharge steps as a discharging schedule)."""
+        if not self.steps:
+            return ChargeToTarget().schedules(max_entries, evse, bidirectional)
         charge, discharge = [], []
         for (start, power), (end, _) in zip(self.steps, [*self.steps[1:], (self.steps[-1][0] + 3600, 0)], strict=True):
             duration = max(1, int(end - start))

@@ -7,6 +7,7 @@ requests (Ongoing, pre-charge, charge loop, welding detection) are paced: the ma
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -18,12 +19,10 @@ from stack.messages import iso20_types as ct
 from . import convert
 from .actions import Action, Close, Event, LocalProtocolError, Send
 from .controller import ChargeLoopFeedback, EvController, PowerLimits, Schedule, StopReason
-from .flow import BY_REQUEST, BY_RESPONSE, Exchange, Phase, allowed
+from .flow import BY_REQUEST, BY_RESPONSE, DC_NAMESPACE, NEW_SESSION, Exchange, Phase, allowed, ends_session
 from .services import BPT_SERVICES, ControlMode, ParameterSet, ServiceId
 from .timers import EvccTimers
 
-DC_NAMESPACE = "urn:iso:std:iso:15118:-20:DC"
-NEW_SESSION = bytes(8)
 ONGOING = (ct.Processing.Ongoing, ct.Processing.Ongoing_WaitingForCustomerInteraction)
 STOP_NOTIFICATIONS = {
     "Terminate": StopReason.TERMINATE,
@@ -112,13 +111,13 @@ class EvccSession:
             )
         self._awaiting = self._response_due = None
         code = getattr(message, "response_code", None)
-        if code is not None and str(code).startswith(("FAILED", "Failed")):
+        if ends_session(code):
             return self._close(f"SECC answered {exchange.name} with {code}", now, code=str(code))
         header = getattr(message, "header", None)
         if header is not None and exchange.name != "SessionSetupReq" and header.session_id != self.session_id:
             return self._close("response carries a foreign SessionID", now)
         handler = getattr(self, "_after_" + exchange.key)
-        return handler(message, now)
+        return self._guarded(lambda: handler(message, now), now)
 
     def expire(self, now: float) -> list[Action]:
         if self.closed is not None:
@@ -126,7 +125,7 @@ class EvccSession:
         if self._pending is not None and now >= self._pending[1]:
             build, _ = self._pending
             self._pending = None
-            return build(now)
+            return self._guarded(lambda: build(now), now)
         if self._response_due is not None and now >= self._response_due:
             name = self._awaiting.name if self._awaiting else "?"
             return self._close(f"V2G_EVCC_Msg_Timeout: no answer to {name} in time", now, timer="V2G_EVCC_Msg_Timeout")
@@ -144,6 +143,16 @@ class EvccSession:
         return [] if self.closed is not None else self._close("connection lost", now)
 
     # -- plumbing --------------------------------------------------------------------------------------
+    def _guarded(self, step: Callable[[], list[Action]], now: float) -> list[Action]:
+        """Run a controller-driven step; if the controller fails, end the session safely, then re-raise."""
+        try:
+            return step()
+        except Exception:
+            if self.closed is None:
+                with contextlib.suppress(Exception):
+                    self._close("internal error in the EV controller", now)
+            raise
+
     def _header(self, now: float) -> ct.MessageHeader:
         return ct.MessageHeader(session_id=self.session_id, time_stamp=int(now))
 

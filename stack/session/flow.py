@@ -15,6 +15,14 @@ from stack.messages import app_protocol as ap
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_dc as dc
 
+DC_NAMESPACE = "urn:iso:std:iso:15118:-20:DC"  # SAP namespace of -20 DC; MCS negotiates its service later
+NEW_SESSION = bytes(8)  # the SessionID of a SessionSetupReq that asks for a new session
+
+
+def ends_session(code: object) -> bool:
+    """A FAILED response code ends the session (LIB15118: codes >= FAILED); SAP's Failed_NoNegotiation too."""
+    return code is not None and str(code).lower().startswith("failed")
+
 
 class Phase(StrEnum):
     """Where a session stands: named after the last exchange and its outcome."""
@@ -135,6 +143,5 @@ def message_name(message: object) -> str:
     if cls in BY_REQUEST:
         return BY_REQUEST[cls].name
     if cls in BY_RESPONSE:
-        name = BY_RESPONSE[cls].name
-        return name[:-3] + ("Res" if name.endswith("Req") else "res")
+        return BY_RESPONSE[cls].name[:-3] + "Res"
     return cls.__name__

@@ -8,6 +8,7 @@ request, with the requirement ids PROTOCOL.md cites; the decisions (limits, setp
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,14 +21,12 @@ from stack.messages.minimal import minimal
 
 from . import convert
 from .actions import Action, Close, Event, LocalProtocolError, Send
-from .controller import AuthorizationStatus, CableCheckStatus, ChargeLoopOutput, EvseController
-from .flow import BY_REQUEST, Exchange, Phase, allowed
+from .controller import AuthorizationStatus, CableCheckStatus, ChargeLoopOutput, EvseController, PowerLimits
+from .flow import BY_NAME, BY_REQUEST, DC_NAMESPACE, NEW_SESSION, Exchange, Phase, allowed, ends_session
 from .services import BPT_SERVICES, ControlMode, ParameterSet, ServiceId, ServiceOffer, default_offers
 from .timers import SeccTimers
 
 RC = ct.ResponseCode
-DC_NAMESPACE = "urn:iso:std:iso:15118:-20:DC"
-NEW_SESSION = bytes(8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +54,19 @@ class SessionContext:
 
 
 class SessionStore:
-    """Paused sessions of one charger, shared by its connections (resume with the old SessionID)."""
+    """Paused sessions of one charger, shared by its connections (resume with the old SessionID).
 
-    def __init__(self) -> None:
+    Bounded: beyond `capacity` paused sessions the oldest is forgotten (its EV then gets a new session).
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
         self._paused: dict[bytes, SessionContext] = {}
 
     def pause(self, ctx: SessionContext) -> None:
         self._paused[ctx.session_id] = ctx
+        while len(self._paused) > self.capacity:
+            del self._paused[next(iter(self._paused))]
 
     def resume(self, session_id: bytes) -> SessionContext | None:
         return self._paused.pop(session_id, None)
@@ -91,8 +96,8 @@ class SeccSession:
         self.closed: Close | None = None
         self._ongoing: tuple[str, float] | None = None  # (request name, start) of the current Ongoing phase
         self.authorized = False
+        self.evse_limits: PowerLimits | None = None
         self.energized = False  # contactors closed for energy transfer (PowerDelivery Start .. Stop)
-        self._renegotiated = False  # a ScheduleRenegotiation allows PowerDelivery(Start) without a new pre-charge
 
     # -- driver interface ------------------------------------------------------------------------------
     def start(self, now: float) -> list[Action]:
@@ -112,7 +117,12 @@ class SeccSession:
         if not allowed(self.phase, exchange.name):
             return self._fail(exchange, RC.FAILED_SequenceError, now, f"{exchange.name} in phase {self.phase}")
         handler = getattr(self, "_on_" + exchange.key)
-        response = handler(message, now)
+        try:
+            response = handler(message, now)
+        except Exception:  # a controller failed: leave the hardware safe, then let the driver report it
+            with contextlib.suppress(Exception):
+                self._close(f"internal error while handling {exchange.name}", now)
+            raise
         return self._respond(exchange, response, now)
 
     def expire(self, now: float) -> list[Action]:
@@ -134,7 +144,7 @@ class SeccSession:
     def _respond(self, exchange: Exchange, response: object, now: float) -> list[Action]:
         actions: list[Action] = [Send(response, exchange.schema)]
         code = getattr(response, "response_code", None)
-        if code is not None and (str(code).startswith("FAILED") or code == ap.ResponseCode.Failed_NoNegotiation):
+        if ends_session(code):
             closing = self._close(f"{exchange.name} answered {code}", now)
             return [*actions, Event("failed", {"request": exchange.name, "code": str(code)}), *closing]
         if self.closed is not None:
@@ -150,8 +160,7 @@ class SeccSession:
         return [Event("rule", {"code": str(code), "why": why}), *self._respond(exchange, response, now)]
 
     def _failed(self, exchange_name: str, code: RC, now: float, **fields) -> object:
-        exchange = next(x for x in BY_REQUEST.values() if x.name == exchange_name)
-        return minimal(exchange.response, header=self._header(now), response_code=code, **fields)
+        return minimal(BY_NAME[exchange_name].response, header=self._header(now), response_code=code, **fields)
 
     def _close(
         self, reason: str, now: float, *, ok: bool = False, paused: bool = False, timer: str | None = None
@@ -298,7 +307,10 @@ class SeccSession:
         if isinstance(mode, dc.BptDcCpdReqEnergyTransferMode) != self.bpt:
             return self._failed("DC_ChargeParameterDiscoveryReq", RC.FAILED_WrongChargeParameter, now)
         ev = convert.limits_of_cpd_request(mode)
+        if min(ev.max_charge_power, ev.max_charge_current, ev.max_voltage, ev.min_voltage) < 0:
+            return self._failed("DC_ChargeParameterDiscoveryReq", RC.FAILED_WrongChargeParameter, now)
         evse = self.controller.charge_parameters(self.service, ev, now)
+        self.evse_limits = evse
         self.phase = Phase.CHARGE_PARAMETERS
         return dc.DcChargeParameterDiscoveryRes(
             header=self._header(now),
@@ -361,7 +373,10 @@ class SeccSession:
         return res(RC.OK, ct.Processing.Finished)
 
     def _on_dc_pre_charge(self, req: dc.DcPreChargeReq, now: float):
-        voltage = self.controller.pre_charge(convert.fl(req.ev_target_voltage), now)
+        target = convert.fl(req.ev_target_voltage)
+        if not 0 < target <= self.evse_limits.max_voltage:  # never drive the output to a nonsense voltage
+            return self._failed("DC_PreChargeReq", RC.FAILED, now, evse_present_voltage=convert.rn(0))
+        voltage = self.controller.pre_charge(target, now)
         self.phase = Phase.PRE_CHARGE
         return dc.DcPreChargeRes(
             header=self._header(now), response_code=RC.OK, evse_present_voltage=convert.rn(voltage)
@@ -375,8 +390,9 @@ class SeccSession:
         if req.ev_processing != ct.Processing.Finished:
             return res(RC.OK)  # the EV is still computing its profile: it asks again
         if progress == cm.ChargeProgress.Start:
-            if self.phase is Phase.SCHEDULED and not self._renegotiated:
-                # only a schedule renegotiation may skip cable check and pre-charge ([V2G20-2122] is for pause)
+            if self.phase is Phase.SCHEDULED and not self.energized:
+                # only a schedule renegotiation (output still on) may skip cable check and pre-charge
+                # ([V2G20-2122] lets the EV go to PowerDelivery for pause or standby, not to start)
                 return res(RC.FAILED_SequenceError)
             if self.control_mode is ControlMode.SCHEDULED:
                 profile = req.ev_power_profile
@@ -387,7 +403,7 @@ class SeccSession:
             if not self.controller.power_delivery(True, discharge, now):
                 return res(RC.FAILED_ContactorError)
             self.phase = Phase.POWER_ON
-            self.energized, self._renegotiated = True, False
+            self.energized = True
             return res(RC.OK)
         if progress == cm.ChargeProgress.Stop:
             if not self.controller.power_delivery(False, False, now):
@@ -399,7 +415,6 @@ class SeccSession:
             if self.phase not in (Phase.POWER_ON, Phase.CHARGE_LOOP):
                 return res(RC.FAILED_SequenceError)
             self.phase = Phase.RENEGOTIATION
-            self._renegotiated = True
             return res(RC.OK)
         if progress == cm.ChargeProgress.Standby and not self.config.standby_allowed:
             return res(RC.WARNING_StandbyNotAllowed)
@@ -409,7 +424,11 @@ class SeccSession:
         expected = convert.LOOP_REQUEST_MODES[self.control_mode, self.bpt]
         if type(req.cl_req_control_mode) is not expected:  # control mode or BPT mismatch (LIB15118: FAILED)
             return self._failed("DC_ChargeLoopReq", RC.FAILED, now)
-        out = self.controller.charge_loop(convert.loop_input(req, self.control_mode), now)
+        loop = convert.loop_input(req, self.control_mode)
+        limits = loop.ev_limits
+        if limits is not None and min(limits.max_charge_power, limits.max_charge_current, limits.max_voltage) < 0:
+            return self._failed("DC_ChargeLoopReq", RC.FAILED, now)  # negative limits: refuse, do not guess
+        out = self.controller.charge_loop(loop, now)
         self.phase = Phase.CHARGE_LOOP
         return dc.DcChargeLoopRes(
             header=self._header(now),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,8 +40,10 @@ class SeccServer:
         self.trace_dir = trace_dir
         self.clock, self.advance = clock, advance
         self.store = SessionStore()
-        self.results: list[Close] = []
-        self.sessions: list[SeccSession] = []
+        # the latest sessions and how they ended (bounded: a charger serves sessions for years)
+        self.results: deque[Close] = deque(maxlen=1000)
+        self.sessions: deque[SeccSession] = deque(maxlen=1000)
+        self.served = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -54,7 +57,8 @@ class SeccServer:
         task = asyncio.current_task()
         self._tasks.add(task)
         try:
-            n = len(self.sessions) + 1
+            self.served += 1
+            n = self.served
             trace = None if self.trace_dir is None else self.trace_dir / f"secc-session-{n}.xml"
             conn = V2gConnection(reader, writer, max_payload=self.max_payload, trace=trace, role="SECC")
             session = SeccSession(self.controller_factory(), self.config, self.store)

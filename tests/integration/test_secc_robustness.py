@@ -174,8 +174,8 @@ async def assert_serves(server: SeccServer, port: int) -> None:
     assert close.ok, close
     assert session.charge_loops > 0
     deadline = time.monotonic() + READ_TIMEOUT
-    while not any(r.ok for r in server.results[before:]):
-        assert time.monotonic() < deadline, f"the SECC did not record the good session: {server.results[before:]}"
+    while not any(r.ok for r in list(server.results)[before:]):
+        assert time.monotonic() < deadline, f"the SECC did not record the good session: {list(server.results)[before:]}"
         await asyncio.sleep(0.01)
 
 

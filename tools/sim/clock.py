@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 class SimClock:
     def __init__(self, start: float, world_step: Callable[[float], None], *, speed: float | None, max_dt: float = 1.0):
+        if max_dt <= 0:
+            raise ValueError(f"max_dt must be positive, got {max_dt}")
         self.t = start
         self.start = start
         self.speed = speed

@@ -222,11 +222,15 @@ async def simulate(
             if server.results and not ev_task.done():  # the charger ended the session; give the EV a moment
                 await asyncio.wait([ev_task], timeout=1.0)
                 ev_task.cancel()
-        if not ev_task.cancelled() and ev_task.exception() is None:
+        if ev_task.cancelled():
+            result.ev_close = Close("the EV stopped answering")
+        elif ev_task.exception() is not None:
+            error = ev_task.exception()
+            logging.getLogger("mcs_v2g.sim").error("the EV side failed", exc_info=error)
+            result.ev_close = Close(f"the EV side failed: {type(error).__name__}: {error}")
+        else:
             result.ev_close, session = ev_task.result()
             sessions.append(session)
-        else:
-            result.ev_close = Close("the EV stopped answering")
         for _ in range(100):
             if server.results:
                 break

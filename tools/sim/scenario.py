@@ -80,6 +80,33 @@ def load(path: Path | None) -> Scenario:
         except (TypeError, ValueError):
             raise ScenarioError(f"{path}: steps must be [[seconds, watts], ...]") from None
     try:
-        return replace(Scenario(), **flat)
+        scenario = replace(Scenario(), **flat)
     except TypeError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
+    problems = check(scenario)
+    if problems:
+        raise ScenarioError(f"{path}: {'; '.join(problems)}")
+    return scenario
+
+
+def check(s: Scenario) -> list[str]:
+    """What is wrong with a scenario (empty when it can run)."""
+    from stack.session.services import SERVICE_NAMES
+
+    problems = []
+    if s.service not in SERVICE_NAMES:
+        problems.append(f"service {s.service!r} is not one of {sorted(SERVICE_NAMES)}")
+    if s.control not in ("dynamic", "scheduled"):
+        problems.append(f"control {s.control!r} is not 'dynamic' or 'scheduled'")
+    for name in ("initial_soc", "target_soc", "min_soc", "v2g_reserve_soc"):
+        if not isinstance(getattr(s, name), int | float) or not 0.0 <= getattr(s, name) <= 1.0:
+            problems.append(f"{name} must be a fraction in [0, 1]")
+    if not problems and s.min_soc > s.target_soc:
+        problems.append("min_soc must not exceed target_soc")
+    for name in ("loop_interval", "departure_s", "max_voltage", "max_current", "max_power", "secc_sequence_timeout"):
+        value = getattr(s, name)
+        if not isinstance(value, int | float) or value <= 0:
+            problems.append(f"{name} must be a positive number")
+    if not s.steps:
+        problems.append("steps must hold at least one [seconds, watts] pair")
+    return problems

@@ -1,0 +1,132 @@
+"""Regression tests from the code review: a failing controller, nonsense EV values, renegotiation, scenarios."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ev_emulator.controller import _power_at
+from stack.messages import iso20_types as ct
+from stack.session.controller import ScheduleEntry, StopReason
+from stack.session.defaults import SimpleEvController, SimpleEvseController
+from stack.session.evcc import EvccSession
+from stack.session.flow import Phase
+from stack.session.secc import SeccSession
+from stack.session.services import ControlMode
+from stack.session.virtual import VirtualLink
+from tools.sim.scenario import ScenarioError, load
+
+
+class RecordingCharger(SimpleEvseController):
+    def __post_init__(self) -> None:
+        self.switched_off = False
+
+    def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
+        if not start:
+            self.switched_off = True
+        return super().power_delivery(start, discharge, now)
+
+
+class FailingCharger(RecordingCharger):
+    def charge_loop(self, loop, now):
+        raise RuntimeError("power module lost")
+
+
+def test_a_failing_controller_leaves_the_output_off() -> None:
+    evse = FailingCharger()
+    link = VirtualLink(EvccSession(SimpleEvController()), SeccSession(evse))
+    with pytest.raises(RuntimeError, match="power module lost"):
+        link.run()
+    assert link.secc.phase is Phase.ENDED and link.secc.closed is not None
+    assert evse.switched_off and evse.ended and "internal error" in evse.ended
+
+
+def test_a_nonsense_pre_charge_target_is_refused() -> None:
+    evse = RecordingCharger()
+    transcript = VirtualLink(EvccSession(SimpleEvController(battery_voltage=-5.0)), SeccSession(evse)).run()
+    pre_charge = [m for _, d, m in transcript.messages if type(m).__name__ == "DcPreChargeRes"]
+    assert pre_charge[-1].response_code == ct.ResponseCode.FAILED
+    assert not transcript.ev_close.ok
+
+
+def test_power_delivery_start_after_service_renegotiation_needs_a_new_cable_check() -> None:
+    """ScheduleRenegotiation then ServiceRenegotiation: the output went off, so Start must not skip the checks."""
+    evse = SimpleEvseController(notifications={2: "ScheduleRenegotiation", 4: "ServiceRenegotiation"})
+    ev = SimpleEvController(control_mode=ControlMode.DYNAMIC, charge_loops=6)
+    transcript = VirtualLink(EvccSession(ev), SeccSession(evse)).run()
+    names = transcript.names("ev->evse")
+    second_discovery = [i for i, n in enumerate(names) if n == "ServiceDiscoveryReq"][1]
+    assert "DcCableCheckReq" in names[second_discovery:] and "DcPreChargeReq" in names[second_discovery:]
+    assert transcript.ev_close.ok and ev.stop_with is StopReason.TERMINATE
+
+
+def test_schedules_of_different_lengths_are_read_by_time() -> None:
+    charge = (ScheduleEntry(1800, 750_000.0),) * 12
+    discharge = (ScheduleEntry(86_400, 100_000.0),)
+    assert _power_at(charge, 3700) - _power_at(discharge, 3700) == 650_000.0
+    assert _power_at(charge, 12 * 1800 + 1) == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["loop_interval = 0", "target_soc = 1.5", "steps = []", 'service = "ccs"', "departure_s = -1", "min_soc = 0.95"],
+)
+def test_bad_scenarios_are_refused_with_a_reason(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ScenarioError):
+        load(path)
+
+
+def test_start_is_refused_when_the_output_went_off_during_a_renegotiation() -> None:
+    """PD(ScheduleRenegotiation), then SessionStop(ServiceRenegotiation) switches off: a later Start from
+    ScheduleExchange must not skip cable check and pre-charge."""
+    from dataclasses import replace
+
+    from stack.messages import iso20_common as cm
+    from stack.session.services import ServiceId
+
+    sid = bytes.fromhex("0102030405060708")
+    ev = SimpleEvController(service=ServiceId.MCS, control_mode=ControlMode.DYNAMIC, charge_loops=2)
+    transcript = VirtualLink(EvccSession(ev), SeccSession(SimpleEvseController(), new_session_id=lambda: sid)).run()
+    requests: dict[str, object] = {}
+    for _, direction, message in transcript.messages:
+        if direction == "ev->evse":
+            requests.setdefault(type(message).__name__, message)
+    secc = SeccSession(SimpleEvseController(), new_session_id=lambda: sid)
+    secc.start(0.0)
+
+    def code(message: object) -> str:
+        (send,) = [a for a in secc.receive(message, 1.0) if hasattr(a, "message")]
+        return str(send.message.response_code)
+
+    for name in [
+        "SupportedAppProtocolReq",
+        "SessionSetupReq",
+        "AuthorizationSetupReq",
+        "AuthorizationReq",
+        "ServiceDiscoveryReq",
+        "ServiceDetailReq",
+        "ServiceSelectionReq",
+        "DcChargeParameterDiscoveryReq",
+        "ScheduleExchangeReq",
+        "DcCableCheckReq",
+        "DcCableCheckReq",
+        "DcPreChargeReq",
+    ]:
+        code(requests[name])
+    pd = requests["PowerDeliveryReq"]
+    assert code(replace(pd, charge_progress=cm.ChargeProgress.Start)) == "OK"
+    assert code(replace(pd, charge_progress=cm.ChargeProgress.ScheduleRenegotiation)) == "OK"
+    stop = replace(requests["SessionStopReq"], charging_session=cm.ChargingSession.ServiceRenegotiation)
+    assert code(stop) == "OK" and not secc.energized
+    for name in [
+        "ServiceDiscoveryReq",
+        "ServiceDetailReq",
+        "ServiceSelectionReq",
+        "DcChargeParameterDiscoveryReq",
+        "ScheduleExchangeReq",
+    ]:
+        code(requests[name])
+    assert code(replace(pd, charge_progress=cm.ChargeProgress.Start)) == "FAILED_SequenceError"
