@@ -9,6 +9,7 @@ request, with the requirement ids PROTOCOL.md cites; the decisions (limits, setp
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -374,9 +375,11 @@ class SeccSession:
 
     def _on_dc_pre_charge(self, req: dc.DcPreChargeReq, now: float):
         target = convert.fl(req.ev_target_voltage)
-        if not 0 < target <= self.evse_limits.max_voltage:  # never drive the output to a nonsense voltage
+        if not (math.isfinite(target) and target > 0):  # never drive the output to a nonsense voltage
             return self._failed("DC_PreChargeReq", RC.FAILED, now, evse_present_voltage=convert.rn(0))
-        voltage = self.controller.pre_charge(target, now)
+        # above the rating the output is clamped, not refused: the EV judges the voltage it gets
+        # (Josev's simulated EV asks for 20 kV and still expects a session)
+        voltage = self.controller.pre_charge(min(target, self.evse_limits.max_voltage), now)
         self.phase = Phase.PRE_CHARGE
         return dc.DcPreChargeRes(
             header=self._header(now), response_code=RC.OK, evse_present_voltage=convert.rn(voltage)

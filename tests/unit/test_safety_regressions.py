@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ from stack.session.virtual import VirtualLink
 from tools.sim.scenario import ScenarioError, load
 
 
+@dataclass
 class RecordingCharger(SimpleEvseController):
-    def __post_init__(self) -> None:
-        self.switched_off = False
+    switched_off: bool = False
 
     def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
         if not start:
@@ -48,6 +49,25 @@ def test_a_nonsense_pre_charge_target_is_refused() -> None:
     pre_charge = [m for _, d, m in transcript.messages if type(m).__name__ == "DcPreChargeRes"]
     assert pre_charge[-1].response_code == ct.ResponseCode.FAILED
     assert not transcript.ev_close.ok
+
+
+@dataclass
+class TargetRecordingCharger(SimpleEvseController):
+    targets: list[float] = field(default_factory=list)
+
+    def pre_charge(self, target_voltage: float, now: float) -> float:
+        self.targets.append(target_voltage)
+        return super().pre_charge(target_voltage, now)
+
+
+def test_a_pre_charge_target_above_the_rating_is_clamped_not_refused() -> None:
+    """Josev's simulated EV asks for 20 kV: the output stays within the charger's rating and the session goes on."""
+    evse = TargetRecordingCharger()
+    ev = SimpleEvController(battery_voltage=20_000.0)
+    transcript = VirtualLink(EvccSession(ev), SeccSession(evse)).run()
+    pre_charge = [m for _, d, m in transcript.messages if type(m).__name__ == "DcPreChargeRes"]
+    assert pre_charge and all(m.response_code == ct.ResponseCode.OK for m in pre_charge)
+    assert evse.targets and max(evse.targets) <= evse.ratings.max_voltage
 
 
 def test_power_delivery_start_after_service_renegotiation_needs_a_new_cable_check() -> None:
