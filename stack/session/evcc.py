@@ -20,7 +20,7 @@ from . import convert
 from .actions import Action, Close, Event, LocalProtocolError, Send
 from .controller import ChargeLoopFeedback, EvController, PowerLimits, Schedule, StopReason
 from .flow import BY_REQUEST, BY_RESPONSE, DC_NAMESPACE, NEW_SESSION, Exchange, Phase, allowed, ends_session
-from .services import BPT_SERVICES, ControlMode, ParameterSet, ServiceId
+from .services import ControlMode, NegotiatedService, ParameterSet, ServiceId
 from .timers import EvccTimers
 
 ONGOING = (ct.Processing.Ongoing, ct.Processing.Ongoing_WaitingForCustomerInteraction)
@@ -57,7 +57,7 @@ class EvccConfig:
     max_supporting_points: int = 1024
 
 
-class EvccSession:
+class EvccSession(NegotiatedService):
     """One V2G communication session seen from the vehicle."""
 
     def __init__(self, controller: EvController, config: EvccConfig | None = None) -> None:
@@ -192,14 +192,6 @@ class EvccSession:
     def _unguard(self, *names: str) -> None:
         for name in names:
             self._limits.pop(name, None)
-
-    @property
-    def bpt(self) -> bool:
-        return self.service in BPT_SERVICES
-
-    @property
-    def control_mode(self) -> ControlMode:
-        return self.parameter_set.control_mode if self.parameter_set else ControlMode.SCHEDULED
 
     def _repeat(self, now: float) -> list[Action]:
         """Send the last request again with a fresh timestamp ([V2G20-1582]: otherwise unaltered)."""

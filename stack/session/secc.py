@@ -24,7 +24,14 @@ from . import convert
 from .actions import Action, Close, Event, LocalProtocolError, Send
 from .controller import AuthorizationStatus, CableCheckStatus, ChargeLoopOutput, EvseController, PowerLimits
 from .flow import BY_NAME, BY_REQUEST, DC_NAMESPACE, NEW_SESSION, Exchange, Phase, allowed, ends_session
-from .services import BPT_SERVICES, ControlMode, ParameterSet, ServiceId, ServiceOffer, default_offers
+from .services import (
+    ControlMode,
+    NegotiatedService,
+    ParameterSet,
+    ServiceId,
+    ServiceOffer,
+    default_offers,
+)
 from .timers import SeccTimers
 
 RC = ct.ResponseCode
@@ -73,7 +80,7 @@ class SessionStore:
         return self._paused.pop(session_id, None)
 
 
-class SeccSession:
+class SeccSession(NegotiatedService):
     """One V2G communication session seen from the charger."""
 
     def __init__(
@@ -187,14 +194,6 @@ class SeccSession:
 
     def _finish_ongoing(self) -> None:
         self._ongoing = None
-
-    @property
-    def bpt(self) -> bool:
-        return self.service in BPT_SERVICES
-
-    @property
-    def control_mode(self) -> ControlMode:
-        return self.parameter_set.control_mode if self.parameter_set else ControlMode.SCHEDULED
 
     # -- handlers: one per request ---------------------------------------------------------------------
     def _on_supported_app_protocol(self, req: ap.SupportedAppProtocolReq, now: float):
