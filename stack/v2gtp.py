@@ -1,36 +1,23 @@
-"""V2GTP framing (ISO 15118-20 / -2 header): 8-byte header, payload types and their EXI schema sets."""
+"""V2GTP framing (ISO 15118-20 / -2 header): the 8-byte header and an incremental frame reader."""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
 
+from stack import schemas
+
 VERSION = 0x01
 HEADER = struct.Struct(">BBHI")
 HEADER_SIZE = HEADER.size
 DEFAULT_MAX_PAYLOAD = 64 * 1024
 
-# payload type -> EXI schema id (PROTOCOL.md section 2); 0x8001 is shared by SAP and -2/DIN messages
-PAYLOAD_SCHEMAS = {
-    0x8001: "appProtocol",
-    0x8002: "iso20-common",
-    0x8003: "iso20-ac",
-    0x8004: "iso20-dc",
-    0x8005: "iso20-acdp",
-    0x8006: "iso20-wpt",
-    0x8101: "iso20-common",  # schedule renegotiation side stream
-    0x8102: "iso20-common",  # metering confirmation side stream
-}
-SDP_PAYLOAD_TYPES = {0x9000, 0x9001, 0x9002, 0x9003}
-# schema id -> the payload type that carries it (mainstream streams; 0x8101/0x8102 are side streams)
-SCHEMA_PAYLOAD_TYPES = {
-    "appProtocol": 0x8001,
-    "iso20-common": 0x8002,
-    "iso20-ac": 0x8003,
-    "iso20-dc": 0x8004,
-    "iso20-acdp": 0x8005,
-    "iso20-wpt": 0x8006,
-}
+# Compatibility views of the registry (stack/schemas.py). A connection must not use PAYLOAD_SCHEMAS, which
+# ignores the SAP outcome: stack.channel maps payload types through the negotiated protocol.
+PAYLOAD_SCHEMAS = schemas.PAYLOAD_SCHEMAS
+SDP_PAYLOAD_TYPES = schemas.SDP_PAYLOAD_TYPES
+# schema id -> the main-stream payload type that carries its documents
+SCHEMA_PAYLOAD_TYPES = {s.id: s.payload_type for s in schemas.SCHEMA_SETS.values() if s.payload_type is not None}
 
 
 class V2gtpError(ValueError):
@@ -54,7 +41,7 @@ def parse_header(data: bytes, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[i
     version, inverse, payload_type, length = HEADER.unpack_from(data)
     if version != VERSION or inverse != version ^ 0xFF:
         raise V2gtpError(f"bad protocol version {version:#04x}/{inverse:#04x}")
-    if payload_type not in PAYLOAD_SCHEMAS and payload_type not in SDP_PAYLOAD_TYPES:
+    if payload_type not in schemas.PAYLOAD_TYPES:
         raise V2gtpError(f"unknown payload type {payload_type:#06x}")
     if length > max_payload:
         raise V2gtpError(f"payload length {length} above the maximum {max_payload}")

@@ -4,7 +4,9 @@ Stable API: `encode(msg, *, string_table=False) -> bytes`, `decode(data, schema)
 `to_xml(msg) -> str`, `from_xml(text) -> msg`, the fragment variants, and `ExiError`.
 """
 
-from .codec import SCHEMA_MODULES, decode, decode_element, decode_fragment, encode, encode_fragment
+from stack.schemas import SCHEMA_IDS
+
+from .codec import decode, decode_element, decode_fragment, encode, encode_fragment
 from .errors import (
     ExiDecodeError,
     ExiEncodeError,
@@ -14,8 +16,6 @@ from .errors import (
     ExiUnsupportedError,
 )
 from .xml import XmlError, from_xml, to_xml, validate_xml
-
-SCHEMA_IDS = tuple(SCHEMA_MODULES)
 
 __all__ = [
     "SCHEMA_IDS",

@@ -6,30 +6,13 @@ import importlib
 from functools import cache
 from types import ModuleType, TracebackType
 
+from stack import schemas
+
 from .errors import ExiDecodeError, ExiEncodeError, ExiError, ExiTruncatedError, ExiUnsupportedError
 from .runtime import Reader, StringTable, to_bytes
 
-# stable schema ids -> generated codec module
-SCHEMA_MODULES = {
-    "appProtocol": "appprotocol",
-    "iso20-common": "iso20_common",
-    "iso20-dc": "iso20_dc",
-    "iso20-ac": "iso20_ac",
-    "iso20-acdp": "iso20_acdp",
-    "iso20-wpt": "iso20_wpt",
-    "xmldsig": "xmldsig",
-}
-# the schema set a message class is encoded with by default, by the namespace of its module
-DEFAULT_SCHEMA = {
-    "app_protocol": "appProtocol",
-    "iso20_common": "iso20-common",
-    "iso20_types": "iso20-common",
-    "iso20_dc": "iso20-dc",
-    "iso20_ac": "iso20-ac",
-    "iso20_acdp": "iso20-acdp",
-    "iso20_wpt": "iso20-wpt",
-    "xmldsig": "xmldsig",
-}
+# schema id -> generated codec module (stack.exi.gen), from the registry
+SCHEMA_MODULES = {s.id: s.codec_module for s in schemas.SCHEMA_SETS.values()}
 EXI_HEADER = 0x80  # distinguishing bits 10, no options, final version 1
 EXI_COOKIE = b"$EXI"
 
@@ -37,18 +20,18 @@ EXI_COOKIE = b"$EXI"
 @cache
 def codec_module(schema: str) -> ModuleType:
     try:
-        name = SCHEMA_MODULES[schema]
-    except KeyError:
-        raise ExiError(f"unknown schema id {schema!r}; known: {', '.join(SCHEMA_MODULES)}") from None
+        name = schemas.schema_set(schema).codec_module
+    except schemas.UnknownSchemaError as exc:
+        raise ExiError(str(exc)) from None
     return importlib.import_module(f"stack.exi.gen.{name}")
 
 
 def default_schema(msg: object) -> str:
-    module = type(msg).__module__.rsplit(".", 1)[-1]
+    """The schema id `msg` is encoded with unless told otherwise (the registry's owner of its class's module)."""
     try:
-        return DEFAULT_SCHEMA[module]
-    except KeyError:
-        raise ExiEncodeError(f"{type(msg).__name__} is not a generated message class") from None
+        return schemas.default_schema_id(type(msg))
+    except schemas.UnknownSchemaError as exc:
+        raise ExiEncodeError(str(exc)) from None
 
 
 @cache

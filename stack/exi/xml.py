@@ -10,50 +10,12 @@ from pathlib import Path
 
 from lxml import etree
 
+from stack import schemas
 from stack.messages._schema import FieldSpec, Simple
 
 from .errors import ExiError
 
 XSD_DIR = Path(__file__).resolve().parent / "xsd"
-MESSAGE_MODULES = (
-    "app_protocol",
-    "iso20_types",
-    "iso20_common",
-    "iso20_dc",
-    "iso20_ac",
-    "iso20_acdp",
-    "iso20_wpt",
-    "xmldsig",
-)
-PREFIXES = {
-    "urn:iso:15118:2:2010:AppProtocol": "app",
-    "urn:iso:std:iso:15118:-20:CommonTypes": "ct",
-    "urn:iso:std:iso:15118:-20:CommonMessages": "cm",
-    "urn:iso:std:iso:15118:-20:DC": "dc",
-    "urn:iso:std:iso:15118:-20:AC": "ac",
-    "urn:iso:std:iso:15118:-20:ACDP": "acdp",
-    "urn:iso:std:iso:15118:-20:WPT": "wpt",
-    "http://www.w3.org/2000/09/xmldsig#": "ds",
-}
-SCHEMA_FILES = {
-    "appProtocol": "V2G_CI_AppProtocol.xsd",
-    "iso20-common": "iso15118_20/V2G_CI_CommonMessages.xsd",
-    "iso20-dc": "iso15118_20/V2G_CI_DC.xsd",
-    "iso20-ac": "iso15118_20/V2G_CI_AC.xsd",
-    "iso20-acdp": "iso15118_20/V2G_CI_ACDP.xsd",
-    "iso20-wpt": "iso15118_20/V2G_CI_WPT.xsd",
-    "xmldsig": "xmldsig-core-schema.xsd",
-}
-NAMESPACE_SCHEMAS = {
-    "urn:iso:15118:2:2010:AppProtocol": "appProtocol",
-    "urn:iso:std:iso:15118:-20:CommonMessages": "iso20-common",
-    "urn:iso:std:iso:15118:-20:CommonTypes": "iso20-common",
-    "urn:iso:std:iso:15118:-20:DC": "iso20-dc",
-    "urn:iso:std:iso:15118:-20:AC": "iso20-ac",
-    "urn:iso:std:iso:15118:-20:ACDP": "iso20-acdp",
-    "urn:iso:std:iso:15118:-20:WPT": "iso20-wpt",
-    "http://www.w3.org/2000/09/xmldsig#": "xmldsig",
-}
 
 
 class XmlError(ExiError):
@@ -63,8 +25,8 @@ class XmlError(ExiError):
 @cache
 def _elements() -> dict[str, type]:
     out: dict[str, type] = {}
-    for name in MESSAGE_MODULES:
-        out.update(importlib.import_module(f"stack.messages.{name}").ELEMENTS)
+    for namespace in schemas.NAMESPACES.values():
+        out.update(importlib.import_module(f"stack.messages.{namespace.module}").ELEMENTS)
     return out
 
 
@@ -78,20 +40,21 @@ def _element_of(cls: type) -> str:
 
 @cache
 def xml_schema(schema: str) -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(XSD_DIR / SCHEMA_FILES[schema])))
+    return etree.XMLSchema(etree.parse(str(XSD_DIR / schemas.schema_set(schema).xsd)))
 
 
 def schema_of_namespace(namespace: str) -> str:
     try:
-        return NAMESPACE_SCHEMAS[namespace]
-    except KeyError:
-        raise XmlError(f"unknown namespace {namespace!r}") from None
+        return schemas.schema_set_of_namespace(namespace).id
+    except schemas.UnknownSchemaError as exc:
+        raise XmlError(str(exc)) from None
 
 
 # -- objects -> XML --------------------------------------------------------------------------------
 def to_element(msg: object, element: str | None = None) -> etree._Element:
     qname = element or _element_of(type(msg))
-    root = etree.Element(qname, nsmap={PREFIXES[ns]: ns for ns in _namespaces(msg, {_ns(qname)}) if ns})
+    namespaces = _namespaces(msg, {_ns(qname)})
+    root = etree.Element(qname, nsmap={schemas.NAMESPACES[ns].prefix: ns for ns in namespaces if ns})
     _fill(root, msg)
     etree.cleanup_namespaces(root)
     return root

@@ -7,34 +7,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stack import schemas
+
 from .emit_codec import CodecEmitter, shared_module
 from .emit_messages import MessagesEmitter
-from .model import NAMESPACE_MODULES, SCHEMA_SETS, SchemaModel
+from .model import NAMESPACE_MODULES, SchemaModel
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES_DIR = ROOT / "stack" / "messages"
 CODEC_DIR = ROOT / "stack" / "exi" / "gen"
 
 
-def codec_module(sid: str) -> str:
-    return sid.replace("-", "_").lower()
-
-
 def generate() -> dict[Path, str]:
     """Every generated file and its text."""
     model = SchemaModel()
     files = {MESSAGES_DIR / f"{mod}.py": MessagesEmitter(model, ns).emit() for ns, mod in NAMESPACE_MODULES.items()}
-    emitters = {sid: CodecEmitter(model, sid) for sid in SCHEMA_SETS}
+    emitters = {sid: CodecEmitter(model, sid) for sid in schemas.SCHEMA_IDS}
     blocks = {sid: e.blocks() for sid, e in emitters.items()}
     shared = shared_types(blocks)
     enum_types = {k: v for e in emitters.values() for k, v in e.enum_types().items()}
     first = {}
-    for sid in SCHEMA_SETS:
+    for sid in schemas.SCHEMA_IDS:
         for key, block in blocks[sid].items():
             first.setdefault(key, block)
     files[CODEC_DIR / "shared.py"] = shared_module([first[k] for k in sorted(shared)], enum_types)
     for sid, emitter in emitters.items():
-        files[CODEC_DIR / f"{codec_module(sid)}.py"] = emitter.emit(shared)
+        files[CODEC_DIR / f"{schemas.schema_set(sid).codec_module}.py"] = emitter.emit(shared)
     files[CODEC_DIR / "__init__.py"] = '"""Generated EXI codecs, one module per schema set (see tools/exigen)."""\n'
     return _formatted(files)
 

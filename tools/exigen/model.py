@@ -20,31 +20,13 @@ from xmlschema.validators import (
     XsdGroup,
 )
 
+from stack import schemas
+
 XSD_DIR = Path(__file__).resolve().parents[2] / "stack" / "exi" / "xsd"
 XS = "http://www.w3.org/2001/XMLSchema"
 
-# schema id -> (xsd file, target namespace of its messages)
-SCHEMA_SETS: dict[str, tuple[str, str]] = {
-    "appProtocol": ("V2G_CI_AppProtocol.xsd", "urn:iso:15118:2:2010:AppProtocol"),
-    "iso20-common": ("iso15118_20/V2G_CI_CommonMessages.xsd", "urn:iso:std:iso:15118:-20:CommonMessages"),
-    "iso20-dc": ("iso15118_20/V2G_CI_DC.xsd", "urn:iso:std:iso:15118:-20:DC"),
-    "iso20-ac": ("iso15118_20/V2G_CI_AC.xsd", "urn:iso:std:iso:15118:-20:AC"),
-    "iso20-acdp": ("iso15118_20/V2G_CI_ACDP.xsd", "urn:iso:std:iso:15118:-20:ACDP"),
-    "iso20-wpt": ("iso15118_20/V2G_CI_WPT.xsd", "urn:iso:std:iso:15118:-20:WPT"),
-    "xmldsig": ("xmldsig-core-schema.xsd", "http://www.w3.org/2000/09/xmldsig#"),
-}
-
-# namespace -> python module name in stack.messages
-NAMESPACE_MODULES: dict[str, str] = {
-    "urn:iso:15118:2:2010:AppProtocol": "app_protocol",
-    "urn:iso:std:iso:15118:-20:CommonTypes": "iso20_types",
-    "urn:iso:std:iso:15118:-20:CommonMessages": "iso20_common",
-    "urn:iso:std:iso:15118:-20:DC": "iso20_dc",
-    "urn:iso:std:iso:15118:-20:AC": "iso20_ac",
-    "urn:iso:std:iso:15118:-20:ACDP": "iso20_acdp",
-    "urn:iso:std:iso:15118:-20:WPT": "iso20_wpt",
-    "http://www.w3.org/2000/09/xmldsig#": "xmldsig",
-}
+# namespace -> python module name in stack.messages (the schema sets themselves: stack.schemas.SCHEMA_SETS)
+NAMESPACE_MODULES: dict[str, str] = {uri: n.module for uri, n in schemas.NAMESPACES.items()}
 
 # value ranges of the built-in integer types (None = unbounded)
 _INTEGER_RANGES: dict[str, tuple[int | None, int | None]] = {
@@ -160,7 +142,7 @@ class SchemaModel:
     """All types and elements reachable from the XSDs of all schema sets."""
 
     def __init__(self) -> None:
-        self.schemas = {sid: xmlschema.XMLSchema(str(XSD_DIR / path)) for sid, (path, _) in SCHEMA_SETS.items()}
+        self.schemas = {sid: xmlschema.XMLSchema(str(XSD_DIR / s.xsd)) for sid, s in schemas.SCHEMA_SETS.items()}
         self.simple: dict[str, SimpleType] = {}
         self.complex: dict[str, ComplexType] = {}
         self._by_xsd: dict[int, ComplexType] = {}

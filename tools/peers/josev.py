@@ -22,17 +22,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from stack import schemas
+
 JOSEV_REQUIREMENTS = ("iso15118==0.31.2", "aiofile")  # aiofile: imported by its EVCC, missing from its deps
-SCHEMAS = {
-    "appProtocol": "urn:iso:15118:2:2010:AppProtocol",
-    "iso20-common": "urn:iso:std:iso:15118:-20:CommonMessages",
-    "iso20-dc": "urn:iso:std:iso:15118:-20:DC",
-    "iso20-ac": "urn:iso:std:iso:15118:-20:AC",
-    "iso20-acdp": "urn:iso:std:iso:15118:-20:ACDP",
-    "iso20-wpt": "urn:iso:std:iso:15118:-20:WPT",
-}
+# the grammar sets of V2G documents (schema id -> namespace, from the registry)
+SCHEMAS = {s.id: s.namespace for s in schemas.SCHEMA_SETS.values() if s.payload_type is not None}
 # grammar sets for EXI fragments: those of SCHEMAS, and xmldsig on its own (Josev's `XSDCore`)
-FRAGMENT_SCHEMAS = {**SCHEMAS, "xmldsig": "http://www.w3.org/2000/09/xmldsig#"}
+FRAGMENT_SCHEMAS = {s.id: s.namespace for s in schemas.SCHEMA_SETS.values()}
 BRIDGE = Path(__file__).with_name("josev_bridge.py")
 _MARKER = ".mcs-v2g-installed"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
