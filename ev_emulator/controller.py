@@ -1,21 +1,28 @@
-"""The truck's decisions: an `EvController` backed by the battery/BMS model and the driver's charging needs."""
+"""The truck's decisions: an `EvController` backed by the battery/BMS model and the driver's charging needs.
+
+Each call first brings the physics behind the inlet up to the call's time, then answers from the pack's state at
+that moment: the limits it announces are the BMS limits of now, the energy it asks for is what it needs now.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stack.session.controller import (
     ChargeLoopFeedback,
+    ChargeParameters,
     EnergyRequest,
     EvLoopStep,
+    PowerDeliveryStep,
     PowerLimits,
+    PreChargeStep,
     Schedule,
     StopReason,
 )
 from stack.session.services import BPT_SERVICES, ControlMode, ParameterSet, ServiceId
 
 from .battery import CloseResult, TruckBattery, WeldingStatus
+from .inlet import Inlet
 from .needs import ChargingNeeds, discharge_current_limit, energy_request
 
 
@@ -25,37 +32,125 @@ class TruckController:
 
     battery: TruckBattery
     needs: ChargingNeeds
-    inlet_voltage: Callable[[], float]  # what the EV measures at its inlet
+    inlet: Inlet
     service: ServiceId = ServiceId.MCS_BPT
     control_mode: ControlMode = ControlMode.DYNAMIC
     vin: str = "WMA06XZZ1MP123456"
     stop_reason: StopReason = StopReason.TERMINATE
+    max_charge_loops: int | None = None  # a bench limit: stop after this many DC_ChargeLoopReq
+    leave_at_target: bool = False  # stop charging once the target SoC is reached (else stay until departure)
+    negotiated: ServiceId | None = None
     schedule: Schedule | None = None
     started: float | None = None
+    charge_loops: int = 0
     ended: tuple[str, bool] | None = None
     events: list[tuple[float, str]] = field(default_factory=list)
-    _now: float = 0.0  # time of the latest request (the BMS limits depend on departure slack)
-    _limits_cache: tuple | None = None  # limits are asked twice per request: compute them once
 
-    def evcc_id(self) -> str:
+    def evcc_id(self, now: float) -> str:
         return self.vin
 
-    def choose_service(self, offered: list[ServiceId]) -> ServiceId | None:
+    def choose_service(self, offered: list[ServiceId], now: float) -> ServiceId | None:
         return self.service if self.service in offered else None
 
-    def choose_parameter_set(self, service: ServiceId, sets: list[ParameterSet]) -> ParameterSet | None:
+    def choose_parameter_set(self, service: ServiceId, sets: list[ParameterSet], now: float) -> ParameterSet | None:
+        self.negotiated = service
         return next((p for p in sets if p.control_mode is self.control_mode), None)
 
-    def limits(self, service: ServiceId) -> PowerLimits:
-        """The BMS's present limits (they taper with SoC); discharge only above the V2G reserve."""
-        key = (service, self._now, self.battery.soc)
-        if self._limits_cache is not None and self._limits_cache[0] == key:
-            return self._limits_cache[1]
-        limits = self._compute_limits(service)
-        self._limits_cache = (key, limits)
-        return limits
+    def charge_parameters(self, service: ServiceId, now: float) -> ChargeParameters:
+        self.inlet.advance_to(now)
+        self.negotiated = service
+        return ChargeParameters(self._limits(now), target_soc=round(self.needs.target_soc * 100))
 
-    def _compute_limits(self, service: ServiceId) -> PowerLimits:
+    def energy_request(self, service: ServiceId, mode: ControlMode, now: float) -> EnergyRequest:
+        self.inlet.advance_to(now)
+        return energy_request(self.battery, self.needs, now)
+
+    def choose_schedule(self, schedules: list[Schedule], now: float) -> Schedule | None:
+        self.schedule = schedules[0] if schedules else None
+        return self.schedule
+
+    def pre_charge(self, evse_present_voltage: float | None, now: float) -> PreChargeStep:
+        self.inlet.evse_reported(now, voltage=evse_present_voltage)
+        target = self.battery.open_circuit_voltage()
+        tolerance = self.battery.contactors.precharge_tolerance
+        matched = evse_present_voltage is not None and abs(self.inlet.voltage() - target) <= tolerance
+        return PreChargeStep(self._present_voltage(), target, matched)
+
+    def power_delivery(self, progress: str, now: float) -> PowerDeliveryStep:
+        self.inlet.advance_to(now)
+        if progress != "Start":
+            return PowerDeliveryStep()
+        result = self.battery.close_contactors(self.inlet.voltage())
+        self.events.append((now, f"contactors close: {result}"))
+        if result not in (CloseResult.CLOSED, CloseResult.ALREADY_CLOSED):
+            return PowerDeliveryStep(ready=False)
+        self.started = now if self.started is None else self.started
+        return PowerDeliveryStep(ready=True, discharge=False, max_charge_power=self.battery.charge_power_limit())
+
+    def charge_loop(self, feedback: ChargeLoopFeedback | None, now: float) -> EvLoopStep:
+        if feedback is None:
+            self.inlet.advance_to(now)
+        else:  # the pack follows the charger's measurements (a shared plant: up to now)
+            at = now if feedback.received_at is None else feedback.received_at
+            self.inlet.evse_reported(at, voltage=feedback.present_voltage, current=feedback.present_current)
+        stop = self._stop(now)
+        if stop is not None:
+            return EvLoopStep(stop=stop)
+        self.charge_loops += 1
+        limits = self._limits(now)
+        energy = energy_request(self.battery, self.needs, now)
+        target_current = None
+        if self.control_mode is ControlMode.SCHEDULED:
+            power = self._scheduled_power(now)
+            target_current = power / max(self.battery.present_voltage(), 1.0)
+            target_current = max(-(limits.max_discharge_current or 0.0), min(target_current, limits.max_charge_current))
+            if energy.target_energy <= 0 and target_current > 0:
+                target_current = 0.0
+        return EvLoopStep(
+            present_voltage=self._present_voltage(),
+            target_current=target_current,
+            target_voltage=self.battery.spec.max_voltage,
+            soc=self.battery.soc_percent,
+            energy=energy,
+            limits=limits,
+            charging_complete=energy.target_energy <= 0,
+        )
+
+    def welding_detection(self, evse_present_voltage: float | None, now: float) -> bool:
+        self.inlet.evse_reported(now, voltage=evse_present_voltage)
+        if evse_present_voltage is None:  # the first call, after PowerDeliveryRes(Stop): open, then check
+            self.battery.open_contactors(now)
+            self.events.append((now, "contactors open"))
+            return False
+        status = self.battery.welding_check(self.inlet.voltage(), now)
+        if status is WeldingStatus.SUSPECTED:
+            self.events.append((now, "welded contactor suspected"))
+        return status is not WeldingStatus.PENDING
+
+    def session_ended(self, reason: str, ok: bool, now: float) -> None:
+        self.inlet.advance_to(now)
+        self.ended = (reason, ok)
+        if self.battery.contactors_closed():
+            self.battery.open_contactors(now)
+
+    # -- the truck's own state --------------------------------------------------------------------------------
+    def _present_voltage(self) -> float:
+        return self.battery.present_voltage() if self.battery.contactors_closed() else self.inlet.voltage()
+
+    def _stop(self, now: float) -> StopReason | None:
+        departure = self.needs.departure_time
+        if departure is not None and now >= departure:
+            return self.stop_reason  # time to drive off
+        if not self.battery.contactors_closed():  # the BMS opened them (SoC limit or fault)
+            return StopReason.TERMINATE
+        if self.max_charge_loops is not None and self.charge_loops >= self.max_charge_loops:
+            return self.stop_reason
+        if self.leave_at_target and self.battery.soc >= self.needs.target_soc:
+            return self.stop_reason
+        return None
+
+    def _limits(self, now: float) -> PowerLimits:
+        """The BMS's present limits (they taper with SoC); discharge only above the V2G reserve."""
         b, spec = self.battery, self.battery.spec
         limits = PowerLimits(
             max_charge_power=b.charge_power_limit(),
@@ -65,72 +160,20 @@ class TruckController:
             max_voltage=spec.max_voltage,
             min_voltage=spec.min_voltage,
         )
-        if service not in BPT_SERVICES:
+        if (self.negotiated or self.service) not in BPT_SERVICES:
             return limits
-        current = discharge_current_limit(b, self.needs, self._now, b.charge_power_limit())
-        voltage = b.open_circuit_voltage()
+        current = discharge_current_limit(b, self.needs, now, b.charge_power_limit())
         return PowerLimits(
-            *(getattr(limits, f) for f in ("max_charge_power", "min_charge_power", "max_charge_current")),
+            max_charge_power=limits.max_charge_power,
+            min_charge_power=0.0,
+            max_charge_current=limits.max_charge_current,
             min_charge_current=0.0,
             max_voltage=limits.max_voltage,
             min_voltage=limits.min_voltage,
-            max_discharge_power=min(b.discharge_power_limit(), current * voltage),
+            max_discharge_power=min(b.discharge_power_limit(), current * b.open_circuit_voltage()),
             min_discharge_power=0.0,
             max_discharge_current=current,
             min_discharge_current=0.0,
-        )
-
-    def energy_request(self, now: float) -> EnergyRequest:
-        self._now = now
-        return energy_request(self.battery, self.needs, now)
-
-    def choose_schedule(self, schedules: list[Schedule]) -> Schedule:
-        self.schedule = schedules[0]
-        return self.schedule
-
-    def present_voltage(self, now: float) -> float:
-        return self.battery.present_voltage() if self.battery.contactors_closed() else self.inlet_voltage()
-
-    def pre_charge_target(self, now: float) -> float:
-        return self.battery.open_circuit_voltage()
-
-    def discharge(self) -> bool:
-        return False
-
-    def contactors(self, closed: bool, now: float) -> bool:
-        if closed:
-            result = self.battery.close_contactors(self.inlet_voltage())
-            self.events.append((now, f"contactors close: {result}"))
-            if result in (CloseResult.CLOSED, CloseResult.ALREADY_CLOSED):
-                self.started = now if self.started is None else self.started
-                return True
-            return False
-        self.battery.open_contactors(now)
-        self.events.append((now, "contactors open"))
-        return True
-
-    def charge_loop(self, feedback: ChargeLoopFeedback | None, now: float) -> EvLoopStep:
-        self._now = now
-        departure = self.needs.departure_time
-        if departure is not None and now >= departure:
-            return EvLoopStep(stop=self.stop_reason)  # time to drive off
-        if not self.battery.contactors_closed():  # the BMS opened them (SoC limit or fault)
-            return EvLoopStep(stop=StopReason.TERMINATE)
-        energy = energy_request(self.battery, self.needs, now)
-        target_current = None
-        if self.control_mode is ControlMode.SCHEDULED:
-            power = self._scheduled_power(now)
-            target_current = power / max(self.battery.present_voltage(), 1.0)
-            limits = self.limits(self.service)
-            target_current = max(-(limits.max_discharge_current or 0.0), min(target_current, limits.max_charge_current))
-            if energy.target_energy <= 0 and target_current > 0:
-                target_current = 0.0
-        return EvLoopStep(
-            target_current=target_current,
-            target_voltage=self.battery.spec.max_voltage,
-            soc=self.battery.soc_percent,
-            energy=energy,
-            limits=self.limits(self.service),
         )
 
     def _scheduled_power(self, now: float) -> float:
@@ -138,21 +181,10 @@ class TruckController:
         if self.schedule is None or self.started is None:
             return 0.0
         elapsed = now - self.started
-        return _power_at(self.schedule.charge, elapsed) - _power_at(self.schedule.discharge or (), elapsed)
-
-    def welding_done(self, evse_voltage: float, now: float) -> bool:
-        status = self.battery.welding_check(self.inlet_voltage(), now)
-        if status is WeldingStatus.SUSPECTED:
-            self.events.append((now, "welded contactor suspected"))
-        return status is not WeldingStatus.PENDING
-
-    def session_ended(self, reason: str, ok: bool, now: float) -> None:
-        self.ended = (reason, ok)
-        if self.battery.contactors_closed():
-            self.battery.open_contactors(now)
+        return power_at(self.schedule.charge, elapsed) - power_at(self.schedule.discharge or (), elapsed)
 
 
-def _power_at(entries, elapsed: float) -> float:
+def power_at(entries, elapsed: float) -> float:
     """Power of a schedule (consecutive entries from its time anchor) `elapsed` seconds in; 0 after its end."""
     for entry in entries:
         if elapsed < entry.duration:

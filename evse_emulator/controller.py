@@ -1,7 +1,9 @@
 """The charger's decisions on top of its hardware: an `EvseController` driving a HAL (mock plant or CAN).
 
-Each answer reads the power stage's measurements at the request's time (the plant is stepped by its own
-clock) and sets new setpoints that hold until the next request: a sample-and-hold control loop.
+Each answer reads the power stage's measurements at the request's time (a simulated plant runs on the same
+clock) and sets new setpoints that hold until the next request: a sample-and-hold control loop. What the EV
+says about itself (its pack voltage, its contactors) is passed to a simulated plant, which needs it when it
+has no battery model of the truck (a truck in another process).
 """
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ from stack.session.controller import (
     PowerLimits,
     ScheduleAnswer,
 )
-from stack.session.defaults import MCS_CHARGER, unidirectional
 from stack.session.services import BPT_SERVICES, ControlMode, ServiceId
 
 from .energy.policy import ChargeToTarget, PolicyInput, SetpointPolicy
-from .hal import ContactorState, Hal, ImdStatus, cable_check_test_voltage
+from .hal import ContactorState, EvReport, Hal, ImdStatus, cable_check_test_voltage
 
 PRE_CHARGE_CURRENT = 2.0  # A; EVerest limits cable-check current to 2 A, pre-charge uses the same small figure
 
@@ -32,7 +33,7 @@ class PlantEvseController:
     """An MCS charger: ratings from its power stage, setpoints from a policy, measurements from the HAL."""
 
     hal: Hal
-    ratings: PowerLimits = MCS_CHARGER
+    ratings: PowerLimits
     policy: SetpointPolicy = field(default_factory=ChargeToTarget)
     evse_identifier: str = "DE*MCS*E0001"
     meter_id: str = "MCS-METER-0001"
@@ -45,14 +46,14 @@ class PlantEvseController:
     last_energy: EnergyRequest | None = None
     last_soc: int | None = None
 
-    def evse_id(self) -> str:
+    def evse_id(self, now: float) -> str:
         return self.evse_identifier
 
     def authorize(self, now: float) -> AuthorizationStatus:
         return AuthorizationStatus.ACCEPTED
 
     def _limits(self) -> PowerLimits:
-        return self.ratings if self.service in BPT_SERVICES else unidirectional(self.ratings)
+        return self.ratings if self.service in BPT_SERVICES else self.ratings.unidirectional()
 
     def charge_parameters(self, service: ServiceId, ev: PowerLimits, now: float) -> PowerLimits:
         self.service, self.ev_limits = service, ev
@@ -86,6 +87,9 @@ class PlantEvseController:
     def pre_charge(self, target_voltage: float, now: float) -> float:
         ev_max = self.ev_limits.max_voltage if self.ev_limits else self.ratings.max_voltage
         target_voltage = max(0.0, min(target_voltage, ev_max, self.ratings.max_voltage))
+        # the pack the EV closes its contactors onto is at the voltage it accepts as matched: the target as the
+        # charger applies it (an EV asking above its own maximum, as Josev's simulator does, gets its maximum)
+        self._ev_said(EvReport(voltage_v=target_voltage))
         stage = self.hal.power_stage
         stage.set_limits(target_voltage, PRE_CHARGE_CURRENT, self.ratings.max_charge_power)
         stage.enable(self.ev_limits.max_voltage if self.ev_limits else target_voltage)
@@ -94,12 +98,18 @@ class PlantEvseController:
     def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
         hal = self.hal
         if start:
+            self._ev_said(EvReport(contactors_closed=True))  # the EV closed its contactors before asking
             self.started = now if self.started is None else self.started
             ev_max = self.ev_limits.max_voltage if self.ev_limits else self.ratings.max_voltage
             hal.power_stage.set_limits(ev_max, 0.0, self.ratings.max_charge_power)  # the loop raises the current
             return hal.contactors.state() is ContactorState.CLOSED and not hal.faults()
         self._switch_off()
+        self._ev_said(EvReport(contactors_closed=False))
         return True
+
+    def _ev_said(self, report: EvReport) -> None:
+        if self.hal.plant is not None:
+            self.hal.plant.ev_reported(report)
 
     def _switch_off(self) -> None:
         self.cable_check_started = False  # a new energy transfer (e.g. after renegotiation) tests again
@@ -110,9 +120,13 @@ class PlantEvseController:
         self.setpoint_a = 0.0
 
     def charge_loop(self, loop: ChargeLoopInput, now: float) -> ChargeLoopOutput:
+        ev = loop.ev_limits or self.ev_limits
+        # a pack cannot sit above the EV's own maximum: a report beyond it (Josev's simulated EV says 20 kV) is
+        # not physics the plant should follow
+        ev_max = ev.max_voltage if ev else self.ratings.max_voltage
+        self._ev_said(EvReport(voltage_v=min(loop.ev_present_voltage, ev_max)))
         stage = self.hal.power_stage
         present = stage.present()
-        ev = loop.ev_limits or self.ev_limits
         self.last_energy = loop.energy or self.last_energy
         self.last_soc = loop.soc if loop.soc is not None else self.last_soc
         voltage = max(present.voltage_v, loop.ev_present_voltage, 1.0)
@@ -163,3 +177,4 @@ class PlantEvseController:
         self.ended = reason
         self.hal.imd.stop()
         self._switch_off()
+        self._ev_said(EvReport(contactors_closed=False))

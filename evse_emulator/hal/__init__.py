@@ -1,6 +1,6 @@
 """The charger's hardware abstraction: four Protocols bundled in `Hal`, a driver picked by a config string.
 
-    hal = make_hal("mock", vehicle=truck_battery, mcs=True)   # physical model, stepped by `hal.plant.step(dt)`
+    hal = make_hal("mock", vehicle=truck_battery, clock=clock)  # physical model on the clock (or `plant.step(dt)`)
     hal = make_hal("can:infypower", channel="vcan0")          # once a CAN driver family is registered
 
 Like python-can's `Bus(interface=...)`, drivers are looked up by name and imported only when asked for.
@@ -17,6 +17,7 @@ from .interfaces import (
     Contactors,
     ContactorState,
     DcReading,
+    EvReport,
     FaultKind,
     ImdStatus,
     IsolationMonitor,
@@ -34,6 +35,7 @@ __all__ = [
     "ContactorState",
     "Contactors",
     "DcReading",
+    "EvReport",
     "FaultKind",
     "Hal",
     "ImdStatus",
@@ -53,9 +55,15 @@ __all__ = [
 
 
 class SimulatedPlant(Protocol):
-    """A model advanced in simulated time; real hardware has none."""
+    """A model that runs on the clock; real hardware has none."""
 
     def step(self, dt: float) -> None: ...
+
+    def sync(self) -> None:
+        """Bring the model up to the clock's present time."""
+
+    def ev_reported(self, report: EvReport) -> None:
+        """What the EV said over -20 (used when the plant has no battery model of the truck)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,16 @@ class MeterSnapshot:
     timestamp_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class EvReport:
+    """What the EV said about itself over -20 (EVTargetVoltage at pre-charge, EVPresentVoltage in the loop; its
+    contactors close before PowerDelivery(Start) and open after Stop): a simulated plant without a battery model
+    of the truck models it from these."""
+
+    voltage_v: float | None = None
+    contactors_closed: bool | None = None
+
+
 class PowerStage(Protocol):
     """The DC converter: a CC/CV source bounded by a voltage, a signed current and a power limit."""
 

@@ -13,20 +13,31 @@ follows a slew-limited reference with a first-order lag (pre-charge, cable check
 decays through the discharge resistor. Each step is solved in closed form (the battery's OCV held for the
 step), so results do not depend on `dt`, except contactor and protection timing, which act at step boundaries.
 
+With a `Clock` the plant runs on it: every reading and command first brings it up to the clock's present time
+(in steps of at most `max_step_s`), so what the charger measures is the plant at that instant, whoever else
+steps it. Without one (unit tests) it moves only by `step(dt)`.
+
+The vehicle behind the cable is a `VehicleTerminal`: the truck's battery model when the truck is simulated in
+the same process, or a `ReportedVehicle` built from what the EV says over -20 when it is not.
+
 Figures without a source in PROTOCOL.md are model choices, documented on `PlantConfig`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from stack.clock import Clock
 
 from . import Hal
 from .interfaces import (
     EMERGENCY_OVER_VOLTAGE_DELAY_S,
     ContactorState,
     DcReading,
+    EvReport,
     FaultKind,
     ImdStatus,
     MeterSnapshot,
@@ -81,6 +92,9 @@ class PlantConfig:
     over_current_factor: float = 1.1
     # A failed voltage loop (injected) drives the output toward this multiple of the rated voltage.
     runaway_voltage_factor: float = 1.2
+    # Model choice: the longest step when the plant catches up with its clock (contactor and protection timing
+    # act at step boundaries; the electrical solution does not depend on the step).
+    max_step_s: float = 1.0
 
     @property
     def over_current_a(self) -> float:
@@ -166,13 +180,18 @@ def _parallel(*ohms: float) -> float:
 # ---------------------------------------------------------------------------------------------- devices
 
 
+def _no_sync() -> None:
+    pass
+
+
 @dataclass(slots=True)
 class _Terminal:
-    """The shared state of the output node: what every device observes."""
+    """The shared state of the output node: what every device observes (after `sync`, the plant's catch-up)."""
 
     voltage_v: float = 0.0
     current_a: float = 0.0  # into the cable, > 0 toward the EV
     time_s: float = 0.0
+    sync: Callable[[], None] = _no_sync
 
 
 class MockPowerStage:
@@ -190,6 +209,7 @@ class MockPowerStage:
         self._fault: PlantFault | None = None
 
     def set_limits(self, voltage_v: float, current_a: float, power_w: float) -> None:
+        self._terminal.sync()
         if not (math.isfinite(voltage_v) and math.isfinite(current_a) and math.isfinite(power_w)):
             raise ValueError("power stage limits must be finite")
         if voltage_v < 0 or power_w < 0:
@@ -199,17 +219,21 @@ class MockPowerStage:
         self.power_limit_w = float(power_w)
 
     def enable(self, negotiated_max_voltage_v: float | None = None) -> None:
+        self._terminal.sync()
         self.enabled = True
         self.negotiated_max_voltage_v = negotiated_max_voltage_v
         self._fault = None
 
     def disable(self) -> None:
+        self._terminal.sync()
         self.enabled = False
 
     def present(self) -> DcReading:
+        self._terminal.sync()
         return DcReading(self._terminal.voltage_v, self._terminal.current_a)
 
     def fault(self) -> PlantFault | None:
+        self._terminal.sync()
         return self._fault
 
     def over_voltage_limit_v(self) -> float:
@@ -241,21 +265,25 @@ class MockContactors:
         self.fail_next_close = False
 
     def close(self) -> None:
+        self._terminal.sync()
         if self._state is ContactorState.OPEN:
             self._state, self._timer = ContactorState.CLOSING, self._config.contactor_close_s
         elif self._state is ContactorState.OPENING:
             self._state = ContactorState.CLOSED  # never broke
 
     def open(self) -> None:
+        self._terminal.sync()
         if self._state is ContactorState.CLOSED:
             self._state, self._timer = ContactorState.OPENING, self._config.contactor_open_s
         elif self._state is ContactorState.CLOSING:
             self._state = ContactorState.OPEN  # never made
 
     def state(self) -> ContactorState:
+        self._terminal.sync()
         return self._state
 
     def fault(self) -> PlantFault | None:
+        self._terminal.sync()
         return self._fault
 
     @property
@@ -309,23 +337,28 @@ class MockImd:
         self._fault: PlantFault | None = None
 
     def start(self, test_voltage_v: float) -> None:
+        self._terminal.sync()
         self._phase, self._timer = "self_test", self._config.imd_self_test_s
         self._test_voltage_v = test_voltage_v
         self._status = ImdStatus.ONGOING
         self._fault = None
 
     def stop(self) -> None:
+        self._terminal.sync()
         self._phase = "idle"
         if self._status is ImdStatus.ONGOING:
             self._status = ImdStatus.IDLE
 
     def status(self) -> ImdStatus:
+        self._terminal.sync()
         return self._status
 
     def resistance_ohm(self) -> float | None:
+        self._terminal.sync()
         return self._resistance
 
     def fault(self) -> PlantFault | None:
+        self._terminal.sync()
         return self._fault
 
     @property
@@ -372,19 +405,27 @@ class MockMeter:
         self._exported_j = 0.0
 
     def imported_wh(self) -> float:
+        self._terminal.sync()
         return self._imported_j / J_PER_WH
 
     def exported_wh(self) -> float:
+        self._terminal.sync()
         return self._exported_j / J_PER_WH
 
     def power_w(self) -> float:
+        self._terminal.sync()
         return self._terminal.voltage_v * self._terminal.current_a
 
     def timestamp_s(self) -> float:
+        self._terminal.sync()
         return self._terminal.time_s
 
     def read(self) -> MeterSnapshot:
-        return MeterSnapshot(self.imported_wh(), self.exported_wh(), self.power_w(), self.timestamp_s())
+        self._terminal.sync()
+        t = self._terminal
+        return MeterSnapshot(
+            self._imported_j / J_PER_WH, self._exported_j / J_PER_WH, t.voltage_v * t.current_a, t.time_s
+        )
 
     def add(self, energy_j: float) -> None:
         if energy_j >= 0:
@@ -399,10 +440,15 @@ class MockMeter:
 class MockPlant:
     """The charger output, its cable and the vehicle behind it; advance with `step(dt)`."""
 
-    def __init__(self, vehicle: VehicleTerminal | None = None, config: PlantConfig | None = None) -> None:
+    def __init__(
+        self, vehicle: VehicleTerminal | None = None, config: PlantConfig | None = None, clock: Clock | None = None
+    ) -> None:
         self.config = config or PlantConfig()
         self.vehicle = vehicle
-        self.terminal = _Terminal()
+        self.clock = clock
+        self.terminal = _Terminal(time_s=clock.now() if clock is not None else 0.0)
+        if clock is not None:
+            self.terminal.sync = self.sync
         self.power_stage = MockPowerStage(self.config, self.terminal)
         self.contactors = MockContactors(self.config, self.terminal)
         self.imd = MockImd(self.config, self.terminal)
@@ -411,6 +457,39 @@ class MockPlant:
         self._was_enabled = False
         self._was_connected = False
         self._over_voltage_s = 0.0
+        self.cable_loss_j = 0.0  # I^2 R of the cable (the meter counts it, the EV's pack does not)
+        self._syncing = False
+
+    @property
+    def cable_loss_wh(self) -> float:
+        return self.cable_loss_j / J_PER_WH
+
+    def sync(self) -> None:
+        """Catch up with the clock (a no-op without one, and inside a step)."""
+        if self.clock is None or self._syncing:
+            return
+        self._syncing = True
+        try:
+            now = self.clock.now()
+            while self.terminal.time_s < now - 1e-9:
+                self.step(min(self.config.max_step_s, now - self.terminal.time_s))
+        finally:
+            self._syncing = False
+
+    def snapshot(self) -> tuple[float, DcReading, MeterSnapshot]:
+        """(time, output, meter) where the plant stands, without catching up with the clock (for samplers)."""
+        t = self.terminal
+        meter = self.meter
+        energy = MeterSnapshot(
+            meter._imported_j / J_PER_WH, meter._exported_j / J_PER_WH, t.voltage_v * t.current_a, t.time_s
+        )
+        return t.time_s, DcReading(t.voltage_v, t.current_a), energy
+
+    def ev_reported(self, report: EvReport) -> None:
+        """Pass what the EV said to a vehicle modelled from its reports; a simulated battery needs none of it."""
+        self.sync()
+        if isinstance(self.vehicle, ReportedVehicle):
+            self.vehicle.update(report)
 
     def hal(self) -> Hal:
         return Hal(self.power_stage, self.contactors, self.imd, self.meter, plant=self)
@@ -422,6 +501,7 @@ class MockPlant:
 
     def inlet_voltage(self) -> float:
         """What the EV measures at its inlet (for its pre-charge match and welding check)."""
+        self.sync()
         vehicle = self.vehicle
         if vehicle is None:
             return 0.0
@@ -459,6 +539,13 @@ class MockPlant:
             raise ValueError(f"dt must not be negative, got {dt}")
         if dt == 0:
             return
+        syncing, self._syncing = self._syncing, True  # the devices read the terminal without catching up
+        try:
+            self._step(dt)
+        finally:
+            self._syncing = syncing
+
+    def _step(self, dt: float) -> None:
         if not self.power_stage.enabled:
             # a disabled converter stops conducting within microseconds, long before a contactor releases
             # (30 ms): an emergency switch-off (disable, then open) breaks at zero current, it does not weld
@@ -506,6 +593,8 @@ class MockPlant:
             segments = [_Segment(dt, 0.0, 0.0)]
         for segment in segments:
             self.meter.add(segment.energy_j(ocv, r_path))
+            a, b = segment.start, segment.end
+            self.cable_loss_j += self.config.cable_ohm * segment.duration * (a * a + a * b + b * b) / 3
         vehicle.apply_current(sum(s.charge_c for s in segments) / dt, dt)
         current = segments[-1].end
         self.terminal.current_a = current
@@ -559,8 +648,43 @@ class MockPlant:
         self._over_voltage_s = 0.0
 
 
-def make_mock_hal(vehicle: VehicleTerminal | None = None, **settings: Any) -> Hal:
+class ReportedVehicle:
+    """The truck behind the cable, modelled from what it says over -20 (for a truck in another process): a
+    voltage source at its reported pack voltage behind an assumed resistance, connected while it says its
+    contactors are closed. The pack's state of charge is the truck's business, not the charger's."""
+
+    def __init__(self, resistance_ohm: float = 0.03) -> None:
+        # Model choice: 30 mOhm, the order of a 750 V heavy-truck pack (ev_emulator's default pack: ~37 mOhm)
+        self.resistance_ohm = resistance_ohm
+        self._ocv = 0.0
+        self._closed = False
+        self._current = 0.0
+
+    def update(self, report: EvReport) -> None:
+        if report.contactors_closed is not None:
+            self._closed = report.contactors_closed
+        if report.voltage_v is not None:  # a terminal voltage under load: take the drop of its resistance off
+            current = self._current if self._closed else 0.0
+            self._ocv = max(0.0, report.voltage_v - current * self.resistance_ohm)
+
+    def open_circuit_voltage(self) -> float:
+        return self._ocv
+
+    def internal_resistance(self) -> float:
+        return self.resistance_ohm
+
+    def contactors_closed(self) -> bool:
+        return self._closed
+
+    def apply_current(self, amps: float, dt: float) -> None:
+        self._current = amps
+
+
+def make_mock_hal(vehicle: VehicleTerminal | None = None, clock: Clock | None = None, **settings: Any) -> Hal:
     """The `mock` driver: `settings` are `PlantConfig` fields (`mcs=False`, `cable_ohm=...`)."""
     if "family" in settings:
         raise ValueError("the mock driver has no device families (use 'mock')")
-    return MockPlant(vehicle, PlantConfig(**settings)).hal()
+    unknown = sorted(set(settings) - set(PlantConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown mock plant settings {unknown}; known: {sorted(PlantConfig.__dataclass_fields__)}")
+    return MockPlant(vehicle, PlantConfig(**settings), clock).hal()

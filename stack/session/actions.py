@@ -1,8 +1,21 @@
-"""What a sans-I/O session machine asks its driver to do, and the events it reports."""
+"""What a sans-I/O session machine asks its driver to do, and what it reports."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .errors import LocalProtocolError, PeerTimeout, RemoteProtocolError
+
+__all__ = [
+    "Action",
+    "Close",
+    "Event",
+    "LocalProtocolError",
+    "PeerTimeout",
+    "RemoteProtocolError",
+    "Send",
+    "Violation",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,22 +34,26 @@ class Close:
     ok: bool = False
     paused: bool = False
     linger: float = 0.0  # seconds to wait for the peer to close first ([V2G20-1643]: the SECC waits up to 5 s)
+    error: RemoteProtocolError | None = None  # the peer's violation that ended the session, if one did
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something worth logging or reacting to: a phase change, a notification, a timer, a rule applied."""
+    """Something worth logging or reacting to: a notification, a rule the SECC applied, a stop decision."""
 
     kind: str
     detail: dict = field(default_factory=dict)
 
 
-Action = Send | Close | Event
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """The peer broke a rule: the typed error, with the rule id (the session answers or closes as the rule says)."""
+
+    error: RemoteProtocolError
+
+    @property
+    def rule_id(self) -> str | None:
+        return self.error.rule_id
 
 
-class LocalProtocolError(RuntimeError):
-    """We misused the machine (a bug on our side): wrong call order, feeding a message after close."""
-
-
-class RemoteProtocolError(ValueError):
-    """The peer sent something the protocol does not allow here (wrong message, wrong session, bad response)."""
+Action = Send | Close | Event | Violation

@@ -7,7 +7,7 @@ of the machines (PROTOCOL.md section 5: the standard is unclear, EVerest makes i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -53,6 +53,16 @@ class PowerLimits:
     @property
     def bidirectional(self) -> bool:
         return self.max_discharge_power is not None
+
+    def unidirectional(self) -> PowerLimits:
+        """The same limits without the discharge side (for a service that is not BPT)."""
+        return replace(
+            self,
+            max_discharge_power=None,
+            min_discharge_power=None,
+            max_discharge_current=None,
+            min_discharge_current=None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +150,7 @@ class ChargeLoopOutput:
 class EvseController(Protocol):
     """The charger's decisions. The SECC machine asks, the controller answers from its plant and its policy."""
 
-    def evse_id(self) -> str: ...
+    def evse_id(self, now: float) -> str: ...
     def authorize(self, now: float) -> AuthorizationStatus: ...
     def charge_parameters(self, service: ServiceId, ev: PowerLimits, now: float) -> PowerLimits: ...
     def schedule(
@@ -155,6 +165,32 @@ class EvseController(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ChargeParameters:
+    """What the EV announces in DC_ChargeParameterDiscoveryReq."""
+
+    limits: PowerLimits
+    target_soc: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreChargeStep:
+    """The EV's next DC_PreChargeReq: its voltages, and whether the EVSE's voltage matches (then it is done)."""
+
+    present_voltage: float
+    target_voltage: float
+    matched: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PowerDeliveryStep:
+    """The EV's PowerDeliveryReq: `ready` is False when it cannot start (its contactors refused to close)."""
+
+    ready: bool = True
+    discharge: bool = False  # BPT: ask for the discharge channel
+    max_charge_power: float = 0.0  # W, for the EV power profile sent at Start (Dynamic mode)
+
+
+@dataclass(frozen=True, slots=True)
 class ChargeLoopFeedback:
     """What the EV learns from a DC_ChargeLoopRes (None before the first one)."""
 
@@ -162,6 +198,7 @@ class ChargeLoopFeedback:
     present_current: float
     notification: str | None = None
     limits: PowerLimits | None = None
+    received_at: float | None = None  # when the response arrived: when the charger measured these values
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,31 +206,32 @@ class EvLoopStep:
     """The EV's next charge-loop request, or the decision to stop."""
 
     stop: StopReason | None = None
+    present_voltage: float = 0.0  # at the EV's inlet (its pack while the contactors are closed)
     target_current: float | None = None  # Scheduled
     target_voltage: float | None = None  # Scheduled
     soc: int | None = None
     energy: EnergyRequest | None = None
     limits: PowerLimits | None = None
-    display: dict = field(default_factory=dict)
+    charging_complete: bool = False
 
 
 class EvController(Protocol):
-    """The vehicle's decisions. The EVCC machine asks, the controller answers from its battery and needs.
+    """The vehicle's decisions: one call per exchange, made when the EVCC builds the request (or reads the
+    response), with the time of that moment; each returns everything the message needs.
 
-    `contactors(True)` is called before PowerDeliveryReq(Start) (pre-charge matched: close the EV's contactors;
-    False refuses, e.g. at the contactor-cycle limit) and `contactors(False)` after PowerDeliveryRes(Stop).
+    Contactors are the EV's own business: it closes them when `power_delivery(Start)` is asked (`ready=False`
+    refuses, e.g. at the contactor-cycle limit) and opens them at the first `welding_detection` call (or at
+    `session_ended`), after the SECC switched its output off.
     """
 
-    def evcc_id(self) -> str: ...
-    def choose_service(self, offered: list[ServiceId]) -> ServiceId | None: ...
-    def choose_parameter_set(self, service: ServiceId, sets: list[ParameterSet]) -> ParameterSet | None: ...
-    def limits(self, service: ServiceId) -> PowerLimits: ...
-    def energy_request(self, now: float) -> EnergyRequest: ...
-    def choose_schedule(self, schedules: list[Schedule]) -> Schedule: ...
-    def present_voltage(self, now: float) -> float: ...
-    def pre_charge_target(self, now: float) -> float: ...
-    def discharge(self) -> bool: ...
-    def contactors(self, closed: bool, now: float) -> bool: ...
+    def evcc_id(self, now: float) -> str: ...
+    def choose_service(self, offered: list[ServiceId], now: float) -> ServiceId | None: ...
+    def choose_parameter_set(self, service: ServiceId, sets: list[ParameterSet], now: float) -> ParameterSet | None: ...
+    def charge_parameters(self, service: ServiceId, now: float) -> ChargeParameters: ...
+    def energy_request(self, service: ServiceId, mode: ControlMode, now: float) -> EnergyRequest: ...
+    def choose_schedule(self, schedules: list[Schedule], now: float) -> Schedule | None: ...
+    def pre_charge(self, evse_present_voltage: float | None, now: float) -> PreChargeStep: ...
+    def power_delivery(self, progress: str, now: float) -> PowerDeliveryStep: ...
     def charge_loop(self, feedback: ChargeLoopFeedback | None, now: float) -> EvLoopStep: ...
-    def welding_done(self, evse_voltage: float, now: float) -> bool: ...
+    def welding_detection(self, evse_present_voltage: float | None, now: float) -> bool: ...
     def session_ended(self, reason: str, ok: bool, now: float) -> None: ...

@@ -1,19 +1,23 @@
-"""A V2GTP message connection over asyncio streams: EXI-encode, frame, send; read, unframe, decode."""
+"""A V2G message connection over asyncio streams: the sans-I/O channel does frames and EXI, this does I/O."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from stack import exi
-from stack.v2gtp import PAYLOAD_SCHEMAS, SCHEMA_PAYLOAD_TYPES, FrameReader, V2gtpError, build
+from stack.channel import ChannelError, Received, V2gChannel
+from stack.clock import Clock
+from stack.v2gtp import DEFAULT_MAX_PAYLOAD
 
 log = logging.getLogger("mcs_v2g.v2gtp")
 
 READ_CHUNK = 4096
+CLOSE_WAIT = 2.0  # s to let a closing transport flush (TLS close_notify)
+
+__all__ = ["BadMessage", "ConnectionClosed", "Received", "V2gConnection"]
 
 
 class ConnectionClosed(Exception):
@@ -24,28 +28,23 @@ class BadMessage(Exception):
     """A frame or its EXI payload was malformed: the connection must close (PROTOCOL.md section 2)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
-    message: object
-    schema: str
-    size: int
-
-
 class V2gConnection:
-    """Messages in and out of one TCP/TLS stream, with an optional XML trace of every message."""
+    """Messages in and out of one TCP/TLS (or in-memory) stream, with an optional XML trace of every message."""
 
     def __init__(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        clock: Clock,
         *,
-        max_payload: int = 64 * 1024,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
         trace: Path | None = None,
         role: str = "",
     ) -> None:
         self.reader, self.writer = reader, writer
-        self.frames = FrameReader(max_payload)
-        self._queue: list = []
+        self.clock = clock
+        self.channel = V2gChannel(max_payload)
+        self._queue: list[Received] = []
         self.trace = trace
         self.role = role
 
@@ -59,45 +58,40 @@ class V2gConnection:
         obj = self.writer.get_extra_info("ssl_object")
         return None if obj is None else f"{obj.version()} {obj.cipher()[0]}"
 
-    async def send(self, message: object, schema: str) -> int:
-        payload = exi.encode(message, schema=schema)
+    async def send(self, message: object) -> int:
+        """Frame and send `message`; returns the EXI payload size. Our own unsendable message is a bug: it raises."""
+        frame = self.channel.send(message)  # raises LocalChannelError
         try:
-            self.writer.write(build(SCHEMA_PAYLOAD_TYPES[schema], payload))
+            self.writer.write(frame)
             await self.writer.drain()
         except (ConnectionError, OSError) as exc:
             raise ConnectionClosed(str(exc) or type(exc).__name__) from None
         self._trace(">>", message)
-        return len(payload)
+        return len(frame) - 8
 
-    async def receive(self, timeout: float | None) -> Received:
-        """The next message within `timeout` seconds (one deadline for the whole message, however it trickles in);
-        raises TimeoutError, ConnectionClosed or BadMessage."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not self._queue:
-            left = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), left)
-            except TimeoutError:  # a subclass of OSError: let it through as a timeout
-                raise
-            except (ConnectionError, OSError) as exc:
-                raise ConnectionClosed(str(exc) or type(exc).__name__) from None
-            if not data:
-                raise ConnectionClosed("peer closed the connection")
-            try:
-                self._queue.extend(self.frames.feed(data))
-            except V2gtpError as exc:
-                raise BadMessage(f"V2GTP: {exc}") from None
-        frame = self._queue.pop(0)
-        schema = PAYLOAD_SCHEMAS.get(frame.payload_type)
-        if schema is None:
-            raise BadMessage(f"payload type {frame.payload_type:#06x} does not carry a -20 message")
-        try:
-            message = exi.decode(frame.payload, schema)
-        except exi.ExiError as exc:
-            raise BadMessage(f"EXI: {exc}") from None
-        self._trace("<<", message)
-        return Received(message, schema, len(frame.payload))
+    async def receive(self, deadline: float | None) -> Received:
+        """The next message before `deadline` (clock time; one deadline for the whole message, however it
+        trickles in); raises TimeoutError, ConnectionClosed or BadMessage."""
+        async with self.clock.timeout_at(deadline):
+            while not self._queue:
+                if self.channel.held:  # frames that came with a SAP request, now that we answered it
+                    data = b""
+                else:
+                    try:
+                        data = await self.reader.read(READ_CHUNK)
+                    except (ConnectionError, OSError) as exc:
+                        if isinstance(exc, TimeoutError):
+                            raise
+                        raise ConnectionClosed(str(exc) or type(exc).__name__) from None
+                    if not data:
+                        raise ConnectionClosed("peer closed the connection")
+                try:
+                    self._queue.extend(self.channel.receive_data(data))
+                except ChannelError as exc:
+                    raise BadMessage(str(exc)) from None
+        received = self._queue.pop(0)
+        self._trace("<<", received.message)
+        return received
 
     def _trace(self, direction: str, message: object) -> None:
         if self.trace is None:
@@ -105,18 +99,17 @@ class V2gConnection:
         with self.trace.open("a") as f:
             f.write(f"<!-- {self.role} {direction} {type(message).__name__} -->\n{exi.to_xml(message)}")
 
-    async def wait_closed_by_peer(self, timeout: float) -> None:
-        """Give the peer up to `timeout` seconds to close first (it may still send, we ignore it)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+    async def wait_closed_by_peer(self, seconds: float) -> None:
+        """Give the peer up to `seconds` to close first (it may still send, we ignore it)."""
         with contextlib.suppress(TimeoutError, ConnectionError, OSError):
-            while (left := deadline - loop.time()) > 0:
-                if not await asyncio.wait_for(self.reader.read(READ_CHUNK), left):
-                    return
+            async with self.clock.timeout_at(self.clock.now() + seconds):
+                while await self.reader.read(READ_CHUNK):
+                    pass
 
     async def close(self) -> None:
         if self.writer.is_closing():
             return
         self.writer.close()
         with contextlib.suppress(TimeoutError, ConnectionError, OSError):
-            await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+            async with self.clock.timeout_at(self.clock.now() + CLOSE_WAIT):
+                await self.writer.wait_closed()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
-from stack.session.actions import Action, Close, Event, Send
-from stack.session.flow import message_name
+from stack.clock import Clock
+from stack.session.actions import Action, Close, Event, Send, Violation
+from stack.session.rulebook import message_name
 
 from .connection import BadMessage, ConnectionClosed, V2gConnection
 
@@ -24,6 +25,21 @@ class SessionMachine(Protocol):
     def connection_lost(self, now: float) -> list[Action]: ...
 
 
+class Observers:
+    """Callbacks of `run_session`: `message(direction, msg)` sees every message (">>" sent, "<<" received),
+    `event` every Event and Violation, `round_trip(name, s)` the EVCC's wall-clock round trips."""
+
+    def __init__(
+        self,
+        message: Callable[[str, object], None] | None = None,
+        event: Callable[[Event | Violation], None] | None = None,
+        round_trip: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.message = message or (lambda direction, msg: None)
+        self.event = event or (lambda e: None)
+        self.round_trip = round_trip or (lambda name, seconds: None)
+
+
 def _code(message: object) -> str:
     code = getattr(message, "response_code", None)
     return "" if code is None else f" {code}"
@@ -32,47 +48,41 @@ def _code(message: object) -> str:
 async def run_session(
     machine: SessionMachine,
     conn: V2gConnection,
+    clock: Clock,
     *,
     role: str,
-    clock: Callable[[], float] = time.time,
-    on_event: Callable[[Event], None] | None = None,
-    on_round_trip: Callable[[str, float], None] | None = None,
-    on_message: Callable[[str, object], None] | None = None,
-    pace: Callable[[float], Awaitable[None]] | None = None,
-    advance: Callable[[float], None] | None = None,
+    observers: Observers | None = None,
 ) -> Close:
     """Drive `machine` until it closes; returns its Close. Every message is logged on one line.
 
-    `on_round_trip(response name, seconds)` receives the EVCC's round-trip times (request sent -> response read);
-    `on_message(direction, message)` sees every message (">>" sent, "<<" received). `pace(deadline)` is for a
-    simulated clock: when the machine only waits to send its next request (an EVCC between charge loops), the
-    driver awaits `pace` instead of the network, and the clock decides how that time passes. `advance(deadline)`
-    moves such a clock to a deadline that passed while the peer was silent (a timeout in simulated time).
+    The machine's deadline is both its timer and, for an EVCC between requests, the time to send the next one:
+    the driver listens for the peer until then (a close or an unexpected message is seen at once).
+    Round trips are measured on the wall clock (`time.perf_counter`): a measurement, not protocol time.
     """
+    seen = observers or Observers()
     sent_at: float | None = None
     received_at: float | None = None
-    actions = machine.start(clock())
+    actions = machine.start(clock.now())
     while True:
         lost = None
         for action in actions:
-            if lost is not None:
-                break
             if isinstance(action, Send):
                 try:
-                    size = await conn.send(action.message, action.schema)
+                    size = await conn.send(action.message)
                 except ConnectionClosed as exc:
                     lost = exc
                     break
-                if on_message is not None:
-                    on_message(">>", action.message)
+                seen.message(">>", action.message)
                 sent_at = time.perf_counter()
                 took = "" if received_at is None else f", answered in {1000 * (sent_at - received_at):.1f} ms"
                 log.info("%s -> %s%s (%d B%s)", role, message_name(action.message), _code(action.message), size, took)
                 received_at = None
+            elif isinstance(action, Violation):
+                log.warning("%s: the peer broke %s", role, action.error)
+                seen.event(action)
             elif isinstance(action, Event):
                 log.debug("%s event %s %s", role, action.kind, action.detail)
-                if on_event:
-                    on_event(action)
+                seen.event(action)
             elif isinstance(action, Close):
                 log.info("%s closes: %s", role, action.reason)
                 if action.linger > 0:
@@ -82,24 +92,17 @@ async def run_session(
         if lost is not None:
             log.info("%s: %s", role, lost)
             await conn.close()
-            closing = [a for a in machine.connection_lost(clock()) if isinstance(a, Close)]
+            closing = [a for a in machine.connection_lost(clock.now()) if isinstance(a, Close)]
             return closing[0] if closing else Close(f"connection lost: {lost}")
         deadline = machine.deadline
-        if pace is not None and deadline is not None and not getattr(machine, "awaiting_response", True):
-            await pace(deadline)
-            actions = machine.expire(clock())
-            continue
-        timeout = None if deadline is None else max(0.0, deadline - clock())
         try:
-            received = await conn.receive(timeout)
+            received = await conn.receive(deadline)
         except TimeoutError:
-            if advance is not None and deadline is not None:
-                advance(deadline)
-            actions = machine.expire(clock())
+            actions = machine.expire(max(clock.now(), deadline))
             continue
         except ConnectionClosed as exc:
             log.info("%s: %s", role, exc)
-            actions = machine.connection_lost(clock())
+            actions = machine.connection_lost(clock.now())
             if not actions:
                 await conn.close()
                 return Close(str(exc))
@@ -107,17 +110,14 @@ async def run_session(
         except BadMessage as exc:
             log.warning("%s: closing on a malformed message: %s", role, exc)
             await conn.close()
-            machine.connection_lost(clock())
+            machine.connection_lost(clock.now())
             return Close(f"malformed message: {exc}")
         received_at = time.perf_counter()
         rtt = ""
         if sent_at is not None and role != "SECC":
             rtt = f", round trip {1000 * (received_at - sent_at):.1f} ms"
-            if on_round_trip is not None:
-                on_round_trip(message_name(received.message), received_at - sent_at)
-        log.info(
-            "%s <- %s%s (%d B%s)", role, message_name(received.message), _code(received.message), received.size, rtt
-        )
-        if on_message is not None:
-            on_message("<<", received.message)
-        actions = machine.receive(received.message, clock())
+            seen.round_trip(message_name(received.message), received_at - sent_at)
+        name = message_name(received.message)
+        log.info("%s <- %s%s (%d B%s)", role, name, _code(received.message), received.size, rtt)
+        seen.message("<<", received.message)
+        actions = machine.receive(received.message, clock.now())

@@ -1,4 +1,4 @@
-"""Connect to an SECC and run one EvccSession."""
+"""Run one EvccSession: over TCP/TLS to an SECC, or over streams handed in (an in-memory link)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import asyncio
 import ssl
 from pathlib import Path
 
+from stack.clock import Clock, RealClock
 from stack.session.actions import Close
 from stack.session.controller import EvController
 from stack.session.evcc import EvccConfig, EvccSession
 
 from .connection import V2gConnection
-from .drive import run_session
+from .drive import Observers, run_session
 
 
 async def run_evcc(
@@ -20,35 +21,33 @@ async def run_evcc(
     controller: EvController,
     config: EvccConfig | None = None,
     *,
+    clock: Clock | None = None,
     ssl_context: ssl.SSLContext | None = None,
     connect_timeout: float = 5.0,
     trace: Path | None = None,
-    on_round_trip=None,
-    on_message=None,
-    clock=None,
-    pace=None,
-    advance=None,
+    observers: Observers | None = None,
 ) -> tuple[Close, EvccSession]:
-    """Run one session; returns how it ended and the machine (service, SessionID, resume info...).
+    """Connect and run one session; returns how it ended and the machine (service, SessionID, resume info...)."""
+    clock = clock or RealClock()
+    async with clock.timeout_at(clock.now() + connect_timeout):
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=ssl_context, server_hostname="" if ssl_context else None
+        )
+    return await run_evcc_on(reader, writer, controller, config, clock=clock, trace=trace, observers=observers)
 
-    `clock` (seconds) replaces the wall clock for the machine, `pace` lets a simulation decide how the EV's
-    waits between requests pass (see `drive.run_session`).
-    """
+
+async def run_evcc_on(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    controller: EvController,
+    config: EvccConfig | None = None,
+    *,
+    clock: Clock,
+    trace: Path | None = None,
+    observers: Observers | None = None,
+) -> tuple[Close, EvccSession]:
+    """Run one session on an open connection."""
     session = EvccSession(controller, config)
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=ssl_context, server_hostname="" if ssl_context else None),
-        connect_timeout,
-    )
-    conn = V2gConnection(reader, writer, trace=trace, role="EV")
-    extra = {} if clock is None else {"clock": clock}
-    close = await run_session(
-        session,
-        conn,
-        role="EV",
-        on_round_trip=on_round_trip,
-        on_message=on_message,
-        pace=pace,
-        advance=advance,
-        **extra,
-    )
+    conn = V2gConnection(reader, writer, clock, trace=trace, role="EV")
+    close = await run_session(session, conn, clock, role="EV", observers=observers)
     return close, session

@@ -19,16 +19,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from stack import exi
+from examples.minimal_controllers import MinimalEv, MinimalEvse
+from stack import exi, schemas
 from stack.messages import app_protocol as ap
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
 from stack.messages.minimal import minimal
 from stack.session.actions import Close
-from stack.session.defaults import SimpleEvController, SimpleEvseController
+from stack.session.config import DC_NAMESPACE, SeccConfig
 from stack.session.evcc import EvccConfig
-from stack.session.secc import DC_NAMESPACE, SeccConfig
 from stack.session.timers import EvccTimers, SeccTimers
 from stack.transport.evcc_client import run_evcc
 from stack.transport.secc_server import SeccServer
@@ -153,7 +153,7 @@ async def connect(port: int) -> AsyncIterator[RawClient]:
 # -- the server side -----------------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def serving(config: SeccConfig | None = None, **kwargs) -> AsyncIterator[tuple[SeccServer, int]]:
-    async with SeccServer(SimpleEvseController, config, **kwargs) as server:
+    async with SeccServer(MinimalEvse, config, **kwargs) as server:
         _, port = await server.start(HOST, 0)
         yield server, port
 
@@ -170,7 +170,7 @@ async def next_result(server: SeccServer, index: int, timeout: float = READ_TIME
 async def assert_serves(server: SeccServer, port: int) -> None:
     """A normal EVCC session against the same server completes, on both sides."""
     before = len(server.results)
-    close, session = await asyncio.wait_for(run_evcc(HOST, port, SimpleEvController(), FAST), 10)
+    close, session = await asyncio.wait_for(run_evcc(HOST, port, MinimalEv(), FAST), 10)
     assert close.ok, close
     assert session.charge_loops > 0
     deadline = time.monotonic() + READ_TIMEOUT
@@ -208,7 +208,7 @@ HEADER_CASES = {
     "zero version bytes": (bytes(16), False, "bad protocol version"),
     "reserved payload type": (raw_header(payload_type=0x8007, length=4) + bytes(4), False, "unknown payload type"),
     "manufacturer payload type": (raw_header(payload_type=0xA000, length=4) + bytes(4), False, "unknown payload"),
-    "SDP payload type over TCP": (build(0x9000, b"\x10\x00"), False, "does not carry a -20 message"),
+    "SDP payload type over TCP": (build(0x9000, b"\x10\x00"), False, "payload type 0x9000 is not valid"),
     "length max + 1": (raw_header(length=DEFAULT_MAX_PAYLOAD + 1), False, "above the maximum"),
     "length 2**32 - 1": (raw_header(length=2**32 - 1), False, "above the maximum"),
     "header then EOF": (raw_header(length=36), True, "connection lost"),
@@ -246,10 +246,11 @@ def test_payload_limit_of_a_small_server(run) -> None:
 
             rng = random.Random(RNG_SEED)
             async with connect(port) as client:
+                await client.sap()  # 0x8002 is only carried once SAP chose -20
                 await client.send_raw(build(0x8002, undecodable(rng, "iso20-common", SMALL_MAX_PAYLOAD)))
                 assert await client.expect_closed() == b""
             result = await next_result(server, 1)
-            assert result.reason.startswith("malformed message: EXI"), result
+            assert result.reason.startswith("malformed message: payload type 0x8002 (iso20-common): EXI"), result
             await assert_serves(server, port)
 
     run(main())
@@ -277,6 +278,15 @@ GARBAGE_CASES = _garbage_cases()
 @pytest.mark.parametrize("after_sap", [False, True], ids=["first frame", "after SAP"])
 @pytest.mark.parametrize("data", list(GARBAGE_CASES.values()), ids=list(GARBAGE_CASES))
 def test_garbage_exi_closes_the_connection(run, data: bytes, after_sap: bool) -> None:
+    """Undecodable EXI closes the connection; so does a payload type the connection does not carry yet (0x8002
+    and 0x8004 before SAP) or any more (0x8001 after a -20 SAP), before its EXI is even looked at."""
+    payload_type, _ = parse_header(data)
+    carried = schemas.payload_schemas(schemas.DC_PROTOCOL if after_sap else None)
+    if payload_type in carried:
+        expected = f"payload type {payload_type:#06x} ({carried[payload_type]}): EXI"
+    else:
+        expected = f"payload type {payload_type:#06x} is not valid"
+
     async def main() -> None:
         async with serving() as (server, port):
             async with connect(port) as client:
@@ -285,7 +295,7 @@ def test_garbage_exi_closes_the_connection(run, data: bytes, after_sap: bool) ->
                 await client.send_raw(data)
                 assert await client.expect_closed() == b"", "the SECC answered undecodable EXI"
             result = await next_result(server, 0)
-            assert not result.ok and result.reason.startswith("malformed message: EXI"), result
+            assert not result.ok and result.reason.startswith(f"malformed message: {expected}"), result
             await assert_serves(server, port)
 
     run(main())
@@ -329,17 +339,17 @@ def test_foreign_session_id_is_an_unknown_session(run, foreign: bytes) -> None:
     run(main())
 
 
-def test_session_setup_before_sap_is_a_sequence_error(run) -> None:
+def test_session_setup_before_sap_closes_the_connection(run) -> None:
+    """Before SAP the connection carries only SAP (0x8001): a -20 request on 0x8002 is a malformed message, closed
+    without an answer (PROTOCOL.md section 2: a payload type the negotiated protocol does not support)."""
+
     async def main() -> None:
         async with serving() as (server, port):
             async with connect(port) as client:
                 await client.send(session_setup_req(), "iso20-common")
-                res = await client.receive("iso20-common")
-                assert isinstance(res, cm.SessionSetupRes), res
-                assert res.response_code == RC.FAILED_SequenceError
-                assert await client.expect_closed() == b""
+                assert await client.expect_closed() == b"", "the SECC answered a -20 request before SAP"
             result = await next_result(server, 0)
-            assert not result.ok and "FAILED_SequenceError" in result.reason, result
+            assert not result.ok and "payload type 0x8002 is not valid: before SAP" in result.reason, result
             await assert_serves(server, port)
 
     run(main())
@@ -366,19 +376,18 @@ def test_sap_without_a_common_protocol_is_no_negotiation(run, namespace: str, ma
 
 
 def test_second_sap_is_refused_without_a_crash(run) -> None:
+    """After a -20 SAP, 0x8001 is no longer carried: a second SAP request is a malformed message, no answer."""
+
     async def main() -> None:
         async with serving() as (server, port):
             async with connect(port) as client:
                 await client.sap()
                 await client.send(sap_req(), "appProtocol")
-                # the appProtocol schema has no SequenceError code: an answer, if any, must refuse; then close
-                rest = await client.expect_closed()
-                if rest:
-                    res = exi.decode(rest[HEADER_SIZE:], "appProtocol")
-                    assert res.response_code == ap.ResponseCode.Failed_NoNegotiation, res
+                assert await client.expect_closed() == b"", "the SECC answered a second SAP request"
             result = await next_result(server, 0)
             await assert_serves(server, port)  # first: even a crashed session must not stop the server
             assert not result.ok and result.reason != "internal error", result
+            assert "payload type 0x8001 is not valid" in result.reason, result
 
     run(main())
 
@@ -393,6 +402,25 @@ def test_a_response_sent_to_the_secc_closes_the_connection(run) -> None:
                 assert await client.expect_closed() == b""
             result = await next_result(server, 0)
             assert not result.ok and "unexpected message" in result.reason, result
+            await assert_serves(server, port)
+
+    run(main())
+
+
+def test_requests_pipelined_behind_sap_are_answered_in_order(run) -> None:
+    """SessionSetupReq in the same segment as the SAP request: it waits for the SAP answer (which makes 0x8002
+    valid) instead of being refused as a payload type not carried before SAP."""
+
+    async def main() -> None:
+        async with serving() as (server, port):
+            async with connect(port) as client:
+                await client.send_raw(frame(sap_req(), "appProtocol") + frame(session_setup_req(), "iso20-common"))
+                sap = await client.receive("appProtocol")
+                assert sap.response_code == ap.ResponseCode.OK_SuccessfulNegotiation, sap
+                res = await client.receive("iso20-common")
+                assert isinstance(res, cm.SessionSetupRes) and res.response_code == RC.OK_NewSessionEstablished, res
+            result = await next_result(server, 0)
+            assert not result.ok and result.reason == "connection lost", result
             await assert_serves(server, port)
 
     run(main())

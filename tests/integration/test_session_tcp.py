@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from stack.session.defaults import SimpleEvController, SimpleEvseController
+from examples.minimal_controllers import MinimalEv, MinimalEvse
 from stack.session.evcc import EvccConfig
 from stack.session.services import ControlMode, ServiceId
 from stack.session.timers import EvccTimers
@@ -22,9 +22,9 @@ FAST = EvccConfig(timers=EvccTimers(loop_interval=0.0, charge_loop_interval=0.0)
 )
 def test_session_over_tcp(host: str, service: ServiceId, mode: ControlMode) -> None:
     async def main():
-        async with SeccServer(SimpleEvseController) as server:
+        async with SeccServer(MinimalEvse) as server:
             address = await server.start(host, 0)
-            close, session = await run_evcc(*address, SimpleEvController(service=service, control_mode=mode), FAST)
+            close, session = await run_evcc(*address, MinimalEv(service=service, control_mode=mode), FAST)
             for _ in range(100):
                 if server.results:
                     break
@@ -39,12 +39,12 @@ def test_session_over_tcp(host: str, service: ServiceId, mode: ControlMode) -> N
 
 def test_server_keeps_serving_after_a_client_vanishes() -> None:
     async def main():
-        async with SeccServer(SimpleEvseController) as server:
+        async with SeccServer(MinimalEvse) as server:
             host, port = await server.start("127.0.0.1", 0)
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(b"\x01\xfe\x80\x01\x00\x00\xff\xff")  # a header announcing 64 KiB, then silence
             writer.close()
-            close, _ = await run_evcc(host, port, SimpleEvController(), FAST)
+            close, _ = await run_evcc(host, port, MinimalEv(), FAST)
             return close
 
     assert asyncio.run(main()).ok
@@ -57,9 +57,9 @@ def test_session_over_tls13_with_mutual_authentication(tmp_path) -> None:
     pki = generate_pki(tmp_path / "pki")
 
     async def main():
-        async with SeccServer(SimpleEvseController, ssl_context=server_context(pki)) as server:
+        async with SeccServer(MinimalEvse, ssl_context=server_context(pki)) as server:
             address = await server.start("::1", 0)
-            close, session = await run_evcc(*address, SimpleEvController(), FAST, ssl_context=client_context(pki))
+            close, session = await run_evcc(*address, MinimalEv(), FAST, ssl_context=client_context(pki))
             for _ in range(100):
                 if server.results:
                     break

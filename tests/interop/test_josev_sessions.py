@@ -11,7 +11,7 @@ response OK), DC_BPT (service 6) with the wanted control mode was selected, the 
 ended cleanly: our CLI exits 0 / our SECC closes with "session terminated"; Josev logs the SessionStopRes and
 "Reason: Communication session terminated".
 
-Josev defects worked around in the test configuration (tests/interop/josev_session.py has the details):
+Josev defects worked around in the test configuration (tools/peers/josev_session.py has the details):
 - its SECC simulator reports a constant EVSEPresentVoltage of 1 V, so an EV that waits for the voltage to
   match in DC_PreCharge (ours) times out; the launcher's simulated supply follows the target voltage;
 - its pydantic models reject schema-valid messages that omit optional elements (PowerToleranceAcceptance,
@@ -19,9 +19,12 @@ Josev defects worked around in the test configuration (tests/interop/josev_sessi
   DischargingSchedule); the launchers relax exactly those to the XSD;
 - it has no field for MeterInfo.BPT_DischargedEnergyReadingWh: our SECC runs with send_discharged_energy=false;
 - its simulated EV picks the first parameter set of the first service: the launcher picks DC_BPT and the
-  control mode under test.
-Irrelevant for pass/fail: its charge-loop timeout is 60 s instead of the 0.5 s of -20, and its simulated values
-are not physical (EV present voltage 20 kV, EVSE current 0.2 A).
+  control mode under test;
+- its simulated EV reports a 20 kV pack (announcing 1000 V as its maximum) and ends DC_PreCharge after 5
+  requests whatever the EVSE's voltage: it runs as shipped; our charger (`mcs-v2g evse`, a mock plant that
+  models the truck from its reports) pre-charges to the EV's maximum and takes no report above it as physics.
+Irrelevant for pass/fail: its charge-loop timeout is 60 s instead of the 0.5 s of -20, and its other simulated
+values are not physical (EVSE current 0.2 A).
 """
 
 from __future__ import annotations
@@ -252,7 +255,7 @@ def _context(*parts: tuple[str, str]) -> str:
 
 
 def our_cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tools.cli", *args]
+    return [sys.executable, "-m", "mcs_v2g", *args]
 
 
 @pytest.fixture
@@ -369,8 +372,9 @@ def test_josev_evcc_against_our_secc(
 #   does not matter to Josev's TLS; its -2 style PKI only matters for PnC signatures (not used with EIM).
 # - Both sides must trust each other's roots: one P-256 test PKI of ours, its files copied under Josev's names
 #   (`write_josev_pki`), gives the same trust anchors to both.
-# - `mcs-v2g ev/evse --tls` always use `ensure_pki()`'s default secp521r1 PKI (no option for a directory or the
-#   profile), so our side runs in-process here, from the same transport API the CLI uses.
+# - Our side runs in-process here, from the transport API the CLI is built on, with the minimal controllers
+#   (`mcs-v2g ev/evse` could now take the P-256 PKI with `--pki DIR --pki-profile secp256r1`; the CLI itself is
+#   covered over plain TCP above).
 
 
 @pytest.fixture(scope="module")
@@ -392,9 +396,9 @@ def _tls13_keylog(path: Path) -> bool:
 def test_tls13_our_evcc_against_josev_secc(
     veth_pair: VethPair, josev: Path, p256_pki: tuple[Any, Path], tmp_path: Path
 ) -> None:
+    from examples.minimal_controllers import MinimalEv
     from stack.sdp import Security
     from stack.security.tls import client_context
-    from stack.session.defaults import SimpleEvController
     from stack.session.evcc import EvccConfig
     from stack.session.services import ControlMode, ServiceId
     from stack.session.timers import EvccTimers
@@ -409,9 +413,7 @@ def test_tls13_our_evcc_against_josev_secc(
 
     async def session() -> tuple[Any, Any, Any]:
         answer = await discover("vb", Security.TLS)
-        controller = SimpleEvController(
-            service=ServiceId.DC_BPT, control_mode=ControlMode.DYNAMIC, charge_loops=CHARGE_LOOPS
-        )
+        controller = MinimalEv(service=ServiceId.DC_BPT, control_mode=ControlMode.DYNAMIC, charge_loops=CHARGE_LOOPS)
         config = EvccConfig(timers=EvccTimers(charge_loop_interval=0.25, loop_interval=0.1))  # as `mcs-v2g ev`
         context = client_context(pki, keylog_file=keylog)
         host = f"{answer.address}%vb"
@@ -446,22 +448,23 @@ def test_tls13_our_evcc_against_josev_secc(
 def test_tls13_josev_evcc_against_our_secc(
     veth_pair: VethPair, josev: Path, p256_pki: tuple[Any, Path], tmp_path: Path
 ) -> None:
+    from evse_emulator import load_charger_config
+    from examples.minimal_controllers import MinimalEvse
     from stack.sdp import Endpoint, Offers
     from stack.security.tls import server_context
-    from stack.session.defaults import SimpleEvseController
     from stack.transport.sdp import SdpServer, wait_link_local
     from stack.transport.secc_server import SeccServer
-    from tools.session_cli import secc_config_from_toml
 
     pki, josev_pki = p256_pki
     control = "scheduled"
     (tmp_path / "secc.toml").write_text(SECC_TOML)
-    config, ratings, evse_id = secc_config_from_toml(tmp_path / "secc.toml")
+    charger = load_charger_config(tmp_path / "secc.toml")  # the settings `mcs-v2g evse --config` would serve
+    config, ratings, evse_id = charger.secc_config(), charger.ratings(), charger.evse_id
     keylog = tmp_path / "keylog.txt"
 
     async def start() -> tuple[SeccServer, SdpServer]:
         server = SeccServer(
-            lambda: SimpleEvseController(ratings=ratings, evse_identifier=evse_id),
+            lambda: MinimalEvse(ratings=ratings, evse_identifier=evse_id),
             config,
             ssl_context=server_context(pki, keylog_file=keylog),
             trace_dir=tmp_path / "trace",

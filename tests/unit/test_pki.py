@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
+from mcs_v2g.cli import main as mcs_v2g_main
 from stack.security.pki import (
     CHAINS,
     DEFAULT_EVCC_ID,
@@ -27,7 +28,6 @@ from stack.security.pki import (
     load_pki,
     load_private_key,
 )
-from tools.pki import pki_main
 
 ALGORITHMS = {
     "secp521r1": (ec.SECP521R1, hashes.SHA512, SignatureAlgorithmOID.ECDSA_WITH_SHA512),
@@ -242,12 +242,13 @@ def test_default_directory_is_gitignored_location() -> None:
 
 
 def test_cli_generate(tmp_path: Path, capsys) -> None:
-    assert pki_main(["generate", "--profile", "secp256r1", "--dir", str(tmp_path), "--evse-id", "DE*X*E1"]) == 0
+    argv = ["pki", "generate", "--profile", "secp256r1", "--dir", str(tmp_path)]
+    assert mcs_v2g_main([*argv, "--evse-id", "DE*X*E1"]) == 0
     assert "secp256r1 test PKI" in capsys.readouterr().out
     pki = load_pki(tmp_path)
     assert pki.profile == "secp256r1" and common_name(cert(pki, "secc_leaf")) == "DE*X*E1"
     before = pki.secc_cert.read_bytes()
-    assert pki_main(["generate", "--profile", "secp256r1", "--dir", str(tmp_path), "--if-missing"]) == 0
+    assert mcs_v2g_main([*argv, "--if-missing"]) == 0
     assert pki.secc_cert.read_bytes() == before
-    assert pki_main(["generate", "--dir", str(tmp_path), "--validity-days", "0"]) == 2
+    assert mcs_v2g_main(["pki", "generate", "--dir", str(tmp_path), "--validity-days", "0"]) == 2
     assert "validity_days" in capsys.readouterr().err

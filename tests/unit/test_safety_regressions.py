@@ -7,20 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from ev_emulator.controller import _power_at
+from ev_emulator.controller import power_at
+from examples.minimal_controllers import MinimalEv, MinimalEvse
+from mcs_v2g.sim.scenario import ScenarioError, load
+from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
+from stack.session.actions import LocalProtocolError
 from stack.session.controller import ScheduleEntry, StopReason
-from stack.session.defaults import SimpleEvController, SimpleEvseController
 from stack.session.evcc import EvccSession
-from stack.session.flow import Phase
 from stack.session.secc import SeccSession
 from stack.session.services import ControlMode
-from stack.session.virtual import VirtualLink
-from tools.sim.scenario import ScenarioError, load
+from stack.session.state import Phase
+from stack.session.units import rn
+from stack.transport.link import VirtualLink
 
 
 @dataclass
-class RecordingCharger(SimpleEvseController):
+class RecordingCharger(MinimalEvse):
     switched_off: bool = False
 
     def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
@@ -36,7 +39,7 @@ class FailingCharger(RecordingCharger):
 
 def test_a_failing_controller_leaves_the_output_off() -> None:
     evse = FailingCharger()
-    link = VirtualLink(EvccSession(SimpleEvController()), SeccSession(evse))
+    link = VirtualLink(EvccSession(MinimalEv()), SeccSession(evse))
     with pytest.raises(RuntimeError, match="power module lost"):
         link.run()
     assert link.secc.phase is Phase.ENDED and link.secc.closed is not None
@@ -44,15 +47,36 @@ def test_a_failing_controller_leaves_the_output_off() -> None:
 
 
 def test_a_nonsense_pre_charge_target_is_refused() -> None:
+    """The SECC answers FAILED to a nonsense target; our EVCC never sends one (the same rule, MV-PRE-CHARGE-TARGET)."""
     evse = RecordingCharger()
-    transcript = VirtualLink(EvccSession(SimpleEvController(battery_voltage=-5.0)), SeccSession(evse)).run()
-    pre_charge = [m for _, d, m in transcript.messages if type(m).__name__ == "DcPreChargeRes"]
-    assert pre_charge[-1].response_code == ct.ResponseCode.FAILED
-    assert not transcript.ev_close.ok
+    link = VirtualLink(EvccSession(MinimalEv(battery_voltage=-5.0)), SeccSession(evse))
+    with pytest.raises(LocalProtocolError) as refused:
+        link.run()
+    assert refused.value.rule_id == "MV-PRE-CHARGE-TARGET"
+    assert not any(isinstance(m, dc.DcPreChargeReq) for _, _, m in link.transcript.messages)
+
+    # the same request built by hand reaches the SECC, which refuses it and ends the session
+    sid = bytes.fromhex("0102030405060708")
+    transcript = VirtualLink(EvccSession(MinimalEv()), SeccSession(MinimalEvse(), new_session_id=lambda: sid)).run()
+    requests = [m for _, d, m in transcript.messages if d == "ev->evse"]
+    secc = SeccSession(RecordingCharger(), new_session_id=lambda: sid)
+    secc.start(0.0)
+    for request in requests[: requests.index(next(m for m in requests if isinstance(m, dc.DcPreChargeReq)))]:
+        secc.receive(request, 1.0)
+    bad = dc.DcPreChargeReq(
+        header=ct.MessageHeader(session_id=secc.session_id, time_stamp=1),
+        ev_processing=ct.Processing.Ongoing,
+        ev_present_voltage=rn(-5.0),
+        ev_target_voltage=rn(-5.0),
+    )
+    actions = secc.receive(bad, 2.0)
+    (response,) = [a.message for a in actions if hasattr(a, "message")]
+    assert response.response_code == ct.ResponseCode.FAILED
+    assert secc.closed is not None and not secc.closed.ok and secc.phase is Phase.ENDED
 
 
 @dataclass
-class TargetRecordingCharger(SimpleEvseController):
+class TargetRecordingCharger(MinimalEvse):
     targets: list[float] = field(default_factory=list)
 
     def pre_charge(self, target_voltage: float, now: float) -> float:
@@ -63,7 +87,7 @@ class TargetRecordingCharger(SimpleEvseController):
 def test_a_pre_charge_target_above_the_rating_is_clamped_not_refused() -> None:
     """Josev's simulated EV asks for 20 kV: the output stays within the charger's rating and the session goes on."""
     evse = TargetRecordingCharger()
-    ev = SimpleEvController(battery_voltage=20_000.0)
+    ev = MinimalEv(battery_voltage=20_000.0)
     transcript = VirtualLink(EvccSession(ev), SeccSession(evse)).run()
     pre_charge = [m for _, d, m in transcript.messages if type(m).__name__ == "DcPreChargeRes"]
     assert pre_charge and all(m.response_code == ct.ResponseCode.OK for m in pre_charge)
@@ -72,8 +96,8 @@ def test_a_pre_charge_target_above_the_rating_is_clamped_not_refused() -> None:
 
 def test_power_delivery_start_after_service_renegotiation_needs_a_new_cable_check() -> None:
     """ScheduleRenegotiation then ServiceRenegotiation: the output went off, so Start must not skip the checks."""
-    evse = SimpleEvseController(notifications={2: "ScheduleRenegotiation", 4: "ServiceRenegotiation"})
-    ev = SimpleEvController(control_mode=ControlMode.DYNAMIC, charge_loops=6)
+    evse = MinimalEvse(notifications={2: "ScheduleRenegotiation", 4: "ServiceRenegotiation"})
+    ev = MinimalEv(control_mode=ControlMode.DYNAMIC, charge_loops=6)
     transcript = VirtualLink(EvccSession(ev), SeccSession(evse)).run()
     names = transcript.names("ev->evse")
     second_discovery = [i for i, n in enumerate(names) if n == "ServiceDiscoveryReq"][1]
@@ -84,8 +108,8 @@ def test_power_delivery_start_after_service_renegotiation_needs_a_new_cable_chec
 def test_schedules_of_different_lengths_are_read_by_time() -> None:
     charge = (ScheduleEntry(1800, 750_000.0),) * 12
     discharge = (ScheduleEntry(86_400, 100_000.0),)
-    assert _power_at(charge, 3700) - _power_at(discharge, 3700) == 650_000.0
-    assert _power_at(charge, 12 * 1800 + 1) == 0.0
+    assert power_at(charge, 3700) - power_at(discharge, 3700) == 650_000.0
+    assert power_at(charge, 12 * 1800 + 1) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -108,13 +132,13 @@ def test_start_is_refused_when_the_output_went_off_during_a_renegotiation() -> N
     from stack.session.services import ServiceId
 
     sid = bytes.fromhex("0102030405060708")
-    ev = SimpleEvController(service=ServiceId.MCS, control_mode=ControlMode.DYNAMIC, charge_loops=2)
-    transcript = VirtualLink(EvccSession(ev), SeccSession(SimpleEvseController(), new_session_id=lambda: sid)).run()
+    ev = MinimalEv(service=ServiceId.MCS, control_mode=ControlMode.DYNAMIC, charge_loops=2)
+    transcript = VirtualLink(EvccSession(ev), SeccSession(MinimalEvse(), new_session_id=lambda: sid)).run()
     requests: dict[str, object] = {}
     for _, direction, message in transcript.messages:
         if direction == "ev->evse":
             requests.setdefault(type(message).__name__, message)
-    secc = SeccSession(SimpleEvseController(), new_session_id=lambda: sid)
+    secc = SeccSession(MinimalEvse(), new_session_id=lambda: sid)
     secc.start(0.0)
 
     def code(message: object) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from stack.session.defaults import SimpleEvController, SimpleEvseController
+from examples.minimal_controllers import MinimalEv, MinimalEvse
 from stack.session.evcc import EvccSession
 from stack.session.secc import SeccSession
 from stack.session.services import ControlMode, ServiceId
-from stack.session.virtual import VirtualLink
+from stack.transport.link import VirtualLink
 
 FLOW = [
     "SupportedAppProtocolReq",
@@ -37,12 +37,13 @@ FLOW = [
     "service", [ServiceId.DC, ServiceId.DC_BPT, ServiceId.MCS, ServiceId.MCS_BPT], ids=lambda s: s.name
 )
 def test_full_session(service: ServiceId, mode: ControlMode) -> None:
-    ev = SimpleEvController(service=service, control_mode=mode)
-    evse = SimpleEvseController()
+    ev = MinimalEv(service=service, control_mode=mode)
+    evse = MinimalEvse()
     evcc, secc = EvccSession(ev), SeccSession(evse)
     transcript = VirtualLink(evcc, secc).run()
     assert transcript.names("ev->evse") == FLOW
     assert transcript.ev_close.ok and transcript.evse_close.ok
+    assert not transcript.violations()
     assert evcc.service is service and secc.service is service
     assert secc.parameter_set.control_mode is mode
     assert len(secc.session_id) == 8 and secc.session_id != bytes(8)

@@ -1,8 +1,8 @@
 """EVCC and SECC together through `VirtualLink`: whole sessions, Ongoing loops, pause/resume, notifications.
 
-Every transcript goes through the EXI codec (VirtualLink's default), the SECC checks every request it gets
-against the flow table (`CheckedSecc`), and the EVCC would raise `LocalProtocolError` before sending a request
-the table forbids: a run that returns proves neither happened.
+Every transcript goes through V2GTP framing and the EXI codec (VirtualLink's in-memory byte link), the SECC
+checks every request it gets against the rulebook (`CheckedSecc`), and the EVCC would raise `LocalProtocolError`
+before sending a request the rulebook forbids: a run that returns proves neither happened.
 """
 
 from __future__ import annotations
@@ -11,20 +11,22 @@ from dataclasses import dataclass
 
 import pytest
 
+from examples.minimal_controllers import MinimalEv, MinimalEvse
 from stack.messages import app_protocol as ap
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
-from stack.session import convert
 from stack.session.actions import Close, Event
 from stack.session.controller import EvLoopStep, ScheduleAnswer, StopReason
-from stack.session.defaults import SimpleEvController, SimpleEvseController
 from stack.session.evcc import EvccConfig, EvccSession, ResumeInfo
-from stack.session.flow import BY_REQUEST, Phase, allowed, exchange_of
+from stack.session.exchanges.charge_loop import REQUEST_MODES, RESPONSE_MODES
+from stack.session.rulebook import BY_REQUEST, allowed, broken_request_rule, exchange_of
 from stack.session.secc import SeccConfig, SeccSession, SessionStore
 from stack.session.services import BPT_SERVICES, ControlMode, ServiceId, dc_offer
+from stack.session.state import Phase
 from stack.session.timers import EvccTimers
-from stack.session.virtual import Transcript, VirtualLink
+from stack.session.units import fl
+from stack.transport.link import Transcript, VirtualLink
 
 T0 = 1_795_000_000.0
 DC_FAMILY = (ServiceId.DC, ServiceId.DC_BPT, ServiceId.MCS, ServiceId.MCS_BPT)
@@ -41,7 +43,7 @@ HEAD = [
     "ServiceSelection",
 ]
 SERVICES_AGAIN = ["ServiceDiscovery", "ServiceDetail", "ServiceSelection"]
-# SimpleEvseController: one Ongoing cable check; SimpleEvController: pre-charge Ongoing, then Finished
+# MinimalEvse: one Ongoing cable check; MinimalEv: pre-charge Ongoing, then Finished
 CHARGE = [
     "DcChargeParameterDiscovery",
     "ScheduleExchange",
@@ -65,15 +67,19 @@ FULL = HEAD + CHARGE + loops(10) + tail()
 
 
 class CheckedSecc(SeccSession):
-    """An SECC that asserts every request it receives is allowed by the flow table in its current phase."""
+    """An SECC that asserts every request it receives is allowed by the rulebook in its current phase and keeps
+    every rule of its exchange."""
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.seen: list[tuple[Phase, str]] = []
 
     def receive(self, message: object, now: float):
-        name = BY_REQUEST[type(message)].name
+        exchange = BY_REQUEST[type(message)]
+        name = exchange.name
         assert allowed(self.phase, name), f"the EVCC sent {name} in SECC phase {self.phase}"
+        broken = broken_request_rule(exchange, self.state, message)
+        assert broken is None, f"the EVCC sent {name} breaking {broken}"
         self.seen.append((self.phase, name))
         return super().receive(message, now)
 
@@ -82,8 +88,8 @@ class CheckedSecc(SeccSession):
 class Run:
     evcc: EvccSession
     secc: CheckedSecc
-    ev: SimpleEvController
-    evse: SimpleEvseController
+    ev: MinimalEv
+    evse: MinimalEvse
     t: Transcript
 
     def labels(self, direction: str = "ev->evse") -> list[str]:
@@ -99,7 +105,7 @@ class Run:
         return [t for t, d, m in self.t.messages if d == direction and isinstance(m, cls)]
 
     def events(self, side: str, kind: str) -> list[Event]:
-        return [e for _, s, e in self.t.events if s == side and e.kind == kind]
+        return [e for _, s, e in self.t.events if s == side and isinstance(e, Event) and e.kind == kind]
 
     def codes(self) -> list[str]:
         return [str(m.response_code) for _, d, m in self.t.messages if d == "evse->ev"]
@@ -115,19 +121,19 @@ def label(message: object) -> str:
 
 
 def run(
-    ev: SimpleEvController | None = None,
-    evse: SimpleEvseController | None = None,
+    ev: MinimalEv | None = None,
+    evse: MinimalEvse | None = None,
     *,
     evcc_config: EvccConfig | None = None,
     secc_config: SeccConfig | None = None,
     store: SessionStore | None = None,
     **link,
 ) -> Run:
-    ev = ev or SimpleEvController()
-    evse = evse or SimpleEvseController()
+    ev = ev or MinimalEv()
+    evse = evse or MinimalEvse()
     evcc = EvccSession(ev, evcc_config)
     secc = CheckedSecc(evse, secc_config, store)
-    transcript = VirtualLink(evcc, secc, **link).run()  # raises if the EVCC broke the flow table
+    transcript = VirtualLink(evcc, secc, **link).run()  # raises if the EVCC broke the rulebook
     return Run(evcc, secc, ev, evse, transcript)
 
 
@@ -138,13 +144,14 @@ def clean_end(r: Run, *, paused: bool = False) -> None:
     assert r.evcc.phase is Phase.ENDED and r.secc.phase is Phase.ENDED
     assert all(c.startswith("OK") for c in r.codes()), r.codes()
     assert not r.events("ev", "timeout") and not r.events("evse", "timeout")
+    assert not r.t.violations()
 
 
 # -- every service and control mode -------------------------------------------------------------------
 @MODES
 @SERVICES
 def test_full_session(service: ServiceId, mode: ControlMode) -> None:
-    r = run(SimpleEvController(service=service, control_mode=mode))
+    r = run(MinimalEv(service=service, control_mode=mode))
     assert r.labels() == FULL
     exchanges = [exchange_of(m).name for _, _, m in r.t.messages]
     assert exchanges[0::2] == exchanges[1::2]  # one response per request, in order
@@ -178,9 +185,9 @@ def test_full_session(service: ServiceId, mode: ControlMode) -> None:
     assert (start.bpt_channel_selection is not None) is bpt
 
     for req in r.requests(dc.DcChargeLoopReq):
-        assert type(req.cl_req_control_mode) is convert.LOOP_REQUEST_MODES[mode, bpt]
+        assert type(req.cl_req_control_mode) is REQUEST_MODES[mode, bpt]
     for res in r.responses(dc.DcChargeLoopRes):
-        assert type(res.cl_res_control_mode) is convert.LOOP_RESPONSE_MODES[mode, bpt]
+        assert type(res.cl_res_control_mode) is RESPONSE_MODES[mode, bpt]
         assert res.evse_status is None
 
     stamps = [t for t, _, _ in r.t.messages]
@@ -190,7 +197,7 @@ def test_full_session(service: ServiceId, mode: ControlMode) -> None:
 
 
 def test_secc_saw_the_flow_table_phases() -> None:
-    r = run(SimpleEvController(service=ServiceId.MCS, control_mode=ControlMode.SCHEDULED))
+    r = run(MinimalEv(service=ServiceId.MCS, control_mode=ControlMode.SCHEDULED))
     phases = [p for p, _ in r.secc.seen]
     assert phases[:9] == [
         Phase.START,
@@ -208,7 +215,7 @@ def test_secc_saw_the_flow_table_phases() -> None:
 
 def test_full_session_with_latency_meter_info_and_negative_discharge() -> None:
     r = run(
-        SimpleEvController(service=ServiceId.MCS_BPT, control_mode=ControlMode.DYNAMIC),
+        MinimalEv(service=ServiceId.MCS_BPT, control_mode=ControlMode.DYNAMIC),
         evcc_config=EvccConfig(request_meter_info=True, negative_discharge=True),
         secc_config=SeccConfig(negative_discharge=True),
         latency=0.03,
@@ -217,14 +224,14 @@ def test_full_session_with_latency_meter_info_and_negative_discharge() -> None:
     clean_end(r)
     assert all(res.meter_info is not None for res in r.responses(dc.DcChargeLoopRes))
     mode = r.requests(dc.DcChargeLoopReq)[0].cl_req_control_mode
-    assert convert.fl(mode.ev_maximum_discharge_power) < 0
+    assert fl(mode.ev_maximum_discharge_power) < 0
     assert r.ev.feedback[-1].limits.max_discharge_power > 0  # read back as a magnitude
 
 
 # -- Ongoing loops -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("steps", [1, 3, 7])
 def test_authorization_ongoing_loop(steps: int) -> None:
-    r = run(evse=SimpleEvseController(authorization_steps=steps))
+    r = run(evse=MinimalEvse(authorization_steps=steps))
     assert r.labels() == HEAD[:3] + ["Authorization"] * (steps + 1) + HEAD[4:] + CHARGE + loops(10) + tail()
     clean_end(r)
     processing = [m.evse_processing for m in r.responses(cm.AuthorizationRes)]
@@ -241,7 +248,7 @@ def test_authorization_ongoing_loop(steps: int) -> None:
 
 @pytest.mark.parametrize("steps", [0, 1, 5])
 def test_cable_check_ongoing_loop(steps: int) -> None:
-    r = run(evse=SimpleEvseController(cable_check_steps=steps))
+    r = run(evse=MinimalEvse(cable_check_steps=steps))
     check = ["DcCableCheck"] * (steps + 1)
     assert r.labels() == HEAD + CHARGE[:2] + check + CHARGE[4:] + loops(10) + tail()
     clean_end(r)
@@ -251,7 +258,7 @@ def test_cable_check_ongoing_loop(steps: int) -> None:
 
 def test_ongoing_loops_follow_the_configured_interval() -> None:
     r = run(
-        evse=SimpleEvseController(authorization_steps=2, cable_check_steps=2),
+        evse=MinimalEvse(authorization_steps=2, cable_check_steps=2),
         evcc_config=EvccConfig(timers=EvccTimers(loop_interval=0.7, charge_loop_interval=0.4)),
     )
     clean_end(r)
@@ -263,7 +270,7 @@ def test_ongoing_loops_follow_the_configured_interval() -> None:
 
 
 @dataclass
-class SlowScheduleEvse(SimpleEvseController):
+class SlowScheduleEvse(MinimalEvse):
     """Answers ScheduleExchange with Ongoing `schedule_steps` times first."""
 
     schedule_steps: int = 2
@@ -278,7 +285,7 @@ class SlowScheduleEvse(SimpleEvseController):
 
 @MODES
 def test_schedule_exchange_ongoing_loop(mode: ControlMode) -> None:
-    r = run(SimpleEvController(service=ServiceId.MCS, control_mode=mode), SlowScheduleEvse(schedule_steps=3))
+    r = run(MinimalEv(service=ServiceId.MCS, control_mode=mode), SlowScheduleEvse(schedule_steps=3))
     assert r.labels() == HEAD + CHARGE[:1] + ["ScheduleExchange"] * 4 + CHARGE[2:] + loops(10) + tail()
     clean_end(r)
     processing = [m.evse_processing for m in r.responses(cm.ScheduleExchangeRes)]
@@ -293,15 +300,15 @@ def _pause_and_resume(service: ServiceId, mode: ControlMode, *, secc_initiated: 
     store = SessionStore()
     if secc_initiated:
         first = run(
-            SimpleEvController(service=service, control_mode=mode),
-            SimpleEvseController(notifications={3: "Pause"}),
+            MinimalEv(service=service, control_mode=mode),
+            MinimalEvse(notifications={3: "Pause"}),
             store=store,
         )
         assert first.labels() == HEAD + CHARGE + loops(3) + tail("Pause")
         assert first.events("ev", "notification") == [Event("notification", {"notification": "Pause"})]
     else:
         first = run(
-            SimpleEvController(service=service, control_mode=mode, charge_loops=4, stop_with=StopReason.PAUSE),
+            MinimalEv(service=service, control_mode=mode, charge_loops=4, stop_with=StopReason.PAUSE),
             store=store,
         )
         assert first.labels() == HEAD + CHARGE + loops(4) + tail("Pause")
@@ -310,7 +317,7 @@ def _pause_and_resume(service: ServiceId, mode: ControlMode, *, secc_initiated: 
     assert info == ResumeInfo(first.secc.session_id, service, first.secc.parameter_set)
 
     second = run(
-        SimpleEvController(service=service, control_mode=mode),
+        MinimalEv(service=service, control_mode=mode),
         evcc_config=EvccConfig(resume=info),
         store=store,
     )
@@ -338,9 +345,9 @@ def test_ev_pause_then_resume(mode: ControlMode) -> None:
 
 def test_resume_after_resume() -> None:
     store = SessionStore()
-    first = run(evse=SimpleEvseController(notifications={2: "Pause"}), store=store)
+    first = run(evse=MinimalEvse(notifications={2: "Pause"}), store=store)
     second = run(
-        evse=SimpleEvseController(notifications={2: "Pause"}),
+        evse=MinimalEvse(notifications={2: "Pause"}),
         evcc_config=EvccConfig(resume=first.evcc.resume_info),
         store=store,
     )
@@ -353,7 +360,7 @@ def test_resume_after_resume() -> None:
 
 def test_resume_with_an_unknown_session_falls_back_to_a_new_session() -> None:
     store = SessionStore()
-    first = run(evse=SimpleEvseController(notifications={3: "Pause"}), store=store)
+    first = run(evse=MinimalEvse(notifications={3: "Pause"}), store=store)
     # another charger (an empty store) does not know the session
     second = run(evcc_config=EvccConfig(resume=first.evcc.resume_info), store=SessionStore())
     assert second.labels() == FULL
@@ -365,7 +372,7 @@ def test_resume_with_an_unknown_session_falls_back_to_a_new_session() -> None:
 
 def test_pause_refused_by_the_charger() -> None:
     r = run(
-        SimpleEvController(charge_loops=2, stop_with=StopReason.PAUSE),
+        MinimalEv(charge_loops=2, stop_with=StopReason.PAUSE),
         secc_config=SeccConfig(pause_allowed=False),
     )
     assert r.labels() == HEAD + CHARGE + loops(2) + tail("Pause")
@@ -379,7 +386,7 @@ def test_pause_refused_by_the_charger() -> None:
 @MODES
 @pytest.mark.parametrize("at", [1, 3])
 def test_terminate_notification(mode: ControlMode, at: int) -> None:
-    r = run(SimpleEvController(control_mode=mode), SimpleEvseController(notifications={at: "Terminate"}))
+    r = run(MinimalEv(control_mode=mode), MinimalEvse(notifications={at: "Terminate"}))
     assert r.labels() == HEAD + CHARGE + loops(at) + tail()
     clean_end(r)
     assert r.evcc.stop_reason is StopReason.TERMINATE
@@ -389,7 +396,7 @@ def test_terminate_notification(mode: ControlMode, at: int) -> None:
 
 
 def test_pause_notification() -> None:
-    r = run(evse=SimpleEvseController(notifications={3: "Pause"}))
+    r = run(evse=MinimalEvse(notifications={3: "Pause"}))
     assert r.labels() == HEAD + CHARGE + loops(3) + tail("Pause")
     clean_end(r, paused=True)
     assert r.evcc.stop_reason is StopReason.PAUSE
@@ -398,8 +405,8 @@ def test_pause_notification() -> None:
 @MODES
 def test_service_renegotiation_notification(mode: ControlMode) -> None:
     r = run(
-        SimpleEvController(service=ServiceId.MCS_BPT, control_mode=mode),
-        SimpleEvseController(notifications={3: "ServiceRenegotiation"}),
+        MinimalEv(service=ServiceId.MCS_BPT, control_mode=mode),
+        MinimalEvse(notifications={3: "ServiceRenegotiation"}),
     )
     # the cable check passed once already: the (stateful) simple charger answers Finished at once
     again = SERVICES_AGAIN + ["DcChargeParameterDiscovery", "ScheduleExchange", "DcCableCheck", *CHARGE[4:]]
@@ -417,8 +424,8 @@ def test_service_renegotiation_notification(mode: ControlMode) -> None:
 @MODES
 def test_schedule_renegotiation_notification(mode: ControlMode) -> None:
     r = run(
-        SimpleEvController(service=ServiceId.MCS, control_mode=mode),
-        SimpleEvseController(notifications={3: "ScheduleRenegotiation"}),
+        MinimalEv(service=ServiceId.MCS, control_mode=mode),
+        MinimalEvse(notifications={3: "ScheduleRenegotiation"}),
     )
     labels = r.labels()
     first = (
@@ -433,7 +440,7 @@ def test_schedule_renegotiation_notification(mode: ControlMode) -> None:
 
 @pytest.mark.parametrize("notification", ["ExitStandby", "MeteringConfirmation"])
 def test_other_notifications_do_not_stop_the_loop(notification: str) -> None:
-    r = run(evse=SimpleEvseController(notifications={2: notification}))
+    r = run(evse=MinimalEvse(notifications={2: notification}))
     assert r.labels() == FULL
     clean_end(r)
     assert r.events("ev", "notification") == [Event("notification", {"notification": notification})]
@@ -441,7 +448,7 @@ def test_other_notifications_do_not_stop_the_loop(notification: str) -> None:
 
 # -- EV-initiated stops -------------------------------------------------------------------------------
 @dataclass
-class StopOnceEv(SimpleEvController):
+class StopOnceEv(MinimalEv):
     """Stops with `stop_with` after `charge_loops` loops, then charges `more` loops and stops with `then`."""
 
     then: StopReason = StopReason.TERMINATE
@@ -461,7 +468,7 @@ class StopOnceEv(SimpleEvController):
 )
 @MODES
 def test_ev_stop(reason: StopReason, kind: str, paused: bool, mode: ControlMode) -> None:
-    r = run(SimpleEvController(control_mode=mode, charge_loops=5, stop_with=reason))
+    r = run(MinimalEv(control_mode=mode, charge_loops=5, stop_with=reason))
     assert r.labels() == HEAD + CHARGE + loops(5) + tail(kind)
     clean_end(r, paused=paused)
     assert r.evcc.stop_reason is reason
@@ -488,17 +495,25 @@ def test_ev_schedule_renegotiation(mode: ControlMode) -> None:
 
 
 def test_no_service_renegotiation_supported() -> None:
+    """ServiceDiscoveryRes said no: the EV that wanted another service terminates instead (it never sends the
+    SessionStop(ServiceRenegotiation) that the SECC would answer FAILED_NoServiceRenegotiationSupported,
+    [V2G20-1477]) and says why; both sides end cleanly."""
     ev = StopOnceEv(charge_loops=2, stop_with=StopReason.SERVICE_RENEGOTIATION)
-    r = run(ev, secc_config=SeccConfig(service_renegotiation=False))
-    assert r.labels() == HEAD + CHARGE + loops(2) + tail("ServiceRenegotiation")
-    assert r.codes()[-1] == "FAILED_NoServiceRenegotiationSupported"
-    assert not r.t.ev_close.ok and not r.t.evse_close.ok
+    evcc = EvccSession(ev)
+    secc = CheckedSecc(MinimalEvse(), SeccConfig(service_renegotiation=False))
+    transcript = VirtualLink(evcc, secc).run()
+    labels = [label(m) for _, d, m in transcript.messages if d == "ev->evse"]
+    assert labels == HEAD + CHARGE + loops(2) + tail("Terminate")
+    stop = [m for _, d, m in transcript.messages if d == "ev->evse"][-1]
+    assert stop.ev_termination_explanation == "service renegotiation not supported by the charger"
+    assert transcript.ev_close.ok and transcript.evse_close.ok
+    assert not transcript.violations()
 
 
 # -- service choice -----------------------------------------------------------------------------------
 def test_ev_falls_back_to_an_offered_dc_service() -> None:
     r = run(
-        SimpleEvController(service=ServiceId.MCS_BPT),
+        MinimalEv(service=ServiceId.MCS_BPT),
         secc_config=SeccConfig(offers=(dc_offer(ServiceId.DC, (ControlMode.SCHEDULED,)),)),
     )
     assert r.labels() == FULL
@@ -518,8 +533,8 @@ def test_runs_are_deterministic() -> None:
     ids = iter(bytes([i]) * 8 for i in range(1, 3))
 
     def once() -> list:
-        evcc = EvccSession(SimpleEvController())
-        secc = SeccSession(SimpleEvseController(), new_session_id=lambda: next(ids))
+        evcc = EvccSession(MinimalEv())
+        secc = SeccSession(MinimalEvse(), new_session_id=lambda: next(ids))
         t = VirtualLink(evcc, secc, now=T0).run()
         return [(round(t_ - T0, 6), d, label(m)) for t_, d, m in t.messages]
 

@@ -12,24 +12,29 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from examples.minimal_controllers import MCS_TRUCK, MinimalEvse
 from stack import exi
 from stack.messages import app_protocol as ap
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
 from stack.messages.minimal import minimal
-from stack.session import convert
-from stack.session.actions import Close, Event, LocalProtocolError, Send
+from stack.session.actions import Close, Event, LocalProtocolError, Send, Violation
 from stack.session.controller import (
     AuthorizationStatus,
     EnergyRequest,
     EvLoopStep,
     ScheduleAnswer,
 )
-from stack.session.defaults import MCS_TRUCK, SimpleEvseController, unidirectional
-from stack.session.flow import ALLOWED, BY_NAME, EXCHANGES, Phase, exchange_of
+from stack.session.errors import RemoteProtocolError
+from stack.session.exchanges.charge_loop import RESPONSE_MODES, loop_request
+from stack.session.exchanges.charge_parameters import request_mode
+from stack.session.exchanges.schedule_exchange import dynamic_request, scheduled_request
+from stack.session.rulebook import BY_NAME, EXCHANGES, exchange_of
 from stack.session.secc import SeccConfig, SeccSession, SessionStore
 from stack.session.services import BPT_SERVICES, ControlMode, ServiceId, dc_offer
+from stack.session.state import Phase
+from stack.session.units import rn
 
 RC = ct.ResponseCode
 T0 = 1_795_000_000.0
@@ -41,15 +46,17 @@ FOREIGN = bytes.fromhex("0123456789abcdef")
 DC_FAMILY = (ServiceId.DC, ServiceId.DC_BPT, ServiceId.MCS, ServiceId.MCS_BPT)
 PARAMETER_SET = {ControlMode.SCHEDULED: 1, ControlMode.DYNAMIC: 2}  # dc_offer numbers its sets in this order
 ENERGY = EnergyRequest(target_energy=196_000, max_energy=252_000, min_energy=0, departure_time=7200)
+# the rulebook's phases per request (services and modes aside): the old flow table's ALLOWED
+ALLOWED = {phase: {x.name for x in EXCHANGES if phase in x.allowed_in} for phase in Phase}
 
 
 # -- an EVSE controller stub -------------------------------------------------------------------------
 @dataclass
-class StubEvse(SimpleEvseController):
-    """`SimpleEvseController` with knobs for the rules: fixed authorization, failing contactors, Ongoing schedules."""
+class StubEvse(MinimalEvse):
+    """`MinimalEvse` with knobs for the rules: fixed authorization, failing contactors, Ongoing schedules."""
 
     cable_check_steps: int = 0
-    auth: AuthorizationStatus | None = None  # None: SimpleEvseController's behaviour
+    auth: AuthorizationStatus | None = None  # None: MinimalEvse's behaviour
     contactor_fails_on: str | None = None  # "start" / "stop"
     schedule_ongoing: bool = False
     contactor_calls: tuple = ()
@@ -84,6 +91,11 @@ class Reply:
     def events(self, kind: str) -> list[Event]:
         return [a for a in self.actions if isinstance(a, Event) and a.kind == kind]
 
+    @property
+    def violations(self) -> list[str]:
+        """Rule ids of the EV's violations the SECC reported with this reply."""
+        return [a.rule_id for a in self.actions if isinstance(a, Violation)]
+
 
 class Ev:
     """Builds requests with the SECC's current SessionID and feeds them, checking every response."""
@@ -114,6 +126,9 @@ class Ev:
         assert sent.schema == exchange.schema
         exi.encode(sent.message, schema=sent.schema)  # every response must encode
         reply = Reply(sent.message, actions)
+        for violation in (a for a in actions if isinstance(a, Violation)):  # a broken request rule: typed, with its id
+            assert isinstance(violation.error, RemoteProtocolError) and violation.rule_id
+            assert violation.rule_id in [e.detail["rule"] for e in reply.events("rule")]
         code = str(getattr(sent.message, "response_code", ""))
         if code.startswith(("FAILED", "Failed")):
             assert reply.close is not None and not reply.close.ok
@@ -178,16 +193,16 @@ class Ev:
 
     def cpd(self, bpt: bool | None = None) -> dc.DcChargeParameterDiscoveryReq:
         bpt = self.bpt if bpt is None else bpt
-        limits = MCS_TRUCK if bpt else unidirectional(MCS_TRUCK)
-        mode = convert.cpd_request(limits, bpt, 90)
+        limits = MCS_TRUCK if bpt else MCS_TRUCK.unidirectional()
+        mode = request_mode(limits, bpt, 90, negative=False)
         return dc.DcChargeParameterDiscoveryReq(header=self.header(), dc_cpd_req_energy_transfer_mode=mode)
 
     def schedule_exchange(self, mode: ControlMode | None = None) -> cm.ScheduleExchangeReq:
         req = cm.ScheduleExchangeReq(header=self.header(), maximum_supporting_points=1024)
         if (mode or self.mode) is ControlMode.DYNAMIC:
-            req.dynamic_se_req_control_mode = convert.dynamic_se_request(ENERGY)
+            req.dynamic_se_req_control_mode = dynamic_request(ENERGY)
         else:
-            req.scheduled_se_req_control_mode = convert.scheduled_se_request(ENERGY)
+            req.scheduled_se_req_control_mode = scheduled_request(ENERGY)
         return req
 
     def cable_check(self) -> dc.DcCableCheckReq:
@@ -197,8 +212,8 @@ class Ev:
         return dc.DcPreChargeReq(
             header=self.header(),
             ev_processing=processing,
-            ev_present_voltage=convert.rn(768),
-            ev_target_voltage=convert.rn(768),
+            ev_present_voltage=rn(768),
+            ev_target_voltage=rn(768),
         )
 
     def power_delivery(
@@ -213,7 +228,7 @@ class Ev:
                 time_anchor=int(self.now),
                 scheduled_evppt_control_mode=cm.ScheduledEvpptControlMode(selected_schedule_tuple_id=tuple_id),
                 ev_power_profile_entries=cm.EvPowerProfileEntryList(
-                    ev_power_profile_entry=[cm.PowerScheduleEntry(duration=3600, power=convert.rn(750_000))]
+                    ev_power_profile_entry=[cm.PowerScheduleEntry(duration=3600, power=rn(750_000))]
                 ),
             )
         if progress == cm.ChargeProgress.Start and self.bpt:
@@ -223,13 +238,15 @@ class Ev:
     def charge_loop(self, mode: ControlMode | None = None, bpt: bool | None = None) -> dc.DcChargeLoopReq:
         mode = mode or self.mode
         bpt = self.bpt if bpt is None else bpt
-        step = EvLoopStep(target_current=500, target_voltage=800, soc=55, energy=ENERGY)
-        limits = MCS_TRUCK if bpt else unidirectional(MCS_TRUCK)
+        limits = MCS_TRUCK if bpt else MCS_TRUCK.unidirectional()
+        step = EvLoopStep(
+            present_voltage=768, target_current=500, target_voltage=800, soc=55, energy=ENERGY, limits=limits
+        )
         return dc.DcChargeLoopReq(
             header=self.header(),
             meter_info_requested=False,
-            ev_present_voltage=convert.rn(768),
-            cl_req_control_mode=convert.loop_request(mode, bpt, step, limits),
+            ev_present_voltage=rn(768),
+            cl_req_control_mode=loop_request(mode, bpt, step),
         )
 
     def welding_detection(self) -> dc.DcWeldingDetectionReq:
@@ -368,7 +385,8 @@ def test_sap_out_of_sequence_ends_session(phase: Phase) -> None:
     ev = Ev().advance(phase)
     reply = ev.send(ev.sap())
     assert reply.code == "Failed_NoNegotiation" and reply.message.schema_id is None
-    assert reply.events("rule")[0].detail["code"] == "FAILED_SequenceError"
+    # the rule behind it is the sequence (its code, FAILED_SequenceError, does not exist in the SAP schema)
+    assert reply.events("rule")[0].detail["rule"] == "MV-SEQUENCE" and reply.violations == ["MV-SEQUENCE"]
     assert reply.close is not None and ev.secc.phase is Phase.ENDED
 
 
@@ -399,7 +417,8 @@ def test_sequence_error(phase: Phase, request_name: str) -> None:
     reply = ev.send(ev.request(request_name))
     assert type(reply.message) is BY_NAME[request_name].response  # the response type of the received request
     ended(ev, reply, "FAILED_SequenceError")
-    assert reply.events("rule")[0].detail["code"] == "FAILED_SequenceError"
+    assert reply.events("rule")[0].detail == {"rule": "MV-SEQUENCE", "code": "FAILED_SequenceError"}
+    assert reply.violations == ["MV-SEQUENCE"]
 
 
 def test_request_before_sap_is_a_sequence_error() -> None:
@@ -572,7 +591,7 @@ def test_charge_loop_response_mode_matches(service: ServiceId, mode: ControlMode
     ev = Ev().advance(Phase.CHARGE_LOOP, service, mode)
     reply = ev.send(ev.charge_loop())
     goes_on(ev, reply, "OK")
-    expected = convert.LOOP_RESPONSE_MODES[mode, service in BPT_SERVICES]
+    expected = RESPONSE_MODES[mode, service in BPT_SERVICES]
     assert type(reply.message.cl_res_control_mode) is expected
 
 
@@ -949,10 +968,10 @@ def test_session_id_generator_is_injectable() -> None:
 
 
 def test_session_id_is_never_all_zero(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stack.session.secc as secc_module
+    import stack.session.exchanges.session_setup as session_setup
 
     draws = iter([bytes(8), bytes.fromhex("2222222222222222")])
-    monkeypatch.setattr(secc_module.secrets, "token_bytes", lambda n: next(draws))
+    monkeypatch.setattr(session_setup.secrets, "token_bytes", lambda n: next(draws))
     ev = Ev().advance(Phase.SESSION)
     assert ev.secc.session_id != NEW
 
@@ -968,7 +987,8 @@ def test_receive_after_close_raises() -> None:
 def test_a_response_is_not_a_request() -> None:
     ev = Ev().advance(Phase.SESSION)
     actions = ev.secc.receive(cm.SessionStopRes(header=ev.header(), response_code=RC.OK), ev.now + 1)
-    assert [type(a) for a in actions] == [Close]
+    assert [type(a) for a in actions] == [Violation, Close]
+    assert actions[0].rule_id == "MV-NOT-A-REQUEST" and actions[1].error is actions[0].error
     assert ev.secc.phase is Phase.ENDED
 
 

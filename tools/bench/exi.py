@@ -1,4 +1,4 @@
-"""`mcs-v2g bench exi`: µs per encode and decode of representative messages, ours and Josev's, same run."""
+"""`python -m tools.bench exi`: µs per encode and decode of representative messages, ours and Josev's, same run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`mcs-v2g bench session`: a whole -20 DC_BPT session over loopback TLS 1.3, and charge-loop round trips."""
+"""`python -m tools.bench session`: a whole -20 DC_BPT session over loopback TLS 1.3, and charge-loop round trips."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import statistics
 import sys
 import time
 
+from examples.minimal_controllers import MinimalEv, MinimalEvse
 from stack.security.pki import ensure_pki
 from stack.security.tls import client_context, server_context
-from stack.session.defaults import SimpleEvController, SimpleEvseController
 from stack.session.evcc import EvccConfig
 from stack.session.services import ControlMode, ServiceId
 from stack.session.timers import EvccTimers
+from stack.transport.drive import Observers
 from stack.transport.evcc_client import run_evcc
 from stack.transport.secc_server import SeccServer
 
@@ -27,7 +28,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def _server():
     pki = ensure_pki()
-    server = SeccServer(SimpleEvseController, ssl_context=server_context(pki))
+    server = SeccServer(MinimalEvse, ssl_context=server_context(pki))
     address = await server.start("127.0.0.1", 0)
     return server, address, client_context(pki)
 
@@ -38,7 +39,7 @@ async def whole_sessions(runs: int) -> list[float]:
     times = []
     try:
         for _ in range(runs + 1):  # the first one warms up imports and caches
-            ev = SimpleEvController(service=ServiceId.DC_BPT, control_mode=ControlMode.DYNAMIC, charge_loops=10)
+            ev = MinimalEv(service=ServiceId.DC_BPT, control_mode=ControlMode.DYNAMIC, charge_loops=10)
             start = time.perf_counter()
             close, _ = await run_evcc(*address, ev, NO_WAITS, ssl_context=ctx)
             times.append(time.perf_counter() - start)
@@ -70,7 +71,11 @@ async def charge_loop_round_trips(
         results = await asyncio.gather(
             *(
                 run_evcc(
-                    *address, SimpleEvController(charge_loops=loops), config, ssl_context=ctx, on_round_trip=record
+                    *address,
+                    MinimalEv(charge_loops=loops),
+                    config,
+                    ssl_context=ctx,
+                    observers=Observers(round_trip=record),
                 )
                 for _ in range(sessions)
             )

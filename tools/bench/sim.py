@@ -1,18 +1,17 @@
-"""`mcs-v2g bench sim`: wall time of a simulated 8-hour overnight MCS_BPT session at --speed max."""
+"""`python -m tools.bench sim`: wall time of a simulated 8-hour overnight MCS_BPT session at --speed max."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
-from tools.sim.cli import _contexts
-from tools.sim.run import simulate
-from tools.sim.scenario import overnight
+from mcs_v2g.cli.sim import tls_contexts
+from mcs_v2g.sim.run import simulate
+from mcs_v2g.sim.scenario import overnight
 
 
 def run(*, tls: bool = True) -> dict:
     print("simulating an 8-hour overnight MCS_BPT session at --speed max ...", file=sys.stderr, flush=True)
-    result = asyncio.run(simulate(overnight(), tls=tls, speed=None, ssl_contexts=_contexts))
+    result = simulate(overnight(), tls=tls, speed=None, ssl_contexts=tls_contexts)
     summary = result.summary()
     loops = summary["messages"].get("DC_ChargeLoopReq", 0)
     return {"python": sys.version.split()[0], "summary": summary, "charge_loops": loops}

@@ -16,7 +16,7 @@ Launchers (Josev's own `main` modules plus a subclass of its simulated controlle
   choice and logs so (the test then sees the wrong service or control mode).
 - SECC (`physical=True`): Josev's `SimEVSEController` reports a constant EVSEPresentVoltage of 1 V (one of its
   unphysical simulated values, PEERS.md). An EV that waits in DC_PreCharge until the EVSE voltage matches its
-  target (as ours does, `EvccConfig.pre_charge_tolerance`) therefore never leaves PreCharge and ends on
+  target (as ours does, `PreChargeStep.matched`) therefore never leaves PreCharge and ends on
   V2G_EVCC_PreCharge_Timeout; Josev's own EV does not check. The subclass models an ideal power supply: the
   output follows the target voltage Josev passes to `send_charging_command` (PreCharge, Scheduled charge
   loop) and drops to 0 V on `stop_charger` (PowerDelivery Stop, so WeldingDetection sees no voltage). This

@@ -1,25 +1,38 @@
-"""Simple default controllers, so the stack runs on its own (the emulators bring physical ones)."""
+"""The smallest charger and truck decisions that complete a -20 session: a start for your own controllers.
+
+    from stack.transport.link import VirtualLink
+    from stack.session.evcc import EvccSession
+    from stack.session.secc import SeccSession
+    transcript = VirtualLink(EvccSession(MinimalEv()), SeccSession(MinimalEvse())).run()
+
+No physics: the charger reports what the truck asks for. The product's charger and truck (`evse_emulator.Charger`,
+`ev_emulator.Truck`) put a plant and a battery model behind the same two doors. The tests and benchmarks use
+these two because their behaviour is exact and cheap.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .controller import (
+from stack.session.controller import (
     AuthorizationStatus,
     CableCheckStatus,
     ChargeLoopFeedback,
     ChargeLoopInput,
     ChargeLoopOutput,
+    ChargeParameters,
     EnergyRequest,
     EvLoopStep,
     MeterReading,
+    PowerDeliveryStep,
     PowerLimits,
+    PreChargeStep,
     Schedule,
     ScheduleAnswer,
     ScheduleEntry,
     StopReason,
 )
-from .services import BPT_SERVICES, DC_SERVICES, ControlMode, ParameterSet, ServiceId
+from stack.session.services import BPT_SERVICES, DC_SERVICES, ControlMode, ParameterSet, ServiceId
 
 MCS_CHARGER = PowerLimits(
     max_charge_power=3_750_000,
@@ -46,21 +59,11 @@ MCS_TRUCK = PowerLimits(
     max_discharge_current=1000,
     min_discharge_current=10,
 )
-
-
-def unidirectional(limits: PowerLimits) -> PowerLimits:
-    return PowerLimits(
-        limits.max_charge_power,
-        limits.min_charge_power,
-        limits.max_charge_current,
-        limits.min_charge_current,
-        limits.max_voltage,
-        limits.min_voltage,
-    )
+WELDING_SAFE_VOLTAGE = 60.0  # V: the inlet is dead below this (EVerest's -2 EV)
 
 
 @dataclass
-class SimpleEvseController:
+class MinimalEvse:
     """A charger with fixed ratings that follows the EV: instant authorization, a short cable check."""
 
     ratings: PowerLimits = MCS_CHARGER
@@ -71,33 +74,30 @@ class SimpleEvseController:
     notifications: dict[int, str] = field(default_factory=dict)  # charge-loop index -> EVSENotification
     loops: int = 0
     imported_wh: float = 0.0
+    ended: str | None = None
     _auth_calls: int = 0
     _cable_calls: int = 0
     _last: float | None = None
-    ended: str | None = None
 
-    def evse_id(self) -> str:
+    def evse_id(self, now: float) -> str:
         return self.evse_identifier
 
     def authorize(self, now: float) -> AuthorizationStatus:
         self._auth_calls += 1
-        return (
-            AuthorizationStatus.ONGOING
-            if self._auth_calls <= self.authorization_steps
-            else AuthorizationStatus.ACCEPTED
-        )
+        if self._auth_calls <= self.authorization_steps:
+            return AuthorizationStatus.ONGOING
+        return AuthorizationStatus.ACCEPTED
 
     def charge_parameters(self, service: ServiceId, ev: PowerLimits, now: float) -> PowerLimits:
-        return self.ratings if service in BPT_SERVICES else unidirectional(self.ratings)
+        return self.ratings if service in BPT_SERVICES else self.ratings.unidirectional()
 
     def schedule(self, service, mode, request, max_entries, now) -> ScheduleAnswer:
         if mode is ControlMode.DYNAMIC:
             return ScheduleAnswer(departure_time=None if request is None else request.departure_time)
-        power = self.ratings.max_charge_power
-        charge = tuple(ScheduleEntry(1800, power) for _ in range(min(12, max_entries)))
-        discharge = (
-            (ScheduleEntry(86_400, self.ratings.max_discharge_power or 0.0),) if service in BPT_SERVICES else None
-        )
+        charge = tuple(ScheduleEntry(1800, self.ratings.max_charge_power) for _ in range(min(12, max_entries)))
+        discharge = None
+        if service in BPT_SERVICES:
+            discharge = (ScheduleEntry(86_400, self.ratings.max_discharge_power or 0.0),)
         return ScheduleAnswer(schedules=(Schedule(1, charge, discharge),))
 
     def cable_check(self, now: float) -> CableCheckStatus:
@@ -115,31 +115,22 @@ class SimpleEvseController:
     def charge_loop(self, loop: ChargeLoopInput, now: float) -> ChargeLoopOutput:
         self.loops += 1
         voltage = min(loop.ev_present_voltage, self.ratings.max_voltage)  # never report beyond the ratings
+        ev, r = loop.ev_limits, self.ratings
         if loop.control_mode is ControlMode.SCHEDULED and loop.target_current is not None:
-            current = min(loop.target_current, self.ratings.max_charge_current)
+            current = min(loop.target_current, r.max_charge_current)
         else:
-            ev = loop.ev_limits
-            current = (
-                self.ratings.max_charge_current
-                if ev is None
-                else min(ev.max_charge_current, self.ratings.max_charge_current)
-            )
+            current = r.max_charge_current if ev is None else min(ev.max_charge_current, r.max_charge_current)
             if voltage > 0:
-                power_cap = (
-                    self.ratings.max_charge_power
-                    if ev is None
-                    else min(ev.max_charge_power, self.ratings.max_charge_power)
-                )
-                current = min(current, power_cap / voltage)
+                power = r.max_charge_power if ev is None else min(ev.max_charge_power, r.max_charge_power)
+                current = min(current, power / voltage)
         if self._last is not None:
             self.imported_wh += voltage * current * max(0.0, now - self._last) / 3600
         self._last = now
-        notification = self.notifications.get(self.loops)
         return ChargeLoopOutput(
             present_voltage=voltage,
             present_current=current,
             limits=self.ratings,
-            notification=notification,
+            notification=self.notifications.get(self.loops),
             meter=MeterReading("SIMPLE-METER", int(self.imported_wh), 0) if loop.meter_info_requested else None,
         )
 
@@ -151,14 +142,14 @@ class SimpleEvseController:
 
 
 @dataclass
-class SimpleEvController:
+class MinimalEv:
     """A truck with a stiff battery: asks for its service, charges for `charge_loops` cycles, then stops."""
 
     service: ServiceId = ServiceId.MCS_BPT
     control_mode: ControlMode = ControlMode.DYNAMIC
     charge_loops: int = 10
     battery_voltage: float = 768.0
-    limits_: PowerLimits = MCS_TRUCK
+    limits: PowerLimits = MCS_TRUCK
     evcc_identifier: str = "WMA06XZZ1MP123456"
     stop_with: StopReason = StopReason.TERMINATE
     soc: int = 55
@@ -166,21 +157,24 @@ class SimpleEvController:
     feedback: list[ChargeLoopFeedback] = field(default_factory=list)
     ended: tuple[str, bool] | None = None
 
-    def evcc_id(self) -> str:
+    def evcc_id(self, now: float) -> str:
         return self.evcc_identifier
 
-    def choose_service(self, offered: list[ServiceId]) -> ServiceId | None:
+    def choose_service(self, offered: list[ServiceId], now: float) -> ServiceId | None:
         if self.service in offered:
             return self.service
         return next((s for s in offered if s in DC_SERVICES), None)
 
-    def choose_parameter_set(self, service: ServiceId, sets: list[ParameterSet]) -> ParameterSet | None:
+    def choose_parameter_set(self, service: ServiceId, sets: list[ParameterSet], now: float) -> ParameterSet | None:
         return next((p for p in sets if p.control_mode is self.control_mode), sets[0] if sets else None)
 
-    def limits(self, service: ServiceId) -> PowerLimits:
-        return self.limits_ if service in BPT_SERVICES else unidirectional(self.limits_)
+    def limits_for(self, service: ServiceId) -> PowerLimits:
+        return self.limits if service in BPT_SERVICES else self.limits.unidirectional()
 
-    def energy_request(self, now: float) -> EnergyRequest:
+    def charge_parameters(self, service: ServiceId, now: float) -> ChargeParameters:
+        return ChargeParameters(self.limits_for(service))
+
+    def energy_request(self, service: ServiceId | None = None, mode: ControlMode | None = None, now: float = 0.0):
         return EnergyRequest(
             target_energy=196_000,
             max_energy=252_000,
@@ -192,20 +186,15 @@ class SimpleEvController:
             min_v2x_energy=0,
         )
 
-    def choose_schedule(self, schedules: list[Schedule]) -> Schedule:
-        return schedules[0]
+    def choose_schedule(self, schedules: list[Schedule], now: float) -> Schedule | None:
+        return schedules[0] if schedules else None
 
-    def present_voltage(self, now: float) -> float:
-        return self.battery_voltage
+    def pre_charge(self, evse_present_voltage: float | None, now: float) -> PreChargeStep:
+        matched = evse_present_voltage is not None and abs(evse_present_voltage - self.battery_voltage) <= 20.0
+        return PreChargeStep(self.battery_voltage, self.battery_voltage, matched)
 
-    def pre_charge_target(self, now: float) -> float:
-        return self.battery_voltage
-
-    def discharge(self) -> bool:
-        return False
-
-    def contactors(self, closed: bool, now: float) -> bool:
-        return True
+    def power_delivery(self, progress: str, now: float) -> PowerDeliveryStep:
+        return PowerDeliveryStep(ready=True, discharge=False, max_charge_power=self.limits.max_charge_power)
 
     def charge_loop(self, feedback: ChargeLoopFeedback | None, now: float) -> EvLoopStep:
         if feedback is not None:
@@ -214,14 +203,16 @@ class SimpleEvController:
             return EvLoopStep(stop=self.stop_with)
         self.loops += 1
         return EvLoopStep(
-            target_current=self.limits_.max_charge_current,
-            target_voltage=self.limits_.max_voltage,
+            present_voltage=self.battery_voltage,
+            target_current=self.limits.max_charge_current,
+            target_voltage=self.limits.max_voltage,
             soc=self.soc,
-            energy=self.energy_request(now),
+            energy=self.energy_request(),
+            limits=self.limits,
         )
 
-    def welding_done(self, evse_voltage: float, now: float) -> bool:
-        return evse_voltage < 60.0
+    def welding_detection(self, evse_present_voltage: float | None, now: float) -> bool:
+        return evse_present_voltage is not None and evse_present_voltage < WELDING_SAFE_VOLTAGE
 
     def session_ended(self, reason: str, ok: bool, now: float) -> None:
         self.ended = (reason, ok)

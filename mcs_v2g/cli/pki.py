@@ -60,7 +60,7 @@ def _summary(paths: PkiPaths) -> str:
     )
 
 
-def add_pki_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `pki generate` to the `add_subparsers()` object of the `mcs-v2g` parser."""
     p_pki: argparse.ArgumentParser = subparsers.add_parser(
         "pki", help="test PKI for TLS 1.3 (V2G/CPO -> SECC, OEM -> vehicle)"
@@ -85,16 +85,3 @@ def add_pki_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=cmd_pki_generate)
     return p_pki
-
-
-def pki_main(argv: list[str] | None = None) -> int:
-    """Run `pki ...` on its own (the arguments after `mcs-v2g pki`)."""
-    parser = argparse.ArgumentParser(prog="mcs-v2g")
-    add_pki_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["pki", *(sys.argv[1:] if argv is None else argv)])
-    status: int = args.func(args)
-    return status
-
-
-if __name__ == "__main__":
-    raise SystemExit(pki_main())

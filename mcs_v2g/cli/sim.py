@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from stack.session.services import SERVICE_NAMES
 
-from .scenario import Scenario, load
+from ..sim.scenario import Scenario, load
 
 
 def speed(text: str) -> float | None:
@@ -35,14 +34,14 @@ def add_parser(sub: Any) -> None:
     tls = p.add_mutually_exclusive_group()
     tls.add_argument("--tls", dest="tls", action="store_true", default=True, help="TLS 1.3 (default)")
     tls.add_argument("--no-tls", dest="tls", action="store_false")
-    p.add_argument("--scenario", type=Path, help="TOML file (keys of tools/sim/scenario.py's Scenario)")
+    p.add_argument("--scenario", type=Path, help="TOML file (keys of mcs_v2g/sim/scenario.py's Scenario)")
     p.add_argument("--speed", type=speed, default=None, help="x real time, or 'max' (default)")
     p.add_argument("--plot", type=Path, help="write voltage/current/power/SoC curves to this PNG")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
 
 
-def _contexts():
+def tls_contexts():
     from stack.security.pki import ensure_pki
     from stack.security.tls import client_context, server_context
 
@@ -51,19 +50,17 @@ def _contexts():
 
 
 def run(args: argparse.Namespace) -> int:
-    from .run import simulate
+    from ..sim.run import simulate
 
     scenario: Scenario = load(args.scenario)
     if args.service:
         scenario = replace(scenario, service=args.service)
     if args.control:
         scenario = replace(scenario, control=args.control)
-    result = asyncio.run(
-        simulate(scenario, tls=args.tls, speed=args.speed, progress=not args.json, ssl_contexts=_contexts)
-    )
+    result = simulate(scenario, tls=args.tls, speed=args.speed, progress=not args.json, ssl_contexts=tls_contexts)
     summary = result.summary()
     if args.plot:
-        from .plot import plot
+        from ..sim.plot import plot
 
         plot(result, args.plot)
     if args.json:

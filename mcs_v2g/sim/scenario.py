@@ -7,6 +7,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ev_emulator.config import TruckConfig
+from evse_emulator.config import ChargerConfig
+
 START = 1_795_294_800.0  # 2026-11-21 18:00 UTC: a truck arrives at the depot in the evening
 
 
@@ -37,12 +40,40 @@ class Scenario:
     steps: tuple[tuple[float, float], ...] = ((0.0, 750_000.0), (1200.0, -750_000.0), (2400.0, 750_000.0))
     # faults
     insulation_fault_ohm: float | None = None
-    ev_stops_answering_s: float | None = None
+    ev_stops_answering_s: float | None = None  # the truck hangs (no close, no answer) this long after the start
+    charger_stops_answering_s: float | None = None  # the same for the charger
     secc_sequence_timeout: float = 60.0
 
     @property
     def duration(self) -> float:
         return self.departure_s
+
+    def truck(self) -> TruckConfig:
+        return TruckConfig(
+            service=self.service,
+            control=self.control,
+            initial_soc=self.initial_soc,
+            target_soc=self.target_soc,
+            min_soc=min(self.min_soc, self.target_soc),
+            v2g_reserve_soc=self.v2g_reserve_soc,
+            offers_v2g=self.offers_v2g,
+            departure_s=self.departure_s,
+            max_contactor_cycles=self.max_contactor_cycles,
+            loop_interval=self.loop_interval,
+        )
+
+    def charger(self) -> ChargerConfig:
+        # the plant steps at most one loop interval (10 s at most) when it catches up with the clock
+        plant = {"max_step_s": min(10.0, self.loop_interval)}
+        return ChargerConfig(
+            max_voltage=self.max_voltage,
+            max_current=self.max_current,
+            max_power=self.max_power,
+            offer=(self.service,),
+            sequence_timeout=self.secc_sequence_timeout,
+            hal_settings=plant,
+            steps=self.steps,
+        )
 
 
 def overnight() -> Scenario:
@@ -107,6 +138,10 @@ def check(s: Scenario) -> list[str]:
         value = getattr(s, name)
         if not isinstance(value, int | float) or value <= 0:
             problems.append(f"{name} must be a positive number")
+    for name in ("insulation_fault_ohm", "ev_stops_answering_s", "charger_stops_answering_s"):
+        value = getattr(s, name)
+        if value is not None and (not isinstance(value, int | float) or value < 0):
+            problems.append(f"{name} must be a number >= 0")
     if not s.steps:
         problems.append("steps must hold at least one [seconds, watts] pair")
     return problems

@@ -1,0 +1,1 @@
+"""Small examples of using the stack on its own (not part of the installed product)."""

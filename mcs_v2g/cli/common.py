@@ -1,0 +1,62 @@
+"""What the subcommands share: one-line user errors, addresses, logging, TLS options."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import ssl
+import sys
+from pathlib import Path
+
+DEFAULT_PORT = 50000
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def parse_address(text: str, default_host: str) -> tuple[str, int]:
+    """`[::1]:50000`, `127.0.0.1:50000`, `:50000` or `50000`."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or default_host
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an [ADDR]:PORT: {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port {number} is not in 0..65535")
+    return host, number
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s.%(msecs)03d %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
+
+
+def add_tls_options(p: argparse.ArgumentParser) -> None:
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--tls", dest="tls", action="store_true", default=True, help="TLS 1.3 (default)")
+    tls.add_argument("--no-tls", dest="tls", action="store_false", help="plain TCP (test benches)")
+    p.add_argument("--tls12", action="store_true", help="also accept TLS 1.2 (compatibility; -20 forbids it)")
+    p.add_argument("--pki", type=Path, help="test PKI folder (default certs/generated/<profile>, made on first use)")
+    p.add_argument("--pki-profile", choices=("secp521r1", "secp256r1"), default="secp521r1")
+    p.add_argument("--keylog", type=Path, help="write TLS secrets in SSLKEYLOGFILE format (testing only)")
+
+
+def add_logging_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbose")
+
+
+def tls_context(args: argparse.Namespace, server: bool) -> ssl.SSLContext | None:
+    """A TLS 1.3 context with the test PKI (created on first use), or None for plain TCP."""
+    if not args.tls:
+        return None
+    from stack.security.pki import ensure_pki
+    from stack.security.tls import client_context, server_context
+
+    pki = ensure_pki(args.pki, args.pki_profile)
+    make = server_context if server else client_context
+    return make(pki, keylog_file=args.keylog, allow_tls12=args.tls12)

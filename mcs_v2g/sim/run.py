@@ -1,0 +1,252 @@
+"""Play a scenario: the emulated charger (`Charger`, mock plant) and truck (`Truck`, battery) on one virtual clock.
+
+Both products run as they do on their own, joined by an in-memory link (real V2GTP, EXI and, by default,
+TLS 1.3) and by the cable: the charger's plant carries the truck's battery as its vehicle, the truck reads its
+inlet from that plant. Time is the `VirtualClock`'s: it jumps from event to event at `speed=None` and is paced
+to N x real time at `speed=N`; a timer of either side (the charger's 60 s sequence timeout when the truck hangs)
+costs no wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ev_emulator.battery import TruckBattery
+from ev_emulator.truck import Truck
+from evse_emulator.charger import Charger
+from evse_emulator.hal.mock import MockPlant
+from stack.clock import VirtualClock
+from stack.session.actions import Close
+from stack.session.rulebook import message_name
+from stack.transport.drive import Observers
+from stack.transport.evcc_client import run_evcc_on
+from stack.transport.memory import MemoryLink, memory_link
+
+from .progress import Progress
+from .scenario import Scenario
+
+log = logging.getLogger("mcs_v2g.sim")
+
+
+@dataclass(slots=True)
+class Sample:
+    t: float  # s since the start
+    voltage: float  # V at the charger terminals
+    current: float  # A, + into the truck
+    soc: float  # %
+    imported_wh: float
+    exported_wh: float
+
+    @property
+    def power_kw(self) -> float:
+        return self.voltage * self.current / 1000
+
+
+@dataclass
+class SimResult:
+    scenario: Scenario
+    tls: bool
+    samples: list[Sample] = field(default_factory=list)
+    messages: Counter = field(default_factory=Counter)
+    ev_close: Close | None = None
+    evse_close: Close | None = None
+    session_id: str = ""
+    soc_at_departure: float | None = None
+    wall_s: float = 0.0
+    simulated_s: float = 0.0
+    faults: list[str] = field(default_factory=list)
+    ev_events: list[tuple[float, str]] = field(default_factory=list)
+    battery: TruckBattery | None = None
+    plant: MockPlant | None = None
+    charger: Charger | None = None
+    truck: Truck | None = None
+
+    def summary(self) -> dict:
+        s = self.scenario
+        peak_charge = max((x.power_kw for x in self.samples), default=0.0)
+        peak_discharge = max((-x.power_kw for x in self.samples), default=0.0)
+        meter = self.plant.meter.read() if self.plant else None
+        ok = self.ev_close is not None and self.ev_close.ok
+        final_soc = self.battery.soc * 100 if self.battery else None
+        at_departure = self.soc_at_departure if self.soc_at_departure is not None else final_soc
+        return {
+            "result": "ok" if ok else (self.ev_close.reason if self.ev_close else "did not finish"),
+            "session_id": self.session_id,
+            "service": s.service,
+            "control_mode": s.control,
+            "tls": self.tls,
+            "energy_charged_kwh": round(meter.imported_wh / 1000, 3) if meter else 0.0,
+            "energy_discharged_kwh": round(meter.exported_wh / 1000, 3) if meter else 0.0,
+            "peak_charge_kw": round(max(peak_charge, 0.0), 1),
+            "peak_discharge_kw": round(max(peak_discharge, 0.0), 1),
+            "max_current_a": round(max((abs(x.current) for x in self.samples), default=0.0), 1),
+            "initial_soc": round(s.initial_soc * 100, 2),
+            "final_soc": None if final_soc is None else round(final_soc, 2),
+            "target_soc": round(s.target_soc * 100, 2),
+            "soc_at_departure": None if at_departure is None else round(at_departure, 2),
+            "departure_met": bool(ok and at_departure is not None and at_departure >= s.target_soc * 100 - 0.5),
+            "messages": dict(sorted(self.messages.items())),
+            "wall_s": round(self.wall_s, 3),
+            "simulated_s": round(self.simulated_s, 1),
+            "charger_close": self.evse_close.reason if self.evse_close else None,
+            "faults": self.faults,
+        }
+
+
+class PlantInlet:
+    """The truck's inlet on the charger's simulated plant: the plant integrates the whole circuit (its vehicle is
+    the truck's battery), so the truck only brings it up to the clock and reads it."""
+
+    def __init__(self, plant: MockPlant) -> None:
+        self.plant = plant
+
+    def advance_to(self, now: float) -> None:
+        self.plant.sync()
+
+    def voltage(self) -> float:
+        return self.plant.inlet_voltage()
+
+    def evse_reported(self, now: float, voltage: float | None = None, current: float | None = None) -> None:
+        self.plant.sync()
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    tls: bool = True,
+    speed: float | None = None,
+    progress: bool = False,
+    ssl_contexts: Callable[[], tuple] | None = None,
+    on_message: Callable[[str, object], None] | None = None,
+) -> SimResult:
+    """Run the whole session on a fresh virtual clock; never raises for a session that fails (the result says
+    how it ended). `on_message(direction, message)` sees every message as the truck does (">>" sent)."""
+    clock = VirtualClock(scenario.start, speed)
+    return clock.run(
+        play(scenario, clock, tls=tls, progress=progress, ssl_contexts=ssl_contexts, on_message=on_message)
+    )
+
+
+async def play(
+    scenario: Scenario,
+    clock: VirtualClock,
+    *,
+    tls: bool = True,
+    progress: bool = False,
+    ssl_contexts: Callable[[], tuple] | None = None,
+    on_message: Callable[[str, object], None] | None = None,
+) -> SimResult:
+    logging.getLogger("mcs_v2g").setLevel(logging.WARNING)
+    s = scenario
+    wall = time.perf_counter()
+    truck = Truck.build(s.truck(), clock)
+    charger = Charger.build(s.charger(), clock, vehicle=truck.battery)
+    plant = charger.plant
+    truck.plug_into(PlantInlet(plant))
+    if s.insulation_fault_ohm is not None:
+        plant.inject_insulation_fault(s.insulation_fault_ohm)
+    result = SimResult(s, tls, battery=truck.battery, plant=plant, charger=charger, truck=truck)
+    line = Progress(progress)
+    phase = ["start"]
+
+    def count(direction: str, message: object) -> None:
+        name = message_name(message)
+        result.messages[name] += 1
+        if direction == "<<":
+            phase[0] = name
+        if on_message is not None:
+            on_message(direction, message)
+
+    server_tls, client_tls = ssl_contexts() if (tls and ssl_contexts) else (None, None)
+    link = await memory_link(server_tls, client_tls)
+    server = charger.server()
+    secc = asyncio.ensure_future(server.serve(*link.server))
+    ev = asyncio.ensure_future(
+        run_evcc_on(*link.client, truck.controller, truck.evcc_config, clock=clock, observers=Observers(message=count))
+    )
+    sampler = asyncio.ensure_future(_sample(result, clock, line, phase))
+    departure = clock.call_at(truck.needs.departure_time, lambda: _at_departure(result))
+    hangs = _inject_hangs(s, clock, link, secc, ev)
+    try:  # both sides always end by themselves: a hung peer is ended by the other side's timers
+        await asyncio.gather(secc, ev, return_exceptions=True)
+    finally:
+        for task in (sampler, *hangs):
+            task.cancel()
+        departure.cancel()
+        await server.close()
+    result.evse_close = Close("the charger stopped answering") if link.server_frozen else secc.result()
+    result.ev_close = _ev_close(ev, link.client_frozen)
+    if server.sessions:
+        result.session_id = server.sessions[0].session_id.hex().upper()
+    plant.sync()
+    _record(result, line, phase)
+    result.wall_s = time.perf_counter() - wall
+    result.simulated_s = clock.elapsed
+    result.faults = [f"{f.kind}: {f.detail}" for f in plant.hal().faults()]
+    result.ev_events = truck.controller.events
+    line.show(f"{phase[0]:24s} done", force=True)
+    line.done()
+    return result
+
+
+def _ev_close(ev: asyncio.Future, frozen: bool) -> Close:
+    if frozen:
+        return Close("the EV stopped answering")
+    error = ev.exception()
+    if error is not None:
+        log.error("the EV side failed", exc_info=error)
+        return Close(f"the EV side failed: {type(error).__name__}: {error}")
+    close, _ = ev.result()
+    return close
+
+
+def _inject_hangs(
+    s: Scenario, clock: VirtualClock, link: MemoryLink, secc: asyncio.Future, ev: asyncio.Future
+) -> list[asyncio.Task]:
+    """Faults of the scenario that make one side hang at a given time, as a crashed controller would: its
+    software stops (no answer, no timer, no close) while its hardware stays as it was."""
+
+    async def at(delay: float, freeze: Callable[[], None], side: asyncio.Future) -> None:
+        await clock.sleep_until(s.start + delay)
+        freeze()
+        side.cancel()
+
+    tasks = []
+    if s.ev_stops_answering_s is not None:
+        tasks.append(asyncio.ensure_future(at(s.ev_stops_answering_s, link.freeze_client, ev)))
+    if s.charger_stops_answering_s is not None:
+        tasks.append(asyncio.ensure_future(at(s.charger_stops_answering_s, link.freeze_server, secc)))
+    return tasks
+
+
+def _at_departure(result: SimResult) -> None:
+    result.plant.sync()
+    result.soc_at_departure = result.battery.soc * 100
+
+
+async def _sample(result: SimResult, clock: VirtualClock, line: Progress, phase: list[str]) -> None:
+    """Sample the plant once per sample interval (plot, progress) where it stands: the charger and the truck
+    bring it up to the clock at every message; forcing it here would only split its steps."""
+    every = max(1.0, result.scenario.loop_interval)
+    while True:
+        if not result.samples or result.plant.terminal.time_s > result.samples[-1].t + result.scenario.start:
+            _record(result, line, phase)
+        await clock.sleep_until(clock.now() + every)
+
+
+def _record(result: SimResult, line: Progress, phase: list[str]) -> None:
+    plant, battery = result.plant, result.battery
+    at, present, meter = plant.snapshot()
+    t = at - result.scenario.start
+    sample = Sample(t, present.voltage_v, present.current_a, battery.soc * 100, meter.imported_wh, meter.exported_wh)
+    result.samples.append(sample)
+    line.show(
+        f"{phase[0]:24s} t={t / 3600:5.2f} h  SoC {sample.soc:5.1f} %  {sample.voltage:6.1f} V "
+        f"{sample.current:7.1f} A {sample.power_kw:7.1f} kW  in {meter.imported_wh / 1000:6.1f} kWh"
+        f"  out {meter.exported_wh / 1000:6.1f} kWh"
+    )

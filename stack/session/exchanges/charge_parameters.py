@@ -1,0 +1,149 @@
+"""DC_ChargeParameterDiscoveryReq/Res: both sides' limits (PROTOCOL.md 4.3), and their conversions."""
+
+from __future__ import annotations
+
+from stack.messages import iso20_common as cm
+from stack.messages import iso20_dc as dc
+from stack.messages import iso20_types as ct
+
+from ..controller import PowerLimits
+from ..exchange import Answer, EvccContext, Handlers, SeccContext, SendNext, Step
+from ..rules import request_rule, response_rule
+from ..state import Outcome, SessionState
+from ..units import discharge_out, fl, magnitude, non_negative, rn
+from .common import code_outcome, header
+
+RC = ct.ResponseCode
+
+
+@request_rule(
+    "V2G20-2272", RC.FAILED_WrongChargeParameter, "PROTOCOL.md 4.3 and 7 (LIB15118 dc_charge_parameter_discovery)"
+)
+def mode_fits_the_service(state: SessionState, req: dc.DcChargeParameterDiscoveryReq) -> bool:
+    """The EV sends the BPT energy-transfer mode for a BPT service and the plain one otherwise."""
+    return isinstance(req.dc_cpd_req_energy_transfer_mode, dc.BptDcCpdReqEnergyTransferMode) == state.bpt
+
+
+@request_rule("MV-CPD-LIMITS", RC.FAILED_WrongChargeParameter, "PROTOCOL.md 4.3 (limits are magnitudes; ours)")
+def limits_are_magnitudes(state: SessionState, req: dc.DcChargeParameterDiscoveryReq) -> bool:
+    """The EV's charge limits are finite and not negative (a negative limit is refused, not guessed at)."""
+    ev = limits_of_request(req.dc_cpd_req_energy_transfer_mode)
+    return non_negative(ev.max_charge_power, ev.max_charge_current, ev.max_voltage, ev.min_voltage)
+
+
+@response_rule("MV-CPD-RESPONSE-MODE", "PROTOCOL.md 4.3 (the SECC's mode mirrors the service, LIB15118)")
+def response_mode_fits_the_service(state: SessionState, req, res: dc.DcChargeParameterDiscoveryRes) -> bool:
+    """The SECC answers with the BPT energy-transfer mode for a BPT service and the plain one otherwise."""
+    return isinstance(res.dc_cpd_res_energy_transfer_mode, dc.BptDcCpdResEnergyTransferMode) == state.bpt
+
+
+# -- conversions ------------------------------------------------------------------------------------------------
+
+
+def request_mode(limits: PowerLimits, bpt: bool, target_soc: int | None, negative: bool):
+    common = dict(
+        ev_maximum_charge_power=rn(limits.max_charge_power),
+        ev_minimum_charge_power=rn(limits.min_charge_power),
+        ev_maximum_charge_current=rn(limits.max_charge_current),
+        ev_minimum_charge_current=rn(limits.min_charge_current),
+        ev_maximum_voltage=rn(limits.max_voltage),
+        ev_minimum_voltage=rn(limits.min_voltage),
+        target_soc=target_soc,
+    )
+    if not bpt:
+        return dc.DcCpdReqEnergyTransferMode(**common)
+    return dc.BptDcCpdReqEnergyTransferMode(
+        **common,
+        ev_maximum_discharge_power=discharge_out(limits.max_discharge_power, negative),
+        ev_minimum_discharge_power=discharge_out(limits.min_discharge_power, negative),
+        ev_maximum_discharge_current=discharge_out(limits.max_discharge_current, negative),
+        ev_minimum_discharge_current=discharge_out(limits.min_discharge_current, negative),
+    )
+
+
+def limits_of_request(mode) -> PowerLimits:
+    bpt = isinstance(mode, dc.BptDcCpdReqEnergyTransferMode)
+    return PowerLimits(
+        max_charge_power=fl(mode.ev_maximum_charge_power),
+        min_charge_power=fl(mode.ev_minimum_charge_power),
+        max_charge_current=fl(mode.ev_maximum_charge_current),
+        min_charge_current=fl(mode.ev_minimum_charge_current),
+        max_voltage=fl(mode.ev_maximum_voltage),
+        min_voltage=fl(mode.ev_minimum_voltage),
+        max_discharge_power=magnitude(mode.ev_maximum_discharge_power) if bpt else None,
+        min_discharge_power=magnitude(mode.ev_minimum_discharge_power) if bpt else None,
+        max_discharge_current=magnitude(mode.ev_maximum_discharge_current) if bpt else None,
+        min_discharge_current=magnitude(mode.ev_minimum_discharge_current) if bpt else None,
+    )
+
+
+def response_mode(limits: PowerLimits, bpt: bool, negative: bool):
+    common = dict(
+        evse_maximum_charge_power=rn(limits.max_charge_power),
+        evse_minimum_charge_power=rn(limits.min_charge_power),
+        evse_maximum_charge_current=rn(limits.max_charge_current),
+        evse_minimum_charge_current=rn(limits.min_charge_current),
+        evse_maximum_voltage=rn(limits.max_voltage),
+        evse_minimum_voltage=rn(limits.min_voltage),
+    )
+    if not bpt:
+        return dc.DcCpdResEnergyTransferMode(**common)
+    return dc.BptDcCpdResEnergyTransferMode(
+        **common,
+        evse_maximum_discharge_power=discharge_out(limits.max_discharge_power, negative),
+        evse_minimum_discharge_power=discharge_out(limits.min_discharge_power, negative),
+        evse_maximum_discharge_current=discharge_out(limits.max_discharge_current, negative),
+        evse_minimum_discharge_current=discharge_out(limits.min_discharge_current, negative),
+    )
+
+
+def limits_of_response(mode) -> PowerLimits:
+    bpt = isinstance(mode, dc.BptDcCpdResEnergyTransferMode)
+    return PowerLimits(
+        max_charge_power=fl(mode.evse_maximum_charge_power),
+        min_charge_power=fl(mode.evse_minimum_charge_power),
+        max_charge_current=fl(mode.evse_maximum_charge_current),
+        min_charge_current=fl(mode.evse_minimum_charge_current),
+        max_voltage=fl(mode.evse_maximum_voltage),
+        min_voltage=fl(mode.evse_minimum_voltage),
+        max_discharge_power=magnitude(mode.evse_maximum_discharge_power) if bpt else None,
+        min_discharge_power=magnitude(mode.evse_minimum_discharge_power) if bpt else None,
+        max_discharge_current=magnitude(mode.evse_maximum_discharge_current) if bpt else None,
+        min_discharge_current=magnitude(mode.evse_minimum_discharge_current) if bpt else None,
+    )
+
+
+# -- handlers ---------------------------------------------------------------------------------------------------
+
+
+def answer(secc: SeccContext, req: dc.DcChargeParameterDiscoveryReq, now: float) -> Answer:
+    state = secc.state
+    ev = limits_of_request(req.dc_cpd_req_energy_transfer_mode)
+    evse = secc.controller.charge_parameters(state.service, ev, now)
+    secc.evse_limits = evse
+    return Answer(
+        dc.DcChargeParameterDiscoveryRes(
+            header=header(state.session_id, now),
+            response_code=RC.OK,
+            dc_cpd_res_energy_transfer_mode=response_mode(evse, state.bpt, secc.config.negative_discharge),
+        )
+    )
+
+
+def outcome(req, res) -> Outcome:
+    return code_outcome(res.response_code) or Outcome.OK
+
+
+def build(ev: EvccContext, now: float) -> dc.DcChargeParameterDiscoveryReq:
+    state = ev.state
+    asked = ev.controller.charge_parameters(state.service, now)
+    mode = request_mode(asked.limits, state.bpt, asked.target_soc, ev.config.negative_discharge)
+    return dc.DcChargeParameterDiscoveryReq(header=header(state.session_id, now), dc_cpd_req_energy_transfer_mode=mode)
+
+
+def react(ev: EvccContext, req, res: dc.DcChargeParameterDiscoveryRes, result: Outcome, now: float) -> Step:
+    ev.evse_limits = limits_of_response(res.dc_cpd_res_energy_transfer_mode)
+    return SendNext(cm.ScheduleExchangeReq)
+
+
+CHARGE_PARAMETER_DISCOVERY = Handlers(answer=answer, outcome=outcome, build=build, react=react)

@@ -1,0 +1,65 @@
+"""`python -m tools.bench exi|session|sim` (also `mcs-v2g bench ...` in a source checkout): figures of this
+stack, and Josev's measured in the same run where it can run (its own venv, Java; root for its SECC/EVCC pair)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def cmd_exi(args: argparse.Namespace) -> int:
+    from tools.bench import exi as bench
+
+    results = bench.run(
+        rounds=args.rounds, per_round=args.per_round, josev_calls=args.josev_calls, with_josev=not args.no_josev
+    )
+    print(json.dumps(results, indent=2) if args.json else bench.report(results))
+    return 0
+
+
+def cmd_session(args: argparse.Namespace) -> int:
+    from tools.bench import session as bench
+
+    results = bench.run(runs=args.runs, concurrent=args.concurrent, josev=not args.no_josev)
+    print(json.dumps(results, indent=2) if args.json else bench.report(results))
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from tools.bench import sim as bench
+
+    results = bench.run(tls=not args.no_tls)
+    print(json.dumps(results, indent=2) if args.json else bench.report(results))
+    return 0 if results["summary"]["result"] == "ok" else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
+    sub = p.add_subparsers(dest="bench_command", required=True)
+    b_exi = sub.add_parser("exi", help="µs per encode/decode, ours and Josev's")
+    b_exi.add_argument("--rounds", type=int, default=15)
+    b_exi.add_argument("--per-round", type=int, default=300)
+    b_exi.add_argument("--josev-calls", type=int, default=20)
+    b_exi.add_argument("--no-josev", action="store_true", help="skip Josev (it needs Java and its own venv)")
+    b_exi.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b_exi.set_defaults(func=cmd_exi)
+    b_session = sub.add_parser("session", help="a whole -20 session over TLS, charge-loop round trips")
+    b_session.add_argument("--runs", type=int, default=20)
+    b_session.add_argument("--concurrent", type=int, default=200)
+    b_session.add_argument("--no-josev", action="store_true", help="skip Josev's pair (needs root and Java)")
+    b_session.add_argument("--json", action="store_true")
+    b_session.set_defaults(func=cmd_session)
+    b_sim = sub.add_parser("sim", help="an 8-hour overnight MCS_BPT session at --speed max")
+    b_sim.add_argument("--no-tls", action="store_true")
+    b_sim.add_argument("--json", action="store_true")
+    b_sim.set_defaults(func=cmd_sim)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
