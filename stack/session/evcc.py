@@ -26,8 +26,7 @@ from .exchange import EvccContext, Exchange, Finish, Repeat, SendNext, Step, Sto
 from .exchanges.common import header
 from .rulebook import BY_REQUEST, BY_RESPONSE, broken_request_rule, broken_response_rule
 from .rules import ANSWERS_THE_REQUEST, NOT_A_REQUEST, TIMER_RULES
-from .services import ControlMode, ParameterSet, ServiceId
-from .state import Outcome, Phase, SessionState
+from .state import Outcome, Phase, SessionState, SessionView
 from .timers import TimerId
 
 __all__ = ["DC_NAMESPACE", "EvccConfig", "EvccSession", "ResumeInfo"]
@@ -35,7 +34,7 @@ __all__ = ["DC_NAMESPACE", "EvccConfig", "EvccSession", "ResumeInfo"]
 Pending = tuple[Callable[[float], list[Action]], float]  # (what to send, when)
 
 
-class EvccSession:
+class EvccSession(SessionView):
     """One V2G communication session seen from the vehicle."""
 
     def __init__(self, controller: EvController, config: EvccConfig | None = None) -> None:
@@ -49,38 +48,6 @@ class EvccSession:
         self._guard: tuple[TimerId, float] | None = None  # the running EVCC guard and its deadline
 
     # -- what the session knows ------------------------------------------------------------------------------
-    @property
-    def state(self) -> SessionState:
-        return self.ctx.state
-
-    @property
-    def phase(self) -> Phase:
-        return self.ctx.state.phase
-
-    @property
-    def session_id(self) -> bytes:
-        return self.ctx.state.session_id
-
-    @property
-    def service(self) -> ServiceId | None:
-        return self.ctx.state.service
-
-    @property
-    def parameter_set(self) -> ParameterSet | None:
-        return self.ctx.state.parameter_set
-
-    @property
-    def control_mode(self) -> ControlMode:
-        return self.ctx.state.control_mode
-
-    @property
-    def bpt(self) -> bool:
-        return self.ctx.state.bpt
-
-    @property
-    def energized(self) -> bool:
-        return self.ctx.state.energized
-
     @property
     def evse_limits(self) -> PowerLimits | None:
         return self.ctx.evse_limits

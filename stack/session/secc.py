@@ -25,8 +25,8 @@ from .exchanges.common import header
 from .exchanges.session_setup import new_session_id
 from .rulebook import BY_REQUEST, broken_request_rule, broken_response_rule
 from .rules import NOT_A_REQUEST, TIMER_RULES, Rule
-from .services import ControlMode, ParameterSet, ServiceId, ServiceOffer
-from .state import Outcome, Phase, SessionState
+from .services import ServiceOffer
+from .state import Outcome, Phase, SessionState, SessionView
 from .timers import TimerId
 
 __all__ = ["DC_NAMESPACE", "ResumeInfo", "SeccConfig", "SeccSession", "SessionStore"]
@@ -34,7 +34,7 @@ __all__ = ["DC_NAMESPACE", "ResumeInfo", "SeccConfig", "SeccSession", "SessionSt
 RC = ct.ResponseCode
 
 
-class SeccSession:
+class SeccSession(SessionView):
     """One V2G communication session seen from the charger."""
 
     def __init__(
@@ -58,38 +58,6 @@ class SeccSession:
         self._guard: tuple[TimerId, float] | None = None  # the SECC's Ongoing guard and when it started
 
     # -- what the session knows (read-only views of the shared state) ------------------------------------
-    @property
-    def state(self) -> SessionState:
-        return self.ctx.state
-
-    @property
-    def phase(self) -> Phase:
-        return self.ctx.state.phase
-
-    @property
-    def session_id(self) -> bytes:
-        return self.ctx.state.session_id
-
-    @property
-    def service(self) -> ServiceId | None:
-        return self.ctx.state.service
-
-    @property
-    def parameter_set(self) -> ParameterSet | None:
-        return self.ctx.state.parameter_set
-
-    @property
-    def control_mode(self) -> ControlMode:
-        return self.ctx.state.control_mode
-
-    @property
-    def bpt(self) -> bool:
-        return self.ctx.state.bpt
-
-    @property
-    def energized(self) -> bool:
-        return self.ctx.state.energized
-
     @property
     def offered(self) -> tuple[ServiceOffer, ...]:
         return tuple(o for o in self.config.offers if o.service_id in self.ctx.state.offered_services)

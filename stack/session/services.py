@@ -109,21 +109,6 @@ class ParameterSet:
             raise ValueError(f"parameter set {ps.parameter_set_id}: {exc}") from None
 
 
-class NegotiatedService:
-    """The service and parameter set a session agreed on, as both session machines read them."""
-
-    service: ServiceId | None = None
-    parameter_set: ParameterSet | None = None
-
-    @property
-    def bpt(self) -> bool:
-        return self.service in BPT_SERVICES
-
-    @property
-    def control_mode(self) -> ControlMode:
-        return self.parameter_set.control_mode if self.parameter_set else ControlMode.SCHEDULED
-
-
 @dataclass(frozen=True, slots=True)
 class ServiceOffer:
     """An energy-transfer service the SECC offers, with its parameter sets."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from stack.messages import iso20_common as cm
 
@@ -95,3 +96,41 @@ class SessionState:
 
     def to(self, phase: Phase, **changes: object) -> SessionState:
         return replace(self, phase=phase, **changes)
+
+
+class SessionView:
+    """What a session machine knows, read from the state both machines keep in `ctx.state`."""
+
+    ctx: Any
+
+    @property
+    def state(self) -> SessionState:
+        return self.ctx.state
+
+    @property
+    def phase(self) -> Phase:
+        return self.ctx.state.phase
+
+    @property
+    def session_id(self) -> bytes:
+        return self.ctx.state.session_id
+
+    @property
+    def service(self) -> ServiceId | None:
+        return self.ctx.state.service
+
+    @property
+    def parameter_set(self) -> ParameterSet | None:
+        return self.ctx.state.parameter_set
+
+    @property
+    def control_mode(self) -> ControlMode:
+        return self.ctx.state.control_mode
+
+    @property
+    def bpt(self) -> bool:
+        return self.ctx.state.bpt
+
+    @property
+    def energized(self) -> bool:
+        return self.ctx.state.energized
