@@ -79,8 +79,16 @@ class VirtualClock(Clock):
 
     def run(self, main: Coroutine[Any, Any, T]) -> T:
         """Run `main` to completion on a fresh virtual-time loop (like `asyncio.run`)."""
+        result: list[T] = []
+
+        async def keep() -> None:
+            # the result travels outside the task: at exit, CPython 3.11's Runner formats its SIGINT handler,
+            # whose repr holds the main task with its result (a whole session transcript: milliseconds)
+            result.append(await main)
+
         with asyncio.Runner(loop_factory=self._new_loop) as runner:
-            return runner.run(main)
+            runner.run(keep())
+        return result[0]
 
     def _new_loop(self) -> VirtualTimeLoop:
         self._loop = VirtualTimeLoop(self.speed)

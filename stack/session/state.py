@@ -95,6 +95,8 @@ class SessionState:
         return self.parameter_set.control_mode if self.parameter_set else ControlMode.SCHEDULED
 
     def to(self, phase: Phase, **changes: object) -> SessionState:
+        if phase is self.phase and not changes:  # most exchanges keep the phase: no copy
+            return self
         return replace(self, phase=phase, **changes)
 
 
