@@ -13,15 +13,15 @@ from ..controller import (
     ChargeLoopOutput,
     EnergyRequest,
     EvLoopStep,
-    PowerLimits,
     StopReason,
 )
 from ..exchange import Answer, EvccContext, Handlers, SeccContext, SendNext, Step
 from ..rules import request_rule, response_rule
 from ..services import ControlMode
 from ..state import Outcome, SessionState
-from ..units import discharge_out, fl, magnitude, non_negative, rn
+from ..units import fl, non_negative, rn
 from .common import code_outcome, header
+from .limits import from_wire, to_wire
 
 RC = ct.ResponseCode
 
@@ -37,6 +37,12 @@ RESPONSE_MODES = {
     (ControlMode.DYNAMIC, False): dc.DynamicDcClResControlMode,
     (ControlMode.DYNAMIC, True): dc.BptDynamicDcClResControlMode,
 }
+# the limit elements of each CLReqControlMode / CLResControlMode, without and with BPT (XSD)
+_EV_LOOP = ("max_charge_power", "min_charge_power", "max_charge_current", "max_voltage", "min_voltage")
+_BPT_LOOP = ("max_discharge_power", "min_discharge_power", "max_discharge_current")
+EV_LOOP_LIMITS = {False: _EV_LOOP, True: (*_EV_LOOP, *_BPT_LOOP)}
+_EVSE_LOOP = ("max_charge_power", "min_charge_power", "max_charge_current", "max_voltage")
+EVSE_LOOP_LIMITS = {False: _EVSE_LOOP, True: (*_EVSE_LOOP, *_BPT_LOOP, "min_voltage")}
 # EVSENotification values that make the EV leave the charge loop at once, and how
 STOP_NOTIFICATIONS = {
     "Terminate": StopReason.TERMINATE,
@@ -71,21 +77,8 @@ def response_control_mode_fits(state: SessionState, req, res: dc.DcChargeLoopRes
 
 def loop_request(mode: ControlMode, bpt: bool, step: EvLoopStep, negative: bool = False):
     """The CLReqControlMode element of the agreed mode (PROTOCOL.md 4.3, DC_ChargeLoopReq)."""
-    lim = step.limits
     energy = step.energy
-    fields = dict(
-        ev_maximum_charge_power=rn(lim.max_charge_power),
-        ev_minimum_charge_power=rn(lim.min_charge_power),
-        ev_maximum_charge_current=rn(lim.max_charge_current),
-        ev_maximum_voltage=rn(lim.max_voltage),
-        ev_minimum_voltage=rn(lim.min_voltage),
-    )
-    if bpt:
-        fields.update(
-            ev_maximum_discharge_power=discharge_out(lim.max_discharge_power, negative),
-            ev_minimum_discharge_power=discharge_out(lim.min_discharge_power, negative),
-            ev_maximum_discharge_current=discharge_out(lim.max_discharge_current, negative),
-        )
+    fields: dict[str, object] = to_wire("ev", step.limits, EV_LOOP_LIMITS[bpt], negative)
     if mode is ControlMode.SCHEDULED:
         fields.update(
             ev_target_current=rn(step.target_current or 0.0), ev_target_voltage=rn(step.target_voltage or 0.0)
@@ -114,20 +107,7 @@ def loop_request(mode: ControlMode, bpt: bool, step: EvLoopStep, negative: bool 
 
 def loop_input(req: dc.DcChargeLoopReq, mode: ControlMode) -> ChargeLoopInput:
     m = req.cl_req_control_mode
-    bpt = isinstance(m, dc.BptScheduledDcClReqControlMode | dc.BptDynamicDcClReqControlMode)
-    limits = None
-    if getattr(m, "ev_maximum_charge_power", None) is not None:
-        limits = PowerLimits(
-            max_charge_power=fl(m.ev_maximum_charge_power) or 0.0,
-            min_charge_power=fl(m.ev_minimum_charge_power) or 0.0,
-            max_charge_current=fl(m.ev_maximum_charge_current) or 0.0,
-            min_charge_current=0.0,
-            max_voltage=fl(m.ev_maximum_voltage) or 0.0,
-            min_voltage=fl(m.ev_minimum_voltage) or 0.0,
-            max_discharge_power=magnitude(m.ev_maximum_discharge_power) if bpt else None,
-            min_discharge_power=magnitude(m.ev_minimum_discharge_power) if bpt else None,
-            max_discharge_current=magnitude(m.ev_maximum_discharge_current) if bpt else None,
-        )
+    limits = from_wire("ev", m) if getattr(m, "ev_maximum_charge_power", None) is not None else None
     energy = None
     if getattr(m, "ev_target_energy_request", None) is not None:
         energy = EnergyRequest(
@@ -152,13 +132,7 @@ def loop_input(req: dc.DcChargeLoopReq, mode: ControlMode) -> ChargeLoopInput:
 
 
 def response_mode(mode: ControlMode, bpt: bool, out: ChargeLoopOutput, negative: bool = False):
-    lim = out.limits
-    fields = dict(
-        evse_maximum_charge_power=rn(lim.max_charge_power),
-        evse_minimum_charge_power=rn(lim.min_charge_power),
-        evse_maximum_charge_current=rn(lim.max_charge_current),
-        evse_maximum_voltage=rn(lim.max_voltage),
-    )
+    fields: dict[str, object] = to_wire("evse", out.limits, EVSE_LOOP_LIMITS[bpt], negative)
     if mode is ControlMode.DYNAMIC:
         fields.update(
             departure_time=out.departure_time,
@@ -166,32 +140,12 @@ def response_mode(mode: ControlMode, bpt: bool, out: ChargeLoopOutput, negative:
             target_soc=out.target_soc,
             ack_max_delay=out.ack_max_delay,
         )
-    if bpt:
-        fields.update(
-            evse_maximum_discharge_power=discharge_out(lim.max_discharge_power, negative),
-            evse_minimum_discharge_power=discharge_out(lim.min_discharge_power, negative),
-            evse_maximum_discharge_current=discharge_out(lim.max_discharge_current, negative),
-            evse_minimum_voltage=rn(lim.min_voltage),
-        )
     return RESPONSE_MODES[mode, bpt](**fields)
 
 
 def feedback_of_response(res: dc.DcChargeLoopRes, received_at: float | None = None) -> ChargeLoopFeedback:
     m = res.cl_res_control_mode
-    limits = None
-    if getattr(m, "evse_maximum_charge_power", None) is not None:
-        bpt = getattr(m, "evse_maximum_discharge_power", None) is not None
-        limits = PowerLimits(
-            max_charge_power=fl(m.evse_maximum_charge_power) or 0.0,
-            min_charge_power=fl(m.evse_minimum_charge_power) or 0.0,
-            max_charge_current=fl(m.evse_maximum_charge_current) or 0.0,
-            min_charge_current=0.0,
-            max_voltage=fl(m.evse_maximum_voltage) or 0.0,
-            min_voltage=fl(getattr(m, "evse_minimum_voltage", None)) or 0.0,
-            max_discharge_power=magnitude(m.evse_maximum_discharge_power) if bpt else None,
-            min_discharge_power=magnitude(m.evse_minimum_discharge_power) if bpt else None,
-            max_discharge_current=magnitude(m.evse_maximum_discharge_current) if bpt else None,
-        )
+    limits = from_wire("evse", m) if getattr(m, "evse_maximum_charge_power", None) is not None else None
     status = res.evse_status
     return ChargeLoopFeedback(
         present_voltage=fl(res.evse_present_voltage),

@@ -10,8 +10,9 @@ from ..controller import PowerLimits
 from ..exchange import Answer, EvccContext, Handlers, SeccContext, SendNext, Step
 from ..rules import request_rule, response_rule
 from ..state import Outcome, SessionState
-from ..units import discharge_out, fl, magnitude, non_negative, rn
+from ..units import non_negative
 from .common import code_outcome, header
+from .limits import CHARGE_PARAMETERS, DISCHARGE_PARAMETERS, VOLTAGES, from_wire, to_wire
 
 RC = ct.ResponseCode
 
@@ -40,77 +41,28 @@ def response_mode_fits_the_service(state: SessionState, req, res: dc.DcChargePar
 # -- conversions ------------------------------------------------------------------------------------------------
 
 
+CPD_LIMITS = (*CHARGE_PARAMETERS, *VOLTAGES)
+
+
 def request_mode(limits: PowerLimits, bpt: bool, target_soc: int | None, negative: bool):
-    common = dict(
-        ev_maximum_charge_power=rn(limits.max_charge_power),
-        ev_minimum_charge_power=rn(limits.min_charge_power),
-        ev_maximum_charge_current=rn(limits.max_charge_current),
-        ev_minimum_charge_current=rn(limits.min_charge_current),
-        ev_maximum_voltage=rn(limits.max_voltage),
-        ev_minimum_voltage=rn(limits.min_voltage),
-        target_soc=target_soc,
-    )
     if not bpt:
-        return dc.DcCpdReqEnergyTransferMode(**common)
-    return dc.BptDcCpdReqEnergyTransferMode(
-        **common,
-        ev_maximum_discharge_power=discharge_out(limits.max_discharge_power, negative),
-        ev_minimum_discharge_power=discharge_out(limits.min_discharge_power, negative),
-        ev_maximum_discharge_current=discharge_out(limits.max_discharge_current, negative),
-        ev_minimum_discharge_current=discharge_out(limits.min_discharge_current, negative),
-    )
+        return dc.DcCpdReqEnergyTransferMode(**to_wire("ev", limits, CPD_LIMITS, negative), target_soc=target_soc)
+    names = (*CPD_LIMITS, *DISCHARGE_PARAMETERS)
+    return dc.BptDcCpdReqEnergyTransferMode(**to_wire("ev", limits, names, negative), target_soc=target_soc)
 
 
 def limits_of_request(mode) -> PowerLimits:
-    bpt = isinstance(mode, dc.BptDcCpdReqEnergyTransferMode)
-    return PowerLimits(
-        max_charge_power=fl(mode.ev_maximum_charge_power),
-        min_charge_power=fl(mode.ev_minimum_charge_power),
-        max_charge_current=fl(mode.ev_maximum_charge_current),
-        min_charge_current=fl(mode.ev_minimum_charge_current),
-        max_voltage=fl(mode.ev_maximum_voltage),
-        min_voltage=fl(mode.ev_minimum_voltage),
-        max_discharge_power=magnitude(mode.ev_maximum_discharge_power) if bpt else None,
-        min_discharge_power=magnitude(mode.ev_minimum_discharge_power) if bpt else None,
-        max_discharge_current=magnitude(mode.ev_maximum_discharge_current) if bpt else None,
-        min_discharge_current=magnitude(mode.ev_minimum_discharge_current) if bpt else None,
-    )
+    return from_wire("ev", mode)
 
 
 def response_mode(limits: PowerLimits, bpt: bool, negative: bool):
-    common = dict(
-        evse_maximum_charge_power=rn(limits.max_charge_power),
-        evse_minimum_charge_power=rn(limits.min_charge_power),
-        evse_maximum_charge_current=rn(limits.max_charge_current),
-        evse_minimum_charge_current=rn(limits.min_charge_current),
-        evse_maximum_voltage=rn(limits.max_voltage),
-        evse_minimum_voltage=rn(limits.min_voltage),
-    )
     if not bpt:
-        return dc.DcCpdResEnergyTransferMode(**common)
-    return dc.BptDcCpdResEnergyTransferMode(
-        **common,
-        evse_maximum_discharge_power=discharge_out(limits.max_discharge_power, negative),
-        evse_minimum_discharge_power=discharge_out(limits.min_discharge_power, negative),
-        evse_maximum_discharge_current=discharge_out(limits.max_discharge_current, negative),
-        evse_minimum_discharge_current=discharge_out(limits.min_discharge_current, negative),
-    )
+        return dc.DcCpdResEnergyTransferMode(**to_wire("evse", limits, CPD_LIMITS, negative))
+    return dc.BptDcCpdResEnergyTransferMode(**to_wire("evse", limits, (*CPD_LIMITS, *DISCHARGE_PARAMETERS), negative))
 
 
 def limits_of_response(mode) -> PowerLimits:
-    bpt = isinstance(mode, dc.BptDcCpdResEnergyTransferMode)
-    return PowerLimits(
-        max_charge_power=fl(mode.evse_maximum_charge_power),
-        min_charge_power=fl(mode.evse_minimum_charge_power),
-        max_charge_current=fl(mode.evse_maximum_charge_current),
-        min_charge_current=fl(mode.evse_minimum_charge_current),
-        max_voltage=fl(mode.evse_maximum_voltage),
-        min_voltage=fl(mode.evse_minimum_voltage),
-        max_discharge_power=magnitude(mode.evse_maximum_discharge_power) if bpt else None,
-        min_discharge_power=magnitude(mode.evse_minimum_discharge_power) if bpt else None,
-        max_discharge_current=magnitude(mode.evse_maximum_discharge_current) if bpt else None,
-        min_discharge_current=magnitude(mode.evse_minimum_discharge_current) if bpt else None,
-    )
+    return from_wire("evse", mode)
 
 
 # -- handlers ---------------------------------------------------------------------------------------------------
