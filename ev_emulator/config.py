@@ -92,11 +92,11 @@ def load_truck_config(path: Path | None, **overrides: Any) -> TruckConfig:
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise TruckConfigError(f"{path}: {exc}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
+    where = f"{path}: " if path else ""
     known = {f.name for f in fields(TruckConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise TruckConfigError(f"unknown truck settings {unknown}; known: {sorted(known)}")
-    where = f"{path}: " if path else ""
+        raise TruckConfigError(f"{where}unknown truck settings {unknown}; known: {sorted(known)}")
     try:
         return replace(TruckConfig(), **values).checked()
     except TruckConfigError as exc:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from stack.clock import Clock
@@ -48,6 +48,26 @@ from .interfaces import (
 )
 
 J_PER_WH = 3600.0
+
+
+# values a plant cannot work with at zero (divisions, ratings, the catch-up step)
+_POSITIVE = frozenset(
+    {
+        "rated_voltage_v",
+        "rated_current_a",
+        "rated_power_w",
+        "current_ramp_a_per_s",
+        "voltage_slew_v_per_s",
+        "output_capacitance_f",
+        "bleed_ohm",
+        "discharge_ohm",
+        "insulation_pos_ohm",
+        "insulation_neg_ohm",
+        "over_current_factor",
+        "runaway_voltage_factor",
+        "max_step_s",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +115,17 @@ class PlantConfig:
     # Model choice: the longest step when the plant catches up with its clock (contactor and protection timing
     # act at step boundaries; the electrical solution does not depend on the step).
     max_step_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+            elif value < 0 or (value == 0 and f.name in _POSITIVE):
+                raise ValueError(f"{f.name} must be {'positive' if f.name in _POSITIVE else '>= 0'}, got {value!r}")
 
     @property
     def over_current_a(self) -> float:
