@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ev_emulator.config import TruckConfig
-from evse_emulator.config import ChargerConfig
+from ev_emulator.config import TruckConfig, TruckConfigError
+from evse_emulator.config import ChargerConfig, ChargerConfigError
 
 START = 1_795_294_800.0  # 2026-11-21 18:00 UTC: a truck arrives at the depot in the evening
 
@@ -54,7 +54,7 @@ class Scenario:
             control=self.control,
             initial_soc=self.initial_soc,
             target_soc=self.target_soc,
-            min_soc=min(self.min_soc, self.target_soc),
+            min_soc=self.min_soc,
             v2g_reserve_soc=self.v2g_reserve_soc,
             offers_v2g=self.offers_v2g,
             departure_s=self.departure_s,
@@ -121,26 +121,17 @@ def load(path: Path | None) -> Scenario:
 
 
 def check(s: Scenario) -> list[str]:
-    """What is wrong with a scenario (empty when it can run)."""
-    from stack.session.services import SERVICE_NAMES
-
+    """What is wrong with a scenario (empty when it can run): the truck's and the charger's own checks, and the
+    scenario's fault figures and plan."""
     problems = []
-    if s.service not in SERVICE_NAMES:
-        problems.append(f"service {s.service!r} is not one of {sorted(SERVICE_NAMES)}")
-    if s.control not in ("dynamic", "scheduled"):
-        problems.append(f"control {s.control!r} is not 'dynamic' or 'scheduled'")
-    for name in ("initial_soc", "target_soc", "min_soc", "v2g_reserve_soc"):
-        if not isinstance(getattr(s, name), int | float) or not 0.0 <= getattr(s, name) <= 1.0:
-            problems.append(f"{name} must be a fraction in [0, 1]")
-    if not problems and s.min_soc > s.target_soc:
-        problems.append("min_soc must not exceed target_soc")
-    for name in ("loop_interval", "departure_s", "max_voltage", "max_current", "max_power", "secc_sequence_timeout"):
-        value = getattr(s, name)
-        if not isinstance(value, int | float) or value <= 0:
-            problems.append(f"{name} must be a positive number")
+    for config in (s.truck, s.charger):
+        try:
+            config().checked()
+        except (TruckConfigError, ChargerConfigError) as exc:
+            problems.append(str(exc))
     for name in ("insulation_fault_ohm", "ev_stops_answering_s", "charger_stops_answering_s"):
         value = getattr(s, name)
-        if value is not None and (not isinstance(value, int | float) or value < 0):
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
             problems.append(f"{name} must be a number >= 0")
     if not s.steps:
         problems.append("steps must hold at least one [seconds, watts] pair")

@@ -114,7 +114,20 @@ def test_schedules_of_different_lengths_are_read_by_time() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["loop_interval = 0", "target_soc = 1.5", "steps = []", 'service = "ccs"', "departure_s = -1", "min_soc = 0.95"],
+    [
+        "loop_interval = 0",
+        "target_soc = 1.5",
+        "steps = []",
+        'service = "ccs"',
+        "departure_s = -1",
+        "min_soc = 0.95",
+        "max_power = nan",
+        'offers_v2g = "no"',
+        "initial_soc = true",
+        "insulation_fault_ohm = -5",
+        'steps = [[0, "x"]]',
+        "max_contactor_cycles = 1.5",
+    ],
 )
 def test_bad_scenarios_are_refused_with_a_reason(tmp_path: Path, text: str) -> None:
     path = tmp_path / "bad.toml"
