@@ -99,7 +99,11 @@ def energy_request(battery: TruckBattery, needs: ChargingNeeds, now: float) -> E
 
 
 def charge_time(
-    battery: TruckBattery, to_soc: float, max_power: float | None = None, max_current: float | None = None
+    battery: TruckBattery,
+    to_soc: float,
+    max_power: float | None = None,
+    max_current: float | None = None,
+    max_voltage: float | None = None,
 ) -> float:
     """Seconds to charge from the present SoC to `to_soc` at the BMS limits (and the charger's, when given).
 
@@ -113,16 +117,103 @@ def charge_time(
     width = (to_soc - start) / steps
     total = 0.0
     for k in range(steps):
-        soc = start + (k + 0.5) * width
-        current = battery.charge_current_limit(soc)
-        if max_current is not None:
-            current = min(current, max_current)
-        if max_power is not None:
-            current = min(current, _current_for_power(battery, soc, max_power))
+        current = _charge_current(battery, start + (k + 0.5) * width, max_power, max_current, max_voltage)
         if current <= 0:
             return float("inf")
         total += capacity_as * width / current
     return total
+
+
+def reachable_soc(
+    battery: TruckBattery,
+    seconds: float,
+    max_power: float | None = None,
+    max_current: float | None = None,
+    max_voltage: float | None = None,
+) -> float:
+    """The SoC that `seconds` of charging from the present SoC reach at the BMS limits (and the charger's).
+
+    The inverse of `charge_time`, on a grid of 0.1 % of SoC: the last step is interpolated linearly.
+    """
+    soc, left = battery.soc, max(0.0, seconds)
+    capacity_as = battery.spec.capacity_ah * 3600
+    width = 0.001
+    while left > 0 and soc < 1.0:
+        step = min(width, 1.0 - soc)
+        current = _charge_current(battery, soc + step / 2, max_power, max_current, max_voltage)
+        if current <= 0:
+            break
+        needed = capacity_as * step / current
+        if needed >= left:
+            return soc + step * left / needed
+        soc, left = soc + step, left - needed
+    return soc
+
+
+# the time a session takes from plug-in to energy flowing (SAP .. pre-charge; the cable check dominates): it is
+# not charging time, so a goal that needs all of the stay at full power can only be missed by this much
+SETUP_ALLOWANCE_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DepartureFeasibility:
+    """Can the target SoC be reached by departure at the rated limits, and if not, how far can it get.
+
+    `needed_s` is the charging time at the rated limits from plug-in (inf when nothing can flow); the target is
+    feasible when it fits the stay. `best_soc` is what the stay reaches at those limits after the session's
+    setup (`SETUP_ALLOWANCE_S`): the level a charger that does its best must reach when the target is not
+    feasible. `blocked` says why no energy can flow at all (e.g. a contactor budget of 0), else None.
+    """
+
+    initial_soc: float
+    target_soc: float
+    stay_s: float
+    needed_s: float
+    best_soc: float
+    limits: str  # the rated limits assumed, for people: "750 kW, 1000 A, 1250 V"
+    blocked: str | None = None
+
+    @property
+    def feasible(self) -> bool:
+        return self.needed_s <= self.stay_s
+
+    def describe(self) -> str:
+        """One line on the goal: feasible or why not, and the best reachable SoC."""
+        goal = f"SoC {self.target_soc * 100:.1f} % by departure ({self.stay_s:.0f} s)"
+        if self.feasible:
+            return f"{goal} is feasible: {self.needed_s:.0f} s of charging at {self.limits}"
+        why = self.blocked or f"needs {self.needed_s:.0f} s of charging at {self.limits}"
+        return f"{goal} is infeasible: {why}; best reachable {self.best_soc * 100:.1f} %"
+
+
+def assess_departure(
+    battery: TruckBattery,
+    needs: ChargingNeeds,
+    now: float,
+    *,
+    max_power: float | None = None,
+    max_current: float | None = None,
+    max_voltage: float | None = None,
+) -> DepartureFeasibility | None:
+    """How feasible the departure target is from `now` at the BMS limits and the charger's ratings (when given);
+    None without a departure time. A contactor budget of 0 closings blocks any energy."""
+    stay = remaining_time(needs, now)
+    if stay is None:
+        return None
+    rated = (battery.spec.max_power, battery.spec.max_charge_current)
+    power = rated[0] if max_power is None else min(rated[0], max_power)
+    current = rated[1] if max_current is None else min(rated[1], max_current)
+    limits = f"{power / 1000:.0f} kW, {current:.0f} A" + ("" if max_voltage is None else f", {max_voltage:.0f} V")
+    start = battery.soc
+    blocked = None
+    if not battery.contactors_closed() and battery.contactors.cycles_left() == 0:
+        blocked = f"a contactor-cycle budget of {needs.max_contactor_cycles} closings forbids any charging"
+    if blocked is not None:
+        needed = 0.0 if needs.target_soc <= start else float("inf")
+        return DepartureFeasibility(start, needs.target_soc, stay, needed, start, limits, blocked)
+    needed = charge_time(battery, needs.target_soc, max_power, max_current, max_voltage)
+    best = reachable_soc(battery, stay - SETUP_ALLOWANCE_S, max_power, max_current, max_voltage)
+    return DepartureFeasibility(start, needs.target_soc, stay, needed, max(start, best), limits)
 
 
 def departure_slack(
@@ -159,6 +250,22 @@ def discharge_current_limit(
     if not may_discharge(battery, needs, now, max_charge_power):
         return 0.0
     return battery.discharge_current_limit()
+
+
+def _charge_current(
+    battery: TruckBattery, soc: float, max_power: float | None, max_current: float | None, max_voltage: float | None
+) -> float:
+    """The charging current at `soc` under the BMS limits and the charger's ratings (A, 0 when none flows)."""
+    current = battery.charge_current_limit(soc)
+    if max_current is not None:
+        current = min(current, max_current)
+    if max_power is not None:
+        current = min(current, _current_for_power(battery, soc, max_power))
+    if max_voltage is not None:  # the charger cannot push the terminals above its rated voltage
+        current = min(
+            current, max(0.0, (max_voltage - battery.open_circuit_voltage(soc)) / battery.internal_resistance(soc))
+        )
+    return current
 
 
 def _current_for_power(battery: TruckBattery, soc: float, power: float) -> float:

@@ -1,22 +1,34 @@
 """`mcs-v2g ev`: the emulated truck (`Truck`: battery/BMS, charging needs, EVCC controller) for one session,
-found by SDP or at an address. Exit status 0 when the session ended cleanly (SessionStop answered)."""
+found by SDP or at an address. The result says whether the session did what the truck came for (`ok` only when
+it ended cleanly, nothing tripped and its goal was met: the charge loops of `--charge-loops`, else the target SoC
+by departure) and sets the exit status (`mcs_v2g.verdict`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import ssl
+import sys
 from pathlib import Path
 from typing import Any
 
 from ev_emulator import Truck, load_truck_config
+from ev_emulator.needs import DepartureFeasibility, assess_departure
 from stack.clock import RealClock
+from stack.session.actions import Close
+from stack.session.evcc import EvccSession
 from stack.session.services import SERVICE_NAMES
 
+from ..verdict import Ending, LoopGoal, SocGoal, Verdict, judge, truck_faults
 from .common import add_logging_options, add_tls_options, parse_address, tls_context
+from .outputs import writable_file
 
 
 async def charge(args: argparse.Namespace) -> int:
+    for option in ("trace", "keylog"):
+        if getattr(args, option) is not None:
+            writable_file(getattr(args, option), f"--{option}")
     config = load_truck_config(
         args.config,
         service=args.service,
@@ -32,34 +44,70 @@ async def charge(args: argparse.Namespace) -> int:
         offers_v2g=False if args.no_v2g else None,
     )
     clock = RealClock()
-    host, port = args.connect or (None, None)
-    if args.interface:
-        from stack.sdp import Security
-        from stack.transport.sdp import discover
-
-        answer = await discover(args.interface, Security.TLS if args.tls else Security.NO_TLS)
-        host, port = f"{answer.address}%{args.interface}", answer.port  # link-local: the scope is our interface
-        args.tls = answer.security == Security.TLS
+    ssl_context = tls_context(args, server=False)
     truck = Truck.build(config, clock)
-    close, session = await truck.charge_at(
-        host, port, clock, ssl_context=tls_context(args, server=False), trace=args.trace
-    )
+    goal = None
+    if config.charge_loops is None:  # the truck's own limits: the charger's are only known once it answers
+        goal = assess_departure(truck.battery, truck.needs, clock.now())
+        if goal is not None and not goal.feasible:
+            print(f"mcs-v2g: goal: {goal.describe()}", file=sys.stderr, flush=True)
+    close, session = await find_and_charge(args, truck, clock, ssl_context)
+    verdict = truck_verdict(truck, close, goal)
     summary = {
-        "result": "ok" if close.ok else "FAILED",
+        "result": verdict.result,
         "reason": close.reason,
-        "session_id": session.session_id.hex().upper(),
-        "service": None if session.service is None else session.service.name,
+        "session_id": None if session is None else session.session_id.hex().upper(),
+        "service": None if session is None or session.service is None else session.service.name,
         **truck.summary(),
+        **verdict.json(),
     }
     if args.json:
         print(json.dumps(summary))
     else:
+        why = verdict.because(close.reason)
         print(
-            f"session {summary['session_id']} {summary['result']}: {close.reason}; {session.charge_loops} charge loops;"
+            f"session {summary['session_id'] or '-'} {summary['result']}: {close.reason};"
+            f" {truck.controller.charge_loops} charge loops;"
             f" battery +{summary['battery_in_kwh']:.3f} kWh -{summary['battery_out_kwh']:.3f} kWh;"
-            f" SoC {summary['initial_soc']:.1f} % -> {summary['final_soc']:.1f} %"
+            f" SoC {summary['initial_soc']:.1f} % -> {summary['final_soc']:.1f} %{why}"
         )
-    return 0 if close.ok else 1
+    return verdict.exit_status
+
+
+async def find_and_charge(
+    args: argparse.Namespace, truck: Truck, clock: RealClock, ssl_context: ssl.SSLContext | None
+) -> tuple[Close, EvccSession | None]:
+    """Find the charger (SDP, or the address given) and run one session; no session when none can be reached."""
+    if args.connect:
+        host, port = args.connect
+    else:
+        from stack.sdp import Security
+        from stack.transport.sdp import SdpTimeout, discover
+
+        try:
+            answer = await discover(args.interface, Security.TLS if args.tls else Security.NO_TLS)
+        except SdpTimeout as exc:
+            return Close(f"no session: {exc}"), None
+        host, port = f"{answer.address}%{args.interface}", answer.port  # link-local: the scope is our interface
+        if (answer.security == Security.TLS) != args.tls:
+            args.tls = answer.security == Security.TLS
+            ssl_context = tls_context(args, server=False)
+    try:
+        return await truck.charge_at(host, port, clock, ssl_context=ssl_context, trace=args.trace)
+    except (OSError, TimeoutError) as exc:  # refused, reset, TLS handshake failed, connect timeout
+        return Close(f"no session: {type(exc).__name__}: {exc}"), None
+
+
+def truck_verdict(truck: Truck, close: Close, departure: DepartureFeasibility | None) -> Verdict:
+    """The truck's goal: the charge loops of a bench limit when one is set, else its target SoC by departure
+    (`departure`: judged at plug-in against the truck's own limits); its BMS must not have tripped."""
+    loops = (
+        None
+        if truck.config.charge_loops is None
+        else LoopGoal(truck.config.charge_loops, truck.controller.charge_loops)
+    )
+    soc = None if departure is None or loops is not None else SocGoal(departure, truck.battery.soc)
+    return judge(Ending(close.ok or close.paused, close.reason), truck_faults(truck.battery), soc=soc, loops=loops)
 
 
 def fraction(text: str) -> float:
@@ -83,7 +131,9 @@ def seconds(text: str) -> float:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("ev", help="run the emulated truck (EVCC) for one session; exit 0 on a clean SessionStop")
+    p = sub.add_parser(
+        "ev", help="run the emulated truck (EVCC) for one session; exit 0 when it met its goal (see the verdict table)"
+    )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--interface", help="find the SECC with SDP on this interface")
     where.add_argument("--connect", type=lambda t: parse_address(t, "::1"), help="ADDR:PORT, no SDP")

@@ -1,5 +1,7 @@
 """`mcs-v2g evse`: the emulated charger (`Charger`: HAL, plant controller, energy policy) serving sessions until
-stopped, on TCP/TLS and optionally SDP. One line (or one JSON object) per finished session on stdout."""
+stopped (or `--sessions N` of them), on TCP/TLS and optionally SDP. One line (or one JSON object) per finished
+session on stdout, with its verdict (`mcs_v2g.verdict`: `ok`, `aborted`, `fault:<kind>`); after `--sessions N`
+the exit status is the most severe session's."""
 
 from __future__ import annotations
 
@@ -15,29 +17,40 @@ from stack.clock import RealClock
 from stack.session.actions import Close
 from stack.session.secc import SeccSession
 
+from ..verdict import Ending, Fault, Verdict, judge, worst
 from .common import DEFAULT_PORT, add_logging_options, add_tls_options, parse_address, tls_context
+from .outputs import writable_file, writable_folder
 
 
 async def serve(args: argparse.Namespace) -> int:
+    if args.keylog is not None:
+        writable_file(args.keylog, "--keylog")
+    if args.trace is not None:  # the server writes a file per session into it
+        writable_folder(args.trace, "--trace")
     config = load_charger_config(args.config, hal=args.hal)
     clock = RealClock()
     charger = Charger.build(config, clock)
+    verdicts: list[Verdict] = []
+    served_all = asyncio.Event()
 
     def ended(session: SeccSession, close: Close) -> None:
-        summary = charger.summary(session, close)
+        verdict = session_verdict(charger, close)
+        verdicts.append(verdict)
+        summary = {**charger.summary(session, close), **verdict.json()}
         if args.json:
             print(json.dumps(summary), flush=True)
-            return
-        loss = summary.get("cable_loss_kwh")
-        cable = "" if loss is None else f", cable loss {loss:.3f} kWh"
-        print(
-            f"session {summary['session_id']} {summary['result']}: {close.reason}; meter "
-            f"+{summary['meter_imported_kwh']:.3f} kWh -{summary['meter_exported_kwh']:.3f} kWh{cable}",
-            flush=True,
-        )
+        else:
+            loss = summary.get("cable_loss_kwh")
+            cable = "" if loss is None else f", cable loss {loss:.3f} kWh"
+            why = verdict.because(close.reason)
+            print(
+                f"session {summary['session_id']} {summary['result']}: {close.reason}; meter "
+                f"+{summary['meter_imported_kwh']:.3f} kWh -{summary['meter_exported_kwh']:.3f} kWh{cable}{why}",
+                flush=True,
+            )
+        if args.sessions is not None and len(verdicts) >= args.sessions:
+            served_all.set()
 
-    if args.trace is not None:  # the server writes a file per session into it, and crashes if it is missing
-        args.trace.mkdir(parents=True, exist_ok=True)
     server = charger.server(ssl_context=tls_context(args, server=True), trace_dir=args.trace, ended=ended)
     host, port = args.listen or ("::", DEFAULT_PORT)
     await server.start(host, port)
@@ -51,7 +64,7 @@ async def serve(args: argparse.Namespace) -> int:
             endpoint = Endpoint(await wait_link_local(args.interface), port)
             sdp = SdpServer(args.interface, Offers(tls=endpoint) if args.tls else Offers(tcp=endpoint))
             await sdp.__aenter__()
-        await asyncio.Event().wait()
+        await served_all.wait()
     finally:
         if sdp is not None:
             await sdp.__aexit__(None, None, None)
@@ -59,7 +72,24 @@ async def serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await plant
         await server.close()
-    return 0
+    verdict = worst(verdicts)
+    return 0 if verdict is None else verdict.exit_status
+
+
+def session_verdict(charger: Charger, close: Close) -> Verdict:
+    """The charger's part of a session: a clean end (or a pause for a resume) and no protection tripped."""
+    faults = [Fault("charger", f.kind.value, f.detail) for f in charger.hal.faults()]
+    return judge(Ending(close.ok or close.paused, close.reason), faults)
+
+
+def session_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1 session, got {value}")
+    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -71,6 +101,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--config", type=Path, help="charger TOML: ratings, services, session, [hal], [policy]")
     p.add_argument("--hal", help="HAL driver: mock (default, a physical model) or can:<family>")
     p.add_argument("--json", action="store_true", help="one JSON object per finished session on stdout")
+    p.add_argument(
+        "--sessions",
+        type=session_count,
+        help="stop after N sessions; exit status of the worst (default: serve until stopped)",
+    )
     add_tls_options(p)
     p.add_argument("--trace", type=Path, help="folder for the decoded XML of every message (a file per session)")
     add_logging_options(p)

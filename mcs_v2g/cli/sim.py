@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from stack.session.services import SERVICE_NAMES
 
 from ..sim.scenario import Scenario, load
+from .outputs import PLOT_FORMATS, plot_output
 
 
 def speed(text: str) -> float | None:
@@ -36,7 +38,11 @@ def add_parser(sub: Any) -> None:
     tls.add_argument("--no-tls", dest="tls", action="store_false")
     p.add_argument("--scenario", type=Path, help="TOML file (keys of mcs_v2g/sim/scenario.py's Scenario)")
     p.add_argument("--speed", type=speed, default=None, help="x real time, or 'max' (default)")
-    p.add_argument("--plot", type=Path, help="write voltage/current/power/SoC curves to this PNG")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        help=f"write voltage/current/power/SoC curves to this file ({', '.join(PLOT_FORMATS)}; needs the plot extra)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
 
@@ -50,13 +56,18 @@ def tls_contexts():
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sim.run import simulate
+    from ..sim.run import departure_feasibility, simulate
 
+    if args.plot:
+        plot_output(args.plot)
     scenario: Scenario = load(args.scenario)
     if args.service:
         scenario = replace(scenario, service=args.service)
     if args.control:
         scenario = replace(scenario, control=args.control)
+    goal = departure_feasibility(scenario)
+    if goal is not None and not goal.feasible:  # said when the session starts, not discovered at the end
+        print(f"mcs-v2g: goal: {goal.describe()}", file=sys.stderr, flush=True)
     result = simulate(scenario, tls=args.tls, speed=args.speed, progress=not args.json, ssl_contexts=tls_contexts)
     summary = result.summary()
     if args.plot:
@@ -67,13 +78,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(report(summary, args.plot))
-    return 0 if summary["result"] == "ok" else 1
+    return summary["exit_status"]
 
 
 def report(s: dict, plot: Path | None) -> str:
     messages = ", ".join(f"{name} {n}" for name, n in s["messages"].items() if name.endswith("Req"))
     lines = [
         f"result            {s['result']}   (charger: {s['charger_close']})",
+        *(f"  because         {why}" for why in s["reasons"] if s["result"] != "ok"),
         f"session           {s['session_id']}  {s['service']} {s['control_mode']}  {'TLS 1.3' if s['tls'] else 'TCP'}",
         f"energy            {s['energy_charged_kwh']:.1f} kWh charged, {s['energy_discharged_kwh']:.1f} kWh discharged",
         f"peak power        {s['peak_charge_kw']:.0f} kW charging, {s['peak_discharge_kw']:.0f} kW discharging,"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ev_emulator.battery import TruckBattery
+from ev_emulator.needs import DepartureFeasibility, assess_departure
 from ev_emulator.truck import Truck
 from evse_emulator.charger import Charger
 from evse_emulator.hal.mock import MockPlant
@@ -27,6 +28,7 @@ from stack.transport.drive import Observers
 from stack.transport.evcc_client import run_evcc_on
 from stack.transport.memory import MemoryLink, memory_link
 
+from ..verdict import Ending, Fault, SocGoal, Verdict, judge, truck_faults
 from .progress import Progress
 from .scenario import Scenario
 
@@ -60,11 +62,28 @@ class SimResult:
     wall_s: float = 0.0
     simulated_s: float = 0.0
     faults: list[str] = field(default_factory=list)
+    departure: DepartureFeasibility | None = None  # the target's feasibility, judged when the session starts
     ev_events: list[tuple[float, str]] = field(default_factory=list)
     battery: TruckBattery | None = None
     plant: MockPlant | None = None
     charger: Charger | None = None
     truck: Truck | None = None
+
+    def verdict(self) -> Verdict:
+        """Did the session do what it was for: a clean end on both sides, no fault, the departure target met."""
+        closes = [("EV", self.ev_close), ("charger", self.evse_close)]
+        broken = [f"{side}: {c.reason}" if c else f"{side}: did not finish" for side, c in closes if not _clean(c)]
+        ending = Ending(not broken, "; ".join(broken) or (self.ev_close.reason if self.ev_close else ""))
+        goal = None
+        if self.departure is not None and self.battery is not None:
+            reached = self.battery.soc if self.soc_at_departure is None else self.soc_at_departure / 100
+            goal = SocGoal(self.departure, reached)
+        return judge(ending, self.device_faults(), soc=goal)
+
+    def device_faults(self) -> list[Fault]:
+        """What the charger's plant and the truck's BMS latched during the session."""
+        faults = [Fault("charger", f.kind.value, f.detail) for f in self.plant.hal().faults()] if self.plant else []
+        return faults + (truck_faults(self.battery) if self.battery is not None else [])
 
     def summary(self) -> dict:
         s = self.scenario
@@ -74,8 +93,9 @@ class SimResult:
         ok = self.ev_close is not None and self.ev_close.ok
         final_soc = self.battery.soc * 100 if self.battery else None
         at_departure = self.soc_at_departure if self.soc_at_departure is not None else final_soc
+        verdict = self.verdict()
         return {
-            "result": "ok" if ok else (self.ev_close.reason if self.ev_close else "did not finish"),
+            "result": verdict.result,
             "session_id": self.session_id,
             "service": s.service,
             "control_mode": s.control,
@@ -95,7 +115,32 @@ class SimResult:
             "simulated_s": round(self.simulated_s, 1),
             "charger_close": self.evse_close.reason if self.evse_close else None,
             "faults": self.faults,
+            "reasons": list(verdict.reasons),
+            "goals": verdict.goals,
+            "exit_status": verdict.exit_status,
         }
+
+
+def _clean(close: Close | None) -> bool:
+    return close is not None and (close.ok or close.paused)
+
+
+def departure_feasibility(scenario: Scenario) -> DepartureFeasibility | None:
+    """The departure target of the scenario's truck at plug-in, at its BMS limits and the charger's ratings (the
+    cable is the charger's: MCS rates them together)."""
+    truck = Truck.build(scenario.truck(), VirtualClock(scenario.start))
+    return _assess(truck, scenario)
+
+
+def _assess(truck: Truck, s: Scenario) -> DepartureFeasibility | None:
+    return assess_departure(
+        truck.battery,
+        truck.needs,
+        truck.plugged_in,
+        max_power=s.max_power,
+        max_current=s.max_current,
+        max_voltage=s.max_voltage,
+    )
 
 
 class PlantInlet:
@@ -151,6 +196,7 @@ async def play(
     if s.insulation_fault_ohm is not None:
         plant.inject_insulation_fault(s.insulation_fault_ohm)
     result = SimResult(s, tls, battery=truck.battery, plant=plant, charger=charger, truck=truck)
+    result.departure = _assess(truck, s)
     line = Progress(progress)
     phase = ["start"]
 

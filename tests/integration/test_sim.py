@@ -475,6 +475,9 @@ SUMMARY_TYPES = {  # the stable keys of the issue, with their JSON types
     "messages": dict,
     "wall_s": float,
     "simulated_s": float,
+    "reasons": list,  # the verdict (issue 10): why the result is what it is, the goals judged, the exit status
+    "goals": dict,
+    "exit_status": int,
 }
 
 
@@ -487,7 +490,8 @@ def check_summary(summary: dict, *, service: str, control: str, tls: bool) -> No
             assert isinstance(value, int | float) and not isinstance(value, bool), (key, value)
         else:
             assert isinstance(value, kind), (key, value)
-    assert summary["result"] == "ok"
+    assert summary["result"] == "ok" and summary["exit_status"] == 0
+    assert summary["goals"]["departure_soc"]["feasible"] is True and summary["goals"]["departure_soc"]["met"] is True
     assert len(summary["session_id"]) == 16 and int(summary["session_id"], 16) >= 0  # 8 bytes, hex
     assert (summary["service"], summary["control_mode"], summary["tls"]) == (service, control, tls)
     assert summary["messages"] and all(
@@ -565,7 +569,8 @@ def test_insulation_fault_ends_the_session_at_cable_check(ohm: float) -> None:
     assert all(st.current == 0.0 and not st.ev_contactors_closed for st in trace.steps)
     assert summary["energy_charged_kwh"] == 0.0 and summary["energy_discharged_kwh"] == 0.0
     # reported
-    assert summary["result"] != "ok" and "FAILED" in summary["result"]
+    assert summary["result"] == "fault:insulation" and summary["exit_status"] == 5
+    assert any("FAILED" in why for why in summary["reasons"]), summary["reasons"]  # the EV saw CableCheck FAILED
     assert "CableCheck" in summary["charger_close"] and "FAILED" in summary["charger_close"]
     assert any(f.startswith("insulation_fault") for f in summary["faults"]), summary["faults"]
     assert summary["departure_met"] is False and summary["final_soc"] == summary["initial_soc"]
@@ -610,7 +615,8 @@ def test_silent_ev_is_ended_by_the_standard_sequence_timeout_in_virtual_time() -
 def test_silent_ev_is_reported() -> None:
     result, trace = silent_run()
     summary = result.summary()
-    assert summary["result"] != "ok" and "stopped answering" in summary["result"]
+    assert summary["result"] == "aborted" and summary["exit_status"] == 4
+    assert any("the EV stopped answering" in why for why in summary["reasons"]), summary["reasons"]
     assert summary["departure_met"] is False
     last_message = max(e.t for e in trace.events if isinstance(e, Msg))
     assert last_message <= SILENT_EV.ev_stops_answering_s + SILENT_EV.loop_interval
@@ -640,7 +646,8 @@ def test_silent_ev_charger_ramps_down_and_opens_its_contactors() -> None:
 def test_silent_charger_is_ended_by_the_ev_message_timeout_in_virtual_time() -> None:
     result, trace = silent_run(SILENT_CHARGER)
     summary = result.summary()
-    assert summary["result"] != "ok" and "V2G_EVCC_Msg_Timeout" in summary["result"], summary["result"]
+    assert summary["result"] == "aborted", summary["result"]
+    assert any("V2G_EVCC_Msg_Timeout" in why for why in summary["reasons"]), summary["reasons"]
     requests = [e for e in trace.events if isinstance(e, Msg) and e.direction == ">>"]
     answers = [e for e in trace.events if isinstance(e, Msg) and e.direction == "<<"]
     unanswered = requests[-1]
