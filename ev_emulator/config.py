@@ -8,96 +8,85 @@ target_soc = 0.80
 min_soc = 0.20
 v2g_reserve_soc = 0.40       # never discharge below this
 offers_v2g = true
-departure_s = 3600           # seconds after plug-in
+departure_s = 3600           # seconds after plug-in (at most a week)
 max_contactor_cycles = 10    # closings this session
-loop_interval = 0.25         # s between DC_ChargeLoopReq
+loop_interval = 0.25         # s between DC_ChargeLoopReq (0.01 to 30)
 leave_at_target = false      # stop once the target SoC is reached (else stay until departure)
 charge_loops = 100           # optional bench limit: stop after this many charge loops
+
+Every key is checked when the file is read (`stack.config_file`): its type (no strings or booleans for numbers,
+no strings for booleans), its range, and across keys (min_soc <= target_soc); unknown keys are refused.
 """
 
 from __future__ import annotations
 
-import math
-import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Ge, Gt, Interval, Le, Len
+
+from stack.config_file import ConfigError, Layout, Problem, one_of, read_toml, validate, values_of
 from stack.session.services import SERVICE_NAMES
 
 CONTROL_MODES = ("dynamic", "scheduled")
+MAX_STAY_S = 7 * 86_400.0  # a week at the charger: longer is a typo, not a stay
+# The EV paces the charge loop: faster than 100 per second is no ECU's loop (and a stress test, not a session);
+# slower than 30 s risks the charger's 60 s V2G_SECC_Sequence_Timeout.
+MIN_LOOP_INTERVAL_S = 0.01
+MAX_LOOP_INTERVAL_S = 30.0
+
+Service = Annotated[str, one_of(SERVICE_NAMES)]
+ControlName = Annotated[str, one_of(CONTROL_MODES)]
+Fraction = Annotated[float, Interval(ge=0.0, le=1.0)]
+StaySeconds = Annotated[float, Gt(0.0), Le(MAX_STAY_S)]
+LoopInterval = Annotated[float, Interval(ge=MIN_LOOP_INTERVAL_S, le=MAX_LOOP_INTERVAL_S)]
+Count = Annotated[int, Ge(0)]
+Identifier = Annotated[str, Len(1, 255)]  # EVCCID and EVSEID: 1 to 255 characters in -20
 
 
-class TruckConfigError(ValueError):
+class TruckConfigError(ConfigError):
     """A truck setting is missing, unknown or out of range (the message names it)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TruckConfig:
-    vin: str = "WMA06XZZ1MP123456"
-    service: str = "mcs-bpt"
-    control: str = "dynamic"
-    initial_soc: float = 0.30
-    target_soc: float = 0.80
-    min_soc: float = 0.20
-    v2g_reserve_soc: float = 0.40
+    vin: Identifier = "WMA06XZZ1MP123456"
+    service: Service = "mcs-bpt"
+    control: ControlName = "dynamic"
+    initial_soc: Fraction = 0.30
+    target_soc: Fraction = 0.80
+    min_soc: Fraction = 0.20
+    v2g_reserve_soc: Fraction = 0.40
     offers_v2g: bool = True
-    departure_s: float = 3600.0
-    max_contactor_cycles: int | None = 10
-    loop_interval: float = 0.25
+    departure_s: StaySeconds = 3600.0
+    max_contactor_cycles: Count | None = 10
+    loop_interval: LoopInterval = 0.25
     leave_at_target: bool = False
-    charge_loops: int | None = None
+    charge_loops: Count | None = None
+
+    def cross_check(self) -> list[Problem]:
+        """What is wrong between fields (each field alone is checked by its type)."""
+        if self.min_soc > self.target_soc:
+            return [Problem("min_soc", f"must not exceed target_soc ({self.target_soc}), got {self.min_soc}")]
+        return []
 
     def checked(self) -> TruckConfig:
         """This config, or a `TruckConfigError` naming every bad value."""
-        problems = []
-        if self.service not in SERVICE_NAMES:
-            problems.append(f"service {self.service!r} is not one of {sorted(SERVICE_NAMES)}")
-        if self.control not in CONTROL_MODES:
-            problems.append(f"control {self.control!r} is not one of {list(CONTROL_MODES)}")
-        for name in ("initial_soc", "target_soc", "min_soc", "v2g_reserve_soc"):
-            value = getattr(self, name)
-            if not _number(value) or not 0.0 <= value <= 1.0:
-                problems.append(f"{name} must be a fraction in [0, 1], got {value!r}")
-        if not problems and self.min_soc > self.target_soc:
-            problems.append("min_soc must not exceed target_soc")
-        for name in ("departure_s", "loop_interval"):
-            value = getattr(self, name)
-            if not _number(value) or not value > 0:
-                problems.append(f"{name} must be a positive number of seconds, got {value!r}")
-        for name in ("max_contactor_cycles", "charge_loops"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                problems.append(f"{name} must be a whole number >= 0, got {value!r}")
-        for name in ("offers_v2g", "leave_at_target"):
-            if not isinstance(getattr(self, name), bool):
-                problems.append(f"{name} must be true or false")
-        if not isinstance(self.vin, str) or not self.vin:
-            problems.append("vin must be a non-empty string")
-        if problems:
-            raise TruckConfigError("; ".join(problems))
-        return self
+        return validate(TruckConfig, values_of(self), error=TruckConfigError)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+LAYOUT = Layout(top=frozenset(values_of(TruckConfig())))
 
 
 def load_truck_config(path: Path | None, **overrides: Any) -> TruckConfig:
     """The defaults, then the TOML file's keys, then `overrides` (flags; None values are skipped)."""
     values: dict[str, Any] = {}
+    keys: dict[str, str] = {}
     if path is not None:
         try:
-            values = tomllib.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise TruckConfigError(f"{path}: {exc}") from None
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    where = f"{path}: " if path else ""
-    known = {f.name for f in fields(TruckConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise TruckConfigError(f"{where}unknown truck settings {unknown}; known: {sorted(known)}")
-    try:
-        return replace(TruckConfig(), **values).checked()
-    except TruckConfigError as exc:
-        raise TruckConfigError(f"{where}{exc}") from None
+            values, keys = LAYOUT.flatten(read_toml(path))
+        except ConfigError as exc:
+            raise TruckConfigError(exc.problems, path) from None
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    return validate(TruckConfig, {**values, **flags}, keys=keys, path=path, error=TruckConfigError)

@@ -22,61 +22,93 @@ driver = "mock"             # mock | can:<family>
 # the driver's settings: for mock, any PlantConfig field (cable_ohm = 0.002, mcs = true, ...)
 [policy]
 steps = [[0, 750000], [1200, -750000]]   # optional timetable (s from the start, W); default: charge to target
+
+Every key is checked when the file is read (`stack.config_file`): its type, its range (ratings up to 1 500 V,
+3 000 A, 4.5 MW; step times >= 0 and increasing), its place (a key outside its section or in two places is
+refused), and for the mock driver the `[hal]` settings against `PlantConfig`.
 """
 
 from __future__ import annotations
 
-import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Gt, Interval, Le, Len, MinLen
+
+from stack.config_file import DISTINCT, ConfigError, Layout, Problem, one_of, read_toml, validate, values_of
 from stack.session.config import SeccConfig
 from stack.session.controller import PowerLimits
 from stack.session.services import SERVICE_NAMES, ControlMode, dc_offer
 from stack.session.timers import SeccTimers
 
+from .energy.policy import step_problems
+
 CONTROL_NAMES = {"scheduled": ControlMode.SCHEDULED, "dynamic": ControlMode.DYNAMIC}
-SECTIONS = {
-    "ratings": {"max_voltage", "max_current", "max_power", "min_voltage", "bidirectional"},
-    "services": {"offer", "control_modes"},
-    "session": {
-        "service_renegotiation",
-        "pause_allowed",
-        "standby_allowed",
-        "negative_discharge",
-        "send_discharged_energy",
-        "sequence_timeout",
+LAYOUT = Layout(
+    top=frozenset({"evse_id"}),
+    sections={
+        "ratings": frozenset({"max_voltage", "max_current", "max_power", "min_voltage", "bidirectional"}),
+        "services": frozenset({"offer", "control_modes"}),
+        "session": frozenset(
+            {
+                "service_renegotiation",
+                "pause_allowed",
+                "standby_allowed",
+                "negative_discharge",
+                "send_discharged_energy",
+                "sequence_timeout",
+            }
+        ),
+        "policy": frozenset({"steps"}),
     },
-    "policy": {"steps"},
-}
+    tables=frozenset({"hal"}),  # [hal]: `driver` and the driver's own settings
+)
 MIN_CHARGE_POWER_W = 5_000.0  # the least the converter regulates; announced as EVSEMinimumChargePower
+# The most a charger of this emulator is rated for: MCS goes up to 1 250 V and 3 000 A (PROTOCOL.md section 9);
+# 1 500 V is the low-voltage limit of DC equipment.
+MAX_VOLTAGE_V = 1500.0
+MAX_CURRENT_A = 3000.0
+MAX_POWER_W = MAX_VOLTAGE_V * MAX_CURRENT_A
+MAX_PLAN_S = 7 * 86_400.0  # a timetable step a week after the start is a typo
+# the mock driver's plant ratings come from [ratings]: one place for each rating
+MOCK_RATINGS = {"rated_voltage_v": "max_voltage", "rated_current_a": "max_current", "rated_power_w": "max_power"}
+
+Volts = Annotated[float, Gt(0.0), Le(MAX_VOLTAGE_V)]
+Amps = Annotated[float, Gt(0.0), Le(MAX_CURRENT_A)]
+Watts = Annotated[float, Gt(0.0), Le(MAX_POWER_W)]
+SignedWatts = Annotated[float, Interval(ge=-MAX_POWER_W, le=MAX_POWER_W)]
+PlanSeconds = Annotated[float, Interval(ge=0.0, le=MAX_PLAN_S)]
+Plan = tuple[tuple[PlanSeconds, SignedWatts], ...]
+TimeoutSeconds = Annotated[float, Interval(ge=1.0, le=3600.0)]
+ServiceNames = Annotated[tuple[Annotated[str, one_of(SERVICE_NAMES)], ...], MinLen(1), DISTINCT]
+ControlNames = Annotated[tuple[Annotated[str, one_of(CONTROL_NAMES)], ...], MinLen(1), DISTINCT]
+Identifier = Annotated[str, Len(1, 255)]  # EVSEID: 1 to 255 characters in -20
 
 
-class ChargerConfigError(ValueError):
+class ChargerConfigError(ConfigError):
     """A charger setting is missing, unknown or out of range (the message names it)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChargerConfig:
-    evse_id: str = "DE*MCS*E0001"
-    max_voltage: float = 1250.0
-    max_current: float = 3000.0
-    max_power: float = 3_750_000.0
-    min_voltage: float = 200.0
+    evse_id: Identifier = "DE*MCS*E0001"
+    max_voltage: Volts = 1250.0
+    max_current: Amps = 3000.0
+    max_power: Watts = 3_750_000.0
+    min_voltage: Volts = 200.0
     bidirectional: bool = True
-    offer: tuple[str, ...] = tuple(SERVICE_NAMES)
-    control_modes: tuple[str, ...] = ("scheduled", "dynamic")
+    offer: ServiceNames = tuple(SERVICE_NAMES)
+    control_modes: ControlNames = ("scheduled", "dynamic")
     service_renegotiation: bool = True
     pause_allowed: bool = True
     standby_allowed: bool = False
     negative_discharge: bool = False
     send_discharged_energy: bool = True
-    sequence_timeout: float = 60.0
-    hal: str = "mock"
+    sequence_timeout: TimeoutSeconds = 60.0
+    hal: Annotated[str, MinLen(1)] = "mock"
     hal_settings: dict[str, Any] = field(default_factory=dict)
-    steps: tuple[tuple[float, float], ...] = ()
+    steps: Plan = ()
 
     def ratings(self) -> PowerLimits:
         discharge = self.bidirectional
@@ -106,79 +138,53 @@ class ChargerConfig:
             send_discharged_energy=self.send_discharged_energy,
         )
 
-    def checked(self) -> ChargerConfig:
+    def cross_check(self) -> list[Problem]:
+        """What is wrong between fields (each field alone is checked by its type)."""
         problems = []
-        for name in ("max_voltage", "max_current", "max_power", "min_voltage", "sequence_timeout"):
-            value = getattr(self, name)
-            if not _number(value) or value <= 0:
-                problems.append(f"{name} must be a positive number, got {value!r}")
-        if not problems and self.min_voltage >= self.max_voltage:
-            problems.append("min_voltage must be below max_voltage")
-        for name in (
-            "bidirectional",
-            "service_renegotiation",
-            "pause_allowed",
-            "standby_allowed",
-            "negative_discharge",
-            "send_discharged_energy",
-        ):
-            if not isinstance(getattr(self, name), bool):
-                problems.append(f"{name} must be true or false")
-        bad = [s for s in self.offer if s not in SERVICE_NAMES]
-        if bad or not self.offer:
-            problems.append(f"offer must list services of {sorted(SERVICE_NAMES)}, got {list(self.offer)}")
-        bad = [m for m in self.control_modes if m not in CONTROL_NAMES]
-        if bad or not self.control_modes:
-            problems.append(f"control_modes must list some of {sorted(CONTROL_NAMES)}, got {list(self.control_modes)}")
-        for t, w in self.steps:
-            if not (_number(t) and _number(w)) or t < 0:
-                problems.append(f"policy steps must be [seconds >= 0, watts] pairs, got {[t, w]}")
-        if not isinstance(self.evse_id, str) or not self.evse_id:
-            problems.append("evse_id must be a non-empty string")
-        if not self.bidirectional and not any("bpt" not in s for s in self.offer):
-            problems.append("a unidirectional charger must offer a service that is not BPT")
-        if problems:
-            raise ChargerConfigError("; ".join(problems))
-        return self
+        if self.min_voltage >= self.max_voltage:
+            problems.append(
+                Problem(
+                    "min_voltage",
+                    f"min_voltage ({self.min_voltage} V) must be below max_voltage ({self.max_voltage} V)",
+                )
+            )
+        if not self.bidirectional and all("bpt" in s for s in self.offer):
+            problems.append(Problem("offer", "a unidirectional charger must offer a service that is not BPT"))
+        return problems + step_problems(self.steps)
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    def checked(self) -> ChargerConfig:
+        """This config, or a `ChargerConfigError` naming every bad value."""
+        return validate(ChargerConfig, values_of(self), error=ChargerConfigError)
 
 
 def load_charger_config(path: Path | None, **overrides: Any) -> ChargerConfig:
-    """The defaults, then the TOML file, then `overrides` (flags; None values are skipped)."""
-    data: dict[str, Any] = {}
+    """The defaults, then the TOML file, then `overrides` (flags; None values are skipped).
+
+    `[hal]` holds `driver` and the driver's settings; the mock driver's are checked here (its `PlantConfig`).
+    """
+    values: dict[str, Any] = {}
+    keys: dict[str, str] = {}
     if path is not None:
         try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ChargerConfigError(f"{path}: {exc}") from None
-    where = f"{path}: " if path else ""
-    values: dict[str, Any] = {}
-    hal_settings: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "evse_id":
-            values[key] = value
-        elif key == "hal" and isinstance(value, dict):
-            hal_settings = {k: v for k, v in value.items() if k != "driver"}
-            if "driver" in value:
-                values["hal"] = value["driver"]
-        elif key in SECTIONS and isinstance(value, dict):
-            unknown = sorted(set(value) - SECTIONS[key])
-            if unknown:
-                raise ChargerConfigError(f"{where}unknown keys {unknown} in [{key}]; known: {sorted(SECTIONS[key])}")
-            values.update(value)
-        else:
-            known = sorted(["evse_id", "[hal]", *(f"[{s}]" for s in SECTIONS)])
-            raise ChargerConfigError(f"{where}unknown setting {key!r}; known: {known}")
+            values, keys = LAYOUT.flatten(read_toml(path))
+        except ConfigError as exc:
+            raise ChargerConfigError(exc.problems, path) from None
+        hal = values.pop("hal", {})
+        if "driver" in hal:
+            values["hal"], keys["hal"] = hal.pop("driver"), "hal.driver"
+        values["hal_settings"], keys["hal_settings"] = hal, "hal"
     values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        for name in ("offer", "control_modes"):
-            if name in values:
-                values[name] = tuple(values[name])
-        if "steps" in values:
-            values["steps"] = tuple((t, w) for t, w in values["steps"])
-        return ChargerConfig(**values, hal_settings=hal_settings).checked()
-    except (TypeError, ValueError) as exc:
-        raise ChargerConfigError(f"{where}{exc}") from None
+    config = validate(ChargerConfig, values, keys=keys, path=path, error=ChargerConfigError)
+    if config.hal == "mock":
+        _check_mock_settings(config.hal_settings, path)
+    return config
+
+
+def _check_mock_settings(settings: dict[str, Any], path: Path | None) -> None:
+    from .hal.mock import PlantConfig
+
+    twice = [Problem(f"hal.{k}", f"set by [ratings] {MOCK_RATINGS[k]}") for k in settings if k in MOCK_RATINGS]
+    if twice:
+        raise ChargerConfigError(twice, path)
+    keys = {name: f"hal.{name}" for name in settings}
+    validate(PlantConfig, settings, keys=keys, path=path, error=ChargerConfigError)

@@ -7,9 +7,12 @@ target would be missed) and the charger's ratings are applied by the controller 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from stack.config_file import ConfigError, Problem
 from stack.session.controller import EnergyRequest, PowerLimits, Schedule, ScheduleEntry
 
 
@@ -58,6 +61,29 @@ class ChargeToTarget:
         return (Schedule(1, entries),)
 
 
+def step_problems(steps: Sequence[tuple[float, float]]) -> list[Problem]:
+    """What is wrong with a timetable (key `steps[i][j]`): times finite, >= 0 and increasing, powers finite."""
+    problems = []
+    previous = None
+    for i, step in enumerate(steps):
+        if len(step) != 2 or not all(_finite(v) for v in step):
+            problems.append(Problem(f"steps[{i}]", f"must be [seconds, watts] of finite numbers, got {list(step)}"))
+            continue
+        start = step[0]
+        if start < 0:
+            problems.append(Problem(f"steps[{i}][0]", f"must be >= 0 s, got {start}"))
+        elif previous is not None and start <= previous:
+            problems.append(
+                Problem(f"steps[{i}][0]", f"must be later than the step before ({previous} s), got {start}")
+            )
+        previous = start
+    return problems
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptedProfile:
     """A timetable of requested power (s from the session start, W), e.g. a depot's peak-shaving plan.
@@ -68,6 +94,11 @@ class ScriptedProfile:
     """
 
     steps: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        problems = step_problems(self.steps)
+        if problems:
+            raise ConfigError(problems)
 
     def requested(self, elapsed: float) -> float | None:
         current = None

@@ -31,6 +31,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from stack.clock import Clock
+from stack.config_file import ConfigError, Problem
 
 from . import Hal
 from .interfaces import (
@@ -68,6 +69,8 @@ _POSITIVE = frozenset(
         "max_step_s",
     }
 )
+# multiples of a rating: a trip below the rating (or a runaway below it) is no protection
+_AT_LEAST_ONE = frozenset({"over_current_factor", "runaway_voltage_factor"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +120,25 @@ class PlantConfig:
     max_step_s: float = 1.0
 
     def __post_init__(self) -> None:
+        """Refuse values the physics cannot work with: a `ConfigError` (a ValueError) naming every one."""
+        problems = []
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(f.default, bool):
                 if not isinstance(value, bool):
-                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
+                    problems.append(Problem(f.name, f"must be true or false, got {value!r}"))
             elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+                problems.append(Problem(f.name, f"must be a finite number, got {value!r}"))
             elif value < 0 or (value == 0 and f.name in _POSITIVE):
-                raise ValueError(f"{f.name} must be {'positive' if f.name in _POSITIVE else '>= 0'}, got {value!r}")
+                problems.append(
+                    Problem(f.name, f"must be {'positive' if f.name in _POSITIVE else '>= 0'}, got {value!r}")
+                )
+            elif f.name in _AT_LEAST_ONE and value < 1:
+                problems.append(Problem(f.name, f"must be at least 1 (a multiple of the rating), got {value!r}"))
+            elif f.name == "imd_voltage_tolerance" and value >= 1:
+                problems.append(Problem(f.name, f"must be below 1 (a fraction of the test voltage), got {value!r}"))
+        if problems:
+            raise ConfigError(problems)
 
     @property
     def over_current_a(self) -> float:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
 
-from ev_emulator import TruckConfigError
-from evse_emulator import ChargerConfigError
+from stack.config_file import ConfigError
 from stack.exi import ExiError
 from stack.security.pki import PkiError
 
-from ..sim.scenario import ScenarioError
 from . import bench, ev, evse, exi, pki, sim
 from .common import CliError, setup_logging
 
 USER_ERRORS = (
     CliError,
     ExiError,
-    ScenarioError,
-    ChargerConfigError,
-    TruckConfigError,
+    ConfigError,  # the scenario's, the charger's and the truck's config errors
     PkiError,
     OSError,
     TimeoutError,
@@ -27,8 +26,22 @@ USER_ERRORS = (
 )
 
 
+def version() -> str:
+    """The installed distribution's version, else (a source checkout run in place) its pyproject.toml's."""
+    try:
+        return metadata.version("mcs-v2g")
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+        return f"{project['version']} (source)"
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcs-v2g", description="ISO 15118-20 / MCS stack and emulators")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     for command in (exi, sim, evse, ev, pki, bench):
         command.add_parser(sub)

@@ -8,6 +8,8 @@ import ssl
 import sys
 from pathlib import Path
 
+from stack.security.pki import DEFAULT_PROFILE, PKI_DIR_ENV, PkiPaths, Profile, ensure_pki
+
 DEFAULT_PORT = 50000
 
 
@@ -40,7 +42,12 @@ def add_tls_options(p: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls", dest="tls", action="store_true", default=True, help="TLS 1.3 (default)")
     tls.add_argument("--no-tls", dest="tls", action="store_false", help="plain TCP (test benches)")
     p.add_argument("--tls12", action="store_true", help="also accept TLS 1.2 (compatibility; -20 forbids it)")
-    p.add_argument("--pki", type=Path, help="test PKI folder (default certs/generated/<profile>, made on first use)")
+    p.add_argument(
+        "--pki",
+        type=Path,
+        help=f"test PKI folder (default: ${PKI_DIR_ENV}/<profile>, else ~/.local/share/mcs-v2g/pki/<profile>;"
+        " made on first use)",
+    )
     p.add_argument("--pki-profile", choices=("secp521r1", "secp256r1"), default="secp521r1")
     p.add_argument("--keylog", type=Path, help="write TLS secrets in SSLKEYLOGFILE format (testing only)")
 
@@ -54,9 +61,18 @@ def tls_context(args: argparse.Namespace, server: bool) -> ssl.SSLContext | None
     """A TLS 1.3 context with the test PKI (created on first use), or None for plain TCP."""
     if not args.tls:
         return None
-    from stack.security.pki import ensure_pki
     from stack.security.tls import client_context, server_context
 
-    pki = ensure_pki(args.pki, args.pki_profile)
+    pki = ensure_test_pki(args.pki, args.pki_profile)
     make = server_context if server else client_context
     return make(pki, keylog_file=args.keylog, allow_tls12=args.tls12)
+
+
+def ensure_test_pki(directory: Path | None = None, profile: Profile = DEFAULT_PROFILE) -> PkiPaths:
+    """The test PKI in `directory` (default: the user's data directory), made on first use with one line on
+    stderr saying where (its private keys are in it)."""
+    return ensure_pki(directory, profile, generated=_say_where)
+
+
+def _say_where(pki: PkiPaths) -> None:
+    print(f"mcs-v2g: made a {pki.profile} test PKI (private keys included) in {pki.directory}", file=sys.stderr)

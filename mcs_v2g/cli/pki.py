@@ -1,4 +1,4 @@
-"""`mcs-v2g pki generate`: write a test PKI (see certs/README.md)."""
+"""`mcs-v2g pki generate`: write a test PKI (see certs/README.md) to `--dir` or the user's data directory."""
 
 from __future__ import annotations
 
@@ -73,7 +73,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=DEFAULT_PROFILE,
         help="secp521r1: ECDSA-SHA512, the -20 profile (default); secp256r1: ECDSA-SHA256, for Josev interop",
     )
-    gen.add_argument("--dir", help="output directory (default: certs/generated/<profile>/ in the checkout)")
+    gen.add_argument(
+        "--dir",
+        help="output directory (default: $MCS_V2G_PKI_DIR/<profile>, else ~/.local/share/mcs-v2g/pki/<profile>)",
+    )
     gen.add_argument("--validity-days", type=int, default=DEFAULT_VALIDITY_DAYS, help="validity of every cert")
     gen.add_argument("--evse-id", help=f"CN of the SECC leaf (default {DEFAULT_EVSE_ID})")
     gen.add_argument("--evcc-id", help=f"CN of the vehicle leaf (default {DEFAULT_EVCC_ID})")

@@ -48,10 +48,11 @@ def add_parser(sub: Any) -> None:
 
 
 def tls_contexts():
-    from stack.security.pki import ensure_pki
     from stack.security.tls import client_context, server_context
 
-    pki = ensure_pki()
+    from .common import ensure_test_pki
+
+    pki = ensure_test_pki()
     return server_context(pki), client_context(pki)
 
 

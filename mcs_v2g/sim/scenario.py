@@ -2,47 +2,56 @@
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-from ev_emulator.config import TruckConfig, TruckConfigError
-from evse_emulator.config import ChargerConfig, ChargerConfigError
+from annotated_types import Ge, Interval, MinLen
 
-START = 1_795_294_800.0  # 2026-11-21 18:00 UTC: a truck arrives at the depot in the evening
+from ev_emulator.config import ControlName, Count, Fraction, LoopInterval, Service, StaySeconds, TruckConfig
+from evse_emulator.config import Amps, ChargerConfig, Plan, TimeoutSeconds, Volts, Watts
+from stack.config_file import EPOCH, MAX_EPOCH_S, ConfigError, Layout, Problem, read_toml, validate, values_of
+
+START = 1_795_294_800.0  # 2026-11-21 21:00 UTC: a truck arrives at the depot in the evening
+# At --speed max a charge loop costs about a millisecond of wall time: more loops than this is a typo.
+MAX_SIM_LOOPS = 100_000
+
+Instant = Annotated[float, EPOCH, Interval(ge=0.0, le=MAX_EPOCH_S)]
+ScenarioPlan = Annotated[Plan, MinLen(1)]  # a scenario plays a plan (the charger alone may have none)
+Ohms = Annotated[float, Ge(0.0)]
+Seconds = Annotated[float, Ge(0.0)]
 
 
-class ScenarioError(Exception):
+class ScenarioError(ConfigError):
     """The scenario file cannot be read or has a bad value."""
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str = "MCS V2G at the depot: charge, feed the evening peak, charge for departure"
-    service: str = "mcs-bpt"
-    control: str = "dynamic"
-    start: float = START
-    loop_interval: float = 2.0  # s of simulated time between DC_ChargeLoopReq
+    service: Service = "mcs-bpt"
+    control: ControlName = "dynamic"
+    start: Instant = START  # epoch seconds, or a TOML date-time with an offset
+    loop_interval: LoopInterval = 2.0  # s of simulated time between DC_ChargeLoopReq
     # truck
-    initial_soc: float = 0.25
-    target_soc: float = 0.90
-    min_soc: float = 0.20
-    v2g_reserve_soc: float = 0.40
+    initial_soc: Fraction = 0.25
+    target_soc: Fraction = 0.90
+    min_soc: Fraction = 0.20
+    v2g_reserve_soc: Fraction = 0.40
     offers_v2g: bool = True
-    departure_s: float = 5400.0  # from the start
-    max_contactor_cycles: int | None = 10
+    departure_s: StaySeconds = 5400.0  # from the start
+    max_contactor_cycles: Count | None = 10
     # charger
-    max_voltage: float = 1250.0
-    max_current: float = 3000.0
-    max_power: float = 3_750_000.0
+    max_voltage: Volts = 1250.0
+    max_current: Amps = 3000.0
+    max_power: Watts = 3_750_000.0
     # energy plan: (seconds from the start of energy transfer, W; + charge, - discharge)
-    steps: tuple[tuple[float, float], ...] = ((0.0, 750_000.0), (1200.0, -750_000.0), (2400.0, 750_000.0))
+    steps: ScenarioPlan = ((0.0, 750_000.0), (1200.0, -750_000.0), (2400.0, 750_000.0))
     # faults
-    insulation_fault_ohm: float | None = None
-    ev_stops_answering_s: float | None = None  # the truck hangs (no close, no answer) this long after the start
-    charger_stops_answering_s: float | None = None  # the same for the charger
-    secc_sequence_timeout: float = 60.0
+    insulation_fault_ohm: Ohms | None = None
+    ev_stops_answering_s: Seconds | None = None  # the truck hangs (no close, no answer) this long after the start
+    charger_stops_answering_s: Seconds | None = None  # the same for the charger
+    secc_sequence_timeout: TimeoutSeconds = 60.0
 
     @property
     def duration(self) -> float:
@@ -75,6 +84,41 @@ class Scenario:
             steps=self.steps,
         )
 
+    def cross_check(self) -> list[Problem]:
+        """What is wrong between fields: the truck's and the charger's own checks, the loop count, the faults."""
+        problems = []
+        for config, names in ((self.truck, {}), (self.charger, CHARGER_KEYS)):
+            try:
+                config().checked()
+            except ConfigError as exc:
+                problems += exc.renamed(names)
+        loops = self.departure_s / self.loop_interval
+        if loops > MAX_SIM_LOOPS:
+            problems.append(
+                Problem(
+                    "loop_interval",
+                    f"too short: {loops:.0f} charge loops before departure_s"
+                    f" (at most {MAX_SIM_LOOPS}), got {self.loop_interval}",
+                )
+            )
+        if self.loop_interval >= self.secc_sequence_timeout:
+            problems.append(
+                Problem(
+                    "loop_interval",
+                    "must be shorter than secc_sequence_timeout"
+                    f" ({self.secc_sequence_timeout} s), got {self.loop_interval}",
+                )
+            )
+        for name in ("ev_stops_answering_s", "charger_stops_answering_s"):
+            value = getattr(self, name)
+            if value is not None and value >= self.departure_s:
+                problems.append(Problem(name, f"must be before departure_s ({self.departure_s} s), got {value}"))
+        return problems
+
+    def checked(self) -> Scenario:
+        """This scenario, or a `ScenarioError` naming every bad value."""
+        return validate(Scenario, values_of(self), error=ScenarioError)
+
 
 def overnight() -> Scenario:
     """An 8-hour overnight MCS_BPT session (the benchmark): slow charge, V2G at the evening peak, top-up."""
@@ -88,51 +132,44 @@ def overnight() -> Scenario:
 
 
 def load(path: Path | None) -> Scenario:
-    """The default scenario, with the values of a TOML file (flat keys, or [truck]/[charger]/[plan]/[faults])."""
+    """The default scenario, with the values of a TOML file (flat keys, or in [truck]/[charger]/[plan]/[faults])."""
     if path is None:
         return Scenario()
     try:
-        data: dict[str, Any] = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
-    known = {f.name for f in fields(Scenario)}
-    unknown = sorted(set(flat) - known)
-    if unknown:
-        raise ScenarioError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
-    if "steps" in flat:
-        try:
-            flat["steps"] = tuple((float(t), float(p)) for t, p in flat["steps"])
-        except (TypeError, ValueError):
-            raise ScenarioError(f"{path}: steps must be [[seconds, watts], ...]") from None
-    try:
-        scenario = replace(Scenario(), **flat)
-    except TypeError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
-    problems = check(scenario)
-    if problems:
-        raise ScenarioError(f"{path}: {'; '.join(problems)}")
-    return scenario
+        values, keys = LAYOUT.flatten(read_toml(path))
+    except ConfigError as exc:
+        raise ScenarioError(exc.problems, path) from None
+    return validate(Scenario, values, keys=keys, path=path, error=ScenarioError)
 
 
 def check(s: Scenario) -> list[str]:
-    """What is wrong with a scenario (empty when it can run): the truck's and the charger's own checks, and the
-    scenario's fault figures and plan."""
-    problems = []
-    for config in (s.truck, s.charger):
-        try:
-            config().checked()
-        except (TruckConfigError, ChargerConfigError) as exc:
-            problems.append(str(exc))
-    for name in ("insulation_fault_ohm", "ev_stops_answering_s", "charger_stops_answering_s"):
-        value = getattr(s, name)
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
-            problems.append(f"{name} must be a number >= 0")
-    if not s.steps:
-        problems.append("steps must hold at least one [seconds, watts] pair")
-    return problems
+    """What is wrong with a scenario (empty when it can run)."""
+    try:
+        s.checked()
+    except ScenarioError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+# the charger's names for the scenario's fields (in the charger's own check)
+CHARGER_KEYS = {"sequence_timeout": "secc_sequence_timeout", "offer": "service", "min_voltage": "max_voltage"}
+LAYOUT = Layout(
+    top=frozenset(values_of(Scenario())),
+    sections={
+        "truck": frozenset(
+            {
+                "initial_soc",
+                "target_soc",
+                "min_soc",
+                "v2g_reserve_soc",
+                "offers_v2g",
+                "departure_s",
+                "max_contactor_cycles",
+                "loop_interval",
+            }
+        ),
+        "charger": frozenset({"max_voltage", "max_current", "max_power", "secc_sequence_timeout"}),
+        "plan": frozenset({"steps"}),
+        "faults": frozenset({"insulation_fault_ohm", "ev_stops_answering_s", "charger_stops_answering_s"}),
+    },
+)

@@ -15,7 +15,7 @@ import datetime as dt
 import ipaddress
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -165,14 +165,22 @@ class PkiPaths:
         return TlsCredentials(self.vehicle_chain, self.vehicle_key, self.v2g_root_cert, self.key_password)
 
 
-def repo_root() -> Path:
-    """The checkout this package runs from, or the working directory when installed elsewhere."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+PKI_DIR_ENV = "MCS_V2G_PKI_DIR"
+
+
+def pki_home() -> Path:
+    """Where test PKIs are kept unless a directory is given: `$MCS_V2G_PKI_DIR`, else the user's data directory
+    (`$XDG_DATA_HOME/mcs-v2g/pki`, `~/.local/share/mcs-v2g/pki`); never the working directory."""
+    if os.environ.get(PKI_DIR_ENV):
+        return Path(os.environ[PKI_DIR_ENV]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME")
+    base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
+    return base / "mcs-v2g" / "pki"
 
 
 def default_pki_dir(profile: str = DEFAULT_PROFILE) -> Path:
-    return repo_root() / "certs" / "generated" / profile
+    """The test PKI of `profile` under `pki_home()`."""
+    return pki_home() / profile
 
 
 def _password_bytes(password: bytes | str | None) -> bytes | None:
@@ -269,7 +277,7 @@ def generate_pki(
     password: bytes | str | None = None,
     hostnames: Sequence[str] = DEFAULT_HOSTNAMES,
 ) -> PkiPaths:
-    """Write a fresh test PKI as PEM files into `directory` (default `certs/generated/<profile>/`)."""
+    """Write a fresh test PKI as PEM files into `directory` (default `default_pki_dir(profile)`)."""
     profile = _check_profile(profile)
     if validity_days < 1:
         raise PkiError("validity_days must be at least 1")
@@ -397,8 +405,11 @@ def ensure_pki(
     evcc_id: str | None = None,
     validity_days: int = DEFAULT_VALIDITY_DAYS,
     min_remaining: dt.timedelta = MIN_REMAINING,
+    generated: Callable[[PkiPaths], None] | None = None,
 ) -> PkiPaths:
-    """The test PKI in `directory`, generated only when missing, of another profile, expiring or with other IDs.
+    """The test PKI in `directory` (default `default_pki_dir(profile)`), generated only when missing, of another
+    profile, expiring or with other IDs; `generated` is told when it was (a command says where, private keys
+    included).
 
     `evse_id`/`evcc_id` None accept whatever IDs the existing certificates carry. Not safe against two processes
     generating the same directory at the same moment (each file is replaced atomically, the set is not).
@@ -408,7 +419,7 @@ def ensure_pki(
     paths = PkiPaths(path, profile, _password_bytes(password))
     if _is_current(paths, evse_id, evcc_id, min_remaining):
         return paths
-    return generate_pki(
+    made = generate_pki(
         path,
         profile=profile,
         validity_days=validity_days,
@@ -416,3 +427,6 @@ def ensure_pki(
         evcc_id=evcc_id if evcc_id is not None else DEFAULT_EVCC_ID,
         password=password,
     )
+    if generated is not None:
+        generated(made)
+    return made

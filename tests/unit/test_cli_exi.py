@@ -57,3 +57,21 @@ def test_encode_rejects_invalid_xml(tmp_path) -> None:
     bad.write_text('<cm:SessionSetupReq xmlns:cm="urn:iso:std:iso:15118:-20:CommonMessages"/>')
     result = run("exi", "encode", str(bad))
     assert result.returncode == 2 and "not valid against the schema" in result.stderr
+
+
+def test_decode_reads_binary_exi_from_a_file_and_from_stdin(tmp_path) -> None:
+    frame = build(0x8004, exi.encode(dc_charge_loop_req()))
+    (tmp_path / "loop.exi").write_bytes(frame)
+    from_hex = run("exi", "decode", frame.hex())
+    from_file = run("exi", "decode", str(tmp_path / "loop.exi"))
+    from_stdin = subprocess.run([MCS_V2G, "exi", "decode", "-"], input=frame, capture_output=True, timeout=60)
+    assert from_hex.returncode == from_file.returncode == from_stdin.returncode == 0, from_file.stderr
+    assert "<dc:DC_ChargeLoopReq" in from_hex.stdout
+    assert from_hex.stdout == from_file.stdout == from_stdin.stdout.decode()
+
+
+def test_a_missing_file_is_not_read_as_hex(tmp_path) -> None:
+    result = run("exi", "decode", str(tmp_path / "capture.exi"))
+    assert (
+        result.returncode == 2 and result.stderr.strip() == f"mcs-v2g: error: {tmp_path / 'capture.exi'}: no such file"
+    )

@@ -237,8 +237,12 @@ def test_load_errors(tmp_path: Path) -> None:
         load_private_key(tmp_path / "missing.key")
 
 
-def test_default_directory_is_gitignored_location() -> None:
-    assert default_pki_dir("secp256r1").parts[-3:] == ("certs", "generated", "secp256r1")
+def test_default_directory_is_the_user_data_directory(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MCS_V2G_PKI_DIR", str(tmp_path))
+    assert default_pki_dir("secp256r1") == tmp_path / "secp256r1"
+    monkeypatch.delenv("MCS_V2G_PKI_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "d"))
+    assert default_pki_dir("secp256r1") == tmp_path / "d" / "mcs-v2g" / "pki" / "secp256r1"
 
 
 def test_cli_generate(tmp_path: Path, capsys) -> None:
