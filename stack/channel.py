@@ -137,7 +137,7 @@ class V2gChannel:
         if isinstance(message, ap.SupportedAppProtocolReq):
             self._offered = {p.schema_id: p.protocol_namespace for p in message.app_protocol}
         elif isinstance(message, ap.SupportedAppProtocolRes) and message.response_code in _SAP_OK:
-            namespace = self._offered.get(message.schema_id)
+            namespace = None if message.schema_id is None else self._offered.get(message.schema_id)
             protocol = schemas.find_protocol(namespace) if namespace is not None else None
             if protocol is None:
                 chosen = f"SchemaID {message.schema_id}" + (f" ({namespace})" if namespace else ", not offered")

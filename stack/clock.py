@@ -18,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import selectors
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
 
 T = TypeVar("T")
 
@@ -95,7 +98,7 @@ class VirtualClock(Clock):
         return self._loop
 
 
-class _VirtualSelector:
+class _VirtualSelector(selectors.BaseSelector):
     """Wraps the loop's selector: where the loop would block until its next timer, time jumps instead.
 
     Real file descriptors (the loop's self-pipe for threads, a real socket) are still polled first, so
@@ -106,10 +109,22 @@ class _VirtualSelector:
         self._inner = inner
         self._loop = loop
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    def register(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
 
-    def select(self, timeout: float | None = None) -> list:
+    def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def get_map(self) -> Mapping[FileDescriptorLike, selectors.SelectorKey]:
+        return self._inner.get_map()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         events = self._inner.select(0)
         if events or timeout == 0:
             return events
@@ -129,10 +144,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio loop whose `time()` is simulated seconds since it was created."""
 
     def __init__(self, speed: float | None = None) -> None:
-        super().__init__()
         self.speed = speed
         self._virtual_time = 0.0
-        self._selector = _VirtualSelector(self._selector, self)  # type: ignore[assignment]
+        super().__init__(_VirtualSelector(selectors.DefaultSelector(), self))
 
     def time(self) -> float:
         return self._virtual_time

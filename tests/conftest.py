@@ -1,14 +1,25 @@
-"""Shared test fixtures: where the real EXI vectors live."""
+"""Shared test fixtures: where the real EXI vectors live; the prerequisite plugin (tests/prerequisites.py)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-VECTORS_DIR = Path(os.environ.get("MCS_V2G_VECTORS", Path(__file__).resolve().parents[2] / "shared" / "vectors"))
+from tests.prerequisites import (  # noqa: F401  (hooks of the prerequisite plugin)
+    pytest_configure,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_runtest_setup,
+    pytest_terminal_summary,
+    require,
+)
+
+REPO = Path(__file__).resolve().parents[1]
 
 # vector "schema" labels -> our schema ids
 VECTOR_SCHEMAS = {
@@ -21,10 +32,24 @@ VECTOR_SCHEMAS = {
 }
 
 
-def load_vectors() -> list[dict]:
-    """Every AppProtocol and ISO 15118-20 record of ../shared/vectors (empty when the folder is absent)."""
-    records = []
-    if not VECTORS_DIR.is_dir():
+def find_vectors_dir() -> Path | None:
+    """`$MCS_V2G_VECTORS`, else the first `shared/vectors` folder in the clone or above it (CI lays `shared/`
+    beside the clone); None when there is none."""
+    if env := os.environ.get("MCS_V2G_VECTORS"):
+        return Path(env)
+    for folder in (REPO, *REPO.parents):
+        if (folder / "shared" / "vectors").is_dir():
+            return folder / "shared" / "vectors"
+    return None
+
+
+VECTORS_DIR = find_vectors_dir()
+
+
+def load_vectors() -> list[dict[str, Any]]:
+    """Every AppProtocol and ISO 15118-20 record of the shared vectors (empty when there are none)."""
+    records: list[dict[str, Any]] = []
+    if VECTORS_DIR is None or not VECTORS_DIR.is_dir():
         return records
     for path in sorted(VECTORS_DIR.glob("*.jsonl")):
         for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -37,9 +62,31 @@ def load_vectors() -> list[dict]:
     return records
 
 
+def vectors_missing(records: list[dict[str, Any]]) -> str | None:
+    """Why `records` (what `load_vectors` found) is empty, for `require("vectors", ...)`; None when it is not."""
+    if records:
+        return None
+    if VECTORS_DIR is None:
+        return f"no shared/vectors folder in {REPO} or above it (set MCS_V2G_VECTORS)"
+    if not VECTORS_DIR.is_dir():
+        return f"{VECTORS_DIR} is not a folder (MCS_V2G_VECTORS)"
+    return f"no AppProtocol or ISO 15118-20 record in {VECTORS_DIR}/*.jsonl"
+
+
 @pytest.fixture(scope="session")
-def vectors() -> list[dict]:
+def vectors() -> list[dict[str, Any]]:
     records = load_vectors()
-    if not records:
-        pytest.skip(f"no EXI vectors at {VECTORS_DIR} (set MCS_V2G_VECTORS)")
+    require("vectors", vectors_missing(records))
     return records
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_pki_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Test PKIs go to a temporary folder (child processes inherit it), never to the user's data directory."""
+    old = os.environ.get("MCS_V2G_PKI_DIR")
+    os.environ["MCS_V2G_PKI_DIR"] = str(tmp_path_factory.mktemp("pki-home"))
+    yield
+    if old is None:
+        os.environ.pop("MCS_V2G_PKI_DIR", None)
+    else:
+        os.environ["MCS_V2G_PKI_DIR"] = old

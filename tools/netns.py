@@ -34,11 +34,11 @@ from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 Side = Literal["a", "b"]
+SIDES: tuple[Side, Side] = ("a", "b")
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
 PREFIX = "mcsv2g"
-SKIP_REASON = "needs root and iproute2 for network namespaces"
 _STALE = re.compile(rf"^{PREFIX}-(\d+)-[0-9a-f]+-[ab]$")
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -202,10 +202,10 @@ class VethPair:
             _ip("-n", name, "link", "set", "lo", "up")
         a, b = self.namespaces["a"], self.namespaces["b"]
         _ip("-n", a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b)
-        for side in ("a", "b"):
+        for side in SIDES:
             _ip("-n", self.namespaces[side], "link", "set", self.interfaces[side], "up")
         deadline = time.monotonic() + self.timeout
-        for side in ("a", "b"):
+        for side in SIDES:
             while self._link_local(side) is None:
                 if time.monotonic() > deadline:
                     raise NetnsError(f"{self.interfaces[side]}: no usable link-local address after {self.timeout} s")

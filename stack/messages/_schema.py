@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,7 @@ class FieldSpec:
 
     name: str
     kind: str  # attr | elem | value
-    members: tuple[tuple[str, object], ...]  # (qname, class or Simple) per substitutable element
+    members: tuple[tuple[str, type[XsdType] | Simple], ...]  # (qname, class or Simple) per substitutable element
     min_occurs: int
     max_occurs: int | None  # None = unbounded
     choice: int | None = None  # fields of one xs:choice share this id: at most one is present
@@ -35,3 +36,14 @@ class FieldSpec:
     @property
     def repeated(self) -> bool:
         return self.max_occurs is None or self.max_occurs > 1
+
+
+class XsdType:
+    """Base of every generated class: its complex type's metadata, set by the generated module after the
+    classes (the field specs name other classes)."""
+
+    __slots__ = ()
+
+    XSD_TYPE: ClassVar[str]  # {namespace}name of the complex type
+    XSD_ABSTRACT: ClassVar[bool]
+    XSD_FIELDS: ClassVar[tuple[FieldSpec, ...]]  # in schema order

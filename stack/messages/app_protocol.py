@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field  # noqa: F401
 from enum import StrEnum
 
-from stack.messages._schema import FieldSpec, Simple  # noqa: F401
+from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401
 
 
 class ResponseCode(StrEnum):
@@ -17,7 +17,7 @@ class ResponseCode(StrEnum):
 
 
 @dataclass(slots=True, kw_only=True)
-class AppProtocol:
+class AppProtocol(XsdType):
     """AppProtocolType (urn:iso:15118:2:2010:AppProtocol)."""
 
     protocol_namespace: str
@@ -28,14 +28,14 @@ class AppProtocol:
 
 
 @dataclass(slots=True, kw_only=True)
-class SupportedAppProtocolReq:
+class SupportedAppProtocolReq(XsdType):
     """supportedAppProtocolReq (anonymous type) (urn:iso:15118:2:2010:AppProtocol)."""
 
     app_protocol: list[AppProtocol]
 
 
 @dataclass(slots=True, kw_only=True)
-class SupportedAppProtocolRes:
+class SupportedAppProtocolRes(XsdType):
     """supportedAppProtocolRes (anonymous type) (urn:iso:15118:2:2010:AppProtocol)."""
 
     response_code: ResponseCode

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field  # noqa: F401
 
 from stack.messages import iso20_types as ct
-from stack.messages._schema import FieldSpec, Simple  # noqa: F401
+from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401
 
 
 @dataclass(slots=True, kw_only=True)
-class AcChargeLoopReq:
+class AcChargeLoopReq(XsdType):
     """AC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:AC)."""
 
     header: ct.MessageHeader
@@ -25,7 +25,7 @@ class AcChargeLoopReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcChargeLoopRes:
+class AcChargeLoopRes(XsdType):
     """AC_ChargeLoopResType (urn:iso:std:iso:15118:-20:AC)."""
 
     header: ct.MessageHeader
@@ -44,7 +44,7 @@ class AcChargeLoopRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcChargeParameterDiscoveryReq:
+class AcChargeParameterDiscoveryReq(XsdType):
     """AC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:AC)."""
 
     header: ct.MessageHeader
@@ -52,7 +52,7 @@ class AcChargeParameterDiscoveryReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcChargeParameterDiscoveryRes:
+class AcChargeParameterDiscoveryRes(XsdType):
     """AC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:AC)."""
 
     header: ct.MessageHeader
@@ -61,7 +61,7 @@ class AcChargeParameterDiscoveryRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcCpdReqEnergyTransferMode:
+class AcCpdReqEnergyTransferMode(XsdType):
     """AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     ev_maximum_charge_power: ct.RationalNumber
@@ -73,7 +73,7 @@ class AcCpdReqEnergyTransferMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcCpdResEnergyTransferMode:
+class AcCpdResEnergyTransferMode(XsdType):
     """AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     evse_maximum_charge_power: ct.RationalNumber
@@ -91,7 +91,7 @@ class AcCpdResEnergyTransferMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptAcCpdReqEnergyTransferMode:
+class BptAcCpdReqEnergyTransferMode(XsdType):
     """BPT_AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     ev_maximum_charge_power: ct.RationalNumber
@@ -109,7 +109,7 @@ class BptAcCpdReqEnergyTransferMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptAcCpdResEnergyTransferMode:
+class BptAcCpdResEnergyTransferMode(XsdType):
     """BPT_AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     evse_maximum_charge_power: ct.RationalNumber
@@ -133,7 +133,7 @@ class BptAcCpdResEnergyTransferMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptDynamicAcClReqControlMode:
+class BptDynamicAcClReqControlMode(XsdType):
     """BPT_Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     departure_time: int | None = None
@@ -163,7 +163,7 @@ class BptDynamicAcClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptDynamicAcClResControlMode:
+class BptDynamicAcClResControlMode(XsdType):
     """BPT_Dynamic_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     departure_time: int | None = None
@@ -182,7 +182,7 @@ class BptDynamicAcClResControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptScheduledAcClReqControlMode:
+class BptScheduledAcClReqControlMode(XsdType):
     """BPT_Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     ev_target_energy_request: ct.RationalNumber | None = None
@@ -209,7 +209,7 @@ class BptScheduledAcClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptScheduledAcClResControlMode:
+class BptScheduledAcClResControlMode(XsdType):
     """BPT_Scheduled_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     evse_target_active_power: ct.RationalNumber | None = None
@@ -224,7 +224,7 @@ class BptScheduledAcClResControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicAcClReqControlMode:
+class DynamicAcClReqControlMode(XsdType):
     """Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     departure_time: int | None = None
@@ -246,7 +246,7 @@ class DynamicAcClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicAcClResControlMode:
+class DynamicAcClResControlMode(XsdType):
     """Dynamic_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     departure_time: int | None = None
@@ -265,7 +265,7 @@ class DynamicAcClResControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledAcClReqControlMode:
+class ScheduledAcClReqControlMode(XsdType):
     """Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     ev_target_energy_request: ct.RationalNumber | None = None
@@ -286,7 +286,7 @@ class ScheduledAcClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledAcClResControlMode:
+class ScheduledAcClResControlMode(XsdType):
     """Scheduled_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)."""
 
     evse_target_active_power: ct.RationalNumber | None = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field  # noqa: F401
 from enum import StrEnum
 
 from stack.messages import iso20_types as ct
-from stack.messages._schema import FieldSpec, Simple  # noqa: F401
+from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401
 
 
 class CpStatus(StrEnum):
@@ -61,7 +61,7 @@ class MechanicalChargingDeviceStatus(StrEnum):
 
 
 @dataclass(slots=True, kw_only=True)
-class AcdpConnectReq:
+class AcdpConnectReq(XsdType):
     """ACDP_ConnectReqType (urn:iso:std:iso:15118:-20:ACDP)."""
 
     header: ct.MessageHeader
@@ -69,7 +69,7 @@ class AcdpConnectReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcdpConnectRes:
+class AcdpConnectRes(XsdType):
     """ACDP_ConnectResType (urn:iso:std:iso:15118:-20:ACDP)."""
 
     header: ct.MessageHeader
@@ -80,7 +80,7 @@ class AcdpConnectRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcdpSystemStatusReq:
+class AcdpSystemStatusReq(XsdType):
     """ACDP_SystemStatusReqType (urn:iso:std:iso:15118:-20:ACDP)."""
 
     header: ct.MessageHeader
@@ -88,7 +88,7 @@ class AcdpSystemStatusReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcdpSystemStatusRes:
+class AcdpSystemStatusRes(XsdType):
     """ACDP_SystemStatusResType (urn:iso:std:iso:15118:-20:ACDP)."""
 
     header: ct.MessageHeader
@@ -105,7 +105,7 @@ class AcdpSystemStatusRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcdpVehiclePositioningReq:
+class AcdpVehiclePositioningReq(XsdType):
     """ACDP_VehiclePositioningReqType (urn:iso:std:iso:15118:-20:ACDP)."""
 
     header: ct.MessageHeader
@@ -114,7 +114,7 @@ class AcdpVehiclePositioningReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class AcdpVehiclePositioningRes:
+class AcdpVehiclePositioningRes(XsdType):
     """ACDP_VehiclePositioningResType (urn:iso:std:iso:15118:-20:ACDP)."""
 
     header: ct.MessageHeader
@@ -129,7 +129,7 @@ class AcdpVehiclePositioningRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvTechnicalStatus:
+class EvTechnicalStatus(XsdType):
     """EVTechnicalStatusType (urn:iso:std:iso:15118:-20:ACDP)."""
 
     ev_ready_to_charge: bool

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field  # noqa: F401
 from enum import StrEnum
 
 from stack.messages import iso20_types as ct
-from stack.messages._schema import FieldSpec, Simple  # noqa: F401
+from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401
 
 
 class Authorization(StrEnum):
@@ -86,7 +86,7 @@ class PowerToleranceAcceptance(StrEnum):
 
 
 @dataclass(slots=True, kw_only=True)
-class AbsolutePriceSchedule:
+class AbsolutePriceSchedule(XsdType):
     """AbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     id: str | None = None
@@ -105,7 +105,7 @@ class AbsolutePriceSchedule:
 
 
 @dataclass(slots=True, kw_only=True)
-class AdditionalService:
+class AdditionalService(XsdType):
     """AdditionalServiceType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     service_name: str
@@ -113,14 +113,14 @@ class AdditionalService:
 
 
 @dataclass(slots=True, kw_only=True)
-class AdditionalServiceList:
+class AdditionalServiceList(XsdType):
     """AdditionalServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     additional_service: list[AdditionalService]
 
 
 @dataclass(slots=True, kw_only=True)
-class AuthorizationReq:
+class AuthorizationReq(XsdType):
     """AuthorizationReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -130,7 +130,7 @@ class AuthorizationReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class AuthorizationRes:
+class AuthorizationRes(XsdType):
     """AuthorizationResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -139,14 +139,14 @@ class AuthorizationRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class AuthorizationSetupReq:
+class AuthorizationSetupReq(XsdType):
     """AuthorizationSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
 
 
 @dataclass(slots=True, kw_only=True)
-class AuthorizationSetupRes:
+class AuthorizationSetupRes(XsdType):
     """AuthorizationSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -158,7 +158,7 @@ class AuthorizationSetupRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class CertificateChain:
+class CertificateChain(XsdType):
     """CertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     certificate: bytes
@@ -166,7 +166,7 @@ class CertificateChain:
 
 
 @dataclass(slots=True, kw_only=True)
-class CertificateInstallationReq:
+class CertificateInstallationReq(XsdType):
     """CertificateInstallationReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -177,7 +177,7 @@ class CertificateInstallationReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class CertificateInstallationRes:
+class CertificateInstallationRes(XsdType):
     """CertificateInstallationResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -189,7 +189,7 @@ class CertificateInstallationRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class ChargingSchedule:
+class ChargingSchedule(XsdType):
     """ChargingScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     power_schedule: PowerSchedule
@@ -198,7 +198,7 @@ class ChargingSchedule:
 
 
 @dataclass(slots=True, kw_only=True)
-class ContractCertificateChain:
+class ContractCertificateChain(XsdType):
     """ContractCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     certificate: bytes
@@ -206,14 +206,14 @@ class ContractCertificateChain:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicEvpptControlMode:
+class DynamicEvpptControlMode(XsdType):
     """Dynamic_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     pass
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicSeReqControlMode:
+class DynamicSeReqControlMode(XsdType):
     """Dynamic_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     departure_time: int
@@ -227,7 +227,7 @@ class DynamicSeReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicSeResControlMode:
+class DynamicSeResControlMode(XsdType):
     """Dynamic_SEResControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     departure_time: int | None = None
@@ -238,35 +238,35 @@ class DynamicSeResControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicSmdtControlMode:
+class DynamicSmdtControlMode(XsdType):
     """Dynamic_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     pass
 
 
 @dataclass(slots=True, kw_only=True)
-class EimAReqAuthorizationMode:
+class EimAReqAuthorizationMode(XsdType):
     """EIM_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     pass
 
 
 @dataclass(slots=True, kw_only=True)
-class EimAsResAuthorizationMode:
+class EimAsResAuthorizationMode(XsdType):
     """EIM_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     pass
 
 
 @dataclass(slots=True, kw_only=True)
-class EmaidList:
+class EmaidList(XsdType):
     """EMAIDListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     emaid: list[str]
 
 
 @dataclass(slots=True, kw_only=True)
-class EvAbsolutePriceSchedule:
+class EvAbsolutePriceSchedule(XsdType):
     """EVAbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     time_anchor: int
@@ -276,7 +276,7 @@ class EvAbsolutePriceSchedule:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvEnergyOffer:
+class EvEnergyOffer(XsdType):
     """EVEnergyOfferType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     ev_power_schedule: EvPowerSchedule
@@ -284,7 +284,7 @@ class EvEnergyOffer:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvPowerProfile:
+class EvPowerProfile(XsdType):
     """EVPowerProfileType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     time_anchor: int
@@ -294,14 +294,14 @@ class EvPowerProfile:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvPowerProfileEntryList:
+class EvPowerProfileEntryList(XsdType):
     """EVPowerProfileEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     ev_power_profile_entry: list[PowerScheduleEntry]
 
 
 @dataclass(slots=True, kw_only=True)
-class EvPowerSchedule:
+class EvPowerSchedule(XsdType):
     """EVPowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     time_anchor: int
@@ -309,7 +309,7 @@ class EvPowerSchedule:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvPowerScheduleEntry:
+class EvPowerScheduleEntry(XsdType):
     """EVPowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     duration: int
@@ -317,14 +317,14 @@ class EvPowerScheduleEntry:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvPowerScheduleEntryList:
+class EvPowerScheduleEntryList(XsdType):
     """EVPowerScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     ev_power_schedule_entry: list[EvPowerScheduleEntry]
 
 
 @dataclass(slots=True, kw_only=True)
-class EvPriceRule:
+class EvPriceRule(XsdType):
     """EVPriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     energy_fee: ct.RationalNumber
@@ -332,7 +332,7 @@ class EvPriceRule:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvPriceRuleStack:
+class EvPriceRuleStack(XsdType):
     """EVPriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     duration: int
@@ -340,14 +340,14 @@ class EvPriceRuleStack:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvPriceRuleStackList:
+class EvPriceRuleStackList(XsdType):
     """EVPriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     ev_price_rule_stack: list[EvPriceRuleStack]
 
 
 @dataclass(slots=True, kw_only=True)
-class MeteringConfirmationReq:
+class MeteringConfirmationReq(XsdType):
     """MeteringConfirmationReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -355,7 +355,7 @@ class MeteringConfirmationReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class MeteringConfirmationRes:
+class MeteringConfirmationRes(XsdType):
     """MeteringConfirmationResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -363,7 +363,7 @@ class MeteringConfirmationRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class OverstayRule:
+class OverstayRule(XsdType):
     """OverstayRuleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     overstay_rule_description: str | None = None
@@ -373,7 +373,7 @@ class OverstayRule:
 
 
 @dataclass(slots=True, kw_only=True)
-class OverstayRuleList:
+class OverstayRuleList(XsdType):
     """OverstayRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     overstay_time_threshold: int | None = None
@@ -382,7 +382,7 @@ class OverstayRuleList:
 
 
 @dataclass(slots=True, kw_only=True)
-class Parameter:
+class Parameter(XsdType):
     """ParameterType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     name: str
@@ -395,7 +395,7 @@ class Parameter:
 
 
 @dataclass(slots=True, kw_only=True)
-class ParameterSet:
+class ParameterSet(XsdType):
     """ParameterSetType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     parameter_set_id: int
@@ -403,7 +403,7 @@ class ParameterSet:
 
 
 @dataclass(slots=True, kw_only=True)
-class PncAReqAuthorizationMode:
+class PncAReqAuthorizationMode(XsdType):
     """PnC_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     id: str
@@ -412,7 +412,7 @@ class PncAReqAuthorizationMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class PncAsResAuthorizationMode:
+class PncAsResAuthorizationMode(XsdType):
     """PnC_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     gen_challenge: bytes
@@ -420,7 +420,7 @@ class PncAsResAuthorizationMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class PowerDeliveryReq:
+class PowerDeliveryReq(XsdType):
     """PowerDeliveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -431,7 +431,7 @@ class PowerDeliveryReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class PowerDeliveryRes:
+class PowerDeliveryRes(XsdType):
     """PowerDeliveryResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -440,7 +440,7 @@ class PowerDeliveryRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class PowerSchedule:
+class PowerSchedule(XsdType):
     """PowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     time_anchor: int
@@ -450,7 +450,7 @@ class PowerSchedule:
 
 
 @dataclass(slots=True, kw_only=True)
-class PowerScheduleEntry:
+class PowerScheduleEntry(XsdType):
     """PowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     duration: int
@@ -460,14 +460,14 @@ class PowerScheduleEntry:
 
 
 @dataclass(slots=True, kw_only=True)
-class PowerScheduleEntryList:
+class PowerScheduleEntryList(XsdType):
     """PowerScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     power_schedule_entry: list[PowerScheduleEntry]
 
 
 @dataclass(slots=True, kw_only=True)
-class PriceLevelSchedule:
+class PriceLevelSchedule(XsdType):
     """PriceLevelScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     id: str | None = None
@@ -479,7 +479,7 @@ class PriceLevelSchedule:
 
 
 @dataclass(slots=True, kw_only=True)
-class PriceLevelScheduleEntry:
+class PriceLevelScheduleEntry(XsdType):
     """PriceLevelScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     duration: int
@@ -487,14 +487,14 @@ class PriceLevelScheduleEntry:
 
 
 @dataclass(slots=True, kw_only=True)
-class PriceLevelScheduleEntryList:
+class PriceLevelScheduleEntryList(XsdType):
     """PriceLevelScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     price_level_schedule_entry: list[PriceLevelScheduleEntry]
 
 
 @dataclass(slots=True, kw_only=True)
-class PriceRule:
+class PriceRule(XsdType):
     """PriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     energy_fee: ct.RationalNumber
@@ -506,7 +506,7 @@ class PriceRule:
 
 
 @dataclass(slots=True, kw_only=True)
-class PriceRuleStack:
+class PriceRuleStack(XsdType):
     """PriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     duration: int
@@ -514,14 +514,14 @@ class PriceRuleStack:
 
 
 @dataclass(slots=True, kw_only=True)
-class PriceRuleStackList:
+class PriceRuleStackList(XsdType):
     """PriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     price_rule_stack: list[PriceRuleStack]
 
 
 @dataclass(slots=True, kw_only=True)
-class PriceSchedule:
+class PriceSchedule(XsdType):
     """PriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     time_anchor: int
@@ -530,7 +530,7 @@ class PriceSchedule:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduleExchangeReq:
+class ScheduleExchangeReq(XsdType):
     """ScheduleExchangeReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -540,7 +540,7 @@ class ScheduleExchangeReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduleExchangeRes:
+class ScheduleExchangeRes(XsdType):
     """ScheduleExchangeResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -552,7 +552,7 @@ class ScheduleExchangeRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduleTuple:
+class ScheduleTuple(XsdType):
     """ScheduleTupleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     schedule_tuple_id: int
@@ -561,7 +561,7 @@ class ScheduleTuple:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledEvpptControlMode:
+class ScheduledEvpptControlMode(XsdType):
     """Scheduled_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     selected_schedule_tuple_id: int
@@ -569,7 +569,7 @@ class ScheduledEvpptControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledSeReqControlMode:
+class ScheduledSeReqControlMode(XsdType):
     """Scheduled_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     departure_time: int | None = None
@@ -580,21 +580,21 @@ class ScheduledSeReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledSeResControlMode:
+class ScheduledSeResControlMode(XsdType):
     """Scheduled_SEResControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     schedule_tuple: list[ScheduleTuple]
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledSmdtControlMode:
+class ScheduledSmdtControlMode(XsdType):
     """Scheduled_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     selected_schedule_tuple_id: int
 
 
 @dataclass(slots=True, kw_only=True)
-class SelectedService:
+class SelectedService(XsdType):
     """SelectedServiceType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     service_id: int
@@ -602,14 +602,14 @@ class SelectedService:
 
 
 @dataclass(slots=True, kw_only=True)
-class SelectedServiceList:
+class SelectedServiceList(XsdType):
     """SelectedServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     selected_service: list[SelectedService]
 
 
 @dataclass(slots=True, kw_only=True)
-class Service:
+class Service(XsdType):
     """ServiceType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     service_id: int
@@ -617,7 +617,7 @@ class Service:
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceDetailReq:
+class ServiceDetailReq(XsdType):
     """ServiceDetailReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -625,7 +625,7 @@ class ServiceDetailReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceDetailRes:
+class ServiceDetailRes(XsdType):
     """ServiceDetailResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -635,7 +635,7 @@ class ServiceDetailRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceDiscoveryReq:
+class ServiceDiscoveryReq(XsdType):
     """ServiceDiscoveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -643,7 +643,7 @@ class ServiceDiscoveryReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceDiscoveryRes:
+class ServiceDiscoveryRes(XsdType):
     """ServiceDiscoveryResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -654,28 +654,28 @@ class ServiceDiscoveryRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceIdList:
+class ServiceIdList(XsdType):
     """ServiceIDListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     service_id: list[int]
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceList:
+class ServiceList(XsdType):
     """ServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     service: list[Service]
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceParameterList:
+class ServiceParameterList(XsdType):
     """ServiceParameterListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     parameter_set: list[ParameterSet]
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceSelectionReq:
+class ServiceSelectionReq(XsdType):
     """ServiceSelectionReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -684,7 +684,7 @@ class ServiceSelectionReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class ServiceSelectionRes:
+class ServiceSelectionRes(XsdType):
     """ServiceSelectionResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -692,7 +692,7 @@ class ServiceSelectionRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class SessionSetupReq:
+class SessionSetupReq(XsdType):
     """SessionSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -700,7 +700,7 @@ class SessionSetupReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class SessionSetupRes:
+class SessionSetupRes(XsdType):
     """SessionSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -709,7 +709,7 @@ class SessionSetupRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class SessionStopReq:
+class SessionStopReq(XsdType):
     """SessionStopReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -719,7 +719,7 @@ class SessionStopReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class SessionStopRes:
+class SessionStopRes(XsdType):
     """SessionStopResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -727,7 +727,7 @@ class SessionStopRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class SignedCertificateChain:
+class SignedCertificateChain(XsdType):
     """SignedCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     id: str
@@ -736,7 +736,7 @@ class SignedCertificateChain:
 
 
 @dataclass(slots=True, kw_only=True)
-class SignedInstallationData:
+class SignedInstallationData(XsdType):
     """SignedInstallationDataType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     id: str
@@ -749,7 +749,7 @@ class SignedInstallationData:
 
 
 @dataclass(slots=True, kw_only=True)
-class SignedMeteringData:
+class SignedMeteringData(XsdType):
     """SignedMeteringDataType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     id: str
@@ -761,21 +761,21 @@ class SignedMeteringData:
 
 
 @dataclass(slots=True, kw_only=True)
-class SubCertificates:
+class SubCertificates(XsdType):
     """SubCertificatesType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     certificate: list[bytes]
 
 
 @dataclass(slots=True, kw_only=True)
-class SupportedProvidersList:
+class SupportedProvidersList(XsdType):
     """SupportedProvidersListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     provider_id: list[str]
 
 
 @dataclass(slots=True, kw_only=True)
-class TargetPosition:
+class TargetPosition(XsdType):
     """TargetPositionType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     target_offset_x: int
@@ -783,7 +783,7 @@ class TargetPosition:
 
 
 @dataclass(slots=True, kw_only=True)
-class TaxRule:
+class TaxRule(XsdType):
     """TaxRuleType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     tax_rule_id: int
@@ -797,14 +797,14 @@ class TaxRule:
 
 
 @dataclass(slots=True, kw_only=True)
-class TaxRuleList:
+class TaxRuleList(XsdType):
     """TaxRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     tax_rule: list[TaxRule]
 
 
 @dataclass(slots=True, kw_only=True)
-class VehicleCheckInReq:
+class VehicleCheckInReq(XsdType):
     """VehicleCheckInReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -816,7 +816,7 @@ class VehicleCheckInReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class VehicleCheckInRes:
+class VehicleCheckInRes(XsdType):
     """VehicleCheckInResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -827,7 +827,7 @@ class VehicleCheckInRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class VehicleCheckOutReq:
+class VehicleCheckOutReq(XsdType):
     """VehicleCheckOutReqType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader
@@ -836,7 +836,7 @@ class VehicleCheckOutReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class VehicleCheckOutRes:
+class VehicleCheckOutRes(XsdType):
     """VehicleCheckOutResType (urn:iso:std:iso:15118:-20:CommonMessages)."""
 
     header: ct.MessageHeader

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field  # noqa: F401
 
 from stack.messages import iso20_types as ct
-from stack.messages._schema import FieldSpec, Simple  # noqa: F401
+from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401
 
 
 @dataclass(slots=True, kw_only=True)
-class BptDcCpdReqEnergyTransferMode:
+class BptDcCpdReqEnergyTransferMode(XsdType):
     """BPT_DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     ev_maximum_charge_power: ct.RationalNumber
@@ -26,7 +26,7 @@ class BptDcCpdReqEnergyTransferMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptDcCpdResEnergyTransferMode:
+class BptDcCpdResEnergyTransferMode(XsdType):
     """BPT_DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     evse_maximum_charge_power: ct.RationalNumber
@@ -43,7 +43,7 @@ class BptDcCpdResEnergyTransferMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptDynamicDcClReqControlMode:
+class BptDynamicDcClReqControlMode(XsdType):
     """BPT_Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     departure_time: int | None = None
@@ -63,7 +63,7 @@ class BptDynamicDcClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptDynamicDcClResControlMode:
+class BptDynamicDcClResControlMode(XsdType):
     """BPT_Dynamic_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     departure_time: int | None = None
@@ -81,7 +81,7 @@ class BptDynamicDcClResControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptScheduledDcClReqControlMode:
+class BptScheduledDcClReqControlMode(XsdType):
     """BPT_Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     ev_target_energy_request: ct.RationalNumber | None = None
@@ -100,7 +100,7 @@ class BptScheduledDcClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class BptScheduledDcClResControlMode:
+class BptScheduledDcClResControlMode(XsdType):
     """BPT_Scheduled_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     evse_maximum_charge_power: ct.RationalNumber | None = None
@@ -114,14 +114,14 @@ class BptScheduledDcClResControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcCableCheckReq:
+class DcCableCheckReq(XsdType):
     """DC_CableCheckReqType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
 
 
 @dataclass(slots=True, kw_only=True)
-class DcCableCheckRes:
+class DcCableCheckRes(XsdType):
     """DC_CableCheckResType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -130,7 +130,7 @@ class DcCableCheckRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcChargeLoopReq:
+class DcChargeLoopReq(XsdType):
     """DC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -147,7 +147,7 @@ class DcChargeLoopReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcChargeLoopRes:
+class DcChargeLoopRes(XsdType):
     """DC_ChargeLoopResType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -170,7 +170,7 @@ class DcChargeLoopRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcChargeParameterDiscoveryReq:
+class DcChargeParameterDiscoveryReq(XsdType):
     """DC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -178,7 +178,7 @@ class DcChargeParameterDiscoveryReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcChargeParameterDiscoveryRes:
+class DcChargeParameterDiscoveryRes(XsdType):
     """DC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -187,7 +187,7 @@ class DcChargeParameterDiscoveryRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcCpdReqEnergyTransferMode:
+class DcCpdReqEnergyTransferMode(XsdType):
     """DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     ev_maximum_charge_power: ct.RationalNumber
@@ -200,7 +200,7 @@ class DcCpdReqEnergyTransferMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcCpdResEnergyTransferMode:
+class DcCpdResEnergyTransferMode(XsdType):
     """DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     evse_maximum_charge_power: ct.RationalNumber
@@ -213,7 +213,7 @@ class DcCpdResEnergyTransferMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcPreChargeReq:
+class DcPreChargeReq(XsdType):
     """DC_PreChargeReqType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -223,7 +223,7 @@ class DcPreChargeReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcPreChargeRes:
+class DcPreChargeRes(XsdType):
     """DC_PreChargeResType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -232,7 +232,7 @@ class DcPreChargeRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcWeldingDetectionReq:
+class DcWeldingDetectionReq(XsdType):
     """DC_WeldingDetectionReqType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -240,7 +240,7 @@ class DcWeldingDetectionReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class DcWeldingDetectionRes:
+class DcWeldingDetectionRes(XsdType):
     """DC_WeldingDetectionResType (urn:iso:std:iso:15118:-20:DC)."""
 
     header: ct.MessageHeader
@@ -249,7 +249,7 @@ class DcWeldingDetectionRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicDcClReqControlMode:
+class DynamicDcClReqControlMode(XsdType):
     """Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     departure_time: int | None = None
@@ -264,7 +264,7 @@ class DynamicDcClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicDcClResControlMode:
+class DynamicDcClResControlMode(XsdType):
     """Dynamic_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     departure_time: int | None = None
@@ -278,7 +278,7 @@ class DynamicDcClResControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledDcClReqControlMode:
+class ScheduledDcClReqControlMode(XsdType):
     """Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     ev_target_energy_request: ct.RationalNumber | None = None
@@ -294,7 +294,7 @@ class ScheduledDcClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledDcClResControlMode:
+class ScheduledDcClResControlMode(XsdType):
     """Scheduled_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)."""
 
     evse_maximum_charge_power: ct.RationalNumber | None = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field  # noqa: F401
 from enum import StrEnum
 
 from stack.messages import xmldsig as ds
-from stack.messages._schema import FieldSpec, Simple  # noqa: F401
+from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401
 
 
 class EvseNotification(StrEnum):
@@ -74,7 +74,7 @@ class ResponseCode(StrEnum):
 
 
 @dataclass(slots=True, kw_only=True)
-class ChargeLoopReq:
+class ChargeLoopReq(XsdType):
     """ChargeLoopReqType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     header: MessageHeader
@@ -83,7 +83,7 @@ class ChargeLoopReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class ChargeLoopRes:
+class ChargeLoopRes(XsdType):
     """ChargeLoopResType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     header: MessageHeader
@@ -94,14 +94,14 @@ class ChargeLoopRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class ChargeParameterDiscoveryReq:
+class ChargeParameterDiscoveryReq(XsdType):
     """ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     header: MessageHeader
 
 
 @dataclass(slots=True, kw_only=True)
-class ChargeParameterDiscoveryRes:
+class ChargeParameterDiscoveryRes(XsdType):
     """ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     header: MessageHeader
@@ -109,21 +109,21 @@ class ChargeParameterDiscoveryRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class ClReqControlMode:
+class ClReqControlMode(XsdType):
     """CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     pass
 
 
 @dataclass(slots=True, kw_only=True)
-class ClResControlMode:
+class ClResControlMode(XsdType):
     """CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     pass
 
 
 @dataclass(slots=True, kw_only=True)
-class DetailedCost:
+class DetailedCost(XsdType):
     """DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     amount: RationalNumber
@@ -131,7 +131,7 @@ class DetailedCost:
 
 
 @dataclass(slots=True, kw_only=True)
-class DetailedTax:
+class DetailedTax(XsdType):
     """DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     tax_rule_id: int
@@ -139,7 +139,7 @@ class DetailedTax:
 
 
 @dataclass(slots=True, kw_only=True)
-class DisplayParameters:
+class DisplayParameters(XsdType):
     """DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     present_soc: int | None = None
@@ -155,7 +155,7 @@ class DisplayParameters:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicClReqControlMode:
+class DynamicClReqControlMode(XsdType):
     """Dynamic_CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     departure_time: int | None = None
@@ -165,7 +165,7 @@ class DynamicClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class DynamicClResControlMode:
+class DynamicClResControlMode(XsdType):
     """Dynamic_CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     departure_time: int | None = None
@@ -175,7 +175,7 @@ class DynamicClResControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class EvseStatus:
+class EvseStatus(XsdType):
     """EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     notification_max_delay: int
@@ -183,14 +183,14 @@ class EvseStatus:
 
 
 @dataclass(slots=True, kw_only=True)
-class ListOfRootCertificateIds:
+class ListOfRootCertificateIds(XsdType):
     """ListOfRootCertificateIDsType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     root_certificate_id: list[ds.X509IssuerSerial]
 
 
 @dataclass(slots=True, kw_only=True)
-class MessageHeader:
+class MessageHeader(XsdType):
     """MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     session_id: bytes
@@ -199,7 +199,7 @@ class MessageHeader:
 
 
 @dataclass(slots=True, kw_only=True)
-class MeterInfo:
+class MeterInfo(XsdType):
     """MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     meter_id: str
@@ -213,7 +213,7 @@ class MeterInfo:
 
 
 @dataclass(slots=True, kw_only=True)
-class RationalNumber:
+class RationalNumber(XsdType):
     """RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     exponent: int
@@ -221,7 +221,7 @@ class RationalNumber:
 
 
 @dataclass(slots=True, kw_only=True)
-class Receipt:
+class Receipt(XsdType):
     """ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     time_anchor: int
@@ -233,7 +233,7 @@ class Receipt:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledClReqControlMode:
+class ScheduledClReqControlMode(XsdType):
     """Scheduled_CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     ev_target_energy_request: RationalNumber | None = None
@@ -242,28 +242,28 @@ class ScheduledClReqControlMode:
 
 
 @dataclass(slots=True, kw_only=True)
-class ScheduledClResControlMode:
+class ScheduledClResControlMode(XsdType):
     """Scheduled_CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     pass
 
 
 @dataclass(slots=True, kw_only=True)
-class V2gMessage:
+class V2gMessage(XsdType):
     """V2GMessageType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     header: MessageHeader
 
 
 @dataclass(slots=True, kw_only=True)
-class V2gRequest:
+class V2gRequest(XsdType):
     """V2GRequestType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     header: MessageHeader
 
 
 @dataclass(slots=True, kw_only=True)
-class V2gResponse:
+class V2gResponse(XsdType):
     """V2GResponseType (urn:iso:std:iso:15118:-20:CommonTypes)."""
 
     header: MessageHeader

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field  # noqa: F401
 from enum import StrEnum
 
 from stack.messages import iso20_types as ct
-from stack.messages._schema import FieldSpec, Simple  # noqa: F401
+from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401
 
 
 class WptAlignmentCheckMethod(StrEnum):
@@ -76,7 +76,7 @@ class WptSpcChargeDiagnostics(StrEnum):
 
 
 @dataclass(slots=True, kw_only=True)
-class AlternativeSecc:
+class AlternativeSecc(XsdType):
     """AlternativeSECCType (urn:iso:std:iso:15118:-20:WPT)."""
 
     ssid: str | None = None
@@ -86,21 +86,21 @@ class AlternativeSecc:
 
 
 @dataclass(slots=True, kw_only=True)
-class AlternativeSeccList:
+class AlternativeSeccList(XsdType):
     """AlternativeSECCListType (urn:iso:std:iso:15118:-20:WPT)."""
 
     alternative_secc: list[AlternativeSecc]
 
 
 @dataclass(slots=True, kw_only=True)
-class WptAlignmentCheckMethodList:
+class WptAlignmentCheckMethodList(XsdType):
     """WPT_AlignmentCheckMethodListType (urn:iso:std:iso:15118:-20:WPT)."""
 
     wpt_alignment_check_method: list[WptAlignmentCheckMethod]
 
 
 @dataclass(slots=True, kw_only=True)
-class WptAlignmentCheckReq:
+class WptAlignmentCheckReq(XsdType):
     """WPT_AlignmentCheckReqType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -111,7 +111,7 @@ class WptAlignmentCheckReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptAlignmentCheckRes:
+class WptAlignmentCheckRes(XsdType):
     """WPT_AlignmentCheckResType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -123,7 +123,7 @@ class WptAlignmentCheckRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptChargeLoopReq:
+class WptChargeLoopReq(XsdType):
     """WPT_ChargeLoopReqType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -138,7 +138,7 @@ class WptChargeLoopReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptChargeLoopRes:
+class WptChargeLoopRes(XsdType):
     """WPT_ChargeLoopResType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -157,7 +157,7 @@ class WptChargeLoopRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptChargeParameterDiscoveryReq:
+class WptChargeParameterDiscoveryReq(XsdType):
     """WPT_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -170,7 +170,7 @@ class WptChargeParameterDiscoveryReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptChargeParameterDiscoveryRes:
+class WptChargeParameterDiscoveryRes(XsdType):
     """WPT_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -186,7 +186,7 @@ class WptChargeParameterDiscoveryRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptCoordinateXyz:
+class WptCoordinateXyz(XsdType):
     """WPT_CoordinateXYZType (urn:iso:std:iso:15118:-20:WPT)."""
 
     coord_x: int
@@ -195,7 +195,7 @@ class WptCoordinateXyz:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptEvpcPowerControlParameter:
+class WptEvpcPowerControlParameter(XsdType):
     """WPT_EVPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)."""
 
     evpc_coil_current_request: ct.RationalNumber
@@ -205,14 +205,14 @@ class WptEvpcPowerControlParameter:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptFinePositioningMethodList:
+class WptFinePositioningMethodList(XsdType):
     """WPT_FinePositioningMethodListType (urn:iso:std:iso:15118:-20:WPT)."""
 
     wpt_fine_positioning_method: list[WptFinePositioningMethod]
 
 
 @dataclass(slots=True, kw_only=True)
-class WptFinePositioningReq:
+class WptFinePositioningReq(XsdType):
     """WPT_FinePositioningReqType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -223,7 +223,7 @@ class WptFinePositioningReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptFinePositioningRes:
+class WptFinePositioningRes(XsdType):
     """WPT_FinePositioningResType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -234,7 +234,7 @@ class WptFinePositioningRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptFinePositioningSetupReq:
+class WptFinePositioningSetupReq(XsdType):
     """WPT_FinePositioningSetupReqType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -248,7 +248,7 @@ class WptFinePositioningSetupReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptFinePositioningSetupRes:
+class WptFinePositioningSetupRes(XsdType):
     """WPT_FinePositioningSetupResType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -262,7 +262,7 @@ class WptFinePositioningSetupRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfDataPackage:
+class WptLfDataPackage(XsdType):
     """WPT_LF_DataPackageType (urn:iso:std:iso:15118:-20:WPT)."""
 
     package_index: int
@@ -271,7 +271,7 @@ class WptLfDataPackage:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfDataPackageList:
+class WptLfDataPackageList(XsdType):
     """WPT_LF_DataPackageListType (urn:iso:std:iso:15118:-20:WPT)."""
 
     num_packages: int
@@ -279,7 +279,7 @@ class WptLfDataPackageList:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfReceiverData:
+class WptLfReceiverData(XsdType):
     """WPT_LF_ReceiverDataType (urn:iso:std:iso:15118:-20:WPT)."""
 
     number_of_receivers: int
@@ -287,7 +287,7 @@ class WptLfReceiverData:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfRxData:
+class WptLfRxData(XsdType):
     """WPT_LF_RxDataType (urn:iso:std:iso:15118:-20:WPT)."""
 
     rx_identifier: int
@@ -295,14 +295,14 @@ class WptLfRxData:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfRxDataList:
+class WptLfRxDataList(XsdType):
     """WPT_LF_RxDataListType (urn:iso:std:iso:15118:-20:WPT)."""
 
     wpt_lf_rx_data_list: WptLfRxData
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfRxRssi:
+class WptLfRxRssi(XsdType):
     """WPT_LF_RxRSSIType (urn:iso:std:iso:15118:-20:WPT)."""
 
     tx_identifier: int
@@ -310,14 +310,14 @@ class WptLfRxRssi:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfRxRssiList:
+class WptLfRxRssiList(XsdType):
     """WPT_LF_RxRSSIListType (urn:iso:std:iso:15118:-20:WPT)."""
 
     rssi_data_list: WptLfRxRssi
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfSystemSetupData:
+class WptLfSystemSetupData(XsdType):
     """WPT_LF_SystemSetupDataType (urn:iso:std:iso:15118:-20:WPT)."""
 
     lf_transmitter_setup_data: WptLfTransmitterData | None = None
@@ -325,7 +325,7 @@ class WptLfSystemSetupData:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfTransmitterData:
+class WptLfTransmitterData(XsdType):
     """WPT_LF_TransmitterDataType (urn:iso:std:iso:15118:-20:WPT)."""
 
     number_of_transmitters: int
@@ -335,7 +335,7 @@ class WptLfTransmitterData:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfTxData:
+class WptLfTxData(XsdType):
     """WPT_LF_TxDataType (urn:iso:std:iso:15118:-20:WPT)."""
 
     tx_identifier: int
@@ -343,21 +343,21 @@ class WptLfTxData:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptLfTxDataList:
+class WptLfTxDataList(XsdType):
     """WPT_LF_TxDataListType (urn:iso:std:iso:15118:-20:WPT)."""
 
     wpt_lf_tx_data_list: WptLfTxData
 
 
 @dataclass(slots=True, kw_only=True)
-class WptPairingMethodList:
+class WptPairingMethodList(XsdType):
     """WPT_PairingMethodListType (urn:iso:std:iso:15118:-20:WPT)."""
 
     wpt_pairing_method: list[WptPairingMethod]
 
 
 @dataclass(slots=True, kw_only=True)
-class WptPairingReq:
+class WptPairingReq(XsdType):
     """WPT_PairingReqType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -368,7 +368,7 @@ class WptPairingReq:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptPairingRes:
+class WptPairingRes(XsdType):
     """WPT_PairingResType (urn:iso:std:iso:15118:-20:WPT)."""
 
     header: ct.MessageHeader
@@ -380,14 +380,14 @@ class WptPairingRes:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptSpcPowerControlParameter:
+class WptSpcPowerControlParameter(XsdType):
     """WPT_SPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)."""
 
     spc_primary_device_coil_current_information: ct.RationalNumber
 
 
 @dataclass(slots=True, kw_only=True)
-class WptTxRxPackageSpecData:
+class WptTxRxPackageSpecData(XsdType):
     """WPT_TxRxPackageSpecDataType (urn:iso:std:iso:15118:-20:WPT)."""
 
     pulse_sequence_order: list[WptTxRxPulseOrder]
@@ -397,7 +397,7 @@ class WptTxRxPackageSpecData:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptTxRxPulseOrder:
+class WptTxRxPulseOrder(XsdType):
     """WPT_TxRxPulseOrderType (urn:iso:std:iso:15118:-20:WPT)."""
 
     index_number: int
@@ -405,7 +405,7 @@ class WptTxRxPulseOrder:
 
 
 @dataclass(slots=True, kw_only=True)
-class WptTxRxSpecData:
+class WptTxRxSpecData(XsdType):
     """WPT_TxRxSpecDataType (urn:iso:std:iso:15118:-20:WPT)."""
 
     tx_rx_identifier: int

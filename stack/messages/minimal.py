@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from ._schema import FieldSpec, Simple
+from ._schema import FieldSpec, Simple, XsdType
+
+T = TypeVar("T", bound=XsdType)
 
 
-def minimal(cls: type, **overrides: Any) -> Any:
+def minimal(cls: type[T], **overrides: Any) -> T:
     """An instance of `cls` with every required field at its simplest valid value; `overrides` win."""
     kwargs: dict[str, Any] = {}
     chosen_choices: set[int] = set()
@@ -33,7 +35,7 @@ def _value(spec: FieldSpec) -> Any:
     for _, t in spec.members:
         if isinstance(t, Simple):
             return _simple(t)
-        if not getattr(t, "XSD_ABSTRACT", False):
+        if not t.XSD_ABSTRACT:
             return minimal(t)
     raise ValueError(f"{spec.name}: no concrete member")
 
@@ -42,6 +44,8 @@ def _simple(t: Simple) -> Any:
     if t.kind == "bool":
         return False
     if t.kind == "enum":
+        if t.enum is None:
+            raise ValueError(f"{t.name}: an enumeration without its class")
         return next(iter(t.enum))
     if t.kind == "string":
         return "x" * (t.min_length or 0) if t.name != "ID" else "id1"

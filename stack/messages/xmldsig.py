@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field  # noqa: F401
 
-from stack.messages._schema import FieldSpec, Simple  # noqa: F401
+from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401
 
 
 @dataclass(slots=True, kw_only=True)
-class CanonicalizationMethod:
+class CanonicalizationMethod(XsdType):
     """CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)."""
 
     algorithm: str
 
 
 @dataclass(slots=True, kw_only=True)
-class DigestMethod:
+class DigestMethod(XsdType):
     """DigestMethodType (http://www.w3.org/2000/09/xmldsig#)."""
 
     algorithm: str
 
 
 @dataclass(slots=True, kw_only=True)
-class DsaKeyValue:
+class DsaKeyValue(XsdType):
     """DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)."""
 
     p: bytes | None = None
@@ -35,7 +35,7 @@ class DsaKeyValue:
 
 
 @dataclass(slots=True, kw_only=True)
-class KeyInfo:
+class KeyInfo(XsdType):
     """KeyInfoType (http://www.w3.org/2000/09/xmldsig#)."""
 
     id: str | None = None
@@ -49,7 +49,7 @@ class KeyInfo:
 
 
 @dataclass(slots=True, kw_only=True)
-class KeyValue:
+class KeyValue(XsdType):
     """KeyValueType (http://www.w3.org/2000/09/xmldsig#)."""
 
     dsa_key_value: DsaKeyValue | None = None
@@ -57,7 +57,7 @@ class KeyValue:
 
 
 @dataclass(slots=True, kw_only=True)
-class Manifest:
+class Manifest(XsdType):
     """ManifestType (http://www.w3.org/2000/09/xmldsig#)."""
 
     id: str | None = None
@@ -65,7 +65,7 @@ class Manifest:
 
 
 @dataclass(slots=True, kw_only=True)
-class Object:
+class Object(XsdType):
     """ObjectType (http://www.w3.org/2000/09/xmldsig#)."""
 
     encoding: str | None = None
@@ -74,7 +74,7 @@ class Object:
 
 
 @dataclass(slots=True, kw_only=True)
-class PgpData:
+class PgpData(XsdType):
     """PGPDataType (http://www.w3.org/2000/09/xmldsig#)."""
 
     pgp_key_id: bytes | None = None
@@ -82,7 +82,7 @@ class PgpData:
 
 
 @dataclass(slots=True, kw_only=True)
-class Reference:
+class Reference(XsdType):
     """ReferenceType (http://www.w3.org/2000/09/xmldsig#)."""
 
     id: str | None = None
@@ -94,7 +94,7 @@ class Reference:
 
 
 @dataclass(slots=True, kw_only=True)
-class RetrievalMethod:
+class RetrievalMethod(XsdType):
     """RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)."""
 
     type: str | None = None
@@ -103,7 +103,7 @@ class RetrievalMethod:
 
 
 @dataclass(slots=True, kw_only=True)
-class RsaKeyValue:
+class RsaKeyValue(XsdType):
     """RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)."""
 
     modulus: bytes
@@ -111,7 +111,7 @@ class RsaKeyValue:
 
 
 @dataclass(slots=True, kw_only=True)
-class Signature:
+class Signature(XsdType):
     """SignatureType (http://www.w3.org/2000/09/xmldsig#)."""
 
     id: str | None = None
@@ -122,7 +122,7 @@ class Signature:
 
 
 @dataclass(slots=True, kw_only=True)
-class SignatureMethod:
+class SignatureMethod(XsdType):
     """SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)."""
 
     algorithm: str
@@ -130,7 +130,7 @@ class SignatureMethod:
 
 
 @dataclass(slots=True, kw_only=True)
-class SignatureProperties:
+class SignatureProperties(XsdType):
     """SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)."""
 
     id: str | None = None
@@ -138,7 +138,7 @@ class SignatureProperties:
 
 
 @dataclass(slots=True, kw_only=True)
-class SignatureProperty:
+class SignatureProperty(XsdType):
     """SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)."""
 
     id: str | None = None
@@ -146,7 +146,7 @@ class SignatureProperty:
 
 
 @dataclass(slots=True, kw_only=True)
-class SignatureValue:
+class SignatureValue(XsdType):
     """SignatureValueType (http://www.w3.org/2000/09/xmldsig#)."""
 
     id: str | None = None
@@ -154,7 +154,7 @@ class SignatureValue:
 
 
 @dataclass(slots=True, kw_only=True)
-class SignedInfo:
+class SignedInfo(XsdType):
     """SignedInfoType (http://www.w3.org/2000/09/xmldsig#)."""
 
     id: str | None = None
@@ -164,14 +164,14 @@ class SignedInfo:
 
 
 @dataclass(slots=True, kw_only=True)
-class SpkiData:
+class SpkiData(XsdType):
     """SPKIDataType (http://www.w3.org/2000/09/xmldsig#)."""
 
     spki_sexp: list[bytes]
 
 
 @dataclass(slots=True, kw_only=True)
-class Transform:
+class Transform(XsdType):
     """TransformType (http://www.w3.org/2000/09/xmldsig#)."""
 
     algorithm: str
@@ -179,14 +179,14 @@ class Transform:
 
 
 @dataclass(slots=True, kw_only=True)
-class Transforms:
+class Transforms(XsdType):
     """TransformsType (http://www.w3.org/2000/09/xmldsig#)."""
 
     transform: list[Transform]
 
 
 @dataclass(slots=True, kw_only=True)
-class X509Data:
+class X509Data(XsdType):
     """X509DataType (http://www.w3.org/2000/09/xmldsig#)."""
 
     x509_issuer_serial: list[X509IssuerSerial] = field(default_factory=list)
@@ -197,7 +197,7 @@ class X509Data:
 
 
 @dataclass(slots=True, kw_only=True)
-class X509IssuerSerial:
+class X509IssuerSerial(XsdType):
     """X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)."""
 
     x509_issuer_name: str

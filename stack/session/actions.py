@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import LocalProtocolError, PeerTimeout, RemoteProtocolError
 
@@ -42,7 +43,7 @@ class Event:
     """Something worth logging or reacting to: a notification, a rule the SECC applied, a stop decision."""
 
     kind: str
-    detail: dict = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

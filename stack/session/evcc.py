@@ -40,7 +40,9 @@ class EvccSession(SessionView):
     def __init__(self, controller: EvController, config: EvccConfig | None = None) -> None:
         self.controller = controller
         self.config = config or EvccConfig()
-        self.ctx = EvccContext(controller=controller, config=self.config, state=SessionState(resume=self.config.resume))
+        self.ctx: EvccContext = EvccContext(
+            controller=controller, config=self.config, state=SessionState(resume=self.config.resume)
+        )
         self.closed: Close | None = None
         self._awaiting: Exchange | None = None
         self._response_due: float | None = None
@@ -77,8 +79,9 @@ class EvccSession(SessionView):
     def deadline(self) -> float | None:
         if self.closed is not None:
             return None
-        times = [self._response_due, self._pending[1] if self._pending else None, self._guard and self._guard[1]]
-        times = [t for t in times if t is not None]
+        pending = self._pending[1] if self._pending else None
+        guard = self._guard[1] if self._guard else None
+        times = [t for t in (self._response_due, pending, guard) if t is not None]
         return min(times) if times else None
 
     # -- driver interface ------------------------------------------------------------------------------
@@ -101,7 +104,7 @@ class EvccSession(SessionView):
         self._awaiting = self._response_due = None
         outcome = exchange.handlers.outcome(request, message)
         if outcome is Outcome.FAILED:
-            code = str(message.response_code)
+            code = str(getattr(message, "response_code", "?"))
             return [Event("failed", {"code": code}), *self._close(f"SECC answered {exchange.name} with {code}", now)]
         broken = broken_response_rule(exchange, self.ctx.state, request, message)
         if broken is not None:
@@ -132,7 +135,7 @@ class EvccSession(SessionView):
     def _follow(self, step: Step, now: float) -> list[Action]:
         """Carry out what an exchange module decided after a response."""
         if isinstance(step, SendNext):
-            events = list(step.events)
+            events: list[Action] = list(step.events)
             if step.after <= 0:
                 return [*events, *self._send_new(step.request, step.options, now)]
             self._pending = (lambda t: self._send_new(step.request, step.options, t), now + step.after)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stack.messages import iso20_common as cm
+from stack.messages._schema import XsdType
 
 from .actions import Event
 from .config import EvccConfig, ResumeInfo, SeccConfig, SessionStore
@@ -124,8 +125,8 @@ class Exchange:
     """One row of the rulebook."""
 
     name: str  # XSD element name of the request
-    request: type
-    response: type
+    request: type[XsdType]
+    response: type[XsdType]
     schema: str  # schema id of both messages (picks the EXI grammar and the V2GTP payload type)
     allowed_in: frozenset[Phase]
     next_phase: Mapping[Outcome, Phase]  # outcomes not listed keep the phase; FAILED always ends the session

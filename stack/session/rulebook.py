@@ -240,8 +240,8 @@ EXCHANGES: tuple[Exchange, ...] = (
 )
 
 BY_NAME = {x.name: x for x in EXCHANGES}
-BY_REQUEST = {x.request: x for x in EXCHANGES}
-BY_RESPONSE = {x.response: x for x in EXCHANGES}
+BY_REQUEST: dict[type, Exchange] = {x.request: x for x in EXCHANGES}
+BY_RESPONSE: dict[type, Exchange] = {x.response: x for x in EXCHANGES}
 REQUESTS_BEFORE_SESSION = frozenset({ap.SupportedAppProtocolReq, cm.SessionSetupReq})
 
 

@@ -49,7 +49,16 @@ class Rule:
     code: RC | ap.ResponseCode | None = None
     check: Callable[..., bool] | None = None
 
+    @property
+    def rc(self) -> RC:
+        """The -20 ResponseCode this rule answers with (TypeError for an AppProtocol code or none)."""
+        if not isinstance(self.code, RC):
+            raise TypeError(f"{self.id} answers no -20 ResponseCode: {self.code!r}")
+        return self.code
+
     def holds(self, *args: Any) -> bool:
+        if self.check is None:
+            raise TypeError(f"{self.id} is a decision: it has no check")
         return self.check(*args)
 
     def __repr__(self) -> str:
@@ -74,7 +83,7 @@ def response_rule(rule_id: str, source: str) -> Callable[[Callable[..., bool]], 
     return declare
 
 
-def decision(rule_id: str, code: RC, text: str, source: str) -> Rule:
+def decision(rule_id: str, code: RC | ap.ResponseCode, text: str, source: str) -> Rule:
     return Rule(rule_id, text, source, RuleKind.DECISION, code)
 
 
@@ -89,7 +98,7 @@ def _text(check: Callable[..., bool]) -> str:
 @request_rule("MV-SESSION-ID", RC.FAILED_UnknownSession, "PROTOCOL.md 4.1; JOSEV check_msg; LIB15118 context_helper")
 def same_session(state: SessionState, request: Any) -> bool:
     """A request after SessionSetup carries the SessionID the SECC assigned."""
-    return request.header.session_id == state.session_id
+    return bool(request.header.session_id == state.session_id)
 
 
 @response_rule("MV-RESPONSE-SESSION", "PROTOCOL.md 4.1; LIB15118 validate_and_setup_header (mirror of MV-SESSION-ID)")

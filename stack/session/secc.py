@@ -14,6 +14,7 @@ from typing import Any
 
 from stack.messages import app_protocol as ap
 from stack.messages import iso20_types as ct
+from stack.messages._schema import XsdType
 from stack.messages.minimal import minimal
 
 from .actions import Action, Close, Event, Send, Violation
@@ -46,7 +47,7 @@ class SeccSession(SessionView):
     ) -> None:
         self.controller = controller
         self.config = config or SeccConfig()
-        self.ctx = SeccContext(
+        self.ctx: SeccContext = SeccContext(
             controller=controller,
             config=self.config,
             store=store if store is not None else SessionStore(),
@@ -112,6 +113,7 @@ class SeccSession(SessionView):
     def _refuse(self, exchange: Exchange, rule: Rule, request: Any, now: float) -> list[Action]:
         """Answer a request that breaks `rule` with the rule's code (only mandatory fields)."""
         error = RemoteProtocolError(f"{exchange.name} in phase {self.phase}: {rule.text}", rule)
+        response: XsdType
         if exchange.response is ap.SupportedAppProtocolRes:  # no header, no FAILED_* codes: refuse the negotiation
             response = ap.SupportedAppProtocolRes(response_code=ap.ResponseCode.Failed_NoNegotiation)
         else:

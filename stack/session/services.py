@@ -126,7 +126,7 @@ class ServiceOffer:
 
 def dc_offer(
     service_id: ServiceId, control_modes: tuple[ControlMode, ...] = (ControlMode.SCHEDULED, ControlMode.DYNAMIC)
-):
+) -> ServiceOffer:
     """A DC-family service with one parameter set per control mode (ids 1, 2, ...)."""
     bpt = service_id in BPT_SERVICES
     sets = tuple(

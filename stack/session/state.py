@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from stack.messages import iso20_common as cm
 
@@ -87,6 +87,13 @@ class SessionState:
     resume: ResumeInfo | None = None  # the paused session being rejoined (EV: its setting; SECC: its store)
 
     @property
+    def selected(self) -> tuple[ServiceId, ParameterSet]:
+        """The service and parameter set chosen at ServiceSelection; the rulebook's phases ask for them only after."""
+        if self.service is None or self.parameter_set is None:
+            raise RuntimeError(f"no service selected yet in phase {self.phase} (a rulebook bug)")
+        return self.service, self.parameter_set
+
+    @property
     def bpt(self) -> bool:
         return self.service in BPT_SERVICES
 
@@ -94,16 +101,20 @@ class SessionState:
     def control_mode(self) -> ControlMode:
         return self.parameter_set.control_mode if self.parameter_set else ControlMode.SCHEDULED
 
-    def to(self, phase: Phase, **changes: object) -> SessionState:
+    def to(self, phase: Phase, **changes: Any) -> SessionState:
         if phase is self.phase and not changes:  # most exchanges keep the phase: no copy
             return self
         return replace(self, phase=phase, **changes)
 
 
+class _Stateful(Protocol):
+    state: SessionState
+
+
 class SessionView:
     """What a session machine knows, read from the state both machines keep in `ctx.state`."""
 
-    ctx: Any
+    ctx: _Stateful
 
     @property
     def state(self) -> SessionState:

@@ -8,6 +8,7 @@ cars differ). The default False sends positive magnitudes, as the XSD element na
 from __future__ import annotations
 
 import math
+from typing import overload
 
 from stack.messages import iso20_types as ct
 from stack.messages.rational import from_float, to_float
@@ -17,6 +18,10 @@ def rn(value: float) -> ct.RationalNumber:
     return from_float(value)
 
 
+@overload
+def fl(value: ct.RationalNumber) -> float: ...
+@overload
+def fl(value: ct.RationalNumber | None) -> float | None: ...
 def fl(value: ct.RationalNumber | None) -> float | None:
     return None if value is None else to_float(value)
 

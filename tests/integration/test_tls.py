@@ -20,6 +20,7 @@ from stack.security.tls import (
     set_tls13_ciphersuites,
     tls13_ciphersuites_settable,
 )
+from tests.prerequisites import requires
 
 TIMEOUT = 10.0
 PING = b"ping"
@@ -36,10 +37,10 @@ def _ipv6_loopback() -> bool:
 
 HOSTS = [
     "127.0.0.1",
-    pytest.param("::1", marks=pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")),
+    pytest.param("::1", marks=requires("ipv6", None if _ipv6_loopback() else "cannot bind ::1")),
 ]
-needs_ciphersuites = pytest.mark.skipif(
-    not tls13_ciphersuites_settable(), reason="TLS 1.3 cipher suites not settable in this Python"
+needs_ciphersuites = requires(
+    "tls13-ciphersuites", None if tls13_ciphersuites_settable() else "TLS 1.3 cipher suites not settable in this Python"
 )
 
 

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 
 import pytest
 
+from tests.prerequisites import require
 from tools.peers.josev import JosevExi, PeerUnavailable
 
-_unavailable: list[str] = []  # the reason, once a start has failed: later tests skip at once
+_unavailable: list[str] = []  # the reason, once a start has failed: later tests are told at once
 
 
 def start_josev_exi(**options: object) -> JosevExi:
-    """A started `JosevExi`, or a skip saying why Josev cannot run here."""
+    """A started `JosevExi`; else the `java` or `josev` prerequisite (tests/prerequisites.py) says why not."""
+    require("java", None if shutil.which("java") else "java is not on PATH (Josev's EXI codec runs in a JVM)")
     if _unavailable:
-        pytest.skip(_unavailable[0])
+        require("josev", _unavailable[0])
     oracle = JosevExi(progress=lambda message: print(message, file=sys.stderr), **options)  # type: ignore[arg-type]
     try:
         oracle.start()
     except PeerUnavailable as exc:
-        _unavailable.append(f"Josev EXI oracle unavailable: {exc.reason}")
-        pytest.skip(_unavailable[0])
+        _unavailable.append(exc.reason)
+        require("josev", exc.reason)
     return oracle
 
 
 @pytest.fixture(scope="session")
 def josev_exi() -> Iterator[JosevExi]:
-    """Josev's EXI codec (the jar's grammars and options) in a bridge process, for the whole session."""
+    """Josev's codec (the jar's grammars and options) in a bridge process, for the whole session."""
     oracle = start_josev_exi()
     try:
         yield oracle

@@ -43,7 +43,8 @@ from typing import Any
 
 import pytest
 
-from tests.netns import VethPair, netns_unavailable_reason, veth_pair_fixture
+from tests.netns import VethPair, netns_marks, veth_pair_fixture
+from tests.prerequisites import require, requires
 from tools.peers.josev_session import (
     JosevProcess,
     LogMessage,
@@ -96,28 +97,23 @@ send_discharged_energy = false
 """
 
 
-def _skip_reason() -> str | None:
-    if reason := netns_unavailable_reason():
-        return f"needs network namespaces: {reason}"
-    if shutil.which("java") is None:
-        return "needs java on PATH (Josev's EXI codec runs in a JVM)"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+pytestmark = [
+    *netns_marks(),
+    requires("java", None if shutil.which("java") else "java is not on PATH (Josev's EXI codec runs in a JVM)"),
+]
 
 veth_pair = veth_pair_fixture("function")
 
 
 @pytest.fixture(scope="module")
 def josev() -> Path:
-    """Josev's venv (built on first use); skip when it cannot be made here."""
+    """Josev's venv (built on first use); the `josev` prerequisite when it cannot be made here."""
     from tools.peers.josev import ensure_josev
 
     try:
         return ensure_josev(progress=lambda message: print(message, file=sys.stderr))
     except PeerUnavailable as exc:
-        pytest.skip(f"Josev unavailable: {exc.reason}")
+        require("josev", exc.reason)
 
 
 # ---- our side's trace (`--trace`, `V2gConnection(trace=...)`) ----

@@ -82,7 +82,7 @@ class MessagesEmitter:
                 "",
                 "",
                 "@dataclass(slots=True, kw_only=True)",
-                f"class {ct.class_name}:",
+                f"class {ct.class_name}(XsdType):",
                 f'    """{ct.doc}."""',
                 "",
             ]
@@ -128,5 +128,5 @@ class MessagesEmitter:
             head.append("from enum import StrEnum")
         head.append("")
         head += [f"from stack.messages import {m} as {MODULE_ALIAS[m]}" for m in sorted(self.imports)]
-        head.append("from stack.messages._schema import FieldSpec, Simple  # noqa: F401")
+        head.append("from stack.messages._schema import FieldSpec, Simple, XsdType  # noqa: F401")
         return "\n".join(head + body + meta) + "\n"

@@ -29,11 +29,13 @@ def answer_setup(secc: SeccContext, req: cm.AuthorizationSetupReq, now: float) -
     )
 
 
-def setup_outcome(req, res: cm.AuthorizationSetupRes) -> Outcome:
+def setup_outcome(req: cm.AuthorizationSetupReq, res: cm.AuthorizationSetupRes) -> Outcome:
     return code_outcome(res.response_code) or Outcome.OK
 
 
-def apply_setup(state: SessionState, req, res: cm.AuthorizationSetupRes, result: Outcome) -> SessionState:
+def apply_setup(
+    state: SessionState, req: cm.AuthorizationSetupReq, res: cm.AuthorizationSetupRes, result: Outcome
+) -> SessionState:
     return state.to(state.phase, authorization_services=frozenset(res.authorization_services))
 
 
@@ -41,7 +43,9 @@ def build_setup(ev: EvccContext, now: float) -> cm.AuthorizationSetupReq:
     return cm.AuthorizationSetupReq(header=header(ev.state.session_id, now))
 
 
-def react_setup(ev: EvccContext, req, res: cm.AuthorizationSetupRes, result: Outcome, now: float) -> Step:
+def react_setup(
+    ev: EvccContext, req: cm.AuthorizationSetupReq, res: cm.AuthorizationSetupRes, result: Outcome, now: float
+) -> Step:
     if cm.Authorization.EIM not in res.authorization_services:
         return StopSession("the SECC does not offer EIM (Plug & Charge is not implemented yet)")
     return SendNext(cm.AuthorizationReq)
@@ -86,17 +90,19 @@ def answer_authorization(secc: SeccContext, req: cm.AuthorizationReq, now: float
         processing = ct.Processing.Ongoing_WaitingForCustomerInteraction
         return Answer(cm.AuthorizationRes(header=head, response_code=RC.OK, evse_processing=processing))
     if status is AuthorizationStatus.REJECTED:
-        code, rule = EIM_REFUSED.code, EIM_REFUSED
+        code, rule = EIM_REFUSED.rc, EIM_REFUSED
     else:
         code, rule = RC.OK, None
     return Answer(cm.AuthorizationRes(header=head, response_code=code, evse_processing=ct.Processing.Finished), rule)
 
 
-def authorization_outcome(req, res: cm.AuthorizationRes) -> Outcome:
+def authorization_outcome(req: cm.AuthorizationReq, res: cm.AuthorizationRes) -> Outcome:
     return processing_outcome(res.response_code, res.evse_processing)
 
 
-def apply_authorization(state: SessionState, req: cm.AuthorizationReq, res, result: Outcome) -> SessionState:
+def apply_authorization(
+    state: SessionState, req: cm.AuthorizationReq, res: cm.AuthorizationRes, result: Outcome
+) -> SessionState:
     if result is not Outcome.OK:
         return state
     return state.to(state.phase, authorized=True, authorization=req.selected_authorization_service)
@@ -110,7 +116,9 @@ def build_authorization(ev: EvccContext, now: float) -> cm.AuthorizationReq:
     )
 
 
-def react_authorization(ev: EvccContext, req, res: cm.AuthorizationRes, result: Outcome, now: float) -> Step:
+def react_authorization(
+    ev: EvccContext, req: cm.AuthorizationReq, res: cm.AuthorizationRes, result: Outcome, now: float
+) -> Step:
     if result is Outcome.ONGOING:
         return Repeat(ev.config.timers.loop_interval)
     if result is Outcome.REFUSED:

@@ -32,11 +32,11 @@ def answer(secc: SeccContext, req: dc.DcCableCheckReq, now: float) -> Answer:
     return Answer(dc.DcCableCheckRes(header=head, response_code=RC.OK, evse_processing=ct.Processing.Finished))
 
 
-def outcome(req, res: dc.DcCableCheckRes) -> Outcome:
+def outcome(req: dc.DcCableCheckReq, res: dc.DcCableCheckRes) -> Outcome:
     return processing_outcome(res.response_code, res.evse_processing)
 
 
-def apply(state: SessionState, req, res, result: Outcome) -> SessionState:
+def apply(state: SessionState, req: dc.DcCableCheckReq, res: dc.DcCableCheckRes, result: Outcome) -> SessionState:
     return state.to(state.phase, cable_checked=True) if result is Outcome.OK else state
 
 
@@ -44,7 +44,7 @@ def build(ev: EvccContext, now: float) -> dc.DcCableCheckReq:
     return dc.DcCableCheckReq(header=header(ev.state.session_id, now))
 
 
-def react(ev: EvccContext, req, res, result: Outcome, now: float) -> Step:
+def react(ev: EvccContext, req: dc.DcCableCheckReq, res: dc.DcCableCheckRes, result: Outcome, now: float) -> Step:
     if result is Outcome.ONGOING:
         return Repeat(ev.config.timers.loop_interval)
     return SendNext(dc.DcPreChargeReq)

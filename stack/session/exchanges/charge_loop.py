@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
@@ -15,6 +17,7 @@ from ..controller import (
     EvLoopStep,
     StopReason,
 )
+from ..errors import LocalProtocolError
 from ..exchange import Answer, EvccContext, Handlers, SeccContext, SendNext, Step
 from ..rules import request_rule, response_rule
 from ..services import ControlMode
@@ -25,13 +28,25 @@ from .limits import from_wire, to_wire
 
 RC = ct.ResponseCode
 
-REQUEST_MODES = {
+RequestMode = (
+    dc.ScheduledDcClReqControlMode
+    | dc.BptScheduledDcClReqControlMode
+    | dc.DynamicDcClReqControlMode
+    | dc.BptDynamicDcClReqControlMode
+)
+ResponseMode = (
+    dc.ScheduledDcClResControlMode
+    | dc.BptScheduledDcClResControlMode
+    | dc.DynamicDcClResControlMode
+    | dc.BptDynamicDcClResControlMode
+)
+REQUEST_MODES: dict[tuple[ControlMode, bool], type[RequestMode]] = {
     (ControlMode.SCHEDULED, False): dc.ScheduledDcClReqControlMode,
     (ControlMode.SCHEDULED, True): dc.BptScheduledDcClReqControlMode,
     (ControlMode.DYNAMIC, False): dc.DynamicDcClReqControlMode,
     (ControlMode.DYNAMIC, True): dc.BptDynamicDcClReqControlMode,
 }
-RESPONSE_MODES = {
+RESPONSE_MODES: dict[tuple[ControlMode, bool], type[ResponseMode]] = {
     (ControlMode.SCHEDULED, False): dc.ScheduledDcClResControlMode,
     (ControlMode.SCHEDULED, True): dc.BptScheduledDcClResControlMode,
     (ControlMode.DYNAMIC, False): dc.DynamicDcClResControlMode,
@@ -67,7 +82,7 @@ def limits_are_magnitudes(state: SessionState, req: dc.DcChargeLoopReq) -> bool:
 
 
 @response_rule("MV-CL-RESPONSE-MODE", "PROTOCOL.md 4.3 (the response mirrors the control mode)")
-def response_control_mode_fits(state: SessionState, req, res: dc.DcChargeLoopRes) -> bool:
+def response_control_mode_fits(state: SessionState, req: dc.DcChargeLoopReq, res: dc.DcChargeLoopRes) -> bool:
     """The response carries the CLResControlMode of the session's control mode and BPT choice."""
     return type(res.cl_res_control_mode) is RESPONSE_MODES[state.control_mode, state.bpt]
 
@@ -75,10 +90,12 @@ def response_control_mode_fits(state: SessionState, req, res: dc.DcChargeLoopRes
 # -- conversions ------------------------------------------------------------------------------------------------
 
 
-def loop_request(mode: ControlMode, bpt: bool, step: EvLoopStep, negative: bool = False):
+def loop_request(mode: ControlMode, bpt: bool, step: EvLoopStep, negative: bool = False) -> RequestMode:
     """The CLReqControlMode element of the agreed mode (PROTOCOL.md 4.3, DC_ChargeLoopReq)."""
     energy = step.energy
-    fields: dict[str, object] = to_wire("ev", step.limits, EV_LOOP_LIMITS[bpt], negative)
+    if step.limits is None:
+        raise LocalProtocolError("a charge loop step without the EV's limits: DC_ChargeLoopReq needs them")
+    fields: dict[str, Any] = to_wire("ev", step.limits, EV_LOOP_LIMITS[bpt], negative)
     if mode is ControlMode.SCHEDULED:
         fields.update(
             ev_target_current=rn(step.target_current or 0.0), ev_target_voltage=rn(step.target_voltage or 0.0)
@@ -109,11 +126,11 @@ def loop_input(req: dc.DcChargeLoopReq, mode: ControlMode) -> ChargeLoopInput:
     m = req.cl_req_control_mode
     limits = from_wire("ev", m) if getattr(m, "ev_maximum_charge_power", None) is not None else None
     energy = None
-    if getattr(m, "ev_target_energy_request", None) is not None:
+    if (target_energy := getattr(m, "ev_target_energy_request", None)) is not None:
         energy = EnergyRequest(
-            target_energy=fl(m.ev_target_energy_request),
-            max_energy=fl(m.ev_maximum_energy_request) or 0.0,
-            min_energy=fl(m.ev_minimum_energy_request) or 0.0,
+            target_energy=fl(target_energy),
+            max_energy=fl(getattr(m, "ev_maximum_energy_request", None)) or 0.0,
+            min_energy=fl(getattr(m, "ev_minimum_energy_request", None)) or 0.0,
             departure_time=getattr(m, "departure_time", None),
             max_v2x_energy=fl(getattr(m, "ev_maximum_v2x_energy_request", None)),
             min_v2x_energy=fl(getattr(m, "ev_minimum_v2x_energy_request", None)),
@@ -131,8 +148,8 @@ def loop_input(req: dc.DcChargeLoopReq, mode: ControlMode) -> ChargeLoopInput:
     )
 
 
-def response_mode(mode: ControlMode, bpt: bool, out: ChargeLoopOutput, negative: bool = False):
-    fields: dict[str, object] = to_wire("evse", out.limits, EVSE_LOOP_LIMITS[bpt], negative)
+def response_mode(mode: ControlMode, bpt: bool, out: ChargeLoopOutput, negative: bool = False) -> ResponseMode:
+    fields: dict[str, Any] = to_wire("evse", out.limits, EVSE_LOOP_LIMITS[bpt], negative)
     if mode is ControlMode.DYNAMIC:
         fields.update(
             departure_time=out.departure_time,
@@ -176,7 +193,8 @@ def answer(secc: SeccContext, req: dc.DcChargeLoopReq, now: float) -> Answer:
     out = secc.controller.charge_loop(loop_input(req, state.control_mode), now)
     status = None
     if out.notification is not None:
-        status = ct.EvseStatus(notification_max_delay=out.notification_max_delay, evse_notification=out.notification)
+        notification = ct.EvseNotification(out.notification)
+        status = ct.EvseStatus(notification_max_delay=out.notification_max_delay, evse_notification=notification)
     return Answer(
         dc.DcChargeLoopRes(
             header=header(state.session_id, now),
@@ -193,7 +211,7 @@ def answer(secc: SeccContext, req: dc.DcChargeLoopReq, now: float) -> Answer:
     )
 
 
-def outcome(req, res) -> Outcome:
+def outcome(req: dc.DcChargeLoopReq, res: dc.DcChargeLoopRes) -> Outcome:
     return code_outcome(res.response_code) or Outcome.OK
 
 
@@ -224,10 +242,10 @@ def build(ev: EvccContext, now: float, feedback: ChargeLoopFeedback | None = Non
     )
 
 
-def react(ev: EvccContext, req, res: dc.DcChargeLoopRes, result: Outcome, now: float) -> Step:
+def react(ev: EvccContext, req: dc.DcChargeLoopReq, res: dc.DcChargeLoopRes, result: Outcome, now: float) -> Step:
     feedback = feedback_of_response(res, received_at=now)
     events = () if feedback.notification is None else (Event("notification", {"notification": feedback.notification}),)
-    stop = STOP_NOTIFICATIONS.get(feedback.notification)
+    stop = None if feedback.notification is None else STOP_NOTIFICATIONS.get(feedback.notification)
     if stop is not None:  # the SECC asks to stop: react at once
         step = _stop(ev, stop)
         return SendNext(step.request, options=step.options, events=events)

@@ -33,7 +33,9 @@ def limits_are_magnitudes(state: SessionState, req: dc.DcChargeParameterDiscover
 
 
 @response_rule("MV-CPD-RESPONSE-MODE", "PROTOCOL.md 4.3 (the SECC's mode mirrors the service, LIB15118)")
-def response_mode_fits_the_service(state: SessionState, req, res: dc.DcChargeParameterDiscoveryRes) -> bool:
+def response_mode_fits_the_service(
+    state: SessionState, req: dc.DcChargeParameterDiscoveryReq, res: dc.DcChargeParameterDiscoveryRes
+) -> bool:
     """The SECC answers with the BPT energy-transfer mode for a BPT service and the plain one otherwise."""
     return isinstance(res.dc_cpd_res_energy_transfer_mode, dc.BptDcCpdResEnergyTransferMode) == state.bpt
 
@@ -44,24 +46,28 @@ def response_mode_fits_the_service(state: SessionState, req, res: dc.DcChargePar
 CPD_LIMITS = (*CHARGE_PARAMETERS, *VOLTAGES)
 
 
-def request_mode(limits: PowerLimits, bpt: bool, target_soc: int | None, negative: bool):
+def request_mode(
+    limits: PowerLimits, bpt: bool, target_soc: int | None, negative: bool
+) -> dc.DcCpdReqEnergyTransferMode | dc.BptDcCpdReqEnergyTransferMode:
     if not bpt:
         return dc.DcCpdReqEnergyTransferMode(**to_wire("ev", limits, CPD_LIMITS, negative), target_soc=target_soc)
     names = (*CPD_LIMITS, *DISCHARGE_PARAMETERS)
     return dc.BptDcCpdReqEnergyTransferMode(**to_wire("ev", limits, names, negative), target_soc=target_soc)
 
 
-def limits_of_request(mode) -> PowerLimits:
+def limits_of_request(mode: dc.DcCpdReqEnergyTransferMode | dc.BptDcCpdReqEnergyTransferMode) -> PowerLimits:
     return from_wire("ev", mode)
 
 
-def response_mode(limits: PowerLimits, bpt: bool, negative: bool):
+def response_mode(
+    limits: PowerLimits, bpt: bool, negative: bool
+) -> dc.DcCpdResEnergyTransferMode | dc.BptDcCpdResEnergyTransferMode:
     if not bpt:
         return dc.DcCpdResEnergyTransferMode(**to_wire("evse", limits, CPD_LIMITS, negative))
     return dc.BptDcCpdResEnergyTransferMode(**to_wire("evse", limits, (*CPD_LIMITS, *DISCHARGE_PARAMETERS), negative))
 
 
-def limits_of_response(mode) -> PowerLimits:
+def limits_of_response(mode: dc.DcCpdResEnergyTransferMode | dc.BptDcCpdResEnergyTransferMode) -> PowerLimits:
     return from_wire("evse", mode)
 
 
@@ -71,7 +77,7 @@ def limits_of_response(mode) -> PowerLimits:
 def answer(secc: SeccContext, req: dc.DcChargeParameterDiscoveryReq, now: float) -> Answer:
     state = secc.state
     ev = limits_of_request(req.dc_cpd_req_energy_transfer_mode)
-    evse = secc.controller.charge_parameters(state.service, ev, now)
+    evse = secc.controller.charge_parameters(state.selected[0], ev, now)
     secc.evse_limits = evse
     return Answer(
         dc.DcChargeParameterDiscoveryRes(
@@ -82,18 +88,24 @@ def answer(secc: SeccContext, req: dc.DcChargeParameterDiscoveryReq, now: float)
     )
 
 
-def outcome(req, res) -> Outcome:
+def outcome(req: dc.DcChargeParameterDiscoveryReq, res: dc.DcChargeParameterDiscoveryRes) -> Outcome:
     return code_outcome(res.response_code) or Outcome.OK
 
 
 def build(ev: EvccContext, now: float) -> dc.DcChargeParameterDiscoveryReq:
     state = ev.state
-    asked = ev.controller.charge_parameters(state.service, now)
+    asked = ev.controller.charge_parameters(state.selected[0], now)
     mode = request_mode(asked.limits, state.bpt, asked.target_soc, ev.config.negative_discharge)
     return dc.DcChargeParameterDiscoveryReq(header=header(state.session_id, now), dc_cpd_req_energy_transfer_mode=mode)
 
 
-def react(ev: EvccContext, req, res: dc.DcChargeParameterDiscoveryRes, result: Outcome, now: float) -> Step:
+def react(
+    ev: EvccContext,
+    req: dc.DcChargeParameterDiscoveryReq,
+    res: dc.DcChargeParameterDiscoveryRes,
+    result: Outcome,
+    now: float,
+) -> Step:
     ev.evse_limits = limits_of_response(res.dc_cpd_res_energy_transfer_mode)
     return SendNext(cm.ScheduleExchangeReq)
 

@@ -8,6 +8,7 @@ limits go out with the sign setting of `units.discharge_out` and are read back a
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from stack.messages import iso20_types as ct
 
@@ -44,7 +45,7 @@ def to_wire(side: str, limits: PowerLimits, names: Iterable[str], negative: bool
 
 def from_wire(side: str, element: object) -> PowerLimits:
     """The limits an element carries: absent charge limits read 0, absent discharge limits None (not BPT)."""
-    values = {}
+    values: dict[str, Any] = {}
     for name, stem in WIRE.items():
         wire = getattr(element, f"{side}_{stem}", None)
         values[name] = magnitude(wire) if name in DISCHARGE else (fl(wire) or 0.0)

@@ -81,12 +81,12 @@ def answer(secc: SeccContext, req: cm.PowerDeliveryReq, now: float) -> Answer:
     if progress == CP.Start:
         discharge = req.bpt_channel_selection == cm.ChannelSelection.Discharge
         if not secc.controller.power_delivery(True, discharge, now):
-            return Answer(res(CONTACTOR_ERROR.code), CONTACTOR_ERROR)
+            return Answer(res(CONTACTOR_ERROR.rc), CONTACTOR_ERROR)
     elif progress == CP.Stop:
         if not secc.controller.power_delivery(False, False, now):
-            return Answer(res(CONTACTOR_ERROR.code), CONTACTOR_ERROR)
+            return Answer(res(CONTACTOR_ERROR.rc), CONTACTOR_ERROR)
     elif progress == CP.Standby and not secc.config.standby_allowed:
-        return Answer(res(STANDBY_NOT_ALLOWED.code), STANDBY_NOT_ALLOWED)
+        return Answer(res(STANDBY_NOT_ALLOWED.rc), STANDBY_NOT_ALLOWED)
     return Answer(res(RC.OK))
 
 
@@ -102,7 +102,7 @@ def outcome(req: cm.PowerDeliveryReq, res: cm.PowerDeliveryRes) -> Outcome:
     return _PROGRESS.get(req.charge_progress, Outcome.RENEGOTIATE)
 
 
-def apply(state: SessionState, req, res, result: Outcome) -> SessionState:
+def apply(state: SessionState, req: cm.PowerDeliveryReq, res: cm.PowerDeliveryRes, result: Outcome) -> SessionState:
     if result is Outcome.START:
         return state.to(state.phase, energized=True, renegotiating=False)
     if result is Outcome.STOP:  # a new energy transfer needs a new cable check
@@ -145,7 +145,7 @@ def build(ev: EvccContext, now: float, progress: CP) -> cm.PowerDeliveryReq | St
     return req
 
 
-def react(ev: EvccContext, req: cm.PowerDeliveryReq, res, result: Outcome, now: float) -> Step:
+def react(ev: EvccContext, req: cm.PowerDeliveryReq, res: cm.PowerDeliveryRes, result: Outcome, now: float) -> Step:
     if result is Outcome.START:
         return SendNext(dc.DcChargeLoopReq)
     if result is Outcome.RENEGOTIATE:

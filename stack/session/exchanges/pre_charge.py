@@ -25,7 +25,9 @@ def sane_target_voltage(state: SessionState, req: dc.DcPreChargeReq) -> bool:
 def answer(secc: SeccContext, req: dc.DcPreChargeReq, now: float) -> Answer:
     # above the rating the output is clamped, not refused: the EV judges the voltage it gets
     # (Josev's simulated EV asks for 20 kV and still expects a session)
-    target = min(fl(req.ev_target_voltage), secc.evse_limits.max_voltage)
+    target = fl(req.ev_target_voltage)
+    if secc.evse_limits is not None:
+        target = min(target, secc.evse_limits.max_voltage)
     voltage = secc.controller.pre_charge(target, now)
     return Answer(
         dc.DcPreChargeRes(
@@ -34,7 +36,7 @@ def answer(secc: SeccContext, req: dc.DcPreChargeReq, now: float) -> Answer:
     )
 
 
-def outcome(req, res) -> Outcome:
+def outcome(req: dc.DcPreChargeReq, res: dc.DcPreChargeRes) -> Outcome:
     return code_outcome(res.response_code) or Outcome.OK
 
 

@@ -20,7 +20,9 @@ NO_COMMON_PROTOCOL = decision(
 
 
 @response_rule("MV-SAP-SCHEMA-ID", "PROTOCOL.md 3 (the SECC answers the SchemaID of the entry it chose)")
-def schema_id_offered(state: SessionState, request: ap.SupportedAppProtocolReq, response: ap.SupportedAppProtocolRes):
+def schema_id_offered(
+    state: SessionState, request: ap.SupportedAppProtocolReq, response: ap.SupportedAppProtocolRes
+) -> bool:
     """A successful negotiation names the SchemaID of one of the EV's entries."""
     if response.response_code == AP.Failed_NoNegotiation:
         return True
@@ -44,7 +46,9 @@ def outcome(req: ap.SupportedAppProtocolReq, res: ap.SupportedAppProtocolRes) ->
     return Outcome.FAILED if res.response_code == AP.Failed_NoNegotiation else Outcome.OK
 
 
-def apply(state: SessionState, req, res, result: Outcome) -> SessionState:
+def apply(
+    state: SessionState, req: ap.SupportedAppProtocolReq, res: ap.SupportedAppProtocolRes, result: Outcome
+) -> SessionState:
     offer = tuple((e.schema_id, e.protocol_namespace) for e in req.app_protocol)
     return state.to(state.phase, sap_offer=offer)
 
@@ -57,7 +61,9 @@ def build(ev: EvccContext, now: float) -> ap.SupportedAppProtocolReq:
     return ap.SupportedAppProtocolReq(app_protocol=entries)
 
 
-def react(ev: EvccContext, req, res, result: Outcome, now: float) -> Step:
+def react(
+    ev: EvccContext, req: ap.SupportedAppProtocolReq, res: ap.SupportedAppProtocolRes, result: Outcome, now: float
+) -> Step:
     return SendNext(cm.SessionSetupReq)
 
 

@@ -29,7 +29,7 @@ def control_mode_fits(state: SessionState, req: cm.ScheduleExchangeReq) -> bool:
 
 
 @response_rule("MV-SE-RESPONSE-MODE", "PROTOCOL.md 4.3 (the response mirrors the control mode; XSD choice)")
-def response_control_mode_fits(state: SessionState, req, res: cm.ScheduleExchangeRes) -> bool:
+def response_control_mode_fits(state: SessionState, req: cm.ScheduleExchangeReq, res: cm.ScheduleExchangeRes) -> bool:
     """The response carries the element of the session's control mode; Scheduled and Finished: 1..3 tuples."""
     if state.control_mode is ControlMode.DYNAMIC:
         return res.dynamic_se_res_control_mode is not None
@@ -128,7 +128,7 @@ def answer(secc: SeccContext, req: cm.ScheduleExchangeReq, now: float) -> Answer
     state = secc.state
     dynamic = state.control_mode is ControlMode.DYNAMIC
     decided = secc.controller.schedule(
-        state.service, state.control_mode, energy_of_request(req), req.maximum_supporting_points, now
+        state.selected[0], state.control_mode, energy_of_request(req), req.maximum_supporting_points, now
     )
     res = cm.ScheduleExchangeRes(
         header=header(state.session_id, now),
@@ -153,11 +153,13 @@ def answer(secc: SeccContext, req: cm.ScheduleExchangeReq, now: float) -> Answer
     return Answer(res)
 
 
-def outcome(req, res: cm.ScheduleExchangeRes) -> Outcome:
+def outcome(req: cm.ScheduleExchangeReq, res: cm.ScheduleExchangeRes) -> Outcome:
     return processing_outcome(res.response_code, res.evse_processing)
 
 
-def apply(state: SessionState, req, res: cm.ScheduleExchangeRes, result: Outcome) -> SessionState:
+def apply(
+    state: SessionState, req: cm.ScheduleExchangeReq, res: cm.ScheduleExchangeRes, result: Outcome
+) -> SessionState:
     if result is not Outcome.OK or res.scheduled_se_res_control_mode is None:
         return state
     ids = frozenset(t.schedule_tuple_id for t in res.scheduled_se_res_control_mode.schedule_tuple)
@@ -166,7 +168,7 @@ def apply(state: SessionState, req, res: cm.ScheduleExchangeRes, result: Outcome
 
 def build(ev: EvccContext, now: float) -> cm.ScheduleExchangeReq:
     state = ev.state
-    energy = ev.controller.energy_request(state.service, state.control_mode, now)
+    energy = ev.controller.energy_request(state.selected[0], state.control_mode, now)
     req = cm.ScheduleExchangeReq(
         header=header(state.session_id, now), maximum_supporting_points=ev.config.max_supporting_points
     )
@@ -177,12 +179,17 @@ def build(ev: EvccContext, now: float) -> cm.ScheduleExchangeReq:
     return req
 
 
-def react(ev: EvccContext, req, res: cm.ScheduleExchangeRes, result: Outcome, now: float) -> Step:
+def react(
+    ev: EvccContext, req: cm.ScheduleExchangeReq, res: cm.ScheduleExchangeRes, result: Outcome, now: float
+) -> Step:
     if result is Outcome.ONGOING:
         return Repeat(ev.config.timers.loop_interval)
     state = ev.state
     if state.control_mode is ControlMode.SCHEDULED:
-        schedules = schedules_of_tuples(res.scheduled_se_res_control_mode.schedule_tuple)
+        scheduled = res.scheduled_se_res_control_mode
+        if scheduled is None:  # MV-SE-RESPONSE-MODE refuses such a response before
+            return StopSession("ScheduleExchangeRes without ScheduledSEResControlMode")
+        schedules = schedules_of_tuples(scheduled.schedule_tuple)
         ev.schedule = ev.controller.choose_schedule(schedules, now)
         if ev.schedule is None:
             return StopSession("no acceptable schedule")

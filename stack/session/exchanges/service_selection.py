@@ -17,7 +17,7 @@ from .common import code_outcome, header
 RC = ct.ResponseCode
 
 
-def _outcome(req, res) -> Outcome:
+def _outcome(req: object, res: cm.ServiceDiscoveryRes | cm.ServiceDetailRes | cm.ServiceSelectionRes) -> Outcome:
     return code_outcome(res.response_code) or Outcome.OK
 
 
@@ -76,7 +76,9 @@ def answer_discovery(secc: SeccContext, req: cm.ServiceDiscoveryReq, now: float)
     )
 
 
-def apply_discovery(state: SessionState, req: cm.ServiceDiscoveryReq, res: cm.ServiceDiscoveryRes, result: Outcome):
+def apply_discovery(
+    state: SessionState, req: cm.ServiceDiscoveryReq, res: cm.ServiceDiscoveryRes, result: Outcome
+) -> SessionState:
     if result is not Outcome.OK:
         return state
     supported = None if req.supported_service_ids is None else tuple(req.supported_service_ids.service_id)
@@ -93,7 +95,9 @@ def build_discovery(ev: EvccContext, now: float) -> cm.ServiceDiscoveryReq:
     return cm.ServiceDiscoveryReq(header=header(ev.state.session_id, now))
 
 
-def react_discovery(ev: EvccContext, req, res: cm.ServiceDiscoveryRes, result: Outcome, now: float) -> Step:
+def react_discovery(
+    ev: EvccContext, req: cm.ServiceDiscoveryReq, res: cm.ServiceDiscoveryRes, result: Outcome, now: float
+) -> Step:
     offered = _known_services(list(ev.state.offered_services))
     chosen = ev.controller.choose_service(offered, now)
     if chosen is None:
@@ -139,7 +143,9 @@ def answer_detail(secc: SeccContext, req: cm.ServiceDetailReq, now: float) -> An
     )
 
 
-def apply_detail(state: SessionState, req, res: cm.ServiceDetailRes, result: Outcome) -> SessionState:
+def apply_detail(
+    state: SessionState, req: cm.ServiceDetailReq, res: cm.ServiceDetailRes, result: Outcome
+) -> SessionState:
     if result is not Outcome.OK:
         return state
     sets = tuple(ParameterSet.from_xsd(p) for p in res.service_parameter_list.parameter_set)
@@ -150,7 +156,9 @@ def build_detail(ev: EvccContext, now: float, service_id: int) -> cm.ServiceDeta
     return cm.ServiceDetailReq(header=header(ev.state.session_id, now), service_id=service_id)
 
 
-def react_detail(ev: EvccContext, req: cm.ServiceDetailReq, res, result: Outcome, now: float) -> Step:
+def react_detail(
+    ev: EvccContext, req: cm.ServiceDetailReq, res: cm.ServiceDetailRes, result: Outcome, now: float
+) -> Step:
     service = ServiceId(req.service_id)
     sets = list(ev.state.parameter_sets.get(req.service_id, ()))
     chosen = ev.controller.choose_parameter_set(service, sets, now)
@@ -198,7 +206,9 @@ def answer_selection(secc: SeccContext, req: cm.ServiceSelectionReq, now: float)
     return Answer(cm.ServiceSelectionRes(header=header(secc.state.session_id, now), response_code=RC.OK))
 
 
-def apply_selection(state: SessionState, req: cm.ServiceSelectionReq, res, result: Outcome) -> SessionState:
+def apply_selection(
+    state: SessionState, req: cm.ServiceSelectionReq, res: cm.ServiceSelectionRes, result: Outcome
+) -> SessionState:
     if result is not Outcome.OK:
         return state
     selected = req.selected_energy_transfer_service
@@ -211,7 +221,9 @@ def build_selection(ev: EvccContext, now: float, service_id: int, parameter_set_
     return cm.ServiceSelectionReq(header=header(ev.state.session_id, now), selected_energy_transfer_service=selected)
 
 
-def react_selection(ev: EvccContext, req, res, result: Outcome, now: float) -> Step:
+def react_selection(
+    ev: EvccContext, req: cm.ServiceSelectionReq, res: cm.ServiceSelectionRes, result: Outcome, now: float
+) -> Step:
     return SendNext(dc.DcChargeParameterDiscoveryReq)
 
 

@@ -50,7 +50,7 @@ def outcome(req: cm.SessionSetupReq, res: cm.SessionSetupRes) -> Outcome:
     return Outcome.NEW_SESSION if str(res.response_code).startswith("OK") else Outcome.FAILED
 
 
-def apply(state: SessionState, req, res: cm.SessionSetupRes, result: Outcome) -> SessionState:
+def apply(state: SessionState, req: cm.SessionSetupReq, res: cm.SessionSetupRes, result: Outcome) -> SessionState:
     state = state.to(state.phase, session_id=res.header.session_id)
     resume = state.resume
     if result is not Outcome.RESUMED or resume is None:
@@ -72,7 +72,7 @@ def build(ev: EvccContext, now: float) -> cm.SessionSetupReq:
     return cm.SessionSetupReq(header=header, evccid=ev.controller.evcc_id(now))
 
 
-def react(ev: EvccContext, req, res, result: Outcome, now: float) -> Step:
+def react(ev: EvccContext, req: cm.SessionSetupReq, res: cm.SessionSetupRes, result: Outcome, now: float) -> Step:
     if result is Outcome.RESUMED:
         return SendNext(dc.DcChargeParameterDiscoveryReq)
     return SendNext(cm.AuthorizationSetupReq)

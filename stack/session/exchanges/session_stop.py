@@ -59,8 +59,8 @@ def answer(secc: SeccContext, req: cm.SessionStopReq, now: float) -> Answer:
         secc.controller.power_delivery(False, False, now)
     if req.charging_session == CS.Pause:
         if not secc.config.pause_allowed or state.service is None:
-            return Answer(res(PAUSE_NOT_ALLOWED.code), PAUSE_NOT_ALLOWED)
-        secc.store.pause(ResumeInfo(state.session_id, state.service, state.parameter_set))
+            return Answer(res(PAUSE_NOT_ALLOWED.rc), PAUSE_NOT_ALLOWED)
+        secc.store.pause(ResumeInfo(state.session_id, *state.selected))
     return Answer(res(RC.OK))
 
 
@@ -75,7 +75,7 @@ def outcome(req: cm.SessionStopReq, res: cm.SessionStopRes) -> Outcome:
     return code_outcome(res.response_code) or _KINDS[req.charging_session]
 
 
-def apply(state: SessionState, req, res, result: Outcome) -> SessionState:
+def apply(state: SessionState, req: cm.SessionStopReq, res: cm.SessionStopRes, result: Outcome) -> SessionState:
     if result is Outcome.SERVICE_RENEGOTIATION:  # back to ServiceDiscovery in the same connection [V2G20-1477]
         return state.to(
             state.phase,
@@ -102,13 +102,13 @@ def build(ev: EvccContext, now: float, explanation: str | None = None) -> cm.Ses
     )
 
 
-def react(ev: EvccContext, req: cm.SessionStopReq, res, result: Outcome, now: float) -> Step:
+def react(ev: EvccContext, req: cm.SessionStopReq, res: cm.SessionStopRes, result: Outcome, now: float) -> Step:
     if result is Outcome.SERVICE_RENEGOTIATION:
         ev.stop_reason = None
         return SendNext(cm.ServiceDiscoveryReq)
     if result is Outcome.PAUSE:
         state = ev.state
-        ev.resume_info = ResumeInfo(state.session_id, state.service, state.parameter_set)
+        ev.resume_info = ResumeInfo(state.session_id, *state.selected)
         return Finish("session paused", paused=True)
     return Finish("session terminated")
 

@@ -20,7 +20,7 @@ def answer(secc: SeccContext, req: dc.DcWeldingDetectionReq, now: float) -> Answ
     return Answer(dc.DcWeldingDetectionRes(header=head, response_code=RC.OK, evse_present_voltage=rn(voltage)))
 
 
-def outcome(req, res) -> Outcome:
+def outcome(req: dc.DcWeldingDetectionReq, res: dc.DcWeldingDetectionRes) -> Outcome:
     return code_outcome(res.response_code) or Outcome.OK
 
 
@@ -33,7 +33,9 @@ def build(ev: EvccContext, now: float, evse_present_voltage: float | None = None
     return dc.DcWeldingDetectionReq(header=header(ev.state.session_id, now), ev_processing=ct.Processing.Ongoing)
 
 
-def react(ev: EvccContext, req, res: dc.DcWeldingDetectionRes, result: Outcome, now: float) -> Step:
+def react(
+    ev: EvccContext, req: dc.DcWeldingDetectionReq, res: dc.DcWeldingDetectionRes, result: Outcome, now: float
+) -> Step:
     voltage = fl(res.evse_present_voltage)
     return SendNext(
         dc.DcWeldingDetectionReq, after=ev.config.timers.loop_interval, options={"evse_present_voltage": voltage}
