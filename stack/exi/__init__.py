@@ -1,7 +1,8 @@
 """Schema-informed EXI codec for ISO 15118-20, AppProtocol and xmldsig, generated from the XSDs.
 
-Stable API: `encode(msg, *, string_table=False) -> bytes`, `decode(data, schema) -> msg`,
-`to_xml(msg) -> str`, `from_xml(text) -> msg`, the fragment variants, and `ExiError`.
+Stable API: `encode(msg, *, string_table=False) -> bytes`, `decode(data, schema, *, limits=DEFAULT_LIMITS) ->
+msg`, `to_xml(msg) -> str`, `from_xml(text) -> msg`, the fragment variants, `ExiLimits` (what a stream may ask
+for; the defaults are in its docstring) and `ExiError`. Decoding and encoding cost time linear in the size.
 """
 
 from stack.schemas import SCHEMA_IDS
@@ -15,14 +16,17 @@ from .errors import (
     ExiTruncatedError,
     ExiUnsupportedError,
 )
+from .runtime import DEFAULT_LIMITS, ExiLimits
 from .xml import XmlError, from_xml, to_xml, validate_xml
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "SCHEMA_IDS",
     "ExiDecodeError",
     "ExiEncodeError",
     "ExiError",
     "ExiLimitError",
+    "ExiLimits",
     "ExiTruncatedError",
     "ExiUnsupportedError",
     "XmlError",

@@ -7,9 +7,10 @@ from functools import cache
 from types import ModuleType, TracebackType
 
 from stack import schemas
+from stack.messages._schema import XsdType
 
-from .errors import ExiDecodeError, ExiEncodeError, ExiError, ExiTruncatedError, ExiUnsupportedError
-from .runtime import Reader, StringTable, to_bytes
+from .errors import ExiDecodeError, ExiEncodeError, ExiError, ExiLimitError, ExiTruncatedError, ExiUnsupportedError
+from .runtime import DEFAULT_LIMITS, Decoder, Encoder, ExiLimits, Reader, Writer
 
 # schema id -> generated codec module (stack.exi.gen), from the registry
 SCHEMA_MODULES = {s.id: s.codec_module for s in schemas.SCHEMA_SETS.values()}
@@ -35,9 +36,9 @@ def default_schema(msg: object) -> str:
 
 
 @cache
-def _root_index(schema: str, cls: type, fragment: bool, element: str | None = None) -> tuple[str, int, object]:
+def _root_index(schema: str, cls: type, fragment: bool, element: str | None = None) -> tuple[str, int, Encoder]:
     mod = codec_module(schema)
-    table = mod.FRAGMENT_ENCODERS if fragment else mod.DOCUMENT_ENCODERS
+    table: dict[tuple[type, str], tuple[int, Encoder]] = mod.FRAGMENT_ENCODERS if fragment else mod.DOCUMENT_ENCODERS
     found = [(q, code, enc) for (c, q), (code, enc) in table.items() if c is cls and element in (None, q)]
     if not found:
         what = "fragment" if fragment else "global element"
@@ -55,17 +56,19 @@ def encode(msg: object, *, string_table: bool = False, schema: str | None = None
     (ACDP_ConnectReq and ACDP_DisconnectReq share one type).
     """
     schema = schema or default_schema(msg)
-    _, code, enc = _root_index(schema, type(msg), False, element)
+    cls: type = type(msg)
+    _, code, enc = _root_index(schema, cls, False, element)
     mod = codec_module(schema)
+    w = Writer(string_table)
     a = (1 << 8) | EXI_HEADER
     a = (a << mod.DOCUMENT_WIDTH) | code
     try:
-        a = enc(a, msg, StringTable() if string_table else None)
+        a = enc(a, msg, w)
     except ExiError as exc:
         raise _located(exc, exc.__traceback__, "_e_") from None
-    except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:
+    except Exception as exc:  # a message the generated code did not foresee: still a typed error
         raise _located(ExiEncodeError(f"{type(exc).__name__}: {exc}"), exc.__traceback__, "_e_") from None
-    return to_bytes(a)
+    return w.finish(a)
 
 
 def encode_fragment(
@@ -73,28 +76,34 @@ def encode_fragment(
 ) -> bytes:
     """EXI fragment (8.5.2) holding the single element `msg`, as signatures need it."""
     schema = schema or default_schema(msg)
-    _, code, enc = _root_index(schema, type(msg), True, element)
+    cls: type = type(msg)
+    _, code, enc = _root_index(schema, cls, True, element)
     mod = codec_module(schema)
     width = mod.FRAGMENT_WIDTH
+    w = Writer(string_table)
     a = (1 << 8) | EXI_HEADER
     a = (a << width) | code
     try:
-        a = enc(a, msg, StringTable() if string_table else None)
+        a = enc(a, msg, w)
     except ExiError as exc:
         raise _located(exc, exc.__traceback__, "_e_") from None
-    except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:
+    except Exception as exc:  # a message the generated code did not foresee: still a typed error
         raise _located(ExiEncodeError(f"{type(exc).__name__}: {exc}"), exc.__traceback__, "_e_") from None
     a = (a << width) | (len(mod.FRAGMENT_DECODERS) + 1)  # ED
-    return to_bytes(a)
+    return w.finish(a)
 
 
-def _reader(data: bytes) -> Reader:
+def _checked(data: bytes, limits: ExiLimits) -> bytes:
+    """The EXI body of `data` (cookie dropped) after the header and size checks."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ExiDecodeError(f"bytes expected, got {type(data).__name__}")
+    if not isinstance(limits, ExiLimits):
+        raise ExiError(f"limits: ExiLimits expected, got {type(limits).__name__}")
     data = bytes(data)
     if data.startswith(EXI_COOKIE):
         data = data[len(EXI_COOKIE) :]
-    r = Reader(data)
+    if len(data) > limits.max_message_bytes:
+        raise ExiLimitError(f"message of {len(data)} bytes, at most {limits.max_message_bytes} allowed (ExiLimits)")
     if len(data) == 0:
         raise ExiDecodeError("empty stream", bit_offset=0)
     header = data[0]
@@ -104,16 +113,40 @@ def _reader(data: bytes) -> Reader:
         raise ExiUnsupportedError("EXI options in the header are not supported", bit_offset=2)
     if header & 0x1F:
         raise ExiUnsupportedError(f"EXI version field {header & 0x1F:#x} is not version 1", bit_offset=3)
-    return r
+    return data
 
 
-def decode_element(data: bytes, schema: str, *, fragment: bool = False) -> tuple[str, object]:
-    """(qname, message) of the root element of an EXI document (or the element of a fragment)."""
+class _PastWindow(Exception):
+    """A path read more than the reader's slack between two checkpoints: decode again with a wider one."""
+
+
+def decode_element(
+    data: bytes, schema: str, *, fragment: bool = False, limits: ExiLimits = DEFAULT_LIMITS
+) -> tuple[str, object]:
+    """(qname, message) of the root element of an EXI document (or the element of a fragment).
+
+    `limits` (`ExiLimits`, defaults in its docstring) bound what a stream may ask for; exceeding one raises
+    `ExiLimitError`. Only `ExiError`s leave this function. The cost is linear in the stream's length.
+    """
     mod = codec_module(schema)
-    r = _reader(data)
-    table = mod.FRAGMENT_DECODERS if fragment else mod.DOCUMENT_DECODERS
-    width = mod.FRAGMENT_WIDTH if fragment else mod.DOCUMENT_WIDTH
-    v, n = r.value, r.size
+    data = _checked(data, limits)
+    try:
+        qname, msg = _decode(Reader(data, limits), mod, fragment)
+    except _PastWindow:
+        try:
+            slack = max(mod.WINDOW_BITS, Reader.SLACK_BITS)
+            qname, msg = _decode(Reader(data, limits, slack=slack), mod, fragment)
+        except _PastWindow:
+            raise ExiDecodeError(f"a read past the decoding window ({schema} WINDOW_BITS is wrong)") from None
+    if limits.max_depth < mod.MAX_DEPTH:
+        _check_depth(msg, limits.max_depth)
+    return qname, msg
+
+
+def _decode(r: Reader, mod: ModuleType, fragment: bool) -> tuple[str, object]:
+    table: tuple[tuple[str, Decoder | None], ...] = mod.FRAGMENT_DECODERS if fragment else mod.DOCUMENT_DECODERS
+    width: int = mod.FRAGMENT_WIDTH if fragment else mod.DOCUMENT_WIDTH
+    v, n = r.v, r.n
     p = 8
     try:
         code = (v >> (n - p - width)) & ((1 << width) - 1)
@@ -125,31 +158,55 @@ def decode_element(data: bytes, schema: str, *, fragment: bool = False) -> tuple
             raise ExiUnsupportedError(f"root element {qname} has a simple or ambiguous type", bit_offset=p)
         msg, p = dec(r, v, n, p)
         if fragment:
-            end = (v >> (n - p - width)) & ((1 << width) - 1)
+            if p > r.lim:
+                r.refill(p)
+            end = (r.v >> (r.n - p - width)) & ((1 << width) - 1)
             if end != len(table) + 1:
                 raise ExiUnsupportedError("fragment with more than one element", bit_offset=p)
-        if p > n:
-            raise ExiTruncatedError("stream ends inside the document", bit_offset=n)
+        if p > r.end:
+            raise ExiTruncatedError("stream ends inside the document", bit_offset=r.end)
     except ExiError as exc:
         raise _located(exc, exc.__traceback__, "_d_") from None
     except ValueError as exc:
         if "negative shift count" not in str(exc):
             raise _located(ExiDecodeError(f"{type(exc).__name__}: {exc}"), exc.__traceback__, "_d_") from None
-        error = ExiTruncatedError("stream ends inside the document", bit_offset=n)
-        raise _located(error, exc.__traceback__, "_d_") from None
-    except (IndexError, KeyError, TypeError, OverflowError, RecursionError) as exc:
-        error = ExiDecodeError(f"{type(exc).__name__}: {exc}")
-        raise _located(error, exc.__traceback__, "_d_") from None
+        if r.n < r.end:
+            raise _PastWindow from None
+        truncated = ExiTruncatedError("stream ends inside the document", bit_offset=r.end)
+        raise _located(truncated, exc.__traceback__, "_d_") from None
+    except Exception as exc:  # IndexError of an event code past a table, ...: never an untyped error
+        raise _located(ExiDecodeError(f"{type(exc).__name__}: {exc}"), exc.__traceback__, "_d_") from None
     return qname, msg
 
 
-def decode(data: bytes, schema: str) -> object:
-    """The message encoded in an EXI document of schema set `schema`; trailing bytes are ignored."""
-    return decode_element(data, schema)[1]
+def _check_depth(msg: object, limit: int) -> None:
+    """Refuse a message nesting deeper than `limit` complex elements (only needed when the schema could)."""
+    level = [msg]
+    for depth in range(1, limit + 2):
+        if not level:
+            return
+        if depth > limit:
+            raise ExiLimitError(f"elements nested deeper than {limit} (ExiLimits.max_depth)")
+        below: list[object] = []
+        for item in level:
+            for name in getattr(type(item), "__slots__", ()):
+                value = getattr(item, name, None)
+                for child in value if isinstance(value, list) else (value,):
+                    if isinstance(child, XsdType):
+                        below.append(child)
+        level = below
 
 
-def decode_fragment(data: bytes, schema: str) -> object:
-    return decode_element(data, schema, fragment=True)[1]
+def decode(data: bytes, schema: str, *, limits: ExiLimits = DEFAULT_LIMITS) -> object:
+    """The message encoded in an EXI document of schema set `schema`; trailing bytes are ignored.
+
+    `limits` bound message size, nesting depth, string, binary and unbounded-list lengths (`ExiLimits`).
+    """
+    return decode_element(data, schema, limits=limits)[1]
+
+
+def decode_fragment(data: bytes, schema: str, *, limits: ExiLimits = DEFAULT_LIMITS) -> object:
+    return decode_element(data, schema, fragment=True, limits=limits)[1]
 
 
 def _located(exc: ExiError, tb: TracebackType | None, prefix: str) -> ExiError:

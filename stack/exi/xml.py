@@ -11,7 +11,7 @@ from pathlib import Path
 from lxml import etree
 
 from stack import schemas
-from stack.messages._schema import FieldSpec, Simple
+from stack.messages._schema import FieldSpec, Simple, XsdType
 
 from .errors import ExiError
 
@@ -23,8 +23,8 @@ class XmlError(ExiError):
 
 
 @cache
-def _elements() -> dict[str, type]:
-    out: dict[str, type] = {}
+def _elements() -> dict[str, type[XsdType]]:
+    out: dict[str, type[XsdType]] = {}
     for namespace in schemas.NAMESPACES.values():
         out.update(importlib.import_module(f"stack.messages.{namespace.module}").ELEMENTS)
     return out
@@ -51,8 +51,24 @@ def schema_of_namespace(namespace: str) -> str:
 
 
 # -- objects -> XML --------------------------------------------------------------------------------
+def _fields(msg: object) -> tuple[FieldSpec, ...]:
+    cls = type(msg)
+    if not issubclass(cls, XsdType):
+        raise XmlError(f"{cls.__name__} is not a message class")
+    return cls.XSD_FIELDS
+
+
+def _simple(spec: FieldSpec) -> Simple:
+    """The simple type of an attribute or of a type's own value."""
+    t = spec.members[0][1]
+    if not isinstance(t, Simple):
+        raise XmlError(f"{spec.name}: a {spec.kind} of complex type")
+    return t
+
+
 def to_element(msg: object, element: str | None = None) -> etree._Element:
-    qname = element or _element_of(type(msg))
+    cls: type = type(msg)
+    qname = element or _element_of(cls)
     namespaces = _namespaces(msg, {_ns(qname)})
     root = etree.Element(qname, nsmap={schemas.NAMESPACES[ns].prefix: ns for ns in namespaces if ns})
     _fill(root, msg)
@@ -62,7 +78,7 @@ def to_element(msg: object, element: str | None = None) -> etree._Element:
 
 def to_xml(msg: object, *, element: str | None = None, pretty: bool = True) -> str:
     """The message as XML text (the root element's namespace picks the schema)."""
-    return etree.tostring(to_element(msg, element), pretty_print=pretty, encoding="unicode")
+    return str(etree.tostring(to_element(msg, element), pretty_print=pretty, encoding="unicode"))
 
 
 def _ns(qname: str) -> str:
@@ -70,7 +86,7 @@ def _ns(qname: str) -> str:
 
 
 def _namespaces(msg: object, found: set[str]) -> list[str]:
-    for spec in type(msg).XSD_FIELDS:
+    for spec in _fields(msg):
         for qname, _ in spec.members:
             found.add(_ns(qname))
         value = getattr(msg, spec.name)
@@ -81,14 +97,14 @@ def _namespaces(msg: object, found: set[str]) -> list[str]:
 
 
 def _fill(node: etree._Element, msg: object) -> None:
-    for spec in type(msg).XSD_FIELDS:
+    for spec in _fields(msg):
         value = getattr(msg, spec.name)
         if value is None:
             continue
         if spec.kind == "attr":
-            node.set(spec.members[0][0], lexical(spec.members[0][1], value))
+            node.set(spec.members[0][0], lexical(_simple(spec), value))
         elif spec.kind == "value":
-            node.text = lexical(spec.members[0][1], value)
+            node.text = lexical(_simple(spec), value)
         else:
             for item in value if isinstance(value, list) else [value]:
                 qname, t = _member(spec, item)
@@ -111,10 +127,10 @@ def _member(spec: FieldSpec, item: object) -> tuple[str, object]:
 def lexical(t: Simple, value: object) -> str:
     if t.kind == "bool":
         return "true" if value else "false"
-    if t.lexical == "hexBinary":
-        return bytes(value).hex().upper()
-    if t.lexical == "base64Binary":
-        return base64.b64encode(bytes(value)).decode()
+    if t.lexical in ("hexBinary", "base64Binary"):
+        if not isinstance(value, bytes | bytearray):
+            raise XmlError(f"{t.name}: bytes expected, got {type(value).__name__}")
+        return bytes(value).hex().upper() if t.lexical == "hexBinary" else base64.b64encode(value).decode()
     return str(value)
 
 
@@ -144,17 +160,18 @@ def validate_xml(text: str) -> None:
     validate_element(etree.fromstring(text.encode()))
 
 
-def _build(cls: type, node: etree._Element) -> object:
+def _build(cls: type[XsdType], node: etree._Element) -> object:
     specs = cls.XSD_FIELDS
-    kwargs: dict[str, object] = {s.name: [] if s.repeated else None for s in specs}
-    by_name: dict[str, tuple[FieldSpec, object]] = {}
+    kwargs: dict[str, object] = {s.name: None for s in specs if not s.repeated}
+    lists: dict[str, list[object]] = {s.name: [] for s in specs if s.repeated}
+    by_name: dict[str, tuple[FieldSpec, type[XsdType] | Simple]] = {}
     for spec in specs:
         if spec.kind == "attr":
             raw = node.get(spec.members[0][0])
             if raw is not None:
-                kwargs[spec.name] = parse(spec.members[0][1], raw)
+                kwargs[spec.name] = parse(_simple(spec), raw)
         elif spec.kind == "value":
-            kwargs[spec.name] = parse(spec.members[0][1], node.text or "")
+            kwargs[spec.name] = parse(_simple(spec), node.text or "")
         else:
             for qname, t in spec.members:
                 by_name[qname] = (spec, t)
@@ -166,10 +183,10 @@ def _build(cls: type, node: etree._Element) -> object:
         spec, t = by_name[child.tag]
         value = parse(t, child.text or "") if isinstance(t, Simple) else _build(t, child)
         if spec.repeated:
-            kwargs[spec.name].append(value)
+            lists[spec.name].append(value)
         else:
             kwargs[spec.name] = value
-    return cls(**kwargs)
+    return cls(**kwargs, **lists)
 
 
 def parse(t: Simple, text: str) -> object:
@@ -179,7 +196,7 @@ def parse(t: Simple, text: str) -> object:
             return int(text)
         if t.kind == "bool":
             return text in ("true", "1")
-        if t.kind == "enum":
+        if t.kind == "enum" and t.enum is not None:
             return t.enum(text)
         if t.lexical == "hexBinary":
             return bytes.fromhex(text)

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import given
 
 from stack import exi
-from stack.exi.runtime import StringTable, to_bytes
+from stack.exi.runtime import Writer, to_bytes
 from stack.messages import xmldsig as ds
 from tests.interop.test_josev_differential import (  # noqa: F401 (_summary: the session summary line)
     COMPARED,
@@ -95,7 +95,11 @@ def with_codes(msg: object, schema: str, qname: str, string_table: bool, element
     """Our fragment of `msg` as it would be with the fragment grammar `elements`: header, SE(qname), our
     element content, ED; only the two event codes (and their width) depend on the list."""
     _, encoder = codec_module(schema).FRAGMENT_ENCODERS[(type(msg), qname)]
-    content = encoder(1, msg, StringTable() if string_table else None)  # behind a sentinel bit
+    writer = Writer(string_table)
+    rest = encoder(1, msg, writer)  # the bits not yet flushed to writer.chunks, behind a sentinel bit
+    flushed = b"".join(writer.chunks)
+    tail = rest.bit_length() - 1
+    content = (((1 << 8 * len(flushed)) | int.from_bytes(flushed, "big")) << tail) | (rest - (1 << tail))
     size = content.bit_length() - 1
     width = (len(elements) + 1).bit_length()  # SE(F0..Fn-1), SE(*), ED: n + 2 event codes
     key = qname if qname.startswith("{") else "{}" + qname

@@ -128,3 +128,40 @@ BENCH_MESSAGES = {
     "DC_ChargeLoopRes": dc_charge_loop_res,
     "ScheduleExchangeRes (2x12)": schedule_exchange_res,
 }
+
+
+def grown_schedule_exchange_res(entries: int) -> cm.ScheduleExchangeRes:
+    """ScheduleExchangeRes of 2 schedule tuples of `entries` power entries each (at most 1,024): a big message
+    of many small elements. Durations and powers need two octets, as real schedules do."""
+    res = schedule_exchange_res()
+    for n, tup in enumerate(res.scheduled_se_res_control_mode.schedule_tuple):
+        power = [
+            cm.PowerScheduleEntry(duration=900 + (i * 97) % 22000, power=rn((i * 37 + n) % 750)) for i in range(entries)
+        ]
+        tup.charging_schedule.power_schedule.power_schedule_entries.power_schedule_entry = power
+        tup.discharging_schedule = None
+    return res
+
+
+def string_table_frame(references: int) -> cm.SessionSetupReq:
+    """SessionSetupReq signed over `references` identical references: with the string table on, a frame of
+    string-table hits (the URI and the algorithm of every reference after the first)."""
+    from stack.messages import xmldsig as ds
+
+    refs = [
+        ds.Reference(
+            uri="#id1",
+            digest_method=ds.DigestMethod(algorithm="http://www.w3.org/2001/04/xmlenc#sha256"),
+            digest_value=bytes([i & 0xFF]),
+        )
+        for i in range(references)
+    ]
+    signed = ds.SignedInfo(
+        canonicalization_method=ds.CanonicalizationMethod(algorithm="http://www.w3.org/TR/canonical-exi/"),
+        signature_method=ds.SignatureMethod(algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"),
+        reference=refs,
+    )
+    signature = ds.Signature(signed_info=signed, signature_value=ds.SignatureValue(value=bytes(64)))
+    req = session_setup_req()
+    req.header.signature = signature
+    return req

@@ -1,4 +1,4 @@
-"""Regenerate the message classes and EXI codecs from the XSDs: `python -m tools.exigen [--check]`."""
+"""Regenerate the message classes and EXI codecs from the XSDs: `python -m tools.exigen [--check] [--codec-only]`."""
 
 from __future__ import annotations
 
@@ -81,8 +81,11 @@ def _formatted(files: dict[Path, str]) -> dict[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.exigen", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the committed files differ")
+    parser.add_argument("--codec-only", action="store_true", help="write only the codecs (stack/exi/gen)")
     args = parser.parse_args(argv)
     files = generate()
+    if args.codec_only:
+        files = {p: text for p, text in files.items() if p.parent == CODEC_DIR}
     stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
     if args.check:
         for p in stale:

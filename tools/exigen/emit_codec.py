@@ -2,7 +2,9 @@
 
 The generated functions follow the normalised grammar of `grammar.py`. Where the grammar state is known
 at generation time the event codes are constants (and consecutive constant bits are written or checked in
-one go); elsewhere the state is tracked at run time through small transition tables.
+one go); elsewhere the state is tracked at run time through small transition tables. Loops and long values
+are checkpoints where the decoder re-bases its window and the encoder flushes its accumulator
+(`stack.exi.runtime`), so the cost stays linear; every function is annotated for `mypy --strict`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from xmlschema.validators import XsdComplexType
 
 from stack import schemas
+from stack.exi.runtime import MAX_UINT_OCTETS
 
 from .grammar import Grammar, GrammarBuilder
 from .model import NAMESPACE_MODULES, ComplexType, Field, SchemaModel, SimpleType, local, qname_key, uri
@@ -31,6 +34,84 @@ def alias(ns: str) -> str:
 
 def fname(ct: ComplexType) -> str:
     return f"{alias(ct.namespace)}_{ct.class_name}"
+
+
+def cls_name(ct: ComplexType) -> str:
+    return f"{alias(ct.namespace)}.{ct.class_name}"
+
+
+_PY = {"nbit": "int", "uint": "int", "int": "int", "bool": "bool", "string": "str", "binary": "bytes"}
+
+
+def py_type(t: ComplexType | SimpleType) -> str:
+    """The annotation of a value of type `t` in generated code (the message classes' own)."""
+    if isinstance(t, ComplexType):
+        return cls_name(t)
+    if t.kind == "enum":
+        return f"{alias(t.namespace)}.{t.enum_class}"
+    return _PY[t.kind]
+
+
+def field_type(f: Field) -> str:
+    names = list(dict.fromkeys(py_type(t) for t in f.types))
+    return " | ".join(names)
+
+
+def annotation(f: Field) -> str:
+    """The annotation of a field, as its message class declares it."""
+    if f.repeated:
+        return f"list[{field_type(f)}]"
+    return f"{field_type(f)} | None" if f.min_occurs == 0 else field_type(f)
+
+
+# Decoders re-base the reader's window at every loop iteration and after long values; values whose encoding
+# may be longer than this are "long" (a checkpoint follows them), shorter ones count toward the window budget.
+INLINE_VALUE_BITS = 4_096
+MAX_WINDOW_BITS = 1 << 16  # a schema needing more would make the fallback window costly: add checkpoints
+
+
+def value_bits(t: SimpleType) -> int:
+    """Most bits the encoding of a value of `t` takes (strings and binaries: their facet, else unbounded)."""
+    if t.kind in ("nbit", "enum"):
+        return t.nbits
+    if t.kind == "bool":
+        return 1
+    if t.kind in ("uint", "int"):
+        return 8 * int(octets(t.hi if t.kind == "uint" else _bound(t)) or MAX_UINT_OCTETS) + 1
+    if t.max_length is None:
+        return 1 << 62
+    return 40 + (24 if t.kind == "string" else 8) * t.max_length
+
+
+def _bound(t: SimpleType) -> int | None:
+    return max(abs(t.lo), abs(t.hi)) if t.lo is not None and t.hi is not None else None
+
+
+def long_value(t: SimpleType) -> bool:
+    return t.kind in ("string", "binary") and value_bits(t) > INLINE_VALUE_BITS
+
+
+_REFILLS: dict[str, bool] = {}
+
+
+def refills(ct: ComplexType) -> bool:
+    """Whether decoding `ct` may re-base the reader's window (a loop or a long value, here or below)."""
+    if ct.key not in _REFILLS:
+        _REFILLS[ct.key] = not ct.monotone or any(
+            f.repeated or any(refills(t) if isinstance(t, ComplexType) else long_value(t) for t in f.types)
+            for f in ct.fields
+        )
+    return _REFILLS[ct.key]
+
+
+def checkpoint(ind: str) -> list[str]:
+    """Re-base the window when p ran REBASE_BITS past its start."""
+    return [f"{ind}if p > r.lim:", f"{ind}    v, n = r.refill(p)"]
+
+
+def reload(ind: str) -> list[str]:
+    """Take up the reader's window again after a child that may have re-based it."""
+    return [f"{ind}v = r.v", f"{ind}n = r.n"]
 
 
 def _may_be_empty(t) -> bool:
@@ -144,13 +225,14 @@ def module_header(
     lines = [HEADER.format(what=what), ""]
     lines.append("from stack.exi.errors import ExiEncodeError, ExiUnsupportedError  # noqa: F401")
     lines.append(
-        "from stack.exi.runtime import (  # noqa: F401\n    bad_event, check_range, e_bin, e_int, e_str, e_uint,"
-        " enum_index, out_of_range, r_binary, r_sint, r_string, r_uint, range_error, type_error, unexpected,\n)"
+        "from stack.exi.runtime import (  # noqa: F401\n    Decoder, Encoder, Reader, Writer, bad_event, check_range,"
+        " e_bin, e_int, e_str, e_uint, enum_index, missing, new, out_of_range, r_binary, r_sint, r_string, r_uint,"
+        " range_error, too_many, type_error, unexpected,\n)"
     )
     if modules:
         lines.append(f"from stack.messages import {', '.join(f'{m} as {MODULE_ALIAS[m]}' for m in modules)}")
     lines += list(imports)
-    lines += ["", "new = object.__new__  # decoders fill every field themselves: no __init__ needed", ""]
+    lines.append("")
     for eid in enums:
         t = enum_types[eid]
         lines.append(f"_ENUM_{eid} = tuple({alias(t.namespace)}.{t.enum_class})")
@@ -209,20 +291,23 @@ class TypeCodec:
                     enc[(state, fid * 64 + sub if fid >= 0 else -1)] = (code, w, -1 if nxt is None else nxt)
             row.append(f"({ESCAPE_ID}, 0, {state})")
             enc[(state, ESCAPE_ID)] = (len(prods), w, state)  # the second-level escape of this state
-            dec.append(f"({w}, {(1 << w) - 1:#x}, ({', '.join(row)}))")
-        lines = [f"_T{n} = {{{', '.join(f'{k!r}: {v!r}' for k, v in enc.items())}}}"]
-        lines.append(f"_D{n} = ({', '.join(dec)},)")
+            dec.append(f"({w}, {(1 << w) - 1:#x}, ({', '.join(row)},))")
+        items = ", ".join(f"{k!r}: {v!r}" for k, v in enc.items())
+        lines = [f"_T{n}: dict[tuple[int, int], tuple[int, int, int]] = {{{items}}}"]
+        lines.append(f"_D{n}: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = ({', '.join(dec)},)")
         if self.g.exhausted:
-            lines.append(f"_X{n} = {self.g.exhausted!r}")
+            lines.append(f"_X{n}: dict[int, int] = {self.g.exhausted!r}")
         subs = [(i, f) for i, f in enumerate(self.ct.fields) if f.kind == "elem" and len(f.qnames) > 1]
         for i, f in subs:
             items = []
             for j, t in enumerate(f.types):
                 if isinstance(t, ComplexType):
                     items.append(f"{alias(t.namespace)}.{t.class_name}: ({i * 64 + j}, _e_{fname(t)})")
-            lines.append(f"_S{n}_{i} = {{{', '.join(items)}}}")
-            decs = ", ".join(f"_d_{fname(t)}" if isinstance(t, ComplexType) else "None" for t in f.types)
-            lines.append(f"_R{n}_{i} = ({decs},)")
+            lines.append(f"_S{n}_{i}: dict[type[object], tuple[int, Encoder]] = {{{', '.join(items)}}}")
+            if not all(isinstance(t, ComplexType) for t in f.types):
+                raise NotImplementedError(f"{self.ct.key}.{f.name}: a simple type in a substitution group")
+            decs = ", ".join(f"_d_{fname(t)}" for t in f.types)
+            lines.append(f"_R{n}_{i}: tuple[Decoder, ...] = ({decs},)")
         return lines
 
     def counted_max(self, f: Field) -> int | None:
@@ -236,7 +321,7 @@ class TypeCodec:
     # -- encoder ----------------------------------------------------------------------------------
     def encoder(self) -> list[str]:
         ct, n = self.ct, self.n
-        out = [f"def _e_{fname(ct)}(a, o, st):"]
+        out = [f"def _e_{fname(ct)}(a: int, o: {cls_name(ct)}, w: Writer) -> int:"]
         body: list[str] = []
         bits = _Bits()
         S = {0}
@@ -268,19 +353,22 @@ class TypeCodec:
                 sync(body, "    ")
                 cmax = self.counted_max(f)
                 limit = f.max_occurs
-                body.append(f"    items = {v}")
-                body.append("    if items.__class__ is not list:")
-                body.append(f"        raise type_error('{ct.class_name}.{f.name}', 'a list', items)")
+                items, x = f"items_{f.name}", f"x_{f.name}"
+                body.append(f"    {items} = {v}")
+                body.append(f"    if {items}.__class__ is not list:")
+                body.append(f"        raise type_error('{ct.class_name}.{f.name}', 'a list', {items})")
                 if limit is not None:
-                    body.append(f"    if len(items) > {limit}:")
+                    body.append(f"    if len({items}) > {limit}:")
                     body.append(f"        raise ExiEncodeError('{ct.class_name}.{f.name}: more than {limit} items')")
                 if f.min_occurs > 0:
-                    body.append(f"    if len(items) < {f.min_occurs}:")
+                    body.append(f"    if len({items}) < {f.min_occurs}:")
                     need = f"{ct.class_name}.{f.name}: at least {f.min_occurs} items required"
                     body.append(f"        raise ExiEncodeError('{need}')")
-                body.append("    for i, x in enumerate(items, 1):" if cmax else "    for x in items:")
-                self._emit_runtime_event(body, "        ", i, f, "x", subst)
-                body.extend(self._value_lines(f, "x", "        ", bits, flush))
+                body.append(f"    for i, {x} in enumerate({items}, 1):" if cmax else f"    for {x} in {items}:")
+                body.append("        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)")
+                body.append("            a = w.flush(a)")
+                self._emit_runtime_event(body, "        ", i, f, x, subst)
+                body.extend(self._value_lines(f, x, "        ", bits, flush))
                 flush(body, "        ")
                 if cmax:
                     body.append(f"        if i == {cmax}:")
@@ -299,17 +387,17 @@ class TypeCodec:
                     body.append(f"        return (a << {width + 3}) | {esc << 3:#b}")
                 else:
                     sync(body, "    ")
-                    body.append(f"        c, w, _ = _T{n}[s, {ESCAPE_ID}]")
-                    body.append("        return (a << (w + 3)) | (c << 3)")
+                    body.append(f"        c, cw, _ = _T{n}[s, {ESCAPE_ID}]")
+                    body.append("        return (a << (cw + 3)) | (c << 3)")
             optional = f.min_occurs == 0
             ind = "    "
             if optional:
                 flush(body, "    ")
                 sync(body, "    ")
-                body.append(f"    x = {v}")
-                body.append("    if x is not None:")
+                body.append(f"    x_{f.name} = {v}")
+                body.append(f"    if x_{f.name} is not None:")
                 ind = "        "
-                v = "x"
+                v = f"x_{f.name}"
             constant = len(S) == 1 and not subst
             if constant:
                 (state,) = S
@@ -346,10 +434,10 @@ class TypeCodec:
         else:
             flush(body, "    ")
             body.append("    try:")
-            body.append(f"        c, w, _ = _T{n}[s, -1]")
+            body.append(f"        c, cw, _ = _T{n}[s, -1]")
             body.append("    except KeyError:")
             body.append(f"        raise ExiEncodeError('{ct.class_name}: required content missing') from None")
-            body.append("    a = (a << w) | c")
+            body.append("    a = (a << cw) | c")
         body.append("    return a")
         return out + body
 
@@ -367,27 +455,27 @@ class TypeCodec:
         else:
             key = str(i * 64)
         body.append(f"{ind}try:")
-        body.append(f"{ind}    c, w, s = _T{n}[s, {key}]")
+        body.append(f"{ind}    c, cw, s = _T{n}[s, {key}]")
         body.append(f"{ind}except KeyError:")
         body.append(f"{ind}    raise ExiEncodeError('{self.ct.class_name}.{f.name} is not allowed here') from None")
         if f.kind == "elem" and isinstance(f.types[0], SimpleType) and not _may_be_empty(f.types[0]):
-            body.append(f"{ind}a = (a << (w + 1)) | (c << 1)")
+            body.append(f"{ind}a = (a << (cw + 1)) | (c << 1)")
         else:
-            body.append(f"{ind}a = (a << w) | c")
+            body.append(f"{ind}a = (a << cw) | c")
 
     def _value_lines(self, f: Field, v: str, ind: str, bits: _Bits, flush) -> list[str]:
         """Append the value of `f`; pending constant bits are shifted in with it instead of on their own."""
         t = f.types[0]
         if f.kind == "elem" and len(f.qnames) > 1:
             flush(lines := [], ind)
-            return [*lines, f"{ind}a = enc(a, {v}, st)"]
+            return [*lines, f"{ind}a = enc(a, {v}, w)"]
         if isinstance(t, ComplexType):
             pv, pw, _ = bits.take()
             cls = f"{alias(t.namespace)}.{t.class_name}"
             return [
                 f"{ind}if {v}.__class__ is not {cls}:",
                 f"{ind}    raise type_error('{self.ct.class_name}.{f.name}', '{t.class_name}', {v})",
-                f"{ind}a = _e_{fname(t)}({_pre(pv, pw)}, {v}, st)",
+                f"{ind}a = _e_{fname(t)}({_pre(pv, pw)}, {v}, w)",
             ]
         name = f"{self.ct.class_name}.{f.name}"
         key = f.qnames[0] if f.qnames else self.ct.key
@@ -396,10 +484,11 @@ class TypeCodec:
             # 3-bit second level of a simple-type element's first state); cbV2G would write an empty CH.
             pv, pw, _ = bits.take()
             empty = f"{ind}    a = (a << {pw + 4}) | {(pv << 4) | 0b1000:#b}"
-            value = [f"{ind}    {x}" for x in encode_value(t, "y", name, key, (pv << 1), pw + 1)]
+            y = f"y_{f.name}"
+            value = [f"{ind}    {x}" for x in encode_value(t, y, name, key, (pv << 1), pw + 1, y)]
             return [
-                f"{ind}y = {v}",
-                f"{ind}if not y and y.__class__ in (str, bytes):",
+                f"{ind}{y} = {v}",
+                f"{ind}if not {y} and {y}.__class__ in (str, bytes):",
                 empty,
                 f"{ind}else:",
                 *value,
@@ -408,15 +497,16 @@ class TypeCodec:
         if f.kind == "elem" and bits.width:
             bits.add(0, 1, "CH")  # the event code of the simple type's CH goes with the SE code above
         pv, pw, _ = bits.take()  # (a runtime SE code already includes the CH bit)
-        lines = [f"{ind}{x}" for x in encode_value(t, v, name, key, pv, pw)]
+        lines = [f"{ind}{x}" for x in encode_value(t, v, name, key, pv, pw, f"y_{f.name}")]
         if f.kind == "elem":
             bits.add(0, 1, "EE")
         return lines
 
     # -- decoder ----------------------------------------------------------------------------------
-    # Generated decoders take (r, v, n, p): the reader (string table), the stream as an int, its size in bits
-    # and the bit position; they return (message, p). A read past the end shifts by a negative count, which
-    # the caller reports as truncation, so reads need no bounds check of their own.
+    # Generated decoders take (r, v, n, p): the reader, its window as an int, the window's end and the bit
+    # position (see stack.exi.runtime); they return (message, p). Loops and long values re-base the window
+    # (checkpoint); a caller reloads it after a child that may have. A read past the end shifts by a negative
+    # count, which the caller reports as truncation, so reads need no bounds check of their own.
     def decoder(self) -> list[str]:
         lines = self._decoder_straight() if self.ct.monotone else self._decoder_loop()
         out = []
@@ -441,13 +531,20 @@ class TypeCodec:
         sets = "".join(f"; o.{f.name} = {_local(f)}" for f in ct.fields)
         return f"{ind}o = new({cls}){sets}\n{ind}return o, p"
 
+    def _signature(self) -> str:
+        return f"def _d_{fname(self.ct)}(r: Reader, v: int, n: int, p: int) -> tuple[{cls_name(self.ct)}, int]:"
+
     def _decoder_loop(self) -> list[str]:
         ct = self.ct
-        out = [f"def _d_{fname(ct)}(r, v, n, p):"]
+        out = [self._signature()]
         for f in ct.fields:
-            out.append(f"    {_local(f)} = {'[]' if f.repeated else 'None'}")
+            if f.repeated:
+                out.append(f"    {_local(f)}: {annotation(f)} = []")
+            else:
+                out.append(f"    {_local(f)}: {field_type(f)} | None = None")
         out.append("    s = 0")
         out.append("    while True:")
+        out += checkpoint("        ")
         out.append("        fid, sub, s, p = STEP")
         out.append("        if fid == -1:")
         out.append("            break")
@@ -458,12 +555,16 @@ class TypeCodec:
             bits.flush(out, "            ")
             out.append("            continue")
         out.append(f"        raise bad_event(p, fid, 'content of {ct.class_name}')")
+        for f in ct.fields:
+            if not f.repeated and f.min_occurs > 0:
+                out.append(f"    if {_local(f)} is None:")
+                out.append(f"        raise missing(p, '{ct.class_name}.{f.name}')")
         out.append(self._ctor())
         return out
 
     def _decoder_straight(self) -> list[str]:
         ct, n = self.ct, self.n
-        out = [f"def _d_{fname(ct)}(r, v, n, p):"]
+        out = [self._signature(), *(f"    {_local(f)}: {annotation(f)}" for f in ct.fields)]
         body: list[str] = []
         bits = _Run()
         S = {0}  # possible states before the next event (fresh mode) or before the lookahead (look mode)
@@ -510,6 +611,9 @@ class TypeCodec:
                 cmax = self.counted_max(f)
                 body.append(f"    {_local(f)} = []")
                 body.append(f"    while fid == {i}:")
+                body += checkpoint("        ")
+                if f.max_occurs is None:
+                    body += self._count_check(f, "        ")
                 self._inline_value(body, bits, i, f, None, "        ")
                 bits.flush(body, "        ")
                 if cmax:
@@ -544,6 +648,14 @@ class TypeCodec:
         bits.flush(body, "    ")
         return out + body + [self._ctor()]
 
+    def _count_check(self, f: Field, ind: str) -> list[str]:
+        """An unbounded list stops at ExiLimits.max_array_items."""
+        what = f"{self.ct.class_name}.{f.name}"
+        return [
+            f"{ind}if len({_local(f)}) >= r.limits.max_array_items:",
+            f"{ind}    raise too_many(p, {what!r}, r.limits.max_array_items)",
+        ]
+
     def _only(self, state: int, fid: int) -> bool:
         prods = self.g.prods[state]
         return len(prods) == 1 and self.event_id(prods[0][0])[0] == fid
@@ -551,13 +663,17 @@ class TypeCodec:
     def _inline_value(self, body, bits: _Bits, i: int, f: Field, target: str | None, ind: str) -> None:
         """Decode the value of field `f` into `target` (or append it to the field's list)."""
         t = f.types[0]
-        var = target or "x"
+        var = target or f"x_{f.name}"
         if f.kind == "elem" and len(f.qnames) > 1:
             bits.flush(body, ind)
             body.append(f"{ind}{var}, p = _R{self.n}_{i}[sub](r, v, n, p)")
+            if any(refills(t) for t in f.types if isinstance(t, ComplexType)):
+                body += reload(ind)
         elif isinstance(t, ComplexType):
             bits.flush(body, ind)
             body.append(f"{ind}{var}, p = _d_{fname(t)}(r, v, n, p)")
+            if refills(t):
+                body += reload(ind)
         elif f.kind == "elem" and _may_be_empty(t):
             # CH (0) then the value and EE, or EE straight away as a second-level event (1000): an empty value
             key = f.qnames[0]
@@ -591,7 +707,9 @@ class TypeCodec:
                 bits.add(0, 1, f"end of {local(f.qnames[0])}")
         if target is None:
             bits.flush(body, ind)
-            body.append(f"{ind}{_local(f)}.append(x)")
+            if not self.ct.monotone and f.max_occurs is None:
+                body += self._count_check(f, ind)
+            body.append(f"{ind}{_local(f)}.append({var})")
 
 
 def _pre(pv: int, pw: int) -> str:
@@ -608,57 +726,63 @@ def _shift_in(pv: int, pw: int, width: int, expr: str) -> str:
     return f"a = (a << {pw + width}) | {expr}"
 
 
-def encode_value(t: SimpleType, v: str, name: str, key: str, pv: int = 0, pw: int = 0) -> list[str]:
-    """Statements that append pending bits and then the representation of the value `v` to `a`."""
-    check = [f"    raise range_error({name!r}, y, {t.lo}, {t.hi})"]
+def encode_value(t: SimpleType, v: str, name: str, key: str, pv: int = 0, pw: int = 0, y: str = "y") -> list[str]:
+    """Statements that append pending bits and then the representation of the value `v` (read into `y`) to `a`."""
+    check = [f"    raise range_error({name!r}, {y}, {t.lo}, {t.hi})"]
     a = _pre(pv, pw)
     if t.kind == "nbit":
         offset = f" {'+' if t.lo < 0 else '-'} {abs(t.lo)}" if t.lo else ""
-        expr = f"(y{offset})" if offset else "y"
+        expr = f"({y}{offset})" if offset else y
         return [
-            f"y = {v}",
-            f"if not isinstance(y, int) or not {t.lo} <= y <= {t.hi}:",
+            f"{y} = {v}",
+            f"if not isinstance({y}, int) or not {t.lo} <= {y} <= {t.hi}:",
             *check,
             _shift_in(pv, pw, t.nbits, expr),
         ]
     if t.kind == "uint":
         low = t.lo if t.lo else 0
-        slow = f"e_uint({a}, check_range(y, {t.lo}, {t.hi}, {name!r}))"
-        return [
-            f"y = {v}",
-            f"if y.__class__ is int and {low} <= y < 0x80:",
-            f"    {_shift_in(pv, pw, 8, 'y')}",
-            "else:",
-            f"    a = {slow}",
-        ]
-    if t.kind == "int":
-        slow = f"e_int({a}, check_range(y, {t.lo}, {t.hi}, {name!r}))"
-        if (t.lo is None or t.lo <= -128) and (t.hi is None or t.hi >= 127):
-            return [
-                f"y = {v}",
-                "if y.__class__ is not int:",
-                f"    a = {slow}",
-                "elif 0 <= y < 0x80:",
-                f"    {_shift_in(pv, pw, 9, 'y')}",
-                "elif -0x80 <= y < 0:",
-                f"    {_shift_in(pv, pw, 9, '(0xFF - y)')}",
-                "else:",
-                f"    a = {slow}",
+        slow = f"e_uint({a}, check_range({y}, {t.lo}, {t.hi}, {name!r}))"
+        lines = [f"{y} = {v}", f"if {y}.__class__ is int and {low} <= {y} < 0x80:", f"    {_shift_in(pv, pw, 8, y)}"]
+        if t.hi is None or t.hi >= 0x3FFF:  # two octets, as e_uint writes them
+            lines += [
+                f"elif {y}.__class__ is int and {max(low, 0x80)} <= {y} < 0x4000:",
+                f"    {_shift_in(pv, pw, 16, f'0x8000 | (({y} & 0x7F) << 8) | ({y} >> 7)')}",
             ]
-        return [f"y = {v}", f"a = {slow}"]
+        return [*lines, "else:", f"    a = {slow}"]
+    if t.kind == "int":
+        slow = f"e_int({a}, check_range({y}, {t.lo}, {t.hi}, {name!r}))"
+        if (t.lo is None or t.lo <= -128) and (t.hi is None or t.hi >= 127):
+            lines = [
+                f"{y} = {v}",
+                f"if {y}.__class__ is not int:",
+                f"    a = {slow}",
+                f"elif 0 <= {y} < 0x80:",
+                f"    {_shift_in(pv, pw, 9, y)}",
+                f"elif -0x80 <= {y} < 0:",
+                f"    {_shift_in(pv, pw, 9, f'(0xFF - {y})')}",
+            ]
+            if (t.lo is None or t.lo <= -0x4000) and (t.hi is None or t.hi >= 0x3FFF):  # sign and two octets
+                lines += [
+                    f"elif 0 <= {y} < 0x4000:",
+                    f"    {_shift_in(pv, pw, 17, f'0x8000 | (({y} & 0x7F) << 8) | ({y} >> 7)')}",
+                    f"elif -0x4000 <= {y} < 0:",
+                    f"    {_shift_in(pv, pw, 17, f'0x18000 | ((~{y} & 0x7F) << 8) | (~{y} >> 7)')}",
+                ]
+            return [*lines, "else:", f"    a = {slow}"]
+        return [f"{y} = {v}", f"a = {slow}"]
     if t.kind == "bool":
         return [
-            f"y = {v}",
-            "if y.__class__ is not bool:",
-            f"    raise type_error({name!r}, 'True or False', y)",
-            _shift_in(pv, pw, 1, "(1 if y else 0)"),
+            f"{y} = {v}",
+            f"if {y}.__class__ is not bool:",
+            f"    raise type_error({name!r}, 'True or False', {y})",
+            _shift_in(pv, pw, 1, f"(1 if {y} else 0)"),
         ]
     if t.kind == "enum":
         return [_shift_in(pv, pw, t.nbits, f"enum_index(_EN_{enum_id(t)}, {v}, {name!r})")]
     if t.kind == "string":
-        return [f"a = e_str({a}, {v}, st, {key!r}, {t.max_length}, {name!r})"]
+        return [f"a = e_str({a}, {v}, w, {key!r}, {t.max_length}, {name!r})"]
     if t.kind == "binary":
-        return [f"a = e_bin({a}, {v}, {t.min_length}, {t.max_length}, {name!r})"]
+        return [f"a = e_bin({a}, {v}, w, {t.min_length}, {t.max_length}, {name!r})"]
     raise NotImplementedError(t.kind)
 
 
@@ -692,25 +816,32 @@ def decode_value(t: SimpleType, key: str, var: str) -> list[str]:
     if t.kind == "enum":
         return [f"p += {t.nbits}", f"{var} = _ENUM_{enum_id(t)}[(v >> (n - p)) & {(1 << t.nbits) - 1:#x}]"]
     if t.kind == "string":
-        return [f"{var}, p = r_string(r, v, n, p, {key!r}, {t.max_length})"]
+        return [f"{var}, p = r_string(r, v, n, p, {key!r}, {t.max_length})", *(checkpoint("") if long_value(t) else [])]
     if t.kind == "binary":
-        return [f"{var}, p = r_binary(v, n, p, {t.max_length})"]
+        return [f"{var}, p = r_binary(r, v, n, p, {t.max_length})", *(checkpoint("") if long_value(t) else [])]
     checked = [f"if not {t.lo} <= {var} <= {t.hi}:", f"    raise out_of_range(p, {var}, {t.lo}, {t.hi})"]
     if t.kind == "uint":
-        # fast path: a value below 128 is one octet
+        # fast paths: a value below 128 is one octet, below 16384 two
         lines = [
             f"{var} = (v >> (n - p - 8)) & 0xFF",
             f"if {var} < 0x80:",
             "    p += 8",
-            "else:",
-            f"    {var}, p = r_uint(v, n, p, {octets(t.hi)})",
         ]
+        if octets(t.hi) != "1":
+            lines += [
+                "elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:",
+                f"    {var} = ({var} & 0x7F) | (q << 7)",
+                "    p += 16",
+            ]
+        lines += ["else:", f"    {var}, p = r_uint(v, n, p, {octets(t.hi)})"]
         if t.hi is None:
             low = [f"if {var} < {t.lo}:", f"    raise out_of_range(p, {var}, {t.lo}, None)"]
             return lines + low if t.lo else lines
+        if not t.lo and t.hi >= 16383 and octets(t.hi) != "1":
+            return lines + [f"    {line}" for line in checked]  # only the longest path can leave the range
         return lines + checked
     if t.kind == "int":
-        # fast path: sign bit and one octet for -128..127
+        # fast paths: sign bit and one octet for -128..127, two octets for -16384..16383
         bound = max(abs(t.lo), abs(t.hi)) if t.lo is not None and t.hi is not None else None
         lines = [
             f"{var} = (v >> (n - p - 9)) & 0x1FF",
@@ -719,11 +850,18 @@ def decode_value(t: SimpleType, key: str, var: str) -> list[str]:
             f"elif 0x100 <= {var} < 0x180:",
             "    p += 9",
             f"    {var} = 0xFF - {var}",
-            "else:",
-            f"    {var}, p = r_sint(v, n, p, {octets(bound)})",
         ]
+        two_octets = [
+            "elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:",
+            f"    q = ({var} & 0x7F) | (q << 7)",
+            f"    {var} = -q - 1 if {var} >> 8 else q",
+            "    p += 17",
+        ]
+        multi = ["else:", f"    {var}, p = r_sint(v, n, p, {octets(bound)})"]
+        if octets(bound) == "1":
+            two_octets = []
         if t.lo is None and t.hi is None:
-            return lines
+            return lines + two_octets + multi
         lo = "None" if t.lo is None else t.lo
         hi = "None" if t.hi is None else t.hi
         test = (
@@ -732,9 +870,9 @@ def decode_value(t: SimpleType, key: str, var: str) -> list[str]:
             else (f"{t.lo} <= {var}" if t.lo is not None else f"{var} <= {t.hi}")
         )
         check = [f"    if not {test}:", f"        raise out_of_range(p, {var}, {lo}, {hi})"]
-        if (t.lo is None or t.lo <= -128) and (t.hi is None or t.hi >= 127):
-            return lines + check  # only the multi-octet path can leave the range: check it there
-        return [*lines, *(line[4:] for line in check)]
+        if (t.lo is None or t.lo <= -16384) and (t.hi is None or t.hi >= 16383):
+            return lines + two_octets + multi + check  # only the longest path can leave the range: check it there
+        return [*lines, *two_octets, *multi, *(line[4:] for line in check)]
     raise NotImplementedError(t.kind)
 
 
@@ -751,6 +889,7 @@ class CodecEmitter:
         self.schema = model.schemas[sid]
         self.builder = GrammarBuilder(model, self.schema)
         self.roots = sorted(SchemaModel.global_elements(self.schema), key=qname_key)
+        self._segments: dict[str, int] = {}
         self.types: list[ComplexType] = []
         seen: set[str] = set()
         todo = [model.element_type(self.schema.maps.elements[q], q) for q in self.roots]
@@ -847,6 +986,31 @@ class CodecEmitter:
                 modules.add(NAMESPACE_MODULES[t.namespace])
         return modules
 
+    def depth(self, ct: ComplexType, above: frozenset[str] = frozenset()) -> int:
+        """Nesting of complex elements below and including `ct`. The decoders recurse this deep at most:
+        a recursive schema would need a depth check at run time, which the codec does not generate."""
+        if ct.key in above:
+            raise NotImplementedError(f"{ct.key} contains itself: recursive types are not supported")
+        children = [t for f in ct.fields for t in f.types if isinstance(t, ComplexType)]
+        return 1 + max((self.depth(t, above | {ct.key}) for t in children), default=0)
+
+    def segment_bits(self, ct: ComplexType) -> int:
+        """Most bits decoding `ct` reads from the window between two checkpoints: every field once (a loop's
+        next iteration passes a checkpoint), long values by their length prefix only, event codes generously."""
+        if ct.key not in self._segments:
+            g = self.builder.build(ct)
+            event = 2 * (max((g.width(s) for s in range(len(g.prods))), default=0) + 4)
+            fields: dict[object, int] = {}  # the fields of one xs:choice count as their largest
+            for i, f in enumerate(ct.fields):
+                bits = event + max(
+                    self.segment_bits(t) if isinstance(t, ComplexType) else (80 if long_value(t) else value_bits(t))
+                    for t in f.types
+                )
+                key = ("choice", f.choice) if f.choice else i
+                fields[key] = max(fields.get(key, 0), bits)
+            self._segments[ct.key] = event + sum(fields.values())
+        return self._segments[ct.key]
+
     def enum_types(self) -> dict[str, SimpleType]:
         return {enum_id(t): t for t in self.enums()}
 
@@ -871,21 +1035,26 @@ class CodecEmitter:
                 fdec.append(f"    ({q!r}, _d_{fname(t)}),")
             else:
                 fdec.append(f"    ({q!r}, None),")
+        window = max(self.segment_bits(ct) for ct in self.types)
+        if window > MAX_WINDOW_BITS:
+            raise ValueError(f"{self.sid}: {window} bits between two checkpoints, more than {MAX_WINDOW_BITS}")
         return [
+            f"MAX_DEPTH = {max(self.depth(ct) for ct in self.types)}  # deepest nesting of complex elements",
+            f"WINDOW_BITS = {window}  # most bits any path reads between two window checkpoints",
             "# document grammar (8.5.1): global elements sorted by local name, then uri",
             f"DOCUMENT_WIDTH = {width}",
-            "DOCUMENT_ENCODERS = {",
+            "DOCUMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {",
             *enc,
             "}",
-            "DOCUMENT_DECODERS = (",
+            "DOCUMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (",
             *dec,
             ")",
             "# fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED",
             f"FRAGMENT_WIDTH = {(len(frag) + 1).bit_length()}",
-            "FRAGMENT_ENCODERS = {",
+            "FRAGMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {",
             *fenc,
             "}",
-            "FRAGMENT_DECODERS = (",
+            "FRAGMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (",
             *fdec,
             ")",
         ]

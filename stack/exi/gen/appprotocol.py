@@ -2,6 +2,10 @@
 
 from stack.exi.errors import ExiEncodeError, ExiUnsupportedError  # noqa: F401
 from stack.exi.runtime import (  # noqa: F401
+    Decoder,
+    Encoder,
+    Reader,
+    Writer,
     bad_event,
     check_range,
     e_bin,
@@ -9,61 +13,67 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
+    missing,
+    new,
     out_of_range,
     r_binary,
     r_sint,
     r_string,
     r_uint,
     range_error,
+    too_many,
     type_error,
     unexpected,
 )
 from stack.messages import app_protocol as ap
-
-new = object.__new__  # decoders fill every field themselves: no __init__ needed
 
 _ENUM_ap_ResponseCode = tuple(ap.ResponseCode)
 _EN_ap_ResponseCode = {m: i for i, m in enumerate(_ENUM_ap_ResponseCode)}
 
 
 # supportedAppProtocolReq (anonymous type) (urn:iso:15118:2:2010:AppProtocol)
-def _e_ap_SupportedAppProtocolReq(a, o, st):
+def _e_ap_SupportedAppProtocolReq(a: int, o: ap.SupportedAppProtocolReq, w: Writer) -> int:
     s = 0
-    items = o.app_protocol
-    if items.__class__ is not list:
-        raise type_error("SupportedAppProtocolReq.app_protocol", "a list", items)
-    if len(items) > 20:
+    items_app_protocol = o.app_protocol
+    if items_app_protocol.__class__ is not list:
+        raise type_error("SupportedAppProtocolReq.app_protocol", "a list", items_app_protocol)
+    if len(items_app_protocol) > 20:
         raise ExiEncodeError("SupportedAppProtocolReq.app_protocol: more than 20 items")
-    if len(items) < 1:
+    if len(items_app_protocol) < 1:
         raise ExiEncodeError("SupportedAppProtocolReq.app_protocol: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_app_protocol in enumerate(items_app_protocol, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ap_SupportedAppProtocolReq[s, 0]
+            c, cw, s = _T_ap_SupportedAppProtocolReq[s, 0]
         except KeyError:
             raise ExiEncodeError("SupportedAppProtocolReq.app_protocol is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ap.AppProtocol:
-            raise type_error("SupportedAppProtocolReq.app_protocol", "AppProtocol", x)
-        a = _e_ap_AppProtocol(a, x, st)
+        a = (a << cw) | c
+        if x_app_protocol.__class__ is not ap.AppProtocol:
+            raise type_error("SupportedAppProtocolReq.app_protocol", "AppProtocol", x_app_protocol)
+        a = _e_ap_AppProtocol(a, x_app_protocol, w)
         if i == 20:
             s = _X_ap_SupportedAppProtocolReq[s]
     try:
-        c, w, _ = _T_ap_SupportedAppProtocolReq[s, -1]
+        c, cw, _ = _T_ap_SupportedAppProtocolReq[s, -1]
     except KeyError:
         raise ExiEncodeError("SupportedAppProtocolReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ap_SupportedAppProtocolReq(r, v, n, p):
+def _d_ap_SupportedAppProtocolReq(r: Reader, v: int, n: int, p: int) -> tuple[ap.SupportedAppProtocolReq, int]:
+    f_app_protocol: list[ap.AppProtocol]
     s = 0
     w, mask, prods = _D_ap_SupportedAppProtocolReq[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_app_protocol = []
     while fid == 0:
-        x, p = _d_ap_AppProtocol(r, v, n, p)
-        f_app_protocol.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_app_protocol, p = _d_ap_AppProtocol(r, v, n, p)
+        f_app_protocol.append(x_app_protocol)
         if len(f_app_protocol) == 20:
             s = _X_ap_SupportedAppProtocolReq[s]
         w, mask, prods = _D_ap_SupportedAppProtocolReq[s]
@@ -77,27 +87,29 @@ def _d_ap_SupportedAppProtocolReq(r, v, n, p):
 
 
 # supportedAppProtocolRes (anonymous type) (urn:iso:15118:2:2010:AppProtocol)
-def _e_ap_SupportedAppProtocolRes(a, o, st):
+def _e_ap_SupportedAppProtocolRes(a: int, o: ap.SupportedAppProtocolRes, w: Writer) -> int:
     a = (a << 4) | enum_index(_EN_ap_ResponseCode, o.response_code, "SupportedAppProtocolRes.response_code")
     a <<= 1
     s = 1
-    x = o.schema_id
-    if x is not None:
+    x_schema_id = o.schema_id
+    if x_schema_id is not None:
         s = 2
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 255:
-            raise range_error("SupportedAppProtocolRes.schema_id", y, 0, 255)
-        a = (a << 11) | y
+        y_schema_id = x_schema_id
+        if not isinstance(y_schema_id, int) or not 0 <= y_schema_id <= 255:
+            raise range_error("SupportedAppProtocolRes.schema_id", y_schema_id, 0, 255)
+        a = (a << 11) | y_schema_id
         a <<= 1
     try:
-        c, w, _ = _T_ap_SupportedAppProtocolRes[s, -1]
+        c, cw, _ = _T_ap_SupportedAppProtocolRes[s, -1]
     except KeyError:
         raise ExiEncodeError("SupportedAppProtocolRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ap_SupportedAppProtocolRes(r, v, n, p):
+def _d_ap_SupportedAppProtocolRes(r: Reader, v: int, n: int, p: int) -> tuple[ap.SupportedAppProtocolRes, int]:
+    f_response_code: ap.ResponseCode
+    f_schema_id: int | None
     p += 5
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
@@ -131,36 +143,45 @@ def _d_ap_SupportedAppProtocolRes(r, v, n, p):
 
 
 # AppProtocolType (urn:iso:15118:2:2010:AppProtocol)
-def _e_ap_AppProtocol(a, o, st):
-    y = o.protocol_namespace
-    if not y and y.__class__ in (str, bytes):
+def _e_ap_AppProtocol(a: int, o: ap.AppProtocol, w: Writer) -> int:
+    y_protocol_namespace = o.protocol_namespace
+    if not y_protocol_namespace and y_protocol_namespace.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_str((a << 2), y, st, "ProtocolNamespace", 100, "AppProtocol.protocol_namespace")
+        a = e_str((a << 2), y_protocol_namespace, w, "ProtocolNamespace", 100, "AppProtocol.protocol_namespace")
         a <<= 1
-    y = o.version_number_major
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+    y_version_number_major = o.version_number_major
+    if y_version_number_major.__class__ is int and 0 <= y_version_number_major < 0x80:
+        a = (a << 10) | y_version_number_major
+    elif y_version_number_major.__class__ is int and 128 <= y_version_number_major < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_version_number_major & 0x7F) << 8) | (y_version_number_major >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 4294967295, "AppProtocol.version_number_major"))
-    y = o.version_number_minor
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = e_uint((a << 2), check_range(y_version_number_major, 0, 4294967295, "AppProtocol.version_number_major"))
+    y_version_number_minor = o.version_number_minor
+    if y_version_number_minor.__class__ is int and 0 <= y_version_number_minor < 0x80:
+        a = (a << 11) | y_version_number_minor
+    elif y_version_number_minor.__class__ is int and 128 <= y_version_number_minor < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_version_number_minor & 0x7F) << 8) | (y_version_number_minor >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 0, 4294967295, "AppProtocol.version_number_minor"))
-    y = o.schema_id
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("AppProtocol.schema_id", y, 0, 255)
-    a = (a << 11) | y
-    y = o.priority
-    if not isinstance(y, int) or not 1 <= y <= 20:
-        raise range_error("AppProtocol.priority", y, 1, 20)
-    a = (a << 8) | (y - 1)
+        a = e_uint((a << 3), check_range(y_version_number_minor, 0, 4294967295, "AppProtocol.version_number_minor"))
+    y_schema_id = o.schema_id
+    if not isinstance(y_schema_id, int) or not 0 <= y_schema_id <= 255:
+        raise range_error("AppProtocol.schema_id", y_schema_id, 0, 255)
+    a = (a << 11) | y_schema_id
+    y_priority = o.priority
+    if not isinstance(y_priority, int) or not 1 <= y_priority <= 20:
+        raise range_error("AppProtocol.priority", y_priority, 1, 20)
+    a = (a << 8) | (y_priority - 1)
     a <<= 2
     return a
 
 
-def _d_ap_AppProtocol(r, v, n, p):
+def _d_ap_AppProtocol(r: Reader, v: int, n: int, p: int) -> tuple[ap.AppProtocol, int]:
+    f_protocol_namespace: str
+    f_version_number_major: int
+    f_version_number_minor: int
+    f_schema_id: int
+    f_priority: int
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "ProtocolNamespace")
@@ -181,20 +202,26 @@ def _d_ap_AppProtocol(r, v, n, p):
     f_version_number_major = (v >> (n - p - 8)) & 0xFF
     if f_version_number_major < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_version_number_major = (f_version_number_major & 0x7F) | (q << 7)
+        p += 16
     else:
         f_version_number_major, p = r_uint(v, n, p, 5)
-    if not 0 <= f_version_number_major <= 4294967295:
-        raise out_of_range(p, f_version_number_major, 0, 4294967295)
+        if not 0 <= f_version_number_major <= 4294967295:
+            raise out_of_range(p, f_version_number_major, 0, 4294967295)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of VersionNumberMajor")
     f_version_number_minor = (v >> (n - p - 8)) & 0xFF
     if f_version_number_minor < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_version_number_minor = (f_version_number_minor & 0x7F) | (q << 7)
+        p += 16
     else:
         f_version_number_minor, p = r_uint(v, n, p, 5)
-    if not 0 <= f_version_number_minor <= 4294967295:
-        raise out_of_range(p, f_version_number_minor, 0, 4294967295)
+        if not 0 <= f_version_number_minor <= 4294967295:
+            raise out_of_range(p, f_version_number_minor, 0, 4294967295)
     p += 21
     q = (v >> (n - p)) & 0x1FFFFF
     if q >> 18:
@@ -218,7 +245,7 @@ def _d_ap_AppProtocol(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T_ap_SupportedAppProtocolReq = {
+_T_ap_SupportedAppProtocolReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -232,15 +259,52 @@ _T_ap_SupportedAppProtocolReq = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_ap_SupportedAppProtocolReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_ap_SupportedAppProtocolReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_ap_SupportedAppProtocolReq = {1: 3, 2: 4}
-_T_ap_SupportedAppProtocolRes = {
+_X_ap_SupportedAppProtocolReq: dict[int, int] = {1: 3, 2: 4}
+_T_ap_SupportedAppProtocolRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -249,12 +313,34 @@ _T_ap_SupportedAppProtocolRes = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ap_SupportedAppProtocolRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ap_SupportedAppProtocolRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ap_AppProtocol = {
+_T_ap_AppProtocol: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -268,18 +354,62 @@ _T_ap_AppProtocol = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_ap_AppProtocol = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_ap_AppProtocol: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
 
+MAX_DEPTH = 2  # deepest nesting of complex elements
+WINDOW_BITS = 2619  # most bits any path reads between two window checkpoints
 # document grammar (8.5.1): global elements sorted by local name, then uri
 DOCUMENT_WIDTH = 2
-DOCUMENT_ENCODERS = {
+DOCUMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ap.SupportedAppProtocolReq, "{urn:iso:15118:2:2010:AppProtocol}supportedAppProtocolReq"): (
         0,
         _e_ap_SupportedAppProtocolReq,
@@ -289,13 +419,13 @@ DOCUMENT_ENCODERS = {
         _e_ap_SupportedAppProtocolRes,
     ),
 }
-DOCUMENT_DECODERS = (
+DOCUMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:15118:2:2010:AppProtocol}supportedAppProtocolReq", _d_ap_SupportedAppProtocolReq),
     ("{urn:iso:15118:2:2010:AppProtocol}supportedAppProtocolRes", _d_ap_SupportedAppProtocolRes),
 )
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
 FRAGMENT_WIDTH = 4
-FRAGMENT_ENCODERS = {
+FRAGMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ap.AppProtocol, "AppProtocol"): (0, _e_ap_AppProtocol),
     (ap.SupportedAppProtocolReq, "{urn:iso:15118:2:2010:AppProtocol}supportedAppProtocolReq"): (
         7,
@@ -306,7 +436,7 @@ FRAGMENT_ENCODERS = {
         _e_ap_SupportedAppProtocolRes,
     ),
 }
-FRAGMENT_DECODERS = (
+FRAGMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("AppProtocol", _d_ap_AppProtocol),
     ("Priority", None),
     ("ProtocolNamespace", None),

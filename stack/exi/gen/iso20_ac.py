@@ -68,6 +68,10 @@ from stack.exi.gen.shared import (  # noqa: F401
     _e_ds_X509IssuerSerial,
 )
 from stack.exi.runtime import (  # noqa: F401
+    Decoder,
+    Encoder,
+    Reader,
+    Writer,
     bad_event,
     check_range,
     e_bin,
@@ -75,12 +79,15 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
+    missing,
+    new,
     out_of_range,
     r_binary,
     r_sint,
     r_string,
     r_uint,
     range_error,
+    too_many,
     type_error,
     unexpected,
 )
@@ -88,71 +95,83 @@ from stack.messages import iso20_ac as ac
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 
-new = object.__new__  # decoders fill every field themselves: no __init__ needed
-
 _ENUM_ct_ResponseCode = tuple(ct.ResponseCode)
 _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 
 # AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_AcCpdReqEnergyTransferMode(a, o, st):
+def _e_ac_AcCpdReqEnergyTransferMode(a: int, o: ac.AcCpdReqEnergyTransferMode, w: Writer) -> int:
     if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "AcCpdReqEnergyTransferMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, w)
     s = 1
-    x = o.ev_maximum_charge_power_l2
-    if x is not None:
+    x_ev_maximum_charge_power_l2 = o.ev_maximum_charge_power_l2
+    if x_ev_maximum_charge_power_l2 is not None:
         s = 2
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdReqEnergyTransferMode.ev_maximum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_maximum_charge_power_l3
-    if x is not None:
+        if x_ev_maximum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdReqEnergyTransferMode.ev_maximum_charge_power_l2", "RationalNumber", x_ev_maximum_charge_power_l2
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_maximum_charge_power_l2, w)
+    x_ev_maximum_charge_power_l3 = o.ev_maximum_charge_power_l3
+    if x_ev_maximum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_AcCpdReqEnergyTransferMode[s, 128]
+            c, cw, s = _T_ac_AcCpdReqEnergyTransferMode[s, 128]
         except KeyError:
             raise ExiEncodeError("AcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3", "RationalNumber", x_ev_maximum_charge_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_AcCpdReqEnergyTransferMode[s, 192]
+        c, cw, s = _T_ac_AcCpdReqEnergyTransferMode[s, 192]
     except KeyError:
         raise ExiEncodeError("AcCpdReqEnergyTransferMode.ev_minimum_charge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "AcCpdReqEnergyTransferMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
-    x = o.ev_minimum_charge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, w)
+    x_ev_minimum_charge_power_l2 = o.ev_minimum_charge_power_l2
+    if x_ev_minimum_charge_power_l2 is not None:
         s = 5
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdReqEnergyTransferMode.ev_minimum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_minimum_charge_power_l3
-    if x is not None:
+        if x_ev_minimum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdReqEnergyTransferMode.ev_minimum_charge_power_l2", "RationalNumber", x_ev_minimum_charge_power_l2
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_minimum_charge_power_l2, w)
+    x_ev_minimum_charge_power_l3 = o.ev_minimum_charge_power_l3
+    if x_ev_minimum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_AcCpdReqEnergyTransferMode[s, 320]
+            c, cw, s = _T_ac_AcCpdReqEnergyTransferMode[s, 320]
         except KeyError:
             raise ExiEncodeError("AcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3", "RationalNumber", x_ev_minimum_charge_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power_l3, w)
     try:
-        c, w, _ = _T_ac_AcCpdReqEnergyTransferMode[s, -1]
+        c, cw, _ = _T_ac_AcCpdReqEnergyTransferMode[s, -1]
     except KeyError:
         raise ExiEncodeError("AcCpdReqEnergyTransferMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_AcCpdReqEnergyTransferMode(r, v, n, p):
+def _d_ac_AcCpdReqEnergyTransferMode(r: Reader, v: int, n: int, p: int) -> tuple[ac.AcCpdReqEnergyTransferMode, int]:
+    f_ev_maximum_charge_power: ct.RationalNumber
+    f_ev_maximum_charge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_charge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_charge_power: ct.RationalNumber
+    f_ev_minimum_charge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_charge_power_l3: ct.RationalNumber | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
@@ -208,128 +227,170 @@ def _d_ac_AcCpdReqEnergyTransferMode(r, v, n, p):
 
 
 # AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_AcCpdResEnergyTransferMode(a, o, st):
+def _e_ac_AcCpdResEnergyTransferMode(a: int, o: ac.AcCpdResEnergyTransferMode, w: Writer) -> int:
     if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "AcCpdResEnergyTransferMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, w)
     s = 1
-    x = o.evse_maximum_charge_power_l2
-    if x is not None:
+    x_evse_maximum_charge_power_l2 = o.evse_maximum_charge_power_l2
+    if x_evse_maximum_charge_power_l2 is not None:
         s = 2
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.evse_maximum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.evse_maximum_charge_power_l3
-    if x is not None:
+        if x_evse_maximum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.evse_maximum_charge_power_l2",
+                "RationalNumber",
+                x_evse_maximum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_evse_maximum_charge_power_l2, w)
+    x_evse_maximum_charge_power_l3 = o.evse_maximum_charge_power_l3
+    if x_evse_maximum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_AcCpdResEnergyTransferMode[s, 128]
+            c, cw, s = _T_ac_AcCpdResEnergyTransferMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "AcCpdResEnergyTransferMode.evse_maximum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.evse_maximum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_maximum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.evse_maximum_charge_power_l3",
+                "RationalNumber",
+                x_evse_maximum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_AcCpdResEnergyTransferMode[s, 192]
+        c, cw, s = _T_ac_AcCpdResEnergyTransferMode[s, 192]
     except KeyError:
         raise ExiEncodeError("AcCpdResEnergyTransferMode.evse_minimum_charge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "AcCpdResEnergyTransferMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
         )
-    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, st)
-    x = o.evse_minimum_charge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, w)
+    x_evse_minimum_charge_power_l2 = o.evse_minimum_charge_power_l2
+    if x_evse_minimum_charge_power_l2 is not None:
         s = 5
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.evse_minimum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.evse_minimum_charge_power_l3
-    if x is not None:
+        if x_evse_minimum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.evse_minimum_charge_power_l2",
+                "RationalNumber",
+                x_evse_minimum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_evse_minimum_charge_power_l2, w)
+    x_evse_minimum_charge_power_l3 = o.evse_minimum_charge_power_l3
+    if x_evse_minimum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_AcCpdResEnergyTransferMode[s, 320]
+            c, cw, s = _T_ac_AcCpdResEnergyTransferMode[s, 320]
         except KeyError:
             raise ExiEncodeError(
                 "AcCpdResEnergyTransferMode.evse_minimum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.evse_minimum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_minimum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.evse_minimum_charge_power_l3",
+                "RationalNumber",
+                x_evse_minimum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_minimum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_AcCpdResEnergyTransferMode[s, 384]
+        c, cw, s = _T_ac_AcCpdResEnergyTransferMode[s, 384]
     except KeyError:
         raise ExiEncodeError("AcCpdResEnergyTransferMode.evse_nominal_frequency is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_nominal_frequency.__class__ is not ct.RationalNumber:
         raise type_error(
             "AcCpdResEnergyTransferMode.evse_nominal_frequency", "RationalNumber", o.evse_nominal_frequency
         )
-    a = _e_ct_RationalNumber(a, o.evse_nominal_frequency, st)
-    x = o.maximum_power_asymmetry
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evse_nominal_frequency, w)
+    x_maximum_power_asymmetry = o.maximum_power_asymmetry
+    if x_maximum_power_asymmetry is not None:
         s = 8
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.maximum_power_asymmetry", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.evse_power_ramp_limitation
-    if x is not None:
+        if x_maximum_power_asymmetry.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.maximum_power_asymmetry", "RationalNumber", x_maximum_power_asymmetry
+            )
+        a = _e_ct_RationalNumber((a << 3), x_maximum_power_asymmetry, w)
+    x_evse_power_ramp_limitation = o.evse_power_ramp_limitation
+    if x_evse_power_ramp_limitation is not None:
         try:
-            c, w, s = _T_ac_AcCpdResEnergyTransferMode[s, 512]
+            c, cw, s = _T_ac_AcCpdResEnergyTransferMode[s, 512]
         except KeyError:
             raise ExiEncodeError("AcCpdResEnergyTransferMode.evse_power_ramp_limitation is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_power_ramp_limitation.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x_evse_power_ramp_limitation
+            )
+        a = _e_ct_RationalNumber(a, x_evse_power_ramp_limitation, w)
+    x_evse_present_active_power = o.evse_present_active_power
+    if x_evse_present_active_power is not None:
         try:
-            c, w, s = _T_ac_AcCpdResEnergyTransferMode[s, 576]
+            c, cw, s = _T_ac_AcCpdResEnergyTransferMode[s, 576]
         except KeyError:
             raise ExiEncodeError("AcCpdResEnergyTransferMode.evse_present_active_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.evse_present_active_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.evse_present_active_power", "RationalNumber", x_evse_present_active_power
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power, w)
+    x_evse_present_active_power_l2 = o.evse_present_active_power_l2
+    if x_evse_present_active_power_l2 is not None:
         try:
-            c, w, s = _T_ac_AcCpdResEnergyTransferMode[s, 640]
+            c, cw, s = _T_ac_AcCpdResEnergyTransferMode[s, 640]
         except KeyError:
             raise ExiEncodeError(
                 "AcCpdResEnergyTransferMode.evse_present_active_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.evse_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.evse_present_active_power_l2",
+                "RationalNumber",
+                x_evse_present_active_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l2, w)
+    x_evse_present_active_power_l3 = o.evse_present_active_power_l3
+    if x_evse_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_AcCpdResEnergyTransferMode[s, 704]
+            c, cw, s = _T_ac_AcCpdResEnergyTransferMode[s, 704]
         except KeyError:
             raise ExiEncodeError(
                 "AcCpdResEnergyTransferMode.evse_present_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcCpdResEnergyTransferMode.evse_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "AcCpdResEnergyTransferMode.evse_present_active_power_l3",
+                "RationalNumber",
+                x_evse_present_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l3, w)
     try:
-        c, w, _ = _T_ac_AcCpdResEnergyTransferMode[s, -1]
+        c, cw, _ = _T_ac_AcCpdResEnergyTransferMode[s, -1]
     except KeyError:
         raise ExiEncodeError("AcCpdResEnergyTransferMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_AcCpdResEnergyTransferMode(r, v, n, p):
+def _d_ac_AcCpdResEnergyTransferMode(r: Reader, v: int, n: int, p: int) -> tuple[ac.AcCpdResEnergyTransferMode, int]:
+    f_evse_maximum_charge_power: ct.RationalNumber
+    f_evse_maximum_charge_power_l2: ct.RationalNumber | None
+    f_evse_maximum_charge_power_l3: ct.RationalNumber | None
+    f_evse_minimum_charge_power: ct.RationalNumber
+    f_evse_minimum_charge_power_l2: ct.RationalNumber | None
+    f_evse_minimum_charge_power_l3: ct.RationalNumber | None
+    f_evse_nominal_frequency: ct.RationalNumber
+    f_maximum_power_asymmetry: ct.RationalNumber | None
+    f_evse_power_ramp_limitation: ct.RationalNumber | None
+    f_evse_present_active_power: ct.RationalNumber | None
+    f_evse_present_active_power_l2: ct.RationalNumber | None
+    f_evse_present_active_power_l3: ct.RationalNumber | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
@@ -432,26 +493,26 @@ def _d_ac_AcCpdResEnergyTransferMode(r, v, n, p):
 
 
 # AC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_AcChargeLoopReq(a, o, st):
+def _e_ac_AcChargeLoopReq(a: int, o: ac.AcChargeLoopReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcChargeLoopReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     s = 1
-    x = o.display_parameters
-    if x is not None:
+    x_display_parameters = o.display_parameters
+    if x_display_parameters is not None:
         s = 2
-        if x.__class__ is not ct.DisplayParameters:
-            raise type_error("AcChargeLoopReq.display_parameters", "DisplayParameters", x)
-        a = _e_ct_DisplayParameters((a << 2), x, st)
+        if x_display_parameters.__class__ is not ct.DisplayParameters:
+            raise type_error("AcChargeLoopReq.display_parameters", "DisplayParameters", x_display_parameters)
+        a = _e_ct_DisplayParameters((a << 2), x_display_parameters, w)
     try:
-        c, w, s = _T_ac_AcChargeLoopReq[s, 128]
+        c, cw, s = _T_ac_AcChargeLoopReq[s, 128]
     except KeyError:
         raise ExiEncodeError("AcChargeLoopReq.meter_info_requested is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.meter_info_requested
-    if y.__class__ is not bool:
-        raise type_error("AcChargeLoopReq.meter_info_requested", "True or False", y)
-    a = (a << 1) | (1 if y else 0)
+    a = (a << (cw + 1)) | (c << 1)
+    y_meter_info_requested = o.meter_info_requested
+    if y_meter_info_requested.__class__ is not bool:
+        raise type_error("AcChargeLoopReq.meter_info_requested", "True or False", y_meter_info_requested)
+    a = (a << 1) | (1 if y_meter_info_requested else 0)
     a <<= 1
     try:
         eid, enc = _S_ac_AcChargeLoopReq_3[type(o.cl_req_control_mode)]
@@ -460,20 +521,32 @@ def _e_ac_AcChargeLoopReq(a, o, st):
             f"AcChargeLoopReq.cl_req_control_mode: unexpected {type(o.cl_req_control_mode).__name__}"
         ) from None
     try:
-        c, w, s = _T_ac_AcChargeLoopReq[s, eid]
+        c, cw, s = _T_ac_AcChargeLoopReq[s, eid]
     except KeyError:
         raise ExiEncodeError("AcChargeLoopReq.cl_req_control_mode is not allowed here") from None
-    a = (a << w) | c
-    a = enc(a, o.cl_req_control_mode, st)
+    a = (a << cw) | c
+    a = enc(a, o.cl_req_control_mode, w)
     a <<= 1
     return a
 
 
-def _d_ac_AcChargeLoopReq(r, v, n, p):
+def _d_ac_AcChargeLoopReq(r: Reader, v: int, n: int, p: int) -> tuple[ac.AcChargeLoopReq, int]:
+    f_header: ct.MessageHeader
+    f_display_parameters: ct.DisplayParameters | None
+    f_meter_info_requested: bool
+    f_cl_req_control_mode: (
+        ac.BptDynamicAcClReqControlMode
+        | ac.BptScheduledAcClReqControlMode
+        | ct.ClReqControlMode
+        | ac.DynamicAcClReqControlMode
+        | ac.ScheduledAcClReqControlMode
+    )
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 1
     w, mask, prods = _D_ac_AcChargeLoopReq[s]
     p += w
@@ -512,49 +585,49 @@ def _d_ac_AcChargeLoopReq(r, v, n, p):
 
 
 # AC_ChargeLoopResType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_AcChargeLoopRes(a, o, st):
+def _e_ac_AcChargeLoopRes(a: int, o: ac.AcChargeLoopRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcChargeLoopRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcChargeLoopRes.response_code")
     a <<= 1
     s = 2
-    x = o.evse_status
-    if x is not None:
+    x_evse_status = o.evse_status
+    if x_evse_status is not None:
         s = 3
-        if x.__class__ is not ct.EvseStatus:
-            raise type_error("AcChargeLoopRes.evse_status", "EvseStatus", x)
-        a = _e_ct_EvseStatus((a << 4), x, st)
-    x = o.meter_info
-    if x is not None:
+        if x_evse_status.__class__ is not ct.EvseStatus:
+            raise type_error("AcChargeLoopRes.evse_status", "EvseStatus", x_evse_status)
+        a = _e_ct_EvseStatus((a << 4), x_evse_status, w)
+    x_meter_info = o.meter_info
+    if x_meter_info is not None:
         try:
-            c, w, s = _T_ac_AcChargeLoopRes[s, 192]
+            c, cw, s = _T_ac_AcChargeLoopRes[s, 192]
         except KeyError:
             raise ExiEncodeError("AcChargeLoopRes.meter_info is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.MeterInfo:
-            raise type_error("AcChargeLoopRes.meter_info", "MeterInfo", x)
-        a = _e_ct_MeterInfo(a, x, st)
-    x = o.receipt
-    if x is not None:
+        a = (a << cw) | c
+        if x_meter_info.__class__ is not ct.MeterInfo:
+            raise type_error("AcChargeLoopRes.meter_info", "MeterInfo", x_meter_info)
+        a = _e_ct_MeterInfo(a, x_meter_info, w)
+    x_receipt = o.receipt
+    if x_receipt is not None:
         try:
-            c, w, s = _T_ac_AcChargeLoopRes[s, 256]
+            c, cw, s = _T_ac_AcChargeLoopRes[s, 256]
         except KeyError:
             raise ExiEncodeError("AcChargeLoopRes.receipt is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.Receipt:
-            raise type_error("AcChargeLoopRes.receipt", "Receipt", x)
-        a = _e_ct_Receipt(a, x, st)
-    x = o.evse_target_frequency
-    if x is not None:
+        a = (a << cw) | c
+        if x_receipt.__class__ is not ct.Receipt:
+            raise type_error("AcChargeLoopRes.receipt", "Receipt", x_receipt)
+        a = _e_ct_Receipt(a, x_receipt, w)
+    x_evse_target_frequency = o.evse_target_frequency
+    if x_evse_target_frequency is not None:
         try:
-            c, w, s = _T_ac_AcChargeLoopRes[s, 320]
+            c, cw, s = _T_ac_AcChargeLoopRes[s, 320]
         except KeyError:
             raise ExiEncodeError("AcChargeLoopRes.evse_target_frequency is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AcChargeLoopRes.evse_target_frequency", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_target_frequency.__class__ is not ct.RationalNumber:
+            raise type_error("AcChargeLoopRes.evse_target_frequency", "RationalNumber", x_evse_target_frequency)
+        a = _e_ct_RationalNumber(a, x_evse_target_frequency, w)
     try:
         eid, enc = _S_ac_AcChargeLoopRes_6[type(o.cl_res_control_mode)]
     except KeyError:
@@ -562,20 +635,35 @@ def _e_ac_AcChargeLoopRes(a, o, st):
             f"AcChargeLoopRes.cl_res_control_mode: unexpected {type(o.cl_res_control_mode).__name__}"
         ) from None
     try:
-        c, w, s = _T_ac_AcChargeLoopRes[s, eid]
+        c, cw, s = _T_ac_AcChargeLoopRes[s, eid]
     except KeyError:
         raise ExiEncodeError("AcChargeLoopRes.cl_res_control_mode is not allowed here") from None
-    a = (a << w) | c
-    a = enc(a, o.cl_res_control_mode, st)
+    a = (a << cw) | c
+    a = enc(a, o.cl_res_control_mode, w)
     a <<= 1
     return a
 
 
-def _d_ac_AcChargeLoopRes(r, v, n, p):
+def _d_ac_AcChargeLoopRes(r: Reader, v: int, n: int, p: int) -> tuple[ac.AcChargeLoopRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_status: ct.EvseStatus | None
+    f_meter_info: ct.MeterInfo | None
+    f_receipt: ct.Receipt | None
+    f_evse_target_frequency: ct.RationalNumber | None
+    f_cl_res_control_mode: (
+        ac.BptDynamicAcClResControlMode
+        | ac.BptScheduledAcClResControlMode
+        | ct.ClResControlMode
+        | ac.DynamicAcClResControlMode
+        | ac.ScheduledAcClResControlMode
+    )
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -603,6 +691,8 @@ def _d_ac_AcChargeLoopRes(r, v, n, p):
         f_meter_info = None
     if fid == 4:
         f_receipt, p = _d_ct_Receipt(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_ac_AcChargeLoopRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -633,10 +723,10 @@ def _d_ac_AcChargeLoopRes(r, v, n, p):
 
 
 # AC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_AcChargeParameterDiscoveryReq(a, o, st):
+def _e_ac_AcChargeParameterDiscoveryReq(a: int, o: ac.AcChargeParameterDiscoveryReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcChargeParameterDiscoveryReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     s = 1
     try:
         eid, enc = _S_ac_AcChargeParameterDiscoveryReq_1[type(o.ac_cpd_req_energy_transfer_mode)]
@@ -645,22 +735,28 @@ def _e_ac_AcChargeParameterDiscoveryReq(a, o, st):
             f"AcChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode: unexpected {type(o.ac_cpd_req_energy_transfer_mode).__name__}"
         ) from None
     try:
-        c, w, s = _T_ac_AcChargeParameterDiscoveryReq[s, eid]
+        c, cw, s = _T_ac_AcChargeParameterDiscoveryReq[s, eid]
     except KeyError:
         raise ExiEncodeError(
             "AcChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode is not allowed here"
         ) from None
-    a = (a << w) | c
-    a = enc(a, o.ac_cpd_req_energy_transfer_mode, st)
+    a = (a << cw) | c
+    a = enc(a, o.ac_cpd_req_energy_transfer_mode, w)
     a <<= 1
     return a
 
 
-def _d_ac_AcChargeParameterDiscoveryReq(r, v, n, p):
+def _d_ac_AcChargeParameterDiscoveryReq(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[ac.AcChargeParameterDiscoveryReq, int]:
+    f_header: ct.MessageHeader
+    f_ac_cpd_req_energy_transfer_mode: ac.AcCpdReqEnergyTransferMode | ac.BptAcCpdReqEnergyTransferMode
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 1
     w, mask, prods = _D_ac_AcChargeParameterDiscoveryReq[s]
     p += w
@@ -678,10 +774,10 @@ def _d_ac_AcChargeParameterDiscoveryReq(r, v, n, p):
 
 
 # AC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_AcChargeParameterDiscoveryRes(a, o, st):
+def _e_ac_AcChargeParameterDiscoveryRes(a: int, o: ac.AcChargeParameterDiscoveryRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcChargeParameterDiscoveryRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcChargeParameterDiscoveryRes.response_code")
     a <<= 1
     s = 2
@@ -692,22 +788,29 @@ def _e_ac_AcChargeParameterDiscoveryRes(a, o, st):
             f"AcChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode: unexpected {type(o.ac_cpd_res_energy_transfer_mode).__name__}"
         ) from None
     try:
-        c, w, s = _T_ac_AcChargeParameterDiscoveryRes[s, eid]
+        c, cw, s = _T_ac_AcChargeParameterDiscoveryRes[s, eid]
     except KeyError:
         raise ExiEncodeError(
             "AcChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode is not allowed here"
         ) from None
-    a = (a << w) | c
-    a = enc(a, o.ac_cpd_res_energy_transfer_mode, st)
+    a = (a << cw) | c
+    a = enc(a, o.ac_cpd_res_energy_transfer_mode, w)
     a <<= 1
     return a
 
 
-def _d_ac_AcChargeParameterDiscoveryRes(r, v, n, p):
+def _d_ac_AcChargeParameterDiscoveryRes(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[ac.AcChargeParameterDiscoveryRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_ac_cpd_res_energy_transfer_mode: ac.AcCpdResEnergyTransferMode | ac.BptAcCpdResEnergyTransferMode
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -733,124 +836,170 @@ def _d_ac_AcChargeParameterDiscoveryRes(r, v, n, p):
 
 
 # BPT_AC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_BptAcCpdReqEnergyTransferMode(a, o, st):
+def _e_ac_BptAcCpdReqEnergyTransferMode(a: int, o: ac.BptAcCpdReqEnergyTransferMode, w: Writer) -> int:
     if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, w)
     s = 1
-    x = o.ev_maximum_charge_power_l2
-    if x is not None:
+    x_ev_maximum_charge_power_l2 = o.ev_maximum_charge_power_l2
+    if x_ev_maximum_charge_power_l2 is not None:
         s = 2
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_maximum_charge_power_l3
-    if x is not None:
+        if x_ev_maximum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power_l2",
+                "RationalNumber",
+                x_ev_maximum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_maximum_charge_power_l2, w)
+    x_ev_maximum_charge_power_l3 = o.ev_maximum_charge_power_l3
+    if x_ev_maximum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 128]
+            c, cw, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdReqEnergyTransferMode.ev_maximum_charge_power_l3",
+                "RationalNumber",
+                x_ev_maximum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 192]
+        c, cw, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 192]
     except KeyError:
         raise ExiEncodeError("BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
-    x = o.ev_minimum_charge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, w)
+    x_ev_minimum_charge_power_l2 = o.ev_minimum_charge_power_l2
+    if x_ev_minimum_charge_power_l2 is not None:
         s = 5
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_minimum_charge_power_l3
-    if x is not None:
+        if x_ev_minimum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power_l2",
+                "RationalNumber",
+                x_ev_minimum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_minimum_charge_power_l2, w)
+    x_ev_minimum_charge_power_l3 = o.ev_minimum_charge_power_l3
+    if x_ev_minimum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 320]
+            c, cw, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 320]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdReqEnergyTransferMode.ev_minimum_charge_power_l3",
+                "RationalNumber",
+                x_ev_minimum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 384]
+        c, cw, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 384]
     except KeyError:
         raise ExiEncodeError("BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power", "RationalNumber", o.ev_maximum_discharge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, st)
-    x = o.ev_maximum_discharge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, w)
+    x_ev_maximum_discharge_power_l2 = o.ev_maximum_discharge_power_l2
+    if x_ev_maximum_discharge_power_l2 is not None:
         s = 8
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_maximum_discharge_power_l3
-    if x is not None:
+        if x_ev_maximum_discharge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power_l2",
+                "RationalNumber",
+                x_ev_maximum_discharge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_maximum_discharge_power_l2, w)
+    x_ev_maximum_discharge_power_l3 = o.ev_maximum_discharge_power_l3
+    if x_ev_maximum_discharge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 512]
+            c, cw, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 512]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_maximum_discharge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdReqEnergyTransferMode.ev_maximum_discharge_power_l3",
+                "RationalNumber",
+                x_ev_maximum_discharge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_discharge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 576]
+        c, cw, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 576]
     except KeyError:
         raise ExiEncodeError("BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power", "RationalNumber", o.ev_minimum_discharge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_power, st)
-    x = o.ev_minimum_discharge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_power, w)
+    x_ev_minimum_discharge_power_l2 = o.ev_minimum_discharge_power_l2
+    if x_ev_minimum_discharge_power_l2 is not None:
         s = 11
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_minimum_discharge_power_l3
-    if x is not None:
+        if x_ev_minimum_discharge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power_l2",
+                "RationalNumber",
+                x_ev_minimum_discharge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_minimum_discharge_power_l2, w)
+    x_ev_minimum_discharge_power_l3 = o.ev_minimum_discharge_power_l3
+    if x_ev_minimum_discharge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 704]
+            c, cw, s = _T_ac_BptAcCpdReqEnergyTransferMode[s, 704]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_discharge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdReqEnergyTransferMode.ev_minimum_discharge_power_l3",
+                "RationalNumber",
+                x_ev_minimum_discharge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_discharge_power_l3, w)
     try:
-        c, w, _ = _T_ac_BptAcCpdReqEnergyTransferMode[s, -1]
+        c, cw, _ = _T_ac_BptAcCpdReqEnergyTransferMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptAcCpdReqEnergyTransferMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_BptAcCpdReqEnergyTransferMode(r, v, n, p):
+def _d_ac_BptAcCpdReqEnergyTransferMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[ac.BptAcCpdReqEnergyTransferMode, int]:
+    f_ev_maximum_charge_power: ct.RationalNumber
+    f_ev_maximum_charge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_charge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_charge_power: ct.RationalNumber
+    f_ev_minimum_charge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_charge_power_l3: ct.RationalNumber | None
+    f_ev_maximum_discharge_power: ct.RationalNumber
+    f_ev_maximum_discharge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_discharge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_discharge_power: ct.RationalNumber
+    f_ev_minimum_discharge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_discharge_power_l3: ct.RationalNumber | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
@@ -952,192 +1101,260 @@ def _d_ac_BptAcCpdReqEnergyTransferMode(r, v, n, p):
 
 
 # BPT_AC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_BptAcCpdResEnergyTransferMode(a, o, st):
+def _e_ac_BptAcCpdResEnergyTransferMode(a: int, o: ac.BptAcCpdResEnergyTransferMode, w: Writer) -> int:
     if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdResEnergyTransferMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, w)
     s = 1
-    x = o.evse_maximum_charge_power_l2
-    if x is not None:
+    x_evse_maximum_charge_power_l2 = o.evse_maximum_charge_power_l2
+    if x_evse_maximum_charge_power_l2 is not None:
         s = 2
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_maximum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.evse_maximum_charge_power_l3
-    if x is not None:
+        if x_evse_maximum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_maximum_charge_power_l2",
+                "RationalNumber",
+                x_evse_maximum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_evse_maximum_charge_power_l2, w)
+    x_evse_maximum_charge_power_l3 = o.evse_maximum_charge_power_l3
+    if x_evse_maximum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 128]
+            c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdResEnergyTransferMode.evse_maximum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_maximum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_maximum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_maximum_charge_power_l3",
+                "RationalNumber",
+                x_evse_maximum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 192]
+        c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 192]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode.evse_minimum_charge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdResEnergyTransferMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
         )
-    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, st)
-    x = o.evse_minimum_charge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evse_minimum_charge_power, w)
+    x_evse_minimum_charge_power_l2 = o.evse_minimum_charge_power_l2
+    if x_evse_minimum_charge_power_l2 is not None:
         s = 5
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_minimum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.evse_minimum_charge_power_l3
-    if x is not None:
+        if x_evse_minimum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_minimum_charge_power_l2",
+                "RationalNumber",
+                x_evse_minimum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_evse_minimum_charge_power_l2, w)
+    x_evse_minimum_charge_power_l3 = o.evse_minimum_charge_power_l3
+    if x_evse_minimum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 320]
+            c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 320]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdResEnergyTransferMode.evse_minimum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_minimum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_minimum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_minimum_charge_power_l3",
+                "RationalNumber",
+                x_evse_minimum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_minimum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 384]
+        c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 384]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode.evse_nominal_frequency is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_nominal_frequency.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdResEnergyTransferMode.evse_nominal_frequency", "RationalNumber", o.evse_nominal_frequency
         )
-    a = _e_ct_RationalNumber(a, o.evse_nominal_frequency, st)
-    x = o.maximum_power_asymmetry
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evse_nominal_frequency, w)
+    x_maximum_power_asymmetry = o.maximum_power_asymmetry
+    if x_maximum_power_asymmetry is not None:
         s = 8
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.maximum_power_asymmetry", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.evse_power_ramp_limitation
-    if x is not None:
+        if x_maximum_power_asymmetry.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.maximum_power_asymmetry", "RationalNumber", x_maximum_power_asymmetry
+            )
+        a = _e_ct_RationalNumber((a << 3), x_maximum_power_asymmetry, w)
+    x_evse_power_ramp_limitation = o.evse_power_ramp_limitation
+    if x_evse_power_ramp_limitation is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 512]
+            c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 512]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdResEnergyTransferMode.evse_power_ramp_limitation is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_power_ramp_limitation.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_power_ramp_limitation",
+                "RationalNumber",
+                x_evse_power_ramp_limitation,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_power_ramp_limitation, w)
+    x_evse_present_active_power = o.evse_present_active_power
+    if x_evse_present_active_power is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 576]
+            c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 576]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdResEnergyTransferMode.evse_present_active_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_present_active_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_present_active_power", "RationalNumber", x_evse_present_active_power
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power, w)
+    x_evse_present_active_power_l2 = o.evse_present_active_power_l2
+    if x_evse_present_active_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 640]
+            c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 640]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdResEnergyTransferMode.evse_present_active_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_present_active_power_l2",
+                "RationalNumber",
+                x_evse_present_active_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l2, w)
+    x_evse_present_active_power_l3 = o.evse_present_active_power_l3
+    if x_evse_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 704]
+            c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 704]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdResEnergyTransferMode.evse_present_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_present_active_power_l3",
+                "RationalNumber",
+                x_evse_present_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l3, w)
     try:
-        c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 768]
+        c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 768]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_maximum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power",
             "RationalNumber",
             o.evse_maximum_discharge_power,
         )
-    a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_power, st)
-    x = o.evse_maximum_discharge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_power, w)
+    x_evse_maximum_discharge_power_l2 = o.evse_maximum_discharge_power_l2
+    if x_evse_maximum_discharge_power_l2 is not None:
         s = 14
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.evse_maximum_discharge_power_l3
-    if x is not None:
+        if x_evse_maximum_discharge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power_l2",
+                "RationalNumber",
+                x_evse_maximum_discharge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_evse_maximum_discharge_power_l2, w)
+    x_evse_maximum_discharge_power_l3 = o.evse_maximum_discharge_power_l3
+    if x_evse_maximum_discharge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 896]
+            c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 896]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_maximum_discharge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_maximum_discharge_power_l3",
+                "RationalNumber",
+                x_evse_maximum_discharge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_discharge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 960]
+        c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 960]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_minimum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power",
             "RationalNumber",
             o.evse_minimum_discharge_power,
         )
-    a = _e_ct_RationalNumber(a, o.evse_minimum_discharge_power, st)
-    x = o.evse_minimum_discharge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evse_minimum_discharge_power, w)
+    x_evse_minimum_discharge_power_l2 = o.evse_minimum_discharge_power_l2
+    if x_evse_minimum_discharge_power_l2 is not None:
         s = 17
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.evse_minimum_discharge_power_l3
-    if x is not None:
+        if x_evse_minimum_discharge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power_l2",
+                "RationalNumber",
+                x_evse_minimum_discharge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_evse_minimum_discharge_power_l2, w)
+    x_evse_minimum_discharge_power_l3 = o.evse_minimum_discharge_power_l3
+    if x_evse_minimum_discharge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 1088]
+            c, cw, s = _T_ac_BptAcCpdResEnergyTransferMode[s, 1088]
         except KeyError:
             raise ExiEncodeError(
                 "BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_minimum_discharge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptAcCpdResEnergyTransferMode.evse_minimum_discharge_power_l3",
+                "RationalNumber",
+                x_evse_minimum_discharge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_minimum_discharge_power_l3, w)
     try:
-        c, w, _ = _T_ac_BptAcCpdResEnergyTransferMode[s, -1]
+        c, cw, _ = _T_ac_BptAcCpdResEnergyTransferMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptAcCpdResEnergyTransferMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_BptAcCpdResEnergyTransferMode(r, v, n, p):
+def _d_ac_BptAcCpdResEnergyTransferMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[ac.BptAcCpdResEnergyTransferMode, int]:
+    f_evse_maximum_charge_power: ct.RationalNumber
+    f_evse_maximum_charge_power_l2: ct.RationalNumber | None
+    f_evse_maximum_charge_power_l3: ct.RationalNumber | None
+    f_evse_minimum_charge_power: ct.RationalNumber
+    f_evse_minimum_charge_power_l2: ct.RationalNumber | None
+    f_evse_minimum_charge_power_l3: ct.RationalNumber | None
+    f_evse_nominal_frequency: ct.RationalNumber
+    f_maximum_power_asymmetry: ct.RationalNumber | None
+    f_evse_power_ramp_limitation: ct.RationalNumber | None
+    f_evse_present_active_power: ct.RationalNumber | None
+    f_evse_present_active_power_l2: ct.RationalNumber | None
+    f_evse_present_active_power_l3: ct.RationalNumber | None
+    f_evse_maximum_discharge_power: ct.RationalNumber
+    f_evse_maximum_discharge_power_l2: ct.RationalNumber | None
+    f_evse_maximum_discharge_power_l3: ct.RationalNumber | None
+    f_evse_minimum_discharge_power: ct.RationalNumber
+    f_evse_minimum_discharge_power_l2: ct.RationalNumber | None
+    f_evse_minimum_discharge_power_l3: ct.RationalNumber | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
@@ -1286,234 +1503,320 @@ def _d_ac_BptAcCpdResEnergyTransferMode(r, v, n, p):
 
 
 # BPT_Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_BptDynamicAcClReqControlMode(a, o, st):
+def _e_ac_BptDynamicAcClReqControlMode(a: int, o: ac.BptDynamicAcClReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 11) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 11) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 19) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 3), check_range(y, 0, 4294967295, "BptDynamicAcClReqControlMode.departure_time"))
+            a = e_uint(
+                (a << 3), check_range(y_departure_time, 0, 4294967295, "BptDynamicAcClReqControlMode.departure_time")
+            )
         a <<= 1
     try:
-        c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 64]
+        c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 64]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_target_energy_request is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
         )
-    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, w)
     if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, w)
     if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, w)
     if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, w)
     s = 5
-    x = o.ev_maximum_charge_power_l2
-    if x is not None:
+    x_ev_maximum_charge_power_l2 = o.ev_maximum_charge_power_l2
+    if x_ev_maximum_charge_power_l2 is not None:
         s = 6
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_maximum_charge_power_l3
-    if x is not None:
+        if x_ev_maximum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_maximum_charge_power_l2",
+                "RationalNumber",
+                x_ev_maximum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_maximum_charge_power_l2, w)
+    x_ev_maximum_charge_power_l3 = o.ev_maximum_charge_power_l3
+    if x_ev_maximum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 384]
+            c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClReqControlMode.ev_maximum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_maximum_charge_power_l3",
+                "RationalNumber",
+                x_ev_maximum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 448]
+        c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 448]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
-    x = o.ev_minimum_charge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, w)
+    x_ev_minimum_charge_power_l2 = o.ev_minimum_charge_power_l2
+    if x_ev_minimum_charge_power_l2 is not None:
         s = 9
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_minimum_charge_power_l3
-    if x is not None:
+        if x_ev_minimum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_minimum_charge_power_l2",
+                "RationalNumber",
+                x_ev_minimum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_minimum_charge_power_l2, w)
+    x_ev_minimum_charge_power_l3 = o.ev_minimum_charge_power_l3
+    if x_ev_minimum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 576]
+            c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 576]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClReqControlMode.ev_minimum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_minimum_charge_power_l3",
+                "RationalNumber",
+                x_ev_minimum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 640]
+        c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 640]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_present_active_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_present_active_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_present_active_power", "RationalNumber", o.ev_present_active_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_present_active_power, st)
-    x = o.ev_present_active_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_present_active_power, w)
+    x_ev_present_active_power_l2 = o.ev_present_active_power_l2
+    if x_ev_present_active_power_l2 is not None:
         s = 12
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_present_active_power_l3
-    if x is not None:
+        if x_ev_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_present_active_power_l2",
+                "RationalNumber",
+                x_ev_present_active_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_present_active_power_l2, w)
+    x_ev_present_active_power_l3 = o.ev_present_active_power_l3
+    if x_ev_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 768]
+            c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 768]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClReqControlMode.ev_present_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_present_active_power_l3",
+                "RationalNumber",
+                x_ev_present_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_active_power_l3, w)
     try:
-        c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 832]
+        c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 832]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_present_reactive_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_present_reactive_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_present_reactive_power", "RationalNumber", o.ev_present_reactive_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_present_reactive_power, st)
-    x = o.ev_present_reactive_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_present_reactive_power, w)
+    x_ev_present_reactive_power_l2 = o.ev_present_reactive_power_l2
+    if x_ev_present_reactive_power_l2 is not None:
         s = 15
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_present_reactive_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_present_reactive_power_l3
-    if x is not None:
+        if x_ev_present_reactive_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_present_reactive_power_l2",
+                "RationalNumber",
+                x_ev_present_reactive_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_present_reactive_power_l2, w)
+    x_ev_present_reactive_power_l3 = o.ev_present_reactive_power_l3
+    if x_ev_present_reactive_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 960]
+            c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 960]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClReqControlMode.ev_present_reactive_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_present_reactive_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_present_reactive_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_present_reactive_power_l3",
+                "RationalNumber",
+                x_ev_present_reactive_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_reactive_power_l3, w)
     try:
-        c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 1024]
+        c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 1024]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_maximum_discharge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_maximum_discharge_power", "RationalNumber", o.ev_maximum_discharge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, st)
-    x = o.ev_maximum_discharge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, w)
+    x_ev_maximum_discharge_power_l2 = o.ev_maximum_discharge_power_l2
+    if x_ev_maximum_discharge_power_l2 is not None:
         s = 18
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_discharge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_maximum_discharge_power_l3
-    if x is not None:
+        if x_ev_maximum_discharge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_maximum_discharge_power_l2",
+                "RationalNumber",
+                x_ev_maximum_discharge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_maximum_discharge_power_l2, w)
+    x_ev_maximum_discharge_power_l3 = o.ev_maximum_discharge_power_l3
+    if x_ev_maximum_discharge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 1152]
+            c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 1152]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClReqControlMode.ev_maximum_discharge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_discharge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_maximum_discharge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_maximum_discharge_power_l3",
+                "RationalNumber",
+                x_ev_maximum_discharge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_discharge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 1216]
+        c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 1216]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode.ev_minimum_discharge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClReqControlMode.ev_minimum_discharge_power", "RationalNumber", o.ev_minimum_discharge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_power, st)
-    x = o.ev_minimum_discharge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_minimum_discharge_power, w)
+    x_ev_minimum_discharge_power_l2 = o.ev_minimum_discharge_power_l2
+    if x_ev_minimum_discharge_power_l2 is not None:
         s = 21
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_discharge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.ev_minimum_discharge_power_l3
-    if x is not None:
+        if x_ev_minimum_discharge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_minimum_discharge_power_l2",
+                "RationalNumber",
+                x_ev_minimum_discharge_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 3), x_ev_minimum_discharge_power_l2, w)
+    x_ev_minimum_discharge_power_l3 = o.ev_minimum_discharge_power_l3
+    if x_ev_minimum_discharge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 1344]
+            c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 1344]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClReqControlMode.ev_minimum_discharge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_discharge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_v2x_energy_request
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_discharge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_minimum_discharge_power_l3",
+                "RationalNumber",
+                x_ev_minimum_discharge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_discharge_power_l3, w)
+    x_ev_maximum_v2x_energy_request = o.ev_maximum_v2x_energy_request
+    if x_ev_maximum_v2x_energy_request is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 1408]
+            c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 1408]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClReqControlMode.ev_maximum_v2x_energy_request is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_maximum_v2x_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_v2x_energy_request
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_v2x_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_maximum_v2x_energy_request",
+                "RationalNumber",
+                x_ev_maximum_v2x_energy_request,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_v2x_energy_request, w)
+    x_ev_minimum_v2x_energy_request = o.ev_minimum_v2x_energy_request
+    if x_ev_minimum_v2x_energy_request is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClReqControlMode[s, 1472]
+            c, cw, s = _T_ac_BptDynamicAcClReqControlMode[s, 1472]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClReqControlMode.ev_minimum_v2x_energy_request is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClReqControlMode.ev_minimum_v2x_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_v2x_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClReqControlMode.ev_minimum_v2x_energy_request",
+                "RationalNumber",
+                x_ev_minimum_v2x_energy_request,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_v2x_energy_request, w)
     try:
-        c, w, _ = _T_ac_BptDynamicAcClReqControlMode[s, -1]
+        c, cw, _ = _T_ac_BptDynamicAcClReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_BptDynamicAcClReqControlMode(r, v, n, p):
+def _d_ac_BptDynamicAcClReqControlMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[ac.BptDynamicAcClReqControlMode, int]:
+    f_departure_time: int | None
+    f_ev_target_energy_request: ct.RationalNumber
+    f_ev_maximum_energy_request: ct.RationalNumber
+    f_ev_minimum_energy_request: ct.RationalNumber
+    f_ev_maximum_charge_power: ct.RationalNumber
+    f_ev_maximum_charge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_charge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_charge_power: ct.RationalNumber
+    f_ev_minimum_charge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_charge_power_l3: ct.RationalNumber | None
+    f_ev_present_active_power: ct.RationalNumber
+    f_ev_present_active_power_l2: ct.RationalNumber | None
+    f_ev_present_active_power_l3: ct.RationalNumber | None
+    f_ev_present_reactive_power: ct.RationalNumber
+    f_ev_present_reactive_power_l2: ct.RationalNumber | None
+    f_ev_present_reactive_power_l3: ct.RationalNumber | None
+    f_ev_maximum_discharge_power: ct.RationalNumber
+    f_ev_maximum_discharge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_discharge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_discharge_power: ct.RationalNumber
+    f_ev_minimum_discharge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_discharge_power_l3: ct.RationalNumber | None
+    f_ev_maximum_v2x_energy_request: ct.RationalNumber | None
+    f_ev_minimum_v2x_energy_request: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
     p += w
@@ -1525,10 +1828,13 @@ def _d_ac_BptDynamicAcClReqControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -1715,161 +2021,212 @@ def _d_ac_BptDynamicAcClReqControlMode(r, v, n, p):
 
 
 # BPT_Dynamic_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_BptDynamicAcClResControlMode(a, o, st):
+def _e_ac_BptDynamicAcClResControlMode(a: int, o: ac.BptDynamicAcClResControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 12) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 12) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 20) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 4), check_range(y, 0, 4294967295, "BptDynamicAcClResControlMode.departure_time"))
+            a = e_uint(
+                (a << 4), check_range(y_departure_time, 0, 4294967295, "BptDynamicAcClResControlMode.departure_time")
+            )
         a <<= 1
-    x = o.minimum_soc
-    if x is not None:
+    x_minimum_soc = o.minimum_soc
+    if x_minimum_soc is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 64]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("BptDynamicAcClResControlMode.minimum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("BptDynamicAcClResControlMode.minimum_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_minimum_soc = x_minimum_soc
+        if not isinstance(y_minimum_soc, int) or not 0 <= y_minimum_soc <= 100:
+            raise range_error("BptDynamicAcClResControlMode.minimum_soc", y_minimum_soc, 0, 100)
+        a = (a << 7) | y_minimum_soc
         a <<= 1
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 128]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("BptDynamicAcClResControlMode.target_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("BptDynamicAcClResControlMode.target_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("BptDynamicAcClResControlMode.target_soc", y_target_soc, 0, 100)
+        a = (a << 7) | y_target_soc
         a <<= 1
-    x = o.ack_max_delay
-    if x is not None:
+    x_ack_max_delay = o.ack_max_delay
+    if x_ack_max_delay is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 192]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("BptDynamicAcClResControlMode.ack_max_delay is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_ack_max_delay = x_ack_max_delay
+        if y_ack_max_delay.__class__ is int and 0 <= y_ack_max_delay < 0x80:
+            a = (a << 8) | y_ack_max_delay
+        elif y_ack_max_delay.__class__ is int and 128 <= y_ack_max_delay < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_ack_max_delay & 0x7F) << 8) | (y_ack_max_delay >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 65535, "BptDynamicAcClResControlMode.ack_max_delay"))
+            a = e_uint(a, check_range(y_ack_max_delay, 0, 65535, "BptDynamicAcClResControlMode.ack_max_delay"))
         a <<= 1
     try:
-        c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 256]
+        c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 256]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClResControlMode.evse_target_active_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_target_active_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicAcClResControlMode.evse_target_active_power", "RationalNumber", o.evse_target_active_power
         )
-    a = _e_ct_RationalNumber(a, o.evse_target_active_power, st)
-    x = o.evse_target_active_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evse_target_active_power, w)
+    x_evse_target_active_power_l2 = o.evse_target_active_power_l2
+    if x_evse_target_active_power_l2 is not None:
         s = 6
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.evse_target_active_power_l3
-    if x is not None:
+        if x_evse_target_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClResControlMode.evse_target_active_power_l2",
+                "RationalNumber",
+                x_evse_target_active_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 4), x_evse_target_active_power_l2, w)
+    x_evse_target_active_power_l3 = o.evse_target_active_power_l3
+    if x_evse_target_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 384]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClResControlMode.evse_target_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClResControlMode.evse_target_active_power_l3",
+                "RationalNumber",
+                x_evse_target_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_active_power_l3, w)
+    x_evse_target_reactive_power = o.evse_target_reactive_power
+    if x_evse_target_reactive_power is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 448]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClResControlMode.evse_target_reactive_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClResControlMode.evse_target_reactive_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClResControlMode.evse_target_reactive_power",
+                "RationalNumber",
+                x_evse_target_reactive_power,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power, w)
+    x_evse_target_reactive_power_l2 = o.evse_target_reactive_power_l2
+    if x_evse_target_reactive_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 512]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 512]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClResControlMode.evse_target_reactive_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClResControlMode.evse_target_reactive_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClResControlMode.evse_target_reactive_power_l2",
+                "RationalNumber",
+                x_evse_target_reactive_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power_l2, w)
+    x_evse_target_reactive_power_l3 = o.evse_target_reactive_power_l3
+    if x_evse_target_reactive_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 576]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 576]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClResControlMode.evse_target_reactive_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClResControlMode.evse_target_reactive_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClResControlMode.evse_target_reactive_power_l3",
+                "RationalNumber",
+                x_evse_target_reactive_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power_l3, w)
+    x_evse_present_active_power = o.evse_present_active_power
+    if x_evse_present_active_power is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 640]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 640]
         except KeyError:
             raise ExiEncodeError("BptDynamicAcClResControlMode.evse_present_active_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClResControlMode.evse_present_active_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClResControlMode.evse_present_active_power", "RationalNumber", x_evse_present_active_power
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power, w)
+    x_evse_present_active_power_l2 = o.evse_present_active_power_l2
+    if x_evse_present_active_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 704]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 704]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClResControlMode.evse_present_active_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClResControlMode.evse_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClResControlMode.evse_present_active_power_l2",
+                "RationalNumber",
+                x_evse_present_active_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l2, w)
+    x_evse_present_active_power_l3 = o.evse_present_active_power_l3
+    if x_evse_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptDynamicAcClResControlMode[s, 768]
+            c, cw, s = _T_ac_BptDynamicAcClResControlMode[s, 768]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicAcClResControlMode.evse_present_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicAcClResControlMode.evse_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicAcClResControlMode.evse_present_active_power_l3",
+                "RationalNumber",
+                x_evse_present_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l3, w)
     try:
-        c, w, _ = _T_ac_BptDynamicAcClResControlMode[s, -1]
+        c, cw, _ = _T_ac_BptDynamicAcClResControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptDynamicAcClResControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
+def _d_ac_BptDynamicAcClResControlMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[ac.BptDynamicAcClResControlMode, int]:
+    f_departure_time: int | None
+    f_minimum_soc: int | None
+    f_target_soc: int | None
+    f_ack_max_delay: int | None
+    f_evse_target_active_power: ct.RationalNumber
+    f_evse_target_active_power_l2: ct.RationalNumber | None
+    f_evse_target_active_power_l3: ct.RationalNumber | None
+    f_evse_target_reactive_power: ct.RationalNumber | None
+    f_evse_target_reactive_power_l2: ct.RationalNumber | None
+    f_evse_target_reactive_power_l3: ct.RationalNumber | None
+    f_evse_present_active_power: ct.RationalNumber | None
+    f_evse_present_active_power_l2: ct.RationalNumber | None
+    f_evse_present_active_power_l3: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
     p += w
@@ -1881,10 +2238,13 @@ def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -1930,10 +2290,13 @@ def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
         f_ack_max_delay = (v >> (n - p - 8)) & 0xFF
         if f_ack_max_delay < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_ack_max_delay = (f_ack_max_delay & 0x7F) | (q << 7)
+            p += 16
         else:
             f_ack_max_delay, p = r_uint(v, n, p, 3)
-        if not 0 <= f_ack_max_delay <= 65535:
-            raise out_of_range(p, f_ack_max_delay, 0, 65535)
+            if not 0 <= f_ack_max_delay <= 65535:
+                raise out_of_range(p, f_ack_max_delay, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
@@ -2024,251 +2387,348 @@ def _d_ac_BptDynamicAcClResControlMode(r, v, n, p):
 
 
 # BPT_Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_BptScheduledAcClReqControlMode(a, o, st):
+def _e_ac_BptScheduledAcClReqControlMode(a: int, o: ac.BptScheduledAcClReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.ev_target_energy_request
-    if x is not None:
+    x_ev_target_energy_request = o.ev_target_energy_request
+    if x_ev_target_energy_request is not None:
         s = 1
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_target_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.ev_maximum_energy_request
-    if x is not None:
+        if x_ev_target_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_target_energy_request", "RationalNumber", x_ev_target_energy_request
+            )
+        a = _e_ct_RationalNumber((a << 4), x_ev_target_energy_request, w)
+    x_ev_maximum_energy_request = o.ev_maximum_energy_request
+    if x_ev_maximum_energy_request is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 64]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_maximum_energy_request is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_energy_request
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_maximum_energy_request",
+                "RationalNumber",
+                x_ev_maximum_energy_request,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_energy_request, w)
+    x_ev_minimum_energy_request = o.ev_minimum_energy_request
+    if x_ev_minimum_energy_request is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 128]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_minimum_energy_request is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_charge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_minimum_energy_request",
+                "RationalNumber",
+                x_ev_minimum_energy_request,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_energy_request, w)
+    x_ev_maximum_charge_power = o.ev_maximum_charge_power
+    if x_ev_maximum_charge_power is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 192]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("BptScheduledAcClReqControlMode.ev_maximum_charge_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_charge_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x_ev_maximum_charge_power
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power, w)
+    x_ev_maximum_charge_power_l2 = o.ev_maximum_charge_power_l2
+    if x_ev_maximum_charge_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 256]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 256]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_maximum_charge_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_charge_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_maximum_charge_power_l2",
+                "RationalNumber",
+                x_ev_maximum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power_l2, w)
+    x_ev_maximum_charge_power_l3 = o.ev_maximum_charge_power_l3
+    if x_ev_maximum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 320]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 320]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_maximum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_charge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_maximum_charge_power_l3",
+                "RationalNumber",
+                x_ev_maximum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power_l3, w)
+    x_ev_minimum_charge_power = o.ev_minimum_charge_power
+    if x_ev_minimum_charge_power is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 384]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError("BptScheduledAcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_charge_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x_ev_minimum_charge_power
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power, w)
+    x_ev_minimum_charge_power_l2 = o.ev_minimum_charge_power_l2
+    if x_ev_minimum_charge_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 448]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_minimum_charge_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_charge_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_minimum_charge_power_l2",
+                "RationalNumber",
+                x_ev_minimum_charge_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power_l2, w)
+    x_ev_minimum_charge_power_l3 = o.ev_minimum_charge_power_l3
+    if x_ev_minimum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 512]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 512]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_minimum_charge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_minimum_charge_power_l3",
+                "RationalNumber",
+                x_ev_minimum_charge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 576]
+        c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 576]
     except KeyError:
         raise ExiEncodeError("BptScheduledAcClReqControlMode.ev_present_active_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_present_active_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptScheduledAcClReqControlMode.ev_present_active_power", "RationalNumber", o.ev_present_active_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_present_active_power, st)
-    x = o.ev_present_active_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_present_active_power, w)
+    x_ev_present_active_power_l2 = o.ev_present_active_power_l2
+    if x_ev_present_active_power_l2 is not None:
         s = 11
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.ev_present_active_power_l3
-    if x is not None:
+        if x_ev_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_present_active_power_l2",
+                "RationalNumber",
+                x_ev_present_active_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 4), x_ev_present_active_power_l2, w)
+    x_ev_present_active_power_l3 = o.ev_present_active_power_l3
+    if x_ev_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 704]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 704]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_present_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_present_reactive_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_present_active_power_l3",
+                "RationalNumber",
+                x_ev_present_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_active_power_l3, w)
+    x_ev_present_reactive_power = o.ev_present_reactive_power
+    if x_ev_present_reactive_power is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 768]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 768]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_present_reactive_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_present_reactive_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_present_reactive_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_present_reactive_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_present_reactive_power",
+                "RationalNumber",
+                x_ev_present_reactive_power,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_reactive_power, w)
+    x_ev_present_reactive_power_l2 = o.ev_present_reactive_power_l2
+    if x_ev_present_reactive_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 832]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 832]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_present_reactive_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_present_reactive_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_present_reactive_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_present_reactive_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_present_reactive_power_l2",
+                "RationalNumber",
+                x_ev_present_reactive_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_reactive_power_l2, w)
+    x_ev_present_reactive_power_l3 = o.ev_present_reactive_power_l3
+    if x_ev_present_reactive_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 896]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 896]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_present_reactive_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_present_reactive_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_discharge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_present_reactive_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_present_reactive_power_l3",
+                "RationalNumber",
+                x_ev_present_reactive_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_reactive_power_l3, w)
+    x_ev_maximum_discharge_power = o.ev_maximum_discharge_power
+    if x_ev_maximum_discharge_power is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 960]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 960]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_maximum_discharge_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_discharge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_discharge_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_maximum_discharge_power",
+                "RationalNumber",
+                x_ev_maximum_discharge_power,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_discharge_power, w)
+    x_ev_maximum_discharge_power_l2 = o.ev_maximum_discharge_power_l2
+    if x_ev_maximum_discharge_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 1024]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 1024]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_discharge_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_discharge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l2",
+                "RationalNumber",
+                x_ev_maximum_discharge_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_discharge_power_l2, w)
+    x_ev_maximum_discharge_power_l3 = o.ev_maximum_discharge_power_l3
+    if x_ev_maximum_discharge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 1088]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 1088]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_discharge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_discharge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_maximum_discharge_power_l3",
+                "RationalNumber",
+                x_ev_maximum_discharge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_discharge_power_l3, w)
+    x_ev_minimum_discharge_power = o.ev_minimum_discharge_power
+    if x_ev_minimum_discharge_power is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 1152]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 1152]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_minimum_discharge_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_discharge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_discharge_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_minimum_discharge_power",
+                "RationalNumber",
+                x_ev_minimum_discharge_power,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_discharge_power, w)
+    x_ev_minimum_discharge_power_l2 = o.ev_minimum_discharge_power_l2
+    if x_ev_minimum_discharge_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 1216]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 1216]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_discharge_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_discharge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l2",
+                "RationalNumber",
+                x_ev_minimum_discharge_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_discharge_power_l2, w)
+    x_ev_minimum_discharge_power_l3 = o.ev_minimum_discharge_power_l3
+    if x_ev_minimum_discharge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClReqControlMode[s, 1280]
+            c, cw, s = _T_ac_BptScheduledAcClReqControlMode[s, 1280]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_discharge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClReqControlMode.ev_minimum_discharge_power_l3",
+                "RationalNumber",
+                x_ev_minimum_discharge_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_discharge_power_l3, w)
     try:
-        c, w, _ = _T_ac_BptScheduledAcClReqControlMode[s, -1]
+        c, cw, _ = _T_ac_BptScheduledAcClReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptScheduledAcClReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_BptScheduledAcClReqControlMode(r, v, n, p):
+def _d_ac_BptScheduledAcClReqControlMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[ac.BptScheduledAcClReqControlMode, int]:
+    f_ev_target_energy_request: ct.RationalNumber | None
+    f_ev_maximum_energy_request: ct.RationalNumber | None
+    f_ev_minimum_energy_request: ct.RationalNumber | None
+    f_ev_maximum_charge_power: ct.RationalNumber | None
+    f_ev_maximum_charge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_charge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_charge_power: ct.RationalNumber | None
+    f_ev_minimum_charge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_charge_power_l3: ct.RationalNumber | None
+    f_ev_present_active_power: ct.RationalNumber
+    f_ev_present_active_power_l2: ct.RationalNumber | None
+    f_ev_present_active_power_l3: ct.RationalNumber | None
+    f_ev_present_reactive_power: ct.RationalNumber | None
+    f_ev_present_reactive_power_l2: ct.RationalNumber | None
+    f_ev_present_reactive_power_l3: ct.RationalNumber | None
+    f_ev_maximum_discharge_power: ct.RationalNumber | None
+    f_ev_maximum_discharge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_discharge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_discharge_power: ct.RationalNumber | None
+    f_ev_minimum_discharge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_discharge_power_l3: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
     p += w
@@ -2447,119 +2907,164 @@ def _d_ac_BptScheduledAcClReqControlMode(r, v, n, p):
 
 
 # BPT_Scheduled_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_BptScheduledAcClResControlMode(a, o, st):
+def _e_ac_BptScheduledAcClResControlMode(a: int, o: ac.BptScheduledAcClResControlMode, w: Writer) -> int:
     s = 0
-    x = o.evse_target_active_power
-    if x is not None:
+    x_evse_target_active_power = o.evse_target_active_power
+    if x_evse_target_active_power is not None:
         s = 1
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_target_active_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.evse_target_active_power_l2
-    if x is not None:
+        if x_evse_target_active_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_target_active_power", "RationalNumber", x_evse_target_active_power
+            )
+        a = _e_ct_RationalNumber((a << 4), x_evse_target_active_power, w)
+    x_evse_target_active_power_l2 = o.evse_target_active_power_l2
+    if x_evse_target_active_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClResControlMode[s, 64]
+            c, cw, s = _T_ac_BptScheduledAcClResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClResControlMode.evse_target_active_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_active_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_target_active_power_l2",
+                "RationalNumber",
+                x_evse_target_active_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_active_power_l2, w)
+    x_evse_target_active_power_l3 = o.evse_target_active_power_l3
+    if x_evse_target_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClResControlMode[s, 128]
+            c, cw, s = _T_ac_BptScheduledAcClResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClResControlMode.evse_target_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_target_active_power_l3",
+                "RationalNumber",
+                x_evse_target_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_active_power_l3, w)
+    x_evse_target_reactive_power = o.evse_target_reactive_power
+    if x_evse_target_reactive_power is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClResControlMode[s, 192]
+            c, cw, s = _T_ac_BptScheduledAcClResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClResControlMode.evse_target_reactive_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_target_reactive_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_target_reactive_power",
+                "RationalNumber",
+                x_evse_target_reactive_power,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power, w)
+    x_evse_target_reactive_power_l2 = o.evse_target_reactive_power_l2
+    if x_evse_target_reactive_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClResControlMode[s, 256]
+            c, cw, s = _T_ac_BptScheduledAcClResControlMode[s, 256]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClResControlMode.evse_target_reactive_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_target_reactive_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_target_reactive_power_l2",
+                "RationalNumber",
+                x_evse_target_reactive_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power_l2, w)
+    x_evse_target_reactive_power_l3 = o.evse_target_reactive_power_l3
+    if x_evse_target_reactive_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClResControlMode[s, 320]
+            c, cw, s = _T_ac_BptScheduledAcClResControlMode[s, 320]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClResControlMode.evse_target_reactive_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_target_reactive_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_target_reactive_power_l3",
+                "RationalNumber",
+                x_evse_target_reactive_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power_l3, w)
+    x_evse_present_active_power = o.evse_present_active_power
+    if x_evse_present_active_power is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClResControlMode[s, 384]
+            c, cw, s = _T_ac_BptScheduledAcClResControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClResControlMode.evse_present_active_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_present_active_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_present_active_power",
+                "RationalNumber",
+                x_evse_present_active_power,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power, w)
+    x_evse_present_active_power_l2 = o.evse_present_active_power_l2
+    if x_evse_present_active_power_l2 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClResControlMode[s, 448]
+            c, cw, s = _T_ac_BptScheduledAcClResControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClResControlMode.evse_present_active_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_present_active_power_l2",
+                "RationalNumber",
+                x_evse_present_active_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l2, w)
+    x_evse_present_active_power_l3 = o.evse_present_active_power_l3
+    if x_evse_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_BptScheduledAcClResControlMode[s, 512]
+            c, cw, s = _T_ac_BptScheduledAcClResControlMode[s, 512]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledAcClResControlMode.evse_present_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledAcClResControlMode.evse_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledAcClResControlMode.evse_present_active_power_l3",
+                "RationalNumber",
+                x_evse_present_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l3, w)
     try:
-        c, w, _ = _T_ac_BptScheduledAcClResControlMode[s, -1]
+        c, cw, _ = _T_ac_BptScheduledAcClResControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptScheduledAcClResControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_BptScheduledAcClResControlMode(r, v, n, p):
+def _d_ac_BptScheduledAcClResControlMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[ac.BptScheduledAcClResControlMode, int]:
+    f_evse_target_active_power: ct.RationalNumber | None
+    f_evse_target_active_power_l2: ct.RationalNumber | None
+    f_evse_target_active_power_l3: ct.RationalNumber | None
+    f_evse_target_reactive_power: ct.RationalNumber | None
+    f_evse_target_reactive_power_l2: ct.RationalNumber | None
+    f_evse_target_reactive_power_l3: ct.RationalNumber | None
+    f_evse_present_active_power: ct.RationalNumber | None
+    f_evse_present_active_power_l2: ct.RationalNumber | None
+    f_evse_present_active_power_l3: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
     p += w
@@ -2643,146 +3148,186 @@ def _d_ac_BptScheduledAcClResControlMode(r, v, n, p):
 
 
 # Dynamic_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_DynamicAcClReqControlMode(a, o, st):
+def _e_ac_DynamicAcClReqControlMode(a: int, o: ac.DynamicAcClReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 11) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 11) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 19) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 3), check_range(y, 0, 4294967295, "DynamicAcClReqControlMode.departure_time"))
+            a = e_uint(
+                (a << 3), check_range(y_departure_time, 0, 4294967295, "DynamicAcClReqControlMode.departure_time")
+            )
         a <<= 1
     try:
-        c, w, s = _T_ac_DynamicAcClReqControlMode[s, 64]
+        c, cw, s = _T_ac_DynamicAcClReqControlMode[s, 64]
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_target_energy_request is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicAcClReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
         )
-    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, w)
     if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, w)
     if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, w)
     if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, w)
     s = 5
-    x = o.ev_maximum_charge_power_l2
-    if x is not None:
+    x_ev_maximum_charge_power_l2 = o.ev_maximum_charge_power_l2
+    if x_ev_maximum_charge_power_l2 is not None:
         s = 6
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_maximum_charge_power_l3
-    if x is not None:
+        if x_ev_maximum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x_ev_maximum_charge_power_l2
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_maximum_charge_power_l2, w)
+    x_ev_maximum_charge_power_l3 = o.ev_maximum_charge_power_l3
+    if x_ev_maximum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClReqControlMode[s, 384]
+            c, cw, s = _T_ac_DynamicAcClReqControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError("DynamicAcClReqControlMode.ev_maximum_charge_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x_ev_maximum_charge_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_DynamicAcClReqControlMode[s, 448]
+        c, cw, s = _T_ac_DynamicAcClReqControlMode[s, 448]
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, st)
-    x = o.ev_minimum_charge_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_minimum_charge_power, w)
+    x_ev_minimum_charge_power_l2 = o.ev_minimum_charge_power_l2
+    if x_ev_minimum_charge_power_l2 is not None:
         s = 9
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_minimum_charge_power_l3
-    if x is not None:
+        if x_ev_minimum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x_ev_minimum_charge_power_l2
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_minimum_charge_power_l2, w)
+    x_ev_minimum_charge_power_l3 = o.ev_minimum_charge_power_l3
+    if x_ev_minimum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClReqControlMode[s, 576]
+            c, cw, s = _T_ac_DynamicAcClReqControlMode[s, 576]
         except KeyError:
             raise ExiEncodeError("DynamicAcClReqControlMode.ev_minimum_charge_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x_ev_minimum_charge_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_DynamicAcClReqControlMode[s, 640]
+        c, cw, s = _T_ac_DynamicAcClReqControlMode[s, 640]
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_present_active_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_present_active_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicAcClReqControlMode.ev_present_active_power", "RationalNumber", o.ev_present_active_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_present_active_power, st)
-    x = o.ev_present_active_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_present_active_power, w)
+    x_ev_present_active_power_l2 = o.ev_present_active_power_l2
+    if x_ev_present_active_power_l2 is not None:
         s = 12
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_present_active_power_l3
-    if x is not None:
+        if x_ev_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x_ev_present_active_power_l2
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_present_active_power_l2, w)
+    x_ev_present_active_power_l3 = o.ev_present_active_power_l3
+    if x_ev_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClReqControlMode[s, 768]
+            c, cw, s = _T_ac_DynamicAcClReqControlMode[s, 768]
         except KeyError:
             raise ExiEncodeError("DynamicAcClReqControlMode.ev_present_active_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x_ev_present_active_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_active_power_l3, w)
     try:
-        c, w, s = _T_ac_DynamicAcClReqControlMode[s, 832]
+        c, cw, s = _T_ac_DynamicAcClReqControlMode[s, 832]
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode.ev_present_reactive_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_present_reactive_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicAcClReqControlMode.ev_present_reactive_power", "RationalNumber", o.ev_present_reactive_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_present_reactive_power, st)
-    x = o.ev_present_reactive_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_present_reactive_power, w)
+    x_ev_present_reactive_power_l2 = o.ev_present_reactive_power_l2
+    if x_ev_present_reactive_power_l2 is not None:
         s = 15
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClReqControlMode.ev_present_reactive_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_present_reactive_power_l3
-    if x is not None:
+        if x_ev_present_reactive_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClReqControlMode.ev_present_reactive_power_l2",
+                "RationalNumber",
+                x_ev_present_reactive_power_l2,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_present_reactive_power_l2, w)
+    x_ev_present_reactive_power_l3 = o.ev_present_reactive_power_l3
+    if x_ev_present_reactive_power_l3 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClReqControlMode[s, 960]
+            c, cw, s = _T_ac_DynamicAcClReqControlMode[s, 960]
         except KeyError:
             raise ExiEncodeError("DynamicAcClReqControlMode.ev_present_reactive_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClReqControlMode.ev_present_reactive_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_present_reactive_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClReqControlMode.ev_present_reactive_power_l3",
+                "RationalNumber",
+                x_ev_present_reactive_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_reactive_power_l3, w)
     try:
-        c, w, _ = _T_ac_DynamicAcClReqControlMode[s, -1]
+        c, cw, _ = _T_ac_DynamicAcClReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("DynamicAcClReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_DynamicAcClReqControlMode(r, v, n, p):
+def _d_ac_DynamicAcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[ac.DynamicAcClReqControlMode, int]:
+    f_departure_time: int | None
+    f_ev_target_energy_request: ct.RationalNumber
+    f_ev_maximum_energy_request: ct.RationalNumber
+    f_ev_minimum_energy_request: ct.RationalNumber
+    f_ev_maximum_charge_power: ct.RationalNumber
+    f_ev_maximum_charge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_charge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_charge_power: ct.RationalNumber
+    f_ev_minimum_charge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_charge_power_l3: ct.RationalNumber | None
+    f_ev_present_active_power: ct.RationalNumber
+    f_ev_present_active_power_l2: ct.RationalNumber | None
+    f_ev_present_active_power_l3: ct.RationalNumber | None
+    f_ev_present_reactive_power: ct.RationalNumber
+    f_ev_present_reactive_power_l2: ct.RationalNumber | None
+    f_ev_present_reactive_power_l3: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
     p += w
@@ -2794,10 +3339,13 @@ def _d_ac_DynamicAcClReqControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -2922,153 +3470,196 @@ def _d_ac_DynamicAcClReqControlMode(r, v, n, p):
 
 
 # Dynamic_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_DynamicAcClResControlMode(a, o, st):
+def _e_ac_DynamicAcClResControlMode(a: int, o: ac.DynamicAcClResControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 12) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 12) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 20) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicAcClResControlMode.departure_time"))
+            a = e_uint(
+                (a << 4), check_range(y_departure_time, 0, 4294967295, "DynamicAcClResControlMode.departure_time")
+            )
         a <<= 1
-    x = o.minimum_soc
-    if x is not None:
+    x_minimum_soc = o.minimum_soc
+    if x_minimum_soc is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 64]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.minimum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DynamicAcClResControlMode.minimum_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_minimum_soc = x_minimum_soc
+        if not isinstance(y_minimum_soc, int) or not 0 <= y_minimum_soc <= 100:
+            raise range_error("DynamicAcClResControlMode.minimum_soc", y_minimum_soc, 0, 100)
+        a = (a << 7) | y_minimum_soc
         a <<= 1
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 128]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.target_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DynamicAcClResControlMode.target_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("DynamicAcClResControlMode.target_soc", y_target_soc, 0, 100)
+        a = (a << 7) | y_target_soc
         a <<= 1
-    x = o.ack_max_delay
-    if x is not None:
+    x_ack_max_delay = o.ack_max_delay
+    if x_ack_max_delay is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 192]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.ack_max_delay is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_ack_max_delay = x_ack_max_delay
+        if y_ack_max_delay.__class__ is int and 0 <= y_ack_max_delay < 0x80:
+            a = (a << 8) | y_ack_max_delay
+        elif y_ack_max_delay.__class__ is int and 128 <= y_ack_max_delay < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_ack_max_delay & 0x7F) << 8) | (y_ack_max_delay >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 65535, "DynamicAcClResControlMode.ack_max_delay"))
+            a = e_uint(a, check_range(y_ack_max_delay, 0, 65535, "DynamicAcClResControlMode.ack_max_delay"))
         a <<= 1
     try:
-        c, w, s = _T_ac_DynamicAcClResControlMode[s, 256]
+        c, cw, s = _T_ac_DynamicAcClResControlMode[s, 256]
     except KeyError:
         raise ExiEncodeError("DynamicAcClResControlMode.evse_target_active_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_target_active_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicAcClResControlMode.evse_target_active_power", "RationalNumber", o.evse_target_active_power
         )
-    a = _e_ct_RationalNumber(a, o.evse_target_active_power, st)
-    x = o.evse_target_active_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evse_target_active_power, w)
+    x_evse_target_active_power_l2 = o.evse_target_active_power_l2
+    if x_evse_target_active_power_l2 is not None:
         s = 6
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.evse_target_active_power_l3
-    if x is not None:
+        if x_evse_target_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x_evse_target_active_power_l2
+            )
+        a = _e_ct_RationalNumber((a << 4), x_evse_target_active_power_l2, w)
+    x_evse_target_active_power_l3 = o.evse_target_active_power_l3
+    if x_evse_target_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 384]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_target_active_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x_evse_target_active_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_active_power_l3, w)
+    x_evse_target_reactive_power = o.evse_target_reactive_power
+    if x_evse_target_reactive_power is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 448]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_target_reactive_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClResControlMode.evse_target_reactive_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClResControlMode.evse_target_reactive_power", "RationalNumber", x_evse_target_reactive_power
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power, w)
+    x_evse_target_reactive_power_l2 = o.evse_target_reactive_power_l2
+    if x_evse_target_reactive_power_l2 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 512]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 512]
         except KeyError:
             raise ExiEncodeError(
                 "DynamicAcClResControlMode.evse_target_reactive_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClResControlMode.evse_target_reactive_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClResControlMode.evse_target_reactive_power_l2",
+                "RationalNumber",
+                x_evse_target_reactive_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power_l2, w)
+    x_evse_target_reactive_power_l3 = o.evse_target_reactive_power_l3
+    if x_evse_target_reactive_power_l3 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 576]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 576]
         except KeyError:
             raise ExiEncodeError(
                 "DynamicAcClResControlMode.evse_target_reactive_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClResControlMode.evse_target_reactive_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClResControlMode.evse_target_reactive_power_l3",
+                "RationalNumber",
+                x_evse_target_reactive_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power_l3, w)
+    x_evse_present_active_power = o.evse_present_active_power
+    if x_evse_present_active_power is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 640]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 640]
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_present_active_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClResControlMode.evse_present_active_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClResControlMode.evse_present_active_power", "RationalNumber", x_evse_present_active_power
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power, w)
+    x_evse_present_active_power_l2 = o.evse_present_active_power_l2
+    if x_evse_present_active_power_l2 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 704]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 704]
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_present_active_power_l2 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClResControlMode.evse_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClResControlMode.evse_present_active_power_l2",
+                "RationalNumber",
+                x_evse_present_active_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l2, w)
+    x_evse_present_active_power_l3 = o.evse_present_active_power_l3
+    if x_evse_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_DynamicAcClResControlMode[s, 768]
+            c, cw, s = _T_ac_DynamicAcClResControlMode[s, 768]
         except KeyError:
             raise ExiEncodeError("DynamicAcClResControlMode.evse_present_active_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicAcClResControlMode.evse_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicAcClResControlMode.evse_present_active_power_l3",
+                "RationalNumber",
+                x_evse_present_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l3, w)
     try:
-        c, w, _ = _T_ac_DynamicAcClResControlMode[s, -1]
+        c, cw, _ = _T_ac_DynamicAcClResControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("DynamicAcClResControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_DynamicAcClResControlMode(r, v, n, p):
+def _d_ac_DynamicAcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[ac.DynamicAcClResControlMode, int]:
+    f_departure_time: int | None
+    f_minimum_soc: int | None
+    f_target_soc: int | None
+    f_ack_max_delay: int | None
+    f_evse_target_active_power: ct.RationalNumber
+    f_evse_target_active_power_l2: ct.RationalNumber | None
+    f_evse_target_active_power_l3: ct.RationalNumber | None
+    f_evse_target_reactive_power: ct.RationalNumber | None
+    f_evse_target_reactive_power_l2: ct.RationalNumber | None
+    f_evse_target_reactive_power_l3: ct.RationalNumber | None
+    f_evse_present_active_power: ct.RationalNumber | None
+    f_evse_present_active_power_l2: ct.RationalNumber | None
+    f_evse_present_active_power_l3: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
     p += w
@@ -3080,10 +3671,13 @@ def _d_ac_DynamicAcClResControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -3129,10 +3723,13 @@ def _d_ac_DynamicAcClResControlMode(r, v, n, p):
         f_ack_max_delay = (v >> (n - p - 8)) & 0xFF
         if f_ack_max_delay < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_ack_max_delay = (f_ack_max_delay & 0x7F) | (q << 7)
+            p += 16
         else:
             f_ack_max_delay, p = r_uint(v, n, p, 3)
-        if not 0 <= f_ack_max_delay <= 65535:
-            raise out_of_range(p, f_ack_max_delay, 0, 65535)
+            if not 0 <= f_ack_max_delay <= 65535:
+                raise out_of_range(p, f_ack_max_delay, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
@@ -3223,163 +3820,210 @@ def _d_ac_DynamicAcClResControlMode(r, v, n, p):
 
 
 # Scheduled_AC_CLReqControlModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_ScheduledAcClReqControlMode(a, o, st):
+def _e_ac_ScheduledAcClReqControlMode(a: int, o: ac.ScheduledAcClReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.ev_target_energy_request
-    if x is not None:
+    x_ev_target_energy_request = o.ev_target_energy_request
+    if x_ev_target_energy_request is not None:
         s = 1
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_target_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.ev_maximum_energy_request
-    if x is not None:
+        if x_ev_target_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_target_energy_request", "RationalNumber", x_ev_target_energy_request
+            )
+        a = _e_ct_RationalNumber((a << 4), x_ev_target_energy_request, w)
+    x_ev_maximum_energy_request = o.ev_maximum_energy_request
+    if x_ev_maximum_energy_request is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 64]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_maximum_energy_request is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_energy_request
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x_ev_maximum_energy_request
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_energy_request, w)
+    x_ev_minimum_energy_request = o.ev_minimum_energy_request
+    if x_ev_minimum_energy_request is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 128]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_minimum_energy_request is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_charge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x_ev_minimum_energy_request
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_energy_request, w)
+    x_ev_maximum_charge_power = o.ev_maximum_charge_power
+    if x_ev_maximum_charge_power is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 192]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_maximum_charge_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_charge_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x_ev_maximum_charge_power
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power, w)
+    x_ev_maximum_charge_power_l2 = o.ev_maximum_charge_power_l2
+    if x_ev_maximum_charge_power_l2 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 256]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 256]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_maximum_charge_power_l2 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_charge_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_maximum_charge_power_l2", "RationalNumber", x_ev_maximum_charge_power_l2
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power_l2, w)
+    x_ev_maximum_charge_power_l3 = o.ev_maximum_charge_power_l3
+    if x_ev_maximum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 320]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 320]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_maximum_charge_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_charge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_maximum_charge_power_l3", "RationalNumber", x_ev_maximum_charge_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_power_l3, w)
+    x_ev_minimum_charge_power = o.ev_minimum_charge_power
+    if x_ev_minimum_charge_power is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 384]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_charge_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x_ev_minimum_charge_power
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power, w)
+    x_ev_minimum_charge_power_l2 = o.ev_minimum_charge_power_l2
+    if x_ev_minimum_charge_power_l2 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 448]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_minimum_charge_power_l2 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_charge_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_minimum_charge_power_l2", "RationalNumber", x_ev_minimum_charge_power_l2
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power_l2, w)
+    x_ev_minimum_charge_power_l3 = o.ev_minimum_charge_power_l3
+    if x_ev_minimum_charge_power_l3 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 512]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 512]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_minimum_charge_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_minimum_charge_power_l3", "RationalNumber", x_ev_minimum_charge_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power_l3, w)
     try:
-        c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 576]
+        c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 576]
     except KeyError:
         raise ExiEncodeError("ScheduledAcClReqControlMode.ev_present_active_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_present_active_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "ScheduledAcClReqControlMode.ev_present_active_power", "RationalNumber", o.ev_present_active_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_present_active_power, st)
-    x = o.ev_present_active_power_l2
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.ev_present_active_power, w)
+    x_ev_present_active_power_l2 = o.ev_present_active_power_l2
+    if x_ev_present_active_power_l2 is not None:
         s = 11
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.ev_present_active_power_l3
-    if x is not None:
+        if x_ev_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_present_active_power_l2", "RationalNumber", x_ev_present_active_power_l2
+            )
+        a = _e_ct_RationalNumber((a << 3), x_ev_present_active_power_l2, w)
+    x_ev_present_active_power_l3 = o.ev_present_active_power_l3
+    if x_ev_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 704]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 704]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_present_active_power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_present_reactive_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_present_active_power_l3", "RationalNumber", x_ev_present_active_power_l3
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_active_power_l3, w)
+    x_ev_present_reactive_power = o.ev_present_reactive_power
+    if x_ev_present_reactive_power is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 768]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 768]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClReqControlMode.ev_present_reactive_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_present_reactive_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_present_reactive_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_present_reactive_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_present_reactive_power", "RationalNumber", x_ev_present_reactive_power
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_reactive_power, w)
+    x_ev_present_reactive_power_l2 = o.ev_present_reactive_power_l2
+    if x_ev_present_reactive_power_l2 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 832]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 832]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledAcClReqControlMode.ev_present_reactive_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_present_reactive_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_present_reactive_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_present_reactive_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_present_reactive_power_l2",
+                "RationalNumber",
+                x_ev_present_reactive_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_reactive_power_l2, w)
+    x_ev_present_reactive_power_l3 = o.ev_present_reactive_power_l3
+    if x_ev_present_reactive_power_l3 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClReqControlMode[s, 896]
+            c, cw, s = _T_ac_ScheduledAcClReqControlMode[s, 896]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledAcClReqControlMode.ev_present_reactive_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClReqControlMode.ev_present_reactive_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_present_reactive_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClReqControlMode.ev_present_reactive_power_l3",
+                "RationalNumber",
+                x_ev_present_reactive_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_present_reactive_power_l3, w)
     try:
-        c, w, _ = _T_ac_ScheduledAcClReqControlMode[s, -1]
+        c, cw, _ = _T_ac_ScheduledAcClReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduledAcClReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_ScheduledAcClReqControlMode(r, v, n, p):
+def _d_ac_ScheduledAcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[ac.ScheduledAcClReqControlMode, int]:
+    f_ev_target_energy_request: ct.RationalNumber | None
+    f_ev_maximum_energy_request: ct.RationalNumber | None
+    f_ev_minimum_energy_request: ct.RationalNumber | None
+    f_ev_maximum_charge_power: ct.RationalNumber | None
+    f_ev_maximum_charge_power_l2: ct.RationalNumber | None
+    f_ev_maximum_charge_power_l3: ct.RationalNumber | None
+    f_ev_minimum_charge_power: ct.RationalNumber | None
+    f_ev_minimum_charge_power_l2: ct.RationalNumber | None
+    f_ev_minimum_charge_power_l3: ct.RationalNumber | None
+    f_ev_present_active_power: ct.RationalNumber
+    f_ev_present_active_power_l2: ct.RationalNumber | None
+    f_ev_present_active_power_l3: ct.RationalNumber | None
+    f_ev_present_reactive_power: ct.RationalNumber | None
+    f_ev_present_reactive_power_l2: ct.RationalNumber | None
+    f_ev_present_reactive_power_l3: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
     p += w
@@ -3510,115 +4154,154 @@ def _d_ac_ScheduledAcClReqControlMode(r, v, n, p):
 
 
 # Scheduled_AC_CLResControlModeType (urn:iso:std:iso:15118:-20:AC)
-def _e_ac_ScheduledAcClResControlMode(a, o, st):
+def _e_ac_ScheduledAcClResControlMode(a: int, o: ac.ScheduledAcClResControlMode, w: Writer) -> int:
     s = 0
-    x = o.evse_target_active_power
-    if x is not None:
+    x_evse_target_active_power = o.evse_target_active_power
+    if x_evse_target_active_power is not None:
         s = 1
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_target_active_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.evse_target_active_power_l2
-    if x is not None:
+        if x_evse_target_active_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_target_active_power", "RationalNumber", x_evse_target_active_power
+            )
+        a = _e_ct_RationalNumber((a << 4), x_evse_target_active_power, w)
+    x_evse_target_active_power_l2 = o.evse_target_active_power_l2
+    if x_evse_target_active_power_l2 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClResControlMode[s, 64]
+            c, cw, s = _T_ac_ScheduledAcClResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledAcClResControlMode.evse_target_active_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_target_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_active_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_target_active_power_l2",
+                "RationalNumber",
+                x_evse_target_active_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_active_power_l2, w)
+    x_evse_target_active_power_l3 = o.evse_target_active_power_l3
+    if x_evse_target_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClResControlMode[s, 128]
+            c, cw, s = _T_ac_ScheduledAcClResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledAcClResControlMode.evse_target_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_target_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_target_active_power_l3",
+                "RationalNumber",
+                x_evse_target_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_active_power_l3, w)
+    x_evse_target_reactive_power = o.evse_target_reactive_power
+    if x_evse_target_reactive_power is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClResControlMode[s, 192]
+            c, cw, s = _T_ac_ScheduledAcClResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClResControlMode.evse_target_reactive_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_target_reactive_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_target_reactive_power", "RationalNumber", x_evse_target_reactive_power
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power, w)
+    x_evse_target_reactive_power_l2 = o.evse_target_reactive_power_l2
+    if x_evse_target_reactive_power_l2 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClResControlMode[s, 256]
+            c, cw, s = _T_ac_ScheduledAcClResControlMode[s, 256]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledAcClResControlMode.evse_target_reactive_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_target_reactive_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_target_reactive_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_target_reactive_power_l2",
+                "RationalNumber",
+                x_evse_target_reactive_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power_l2, w)
+    x_evse_target_reactive_power_l3 = o.evse_target_reactive_power_l3
+    if x_evse_target_reactive_power_l3 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClResControlMode[s, 320]
+            c, cw, s = _T_ac_ScheduledAcClResControlMode[s, 320]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledAcClResControlMode.evse_target_reactive_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_target_reactive_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_target_reactive_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_target_reactive_power_l3",
+                "RationalNumber",
+                x_evse_target_reactive_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_target_reactive_power_l3, w)
+    x_evse_present_active_power = o.evse_present_active_power
+    if x_evse_present_active_power is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClResControlMode[s, 384]
+            c, cw, s = _T_ac_ScheduledAcClResControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError("ScheduledAcClResControlMode.evse_present_active_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_present_active_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l2
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_present_active_power", "RationalNumber", x_evse_present_active_power
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power, w)
+    x_evse_present_active_power_l2 = o.evse_present_active_power_l2
+    if x_evse_present_active_power_l2 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClResControlMode[s, 448]
+            c, cw, s = _T_ac_ScheduledAcClResControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledAcClResControlMode.evse_present_active_power_l2 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_present_active_power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_present_active_power_l3
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_present_active_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_present_active_power_l2",
+                "RationalNumber",
+                x_evse_present_active_power_l2,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l2, w)
+    x_evse_present_active_power_l3 = o.evse_present_active_power_l3
+    if x_evse_present_active_power_l3 is not None:
         try:
-            c, w, s = _T_ac_ScheduledAcClResControlMode[s, 512]
+            c, cw, s = _T_ac_ScheduledAcClResControlMode[s, 512]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledAcClResControlMode.evse_present_active_power_l3 is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledAcClResControlMode.evse_present_active_power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_present_active_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledAcClResControlMode.evse_present_active_power_l3",
+                "RationalNumber",
+                x_evse_present_active_power_l3,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_present_active_power_l3, w)
     try:
-        c, w, _ = _T_ac_ScheduledAcClResControlMode[s, -1]
+        c, cw, _ = _T_ac_ScheduledAcClResControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduledAcClResControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ac_ScheduledAcClResControlMode(r, v, n, p):
+def _d_ac_ScheduledAcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[ac.ScheduledAcClResControlMode, int]:
+    f_evse_target_active_power: ct.RationalNumber | None
+    f_evse_target_active_power_l2: ct.RationalNumber | None
+    f_evse_target_active_power_l3: ct.RationalNumber | None
+    f_evse_target_reactive_power: ct.RationalNumber | None
+    f_evse_target_reactive_power_l2: ct.RationalNumber | None
+    f_evse_target_reactive_power_l3: ct.RationalNumber | None
+    f_evse_present_active_power: ct.RationalNumber | None
+    f_evse_present_active_power_l2: ct.RationalNumber | None
+    f_evse_present_active_power_l3: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
     p += w
@@ -3703,7 +4386,7 @@ def _d_ac_ScheduledAcClResControlMode(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T_ac_AcCpdReqEnergyTransferMode = {
+_T_ac_AcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3725,16 +4408,71 @@ _T_ac_AcCpdReqEnergyTransferMode = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_ac_AcCpdReqEnergyTransferMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_ac_AcCpdReqEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_ac_AcCpdResEnergyTransferMode = {
+_T_ac_AcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3783,22 +4521,134 @@ _T_ac_AcCpdResEnergyTransferMode = {
     (12, -1): (0, 1, -1),
     (12, -3): (1, 1, 12),
 }
-_D_ac_AcCpdResEnergyTransferMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 7))),
-    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 8))),
-    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 9))),
-    (2, 0x3, ((10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (-1, 0, -1), (-3, 0, 11))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
+_D_ac_AcCpdResEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (10, 0, 11),
+            (11, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
 )
-_T_ac_AcChargeLoopReq = {
+_T_ac_AcChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3815,28 +4665,68 @@ _T_ac_AcChargeLoopReq = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_ac_AcChargeLoopReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (3, 1, 4), (3, 2, 4), (3, 3, 4), (3, 4, 4), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_ac_AcChargeLoopReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (3, 1, 4),
+            (3, 2, 4),
+            (3, 3, 4),
+            (3, 4, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_S_ac_AcChargeLoopReq_3 = {
+_S_ac_AcChargeLoopReq_3: dict[type[object], tuple[int, Encoder]] = {
     ac.BptDynamicAcClReqControlMode: (192, _e_ac_BptDynamicAcClReqControlMode),
     ac.BptScheduledAcClReqControlMode: (193, _e_ac_BptScheduledAcClReqControlMode),
     ct.ClReqControlMode: (194, _e_ct_ClReqControlMode),
     ac.DynamicAcClReqControlMode: (195, _e_ac_DynamicAcClReqControlMode),
     ac.ScheduledAcClReqControlMode: (196, _e_ac_ScheduledAcClReqControlMode),
 }
-_R_ac_AcChargeLoopReq_3 = (
+_R_ac_AcChargeLoopReq_3: tuple[Decoder, ...] = (
     _d_ac_BptDynamicAcClReqControlMode,
     _d_ac_BptScheduledAcClReqControlMode,
     _d_ct_ClReqControlMode,
     _d_ac_DynamicAcClReqControlMode,
     _d_ac_ScheduledAcClReqControlMode,
 )
-_T_ac_AcChargeLoopRes = {
+_T_ac_AcChargeLoopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3884,35 +4774,117 @@ _T_ac_AcChargeLoopRes = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_ac_AcChargeLoopRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+_D_ac_AcChargeLoopRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
     (
         4,
         0xF,
-        ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 2)),
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (6, 1, 7),
+            (6, 2, 7),
+            (6, 3, 7),
+            (6, 4, 7),
+            (-3, 0, 2),
+        ),
     ),
-    (4, 0xF, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 5))),
-    (3, 0x7, ((6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+    (
+        4,
+        0xF,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (6, 1, 7),
+            (6, 2, 7),
+            (6, 3, 7),
+            (6, 4, 7),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (6, 1, 7),
+            (6, 2, 7),
+            (6, 3, 7),
+            (6, 4, 7),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (6, 1, 7),
+            (6, 2, 7),
+            (6, 3, 7),
+            (6, 4, 7),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (6, 0, 7),
+            (6, 1, 7),
+            (6, 2, 7),
+            (6, 3, 7),
+            (6, 4, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_S_ac_AcChargeLoopRes_6 = {
+_S_ac_AcChargeLoopRes_6: dict[type[object], tuple[int, Encoder]] = {
     ac.BptDynamicAcClResControlMode: (384, _e_ac_BptDynamicAcClResControlMode),
     ac.BptScheduledAcClResControlMode: (385, _e_ac_BptScheduledAcClResControlMode),
     ct.ClResControlMode: (386, _e_ct_ClResControlMode),
     ac.DynamicAcClResControlMode: (387, _e_ac_DynamicAcClResControlMode),
     ac.ScheduledAcClResControlMode: (388, _e_ac_ScheduledAcClResControlMode),
 }
-_R_ac_AcChargeLoopRes_6 = (
+_R_ac_AcChargeLoopRes_6: tuple[Decoder, ...] = (
     _d_ac_BptDynamicAcClResControlMode,
     _d_ac_BptScheduledAcClResControlMode,
     _d_ct_ClResControlMode,
     _d_ac_DynamicAcClResControlMode,
     _d_ac_ScheduledAcClResControlMode,
 )
-_T_ac_AcChargeParameterDiscoveryReq = {
+_T_ac_AcChargeParameterDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3921,20 +4893,42 @@ _T_ac_AcChargeParameterDiscoveryReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ac_AcChargeParameterDiscoveryReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (1, 1, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ac_AcChargeParameterDiscoveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (1, 1, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_S_ac_AcChargeParameterDiscoveryReq_1 = {
+_S_ac_AcChargeParameterDiscoveryReq_1: dict[type[object], tuple[int, Encoder]] = {
     ac.AcCpdReqEnergyTransferMode: (64, _e_ac_AcCpdReqEnergyTransferMode),
     ac.BptAcCpdReqEnergyTransferMode: (65, _e_ac_BptAcCpdReqEnergyTransferMode),
 }
-_R_ac_AcChargeParameterDiscoveryReq_1 = (
+_R_ac_AcChargeParameterDiscoveryReq_1: tuple[Decoder, ...] = (
     _d_ac_AcCpdReqEnergyTransferMode,
     _d_ac_BptAcCpdReqEnergyTransferMode,
 )
-_T_ac_AcChargeParameterDiscoveryRes = {
+_T_ac_AcChargeParameterDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3945,21 +4939,50 @@ _T_ac_AcChargeParameterDiscoveryRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_ac_AcChargeParameterDiscoveryRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (2, 1, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_ac_AcChargeParameterDiscoveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (2, 1, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_S_ac_AcChargeParameterDiscoveryRes_2 = {
+_S_ac_AcChargeParameterDiscoveryRes_2: dict[type[object], tuple[int, Encoder]] = {
     ac.AcCpdResEnergyTransferMode: (128, _e_ac_AcCpdResEnergyTransferMode),
     ac.BptAcCpdResEnergyTransferMode: (129, _e_ac_BptAcCpdResEnergyTransferMode),
 }
-_R_ac_AcChargeParameterDiscoveryRes_2 = (
+_R_ac_AcChargeParameterDiscoveryRes_2: tuple[Decoder, ...] = (
     _d_ac_AcCpdResEnergyTransferMode,
     _d_ac_BptAcCpdResEnergyTransferMode,
 )
-_T_ac_BptAcCpdReqEnergyTransferMode = {
+_T_ac_BptAcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3999,22 +5022,125 @@ _T_ac_BptAcCpdReqEnergyTransferMode = {
     (12, -1): (0, 1, -1),
     (12, -3): (1, 1, 12),
 }
-_D_ac_BptAcCpdReqEnergyTransferMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (2, 0x3, ((10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (-1, 0, -1), (-3, 0, 11))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
+_D_ac_BptAcCpdReqEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (10, 0, 11),
+            (11, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
 )
-_T_ac_BptAcCpdResEnergyTransferMode = {
+_T_ac_BptAcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -4081,28 +5207,188 @@ _T_ac_BptAcCpdResEnergyTransferMode = {
     (18, -1): (0, 1, -1),
     (18, -3): (1, 1, 18),
 }
-_D_ac_BptAcCpdResEnergyTransferMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 7))),
-    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 8))),
-    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 9))),
-    (2, 0x3, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-3, 0, 11))),
-    (1, 0x1, ((12, 0, 13), (-3, 0, 12))),
-    (2, 0x3, ((13, 0, 14), (14, 0, 15), (15, 0, 16), (-3, 0, 13))),
-    (2, 0x3, ((14, 0, 15), (15, 0, 16), (-3, 0, 14))),
-    (1, 0x1, ((15, 0, 16), (-3, 0, 15))),
-    (2, 0x3, ((16, 0, 17), (17, 0, 18), (-1, 0, -1), (-3, 0, 16))),
-    (2, 0x3, ((17, 0, 18), (-1, 0, -1), (-3, 0, 17))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 18))),
+_D_ac_BptAcCpdResEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (12, 0, 13),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (13, 0, 14),
+            (14, 0, 15),
+            (15, 0, 16),
+            (-3, 0, 13),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (14, 0, 15),
+            (15, 0, 16),
+            (-3, 0, 14),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (15, 0, 16),
+            (-3, 0, 15),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (16, 0, 17),
+            (17, 0, 18),
+            (-1, 0, -1),
+            (-3, 0, 16),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (17, 0, 18),
+            (-1, 0, -1),
+            (-3, 0, 17),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 18),
+        ),
+    ),
 )
-_T_ac_BptDynamicAcClReqControlMode = {
+_T_ac_BptDynamicAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -4180,34 +5466,235 @@ _T_ac_BptDynamicAcClReqControlMode = {
     (24, -1): (0, 1, -1),
     (24, -3): (1, 1, 24),
 }
-_D_ac_BptDynamicAcClReqControlMode = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
-    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
-    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-3, 0, 11))),
-    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-3, 0, 12))),
-    (1, 0x1, ((13, 0, 14), (-3, 0, 13))),
-    (2, 0x3, ((14, 0, 15), (15, 0, 16), (16, 0, 17), (-3, 0, 14))),
-    (2, 0x3, ((15, 0, 16), (16, 0, 17), (-3, 0, 15))),
-    (1, 0x1, ((16, 0, 17), (-3, 0, 16))),
-    (2, 0x3, ((17, 0, 18), (18, 0, 19), (19, 0, 20), (-3, 0, 17))),
-    (2, 0x3, ((18, 0, 19), (19, 0, 20), (-3, 0, 18))),
-    (1, 0x1, ((19, 0, 20), (-3, 0, 19))),
-    (3, 0x7, ((20, 0, 21), (21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 20))),
-    (3, 0x7, ((21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 21))),
-    (2, 0x3, ((22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 22))),
-    (2, 0x3, ((23, 0, 24), (-1, 0, -1), (-3, 0, 23))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 24))),
+_D_ac_BptDynamicAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (9, 0, 10),
+            (10, 0, 11),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (10, 0, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (13, 0, 14),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (13, 0, 14),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (13, 0, 14),
+            (-3, 0, 13),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (14, 0, 15),
+            (15, 0, 16),
+            (16, 0, 17),
+            (-3, 0, 14),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (15, 0, 16),
+            (16, 0, 17),
+            (-3, 0, 15),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (16, 0, 17),
+            (-3, 0, 16),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (-3, 0, 17),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (18, 0, 19),
+            (19, 0, 20),
+            (-3, 0, 18),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (19, 0, 20),
+            (-3, 0, 19),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (20, 0, 21),
+            (21, 0, 22),
+            (22, 0, 23),
+            (23, 0, 24),
+            (-1, 0, -1),
+            (-3, 0, 20),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (21, 0, 22),
+            (22, 0, 23),
+            (23, 0, 24),
+            (-1, 0, -1),
+            (-3, 0, 21),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (22, 0, 23),
+            (23, 0, 24),
+            (-1, 0, -1),
+            (-3, 0, 22),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (23, 0, 24),
+            (-1, 0, -1),
+            (-3, 0, 23),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 24),
+        ),
+    ),
 )
-_T_ac_BptDynamicAcClResControlMode = {
+_T_ac_BptDynamicAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -4283,12 +5770,57 @@ _T_ac_BptDynamicAcClResControlMode = {
     (13, -1): (0, 1, -1),
     (13, -3): (1, 1, 13),
 }
-_D_ac_BptDynamicAcClResControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+_D_ac_BptDynamicAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
     (
         4,
         0xF,
@@ -4308,17 +5840,97 @@ _D_ac_BptDynamicAcClResControlMode = (
     (
         4,
         0xF,
-        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
     ),
-    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
-    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
-    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
-    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
-    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
+    (
+        3,
+        0x7,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 13),
+        ),
+    ),
 )
-_T_ac_BptScheduledAcClReqControlMode = {
+_T_ac_BptScheduledAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
     (0, 64): (1, 4, 2),
     (0, 128): (2, 4, 3),
@@ -4475,7 +6087,7 @@ _T_ac_BptScheduledAcClReqControlMode = {
     (21, -1): (0, 1, -1),
     (21, -3): (1, 1, 21),
 }
-_D_ac_BptScheduledAcClReqControlMode = (
+_D_ac_BptScheduledAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
     (
         4,
         0xF,
@@ -4509,14 +6121,98 @@ _D_ac_BptScheduledAcClReqControlMode = (
             (-3, 0, 1),
         ),
     ),
-    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 5))),
-    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (
+        4,
+        0xF,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
     (
         4,
         0xF,
@@ -4602,15 +6298,85 @@ _D_ac_BptScheduledAcClReqControlMode = (
             (-3, 0, 14),
         ),
     ),
-    (3, 0x7, ((15, 0, 16), (16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 15))),
-    (3, 0x7, ((16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 16))),
-    (3, 0x7, ((17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 17))),
-    (3, 0x7, ((18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 18))),
-    (2, 0x3, ((19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 19))),
-    (2, 0x3, ((20, 0, 21), (-1, 0, -1), (-3, 0, 20))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 21))),
+    (
+        3,
+        0x7,
+        (
+            (15, 0, 16),
+            (16, 0, 17),
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 15),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (16, 0, 17),
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 16),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 17),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 18),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 19),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 20),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 21),
+        ),
+    ),
 )
-_T_ac_BptScheduledAcClResControlMode = {
+_T_ac_BptScheduledAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
     (0, 64): (1, 4, 2),
     (0, 128): (2, 4, 3),
@@ -4677,7 +6443,7 @@ _T_ac_BptScheduledAcClResControlMode = {
     (9, -1): (0, 1, -1),
     (9, -3): (1, 1, 9),
 }
-_D_ac_BptScheduledAcClResControlMode = (
+_D_ac_BptScheduledAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
     (
         4,
         0xF,
@@ -4711,16 +6477,100 @@ _D_ac_BptScheduledAcClResControlMode = (
             (-3, 0, 1),
         ),
     ),
-    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 5))),
-    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
+    (
+        4,
+        0xF,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
 )
-_T_ac_DynamicAcClReqControlMode = {
+_T_ac_DynamicAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -4769,26 +6619,158 @@ _T_ac_DynamicAcClReqControlMode = {
     (16, -1): (0, 1, -1),
     (16, -3): (1, 1, 16),
 }
-_D_ac_DynamicAcClReqControlMode = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
-    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
-    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-3, 0, 11))),
-    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-3, 0, 12))),
-    (1, 0x1, ((13, 0, 14), (-3, 0, 13))),
-    (2, 0x3, ((14, 0, 15), (15, 0, 16), (-1, 0, -1), (-3, 0, 14))),
-    (2, 0x3, ((15, 0, 16), (-1, 0, -1), (-3, 0, 15))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 16))),
+_D_ac_DynamicAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (9, 0, 10),
+            (10, 0, 11),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (10, 0, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (13, 0, 14),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (13, 0, 14),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (13, 0, 14),
+            (-3, 0, 13),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (14, 0, 15),
+            (15, 0, 16),
+            (-1, 0, -1),
+            (-3, 0, 14),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (15, 0, 16),
+            (-1, 0, -1),
+            (-3, 0, 15),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 16),
+        ),
+    ),
 )
-_T_ac_DynamicAcClResControlMode = {
+_T_ac_DynamicAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -4864,12 +6846,57 @@ _T_ac_DynamicAcClResControlMode = {
     (13, -1): (0, 1, -1),
     (13, -3): (1, 1, 13),
 }
-_D_ac_DynamicAcClResControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+_D_ac_DynamicAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
     (
         4,
         0xF,
@@ -4889,17 +6916,97 @@ _D_ac_DynamicAcClResControlMode = (
     (
         4,
         0xF,
-        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
     ),
-    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
-    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
-    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
-    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
-    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
+    (
+        3,
+        0x7,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 13),
+        ),
+    ),
 )
-_T_ac_ScheduledAcClReqControlMode = {
+_T_ac_ScheduledAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
     (0, 64): (1, 4, 2),
     (0, 128): (2, 4, 3),
@@ -4993,7 +7100,7 @@ _T_ac_ScheduledAcClReqControlMode = {
     (15, -1): (0, 1, -1),
     (15, -3): (1, 1, 15),
 }
-_D_ac_ScheduledAcClReqControlMode = (
+_D_ac_ScheduledAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
     (
         4,
         0xF,
@@ -5027,22 +7134,163 @@ _D_ac_ScheduledAcClReqControlMode = (
             (-3, 0, 1),
         ),
     ),
-    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 5))),
-    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 10))),
-    (3, 0x7, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 11))),
-    (3, 0x7, ((12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 12))),
-    (2, 0x3, ((13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 13))),
-    (2, 0x3, ((14, 0, 15), (-1, 0, -1), (-3, 0, 14))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 15))),
+    (
+        4,
+        0xF,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (13, 0, 14),
+            (14, 0, 15),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (13, 0, 14),
+            (14, 0, 15),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (12, 0, 13),
+            (13, 0, 14),
+            (14, 0, 15),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (13, 0, 14),
+            (14, 0, 15),
+            (-1, 0, -1),
+            (-3, 0, 13),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (14, 0, 15),
+            (-1, 0, -1),
+            (-3, 0, 14),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 15),
+        ),
+    ),
 )
-_T_ac_ScheduledAcClResControlMode = {
+_T_ac_ScheduledAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
     (0, 64): (1, 4, 2),
     (0, 128): (2, 4, 3),
@@ -5109,7 +7357,7 @@ _T_ac_ScheduledAcClResControlMode = {
     (9, -1): (0, 1, -1),
     (9, -3): (1, 1, 9),
 }
-_D_ac_ScheduledAcClResControlMode = (
+_D_ac_ScheduledAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
     (
         4,
         0xF,
@@ -5143,19 +7391,105 @@ _D_ac_ScheduledAcClResControlMode = (
             (-3, 0, 1),
         ),
     ),
-    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 5))),
-    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
+    (
+        4,
+        0xF,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
 )
 
+MAX_DEPTH = 7  # deepest nesting of complex elements
+WINDOW_BITS = 7103  # most bits any path reads between two window checkpoints
 # document grammar (8.5.1): global elements sorted by local name, then uri
 DOCUMENT_WIDTH = 6
-DOCUMENT_ENCODERS = {
+DOCUMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ac.AcCpdReqEnergyTransferMode, "{urn:iso:std:iso:15118:-20:AC}AC_CPDReqEnergyTransferMode"): (
         0,
         _e_ac_AcCpdReqEnergyTransferMode,
@@ -5244,7 +7578,7 @@ DOCUMENT_ENCODERS = {
     (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (40, _e_ds_Transforms),
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (41, _e_ds_X509Data),
 }
-DOCUMENT_DECODERS = (
+DOCUMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:AC}AC_CPDReqEnergyTransferMode", _d_ac_AcCpdReqEnergyTransferMode),
     ("{urn:iso:std:iso:15118:-20:AC}AC_CPDResEnergyTransferMode", _d_ac_AcCpdResEnergyTransferMode),
     ("{urn:iso:std:iso:15118:-20:AC}AC_ChargeLoopReq", _d_ac_AcChargeLoopReq),
@@ -5290,7 +7624,7 @@ DOCUMENT_DECODERS = (
 )
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
 FRAGMENT_WIDTH = 8
-FRAGMENT_ENCODERS = {
+FRAGMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ac.AcCpdReqEnergyTransferMode, "{urn:iso:std:iso:15118:-20:AC}AC_CPDReqEnergyTransferMode"): (
         0,
         _e_ac_AcCpdReqEnergyTransferMode,
@@ -5442,7 +7776,7 @@ FRAGMENT_ENCODERS = {
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (146, _e_ds_X509Data),
     (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (148, _e_ds_X509IssuerSerial),
 }
-FRAGMENT_DECODERS = (
+FRAGMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:AC}AC_CPDReqEnergyTransferMode", _d_ac_AcCpdReqEnergyTransferMode),
     ("{urn:iso:std:iso:15118:-20:AC}AC_CPDResEnergyTransferMode", _d_ac_AcCpdResEnergyTransferMode),
     ("{urn:iso:std:iso:15118:-20:AC}AC_ChargeLoopReq", _d_ac_AcChargeLoopReq),

@@ -56,6 +56,10 @@ from stack.exi.gen.shared import (  # noqa: F401
     _e_ds_X509IssuerSerial,
 )
 from stack.exi.runtime import (  # noqa: F401
+    Decoder,
+    Encoder,
+    Reader,
+    Writer,
     bad_event,
     check_range,
     e_bin,
@@ -63,20 +67,21 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
+    missing,
+    new,
     out_of_range,
     r_binary,
     r_sint,
     r_string,
     r_uint,
     range_error,
+    too_many,
     type_error,
     unexpected,
 )
 from stack.messages import iso20_acdp as acdp
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
-
-new = object.__new__  # decoders fill every field themselves: no __init__ needed
 
 _ENUM_acdp_CpStatus = tuple(acdp.CpStatus)
 _EN_acdp_CpStatus = {m: i for i, m in enumerate(_ENUM_acdp_CpStatus)}
@@ -95,10 +100,10 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 
 # ACDP_ConnectReqType (urn:iso:std:iso:15118:-20:ACDP)
-def _e_acdp_AcdpConnectReq(a, o, st):
+def _e_acdp_AcdpConnectReq(a: int, o: acdp.AcdpConnectReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcdpConnectReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(
         _EN_acdp_ElectricalChargingDeviceStatus,
         o.ev_electrical_charging_device_status,
@@ -108,11 +113,15 @@ def _e_acdp_AcdpConnectReq(a, o, st):
     return a
 
 
-def _d_acdp_AcdpConnectReq(r, v, n, p):
+def _d_acdp_AcdpConnectReq(r: Reader, v: int, n: int, p: int) -> tuple[acdp.AcdpConnectReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_electrical_charging_device_status: acdp.ElectricalChargingDeviceStatus
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
@@ -127,10 +136,10 @@ def _d_acdp_AcdpConnectReq(r, v, n, p):
 
 
 # ACDP_ConnectResType (urn:iso:std:iso:15118:-20:ACDP)
-def _e_acdp_AcdpConnectRes(a, o, st):
+def _e_acdp_AcdpConnectRes(a: int, o: acdp.AcdpConnectRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcdpConnectRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpConnectRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AcdpConnectRes.evse_processing")
     a = (a << 5) | enum_index(
@@ -147,11 +156,18 @@ def _e_acdp_AcdpConnectRes(a, o, st):
     return a
 
 
-def _d_acdp_AcdpConnectRes(r, v, n, p):
+def _d_acdp_AcdpConnectRes(r: Reader, v: int, n: int, p: int) -> tuple[acdp.AcdpConnectRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
+    f_evse_electrical_charging_device_status: acdp.ElectricalChargingDeviceStatus
+    f_evse_mechanical_charging_device_status: acdp.MechanicalChargingDeviceStatus
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 25
     q = (v >> (n - p)) & 0x1FFFFFF
     if q >> 23:
@@ -178,22 +194,26 @@ def _d_acdp_AcdpConnectRes(r, v, n, p):
 
 
 # ACDP_SystemStatusReqType (urn:iso:std:iso:15118:-20:ACDP)
-def _e_acdp_AcdpSystemStatusReq(a, o, st):
+def _e_acdp_AcdpSystemStatusReq(a: int, o: acdp.AcdpSystemStatusReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcdpSystemStatusReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     if o.ev_technical_status.__class__ is not acdp.EvTechnicalStatus:
         raise type_error("AcdpSystemStatusReq.ev_technical_status", "EvTechnicalStatus", o.ev_technical_status)
-    a = _e_acdp_EvTechnicalStatus((a << 1), o.ev_technical_status, st)
+    a = _e_acdp_EvTechnicalStatus((a << 1), o.ev_technical_status, w)
     a <<= 1
     return a
 
 
-def _d_acdp_AcdpSystemStatusReq(r, v, n, p):
+def _d_acdp_AcdpSystemStatusReq(r: Reader, v: int, n: int, p: int) -> tuple[acdp.AcdpSystemStatusReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_technical_status: acdp.EvTechnicalStatus
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVTechnicalStatus")
@@ -208,56 +228,71 @@ def _d_acdp_AcdpSystemStatusReq(r, v, n, p):
 
 
 # ACDP_SystemStatusResType (urn:iso:std:iso:15118:-20:ACDP)
-def _e_acdp_AcdpSystemStatusRes(a, o, st):
+def _e_acdp_AcdpSystemStatusRes(a: int, o: acdp.AcdpSystemStatusRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcdpSystemStatusRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpSystemStatusRes.response_code")
     a = (a << 5) | enum_index(
         _EN_acdp_MechanicalChargingDeviceStatus,
         o.evse_mechanical_charging_device_status,
         "AcdpSystemStatusRes.evse_mechanical_charging_device_status",
     )
-    y = o.evse_ready_to_charge
-    if y.__class__ is not bool:
-        raise type_error("AcdpSystemStatusRes.evse_ready_to_charge", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+    y_evse_ready_to_charge = o.evse_ready_to_charge
+    if y_evse_ready_to_charge.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_ready_to_charge", "True or False", y_evse_ready_to_charge)
+    a = (a << 4) | (1 if y_evse_ready_to_charge else 0)
     a = (a << 5) | enum_index(
         _EN_acdp_IsolationStatus, o.evse_isolation_status, "AcdpSystemStatusRes.evse_isolation_status"
     )
-    y = o.evse_disabled
-    if y.__class__ is not bool:
-        raise type_error("AcdpSystemStatusRes.evse_disabled", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.evse_utility_interrupt_event
-    if y.__class__ is not bool:
-        raise type_error("AcdpSystemStatusRes.evse_utility_interrupt_event", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.evse_emergency_shutdown
-    if y.__class__ is not bool:
-        raise type_error("AcdpSystemStatusRes.evse_emergency_shutdown", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.evse_malfunction
-    if y.__class__ is not bool:
-        raise type_error("AcdpSystemStatusRes.evse_malfunction", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.ev_in_charge_position
-    if y.__class__ is not bool:
-        raise type_error("AcdpSystemStatusRes.ev_in_charge_position", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.ev_association_status
-    if y.__class__ is not bool:
-        raise type_error("AcdpSystemStatusRes.ev_association_status", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+    y_evse_disabled = o.evse_disabled
+    if y_evse_disabled.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_disabled", "True or False", y_evse_disabled)
+    a = (a << 4) | (1 if y_evse_disabled else 0)
+    y_evse_utility_interrupt_event = o.evse_utility_interrupt_event
+    if y_evse_utility_interrupt_event.__class__ is not bool:
+        raise type_error(
+            "AcdpSystemStatusRes.evse_utility_interrupt_event", "True or False", y_evse_utility_interrupt_event
+        )
+    a = (a << 4) | (1 if y_evse_utility_interrupt_event else 0)
+    y_evse_emergency_shutdown = o.evse_emergency_shutdown
+    if y_evse_emergency_shutdown.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_emergency_shutdown", "True or False", y_evse_emergency_shutdown)
+    a = (a << 4) | (1 if y_evse_emergency_shutdown else 0)
+    y_evse_malfunction = o.evse_malfunction
+    if y_evse_malfunction.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.evse_malfunction", "True or False", y_evse_malfunction)
+    a = (a << 4) | (1 if y_evse_malfunction else 0)
+    y_ev_in_charge_position = o.ev_in_charge_position
+    if y_ev_in_charge_position.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.ev_in_charge_position", "True or False", y_ev_in_charge_position)
+    a = (a << 4) | (1 if y_ev_in_charge_position else 0)
+    y_ev_association_status = o.ev_association_status
+    if y_ev_association_status.__class__ is not bool:
+        raise type_error("AcdpSystemStatusRes.ev_association_status", "True or False", y_ev_association_status)
+    a = (a << 4) | (1 if y_ev_association_status else 0)
     a <<= 2
     return a
 
 
-def _d_acdp_AcdpSystemStatusRes(r, v, n, p):
+def _d_acdp_AcdpSystemStatusRes(r: Reader, v: int, n: int, p: int) -> tuple[acdp.AcdpSystemStatusRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_mechanical_charging_device_status: acdp.MechanicalChargingDeviceStatus
+    f_evse_ready_to_charge: bool
+    f_evse_isolation_status: acdp.IsolationStatus
+    f_evse_disabled: bool
+    f_evse_utility_interrupt_event: bool
+    f_evse_emergency_shutdown: bool
+    f_evse_malfunction: bool
+    f_ev_in_charge_position: bool
+    f_ev_association_status: bool
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 48
     q = (v >> (n - p)) & 0xFFFFFFFFFFFF
     if q >> 46:
@@ -308,27 +343,32 @@ def _d_acdp_AcdpSystemStatusRes(r, v, n, p):
 
 
 # ACDP_VehiclePositioningReqType (urn:iso:std:iso:15118:-20:ACDP)
-def _e_acdp_AcdpVehiclePositioningReq(a, o, st):
+def _e_acdp_AcdpVehiclePositioningReq(a: int, o: acdp.AcdpVehiclePositioningReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcdpVehiclePositioningReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
-    y = o.ev_mobility_status
-    if y.__class__ is not bool:
-        raise type_error("AcdpVehiclePositioningReq.ev_mobility_status", "True or False", y)
-    a = (a << 3) | (1 if y else 0)
-    y = o.ev_positioning_support
-    if y.__class__ is not bool:
-        raise type_error("AcdpVehiclePositioningReq.ev_positioning_support", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
+    y_ev_mobility_status = o.ev_mobility_status
+    if y_ev_mobility_status.__class__ is not bool:
+        raise type_error("AcdpVehiclePositioningReq.ev_mobility_status", "True or False", y_ev_mobility_status)
+    a = (a << 3) | (1 if y_ev_mobility_status else 0)
+    y_ev_positioning_support = o.ev_positioning_support
+    if y_ev_positioning_support.__class__ is not bool:
+        raise type_error("AcdpVehiclePositioningReq.ev_positioning_support", "True or False", y_ev_positioning_support)
+    a = (a << 4) | (1 if y_ev_positioning_support else 0)
     a <<= 2
     return a
 
 
-def _d_acdp_AcdpVehiclePositioningReq(r, v, n, p):
+def _d_acdp_AcdpVehiclePositioningReq(r: Reader, v: int, n: int, p: int) -> tuple[acdp.AcdpVehiclePositioningReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_mobility_status: bool
+    f_ev_positioning_support: bool
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -347,65 +387,114 @@ def _d_acdp_AcdpVehiclePositioningReq(r, v, n, p):
 
 
 # ACDP_VehiclePositioningResType (urn:iso:std:iso:15118:-20:ACDP)
-def _e_acdp_AcdpVehiclePositioningRes(a, o, st):
+def _e_acdp_AcdpVehiclePositioningRes(a: int, o: acdp.AcdpVehiclePositioningRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AcdpVehiclePositioningRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AcdpVehiclePositioningRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AcdpVehiclePositioningRes.evse_processing")
-    y = o.evse_positioning_support
-    if y.__class__ is not bool:
-        raise type_error("AcdpVehiclePositioningRes.evse_positioning_support", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.ev_relative_x_deviation
-    if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_x_deviation"))
-    elif 0 <= y < 0x80:
-        a = (a << 12) | y
-    elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+    y_evse_positioning_support = o.evse_positioning_support
+    if y_evse_positioning_support.__class__ is not bool:
+        raise type_error(
+            "AcdpVehiclePositioningRes.evse_positioning_support", "True or False", y_evse_positioning_support
+        )
+    a = (a << 4) | (1 if y_evse_positioning_support else 0)
+    y_ev_relative_x_deviation = o.ev_relative_x_deviation
+    if y_ev_relative_x_deviation.__class__ is not int:
+        a = e_int(
+            (a << 3),
+            check_range(y_ev_relative_x_deviation, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_x_deviation"),
+        )
+    elif 0 <= y_ev_relative_x_deviation < 0x80:
+        a = (a << 12) | y_ev_relative_x_deviation
+    elif -0x80 <= y_ev_relative_x_deviation < 0:
+        a = (a << 12) | (0xFF - y_ev_relative_x_deviation)
+    elif 0 <= y_ev_relative_x_deviation < 0x4000:
+        a = (a << 20) | 0x8000 | ((y_ev_relative_x_deviation & 0x7F) << 8) | (y_ev_relative_x_deviation >> 7)
+    elif -0x4000 <= y_ev_relative_x_deviation < 0:
+        a = (a << 20) | 0x18000 | ((~y_ev_relative_x_deviation & 0x7F) << 8) | (~y_ev_relative_x_deviation >> 7)
     else:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_x_deviation"))
-    y = o.ev_relative_y_deviation
-    if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_y_deviation"))
-    elif 0 <= y < 0x80:
-        a = (a << 12) | y
-    elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = e_int(
+            (a << 3),
+            check_range(y_ev_relative_x_deviation, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_x_deviation"),
+        )
+    y_ev_relative_y_deviation = o.ev_relative_y_deviation
+    if y_ev_relative_y_deviation.__class__ is not int:
+        a = e_int(
+            (a << 3),
+            check_range(y_ev_relative_y_deviation, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_y_deviation"),
+        )
+    elif 0 <= y_ev_relative_y_deviation < 0x80:
+        a = (a << 12) | y_ev_relative_y_deviation
+    elif -0x80 <= y_ev_relative_y_deviation < 0:
+        a = (a << 12) | (0xFF - y_ev_relative_y_deviation)
+    elif 0 <= y_ev_relative_y_deviation < 0x4000:
+        a = (a << 20) | 0x8000 | ((y_ev_relative_y_deviation & 0x7F) << 8) | (y_ev_relative_y_deviation >> 7)
+    elif -0x4000 <= y_ev_relative_y_deviation < 0:
+        a = (a << 20) | 0x18000 | ((~y_ev_relative_y_deviation & 0x7F) << 8) | (~y_ev_relative_y_deviation >> 7)
     else:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_y_deviation"))
-    y = o.contact_window_xc
-    if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_xc"))
-    elif 0 <= y < 0x80:
-        a = (a << 12) | y
-    elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = e_int(
+            (a << 3),
+            check_range(y_ev_relative_y_deviation, -32768, 32767, "AcdpVehiclePositioningRes.ev_relative_y_deviation"),
+        )
+    y_contact_window_xc = o.contact_window_xc
+    if y_contact_window_xc.__class__ is not int:
+        a = e_int(
+            (a << 3), check_range(y_contact_window_xc, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_xc")
+        )
+    elif 0 <= y_contact_window_xc < 0x80:
+        a = (a << 12) | y_contact_window_xc
+    elif -0x80 <= y_contact_window_xc < 0:
+        a = (a << 12) | (0xFF - y_contact_window_xc)
+    elif 0 <= y_contact_window_xc < 0x4000:
+        a = (a << 20) | 0x8000 | ((y_contact_window_xc & 0x7F) << 8) | (y_contact_window_xc >> 7)
+    elif -0x4000 <= y_contact_window_xc < 0:
+        a = (a << 20) | 0x18000 | ((~y_contact_window_xc & 0x7F) << 8) | (~y_contact_window_xc >> 7)
     else:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_xc"))
-    y = o.contact_window_yc
-    if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_yc"))
-    elif 0 <= y < 0x80:
-        a = (a << 12) | y
-    elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = e_int(
+            (a << 3), check_range(y_contact_window_xc, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_xc")
+        )
+    y_contact_window_yc = o.contact_window_yc
+    if y_contact_window_yc.__class__ is not int:
+        a = e_int(
+            (a << 3), check_range(y_contact_window_yc, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_yc")
+        )
+    elif 0 <= y_contact_window_yc < 0x80:
+        a = (a << 12) | y_contact_window_yc
+    elif -0x80 <= y_contact_window_yc < 0:
+        a = (a << 12) | (0xFF - y_contact_window_yc)
+    elif 0 <= y_contact_window_yc < 0x4000:
+        a = (a << 20) | 0x8000 | ((y_contact_window_yc & 0x7F) << 8) | (y_contact_window_yc >> 7)
+    elif -0x4000 <= y_contact_window_yc < 0:
+        a = (a << 20) | 0x18000 | ((~y_contact_window_yc & 0x7F) << 8) | (~y_contact_window_yc >> 7)
     else:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_yc"))
-    y = o.ev_in_charge_position
-    if y.__class__ is not bool:
-        raise type_error("AcdpVehiclePositioningRes.ev_in_charge_position", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+        a = e_int(
+            (a << 3), check_range(y_contact_window_yc, -32768, 32767, "AcdpVehiclePositioningRes.contact_window_yc")
+        )
+    y_ev_in_charge_position = o.ev_in_charge_position
+    if y_ev_in_charge_position.__class__ is not bool:
+        raise type_error("AcdpVehiclePositioningRes.ev_in_charge_position", "True or False", y_ev_in_charge_position)
+    a = (a << 4) | (1 if y_ev_in_charge_position else 0)
     a <<= 2
     return a
 
 
-def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
+def _d_acdp_AcdpVehiclePositioningRes(r: Reader, v: int, n: int, p: int) -> tuple[acdp.AcdpVehiclePositioningRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
+    f_evse_positioning_support: bool
+    f_ev_relative_x_deviation: int
+    f_ev_relative_y_deviation: int
+    f_contact_window_xc: int
+    f_contact_window_yc: int
+    f_ev_in_charge_position: bool
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 20
     q = (v >> (n - p)) & 0xFFFFF
     if q >> 18:
@@ -425,6 +514,10 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
     elif 0x100 <= f_ev_relative_x_deviation < 0x180:
         p += 9
         f_ev_relative_x_deviation = 0xFF - f_ev_relative_x_deviation
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_relative_x_deviation & 0x7F) | (q << 7)
+        f_ev_relative_x_deviation = -q - 1 if f_ev_relative_x_deviation >> 8 else q
+        p += 17
     else:
         f_ev_relative_x_deviation, p = r_sint(v, n, p, 3)
         if not -32768 <= f_ev_relative_x_deviation <= 32767:
@@ -438,6 +531,10 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
     elif 0x100 <= f_ev_relative_y_deviation < 0x180:
         p += 9
         f_ev_relative_y_deviation = 0xFF - f_ev_relative_y_deviation
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_relative_y_deviation & 0x7F) | (q << 7)
+        f_ev_relative_y_deviation = -q - 1 if f_ev_relative_y_deviation >> 8 else q
+        p += 17
     else:
         f_ev_relative_y_deviation, p = r_sint(v, n, p, 3)
         if not -32768 <= f_ev_relative_y_deviation <= 32767:
@@ -451,6 +548,10 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
     elif 0x100 <= f_contact_window_xc < 0x180:
         p += 9
         f_contact_window_xc = 0xFF - f_contact_window_xc
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_contact_window_xc & 0x7F) | (q << 7)
+        f_contact_window_xc = -q - 1 if f_contact_window_xc >> 8 else q
+        p += 17
     else:
         f_contact_window_xc, p = r_sint(v, n, p, 3)
         if not -32768 <= f_contact_window_xc <= 32767:
@@ -464,6 +565,10 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
     elif 0x100 <= f_contact_window_yc < 0x180:
         p += 9
         f_contact_window_yc = 0xFF - f_contact_window_yc
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_contact_window_yc & 0x7F) | (q << 7)
+        f_contact_window_yc = -q - 1 if f_contact_window_yc >> 8 else q
+        p += 17
     else:
         f_contact_window_yc, p = r_sint(v, n, p, 3)
         if not -32768 <= f_contact_window_yc <= 32767:
@@ -489,86 +594,94 @@ def _d_acdp_AcdpVehiclePositioningRes(r, v, n, p):
 
 
 # EVTechnicalStatusType (urn:iso:std:iso:15118:-20:ACDP)
-def _e_acdp_EvTechnicalStatus(a, o, st):
-    y = o.ev_ready_to_charge
-    if y.__class__ is not bool:
-        raise type_error("EvTechnicalStatus.ev_ready_to_charge", "True or False", y)
-    a = (a << 3) | (1 if y else 0)
-    y = o.ev_immobilization_request
-    if y.__class__ is not bool:
-        raise type_error("EvTechnicalStatus.ev_immobilization_request", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+def _e_acdp_EvTechnicalStatus(a: int, o: acdp.EvTechnicalStatus, w: Writer) -> int:
+    y_ev_ready_to_charge = o.ev_ready_to_charge
+    if y_ev_ready_to_charge.__class__ is not bool:
+        raise type_error("EvTechnicalStatus.ev_ready_to_charge", "True or False", y_ev_ready_to_charge)
+    a = (a << 3) | (1 if y_ev_ready_to_charge else 0)
+    y_ev_immobilization_request = o.ev_immobilization_request
+    if y_ev_immobilization_request.__class__ is not bool:
+        raise type_error("EvTechnicalStatus.ev_immobilization_request", "True or False", y_ev_immobilization_request)
+    a = (a << 4) | (1 if y_ev_immobilization_request else 0)
     a <<= 1
     s = 2
-    x = o.ev_immobilized
-    if x is not None:
+    x_ev_immobilized = o.ev_immobilized
+    if x_ev_immobilized is not None:
         s = 3
-        y = x
-        if y.__class__ is not bool:
-            raise type_error("EvTechnicalStatus.ev_immobilized", "True or False", y)
-        a = (a << 5) | (1 if y else 0)
+        y_ev_immobilized = x_ev_immobilized
+        if y_ev_immobilized.__class__ is not bool:
+            raise type_error("EvTechnicalStatus.ev_immobilized", "True or False", y_ev_immobilized)
+        a = (a << 5) | (1 if y_ev_immobilized else 0)
         a <<= 1
-    x = o.evwlan_strength
-    if x is not None:
+    x_evwlan_strength = o.evwlan_strength
+    if x_evwlan_strength is not None:
         try:
-            c, w, s = _T_acdp_EvTechnicalStatus[s, 192]
+            c, cw, s = _T_acdp_EvTechnicalStatus[s, 192]
         except KeyError:
             raise ExiEncodeError("EvTechnicalStatus.evwlan_strength is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("EvTechnicalStatus.evwlan_strength", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evcp_status
-    if x is not None:
+        a = (a << cw) | c
+        if x_evwlan_strength.__class__ is not ct.RationalNumber:
+            raise type_error("EvTechnicalStatus.evwlan_strength", "RationalNumber", x_evwlan_strength)
+        a = _e_ct_RationalNumber(a, x_evwlan_strength, w)
+    x_evcp_status = o.evcp_status
+    if x_evcp_status is not None:
         try:
-            c, w, s = _T_acdp_EvTechnicalStatus[s, 256]
+            c, cw, s = _T_acdp_EvTechnicalStatus[s, 256]
         except KeyError:
             raise ExiEncodeError("EvTechnicalStatus.evcp_status is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = (a << 3) | enum_index(_EN_acdp_CpStatus, x, "EvTechnicalStatus.evcp_status")
+        a = (a << (cw + 1)) | (c << 1)
+        a = (a << 3) | enum_index(_EN_acdp_CpStatus, x_evcp_status, "EvTechnicalStatus.evcp_status")
         a <<= 1
-    x = o.evsoc
-    if x is not None:
+    x_evsoc = o.evsoc
+    if x_evsoc is not None:
         try:
-            c, w, s = _T_acdp_EvTechnicalStatus[s, 320]
+            c, cw, s = _T_acdp_EvTechnicalStatus[s, 320]
         except KeyError:
             raise ExiEncodeError("EvTechnicalStatus.evsoc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("EvTechnicalStatus.evsoc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_evsoc = x_evsoc
+        if not isinstance(y_evsoc, int) or not 0 <= y_evsoc <= 100:
+            raise range_error("EvTechnicalStatus.evsoc", y_evsoc, 0, 100)
+        a = (a << 7) | y_evsoc
         a <<= 1
-    x = o.ev_error_code
-    if x is not None:
+    x_ev_error_code = o.ev_error_code
+    if x_ev_error_code is not None:
         try:
-            c, w, s = _T_acdp_EvTechnicalStatus[s, 384]
+            c, cw, s = _T_acdp_EvTechnicalStatus[s, 384]
         except KeyError:
             raise ExiEncodeError("EvTechnicalStatus.ev_error_code is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = (a << 4) | enum_index(_EN_acdp_ErrorCode, x, "EvTechnicalStatus.ev_error_code")
+        a = (a << (cw + 1)) | (c << 1)
+        a = (a << 4) | enum_index(_EN_acdp_ErrorCode, x_ev_error_code, "EvTechnicalStatus.ev_error_code")
         a <<= 1
-    x = o.ev_timeout
-    if x is not None:
+    x_ev_timeout = o.ev_timeout
+    if x_ev_timeout is not None:
         try:
-            c, w, s = _T_acdp_EvTechnicalStatus[s, 448]
+            c, cw, s = _T_acdp_EvTechnicalStatus[s, 448]
         except KeyError:
             raise ExiEncodeError("EvTechnicalStatus.ev_timeout is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not bool:
-            raise type_error("EvTechnicalStatus.ev_timeout", "True or False", y)
-        a = (a << 1) | (1 if y else 0)
+        a = (a << (cw + 1)) | (c << 1)
+        y_ev_timeout = x_ev_timeout
+        if y_ev_timeout.__class__ is not bool:
+            raise type_error("EvTechnicalStatus.ev_timeout", "True or False", y_ev_timeout)
+        a = (a << 1) | (1 if y_ev_timeout else 0)
         a <<= 1
     try:
-        c, w, _ = _T_acdp_EvTechnicalStatus[s, -1]
+        c, cw, _ = _T_acdp_EvTechnicalStatus[s, -1]
     except KeyError:
         raise ExiEncodeError("EvTechnicalStatus: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_acdp_EvTechnicalStatus(r, v, n, p):
+def _d_acdp_EvTechnicalStatus(r: Reader, v: int, n: int, p: int) -> tuple[acdp.EvTechnicalStatus, int]:
+    f_ev_ready_to_charge: bool
+    f_ev_immobilization_request: bool
+    f_ev_immobilized: bool | None
+    f_evwlan_strength: ct.RationalNumber | None
+    f_evcp_status: acdp.CpStatus | None
+    f_evsoc: int | None
+    f_ev_error_code: acdp.ErrorCode | None
+    f_ev_timeout: bool | None
     p += 8
     q = (v >> (n - p)) & 0xFF
     if q >> 6:
@@ -673,7 +786,7 @@ def _d_acdp_EvTechnicalStatus(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T_acdp_AcdpConnectReq = {
+_T_acdp_AcdpConnectReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -681,12 +794,33 @@ _T_acdp_AcdpConnectReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_acdp_AcdpConnectReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_acdp_AcdpConnectReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_acdp_AcdpConnectRes = {
+_T_acdp_AcdpConnectRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -700,15 +834,57 @@ _T_acdp_AcdpConnectRes = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_acdp_AcdpConnectRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_acdp_AcdpConnectRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_acdp_AcdpSystemStatusReq = {
+_T_acdp_AcdpSystemStatusReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -716,12 +892,33 @@ _T_acdp_AcdpSystemStatusReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_acdp_AcdpSystemStatusReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_acdp_AcdpSystemStatusReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_acdp_AcdpSystemStatusRes = {
+_T_acdp_AcdpSystemStatusRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -747,21 +944,105 @@ _T_acdp_AcdpSystemStatusRes = {
     (11, -1): (0, 1, -1),
     (11, -3): (1, 1, 11),
 }
-_D_acdp_AcdpSystemStatusRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
+_D_acdp_AcdpSystemStatusRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (10, 0, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
 )
-_T_acdp_AcdpVehiclePositioningReq = {
+_T_acdp_AcdpVehiclePositioningReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -771,13 +1052,41 @@ _T_acdp_AcdpVehiclePositioningReq = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_acdp_AcdpVehiclePositioningReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_acdp_AcdpVehiclePositioningReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_acdp_AcdpVehiclePositioningRes = {
+_T_acdp_AcdpVehiclePositioningRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -799,19 +1108,89 @@ _T_acdp_AcdpVehiclePositioningRes = {
     (9, -1): (0, 1, -1),
     (9, -3): (1, 1, 9),
 }
-_D_acdp_AcdpVehiclePositioningRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
+_D_acdp_AcdpVehiclePositioningRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
 )
-_T_acdp_EvTechnicalStatus = {
+_T_acdp_EvTechnicalStatus: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -852,21 +1231,107 @@ _T_acdp_EvTechnicalStatus = {
     (8, -1): (0, 1, -1),
     (8, -3): (1, 1, 8),
 }
-_D_acdp_EvTechnicalStatus = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+_D_acdp_EvTechnicalStatus: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
 )
 
+MAX_DEPTH = 7  # deepest nesting of complex elements
+WINDOW_BITS = 3361  # most bits any path reads between two window checkpoints
 # document grammar (8.5.1): global elements sorted by local name, then uri
 DOCUMENT_WIDTH = 6
-DOCUMENT_ENCODERS = {
+DOCUMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (acdp.AcdpConnectReq, "{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectReq"): (0, _e_acdp_AcdpConnectReq),
     (acdp.AcdpConnectRes, "{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectRes"): (1, _e_acdp_AcdpConnectRes),
     (acdp.AcdpConnectReq, "{urn:iso:std:iso:15118:-20:ACDP}ACDP_DisconnectReq"): (2, _e_acdp_AcdpConnectReq),
@@ -917,7 +1382,7 @@ DOCUMENT_ENCODERS = {
     (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (32, _e_ds_Transforms),
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (33, _e_ds_X509Data),
 }
-DOCUMENT_DECODERS = (
+DOCUMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectReq", _d_acdp_AcdpConnectReq),
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectRes", _d_acdp_AcdpConnectRes),
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_DisconnectReq", _d_acdp_AcdpConnectReq),
@@ -955,7 +1420,7 @@ DOCUMENT_DECODERS = (
 )
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
 FRAGMENT_WIDTH = 8
-FRAGMENT_ENCODERS = {
+FRAGMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (acdp.AcdpConnectReq, "{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectReq"): (0, _e_acdp_AcdpConnectReq),
     (acdp.AcdpConnectRes, "{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectRes"): (1, _e_acdp_AcdpConnectRes),
     (acdp.AcdpConnectReq, "{urn:iso:std:iso:15118:-20:ACDP}ACDP_DisconnectReq"): (2, _e_acdp_AcdpConnectReq),
@@ -1017,7 +1482,7 @@ FRAGMENT_ENCODERS = {
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (121, _e_ds_X509Data),
     (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (123, _e_ds_X509IssuerSerial),
 }
-FRAGMENT_DECODERS = (
+FRAGMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectReq", _d_acdp_AcdpConnectReq),
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectRes", _d_acdp_AcdpConnectRes),
     ("{urn:iso:std:iso:15118:-20:ACDP}ACDP_DisconnectReq", _d_acdp_AcdpConnectReq),

@@ -66,6 +66,10 @@ from stack.exi.gen.shared import (  # noqa: F401
     _e_ds_X509IssuerSerial,
 )
 from stack.exi.runtime import (  # noqa: F401
+    Decoder,
+    Encoder,
+    Reader,
+    Writer,
     bad_event,
     check_range,
     e_bin,
@@ -73,20 +77,21 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
+    missing,
+    new,
     out_of_range,
     r_binary,
     r_sint,
     r_string,
     r_uint,
     range_error,
+    too_many,
     type_error,
     unexpected,
 )
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
-
-new = object.__new__  # decoders fill every field themselves: no __init__ needed
 
 _ENUM_cm_Authorization = tuple(cm.Authorization)
 _EN_cm_Authorization = {m: i for i, m in enumerate(_ENUM_cm_Authorization)}
@@ -115,10 +120,10 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 
 # AuthorizationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_AuthorizationReq(a, o, st):
+def _e_cm_AuthorizationReq(a: int, o: cm.AuthorizationReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AuthorizationReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 3) | enum_index(
         _EN_cm_Authorization, o.selected_authorization_service, "AuthorizationReq.selected_authorization_service"
     )
@@ -128,35 +133,49 @@ def _e_cm_AuthorizationReq(a, o, st):
         )
     a <<= 1
     s = 2
-    x = o.eim_a_req_authorization_mode
-    if x is not None:
+    x_eim_a_req_authorization_mode = o.eim_a_req_authorization_mode
+    if x_eim_a_req_authorization_mode is not None:
         s = 3
-        if x.__class__ is not cm.EimAReqAuthorizationMode:
-            raise type_error("AuthorizationReq.eim_a_req_authorization_mode", "EimAReqAuthorizationMode", x)
-        a = _e_cm_EimAReqAuthorizationMode((a << 2), x, st)
-    x = o.pnc_a_req_authorization_mode
-    if x is not None:
+        if x_eim_a_req_authorization_mode.__class__ is not cm.EimAReqAuthorizationMode:
+            raise type_error(
+                "AuthorizationReq.eim_a_req_authorization_mode",
+                "EimAReqAuthorizationMode",
+                x_eim_a_req_authorization_mode,
+            )
+        a = _e_cm_EimAReqAuthorizationMode((a << 2), x_eim_a_req_authorization_mode, w)
+    x_pnc_a_req_authorization_mode = o.pnc_a_req_authorization_mode
+    if x_pnc_a_req_authorization_mode is not None:
         try:
-            c, w, s = _T_cm_AuthorizationReq[s, 192]
+            c, cw, s = _T_cm_AuthorizationReq[s, 192]
         except KeyError:
             raise ExiEncodeError("AuthorizationReq.pnc_a_req_authorization_mode is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PncAReqAuthorizationMode:
-            raise type_error("AuthorizationReq.pnc_a_req_authorization_mode", "PncAReqAuthorizationMode", x)
-        a = _e_cm_PncAReqAuthorizationMode(a, x, st)
+        a = (a << cw) | c
+        if x_pnc_a_req_authorization_mode.__class__ is not cm.PncAReqAuthorizationMode:
+            raise type_error(
+                "AuthorizationReq.pnc_a_req_authorization_mode",
+                "PncAReqAuthorizationMode",
+                x_pnc_a_req_authorization_mode,
+            )
+        a = _e_cm_PncAReqAuthorizationMode(a, x_pnc_a_req_authorization_mode, w)
     try:
-        c, w, _ = _T_cm_AuthorizationReq[s, -1]
+        c, cw, _ = _T_cm_AuthorizationReq[s, -1]
     except KeyError:
         raise ExiEncodeError("AuthorizationReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_AuthorizationReq(r, v, n, p):
+def _d_cm_AuthorizationReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.AuthorizationReq, int]:
+    f_header: ct.MessageHeader
+    f_selected_authorization_service: cm.Authorization
+    f_eim_a_req_authorization_mode: cm.EimAReqAuthorizationMode | None
+    f_pnc_a_req_authorization_mode: cm.PncAReqAuthorizationMode | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 4
     q = (v >> (n - p)) & 0xF
     if q >> 2:
@@ -177,6 +196,8 @@ def _d_cm_AuthorizationReq(r, v, n, p):
         f_eim_a_req_authorization_mode = None
     if fid == 3:
         f_pnc_a_req_authorization_mode, p = _d_cm_PncAReqAuthorizationMode(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_AuthorizationReq[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -193,21 +214,26 @@ def _d_cm_AuthorizationReq(r, v, n, p):
 
 
 # AuthorizationResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_AuthorizationRes(a, o, st):
+def _e_cm_AuthorizationRes(a: int, o: cm.AuthorizationRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AuthorizationRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AuthorizationRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "AuthorizationRes.evse_processing")
     a <<= 2
     return a
 
 
-def _d_cm_AuthorizationRes(r, v, n, p):
+def _d_cm_AuthorizationRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.AuthorizationRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 15
     q = (v >> (n - p)) & 0x7FFF
     if q >> 13:
@@ -226,19 +252,22 @@ def _d_cm_AuthorizationRes(r, v, n, p):
 
 
 # AuthorizationSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_AuthorizationSetupReq(a, o, st):
+def _e_cm_AuthorizationSetupReq(a: int, o: cm.AuthorizationSetupReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AuthorizationSetupReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a <<= 1
     return a
 
 
-def _d_cm_AuthorizationSetupReq(r, v, n, p):
+def _d_cm_AuthorizationSetupReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.AuthorizationSetupReq, int]:
+    f_header: ct.MessageHeader
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AuthorizationSetupReq")
@@ -248,73 +277,97 @@ def _d_cm_AuthorizationSetupReq(r, v, n, p):
 
 
 # AuthorizationSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_AuthorizationSetupRes(a, o, st):
+def _e_cm_AuthorizationSetupRes(a: int, o: cm.AuthorizationSetupRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("AuthorizationSetupRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "AuthorizationSetupRes.response_code")
     a <<= 1
     s = 2
-    items = o.authorization_services
-    if items.__class__ is not list:
-        raise type_error("AuthorizationSetupRes.authorization_services", "a list", items)
-    if len(items) > 2:
+    items_authorization_services = o.authorization_services
+    if items_authorization_services.__class__ is not list:
+        raise type_error("AuthorizationSetupRes.authorization_services", "a list", items_authorization_services)
+    if len(items_authorization_services) > 2:
         raise ExiEncodeError("AuthorizationSetupRes.authorization_services: more than 2 items")
-    if len(items) < 1:
+    if len(items_authorization_services) < 1:
         raise ExiEncodeError("AuthorizationSetupRes.authorization_services: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_authorization_services in enumerate(items_authorization_services, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_AuthorizationSetupRes[s, 128]
+            c, cw, s = _T_cm_AuthorizationSetupRes[s, 128]
         except KeyError:
             raise ExiEncodeError("AuthorizationSetupRes.authorization_services is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | enum_index(_EN_cm_Authorization, x, "AuthorizationSetupRes.authorization_services")
+        a = (a << (cw + 1)) | (c << 1)
+        a = (a << 1) | enum_index(
+            _EN_cm_Authorization, x_authorization_services, "AuthorizationSetupRes.authorization_services"
+        )
         a <<= 1
         if i == 2:
             s = _X_cm_AuthorizationSetupRes[s]
     try:
-        c, w, s = _T_cm_AuthorizationSetupRes[s, 192]
+        c, cw, s = _T_cm_AuthorizationSetupRes[s, 192]
     except KeyError:
         raise ExiEncodeError("AuthorizationSetupRes.certificate_installation_service is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.certificate_installation_service
-    if y.__class__ is not bool:
-        raise type_error("AuthorizationSetupRes.certificate_installation_service", "True or False", y)
-    a = (a << 1) | (1 if y else 0)
+    a = (a << (cw + 1)) | (c << 1)
+    y_certificate_installation_service = o.certificate_installation_service
+    if y_certificate_installation_service.__class__ is not bool:
+        raise type_error(
+            "AuthorizationSetupRes.certificate_installation_service",
+            "True or False",
+            y_certificate_installation_service,
+        )
+    a = (a << 1) | (1 if y_certificate_installation_service else 0)
     if o.eim_as_res_authorization_mode is None and o.pnc_as_res_authorization_mode is None:
         raise ExiEncodeError(
             "AuthorizationSetupRes: one of eim_as_res_authorization_mode, pnc_as_res_authorization_mode is required"
         )
     a <<= 1
-    x = o.eim_as_res_authorization_mode
-    if x is not None:
+    x_eim_as_res_authorization_mode = o.eim_as_res_authorization_mode
+    if x_eim_as_res_authorization_mode is not None:
         s = 6
-        if x.__class__ is not cm.EimAsResAuthorizationMode:
-            raise type_error("AuthorizationSetupRes.eim_as_res_authorization_mode", "EimAsResAuthorizationMode", x)
-        a = _e_cm_EimAsResAuthorizationMode((a << 2), x, st)
-    x = o.pnc_as_res_authorization_mode
-    if x is not None:
+        if x_eim_as_res_authorization_mode.__class__ is not cm.EimAsResAuthorizationMode:
+            raise type_error(
+                "AuthorizationSetupRes.eim_as_res_authorization_mode",
+                "EimAsResAuthorizationMode",
+                x_eim_as_res_authorization_mode,
+            )
+        a = _e_cm_EimAsResAuthorizationMode((a << 2), x_eim_as_res_authorization_mode, w)
+    x_pnc_as_res_authorization_mode = o.pnc_as_res_authorization_mode
+    if x_pnc_as_res_authorization_mode is not None:
         try:
-            c, w, s = _T_cm_AuthorizationSetupRes[s, 320]
+            c, cw, s = _T_cm_AuthorizationSetupRes[s, 320]
         except KeyError:
             raise ExiEncodeError("AuthorizationSetupRes.pnc_as_res_authorization_mode is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PncAsResAuthorizationMode:
-            raise type_error("AuthorizationSetupRes.pnc_as_res_authorization_mode", "PncAsResAuthorizationMode", x)
-        a = _e_cm_PncAsResAuthorizationMode(a, x, st)
+        a = (a << cw) | c
+        if x_pnc_as_res_authorization_mode.__class__ is not cm.PncAsResAuthorizationMode:
+            raise type_error(
+                "AuthorizationSetupRes.pnc_as_res_authorization_mode",
+                "PncAsResAuthorizationMode",
+                x_pnc_as_res_authorization_mode,
+            )
+        a = _e_cm_PncAsResAuthorizationMode(a, x_pnc_as_res_authorization_mode, w)
     try:
-        c, w, _ = _T_cm_AuthorizationSetupRes[s, -1]
+        c, cw, _ = _T_cm_AuthorizationSetupRes[s, -1]
     except KeyError:
         raise ExiEncodeError("AuthorizationSetupRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_AuthorizationSetupRes(r, v, n, p):
+def _d_cm_AuthorizationSetupRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.AuthorizationSetupRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_authorization_services: list[cm.Authorization]
+    f_certificate_installation_service: bool
+    f_eim_as_res_authorization_mode: cm.EimAsResAuthorizationMode | None
+    f_pnc_as_res_authorization_mode: cm.PncAsResAuthorizationMode | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -328,14 +381,16 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_authorization_services = []
     while fid == 2:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 3
         q = (v >> (n - p)) & 0x7
         if q >> 2:
             raise unexpected(p - 3, 1, "characters of AuthorizationServices")
-        x = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
+        x_authorization_services = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of AuthorizationServices")
-        f_authorization_services.append(x)
+        f_authorization_services.append(x_authorization_services)
         if len(f_authorization_services) == 2:
             s = _X_cm_AuthorizationSetupRes[s]
         w, mask, prods = _D_cm_AuthorizationSetupRes[s]
@@ -362,6 +417,8 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
         f_eim_as_res_authorization_mode = None
     if fid == 5:
         f_pnc_as_res_authorization_mode, p = _d_cm_PncAsResAuthorizationMode(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_AuthorizationSetupRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -380,57 +437,76 @@ def _d_cm_AuthorizationSetupRes(r, v, n, p):
 
 
 # CertificateInstallationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_CertificateInstallationReq(a, o, st):
+def _e_cm_CertificateInstallationReq(a: int, o: cm.CertificateInstallationReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("CertificateInstallationReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     if o.oem_provisioning_certificate_chain.__class__ is not cm.SignedCertificateChain:
         raise type_error(
             "CertificateInstallationReq.oem_provisioning_certificate_chain",
             "SignedCertificateChain",
             o.oem_provisioning_certificate_chain,
         )
-    a = _e_cm_SignedCertificateChain((a << 1), o.oem_provisioning_certificate_chain, st)
+    a = _e_cm_SignedCertificateChain((a << 1), o.oem_provisioning_certificate_chain, w)
     if o.list_of_root_certificate_ids.__class__ is not ct.ListOfRootCertificateIds:
         raise type_error(
             "CertificateInstallationReq.list_of_root_certificate_ids",
             "ListOfRootCertificateIds",
             o.list_of_root_certificate_ids,
         )
-    a = _e_ct_ListOfRootCertificateIds((a << 1), o.list_of_root_certificate_ids, st)
-    y = o.maximum_contract_certificate_chains
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("CertificateInstallationReq.maximum_contract_certificate_chains", y, 0, 255)
-    a = (a << 10) | y
+    a = _e_ct_ListOfRootCertificateIds((a << 1), o.list_of_root_certificate_ids, w)
+    y_maximum_contract_certificate_chains = o.maximum_contract_certificate_chains
+    if (
+        not isinstance(y_maximum_contract_certificate_chains, int)
+        or not 0 <= y_maximum_contract_certificate_chains <= 255
+    ):
+        raise range_error(
+            "CertificateInstallationReq.maximum_contract_certificate_chains",
+            y_maximum_contract_certificate_chains,
+            0,
+            255,
+        )
+    a = (a << 10) | y_maximum_contract_certificate_chains
     a <<= 1
     s = 4
-    x = o.prioritized_emaids
-    if x is not None:
+    x_prioritized_emaids = o.prioritized_emaids
+    if x_prioritized_emaids is not None:
         s = 5
-        if x.__class__ is not cm.EmaidList:
-            raise type_error("CertificateInstallationReq.prioritized_emaids", "EmaidList", x)
-        a = _e_cm_EmaidList((a << 2), x, st)
+        if x_prioritized_emaids.__class__ is not cm.EmaidList:
+            raise type_error("CertificateInstallationReq.prioritized_emaids", "EmaidList", x_prioritized_emaids)
+        a = _e_cm_EmaidList((a << 2), x_prioritized_emaids, w)
     try:
-        c, w, _ = _T_cm_CertificateInstallationReq[s, -1]
+        c, cw, _ = _T_cm_CertificateInstallationReq[s, -1]
     except KeyError:
         raise ExiEncodeError("CertificateInstallationReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_CertificateInstallationReq(r, v, n, p):
+def _d_cm_CertificateInstallationReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.CertificateInstallationReq, int]:
+    f_header: ct.MessageHeader
+    f_oem_provisioning_certificate_chain: cm.SignedCertificateChain
+    f_list_of_root_certificate_ids: ct.ListOfRootCertificateIds
+    f_maximum_contract_certificate_chains: int
+    f_prioritized_emaids: cm.EmaidList | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "OEMProvisioningCertificateChain")
     f_oem_provisioning_certificate_chain, p = _d_cm_SignedCertificateChain(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "ListOfRootCertificateIDs")
     f_list_of_root_certificate_ids, p = _d_ct_ListOfRootCertificateIds(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
@@ -444,6 +520,8 @@ def _d_cm_CertificateInstallationReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
         f_prioritized_emaids, p = _d_cm_EmaidList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_CertificateInstallationReq[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -461,35 +539,51 @@ def _d_cm_CertificateInstallationReq(r, v, n, p):
 
 
 # CertificateInstallationResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_CertificateInstallationRes(a, o, st):
+def _e_cm_CertificateInstallationRes(a: int, o: cm.CertificateInstallationRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("CertificateInstallationRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "CertificateInstallationRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "CertificateInstallationRes.evse_processing")
     if o.cps_certificate_chain.__class__ is not cm.CertificateChain:
         raise type_error(
             "CertificateInstallationRes.cps_certificate_chain", "CertificateChain", o.cps_certificate_chain
         )
-    a = _e_cm_CertificateChain((a << 2), o.cps_certificate_chain, st)
+    a = _e_cm_CertificateChain((a << 2), o.cps_certificate_chain, w)
     if o.signed_installation_data.__class__ is not cm.SignedInstallationData:
         raise type_error(
             "CertificateInstallationRes.signed_installation_data", "SignedInstallationData", o.signed_installation_data
         )
-    a = _e_cm_SignedInstallationData((a << 1), o.signed_installation_data, st)
-    y = o.remaining_contract_certificate_chains
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("CertificateInstallationRes.remaining_contract_certificate_chains", y, 0, 255)
-    a = (a << 10) | y
+    a = _e_cm_SignedInstallationData((a << 1), o.signed_installation_data, w)
+    y_remaining_contract_certificate_chains = o.remaining_contract_certificate_chains
+    if (
+        not isinstance(y_remaining_contract_certificate_chains, int)
+        or not 0 <= y_remaining_contract_certificate_chains <= 255
+    ):
+        raise range_error(
+            "CertificateInstallationRes.remaining_contract_certificate_chains",
+            y_remaining_contract_certificate_chains,
+            0,
+            255,
+        )
+    a = (a << 10) | y_remaining_contract_certificate_chains
     a <<= 2
     return a
 
 
-def _d_cm_CertificateInstallationRes(r, v, n, p):
+def _d_cm_CertificateInstallationRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.CertificateInstallationRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
+    f_cps_certificate_chain: cm.CertificateChain
+    f_signed_installation_data: cm.SignedInstallationData
+    f_remaining_contract_certificate_chains: int
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 15
     q = (v >> (n - p)) & 0x7FFF
     if q >> 13:
@@ -501,10 +595,14 @@ def _d_cm_CertificateInstallationRes(r, v, n, p):
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVSEProcessing")
     f_cps_certificate_chain, p = _d_cm_CertificateChain(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignedInstallationData")
     f_signed_installation_data, p = _d_cm_SignedInstallationData(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 12
     q = (v >> (n - p)) & 0xFFF
     if q >> 10:
@@ -523,26 +621,32 @@ def _d_cm_CertificateInstallationRes(r, v, n, p):
 
 
 # MeteringConfirmationReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_MeteringConfirmationReq(a, o, st):
+def _e_cm_MeteringConfirmationReq(a: int, o: cm.MeteringConfirmationReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("MeteringConfirmationReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     if o.signed_metering_data.__class__ is not cm.SignedMeteringData:
         raise type_error("MeteringConfirmationReq.signed_metering_data", "SignedMeteringData", o.signed_metering_data)
-    a = _e_cm_SignedMeteringData((a << 1), o.signed_metering_data, st)
+    a = _e_cm_SignedMeteringData((a << 1), o.signed_metering_data, w)
     a <<= 1
     return a
 
 
-def _d_cm_MeteringConfirmationReq(r, v, n, p):
+def _d_cm_MeteringConfirmationReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.MeteringConfirmationReq, int]:
+    f_header: ct.MessageHeader
+    f_signed_metering_data: cm.SignedMeteringData
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignedMeteringData")
     f_signed_metering_data, p = _d_cm_SignedMeteringData(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of MeteringConfirmationReq")
@@ -553,20 +657,24 @@ def _d_cm_MeteringConfirmationReq(r, v, n, p):
 
 
 # MeteringConfirmationResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_MeteringConfirmationRes(a, o, st):
+def _e_cm_MeteringConfirmationRes(a: int, o: cm.MeteringConfirmationRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("MeteringConfirmationRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "MeteringConfirmationRes.response_code")
     a <<= 2
     return a
 
 
-def _d_cm_MeteringConfirmationRes(r, v, n, p):
+def _d_cm_MeteringConfirmationRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.MeteringConfirmationRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -581,42 +689,51 @@ def _d_cm_MeteringConfirmationRes(r, v, n, p):
 
 
 # PowerDeliveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PowerDeliveryReq(a, o, st):
+def _e_cm_PowerDeliveryReq(a: int, o: cm.PowerDeliveryReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("PowerDeliveryReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "PowerDeliveryReq.ev_processing")
     a = (a << 5) | enum_index(_EN_cm_ChargeProgress, o.charge_progress, "PowerDeliveryReq.charge_progress")
     a <<= 1
     s = 3
-    x = o.ev_power_profile
-    if x is not None:
+    x_ev_power_profile = o.ev_power_profile
+    if x_ev_power_profile is not None:
         s = 4
-        if x.__class__ is not cm.EvPowerProfile:
-            raise type_error("PowerDeliveryReq.ev_power_profile", "EvPowerProfile", x)
-        a = _e_cm_EvPowerProfile((a << 2), x, st)
-    x = o.bpt_channel_selection
-    if x is not None:
+        if x_ev_power_profile.__class__ is not cm.EvPowerProfile:
+            raise type_error("PowerDeliveryReq.ev_power_profile", "EvPowerProfile", x_ev_power_profile)
+        a = _e_cm_EvPowerProfile((a << 2), x_ev_power_profile, w)
+    x_bpt_channel_selection = o.bpt_channel_selection
+    if x_bpt_channel_selection is not None:
         try:
-            c, w, s = _T_cm_PowerDeliveryReq[s, 256]
+            c, cw, s = _T_cm_PowerDeliveryReq[s, 256]
         except KeyError:
             raise ExiEncodeError("PowerDeliveryReq.bpt_channel_selection is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = (a << 1) | enum_index(_EN_cm_ChannelSelection, x, "PowerDeliveryReq.bpt_channel_selection")
+        a = (a << (cw + 1)) | (c << 1)
+        a = (a << 1) | enum_index(
+            _EN_cm_ChannelSelection, x_bpt_channel_selection, "PowerDeliveryReq.bpt_channel_selection"
+        )
         a <<= 1
     try:
-        c, w, _ = _T_cm_PowerDeliveryReq[s, -1]
+        c, cw, _ = _T_cm_PowerDeliveryReq[s, -1]
     except KeyError:
         raise ExiEncodeError("PowerDeliveryReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_PowerDeliveryReq(r, v, n, p):
+def _d_cm_PowerDeliveryReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerDeliveryReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_processing: ct.Processing
+    f_charge_progress: cm.ChargeProgress
+    f_ev_power_profile: cm.EvPowerProfile | None
+    f_bpt_channel_selection: cm.ChannelSelection | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -633,6 +750,8 @@ def _d_cm_PowerDeliveryReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
         f_ev_power_profile, p = _d_cm_EvPowerProfile(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_PowerDeliveryReq[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -663,32 +782,37 @@ def _d_cm_PowerDeliveryReq(r, v, n, p):
 
 
 # PowerDeliveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PowerDeliveryRes(a, o, st):
+def _e_cm_PowerDeliveryRes(a: int, o: cm.PowerDeliveryRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("PowerDeliveryRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "PowerDeliveryRes.response_code")
     a <<= 1
     s = 2
-    x = o.evse_status
-    if x is not None:
+    x_evse_status = o.evse_status
+    if x_evse_status is not None:
         s = 3
-        if x.__class__ is not ct.EvseStatus:
-            raise type_error("PowerDeliveryRes.evse_status", "EvseStatus", x)
-        a = _e_ct_EvseStatus((a << 2), x, st)
+        if x_evse_status.__class__ is not ct.EvseStatus:
+            raise type_error("PowerDeliveryRes.evse_status", "EvseStatus", x_evse_status)
+        a = _e_ct_EvseStatus((a << 2), x_evse_status, w)
     try:
-        c, w, _ = _T_cm_PowerDeliveryRes[s, -1]
+        c, cw, _ = _T_cm_PowerDeliveryRes[s, -1]
     except KeyError:
         raise ExiEncodeError("PowerDeliveryRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_PowerDeliveryRes(r, v, n, p):
+def _d_cm_PowerDeliveryRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerDeliveryRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_status: ct.EvseStatus | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -717,49 +841,63 @@ def _d_cm_PowerDeliveryRes(r, v, n, p):
 
 
 # ScheduleExchangeReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ScheduleExchangeReq(a, o, st):
+def _e_cm_ScheduleExchangeReq(a: int, o: cm.ScheduleExchangeReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("ScheduleExchangeReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
-    y = o.maximum_supporting_points
-    if not isinstance(y, int) or not 12 <= y <= 1024:
-        raise range_error("ScheduleExchangeReq.maximum_supporting_points", y, 12, 1024)
-    a = (a << 12) | (y - 12)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
+    y_maximum_supporting_points = o.maximum_supporting_points
+    if not isinstance(y_maximum_supporting_points, int) or not 12 <= y_maximum_supporting_points <= 1024:
+        raise range_error("ScheduleExchangeReq.maximum_supporting_points", y_maximum_supporting_points, 12, 1024)
+    a = (a << 12) | (y_maximum_supporting_points - 12)
     if o.dynamic_se_req_control_mode is None and o.scheduled_se_req_control_mode is None:
         raise ExiEncodeError(
             "ScheduleExchangeReq: one of dynamic_se_req_control_mode, scheduled_se_req_control_mode is required"
         )
     a <<= 1
     s = 2
-    x = o.dynamic_se_req_control_mode
-    if x is not None:
+    x_dynamic_se_req_control_mode = o.dynamic_se_req_control_mode
+    if x_dynamic_se_req_control_mode is not None:
         s = 3
-        if x.__class__ is not cm.DynamicSeReqControlMode:
-            raise type_error("ScheduleExchangeReq.dynamic_se_req_control_mode", "DynamicSeReqControlMode", x)
-        a = _e_cm_DynamicSeReqControlMode((a << 2), x, st)
-    x = o.scheduled_se_req_control_mode
-    if x is not None:
+        if x_dynamic_se_req_control_mode.__class__ is not cm.DynamicSeReqControlMode:
+            raise type_error(
+                "ScheduleExchangeReq.dynamic_se_req_control_mode",
+                "DynamicSeReqControlMode",
+                x_dynamic_se_req_control_mode,
+            )
+        a = _e_cm_DynamicSeReqControlMode((a << 2), x_dynamic_se_req_control_mode, w)
+    x_scheduled_se_req_control_mode = o.scheduled_se_req_control_mode
+    if x_scheduled_se_req_control_mode is not None:
         try:
-            c, w, s = _T_cm_ScheduleExchangeReq[s, 192]
+            c, cw, s = _T_cm_ScheduleExchangeReq[s, 192]
         except KeyError:
             raise ExiEncodeError("ScheduleExchangeReq.scheduled_se_req_control_mode is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.ScheduledSeReqControlMode:
-            raise type_error("ScheduleExchangeReq.scheduled_se_req_control_mode", "ScheduledSeReqControlMode", x)
-        a = _e_cm_ScheduledSeReqControlMode(a, x, st)
+        a = (a << cw) | c
+        if x_scheduled_se_req_control_mode.__class__ is not cm.ScheduledSeReqControlMode:
+            raise type_error(
+                "ScheduleExchangeReq.scheduled_se_req_control_mode",
+                "ScheduledSeReqControlMode",
+                x_scheduled_se_req_control_mode,
+            )
+        a = _e_cm_ScheduledSeReqControlMode(a, x_scheduled_se_req_control_mode, w)
     try:
-        c, w, _ = _T_cm_ScheduleExchangeReq[s, -1]
+        c, cw, _ = _T_cm_ScheduleExchangeReq[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduleExchangeReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ScheduleExchangeReq(r, v, n, p):
+def _d_cm_ScheduleExchangeReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduleExchangeReq, int]:
+    f_header: ct.MessageHeader
+    f_maximum_supporting_points: int
+    f_dynamic_se_req_control_mode: cm.DynamicSeReqControlMode | None
+    f_scheduled_se_req_control_mode: cm.ScheduledSeReqControlMode | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 13
     q = (v >> (n - p)) & 0x1FFF
     if q >> 11:
@@ -782,6 +920,8 @@ def _d_cm_ScheduleExchangeReq(r, v, n, p):
         f_dynamic_se_req_control_mode = None
     if fid == 3:
         f_scheduled_se_req_control_mode, p = _d_cm_ScheduledSeReqControlMode(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ScheduleExchangeReq[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -798,59 +938,75 @@ def _d_cm_ScheduleExchangeReq(r, v, n, p):
 
 
 # ScheduleExchangeResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ScheduleExchangeRes(a, o, st):
+def _e_cm_ScheduleExchangeRes(a: int, o: cm.ScheduleExchangeRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("ScheduleExchangeRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ScheduleExchangeRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "ScheduleExchangeRes.evse_processing")
     a <<= 1
     s = 3
-    x = o.go_to_pause
-    if x is not None:
+    x_go_to_pause = o.go_to_pause
+    if x_go_to_pause is not None:
         s = 4
-        y = x
-        if y.__class__ is not bool:
-            raise type_error("ScheduleExchangeRes.go_to_pause", "True or False", y)
-        a = (a << 4) | (1 if y else 0)
+        y_go_to_pause = x_go_to_pause
+        if y_go_to_pause.__class__ is not bool:
+            raise type_error("ScheduleExchangeRes.go_to_pause", "True or False", y_go_to_pause)
+        a = (a << 4) | (1 if y_go_to_pause else 0)
         a <<= 1
     if o.dynamic_se_res_control_mode is None and o.scheduled_se_res_control_mode is None:
         raise ExiEncodeError(
             "ScheduleExchangeRes: one of dynamic_se_res_control_mode, scheduled_se_res_control_mode is required"
         )
-    x = o.dynamic_se_res_control_mode
-    if x is not None:
+    x_dynamic_se_res_control_mode = o.dynamic_se_res_control_mode
+    if x_dynamic_se_res_control_mode is not None:
         try:
-            c, w, s = _T_cm_ScheduleExchangeRes[s, 256]
+            c, cw, s = _T_cm_ScheduleExchangeRes[s, 256]
         except KeyError:
             raise ExiEncodeError("ScheduleExchangeRes.dynamic_se_res_control_mode is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.DynamicSeResControlMode:
-            raise type_error("ScheduleExchangeRes.dynamic_se_res_control_mode", "DynamicSeResControlMode", x)
-        a = _e_cm_DynamicSeResControlMode(a, x, st)
-    x = o.scheduled_se_res_control_mode
-    if x is not None:
+        a = (a << cw) | c
+        if x_dynamic_se_res_control_mode.__class__ is not cm.DynamicSeResControlMode:
+            raise type_error(
+                "ScheduleExchangeRes.dynamic_se_res_control_mode",
+                "DynamicSeResControlMode",
+                x_dynamic_se_res_control_mode,
+            )
+        a = _e_cm_DynamicSeResControlMode(a, x_dynamic_se_res_control_mode, w)
+    x_scheduled_se_res_control_mode = o.scheduled_se_res_control_mode
+    if x_scheduled_se_res_control_mode is not None:
         try:
-            c, w, s = _T_cm_ScheduleExchangeRes[s, 320]
+            c, cw, s = _T_cm_ScheduleExchangeRes[s, 320]
         except KeyError:
             raise ExiEncodeError("ScheduleExchangeRes.scheduled_se_res_control_mode is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.ScheduledSeResControlMode:
-            raise type_error("ScheduleExchangeRes.scheduled_se_res_control_mode", "ScheduledSeResControlMode", x)
-        a = _e_cm_ScheduledSeResControlMode(a, x, st)
+        a = (a << cw) | c
+        if x_scheduled_se_res_control_mode.__class__ is not cm.ScheduledSeResControlMode:
+            raise type_error(
+                "ScheduleExchangeRes.scheduled_se_res_control_mode",
+                "ScheduledSeResControlMode",
+                x_scheduled_se_res_control_mode,
+            )
+        a = _e_cm_ScheduledSeResControlMode(a, x_scheduled_se_res_control_mode, w)
     try:
-        c, w, _ = _T_cm_ScheduleExchangeRes[s, -1]
+        c, cw, _ = _T_cm_ScheduleExchangeRes[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduleExchangeRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ScheduleExchangeRes(r, v, n, p):
+def _d_cm_ScheduleExchangeRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduleExchangeRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
+    f_go_to_pause: bool | None
+    f_dynamic_se_res_control_mode: cm.DynamicSeResControlMode | None
+    f_scheduled_se_res_control_mode: cm.ScheduledSeResControlMode | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
@@ -880,6 +1036,8 @@ def _d_cm_ScheduleExchangeRes(r, v, n, p):
         f_go_to_pause = None
     if fid == 4:
         f_dynamic_se_res_control_mode, p = _d_cm_DynamicSeResControlMode(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ScheduleExchangeRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -887,6 +1045,8 @@ def _d_cm_ScheduleExchangeRes(r, v, n, p):
         f_dynamic_se_res_control_mode = None
     if fid == 5:
         f_scheduled_se_res_control_mode, p = _d_cm_ScheduledSeResControlMode(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ScheduleExchangeRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -905,34 +1065,43 @@ def _d_cm_ScheduleExchangeRes(r, v, n, p):
 
 
 # ServiceDetailReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceDetailReq(a, o, st):
+def _e_cm_ServiceDetailReq(a: int, o: cm.ServiceDetailReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("ServiceDetailReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
-    y = o.service_id
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
+    y_service_id = o.service_id
+    if y_service_id.__class__ is int and 0 <= y_service_id < 0x80:
+        a = (a << 10) | y_service_id
+    elif y_service_id.__class__ is int and 128 <= y_service_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_service_id & 0x7F) << 8) | (y_service_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "ServiceDetailReq.service_id"))
+        a = e_uint((a << 2), check_range(y_service_id, 0, 65535, "ServiceDetailReq.service_id"))
     a <<= 2
     return a
 
 
-def _d_cm_ServiceDetailReq(r, v, n, p):
+def _d_cm_ServiceDetailReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceDetailReq, int]:
+    f_header: ct.MessageHeader
+    f_service_id: int
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ServiceID")
     f_service_id = (v >> (n - p - 8)) & 0xFF
     if f_service_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_service_id = (f_service_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_service_id, p = r_uint(v, n, p, 3)
-    if not 0 <= f_service_id <= 65535:
-        raise out_of_range(p, f_service_id, 0, 65535)
+        if not 0 <= f_service_id <= 65535:
+            raise out_of_range(p, f_service_id, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ServiceID")
@@ -943,28 +1112,36 @@ def _d_cm_ServiceDetailReq(r, v, n, p):
 
 
 # ServiceDetailResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceDetailRes(a, o, st):
+def _e_cm_ServiceDetailRes(a: int, o: cm.ServiceDetailRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("ServiceDetailRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceDetailRes.response_code")
-    y = o.service_id
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+    y_service_id = o.service_id
+    if y_service_id.__class__ is int and 0 <= y_service_id < 0x80:
+        a = (a << 11) | y_service_id
+    elif y_service_id.__class__ is int and 128 <= y_service_id < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_service_id & 0x7F) << 8) | (y_service_id >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 0, 65535, "ServiceDetailRes.service_id"))
+        a = e_uint((a << 3), check_range(y_service_id, 0, 65535, "ServiceDetailRes.service_id"))
     if o.service_parameter_list.__class__ is not cm.ServiceParameterList:
         raise type_error("ServiceDetailRes.service_parameter_list", "ServiceParameterList", o.service_parameter_list)
-    a = _e_cm_ServiceParameterList((a << 2), o.service_parameter_list, st)
+    a = _e_cm_ServiceParameterList((a << 2), o.service_parameter_list, w)
     a <<= 1
     return a
 
 
-def _d_cm_ServiceDetailRes(r, v, n, p):
+def _d_cm_ServiceDetailRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceDetailRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_service_id: int
+    f_service_parameter_list: cm.ServiceParameterList
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
@@ -975,14 +1152,19 @@ def _d_cm_ServiceDetailRes(r, v, n, p):
     f_service_id = (v >> (n - p - 8)) & 0xFF
     if f_service_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_service_id = (f_service_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_service_id, p = r_uint(v, n, p, 3)
-    if not 0 <= f_service_id <= 65535:
-        raise out_of_range(p, f_service_id, 0, 65535)
+        if not 0 <= f_service_id <= 65535:
+            raise out_of_range(p, f_service_id, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ServiceID")
     f_service_parameter_list, p = _d_cm_ServiceParameterList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ServiceDetailRes")
@@ -995,36 +1177,42 @@ def _d_cm_ServiceDetailRes(r, v, n, p):
 
 
 # ServiceDiscoveryReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceDiscoveryReq(a, o, st):
+def _e_cm_ServiceDiscoveryReq(a: int, o: cm.ServiceDiscoveryReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("ServiceDiscoveryReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     s = 1
-    x = o.supported_service_ids
-    if x is not None:
+    x_supported_service_ids = o.supported_service_ids
+    if x_supported_service_ids is not None:
         s = 2
-        if x.__class__ is not cm.ServiceIdList:
-            raise type_error("ServiceDiscoveryReq.supported_service_ids", "ServiceIdList", x)
-        a = _e_cm_ServiceIdList((a << 2), x, st)
+        if x_supported_service_ids.__class__ is not cm.ServiceIdList:
+            raise type_error("ServiceDiscoveryReq.supported_service_ids", "ServiceIdList", x_supported_service_ids)
+        a = _e_cm_ServiceIdList((a << 2), x_supported_service_ids, w)
     try:
-        c, w, _ = _T_cm_ServiceDiscoveryReq[s, -1]
+        c, cw, _ = _T_cm_ServiceDiscoveryReq[s, -1]
     except KeyError:
         raise ExiEncodeError("ServiceDiscoveryReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ServiceDiscoveryReq(r, v, n, p):
+def _d_cm_ServiceDiscoveryReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceDiscoveryReq, int]:
+    f_header: ct.MessageHeader
+    f_supported_service_ids: cm.ServiceIdList | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 1
     w, mask, prods = _D_cm_ServiceDiscoveryReq[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
         f_supported_service_ids, p = _d_cm_ServiceIdList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ServiceDiscoveryReq[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1039,40 +1227,49 @@ def _d_cm_ServiceDiscoveryReq(r, v, n, p):
 
 
 # ServiceDiscoveryResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceDiscoveryRes(a, o, st):
+def _e_cm_ServiceDiscoveryRes(a: int, o: cm.ServiceDiscoveryRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("ServiceDiscoveryRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceDiscoveryRes.response_code")
-    y = o.service_renegotiation_supported
-    if y.__class__ is not bool:
-        raise type_error("ServiceDiscoveryRes.service_renegotiation_supported", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+    y_service_renegotiation_supported = o.service_renegotiation_supported
+    if y_service_renegotiation_supported.__class__ is not bool:
+        raise type_error(
+            "ServiceDiscoveryRes.service_renegotiation_supported", "True or False", y_service_renegotiation_supported
+        )
+    a = (a << 4) | (1 if y_service_renegotiation_supported else 0)
     if o.energy_transfer_service_list.__class__ is not cm.ServiceList:
         raise type_error(
             "ServiceDiscoveryRes.energy_transfer_service_list", "ServiceList", o.energy_transfer_service_list
         )
-    a = _e_cm_ServiceList((a << 2), o.energy_transfer_service_list, st)
+    a = _e_cm_ServiceList((a << 2), o.energy_transfer_service_list, w)
     s = 4
-    x = o.vas_list
-    if x is not None:
+    x_vas_list = o.vas_list
+    if x_vas_list is not None:
         s = 5
-        if x.__class__ is not cm.ServiceList:
-            raise type_error("ServiceDiscoveryRes.vas_list", "ServiceList", x)
-        a = _e_cm_ServiceList((a << 2), x, st)
+        if x_vas_list.__class__ is not cm.ServiceList:
+            raise type_error("ServiceDiscoveryRes.vas_list", "ServiceList", x_vas_list)
+        a = _e_cm_ServiceList((a << 2), x_vas_list, w)
     try:
-        c, w, _ = _T_cm_ServiceDiscoveryRes[s, -1]
+        c, cw, _ = _T_cm_ServiceDiscoveryRes[s, -1]
     except KeyError:
         raise ExiEncodeError("ServiceDiscoveryRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ServiceDiscoveryRes(r, v, n, p):
+def _d_cm_ServiceDiscoveryRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceDiscoveryRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_service_renegotiation_supported: bool
+    f_energy_transfer_service_list: cm.ServiceList
+    f_vas_list: cm.ServiceList | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
@@ -1084,12 +1281,16 @@ def _d_cm_ServiceDiscoveryRes(r, v, n, p):
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ServiceRenegotiationSupported")
     f_energy_transfer_service_list, p = _d_cm_ServiceList(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 4
     w, mask, prods = _D_cm_ServiceDiscoveryRes[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 4:
         f_vas_list, p = _d_cm_ServiceList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ServiceDiscoveryRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1107,37 +1308,42 @@ def _d_cm_ServiceDiscoveryRes(r, v, n, p):
 
 
 # ServiceSelectionReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceSelectionReq(a, o, st):
+def _e_cm_ServiceSelectionReq(a: int, o: cm.ServiceSelectionReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("ServiceSelectionReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     if o.selected_energy_transfer_service.__class__ is not cm.SelectedService:
         raise type_error(
             "ServiceSelectionReq.selected_energy_transfer_service",
             "SelectedService",
             o.selected_energy_transfer_service,
         )
-    a = _e_cm_SelectedService((a << 1), o.selected_energy_transfer_service, st)
+    a = _e_cm_SelectedService((a << 1), o.selected_energy_transfer_service, w)
     s = 2
-    x = o.selected_vas_list
-    if x is not None:
+    x_selected_vas_list = o.selected_vas_list
+    if x_selected_vas_list is not None:
         s = 3
-        if x.__class__ is not cm.SelectedServiceList:
-            raise type_error("ServiceSelectionReq.selected_vas_list", "SelectedServiceList", x)
-        a = _e_cm_SelectedServiceList((a << 2), x, st)
+        if x_selected_vas_list.__class__ is not cm.SelectedServiceList:
+            raise type_error("ServiceSelectionReq.selected_vas_list", "SelectedServiceList", x_selected_vas_list)
+        a = _e_cm_SelectedServiceList((a << 2), x_selected_vas_list, w)
     try:
-        c, w, _ = _T_cm_ServiceSelectionReq[s, -1]
+        c, cw, _ = _T_cm_ServiceSelectionReq[s, -1]
     except KeyError:
         raise ExiEncodeError("ServiceSelectionReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ServiceSelectionReq(r, v, n, p):
+def _d_cm_ServiceSelectionReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceSelectionReq, int]:
+    f_header: ct.MessageHeader
+    f_selected_energy_transfer_service: cm.SelectedService
+    f_selected_vas_list: cm.SelectedServiceList | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SelectedEnergyTransferService")
@@ -1148,6 +1354,8 @@ def _d_cm_ServiceSelectionReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
         f_selected_vas_list, p = _d_cm_SelectedServiceList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ServiceSelectionReq[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1163,20 +1371,24 @@ def _d_cm_ServiceSelectionReq(r, v, n, p):
 
 
 # ServiceSelectionResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceSelectionRes(a, o, st):
+def _e_cm_ServiceSelectionRes(a: int, o: cm.ServiceSelectionRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("ServiceSelectionRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "ServiceSelectionRes.response_code")
     a <<= 2
     return a
 
 
-def _d_cm_ServiceSelectionRes(r, v, n, p):
+def _d_cm_ServiceSelectionRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceSelectionRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -1191,25 +1403,31 @@ def _d_cm_ServiceSelectionRes(r, v, n, p):
 
 
 # SessionSetupReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SessionSetupReq(a, o, st):
+def _e_cm_SessionSetupReq(a: int, o: cm.SessionSetupReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("SessionSetupReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
-    y = o.evccid
-    if not y and y.__class__ in (str, bytes):
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
+    y_evccid = o.evccid
+    if not y_evccid and y_evccid.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_str((a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255, "SessionSetupReq.evccid")
+        a = e_str(
+            (a << 2), y_evccid, w, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255, "SessionSetupReq.evccid"
+        )
         a <<= 1
     a <<= 1
     return a
 
 
-def _d_cm_SessionSetupReq(r, v, n, p):
+def _d_cm_SessionSetupReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.SessionSetupReq, int]:
+    f_header: ct.MessageHeader
+    f_evccid: str
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVCCID")
@@ -1221,6 +1439,8 @@ def _d_cm_SessionSetupReq(r, v, n, p):
         f_evccid = ""
     else:
         f_evccid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVCCID", 255)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of EVCCID")
@@ -1234,26 +1454,33 @@ def _d_cm_SessionSetupReq(r, v, n, p):
 
 
 # SessionSetupResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SessionSetupRes(a, o, st):
+def _e_cm_SessionSetupRes(a: int, o: cm.SessionSetupRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("SessionSetupRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionSetupRes.response_code")
-    y = o.evseid
-    if not y and y.__class__ in (str, bytes):
+    y_evseid = o.evseid
+    if not y_evseid and y_evseid.__class__ in (str, bytes):
         a = (a << 6) | 0b1000
     else:
-        a = e_str((a << 3), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255, "SessionSetupRes.evseid")
+        a = e_str(
+            (a << 3), y_evseid, w, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255, "SessionSetupRes.evseid"
+        )
         a <<= 1
     a <<= 1
     return a
 
 
-def _d_cm_SessionSetupRes(r, v, n, p):
+def _d_cm_SessionSetupRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.SessionSetupRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evseid: str
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -1269,6 +1496,8 @@ def _d_cm_SessionSetupRes(r, v, n, p):
         f_evseid = ""
     else:
         f_evseid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EVSEID", 255)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of EVSEID")
@@ -1283,62 +1512,68 @@ def _d_cm_SessionSetupRes(r, v, n, p):
 
 
 # SessionStopReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SessionStopReq(a, o, st):
+def _e_cm_SessionStopReq(a: int, o: cm.SessionStopReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("SessionStopReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_cm_ChargingSession, o.charging_session, "SessionStopReq.charging_session")
     a <<= 1
     s = 2
-    x = o.ev_termination_code
-    if x is not None:
+    x_ev_termination_code = o.ev_termination_code
+    if x_ev_termination_code is not None:
         s = 3
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_ev_termination_code = x_ev_termination_code
+        if not y_ev_termination_code and y_ev_termination_code.__class__ in (str, bytes):
             a = (a << 6) | 0b1000
         else:
             a = e_str(
                 (a << 3),
-                y,
-                st,
+                y_ev_termination_code,
+                w,
                 "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationCode",
                 80,
                 "SessionStopReq.ev_termination_code",
             )
             a <<= 1
-    x = o.ev_termination_explanation
-    if x is not None:
+    x_ev_termination_explanation = o.ev_termination_explanation
+    if x_ev_termination_explanation is not None:
         try:
-            c, w, s = _T_cm_SessionStopReq[s, 192]
+            c, cw, s = _T_cm_SessionStopReq[s, 192]
         except KeyError:
             raise ExiEncodeError("SessionStopReq.ev_termination_explanation is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_ev_termination_explanation = x_ev_termination_explanation
+        if not y_ev_termination_explanation and y_ev_termination_explanation.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
             a = e_str(
                 (a << 1),
-                y,
-                st,
+                y_ev_termination_explanation,
+                w,
                 "{urn:iso:std:iso:15118:-20:CommonMessages}EVTerminationExplanation",
                 160,
                 "SessionStopReq.ev_termination_explanation",
             )
             a <<= 1
     try:
-        c, w, _ = _T_cm_SessionStopReq[s, -1]
+        c, cw, _ = _T_cm_SessionStopReq[s, -1]
     except KeyError:
         raise ExiEncodeError("SessionStopReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_SessionStopReq(r, v, n, p):
+def _d_cm_SessionStopReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.SessionStopReq, int]:
+    f_header: ct.MessageHeader
+    f_charging_session: cm.ChargingSession
+    f_ev_termination_code: str | None
+    f_ev_termination_explanation: str | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 5
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
@@ -1399,20 +1634,24 @@ def _d_cm_SessionStopReq(r, v, n, p):
 
 
 # SessionStopResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SessionStopRes(a, o, st):
+def _e_cm_SessionStopRes(a: int, o: cm.SessionStopRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("SessionStopRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "SessionStopRes.response_code")
     a <<= 2
     return a
 
 
-def _d_cm_SessionStopRes(r, v, n, p):
+def _d_cm_SessionStopRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.SessionStopRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -1427,17 +1666,17 @@ def _d_cm_SessionStopRes(r, v, n, p):
 
 
 # SignedInstallationDataType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SignedInstallationData(a, o, st):
-    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedInstallationData.id")
+def _e_cm_SignedInstallationData(a: int, o: cm.SignedInstallationData, w: Writer) -> int:
+    a = e_str((a << 1), o.id, w, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedInstallationData.id")
     if o.contract_certificate_chain.__class__ is not cm.ContractCertificateChain:
         raise type_error(
             "SignedInstallationData.contract_certificate_chain",
             "ContractCertificateChain",
             o.contract_certificate_chain,
         )
-    a = _e_cm_ContractCertificateChain((a << 1), o.contract_certificate_chain, st)
+    a = _e_cm_ContractCertificateChain((a << 1), o.contract_certificate_chain, w)
     a = (a << 3) | enum_index(_EN_cm_EcdhCurve, o.ecdh_curve, "SignedInstallationData.ecdh_curve")
-    a = e_bin((a << 3), o.dh_public_key, 133, 133, "SignedInstallationData.dh_public_key")
+    a = e_bin((a << 3), o.dh_public_key, w, 133, 133, "SignedInstallationData.dh_public_key")
     if (
         o.secp521_encrypted_private_key is None
         and o.x448_encrypted_private_key is None
@@ -1448,46 +1687,59 @@ def _e_cm_SignedInstallationData(a, o, st):
         )
     a <<= 1
     s = 4
-    x = o.secp521_encrypted_private_key
-    if x is not None:
+    x_secp521_encrypted_private_key = o.secp521_encrypted_private_key
+    if x_secp521_encrypted_private_key is not None:
         s = 5
-        a = e_bin((a << 3), x, 94, 94, "SignedInstallationData.secp521_encrypted_private_key")
+        a = e_bin(
+            (a << 3), x_secp521_encrypted_private_key, w, 94, 94, "SignedInstallationData.secp521_encrypted_private_key"
+        )
         a <<= 1
-    x = o.x448_encrypted_private_key
-    if x is not None:
+    x_x448_encrypted_private_key = o.x448_encrypted_private_key
+    if x_x448_encrypted_private_key is not None:
         try:
-            c, w, s = _T_cm_SignedInstallationData[s, 320]
+            c, cw, s = _T_cm_SignedInstallationData[s, 320]
         except KeyError:
             raise ExiEncodeError("SignedInstallationData.x448_encrypted_private_key is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, 84, 84, "SignedInstallationData.x448_encrypted_private_key")
+        a = (a << (cw + 1)) | (c << 1)
+        a = e_bin(a, x_x448_encrypted_private_key, w, 84, 84, "SignedInstallationData.x448_encrypted_private_key")
         a <<= 1
-    x = o.tpm_encrypted_private_key
-    if x is not None:
+    x_tpm_encrypted_private_key = o.tpm_encrypted_private_key
+    if x_tpm_encrypted_private_key is not None:
         try:
-            c, w, s = _T_cm_SignedInstallationData[s, 384]
+            c, cw, s = _T_cm_SignedInstallationData[s, 384]
         except KeyError:
             raise ExiEncodeError("SignedInstallationData.tpm_encrypted_private_key is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = e_bin(a, x, 206, 206, "SignedInstallationData.tpm_encrypted_private_key")
+        a = (a << (cw + 1)) | (c << 1)
+        a = e_bin(a, x_tpm_encrypted_private_key, w, 206, 206, "SignedInstallationData.tpm_encrypted_private_key")
         a <<= 1
     try:
-        c, w, _ = _T_cm_SignedInstallationData[s, -1]
+        c, cw, _ = _T_cm_SignedInstallationData[s, -1]
     except KeyError:
         raise ExiEncodeError("SignedInstallationData: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_SignedInstallationData(r, v, n, p):
+def _d_cm_SignedInstallationData(r: Reader, v: int, n: int, p: int) -> tuple[cm.SignedInstallationData, int]:
+    f_id: str
+    f_contract_certificate_chain: cm.ContractCertificateChain
+    f_ecdh_curve: cm.EcdhCurve
+    f_dh_public_key: bytes
+    f_secp521_encrypted_private_key: bytes | None
+    f_x448_encrypted_private_key: bytes | None
+    f_tpm_encrypted_private_key: bytes | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
     f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    if p > r.lim:
+        v, n = r.refill(p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "ContractCertificateChain")
     f_contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
@@ -1495,7 +1747,7 @@ def _d_cm_SignedInstallationData(r, v, n, p):
     f_ecdh_curve = _ENUM_cm_EcdhCurve[((q >> 3) & 0x1)]
     if (q) & 0x7:
         raise unexpected(p - 3, 3, "end of ECDHCurve")
-    f_dh_public_key, p = r_binary(v, n, p, 133)
+    f_dh_public_key, p = r_binary(r, v, n, p, 133)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DHPublicKey")
@@ -1507,7 +1759,7 @@ def _d_cm_SignedInstallationData(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of SECP521_EncryptedPrivateKey")
-        f_secp521_encrypted_private_key, p = r_binary(v, n, p, 94)
+        f_secp521_encrypted_private_key, p = r_binary(r, v, n, p, 94)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of SECP521_EncryptedPrivateKey")
@@ -1520,7 +1772,7 @@ def _d_cm_SignedInstallationData(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of X448_EncryptedPrivateKey")
-        f_x448_encrypted_private_key, p = r_binary(v, n, p, 84)
+        f_x448_encrypted_private_key, p = r_binary(r, v, n, p, 84)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of X448_EncryptedPrivateKey")
@@ -1533,7 +1785,7 @@ def _d_cm_SignedInstallationData(r, v, n, p):
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of TPM_EncryptedPrivateKey")
-        f_tpm_encrypted_private_key, p = r_binary(v, n, p, 206)
+        f_tpm_encrypted_private_key, p = r_binary(r, v, n, p, 206)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of TPM_EncryptedPrivateKey")
@@ -1556,60 +1808,74 @@ def _d_cm_SignedInstallationData(r, v, n, p):
 
 
 # SignedMeteringDataType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SignedMeteringData(a, o, st):
-    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedMeteringData.id")
-    a = e_bin((a << 2), o.session_id, 8, 8, "SignedMeteringData.session_id")
+def _e_cm_SignedMeteringData(a: int, o: cm.SignedMeteringData, w: Writer) -> int:
+    a = e_str((a << 1), o.id, w, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedMeteringData.id")
+    a = e_bin((a << 2), o.session_id, w, 8, 8, "SignedMeteringData.session_id")
     if o.meter_info.__class__ is not ct.MeterInfo:
         raise type_error("SignedMeteringData.meter_info", "MeterInfo", o.meter_info)
-    a = _e_ct_MeterInfo((a << 2), o.meter_info, st)
+    a = _e_ct_MeterInfo((a << 2), o.meter_info, w)
     s = 3
-    x = o.receipt
-    if x is not None:
+    x_receipt = o.receipt
+    if x_receipt is not None:
         s = 4
-        if x.__class__ is not ct.Receipt:
-            raise type_error("SignedMeteringData.receipt", "Receipt", x)
-        a = _e_ct_Receipt((a << 2), x, st)
+        if x_receipt.__class__ is not ct.Receipt:
+            raise type_error("SignedMeteringData.receipt", "Receipt", x_receipt)
+        a = _e_ct_Receipt((a << 2), x_receipt, w)
     if o.dynamic_smdt_control_mode is None and o.scheduled_smdt_control_mode is None:
         raise ExiEncodeError(
             "SignedMeteringData: one of dynamic_smdt_control_mode, scheduled_smdt_control_mode is required"
         )
-    x = o.dynamic_smdt_control_mode
-    if x is not None:
+    x_dynamic_smdt_control_mode = o.dynamic_smdt_control_mode
+    if x_dynamic_smdt_control_mode is not None:
         try:
-            c, w, s = _T_cm_SignedMeteringData[s, 256]
+            c, cw, s = _T_cm_SignedMeteringData[s, 256]
         except KeyError:
             raise ExiEncodeError("SignedMeteringData.dynamic_smdt_control_mode is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.DynamicSmdtControlMode:
-            raise type_error("SignedMeteringData.dynamic_smdt_control_mode", "DynamicSmdtControlMode", x)
-        a = _e_cm_DynamicSmdtControlMode(a, x, st)
-    x = o.scheduled_smdt_control_mode
-    if x is not None:
+        a = (a << cw) | c
+        if x_dynamic_smdt_control_mode.__class__ is not cm.DynamicSmdtControlMode:
+            raise type_error(
+                "SignedMeteringData.dynamic_smdt_control_mode", "DynamicSmdtControlMode", x_dynamic_smdt_control_mode
+            )
+        a = _e_cm_DynamicSmdtControlMode(a, x_dynamic_smdt_control_mode, w)
+    x_scheduled_smdt_control_mode = o.scheduled_smdt_control_mode
+    if x_scheduled_smdt_control_mode is not None:
         try:
-            c, w, s = _T_cm_SignedMeteringData[s, 320]
+            c, cw, s = _T_cm_SignedMeteringData[s, 320]
         except KeyError:
             raise ExiEncodeError("SignedMeteringData.scheduled_smdt_control_mode is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.ScheduledSmdtControlMode:
-            raise type_error("SignedMeteringData.scheduled_smdt_control_mode", "ScheduledSmdtControlMode", x)
-        a = _e_cm_ScheduledSmdtControlMode(a, x, st)
+        a = (a << cw) | c
+        if x_scheduled_smdt_control_mode.__class__ is not cm.ScheduledSmdtControlMode:
+            raise type_error(
+                "SignedMeteringData.scheduled_smdt_control_mode",
+                "ScheduledSmdtControlMode",
+                x_scheduled_smdt_control_mode,
+            )
+        a = _e_cm_ScheduledSmdtControlMode(a, x_scheduled_smdt_control_mode, w)
     try:
-        c, w, _ = _T_cm_SignedMeteringData[s, -1]
+        c, cw, _ = _T_cm_SignedMeteringData[s, -1]
     except KeyError:
         raise ExiEncodeError("SignedMeteringData: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_SignedMeteringData(r, v, n, p):
+def _d_cm_SignedMeteringData(r: Reader, v: int, n: int, p: int) -> tuple[cm.SignedMeteringData, int]:
+    f_id: str
+    f_session_id: bytes
+    f_meter_info: ct.MeterInfo
+    f_receipt: ct.Receipt | None
+    f_dynamic_smdt_control_mode: cm.DynamicSmdtControlMode | None
+    f_scheduled_smdt_control_mode: cm.ScheduledSmdtControlMode | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
     f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    if p > r.lim:
+        v, n = r.refill(p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SessionID")
-    f_session_id, p = r_binary(v, n, p, 8)
+    f_session_id, p = r_binary(r, v, n, p, 8)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SessionID")
@@ -1620,6 +1886,8 @@ def _d_cm_SignedMeteringData(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
         f_receipt, p = _d_ct_Receipt(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_SignedMeteringData[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1652,74 +1920,94 @@ def _d_cm_SignedMeteringData(r, v, n, p):
 
 
 # VehicleCheckInReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_VehicleCheckInReq(a, o, st):
+def _e_cm_VehicleCheckInReq(a: int, o: cm.VehicleCheckInReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("VehicleCheckInReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_cm_EvCheckInStatus, o.ev_check_in_status, "VehicleCheckInReq.ev_check_in_status")
     a = (a << 5) | enum_index(_EN_cm_ParkingMethod, o.parking_method, "VehicleCheckInReq.parking_method")
     a <<= 1
     s = 3
-    x = o.vehicle_frame
-    if x is not None:
+    x_vehicle_frame = o.vehicle_frame
+    if x_vehicle_frame is not None:
         s = 4
-        y = x
-        if y.__class__ is not int:
-            a = e_int((a << 4), check_range(y, -32768, 32767, "VehicleCheckInReq.vehicle_frame"))
-        elif 0 <= y < 0x80:
-            a = (a << 13) | y
-        elif -0x80 <= y < 0:
-            a = (a << 13) | (0xFF - y)
+        y_vehicle_frame = x_vehicle_frame
+        if y_vehicle_frame.__class__ is not int:
+            a = e_int((a << 4), check_range(y_vehicle_frame, -32768, 32767, "VehicleCheckInReq.vehicle_frame"))
+        elif 0 <= y_vehicle_frame < 0x80:
+            a = (a << 13) | y_vehicle_frame
+        elif -0x80 <= y_vehicle_frame < 0:
+            a = (a << 13) | (0xFF - y_vehicle_frame)
+        elif 0 <= y_vehicle_frame < 0x4000:
+            a = (a << 21) | 0x8000 | ((y_vehicle_frame & 0x7F) << 8) | (y_vehicle_frame >> 7)
+        elif -0x4000 <= y_vehicle_frame < 0:
+            a = (a << 21) | 0x18000 | ((~y_vehicle_frame & 0x7F) << 8) | (~y_vehicle_frame >> 7)
         else:
-            a = e_int((a << 4), check_range(y, -32768, 32767, "VehicleCheckInReq.vehicle_frame"))
+            a = e_int((a << 4), check_range(y_vehicle_frame, -32768, 32767, "VehicleCheckInReq.vehicle_frame"))
         a <<= 1
-    x = o.device_offset
-    if x is not None:
+    x_device_offset = o.device_offset
+    if x_device_offset is not None:
         try:
-            c, w, s = _T_cm_VehicleCheckInReq[s, 256]
+            c, cw, s = _T_cm_VehicleCheckInReq[s, 256]
         except KeyError:
             raise ExiEncodeError("VehicleCheckInReq.device_offset is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not int:
-            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInReq.device_offset"))
-        elif 0 <= y < 0x80:
-            a = (a << 9) | y
-        elif -0x80 <= y < 0:
-            a = (a << 9) | (0xFF - y)
+        a = (a << (cw + 1)) | (c << 1)
+        y_device_offset = x_device_offset
+        if y_device_offset.__class__ is not int:
+            a = e_int(a, check_range(y_device_offset, -32768, 32767, "VehicleCheckInReq.device_offset"))
+        elif 0 <= y_device_offset < 0x80:
+            a = (a << 9) | y_device_offset
+        elif -0x80 <= y_device_offset < 0:
+            a = (a << 9) | (0xFF - y_device_offset)
+        elif 0 <= y_device_offset < 0x4000:
+            a = (a << 17) | 0x8000 | ((y_device_offset & 0x7F) << 8) | (y_device_offset >> 7)
+        elif -0x4000 <= y_device_offset < 0:
+            a = (a << 17) | 0x18000 | ((~y_device_offset & 0x7F) << 8) | (~y_device_offset >> 7)
         else:
-            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInReq.device_offset"))
+            a = e_int(a, check_range(y_device_offset, -32768, 32767, "VehicleCheckInReq.device_offset"))
         a <<= 1
-    x = o.vehicle_travel
-    if x is not None:
+    x_vehicle_travel = o.vehicle_travel
+    if x_vehicle_travel is not None:
         try:
-            c, w, s = _T_cm_VehicleCheckInReq[s, 320]
+            c, cw, s = _T_cm_VehicleCheckInReq[s, 320]
         except KeyError:
             raise ExiEncodeError("VehicleCheckInReq.vehicle_travel is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not int:
-            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInReq.vehicle_travel"))
-        elif 0 <= y < 0x80:
-            a = (a << 9) | y
-        elif -0x80 <= y < 0:
-            a = (a << 9) | (0xFF - y)
+        a = (a << (cw + 1)) | (c << 1)
+        y_vehicle_travel = x_vehicle_travel
+        if y_vehicle_travel.__class__ is not int:
+            a = e_int(a, check_range(y_vehicle_travel, -32768, 32767, "VehicleCheckInReq.vehicle_travel"))
+        elif 0 <= y_vehicle_travel < 0x80:
+            a = (a << 9) | y_vehicle_travel
+        elif -0x80 <= y_vehicle_travel < 0:
+            a = (a << 9) | (0xFF - y_vehicle_travel)
+        elif 0 <= y_vehicle_travel < 0x4000:
+            a = (a << 17) | 0x8000 | ((y_vehicle_travel & 0x7F) << 8) | (y_vehicle_travel >> 7)
+        elif -0x4000 <= y_vehicle_travel < 0:
+            a = (a << 17) | 0x18000 | ((~y_vehicle_travel & 0x7F) << 8) | (~y_vehicle_travel >> 7)
         else:
-            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInReq.vehicle_travel"))
+            a = e_int(a, check_range(y_vehicle_travel, -32768, 32767, "VehicleCheckInReq.vehicle_travel"))
         a <<= 1
     try:
-        c, w, _ = _T_cm_VehicleCheckInReq[s, -1]
+        c, cw, _ = _T_cm_VehicleCheckInReq[s, -1]
     except KeyError:
         raise ExiEncodeError("VehicleCheckInReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_VehicleCheckInReq(r, v, n, p):
+def _d_cm_VehicleCheckInReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.VehicleCheckInReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_check_in_status: cm.EvCheckInStatus
+    f_parking_method: cm.ParkingMethod
+    f_vehicle_frame: int | None
+    f_device_offset: int | None
+    f_vehicle_travel: int | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -1744,6 +2032,10 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
         elif 0x100 <= f_vehicle_frame < 0x180:
             p += 9
             f_vehicle_frame = 0xFF - f_vehicle_frame
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_vehicle_frame & 0x7F) | (q << 7)
+            f_vehicle_frame = -q - 1 if f_vehicle_frame >> 8 else q
+            p += 17
         else:
             f_vehicle_frame, p = r_sint(v, n, p, 3)
             if not -32768 <= f_vehicle_frame <= 32767:
@@ -1766,6 +2058,10 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
         elif 0x100 <= f_device_offset < 0x180:
             p += 9
             f_device_offset = 0xFF - f_device_offset
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_device_offset & 0x7F) | (q << 7)
+            f_device_offset = -q - 1 if f_device_offset >> 8 else q
+            p += 17
         else:
             f_device_offset, p = r_sint(v, n, p, 3)
             if not -32768 <= f_device_offset <= 32767:
@@ -1788,6 +2084,10 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
         elif 0x100 <= f_vehicle_travel < 0x180:
             p += 9
             f_vehicle_travel = 0xFF - f_vehicle_travel
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_vehicle_travel & 0x7F) | (q << 7)
+            f_vehicle_travel = -q - 1 if f_vehicle_travel >> 8 else q
+            p += 17
         else:
             f_vehicle_travel, p = r_sint(v, n, p, 3)
             if not -32768 <= f_vehicle_travel <= 32767:
@@ -1813,73 +2113,92 @@ def _d_cm_VehicleCheckInReq(r, v, n, p):
 
 
 # VehicleCheckInResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_VehicleCheckInRes(a, o, st):
+def _e_cm_VehicleCheckInRes(a: int, o: cm.VehicleCheckInRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("VehicleCheckInRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "VehicleCheckInRes.response_code")
     a <<= 1
     s = 2
-    x = o.parking_space
-    if x is not None:
+    x_parking_space = o.parking_space
+    if x_parking_space is not None:
         s = 3
-        y = x
-        if y.__class__ is not int:
-            a = e_int((a << 4), check_range(y, -32768, 32767, "VehicleCheckInRes.parking_space"))
-        elif 0 <= y < 0x80:
-            a = (a << 13) | y
-        elif -0x80 <= y < 0:
-            a = (a << 13) | (0xFF - y)
+        y_parking_space = x_parking_space
+        if y_parking_space.__class__ is not int:
+            a = e_int((a << 4), check_range(y_parking_space, -32768, 32767, "VehicleCheckInRes.parking_space"))
+        elif 0 <= y_parking_space < 0x80:
+            a = (a << 13) | y_parking_space
+        elif -0x80 <= y_parking_space < 0:
+            a = (a << 13) | (0xFF - y_parking_space)
+        elif 0 <= y_parking_space < 0x4000:
+            a = (a << 21) | 0x8000 | ((y_parking_space & 0x7F) << 8) | (y_parking_space >> 7)
+        elif -0x4000 <= y_parking_space < 0:
+            a = (a << 21) | 0x18000 | ((~y_parking_space & 0x7F) << 8) | (~y_parking_space >> 7)
         else:
-            a = e_int((a << 4), check_range(y, -32768, 32767, "VehicleCheckInRes.parking_space"))
+            a = e_int((a << 4), check_range(y_parking_space, -32768, 32767, "VehicleCheckInRes.parking_space"))
         a <<= 1
-    x = o.device_location
-    if x is not None:
+    x_device_location = o.device_location
+    if x_device_location is not None:
         try:
-            c, w, s = _T_cm_VehicleCheckInRes[s, 192]
+            c, cw, s = _T_cm_VehicleCheckInRes[s, 192]
         except KeyError:
             raise ExiEncodeError("VehicleCheckInRes.device_location is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not int:
-            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInRes.device_location"))
-        elif 0 <= y < 0x80:
-            a = (a << 9) | y
-        elif -0x80 <= y < 0:
-            a = (a << 9) | (0xFF - y)
+        a = (a << (cw + 1)) | (c << 1)
+        y_device_location = x_device_location
+        if y_device_location.__class__ is not int:
+            a = e_int(a, check_range(y_device_location, -32768, 32767, "VehicleCheckInRes.device_location"))
+        elif 0 <= y_device_location < 0x80:
+            a = (a << 9) | y_device_location
+        elif -0x80 <= y_device_location < 0:
+            a = (a << 9) | (0xFF - y_device_location)
+        elif 0 <= y_device_location < 0x4000:
+            a = (a << 17) | 0x8000 | ((y_device_location & 0x7F) << 8) | (y_device_location >> 7)
+        elif -0x4000 <= y_device_location < 0:
+            a = (a << 17) | 0x18000 | ((~y_device_location & 0x7F) << 8) | (~y_device_location >> 7)
         else:
-            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInRes.device_location"))
+            a = e_int(a, check_range(y_device_location, -32768, 32767, "VehicleCheckInRes.device_location"))
         a <<= 1
-    x = o.target_distance
-    if x is not None:
+    x_target_distance = o.target_distance
+    if x_target_distance is not None:
         try:
-            c, w, s = _T_cm_VehicleCheckInRes[s, 256]
+            c, cw, s = _T_cm_VehicleCheckInRes[s, 256]
         except KeyError:
             raise ExiEncodeError("VehicleCheckInRes.target_distance is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not int:
-            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInRes.target_distance"))
-        elif 0 <= y < 0x80:
-            a = (a << 9) | y
-        elif -0x80 <= y < 0:
-            a = (a << 9) | (0xFF - y)
+        a = (a << (cw + 1)) | (c << 1)
+        y_target_distance = x_target_distance
+        if y_target_distance.__class__ is not int:
+            a = e_int(a, check_range(y_target_distance, -32768, 32767, "VehicleCheckInRes.target_distance"))
+        elif 0 <= y_target_distance < 0x80:
+            a = (a << 9) | y_target_distance
+        elif -0x80 <= y_target_distance < 0:
+            a = (a << 9) | (0xFF - y_target_distance)
+        elif 0 <= y_target_distance < 0x4000:
+            a = (a << 17) | 0x8000 | ((y_target_distance & 0x7F) << 8) | (y_target_distance >> 7)
+        elif -0x4000 <= y_target_distance < 0:
+            a = (a << 17) | 0x18000 | ((~y_target_distance & 0x7F) << 8) | (~y_target_distance >> 7)
         else:
-            a = e_int(a, check_range(y, -32768, 32767, "VehicleCheckInRes.target_distance"))
+            a = e_int(a, check_range(y_target_distance, -32768, 32767, "VehicleCheckInRes.target_distance"))
         a <<= 1
     try:
-        c, w, _ = _T_cm_VehicleCheckInRes[s, -1]
+        c, cw, _ = _T_cm_VehicleCheckInRes[s, -1]
     except KeyError:
         raise ExiEncodeError("VehicleCheckInRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_VehicleCheckInRes(r, v, n, p):
+def _d_cm_VehicleCheckInRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.VehicleCheckInRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_parking_space: int | None
+    f_device_location: int | None
+    f_target_distance: int | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -1901,6 +2220,10 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
         elif 0x100 <= f_parking_space < 0x180:
             p += 9
             f_parking_space = 0xFF - f_parking_space
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_parking_space & 0x7F) | (q << 7)
+            f_parking_space = -q - 1 if f_parking_space >> 8 else q
+            p += 17
         else:
             f_parking_space, p = r_sint(v, n, p, 3)
             if not -32768 <= f_parking_space <= 32767:
@@ -1923,6 +2246,10 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
         elif 0x100 <= f_device_location < 0x180:
             p += 9
             f_device_location = 0xFF - f_device_location
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_device_location & 0x7F) | (q << 7)
+            f_device_location = -q - 1 if f_device_location >> 8 else q
+            p += 17
         else:
             f_device_location, p = r_sint(v, n, p, 3)
             if not -32768 <= f_device_location <= 32767:
@@ -1945,6 +2272,10 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
         elif 0x100 <= f_target_distance < 0x180:
             p += 9
             f_target_distance = 0xFF - f_target_distance
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_target_distance & 0x7F) | (q << 7)
+            f_target_distance = -q - 1 if f_target_distance >> 8 else q
+            p += 17
         else:
             f_target_distance, p = r_sint(v, n, p, 3)
             if not -32768 <= f_target_distance <= 32767:
@@ -1969,25 +2300,34 @@ def _d_cm_VehicleCheckInRes(r, v, n, p):
 
 
 # VehicleCheckOutReqType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_VehicleCheckOutReq(a, o, st):
+def _e_cm_VehicleCheckOutReq(a: int, o: cm.VehicleCheckOutReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("VehicleCheckOutReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_cm_EvCheckOutStatus, o.ev_check_out_status, "VehicleCheckOutReq.ev_check_out_status")
-    y = o.check_out_time
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+    y_check_out_time = o.check_out_time
+    if y_check_out_time.__class__ is int and 0 <= y_check_out_time < 0x80:
+        a = (a << 11) | y_check_out_time
+    elif y_check_out_time.__class__ is int and 128 <= y_check_out_time < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_check_out_time & 0x7F) << 8) | (y_check_out_time >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "VehicleCheckOutReq.check_out_time"))
+        a = e_uint(
+            (a << 3), check_range(y_check_out_time, 0, 18446744073709551615, "VehicleCheckOutReq.check_out_time")
+        )
     a <<= 2
     return a
 
 
-def _d_cm_VehicleCheckOutReq(r, v, n, p):
+def _d_cm_VehicleCheckOutReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.VehicleCheckOutReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_check_out_status: cm.EvCheckOutStatus
+    f_check_out_time: int
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 7
     q = (v >> (n - p)) & 0x7F
     if q >> 5:
@@ -1998,10 +2338,13 @@ def _d_cm_VehicleCheckOutReq(r, v, n, p):
     f_check_out_time = (v >> (n - p - 8)) & 0xFF
     if f_check_out_time < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_check_out_time = (f_check_out_time & 0x7F) | (q << 7)
+        p += 16
     else:
         f_check_out_time, p = r_uint(v, n, p, 10)
-    if not 0 <= f_check_out_time <= 18446744073709551615:
-        raise out_of_range(p, f_check_out_time, 0, 18446744073709551615)
+        if not 0 <= f_check_out_time <= 18446744073709551615:
+            raise out_of_range(p, f_check_out_time, 0, 18446744073709551615)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of CheckOutTime")
@@ -2013,10 +2356,10 @@ def _d_cm_VehicleCheckOutReq(r, v, n, p):
 
 
 # VehicleCheckOutResType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_VehicleCheckOutRes(a, o, st):
+def _e_cm_VehicleCheckOutRes(a: int, o: cm.VehicleCheckOutRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("VehicleCheckOutRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "VehicleCheckOutRes.response_code")
     a = (a << 4) | enum_index(
         _EN_cm_EvseCheckOutStatus, o.evse_check_out_status, "VehicleCheckOutRes.evse_check_out_status"
@@ -2025,11 +2368,16 @@ def _e_cm_VehicleCheckOutRes(a, o, st):
     return a
 
 
-def _d_cm_VehicleCheckOutRes(r, v, n, p):
+def _d_cm_VehicleCheckOutRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.VehicleCheckOutRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_check_out_status: cm.EvseCheckOutStatus
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
@@ -2048,12 +2396,12 @@ def _d_cm_VehicleCheckOutRes(r, v, n, p):
 
 
 # EIM_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EimAReqAuthorizationMode(a, o, st):
+def _e_cm_EimAReqAuthorizationMode(a: int, o: cm.EimAReqAuthorizationMode, w: Writer) -> int:
     a <<= 1
     return a
 
 
-def _d_cm_EimAReqAuthorizationMode(r, v, n, p):
+def _d_cm_EimAReqAuthorizationMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.EimAReqAuthorizationMode, int]:
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EimAReqAuthorizationMode")
@@ -2062,33 +2410,40 @@ def _d_cm_EimAReqAuthorizationMode(r, v, n, p):
 
 
 # PnC_AReqAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PncAReqAuthorizationMode(a, o, st):
-    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PncAReqAuthorizationMode.id")
-    a = e_bin((a << 2), o.gen_challenge, 16, 16, "PncAReqAuthorizationMode.gen_challenge")
+def _e_cm_PncAReqAuthorizationMode(a: int, o: cm.PncAReqAuthorizationMode, w: Writer) -> int:
+    a = e_str((a << 1), o.id, w, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PncAReqAuthorizationMode.id")
+    a = e_bin((a << 2), o.gen_challenge, w, 16, 16, "PncAReqAuthorizationMode.gen_challenge")
     if o.contract_certificate_chain.__class__ is not cm.ContractCertificateChain:
         raise type_error(
             "PncAReqAuthorizationMode.contract_certificate_chain",
             "ContractCertificateChain",
             o.contract_certificate_chain,
         )
-    a = _e_cm_ContractCertificateChain((a << 2), o.contract_certificate_chain, st)
+    a = _e_cm_ContractCertificateChain((a << 2), o.contract_certificate_chain, w)
     a <<= 1
     return a
 
 
-def _d_cm_PncAReqAuthorizationMode(r, v, n, p):
+def _d_cm_PncAReqAuthorizationMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.PncAReqAuthorizationMode, int]:
+    f_id: str
+    f_gen_challenge: bytes
+    f_contract_certificate_chain: cm.ContractCertificateChain
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
     f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    if p > r.lim:
+        v, n = r.refill(p)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "GenChallenge")
-    f_gen_challenge, p = r_binary(v, n, p, 16)
+    f_gen_challenge, p = r_binary(r, v, n, p, 16)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of GenChallenge")
     f_contract_certificate_chain, p = _d_cm_ContractCertificateChain(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PncAReqAuthorizationMode")
@@ -2100,12 +2455,12 @@ def _d_cm_PncAReqAuthorizationMode(r, v, n, p):
 
 
 # EIM_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EimAsResAuthorizationMode(a, o, st):
+def _e_cm_EimAsResAuthorizationMode(a: int, o: cm.EimAsResAuthorizationMode, w: Writer) -> int:
     a <<= 1
     return a
 
 
-def _d_cm_EimAsResAuthorizationMode(r, v, n, p):
+def _d_cm_EimAsResAuthorizationMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.EimAsResAuthorizationMode, int]:
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EimAsResAuthorizationMode")
@@ -2114,29 +2469,33 @@ def _d_cm_EimAsResAuthorizationMode(r, v, n, p):
 
 
 # PnC_ASResAuthorizationModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PncAsResAuthorizationMode(a, o, st):
-    a = e_bin((a << 2), o.gen_challenge, 16, 16, "PncAsResAuthorizationMode.gen_challenge")
+def _e_cm_PncAsResAuthorizationMode(a: int, o: cm.PncAsResAuthorizationMode, w: Writer) -> int:
+    a = e_bin((a << 2), o.gen_challenge, w, 16, 16, "PncAsResAuthorizationMode.gen_challenge")
     a <<= 1
     s = 1
-    x = o.supported_providers
-    if x is not None:
+    x_supported_providers = o.supported_providers
+    if x_supported_providers is not None:
         s = 2
-        if x.__class__ is not cm.SupportedProvidersList:
-            raise type_error("PncAsResAuthorizationMode.supported_providers", "SupportedProvidersList", x)
-        a = _e_cm_SupportedProvidersList((a << 2), x, st)
+        if x_supported_providers.__class__ is not cm.SupportedProvidersList:
+            raise type_error(
+                "PncAsResAuthorizationMode.supported_providers", "SupportedProvidersList", x_supported_providers
+            )
+        a = _e_cm_SupportedProvidersList((a << 2), x_supported_providers, w)
     try:
-        c, w, _ = _T_cm_PncAsResAuthorizationMode[s, -1]
+        c, cw, _ = _T_cm_PncAsResAuthorizationMode[s, -1]
     except KeyError:
         raise ExiEncodeError("PncAsResAuthorizationMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_PncAsResAuthorizationMode(r, v, n, p):
+def _d_cm_PncAsResAuthorizationMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.PncAsResAuthorizationMode, int]:
+    f_gen_challenge: bytes
+    f_supported_providers: cm.SupportedProvidersList | None
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "GenChallenge")
-    f_gen_challenge, p = r_binary(v, n, p, 16)
+    f_gen_challenge, p = r_binary(r, v, n, p, 16)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of GenChallenge")
@@ -2146,6 +2505,8 @@ def _d_cm_PncAsResAuthorizationMode(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
         f_supported_providers, p = _d_cm_SupportedProvidersList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_PncAsResAuthorizationMode[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2160,34 +2521,39 @@ def _d_cm_PncAsResAuthorizationMode(r, v, n, p):
 
 
 # SignedCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SignedCertificateChain(a, o, st):
-    a = e_str((a << 1), o.id, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedCertificateChain.id")
-    y = o.certificate
-    if not y and y.__class__ in (str, bytes):
+def _e_cm_SignedCertificateChain(a: int, o: cm.SignedCertificateChain, w: Writer) -> int:
+    a = e_str((a << 1), o.id, w, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "SignedCertificateChain.id")
+    y_certificate = o.certificate
+    if not y_certificate and y_certificate.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_bin((a << 2), y, None, 1600, "SignedCertificateChain.certificate")
+        a = e_bin((a << 2), y_certificate, w, None, 1600, "SignedCertificateChain.certificate")
         a <<= 1
     s = 2
-    x = o.sub_certificates
-    if x is not None:
+    x_sub_certificates = o.sub_certificates
+    if x_sub_certificates is not None:
         s = 3
-        if x.__class__ is not cm.SubCertificates:
-            raise type_error("SignedCertificateChain.sub_certificates", "SubCertificates", x)
-        a = _e_cm_SubCertificates((a << 2), x, st)
+        if x_sub_certificates.__class__ is not cm.SubCertificates:
+            raise type_error("SignedCertificateChain.sub_certificates", "SubCertificates", x_sub_certificates)
+        a = _e_cm_SubCertificates((a << 2), x_sub_certificates, w)
     try:
-        c, w, _ = _T_cm_SignedCertificateChain[s, -1]
+        c, cw, _ = _T_cm_SignedCertificateChain[s, -1]
     except KeyError:
         raise ExiEncodeError("SignedCertificateChain: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_SignedCertificateChain(r, v, n, p):
+def _d_cm_SignedCertificateChain(r: Reader, v: int, n: int, p: int) -> tuple[cm.SignedCertificateChain, int]:
+    f_id: str
+    f_certificate: bytes
+    f_sub_certificates: cm.SubCertificates | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Id")
     f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+    if p > r.lim:
+        v, n = r.refill(p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Certificate")
@@ -2198,7 +2564,9 @@ def _d_cm_SignedCertificateChain(r, v, n, p):
             raise unexpected(p - 4, 4, "characters or end of Certificate")
         f_certificate = b""
     else:
-        f_certificate, p = r_binary(v, n, p, 1600)
+        f_certificate, p = r_binary(r, v, n, p, 1600)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Certificate")
@@ -2208,6 +2576,8 @@ def _d_cm_SignedCertificateChain(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
         f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_SignedCertificateChain[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2223,43 +2593,50 @@ def _d_cm_SignedCertificateChain(r, v, n, p):
 
 
 # ListOfRootCertificateIDsType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_ListOfRootCertificateIds(a, o, st):
+def _e_ct_ListOfRootCertificateIds(a: int, o: ct.ListOfRootCertificateIds, w: Writer) -> int:
     s = 0
-    items = o.root_certificate_id
-    if items.__class__ is not list:
-        raise type_error("ListOfRootCertificateIds.root_certificate_id", "a list", items)
-    if len(items) > 20:
+    items_root_certificate_id = o.root_certificate_id
+    if items_root_certificate_id.__class__ is not list:
+        raise type_error("ListOfRootCertificateIds.root_certificate_id", "a list", items_root_certificate_id)
+    if len(items_root_certificate_id) > 20:
         raise ExiEncodeError("ListOfRootCertificateIds.root_certificate_id: more than 20 items")
-    if len(items) < 1:
+    if len(items_root_certificate_id) < 1:
         raise ExiEncodeError("ListOfRootCertificateIds.root_certificate_id: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_root_certificate_id in enumerate(items_root_certificate_id, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ct_ListOfRootCertificateIds[s, 0]
+            c, cw, s = _T_ct_ListOfRootCertificateIds[s, 0]
         except KeyError:
             raise ExiEncodeError("ListOfRootCertificateIds.root_certificate_id is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.X509IssuerSerial:
-            raise type_error("ListOfRootCertificateIds.root_certificate_id", "X509IssuerSerial", x)
-        a = _e_ds_X509IssuerSerial(a, x, st)
+        a = (a << cw) | c
+        if x_root_certificate_id.__class__ is not ds.X509IssuerSerial:
+            raise type_error("ListOfRootCertificateIds.root_certificate_id", "X509IssuerSerial", x_root_certificate_id)
+        a = _e_ds_X509IssuerSerial(a, x_root_certificate_id, w)
         if i == 20:
             s = _X_ct_ListOfRootCertificateIds[s]
     try:
-        c, w, _ = _T_ct_ListOfRootCertificateIds[s, -1]
+        c, cw, _ = _T_ct_ListOfRootCertificateIds[s, -1]
     except KeyError:
         raise ExiEncodeError("ListOfRootCertificateIds: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ct_ListOfRootCertificateIds(r, v, n, p):
+def _d_ct_ListOfRootCertificateIds(r: Reader, v: int, n: int, p: int) -> tuple[ct.ListOfRootCertificateIds, int]:
+    f_root_certificate_id: list[ds.X509IssuerSerial]
     s = 0
     w, mask, prods = _D_ct_ListOfRootCertificateIds[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_root_certificate_id = []
     while fid == 0:
-        x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-        f_root_certificate_id.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_root_certificate_id, p = _d_ds_X509IssuerSerial(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_root_certificate_id.append(x_root_certificate_id)
         if len(f_root_certificate_id) == 20:
             s = _X_ct_ListOfRootCertificateIds[s]
         w, mask, prods = _D_ct_ListOfRootCertificateIds[s]
@@ -2273,56 +2650,63 @@ def _d_ct_ListOfRootCertificateIds(r, v, n, p):
 
 
 # EMAIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EmaidList(a, o, st):
+def _e_cm_EmaidList(a: int, o: cm.EmaidList, w: Writer) -> int:
     s = 0
-    items = o.emaid
-    if items.__class__ is not list:
-        raise type_error("EmaidList.emaid", "a list", items)
-    if len(items) > 8:
+    items_emaid = o.emaid
+    if items_emaid.__class__ is not list:
+        raise type_error("EmaidList.emaid", "a list", items_emaid)
+    if len(items_emaid) > 8:
         raise ExiEncodeError("EmaidList.emaid: more than 8 items")
-    if len(items) < 1:
+    if len(items_emaid) < 1:
         raise ExiEncodeError("EmaidList.emaid: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_emaid in enumerate(items_emaid, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_EmaidList[s, 0]
+            c, cw, s = _T_cm_EmaidList[s, 0]
         except KeyError:
             raise ExiEncodeError("EmaidList.emaid is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_emaid = x_emaid
+        if not y_emaid and y_emaid.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_str((a << 1), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255, "EmaidList.emaid")
+            a = e_str((a << 1), y_emaid, w, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255, "EmaidList.emaid")
             a <<= 1
         if i == 8:
             s = _X_cm_EmaidList[s]
     try:
-        c, w, _ = _T_cm_EmaidList[s, -1]
+        c, cw, _ = _T_cm_EmaidList[s, -1]
     except KeyError:
         raise ExiEncodeError("EmaidList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_EmaidList(r, v, n, p):
+def _d_cm_EmaidList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EmaidList, int]:
+    f_emaid: list[str]
     s = 0
     w, mask, prods = _D_cm_EmaidList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_emaid = []
     while fid == 0:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of EMAID")
-            x = ""
+            x_emaid = ""
         else:
-            x, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255)
+            x_emaid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}EMAID", 255)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of EMAID")
-        f_emaid.append(x)
+        f_emaid.append(x_emaid)
         if len(f_emaid) == 8:
             s = _X_cm_EmaidList[s]
         w, mask, prods = _D_cm_EmaidList[s]
@@ -2336,29 +2720,31 @@ def _d_cm_EmaidList(r, v, n, p):
 
 
 # CertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_CertificateChain(a, o, st):
-    y = o.certificate
-    if not y and y.__class__ in (str, bytes):
+def _e_cm_CertificateChain(a: int, o: cm.CertificateChain, w: Writer) -> int:
+    y_certificate = o.certificate
+    if not y_certificate and y_certificate.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_bin((a << 2), y, None, 1600, "CertificateChain.certificate")
+        a = e_bin((a << 2), y_certificate, w, None, 1600, "CertificateChain.certificate")
         a <<= 1
     s = 1
-    x = o.sub_certificates
-    if x is not None:
+    x_sub_certificates = o.sub_certificates
+    if x_sub_certificates is not None:
         s = 2
-        if x.__class__ is not cm.SubCertificates:
-            raise type_error("CertificateChain.sub_certificates", "SubCertificates", x)
-        a = _e_cm_SubCertificates((a << 2), x, st)
+        if x_sub_certificates.__class__ is not cm.SubCertificates:
+            raise type_error("CertificateChain.sub_certificates", "SubCertificates", x_sub_certificates)
+        a = _e_cm_SubCertificates((a << 2), x_sub_certificates, w)
     try:
-        c, w, _ = _T_cm_CertificateChain[s, -1]
+        c, cw, _ = _T_cm_CertificateChain[s, -1]
     except KeyError:
         raise ExiEncodeError("CertificateChain: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_CertificateChain(r, v, n, p):
+def _d_cm_CertificateChain(r: Reader, v: int, n: int, p: int) -> tuple[cm.CertificateChain, int]:
+    f_certificate: bytes
+    f_sub_certificates: cm.SubCertificates | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Certificate")
@@ -2369,7 +2755,9 @@ def _d_cm_CertificateChain(r, v, n, p):
             raise unexpected(p - 4, 4, "characters or end of Certificate")
         f_certificate = b""
     else:
-        f_certificate, p = r_binary(v, n, p, 1600)
+        f_certificate, p = r_binary(r, v, n, p, 1600)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Certificate")
@@ -2379,6 +2767,8 @@ def _d_cm_CertificateChain(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
         f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_CertificateChain[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2393,59 +2783,74 @@ def _d_cm_CertificateChain(r, v, n, p):
 
 
 # EVPowerProfileType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvPowerProfile(a, o, st):
-    y = o.time_anchor
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_EvPowerProfile(a: int, o: cm.EvPowerProfile, w: Writer) -> int:
+    y_time_anchor = o.time_anchor
+    if y_time_anchor.__class__ is int and 0 <= y_time_anchor < 0x80:
+        a = (a << 10) | y_time_anchor
+    elif y_time_anchor.__class__ is int and 128 <= y_time_anchor < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_time_anchor & 0x7F) << 8) | (y_time_anchor >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvPowerProfile.time_anchor"))
+        a = e_uint((a << 2), check_range(y_time_anchor, 0, 18446744073709551615, "EvPowerProfile.time_anchor"))
     if o.dynamic_evppt_control_mode is None and o.scheduled_evppt_control_mode is None:
         raise ExiEncodeError(
             "EvPowerProfile: one of dynamic_evppt_control_mode, scheduled_evppt_control_mode is required"
         )
     a <<= 1
     s = 1
-    x = o.dynamic_evppt_control_mode
-    if x is not None:
+    x_dynamic_evppt_control_mode = o.dynamic_evppt_control_mode
+    if x_dynamic_evppt_control_mode is not None:
         s = 2
-        if x.__class__ is not cm.DynamicEvpptControlMode:
-            raise type_error("EvPowerProfile.dynamic_evppt_control_mode", "DynamicEvpptControlMode", x)
-        a = _e_cm_DynamicEvpptControlMode((a << 2), x, st)
-    x = o.scheduled_evppt_control_mode
-    if x is not None:
+        if x_dynamic_evppt_control_mode.__class__ is not cm.DynamicEvpptControlMode:
+            raise type_error(
+                "EvPowerProfile.dynamic_evppt_control_mode", "DynamicEvpptControlMode", x_dynamic_evppt_control_mode
+            )
+        a = _e_cm_DynamicEvpptControlMode((a << 2), x_dynamic_evppt_control_mode, w)
+    x_scheduled_evppt_control_mode = o.scheduled_evppt_control_mode
+    if x_scheduled_evppt_control_mode is not None:
         try:
-            c, w, s = _T_cm_EvPowerProfile[s, 128]
+            c, cw, s = _T_cm_EvPowerProfile[s, 128]
         except KeyError:
             raise ExiEncodeError("EvPowerProfile.scheduled_evppt_control_mode is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.ScheduledEvpptControlMode:
-            raise type_error("EvPowerProfile.scheduled_evppt_control_mode", "ScheduledEvpptControlMode", x)
-        a = _e_cm_ScheduledEvpptControlMode(a, x, st)
+        a = (a << cw) | c
+        if x_scheduled_evppt_control_mode.__class__ is not cm.ScheduledEvpptControlMode:
+            raise type_error(
+                "EvPowerProfile.scheduled_evppt_control_mode",
+                "ScheduledEvpptControlMode",
+                x_scheduled_evppt_control_mode,
+            )
+        a = _e_cm_ScheduledEvpptControlMode(a, x_scheduled_evppt_control_mode, w)
     try:
-        c, w, s = _T_cm_EvPowerProfile[s, 192]
+        c, cw, s = _T_cm_EvPowerProfile[s, 192]
     except KeyError:
         raise ExiEncodeError("EvPowerProfile.ev_power_profile_entries is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_power_profile_entries.__class__ is not cm.EvPowerProfileEntryList:
         raise type_error(
             "EvPowerProfile.ev_power_profile_entries", "EvPowerProfileEntryList", o.ev_power_profile_entries
         )
-    a = _e_cm_EvPowerProfileEntryList(a, o.ev_power_profile_entries, st)
+    a = _e_cm_EvPowerProfileEntryList(a, o.ev_power_profile_entries, w)
     a <<= 1
     return a
 
 
-def _d_cm_EvPowerProfile(r, v, n, p):
+def _d_cm_EvPowerProfile(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerProfile, int]:
+    f_time_anchor: int
+    f_dynamic_evppt_control_mode: cm.DynamicEvpptControlMode | None
+    f_scheduled_evppt_control_mode: cm.ScheduledEvpptControlMode | None
+    f_ev_power_profile_entries: cm.EvPowerProfileEntryList
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
     f_time_anchor = (v >> (n - p - 8)) & 0xFF
     if f_time_anchor < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
+        p += 16
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= f_time_anchor <= 18446744073709551615:
-        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
+        if not 0 <= f_time_anchor <= 18446744073709551615:
+            raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -2470,6 +2875,8 @@ def _d_cm_EvPowerProfile(r, v, n, p):
     if fid != 3:
         raise bad_event(p, fid, "EVPowerProfileEntries")
     f_ev_power_profile_entries, p = _d_cm_EvPowerProfileEntryList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerProfile")
@@ -2482,90 +2889,111 @@ def _d_cm_EvPowerProfile(r, v, n, p):
 
 
 # Dynamic_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_DynamicSeReqControlMode(a, o, st):
-    y = o.departure_time
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_DynamicSeReqControlMode(a: int, o: cm.DynamicSeReqControlMode, w: Writer) -> int:
+    y_departure_time = o.departure_time
+    if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+        a = (a << 10) | y_departure_time
+    elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 4294967295, "DynamicSeReqControlMode.departure_time"))
+        a = e_uint((a << 2), check_range(y_departure_time, 0, 4294967295, "DynamicSeReqControlMode.departure_time"))
     a <<= 1
     s = 1
-    x = o.minimum_soc
-    if x is not None:
+    x_minimum_soc = o.minimum_soc
+    if x_minimum_soc is not None:
         s = 2
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DynamicSeReqControlMode.minimum_soc", y, 0, 100)
-        a = (a << 10) | y
+        y_minimum_soc = x_minimum_soc
+        if not isinstance(y_minimum_soc, int) or not 0 <= y_minimum_soc <= 100:
+            raise range_error("DynamicSeReqControlMode.minimum_soc", y_minimum_soc, 0, 100)
+        a = (a << 10) | y_minimum_soc
         a <<= 1
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         try:
-            c, w, s = _T_cm_DynamicSeReqControlMode[s, 128]
+            c, cw, s = _T_cm_DynamicSeReqControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("DynamicSeReqControlMode.target_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DynamicSeReqControlMode.target_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("DynamicSeReqControlMode.target_soc", y_target_soc, 0, 100)
+        a = (a << 7) | y_target_soc
         a <<= 1
     try:
-        c, w, s = _T_cm_DynamicSeReqControlMode[s, 192]
+        c, cw, s = _T_cm_DynamicSeReqControlMode[s, 192]
     except KeyError:
         raise ExiEncodeError("DynamicSeReqControlMode.ev_target_energy_request is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicSeReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
         )
-    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, w)
     if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicSeReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, w)
     if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicSeReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, w)
     s = 6
-    x = o.ev_maximum_v2x_energy_request
-    if x is not None:
+    x_ev_maximum_v2x_energy_request = o.ev_maximum_v2x_energy_request
+    if x_ev_maximum_v2x_energy_request is not None:
         s = 7
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicSeReqControlMode.ev_maximum_v2x_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_minimum_v2x_energy_request
-    if x is not None:
+        if x_ev_maximum_v2x_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicSeReqControlMode.ev_maximum_v2x_energy_request",
+                "RationalNumber",
+                x_ev_maximum_v2x_energy_request,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_maximum_v2x_energy_request, w)
+    x_ev_minimum_v2x_energy_request = o.ev_minimum_v2x_energy_request
+    if x_ev_minimum_v2x_energy_request is not None:
         try:
-            c, w, s = _T_cm_DynamicSeReqControlMode[s, 448]
+            c, cw, s = _T_cm_DynamicSeReqControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError("DynamicSeReqControlMode.ev_minimum_v2x_energy_request is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DynamicSeReqControlMode.ev_minimum_v2x_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_v2x_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DynamicSeReqControlMode.ev_minimum_v2x_energy_request",
+                "RationalNumber",
+                x_ev_minimum_v2x_energy_request,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_v2x_energy_request, w)
     try:
-        c, w, _ = _T_cm_DynamicSeReqControlMode[s, -1]
+        c, cw, _ = _T_cm_DynamicSeReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("DynamicSeReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_DynamicSeReqControlMode(r, v, n, p):
+def _d_cm_DynamicSeReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.DynamicSeReqControlMode, int]:
+    f_departure_time: int
+    f_minimum_soc: int | None
+    f_target_soc: int | None
+    f_ev_target_energy_request: ct.RationalNumber
+    f_ev_maximum_energy_request: ct.RationalNumber
+    f_ev_minimum_energy_request: ct.RationalNumber
+    f_ev_maximum_v2x_energy_request: ct.RationalNumber | None
+    f_ev_minimum_v2x_energy_request: ct.RationalNumber | None
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "DepartureTime")
     f_departure_time = (v >> (n - p - 8)) & 0xFF
     if f_departure_time < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+        p += 16
     else:
         f_departure_time, p = r_uint(v, n, p, 5)
-    if not 0 <= f_departure_time <= 4294967295:
-        raise out_of_range(p, f_departure_time, 0, 4294967295)
+        if not 0 <= f_departure_time <= 4294967295:
+            raise out_of_range(p, f_departure_time, 0, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -2647,66 +3075,81 @@ def _d_cm_DynamicSeReqControlMode(r, v, n, p):
 
 
 # Scheduled_SEReqControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ScheduledSeReqControlMode(a, o, st):
+def _e_cm_ScheduledSeReqControlMode(a: int, o: cm.ScheduledSeReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 12) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 12) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 20) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 4), check_range(y, 0, 4294967295, "ScheduledSeReqControlMode.departure_time"))
+            a = e_uint(
+                (a << 4), check_range(y_departure_time, 0, 4294967295, "ScheduledSeReqControlMode.departure_time")
+            )
         a <<= 1
-    x = o.ev_target_energy_request
-    if x is not None:
+    x_ev_target_energy_request = o.ev_target_energy_request
+    if x_ev_target_energy_request is not None:
         try:
-            c, w, s = _T_cm_ScheduledSeReqControlMode[s, 64]
+            c, cw, s = _T_cm_ScheduledSeReqControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("ScheduledSeReqControlMode.ev_target_energy_request is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledSeReqControlMode.ev_target_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_energy_request
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_target_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledSeReqControlMode.ev_target_energy_request", "RationalNumber", x_ev_target_energy_request
+            )
+        a = _e_ct_RationalNumber(a, x_ev_target_energy_request, w)
+    x_ev_maximum_energy_request = o.ev_maximum_energy_request
+    if x_ev_maximum_energy_request is not None:
         try:
-            c, w, s = _T_cm_ScheduledSeReqControlMode[s, 128]
+            c, cw, s = _T_cm_ScheduledSeReqControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("ScheduledSeReqControlMode.ev_maximum_energy_request is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledSeReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_energy_request
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledSeReqControlMode.ev_maximum_energy_request", "RationalNumber", x_ev_maximum_energy_request
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_energy_request, w)
+    x_ev_minimum_energy_request = o.ev_minimum_energy_request
+    if x_ev_minimum_energy_request is not None:
         try:
-            c, w, s = _T_cm_ScheduledSeReqControlMode[s, 192]
+            c, cw, s = _T_cm_ScheduledSeReqControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("ScheduledSeReqControlMode.ev_minimum_energy_request is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledSeReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_energy_offer
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledSeReqControlMode.ev_minimum_energy_request", "RationalNumber", x_ev_minimum_energy_request
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_energy_request, w)
+    x_ev_energy_offer = o.ev_energy_offer
+    if x_ev_energy_offer is not None:
         try:
-            c, w, s = _T_cm_ScheduledSeReqControlMode[s, 256]
+            c, cw, s = _T_cm_ScheduledSeReqControlMode[s, 256]
         except KeyError:
             raise ExiEncodeError("ScheduledSeReqControlMode.ev_energy_offer is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.EvEnergyOffer:
-            raise type_error("ScheduledSeReqControlMode.ev_energy_offer", "EvEnergyOffer", x)
-        a = _e_cm_EvEnergyOffer(a, x, st)
+        a = (a << cw) | c
+        if x_ev_energy_offer.__class__ is not cm.EvEnergyOffer:
+            raise type_error("ScheduledSeReqControlMode.ev_energy_offer", "EvEnergyOffer", x_ev_energy_offer)
+        a = _e_cm_EvEnergyOffer(a, x_ev_energy_offer, w)
     try:
-        c, w, _ = _T_cm_ScheduledSeReqControlMode[s, -1]
+        c, cw, _ = _T_cm_ScheduledSeReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduledSeReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ScheduledSeReqControlMode(r, v, n, p):
+def _d_cm_ScheduledSeReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduledSeReqControlMode, int]:
+    f_departure_time: int | None
+    f_ev_target_energy_request: ct.RationalNumber | None
+    f_ev_maximum_energy_request: ct.RationalNumber | None
+    f_ev_minimum_energy_request: ct.RationalNumber | None
+    f_ev_energy_offer: cm.EvEnergyOffer | None
     s = 0
     w, mask, prods = _D_cm_ScheduledSeReqControlMode[s]
     p += w
@@ -2718,10 +3161,13 @@ def _d_cm_ScheduledSeReqControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -2753,6 +3199,8 @@ def _d_cm_ScheduledSeReqControlMode(r, v, n, p):
         f_ev_minimum_energy_request = None
     if fid == 4:
         f_ev_energy_offer, p = _d_cm_EvEnergyOffer(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ScheduledSeReqControlMode[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2770,70 +3218,81 @@ def _d_cm_ScheduledSeReqControlMode(r, v, n, p):
 
 
 # Dynamic_SEResControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_DynamicSeResControlMode(a, o, st):
+def _e_cm_DynamicSeResControlMode(a: int, o: cm.DynamicSeResControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 12) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 12) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 20) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicSeResControlMode.departure_time"))
+            a = e_uint((a << 4), check_range(y_departure_time, 0, 4294967295, "DynamicSeResControlMode.departure_time"))
         a <<= 1
-    x = o.minimum_soc
-    if x is not None:
+    x_minimum_soc = o.minimum_soc
+    if x_minimum_soc is not None:
         try:
-            c, w, s = _T_cm_DynamicSeResControlMode[s, 64]
+            c, cw, s = _T_cm_DynamicSeResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("DynamicSeResControlMode.minimum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DynamicSeResControlMode.minimum_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_minimum_soc = x_minimum_soc
+        if not isinstance(y_minimum_soc, int) or not 0 <= y_minimum_soc <= 100:
+            raise range_error("DynamicSeResControlMode.minimum_soc", y_minimum_soc, 0, 100)
+        a = (a << 7) | y_minimum_soc
         a <<= 1
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         try:
-            c, w, s = _T_cm_DynamicSeResControlMode[s, 128]
+            c, cw, s = _T_cm_DynamicSeResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("DynamicSeResControlMode.target_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DynamicSeResControlMode.target_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("DynamicSeResControlMode.target_soc", y_target_soc, 0, 100)
+        a = (a << 7) | y_target_soc
         a <<= 1
-    x = o.absolute_price_schedule
-    if x is not None:
+    x_absolute_price_schedule = o.absolute_price_schedule
+    if x_absolute_price_schedule is not None:
         try:
-            c, w, s = _T_cm_DynamicSeResControlMode[s, 192]
+            c, cw, s = _T_cm_DynamicSeResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("DynamicSeResControlMode.absolute_price_schedule is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.AbsolutePriceSchedule:
-            raise type_error("DynamicSeResControlMode.absolute_price_schedule", "AbsolutePriceSchedule", x)
-        a = _e_cm_AbsolutePriceSchedule(a, x, st)
-    x = o.price_level_schedule
-    if x is not None:
+        a = (a << cw) | c
+        if x_absolute_price_schedule.__class__ is not cm.AbsolutePriceSchedule:
+            raise type_error(
+                "DynamicSeResControlMode.absolute_price_schedule", "AbsolutePriceSchedule", x_absolute_price_schedule
+            )
+        a = _e_cm_AbsolutePriceSchedule(a, x_absolute_price_schedule, w)
+    x_price_level_schedule = o.price_level_schedule
+    if x_price_level_schedule is not None:
         try:
-            c, w, s = _T_cm_DynamicSeResControlMode[s, 256]
+            c, cw, s = _T_cm_DynamicSeResControlMode[s, 256]
         except KeyError:
             raise ExiEncodeError("DynamicSeResControlMode.price_level_schedule is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PriceLevelSchedule:
-            raise type_error("DynamicSeResControlMode.price_level_schedule", "PriceLevelSchedule", x)
-        a = _e_cm_PriceLevelSchedule(a, x, st)
+        a = (a << cw) | c
+        if x_price_level_schedule.__class__ is not cm.PriceLevelSchedule:
+            raise type_error(
+                "DynamicSeResControlMode.price_level_schedule", "PriceLevelSchedule", x_price_level_schedule
+            )
+        a = _e_cm_PriceLevelSchedule(a, x_price_level_schedule, w)
     try:
-        c, w, _ = _T_cm_DynamicSeResControlMode[s, -1]
+        c, cw, _ = _T_cm_DynamicSeResControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("DynamicSeResControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_DynamicSeResControlMode(r, v, n, p):
+def _d_cm_DynamicSeResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.DynamicSeResControlMode, int]:
+    f_departure_time: int | None
+    f_minimum_soc: int | None
+    f_target_soc: int | None
+    f_absolute_price_schedule: cm.AbsolutePriceSchedule | None
+    f_price_level_schedule: cm.PriceLevelSchedule | None
     s = 0
     w, mask, prods = _D_cm_DynamicSeResControlMode[s]
     p += w
@@ -2845,10 +3304,13 @@ def _d_cm_DynamicSeResControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -2889,6 +3351,8 @@ def _d_cm_DynamicSeResControlMode(r, v, n, p):
         f_target_soc = None
     if fid == 3:
         f_absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_DynamicSeResControlMode[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2896,6 +3360,8 @@ def _d_cm_DynamicSeResControlMode(r, v, n, p):
         f_absolute_price_schedule = None
     if fid == 4:
         f_price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_DynamicSeResControlMode[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2913,43 +3379,50 @@ def _d_cm_DynamicSeResControlMode(r, v, n, p):
 
 
 # Scheduled_SEResControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ScheduledSeResControlMode(a, o, st):
+def _e_cm_ScheduledSeResControlMode(a: int, o: cm.ScheduledSeResControlMode, w: Writer) -> int:
     s = 0
-    items = o.schedule_tuple
-    if items.__class__ is not list:
-        raise type_error("ScheduledSeResControlMode.schedule_tuple", "a list", items)
-    if len(items) > 3:
+    items_schedule_tuple = o.schedule_tuple
+    if items_schedule_tuple.__class__ is not list:
+        raise type_error("ScheduledSeResControlMode.schedule_tuple", "a list", items_schedule_tuple)
+    if len(items_schedule_tuple) > 3:
         raise ExiEncodeError("ScheduledSeResControlMode.schedule_tuple: more than 3 items")
-    if len(items) < 1:
+    if len(items_schedule_tuple) < 1:
         raise ExiEncodeError("ScheduledSeResControlMode.schedule_tuple: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_schedule_tuple in enumerate(items_schedule_tuple, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_ScheduledSeResControlMode[s, 0]
+            c, cw, s = _T_cm_ScheduledSeResControlMode[s, 0]
         except KeyError:
             raise ExiEncodeError("ScheduledSeResControlMode.schedule_tuple is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.ScheduleTuple:
-            raise type_error("ScheduledSeResControlMode.schedule_tuple", "ScheduleTuple", x)
-        a = _e_cm_ScheduleTuple(a, x, st)
+        a = (a << cw) | c
+        if x_schedule_tuple.__class__ is not cm.ScheduleTuple:
+            raise type_error("ScheduledSeResControlMode.schedule_tuple", "ScheduleTuple", x_schedule_tuple)
+        a = _e_cm_ScheduleTuple(a, x_schedule_tuple, w)
         if i == 3:
             s = _X_cm_ScheduledSeResControlMode[s]
     try:
-        c, w, _ = _T_cm_ScheduledSeResControlMode[s, -1]
+        c, cw, _ = _T_cm_ScheduledSeResControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduledSeResControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ScheduledSeResControlMode(r, v, n, p):
+def _d_cm_ScheduledSeResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduledSeResControlMode, int]:
+    f_schedule_tuple: list[cm.ScheduleTuple]
     s = 0
     w, mask, prods = _D_cm_ScheduledSeResControlMode[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_schedule_tuple = []
     while fid == 0:
-        x, p = _d_cm_ScheduleTuple(r, v, n, p)
-        f_schedule_tuple.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_schedule_tuple, p = _d_cm_ScheduleTuple(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_schedule_tuple.append(x_schedule_tuple)
         if len(f_schedule_tuple) == 3:
             s = _X_cm_ScheduledSeResControlMode[s]
         w, mask, prods = _D_cm_ScheduledSeResControlMode[s]
@@ -2963,43 +3436,50 @@ def _d_cm_ScheduledSeResControlMode(r, v, n, p):
 
 
 # ServiceParameterListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceParameterList(a, o, st):
+def _e_cm_ServiceParameterList(a: int, o: cm.ServiceParameterList, w: Writer) -> int:
     s = 0
-    items = o.parameter_set
-    if items.__class__ is not list:
-        raise type_error("ServiceParameterList.parameter_set", "a list", items)
-    if len(items) > 32:
+    items_parameter_set = o.parameter_set
+    if items_parameter_set.__class__ is not list:
+        raise type_error("ServiceParameterList.parameter_set", "a list", items_parameter_set)
+    if len(items_parameter_set) > 32:
         raise ExiEncodeError("ServiceParameterList.parameter_set: more than 32 items")
-    if len(items) < 1:
+    if len(items_parameter_set) < 1:
         raise ExiEncodeError("ServiceParameterList.parameter_set: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_parameter_set in enumerate(items_parameter_set, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_ServiceParameterList[s, 0]
+            c, cw, s = _T_cm_ServiceParameterList[s, 0]
         except KeyError:
             raise ExiEncodeError("ServiceParameterList.parameter_set is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.ParameterSet:
-            raise type_error("ServiceParameterList.parameter_set", "ParameterSet", x)
-        a = _e_cm_ParameterSet(a, x, st)
+        a = (a << cw) | c
+        if x_parameter_set.__class__ is not cm.ParameterSet:
+            raise type_error("ServiceParameterList.parameter_set", "ParameterSet", x_parameter_set)
+        a = _e_cm_ParameterSet(a, x_parameter_set, w)
         if i == 32:
             s = _X_cm_ServiceParameterList[s]
     try:
-        c, w, _ = _T_cm_ServiceParameterList[s, -1]
+        c, cw, _ = _T_cm_ServiceParameterList[s, -1]
     except KeyError:
         raise ExiEncodeError("ServiceParameterList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ServiceParameterList(r, v, n, p):
+def _d_cm_ServiceParameterList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceParameterList, int]:
+    f_parameter_set: list[cm.ParameterSet]
     s = 0
     w, mask, prods = _D_cm_ServiceParameterList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_parameter_set = []
     while fid == 0:
-        x, p = _d_cm_ParameterSet(r, v, n, p)
-        f_parameter_set.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_parameter_set, p = _d_cm_ParameterSet(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_parameter_set.append(x_parameter_set)
         if len(f_parameter_set) == 32:
             s = _X_cm_ServiceParameterList[s]
         w, mask, prods = _D_cm_ServiceParameterList[s]
@@ -3013,58 +3493,68 @@ def _d_cm_ServiceParameterList(r, v, n, p):
 
 
 # ServiceIDListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceIdList(a, o, st):
+def _e_cm_ServiceIdList(a: int, o: cm.ServiceIdList, w: Writer) -> int:
     s = 0
-    items = o.service_id
-    if items.__class__ is not list:
-        raise type_error("ServiceIdList.service_id", "a list", items)
-    if len(items) > 16:
+    items_service_id = o.service_id
+    if items_service_id.__class__ is not list:
+        raise type_error("ServiceIdList.service_id", "a list", items_service_id)
+    if len(items_service_id) > 16:
         raise ExiEncodeError("ServiceIdList.service_id: more than 16 items")
-    if len(items) < 1:
+    if len(items_service_id) < 1:
         raise ExiEncodeError("ServiceIdList.service_id: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_service_id in enumerate(items_service_id, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_ServiceIdList[s, 0]
+            c, cw, s = _T_cm_ServiceIdList[s, 0]
         except KeyError:
             raise ExiEncodeError("ServiceIdList.service_id is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_service_id = x_service_id
+        if y_service_id.__class__ is int and 0 <= y_service_id < 0x80:
+            a = (a << 8) | y_service_id
+        elif y_service_id.__class__ is int and 128 <= y_service_id < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_service_id & 0x7F) << 8) | (y_service_id >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 65535, "ServiceIdList.service_id"))
+            a = e_uint(a, check_range(y_service_id, 0, 65535, "ServiceIdList.service_id"))
         a <<= 1
         if i == 16:
             s = _X_cm_ServiceIdList[s]
     try:
-        c, w, _ = _T_cm_ServiceIdList[s, -1]
+        c, cw, _ = _T_cm_ServiceIdList[s, -1]
     except KeyError:
         raise ExiEncodeError("ServiceIdList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ServiceIdList(r, v, n, p):
+def _d_cm_ServiceIdList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceIdList, int]:
+    f_service_id: list[int]
     s = 0
     w, mask, prods = _D_cm_ServiceIdList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_service_id = []
     while fid == 0:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "characters of ServiceID")
-        x = (v >> (n - p - 8)) & 0xFF
-        if x < 0x80:
+        x_service_id = (v >> (n - p - 8)) & 0xFF
+        if x_service_id < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            x_service_id = (x_service_id & 0x7F) | (q << 7)
+            p += 16
         else:
-            x, p = r_uint(v, n, p, 3)
-        if not 0 <= x <= 65535:
-            raise out_of_range(p, x, 0, 65535)
+            x_service_id, p = r_uint(v, n, p, 3)
+            if not 0 <= x_service_id <= 65535:
+                raise out_of_range(p, x_service_id, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ServiceID")
-        f_service_id.append(x)
+        f_service_id.append(x_service_id)
         if len(f_service_id) == 16:
             s = _X_cm_ServiceIdList[s]
         w, mask, prods = _D_cm_ServiceIdList[s]
@@ -3078,43 +3568,48 @@ def _d_cm_ServiceIdList(r, v, n, p):
 
 
 # ServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ServiceList(a, o, st):
+def _e_cm_ServiceList(a: int, o: cm.ServiceList, w: Writer) -> int:
     s = 0
-    items = o.service
-    if items.__class__ is not list:
-        raise type_error("ServiceList.service", "a list", items)
-    if len(items) > 8:
+    items_service = o.service
+    if items_service.__class__ is not list:
+        raise type_error("ServiceList.service", "a list", items_service)
+    if len(items_service) > 8:
         raise ExiEncodeError("ServiceList.service: more than 8 items")
-    if len(items) < 1:
+    if len(items_service) < 1:
         raise ExiEncodeError("ServiceList.service: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_service in enumerate(items_service, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_ServiceList[s, 0]
+            c, cw, s = _T_cm_ServiceList[s, 0]
         except KeyError:
             raise ExiEncodeError("ServiceList.service is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.Service:
-            raise type_error("ServiceList.service", "Service", x)
-        a = _e_cm_Service(a, x, st)
+        a = (a << cw) | c
+        if x_service.__class__ is not cm.Service:
+            raise type_error("ServiceList.service", "Service", x_service)
+        a = _e_cm_Service(a, x_service, w)
         if i == 8:
             s = _X_cm_ServiceList[s]
     try:
-        c, w, _ = _T_cm_ServiceList[s, -1]
+        c, cw, _ = _T_cm_ServiceList[s, -1]
     except KeyError:
         raise ExiEncodeError("ServiceList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ServiceList(r, v, n, p):
+def _d_cm_ServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceList, int]:
+    f_service: list[cm.Service]
     s = 0
     w, mask, prods = _D_cm_ServiceList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_service = []
     while fid == 0:
-        x, p = _d_cm_Service(r, v, n, p)
-        f_service.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_service, p = _d_cm_Service(r, v, n, p)
+        f_service.append(x_service)
         if len(f_service) == 8:
             s = _X_cm_ServiceList[s]
         w, mask, prods = _D_cm_ServiceList[s]
@@ -3128,42 +3623,54 @@ def _d_cm_ServiceList(r, v, n, p):
 
 
 # SelectedServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SelectedService(a, o, st):
-    y = o.service_id
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_SelectedService(a: int, o: cm.SelectedService, w: Writer) -> int:
+    y_service_id = o.service_id
+    if y_service_id.__class__ is int and 0 <= y_service_id < 0x80:
+        a = (a << 10) | y_service_id
+    elif y_service_id.__class__ is int and 128 <= y_service_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_service_id & 0x7F) << 8) | (y_service_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "SelectedService.service_id"))
-    y = o.parameter_set_id
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = e_uint((a << 2), check_range(y_service_id, 0, 65535, "SelectedService.service_id"))
+    y_parameter_set_id = o.parameter_set_id
+    if y_parameter_set_id.__class__ is int and 0 <= y_parameter_set_id < 0x80:
+        a = (a << 11) | y_parameter_set_id
+    elif y_parameter_set_id.__class__ is int and 128 <= y_parameter_set_id < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_parameter_set_id & 0x7F) << 8) | (y_parameter_set_id >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 0, 65535, "SelectedService.parameter_set_id"))
+        a = e_uint((a << 3), check_range(y_parameter_set_id, 0, 65535, "SelectedService.parameter_set_id"))
     a <<= 2
     return a
 
 
-def _d_cm_SelectedService(r, v, n, p):
+def _d_cm_SelectedService(r: Reader, v: int, n: int, p: int) -> tuple[cm.SelectedService, int]:
+    f_service_id: int
+    f_parameter_set_id: int
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ServiceID")
     f_service_id = (v >> (n - p - 8)) & 0xFF
     if f_service_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_service_id = (f_service_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_service_id, p = r_uint(v, n, p, 3)
-    if not 0 <= f_service_id <= 65535:
-        raise out_of_range(p, f_service_id, 0, 65535)
+        if not 0 <= f_service_id <= 65535:
+            raise out_of_range(p, f_service_id, 0, 65535)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of ServiceID")
     f_parameter_set_id = (v >> (n - p - 8)) & 0xFF
     if f_parameter_set_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_parameter_set_id = (f_parameter_set_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_parameter_set_id, p = r_uint(v, n, p, 3)
-    if not 0 <= f_parameter_set_id <= 65535:
-        raise out_of_range(p, f_parameter_set_id, 0, 65535)
+        if not 0 <= f_parameter_set_id <= 65535:
+            raise out_of_range(p, f_parameter_set_id, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ParameterSetID")
@@ -3174,43 +3681,48 @@ def _d_cm_SelectedService(r, v, n, p):
 
 
 # SelectedServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SelectedServiceList(a, o, st):
+def _e_cm_SelectedServiceList(a: int, o: cm.SelectedServiceList, w: Writer) -> int:
     s = 0
-    items = o.selected_service
-    if items.__class__ is not list:
-        raise type_error("SelectedServiceList.selected_service", "a list", items)
-    if len(items) > 16:
+    items_selected_service = o.selected_service
+    if items_selected_service.__class__ is not list:
+        raise type_error("SelectedServiceList.selected_service", "a list", items_selected_service)
+    if len(items_selected_service) > 16:
         raise ExiEncodeError("SelectedServiceList.selected_service: more than 16 items")
-    if len(items) < 1:
+    if len(items_selected_service) < 1:
         raise ExiEncodeError("SelectedServiceList.selected_service: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_selected_service in enumerate(items_selected_service, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_SelectedServiceList[s, 0]
+            c, cw, s = _T_cm_SelectedServiceList[s, 0]
         except KeyError:
             raise ExiEncodeError("SelectedServiceList.selected_service is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.SelectedService:
-            raise type_error("SelectedServiceList.selected_service", "SelectedService", x)
-        a = _e_cm_SelectedService(a, x, st)
+        a = (a << cw) | c
+        if x_selected_service.__class__ is not cm.SelectedService:
+            raise type_error("SelectedServiceList.selected_service", "SelectedService", x_selected_service)
+        a = _e_cm_SelectedService(a, x_selected_service, w)
         if i == 16:
             s = _X_cm_SelectedServiceList[s]
     try:
-        c, w, _ = _T_cm_SelectedServiceList[s, -1]
+        c, cw, _ = _T_cm_SelectedServiceList[s, -1]
     except KeyError:
         raise ExiEncodeError("SelectedServiceList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_SelectedServiceList(r, v, n, p):
+def _d_cm_SelectedServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.SelectedServiceList, int]:
+    f_selected_service: list[cm.SelectedService]
     s = 0
     w, mask, prods = _D_cm_SelectedServiceList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_selected_service = []
     while fid == 0:
-        x, p = _d_cm_SelectedService(r, v, n, p)
-        f_selected_service.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_selected_service, p = _d_cm_SelectedService(r, v, n, p)
+        f_selected_service.append(x_selected_service)
         if len(f_selected_service) == 16:
             s = _X_cm_SelectedServiceList[s]
         w, mask, prods = _D_cm_SelectedServiceList[s]
@@ -3224,21 +3736,23 @@ def _d_cm_SelectedServiceList(r, v, n, p):
 
 
 # ContractCertificateChainType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ContractCertificateChain(a, o, st):
-    y = o.certificate
-    if not y and y.__class__ in (str, bytes):
+def _e_cm_ContractCertificateChain(a: int, o: cm.ContractCertificateChain, w: Writer) -> int:
+    y_certificate = o.certificate
+    if not y_certificate and y_certificate.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_bin((a << 2), y, None, 1600, "ContractCertificateChain.certificate")
+        a = e_bin((a << 2), y_certificate, w, None, 1600, "ContractCertificateChain.certificate")
         a <<= 1
     if o.sub_certificates.__class__ is not cm.SubCertificates:
         raise type_error("ContractCertificateChain.sub_certificates", "SubCertificates", o.sub_certificates)
-    a = _e_cm_SubCertificates((a << 1), o.sub_certificates, st)
+    a = _e_cm_SubCertificates((a << 1), o.sub_certificates, w)
     a <<= 1
     return a
 
 
-def _d_cm_ContractCertificateChain(r, v, n, p):
+def _d_cm_ContractCertificateChain(r: Reader, v: int, n: int, p: int) -> tuple[cm.ContractCertificateChain, int]:
+    f_certificate: bytes
+    f_sub_certificates: cm.SubCertificates
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Certificate")
@@ -3249,7 +3763,9 @@ def _d_cm_ContractCertificateChain(r, v, n, p):
             raise unexpected(p - 4, 4, "characters or end of Certificate")
         f_certificate = b""
     else:
-        f_certificate, p = r_binary(v, n, p, 1600)
+        f_certificate, p = r_binary(r, v, n, p, 1600)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Certificate")
@@ -3257,6 +3773,8 @@ def _d_cm_ContractCertificateChain(r, v, n, p):
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SubCertificates")
     f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ContractCertificateChain")
@@ -3267,12 +3785,12 @@ def _d_cm_ContractCertificateChain(r, v, n, p):
 
 
 # Dynamic_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_DynamicSmdtControlMode(a, o, st):
+def _e_cm_DynamicSmdtControlMode(a: int, o: cm.DynamicSmdtControlMode, w: Writer) -> int:
     a <<= 1
     return a
 
 
-def _d_cm_DynamicSmdtControlMode(r, v, n, p):
+def _d_cm_DynamicSmdtControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.DynamicSmdtControlMode, int]:
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicSmdtControlMode")
@@ -3281,23 +3799,34 @@ def _d_cm_DynamicSmdtControlMode(r, v, n, p):
 
 
 # Scheduled_SMDTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ScheduledSmdtControlMode(a, o, st):
-    y = o.selected_schedule_tuple_id
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_ScheduledSmdtControlMode(a: int, o: cm.ScheduledSmdtControlMode, w: Writer) -> int:
+    y_selected_schedule_tuple_id = o.selected_schedule_tuple_id
+    if y_selected_schedule_tuple_id.__class__ is int and 1 <= y_selected_schedule_tuple_id < 0x80:
+        a = (a << 10) | y_selected_schedule_tuple_id
+    elif y_selected_schedule_tuple_id.__class__ is int and 128 <= y_selected_schedule_tuple_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_selected_schedule_tuple_id & 0x7F) << 8) | (y_selected_schedule_tuple_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduledSmdtControlMode.selected_schedule_tuple_id"))
+        a = e_uint(
+            (a << 2),
+            check_range(
+                y_selected_schedule_tuple_id, 1, 4294967295, "ScheduledSmdtControlMode.selected_schedule_tuple_id"
+            ),
+        )
     a <<= 2
     return a
 
 
-def _d_cm_ScheduledSmdtControlMode(r, v, n, p):
+def _d_cm_ScheduledSmdtControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduledSmdtControlMode, int]:
+    f_selected_schedule_tuple_id: int
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SelectedScheduleTupleID")
     f_selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
     if f_selected_schedule_tuple_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_selected_schedule_tuple_id = (f_selected_schedule_tuple_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_selected_schedule_tuple_id <= 4294967295:
@@ -3311,29 +3840,31 @@ def _d_cm_ScheduledSmdtControlMode(r, v, n, p):
 
 
 # SupportedProvidersListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SupportedProvidersList(a, o, st):
+def _e_cm_SupportedProvidersList(a: int, o: cm.SupportedProvidersList, w: Writer) -> int:
     s = 0
-    items = o.provider_id
-    if items.__class__ is not list:
-        raise type_error("SupportedProvidersList.provider_id", "a list", items)
-    if len(items) > 128:
+    items_provider_id = o.provider_id
+    if items_provider_id.__class__ is not list:
+        raise type_error("SupportedProvidersList.provider_id", "a list", items_provider_id)
+    if len(items_provider_id) > 128:
         raise ExiEncodeError("SupportedProvidersList.provider_id: more than 128 items")
-    if len(items) < 1:
+    if len(items_provider_id) < 1:
         raise ExiEncodeError("SupportedProvidersList.provider_id: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_provider_id in enumerate(items_provider_id, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_SupportedProvidersList[s, 0]
+            c, cw, s = _T_cm_SupportedProvidersList[s, 0]
         except KeyError:
             raise ExiEncodeError("SupportedProvidersList.provider_id is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_provider_id = x_provider_id
+        if not y_provider_id and y_provider_id.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
             a = e_str(
                 (a << 1),
-                y,
-                st,
+                y_provider_id,
+                w,
                 "{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID",
                 80,
                 "SupportedProvidersList.provider_id",
@@ -3342,32 +3873,35 @@ def _e_cm_SupportedProvidersList(a, o, st):
         if i == 128:
             s = _X_cm_SupportedProvidersList[s]
     try:
-        c, w, _ = _T_cm_SupportedProvidersList[s, -1]
+        c, cw, _ = _T_cm_SupportedProvidersList[s, -1]
     except KeyError:
         raise ExiEncodeError("SupportedProvidersList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_SupportedProvidersList(r, v, n, p):
+def _d_cm_SupportedProvidersList(r: Reader, v: int, n: int, p: int) -> tuple[cm.SupportedProvidersList, int]:
+    f_provider_id: list[str]
     s = 0
     w, mask, prods = _D_cm_SupportedProvidersList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_provider_id = []
     while fid == 0:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of ProviderID")
-            x = ""
+            x_provider_id = ""
         else:
-            x, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID", 80)
+            x_provider_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}ProviderID", 80)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of ProviderID")
-        f_provider_id.append(x)
+        f_provider_id.append(x_provider_id)
         if len(f_provider_id) == 128:
             s = _X_cm_SupportedProvidersList[s]
         w, mask, prods = _D_cm_SupportedProvidersList[s]
@@ -3381,56 +3915,63 @@ def _d_cm_SupportedProvidersList(r, v, n, p):
 
 
 # SubCertificatesType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_SubCertificates(a, o, st):
+def _e_cm_SubCertificates(a: int, o: cm.SubCertificates, w: Writer) -> int:
     s = 0
-    items = o.certificate
-    if items.__class__ is not list:
-        raise type_error("SubCertificates.certificate", "a list", items)
-    if len(items) > 3:
+    items_certificate = o.certificate
+    if items_certificate.__class__ is not list:
+        raise type_error("SubCertificates.certificate", "a list", items_certificate)
+    if len(items_certificate) > 3:
         raise ExiEncodeError("SubCertificates.certificate: more than 3 items")
-    if len(items) < 1:
+    if len(items_certificate) < 1:
         raise ExiEncodeError("SubCertificates.certificate: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_certificate in enumerate(items_certificate, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_SubCertificates[s, 0]
+            c, cw, s = _T_cm_SubCertificates[s, 0]
         except KeyError:
             raise ExiEncodeError("SubCertificates.certificate is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_certificate = x_certificate
+        if not y_certificate and y_certificate.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 1600, "SubCertificates.certificate")
+            a = e_bin((a << 1), y_certificate, w, None, 1600, "SubCertificates.certificate")
             a <<= 1
         if i == 3:
             s = _X_cm_SubCertificates[s]
     try:
-        c, w, _ = _T_cm_SubCertificates[s, -1]
+        c, cw, _ = _T_cm_SubCertificates[s, -1]
     except KeyError:
         raise ExiEncodeError("SubCertificates: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_SubCertificates(r, v, n, p):
+def _d_cm_SubCertificates(r: Reader, v: int, n: int, p: int) -> tuple[cm.SubCertificates, int]:
+    f_certificate: list[bytes]
     s = 0
     w, mask, prods = _D_cm_SubCertificates[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_certificate = []
     while fid == 0:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of Certificate")
-            x = b""
+            x_certificate = b""
         else:
-            x, p = r_binary(v, n, p, 1600)
+            x_certificate, p = r_binary(r, v, n, p, 1600)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of Certificate")
-        f_certificate.append(x)
+        f_certificate.append(x_certificate)
         if len(f_certificate) == 3:
             s = _X_cm_SubCertificates[s]
         w, mask, prods = _D_cm_SubCertificates[s]
@@ -3444,12 +3985,12 @@ def _d_cm_SubCertificates(r, v, n, p):
 
 
 # Dynamic_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_DynamicEvpptControlMode(a, o, st):
+def _e_cm_DynamicEvpptControlMode(a: int, o: cm.DynamicEvpptControlMode, w: Writer) -> int:
     a <<= 1
     return a
 
 
-def _d_cm_DynamicEvpptControlMode(r, v, n, p):
+def _d_cm_DynamicEvpptControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.DynamicEvpptControlMode, int]:
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicEvpptControlMode")
@@ -3458,36 +3999,50 @@ def _d_cm_DynamicEvpptControlMode(r, v, n, p):
 
 
 # Scheduled_EVPPTControlModeType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ScheduledEvpptControlMode(a, o, st):
-    y = o.selected_schedule_tuple_id
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_ScheduledEvpptControlMode(a: int, o: cm.ScheduledEvpptControlMode, w: Writer) -> int:
+    y_selected_schedule_tuple_id = o.selected_schedule_tuple_id
+    if y_selected_schedule_tuple_id.__class__ is int and 1 <= y_selected_schedule_tuple_id < 0x80:
+        a = (a << 10) | y_selected_schedule_tuple_id
+    elif y_selected_schedule_tuple_id.__class__ is int and 128 <= y_selected_schedule_tuple_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_selected_schedule_tuple_id & 0x7F) << 8) | (y_selected_schedule_tuple_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduledEvpptControlMode.selected_schedule_tuple_id"))
+        a = e_uint(
+            (a << 2),
+            check_range(
+                y_selected_schedule_tuple_id, 1, 4294967295, "ScheduledEvpptControlMode.selected_schedule_tuple_id"
+            ),
+        )
     a <<= 1
     s = 1
-    x = o.power_tolerance_acceptance
-    if x is not None:
+    x_power_tolerance_acceptance = o.power_tolerance_acceptance
+    if x_power_tolerance_acceptance is not None:
         s = 2
         a = (a << 4) | enum_index(
-            _EN_cm_PowerToleranceAcceptance, x, "ScheduledEvpptControlMode.power_tolerance_acceptance"
+            _EN_cm_PowerToleranceAcceptance,
+            x_power_tolerance_acceptance,
+            "ScheduledEvpptControlMode.power_tolerance_acceptance",
         )
         a <<= 1
     try:
-        c, w, _ = _T_cm_ScheduledEvpptControlMode[s, -1]
+        c, cw, _ = _T_cm_ScheduledEvpptControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduledEvpptControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ScheduledEvpptControlMode(r, v, n, p):
+def _d_cm_ScheduledEvpptControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduledEvpptControlMode, int]:
+    f_selected_schedule_tuple_id: int
+    f_power_tolerance_acceptance: cm.PowerToleranceAcceptance | None
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SelectedScheduleTupleID")
     f_selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
     if f_selected_schedule_tuple_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_selected_schedule_tuple_id = (f_selected_schedule_tuple_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_selected_schedule_tuple_id <= 4294967295:
@@ -3521,43 +4076,50 @@ def _d_cm_ScheduledEvpptControlMode(r, v, n, p):
 
 
 # EVPowerProfileEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvPowerProfileEntryList(a, o, st):
+def _e_cm_EvPowerProfileEntryList(a: int, o: cm.EvPowerProfileEntryList, w: Writer) -> int:
     s = 0
-    items = o.ev_power_profile_entry
-    if items.__class__ is not list:
-        raise type_error("EvPowerProfileEntryList.ev_power_profile_entry", "a list", items)
-    if len(items) > 2048:
+    items_ev_power_profile_entry = o.ev_power_profile_entry
+    if items_ev_power_profile_entry.__class__ is not list:
+        raise type_error("EvPowerProfileEntryList.ev_power_profile_entry", "a list", items_ev_power_profile_entry)
+    if len(items_ev_power_profile_entry) > 2048:
         raise ExiEncodeError("EvPowerProfileEntryList.ev_power_profile_entry: more than 2048 items")
-    if len(items) < 1:
+    if len(items_ev_power_profile_entry) < 1:
         raise ExiEncodeError("EvPowerProfileEntryList.ev_power_profile_entry: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_ev_power_profile_entry in enumerate(items_ev_power_profile_entry, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_EvPowerProfileEntryList[s, 0]
+            c, cw, s = _T_cm_EvPowerProfileEntryList[s, 0]
         except KeyError:
             raise ExiEncodeError("EvPowerProfileEntryList.ev_power_profile_entry is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PowerScheduleEntry:
-            raise type_error("EvPowerProfileEntryList.ev_power_profile_entry", "PowerScheduleEntry", x)
-        a = _e_cm_PowerScheduleEntry(a, x, st)
+        a = (a << cw) | c
+        if x_ev_power_profile_entry.__class__ is not cm.PowerScheduleEntry:
+            raise type_error(
+                "EvPowerProfileEntryList.ev_power_profile_entry", "PowerScheduleEntry", x_ev_power_profile_entry
+            )
+        a = _e_cm_PowerScheduleEntry(a, x_ev_power_profile_entry, w)
         if i == 2048:
             s = _X_cm_EvPowerProfileEntryList[s]
     try:
-        c, w, _ = _T_cm_EvPowerProfileEntryList[s, -1]
+        c, cw, _ = _T_cm_EvPowerProfileEntryList[s, -1]
     except KeyError:
         raise ExiEncodeError("EvPowerProfileEntryList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_EvPowerProfileEntryList(r, v, n, p):
+def _d_cm_EvPowerProfileEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerProfileEntryList, int]:
+    f_ev_power_profile_entry: list[cm.PowerScheduleEntry]
     s = 0
     w, mask, prods = _D_cm_EvPowerProfileEntryList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_ev_power_profile_entry = []
     while fid == 0:
-        x, p = _d_cm_PowerScheduleEntry(r, v, n, p)
-        f_ev_power_profile_entry.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_ev_power_profile_entry, p = _d_cm_PowerScheduleEntry(r, v, n, p)
+        f_ev_power_profile_entry.append(x_ev_power_profile_entry)
         if len(f_ev_power_profile_entry) == 2048:
             s = _X_cm_EvPowerProfileEntryList[s]
         w, mask, prods = _D_cm_EvPowerProfileEntryList[s]
@@ -3571,28 +4133,34 @@ def _d_cm_EvPowerProfileEntryList(r, v, n, p):
 
 
 # EVEnergyOfferType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvEnergyOffer(a, o, st):
+def _e_cm_EvEnergyOffer(a: int, o: cm.EvEnergyOffer, w: Writer) -> int:
     if o.ev_power_schedule.__class__ is not cm.EvPowerSchedule:
         raise type_error("EvEnergyOffer.ev_power_schedule", "EvPowerSchedule", o.ev_power_schedule)
-    a = _e_cm_EvPowerSchedule((a << 1), o.ev_power_schedule, st)
+    a = _e_cm_EvPowerSchedule((a << 1), o.ev_power_schedule, w)
     if o.ev_absolute_price_schedule.__class__ is not cm.EvAbsolutePriceSchedule:
         raise type_error(
             "EvEnergyOffer.ev_absolute_price_schedule", "EvAbsolutePriceSchedule", o.ev_absolute_price_schedule
         )
-    a = _e_cm_EvAbsolutePriceSchedule((a << 1), o.ev_absolute_price_schedule, st)
+    a = _e_cm_EvAbsolutePriceSchedule((a << 1), o.ev_absolute_price_schedule, w)
     a <<= 1
     return a
 
 
-def _d_cm_EvEnergyOffer(r, v, n, p):
+def _d_cm_EvEnergyOffer(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvEnergyOffer, int]:
+    f_ev_power_schedule: cm.EvPowerSchedule
+    f_ev_absolute_price_schedule: cm.EvAbsolutePriceSchedule
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPowerSchedule")
     f_ev_power_schedule, p = _d_cm_EvPowerSchedule(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVAbsolutePriceSchedule")
     f_ev_absolute_price_schedule, p = _d_cm_EvAbsolutePriceSchedule(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvEnergyOffer")
@@ -3603,145 +4171,178 @@ def _d_cm_EvEnergyOffer(r, v, n, p):
 
 
 # AbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_AbsolutePriceSchedule(a, o, st):
+def _e_cm_AbsolutePriceSchedule(a: int, o: cm.AbsolutePriceSchedule, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 2), x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "AbsolutePriceSchedule.id")
+        a = e_str((a << 2), x_id, w, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "AbsolutePriceSchedule.id")
     try:
-        c, w, s = _T_cm_AbsolutePriceSchedule[s, 64]
+        c, cw, s = _T_cm_AbsolutePriceSchedule[s, 64]
     except KeyError:
         raise ExiEncodeError("AbsolutePriceSchedule.time_anchor is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.time_anchor
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 8) | y
+    a = (a << (cw + 1)) | (c << 1)
+    y_time_anchor = o.time_anchor
+    if y_time_anchor.__class__ is int and 0 <= y_time_anchor < 0x80:
+        a = (a << 8) | y_time_anchor
+    elif y_time_anchor.__class__ is int and 128 <= y_time_anchor < 0x4000:
+        a = (a << 16) | 0x8000 | ((y_time_anchor & 0x7F) << 8) | (y_time_anchor >> 7)
     else:
-        a = e_uint(a, check_range(y, 0, 18446744073709551615, "AbsolutePriceSchedule.time_anchor"))
-    y = o.price_schedule_id
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 11) | y
+        a = e_uint(a, check_range(y_time_anchor, 0, 18446744073709551615, "AbsolutePriceSchedule.time_anchor"))
+    y_price_schedule_id = o.price_schedule_id
+    if y_price_schedule_id.__class__ is int and 1 <= y_price_schedule_id < 0x80:
+        a = (a << 11) | y_price_schedule_id
+    elif y_price_schedule_id.__class__ is int and 128 <= y_price_schedule_id < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_price_schedule_id & 0x7F) << 8) | (y_price_schedule_id >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 1, 4294967295, "AbsolutePriceSchedule.price_schedule_id"))
+        a = e_uint((a << 3), check_range(y_price_schedule_id, 1, 4294967295, "AbsolutePriceSchedule.price_schedule_id"))
     a <<= 1
     s = 3
-    x = o.price_schedule_description
-    if x is not None:
+    x_price_schedule_description = o.price_schedule_description
+    if x_price_schedule_description is not None:
         s = 4
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_price_schedule_description = x_price_schedule_description
+        if not y_price_schedule_description and y_price_schedule_description.__class__ in (str, bytes):
             a = (a << 6) | 0b1000
         else:
             a = e_str(
                 (a << 3),
-                y,
-                st,
+                y_price_schedule_description,
+                w,
                 "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription",
                 160,
                 "AbsolutePriceSchedule.price_schedule_description",
             )
             a <<= 1
     try:
-        c, w, s = _T_cm_AbsolutePriceSchedule[s, 256]
+        c, cw, s = _T_cm_AbsolutePriceSchedule[s, 256]
     except KeyError:
         raise ExiEncodeError("AbsolutePriceSchedule.currency is not allowed here") from None
-    a = (a << w) | c
-    y = o.currency
-    if not y and y.__class__ in (str, bytes):
+    a = (a << cw) | c
+    y_currency = o.currency
+    if not y_currency and y_currency.__class__ in (str, bytes):
         a = (a << 4) | 0b1000
     else:
         a = e_str(
-            (a << 1), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3, "AbsolutePriceSchedule.currency"
+            (a << 1),
+            y_currency,
+            w,
+            "{urn:iso:std:iso:15118:-20:CommonMessages}Currency",
+            3,
+            "AbsolutePriceSchedule.currency",
         )
         a <<= 1
-    y = o.language
-    if not y and y.__class__ in (str, bytes):
-        a = (a << 5) | 0b1000
-    else:
-        a = e_str(
-            (a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Language", 3, "AbsolutePriceSchedule.language"
-        )
-        a <<= 1
-    y = o.price_algorithm
-    if not y and y.__class__ in (str, bytes):
+    y_language = o.language
+    if not y_language and y_language.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
         a = e_str(
             (a << 2),
-            y,
-            st,
+            y_language,
+            w,
+            "{urn:iso:std:iso:15118:-20:CommonMessages}Language",
+            3,
+            "AbsolutePriceSchedule.language",
+        )
+        a <<= 1
+    y_price_algorithm = o.price_algorithm
+    if not y_price_algorithm and y_price_algorithm.__class__ in (str, bytes):
+        a = (a << 5) | 0b1000
+    else:
+        a = e_str(
+            (a << 2),
+            y_price_algorithm,
+            w,
             "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm",
             255,
             "AbsolutePriceSchedule.price_algorithm",
         )
         a <<= 1
     s = 7
-    x = o.minimum_cost
-    if x is not None:
+    x_minimum_cost = o.minimum_cost
+    if x_minimum_cost is not None:
         s = 8
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AbsolutePriceSchedule.minimum_cost", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.maximum_cost
-    if x is not None:
+        if x_minimum_cost.__class__ is not ct.RationalNumber:
+            raise type_error("AbsolutePriceSchedule.minimum_cost", "RationalNumber", x_minimum_cost)
+        a = _e_ct_RationalNumber((a << 3), x_minimum_cost, w)
+    x_maximum_cost = o.maximum_cost
+    if x_maximum_cost is not None:
         try:
-            c, w, s = _T_cm_AbsolutePriceSchedule[s, 512]
+            c, cw, s = _T_cm_AbsolutePriceSchedule[s, 512]
         except KeyError:
             raise ExiEncodeError("AbsolutePriceSchedule.maximum_cost is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("AbsolutePriceSchedule.maximum_cost", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.tax_rules
-    if x is not None:
+        a = (a << cw) | c
+        if x_maximum_cost.__class__ is not ct.RationalNumber:
+            raise type_error("AbsolutePriceSchedule.maximum_cost", "RationalNumber", x_maximum_cost)
+        a = _e_ct_RationalNumber(a, x_maximum_cost, w)
+    x_tax_rules = o.tax_rules
+    if x_tax_rules is not None:
         try:
-            c, w, s = _T_cm_AbsolutePriceSchedule[s, 576]
+            c, cw, s = _T_cm_AbsolutePriceSchedule[s, 576]
         except KeyError:
             raise ExiEncodeError("AbsolutePriceSchedule.tax_rules is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.TaxRuleList:
-            raise type_error("AbsolutePriceSchedule.tax_rules", "TaxRuleList", x)
-        a = _e_cm_TaxRuleList(a, x, st)
+        a = (a << cw) | c
+        if x_tax_rules.__class__ is not cm.TaxRuleList:
+            raise type_error("AbsolutePriceSchedule.tax_rules", "TaxRuleList", x_tax_rules)
+        a = _e_cm_TaxRuleList(a, x_tax_rules, w)
     try:
-        c, w, s = _T_cm_AbsolutePriceSchedule[s, 640]
+        c, cw, s = _T_cm_AbsolutePriceSchedule[s, 640]
     except KeyError:
         raise ExiEncodeError("AbsolutePriceSchedule.price_rule_stacks is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.price_rule_stacks.__class__ is not cm.PriceRuleStackList:
         raise type_error("AbsolutePriceSchedule.price_rule_stacks", "PriceRuleStackList", o.price_rule_stacks)
-    a = _e_cm_PriceRuleStackList(a, o.price_rule_stacks, st)
-    x = o.overstay_rules
-    if x is not None:
+    a = _e_cm_PriceRuleStackList(a, o.price_rule_stacks, w)
+    x_overstay_rules = o.overstay_rules
+    if x_overstay_rules is not None:
         s = 12
-        if x.__class__ is not cm.OverstayRuleList:
-            raise type_error("AbsolutePriceSchedule.overstay_rules", "OverstayRuleList", x)
-        a = _e_cm_OverstayRuleList((a << 2), x, st)
-    x = o.additional_selected_services
-    if x is not None:
+        if x_overstay_rules.__class__ is not cm.OverstayRuleList:
+            raise type_error("AbsolutePriceSchedule.overstay_rules", "OverstayRuleList", x_overstay_rules)
+        a = _e_cm_OverstayRuleList((a << 2), x_overstay_rules, w)
+    x_additional_selected_services = o.additional_selected_services
+    if x_additional_selected_services is not None:
         try:
-            c, w, s = _T_cm_AbsolutePriceSchedule[s, 768]
+            c, cw, s = _T_cm_AbsolutePriceSchedule[s, 768]
         except KeyError:
             raise ExiEncodeError("AbsolutePriceSchedule.additional_selected_services is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.AdditionalServiceList:
-            raise type_error("AbsolutePriceSchedule.additional_selected_services", "AdditionalServiceList", x)
-        a = _e_cm_AdditionalServiceList(a, x, st)
+        a = (a << cw) | c
+        if x_additional_selected_services.__class__ is not cm.AdditionalServiceList:
+            raise type_error(
+                "AbsolutePriceSchedule.additional_selected_services",
+                "AdditionalServiceList",
+                x_additional_selected_services,
+            )
+        a = _e_cm_AdditionalServiceList(a, x_additional_selected_services, w)
     try:
-        c, w, _ = _T_cm_AbsolutePriceSchedule[s, -1]
+        c, cw, _ = _T_cm_AbsolutePriceSchedule[s, -1]
     except KeyError:
         raise ExiEncodeError("AbsolutePriceSchedule: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_AbsolutePriceSchedule(r, v, n, p):
+def _d_cm_AbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.AbsolutePriceSchedule, int]:
+    f_id: str | None
+    f_time_anchor: int
+    f_price_schedule_id: int
+    f_price_schedule_description: str | None
+    f_currency: str
+    f_language: str
+    f_price_algorithm: str
+    f_minimum_cost: ct.RationalNumber | None
+    f_maximum_cost: ct.RationalNumber | None
+    f_tax_rules: cm.TaxRuleList | None
+    f_price_rule_stacks: cm.PriceRuleStackList
+    f_overstay_rules: cm.OverstayRuleList | None
+    f_additional_selected_services: cm.AdditionalServiceList | None
     s = 0
     w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -3755,16 +4356,22 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
     f_time_anchor = (v >> (n - p - 8)) & 0xFF
     if f_time_anchor < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
+        p += 16
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= f_time_anchor <= 18446744073709551615:
-        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
+        if not 0 <= f_time_anchor <= 18446744073709551615:
+            raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of TimeAnchor")
     f_price_schedule_id = (v >> (n - p - 8)) & 0xFF
     if f_price_schedule_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_price_schedule_id = (f_price_schedule_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_price_schedule_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_price_schedule_id <= 4294967295:
@@ -3833,6 +4440,8 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
         f_price_algorithm = ""
     else:
         f_price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of PriceAlgorithm")
@@ -3856,6 +4465,8 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
         f_maximum_cost = None
     if fid == 9:
         f_tax_rules, p = _d_cm_TaxRuleList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -3864,11 +4475,15 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
     if fid != 10:
         raise bad_event(p, fid, "PriceRuleStacks")
     f_price_rule_stacks, p = _d_cm_PriceRuleStackList(r, v, n, p)
+    v = r.v
+    n = r.n
     w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 11:
         f_overstay_rules, p = _d_cm_OverstayRuleList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -3876,6 +4491,8 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
         f_overstay_rules = None
     if fid == 12:
         f_additional_selected_services, p = _d_cm_AdditionalServiceList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -3901,72 +4518,84 @@ def _d_cm_AbsolutePriceSchedule(r, v, n, p):
 
 
 # PriceLevelScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PriceLevelSchedule(a, o, st):
+def _e_cm_PriceLevelSchedule(a: int, o: cm.PriceLevelSchedule, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 2), x, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PriceLevelSchedule.id")
+        a = e_str((a << 2), x_id, w, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None, "PriceLevelSchedule.id")
     try:
-        c, w, s = _T_cm_PriceLevelSchedule[s, 64]
+        c, cw, s = _T_cm_PriceLevelSchedule[s, 64]
     except KeyError:
         raise ExiEncodeError("PriceLevelSchedule.time_anchor is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.time_anchor
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 8) | y
+    a = (a << (cw + 1)) | (c << 1)
+    y_time_anchor = o.time_anchor
+    if y_time_anchor.__class__ is int and 0 <= y_time_anchor < 0x80:
+        a = (a << 8) | y_time_anchor
+    elif y_time_anchor.__class__ is int and 128 <= y_time_anchor < 0x4000:
+        a = (a << 16) | 0x8000 | ((y_time_anchor & 0x7F) << 8) | (y_time_anchor >> 7)
     else:
-        a = e_uint(a, check_range(y, 0, 18446744073709551615, "PriceLevelSchedule.time_anchor"))
-    y = o.price_schedule_id
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 11) | y
+        a = e_uint(a, check_range(y_time_anchor, 0, 18446744073709551615, "PriceLevelSchedule.time_anchor"))
+    y_price_schedule_id = o.price_schedule_id
+    if y_price_schedule_id.__class__ is int and 1 <= y_price_schedule_id < 0x80:
+        a = (a << 11) | y_price_schedule_id
+    elif y_price_schedule_id.__class__ is int and 128 <= y_price_schedule_id < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_price_schedule_id & 0x7F) << 8) | (y_price_schedule_id >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 1, 4294967295, "PriceLevelSchedule.price_schedule_id"))
+        a = e_uint((a << 3), check_range(y_price_schedule_id, 1, 4294967295, "PriceLevelSchedule.price_schedule_id"))
     a <<= 1
     s = 3
-    x = o.price_schedule_description
-    if x is not None:
+    x_price_schedule_description = o.price_schedule_description
+    if x_price_schedule_description is not None:
         s = 4
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_price_schedule_description = x_price_schedule_description
+        if not y_price_schedule_description and y_price_schedule_description.__class__ in (str, bytes):
             a = (a << 6) | 0b1000
         else:
             a = e_str(
                 (a << 3),
-                y,
-                st,
+                y_price_schedule_description,
+                w,
                 "{urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleDescription",
                 160,
                 "PriceLevelSchedule.price_schedule_description",
             )
             a <<= 1
     try:
-        c, w, s = _T_cm_PriceLevelSchedule[s, 256]
+        c, cw, s = _T_cm_PriceLevelSchedule[s, 256]
     except KeyError:
         raise ExiEncodeError("PriceLevelSchedule.number_of_price_levels is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.number_of_price_levels
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("PriceLevelSchedule.number_of_price_levels", y, 0, 255)
-    a = (a << 8) | y
+    a = (a << (cw + 1)) | (c << 1)
+    y_number_of_price_levels = o.number_of_price_levels
+    if not isinstance(y_number_of_price_levels, int) or not 0 <= y_number_of_price_levels <= 255:
+        raise range_error("PriceLevelSchedule.number_of_price_levels", y_number_of_price_levels, 0, 255)
+    a = (a << 8) | y_number_of_price_levels
     if o.price_level_schedule_entries.__class__ is not cm.PriceLevelScheduleEntryList:
         raise type_error(
             "PriceLevelSchedule.price_level_schedule_entries",
             "PriceLevelScheduleEntryList",
             o.price_level_schedule_entries,
         )
-    a = _e_cm_PriceLevelScheduleEntryList((a << 2), o.price_level_schedule_entries, st)
+    a = _e_cm_PriceLevelScheduleEntryList((a << 2), o.price_level_schedule_entries, w)
     a <<= 1
     return a
 
 
-def _d_cm_PriceLevelSchedule(r, v, n, p):
+def _d_cm_PriceLevelSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceLevelSchedule, int]:
+    f_id: str | None
+    f_time_anchor: int
+    f_price_schedule_id: int
+    f_price_schedule_description: str | None
+    f_number_of_price_levels: int
+    f_price_level_schedule_entries: cm.PriceLevelScheduleEntryList
     s = 0
     w, mask, prods = _D_cm_PriceLevelSchedule[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_cm_PriceLevelSchedule[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -3980,16 +4609,22 @@ def _d_cm_PriceLevelSchedule(r, v, n, p):
     f_time_anchor = (v >> (n - p - 8)) & 0xFF
     if f_time_anchor < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
+        p += 16
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= f_time_anchor <= 18446744073709551615:
-        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
+        if not 0 <= f_time_anchor <= 18446744073709551615:
+            raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of TimeAnchor")
     f_price_schedule_id = (v >> (n - p - 8)) & 0xFF
     if f_price_schedule_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_price_schedule_id = (f_price_schedule_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_price_schedule_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_price_schedule_id <= 4294967295:
@@ -4030,6 +4665,8 @@ def _d_cm_PriceLevelSchedule(r, v, n, p):
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of NumberOfPriceLevels")
     f_price_level_schedule_entries, p = _d_cm_PriceLevelScheduleEntryList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceLevelSchedule")
@@ -4044,37 +4681,45 @@ def _d_cm_PriceLevelSchedule(r, v, n, p):
 
 
 # ScheduleTupleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ScheduleTuple(a, o, st):
-    y = o.schedule_tuple_id
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_ScheduleTuple(a: int, o: cm.ScheduleTuple, w: Writer) -> int:
+    y_schedule_tuple_id = o.schedule_tuple_id
+    if y_schedule_tuple_id.__class__ is int and 1 <= y_schedule_tuple_id < 0x80:
+        a = (a << 10) | y_schedule_tuple_id
+    elif y_schedule_tuple_id.__class__ is int and 128 <= y_schedule_tuple_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_schedule_tuple_id & 0x7F) << 8) | (y_schedule_tuple_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "ScheduleTuple.schedule_tuple_id"))
+        a = e_uint((a << 2), check_range(y_schedule_tuple_id, 1, 4294967295, "ScheduleTuple.schedule_tuple_id"))
     if o.charging_schedule.__class__ is not cm.ChargingSchedule:
         raise type_error("ScheduleTuple.charging_schedule", "ChargingSchedule", o.charging_schedule)
-    a = _e_cm_ChargingSchedule((a << 2), o.charging_schedule, st)
+    a = _e_cm_ChargingSchedule((a << 2), o.charging_schedule, w)
     s = 2
-    x = o.discharging_schedule
-    if x is not None:
+    x_discharging_schedule = o.discharging_schedule
+    if x_discharging_schedule is not None:
         s = 3
-        if x.__class__ is not cm.ChargingSchedule:
-            raise type_error("ScheduleTuple.discharging_schedule", "ChargingSchedule", x)
-        a = _e_cm_ChargingSchedule((a << 2), x, st)
+        if x_discharging_schedule.__class__ is not cm.ChargingSchedule:
+            raise type_error("ScheduleTuple.discharging_schedule", "ChargingSchedule", x_discharging_schedule)
+        a = _e_cm_ChargingSchedule((a << 2), x_discharging_schedule, w)
     try:
-        c, w, _ = _T_cm_ScheduleTuple[s, -1]
+        c, cw, _ = _T_cm_ScheduleTuple[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduleTuple: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ScheduleTuple(r, v, n, p):
+def _d_cm_ScheduleTuple(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduleTuple, int]:
+    f_schedule_tuple_id: int
+    f_charging_schedule: cm.ChargingSchedule
+    f_discharging_schedule: cm.ChargingSchedule | None
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ScheduleTupleID")
     f_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
     if f_schedule_tuple_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_schedule_tuple_id = (f_schedule_tuple_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_schedule_tuple_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_schedule_tuple_id <= 4294967295:
@@ -4083,12 +4728,16 @@ def _d_cm_ScheduleTuple(r, v, n, p):
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of ScheduleTupleID")
     f_charging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 2
     w, mask, prods = _D_cm_ScheduleTuple[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
         f_discharging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ScheduleTuple[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -4104,51 +4753,60 @@ def _d_cm_ScheduleTuple(r, v, n, p):
 
 
 # ParameterSetType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ParameterSet(a, o, st):
-    y = o.parameter_set_id
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_ParameterSet(a: int, o: cm.ParameterSet, w: Writer) -> int:
+    y_parameter_set_id = o.parameter_set_id
+    if y_parameter_set_id.__class__ is int and 0 <= y_parameter_set_id < 0x80:
+        a = (a << 10) | y_parameter_set_id
+    elif y_parameter_set_id.__class__ is int and 128 <= y_parameter_set_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_parameter_set_id & 0x7F) << 8) | (y_parameter_set_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "ParameterSet.parameter_set_id"))
+        a = e_uint((a << 2), check_range(y_parameter_set_id, 0, 65535, "ParameterSet.parameter_set_id"))
     a <<= 1
     s = 1
-    items = o.parameter
-    if items.__class__ is not list:
-        raise type_error("ParameterSet.parameter", "a list", items)
-    if len(items) > 32:
+    items_parameter = o.parameter
+    if items_parameter.__class__ is not list:
+        raise type_error("ParameterSet.parameter", "a list", items_parameter)
+    if len(items_parameter) > 32:
         raise ExiEncodeError("ParameterSet.parameter: more than 32 items")
-    if len(items) < 1:
+    if len(items_parameter) < 1:
         raise ExiEncodeError("ParameterSet.parameter: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_parameter in enumerate(items_parameter, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_ParameterSet[s, 64]
+            c, cw, s = _T_cm_ParameterSet[s, 64]
         except KeyError:
             raise ExiEncodeError("ParameterSet.parameter is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.Parameter:
-            raise type_error("ParameterSet.parameter", "Parameter", x)
-        a = _e_cm_Parameter(a, x, st)
+        a = (a << cw) | c
+        if x_parameter.__class__ is not cm.Parameter:
+            raise type_error("ParameterSet.parameter", "Parameter", x_parameter)
+        a = _e_cm_Parameter(a, x_parameter, w)
         if i == 32:
             s = _X_cm_ParameterSet[s]
     try:
-        c, w, _ = _T_cm_ParameterSet[s, -1]
+        c, cw, _ = _T_cm_ParameterSet[s, -1]
     except KeyError:
         raise ExiEncodeError("ParameterSet: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ParameterSet(r, v, n, p):
+def _d_cm_ParameterSet(r: Reader, v: int, n: int, p: int) -> tuple[cm.ParameterSet, int]:
+    f_parameter_set_id: int
+    f_parameter: list[cm.Parameter]
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ParameterSetID")
     f_parameter_set_id = (v >> (n - p - 8)) & 0xFF
     if f_parameter_set_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_parameter_set_id = (f_parameter_set_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_parameter_set_id, p = r_uint(v, n, p, 3)
-    if not 0 <= f_parameter_set_id <= 65535:
-        raise out_of_range(p, f_parameter_set_id, 0, 65535)
+        if not 0 <= f_parameter_set_id <= 65535:
+            raise out_of_range(p, f_parameter_set_id, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ParameterSetID")
@@ -4158,8 +4816,10 @@ def _d_cm_ParameterSet(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_parameter = []
     while fid == 1:
-        x, p = _d_cm_Parameter(r, v, n, p)
-        f_parameter.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_parameter, p = _d_cm_Parameter(r, v, n, p)
+        f_parameter.append(x_parameter)
         if len(f_parameter) == 32:
             s = _X_cm_ParameterSet[s]
         w, mask, prods = _D_cm_ParameterSet[s]
@@ -4174,31 +4834,38 @@ def _d_cm_ParameterSet(r, v, n, p):
 
 
 # ServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_Service(a, o, st):
-    y = o.service_id
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_Service(a: int, o: cm.Service, w: Writer) -> int:
+    y_service_id = o.service_id
+    if y_service_id.__class__ is int and 0 <= y_service_id < 0x80:
+        a = (a << 10) | y_service_id
+    elif y_service_id.__class__ is int and 128 <= y_service_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_service_id & 0x7F) << 8) | (y_service_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "Service.service_id"))
-    y = o.free_service
-    if y.__class__ is not bool:
-        raise type_error("Service.free_service", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+        a = e_uint((a << 2), check_range(y_service_id, 0, 65535, "Service.service_id"))
+    y_free_service = o.free_service
+    if y_free_service.__class__ is not bool:
+        raise type_error("Service.free_service", "True or False", y_free_service)
+    a = (a << 4) | (1 if y_free_service else 0)
     a <<= 2
     return a
 
 
-def _d_cm_Service(r, v, n, p):
+def _d_cm_Service(r: Reader, v: int, n: int, p: int) -> tuple[cm.Service, int]:
+    f_service_id: int
+    f_free_service: bool
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "ServiceID")
     f_service_id = (v >> (n - p - 8)) & 0xFF
     if f_service_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_service_id = (f_service_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_service_id, p = r_uint(v, n, p, 3)
-    if not 0 <= f_service_id <= 65535:
-        raise out_of_range(p, f_service_id, 0, 65535)
+        if not 0 <= f_service_id <= 65535:
+            raise out_of_range(p, f_service_id, 0, 65535)
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 3:
@@ -4213,51 +4880,60 @@ def _d_cm_Service(r, v, n, p):
 
 
 # PowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PowerScheduleEntry(a, o, st):
-    y = o.duration
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_PowerScheduleEntry(a: int, o: cm.PowerScheduleEntry, w: Writer) -> int:
+    y_duration = o.duration
+    if y_duration.__class__ is int and 0 <= y_duration < 0x80:
+        a = (a << 10) | y_duration
+    elif y_duration.__class__ is int and 128 <= y_duration < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_duration & 0x7F) << 8) | (y_duration >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 4294967295, "PowerScheduleEntry.duration"))
+        a = e_uint((a << 2), check_range(y_duration, 0, 4294967295, "PowerScheduleEntry.duration"))
     if o.power.__class__ is not ct.RationalNumber:
         raise type_error("PowerScheduleEntry.power", "RationalNumber", o.power)
-    a = _e_ct_RationalNumber((a << 2), o.power, st)
+    a = _e_ct_RationalNumber((a << 2), o.power, w)
     s = 2
-    x = o.power_l2
-    if x is not None:
+    x_power_l2 = o.power_l2
+    if x_power_l2 is not None:
         s = 3
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("PowerScheduleEntry.power_l2", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.power_l3
-    if x is not None:
+        if x_power_l2.__class__ is not ct.RationalNumber:
+            raise type_error("PowerScheduleEntry.power_l2", "RationalNumber", x_power_l2)
+        a = _e_ct_RationalNumber((a << 2), x_power_l2, w)
+    x_power_l3 = o.power_l3
+    if x_power_l3 is not None:
         try:
-            c, w, s = _T_cm_PowerScheduleEntry[s, 192]
+            c, cw, s = _T_cm_PowerScheduleEntry[s, 192]
         except KeyError:
             raise ExiEncodeError("PowerScheduleEntry.power_l3 is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("PowerScheduleEntry.power_l3", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_power_l3.__class__ is not ct.RationalNumber:
+            raise type_error("PowerScheduleEntry.power_l3", "RationalNumber", x_power_l3)
+        a = _e_ct_RationalNumber(a, x_power_l3, w)
     try:
-        c, w, _ = _T_cm_PowerScheduleEntry[s, -1]
+        c, cw, _ = _T_cm_PowerScheduleEntry[s, -1]
     except KeyError:
         raise ExiEncodeError("PowerScheduleEntry: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_PowerScheduleEntry(r, v, n, p):
+def _d_cm_PowerScheduleEntry(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerScheduleEntry, int]:
+    f_duration: int
+    f_power: ct.RationalNumber
+    f_power_l2: ct.RationalNumber | None
+    f_power_l3: ct.RationalNumber | None
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
     f_duration = (v >> (n - p - 8)) & 0xFF
     if f_duration < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | (q << 7)
+        p += 16
     else:
         f_duration, p = r_uint(v, n, p, 5)
-    if not 0 <= f_duration <= 4294967295:
-        raise out_of_range(p, f_duration, 0, 4294967295)
+        if not 0 <= f_duration <= 4294967295:
+            raise out_of_range(p, f_duration, 0, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Duration")
@@ -4291,36 +4967,45 @@ def _d_cm_PowerScheduleEntry(r, v, n, p):
 
 
 # EVPowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvPowerSchedule(a, o, st):
-    y = o.time_anchor
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_EvPowerSchedule(a: int, o: cm.EvPowerSchedule, w: Writer) -> int:
+    y_time_anchor = o.time_anchor
+    if y_time_anchor.__class__ is int and 0 <= y_time_anchor < 0x80:
+        a = (a << 10) | y_time_anchor
+    elif y_time_anchor.__class__ is int and 128 <= y_time_anchor < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_time_anchor & 0x7F) << 8) | (y_time_anchor >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvPowerSchedule.time_anchor"))
+        a = e_uint((a << 2), check_range(y_time_anchor, 0, 18446744073709551615, "EvPowerSchedule.time_anchor"))
     if o.ev_power_schedule_entries.__class__ is not cm.EvPowerScheduleEntryList:
         raise type_error(
             "EvPowerSchedule.ev_power_schedule_entries", "EvPowerScheduleEntryList", o.ev_power_schedule_entries
         )
-    a = _e_cm_EvPowerScheduleEntryList((a << 2), o.ev_power_schedule_entries, st)
+    a = _e_cm_EvPowerScheduleEntryList((a << 2), o.ev_power_schedule_entries, w)
     a <<= 1
     return a
 
 
-def _d_cm_EvPowerSchedule(r, v, n, p):
+def _d_cm_EvPowerSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerSchedule, int]:
+    f_time_anchor: int
+    f_ev_power_schedule_entries: cm.EvPowerScheduleEntryList
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
     f_time_anchor = (v >> (n - p - 8)) & 0xFF
     if f_time_anchor < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
+        p += 16
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= f_time_anchor <= 18446744073709551615:
-        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
+        if not 0 <= f_time_anchor <= 18446744073709551615:
+            raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TimeAnchor")
     f_ev_power_schedule_entries, p = _d_cm_EvPowerScheduleEntryList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerSchedule")
@@ -4331,28 +5016,35 @@ def _d_cm_EvPowerSchedule(r, v, n, p):
 
 
 # EVAbsolutePriceScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvAbsolutePriceSchedule(a, o, st):
-    y = o.time_anchor
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_EvAbsolutePriceSchedule(a: int, o: cm.EvAbsolutePriceSchedule, w: Writer) -> int:
+    y_time_anchor = o.time_anchor
+    if y_time_anchor.__class__ is int and 0 <= y_time_anchor < 0x80:
+        a = (a << 10) | y_time_anchor
+    elif y_time_anchor.__class__ is int and 128 <= y_time_anchor < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_time_anchor & 0x7F) << 8) | (y_time_anchor >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "EvAbsolutePriceSchedule.time_anchor"))
-    y = o.currency
-    if not y and y.__class__ in (str, bytes):
+        a = e_uint((a << 2), check_range(y_time_anchor, 0, 18446744073709551615, "EvAbsolutePriceSchedule.time_anchor"))
+    y_currency = o.currency
+    if not y_currency and y_currency.__class__ in (str, bytes):
         a = (a << 6) | 0b1000
     else:
         a = e_str(
-            (a << 3), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Currency", 3, "EvAbsolutePriceSchedule.currency"
+            (a << 3),
+            y_currency,
+            w,
+            "{urn:iso:std:iso:15118:-20:CommonMessages}Currency",
+            3,
+            "EvAbsolutePriceSchedule.currency",
         )
         a <<= 1
-    y = o.price_algorithm
-    if not y and y.__class__ in (str, bytes):
+    y_price_algorithm = o.price_algorithm
+    if not y_price_algorithm and y_price_algorithm.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
         a = e_str(
             (a << 2),
-            y,
-            st,
+            y_price_algorithm,
+            w,
             "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm",
             255,
             "EvAbsolutePriceSchedule.price_algorithm",
@@ -4360,22 +5052,29 @@ def _e_cm_EvAbsolutePriceSchedule(a, o, st):
         a <<= 1
     if o.ev_price_rule_stacks.__class__ is not cm.EvPriceRuleStackList:
         raise type_error("EvAbsolutePriceSchedule.ev_price_rule_stacks", "EvPriceRuleStackList", o.ev_price_rule_stacks)
-    a = _e_cm_EvPriceRuleStackList((a << 1), o.ev_price_rule_stacks, st)
+    a = _e_cm_EvPriceRuleStackList((a << 1), o.ev_price_rule_stacks, w)
     a <<= 1
     return a
 
 
-def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
+def _d_cm_EvAbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvAbsolutePriceSchedule, int]:
+    f_time_anchor: int
+    f_currency: str
+    f_price_algorithm: str
+    f_ev_price_rule_stacks: cm.EvPriceRuleStackList
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
     f_time_anchor = (v >> (n - p - 8)) & 0xFF
     if f_time_anchor < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
+        p += 16
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= f_time_anchor <= 18446744073709551615:
-        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
+        if not 0 <= f_time_anchor <= 18446744073709551615:
+            raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TimeAnchor")
@@ -4401,6 +5100,8 @@ def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
         f_price_algorithm = ""
     else:
         f_price_algorithm, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}PriceAlgorithm", 255)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of PriceAlgorithm")
@@ -4408,6 +5109,8 @@ def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPriceRuleStacks")
     f_ev_price_rule_stacks, p = _d_cm_EvPriceRuleStackList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvAbsolutePriceSchedule")
@@ -4420,43 +5123,48 @@ def _d_cm_EvAbsolutePriceSchedule(r, v, n, p):
 
 
 # TaxRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_TaxRuleList(a, o, st):
+def _e_cm_TaxRuleList(a: int, o: cm.TaxRuleList, w: Writer) -> int:
     s = 0
-    items = o.tax_rule
-    if items.__class__ is not list:
-        raise type_error("TaxRuleList.tax_rule", "a list", items)
-    if len(items) > 10:
+    items_tax_rule = o.tax_rule
+    if items_tax_rule.__class__ is not list:
+        raise type_error("TaxRuleList.tax_rule", "a list", items_tax_rule)
+    if len(items_tax_rule) > 10:
         raise ExiEncodeError("TaxRuleList.tax_rule: more than 10 items")
-    if len(items) < 1:
+    if len(items_tax_rule) < 1:
         raise ExiEncodeError("TaxRuleList.tax_rule: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_tax_rule in enumerate(items_tax_rule, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_TaxRuleList[s, 0]
+            c, cw, s = _T_cm_TaxRuleList[s, 0]
         except KeyError:
             raise ExiEncodeError("TaxRuleList.tax_rule is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.TaxRule:
-            raise type_error("TaxRuleList.tax_rule", "TaxRule", x)
-        a = _e_cm_TaxRule(a, x, st)
+        a = (a << cw) | c
+        if x_tax_rule.__class__ is not cm.TaxRule:
+            raise type_error("TaxRuleList.tax_rule", "TaxRule", x_tax_rule)
+        a = _e_cm_TaxRule(a, x_tax_rule, w)
         if i == 10:
             s = _X_cm_TaxRuleList[s]
     try:
-        c, w, _ = _T_cm_TaxRuleList[s, -1]
+        c, cw, _ = _T_cm_TaxRuleList[s, -1]
     except KeyError:
         raise ExiEncodeError("TaxRuleList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_TaxRuleList(r, v, n, p):
+def _d_cm_TaxRuleList(r: Reader, v: int, n: int, p: int) -> tuple[cm.TaxRuleList, int]:
+    f_tax_rule: list[cm.TaxRule]
     s = 0
     w, mask, prods = _D_cm_TaxRuleList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_tax_rule = []
     while fid == 0:
-        x, p = _d_cm_TaxRule(r, v, n, p)
-        f_tax_rule.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_tax_rule, p = _d_cm_TaxRule(r, v, n, p)
+        f_tax_rule.append(x_tax_rule)
         if len(f_tax_rule) == 10:
             s = _X_cm_TaxRuleList[s]
         w, mask, prods = _D_cm_TaxRuleList[s]
@@ -4470,43 +5178,50 @@ def _d_cm_TaxRuleList(r, v, n, p):
 
 
 # PriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PriceRuleStackList(a, o, st):
+def _e_cm_PriceRuleStackList(a: int, o: cm.PriceRuleStackList, w: Writer) -> int:
     s = 0
-    items = o.price_rule_stack
-    if items.__class__ is not list:
-        raise type_error("PriceRuleStackList.price_rule_stack", "a list", items)
-    if len(items) > 1024:
+    items_price_rule_stack = o.price_rule_stack
+    if items_price_rule_stack.__class__ is not list:
+        raise type_error("PriceRuleStackList.price_rule_stack", "a list", items_price_rule_stack)
+    if len(items_price_rule_stack) > 1024:
         raise ExiEncodeError("PriceRuleStackList.price_rule_stack: more than 1024 items")
-    if len(items) < 1:
+    if len(items_price_rule_stack) < 1:
         raise ExiEncodeError("PriceRuleStackList.price_rule_stack: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_price_rule_stack in enumerate(items_price_rule_stack, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_PriceRuleStackList[s, 0]
+            c, cw, s = _T_cm_PriceRuleStackList[s, 0]
         except KeyError:
             raise ExiEncodeError("PriceRuleStackList.price_rule_stack is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PriceRuleStack:
-            raise type_error("PriceRuleStackList.price_rule_stack", "PriceRuleStack", x)
-        a = _e_cm_PriceRuleStack(a, x, st)
+        a = (a << cw) | c
+        if x_price_rule_stack.__class__ is not cm.PriceRuleStack:
+            raise type_error("PriceRuleStackList.price_rule_stack", "PriceRuleStack", x_price_rule_stack)
+        a = _e_cm_PriceRuleStack(a, x_price_rule_stack, w)
         if i == 1024:
             s = _X_cm_PriceRuleStackList[s]
     try:
-        c, w, _ = _T_cm_PriceRuleStackList[s, -1]
+        c, cw, _ = _T_cm_PriceRuleStackList[s, -1]
     except KeyError:
         raise ExiEncodeError("PriceRuleStackList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_PriceRuleStackList(r, v, n, p):
+def _d_cm_PriceRuleStackList(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRuleStackList, int]:
+    f_price_rule_stack: list[cm.PriceRuleStack]
     s = 0
     w, mask, prods = _D_cm_PriceRuleStackList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_price_rule_stack = []
     while fid == 0:
-        x, p = _d_cm_PriceRuleStack(r, v, n, p)
-        f_price_rule_stack.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_price_rule_stack, p = _d_cm_PriceRuleStack(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_price_rule_stack.append(x_price_rule_stack)
         if len(f_price_rule_stack) == 1024:
             s = _X_cm_PriceRuleStackList[s]
         w, mask, prods = _D_cm_PriceRuleStackList[s]
@@ -4520,54 +5235,64 @@ def _d_cm_PriceRuleStackList(r, v, n, p):
 
 
 # OverstayRuleListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_OverstayRuleList(a, o, st):
+def _e_cm_OverstayRuleList(a: int, o: cm.OverstayRuleList, w: Writer) -> int:
     s = 0
-    x = o.overstay_time_threshold
-    if x is not None:
+    x_overstay_time_threshold = o.overstay_time_threshold
+    if x_overstay_time_threshold is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 11) | y
+        y_overstay_time_threshold = x_overstay_time_threshold
+        if y_overstay_time_threshold.__class__ is int and 0 <= y_overstay_time_threshold < 0x80:
+            a = (a << 11) | y_overstay_time_threshold
+        elif y_overstay_time_threshold.__class__ is int and 128 <= y_overstay_time_threshold < 0x4000:
+            a = (a << 19) | 0x8000 | ((y_overstay_time_threshold & 0x7F) << 8) | (y_overstay_time_threshold >> 7)
         else:
-            a = e_uint((a << 3), check_range(y, 0, 4294967295, "OverstayRuleList.overstay_time_threshold"))
+            a = e_uint(
+                (a << 3),
+                check_range(y_overstay_time_threshold, 0, 4294967295, "OverstayRuleList.overstay_time_threshold"),
+            )
         a <<= 1
-    x = o.overstay_power_threshold
-    if x is not None:
+    x_overstay_power_threshold = o.overstay_power_threshold
+    if x_overstay_power_threshold is not None:
         try:
-            c, w, s = _T_cm_OverstayRuleList[s, 64]
+            c, cw, s = _T_cm_OverstayRuleList[s, 64]
         except KeyError:
             raise ExiEncodeError("OverstayRuleList.overstay_power_threshold is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("OverstayRuleList.overstay_power_threshold", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    items = o.overstay_rule
-    if items.__class__ is not list:
-        raise type_error("OverstayRuleList.overstay_rule", "a list", items)
-    if len(items) > 5:
+        a = (a << cw) | c
+        if x_overstay_power_threshold.__class__ is not ct.RationalNumber:
+            raise type_error("OverstayRuleList.overstay_power_threshold", "RationalNumber", x_overstay_power_threshold)
+        a = _e_ct_RationalNumber(a, x_overstay_power_threshold, w)
+    items_overstay_rule = o.overstay_rule
+    if items_overstay_rule.__class__ is not list:
+        raise type_error("OverstayRuleList.overstay_rule", "a list", items_overstay_rule)
+    if len(items_overstay_rule) > 5:
         raise ExiEncodeError("OverstayRuleList.overstay_rule: more than 5 items")
-    if len(items) < 1:
+    if len(items_overstay_rule) < 1:
         raise ExiEncodeError("OverstayRuleList.overstay_rule: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_overstay_rule in enumerate(items_overstay_rule, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_OverstayRuleList[s, 128]
+            c, cw, s = _T_cm_OverstayRuleList[s, 128]
         except KeyError:
             raise ExiEncodeError("OverstayRuleList.overstay_rule is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.OverstayRule:
-            raise type_error("OverstayRuleList.overstay_rule", "OverstayRule", x)
-        a = _e_cm_OverstayRule(a, x, st)
+        a = (a << cw) | c
+        if x_overstay_rule.__class__ is not cm.OverstayRule:
+            raise type_error("OverstayRuleList.overstay_rule", "OverstayRule", x_overstay_rule)
+        a = _e_cm_OverstayRule(a, x_overstay_rule, w)
         if i == 5:
             s = _X_cm_OverstayRuleList[s]
     try:
-        c, w, _ = _T_cm_OverstayRuleList[s, -1]
+        c, cw, _ = _T_cm_OverstayRuleList[s, -1]
     except KeyError:
         raise ExiEncodeError("OverstayRuleList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_OverstayRuleList(r, v, n, p):
+def _d_cm_OverstayRuleList(r: Reader, v: int, n: int, p: int) -> tuple[cm.OverstayRuleList, int]:
+    f_overstay_time_threshold: int | None
+    f_overstay_power_threshold: ct.RationalNumber | None
+    f_overstay_rule: list[cm.OverstayRule]
     s = 0
     w, mask, prods = _D_cm_OverstayRuleList[s]
     p += w
@@ -4579,10 +5304,13 @@ def _d_cm_OverstayRuleList(r, v, n, p):
         f_overstay_time_threshold = (v >> (n - p - 8)) & 0xFF
         if f_overstay_time_threshold < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_overstay_time_threshold = (f_overstay_time_threshold & 0x7F) | (q << 7)
+            p += 16
         else:
             f_overstay_time_threshold, p = r_uint(v, n, p, 5)
-        if not 0 <= f_overstay_time_threshold <= 4294967295:
-            raise out_of_range(p, f_overstay_time_threshold, 0, 4294967295)
+            if not 0 <= f_overstay_time_threshold <= 4294967295:
+                raise out_of_range(p, f_overstay_time_threshold, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of OverstayTimeThreshold")
@@ -4600,8 +5328,10 @@ def _d_cm_OverstayRuleList(r, v, n, p):
         f_overstay_power_threshold = None
     f_overstay_rule = []
     while fid == 2:
-        x, p = _d_cm_OverstayRule(r, v, n, p)
-        f_overstay_rule.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_overstay_rule, p = _d_cm_OverstayRule(r, v, n, p)
+        f_overstay_rule.append(x_overstay_rule)
         if len(f_overstay_rule) == 5:
             s = _X_cm_OverstayRuleList[s]
         w, mask, prods = _D_cm_OverstayRuleList[s]
@@ -4617,43 +5347,48 @@ def _d_cm_OverstayRuleList(r, v, n, p):
 
 
 # AdditionalServiceListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_AdditionalServiceList(a, o, st):
+def _e_cm_AdditionalServiceList(a: int, o: cm.AdditionalServiceList, w: Writer) -> int:
     s = 0
-    items = o.additional_service
-    if items.__class__ is not list:
-        raise type_error("AdditionalServiceList.additional_service", "a list", items)
-    if len(items) > 5:
+    items_additional_service = o.additional_service
+    if items_additional_service.__class__ is not list:
+        raise type_error("AdditionalServiceList.additional_service", "a list", items_additional_service)
+    if len(items_additional_service) > 5:
         raise ExiEncodeError("AdditionalServiceList.additional_service: more than 5 items")
-    if len(items) < 1:
+    if len(items_additional_service) < 1:
         raise ExiEncodeError("AdditionalServiceList.additional_service: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_additional_service in enumerate(items_additional_service, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_AdditionalServiceList[s, 0]
+            c, cw, s = _T_cm_AdditionalServiceList[s, 0]
         except KeyError:
             raise ExiEncodeError("AdditionalServiceList.additional_service is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.AdditionalService:
-            raise type_error("AdditionalServiceList.additional_service", "AdditionalService", x)
-        a = _e_cm_AdditionalService(a, x, st)
+        a = (a << cw) | c
+        if x_additional_service.__class__ is not cm.AdditionalService:
+            raise type_error("AdditionalServiceList.additional_service", "AdditionalService", x_additional_service)
+        a = _e_cm_AdditionalService(a, x_additional_service, w)
         if i == 5:
             s = _X_cm_AdditionalServiceList[s]
     try:
-        c, w, _ = _T_cm_AdditionalServiceList[s, -1]
+        c, cw, _ = _T_cm_AdditionalServiceList[s, -1]
     except KeyError:
         raise ExiEncodeError("AdditionalServiceList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_AdditionalServiceList(r, v, n, p):
+def _d_cm_AdditionalServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.AdditionalServiceList, int]:
+    f_additional_service: list[cm.AdditionalService]
     s = 0
     w, mask, prods = _D_cm_AdditionalServiceList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_additional_service = []
     while fid == 0:
-        x, p = _d_cm_AdditionalService(r, v, n, p)
-        f_additional_service.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_additional_service, p = _d_cm_AdditionalService(r, v, n, p)
+        f_additional_service.append(x_additional_service)
         if len(f_additional_service) == 5:
             s = _X_cm_AdditionalServiceList[s]
         w, mask, prods = _D_cm_AdditionalServiceList[s]
@@ -4667,43 +5402,54 @@ def _d_cm_AdditionalServiceList(r, v, n, p):
 
 
 # PriceLevelScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PriceLevelScheduleEntryList(a, o, st):
+def _e_cm_PriceLevelScheduleEntryList(a: int, o: cm.PriceLevelScheduleEntryList, w: Writer) -> int:
     s = 0
-    items = o.price_level_schedule_entry
-    if items.__class__ is not list:
-        raise type_error("PriceLevelScheduleEntryList.price_level_schedule_entry", "a list", items)
-    if len(items) > 1024:
+    items_price_level_schedule_entry = o.price_level_schedule_entry
+    if items_price_level_schedule_entry.__class__ is not list:
+        raise type_error(
+            "PriceLevelScheduleEntryList.price_level_schedule_entry", "a list", items_price_level_schedule_entry
+        )
+    if len(items_price_level_schedule_entry) > 1024:
         raise ExiEncodeError("PriceLevelScheduleEntryList.price_level_schedule_entry: more than 1024 items")
-    if len(items) < 1:
+    if len(items_price_level_schedule_entry) < 1:
         raise ExiEncodeError("PriceLevelScheduleEntryList.price_level_schedule_entry: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_price_level_schedule_entry in enumerate(items_price_level_schedule_entry, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_PriceLevelScheduleEntryList[s, 0]
+            c, cw, s = _T_cm_PriceLevelScheduleEntryList[s, 0]
         except KeyError:
             raise ExiEncodeError("PriceLevelScheduleEntryList.price_level_schedule_entry is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PriceLevelScheduleEntry:
-            raise type_error("PriceLevelScheduleEntryList.price_level_schedule_entry", "PriceLevelScheduleEntry", x)
-        a = _e_cm_PriceLevelScheduleEntry(a, x, st)
+        a = (a << cw) | c
+        if x_price_level_schedule_entry.__class__ is not cm.PriceLevelScheduleEntry:
+            raise type_error(
+                "PriceLevelScheduleEntryList.price_level_schedule_entry",
+                "PriceLevelScheduleEntry",
+                x_price_level_schedule_entry,
+            )
+        a = _e_cm_PriceLevelScheduleEntry(a, x_price_level_schedule_entry, w)
         if i == 1024:
             s = _X_cm_PriceLevelScheduleEntryList[s]
     try:
-        c, w, _ = _T_cm_PriceLevelScheduleEntryList[s, -1]
+        c, cw, _ = _T_cm_PriceLevelScheduleEntryList[s, -1]
     except KeyError:
         raise ExiEncodeError("PriceLevelScheduleEntryList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_PriceLevelScheduleEntryList(r, v, n, p):
+def _d_cm_PriceLevelScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceLevelScheduleEntryList, int]:
+    f_price_level_schedule_entry: list[cm.PriceLevelScheduleEntry]
     s = 0
     w, mask, prods = _D_cm_PriceLevelScheduleEntryList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_price_level_schedule_entry = []
     while fid == 0:
-        x, p = _d_cm_PriceLevelScheduleEntry(r, v, n, p)
-        f_price_level_schedule_entry.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_price_level_schedule_entry, p = _d_cm_PriceLevelScheduleEntry(r, v, n, p)
+        f_price_level_schedule_entry.append(x_price_level_schedule_entry)
         if len(f_price_level_schedule_entry) == 1024:
             s = _X_cm_PriceLevelScheduleEntryList[s]
         w, mask, prods = _D_cm_PriceLevelScheduleEntryList[s]
@@ -4717,46 +5463,55 @@ def _d_cm_PriceLevelScheduleEntryList(r, v, n, p):
 
 
 # ChargingScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_ChargingSchedule(a, o, st):
+def _e_cm_ChargingSchedule(a: int, o: cm.ChargingSchedule, w: Writer) -> int:
     if o.power_schedule.__class__ is not cm.PowerSchedule:
         raise type_error("ChargingSchedule.power_schedule", "PowerSchedule", o.power_schedule)
-    a = _e_cm_PowerSchedule((a << 1), o.power_schedule, st)
+    a = _e_cm_PowerSchedule((a << 1), o.power_schedule, w)
     s = 1
-    x = o.absolute_price_schedule
-    if x is not None:
+    x_absolute_price_schedule = o.absolute_price_schedule
+    if x_absolute_price_schedule is not None:
         s = 2
-        if x.__class__ is not cm.AbsolutePriceSchedule:
-            raise type_error("ChargingSchedule.absolute_price_schedule", "AbsolutePriceSchedule", x)
-        a = _e_cm_AbsolutePriceSchedule((a << 2), x, st)
-    x = o.price_level_schedule
-    if x is not None:
+        if x_absolute_price_schedule.__class__ is not cm.AbsolutePriceSchedule:
+            raise type_error(
+                "ChargingSchedule.absolute_price_schedule", "AbsolutePriceSchedule", x_absolute_price_schedule
+            )
+        a = _e_cm_AbsolutePriceSchedule((a << 2), x_absolute_price_schedule, w)
+    x_price_level_schedule = o.price_level_schedule
+    if x_price_level_schedule is not None:
         try:
-            c, w, s = _T_cm_ChargingSchedule[s, 128]
+            c, cw, s = _T_cm_ChargingSchedule[s, 128]
         except KeyError:
             raise ExiEncodeError("ChargingSchedule.price_level_schedule is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PriceLevelSchedule:
-            raise type_error("ChargingSchedule.price_level_schedule", "PriceLevelSchedule", x)
-        a = _e_cm_PriceLevelSchedule(a, x, st)
+        a = (a << cw) | c
+        if x_price_level_schedule.__class__ is not cm.PriceLevelSchedule:
+            raise type_error("ChargingSchedule.price_level_schedule", "PriceLevelSchedule", x_price_level_schedule)
+        a = _e_cm_PriceLevelSchedule(a, x_price_level_schedule, w)
     try:
-        c, w, _ = _T_cm_ChargingSchedule[s, -1]
+        c, cw, _ = _T_cm_ChargingSchedule[s, -1]
     except KeyError:
         raise ExiEncodeError("ChargingSchedule: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_ChargingSchedule(r, v, n, p):
+def _d_cm_ChargingSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.ChargingSchedule, int]:
+    f_power_schedule: cm.PowerSchedule
+    f_absolute_price_schedule: cm.AbsolutePriceSchedule | None
+    f_price_level_schedule: cm.PriceLevelSchedule | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PowerSchedule")
     f_power_schedule, p = _d_cm_PowerSchedule(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 1
     w, mask, prods = _D_cm_ChargingSchedule[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 1:
         f_absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ChargingSchedule[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -4764,6 +5519,8 @@ def _d_cm_ChargingSchedule(r, v, n, p):
         f_absolute_price_schedule = None
     if fid == 2:
         f_price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_cm_ChargingSchedule[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -4779,8 +5536,8 @@ def _d_cm_ChargingSchedule(r, v, n, p):
 
 
 # ParameterType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_Parameter(a, o, st):
-    a = e_str((a << 1), o.name, st, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80, "Parameter.name")
+def _e_cm_Parameter(a: int, o: cm.Parameter, w: Writer) -> int:
+    a = e_str((a << 1), o.name, w, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80, "Parameter.name")
     if (
         o.bool_value is None
         and o.byte_value is None
@@ -4793,94 +5550,114 @@ def _e_cm_Parameter(a, o, st):
             "Parameter: one of bool_value, byte_value, short_value, int_value, rational_number, finite_string is required"
         )
     s = 1
-    x = o.bool_value
-    if x is not None:
+    x_bool_value = o.bool_value
+    if x_bool_value is not None:
         s = 2
-        y = x
-        if y.__class__ is not bool:
-            raise type_error("Parameter.bool_value", "True or False", y)
-        a = (a << 5) | (1 if y else 0)
+        y_bool_value = x_bool_value
+        if y_bool_value.__class__ is not bool:
+            raise type_error("Parameter.bool_value", "True or False", y_bool_value)
+        a = (a << 5) | (1 if y_bool_value else 0)
         a <<= 1
-    x = o.byte_value
-    if x is not None:
+    x_byte_value = o.byte_value
+    if x_byte_value is not None:
         try:
-            c, w, s = _T_cm_Parameter[s, 128]
+            c, cw, s = _T_cm_Parameter[s, 128]
         except KeyError:
             raise ExiEncodeError("Parameter.byte_value is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not -128 <= y <= 127:
-            raise range_error("Parameter.byte_value", y, -128, 127)
-        a = (a << 8) | (y + 128)
+        a = (a << (cw + 1)) | (c << 1)
+        y_byte_value = x_byte_value
+        if not isinstance(y_byte_value, int) or not -128 <= y_byte_value <= 127:
+            raise range_error("Parameter.byte_value", y_byte_value, -128, 127)
+        a = (a << 8) | (y_byte_value + 128)
         a <<= 1
-    x = o.short_value
-    if x is not None:
+    x_short_value = o.short_value
+    if x_short_value is not None:
         try:
-            c, w, s = _T_cm_Parameter[s, 192]
+            c, cw, s = _T_cm_Parameter[s, 192]
         except KeyError:
             raise ExiEncodeError("Parameter.short_value is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not int:
-            a = e_int(a, check_range(y, -32768, 32767, "Parameter.short_value"))
-        elif 0 <= y < 0x80:
-            a = (a << 9) | y
-        elif -0x80 <= y < 0:
-            a = (a << 9) | (0xFF - y)
+        a = (a << (cw + 1)) | (c << 1)
+        y_short_value = x_short_value
+        if y_short_value.__class__ is not int:
+            a = e_int(a, check_range(y_short_value, -32768, 32767, "Parameter.short_value"))
+        elif 0 <= y_short_value < 0x80:
+            a = (a << 9) | y_short_value
+        elif -0x80 <= y_short_value < 0:
+            a = (a << 9) | (0xFF - y_short_value)
+        elif 0 <= y_short_value < 0x4000:
+            a = (a << 17) | 0x8000 | ((y_short_value & 0x7F) << 8) | (y_short_value >> 7)
+        elif -0x4000 <= y_short_value < 0:
+            a = (a << 17) | 0x18000 | ((~y_short_value & 0x7F) << 8) | (~y_short_value >> 7)
         else:
-            a = e_int(a, check_range(y, -32768, 32767, "Parameter.short_value"))
+            a = e_int(a, check_range(y_short_value, -32768, 32767, "Parameter.short_value"))
         a <<= 1
-    x = o.int_value
-    if x is not None:
+    x_int_value = o.int_value
+    if x_int_value is not None:
         try:
-            c, w, s = _T_cm_Parameter[s, 256]
+            c, cw, s = _T_cm_Parameter[s, 256]
         except KeyError:
             raise ExiEncodeError("Parameter.int_value is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not int:
-            a = e_int(a, check_range(y, -2147483648, 2147483647, "Parameter.int_value"))
-        elif 0 <= y < 0x80:
-            a = (a << 9) | y
-        elif -0x80 <= y < 0:
-            a = (a << 9) | (0xFF - y)
+        a = (a << (cw + 1)) | (c << 1)
+        y_int_value = x_int_value
+        if y_int_value.__class__ is not int:
+            a = e_int(a, check_range(y_int_value, -2147483648, 2147483647, "Parameter.int_value"))
+        elif 0 <= y_int_value < 0x80:
+            a = (a << 9) | y_int_value
+        elif -0x80 <= y_int_value < 0:
+            a = (a << 9) | (0xFF - y_int_value)
+        elif 0 <= y_int_value < 0x4000:
+            a = (a << 17) | 0x8000 | ((y_int_value & 0x7F) << 8) | (y_int_value >> 7)
+        elif -0x4000 <= y_int_value < 0:
+            a = (a << 17) | 0x18000 | ((~y_int_value & 0x7F) << 8) | (~y_int_value >> 7)
         else:
-            a = e_int(a, check_range(y, -2147483648, 2147483647, "Parameter.int_value"))
+            a = e_int(a, check_range(y_int_value, -2147483648, 2147483647, "Parameter.int_value"))
         a <<= 1
-    x = o.rational_number
-    if x is not None:
+    x_rational_number = o.rational_number
+    if x_rational_number is not None:
         try:
-            c, w, s = _T_cm_Parameter[s, 320]
+            c, cw, s = _T_cm_Parameter[s, 320]
         except KeyError:
             raise ExiEncodeError("Parameter.rational_number is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("Parameter.rational_number", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.finite_string
-    if x is not None:
+        a = (a << cw) | c
+        if x_rational_number.__class__ is not ct.RationalNumber:
+            raise type_error("Parameter.rational_number", "RationalNumber", x_rational_number)
+        a = _e_ct_RationalNumber(a, x_rational_number, w)
+    x_finite_string = o.finite_string
+    if x_finite_string is not None:
         try:
-            c, w, s = _T_cm_Parameter[s, 384]
+            c, cw, s = _T_cm_Parameter[s, 384]
         except KeyError:
             raise ExiEncodeError("Parameter.finite_string is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_finite_string = x_finite_string
+        if not y_finite_string and y_finite_string.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
             a = e_str(
-                (a << 1), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString", 80, "Parameter.finite_string"
+                (a << 1),
+                y_finite_string,
+                w,
+                "{urn:iso:std:iso:15118:-20:CommonMessages}finiteString",
+                80,
+                "Parameter.finite_string",
             )
             a <<= 1
     try:
-        c, w, _ = _T_cm_Parameter[s, -1]
+        c, cw, _ = _T_cm_Parameter[s, -1]
     except KeyError:
         raise ExiEncodeError("Parameter: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_Parameter(r, v, n, p):
+def _d_cm_Parameter(r: Reader, v: int, n: int, p: int) -> tuple[cm.Parameter, int]:
+    f_name: str
+    f_bool_value: bool | None
+    f_byte_value: int | None
+    f_short_value: int | None
+    f_int_value: int | None
+    f_rational_number: ct.RationalNumber | None
+    f_finite_string: str | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Name")
@@ -4925,6 +5702,10 @@ def _d_cm_Parameter(r, v, n, p):
         elif 0x100 <= f_short_value < 0x180:
             p += 9
             f_short_value = 0xFF - f_short_value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_short_value & 0x7F) | (q << 7)
+            f_short_value = -q - 1 if f_short_value >> 8 else q
+            p += 17
         else:
             f_short_value, p = r_sint(v, n, p, 3)
             if not -32768 <= f_short_value <= 32767:
@@ -4947,6 +5728,10 @@ def _d_cm_Parameter(r, v, n, p):
         elif 0x100 <= f_int_value < 0x180:
             p += 9
             f_int_value = 0xFF - f_int_value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_int_value & 0x7F) | (q << 7)
+            f_int_value = -q - 1 if f_int_value >> 8 else q
+            p += 17
         else:
             f_int_value, p = r_sint(v, n, p, 5)
             if not -2147483648 <= f_int_value <= 2147483647:
@@ -4997,43 +5782,50 @@ def _d_cm_Parameter(r, v, n, p):
 
 
 # EVPowerScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvPowerScheduleEntryList(a, o, st):
+def _e_cm_EvPowerScheduleEntryList(a: int, o: cm.EvPowerScheduleEntryList, w: Writer) -> int:
     s = 0
-    items = o.ev_power_schedule_entry
-    if items.__class__ is not list:
-        raise type_error("EvPowerScheduleEntryList.ev_power_schedule_entry", "a list", items)
-    if len(items) > 1024:
+    items_ev_power_schedule_entry = o.ev_power_schedule_entry
+    if items_ev_power_schedule_entry.__class__ is not list:
+        raise type_error("EvPowerScheduleEntryList.ev_power_schedule_entry", "a list", items_ev_power_schedule_entry)
+    if len(items_ev_power_schedule_entry) > 1024:
         raise ExiEncodeError("EvPowerScheduleEntryList.ev_power_schedule_entry: more than 1024 items")
-    if len(items) < 1:
+    if len(items_ev_power_schedule_entry) < 1:
         raise ExiEncodeError("EvPowerScheduleEntryList.ev_power_schedule_entry: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_ev_power_schedule_entry in enumerate(items_ev_power_schedule_entry, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_EvPowerScheduleEntryList[s, 0]
+            c, cw, s = _T_cm_EvPowerScheduleEntryList[s, 0]
         except KeyError:
             raise ExiEncodeError("EvPowerScheduleEntryList.ev_power_schedule_entry is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.EvPowerScheduleEntry:
-            raise type_error("EvPowerScheduleEntryList.ev_power_schedule_entry", "EvPowerScheduleEntry", x)
-        a = _e_cm_EvPowerScheduleEntry(a, x, st)
+        a = (a << cw) | c
+        if x_ev_power_schedule_entry.__class__ is not cm.EvPowerScheduleEntry:
+            raise type_error(
+                "EvPowerScheduleEntryList.ev_power_schedule_entry", "EvPowerScheduleEntry", x_ev_power_schedule_entry
+            )
+        a = _e_cm_EvPowerScheduleEntry(a, x_ev_power_schedule_entry, w)
         if i == 1024:
             s = _X_cm_EvPowerScheduleEntryList[s]
     try:
-        c, w, _ = _T_cm_EvPowerScheduleEntryList[s, -1]
+        c, cw, _ = _T_cm_EvPowerScheduleEntryList[s, -1]
     except KeyError:
         raise ExiEncodeError("EvPowerScheduleEntryList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_EvPowerScheduleEntryList(r, v, n, p):
+def _d_cm_EvPowerScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerScheduleEntryList, int]:
+    f_ev_power_schedule_entry: list[cm.EvPowerScheduleEntry]
     s = 0
     w, mask, prods = _D_cm_EvPowerScheduleEntryList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_ev_power_schedule_entry = []
     while fid == 0:
-        x, p = _d_cm_EvPowerScheduleEntry(r, v, n, p)
-        f_ev_power_schedule_entry.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_ev_power_schedule_entry, p = _d_cm_EvPowerScheduleEntry(r, v, n, p)
+        f_ev_power_schedule_entry.append(x_ev_power_schedule_entry)
         if len(f_ev_power_schedule_entry) == 1024:
             s = _X_cm_EvPowerScheduleEntryList[s]
         w, mask, prods = _D_cm_EvPowerScheduleEntryList[s]
@@ -5047,43 +5839,50 @@ def _d_cm_EvPowerScheduleEntryList(r, v, n, p):
 
 
 # EVPriceRuleStackListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvPriceRuleStackList(a, o, st):
+def _e_cm_EvPriceRuleStackList(a: int, o: cm.EvPriceRuleStackList, w: Writer) -> int:
     s = 0
-    items = o.ev_price_rule_stack
-    if items.__class__ is not list:
-        raise type_error("EvPriceRuleStackList.ev_price_rule_stack", "a list", items)
-    if len(items) > 1024:
+    items_ev_price_rule_stack = o.ev_price_rule_stack
+    if items_ev_price_rule_stack.__class__ is not list:
+        raise type_error("EvPriceRuleStackList.ev_price_rule_stack", "a list", items_ev_price_rule_stack)
+    if len(items_ev_price_rule_stack) > 1024:
         raise ExiEncodeError("EvPriceRuleStackList.ev_price_rule_stack: more than 1024 items")
-    if len(items) < 1:
+    if len(items_ev_price_rule_stack) < 1:
         raise ExiEncodeError("EvPriceRuleStackList.ev_price_rule_stack: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_ev_price_rule_stack in enumerate(items_ev_price_rule_stack, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_EvPriceRuleStackList[s, 0]
+            c, cw, s = _T_cm_EvPriceRuleStackList[s, 0]
         except KeyError:
             raise ExiEncodeError("EvPriceRuleStackList.ev_price_rule_stack is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.EvPriceRuleStack:
-            raise type_error("EvPriceRuleStackList.ev_price_rule_stack", "EvPriceRuleStack", x)
-        a = _e_cm_EvPriceRuleStack(a, x, st)
+        a = (a << cw) | c
+        if x_ev_price_rule_stack.__class__ is not cm.EvPriceRuleStack:
+            raise type_error("EvPriceRuleStackList.ev_price_rule_stack", "EvPriceRuleStack", x_ev_price_rule_stack)
+        a = _e_cm_EvPriceRuleStack(a, x_ev_price_rule_stack, w)
         if i == 1024:
             s = _X_cm_EvPriceRuleStackList[s]
     try:
-        c, w, _ = _T_cm_EvPriceRuleStackList[s, -1]
+        c, cw, _ = _T_cm_EvPriceRuleStackList[s, -1]
     except KeyError:
         raise ExiEncodeError("EvPriceRuleStackList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_EvPriceRuleStackList(r, v, n, p):
+def _d_cm_EvPriceRuleStackList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPriceRuleStackList, int]:
+    f_ev_price_rule_stack: list[cm.EvPriceRuleStack]
     s = 0
     w, mask, prods = _D_cm_EvPriceRuleStackList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_ev_price_rule_stack = []
     while fid == 0:
-        x, p = _d_cm_EvPriceRuleStack(r, v, n, p)
-        f_ev_price_rule_stack.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_ev_price_rule_stack, p = _d_cm_EvPriceRuleStack(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_ev_price_rule_stack.append(x_ev_price_rule_stack)
         if len(f_ev_price_rule_stack) == 1024:
             s = _X_cm_EvPriceRuleStackList[s]
         w, mask, prods = _D_cm_EvPriceRuleStackList[s]
@@ -5097,73 +5896,91 @@ def _d_cm_EvPriceRuleStackList(r, v, n, p):
 
 
 # TaxRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_TaxRule(a, o, st):
-    y = o.tax_rule_id
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_TaxRule(a: int, o: cm.TaxRule, w: Writer) -> int:
+    y_tax_rule_id = o.tax_rule_id
+    if y_tax_rule_id.__class__ is int and 1 <= y_tax_rule_id < 0x80:
+        a = (a << 10) | y_tax_rule_id
+    elif y_tax_rule_id.__class__ is int and 128 <= y_tax_rule_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_tax_rule_id & 0x7F) << 8) | (y_tax_rule_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "TaxRule.tax_rule_id"))
+        a = e_uint((a << 2), check_range(y_tax_rule_id, 1, 4294967295, "TaxRule.tax_rule_id"))
     a <<= 1
     s = 1
-    x = o.tax_rule_name
-    if x is not None:
+    x_tax_rule_name = o.tax_rule_name
+    if x_tax_rule_name is not None:
         s = 2
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_tax_rule_name = x_tax_rule_name
+        if not y_tax_rule_name and y_tax_rule_name.__class__ in (str, bytes):
             a = (a << 6) | 0b1000
         else:
             a = e_str(
-                (a << 3), y, st, "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName", 80, "TaxRule.tax_rule_name"
+                (a << 3),
+                y_tax_rule_name,
+                w,
+                "{urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleName",
+                80,
+                "TaxRule.tax_rule_name",
             )
             a <<= 1
     try:
-        c, w, s = _T_cm_TaxRule[s, 128]
+        c, cw, s = _T_cm_TaxRule[s, 128]
     except KeyError:
         raise ExiEncodeError("TaxRule.tax_rate is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.tax_rate.__class__ is not ct.RationalNumber:
         raise type_error("TaxRule.tax_rate", "RationalNumber", o.tax_rate)
-    a = _e_ct_RationalNumber(a, o.tax_rate, st)
-    x = o.tax_included_in_price
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.tax_rate, w)
+    x_tax_included_in_price = o.tax_included_in_price
+    if x_tax_included_in_price is not None:
         s = 4
-        y = x
-        if y.__class__ is not bool:
-            raise type_error("TaxRule.tax_included_in_price", "True or False", y)
-        a = (a << 4) | (1 if y else 0)
+        y_tax_included_in_price = x_tax_included_in_price
+        if y_tax_included_in_price.__class__ is not bool:
+            raise type_error("TaxRule.tax_included_in_price", "True or False", y_tax_included_in_price)
+        a = (a << 4) | (1 if y_tax_included_in_price else 0)
         a <<= 1
     try:
-        c, w, s = _T_cm_TaxRule[s, 256]
+        c, cw, s = _T_cm_TaxRule[s, 256]
     except KeyError:
         raise ExiEncodeError("TaxRule.applies_to_energy_fee is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.applies_to_energy_fee
-    if y.__class__ is not bool:
-        raise type_error("TaxRule.applies_to_energy_fee", "True or False", y)
-    a = (a << 1) | (1 if y else 0)
-    y = o.applies_to_parking_fee
-    if y.__class__ is not bool:
-        raise type_error("TaxRule.applies_to_parking_fee", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.applies_to_overstay_fee
-    if y.__class__ is not bool:
-        raise type_error("TaxRule.applies_to_overstay_fee", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.applies_minimum_maximum_cost
-    if y.__class__ is not bool:
-        raise type_error("TaxRule.applies_minimum_maximum_cost", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+    a = (a << (cw + 1)) | (c << 1)
+    y_applies_to_energy_fee = o.applies_to_energy_fee
+    if y_applies_to_energy_fee.__class__ is not bool:
+        raise type_error("TaxRule.applies_to_energy_fee", "True or False", y_applies_to_energy_fee)
+    a = (a << 1) | (1 if y_applies_to_energy_fee else 0)
+    y_applies_to_parking_fee = o.applies_to_parking_fee
+    if y_applies_to_parking_fee.__class__ is not bool:
+        raise type_error("TaxRule.applies_to_parking_fee", "True or False", y_applies_to_parking_fee)
+    a = (a << 4) | (1 if y_applies_to_parking_fee else 0)
+    y_applies_to_overstay_fee = o.applies_to_overstay_fee
+    if y_applies_to_overstay_fee.__class__ is not bool:
+        raise type_error("TaxRule.applies_to_overstay_fee", "True or False", y_applies_to_overstay_fee)
+    a = (a << 4) | (1 if y_applies_to_overstay_fee else 0)
+    y_applies_minimum_maximum_cost = o.applies_minimum_maximum_cost
+    if y_applies_minimum_maximum_cost.__class__ is not bool:
+        raise type_error("TaxRule.applies_minimum_maximum_cost", "True or False", y_applies_minimum_maximum_cost)
+    a = (a << 4) | (1 if y_applies_minimum_maximum_cost else 0)
     a <<= 2
     return a
 
 
-def _d_cm_TaxRule(r, v, n, p):
+def _d_cm_TaxRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.TaxRule, int]:
+    f_tax_rule_id: int
+    f_tax_rule_name: str | None
+    f_tax_rate: ct.RationalNumber
+    f_tax_included_in_price: bool | None
+    f_applies_to_energy_fee: bool
+    f_applies_to_parking_fee: bool
+    f_applies_to_overstay_fee: bool
+    f_applies_minimum_maximum_cost: bool
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TaxRuleID")
     f_tax_rule_id = (v >> (n - p - 8)) & 0xFF
     if f_tax_rule_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_tax_rule_id = (f_tax_rule_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_tax_rule_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_tax_rule_id <= 4294967295:
@@ -5242,51 +6059,60 @@ def _d_cm_TaxRule(r, v, n, p):
 
 
 # PriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PriceRuleStack(a, o, st):
-    y = o.duration
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_PriceRuleStack(a: int, o: cm.PriceRuleStack, w: Writer) -> int:
+    y_duration = o.duration
+    if y_duration.__class__ is int and 0 <= y_duration < 0x80:
+        a = (a << 10) | y_duration
+    elif y_duration.__class__ is int and 128 <= y_duration < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_duration & 0x7F) << 8) | (y_duration >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 4294967295, "PriceRuleStack.duration"))
+        a = e_uint((a << 2), check_range(y_duration, 0, 4294967295, "PriceRuleStack.duration"))
     a <<= 1
     s = 1
-    items = o.price_rule
-    if items.__class__ is not list:
-        raise type_error("PriceRuleStack.price_rule", "a list", items)
-    if len(items) > 8:
+    items_price_rule = o.price_rule
+    if items_price_rule.__class__ is not list:
+        raise type_error("PriceRuleStack.price_rule", "a list", items_price_rule)
+    if len(items_price_rule) > 8:
         raise ExiEncodeError("PriceRuleStack.price_rule: more than 8 items")
-    if len(items) < 1:
+    if len(items_price_rule) < 1:
         raise ExiEncodeError("PriceRuleStack.price_rule: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_price_rule in enumerate(items_price_rule, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_PriceRuleStack[s, 64]
+            c, cw, s = _T_cm_PriceRuleStack[s, 64]
         except KeyError:
             raise ExiEncodeError("PriceRuleStack.price_rule is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PriceRule:
-            raise type_error("PriceRuleStack.price_rule", "PriceRule", x)
-        a = _e_cm_PriceRule(a, x, st)
+        a = (a << cw) | c
+        if x_price_rule.__class__ is not cm.PriceRule:
+            raise type_error("PriceRuleStack.price_rule", "PriceRule", x_price_rule)
+        a = _e_cm_PriceRule(a, x_price_rule, w)
         if i == 8:
             s = _X_cm_PriceRuleStack[s]
     try:
-        c, w, _ = _T_cm_PriceRuleStack[s, -1]
+        c, cw, _ = _T_cm_PriceRuleStack[s, -1]
     except KeyError:
         raise ExiEncodeError("PriceRuleStack: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_PriceRuleStack(r, v, n, p):
+def _d_cm_PriceRuleStack(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRuleStack, int]:
+    f_duration: int
+    f_price_rule: list[cm.PriceRule]
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
     f_duration = (v >> (n - p - 8)) & 0xFF
     if f_duration < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | (q << 7)
+        p += 16
     else:
         f_duration, p = r_uint(v, n, p, 5)
-    if not 0 <= f_duration <= 4294967295:
-        raise out_of_range(p, f_duration, 0, 4294967295)
+        if not 0 <= f_duration <= 4294967295:
+            raise out_of_range(p, f_duration, 0, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Duration")
@@ -5296,8 +6122,10 @@ def _d_cm_PriceRuleStack(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_price_rule = []
     while fid == 1:
-        x, p = _d_cm_PriceRule(r, v, n, p)
-        f_price_rule.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_price_rule, p = _d_cm_PriceRule(r, v, n, p)
+        f_price_rule.append(x_price_rule)
         if len(f_price_rule) == 8:
             s = _X_cm_PriceRuleStack[s]
         w, mask, prods = _D_cm_PriceRuleStack[s]
@@ -5312,47 +6140,55 @@ def _d_cm_PriceRuleStack(r, v, n, p):
 
 
 # OverstayRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_OverstayRule(a, o, st):
+def _e_cm_OverstayRule(a: int, o: cm.OverstayRule, w: Writer) -> int:
     s = 0
-    x = o.overstay_rule_description
-    if x is not None:
+    x_overstay_rule_description = o.overstay_rule_description
+    if x_overstay_rule_description is not None:
         s = 1
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_overstay_rule_description = x_overstay_rule_description
+        if not y_overstay_rule_description and y_overstay_rule_description.__class__ in (str, bytes):
             a = (a << 6) | 0b1000
         else:
             a = e_str(
                 (a << 3),
-                y,
-                st,
+                y_overstay_rule_description,
+                w,
                 "{urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleDescription",
                 160,
                 "OverstayRule.overstay_rule_description",
             )
             a <<= 1
     try:
-        c, w, s = _T_cm_OverstayRule[s, 64]
+        c, cw, s = _T_cm_OverstayRule[s, 64]
     except KeyError:
         raise ExiEncodeError("OverstayRule.start_time is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.start_time
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 8) | y
+    a = (a << (cw + 1)) | (c << 1)
+    y_start_time = o.start_time
+    if y_start_time.__class__ is int and 0 <= y_start_time < 0x80:
+        a = (a << 8) | y_start_time
+    elif y_start_time.__class__ is int and 128 <= y_start_time < 0x4000:
+        a = (a << 16) | 0x8000 | ((y_start_time & 0x7F) << 8) | (y_start_time >> 7)
     else:
-        a = e_uint(a, check_range(y, 0, 4294967295, "OverstayRule.start_time"))
+        a = e_uint(a, check_range(y_start_time, 0, 4294967295, "OverstayRule.start_time"))
     if o.overstay_fee.__class__ is not ct.RationalNumber:
         raise type_error("OverstayRule.overstay_fee", "RationalNumber", o.overstay_fee)
-    a = _e_ct_RationalNumber((a << 2), o.overstay_fee, st)
-    y = o.overstay_fee_period
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+    a = _e_ct_RationalNumber((a << 2), o.overstay_fee, w)
+    y_overstay_fee_period = o.overstay_fee_period
+    if y_overstay_fee_period.__class__ is int and 0 <= y_overstay_fee_period < 0x80:
+        a = (a << 10) | y_overstay_fee_period
+    elif y_overstay_fee_period.__class__ is int and 128 <= y_overstay_fee_period < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_overstay_fee_period & 0x7F) << 8) | (y_overstay_fee_period >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 4294967295, "OverstayRule.overstay_fee_period"))
+        a = e_uint((a << 2), check_range(y_overstay_fee_period, 0, 4294967295, "OverstayRule.overstay_fee_period"))
     a <<= 2
     return a
 
 
-def _d_cm_OverstayRule(r, v, n, p):
+def _d_cm_OverstayRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.OverstayRule, int]:
+    f_overstay_rule_description: str | None
+    f_start_time: int
+    f_overstay_fee: ct.RationalNumber
+    f_overstay_fee_period: int
     s = 0
     w, mask, prods = _D_cm_OverstayRule[s]
     p += w
@@ -5384,10 +6220,13 @@ def _d_cm_OverstayRule(r, v, n, p):
     f_start_time = (v >> (n - p - 8)) & 0xFF
     if f_start_time < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_start_time = (f_start_time & 0x7F) | (q << 7)
+        p += 16
     else:
         f_start_time, p = r_uint(v, n, p, 5)
-    if not 0 <= f_start_time <= 4294967295:
-        raise out_of_range(p, f_start_time, 0, 4294967295)
+        if not 0 <= f_start_time <= 4294967295:
+            raise out_of_range(p, f_start_time, 0, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of StartTime")
@@ -5398,10 +6237,13 @@ def _d_cm_OverstayRule(r, v, n, p):
     f_overstay_fee_period = (v >> (n - p - 8)) & 0xFF
     if f_overstay_fee_period < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_overstay_fee_period = (f_overstay_fee_period & 0x7F) | (q << 7)
+        p += 16
     else:
         f_overstay_fee_period, p = r_uint(v, n, p, 5)
-    if not 0 <= f_overstay_fee_period <= 4294967295:
-        raise out_of_range(p, f_overstay_fee_period, 0, 4294967295)
+        if not 0 <= f_overstay_fee_period <= 4294967295:
+            raise out_of_range(p, f_overstay_fee_period, 0, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of OverstayFeePeriod")
@@ -5414,15 +6256,15 @@ def _d_cm_OverstayRule(r, v, n, p):
 
 
 # AdditionalServiceType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_AdditionalService(a, o, st):
-    y = o.service_name
-    if not y and y.__class__ in (str, bytes):
+def _e_cm_AdditionalService(a: int, o: cm.AdditionalService, w: Writer) -> int:
+    y_service_name = o.service_name
+    if not y_service_name and y_service_name.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
         a = e_str(
             (a << 2),
-            y,
-            st,
+            y_service_name,
+            w,
             "{urn:iso:std:iso:15118:-20:CommonMessages}ServiceName",
             80,
             "AdditionalService.service_name",
@@ -5430,12 +6272,14 @@ def _e_cm_AdditionalService(a, o, st):
         a <<= 1
     if o.service_fee.__class__ is not ct.RationalNumber:
         raise type_error("AdditionalService.service_fee", "RationalNumber", o.service_fee)
-    a = _e_ct_RationalNumber((a << 1), o.service_fee, st)
+    a = _e_ct_RationalNumber((a << 1), o.service_fee, w)
     a <<= 1
     return a
 
 
-def _d_cm_AdditionalService(r, v, n, p):
+def _d_cm_AdditionalService(r: Reader, v: int, n: int, p: int) -> tuple[cm.AdditionalService, int]:
+    f_service_name: str
+    f_service_fee: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "ServiceName")
@@ -5464,31 +6308,38 @@ def _d_cm_AdditionalService(r, v, n, p):
 
 
 # PriceLevelScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PriceLevelScheduleEntry(a, o, st):
-    y = o.duration
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_PriceLevelScheduleEntry(a: int, o: cm.PriceLevelScheduleEntry, w: Writer) -> int:
+    y_duration = o.duration
+    if y_duration.__class__ is int and 0 <= y_duration < 0x80:
+        a = (a << 10) | y_duration
+    elif y_duration.__class__ is int and 128 <= y_duration < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_duration & 0x7F) << 8) | (y_duration >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 4294967295, "PriceLevelScheduleEntry.duration"))
-    y = o.price_level
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("PriceLevelScheduleEntry.price_level", y, 0, 255)
-    a = (a << 11) | y
+        a = e_uint((a << 2), check_range(y_duration, 0, 4294967295, "PriceLevelScheduleEntry.duration"))
+    y_price_level = o.price_level
+    if not isinstance(y_price_level, int) or not 0 <= y_price_level <= 255:
+        raise range_error("PriceLevelScheduleEntry.price_level", y_price_level, 0, 255)
+    a = (a << 11) | y_price_level
     a <<= 2
     return a
 
 
-def _d_cm_PriceLevelScheduleEntry(r, v, n, p):
+def _d_cm_PriceLevelScheduleEntry(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceLevelScheduleEntry, int]:
+    f_duration: int
+    f_price_level: int
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
     f_duration = (v >> (n - p - 8)) & 0xFF
     if f_duration < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | (q << 7)
+        p += 16
     else:
         f_duration, p = r_uint(v, n, p, 5)
-    if not 0 <= f_duration <= 4294967295:
-        raise out_of_range(p, f_duration, 0, 4294967295)
+        if not 0 <= f_duration <= 4294967295:
+            raise out_of_range(p, f_duration, 0, 4294967295)
     p += 13
     q = (v >> (n - p)) & 0x1FFF
     if q >> 10:
@@ -5503,53 +6354,62 @@ def _d_cm_PriceLevelScheduleEntry(r, v, n, p):
 
 
 # PowerScheduleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PowerSchedule(a, o, st):
-    y = o.time_anchor
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_PowerSchedule(a: int, o: cm.PowerSchedule, w: Writer) -> int:
+    y_time_anchor = o.time_anchor
+    if y_time_anchor.__class__ is int and 0 <= y_time_anchor < 0x80:
+        a = (a << 10) | y_time_anchor
+    elif y_time_anchor.__class__ is int and 128 <= y_time_anchor < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_time_anchor & 0x7F) << 8) | (y_time_anchor >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "PowerSchedule.time_anchor"))
+        a = e_uint((a << 2), check_range(y_time_anchor, 0, 18446744073709551615, "PowerSchedule.time_anchor"))
     a <<= 1
     s = 1
-    x = o.available_energy
-    if x is not None:
+    x_available_energy = o.available_energy
+    if x_available_energy is not None:
         s = 2
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("PowerSchedule.available_energy", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.power_tolerance
-    if x is not None:
+        if x_available_energy.__class__ is not ct.RationalNumber:
+            raise type_error("PowerSchedule.available_energy", "RationalNumber", x_available_energy)
+        a = _e_ct_RationalNumber((a << 2), x_available_energy, w)
+    x_power_tolerance = o.power_tolerance
+    if x_power_tolerance is not None:
         try:
-            c, w, s = _T_cm_PowerSchedule[s, 128]
+            c, cw, s = _T_cm_PowerSchedule[s, 128]
         except KeyError:
             raise ExiEncodeError("PowerSchedule.power_tolerance is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("PowerSchedule.power_tolerance", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_power_tolerance.__class__ is not ct.RationalNumber:
+            raise type_error("PowerSchedule.power_tolerance", "RationalNumber", x_power_tolerance)
+        a = _e_ct_RationalNumber(a, x_power_tolerance, w)
     try:
-        c, w, s = _T_cm_PowerSchedule[s, 192]
+        c, cw, s = _T_cm_PowerSchedule[s, 192]
     except KeyError:
         raise ExiEncodeError("PowerSchedule.power_schedule_entries is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.power_schedule_entries.__class__ is not cm.PowerScheduleEntryList:
         raise type_error("PowerSchedule.power_schedule_entries", "PowerScheduleEntryList", o.power_schedule_entries)
-    a = _e_cm_PowerScheduleEntryList(a, o.power_schedule_entries, st)
+    a = _e_cm_PowerScheduleEntryList(a, o.power_schedule_entries, w)
     a <<= 1
     return a
 
 
-def _d_cm_PowerSchedule(r, v, n, p):
+def _d_cm_PowerSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerSchedule, int]:
+    f_time_anchor: int
+    f_available_energy: ct.RationalNumber | None
+    f_power_tolerance: ct.RationalNumber | None
+    f_power_schedule_entries: cm.PowerScheduleEntryList
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
     f_time_anchor = (v >> (n - p - 8)) & 0xFF
     if f_time_anchor < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
+        p += 16
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= f_time_anchor <= 18446744073709551615:
-        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
+        if not 0 <= f_time_anchor <= 18446744073709551615:
+            raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -5574,6 +6434,8 @@ def _d_cm_PowerSchedule(r, v, n, p):
     if fid != 3:
         raise bad_event(p, fid, "PowerScheduleEntries")
     f_power_schedule_entries, p = _d_cm_PowerScheduleEntryList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PowerSchedule")
@@ -5586,30 +6448,37 @@ def _d_cm_PowerSchedule(r, v, n, p):
 
 
 # EVPowerScheduleEntryType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvPowerScheduleEntry(a, o, st):
-    y = o.duration
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_EvPowerScheduleEntry(a: int, o: cm.EvPowerScheduleEntry, w: Writer) -> int:
+    y_duration = o.duration
+    if y_duration.__class__ is int and 0 <= y_duration < 0x80:
+        a = (a << 10) | y_duration
+    elif y_duration.__class__ is int and 128 <= y_duration < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_duration & 0x7F) << 8) | (y_duration >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 4294967295, "EvPowerScheduleEntry.duration"))
+        a = e_uint((a << 2), check_range(y_duration, 0, 4294967295, "EvPowerScheduleEntry.duration"))
     if o.power.__class__ is not ct.RationalNumber:
         raise type_error("EvPowerScheduleEntry.power", "RationalNumber", o.power)
-    a = _e_ct_RationalNumber((a << 2), o.power, st)
+    a = _e_ct_RationalNumber((a << 2), o.power, w)
     a <<= 1
     return a
 
 
-def _d_cm_EvPowerScheduleEntry(r, v, n, p):
+def _d_cm_EvPowerScheduleEntry(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerScheduleEntry, int]:
+    f_duration: int
+    f_power: ct.RationalNumber
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
     f_duration = (v >> (n - p - 8)) & 0xFF
     if f_duration < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | (q << 7)
+        p += 16
     else:
         f_duration, p = r_uint(v, n, p, 5)
-    if not 0 <= f_duration <= 4294967295:
-        raise out_of_range(p, f_duration, 0, 4294967295)
+        if not 0 <= f_duration <= 4294967295:
+            raise out_of_range(p, f_duration, 0, 4294967295)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Duration")
@@ -5624,51 +6493,60 @@ def _d_cm_EvPowerScheduleEntry(r, v, n, p):
 
 
 # EVPriceRuleStackType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvPriceRuleStack(a, o, st):
-    y = o.duration
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_cm_EvPriceRuleStack(a: int, o: cm.EvPriceRuleStack, w: Writer) -> int:
+    y_duration = o.duration
+    if y_duration.__class__ is int and 0 <= y_duration < 0x80:
+        a = (a << 10) | y_duration
+    elif y_duration.__class__ is int and 128 <= y_duration < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_duration & 0x7F) << 8) | (y_duration >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 4294967295, "EvPriceRuleStack.duration"))
+        a = e_uint((a << 2), check_range(y_duration, 0, 4294967295, "EvPriceRuleStack.duration"))
     a <<= 1
     s = 1
-    items = o.ev_price_rule
-    if items.__class__ is not list:
-        raise type_error("EvPriceRuleStack.ev_price_rule", "a list", items)
-    if len(items) > 8:
+    items_ev_price_rule = o.ev_price_rule
+    if items_ev_price_rule.__class__ is not list:
+        raise type_error("EvPriceRuleStack.ev_price_rule", "a list", items_ev_price_rule)
+    if len(items_ev_price_rule) > 8:
         raise ExiEncodeError("EvPriceRuleStack.ev_price_rule: more than 8 items")
-    if len(items) < 1:
+    if len(items_ev_price_rule) < 1:
         raise ExiEncodeError("EvPriceRuleStack.ev_price_rule: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_ev_price_rule in enumerate(items_ev_price_rule, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_EvPriceRuleStack[s, 64]
+            c, cw, s = _T_cm_EvPriceRuleStack[s, 64]
         except KeyError:
             raise ExiEncodeError("EvPriceRuleStack.ev_price_rule is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.EvPriceRule:
-            raise type_error("EvPriceRuleStack.ev_price_rule", "EvPriceRule", x)
-        a = _e_cm_EvPriceRule(a, x, st)
+        a = (a << cw) | c
+        if x_ev_price_rule.__class__ is not cm.EvPriceRule:
+            raise type_error("EvPriceRuleStack.ev_price_rule", "EvPriceRule", x_ev_price_rule)
+        a = _e_cm_EvPriceRule(a, x_ev_price_rule, w)
         if i == 8:
             s = _X_cm_EvPriceRuleStack[s]
     try:
-        c, w, _ = _T_cm_EvPriceRuleStack[s, -1]
+        c, cw, _ = _T_cm_EvPriceRuleStack[s, -1]
     except KeyError:
         raise ExiEncodeError("EvPriceRuleStack: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_EvPriceRuleStack(r, v, n, p):
+def _d_cm_EvPriceRuleStack(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPriceRuleStack, int]:
+    f_duration: int
+    f_ev_price_rule: list[cm.EvPriceRule]
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Duration")
     f_duration = (v >> (n - p - 8)) & 0xFF
     if f_duration < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | (q << 7)
+        p += 16
     else:
         f_duration, p = r_uint(v, n, p, 5)
-    if not 0 <= f_duration <= 4294967295:
-        raise out_of_range(p, f_duration, 0, 4294967295)
+        if not 0 <= f_duration <= 4294967295:
+            raise out_of_range(p, f_duration, 0, 4294967295)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Duration")
@@ -5678,8 +6556,10 @@ def _d_cm_EvPriceRuleStack(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_ev_price_rule = []
     while fid == 1:
-        x, p = _d_cm_EvPriceRule(r, v, n, p)
-        f_ev_price_rule.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_ev_price_rule, p = _d_cm_EvPriceRule(r, v, n, p)
+        f_ev_price_rule.append(x_ev_price_rule)
         if len(f_ev_price_rule) == 8:
             s = _X_cm_EvPriceRuleStack[s]
         w, mask, prods = _D_cm_EvPriceRuleStack[s]
@@ -5694,68 +6574,78 @@ def _d_cm_EvPriceRuleStack(r, v, n, p):
 
 
 # PriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PriceRule(a, o, st):
+def _e_cm_PriceRule(a: int, o: cm.PriceRule, w: Writer) -> int:
     if o.energy_fee.__class__ is not ct.RationalNumber:
         raise type_error("PriceRule.energy_fee", "RationalNumber", o.energy_fee)
-    a = _e_ct_RationalNumber((a << 1), o.energy_fee, st)
+    a = _e_ct_RationalNumber((a << 1), o.energy_fee, w)
     s = 1
-    x = o.parking_fee
-    if x is not None:
+    x_parking_fee = o.parking_fee
+    if x_parking_fee is not None:
         s = 2
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("PriceRule.parking_fee", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.parking_fee_period
-    if x is not None:
+        if x_parking_fee.__class__ is not ct.RationalNumber:
+            raise type_error("PriceRule.parking_fee", "RationalNumber", x_parking_fee)
+        a = _e_ct_RationalNumber((a << 3), x_parking_fee, w)
+    x_parking_fee_period = o.parking_fee_period
+    if x_parking_fee_period is not None:
         try:
-            c, w, s = _T_cm_PriceRule[s, 128]
+            c, cw, s = _T_cm_PriceRule[s, 128]
         except KeyError:
             raise ExiEncodeError("PriceRule.parking_fee_period is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_parking_fee_period = x_parking_fee_period
+        if y_parking_fee_period.__class__ is int and 0 <= y_parking_fee_period < 0x80:
+            a = (a << 8) | y_parking_fee_period
+        elif y_parking_fee_period.__class__ is int and 128 <= y_parking_fee_period < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_parking_fee_period & 0x7F) << 8) | (y_parking_fee_period >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 4294967295, "PriceRule.parking_fee_period"))
+            a = e_uint(a, check_range(y_parking_fee_period, 0, 4294967295, "PriceRule.parking_fee_period"))
         a <<= 1
-    x = o.carbon_dioxide_emission
-    if x is not None:
+    x_carbon_dioxide_emission = o.carbon_dioxide_emission
+    if x_carbon_dioxide_emission is not None:
         try:
-            c, w, s = _T_cm_PriceRule[s, 192]
+            c, cw, s = _T_cm_PriceRule[s, 192]
         except KeyError:
             raise ExiEncodeError("PriceRule.carbon_dioxide_emission is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_carbon_dioxide_emission = x_carbon_dioxide_emission
+        if y_carbon_dioxide_emission.__class__ is int and 0 <= y_carbon_dioxide_emission < 0x80:
+            a = (a << 8) | y_carbon_dioxide_emission
+        elif y_carbon_dioxide_emission.__class__ is int and 128 <= y_carbon_dioxide_emission < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_carbon_dioxide_emission & 0x7F) << 8) | (y_carbon_dioxide_emission >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 65535, "PriceRule.carbon_dioxide_emission"))
+            a = e_uint(a, check_range(y_carbon_dioxide_emission, 0, 65535, "PriceRule.carbon_dioxide_emission"))
         a <<= 1
-    x = o.renewable_generation_percentage
-    if x is not None:
+    x_renewable_generation_percentage = o.renewable_generation_percentage
+    if x_renewable_generation_percentage is not None:
         try:
-            c, w, s = _T_cm_PriceRule[s, 256]
+            c, cw, s = _T_cm_PriceRule[s, 256]
         except KeyError:
             raise ExiEncodeError("PriceRule.renewable_generation_percentage is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 255:
-            raise range_error("PriceRule.renewable_generation_percentage", y, 0, 255)
-        a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_renewable_generation_percentage = x_renewable_generation_percentage
+        if not isinstance(y_renewable_generation_percentage, int) or not 0 <= y_renewable_generation_percentage <= 255:
+            raise range_error("PriceRule.renewable_generation_percentage", y_renewable_generation_percentage, 0, 255)
+        a = (a << 8) | y_renewable_generation_percentage
         a <<= 1
     try:
-        c, w, s = _T_cm_PriceRule[s, 320]
+        c, cw, s = _T_cm_PriceRule[s, 320]
     except KeyError:
         raise ExiEncodeError("PriceRule.power_range_start is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.power_range_start.__class__ is not ct.RationalNumber:
         raise type_error("PriceRule.power_range_start", "RationalNumber", o.power_range_start)
-    a = _e_ct_RationalNumber(a, o.power_range_start, st)
+    a = _e_ct_RationalNumber(a, o.power_range_start, w)
     a <<= 1
     return a
 
 
-def _d_cm_PriceRule(r, v, n, p):
+def _d_cm_PriceRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRule, int]:
+    f_energy_fee: ct.RationalNumber
+    f_parking_fee: ct.RationalNumber | None
+    f_parking_fee_period: int | None
+    f_carbon_dioxide_emission: int | None
+    f_renewable_generation_percentage: int | None
+    f_power_range_start: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EnergyFee")
@@ -5778,10 +6668,13 @@ def _d_cm_PriceRule(r, v, n, p):
         f_parking_fee_period = (v >> (n - p - 8)) & 0xFF
         if f_parking_fee_period < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_parking_fee_period = (f_parking_fee_period & 0x7F) | (q << 7)
+            p += 16
         else:
             f_parking_fee_period, p = r_uint(v, n, p, 5)
-        if not 0 <= f_parking_fee_period <= 4294967295:
-            raise out_of_range(p, f_parking_fee_period, 0, 4294967295)
+            if not 0 <= f_parking_fee_period <= 4294967295:
+                raise out_of_range(p, f_parking_fee_period, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ParkingFeePeriod")
@@ -5797,10 +6690,13 @@ def _d_cm_PriceRule(r, v, n, p):
         f_carbon_dioxide_emission = (v >> (n - p - 8)) & 0xFF
         if f_carbon_dioxide_emission < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_carbon_dioxide_emission = (f_carbon_dioxide_emission & 0x7F) | (q << 7)
+            p += 16
         else:
             f_carbon_dioxide_emission, p = r_uint(v, n, p, 3)
-        if not 0 <= f_carbon_dioxide_emission <= 65535:
-            raise out_of_range(p, f_carbon_dioxide_emission, 0, 65535)
+            if not 0 <= f_carbon_dioxide_emission <= 65535:
+                raise out_of_range(p, f_carbon_dioxide_emission, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CarbonDioxideEmission")
@@ -5839,43 +6735,50 @@ def _d_cm_PriceRule(r, v, n, p):
 
 
 # PowerScheduleEntryListType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_PowerScheduleEntryList(a, o, st):
+def _e_cm_PowerScheduleEntryList(a: int, o: cm.PowerScheduleEntryList, w: Writer) -> int:
     s = 0
-    items = o.power_schedule_entry
-    if items.__class__ is not list:
-        raise type_error("PowerScheduleEntryList.power_schedule_entry", "a list", items)
-    if len(items) > 1024:
+    items_power_schedule_entry = o.power_schedule_entry
+    if items_power_schedule_entry.__class__ is not list:
+        raise type_error("PowerScheduleEntryList.power_schedule_entry", "a list", items_power_schedule_entry)
+    if len(items_power_schedule_entry) > 1024:
         raise ExiEncodeError("PowerScheduleEntryList.power_schedule_entry: more than 1024 items")
-    if len(items) < 1:
+    if len(items_power_schedule_entry) < 1:
         raise ExiEncodeError("PowerScheduleEntryList.power_schedule_entry: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_power_schedule_entry in enumerate(items_power_schedule_entry, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_cm_PowerScheduleEntryList[s, 0]
+            c, cw, s = _T_cm_PowerScheduleEntryList[s, 0]
         except KeyError:
             raise ExiEncodeError("PowerScheduleEntryList.power_schedule_entry is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not cm.PowerScheduleEntry:
-            raise type_error("PowerScheduleEntryList.power_schedule_entry", "PowerScheduleEntry", x)
-        a = _e_cm_PowerScheduleEntry(a, x, st)
+        a = (a << cw) | c
+        if x_power_schedule_entry.__class__ is not cm.PowerScheduleEntry:
+            raise type_error(
+                "PowerScheduleEntryList.power_schedule_entry", "PowerScheduleEntry", x_power_schedule_entry
+            )
+        a = _e_cm_PowerScheduleEntry(a, x_power_schedule_entry, w)
         if i == 1024:
             s = _X_cm_PowerScheduleEntryList[s]
     try:
-        c, w, _ = _T_cm_PowerScheduleEntryList[s, -1]
+        c, cw, _ = _T_cm_PowerScheduleEntryList[s, -1]
     except KeyError:
         raise ExiEncodeError("PowerScheduleEntryList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_cm_PowerScheduleEntryList(r, v, n, p):
+def _d_cm_PowerScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerScheduleEntryList, int]:
+    f_power_schedule_entry: list[cm.PowerScheduleEntry]
     s = 0
     w, mask, prods = _D_cm_PowerScheduleEntryList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_power_schedule_entry = []
     while fid == 0:
-        x, p = _d_cm_PowerScheduleEntry(r, v, n, p)
-        f_power_schedule_entry.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_power_schedule_entry, p = _d_cm_PowerScheduleEntry(r, v, n, p)
+        f_power_schedule_entry.append(x_power_schedule_entry)
         if len(f_power_schedule_entry) == 1024:
             s = _X_cm_PowerScheduleEntryList[s]
         w, mask, prods = _D_cm_PowerScheduleEntryList[s]
@@ -5889,18 +6792,20 @@ def _d_cm_PowerScheduleEntryList(r, v, n, p):
 
 
 # EVPriceRuleType (urn:iso:std:iso:15118:-20:CommonMessages)
-def _e_cm_EvPriceRule(a, o, st):
+def _e_cm_EvPriceRule(a: int, o: cm.EvPriceRule, w: Writer) -> int:
     if o.energy_fee.__class__ is not ct.RationalNumber:
         raise type_error("EvPriceRule.energy_fee", "RationalNumber", o.energy_fee)
-    a = _e_ct_RationalNumber((a << 1), o.energy_fee, st)
+    a = _e_ct_RationalNumber((a << 1), o.energy_fee, w)
     if o.power_range_start.__class__ is not ct.RationalNumber:
         raise type_error("EvPriceRule.power_range_start", "RationalNumber", o.power_range_start)
-    a = _e_ct_RationalNumber((a << 1), o.power_range_start, st)
+    a = _e_ct_RationalNumber((a << 1), o.power_range_start, w)
     a <<= 1
     return a
 
 
-def _d_cm_EvPriceRule(r, v, n, p):
+def _d_cm_EvPriceRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPriceRule, int]:
+    f_energy_fee: ct.RationalNumber
+    f_power_range_start: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EnergyFee")
@@ -5920,7 +6825,7 @@ def _d_cm_EvPriceRule(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T_cm_AuthorizationReq = {
+_T_cm_AuthorizationReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -5933,14 +6838,50 @@ _T_cm_AuthorizationReq = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_AuthorizationReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_AuthorizationReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_AuthorizationRes = {
+_T_cm_AuthorizationRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -5950,18 +6891,65 @@ _T_cm_AuthorizationRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_AuthorizationRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_AuthorizationRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_AuthorizationSetupReq = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
-_D_cm_AuthorizationSetupReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+_T_cm_AuthorizationSetupReq: dict[tuple[int, int], tuple[int, int, int]] = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (0, 1, -1),
+    (1, -3): (1, 1, 1),
+}
+_D_cm_AuthorizationSetupReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
 )
-_T_cm_AuthorizationSetupRes = {
+_T_cm_AuthorizationSetupRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -5986,20 +6974,93 @@ _T_cm_AuthorizationSetupRes = {
     (9, 192): (0, 1, 5),
     (9, -3): (1, 1, 9),
 }
-_D_cm_AuthorizationSetupRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((2, 0, 4), (3, 0, 5), (-3, 0, 3))),
-    (2, 0x3, ((2, 0, 4), (3, 0, 5), (-3, 0, 4))),
-    (2, 0x3, ((4, 0, 6), (5, 0, 7), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
-    (1, 0x1, ((3, 0, 5), (-3, 0, 8))),
-    (1, 0x1, ((3, 0, 5), (-3, 0, 9))),
+_D_cm_AuthorizationSetupRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 4),
+            (3, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 4),
+            (3, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 6),
+            (5, 0, 7),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 5),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 5),
+            (-3, 0, 9),
+        ),
+    ),
 )
-_X_cm_AuthorizationSetupRes = {3: 8, 4: 9}
-_T_cm_CertificateInstallationReq = {
+_X_cm_AuthorizationSetupRes: dict[int, int] = {3: 8, 4: 9}
+_T_cm_CertificateInstallationReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6014,15 +7075,58 @@ _T_cm_CertificateInstallationReq = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_CertificateInstallationReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_CertificateInstallationReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_cm_CertificateInstallationRes = {
+_T_cm_CertificateInstallationRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6038,16 +7142,65 @@ _T_cm_CertificateInstallationRes = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_cm_CertificateInstallationRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_cm_CertificateInstallationRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_cm_MeteringConfirmationReq = {
+_T_cm_MeteringConfirmationReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6055,12 +7208,33 @@ _T_cm_MeteringConfirmationReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_MeteringConfirmationReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_MeteringConfirmationReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_MeteringConfirmationRes = {
+_T_cm_MeteringConfirmationRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6068,12 +7242,33 @@ _T_cm_MeteringConfirmationRes = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_MeteringConfirmationRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_MeteringConfirmationRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_PowerDeliveryReq = {
+_T_cm_PowerDeliveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6090,15 +7285,60 @@ _T_cm_PowerDeliveryReq = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_PowerDeliveryReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_PowerDeliveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_cm_PowerDeliveryRes = {
+_T_cm_PowerDeliveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6109,13 +7349,42 @@ _T_cm_PowerDeliveryRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_PowerDeliveryRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_PowerDeliveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_ScheduleExchangeReq = {
+_T_cm_ScheduleExchangeReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6128,14 +7397,50 @@ _T_cm_ScheduleExchangeReq = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_ScheduleExchangeReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_ScheduleExchangeReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_ScheduleExchangeRes = {
+_T_cm_ScheduleExchangeRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6154,16 +7459,68 @@ _T_cm_ScheduleExchangeRes = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_cm_ScheduleExchangeRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_cm_ScheduleExchangeRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_cm_ServiceDetailReq = {
+_T_cm_ServiceDetailReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6171,12 +7528,33 @@ _T_cm_ServiceDetailReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_ServiceDetailReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_ServiceDetailReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_ServiceDetailRes = {
+_T_cm_ServiceDetailRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6188,14 +7566,49 @@ _T_cm_ServiceDetailRes = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_ServiceDetailRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_ServiceDetailRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_ServiceDiscoveryReq = {
+_T_cm_ServiceDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -6204,12 +7617,34 @@ _T_cm_ServiceDiscoveryReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_ServiceDiscoveryReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_ServiceDiscoveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_ServiceDiscoveryRes = {
+_T_cm_ServiceDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6224,15 +7659,58 @@ _T_cm_ServiceDiscoveryRes = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_ServiceDiscoveryRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_ServiceDiscoveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_cm_ServiceSelectionReq = {
+_T_cm_ServiceSelectionReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6243,13 +7721,42 @@ _T_cm_ServiceSelectionReq = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_ServiceSelectionReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_ServiceSelectionReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_ServiceSelectionRes = {
+_T_cm_ServiceSelectionRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6257,12 +7764,33 @@ _T_cm_ServiceSelectionRes = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_ServiceSelectionRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_ServiceSelectionRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_SessionSetupReq = {
+_T_cm_SessionSetupReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6270,12 +7798,33 @@ _T_cm_SessionSetupReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_SessionSetupReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_SessionSetupReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_SessionSetupRes = {
+_T_cm_SessionSetupRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6285,13 +7834,41 @@ _T_cm_SessionSetupRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_SessionSetupRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_SessionSetupRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_SessionStopReq = {
+_T_cm_SessionStopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6306,14 +7883,52 @@ _T_cm_SessionStopReq = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_SessionStopReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_SessionStopReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_SessionStopRes = {
+_T_cm_SessionStopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6321,12 +7936,33 @@ _T_cm_SessionStopRes = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_SessionStopRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_SessionStopRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_SignedInstallationData = {
+_T_cm_SignedInstallationData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6346,17 +7982,75 @@ _T_cm_SignedInstallationData = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_cm_SignedInstallationData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_cm_SignedInstallationData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_T_cm_SignedMeteringData = {
+_T_cm_SignedMeteringData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6375,16 +8069,68 @@ _T_cm_SignedMeteringData = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_cm_SignedMeteringData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_cm_SignedMeteringData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_cm_VehicleCheckInReq = {
+_T_cm_VehicleCheckInReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6406,16 +8152,71 @@ _T_cm_VehicleCheckInReq = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_cm_VehicleCheckInReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_cm_VehicleCheckInReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_cm_VehicleCheckInRes = {
+_T_cm_VehicleCheckInRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6435,15 +8236,63 @@ _T_cm_VehicleCheckInRes = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_VehicleCheckInRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_VehicleCheckInRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_cm_VehicleCheckOutReq = {
+_T_cm_VehicleCheckOutReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6453,13 +8302,41 @@ _T_cm_VehicleCheckOutReq = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_VehicleCheckOutReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_VehicleCheckOutReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_VehicleCheckOutRes = {
+_T_cm_VehicleCheckOutRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6469,15 +8346,52 @@ _T_cm_VehicleCheckOutRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_VehicleCheckOutRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_VehicleCheckOutRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_EimAReqAuthorizationMode = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
-_D_cm_EimAReqAuthorizationMode = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T_cm_PncAReqAuthorizationMode = {
+_T_cm_EimAReqAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
+_D_cm_EimAReqAuthorizationMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+)
+_T_cm_PncAReqAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6487,15 +8401,52 @@ _T_cm_PncAReqAuthorizationMode = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_PncAReqAuthorizationMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_PncAReqAuthorizationMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_EimAsResAuthorizationMode = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
-_D_cm_EimAsResAuthorizationMode = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T_cm_PncAsResAuthorizationMode = {
+_T_cm_EimAsResAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
+_D_cm_EimAsResAuthorizationMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+)
+_T_cm_PncAsResAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -6504,12 +8455,34 @@ _T_cm_PncAsResAuthorizationMode = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_PncAsResAuthorizationMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_PncAsResAuthorizationMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_SignedCertificateChain = {
+_T_cm_SignedCertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6520,13 +8493,42 @@ _T_cm_SignedCertificateChain = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_SignedCertificateChain = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_SignedCertificateChain: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_ct_ListOfRootCertificateIds = {
+_T_ct_ListOfRootCertificateIds: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6540,15 +8542,52 @@ _T_ct_ListOfRootCertificateIds = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_ct_ListOfRootCertificateIds = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_ct_ListOfRootCertificateIds: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_ct_ListOfRootCertificateIds = {1: 3, 2: 4}
-_T_cm_EmaidList = {
+_X_ct_ListOfRootCertificateIds: dict[int, int] = {1: 3, 2: 4}
+_T_cm_EmaidList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6562,15 +8601,52 @@ _T_cm_EmaidList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_EmaidList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_EmaidList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_EmaidList = {1: 3, 2: 4}
-_T_cm_CertificateChain = {
+_X_cm_EmaidList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_CertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -6579,12 +8655,34 @@ _T_cm_CertificateChain = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_CertificateChain = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_CertificateChain: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_EvPowerProfile = {
+_T_cm_EvPowerProfile: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -6597,14 +8695,50 @@ _T_cm_EvPowerProfile = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_EvPowerProfile = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_EvPowerProfile: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_DynamicSeReqControlMode = {
+_T_cm_DynamicSeReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -6630,18 +8764,87 @@ _T_cm_DynamicSeReqControlMode = {
     (8, -1): (0, 1, -1),
     (8, -3): (1, 1, 8),
 }
-_D_cm_DynamicSeReqControlMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+_D_cm_DynamicSeReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
 )
-_T_cm_ScheduledSeReqControlMode = {
+_T_cm_ScheduledSeReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -6670,15 +8873,72 @@ _T_cm_ScheduledSeReqControlMode = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_ScheduledSeReqControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_ScheduledSeReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_cm_DynamicSeResControlMode = {
+_T_cm_DynamicSeResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -6706,15 +8966,71 @@ _T_cm_DynamicSeResControlMode = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_DynamicSeResControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_DynamicSeResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_cm_ScheduledSeResControlMode = {
+_T_cm_ScheduledSeResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6728,15 +9044,52 @@ _T_cm_ScheduledSeResControlMode = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_ScheduledSeResControlMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_ScheduledSeResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_ScheduledSeResControlMode = {1: 3, 2: 4}
-_T_cm_ServiceParameterList = {
+_X_cm_ScheduledSeResControlMode: dict[int, int] = {1: 3, 2: 4}
+_T_cm_ServiceParameterList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6750,15 +9103,52 @@ _T_cm_ServiceParameterList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_ServiceParameterList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_ServiceParameterList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_ServiceParameterList = {1: 3, 2: 4}
-_T_cm_ServiceIdList = {
+_X_cm_ServiceParameterList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_ServiceIdList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6772,15 +9162,52 @@ _T_cm_ServiceIdList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_ServiceIdList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_ServiceIdList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_ServiceIdList = {1: 3, 2: 4}
-_T_cm_ServiceList = {
+_X_cm_ServiceIdList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_ServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6794,15 +9221,52 @@ _T_cm_ServiceList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_ServiceList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_ServiceList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_ServiceList = {1: 3, 2: 4}
-_T_cm_SelectedService = {
+_X_cm_ServiceList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_SelectedService: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6810,12 +9274,33 @@ _T_cm_SelectedService = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_SelectedService = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_SelectedService: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_SelectedServiceList = {
+_T_cm_SelectedServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6829,15 +9314,52 @@ _T_cm_SelectedServiceList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_SelectedServiceList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_SelectedServiceList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_SelectedServiceList = {1: 3, 2: 4}
-_T_cm_ContractCertificateChain = {
+_X_cm_SelectedServiceList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_ContractCertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6845,19 +9367,68 @@ _T_cm_ContractCertificateChain = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_ContractCertificateChain = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_ContractCertificateChain: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_DynamicSmdtControlMode = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
-_D_cm_DynamicSmdtControlMode = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T_cm_ScheduledSmdtControlMode = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
-_D_cm_ScheduledSmdtControlMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+_T_cm_DynamicSmdtControlMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
+_D_cm_DynamicSmdtControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
 )
-_T_cm_SupportedProvidersList = {
+_T_cm_ScheduledSmdtControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (0, 1, -1),
+    (1, -3): (1, 1, 1),
+}
+_D_cm_ScheduledSmdtControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+)
+_T_cm_SupportedProvidersList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6871,15 +9442,52 @@ _T_cm_SupportedProvidersList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_SupportedProvidersList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_SupportedProvidersList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_SupportedProvidersList = {1: 3, 2: 4}
-_T_cm_SubCertificates = {
+_X_cm_SupportedProvidersList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_SubCertificates: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6893,17 +9501,63 @@ _T_cm_SubCertificates = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_SubCertificates = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_SubCertificates: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_SubCertificates = {1: 3, 2: 4}
-_T_cm_DynamicEvpptControlMode = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
-_D_cm_DynamicEvpptControlMode = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T_cm_ScheduledEvpptControlMode = {
+_X_cm_SubCertificates: dict[int, int] = {1: 3, 2: 4}
+_T_cm_DynamicEvpptControlMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
+_D_cm_DynamicEvpptControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+)
+_T_cm_ScheduledEvpptControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -6912,12 +9566,34 @@ _T_cm_ScheduledEvpptControlMode = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_ScheduledEvpptControlMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_ScheduledEvpptControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_EvPowerProfileEntryList = {
+_T_cm_EvPowerProfileEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -6931,15 +9607,52 @@ _T_cm_EvPowerProfileEntryList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_EvPowerProfileEntryList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_EvPowerProfileEntryList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_EvPowerProfileEntryList = {1: 3, 2: 4}
-_T_cm_EvEnergyOffer = {
+_X_cm_EvPowerProfileEntryList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_EvEnergyOffer: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -6947,12 +9660,33 @@ _T_cm_EvEnergyOffer = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_EvEnergyOffer = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_EvEnergyOffer: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_AbsolutePriceSchedule = {
+_T_cm_AbsolutePriceSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -6993,23 +9727,132 @@ _T_cm_AbsolutePriceSchedule = {
     (13, -1): (0, 1, -1),
     (13, -3): (1, 1, 13),
 }
-_D_cm_AbsolutePriceSchedule = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
-    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
-    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
-    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
+_D_cm_AbsolutePriceSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (9, 0, 10),
+            (10, 0, 11),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (10, 0, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 13),
+        ),
+    ),
 )
-_T_cm_PriceLevelSchedule = {
+_T_cm_PriceLevelSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -7027,16 +9870,67 @@ _T_cm_PriceLevelSchedule = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_cm_PriceLevelSchedule = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_cm_PriceLevelSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_cm_ScheduleTuple = {
+_T_cm_ScheduleTuple: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7047,13 +9941,42 @@ _T_cm_ScheduleTuple = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_ScheduleTuple = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_ScheduleTuple: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_ParameterSet = {
+_T_cm_ParameterSet: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7069,16 +9992,60 @@ _T_cm_ParameterSet = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_ParameterSet = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_ParameterSet: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_X_cm_ParameterSet = {2: 4, 3: 5}
-_T_cm_Service = {
+_X_cm_ParameterSet: dict[int, int] = {2: 4, 3: 5}
+_T_cm_Service: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7086,12 +10053,33 @@ _T_cm_Service = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_Service = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_Service: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_PowerScheduleEntry = {
+_T_cm_PowerScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7106,14 +10094,52 @@ _T_cm_PowerScheduleEntry = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_PowerScheduleEntry = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_PowerScheduleEntry: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_EvPowerSchedule = {
+_T_cm_EvPowerSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7121,12 +10147,33 @@ _T_cm_EvPowerSchedule = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_EvPowerSchedule = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_EvPowerSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_EvAbsolutePriceSchedule = {
+_T_cm_EvAbsolutePriceSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7138,14 +10185,49 @@ _T_cm_EvAbsolutePriceSchedule = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_EvAbsolutePriceSchedule = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_EvAbsolutePriceSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_TaxRuleList = {
+_T_cm_TaxRuleList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -7159,15 +10241,52 @@ _T_cm_TaxRuleList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_TaxRuleList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_TaxRuleList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_TaxRuleList = {1: 3, 2: 4}
-_T_cm_PriceRuleStackList = {
+_X_cm_TaxRuleList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_PriceRuleStackList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -7181,15 +10300,52 @@ _T_cm_PriceRuleStackList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_PriceRuleStackList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_PriceRuleStackList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_PriceRuleStackList = {1: 3, 2: 4}
-_T_cm_OverstayRuleList = {
+_X_cm_PriceRuleStackList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_OverstayRuleList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, 128): (2, 2, 3),
@@ -7210,17 +10366,71 @@ _T_cm_OverstayRuleList = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_cm_OverstayRuleList = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_cm_OverstayRuleList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_X_cm_OverstayRuleList = {3: 5, 4: 6}
-_T_cm_AdditionalServiceList = {
+_X_cm_OverstayRuleList: dict[int, int] = {3: 5, 4: 6}
+_T_cm_AdditionalServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -7234,15 +10444,52 @@ _T_cm_AdditionalServiceList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_AdditionalServiceList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_AdditionalServiceList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_AdditionalServiceList = {1: 3, 2: 4}
-_T_cm_PriceLevelScheduleEntryList = {
+_X_cm_AdditionalServiceList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_PriceLevelScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -7256,15 +10503,52 @@ _T_cm_PriceLevelScheduleEntryList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_PriceLevelScheduleEntryList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_PriceLevelScheduleEntryList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_PriceLevelScheduleEntryList = {1: 3, 2: 4}
-_T_cm_ChargingSchedule = {
+_X_cm_PriceLevelScheduleEntryList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_ChargingSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -7276,13 +10560,43 @@ _T_cm_ChargingSchedule = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_cm_ChargingSchedule = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_cm_ChargingSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_cm_Parameter = {
+_T_cm_Parameter: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
@@ -7305,17 +10619,78 @@ _T_cm_Parameter = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_cm_Parameter = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_cm_Parameter: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_T_cm_EvPowerScheduleEntryList = {
+_T_cm_EvPowerScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -7329,15 +10704,52 @@ _T_cm_EvPowerScheduleEntryList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_EvPowerScheduleEntryList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_EvPowerScheduleEntryList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_EvPowerScheduleEntryList = {1: 3, 2: 4}
-_T_cm_EvPriceRuleStackList = {
+_X_cm_EvPowerScheduleEntryList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_EvPriceRuleStackList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -7351,15 +10763,52 @@ _T_cm_EvPriceRuleStackList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_EvPriceRuleStackList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_EvPriceRuleStackList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_EvPriceRuleStackList = {1: 3, 2: 4}
-_T_cm_TaxRule = {
+_X_cm_EvPriceRuleStackList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_TaxRule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -7381,18 +10830,83 @@ _T_cm_TaxRule = {
     (8, -1): (0, 1, -1),
     (8, -3): (1, 1, 8),
 }
-_D_cm_TaxRule = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+_D_cm_TaxRule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
 )
-_T_cm_PriceRuleStack = {
+_T_cm_PriceRuleStack: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7408,16 +10922,60 @@ _T_cm_PriceRuleStack = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_PriceRuleStack = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_PriceRuleStack: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_X_cm_PriceRuleStack = {2: 4, 3: 5}
-_T_cm_OverstayRule = {
+_X_cm_PriceRuleStack: dict[int, int] = {2: 4, 3: 5}
+_T_cm_OverstayRule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -7430,14 +10988,50 @@ _T_cm_OverstayRule = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_OverstayRule = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_OverstayRule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_AdditionalService = {
+_T_cm_AdditionalService: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7445,12 +11039,33 @@ _T_cm_AdditionalService = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_AdditionalService = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_AdditionalService: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_PriceLevelScheduleEntry = {
+_T_cm_PriceLevelScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7458,12 +11073,33 @@ _T_cm_PriceLevelScheduleEntry = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_PriceLevelScheduleEntry = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_PriceLevelScheduleEntry: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_PowerSchedule = {
+_T_cm_PowerSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -7478,14 +11114,52 @@ _T_cm_PowerSchedule = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_PowerSchedule = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_PowerSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_cm_EvPowerScheduleEntry = {
+_T_cm_EvPowerScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7493,12 +11167,33 @@ _T_cm_EvPowerScheduleEntry = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_EvPowerScheduleEntry = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_EvPowerScheduleEntry: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_cm_EvPriceRuleStack = {
+_T_cm_EvPriceRuleStack: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7514,16 +11209,60 @@ _T_cm_EvPriceRuleStack = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_cm_EvPriceRuleStack = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_cm_EvPriceRuleStack: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_X_cm_EvPriceRuleStack = {2: 4, 3: 5}
-_T_cm_PriceRule = {
+_X_cm_EvPriceRuleStack: dict[int, int] = {2: 4, 3: 5}
+_T_cm_PriceRule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
@@ -7549,16 +11288,75 @@ _T_cm_PriceRule = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_cm_PriceRule = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_cm_PriceRule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_cm_PowerScheduleEntryList = {
+_T_cm_PowerScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -7572,15 +11370,52 @@ _T_cm_PowerScheduleEntryList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_cm_PowerScheduleEntryList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_cm_PowerScheduleEntryList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_cm_PowerScheduleEntryList = {1: 3, 2: 4}
-_T_cm_EvPriceRule = {
+_X_cm_PowerScheduleEntryList: dict[int, int] = {1: 3, 2: 4}
+_T_cm_EvPriceRule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -7588,15 +11423,38 @@ _T_cm_EvPriceRule = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_cm_EvPriceRule = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_cm_EvPriceRule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
 
+MAX_DEPTH = 9  # deepest nesting of complex elements
+WINDOW_BITS = 31922  # most bits any path reads between two window checkpoints
 # document grammar (8.5.1): global elements sorted by local name, then uri
 DOCUMENT_WIDTH = 6
-DOCUMENT_ENCODERS = {
+DOCUMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (cm.AuthorizationReq, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationReq"): (0, _e_cm_AuthorizationReq),
     (cm.AuthorizationRes, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationRes"): (1, _e_cm_AuthorizationRes),
     (cm.AuthorizationSetupReq, "{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationSetupReq"): (
@@ -7709,7 +11567,7 @@ DOCUMENT_ENCODERS = {
     ),
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (53, _e_ds_X509Data),
 }
-DOCUMENT_DECODERS = (
+DOCUMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationReq", _d_cm_AuthorizationReq),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationRes", _d_cm_AuthorizationRes),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationSetupReq", _d_cm_AuthorizationSetupReq),
@@ -7767,7 +11625,7 @@ DOCUMENT_DECODERS = (
 )
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
 FRAGMENT_WIDTH = 9
-FRAGMENT_ENCODERS = {
+FRAGMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (cm.AbsolutePriceSchedule, "{urn:iso:std:iso:15118:-20:CommonMessages}AbsolutePriceSchedule"): (
         0,
         _e_cm_AbsolutePriceSchedule,
@@ -8093,7 +11951,7 @@ FRAGMENT_ENCODERS = {
     (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (269, _e_ds_X509IssuerSerial),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonMessages}rationalNumber"): (279, _e_ct_RationalNumber),
 }
-FRAGMENT_DECODERS = (
+FRAGMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:CommonMessages}AbsolutePriceSchedule", _d_cm_AbsolutePriceSchedule),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}AckMaxDelay", None),
     ("{urn:iso:std:iso:15118:-20:CommonMessages}AdditionalSelectedServices", _d_cm_AdditionalServiceList),

@@ -68,6 +68,10 @@ from stack.exi.gen.shared import (  # noqa: F401
     _e_ds_X509IssuerSerial,
 )
 from stack.exi.runtime import (  # noqa: F401
+    Decoder,
+    Encoder,
+    Reader,
+    Writer,
     bad_event,
     check_range,
     e_bin,
@@ -75,20 +79,21 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
+    missing,
+    new,
     out_of_range,
     r_binary,
     r_sint,
     r_string,
     r_uint,
     range_error,
+    too_many,
     type_error,
     unexpected,
 )
 from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
-
-new = object.__new__  # decoders fill every field themselves: no __init__ needed
 
 _ENUM_ct_Processing = tuple(ct.Processing)
 _EN_ct_Processing = {m: i for i, m in enumerate(_ENUM_ct_Processing)}
@@ -97,76 +102,89 @@ _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
 
 # BPT_DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_BptDcCpdReqEnergyTransferMode(a, o, st):
+def _e_dc_BptDcCpdReqEnergyTransferMode(a: int, o: dc.BptDcCpdReqEnergyTransferMode, w: Writer) -> int:
     if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdReqEnergyTransferMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, w)
     if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdReqEnergyTransferMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, w)
     if o.ev_maximum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdReqEnergyTransferMode.ev_maximum_charge_current", "RationalNumber", o.ev_maximum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, w)
     if o.ev_minimum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdReqEnergyTransferMode.ev_minimum_charge_current", "RationalNumber", o.ev_minimum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_current, w)
     if o.ev_maximum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptDcCpdReqEnergyTransferMode.ev_maximum_voltage", "RationalNumber", o.ev_maximum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, w)
     if o.ev_minimum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptDcCpdReqEnergyTransferMode.ev_minimum_voltage", "RationalNumber", o.ev_minimum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, w)
     s = 6
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         s = 7
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("BptDcCpdReqEnergyTransferMode.target_soc", y, 0, 100)
-        a = (a << 10) | y
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("BptDcCpdReqEnergyTransferMode.target_soc", y_target_soc, 0, 100)
+        a = (a << 10) | y_target_soc
         a <<= 1
     try:
-        c, w, s = _T_dc_BptDcCpdReqEnergyTransferMode[s, 448]
+        c, cw, s = _T_dc_BptDcCpdReqEnergyTransferMode[s, 448]
     except KeyError:
         raise ExiEncodeError("BptDcCpdReqEnergyTransferMode.ev_maximum_discharge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdReqEnergyTransferMode.ev_maximum_discharge_power", "RationalNumber", o.ev_maximum_discharge_power
         )
-    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, st)
+    a = _e_ct_RationalNumber(a, o.ev_maximum_discharge_power, w)
     if o.ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdReqEnergyTransferMode.ev_minimum_discharge_power", "RationalNumber", o.ev_minimum_discharge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_power, w)
     if o.ev_maximum_discharge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdReqEnergyTransferMode.ev_maximum_discharge_current",
             "RationalNumber",
             o.ev_maximum_discharge_current,
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_current, w)
     if o.ev_minimum_discharge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdReqEnergyTransferMode.ev_minimum_discharge_current",
             "RationalNumber",
             o.ev_minimum_discharge_current,
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_current, w)
     a <<= 1
     return a
 
 
-def _d_dc_BptDcCpdReqEnergyTransferMode(r, v, n, p):
+def _d_dc_BptDcCpdReqEnergyTransferMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[dc.BptDcCpdReqEnergyTransferMode, int]:
+    f_ev_maximum_charge_power: ct.RationalNumber
+    f_ev_minimum_charge_power: ct.RationalNumber
+    f_ev_maximum_charge_current: ct.RationalNumber
+    f_ev_minimum_charge_current: ct.RationalNumber
+    f_ev_maximum_voltage: ct.RationalNumber
+    f_ev_minimum_voltage: ct.RationalNumber
+    f_target_soc: int | None
+    f_ev_maximum_discharge_power: ct.RationalNumber
+    f_ev_minimum_discharge_power: ct.RationalNumber
+    f_ev_maximum_discharge_current: ct.RationalNumber
+    f_ev_minimum_discharge_current: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
@@ -244,78 +262,95 @@ def _d_dc_BptDcCpdReqEnergyTransferMode(r, v, n, p):
 
 
 # BPT_DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_BptDcCpdResEnergyTransferMode(a, o, st):
+def _e_dc_BptDcCpdResEnergyTransferMode(a: int, o: dc.BptDcCpdResEnergyTransferMode, w: Writer) -> int:
     if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdResEnergyTransferMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, w)
     if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdResEnergyTransferMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, w)
     if o.evse_maximum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdResEnergyTransferMode.evse_maximum_charge_current", "RationalNumber", o.evse_maximum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, w)
     if o.evse_minimum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdResEnergyTransferMode.evse_minimum_charge_current", "RationalNumber", o.evse_minimum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_current, w)
     if o.evse_maximum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptDcCpdResEnergyTransferMode.evse_maximum_voltage", "RationalNumber", o.evse_maximum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, w)
     if o.evse_minimum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptDcCpdResEnergyTransferMode.evse_minimum_voltage", "RationalNumber", o.evse_minimum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, w)
     s = 6
-    x = o.evse_power_ramp_limitation
-    if x is not None:
+    x_evse_power_ramp_limitation = o.evse_power_ramp_limitation
+    if x_evse_power_ramp_limitation is not None:
         s = 7
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
+        if x_evse_power_ramp_limitation.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDcCpdResEnergyTransferMode.evse_power_ramp_limitation",
+                "RationalNumber",
+                x_evse_power_ramp_limitation,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_evse_power_ramp_limitation, w)
     try:
-        c, w, s = _T_dc_BptDcCpdResEnergyTransferMode[s, 448]
+        c, cw, s = _T_dc_BptDcCpdResEnergyTransferMode[s, 448]
     except KeyError:
         raise ExiEncodeError("BptDcCpdResEnergyTransferMode.evse_maximum_discharge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_maximum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdResEnergyTransferMode.evse_maximum_discharge_power",
             "RationalNumber",
             o.evse_maximum_discharge_power,
         )
-    a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_power, st)
+    a = _e_ct_RationalNumber(a, o.evse_maximum_discharge_power, w)
     if o.evse_minimum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdResEnergyTransferMode.evse_minimum_discharge_power",
             "RationalNumber",
             o.evse_minimum_discharge_power,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_power, w)
     if o.evse_maximum_discharge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdResEnergyTransferMode.evse_maximum_discharge_current",
             "RationalNumber",
             o.evse_maximum_discharge_current,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_current, w)
     if o.evse_minimum_discharge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDcCpdResEnergyTransferMode.evse_minimum_discharge_current",
             "RationalNumber",
             o.evse_minimum_discharge_current,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_current, w)
     a <<= 1
     return a
 
 
-def _d_dc_BptDcCpdResEnergyTransferMode(r, v, n, p):
+def _d_dc_BptDcCpdResEnergyTransferMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[dc.BptDcCpdResEnergyTransferMode, int]:
+    f_evse_maximum_charge_power: ct.RationalNumber
+    f_evse_minimum_charge_power: ct.RationalNumber
+    f_evse_maximum_charge_current: ct.RationalNumber
+    f_evse_minimum_charge_current: ct.RationalNumber
+    f_evse_maximum_voltage: ct.RationalNumber
+    f_evse_minimum_voltage: ct.RationalNumber
+    f_evse_power_ramp_limitation: ct.RationalNumber | None
+    f_evse_maximum_discharge_power: ct.RationalNumber
+    f_evse_minimum_discharge_power: ct.RationalNumber
+    f_evse_maximum_discharge_current: ct.RationalNumber
+    f_evse_minimum_discharge_current: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
@@ -385,103 +420,131 @@ def _d_dc_BptDcCpdResEnergyTransferMode(r, v, n, p):
 
 
 # BPT_Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_BptDynamicDcClReqControlMode(a, o, st):
+def _e_dc_BptDynamicDcClReqControlMode(a: int, o: dc.BptDynamicDcClReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 11) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 11) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 19) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 3), check_range(y, 0, 4294967295, "BptDynamicDcClReqControlMode.departure_time"))
+            a = e_uint(
+                (a << 3), check_range(y_departure_time, 0, 4294967295, "BptDynamicDcClReqControlMode.departure_time")
+            )
         a <<= 1
     try:
-        c, w, s = _T_dc_BptDynamicDcClReqControlMode[s, 64]
+        c, cw, s = _T_dc_BptDynamicDcClReqControlMode[s, 64]
     except KeyError:
         raise ExiEncodeError("BptDynamicDcClReqControlMode.ev_target_energy_request is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
         )
-    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, w)
     if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, w)
     if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, w)
     if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, w)
     if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, w)
     if o.ev_maximum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", o.ev_maximum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, w)
     if o.ev_maximum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptDynamicDcClReqControlMode.ev_maximum_voltage", "RationalNumber", o.ev_maximum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, w)
     if o.ev_minimum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptDynamicDcClReqControlMode.ev_minimum_voltage", "RationalNumber", o.ev_minimum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, w)
     if o.ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_maximum_discharge_power", "RationalNumber", o.ev_maximum_discharge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_power, w)
     if o.ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_minimum_discharge_power", "RationalNumber", o.ev_minimum_discharge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_discharge_power, w)
     if o.ev_maximum_discharge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClReqControlMode.ev_maximum_discharge_current",
             "RationalNumber",
             o.ev_maximum_discharge_current,
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_discharge_current, w)
     s = 12
-    x = o.ev_maximum_v2x_energy_request
-    if x is not None:
+    x_ev_maximum_v2x_energy_request = o.ev_maximum_v2x_energy_request
+    if x_ev_maximum_v2x_energy_request is not None:
         s = 13
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicDcClReqControlMode.ev_maximum_v2x_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
-    x = o.ev_minimum_v2x_energy_request
-    if x is not None:
+        if x_ev_maximum_v2x_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicDcClReqControlMode.ev_maximum_v2x_energy_request",
+                "RationalNumber",
+                x_ev_maximum_v2x_energy_request,
+            )
+        a = _e_ct_RationalNumber((a << 2), x_ev_maximum_v2x_energy_request, w)
+    x_ev_minimum_v2x_energy_request = o.ev_minimum_v2x_energy_request
+    if x_ev_minimum_v2x_energy_request is not None:
         try:
-            c, w, s = _T_dc_BptDynamicDcClReqControlMode[s, 832]
+            c, cw, s = _T_dc_BptDynamicDcClReqControlMode[s, 832]
         except KeyError:
             raise ExiEncodeError(
                 "BptDynamicDcClReqControlMode.ev_minimum_v2x_energy_request is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptDynamicDcClReqControlMode.ev_minimum_v2x_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_v2x_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptDynamicDcClReqControlMode.ev_minimum_v2x_energy_request",
+                "RationalNumber",
+                x_ev_minimum_v2x_energy_request,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_v2x_energy_request, w)
     try:
-        c, w, _ = _T_dc_BptDynamicDcClReqControlMode[s, -1]
+        c, cw, _ = _T_dc_BptDynamicDcClReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptDynamicDcClReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_dc_BptDynamicDcClReqControlMode(r, v, n, p):
+def _d_dc_BptDynamicDcClReqControlMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[dc.BptDynamicDcClReqControlMode, int]:
+    f_departure_time: int | None
+    f_ev_target_energy_request: ct.RationalNumber
+    f_ev_maximum_energy_request: ct.RationalNumber
+    f_ev_minimum_energy_request: ct.RationalNumber
+    f_ev_maximum_charge_power: ct.RationalNumber
+    f_ev_minimum_charge_power: ct.RationalNumber
+    f_ev_maximum_charge_current: ct.RationalNumber
+    f_ev_maximum_voltage: ct.RationalNumber
+    f_ev_minimum_voltage: ct.RationalNumber
+    f_ev_maximum_discharge_power: ct.RationalNumber
+    f_ev_minimum_discharge_power: ct.RationalNumber
+    f_ev_maximum_discharge_current: ct.RationalNumber
+    f_ev_maximum_v2x_energy_request: ct.RationalNumber | None
+    f_ev_minimum_v2x_energy_request: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_dc_BptDynamicDcClReqControlMode[s]
     p += w
@@ -493,10 +556,13 @@ def _d_dc_BptDynamicDcClReqControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -587,106 +653,126 @@ def _d_dc_BptDynamicDcClReqControlMode(r, v, n, p):
 
 
 # BPT_Dynamic_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_BptDynamicDcClResControlMode(a, o, st):
+def _e_dc_BptDynamicDcClResControlMode(a: int, o: dc.BptDynamicDcClResControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 12) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 12) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 20) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 4), check_range(y, 0, 4294967295, "BptDynamicDcClResControlMode.departure_time"))
+            a = e_uint(
+                (a << 4), check_range(y_departure_time, 0, 4294967295, "BptDynamicDcClResControlMode.departure_time")
+            )
         a <<= 1
-    x = o.minimum_soc
-    if x is not None:
+    x_minimum_soc = o.minimum_soc
+    if x_minimum_soc is not None:
         try:
-            c, w, s = _T_dc_BptDynamicDcClResControlMode[s, 64]
+            c, cw, s = _T_dc_BptDynamicDcClResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("BptDynamicDcClResControlMode.minimum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("BptDynamicDcClResControlMode.minimum_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_minimum_soc = x_minimum_soc
+        if not isinstance(y_minimum_soc, int) or not 0 <= y_minimum_soc <= 100:
+            raise range_error("BptDynamicDcClResControlMode.minimum_soc", y_minimum_soc, 0, 100)
+        a = (a << 7) | y_minimum_soc
         a <<= 1
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         try:
-            c, w, s = _T_dc_BptDynamicDcClResControlMode[s, 128]
+            c, cw, s = _T_dc_BptDynamicDcClResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("BptDynamicDcClResControlMode.target_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("BptDynamicDcClResControlMode.target_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("BptDynamicDcClResControlMode.target_soc", y_target_soc, 0, 100)
+        a = (a << 7) | y_target_soc
         a <<= 1
-    x = o.ack_max_delay
-    if x is not None:
+    x_ack_max_delay = o.ack_max_delay
+    if x_ack_max_delay is not None:
         try:
-            c, w, s = _T_dc_BptDynamicDcClResControlMode[s, 192]
+            c, cw, s = _T_dc_BptDynamicDcClResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("BptDynamicDcClResControlMode.ack_max_delay is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_ack_max_delay = x_ack_max_delay
+        if y_ack_max_delay.__class__ is int and 0 <= y_ack_max_delay < 0x80:
+            a = (a << 8) | y_ack_max_delay
+        elif y_ack_max_delay.__class__ is int and 128 <= y_ack_max_delay < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_ack_max_delay & 0x7F) << 8) | (y_ack_max_delay >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 65535, "BptDynamicDcClResControlMode.ack_max_delay"))
+            a = e_uint(a, check_range(y_ack_max_delay, 0, 65535, "BptDynamicDcClResControlMode.ack_max_delay"))
         a <<= 1
     try:
-        c, w, s = _T_dc_BptDynamicDcClResControlMode[s, 256]
+        c, cw, s = _T_dc_BptDynamicDcClResControlMode[s, 256]
     except KeyError:
         raise ExiEncodeError("BptDynamicDcClResControlMode.evse_maximum_charge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClResControlMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
         )
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, w)
     if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClResControlMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, w)
     if o.evse_maximum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClResControlMode.evse_maximum_charge_current", "RationalNumber", o.evse_maximum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, w)
     if o.evse_maximum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptDynamicDcClResControlMode.evse_maximum_voltage", "RationalNumber", o.evse_maximum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, w)
     if o.evse_maximum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClResControlMode.evse_maximum_discharge_power",
             "RationalNumber",
             o.evse_maximum_discharge_power,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_power, w)
     if o.evse_minimum_discharge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClResControlMode.evse_minimum_discharge_power",
             "RationalNumber",
             o.evse_minimum_discharge_power,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_discharge_power, w)
     if o.evse_maximum_discharge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "BptDynamicDcClResControlMode.evse_maximum_discharge_current",
             "RationalNumber",
             o.evse_maximum_discharge_current,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_discharge_current, w)
     if o.evse_minimum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptDynamicDcClResControlMode.evse_minimum_voltage", "RationalNumber", o.evse_minimum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, w)
     a <<= 1
     return a
 
 
-def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
+def _d_dc_BptDynamicDcClResControlMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[dc.BptDynamicDcClResControlMode, int]:
+    f_departure_time: int | None
+    f_minimum_soc: int | None
+    f_target_soc: int | None
+    f_ack_max_delay: int | None
+    f_evse_maximum_charge_power: ct.RationalNumber
+    f_evse_minimum_charge_power: ct.RationalNumber
+    f_evse_maximum_charge_current: ct.RationalNumber
+    f_evse_maximum_voltage: ct.RationalNumber
+    f_evse_maximum_discharge_power: ct.RationalNumber
+    f_evse_minimum_discharge_power: ct.RationalNumber
+    f_evse_maximum_discharge_current: ct.RationalNumber
+    f_evse_minimum_voltage: ct.RationalNumber
     s = 0
     w, mask, prods = _D_dc_BptDynamicDcClResControlMode[s]
     p += w
@@ -698,10 +784,13 @@ def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -747,10 +836,13 @@ def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
         f_ack_max_delay = (v >> (n - p - 8)) & 0xFF
         if f_ack_max_delay < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_ack_max_delay = (f_ack_max_delay & 0x7F) | (q << 7)
+            p += 16
         else:
             f_ack_max_delay, p = r_uint(v, n, p, 3)
-        if not 0 <= f_ack_max_delay <= 65535:
-            raise out_of_range(p, f_ack_max_delay, 0, 65535)
+            if not 0 <= f_ack_max_delay <= 65535:
+                raise out_of_range(p, f_ack_max_delay, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
@@ -810,143 +902,192 @@ def _d_dc_BptDynamicDcClResControlMode(r, v, n, p):
 
 
 # BPT_Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_BptScheduledDcClReqControlMode(a, o, st):
+def _e_dc_BptScheduledDcClReqControlMode(a: int, o: dc.BptScheduledDcClReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.ev_target_energy_request
-    if x is not None:
+    x_ev_target_energy_request = o.ev_target_energy_request
+    if x_ev_target_energy_request is not None:
         s = 1
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_target_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.ev_maximum_energy_request
-    if x is not None:
+        if x_ev_target_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_target_energy_request", "RationalNumber", x_ev_target_energy_request
+            )
+        a = _e_ct_RationalNumber((a << 3), x_ev_target_energy_request, w)
+    x_ev_maximum_energy_request = o.ev_maximum_energy_request
+    if x_ev_maximum_energy_request is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 64]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClReqControlMode.ev_maximum_energy_request is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_energy_request
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_maximum_energy_request",
+                "RationalNumber",
+                x_ev_maximum_energy_request,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_energy_request, w)
+    x_ev_minimum_energy_request = o.ev_minimum_energy_request
+    if x_ev_minimum_energy_request is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 128]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClReqControlMode.ev_minimum_energy_request is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_minimum_energy_request",
+                "RationalNumber",
+                x_ev_minimum_energy_request,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_energy_request, w)
     try:
-        c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 192]
+        c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 192]
     except KeyError:
         raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_target_current is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_target_current.__class__ is not ct.RationalNumber:
         raise type_error("BptScheduledDcClReqControlMode.ev_target_current", "RationalNumber", o.ev_target_current)
-    a = _e_ct_RationalNumber(a, o.ev_target_current, st)
+    a = _e_ct_RationalNumber(a, o.ev_target_current, w)
     if o.ev_target_voltage.__class__ is not ct.RationalNumber:
         raise type_error("BptScheduledDcClReqControlMode.ev_target_voltage", "RationalNumber", o.ev_target_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, w)
     s = 5
-    x = o.ev_maximum_charge_power
-    if x is not None:
+    x_ev_maximum_charge_power = o.ev_maximum_charge_power
+    if x_ev_maximum_charge_power is not None:
         s = 6
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.ev_minimum_charge_power
-    if x is not None:
+        if x_ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x_ev_maximum_charge_power
+            )
+        a = _e_ct_RationalNumber((a << 4), x_ev_maximum_charge_power, w)
+    x_ev_minimum_charge_power = o.ev_minimum_charge_power
+    if x_ev_minimum_charge_power is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 384]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_charge_current
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x_ev_minimum_charge_power
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power, w)
+    x_ev_maximum_charge_current = o.ev_maximum_charge_current
+    if x_ev_maximum_charge_current is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 448]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClReqControlMode.ev_maximum_charge_current is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_voltage
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_charge_current.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_maximum_charge_current",
+                "RationalNumber",
+                x_ev_maximum_charge_current,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_current, w)
+    x_ev_maximum_voltage = o.ev_maximum_voltage
+    if x_ev_maximum_voltage is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 512]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 512]
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_maximum_voltage is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_voltage", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_voltage
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_voltage.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_maximum_voltage", "RationalNumber", x_ev_maximum_voltage
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_voltage, w)
+    x_ev_minimum_voltage = o.ev_minimum_voltage
+    if x_ev_minimum_voltage is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 576]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 576]
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClReqControlMode.ev_minimum_voltage is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_minimum_voltage", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_discharge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_voltage.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_minimum_voltage", "RationalNumber", x_ev_minimum_voltage
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_voltage, w)
+    x_ev_maximum_discharge_power = o.ev_maximum_discharge_power
+    if x_ev_maximum_discharge_power is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 640]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 640]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClReqControlMode.ev_maximum_discharge_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_discharge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_discharge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_discharge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_maximum_discharge_power",
+                "RationalNumber",
+                x_ev_maximum_discharge_power,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_discharge_power, w)
+    x_ev_minimum_discharge_power = o.ev_minimum_discharge_power
+    if x_ev_minimum_discharge_power is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 704]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 704]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClReqControlMode.ev_minimum_discharge_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_minimum_discharge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_discharge_current
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_discharge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_minimum_discharge_power",
+                "RationalNumber",
+                x_ev_minimum_discharge_power,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_discharge_power, w)
+    x_ev_maximum_discharge_current = o.ev_maximum_discharge_current
+    if x_ev_maximum_discharge_current is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClReqControlMode[s, 768]
+            c, cw, s = _T_dc_BptScheduledDcClReqControlMode[s, 768]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClReqControlMode.ev_maximum_discharge_current is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClReqControlMode.ev_maximum_discharge_current", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_maximum_discharge_current.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClReqControlMode.ev_maximum_discharge_current",
+                "RationalNumber",
+                x_ev_maximum_discharge_current,
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_discharge_current, w)
     try:
-        c, w, _ = _T_dc_BptScheduledDcClReqControlMode[s, -1]
+        c, cw, _ = _T_dc_BptScheduledDcClReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptScheduledDcClReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_dc_BptScheduledDcClReqControlMode(r, v, n, p):
+def _d_dc_BptScheduledDcClReqControlMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[dc.BptScheduledDcClReqControlMode, int]:
+    f_ev_target_energy_request: ct.RationalNumber | None
+    f_ev_maximum_energy_request: ct.RationalNumber | None
+    f_ev_minimum_energy_request: ct.RationalNumber | None
+    f_ev_target_current: ct.RationalNumber
+    f_ev_target_voltage: ct.RationalNumber
+    f_ev_maximum_charge_power: ct.RationalNumber | None
+    f_ev_minimum_charge_power: ct.RationalNumber | None
+    f_ev_maximum_charge_current: ct.RationalNumber | None
+    f_ev_maximum_voltage: ct.RationalNumber | None
+    f_ev_minimum_voltage: ct.RationalNumber | None
+    f_ev_maximum_discharge_power: ct.RationalNumber | None
+    f_ev_minimum_discharge_power: ct.RationalNumber | None
+    f_ev_maximum_discharge_current: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
     p += w
@@ -1059,103 +1200,141 @@ def _d_dc_BptScheduledDcClReqControlMode(r, v, n, p):
 
 
 # BPT_Scheduled_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_BptScheduledDcClResControlMode(a, o, st):
+def _e_dc_BptScheduledDcClResControlMode(a: int, o: dc.BptScheduledDcClResControlMode, w: Writer) -> int:
     s = 0
-    x = o.evse_maximum_charge_power
-    if x is not None:
+    x_evse_maximum_charge_power = o.evse_maximum_charge_power
+    if x_evse_maximum_charge_power is not None:
         s = 1
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClResControlMode.evse_maximum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 4), x, st)
-    x = o.evse_minimum_charge_power
-    if x is not None:
+        if x_evse_maximum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClResControlMode.evse_maximum_charge_power",
+                "RationalNumber",
+                x_evse_maximum_charge_power,
+            )
+        a = _e_ct_RationalNumber((a << 4), x_evse_maximum_charge_power, w)
+    x_evse_minimum_charge_power = o.evse_minimum_charge_power
+    if x_evse_minimum_charge_power is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClResControlMode[s, 64]
+            c, cw, s = _T_dc_BptScheduledDcClResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClResControlMode.evse_minimum_charge_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClResControlMode.evse_minimum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_maximum_charge_current
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_minimum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClResControlMode.evse_minimum_charge_power",
+                "RationalNumber",
+                x_evse_minimum_charge_power,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_minimum_charge_power, w)
+    x_evse_maximum_charge_current = o.evse_maximum_charge_current
+    if x_evse_maximum_charge_current is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClResControlMode[s, 128]
+            c, cw, s = _T_dc_BptScheduledDcClResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClResControlMode.evse_maximum_charge_current is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClResControlMode.evse_maximum_charge_current", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_maximum_voltage
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_maximum_charge_current.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClResControlMode.evse_maximum_charge_current",
+                "RationalNumber",
+                x_evse_maximum_charge_current,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_charge_current, w)
+    x_evse_maximum_voltage = o.evse_maximum_voltage
+    if x_evse_maximum_voltage is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClResControlMode[s, 192]
+            c, cw, s = _T_dc_BptScheduledDcClResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClResControlMode.evse_maximum_voltage is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClResControlMode.evse_maximum_voltage", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_maximum_discharge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_maximum_voltage.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClResControlMode.evse_maximum_voltage", "RationalNumber", x_evse_maximum_voltage
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_voltage, w)
+    x_evse_maximum_discharge_power = o.evse_maximum_discharge_power
+    if x_evse_maximum_discharge_power is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClResControlMode[s, 256]
+            c, cw, s = _T_dc_BptScheduledDcClResControlMode[s, 256]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClResControlMode.evse_maximum_discharge_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClResControlMode.evse_maximum_discharge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_minimum_discharge_power
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_maximum_discharge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClResControlMode.evse_maximum_discharge_power",
+                "RationalNumber",
+                x_evse_maximum_discharge_power,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_discharge_power, w)
+    x_evse_minimum_discharge_power = o.evse_minimum_discharge_power
+    if x_evse_minimum_discharge_power is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClResControlMode[s, 320]
+            c, cw, s = _T_dc_BptScheduledDcClResControlMode[s, 320]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClResControlMode.evse_minimum_discharge_power is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClResControlMode.evse_minimum_discharge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_maximum_discharge_current
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_minimum_discharge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClResControlMode.evse_minimum_discharge_power",
+                "RationalNumber",
+                x_evse_minimum_discharge_power,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_minimum_discharge_power, w)
+    x_evse_maximum_discharge_current = o.evse_maximum_discharge_current
+    if x_evse_maximum_discharge_current is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClResControlMode[s, 384]
+            c, cw, s = _T_dc_BptScheduledDcClResControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError(
                 "BptScheduledDcClResControlMode.evse_maximum_discharge_current is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClResControlMode.evse_maximum_discharge_current", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_minimum_voltage
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_maximum_discharge_current.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClResControlMode.evse_maximum_discharge_current",
+                "RationalNumber",
+                x_evse_maximum_discharge_current,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_discharge_current, w)
+    x_evse_minimum_voltage = o.evse_minimum_voltage
+    if x_evse_minimum_voltage is not None:
         try:
-            c, w, s = _T_dc_BptScheduledDcClResControlMode[s, 448]
+            c, cw, s = _T_dc_BptScheduledDcClResControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError("BptScheduledDcClResControlMode.evse_minimum_voltage is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("BptScheduledDcClResControlMode.evse_minimum_voltage", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_minimum_voltage.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "BptScheduledDcClResControlMode.evse_minimum_voltage", "RationalNumber", x_evse_minimum_voltage
+            )
+        a = _e_ct_RationalNumber(a, x_evse_minimum_voltage, w)
     try:
-        c, w, _ = _T_dc_BptScheduledDcClResControlMode[s, -1]
+        c, cw, _ = _T_dc_BptScheduledDcClResControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("BptScheduledDcClResControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_dc_BptScheduledDcClResControlMode(r, v, n, p):
+def _d_dc_BptScheduledDcClResControlMode(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[dc.BptScheduledDcClResControlMode, int]:
+    f_evse_maximum_charge_power: ct.RationalNumber | None
+    f_evse_minimum_charge_power: ct.RationalNumber | None
+    f_evse_maximum_charge_current: ct.RationalNumber | None
+    f_evse_maximum_voltage: ct.RationalNumber | None
+    f_evse_maximum_discharge_power: ct.RationalNumber | None
+    f_evse_minimum_discharge_power: ct.RationalNumber | None
+    f_evse_maximum_discharge_current: ct.RationalNumber | None
+    f_evse_minimum_voltage: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
     p += w
@@ -1231,51 +1410,58 @@ def _d_dc_BptScheduledDcClResControlMode(r, v, n, p):
 
 
 # DC_CPDReqEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcCpdReqEnergyTransferMode(a, o, st):
+def _e_dc_DcCpdReqEnergyTransferMode(a: int, o: dc.DcCpdReqEnergyTransferMode, w: Writer) -> int:
     if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DcCpdReqEnergyTransferMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, w)
     if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DcCpdReqEnergyTransferMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, w)
     if o.ev_maximum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "DcCpdReqEnergyTransferMode.ev_maximum_charge_current", "RationalNumber", o.ev_maximum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, w)
     if o.ev_minimum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "DcCpdReqEnergyTransferMode.ev_minimum_charge_current", "RationalNumber", o.ev_minimum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_current, w)
     if o.ev_maximum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcCpdReqEnergyTransferMode.ev_maximum_voltage", "RationalNumber", o.ev_maximum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, w)
     if o.ev_minimum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcCpdReqEnergyTransferMode.ev_minimum_voltage", "RationalNumber", o.ev_minimum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, w)
     s = 6
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         s = 7
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DcCpdReqEnergyTransferMode.target_soc", y, 0, 100)
-        a = (a << 10) | y
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("DcCpdReqEnergyTransferMode.target_soc", y_target_soc, 0, 100)
+        a = (a << 10) | y_target_soc
         a <<= 1
     try:
-        c, w, _ = _T_dc_DcCpdReqEnergyTransferMode[s, -1]
+        c, cw, _ = _T_dc_DcCpdReqEnergyTransferMode[s, -1]
     except KeyError:
         raise ExiEncodeError("DcCpdReqEnergyTransferMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_dc_DcCpdReqEnergyTransferMode(r, v, n, p):
+def _d_dc_DcCpdReqEnergyTransferMode(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcCpdReqEnergyTransferMode, int]:
+    f_ev_maximum_charge_power: ct.RationalNumber
+    f_ev_minimum_charge_power: ct.RationalNumber
+    f_ev_maximum_charge_current: ct.RationalNumber
+    f_ev_minimum_charge_current: ct.RationalNumber
+    f_ev_maximum_voltage: ct.RationalNumber
+    f_ev_minimum_voltage: ct.RationalNumber
+    f_target_soc: int | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
@@ -1333,49 +1519,58 @@ def _d_dc_DcCpdReqEnergyTransferMode(r, v, n, p):
 
 
 # DC_CPDResEnergyTransferModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcCpdResEnergyTransferMode(a, o, st):
+def _e_dc_DcCpdResEnergyTransferMode(a: int, o: dc.DcCpdResEnergyTransferMode, w: Writer) -> int:
     if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DcCpdResEnergyTransferMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_power, w)
     if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DcCpdResEnergyTransferMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, w)
     if o.evse_maximum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "DcCpdResEnergyTransferMode.evse_maximum_charge_current", "RationalNumber", o.evse_maximum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, w)
     if o.evse_minimum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "DcCpdResEnergyTransferMode.evse_minimum_charge_current", "RationalNumber", o.evse_minimum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_current, w)
     if o.evse_maximum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcCpdResEnergyTransferMode.evse_maximum_voltage", "RationalNumber", o.evse_maximum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, w)
     if o.evse_minimum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcCpdResEnergyTransferMode.evse_minimum_voltage", "RationalNumber", o.evse_minimum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_voltage, w)
     s = 6
-    x = o.evse_power_ramp_limitation
-    if x is not None:
+    x_evse_power_ramp_limitation = o.evse_power_ramp_limitation
+    if x_evse_power_ramp_limitation is not None:
         s = 7
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
+        if x_evse_power_ramp_limitation.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "DcCpdResEnergyTransferMode.evse_power_ramp_limitation", "RationalNumber", x_evse_power_ramp_limitation
+            )
+        a = _e_ct_RationalNumber((a << 2), x_evse_power_ramp_limitation, w)
     try:
-        c, w, _ = _T_dc_DcCpdResEnergyTransferMode[s, -1]
+        c, cw, _ = _T_dc_DcCpdResEnergyTransferMode[s, -1]
     except KeyError:
         raise ExiEncodeError("DcCpdResEnergyTransferMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_dc_DcCpdResEnergyTransferMode(r, v, n, p):
+def _d_dc_DcCpdResEnergyTransferMode(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcCpdResEnergyTransferMode, int]:
+    f_evse_maximum_charge_power: ct.RationalNumber
+    f_evse_minimum_charge_power: ct.RationalNumber
+    f_evse_maximum_charge_current: ct.RationalNumber
+    f_evse_minimum_charge_current: ct.RationalNumber
+    f_evse_maximum_voltage: ct.RationalNumber
+    f_evse_minimum_voltage: ct.RationalNumber
+    f_evse_power_ramp_limitation: ct.RationalNumber | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
@@ -1425,19 +1620,22 @@ def _d_dc_DcCpdResEnergyTransferMode(r, v, n, p):
 
 
 # DC_CableCheckReqType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcCableCheckReq(a, o, st):
+def _e_dc_DcCableCheckReq(a: int, o: dc.DcCableCheckReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcCableCheckReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a <<= 1
     return a
 
 
-def _d_dc_DcCableCheckReq(r, v, n, p):
+def _d_dc_DcCableCheckReq(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcCableCheckReq, int]:
+    f_header: ct.MessageHeader
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcCableCheckReq")
@@ -1447,21 +1645,26 @@ def _d_dc_DcCableCheckReq(r, v, n, p):
 
 
 # DC_CableCheckResType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcCableCheckRes(a, o, st):
+def _e_dc_DcCableCheckRes(a: int, o: dc.DcCableCheckRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcCableCheckRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcCableCheckRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "DcCableCheckRes.evse_processing")
     a <<= 2
     return a
 
 
-def _d_dc_DcCableCheckRes(r, v, n, p):
+def _d_dc_DcCableCheckRes(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcCableCheckRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 15
     q = (v >> (n - p)) & 0x7FFF
     if q >> 13:
@@ -1480,29 +1683,29 @@ def _d_dc_DcCableCheckRes(r, v, n, p):
 
 
 # DC_ChargeLoopReqType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcChargeLoopReq(a, o, st):
+def _e_dc_DcChargeLoopReq(a: int, o: dc.DcChargeLoopReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcChargeLoopReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     s = 1
-    x = o.display_parameters
-    if x is not None:
+    x_display_parameters = o.display_parameters
+    if x_display_parameters is not None:
         s = 2
-        if x.__class__ is not ct.DisplayParameters:
-            raise type_error("DcChargeLoopReq.display_parameters", "DisplayParameters", x)
-        a = _e_ct_DisplayParameters((a << 2), x, st)
+        if x_display_parameters.__class__ is not ct.DisplayParameters:
+            raise type_error("DcChargeLoopReq.display_parameters", "DisplayParameters", x_display_parameters)
+        a = _e_ct_DisplayParameters((a << 2), x_display_parameters, w)
     try:
-        c, w, s = _T_dc_DcChargeLoopReq[s, 128]
+        c, cw, s = _T_dc_DcChargeLoopReq[s, 128]
     except KeyError:
         raise ExiEncodeError("DcChargeLoopReq.meter_info_requested is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.meter_info_requested
-    if y.__class__ is not bool:
-        raise type_error("DcChargeLoopReq.meter_info_requested", "True or False", y)
-    a = (a << 1) | (1 if y else 0)
+    a = (a << (cw + 1)) | (c << 1)
+    y_meter_info_requested = o.meter_info_requested
+    if y_meter_info_requested.__class__ is not bool:
+        raise type_error("DcChargeLoopReq.meter_info_requested", "True or False", y_meter_info_requested)
+    a = (a << 1) | (1 if y_meter_info_requested else 0)
     if o.ev_present_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcChargeLoopReq.ev_present_voltage", "RationalNumber", o.ev_present_voltage)
-    a = _e_ct_RationalNumber((a << 2), o.ev_present_voltage, st)
+    a = _e_ct_RationalNumber((a << 2), o.ev_present_voltage, w)
     s = 4
     try:
         eid, enc = _S_dc_DcChargeLoopReq_4[type(o.cl_req_control_mode)]
@@ -1511,20 +1714,33 @@ def _e_dc_DcChargeLoopReq(a, o, st):
             f"DcChargeLoopReq.cl_req_control_mode: unexpected {type(o.cl_req_control_mode).__name__}"
         ) from None
     try:
-        c, w, s = _T_dc_DcChargeLoopReq[s, eid]
+        c, cw, s = _T_dc_DcChargeLoopReq[s, eid]
     except KeyError:
         raise ExiEncodeError("DcChargeLoopReq.cl_req_control_mode is not allowed here") from None
-    a = (a << w) | c
-    a = enc(a, o.cl_req_control_mode, st)
+    a = (a << cw) | c
+    a = enc(a, o.cl_req_control_mode, w)
     a <<= 1
     return a
 
 
-def _d_dc_DcChargeLoopReq(r, v, n, p):
+def _d_dc_DcChargeLoopReq(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcChargeLoopReq, int]:
+    f_header: ct.MessageHeader
+    f_display_parameters: ct.DisplayParameters | None
+    f_meter_info_requested: bool
+    f_ev_present_voltage: ct.RationalNumber
+    f_cl_req_control_mode: (
+        dc.BptDynamicDcClReqControlMode
+        | dc.BptScheduledDcClReqControlMode
+        | ct.ClReqControlMode
+        | dc.DynamicDcClReqControlMode
+        | dc.ScheduledDcClReqControlMode
+    )
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 1
     w, mask, prods = _D_dc_DcChargeLoopReq[s]
     p += w
@@ -1566,62 +1782,62 @@ def _d_dc_DcChargeLoopReq(r, v, n, p):
 
 
 # DC_ChargeLoopResType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcChargeLoopRes(a, o, st):
+def _e_dc_DcChargeLoopRes(a: int, o: dc.DcChargeLoopRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcChargeLoopRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcChargeLoopRes.response_code")
     a <<= 1
     s = 2
-    x = o.evse_status
-    if x is not None:
+    x_evse_status = o.evse_status
+    if x_evse_status is not None:
         s = 3
-        if x.__class__ is not ct.EvseStatus:
-            raise type_error("DcChargeLoopRes.evse_status", "EvseStatus", x)
-        a = _e_ct_EvseStatus((a << 3), x, st)
-    x = o.meter_info
-    if x is not None:
+        if x_evse_status.__class__ is not ct.EvseStatus:
+            raise type_error("DcChargeLoopRes.evse_status", "EvseStatus", x_evse_status)
+        a = _e_ct_EvseStatus((a << 3), x_evse_status, w)
+    x_meter_info = o.meter_info
+    if x_meter_info is not None:
         try:
-            c, w, s = _T_dc_DcChargeLoopRes[s, 192]
+            c, cw, s = _T_dc_DcChargeLoopRes[s, 192]
         except KeyError:
             raise ExiEncodeError("DcChargeLoopRes.meter_info is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.MeterInfo:
-            raise type_error("DcChargeLoopRes.meter_info", "MeterInfo", x)
-        a = _e_ct_MeterInfo(a, x, st)
-    x = o.receipt
-    if x is not None:
+        a = (a << cw) | c
+        if x_meter_info.__class__ is not ct.MeterInfo:
+            raise type_error("DcChargeLoopRes.meter_info", "MeterInfo", x_meter_info)
+        a = _e_ct_MeterInfo(a, x_meter_info, w)
+    x_receipt = o.receipt
+    if x_receipt is not None:
         try:
-            c, w, s = _T_dc_DcChargeLoopRes[s, 256]
+            c, cw, s = _T_dc_DcChargeLoopRes[s, 256]
         except KeyError:
             raise ExiEncodeError("DcChargeLoopRes.receipt is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.Receipt:
-            raise type_error("DcChargeLoopRes.receipt", "Receipt", x)
-        a = _e_ct_Receipt(a, x, st)
+        a = (a << cw) | c
+        if x_receipt.__class__ is not ct.Receipt:
+            raise type_error("DcChargeLoopRes.receipt", "Receipt", x_receipt)
+        a = _e_ct_Receipt(a, x_receipt, w)
     try:
-        c, w, s = _T_dc_DcChargeLoopRes[s, 320]
+        c, cw, s = _T_dc_DcChargeLoopRes[s, 320]
     except KeyError:
         raise ExiEncodeError("DcChargeLoopRes.evse_present_current is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_present_current.__class__ is not ct.RationalNumber:
         raise type_error("DcChargeLoopRes.evse_present_current", "RationalNumber", o.evse_present_current)
-    a = _e_ct_RationalNumber(a, o.evse_present_current, st)
+    a = _e_ct_RationalNumber(a, o.evse_present_current, w)
     if o.evse_present_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcChargeLoopRes.evse_present_voltage", "RationalNumber", o.evse_present_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.evse_present_voltage, st)
-    y = o.evse_power_limit_achieved
-    if y.__class__ is not bool:
-        raise type_error("DcChargeLoopRes.evse_power_limit_achieved", "True or False", y)
-    a = (a << 3) | (1 if y else 0)
-    y = o.evse_current_limit_achieved
-    if y.__class__ is not bool:
-        raise type_error("DcChargeLoopRes.evse_current_limit_achieved", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
-    y = o.evse_voltage_limit_achieved
-    if y.__class__ is not bool:
-        raise type_error("DcChargeLoopRes.evse_voltage_limit_achieved", "True or False", y)
-    a = (a << 4) | (1 if y else 0)
+    a = _e_ct_RationalNumber((a << 1), o.evse_present_voltage, w)
+    y_evse_power_limit_achieved = o.evse_power_limit_achieved
+    if y_evse_power_limit_achieved.__class__ is not bool:
+        raise type_error("DcChargeLoopRes.evse_power_limit_achieved", "True or False", y_evse_power_limit_achieved)
+    a = (a << 3) | (1 if y_evse_power_limit_achieved else 0)
+    y_evse_current_limit_achieved = o.evse_current_limit_achieved
+    if y_evse_current_limit_achieved.__class__ is not bool:
+        raise type_error("DcChargeLoopRes.evse_current_limit_achieved", "True or False", y_evse_current_limit_achieved)
+    a = (a << 4) | (1 if y_evse_current_limit_achieved else 0)
+    y_evse_voltage_limit_achieved = o.evse_voltage_limit_achieved
+    if y_evse_voltage_limit_achieved.__class__ is not bool:
+        raise type_error("DcChargeLoopRes.evse_voltage_limit_achieved", "True or False", y_evse_voltage_limit_achieved)
+    a = (a << 4) | (1 if y_evse_voltage_limit_achieved else 0)
     a <<= 1
     s = 10
     try:
@@ -1631,20 +1847,39 @@ def _e_dc_DcChargeLoopRes(a, o, st):
             f"DcChargeLoopRes.cl_res_control_mode: unexpected {type(o.cl_res_control_mode).__name__}"
         ) from None
     try:
-        c, w, s = _T_dc_DcChargeLoopRes[s, eid]
+        c, cw, s = _T_dc_DcChargeLoopRes[s, eid]
     except KeyError:
         raise ExiEncodeError("DcChargeLoopRes.cl_res_control_mode is not allowed here") from None
-    a = (a << w) | c
-    a = enc(a, o.cl_res_control_mode, st)
+    a = (a << cw) | c
+    a = enc(a, o.cl_res_control_mode, w)
     a <<= 1
     return a
 
 
-def _d_dc_DcChargeLoopRes(r, v, n, p):
+def _d_dc_DcChargeLoopRes(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcChargeLoopRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_status: ct.EvseStatus | None
+    f_meter_info: ct.MeterInfo | None
+    f_receipt: ct.Receipt | None
+    f_evse_present_current: ct.RationalNumber
+    f_evse_present_voltage: ct.RationalNumber
+    f_evse_power_limit_achieved: bool
+    f_evse_current_limit_achieved: bool
+    f_evse_voltage_limit_achieved: bool
+    f_cl_res_control_mode: (
+        dc.BptDynamicDcClResControlMode
+        | dc.BptScheduledDcClResControlMode
+        | ct.ClResControlMode
+        | dc.DynamicDcClResControlMode
+        | dc.ScheduledDcClResControlMode
+    )
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -1672,6 +1907,8 @@ def _d_dc_DcChargeLoopRes(r, v, n, p):
         f_meter_info = None
     if fid == 4:
         f_receipt, p = _d_ct_Receipt(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_dc_DcChargeLoopRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1723,10 +1960,10 @@ def _d_dc_DcChargeLoopRes(r, v, n, p):
 
 
 # DC_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcChargeParameterDiscoveryReq(a, o, st):
+def _e_dc_DcChargeParameterDiscoveryReq(a: int, o: dc.DcChargeParameterDiscoveryReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcChargeParameterDiscoveryReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     s = 1
     try:
         eid, enc = _S_dc_DcChargeParameterDiscoveryReq_1[type(o.dc_cpd_req_energy_transfer_mode)]
@@ -1735,22 +1972,28 @@ def _e_dc_DcChargeParameterDiscoveryReq(a, o, st):
             f"DcChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode: unexpected {type(o.dc_cpd_req_energy_transfer_mode).__name__}"
         ) from None
     try:
-        c, w, s = _T_dc_DcChargeParameterDiscoveryReq[s, eid]
+        c, cw, s = _T_dc_DcChargeParameterDiscoveryReq[s, eid]
     except KeyError:
         raise ExiEncodeError(
             "DcChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode is not allowed here"
         ) from None
-    a = (a << w) | c
-    a = enc(a, o.dc_cpd_req_energy_transfer_mode, st)
+    a = (a << cw) | c
+    a = enc(a, o.dc_cpd_req_energy_transfer_mode, w)
     a <<= 1
     return a
 
 
-def _d_dc_DcChargeParameterDiscoveryReq(r, v, n, p):
+def _d_dc_DcChargeParameterDiscoveryReq(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[dc.DcChargeParameterDiscoveryReq, int]:
+    f_header: ct.MessageHeader
+    f_dc_cpd_req_energy_transfer_mode: dc.BptDcCpdReqEnergyTransferMode | dc.DcCpdReqEnergyTransferMode
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 1
     w, mask, prods = _D_dc_DcChargeParameterDiscoveryReq[s]
     p += w
@@ -1768,10 +2011,10 @@ def _d_dc_DcChargeParameterDiscoveryReq(r, v, n, p):
 
 
 # DC_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcChargeParameterDiscoveryRes(a, o, st):
+def _e_dc_DcChargeParameterDiscoveryRes(a: int, o: dc.DcChargeParameterDiscoveryRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcChargeParameterDiscoveryRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcChargeParameterDiscoveryRes.response_code")
     a <<= 1
     s = 2
@@ -1782,22 +2025,29 @@ def _e_dc_DcChargeParameterDiscoveryRes(a, o, st):
             f"DcChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode: unexpected {type(o.dc_cpd_res_energy_transfer_mode).__name__}"
         ) from None
     try:
-        c, w, s = _T_dc_DcChargeParameterDiscoveryRes[s, eid]
+        c, cw, s = _T_dc_DcChargeParameterDiscoveryRes[s, eid]
     except KeyError:
         raise ExiEncodeError(
             "DcChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode is not allowed here"
         ) from None
-    a = (a << w) | c
-    a = enc(a, o.dc_cpd_res_energy_transfer_mode, st)
+    a = (a << cw) | c
+    a = enc(a, o.dc_cpd_res_energy_transfer_mode, w)
     a <<= 1
     return a
 
 
-def _d_dc_DcChargeParameterDiscoveryRes(r, v, n, p):
+def _d_dc_DcChargeParameterDiscoveryRes(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[dc.DcChargeParameterDiscoveryRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_dc_cpd_res_energy_transfer_mode: dc.BptDcCpdResEnergyTransferMode | dc.DcCpdResEnergyTransferMode
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -1823,26 +2073,32 @@ def _d_dc_DcChargeParameterDiscoveryRes(r, v, n, p):
 
 
 # DC_PreChargeReqType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcPreChargeReq(a, o, st):
+def _e_dc_DcPreChargeReq(a: int, o: dc.DcPreChargeReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcPreChargeReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "DcPreChargeReq.ev_processing")
     if o.ev_present_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcPreChargeReq.ev_present_voltage", "RationalNumber", o.ev_present_voltage)
-    a = _e_ct_RationalNumber((a << 2), o.ev_present_voltage, st)
+    a = _e_ct_RationalNumber((a << 2), o.ev_present_voltage, w)
     if o.ev_target_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcPreChargeReq.ev_target_voltage", "RationalNumber", o.ev_target_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, w)
     a <<= 1
     return a
 
 
-def _d_dc_DcPreChargeReq(r, v, n, p):
+def _d_dc_DcPreChargeReq(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcPreChargeReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_processing: ct.Processing
+    f_ev_present_voltage: ct.RationalNumber
+    f_ev_target_voltage: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
@@ -1867,23 +2123,28 @@ def _d_dc_DcPreChargeReq(r, v, n, p):
 
 
 # DC_PreChargeResType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcPreChargeRes(a, o, st):
+def _e_dc_DcPreChargeRes(a: int, o: dc.DcPreChargeRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcPreChargeRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcPreChargeRes.response_code")
     if o.evse_present_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcPreChargeRes.evse_present_voltage", "RationalNumber", o.evse_present_voltage)
-    a = _e_ct_RationalNumber((a << 2), o.evse_present_voltage, st)
+    a = _e_ct_RationalNumber((a << 2), o.evse_present_voltage, w)
     a <<= 1
     return a
 
 
-def _d_dc_DcPreChargeRes(r, v, n, p):
+def _d_dc_DcPreChargeRes(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcPreChargeRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_present_voltage: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -1903,20 +2164,24 @@ def _d_dc_DcPreChargeRes(r, v, n, p):
 
 
 # DC_WeldingDetectionReqType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcWeldingDetectionReq(a, o, st):
+def _e_dc_DcWeldingDetectionReq(a: int, o: dc.DcWeldingDetectionReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcWeldingDetectionReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "DcWeldingDetectionReq.ev_processing")
     a <<= 2
     return a
 
 
-def _d_dc_DcWeldingDetectionReq(r, v, n, p):
+def _d_dc_DcWeldingDetectionReq(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcWeldingDetectionReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_processing: ct.Processing
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
@@ -1931,23 +2196,28 @@ def _d_dc_DcWeldingDetectionReq(r, v, n, p):
 
 
 # DC_WeldingDetectionResType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DcWeldingDetectionRes(a, o, st):
+def _e_dc_DcWeldingDetectionRes(a: int, o: dc.DcWeldingDetectionRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("DcWeldingDetectionRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "DcWeldingDetectionRes.response_code")
     if o.evse_present_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DcWeldingDetectionRes.evse_present_voltage", "RationalNumber", o.evse_present_voltage)
-    a = _e_ct_RationalNumber((a << 2), o.evse_present_voltage, st)
+    a = _e_ct_RationalNumber((a << 2), o.evse_present_voltage, w)
     a <<= 1
     return a
 
 
-def _d_dc_DcWeldingDetectionRes(r, v, n, p):
+def _d_dc_DcWeldingDetectionRes(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcWeldingDetectionRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_present_voltage: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -1967,63 +2237,76 @@ def _d_dc_DcWeldingDetectionRes(r, v, n, p):
 
 
 # Dynamic_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DynamicDcClReqControlMode(a, o, st):
+def _e_dc_DynamicDcClReqControlMode(a: int, o: dc.DynamicDcClReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 11) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 11) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 19) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 3), check_range(y, 0, 4294967295, "DynamicDcClReqControlMode.departure_time"))
+            a = e_uint(
+                (a << 3), check_range(y_departure_time, 0, 4294967295, "DynamicDcClReqControlMode.departure_time")
+            )
         a <<= 1
     try:
-        c, w, s = _T_dc_DynamicDcClReqControlMode[s, 64]
+        c, cw, s = _T_dc_DynamicDcClReqControlMode[s, 64]
     except KeyError:
         raise ExiEncodeError("DynamicDcClReqControlMode.ev_target_energy_request is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_target_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClReqControlMode.ev_target_energy_request", "RationalNumber", o.ev_target_energy_request
         )
-    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, st)
+    a = _e_ct_RationalNumber(a, o.ev_target_energy_request, w)
     if o.ev_maximum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", o.ev_maximum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_energy_request, w)
     if o.ev_minimum_energy_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", o.ev_minimum_energy_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_energy_request, w)
     if o.ev_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", o.ev_maximum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_power, w)
     if o.ev_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", o.ev_minimum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_charge_power, w)
     if o.ev_maximum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", o.ev_maximum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_charge_current, w)
     if o.ev_maximum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DynamicDcClReqControlMode.ev_maximum_voltage", "RationalNumber", o.ev_maximum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_maximum_voltage, w)
     if o.ev_minimum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DynamicDcClReqControlMode.ev_minimum_voltage", "RationalNumber", o.ev_minimum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_minimum_voltage, w)
     a <<= 1
     return a
 
 
-def _d_dc_DynamicDcClReqControlMode(r, v, n, p):
+def _d_dc_DynamicDcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[dc.DynamicDcClReqControlMode, int]:
+    f_departure_time: int | None
+    f_ev_target_energy_request: ct.RationalNumber
+    f_ev_maximum_energy_request: ct.RationalNumber
+    f_ev_minimum_energy_request: ct.RationalNumber
+    f_ev_maximum_charge_power: ct.RationalNumber
+    f_ev_minimum_charge_power: ct.RationalNumber
+    f_ev_maximum_charge_current: ct.RationalNumber
+    f_ev_maximum_voltage: ct.RationalNumber
+    f_ev_minimum_voltage: ct.RationalNumber
     s = 0
     w, mask, prods = _D_dc_DynamicDcClReqControlMode[s]
     p += w
@@ -2035,10 +2318,13 @@ def _d_dc_DynamicDcClReqControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -2095,82 +2381,96 @@ def _d_dc_DynamicDcClReqControlMode(r, v, n, p):
 
 
 # Dynamic_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_DynamicDcClResControlMode(a, o, st):
+def _e_dc_DynamicDcClResControlMode(a: int, o: dc.DynamicDcClResControlMode, w: Writer) -> int:
     s = 0
-    x = o.departure_time
-    if x is not None:
+    x_departure_time = o.departure_time
+    if x_departure_time is not None:
         s = 1
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 12) | y
+        y_departure_time = x_departure_time
+        if y_departure_time.__class__ is int and 0 <= y_departure_time < 0x80:
+            a = (a << 12) | y_departure_time
+        elif y_departure_time.__class__ is int and 128 <= y_departure_time < 0x4000:
+            a = (a << 20) | 0x8000 | ((y_departure_time & 0x7F) << 8) | (y_departure_time >> 7)
         else:
-            a = e_uint((a << 4), check_range(y, 0, 4294967295, "DynamicDcClResControlMode.departure_time"))
+            a = e_uint(
+                (a << 4), check_range(y_departure_time, 0, 4294967295, "DynamicDcClResControlMode.departure_time")
+            )
         a <<= 1
-    x = o.minimum_soc
-    if x is not None:
+    x_minimum_soc = o.minimum_soc
+    if x_minimum_soc is not None:
         try:
-            c, w, s = _T_dc_DynamicDcClResControlMode[s, 64]
+            c, cw, s = _T_dc_DynamicDcClResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("DynamicDcClResControlMode.minimum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DynamicDcClResControlMode.minimum_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_minimum_soc = x_minimum_soc
+        if not isinstance(y_minimum_soc, int) or not 0 <= y_minimum_soc <= 100:
+            raise range_error("DynamicDcClResControlMode.minimum_soc", y_minimum_soc, 0, 100)
+        a = (a << 7) | y_minimum_soc
         a <<= 1
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         try:
-            c, w, s = _T_dc_DynamicDcClResControlMode[s, 128]
+            c, cw, s = _T_dc_DynamicDcClResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("DynamicDcClResControlMode.target_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DynamicDcClResControlMode.target_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("DynamicDcClResControlMode.target_soc", y_target_soc, 0, 100)
+        a = (a << 7) | y_target_soc
         a <<= 1
-    x = o.ack_max_delay
-    if x is not None:
+    x_ack_max_delay = o.ack_max_delay
+    if x_ack_max_delay is not None:
         try:
-            c, w, s = _T_dc_DynamicDcClResControlMode[s, 192]
+            c, cw, s = _T_dc_DynamicDcClResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("DynamicDcClResControlMode.ack_max_delay is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_ack_max_delay = x_ack_max_delay
+        if y_ack_max_delay.__class__ is int and 0 <= y_ack_max_delay < 0x80:
+            a = (a << 8) | y_ack_max_delay
+        elif y_ack_max_delay.__class__ is int and 128 <= y_ack_max_delay < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_ack_max_delay & 0x7F) << 8) | (y_ack_max_delay >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 65535, "DynamicDcClResControlMode.ack_max_delay"))
+            a = e_uint(a, check_range(y_ack_max_delay, 0, 65535, "DynamicDcClResControlMode.ack_max_delay"))
         a <<= 1
     try:
-        c, w, s = _T_dc_DynamicDcClResControlMode[s, 256]
+        c, cw, s = _T_dc_DynamicDcClResControlMode[s, 256]
     except KeyError:
         raise ExiEncodeError("DynamicDcClResControlMode.evse_maximum_charge_power is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evse_maximum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClResControlMode.evse_maximum_charge_power", "RationalNumber", o.evse_maximum_charge_power
         )
-    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, st)
+    a = _e_ct_RationalNumber(a, o.evse_maximum_charge_power, w)
     if o.evse_minimum_charge_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClResControlMode.evse_minimum_charge_power", "RationalNumber", o.evse_minimum_charge_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_minimum_charge_power, w)
     if o.evse_maximum_charge_current.__class__ is not ct.RationalNumber:
         raise type_error(
             "DynamicDcClResControlMode.evse_maximum_charge_current", "RationalNumber", o.evse_maximum_charge_current
         )
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_charge_current, w)
     if o.evse_maximum_voltage.__class__ is not ct.RationalNumber:
         raise type_error("DynamicDcClResControlMode.evse_maximum_voltage", "RationalNumber", o.evse_maximum_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.evse_maximum_voltage, w)
     a <<= 1
     return a
 
 
-def _d_dc_DynamicDcClResControlMode(r, v, n, p):
+def _d_dc_DynamicDcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[dc.DynamicDcClResControlMode, int]:
+    f_departure_time: int | None
+    f_minimum_soc: int | None
+    f_target_soc: int | None
+    f_ack_max_delay: int | None
+    f_evse_maximum_charge_power: ct.RationalNumber
+    f_evse_minimum_charge_power: ct.RationalNumber
+    f_evse_maximum_charge_current: ct.RationalNumber
+    f_evse_maximum_voltage: ct.RationalNumber
     s = 0
     w, mask, prods = _D_dc_DynamicDcClResControlMode[s]
     p += w
@@ -2182,10 +2482,13 @@ def _d_dc_DynamicDcClResControlMode(r, v, n, p):
         f_departure_time = (v >> (n - p - 8)) & 0xFF
         if f_departure_time < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | (q << 7)
+            p += 16
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
-        if not 0 <= f_departure_time <= 4294967295:
-            raise out_of_range(p, f_departure_time, 0, 4294967295)
+            if not 0 <= f_departure_time <= 4294967295:
+                raise out_of_range(p, f_departure_time, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
@@ -2231,10 +2534,13 @@ def _d_dc_DynamicDcClResControlMode(r, v, n, p):
         f_ack_max_delay = (v >> (n - p - 8)) & 0xFF
         if f_ack_max_delay < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_ack_max_delay = (f_ack_max_delay & 0x7F) | (q << 7)
+            p += 16
         else:
             f_ack_max_delay, p = r_uint(v, n, p, 3)
-        if not 0 <= f_ack_max_delay <= 65535:
-            raise out_of_range(p, f_ack_max_delay, 0, 65535)
+            if not 0 <= f_ack_max_delay <= 65535:
+                raise out_of_range(p, f_ack_max_delay, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
@@ -2274,101 +2580,123 @@ def _d_dc_DynamicDcClResControlMode(r, v, n, p):
 
 
 # Scheduled_DC_CLReqControlModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_ScheduledDcClReqControlMode(a, o, st):
+def _e_dc_ScheduledDcClReqControlMode(a: int, o: dc.ScheduledDcClReqControlMode, w: Writer) -> int:
     s = 0
-    x = o.ev_target_energy_request
-    if x is not None:
+    x_ev_target_energy_request = o.ev_target_energy_request
+    if x_ev_target_energy_request is not None:
         s = 1
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClReqControlMode.ev_target_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.ev_maximum_energy_request
-    if x is not None:
+        if x_ev_target_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClReqControlMode.ev_target_energy_request", "RationalNumber", x_ev_target_energy_request
+            )
+        a = _e_ct_RationalNumber((a << 3), x_ev_target_energy_request, w)
+    x_ev_maximum_energy_request = o.ev_maximum_energy_request
+    if x_ev_maximum_energy_request is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClReqControlMode[s, 64]
+            c, cw, s = _T_dc_ScheduledDcClReqControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_maximum_energy_request is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_energy_request
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClReqControlMode.ev_maximum_energy_request", "RationalNumber", x_ev_maximum_energy_request
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_energy_request, w)
+    x_ev_minimum_energy_request = o.ev_minimum_energy_request
+    if x_ev_minimum_energy_request is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClReqControlMode[s, 128]
+            c, cw, s = _T_dc_ScheduledDcClReqControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_minimum_energy_request is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_energy_request.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClReqControlMode.ev_minimum_energy_request", "RationalNumber", x_ev_minimum_energy_request
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_energy_request, w)
     try:
-        c, w, s = _T_dc_ScheduledDcClReqControlMode[s, 192]
+        c, cw, s = _T_dc_ScheduledDcClReqControlMode[s, 192]
     except KeyError:
         raise ExiEncodeError("ScheduledDcClReqControlMode.ev_target_current is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.ev_target_current.__class__ is not ct.RationalNumber:
         raise type_error("ScheduledDcClReqControlMode.ev_target_current", "RationalNumber", o.ev_target_current)
-    a = _e_ct_RationalNumber(a, o.ev_target_current, st)
+    a = _e_ct_RationalNumber(a, o.ev_target_current, w)
     if o.ev_target_voltage.__class__ is not ct.RationalNumber:
         raise type_error("ScheduledDcClReqControlMode.ev_target_voltage", "RationalNumber", o.ev_target_voltage)
-    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, st)
+    a = _e_ct_RationalNumber((a << 1), o.ev_target_voltage, w)
     s = 5
-    x = o.ev_maximum_charge_power
-    if x is not None:
+    x_ev_maximum_charge_power = o.ev_maximum_charge_power
+    if x_ev_maximum_charge_power is not None:
         s = 6
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.ev_minimum_charge_power
-    if x is not None:
+        if x_ev_maximum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClReqControlMode.ev_maximum_charge_power", "RationalNumber", x_ev_maximum_charge_power
+            )
+        a = _e_ct_RationalNumber((a << 3), x_ev_maximum_charge_power, w)
+    x_ev_minimum_charge_power = o.ev_minimum_charge_power
+    if x_ev_minimum_charge_power is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClReqControlMode[s, 384]
+            c, cw, s = _T_dc_ScheduledDcClReqControlMode[s, 384]
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_minimum_charge_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_charge_current
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_minimum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClReqControlMode.ev_minimum_charge_power", "RationalNumber", x_ev_minimum_charge_power
+            )
+        a = _e_ct_RationalNumber(a, x_ev_minimum_charge_power, w)
+    x_ev_maximum_charge_current = o.ev_maximum_charge_current
+    if x_ev_maximum_charge_current is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClReqControlMode[s, 448]
+            c, cw, s = _T_dc_ScheduledDcClReqControlMode[s, 448]
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_maximum_charge_current is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_maximum_voltage
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_charge_current.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClReqControlMode.ev_maximum_charge_current", "RationalNumber", x_ev_maximum_charge_current
+            )
+        a = _e_ct_RationalNumber(a, x_ev_maximum_charge_current, w)
+    x_ev_maximum_voltage = o.ev_maximum_voltage
+    if x_ev_maximum_voltage is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClReqControlMode[s, 512]
+            c, cw, s = _T_dc_ScheduledDcClReqControlMode[s, 512]
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_maximum_voltage is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClReqControlMode.ev_maximum_voltage", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.ev_minimum_voltage
-    if x is not None:
+        a = (a << cw) | c
+        if x_ev_maximum_voltage.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_maximum_voltage", "RationalNumber", x_ev_maximum_voltage)
+        a = _e_ct_RationalNumber(a, x_ev_maximum_voltage, w)
+    x_ev_minimum_voltage = o.ev_minimum_voltage
+    if x_ev_minimum_voltage is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClReqControlMode[s, 576]
+            c, cw, s = _T_dc_ScheduledDcClReqControlMode[s, 576]
         except KeyError:
             raise ExiEncodeError("ScheduledDcClReqControlMode.ev_minimum_voltage is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClReqControlMode.ev_minimum_voltage", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_ev_minimum_voltage.__class__ is not ct.RationalNumber:
+            raise type_error("ScheduledDcClReqControlMode.ev_minimum_voltage", "RationalNumber", x_ev_minimum_voltage)
+        a = _e_ct_RationalNumber(a, x_ev_minimum_voltage, w)
     try:
-        c, w, _ = _T_dc_ScheduledDcClReqControlMode[s, -1]
+        c, cw, _ = _T_dc_ScheduledDcClReqControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduledDcClReqControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_dc_ScheduledDcClReqControlMode(r, v, n, p):
+def _d_dc_ScheduledDcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[dc.ScheduledDcClReqControlMode, int]:
+    f_ev_target_energy_request: ct.RationalNumber | None
+    f_ev_maximum_energy_request: ct.RationalNumber | None
+    f_ev_minimum_energy_request: ct.RationalNumber | None
+    f_ev_target_current: ct.RationalNumber
+    f_ev_target_voltage: ct.RationalNumber
+    f_ev_maximum_charge_power: ct.RationalNumber | None
+    f_ev_minimum_charge_power: ct.RationalNumber | None
+    f_ev_maximum_charge_current: ct.RationalNumber | None
+    f_ev_maximum_voltage: ct.RationalNumber | None
+    f_ev_minimum_voltage: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
     p += w
@@ -2457,55 +2785,69 @@ def _d_dc_ScheduledDcClReqControlMode(r, v, n, p):
 
 
 # Scheduled_DC_CLResControlModeType (urn:iso:std:iso:15118:-20:DC)
-def _e_dc_ScheduledDcClResControlMode(a, o, st):
+def _e_dc_ScheduledDcClResControlMode(a: int, o: dc.ScheduledDcClResControlMode, w: Writer) -> int:
     s = 0
-    x = o.evse_maximum_charge_power
-    if x is not None:
+    x_evse_maximum_charge_power = o.evse_maximum_charge_power
+    if x_evse_maximum_charge_power is not None:
         s = 1
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClResControlMode.evse_maximum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.evse_minimum_charge_power
-    if x is not None:
+        if x_evse_maximum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClResControlMode.evse_maximum_charge_power", "RationalNumber", x_evse_maximum_charge_power
+            )
+        a = _e_ct_RationalNumber((a << 3), x_evse_maximum_charge_power, w)
+    x_evse_minimum_charge_power = o.evse_minimum_charge_power
+    if x_evse_minimum_charge_power is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClResControlMode[s, 64]
+            c, cw, s = _T_dc_ScheduledDcClResControlMode[s, 64]
         except KeyError:
             raise ExiEncodeError("ScheduledDcClResControlMode.evse_minimum_charge_power is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClResControlMode.evse_minimum_charge_power", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_maximum_charge_current
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_minimum_charge_power.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClResControlMode.evse_minimum_charge_power", "RationalNumber", x_evse_minimum_charge_power
+            )
+        a = _e_ct_RationalNumber(a, x_evse_minimum_charge_power, w)
+    x_evse_maximum_charge_current = o.evse_maximum_charge_current
+    if x_evse_maximum_charge_current is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClResControlMode[s, 128]
+            c, cw, s = _T_dc_ScheduledDcClResControlMode[s, 128]
         except KeyError:
             raise ExiEncodeError(
                 "ScheduledDcClResControlMode.evse_maximum_charge_current is not allowed here"
             ) from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClResControlMode.evse_maximum_charge_current", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.evse_maximum_voltage
-    if x is not None:
+        a = (a << cw) | c
+        if x_evse_maximum_charge_current.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClResControlMode.evse_maximum_charge_current",
+                "RationalNumber",
+                x_evse_maximum_charge_current,
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_charge_current, w)
+    x_evse_maximum_voltage = o.evse_maximum_voltage
+    if x_evse_maximum_voltage is not None:
         try:
-            c, w, s = _T_dc_ScheduledDcClResControlMode[s, 192]
+            c, cw, s = _T_dc_ScheduledDcClResControlMode[s, 192]
         except KeyError:
             raise ExiEncodeError("ScheduledDcClResControlMode.evse_maximum_voltage is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("ScheduledDcClResControlMode.evse_maximum_voltage", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
+        a = (a << cw) | c
+        if x_evse_maximum_voltage.__class__ is not ct.RationalNumber:
+            raise type_error(
+                "ScheduledDcClResControlMode.evse_maximum_voltage", "RationalNumber", x_evse_maximum_voltage
+            )
+        a = _e_ct_RationalNumber(a, x_evse_maximum_voltage, w)
     try:
-        c, w, _ = _T_dc_ScheduledDcClResControlMode[s, -1]
+        c, cw, _ = _T_dc_ScheduledDcClResControlMode[s, -1]
     except KeyError:
         raise ExiEncodeError("ScheduledDcClResControlMode: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_dc_ScheduledDcClResControlMode(r, v, n, p):
+def _d_dc_ScheduledDcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[dc.ScheduledDcClResControlMode, int]:
+    f_evse_maximum_charge_power: ct.RationalNumber | None
+    f_evse_minimum_charge_power: ct.RationalNumber | None
+    f_evse_maximum_charge_current: ct.RationalNumber | None
+    f_evse_maximum_voltage: ct.RationalNumber | None
     s = 0
     w, mask, prods = _D_dc_ScheduledDcClResControlMode[s]
     p += w
@@ -2550,7 +2892,7 @@ def _d_dc_ScheduledDcClResControlMode(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T_dc_BptDcCpdReqEnergyTransferMode = {
+_T_dc_BptDcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -2577,21 +2919,106 @@ _T_dc_BptDcCpdReqEnergyTransferMode = {
     (11, -1): (0, 1, -1),
     (11, -3): (1, 1, 11),
 }
-_D_dc_BptDcCpdReqEnergyTransferMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
+_D_dc_BptDcCpdReqEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (10, 0, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
 )
-_T_dc_BptDcCpdResEnergyTransferMode = {
+_T_dc_BptDcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -2618,21 +3045,106 @@ _T_dc_BptDcCpdResEnergyTransferMode = {
     (11, -1): (0, 1, -1),
     (11, -3): (1, 1, 11),
 }
-_D_dc_BptDcCpdResEnergyTransferMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
+_D_dc_BptDcCpdResEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (10, 0, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
 )
-_T_dc_BptDynamicDcClReqControlMode = {
+_T_dc_BptDynamicDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -2668,24 +3180,133 @@ _T_dc_BptDynamicDcClReqControlMode = {
     (14, -1): (0, 1, -1),
     (14, -3): (1, 1, 14),
 }
-_D_dc_BptDynamicDcClReqControlMode = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
-    (1, 0x1, ((11, 0, 12), (-3, 0, 11))),
-    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-1, 0, -1), (-3, 0, 12))),
-    (2, 0x3, ((13, 0, 14), (-1, 0, -1), (-3, 0, 13))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 14))),
+_D_dc_BptDynamicDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (10, 0, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (11, 0, 12),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (13, 0, 14),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (13, 0, 14),
+            (-1, 0, -1),
+            (-3, 0, 13),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 14),
+        ),
+    ),
 )
-_T_dc_BptDynamicDcClResControlMode = {
+_T_dc_BptDynamicDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -2723,22 +3344,123 @@ _T_dc_BptDynamicDcClResControlMode = {
     (12, -1): (0, 1, -1),
     (12, -3): (1, 1, 12),
 }
-_D_dc_BptDynamicDcClResControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
-    (1, 0x1, ((11, 0, 12), (-3, 0, 11))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
+_D_dc_BptDynamicDcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (10, 0, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (11, 0, 12),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
 )
-_T_dc_BptScheduledDcClReqControlMode = {
+_T_dc_BptScheduledDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -2810,12 +3532,53 @@ _T_dc_BptScheduledDcClReqControlMode = {
     (13, -1): (0, 1, -1),
     (13, -3): (1, 1, 13),
 }
-_D_dc_BptScheduledDcClReqControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+_D_dc_BptScheduledDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
     (
         4,
         0xF,
@@ -2835,17 +3598,97 @@ _D_dc_BptScheduledDcClReqControlMode = (
     (
         4,
         0xF,
-        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
     ),
-    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
-    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
-    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
-    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
-    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
+    (
+        3,
+        0x7,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 13),
+        ),
+    ),
 )
-_T_dc_BptScheduledDcClResControlMode = {
+_T_dc_BptScheduledDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
     (0, 64): (1, 4, 2),
     (0, 128): (2, 4, 3),
@@ -2901,7 +3744,7 @@ _T_dc_BptScheduledDcClResControlMode = {
     (8, -1): (0, 1, -1),
     (8, -3): (1, 1, 8),
 }
-_D_dc_BptScheduledDcClResControlMode = (
+_D_dc_BptScheduledDcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
     (
         4,
         0xF,
@@ -2918,16 +3761,100 @@ _D_dc_BptScheduledDcClResControlMode = (
             (-3, 0, 0),
         ),
     ),
-    (4, 0xF, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+    (
+        4,
+        0xF,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
 )
-_T_dc_DcCpdReqEnergyTransferMode = {
+_T_dc_DcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -2946,17 +3873,74 @@ _T_dc_DcCpdReqEnergyTransferMode = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_dc_DcCpdReqEnergyTransferMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_dc_DcCpdReqEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_T_dc_DcCpdResEnergyTransferMode = {
+_T_dc_DcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -2975,22 +3959,98 @@ _T_dc_DcCpdResEnergyTransferMode = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_dc_DcCpdResEnergyTransferMode = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_dc_DcCpdResEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_T_dc_DcCableCheckReq = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
-_D_dc_DcCableCheckReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+_T_dc_DcCableCheckReq: dict[tuple[int, int], tuple[int, int, int]] = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (0, 1, -1),
+    (1, -3): (1, 1, 1),
+}
+_D_dc_DcCableCheckReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
 )
-_T_dc_DcCableCheckRes = {
+_T_dc_DcCableCheckRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3000,13 +4060,41 @@ _T_dc_DcCableCheckRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_dc_DcCableCheckRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_dc_DcCableCheckRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_dc_DcChargeLoopReq = {
+_T_dc_DcChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3025,29 +4113,76 @@ _T_dc_DcChargeLoopReq = {
     (5, -1): (0, 1, -1),
     (5, -3): (1, 1, 5),
 }
-_D_dc_DcChargeLoopReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (4, 1, 5), (4, 2, 5), (4, 3, 5), (4, 4, 5), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+_D_dc_DcChargeLoopReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (4, 1, 5),
+            (4, 2, 5),
+            (4, 3, 5),
+            (4, 4, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_S_dc_DcChargeLoopReq_4 = {
+_S_dc_DcChargeLoopReq_4: dict[type[object], tuple[int, Encoder]] = {
     dc.BptDynamicDcClReqControlMode: (256, _e_dc_BptDynamicDcClReqControlMode),
     dc.BptScheduledDcClReqControlMode: (257, _e_dc_BptScheduledDcClReqControlMode),
     ct.ClReqControlMode: (258, _e_ct_ClReqControlMode),
     dc.DynamicDcClReqControlMode: (259, _e_dc_DynamicDcClReqControlMode),
     dc.ScheduledDcClReqControlMode: (260, _e_dc_ScheduledDcClReqControlMode),
 }
-_R_dc_DcChargeLoopReq_4 = (
+_R_dc_DcChargeLoopReq_4: tuple[Decoder, ...] = (
     _d_dc_BptDynamicDcClReqControlMode,
     _d_dc_BptScheduledDcClReqControlMode,
     _d_ct_ClReqControlMode,
     _d_dc_DynamicDcClReqControlMode,
     _d_dc_ScheduledDcClReqControlMode,
 )
-_T_dc_DcChargeLoopRes = {
+_T_dc_DcChargeLoopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3083,35 +4218,129 @@ _T_dc_DcChargeLoopRes = {
     (11, -1): (0, 1, -1),
     (11, -3): (1, 1, 11),
 }
-_D_dc_DcChargeLoopRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (3, 0x7, ((10, 0, 11), (10, 1, 11), (10, 2, 11), (10, 3, 11), (10, 4, 11), (-3, 0, 10))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
+_D_dc_DcChargeLoopRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (10, 0, 11),
+            (10, 1, 11),
+            (10, 2, 11),
+            (10, 3, 11),
+            (10, 4, 11),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
 )
-_S_dc_DcChargeLoopRes_10 = {
+_S_dc_DcChargeLoopRes_10: dict[type[object], tuple[int, Encoder]] = {
     dc.BptDynamicDcClResControlMode: (640, _e_dc_BptDynamicDcClResControlMode),
     dc.BptScheduledDcClResControlMode: (641, _e_dc_BptScheduledDcClResControlMode),
     ct.ClResControlMode: (642, _e_ct_ClResControlMode),
     dc.DynamicDcClResControlMode: (643, _e_dc_DynamicDcClResControlMode),
     dc.ScheduledDcClResControlMode: (644, _e_dc_ScheduledDcClResControlMode),
 }
-_R_dc_DcChargeLoopRes_10 = (
+_R_dc_DcChargeLoopRes_10: tuple[Decoder, ...] = (
     _d_dc_BptDynamicDcClResControlMode,
     _d_dc_BptScheduledDcClResControlMode,
     _d_ct_ClResControlMode,
     _d_dc_DynamicDcClResControlMode,
     _d_dc_ScheduledDcClResControlMode,
 )
-_T_dc_DcChargeParameterDiscoveryReq = {
+_T_dc_DcChargeParameterDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3120,20 +4349,42 @@ _T_dc_DcChargeParameterDiscoveryReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_dc_DcChargeParameterDiscoveryReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (1, 1, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_dc_DcChargeParameterDiscoveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (1, 1, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_S_dc_DcChargeParameterDiscoveryReq_1 = {
+_S_dc_DcChargeParameterDiscoveryReq_1: dict[type[object], tuple[int, Encoder]] = {
     dc.BptDcCpdReqEnergyTransferMode: (64, _e_dc_BptDcCpdReqEnergyTransferMode),
     dc.DcCpdReqEnergyTransferMode: (65, _e_dc_DcCpdReqEnergyTransferMode),
 }
-_R_dc_DcChargeParameterDiscoveryReq_1 = (
+_R_dc_DcChargeParameterDiscoveryReq_1: tuple[Decoder, ...] = (
     _d_dc_BptDcCpdReqEnergyTransferMode,
     _d_dc_DcCpdReqEnergyTransferMode,
 )
-_T_dc_DcChargeParameterDiscoveryRes = {
+_T_dc_DcChargeParameterDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3144,21 +4395,50 @@ _T_dc_DcChargeParameterDiscoveryRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_dc_DcChargeParameterDiscoveryRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (2, 1, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_dc_DcChargeParameterDiscoveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (2, 1, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_S_dc_DcChargeParameterDiscoveryRes_2 = {
+_S_dc_DcChargeParameterDiscoveryRes_2: dict[type[object], tuple[int, Encoder]] = {
     dc.BptDcCpdResEnergyTransferMode: (128, _e_dc_BptDcCpdResEnergyTransferMode),
     dc.DcCpdResEnergyTransferMode: (129, _e_dc_DcCpdResEnergyTransferMode),
 }
-_R_dc_DcChargeParameterDiscoveryRes_2 = (
+_R_dc_DcChargeParameterDiscoveryRes_2: tuple[Decoder, ...] = (
     _d_dc_BptDcCpdResEnergyTransferMode,
     _d_dc_DcCpdResEnergyTransferMode,
 )
-_T_dc_DcPreChargeReq = {
+_T_dc_DcPreChargeReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3170,14 +4450,49 @@ _T_dc_DcPreChargeReq = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_dc_DcPreChargeReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_dc_DcPreChargeReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_dc_DcPreChargeRes = {
+_T_dc_DcPreChargeRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3187,13 +4502,41 @@ _T_dc_DcPreChargeRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_dc_DcPreChargeRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_dc_DcPreChargeRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_dc_DcWeldingDetectionReq = {
+_T_dc_DcWeldingDetectionReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3201,12 +4544,33 @@ _T_dc_DcWeldingDetectionReq = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_dc_DcWeldingDetectionReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_dc_DcWeldingDetectionReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_dc_DcWeldingDetectionRes = {
+_T_dc_DcWeldingDetectionRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3216,13 +4580,41 @@ _T_dc_DcWeldingDetectionRes = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_dc_DcWeldingDetectionRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_dc_DcWeldingDetectionRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_dc_DynamicDcClReqControlMode = {
+_T_dc_DynamicDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -3245,19 +4637,90 @@ _T_dc_DynamicDcClReqControlMode = {
     (9, -1): (0, 1, -1),
     (9, -3): (1, 1, 9),
 }
-_D_dc_DynamicDcClReqControlMode = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
+_D_dc_DynamicDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
 )
-_T_dc_DynamicDcClResControlMode = {
+_T_dc_DynamicDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -3287,18 +4750,91 @@ _T_dc_DynamicDcClResControlMode = {
     (8, -1): (0, 1, -1),
     (8, -3): (1, 1, 8),
 }
-_D_dc_DynamicDcClResControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+_D_dc_DynamicDcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
 )
-_T_dc_ScheduledDcClReqControlMode = {
+_T_dc_ScheduledDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -3343,20 +4879,118 @@ _T_dc_ScheduledDcClReqControlMode = {
     (10, -1): (0, 1, -1),
     (10, -3): (1, 1, 10),
 }
-_D_dc_ScheduledDcClReqControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))),
-    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))),
-    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))),
-    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
+_D_dc_ScheduledDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
 )
-_T_dc_ScheduledDcClResControlMode = {
+_T_dc_ScheduledDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -3378,17 +5012,64 @@ _T_dc_ScheduledDcClResControlMode = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_dc_ScheduledDcClResControlMode = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_dc_ScheduledDcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
 
+MAX_DEPTH = 7  # deepest nesting of complex elements
+WINDOW_BITS = 7104  # most bits any path reads between two window checkpoints
 # document grammar (8.5.1): global elements sorted by local name, then uri
 DOCUMENT_WIDTH = 6
-DOCUMENT_ENCODERS = {
+DOCUMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (dc.BptDcCpdReqEnergyTransferMode, "{urn:iso:std:iso:15118:-20:DC}BPT_DC_CPDReqEnergyTransferMode"): (
         0,
         _e_dc_BptDcCpdReqEnergyTransferMode,
@@ -3489,7 +5170,7 @@ DOCUMENT_ENCODERS = {
     (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (46, _e_ds_Transforms),
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (47, _e_ds_X509Data),
 }
-DOCUMENT_DECODERS = (
+DOCUMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:DC}BPT_DC_CPDReqEnergyTransferMode", _d_dc_BptDcCpdReqEnergyTransferMode),
     ("{urn:iso:std:iso:15118:-20:DC}BPT_DC_CPDResEnergyTransferMode", _d_dc_BptDcCpdResEnergyTransferMode),
     ("{urn:iso:std:iso:15118:-20:DC}BPT_Dynamic_DC_CLReqControlMode", _d_dc_BptDynamicDcClReqControlMode),
@@ -3541,7 +5222,7 @@ DOCUMENT_DECODERS = (
 )
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
 FRAGMENT_WIDTH = 8
-FRAGMENT_ENCODERS = {
+FRAGMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts"): (1, _e_ct_DetailedCost),
     (ct.RationalNumber, "{urn:iso:std:iso:15118:-20:CommonTypes}Amount"): (2, _e_ct_RationalNumber),
     (dc.BptDcCpdReqEnergyTransferMode, "{urn:iso:std:iso:15118:-20:DC}BPT_DC_CPDReqEnergyTransferMode"): (
@@ -3688,7 +5369,7 @@ FRAGMENT_ENCODERS = {
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (141, _e_ds_X509Data),
     (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (143, _e_ds_X509IssuerSerial),
 }
-FRAGMENT_DECODERS = (
+FRAGMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}AckMaxDelay", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts", _d_ct_DetailedCost),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}Amount", _d_ct_RationalNumber),

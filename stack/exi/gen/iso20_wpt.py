@@ -68,6 +68,10 @@ from stack.exi.gen.shared import (  # noqa: F401
     _e_ds_X509IssuerSerial,
 )
 from stack.exi.runtime import (  # noqa: F401
+    Decoder,
+    Encoder,
+    Reader,
+    Writer,
     bad_event,
     check_range,
     e_bin,
@@ -75,20 +79,21 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
+    missing,
+    new,
     out_of_range,
     r_binary,
     r_sint,
     r_string,
     r_uint,
     range_error,
+    too_many,
     type_error,
     unexpected,
 )
 from stack.messages import iso20_types as ct
 from stack.messages import iso20_wpt as wpt
 from stack.messages import xmldsig as ds
-
-new = object.__new__  # decoders fill every field themselves: no __init__ needed
 
 _ENUM_ct_Processing = tuple(ct.Processing)
 _EN_ct_Processing = {m: i for i, m in enumerate(_ENUM_ct_Processing)}
@@ -111,58 +116,76 @@ _EN_wpt_WptSpcChargeDiagnostics = {m: i for i, m in enumerate(_ENUM_wpt_WptSpcCh
 
 
 # WPT_AlignmentCheckReqType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptAlignmentCheckReq(a, o, st):
+def _e_wpt_WptAlignmentCheckReq(a: int, o: wpt.WptAlignmentCheckReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptAlignmentCheckReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptAlignmentCheckReq.ev_processing")
     a <<= 1
     s = 2
-    x = o.target_coil_current
-    if x is not None:
+    x_target_coil_current = o.target_coil_current
+    if x_target_coil_current is not None:
         s = 3
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("WptAlignmentCheckReq.target_coil_current", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
+        if x_target_coil_current.__class__ is not ct.RationalNumber:
+            raise type_error("WptAlignmentCheckReq.target_coil_current", "RationalNumber", x_target_coil_current)
+        a = _e_ct_RationalNumber((a << 2), x_target_coil_current, w)
     try:
-        c, w, s = _T_wpt_WptAlignmentCheckReq[s, 192]
+        c, cw, s = _T_wpt_WptAlignmentCheckReq[s, 192]
     except KeyError:
         raise ExiEncodeError("WptAlignmentCheckReq.ev_result_code is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
+    a = (a << (cw + 1)) | (c << 1)
     a = (a << 2) | enum_index(_EN_wpt_WptEvResult, o.ev_result_code, "WptAlignmentCheckReq.ev_result_code")
     a <<= 1
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptAlignmentCheckReq.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptAlignmentCheckReq.vendor_specific_data_container", "a list", items_vendor_specific_data_container
+        )
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptAlignmentCheckReq.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptAlignmentCheckReq[s, 256]
+            c, cw, s = _T_wpt_WptAlignmentCheckReq[s, 256]
         except KeyError:
             raise ExiEncodeError("WptAlignmentCheckReq.vendor_specific_data_container is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptAlignmentCheckReq.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_vendor_specific_data_container,
+                w,
+                None,
+                256,
+                "WptAlignmentCheckReq.vendor_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptAlignmentCheckReq[s]
     try:
-        c, w, _ = _T_wpt_WptAlignmentCheckReq[s, -1]
+        c, cw, _ = _T_wpt_WptAlignmentCheckReq[s, -1]
     except KeyError:
         raise ExiEncodeError("WptAlignmentCheckReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
+def _d_wpt_WptAlignmentCheckReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptAlignmentCheckReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_processing: ct.Processing
+    f_target_coil_current: ct.RationalNumber | None
+    f_ev_result_code: wpt.WptEvResult
+    f_vendor_specific_data_container: list[bytes]
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 5
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
@@ -195,18 +218,20 @@ def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_vendor_specific_data_container = []
     while fid == 4:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptAlignmentCheckReq[s]
         w, mask, prods = _D_wpt_WptAlignmentCheckReq[s]
@@ -224,62 +249,81 @@ def _d_wpt_WptAlignmentCheckReq(r, v, n, p):
 
 
 # WPT_AlignmentCheckResType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptAlignmentCheckRes(a, o, st):
+def _e_wpt_WptAlignmentCheckRes(a: int, o: wpt.WptAlignmentCheckRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptAlignmentCheckRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptAlignmentCheckRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptAlignmentCheckRes.evse_processing")
     a <<= 1
     s = 3
-    x = o.power_transmitted
-    if x is not None:
+    x_power_transmitted = o.power_transmitted
+    if x_power_transmitted is not None:
         s = 4
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("WptAlignmentCheckRes.power_transmitted", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.supply_device_current
-    if x is not None:
+        if x_power_transmitted.__class__ is not ct.RationalNumber:
+            raise type_error("WptAlignmentCheckRes.power_transmitted", "RationalNumber", x_power_transmitted)
+        a = _e_ct_RationalNumber((a << 3), x_power_transmitted, w)
+    x_supply_device_current = o.supply_device_current
+    if x_supply_device_current is not None:
         try:
-            c, w, s = _T_wpt_WptAlignmentCheckRes[s, 256]
+            c, cw, s = _T_wpt_WptAlignmentCheckRes[s, 256]
         except KeyError:
             raise ExiEncodeError("WptAlignmentCheckRes.supply_device_current is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("WptAlignmentCheckRes.supply_device_current", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptAlignmentCheckRes.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+        a = (a << cw) | c
+        if x_supply_device_current.__class__ is not ct.RationalNumber:
+            raise type_error("WptAlignmentCheckRes.supply_device_current", "RationalNumber", x_supply_device_current)
+        a = _e_ct_RationalNumber(a, x_supply_device_current, w)
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptAlignmentCheckRes.vendor_specific_data_container", "a list", items_vendor_specific_data_container
+        )
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptAlignmentCheckRes.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptAlignmentCheckRes[s, 320]
+            c, cw, s = _T_wpt_WptAlignmentCheckRes[s, 320]
         except KeyError:
             raise ExiEncodeError("WptAlignmentCheckRes.vendor_specific_data_container is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptAlignmentCheckRes.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_vendor_specific_data_container,
+                w,
+                None,
+                256,
+                "WptAlignmentCheckRes.vendor_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptAlignmentCheckRes[s]
     try:
-        c, w, _ = _T_wpt_WptAlignmentCheckRes[s, -1]
+        c, cw, _ = _T_wpt_WptAlignmentCheckRes[s, -1]
     except KeyError:
         raise ExiEncodeError("WptAlignmentCheckRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
+def _d_wpt_WptAlignmentCheckRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptAlignmentCheckRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
+    f_power_transmitted: ct.RationalNumber | None
+    f_supply_device_current: ct.RationalNumber | None
+    f_vendor_specific_data_container: list[bytes]
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
@@ -310,18 +354,20 @@ def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
         f_supply_device_current = None
     f_vendor_specific_data_container = []
     while fid == 5:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptAlignmentCheckRes[s]
         w, mask, prods = _D_wpt_WptAlignmentCheckRes[s]
@@ -340,85 +386,116 @@ def _d_wpt_WptAlignmentCheckRes(r, v, n, p):
 
 
 # WPT_ChargeLoopReqType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptChargeLoopReq(a, o, st):
+def _e_wpt_WptChargeLoopReq(a: int, o: wpt.WptChargeLoopReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptChargeLoopReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     s = 1
-    x = o.display_parameters
-    if x is not None:
+    x_display_parameters = o.display_parameters
+    if x_display_parameters is not None:
         s = 2
-        if x.__class__ is not ct.DisplayParameters:
-            raise type_error("WptChargeLoopReq.display_parameters", "DisplayParameters", x)
-        a = _e_ct_DisplayParameters((a << 2), x, st)
+        if x_display_parameters.__class__ is not ct.DisplayParameters:
+            raise type_error("WptChargeLoopReq.display_parameters", "DisplayParameters", x_display_parameters)
+        a = _e_ct_DisplayParameters((a << 2), x_display_parameters, w)
     try:
-        c, w, s = _T_wpt_WptChargeLoopReq[s, 128]
+        c, cw, s = _T_wpt_WptChargeLoopReq[s, 128]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopReq.meter_info_requested is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.meter_info_requested
-    if y.__class__ is not bool:
-        raise type_error("WptChargeLoopReq.meter_info_requested", "True or False", y)
-    a = (a << 1) | (1 if y else 0)
+    a = (a << (cw + 1)) | (c << 1)
+    y_meter_info_requested = o.meter_info_requested
+    if y_meter_info_requested.__class__ is not bool:
+        raise type_error("WptChargeLoopReq.meter_info_requested", "True or False", y_meter_info_requested)
+    a = (a << 1) | (1 if y_meter_info_requested else 0)
     if o.evpc_power_request.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeLoopReq.evpc_power_request", "RationalNumber", o.evpc_power_request)
-    a = _e_ct_RationalNumber((a << 2), o.evpc_power_request, st)
+    a = _e_ct_RationalNumber((a << 2), o.evpc_power_request, w)
     if o.evpc_power_output.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeLoopReq.evpc_power_output", "RationalNumber", o.evpc_power_output)
-    a = _e_ct_RationalNumber((a << 1), o.evpc_power_output, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_power_output, w)
     a = (a << 4) | enum_index(
         _EN_wpt_WptEvpcChargeDiagnostics, o.evpc_charge_diagnostics, "WptChargeLoopReq.evpc_charge_diagnostics"
     )
     a <<= 1
     s = 6
-    x = o.evpc_operating_frequency
-    if x is not None:
+    x_evpc_operating_frequency = o.evpc_operating_frequency
+    if x_evpc_operating_frequency is not None:
         s = 7
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("WptChargeLoopReq.evpc_operating_frequency", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.evpc_power_control_parameter
-    if x is not None:
+        if x_evpc_operating_frequency.__class__ is not ct.RationalNumber:
+            raise type_error("WptChargeLoopReq.evpc_operating_frequency", "RationalNumber", x_evpc_operating_frequency)
+        a = _e_ct_RationalNumber((a << 3), x_evpc_operating_frequency, w)
+    x_evpc_power_control_parameter = o.evpc_power_control_parameter
+    if x_evpc_power_control_parameter is not None:
         try:
-            c, w, s = _T_wpt_WptChargeLoopReq[s, 448]
+            c, cw, s = _T_wpt_WptChargeLoopReq[s, 448]
         except KeyError:
             raise ExiEncodeError("WptChargeLoopReq.evpc_power_control_parameter is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptEvpcPowerControlParameter:
-            raise type_error("WptChargeLoopReq.evpc_power_control_parameter", "WptEvpcPowerControlParameter", x)
-        a = _e_wpt_WptEvpcPowerControlParameter(a, x, st)
-    items = o.manufacturer_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptChargeLoopReq.manufacturer_specific_data_container", "a list", items)
-    if len(items) > 16:
+        a = (a << cw) | c
+        if x_evpc_power_control_parameter.__class__ is not wpt.WptEvpcPowerControlParameter:
+            raise type_error(
+                "WptChargeLoopReq.evpc_power_control_parameter",
+                "WptEvpcPowerControlParameter",
+                x_evpc_power_control_parameter,
+            )
+        a = _e_wpt_WptEvpcPowerControlParameter(a, x_evpc_power_control_parameter, w)
+    items_manufacturer_specific_data_container = o.manufacturer_specific_data_container
+    if items_manufacturer_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptChargeLoopReq.manufacturer_specific_data_container",
+            "a list",
+            items_manufacturer_specific_data_container,
+        )
+    if len(items_manufacturer_specific_data_container) > 16:
         raise ExiEncodeError("WptChargeLoopReq.manufacturer_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_manufacturer_specific_data_container in enumerate(items_manufacturer_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptChargeLoopReq[s, 512]
+            c, cw, s = _T_wpt_WptChargeLoopReq[s, 512]
         except KeyError:
             raise ExiEncodeError("WptChargeLoopReq.manufacturer_specific_data_container is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_manufacturer_specific_data_container = x_manufacturer_specific_data_container
+        if not y_manufacturer_specific_data_container and y_manufacturer_specific_data_container.__class__ in (
+            str,
+            bytes,
+        ):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptChargeLoopReq.manufacturer_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_manufacturer_specific_data_container,
+                w,
+                None,
+                256,
+                "WptChargeLoopReq.manufacturer_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptChargeLoopReq[s]
     try:
-        c, w, _ = _T_wpt_WptChargeLoopReq[s, -1]
+        c, cw, _ = _T_wpt_WptChargeLoopReq[s, -1]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptChargeLoopReq(r, v, n, p):
+def _d_wpt_WptChargeLoopReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptChargeLoopReq, int]:
+    f_header: ct.MessageHeader
+    f_display_parameters: ct.DisplayParameters | None
+    f_meter_info_requested: bool
+    f_evpc_power_request: ct.RationalNumber
+    f_evpc_power_output: ct.RationalNumber
+    f_evpc_charge_diagnostics: wpt.WptEvpcChargeDiagnostics
+    f_evpc_operating_frequency: ct.RationalNumber | None
+    f_evpc_power_control_parameter: wpt.WptEvpcPowerControlParameter | None
+    f_manufacturer_specific_data_container: list[bytes]
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 1
     w, mask, prods = _D_wpt_WptChargeLoopReq[s]
     p += w
@@ -471,18 +548,20 @@ def _d_wpt_WptChargeLoopReq(r, v, n, p):
         f_evpc_power_control_parameter = None
     f_manufacturer_specific_data_container = []
     while fid == 8:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of ManufacturerSpecificDataContainer")
-            x = b""
+            x_manufacturer_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_manufacturer_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
-        f_manufacturer_specific_data_container.append(x)
+        f_manufacturer_specific_data_container.append(x_manufacturer_specific_data_container)
         if len(f_manufacturer_specific_data_container) == 16:
             s = _X_wpt_WptChargeLoopReq[s]
         w, mask, prods = _D_wpt_WptChargeLoopReq[s]
@@ -504,117 +583,152 @@ def _d_wpt_WptChargeLoopReq(r, v, n, p):
 
 
 # WPT_ChargeLoopResType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptChargeLoopRes(a, o, st):
+def _e_wpt_WptChargeLoopRes(a: int, o: wpt.WptChargeLoopRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptChargeLoopRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptChargeLoopRes.response_code")
     a <<= 1
     s = 2
-    x = o.evse_status
-    if x is not None:
+    x_evse_status = o.evse_status
+    if x_evse_status is not None:
         s = 3
-        if x.__class__ is not ct.EvseStatus:
-            raise type_error("WptChargeLoopRes.evse_status", "EvseStatus", x)
-        a = _e_ct_EvseStatus((a << 3), x, st)
-    x = o.meter_info
-    if x is not None:
+        if x_evse_status.__class__ is not ct.EvseStatus:
+            raise type_error("WptChargeLoopRes.evse_status", "EvseStatus", x_evse_status)
+        a = _e_ct_EvseStatus((a << 3), x_evse_status, w)
+    x_meter_info = o.meter_info
+    if x_meter_info is not None:
         try:
-            c, w, s = _T_wpt_WptChargeLoopRes[s, 192]
+            c, cw, s = _T_wpt_WptChargeLoopRes[s, 192]
         except KeyError:
             raise ExiEncodeError("WptChargeLoopRes.meter_info is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.MeterInfo:
-            raise type_error("WptChargeLoopRes.meter_info", "MeterInfo", x)
-        a = _e_ct_MeterInfo(a, x, st)
-    x = o.receipt
-    if x is not None:
+        a = (a << cw) | c
+        if x_meter_info.__class__ is not ct.MeterInfo:
+            raise type_error("WptChargeLoopRes.meter_info", "MeterInfo", x_meter_info)
+        a = _e_ct_MeterInfo(a, x_meter_info, w)
+    x_receipt = o.receipt
+    if x_receipt is not None:
         try:
-            c, w, s = _T_wpt_WptChargeLoopRes[s, 256]
+            c, cw, s = _T_wpt_WptChargeLoopRes[s, 256]
         except KeyError:
             raise ExiEncodeError("WptChargeLoopRes.receipt is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.Receipt:
-            raise type_error("WptChargeLoopRes.receipt", "Receipt", x)
-        a = _e_ct_Receipt(a, x, st)
+        a = (a << cw) | c
+        if x_receipt.__class__ is not ct.Receipt:
+            raise type_error("WptChargeLoopRes.receipt", "Receipt", x_receipt)
+        a = _e_ct_Receipt(a, x_receipt, w)
     try:
-        c, w, s = _T_wpt_WptChargeLoopRes[s, 320]
+        c, cw, s = _T_wpt_WptChargeLoopRes[s, 320]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopRes.evpc_power_request is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.evpc_power_request.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeLoopRes.evpc_power_request", "RationalNumber", o.evpc_power_request)
-    a = _e_ct_RationalNumber(a, o.evpc_power_request, st)
-    x = o.sd_power_input
-    if x is not None:
+    a = _e_ct_RationalNumber(a, o.evpc_power_request, w)
+    x_sd_power_input = o.sd_power_input
+    if x_sd_power_input is not None:
         s = 7
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("WptChargeLoopRes.sd_power_input", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 2), x, st)
+        if x_sd_power_input.__class__ is not ct.RationalNumber:
+            raise type_error("WptChargeLoopRes.sd_power_input", "RationalNumber", x_sd_power_input)
+        a = _e_ct_RationalNumber((a << 2), x_sd_power_input, w)
     try:
-        c, w, s = _T_wpt_WptChargeLoopRes[s, 448]
+        c, cw, s = _T_wpt_WptChargeLoopRes[s, 448]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopRes.spc_max_output_power_limit is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.spc_max_output_power_limit.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeLoopRes.spc_max_output_power_limit", "RationalNumber", o.spc_max_output_power_limit)
-    a = _e_ct_RationalNumber(a, o.spc_max_output_power_limit, st)
+    a = _e_ct_RationalNumber(a, o.spc_max_output_power_limit, w)
     if o.spc_min_output_power_limit.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeLoopRes.spc_min_output_power_limit", "RationalNumber", o.spc_min_output_power_limit)
-    a = _e_ct_RationalNumber((a << 1), o.spc_min_output_power_limit, st)
+    a = _e_ct_RationalNumber((a << 1), o.spc_min_output_power_limit, w)
     a = (a << 5) | enum_index(
         _EN_wpt_WptSpcChargeDiagnostics, o.spc_charge_diagnostics, "WptChargeLoopRes.spc_charge_diagnostics"
     )
     a <<= 1
     s = 10
-    x = o.spc_operating_frequency
-    if x is not None:
+    x_spc_operating_frequency = o.spc_operating_frequency
+    if x_spc_operating_frequency is not None:
         s = 11
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("WptChargeLoopRes.spc_operating_frequency", "RationalNumber", x)
-        a = _e_ct_RationalNumber((a << 3), x, st)
-    x = o.spc_power_control_parameter
-    if x is not None:
+        if x_spc_operating_frequency.__class__ is not ct.RationalNumber:
+            raise type_error("WptChargeLoopRes.spc_operating_frequency", "RationalNumber", x_spc_operating_frequency)
+        a = _e_ct_RationalNumber((a << 3), x_spc_operating_frequency, w)
+    x_spc_power_control_parameter = o.spc_power_control_parameter
+    if x_spc_power_control_parameter is not None:
         try:
-            c, w, s = _T_wpt_WptChargeLoopRes[s, 704]
+            c, cw, s = _T_wpt_WptChargeLoopRes[s, 704]
         except KeyError:
             raise ExiEncodeError("WptChargeLoopRes.spc_power_control_parameter is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptSpcPowerControlParameter:
-            raise type_error("WptChargeLoopRes.spc_power_control_parameter", "WptSpcPowerControlParameter", x)
-        a = _e_wpt_WptSpcPowerControlParameter(a, x, st)
-    items = o.manufacturer_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptChargeLoopRes.manufacturer_specific_data_container", "a list", items)
-    if len(items) > 16:
+        a = (a << cw) | c
+        if x_spc_power_control_parameter.__class__ is not wpt.WptSpcPowerControlParameter:
+            raise type_error(
+                "WptChargeLoopRes.spc_power_control_parameter",
+                "WptSpcPowerControlParameter",
+                x_spc_power_control_parameter,
+            )
+        a = _e_wpt_WptSpcPowerControlParameter(a, x_spc_power_control_parameter, w)
+    items_manufacturer_specific_data_container = o.manufacturer_specific_data_container
+    if items_manufacturer_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptChargeLoopRes.manufacturer_specific_data_container",
+            "a list",
+            items_manufacturer_specific_data_container,
+        )
+    if len(items_manufacturer_specific_data_container) > 16:
         raise ExiEncodeError("WptChargeLoopRes.manufacturer_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_manufacturer_specific_data_container in enumerate(items_manufacturer_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptChargeLoopRes[s, 768]
+            c, cw, s = _T_wpt_WptChargeLoopRes[s, 768]
         except KeyError:
             raise ExiEncodeError("WptChargeLoopRes.manufacturer_specific_data_container is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_manufacturer_specific_data_container = x_manufacturer_specific_data_container
+        if not y_manufacturer_specific_data_container and y_manufacturer_specific_data_container.__class__ in (
+            str,
+            bytes,
+        ):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptChargeLoopRes.manufacturer_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_manufacturer_specific_data_container,
+                w,
+                None,
+                256,
+                "WptChargeLoopRes.manufacturer_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptChargeLoopRes[s]
     try:
-        c, w, _ = _T_wpt_WptChargeLoopRes[s, -1]
+        c, cw, _ = _T_wpt_WptChargeLoopRes[s, -1]
     except KeyError:
         raise ExiEncodeError("WptChargeLoopRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptChargeLoopRes(r, v, n, p):
+def _d_wpt_WptChargeLoopRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptChargeLoopRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_status: ct.EvseStatus | None
+    f_meter_info: ct.MeterInfo | None
+    f_receipt: ct.Receipt | None
+    f_evpc_power_request: ct.RationalNumber
+    f_sd_power_input: ct.RationalNumber | None
+    f_spc_max_output_power_limit: ct.RationalNumber
+    f_spc_min_output_power_limit: ct.RationalNumber
+    f_spc_charge_diagnostics: wpt.WptSpcChargeDiagnostics
+    f_spc_operating_frequency: ct.RationalNumber | None
+    f_spc_power_control_parameter: wpt.WptSpcPowerControlParameter | None
+    f_manufacturer_specific_data_container: list[bytes]
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
     if q >> 7:
@@ -642,6 +756,8 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
         f_meter_info = None
     if fid == 4:
         f_receipt, p = _d_ct_Receipt(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_wpt_WptChargeLoopRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -694,18 +810,20 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
         f_spc_power_control_parameter = None
     f_manufacturer_specific_data_container = []
     while fid == 12:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of ManufacturerSpecificDataContainer")
-            x = b""
+            x_manufacturer_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_manufacturer_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of ManufacturerSpecificDataContainer")
-        f_manufacturer_specific_data_container.append(x)
+        f_manufacturer_specific_data_container.append(x_manufacturer_specific_data_container)
         if len(f_manufacturer_specific_data_container) == 16:
             s = _X_wpt_WptChargeLoopRes[s]
         w, mask, prods = _D_wpt_WptChargeLoopRes[s]
@@ -731,70 +849,106 @@ def _d_wpt_WptChargeLoopRes(r, v, n, p):
 
 
 # WPT_ChargeParameterDiscoveryReqType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptChargeParameterDiscoveryReq(a, o, st):
+def _e_wpt_WptChargeParameterDiscoveryReq(a: int, o: wpt.WptChargeParameterDiscoveryReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptChargeParameterDiscoveryReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     if o.evpc_max_receivable_power.__class__ is not ct.RationalNumber:
         raise type_error(
             "WptChargeParameterDiscoveryReq.evpc_max_receivable_power", "RationalNumber", o.evpc_max_receivable_power
         )
-    a = _e_ct_RationalNumber((a << 1), o.evpc_max_receivable_power, st)
-    y = o.sd_max_ground_clearence
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+    a = _e_ct_RationalNumber((a << 1), o.evpc_max_receivable_power, w)
+    y_sd_max_ground_clearence = o.sd_max_ground_clearence
+    if y_sd_max_ground_clearence.__class__ is int and 0 <= y_sd_max_ground_clearence < 0x80:
+        a = (a << 10) | y_sd_max_ground_clearence
+    elif y_sd_max_ground_clearence.__class__ is int and 128 <= y_sd_max_ground_clearence < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_sd_max_ground_clearence & 0x7F) << 8) | (y_sd_max_ground_clearence >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "WptChargeParameterDiscoveryReq.sd_max_ground_clearence"))
-    y = o.sd_min_ground_clearence
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = e_uint(
+            (a << 2),
+            check_range(y_sd_max_ground_clearence, 0, 65535, "WptChargeParameterDiscoveryReq.sd_max_ground_clearence"),
+        )
+    y_sd_min_ground_clearence = o.sd_min_ground_clearence
+    if y_sd_min_ground_clearence.__class__ is int and 0 <= y_sd_min_ground_clearence < 0x80:
+        a = (a << 11) | y_sd_min_ground_clearence
+    elif y_sd_min_ground_clearence.__class__ is int and 128 <= y_sd_min_ground_clearence < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_sd_min_ground_clearence & 0x7F) << 8) | (y_sd_min_ground_clearence >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 0, 65535, "WptChargeParameterDiscoveryReq.sd_min_ground_clearence"))
+        a = e_uint(
+            (a << 3),
+            check_range(y_sd_min_ground_clearence, 0, 65535, "WptChargeParameterDiscoveryReq.sd_min_ground_clearence"),
+        )
     if o.evpc_natural_frequency.__class__ is not ct.RationalNumber:
         raise type_error(
             "WptChargeParameterDiscoveryReq.evpc_natural_frequency", "RationalNumber", o.evpc_natural_frequency
         )
-    a = _e_ct_RationalNumber((a << 2), o.evpc_natural_frequency, st)
-    y = o.evpc_device_local_control
-    if y.__class__ is not bool:
-        raise type_error("WptChargeParameterDiscoveryReq.evpc_device_local_control", "True or False", y)
-    a = (a << 3) | (1 if y else 0)
+    a = _e_ct_RationalNumber((a << 2), o.evpc_natural_frequency, w)
+    y_evpc_device_local_control = o.evpc_device_local_control
+    if y_evpc_device_local_control.__class__ is not bool:
+        raise type_error(
+            "WptChargeParameterDiscoveryReq.evpc_device_local_control", "True or False", y_evpc_device_local_control
+        )
+    a = (a << 3) | (1 if y_evpc_device_local_control else 0)
     a <<= 1
     s = 6
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptChargeParameterDiscoveryReq.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptChargeParameterDiscoveryReq.vendor_specific_data_container",
+            "a list",
+            items_vendor_specific_data_container,
+        )
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptChargeParameterDiscoveryReq.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptChargeParameterDiscoveryReq[s, 384]
+            c, cw, s = _T_wpt_WptChargeParameterDiscoveryReq[s, 384]
         except KeyError:
             raise ExiEncodeError(
                 "WptChargeParameterDiscoveryReq.vendor_specific_data_container is not allowed here"
             ) from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptChargeParameterDiscoveryReq.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_vendor_specific_data_container,
+                w,
+                None,
+                256,
+                "WptChargeParameterDiscoveryReq.vendor_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptChargeParameterDiscoveryReq[s]
     try:
-        c, w, _ = _T_wpt_WptChargeParameterDiscoveryReq[s, -1]
+        c, cw, _ = _T_wpt_WptChargeParameterDiscoveryReq[s, -1]
     except KeyError:
         raise ExiEncodeError("WptChargeParameterDiscoveryReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
+def _d_wpt_WptChargeParameterDiscoveryReq(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[wpt.WptChargeParameterDiscoveryReq, int]:
+    f_header: ct.MessageHeader
+    f_evpc_max_receivable_power: ct.RationalNumber
+    f_sd_max_ground_clearence: int
+    f_sd_min_ground_clearence: int
+    f_evpc_natural_frequency: ct.RationalNumber
+    f_evpc_device_local_control: bool
+    f_vendor_specific_data_container: list[bytes]
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCMaxReceivablePower")
@@ -805,20 +959,26 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
     f_sd_max_ground_clearence = (v >> (n - p - 8)) & 0xFF
     if f_sd_max_ground_clearence < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_sd_max_ground_clearence = (f_sd_max_ground_clearence & 0x7F) | (q << 7)
+        p += 16
     else:
         f_sd_max_ground_clearence, p = r_uint(v, n, p, 3)
-    if not 0 <= f_sd_max_ground_clearence <= 65535:
-        raise out_of_range(p, f_sd_max_ground_clearence, 0, 65535)
+        if not 0 <= f_sd_max_ground_clearence <= 65535:
+            raise out_of_range(p, f_sd_max_ground_clearence, 0, 65535)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SDMaxGroundClearence")
     f_sd_min_ground_clearence = (v >> (n - p - 8)) & 0xFF
     if f_sd_min_ground_clearence < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_sd_min_ground_clearence = (f_sd_min_ground_clearence & 0x7F) | (q << 7)
+        p += 16
     else:
         f_sd_min_ground_clearence, p = r_uint(v, n, p, 3)
-    if not 0 <= f_sd_min_ground_clearence <= 65535:
-        raise out_of_range(p, f_sd_min_ground_clearence, 0, 65535)
+        if not 0 <= f_sd_min_ground_clearence <= 65535:
+            raise out_of_range(p, f_sd_min_ground_clearence, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SDMinGroundClearence")
@@ -836,18 +996,20 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_vendor_specific_data_container = []
     while fid == 6:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptChargeParameterDiscoveryReq[s]
         w, mask, prods = _D_wpt_WptChargeParameterDiscoveryReq[s]
@@ -867,73 +1029,133 @@ def _d_wpt_WptChargeParameterDiscoveryReq(r, v, n, p):
 
 
 # WPT_ChargeParameterDiscoveryResType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptChargeParameterDiscoveryRes(a, o, st):
+def _e_wpt_WptChargeParameterDiscoveryRes(a: int, o: wpt.WptChargeParameterDiscoveryRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptChargeParameterDiscoveryRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptChargeParameterDiscoveryRes.response_code")
     a = (a << 5) | enum_index(
         _EN_wpt_WptPowerClass, o.pd_input_power_class, "WptChargeParameterDiscoveryRes.pd_input_power_class"
     )
     if o.sd_min_output_power.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeParameterDiscoveryRes.sd_min_output_power", "RationalNumber", o.sd_min_output_power)
-    a = _e_ct_RationalNumber((a << 2), o.sd_min_output_power, st)
+    a = _e_ct_RationalNumber((a << 2), o.sd_min_output_power, w)
     if o.sd_max_output_power.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeParameterDiscoveryRes.sd_max_output_power", "RationalNumber", o.sd_max_output_power)
-    a = _e_ct_RationalNumber((a << 1), o.sd_max_output_power, st)
-    y = o.sd_max_ground_clearance_support
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+    a = _e_ct_RationalNumber((a << 1), o.sd_max_output_power, w)
+    y_sd_max_ground_clearance_support = o.sd_max_ground_clearance_support
+    if y_sd_max_ground_clearance_support.__class__ is int and 0 <= y_sd_max_ground_clearance_support < 0x80:
+        a = (a << 10) | y_sd_max_ground_clearance_support
+    elif y_sd_max_ground_clearance_support.__class__ is int and 128 <= y_sd_max_ground_clearance_support < 0x4000:
+        a = (
+            (a << 18)
+            | 0x8000
+            | ((y_sd_max_ground_clearance_support & 0x7F) << 8)
+            | (y_sd_max_ground_clearance_support >> 7)
+        )
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "WptChargeParameterDiscoveryRes.sd_max_ground_clearance_support"))
-    y = o.sd_min_ground_clearance_support
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+        a = e_uint(
+            (a << 2),
+            check_range(
+                y_sd_max_ground_clearance_support,
+                0,
+                65535,
+                "WptChargeParameterDiscoveryRes.sd_max_ground_clearance_support",
+            ),
+        )
+    y_sd_min_ground_clearance_support = o.sd_min_ground_clearance_support
+    if y_sd_min_ground_clearance_support.__class__ is int and 0 <= y_sd_min_ground_clearance_support < 0x80:
+        a = (a << 11) | y_sd_min_ground_clearance_support
+    elif y_sd_min_ground_clearance_support.__class__ is int and 128 <= y_sd_min_ground_clearance_support < 0x4000:
+        a = (
+            (a << 19)
+            | 0x8000
+            | ((y_sd_min_ground_clearance_support & 0x7F) << 8)
+            | (y_sd_min_ground_clearance_support >> 7)
+        )
     else:
-        a = e_uint((a << 3), check_range(y, 0, 65535, "WptChargeParameterDiscoveryRes.sd_min_ground_clearance_support"))
+        a = e_uint(
+            (a << 3),
+            check_range(
+                y_sd_min_ground_clearance_support,
+                0,
+                65535,
+                "WptChargeParameterDiscoveryRes.sd_min_ground_clearance_support",
+            ),
+        )
     if o.pd_min_coil_current.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeParameterDiscoveryRes.pd_min_coil_current", "RationalNumber", o.pd_min_coil_current)
-    a = _e_ct_RationalNumber((a << 2), o.pd_min_coil_current, st)
+    a = _e_ct_RationalNumber((a << 2), o.pd_min_coil_current, w)
     if o.pd_max_coil_current.__class__ is not ct.RationalNumber:
         raise type_error("WptChargeParameterDiscoveryRes.pd_max_coil_current", "RationalNumber", o.pd_max_coil_current)
-    a = _e_ct_RationalNumber((a << 1), o.pd_max_coil_current, st)
+    a = _e_ct_RationalNumber((a << 1), o.pd_max_coil_current, w)
     s = 9
-    items = o.sd_manufacturer_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", "a list", items)
-    if len(items) > 16:
+    items_sd_manufacturer_specific_data_container = o.sd_manufacturer_specific_data_container
+    if items_sd_manufacturer_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container",
+            "a list",
+            items_sd_manufacturer_specific_data_container,
+        )
+    if len(items_sd_manufacturer_specific_data_container) > 16:
         raise ExiEncodeError(
             "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container: more than 16 items"
         )
-    for i, x in enumerate(items, 1):
+    for i, x_sd_manufacturer_specific_data_container in enumerate(items_sd_manufacturer_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptChargeParameterDiscoveryRes[s, 576]
+            c, cw, s = _T_wpt_WptChargeParameterDiscoveryRes[s, 576]
         except KeyError:
             raise ExiEncodeError(
                 "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container is not allowed here"
             ) from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_sd_manufacturer_specific_data_container = x_sd_manufacturer_specific_data_container
+        if not y_sd_manufacturer_specific_data_container and y_sd_manufacturer_specific_data_container.__class__ in (
+            str,
+            bytes,
+        ):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_sd_manufacturer_specific_data_container,
+                w,
+                None,
+                256,
+                "WptChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptChargeParameterDiscoveryRes[s]
     try:
-        c, w, _ = _T_wpt_WptChargeParameterDiscoveryRes[s, -1]
+        c, cw, _ = _T_wpt_WptChargeParameterDiscoveryRes[s, -1]
     except KeyError:
         raise ExiEncodeError("WptChargeParameterDiscoveryRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
+def _d_wpt_WptChargeParameterDiscoveryRes(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[wpt.WptChargeParameterDiscoveryRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_pd_input_power_class: wpt.WptPowerClass
+    f_sd_min_output_power: ct.RationalNumber
+    f_sd_max_output_power: ct.RationalNumber
+    f_sd_max_ground_clearance_support: int
+    f_sd_min_ground_clearance_support: int
+    f_pd_min_coil_current: ct.RationalNumber
+    f_pd_max_coil_current: ct.RationalNumber
+    f_sd_manufacturer_specific_data_container: list[bytes]
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 15
     q = (v >> (n - p)) & 0x7FFF
     if q >> 13:
@@ -955,20 +1177,26 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
     f_sd_max_ground_clearance_support = (v >> (n - p - 8)) & 0xFF
     if f_sd_max_ground_clearance_support < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_sd_max_ground_clearance_support = (f_sd_max_ground_clearance_support & 0x7F) | (q << 7)
+        p += 16
     else:
         f_sd_max_ground_clearance_support, p = r_uint(v, n, p, 3)
-    if not 0 <= f_sd_max_ground_clearance_support <= 65535:
-        raise out_of_range(p, f_sd_max_ground_clearance_support, 0, 65535)
+        if not 0 <= f_sd_max_ground_clearance_support <= 65535:
+            raise out_of_range(p, f_sd_max_ground_clearance_support, 0, 65535)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SDMaxGroundClearanceSupport")
     f_sd_min_ground_clearance_support = (v >> (n - p - 8)) & 0xFF
     if f_sd_min_ground_clearance_support < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_sd_min_ground_clearance_support = (f_sd_min_ground_clearance_support & 0x7F) | (q << 7)
+        p += 16
     else:
         f_sd_min_ground_clearance_support, p = r_uint(v, n, p, 3)
-    if not 0 <= f_sd_min_ground_clearance_support <= 65535:
-        raise out_of_range(p, f_sd_min_ground_clearance_support, 0, 65535)
+        if not 0 <= f_sd_min_ground_clearance_support <= 65535:
+            raise out_of_range(p, f_sd_min_ground_clearance_support, 0, 65535)
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SDMinGroundClearanceSupport")
@@ -983,18 +1211,20 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_sd_manufacturer_specific_data_container = []
     while fid == 9:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of SDManufacturerSpecificDataContainer")
-            x = b""
+            x_sd_manufacturer_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_sd_manufacturer_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of SDManufacturerSpecificDataContainer")
-        f_sd_manufacturer_specific_data_container.append(x)
+        f_sd_manufacturer_specific_data_container.append(x_sd_manufacturer_specific_data_container)
         if len(f_sd_manufacturer_specific_data_container) == 16:
             s = _X_wpt_WptChargeParameterDiscoveryRes[s]
         w, mask, prods = _D_wpt_WptChargeParameterDiscoveryRes[s]
@@ -1017,56 +1247,76 @@ def _d_wpt_WptChargeParameterDiscoveryRes(r, v, n, p):
 
 
 # WPT_FinePositioningReqType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptFinePositioningReq(a, o, st):
+def _e_wpt_WptFinePositioningReq(a: int, o: wpt.WptFinePositioningReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptFinePositioningReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptFinePositioningReq.ev_processing")
     a = (a << 5) | enum_index(_EN_wpt_WptEvResult, o.ev_result_code, "WptFinePositioningReq.ev_result_code")
     a <<= 1
     s = 3
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptFinePositioningReq.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptFinePositioningReq.vendor_specific_data_container", "a list", items_vendor_specific_data_container
+        )
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptFinePositioningReq.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptFinePositioningReq[s, 192]
+            c, cw, s = _T_wpt_WptFinePositioningReq[s, 192]
         except KeyError:
             raise ExiEncodeError("WptFinePositioningReq.vendor_specific_data_container is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptFinePositioningReq.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_vendor_specific_data_container,
+                w,
+                None,
+                256,
+                "WptFinePositioningReq.vendor_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptFinePositioningReq[s]
-    x = o.wpt_lf_data_package_list
-    if x is not None:
+    x_wpt_lf_data_package_list = o.wpt_lf_data_package_list
+    if x_wpt_lf_data_package_list is not None:
         try:
-            c, w, s = _T_wpt_WptFinePositioningReq[s, 256]
+            c, cw, s = _T_wpt_WptFinePositioningReq[s, 256]
         except KeyError:
             raise ExiEncodeError("WptFinePositioningReq.wpt_lf_data_package_list is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptLfDataPackageList:
-            raise type_error("WptFinePositioningReq.wpt_lf_data_package_list", "WptLfDataPackageList", x)
-        a = _e_wpt_WptLfDataPackageList(a, x, st)
+        a = (a << cw) | c
+        if x_wpt_lf_data_package_list.__class__ is not wpt.WptLfDataPackageList:
+            raise type_error(
+                "WptFinePositioningReq.wpt_lf_data_package_list", "WptLfDataPackageList", x_wpt_lf_data_package_list
+            )
+        a = _e_wpt_WptLfDataPackageList(a, x_wpt_lf_data_package_list, w)
     try:
-        c, w, _ = _T_wpt_WptFinePositioningReq[s, -1]
+        c, cw, _ = _T_wpt_WptFinePositioningReq[s, -1]
     except KeyError:
         raise ExiEncodeError("WptFinePositioningReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptFinePositioningReq(r, v, n, p):
+def _d_wpt_WptFinePositioningReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptFinePositioningReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_processing: ct.Processing
+    f_ev_result_code: wpt.WptEvResult
+    f_vendor_specific_data_container: list[bytes]
+    f_wpt_lf_data_package_list: wpt.WptLfDataPackageList | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -1083,18 +1333,20 @@ def _d_wpt_WptFinePositioningReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_vendor_specific_data_container = []
     while fid == 3:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptFinePositioningReq[s]
         w, mask, prods = _D_wpt_WptFinePositioningReq[s]
@@ -1119,56 +1371,76 @@ def _d_wpt_WptFinePositioningReq(r, v, n, p):
 
 
 # WPT_FinePositioningResType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptFinePositioningRes(a, o, st):
+def _e_wpt_WptFinePositioningRes(a: int, o: wpt.WptFinePositioningRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptFinePositioningRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptFinePositioningRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptFinePositioningRes.evse_processing")
     a <<= 1
     s = 3
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptFinePositioningRes.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptFinePositioningRes.vendor_specific_data_container", "a list", items_vendor_specific_data_container
+        )
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptFinePositioningRes.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptFinePositioningRes[s, 192]
+            c, cw, s = _T_wpt_WptFinePositioningRes[s, 192]
         except KeyError:
             raise ExiEncodeError("WptFinePositioningRes.vendor_specific_data_container is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptFinePositioningRes.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_vendor_specific_data_container,
+                w,
+                None,
+                256,
+                "WptFinePositioningRes.vendor_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptFinePositioningRes[s]
-    x = o.wpt_lf_data_package_list
-    if x is not None:
+    x_wpt_lf_data_package_list = o.wpt_lf_data_package_list
+    if x_wpt_lf_data_package_list is not None:
         try:
-            c, w, s = _T_wpt_WptFinePositioningRes[s, 256]
+            c, cw, s = _T_wpt_WptFinePositioningRes[s, 256]
         except KeyError:
             raise ExiEncodeError("WptFinePositioningRes.wpt_lf_data_package_list is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptLfDataPackageList:
-            raise type_error("WptFinePositioningRes.wpt_lf_data_package_list", "WptLfDataPackageList", x)
-        a = _e_wpt_WptLfDataPackageList(a, x, st)
+        a = (a << cw) | c
+        if x_wpt_lf_data_package_list.__class__ is not wpt.WptLfDataPackageList:
+            raise type_error(
+                "WptFinePositioningRes.wpt_lf_data_package_list", "WptLfDataPackageList", x_wpt_lf_data_package_list
+            )
+        a = _e_wpt_WptLfDataPackageList(a, x_wpt_lf_data_package_list, w)
     try:
-        c, w, _ = _T_wpt_WptFinePositioningRes[s, -1]
+        c, cw, _ = _T_wpt_WptFinePositioningRes[s, -1]
     except KeyError:
         raise ExiEncodeError("WptFinePositioningRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptFinePositioningRes(r, v, n, p):
+def _d_wpt_WptFinePositioningRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptFinePositioningRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
+    f_vendor_specific_data_container: list[bytes]
+    f_wpt_lf_data_package_list: wpt.WptLfDataPackageList | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
@@ -1185,18 +1457,20 @@ def _d_wpt_WptFinePositioningRes(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_vendor_specific_data_container = []
     while fid == 3:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptFinePositioningRes[s]
         w, mask, prods = _D_wpt_WptFinePositioningRes[s]
@@ -1221,10 +1495,10 @@ def _d_wpt_WptFinePositioningRes(r, v, n, p):
 
 
 # WPT_FinePositioningSetupReqType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptFinePositioningSetupReq(a, o, st):
+def _e_wpt_WptFinePositioningSetupReq(a: int, o: wpt.WptFinePositioningSetupReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptFinePositioningSetupReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptFinePositioningSetupReq.ev_processing")
     if o.ev_device_fine_positioning_method_list.__class__ is not wpt.WptFinePositioningMethodList:
         raise type_error(
@@ -1232,72 +1506,97 @@ def _e_wpt_WptFinePositioningSetupReq(a, o, st):
             "WptFinePositioningMethodList",
             o.ev_device_fine_positioning_method_list,
         )
-    a = _e_wpt_WptFinePositioningMethodList((a << 2), o.ev_device_fine_positioning_method_list, st)
+    a = _e_wpt_WptFinePositioningMethodList((a << 2), o.ev_device_fine_positioning_method_list, w)
     if o.ev_device_pairing_method_list.__class__ is not wpt.WptPairingMethodList:
         raise type_error(
             "WptFinePositioningSetupReq.ev_device_pairing_method_list",
             "WptPairingMethodList",
             o.ev_device_pairing_method_list,
         )
-    a = _e_wpt_WptPairingMethodList((a << 1), o.ev_device_pairing_method_list, st)
+    a = _e_wpt_WptPairingMethodList((a << 1), o.ev_device_pairing_method_list, w)
     if o.ev_device_alignment_check_method_list.__class__ is not wpt.WptAlignmentCheckMethodList:
         raise type_error(
             "WptFinePositioningSetupReq.ev_device_alignment_check_method_list",
             "WptAlignmentCheckMethodList",
             o.ev_device_alignment_check_method_list,
         )
-    a = _e_wpt_WptAlignmentCheckMethodList((a << 1), o.ev_device_alignment_check_method_list, st)
-    y = o.natural_offset
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+    a = _e_wpt_WptAlignmentCheckMethodList((a << 1), o.ev_device_alignment_check_method_list, w)
+    y_natural_offset = o.natural_offset
+    if y_natural_offset.__class__ is int and 0 <= y_natural_offset < 0x80:
+        a = (a << 10) | y_natural_offset
+    elif y_natural_offset.__class__ is int and 128 <= y_natural_offset < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_natural_offset & 0x7F) << 8) | (y_natural_offset >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "WptFinePositioningSetupReq.natural_offset"))
+        a = e_uint((a << 2), check_range(y_natural_offset, 0, 65535, "WptFinePositioningSetupReq.natural_offset"))
     a <<= 1
     s = 6
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptFinePositioningSetupReq.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptFinePositioningSetupReq.vendor_specific_data_container", "a list", items_vendor_specific_data_container
+        )
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptFinePositioningSetupReq.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptFinePositioningSetupReq[s, 384]
+            c, cw, s = _T_wpt_WptFinePositioningSetupReq[s, 384]
         except KeyError:
             raise ExiEncodeError(
                 "WptFinePositioningSetupReq.vendor_specific_data_container is not allowed here"
             ) from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptFinePositioningSetupReq.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_vendor_specific_data_container,
+                w,
+                None,
+                256,
+                "WptFinePositioningSetupReq.vendor_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptFinePositioningSetupReq[s]
-    x = o.lf_system_setup_data
-    if x is not None:
+    x_lf_system_setup_data = o.lf_system_setup_data
+    if x_lf_system_setup_data is not None:
         try:
-            c, w, s = _T_wpt_WptFinePositioningSetupReq[s, 448]
+            c, cw, s = _T_wpt_WptFinePositioningSetupReq[s, 448]
         except KeyError:
             raise ExiEncodeError("WptFinePositioningSetupReq.lf_system_setup_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptLfSystemSetupData:
-            raise type_error("WptFinePositioningSetupReq.lf_system_setup_data", "WptLfSystemSetupData", x)
-        a = _e_wpt_WptLfSystemSetupData(a, x, st)
+        a = (a << cw) | c
+        if x_lf_system_setup_data.__class__ is not wpt.WptLfSystemSetupData:
+            raise type_error(
+                "WptFinePositioningSetupReq.lf_system_setup_data", "WptLfSystemSetupData", x_lf_system_setup_data
+            )
+        a = _e_wpt_WptLfSystemSetupData(a, x_lf_system_setup_data, w)
     try:
-        c, w, _ = _T_wpt_WptFinePositioningSetupReq[s, -1]
+        c, cw, _ = _T_wpt_WptFinePositioningSetupReq[s, -1]
     except KeyError:
         raise ExiEncodeError("WptFinePositioningSetupReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
+def _d_wpt_WptFinePositioningSetupReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptFinePositioningSetupReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_processing: ct.Processing
+    f_ev_device_fine_positioning_method_list: wpt.WptFinePositioningMethodList
+    f_ev_device_pairing_method_list: wpt.WptPairingMethodList
+    f_ev_device_alignment_check_method_list: wpt.WptAlignmentCheckMethodList
+    f_natural_offset: int
+    f_vendor_specific_data_container: list[bytes]
+    f_lf_system_setup_data: wpt.WptLfSystemSetupData | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
     if q >> 4:
@@ -1306,24 +1605,33 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of EVProcessing")
     f_ev_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVDevicePairingMethodList")
     f_ev_device_pairing_method_list, p = _d_wpt_WptPairingMethodList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVDeviceAlignmentCheckMethodList")
     f_ev_device_alignment_check_method_list, p = _d_wpt_WptAlignmentCheckMethodList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NaturalOffset")
     f_natural_offset = (v >> (n - p - 8)) & 0xFF
     if f_natural_offset < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_natural_offset = (f_natural_offset & 0x7F) | (q << 7)
+        p += 16
     else:
         f_natural_offset, p = r_uint(v, n, p, 3)
-    if not 0 <= f_natural_offset <= 65535:
-        raise out_of_range(p, f_natural_offset, 0, 65535)
+        if not 0 <= f_natural_offset <= 65535:
+            raise out_of_range(p, f_natural_offset, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of NaturalOffset")
@@ -1333,18 +1641,20 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_vendor_specific_data_container = []
     while fid == 6:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptFinePositioningSetupReq[s]
         w, mask, prods = _D_wpt_WptFinePositioningSetupReq[s]
@@ -1352,6 +1662,8 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
         f_lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_wpt_WptFinePositioningSetupReq[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1372,10 +1684,10 @@ def _d_wpt_WptFinePositioningSetupReq(r, v, n, p):
 
 
 # WPT_FinePositioningSetupResType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptFinePositioningSetupRes(a, o, st):
+def _e_wpt_WptFinePositioningSetupRes(a: int, o: wpt.WptFinePositioningSetupRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptFinePositioningSetupRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptFinePositioningSetupRes.response_code")
     if o.primary_device_fine_positioning_method_list.__class__ is not wpt.WptFinePositioningMethodList:
         raise type_error(
@@ -1383,72 +1695,97 @@ def _e_wpt_WptFinePositioningSetupRes(a, o, st):
             "WptFinePositioningMethodList",
             o.primary_device_fine_positioning_method_list,
         )
-    a = _e_wpt_WptFinePositioningMethodList((a << 2), o.primary_device_fine_positioning_method_list, st)
+    a = _e_wpt_WptFinePositioningMethodList((a << 2), o.primary_device_fine_positioning_method_list, w)
     if o.primary_device_pairing_method_list.__class__ is not wpt.WptPairingMethodList:
         raise type_error(
             "WptFinePositioningSetupRes.primary_device_pairing_method_list",
             "WptPairingMethodList",
             o.primary_device_pairing_method_list,
         )
-    a = _e_wpt_WptPairingMethodList((a << 1), o.primary_device_pairing_method_list, st)
+    a = _e_wpt_WptPairingMethodList((a << 1), o.primary_device_pairing_method_list, w)
     if o.primary_device_alignment_check_method_list.__class__ is not wpt.WptAlignmentCheckMethodList:
         raise type_error(
             "WptFinePositioningSetupRes.primary_device_alignment_check_method_list",
             "WptAlignmentCheckMethodList",
             o.primary_device_alignment_check_method_list,
         )
-    a = _e_wpt_WptAlignmentCheckMethodList((a << 1), o.primary_device_alignment_check_method_list, st)
-    y = o.natural_offset
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+    a = _e_wpt_WptAlignmentCheckMethodList((a << 1), o.primary_device_alignment_check_method_list, w)
+    y_natural_offset = o.natural_offset
+    if y_natural_offset.__class__ is int and 0 <= y_natural_offset < 0x80:
+        a = (a << 10) | y_natural_offset
+    elif y_natural_offset.__class__ is int and 128 <= y_natural_offset < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_natural_offset & 0x7F) << 8) | (y_natural_offset >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "WptFinePositioningSetupRes.natural_offset"))
+        a = e_uint((a << 2), check_range(y_natural_offset, 0, 65535, "WptFinePositioningSetupRes.natural_offset"))
     a <<= 1
     s = 6
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptFinePositioningSetupRes.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error(
+            "WptFinePositioningSetupRes.vendor_specific_data_container", "a list", items_vendor_specific_data_container
+        )
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptFinePositioningSetupRes.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptFinePositioningSetupRes[s, 384]
+            c, cw, s = _T_wpt_WptFinePositioningSetupRes[s, 384]
         except KeyError:
             raise ExiEncodeError(
                 "WptFinePositioningSetupRes.vendor_specific_data_container is not allowed here"
             ) from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptFinePositioningSetupRes.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1),
+                y_vendor_specific_data_container,
+                w,
+                None,
+                256,
+                "WptFinePositioningSetupRes.vendor_specific_data_container",
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptFinePositioningSetupRes[s]
-    x = o.lf_system_setup_data
-    if x is not None:
+    x_lf_system_setup_data = o.lf_system_setup_data
+    if x_lf_system_setup_data is not None:
         try:
-            c, w, s = _T_wpt_WptFinePositioningSetupRes[s, 448]
+            c, cw, s = _T_wpt_WptFinePositioningSetupRes[s, 448]
         except KeyError:
             raise ExiEncodeError("WptFinePositioningSetupRes.lf_system_setup_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptLfSystemSetupData:
-            raise type_error("WptFinePositioningSetupRes.lf_system_setup_data", "WptLfSystemSetupData", x)
-        a = _e_wpt_WptLfSystemSetupData(a, x, st)
+        a = (a << cw) | c
+        if x_lf_system_setup_data.__class__ is not wpt.WptLfSystemSetupData:
+            raise type_error(
+                "WptFinePositioningSetupRes.lf_system_setup_data", "WptLfSystemSetupData", x_lf_system_setup_data
+            )
+        a = _e_wpt_WptLfSystemSetupData(a, x_lf_system_setup_data, w)
     try:
-        c, w, _ = _T_wpt_WptFinePositioningSetupRes[s, -1]
+        c, cw, _ = _T_wpt_WptFinePositioningSetupRes[s, -1]
     except KeyError:
         raise ExiEncodeError("WptFinePositioningSetupRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
+def _d_wpt_WptFinePositioningSetupRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptFinePositioningSetupRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_primary_device_fine_positioning_method_list: wpt.WptFinePositioningMethodList
+    f_primary_device_pairing_method_list: wpt.WptPairingMethodList
+    f_primary_device_alignment_check_method_list: wpt.WptAlignmentCheckMethodList
+    f_natural_offset: int
+    f_vendor_specific_data_container: list[bytes]
+    f_lf_system_setup_data: wpt.WptLfSystemSetupData | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
     if q >> 8:
@@ -1457,24 +1794,33 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
     if (q) & 0x3:
         raise unexpected(p - 2, 2, "end of ResponseCode")
     f_primary_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PrimaryDevicePairingMethodList")
     f_primary_device_pairing_method_list, p = _d_wpt_WptPairingMethodList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PrimaryDeviceAlignmentCheckMethodList")
     f_primary_device_alignment_check_method_list, p = _d_wpt_WptAlignmentCheckMethodList(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NaturalOffset")
     f_natural_offset = (v >> (n - p - 8)) & 0xFF
     if f_natural_offset < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_natural_offset = (f_natural_offset & 0x7F) | (q << 7)
+        p += 16
     else:
         f_natural_offset, p = r_uint(v, n, p, 3)
-    if not 0 <= f_natural_offset <= 65535:
-        raise out_of_range(p, f_natural_offset, 0, 65535)
+        if not 0 <= f_natural_offset <= 65535:
+            raise out_of_range(p, f_natural_offset, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of NaturalOffset")
@@ -1484,18 +1830,20 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_vendor_specific_data_container = []
     while fid == 6:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptFinePositioningSetupRes[s]
         w, mask, prods = _D_wpt_WptFinePositioningSetupRes[s]
@@ -1503,6 +1851,8 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 7:
         f_lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_wpt_WptFinePositioningSetupRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1523,61 +1873,74 @@ def _d_wpt_WptFinePositioningSetupRes(r, v, n, p):
 
 
 # WPT_PairingReqType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptPairingReq(a, o, st):
+def _e_wpt_WptPairingReq(a: int, o: wpt.WptPairingReq, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptPairingReq.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 4) | enum_index(_EN_ct_Processing, o.ev_processing, "WptPairingReq.ev_processing")
     a <<= 1
     s = 2
-    x = o.observed_id_code
-    if x is not None:
+    x_observed_id_code = o.observed_id_code
+    if x_observed_id_code is not None:
         s = 3
-        y = x
-        if y.__class__ is int and 1 <= y < 0x80:
-            a = (a << 11) | y
+        y_observed_id_code = x_observed_id_code
+        if y_observed_id_code.__class__ is int and 1 <= y_observed_id_code < 0x80:
+            a = (a << 11) | y_observed_id_code
+        elif y_observed_id_code.__class__ is int and 128 <= y_observed_id_code < 0x4000:
+            a = (a << 19) | 0x8000 | ((y_observed_id_code & 0x7F) << 8) | (y_observed_id_code >> 7)
         else:
-            a = e_uint((a << 3), check_range(y, 1, 4294967295, "WptPairingReq.observed_id_code"))
+            a = e_uint((a << 3), check_range(y_observed_id_code, 1, 4294967295, "WptPairingReq.observed_id_code"))
         a <<= 1
     try:
-        c, w, s = _T_wpt_WptPairingReq[s, 192]
+        c, cw, s = _T_wpt_WptPairingReq[s, 192]
     except KeyError:
         raise ExiEncodeError("WptPairingReq.ev_result_code is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
+    a = (a << (cw + 1)) | (c << 1)
     a = (a << 2) | enum_index(_EN_wpt_WptEvResult, o.ev_result_code, "WptPairingReq.ev_result_code")
     a <<= 1
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptPairingReq.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error("WptPairingReq.vendor_specific_data_container", "a list", items_vendor_specific_data_container)
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptPairingReq.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptPairingReq[s, 256]
+            c, cw, s = _T_wpt_WptPairingReq[s, 256]
         except KeyError:
             raise ExiEncodeError("WptPairingReq.vendor_specific_data_container is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptPairingReq.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1), y_vendor_specific_data_container, w, None, 256, "WptPairingReq.vendor_specific_data_container"
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptPairingReq[s]
     try:
-        c, w, _ = _T_wpt_WptPairingReq[s, -1]
+        c, cw, _ = _T_wpt_WptPairingReq[s, -1]
     except KeyError:
         raise ExiEncodeError("WptPairingReq: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptPairingReq(r, v, n, p):
+def _d_wpt_WptPairingReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPairingReq, int]:
+    f_header: ct.MessageHeader
+    f_ev_processing: ct.Processing
+    f_observed_id_code: int | None
+    f_ev_result_code: wpt.WptEvResult
+    f_vendor_specific_data_container: list[bytes]
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 5
     q = (v >> (n - p)) & 0x1F
     if q >> 3:
@@ -1596,6 +1959,9 @@ def _d_wpt_WptPairingReq(r, v, n, p):
         f_observed_id_code = (v >> (n - p - 8)) & 0xFF
         if f_observed_id_code < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_observed_id_code = (f_observed_id_code & 0x7F) | (q << 7)
+            p += 16
         else:
             f_observed_id_code, p = r_uint(v, n, p, 5)
         if not 1 <= f_observed_id_code <= 4294967295:
@@ -1622,18 +1988,20 @@ def _d_wpt_WptPairingReq(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_vendor_specific_data_container = []
     while fid == 4:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptPairingReq[s]
         w, mask, prods = _D_wpt_WptPairingReq[s]
@@ -1651,65 +2019,79 @@ def _d_wpt_WptPairingReq(r, v, n, p):
 
 
 # WPT_PairingResType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptPairingRes(a, o, st):
+def _e_wpt_WptPairingRes(a: int, o: wpt.WptPairingRes, w: Writer) -> int:
     if o.header.__class__ is not ct.MessageHeader:
         raise type_error("WptPairingRes.header", "MessageHeader", o.header)
-    a = _e_ct_MessageHeader((a << 1), o.header, st)
+    a = _e_ct_MessageHeader((a << 1), o.header, w)
     a = (a << 8) | enum_index(_EN_ct_ResponseCode, o.response_code, "WptPairingRes.response_code")
     a = (a << 5) | enum_index(_EN_ct_Processing, o.evse_processing, "WptPairingRes.evse_processing")
     a <<= 1
     s = 3
-    x = o.observed_id_code
-    if x is not None:
+    x_observed_id_code = o.observed_id_code
+    if x_observed_id_code is not None:
         s = 4
-        y = x
-        if y.__class__ is int and 1 <= y < 0x80:
-            a = (a << 12) | y
+        y_observed_id_code = x_observed_id_code
+        if y_observed_id_code.__class__ is int and 1 <= y_observed_id_code < 0x80:
+            a = (a << 12) | y_observed_id_code
+        elif y_observed_id_code.__class__ is int and 128 <= y_observed_id_code < 0x4000:
+            a = (a << 20) | 0x8000 | ((y_observed_id_code & 0x7F) << 8) | (y_observed_id_code >> 7)
         else:
-            a = e_uint((a << 4), check_range(y, 1, 4294967295, "WptPairingRes.observed_id_code"))
+            a = e_uint((a << 4), check_range(y_observed_id_code, 1, 4294967295, "WptPairingRes.observed_id_code"))
         a <<= 1
-    x = o.alternative_secc_list
-    if x is not None:
+    x_alternative_secc_list = o.alternative_secc_list
+    if x_alternative_secc_list is not None:
         try:
-            c, w, s = _T_wpt_WptPairingRes[s, 256]
+            c, cw, s = _T_wpt_WptPairingRes[s, 256]
         except KeyError:
             raise ExiEncodeError("WptPairingRes.alternative_secc_list is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.AlternativeSeccList:
-            raise type_error("WptPairingRes.alternative_secc_list", "AlternativeSeccList", x)
-        a = _e_wpt_AlternativeSeccList(a, x, st)
-    items = o.vendor_specific_data_container
-    if items.__class__ is not list:
-        raise type_error("WptPairingRes.vendor_specific_data_container", "a list", items)
-    if len(items) > 16:
+        a = (a << cw) | c
+        if x_alternative_secc_list.__class__ is not wpt.AlternativeSeccList:
+            raise type_error("WptPairingRes.alternative_secc_list", "AlternativeSeccList", x_alternative_secc_list)
+        a = _e_wpt_AlternativeSeccList(a, x_alternative_secc_list, w)
+    items_vendor_specific_data_container = o.vendor_specific_data_container
+    if items_vendor_specific_data_container.__class__ is not list:
+        raise type_error("WptPairingRes.vendor_specific_data_container", "a list", items_vendor_specific_data_container)
+    if len(items_vendor_specific_data_container) > 16:
         raise ExiEncodeError("WptPairingRes.vendor_specific_data_container: more than 16 items")
-    for i, x in enumerate(items, 1):
+    for i, x_vendor_specific_data_container in enumerate(items_vendor_specific_data_container, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptPairingRes[s, 320]
+            c, cw, s = _T_wpt_WptPairingRes[s, 320]
         except KeyError:
             raise ExiEncodeError("WptPairingRes.vendor_specific_data_container is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_vendor_specific_data_container = x_vendor_specific_data_container
+        if not y_vendor_specific_data_container and y_vendor_specific_data_container.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 256, "WptPairingRes.vendor_specific_data_container")
+            a = e_bin(
+                (a << 1), y_vendor_specific_data_container, w, None, 256, "WptPairingRes.vendor_specific_data_container"
+            )
             a <<= 1
         if i == 16:
             s = _X_wpt_WptPairingRes[s]
     try:
-        c, w, _ = _T_wpt_WptPairingRes[s, -1]
+        c, cw, _ = _T_wpt_WptPairingRes[s, -1]
     except KeyError:
         raise ExiEncodeError("WptPairingRes: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptPairingRes(r, v, n, p):
+def _d_wpt_WptPairingRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPairingRes, int]:
+    f_header: ct.MessageHeader
+    f_response_code: ct.ResponseCode
+    f_evse_processing: ct.Processing
+    f_observed_id_code: int | None
+    f_alternative_secc_list: wpt.AlternativeSeccList | None
+    f_vendor_specific_data_container: list[bytes]
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Header")
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
     if q >> 12:
@@ -1731,6 +2113,9 @@ def _d_wpt_WptPairingRes(r, v, n, p):
         f_observed_id_code = (v >> (n - p - 8)) & 0xFF
         if f_observed_id_code < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_observed_id_code = (f_observed_id_code & 0x7F) | (q << 7)
+            p += 16
         else:
             f_observed_id_code, p = r_uint(v, n, p, 5)
         if not 1 <= f_observed_id_code <= 4294967295:
@@ -1745,6 +2130,8 @@ def _d_wpt_WptPairingRes(r, v, n, p):
         f_observed_id_code = None
     if fid == 4:
         f_alternative_secc_list, p = _d_wpt_AlternativeSeccList(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_wpt_WptPairingRes[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1752,18 +2139,20 @@ def _d_wpt_WptPairingRes(r, v, n, p):
         f_alternative_secc_list = None
     f_vendor_specific_data_container = []
     while fid == 5:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             p += 3
             if (v >> (n - p)) & 0x7:
                 raise unexpected(p - 4, 4, "characters or end of VendorSpecificDataContainer")
-            x = b""
+            x_vendor_specific_data_container = b""
         else:
-            x, p = r_binary(v, n, p, 256)
+            x_vendor_specific_data_container, p = r_binary(r, v, n, p, 256)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of VendorSpecificDataContainer")
-        f_vendor_specific_data_container.append(x)
+        f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptPairingRes[s]
         w, mask, prods = _D_wpt_WptPairingRes[s]
@@ -1782,38 +2171,44 @@ def _d_wpt_WptPairingRes(r, v, n, p):
 
 
 # WPT_EVPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptEvpcPowerControlParameter(a, o, st):
+def _e_wpt_WptEvpcPowerControlParameter(a: int, o: wpt.WptEvpcPowerControlParameter, w: Writer) -> int:
     if o.evpc_coil_current_request.__class__ is not ct.RationalNumber:
         raise type_error(
             "WptEvpcPowerControlParameter.evpc_coil_current_request", "RationalNumber", o.evpc_coil_current_request
         )
-    a = _e_ct_RationalNumber((a << 1), o.evpc_coil_current_request, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_coil_current_request, w)
     if o.evpc_coil_current_information.__class__ is not ct.RationalNumber:
         raise type_error(
             "WptEvpcPowerControlParameter.evpc_coil_current_information",
             "RationalNumber",
             o.evpc_coil_current_information,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evpc_coil_current_information, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_coil_current_information, w)
     if o.evpc_current_output_information.__class__ is not ct.RationalNumber:
         raise type_error(
             "WptEvpcPowerControlParameter.evpc_current_output_information",
             "RationalNumber",
             o.evpc_current_output_information,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evpc_current_output_information, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_current_output_information, w)
     if o.evpc_voltage_output_information.__class__ is not ct.RationalNumber:
         raise type_error(
             "WptEvpcPowerControlParameter.evpc_voltage_output_information",
             "RationalNumber",
             o.evpc_voltage_output_information,
         )
-    a = _e_ct_RationalNumber((a << 1), o.evpc_voltage_output_information, st)
+    a = _e_ct_RationalNumber((a << 1), o.evpc_voltage_output_information, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptEvpcPowerControlParameter(r, v, n, p):
+def _d_wpt_WptEvpcPowerControlParameter(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[wpt.WptEvpcPowerControlParameter, int]:
+    f_evpc_coil_current_request: ct.RationalNumber
+    f_evpc_coil_current_information: ct.RationalNumber
+    f_evpc_current_output_information: ct.RationalNumber
+    f_evpc_voltage_output_information: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCCoilCurrentRequest")
@@ -1842,19 +2237,22 @@ def _d_wpt_WptEvpcPowerControlParameter(r, v, n, p):
 
 
 # WPT_SPCPowerControlParameterType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptSpcPowerControlParameter(a, o, st):
+def _e_wpt_WptSpcPowerControlParameter(a: int, o: wpt.WptSpcPowerControlParameter, w: Writer) -> int:
     if o.spc_primary_device_coil_current_information.__class__ is not ct.RationalNumber:
         raise type_error(
             "WptSpcPowerControlParameter.spc_primary_device_coil_current_information",
             "RationalNumber",
             o.spc_primary_device_coil_current_information,
         )
-    a = _e_ct_RationalNumber((a << 1), o.spc_primary_device_coil_current_information, st)
+    a = _e_ct_RationalNumber((a << 1), o.spc_primary_device_coil_current_information, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptSpcPowerControlParameter(r, v, n, p):
+def _d_wpt_WptSpcPowerControlParameter(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[wpt.WptSpcPowerControlParameter, int]:
+    f_spc_primary_device_coil_current_information: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SPCPrimaryDeviceCoilCurrentInformation")
@@ -1868,19 +2266,21 @@ def _d_wpt_WptSpcPowerControlParameter(r, v, n, p):
 
 
 # WPT_LF_DataPackageListType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfDataPackageList(a, o, st):
-    y = o.num_packages
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("WptLfDataPackageList.num_packages", y, 0, 255)
-    a = (a << 10) | y
+def _e_wpt_WptLfDataPackageList(a: int, o: wpt.WptLfDataPackageList, w: Writer) -> int:
+    y_num_packages = o.num_packages
+    if not isinstance(y_num_packages, int) or not 0 <= y_num_packages <= 255:
+        raise range_error("WptLfDataPackageList.num_packages", y_num_packages, 0, 255)
+    a = (a << 10) | y_num_packages
     if o.wpt_lf_data_package.__class__ is not wpt.WptLfDataPackage:
         raise type_error("WptLfDataPackageList.wpt_lf_data_package", "WptLfDataPackage", o.wpt_lf_data_package)
-    a = _e_wpt_WptLfDataPackage((a << 2), o.wpt_lf_data_package, st)
+    a = _e_wpt_WptLfDataPackage((a << 2), o.wpt_lf_data_package, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfDataPackageList(r, v, n, p):
+def _d_wpt_WptLfDataPackageList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfDataPackageList, int]:
+    f_num_packages: int
+    f_wpt_lf_data_package: wpt.WptLfDataPackage
     p += 12
     q = (v >> (n - p)) & 0xFFF
     if q >> 10:
@@ -1899,52 +2299,63 @@ def _d_wpt_WptLfDataPackageList(r, v, n, p):
 
 
 # WPT_FinePositioningMethodListType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptFinePositioningMethodList(a, o, st):
+def _e_wpt_WptFinePositioningMethodList(a: int, o: wpt.WptFinePositioningMethodList, w: Writer) -> int:
     s = 0
-    items = o.wpt_fine_positioning_method
-    if items.__class__ is not list:
-        raise type_error("WptFinePositioningMethodList.wpt_fine_positioning_method", "a list", items)
-    if len(items) > 8:
+    items_wpt_fine_positioning_method = o.wpt_fine_positioning_method
+    if items_wpt_fine_positioning_method.__class__ is not list:
+        raise type_error(
+            "WptFinePositioningMethodList.wpt_fine_positioning_method", "a list", items_wpt_fine_positioning_method
+        )
+    if len(items_wpt_fine_positioning_method) > 8:
         raise ExiEncodeError("WptFinePositioningMethodList.wpt_fine_positioning_method: more than 8 items")
-    if len(items) < 1:
+    if len(items_wpt_fine_positioning_method) < 1:
         raise ExiEncodeError("WptFinePositioningMethodList.wpt_fine_positioning_method: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_wpt_fine_positioning_method in enumerate(items_wpt_fine_positioning_method, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptFinePositioningMethodList[s, 0]
+            c, cw, s = _T_wpt_WptFinePositioningMethodList[s, 0]
         except KeyError:
             raise ExiEncodeError(
                 "WptFinePositioningMethodList.wpt_fine_positioning_method is not allowed here"
             ) from None
-        a = (a << (w + 1)) | (c << 1)
+        a = (a << (cw + 1)) | (c << 1)
         a = (a << 3) | enum_index(
-            _EN_wpt_WptFinePositioningMethod, x, "WptFinePositioningMethodList.wpt_fine_positioning_method"
+            _EN_wpt_WptFinePositioningMethod,
+            x_wpt_fine_positioning_method,
+            "WptFinePositioningMethodList.wpt_fine_positioning_method",
         )
         a <<= 1
         if i == 8:
             s = _X_wpt_WptFinePositioningMethodList[s]
     try:
-        c, w, _ = _T_wpt_WptFinePositioningMethodList[s, -1]
+        c, cw, _ = _T_wpt_WptFinePositioningMethodList[s, -1]
     except KeyError:
         raise ExiEncodeError("WptFinePositioningMethodList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptFinePositioningMethodList(r, v, n, p):
+def _d_wpt_WptFinePositioningMethodList(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[wpt.WptFinePositioningMethodList, int]:
+    f_wpt_fine_positioning_method: list[wpt.WptFinePositioningMethod]
     s = 0
     w, mask, prods = _D_wpt_WptFinePositioningMethodList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_wpt_fine_positioning_method = []
     while fid == 0:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 5
         q = (v >> (n - p)) & 0x1F
         if q >> 4:
             raise unexpected(p - 5, 1, "characters of WPT_FinePositioningMethod")
-        x = _ENUM_wpt_WptFinePositioningMethod[((q >> 1) & 0x7)]
+        x_wpt_fine_positioning_method = _ENUM_wpt_WptFinePositioningMethod[((q >> 1) & 0x7)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of WPT_FinePositioningMethod")
-        f_wpt_fine_positioning_method.append(x)
+        f_wpt_fine_positioning_method.append(x_wpt_fine_positioning_method)
         if len(f_wpt_fine_positioning_method) == 8:
             s = _X_wpt_WptFinePositioningMethodList[s]
         w, mask, prods = _D_wpt_WptFinePositioningMethodList[s]
@@ -1958,48 +2369,55 @@ def _d_wpt_WptFinePositioningMethodList(r, v, n, p):
 
 
 # WPT_PairingMethodListType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptPairingMethodList(a, o, st):
+def _e_wpt_WptPairingMethodList(a: int, o: wpt.WptPairingMethodList, w: Writer) -> int:
     s = 0
-    items = o.wpt_pairing_method
-    if items.__class__ is not list:
-        raise type_error("WptPairingMethodList.wpt_pairing_method", "a list", items)
-    if len(items) > 8:
+    items_wpt_pairing_method = o.wpt_pairing_method
+    if items_wpt_pairing_method.__class__ is not list:
+        raise type_error("WptPairingMethodList.wpt_pairing_method", "a list", items_wpt_pairing_method)
+    if len(items_wpt_pairing_method) > 8:
         raise ExiEncodeError("WptPairingMethodList.wpt_pairing_method: more than 8 items")
-    if len(items) < 1:
+    if len(items_wpt_pairing_method) < 1:
         raise ExiEncodeError("WptPairingMethodList.wpt_pairing_method: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_wpt_pairing_method in enumerate(items_wpt_pairing_method, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptPairingMethodList[s, 0]
+            c, cw, s = _T_wpt_WptPairingMethodList[s, 0]
         except KeyError:
             raise ExiEncodeError("WptPairingMethodList.wpt_pairing_method is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        a = (a << 3) | enum_index(_EN_wpt_WptPairingMethod, x, "WptPairingMethodList.wpt_pairing_method")
+        a = (a << (cw + 1)) | (c << 1)
+        a = (a << 3) | enum_index(
+            _EN_wpt_WptPairingMethod, x_wpt_pairing_method, "WptPairingMethodList.wpt_pairing_method"
+        )
         a <<= 1
         if i == 8:
             s = _X_wpt_WptPairingMethodList[s]
     try:
-        c, w, _ = _T_wpt_WptPairingMethodList[s, -1]
+        c, cw, _ = _T_wpt_WptPairingMethodList[s, -1]
     except KeyError:
         raise ExiEncodeError("WptPairingMethodList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptPairingMethodList(r, v, n, p):
+def _d_wpt_WptPairingMethodList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPairingMethodList, int]:
+    f_wpt_pairing_method: list[wpt.WptPairingMethod]
     s = 0
     w, mask, prods = _D_wpt_WptPairingMethodList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_wpt_pairing_method = []
     while fid == 0:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 5
         q = (v >> (n - p)) & 0x1F
         if q >> 4:
             raise unexpected(p - 5, 1, "characters of WPT_PairingMethod")
-        x = _ENUM_wpt_WptPairingMethod[((q >> 1) & 0x7)]
+        x_wpt_pairing_method = _ENUM_wpt_WptPairingMethod[((q >> 1) & 0x7)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of WPT_PairingMethod")
-        f_wpt_pairing_method.append(x)
+        f_wpt_pairing_method.append(x_wpt_pairing_method)
         if len(f_wpt_pairing_method) == 8:
             s = _X_wpt_WptPairingMethodList[s]
         w, mask, prods = _D_wpt_WptPairingMethodList[s]
@@ -2013,50 +2431,61 @@ def _d_wpt_WptPairingMethodList(r, v, n, p):
 
 
 # WPT_AlignmentCheckMethodListType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptAlignmentCheckMethodList(a, o, st):
+def _e_wpt_WptAlignmentCheckMethodList(a: int, o: wpt.WptAlignmentCheckMethodList, w: Writer) -> int:
     s = 0
-    items = o.wpt_alignment_check_method
-    if items.__class__ is not list:
-        raise type_error("WptAlignmentCheckMethodList.wpt_alignment_check_method", "a list", items)
-    if len(items) > 8:
+    items_wpt_alignment_check_method = o.wpt_alignment_check_method
+    if items_wpt_alignment_check_method.__class__ is not list:
+        raise type_error(
+            "WptAlignmentCheckMethodList.wpt_alignment_check_method", "a list", items_wpt_alignment_check_method
+        )
+    if len(items_wpt_alignment_check_method) > 8:
         raise ExiEncodeError("WptAlignmentCheckMethodList.wpt_alignment_check_method: more than 8 items")
-    if len(items) < 1:
+    if len(items_wpt_alignment_check_method) < 1:
         raise ExiEncodeError("WptAlignmentCheckMethodList.wpt_alignment_check_method: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_wpt_alignment_check_method in enumerate(items_wpt_alignment_check_method, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptAlignmentCheckMethodList[s, 0]
+            c, cw, s = _T_wpt_WptAlignmentCheckMethodList[s, 0]
         except KeyError:
             raise ExiEncodeError("WptAlignmentCheckMethodList.wpt_alignment_check_method is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
+        a = (a << (cw + 1)) | (c << 1)
         a = (a << 2) | enum_index(
-            _EN_wpt_WptAlignmentCheckMethod, x, "WptAlignmentCheckMethodList.wpt_alignment_check_method"
+            _EN_wpt_WptAlignmentCheckMethod,
+            x_wpt_alignment_check_method,
+            "WptAlignmentCheckMethodList.wpt_alignment_check_method",
         )
         a <<= 1
         if i == 8:
             s = _X_wpt_WptAlignmentCheckMethodList[s]
     try:
-        c, w, _ = _T_wpt_WptAlignmentCheckMethodList[s, -1]
+        c, cw, _ = _T_wpt_WptAlignmentCheckMethodList[s, -1]
     except KeyError:
         raise ExiEncodeError("WptAlignmentCheckMethodList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptAlignmentCheckMethodList(r, v, n, p):
+def _d_wpt_WptAlignmentCheckMethodList(
+    r: Reader, v: int, n: int, p: int
+) -> tuple[wpt.WptAlignmentCheckMethodList, int]:
+    f_wpt_alignment_check_method: list[wpt.WptAlignmentCheckMethod]
     s = 0
     w, mask, prods = _D_wpt_WptAlignmentCheckMethodList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_wpt_alignment_check_method = []
     while fid == 0:
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 4
         q = (v >> (n - p)) & 0xF
         if q >> 3:
             raise unexpected(p - 4, 1, "characters of WPT_AlignmentCheckMethod")
-        x = _ENUM_wpt_WptAlignmentCheckMethod[((q >> 1) & 0x3)]
+        x_wpt_alignment_check_method = _ENUM_wpt_WptAlignmentCheckMethod[((q >> 1) & 0x3)]
         if (q) & 0x1:
             raise unexpected(p - 1, 1, "end of WPT_AlignmentCheckMethod")
-        f_wpt_alignment_check_method.append(x)
+        f_wpt_alignment_check_method.append(x_wpt_alignment_check_method)
         if len(f_wpt_alignment_check_method) == 8:
             s = _X_wpt_WptAlignmentCheckMethodList[s]
         w, mask, prods = _D_wpt_WptAlignmentCheckMethodList[s]
@@ -2070,43 +2499,51 @@ def _d_wpt_WptAlignmentCheckMethodList(r, v, n, p):
 
 
 # WPT_LF_SystemSetupDataType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfSystemSetupData(a, o, st):
+def _e_wpt_WptLfSystemSetupData(a: int, o: wpt.WptLfSystemSetupData, w: Writer) -> int:
     if o.lf_transmitter_setup_data is None and o.lf_receiver_setup_data is None:
         raise ExiEncodeError(
             "WptLfSystemSetupData: one of lf_transmitter_setup_data, lf_receiver_setup_data is required"
         )
     s = 0
-    x = o.lf_transmitter_setup_data
-    if x is not None:
+    x_lf_transmitter_setup_data = o.lf_transmitter_setup_data
+    if x_lf_transmitter_setup_data is not None:
         s = 1
-        if x.__class__ is not wpt.WptLfTransmitterData:
-            raise type_error("WptLfSystemSetupData.lf_transmitter_setup_data", "WptLfTransmitterData", x)
-        a = _e_wpt_WptLfTransmitterData((a << 2), x, st)
-    x = o.lf_receiver_setup_data
-    if x is not None:
+        if x_lf_transmitter_setup_data.__class__ is not wpt.WptLfTransmitterData:
+            raise type_error(
+                "WptLfSystemSetupData.lf_transmitter_setup_data", "WptLfTransmitterData", x_lf_transmitter_setup_data
+            )
+        a = _e_wpt_WptLfTransmitterData((a << 2), x_lf_transmitter_setup_data, w)
+    x_lf_receiver_setup_data = o.lf_receiver_setup_data
+    if x_lf_receiver_setup_data is not None:
         try:
-            c, w, s = _T_wpt_WptLfSystemSetupData[s, 64]
+            c, cw, s = _T_wpt_WptLfSystemSetupData[s, 64]
         except KeyError:
             raise ExiEncodeError("WptLfSystemSetupData.lf_receiver_setup_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptLfReceiverData:
-            raise type_error("WptLfSystemSetupData.lf_receiver_setup_data", "WptLfReceiverData", x)
-        a = _e_wpt_WptLfReceiverData(a, x, st)
+        a = (a << cw) | c
+        if x_lf_receiver_setup_data.__class__ is not wpt.WptLfReceiverData:
+            raise type_error(
+                "WptLfSystemSetupData.lf_receiver_setup_data", "WptLfReceiverData", x_lf_receiver_setup_data
+            )
+        a = _e_wpt_WptLfReceiverData(a, x_lf_receiver_setup_data, w)
     try:
-        c, w, _ = _T_wpt_WptLfSystemSetupData[s, -1]
+        c, cw, _ = _T_wpt_WptLfSystemSetupData[s, -1]
     except KeyError:
         raise ExiEncodeError("WptLfSystemSetupData: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptLfSystemSetupData(r, v, n, p):
+def _d_wpt_WptLfSystemSetupData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfSystemSetupData, int]:
+    f_lf_transmitter_setup_data: wpt.WptLfTransmitterData | None
+    f_lf_receiver_setup_data: wpt.WptLfReceiverData | None
     s = 0
     w, mask, prods = _D_wpt_WptLfSystemSetupData[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_lf_transmitter_setup_data, p = _d_wpt_WptLfTransmitterData(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_wpt_WptLfSystemSetupData[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2114,6 +2551,8 @@ def _d_wpt_WptLfSystemSetupData(r, v, n, p):
         f_lf_transmitter_setup_data = None
     if fid == 1:
         f_lf_receiver_setup_data, p = _d_wpt_WptLfReceiverData(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_wpt_WptLfSystemSetupData[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2128,43 +2567,50 @@ def _d_wpt_WptLfSystemSetupData(r, v, n, p):
 
 
 # AlternativeSECCListType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_AlternativeSeccList(a, o, st):
+def _e_wpt_AlternativeSeccList(a: int, o: wpt.AlternativeSeccList, w: Writer) -> int:
     s = 0
-    items = o.alternative_secc
-    if items.__class__ is not list:
-        raise type_error("AlternativeSeccList.alternative_secc", "a list", items)
-    if len(items) > 8:
+    items_alternative_secc = o.alternative_secc
+    if items_alternative_secc.__class__ is not list:
+        raise type_error("AlternativeSeccList.alternative_secc", "a list", items_alternative_secc)
+    if len(items_alternative_secc) > 8:
         raise ExiEncodeError("AlternativeSeccList.alternative_secc: more than 8 items")
-    if len(items) < 1:
+    if len(items_alternative_secc) < 1:
         raise ExiEncodeError("AlternativeSeccList.alternative_secc: at least 1 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_alternative_secc in enumerate(items_alternative_secc, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_AlternativeSeccList[s, 0]
+            c, cw, s = _T_wpt_AlternativeSeccList[s, 0]
         except KeyError:
             raise ExiEncodeError("AlternativeSeccList.alternative_secc is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.AlternativeSecc:
-            raise type_error("AlternativeSeccList.alternative_secc", "AlternativeSecc", x)
-        a = _e_wpt_AlternativeSecc(a, x, st)
+        a = (a << cw) | c
+        if x_alternative_secc.__class__ is not wpt.AlternativeSecc:
+            raise type_error("AlternativeSeccList.alternative_secc", "AlternativeSecc", x_alternative_secc)
+        a = _e_wpt_AlternativeSecc(a, x_alternative_secc, w)
         if i == 8:
             s = _X_wpt_AlternativeSeccList[s]
     try:
-        c, w, _ = _T_wpt_AlternativeSeccList[s, -1]
+        c, cw, _ = _T_wpt_AlternativeSeccList[s, -1]
     except KeyError:
         raise ExiEncodeError("AlternativeSeccList: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_AlternativeSeccList(r, v, n, p):
+def _d_wpt_AlternativeSeccList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.AlternativeSeccList, int]:
+    f_alternative_secc: list[wpt.AlternativeSecc]
     s = 0
     w, mask, prods = _D_wpt_AlternativeSeccList[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_alternative_secc = []
     while fid == 0:
-        x, p = _d_wpt_AlternativeSecc(r, v, n, p)
-        f_alternative_secc.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_alternative_secc, p = _d_wpt_AlternativeSecc(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_alternative_secc.append(x_alternative_secc)
         if len(f_alternative_secc) == 8:
             s = _X_wpt_AlternativeSeccList[s]
         w, mask, prods = _D_wpt_AlternativeSeccList[s]
@@ -2178,40 +2624,43 @@ def _d_wpt_AlternativeSeccList(r, v, n, p):
 
 
 # WPT_LF_DataPackageType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfDataPackage(a, o, st):
-    y = o.package_index
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("WptLfDataPackage.package_index", y, 0, 255)
-    a = (a << 10) | y
+def _e_wpt_WptLfDataPackage(a: int, o: wpt.WptLfDataPackage, w: Writer) -> int:
+    y_package_index = o.package_index
+    if not isinstance(y_package_index, int) or not 0 <= y_package_index <= 255:
+        raise range_error("WptLfDataPackage.package_index", y_package_index, 0, 255)
+    a = (a << 10) | y_package_index
     if o.lf_tx_data is None and o.lf_rx_data is None:
         raise ExiEncodeError("WptLfDataPackage: one of lf_tx_data, lf_rx_data is required")
     a <<= 1
     s = 1
-    x = o.lf_tx_data
-    if x is not None:
+    x_lf_tx_data = o.lf_tx_data
+    if x_lf_tx_data is not None:
         s = 2
-        if x.__class__ is not wpt.WptLfTxDataList:
-            raise type_error("WptLfDataPackage.lf_tx_data", "WptLfTxDataList", x)
-        a = _e_wpt_WptLfTxDataList((a << 2), x, st)
-    x = o.lf_rx_data
-    if x is not None:
+        if x_lf_tx_data.__class__ is not wpt.WptLfTxDataList:
+            raise type_error("WptLfDataPackage.lf_tx_data", "WptLfTxDataList", x_lf_tx_data)
+        a = _e_wpt_WptLfTxDataList((a << 2), x_lf_tx_data, w)
+    x_lf_rx_data = o.lf_rx_data
+    if x_lf_rx_data is not None:
         try:
-            c, w, s = _T_wpt_WptLfDataPackage[s, 128]
+            c, cw, s = _T_wpt_WptLfDataPackage[s, 128]
         except KeyError:
             raise ExiEncodeError("WptLfDataPackage.lf_rx_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptLfRxDataList:
-            raise type_error("WptLfDataPackage.lf_rx_data", "WptLfRxDataList", x)
-        a = _e_wpt_WptLfRxDataList(a, x, st)
+        a = (a << cw) | c
+        if x_lf_rx_data.__class__ is not wpt.WptLfRxDataList:
+            raise type_error("WptLfDataPackage.lf_rx_data", "WptLfRxDataList", x_lf_rx_data)
+        a = _e_wpt_WptLfRxDataList(a, x_lf_rx_data, w)
     try:
-        c, w, _ = _T_wpt_WptLfDataPackage[s, -1]
+        c, cw, _ = _T_wpt_WptLfDataPackage[s, -1]
     except KeyError:
         raise ExiEncodeError("WptLfDataPackage: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptLfDataPackage(r, v, n, p):
+def _d_wpt_WptLfDataPackage(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfDataPackage, int]:
+    f_package_index: int
+    f_lf_tx_data: wpt.WptLfTxDataList | None
+    f_lf_rx_data: wpt.WptLfRxDataList | None
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
@@ -2247,52 +2696,60 @@ def _d_wpt_WptLfDataPackage(r, v, n, p):
 
 
 # WPT_LF_TransmitterDataType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfTransmitterData(a, o, st):
-    y = o.number_of_transmitters
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("WptLfTransmitterData.number_of_transmitters", y, 0, 255)
-    a = (a << 10) | y
+def _e_wpt_WptLfTransmitterData(a: int, o: wpt.WptLfTransmitterData, w: Writer) -> int:
+    y_number_of_transmitters = o.number_of_transmitters
+    if not isinstance(y_number_of_transmitters, int) or not 0 <= y_number_of_transmitters <= 255:
+        raise range_error("WptLfTransmitterData.number_of_transmitters", y_number_of_transmitters, 0, 255)
+    a = (a << 10) | y_number_of_transmitters
     if o.signal_frequency.__class__ is not ct.RationalNumber:
         raise type_error("WptLfTransmitterData.signal_frequency", "RationalNumber", o.signal_frequency)
-    a = _e_ct_RationalNumber((a << 2), o.signal_frequency, st)
+    a = _e_ct_RationalNumber((a << 2), o.signal_frequency, w)
     s = 2
-    items = o.tx_spec_data
-    if items.__class__ is not list:
-        raise type_error("WptLfTransmitterData.tx_spec_data", "a list", items)
-    if len(items) > 255:
+    items_tx_spec_data = o.tx_spec_data
+    if items_tx_spec_data.__class__ is not list:
+        raise type_error("WptLfTransmitterData.tx_spec_data", "a list", items_tx_spec_data)
+    if len(items_tx_spec_data) > 255:
         raise ExiEncodeError("WptLfTransmitterData.tx_spec_data: more than 255 items")
-    if len(items) < 2:
+    if len(items_tx_spec_data) < 2:
         raise ExiEncodeError("WptLfTransmitterData.tx_spec_data: at least 2 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_tx_spec_data in enumerate(items_tx_spec_data, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptLfTransmitterData[s, 128]
+            c, cw, s = _T_wpt_WptLfTransmitterData[s, 128]
         except KeyError:
             raise ExiEncodeError("WptLfTransmitterData.tx_spec_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptTxRxSpecData:
-            raise type_error("WptLfTransmitterData.tx_spec_data", "WptTxRxSpecData", x)
-        a = _e_wpt_WptTxRxSpecData(a, x, st)
+        a = (a << cw) | c
+        if x_tx_spec_data.__class__ is not wpt.WptTxRxSpecData:
+            raise type_error("WptLfTransmitterData.tx_spec_data", "WptTxRxSpecData", x_tx_spec_data)
+        a = _e_wpt_WptTxRxSpecData(a, x_tx_spec_data, w)
         if i == 255:
             s = _X_wpt_WptLfTransmitterData[s]
-    x = o.tx_package_spec_data
-    if x is not None:
+    x_tx_package_spec_data = o.tx_package_spec_data
+    if x_tx_package_spec_data is not None:
         try:
-            c, w, s = _T_wpt_WptLfTransmitterData[s, 192]
+            c, cw, s = _T_wpt_WptLfTransmitterData[s, 192]
         except KeyError:
             raise ExiEncodeError("WptLfTransmitterData.tx_package_spec_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptTxRxPackageSpecData:
-            raise type_error("WptLfTransmitterData.tx_package_spec_data", "WptTxRxPackageSpecData", x)
-        a = _e_wpt_WptTxRxPackageSpecData(a, x, st)
+        a = (a << cw) | c
+        if x_tx_package_spec_data.__class__ is not wpt.WptTxRxPackageSpecData:
+            raise type_error(
+                "WptLfTransmitterData.tx_package_spec_data", "WptTxRxPackageSpecData", x_tx_package_spec_data
+            )
+        a = _e_wpt_WptTxRxPackageSpecData(a, x_tx_package_spec_data, w)
     try:
-        c, w, _ = _T_wpt_WptLfTransmitterData[s, -1]
+        c, cw, _ = _T_wpt_WptLfTransmitterData[s, -1]
     except KeyError:
         raise ExiEncodeError("WptLfTransmitterData: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptLfTransmitterData(r, v, n, p):
+def _d_wpt_WptLfTransmitterData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfTransmitterData, int]:
+    f_number_of_transmitters: int
+    f_signal_frequency: ct.RationalNumber
+    f_tx_spec_data: list[wpt.WptTxRxSpecData]
+    f_tx_package_spec_data: wpt.WptTxRxPackageSpecData | None
     p += 12
     q = (v >> (n - p)) & 0xFFF
     if q >> 10:
@@ -2307,8 +2764,10 @@ def _d_wpt_WptLfTransmitterData(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_tx_spec_data = []
     while fid == 2:
-        x, p = _d_wpt_WptTxRxSpecData(r, v, n, p)
-        f_tx_spec_data.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_tx_spec_data, p = _d_wpt_WptTxRxSpecData(r, v, n, p)
+        f_tx_spec_data.append(x_tx_spec_data)
         if len(f_tx_spec_data) == 255:
             s = _X_wpt_WptLfTransmitterData[s]
         w, mask, prods = _D_wpt_WptLfTransmitterData[s]
@@ -2316,6 +2775,8 @@ def _d_wpt_WptLfTransmitterData(r, v, n, p):
         fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
         f_tx_package_spec_data, p = _d_wpt_WptTxRxPackageSpecData(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_wpt_WptLfTransmitterData[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2332,40 +2793,44 @@ def _d_wpt_WptLfTransmitterData(r, v, n, p):
 
 
 # WPT_LF_ReceiverDataType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfReceiverData(a, o, st):
-    y = o.number_of_receivers
-    if not isinstance(y, int) or not 0 <= y <= 255:
-        raise range_error("WptLfReceiverData.number_of_receivers", y, 0, 255)
-    a = (a << 10) | y
+def _e_wpt_WptLfReceiverData(a: int, o: wpt.WptLfReceiverData, w: Writer) -> int:
+    y_number_of_receivers = o.number_of_receivers
+    if not isinstance(y_number_of_receivers, int) or not 0 <= y_number_of_receivers <= 255:
+        raise range_error("WptLfReceiverData.number_of_receivers", y_number_of_receivers, 0, 255)
+    a = (a << 10) | y_number_of_receivers
     a <<= 1
     s = 1
-    items = o.rx_spec_data
-    if items.__class__ is not list:
-        raise type_error("WptLfReceiverData.rx_spec_data", "a list", items)
-    if len(items) > 255:
+    items_rx_spec_data = o.rx_spec_data
+    if items_rx_spec_data.__class__ is not list:
+        raise type_error("WptLfReceiverData.rx_spec_data", "a list", items_rx_spec_data)
+    if len(items_rx_spec_data) > 255:
         raise ExiEncodeError("WptLfReceiverData.rx_spec_data: more than 255 items")
-    if len(items) < 2:
+    if len(items_rx_spec_data) < 2:
         raise ExiEncodeError("WptLfReceiverData.rx_spec_data: at least 2 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_rx_spec_data in enumerate(items_rx_spec_data, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptLfReceiverData[s, 64]
+            c, cw, s = _T_wpt_WptLfReceiverData[s, 64]
         except KeyError:
             raise ExiEncodeError("WptLfReceiverData.rx_spec_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptTxRxSpecData:
-            raise type_error("WptLfReceiverData.rx_spec_data", "WptTxRxSpecData", x)
-        a = _e_wpt_WptTxRxSpecData(a, x, st)
+        a = (a << cw) | c
+        if x_rx_spec_data.__class__ is not wpt.WptTxRxSpecData:
+            raise type_error("WptLfReceiverData.rx_spec_data", "WptTxRxSpecData", x_rx_spec_data)
+        a = _e_wpt_WptTxRxSpecData(a, x_rx_spec_data, w)
         if i == 255:
             s = _X_wpt_WptLfReceiverData[s]
     try:
-        c, w, _ = _T_wpt_WptLfReceiverData[s, -1]
+        c, cw, _ = _T_wpt_WptLfReceiverData[s, -1]
     except KeyError:
         raise ExiEncodeError("WptLfReceiverData: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptLfReceiverData(r, v, n, p):
+def _d_wpt_WptLfReceiverData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfReceiverData, int]:
+    f_number_of_receivers: int
+    f_rx_spec_data: list[wpt.WptTxRxSpecData]
     p += 11
     q = (v >> (n - p)) & 0x7FF
     if q >> 9:
@@ -2379,8 +2844,10 @@ def _d_wpt_WptLfReceiverData(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_rx_spec_data = []
     while fid == 1:
-        x, p = _d_wpt_WptTxRxSpecData(r, v, n, p)
-        f_rx_spec_data.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_rx_spec_data, p = _d_wpt_WptTxRxSpecData(r, v, n, p)
+        f_rx_spec_data.append(x_rx_spec_data)
         if len(f_rx_spec_data) == 255:
             s = _X_wpt_WptLfReceiverData[s]
         w, mask, prods = _D_wpt_WptLfReceiverData[s]
@@ -2395,65 +2862,73 @@ def _d_wpt_WptLfReceiverData(r, v, n, p):
 
 
 # AlternativeSECCType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_AlternativeSecc(a, o, st):
+def _e_wpt_AlternativeSecc(a: int, o: wpt.AlternativeSecc, w: Writer) -> int:
     s = 0
-    x = o.ssid
-    if x is not None:
+    x_ssid = o.ssid
+    if x_ssid is not None:
         s = 1
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_ssid = x_ssid
+        if not y_ssid and y_ssid.__class__ in (str, bytes):
             a = (a << 7) | 0b1000
         else:
-            a = e_str((a << 4), y, st, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255, "AlternativeSecc.ssid")
+            a = e_str((a << 4), y_ssid, w, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255, "AlternativeSecc.ssid")
             a <<= 1
-    x = o.bssid
-    if x is not None:
+    x_bssid = o.bssid
+    if x_bssid is not None:
         try:
-            c, w, s = _T_wpt_AlternativeSecc[s, 64]
+            c, cw, s = _T_wpt_AlternativeSecc[s, 64]
         except KeyError:
             raise ExiEncodeError("AlternativeSecc.bssid is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_bssid = x_bssid
+        if not y_bssid and y_bssid.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_str((a << 1), y, st, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12, "AlternativeSecc.bssid")
+            a = e_str((a << 1), y_bssid, w, "{urn:iso:std:iso:15118:-20:WPT}BSSID", 12, "AlternativeSecc.bssid")
             a <<= 1
-    x = o.ip_address
-    if x is not None:
+    x_ip_address = o.ip_address
+    if x_ip_address is not None:
         try:
-            c, w, s = _T_wpt_AlternativeSecc[s, 128]
+            c, cw, s = _T_wpt_AlternativeSecc[s, 128]
         except KeyError:
             raise ExiEncodeError("AlternativeSecc.ip_address is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_ip_address = x_ip_address
+        if not y_ip_address and y_ip_address.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_str((a << 1), y, st, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39, "AlternativeSecc.ip_address")
+            a = e_str(
+                (a << 1), y_ip_address, w, "{urn:iso:std:iso:15118:-20:WPT}IPAddress", 39, "AlternativeSecc.ip_address"
+            )
             a <<= 1
-    x = o.port
-    if x is not None:
+    x_port = o.port
+    if x_port is not None:
         try:
-            c, w, s = _T_wpt_AlternativeSecc[s, 192]
+            c, cw, s = _T_wpt_AlternativeSecc[s, 192]
         except KeyError:
             raise ExiEncodeError("AlternativeSecc.port is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_port = x_port
+        if y_port.__class__ is int and 0 <= y_port < 0x80:
+            a = (a << 8) | y_port
+        elif y_port.__class__ is int and 128 <= y_port < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_port & 0x7F) << 8) | (y_port >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 65535, "AlternativeSecc.port"))
+            a = e_uint(a, check_range(y_port, 0, 65535, "AlternativeSecc.port"))
         a <<= 1
     try:
-        c, w, _ = _T_wpt_AlternativeSecc[s, -1]
+        c, cw, _ = _T_wpt_AlternativeSecc[s, -1]
     except KeyError:
         raise ExiEncodeError("AlternativeSecc: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_AlternativeSecc(r, v, n, p):
+def _d_wpt_AlternativeSecc(r: Reader, v: int, n: int, p: int) -> tuple[wpt.AlternativeSecc, int]:
+    f_ssid: str | None
+    f_bssid: str | None
+    f_ip_address: str | None
+    f_port: int | None
     s = 0
     w, mask, prods = _D_wpt_AlternativeSecc[s]
     p += w
@@ -2467,6 +2942,8 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
             f_ssid = ""
         else:
             f_ssid, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:WPT}SSID", 255)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of SSID")
@@ -2516,10 +2993,13 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
         f_port = (v >> (n - p - 8)) & 0xFF
         if f_port < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_port = (f_port & 0x7F) | (q << 7)
+            p += 16
         else:
             f_port, p = r_uint(v, n, p, 3)
-        if not 0 <= f_port <= 65535:
-            raise out_of_range(p, f_port, 0, 65535)
+            if not 0 <= f_port <= 65535:
+                raise out_of_range(p, f_port, 0, 65535)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Port")
@@ -2539,15 +3019,16 @@ def _d_wpt_AlternativeSecc(r, v, n, p):
 
 
 # WPT_LF_TxDataListType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfTxDataList(a, o, st):
+def _e_wpt_WptLfTxDataList(a: int, o: wpt.WptLfTxDataList, w: Writer) -> int:
     if o.wpt_lf_tx_data_list.__class__ is not wpt.WptLfTxData:
         raise type_error("WptLfTxDataList.wpt_lf_tx_data_list", "WptLfTxData", o.wpt_lf_tx_data_list)
-    a = _e_wpt_WptLfTxData((a << 1), o.wpt_lf_tx_data_list, st)
+    a = _e_wpt_WptLfTxData((a << 1), o.wpt_lf_tx_data_list, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfTxDataList(r, v, n, p):
+def _d_wpt_WptLfTxDataList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfTxDataList, int]:
+    f_wpt_lf_tx_data_list: wpt.WptLfTxData
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "WPT_LF_TxDataList")
@@ -2561,15 +3042,16 @@ def _d_wpt_WptLfTxDataList(r, v, n, p):
 
 
 # WPT_LF_RxDataListType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfRxDataList(a, o, st):
+def _e_wpt_WptLfRxDataList(a: int, o: wpt.WptLfRxDataList, w: Writer) -> int:
     if o.wpt_lf_rx_data_list.__class__ is not wpt.WptLfRxData:
         raise type_error("WptLfRxDataList.wpt_lf_rx_data_list", "WptLfRxData", o.wpt_lf_rx_data_list)
-    a = _e_wpt_WptLfRxData((a << 1), o.wpt_lf_rx_data_list, st)
+    a = _e_wpt_WptLfRxData((a << 1), o.wpt_lf_rx_data_list, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfRxDataList(r, v, n, p):
+def _d_wpt_WptLfRxDataList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfRxDataList, int]:
+    f_wpt_lf_rx_data_list: wpt.WptLfRxData
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "WPT_LF_RxDataList")
@@ -2583,29 +3065,37 @@ def _d_wpt_WptLfRxDataList(r, v, n, p):
 
 
 # WPT_TxRxSpecDataType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptTxRxSpecData(a, o, st):
-    y = o.tx_rx_identifier
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_wpt_WptTxRxSpecData(a: int, o: wpt.WptTxRxSpecData, w: Writer) -> int:
+    y_tx_rx_identifier = o.tx_rx_identifier
+    if y_tx_rx_identifier.__class__ is int and 1 <= y_tx_rx_identifier < 0x80:
+        a = (a << 10) | y_tx_rx_identifier
+    elif y_tx_rx_identifier.__class__ is int and 128 <= y_tx_rx_identifier < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_tx_rx_identifier & 0x7F) << 8) | (y_tx_rx_identifier >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptTxRxSpecData.tx_rx_identifier"))
+        a = e_uint((a << 2), check_range(y_tx_rx_identifier, 1, 4294967295, "WptTxRxSpecData.tx_rx_identifier"))
     if o.tx_rx_position.__class__ is not wpt.WptCoordinateXyz:
         raise type_error("WptTxRxSpecData.tx_rx_position", "WptCoordinateXyz", o.tx_rx_position)
-    a = _e_wpt_WptCoordinateXyz((a << 2), o.tx_rx_position, st)
+    a = _e_wpt_WptCoordinateXyz((a << 2), o.tx_rx_position, w)
     if o.tx_rx_orientation.__class__ is not wpt.WptCoordinateXyz:
         raise type_error("WptTxRxSpecData.tx_rx_orientation", "WptCoordinateXyz", o.tx_rx_orientation)
-    a = _e_wpt_WptCoordinateXyz((a << 1), o.tx_rx_orientation, st)
+    a = _e_wpt_WptCoordinateXyz((a << 1), o.tx_rx_orientation, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptTxRxSpecData(r, v, n, p):
+def _d_wpt_WptTxRxSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptTxRxSpecData, int]:
+    f_tx_rx_identifier: int
+    f_tx_rx_position: wpt.WptCoordinateXyz
+    f_tx_rx_orientation: wpt.WptCoordinateXyz
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TxRxIdentifier")
     f_tx_rx_identifier = (v >> (n - p - 8)) & 0xFF
     if f_tx_rx_identifier < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_tx_rx_identifier = (f_tx_rx_identifier & 0x7F) | (q << 7)
+        p += 16
     else:
         f_tx_rx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_tx_rx_identifier <= 4294967295:
@@ -2629,76 +3119,92 @@ def _d_wpt_WptTxRxSpecData(r, v, n, p):
 
 
 # WPT_TxRxPackageSpecDataType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptTxRxPackageSpecData(a, o, st):
+def _e_wpt_WptTxRxPackageSpecData(a: int, o: wpt.WptTxRxPackageSpecData, w: Writer) -> int:
     s = 0
-    items = o.pulse_sequence_order
-    if items.__class__ is not list:
-        raise type_error("WptTxRxPackageSpecData.pulse_sequence_order", "a list", items)
-    if len(items) > 255:
+    items_pulse_sequence_order = o.pulse_sequence_order
+    if items_pulse_sequence_order.__class__ is not list:
+        raise type_error("WptTxRxPackageSpecData.pulse_sequence_order", "a list", items_pulse_sequence_order)
+    if len(items_pulse_sequence_order) > 255:
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_sequence_order: more than 255 items")
-    if len(items) < 2:
+    if len(items_pulse_sequence_order) < 2:
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_sequence_order: at least 2 items required")
-    for i, x in enumerate(items, 1):
+    for i, x_pulse_sequence_order in enumerate(items_pulse_sequence_order, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_wpt_WptTxRxPackageSpecData[s, 0]
+            c, cw, s = _T_wpt_WptTxRxPackageSpecData[s, 0]
         except KeyError:
             raise ExiEncodeError("WptTxRxPackageSpecData.pulse_sequence_order is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not wpt.WptTxRxPulseOrder:
-            raise type_error("WptTxRxPackageSpecData.pulse_sequence_order", "WptTxRxPulseOrder", x)
-        a = _e_wpt_WptTxRxPulseOrder(a, x, st)
+        a = (a << cw) | c
+        if x_pulse_sequence_order.__class__ is not wpt.WptTxRxPulseOrder:
+            raise type_error("WptTxRxPackageSpecData.pulse_sequence_order", "WptTxRxPulseOrder", x_pulse_sequence_order)
+        a = _e_wpt_WptTxRxPulseOrder(a, x_pulse_sequence_order, w)
         if i == 255:
             s = _X_wpt_WptTxRxPackageSpecData[s]
     try:
-        c, w, s = _T_wpt_WptTxRxPackageSpecData[s, 64]
+        c, cw, s = _T_wpt_WptTxRxPackageSpecData[s, 64]
     except KeyError:
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_separation_time is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.pulse_separation_time
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 8) | y
+    a = (a << (cw + 1)) | (c << 1)
+    y_pulse_separation_time = o.pulse_separation_time
+    if y_pulse_separation_time.__class__ is int and 0 <= y_pulse_separation_time < 0x80:
+        a = (a << 8) | y_pulse_separation_time
+    elif y_pulse_separation_time.__class__ is int and 128 <= y_pulse_separation_time < 0x4000:
+        a = (a << 16) | 0x8000 | ((y_pulse_separation_time & 0x7F) << 8) | (y_pulse_separation_time >> 7)
     else:
-        a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.pulse_separation_time"))
+        a = e_uint(a, check_range(y_pulse_separation_time, 0, 65535, "WptTxRxPackageSpecData.pulse_separation_time"))
     a <<= 1
     try:
-        c, w, s = _T_wpt_WptTxRxPackageSpecData[s, 128]
+        c, cw, s = _T_wpt_WptTxRxPackageSpecData[s, 128]
     except KeyError:
         raise ExiEncodeError("WptTxRxPackageSpecData.pulse_duration is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.pulse_duration
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 8) | y
+    a = (a << (cw + 1)) | (c << 1)
+    y_pulse_duration = o.pulse_duration
+    if y_pulse_duration.__class__ is int and 0 <= y_pulse_duration < 0x80:
+        a = (a << 8) | y_pulse_duration
+    elif y_pulse_duration.__class__ is int and 128 <= y_pulse_duration < 0x4000:
+        a = (a << 16) | 0x8000 | ((y_pulse_duration & 0x7F) << 8) | (y_pulse_duration >> 7)
     else:
-        a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.pulse_duration"))
+        a = e_uint(a, check_range(y_pulse_duration, 0, 65535, "WptTxRxPackageSpecData.pulse_duration"))
     a <<= 1
     try:
-        c, w, s = _T_wpt_WptTxRxPackageSpecData[s, 192]
+        c, cw, s = _T_wpt_WptTxRxPackageSpecData[s, 192]
     except KeyError:
         raise ExiEncodeError("WptTxRxPackageSpecData.package_separation_time is not allowed here") from None
-    a = (a << (w + 1)) | (c << 1)
-    y = o.package_separation_time
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 8) | y
+    a = (a << (cw + 1)) | (c << 1)
+    y_package_separation_time = o.package_separation_time
+    if y_package_separation_time.__class__ is int and 0 <= y_package_separation_time < 0x80:
+        a = (a << 8) | y_package_separation_time
+    elif y_package_separation_time.__class__ is int and 128 <= y_package_separation_time < 0x4000:
+        a = (a << 16) | 0x8000 | ((y_package_separation_time & 0x7F) << 8) | (y_package_separation_time >> 7)
     else:
-        a = e_uint(a, check_range(y, 0, 65535, "WptTxRxPackageSpecData.package_separation_time"))
+        a = e_uint(
+            a, check_range(y_package_separation_time, 0, 65535, "WptTxRxPackageSpecData.package_separation_time")
+        )
     a <<= 1
     try:
-        c, w, _ = _T_wpt_WptTxRxPackageSpecData[s, -1]
+        c, cw, _ = _T_wpt_WptTxRxPackageSpecData[s, -1]
     except KeyError:
         raise ExiEncodeError("WptTxRxPackageSpecData: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
+def _d_wpt_WptTxRxPackageSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptTxRxPackageSpecData, int]:
+    f_pulse_sequence_order: list[wpt.WptTxRxPulseOrder]
+    f_pulse_separation_time: int
+    f_pulse_duration: int
+    f_package_separation_time: int
     s = 0
     w, mask, prods = _D_wpt_WptTxRxPackageSpecData[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_pulse_sequence_order = []
     while fid == 0:
-        x, p = _d_wpt_WptTxRxPulseOrder(r, v, n, p)
-        f_pulse_sequence_order.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_pulse_sequence_order, p = _d_wpt_WptTxRxPulseOrder(r, v, n, p)
+        f_pulse_sequence_order.append(x_pulse_sequence_order)
         if len(f_pulse_sequence_order) == 255:
             s = _X_wpt_WptTxRxPackageSpecData[s]
         w, mask, prods = _D_wpt_WptTxRxPackageSpecData[s]
@@ -2712,10 +3218,13 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     f_pulse_separation_time = (v >> (n - p - 8)) & 0xFF
     if f_pulse_separation_time < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_pulse_separation_time = (f_pulse_separation_time & 0x7F) | (q << 7)
+        p += 16
     else:
         f_pulse_separation_time, p = r_uint(v, n, p, 3)
-    if not 0 <= f_pulse_separation_time <= 65535:
-        raise out_of_range(p, f_pulse_separation_time, 0, 65535)
+        if not 0 <= f_pulse_separation_time <= 65535:
+            raise out_of_range(p, f_pulse_separation_time, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PulseSeparationTime")
@@ -2730,10 +3239,13 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     f_pulse_duration = (v >> (n - p - 8)) & 0xFF
     if f_pulse_duration < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_pulse_duration = (f_pulse_duration & 0x7F) | (q << 7)
+        p += 16
     else:
         f_pulse_duration, p = r_uint(v, n, p, 3)
-    if not 0 <= f_pulse_duration <= 65535:
-        raise out_of_range(p, f_pulse_duration, 0, 65535)
+        if not 0 <= f_pulse_duration <= 65535:
+            raise out_of_range(p, f_pulse_duration, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PulseDuration")
@@ -2748,10 +3260,13 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
     f_package_separation_time = (v >> (n - p - 8)) & 0xFF
     if f_package_separation_time < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_package_separation_time = (f_package_separation_time & 0x7F) | (q << 7)
+        p += 16
     else:
         f_package_separation_time, p = r_uint(v, n, p, 3)
-    if not 0 <= f_package_separation_time <= 65535:
-        raise out_of_range(p, f_package_separation_time, 0, 65535)
+        if not 0 <= f_package_separation_time <= 65535:
+            raise out_of_range(p, f_package_separation_time, 0, 65535)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PackageSeparationTime")
@@ -2769,26 +3284,33 @@ def _d_wpt_WptTxRxPackageSpecData(r, v, n, p):
 
 
 # WPT_LF_TxDataType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfTxData(a, o, st):
-    y = o.tx_identifier
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_wpt_WptLfTxData(a: int, o: wpt.WptLfTxData, w: Writer) -> int:
+    y_tx_identifier = o.tx_identifier
+    if y_tx_identifier.__class__ is int and 1 <= y_tx_identifier < 0x80:
+        a = (a << 10) | y_tx_identifier
+    elif y_tx_identifier.__class__ is int and 128 <= y_tx_identifier < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_tx_identifier & 0x7F) << 8) | (y_tx_identifier >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfTxData.tx_identifier"))
+        a = e_uint((a << 2), check_range(y_tx_identifier, 1, 4294967295, "WptLfTxData.tx_identifier"))
     if o.eirp.__class__ is not ct.RationalNumber:
         raise type_error("WptLfTxData.eirp", "RationalNumber", o.eirp)
-    a = _e_ct_RationalNumber((a << 2), o.eirp, st)
+    a = _e_ct_RationalNumber((a << 2), o.eirp, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfTxData(r, v, n, p):
+def _d_wpt_WptLfTxData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfTxData, int]:
+    f_tx_identifier: int
+    f_eirp: ct.RationalNumber
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TxIdentifier")
     f_tx_identifier = (v >> (n - p - 8)) & 0xFF
     if f_tx_identifier < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_tx_identifier = (f_tx_identifier & 0x7F) | (q << 7)
+        p += 16
     else:
         f_tx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_tx_identifier <= 4294967295:
@@ -2807,26 +3329,33 @@ def _d_wpt_WptLfTxData(r, v, n, p):
 
 
 # WPT_LF_RxDataType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfRxData(a, o, st):
-    y = o.rx_identifier
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_wpt_WptLfRxData(a: int, o: wpt.WptLfRxData, w: Writer) -> int:
+    y_rx_identifier = o.rx_identifier
+    if y_rx_identifier.__class__ is int and 1 <= y_rx_identifier < 0x80:
+        a = (a << 10) | y_rx_identifier
+    elif y_rx_identifier.__class__ is int and 128 <= y_rx_identifier < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_rx_identifier & 0x7F) << 8) | (y_rx_identifier >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfRxData.rx_identifier"))
+        a = e_uint((a << 2), check_range(y_rx_identifier, 1, 4294967295, "WptLfRxData.rx_identifier"))
     if o.rssi_data.__class__ is not wpt.WptLfRxRssiList:
         raise type_error("WptLfRxData.rssi_data", "WptLfRxRssiList", o.rssi_data)
-    a = _e_wpt_WptLfRxRssiList((a << 2), o.rssi_data, st)
+    a = _e_wpt_WptLfRxRssiList((a << 2), o.rssi_data, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfRxData(r, v, n, p):
+def _d_wpt_WptLfRxData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfRxData, int]:
+    f_rx_identifier: int
+    f_rssi_data: wpt.WptLfRxRssiList
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "RxIdentifier")
     f_rx_identifier = (v >> (n - p - 8)) & 0xFF
     if f_rx_identifier < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_rx_identifier = (f_rx_identifier & 0x7F) | (q << 7)
+        p += 16
     else:
         f_rx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_rx_identifier <= 4294967295:
@@ -2845,39 +3374,54 @@ def _d_wpt_WptLfRxData(r, v, n, p):
 
 
 # WPT_CoordinateXYZType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptCoordinateXyz(a, o, st):
-    y = o.coord_x
-    if y.__class__ is not int:
-        a = e_int((a << 2), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_x"))
-    elif 0 <= y < 0x80:
-        a = (a << 11) | y
-    elif -0x80 <= y < 0:
-        a = (a << 11) | (0xFF - y)
+def _e_wpt_WptCoordinateXyz(a: int, o: wpt.WptCoordinateXyz, w: Writer) -> int:
+    y_coord_x = o.coord_x
+    if y_coord_x.__class__ is not int:
+        a = e_int((a << 2), check_range(y_coord_x, -32768, 32767, "WptCoordinateXyz.coord_x"))
+    elif 0 <= y_coord_x < 0x80:
+        a = (a << 11) | y_coord_x
+    elif -0x80 <= y_coord_x < 0:
+        a = (a << 11) | (0xFF - y_coord_x)
+    elif 0 <= y_coord_x < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_coord_x & 0x7F) << 8) | (y_coord_x >> 7)
+    elif -0x4000 <= y_coord_x < 0:
+        a = (a << 19) | 0x18000 | ((~y_coord_x & 0x7F) << 8) | (~y_coord_x >> 7)
     else:
-        a = e_int((a << 2), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_x"))
-    y = o.coord_y
-    if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_y"))
-    elif 0 <= y < 0x80:
-        a = (a << 12) | y
-    elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = e_int((a << 2), check_range(y_coord_x, -32768, 32767, "WptCoordinateXyz.coord_x"))
+    y_coord_y = o.coord_y
+    if y_coord_y.__class__ is not int:
+        a = e_int((a << 3), check_range(y_coord_y, -32768, 32767, "WptCoordinateXyz.coord_y"))
+    elif 0 <= y_coord_y < 0x80:
+        a = (a << 12) | y_coord_y
+    elif -0x80 <= y_coord_y < 0:
+        a = (a << 12) | (0xFF - y_coord_y)
+    elif 0 <= y_coord_y < 0x4000:
+        a = (a << 20) | 0x8000 | ((y_coord_y & 0x7F) << 8) | (y_coord_y >> 7)
+    elif -0x4000 <= y_coord_y < 0:
+        a = (a << 20) | 0x18000 | ((~y_coord_y & 0x7F) << 8) | (~y_coord_y >> 7)
     else:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_y"))
-    y = o.coord_z
-    if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_z"))
-    elif 0 <= y < 0x80:
-        a = (a << 12) | y
-    elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+        a = e_int((a << 3), check_range(y_coord_y, -32768, 32767, "WptCoordinateXyz.coord_y"))
+    y_coord_z = o.coord_z
+    if y_coord_z.__class__ is not int:
+        a = e_int((a << 3), check_range(y_coord_z, -32768, 32767, "WptCoordinateXyz.coord_z"))
+    elif 0 <= y_coord_z < 0x80:
+        a = (a << 12) | y_coord_z
+    elif -0x80 <= y_coord_z < 0:
+        a = (a << 12) | (0xFF - y_coord_z)
+    elif 0 <= y_coord_z < 0x4000:
+        a = (a << 20) | 0x8000 | ((y_coord_z & 0x7F) << 8) | (y_coord_z >> 7)
+    elif -0x4000 <= y_coord_z < 0:
+        a = (a << 20) | 0x18000 | ((~y_coord_z & 0x7F) << 8) | (~y_coord_z >> 7)
     else:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "WptCoordinateXyz.coord_z"))
+        a = e_int((a << 3), check_range(y_coord_z, -32768, 32767, "WptCoordinateXyz.coord_z"))
     a <<= 2
     return a
 
 
-def _d_wpt_WptCoordinateXyz(r, v, n, p):
+def _d_wpt_WptCoordinateXyz(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptCoordinateXyz, int]:
+    f_coord_x: int
+    f_coord_y: int
+    f_coord_z: int
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "Coord_X")
@@ -2887,6 +3431,10 @@ def _d_wpt_WptCoordinateXyz(r, v, n, p):
     elif 0x100 <= f_coord_x < 0x180:
         p += 9
         f_coord_x = 0xFF - f_coord_x
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_coord_x & 0x7F) | (q << 7)
+        f_coord_x = -q - 1 if f_coord_x >> 8 else q
+        p += 17
     else:
         f_coord_x, p = r_sint(v, n, p, 3)
         if not -32768 <= f_coord_x <= 32767:
@@ -2900,6 +3448,10 @@ def _d_wpt_WptCoordinateXyz(r, v, n, p):
     elif 0x100 <= f_coord_y < 0x180:
         p += 9
         f_coord_y = 0xFF - f_coord_y
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_coord_y & 0x7F) | (q << 7)
+        f_coord_y = -q - 1 if f_coord_y >> 8 else q
+        p += 17
     else:
         f_coord_y, p = r_sint(v, n, p, 3)
         if not -32768 <= f_coord_y <= 32767:
@@ -2913,6 +3465,10 @@ def _d_wpt_WptCoordinateXyz(r, v, n, p):
     elif 0x100 <= f_coord_z < 0x180:
         p += 9
         f_coord_z = 0xFF - f_coord_z
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_coord_z & 0x7F) | (q << 7)
+        f_coord_z = -q - 1 if f_coord_z >> 8 else q
+        p += 17
     else:
         f_coord_z, p = r_sint(v, n, p, 3)
         if not -32768 <= f_coord_z <= 32767:
@@ -2928,38 +3484,50 @@ def _d_wpt_WptCoordinateXyz(r, v, n, p):
 
 
 # WPT_TxRxPulseOrderType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptTxRxPulseOrder(a, o, st):
-    y = o.index_number
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_wpt_WptTxRxPulseOrder(a: int, o: wpt.WptTxRxPulseOrder, w: Writer) -> int:
+    y_index_number = o.index_number
+    if y_index_number.__class__ is int and 0 <= y_index_number < 0x80:
+        a = (a << 10) | y_index_number
+    elif y_index_number.__class__ is int and 128 <= y_index_number < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_index_number & 0x7F) << 8) | (y_index_number >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "WptTxRxPulseOrder.index_number"))
-    y = o.tx_rx_identifier
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 11) | y
+        a = e_uint((a << 2), check_range(y_index_number, 0, 65535, "WptTxRxPulseOrder.index_number"))
+    y_tx_rx_identifier = o.tx_rx_identifier
+    if y_tx_rx_identifier.__class__ is int and 1 <= y_tx_rx_identifier < 0x80:
+        a = (a << 11) | y_tx_rx_identifier
+    elif y_tx_rx_identifier.__class__ is int and 128 <= y_tx_rx_identifier < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_tx_rx_identifier & 0x7F) << 8) | (y_tx_rx_identifier >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 1, 4294967295, "WptTxRxPulseOrder.tx_rx_identifier"))
+        a = e_uint((a << 3), check_range(y_tx_rx_identifier, 1, 4294967295, "WptTxRxPulseOrder.tx_rx_identifier"))
     a <<= 2
     return a
 
 
-def _d_wpt_WptTxRxPulseOrder(r, v, n, p):
+def _d_wpt_WptTxRxPulseOrder(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptTxRxPulseOrder, int]:
+    f_index_number: int
+    f_tx_rx_identifier: int
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "IndexNumber")
     f_index_number = (v >> (n - p - 8)) & 0xFF
     if f_index_number < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_index_number = (f_index_number & 0x7F) | (q << 7)
+        p += 16
     else:
         f_index_number, p = r_uint(v, n, p, 3)
-    if not 0 <= f_index_number <= 65535:
-        raise out_of_range(p, f_index_number, 0, 65535)
+        if not 0 <= f_index_number <= 65535:
+            raise out_of_range(p, f_index_number, 0, 65535)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of IndexNumber")
     f_tx_rx_identifier = (v >> (n - p - 8)) & 0xFF
     if f_tx_rx_identifier < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_tx_rx_identifier = (f_tx_rx_identifier & 0x7F) | (q << 7)
+        p += 16
     else:
         f_tx_rx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_tx_rx_identifier <= 4294967295:
@@ -2974,15 +3542,16 @@ def _d_wpt_WptTxRxPulseOrder(r, v, n, p):
 
 
 # WPT_LF_RxRSSIListType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfRxRssiList(a, o, st):
+def _e_wpt_WptLfRxRssiList(a: int, o: wpt.WptLfRxRssiList, w: Writer) -> int:
     if o.rssi_data_list.__class__ is not wpt.WptLfRxRssi:
         raise type_error("WptLfRxRssiList.rssi_data_list", "WptLfRxRssi", o.rssi_data_list)
-    a = _e_wpt_WptLfRxRssi((a << 1), o.rssi_data_list, st)
+    a = _e_wpt_WptLfRxRssi((a << 1), o.rssi_data_list, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfRxRssiList(r, v, n, p):
+def _d_wpt_WptLfRxRssiList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfRxRssiList, int]:
+    f_rssi_data_list: wpt.WptLfRxRssi
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "RSSIDataList")
@@ -2996,26 +3565,33 @@ def _d_wpt_WptLfRxRssiList(r, v, n, p):
 
 
 # WPT_LF_RxRSSIType (urn:iso:std:iso:15118:-20:WPT)
-def _e_wpt_WptLfRxRssi(a, o, st):
-    y = o.tx_identifier
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_wpt_WptLfRxRssi(a: int, o: wpt.WptLfRxRssi, w: Writer) -> int:
+    y_tx_identifier = o.tx_identifier
+    if y_tx_identifier.__class__ is int and 1 <= y_tx_identifier < 0x80:
+        a = (a << 10) | y_tx_identifier
+    elif y_tx_identifier.__class__ is int and 128 <= y_tx_identifier < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_tx_identifier & 0x7F) << 8) | (y_tx_identifier >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "WptLfRxRssi.tx_identifier"))
+        a = e_uint((a << 2), check_range(y_tx_identifier, 1, 4294967295, "WptLfRxRssi.tx_identifier"))
     if o.rssi.__class__ is not ct.RationalNumber:
         raise type_error("WptLfRxRssi.rssi", "RationalNumber", o.rssi)
-    a = _e_ct_RationalNumber((a << 2), o.rssi, st)
+    a = _e_ct_RationalNumber((a << 2), o.rssi, w)
     a <<= 1
     return a
 
 
-def _d_wpt_WptLfRxRssi(r, v, n, p):
+def _d_wpt_WptLfRxRssi(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfRxRssi, int]:
+    f_tx_identifier: int
+    f_rssi: ct.RationalNumber
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TxIdentifier")
     f_tx_identifier = (v >> (n - p - 8)) & 0xFF
     if f_tx_identifier < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_tx_identifier = (f_tx_identifier & 0x7F) | (q << 7)
+        p += 16
     else:
         f_tx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_tx_identifier <= 4294967295:
@@ -3035,7 +3611,7 @@ def _d_wpt_WptLfRxRssi(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T_wpt_WptAlignmentCheckReq = {
+_T_wpt_WptAlignmentCheckReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3054,17 +3630,69 @@ _T_wpt_WptAlignmentCheckReq = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_wpt_WptAlignmentCheckReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_wpt_WptAlignmentCheckReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_X_wpt_WptAlignmentCheckReq = {5: 6}
-_T_wpt_WptAlignmentCheckRes = {
+_X_wpt_WptAlignmentCheckReq: dict[int, int] = {5: 6}
+_T_wpt_WptAlignmentCheckRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3089,18 +3717,81 @@ _T_wpt_WptAlignmentCheckRes = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_wpt_WptAlignmentCheckRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_wpt_WptAlignmentCheckRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_X_wpt_WptAlignmentCheckRes = {6: 7}
-_T_wpt_WptChargeLoopReq = {
+_X_wpt_WptAlignmentCheckRes: dict[int, int] = {6: 7}
+_T_wpt_WptChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3132,21 +3823,106 @@ _T_wpt_WptChargeLoopReq = {
     (10, -1): (0, 1, -1),
     (10, -3): (1, 1, 10),
 }
-_D_wpt_WptChargeLoopReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
-    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 9))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
+_D_wpt_WptChargeLoopReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
 )
-_X_wpt_WptChargeLoopReq = {9: 10}
-_T_wpt_WptChargeLoopRes = {
+_X_wpt_WptChargeLoopReq: dict[int, int] = {9: 10}
+_T_wpt_WptChargeLoopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3192,25 +3968,144 @@ _T_wpt_WptChargeLoopRes = {
     (14, -1): (0, 1, -1),
     (14, -3): (1, 1, 14),
 }
-_D_wpt_WptChargeLoopRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
-    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
-    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
-    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
-    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 13))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 14))),
+_D_wpt_WptChargeLoopRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (9, 0, 10),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 13),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 14),
+        ),
+    ),
 )
-_X_wpt_WptChargeLoopRes = {13: 14}
-_T_wpt_WptChargeParameterDiscoveryReq = {
+_X_wpt_WptChargeLoopRes: dict[int, int] = {13: 14}
+_T_wpt_WptChargeParameterDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3232,19 +4127,84 @@ _T_wpt_WptChargeParameterDiscoveryReq = {
     (8, -1): (0, 1, -1),
     (8, -3): (1, 1, 8),
 }
-_D_wpt_WptChargeParameterDiscoveryReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+_D_wpt_WptChargeParameterDiscoveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
 )
-_X_wpt_WptChargeParameterDiscoveryReq = {7: 8}
-_T_wpt_WptChargeParameterDiscoveryRes = {
+_X_wpt_WptChargeParameterDiscoveryReq: dict[int, int] = {7: 8}
+_T_wpt_WptChargeParameterDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3272,22 +4232,108 @@ _T_wpt_WptChargeParameterDiscoveryRes = {
     (11, -1): (0, 1, -1),
     (11, -3): (1, 1, 11),
 }
-_D_wpt_WptChargeParameterDiscoveryRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
-    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
-    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
-    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 10))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
+_D_wpt_WptChargeParameterDiscoveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (7, 0, 8),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (8, 0, 9),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
 )
-_X_wpt_WptChargeParameterDiscoveryRes = {10: 11}
-_T_wpt_WptFinePositioningReq = {
+_X_wpt_WptChargeParameterDiscoveryRes: dict[int, int] = {10: 11}
+_T_wpt_WptFinePositioningReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3308,17 +4354,71 @@ _T_wpt_WptFinePositioningReq = {
     (6, -1): (1, 2, -1),
     (6, -3): (2, 2, 6),
 }
-_D_wpt_WptFinePositioningReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 6))),
+_D_wpt_WptFinePositioningReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_X_wpt_WptFinePositioningReq = {4: 6}
-_T_wpt_WptFinePositioningRes = {
+_X_wpt_WptFinePositioningReq: dict[int, int] = {4: 6}
+_T_wpt_WptFinePositioningRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3339,17 +4439,71 @@ _T_wpt_WptFinePositioningRes = {
     (6, -1): (1, 2, -1),
     (6, -3): (2, 2, 6),
 }
-_D_wpt_WptFinePositioningRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 6))),
+_D_wpt_WptFinePositioningRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_X_wpt_WptFinePositioningRes = {4: 6}
-_T_wpt_WptFinePositioningSetupReq = {
+_X_wpt_WptFinePositioningRes: dict[int, int] = {4: 6}
+_T_wpt_WptFinePositioningSetupReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3376,20 +4530,95 @@ _T_wpt_WptFinePositioningSetupReq = {
     (9, -1): (1, 2, -1),
     (9, -3): (2, 2, 9),
 }
-_D_wpt_WptFinePositioningSetupReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
-    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 9))),
+_D_wpt_WptFinePositioningSetupReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
 )
-_X_wpt_WptFinePositioningSetupReq = {7: 9}
-_T_wpt_WptFinePositioningSetupRes = {
+_X_wpt_WptFinePositioningSetupReq: dict[int, int] = {7: 9}
+_T_wpt_WptFinePositioningSetupRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3416,20 +4645,95 @@ _T_wpt_WptFinePositioningSetupRes = {
     (9, -1): (1, 2, -1),
     (9, -3): (2, 2, 9),
 }
-_D_wpt_WptFinePositioningSetupRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
-    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 9))),
+_D_wpt_WptFinePositioningSetupRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
 )
-_X_wpt_WptFinePositioningSetupRes = {7: 9}
-_T_wpt_WptPairingReq = {
+_X_wpt_WptFinePositioningSetupRes: dict[int, int] = {7: 9}
+_T_wpt_WptPairingReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3448,17 +4752,69 @@ _T_wpt_WptPairingReq = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_wpt_WptPairingReq = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_wpt_WptPairingReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_X_wpt_WptPairingReq = {5: 6}
-_T_wpt_WptPairingRes = {
+_X_wpt_WptPairingReq: dict[int, int] = {5: 6}
+_T_wpt_WptPairingRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3483,18 +4839,81 @@ _T_wpt_WptPairingRes = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_wpt_WptPairingRes = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_wpt_WptPairingRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_X_wpt_WptPairingRes = {6: 7}
-_T_wpt_WptEvpcPowerControlParameter = {
+_X_wpt_WptPairingRes: dict[int, int] = {6: 7}
+_T_wpt_WptEvpcPowerControlParameter: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3506,19 +4925,73 @@ _T_wpt_WptEvpcPowerControlParameter = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_wpt_WptEvpcPowerControlParameter = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_wpt_WptEvpcPowerControlParameter: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_wpt_WptSpcPowerControlParameter = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
-_D_wpt_WptSpcPowerControlParameter = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+_T_wpt_WptSpcPowerControlParameter: dict[tuple[int, int], tuple[int, int, int]] = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (0, 1, -1),
+    (1, -3): (1, 1, 1),
+}
+_D_wpt_WptSpcPowerControlParameter: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
 )
-_T_wpt_WptLfDataPackageList = {
+_T_wpt_WptLfDataPackageList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3526,12 +4999,33 @@ _T_wpt_WptLfDataPackageList = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_wpt_WptLfDataPackageList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_wpt_WptLfDataPackageList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_wpt_WptFinePositioningMethodList = {
+_T_wpt_WptFinePositioningMethodList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -3545,15 +5039,52 @@ _T_wpt_WptFinePositioningMethodList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_wpt_WptFinePositioningMethodList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_wpt_WptFinePositioningMethodList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_wpt_WptFinePositioningMethodList = {1: 3, 2: 4}
-_T_wpt_WptPairingMethodList = {
+_X_wpt_WptFinePositioningMethodList: dict[int, int] = {1: 3, 2: 4}
+_T_wpt_WptPairingMethodList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -3567,15 +5098,52 @@ _T_wpt_WptPairingMethodList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_wpt_WptPairingMethodList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_wpt_WptPairingMethodList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_wpt_WptPairingMethodList = {1: 3, 2: 4}
-_T_wpt_WptAlignmentCheckMethodList = {
+_X_wpt_WptPairingMethodList: dict[int, int] = {1: 3, 2: 4}
+_T_wpt_WptAlignmentCheckMethodList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -3589,15 +5157,52 @@ _T_wpt_WptAlignmentCheckMethodList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_wpt_WptAlignmentCheckMethodList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_wpt_WptAlignmentCheckMethodList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_wpt_WptAlignmentCheckMethodList = {1: 3, 2: 4}
-_T_wpt_WptLfSystemSetupData = {
+_X_wpt_WptAlignmentCheckMethodList: dict[int, int] = {1: 3, 2: 4}
+_T_wpt_WptLfSystemSetupData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -3606,12 +5211,34 @@ _T_wpt_WptLfSystemSetupData = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_wpt_WptLfSystemSetupData = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_wpt_WptLfSystemSetupData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_wpt_AlternativeSeccList = {
+_T_wpt_AlternativeSeccList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -3625,15 +5252,52 @@ _T_wpt_AlternativeSeccList = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_wpt_AlternativeSeccList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_wpt_AlternativeSeccList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_X_wpt_AlternativeSeccList = {1: 3, 2: 4}
-_T_wpt_WptLfDataPackage = {
+_X_wpt_AlternativeSeccList: dict[int, int] = {1: 3, 2: 4}
+_T_wpt_WptLfDataPackage: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 2, 2),
@@ -3644,13 +5308,42 @@ _T_wpt_WptLfDataPackage = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_wpt_WptLfDataPackage = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_wpt_WptLfDataPackage: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_wpt_WptLfTransmitterData = {
+_T_wpt_WptLfTransmitterData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3677,20 +5370,89 @@ _T_wpt_WptLfTransmitterData = {
     (9, -1): (1, 2, -1),
     (9, -3): (2, 2, 9),
 }
-_D_wpt_WptLfTransmitterData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((2, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((2, 0, 5), (3, 0, 6), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((2, 0, 5), (3, 0, 6), (-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
-    (0, 0x0, ((-3, 0, 7))),
-    (2, 0x3, ((3, 0, 6), (-1, 0, -1), (-3, 0, 8))),
-    (2, 0x3, ((3, 0, 6), (-1, 0, -1), (-3, 0, 9))),
+_D_wpt_WptLfTransmitterData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 5),
+            (3, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 5),
+            (3, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (0, 0x0, ((-3, 0, 7),)),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
 )
-_X_wpt_WptLfTransmitterData = {3: 7, 4: 8, 5: 9}
-_T_wpt_WptLfReceiverData = {
+_X_wpt_WptLfTransmitterData: dict[int, int] = {3: 7, 4: 8, 5: 9}
+_T_wpt_WptLfReceiverData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3709,18 +5471,69 @@ _T_wpt_WptLfReceiverData = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_wpt_WptLfReceiverData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((1, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((1, 0, 4), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((1, 0, 4), (-1, 0, -1), (-3, 0, 4))),
-    (0, 0x0, ((-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_wpt_WptLfReceiverData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (0, 0x0, ((-3, 0, 5),)),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_X_wpt_WptLfReceiverData = {2: 5, 3: 6, 4: 7}
-_T_wpt_AlternativeSecc = {
+_X_wpt_WptLfReceiverData: dict[int, int] = {2: 5, 3: 6, 4: 7}
+_T_wpt_AlternativeSecc: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -3742,24 +5555,107 @@ _T_wpt_AlternativeSecc = {
     (4, -1): (0, 1, -1),
     (4, -3): (1, 1, 4),
 }
-_D_wpt_AlternativeSecc = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+_D_wpt_AlternativeSecc: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_wpt_WptLfTxDataList = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
-_D_wpt_WptLfTxDataList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+_T_wpt_WptLfTxDataList: dict[tuple[int, int], tuple[int, int, int]] = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (0, 1, -1),
+    (1, -3): (1, 1, 1),
+}
+_D_wpt_WptLfTxDataList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
 )
-_T_wpt_WptLfRxDataList = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
-_D_wpt_WptLfRxDataList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+_T_wpt_WptLfRxDataList: dict[tuple[int, int], tuple[int, int, int]] = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (0, 1, -1),
+    (1, -3): (1, 1, 1),
+}
+_D_wpt_WptLfRxDataList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
 )
-_T_wpt_WptTxRxSpecData = {
+_T_wpt_WptTxRxSpecData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3769,13 +5665,41 @@ _T_wpt_WptTxRxSpecData = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_wpt_WptTxRxSpecData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_wpt_WptTxRxSpecData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_wpt_WptTxRxPackageSpecData = {
+_T_wpt_WptTxRxPackageSpecData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 1, 2),
@@ -3798,20 +5722,85 @@ _T_wpt_WptTxRxPackageSpecData = {
     (9, 64): (0, 1, 4),
     (9, -3): (1, 1, 9),
 }
-_D_wpt_WptTxRxPackageSpecData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((0, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 3), (1, 0, 4), (-3, 0, 2))),
-    (2, 0x3, ((0, 0, 3), (1, 0, 4), (-3, 0, 3))),
-    (1, 0x1, ((2, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((3, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
-    (0, 0x0, ((-3, 0, 7))),
-    (1, 0x1, ((1, 0, 4), (-3, 0, 8))),
-    (1, 0x1, ((1, 0, 4), (-3, 0, 9))),
+_D_wpt_WptTxRxPackageSpecData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 3),
+            (1, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 3),
+            (1, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (0, 0x0, ((-3, 0, 7),)),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 4),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 4),
+            (-3, 0, 9),
+        ),
+    ),
 )
-_X_wpt_WptTxRxPackageSpecData = {1: 7, 2: 8, 3: 9}
-_T_wpt_WptLfTxData = {
+_X_wpt_WptTxRxPackageSpecData: dict[int, int] = {1: 7, 2: 8, 3: 9}
+_T_wpt_WptLfTxData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3819,12 +5808,33 @@ _T_wpt_WptLfTxData = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_wpt_WptLfTxData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_wpt_WptLfTxData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_wpt_WptLfRxData = {
+_T_wpt_WptLfRxData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3832,12 +5842,33 @@ _T_wpt_WptLfRxData = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_wpt_WptLfRxData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_wpt_WptLfRxData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_wpt_WptCoordinateXyz = {
+_T_wpt_WptCoordinateXyz: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3847,13 +5878,41 @@ _T_wpt_WptCoordinateXyz = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_wpt_WptCoordinateXyz = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_wpt_WptCoordinateXyz: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_wpt_WptTxRxPulseOrder = {
+_T_wpt_WptTxRxPulseOrder: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3861,17 +5920,57 @@ _T_wpt_WptTxRxPulseOrder = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_wpt_WptTxRxPulseOrder = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_wpt_WptTxRxPulseOrder: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_wpt_WptLfRxRssiList = {(0, 0): (0, 1, 1), (0, -3): (1, 1, 0), (1, -1): (0, 1, -1), (1, -3): (1, 1, 1)}
-_D_wpt_WptLfRxRssiList = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+_T_wpt_WptLfRxRssiList: dict[tuple[int, int], tuple[int, int, int]] = {
+    (0, 0): (0, 1, 1),
+    (0, -3): (1, 1, 0),
+    (1, -1): (0, 1, -1),
+    (1, -3): (1, 1, 1),
+}
+_D_wpt_WptLfRxRssiList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
 )
-_T_wpt_WptLfRxRssi = {
+_T_wpt_WptLfRxRssi: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3879,15 +5978,38 @@ _T_wpt_WptLfRxRssi = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_wpt_WptLfRxRssi = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_wpt_WptLfRxRssi: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
 
+MAX_DEPTH = 8  # deepest nesting of complex elements
+WINDOW_BITS = 8726  # most bits any path reads between two window checkpoints
 # document grammar (8.5.1): global elements sorted by local name, then uri
 DOCUMENT_WIDTH = 6
-DOCUMENT_ENCODERS = {
+DOCUMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ct.ClReqControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode"): (0, _e_ct_ClReqControlMode),
     (ct.ClResControlMode, "{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode"): (1, _e_ct_ClResControlMode),
     (ds.CanonicalizationMethod, "{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod"): (
@@ -3954,7 +6076,7 @@ DOCUMENT_ENCODERS = {
     (wpt.WptPairingRes, "{urn:iso:std:iso:15118:-20:WPT}WPT_PairingRes"): (36, _e_wpt_WptPairingRes),
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (37, _e_ds_X509Data),
 }
-DOCUMENT_DECODERS = (
+DOCUMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlMode", _d_ct_ClReqControlMode),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}CLResControlMode", _d_ct_ClResControlMode),
     ("{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod", _d_ds_CanonicalizationMethod),
@@ -3996,7 +6118,7 @@ DOCUMENT_DECODERS = (
 )
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
 FRAGMENT_WIDTH = 8
-FRAGMENT_ENCODERS = {
+FRAGMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ct.DetailedCost, "{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts"): (1, _e_ct_DetailedCost),
     (wpt.AlternativeSecc, "{urn:iso:std:iso:15118:-20:WPT}AlternativeSECC"): (2, _e_wpt_AlternativeSecc),
     (wpt.AlternativeSeccList, "{urn:iso:std:iso:15118:-20:WPT}AlternativeSECCList"): (3, _e_wpt_AlternativeSeccList),
@@ -4168,7 +6290,7 @@ FRAGMENT_ENCODERS = {
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (185, _e_ds_X509Data),
     (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (187, _e_ds_X509IssuerSerial),
 }
-FRAGMENT_DECODERS = (
+FRAGMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{urn:iso:std:iso:15118:-20:CommonTypes}AckMaxDelay", None),
     ("{urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts", _d_ct_DetailedCost),
     ("{urn:iso:std:iso:15118:-20:WPT}AlternativeSECC", _d_wpt_AlternativeSecc),

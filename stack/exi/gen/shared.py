@@ -2,6 +2,10 @@
 
 from stack.exi.errors import ExiEncodeError, ExiUnsupportedError  # noqa: F401
 from stack.exi.runtime import (  # noqa: F401
+    Decoder,
+    Encoder,
+    Reader,
+    Writer,
     bad_event,
     check_range,
     e_bin,
@@ -9,36 +13,40 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
+    missing,
+    new,
     out_of_range,
     r_binary,
     r_sint,
     r_string,
     r_uint,
     range_error,
+    too_many,
     type_error,
     unexpected,
 )
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 
-new = object.__new__  # decoders fill every field themselves: no __init__ needed
-
 _ENUM_ct_EvseNotification = tuple(ct.EvseNotification)
 _EN_ct_EvseNotification = {m: i for i, m in enumerate(_ENUM_ct_EvseNotification)}
 
 
 # CanonicalizationMethodType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_CanonicalizationMethod(a, o, st):
-    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "CanonicalizationMethod.algorithm")
+def _e_ds_CanonicalizationMethod(a: int, o: ds.CanonicalizationMethod, w: Writer) -> int:
+    a = e_str((a << 1), o.algorithm, w, "Algorithm", None, "CanonicalizationMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_CanonicalizationMethod(r, v, n, p):
+def _d_ds_CanonicalizationMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.CanonicalizationMethod, int]:
+    f_algorithm: str
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
     f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    if p > r.lim:
+        v, n = r.refill(p)
     s = 1
     w, mask, prods = _D_ds_CanonicalizationMethod[s]
     p += w
@@ -51,98 +59,105 @@ def _d_ds_CanonicalizationMethod(r, v, n, p):
 
 
 # DSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_DsaKeyValue(a, o, st):
+def _e_ds_DsaKeyValue(a: int, o: ds.DsaKeyValue, w: Writer) -> int:
     s = 0
-    x = o.p
-    if x is not None:
+    x_p = o.p
+    if x_p is not None:
         s = 1
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_p = x_p
+        if not y_p and y_p.__class__ in (str, bytes):
             a = (a << 6) | 0b1000
         else:
-            a = e_bin((a << 3), y, None, None, "DsaKeyValue.p")
+            a = e_bin((a << 3), y_p, w, None, None, "DsaKeyValue.p")
             a <<= 1
-    x = o.q
-    if x is not None:
+    x_q = o.q
+    if x_q is not None:
         try:
-            c, w, s = _T_ds_DsaKeyValue[s, 64]
+            c, cw, s = _T_ds_DsaKeyValue[s, 64]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.q is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_q = x_q
+        if not y_q and y_q.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "DsaKeyValue.q")
+            a = e_bin((a << 1), y_q, w, None, None, "DsaKeyValue.q")
             a <<= 1
-    x = o.g
-    if x is not None:
+    x_g = o.g
+    if x_g is not None:
         try:
-            c, w, s = _T_ds_DsaKeyValue[s, 128]
+            c, cw, s = _T_ds_DsaKeyValue[s, 128]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.g is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_g = x_g
+        if not y_g and y_g.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "DsaKeyValue.g")
+            a = e_bin((a << 1), y_g, w, None, None, "DsaKeyValue.g")
             a <<= 1
     try:
-        c, w, s = _T_ds_DsaKeyValue[s, 192]
+        c, cw, s = _T_ds_DsaKeyValue[s, 192]
     except KeyError:
         raise ExiEncodeError("DsaKeyValue.y is not allowed here") from None
-    a = (a << w) | c
-    y = o.y
-    if not y and y.__class__ in (str, bytes):
+    a = (a << cw) | c
+    y_y = o.y
+    if not y_y and y_y.__class__ in (str, bytes):
         a = (a << 4) | 0b1000
     else:
-        a = e_bin((a << 1), y, None, None, "DsaKeyValue.y")
+        a = e_bin((a << 1), y_y, w, None, None, "DsaKeyValue.y")
         a <<= 1
-    x = o.j
-    if x is not None:
+    x_j = o.j
+    if x_j is not None:
         s = 5
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_j = x_j
+        if not y_j and y_j.__class__ in (str, bytes):
             a = (a << 6) | 0b1000
         else:
-            a = e_bin((a << 3), y, None, None, "DsaKeyValue.j")
+            a = e_bin((a << 3), y_j, w, None, None, "DsaKeyValue.j")
             a <<= 1
-    x = o.seed
-    if x is not None:
+    x_seed = o.seed
+    if x_seed is not None:
         try:
-            c, w, s = _T_ds_DsaKeyValue[s, 320]
+            c, cw, s = _T_ds_DsaKeyValue[s, 320]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.seed is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_seed = x_seed
+        if not y_seed and y_seed.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "DsaKeyValue.seed")
+            a = e_bin((a << 1), y_seed, w, None, None, "DsaKeyValue.seed")
             a <<= 1
-    x = o.pgen_counter
-    if x is not None:
+    x_pgen_counter = o.pgen_counter
+    if x_pgen_counter is not None:
         try:
-            c, w, s = _T_ds_DsaKeyValue[s, 384]
+            c, cw, s = _T_ds_DsaKeyValue[s, 384]
         except KeyError:
             raise ExiEncodeError("DsaKeyValue.pgen_counter is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_pgen_counter = x_pgen_counter
+        if not y_pgen_counter and y_pgen_counter.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "DsaKeyValue.pgen_counter")
+            a = e_bin((a << 1), y_pgen_counter, w, None, None, "DsaKeyValue.pgen_counter")
             a <<= 1
     try:
-        c, w, _ = _T_ds_DsaKeyValue[s, -1]
+        c, cw, _ = _T_ds_DsaKeyValue[s, -1]
     except KeyError:
         raise ExiEncodeError("DsaKeyValue: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_DsaKeyValue(r, v, n, p):
+def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue, int]:
+    f_p: bytes | None
+    f_q: bytes | None
+    f_g: bytes | None
+    f_y: bytes
+    f_j: bytes | None
+    f_seed: bytes | None
+    f_pgen_counter: bytes | None
     s = 0
     w, mask, prods = _D_ds_DsaKeyValue[s]
     p += w
@@ -155,7 +170,9 @@ def _d_ds_DsaKeyValue(r, v, n, p):
                 raise unexpected(p - 4, 4, "characters or end of P")
             f_p = b""
         else:
-            f_p, p = r_binary(v, n, p, None)
+            f_p, p = r_binary(r, v, n, p, None)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of P")
@@ -172,7 +189,9 @@ def _d_ds_DsaKeyValue(r, v, n, p):
                 raise unexpected(p - 4, 4, "characters or end of Q")
             f_q = b""
         else:
-            f_q, p = r_binary(v, n, p, None)
+            f_q, p = r_binary(r, v, n, p, None)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of Q")
@@ -189,7 +208,9 @@ def _d_ds_DsaKeyValue(r, v, n, p):
                 raise unexpected(p - 4, 4, "characters or end of G")
             f_g = b""
         else:
-            f_g, p = r_binary(v, n, p, None)
+            f_g, p = r_binary(r, v, n, p, None)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of G")
@@ -207,7 +228,9 @@ def _d_ds_DsaKeyValue(r, v, n, p):
             raise unexpected(p - 4, 4, "characters or end of Y")
         f_y = b""
     else:
-        f_y, p = r_binary(v, n, p, None)
+        f_y, p = r_binary(r, v, n, p, None)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Y")
@@ -222,7 +245,9 @@ def _d_ds_DsaKeyValue(r, v, n, p):
                 raise unexpected(p - 4, 4, "characters or end of J")
             f_j = b""
         else:
-            f_j, p = r_binary(v, n, p, None)
+            f_j, p = r_binary(r, v, n, p, None)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of J")
@@ -239,7 +264,9 @@ def _d_ds_DsaKeyValue(r, v, n, p):
                 raise unexpected(p - 4, 4, "characters or end of Seed")
             f_seed = b""
         else:
-            f_seed, p = r_binary(v, n, p, None)
+            f_seed, p = r_binary(r, v, n, p, None)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of Seed")
@@ -256,7 +283,9 @@ def _d_ds_DsaKeyValue(r, v, n, p):
                 raise unexpected(p - 4, 4, "characters or end of PgenCounter")
             f_pgen_counter = b""
         else:
-            f_pgen_counter, p = r_binary(v, n, p, None)
+            f_pgen_counter, p = r_binary(r, v, n, p, None)
+            if p > r.lim:
+                v, n = r.refill(p)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of PgenCounter")
@@ -279,17 +308,20 @@ def _d_ds_DsaKeyValue(r, v, n, p):
 
 
 # DigestMethodType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_DigestMethod(a, o, st):
-    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "DigestMethod.algorithm")
+def _e_ds_DigestMethod(a: int, o: ds.DigestMethod, w: Writer) -> int:
+    a = e_str((a << 1), o.algorithm, w, "Algorithm", None, "DigestMethod.algorithm")
     a = (a << 2) | 0b1
     return a
 
 
-def _d_ds_DigestMethod(r, v, n, p):
+def _d_ds_DigestMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.DigestMethod, int]:
+    f_algorithm: str
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
     f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    if p > r.lim:
+        v, n = r.refill(p)
     s = 1
     w, mask, prods = _D_ds_DigestMethod[s]
     p += w
@@ -302,12 +334,12 @@ def _d_ds_DigestMethod(r, v, n, p):
 
 
 # KeyInfoType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_KeyInfo(a, o, st):
+def _e_ds_KeyInfo(a: int, o: ds.KeyInfo, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 4), x, st, "Id", None, "KeyInfo.id")
+        a = e_str((a << 4), x_id, w, "Id", None, "KeyInfo.id")
     if (
         o.key_name is None
         and o.key_value is None
@@ -320,115 +352,133 @@ def _e_ds_KeyInfo(a, o, st):
         raise ExiEncodeError(
             "KeyInfo: one of key_name, key_value, retrieval_method, x509_data, pgp_data, spki_data, mgmt_data is required"
         )
-    items = o.key_name
-    if items.__class__ is not list:
-        raise type_error("KeyInfo.key_name", "a list", items)
-    for x in items:
+    items_key_name = o.key_name
+    if items_key_name.__class__ is not list:
+        raise type_error("KeyInfo.key_name", "a list", items_key_name)
+    for x_key_name in items_key_name:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_KeyInfo[s, 64]
+            c, cw, s = _T_ds_KeyInfo[s, 64]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_name is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_key_name = x_key_name
+        if not y_key_name and y_key_name.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
+            a = e_str((a << 1), y_key_name, w, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None, "KeyInfo.key_name")
             a <<= 1
-    items = o.key_value
-    if items.__class__ is not list:
-        raise type_error("KeyInfo.key_value", "a list", items)
-    for x in items:
+    items_key_value = o.key_value
+    if items_key_value.__class__ is not list:
+        raise type_error("KeyInfo.key_value", "a list", items_key_value)
+    for x_key_value in items_key_value:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_KeyInfo[s, 128]
+            c, cw, s = _T_ds_KeyInfo[s, 128]
         except KeyError:
             raise ExiEncodeError("KeyInfo.key_value is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.KeyValue:
-            raise type_error("KeyInfo.key_value", "KeyValue", x)
-        a = _e_ds_KeyValue(a, x, st)
-    items = o.retrieval_method
-    if items.__class__ is not list:
-        raise type_error("KeyInfo.retrieval_method", "a list", items)
-    for x in items:
+        a = (a << cw) | c
+        if x_key_value.__class__ is not ds.KeyValue:
+            raise type_error("KeyInfo.key_value", "KeyValue", x_key_value)
+        a = _e_ds_KeyValue(a, x_key_value, w)
+    items_retrieval_method = o.retrieval_method
+    if items_retrieval_method.__class__ is not list:
+        raise type_error("KeyInfo.retrieval_method", "a list", items_retrieval_method)
+    for x_retrieval_method in items_retrieval_method:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_KeyInfo[s, 192]
+            c, cw, s = _T_ds_KeyInfo[s, 192]
         except KeyError:
             raise ExiEncodeError("KeyInfo.retrieval_method is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.RetrievalMethod:
-            raise type_error("KeyInfo.retrieval_method", "RetrievalMethod", x)
-        a = _e_ds_RetrievalMethod(a, x, st)
-    items = o.x509_data
-    if items.__class__ is not list:
-        raise type_error("KeyInfo.x509_data", "a list", items)
-    for x in items:
+        a = (a << cw) | c
+        if x_retrieval_method.__class__ is not ds.RetrievalMethod:
+            raise type_error("KeyInfo.retrieval_method", "RetrievalMethod", x_retrieval_method)
+        a = _e_ds_RetrievalMethod(a, x_retrieval_method, w)
+    items_x509_data = o.x509_data
+    if items_x509_data.__class__ is not list:
+        raise type_error("KeyInfo.x509_data", "a list", items_x509_data)
+    for x_x509_data in items_x509_data:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_KeyInfo[s, 256]
+            c, cw, s = _T_ds_KeyInfo[s, 256]
         except KeyError:
             raise ExiEncodeError("KeyInfo.x509_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.X509Data:
-            raise type_error("KeyInfo.x509_data", "X509Data", x)
-        a = _e_ds_X509Data(a, x, st)
-    items = o.pgp_data
-    if items.__class__ is not list:
-        raise type_error("KeyInfo.pgp_data", "a list", items)
-    for x in items:
+        a = (a << cw) | c
+        if x_x509_data.__class__ is not ds.X509Data:
+            raise type_error("KeyInfo.x509_data", "X509Data", x_x509_data)
+        a = _e_ds_X509Data(a, x_x509_data, w)
+    items_pgp_data = o.pgp_data
+    if items_pgp_data.__class__ is not list:
+        raise type_error("KeyInfo.pgp_data", "a list", items_pgp_data)
+    for x_pgp_data in items_pgp_data:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_KeyInfo[s, 320]
+            c, cw, s = _T_ds_KeyInfo[s, 320]
         except KeyError:
             raise ExiEncodeError("KeyInfo.pgp_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.PgpData:
-            raise type_error("KeyInfo.pgp_data", "PgpData", x)
-        a = _e_ds_PgpData(a, x, st)
-    items = o.spki_data
-    if items.__class__ is not list:
-        raise type_error("KeyInfo.spki_data", "a list", items)
-    for x in items:
+        a = (a << cw) | c
+        if x_pgp_data.__class__ is not ds.PgpData:
+            raise type_error("KeyInfo.pgp_data", "PgpData", x_pgp_data)
+        a = _e_ds_PgpData(a, x_pgp_data, w)
+    items_spki_data = o.spki_data
+    if items_spki_data.__class__ is not list:
+        raise type_error("KeyInfo.spki_data", "a list", items_spki_data)
+    for x_spki_data in items_spki_data:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_KeyInfo[s, 384]
+            c, cw, s = _T_ds_KeyInfo[s, 384]
         except KeyError:
             raise ExiEncodeError("KeyInfo.spki_data is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.SpkiData:
-            raise type_error("KeyInfo.spki_data", "SpkiData", x)
-        a = _e_ds_SpkiData(a, x, st)
-    items = o.mgmt_data
-    if items.__class__ is not list:
-        raise type_error("KeyInfo.mgmt_data", "a list", items)
-    for x in items:
+        a = (a << cw) | c
+        if x_spki_data.__class__ is not ds.SpkiData:
+            raise type_error("KeyInfo.spki_data", "SpkiData", x_spki_data)
+        a = _e_ds_SpkiData(a, x_spki_data, w)
+    items_mgmt_data = o.mgmt_data
+    if items_mgmt_data.__class__ is not list:
+        raise type_error("KeyInfo.mgmt_data", "a list", items_mgmt_data)
+    for x_mgmt_data in items_mgmt_data:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_KeyInfo[s, 448]
+            c, cw, s = _T_ds_KeyInfo[s, 448]
         except KeyError:
             raise ExiEncodeError("KeyInfo.mgmt_data is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_mgmt_data = x_mgmt_data
+        if not y_mgmt_data and y_mgmt_data.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data")
+            a = e_str(
+                (a << 1), y_mgmt_data, w, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None, "KeyInfo.mgmt_data"
+            )
             a <<= 1
     try:
-        c, w, _ = _T_ds_KeyInfo[s, -1]
+        c, cw, _ = _T_ds_KeyInfo[s, -1]
     except KeyError:
         raise ExiEncodeError("KeyInfo: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_KeyInfo(r, v, n, p):
-    f_id = None
-    f_key_name = []
-    f_key_value = []
-    f_retrieval_method = []
-    f_x509_data = []
-    f_pgp_data = []
-    f_spki_data = []
-    f_mgmt_data = []
+def _d_ds_KeyInfo(r: Reader, v: int, n: int, p: int) -> tuple[ds.KeyInfo, int]:
+    f_id: str | None = None
+    f_key_name: list[str] = []
+    f_key_value: list[ds.KeyValue] = []
+    f_retrieval_method: list[ds.RetrievalMethod] = []
+    f_x509_data: list[ds.X509Data] = []
+    f_pgp_data: list[ds.PgpData] = []
+    f_spki_data: list[ds.SpkiData] = []
+    f_mgmt_data: list[str] = []
     s = 0
     while True:
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_KeyInfo[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -436,6 +486,8 @@ def _d_ds_KeyInfo(r, v, n, p):
             break
         if fid == 0:
             f_id, p = r_string(r, v, n, p, "Id", None)
+            if p > r.lim:
+                v, n = r.refill(p)
             continue
         if fid == 1:
             p += 1
@@ -443,33 +495,57 @@ def _d_ds_KeyInfo(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of KeyName")
-                x = ""
+                x_key_name = ""
             else:
-                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+                x_key_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}KeyName", None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of KeyName")
-            f_key_name.append(x)
+            if len(f_key_name) >= r.limits.max_array_items:
+                raise too_many(p, "KeyInfo.key_name", r.limits.max_array_items)
+            f_key_name.append(x_key_name)
             continue
         if fid == 2:
-            x, p = _d_ds_KeyValue(r, v, n, p)
-            f_key_value.append(x)
+            x_key_value, p = _d_ds_KeyValue(r, v, n, p)
+            v = r.v
+            n = r.n
+            if len(f_key_value) >= r.limits.max_array_items:
+                raise too_many(p, "KeyInfo.key_value", r.limits.max_array_items)
+            f_key_value.append(x_key_value)
             continue
         if fid == 3:
-            x, p = _d_ds_RetrievalMethod(r, v, n, p)
-            f_retrieval_method.append(x)
+            x_retrieval_method, p = _d_ds_RetrievalMethod(r, v, n, p)
+            v = r.v
+            n = r.n
+            if len(f_retrieval_method) >= r.limits.max_array_items:
+                raise too_many(p, "KeyInfo.retrieval_method", r.limits.max_array_items)
+            f_retrieval_method.append(x_retrieval_method)
             continue
         if fid == 4:
-            x, p = _d_ds_X509Data(r, v, n, p)
-            f_x509_data.append(x)
+            x_x509_data, p = _d_ds_X509Data(r, v, n, p)
+            v = r.v
+            n = r.n
+            if len(f_x509_data) >= r.limits.max_array_items:
+                raise too_many(p, "KeyInfo.x509_data", r.limits.max_array_items)
+            f_x509_data.append(x_x509_data)
             continue
         if fid == 5:
-            x, p = _d_ds_PgpData(r, v, n, p)
-            f_pgp_data.append(x)
+            x_pgp_data, p = _d_ds_PgpData(r, v, n, p)
+            v = r.v
+            n = r.n
+            if len(f_pgp_data) >= r.limits.max_array_items:
+                raise too_many(p, "KeyInfo.pgp_data", r.limits.max_array_items)
+            f_pgp_data.append(x_pgp_data)
             continue
         if fid == 6:
-            x, p = _d_ds_SpkiData(r, v, n, p)
-            f_spki_data.append(x)
+            x_spki_data, p = _d_ds_SpkiData(r, v, n, p)
+            v = r.v
+            n = r.n
+            if len(f_spki_data) >= r.limits.max_array_items:
+                raise too_many(p, "KeyInfo.spki_data", r.limits.max_array_items)
+            f_spki_data.append(x_spki_data)
             continue
         if fid == 7:
             p += 1
@@ -477,13 +553,17 @@ def _d_ds_KeyInfo(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of MgmtData")
-                x = ""
+                x_mgmt_data = ""
             else:
-                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+                x_mgmt_data, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}MgmtData", None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of MgmtData")
-            f_mgmt_data.append(x)
+            if len(f_mgmt_data) >= r.limits.max_array_items:
+                raise too_many(p, "KeyInfo.mgmt_data", r.limits.max_array_items)
+            f_mgmt_data.append(x_mgmt_data)
             continue
         raise bad_event(p, fid, "content of KeyInfo")
     o = new(ds.KeyInfo)
@@ -499,41 +579,45 @@ def _d_ds_KeyInfo(r, v, n, p):
 
 
 # KeyValueType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_KeyValue(a, o, st):
+def _e_ds_KeyValue(a: int, o: ds.KeyValue, w: Writer) -> int:
     if o.dsa_key_value is None and o.rsa_key_value is None:
         raise ExiEncodeError("KeyValue: one of dsa_key_value, rsa_key_value is required")
     s = 0
-    x = o.dsa_key_value
-    if x is not None:
+    x_dsa_key_value = o.dsa_key_value
+    if x_dsa_key_value is not None:
         s = 1
-        if x.__class__ is not ds.DsaKeyValue:
-            raise type_error("KeyValue.dsa_key_value", "DsaKeyValue", x)
-        a = _e_ds_DsaKeyValue((a << 3), x, st)
-    x = o.rsa_key_value
-    if x is not None:
+        if x_dsa_key_value.__class__ is not ds.DsaKeyValue:
+            raise type_error("KeyValue.dsa_key_value", "DsaKeyValue", x_dsa_key_value)
+        a = _e_ds_DsaKeyValue((a << 3), x_dsa_key_value, w)
+    x_rsa_key_value = o.rsa_key_value
+    if x_rsa_key_value is not None:
         try:
-            c, w, s = _T_ds_KeyValue[s, 64]
+            c, cw, s = _T_ds_KeyValue[s, 64]
         except KeyError:
             raise ExiEncodeError("KeyValue.rsa_key_value is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.RsaKeyValue:
-            raise type_error("KeyValue.rsa_key_value", "RsaKeyValue", x)
-        a = _e_ds_RsaKeyValue(a, x, st)
+        a = (a << cw) | c
+        if x_rsa_key_value.__class__ is not ds.RsaKeyValue:
+            raise type_error("KeyValue.rsa_key_value", "RsaKeyValue", x_rsa_key_value)
+        a = _e_ds_RsaKeyValue(a, x_rsa_key_value, w)
     try:
-        c, w, _ = _T_ds_KeyValue[s, -1]
+        c, cw, _ = _T_ds_KeyValue[s, -1]
     except KeyError:
         raise ExiEncodeError("KeyValue: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_KeyValue(r, v, n, p):
+def _d_ds_KeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.KeyValue, int]:
+    f_dsa_key_value: ds.DsaKeyValue | None
+    f_rsa_key_value: ds.RsaKeyValue | None
     s = 0
     w, mask, prods = _D_ds_KeyValue[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_ds_KeyValue[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -541,6 +625,8 @@ def _d_ds_KeyValue(r, v, n, p):
         f_dsa_key_value = None
     if fid == 1:
         f_rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_ds_KeyValue[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -555,41 +641,47 @@ def _d_ds_KeyValue(r, v, n, p):
 
 
 # ManifestType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_Manifest(a, o, st):
+def _e_ds_Manifest(a: int, o: ds.Manifest, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 2), x, st, "Id", None, "Manifest.id")
-    items = o.reference
-    if items.__class__ is not list:
-        raise type_error("Manifest.reference", "a list", items)
-    if len(items) < 1:
+        a = e_str((a << 2), x_id, w, "Id", None, "Manifest.id")
+    items_reference = o.reference
+    if items_reference.__class__ is not list:
+        raise type_error("Manifest.reference", "a list", items_reference)
+    if len(items_reference) < 1:
         raise ExiEncodeError("Manifest.reference: at least 1 items required")
-    for x in items:
+    for x_reference in items_reference:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_Manifest[s, 64]
+            c, cw, s = _T_ds_Manifest[s, 64]
         except KeyError:
             raise ExiEncodeError("Manifest.reference is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.Reference:
-            raise type_error("Manifest.reference", "Reference", x)
-        a = _e_ds_Reference(a, x, st)
+        a = (a << cw) | c
+        if x_reference.__class__ is not ds.Reference:
+            raise type_error("Manifest.reference", "Reference", x_reference)
+        a = _e_ds_Reference(a, x_reference, w)
     try:
-        c, w, _ = _T_ds_Manifest[s, -1]
+        c, cw, _ = _T_ds_Manifest[s, -1]
     except KeyError:
         raise ExiEncodeError("Manifest: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_Manifest(r, v, n, p):
+def _d_ds_Manifest(r: Reader, v: int, n: int, p: int) -> tuple[ds.Manifest, int]:
+    f_id: str | None
+    f_reference: list[ds.Reference]
     s = 0
     w, mask, prods = _D_ds_Manifest[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_Manifest[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -597,8 +689,14 @@ def _d_ds_Manifest(r, v, n, p):
         f_id = None
     f_reference = []
     while fid == 1:
-        x, p = _d_ds_Reference(r, v, n, p)
-        f_reference.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        if len(f_reference) >= r.limits.max_array_items:
+            raise too_many(p, "Manifest.reference", r.limits.max_array_items)
+        x_reference, p = _d_ds_Reference(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_reference.append(x_reference)
         w, mask, prods = _D_ds_Manifest[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -611,42 +709,44 @@ def _d_ds_Manifest(r, v, n, p):
 
 
 # ObjectType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_Object(a, o, st):
+def _e_ds_Object(a: int, o: ds.Object, w: Writer) -> int:
     s = 0
-    x = o.encoding
-    if x is not None:
+    x_encoding = o.encoding
+    if x_encoding is not None:
         s = 1
-        a = e_str((a << 3), x, st, "Encoding", None, "Object.encoding")
-    x = o.id
-    if x is not None:
+        a = e_str((a << 3), x_encoding, w, "Encoding", None, "Object.encoding")
+    x_id = o.id
+    if x_id is not None:
         try:
-            c, w, s = _T_ds_Object[s, 64]
+            c, cw, s = _T_ds_Object[s, 64]
         except KeyError:
             raise ExiEncodeError("Object.id is not allowed here") from None
-        a = (a << w) | c
-        a = e_str(a, x, st, "Id", None, "Object.id")
-    x = o.mime_type
-    if x is not None:
+        a = (a << cw) | c
+        a = e_str(a, x_id, w, "Id", None, "Object.id")
+    x_mime_type = o.mime_type
+    if x_mime_type is not None:
         try:
-            c, w, s = _T_ds_Object[s, 128]
+            c, cw, s = _T_ds_Object[s, 128]
         except KeyError:
             raise ExiEncodeError("Object.mime_type is not allowed here") from None
-        a = (a << w) | c
-        a = e_str(a, x, st, "MimeType", None, "Object.mime_type")
+        a = (a << cw) | c
+        a = e_str(a, x_mime_type, w, "MimeType", None, "Object.mime_type")
     try:
-        c, w, _ = _T_ds_Object[s, -1]
+        c, cw, _ = _T_ds_Object[s, -1]
     except KeyError:
         raise ExiEncodeError("Object: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_Object(r, v, n, p):
-    f_encoding = None
-    f_id = None
-    f_mime_type = None
+def _d_ds_Object(r: Reader, v: int, n: int, p: int) -> tuple[ds.Object, int]:
+    f_encoding: str | None = None
+    f_id: str | None = None
+    f_mime_type: str | None = None
     s = 0
     while True:
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_Object[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -654,12 +754,18 @@ def _d_ds_Object(r, v, n, p):
             break
         if fid == 0:
             f_encoding, p = r_string(r, v, n, p, "Encoding", None)
+            if p > r.lim:
+                v, n = r.refill(p)
             continue
         if fid == 1:
             f_id, p = r_string(r, v, n, p, "Id", None)
+            if p > r.lim:
+                v, n = r.refill(p)
             continue
         if fid == 2:
             f_mime_type, p = r_string(r, v, n, p, "MimeType", None)
+            if p > r.lim:
+                v, n = r.refill(p)
             continue
         raise bad_event(p, fid, "content of Object")
     o = new(ds.Object)
@@ -670,47 +776,51 @@ def _d_ds_Object(r, v, n, p):
 
 
 # PGPDataType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_PgpData(a, o, st):
+def _e_ds_PgpData(a: int, o: ds.PgpData, w: Writer) -> int:
     s = 0
-    x = o.pgp_key_id
-    if x is not None:
+    x_pgp_key_id = o.pgp_key_id
+    if x_pgp_key_id is not None:
         s = 1
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        y_pgp_key_id = x_pgp_key_id
+        if not y_pgp_key_id and y_pgp_key_id.__class__ in (str, bytes):
             a = (a << 6) | 0b1000
         else:
-            a = e_bin((a << 3), y, None, None, "PgpData.pgp_key_id")
+            a = e_bin((a << 3), y_pgp_key_id, w, None, None, "PgpData.pgp_key_id")
             a <<= 1
-    items = o.pgp_key_packet
-    if items.__class__ is not list:
-        raise type_error("PgpData.pgp_key_packet", "a list", items)
-    if len(items) > 2:
+    items_pgp_key_packet = o.pgp_key_packet
+    if items_pgp_key_packet.__class__ is not list:
+        raise type_error("PgpData.pgp_key_packet", "a list", items_pgp_key_packet)
+    if len(items_pgp_key_packet) > 2:
         raise ExiEncodeError("PgpData.pgp_key_packet: more than 2 items")
-    for x in items:
+    for x_pgp_key_packet in items_pgp_key_packet:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_PgpData[s, 64]
+            c, cw, s = _T_ds_PgpData[s, 64]
         except KeyError:
             raise ExiEncodeError("PgpData.pgp_key_packet is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_pgp_key_packet = x_pgp_key_packet
+        if not y_pgp_key_packet and y_pgp_key_packet.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "PgpData.pgp_key_packet")
+            a = e_bin((a << 1), y_pgp_key_packet, w, None, None, "PgpData.pgp_key_packet")
             a <<= 1
     try:
-        c, w, _ = _T_ds_PgpData[s, -1]
+        c, cw, _ = _T_ds_PgpData[s, -1]
     except KeyError:
         raise ExiEncodeError("PgpData: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_PgpData(r, v, n, p):
-    f_pgp_key_id = None
-    f_pgp_key_packet = []
+def _d_ds_PgpData(r: Reader, v: int, n: int, p: int) -> tuple[ds.PgpData, int]:
+    f_pgp_key_id: bytes | None = None
+    f_pgp_key_packet: list[bytes] = []
     s = 0
     while True:
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_PgpData[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -724,7 +834,9 @@ def _d_ds_PgpData(r, v, n, p):
                     raise unexpected(p - 4, 4, "characters or end of PGPKeyID")
                 f_pgp_key_id = b""
             else:
-                f_pgp_key_id, p = r_binary(v, n, p, None)
+                f_pgp_key_id, p = r_binary(r, v, n, p, None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of PGPKeyID")
@@ -735,13 +847,15 @@ def _d_ds_PgpData(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of PGPKeyPacket")
-                x = b""
+                x_pgp_key_packet = b""
             else:
-                x, p = r_binary(v, n, p, None)
+                x_pgp_key_packet, p = r_binary(r, v, n, p, None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of PGPKeyPacket")
-            f_pgp_key_packet.append(x)
+            f_pgp_key_packet.append(x_pgp_key_packet)
             continue
         raise bad_event(p, fid, "content of PgpData")
     o = new(ds.PgpData)
@@ -751,24 +865,26 @@ def _d_ds_PgpData(r, v, n, p):
 
 
 # RSAKeyValueType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_RsaKeyValue(a, o, st):
-    y = o.modulus
-    if not y and y.__class__ in (str, bytes):
+def _e_ds_RsaKeyValue(a: int, o: ds.RsaKeyValue, w: Writer) -> int:
+    y_modulus = o.modulus
+    if not y_modulus and y_modulus.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_bin((a << 2), y, None, None, "RsaKeyValue.modulus")
+        a = e_bin((a << 2), y_modulus, w, None, None, "RsaKeyValue.modulus")
         a <<= 1
-    y = o.exponent
-    if not y and y.__class__ in (str, bytes):
+    y_exponent = o.exponent
+    if not y_exponent and y_exponent.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_bin((a << 2), y, None, None, "RsaKeyValue.exponent")
+        a = e_bin((a << 2), y_exponent, w, None, None, "RsaKeyValue.exponent")
         a <<= 1
     a <<= 1
     return a
 
 
-def _d_ds_RsaKeyValue(r, v, n, p):
+def _d_ds_RsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.RsaKeyValue, int]:
+    f_modulus: bytes
+    f_exponent: bytes
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Modulus")
@@ -779,7 +895,9 @@ def _d_ds_RsaKeyValue(r, v, n, p):
             raise unexpected(p - 4, 4, "characters or end of Modulus")
         f_modulus = b""
     else:
-        f_modulus, p = r_binary(v, n, p, None)
+        f_modulus, p = r_binary(r, v, n, p, None)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Modulus")
@@ -793,7 +911,9 @@ def _d_ds_RsaKeyValue(r, v, n, p):
             raise unexpected(p - 4, 4, "characters or end of Exponent")
         f_exponent = b""
     else:
-        f_exponent, p = r_binary(v, n, p, None)
+        f_exponent, p = r_binary(r, v, n, p, None)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Exponent")
@@ -807,63 +927,71 @@ def _d_ds_RsaKeyValue(r, v, n, p):
 
 
 # ReferenceType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_Reference(a, o, st):
+def _e_ds_Reference(a: int, o: ds.Reference, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 3), x, st, "Id", None, "Reference.id")
-    x = o.type
-    if x is not None:
+        a = e_str((a << 3), x_id, w, "Id", None, "Reference.id")
+    x_type = o.type
+    if x_type is not None:
         try:
-            c, w, s = _T_ds_Reference[s, 64]
+            c, cw, s = _T_ds_Reference[s, 64]
         except KeyError:
             raise ExiEncodeError("Reference.type is not allowed here") from None
-        a = (a << w) | c
-        a = e_str(a, x, st, "Type", None, "Reference.type")
-    x = o.uri
-    if x is not None:
+        a = (a << cw) | c
+        a = e_str(a, x_type, w, "Type", None, "Reference.type")
+    x_uri = o.uri
+    if x_uri is not None:
         try:
-            c, w, s = _T_ds_Reference[s, 128]
+            c, cw, s = _T_ds_Reference[s, 128]
         except KeyError:
             raise ExiEncodeError("Reference.uri is not allowed here") from None
-        a = (a << w) | c
-        a = e_str(a, x, st, "URI", None, "Reference.uri")
-    x = o.transforms
-    if x is not None:
+        a = (a << cw) | c
+        a = e_str(a, x_uri, w, "URI", None, "Reference.uri")
+    x_transforms = o.transforms
+    if x_transforms is not None:
         try:
-            c, w, s = _T_ds_Reference[s, 192]
+            c, cw, s = _T_ds_Reference[s, 192]
         except KeyError:
             raise ExiEncodeError("Reference.transforms is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.Transforms:
-            raise type_error("Reference.transforms", "Transforms", x)
-        a = _e_ds_Transforms(a, x, st)
+        a = (a << cw) | c
+        if x_transforms.__class__ is not ds.Transforms:
+            raise type_error("Reference.transforms", "Transforms", x_transforms)
+        a = _e_ds_Transforms(a, x_transforms, w)
     try:
-        c, w, s = _T_ds_Reference[s, 256]
+        c, cw, s = _T_ds_Reference[s, 256]
     except KeyError:
         raise ExiEncodeError("Reference.digest_method is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.digest_method.__class__ is not ds.DigestMethod:
         raise type_error("Reference.digest_method", "DigestMethod", o.digest_method)
-    a = _e_ds_DigestMethod(a, o.digest_method, st)
-    y = o.digest_value
-    if not y and y.__class__ in (str, bytes):
+    a = _e_ds_DigestMethod(a, o.digest_method, w)
+    y_digest_value = o.digest_value
+    if not y_digest_value and y_digest_value.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_bin((a << 2), y, None, None, "Reference.digest_value")
+        a = e_bin((a << 2), y_digest_value, w, None, None, "Reference.digest_value")
         a <<= 1
     a <<= 1
     return a
 
 
-def _d_ds_Reference(r, v, n, p):
+def _d_ds_Reference(r: Reader, v: int, n: int, p: int) -> tuple[ds.Reference, int]:
+    f_id: str | None
+    f_type: str | None
+    f_uri: str | None
+    f_transforms: ds.Transforms | None
+    f_digest_method: ds.DigestMethod
+    f_digest_value: bytes
     s = 0
     w, mask, prods = _D_ds_Reference[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_Reference[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -871,6 +999,8 @@ def _d_ds_Reference(r, v, n, p):
         f_id = None
     if fid == 1:
         f_type, p = r_string(r, v, n, p, "Type", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_Reference[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -878,6 +1008,8 @@ def _d_ds_Reference(r, v, n, p):
         f_type = None
     if fid == 2:
         f_uri, p = r_string(r, v, n, p, "URI", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_Reference[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -885,6 +1017,8 @@ def _d_ds_Reference(r, v, n, p):
         f_uri = None
     if fid == 3:
         f_transforms, p = _d_ds_Transforms(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_ds_Reference[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -893,6 +1027,8 @@ def _d_ds_Reference(r, v, n, p):
     if fid != 4:
         raise bad_event(p, fid, "DigestMethod")
     f_digest_method, p = _d_ds_DigestMethod(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "DigestValue")
@@ -903,7 +1039,9 @@ def _d_ds_Reference(r, v, n, p):
             raise unexpected(p - 4, 4, "characters or end of DigestValue")
         f_digest_value = b""
     else:
-        f_digest_value, p = r_binary(v, n, p, None)
+        f_digest_value, p = r_binary(r, v, n, p, None)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of DigestValue")
@@ -921,45 +1059,50 @@ def _d_ds_Reference(r, v, n, p):
 
 
 # RetrievalMethodType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_RetrievalMethod(a, o, st):
+def _e_ds_RetrievalMethod(a: int, o: ds.RetrievalMethod, w: Writer) -> int:
     s = 0
-    x = o.type
-    if x is not None:
+    x_type = o.type
+    if x_type is not None:
         s = 1
-        a = e_str((a << 3), x, st, "Type", None, "RetrievalMethod.type")
-    x = o.uri
-    if x is not None:
+        a = e_str((a << 3), x_type, w, "Type", None, "RetrievalMethod.type")
+    x_uri = o.uri
+    if x_uri is not None:
         try:
-            c, w, s = _T_ds_RetrievalMethod[s, 64]
+            c, cw, s = _T_ds_RetrievalMethod[s, 64]
         except KeyError:
             raise ExiEncodeError("RetrievalMethod.uri is not allowed here") from None
-        a = (a << w) | c
-        a = e_str(a, x, st, "URI", None, "RetrievalMethod.uri")
-    x = o.transforms
-    if x is not None:
+        a = (a << cw) | c
+        a = e_str(a, x_uri, w, "URI", None, "RetrievalMethod.uri")
+    x_transforms = o.transforms
+    if x_transforms is not None:
         try:
-            c, w, s = _T_ds_RetrievalMethod[s, 128]
+            c, cw, s = _T_ds_RetrievalMethod[s, 128]
         except KeyError:
             raise ExiEncodeError("RetrievalMethod.transforms is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.Transforms:
-            raise type_error("RetrievalMethod.transforms", "Transforms", x)
-        a = _e_ds_Transforms(a, x, st)
+        a = (a << cw) | c
+        if x_transforms.__class__ is not ds.Transforms:
+            raise type_error("RetrievalMethod.transforms", "Transforms", x_transforms)
+        a = _e_ds_Transforms(a, x_transforms, w)
     try:
-        c, w, _ = _T_ds_RetrievalMethod[s, -1]
+        c, cw, _ = _T_ds_RetrievalMethod[s, -1]
     except KeyError:
         raise ExiEncodeError("RetrievalMethod: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_RetrievalMethod(r, v, n, p):
+def _d_ds_RetrievalMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.RetrievalMethod, int]:
+    f_type: str | None
+    f_uri: str | None
+    f_transforms: ds.Transforms | None
     s = 0
     w, mask, prods = _D_ds_RetrievalMethod[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_type, p = r_string(r, v, n, p, "Type", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_RetrievalMethod[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -967,6 +1110,8 @@ def _d_ds_RetrievalMethod(r, v, n, p):
         f_type = None
     if fid == 1:
         f_uri, p = r_string(r, v, n, p, "URI", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_RetrievalMethod[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -974,6 +1119,8 @@ def _d_ds_RetrievalMethod(r, v, n, p):
         f_uri = None
     if fid == 2:
         f_transforms, p = _d_ds_Transforms(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_ds_RetrievalMethod[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -989,37 +1136,41 @@ def _d_ds_RetrievalMethod(r, v, n, p):
 
 
 # SPKIDataType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_SpkiData(a, o, st):
+def _e_ds_SpkiData(a: int, o: ds.SpkiData, w: Writer) -> int:
     s = 0
-    items = o.spki_sexp
-    if items.__class__ is not list:
-        raise type_error("SpkiData.spki_sexp", "a list", items)
-    if len(items) < 1:
+    items_spki_sexp = o.spki_sexp
+    if items_spki_sexp.__class__ is not list:
+        raise type_error("SpkiData.spki_sexp", "a list", items_spki_sexp)
+    if len(items_spki_sexp) < 1:
         raise ExiEncodeError("SpkiData.spki_sexp: at least 1 items required")
-    for x in items:
+    for x_spki_sexp in items_spki_sexp:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_SpkiData[s, 0]
+            c, cw, s = _T_ds_SpkiData[s, 0]
         except KeyError:
             raise ExiEncodeError("SpkiData.spki_sexp is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_spki_sexp = x_spki_sexp
+        if not y_spki_sexp and y_spki_sexp.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "SpkiData.spki_sexp")
+            a = e_bin((a << 1), y_spki_sexp, w, None, None, "SpkiData.spki_sexp")
             a <<= 1
     try:
-        c, w, _ = _T_ds_SpkiData[s, -1]
+        c, cw, _ = _T_ds_SpkiData[s, -1]
     except KeyError:
         raise ExiEncodeError("SpkiData: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_SpkiData(r, v, n, p):
-    f_spki_sexp = []
+def _d_ds_SpkiData(r: Reader, v: int, n: int, p: int) -> tuple[ds.SpkiData, int]:
+    f_spki_sexp: list[bytes] = []
     s = 0
     while True:
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_SpkiData[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1031,13 +1182,17 @@ def _d_ds_SpkiData(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of SPKISexp")
-                x = b""
+                x_spki_sexp = b""
             else:
-                x, p = r_binary(v, n, p, None)
+                x_spki_sexp, p = r_binary(r, v, n, p, None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of SPKISexp")
-            f_spki_sexp.append(x)
+            if len(f_spki_sexp) >= r.limits.max_array_items:
+                raise too_many(p, "SpkiData.spki_sexp", r.limits.max_array_items)
+            f_spki_sexp.append(x_spki_sexp)
             continue
         raise bad_event(p, fid, "content of SpkiData")
     o = new(ds.SpkiData)
@@ -1046,35 +1201,43 @@ def _d_ds_SpkiData(r, v, n, p):
 
 
 # SignatureMethodType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_SignatureMethod(a, o, st):
-    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "SignatureMethod.algorithm")
+def _e_ds_SignatureMethod(a: int, o: ds.SignatureMethod, w: Writer) -> int:
+    a = e_str((a << 1), o.algorithm, w, "Algorithm", None, "SignatureMethod.algorithm")
     s = 1
-    x = o.hmac_output_length
-    if x is not None:
+    x_hmac_output_length = o.hmac_output_length
+    if x_hmac_output_length is not None:
         s = 2
-        y = x
-        if y.__class__ is not int:
-            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
-        elif 0 <= y < 0x80:
-            a = (a << 13) | y
-        elif -0x80 <= y < 0:
-            a = (a << 13) | (0xFF - y)
+        y_hmac_output_length = x_hmac_output_length
+        if y_hmac_output_length.__class__ is not int:
+            a = e_int((a << 4), check_range(y_hmac_output_length, None, None, "SignatureMethod.hmac_output_length"))
+        elif 0 <= y_hmac_output_length < 0x80:
+            a = (a << 13) | y_hmac_output_length
+        elif -0x80 <= y_hmac_output_length < 0:
+            a = (a << 13) | (0xFF - y_hmac_output_length)
+        elif 0 <= y_hmac_output_length < 0x4000:
+            a = (a << 21) | 0x8000 | ((y_hmac_output_length & 0x7F) << 8) | (y_hmac_output_length >> 7)
+        elif -0x4000 <= y_hmac_output_length < 0:
+            a = (a << 21) | 0x18000 | ((~y_hmac_output_length & 0x7F) << 8) | (~y_hmac_output_length >> 7)
         else:
-            a = e_int((a << 4), check_range(y, None, None, "SignatureMethod.hmac_output_length"))
+            a = e_int((a << 4), check_range(y_hmac_output_length, None, None, "SignatureMethod.hmac_output_length"))
         a <<= 1
     try:
-        c, w, _ = _T_ds_SignatureMethod[s, -1]
+        c, cw, _ = _T_ds_SignatureMethod[s, -1]
     except KeyError:
         raise ExiEncodeError("SignatureMethod: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_SignatureMethod(r, v, n, p):
+def _d_ds_SignatureMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignatureMethod, int]:
+    f_algorithm: str
+    f_hmac_output_length: int | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Algorithm")
     f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+    if p > r.lim:
+        v, n = r.refill(p)
     s = 1
     w, mask, prods = _D_ds_SignatureMethod[s]
     p += w
@@ -1089,6 +1252,10 @@ def _d_ds_SignatureMethod(r, v, n, p):
         elif 0x100 <= f_hmac_output_length < 0x180:
             p += 9
             f_hmac_output_length = 0xFF - f_hmac_output_length
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_hmac_output_length & 0x7F) | (q << 7)
+            f_hmac_output_length = -q - 1 if f_hmac_output_length >> 8 else q
+            p += 17
         else:
             f_hmac_output_length, p = r_sint(
                 v,
@@ -1112,41 +1279,47 @@ def _d_ds_SignatureMethod(r, v, n, p):
 
 
 # SignaturePropertiesType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_SignatureProperties(a, o, st):
+def _e_ds_SignatureProperties(a: int, o: ds.SignatureProperties, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 2), x, st, "Id", None, "SignatureProperties.id")
-    items = o.signature_property
-    if items.__class__ is not list:
-        raise type_error("SignatureProperties.signature_property", "a list", items)
-    if len(items) < 1:
+        a = e_str((a << 2), x_id, w, "Id", None, "SignatureProperties.id")
+    items_signature_property = o.signature_property
+    if items_signature_property.__class__ is not list:
+        raise type_error("SignatureProperties.signature_property", "a list", items_signature_property)
+    if len(items_signature_property) < 1:
         raise ExiEncodeError("SignatureProperties.signature_property: at least 1 items required")
-    for x in items:
+    for x_signature_property in items_signature_property:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_SignatureProperties[s, 64]
+            c, cw, s = _T_ds_SignatureProperties[s, 64]
         except KeyError:
             raise ExiEncodeError("SignatureProperties.signature_property is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.SignatureProperty:
-            raise type_error("SignatureProperties.signature_property", "SignatureProperty", x)
-        a = _e_ds_SignatureProperty(a, x, st)
+        a = (a << cw) | c
+        if x_signature_property.__class__ is not ds.SignatureProperty:
+            raise type_error("SignatureProperties.signature_property", "SignatureProperty", x_signature_property)
+        a = _e_ds_SignatureProperty(a, x_signature_property, w)
     try:
-        c, w, _ = _T_ds_SignatureProperties[s, -1]
+        c, cw, _ = _T_ds_SignatureProperties[s, -1]
     except KeyError:
         raise ExiEncodeError("SignatureProperties: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_SignatureProperties(r, v, n, p):
+def _d_ds_SignatureProperties(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignatureProperties, int]:
+    f_id: str | None
+    f_signature_property: list[ds.SignatureProperty]
     s = 0
     w, mask, prods = _D_ds_SignatureProperties[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_SignatureProperties[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1154,8 +1327,14 @@ def _d_ds_SignatureProperties(r, v, n, p):
         f_id = None
     f_signature_property = []
     while fid == 1:
-        x, p = _d_ds_SignatureProperty(r, v, n, p)
-        f_signature_property.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        if len(f_signature_property) >= r.limits.max_array_items:
+            raise too_many(p, "SignatureProperties.signature_property", r.limits.max_array_items)
+        x_signature_property, p = _d_ds_SignatureProperty(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_signature_property.append(x_signature_property)
         w, mask, prods = _D_ds_SignatureProperties[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1168,27 +1347,29 @@ def _d_ds_SignatureProperties(r, v, n, p):
 
 
 # SignaturePropertyType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_SignatureProperty(a, o, st):
+def _e_ds_SignatureProperty(a: int, o: ds.SignatureProperty, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 2), x, st, "Id", None, "SignatureProperty.id")
+        a = e_str((a << 2), x_id, w, "Id", None, "SignatureProperty.id")
     try:
-        c, w, s = _T_ds_SignatureProperty[s, 64]
+        c, cw, s = _T_ds_SignatureProperty[s, 64]
     except KeyError:
         raise ExiEncodeError("SignatureProperty.target is not allowed here") from None
-    a = (a << w) | c
-    a = e_str(a, o.target, st, "Target", None, "SignatureProperty.target")
+    a = (a << cw) | c
+    a = e_str(a, o.target, w, "Target", None, "SignatureProperty.target")
     raise ExiEncodeError("SignatureProperty: content incomplete")
     return a
 
 
-def _d_ds_SignatureProperty(r, v, n, p):
-    f_id = None
-    f_target = None
+def _d_ds_SignatureProperty(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignatureProperty, int]:
+    f_id: str | None = None
+    f_target: str | None = None
     s = 0
     while True:
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_SignatureProperty[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1196,11 +1377,17 @@ def _d_ds_SignatureProperty(r, v, n, p):
             break
         if fid == 0:
             f_id, p = r_string(r, v, n, p, "Id", None)
+            if p > r.lim:
+                v, n = r.refill(p)
             continue
         if fid == 1:
             f_target, p = r_string(r, v, n, p, "Target", None)
+            if p > r.lim:
+                v, n = r.refill(p)
             continue
         raise bad_event(p, fid, "content of SignatureProperty")
+    if f_target is None:
+        raise missing(p, "SignatureProperty.target")
     o = new(ds.SignatureProperty)
     o.id = f_id
     o.target = f_target
@@ -1208,57 +1395,66 @@ def _d_ds_SignatureProperty(r, v, n, p):
 
 
 # SignatureType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_Signature(a, o, st):
+def _e_ds_Signature(a: int, o: ds.Signature, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 2), x, st, "Id", None, "Signature.id")
+        a = e_str((a << 2), x_id, w, "Id", None, "Signature.id")
     try:
-        c, w, s = _T_ds_Signature[s, 64]
+        c, cw, s = _T_ds_Signature[s, 64]
     except KeyError:
         raise ExiEncodeError("Signature.signed_info is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.signed_info.__class__ is not ds.SignedInfo:
         raise type_error("Signature.signed_info", "SignedInfo", o.signed_info)
-    a = _e_ds_SignedInfo(a, o.signed_info, st)
+    a = _e_ds_SignedInfo(a, o.signed_info, w)
     if o.signature_value.__class__ is not ds.SignatureValue:
         raise type_error("Signature.signature_value", "SignatureValue", o.signature_value)
-    a = _e_ds_SignatureValue((a << 1), o.signature_value, st)
+    a = _e_ds_SignatureValue((a << 1), o.signature_value, w)
     s = 3
-    x = o.key_info
-    if x is not None:
+    x_key_info = o.key_info
+    if x_key_info is not None:
         s = 4
-        if x.__class__ is not ds.KeyInfo:
-            raise type_error("Signature.key_info", "KeyInfo", x)
-        a = _e_ds_KeyInfo((a << 2), x, st)
-    items = o.object
-    if items.__class__ is not list:
-        raise type_error("Signature.object", "a list", items)
-    for x in items:
+        if x_key_info.__class__ is not ds.KeyInfo:
+            raise type_error("Signature.key_info", "KeyInfo", x_key_info)
+        a = _e_ds_KeyInfo((a << 2), x_key_info, w)
+    items_object = o.object
+    if items_object.__class__ is not list:
+        raise type_error("Signature.object", "a list", items_object)
+    for x_object in items_object:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_Signature[s, 256]
+            c, cw, s = _T_ds_Signature[s, 256]
         except KeyError:
             raise ExiEncodeError("Signature.object is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.Object:
-            raise type_error("Signature.object", "Object", x)
-        a = _e_ds_Object(a, x, st)
+        a = (a << cw) | c
+        if x_object.__class__ is not ds.Object:
+            raise type_error("Signature.object", "Object", x_object)
+        a = _e_ds_Object(a, x_object, w)
     try:
-        c, w, _ = _T_ds_Signature[s, -1]
+        c, cw, _ = _T_ds_Signature[s, -1]
     except KeyError:
         raise ExiEncodeError("Signature: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_Signature(r, v, n, p):
+def _d_ds_Signature(r: Reader, v: int, n: int, p: int) -> tuple[ds.Signature, int]:
+    f_id: str | None
+    f_signed_info: ds.SignedInfo
+    f_signature_value: ds.SignatureValue
+    f_key_info: ds.KeyInfo | None
+    f_object: list[ds.Object]
     s = 0
     w, mask, prods = _D_ds_Signature[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_Signature[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1267,16 +1463,22 @@ def _d_ds_Signature(r, v, n, p):
     if fid != 1:
         raise bad_event(p, fid, "SignedInfo")
     f_signed_info, p = _d_ds_SignedInfo(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureValue")
     f_signature_value, p = _d_ds_SignatureValue(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 3
     w, mask, prods = _D_ds_Signature[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
         f_key_info, p = _d_ds_KeyInfo(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_ds_Signature[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1284,8 +1486,14 @@ def _d_ds_Signature(r, v, n, p):
         f_key_info = None
     f_object = []
     while fid == 4:
-        x, p = _d_ds_Object(r, v, n, p)
-        f_object.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        if len(f_object) >= r.limits.max_array_items:
+            raise too_many(p, "Signature.object", r.limits.max_array_items)
+        x_object, p = _d_ds_Object(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_object.append(x_object)
         w, mask, prods = _D_ds_Signature[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1301,32 +1509,36 @@ def _d_ds_Signature(r, v, n, p):
 
 
 # SignatureValueType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_SignatureValue(a, o, st):
+def _e_ds_SignatureValue(a: int, o: ds.SignatureValue, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 2), x, st, "Id", None, "SignatureValue.id")
+        a = e_str((a << 2), x_id, w, "Id", None, "SignatureValue.id")
     if not o.value and o.value.__class__ in (str, bytes):
-        c, w, _ = _T_ds_SignatureValue[s, -3]
-        return (a << (w + 3)) | (c << 3)
+        c, cw, _ = _T_ds_SignatureValue[s, -3]
+        return (a << (cw + 3)) | (c << 3)
     try:
-        c, w, s = _T_ds_SignatureValue[s, 64]
+        c, cw, s = _T_ds_SignatureValue[s, 64]
     except KeyError:
         raise ExiEncodeError("SignatureValue.value is not allowed here") from None
-    a = (a << w) | c
-    a = e_bin(a, o.value, None, None, "SignatureValue.value")
+    a = (a << cw) | c
+    a = e_bin(a, o.value, w, None, None, "SignatureValue.value")
     a <<= 1
     return a
 
 
-def _d_ds_SignatureValue(r, v, n, p):
+def _d_ds_SignatureValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignatureValue, int]:
+    f_id: str | None
+    f_value: bytes
     s = 0
     w, mask, prods = _D_ds_SignatureValue[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_SignatureValue[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1343,7 +1555,9 @@ def _d_ds_SignatureValue(r, v, n, p):
         return o, p
     if fid != 1:
         raise bad_event(p, fid, "characters")
-    f_value, p = r_binary(v, n, p, None)
+    f_value, p = r_binary(r, v, n, p, None)
+    if p > r.lim:
+        v, n = r.refill(p)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SignatureValue")
@@ -1354,53 +1568,61 @@ def _d_ds_SignatureValue(r, v, n, p):
 
 
 # SignedInfoType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_SignedInfo(a, o, st):
+def _e_ds_SignedInfo(a: int, o: ds.SignedInfo, w: Writer) -> int:
     s = 0
-    x = o.id
-    if x is not None:
+    x_id = o.id
+    if x_id is not None:
         s = 1
-        a = e_str((a << 2), x, st, "Id", None, "SignedInfo.id")
+        a = e_str((a << 2), x_id, w, "Id", None, "SignedInfo.id")
     try:
-        c, w, s = _T_ds_SignedInfo[s, 64]
+        c, cw, s = _T_ds_SignedInfo[s, 64]
     except KeyError:
         raise ExiEncodeError("SignedInfo.canonicalization_method is not allowed here") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     if o.canonicalization_method.__class__ is not ds.CanonicalizationMethod:
         raise type_error("SignedInfo.canonicalization_method", "CanonicalizationMethod", o.canonicalization_method)
-    a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, st)
+    a = _e_ds_CanonicalizationMethod(a, o.canonicalization_method, w)
     if o.signature_method.__class__ is not ds.SignatureMethod:
         raise type_error("SignedInfo.signature_method", "SignatureMethod", o.signature_method)
-    a = _e_ds_SignatureMethod((a << 1), o.signature_method, st)
+    a = _e_ds_SignatureMethod((a << 1), o.signature_method, w)
     s = 3
-    items = o.reference
-    if items.__class__ is not list:
-        raise type_error("SignedInfo.reference", "a list", items)
-    if len(items) < 1:
+    items_reference = o.reference
+    if items_reference.__class__ is not list:
+        raise type_error("SignedInfo.reference", "a list", items_reference)
+    if len(items_reference) < 1:
         raise ExiEncodeError("SignedInfo.reference: at least 1 items required")
-    for x in items:
+    for x_reference in items_reference:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_SignedInfo[s, 192]
+            c, cw, s = _T_ds_SignedInfo[s, 192]
         except KeyError:
             raise ExiEncodeError("SignedInfo.reference is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.Reference:
-            raise type_error("SignedInfo.reference", "Reference", x)
-        a = _e_ds_Reference(a, x, st)
+        a = (a << cw) | c
+        if x_reference.__class__ is not ds.Reference:
+            raise type_error("SignedInfo.reference", "Reference", x_reference)
+        a = _e_ds_Reference(a, x_reference, w)
     try:
-        c, w, _ = _T_ds_SignedInfo[s, -1]
+        c, cw, _ = _T_ds_SignedInfo[s, -1]
     except KeyError:
         raise ExiEncodeError("SignedInfo: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_SignedInfo(r, v, n, p):
+def _d_ds_SignedInfo(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignedInfo, int]:
+    f_id: str | None
+    f_canonicalization_method: ds.CanonicalizationMethod
+    f_signature_method: ds.SignatureMethod
+    f_reference: list[ds.Reference]
     s = 0
     w, mask, prods = _D_ds_SignedInfo[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_SignedInfo[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1409,18 +1631,28 @@ def _d_ds_SignedInfo(r, v, n, p):
     if fid != 1:
         raise bad_event(p, fid, "CanonicalizationMethod")
     f_canonicalization_method, p = _d_ds_CanonicalizationMethod(r, v, n, p)
+    v = r.v
+    n = r.n
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SignatureMethod")
     f_signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
+    v = r.v
+    n = r.n
     s = 3
     w, mask, prods = _D_ds_SignedInfo[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_reference = []
     while fid == 3:
-        x, p = _d_ds_Reference(r, v, n, p)
-        f_reference.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        if len(f_reference) >= r.limits.max_array_items:
+            raise too_many(p, "SignedInfo.reference", r.limits.max_array_items)
+        x_reference, p = _d_ds_Reference(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_reference.append(x_reference)
         w, mask, prods = _D_ds_SignedInfo[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1435,37 +1667,41 @@ def _d_ds_SignedInfo(r, v, n, p):
 
 
 # TransformType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_Transform(a, o, st):
-    a = e_str((a << 1), o.algorithm, st, "Algorithm", None, "Transform.algorithm")
+def _e_ds_Transform(a: int, o: ds.Transform, w: Writer) -> int:
+    a = e_str((a << 1), o.algorithm, w, "Algorithm", None, "Transform.algorithm")
     s = 1
-    items = o.x_path
-    if items.__class__ is not list:
-        raise type_error("Transform.x_path", "a list", items)
-    for x in items:
+    items_x_path = o.x_path
+    if items_x_path.__class__ is not list:
+        raise type_error("Transform.x_path", "a list", items_x_path)
+    for x_x_path in items_x_path:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_Transform[s, 64]
+            c, cw, s = _T_ds_Transform[s, 64]
         except KeyError:
             raise ExiEncodeError("Transform.x_path is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_x_path = x_x_path
+        if not y_x_path and y_x_path.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_str((a << 1), y, st, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
+            a = e_str((a << 1), y_x_path, w, "{http://www.w3.org/2000/09/xmldsig#}XPath", None, "Transform.x_path")
             a <<= 1
     try:
-        c, w, _ = _T_ds_Transform[s, -1]
+        c, cw, _ = _T_ds_Transform[s, -1]
     except KeyError:
         raise ExiEncodeError("Transform: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_Transform(r, v, n, p):
-    f_algorithm = None
-    f_x_path = []
+def _d_ds_Transform(r: Reader, v: int, n: int, p: int) -> tuple[ds.Transform, int]:
+    f_algorithm: str | None = None
+    f_x_path: list[str] = []
     s = 0
     while True:
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_Transform[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1473,6 +1709,8 @@ def _d_ds_Transform(r, v, n, p):
             break
         if fid == 0:
             f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
+            if p > r.lim:
+                v, n = r.refill(p)
             continue
         if fid == 1:
             p += 1
@@ -1480,15 +1718,21 @@ def _d_ds_Transform(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of XPath")
-                x = ""
+                x_x_path = ""
             else:
-                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+                x_x_path, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}XPath", None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of XPath")
-            f_x_path.append(x)
+            if len(f_x_path) >= r.limits.max_array_items:
+                raise too_many(p, "Transform.x_path", r.limits.max_array_items)
+            f_x_path.append(x_x_path)
             continue
         raise bad_event(p, fid, "content of Transform")
+    if f_algorithm is None:
+        raise missing(p, "Transform.algorithm")
     o = new(ds.Transform)
     o.algorithm = f_algorithm
     o.x_path = f_x_path
@@ -1496,39 +1740,48 @@ def _d_ds_Transform(r, v, n, p):
 
 
 # TransformsType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_Transforms(a, o, st):
+def _e_ds_Transforms(a: int, o: ds.Transforms, w: Writer) -> int:
     s = 0
-    items = o.transform
-    if items.__class__ is not list:
-        raise type_error("Transforms.transform", "a list", items)
-    if len(items) < 1:
+    items_transform = o.transform
+    if items_transform.__class__ is not list:
+        raise type_error("Transforms.transform", "a list", items_transform)
+    if len(items_transform) < 1:
         raise ExiEncodeError("Transforms.transform: at least 1 items required")
-    for x in items:
+    for x_transform in items_transform:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_Transforms[s, 0]
+            c, cw, s = _T_ds_Transforms[s, 0]
         except KeyError:
             raise ExiEncodeError("Transforms.transform is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.Transform:
-            raise type_error("Transforms.transform", "Transform", x)
-        a = _e_ds_Transform(a, x, st)
+        a = (a << cw) | c
+        if x_transform.__class__ is not ds.Transform:
+            raise type_error("Transforms.transform", "Transform", x_transform)
+        a = _e_ds_Transform(a, x_transform, w)
     try:
-        c, w, _ = _T_ds_Transforms[s, -1]
+        c, cw, _ = _T_ds_Transforms[s, -1]
     except KeyError:
         raise ExiEncodeError("Transforms: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_Transforms(r, v, n, p):
+def _d_ds_Transforms(r: Reader, v: int, n: int, p: int) -> tuple[ds.Transforms, int]:
+    f_transform: list[ds.Transform]
     s = 0
     w, mask, prods = _D_ds_Transforms[s]
     p += w
     fid, sub, s = prods[(v >> (n - p)) & mask]
     f_transform = []
     while fid == 0:
-        x, p = _d_ds_Transform(r, v, n, p)
-        f_transform.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        if len(f_transform) >= r.limits.max_array_items:
+            raise too_many(p, "Transforms.transform", r.limits.max_array_items)
+        x_transform, p = _d_ds_Transform(r, v, n, p)
+        v = r.v
+        n = r.n
+        f_transform.append(x_transform)
         w, mask, prods = _D_ds_Transforms[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -1540,7 +1793,7 @@ def _d_ds_Transforms(r, v, n, p):
 
 
 # X509DataType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_X509Data(a, o, st):
+def _e_ds_X509Data(a: int, o: ds.X509Data, w: Writer) -> int:
     if (
         o.x509_issuer_serial is None
         and o.x509ski is None
@@ -1552,109 +1805,125 @@ def _e_ds_X509Data(a, o, st):
             "X509Data: one of x509_issuer_serial, x509ski, x509_subject_name, x509_certificate, x509crl is required"
         )
     s = 0
-    items = o.x509_issuer_serial
-    if items.__class__ is not list:
-        raise type_error("X509Data.x509_issuer_serial", "a list", items)
-    for x in items:
+    items_x509_issuer_serial = o.x509_issuer_serial
+    if items_x509_issuer_serial.__class__ is not list:
+        raise type_error("X509Data.x509_issuer_serial", "a list", items_x509_issuer_serial)
+    for x_x509_issuer_serial in items_x509_issuer_serial:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_X509Data[s, 0]
+            c, cw, s = _T_ds_X509Data[s, 0]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_issuer_serial is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ds.X509IssuerSerial:
-            raise type_error("X509Data.x509_issuer_serial", "X509IssuerSerial", x)
-        a = _e_ds_X509IssuerSerial(a, x, st)
-    items = o.x509ski
-    if items.__class__ is not list:
-        raise type_error("X509Data.x509ski", "a list", items)
-    for x in items:
+        a = (a << cw) | c
+        if x_x509_issuer_serial.__class__ is not ds.X509IssuerSerial:
+            raise type_error("X509Data.x509_issuer_serial", "X509IssuerSerial", x_x509_issuer_serial)
+        a = _e_ds_X509IssuerSerial(a, x_x509_issuer_serial, w)
+    items_x509ski = o.x509ski
+    if items_x509ski.__class__ is not list:
+        raise type_error("X509Data.x509ski", "a list", items_x509ski)
+    for x_x509ski in items_x509ski:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_X509Data[s, 64]
+            c, cw, s = _T_ds_X509Data[s, 64]
         except KeyError:
             raise ExiEncodeError("X509Data.x509ski is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_x509ski = x_x509ski
+        if not y_x509ski and y_x509ski.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "X509Data.x509ski")
+            a = e_bin((a << 1), y_x509ski, w, None, None, "X509Data.x509ski")
             a <<= 1
-    items = o.x509_subject_name
-    if items.__class__ is not list:
-        raise type_error("X509Data.x509_subject_name", "a list", items)
-    for x in items:
+    items_x509_subject_name = o.x509_subject_name
+    if items_x509_subject_name.__class__ is not list:
+        raise type_error("X509Data.x509_subject_name", "a list", items_x509_subject_name)
+    for x_x509_subject_name in items_x509_subject_name:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_X509Data[s, 128]
+            c, cw, s = _T_ds_X509Data[s, 128]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_subject_name is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_x509_subject_name = x_x509_subject_name
+        if not y_x509_subject_name and y_x509_subject_name.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
             a = e_str(
                 (a << 1),
-                y,
-                st,
+                y_x509_subject_name,
+                w,
                 "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName",
                 None,
                 "X509Data.x509_subject_name",
             )
             a <<= 1
-    items = o.x509_certificate
-    if items.__class__ is not list:
-        raise type_error("X509Data.x509_certificate", "a list", items)
-    for x in items:
+    items_x509_certificate = o.x509_certificate
+    if items_x509_certificate.__class__ is not list:
+        raise type_error("X509Data.x509_certificate", "a list", items_x509_certificate)
+    for x_x509_certificate in items_x509_certificate:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_X509Data[s, 192]
+            c, cw, s = _T_ds_X509Data[s, 192]
         except KeyError:
             raise ExiEncodeError("X509Data.x509_certificate is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_x509_certificate = x_x509_certificate
+        if not y_x509_certificate and y_x509_certificate.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "X509Data.x509_certificate")
+            a = e_bin((a << 1), y_x509_certificate, w, None, None, "X509Data.x509_certificate")
             a <<= 1
-    items = o.x509crl
-    if items.__class__ is not list:
-        raise type_error("X509Data.x509crl", "a list", items)
-    for x in items:
+    items_x509crl = o.x509crl
+    if items_x509crl.__class__ is not list:
+        raise type_error("X509Data.x509crl", "a list", items_x509crl)
+    for x_x509crl in items_x509crl:
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ds_X509Data[s, 256]
+            c, cw, s = _T_ds_X509Data[s, 256]
         except KeyError:
             raise ExiEncodeError("X509Data.x509crl is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_x509crl = x_x509crl
+        if not y_x509crl and y_x509crl.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, None, "X509Data.x509crl")
+            a = e_bin((a << 1), y_x509crl, w, None, None, "X509Data.x509crl")
             a <<= 1
     try:
-        c, w, _ = _T_ds_X509Data[s, -1]
+        c, cw, _ = _T_ds_X509Data[s, -1]
     except KeyError:
         raise ExiEncodeError("X509Data: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ds_X509Data(r, v, n, p):
-    f_x509_issuer_serial = []
-    f_x509ski = []
-    f_x509_subject_name = []
-    f_x509_certificate = []
-    f_x509crl = []
+def _d_ds_X509Data(r: Reader, v: int, n: int, p: int) -> tuple[ds.X509Data, int]:
+    f_x509_issuer_serial: list[ds.X509IssuerSerial] = []
+    f_x509ski: list[bytes] = []
+    f_x509_subject_name: list[str] = []
+    f_x509_certificate: list[bytes] = []
+    f_x509crl: list[bytes] = []
     s = 0
     while True:
+        if p > r.lim:
+            v, n = r.refill(p)
         w, mask, prods = _D_ds_X509Data[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
         if fid == -1:
             break
         if fid == 0:
-            x, p = _d_ds_X509IssuerSerial(r, v, n, p)
-            f_x509_issuer_serial.append(x)
+            x_x509_issuer_serial, p = _d_ds_X509IssuerSerial(r, v, n, p)
+            v = r.v
+            n = r.n
+            if len(f_x509_issuer_serial) >= r.limits.max_array_items:
+                raise too_many(p, "X509Data.x509_issuer_serial", r.limits.max_array_items)
+            f_x509_issuer_serial.append(x_x509_issuer_serial)
             continue
         if fid == 1:
             p += 1
@@ -1662,13 +1931,17 @@ def _d_ds_X509Data(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of X509SKI")
-                x = b""
+                x_x509ski = b""
             else:
-                x, p = r_binary(v, n, p, None)
+                x_x509ski, p = r_binary(r, v, n, p, None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of X509SKI")
-            f_x509ski.append(x)
+            if len(f_x509ski) >= r.limits.max_array_items:
+                raise too_many(p, "X509Data.x509ski", r.limits.max_array_items)
+            f_x509ski.append(x_x509ski)
             continue
         if fid == 2:
             p += 1
@@ -1676,13 +1949,19 @@ def _d_ds_X509Data(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of X509SubjectName")
-                x = ""
+                x_x509_subject_name = ""
             else:
-                x, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None)
+                x_x509_subject_name, p = r_string(
+                    r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509SubjectName", None
+                )
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of X509SubjectName")
-            f_x509_subject_name.append(x)
+            if len(f_x509_subject_name) >= r.limits.max_array_items:
+                raise too_many(p, "X509Data.x509_subject_name", r.limits.max_array_items)
+            f_x509_subject_name.append(x_x509_subject_name)
             continue
         if fid == 3:
             p += 1
@@ -1690,13 +1969,17 @@ def _d_ds_X509Data(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of X509Certificate")
-                x = b""
+                x_x509_certificate = b""
             else:
-                x, p = r_binary(v, n, p, None)
+                x_x509_certificate, p = r_binary(r, v, n, p, None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of X509Certificate")
-            f_x509_certificate.append(x)
+            if len(f_x509_certificate) >= r.limits.max_array_items:
+                raise too_many(p, "X509Data.x509_certificate", r.limits.max_array_items)
+            f_x509_certificate.append(x_x509_certificate)
             continue
         if fid == 4:
             p += 1
@@ -1704,13 +1987,17 @@ def _d_ds_X509Data(r, v, n, p):
                 p += 3
                 if (v >> (n - p)) & 0x7:
                     raise unexpected(p - 4, 4, "characters or end of X509CRL")
-                x = b""
+                x_x509crl = b""
             else:
-                x, p = r_binary(v, n, p, None)
+                x_x509crl, p = r_binary(r, v, n, p, None)
+                if p > r.lim:
+                    v, n = r.refill(p)
                 p += 1
                 if (v >> (n - p)) & 1:
                     raise unexpected(p - 1, 1, "end of X509CRL")
-            f_x509crl.append(x)
+            if len(f_x509crl) >= r.limits.max_array_items:
+                raise too_many(p, "X509Data.x509crl", r.limits.max_array_items)
+            f_x509crl.append(x_x509crl)
             continue
         raise bad_event(p, fid, "content of X509Data")
     o = new(ds.X509Data)
@@ -1723,34 +2010,40 @@ def _d_ds_X509Data(r, v, n, p):
 
 
 # X509IssuerSerialType (http://www.w3.org/2000/09/xmldsig#)
-def _e_ds_X509IssuerSerial(a, o, st):
-    y = o.x509_issuer_name
-    if not y and y.__class__ in (str, bytes):
+def _e_ds_X509IssuerSerial(a: int, o: ds.X509IssuerSerial, w: Writer) -> int:
+    y_x509_issuer_name = o.x509_issuer_name
+    if not y_x509_issuer_name and y_x509_issuer_name.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
         a = e_str(
             (a << 2),
-            y,
-            st,
+            y_x509_issuer_name,
+            w,
             "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName",
             None,
             "X509IssuerSerial.x509_issuer_name",
         )
         a <<= 1
-    y = o.x509_serial_number
-    if y.__class__ is not int:
-        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
-    elif 0 <= y < 0x80:
-        a = (a << 11) | y
-    elif -0x80 <= y < 0:
-        a = (a << 11) | (0xFF - y)
+    y_x509_serial_number = o.x509_serial_number
+    if y_x509_serial_number.__class__ is not int:
+        a = e_int((a << 2), check_range(y_x509_serial_number, None, None, "X509IssuerSerial.x509_serial_number"))
+    elif 0 <= y_x509_serial_number < 0x80:
+        a = (a << 11) | y_x509_serial_number
+    elif -0x80 <= y_x509_serial_number < 0:
+        a = (a << 11) | (0xFF - y_x509_serial_number)
+    elif 0 <= y_x509_serial_number < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_x509_serial_number & 0x7F) << 8) | (y_x509_serial_number >> 7)
+    elif -0x4000 <= y_x509_serial_number < 0:
+        a = (a << 19) | 0x18000 | ((~y_x509_serial_number & 0x7F) << 8) | (~y_x509_serial_number >> 7)
     else:
-        a = e_int((a << 2), check_range(y, None, None, "X509IssuerSerial.x509_serial_number"))
+        a = e_int((a << 2), check_range(y_x509_serial_number, None, None, "X509IssuerSerial.x509_serial_number"))
     a <<= 2
     return a
 
 
-def _d_ds_X509IssuerSerial(r, v, n, p):
+def _d_ds_X509IssuerSerial(r: Reader, v: int, n: int, p: int) -> tuple[ds.X509IssuerSerial, int]:
+    f_x509_issuer_name: str
+    f_x509_serial_number: int
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "X509IssuerName")
@@ -1762,6 +2055,8 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
         f_x509_issuer_name = ""
     else:
         f_x509_issuer_name, p = r_string(r, v, n, p, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerName", None)
+        if p > r.lim:
+            v, n = r.refill(p)
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of X509IssuerName")
@@ -1774,6 +2069,10 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
     elif 0x100 <= f_x509_serial_number < 0x180:
         p += 9
         f_x509_serial_number = 0xFF - f_x509_serial_number
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_x509_serial_number & 0x7F) | (q << 7)
+        f_x509_serial_number = -q - 1 if f_x509_serial_number >> 8 else q
+        p += 17
     else:
         f_x509_serial_number, p = r_sint(
             v,
@@ -1790,12 +2089,12 @@ def _d_ds_X509IssuerSerial(r, v, n, p):
 
 
 # CLReqControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_ClReqControlMode(a, o, st):
+def _e_ct_ClReqControlMode(a: int, o: ct.ClReqControlMode, w: Writer) -> int:
     a <<= 1
     return a
 
 
-def _d_ct_ClReqControlMode(r, v, n, p):
+def _d_ct_ClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[ct.ClReqControlMode, int]:
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClReqControlMode")
@@ -1804,12 +2103,12 @@ def _d_ct_ClReqControlMode(r, v, n, p):
 
 
 # CLResControlModeType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_ClResControlMode(a, o, st):
+def _e_ct_ClResControlMode(a: int, o: ct.ClResControlMode, w: Writer) -> int:
     a <<= 1
     return a
 
 
-def _d_ct_ClResControlMode(r, v, n, p):
+def _d_ct_ClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[ct.ClResControlMode, int]:
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ClResControlMode")
@@ -1818,18 +2117,20 @@ def _d_ct_ClResControlMode(r, v, n, p):
 
 
 # DetailedCostType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_DetailedCost(a, o, st):
+def _e_ct_DetailedCost(a: int, o: ct.DetailedCost, w: Writer) -> int:
     if o.amount.__class__ is not ct.RationalNumber:
         raise type_error("DetailedCost.amount", "RationalNumber", o.amount)
-    a = _e_ct_RationalNumber((a << 1), o.amount, st)
+    a = _e_ct_RationalNumber((a << 1), o.amount, w)
     if o.cost_per_unit.__class__ is not ct.RationalNumber:
         raise type_error("DetailedCost.cost_per_unit", "RationalNumber", o.cost_per_unit)
-    a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, st)
+    a = _e_ct_RationalNumber((a << 1), o.cost_per_unit, w)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedCost(r, v, n, p):
+def _d_ct_DetailedCost(r: Reader, v: int, n: int, p: int) -> tuple[ct.DetailedCost, int]:
+    f_amount: ct.RationalNumber
+    f_cost_per_unit: ct.RationalNumber
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Amount")
@@ -1848,26 +2149,33 @@ def _d_ct_DetailedCost(r, v, n, p):
 
 
 # DetailedTaxType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_DetailedTax(a, o, st):
-    y = o.tax_rule_id
-    if y.__class__ is int and 1 <= y < 0x80:
-        a = (a << 10) | y
+def _e_ct_DetailedTax(a: int, o: ct.DetailedTax, w: Writer) -> int:
+    y_tax_rule_id = o.tax_rule_id
+    if y_tax_rule_id.__class__ is int and 1 <= y_tax_rule_id < 0x80:
+        a = (a << 10) | y_tax_rule_id
+    elif y_tax_rule_id.__class__ is int and 128 <= y_tax_rule_id < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_tax_rule_id & 0x7F) << 8) | (y_tax_rule_id >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 1, 4294967295, "DetailedTax.tax_rule_id"))
+        a = e_uint((a << 2), check_range(y_tax_rule_id, 1, 4294967295, "DetailedTax.tax_rule_id"))
     if o.amount.__class__ is not ct.RationalNumber:
         raise type_error("DetailedTax.amount", "RationalNumber", o.amount)
-    a = _e_ct_RationalNumber((a << 2), o.amount, st)
+    a = _e_ct_RationalNumber((a << 2), o.amount, w)
     a <<= 1
     return a
 
 
-def _d_ct_DetailedTax(r, v, n, p):
+def _d_ct_DetailedTax(r: Reader, v: int, n: int, p: int) -> tuple[ct.DetailedTax, int]:
+    f_tax_rule_id: int
+    f_amount: ct.RationalNumber
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TaxRuleID")
     f_tax_rule_id = (v >> (n - p - 8)) & 0xFF
     if f_tax_rule_id < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_tax_rule_id = (f_tax_rule_id & 0x7F) | (q << 7)
+        p += 16
     else:
         f_tax_rule_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_tax_rule_id <= 4294967295:
@@ -1886,134 +2194,180 @@ def _d_ct_DetailedTax(r, v, n, p):
 
 
 # DisplayParametersType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_DisplayParameters(a, o, st):
+def _e_ct_DisplayParameters(a: int, o: ct.DisplayParameters, w: Writer) -> int:
     s = 0
-    x = o.present_soc
-    if x is not None:
+    x_present_soc = o.present_soc
+    if x_present_soc is not None:
         s = 1
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DisplayParameters.present_soc", y, 0, 100)
-        a = (a << 12) | y
+        y_present_soc = x_present_soc
+        if not isinstance(y_present_soc, int) or not 0 <= y_present_soc <= 100:
+            raise range_error("DisplayParameters.present_soc", y_present_soc, 0, 100)
+        a = (a << 12) | y_present_soc
         a <<= 1
-    x = o.minimum_soc
-    if x is not None:
+    x_minimum_soc = o.minimum_soc
+    if x_minimum_soc is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 64]
+            c, cw, s = _T_ct_DisplayParameters[s, 64]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.minimum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DisplayParameters.minimum_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_minimum_soc = x_minimum_soc
+        if not isinstance(y_minimum_soc, int) or not 0 <= y_minimum_soc <= 100:
+            raise range_error("DisplayParameters.minimum_soc", y_minimum_soc, 0, 100)
+        a = (a << 7) | y_minimum_soc
         a <<= 1
-    x = o.target_soc
-    if x is not None:
+    x_target_soc = o.target_soc
+    if x_target_soc is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 128]
+            c, cw, s = _T_ct_DisplayParameters[s, 128]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.target_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DisplayParameters.target_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_target_soc = x_target_soc
+        if not isinstance(y_target_soc, int) or not 0 <= y_target_soc <= 100:
+            raise range_error("DisplayParameters.target_soc", y_target_soc, 0, 100)
+        a = (a << 7) | y_target_soc
         a <<= 1
-    x = o.maximum_soc
-    if x is not None:
+    x_maximum_soc = o.maximum_soc
+    if x_maximum_soc is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 192]
+            c, cw, s = _T_ct_DisplayParameters[s, 192]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.maximum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if not isinstance(y, int) or not 0 <= y <= 100:
-            raise range_error("DisplayParameters.maximum_soc", y, 0, 100)
-        a = (a << 7) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_maximum_soc = x_maximum_soc
+        if not isinstance(y_maximum_soc, int) or not 0 <= y_maximum_soc <= 100:
+            raise range_error("DisplayParameters.maximum_soc", y_maximum_soc, 0, 100)
+        a = (a << 7) | y_maximum_soc
         a <<= 1
-    x = o.remaining_time_to_minimum_soc
-    if x is not None:
+    x_remaining_time_to_minimum_soc = o.remaining_time_to_minimum_soc
+    if x_remaining_time_to_minimum_soc is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 256]
+            c, cw, s = _T_ct_DisplayParameters[s, 256]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_minimum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_remaining_time_to_minimum_soc = x_remaining_time_to_minimum_soc
+        if y_remaining_time_to_minimum_soc.__class__ is int and 0 <= y_remaining_time_to_minimum_soc < 0x80:
+            a = (a << 8) | y_remaining_time_to_minimum_soc
+        elif y_remaining_time_to_minimum_soc.__class__ is int and 128 <= y_remaining_time_to_minimum_soc < 0x4000:
+            a = (
+                (a << 16)
+                | 0x8000
+                | ((y_remaining_time_to_minimum_soc & 0x7F) << 8)
+                | (y_remaining_time_to_minimum_soc >> 7)
+            )
         else:
-            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"))
+            a = e_uint(
+                a,
+                check_range(
+                    y_remaining_time_to_minimum_soc, 0, 4294967295, "DisplayParameters.remaining_time_to_minimum_soc"
+                ),
+            )
         a <<= 1
-    x = o.remaining_time_to_target_soc
-    if x is not None:
+    x_remaining_time_to_target_soc = o.remaining_time_to_target_soc
+    if x_remaining_time_to_target_soc is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 320]
+            c, cw, s = _T_ct_DisplayParameters[s, 320]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_target_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_remaining_time_to_target_soc = x_remaining_time_to_target_soc
+        if y_remaining_time_to_target_soc.__class__ is int and 0 <= y_remaining_time_to_target_soc < 0x80:
+            a = (a << 8) | y_remaining_time_to_target_soc
+        elif y_remaining_time_to_target_soc.__class__ is int and 128 <= y_remaining_time_to_target_soc < 0x4000:
+            a = (
+                (a << 16)
+                | 0x8000
+                | ((y_remaining_time_to_target_soc & 0x7F) << 8)
+                | (y_remaining_time_to_target_soc >> 7)
+            )
         else:
-            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"))
+            a = e_uint(
+                a,
+                check_range(
+                    y_remaining_time_to_target_soc, 0, 4294967295, "DisplayParameters.remaining_time_to_target_soc"
+                ),
+            )
         a <<= 1
-    x = o.remaining_time_to_maximum_soc
-    if x is not None:
+    x_remaining_time_to_maximum_soc = o.remaining_time_to_maximum_soc
+    if x_remaining_time_to_maximum_soc is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 384]
+            c, cw, s = _T_ct_DisplayParameters[s, 384]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.remaining_time_to_maximum_soc is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_remaining_time_to_maximum_soc = x_remaining_time_to_maximum_soc
+        if y_remaining_time_to_maximum_soc.__class__ is int and 0 <= y_remaining_time_to_maximum_soc < 0x80:
+            a = (a << 8) | y_remaining_time_to_maximum_soc
+        elif y_remaining_time_to_maximum_soc.__class__ is int and 128 <= y_remaining_time_to_maximum_soc < 0x4000:
+            a = (
+                (a << 16)
+                | 0x8000
+                | ((y_remaining_time_to_maximum_soc & 0x7F) << 8)
+                | (y_remaining_time_to_maximum_soc >> 7)
+            )
         else:
-            a = e_uint(a, check_range(y, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"))
+            a = e_uint(
+                a,
+                check_range(
+                    y_remaining_time_to_maximum_soc, 0, 4294967295, "DisplayParameters.remaining_time_to_maximum_soc"
+                ),
+            )
         a <<= 1
-    x = o.charging_complete
-    if x is not None:
+    x_charging_complete = o.charging_complete
+    if x_charging_complete is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 448]
+            c, cw, s = _T_ct_DisplayParameters[s, 448]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.charging_complete is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not bool:
-            raise type_error("DisplayParameters.charging_complete", "True or False", y)
-        a = (a << 1) | (1 if y else 0)
+        a = (a << (cw + 1)) | (c << 1)
+        y_charging_complete = x_charging_complete
+        if y_charging_complete.__class__ is not bool:
+            raise type_error("DisplayParameters.charging_complete", "True or False", y_charging_complete)
+        a = (a << 1) | (1 if y_charging_complete else 0)
         a <<= 1
-    x = o.battery_energy_capacity
-    if x is not None:
+    x_battery_energy_capacity = o.battery_energy_capacity
+    if x_battery_energy_capacity is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 512]
+            c, cw, s = _T_ct_DisplayParameters[s, 512]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.battery_energy_capacity is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.RationalNumber:
-            raise type_error("DisplayParameters.battery_energy_capacity", "RationalNumber", x)
-        a = _e_ct_RationalNumber(a, x, st)
-    x = o.inlet_hot
-    if x is not None:
+        a = (a << cw) | c
+        if x_battery_energy_capacity.__class__ is not ct.RationalNumber:
+            raise type_error("DisplayParameters.battery_energy_capacity", "RationalNumber", x_battery_energy_capacity)
+        a = _e_ct_RationalNumber(a, x_battery_energy_capacity, w)
+    x_inlet_hot = o.inlet_hot
+    if x_inlet_hot is not None:
         try:
-            c, w, s = _T_ct_DisplayParameters[s, 576]
+            c, cw, s = _T_ct_DisplayParameters[s, 576]
         except KeyError:
             raise ExiEncodeError("DisplayParameters.inlet_hot is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not bool:
-            raise type_error("DisplayParameters.inlet_hot", "True or False", y)
-        a = (a << 1) | (1 if y else 0)
+        a = (a << (cw + 1)) | (c << 1)
+        y_inlet_hot = x_inlet_hot
+        if y_inlet_hot.__class__ is not bool:
+            raise type_error("DisplayParameters.inlet_hot", "True or False", y_inlet_hot)
+        a = (a << 1) | (1 if y_inlet_hot else 0)
         a <<= 1
     try:
-        c, w, _ = _T_ct_DisplayParameters[s, -1]
+        c, cw, _ = _T_ct_DisplayParameters[s, -1]
     except KeyError:
         raise ExiEncodeError("DisplayParameters: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ct_DisplayParameters(r, v, n, p):
+def _d_ct_DisplayParameters(r: Reader, v: int, n: int, p: int) -> tuple[ct.DisplayParameters, int]:
+    f_present_soc: int | None
+    f_minimum_soc: int | None
+    f_target_soc: int | None
+    f_maximum_soc: int | None
+    f_remaining_time_to_minimum_soc: int | None
+    f_remaining_time_to_target_soc: int | None
+    f_remaining_time_to_maximum_soc: int | None
+    f_charging_complete: bool | None
+    f_battery_energy_capacity: ct.RationalNumber | None
+    f_inlet_hot: bool | None
     s = 0
     w, mask, prods = _D_ct_DisplayParameters[s]
     p += w
@@ -2085,10 +2439,13 @@ def _d_ct_DisplayParameters(r, v, n, p):
         f_remaining_time_to_minimum_soc = (v >> (n - p - 8)) & 0xFF
         if f_remaining_time_to_minimum_soc < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_remaining_time_to_minimum_soc = (f_remaining_time_to_minimum_soc & 0x7F) | (q << 7)
+            p += 16
         else:
             f_remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= f_remaining_time_to_minimum_soc <= 4294967295:
-            raise out_of_range(p, f_remaining_time_to_minimum_soc, 0, 4294967295)
+            if not 0 <= f_remaining_time_to_minimum_soc <= 4294967295:
+                raise out_of_range(p, f_remaining_time_to_minimum_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMinimumSOC")
@@ -2104,10 +2461,13 @@ def _d_ct_DisplayParameters(r, v, n, p):
         f_remaining_time_to_target_soc = (v >> (n - p - 8)) & 0xFF
         if f_remaining_time_to_target_soc < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_remaining_time_to_target_soc = (f_remaining_time_to_target_soc & 0x7F) | (q << 7)
+            p += 16
         else:
             f_remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= f_remaining_time_to_target_soc <= 4294967295:
-            raise out_of_range(p, f_remaining_time_to_target_soc, 0, 4294967295)
+            if not 0 <= f_remaining_time_to_target_soc <= 4294967295:
+                raise out_of_range(p, f_remaining_time_to_target_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToTargetSOC")
@@ -2123,10 +2483,13 @@ def _d_ct_DisplayParameters(r, v, n, p):
         f_remaining_time_to_maximum_soc = (v >> (n - p - 8)) & 0xFF
         if f_remaining_time_to_maximum_soc < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_remaining_time_to_maximum_soc = (f_remaining_time_to_maximum_soc & 0x7F) | (q << 7)
+            p += 16
         else:
             f_remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
-        if not 0 <= f_remaining_time_to_maximum_soc <= 4294967295:
-            raise out_of_range(p, f_remaining_time_to_maximum_soc, 0, 4294967295)
+            if not 0 <= f_remaining_time_to_maximum_soc <= 4294967295:
+                raise out_of_range(p, f_remaining_time_to_maximum_soc, 0, 4294967295)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMaximumSOC")
@@ -2185,28 +2548,35 @@ def _d_ct_DisplayParameters(r, v, n, p):
 
 
 # EVSEStatusType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_EvseStatus(a, o, st):
-    y = o.notification_max_delay
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_ct_EvseStatus(a: int, o: ct.EvseStatus, w: Writer) -> int:
+    y_notification_max_delay = o.notification_max_delay
+    if y_notification_max_delay.__class__ is int and 0 <= y_notification_max_delay < 0x80:
+        a = (a << 10) | y_notification_max_delay
+    elif y_notification_max_delay.__class__ is int and 128 <= y_notification_max_delay < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_notification_max_delay & 0x7F) << 8) | (y_notification_max_delay >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 65535, "EvseStatus.notification_max_delay"))
+        a = e_uint((a << 2), check_range(y_notification_max_delay, 0, 65535, "EvseStatus.notification_max_delay"))
     a = (a << 6) | enum_index(_EN_ct_EvseNotification, o.evse_notification, "EvseStatus.evse_notification")
     a <<= 2
     return a
 
 
-def _d_ct_EvseStatus(r, v, n, p):
+def _d_ct_EvseStatus(r: Reader, v: int, n: int, p: int) -> tuple[ct.EvseStatus, int]:
+    f_notification_max_delay: int
+    f_evse_notification: ct.EvseNotification
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "NotificationMaxDelay")
     f_notification_max_delay = (v >> (n - p - 8)) & 0xFF
     if f_notification_max_delay < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_notification_max_delay = (f_notification_max_delay & 0x7F) | (q << 7)
+        p += 16
     else:
         f_notification_max_delay, p = r_uint(v, n, p, 3)
-    if not 0 <= f_notification_max_delay <= 65535:
-        raise out_of_range(p, f_notification_max_delay, 0, 65535)
+        if not 0 <= f_notification_max_delay <= 65535:
+            raise out_of_range(p, f_notification_max_delay, 0, 65535)
     p += 8
     q = (v >> (n - p)) & 0xFF
     if q >> 5:
@@ -2221,44 +2591,52 @@ def _d_ct_EvseStatus(r, v, n, p):
 
 
 # MessageHeaderType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_MessageHeader(a, o, st):
-    a = e_bin((a << 2), o.session_id, 8, 8, "MessageHeader.session_id")
-    y = o.time_stamp
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 11) | y
+def _e_ct_MessageHeader(a: int, o: ct.MessageHeader, w: Writer) -> int:
+    a = e_bin((a << 2), o.session_id, w, 8, 8, "MessageHeader.session_id")
+    y_time_stamp = o.time_stamp
+    if y_time_stamp.__class__ is int and 0 <= y_time_stamp < 0x80:
+        a = (a << 11) | y_time_stamp
+    elif y_time_stamp.__class__ is int and 128 <= y_time_stamp < 0x4000:
+        a = (a << 19) | 0x8000 | ((y_time_stamp & 0x7F) << 8) | (y_time_stamp >> 7)
     else:
-        a = e_uint((a << 3), check_range(y, 0, 18446744073709551615, "MessageHeader.time_stamp"))
+        a = e_uint((a << 3), check_range(y_time_stamp, 0, 18446744073709551615, "MessageHeader.time_stamp"))
     a <<= 1
     s = 2
-    x = o.signature
-    if x is not None:
+    x_signature = o.signature
+    if x_signature is not None:
         s = 3
-        if x.__class__ is not ds.Signature:
-            raise type_error("MessageHeader.signature", "Signature", x)
-        a = _e_ds_Signature((a << 2), x, st)
+        if x_signature.__class__ is not ds.Signature:
+            raise type_error("MessageHeader.signature", "Signature", x_signature)
+        a = _e_ds_Signature((a << 2), x_signature, w)
     try:
-        c, w, _ = _T_ct_MessageHeader[s, -1]
+        c, cw, _ = _T_ct_MessageHeader[s, -1]
     except KeyError:
         raise ExiEncodeError("MessageHeader: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ct_MessageHeader(r, v, n, p):
+def _d_ct_MessageHeader(r: Reader, v: int, n: int, p: int) -> tuple[ct.MessageHeader, int]:
+    f_session_id: bytes
+    f_time_stamp: int
+    f_signature: ds.Signature | None
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SessionID")
-    f_session_id, p = r_binary(v, n, p, 8)
+    f_session_id, p = r_binary(r, v, n, p, 8)
     p += 3
     if (v >> (n - p)) & 0x7:
         raise unexpected(p - 3, 3, "end of SessionID")
     f_time_stamp = (v >> (n - p - 8)) & 0xFF
     if f_time_stamp < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_time_stamp = (f_time_stamp & 0x7F) | (q << 7)
+        p += 16
     else:
         f_time_stamp, p = r_uint(v, n, p, 10)
-    if not 0 <= f_time_stamp <= 18446744073709551615:
-        raise out_of_range(p, f_time_stamp, 0, 18446744073709551615)
+        if not 0 <= f_time_stamp <= 18446744073709551615:
+            raise out_of_range(p, f_time_stamp, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeStamp")
@@ -2268,6 +2646,8 @@ def _d_ct_MessageHeader(r, v, n, p):
     fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 2:
         f_signature, p = _d_ds_Signature(r, v, n, p)
+        v = r.v
+        n = r.n
         w, mask, prods = _D_ct_MessageHeader[s]
         p += w
         fid, sub, s = prods[(v >> (n - p)) & mask]
@@ -2283,107 +2663,174 @@ def _d_ct_MessageHeader(r, v, n, p):
 
 
 # MeterInfoType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_MeterInfo(a, o, st):
-    y = o.meter_id
-    if not y and y.__class__ in (str, bytes):
+def _e_ct_MeterInfo(a: int, o: ct.MeterInfo, w: Writer) -> int:
+    y_meter_id = o.meter_id
+    if not y_meter_id and y_meter_id.__class__ in (str, bytes):
         a = (a << 5) | 0b1000
     else:
-        a = e_str((a << 2), y, st, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
+        a = e_str((a << 2), y_meter_id, w, "{urn:iso:std:iso:15118:-20:CommonTypes}MeterID", 32, "MeterInfo.meter_id")
         a <<= 1
-    y = o.charged_energy_reading_wh
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+    y_charged_energy_reading_wh = o.charged_energy_reading_wh
+    if y_charged_energy_reading_wh.__class__ is int and 0 <= y_charged_energy_reading_wh < 0x80:
+        a = (a << 10) | y_charged_energy_reading_wh
+    elif y_charged_energy_reading_wh.__class__ is int and 128 <= y_charged_energy_reading_wh < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_charged_energy_reading_wh & 0x7F) << 8) | (y_charged_energy_reading_wh >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"))
+        a = e_uint(
+            (a << 2),
+            check_range(y_charged_energy_reading_wh, 0, 18446744073709551615, "MeterInfo.charged_energy_reading_wh"),
+        )
     a <<= 1
     s = 2
-    x = o.bpt_discharged_energy_reading_wh
-    if x is not None:
+    x_bpt_discharged_energy_reading_wh = o.bpt_discharged_energy_reading_wh
+    if x_bpt_discharged_energy_reading_wh is not None:
         s = 3
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 12) | y
+        y_bpt_discharged_energy_reading_wh = x_bpt_discharged_energy_reading_wh
+        if y_bpt_discharged_energy_reading_wh.__class__ is int and 0 <= y_bpt_discharged_energy_reading_wh < 0x80:
+            a = (a << 12) | y_bpt_discharged_energy_reading_wh
+        elif y_bpt_discharged_energy_reading_wh.__class__ is int and 128 <= y_bpt_discharged_energy_reading_wh < 0x4000:
+            a = (
+                (a << 20)
+                | 0x8000
+                | ((y_bpt_discharged_energy_reading_wh & 0x7F) << 8)
+                | (y_bpt_discharged_energy_reading_wh >> 7)
+            )
         else:
-            a = e_uint((a << 4), check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_discharged_energy_reading_wh"))
+            a = e_uint(
+                (a << 4),
+                check_range(
+                    y_bpt_discharged_energy_reading_wh,
+                    0,
+                    18446744073709551615,
+                    "MeterInfo.bpt_discharged_energy_reading_wh",
+                ),
+            )
         a <<= 1
-    x = o.capacitive_energy_reading_va_rh
-    if x is not None:
+    x_capacitive_energy_reading_va_rh = o.capacitive_energy_reading_va_rh
+    if x_capacitive_energy_reading_va_rh is not None:
         try:
-            c, w, s = _T_ct_MeterInfo[s, 192]
+            c, cw, s = _T_ct_MeterInfo[s, 192]
         except KeyError:
             raise ExiEncodeError("MeterInfo.capacitive_energy_reading_va_rh is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_capacitive_energy_reading_va_rh = x_capacitive_energy_reading_va_rh
+        if y_capacitive_energy_reading_va_rh.__class__ is int and 0 <= y_capacitive_energy_reading_va_rh < 0x80:
+            a = (a << 8) | y_capacitive_energy_reading_va_rh
+        elif y_capacitive_energy_reading_va_rh.__class__ is int and 128 <= y_capacitive_energy_reading_va_rh < 0x4000:
+            a = (
+                (a << 16)
+                | 0x8000
+                | ((y_capacitive_energy_reading_va_rh & 0x7F) << 8)
+                | (y_capacitive_energy_reading_va_rh >> 7)
+            )
         else:
-            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.capacitive_energy_reading_va_rh"))
+            a = e_uint(
+                a,
+                check_range(
+                    y_capacitive_energy_reading_va_rh,
+                    0,
+                    18446744073709551615,
+                    "MeterInfo.capacitive_energy_reading_va_rh",
+                ),
+            )
         a <<= 1
-    x = o.bpt_inductive_energy_reading_va_rh
-    if x is not None:
+    x_bpt_inductive_energy_reading_va_rh = o.bpt_inductive_energy_reading_va_rh
+    if x_bpt_inductive_energy_reading_va_rh is not None:
         try:
-            c, w, s = _T_ct_MeterInfo[s, 256]
+            c, cw, s = _T_ct_MeterInfo[s, 256]
         except KeyError:
             raise ExiEncodeError("MeterInfo.bpt_inductive_energy_reading_va_rh is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_bpt_inductive_energy_reading_va_rh = x_bpt_inductive_energy_reading_va_rh
+        if y_bpt_inductive_energy_reading_va_rh.__class__ is int and 0 <= y_bpt_inductive_energy_reading_va_rh < 0x80:
+            a = (a << 8) | y_bpt_inductive_energy_reading_va_rh
+        elif (
+            y_bpt_inductive_energy_reading_va_rh.__class__ is int
+            and 128 <= y_bpt_inductive_energy_reading_va_rh < 0x4000
+        ):
+            a = (
+                (a << 16)
+                | 0x8000
+                | ((y_bpt_inductive_energy_reading_va_rh & 0x7F) << 8)
+                | (y_bpt_inductive_energy_reading_va_rh >> 7)
+            )
         else:
-            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.bpt_inductive_energy_reading_va_rh"))
+            a = e_uint(
+                a,
+                check_range(
+                    y_bpt_inductive_energy_reading_va_rh,
+                    0,
+                    18446744073709551615,
+                    "MeterInfo.bpt_inductive_energy_reading_va_rh",
+                ),
+            )
         a <<= 1
-    x = o.meter_signature
-    if x is not None:
+    x_meter_signature = o.meter_signature
+    if x_meter_signature is not None:
         try:
-            c, w, s = _T_ct_MeterInfo[s, 320]
+            c, cw, s = _T_ct_MeterInfo[s, 320]
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_signature is not allowed here") from None
-        a = (a << w) | c
-        y = x
-        if not y and y.__class__ in (str, bytes):
+        a = (a << cw) | c
+        y_meter_signature = x_meter_signature
+        if not y_meter_signature and y_meter_signature.__class__ in (str, bytes):
             a = (a << 4) | 0b1000
         else:
-            a = e_bin((a << 1), y, None, 64, "MeterInfo.meter_signature")
+            a = e_bin((a << 1), y_meter_signature, w, None, 64, "MeterInfo.meter_signature")
             a <<= 1
-    x = o.meter_status
-    if x is not None:
+    x_meter_status = o.meter_status
+    if x_meter_status is not None:
         try:
-            c, w, s = _T_ct_MeterInfo[s, 384]
+            c, cw, s = _T_ct_MeterInfo[s, 384]
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_status is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is not int:
-            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
-        elif 0 <= y < 0x80:
-            a = (a << 9) | y
-        elif -0x80 <= y < 0:
-            a = (a << 9) | (0xFF - y)
+        a = (a << (cw + 1)) | (c << 1)
+        y_meter_status = x_meter_status
+        if y_meter_status.__class__ is not int:
+            a = e_int(a, check_range(y_meter_status, -32768, 32767, "MeterInfo.meter_status"))
+        elif 0 <= y_meter_status < 0x80:
+            a = (a << 9) | y_meter_status
+        elif -0x80 <= y_meter_status < 0:
+            a = (a << 9) | (0xFF - y_meter_status)
+        elif 0 <= y_meter_status < 0x4000:
+            a = (a << 17) | 0x8000 | ((y_meter_status & 0x7F) << 8) | (y_meter_status >> 7)
+        elif -0x4000 <= y_meter_status < 0:
+            a = (a << 17) | 0x18000 | ((~y_meter_status & 0x7F) << 8) | (~y_meter_status >> 7)
         else:
-            a = e_int(a, check_range(y, -32768, 32767, "MeterInfo.meter_status"))
+            a = e_int(a, check_range(y_meter_status, -32768, 32767, "MeterInfo.meter_status"))
         a <<= 1
-    x = o.meter_timestamp
-    if x is not None:
+    x_meter_timestamp = o.meter_timestamp
+    if x_meter_timestamp is not None:
         try:
-            c, w, s = _T_ct_MeterInfo[s, 448]
+            c, cw, s = _T_ct_MeterInfo[s, 448]
         except KeyError:
             raise ExiEncodeError("MeterInfo.meter_timestamp is not allowed here") from None
-        a = (a << (w + 1)) | (c << 1)
-        y = x
-        if y.__class__ is int and 0 <= y < 0x80:
-            a = (a << 8) | y
+        a = (a << (cw + 1)) | (c << 1)
+        y_meter_timestamp = x_meter_timestamp
+        if y_meter_timestamp.__class__ is int and 0 <= y_meter_timestamp < 0x80:
+            a = (a << 8) | y_meter_timestamp
+        elif y_meter_timestamp.__class__ is int and 128 <= y_meter_timestamp < 0x4000:
+            a = (a << 16) | 0x8000 | ((y_meter_timestamp & 0x7F) << 8) | (y_meter_timestamp >> 7)
         else:
-            a = e_uint(a, check_range(y, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
+            a = e_uint(a, check_range(y_meter_timestamp, 0, 18446744073709551615, "MeterInfo.meter_timestamp"))
         a <<= 1
     try:
-        c, w, _ = _T_ct_MeterInfo[s, -1]
+        c, cw, _ = _T_ct_MeterInfo[s, -1]
     except KeyError:
         raise ExiEncodeError("MeterInfo: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ct_MeterInfo(r, v, n, p):
+def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, int]:
+    f_meter_id: str
+    f_charged_energy_reading_wh: int
+    f_bpt_discharged_energy_reading_wh: int | None
+    f_capacitive_energy_reading_va_rh: int | None
+    f_bpt_inductive_energy_reading_va_rh: int | None
+    f_meter_signature: bytes | None
+    f_meter_status: int | None
+    f_meter_timestamp: int | None
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "MeterID")
@@ -2404,10 +2851,13 @@ def _d_ct_MeterInfo(r, v, n, p):
     f_charged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
     if f_charged_energy_reading_wh < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_charged_energy_reading_wh = (f_charged_energy_reading_wh & 0x7F) | (q << 7)
+        p += 16
     else:
         f_charged_energy_reading_wh, p = r_uint(v, n, p, 10)
-    if not 0 <= f_charged_energy_reading_wh <= 18446744073709551615:
-        raise out_of_range(p, f_charged_energy_reading_wh, 0, 18446744073709551615)
+        if not 0 <= f_charged_energy_reading_wh <= 18446744073709551615:
+            raise out_of_range(p, f_charged_energy_reading_wh, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
@@ -2422,10 +2872,13 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_bpt_discharged_energy_reading_wh = (v >> (n - p - 8)) & 0xFF
         if f_bpt_discharged_energy_reading_wh < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_bpt_discharged_energy_reading_wh = (f_bpt_discharged_energy_reading_wh & 0x7F) | (q << 7)
+            p += 16
         else:
             f_bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
-        if not 0 <= f_bpt_discharged_energy_reading_wh <= 18446744073709551615:
-            raise out_of_range(p, f_bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
+            if not 0 <= f_bpt_discharged_energy_reading_wh <= 18446744073709551615:
+                raise out_of_range(p, f_bpt_discharged_energy_reading_wh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
@@ -2441,10 +2894,13 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_capacitive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
         if f_capacitive_energy_reading_va_rh < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_capacitive_energy_reading_va_rh = (f_capacitive_energy_reading_va_rh & 0x7F) | (q << 7)
+            p += 16
         else:
             f_capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= f_capacitive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, f_capacitive_energy_reading_va_rh, 0, 18446744073709551615)
+            if not 0 <= f_capacitive_energy_reading_va_rh <= 18446744073709551615:
+                raise out_of_range(p, f_capacitive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
@@ -2460,10 +2916,13 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_bpt_inductive_energy_reading_va_rh = (v >> (n - p - 8)) & 0xFF
         if f_bpt_inductive_energy_reading_va_rh < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_bpt_inductive_energy_reading_va_rh = (f_bpt_inductive_energy_reading_va_rh & 0x7F) | (q << 7)
+            p += 16
         else:
             f_bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
-        if not 0 <= f_bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
-            raise out_of_range(p, f_bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
+            if not 0 <= f_bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
+                raise out_of_range(p, f_bpt_inductive_energy_reading_va_rh, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
@@ -2480,7 +2939,7 @@ def _d_ct_MeterInfo(r, v, n, p):
                 raise unexpected(p - 4, 4, "characters or end of MeterSignature")
             f_meter_signature = b""
         else:
-            f_meter_signature, p = r_binary(v, n, p, 64)
+            f_meter_signature, p = r_binary(r, v, n, p, 64)
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of MeterSignature")
@@ -2499,6 +2958,10 @@ def _d_ct_MeterInfo(r, v, n, p):
         elif 0x100 <= f_meter_status < 0x180:
             p += 9
             f_meter_status = 0xFF - f_meter_status
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_meter_status & 0x7F) | (q << 7)
+            f_meter_status = -q - 1 if f_meter_status >> 8 else q
+            p += 17
         else:
             f_meter_status, p = r_sint(v, n, p, 3)
             if not -32768 <= f_meter_status <= 32767:
@@ -2518,10 +2981,13 @@ def _d_ct_MeterInfo(r, v, n, p):
         f_meter_timestamp = (v >> (n - p - 8)) & 0xFF
         if f_meter_timestamp < 0x80:
             p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_meter_timestamp = (f_meter_timestamp & 0x7F) | (q << 7)
+            p += 16
         else:
             f_meter_timestamp, p = r_uint(v, n, p, 10)
-        if not 0 <= f_meter_timestamp <= 18446744073709551615:
-            raise out_of_range(p, f_meter_timestamp, 0, 18446744073709551615)
+            if not 0 <= f_meter_timestamp <= 18446744073709551615:
+                raise out_of_range(p, f_meter_timestamp, 0, 18446744073709551615)
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterTimestamp")
@@ -2545,25 +3011,31 @@ def _d_ct_MeterInfo(r, v, n, p):
 
 
 # RationalNumberType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_RationalNumber(a, o, st):
-    y = o.exponent
-    if not isinstance(y, int) or not -128 <= y <= 127:
-        raise range_error("RationalNumber.exponent", y, -128, 127)
-    a = (a << 10) | (y + 128)
-    y = o.value
-    if y.__class__ is not int:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
-    elif 0 <= y < 0x80:
-        a = (a << 12) | y
-    elif -0x80 <= y < 0:
-        a = (a << 12) | (0xFF - y)
+def _e_ct_RationalNumber(a: int, o: ct.RationalNumber, w: Writer) -> int:
+    y_exponent = o.exponent
+    if not isinstance(y_exponent, int) or not -128 <= y_exponent <= 127:
+        raise range_error("RationalNumber.exponent", y_exponent, -128, 127)
+    a = (a << 10) | (y_exponent + 128)
+    y_value = o.value
+    if y_value.__class__ is not int:
+        a = e_int((a << 3), check_range(y_value, -32768, 32767, "RationalNumber.value"))
+    elif 0 <= y_value < 0x80:
+        a = (a << 12) | y_value
+    elif -0x80 <= y_value < 0:
+        a = (a << 12) | (0xFF - y_value)
+    elif 0 <= y_value < 0x4000:
+        a = (a << 20) | 0x8000 | ((y_value & 0x7F) << 8) | (y_value >> 7)
+    elif -0x4000 <= y_value < 0:
+        a = (a << 20) | 0x18000 | ((~y_value & 0x7F) << 8) | (~y_value >> 7)
     else:
-        a = e_int((a << 3), check_range(y, -32768, 32767, "RationalNumber.value"))
+        a = e_int((a << 3), check_range(y_value, -32768, 32767, "RationalNumber.value"))
     a <<= 2
     return a
 
 
-def _d_ct_RationalNumber(r, v, n, p):
+def _d_ct_RationalNumber(r: Reader, v: int, n: int, p: int) -> tuple[ct.RationalNumber, int]:
+    f_exponent: int
+    f_value: int
     p += 13
     q = (v >> (n - p)) & 0x1FFF
     if q >> 11:
@@ -2577,6 +3049,10 @@ def _d_ct_RationalNumber(r, v, n, p):
     elif 0x100 <= f_value < 0x180:
         p += 9
         f_value = 0xFF - f_value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_value & 0x7F) | (q << 7)
+        f_value = -q - 1 if f_value >> 8 else q
+        p += 17
     else:
         f_value, p = r_sint(v, n, p, 3)
         if not -32768 <= f_value <= 32767:
@@ -2591,85 +3067,98 @@ def _d_ct_RationalNumber(r, v, n, p):
 
 
 # ReceiptType (urn:iso:std:iso:15118:-20:CommonTypes)
-def _e_ct_Receipt(a, o, st):
-    y = o.time_anchor
-    if y.__class__ is int and 0 <= y < 0x80:
-        a = (a << 10) | y
+def _e_ct_Receipt(a: int, o: ct.Receipt, w: Writer) -> int:
+    y_time_anchor = o.time_anchor
+    if y_time_anchor.__class__ is int and 0 <= y_time_anchor < 0x80:
+        a = (a << 10) | y_time_anchor
+    elif y_time_anchor.__class__ is int and 128 <= y_time_anchor < 0x4000:
+        a = (a << 18) | 0x8000 | ((y_time_anchor & 0x7F) << 8) | (y_time_anchor >> 7)
     else:
-        a = e_uint((a << 2), check_range(y, 0, 18446744073709551615, "Receipt.time_anchor"))
+        a = e_uint((a << 2), check_range(y_time_anchor, 0, 18446744073709551615, "Receipt.time_anchor"))
     a <<= 1
     s = 1
-    x = o.energy_costs
-    if x is not None:
+    x_energy_costs = o.energy_costs
+    if x_energy_costs is not None:
         s = 2
-        if x.__class__ is not ct.DetailedCost:
-            raise type_error("Receipt.energy_costs", "DetailedCost", x)
-        a = _e_ct_DetailedCost((a << 3), x, st)
-    x = o.occupancy_costs
-    if x is not None:
+        if x_energy_costs.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.energy_costs", "DetailedCost", x_energy_costs)
+        a = _e_ct_DetailedCost((a << 3), x_energy_costs, w)
+    x_occupancy_costs = o.occupancy_costs
+    if x_occupancy_costs is not None:
         try:
-            c, w, s = _T_ct_Receipt[s, 128]
+            c, cw, s = _T_ct_Receipt[s, 128]
         except KeyError:
             raise ExiEncodeError("Receipt.occupancy_costs is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.DetailedCost:
-            raise type_error("Receipt.occupancy_costs", "DetailedCost", x)
-        a = _e_ct_DetailedCost(a, x, st)
-    x = o.additional_services_costs
-    if x is not None:
+        a = (a << cw) | c
+        if x_occupancy_costs.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.occupancy_costs", "DetailedCost", x_occupancy_costs)
+        a = _e_ct_DetailedCost(a, x_occupancy_costs, w)
+    x_additional_services_costs = o.additional_services_costs
+    if x_additional_services_costs is not None:
         try:
-            c, w, s = _T_ct_Receipt[s, 192]
+            c, cw, s = _T_ct_Receipt[s, 192]
         except KeyError:
             raise ExiEncodeError("Receipt.additional_services_costs is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.DetailedCost:
-            raise type_error("Receipt.additional_services_costs", "DetailedCost", x)
-        a = _e_ct_DetailedCost(a, x, st)
-    x = o.overstay_costs
-    if x is not None:
+        a = (a << cw) | c
+        if x_additional_services_costs.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.additional_services_costs", "DetailedCost", x_additional_services_costs)
+        a = _e_ct_DetailedCost(a, x_additional_services_costs, w)
+    x_overstay_costs = o.overstay_costs
+    if x_overstay_costs is not None:
         try:
-            c, w, s = _T_ct_Receipt[s, 256]
+            c, cw, s = _T_ct_Receipt[s, 256]
         except KeyError:
             raise ExiEncodeError("Receipt.overstay_costs is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.DetailedCost:
-            raise type_error("Receipt.overstay_costs", "DetailedCost", x)
-        a = _e_ct_DetailedCost(a, x, st)
-    items = o.tax_costs
-    if items.__class__ is not list:
-        raise type_error("Receipt.tax_costs", "a list", items)
-    if len(items) > 10:
+        a = (a << cw) | c
+        if x_overstay_costs.__class__ is not ct.DetailedCost:
+            raise type_error("Receipt.overstay_costs", "DetailedCost", x_overstay_costs)
+        a = _e_ct_DetailedCost(a, x_overstay_costs, w)
+    items_tax_costs = o.tax_costs
+    if items_tax_costs.__class__ is not list:
+        raise type_error("Receipt.tax_costs", "a list", items_tax_costs)
+    if len(items_tax_costs) > 10:
         raise ExiEncodeError("Receipt.tax_costs: more than 10 items")
-    for i, x in enumerate(items, 1):
+    for i, x_tax_costs in enumerate(items_tax_costs, 1):
+        if a > w.flush_at:  # keep the accumulator short: shifts stay O(1)
+            a = w.flush(a)
         try:
-            c, w, s = _T_ct_Receipt[s, 320]
+            c, cw, s = _T_ct_Receipt[s, 320]
         except KeyError:
             raise ExiEncodeError("Receipt.tax_costs is not allowed here") from None
-        a = (a << w) | c
-        if x.__class__ is not ct.DetailedTax:
-            raise type_error("Receipt.tax_costs", "DetailedTax", x)
-        a = _e_ct_DetailedTax(a, x, st)
+        a = (a << cw) | c
+        if x_tax_costs.__class__ is not ct.DetailedTax:
+            raise type_error("Receipt.tax_costs", "DetailedTax", x_tax_costs)
+        a = _e_ct_DetailedTax(a, x_tax_costs, w)
         if i == 10:
             s = _X_ct_Receipt[s]
     try:
-        c, w, _ = _T_ct_Receipt[s, -1]
+        c, cw, _ = _T_ct_Receipt[s, -1]
     except KeyError:
         raise ExiEncodeError("Receipt: required content missing") from None
-    a = (a << w) | c
+    a = (a << cw) | c
     return a
 
 
-def _d_ct_Receipt(r, v, n, p):
+def _d_ct_Receipt(r: Reader, v: int, n: int, p: int) -> tuple[ct.Receipt, int]:
+    f_time_anchor: int
+    f_energy_costs: ct.DetailedCost | None
+    f_occupancy_costs: ct.DetailedCost | None
+    f_additional_services_costs: ct.DetailedCost | None
+    f_overstay_costs: ct.DetailedCost | None
+    f_tax_costs: list[ct.DetailedTax]
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "TimeAnchor")
     f_time_anchor = (v >> (n - p - 8)) & 0xFF
     if f_time_anchor < 0x80:
         p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
+        p += 16
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
-    if not 0 <= f_time_anchor <= 18446744073709551615:
-        raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
+        if not 0 <= f_time_anchor <= 18446744073709551615:
+            raise out_of_range(p, f_time_anchor, 0, 18446744073709551615)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
@@ -2707,8 +3196,10 @@ def _d_ct_Receipt(r, v, n, p):
         f_overstay_costs = None
     f_tax_costs = []
     while fid == 5:
-        x, p = _d_ct_DetailedTax(r, v, n, p)
-        f_tax_costs.append(x)
+        if p > r.lim:
+            v, n = r.refill(p)
+        x_tax_costs, p = _d_ct_DetailedTax(r, v, n, p)
+        f_tax_costs.append(x_tax_costs)
         if len(f_tax_costs) == 10:
             s = _X_ct_Receipt[s]
         w, mask, prods = _D_ct_Receipt[s]
@@ -2728,7 +3219,7 @@ def _d_ct_Receipt(r, v, n, p):
 
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
-_T_ds_CanonicalizationMethod = {
+_T_ds_CanonicalizationMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, -1): (1, 2, -1),
@@ -2740,14 +3231,57 @@ _T_ds_CanonicalizationMethod = {
     (4, -1): (1, 2, -1),
     (4, -3): (3, 2, 4),
 }
-_D_ds_CanonicalizationMethod = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
-    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
-    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
-    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+_D_ds_CanonicalizationMethod: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 4),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_ds_DsaKeyValue = {
+_T_ds_DsaKeyValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 128): (1, 2, 2),
     (0, 192): (2, 2, 3),
@@ -2771,17 +3305,79 @@ _T_ds_DsaKeyValue = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_ds_DsaKeyValue = (
-    (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 4), (-3, 0, 1))),
-    (1, 0x1, ((3, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((2, 0, 2), (3, 0, 3), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
-    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_ds_DsaKeyValue: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (2, 0, 2),
+            (3, 0, 3),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 2),
+            (3, 0, 3),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (6, 0, 7),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_T_ds_DigestMethod = {
+_T_ds_DigestMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, -1): (1, 2, -1),
@@ -2793,14 +3389,57 @@ _T_ds_DigestMethod = {
     (4, -1): (1, 2, -1),
     (4, -3): (3, 2, 4),
 }
-_D_ds_DigestMethod = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
-    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
-    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
-    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+_D_ds_DigestMethod: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 4),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_ds_KeyInfo = {
+_T_ds_KeyInfo: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
     (0, 64): (1, 4, 2),
     (0, 128): (2, 4, 4),
@@ -3115,7 +3754,7 @@ _T_ds_KeyInfo = {
     (34, -1): (8, 4, -1),
     (34, -3): (10, 4, 34),
 }
-_D_ds_KeyInfo = (
+_D_ds_KeyInfo: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
     (
         4,
         0xF,
@@ -3710,7 +4349,7 @@ _D_ds_KeyInfo = (
         ),
     ),
 )
-_T_ds_KeyValue = {
+_T_ds_KeyValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 3),
     (0, -3): (4, 3, 0),
@@ -3724,14 +4363,58 @@ _T_ds_KeyValue = {
     (4, -1): (0, 2, -1),
     (4, -3): (2, 2, 4),
 }
-_D_ds_KeyValue = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
-    (2, 0x3, ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))),
-    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 2))),
-    (2, 0x3, ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
-    (2, 0x3, ((-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+_D_ds_KeyValue: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 3),
+            (-2, 0, 4),
+            (-2, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-1, 0, -1),
+            (-2, 0, 1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 3),
+            (-2, 0, 4),
+            (-2, 0, 2),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-1, 0, -1),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-1, 0, -1),
+            (-2, 0, 4),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_ds_Manifest = {
+_T_ds_Manifest: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -3744,13 +4427,44 @@ _T_ds_Manifest = {
     (3, -1): (1, 2, -1),
     (3, -3): (2, 2, 3),
 }
-_D_ds_Manifest = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
+_D_ds_Manifest: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_ds_Object = {
+_T_ds_Object: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -3772,16 +4486,85 @@ _T_ds_Object = {
     (6, -1): (1, 2, -1),
     (6, -3): (3, 2, 6),
 }
-_D_ds_Object = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
-    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 3))),
-    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
-    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
-    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+_D_ds_Object: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-2, 0, 6),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-2, 0, 6),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_ds_PgpData = {
+_T_ds_PgpData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -3797,15 +4580,64 @@ _T_ds_PgpData = {
     (5, -1): (1, 2, -1),
     (5, -3): (2, 2, 5),
 }
-_D_ds_PgpData = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
+_D_ds_PgpData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_ds_RsaKeyValue = {
+_T_ds_RsaKeyValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -3813,12 +4645,33 @@ _T_ds_RsaKeyValue = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ds_RsaKeyValue = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ds_RsaKeyValue: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ds_Reference = {
+_T_ds_Reference: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -3844,16 +4697,75 @@ _T_ds_Reference = {
     (6, -1): (0, 1, -1),
     (6, -3): (1, 1, 6),
 }
-_D_ds_Reference = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
-    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
-    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+_D_ds_Reference: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (4, 0, 5),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (5, 0, 6),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_ds_RetrievalMethod = {
+_T_ds_RetrievalMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -3869,13 +4781,47 @@ _T_ds_RetrievalMethod = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_ds_RetrievalMethod = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
-    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_ds_RetrievalMethod: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_ds_SpkiData = {
+_T_ds_SpkiData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 3),
@@ -3891,14 +4837,55 @@ _T_ds_SpkiData = {
     (4, -1): (1, 2, -1),
     (4, -3): (2, 2, 4),
 }
-_D_ds_SpkiData = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 4))),
+_D_ds_SpkiData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 3),
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 3),
+            (-2, 0, 4),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
 )
-_T_ds_SignatureMethod = {
+_T_ds_SignatureMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
@@ -3916,16 +4903,79 @@ _T_ds_SignatureMethod = {
     (6, -1): (1, 2, -1),
     (6, -3): (3, 2, 6),
 }
-_D_ds_SignatureMethod = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))),
-    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
-    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
-    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
-    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
-    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+_D_ds_SignatureMethod: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (-2, 0, 3),
+            (-1, 0, -1),
+            (-2, 0, 4),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 3),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 3),
+            (-1, 0, -1),
+            (-2, 0, 6),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (-2, 0, 3),
+            (-1, 0, -1),
+            (-2, 0, 4),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 3),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 3),
+            (-1, 0, -1),
+            (-2, 0, 6),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_ds_SignatureProperties = {
+_T_ds_SignatureProperties: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -3938,13 +4988,44 @@ _T_ds_SignatureProperties = {
     (3, -1): (1, 2, -1),
     (3, -3): (2, 2, 3),
 }
-_D_ds_SignatureProperties = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
+_D_ds_SignatureProperties: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (1, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_ds_SignatureProperty = {
+_T_ds_SignatureProperty: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -3961,17 +5042,84 @@ _T_ds_SignatureProperty = {
     (7, -1): (1, 2, -1),
     (7, -3): (3, 2, 7),
 }
-_D_ds_SignatureProperty = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 2))),
-    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
-    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 4))),
-    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 5))),
-    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
-    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
+_D_ds_SignatureProperty: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 3),
+            (-2, 0, 4),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 5),
+            (-1, 0, -1),
+            (-2, 0, 6),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 3),
+            (-2, 0, 4),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 5),
+            (-1, 0, -1),
+            (-2, 0, 7),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 5),
+            (-1, 0, -1),
+            (-2, 0, 6),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (-2, 0, 5),
+            (-1, 0, -1),
+            (-2, 0, 7),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_T_ds_Signature = {
+_T_ds_Signature: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -3990,15 +5138,62 @@ _T_ds_Signature = {
     (5, -1): (1, 2, -1),
     (5, -3): (2, 2, 5),
 }
-_D_ds_Signature = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
+_D_ds_Signature: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_ds_SignatureValue = {
+_T_ds_SignatureValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -4007,12 +5202,34 @@ _T_ds_SignatureValue = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ds_SignatureValue = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ds_SignatureValue: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ds_SignedInfo = {
+_T_ds_SignedInfo: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
     (0, 64): (1, 2, 2),
     (0, -3): (2, 2, 0),
@@ -4029,15 +5246,60 @@ _T_ds_SignedInfo = {
     (5, -1): (1, 2, -1),
     (5, -3): (2, 2, 5),
 }
-_D_ds_SignedInfo = (
-    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
-    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
-    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 5))),
+_D_ds_SignedInfo: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (2, 0, 3),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (3, 0, 4),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (3, 0, 5),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
 )
-_T_ds_Transform = {
+_T_ds_Transform: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 4),
@@ -4059,16 +5321,83 @@ _T_ds_Transform = {
     (6, -1): (2, 3, -1),
     (6, -3): (4, 3, 6),
 }
-_D_ds_Transform = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
-    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
-    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
-    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
-    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
-    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+_D_ds_Transform: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 4),
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 3),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 4),
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 4),
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 3),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 4),
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 6),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 4),
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 5),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 4),
+            (-2, 0, 2),
+            (-1, 0, -1),
+            (-2, 0, 6),
+            (-3, 0, 6),
+        ),
+    ),
 )
-_T_ds_Transforms = {
+_T_ds_Transforms: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 0): (0, 2, 2),
@@ -4078,12 +5407,35 @@ _T_ds_Transforms = {
     (2, -1): (1, 2, -1),
     (2, -3): (2, 2, 2),
 }
-_D_ds_Transforms = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
-    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+_D_ds_Transforms: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (0, 0, 2),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ds_X509Data = {
+_T_ds_X509Data: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
     (0, 64): (1, 3, 2),
     (0, 128): (2, 3, 3),
@@ -4175,22 +5527,190 @@ _T_ds_X509Data = {
     (12, -1): (6, 3, -1),
     (12, -3): (7, 3, 12),
 }
-_D_ds_X509Data = (
-    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 1))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 2))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 3))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 4))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 5))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 6))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 7))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 8))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 9))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 10))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
-    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
+_D_ds_X509Data: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 1),
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (-2, 0, 6),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (0, 0, 7),
+            (1, 0, 8),
+            (2, 0, 9),
+            (3, 0, 10),
+            (4, 0, 11),
+            (-2, 0, 12),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        ),
+    ),
 )
-_T_ds_X509IssuerSerial = {
+_T_ds_X509IssuerSerial: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -4198,16 +5718,55 @@ _T_ds_X509IssuerSerial = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ds_X509IssuerSerial = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ds_X509IssuerSerial: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ct_ClReqControlMode = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
-_D_ct_ClReqControlMode = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T_ct_ClResControlMode = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
-_D_ct_ClResControlMode = ((1, 0x1, ((-1, 0, -1), (-3, 0, 0))),)
-_T_ct_DetailedCost = {
+_T_ct_ClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
+_D_ct_ClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+)
+_T_ct_ClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
+_D_ct_ClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 0),
+        ),
+    ),
+)
+_T_ct_DetailedCost: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -4215,12 +5774,33 @@ _T_ct_DetailedCost = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ct_DetailedCost = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ct_DetailedCost: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ct_DetailedTax = {
+_T_ct_DetailedTax: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -4228,12 +5808,33 @@ _T_ct_DetailedTax = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ct_DetailedTax = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ct_DetailedTax: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ct_DisplayParameters = {
+_T_ct_DisplayParameters: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
     (0, 64): (1, 4, 2),
     (0, 128): (2, 4, 3),
@@ -4312,7 +5913,7 @@ _T_ct_DisplayParameters = {
     (10, -1): (0, 1, -1),
     (10, -3): (1, 1, 10),
 }
-_D_ct_DisplayParameters = (
+_D_ct_DisplayParameters: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
     (
         4,
         0xF,
@@ -4364,16 +5965,100 @@ _D_ct_DisplayParameters = (
             (-3, 0, 2),
         ),
     ),
-    (4, 0xF, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))),
-    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))),
-    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))),
-    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))),
-    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
+    (
+        4,
+        0xF,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 9),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 10),
+        ),
+    ),
 )
-_T_ct_EvseStatus = {
+_T_ct_EvseStatus: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -4381,12 +6066,33 @@ _T_ct_EvseStatus = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ct_EvseStatus = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ct_EvseStatus: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ct_MessageHeader = {
+_T_ct_MessageHeader: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -4397,13 +6103,42 @@ _T_ct_MessageHeader = {
     (3, -1): (0, 1, -1),
     (3, -3): (1, 1, 3),
 }
-_D_ct_MessageHeader = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+_D_ct_MessageHeader: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (2, 0, 3),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
 )
-_T_ct_MeterInfo = {
+_T_ct_MeterInfo: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -4444,18 +6179,102 @@ _T_ct_MeterInfo = {
     (8, -1): (0, 1, -1),
     (8, -3): (1, 1, 8),
 }
-_D_ct_MeterInfo = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
-    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
-    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
-    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
-    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+_D_ct_MeterInfo: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 8),
+        ),
+    ),
 )
-_T_ct_RationalNumber = {
+_T_ct_RationalNumber: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 1, 2),
@@ -4463,12 +6282,33 @@ _T_ct_RationalNumber = {
     (2, -1): (0, 1, -1),
     (2, -3): (1, 1, 2),
 }
-_D_ct_RationalNumber = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+_D_ct_RationalNumber: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (1, 0, 2),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
 )
-_T_ct_Receipt = {
+_T_ct_Receipt: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
     (0, -3): (1, 1, 0),
     (1, 64): (0, 3, 2),
@@ -4502,14 +6342,86 @@ _T_ct_Receipt = {
     (7, -1): (0, 1, -1),
     (7, -3): (1, 1, 7),
 }
-_D_ct_Receipt = (
-    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
-    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 1))),
-    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 2))),
-    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
-    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
-    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
-    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+_D_ct_Receipt: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
+    (
+        1,
+        0x1,
+        (
+            (0, 0, 1),
+            (-3, 0, 0),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        ),
+    ),
+    (
+        3,
+        0x7,
+        (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (4, 0, 5),
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 4),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 5),
+        ),
+    ),
+    (
+        2,
+        0x3,
+        (
+            (5, 0, 6),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        ),
+    ),
+    (
+        1,
+        0x1,
+        (
+            (-1, 0, -1),
+            (-3, 0, 7),
+        ),
+    ),
 )
-_X_ct_Receipt = {6: 7}
+_X_ct_Receipt: dict[int, int] = {6: 7}

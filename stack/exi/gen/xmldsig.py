@@ -48,6 +48,10 @@ from stack.exi.gen.shared import (  # noqa: F401
     _e_ds_X509IssuerSerial,
 )
 from stack.exi.runtime import (  # noqa: F401
+    Decoder,
+    Encoder,
+    Reader,
+    Writer,
     bad_event,
     check_range,
     e_bin,
@@ -55,26 +59,28 @@ from stack.exi.runtime import (  # noqa: F401
     e_str,
     e_uint,
     enum_index,
+    missing,
+    new,
     out_of_range,
     r_binary,
     r_sint,
     r_string,
     r_uint,
     range_error,
+    too_many,
     type_error,
     unexpected,
 )
 from stack.messages import xmldsig as ds
 
-new = object.__new__  # decoders fill every field themselves: no __init__ needed
-
-
 # tables: _T encoder transitions (state, event) -> (code, width, next);
 # _D decoder states (width, mask, ((field, member, next), ..., escape)); _X twins of counted loops
 
+MAX_DEPTH = 5  # deepest nesting of complex elements
+WINDOW_BITS = 2891  # most bits any path reads between two window checkpoints
 # document grammar (8.5.1): global elements sorted by local name, then uri
 DOCUMENT_WIDTH = 5
-DOCUMENT_ENCODERS = {
+DOCUMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ds.CanonicalizationMethod, "{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod"): (
         0,
         _e_ds_CanonicalizationMethod,
@@ -103,7 +109,7 @@ DOCUMENT_ENCODERS = {
     (ds.Transforms, "{http://www.w3.org/2000/09/xmldsig#}Transforms"): (22, _e_ds_Transforms),
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (23, _e_ds_X509Data),
 }
-DOCUMENT_DECODERS = (
+DOCUMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod", _d_ds_CanonicalizationMethod),
     ("{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue", _d_ds_DsaKeyValue),
     ("{http://www.w3.org/2000/09/xmldsig#}DigestMethod", _d_ds_DigestMethod),
@@ -131,7 +137,7 @@ DOCUMENT_DECODERS = (
 )
 # fragment grammar (8.5.2): every element declared in the schema set, then SE(*) and ED
 FRAGMENT_WIDTH = 6
-FRAGMENT_ENCODERS = {
+FRAGMENT_ENCODERS: dict[tuple[type[object], str], tuple[int, Encoder]] = {
     (ds.CanonicalizationMethod, "{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod"): (
         0,
         _e_ds_CanonicalizationMethod,
@@ -161,7 +167,7 @@ FRAGMENT_ENCODERS = {
     (ds.X509Data, "{http://www.w3.org/2000/09/xmldsig#}X509Data"): (37, _e_ds_X509Data),
     (ds.X509IssuerSerial, "{http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial"): (39, _e_ds_X509IssuerSerial),
 }
-FRAGMENT_DECODERS = (
+FRAGMENT_DECODERS: tuple[tuple[str, Decoder | None], ...] = (
     ("{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod", _d_ds_CanonicalizationMethod),
     ("{http://www.w3.org/2000/09/xmldsig#}DSAKeyValue", _d_ds_DsaKeyValue),
     ("{http://www.w3.org/2000/09/xmldsig#}DigestMethod", _d_ds_DigestMethod),
