@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from stack.messages import app_protocol as ap
+from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
 from stack.messages._schema import XsdType
 from stack.messages.minimal import minimal
 
 from .actions import Action, Close, Event, Send, Violation
-from .config import DC_NAMESPACE, ResumeInfo, SeccConfig, SessionStore
+from .config import DC_NAMESPACE, ResumeInfo, SeccConfig, SessionStore, Vehicle
 from .controller import EvseController
 from .errors import LocalProtocolError, PeerTimeout, RemoteProtocolError
 from .exchange import Answer, Exchange, SeccContext
@@ -27,7 +28,7 @@ from .exchanges.session_setup import new_session_id
 from .rulebook import BY_REQUEST, broken_request_rule, broken_response_rule
 from .rules import NOT_A_REQUEST, TIMER_RULES, Rule
 from .services import ServiceOffer
-from .state import Outcome, Phase, SessionState, SessionView
+from .state import NEW_SESSION, Outcome, Phase, SessionState, SessionView
 from .timers import TimerId
 
 __all__ = ["DC_NAMESPACE", "ResumeInfo", "SeccConfig", "SeccSession", "SessionStore"]
@@ -36,7 +37,11 @@ RC = ct.ResponseCode
 
 
 class SeccSession(SessionView):
-    """One V2G communication session seen from the charger."""
+    """One V2G communication session seen from the charger.
+
+    `vehicle_certificate` (SHA-256 of the EV's TLS client certificate, if it sent one) binds a pause of this
+    session to the vehicle: only the same certificate, or without one the same EVCCID, may resume it.
+    """
 
     def __init__(
         self,
@@ -44,6 +49,8 @@ class SeccSession(SessionView):
         config: SeccConfig | None = None,
         store: SessionStore | None = None,
         new_session_id: Callable[[], bytes] = new_session_id,
+        *,
+        vehicle_certificate: bytes | None = None,
     ) -> None:
         self.controller = controller
         self.config = config or SeccConfig()
@@ -56,6 +63,8 @@ class SeccSession(SessionView):
         )
         self.deadline: float | None = None
         self.closed: Close | None = None
+        self.vehicle_certificate = vehicle_certificate
+        self.vehicle: Vehicle | None = None  # known from the SessionSetupReq
         self._guard: tuple[TimerId, float] | None = None  # the SECC's Ongoing guard and when it started
 
     # -- what the session knows (read-only views of the shared state) ------------------------------------
@@ -83,9 +92,12 @@ class SeccSession(SessionView):
         broken = broken_request_rule(exchange, self.ctx.state, message)
         if broken is not None:
             return self._refuse(exchange, broken, message, now)
+        if isinstance(message, cm.SessionSetupReq):
+            self.vehicle = Vehicle(message.evccid, self.vehicle_certificate)
         try:
-            answer = exchange.handlers.answer(self.ctx, message, now)
-            return self._respond(exchange, message, answer, now)
+            with self.store.acting_for(self.vehicle, now, self.config.resume_within):
+                answer = exchange.handlers.answer(self.ctx, message, now)
+            return [*self._refused_resume(message, answer), *self._respond(exchange, message, answer, now)]
         except Exception as exc:
             # a controller failed, or our own response would break a response rule (a LocalProtocolError): the
             # EV gets no answer either way, so end the session here (output off, controller told), then re-raise
@@ -110,6 +122,15 @@ class SeccSession(SessionView):
         return self._close("connection lost", now)
 
     # -- plumbing --------------------------------------------------------------------------------------
+    def _refused_resume(self, request: object, answer: Answer) -> list[Action]:
+        """An Event when a SessionSetupReq named an old SessionID and gets a new session (PROTOCOL.md 4.3)."""
+        if not isinstance(request, cm.SessionSetupReq) or answer.resume is not None:
+            return []
+        if request.header.session_id == NEW_SESSION:
+            return []
+        detail = {"session_id": request.header.session_id.hex().upper(), "why": self.store.refusal}
+        return [Event("resume_refused", detail)]
+
     def _refuse(self, exchange: Exchange, rule: Rule, request: Any, now: float) -> list[Action]:
         """Answer a request that breaks `rule` with the rule's code (only mandatory fields)."""
         error = RemoteProtocolError(f"{exchange.name} in phase {self.phase}: {rule.text}", rule)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -11,13 +12,14 @@ from stack.clock import Clock
 from stack.session.actions import Action, Close, Event, Send, Violation
 from stack.session.rulebook import message_name
 
-from .connection import BadMessage, ConnectionClosed, V2gConnection
+from .connection import BadMessage, ConnectionClosed, PeerTooSlow, V2gConnection
 
 log = logging.getLogger("mcs_v2g.session")
 
 
 class SessionMachine(Protocol):
-    deadline: float | None
+    @property
+    def deadline(self) -> float | None: ...
 
     def start(self, now: float) -> list[Action]: ...
     def receive(self, message: object, now: float) -> list[Action]: ...
@@ -57,18 +59,21 @@ async def run_session(
 
     The machine's deadline is both its timer and, for an EVCC between requests, the time to send the next one:
     the driver listens for the peer until then (a close or an unexpected message is seen at once).
+    Every send must be taken by the peer before the machine's deadline (or the connection's send limit): a
+    peer that stops reading ends the session like a lost link, so an energized output is switched off.
     Round trips are measured on the wall clock (`time.perf_counter`): a measurement, not protocol time.
     """
     seen = observers or Observers()
     sent_at: float | None = None
     received_at: float | None = None
     actions = machine.start(clock.now())
+    slow: PeerTooSlow | None = None  # why the connection gave up on the peer, added to the Close's reason
     while True:
         lost = None
         for action in actions:
             if isinstance(action, Send):
                 try:
-                    size = await conn.send(action.message)
+                    size = await conn.send(action.message, machine.deadline)
                 except ConnectionClosed as exc:
                     lost = exc
                     break
@@ -88,24 +93,25 @@ async def run_session(
                 if action.linger > 0:
                     await conn.wait_closed_by_peer(action.linger)
                 await conn.close()
-                return action
+                return _because(action, slow)
         if lost is not None:
-            log.info("%s: %s", role, lost)
+            _log_lost(role, lost)
             await conn.close()
             closing = [a for a in machine.connection_lost(clock.now()) if isinstance(a, Close)]
-            return closing[0] if closing else Close(f"connection lost: {lost}")
+            return _because(closing[0], lost) if closing else Close(f"connection lost: {lost}")
         deadline = machine.deadline
         try:
             received = await conn.receive(deadline)
         except TimeoutError:
-            actions = machine.expire(max(clock.now(), deadline))
+            actions = machine.expire(clock.now() if deadline is None else max(clock.now(), deadline))
             continue
         except ConnectionClosed as exc:
-            log.info("%s: %s", role, exc)
+            _log_lost(role, exc)
+            slow = exc if isinstance(exc, PeerTooSlow) else None
             actions = machine.connection_lost(clock.now())
             if not actions:
                 await conn.close()
-                return Close(str(exc))
+                return _because(Close(str(exc)), slow)
             continue
         except BadMessage as exc:
             log.warning("%s: closing on a malformed message: %s", role, exc)
@@ -121,3 +127,17 @@ async def run_session(
         log.info("%s <- %s%s (%d B%s)", role, name, _code(received.message), received.size, rtt)
         seen.message("<<", received.message)
         actions = machine.receive(received.message, clock.now())
+
+
+def _log_lost(role: str, exc: ConnectionClosed) -> None:
+    if isinstance(exc, PeerTooSlow):
+        log.warning("%s: dropping the peer: %s", role, exc)
+    else:
+        log.info("%s: %s", role, exc)
+
+
+def _because(close: Close, error: ConnectionClosed | None) -> Close:
+    """`close` with the connection limit the peer broke, if any, in its reason."""
+    if not isinstance(error, PeerTooSlow) or str(error) in close.reason:
+        return close
+    return dataclasses.replace(close, reason=f"{close.reason}: {error}")

@@ -43,14 +43,22 @@ class Transcript:
 class _Dropping(V2gConnection):
     """A connection that silently loses the messages `drop` picks (a stalled peer)."""
 
-    def __init__(self, *args, drop: Callable[[object], bool], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        clock: Clock,
+        *,
+        role: str,
+        drop: Callable[[object], bool],
+    ) -> None:
+        super().__init__(reader, writer, clock, role=role)
         self._drop = drop
 
-    async def send(self, message: object) -> int:
+    async def send(self, message: object, deadline: float | None = None) -> int:
         if self._drop(message):
             return len(self.channel.send(message)) - 8  # framed (the channel learns), never written
-        return await super().send(message)
+        return await super().send(message, deadline)
 
 
 class VirtualLink:
@@ -95,7 +103,9 @@ class VirtualLink:
         self.transcript.end_time = clock.now()
         return self.transcript
 
-    def _connection(self, reader, writer, clock: Clock, role: str) -> V2gConnection:
+    def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, clock: Clock, role: str
+    ) -> V2gConnection:
         if self.drop is None:
             return V2gConnection(reader, writer, clock, role=role)
         return _Dropping(reader, writer, clock, role=role, drop=self.drop)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from asyncio import protocols
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,8 @@ class _PipeEnd(asyncio.Transport):
 
     # -- the asyncio Transport interface -----------------------------------------------------------------
     def get_protocol(self) -> asyncio.BaseProtocol:
+        if self._protocol is None:
+            raise RuntimeError("the pipe end has no protocol yet")
         return self._protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
@@ -61,9 +62,9 @@ class _PipeEnd(asyncio.Transport):
             self._deliver(data)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing or self.frozen or not data:
-            return
         peer = self.peer
+        if self._closing or self.frozen or not data or peer is None:
+            return
         if self._latency > 0:
             self._loop.call_later(self._latency, peer._deliver, bytes(data))
         else:
@@ -104,15 +105,22 @@ class _PipeEnd(asyncio.Transport):
             self._held.append(data)
             return
         protocol = self._protocol
-        if isinstance(protocol, protocols.BufferedProtocol):
-            protocols._feed_data_to_buffered_proto(protocol, data)
-        else:
+        if isinstance(protocol, asyncio.BufferedProtocol):
+            view = memoryview(data)
+            while view:  # as the loop feeds a buffered protocol: into the buffers it hands out
+                buffer = memoryview(protocol.get_buffer(len(view)))
+                n = min(len(buffer), len(view))
+                buffer[:n] = view[:n]
+                protocol.buffer_updated(n)
+                view = view[n:]
+        elif isinstance(protocol, asyncio.Protocol):
             protocol.data_received(data)
 
     def _connection_lost(self) -> None:
         if not self._lost:
             self._lost = True
-            self._protocol.connection_lost(None)
+            if self._protocol is not None:
+                self._protocol.connection_lost(None)
 
     def _closed_by_peer(self) -> None:
         if self.frozen or self._lost:
@@ -166,18 +174,19 @@ async def memory_link(
         streams.append((reader, protocol, end))
     if (server_tls is None) != (client_tls is None):
         raise ValueError("TLS needs both contexts (server and client) or neither")
-    transports: list[asyncio.BaseTransport] = [end for _, _, end in streams]
-    if server_tls is not None:
+    transports: list[asyncio.Transport] = [end for _, _, end in streams]
+    if server_tls is not None and client_tls is not None:
         (_, server_protocol, server_end), (_, client_protocol, client_end) = streams
-        transports = list(
-            await asyncio.gather(
-                loop.start_tls(server_end, server_protocol, server_tls, server_side=True),
-                loop.start_tls(client_end, client_protocol, client_tls, server_side=False, server_hostname=""),
-            )
+        wrapped = await asyncio.gather(
+            loop.start_tls(server_end, server_protocol, server_tls, server_side=True),
+            loop.start_tls(client_end, client_protocol, client_tls, server_side=False, server_hostname=""),
         )
+        if wrapped[0] is None or wrapped[1] is None:
+            raise ConnectionError("the in-memory TLS handshake ended without a transport")
+        transports = [wrapped[0], wrapped[1]]
     pairs = []
     for (reader, protocol, _), transport in zip(streams, transports, strict=True):
-        protocol._transport = transport  # the stream protocol now talks through the TLS layer
-        protocol._over_ssl = server_tls is not None
+        protocol._transport = transport  # type: ignore[attr-defined]  # the stream protocol now talks TLS
+        protocol._over_ssl = server_tls is not None  # type: ignore[attr-defined]
         pairs.append((reader, asyncio.StreamWriter(transport, protocol, reader, loop)))
     return MemoryLink(pairs[0], pairs[1], ends)

@@ -99,10 +99,9 @@ class SdpServer:
         except OSError:
             sock.close()
             raise
-        self._closed = loop.create_future()
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(self._received, self._closed), sock=sock
-        )
+        closed: asyncio.Future[None] = loop.create_future()
+        self._closed = closed
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self._received, closed), sock=sock)
         logger.debug("SDP server on %s port %d", self.interface, self.port)
 
     async def close(self) -> None:
@@ -197,7 +196,7 @@ class _Datagrams(asyncio.DatagramProtocol):
         self._received = received
         self._closed = closed
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: Address) -> None:
         self._received(data, addr)
 
     def error_received(self, exc: Exception) -> None:

@@ -31,6 +31,7 @@ from stack.session.config import DC_NAMESPACE, SeccConfig
 from stack.session.evcc import EvccConfig
 from stack.session.timers import EvccTimers, SeccTimers
 from stack.transport.evcc_client import run_evcc
+from stack.transport.limits import Limits
 from stack.transport.secc_server import SeccServer
 from stack.v2gtp import DEFAULT_MAX_PAYLOAD, HEADER, HEADER_SIZE, SCHEMA_PAYLOAD_TYPES, build, parse_header
 
@@ -237,7 +238,7 @@ def test_payload_limit_of_a_small_server(run) -> None:
     """`max_payload` is enforced from the header: max + 1 is refused as V2GTP, max itself reaches the EXI decoder."""
 
     async def main() -> None:
-        async with serving(max_payload=SMALL_MAX_PAYLOAD) as (server, port):
+        async with serving(limits=Limits(max_payload=SMALL_MAX_PAYLOAD)) as (server, port):
             async with connect(port) as client:
                 await client.send_raw(raw_header(length=SMALL_MAX_PAYLOAD + 1))
                 assert await client.expect_closed() == b""

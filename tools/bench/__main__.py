@@ -1,4 +1,4 @@
-"""`python -m tools.bench exi|session|sim` (also `mcs-v2g bench ...` in a source checkout): figures of this
+"""`python -m tools.bench exi|session|sim|soak` (also `mcs-v2g bench ...` in a source checkout): figures of this
 stack, and Josev's measured in the same run where it can run (its own venv, Java; root for its SECC/EVCC pair)."""
 
 from __future__ import annotations
@@ -33,6 +33,21 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0 if results["summary"]["result"] == "ok" else 1
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from tools.bench import soak as bench
+
+    results = bench.run(
+        args.mode,
+        sessions=args.sessions,
+        duration=args.duration,
+        interval=args.interval,
+        session_minutes=args.session_minutes,
+        tls=args.tls,
+    )
+    print(json.dumps(results, indent=2) if args.json else bench.report(results))
+    return 0 if results["sessions_failed"] == 0 else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     sub = p.add_subparsers(dest="bench_command", required=True)
@@ -53,6 +68,15 @@ def parser() -> argparse.ArgumentParser:
     b_sim.add_argument("--no-tls", action="store_true")
     b_sim.add_argument("--json", action="store_true")
     b_sim.set_defaults(func=cmd_sim)
+    b_soak = sub.add_parser("soak", help="many sessions for long: round trips, memory, leaked tasks and sockets")
+    b_soak.add_argument("mode", choices=["virtual", "wall"], help="VirtualClock in memory, or real loopback sockets")
+    b_soak.add_argument("--sessions", type=int, default=200, help="concurrent charge points (default 200)")
+    b_soak.add_argument("--duration", type=float, help="seconds (default: 3600 simulated, 600 wall)")
+    b_soak.add_argument("--interval", type=float, default=0.25, help="s between charge loops (default 0.25)")
+    b_soak.add_argument("--session-minutes", type=float, default=10.0, help="charge loop of one session")
+    b_soak.add_argument("--tls", action="store_true", help="TLS 1.3 (in memory or on the sockets)")
+    b_soak.add_argument("--json", action="store_true")
+    b_soak.set_defaults(func=cmd_soak)
     return p
 
 
