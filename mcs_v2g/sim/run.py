@@ -192,6 +192,8 @@ async def play(
     truck = Truck.build(s.truck(), clock)
     charger = Charger.build(s.charger(), clock, vehicle=truck.battery)
     plant = charger.plant
+    if plant is None:  # Scenario.charger() always asks for the mock plant
+        raise RuntimeError("the sim needs the charger's mock plant")
     truck.plug_into(PlantInlet(plant))
     if s.insulation_fault_ohm is not None:
         plant.inject_insulation_fault(s.insulation_fault_ohm)
@@ -215,8 +217,11 @@ async def play(
     ev = asyncio.ensure_future(
         run_evcc_on(*link.client, truck.controller, truck.evcc_config, clock=clock, observers=Observers(message=count))
     )
-    sampler = asyncio.ensure_future(_sample(result, clock, line, phase))
-    departure = clock.call_at(truck.needs.departure_time, lambda: _at_departure(result))
+    sampler = asyncio.ensure_future(_sample(result, plant, truck.battery, clock, line, phase))
+    departure_time = truck.needs.departure_time
+    if departure_time is None:  # Scenario.truck() always sets one
+        raise RuntimeError("the sim's truck has no departure time")
+    departure = clock.call_at(departure_time, lambda: _at_departure(result, plant, truck.battery))
     hangs = _inject_hangs(s, clock, link, secc, ev)
     try:  # both sides always end by themselves: a hung peer is ended by the other side's timers
         await asyncio.gather(secc, ev, return_exceptions=True)
@@ -230,7 +235,7 @@ async def play(
     if server.sessions:
         result.session_id = server.sessions[0].session_id.hex().upper()
     plant.sync()
-    _record(result, line, phase)
+    _record(result, plant, truck.battery, line, phase)
     result.wall_s = time.perf_counter() - wall
     result.simulated_s = clock.elapsed
     result.faults = [f"{f.kind}: {f.detail}" for f in plant.hal().faults()]
@@ -270,23 +275,24 @@ def _inject_hangs(
     return tasks
 
 
-def _at_departure(result: SimResult) -> None:
-    result.plant.sync()
-    result.soc_at_departure = result.battery.soc * 100
+def _at_departure(result: SimResult, plant: MockPlant, battery: TruckBattery) -> None:
+    plant.sync()
+    result.soc_at_departure = battery.soc * 100
 
 
-async def _sample(result: SimResult, clock: VirtualClock, line: Progress, phase: list[str]) -> None:
+async def _sample(
+    result: SimResult, plant: MockPlant, battery: TruckBattery, clock: VirtualClock, line: Progress, phase: list[str]
+) -> None:
     """Sample the plant once per sample interval (plot, progress) where it stands: the charger and the truck
     bring it up to the clock at every message; forcing it here would only split its steps."""
     every = max(1.0, result.scenario.loop_interval)
     while True:
-        if not result.samples or result.plant.terminal.time_s > result.samples[-1].t + result.scenario.start:
-            _record(result, line, phase)
+        if not result.samples or plant.terminal.time_s > result.samples[-1].t + result.scenario.start:
+            _record(result, plant, battery, line, phase)
         await clock.sleep_until(clock.now() + every)
 
 
-def _record(result: SimResult, line: Progress, phase: list[str]) -> None:
-    plant, battery = result.plant, result.battery
+def _record(result: SimResult, plant: MockPlant, battery: TruckBattery, line: Progress, phase: list[str]) -> None:
     at, present, meter = plant.snapshot()
     t = at - result.scenario.start
     sample = Sample(t, present.voltage_v, present.current_a, battery.soc * 100, meter.imported_wh, meter.exported_wh)
