@@ -81,11 +81,13 @@ class Charger:
         observers: Observers | None = None,
         ended: Callable[[SeccSession, Close], None] | None = None,
     ) -> SeccServer:
+        """The SECC server of this charger: its sessions, its settings and its transport limits (`[limits]`)."""
         return SeccServer(
             self.controller,
             self.secc_config,
             clock=self.clock,
             ssl_context=ssl_context,
+            limits=self.config.limits,
             trace_dir=trace_dir,
             observers=None if observers is None else (lambda session: observers),
             ended=ended,

@@ -17,6 +17,10 @@ standby_allowed = false
 negative_discharge = false
 send_discharged_energy = true
 sequence_timeout = 60       # s, V2G_SECC_Sequence_Timeout
+resume_within = 86400       # s a paused session may be rejoined (SeccConfig.resume_within)
+[limits]                    # any field of stack.transport.limits.Limits; unset: its default there
+max_connections = 64        # connections served at once
+handshake_timeout = 5.0     # s
 [hal]
 driver = "mock"             # mock | can:<family>
 # the driver's settings: for mock, any PlantConfig field (cable_ohm = 0.002, mcs = true, ...)
@@ -25,22 +29,25 @@ steps = [[0, 750000], [1200, -750000]]   # optional timetable (s from the start,
 
 Every key is checked when the file is read (`stack.config_file`): its type, its range (ratings up to 1 500 V,
 3 000 A, 4.5 MW; step times >= 0 and increasing), its place (a key outside its section or in two places is
-refused), and for the mock driver the `[hal]` settings against `PlantConfig`.
+refused), `[limits]` against `Limits` (every bound a finite number above 0, whole where it counts bytes or
+connections), and for the mock driver the `[hal]` settings against `PlantConfig`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from annotated_types import Gt, Interval, Le, Len, MinLen
 
 from stack.config_file import DISTINCT, ConfigError, Layout, Problem, one_of, read_toml, validate, values_of
-from stack.session.config import SeccConfig
+from stack.session.config import DEFAULT_RESUME_WITHIN, SeccConfig
 from stack.session.controller import PowerLimits
 from stack.session.services import SERVICE_NAMES, ControlMode, dc_offer
 from stack.session.timers import SeccTimers
+from stack.transport.limits import DEFAULT_LIMITS, MAX_SOCKET_BUFFER, Limits
 
 from .energy.policy import step_problems
 
@@ -58,8 +65,10 @@ LAYOUT = Layout(
                 "negative_discharge",
                 "send_discharged_energy",
                 "sequence_timeout",
+                "resume_within",
             }
         ),
+        "limits": frozenset(f.name for f in fields(Limits)),
         "policy": frozenset({"steps"}),
     },
     tables=frozenset({"hal"}),  # [hal]: `driver` and the driver's own settings
@@ -81,6 +90,7 @@ SignedWatts = Annotated[float, Interval(ge=-MAX_POWER_W, le=MAX_POWER_W)]
 PlanSeconds = Annotated[float, Interval(ge=0.0, le=MAX_PLAN_S)]
 Plan = tuple[tuple[PlanSeconds, SignedWatts], ...]
 TimeoutSeconds = Annotated[float, Interval(ge=1.0, le=3600.0)]
+Seconds = Annotated[float, Gt(0.0)]  # finite: the schema refuses NaN and infinity
 ServiceNames = Annotated[tuple[Annotated[str, one_of(SERVICE_NAMES)], ...], MinLen(1), DISTINCT]
 ControlNames = Annotated[tuple[Annotated[str, one_of(CONTROL_NAMES)], ...], MinLen(1), DISTINCT]
 Identifier = Annotated[str, Len(1, 255)]  # EVSEID: 1 to 255 characters in -20
@@ -88,6 +98,22 @@ Identifier = Annotated[str, Len(1, 255)]  # EVSEID: 1 to 255 characters in -20
 
 class ChargerConfigError(ConfigError):
     """A charger setting is missing, unknown or out of range (the message names it)."""
+
+
+def _limits_schema() -> type[Any]:
+    """`Limits` as a config schema: its fields and defaults, each bound above 0 (`Limits` checks the same, one
+    field at a time; the schema names every bad key at once), the socket buffer a C int."""
+    hints = typing.get_type_hints(Limits)
+    bounds: dict[str, Any] = {name: Gt(0) for name in hints}
+    bounds["socket_send_buffer"] = Interval(gt=0, le=MAX_SOCKET_BUFFER)
+    return make_dataclass(
+        "Limits",
+        [(f.name, Annotated[hints[f.name], bounds[f.name]], field(default=f.default)) for f in fields(Limits)],
+        frozen=True,
+    )
+
+
+LimitsSchema = _limits_schema()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +132,8 @@ class ChargerConfig:
     negative_discharge: bool = False
     send_discharged_energy: bool = True
     sequence_timeout: TimeoutSeconds = 60.0
+    resume_within: Seconds = DEFAULT_RESUME_WITHIN
+    limits: Limits = DEFAULT_LIMITS  # [limits], checked by `LimitsSchema` when read from a file
     hal: Annotated[str, MinLen(1)] = "mock"
     hal_settings: dict[str, Any] = field(default_factory=dict)
     steps: Plan = ()
@@ -136,6 +164,7 @@ class ChargerConfig:
             standby_allowed=self.standby_allowed,
             negative_discharge=self.negative_discharge,
             send_discharged_energy=self.send_discharged_energy,
+            resume_within=self.resume_within,
         )
 
     def cross_check(self) -> list[Problem]:
@@ -173,11 +202,19 @@ def load_charger_config(path: Path | None, **overrides: Any) -> ChargerConfig:
         if "driver" in hal:
             values["hal"], keys["hal"] = hal.pop("driver"), "hal.driver"
         values["hal_settings"], keys["hal_settings"] = hal, "hal"
+        values["limits"], keys["limits"] = _limits(values, keys, path), "limits"
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = validate(ChargerConfig, values, keys=keys, path=path, error=ChargerConfigError)
     if config.hal == "mock":
         _check_mock_settings(config.hal_settings, path)
     return config
+
+
+def _limits(values: dict[str, Any], keys: dict[str, str], path: Path) -> Limits:
+    """The `[limits]` keys taken out of `values`, checked, as `Limits` (the defaults for those not written)."""
+    written = {name: values.pop(name) for name in LAYOUT.sections["limits"] if name in values}
+    checked = validate(LimitsSchema, written, keys=keys, path=path, error=ChargerConfigError)
+    return Limits(**values_of(checked))
 
 
 def _check_mock_settings(settings: dict[str, Any], path: Path | None) -> None:

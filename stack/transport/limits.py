@@ -17,6 +17,9 @@ class LimitsError(ValueError):
     """A limit is out of its range (names the field)."""
 
 
+MAX_SOCKET_BUFFER = 2**31 - 1  # SO_SNDBUF is a C int
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds of a V2G connection (both roles) and of the SECC server that accepts them.
@@ -63,6 +66,8 @@ class Limits:
                 raise LimitsError(f"{f.name}: must be finite and above 0, got {value!r}")
             if f.type in ("int",) and not isinstance(value, int):
                 raise LimitsError(f"{f.name}: a whole number is needed, got {value!r}")
+        if self.socket_send_buffer > MAX_SOCKET_BUFFER:
+            raise LimitsError(f"socket_send_buffer: at most {MAX_SOCKET_BUFFER} (setsockopt takes a C int)")
 
 
 DEFAULT_LIMITS = Limits()

@@ -4,6 +4,7 @@ the mock driver's plant settings, and the `mcs-v2g evse` / `mcs-v2g ev` command 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from evse_emulator import Charger, ChargerConfig, ChargerConfigError, load_charg
 from evse_emulator.hal.mock import PlantConfig
 from mcs_v2g.cli import main
 from stack.clock import VirtualClock
+from stack.session.config import SeccConfig
+from stack.transport.limits import Limits
 
 BAD_CHARGER = {
     "not TOML": ("[ratings\nmax_power = ", "Expected ']'"),
@@ -55,6 +58,23 @@ BAD_CHARGER = {
     "plant setting of the wrong type": ('[hal]\ncable_ohm = "big"\n', "hal.cable_ohm: must be a number"),
     "negative plant setting": ("[hal]\ncable_ohm = -0.002\n", "hal.cable_ohm: must be >= 0"),
     "rating set twice": ("[hal]\nrated_current_a = 500\n", "hal.rated_current_a: set by [ratings] max_current"),
+    "zero resume window": ("[session]\nresume_within = 0\n", "session.resume_within: must be greater than 0, got 0"),
+    "inf resume window": ("[session]\nresume_within = inf\n", "session.resume_within: must be a finite number"),
+    "resume window as text": ('[session]\nresume_within = "1d"\n', "session.resume_within: must be a number"),
+    "limits not a table": ("limits = 5\n", "limits: must be a table [limits]"),
+    "limit at the top level": ("max_connections = 8\n", "max_connections: belongs in [limits]"),
+    "unknown limit": ("[limits]\nmax_sessions = 8\n", "limits.max_sessions: unknown key; known here: decode_in"),
+    "zero connections": ("[limits]\nmax_connections = 0\n", "limits.max_connections: must be greater than 0, got 0"),
+    "fractional connections": ("[limits]\nmax_connections = 2.5\n", "limits.max_connections: must be a whole number"),
+    "negative timeout": ("[limits]\nframe_timeout = -1\n", "limits.frame_timeout: must be greater than 0, got -1"),
+    "nan timeout": ("[limits]\nhandshake_timeout = nan\n", "limits.handshake_timeout: must be a finite number"),
+    "inf timeout": ("[limits]\nsend_timeout = inf\n", "limits.send_timeout: must be a finite number"),
+    "bool as limit": ("[limits]\nread_buffer = true\n", "limits.read_buffer: must be a whole number, got true"),
+    "string as limit": ('[limits]\nmax_payload = "64k"\n', "limits.max_payload: must be a whole number, got '64k'"),
+    "socket buffer beyond a C int": (
+        "[limits]\nsocket_send_buffer = 4294967296\n",
+        "limits.socket_send_buffer: must be less than or equal to 2147483647",
+    ),
 }
 
 
@@ -66,6 +86,32 @@ def test_bad_charger_config_is_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(ChargerConfigError, match="charger.toml") as refused:
         load_charger_config(path)
     assert says in str(refused.value)
+
+
+def test_every_bad_limit_is_named_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "charger.toml"
+    path.write_text("[limits]\nmax_connections = 0\nwrite_buffer = -5\nfirst_message_timeout = nan\n")
+    with pytest.raises(ChargerConfigError) as refused:
+        load_charger_config(path)
+    assert [p.key for p in refused.value.problems] == [
+        "limits.max_connections",
+        "limits.first_message_timeout",
+        "limits.write_buffer",
+    ]
+
+
+def test_limits_and_resume_window_reach_the_secc(tmp_path: Path) -> None:
+    """Written keys are taken, the others keep the defaults of `Limits` and `SeccConfig`."""
+    path = tmp_path / "charger.toml"
+    path.write_text("[session]\nresume_within = 3600\n[limits]\nmax_connections = 8\nhandshake_timeout = 3\n")
+    config = load_charger_config(path)
+    assert config.limits == replace(Limits(), max_connections=8, handshake_timeout=3.0)
+    assert config.secc_config().resume_within == 3600.0
+    assert Charger.build(config, VirtualClock()).server().limits == config.limits
+    plain = tmp_path / "plain.toml"
+    plain.write_text('evse_id = "DE*MCS*E0002"\n')
+    defaults = load_charger_config(plain)
+    assert defaults.limits == Limits() and defaults.secc_config().resume_within == SeccConfig().resume_within
 
 
 def test_missing_charger_config_is_refused(tmp_path: Path) -> None:
@@ -106,6 +152,10 @@ def test_code_built_charger_config_is_checked_like_a_file() -> None:
     with pytest.raises(ChargerConfigError, match=r"steps\[1\]\[0\]: must be later"):
         ChargerConfig(steps=((10.0, 1.0), (10.0, 2.0))).checked()
     assert ChargerConfig(max_power=400_000).checked().max_power == 400_000.0  # an int is a number
+    with pytest.raises(ChargerConfigError, match="limits: must be an instance of Limits"):
+        ChargerConfig(limits={"max_connections": 1}).checked()  # type: ignore[arg-type]
+    with pytest.raises(ChargerConfigError, match="resume_within: must be greater than 0"):
+        ChargerConfig(resume_within=-1.0).checked()
 
 
 BAD_TRUCK = {
