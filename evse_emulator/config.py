@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from annotated_types import Gt, Interval, Le, Len, MinLen
+from annotated_types import Gt, Interval, Le, Len, MaxLen, MinLen
 
 from stack.config_file import DISTINCT, ConfigError, Layout, Problem, one_of, read_toml, validate, values_of
 from stack.session.config import DEFAULT_RESUME_WITHIN, SeccConfig
@@ -88,7 +88,9 @@ Amps = Annotated[float, Gt(0.0), Le(MAX_CURRENT_A)]
 Watts = Annotated[float, Gt(0.0), Le(MAX_POWER_W)]
 SignedWatts = Annotated[float, Interval(ge=-MAX_POWER_W, le=MAX_POWER_W)]
 PlanSeconds = Annotated[float, Interval(ge=0.0, le=MAX_PLAN_S)]
-Plan = tuple[tuple[PlanSeconds, SignedWatts], ...]
+# a timetable of at most two days at one step a minute (a longer one is a different kind of input)
+MAX_PLAN_STEPS = 2880
+Plan = Annotated[tuple[tuple[PlanSeconds, SignedWatts], ...], MaxLen(MAX_PLAN_STEPS)]
 TimeoutSeconds = Annotated[float, Interval(ge=1.0, le=3600.0)]
 Seconds = Annotated[float, Gt(0.0)]  # finite: the schema refuses NaN and infinity
 ServiceNames = Annotated[tuple[Annotated[str, one_of(SERVICE_NAMES)], ...], MinLen(1), DISTINCT]

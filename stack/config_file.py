@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 MAX_DEPTH = 16  # nesting of arrays and tables: no setting comes near it
+# a config file is a few KB; 64 KiB holds a plan of thousands of steps and bounds the time to read it
+MAX_FILE_BYTES = 64 * 1024
+MAX_PROBLEMS_SHOWN = 8  # an error names this many bad keys, then counts the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,10 @@ class ConfigError(ValueError):
     def __init__(self, problems: str | Sequence[Problem], path: Path | str | None = None) -> None:
         self.problems = [Problem("", problems)] if isinstance(problems, str) else list(problems)
         self.path = path
-        text = "; ".join(str(p) for p in self.problems)
+        shown = [str(p) for p in self.problems[:MAX_PROBLEMS_SHOWN]]
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            shown.append(f"and {len(self.problems) - MAX_PROBLEMS_SHOWN} more")
+        text = "; ".join(shown)
         super().__init__(" ".join((f"{path}: {text}" if path is not None else text).split()))
 
     def renamed(self, keys: Mapping[str, str]) -> list[Problem]:
@@ -106,7 +112,11 @@ EPOCH = BeforeValidator(_epoch)  # an instant: seconds since 1970 (UTC) or a TOM
 def read_toml(path: Path) -> dict[str, Any]:
     """The tables of a TOML file, or a `ConfigError` naming the file (missing, unreadable, not TOML)."""
     try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(f"a config file of more than {MAX_FILE_BYTES} bytes: too big to be one", path)
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError("no such file", path) from None
     except OSError as exc:

@@ -13,8 +13,9 @@ import pytest
 from annotated_types import Ge
 
 from evse_emulator import load_charger_config
+from evse_emulator.config import MAX_PLAN_STEPS
 from mcs_v2g.sim.scenario import START, Scenario, ScenarioError, check, load
-from stack.config_file import ConfigError, Layout, Problem, validate
+from stack.config_file import MAX_FILE_BYTES, MAX_PROBLEMS_SHOWN, ConfigError, Layout, Problem, validate
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,3 +197,24 @@ def test_the_readme_examples_pass_their_schema(tmp_path: Path) -> None:
         path = tmp_path / f"example{n}.toml"
         path.write_text(text)
         load_charger_config(path) if "[ratings]" in text else load(path)
+
+
+def test_a_big_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text("# " + "x" * (MAX_FILE_BYTES) + "\n")
+    with pytest.raises(ScenarioError, match=f"more than {MAX_FILE_BYTES} bytes"):
+        load(path)
+
+
+def test_a_plan_has_a_bounded_number_of_steps(tmp_path: Path) -> None:
+    path = tmp_path / "plan.toml"
+    path.write_text("steps = [" + ", ".join(f"[{i}, 1]" for i in range(MAX_PLAN_STEPS + 1)) + "]\n")
+    with pytest.raises(ScenarioError, match=f"steps: must have at most {MAX_PLAN_STEPS} items"):
+        load(path)
+    path.write_text("steps = [" + ", ".join(f"[{i}, 1]" for i in range(MAX_PLAN_STEPS)) + "]\n")
+    assert len(load(path).steps) == MAX_PLAN_STEPS
+
+
+def test_an_error_names_a_few_keys_and_counts_the_rest() -> None:
+    error = ConfigError([Problem(f"k{i}", "bad") for i in range(MAX_PROBLEMS_SHOWN + 5)], "f.toml")
+    assert str(error).count(": bad") == MAX_PROBLEMS_SHOWN and str(error).endswith("and 5 more")
