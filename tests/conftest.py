@@ -18,40 +18,17 @@ from tests.prerequisites import (  # noqa: F401  (hooks of the prerequisite plug
     pytest_terminal_summary,
     require,
 )
+from tools.vectors import VECTOR_SCHEMAS, vector_files, vectors_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
-# vector "schema" labels -> our schema ids
-VECTOR_SCHEMAS = {
-    "AppProtocol": "appProtocol",
-    "iso-20 CommonMessages": "iso20-common",
-    "iso-20 DC": "iso20-dc",
-    "iso-20 AC": "iso20-ac",
-    "iso-20 ACDP": "iso20-acdp",
-    "iso-20 WPT": "iso20-wpt",
-}
-
-
-def find_vectors_dir() -> Path | None:
-    """`$MCS_V2G_VECTORS`, else the first `shared/vectors` folder in the clone or above it (CI lays `shared/`
-    beside the clone); None when there is none."""
-    if env := os.environ.get("MCS_V2G_VECTORS"):
-        return Path(env)
-    for folder in (REPO, *REPO.parents):
-        if (folder / "shared" / "vectors").is_dir():
-            return folder / "shared" / "vectors"
-    return None
-
-
-VECTORS_DIR = find_vectors_dir()
+VECTORS_DIR = vectors_dir()
 
 
 def load_vectors() -> list[dict[str, Any]]:
     """Every AppProtocol and ISO 15118-20 record of the shared vectors (empty when there are none)."""
     records: list[dict[str, Any]] = []
-    if VECTORS_DIR is None or not VECTORS_DIR.is_dir():
-        return records
-    for path in sorted(VECTORS_DIR.glob("*.jsonl")):
+    for path in vector_files():
         for n, line in enumerate(path.read_text().splitlines(), 1):
             rec = json.loads(line)
             if rec["schema"] in VECTOR_SCHEMAS:

@@ -1,4 +1,4 @@
-"""`python -m tools.bench exi|session|sim|soak` (also `mcs-v2g bench ...` in a source checkout): figures of this
+"""`python -m tools.bench exi|session|sim|fuzz|soak` (also `mcs-v2g bench ...` in a source checkout): figures of this
 stack, and Josev's measured in the same run where it can run (its own venv, Java; root for its SECC/EVCC pair)."""
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
     results = bench.run(tls=not args.no_tls)
     print(json.dumps(results, indent=2) if args.json else bench.report(results))
     return 0 if results["summary"]["result"] == "ok" else 1
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from tools.bench import fuzz as bench
+
+    return bench.main(args)
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
@@ -68,6 +74,11 @@ def parser() -> argparse.ArgumentParser:
     b_sim.add_argument("--no-tls", action="store_true")
     b_sim.add_argument("--json", action="store_true")
     b_sim.set_defaults(func=cmd_sim)
+    b_fuzz = sub.add_parser("fuzz", help="fuzz every parser: >= 10^6 inputs per target, contract violations")
+    from tools.bench.fuzz import add_arguments as fuzz_arguments
+
+    fuzz_arguments(b_fuzz)
+    b_fuzz.set_defaults(func=cmd_fuzz)
     b_soak = sub.add_parser("soak", help="many sessions for long: round trips, memory, leaked tasks and sockets")
     b_soak.add_argument("mode", choices=["virtual", "wall"], help="VirtualClock in memory, or real loopback sockets")
     b_soak.add_argument("--sessions", type=int, default=200, help="concurrent charge points (default 200)")

@@ -5,52 +5,26 @@ ScheduleExchangeRes grown from 0.5 to 14.5 KB (linear time: the µs per byte sta
 from __future__ import annotations
 
 import gc
-import json
-import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from stack import exi
+from tools.vectors import VECTOR_SCHEMAS, read_records, vector_files, vectors_dir
 
 from .samples import dc_charge_loop_req, grown_schedule_exchange_res
 
-ROOT = Path(__file__).resolve().parents[2]
-# vector "schema" labels -> our schema ids (the records of other protocols are left out)
-VECTOR_SCHEMAS = {
-    "AppProtocol": "appProtocol",
-    "iso-20 CommonMessages": "iso20-common",
-    "iso-20 DC": "iso20-dc",
-    "iso-20 AC": "iso20-ac",
-    "iso-20 ACDP": "iso20-acdp",
-    "iso-20 WPT": "iso20-wpt",
-}
 GROWN_ENTRIES = (36, 142, 570, 1024)  # entries per schedule tuple: about 0.5, 2, 8 and 14.5 KB
 ROUND_SECONDS = 0.02  # each timing round makes as many calls as fit in this (at most `per_round`)
 
 
-def vectors_dir() -> Path | None:
-    """`$MCS_V2G_VECTORS`, else the first `shared/vectors` folder in the checkout or above it."""
-    if env := os.environ.get("MCS_V2G_VECTORS"):
-        return Path(env)
-    for folder in (ROOT, *ROOT.parents):
-        if (folder / "shared" / "vectors").is_dir():
-            return folder / "shared" / "vectors"
-    return None
-
-
 def vector_messages() -> dict[str, tuple[str, bytes]]:
     """ "schema/message" -> (schema id, the largest record's bytes) over the shared vectors."""
-    folder = vectors_dir()
     found: dict[str, tuple[str, bytes]] = {}
-    if folder is None or not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
+    for path in vector_files():
+        for rec in read_records(path):
             schema = VECTOR_SCHEMAS.get(rec["schema"])
             if schema is None:
                 continue

@@ -1,0 +1,1 @@
+"""Fuzzing: the contract harness, a short deterministic run of every target, and the regression inputs."""
