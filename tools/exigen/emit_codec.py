@@ -4,12 +4,15 @@ The generated functions follow the normalised grammar of `grammar.py`. Where the
 at generation time the event codes are constants (and consecutive constant bits are written or checked in
 one go); elsewhere the state is tracked at run time through small transition tables. Loops and long values
 are checkpoints where the decoder re-bases its window and the encoder flushes its accumulator
-(`stack.exi.runtime`), so the cost stays linear; every function is annotated for `mypy --strict`.
+(`stack.exi.runtime`), so the cost stays linear; every function is annotated for `mypy --strict`. The decoder
+of a small child type that needs no runtime state is written into its parent's, where the parent does not
+decode a list of it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from xmlschema.validators import XsdComplexType
@@ -64,6 +67,10 @@ def annotation(f: Field) -> str:
     return f"{field_type(f)} | None" if f.min_occurs == 0 else field_type(f)
 
 
+# A child type whose decoder needs no runtime state is decoded inline in its parent's (no call, no tuple);
+# one with a longer decoder is called, so its parents' code stays small.
+INLINE_MAX_LINES = 60
+
 # Decoders re-base the reader's window at every loop iteration and after long values; values whose encoding
 # may be longer than this are "long" (a checkpoint follows them), shorter ones count toward the window budget.
 INLINE_VALUE_BITS = 4_096
@@ -117,11 +124,6 @@ def reload(ind: str) -> list[str]:
 def _may_be_empty(t) -> bool:
     """String and binary values can be empty; EXIficient then encodes no characters event."""
     return isinstance(t, SimpleType) and t.kind in ("string", "binary") and not t.min_length
-
-
-def _local(f: Field) -> str:
-    """Local variable of a field in a decoder: prefixed, so a field named `p` or `v` cannot clash."""
-    return f"f_{f.name}"
 
 
 def octets(hi: int | None) -> str:
@@ -184,17 +186,40 @@ class _Run:
                 shift -= item[1]
                 raw = f"q >> {shift}" if shift else "q"
                 raws.append(raw if shift + item[1] == total else f"({raw}) & {(1 << item[1]) - 1:#x}")
-        offset = 0
-        for item, raw in zip(items, raws, strict=True):
-            if item[0] == "expect":
-                _, width, value, what = item
-                body.append(f"{ind}if ({raw}){f' != {value:#b}' if value else ''}:")
-                body.append(f"{ind}    raise unexpected(p - {total - offset}, {width}, {what!r})")
-            else:
-                _, width, var, template = item
-                for line in template.format(raw=f"({raw})", var=var).split("\n"):
-                    body.append(f"{ind}{line}")
-            offset += item[1]
+
+        def emit(at: str, checks: bool) -> None:
+            offset = 0
+            for item, raw in zip(items, raws, strict=True):
+                if item[0] == "expect":
+                    _, width, value, what = item
+                    if checks:
+                        body.append(f"{at}if ({raw}){f' != {value:#b}' if value else ''}:")
+                        body.append(f"{at}    raise unexpected(p - {total - offset}, {width}, {what!r})")
+                else:
+                    _, width, var, template = item
+                    for line in template.format(raw=f"({raw})", var=var).split("\n"):
+                        body.append(f"{at}{line}")
+                offset += item[1]
+
+        expects = [(total - offset - item[1], item) for offset, item in _offsets(items) if item[0] == "expect"]
+        if len(expects) < 2:
+            emit(ind, True)
+            return
+        # one test for every constant of the run; when it fails, the reads in order find the first error
+        mask = sum(((1 << item[1]) - 1) << shift for shift, item in expects)
+        want = sum(item[2] << shift for shift, item in expects)
+        body.append(f"{ind}if (q & {mask:#x}){f' != {want:#x}' if want else ''}:")
+        emit(ind + "    ", True)
+        emit(ind, False)
+
+
+def _offsets(items: list[list]) -> list[tuple[int, list]]:
+    """Each item of a run with its bit offset in the run."""
+    out, offset = [], 0
+    for item in items:
+        out.append((offset, item))
+        offset += item[1]
+    return out
 
 
 @dataclass
@@ -206,6 +231,7 @@ class TypeBlock:
     tables: str
     deps: set[str]
     enums: set[str]
+    modules: set[str]  # the stack.messages modules its code names (its own, its inlined children's)
 
     @property
     def names(self) -> list[str]:
@@ -242,19 +268,27 @@ def module_header(
 
 def shared_module(blocks: list[TypeBlock], enum_types: dict[str, SimpleType]) -> str:
     """The codecs of the types whose grammar is the same in every schema set that uses them."""
-    modules = sorted({NAMESPACE_MODULES[b.ct.namespace] for b in blocks})
+    modules = sorted({m for b in blocks for m in b.modules})
     enums = sorted({e for b in blocks for e in b.enums})
     header = module_header("types shared by the schema sets", modules, enums, enum_types)
     return "\n".join([*header, *(b.code for b in blocks), "", "", TABLES_COMMENT, *(b.tables for b in blocks)]) + "\n"
 
 
+Inliner = Callable[[ComplexType, str], "TypeCodec"]
+
+
 class TypeCodec:
     """Emits the encoder and decoder of one complex type."""
 
-    def __init__(self, ct: ComplexType, g: Grammar, n: str) -> None:
+    def __init__(self, ct: ComplexType, g: Grammar, n: str, prefix: str = "f_", inliner: Inliner | None = None) -> None:
+        """`prefix` starts the decoder's local variables; `inliner(child, prefix)` gives the codec of a child
+        type whose decoder may be inlined into this one's (None: every child is called)."""
         self.ct = ct
         self.g = g
         self.n = n
+        self.prefix = prefix
+        self.inliner = inliner
+        self.inlined: dict[str, ComplexType] = {}  # the types whose decoders this one's holds, by key
         self.fid: dict[tuple[str, str], tuple[int, int]] = {}
         for i, f in enumerate(ct.fields):
             if f.kind == "value":
@@ -283,15 +317,12 @@ class TypeCodec:
         dec = []
         for state, prods in enumerate(self.g.prods):
             w = self.g.width(state)
-            row = []
-            for code, (term, nxt) in enumerate(prods):
-                fid, sub = self.event_id(term)
-                row.append(f"({fid}, {sub}, {-1 if nxt is None else nxt})")
+            row = self.row(state)
+            for code, (fid, sub, nxt) in enumerate(row[:-1]):
                 if fid != UNSUPPORTED_ID:
-                    enc[(state, fid * 64 + sub if fid >= 0 else -1)] = (code, w, -1 if nxt is None else nxt)
-            row.append(f"({ESCAPE_ID}, 0, {state})")
+                    enc[(state, fid * 64 + sub if fid >= 0 else -1)] = (code, w, nxt)
             enc[(state, ESCAPE_ID)] = (len(prods), w, state)  # the second-level escape of this state
-            dec.append(f"({w}, {(1 << w) - 1:#x}, ({', '.join(row)},))")
+            dec.append(f"({w}, {(1 << w) - 1:#x}, {row!r})")
         items = ", ".join(f"{k!r}: {v!r}" for k, v in enc.items())
         lines = [f"_T{n}: dict[tuple[int, int], tuple[int, int, int]] = {{{items}}}"]
         lines.append(f"_D{n}: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = ({', '.join(dec)},)")
@@ -309,6 +340,15 @@ class TypeCodec:
             decs = ", ".join(f"_d_{fname(t)}" for t in f.types)
             lines.append(f"_R{n}_{i}: tuple[Decoder, ...] = ({decs},)")
         return lines
+
+    def row(self, state: int) -> tuple[tuple[int, int, int], ...]:
+        """(field, member, next) by event code of `state`, then the escape to the second level (field -3)."""
+        row = []
+        for term, nxt in self.g.prods[state]:
+            fid, sub = self.event_id(term)
+            row.append((fid, sub, -1 if nxt is None else nxt))
+        row.append((ESCAPE_ID, 0, state))
+        return tuple(row)
 
     def counted_max(self, f: Field) -> int | None:
         """maxOccurs of a counted loop for this field (the grammar counts instead of copying)."""
@@ -511,24 +551,86 @@ class TypeCodec:
         lines = self._decoder_straight() if self.ct.monotone else self._decoder_loop()
         out = []
         for line in lines:
+            ind = line[: len(line) - len(line.lstrip())]
             if line.endswith("fid, sub, s, p = STEP"):
                 # read the event code of runtime state `s`; the table's last entry of a state is the escape to
                 # the second level (field id -3), codes beyond it raise IndexError
-                ind = line[: len(line) - len(line.lstrip())]
                 out += [
                     f"{ind}w, mask, prods = _D{self.n}[s]",
                     f"{ind}p += w",
                     f"{ind}fid, sub, s = prods[(v >> (n - p)) & mask]",
                 ]
+            elif "fid, sub, s, p = STEP " in line:
+                out += self._static_step(ind, int(line.rsplit(" ", 1)[1]), "fid, sub, s", self.row)
             else:
                 out.append(line)
         return out
+
+    def _static_step(self, ind: str, state: int, names: str, row: Callable[[int], tuple[object, ...]]) -> list[str]:
+        """Read the event code of a state known here: constant width and mask, its row a constant tuple (which
+        Python folds: no table look-up); codes beyond the row raise IndexError, as the table's do."""
+        w = self.g.width(state)
+        return [f"{ind}p += {w}", f"{ind}{names} = {row(state)!r}[(v >> (n - p)) & {(1 << w) - 1:#x}]"]
+
+    def _fids(self, state: int) -> tuple[int, ...]:
+        """The field ids of `state`'s row (an inlined decoder keeps no runtime state)."""
+        return tuple(fid for fid, _, _ in self.row(state))
+
+    def _local(self, f: Field) -> str:
+        """Local variable of a field in a decoder: prefixed, so a field named `p` or `v` cannot clash."""
+        return f"{self.prefix}{f.name}"
+
+    def _after_items(self, states: Collection[int | None], fid: int) -> set[int | None]:
+        """The states after one or more items of field `fid`, from the states after the first."""
+        out = set(states)
+        todo = [state for state in states if state is not None]
+        while todo:
+            for _, _, nxt in self.prods_of(todo.pop(), fid):
+                if nxt is not None and nxt not in out:
+                    out.add(nxt)
+                    todo.append(nxt)
+        return out
+
+    def _step(self, states: Collection[int | None]) -> str:
+        """Read the next event code: from a constant state when the possible states read alike, else from
+        runtime `s`. States read alike when their rows differ only in where the escape goes: a decoder never
+        reads `s` after an escape (it raises, or returns an empty value)."""
+        known = [state for state in states if state is not None]
+        if len(known) == len(states) and len({self.row(state)[:-1] for state in known}) == 1:
+            return f"fid, sub, s, p = STEP {min(known)}"
+        return "fid, sub, s, p = STEP"
+
+    def inline_into(self, body: list[str], target: str, ind: str) -> bool:
+        """Decode the type into `target` right in the caller's code (saves a call and a tuple per value), when
+        it is small and needs no runtime state: no loop, no long value, every event code read in a state known
+        here. Its locals start with its own prefix; it sets `fid` and `q`, which the caller reads only after a
+        fresh event code. The reads and checks are the call's own, in the same runs: same results, same errors."""
+        ct = self.ct
+        if not ct.monotone or refills(ct):
+            return False
+        lines = self._straight_body()
+        text = "\n".join(lines)
+        if len(text.split("\n")) > INLINE_MAX_LINES or "return o, p" in text or f"_R{self.n}_" in text:
+            return False
+        if any(line.endswith("= STEP") for line in lines):
+            return False
+        body += [f"{ind}{self._local(f)}: {annotation(f)}" for f in ct.fields]
+        for line in text.split("\n"):
+            inner = ind + line[4:]
+            if "fid, sub, s, p = STEP " in line:
+                at = inner[: len(inner) - len(inner.lstrip())]
+                body += self._static_step(at, int(line.rsplit(" ", 1)[1]), "fid", self._fids)
+            else:
+                body.append(inner)
+        sets = "".join(f"; {target}.{f.name} = {self._local(f)}" for f in ct.fields)
+        body.append(f"{ind}{target} = new({cls_name(ct)}){sets}")
+        return True
 
     def _ctor(self, ind: str = "    ") -> str:
         """Build the message without running __init__ (the decoder already has every field): a third faster."""
         ct = self.ct
         cls = f"{alias(ct.namespace)}.{ct.class_name}"
-        sets = "".join(f"; o.{f.name} = {_local(f)}" for f in ct.fields)
+        sets = "".join(f"; o.{f.name} = {self._local(f)}" for f in ct.fields)
         return f"{ind}o = new({cls}){sets}\n{ind}return o, p"
 
     def _signature(self) -> str:
@@ -539,9 +641,9 @@ class TypeCodec:
         out = [self._signature()]
         for f in ct.fields:
             if f.repeated:
-                out.append(f"    {_local(f)}: {annotation(f)} = []")
+                out.append(f"    {self._local(f)}: {annotation(f)} = []")
             else:
-                out.append(f"    {_local(f)}: {field_type(f)} | None = None")
+                out.append(f"    {self._local(f)}: {field_type(f)} | None = None")
         out.append("    s = 0")
         out.append("    while True:")
         out += checkpoint("        ")
@@ -551,20 +653,25 @@ class TypeCodec:
         for i, f in enumerate(ct.fields):
             out.append(f"        if fid == {i}:")
             bits = _Run()
-            self._inline_value(out, bits, i, f, None if f.repeated else _local(f), "            ")
+            self._inline_value(out, bits, i, f, None if f.repeated else self._local(f), "            ")
             bits.flush(out, "            ")
             out.append("            continue")
         out.append(f"        raise bad_event(p, fid, 'content of {ct.class_name}')")
         for f in ct.fields:
             if not f.repeated and f.min_occurs > 0:
-                out.append(f"    if {_local(f)} is None:")
+                out.append(f"    if {self._local(f)} is None:")
                 out.append(f"        raise missing(p, '{ct.class_name}.{f.name}')")
         out.append(self._ctor())
         return out
 
     def _decoder_straight(self) -> list[str]:
+        ct = self.ct
+        out = [self._signature(), *(f"    {self._local(f)}: {annotation(f)}" for f in ct.fields)]
+        return out + self._straight_body() + [self._ctor()]
+
+    def _straight_body(self) -> list[str]:
+        """The body of a monotone type's decoder, up to building the message (at indent 4)."""
         ct, n = self.ct, self.n
-        out = [self._signature(), *(f"    {_local(f)}: {annotation(f)}" for f in ct.fields)]
         body: list[str] = []
         bits = _Run()
         S = {0}  # possible states before the next event (fresh mode) or before the lookahead (look mode)
@@ -574,11 +681,10 @@ class TypeCodec:
         def step(ind="    ") -> None:
             nonlocal stale
             bits.flush(body, ind)
-            if stale:
-                (state,) = S
-                body.append(f"{ind}s = {state}")
-                stale = False
-            body.append(f"{ind}fid, sub, s, p = STEP")
+            if stale and len(S) != 1:
+                raise AssertionError(f"{ct.key}: runtime state unknown")
+            stale = False
+            body.append(f"{ind}{self._step(S)}")
 
         for i, f in enumerate(ct.fields):
             label = local(f.qnames[0]) if f.qnames else "characters"
@@ -594,14 +700,14 @@ class TypeCodec:
                     "        p += 3",
                     "        if (v >> (n - p)) & 0x7:",
                     f"            raise unexpected(p - 3, 3, 'characters or end of {ct.class_name}')",
-                    f"        {_local(f)} = {empty}",
+                    f"        {self._local(f)} = {empty}",
                     self._ctor("        "),
                 ]
                 single = False
             if not f.repeated and f.min_occurs > 0 and single:
                 (state,) = S
                 bits.add(0, self.g.width(state), label)
-                self._inline_value(body, bits, i, f, _local(f), "    ")
+                self._inline_value(body, bits, i, f, self._local(f), "    ")
                 S, stale = after, True
                 continue
             if not look:
@@ -609,7 +715,7 @@ class TypeCodec:
                 look = True
             if f.repeated:
                 cmax = self.counted_max(f)
-                body.append(f"    {_local(f)} = []")
+                body.append(f"    {self._local(f)} = []")
                 body.append(f"    while fid == {i}:")
                 body += checkpoint("        ")
                 if f.max_occurs is None:
@@ -617,22 +723,26 @@ class TypeCodec:
                 self._inline_value(body, bits, i, f, None, "        ")
                 bits.flush(body, "        ")
                 if cmax:
-                    body.append(f"        if len({_local(f)}) == {cmax}:")
+                    body.append(f"        if len({self._local(f)}) == {cmax}:")
                     body.append(f"            s = _X{n}[s]")
-                body.append("        fid, sub, s, p = STEP")
+                    body.append("            fid, sub, s, p = STEP")
+                    body.append("        else:")
+                    body.append(f"            {self._step(self._after_items(after, i))}")
+                else:
+                    body.append(f"        {self._step(self._after_items(after, i))}")
                 S = S | after | {self.g.exhausted[x] for x in after if x in self.g.exhausted}
             elif f.min_occurs == 0:
                 body.append(f"    if fid == {i}:")
-                self._inline_value(body, bits, i, f, _local(f), "        ")
+                self._inline_value(body, bits, i, f, self._local(f), "        ")
                 bits.flush(body, "        ")
-                body.append("        fid, sub, s, p = STEP")
+                body.append(f"        {self._step(after)}")
                 body.append("    else:")
-                body.append(f"        {_local(f)} = None")
+                body.append(f"        {self._local(f)} = None")
                 S = S | after
             else:
                 body.append(f"    if fid != {i}:")
                 body.append(f"        raise bad_event(p, fid, {label!r})")
-                self._inline_value(body, bits, i, f, _local(f), "    ")
+                self._inline_value(body, bits, i, f, self._local(f), "    ")
                 look = False
                 S, stale = after, False
         if look:
@@ -646,13 +756,13 @@ class TypeCodec:
             body.append("    if fid != -1:")
             body.append(f"        raise bad_event(p, fid, 'end of {ct.class_name}')")
         bits.flush(body, "    ")
-        return out + body + [self._ctor()]
+        return body
 
     def _count_check(self, f: Field, ind: str) -> list[str]:
         """An unbounded list stops at ExiLimits.max_array_items."""
         what = f"{self.ct.class_name}.{f.name}"
         return [
-            f"{ind}if len({_local(f)}) >= r.limits.max_array_items:",
+            f"{ind}if len({self._local(f)}) >= r.limits.max_array_items:",
             f"{ind}    raise too_many(p, {what!r}, r.limits.max_array_items)",
         ]
 
@@ -671,9 +781,14 @@ class TypeCodec:
                 body += reload(ind)
         elif isinstance(t, ComplexType):
             bits.flush(body, ind)
-            body.append(f"{ind}{var}, p = _d_{fname(t)}(r, v, n, p)")
-            if refills(t):
-                body += reload(ind)
+            # a list's items stay calls: a function entry per item, where tests/unit/test_exi_linear.py measures
+            child = self.inliner(t, f"{var}__") if self.inliner and target is not None else None
+            if child is not None and child.inline_into(body, var, ind):
+                self.inlined |= {t.key: t, **child.inlined}
+            else:
+                body.append(f"{ind}{var}, p = _d_{fname(t)}(r, v, n, p)")
+                if refills(t):
+                    body += reload(ind)
         elif f.kind == "elem" and _may_be_empty(t):
             # CH (0) then the value and EE, or EE straight away as a second-level event (1000): an empty value
             key = f.qnames[0]
@@ -709,7 +824,7 @@ class TypeCodec:
             bits.flush(body, ind)
             if not self.ct.monotone and f.max_occurs is None:
                 body += self._count_check(f, ind)
-            body.append(f"{ind}{_local(f)}.append({var})")
+            body.append(f"{ind}{self._local(f)}.append({var})")
 
 
 def _pre(pv: int, pw: int) -> str:
@@ -821,7 +936,7 @@ def decode_value(t: SimpleType, key: str, var: str) -> list[str]:
         return [f"{var}, p = r_binary(r, v, n, p, {t.max_length})", *(checkpoint("") if long_value(t) else [])]
     checked = [f"if not {t.lo} <= {var} <= {t.hi}:", f"    raise out_of_range(p, {var}, {t.lo}, {t.hi})"]
     if t.kind == "uint":
-        # fast paths: a value below 128 is one octet, below 16384 two
+        # fast paths: a value below 128 is one octet, below 16384 two, below 2097152 three (durations, amounts)
         lines = [
             f"{var} = (v >> (n - p - 8)) & 0xFF",
             f"if {var} < 0x80:",
@@ -833,12 +948,21 @@ def decode_value(t: SimpleType, key: str, var: str) -> list[str]:
                 f"    {var} = ({var} & 0x7F) | (q << 7)",
                 "    p += 16",
             ]
+        three = octets(t.hi) not in ("1", "2")
+        if three:
+            lines += [
+                "elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:",
+                f"    {var} = ({var} & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)",
+                "    p += 24",
+            ]
+            if not t.lo and t.hi is not None and t.hi < 0x1FFFFF:  # else the range is checked after every path
+                lines += [f"    {line}" for line in checked]
         lines += ["else:", f"    {var}, p = r_uint(v, n, p, {octets(t.hi)})"]
         if t.hi is None:
             low = [f"if {var} < {t.lo}:", f"    raise out_of_range(p, {var}, {t.lo}, None)"]
             return lines + low if t.lo else lines
         if not t.lo and t.hi >= 16383 and octets(t.hi) != "1":
-            return lines + [f"    {line}" for line in checked]  # only the longest path can leave the range
+            return lines + [f"    {line}" for line in checked]  # only the longest paths can leave the range
         return lines + checked
     if t.kind == "int":
         # fast paths: sign bit and one octet for -128..127, two octets for -16384..16383
@@ -890,6 +1014,7 @@ class CodecEmitter:
         self.builder = GrammarBuilder(model, self.schema)
         self.roots = sorted(SchemaModel.global_elements(self.schema), key=qname_key)
         self._segments: dict[str, int] = {}
+        self._grammars: dict[str, Grammar] = {}
         self.types: list[ComplexType] = []
         seen: set[str] = set()
         todo = [model.element_type(self.schema.maps.elements[q], q) for q in self.roots]
@@ -946,12 +1071,26 @@ class CodecEmitter:
         """The generated code of every type of this schema set, by type key."""
         out = {}
         for ct in self.types:
-            tc = TypeCodec(ct, self.builder.build(ct), "_" + fname(ct))
+            tc = TypeCodec(ct, self.grammar(ct), "_" + fname(ct), inliner=self.inline_codec)
             code = ["", f"# {ct.doc}", *tc.encoder(), "", *tc.decoder()]
             deps = {t.key for f in ct.fields for t in f.types if isinstance(t, ComplexType)}
-            enums = {enum_id(t) for f in ct.fields for t in f.types if isinstance(t, SimpleType) and t.kind == "enum"}
-            out[ct.key] = TypeBlock(ct, "\n".join(code), "\n".join(tc.tables()), deps, enums)
+            types = [ct, *tc.inlined.values()]
+            simple = [t for c in types for f in c.fields for t in f.types if isinstance(t, SimpleType)]
+            enums = {enum_id(t) for t in simple if t.kind == "enum"}
+            named: list[ComplexType | SimpleType] = [*types, *(t for t in simple if t.kind == "enum")]
+            modules = {NAMESPACE_MODULES[t.namespace] for t in named}
+            out[ct.key] = TypeBlock(ct, "\n".join(code), "\n".join(tc.tables()), deps, enums, modules)
         return out
+
+    def grammar(self, ct: ComplexType) -> Grammar:
+        """The normalised grammar of `ct` in this schema set (built once: parents inline their children)."""
+        if ct.key not in self._grammars:
+            self._grammars[ct.key] = self.builder.build(ct)
+        return self._grammars[ct.key]
+
+    def inline_codec(self, ct: ComplexType, prefix: str) -> TypeCodec:
+        """The codec of a child type `ct` emitting into its parent, with locals starting with `prefix`."""
+        return TypeCodec(ct, self.grammar(ct), "_" + fname(ct), prefix, self.inline_codec)
 
     def emit(self, shared: set[str]) -> str:
         """The module of this schema set; the codecs of the types in `shared` come from `gen.shared`."""
@@ -967,7 +1106,7 @@ class CodecEmitter:
         imports = (f"from stack.exi.gen.shared import {', '.join(imported)}  # noqa: F401",) if imported else ()
         header = module_header(
             f"schema set {self.sid!r}, {schemas.schema_set(self.sid).xsd}",
-            sorted({NAMESPACE_MODULES[b.ct.namespace] for b in local} | self._root_modules()),
+            sorted({m for b in local for m in b.modules} | self._root_modules()),
             sorted({e for b in local for e in b.enums}, key=str),
             self.enum_types(),
             imports,

@@ -64,10 +64,8 @@ def _e_ap_SupportedAppProtocolReq(a: int, o: ap.SupportedAppProtocolReq, w: Writ
 
 def _d_ap_SupportedAppProtocolReq(r: Reader, v: int, n: int, p: int) -> tuple[ap.SupportedAppProtocolReq, int]:
     f_app_protocol: list[ap.AppProtocol]
-    s = 0
-    w, mask, prods = _D_ap_SupportedAppProtocolReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_app_protocol = []
     while fid == 0:
         if p > r.lim:
@@ -76,9 +74,12 @@ def _d_ap_SupportedAppProtocolReq(r: Reader, v: int, n: int, p: int) -> tuple[ap
         f_app_protocol.append(x_app_protocol)
         if len(f_app_protocol) == 20:
             s = _X_ap_SupportedAppProtocolReq[s]
-        w, mask, prods = _D_ap_SupportedAppProtocolReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_ap_SupportedAppProtocolReq[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of SupportedAppProtocolReq")
     o = new(ap.SupportedAppProtocolReq)
@@ -112,26 +113,27 @@ def _d_ap_SupportedAppProtocolRes(r: Reader, v: int, n: int, p: int) -> tuple[ap
     f_schema_id: int | None
     p += 5
     q = (v >> (n - p)) & 0x1F
-    if q >> 3:
-        raise unexpected(p - 5, 2, "ResponseCode")
+    if q & 0x19:
+        if q >> 3:
+            raise unexpected(p - 5, 2, "ResponseCode")
+        f_response_code = _ENUM_ap_ResponseCode[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ap_ResponseCode[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 1
-    w, mask, prods = _D_ap_SupportedAppProtocolRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         p += 10
         q = (v >> (n - p)) & 0x3FF
-        if q >> 9:
-            raise unexpected(p - 10, 1, "characters of SchemaID")
+        if q & 0x201:
+            if q >> 9:
+                raise unexpected(p - 10, 1, "characters of SchemaID")
+            f_schema_id = (q >> 1) & 0xFF
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of SchemaID")
         f_schema_id = (q >> 1) & 0xFF
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of SchemaID")
-        w, mask, prods = _D_ap_SupportedAppProtocolRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_schema_id = None
     if fid != -1:
@@ -205,6 +207,9 @@ def _d_ap_AppProtocol(r: Reader, v: int, n: int, p: int) -> tuple[ap.AppProtocol
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_version_number_major = (f_version_number_major & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_version_number_major = (f_version_number_major & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_version_number_major, p = r_uint(v, n, p, 5)
         if not 0 <= f_version_number_major <= 4294967295:
@@ -218,22 +223,30 @@ def _d_ap_AppProtocol(r: Reader, v: int, n: int, p: int) -> tuple[ap.AppProtocol
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_version_number_minor = (f_version_number_minor & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_version_number_minor = (f_version_number_minor & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_version_number_minor, p = r_uint(v, n, p, 5)
         if not 0 <= f_version_number_minor <= 4294967295:
             raise out_of_range(p, f_version_number_minor, 0, 4294967295)
     p += 21
     q = (v >> (n - p)) & 0x1FFFFF
-    if q >> 18:
-        raise unexpected(p - 21, 3, "end of VersionNumberMinor")
+    if q & 0x1C0383:
+        if q >> 18:
+            raise unexpected(p - 21, 3, "end of VersionNumberMinor")
+        f_schema_id = (q >> 10) & 0xFF
+        if (q >> 7) & 0x7:
+            raise unexpected(p - 10, 3, "end of SchemaID")
+        f_priority = ((q >> 2) & 0x1F) + 1
+        if f_priority > 20:
+            raise out_of_range(p, f_priority, 1, 20)
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of Priority")
     f_schema_id = (q >> 10) & 0xFF
-    if (q >> 7) & 0x7:
-        raise unexpected(p - 10, 3, "end of SchemaID")
     f_priority = ((q >> 2) & 0x1F) + 1
     if f_priority > 20:
         raise out_of_range(p, f_priority, 1, 20)
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of Priority")
     o = new(ap.AppProtocol)
     o.protocol_namespace = f_protocol_namespace
     o.version_number_major = f_version_number_major
@@ -260,48 +273,11 @@ _T_ap_SupportedAppProtocolReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_ap_SupportedAppProtocolReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_ap_SupportedAppProtocolReq: dict[int, int] = {1: 3, 2: 4}
 _T_ap_SupportedAppProtocolRes: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -314,31 +290,9 @@ _T_ap_SupportedAppProtocolRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_ap_SupportedAppProtocolRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_ap_AppProtocol: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -355,54 +309,12 @@ _T_ap_AppProtocol: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_ap_AppProtocol: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 
 MAX_DEPTH = 2  # deepest nesting of complex elements

@@ -95,6 +95,8 @@ from stack.messages import iso20_ac as ac
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 
+_ENUM_ct_EvseNotification = tuple(ct.EvseNotification)
+_EN_ct_EvseNotification = {m: i for i, m in enumerate(_ENUM_ct_EvseNotification)}
 _ENUM_ct_ResponseCode = tuple(ct.ResponseCode)
 _EN_ct_ResponseCode = {m: i for i, m in enumerate(_ENUM_ct_ResponseCode)}
 
@@ -175,43 +177,216 @@ def _d_ac_AcCpdReqEnergyTransferMode(r: Reader, v: int, n: int, p: int) -> tuple
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 1
-    w, mask, prods = _D_ac_AcCpdReqEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_maximum_charge_power__exponent: int
+    f_ev_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_power = new(ct.RationalNumber)
+    f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+    f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
-        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l2__exponent: int
+        f_ev_maximum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l2__value = 0xFF - f_ev_maximum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l2__value = -q - 1 if f_ev_maximum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l2.exponent = f_ev_maximum_charge_power_l2__exponent
+        f_ev_maximum_charge_power_l2.value = f_ev_maximum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_charge_power_l2 = None
     if fid == 2:
-        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l3__exponent: int
+        f_ev_maximum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l3__value = 0xFF - f_ev_maximum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l3__value = -q - 1 if f_ev_maximum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l3.exponent = f_ev_maximum_charge_power_l3__exponent
+        f_ev_maximum_charge_power_l3.value = f_ev_maximum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_ev_maximum_charge_power_l3 = None
     if fid != 3:
         raise bad_event(p, fid, "EVMinimumChargePower")
-    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_AcCpdReqEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_charge_power__exponent: int
+    f_ev_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_power = new(ct.RationalNumber)
+    f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+    f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
+    p += 2
+    fid, sub, s = ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
-        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l2__exponent: int
+        f_ev_minimum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l2__value = 0xFF - f_ev_minimum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l2__value = -q - 1 if f_ev_minimum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l2.exponent = f_ev_minimum_charge_power_l2__exponent
+        f_ev_minimum_charge_power_l2.value = f_ev_minimum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_charge_power_l2 = None
     if fid == 5:
-        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l3__exponent: int
+        f_ev_minimum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l3__value = 0xFF - f_ev_minimum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l3__value = -q - 1 if f_ev_minimum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l3.exponent = f_ev_minimum_charge_power_l3__exponent
+        f_ev_minimum_charge_power_l3.value = f_ev_minimum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_charge_power_l3 = None
     if fid != -1:
@@ -394,84 +569,433 @@ def _d_ac_AcCpdResEnergyTransferMode(r: Reader, v: int, n: int, p: int) -> tuple
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
-    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 1
-    w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_maximum_charge_power__exponent: int
+    f_evse_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_power__value = 0xFF - f_evse_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_power__value = -q - 1 if f_evse_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_power = new(ct.RationalNumber)
+    f_evse_maximum_charge_power.exponent = f_evse_maximum_charge_power__exponent
+    f_evse_maximum_charge_power.value = f_evse_maximum_charge_power__value
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
-        f_evse_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_charge_power_l2__exponent: int
+        f_evse_maximum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_charge_power_l2__value < 0x180:
+            p += 9
+            f_evse_maximum_charge_power_l2__value = 0xFF - f_evse_maximum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_evse_maximum_charge_power_l2__value = -q - 1 if f_evse_maximum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_charge_power_l2 = new(ct.RationalNumber)
+        f_evse_maximum_charge_power_l2.exponent = f_evse_maximum_charge_power_l2__exponent
+        f_evse_maximum_charge_power_l2.value = f_evse_maximum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_evse_maximum_charge_power_l2 = None
     if fid == 2:
-        f_evse_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_charge_power_l3__exponent: int
+        f_evse_maximum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_charge_power_l3__value < 0x180:
+            p += 9
+            f_evse_maximum_charge_power_l3__value = 0xFF - f_evse_maximum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_evse_maximum_charge_power_l3__value = -q - 1 if f_evse_maximum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_charge_power_l3 = new(ct.RationalNumber)
+        f_evse_maximum_charge_power_l3.exponent = f_evse_maximum_charge_power_l3__exponent
+        f_evse_maximum_charge_power_l3.value = f_evse_maximum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_evse_maximum_charge_power_l3 = None
     if fid != 3:
         raise bad_event(p, fid, "EVSEMinimumChargePower")
-    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_minimum_charge_power__exponent: int
+    f_evse_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_charge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_charge_power__value = 0xFF - f_evse_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_charge_power__value = -q - 1 if f_evse_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_charge_power = new(ct.RationalNumber)
+    f_evse_minimum_charge_power.exponent = f_evse_minimum_charge_power__exponent
+    f_evse_minimum_charge_power.value = f_evse_minimum_charge_power__value
+    p += 2
+    fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
-        f_evse_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_charge_power_l2__exponent: int
+        f_evse_minimum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_charge_power_l2__value < 0x180:
+            p += 9
+            f_evse_minimum_charge_power_l2__value = 0xFF - f_evse_minimum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_evse_minimum_charge_power_l2__value = -q - 1 if f_evse_minimum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_charge_power_l2 = new(ct.RationalNumber)
+        f_evse_minimum_charge_power_l2.exponent = f_evse_minimum_charge_power_l2__exponent
+        f_evse_minimum_charge_power_l2.value = f_evse_minimum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_evse_minimum_charge_power_l2 = None
     if fid == 5:
-        f_evse_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_charge_power_l3__exponent: int
+        f_evse_minimum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_charge_power_l3__value < 0x180:
+            p += 9
+            f_evse_minimum_charge_power_l3__value = 0xFF - f_evse_minimum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_evse_minimum_charge_power_l3__value = -q - 1 if f_evse_minimum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_charge_power_l3 = new(ct.RationalNumber)
+        f_evse_minimum_charge_power_l3.exponent = f_evse_minimum_charge_power_l3__exponent
+        f_evse_minimum_charge_power_l3.value = f_evse_minimum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((6, 0, 7), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_evse_minimum_charge_power_l3 = None
     if fid != 6:
         raise bad_event(p, fid, "EVSENominalFrequency")
-    f_evse_nominal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_nominal_frequency__exponent: int
+    f_evse_nominal_frequency__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_nominal_frequency__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_nominal_frequency__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_nominal_frequency__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_nominal_frequency__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_nominal_frequency__value < 0x180:
+        p += 9
+        f_evse_nominal_frequency__value = 0xFF - f_evse_nominal_frequency__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_nominal_frequency__value & 0x7F) | (q << 7)
+        f_evse_nominal_frequency__value = -q - 1 if f_evse_nominal_frequency__value >> 8 else q
+        p += 17
+    else:
+        f_evse_nominal_frequency__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_nominal_frequency__value <= 32767:
+            raise out_of_range(p, f_evse_nominal_frequency__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_nominal_frequency = new(ct.RationalNumber)
+    f_evse_nominal_frequency.exponent = f_evse_nominal_frequency__exponent
+    f_evse_nominal_frequency.value = f_evse_nominal_frequency__value
+    p += 3
+    fid, sub, s = ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 7))[
+        (v >> (n - p)) & 0x7
+    ]
     if fid == 7:
-        f_maximum_power_asymmetry, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_maximum_power_asymmetry__exponent: int
+        f_maximum_power_asymmetry__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_maximum_power_asymmetry__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_maximum_power_asymmetry__exponent = ((q >> 3) & 0xFF) - 128
+        f_maximum_power_asymmetry__value = (v >> (n - p - 9)) & 0x1FF
+        if f_maximum_power_asymmetry__value < 0x80:
+            p += 9
+        elif 0x100 <= f_maximum_power_asymmetry__value < 0x180:
+            p += 9
+            f_maximum_power_asymmetry__value = 0xFF - f_maximum_power_asymmetry__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_maximum_power_asymmetry__value & 0x7F) | (q << 7)
+            f_maximum_power_asymmetry__value = -q - 1 if f_maximum_power_asymmetry__value >> 8 else q
+            p += 17
+        else:
+            f_maximum_power_asymmetry__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_maximum_power_asymmetry__value <= 32767:
+                raise out_of_range(p, f_maximum_power_asymmetry__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_maximum_power_asymmetry = new(ct.RationalNumber)
+        f_maximum_power_asymmetry.exponent = f_maximum_power_asymmetry__exponent
+        f_maximum_power_asymmetry.value = f_maximum_power_asymmetry__value
+        p += 3
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x7]
     else:
         f_maximum_power_asymmetry = None
     if fid == 8:
-        f_evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_power_ramp_limitation__exponent: int
+        f_evse_power_ramp_limitation__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_power_ramp_limitation__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_power_ramp_limitation__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_power_ramp_limitation__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_power_ramp_limitation__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_power_ramp_limitation__value < 0x180:
+            p += 9
+            f_evse_power_ramp_limitation__value = 0xFF - f_evse_power_ramp_limitation__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_power_ramp_limitation__value & 0x7F) | (q << 7)
+            f_evse_power_ramp_limitation__value = -q - 1 if f_evse_power_ramp_limitation__value >> 8 else q
+            p += 17
+        else:
+            f_evse_power_ramp_limitation__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_power_ramp_limitation__value <= 32767:
+                raise out_of_range(p, f_evse_power_ramp_limitation__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_power_ramp_limitation = new(ct.RationalNumber)
+        f_evse_power_ramp_limitation.exponent = f_evse_power_ramp_limitation__exponent
+        f_evse_power_ramp_limitation.value = f_evse_power_ramp_limitation__value
+        p += 3
+        fid, sub, s = ((9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x7]
     else:
         f_evse_power_ramp_limitation = None
     if fid == 9:
-        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power__exponent: int
+        f_evse_present_active_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power__value < 0x180:
+            p += 9
+            f_evse_present_active_power__value = 0xFF - f_evse_present_active_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power__value & 0x7F) | (q << 7)
+            f_evse_present_active_power__value = -q - 1 if f_evse_present_active_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power = new(ct.RationalNumber)
+        f_evse_present_active_power.exponent = f_evse_present_active_power__exponent
+        f_evse_present_active_power.value = f_evse_present_active_power__value
+        p += 2
+        fid, sub, s = ((10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power = None
     if fid == 10:
-        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l2__exponent: int
+        f_evse_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l2__value = 0xFF - f_evse_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l2__value = -q - 1 if f_evse_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l2 = new(ct.RationalNumber)
+        f_evse_present_active_power_l2.exponent = f_evse_present_active_power_l2__exponent
+        f_evse_present_active_power_l2.value = f_evse_present_active_power_l2__value
+        p += 2
+        fid, sub, s = ((11, 0, 12), (-1, 0, -1), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power_l2 = None
     if fid == 11:
-        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l3__exponent: int
+        f_evse_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l3__value = 0xFF - f_evse_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l3__value = -q - 1 if f_evse_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l3 = new(ct.RationalNumber)
+        f_evse_present_active_power_l3.exponent = f_evse_present_active_power_l3__exponent
+        f_evse_present_active_power_l3.value = f_evse_present_active_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x1]
     else:
         f_evse_present_active_power_l3 = None
     if fid != -1:
@@ -547,29 +1071,27 @@ def _d_ac_AcChargeLoopReq(r: Reader, v: int, n: int, p: int) -> tuple[ac.AcCharg
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
     v = r.v
     n = r.n
-    s = 1
-    w, mask, prods = _D_ac_AcChargeLoopReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         f_display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
-        w, mask, prods = _D_ac_AcChargeLoopReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((2, 0, 3), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_display_parameters = None
     if fid != 2:
         raise bad_event(p, fid, "MeterInfoRequested")
     p += 3
     q = (v >> (n - p)) & 0x7
-    if q >> 2:
-        raise unexpected(p - 3, 1, "characters of MeterInfoRequested")
+    if q & 0x5:
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of MeterInfoRequested")
+        f_meter_info_requested = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MeterInfoRequested")
     f_meter_info_requested = ((q >> 1) & 0x1) == 1
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of MeterInfoRequested")
-    w, mask, prods = _D_ac_AcChargeLoopReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((3, 0, 4), (3, 1, 4), (3, 2, 4), (3, 3, 4), (3, 4, 4), (-3, 0, 3))[(v >> (n - p)) & 0x7]
     if fid != 3:
         raise bad_event(p, fid, "BPT_Dynamic_AC_CLReqControlMode")
     f_cl_req_control_mode, p = _R_ac_AcChargeLoopReq_3[sub](r, v, n, p)
@@ -666,43 +1188,127 @@ def _d_ac_AcChargeLoopRes(r: Reader, v: int, n: int, p: int) -> tuple[ac.AcCharg
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "ResponseCode")
+    if q & 0x181:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 2
-    w, mask, prods = _D_ac_AcChargeLoopRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 4
+    fid, sub, s = (
+        (2, 0, 3),
+        (3, 0, 4),
+        (4, 0, 5),
+        (5, 0, 6),
+        (6, 0, 7),
+        (6, 1, 7),
+        (6, 2, 7),
+        (6, 3, 7),
+        (6, 4, 7),
+        (-3, 0, 2),
+    )[(v >> (n - p)) & 0xF]
     if fid == 2:
-        f_evse_status, p = _d_ct_EvseStatus(r, v, n, p)
-        w, mask, prods = _D_ac_AcChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_status__notification_max_delay: int
+        f_evse_status__evse_notification: ct.EvseNotification
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "NotificationMaxDelay")
+        f_evse_status__notification_max_delay = (v >> (n - p - 8)) & 0xFF
+        if f_evse_status__notification_max_delay < 0x80:
+            p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_evse_status__notification_max_delay = (f_evse_status__notification_max_delay & 0x7F) | (q << 7)
+            p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_evse_status__notification_max_delay = (
+                (f_evse_status__notification_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
+            if not 0 <= f_evse_status__notification_max_delay <= 65535:
+                raise out_of_range(p, f_evse_status__notification_max_delay, 0, 65535)
+        else:
+            f_evse_status__notification_max_delay, p = r_uint(v, n, p, 3)
+            if not 0 <= f_evse_status__notification_max_delay <= 65535:
+                raise out_of_range(p, f_evse_status__notification_max_delay, 0, 65535)
+        p += 8
+        q = (v >> (n - p)) & 0xFF
+        if q & 0xE3:
+            if q >> 5:
+                raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+            f_evse_status__evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+            if (q) & 0x3:
+                raise unexpected(p - 2, 2, "end of EVSENotification")
+        f_evse_status__evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+        f_evse_status = new(ct.EvseStatus)
+        f_evse_status.notification_max_delay = f_evse_status__notification_max_delay
+        f_evse_status.evse_notification = f_evse_status__evse_notification
+        p += 4
+        fid, sub, s = (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (6, 1, 7),
+            (6, 2, 7),
+            (6, 3, 7),
+            (6, 4, 7),
+            (-3, 0, 3),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_evse_status = None
     if fid == 3:
         f_meter_info, p = _d_ct_MeterInfo(r, v, n, p)
-        w, mask, prods = _D_ac_AcChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 4))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_meter_info = None
     if fid == 4:
         f_receipt, p = _d_ct_Receipt(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_ac_AcChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 5))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_receipt = None
     if fid == 5:
-        f_evse_target_frequency, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_AcChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_frequency__exponent: int
+        f_evse_target_frequency__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_frequency__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_frequency__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_frequency__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_frequency__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_frequency__value < 0x180:
+            p += 9
+            f_evse_target_frequency__value = 0xFF - f_evse_target_frequency__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_frequency__value & 0x7F) | (q << 7)
+            f_evse_target_frequency__value = -q - 1 if f_evse_target_frequency__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_frequency__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_frequency__value <= 32767:
+                raise out_of_range(p, f_evse_target_frequency__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_frequency = new(ct.RationalNumber)
+        f_evse_target_frequency.exponent = f_evse_target_frequency__exponent
+        f_evse_target_frequency.value = f_evse_target_frequency__value
+        p += 3
+        fid, sub, s = ((6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 6))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_frequency = None
     if fid != 6:
@@ -757,10 +1363,8 @@ def _d_ac_AcChargeParameterDiscoveryReq(
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
     v = r.v
     n = r.n
-    s = 1
-    w, mask, prods = _D_ac_AcChargeParameterDiscoveryReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (1, 1, 2), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != 1:
         raise bad_event(p, fid, "AC_CPDReqEnergyTransferMode")
     f_ac_cpd_req_energy_transfer_mode, p = _R_ac_AcChargeParameterDiscoveryReq_1[sub](r, v, n, p)
@@ -813,15 +1417,15 @@ def _d_ac_AcChargeParameterDiscoveryRes(
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "ResponseCode")
+    if q & 0x181:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 2
-    w, mask, prods = _D_ac_AcChargeParameterDiscoveryRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (2, 1, 3), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid != 2:
         raise bad_event(p, fid, "AC_CPDResEnergyTransferMode")
     f_ac_cpd_res_energy_transfer_mode, p = _R_ac_AcChargeParameterDiscoveryRes_2[sub](r, v, n, p)
@@ -1003,83 +1607,430 @@ def _d_ac_BptAcCpdReqEnergyTransferMode(
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 1
-    w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_maximum_charge_power__exponent: int
+    f_ev_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_power = new(ct.RationalNumber)
+    f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+    f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
-        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l2__exponent: int
+        f_ev_maximum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l2__value = 0xFF - f_ev_maximum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l2__value = -q - 1 if f_ev_maximum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l2.exponent = f_ev_maximum_charge_power_l2__exponent
+        f_ev_maximum_charge_power_l2.value = f_ev_maximum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_charge_power_l2 = None
     if fid == 2:
-        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l3__exponent: int
+        f_ev_maximum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l3__value = 0xFF - f_ev_maximum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l3__value = -q - 1 if f_ev_maximum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l3.exponent = f_ev_maximum_charge_power_l3__exponent
+        f_ev_maximum_charge_power_l3.value = f_ev_maximum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_ev_maximum_charge_power_l3 = None
     if fid != 3:
         raise bad_event(p, fid, "EVMinimumChargePower")
-    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_charge_power__exponent: int
+    f_ev_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_power = new(ct.RationalNumber)
+    f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+    f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
+    p += 2
+    fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
-        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l2__exponent: int
+        f_ev_minimum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l2__value = 0xFF - f_ev_minimum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l2__value = -q - 1 if f_ev_minimum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l2.exponent = f_ev_minimum_charge_power_l2__exponent
+        f_ev_minimum_charge_power_l2.value = f_ev_minimum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_charge_power_l2 = None
     if fid == 5:
-        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l3__exponent: int
+        f_ev_minimum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l3__value = 0xFF - f_ev_minimum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l3__value = -q - 1 if f_ev_minimum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l3.exponent = f_ev_minimum_charge_power_l3__exponent
+        f_ev_minimum_charge_power_l3.value = f_ev_minimum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((6, 0, 7), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_charge_power_l3 = None
     if fid != 6:
         raise bad_event(p, fid, "EVMaximumDischargePower")
-    f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_maximum_discharge_power__exponent: int
+    f_ev_maximum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_discharge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_discharge_power__value = 0xFF - f_ev_maximum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_discharge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_discharge_power__value = -q - 1 if f_ev_maximum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_discharge_power = new(ct.RationalNumber)
+    f_ev_maximum_discharge_power.exponent = f_ev_maximum_discharge_power__exponent
+    f_ev_maximum_discharge_power.value = f_ev_maximum_discharge_power__value
+    p += 2
+    fid, sub, s = ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     if fid == 7:
-        f_ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_power_l2__exponent: int
+        f_ev_maximum_discharge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_power_l2__value = 0xFF - f_ev_maximum_discharge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_power_l2__value = -q - 1 if f_ev_maximum_discharge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_discharge_power_l2.exponent = f_ev_maximum_discharge_power_l2__exponent
+        f_ev_maximum_discharge_power_l2.value = f_ev_maximum_discharge_power_l2__value
+        p += 2
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_discharge_power_l2 = None
     if fid == 8:
-        f_ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_power_l3__exponent: int
+        f_ev_maximum_discharge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_power_l3__value = 0xFF - f_ev_maximum_discharge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_power_l3__value = -q - 1 if f_ev_maximum_discharge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_discharge_power_l3.exponent = f_ev_maximum_discharge_power_l3__exponent
+        f_ev_maximum_discharge_power_l3.value = f_ev_maximum_discharge_power_l3__value
+        p += 1
+        fid, sub, s = ((9, 0, 10), (-3, 0, 9))[(v >> (n - p)) & 0x1]
     else:
         f_ev_maximum_discharge_power_l3 = None
     if fid != 9:
         raise bad_event(p, fid, "EVMinimumDischargePower")
-    f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_discharge_power__exponent: int
+    f_ev_minimum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_discharge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_discharge_power__value = 0xFF - f_ev_minimum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_discharge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_discharge_power__value = -q - 1 if f_ev_minimum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_discharge_power = new(ct.RationalNumber)
+    f_ev_minimum_discharge_power.exponent = f_ev_minimum_discharge_power__exponent
+    f_ev_minimum_discharge_power.value = f_ev_minimum_discharge_power__value
+    p += 2
+    fid, sub, s = ((10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x3]
     if fid == 10:
-        f_ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_discharge_power_l2__exponent: int
+        f_ev_minimum_discharge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_discharge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_discharge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_discharge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_discharge_power_l2__value = 0xFF - f_ev_minimum_discharge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_discharge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_discharge_power_l2__value = -q - 1 if f_ev_minimum_discharge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_discharge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_discharge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_discharge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_discharge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_discharge_power_l2.exponent = f_ev_minimum_discharge_power_l2__exponent
+        f_ev_minimum_discharge_power_l2.value = f_ev_minimum_discharge_power_l2__value
+        p += 2
+        fid, sub, s = ((11, 0, 12), (-1, 0, -1), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_discharge_power_l2 = None
     if fid == 11:
-        f_ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_discharge_power_l3__exponent: int
+        f_ev_minimum_discharge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_discharge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_discharge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_discharge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_discharge_power_l3__value = 0xFF - f_ev_minimum_discharge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_discharge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_discharge_power_l3__value = -q - 1 if f_ev_minimum_discharge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_discharge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_discharge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_discharge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_discharge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_discharge_power_l3.exponent = f_ev_minimum_discharge_power_l3__exponent
+        f_ev_minimum_discharge_power_l3.value = f_ev_minimum_discharge_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_discharge_power_l3 = None
     if fid != -1:
@@ -1358,124 +2309,647 @@ def _d_ac_BptAcCpdResEnergyTransferMode(
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
-    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 1
-    w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_maximum_charge_power__exponent: int
+    f_evse_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_power__value = 0xFF - f_evse_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_power__value = -q - 1 if f_evse_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_power = new(ct.RationalNumber)
+    f_evse_maximum_charge_power.exponent = f_evse_maximum_charge_power__exponent
+    f_evse_maximum_charge_power.value = f_evse_maximum_charge_power__value
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
-        f_evse_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_charge_power_l2__exponent: int
+        f_evse_maximum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_charge_power_l2__value < 0x180:
+            p += 9
+            f_evse_maximum_charge_power_l2__value = 0xFF - f_evse_maximum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_evse_maximum_charge_power_l2__value = -q - 1 if f_evse_maximum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_charge_power_l2 = new(ct.RationalNumber)
+        f_evse_maximum_charge_power_l2.exponent = f_evse_maximum_charge_power_l2__exponent
+        f_evse_maximum_charge_power_l2.value = f_evse_maximum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_evse_maximum_charge_power_l2 = None
     if fid == 2:
-        f_evse_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_charge_power_l3__exponent: int
+        f_evse_maximum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_charge_power_l3__value < 0x180:
+            p += 9
+            f_evse_maximum_charge_power_l3__value = 0xFF - f_evse_maximum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_evse_maximum_charge_power_l3__value = -q - 1 if f_evse_maximum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_charge_power_l3 = new(ct.RationalNumber)
+        f_evse_maximum_charge_power_l3.exponent = f_evse_maximum_charge_power_l3__exponent
+        f_evse_maximum_charge_power_l3.value = f_evse_maximum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_evse_maximum_charge_power_l3 = None
     if fid != 3:
         raise bad_event(p, fid, "EVSEMinimumChargePower")
-    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_minimum_charge_power__exponent: int
+    f_evse_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_charge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_charge_power__value = 0xFF - f_evse_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_charge_power__value = -q - 1 if f_evse_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_charge_power = new(ct.RationalNumber)
+    f_evse_minimum_charge_power.exponent = f_evse_minimum_charge_power__exponent
+    f_evse_minimum_charge_power.value = f_evse_minimum_charge_power__value
+    p += 2
+    fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
-        f_evse_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_charge_power_l2__exponent: int
+        f_evse_minimum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_charge_power_l2__value < 0x180:
+            p += 9
+            f_evse_minimum_charge_power_l2__value = 0xFF - f_evse_minimum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_evse_minimum_charge_power_l2__value = -q - 1 if f_evse_minimum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_charge_power_l2 = new(ct.RationalNumber)
+        f_evse_minimum_charge_power_l2.exponent = f_evse_minimum_charge_power_l2__exponent
+        f_evse_minimum_charge_power_l2.value = f_evse_minimum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_evse_minimum_charge_power_l2 = None
     if fid == 5:
-        f_evse_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_charge_power_l3__exponent: int
+        f_evse_minimum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_charge_power_l3__value < 0x180:
+            p += 9
+            f_evse_minimum_charge_power_l3__value = 0xFF - f_evse_minimum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_evse_minimum_charge_power_l3__value = -q - 1 if f_evse_minimum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_charge_power_l3 = new(ct.RationalNumber)
+        f_evse_minimum_charge_power_l3.exponent = f_evse_minimum_charge_power_l3__exponent
+        f_evse_minimum_charge_power_l3.value = f_evse_minimum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((6, 0, 7), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_evse_minimum_charge_power_l3 = None
     if fid != 6:
         raise bad_event(p, fid, "EVSENominalFrequency")
-    f_evse_nominal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_nominal_frequency__exponent: int
+    f_evse_nominal_frequency__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_nominal_frequency__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_nominal_frequency__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_nominal_frequency__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_nominal_frequency__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_nominal_frequency__value < 0x180:
+        p += 9
+        f_evse_nominal_frequency__value = 0xFF - f_evse_nominal_frequency__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_nominal_frequency__value & 0x7F) | (q << 7)
+        f_evse_nominal_frequency__value = -q - 1 if f_evse_nominal_frequency__value >> 8 else q
+        p += 17
+    else:
+        f_evse_nominal_frequency__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_nominal_frequency__value <= 32767:
+            raise out_of_range(p, f_evse_nominal_frequency__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_nominal_frequency = new(ct.RationalNumber)
+    f_evse_nominal_frequency.exponent = f_evse_nominal_frequency__exponent
+    f_evse_nominal_frequency.value = f_evse_nominal_frequency__value
+    p += 3
+    fid, sub, s = ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 7))[
+        (v >> (n - p)) & 0x7
+    ]
     if fid == 7:
-        f_maximum_power_asymmetry, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_maximum_power_asymmetry__exponent: int
+        f_maximum_power_asymmetry__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_maximum_power_asymmetry__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_maximum_power_asymmetry__exponent = ((q >> 3) & 0xFF) - 128
+        f_maximum_power_asymmetry__value = (v >> (n - p - 9)) & 0x1FF
+        if f_maximum_power_asymmetry__value < 0x80:
+            p += 9
+        elif 0x100 <= f_maximum_power_asymmetry__value < 0x180:
+            p += 9
+            f_maximum_power_asymmetry__value = 0xFF - f_maximum_power_asymmetry__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_maximum_power_asymmetry__value & 0x7F) | (q << 7)
+            f_maximum_power_asymmetry__value = -q - 1 if f_maximum_power_asymmetry__value >> 8 else q
+            p += 17
+        else:
+            f_maximum_power_asymmetry__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_maximum_power_asymmetry__value <= 32767:
+                raise out_of_range(p, f_maximum_power_asymmetry__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_maximum_power_asymmetry = new(ct.RationalNumber)
+        f_maximum_power_asymmetry.exponent = f_maximum_power_asymmetry__exponent
+        f_maximum_power_asymmetry.value = f_maximum_power_asymmetry__value
+        p += 3
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 8))[(v >> (n - p)) & 0x7]
     else:
         f_maximum_power_asymmetry = None
     if fid == 8:
-        f_evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_power_ramp_limitation__exponent: int
+        f_evse_power_ramp_limitation__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_power_ramp_limitation__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_power_ramp_limitation__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_power_ramp_limitation__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_power_ramp_limitation__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_power_ramp_limitation__value < 0x180:
+            p += 9
+            f_evse_power_ramp_limitation__value = 0xFF - f_evse_power_ramp_limitation__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_power_ramp_limitation__value & 0x7F) | (q << 7)
+            f_evse_power_ramp_limitation__value = -q - 1 if f_evse_power_ramp_limitation__value >> 8 else q
+            p += 17
+        else:
+            f_evse_power_ramp_limitation__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_power_ramp_limitation__value <= 32767:
+                raise out_of_range(p, f_evse_power_ramp_limitation__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_power_ramp_limitation = new(ct.RationalNumber)
+        f_evse_power_ramp_limitation.exponent = f_evse_power_ramp_limitation__exponent
+        f_evse_power_ramp_limitation.value = f_evse_power_ramp_limitation__value
+        p += 3
+        fid, sub, s = ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 9))[(v >> (n - p)) & 0x7]
     else:
         f_evse_power_ramp_limitation = None
     if fid == 9:
-        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power__exponent: int
+        f_evse_present_active_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power__value < 0x180:
+            p += 9
+            f_evse_present_active_power__value = 0xFF - f_evse_present_active_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power__value & 0x7F) | (q << 7)
+            f_evse_present_active_power__value = -q - 1 if f_evse_present_active_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power = new(ct.RationalNumber)
+        f_evse_present_active_power.exponent = f_evse_present_active_power__exponent
+        f_evse_present_active_power.value = f_evse_present_active_power__value
+        p += 2
+        fid, sub, s = ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 10))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power = None
     if fid == 10:
-        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l2__exponent: int
+        f_evse_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l2__value = 0xFF - f_evse_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l2__value = -q - 1 if f_evse_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l2 = new(ct.RationalNumber)
+        f_evse_present_active_power_l2.exponent = f_evse_present_active_power_l2__exponent
+        f_evse_present_active_power_l2.value = f_evse_present_active_power_l2__value
+        p += 2
+        fid, sub, s = ((11, 0, 12), (12, 0, 13), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power_l2 = None
     if fid == 11:
-        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l3__exponent: int
+        f_evse_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l3__value = 0xFF - f_evse_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l3__value = -q - 1 if f_evse_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l3 = new(ct.RationalNumber)
+        f_evse_present_active_power_l3.exponent = f_evse_present_active_power_l3__exponent
+        f_evse_present_active_power_l3.value = f_evse_present_active_power_l3__value
+        p += 1
+        fid, sub, s = ((12, 0, 13), (-3, 0, 12))[(v >> (n - p)) & 0x1]
     else:
         f_evse_present_active_power_l3 = None
     if fid != 12:
         raise bad_event(p, fid, "EVSEMaximumDischargePower")
-    f_evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_maximum_discharge_power__exponent: int
+    f_evse_maximum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_discharge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_discharge_power__value = 0xFF - f_evse_maximum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_discharge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_discharge_power__value = -q - 1 if f_evse_maximum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_discharge_power = new(ct.RationalNumber)
+    f_evse_maximum_discharge_power.exponent = f_evse_maximum_discharge_power__exponent
+    f_evse_maximum_discharge_power.value = f_evse_maximum_discharge_power__value
+    p += 2
+    fid, sub, s = ((13, 0, 14), (14, 0, 15), (15, 0, 16), (-3, 0, 13))[(v >> (n - p)) & 0x3]
     if fid == 13:
-        f_evse_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_discharge_power_l2__exponent: int
+        f_evse_maximum_discharge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_discharge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_discharge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_discharge_power_l2__value < 0x180:
+            p += 9
+            f_evse_maximum_discharge_power_l2__value = 0xFF - f_evse_maximum_discharge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_discharge_power_l2__value & 0x7F) | (q << 7)
+            f_evse_maximum_discharge_power_l2__value = -q - 1 if f_evse_maximum_discharge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_discharge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_discharge_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_discharge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_discharge_power_l2 = new(ct.RationalNumber)
+        f_evse_maximum_discharge_power_l2.exponent = f_evse_maximum_discharge_power_l2__exponent
+        f_evse_maximum_discharge_power_l2.value = f_evse_maximum_discharge_power_l2__value
+        p += 2
+        fid, sub, s = ((14, 0, 15), (15, 0, 16), (-3, 0, 14))[(v >> (n - p)) & 0x3]
     else:
         f_evse_maximum_discharge_power_l2 = None
     if fid == 14:
-        f_evse_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_discharge_power_l3__exponent: int
+        f_evse_maximum_discharge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_discharge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_discharge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_discharge_power_l3__value < 0x180:
+            p += 9
+            f_evse_maximum_discharge_power_l3__value = 0xFF - f_evse_maximum_discharge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_discharge_power_l3__value & 0x7F) | (q << 7)
+            f_evse_maximum_discharge_power_l3__value = -q - 1 if f_evse_maximum_discharge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_discharge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_discharge_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_discharge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_discharge_power_l3 = new(ct.RationalNumber)
+        f_evse_maximum_discharge_power_l3.exponent = f_evse_maximum_discharge_power_l3__exponent
+        f_evse_maximum_discharge_power_l3.value = f_evse_maximum_discharge_power_l3__value
+        p += 1
+        fid, sub, s = ((15, 0, 16), (-3, 0, 15))[(v >> (n - p)) & 0x1]
     else:
         f_evse_maximum_discharge_power_l3 = None
     if fid != 15:
         raise bad_event(p, fid, "EVSEMinimumDischargePower")
-    f_evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_minimum_discharge_power__exponent: int
+    f_evse_minimum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_discharge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_discharge_power__value = 0xFF - f_evse_minimum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_discharge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_discharge_power__value = -q - 1 if f_evse_minimum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_discharge_power = new(ct.RationalNumber)
+    f_evse_minimum_discharge_power.exponent = f_evse_minimum_discharge_power__exponent
+    f_evse_minimum_discharge_power.value = f_evse_minimum_discharge_power__value
+    p += 2
+    fid, sub, s = ((16, 0, 17), (17, 0, 18), (-1, 0, -1), (-3, 0, 16))[(v >> (n - p)) & 0x3]
     if fid == 16:
-        f_evse_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_discharge_power_l2__exponent: int
+        f_evse_minimum_discharge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_discharge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_discharge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_discharge_power_l2__value < 0x180:
+            p += 9
+            f_evse_minimum_discharge_power_l2__value = 0xFF - f_evse_minimum_discharge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_discharge_power_l2__value & 0x7F) | (q << 7)
+            f_evse_minimum_discharge_power_l2__value = -q - 1 if f_evse_minimum_discharge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_discharge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_discharge_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_discharge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_discharge_power_l2 = new(ct.RationalNumber)
+        f_evse_minimum_discharge_power_l2.exponent = f_evse_minimum_discharge_power_l2__exponent
+        f_evse_minimum_discharge_power_l2.value = f_evse_minimum_discharge_power_l2__value
+        p += 2
+        fid, sub, s = ((17, 0, 18), (-1, 0, -1), (-3, 0, 17))[(v >> (n - p)) & 0x3]
     else:
         f_evse_minimum_discharge_power_l2 = None
     if fid == 17:
-        f_evse_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptAcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_discharge_power_l3__exponent: int
+        f_evse_minimum_discharge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_discharge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_discharge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_discharge_power_l3__value < 0x180:
+            p += 9
+            f_evse_minimum_discharge_power_l3__value = 0xFF - f_evse_minimum_discharge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_discharge_power_l3__value & 0x7F) | (q << 7)
+            f_evse_minimum_discharge_power_l3__value = -q - 1 if f_evse_minimum_discharge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_discharge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_discharge_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_discharge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_discharge_power_l3 = new(ct.RationalNumber)
+        f_evse_minimum_discharge_power_l3.exponent = f_evse_minimum_discharge_power_l3__exponent
+        f_evse_minimum_discharge_power_l3.value = f_evse_minimum_discharge_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 18))[(v >> (n - p)) & 0x1]
     else:
         f_evse_minimum_discharge_power_l3 = None
     if fid != -1:
@@ -1817,10 +3291,8 @@ def _d_ac_BptDynamicAcClReqControlMode(
     f_ev_minimum_discharge_power_l3: ct.RationalNumber | None
     f_ev_maximum_v2x_energy_request: ct.RationalNumber | None
     f_ev_minimum_v2x_energy_request: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1831,6 +3303,9 @@ def _d_ac_BptDynamicAcClReqControlMode(
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -1838,156 +3313,824 @@ def _d_ac_BptDynamicAcClReqControlMode(
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_departure_time = None
     if fid != 1:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request__exponent: int
+    f_ev_target_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+        p += 9
+        f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+        f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_energy_request = new(ct.RationalNumber)
+    f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+    f_ev_target_energy_request.value = f_ev_target_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request__exponent: int
+    f_ev_maximum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+        p += 9
+        f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_energy_request = new(ct.RationalNumber)
+    f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+    f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request__exponent: int
+    f_ev_minimum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+        p += 9
+        f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_energy_request = new(ct.RationalNumber)
+    f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+    f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 5
-    w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_maximum_charge_power__exponent: int
+    f_ev_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_power = new(ct.RationalNumber)
+    f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+    f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
+    p += 2
+    fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     if fid == 5:
-        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l2__exponent: int
+        f_ev_maximum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l2__value = 0xFF - f_ev_maximum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l2__value = -q - 1 if f_ev_maximum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l2.exponent = f_ev_maximum_charge_power_l2__exponent
+        f_ev_maximum_charge_power_l2.value = f_ev_maximum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_charge_power_l2 = None
     if fid == 6:
-        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l3__exponent: int
+        f_ev_maximum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l3__value = 0xFF - f_ev_maximum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l3__value = -q - 1 if f_ev_maximum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l3.exponent = f_ev_maximum_charge_power_l3__exponent
+        f_ev_maximum_charge_power_l3.value = f_ev_maximum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((7, 0, 8), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_ev_maximum_charge_power_l3 = None
     if fid != 7:
         raise bad_event(p, fid, "EVMinimumChargePower")
-    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_charge_power__exponent: int
+    f_ev_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_power = new(ct.RationalNumber)
+    f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+    f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
+    p += 2
+    fid, sub, s = ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     if fid == 8:
-        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l2__exponent: int
+        f_ev_minimum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l2__value = 0xFF - f_ev_minimum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l2__value = -q - 1 if f_ev_minimum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l2.exponent = f_ev_minimum_charge_power_l2__exponent
+        f_ev_minimum_charge_power_l2.value = f_ev_minimum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((9, 0, 10), (10, 0, 11), (-3, 0, 9))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_charge_power_l2 = None
     if fid == 9:
-        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l3__exponent: int
+        f_ev_minimum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l3__value = 0xFF - f_ev_minimum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l3__value = -q - 1 if f_ev_minimum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l3.exponent = f_ev_minimum_charge_power_l3__exponent
+        f_ev_minimum_charge_power_l3.value = f_ev_minimum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((10, 0, 11), (-3, 0, 10))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_charge_power_l3 = None
     if fid != 10:
         raise bad_event(p, fid, "EVPresentActivePower")
-    f_ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_present_active_power__exponent: int
+    f_ev_present_active_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_present_active_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_present_active_power__value < 0x180:
+        p += 9
+        f_ev_present_active_power__value = 0xFF - f_ev_present_active_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_present_active_power__value & 0x7F) | (q << 7)
+        f_ev_present_active_power__value = -q - 1 if f_ev_present_active_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_present_active_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_present_active_power__value <= 32767:
+            raise out_of_range(p, f_ev_present_active_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_present_active_power = new(ct.RationalNumber)
+    f_ev_present_active_power.exponent = f_ev_present_active_power__exponent
+    f_ev_present_active_power.value = f_ev_present_active_power__value
+    p += 2
+    fid, sub, s = ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     if fid == 11:
-        f_ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_active_power_l2__exponent: int
+        f_ev_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_active_power_l2__value < 0x180:
+            p += 9
+            f_ev_present_active_power_l2__value = 0xFF - f_ev_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_ev_present_active_power_l2__value = -q - 1 if f_ev_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_active_power_l2 = new(ct.RationalNumber)
+        f_ev_present_active_power_l2.exponent = f_ev_present_active_power_l2__exponent
+        f_ev_present_active_power_l2.value = f_ev_present_active_power_l2__value
+        p += 2
+        fid, sub, s = ((12, 0, 13), (13, 0, 14), (-3, 0, 12))[(v >> (n - p)) & 0x3]
     else:
         f_ev_present_active_power_l2 = None
     if fid == 12:
-        f_ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_active_power_l3__exponent: int
+        f_ev_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_active_power_l3__value < 0x180:
+            p += 9
+            f_ev_present_active_power_l3__value = 0xFF - f_ev_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_ev_present_active_power_l3__value = -q - 1 if f_ev_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_active_power_l3 = new(ct.RationalNumber)
+        f_ev_present_active_power_l3.exponent = f_ev_present_active_power_l3__exponent
+        f_ev_present_active_power_l3.value = f_ev_present_active_power_l3__value
+        p += 1
+        fid, sub, s = ((13, 0, 14), (-3, 0, 13))[(v >> (n - p)) & 0x1]
     else:
         f_ev_present_active_power_l3 = None
     if fid != 13:
         raise bad_event(p, fid, "EVPresentReactivePower")
-    f_ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_present_reactive_power__exponent: int
+    f_ev_present_reactive_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_present_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_present_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_present_reactive_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_present_reactive_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_present_reactive_power__value < 0x180:
+        p += 9
+        f_ev_present_reactive_power__value = 0xFF - f_ev_present_reactive_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_present_reactive_power__value & 0x7F) | (q << 7)
+        f_ev_present_reactive_power__value = -q - 1 if f_ev_present_reactive_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_present_reactive_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_present_reactive_power__value <= 32767:
+            raise out_of_range(p, f_ev_present_reactive_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_present_reactive_power = new(ct.RationalNumber)
+    f_ev_present_reactive_power.exponent = f_ev_present_reactive_power__exponent
+    f_ev_present_reactive_power.value = f_ev_present_reactive_power__value
+    p += 2
+    fid, sub, s = ((14, 0, 15), (15, 0, 16), (16, 0, 17), (-3, 0, 14))[(v >> (n - p)) & 0x3]
     if fid == 14:
-        f_ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power_l2__exponent: int
+        f_ev_present_reactive_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power_l2__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power_l2__value = 0xFF - f_ev_present_reactive_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power_l2__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power_l2__value = -q - 1 if f_ev_present_reactive_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power_l2 = new(ct.RationalNumber)
+        f_ev_present_reactive_power_l2.exponent = f_ev_present_reactive_power_l2__exponent
+        f_ev_present_reactive_power_l2.value = f_ev_present_reactive_power_l2__value
+        p += 2
+        fid, sub, s = ((15, 0, 16), (16, 0, 17), (-3, 0, 15))[(v >> (n - p)) & 0x3]
     else:
         f_ev_present_reactive_power_l2 = None
     if fid == 15:
-        f_ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power_l3__exponent: int
+        f_ev_present_reactive_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power_l3__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power_l3__value = 0xFF - f_ev_present_reactive_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power_l3__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power_l3__value = -q - 1 if f_ev_present_reactive_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power_l3 = new(ct.RationalNumber)
+        f_ev_present_reactive_power_l3.exponent = f_ev_present_reactive_power_l3__exponent
+        f_ev_present_reactive_power_l3.value = f_ev_present_reactive_power_l3__value
+        p += 1
+        fid, sub, s = ((16, 0, 17), (-3, 0, 16))[(v >> (n - p)) & 0x1]
     else:
         f_ev_present_reactive_power_l3 = None
     if fid != 16:
         raise bad_event(p, fid, "EVMaximumDischargePower")
-    f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_maximum_discharge_power__exponent: int
+    f_ev_maximum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_discharge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_discharge_power__value = 0xFF - f_ev_maximum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_discharge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_discharge_power__value = -q - 1 if f_ev_maximum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_discharge_power = new(ct.RationalNumber)
+    f_ev_maximum_discharge_power.exponent = f_ev_maximum_discharge_power__exponent
+    f_ev_maximum_discharge_power.value = f_ev_maximum_discharge_power__value
+    p += 2
+    fid, sub, s = ((17, 0, 18), (18, 0, 19), (19, 0, 20), (-3, 0, 17))[(v >> (n - p)) & 0x3]
     if fid == 17:
-        f_ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_power_l2__exponent: int
+        f_ev_maximum_discharge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_power_l2__value = 0xFF - f_ev_maximum_discharge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_power_l2__value = -q - 1 if f_ev_maximum_discharge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_discharge_power_l2.exponent = f_ev_maximum_discharge_power_l2__exponent
+        f_ev_maximum_discharge_power_l2.value = f_ev_maximum_discharge_power_l2__value
+        p += 2
+        fid, sub, s = ((18, 0, 19), (19, 0, 20), (-3, 0, 18))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_discharge_power_l2 = None
     if fid == 18:
-        f_ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_power_l3__exponent: int
+        f_ev_maximum_discharge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_power_l3__value = 0xFF - f_ev_maximum_discharge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_power_l3__value = -q - 1 if f_ev_maximum_discharge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_discharge_power_l3.exponent = f_ev_maximum_discharge_power_l3__exponent
+        f_ev_maximum_discharge_power_l3.value = f_ev_maximum_discharge_power_l3__value
+        p += 1
+        fid, sub, s = ((19, 0, 20), (-3, 0, 19))[(v >> (n - p)) & 0x1]
     else:
         f_ev_maximum_discharge_power_l3 = None
     if fid != 19:
         raise bad_event(p, fid, "EVMinimumDischargePower")
-    f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_discharge_power__exponent: int
+    f_ev_minimum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_discharge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_discharge_power__value = 0xFF - f_ev_minimum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_discharge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_discharge_power__value = -q - 1 if f_ev_minimum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_discharge_power = new(ct.RationalNumber)
+    f_ev_minimum_discharge_power.exponent = f_ev_minimum_discharge_power__exponent
+    f_ev_minimum_discharge_power.value = f_ev_minimum_discharge_power__value
+    p += 3
+    fid, sub, s = ((20, 0, 21), (21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 20))[(v >> (n - p)) & 0x7]
     if fid == 20:
-        f_ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_discharge_power_l2__exponent: int
+        f_ev_minimum_discharge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_discharge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_discharge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_discharge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_discharge_power_l2__value = 0xFF - f_ev_minimum_discharge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_discharge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_discharge_power_l2__value = -q - 1 if f_ev_minimum_discharge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_discharge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_discharge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_discharge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_discharge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_discharge_power_l2.exponent = f_ev_minimum_discharge_power_l2__exponent
+        f_ev_minimum_discharge_power_l2.value = f_ev_minimum_discharge_power_l2__value
+        p += 3
+        fid, sub, s = ((21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 21))[(v >> (n - p)) & 0x7]
     else:
         f_ev_minimum_discharge_power_l2 = None
     if fid == 21:
-        f_ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_discharge_power_l3__exponent: int
+        f_ev_minimum_discharge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_discharge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_discharge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_discharge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_discharge_power_l3__value = 0xFF - f_ev_minimum_discharge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_discharge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_discharge_power_l3__value = -q - 1 if f_ev_minimum_discharge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_discharge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_discharge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_discharge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_discharge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_discharge_power_l3.exponent = f_ev_minimum_discharge_power_l3__exponent
+        f_ev_minimum_discharge_power_l3.value = f_ev_minimum_discharge_power_l3__value
+        p += 2
+        fid, sub, s = ((22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 22))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_discharge_power_l3 = None
     if fid == 22:
-        f_ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_v2x_energy_request__exponent: int
+        f_ev_maximum_v2x_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_v2x_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_v2x_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_v2x_energy_request__value < 0x180:
+            p += 9
+            f_ev_maximum_v2x_energy_request__value = 0xFF - f_ev_maximum_v2x_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_v2x_energy_request__value & 0x7F) | (q << 7)
+            f_ev_maximum_v2x_energy_request__value = -q - 1 if f_ev_maximum_v2x_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_v2x_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_v2x_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_v2x_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_v2x_energy_request = new(ct.RationalNumber)
+        f_ev_maximum_v2x_energy_request.exponent = f_ev_maximum_v2x_energy_request__exponent
+        f_ev_maximum_v2x_energy_request.value = f_ev_maximum_v2x_energy_request__value
+        p += 2
+        fid, sub, s = ((23, 0, 24), (-1, 0, -1), (-3, 0, 23))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_v2x_energy_request = None
     if fid == 23:
-        f_ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_v2x_energy_request__exponent: int
+        f_ev_minimum_v2x_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_v2x_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_v2x_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_v2x_energy_request__value < 0x180:
+            p += 9
+            f_ev_minimum_v2x_energy_request__value = 0xFF - f_ev_minimum_v2x_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_v2x_energy_request__value & 0x7F) | (q << 7)
+            f_ev_minimum_v2x_energy_request__value = -q - 1 if f_ev_minimum_v2x_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_v2x_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_v2x_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_v2x_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_v2x_energy_request = new(ct.RationalNumber)
+        f_ev_minimum_v2x_energy_request.exponent = f_ev_minimum_v2x_energy_request__exponent
+        f_ev_minimum_v2x_energy_request.value = f_ev_minimum_v2x_energy_request__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 24))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_v2x_energy_request = None
     if fid != -1:
@@ -2227,10 +4370,8 @@ def _d_ac_BptDynamicAcClResControlMode(
     f_evse_present_active_power: ct.RationalNumber | None
     f_evse_present_active_power_l2: ct.RationalNumber | None
     f_evse_present_active_power_l3: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2241,6 +4382,9 @@ def _d_ac_BptDynamicAcClResControlMode(
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -2248,39 +4392,44 @@ def _d_ac_BptDynamicAcClResControlMode(
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of MinimumSOC")
+            f_minimum_soc = (q >> 1) & 0x7F
+            if f_minimum_soc > 100:
+                raise out_of_range(p, f_minimum_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of MinimumSOC")
         f_minimum_soc = (q >> 1) & 0x7F
         if f_minimum_soc > 100:
             raise out_of_range(p, f_minimum_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of MinimumSOC")
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_target_soc = None
     if fid == 3:
@@ -2293,6 +4442,11 @@ def _d_ac_BptDynamicAcClResControlMode(
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_ack_max_delay = (f_ack_max_delay & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_ack_max_delay = (f_ack_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
+            if not 0 <= f_ack_max_delay <= 65535:
+                raise out_of_range(p, f_ack_max_delay, 0, 65535)
         else:
             f_ack_max_delay, p = r_uint(v, n, p, 3)
             if not 0 <= f_ack_max_delay <= 65535:
@@ -2300,71 +4454,363 @@ def _d_ac_BptDynamicAcClResControlMode(
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((4, 0, 5), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_ack_max_delay = None
     if fid != 4:
         raise bad_event(p, fid, "EVSETargetActivePower")
-    f_evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_target_active_power__exponent: int
+    f_evse_target_active_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_target_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_target_active_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_target_active_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_target_active_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_target_active_power__value < 0x180:
+        p += 9
+        f_evse_target_active_power__value = 0xFF - f_evse_target_active_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_target_active_power__value & 0x7F) | (q << 7)
+        f_evse_target_active_power__value = -q - 1 if f_evse_target_active_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_target_active_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_target_active_power__value <= 32767:
+            raise out_of_range(p, f_evse_target_active_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_target_active_power = new(ct.RationalNumber)
+    f_evse_target_active_power.exponent = f_evse_target_active_power__exponent
+    f_evse_target_active_power.value = f_evse_target_active_power__value
+    p += 4
+    fid, sub, s = (
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (8, 0, 9),
+        (9, 0, 10),
+        (10, 0, 11),
+        (11, 0, 12),
+        (12, 0, 13),
+        (-1, 0, -1),
+        (-3, 0, 5),
+    )[(v >> (n - p)) & 0xF]
     if fid == 5:
-        f_evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power_l2__exponent: int
+        f_evse_target_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_target_active_power_l2__value = 0xFF - f_evse_target_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_target_active_power_l2__value = -q - 1 if f_evse_target_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power_l2 = new(ct.RationalNumber)
+        f_evse_target_active_power_l2.exponent = f_evse_target_active_power_l2__exponent
+        f_evse_target_active_power_l2.value = f_evse_target_active_power_l2__value
+        p += 4
+        fid, sub, s = (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_evse_target_active_power_l2 = None
     if fid == 6:
-        f_evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power_l3__exponent: int
+        f_evse_target_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_target_active_power_l3__value = 0xFF - f_evse_target_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_target_active_power_l3__value = -q - 1 if f_evse_target_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power_l3 = new(ct.RationalNumber)
+        f_evse_target_active_power_l3.exponent = f_evse_target_active_power_l3__exponent
+        f_evse_target_active_power_l3.value = f_evse_target_active_power_l3__value
+        p += 3
+        fid, sub, s = (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        )[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_active_power_l3 = None
     if fid == 7:
-        f_evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power__exponent: int
+        f_evse_target_reactive_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power__value = 0xFF - f_evse_target_reactive_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power__value = -q - 1 if f_evse_target_reactive_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power = new(ct.RationalNumber)
+        f_evse_target_reactive_power.exponent = f_evse_target_reactive_power__exponent
+        f_evse_target_reactive_power.value = f_evse_target_reactive_power__value
+        p += 3
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_evse_target_reactive_power = None
     if fid == 8:
-        f_evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power_l2__exponent: int
+        f_evse_target_reactive_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power_l2__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power_l2__value = 0xFF - f_evse_target_reactive_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power_l2__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power_l2__value = -q - 1 if f_evse_target_reactive_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power_l2 = new(ct.RationalNumber)
+        f_evse_target_reactive_power_l2.exponent = f_evse_target_reactive_power_l2__exponent
+        f_evse_target_reactive_power_l2.value = f_evse_target_reactive_power_l2__value
+        p += 3
+        fid, sub, s = ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_reactive_power_l2 = None
     if fid == 9:
-        f_evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power_l3__exponent: int
+        f_evse_target_reactive_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power_l3__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power_l3__value = 0xFF - f_evse_target_reactive_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power_l3__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power_l3__value = -q - 1 if f_evse_target_reactive_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power_l3 = new(ct.RationalNumber)
+        f_evse_target_reactive_power_l3.exponent = f_evse_target_reactive_power_l3__exponent
+        f_evse_target_reactive_power_l3.value = f_evse_target_reactive_power_l3__value
+        p += 3
+        fid, sub, s = ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_reactive_power_l3 = None
     if fid == 10:
-        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power__exponent: int
+        f_evse_present_active_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power__value < 0x180:
+            p += 9
+            f_evse_present_active_power__value = 0xFF - f_evse_present_active_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power__value & 0x7F) | (q << 7)
+            f_evse_present_active_power__value = -q - 1 if f_evse_present_active_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power = new(ct.RationalNumber)
+        f_evse_present_active_power.exponent = f_evse_present_active_power__exponent
+        f_evse_present_active_power.value = f_evse_present_active_power__value
+        p += 2
+        fid, sub, s = ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power = None
     if fid == 11:
-        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l2__exponent: int
+        f_evse_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l2__value = 0xFF - f_evse_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l2__value = -q - 1 if f_evse_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l2 = new(ct.RationalNumber)
+        f_evse_present_active_power_l2.exponent = f_evse_present_active_power_l2__exponent
+        f_evse_present_active_power_l2.value = f_evse_present_active_power_l2__value
+        p += 2
+        fid, sub, s = ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power_l2 = None
     if fid == 12:
-        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptDynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l3__exponent: int
+        f_evse_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l3__value = 0xFF - f_evse_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l3__value = -q - 1 if f_evse_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l3 = new(ct.RationalNumber)
+        f_evse_present_active_power_l3.exponent = f_evse_present_active_power_l3__exponent
+        f_evse_present_active_power_l3.value = f_evse_present_active_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 13))[(v >> (n - p)) & 0x1]
     else:
         f_evse_present_active_power_l3 = None
     if fid != -1:
@@ -2729,154 +5175,871 @@ def _d_ac_BptScheduledAcClReqControlMode(
     f_ev_minimum_discharge_power: ct.RationalNumber | None
     f_ev_minimum_discharge_power_l2: ct.RationalNumber | None
     f_ev_minimum_discharge_power_l3: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 4
+    fid, sub, s = (
+        (0, 0, 1),
+        (1, 0, 2),
+        (2, 0, 3),
+        (3, 0, 4),
+        (4, 0, 5),
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (8, 0, 9),
+        (9, 0, 10),
+        (-3, 0, 0),
+    )[(v >> (n - p)) & 0xF]
     if fid == 0:
-        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_target_energy_request__exponent: int
+        f_ev_target_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_target_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+            p += 9
+            f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+            f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_target_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_target_energy_request = new(ct.RationalNumber)
+        f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+        f_ev_target_energy_request.value = f_ev_target_energy_request__value
+        p += 4
+        fid, sub, s = (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 1),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_target_energy_request = None
     if fid == 1:
-        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_energy_request__exponent: int
+        f_ev_maximum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+            p += 9
+            f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_energy_request = new(ct.RationalNumber)
+        f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+        f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
+        p += 4
+        fid, sub, s = (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 2),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_maximum_energy_request = None
     if fid == 2:
-        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_energy_request__exponent: int
+        f_ev_minimum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+            p += 9
+            f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_energy_request = new(ct.RationalNumber)
+        f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+        f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
+        p += 3
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 3))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_minimum_energy_request = None
     if fid == 3:
-        f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power__exponent: int
+        f_ev_maximum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power = new(ct.RationalNumber)
+        f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+        f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 4))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_maximum_charge_power = None
     if fid == 4:
-        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l2__exponent: int
+        f_ev_maximum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l2__value = 0xFF - f_ev_maximum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l2__value = -q - 1 if f_ev_maximum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l2.exponent = f_ev_maximum_charge_power_l2__exponent
+        f_ev_maximum_charge_power_l2.value = f_ev_maximum_charge_power_l2__value
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 5))[(v >> (n - p)) & 0x7]
     else:
         f_ev_maximum_charge_power_l2 = None
     if fid == 5:
-        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l3__exponent: int
+        f_ev_maximum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l3__value = 0xFF - f_ev_maximum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l3__value = -q - 1 if f_ev_maximum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l3.exponent = f_ev_maximum_charge_power_l3__exponent
+        f_ev_maximum_charge_power_l3.value = f_ev_maximum_charge_power_l3__value
+        p += 3
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 6))[(v >> (n - p)) & 0x7]
     else:
         f_ev_maximum_charge_power_l3 = None
     if fid == 6:
-        f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power__exponent: int
+        f_ev_minimum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power = new(ct.RationalNumber)
+        f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+        f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
+        p += 2
+        fid, sub, s = ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_charge_power = None
     if fid == 7:
-        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l2__exponent: int
+        f_ev_minimum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l2__value = 0xFF - f_ev_minimum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l2__value = -q - 1 if f_ev_minimum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l2.exponent = f_ev_minimum_charge_power_l2__exponent
+        f_ev_minimum_charge_power_l2.value = f_ev_minimum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_charge_power_l2 = None
     if fid == 8:
-        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l3__exponent: int
+        f_ev_minimum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l3__value = 0xFF - f_ev_minimum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l3__value = -q - 1 if f_ev_minimum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l3.exponent = f_ev_minimum_charge_power_l3__exponent
+        f_ev_minimum_charge_power_l3.value = f_ev_minimum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((9, 0, 10), (-3, 0, 9))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_charge_power_l3 = None
     if fid != 9:
         raise bad_event(p, fid, "EVPresentActivePower")
-    f_ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_present_active_power__exponent: int
+    f_ev_present_active_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_present_active_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_present_active_power__value < 0x180:
+        p += 9
+        f_ev_present_active_power__value = 0xFF - f_ev_present_active_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_present_active_power__value & 0x7F) | (q << 7)
+        f_ev_present_active_power__value = -q - 1 if f_ev_present_active_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_present_active_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_present_active_power__value <= 32767:
+            raise out_of_range(p, f_ev_present_active_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_present_active_power = new(ct.RationalNumber)
+    f_ev_present_active_power.exponent = f_ev_present_active_power__exponent
+    f_ev_present_active_power.value = f_ev_present_active_power__value
+    p += 4
+    fid, sub, s = (
+        (10, 0, 11),
+        (11, 0, 12),
+        (12, 0, 13),
+        (13, 0, 14),
+        (14, 0, 15),
+        (15, 0, 16),
+        (16, 0, 17),
+        (17, 0, 18),
+        (18, 0, 19),
+        (19, 0, 20),
+        (20, 0, 21),
+        (-1, 0, -1),
+        (-3, 0, 10),
+    )[(v >> (n - p)) & 0xF]
     if fid == 10:
-        f_ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_active_power_l2__exponent: int
+        f_ev_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_active_power_l2__value < 0x180:
+            p += 9
+            f_ev_present_active_power_l2__value = 0xFF - f_ev_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_ev_present_active_power_l2__value = -q - 1 if f_ev_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_active_power_l2 = new(ct.RationalNumber)
+        f_ev_present_active_power_l2.exponent = f_ev_present_active_power_l2__exponent
+        f_ev_present_active_power_l2.value = f_ev_present_active_power_l2__value
+        p += 4
+        fid, sub, s = (
+            (11, 0, 12),
+            (12, 0, 13),
+            (13, 0, 14),
+            (14, 0, 15),
+            (15, 0, 16),
+            (16, 0, 17),
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 11),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_present_active_power_l2 = None
     if fid == 11:
-        f_ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_active_power_l3__exponent: int
+        f_ev_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_active_power_l3__value < 0x180:
+            p += 9
+            f_ev_present_active_power_l3__value = 0xFF - f_ev_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_ev_present_active_power_l3__value = -q - 1 if f_ev_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_active_power_l3 = new(ct.RationalNumber)
+        f_ev_present_active_power_l3.exponent = f_ev_present_active_power_l3__exponent
+        f_ev_present_active_power_l3.value = f_ev_present_active_power_l3__value
+        p += 4
+        fid, sub, s = (
+            (12, 0, 13),
+            (13, 0, 14),
+            (14, 0, 15),
+            (15, 0, 16),
+            (16, 0, 17),
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 12),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_present_active_power_l3 = None
     if fid == 12:
-        f_ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power__exponent: int
+        f_ev_present_reactive_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power__value = 0xFF - f_ev_present_reactive_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power__value = -q - 1 if f_ev_present_reactive_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power = new(ct.RationalNumber)
+        f_ev_present_reactive_power.exponent = f_ev_present_reactive_power__exponent
+        f_ev_present_reactive_power.value = f_ev_present_reactive_power__value
+        p += 4
+        fid, sub, s = (
+            (13, 0, 14),
+            (14, 0, 15),
+            (15, 0, 16),
+            (16, 0, 17),
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 13),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_present_reactive_power = None
     if fid == 13:
-        f_ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power_l2__exponent: int
+        f_ev_present_reactive_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power_l2__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power_l2__value = 0xFF - f_ev_present_reactive_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power_l2__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power_l2__value = -q - 1 if f_ev_present_reactive_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power_l2 = new(ct.RationalNumber)
+        f_ev_present_reactive_power_l2.exponent = f_ev_present_reactive_power_l2__exponent
+        f_ev_present_reactive_power_l2.value = f_ev_present_reactive_power_l2__value
+        p += 4
+        fid, sub, s = (
+            (14, 0, 15),
+            (15, 0, 16),
+            (16, 0, 17),
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 14),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_present_reactive_power_l2 = None
     if fid == 14:
-        f_ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power_l3__exponent: int
+        f_ev_present_reactive_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power_l3__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power_l3__value = 0xFF - f_ev_present_reactive_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power_l3__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power_l3__value = -q - 1 if f_ev_present_reactive_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power_l3 = new(ct.RationalNumber)
+        f_ev_present_reactive_power_l3.exponent = f_ev_present_reactive_power_l3__exponent
+        f_ev_present_reactive_power_l3.value = f_ev_present_reactive_power_l3__value
+        p += 3
+        fid, sub, s = (
+            (15, 0, 16),
+            (16, 0, 17),
+            (17, 0, 18),
+            (18, 0, 19),
+            (19, 0, 20),
+            (20, 0, 21),
+            (-1, 0, -1),
+            (-3, 0, 15),
+        )[(v >> (n - p)) & 0x7]
     else:
         f_ev_present_reactive_power_l3 = None
     if fid == 15:
-        f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_power__exponent: int
+        f_ev_maximum_discharge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_power__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_power__value = 0xFF - f_ev_maximum_discharge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_power__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_power__value = -q - 1 if f_ev_maximum_discharge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_power__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_power = new(ct.RationalNumber)
+        f_ev_maximum_discharge_power.exponent = f_ev_maximum_discharge_power__exponent
+        f_ev_maximum_discharge_power.value = f_ev_maximum_discharge_power__value
+        p += 3
+        fid, sub, s = ((16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 16))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_maximum_discharge_power = None
     if fid == 16:
-        f_ev_maximum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_power_l2__exponent: int
+        f_ev_maximum_discharge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_power_l2__value = 0xFF - f_ev_maximum_discharge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_power_l2__value = -q - 1 if f_ev_maximum_discharge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_discharge_power_l2.exponent = f_ev_maximum_discharge_power_l2__exponent
+        f_ev_maximum_discharge_power_l2.value = f_ev_maximum_discharge_power_l2__value
+        p += 3
+        fid, sub, s = ((17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 17))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_maximum_discharge_power_l2 = None
     if fid == 17:
-        f_ev_maximum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_power_l3__exponent: int
+        f_ev_maximum_discharge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_power_l3__value = 0xFF - f_ev_maximum_discharge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_power_l3__value = -q - 1 if f_ev_maximum_discharge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_discharge_power_l3.exponent = f_ev_maximum_discharge_power_l3__exponent
+        f_ev_maximum_discharge_power_l3.value = f_ev_maximum_discharge_power_l3__value
+        p += 3
+        fid, sub, s = ((18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 18))[(v >> (n - p)) & 0x7]
     else:
         f_ev_maximum_discharge_power_l3 = None
     if fid == 18:
-        f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_discharge_power__exponent: int
+        f_ev_minimum_discharge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_discharge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_discharge_power__value < 0x180:
+            p += 9
+            f_ev_minimum_discharge_power__value = 0xFF - f_ev_minimum_discharge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_discharge_power__value & 0x7F) | (q << 7)
+            f_ev_minimum_discharge_power__value = -q - 1 if f_ev_minimum_discharge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_discharge_power__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_discharge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_discharge_power = new(ct.RationalNumber)
+        f_ev_minimum_discharge_power.exponent = f_ev_minimum_discharge_power__exponent
+        f_ev_minimum_discharge_power.value = f_ev_minimum_discharge_power__value
+        p += 2
+        fid, sub, s = ((19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 19))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_discharge_power = None
     if fid == 19:
-        f_ev_minimum_discharge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_discharge_power_l2__exponent: int
+        f_ev_minimum_discharge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_discharge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_discharge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_discharge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_discharge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_discharge_power_l2__value = 0xFF - f_ev_minimum_discharge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_discharge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_discharge_power_l2__value = -q - 1 if f_ev_minimum_discharge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_discharge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_discharge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_discharge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_discharge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_discharge_power_l2.exponent = f_ev_minimum_discharge_power_l2__exponent
+        f_ev_minimum_discharge_power_l2.value = f_ev_minimum_discharge_power_l2__value
+        p += 2
+        fid, sub, s = ((20, 0, 21), (-1, 0, -1), (-3, 0, 20))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_discharge_power_l2 = None
     if fid == 20:
-        f_ev_minimum_discharge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_discharge_power_l3__exponent: int
+        f_ev_minimum_discharge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_discharge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_discharge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_discharge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_discharge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_discharge_power_l3__value = 0xFF - f_ev_minimum_discharge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_discharge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_discharge_power_l3__value = -q - 1 if f_ev_minimum_discharge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_discharge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_discharge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_discharge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_discharge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_discharge_power_l3.exponent = f_ev_minimum_discharge_power_l3__exponent
+        f_ev_minimum_discharge_power_l3.value = f_ev_minimum_discharge_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 21))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_discharge_power_l3 = None
     if fid != -1:
@@ -3065,71 +6228,367 @@ def _d_ac_BptScheduledAcClResControlMode(
     f_evse_present_active_power: ct.RationalNumber | None
     f_evse_present_active_power_l2: ct.RationalNumber | None
     f_evse_present_active_power_l3: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 4
+    fid, sub, s = (
+        (0, 0, 1),
+        (1, 0, 2),
+        (2, 0, 3),
+        (3, 0, 4),
+        (4, 0, 5),
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (8, 0, 9),
+        (-1, 0, -1),
+        (-3, 0, 0),
+    )[(v >> (n - p)) & 0xF]
     if fid == 0:
-        f_evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power__exponent: int
+        f_evse_target_active_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power__value < 0x180:
+            p += 9
+            f_evse_target_active_power__value = 0xFF - f_evse_target_active_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power__value & 0x7F) | (q << 7)
+            f_evse_target_active_power__value = -q - 1 if f_evse_target_active_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power = new(ct.RationalNumber)
+        f_evse_target_active_power.exponent = f_evse_target_active_power__exponent
+        f_evse_target_active_power.value = f_evse_target_active_power__value
+        p += 4
+        fid, sub, s = (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_evse_target_active_power = None
     if fid == 1:
-        f_evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power_l2__exponent: int
+        f_evse_target_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_target_active_power_l2__value = 0xFF - f_evse_target_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_target_active_power_l2__value = -q - 1 if f_evse_target_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power_l2 = new(ct.RationalNumber)
+        f_evse_target_active_power_l2.exponent = f_evse_target_active_power_l2__exponent
+        f_evse_target_active_power_l2.value = f_evse_target_active_power_l2__value
+        p += 4
+        fid, sub, s = (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_evse_target_active_power_l2 = None
     if fid == 2:
-        f_evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power_l3__exponent: int
+        f_evse_target_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_target_active_power_l3__value = 0xFF - f_evse_target_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_target_active_power_l3__value = -q - 1 if f_evse_target_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power_l3 = new(ct.RationalNumber)
+        f_evse_target_active_power_l3.exponent = f_evse_target_active_power_l3__exponent
+        f_evse_target_active_power_l3.value = f_evse_target_active_power_l3__value
+        p += 3
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 3))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_evse_target_active_power_l3 = None
     if fid == 3:
-        f_evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power__exponent: int
+        f_evse_target_reactive_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power__value = 0xFF - f_evse_target_reactive_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power__value = -q - 1 if f_evse_target_reactive_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power = new(ct.RationalNumber)
+        f_evse_target_reactive_power.exponent = f_evse_target_reactive_power__exponent
+        f_evse_target_reactive_power.value = f_evse_target_reactive_power__value
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 4))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_evse_target_reactive_power = None
     if fid == 4:
-        f_evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power_l2__exponent: int
+        f_evse_target_reactive_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power_l2__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power_l2__value = 0xFF - f_evse_target_reactive_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power_l2__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power_l2__value = -q - 1 if f_evse_target_reactive_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power_l2 = new(ct.RationalNumber)
+        f_evse_target_reactive_power_l2.exponent = f_evse_target_reactive_power_l2__exponent
+        f_evse_target_reactive_power_l2.value = f_evse_target_reactive_power_l2__value
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_reactive_power_l2 = None
     if fid == 5:
-        f_evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power_l3__exponent: int
+        f_evse_target_reactive_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power_l3__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power_l3__value = 0xFF - f_evse_target_reactive_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power_l3__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power_l3__value = -q - 1 if f_evse_target_reactive_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power_l3 = new(ct.RationalNumber)
+        f_evse_target_reactive_power_l3.exponent = f_evse_target_reactive_power_l3__exponent
+        f_evse_target_reactive_power_l3.value = f_evse_target_reactive_power_l3__value
+        p += 3
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_reactive_power_l3 = None
     if fid == 6:
-        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power__exponent: int
+        f_evse_present_active_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power__value < 0x180:
+            p += 9
+            f_evse_present_active_power__value = 0xFF - f_evse_present_active_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power__value & 0x7F) | (q << 7)
+            f_evse_present_active_power__value = -q - 1 if f_evse_present_active_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power = new(ct.RationalNumber)
+        f_evse_present_active_power.exponent = f_evse_present_active_power__exponent
+        f_evse_present_active_power.value = f_evse_present_active_power__value
+        p += 2
+        fid, sub, s = ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power = None
     if fid == 7:
-        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l2__exponent: int
+        f_evse_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l2__value = 0xFF - f_evse_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l2__value = -q - 1 if f_evse_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l2 = new(ct.RationalNumber)
+        f_evse_present_active_power_l2.exponent = f_evse_present_active_power_l2__exponent
+        f_evse_present_active_power_l2.value = f_evse_present_active_power_l2__value
+        p += 2
+        fid, sub, s = ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power_l2 = None
     if fid == 8:
-        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_BptScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l3__exponent: int
+        f_evse_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l3__value = 0xFF - f_evse_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l3__value = -q - 1 if f_evse_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l3 = new(ct.RationalNumber)
+        f_evse_present_active_power_l3.exponent = f_evse_present_active_power_l3__exponent
+        f_evse_present_active_power_l3.value = f_evse_present_active_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x1]
     else:
         f_evse_present_active_power_l3 = None
     if fid != -1:
@@ -3328,10 +6787,8 @@ def _d_ac_DynamicAcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
     f_ev_present_reactive_power: ct.RationalNumber
     f_ev_present_reactive_power_l2: ct.RationalNumber | None
     f_ev_present_reactive_power_l3: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -3342,6 +6799,9 @@ def _d_ac_DynamicAcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -3349,102 +6809,538 @@ def _d_ac_DynamicAcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_departure_time = None
     if fid != 1:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request__exponent: int
+    f_ev_target_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+        p += 9
+        f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+        f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_energy_request = new(ct.RationalNumber)
+    f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+    f_ev_target_energy_request.value = f_ev_target_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request__exponent: int
+    f_ev_maximum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+        p += 9
+        f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_energy_request = new(ct.RationalNumber)
+    f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+    f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request__exponent: int
+    f_ev_minimum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+        p += 9
+        f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_energy_request = new(ct.RationalNumber)
+    f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+    f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 5
-    w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_maximum_charge_power__exponent: int
+    f_ev_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_power = new(ct.RationalNumber)
+    f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+    f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
+    p += 2
+    fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     if fid == 5:
-        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l2__exponent: int
+        f_ev_maximum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l2__value = 0xFF - f_ev_maximum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l2__value = -q - 1 if f_ev_maximum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l2.exponent = f_ev_maximum_charge_power_l2__exponent
+        f_ev_maximum_charge_power_l2.value = f_ev_maximum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_charge_power_l2 = None
     if fid == 6:
-        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l3__exponent: int
+        f_ev_maximum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l3__value = 0xFF - f_ev_maximum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l3__value = -q - 1 if f_ev_maximum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l3.exponent = f_ev_maximum_charge_power_l3__exponent
+        f_ev_maximum_charge_power_l3.value = f_ev_maximum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((7, 0, 8), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_ev_maximum_charge_power_l3 = None
     if fid != 7:
         raise bad_event(p, fid, "EVMinimumChargePower")
-    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_charge_power__exponent: int
+    f_ev_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_power = new(ct.RationalNumber)
+    f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+    f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
+    p += 2
+    fid, sub, s = ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     if fid == 8:
-        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l2__exponent: int
+        f_ev_minimum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l2__value = 0xFF - f_ev_minimum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l2__value = -q - 1 if f_ev_minimum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l2.exponent = f_ev_minimum_charge_power_l2__exponent
+        f_ev_minimum_charge_power_l2.value = f_ev_minimum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((9, 0, 10), (10, 0, 11), (-3, 0, 9))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_charge_power_l2 = None
     if fid == 9:
-        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l3__exponent: int
+        f_ev_minimum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l3__value = 0xFF - f_ev_minimum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l3__value = -q - 1 if f_ev_minimum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l3.exponent = f_ev_minimum_charge_power_l3__exponent
+        f_ev_minimum_charge_power_l3.value = f_ev_minimum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((10, 0, 11), (-3, 0, 10))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_charge_power_l3 = None
     if fid != 10:
         raise bad_event(p, fid, "EVPresentActivePower")
-    f_ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_present_active_power__exponent: int
+    f_ev_present_active_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_present_active_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_present_active_power__value < 0x180:
+        p += 9
+        f_ev_present_active_power__value = 0xFF - f_ev_present_active_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_present_active_power__value & 0x7F) | (q << 7)
+        f_ev_present_active_power__value = -q - 1 if f_ev_present_active_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_present_active_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_present_active_power__value <= 32767:
+            raise out_of_range(p, f_ev_present_active_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_present_active_power = new(ct.RationalNumber)
+    f_ev_present_active_power.exponent = f_ev_present_active_power__exponent
+    f_ev_present_active_power.value = f_ev_present_active_power__value
+    p += 2
+    fid, sub, s = ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     if fid == 11:
-        f_ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_active_power_l2__exponent: int
+        f_ev_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_active_power_l2__value < 0x180:
+            p += 9
+            f_ev_present_active_power_l2__value = 0xFF - f_ev_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_ev_present_active_power_l2__value = -q - 1 if f_ev_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_active_power_l2 = new(ct.RationalNumber)
+        f_ev_present_active_power_l2.exponent = f_ev_present_active_power_l2__exponent
+        f_ev_present_active_power_l2.value = f_ev_present_active_power_l2__value
+        p += 2
+        fid, sub, s = ((12, 0, 13), (13, 0, 14), (-3, 0, 12))[(v >> (n - p)) & 0x3]
     else:
         f_ev_present_active_power_l2 = None
     if fid == 12:
-        f_ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_active_power_l3__exponent: int
+        f_ev_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_active_power_l3__value < 0x180:
+            p += 9
+            f_ev_present_active_power_l3__value = 0xFF - f_ev_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_ev_present_active_power_l3__value = -q - 1 if f_ev_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_active_power_l3 = new(ct.RationalNumber)
+        f_ev_present_active_power_l3.exponent = f_ev_present_active_power_l3__exponent
+        f_ev_present_active_power_l3.value = f_ev_present_active_power_l3__value
+        p += 1
+        fid, sub, s = ((13, 0, 14), (-3, 0, 13))[(v >> (n - p)) & 0x1]
     else:
         f_ev_present_active_power_l3 = None
     if fid != 13:
         raise bad_event(p, fid, "EVPresentReactivePower")
-    f_ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_present_reactive_power__exponent: int
+    f_ev_present_reactive_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_present_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_present_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_present_reactive_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_present_reactive_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_present_reactive_power__value < 0x180:
+        p += 9
+        f_ev_present_reactive_power__value = 0xFF - f_ev_present_reactive_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_present_reactive_power__value & 0x7F) | (q << 7)
+        f_ev_present_reactive_power__value = -q - 1 if f_ev_present_reactive_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_present_reactive_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_present_reactive_power__value <= 32767:
+            raise out_of_range(p, f_ev_present_reactive_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_present_reactive_power = new(ct.RationalNumber)
+    f_ev_present_reactive_power.exponent = f_ev_present_reactive_power__exponent
+    f_ev_present_reactive_power.value = f_ev_present_reactive_power__value
+    p += 2
+    fid, sub, s = ((14, 0, 15), (15, 0, 16), (-1, 0, -1), (-3, 0, 14))[(v >> (n - p)) & 0x3]
     if fid == 14:
-        f_ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power_l2__exponent: int
+        f_ev_present_reactive_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power_l2__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power_l2__value = 0xFF - f_ev_present_reactive_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power_l2__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power_l2__value = -q - 1 if f_ev_present_reactive_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power_l2 = new(ct.RationalNumber)
+        f_ev_present_reactive_power_l2.exponent = f_ev_present_reactive_power_l2__exponent
+        f_ev_present_reactive_power_l2.value = f_ev_present_reactive_power_l2__value
+        p += 2
+        fid, sub, s = ((15, 0, 16), (-1, 0, -1), (-3, 0, 15))[(v >> (n - p)) & 0x3]
     else:
         f_ev_present_reactive_power_l2 = None
     if fid == 15:
-        f_ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power_l3__exponent: int
+        f_ev_present_reactive_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power_l3__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power_l3__value = 0xFF - f_ev_present_reactive_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power_l3__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power_l3__value = -q - 1 if f_ev_present_reactive_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power_l3 = new(ct.RationalNumber)
+        f_ev_present_reactive_power_l3.exponent = f_ev_present_reactive_power_l3__exponent
+        f_ev_present_reactive_power_l3.value = f_ev_present_reactive_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 16))[(v >> (n - p)) & 0x1]
     else:
         f_ev_present_reactive_power_l3 = None
     if fid != -1:
@@ -3660,10 +7556,8 @@ def _d_ac_DynamicAcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
     f_evse_present_active_power: ct.RationalNumber | None
     f_evse_present_active_power_l2: ct.RationalNumber | None
     f_evse_present_active_power_l3: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -3674,6 +7568,9 @@ def _d_ac_DynamicAcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -3681,39 +7578,44 @@ def _d_ac_DynamicAcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of MinimumSOC")
+            f_minimum_soc = (q >> 1) & 0x7F
+            if f_minimum_soc > 100:
+                raise out_of_range(p, f_minimum_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of MinimumSOC")
         f_minimum_soc = (q >> 1) & 0x7F
         if f_minimum_soc > 100:
             raise out_of_range(p, f_minimum_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of MinimumSOC")
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_target_soc = None
     if fid == 3:
@@ -3726,6 +7628,11 @@ def _d_ac_DynamicAcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_ack_max_delay = (f_ack_max_delay & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_ack_max_delay = (f_ack_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
+            if not 0 <= f_ack_max_delay <= 65535:
+                raise out_of_range(p, f_ack_max_delay, 0, 65535)
         else:
             f_ack_max_delay, p = r_uint(v, n, p, 3)
             if not 0 <= f_ack_max_delay <= 65535:
@@ -3733,71 +7640,363 @@ def _d_ac_DynamicAcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((4, 0, 5), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_ack_max_delay = None
     if fid != 4:
         raise bad_event(p, fid, "EVSETargetActivePower")
-    f_evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_target_active_power__exponent: int
+    f_evse_target_active_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_target_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_target_active_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_target_active_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_target_active_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_target_active_power__value < 0x180:
+        p += 9
+        f_evse_target_active_power__value = 0xFF - f_evse_target_active_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_target_active_power__value & 0x7F) | (q << 7)
+        f_evse_target_active_power__value = -q - 1 if f_evse_target_active_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_target_active_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_target_active_power__value <= 32767:
+            raise out_of_range(p, f_evse_target_active_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_target_active_power = new(ct.RationalNumber)
+    f_evse_target_active_power.exponent = f_evse_target_active_power__exponent
+    f_evse_target_active_power.value = f_evse_target_active_power__value
+    p += 4
+    fid, sub, s = (
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (8, 0, 9),
+        (9, 0, 10),
+        (10, 0, 11),
+        (11, 0, 12),
+        (12, 0, 13),
+        (-1, 0, -1),
+        (-3, 0, 5),
+    )[(v >> (n - p)) & 0xF]
     if fid == 5:
-        f_evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power_l2__exponent: int
+        f_evse_target_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_target_active_power_l2__value = 0xFF - f_evse_target_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_target_active_power_l2__value = -q - 1 if f_evse_target_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power_l2 = new(ct.RationalNumber)
+        f_evse_target_active_power_l2.exponent = f_evse_target_active_power_l2__exponent
+        f_evse_target_active_power_l2.value = f_evse_target_active_power_l2__value
+        p += 4
+        fid, sub, s = (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_evse_target_active_power_l2 = None
     if fid == 6:
-        f_evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power_l3__exponent: int
+        f_evse_target_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_target_active_power_l3__value = 0xFF - f_evse_target_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_target_active_power_l3__value = -q - 1 if f_evse_target_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power_l3 = new(ct.RationalNumber)
+        f_evse_target_active_power_l3.exponent = f_evse_target_active_power_l3__exponent
+        f_evse_target_active_power_l3.value = f_evse_target_active_power_l3__value
+        p += 3
+        fid, sub, s = (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        )[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_active_power_l3 = None
     if fid == 7:
-        f_evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power__exponent: int
+        f_evse_target_reactive_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power__value = 0xFF - f_evse_target_reactive_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power__value = -q - 1 if f_evse_target_reactive_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power = new(ct.RationalNumber)
+        f_evse_target_reactive_power.exponent = f_evse_target_reactive_power__exponent
+        f_evse_target_reactive_power.value = f_evse_target_reactive_power__value
+        p += 3
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_evse_target_reactive_power = None
     if fid == 8:
-        f_evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power_l2__exponent: int
+        f_evse_target_reactive_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power_l2__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power_l2__value = 0xFF - f_evse_target_reactive_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power_l2__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power_l2__value = -q - 1 if f_evse_target_reactive_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power_l2 = new(ct.RationalNumber)
+        f_evse_target_reactive_power_l2.exponent = f_evse_target_reactive_power_l2__exponent
+        f_evse_target_reactive_power_l2.value = f_evse_target_reactive_power_l2__value
+        p += 3
+        fid, sub, s = ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_reactive_power_l2 = None
     if fid == 9:
-        f_evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power_l3__exponent: int
+        f_evse_target_reactive_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power_l3__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power_l3__value = 0xFF - f_evse_target_reactive_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power_l3__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power_l3__value = -q - 1 if f_evse_target_reactive_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power_l3 = new(ct.RationalNumber)
+        f_evse_target_reactive_power_l3.exponent = f_evse_target_reactive_power_l3__exponent
+        f_evse_target_reactive_power_l3.value = f_evse_target_reactive_power_l3__value
+        p += 3
+        fid, sub, s = ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_reactive_power_l3 = None
     if fid == 10:
-        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power__exponent: int
+        f_evse_present_active_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power__value < 0x180:
+            p += 9
+            f_evse_present_active_power__value = 0xFF - f_evse_present_active_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power__value & 0x7F) | (q << 7)
+            f_evse_present_active_power__value = -q - 1 if f_evse_present_active_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power = new(ct.RationalNumber)
+        f_evse_present_active_power.exponent = f_evse_present_active_power__exponent
+        f_evse_present_active_power.value = f_evse_present_active_power__value
+        p += 2
+        fid, sub, s = ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power = None
     if fid == 11:
-        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l2__exponent: int
+        f_evse_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l2__value = 0xFF - f_evse_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l2__value = -q - 1 if f_evse_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l2 = new(ct.RationalNumber)
+        f_evse_present_active_power_l2.exponent = f_evse_present_active_power_l2__exponent
+        f_evse_present_active_power_l2.value = f_evse_present_active_power_l2__value
+        p += 2
+        fid, sub, s = ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power_l2 = None
     if fid == 12:
-        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_DynamicAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l3__exponent: int
+        f_evse_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l3__value = 0xFF - f_evse_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l3__value = -q - 1 if f_evse_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l3 = new(ct.RationalNumber)
+        f_evse_present_active_power_l3.exponent = f_evse_present_active_power_l3__exponent
+        f_evse_present_active_power_l3.value = f_evse_present_active_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 13))[(v >> (n - p)) & 0x1]
     else:
         f_evse_present_active_power_l3 = None
     if fid != -1:
@@ -4024,112 +8223,586 @@ def _d_ac_ScheduledAcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tupl
     f_ev_present_reactive_power: ct.RationalNumber | None
     f_ev_present_reactive_power_l2: ct.RationalNumber | None
     f_ev_present_reactive_power_l3: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 4
+    fid, sub, s = (
+        (0, 0, 1),
+        (1, 0, 2),
+        (2, 0, 3),
+        (3, 0, 4),
+        (4, 0, 5),
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (8, 0, 9),
+        (9, 0, 10),
+        (-3, 0, 0),
+    )[(v >> (n - p)) & 0xF]
     if fid == 0:
-        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_target_energy_request__exponent: int
+        f_ev_target_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_target_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+            p += 9
+            f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+            f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_target_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_target_energy_request = new(ct.RationalNumber)
+        f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+        f_ev_target_energy_request.value = f_ev_target_energy_request__value
+        p += 4
+        fid, sub, s = (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 1),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_target_energy_request = None
     if fid == 1:
-        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_energy_request__exponent: int
+        f_ev_maximum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+            p += 9
+            f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_energy_request = new(ct.RationalNumber)
+        f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+        f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
+        p += 4
+        fid, sub, s = (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-3, 0, 2),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_maximum_energy_request = None
     if fid == 2:
-        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_energy_request__exponent: int
+        f_ev_minimum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+            p += 9
+            f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_energy_request = new(ct.RationalNumber)
+        f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+        f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
+        p += 3
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 3))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_minimum_energy_request = None
     if fid == 3:
-        f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power__exponent: int
+        f_ev_maximum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power = new(ct.RationalNumber)
+        f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+        f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 4))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_maximum_charge_power = None
     if fid == 4:
-        f_ev_maximum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l2__exponent: int
+        f_ev_maximum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l2__value = 0xFF - f_ev_maximum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l2__value = -q - 1 if f_ev_maximum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l2.exponent = f_ev_maximum_charge_power_l2__exponent
+        f_ev_maximum_charge_power_l2.value = f_ev_maximum_charge_power_l2__value
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 5))[(v >> (n - p)) & 0x7]
     else:
         f_ev_maximum_charge_power_l2 = None
     if fid == 5:
-        f_ev_maximum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power_l3__exponent: int
+        f_ev_maximum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power_l3__value = 0xFF - f_ev_maximum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power_l3__value = -q - 1 if f_ev_maximum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_maximum_charge_power_l3.exponent = f_ev_maximum_charge_power_l3__exponent
+        f_ev_maximum_charge_power_l3.value = f_ev_maximum_charge_power_l3__value
+        p += 3
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 6))[(v >> (n - p)) & 0x7]
     else:
         f_ev_maximum_charge_power_l3 = None
     if fid == 6:
-        f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power__exponent: int
+        f_ev_minimum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power = new(ct.RationalNumber)
+        f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+        f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
+        p += 2
+        fid, sub, s = ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_charge_power = None
     if fid == 7:
-        f_ev_minimum_charge_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l2__exponent: int
+        f_ev_minimum_charge_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l2__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l2__value = 0xFF - f_ev_minimum_charge_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l2__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l2__value = -q - 1 if f_ev_minimum_charge_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l2 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l2.exponent = f_ev_minimum_charge_power_l2__exponent
+        f_ev_minimum_charge_power_l2.value = f_ev_minimum_charge_power_l2__value
+        p += 2
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_charge_power_l2 = None
     if fid == 8:
-        f_ev_minimum_charge_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power_l3__exponent: int
+        f_ev_minimum_charge_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power_l3__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power_l3__value = 0xFF - f_ev_minimum_charge_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power_l3__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power_l3__value = -q - 1 if f_ev_minimum_charge_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power_l3 = new(ct.RationalNumber)
+        f_ev_minimum_charge_power_l3.exponent = f_ev_minimum_charge_power_l3__exponent
+        f_ev_minimum_charge_power_l3.value = f_ev_minimum_charge_power_l3__value
+        p += 1
+        fid, sub, s = ((9, 0, 10), (-3, 0, 9))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_charge_power_l3 = None
     if fid != 9:
         raise bad_event(p, fid, "EVPresentActivePower")
-    f_ev_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_present_active_power__exponent: int
+    f_ev_present_active_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_present_active_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_present_active_power__value < 0x180:
+        p += 9
+        f_ev_present_active_power__value = 0xFF - f_ev_present_active_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_present_active_power__value & 0x7F) | (q << 7)
+        f_ev_present_active_power__value = -q - 1 if f_ev_present_active_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_present_active_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_present_active_power__value <= 32767:
+            raise out_of_range(p, f_ev_present_active_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_present_active_power = new(ct.RationalNumber)
+    f_ev_present_active_power.exponent = f_ev_present_active_power__exponent
+    f_ev_present_active_power.value = f_ev_present_active_power__value
+    p += 3
+    fid, sub, s = ((10, 0, 11), (11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 10))[
+        (v >> (n - p)) & 0x7
+    ]
     if fid == 10:
-        f_ev_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_active_power_l2__exponent: int
+        f_ev_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_active_power_l2__value < 0x180:
+            p += 9
+            f_ev_present_active_power_l2__value = 0xFF - f_ev_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_ev_present_active_power_l2__value = -q - 1 if f_ev_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_active_power_l2 = new(ct.RationalNumber)
+        f_ev_present_active_power_l2.exponent = f_ev_present_active_power_l2__exponent
+        f_ev_present_active_power_l2.value = f_ev_present_active_power_l2__value
+        p += 3
+        fid, sub, s = ((11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 11))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_present_active_power_l2 = None
     if fid == 11:
-        f_ev_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_active_power_l3__exponent: int
+        f_ev_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_active_power_l3__value < 0x180:
+            p += 9
+            f_ev_present_active_power_l3__value = 0xFF - f_ev_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_ev_present_active_power_l3__value = -q - 1 if f_ev_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_active_power_l3 = new(ct.RationalNumber)
+        f_ev_present_active_power_l3.exponent = f_ev_present_active_power_l3__exponent
+        f_ev_present_active_power_l3.value = f_ev_present_active_power_l3__value
+        p += 3
+        fid, sub, s = ((12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x7]
     else:
         f_ev_present_active_power_l3 = None
     if fid == 12:
-        f_ev_present_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power__exponent: int
+        f_ev_present_reactive_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power__value = 0xFF - f_ev_present_reactive_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power__value = -q - 1 if f_ev_present_reactive_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power = new(ct.RationalNumber)
+        f_ev_present_reactive_power.exponent = f_ev_present_reactive_power__exponent
+        f_ev_present_reactive_power.value = f_ev_present_reactive_power__value
+        p += 2
+        fid, sub, s = ((13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 13))[(v >> (n - p)) & 0x3]
     else:
         f_ev_present_reactive_power = None
     if fid == 13:
-        f_ev_present_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power_l2__exponent: int
+        f_ev_present_reactive_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power_l2__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power_l2__value = 0xFF - f_ev_present_reactive_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power_l2__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power_l2__value = -q - 1 if f_ev_present_reactive_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power_l2__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power_l2 = new(ct.RationalNumber)
+        f_ev_present_reactive_power_l2.exponent = f_ev_present_reactive_power_l2__exponent
+        f_ev_present_reactive_power_l2.value = f_ev_present_reactive_power_l2__value
+        p += 2
+        fid, sub, s = ((14, 0, 15), (-1, 0, -1), (-3, 0, 14))[(v >> (n - p)) & 0x3]
     else:
         f_ev_present_reactive_power_l2 = None
     if fid == 14:
-        f_ev_present_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_present_reactive_power_l3__exponent: int
+        f_ev_present_reactive_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_present_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_present_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_present_reactive_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_present_reactive_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_present_reactive_power_l3__value < 0x180:
+            p += 9
+            f_ev_present_reactive_power_l3__value = 0xFF - f_ev_present_reactive_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_present_reactive_power_l3__value & 0x7F) | (q << 7)
+            f_ev_present_reactive_power_l3__value = -q - 1 if f_ev_present_reactive_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_ev_present_reactive_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_present_reactive_power_l3__value <= 32767:
+                raise out_of_range(p, f_ev_present_reactive_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_present_reactive_power_l3 = new(ct.RationalNumber)
+        f_ev_present_reactive_power_l3.exponent = f_ev_present_reactive_power_l3__exponent
+        f_ev_present_reactive_power_l3.value = f_ev_present_reactive_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 15))[(v >> (n - p)) & 0x1]
     else:
         f_ev_present_reactive_power_l3 = None
     if fid != -1:
@@ -4302,71 +8975,367 @@ def _d_ac_ScheduledAcClResControlMode(r: Reader, v: int, n: int, p: int) -> tupl
     f_evse_present_active_power: ct.RationalNumber | None
     f_evse_present_active_power_l2: ct.RationalNumber | None
     f_evse_present_active_power_l3: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 4
+    fid, sub, s = (
+        (0, 0, 1),
+        (1, 0, 2),
+        (2, 0, 3),
+        (3, 0, 4),
+        (4, 0, 5),
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (8, 0, 9),
+        (-1, 0, -1),
+        (-3, 0, 0),
+    )[(v >> (n - p)) & 0xF]
     if fid == 0:
-        f_evse_target_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power__exponent: int
+        f_evse_target_active_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power__value < 0x180:
+            p += 9
+            f_evse_target_active_power__value = 0xFF - f_evse_target_active_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power__value & 0x7F) | (q << 7)
+            f_evse_target_active_power__value = -q - 1 if f_evse_target_active_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power = new(ct.RationalNumber)
+        f_evse_target_active_power.exponent = f_evse_target_active_power__exponent
+        f_evse_target_active_power.value = f_evse_target_active_power__value
+        p += 4
+        fid, sub, s = (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_evse_target_active_power = None
     if fid == 1:
-        f_evse_target_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power_l2__exponent: int
+        f_evse_target_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_target_active_power_l2__value = 0xFF - f_evse_target_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_target_active_power_l2__value = -q - 1 if f_evse_target_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power_l2 = new(ct.RationalNumber)
+        f_evse_target_active_power_l2.exponent = f_evse_target_active_power_l2__exponent
+        f_evse_target_active_power_l2.value = f_evse_target_active_power_l2__value
+        p += 4
+        fid, sub, s = (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_evse_target_active_power_l2 = None
     if fid == 2:
-        f_evse_target_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_active_power_l3__exponent: int
+        f_evse_target_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_target_active_power_l3__value = 0xFF - f_evse_target_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_target_active_power_l3__value = -q - 1 if f_evse_target_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_target_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_active_power_l3 = new(ct.RationalNumber)
+        f_evse_target_active_power_l3.exponent = f_evse_target_active_power_l3__exponent
+        f_evse_target_active_power_l3.value = f_evse_target_active_power_l3__value
+        p += 3
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 3))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_evse_target_active_power_l3 = None
     if fid == 3:
-        f_evse_target_reactive_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power__exponent: int
+        f_evse_target_reactive_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power__value = 0xFF - f_evse_target_reactive_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power__value = -q - 1 if f_evse_target_reactive_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power = new(ct.RationalNumber)
+        f_evse_target_reactive_power.exponent = f_evse_target_reactive_power__exponent
+        f_evse_target_reactive_power.value = f_evse_target_reactive_power__value
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 4))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_evse_target_reactive_power = None
     if fid == 4:
-        f_evse_target_reactive_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power_l2__exponent: int
+        f_evse_target_reactive_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power_l2__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power_l2__value = 0xFF - f_evse_target_reactive_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power_l2__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power_l2__value = -q - 1 if f_evse_target_reactive_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power_l2 = new(ct.RationalNumber)
+        f_evse_target_reactive_power_l2.exponent = f_evse_target_reactive_power_l2__exponent
+        f_evse_target_reactive_power_l2.value = f_evse_target_reactive_power_l2__value
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_reactive_power_l2 = None
     if fid == 5:
-        f_evse_target_reactive_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_target_reactive_power_l3__exponent: int
+        f_evse_target_reactive_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_target_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_target_reactive_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_target_reactive_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_target_reactive_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_target_reactive_power_l3__value < 0x180:
+            p += 9
+            f_evse_target_reactive_power_l3__value = 0xFF - f_evse_target_reactive_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_target_reactive_power_l3__value & 0x7F) | (q << 7)
+            f_evse_target_reactive_power_l3__value = -q - 1 if f_evse_target_reactive_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_target_reactive_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_target_reactive_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_target_reactive_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_target_reactive_power_l3 = new(ct.RationalNumber)
+        f_evse_target_reactive_power_l3.exponent = f_evse_target_reactive_power_l3__exponent
+        f_evse_target_reactive_power_l3.value = f_evse_target_reactive_power_l3__value
+        p += 3
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x7]
     else:
         f_evse_target_reactive_power_l3 = None
     if fid == 6:
-        f_evse_present_active_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power__exponent: int
+        f_evse_present_active_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power__value < 0x180:
+            p += 9
+            f_evse_present_active_power__value = 0xFF - f_evse_present_active_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power__value & 0x7F) | (q << 7)
+            f_evse_present_active_power__value = -q - 1 if f_evse_present_active_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power = new(ct.RationalNumber)
+        f_evse_present_active_power.exponent = f_evse_present_active_power__exponent
+        f_evse_present_active_power.value = f_evse_present_active_power__value
+        p += 2
+        fid, sub, s = ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power = None
     if fid == 7:
-        f_evse_present_active_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l2__exponent: int
+        f_evse_present_active_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l2__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l2__value = 0xFF - f_evse_present_active_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l2__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l2__value = -q - 1 if f_evse_present_active_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l2__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l2 = new(ct.RationalNumber)
+        f_evse_present_active_power_l2.exponent = f_evse_present_active_power_l2__exponent
+        f_evse_present_active_power_l2.value = f_evse_present_active_power_l2__value
+        p += 2
+        fid, sub, s = ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_evse_present_active_power_l2 = None
     if fid == 8:
-        f_evse_present_active_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ac_ScheduledAcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_present_active_power_l3__exponent: int
+        f_evse_present_active_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_present_active_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_present_active_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_present_active_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_present_active_power_l3__value < 0x180:
+            p += 9
+            f_evse_present_active_power_l3__value = 0xFF - f_evse_present_active_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_present_active_power_l3__value & 0x7F) | (q << 7)
+            f_evse_present_active_power_l3__value = -q - 1 if f_evse_present_active_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_evse_present_active_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_present_active_power_l3__value <= 32767:
+                raise out_of_range(p, f_evse_present_active_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_present_active_power_l3 = new(ct.RationalNumber)
+        f_evse_present_active_power_l3.exponent = f_evse_present_active_power_l3__exponent
+        f_evse_present_active_power_l3.value = f_evse_present_active_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x1]
     else:
         f_evse_present_active_power_l3 = None
     if fid != -1:
@@ -4409,68 +9378,13 @@ _T_ac_AcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = 
     (6, -3): (1, 1, 6),
 }
 _D_ac_AcCpdReqEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T_ac_AcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4522,131 +9436,19 @@ _T_ac_AcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = 
     (12, -3): (1, 1, 12),
 }
 _D_ac_AcCpdResEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (10, 0, 11),
-            (11, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (2, 0x3, ((10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
 )
 _T_ac_AcChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4666,51 +9468,11 @@ _T_ac_AcChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_ac_AcChargeLoopReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (3, 1, 4),
-            (3, 2, 4),
-            (3, 3, 4),
-            (3, 4, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (3, 1, 4), (3, 2, 4), (3, 3, 4), (3, 4, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _S_ac_AcChargeLoopReq_3: dict[type[object], tuple[int, Encoder]] = {
     ac.BptDynamicAcClReqControlMode: (192, _e_ac_BptDynamicAcClReqControlMode),
@@ -4775,100 +9537,18 @@ _T_ac_AcChargeLoopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (1, 1, 7),
 }
 _D_ac_AcChargeLoopRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
     (
         4,
         0xF,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (6, 1, 7),
-            (6, 2, 7),
-            (6, 3, 7),
-            (6, 4, 7),
-            (-3, 0, 2),
-        ),
+        ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 2)),
     ),
-    (
-        4,
-        0xF,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (6, 1, 7),
-            (6, 2, 7),
-            (6, 3, 7),
-            (6, 4, 7),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (6, 1, 7),
-            (6, 2, 7),
-            (6, 3, 7),
-            (6, 4, 7),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (6, 1, 7),
-            (6, 2, 7),
-            (6, 3, 7),
-            (6, 4, 7),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (6, 0, 7),
-            (6, 1, 7),
-            (6, 2, 7),
-            (6, 3, 7),
-            (6, 4, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (4, 0xF, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _S_ac_AcChargeLoopRes_6: dict[type[object], tuple[int, Encoder]] = {
     ac.BptDynamicAcClResControlMode: (384, _e_ac_BptDynamicAcClResControlMode),
@@ -4894,31 +9574,9 @@ _T_ac_AcChargeParameterDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]]
     (2, -3): (1, 1, 2),
 }
 _D_ac_AcChargeParameterDiscoveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (1, 1, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (1, 1, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _S_ac_AcChargeParameterDiscoveryReq_1: dict[type[object], tuple[int, Encoder]] = {
     ac.AcCpdReqEnergyTransferMode: (64, _e_ac_AcCpdReqEnergyTransferMode),
@@ -4940,39 +9598,10 @@ _T_ac_AcChargeParameterDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]]
     (3, -3): (1, 1, 3),
 }
 _D_ac_AcChargeParameterDiscoveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (2, 1, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (2, 1, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _S_ac_AcChargeParameterDiscoveryRes_2: dict[type[object], tuple[int, Encoder]] = {
     ac.AcCpdResEnergyTransferMode: (128, _e_ac_AcCpdResEnergyTransferMode),
@@ -5023,122 +9652,19 @@ _T_ac_BptAcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]]
     (12, -3): (1, 1, 12),
 }
 _D_ac_BptAcCpdReqEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (10, 0, 11),
-            (11, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (2, 0x3, ((10, 0, 11), (11, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
 )
 _T_ac_BptAcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5208,185 +9734,25 @@ _T_ac_BptAcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]]
     (18, -3): (1, 1, 18),
 }
 _D_ac_BptAcCpdResEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (12, 0, 13),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (13, 0, 14),
-            (14, 0, 15),
-            (15, 0, 16),
-            (-3, 0, 13),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (14, 0, 15),
-            (15, 0, 16),
-            (-3, 0, 14),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (15, 0, 16),
-            (-3, 0, 15),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (16, 0, 17),
-            (17, 0, 18),
-            (-1, 0, -1),
-            (-3, 0, 16),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (17, 0, 18),
-            (-1, 0, -1),
-            (-3, 0, 17),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 18),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 9))),
+    (2, 0x3, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-3, 0, 11))),
+    (1, 0x1, ((12, 0, 13), (-3, 0, 12))),
+    (2, 0x3, ((13, 0, 14), (14, 0, 15), (15, 0, 16), (-3, 0, 13))),
+    (2, 0x3, ((14, 0, 15), (15, 0, 16), (-3, 0, 14))),
+    (1, 0x1, ((15, 0, 16), (-3, 0, 15))),
+    (2, 0x3, ((16, 0, 17), (17, 0, 18), (-1, 0, -1), (-3, 0, 16))),
+    (2, 0x3, ((17, 0, 18), (-1, 0, -1), (-3, 0, 17))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 18))),
 )
 _T_ac_BptDynamicAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -5467,232 +9833,31 @@ _T_ac_BptDynamicAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] 
     (24, -3): (1, 1, 24),
 }
 _D_ac_BptDynamicAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (9, 0, 10),
-            (10, 0, 11),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (10, 0, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (13, 0, 14),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (13, 0, 14),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (13, 0, 14),
-            (-3, 0, 13),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (14, 0, 15),
-            (15, 0, 16),
-            (16, 0, 17),
-            (-3, 0, 14),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (15, 0, 16),
-            (16, 0, 17),
-            (-3, 0, 15),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (16, 0, 17),
-            (-3, 0, 16),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (17, 0, 18),
-            (18, 0, 19),
-            (19, 0, 20),
-            (-3, 0, 17),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (18, 0, 19),
-            (19, 0, 20),
-            (-3, 0, 18),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (19, 0, 20),
-            (-3, 0, 19),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (20, 0, 21),
-            (21, 0, 22),
-            (22, 0, 23),
-            (23, 0, 24),
-            (-1, 0, -1),
-            (-3, 0, 20),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (21, 0, 22),
-            (22, 0, 23),
-            (23, 0, 24),
-            (-1, 0, -1),
-            (-3, 0, 21),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (22, 0, 23),
-            (23, 0, 24),
-            (-1, 0, -1),
-            (-3, 0, 22),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (23, 0, 24),
-            (-1, 0, -1),
-            (-3, 0, 23),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 24),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-3, 0, 12))),
+    (1, 0x1, ((13, 0, 14), (-3, 0, 13))),
+    (2, 0x3, ((14, 0, 15), (15, 0, 16), (16, 0, 17), (-3, 0, 14))),
+    (2, 0x3, ((15, 0, 16), (16, 0, 17), (-3, 0, 15))),
+    (1, 0x1, ((16, 0, 17), (-3, 0, 16))),
+    (2, 0x3, ((17, 0, 18), (18, 0, 19), (19, 0, 20), (-3, 0, 17))),
+    (2, 0x3, ((18, 0, 19), (19, 0, 20), (-3, 0, 18))),
+    (1, 0x1, ((19, 0, 20), (-3, 0, 19))),
+    (3, 0x7, ((20, 0, 21), (21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 20))),
+    (3, 0x7, ((21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 21))),
+    (2, 0x3, ((22, 0, 23), (23, 0, 24), (-1, 0, -1), (-3, 0, 22))),
+    (2, 0x3, ((23, 0, 24), (-1, 0, -1), (-3, 0, 23))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 24))),
 )
 _T_ac_BptDynamicAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -5771,56 +9936,11 @@ _T_ac_BptDynamicAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] 
     (13, -3): (1, 1, 13),
 }
 _D_ac_BptDynamicAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
     (
         4,
         0xF,
@@ -5840,95 +9960,15 @@ _D_ac_BptDynamicAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, 
     (
         4,
         0xF,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
+        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
     ),
-    (
-        3,
-        0x7,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 13),
-        ),
-    ),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
 )
 _T_ac_BptScheduledAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
@@ -6121,98 +10161,14 @@ _D_ac_BptScheduledAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int
             (-3, 0, 1),
         ),
     ),
-    (
-        4,
-        0xF,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
+    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
     (
         4,
         0xF,
@@ -6298,83 +10254,13 @@ _D_ac_BptScheduledAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int
             (-3, 0, 14),
         ),
     ),
-    (
-        3,
-        0x7,
-        (
-            (15, 0, 16),
-            (16, 0, 17),
-            (17, 0, 18),
-            (18, 0, 19),
-            (19, 0, 20),
-            (20, 0, 21),
-            (-1, 0, -1),
-            (-3, 0, 15),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (16, 0, 17),
-            (17, 0, 18),
-            (18, 0, 19),
-            (19, 0, 20),
-            (20, 0, 21),
-            (-1, 0, -1),
-            (-3, 0, 16),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (17, 0, 18),
-            (18, 0, 19),
-            (19, 0, 20),
-            (20, 0, 21),
-            (-1, 0, -1),
-            (-3, 0, 17),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (18, 0, 19),
-            (19, 0, 20),
-            (20, 0, 21),
-            (-1, 0, -1),
-            (-3, 0, 18),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (19, 0, 20),
-            (20, 0, 21),
-            (-1, 0, -1),
-            (-3, 0, 19),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (20, 0, 21),
-            (-1, 0, -1),
-            (-3, 0, 20),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 21),
-        ),
-    ),
+    (3, 0x7, ((15, 0, 16), (16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 15))),
+    (3, 0x7, ((16, 0, 17), (17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 16))),
+    (3, 0x7, ((17, 0, 18), (18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 17))),
+    (3, 0x7, ((18, 0, 19), (19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 18))),
+    (2, 0x3, ((19, 0, 20), (20, 0, 21), (-1, 0, -1), (-3, 0, 19))),
+    (2, 0x3, ((20, 0, 21), (-1, 0, -1), (-3, 0, 20))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 21))),
 )
 _T_ac_BptScheduledAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
@@ -6477,98 +10363,14 @@ _D_ac_BptScheduledAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int
             (-3, 0, 1),
         ),
     ),
-    (
-        4,
-        0xF,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
+    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
 _T_ac_DynamicAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -6620,155 +10422,23 @@ _T_ac_DynamicAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (16, -3): (1, 1, 16),
 }
 _D_ac_DynamicAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (9, 0, 10),
-            (10, 0, 11),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (10, 0, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (13, 0, 14),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (13, 0, 14),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (13, 0, 14),
-            (-3, 0, 13),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (14, 0, 15),
-            (15, 0, 16),
-            (-1, 0, -1),
-            (-3, 0, 14),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (15, 0, 16),
-            (-1, 0, -1),
-            (-3, 0, 15),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 16),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-3, 0, 12))),
+    (1, 0x1, ((13, 0, 14), (-3, 0, 13))),
+    (2, 0x3, ((14, 0, 15), (15, 0, 16), (-1, 0, -1), (-3, 0, 14))),
+    (2, 0x3, ((15, 0, 16), (-1, 0, -1), (-3, 0, 15))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 16))),
 )
 _T_ac_DynamicAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -6847,56 +10517,11 @@ _T_ac_DynamicAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (13, -3): (1, 1, 13),
 }
 _D_ac_DynamicAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
     (
         4,
         0xF,
@@ -6916,95 +10541,15 @@ _D_ac_DynamicAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int
     (
         4,
         0xF,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
+        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
     ),
-    (
-        3,
-        0x7,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 13),
-        ),
-    ),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
 )
 _T_ac_ScheduledAcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
@@ -7134,161 +10679,20 @@ _D_ac_ScheduledAcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, i
             (-3, 0, 1),
         ),
     ),
-    (
-        4,
-        0xF,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (13, 0, 14),
-            (14, 0, 15),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (13, 0, 14),
-            (14, 0, 15),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (12, 0, 13),
-            (13, 0, 14),
-            (14, 0, 15),
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (13, 0, 14),
-            (14, 0, 15),
-            (-1, 0, -1),
-            (-3, 0, 13),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (14, 0, 15),
-            (-1, 0, -1),
-            (-3, 0, 14),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 15),
-        ),
-    ),
+    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 12))),
+    (2, 0x3, ((13, 0, 14), (14, 0, 15), (-1, 0, -1), (-3, 0, 13))),
+    (2, 0x3, ((14, 0, 15), (-1, 0, -1), (-3, 0, 14))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 15))),
 )
 _T_ac_ScheduledAcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
@@ -7391,98 +10795,14 @@ _D_ac_ScheduledAcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, i
             (-3, 0, 1),
         ),
     ),
-    (
-        4,
-        0xF,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
+    (4, 0xF, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
 
 MAX_DEPTH = 7  # deepest nesting of complex elements

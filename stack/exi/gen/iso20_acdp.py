@@ -124,11 +124,13 @@ def _d_acdp_AcdpConnectReq(r: Reader, v: int, n: int, p: int) -> tuple[acdp.Acdp
     n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
-    if q >> 4:
-        raise unexpected(p - 6, 2, "EVElectricalChargingDeviceStatus")
+    if q & 0x33:
+        if q >> 4:
+            raise unexpected(p - 6, 2, "EVElectricalChargingDeviceStatus")
+        f_ev_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVElectricalChargingDeviceStatus")
     f_ev_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVElectricalChargingDeviceStatus")
     o = new(acdp.AcdpConnectReq)
     o.header = f_header
     o.ev_electrical_charging_device_status = f_ev_electrical_charging_device_status
@@ -170,20 +172,25 @@ def _d_acdp_AcdpConnectRes(r: Reader, v: int, n: int, p: int) -> tuple[acdp.Acdp
     n = r.n
     p += 25
     q = (v >> (n - p)) & 0x1FFFFFF
-    if q >> 23:
-        raise unexpected(p - 25, 2, "ResponseCode")
+    if q & 0x181CE73:
+        if q >> 23:
+            raise unexpected(p - 25, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 17) & 0x3F)]
+        if (q >> 14) & 0x7:
+            raise unexpected(p - 17, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 12) & 0x3)]
+        if (q >> 9) & 0x7:
+            raise unexpected(p - 12, 3, "end of EVSEProcessing")
+        f_evse_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 7) & 0x3)]
+        if (q >> 4) & 0x7:
+            raise unexpected(p - 7, 3, "end of EVSEElectricalChargingDeviceStatus")
+        f_evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVSEMechanicalChargingDeviceStatus")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 17) & 0x3F)]
-    if (q >> 14) & 0x7:
-        raise unexpected(p - 17, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 12) & 0x3)]
-    if (q >> 9) & 0x7:
-        raise unexpected(p - 12, 3, "end of EVSEProcessing")
     f_evse_electrical_charging_device_status = _ENUM_acdp_ElectricalChargingDeviceStatus[((q >> 7) & 0x3)]
-    if (q >> 4) & 0x7:
-        raise unexpected(p - 7, 3, "end of EVSEElectricalChargingDeviceStatus")
     f_evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVSEMechanicalChargingDeviceStatus")
     o = new(acdp.AcdpConnectRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -295,38 +302,49 @@ def _d_acdp_AcdpSystemStatusRes(r: Reader, v: int, n: int, p: int) -> tuple[acdp
     n = r.n
     p += 48
     q = (v >> (n - p)) & 0xFFFFFFFFFFFF
-    if q >> 46:
-        raise unexpected(p - 48, 2, "ResponseCode")
+    if q & 0xC0E773BBBBBB:
+        if q >> 46:
+            raise unexpected(p - 48, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 40) & 0x3F)]
+        if (q >> 37) & 0x7:
+            raise unexpected(p - 40, 3, "end of ResponseCode")
+        f_evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 35) & 0x3)]
+        if (q >> 32) & 0x7:
+            raise unexpected(p - 35, 3, "end of EVSEMechanicalChargingDeviceStatus")
+        f_evse_ready_to_charge = ((q >> 31) & 0x1) == 1
+        if (q >> 28) & 0x7:
+            raise unexpected(p - 31, 3, "end of EVSEReadyToCharge")
+        f_evse_isolation_status = _ENUM_acdp_IsolationStatus[((q >> 26) & 0x3)]
+        if (q >> 23) & 0x7:
+            raise unexpected(p - 26, 3, "end of EVSEIsolationStatus")
+        f_evse_disabled = ((q >> 22) & 0x1) == 1
+        if (q >> 19) & 0x7:
+            raise unexpected(p - 22, 3, "end of EVSEDisabled")
+        f_evse_utility_interrupt_event = ((q >> 18) & 0x1) == 1
+        if (q >> 15) & 0x7:
+            raise unexpected(p - 18, 3, "end of EVSEUtilityInterruptEvent")
+        f_evse_emergency_shutdown = ((q >> 14) & 0x1) == 1
+        if (q >> 11) & 0x7:
+            raise unexpected(p - 14, 3, "end of EVSEEmergencyShutdown")
+        f_evse_malfunction = ((q >> 10) & 0x1) == 1
+        if (q >> 7) & 0x7:
+            raise unexpected(p - 10, 3, "end of EVSEMalfunction")
+        f_ev_in_charge_position = ((q >> 6) & 0x1) == 1
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of EVInChargePosition")
+        f_ev_association_status = ((q >> 2) & 0x1) == 1
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVAssociationStatus")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 40) & 0x3F)]
-    if (q >> 37) & 0x7:
-        raise unexpected(p - 40, 3, "end of ResponseCode")
     f_evse_mechanical_charging_device_status = _ENUM_acdp_MechanicalChargingDeviceStatus[((q >> 35) & 0x3)]
-    if (q >> 32) & 0x7:
-        raise unexpected(p - 35, 3, "end of EVSEMechanicalChargingDeviceStatus")
     f_evse_ready_to_charge = ((q >> 31) & 0x1) == 1
-    if (q >> 28) & 0x7:
-        raise unexpected(p - 31, 3, "end of EVSEReadyToCharge")
     f_evse_isolation_status = _ENUM_acdp_IsolationStatus[((q >> 26) & 0x3)]
-    if (q >> 23) & 0x7:
-        raise unexpected(p - 26, 3, "end of EVSEIsolationStatus")
     f_evse_disabled = ((q >> 22) & 0x1) == 1
-    if (q >> 19) & 0x7:
-        raise unexpected(p - 22, 3, "end of EVSEDisabled")
     f_evse_utility_interrupt_event = ((q >> 18) & 0x1) == 1
-    if (q >> 15) & 0x7:
-        raise unexpected(p - 18, 3, "end of EVSEUtilityInterruptEvent")
     f_evse_emergency_shutdown = ((q >> 14) & 0x1) == 1
-    if (q >> 11) & 0x7:
-        raise unexpected(p - 14, 3, "end of EVSEEmergencyShutdown")
     f_evse_malfunction = ((q >> 10) & 0x1) == 1
-    if (q >> 7) & 0x7:
-        raise unexpected(p - 10, 3, "end of EVSEMalfunction")
     f_ev_in_charge_position = ((q >> 6) & 0x1) == 1
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of EVInChargePosition")
     f_ev_association_status = ((q >> 2) & 0x1) == 1
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVAssociationStatus")
     o = new(acdp.AcdpSystemStatusRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -371,14 +389,17 @@ def _d_acdp_AcdpVehiclePositioningReq(r: Reader, v: int, n: int, p: int) -> tupl
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "EVMobilityStatus")
+    if q & 0x1BB:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "EVMobilityStatus")
+        f_ev_mobility_status = ((q >> 6) & 0x1) == 1
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of EVMobilityStatus")
+        f_ev_positioning_support = ((q >> 2) & 0x1) == 1
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVPositioningSupport")
     f_ev_mobility_status = ((q >> 6) & 0x1) == 1
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of EVMobilityStatus")
     f_ev_positioning_support = ((q >> 2) & 0x1) == 1
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVPositioningSupport")
     o = new(acdp.AcdpVehiclePositioningReq)
     o.header = f_header
     o.ev_mobility_status = f_ev_mobility_status
@@ -497,17 +518,21 @@ def _d_acdp_AcdpVehiclePositioningRes(r: Reader, v: int, n: int, p: int) -> tupl
     n = r.n
     p += 20
     q = (v >> (n - p)) & 0xFFFFF
-    if q >> 18:
-        raise unexpected(p - 20, 2, "ResponseCode")
+    if q & 0xC0E77:
+        if q >> 18:
+            raise unexpected(p - 20, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 12) & 0x3F)]
+        if (q >> 9) & 0x7:
+            raise unexpected(p - 12, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 7) & 0x3)]
+        if (q >> 4) & 0x7:
+            raise unexpected(p - 7, 3, "end of EVSEProcessing")
+        f_evse_positioning_support = ((q >> 3) & 0x1) == 1
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of EVSEPositioningSupport")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 12) & 0x3F)]
-    if (q >> 9) & 0x7:
-        raise unexpected(p - 12, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 7) & 0x3)]
-    if (q >> 4) & 0x7:
-        raise unexpected(p - 7, 3, "end of EVSEProcessing")
     f_evse_positioning_support = ((q >> 3) & 0x1) == 1
-    if (q) & 0x7:
-        raise unexpected(p - 3, 3, "end of EVSEPositioningSupport")
     f_ev_relative_x_deviation = (v >> (n - p - 9)) & 0x1FF
     if f_ev_relative_x_deviation < 0x80:
         p += 9
@@ -575,11 +600,13 @@ def _d_acdp_AcdpVehiclePositioningRes(r: Reader, v: int, n: int, p: int) -> tupl
             raise out_of_range(p, f_contact_window_yc, -32768, 32767)
     p += 6
     q = (v >> (n - p)) & 0x3F
-    if q >> 3:
-        raise unexpected(p - 6, 3, "end of ContactWindowYc")
+    if q & 0x3B:
+        if q >> 3:
+            raise unexpected(p - 6, 3, "end of ContactWindowYc")
+        f_ev_in_charge_position = ((q >> 2) & 0x1) == 1
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVInChargePosition")
     f_ev_in_charge_position = ((q >> 2) & 0x1) == 1
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVInChargePosition")
     o = new(acdp.AcdpVehiclePositioningRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -684,90 +711,131 @@ def _d_acdp_EvTechnicalStatus(r: Reader, v: int, n: int, p: int) -> tuple[acdp.E
     f_ev_timeout: bool | None
     p += 8
     q = (v >> (n - p)) & 0xFF
-    if q >> 6:
-        raise unexpected(p - 8, 2, "EVReadyToCharge")
+    if q & 0xDD:
+        if q >> 6:
+            raise unexpected(p - 8, 2, "EVReadyToCharge")
+        f_ev_ready_to_charge = ((q >> 5) & 0x1) == 1
+        if (q >> 2) & 0x7:
+            raise unexpected(p - 5, 3, "end of EVReadyToCharge")
+        f_ev_immobilization_request = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVImmobilizationRequest")
     f_ev_ready_to_charge = ((q >> 5) & 0x1) == 1
-    if (q >> 2) & 0x7:
-        raise unexpected(p - 5, 3, "end of EVReadyToCharge")
     f_ev_immobilization_request = ((q >> 1) & 0x1) == 1
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVImmobilizationRequest")
-    s = 2
-    w, mask, prods = _D_acdp_EvTechnicalStatus[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))[
+        (v >> (n - p)) & 0x7
+    ]
     if fid == 2:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of EVImmobilized")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of EVImmobilized")
+            f_ev_immobilized = ((q >> 1) & 0x1) == 1
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of EVImmobilized")
         f_ev_immobilized = ((q >> 1) & 0x1) == 1
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of EVImmobilized")
-        w, mask, prods = _D_acdp_EvTechnicalStatus[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_immobilized = None
     if fid == 3:
-        f_evwlan_strength, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_acdp_EvTechnicalStatus[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evwlan_strength__exponent: int
+        f_evwlan_strength__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evwlan_strength__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evwlan_strength__exponent = ((q >> 3) & 0xFF) - 128
+        f_evwlan_strength__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evwlan_strength__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evwlan_strength__value < 0x180:
+            p += 9
+            f_evwlan_strength__value = 0xFF - f_evwlan_strength__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evwlan_strength__value & 0x7F) | (q << 7)
+            f_evwlan_strength__value = -q - 1 if f_evwlan_strength__value >> 8 else q
+            p += 17
+        else:
+            f_evwlan_strength__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evwlan_strength__value <= 32767:
+                raise out_of_range(p, f_evwlan_strength__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evwlan_strength = new(ct.RationalNumber)
+        f_evwlan_strength.exponent = f_evwlan_strength__exponent
+        f_evwlan_strength.value = f_evwlan_strength__value
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x7]
     else:
         f_evwlan_strength = None
     if fid == 4:
         p += 5
         q = (v >> (n - p)) & 0x1F
-        if q >> 4:
-            raise unexpected(p - 5, 1, "characters of EVCPStatus")
+        if q & 0x11:
+            if q >> 4:
+                raise unexpected(p - 5, 1, "characters of EVCPStatus")
+            f_evcp_status = _ENUM_acdp_CpStatus[((q >> 1) & 0x7)]
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of EVCPStatus")
         f_evcp_status = _ENUM_acdp_CpStatus[((q >> 1) & 0x7)]
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of EVCPStatus")
-        w, mask, prods = _D_acdp_EvTechnicalStatus[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x7]
     else:
         f_evcp_status = None
     if fid == 5:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of EVSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of EVSOC")
+            f_evsoc = (q >> 1) & 0x7F
+            if f_evsoc > 100:
+                raise out_of_range(p, f_evsoc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of EVSOC")
         f_evsoc = (q >> 1) & 0x7F
         if f_evsoc > 100:
             raise out_of_range(p, f_evsoc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of EVSOC")
-        w, mask, prods = _D_acdp_EvTechnicalStatus[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     else:
         f_evsoc = None
     if fid == 6:
         p += 6
         q = (v >> (n - p)) & 0x3F
-        if q >> 5:
-            raise unexpected(p - 6, 1, "characters of EVErrorCode")
+        if q & 0x21:
+            if q >> 5:
+                raise unexpected(p - 6, 1, "characters of EVErrorCode")
+            f_ev_error_code = _ENUM_acdp_ErrorCode[((q >> 1) & 0xF)]
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of EVErrorCode")
         f_ev_error_code = _ENUM_acdp_ErrorCode[((q >> 1) & 0xF)]
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of EVErrorCode")
-        w, mask, prods = _D_acdp_EvTechnicalStatus[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_ev_error_code = None
     if fid == 7:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of EVTimeout")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of EVTimeout")
+            f_ev_timeout = ((q >> 1) & 0x1) == 1
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of EVTimeout")
         f_ev_timeout = ((q >> 1) & 0x1) == 1
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of EVTimeout")
-        w, mask, prods = _D_acdp_EvTechnicalStatus[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x1]
     else:
         f_ev_timeout = None
     if fid != -1:
@@ -795,30 +863,9 @@ _T_acdp_AcdpConnectReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_acdp_AcdpConnectReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_acdp_AcdpConnectRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -835,54 +882,12 @@ _T_acdp_AcdpConnectRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_acdp_AcdpConnectRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T_acdp_AcdpSystemStatusReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -893,30 +898,9 @@ _T_acdp_AcdpSystemStatusReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_acdp_AcdpSystemStatusReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_acdp_AcdpSystemStatusRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -945,102 +929,18 @@ _T_acdp_AcdpSystemStatusRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (11, -3): (1, 1, 11),
 }
 _D_acdp_AcdpSystemStatusRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (10, 0, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _T_acdp_AcdpVehiclePositioningReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -1053,38 +953,10 @@ _T_acdp_AcdpVehiclePositioningReq: dict[tuple[int, int], tuple[int, int, int]] =
     (3, -3): (1, 1, 3),
 }
 _D_acdp_AcdpVehiclePositioningReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_acdp_AcdpVehiclePositioningRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -1109,86 +981,16 @@ _T_acdp_AcdpVehiclePositioningRes: dict[tuple[int, int], tuple[int, int, int]] =
     (9, -3): (1, 1, 9),
 }
 _D_acdp_AcdpVehiclePositioningRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
 _T_acdp_EvTechnicalStatus: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -1232,99 +1034,15 @@ _T_acdp_EvTechnicalStatus: dict[tuple[int, int], tuple[int, int, int]] = {
     (8, -3): (1, 1, 8),
 }
 _D_acdp_EvTechnicalStatus: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 
 MAX_DEPTH = 7  # deepest nesting of complex elements

@@ -113,6 +113,8 @@ _ENUM_cm_ParkingMethod = tuple(cm.ParkingMethod)
 _EN_cm_ParkingMethod = {m: i for i, m in enumerate(_ENUM_cm_ParkingMethod)}
 _ENUM_cm_PowerToleranceAcceptance = tuple(cm.PowerToleranceAcceptance)
 _EN_cm_PowerToleranceAcceptance = {m: i for i, m in enumerate(_ENUM_cm_PowerToleranceAcceptance)}
+_ENUM_ct_EvseNotification = tuple(ct.EvseNotification)
+_EN_ct_EvseNotification = {m: i for i, m in enumerate(_ENUM_ct_EvseNotification)}
 _ENUM_ct_Processing = tuple(ct.Processing)
 _EN_ct_Processing = {m: i for i, m in enumerate(_ENUM_ct_Processing)}
 _ENUM_ct_ResponseCode = tuple(ct.ResponseCode)
@@ -178,29 +180,30 @@ def _d_cm_AuthorizationReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Author
     n = r.n
     p += 4
     q = (v >> (n - p)) & 0xF
-    if q >> 2:
-        raise unexpected(p - 4, 2, "SelectedAuthorizationService")
+    if q & 0xD:
+        if q >> 2:
+            raise unexpected(p - 4, 2, "SelectedAuthorizationService")
+        f_selected_authorization_service = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of SelectedAuthorizationService")
     f_selected_authorization_service = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of SelectedAuthorizationService")
-    s = 2
-    w, mask, prods = _D_cm_AuthorizationReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
-        f_eim_a_req_authorization_mode, p = _d_cm_EimAReqAuthorizationMode(r, v, n, p)
-        w, mask, prods = _D_cm_AuthorizationReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of EimAReqAuthorizationMode")
+        f_eim_a_req_authorization_mode = new(cm.EimAReqAuthorizationMode)
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_eim_a_req_authorization_mode = None
     if fid == 3:
         f_pnc_a_req_authorization_mode, p = _d_cm_PncAReqAuthorizationMode(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_AuthorizationReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_pnc_a_req_authorization_mode = None
     if fid != -1:
@@ -236,14 +239,17 @@ def _d_cm_AuthorizationRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Author
     n = r.n
     p += 15
     q = (v >> (n - p)) & 0x7FFF
-    if q >> 13:
-        raise unexpected(p - 15, 2, "ResponseCode")
+    if q & 0x6073:
+        if q >> 13:
+            raise unexpected(p - 15, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+        if (q >> 4) & 0x7:
+            raise unexpected(p - 7, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVSEProcessing")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
-    if (q >> 4) & 0x7:
-        raise unexpected(p - 7, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVSEProcessing")
     o = new(cm.AuthorizationRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -370,58 +376,65 @@ def _d_cm_AuthorizationSetupRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "ResponseCode")
+    if q & 0x181:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 2
-    w, mask, prods = _D_cm_AuthorizationSetupRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((2, 0, 3), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     f_authorization_services = []
     while fid == 2:
         if p > r.lim:
             v, n = r.refill(p)
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of AuthorizationServices")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of AuthorizationServices")
+            x_authorization_services = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of AuthorizationServices")
         x_authorization_services = _ENUM_cm_Authorization[((q >> 1) & 0x1)]
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of AuthorizationServices")
         f_authorization_services.append(x_authorization_services)
         if len(f_authorization_services) == 2:
             s = _X_cm_AuthorizationSetupRes[s]
-        w, mask, prods = _D_cm_AuthorizationSetupRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_AuthorizationSetupRes[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((2, 0, 4), (3, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid != 3:
         raise bad_event(p, fid, "CertificateInstallationService")
     p += 3
     q = (v >> (n - p)) & 0x7
-    if q >> 2:
-        raise unexpected(p - 3, 1, "characters of CertificateInstallationService")
+    if q & 0x5:
+        if q >> 2:
+            raise unexpected(p - 3, 1, "characters of CertificateInstallationService")
+        f_certificate_installation_service = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of CertificateInstallationService")
     f_certificate_installation_service = ((q >> 1) & 0x1) == 1
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of CertificateInstallationService")
-    w, mask, prods = _D_cm_AuthorizationSetupRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((4, 0, 6), (5, 0, 7), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     if fid == 4:
-        f_eim_as_res_authorization_mode, p = _d_cm_EimAsResAuthorizationMode(r, v, n, p)
-        w, mask, prods = _D_cm_AuthorizationSetupRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of EimAsResAuthorizationMode")
+        f_eim_as_res_authorization_mode = new(cm.EimAsResAuthorizationMode)
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_eim_as_res_authorization_mode = None
     if fid == 5:
         f_pnc_as_res_authorization_mode, p = _d_cm_PncAsResAuthorizationMode(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_AuthorizationSetupRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_pnc_as_res_authorization_mode = None
     if fid != -1:
@@ -509,22 +522,21 @@ def _d_cm_CertificateInstallationReq(r: Reader, v: int, n: int, p: int) -> tuple
     n = r.n
     p += 11
     q = (v >> (n - p)) & 0x7FF
-    if q >> 9:
-        raise unexpected(p - 11, 2, "MaximumContractCertificateChains")
+    if q & 0x601:
+        if q >> 9:
+            raise unexpected(p - 11, 2, "MaximumContractCertificateChains")
+        f_maximum_contract_certificate_chains = (q >> 1) & 0xFF
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MaximumContractCertificateChains")
     f_maximum_contract_certificate_chains = (q >> 1) & 0xFF
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of MaximumContractCertificateChains")
-    s = 4
-    w, mask, prods = _D_cm_CertificateInstallationReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
         f_prioritized_emaids, p = _d_cm_EmaidList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_CertificateInstallationReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_prioritized_emaids = None
     if fid != -1:
@@ -586,14 +598,17 @@ def _d_cm_CertificateInstallationRes(r: Reader, v: int, n: int, p: int) -> tuple
     n = r.n
     p += 15
     q = (v >> (n - p)) & 0x7FFF
-    if q >> 13:
-        raise unexpected(p - 15, 2, "ResponseCode")
+    if q & 0x6073:
+        if q >> 13:
+            raise unexpected(p - 15, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+        if (q >> 4) & 0x7:
+            raise unexpected(p - 7, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVSEProcessing")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
-    if (q >> 4) & 0x7:
-        raise unexpected(p - 7, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVSEProcessing")
     f_cps_certificate_chain, p = _d_cm_CertificateChain(r, v, n, p)
     v = r.v
     n = r.n
@@ -605,11 +620,13 @@ def _d_cm_CertificateInstallationRes(r: Reader, v: int, n: int, p: int) -> tuple
     n = r.n
     p += 12
     q = (v >> (n - p)) & 0xFFF
-    if q >> 10:
-        raise unexpected(p - 12, 2, "RemainingContractCertificateChains")
+    if q & 0xC03:
+        if q >> 10:
+            raise unexpected(p - 12, 2, "RemainingContractCertificateChains")
+        f_remaining_contract_certificate_chains = (q >> 2) & 0xFF
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of RemainingContractCertificateChains")
     f_remaining_contract_certificate_chains = (q >> 2) & 0xFF
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of RemainingContractCertificateChains")
     o = new(cm.CertificateInstallationRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -677,11 +694,13 @@ def _d_cm_MeteringConfirmationRes(r: Reader, v: int, n: int, p: int) -> tuple[cm
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "ResponseCode")
+    if q & 0x303:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of ResponseCode")
     o = new(cm.MeteringConfirmationRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -736,38 +755,39 @@ def _d_cm_PowerDeliveryReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerD
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "EVProcessing")
+    if q & 0x339:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "EVProcessing")
+        f_ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of EVProcessing")
+        f_charge_progress = _ENUM_cm_ChargeProgress[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ChargeProgress")
     f_ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of EVProcessing")
     f_charge_progress = _ENUM_cm_ChargeProgress[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ChargeProgress")
-    s = 3
-    w, mask, prods = _D_cm_PowerDeliveryReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid == 3:
         f_ev_power_profile, p = _d_cm_EvPowerProfile(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_PowerDeliveryReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_ev_power_profile = None
     if fid == 4:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of BPT_ChannelSelection")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of BPT_ChannelSelection")
+            f_bpt_channel_selection = _ENUM_cm_ChannelSelection[((q >> 1) & 0x1)]
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of BPT_ChannelSelection")
         f_bpt_channel_selection = _ENUM_cm_ChannelSelection[((q >> 1) & 0x1)]
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of BPT_ChannelSelection")
-        w, mask, prods = _D_cm_PowerDeliveryReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_bpt_channel_selection = None
     if fid != -1:
@@ -815,20 +835,52 @@ def _d_cm_PowerDeliveryRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerD
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "ResponseCode")
+    if q & 0x181:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 2
-    w, mask, prods = _D_cm_PowerDeliveryRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
-        f_evse_status, p = _d_ct_EvseStatus(r, v, n, p)
-        w, mask, prods = _D_cm_PowerDeliveryRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_status__notification_max_delay: int
+        f_evse_status__evse_notification: ct.EvseNotification
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "NotificationMaxDelay")
+        f_evse_status__notification_max_delay = (v >> (n - p - 8)) & 0xFF
+        if f_evse_status__notification_max_delay < 0x80:
+            p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_evse_status__notification_max_delay = (f_evse_status__notification_max_delay & 0x7F) | (q << 7)
+            p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_evse_status__notification_max_delay = (
+                (f_evse_status__notification_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
+            if not 0 <= f_evse_status__notification_max_delay <= 65535:
+                raise out_of_range(p, f_evse_status__notification_max_delay, 0, 65535)
+        else:
+            f_evse_status__notification_max_delay, p = r_uint(v, n, p, 3)
+            if not 0 <= f_evse_status__notification_max_delay <= 65535:
+                raise out_of_range(p, f_evse_status__notification_max_delay, 0, 65535)
+        p += 8
+        q = (v >> (n - p)) & 0xFF
+        if q & 0xE3:
+            if q >> 5:
+                raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+            f_evse_status__evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+            if (q) & 0x3:
+                raise unexpected(p - 2, 2, "end of EVSENotification")
+        f_evse_status__evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+        f_evse_status = new(ct.EvseStatus)
+        f_evse_status.notification_max_delay = f_evse_status__notification_max_delay
+        f_evse_status.evse_notification = f_evse_status__evse_notification
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_evse_status = None
     if fid != -1:
@@ -900,31 +952,31 @@ def _d_cm_ScheduleExchangeReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Sch
     n = r.n
     p += 13
     q = (v >> (n - p)) & 0x1FFF
-    if q >> 11:
-        raise unexpected(p - 13, 2, "MaximumSupportingPoints")
+    if q & 0x1801:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "MaximumSupportingPoints")
+        f_maximum_supporting_points = ((q >> 1) & 0x3FF) + 12
+        if f_maximum_supporting_points > 1024:
+            raise out_of_range(p, f_maximum_supporting_points, 12, 1024)
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of MaximumSupportingPoints")
     f_maximum_supporting_points = ((q >> 1) & 0x3FF) + 12
     if f_maximum_supporting_points > 1024:
         raise out_of_range(p, f_maximum_supporting_points, 12, 1024)
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of MaximumSupportingPoints")
-    s = 2
-    w, mask, prods = _D_cm_ScheduleExchangeReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
         f_dynamic_se_req_control_mode, p = _d_cm_DynamicSeReqControlMode(r, v, n, p)
-        w, mask, prods = _D_cm_ScheduleExchangeReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_dynamic_se_req_control_mode = None
     if fid == 3:
         f_scheduled_se_req_control_mode, p = _d_cm_ScheduledSeReqControlMode(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ScheduleExchangeReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_scheduled_se_req_control_mode = None
     if fid != -1:
@@ -1009,47 +1061,47 @@ def _d_cm_ScheduleExchangeRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Sch
     n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
-    if q >> 12:
-        raise unexpected(p - 14, 2, "ResponseCode")
+    if q & 0x3039:
+        if q >> 12:
+            raise unexpected(p - 14, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVSEProcessing")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVSEProcessing")
-    s = 3
-    w, mask, prods = _D_cm_ScheduleExchangeRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid == 3:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of GoToPause")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of GoToPause")
+            f_go_to_pause = ((q >> 1) & 0x1) == 1
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of GoToPause")
         f_go_to_pause = ((q >> 1) & 0x1) == 1
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of GoToPause")
-        w, mask, prods = _D_cm_ScheduleExchangeRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_go_to_pause = None
     if fid == 4:
         f_dynamic_se_res_control_mode, p = _d_cm_DynamicSeResControlMode(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ScheduleExchangeRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_dynamic_se_res_control_mode = None
     if fid == 5:
         f_scheduled_se_res_control_mode, p = _d_cm_ScheduledSeResControlMode(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ScheduleExchangeRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_scheduled_se_res_control_mode = None
     if fid != -1:
@@ -1098,6 +1150,11 @@ def _d_cm_ServiceDetailReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Servic
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_service_id = (f_service_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_service_id = (f_service_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_service_id <= 65535:
+            raise out_of_range(p, f_service_id, 0, 65535)
     else:
         f_service_id, p = r_uint(v, n, p, 3)
         if not 0 <= f_service_id <= 65535:
@@ -1144,17 +1201,24 @@ def _d_cm_ServiceDetailRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Servic
     n = r.n
     p += 11
     q = (v >> (n - p)) & 0x7FF
-    if q >> 9:
-        raise unexpected(p - 11, 2, "ResponseCode")
+    if q & 0x607:
+        if q >> 9:
+            raise unexpected(p - 11, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 3) & 0x3F)]
-    if (q) & 0x7:
-        raise unexpected(p - 3, 3, "end of ResponseCode")
     f_service_id = (v >> (n - p - 8)) & 0xFF
     if f_service_id < 0x80:
         p += 8
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_service_id = (f_service_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_service_id = (f_service_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_service_id <= 65535:
+            raise out_of_range(p, f_service_id, 0, 65535)
     else:
         f_service_id, p = r_uint(v, n, p, 3)
         if not 0 <= f_service_id <= 65535:
@@ -1205,17 +1269,14 @@ def _d_cm_ServiceDiscoveryReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Ser
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
     v = r.v
     n = r.n
-    s = 1
-    w, mask, prods = _D_cm_ServiceDiscoveryReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         f_supported_service_ids, p = _d_cm_ServiceIdList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ServiceDiscoveryReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_supported_service_ids = None
     if fid != -1:
@@ -1272,28 +1333,28 @@ def _d_cm_ServiceDiscoveryRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Ser
     n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
-    if q >> 12:
-        raise unexpected(p - 14, 2, "ResponseCode")
+    if q & 0x303B:
+        if q >> 12:
+            raise unexpected(p - 14, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of ResponseCode")
+        f_service_renegotiation_supported = ((q >> 2) & 0x1) == 1
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of ServiceRenegotiationSupported")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of ResponseCode")
     f_service_renegotiation_supported = ((q >> 2) & 0x1) == 1
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of ServiceRenegotiationSupported")
     f_energy_transfer_service_list, p = _d_cm_ServiceList(r, v, n, p)
     v = r.v
     n = r.n
-    s = 4
-    w, mask, prods = _D_cm_ServiceDiscoveryRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
         f_vas_list, p = _d_cm_ServiceList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ServiceDiscoveryRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_vas_list = None
     if fid != -1:
@@ -1347,18 +1408,66 @@ def _d_cm_ServiceSelectionReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Ser
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SelectedEnergyTransferService")
-    f_selected_energy_transfer_service, p = _d_cm_SelectedService(r, v, n, p)
-    s = 2
-    w, mask, prods = _D_cm_ServiceSelectionReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_selected_energy_transfer_service__service_id: int
+    f_selected_energy_transfer_service__parameter_set_id: int
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "ServiceID")
+    f_selected_energy_transfer_service__service_id = (v >> (n - p - 8)) & 0xFF
+    if f_selected_energy_transfer_service__service_id < 0x80:
+        p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_selected_energy_transfer_service__service_id = (f_selected_energy_transfer_service__service_id & 0x7F) | (
+            q << 7
+        )
+        p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_selected_energy_transfer_service__service_id = (
+            (f_selected_energy_transfer_service__service_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        )
+        p += 24
+        if not 0 <= f_selected_energy_transfer_service__service_id <= 65535:
+            raise out_of_range(p, f_selected_energy_transfer_service__service_id, 0, 65535)
+    else:
+        f_selected_energy_transfer_service__service_id, p = r_uint(v, n, p, 3)
+        if not 0 <= f_selected_energy_transfer_service__service_id <= 65535:
+            raise out_of_range(p, f_selected_energy_transfer_service__service_id, 0, 65535)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of ServiceID")
+    f_selected_energy_transfer_service__parameter_set_id = (v >> (n - p - 8)) & 0xFF
+    if f_selected_energy_transfer_service__parameter_set_id < 0x80:
+        p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_selected_energy_transfer_service__parameter_set_id = (
+            f_selected_energy_transfer_service__parameter_set_id & 0x7F
+        ) | (q << 7)
+        p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_selected_energy_transfer_service__parameter_set_id = (
+            (f_selected_energy_transfer_service__parameter_set_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        )
+        p += 24
+        if not 0 <= f_selected_energy_transfer_service__parameter_set_id <= 65535:
+            raise out_of_range(p, f_selected_energy_transfer_service__parameter_set_id, 0, 65535)
+    else:
+        f_selected_energy_transfer_service__parameter_set_id, p = r_uint(v, n, p, 3)
+        if not 0 <= f_selected_energy_transfer_service__parameter_set_id <= 65535:
+            raise out_of_range(p, f_selected_energy_transfer_service__parameter_set_id, 0, 65535)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of ParameterSetID")
+    f_selected_energy_transfer_service = new(cm.SelectedService)
+    f_selected_energy_transfer_service.service_id = f_selected_energy_transfer_service__service_id
+    f_selected_energy_transfer_service.parameter_set_id = f_selected_energy_transfer_service__parameter_set_id
+    p += 2
+    fid, sub, s = ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
         f_selected_vas_list, p = _d_cm_SelectedServiceList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ServiceSelectionReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_selected_vas_list = None
     if fid != -1:
@@ -1391,11 +1500,13 @@ def _d_cm_ServiceSelectionRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Ser
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "ResponseCode")
+    if q & 0x303:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of ResponseCode")
     o = new(cm.ServiceSelectionRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -1483,11 +1594,13 @@ def _d_cm_SessionSetupRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Session
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "ResponseCode")
+    if q & 0x303:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of ResponseCode")
     p += 1
     if (v >> (n - p)) & 1:
         p += 3
@@ -1576,15 +1689,15 @@ def _d_cm_SessionStopReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.SessionS
     n = r.n
     p += 5
     q = (v >> (n - p)) & 0x1F
-    if q >> 3:
-        raise unexpected(p - 5, 2, "ChargingSession")
+    if q & 0x19:
+        if q >> 3:
+            raise unexpected(p - 5, 2, "ChargingSession")
+        f_charging_session = _ENUM_cm_ChargingSession[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ChargingSession")
     f_charging_session = _ENUM_cm_ChargingSession[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ChargingSession")
-    s = 2
-    w, mask, prods = _D_cm_SessionStopReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 1:
@@ -1599,9 +1712,8 @@ def _d_cm_SessionStopReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.SessionS
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of EVTerminationCode")
-        w, mask, prods = _D_cm_SessionStopReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_ev_termination_code = None
     if fid == 3:
@@ -1618,9 +1730,8 @@ def _d_cm_SessionStopReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.SessionS
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of EVTerminationExplanation")
-        w, mask, prods = _D_cm_SessionStopReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_ev_termination_explanation = None
     if fid != -1:
@@ -1654,11 +1765,13 @@ def _d_cm_SessionStopRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.SessionS
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "ResponseCode")
+    if q & 0x303:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of ResponseCode")
     o = new(cm.SessionStopRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -1742,19 +1855,19 @@ def _d_cm_SignedInstallationData(r: Reader, v: int, n: int, p: int) -> tuple[cm.
     n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
-    if q >> 4:
-        raise unexpected(p - 6, 2, "ECDHCurve")
+    if q & 0x37:
+        if q >> 4:
+            raise unexpected(p - 6, 2, "ECDHCurve")
+        f_ecdh_curve = _ENUM_cm_EcdhCurve[((q >> 3) & 0x1)]
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of ECDHCurve")
     f_ecdh_curve = _ENUM_cm_EcdhCurve[((q >> 3) & 0x1)]
-    if (q) & 0x7:
-        raise unexpected(p - 3, 3, "end of ECDHCurve")
     f_dh_public_key, p = r_binary(r, v, n, p, 133)
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DHPublicKey")
-    s = 4
-    w, mask, prods = _D_cm_SignedInstallationData[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1763,9 +1876,8 @@ def _d_cm_SignedInstallationData(r: Reader, v: int, n: int, p: int) -> tuple[cm.
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of SECP521_EncryptedPrivateKey")
-        w, mask, prods = _D_cm_SignedInstallationData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_secp521_encrypted_private_key = None
     if fid == 5:
@@ -1776,9 +1888,8 @@ def _d_cm_SignedInstallationData(r: Reader, v: int, n: int, p: int) -> tuple[cm.
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of X448_EncryptedPrivateKey")
-        w, mask, prods = _D_cm_SignedInstallationData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_x448_encrypted_private_key = None
     if fid == 6:
@@ -1789,9 +1900,8 @@ def _d_cm_SignedInstallationData(r: Reader, v: int, n: int, p: int) -> tuple[cm.
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of TPM_EncryptedPrivateKey")
-        w, mask, prods = _D_cm_SignedInstallationData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_tpm_encrypted_private_key = None
     if fid != -1:
@@ -1880,31 +1990,56 @@ def _d_cm_SignedMeteringData(r: Reader, v: int, n: int, p: int) -> tuple[cm.Sign
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SessionID")
     f_meter_info, p = _d_ct_MeterInfo(r, v, n, p)
-    s = 3
-    w, mask, prods = _D_cm_SignedMeteringData[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid == 3:
         f_receipt, p = _d_ct_Receipt(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_SignedMeteringData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_receipt = None
     if fid == 4:
-        f_dynamic_smdt_control_mode, p = _d_cm_DynamicSmdtControlMode(r, v, n, p)
-        w, mask, prods = _D_cm_SignedMeteringData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DynamicSmdtControlMode")
+        f_dynamic_smdt_control_mode = new(cm.DynamicSmdtControlMode)
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_dynamic_smdt_control_mode = None
     if fid == 5:
-        f_scheduled_smdt_control_mode, p = _d_cm_ScheduledSmdtControlMode(r, v, n, p)
-        w, mask, prods = _D_cm_SignedMeteringData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_scheduled_smdt_control_mode__selected_schedule_tuple_id: int
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "SelectedScheduleTupleID")
+        f_scheduled_smdt_control_mode__selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
+        if f_scheduled_smdt_control_mode__selected_schedule_tuple_id < 0x80:
+            p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_scheduled_smdt_control_mode__selected_schedule_tuple_id = (
+                f_scheduled_smdt_control_mode__selected_schedule_tuple_id & 0x7F
+            ) | (q << 7)
+            p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_scheduled_smdt_control_mode__selected_schedule_tuple_id = (
+                (f_scheduled_smdt_control_mode__selected_schedule_tuple_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
+        else:
+            f_scheduled_smdt_control_mode__selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
+        if not 1 <= f_scheduled_smdt_control_mode__selected_schedule_tuple_id <= 4294967295:
+            raise out_of_range(p, f_scheduled_smdt_control_mode__selected_schedule_tuple_id, 1, 4294967295)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of SelectedScheduleTupleID")
+        f_scheduled_smdt_control_mode = new(cm.ScheduledSmdtControlMode)
+        f_scheduled_smdt_control_mode.selected_schedule_tuple_id = (
+            f_scheduled_smdt_control_mode__selected_schedule_tuple_id
+        )
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_scheduled_smdt_control_mode = None
     if fid != -1:
@@ -2010,18 +2145,19 @@ def _d_cm_VehicleCheckInReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehic
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "EVCheckInStatus")
+    if q & 0x339:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "EVCheckInStatus")
+        f_ev_check_in_status = _ENUM_cm_EvCheckInStatus[((q >> 6) & 0x3)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of EVCheckInStatus")
+        f_parking_method = _ENUM_cm_ParkingMethod[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ParkingMethod")
     f_ev_check_in_status = _ENUM_cm_EvCheckInStatus[((q >> 6) & 0x3)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of EVCheckInStatus")
     f_parking_method = _ENUM_cm_ParkingMethod[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ParkingMethod")
-    s = 3
-    w, mask, prods = _D_cm_VehicleCheckInReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x7]
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2043,9 +2179,8 @@ def _d_cm_VehicleCheckInReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehic
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VehicleFrame")
-        w, mask, prods = _D_cm_VehicleCheckInReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_vehicle_frame = None
     if fid == 4:
@@ -2069,9 +2204,8 @@ def _d_cm_VehicleCheckInReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehic
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DeviceOffset")
-        w, mask, prods = _D_cm_VehicleCheckInReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_device_offset = None
     if fid == 5:
@@ -2095,9 +2229,8 @@ def _d_cm_VehicleCheckInReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehic
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of VehicleTravel")
-        w, mask, prods = _D_cm_VehicleCheckInReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_vehicle_travel = None
     if fid != -1:
@@ -2201,15 +2334,15 @@ def _d_cm_VehicleCheckInRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehic
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "ResponseCode")
+    if q & 0x181:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 2
-    w, mask, prods = _D_cm_VehicleCheckInRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x7]
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2231,9 +2364,8 @@ def _d_cm_VehicleCheckInRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehic
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ParkingSpace")
-        w, mask, prods = _D_cm_VehicleCheckInRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_parking_space = None
     if fid == 3:
@@ -2257,9 +2389,8 @@ def _d_cm_VehicleCheckInRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehic
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DeviceLocation")
-        w, mask, prods = _D_cm_VehicleCheckInRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_device_location = None
     if fid == 4:
@@ -2283,9 +2414,8 @@ def _d_cm_VehicleCheckInRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehic
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of TargetDistance")
-        w, mask, prods = _D_cm_VehicleCheckInRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_target_distance = None
     if fid != -1:
@@ -2330,17 +2460,22 @@ def _d_cm_VehicleCheckOutReq(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehi
     n = r.n
     p += 7
     q = (v >> (n - p)) & 0x7F
-    if q >> 5:
-        raise unexpected(p - 7, 2, "EVCheckOutStatus")
+    if q & 0x67:
+        if q >> 5:
+            raise unexpected(p - 7, 2, "EVCheckOutStatus")
+        f_ev_check_out_status = _ENUM_cm_EvCheckOutStatus[((q >> 3) & 0x3)]
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of EVCheckOutStatus")
     f_ev_check_out_status = _ENUM_cm_EvCheckOutStatus[((q >> 3) & 0x3)]
-    if (q) & 0x7:
-        raise unexpected(p - 3, 3, "end of EVCheckOutStatus")
     f_check_out_time = (v >> (n - p - 8)) & 0xFF
     if f_check_out_time < 0x80:
         p += 8
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_check_out_time = (f_check_out_time & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_check_out_time = (f_check_out_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_check_out_time, p = r_uint(v, n, p, 10)
         if not 0 <= f_check_out_time <= 18446744073709551615:
@@ -2380,14 +2515,17 @@ def _d_cm_VehicleCheckOutRes(r: Reader, v: int, n: int, p: int) -> tuple[cm.Vehi
     n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
-    if q >> 12:
-        raise unexpected(p - 14, 2, "ResponseCode")
+    if q & 0x303B:
+        if q >> 12:
+            raise unexpected(p - 14, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of ResponseCode")
+        f_evse_check_out_status = _ENUM_cm_EvseCheckOutStatus[((q >> 2) & 0x1)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVSECheckOutStatus")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of ResponseCode")
     f_evse_check_out_status = _ENUM_cm_EvseCheckOutStatus[((q >> 2) & 0x1)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVSECheckOutStatus")
     o = new(cm.VehicleCheckOutRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -2499,17 +2637,14 @@ def _d_cm_PncAsResAuthorizationMode(r: Reader, v: int, n: int, p: int) -> tuple[
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of GenChallenge")
-    s = 1
-    w, mask, prods = _D_cm_PncAsResAuthorizationMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         f_supported_providers, p = _d_cm_SupportedProvidersList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_PncAsResAuthorizationMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_supported_providers = None
     if fid != -1:
@@ -2570,17 +2705,14 @@ def _d_cm_SignedCertificateChain(r: Reader, v: int, n: int, p: int) -> tuple[cm.
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Certificate")
-    s = 2
-    w, mask, prods = _D_cm_SignedCertificateChain[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
         f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_SignedCertificateChain[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_sub_certificates = None
     if fid != -1:
@@ -2625,10 +2757,8 @@ def _e_ct_ListOfRootCertificateIds(a: int, o: ct.ListOfRootCertificateIds, w: Wr
 
 def _d_ct_ListOfRootCertificateIds(r: Reader, v: int, n: int, p: int) -> tuple[ct.ListOfRootCertificateIds, int]:
     f_root_certificate_id: list[ds.X509IssuerSerial]
-    s = 0
-    w, mask, prods = _D_ct_ListOfRootCertificateIds[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_root_certificate_id = []
     while fid == 0:
         if p > r.lim:
@@ -2639,9 +2769,12 @@ def _d_ct_ListOfRootCertificateIds(r: Reader, v: int, n: int, p: int) -> tuple[c
         f_root_certificate_id.append(x_root_certificate_id)
         if len(f_root_certificate_id) == 20:
             s = _X_ct_ListOfRootCertificateIds[s]
-        w, mask, prods = _D_ct_ListOfRootCertificateIds[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_ct_ListOfRootCertificateIds[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of ListOfRootCertificateIds")
     o = new(ct.ListOfRootCertificateIds)
@@ -2685,10 +2818,8 @@ def _e_cm_EmaidList(a: int, o: cm.EmaidList, w: Writer) -> int:
 
 def _d_cm_EmaidList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EmaidList, int]:
     f_emaid: list[str]
-    s = 0
-    w, mask, prods = _D_cm_EmaidList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_emaid = []
     while fid == 0:
         if p > r.lim:
@@ -2709,9 +2840,12 @@ def _d_cm_EmaidList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EmaidList, in
         f_emaid.append(x_emaid)
         if len(f_emaid) == 8:
             s = _X_cm_EmaidList[s]
-        w, mask, prods = _D_cm_EmaidList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_EmaidList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of EmaidList")
     o = new(cm.EmaidList)
@@ -2761,17 +2895,14 @@ def _d_cm_CertificateChain(r: Reader, v: int, n: int, p: int) -> tuple[cm.Certif
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Certificate")
-    s = 1
-    w, mask, prods = _D_cm_CertificateChain[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         f_sub_certificates, p = _d_cm_SubCertificates(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_CertificateChain[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_sub_certificates = None
     if fid != -1:
@@ -2847,6 +2978,9 @@ def _d_cm_EvPowerProfile(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerP
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
         if not 0 <= f_time_anchor <= 18446744073709551615:
@@ -2854,22 +2988,74 @@ def _d_cm_EvPowerProfile(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerP
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
-    s = 1
-    w, mask, prods = _D_cm_EvPowerProfile[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
-        f_dynamic_evppt_control_mode, p = _d_cm_DynamicEvpptControlMode(r, v, n, p)
-        w, mask, prods = _D_cm_EvPowerProfile[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of DynamicEvpptControlMode")
+        f_dynamic_evppt_control_mode = new(cm.DynamicEvpptControlMode)
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_dynamic_evppt_control_mode = None
     if fid == 2:
-        f_scheduled_evppt_control_mode, p = _d_cm_ScheduledEvpptControlMode(r, v, n, p)
-        w, mask, prods = _D_cm_EvPowerProfile[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_scheduled_evppt_control_mode__selected_schedule_tuple_id: int
+        f_scheduled_evppt_control_mode__power_tolerance_acceptance: cm.PowerToleranceAcceptance | None
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "SelectedScheduleTupleID")
+        f_scheduled_evppt_control_mode__selected_schedule_tuple_id = (v >> (n - p - 8)) & 0xFF
+        if f_scheduled_evppt_control_mode__selected_schedule_tuple_id < 0x80:
+            p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_scheduled_evppt_control_mode__selected_schedule_tuple_id = (
+                f_scheduled_evppt_control_mode__selected_schedule_tuple_id & 0x7F
+            ) | (q << 7)
+            p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_scheduled_evppt_control_mode__selected_schedule_tuple_id = (
+                (f_scheduled_evppt_control_mode__selected_schedule_tuple_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
+        else:
+            f_scheduled_evppt_control_mode__selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
+        if not 1 <= f_scheduled_evppt_control_mode__selected_schedule_tuple_id <= 4294967295:
+            raise out_of_range(p, f_scheduled_evppt_control_mode__selected_schedule_tuple_id, 1, 4294967295)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of SelectedScheduleTupleID")
+        p += 2
+        fid = (1, -1, -3)[(v >> (n - p)) & 0x3]
+        if fid == 1:
+            p += 3
+            q = (v >> (n - p)) & 0x7
+            if q & 0x5:
+                if q >> 2:
+                    raise unexpected(p - 3, 1, "characters of PowerToleranceAcceptance")
+                f_scheduled_evppt_control_mode__power_tolerance_acceptance = _ENUM_cm_PowerToleranceAcceptance[
+                    ((q >> 1) & 0x1)
+                ]
+                if (q) & 0x1:
+                    raise unexpected(p - 1, 1, "end of PowerToleranceAcceptance")
+            f_scheduled_evppt_control_mode__power_tolerance_acceptance = _ENUM_cm_PowerToleranceAcceptance[
+                ((q >> 1) & 0x1)
+            ]
+            p += 1
+            fid = (-1, -3)[(v >> (n - p)) & 0x1]
+        else:
+            f_scheduled_evppt_control_mode__power_tolerance_acceptance = None
+        if fid != -1:
+            raise bad_event(p, fid, "end of ScheduledEvpptControlMode")
+        f_scheduled_evppt_control_mode = new(cm.ScheduledEvpptControlMode)
+        f_scheduled_evppt_control_mode.selected_schedule_tuple_id = (
+            f_scheduled_evppt_control_mode__selected_schedule_tuple_id
+        )
+        f_scheduled_evppt_control_mode.power_tolerance_acceptance = (
+            f_scheduled_evppt_control_mode__power_tolerance_acceptance
+        )
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_scheduled_evppt_control_mode = None
     if fid != 3:
@@ -2990,6 +3176,9 @@ def _d_cm_DynamicSeReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_departure_time = (f_departure_time & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_departure_time, p = r_uint(v, n, p, 5)
         if not 0 <= f_departure_time <= 4294967295:
@@ -2997,67 +3186,217 @@ def _d_cm_DynamicSeReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DepartureTime")
-    s = 1
-    w, mask, prods = _D_cm_DynamicSeReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of MinimumSOC")
+            f_minimum_soc = (q >> 1) & 0x7F
+            if f_minimum_soc > 100:
+                raise out_of_range(p, f_minimum_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of MinimumSOC")
         f_minimum_soc = (q >> 1) & 0x7F
         if f_minimum_soc > 100:
             raise out_of_range(p, f_minimum_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of MinimumSOC")
-        w, mask, prods = _D_cm_DynamicSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_cm_DynamicSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_target_soc = None
     if fid != 3:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request__exponent: int
+    f_ev_target_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+        p += 9
+        f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+        f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_energy_request = new(ct.RationalNumber)
+    f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+    f_ev_target_energy_request.value = f_ev_target_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request__exponent: int
+    f_ev_maximum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+        p += 9
+        f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_energy_request = new(ct.RationalNumber)
+    f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+    f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 6
-    w, mask, prods = _D_cm_DynamicSeReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_energy_request__exponent: int
+    f_ev_minimum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+        p += 9
+        f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_energy_request = new(ct.RationalNumber)
+    f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+    f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
+    p += 2
+    fid, sub, s = ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid == 6:
-        f_ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_DynamicSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_v2x_energy_request__exponent: int
+        f_ev_maximum_v2x_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_v2x_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_v2x_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_v2x_energy_request__value < 0x180:
+            p += 9
+            f_ev_maximum_v2x_energy_request__value = 0xFF - f_ev_maximum_v2x_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_v2x_energy_request__value & 0x7F) | (q << 7)
+            f_ev_maximum_v2x_energy_request__value = -q - 1 if f_ev_maximum_v2x_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_v2x_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_v2x_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_v2x_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_v2x_energy_request = new(ct.RationalNumber)
+        f_ev_maximum_v2x_energy_request.exponent = f_ev_maximum_v2x_energy_request__exponent
+        f_ev_maximum_v2x_energy_request.value = f_ev_maximum_v2x_energy_request__value
+        p += 2
+        fid, sub, s = ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_v2x_energy_request = None
     if fid == 7:
-        f_ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_DynamicSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_v2x_energy_request__exponent: int
+        f_ev_minimum_v2x_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_v2x_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_v2x_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_v2x_energy_request__value < 0x180:
+            p += 9
+            f_ev_minimum_v2x_energy_request__value = 0xFF - f_ev_minimum_v2x_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_v2x_energy_request__value & 0x7F) | (q << 7)
+            f_ev_minimum_v2x_energy_request__value = -q - 1 if f_ev_minimum_v2x_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_v2x_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_v2x_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_v2x_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_v2x_energy_request = new(ct.RationalNumber)
+        f_ev_minimum_v2x_energy_request.exponent = f_ev_minimum_v2x_energy_request__exponent
+        f_ev_minimum_v2x_energy_request.value = f_ev_minimum_v2x_energy_request__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_v2x_energy_request = None
     if fid != -1:
@@ -3150,10 +3489,8 @@ def _d_cm_ScheduledSeReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
     f_ev_maximum_energy_request: ct.RationalNumber | None
     f_ev_minimum_energy_request: ct.RationalNumber | None
     f_ev_energy_offer: cm.EvEnergyOffer | None
-    s = 0
-    w, mask, prods = _D_cm_ScheduledSeReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -3164,6 +3501,9 @@ def _d_cm_ScheduledSeReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -3171,39 +3511,124 @@ def _d_cm_ScheduledSeReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_cm_ScheduledSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_departure_time = None
     if fid == 1:
-        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_ScheduledSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_target_energy_request__exponent: int
+        f_ev_target_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_target_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+            p += 9
+            f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+            f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_target_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_target_energy_request = new(ct.RationalNumber)
+        f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+        f_ev_target_energy_request.value = f_ev_target_energy_request__value
+        p += 3
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x7]
     else:
         f_ev_target_energy_request = None
     if fid == 2:
-        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_ScheduledSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_energy_request__exponent: int
+        f_ev_maximum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+            p += 9
+            f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_energy_request = new(ct.RationalNumber)
+        f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+        f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_energy_request = None
     if fid == 3:
-        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_ScheduledSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_energy_request__exponent: int
+        f_ev_minimum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+            p += 9
+            f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_energy_request = new(ct.RationalNumber)
+        f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+        f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
+        p += 2
+        fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_energy_request = None
     if fid == 4:
         f_ev_energy_offer, p = _d_cm_EvEnergyOffer(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ScheduledSeReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_ev_energy_offer = None
     if fid != -1:
@@ -3293,10 +3718,8 @@ def _d_cm_DynamicSeResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm
     f_target_soc: int | None
     f_absolute_price_schedule: cm.AbsolutePriceSchedule | None
     f_price_level_schedule: cm.PriceLevelSchedule | None
-    s = 0
-    w, mask, prods = _D_cm_DynamicSeResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -3307,6 +3730,9 @@ def _d_cm_DynamicSeResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -3314,57 +3740,60 @@ def _d_cm_DynamicSeResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_cm_DynamicSeResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of MinimumSOC")
+            f_minimum_soc = (q >> 1) & 0x7F
+            if f_minimum_soc > 100:
+                raise out_of_range(p, f_minimum_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of MinimumSOC")
         f_minimum_soc = (q >> 1) & 0x7F
         if f_minimum_soc > 100:
             raise out_of_range(p, f_minimum_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of MinimumSOC")
-        w, mask, prods = _D_cm_DynamicSeResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x7]
     else:
         f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_cm_DynamicSeResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_target_soc = None
     if fid == 3:
         f_absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_DynamicSeResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_absolute_price_schedule = None
     if fid == 4:
         f_price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_DynamicSeResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_price_level_schedule = None
     if fid != -1:
@@ -3411,10 +3840,8 @@ def _e_cm_ScheduledSeResControlMode(a: int, o: cm.ScheduledSeResControlMode, w: 
 
 def _d_cm_ScheduledSeResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduledSeResControlMode, int]:
     f_schedule_tuple: list[cm.ScheduleTuple]
-    s = 0
-    w, mask, prods = _D_cm_ScheduledSeResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_schedule_tuple = []
     while fid == 0:
         if p > r.lim:
@@ -3425,9 +3852,12 @@ def _d_cm_ScheduledSeResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         f_schedule_tuple.append(x_schedule_tuple)
         if len(f_schedule_tuple) == 3:
             s = _X_cm_ScheduledSeResControlMode[s]
-        w, mask, prods = _D_cm_ScheduledSeResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_ScheduledSeResControlMode[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of ScheduledSeResControlMode")
     o = new(cm.ScheduledSeResControlMode)
@@ -3468,10 +3898,8 @@ def _e_cm_ServiceParameterList(a: int, o: cm.ServiceParameterList, w: Writer) ->
 
 def _d_cm_ServiceParameterList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceParameterList, int]:
     f_parameter_set: list[cm.ParameterSet]
-    s = 0
-    w, mask, prods = _D_cm_ServiceParameterList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_parameter_set = []
     while fid == 0:
         if p > r.lim:
@@ -3482,9 +3910,12 @@ def _d_cm_ServiceParameterList(r: Reader, v: int, n: int, p: int) -> tuple[cm.Se
         f_parameter_set.append(x_parameter_set)
         if len(f_parameter_set) == 32:
             s = _X_cm_ServiceParameterList[s]
-        w, mask, prods = _D_cm_ServiceParameterList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_ServiceParameterList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceParameterList")
     o = new(cm.ServiceParameterList)
@@ -3530,10 +3961,8 @@ def _e_cm_ServiceIdList(a: int, o: cm.ServiceIdList, w: Writer) -> int:
 
 def _d_cm_ServiceIdList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceIdList, int]:
     f_service_id: list[int]
-    s = 0
-    w, mask, prods = _D_cm_ServiceIdList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_service_id = []
     while fid == 0:
         if p > r.lim:
@@ -3547,6 +3976,11 @@ def _d_cm_ServiceIdList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceId
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             x_service_id = (x_service_id & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            x_service_id = (x_service_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
+            if not 0 <= x_service_id <= 65535:
+                raise out_of_range(p, x_service_id, 0, 65535)
         else:
             x_service_id, p = r_uint(v, n, p, 3)
             if not 0 <= x_service_id <= 65535:
@@ -3557,9 +3991,12 @@ def _d_cm_ServiceIdList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceId
         f_service_id.append(x_service_id)
         if len(f_service_id) == 16:
             s = _X_cm_ServiceIdList[s]
-        w, mask, prods = _D_cm_ServiceIdList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_ServiceIdList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceIdList")
     o = new(cm.ServiceIdList)
@@ -3600,10 +4037,8 @@ def _e_cm_ServiceList(a: int, o: cm.ServiceList, w: Writer) -> int:
 
 def _d_cm_ServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceList, int]:
     f_service: list[cm.Service]
-    s = 0
-    w, mask, prods = _D_cm_ServiceList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_service = []
     while fid == 0:
         if p > r.lim:
@@ -3612,9 +4047,12 @@ def _d_cm_ServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.ServiceList
         f_service.append(x_service)
         if len(f_service) == 8:
             s = _X_cm_ServiceList[s]
-        w, mask, prods = _D_cm_ServiceList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_ServiceList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of ServiceList")
     o = new(cm.ServiceList)
@@ -3654,6 +4092,11 @@ def _d_cm_SelectedService(r: Reader, v: int, n: int, p: int) -> tuple[cm.Selecte
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_service_id = (f_service_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_service_id = (f_service_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_service_id <= 65535:
+            raise out_of_range(p, f_service_id, 0, 65535)
     else:
         f_service_id, p = r_uint(v, n, p, 3)
         if not 0 <= f_service_id <= 65535:
@@ -3667,6 +4110,11 @@ def _d_cm_SelectedService(r: Reader, v: int, n: int, p: int) -> tuple[cm.Selecte
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_parameter_set_id = (f_parameter_set_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_parameter_set_id = (f_parameter_set_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_parameter_set_id <= 65535:
+            raise out_of_range(p, f_parameter_set_id, 0, 65535)
     else:
         f_parameter_set_id, p = r_uint(v, n, p, 3)
         if not 0 <= f_parameter_set_id <= 65535:
@@ -3713,10 +4161,8 @@ def _e_cm_SelectedServiceList(a: int, o: cm.SelectedServiceList, w: Writer) -> i
 
 def _d_cm_SelectedServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.SelectedServiceList, int]:
     f_selected_service: list[cm.SelectedService]
-    s = 0
-    w, mask, prods = _D_cm_SelectedServiceList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_selected_service = []
     while fid == 0:
         if p > r.lim:
@@ -3725,9 +4171,12 @@ def _d_cm_SelectedServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.Sel
         f_selected_service.append(x_selected_service)
         if len(f_selected_service) == 16:
             s = _X_cm_SelectedServiceList[s]
-        w, mask, prods = _D_cm_SelectedServiceList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_SelectedServiceList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of SelectedServiceList")
     o = new(cm.SelectedServiceList)
@@ -3827,6 +4276,9 @@ def _d_cm_ScheduledSmdtControlMode(r: Reader, v: int, n: int, p: int) -> tuple[c
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_selected_schedule_tuple_id = (f_selected_schedule_tuple_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_selected_schedule_tuple_id = (f_selected_schedule_tuple_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_selected_schedule_tuple_id <= 4294967295:
@@ -3882,10 +4334,8 @@ def _e_cm_SupportedProvidersList(a: int, o: cm.SupportedProvidersList, w: Writer
 
 def _d_cm_SupportedProvidersList(r: Reader, v: int, n: int, p: int) -> tuple[cm.SupportedProvidersList, int]:
     f_provider_id: list[str]
-    s = 0
-    w, mask, prods = _D_cm_SupportedProvidersList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_provider_id = []
     while fid == 0:
         if p > r.lim:
@@ -3904,9 +4354,12 @@ def _d_cm_SupportedProvidersList(r: Reader, v: int, n: int, p: int) -> tuple[cm.
         f_provider_id.append(x_provider_id)
         if len(f_provider_id) == 128:
             s = _X_cm_SupportedProvidersList[s]
-        w, mask, prods = _D_cm_SupportedProvidersList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_SupportedProvidersList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of SupportedProvidersList")
     o = new(cm.SupportedProvidersList)
@@ -3950,10 +4403,8 @@ def _e_cm_SubCertificates(a: int, o: cm.SubCertificates, w: Writer) -> int:
 
 def _d_cm_SubCertificates(r: Reader, v: int, n: int, p: int) -> tuple[cm.SubCertificates, int]:
     f_certificate: list[bytes]
-    s = 0
-    w, mask, prods = _D_cm_SubCertificates[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_certificate = []
     while fid == 0:
         if p > r.lim:
@@ -3974,9 +4425,12 @@ def _d_cm_SubCertificates(r: Reader, v: int, n: int, p: int) -> tuple[cm.SubCert
         f_certificate.append(x_certificate)
         if len(f_certificate) == 3:
             s = _X_cm_SubCertificates[s]
-        w, mask, prods = _D_cm_SubCertificates[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_SubCertificates[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of SubCertificates")
     o = new(cm.SubCertificates)
@@ -4043,6 +4497,9 @@ def _d_cm_ScheduledEvpptControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_selected_schedule_tuple_id = (f_selected_schedule_tuple_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_selected_schedule_tuple_id = (f_selected_schedule_tuple_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_selected_schedule_tuple_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_selected_schedule_tuple_id <= 4294967295:
@@ -4050,21 +4507,20 @@ def _d_cm_ScheduledEvpptControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of SelectedScheduleTupleID")
-    s = 1
-    w, mask, prods = _D_cm_ScheduledEvpptControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of PowerToleranceAcceptance")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of PowerToleranceAcceptance")
+            f_power_tolerance_acceptance = _ENUM_cm_PowerToleranceAcceptance[((q >> 1) & 0x1)]
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of PowerToleranceAcceptance")
         f_power_tolerance_acceptance = _ENUM_cm_PowerToleranceAcceptance[((q >> 1) & 0x1)]
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of PowerToleranceAcceptance")
-        w, mask, prods = _D_cm_ScheduledEvpptControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_power_tolerance_acceptance = None
     if fid != -1:
@@ -4110,10 +4566,8 @@ def _e_cm_EvPowerProfileEntryList(a: int, o: cm.EvPowerProfileEntryList, w: Writ
 
 def _d_cm_EvPowerProfileEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerProfileEntryList, int]:
     f_ev_power_profile_entry: list[cm.PowerScheduleEntry]
-    s = 0
-    w, mask, prods = _D_cm_EvPowerProfileEntryList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_ev_power_profile_entry = []
     while fid == 0:
         if p > r.lim:
@@ -4122,9 +4576,12 @@ def _d_cm_EvPowerProfileEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm
         f_ev_power_profile_entry.append(x_ev_power_profile_entry)
         if len(f_ev_power_profile_entry) == 2048:
             s = _X_cm_EvPowerProfileEntryList[s]
-        w, mask, prods = _D_cm_EvPowerProfileEntryList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_EvPowerProfileEntryList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPowerProfileEntryList")
     o = new(cm.EvPowerProfileEntryList)
@@ -4335,17 +4792,14 @@ def _d_cm_AbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
     f_price_rule_stacks: cm.PriceRuleStackList
     f_overstay_rules: cm.OverstayRuleList | None
     f_additional_selected_services: cm.AdditionalServiceList | None
-    s = 0
-    w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_id = None
     if fid != 1:
@@ -4359,6 +4813,9 @@ def _d_cm_AbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
         if not 0 <= f_time_anchor <= 18446744073709551615:
@@ -4372,6 +4829,9 @@ def _d_cm_AbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_price_schedule_id = (f_price_schedule_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_price_schedule_id = (f_price_schedule_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_price_schedule_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_price_schedule_id <= 4294967295:
@@ -4379,10 +4839,8 @@ def _d_cm_AbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceScheduleID")
-    s = 3
-    w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 1:
@@ -4397,9 +4855,8 @@ def _d_cm_AbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of PriceScheduleDescription")
-        w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((4, 0, 5), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_price_schedule_description = None
     if fid != 4:
@@ -4445,31 +4902,86 @@ def _d_cm_AbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of PriceAlgorithm")
-    s = 7
-    w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 7))[(v >> (n - p)) & 0x7]
     if fid == 7:
-        f_minimum_cost, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_minimum_cost__exponent: int
+        f_minimum_cost__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_minimum_cost__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_minimum_cost__exponent = ((q >> 3) & 0xFF) - 128
+        f_minimum_cost__value = (v >> (n - p - 9)) & 0x1FF
+        if f_minimum_cost__value < 0x80:
+            p += 9
+        elif 0x100 <= f_minimum_cost__value < 0x180:
+            p += 9
+            f_minimum_cost__value = 0xFF - f_minimum_cost__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_minimum_cost__value & 0x7F) | (q << 7)
+            f_minimum_cost__value = -q - 1 if f_minimum_cost__value >> 8 else q
+            p += 17
+        else:
+            f_minimum_cost__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_minimum_cost__value <= 32767:
+                raise out_of_range(p, f_minimum_cost__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_minimum_cost = new(ct.RationalNumber)
+        f_minimum_cost.exponent = f_minimum_cost__exponent
+        f_minimum_cost.value = f_minimum_cost__value
+        p += 2
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_minimum_cost = None
     if fid == 8:
-        f_maximum_cost, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_maximum_cost__exponent: int
+        f_maximum_cost__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_maximum_cost__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_maximum_cost__exponent = ((q >> 3) & 0xFF) - 128
+        f_maximum_cost__value = (v >> (n - p - 9)) & 0x1FF
+        if f_maximum_cost__value < 0x80:
+            p += 9
+        elif 0x100 <= f_maximum_cost__value < 0x180:
+            p += 9
+            f_maximum_cost__value = 0xFF - f_maximum_cost__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_maximum_cost__value & 0x7F) | (q << 7)
+            f_maximum_cost__value = -q - 1 if f_maximum_cost__value >> 8 else q
+            p += 17
+        else:
+            f_maximum_cost__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_maximum_cost__value <= 32767:
+                raise out_of_range(p, f_maximum_cost__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_maximum_cost = new(ct.RationalNumber)
+        f_maximum_cost.exponent = f_maximum_cost__exponent
+        f_maximum_cost.value = f_maximum_cost__value
+        p += 2
+        fid, sub, s = ((9, 0, 10), (10, 0, 11), (-3, 0, 9))[(v >> (n - p)) & 0x3]
     else:
         f_maximum_cost = None
     if fid == 9:
         f_tax_rules, p = _d_cm_TaxRuleList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((10, 0, 11), (-3, 0, 10))[(v >> (n - p)) & 0x1]
     else:
         f_tax_rules = None
     if fid != 10:
@@ -4477,25 +4989,22 @@ def _d_cm_AbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
     f_price_rule_stacks, p = _d_cm_PriceRuleStackList(r, v, n, p)
     v = r.v
     n = r.n
-    w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     if fid == 11:
         f_overstay_rules, p = _d_cm_OverstayRuleList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x3]
     else:
         f_overstay_rules = None
     if fid == 12:
         f_additional_selected_services, p = _d_cm_AdditionalServiceList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_AbsolutePriceSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 13))[(v >> (n - p)) & 0x1]
     else:
         f_additional_selected_services = None
     if fid != -1:
@@ -4588,17 +5097,14 @@ def _d_cm_PriceLevelSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.Pric
     f_price_schedule_description: str | None
     f_number_of_price_levels: int
     f_price_level_schedule_entries: cm.PriceLevelScheduleEntryList
-    s = 0
-    w, mask, prods = _D_cm_PriceLevelSchedule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Id", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_cm_PriceLevelSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_id = None
     if fid != 1:
@@ -4612,6 +5118,9 @@ def _d_cm_PriceLevelSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.Pric
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
         if not 0 <= f_time_anchor <= 18446744073709551615:
@@ -4625,6 +5134,9 @@ def _d_cm_PriceLevelSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.Pric
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_price_schedule_id = (f_price_schedule_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_price_schedule_id = (f_price_schedule_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_price_schedule_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_price_schedule_id <= 4294967295:
@@ -4632,10 +5144,8 @@ def _d_cm_PriceLevelSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.Pric
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceScheduleID")
-    s = 3
-    w, mask, prods = _D_cm_PriceLevelSchedule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 1:
@@ -4650,20 +5160,21 @@ def _d_cm_PriceLevelSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.Pric
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of PriceScheduleDescription")
-        w, mask, prods = _D_cm_PriceLevelSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((4, 0, 5), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_price_schedule_description = None
     if fid != 4:
         raise bad_event(p, fid, "NumberOfPriceLevels")
     p += 11
     q = (v >> (n - p)) & 0x7FF
-    if q >> 10:
-        raise unexpected(p - 11, 1, "characters of NumberOfPriceLevels")
+    if q & 0x403:
+        if q >> 10:
+            raise unexpected(p - 11, 1, "characters of NumberOfPriceLevels")
+        f_number_of_price_levels = (q >> 2) & 0xFF
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of NumberOfPriceLevels")
     f_number_of_price_levels = (q >> 2) & 0xFF
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of NumberOfPriceLevels")
     f_price_level_schedule_entries, p = _d_cm_PriceLevelScheduleEntryList(r, v, n, p)
     v = r.v
     n = r.n
@@ -4720,6 +5231,9 @@ def _d_cm_ScheduleTuple(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduleT
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_schedule_tuple_id = (f_schedule_tuple_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_schedule_tuple_id = (f_schedule_tuple_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_schedule_tuple_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_schedule_tuple_id <= 4294967295:
@@ -4730,17 +5244,14 @@ def _d_cm_ScheduleTuple(r: Reader, v: int, n: int, p: int) -> tuple[cm.ScheduleT
     f_charging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
     v = r.v
     n = r.n
-    s = 2
-    w, mask, prods = _D_cm_ScheduleTuple[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
         f_discharging_schedule, p = _d_cm_ChargingSchedule(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ScheduleTuple[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_discharging_schedule = None
     if fid != -1:
@@ -4803,6 +5314,11 @@ def _d_cm_ParameterSet(r: Reader, v: int, n: int, p: int) -> tuple[cm.ParameterS
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_parameter_set_id = (f_parameter_set_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_parameter_set_id = (f_parameter_set_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_parameter_set_id <= 65535:
+            raise out_of_range(p, f_parameter_set_id, 0, 65535)
     else:
         f_parameter_set_id, p = r_uint(v, n, p, 3)
         if not 0 <= f_parameter_set_id <= 65535:
@@ -4810,10 +5326,8 @@ def _d_cm_ParameterSet(r: Reader, v: int, n: int, p: int) -> tuple[cm.ParameterS
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ParameterSetID")
-    s = 1
-    w, mask, prods = _D_cm_ParameterSet[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     f_parameter = []
     while fid == 1:
         if p > r.lim:
@@ -4822,9 +5336,12 @@ def _d_cm_ParameterSet(r: Reader, v: int, n: int, p: int) -> tuple[cm.ParameterS
         f_parameter.append(x_parameter)
         if len(f_parameter) == 32:
             s = _X_cm_ParameterSet[s]
-        w, mask, prods = _D_cm_ParameterSet[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_ParameterSet[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of ParameterSet")
     o = new(cm.ParameterSet)
@@ -4862,17 +5379,24 @@ def _d_cm_Service(r: Reader, v: int, n: int, p: int) -> tuple[cm.Service, int]:
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_service_id = (f_service_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_service_id = (f_service_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_service_id <= 65535:
+            raise out_of_range(p, f_service_id, 0, 65535)
     else:
         f_service_id, p = r_uint(v, n, p, 3)
         if not 0 <= f_service_id <= 65535:
             raise out_of_range(p, f_service_id, 0, 65535)
     p += 6
     q = (v >> (n - p)) & 0x3F
-    if q >> 3:
-        raise unexpected(p - 6, 3, "end of ServiceID")
+    if q & 0x3B:
+        if q >> 3:
+            raise unexpected(p - 6, 3, "end of ServiceID")
+        f_free_service = ((q >> 2) & 0x1) == 1
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of FreeService")
     f_free_service = ((q >> 2) & 0x1) == 1
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of FreeService")
     o = new(cm.Service)
     o.service_id = f_service_id
     o.free_service = f_free_service
@@ -4930,6 +5454,9 @@ def _d_cm_PowerScheduleEntry(r: Reader, v: int, n: int, p: int) -> tuple[cm.Powe
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_duration = (f_duration & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_duration, p = r_uint(v, n, p, 5)
         if not 0 <= f_duration <= 4294967295:
@@ -4937,23 +5464,109 @@ def _d_cm_PowerScheduleEntry(r: Reader, v: int, n: int, p: int) -> tuple[cm.Powe
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Duration")
-    f_power, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 2
-    w, mask, prods = _D_cm_PowerScheduleEntry[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_power__exponent: int
+    f_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_power__value < 0x180:
+        p += 9
+        f_power__value = 0xFF - f_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_power__value & 0x7F) | (q << 7)
+        f_power__value = -q - 1 if f_power__value >> 8 else q
+        p += 17
+    else:
+        f_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_power__value <= 32767:
+            raise out_of_range(p, f_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_power = new(ct.RationalNumber)
+    f_power.exponent = f_power__exponent
+    f_power.value = f_power__value
+    p += 2
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
-        f_power_l2, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_PowerScheduleEntry[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_power_l2__exponent: int
+        f_power_l2__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_power_l2__exponent = ((q >> 3) & 0xFF) - 128
+        f_power_l2__value = (v >> (n - p - 9)) & 0x1FF
+        if f_power_l2__value < 0x80:
+            p += 9
+        elif 0x100 <= f_power_l2__value < 0x180:
+            p += 9
+            f_power_l2__value = 0xFF - f_power_l2__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_power_l2__value & 0x7F) | (q << 7)
+            f_power_l2__value = -q - 1 if f_power_l2__value >> 8 else q
+            p += 17
+        else:
+            f_power_l2__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_power_l2__value <= 32767:
+                raise out_of_range(p, f_power_l2__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_power_l2 = new(ct.RationalNumber)
+        f_power_l2.exponent = f_power_l2__exponent
+        f_power_l2.value = f_power_l2__value
+        p += 2
+        fid, sub, s = ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_power_l2 = None
     if fid == 3:
-        f_power_l3, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_PowerScheduleEntry[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_power_l3__exponent: int
+        f_power_l3__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_power_l3__exponent = ((q >> 3) & 0xFF) - 128
+        f_power_l3__value = (v >> (n - p - 9)) & 0x1FF
+        if f_power_l3__value < 0x80:
+            p += 9
+        elif 0x100 <= f_power_l3__value < 0x180:
+            p += 9
+            f_power_l3__value = 0xFF - f_power_l3__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_power_l3__value & 0x7F) | (q << 7)
+            f_power_l3__value = -q - 1 if f_power_l3__value >> 8 else q
+            p += 17
+        else:
+            f_power_l3__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_power_l3__value <= 32767:
+                raise out_of_range(p, f_power_l3__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_power_l3 = new(ct.RationalNumber)
+        f_power_l3.exponent = f_power_l3__exponent
+        f_power_l3.value = f_power_l3__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_power_l3 = None
     if fid != -1:
@@ -4996,6 +5609,9 @@ def _d_cm_EvPowerSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPower
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
         if not 0 <= f_time_anchor <= 18446744073709551615:
@@ -5071,6 +5687,9 @@ def _d_cm_EvAbsolutePriceSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
         if not 0 <= f_time_anchor <= 18446744073709551615:
@@ -5155,10 +5774,8 @@ def _e_cm_TaxRuleList(a: int, o: cm.TaxRuleList, w: Writer) -> int:
 
 def _d_cm_TaxRuleList(r: Reader, v: int, n: int, p: int) -> tuple[cm.TaxRuleList, int]:
     f_tax_rule: list[cm.TaxRule]
-    s = 0
-    w, mask, prods = _D_cm_TaxRuleList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_tax_rule = []
     while fid == 0:
         if p > r.lim:
@@ -5167,9 +5784,12 @@ def _d_cm_TaxRuleList(r: Reader, v: int, n: int, p: int) -> tuple[cm.TaxRuleList
         f_tax_rule.append(x_tax_rule)
         if len(f_tax_rule) == 10:
             s = _X_cm_TaxRuleList[s]
-        w, mask, prods = _D_cm_TaxRuleList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_TaxRuleList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of TaxRuleList")
     o = new(cm.TaxRuleList)
@@ -5210,10 +5830,8 @@ def _e_cm_PriceRuleStackList(a: int, o: cm.PriceRuleStackList, w: Writer) -> int
 
 def _d_cm_PriceRuleStackList(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRuleStackList, int]:
     f_price_rule_stack: list[cm.PriceRuleStack]
-    s = 0
-    w, mask, prods = _D_cm_PriceRuleStackList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_price_rule_stack = []
     while fid == 0:
         if p > r.lim:
@@ -5224,9 +5842,12 @@ def _d_cm_PriceRuleStackList(r: Reader, v: int, n: int, p: int) -> tuple[cm.Pric
         f_price_rule_stack.append(x_price_rule_stack)
         if len(f_price_rule_stack) == 1024:
             s = _X_cm_PriceRuleStackList[s]
-        w, mask, prods = _D_cm_PriceRuleStackList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_PriceRuleStackList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceRuleStackList")
     o = new(cm.PriceRuleStackList)
@@ -5293,10 +5914,8 @@ def _d_cm_OverstayRuleList(r: Reader, v: int, n: int, p: int) -> tuple[cm.Overst
     f_overstay_time_threshold: int | None
     f_overstay_power_threshold: ct.RationalNumber | None
     f_overstay_rule: list[cm.OverstayRule]
-    s = 0
-    w, mask, prods = _D_cm_OverstayRuleList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -5307,6 +5926,9 @@ def _d_cm_OverstayRuleList(r: Reader, v: int, n: int, p: int) -> tuple[cm.Overst
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_overstay_time_threshold = (f_overstay_time_threshold & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_overstay_time_threshold = (f_overstay_time_threshold & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_overstay_time_threshold, p = r_uint(v, n, p, 5)
             if not 0 <= f_overstay_time_threshold <= 4294967295:
@@ -5314,16 +5936,44 @@ def _d_cm_OverstayRuleList(r: Reader, v: int, n: int, p: int) -> tuple[cm.Overst
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of OverstayTimeThreshold")
-        w, mask, prods = _D_cm_OverstayRuleList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     else:
         f_overstay_time_threshold = None
     if fid == 1:
-        f_overstay_power_threshold, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_OverstayRuleList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_overstay_power_threshold__exponent: int
+        f_overstay_power_threshold__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_overstay_power_threshold__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_overstay_power_threshold__exponent = ((q >> 3) & 0xFF) - 128
+        f_overstay_power_threshold__value = (v >> (n - p - 9)) & 0x1FF
+        if f_overstay_power_threshold__value < 0x80:
+            p += 9
+        elif 0x100 <= f_overstay_power_threshold__value < 0x180:
+            p += 9
+            f_overstay_power_threshold__value = 0xFF - f_overstay_power_threshold__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_overstay_power_threshold__value & 0x7F) | (q << 7)
+            f_overstay_power_threshold__value = -q - 1 if f_overstay_power_threshold__value >> 8 else q
+            p += 17
+        else:
+            f_overstay_power_threshold__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_overstay_power_threshold__value <= 32767:
+                raise out_of_range(p, f_overstay_power_threshold__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_overstay_power_threshold = new(ct.RationalNumber)
+        f_overstay_power_threshold.exponent = f_overstay_power_threshold__exponent
+        f_overstay_power_threshold.value = f_overstay_power_threshold__value
+        p += 1
+        fid, sub, s = ((2, 0, 3), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_overstay_power_threshold = None
     f_overstay_rule = []
@@ -5334,9 +5984,12 @@ def _d_cm_OverstayRuleList(r: Reader, v: int, n: int, p: int) -> tuple[cm.Overst
         f_overstay_rule.append(x_overstay_rule)
         if len(f_overstay_rule) == 5:
             s = _X_cm_OverstayRuleList[s]
-        w, mask, prods = _D_cm_OverstayRuleList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_OverstayRuleList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((2, 0, 4), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of OverstayRuleList")
     o = new(cm.OverstayRuleList)
@@ -5379,10 +6032,8 @@ def _e_cm_AdditionalServiceList(a: int, o: cm.AdditionalServiceList, w: Writer) 
 
 def _d_cm_AdditionalServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.AdditionalServiceList, int]:
     f_additional_service: list[cm.AdditionalService]
-    s = 0
-    w, mask, prods = _D_cm_AdditionalServiceList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_additional_service = []
     while fid == 0:
         if p > r.lim:
@@ -5391,9 +6042,12 @@ def _d_cm_AdditionalServiceList(r: Reader, v: int, n: int, p: int) -> tuple[cm.A
         f_additional_service.append(x_additional_service)
         if len(f_additional_service) == 5:
             s = _X_cm_AdditionalServiceList[s]
-        w, mask, prods = _D_cm_AdditionalServiceList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_AdditionalServiceList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of AdditionalServiceList")
     o = new(cm.AdditionalServiceList)
@@ -5440,10 +6094,8 @@ def _e_cm_PriceLevelScheduleEntryList(a: int, o: cm.PriceLevelScheduleEntryList,
 
 def _d_cm_PriceLevelScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceLevelScheduleEntryList, int]:
     f_price_level_schedule_entry: list[cm.PriceLevelScheduleEntry]
-    s = 0
-    w, mask, prods = _D_cm_PriceLevelScheduleEntryList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_price_level_schedule_entry = []
     while fid == 0:
         if p > r.lim:
@@ -5452,9 +6104,12 @@ def _d_cm_PriceLevelScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tupl
         f_price_level_schedule_entry.append(x_price_level_schedule_entry)
         if len(f_price_level_schedule_entry) == 1024:
             s = _X_cm_PriceLevelScheduleEntryList[s]
-        w, mask, prods = _D_cm_PriceLevelScheduleEntryList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_PriceLevelScheduleEntryList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceLevelScheduleEntryList")
     o = new(cm.PriceLevelScheduleEntryList)
@@ -5504,26 +6159,22 @@ def _d_cm_ChargingSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.Chargi
     f_power_schedule, p = _d_cm_PowerSchedule(r, v, n, p)
     v = r.v
     n = r.n
-    s = 1
-    w, mask, prods = _D_cm_ChargingSchedule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         f_absolute_price_schedule, p = _d_cm_AbsolutePriceSchedule(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ChargingSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_absolute_price_schedule = None
     if fid == 2:
         f_price_level_schedule, p = _d_cm_PriceLevelSchedule(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_cm_ChargingSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_price_level_schedule = None
     if fid != -1:
@@ -5662,34 +6313,34 @@ def _d_cm_Parameter(r: Reader, v: int, n: int, p: int) -> tuple[cm.Parameter, in
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Name")
     f_name, p = r_string(r, v, n, p, "{urn:iso:std:iso:15118:-20:CommonMessages}Name", 80)
-    s = 1
-    w, mask, prods = _D_cm_Parameter[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     if fid == 1:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of boolValue")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of boolValue")
+            f_bool_value = ((q >> 1) & 0x1) == 1
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of boolValue")
         f_bool_value = ((q >> 1) & 0x1) == 1
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of boolValue")
-        w, mask, prods = _D_cm_Parameter[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_bool_value = None
     if fid == 2:
         p += 10
         q = (v >> (n - p)) & 0x3FF
-        if q >> 9:
-            raise unexpected(p - 10, 1, "characters of byteValue")
+        if q & 0x201:
+            if q >> 9:
+                raise unexpected(p - 10, 1, "characters of byteValue")
+            f_byte_value = ((q >> 1) & 0xFF) - 128
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of byteValue")
         f_byte_value = ((q >> 1) & 0xFF) - 128
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of byteValue")
-        w, mask, prods = _D_cm_Parameter[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_byte_value = None
     if fid == 3:
@@ -5713,9 +6364,8 @@ def _d_cm_Parameter(r: Reader, v: int, n: int, p: int) -> tuple[cm.Parameter, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of shortValue")
-        w, mask, prods = _D_cm_Parameter[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_short_value = None
     if fid == 4:
@@ -5739,16 +6389,44 @@ def _d_cm_Parameter(r: Reader, v: int, n: int, p: int) -> tuple[cm.Parameter, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of intValue")
-        w, mask, prods = _D_cm_Parameter[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_int_value = None
     if fid == 5:
-        f_rational_number, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_Parameter[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_rational_number__exponent: int
+        f_rational_number__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_rational_number__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_rational_number__exponent = ((q >> 3) & 0xFF) - 128
+        f_rational_number__value = (v >> (n - p - 9)) & 0x1FF
+        if f_rational_number__value < 0x80:
+            p += 9
+        elif 0x100 <= f_rational_number__value < 0x180:
+            p += 9
+            f_rational_number__value = 0xFF - f_rational_number__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_rational_number__value & 0x7F) | (q << 7)
+            f_rational_number__value = -q - 1 if f_rational_number__value >> 8 else q
+            p += 17
+        else:
+            f_rational_number__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_rational_number__value <= 32767:
+                raise out_of_range(p, f_rational_number__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_rational_number = new(ct.RationalNumber)
+        f_rational_number.exponent = f_rational_number__exponent
+        f_rational_number.value = f_rational_number__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_rational_number = None
     if fid == 6:
@@ -5763,9 +6441,8 @@ def _d_cm_Parameter(r: Reader, v: int, n: int, p: int) -> tuple[cm.Parameter, in
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of finiteString")
-        w, mask, prods = _D_cm_Parameter[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_finite_string = None
     if fid != -1:
@@ -5816,10 +6493,8 @@ def _e_cm_EvPowerScheduleEntryList(a: int, o: cm.EvPowerScheduleEntryList, w: Wr
 
 def _d_cm_EvPowerScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPowerScheduleEntryList, int]:
     f_ev_power_schedule_entry: list[cm.EvPowerScheduleEntry]
-    s = 0
-    w, mask, prods = _D_cm_EvPowerScheduleEntryList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_ev_power_schedule_entry = []
     while fid == 0:
         if p > r.lim:
@@ -5828,9 +6503,12 @@ def _d_cm_EvPowerScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tuple[c
         f_ev_power_schedule_entry.append(x_ev_power_schedule_entry)
         if len(f_ev_power_schedule_entry) == 1024:
             s = _X_cm_EvPowerScheduleEntryList[s]
-        w, mask, prods = _D_cm_EvPowerScheduleEntryList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_EvPowerScheduleEntryList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPowerScheduleEntryList")
     o = new(cm.EvPowerScheduleEntryList)
@@ -5871,10 +6549,8 @@ def _e_cm_EvPriceRuleStackList(a: int, o: cm.EvPriceRuleStackList, w: Writer) ->
 
 def _d_cm_EvPriceRuleStackList(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPriceRuleStackList, int]:
     f_ev_price_rule_stack: list[cm.EvPriceRuleStack]
-    s = 0
-    w, mask, prods = _D_cm_EvPriceRuleStackList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_ev_price_rule_stack = []
     while fid == 0:
         if p > r.lim:
@@ -5885,9 +6561,12 @@ def _d_cm_EvPriceRuleStackList(r: Reader, v: int, n: int, p: int) -> tuple[cm.Ev
         f_ev_price_rule_stack.append(x_ev_price_rule_stack)
         if len(f_ev_price_rule_stack) == 1024:
             s = _X_cm_EvPriceRuleStackList[s]
-        w, mask, prods = _D_cm_EvPriceRuleStackList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_EvPriceRuleStackList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPriceRuleStackList")
     o = new(cm.EvPriceRuleStackList)
@@ -5981,6 +6660,9 @@ def _d_cm_TaxRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.TaxRule, int]:
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_tax_rule_id = (f_tax_rule_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_tax_rule_id = (f_tax_rule_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_tax_rule_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_tax_rule_id <= 4294967295:
@@ -5988,10 +6670,8 @@ def _d_cm_TaxRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.TaxRule, int]:
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TaxRuleID")
-    s = 1
-    w, mask, prods = _D_cm_TaxRule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 1:
@@ -6004,48 +6684,82 @@ def _d_cm_TaxRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.TaxRule, int]:
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of TaxRuleName")
-        w, mask, prods = _D_cm_TaxRule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((2, 0, 3), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_tax_rule_name = None
     if fid != 2:
         raise bad_event(p, fid, "TaxRate")
-    f_tax_rate, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_cm_TaxRule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_tax_rate__exponent: int
+    f_tax_rate__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_tax_rate__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_tax_rate__exponent = ((q >> 3) & 0xFF) - 128
+    f_tax_rate__value = (v >> (n - p - 9)) & 0x1FF
+    if f_tax_rate__value < 0x80:
+        p += 9
+    elif 0x100 <= f_tax_rate__value < 0x180:
+        p += 9
+        f_tax_rate__value = 0xFF - f_tax_rate__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_tax_rate__value & 0x7F) | (q << 7)
+        f_tax_rate__value = -q - 1 if f_tax_rate__value >> 8 else q
+        p += 17
+    else:
+        f_tax_rate__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_tax_rate__value <= 32767:
+            raise out_of_range(p, f_tax_rate__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_tax_rate = new(ct.RationalNumber)
+    f_tax_rate.exponent = f_tax_rate__exponent
+    f_tax_rate.value = f_tax_rate__value
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid == 3:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of TaxIncludedInPrice")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of TaxIncludedInPrice")
+            f_tax_included_in_price = ((q >> 1) & 0x1) == 1
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TaxIncludedInPrice")
         f_tax_included_in_price = ((q >> 1) & 0x1) == 1
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TaxIncludedInPrice")
-        w, mask, prods = _D_cm_TaxRule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((4, 0, 5), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_tax_included_in_price = None
     if fid != 4:
         raise bad_event(p, fid, "AppliesToEnergyFee")
     p += 16
     q = (v >> (n - p)) & 0xFFFF
-    if q >> 15:
-        raise unexpected(p - 16, 1, "characters of AppliesToEnergyFee")
+    if q & 0xBBBB:
+        if q >> 15:
+            raise unexpected(p - 16, 1, "characters of AppliesToEnergyFee")
+        f_applies_to_energy_fee = ((q >> 14) & 0x1) == 1
+        if (q >> 11) & 0x7:
+            raise unexpected(p - 14, 3, "end of AppliesToEnergyFee")
+        f_applies_to_parking_fee = ((q >> 10) & 0x1) == 1
+        if (q >> 7) & 0x7:
+            raise unexpected(p - 10, 3, "end of AppliesToParkingFee")
+        f_applies_to_overstay_fee = ((q >> 6) & 0x1) == 1
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of AppliesToOverstayFee")
+        f_applies_minimum_maximum_cost = ((q >> 2) & 0x1) == 1
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of AppliesMinimumMaximumCost")
     f_applies_to_energy_fee = ((q >> 14) & 0x1) == 1
-    if (q >> 11) & 0x7:
-        raise unexpected(p - 14, 3, "end of AppliesToEnergyFee")
     f_applies_to_parking_fee = ((q >> 10) & 0x1) == 1
-    if (q >> 7) & 0x7:
-        raise unexpected(p - 10, 3, "end of AppliesToParkingFee")
     f_applies_to_overstay_fee = ((q >> 6) & 0x1) == 1
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of AppliesToOverstayFee")
     f_applies_minimum_maximum_cost = ((q >> 2) & 0x1) == 1
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of AppliesMinimumMaximumCost")
     o = new(cm.TaxRule)
     o.tax_rule_id = f_tax_rule_id
     o.tax_rule_name = f_tax_rule_name
@@ -6109,6 +6823,9 @@ def _d_cm_PriceRuleStack(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRul
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_duration = (f_duration & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_duration, p = r_uint(v, n, p, 5)
         if not 0 <= f_duration <= 4294967295:
@@ -6116,10 +6833,8 @@ def _d_cm_PriceRuleStack(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRul
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Duration")
-    s = 1
-    w, mask, prods = _D_cm_PriceRuleStack[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     f_price_rule = []
     while fid == 1:
         if p > r.lim:
@@ -6128,9 +6843,12 @@ def _d_cm_PriceRuleStack(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRul
         f_price_rule.append(x_price_rule)
         if len(f_price_rule) == 8:
             s = _X_cm_PriceRuleStack[s]
-        w, mask, prods = _D_cm_PriceRuleStack[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_PriceRuleStack[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of PriceRuleStack")
     o = new(cm.PriceRuleStack)
@@ -6189,10 +6907,8 @@ def _d_cm_OverstayRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.OverstayRu
     f_start_time: int
     f_overstay_fee: ct.RationalNumber
     f_overstay_fee_period: int
-    s = 0
-    w, mask, prods = _D_cm_OverstayRule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 1:
@@ -6207,9 +6923,8 @@ def _d_cm_OverstayRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.OverstayRu
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of OverstayRuleDescription")
-        w, mask, prods = _D_cm_OverstayRule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_overstay_rule_description = None
     if fid != 1:
@@ -6223,6 +6938,9 @@ def _d_cm_OverstayRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.OverstayRu
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_start_time = (f_start_time & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_start_time = (f_start_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_start_time, p = r_uint(v, n, p, 5)
         if not 0 <= f_start_time <= 4294967295:
@@ -6230,7 +6948,37 @@ def _d_cm_OverstayRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.OverstayRu
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of StartTime")
-    f_overstay_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    f_overstay_fee__exponent: int
+    f_overstay_fee__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_overstay_fee__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_overstay_fee__exponent = ((q >> 3) & 0xFF) - 128
+    f_overstay_fee__value = (v >> (n - p - 9)) & 0x1FF
+    if f_overstay_fee__value < 0x80:
+        p += 9
+    elif 0x100 <= f_overstay_fee__value < 0x180:
+        p += 9
+        f_overstay_fee__value = 0xFF - f_overstay_fee__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_overstay_fee__value & 0x7F) | (q << 7)
+        f_overstay_fee__value = -q - 1 if f_overstay_fee__value >> 8 else q
+        p += 17
+    else:
+        f_overstay_fee__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_overstay_fee__value <= 32767:
+            raise out_of_range(p, f_overstay_fee__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_overstay_fee = new(ct.RationalNumber)
+    f_overstay_fee.exponent = f_overstay_fee__exponent
+    f_overstay_fee.value = f_overstay_fee__value
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "OverstayFeePeriod")
@@ -6240,6 +6988,9 @@ def _d_cm_OverstayRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.OverstayRu
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_overstay_fee_period = (f_overstay_fee_period & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_overstay_fee_period = (f_overstay_fee_period & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_overstay_fee_period, p = r_uint(v, n, p, 5)
         if not 0 <= f_overstay_fee_period <= 4294967295:
@@ -6297,7 +7048,37 @@ def _d_cm_AdditionalService(r: Reader, v: int, n: int, p: int) -> tuple[cm.Addit
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "ServiceFee")
-    f_service_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    f_service_fee__exponent: int
+    f_service_fee__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_service_fee__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_service_fee__exponent = ((q >> 3) & 0xFF) - 128
+    f_service_fee__value = (v >> (n - p - 9)) & 0x1FF
+    if f_service_fee__value < 0x80:
+        p += 9
+    elif 0x100 <= f_service_fee__value < 0x180:
+        p += 9
+        f_service_fee__value = 0xFF - f_service_fee__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_service_fee__value & 0x7F) | (q << 7)
+        f_service_fee__value = -q - 1 if f_service_fee__value >> 8 else q
+        p += 17
+    else:
+        f_service_fee__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_service_fee__value <= 32767:
+            raise out_of_range(p, f_service_fee__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_service_fee = new(ct.RationalNumber)
+    f_service_fee.exponent = f_service_fee__exponent
+    f_service_fee.value = f_service_fee__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of AdditionalService")
@@ -6336,17 +7117,22 @@ def _d_cm_PriceLevelScheduleEntry(r: Reader, v: int, n: int, p: int) -> tuple[cm
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_duration = (f_duration & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_duration, p = r_uint(v, n, p, 5)
         if not 0 <= f_duration <= 4294967295:
             raise out_of_range(p, f_duration, 0, 4294967295)
     p += 13
     q = (v >> (n - p)) & 0x1FFF
-    if q >> 10:
-        raise unexpected(p - 13, 3, "end of Duration")
+    if q & 0x1C03:
+        if q >> 10:
+            raise unexpected(p - 13, 3, "end of Duration")
+        f_price_level = (q >> 2) & 0xFF
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of PriceLevel")
     f_price_level = (q >> 2) & 0xFF
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of PriceLevel")
     o = new(cm.PriceLevelScheduleEntry)
     o.duration = f_duration
     o.price_level = f_price_level
@@ -6406,6 +7192,9 @@ def _d_cm_PowerSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerSche
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
         if not 0 <= f_time_anchor <= 18446744073709551615:
@@ -6413,22 +7202,78 @@ def _d_cm_PowerSchedule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerSche
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
-    s = 1
-    w, mask, prods = _D_cm_PowerSchedule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
-        f_available_energy, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_PowerSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_available_energy__exponent: int
+        f_available_energy__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_available_energy__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_available_energy__exponent = ((q >> 3) & 0xFF) - 128
+        f_available_energy__value = (v >> (n - p - 9)) & 0x1FF
+        if f_available_energy__value < 0x80:
+            p += 9
+        elif 0x100 <= f_available_energy__value < 0x180:
+            p += 9
+            f_available_energy__value = 0xFF - f_available_energy__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_available_energy__value & 0x7F) | (q << 7)
+            f_available_energy__value = -q - 1 if f_available_energy__value >> 8 else q
+            p += 17
+        else:
+            f_available_energy__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_available_energy__value <= 32767:
+                raise out_of_range(p, f_available_energy__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_available_energy = new(ct.RationalNumber)
+        f_available_energy.exponent = f_available_energy__exponent
+        f_available_energy.value = f_available_energy__value
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_available_energy = None
     if fid == 2:
-        f_power_tolerance, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_PowerSchedule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_power_tolerance__exponent: int
+        f_power_tolerance__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_power_tolerance__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_power_tolerance__exponent = ((q >> 3) & 0xFF) - 128
+        f_power_tolerance__value = (v >> (n - p - 9)) & 0x1FF
+        if f_power_tolerance__value < 0x80:
+            p += 9
+        elif 0x100 <= f_power_tolerance__value < 0x180:
+            p += 9
+            f_power_tolerance__value = 0xFF - f_power_tolerance__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_power_tolerance__value & 0x7F) | (q << 7)
+            f_power_tolerance__value = -q - 1 if f_power_tolerance__value >> 8 else q
+            p += 17
+        else:
+            f_power_tolerance__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_power_tolerance__value <= 32767:
+                raise out_of_range(p, f_power_tolerance__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_power_tolerance = new(ct.RationalNumber)
+        f_power_tolerance.exponent = f_power_tolerance__exponent
+        f_power_tolerance.value = f_power_tolerance__value
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_power_tolerance = None
     if fid != 3:
@@ -6475,6 +7320,9 @@ def _d_cm_EvPowerScheduleEntry(r: Reader, v: int, n: int, p: int) -> tuple[cm.Ev
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_duration = (f_duration & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_duration, p = r_uint(v, n, p, 5)
         if not 0 <= f_duration <= 4294967295:
@@ -6482,7 +7330,37 @@ def _d_cm_EvPowerScheduleEntry(r: Reader, v: int, n: int, p: int) -> tuple[cm.Ev
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of Duration")
-    f_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_power__exponent: int
+    f_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_power__value < 0x180:
+        p += 9
+        f_power__value = 0xFF - f_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_power__value & 0x7F) | (q << 7)
+        f_power__value = -q - 1 if f_power__value >> 8 else q
+        p += 17
+    else:
+        f_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_power__value <= 32767:
+            raise out_of_range(p, f_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_power = new(ct.RationalNumber)
+    f_power.exponent = f_power__exponent
+    f_power.value = f_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPowerScheduleEntry")
@@ -6543,6 +7421,9 @@ def _d_cm_EvPriceRuleStack(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPric
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_duration = (f_duration & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_duration = (f_duration & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_duration, p = r_uint(v, n, p, 5)
         if not 0 <= f_duration <= 4294967295:
@@ -6550,10 +7431,8 @@ def _d_cm_EvPriceRuleStack(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPric
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of Duration")
-    s = 1
-    w, mask, prods = _D_cm_EvPriceRuleStack[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     f_ev_price_rule = []
     while fid == 1:
         if p > r.lim:
@@ -6562,9 +7441,12 @@ def _d_cm_EvPriceRuleStack(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPric
         f_ev_price_rule.append(x_ev_price_rule)
         if len(f_ev_price_rule) == 8:
             s = _X_cm_EvPriceRuleStack[s]
-        w, mask, prods = _D_cm_EvPriceRuleStack[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_EvPriceRuleStack[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of EvPriceRuleStack")
     o = new(cm.EvPriceRuleStack)
@@ -6649,16 +7531,73 @@ def _d_cm_PriceRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRule, in
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EnergyFee")
-    f_energy_fee, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 1
-    w, mask, prods = _D_cm_PriceRule[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_energy_fee__exponent: int
+    f_energy_fee__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_energy_fee__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_energy_fee__exponent = ((q >> 3) & 0xFF) - 128
+    f_energy_fee__value = (v >> (n - p - 9)) & 0x1FF
+    if f_energy_fee__value < 0x80:
+        p += 9
+    elif 0x100 <= f_energy_fee__value < 0x180:
+        p += 9
+        f_energy_fee__value = 0xFF - f_energy_fee__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_energy_fee__value & 0x7F) | (q << 7)
+        f_energy_fee__value = -q - 1 if f_energy_fee__value >> 8 else q
+        p += 17
+    else:
+        f_energy_fee__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_energy_fee__value <= 32767:
+            raise out_of_range(p, f_energy_fee__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_energy_fee = new(ct.RationalNumber)
+    f_energy_fee.exponent = f_energy_fee__exponent
+    f_energy_fee.value = f_energy_fee__value
+    p += 3
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     if fid == 1:
-        f_parking_fee, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_cm_PriceRule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_parking_fee__exponent: int
+        f_parking_fee__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_parking_fee__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_parking_fee__exponent = ((q >> 3) & 0xFF) - 128
+        f_parking_fee__value = (v >> (n - p - 9)) & 0x1FF
+        if f_parking_fee__value < 0x80:
+            p += 9
+        elif 0x100 <= f_parking_fee__value < 0x180:
+            p += 9
+            f_parking_fee__value = 0xFF - f_parking_fee__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_parking_fee__value & 0x7F) | (q << 7)
+            f_parking_fee__value = -q - 1 if f_parking_fee__value >> 8 else q
+            p += 17
+        else:
+            f_parking_fee__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_parking_fee__value <= 32767:
+                raise out_of_range(p, f_parking_fee__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_parking_fee = new(ct.RationalNumber)
+        f_parking_fee.exponent = f_parking_fee__exponent
+        f_parking_fee.value = f_parking_fee__value
+        p += 3
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))[(v >> (n - p)) & 0x7]
     else:
         f_parking_fee = None
     if fid == 2:
@@ -6671,6 +7610,9 @@ def _d_cm_PriceRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRule, in
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_parking_fee_period = (f_parking_fee_period & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_parking_fee_period = (f_parking_fee_period & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_parking_fee_period, p = r_uint(v, n, p, 5)
             if not 0 <= f_parking_fee_period <= 4294967295:
@@ -6678,9 +7620,8 @@ def _d_cm_PriceRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRule, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ParkingFeePeriod")
-        w, mask, prods = _D_cm_PriceRule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_parking_fee_period = None
     if fid == 3:
@@ -6693,6 +7634,11 @@ def _d_cm_PriceRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRule, in
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_carbon_dioxide_emission = (f_carbon_dioxide_emission & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_carbon_dioxide_emission = (f_carbon_dioxide_emission & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
+            if not 0 <= f_carbon_dioxide_emission <= 65535:
+                raise out_of_range(p, f_carbon_dioxide_emission, 0, 65535)
         else:
             f_carbon_dioxide_emission, p = r_uint(v, n, p, 3)
             if not 0 <= f_carbon_dioxide_emission <= 65535:
@@ -6700,27 +7646,57 @@ def _d_cm_PriceRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.PriceRule, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CarbonDioxideEmission")
-        w, mask, prods = _D_cm_PriceRule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_carbon_dioxide_emission = None
     if fid == 4:
         p += 10
         q = (v >> (n - p)) & 0x3FF
-        if q >> 9:
-            raise unexpected(p - 10, 1, "characters of RenewableGenerationPercentage")
+        if q & 0x201:
+            if q >> 9:
+                raise unexpected(p - 10, 1, "characters of RenewableGenerationPercentage")
+            f_renewable_generation_percentage = (q >> 1) & 0xFF
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of RenewableGenerationPercentage")
         f_renewable_generation_percentage = (q >> 1) & 0xFF
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of RenewableGenerationPercentage")
-        w, mask, prods = _D_cm_PriceRule[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((5, 0, 6), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_renewable_generation_percentage = None
     if fid != 5:
         raise bad_event(p, fid, "PowerRangeStart")
-    f_power_range_start, p = _d_ct_RationalNumber(r, v, n, p)
+    f_power_range_start__exponent: int
+    f_power_range_start__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_power_range_start__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_power_range_start__exponent = ((q >> 3) & 0xFF) - 128
+    f_power_range_start__value = (v >> (n - p - 9)) & 0x1FF
+    if f_power_range_start__value < 0x80:
+        p += 9
+    elif 0x100 <= f_power_range_start__value < 0x180:
+        p += 9
+        f_power_range_start__value = 0xFF - f_power_range_start__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_power_range_start__value & 0x7F) | (q << 7)
+        f_power_range_start__value = -q - 1 if f_power_range_start__value >> 8 else q
+        p += 17
+    else:
+        f_power_range_start__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_power_range_start__value <= 32767:
+            raise out_of_range(p, f_power_range_start__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_power_range_start = new(ct.RationalNumber)
+    f_power_range_start.exponent = f_power_range_start__exponent
+    f_power_range_start.value = f_power_range_start__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of PriceRule")
@@ -6769,10 +7745,8 @@ def _e_cm_PowerScheduleEntryList(a: int, o: cm.PowerScheduleEntryList, w: Writer
 
 def _d_cm_PowerScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.PowerScheduleEntryList, int]:
     f_power_schedule_entry: list[cm.PowerScheduleEntry]
-    s = 0
-    w, mask, prods = _D_cm_PowerScheduleEntryList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_power_schedule_entry = []
     while fid == 0:
         if p > r.lim:
@@ -6781,9 +7755,12 @@ def _d_cm_PowerScheduleEntryList(r: Reader, v: int, n: int, p: int) -> tuple[cm.
         f_power_schedule_entry.append(x_power_schedule_entry)
         if len(f_power_schedule_entry) == 1024:
             s = _X_cm_PowerScheduleEntryList[s]
-        w, mask, prods = _D_cm_PowerScheduleEntryList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_cm_PowerScheduleEntryList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of PowerScheduleEntryList")
     o = new(cm.PowerScheduleEntryList)
@@ -6809,11 +7786,71 @@ def _d_cm_EvPriceRule(r: Reader, v: int, n: int, p: int) -> tuple[cm.EvPriceRule
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EnergyFee")
-    f_energy_fee, p = _d_ct_RationalNumber(r, v, n, p)
+    f_energy_fee__exponent: int
+    f_energy_fee__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_energy_fee__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_energy_fee__exponent = ((q >> 3) & 0xFF) - 128
+    f_energy_fee__value = (v >> (n - p - 9)) & 0x1FF
+    if f_energy_fee__value < 0x80:
+        p += 9
+    elif 0x100 <= f_energy_fee__value < 0x180:
+        p += 9
+        f_energy_fee__value = 0xFF - f_energy_fee__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_energy_fee__value & 0x7F) | (q << 7)
+        f_energy_fee__value = -q - 1 if f_energy_fee__value >> 8 else q
+        p += 17
+    else:
+        f_energy_fee__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_energy_fee__value <= 32767:
+            raise out_of_range(p, f_energy_fee__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_energy_fee = new(ct.RationalNumber)
+    f_energy_fee.exponent = f_energy_fee__exponent
+    f_energy_fee.value = f_energy_fee__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PowerRangeStart")
-    f_power_range_start, p = _d_ct_RationalNumber(r, v, n, p)
+    f_power_range_start__exponent: int
+    f_power_range_start__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_power_range_start__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_power_range_start__exponent = ((q >> 3) & 0xFF) - 128
+    f_power_range_start__value = (v >> (n - p - 9)) & 0x1FF
+    if f_power_range_start__value < 0x80:
+        p += 9
+    elif 0x100 <= f_power_range_start__value < 0x180:
+        p += 9
+        f_power_range_start__value = 0xFF - f_power_range_start__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_power_range_start__value & 0x7F) | (q << 7)
+        f_power_range_start__value = -q - 1 if f_power_range_start__value >> 8 else q
+        p += 17
+    else:
+        f_power_range_start__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_power_range_start__value <= 32767:
+            raise out_of_range(p, f_power_range_start__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_power_range_start = new(ct.RationalNumber)
+    f_power_range_start.exponent = f_power_range_start__exponent
+    f_power_range_start.value = f_power_range_start__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of EvPriceRule")
@@ -6839,47 +7876,11 @@ _T_cm_AuthorizationReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_AuthorizationReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_AuthorizationRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -6892,38 +7893,10 @@ _T_cm_AuthorizationRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_AuthorizationRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_AuthorizationSetupReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -6932,22 +7905,8 @@ _T_cm_AuthorizationSetupReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (1, -3): (1, 1, 1),
 }
 _D_cm_AuthorizationSetupReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T_cm_AuthorizationSetupRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -6975,89 +7934,16 @@ _T_cm_AuthorizationSetupRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (9, -3): (1, 1, 9),
 }
 _D_cm_AuthorizationSetupRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 4),
-            (3, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 4),
-            (3, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 6),
-            (5, 0, 7),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 5),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 5),
-            (-3, 0, 9),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((2, 0, 4), (3, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 4), (3, 0, 5), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 6), (5, 0, 7), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((3, 0, 5), (-3, 0, 8))),
+    (1, 0x1, ((3, 0, 5), (-3, 0, 9))),
 )
 _X_cm_AuthorizationSetupRes: dict[int, int] = {3: 8, 4: 9}
 _T_cm_CertificateInstallationReq: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -7076,55 +7962,12 @@ _T_cm_CertificateInstallationReq: dict[tuple[int, int], tuple[int, int, int]] = 
     (5, -3): (1, 1, 5),
 }
 _D_cm_CertificateInstallationReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T_cm_CertificateInstallationRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7143,62 +7986,13 @@ _T_cm_CertificateInstallationRes: dict[tuple[int, int], tuple[int, int, int]] = 
     (6, -3): (1, 1, 6),
 }
 _D_cm_CertificateInstallationRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T_cm_MeteringConfirmationReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7209,30 +8003,9 @@ _T_cm_MeteringConfirmationReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_MeteringConfirmationReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_MeteringConfirmationRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7243,30 +8016,9 @@ _T_cm_MeteringConfirmationRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_MeteringConfirmationRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_PowerDeliveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7286,57 +8038,12 @@ _T_cm_PowerDeliveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_cm_PowerDeliveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T_cm_PowerDeliveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7350,39 +8057,10 @@ _T_cm_PowerDeliveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_PowerDeliveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_ScheduleExchangeReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7398,47 +8076,11 @@ _T_cm_ScheduleExchangeReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_ScheduleExchangeReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_ScheduleExchangeRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7460,65 +8102,13 @@ _T_cm_ScheduleExchangeRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_cm_ScheduleExchangeRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T_cm_ServiceDetailReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7529,30 +8119,9 @@ _T_cm_ServiceDetailReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_ServiceDetailReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_ServiceDetailRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7567,46 +8136,11 @@ _T_cm_ServiceDetailRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_ServiceDetailRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_ServiceDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7618,31 +8152,9 @@ _T_cm_ServiceDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_ServiceDiscoveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_ServiceDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7660,55 +8172,12 @@ _T_cm_ServiceDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_cm_ServiceDiscoveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T_cm_ServiceSelectionReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7722,39 +8191,10 @@ _T_cm_ServiceSelectionReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_ServiceSelectionReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_ServiceSelectionRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7765,30 +8205,9 @@ _T_cm_ServiceSelectionRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_ServiceSelectionRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_SessionSetupReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7799,30 +8218,9 @@ _T_cm_SessionSetupReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_SessionSetupReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_SessionSetupRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7835,38 +8233,10 @@ _T_cm_SessionSetupRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_SessionSetupRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_SessionStopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7884,49 +8254,11 @@ _T_cm_SessionStopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_SessionStopReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_SessionStopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7937,30 +8269,9 @@ _T_cm_SessionStopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_SessionStopRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_SignedInstallationData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -7983,72 +8294,14 @@ _T_cm_SignedInstallationData: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (1, 1, 7),
 }
 _D_cm_SignedInstallationData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T_cm_SignedMeteringData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8070,65 +8323,13 @@ _T_cm_SignedMeteringData: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_cm_SignedMeteringData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T_cm_VehicleCheckInReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8153,68 +8354,13 @@ _T_cm_VehicleCheckInReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_cm_VehicleCheckInReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T_cm_VehicleCheckInRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8237,60 +8383,12 @@ _T_cm_VehicleCheckInRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_cm_VehicleCheckInRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T_cm_VehicleCheckOutReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8303,38 +8401,10 @@ _T_cm_VehicleCheckOutReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_VehicleCheckOutReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_VehicleCheckOutRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8347,49 +8417,14 @@ _T_cm_VehicleCheckOutRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_VehicleCheckOutRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_EimAReqAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D_cm_EimAReqAuthorizationMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 0))),
 )
 _T_cm_PncAReqAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8402,49 +8437,14 @@ _T_cm_PncAReqAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_PncAReqAuthorizationMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_EimAsResAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D_cm_EimAsResAuthorizationMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 0))),
 )
 _T_cm_PncAsResAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8456,31 +8456,9 @@ _T_cm_PncAsResAuthorizationMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_PncAsResAuthorizationMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_SignedCertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8494,39 +8472,10 @@ _T_cm_SignedCertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_SignedCertificateChain: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_ct_ListOfRootCertificateIds: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8543,48 +8492,11 @@ _T_ct_ListOfRootCertificateIds: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_ct_ListOfRootCertificateIds: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_ct_ListOfRootCertificateIds: dict[int, int] = {1: 3, 2: 4}
 _T_cm_EmaidList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -8602,48 +8514,11 @@ _T_cm_EmaidList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_EmaidList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_EmaidList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_CertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -8656,31 +8531,9 @@ _T_cm_CertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_CertificateChain: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_EvPowerProfile: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8696,47 +8549,11 @@ _T_cm_EvPowerProfile: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_EvPowerProfile: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_DynamicSeReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -8765,84 +8582,15 @@ _T_cm_DynamicSeReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (8, -3): (1, 1, 8),
 }
 _D_cm_DynamicSeReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T_cm_ScheduledSeReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -8874,69 +8622,12 @@ _T_cm_ScheduledSeReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_cm_ScheduledSeReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T_cm_DynamicSeResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -8967,68 +8658,12 @@ _T_cm_DynamicSeResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_cm_DynamicSeResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _T_cm_ScheduledSeResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -9045,48 +8680,11 @@ _T_cm_ScheduledSeResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_ScheduledSeResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_ScheduledSeResControlMode: dict[int, int] = {1: 3, 2: 4}
 _T_cm_ServiceParameterList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -9104,48 +8702,11 @@ _T_cm_ServiceParameterList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_ServiceParameterList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_ServiceParameterList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_ServiceIdList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -9163,48 +8724,11 @@ _T_cm_ServiceIdList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_ServiceIdList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_ServiceIdList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_ServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -9222,48 +8746,11 @@ _T_cm_ServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_ServiceList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_ServiceList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_SelectedService: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -9275,30 +8762,9 @@ _T_cm_SelectedService: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_SelectedService: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_SelectedServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -9315,48 +8781,11 @@ _T_cm_SelectedServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_SelectedServiceList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_SelectedServiceList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_ContractCertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -9368,41 +8797,13 @@ _T_cm_ContractCertificateChain: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_ContractCertificateChain: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_DynamicSmdtControlMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D_cm_DynamicSmdtControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 0))),
 )
 _T_cm_ScheduledSmdtControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -9411,22 +8812,8 @@ _T_cm_ScheduledSmdtControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (1, -3): (1, 1, 1),
 }
 _D_cm_ScheduledSmdtControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T_cm_SupportedProvidersList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -9443,48 +8830,11 @@ _T_cm_SupportedProvidersList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_SupportedProvidersList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_SupportedProvidersList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_SubCertificates: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -9502,60 +8852,16 @@ _T_cm_SubCertificates: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_SubCertificates: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_SubCertificates: dict[int, int] = {1: 3, 2: 4}
 _T_cm_DynamicEvpptControlMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D_cm_DynamicEvpptControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 0))),
 )
 _T_cm_ScheduledEvpptControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -9567,31 +8873,9 @@ _T_cm_ScheduledEvpptControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_ScheduledEvpptControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_EvPowerProfileEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -9608,48 +8892,11 @@ _T_cm_EvPowerProfileEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_EvPowerProfileEntryList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_EvPowerProfileEntryList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_EvEnergyOffer: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -9661,30 +8908,9 @@ _T_cm_EvEnergyOffer: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_EvEnergyOffer: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_AbsolutePriceSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -9728,129 +8954,20 @@ _T_cm_AbsolutePriceSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (13, -3): (1, 1, 13),
 }
 _D_cm_AbsolutePriceSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (9, 0, 10),
-            (10, 0, 11),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (10, 0, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 13),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (10, 0, 11), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
 )
 _T_cm_PriceLevelSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -9871,64 +8988,13 @@ _T_cm_PriceLevelSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_cm_PriceLevelSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T_cm_ScheduleTuple: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -9942,39 +9008,10 @@ _T_cm_ScheduleTuple: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_ScheduleTuple: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_ParameterSet: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -9993,56 +9030,12 @@ _T_cm_ParameterSet: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_cm_ParameterSet: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _X_cm_ParameterSet: dict[int, int] = {2: 4, 3: 5}
 _T_cm_Service: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10054,30 +9047,9 @@ _T_cm_Service: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_Service: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_PowerScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -10095,49 +9067,11 @@ _T_cm_PowerScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_PowerScheduleEntry: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_EvPowerSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -10148,30 +9082,9 @@ _T_cm_EvPowerSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_EvPowerSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_EvAbsolutePriceSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -10186,46 +9099,11 @@ _T_cm_EvAbsolutePriceSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_EvAbsolutePriceSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_TaxRuleList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -10242,48 +9120,11 @@ _T_cm_TaxRuleList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_TaxRuleList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_TaxRuleList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_PriceRuleStackList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10301,48 +9142,11 @@ _T_cm_PriceRuleStackList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_PriceRuleStackList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_PriceRuleStackList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_OverstayRuleList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10367,67 +9171,13 @@ _T_cm_OverstayRuleList: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_cm_OverstayRuleList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _X_cm_OverstayRuleList: dict[int, int] = {3: 5, 4: 6}
 _T_cm_AdditionalServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10445,48 +9195,11 @@ _T_cm_AdditionalServiceList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_AdditionalServiceList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_AdditionalServiceList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_PriceLevelScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10504,48 +9217,11 @@ _T_cm_PriceLevelScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] =
     (4, -3): (1, 1, 4),
 }
 _D_cm_PriceLevelScheduleEntryList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_PriceLevelScheduleEntryList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_ChargingSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10561,40 +9237,10 @@ _T_cm_ChargingSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_cm_ChargingSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_cm_Parameter: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -10620,75 +9266,14 @@ _T_cm_Parameter: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (1, 1, 7),
 }
 _D_cm_Parameter: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T_cm_EvPowerScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -10705,48 +9290,11 @@ _T_cm_EvPowerScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_EvPowerScheduleEntryList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_EvPowerScheduleEntryList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_EvPriceRuleStackList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10764,48 +9312,11 @@ _T_cm_EvPriceRuleStackList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_EvPriceRuleStackList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_EvPriceRuleStackList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_TaxRule: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10831,80 +9342,15 @@ _T_cm_TaxRule: dict[tuple[int, int], tuple[int, int, int]] = {
     (8, -3): (1, 1, 8),
 }
 _D_cm_TaxRule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T_cm_PriceRuleStack: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -10923,56 +9369,12 @@ _T_cm_PriceRuleStack: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_cm_PriceRuleStack: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _X_cm_PriceRuleStack: dict[int, int] = {2: 4, 3: 5}
 _T_cm_OverstayRule: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -10989,47 +9391,11 @@ _T_cm_OverstayRule: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_OverstayRule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_AdditionalService: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -11040,30 +9406,9 @@ _T_cm_AdditionalService: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_AdditionalService: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_PriceLevelScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -11074,30 +9419,9 @@ _T_cm_PriceLevelScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_PriceLevelScheduleEntry: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_PowerSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -11115,49 +9439,11 @@ _T_cm_PowerSchedule: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_PowerSchedule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_cm_EvPowerScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -11168,30 +9454,9 @@ _T_cm_EvPowerScheduleEntry: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_EvPowerScheduleEntry: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_cm_EvPriceRuleStack: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -11210,56 +9475,12 @@ _T_cm_EvPriceRuleStack: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_cm_EvPriceRuleStack: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _X_cm_EvPriceRuleStack: dict[int, int] = {2: 4, 3: 5}
 _T_cm_PriceRule: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -11289,72 +9510,13 @@ _T_cm_PriceRule: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_cm_PriceRule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T_cm_PowerScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -11371,48 +9533,11 @@ _T_cm_PowerScheduleEntryList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_cm_PowerScheduleEntryList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_cm_PowerScheduleEntryList: dict[int, int] = {1: 3, 2: 4}
 _T_cm_EvPriceRule: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -11424,30 +9549,9 @@ _T_cm_EvPriceRule: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_cm_EvPriceRule: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 
 MAX_DEPTH = 9  # deepest nesting of complex elements

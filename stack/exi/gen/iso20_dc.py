@@ -95,6 +95,8 @@ from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 
+_ENUM_ct_EvseNotification = tuple(ct.EvseNotification)
+_EN_ct_EvseNotification = {m: i for i, m in enumerate(_ENUM_ct_EvseNotification)}
 _ENUM_ct_Processing = tuple(ct.Processing)
 _EN_ct_Processing = {m: i for i, m in enumerate(_ENUM_ct_Processing)}
 _ENUM_ct_ResponseCode = tuple(ct.ResponseCode)
@@ -188,61 +190,362 @@ def _d_dc_BptDcCpdReqEnergyTransferMode(
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power__exponent: int
+    f_ev_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_power = new(ct.RationalNumber)
+    f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+    f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargePower")
-    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power__exponent: int
+    f_ev_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_power = new(ct.RationalNumber)
+    f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+    f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
-    f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_current__exponent: int
+    f_ev_maximum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_current__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_current__value = 0xFF - f_ev_maximum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_current__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_current__value = -q - 1 if f_ev_maximum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_current__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_current = new(ct.RationalNumber)
+    f_ev_maximum_charge_current.exponent = f_ev_maximum_charge_current__exponent
+    f_ev_maximum_charge_current.value = f_ev_maximum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargeCurrent")
-    f_ev_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_current__exponent: int
+    f_ev_minimum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_current__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_current__value = 0xFF - f_ev_minimum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_current__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_current__value = -q - 1 if f_ev_minimum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_current__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_current = new(ct.RationalNumber)
+    f_ev_minimum_charge_current.exponent = f_ev_minimum_charge_current__exponent
+    f_ev_minimum_charge_current.value = f_ev_minimum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumVoltage")
-    f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_voltage__exponent: int
+    f_ev_maximum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_voltage__value < 0x180:
+        p += 9
+        f_ev_maximum_voltage__value = 0xFF - f_ev_maximum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_voltage__value & 0x7F) | (q << 7)
+        f_ev_maximum_voltage__value = -q - 1 if f_ev_maximum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_voltage = new(ct.RationalNumber)
+    f_ev_maximum_voltage.exponent = f_ev_maximum_voltage__exponent
+    f_ev_maximum_voltage.value = f_ev_maximum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumVoltage")
-    f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 6
-    w, mask, prods = _D_dc_BptDcCpdReqEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_voltage__exponent: int
+    f_ev_minimum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_voltage__value < 0x180:
+        p += 9
+        f_ev_minimum_voltage__value = 0xFF - f_ev_minimum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_voltage__value & 0x7F) | (q << 7)
+        f_ev_minimum_voltage__value = -q - 1 if f_ev_minimum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_voltage = new(ct.RationalNumber)
+    f_ev_minimum_voltage.exponent = f_ev_minimum_voltage__exponent
+    f_ev_minimum_voltage.value = f_ev_minimum_voltage__value
+    p += 2
+    fid, sub, s = ((6, 0, 7), (7, 0, 8), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid == 6:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_dc_BptDcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((7, 0, 8), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_target_soc = None
     if fid != 7:
         raise bad_event(p, fid, "EVMaximumDischargePower")
-    f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_power__exponent: int
+    f_ev_maximum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_discharge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_discharge_power__value = 0xFF - f_ev_maximum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_discharge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_discharge_power__value = -q - 1 if f_ev_maximum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_discharge_power = new(ct.RationalNumber)
+    f_ev_maximum_discharge_power.exponent = f_ev_maximum_discharge_power__exponent
+    f_ev_maximum_discharge_power.value = f_ev_maximum_discharge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumDischargePower")
-    f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_discharge_power__exponent: int
+    f_ev_minimum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_discharge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_discharge_power__value = 0xFF - f_ev_minimum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_discharge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_discharge_power__value = -q - 1 if f_ev_minimum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_discharge_power = new(ct.RationalNumber)
+    f_ev_minimum_discharge_power.exponent = f_ev_minimum_discharge_power__exponent
+    f_ev_minimum_discharge_power.value = f_ev_minimum_discharge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumDischargeCurrent")
-    f_ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_current__exponent: int
+    f_ev_maximum_discharge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_discharge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_discharge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_discharge_current__value < 0x180:
+        p += 9
+        f_ev_maximum_discharge_current__value = 0xFF - f_ev_maximum_discharge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_discharge_current__value & 0x7F) | (q << 7)
+        f_ev_maximum_discharge_current__value = -q - 1 if f_ev_maximum_discharge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_discharge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_discharge_current__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_discharge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_discharge_current = new(ct.RationalNumber)
+    f_ev_maximum_discharge_current.exponent = f_ev_maximum_discharge_current__exponent
+    f_ev_maximum_discharge_current.value = f_ev_maximum_discharge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumDischargeCurrent")
-    f_ev_minimum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_discharge_current__exponent: int
+    f_ev_minimum_discharge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_discharge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_discharge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_discharge_current__value < 0x180:
+        p += 9
+        f_ev_minimum_discharge_current__value = 0xFF - f_ev_minimum_discharge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_discharge_current__value & 0x7F) | (q << 7)
+        f_ev_minimum_discharge_current__value = -q - 1 if f_ev_minimum_discharge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_discharge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_discharge_current__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_discharge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_discharge_current = new(ct.RationalNumber)
+    f_ev_minimum_discharge_current.exponent = f_ev_minimum_discharge_current__exponent
+    f_ev_minimum_discharge_current.value = f_ev_minimum_discharge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDcCpdReqEnergyTransferMode")
@@ -354,53 +657,380 @@ def _d_dc_BptDcCpdResEnergyTransferMode(
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
-    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power__exponent: int
+    f_evse_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_power__value = 0xFF - f_evse_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_power__value = -q - 1 if f_evse_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_power = new(ct.RationalNumber)
+    f_evse_maximum_charge_power.exponent = f_evse_maximum_charge_power__exponent
+    f_evse_maximum_charge_power.value = f_evse_maximum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
-    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power__exponent: int
+    f_evse_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_charge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_charge_power__value = 0xFF - f_evse_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_charge_power__value = -q - 1 if f_evse_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_charge_power = new(ct.RationalNumber)
+    f_evse_minimum_charge_power.exponent = f_evse_minimum_charge_power__exponent
+    f_evse_minimum_charge_power.value = f_evse_minimum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
-    f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_current__exponent: int
+    f_evse_maximum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_current__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_current__value = 0xFF - f_evse_maximum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_current__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_current__value = -q - 1 if f_evse_maximum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_current__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_current = new(ct.RationalNumber)
+    f_evse_maximum_charge_current.exponent = f_evse_maximum_charge_current__exponent
+    f_evse_maximum_charge_current.value = f_evse_maximum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargeCurrent")
-    f_evse_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_current__exponent: int
+    f_evse_minimum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_charge_current__value < 0x180:
+        p += 9
+        f_evse_minimum_charge_current__value = 0xFF - f_evse_minimum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_charge_current__value & 0x7F) | (q << 7)
+        f_evse_minimum_charge_current__value = -q - 1 if f_evse_minimum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_charge_current__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_charge_current = new(ct.RationalNumber)
+    f_evse_minimum_charge_current.exponent = f_evse_minimum_charge_current__exponent
+    f_evse_minimum_charge_current.value = f_evse_minimum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
-    f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_voltage__exponent: int
+    f_evse_maximum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_voltage__value < 0x180:
+        p += 9
+        f_evse_maximum_voltage__value = 0xFF - f_evse_maximum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_voltage__value & 0x7F) | (q << 7)
+        f_evse_maximum_voltage__value = -q - 1 if f_evse_maximum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_voltage = new(ct.RationalNumber)
+    f_evse_maximum_voltage.exponent = f_evse_maximum_voltage__exponent
+    f_evse_maximum_voltage.value = f_evse_maximum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
-    f_evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 6
-    w, mask, prods = _D_dc_BptDcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_minimum_voltage__exponent: int
+    f_evse_minimum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_voltage__value < 0x180:
+        p += 9
+        f_evse_minimum_voltage__value = 0xFF - f_evse_minimum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_voltage__value & 0x7F) | (q << 7)
+        f_evse_minimum_voltage__value = -q - 1 if f_evse_minimum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_voltage = new(ct.RationalNumber)
+    f_evse_minimum_voltage.exponent = f_evse_minimum_voltage__exponent
+    f_evse_minimum_voltage.value = f_evse_minimum_voltage__value
+    p += 2
+    fid, sub, s = ((6, 0, 7), (7, 0, 8), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid == 6:
-        f_evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptDcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_power_ramp_limitation__exponent: int
+        f_evse_power_ramp_limitation__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_power_ramp_limitation__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_power_ramp_limitation__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_power_ramp_limitation__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_power_ramp_limitation__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_power_ramp_limitation__value < 0x180:
+            p += 9
+            f_evse_power_ramp_limitation__value = 0xFF - f_evse_power_ramp_limitation__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_power_ramp_limitation__value & 0x7F) | (q << 7)
+            f_evse_power_ramp_limitation__value = -q - 1 if f_evse_power_ramp_limitation__value >> 8 else q
+            p += 17
+        else:
+            f_evse_power_ramp_limitation__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_power_ramp_limitation__value <= 32767:
+                raise out_of_range(p, f_evse_power_ramp_limitation__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_power_ramp_limitation = new(ct.RationalNumber)
+        f_evse_power_ramp_limitation.exponent = f_evse_power_ramp_limitation__exponent
+        f_evse_power_ramp_limitation.value = f_evse_power_ramp_limitation__value
+        p += 1
+        fid, sub, s = ((7, 0, 8), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_evse_power_ramp_limitation = None
     if fid != 7:
         raise bad_event(p, fid, "EVSEMaximumDischargePower")
-    f_evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_power__exponent: int
+    f_evse_maximum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_discharge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_discharge_power__value = 0xFF - f_evse_maximum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_discharge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_discharge_power__value = -q - 1 if f_evse_maximum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_discharge_power = new(ct.RationalNumber)
+    f_evse_maximum_discharge_power.exponent = f_evse_maximum_discharge_power__exponent
+    f_evse_maximum_discharge_power.value = f_evse_maximum_discharge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumDischargePower")
-    f_evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_discharge_power__exponent: int
+    f_evse_minimum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_discharge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_discharge_power__value = 0xFF - f_evse_minimum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_discharge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_discharge_power__value = -q - 1 if f_evse_minimum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_discharge_power = new(ct.RationalNumber)
+    f_evse_minimum_discharge_power.exponent = f_evse_minimum_discharge_power__exponent
+    f_evse_minimum_discharge_power.value = f_evse_minimum_discharge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumDischargeCurrent")
-    f_evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_current__exponent: int
+    f_evse_maximum_discharge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_discharge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_discharge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_discharge_current__value < 0x180:
+        p += 9
+        f_evse_maximum_discharge_current__value = 0xFF - f_evse_maximum_discharge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_discharge_current__value & 0x7F) | (q << 7)
+        f_evse_maximum_discharge_current__value = -q - 1 if f_evse_maximum_discharge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_discharge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_discharge_current__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_discharge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_discharge_current = new(ct.RationalNumber)
+    f_evse_maximum_discharge_current.exponent = f_evse_maximum_discharge_current__exponent
+    f_evse_maximum_discharge_current.value = f_evse_maximum_discharge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumDischargeCurrent")
-    f_evse_minimum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_discharge_current__exponent: int
+    f_evse_minimum_discharge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_discharge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_discharge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_discharge_current__value < 0x180:
+        p += 9
+        f_evse_minimum_discharge_current__value = 0xFF - f_evse_minimum_discharge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_discharge_current__value & 0x7F) | (q << 7)
+        f_evse_minimum_discharge_current__value = -q - 1 if f_evse_minimum_discharge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_discharge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_discharge_current__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_discharge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_discharge_current = new(ct.RationalNumber)
+    f_evse_minimum_discharge_current.exponent = f_evse_minimum_discharge_current__exponent
+    f_evse_minimum_discharge_current.value = f_evse_minimum_discharge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDcCpdResEnergyTransferMode")
@@ -545,10 +1175,8 @@ def _d_dc_BptDynamicDcClReqControlMode(
     f_ev_maximum_discharge_current: ct.RationalNumber
     f_ev_maximum_v2x_energy_request: ct.RationalNumber | None
     f_ev_minimum_v2x_energy_request: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_dc_BptDynamicDcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -559,6 +1187,9 @@ def _d_dc_BptDynamicDcClReqControlMode(
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -566,70 +1197,455 @@ def _d_dc_BptDynamicDcClReqControlMode(
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_dc_BptDynamicDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_departure_time = None
     if fid != 1:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request__exponent: int
+    f_ev_target_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+        p += 9
+        f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+        f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_energy_request = new(ct.RationalNumber)
+    f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+    f_ev_target_energy_request.value = f_ev_target_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request__exponent: int
+    f_ev_maximum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+        p += 9
+        f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_energy_request = new(ct.RationalNumber)
+    f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+    f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request__exponent: int
+    f_ev_minimum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+        p += 9
+        f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_energy_request = new(ct.RationalNumber)
+    f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+    f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power__exponent: int
+    f_ev_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_power = new(ct.RationalNumber)
+    f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+    f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargePower")
-    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power__exponent: int
+    f_ev_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_power = new(ct.RationalNumber)
+    f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+    f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
-    f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_current__exponent: int
+    f_ev_maximum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_current__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_current__value = 0xFF - f_ev_maximum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_current__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_current__value = -q - 1 if f_ev_maximum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_current__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_current = new(ct.RationalNumber)
+    f_ev_maximum_charge_current.exponent = f_ev_maximum_charge_current__exponent
+    f_ev_maximum_charge_current.value = f_ev_maximum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumVoltage")
-    f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_voltage__exponent: int
+    f_ev_maximum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_voltage__value < 0x180:
+        p += 9
+        f_ev_maximum_voltage__value = 0xFF - f_ev_maximum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_voltage__value & 0x7F) | (q << 7)
+        f_ev_maximum_voltage__value = -q - 1 if f_ev_maximum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_voltage = new(ct.RationalNumber)
+    f_ev_maximum_voltage.exponent = f_ev_maximum_voltage__exponent
+    f_ev_maximum_voltage.value = f_ev_maximum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumVoltage")
-    f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_voltage__exponent: int
+    f_ev_minimum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_voltage__value < 0x180:
+        p += 9
+        f_ev_minimum_voltage__value = 0xFF - f_ev_minimum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_voltage__value & 0x7F) | (q << 7)
+        f_ev_minimum_voltage__value = -q - 1 if f_ev_minimum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_voltage = new(ct.RationalNumber)
+    f_ev_minimum_voltage.exponent = f_ev_minimum_voltage__exponent
+    f_ev_minimum_voltage.value = f_ev_minimum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumDischargePower")
-    f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_discharge_power__exponent: int
+    f_ev_maximum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_discharge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_discharge_power__value = 0xFF - f_ev_maximum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_discharge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_discharge_power__value = -q - 1 if f_ev_maximum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_discharge_power = new(ct.RationalNumber)
+    f_ev_maximum_discharge_power.exponent = f_ev_maximum_discharge_power__exponent
+    f_ev_maximum_discharge_power.value = f_ev_maximum_discharge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumDischargePower")
-    f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_discharge_power__exponent: int
+    f_ev_minimum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_discharge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_discharge_power__value = 0xFF - f_ev_minimum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_discharge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_discharge_power__value = -q - 1 if f_ev_minimum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_discharge_power = new(ct.RationalNumber)
+    f_ev_minimum_discharge_power.exponent = f_ev_minimum_discharge_power__exponent
+    f_ev_minimum_discharge_power.value = f_ev_minimum_discharge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumDischargeCurrent")
-    f_ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 12
-    w, mask, prods = _D_dc_BptDynamicDcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_maximum_discharge_current__exponent: int
+    f_ev_maximum_discharge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_discharge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_discharge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_discharge_current__value < 0x180:
+        p += 9
+        f_ev_maximum_discharge_current__value = 0xFF - f_ev_maximum_discharge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_discharge_current__value & 0x7F) | (q << 7)
+        f_ev_maximum_discharge_current__value = -q - 1 if f_ev_maximum_discharge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_discharge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_discharge_current__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_discharge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_discharge_current = new(ct.RationalNumber)
+    f_ev_maximum_discharge_current.exponent = f_ev_maximum_discharge_current__exponent
+    f_ev_maximum_discharge_current.value = f_ev_maximum_discharge_current__value
+    p += 2
+    fid, sub, s = ((12, 0, 13), (13, 0, 14), (-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x3]
     if fid == 12:
-        f_ev_maximum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptDynamicDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_v2x_energy_request__exponent: int
+        f_ev_maximum_v2x_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_v2x_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_v2x_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_v2x_energy_request__value < 0x180:
+            p += 9
+            f_ev_maximum_v2x_energy_request__value = 0xFF - f_ev_maximum_v2x_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_v2x_energy_request__value & 0x7F) | (q << 7)
+            f_ev_maximum_v2x_energy_request__value = -q - 1 if f_ev_maximum_v2x_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_v2x_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_v2x_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_v2x_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_v2x_energy_request = new(ct.RationalNumber)
+        f_ev_maximum_v2x_energy_request.exponent = f_ev_maximum_v2x_energy_request__exponent
+        f_ev_maximum_v2x_energy_request.value = f_ev_maximum_v2x_energy_request__value
+        p += 2
+        fid, sub, s = ((13, 0, 14), (-1, 0, -1), (-3, 0, 13))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_v2x_energy_request = None
     if fid == 13:
-        f_ev_minimum_v2x_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptDynamicDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_v2x_energy_request__exponent: int
+        f_ev_minimum_v2x_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_v2x_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_v2x_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_v2x_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_v2x_energy_request__value < 0x180:
+            p += 9
+            f_ev_minimum_v2x_energy_request__value = 0xFF - f_ev_minimum_v2x_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_v2x_energy_request__value & 0x7F) | (q << 7)
+            f_ev_minimum_v2x_energy_request__value = -q - 1 if f_ev_minimum_v2x_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_v2x_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_v2x_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_v2x_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_v2x_energy_request = new(ct.RationalNumber)
+        f_ev_minimum_v2x_energy_request.exponent = f_ev_minimum_v2x_energy_request__exponent
+        f_ev_minimum_v2x_energy_request.value = f_ev_minimum_v2x_energy_request__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 14))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_v2x_energy_request = None
     if fid != -1:
@@ -773,10 +1789,8 @@ def _d_dc_BptDynamicDcClResControlMode(
     f_evse_minimum_discharge_power: ct.RationalNumber
     f_evse_maximum_discharge_current: ct.RationalNumber
     f_evse_minimum_voltage: ct.RationalNumber
-    s = 0
-    w, mask, prods = _D_dc_BptDynamicDcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -787,6 +1801,9 @@ def _d_dc_BptDynamicDcClResControlMode(
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -794,39 +1811,44 @@ def _d_dc_BptDynamicDcClResControlMode(
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_dc_BptDynamicDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of MinimumSOC")
+            f_minimum_soc = (q >> 1) & 0x7F
+            if f_minimum_soc > 100:
+                raise out_of_range(p, f_minimum_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of MinimumSOC")
         f_minimum_soc = (q >> 1) & 0x7F
         if f_minimum_soc > 100:
             raise out_of_range(p, f_minimum_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of MinimumSOC")
-        w, mask, prods = _D_dc_BptDynamicDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_dc_BptDynamicDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_target_soc = None
     if fid == 3:
@@ -839,6 +1861,11 @@ def _d_dc_BptDynamicDcClResControlMode(
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_ack_max_delay = (f_ack_max_delay & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_ack_max_delay = (f_ack_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
+            if not 0 <= f_ack_max_delay <= 65535:
+                raise out_of_range(p, f_ack_max_delay, 0, 65535)
         else:
             f_ack_max_delay, p = r_uint(v, n, p, 3)
             if not 0 <= f_ack_max_delay <= 65535:
@@ -846,42 +1873,281 @@ def _d_dc_BptDynamicDcClResControlMode(
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
-        w, mask, prods = _D_dc_BptDynamicDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((4, 0, 5), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_ack_max_delay = None
     if fid != 4:
         raise bad_event(p, fid, "EVSEMaximumChargePower")
-    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power__exponent: int
+    f_evse_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_power__value = 0xFF - f_evse_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_power__value = -q - 1 if f_evse_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_power = new(ct.RationalNumber)
+    f_evse_maximum_charge_power.exponent = f_evse_maximum_charge_power__exponent
+    f_evse_maximum_charge_power.value = f_evse_maximum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
-    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power__exponent: int
+    f_evse_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_charge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_charge_power__value = 0xFF - f_evse_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_charge_power__value = -q - 1 if f_evse_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_charge_power = new(ct.RationalNumber)
+    f_evse_minimum_charge_power.exponent = f_evse_minimum_charge_power__exponent
+    f_evse_minimum_charge_power.value = f_evse_minimum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
-    f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_current__exponent: int
+    f_evse_maximum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_current__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_current__value = 0xFF - f_evse_maximum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_current__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_current__value = -q - 1 if f_evse_maximum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_current__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_current = new(ct.RationalNumber)
+    f_evse_maximum_charge_current.exponent = f_evse_maximum_charge_current__exponent
+    f_evse_maximum_charge_current.value = f_evse_maximum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
-    f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_voltage__exponent: int
+    f_evse_maximum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_voltage__value < 0x180:
+        p += 9
+        f_evse_maximum_voltage__value = 0xFF - f_evse_maximum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_voltage__value & 0x7F) | (q << 7)
+        f_evse_maximum_voltage__value = -q - 1 if f_evse_maximum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_voltage = new(ct.RationalNumber)
+    f_evse_maximum_voltage.exponent = f_evse_maximum_voltage__exponent
+    f_evse_maximum_voltage.value = f_evse_maximum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumDischargePower")
-    f_evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_power__exponent: int
+    f_evse_maximum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_discharge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_discharge_power__value = 0xFF - f_evse_maximum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_discharge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_discharge_power__value = -q - 1 if f_evse_maximum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_discharge_power = new(ct.RationalNumber)
+    f_evse_maximum_discharge_power.exponent = f_evse_maximum_discharge_power__exponent
+    f_evse_maximum_discharge_power.value = f_evse_maximum_discharge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumDischargePower")
-    f_evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_discharge_power__exponent: int
+    f_evse_minimum_discharge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_discharge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_discharge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_discharge_power__value = 0xFF - f_evse_minimum_discharge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_discharge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_discharge_power__value = -q - 1 if f_evse_minimum_discharge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_discharge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_discharge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_discharge_power = new(ct.RationalNumber)
+    f_evse_minimum_discharge_power.exponent = f_evse_minimum_discharge_power__exponent
+    f_evse_minimum_discharge_power.value = f_evse_minimum_discharge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumDischargeCurrent")
-    f_evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_discharge_current__exponent: int
+    f_evse_maximum_discharge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_discharge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_discharge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_discharge_current__value < 0x180:
+        p += 9
+        f_evse_maximum_discharge_current__value = 0xFF - f_evse_maximum_discharge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_discharge_current__value & 0x7F) | (q << 7)
+        f_evse_maximum_discharge_current__value = -q - 1 if f_evse_maximum_discharge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_discharge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_discharge_current__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_discharge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_discharge_current = new(ct.RationalNumber)
+    f_evse_maximum_discharge_current.exponent = f_evse_maximum_discharge_current__exponent
+    f_evse_maximum_discharge_current.value = f_evse_maximum_discharge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
-    f_evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_voltage__exponent: int
+    f_evse_minimum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_voltage__value < 0x180:
+        p += 9
+        f_evse_minimum_voltage__value = 0xFF - f_evse_minimum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_voltage__value & 0x7F) | (q << 7)
+        f_evse_minimum_voltage__value = -q - 1 if f_evse_minimum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_voltage = new(ct.RationalNumber)
+    f_evse_minimum_voltage.exponent = f_evse_minimum_voltage__exponent
+    f_evse_minimum_voltage.value = f_evse_minimum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of BptDynamicDcClResControlMode")
@@ -1088,96 +2354,503 @@ def _d_dc_BptScheduledDcClReqControlMode(
     f_ev_maximum_discharge_power: ct.RationalNumber | None
     f_ev_minimum_discharge_power: ct.RationalNumber | None
     f_ev_maximum_discharge_current: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
-        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_target_energy_request__exponent: int
+        f_ev_target_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_target_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+            p += 9
+            f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+            f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_target_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_target_energy_request = new(ct.RationalNumber)
+        f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+        f_ev_target_energy_request.value = f_ev_target_energy_request__value
+        p += 2
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     else:
         f_ev_target_energy_request = None
     if fid == 1:
-        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_energy_request__exponent: int
+        f_ev_maximum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+            p += 9
+            f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_energy_request = new(ct.RationalNumber)
+        f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+        f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_energy_request = None
     if fid == 2:
-        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_energy_request__exponent: int
+        f_ev_minimum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+            p += 9
+            f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_energy_request = new(ct.RationalNumber)
+        f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+        f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_energy_request = None
     if fid != 3:
         raise bad_event(p, fid, "EVTargetCurrent")
-    f_ev_target_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_current__exponent: int
+    f_ev_target_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_current__value < 0x180:
+        p += 9
+        f_ev_target_current__value = 0xFF - f_ev_target_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_current__value & 0x7F) | (q << 7)
+        f_ev_target_current__value = -q - 1 if f_ev_target_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_current__value <= 32767:
+            raise out_of_range(p, f_ev_target_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_current = new(ct.RationalNumber)
+    f_ev_target_current.exponent = f_ev_target_current__exponent
+    f_ev_target_current.value = f_ev_target_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVTargetVoltage")
-    f_ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 5
-    w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_target_voltage__exponent: int
+    f_ev_target_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_voltage__value < 0x180:
+        p += 9
+        f_ev_target_voltage__value = 0xFF - f_ev_target_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_voltage__value & 0x7F) | (q << 7)
+        f_ev_target_voltage__value = -q - 1 if f_ev_target_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_target_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_voltage = new(ct.RationalNumber)
+    f_ev_target_voltage.exponent = f_ev_target_voltage__exponent
+    f_ev_target_voltage.value = f_ev_target_voltage__value
+    p += 4
+    fid, sub, s = (
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (8, 0, 9),
+        (9, 0, 10),
+        (10, 0, 11),
+        (11, 0, 12),
+        (12, 0, 13),
+        (-1, 0, -1),
+        (-3, 0, 5),
+    )[(v >> (n - p)) & 0xF]
     if fid == 5:
-        f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power__exponent: int
+        f_ev_maximum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power = new(ct.RationalNumber)
+        f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+        f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
+        p += 4
+        fid, sub, s = (
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 6),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_ev_maximum_charge_power = None
     if fid == 6:
-        f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power__exponent: int
+        f_ev_minimum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power = new(ct.RationalNumber)
+        f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+        f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
+        p += 3
+        fid, sub, s = (
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (10, 0, 11),
+            (11, 0, 12),
+            (12, 0, 13),
+            (-1, 0, -1),
+            (-3, 0, 7),
+        )[(v >> (n - p)) & 0x7]
     else:
         f_ev_minimum_charge_power = None
     if fid == 7:
-        f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_current__exponent: int
+        f_ev_maximum_charge_current__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_current__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_current__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_current__value = 0xFF - f_ev_maximum_charge_current__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_current__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_current__value = -q - 1 if f_ev_maximum_charge_current__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_current__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_current__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_current = new(ct.RationalNumber)
+        f_ev_maximum_charge_current.exponent = f_ev_maximum_charge_current__exponent
+        f_ev_maximum_charge_current.value = f_ev_maximum_charge_current__value
+        p += 3
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_ev_maximum_charge_current = None
     if fid == 8:
-        f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_voltage__exponent: int
+        f_ev_maximum_voltage__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_voltage__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_voltage__value < 0x180:
+            p += 9
+            f_ev_maximum_voltage__value = 0xFF - f_ev_maximum_voltage__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_voltage__value & 0x7F) | (q << 7)
+            f_ev_maximum_voltage__value = -q - 1 if f_ev_maximum_voltage__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_voltage__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_voltage__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_voltage__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_voltage = new(ct.RationalNumber)
+        f_ev_maximum_voltage.exponent = f_ev_maximum_voltage__exponent
+        f_ev_maximum_voltage.value = f_ev_maximum_voltage__value
+        p += 3
+        fid, sub, s = ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x7]
     else:
         f_ev_maximum_voltage = None
     if fid == 9:
-        f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_voltage__exponent: int
+        f_ev_minimum_voltage__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_voltage__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_voltage__value < 0x180:
+            p += 9
+            f_ev_minimum_voltage__value = 0xFF - f_ev_minimum_voltage__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_voltage__value & 0x7F) | (q << 7)
+            f_ev_minimum_voltage__value = -q - 1 if f_ev_minimum_voltage__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_voltage__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_voltage__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_voltage__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_voltage = new(ct.RationalNumber)
+        f_ev_minimum_voltage.exponent = f_ev_minimum_voltage__exponent
+        f_ev_minimum_voltage.value = f_ev_minimum_voltage__value
+        p += 3
+        fid, sub, s = ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x7]
     else:
         f_ev_minimum_voltage = None
     if fid == 10:
-        f_ev_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_power__exponent: int
+        f_ev_maximum_discharge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_power__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_power__value = 0xFF - f_ev_maximum_discharge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_power__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_power__value = -q - 1 if f_ev_maximum_discharge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_power__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_power = new(ct.RationalNumber)
+        f_ev_maximum_discharge_power.exponent = f_ev_maximum_discharge_power__exponent
+        f_ev_maximum_discharge_power.value = f_ev_maximum_discharge_power__value
+        p += 2
+        fid, sub, s = ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_discharge_power = None
     if fid == 11:
-        f_ev_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_discharge_power__exponent: int
+        f_ev_minimum_discharge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_discharge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_discharge_power__value < 0x180:
+            p += 9
+            f_ev_minimum_discharge_power__value = 0xFF - f_ev_minimum_discharge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_discharge_power__value & 0x7F) | (q << 7)
+            f_ev_minimum_discharge_power__value = -q - 1 if f_ev_minimum_discharge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_discharge_power__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_discharge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_discharge_power = new(ct.RationalNumber)
+        f_ev_minimum_discharge_power.exponent = f_ev_minimum_discharge_power__exponent
+        f_ev_minimum_discharge_power.value = f_ev_minimum_discharge_power__value
+        p += 2
+        fid, sub, s = ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x3]
     else:
         f_ev_minimum_discharge_power = None
     if fid == 12:
-        f_ev_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_discharge_current__exponent: int
+        f_ev_maximum_discharge_current__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_discharge_current__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_discharge_current__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_discharge_current__value < 0x180:
+            p += 9
+            f_ev_maximum_discharge_current__value = 0xFF - f_ev_maximum_discharge_current__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_discharge_current__value & 0x7F) | (q << 7)
+            f_ev_maximum_discharge_current__value = -q - 1 if f_ev_maximum_discharge_current__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_discharge_current__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_discharge_current__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_discharge_current__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_discharge_current = new(ct.RationalNumber)
+        f_ev_maximum_discharge_current.exponent = f_ev_maximum_discharge_current__exponent
+        f_ev_maximum_discharge_current.value = f_ev_maximum_discharge_current__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 13))[(v >> (n - p)) & 0x1]
     else:
         f_ev_maximum_discharge_current = None
     if fid != -1:
@@ -1335,64 +3008,319 @@ def _d_dc_BptScheduledDcClResControlMode(
     f_evse_minimum_discharge_power: ct.RationalNumber | None
     f_evse_maximum_discharge_current: ct.RationalNumber | None
     f_evse_minimum_voltage: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 4
+    fid, sub, s = (
+        (0, 0, 1),
+        (1, 0, 2),
+        (2, 0, 3),
+        (3, 0, 4),
+        (4, 0, 5),
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (-1, 0, -1),
+        (-3, 0, 0),
+    )[(v >> (n - p)) & 0xF]
     if fid == 0:
-        f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_charge_power__exponent: int
+        f_evse_maximum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_charge_power__value < 0x180:
+            p += 9
+            f_evse_maximum_charge_power__value = 0xFF - f_evse_maximum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_charge_power__value & 0x7F) | (q << 7)
+            f_evse_maximum_charge_power__value = -q - 1 if f_evse_maximum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_charge_power__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_charge_power = new(ct.RationalNumber)
+        f_evse_maximum_charge_power.exponent = f_evse_maximum_charge_power__exponent
+        f_evse_maximum_charge_power.value = f_evse_maximum_charge_power__value
+        p += 4
+        fid, sub, s = (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_evse_maximum_charge_power = None
     if fid == 1:
-        f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_charge_power__exponent: int
+        f_evse_minimum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_charge_power__value < 0x180:
+            p += 9
+            f_evse_minimum_charge_power__value = 0xFF - f_evse_minimum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_charge_power__value & 0x7F) | (q << 7)
+            f_evse_minimum_charge_power__value = -q - 1 if f_evse_minimum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_charge_power__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_charge_power = new(ct.RationalNumber)
+        f_evse_minimum_charge_power.exponent = f_evse_minimum_charge_power__exponent
+        f_evse_minimum_charge_power.value = f_evse_minimum_charge_power__value
+        p += 3
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_evse_minimum_charge_power = None
     if fid == 2:
-        f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_charge_current__exponent: int
+        f_evse_maximum_charge_current__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_charge_current__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_charge_current__value < 0x180:
+            p += 9
+            f_evse_maximum_charge_current__value = 0xFF - f_evse_maximum_charge_current__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_charge_current__value & 0x7F) | (q << 7)
+            f_evse_maximum_charge_current__value = -q - 1 if f_evse_maximum_charge_current__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_charge_current__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_charge_current__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_charge_current = new(ct.RationalNumber)
+        f_evse_maximum_charge_current.exponent = f_evse_maximum_charge_current__exponent
+        f_evse_maximum_charge_current.value = f_evse_maximum_charge_current__value
+        p += 3
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_evse_maximum_charge_current = None
     if fid == 3:
-        f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_voltage__exponent: int
+        f_evse_maximum_voltage__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_voltage__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_voltage__value < 0x180:
+            p += 9
+            f_evse_maximum_voltage__value = 0xFF - f_evse_maximum_voltage__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_voltage__value & 0x7F) | (q << 7)
+            f_evse_maximum_voltage__value = -q - 1 if f_evse_maximum_voltage__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_voltage__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_voltage__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_voltage__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_voltage = new(ct.RationalNumber)
+        f_evse_maximum_voltage.exponent = f_evse_maximum_voltage__exponent
+        f_evse_maximum_voltage.value = f_evse_maximum_voltage__value
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x7]
     else:
         f_evse_maximum_voltage = None
     if fid == 4:
-        f_evse_maximum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_discharge_power__exponent: int
+        f_evse_maximum_discharge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_discharge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_discharge_power__value < 0x180:
+            p += 9
+            f_evse_maximum_discharge_power__value = 0xFF - f_evse_maximum_discharge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_discharge_power__value & 0x7F) | (q << 7)
+            f_evse_maximum_discharge_power__value = -q - 1 if f_evse_maximum_discharge_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_discharge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_discharge_power__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_discharge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_discharge_power = new(ct.RationalNumber)
+        f_evse_maximum_discharge_power.exponent = f_evse_maximum_discharge_power__exponent
+        f_evse_maximum_discharge_power.value = f_evse_maximum_discharge_power__value
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x7]
     else:
         f_evse_maximum_discharge_power = None
     if fid == 5:
-        f_evse_minimum_discharge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_discharge_power__exponent: int
+        f_evse_minimum_discharge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_discharge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_discharge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_discharge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_discharge_power__value < 0x180:
+            p += 9
+            f_evse_minimum_discharge_power__value = 0xFF - f_evse_minimum_discharge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_discharge_power__value & 0x7F) | (q << 7)
+            f_evse_minimum_discharge_power__value = -q - 1 if f_evse_minimum_discharge_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_discharge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_discharge_power__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_discharge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_discharge_power = new(ct.RationalNumber)
+        f_evse_minimum_discharge_power.exponent = f_evse_minimum_discharge_power__exponent
+        f_evse_minimum_discharge_power.value = f_evse_minimum_discharge_power__value
+        p += 2
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     else:
         f_evse_minimum_discharge_power = None
     if fid == 6:
-        f_evse_maximum_discharge_current, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_discharge_current__exponent: int
+        f_evse_maximum_discharge_current__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_discharge_current__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_discharge_current__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_discharge_current__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_discharge_current__value < 0x180:
+            p += 9
+            f_evse_maximum_discharge_current__value = 0xFF - f_evse_maximum_discharge_current__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_discharge_current__value & 0x7F) | (q << 7)
+            f_evse_maximum_discharge_current__value = -q - 1 if f_evse_maximum_discharge_current__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_discharge_current__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_discharge_current__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_discharge_current__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_discharge_current = new(ct.RationalNumber)
+        f_evse_maximum_discharge_current.exponent = f_evse_maximum_discharge_current__exponent
+        f_evse_maximum_discharge_current.value = f_evse_maximum_discharge_current__value
+        p += 2
+        fid, sub, s = ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_evse_maximum_discharge_current = None
     if fid == 7:
-        f_evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_BptScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_voltage__exponent: int
+        f_evse_minimum_voltage__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_voltage__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_voltage__value < 0x180:
+            p += 9
+            f_evse_minimum_voltage__value = 0xFF - f_evse_minimum_voltage__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_voltage__value & 0x7F) | (q << 7)
+            f_evse_minimum_voltage__value = -q - 1 if f_evse_minimum_voltage__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_voltage__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_voltage__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_voltage__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_voltage = new(ct.RationalNumber)
+        f_evse_minimum_voltage.exponent = f_evse_minimum_voltage__exponent
+        f_evse_minimum_voltage.value = f_evse_minimum_voltage__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x1]
     else:
         f_evse_minimum_voltage = None
     if fid != -1:
@@ -1465,44 +3393,225 @@ def _d_dc_DcCpdReqEnergyTransferMode(r: Reader, v: int, n: int, p: int) -> tuple
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power__exponent: int
+    f_ev_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_power = new(ct.RationalNumber)
+    f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+    f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargePower")
-    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power__exponent: int
+    f_ev_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_power = new(ct.RationalNumber)
+    f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+    f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
-    f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_current__exponent: int
+    f_ev_maximum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_current__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_current__value = 0xFF - f_ev_maximum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_current__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_current__value = -q - 1 if f_ev_maximum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_current__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_current = new(ct.RationalNumber)
+    f_ev_maximum_charge_current.exponent = f_ev_maximum_charge_current__exponent
+    f_ev_maximum_charge_current.value = f_ev_maximum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargeCurrent")
-    f_ev_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_current__exponent: int
+    f_ev_minimum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_current__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_current__value = 0xFF - f_ev_minimum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_current__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_current__value = -q - 1 if f_ev_minimum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_current__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_current = new(ct.RationalNumber)
+    f_ev_minimum_charge_current.exponent = f_ev_minimum_charge_current__exponent
+    f_ev_minimum_charge_current.value = f_ev_minimum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumVoltage")
-    f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_voltage__exponent: int
+    f_ev_maximum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_voltage__value < 0x180:
+        p += 9
+        f_ev_maximum_voltage__value = 0xFF - f_ev_maximum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_voltage__value & 0x7F) | (q << 7)
+        f_ev_maximum_voltage__value = -q - 1 if f_ev_maximum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_voltage = new(ct.RationalNumber)
+    f_ev_maximum_voltage.exponent = f_ev_maximum_voltage__exponent
+    f_ev_maximum_voltage.value = f_ev_maximum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumVoltage")
-    f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 6
-    w, mask, prods = _D_dc_DcCpdReqEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_minimum_voltage__exponent: int
+    f_ev_minimum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_voltage__value < 0x180:
+        p += 9
+        f_ev_minimum_voltage__value = 0xFF - f_ev_minimum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_voltage__value & 0x7F) | (q << 7)
+        f_ev_minimum_voltage__value = -q - 1 if f_ev_minimum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_voltage = new(ct.RationalNumber)
+    f_ev_minimum_voltage.exponent = f_ev_minimum_voltage__exponent
+    f_ev_minimum_voltage.value = f_ev_minimum_voltage__value
+    p += 2
+    fid, sub, s = ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid == 6:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_dc_DcCpdReqEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_target_soc = None
     if fid != -1:
@@ -1574,36 +3683,243 @@ def _d_dc_DcCpdResEnergyTransferMode(r: Reader, v: int, n: int, p: int) -> tuple
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargePower")
-    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power__exponent: int
+    f_evse_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_power__value = 0xFF - f_evse_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_power__value = -q - 1 if f_evse_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_power = new(ct.RationalNumber)
+    f_evse_maximum_charge_power.exponent = f_evse_maximum_charge_power__exponent
+    f_evse_maximum_charge_power.value = f_evse_maximum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
-    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power__exponent: int
+    f_evse_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_charge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_charge_power__value = 0xFF - f_evse_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_charge_power__value = -q - 1 if f_evse_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_charge_power = new(ct.RationalNumber)
+    f_evse_minimum_charge_power.exponent = f_evse_minimum_charge_power__exponent
+    f_evse_minimum_charge_power.value = f_evse_minimum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
-    f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_current__exponent: int
+    f_evse_maximum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_current__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_current__value = 0xFF - f_evse_maximum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_current__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_current__value = -q - 1 if f_evse_maximum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_current__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_current = new(ct.RationalNumber)
+    f_evse_maximum_charge_current.exponent = f_evse_maximum_charge_current__exponent
+    f_evse_maximum_charge_current.value = f_evse_maximum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargeCurrent")
-    f_evse_minimum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_current__exponent: int
+    f_evse_minimum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_charge_current__value < 0x180:
+        p += 9
+        f_evse_minimum_charge_current__value = 0xFF - f_evse_minimum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_charge_current__value & 0x7F) | (q << 7)
+        f_evse_minimum_charge_current__value = -q - 1 if f_evse_minimum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_charge_current__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_charge_current = new(ct.RationalNumber)
+    f_evse_minimum_charge_current.exponent = f_evse_minimum_charge_current__exponent
+    f_evse_minimum_charge_current.value = f_evse_minimum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
-    f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_voltage__exponent: int
+    f_evse_maximum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_voltage__value < 0x180:
+        p += 9
+        f_evse_maximum_voltage__value = 0xFF - f_evse_maximum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_voltage__value & 0x7F) | (q << 7)
+        f_evse_maximum_voltage__value = -q - 1 if f_evse_maximum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_voltage = new(ct.RationalNumber)
+    f_evse_maximum_voltage.exponent = f_evse_maximum_voltage__exponent
+    f_evse_maximum_voltage.value = f_evse_maximum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumVoltage")
-    f_evse_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 6
-    w, mask, prods = _D_dc_DcCpdResEnergyTransferMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evse_minimum_voltage__exponent: int
+    f_evse_minimum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_voltage__value < 0x180:
+        p += 9
+        f_evse_minimum_voltage__value = 0xFF - f_evse_minimum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_voltage__value & 0x7F) | (q << 7)
+        f_evse_minimum_voltage__value = -q - 1 if f_evse_minimum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_voltage = new(ct.RationalNumber)
+    f_evse_minimum_voltage.exponent = f_evse_minimum_voltage__exponent
+    f_evse_minimum_voltage.value = f_evse_minimum_voltage__value
+    p += 2
+    fid, sub, s = ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid == 6:
-        f_evse_power_ramp_limitation, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_DcCpdResEnergyTransferMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_power_ramp_limitation__exponent: int
+        f_evse_power_ramp_limitation__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_power_ramp_limitation__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_power_ramp_limitation__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_power_ramp_limitation__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_power_ramp_limitation__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_power_ramp_limitation__value < 0x180:
+            p += 9
+            f_evse_power_ramp_limitation__value = 0xFF - f_evse_power_ramp_limitation__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_power_ramp_limitation__value & 0x7F) | (q << 7)
+            f_evse_power_ramp_limitation__value = -q - 1 if f_evse_power_ramp_limitation__value >> 8 else q
+            p += 17
+        else:
+            f_evse_power_ramp_limitation__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_power_ramp_limitation__value <= 32767:
+                raise out_of_range(p, f_evse_power_ramp_limitation__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_power_ramp_limitation = new(ct.RationalNumber)
+        f_evse_power_ramp_limitation.exponent = f_evse_power_ramp_limitation__exponent
+        f_evse_power_ramp_limitation.value = f_evse_power_ramp_limitation__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_evse_power_ramp_limitation = None
     if fid != -1:
@@ -1667,14 +3983,17 @@ def _d_dc_DcCableCheckRes(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcCable
     n = r.n
     p += 15
     q = (v >> (n - p)) & 0x7FFF
-    if q >> 13:
-        raise unexpected(p - 15, 2, "ResponseCode")
+    if q & 0x6073:
+        if q >> 13:
+            raise unexpected(p - 15, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+        if (q >> 4) & 0x7:
+            raise unexpected(p - 7, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVSEProcessing")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
-    if (q >> 4) & 0x7:
-        raise unexpected(p - 7, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVSEProcessing")
     o = new(dc.DcCableCheckRes)
     o.header = f_header
     o.response_code = f_response_code
@@ -1741,31 +4060,58 @@ def _d_dc_DcChargeLoopReq(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcCharg
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
     v = r.v
     n = r.n
-    s = 1
-    w, mask, prods = _D_dc_DcChargeLoopReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         f_display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
-        w, mask, prods = _D_dc_DcChargeLoopReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((2, 0, 3), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_display_parameters = None
     if fid != 2:
         raise bad_event(p, fid, "MeterInfoRequested")
     p += 4
     q = (v >> (n - p)) & 0xF
-    if q >> 3:
-        raise unexpected(p - 4, 1, "characters of MeterInfoRequested")
+    if q & 0xB:
+        if q >> 3:
+            raise unexpected(p - 4, 1, "characters of MeterInfoRequested")
+        f_meter_info_requested = ((q >> 2) & 0x1) == 1
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of MeterInfoRequested")
     f_meter_info_requested = ((q >> 2) & 0x1) == 1
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of MeterInfoRequested")
-    f_ev_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 4
-    w, mask, prods = _D_dc_DcChargeLoopReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_present_voltage__exponent: int
+    f_ev_present_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_present_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_present_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_present_voltage__value < 0x180:
+        p += 9
+        f_ev_present_voltage__value = 0xFF - f_ev_present_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_present_voltage__value & 0x7F) | (q << 7)
+        f_ev_present_voltage__value = -q - 1 if f_ev_present_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_present_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_present_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_present_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_present_voltage = new(ct.RationalNumber)
+    f_ev_present_voltage.exponent = f_ev_present_voltage__exponent
+    f_ev_present_voltage.value = f_ev_present_voltage__value
+    p += 3
+    fid, sub, s = ((4, 0, 5), (4, 1, 5), (4, 2, 5), (4, 3, 5), (4, 4, 5), (-3, 0, 4))[(v >> (n - p)) & 0x7]
     if fid != 4:
         raise bad_event(p, fid, "BPT_Dynamic_DC_CLReqControlMode")
     f_cl_req_control_mode, p = _R_dc_DcChargeLoopReq_4[sub](r, v, n, p)
@@ -1882,62 +4228,154 @@ def _d_dc_DcChargeLoopRes(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcCharg
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "ResponseCode")
+    if q & 0x181:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 2
-    w, mask, prods = _D_dc_DcChargeLoopRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))[(v >> (n - p)) & 0x7]
     if fid == 2:
-        f_evse_status, p = _d_ct_EvseStatus(r, v, n, p)
-        w, mask, prods = _D_dc_DcChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_status__notification_max_delay: int
+        f_evse_status__evse_notification: ct.EvseNotification
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "NotificationMaxDelay")
+        f_evse_status__notification_max_delay = (v >> (n - p - 8)) & 0xFF
+        if f_evse_status__notification_max_delay < 0x80:
+            p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_evse_status__notification_max_delay = (f_evse_status__notification_max_delay & 0x7F) | (q << 7)
+            p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_evse_status__notification_max_delay = (
+                (f_evse_status__notification_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
+            if not 0 <= f_evse_status__notification_max_delay <= 65535:
+                raise out_of_range(p, f_evse_status__notification_max_delay, 0, 65535)
+        else:
+            f_evse_status__notification_max_delay, p = r_uint(v, n, p, 3)
+            if not 0 <= f_evse_status__notification_max_delay <= 65535:
+                raise out_of_range(p, f_evse_status__notification_max_delay, 0, 65535)
+        p += 8
+        q = (v >> (n - p)) & 0xFF
+        if q & 0xE3:
+            if q >> 5:
+                raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+            f_evse_status__evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+            if (q) & 0x3:
+                raise unexpected(p - 2, 2, "end of EVSENotification")
+        f_evse_status__evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+        f_evse_status = new(ct.EvseStatus)
+        f_evse_status.notification_max_delay = f_evse_status__notification_max_delay
+        f_evse_status.evse_notification = f_evse_status__evse_notification
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_evse_status = None
     if fid == 3:
         f_meter_info, p = _d_ct_MeterInfo(r, v, n, p)
-        w, mask, prods = _D_dc_DcChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_meter_info = None
     if fid == 4:
         f_receipt, p = _d_ct_Receipt(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_dc_DcChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((5, 0, 6), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_receipt = None
     if fid != 5:
         raise bad_event(p, fid, "EVSEPresentCurrent")
-    f_evse_present_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_present_current__exponent: int
+    f_evse_present_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_present_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_present_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_present_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_present_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_present_current__value < 0x180:
+        p += 9
+        f_evse_present_current__value = 0xFF - f_evse_present_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_present_current__value & 0x7F) | (q << 7)
+        f_evse_present_current__value = -q - 1 if f_evse_present_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_present_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_present_current__value <= 32767:
+            raise out_of_range(p, f_evse_present_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_present_current = new(ct.RationalNumber)
+    f_evse_present_current.exponent = f_evse_present_current__exponent
+    f_evse_present_current.value = f_evse_present_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEPresentVoltage")
-    f_evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_present_voltage__exponent: int
+    f_evse_present_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_present_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_present_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_present_voltage__value < 0x180:
+        p += 9
+        f_evse_present_voltage__value = 0xFF - f_evse_present_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_present_voltage__value & 0x7F) | (q << 7)
+        f_evse_present_voltage__value = -q - 1 if f_evse_present_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_present_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_present_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_present_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_present_voltage = new(ct.RationalNumber)
+    f_evse_present_voltage.exponent = f_evse_present_voltage__exponent
+    f_evse_present_voltage.value = f_evse_present_voltage__value
     p += 12
     q = (v >> (n - p)) & 0xFFF
-    if q >> 10:
-        raise unexpected(p - 12, 2, "EVSEPowerLimitAchieved")
+    if q & 0xDDD:
+        if q >> 10:
+            raise unexpected(p - 12, 2, "EVSEPowerLimitAchieved")
+        f_evse_power_limit_achieved = ((q >> 9) & 0x1) == 1
+        if (q >> 6) & 0x7:
+            raise unexpected(p - 9, 3, "end of EVSEPowerLimitAchieved")
+        f_evse_current_limit_achieved = ((q >> 5) & 0x1) == 1
+        if (q >> 2) & 0x7:
+            raise unexpected(p - 5, 3, "end of EVSECurrentLimitAchieved")
+        f_evse_voltage_limit_achieved = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVSEVoltageLimitAchieved")
     f_evse_power_limit_achieved = ((q >> 9) & 0x1) == 1
-    if (q >> 6) & 0x7:
-        raise unexpected(p - 9, 3, "end of EVSEPowerLimitAchieved")
     f_evse_current_limit_achieved = ((q >> 5) & 0x1) == 1
-    if (q >> 2) & 0x7:
-        raise unexpected(p - 5, 3, "end of EVSECurrentLimitAchieved")
     f_evse_voltage_limit_achieved = ((q >> 1) & 0x1) == 1
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVSEVoltageLimitAchieved")
-    s = 10
-    w, mask, prods = _D_dc_DcChargeLoopRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((10, 0, 11), (10, 1, 11), (10, 2, 11), (10, 3, 11), (10, 4, 11), (-3, 0, 10))[(v >> (n - p)) & 0x7]
     if fid != 10:
         raise bad_event(p, fid, "BPT_Dynamic_DC_CLResControlMode")
     f_cl_res_control_mode, p = _R_dc_DcChargeLoopRes_10[sub](r, v, n, p)
@@ -1994,10 +4432,8 @@ def _d_dc_DcChargeParameterDiscoveryReq(
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
     v = r.v
     n = r.n
-    s = 1
-    w, mask, prods = _D_dc_DcChargeParameterDiscoveryReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (1, 1, 2), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != 1:
         raise bad_event(p, fid, "BPT_DC_CPDReqEnergyTransferMode")
     f_dc_cpd_req_energy_transfer_mode, p = _R_dc_DcChargeParameterDiscoveryReq_1[sub](r, v, n, p)
@@ -2050,15 +4486,15 @@ def _d_dc_DcChargeParameterDiscoveryRes(
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "ResponseCode")
+    if q & 0x181:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 2
-    w, mask, prods = _D_dc_DcChargeParameterDiscoveryRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (2, 1, 3), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid != 2:
         raise bad_event(p, fid, "BPT_DC_CPDResEnergyTransferMode")
     f_dc_cpd_res_energy_transfer_mode, p = _R_dc_DcChargeParameterDiscoveryRes_2[sub](r, v, n, p)
@@ -2101,16 +4537,78 @@ def _d_dc_DcPreChargeReq(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcPreCha
     n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
-    if q >> 4:
-        raise unexpected(p - 6, 2, "EVProcessing")
+    if q & 0x33:
+        if q >> 4:
+            raise unexpected(p - 6, 2, "EVProcessing")
+        f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVProcessing")
     f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVProcessing")
-    f_ev_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_present_voltage__exponent: int
+    f_ev_present_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_present_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_present_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_present_voltage__value < 0x180:
+        p += 9
+        f_ev_present_voltage__value = 0xFF - f_ev_present_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_present_voltage__value & 0x7F) | (q << 7)
+        f_ev_present_voltage__value = -q - 1 if f_ev_present_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_present_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_present_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_present_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_present_voltage = new(ct.RationalNumber)
+    f_ev_present_voltage.exponent = f_ev_present_voltage__exponent
+    f_ev_present_voltage.value = f_ev_present_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVTargetVoltage")
-    f_ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_voltage__exponent: int
+    f_ev_target_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_voltage__value < 0x180:
+        p += 9
+        f_ev_target_voltage__value = 0xFF - f_ev_target_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_voltage__value & 0x7F) | (q << 7)
+        f_ev_target_voltage__value = -q - 1 if f_ev_target_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_target_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_voltage = new(ct.RationalNumber)
+    f_ev_target_voltage.exponent = f_ev_target_voltage__exponent
+    f_ev_target_voltage.value = f_ev_target_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcPreChargeReq")
@@ -2147,12 +4645,44 @@ def _d_dc_DcPreChargeRes(r: Reader, v: int, n: int, p: int) -> tuple[dc.DcPreCha
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "ResponseCode")
+    if q & 0x303:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of ResponseCode")
-    f_evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_present_voltage__exponent: int
+    f_evse_present_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_present_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_present_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_present_voltage__value < 0x180:
+        p += 9
+        f_evse_present_voltage__value = 0xFF - f_evse_present_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_present_voltage__value & 0x7F) | (q << 7)
+        f_evse_present_voltage__value = -q - 1 if f_evse_present_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_present_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_present_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_present_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_present_voltage = new(ct.RationalNumber)
+    f_evse_present_voltage.exponent = f_evse_present_voltage__exponent
+    f_evse_present_voltage.value = f_evse_present_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcPreChargeRes")
@@ -2184,11 +4714,13 @@ def _d_dc_DcWeldingDetectionReq(r: Reader, v: int, n: int, p: int) -> tuple[dc.D
     n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
-    if q >> 4:
-        raise unexpected(p - 6, 2, "EVProcessing")
+    if q & 0x33:
+        if q >> 4:
+            raise unexpected(p - 6, 2, "EVProcessing")
+        f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVProcessing")
     f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVProcessing")
     o = new(dc.DcWeldingDetectionReq)
     o.header = f_header
     o.ev_processing = f_ev_processing
@@ -2220,12 +4752,44 @@ def _d_dc_DcWeldingDetectionRes(r: Reader, v: int, n: int, p: int) -> tuple[dc.D
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "ResponseCode")
+    if q & 0x303:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of ResponseCode")
-    f_evse_present_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_present_voltage__exponent: int
+    f_evse_present_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_present_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_present_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_present_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_present_voltage__value < 0x180:
+        p += 9
+        f_evse_present_voltage__value = 0xFF - f_evse_present_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_present_voltage__value & 0x7F) | (q << 7)
+        f_evse_present_voltage__value = -q - 1 if f_evse_present_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_present_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_present_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_present_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_present_voltage = new(ct.RationalNumber)
+    f_evse_present_voltage.exponent = f_evse_present_voltage__exponent
+    f_evse_present_voltage.value = f_evse_present_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DcWeldingDetectionRes")
@@ -2307,10 +4871,8 @@ def _d_dc_DynamicDcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
     f_ev_maximum_charge_current: ct.RationalNumber
     f_ev_maximum_voltage: ct.RationalNumber
     f_ev_minimum_voltage: ct.RationalNumber
-    s = 0
-    w, mask, prods = _D_dc_DynamicDcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2321,6 +4883,9 @@ def _d_dc_DynamicDcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -2328,42 +4893,281 @@ def _d_dc_DynamicDcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_dc_DynamicDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_departure_time = None
     if fid != 1:
         raise bad_event(p, fid, "EVTargetEnergyRequest")
-    f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_energy_request__exponent: int
+    f_ev_target_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+        p += 9
+        f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+        f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_energy_request = new(ct.RationalNumber)
+    f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+    f_ev_target_energy_request.value = f_ev_target_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumEnergyRequest")
-    f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_energy_request__exponent: int
+    f_ev_maximum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+        p += 9
+        f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_energy_request = new(ct.RationalNumber)
+    f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+    f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumEnergyRequest")
-    f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_energy_request__exponent: int
+    f_ev_minimum_energy_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_energy_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+        p += 9
+        f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+        f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_energy_request = new(ct.RationalNumber)
+    f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+    f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargePower")
-    f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_power__exponent: int
+    f_ev_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_power = new(ct.RationalNumber)
+    f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+    f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumChargePower")
-    f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_charge_power__exponent: int
+    f_ev_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+        p += 9
+        f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_charge_power = new(ct.RationalNumber)
+    f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+    f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumChargeCurrent")
-    f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_charge_current__exponent: int
+    f_ev_maximum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_charge_current__value < 0x180:
+        p += 9
+        f_ev_maximum_charge_current__value = 0xFF - f_ev_maximum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_charge_current__value & 0x7F) | (q << 7)
+        f_ev_maximum_charge_current__value = -q - 1 if f_ev_maximum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_charge_current__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_charge_current = new(ct.RationalNumber)
+    f_ev_maximum_charge_current.exponent = f_ev_maximum_charge_current__exponent
+    f_ev_maximum_charge_current.value = f_ev_maximum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMaximumVoltage")
-    f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_maximum_voltage__exponent: int
+    f_ev_maximum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_maximum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_maximum_voltage__value < 0x180:
+        p += 9
+        f_ev_maximum_voltage__value = 0xFF - f_ev_maximum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_maximum_voltage__value & 0x7F) | (q << 7)
+        f_ev_maximum_voltage__value = -q - 1 if f_ev_maximum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_maximum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_maximum_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_maximum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_maximum_voltage = new(ct.RationalNumber)
+    f_ev_maximum_voltage.exponent = f_ev_maximum_voltage__exponent
+    f_ev_maximum_voltage.value = f_ev_maximum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVMinimumVoltage")
-    f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_minimum_voltage__exponent: int
+    f_ev_minimum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_minimum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_minimum_voltage__value < 0x180:
+        p += 9
+        f_ev_minimum_voltage__value = 0xFF - f_ev_minimum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_minimum_voltage__value & 0x7F) | (q << 7)
+        f_ev_minimum_voltage__value = -q - 1 if f_ev_minimum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_minimum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_minimum_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_minimum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_minimum_voltage = new(ct.RationalNumber)
+    f_ev_minimum_voltage.exponent = f_ev_minimum_voltage__exponent
+    f_ev_minimum_voltage.value = f_ev_minimum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicDcClReqControlMode")
@@ -2471,10 +5275,8 @@ def _d_dc_DynamicDcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
     f_evse_minimum_charge_power: ct.RationalNumber
     f_evse_maximum_charge_current: ct.RationalNumber
     f_evse_maximum_voltage: ct.RationalNumber
-    s = 0
-    w, mask, prods = _D_dc_DynamicDcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2485,6 +5287,9 @@ def _d_dc_DynamicDcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_departure_time = (f_departure_time & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_departure_time = (f_departure_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_departure_time, p = r_uint(v, n, p, 5)
             if not 0 <= f_departure_time <= 4294967295:
@@ -2492,39 +5297,44 @@ def _d_dc_DynamicDcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of DepartureTime")
-        w, mask, prods = _D_dc_DynamicDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_departure_time = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of MinimumSOC")
+            f_minimum_soc = (q >> 1) & 0x7F
+            if f_minimum_soc > 100:
+                raise out_of_range(p, f_minimum_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of MinimumSOC")
         f_minimum_soc = (q >> 1) & 0x7F
         if f_minimum_soc > 100:
             raise out_of_range(p, f_minimum_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of MinimumSOC")
-        w, mask, prods = _D_dc_DynamicDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_dc_DynamicDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_target_soc = None
     if fid == 3:
@@ -2537,6 +5347,11 @@ def _d_dc_DynamicDcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_ack_max_delay = (f_ack_max_delay & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_ack_max_delay = (f_ack_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
+            if not 0 <= f_ack_max_delay <= 65535:
+                raise out_of_range(p, f_ack_max_delay, 0, 65535)
         else:
             f_ack_max_delay, p = r_uint(v, n, p, 3)
             if not 0 <= f_ack_max_delay <= 65535:
@@ -2544,26 +5359,145 @@ def _d_dc_DynamicDcClResControlMode(r: Reader, v: int, n: int, p: int) -> tuple[
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of AckMaxDelay")
-        w, mask, prods = _D_dc_DynamicDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((4, 0, 5), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_ack_max_delay = None
     if fid != 4:
         raise bad_event(p, fid, "EVSEMaximumChargePower")
-    f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_power__exponent: int
+    f_evse_maximum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_power__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_power__value = 0xFF - f_evse_maximum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_power__value = -q - 1 if f_evse_maximum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_power = new(ct.RationalNumber)
+    f_evse_maximum_charge_power.exponent = f_evse_maximum_charge_power__exponent
+    f_evse_maximum_charge_power.value = f_evse_maximum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMinimumChargePower")
-    f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_minimum_charge_power__exponent: int
+    f_evse_minimum_charge_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_minimum_charge_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_minimum_charge_power__value < 0x180:
+        p += 9
+        f_evse_minimum_charge_power__value = 0xFF - f_evse_minimum_charge_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_minimum_charge_power__value & 0x7F) | (q << 7)
+        f_evse_minimum_charge_power__value = -q - 1 if f_evse_minimum_charge_power__value >> 8 else q
+        p += 17
+    else:
+        f_evse_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_minimum_charge_power__value <= 32767:
+            raise out_of_range(p, f_evse_minimum_charge_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_minimum_charge_power = new(ct.RationalNumber)
+    f_evse_minimum_charge_power.exponent = f_evse_minimum_charge_power__exponent
+    f_evse_minimum_charge_power.value = f_evse_minimum_charge_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumChargeCurrent")
-    f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_charge_current__exponent: int
+    f_evse_maximum_charge_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_charge_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_charge_current__value < 0x180:
+        p += 9
+        f_evse_maximum_charge_current__value = 0xFF - f_evse_maximum_charge_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_charge_current__value & 0x7F) | (q << 7)
+        f_evse_maximum_charge_current__value = -q - 1 if f_evse_maximum_charge_current__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_charge_current__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_charge_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_charge_current = new(ct.RationalNumber)
+    f_evse_maximum_charge_current.exponent = f_evse_maximum_charge_current__exponent
+    f_evse_maximum_charge_current.value = f_evse_maximum_charge_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVSEMaximumVoltage")
-    f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evse_maximum_voltage__exponent: int
+    f_evse_maximum_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_evse_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evse_maximum_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evse_maximum_voltage__value < 0x180:
+        p += 9
+        f_evse_maximum_voltage__value = 0xFF - f_evse_maximum_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evse_maximum_voltage__value & 0x7F) | (q << 7)
+        f_evse_maximum_voltage__value = -q - 1 if f_evse_maximum_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_evse_maximum_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evse_maximum_voltage__value <= 32767:
+            raise out_of_range(p, f_evse_maximum_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evse_maximum_voltage = new(ct.RationalNumber)
+    f_evse_maximum_voltage.exponent = f_evse_maximum_voltage__exponent
+    f_evse_maximum_voltage.value = f_evse_maximum_voltage__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DynamicDcClResControlMode")
@@ -2697,75 +5631,365 @@ def _d_dc_ScheduledDcClReqControlMode(r: Reader, v: int, n: int, p: int) -> tupl
     f_ev_maximum_charge_current: ct.RationalNumber | None
     f_ev_maximum_voltage: ct.RationalNumber | None
     f_ev_minimum_voltage: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
-        f_ev_target_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_target_energy_request__exponent: int
+        f_ev_target_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_target_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_target_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_target_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_target_energy_request__value < 0x180:
+            p += 9
+            f_ev_target_energy_request__value = 0xFF - f_ev_target_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_target_energy_request__value & 0x7F) | (q << 7)
+            f_ev_target_energy_request__value = -q - 1 if f_ev_target_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_target_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_target_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_target_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_target_energy_request = new(ct.RationalNumber)
+        f_ev_target_energy_request.exponent = f_ev_target_energy_request__exponent
+        f_ev_target_energy_request.value = f_ev_target_energy_request__value
+        p += 2
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     else:
         f_ev_target_energy_request = None
     if fid == 1:
-        f_ev_maximum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_energy_request__exponent: int
+        f_ev_maximum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_energy_request__value < 0x180:
+            p += 9
+            f_ev_maximum_energy_request__value = 0xFF - f_ev_maximum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_maximum_energy_request__value = -q - 1 if f_ev_maximum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_energy_request = new(ct.RationalNumber)
+        f_ev_maximum_energy_request.exponent = f_ev_maximum_energy_request__exponent
+        f_ev_maximum_energy_request.value = f_ev_maximum_energy_request__value
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_energy_request = None
     if fid == 2:
-        f_ev_minimum_energy_request, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_energy_request__exponent: int
+        f_ev_minimum_energy_request__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_energy_request__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_energy_request__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_energy_request__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_energy_request__value < 0x180:
+            p += 9
+            f_ev_minimum_energy_request__value = 0xFF - f_ev_minimum_energy_request__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_energy_request__value & 0x7F) | (q << 7)
+            f_ev_minimum_energy_request__value = -q - 1 if f_ev_minimum_energy_request__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_energy_request__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_energy_request__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_energy_request__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_energy_request = new(ct.RationalNumber)
+        f_ev_minimum_energy_request.exponent = f_ev_minimum_energy_request__exponent
+        f_ev_minimum_energy_request.value = f_ev_minimum_energy_request__value
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_energy_request = None
     if fid != 3:
         raise bad_event(p, fid, "EVTargetCurrent")
-    f_ev_target_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_ev_target_current__exponent: int
+    f_ev_target_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_current__value < 0x180:
+        p += 9
+        f_ev_target_current__value = 0xFF - f_ev_target_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_current__value & 0x7F) | (q << 7)
+        f_ev_target_current__value = -q - 1 if f_ev_target_current__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_current__value <= 32767:
+            raise out_of_range(p, f_ev_target_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_current = new(ct.RationalNumber)
+    f_ev_target_current.exponent = f_ev_target_current__exponent
+    f_ev_target_current.value = f_ev_target_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVTargetVoltage")
-    f_ev_target_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 5
-    w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_ev_target_voltage__exponent: int
+    f_ev_target_voltage__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_ev_target_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_ev_target_voltage__exponent = ((q >> 3) & 0xFF) - 128
+    f_ev_target_voltage__value = (v >> (n - p - 9)) & 0x1FF
+    if f_ev_target_voltage__value < 0x80:
+        p += 9
+    elif 0x100 <= f_ev_target_voltage__value < 0x180:
+        p += 9
+        f_ev_target_voltage__value = 0xFF - f_ev_target_voltage__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_ev_target_voltage__value & 0x7F) | (q << 7)
+        f_ev_target_voltage__value = -q - 1 if f_ev_target_voltage__value >> 8 else q
+        p += 17
+    else:
+        f_ev_target_voltage__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_ev_target_voltage__value <= 32767:
+            raise out_of_range(p, f_ev_target_voltage__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_ev_target_voltage = new(ct.RationalNumber)
+    f_ev_target_voltage.exponent = f_ev_target_voltage__exponent
+    f_ev_target_voltage.value = f_ev_target_voltage__value
+    p += 3
+    fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))[
+        (v >> (n - p)) & 0x7
+    ]
     if fid == 5:
-        f_ev_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_power__exponent: int
+        f_ev_maximum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_power__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_power__value = 0xFF - f_ev_maximum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_power__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_power__value = -q - 1 if f_ev_maximum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_power__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_power = new(ct.RationalNumber)
+        f_ev_maximum_charge_power.exponent = f_ev_maximum_charge_power__exponent
+        f_ev_maximum_charge_power.value = f_ev_maximum_charge_power__value
+        p += 3
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x7]
     else:
         f_ev_maximum_charge_power = None
     if fid == 6:
-        f_ev_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_charge_power__exponent: int
+        f_ev_minimum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_charge_power__value < 0x180:
+            p += 9
+            f_ev_minimum_charge_power__value = 0xFF - f_ev_minimum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_charge_power__value & 0x7F) | (q << 7)
+            f_ev_minimum_charge_power__value = -q - 1 if f_ev_minimum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_charge_power__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_charge_power = new(ct.RationalNumber)
+        f_ev_minimum_charge_power.exponent = f_ev_minimum_charge_power__exponent
+        f_ev_minimum_charge_power.value = f_ev_minimum_charge_power__value
+        p += 3
+        fid, sub, s = ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x7]
     else:
         f_ev_minimum_charge_power = None
     if fid == 7:
-        f_ev_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_charge_current__exponent: int
+        f_ev_maximum_charge_current__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_charge_current__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_charge_current__value < 0x180:
+            p += 9
+            f_ev_maximum_charge_current__value = 0xFF - f_ev_maximum_charge_current__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_charge_current__value & 0x7F) | (q << 7)
+            f_ev_maximum_charge_current__value = -q - 1 if f_ev_maximum_charge_current__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_charge_current__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_charge_current__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_charge_current = new(ct.RationalNumber)
+        f_ev_maximum_charge_current.exponent = f_ev_maximum_charge_current__exponent
+        f_ev_maximum_charge_current.value = f_ev_maximum_charge_current__value
+        p += 2
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_charge_current = None
     if fid == 8:
-        f_ev_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_maximum_voltage__exponent: int
+        f_ev_maximum_voltage__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_maximum_voltage__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_maximum_voltage__value < 0x180:
+            p += 9
+            f_ev_maximum_voltage__value = 0xFF - f_ev_maximum_voltage__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_maximum_voltage__value & 0x7F) | (q << 7)
+            f_ev_maximum_voltage__value = -q - 1 if f_ev_maximum_voltage__value >> 8 else q
+            p += 17
+        else:
+            f_ev_maximum_voltage__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_maximum_voltage__value <= 32767:
+                raise out_of_range(p, f_ev_maximum_voltage__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_maximum_voltage = new(ct.RationalNumber)
+        f_ev_maximum_voltage.exponent = f_ev_maximum_voltage__exponent
+        f_ev_maximum_voltage.value = f_ev_maximum_voltage__value
+        p += 2
+        fid, sub, s = ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x3]
     else:
         f_ev_maximum_voltage = None
     if fid == 9:
-        f_ev_minimum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClReqControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_ev_minimum_voltage__exponent: int
+        f_ev_minimum_voltage__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_ev_minimum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        f_ev_minimum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+        if f_ev_minimum_voltage__value < 0x80:
+            p += 9
+        elif 0x100 <= f_ev_minimum_voltage__value < 0x180:
+            p += 9
+            f_ev_minimum_voltage__value = 0xFF - f_ev_minimum_voltage__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_ev_minimum_voltage__value & 0x7F) | (q << 7)
+            f_ev_minimum_voltage__value = -q - 1 if f_ev_minimum_voltage__value >> 8 else q
+            p += 17
+        else:
+            f_ev_minimum_voltage__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_ev_minimum_voltage__value <= 32767:
+                raise out_of_range(p, f_ev_minimum_voltage__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_ev_minimum_voltage = new(ct.RationalNumber)
+        f_ev_minimum_voltage.exponent = f_ev_minimum_voltage__exponent
+        f_ev_minimum_voltage.value = f_ev_minimum_voltage__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x1]
     else:
         f_ev_minimum_voltage = None
     if fid != -1:
@@ -2848,36 +6072,150 @@ def _d_dc_ScheduledDcClResControlMode(r: Reader, v: int, n: int, p: int) -> tupl
     f_evse_minimum_charge_power: ct.RationalNumber | None
     f_evse_maximum_charge_current: ct.RationalNumber | None
     f_evse_maximum_voltage: ct.RationalNumber | None
-    s = 0
-    w, mask, prods = _D_dc_ScheduledDcClResControlMode[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
-        f_evse_maximum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_charge_power__exponent: int
+        f_evse_maximum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_charge_power__value < 0x180:
+            p += 9
+            f_evse_maximum_charge_power__value = 0xFF - f_evse_maximum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_charge_power__value & 0x7F) | (q << 7)
+            f_evse_maximum_charge_power__value = -q - 1 if f_evse_maximum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_charge_power__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_charge_power = new(ct.RationalNumber)
+        f_evse_maximum_charge_power.exponent = f_evse_maximum_charge_power__exponent
+        f_evse_maximum_charge_power.value = f_evse_maximum_charge_power__value
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_evse_maximum_charge_power = None
     if fid == 1:
-        f_evse_minimum_charge_power, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_minimum_charge_power__exponent: int
+        f_evse_minimum_charge_power__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_minimum_charge_power__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_minimum_charge_power__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_minimum_charge_power__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_minimum_charge_power__value < 0x180:
+            p += 9
+            f_evse_minimum_charge_power__value = 0xFF - f_evse_minimum_charge_power__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_minimum_charge_power__value & 0x7F) | (q << 7)
+            f_evse_minimum_charge_power__value = -q - 1 if f_evse_minimum_charge_power__value >> 8 else q
+            p += 17
+        else:
+            f_evse_minimum_charge_power__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_minimum_charge_power__value <= 32767:
+                raise out_of_range(p, f_evse_minimum_charge_power__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_minimum_charge_power = new(ct.RationalNumber)
+        f_evse_minimum_charge_power.exponent = f_evse_minimum_charge_power__exponent
+        f_evse_minimum_charge_power.value = f_evse_minimum_charge_power__value
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_evse_minimum_charge_power = None
     if fid == 2:
-        f_evse_maximum_charge_current, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_charge_current__exponent: int
+        f_evse_maximum_charge_current__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_charge_current__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_charge_current__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_charge_current__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_charge_current__value < 0x180:
+            p += 9
+            f_evse_maximum_charge_current__value = 0xFF - f_evse_maximum_charge_current__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_charge_current__value & 0x7F) | (q << 7)
+            f_evse_maximum_charge_current__value = -q - 1 if f_evse_maximum_charge_current__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_charge_current__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_charge_current__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_charge_current__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_charge_current = new(ct.RationalNumber)
+        f_evse_maximum_charge_current.exponent = f_evse_maximum_charge_current__exponent
+        f_evse_maximum_charge_current.value = f_evse_maximum_charge_current__value
+        p += 2
+        fid, sub, s = ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_evse_maximum_charge_current = None
     if fid == 3:
-        f_evse_maximum_voltage, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_dc_ScheduledDcClResControlMode[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_maximum_voltage__exponent: int
+        f_evse_maximum_voltage__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evse_maximum_voltage__exponent = ((q >> 3) & 0xFF) - 128
+        f_evse_maximum_voltage__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evse_maximum_voltage__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evse_maximum_voltage__value < 0x180:
+            p += 9
+            f_evse_maximum_voltage__value = 0xFF - f_evse_maximum_voltage__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evse_maximum_voltage__value & 0x7F) | (q << 7)
+            f_evse_maximum_voltage__value = -q - 1 if f_evse_maximum_voltage__value >> 8 else q
+            p += 17
+        else:
+            f_evse_maximum_voltage__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evse_maximum_voltage__value <= 32767:
+                raise out_of_range(p, f_evse_maximum_voltage__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evse_maximum_voltage = new(ct.RationalNumber)
+        f_evse_maximum_voltage.exponent = f_evse_maximum_voltage__exponent
+        f_evse_maximum_voltage.value = f_evse_maximum_voltage__value
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_evse_maximum_voltage = None
     if fid != -1:
@@ -2920,103 +6258,18 @@ _T_dc_BptDcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]]
     (11, -3): (1, 1, 11),
 }
 _D_dc_BptDcCpdReqEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (10, 0, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _T_dc_BptDcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -3046,103 +6299,18 @@ _T_dc_BptDcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]]
     (11, -3): (1, 1, 11),
 }
 _D_dc_BptDcCpdResEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (10, 0, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _T_dc_BptDynamicDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -3181,130 +6349,21 @@ _T_dc_BptDynamicDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] 
     (14, -3): (1, 1, 14),
 }
 _D_dc_BptDynamicDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (10, 0, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (11, 0, 12),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (13, 0, 14),
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (13, 0, 14),
-            (-1, 0, -1),
-            (-3, 0, 13),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 14),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((11, 0, 12), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (13, 0, 14), (-1, 0, -1), (-3, 0, 12))),
+    (2, 0x3, ((13, 0, 14), (-1, 0, -1), (-3, 0, 13))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 14))),
 )
 _T_dc_BptDynamicDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -3345,120 +6404,19 @@ _T_dc_BptDynamicDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] 
     (12, -3): (1, 1, 12),
 }
 _D_dc_BptDynamicDcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (10, 0, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (11, 0, 12),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (1, 0x1, ((10, 0, 11), (-3, 0, 10))),
+    (1, 0x1, ((11, 0, 12), (-3, 0, 11))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 12))),
 )
 _T_dc_BptScheduledDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -3533,52 +6491,11 @@ _T_dc_BptScheduledDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]
     (13, -3): (1, 1, 13),
 }
 _D_dc_BptScheduledDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
     (
         4,
         0xF,
@@ -3598,95 +6515,15 @@ _D_dc_BptScheduledDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int
     (
         4,
         0xF,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
+        ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 6)),
     ),
-    (
-        3,
-        0x7,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (9, 0, 10),
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 13),
-        ),
-    ),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 13))),
 )
 _T_dc_BptScheduledDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
@@ -3761,98 +6598,14 @@ _D_dc_BptScheduledDcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int
             (-3, 0, 0),
         ),
     ),
-    (
-        4,
-        0xF,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
+    (4, 0xF, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T_dc_DcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -3874,71 +6627,14 @@ _T_dc_DcCpdReqEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = 
     (7, -3): (1, 1, 7),
 }
 _D_dc_DcCpdReqEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T_dc_DcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -3960,71 +6656,14 @@ _T_dc_DcCpdResEnergyTransferMode: dict[tuple[int, int], tuple[int, int, int]] = 
     (7, -3): (1, 1, 7),
 }
 _D_dc_DcCpdResEnergyTransferMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T_dc_DcCableCheckReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4033,22 +6672,8 @@ _T_dc_DcCableCheckReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (1, -3): (1, 1, 1),
 }
 _D_dc_DcCableCheckReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T_dc_DcCableCheckRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4061,38 +6686,10 @@ _T_dc_DcCableCheckRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_dc_DcCableCheckRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_dc_DcChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4114,59 +6711,12 @@ _T_dc_DcChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (1, 1, 5),
 }
 _D_dc_DcChargeLoopReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (4, 1, 5),
-            (4, 2, 5),
-            (4, 3, 5),
-            (4, 4, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (4, 1, 5), (4, 2, 5), (4, 3, 5), (4, 4, 5), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
 )
 _S_dc_DcChargeLoopReq_4: dict[type[object], tuple[int, Encoder]] = {
     dc.BptDynamicDcClReqControlMode: (256, _e_dc_BptDynamicDcClReqControlMode),
@@ -4219,112 +6769,18 @@ _T_dc_DcChargeLoopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (11, -3): (1, 1, 11),
 }
 _D_dc_DcChargeLoopRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (10, 0, 11),
-            (10, 1, 11),
-            (10, 2, 11),
-            (10, 3, 11),
-            (10, 4, 11),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (10, 1, 11), (10, 2, 11), (10, 3, 11), (10, 4, 11), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _S_dc_DcChargeLoopRes_10: dict[type[object], tuple[int, Encoder]] = {
     dc.BptDynamicDcClResControlMode: (640, _e_dc_BptDynamicDcClResControlMode),
@@ -4350,31 +6806,9 @@ _T_dc_DcChargeParameterDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]]
     (2, -3): (1, 1, 2),
 }
 _D_dc_DcChargeParameterDiscoveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (1, 1, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (1, 1, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _S_dc_DcChargeParameterDiscoveryReq_1: dict[type[object], tuple[int, Encoder]] = {
     dc.BptDcCpdReqEnergyTransferMode: (64, _e_dc_BptDcCpdReqEnergyTransferMode),
@@ -4396,39 +6830,10 @@ _T_dc_DcChargeParameterDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]]
     (3, -3): (1, 1, 3),
 }
 _D_dc_DcChargeParameterDiscoveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (2, 1, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (2, 1, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _S_dc_DcChargeParameterDiscoveryRes_2: dict[type[object], tuple[int, Encoder]] = {
     dc.BptDcCpdResEnergyTransferMode: (128, _e_dc_BptDcCpdResEnergyTransferMode),
@@ -4451,46 +6856,11 @@ _T_dc_DcPreChargeReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_dc_DcPreChargeReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_dc_DcPreChargeRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4503,38 +6873,10 @@ _T_dc_DcPreChargeRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_dc_DcPreChargeRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_dc_DcWeldingDetectionReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4545,30 +6887,9 @@ _T_dc_DcWeldingDetectionReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_dc_DcWeldingDetectionReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_dc_DcWeldingDetectionRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4581,38 +6902,10 @@ _T_dc_DcWeldingDetectionRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_dc_DcWeldingDetectionRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_dc_DynamicDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -4638,87 +6931,16 @@ _T_dc_DynamicDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (9, -3): (1, 1, 9),
 }
 _D_dc_DynamicDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 9))),
 )
 _T_dc_DynamicDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -4751,88 +6973,15 @@ _T_dc_DynamicDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (8, -3): (1, 1, 8),
 }
 _D_dc_DynamicDcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T_dc_ScheduledDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -4880,115 +7029,17 @@ _T_dc_ScheduledDcClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] =
     (10, -3): (1, 1, 10),
 }
 _D_dc_ScheduledDcClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
 _T_dc_ScheduledDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -5013,56 +7064,11 @@ _T_dc_ScheduledDcClResControlMode: dict[tuple[int, int], tuple[int, int, int]] =
     (4, -3): (1, 1, 4),
 }
 _D_dc_ScheduledDcClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 
 MAX_DEPTH = 7  # deepest nesting of complex elements

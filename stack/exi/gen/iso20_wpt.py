@@ -95,6 +95,8 @@ from stack.messages import iso20_types as ct
 from stack.messages import iso20_wpt as wpt
 from stack.messages import xmldsig as ds
 
+_ENUM_ct_EvseNotification = tuple(ct.EvseNotification)
+_EN_ct_EvseNotification = {m: i for i, m in enumerate(_ENUM_ct_EvseNotification)}
 _ENUM_ct_Processing = tuple(ct.Processing)
 _EN_ct_Processing = {m: i for i, m in enumerate(_ENUM_ct_Processing)}
 _ENUM_ct_ResponseCode = tuple(ct.ResponseCode)
@@ -188,34 +190,64 @@ def _d_wpt_WptAlignmentCheckReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.
     n = r.n
     p += 5
     q = (v >> (n - p)) & 0x1F
-    if q >> 3:
-        raise unexpected(p - 5, 2, "EVProcessing")
+    if q & 0x19:
+        if q >> 3:
+            raise unexpected(p - 5, 2, "EVProcessing")
+        f_ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVProcessing")
     f_ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVProcessing")
-    s = 2
-    w, mask, prods = _D_wpt_WptAlignmentCheckReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
-        f_target_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_wpt_WptAlignmentCheckReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_target_coil_current__exponent: int
+        f_target_coil_current__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_target_coil_current__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_target_coil_current__exponent = ((q >> 3) & 0xFF) - 128
+        f_target_coil_current__value = (v >> (n - p - 9)) & 0x1FF
+        if f_target_coil_current__value < 0x80:
+            p += 9
+        elif 0x100 <= f_target_coil_current__value < 0x180:
+            p += 9
+            f_target_coil_current__value = 0xFF - f_target_coil_current__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_target_coil_current__value & 0x7F) | (q << 7)
+            f_target_coil_current__value = -q - 1 if f_target_coil_current__value >> 8 else q
+            p += 17
+        else:
+            f_target_coil_current__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_target_coil_current__value <= 32767:
+                raise out_of_range(p, f_target_coil_current__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_target_coil_current = new(ct.RationalNumber)
+        f_target_coil_current.exponent = f_target_coil_current__exponent
+        f_target_coil_current.value = f_target_coil_current__value
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_target_coil_current = None
     if fid != 3:
         raise bad_event(p, fid, "EVResultCode")
     p += 4
     q = (v >> (n - p)) & 0xF
-    if q >> 3:
-        raise unexpected(p - 4, 1, "characters of EVResultCode")
+    if q & 0x9:
+        if q >> 3:
+            raise unexpected(p - 4, 1, "characters of EVResultCode")
+        f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVResultCode")
     f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVResultCode")
-    w, mask, prods = _D_wpt_WptAlignmentCheckReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     f_vendor_specific_data_container = []
     while fid == 4:
         if p > r.lim:
@@ -234,9 +266,12 @@ def _d_wpt_WptAlignmentCheckReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptAlignmentCheckReq[s]
-        w, mask, prods = _D_wpt_WptAlignmentCheckReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptAlignmentCheckReq[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckReq")
     o = new(wpt.WptAlignmentCheckReq)
@@ -326,30 +361,89 @@ def _d_wpt_WptAlignmentCheckRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.
     n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
-    if q >> 12:
-        raise unexpected(p - 14, 2, "ResponseCode")
+    if q & 0x3039:
+        if q >> 12:
+            raise unexpected(p - 14, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVSEProcessing")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVSEProcessing")
-    s = 3
-    w, mask, prods = _D_wpt_WptAlignmentCheckRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x7]
     if fid == 3:
-        f_power_transmitted, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_wpt_WptAlignmentCheckRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_power_transmitted__exponent: int
+        f_power_transmitted__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_power_transmitted__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_power_transmitted__exponent = ((q >> 3) & 0xFF) - 128
+        f_power_transmitted__value = (v >> (n - p - 9)) & 0x1FF
+        if f_power_transmitted__value < 0x80:
+            p += 9
+        elif 0x100 <= f_power_transmitted__value < 0x180:
+            p += 9
+            f_power_transmitted__value = 0xFF - f_power_transmitted__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_power_transmitted__value & 0x7F) | (q << 7)
+            f_power_transmitted__value = -q - 1 if f_power_transmitted__value >> 8 else q
+            p += 17
+        else:
+            f_power_transmitted__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_power_transmitted__value <= 32767:
+                raise out_of_range(p, f_power_transmitted__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_power_transmitted = new(ct.RationalNumber)
+        f_power_transmitted.exponent = f_power_transmitted__exponent
+        f_power_transmitted.value = f_power_transmitted__value
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_power_transmitted = None
     if fid == 4:
-        f_supply_device_current, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_wpt_WptAlignmentCheckRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_supply_device_current__exponent: int
+        f_supply_device_current__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_supply_device_current__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_supply_device_current__exponent = ((q >> 3) & 0xFF) - 128
+        f_supply_device_current__value = (v >> (n - p - 9)) & 0x1FF
+        if f_supply_device_current__value < 0x80:
+            p += 9
+        elif 0x100 <= f_supply_device_current__value < 0x180:
+            p += 9
+            f_supply_device_current__value = 0xFF - f_supply_device_current__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_supply_device_current__value & 0x7F) | (q << 7)
+            f_supply_device_current__value = -q - 1 if f_supply_device_current__value >> 8 else q
+            p += 17
+        else:
+            f_supply_device_current__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_supply_device_current__value <= 32767:
+                raise out_of_range(p, f_supply_device_current__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_supply_device_current = new(ct.RationalNumber)
+        f_supply_device_current.exponent = f_supply_device_current__exponent
+        f_supply_device_current.value = f_supply_device_current__value
+        p += 2
+        fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_supply_device_current = None
     f_vendor_specific_data_container = []
@@ -370,9 +464,12 @@ def _d_wpt_WptAlignmentCheckRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptAlignmentCheckRes[s]
-        w, mask, prods = _D_wpt_WptAlignmentCheckRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptAlignmentCheckRes[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckRes")
     o = new(wpt.WptAlignmentCheckRes)
@@ -496,54 +593,141 @@ def _d_wpt_WptChargeLoopReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptC
     f_header, p = _d_ct_MessageHeader(r, v, n, p)
     v = r.v
     n = r.n
-    s = 1
-    w, mask, prods = _D_wpt_WptChargeLoopReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
         f_display_parameters, p = _d_ct_DisplayParameters(r, v, n, p)
-        w, mask, prods = _D_wpt_WptChargeLoopReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((2, 0, 3), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_display_parameters = None
     if fid != 2:
         raise bad_event(p, fid, "MeterInfoRequested")
     p += 4
     q = (v >> (n - p)) & 0xF
-    if q >> 3:
-        raise unexpected(p - 4, 1, "characters of MeterInfoRequested")
+    if q & 0xB:
+        if q >> 3:
+            raise unexpected(p - 4, 1, "characters of MeterInfoRequested")
+        f_meter_info_requested = ((q >> 2) & 0x1) == 1
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of MeterInfoRequested")
     f_meter_info_requested = ((q >> 2) & 0x1) == 1
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of MeterInfoRequested")
-    f_evpc_power_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_power_request__exponent: int
+    f_evpc_power_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_power_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_power_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_power_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_power_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_power_request__value < 0x180:
+        p += 9
+        f_evpc_power_request__value = 0xFF - f_evpc_power_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_power_request__value & 0x7F) | (q << 7)
+        f_evpc_power_request__value = -q - 1 if f_evpc_power_request__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_power_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_power_request__value <= 32767:
+            raise out_of_range(p, f_evpc_power_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_power_request = new(ct.RationalNumber)
+    f_evpc_power_request.exponent = f_evpc_power_request__exponent
+    f_evpc_power_request.value = f_evpc_power_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCPowerOutput")
-    f_evpc_power_output, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_power_output__exponent: int
+    f_evpc_power_output__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_power_output__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_power_output__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_power_output__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_power_output__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_power_output__value < 0x180:
+        p += 9
+        f_evpc_power_output__value = 0xFF - f_evpc_power_output__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_power_output__value & 0x7F) | (q << 7)
+        f_evpc_power_output__value = -q - 1 if f_evpc_power_output__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_power_output__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_power_output__value <= 32767:
+            raise out_of_range(p, f_evpc_power_output__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_power_output = new(ct.RationalNumber)
+    f_evpc_power_output.exponent = f_evpc_power_output__exponent
+    f_evpc_power_output.value = f_evpc_power_output__value
     p += 5
     q = (v >> (n - p)) & 0x1F
-    if q >> 3:
-        raise unexpected(p - 5, 2, "EVPCChargeDiagnostics")
+    if q & 0x19:
+        if q >> 3:
+            raise unexpected(p - 5, 2, "EVPCChargeDiagnostics")
+        f_evpc_charge_diagnostics = _ENUM_wpt_WptEvpcChargeDiagnostics[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVPCChargeDiagnostics")
     f_evpc_charge_diagnostics = _ENUM_wpt_WptEvpcChargeDiagnostics[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVPCChargeDiagnostics")
-    s = 6
-    w, mask, prods = _D_wpt_WptChargeLoopReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x7]
     if fid == 6:
-        f_evpc_operating_frequency, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_wpt_WptChargeLoopReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evpc_operating_frequency__exponent: int
+        f_evpc_operating_frequency__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_evpc_operating_frequency__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_evpc_operating_frequency__exponent = ((q >> 3) & 0xFF) - 128
+        f_evpc_operating_frequency__value = (v >> (n - p - 9)) & 0x1FF
+        if f_evpc_operating_frequency__value < 0x80:
+            p += 9
+        elif 0x100 <= f_evpc_operating_frequency__value < 0x180:
+            p += 9
+            f_evpc_operating_frequency__value = 0xFF - f_evpc_operating_frequency__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_evpc_operating_frequency__value & 0x7F) | (q << 7)
+            f_evpc_operating_frequency__value = -q - 1 if f_evpc_operating_frequency__value >> 8 else q
+            p += 17
+        else:
+            f_evpc_operating_frequency__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_evpc_operating_frequency__value <= 32767:
+                raise out_of_range(p, f_evpc_operating_frequency__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_evpc_operating_frequency = new(ct.RationalNumber)
+        f_evpc_operating_frequency.exponent = f_evpc_operating_frequency__exponent
+        f_evpc_operating_frequency.value = f_evpc_operating_frequency__value
+        p += 2
+        fid, sub, s = ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_evpc_operating_frequency = None
     if fid == 7:
         f_evpc_power_control_parameter, p = _d_wpt_WptEvpcPowerControlParameter(r, v, n, p)
-        w, mask, prods = _D_wpt_WptChargeLoopReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_evpc_power_control_parameter = None
     f_manufacturer_specific_data_container = []
@@ -564,9 +748,12 @@ def _d_wpt_WptChargeLoopReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptC
         f_manufacturer_specific_data_container.append(x_manufacturer_specific_data_container)
         if len(f_manufacturer_specific_data_container) == 16:
             s = _X_wpt_WptChargeLoopReq[s]
-        w, mask, prods = _D_wpt_WptChargeLoopReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptChargeLoopReq[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((8, 0, 9), (-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeLoopReq")
     o = new(wpt.WptChargeLoopReq)
@@ -731,81 +918,310 @@ def _d_wpt_WptChargeLoopRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptC
     n = r.n
     p += 9
     q = (v >> (n - p)) & 0x1FF
-    if q >> 7:
-        raise unexpected(p - 9, 2, "ResponseCode")
+    if q & 0x181:
+        if q >> 7:
+            raise unexpected(p - 9, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 1) & 0x3F)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of ResponseCode")
-    s = 2
-    w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))[(v >> (n - p)) & 0x7]
     if fid == 2:
-        f_evse_status, p = _d_ct_EvseStatus(r, v, n, p)
-        w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_evse_status__notification_max_delay: int
+        f_evse_status__evse_notification: ct.EvseNotification
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "NotificationMaxDelay")
+        f_evse_status__notification_max_delay = (v >> (n - p - 8)) & 0xFF
+        if f_evse_status__notification_max_delay < 0x80:
+            p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_evse_status__notification_max_delay = (f_evse_status__notification_max_delay & 0x7F) | (q << 7)
+            p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_evse_status__notification_max_delay = (
+                (f_evse_status__notification_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
+            if not 0 <= f_evse_status__notification_max_delay <= 65535:
+                raise out_of_range(p, f_evse_status__notification_max_delay, 0, 65535)
+        else:
+            f_evse_status__notification_max_delay, p = r_uint(v, n, p, 3)
+            if not 0 <= f_evse_status__notification_max_delay <= 65535:
+                raise out_of_range(p, f_evse_status__notification_max_delay, 0, 65535)
+        p += 8
+        q = (v >> (n - p)) & 0xFF
+        if q & 0xE3:
+            if q >> 5:
+                raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+            f_evse_status__evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+            if (q) & 0x3:
+                raise unexpected(p - 2, 2, "end of EVSENotification")
+        f_evse_status__evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+        f_evse_status = new(ct.EvseStatus)
+        f_evse_status.notification_max_delay = f_evse_status__notification_max_delay
+        f_evse_status.evse_notification = f_evse_status__evse_notification
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_evse_status = None
     if fid == 3:
         f_meter_info, p = _d_ct_MeterInfo(r, v, n, p)
-        w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_meter_info = None
     if fid == 4:
         f_receipt, p = _d_ct_Receipt(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((5, 0, 6), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_receipt = None
     if fid != 5:
         raise bad_event(p, fid, "EVPCPowerRequest")
-    f_evpc_power_request, p = _d_ct_RationalNumber(r, v, n, p)
-    w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_evpc_power_request__exponent: int
+    f_evpc_power_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_power_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_power_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_power_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_power_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_power_request__value < 0x180:
+        p += 9
+        f_evpc_power_request__value = 0xFF - f_evpc_power_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_power_request__value & 0x7F) | (q << 7)
+        f_evpc_power_request__value = -q - 1 if f_evpc_power_request__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_power_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_power_request__value <= 32767:
+            raise out_of_range(p, f_evpc_power_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_power_request = new(ct.RationalNumber)
+    f_evpc_power_request.exponent = f_evpc_power_request__exponent
+    f_evpc_power_request.value = f_evpc_power_request__value
+    p += 2
+    fid, sub, s = ((6, 0, 7), (7, 0, 8), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid == 6:
-        f_sd_power_input, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_sd_power_input__exponent: int
+        f_sd_power_input__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_sd_power_input__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_sd_power_input__exponent = ((q >> 3) & 0xFF) - 128
+        f_sd_power_input__value = (v >> (n - p - 9)) & 0x1FF
+        if f_sd_power_input__value < 0x80:
+            p += 9
+        elif 0x100 <= f_sd_power_input__value < 0x180:
+            p += 9
+            f_sd_power_input__value = 0xFF - f_sd_power_input__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_sd_power_input__value & 0x7F) | (q << 7)
+            f_sd_power_input__value = -q - 1 if f_sd_power_input__value >> 8 else q
+            p += 17
+        else:
+            f_sd_power_input__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_sd_power_input__value <= 32767:
+                raise out_of_range(p, f_sd_power_input__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_sd_power_input = new(ct.RationalNumber)
+        f_sd_power_input.exponent = f_sd_power_input__exponent
+        f_sd_power_input.value = f_sd_power_input__value
+        p += 1
+        fid, sub, s = ((7, 0, 8), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_sd_power_input = None
     if fid != 7:
         raise bad_event(p, fid, "SPCMaxOutputPowerLimit")
-    f_spc_max_output_power_limit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_spc_max_output_power_limit__exponent: int
+    f_spc_max_output_power_limit__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_spc_max_output_power_limit__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_spc_max_output_power_limit__exponent = ((q >> 3) & 0xFF) - 128
+    f_spc_max_output_power_limit__value = (v >> (n - p - 9)) & 0x1FF
+    if f_spc_max_output_power_limit__value < 0x80:
+        p += 9
+    elif 0x100 <= f_spc_max_output_power_limit__value < 0x180:
+        p += 9
+        f_spc_max_output_power_limit__value = 0xFF - f_spc_max_output_power_limit__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_spc_max_output_power_limit__value & 0x7F) | (q << 7)
+        f_spc_max_output_power_limit__value = -q - 1 if f_spc_max_output_power_limit__value >> 8 else q
+        p += 17
+    else:
+        f_spc_max_output_power_limit__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_spc_max_output_power_limit__value <= 32767:
+            raise out_of_range(p, f_spc_max_output_power_limit__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_spc_max_output_power_limit = new(ct.RationalNumber)
+    f_spc_max_output_power_limit.exponent = f_spc_max_output_power_limit__exponent
+    f_spc_max_output_power_limit.value = f_spc_max_output_power_limit__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SPCMinOutputPowerLimit")
-    f_spc_min_output_power_limit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_spc_min_output_power_limit__exponent: int
+    f_spc_min_output_power_limit__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_spc_min_output_power_limit__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_spc_min_output_power_limit__exponent = ((q >> 3) & 0xFF) - 128
+    f_spc_min_output_power_limit__value = (v >> (n - p - 9)) & 0x1FF
+    if f_spc_min_output_power_limit__value < 0x80:
+        p += 9
+    elif 0x100 <= f_spc_min_output_power_limit__value < 0x180:
+        p += 9
+        f_spc_min_output_power_limit__value = 0xFF - f_spc_min_output_power_limit__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_spc_min_output_power_limit__value & 0x7F) | (q << 7)
+        f_spc_min_output_power_limit__value = -q - 1 if f_spc_min_output_power_limit__value >> 8 else q
+        p += 17
+    else:
+        f_spc_min_output_power_limit__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_spc_min_output_power_limit__value <= 32767:
+            raise out_of_range(p, f_spc_min_output_power_limit__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_spc_min_output_power_limit = new(ct.RationalNumber)
+    f_spc_min_output_power_limit.exponent = f_spc_min_output_power_limit__exponent
+    f_spc_min_output_power_limit.value = f_spc_min_output_power_limit__value
     p += 6
     q = (v >> (n - p)) & 0x3F
-    if q >> 4:
-        raise unexpected(p - 6, 2, "SPCChargeDiagnostics")
+    if q & 0x31:
+        if q >> 4:
+            raise unexpected(p - 6, 2, "SPCChargeDiagnostics")
+        f_spc_charge_diagnostics = _ENUM_wpt_WptSpcChargeDiagnostics[((q >> 1) & 0x7)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of SPCChargeDiagnostics")
     f_spc_charge_diagnostics = _ENUM_wpt_WptSpcChargeDiagnostics[((q >> 1) & 0x7)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of SPCChargeDiagnostics")
-    s = 10
-    w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x7]
     if fid == 10:
-        f_spc_operating_frequency, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_spc_operating_frequency__exponent: int
+        f_spc_operating_frequency__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_spc_operating_frequency__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_spc_operating_frequency__exponent = ((q >> 3) & 0xFF) - 128
+        f_spc_operating_frequency__value = (v >> (n - p - 9)) & 0x1FF
+        if f_spc_operating_frequency__value < 0x80:
+            p += 9
+        elif 0x100 <= f_spc_operating_frequency__value < 0x180:
+            p += 9
+            f_spc_operating_frequency__value = 0xFF - f_spc_operating_frequency__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_spc_operating_frequency__value & 0x7F) | (q << 7)
+            f_spc_operating_frequency__value = -q - 1 if f_spc_operating_frequency__value >> 8 else q
+            p += 17
+        else:
+            f_spc_operating_frequency__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_spc_operating_frequency__value <= 32767:
+                raise out_of_range(p, f_spc_operating_frequency__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_spc_operating_frequency = new(ct.RationalNumber)
+        f_spc_operating_frequency.exponent = f_spc_operating_frequency__exponent
+        f_spc_operating_frequency.value = f_spc_operating_frequency__value
+        p += 2
+        fid, sub, s = ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))[(v >> (n - p)) & 0x3]
     else:
         f_spc_operating_frequency = None
     if fid == 11:
-        f_spc_power_control_parameter, p = _d_wpt_WptSpcPowerControlParameter(r, v, n, p)
-        w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_spc_power_control_parameter__spc_primary_device_coil_current_information: ct.RationalNumber
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "SPCPrimaryDeviceCoilCurrentInformation")
+        f_spc_power_control_parameter__spc_primary_device_coil_current_information__exponent: int
+        f_spc_power_control_parameter__spc_primary_device_coil_current_information__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_spc_power_control_parameter__spc_primary_device_coil_current_information__exponent = (
+                (q >> 3) & 0xFF
+            ) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_spc_power_control_parameter__spc_primary_device_coil_current_information__exponent = ((q >> 3) & 0xFF) - 128
+        f_spc_power_control_parameter__spc_primary_device_coil_current_information__value = (v >> (n - p - 9)) & 0x1FF
+        if f_spc_power_control_parameter__spc_primary_device_coil_current_information__value < 0x80:
+            p += 9
+        elif 0x100 <= f_spc_power_control_parameter__spc_primary_device_coil_current_information__value < 0x180:
+            p += 9
+            f_spc_power_control_parameter__spc_primary_device_coil_current_information__value = (
+                0xFF - f_spc_power_control_parameter__spc_primary_device_coil_current_information__value
+            )
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_spc_power_control_parameter__spc_primary_device_coil_current_information__value & 0x7F) | (q << 7)
+            f_spc_power_control_parameter__spc_primary_device_coil_current_information__value = (
+                -q - 1 if f_spc_power_control_parameter__spc_primary_device_coil_current_information__value >> 8 else q
+            )
+            p += 17
+        else:
+            f_spc_power_control_parameter__spc_primary_device_coil_current_information__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_spc_power_control_parameter__spc_primary_device_coil_current_information__value <= 32767:
+                raise out_of_range(
+                    p, f_spc_power_control_parameter__spc_primary_device_coil_current_information__value, -32768, 32767
+                )
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_spc_power_control_parameter__spc_primary_device_coil_current_information = new(ct.RationalNumber)
+        f_spc_power_control_parameter__spc_primary_device_coil_current_information.exponent = (
+            f_spc_power_control_parameter__spc_primary_device_coil_current_information__exponent
+        )
+        f_spc_power_control_parameter__spc_primary_device_coil_current_information.value = (
+            f_spc_power_control_parameter__spc_primary_device_coil_current_information__value
+        )
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of WptSpcPowerControlParameter")
+        f_spc_power_control_parameter = new(wpt.WptSpcPowerControlParameter)
+        f_spc_power_control_parameter.spc_primary_device_coil_current_information = (
+            f_spc_power_control_parameter__spc_primary_device_coil_current_information
+        )
+        p += 2
+        fid, sub, s = ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))[(v >> (n - p)) & 0x3]
     else:
         f_spc_power_control_parameter = None
     f_manufacturer_specific_data_container = []
@@ -826,9 +1242,12 @@ def _d_wpt_WptChargeLoopRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptC
         f_manufacturer_specific_data_container.append(x_manufacturer_specific_data_container)
         if len(f_manufacturer_specific_data_container) == 16:
             s = _X_wpt_WptChargeLoopRes[s]
-        w, mask, prods = _D_wpt_WptChargeLoopRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptChargeLoopRes[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((12, 0, 13), (-1, 0, -1), (-3, 0, 13))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeLoopRes")
     o = new(wpt.WptChargeLoopRes)
@@ -952,7 +1371,37 @@ def _d_wpt_WptChargeParameterDiscoveryReq(
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCMaxReceivablePower")
-    f_evpc_max_receivable_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_max_receivable_power__exponent: int
+    f_evpc_max_receivable_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_max_receivable_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_max_receivable_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_max_receivable_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_max_receivable_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_max_receivable_power__value < 0x180:
+        p += 9
+        f_evpc_max_receivable_power__value = 0xFF - f_evpc_max_receivable_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_max_receivable_power__value & 0x7F) | (q << 7)
+        f_evpc_max_receivable_power__value = -q - 1 if f_evpc_max_receivable_power__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_max_receivable_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_max_receivable_power__value <= 32767:
+            raise out_of_range(p, f_evpc_max_receivable_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_max_receivable_power = new(ct.RationalNumber)
+    f_evpc_max_receivable_power.exponent = f_evpc_max_receivable_power__exponent
+    f_evpc_max_receivable_power.value = f_evpc_max_receivable_power__value
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SDMaxGroundClearence")
@@ -962,6 +1411,11 @@ def _d_wpt_WptChargeParameterDiscoveryReq(
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_sd_max_ground_clearence = (f_sd_max_ground_clearence & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_sd_max_ground_clearence = (f_sd_max_ground_clearence & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_sd_max_ground_clearence <= 65535:
+            raise out_of_range(p, f_sd_max_ground_clearence, 0, 65535)
     else:
         f_sd_max_ground_clearence, p = r_uint(v, n, p, 3)
         if not 0 <= f_sd_max_ground_clearence <= 65535:
@@ -975,6 +1429,11 @@ def _d_wpt_WptChargeParameterDiscoveryReq(
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_sd_min_ground_clearence = (f_sd_min_ground_clearence & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_sd_min_ground_clearence = (f_sd_min_ground_clearence & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_sd_min_ground_clearence <= 65535:
+            raise out_of_range(p, f_sd_min_ground_clearence, 0, 65535)
     else:
         f_sd_min_ground_clearence, p = r_uint(v, n, p, 3)
         if not 0 <= f_sd_min_ground_clearence <= 65535:
@@ -982,18 +1441,48 @@ def _d_wpt_WptChargeParameterDiscoveryReq(
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SDMinGroundClearence")
-    f_evpc_natural_frequency, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_natural_frequency__exponent: int
+    f_evpc_natural_frequency__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_natural_frequency__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_natural_frequency__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_natural_frequency__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_natural_frequency__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_natural_frequency__value < 0x180:
+        p += 9
+        f_evpc_natural_frequency__value = 0xFF - f_evpc_natural_frequency__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_natural_frequency__value & 0x7F) | (q << 7)
+        f_evpc_natural_frequency__value = -q - 1 if f_evpc_natural_frequency__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_natural_frequency__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_natural_frequency__value <= 32767:
+            raise out_of_range(p, f_evpc_natural_frequency__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_natural_frequency = new(ct.RationalNumber)
+    f_evpc_natural_frequency.exponent = f_evpc_natural_frequency__exponent
+    f_evpc_natural_frequency.value = f_evpc_natural_frequency__value
     p += 4
     q = (v >> (n - p)) & 0xF
-    if q >> 2:
-        raise unexpected(p - 4, 2, "EVPCDeviceLocalControl")
+    if q & 0xD:
+        if q >> 2:
+            raise unexpected(p - 4, 2, "EVPCDeviceLocalControl")
+        f_evpc_device_local_control = ((q >> 1) & 0x1) == 1
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVPCDeviceLocalControl")
     f_evpc_device_local_control = ((q >> 1) & 0x1) == 1
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVPCDeviceLocalControl")
-    s = 6
-    w, mask, prods = _D_wpt_WptChargeParameterDiscoveryReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     f_vendor_specific_data_container = []
     while fid == 6:
         if p > r.lim:
@@ -1012,9 +1501,12 @@ def _d_wpt_WptChargeParameterDiscoveryReq(
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptChargeParameterDiscoveryReq[s]
-        w, mask, prods = _D_wpt_WptChargeParameterDiscoveryReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptChargeParameterDiscoveryReq[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((6, 0, 7), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeParameterDiscoveryReq")
     o = new(wpt.WptChargeParameterDiscoveryReq)
@@ -1158,19 +1650,82 @@ def _d_wpt_WptChargeParameterDiscoveryRes(
     n = r.n
     p += 15
     q = (v >> (n - p)) & 0x7FFF
-    if q >> 13:
-        raise unexpected(p - 15, 2, "ResponseCode")
+    if q & 0x6073:
+        if q >> 13:
+            raise unexpected(p - 15, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
+        if (q >> 4) & 0x7:
+            raise unexpected(p - 7, 3, "end of ResponseCode")
+        f_pd_input_power_class = _ENUM_wpt_WptPowerClass[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of PDInputPowerClass")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 7) & 0x3F)]
-    if (q >> 4) & 0x7:
-        raise unexpected(p - 7, 3, "end of ResponseCode")
     f_pd_input_power_class = _ENUM_wpt_WptPowerClass[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of PDInputPowerClass")
-    f_sd_min_output_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_sd_min_output_power__exponent: int
+    f_sd_min_output_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_sd_min_output_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_sd_min_output_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_sd_min_output_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_sd_min_output_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_sd_min_output_power__value < 0x180:
+        p += 9
+        f_sd_min_output_power__value = 0xFF - f_sd_min_output_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_sd_min_output_power__value & 0x7F) | (q << 7)
+        f_sd_min_output_power__value = -q - 1 if f_sd_min_output_power__value >> 8 else q
+        p += 17
+    else:
+        f_sd_min_output_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_sd_min_output_power__value <= 32767:
+            raise out_of_range(p, f_sd_min_output_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_sd_min_output_power = new(ct.RationalNumber)
+    f_sd_min_output_power.exponent = f_sd_min_output_power__exponent
+    f_sd_min_output_power.value = f_sd_min_output_power__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SDMaxOutputPower")
-    f_sd_max_output_power, p = _d_ct_RationalNumber(r, v, n, p)
+    f_sd_max_output_power__exponent: int
+    f_sd_max_output_power__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_sd_max_output_power__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_sd_max_output_power__exponent = ((q >> 3) & 0xFF) - 128
+    f_sd_max_output_power__value = (v >> (n - p - 9)) & 0x1FF
+    if f_sd_max_output_power__value < 0x80:
+        p += 9
+    elif 0x100 <= f_sd_max_output_power__value < 0x180:
+        p += 9
+        f_sd_max_output_power__value = 0xFF - f_sd_max_output_power__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_sd_max_output_power__value & 0x7F) | (q << 7)
+        f_sd_max_output_power__value = -q - 1 if f_sd_max_output_power__value >> 8 else q
+        p += 17
+    else:
+        f_sd_max_output_power__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_sd_max_output_power__value <= 32767:
+            raise out_of_range(p, f_sd_max_output_power__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_sd_max_output_power = new(ct.RationalNumber)
+    f_sd_max_output_power.exponent = f_sd_max_output_power__exponent
+    f_sd_max_output_power.value = f_sd_max_output_power__value
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "SDMaxGroundClearanceSupport")
@@ -1180,6 +1735,11 @@ def _d_wpt_WptChargeParameterDiscoveryRes(
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_sd_max_ground_clearance_support = (f_sd_max_ground_clearance_support & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_sd_max_ground_clearance_support = (f_sd_max_ground_clearance_support & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_sd_max_ground_clearance_support <= 65535:
+            raise out_of_range(p, f_sd_max_ground_clearance_support, 0, 65535)
     else:
         f_sd_max_ground_clearance_support, p = r_uint(v, n, p, 3)
         if not 0 <= f_sd_max_ground_clearance_support <= 65535:
@@ -1193,6 +1753,11 @@ def _d_wpt_WptChargeParameterDiscoveryRes(
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_sd_min_ground_clearance_support = (f_sd_min_ground_clearance_support & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_sd_min_ground_clearance_support = (f_sd_min_ground_clearance_support & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_sd_min_ground_clearance_support <= 65535:
+            raise out_of_range(p, f_sd_min_ground_clearance_support, 0, 65535)
     else:
         f_sd_min_ground_clearance_support, p = r_uint(v, n, p, 3)
         if not 0 <= f_sd_min_ground_clearance_support <= 65535:
@@ -1200,15 +1765,73 @@ def _d_wpt_WptChargeParameterDiscoveryRes(
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of SDMinGroundClearanceSupport")
-    f_pd_min_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
+    f_pd_min_coil_current__exponent: int
+    f_pd_min_coil_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_pd_min_coil_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_pd_min_coil_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_pd_min_coil_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_pd_min_coil_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_pd_min_coil_current__value < 0x180:
+        p += 9
+        f_pd_min_coil_current__value = 0xFF - f_pd_min_coil_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_pd_min_coil_current__value & 0x7F) | (q << 7)
+        f_pd_min_coil_current__value = -q - 1 if f_pd_min_coil_current__value >> 8 else q
+        p += 17
+    else:
+        f_pd_min_coil_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_pd_min_coil_current__value <= 32767:
+            raise out_of_range(p, f_pd_min_coil_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_pd_min_coil_current = new(ct.RationalNumber)
+    f_pd_min_coil_current.exponent = f_pd_min_coil_current__exponent
+    f_pd_min_coil_current.value = f_pd_min_coil_current__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "PDMaxCoilCurrent")
-    f_pd_max_coil_current, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 9
-    w, mask, prods = _D_wpt_WptChargeParameterDiscoveryRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_pd_max_coil_current__exponent: int
+    f_pd_max_coil_current__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_pd_max_coil_current__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_pd_max_coil_current__exponent = ((q >> 3) & 0xFF) - 128
+    f_pd_max_coil_current__value = (v >> (n - p - 9)) & 0x1FF
+    if f_pd_max_coil_current__value < 0x80:
+        p += 9
+    elif 0x100 <= f_pd_max_coil_current__value < 0x180:
+        p += 9
+        f_pd_max_coil_current__value = 0xFF - f_pd_max_coil_current__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_pd_max_coil_current__value & 0x7F) | (q << 7)
+        f_pd_max_coil_current__value = -q - 1 if f_pd_max_coil_current__value >> 8 else q
+        p += 17
+    else:
+        f_pd_max_coil_current__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_pd_max_coil_current__value <= 32767:
+            raise out_of_range(p, f_pd_max_coil_current__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_pd_max_coil_current = new(ct.RationalNumber)
+    f_pd_max_coil_current.exponent = f_pd_max_coil_current__exponent
+    f_pd_max_coil_current.value = f_pd_max_coil_current__value
+    p += 2
+    fid, sub, s = ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x3]
     f_sd_manufacturer_specific_data_container = []
     while fid == 9:
         if p > r.lim:
@@ -1227,9 +1850,12 @@ def _d_wpt_WptChargeParameterDiscoveryRes(
         f_sd_manufacturer_specific_data_container.append(x_sd_manufacturer_specific_data_container)
         if len(f_sd_manufacturer_specific_data_container) == 16:
             s = _X_wpt_WptChargeParameterDiscoveryRes[s]
-        w, mask, prods = _D_wpt_WptChargeParameterDiscoveryRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptChargeParameterDiscoveryRes[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((9, 0, 10), (-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptChargeParameterDiscoveryRes")
     o = new(wpt.WptChargeParameterDiscoveryRes)
@@ -1319,18 +1945,19 @@ def _d_wpt_WptFinePositioningReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "EVProcessing")
+    if q & 0x339:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "EVProcessing")
+        f_ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of EVProcessing")
+        f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVResultCode")
     f_ev_processing = _ENUM_ct_Processing[((q >> 6) & 0x3)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of EVProcessing")
     f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVResultCode")
-    s = 3
-    w, mask, prods = _D_wpt_WptFinePositioningReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     f_vendor_specific_data_container = []
     while fid == 3:
         if p > r.lim:
@@ -1349,14 +1976,33 @@ def _d_wpt_WptFinePositioningReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptFinePositioningReq[s]
-        w, mask, prods = _D_wpt_WptFinePositioningReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptFinePositioningReq[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
-        f_wpt_lf_data_package_list, p = _d_wpt_WptLfDataPackageList(r, v, n, p)
-        w, mask, prods = _D_wpt_WptFinePositioningReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_wpt_lf_data_package_list__num_packages: int
+        f_wpt_lf_data_package_list__wpt_lf_data_package: wpt.WptLfDataPackage
+        p += 12
+        q = (v >> (n - p)) & 0xFFF
+        if q & 0xC03:
+            if q >> 10:
+                raise unexpected(p - 12, 2, "NumPackages")
+            f_wpt_lf_data_package_list__num_packages = (q >> 2) & 0xFF
+            if (q) & 0x3:
+                raise unexpected(p - 2, 2, "end of NumPackages")
+        f_wpt_lf_data_package_list__num_packages = (q >> 2) & 0xFF
+        f_wpt_lf_data_package_list__wpt_lf_data_package, p = _d_wpt_WptLfDataPackage(r, v, n, p)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of WptLfDataPackageList")
+        f_wpt_lf_data_package_list = new(wpt.WptLfDataPackageList)
+        f_wpt_lf_data_package_list.num_packages = f_wpt_lf_data_package_list__num_packages
+        f_wpt_lf_data_package_list.wpt_lf_data_package = f_wpt_lf_data_package_list__wpt_lf_data_package
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_wpt_lf_data_package_list = None
     if fid != -1:
@@ -1443,18 +2089,19 @@ def _d_wpt_WptFinePositioningRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt
     n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
-    if q >> 12:
-        raise unexpected(p - 14, 2, "ResponseCode")
+    if q & 0x3039:
+        if q >> 12:
+            raise unexpected(p - 14, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVSEProcessing")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVSEProcessing")
-    s = 3
-    w, mask, prods = _D_wpt_WptFinePositioningRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     f_vendor_specific_data_container = []
     while fid == 3:
         if p > r.lim:
@@ -1473,14 +2120,33 @@ def _d_wpt_WptFinePositioningRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptFinePositioningRes[s]
-        w, mask, prods = _D_wpt_WptFinePositioningRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptFinePositioningRes[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid == 4:
-        f_wpt_lf_data_package_list, p = _d_wpt_WptLfDataPackageList(r, v, n, p)
-        w, mask, prods = _D_wpt_WptFinePositioningRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_wpt_lf_data_package_list__num_packages: int
+        f_wpt_lf_data_package_list__wpt_lf_data_package: wpt.WptLfDataPackage
+        p += 12
+        q = (v >> (n - p)) & 0xFFF
+        if q & 0xC03:
+            if q >> 10:
+                raise unexpected(p - 12, 2, "NumPackages")
+            f_wpt_lf_data_package_list__num_packages = (q >> 2) & 0xFF
+            if (q) & 0x3:
+                raise unexpected(p - 2, 2, "end of NumPackages")
+        f_wpt_lf_data_package_list__num_packages = (q >> 2) & 0xFF
+        f_wpt_lf_data_package_list__wpt_lf_data_package, p = _d_wpt_WptLfDataPackage(r, v, n, p)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of WptLfDataPackageList")
+        f_wpt_lf_data_package_list = new(wpt.WptLfDataPackageList)
+        f_wpt_lf_data_package_list.num_packages = f_wpt_lf_data_package_list__num_packages
+        f_wpt_lf_data_package_list.wpt_lf_data_package = f_wpt_lf_data_package_list__wpt_lf_data_package
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x1]
     else:
         f_wpt_lf_data_package_list = None
     if fid != -1:
@@ -1599,11 +2265,13 @@ def _d_wpt_WptFinePositioningSetupReq(r: Reader, v: int, n: int, p: int) -> tupl
     n = r.n
     p += 6
     q = (v >> (n - p)) & 0x3F
-    if q >> 4:
-        raise unexpected(p - 6, 2, "EVProcessing")
+    if q & 0x33:
+        if q >> 4:
+            raise unexpected(p - 6, 2, "EVProcessing")
+        f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVProcessing")
     f_ev_processing = _ENUM_ct_Processing[((q >> 2) & 0x3)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVProcessing")
     f_ev_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
     v = r.v
     n = r.n
@@ -1628,6 +2296,11 @@ def _d_wpt_WptFinePositioningSetupReq(r: Reader, v: int, n: int, p: int) -> tupl
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_natural_offset = (f_natural_offset & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_natural_offset = (f_natural_offset & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_natural_offset <= 65535:
+            raise out_of_range(p, f_natural_offset, 0, 65535)
     else:
         f_natural_offset, p = r_uint(v, n, p, 3)
         if not 0 <= f_natural_offset <= 65535:
@@ -1635,10 +2308,8 @@ def _d_wpt_WptFinePositioningSetupReq(r: Reader, v: int, n: int, p: int) -> tupl
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of NaturalOffset")
-    s = 6
-    w, mask, prods = _D_wpt_WptFinePositioningSetupReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     f_vendor_specific_data_container = []
     while fid == 6:
         if p > r.lim:
@@ -1657,16 +2328,18 @@ def _d_wpt_WptFinePositioningSetupReq(r: Reader, v: int, n: int, p: int) -> tupl
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptFinePositioningSetupReq[s]
-        w, mask, prods = _D_wpt_WptFinePositioningSetupReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptFinePositioningSetupReq[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     if fid == 7:
         f_lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_wpt_WptFinePositioningSetupReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x1]
     else:
         f_lf_system_setup_data = None
     if fid != -1:
@@ -1788,11 +2461,13 @@ def _d_wpt_WptFinePositioningSetupRes(r: Reader, v: int, n: int, p: int) -> tupl
     n = r.n
     p += 10
     q = (v >> (n - p)) & 0x3FF
-    if q >> 8:
-        raise unexpected(p - 10, 2, "ResponseCode")
+    if q & 0x303:
+        if q >> 8:
+            raise unexpected(p - 10, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of ResponseCode")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 2) & 0x3F)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of ResponseCode")
     f_primary_device_fine_positioning_method_list, p = _d_wpt_WptFinePositioningMethodList(r, v, n, p)
     v = r.v
     n = r.n
@@ -1817,6 +2492,11 @@ def _d_wpt_WptFinePositioningSetupRes(r: Reader, v: int, n: int, p: int) -> tupl
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_natural_offset = (f_natural_offset & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_natural_offset = (f_natural_offset & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_natural_offset <= 65535:
+            raise out_of_range(p, f_natural_offset, 0, 65535)
     else:
         f_natural_offset, p = r_uint(v, n, p, 3)
         if not 0 <= f_natural_offset <= 65535:
@@ -1824,10 +2504,8 @@ def _d_wpt_WptFinePositioningSetupRes(r: Reader, v: int, n: int, p: int) -> tupl
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of NaturalOffset")
-    s = 6
-    w, mask, prods = _D_wpt_WptFinePositioningSetupRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     f_vendor_specific_data_container = []
     while fid == 6:
         if p > r.lim:
@@ -1846,16 +2524,18 @@ def _d_wpt_WptFinePositioningSetupRes(r: Reader, v: int, n: int, p: int) -> tupl
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptFinePositioningSetupRes[s]
-        w, mask, prods = _D_wpt_WptFinePositioningSetupRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptFinePositioningSetupRes[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     if fid == 7:
         f_lf_system_setup_data, p = _d_wpt_WptLfSystemSetupData(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_wpt_WptFinePositioningSetupRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x1]
     else:
         f_lf_system_setup_data = None
     if fid != -1:
@@ -1943,15 +2623,15 @@ def _d_wpt_WptPairingReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPair
     n = r.n
     p += 5
     q = (v >> (n - p)) & 0x1F
-    if q >> 3:
-        raise unexpected(p - 5, 2, "EVProcessing")
+    if q & 0x19:
+        if q >> 3:
+            raise unexpected(p - 5, 2, "EVProcessing")
+        f_ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVProcessing")
     f_ev_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVProcessing")
-    s = 2
-    w, mask, prods = _D_wpt_WptPairingReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1962,6 +2642,9 @@ def _d_wpt_WptPairingReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPair
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_observed_id_code = (f_observed_id_code & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_observed_id_code = (f_observed_id_code & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_observed_id_code, p = r_uint(v, n, p, 5)
         if not 1 <= f_observed_id_code <= 4294967295:
@@ -1969,23 +2652,23 @@ def _d_wpt_WptPairingReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPair
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ObservedIDCode")
-        w, mask, prods = _D_wpt_WptPairingReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_observed_id_code = None
     if fid != 3:
         raise bad_event(p, fid, "EVResultCode")
     p += 4
     q = (v >> (n - p)) & 0xF
-    if q >> 3:
-        raise unexpected(p - 4, 1, "characters of EVResultCode")
+    if q & 0x9:
+        if q >> 3:
+            raise unexpected(p - 4, 1, "characters of EVResultCode")
+        f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVResultCode")
     f_ev_result_code = _ENUM_wpt_WptEvResult[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVResultCode")
-    w, mask, prods = _D_wpt_WptPairingReq[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     f_vendor_specific_data_container = []
     while fid == 4:
         if p > r.lim:
@@ -2004,9 +2687,12 @@ def _d_wpt_WptPairingReq(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPair
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptPairingReq[s]
-        w, mask, prods = _D_wpt_WptPairingReq[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptPairingReq[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingReq")
     o = new(wpt.WptPairingReq)
@@ -2094,18 +2780,19 @@ def _d_wpt_WptPairingRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPair
     n = r.n
     p += 14
     q = (v >> (n - p)) & 0x3FFF
-    if q >> 12:
-        raise unexpected(p - 14, 2, "ResponseCode")
+    if q & 0x3039:
+        if q >> 12:
+            raise unexpected(p - 14, 2, "ResponseCode")
+        f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
+        if (q >> 3) & 0x7:
+            raise unexpected(p - 6, 3, "end of ResponseCode")
+        f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of EVSEProcessing")
     f_response_code = _ENUM_ct_ResponseCode[((q >> 6) & 0x3F)]
-    if (q >> 3) & 0x7:
-        raise unexpected(p - 6, 3, "end of ResponseCode")
     f_evse_processing = _ENUM_ct_Processing[((q >> 1) & 0x3)]
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of EVSEProcessing")
-    s = 3
-    w, mask, prods = _D_wpt_WptPairingRes[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x7]
     if fid == 3:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2116,6 +2803,9 @@ def _d_wpt_WptPairingRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPair
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_observed_id_code = (f_observed_id_code & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_observed_id_code = (f_observed_id_code & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_observed_id_code, p = r_uint(v, n, p, 5)
         if not 1 <= f_observed_id_code <= 4294967295:
@@ -2123,18 +2813,16 @@ def _d_wpt_WptPairingRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPair
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of ObservedIDCode")
-        w, mask, prods = _D_wpt_WptPairingRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_observed_id_code = None
     if fid == 4:
         f_alternative_secc_list, p = _d_wpt_AlternativeSeccList(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_wpt_WptPairingRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_alternative_secc_list = None
     f_vendor_specific_data_container = []
@@ -2155,9 +2843,12 @@ def _d_wpt_WptPairingRes(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPair
         f_vendor_specific_data_container.append(x_vendor_specific_data_container)
         if len(f_vendor_specific_data_container) == 16:
             s = _X_wpt_WptPairingRes[s]
-        w, mask, prods = _D_wpt_WptPairingRes[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptPairingRes[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingRes")
     o = new(wpt.WptPairingRes)
@@ -2212,19 +2903,139 @@ def _d_wpt_WptEvpcPowerControlParameter(
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCCoilCurrentRequest")
-    f_evpc_coil_current_request, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_coil_current_request__exponent: int
+    f_evpc_coil_current_request__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_coil_current_request__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_coil_current_request__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_coil_current_request__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_coil_current_request__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_coil_current_request__value < 0x180:
+        p += 9
+        f_evpc_coil_current_request__value = 0xFF - f_evpc_coil_current_request__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_coil_current_request__value & 0x7F) | (q << 7)
+        f_evpc_coil_current_request__value = -q - 1 if f_evpc_coil_current_request__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_coil_current_request__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_coil_current_request__value <= 32767:
+            raise out_of_range(p, f_evpc_coil_current_request__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_coil_current_request = new(ct.RationalNumber)
+    f_evpc_coil_current_request.exponent = f_evpc_coil_current_request__exponent
+    f_evpc_coil_current_request.value = f_evpc_coil_current_request__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCCoilCurrentInformation")
-    f_evpc_coil_current_information, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_coil_current_information__exponent: int
+    f_evpc_coil_current_information__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_coil_current_information__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_coil_current_information__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_coil_current_information__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_coil_current_information__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_coil_current_information__value < 0x180:
+        p += 9
+        f_evpc_coil_current_information__value = 0xFF - f_evpc_coil_current_information__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_coil_current_information__value & 0x7F) | (q << 7)
+        f_evpc_coil_current_information__value = -q - 1 if f_evpc_coil_current_information__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_coil_current_information__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_coil_current_information__value <= 32767:
+            raise out_of_range(p, f_evpc_coil_current_information__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_coil_current_information = new(ct.RationalNumber)
+    f_evpc_coil_current_information.exponent = f_evpc_coil_current_information__exponent
+    f_evpc_coil_current_information.value = f_evpc_coil_current_information__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCCurrentOutputInformation")
-    f_evpc_current_output_information, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_current_output_information__exponent: int
+    f_evpc_current_output_information__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_current_output_information__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_current_output_information__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_current_output_information__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_current_output_information__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_current_output_information__value < 0x180:
+        p += 9
+        f_evpc_current_output_information__value = 0xFF - f_evpc_current_output_information__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_current_output_information__value & 0x7F) | (q << 7)
+        f_evpc_current_output_information__value = -q - 1 if f_evpc_current_output_information__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_current_output_information__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_current_output_information__value <= 32767:
+            raise out_of_range(p, f_evpc_current_output_information__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_current_output_information = new(ct.RationalNumber)
+    f_evpc_current_output_information.exponent = f_evpc_current_output_information__exponent
+    f_evpc_current_output_information.value = f_evpc_current_output_information__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "EVPCVoltageOutputInformation")
-    f_evpc_voltage_output_information, p = _d_ct_RationalNumber(r, v, n, p)
+    f_evpc_voltage_output_information__exponent: int
+    f_evpc_voltage_output_information__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_evpc_voltage_output_information__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_evpc_voltage_output_information__exponent = ((q >> 3) & 0xFF) - 128
+    f_evpc_voltage_output_information__value = (v >> (n - p - 9)) & 0x1FF
+    if f_evpc_voltage_output_information__value < 0x80:
+        p += 9
+    elif 0x100 <= f_evpc_voltage_output_information__value < 0x180:
+        p += 9
+        f_evpc_voltage_output_information__value = 0xFF - f_evpc_voltage_output_information__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_evpc_voltage_output_information__value & 0x7F) | (q << 7)
+        f_evpc_voltage_output_information__value = -q - 1 if f_evpc_voltage_output_information__value >> 8 else q
+        p += 17
+    else:
+        f_evpc_voltage_output_information__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_evpc_voltage_output_information__value <= 32767:
+            raise out_of_range(p, f_evpc_voltage_output_information__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_evpc_voltage_output_information = new(ct.RationalNumber)
+    f_evpc_voltage_output_information.exponent = f_evpc_voltage_output_information__exponent
+    f_evpc_voltage_output_information.value = f_evpc_voltage_output_information__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptEvpcPowerControlParameter")
@@ -2256,7 +3067,41 @@ def _d_wpt_WptSpcPowerControlParameter(
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "SPCPrimaryDeviceCoilCurrentInformation")
-    f_spc_primary_device_coil_current_information, p = _d_ct_RationalNumber(r, v, n, p)
+    f_spc_primary_device_coil_current_information__exponent: int
+    f_spc_primary_device_coil_current_information__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_spc_primary_device_coil_current_information__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_spc_primary_device_coil_current_information__exponent = ((q >> 3) & 0xFF) - 128
+    f_spc_primary_device_coil_current_information__value = (v >> (n - p - 9)) & 0x1FF
+    if f_spc_primary_device_coil_current_information__value < 0x80:
+        p += 9
+    elif 0x100 <= f_spc_primary_device_coil_current_information__value < 0x180:
+        p += 9
+        f_spc_primary_device_coil_current_information__value = (
+            0xFF - f_spc_primary_device_coil_current_information__value
+        )
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_spc_primary_device_coil_current_information__value & 0x7F) | (q << 7)
+        f_spc_primary_device_coil_current_information__value = (
+            -q - 1 if f_spc_primary_device_coil_current_information__value >> 8 else q
+        )
+        p += 17
+    else:
+        f_spc_primary_device_coil_current_information__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_spc_primary_device_coil_current_information__value <= 32767:
+            raise out_of_range(p, f_spc_primary_device_coil_current_information__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_spc_primary_device_coil_current_information = new(ct.RationalNumber)
+    f_spc_primary_device_coil_current_information.exponent = f_spc_primary_device_coil_current_information__exponent
+    f_spc_primary_device_coil_current_information.value = f_spc_primary_device_coil_current_information__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptSpcPowerControlParameter")
@@ -2283,11 +3128,13 @@ def _d_wpt_WptLfDataPackageList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.
     f_wpt_lf_data_package: wpt.WptLfDataPackage
     p += 12
     q = (v >> (n - p)) & 0xFFF
-    if q >> 10:
-        raise unexpected(p - 12, 2, "NumPackages")
+    if q & 0xC03:
+        if q >> 10:
+            raise unexpected(p - 12, 2, "NumPackages")
+        f_num_packages = (q >> 2) & 0xFF
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of NumPackages")
     f_num_packages = (q >> 2) & 0xFF
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of NumPackages")
     f_wpt_lf_data_package, p = _d_wpt_WptLfDataPackage(r, v, n, p)
     p += 1
     if (v >> (n - p)) & 0x1:
@@ -2340,27 +3187,30 @@ def _d_wpt_WptFinePositioningMethodList(
     r: Reader, v: int, n: int, p: int
 ) -> tuple[wpt.WptFinePositioningMethodList, int]:
     f_wpt_fine_positioning_method: list[wpt.WptFinePositioningMethod]
-    s = 0
-    w, mask, prods = _D_wpt_WptFinePositioningMethodList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_wpt_fine_positioning_method = []
     while fid == 0:
         if p > r.lim:
             v, n = r.refill(p)
         p += 5
         q = (v >> (n - p)) & 0x1F
-        if q >> 4:
-            raise unexpected(p - 5, 1, "characters of WPT_FinePositioningMethod")
+        if q & 0x11:
+            if q >> 4:
+                raise unexpected(p - 5, 1, "characters of WPT_FinePositioningMethod")
+            x_wpt_fine_positioning_method = _ENUM_wpt_WptFinePositioningMethod[((q >> 1) & 0x7)]
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of WPT_FinePositioningMethod")
         x_wpt_fine_positioning_method = _ENUM_wpt_WptFinePositioningMethod[((q >> 1) & 0x7)]
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of WPT_FinePositioningMethod")
         f_wpt_fine_positioning_method.append(x_wpt_fine_positioning_method)
         if len(f_wpt_fine_positioning_method) == 8:
             s = _X_wpt_WptFinePositioningMethodList[s]
-        w, mask, prods = _D_wpt_WptFinePositioningMethodList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptFinePositioningMethodList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptFinePositioningMethodList")
     o = new(wpt.WptFinePositioningMethodList)
@@ -2402,27 +3252,30 @@ def _e_wpt_WptPairingMethodList(a: int, o: wpt.WptPairingMethodList, w: Writer) 
 
 def _d_wpt_WptPairingMethodList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptPairingMethodList, int]:
     f_wpt_pairing_method: list[wpt.WptPairingMethod]
-    s = 0
-    w, mask, prods = _D_wpt_WptPairingMethodList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_wpt_pairing_method = []
     while fid == 0:
         if p > r.lim:
             v, n = r.refill(p)
         p += 5
         q = (v >> (n - p)) & 0x1F
-        if q >> 4:
-            raise unexpected(p - 5, 1, "characters of WPT_PairingMethod")
+        if q & 0x11:
+            if q >> 4:
+                raise unexpected(p - 5, 1, "characters of WPT_PairingMethod")
+            x_wpt_pairing_method = _ENUM_wpt_WptPairingMethod[((q >> 1) & 0x7)]
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of WPT_PairingMethod")
         x_wpt_pairing_method = _ENUM_wpt_WptPairingMethod[((q >> 1) & 0x7)]
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of WPT_PairingMethod")
         f_wpt_pairing_method.append(x_wpt_pairing_method)
         if len(f_wpt_pairing_method) == 8:
             s = _X_wpt_WptPairingMethodList[s]
-        w, mask, prods = _D_wpt_WptPairingMethodList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptPairingMethodList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptPairingMethodList")
     o = new(wpt.WptPairingMethodList)
@@ -2470,27 +3323,30 @@ def _d_wpt_WptAlignmentCheckMethodList(
     r: Reader, v: int, n: int, p: int
 ) -> tuple[wpt.WptAlignmentCheckMethodList, int]:
     f_wpt_alignment_check_method: list[wpt.WptAlignmentCheckMethod]
-    s = 0
-    w, mask, prods = _D_wpt_WptAlignmentCheckMethodList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_wpt_alignment_check_method = []
     while fid == 0:
         if p > r.lim:
             v, n = r.refill(p)
         p += 4
         q = (v >> (n - p)) & 0xF
-        if q >> 3:
-            raise unexpected(p - 4, 1, "characters of WPT_AlignmentCheckMethod")
+        if q & 0x9:
+            if q >> 3:
+                raise unexpected(p - 4, 1, "characters of WPT_AlignmentCheckMethod")
+            x_wpt_alignment_check_method = _ENUM_wpt_WptAlignmentCheckMethod[((q >> 1) & 0x3)]
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of WPT_AlignmentCheckMethod")
         x_wpt_alignment_check_method = _ENUM_wpt_WptAlignmentCheckMethod[((q >> 1) & 0x3)]
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of WPT_AlignmentCheckMethod")
         f_wpt_alignment_check_method.append(x_wpt_alignment_check_method)
         if len(f_wpt_alignment_check_method) == 8:
             s = _X_wpt_WptAlignmentCheckMethodList[s]
-        w, mask, prods = _D_wpt_WptAlignmentCheckMethodList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptAlignmentCheckMethodList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of WptAlignmentCheckMethodList")
     o = new(wpt.WptAlignmentCheckMethodList)
@@ -2536,26 +3392,22 @@ def _e_wpt_WptLfSystemSetupData(a: int, o: wpt.WptLfSystemSetupData, w: Writer) 
 def _d_wpt_WptLfSystemSetupData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfSystemSetupData, int]:
     f_lf_transmitter_setup_data: wpt.WptLfTransmitterData | None
     f_lf_receiver_setup_data: wpt.WptLfReceiverData | None
-    s = 0
-    w, mask, prods = _D_wpt_WptLfSystemSetupData[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         f_lf_transmitter_setup_data, p = _d_wpt_WptLfTransmitterData(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_wpt_WptLfSystemSetupData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_lf_transmitter_setup_data = None
     if fid == 1:
         f_lf_receiver_setup_data, p = _d_wpt_WptLfReceiverData(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_wpt_WptLfSystemSetupData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_lf_receiver_setup_data = None
     if fid != -1:
@@ -2599,10 +3451,8 @@ def _e_wpt_AlternativeSeccList(a: int, o: wpt.AlternativeSeccList, w: Writer) ->
 
 def _d_wpt_AlternativeSeccList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.AlternativeSeccList, int]:
     f_alternative_secc: list[wpt.AlternativeSecc]
-    s = 0
-    w, mask, prods = _D_wpt_AlternativeSeccList[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_alternative_secc = []
     while fid == 0:
         if p > r.lim:
@@ -2613,9 +3463,12 @@ def _d_wpt_AlternativeSeccList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.A
         f_alternative_secc.append(x_alternative_secc)
         if len(f_alternative_secc) == 8:
             s = _X_wpt_AlternativeSeccList[s]
-        w, mask, prods = _D_wpt_AlternativeSeccList[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_AlternativeSeccList[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of AlternativeSeccList")
     o = new(wpt.AlternativeSeccList)
@@ -2663,27 +3516,106 @@ def _d_wpt_WptLfDataPackage(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptL
     f_lf_rx_data: wpt.WptLfRxDataList | None
     p += 11
     q = (v >> (n - p)) & 0x7FF
-    if q >> 9:
-        raise unexpected(p - 11, 2, "PackageIndex")
+    if q & 0x601:
+        if q >> 9:
+            raise unexpected(p - 11, 2, "PackageIndex")
+        f_package_index = (q >> 1) & 0xFF
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of PackageIndex")
     f_package_index = (q >> 1) & 0xFF
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of PackageIndex")
-    s = 1
-    w, mask, prods = _D_wpt_WptLfDataPackage[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid == 1:
-        f_lf_tx_data, p = _d_wpt_WptLfTxDataList(r, v, n, p)
-        w, mask, prods = _D_wpt_WptLfDataPackage[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_lf_tx_data__wpt_lf_tx_data_list: wpt.WptLfTxData
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "WPT_LF_TxDataList")
+        f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier: int
+        f_lf_tx_data__wpt_lf_tx_data_list__eirp: ct.RationalNumber
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "TxIdentifier")
+        f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier = (v >> (n - p - 8)) & 0xFF
+        if f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier < 0x80:
+            p += 8
+        elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+            f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier = (
+                f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier & 0x7F
+            ) | (q << 7)
+            p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier = (
+                (f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
+        else:
+            f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier, p = r_uint(v, n, p, 5)
+        if not 1 <= f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier <= 4294967295:
+            raise out_of_range(p, f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier, 1, 4294967295)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of TxIdentifier")
+        f_lf_tx_data__wpt_lf_tx_data_list__eirp__exponent: int
+        f_lf_tx_data__wpt_lf_tx_data_list__eirp__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_lf_tx_data__wpt_lf_tx_data_list__eirp__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_lf_tx_data__wpt_lf_tx_data_list__eirp__exponent = ((q >> 3) & 0xFF) - 128
+        f_lf_tx_data__wpt_lf_tx_data_list__eirp__value = (v >> (n - p - 9)) & 0x1FF
+        if f_lf_tx_data__wpt_lf_tx_data_list__eirp__value < 0x80:
+            p += 9
+        elif 0x100 <= f_lf_tx_data__wpt_lf_tx_data_list__eirp__value < 0x180:
+            p += 9
+            f_lf_tx_data__wpt_lf_tx_data_list__eirp__value = 0xFF - f_lf_tx_data__wpt_lf_tx_data_list__eirp__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_lf_tx_data__wpt_lf_tx_data_list__eirp__value & 0x7F) | (q << 7)
+            f_lf_tx_data__wpt_lf_tx_data_list__eirp__value = (
+                -q - 1 if f_lf_tx_data__wpt_lf_tx_data_list__eirp__value >> 8 else q
+            )
+            p += 17
+        else:
+            f_lf_tx_data__wpt_lf_tx_data_list__eirp__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_lf_tx_data__wpt_lf_tx_data_list__eirp__value <= 32767:
+                raise out_of_range(p, f_lf_tx_data__wpt_lf_tx_data_list__eirp__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_lf_tx_data__wpt_lf_tx_data_list__eirp = new(ct.RationalNumber)
+        f_lf_tx_data__wpt_lf_tx_data_list__eirp.exponent = f_lf_tx_data__wpt_lf_tx_data_list__eirp__exponent
+        f_lf_tx_data__wpt_lf_tx_data_list__eirp.value = f_lf_tx_data__wpt_lf_tx_data_list__eirp__value
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of WptLfTxData")
+        f_lf_tx_data__wpt_lf_tx_data_list = new(wpt.WptLfTxData)
+        f_lf_tx_data__wpt_lf_tx_data_list.tx_identifier = f_lf_tx_data__wpt_lf_tx_data_list__tx_identifier
+        f_lf_tx_data__wpt_lf_tx_data_list.eirp = f_lf_tx_data__wpt_lf_tx_data_list__eirp
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of WptLfTxDataList")
+        f_lf_tx_data = new(wpt.WptLfTxDataList)
+        f_lf_tx_data.wpt_lf_tx_data_list = f_lf_tx_data__wpt_lf_tx_data_list
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_lf_tx_data = None
     if fid == 2:
-        f_lf_rx_data, p = _d_wpt_WptLfRxDataList(r, v, n, p)
-        w, mask, prods = _D_wpt_WptLfDataPackage[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_lf_rx_data__wpt_lf_rx_data_list: wpt.WptLfRxData
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "WPT_LF_RxDataList")
+        f_lf_rx_data__wpt_lf_rx_data_list, p = _d_wpt_WptLfRxData(r, v, n, p)
+        p += 1
+        if (v >> (n - p)) & 0x1:
+            raise unexpected(p - 1, 1, "end of WptLfRxDataList")
+        f_lf_rx_data = new(wpt.WptLfRxDataList)
+        f_lf_rx_data.wpt_lf_rx_data_list = f_lf_rx_data__wpt_lf_rx_data_list
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_lf_rx_data = None
     if fid != -1:
@@ -2752,16 +3684,46 @@ def _d_wpt_WptLfTransmitterData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.
     f_tx_package_spec_data: wpt.WptTxRxPackageSpecData | None
     p += 12
     q = (v >> (n - p)) & 0xFFF
-    if q >> 10:
-        raise unexpected(p - 12, 2, "NumberOfTransmitters")
+    if q & 0xC03:
+        if q >> 10:
+            raise unexpected(p - 12, 2, "NumberOfTransmitters")
+        f_number_of_transmitters = (q >> 2) & 0xFF
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of NumberOfTransmitters")
     f_number_of_transmitters = (q >> 2) & 0xFF
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of NumberOfTransmitters")
-    f_signal_frequency, p = _d_ct_RationalNumber(r, v, n, p)
-    s = 2
-    w, mask, prods = _D_wpt_WptLfTransmitterData[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    f_signal_frequency__exponent: int
+    f_signal_frequency__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_signal_frequency__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_signal_frequency__exponent = ((q >> 3) & 0xFF) - 128
+    f_signal_frequency__value = (v >> (n - p - 9)) & 0x1FF
+    if f_signal_frequency__value < 0x80:
+        p += 9
+    elif 0x100 <= f_signal_frequency__value < 0x180:
+        p += 9
+        f_signal_frequency__value = 0xFF - f_signal_frequency__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_signal_frequency__value & 0x7F) | (q << 7)
+        f_signal_frequency__value = -q - 1 if f_signal_frequency__value >> 8 else q
+        p += 17
+    else:
+        f_signal_frequency__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_signal_frequency__value <= 32767:
+            raise out_of_range(p, f_signal_frequency__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_signal_frequency = new(ct.RationalNumber)
+    f_signal_frequency.exponent = f_signal_frequency__exponent
+    f_signal_frequency.value = f_signal_frequency__value
+    p += 1
+    fid, sub, s = ((2, 0, 3), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     f_tx_spec_data = []
     while fid == 2:
         if p > r.lim:
@@ -2770,9 +3732,13 @@ def _d_wpt_WptLfTransmitterData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.
         f_tx_spec_data.append(x_tx_spec_data)
         if len(f_tx_spec_data) == 255:
             s = _X_wpt_WptLfTransmitterData[s]
-        w, mask, prods = _D_wpt_WptLfTransmitterData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptLfTransmitterData[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            w, mask, prods = _D_wpt_WptLfTransmitterData[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid == 3:
         f_tx_package_spec_data, p = _d_wpt_WptTxRxPackageSpecData(r, v, n, p)
         v = r.v
@@ -2833,15 +3799,15 @@ def _d_wpt_WptLfReceiverData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Wpt
     f_rx_spec_data: list[wpt.WptTxRxSpecData]
     p += 11
     q = (v >> (n - p)) & 0x7FF
-    if q >> 9:
-        raise unexpected(p - 11, 2, "NumberOfReceivers")
+    if q & 0x601:
+        if q >> 9:
+            raise unexpected(p - 11, 2, "NumberOfReceivers")
+        f_number_of_receivers = (q >> 1) & 0xFF
+        if (q) & 0x1:
+            raise unexpected(p - 1, 1, "end of NumberOfReceivers")
     f_number_of_receivers = (q >> 1) & 0xFF
-    if (q) & 0x1:
-        raise unexpected(p - 1, 1, "end of NumberOfReceivers")
-    s = 1
-    w, mask, prods = _D_wpt_WptLfReceiverData[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     f_rx_spec_data = []
     while fid == 1:
         if p > r.lim:
@@ -2850,9 +3816,13 @@ def _d_wpt_WptLfReceiverData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Wpt
         f_rx_spec_data.append(x_rx_spec_data)
         if len(f_rx_spec_data) == 255:
             s = _X_wpt_WptLfReceiverData[s]
-        w, mask, prods = _D_wpt_WptLfReceiverData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptLfReceiverData[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            w, mask, prods = _D_wpt_WptLfReceiverData[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != -1:
         raise bad_event(p, fid, "end of WptLfReceiverData")
     o = new(wpt.WptLfReceiverData)
@@ -2929,10 +3899,8 @@ def _d_wpt_AlternativeSecc(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Alter
     f_bssid: str | None
     f_ip_address: str | None
     f_port: int | None
-    s = 0
-    w, mask, prods = _D_wpt_AlternativeSecc[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 1:
@@ -2947,9 +3915,8 @@ def _d_wpt_AlternativeSecc(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Alter
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of SSID")
-        w, mask, prods = _D_wpt_AlternativeSecc[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_ssid = None
     if fid == 1:
@@ -2964,9 +3931,8 @@ def _d_wpt_AlternativeSecc(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Alter
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of BSSID")
-        w, mask, prods = _D_wpt_AlternativeSecc[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_bssid = None
     if fid == 2:
@@ -2981,9 +3947,8 @@ def _d_wpt_AlternativeSecc(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Alter
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of IPAddress")
-        w, mask, prods = _D_wpt_AlternativeSecc[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_ip_address = None
     if fid == 3:
@@ -2996,6 +3961,11 @@ def _d_wpt_AlternativeSecc(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Alter
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_port = (f_port & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_port = (f_port & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
+            if not 0 <= f_port <= 65535:
+                raise out_of_range(p, f_port, 0, 65535)
         else:
             f_port, p = r_uint(v, n, p, 3)
             if not 0 <= f_port <= 65535:
@@ -3003,9 +3973,8 @@ def _d_wpt_AlternativeSecc(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Alter
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of Port")
-        w, mask, prods = _D_wpt_AlternativeSecc[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_port = None
     if fid != -1:
@@ -3032,7 +4001,66 @@ def _d_wpt_WptLfTxDataList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLf
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "WPT_LF_TxDataList")
-    f_wpt_lf_tx_data_list, p = _d_wpt_WptLfTxData(r, v, n, p)
+    f_wpt_lf_tx_data_list__tx_identifier: int
+    f_wpt_lf_tx_data_list__eirp: ct.RationalNumber
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TxIdentifier")
+    f_wpt_lf_tx_data_list__tx_identifier = (v >> (n - p - 8)) & 0xFF
+    if f_wpt_lf_tx_data_list__tx_identifier < 0x80:
+        p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_wpt_lf_tx_data_list__tx_identifier = (f_wpt_lf_tx_data_list__tx_identifier & 0x7F) | (q << 7)
+        p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_wpt_lf_tx_data_list__tx_identifier = (
+            (f_wpt_lf_tx_data_list__tx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        )
+        p += 24
+    else:
+        f_wpt_lf_tx_data_list__tx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= f_wpt_lf_tx_data_list__tx_identifier <= 4294967295:
+        raise out_of_range(p, f_wpt_lf_tx_data_list__tx_identifier, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TxIdentifier")
+    f_wpt_lf_tx_data_list__eirp__exponent: int
+    f_wpt_lf_tx_data_list__eirp__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_wpt_lf_tx_data_list__eirp__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_wpt_lf_tx_data_list__eirp__exponent = ((q >> 3) & 0xFF) - 128
+    f_wpt_lf_tx_data_list__eirp__value = (v >> (n - p - 9)) & 0x1FF
+    if f_wpt_lf_tx_data_list__eirp__value < 0x80:
+        p += 9
+    elif 0x100 <= f_wpt_lf_tx_data_list__eirp__value < 0x180:
+        p += 9
+        f_wpt_lf_tx_data_list__eirp__value = 0xFF - f_wpt_lf_tx_data_list__eirp__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_wpt_lf_tx_data_list__eirp__value & 0x7F) | (q << 7)
+        f_wpt_lf_tx_data_list__eirp__value = -q - 1 if f_wpt_lf_tx_data_list__eirp__value >> 8 else q
+        p += 17
+    else:
+        f_wpt_lf_tx_data_list__eirp__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_wpt_lf_tx_data_list__eirp__value <= 32767:
+            raise out_of_range(p, f_wpt_lf_tx_data_list__eirp__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_wpt_lf_tx_data_list__eirp = new(ct.RationalNumber)
+    f_wpt_lf_tx_data_list__eirp.exponent = f_wpt_lf_tx_data_list__eirp__exponent
+    f_wpt_lf_tx_data_list__eirp.value = f_wpt_lf_tx_data_list__eirp__value
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfTxData")
+    f_wpt_lf_tx_data_list = new(wpt.WptLfTxData)
+    f_wpt_lf_tx_data_list.tx_identifier = f_wpt_lf_tx_data_list__tx_identifier
+    f_wpt_lf_tx_data_list.eirp = f_wpt_lf_tx_data_list__eirp
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfTxDataList")
@@ -3096,6 +4124,9 @@ def _d_wpt_WptTxRxSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptTx
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_tx_rx_identifier = (f_tx_rx_identifier & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_tx_rx_identifier = (f_tx_rx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_tx_rx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_tx_rx_identifier <= 4294967295:
@@ -3103,11 +4134,131 @@ def _d_wpt_WptTxRxSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptTx
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TxRxIdentifier")
-    f_tx_rx_position, p = _d_wpt_WptCoordinateXyz(r, v, n, p)
+    f_tx_rx_position__coord_x: int
+    f_tx_rx_position__coord_y: int
+    f_tx_rx_position__coord_z: int
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Coord_X")
+    f_tx_rx_position__coord_x = (v >> (n - p - 9)) & 0x1FF
+    if f_tx_rx_position__coord_x < 0x80:
+        p += 9
+    elif 0x100 <= f_tx_rx_position__coord_x < 0x180:
+        p += 9
+        f_tx_rx_position__coord_x = 0xFF - f_tx_rx_position__coord_x
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_tx_rx_position__coord_x & 0x7F) | (q << 7)
+        f_tx_rx_position__coord_x = -q - 1 if f_tx_rx_position__coord_x >> 8 else q
+        p += 17
+    else:
+        f_tx_rx_position__coord_x, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_tx_rx_position__coord_x <= 32767:
+            raise out_of_range(p, f_tx_rx_position__coord_x, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Coord_X")
+    f_tx_rx_position__coord_y = (v >> (n - p - 9)) & 0x1FF
+    if f_tx_rx_position__coord_y < 0x80:
+        p += 9
+    elif 0x100 <= f_tx_rx_position__coord_y < 0x180:
+        p += 9
+        f_tx_rx_position__coord_y = 0xFF - f_tx_rx_position__coord_y
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_tx_rx_position__coord_y & 0x7F) | (q << 7)
+        f_tx_rx_position__coord_y = -q - 1 if f_tx_rx_position__coord_y >> 8 else q
+        p += 17
+    else:
+        f_tx_rx_position__coord_y, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_tx_rx_position__coord_y <= 32767:
+            raise out_of_range(p, f_tx_rx_position__coord_y, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Coord_Y")
+    f_tx_rx_position__coord_z = (v >> (n - p - 9)) & 0x1FF
+    if f_tx_rx_position__coord_z < 0x80:
+        p += 9
+    elif 0x100 <= f_tx_rx_position__coord_z < 0x180:
+        p += 9
+        f_tx_rx_position__coord_z = 0xFF - f_tx_rx_position__coord_z
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_tx_rx_position__coord_z & 0x7F) | (q << 7)
+        f_tx_rx_position__coord_z = -q - 1 if f_tx_rx_position__coord_z >> 8 else q
+        p += 17
+    else:
+        f_tx_rx_position__coord_z, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_tx_rx_position__coord_z <= 32767:
+            raise out_of_range(p, f_tx_rx_position__coord_z, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Coord_Z")
+    f_tx_rx_position = new(wpt.WptCoordinateXyz)
+    f_tx_rx_position.coord_x = f_tx_rx_position__coord_x
+    f_tx_rx_position.coord_y = f_tx_rx_position__coord_y
+    f_tx_rx_position.coord_z = f_tx_rx_position__coord_z
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "TxRxOrientation")
-    f_tx_rx_orientation, p = _d_wpt_WptCoordinateXyz(r, v, n, p)
+    f_tx_rx_orientation__coord_x: int
+    f_tx_rx_orientation__coord_y: int
+    f_tx_rx_orientation__coord_z: int
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "Coord_X")
+    f_tx_rx_orientation__coord_x = (v >> (n - p - 9)) & 0x1FF
+    if f_tx_rx_orientation__coord_x < 0x80:
+        p += 9
+    elif 0x100 <= f_tx_rx_orientation__coord_x < 0x180:
+        p += 9
+        f_tx_rx_orientation__coord_x = 0xFF - f_tx_rx_orientation__coord_x
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_tx_rx_orientation__coord_x & 0x7F) | (q << 7)
+        f_tx_rx_orientation__coord_x = -q - 1 if f_tx_rx_orientation__coord_x >> 8 else q
+        p += 17
+    else:
+        f_tx_rx_orientation__coord_x, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_tx_rx_orientation__coord_x <= 32767:
+            raise out_of_range(p, f_tx_rx_orientation__coord_x, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Coord_X")
+    f_tx_rx_orientation__coord_y = (v >> (n - p - 9)) & 0x1FF
+    if f_tx_rx_orientation__coord_y < 0x80:
+        p += 9
+    elif 0x100 <= f_tx_rx_orientation__coord_y < 0x180:
+        p += 9
+        f_tx_rx_orientation__coord_y = 0xFF - f_tx_rx_orientation__coord_y
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_tx_rx_orientation__coord_y & 0x7F) | (q << 7)
+        f_tx_rx_orientation__coord_y = -q - 1 if f_tx_rx_orientation__coord_y >> 8 else q
+        p += 17
+    else:
+        f_tx_rx_orientation__coord_y, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_tx_rx_orientation__coord_y <= 32767:
+            raise out_of_range(p, f_tx_rx_orientation__coord_y, -32768, 32767)
+    p += 3
+    if (v >> (n - p)) & 0x7:
+        raise unexpected(p - 3, 3, "end of Coord_Y")
+    f_tx_rx_orientation__coord_z = (v >> (n - p - 9)) & 0x1FF
+    if f_tx_rx_orientation__coord_z < 0x80:
+        p += 9
+    elif 0x100 <= f_tx_rx_orientation__coord_z < 0x180:
+        p += 9
+        f_tx_rx_orientation__coord_z = 0xFF - f_tx_rx_orientation__coord_z
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_tx_rx_orientation__coord_z & 0x7F) | (q << 7)
+        f_tx_rx_orientation__coord_z = -q - 1 if f_tx_rx_orientation__coord_z >> 8 else q
+        p += 17
+    else:
+        f_tx_rx_orientation__coord_z, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_tx_rx_orientation__coord_z <= 32767:
+            raise out_of_range(p, f_tx_rx_orientation__coord_z, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Coord_Z")
+    f_tx_rx_orientation = new(wpt.WptCoordinateXyz)
+    f_tx_rx_orientation.coord_x = f_tx_rx_orientation__coord_x
+    f_tx_rx_orientation.coord_y = f_tx_rx_orientation__coord_y
+    f_tx_rx_orientation.coord_z = f_tx_rx_orientation__coord_z
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptTxRxSpecData")
@@ -3195,10 +4346,8 @@ def _d_wpt_WptTxRxPackageSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wp
     f_pulse_separation_time: int
     f_pulse_duration: int
     f_package_separation_time: int
-    s = 0
-    w, mask, prods = _D_wpt_WptTxRxPackageSpecData[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_pulse_sequence_order = []
     while fid == 0:
         if p > r.lim:
@@ -3207,9 +4356,13 @@ def _d_wpt_WptTxRxPackageSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wp
         f_pulse_sequence_order.append(x_pulse_sequence_order)
         if len(f_pulse_sequence_order) == 255:
             s = _X_wpt_WptTxRxPackageSpecData[s]
-        w, mask, prods = _D_wpt_WptTxRxPackageSpecData[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_wpt_WptTxRxPackageSpecData[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            w, mask, prods = _D_wpt_WptTxRxPackageSpecData[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
     if fid != 1:
         raise bad_event(p, fid, "PulseSeparationTime")
     p += 1
@@ -3221,6 +4374,11 @@ def _d_wpt_WptTxRxPackageSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wp
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_pulse_separation_time = (f_pulse_separation_time & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_pulse_separation_time = (f_pulse_separation_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_pulse_separation_time <= 65535:
+            raise out_of_range(p, f_pulse_separation_time, 0, 65535)
     else:
         f_pulse_separation_time, p = r_uint(v, n, p, 3)
         if not 0 <= f_pulse_separation_time <= 65535:
@@ -3242,6 +4400,11 @@ def _d_wpt_WptTxRxPackageSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wp
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_pulse_duration = (f_pulse_duration & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_pulse_duration = (f_pulse_duration & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_pulse_duration <= 65535:
+            raise out_of_range(p, f_pulse_duration, 0, 65535)
     else:
         f_pulse_duration, p = r_uint(v, n, p, 3)
         if not 0 <= f_pulse_duration <= 65535:
@@ -3263,6 +4426,11 @@ def _d_wpt_WptTxRxPackageSpecData(r: Reader, v: int, n: int, p: int) -> tuple[wp
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_package_separation_time = (f_package_separation_time & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_package_separation_time = (f_package_separation_time & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_package_separation_time <= 65535:
+            raise out_of_range(p, f_package_separation_time, 0, 65535)
     else:
         f_package_separation_time, p = r_uint(v, n, p, 3)
         if not 0 <= f_package_separation_time <= 65535:
@@ -3311,6 +4479,9 @@ def _d_wpt_WptLfTxData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfTxDa
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_tx_identifier = (f_tx_identifier & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_tx_identifier = (f_tx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_tx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_tx_identifier <= 4294967295:
@@ -3318,7 +4489,37 @@ def _d_wpt_WptLfTxData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfTxDa
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TxIdentifier")
-    f_eirp, p = _d_ct_RationalNumber(r, v, n, p)
+    f_eirp__exponent: int
+    f_eirp__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_eirp__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_eirp__exponent = ((q >> 3) & 0xFF) - 128
+    f_eirp__value = (v >> (n - p - 9)) & 0x1FF
+    if f_eirp__value < 0x80:
+        p += 9
+    elif 0x100 <= f_eirp__value < 0x180:
+        p += 9
+        f_eirp__value = 0xFF - f_eirp__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_eirp__value & 0x7F) | (q << 7)
+        f_eirp__value = -q - 1 if f_eirp__value >> 8 else q
+        p += 17
+    else:
+        f_eirp__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_eirp__value <= 32767:
+            raise out_of_range(p, f_eirp__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_eirp = new(ct.RationalNumber)
+    f_eirp.exponent = f_eirp__exponent
+    f_eirp.value = f_eirp__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfTxData")
@@ -3356,6 +4557,9 @@ def _d_wpt_WptLfRxData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfRxDa
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_rx_identifier = (f_rx_identifier & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_rx_identifier = (f_rx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_rx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_rx_identifier <= 4294967295:
@@ -3363,7 +4567,75 @@ def _d_wpt_WptLfRxData(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfRxDa
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of RxIdentifier")
-    f_rssi_data, p = _d_wpt_WptLfRxRssiList(r, v, n, p)
+    f_rssi_data__rssi_data_list: wpt.WptLfRxRssi
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "RSSIDataList")
+    f_rssi_data__rssi_data_list__tx_identifier: int
+    f_rssi_data__rssi_data_list__rssi: ct.RationalNumber
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TxIdentifier")
+    f_rssi_data__rssi_data_list__tx_identifier = (v >> (n - p - 8)) & 0xFF
+    if f_rssi_data__rssi_data_list__tx_identifier < 0x80:
+        p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_rssi_data__rssi_data_list__tx_identifier = (f_rssi_data__rssi_data_list__tx_identifier & 0x7F) | (q << 7)
+        p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_rssi_data__rssi_data_list__tx_identifier = (
+            (f_rssi_data__rssi_data_list__tx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        )
+        p += 24
+    else:
+        f_rssi_data__rssi_data_list__tx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= f_rssi_data__rssi_data_list__tx_identifier <= 4294967295:
+        raise out_of_range(p, f_rssi_data__rssi_data_list__tx_identifier, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TxIdentifier")
+    f_rssi_data__rssi_data_list__rssi__exponent: int
+    f_rssi_data__rssi_data_list__rssi__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_rssi_data__rssi_data_list__rssi__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_rssi_data__rssi_data_list__rssi__exponent = ((q >> 3) & 0xFF) - 128
+    f_rssi_data__rssi_data_list__rssi__value = (v >> (n - p - 9)) & 0x1FF
+    if f_rssi_data__rssi_data_list__rssi__value < 0x80:
+        p += 9
+    elif 0x100 <= f_rssi_data__rssi_data_list__rssi__value < 0x180:
+        p += 9
+        f_rssi_data__rssi_data_list__rssi__value = 0xFF - f_rssi_data__rssi_data_list__rssi__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_rssi_data__rssi_data_list__rssi__value & 0x7F) | (q << 7)
+        f_rssi_data__rssi_data_list__rssi__value = -q - 1 if f_rssi_data__rssi_data_list__rssi__value >> 8 else q
+        p += 17
+    else:
+        f_rssi_data__rssi_data_list__rssi__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_rssi_data__rssi_data_list__rssi__value <= 32767:
+            raise out_of_range(p, f_rssi_data__rssi_data_list__rssi__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_rssi_data__rssi_data_list__rssi = new(ct.RationalNumber)
+    f_rssi_data__rssi_data_list__rssi.exponent = f_rssi_data__rssi_data_list__rssi__exponent
+    f_rssi_data__rssi_data_list__rssi.value = f_rssi_data__rssi_data_list__rssi__value
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfRxRssi")
+    f_rssi_data__rssi_data_list = new(wpt.WptLfRxRssi)
+    f_rssi_data__rssi_data_list.tx_identifier = f_rssi_data__rssi_data_list__tx_identifier
+    f_rssi_data__rssi_data_list.rssi = f_rssi_data__rssi_data_list__rssi
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfRxRssiList")
+    f_rssi_data = new(wpt.WptLfRxRssiList)
+    f_rssi_data.rssi_data_list = f_rssi_data__rssi_data_list
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxData")
@@ -3515,6 +4787,11 @@ def _d_wpt_WptTxRxPulseOrder(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Wpt
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_index_number = (f_index_number & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_index_number = (f_index_number & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_index_number <= 65535:
+            raise out_of_range(p, f_index_number, 0, 65535)
     else:
         f_index_number, p = r_uint(v, n, p, 3)
         if not 0 <= f_index_number <= 65535:
@@ -3528,6 +4805,9 @@ def _d_wpt_WptTxRxPulseOrder(r: Reader, v: int, n: int, p: int) -> tuple[wpt.Wpt
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_tx_rx_identifier = (f_tx_rx_identifier & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_tx_rx_identifier = (f_tx_rx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_tx_rx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_tx_rx_identifier <= 4294967295:
@@ -3555,7 +4835,64 @@ def _d_wpt_WptLfRxRssiList(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLf
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "RSSIDataList")
-    f_rssi_data_list, p = _d_wpt_WptLfRxRssi(r, v, n, p)
+    f_rssi_data_list__tx_identifier: int
+    f_rssi_data_list__rssi: ct.RationalNumber
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "TxIdentifier")
+    f_rssi_data_list__tx_identifier = (v >> (n - p - 8)) & 0xFF
+    if f_rssi_data_list__tx_identifier < 0x80:
+        p += 8
+    elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
+        f_rssi_data_list__tx_identifier = (f_rssi_data_list__tx_identifier & 0x7F) | (q << 7)
+        p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_rssi_data_list__tx_identifier = (f_rssi_data_list__tx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+    else:
+        f_rssi_data_list__tx_identifier, p = r_uint(v, n, p, 5)
+    if not 1 <= f_rssi_data_list__tx_identifier <= 4294967295:
+        raise out_of_range(p, f_rssi_data_list__tx_identifier, 1, 4294967295)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of TxIdentifier")
+    f_rssi_data_list__rssi__exponent: int
+    f_rssi_data_list__rssi__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_rssi_data_list__rssi__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_rssi_data_list__rssi__exponent = ((q >> 3) & 0xFF) - 128
+    f_rssi_data_list__rssi__value = (v >> (n - p - 9)) & 0x1FF
+    if f_rssi_data_list__rssi__value < 0x80:
+        p += 9
+    elif 0x100 <= f_rssi_data_list__rssi__value < 0x180:
+        p += 9
+        f_rssi_data_list__rssi__value = 0xFF - f_rssi_data_list__rssi__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_rssi_data_list__rssi__value & 0x7F) | (q << 7)
+        f_rssi_data_list__rssi__value = -q - 1 if f_rssi_data_list__rssi__value >> 8 else q
+        p += 17
+    else:
+        f_rssi_data_list__rssi__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_rssi_data_list__rssi__value <= 32767:
+            raise out_of_range(p, f_rssi_data_list__rssi__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_rssi_data_list__rssi = new(ct.RationalNumber)
+    f_rssi_data_list__rssi.exponent = f_rssi_data_list__rssi__exponent
+    f_rssi_data_list__rssi.value = f_rssi_data_list__rssi__value
+    p += 1
+    if (v >> (n - p)) & 0x1:
+        raise unexpected(p - 1, 1, "end of WptLfRxRssi")
+    f_rssi_data_list = new(wpt.WptLfRxRssi)
+    f_rssi_data_list.tx_identifier = f_rssi_data_list__tx_identifier
+    f_rssi_data_list.rssi = f_rssi_data_list__rssi
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxRssiList")
@@ -3592,6 +4929,9 @@ def _d_wpt_WptLfRxRssi(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfRxRs
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_tx_identifier = (f_tx_identifier & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_tx_identifier = (f_tx_identifier & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_tx_identifier, p = r_uint(v, n, p, 5)
     if not 1 <= f_tx_identifier <= 4294967295:
@@ -3599,7 +4939,37 @@ def _d_wpt_WptLfRxRssi(r: Reader, v: int, n: int, p: int) -> tuple[wpt.WptLfRxRs
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TxIdentifier")
-    f_rssi, p = _d_ct_RationalNumber(r, v, n, p)
+    f_rssi__exponent: int
+    f_rssi__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_rssi__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_rssi__exponent = ((q >> 3) & 0xFF) - 128
+    f_rssi__value = (v >> (n - p - 9)) & 0x1FF
+    if f_rssi__value < 0x80:
+        p += 9
+    elif 0x100 <= f_rssi__value < 0x180:
+        p += 9
+        f_rssi__value = 0xFF - f_rssi__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_rssi__value & 0x7F) | (q << 7)
+        f_rssi__value = -q - 1 if f_rssi__value >> 8 else q
+        p += 17
+    else:
+        f_rssi__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_rssi__value <= 32767:
+            raise out_of_range(p, f_rssi__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_rssi = new(ct.RationalNumber)
+    f_rssi.exponent = f_rssi__exponent
+    f_rssi.value = f_rssi__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of WptLfRxRssi")
@@ -3631,65 +5001,13 @@ _T_wpt_WptAlignmentCheckReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_wpt_WptAlignmentCheckReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _X_wpt_WptAlignmentCheckReq: dict[int, int] = {5: 6}
 _T_wpt_WptAlignmentCheckRes: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -3718,77 +5036,14 @@ _T_wpt_WptAlignmentCheckRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (1, 1, 7),
 }
 _D_wpt_WptAlignmentCheckRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X_wpt_WptAlignmentCheckRes: dict[int, int] = {6: 7}
 _T_wpt_WptChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -3824,102 +5079,17 @@ _T_wpt_WptChargeLoopReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (10, -3): (1, 1, 10),
 }
 _D_wpt_WptChargeLoopReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (8, 0, 9), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((8, 0, 9), (-1, 0, -1), (-3, 0, 9))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
 _X_wpt_WptChargeLoopReq: dict[int, int] = {9: 10}
 _T_wpt_WptChargeLoopRes: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -3969,140 +5139,21 @@ _T_wpt_WptChargeLoopRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (14, -3): (1, 1, 14),
 }
 _D_wpt_WptChargeLoopRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (9, 0, 10),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (10, 0, 11),
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (11, 0, 12),
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (12, 0, 13),
-            (-1, 0, -1),
-            (-3, 0, 13),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 14),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (1, 0x1, ((9, 0, 10), (-3, 0, 9))),
+    (3, 0x7, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 10))),
+    (2, 0x3, ((11, 0, 12), (12, 0, 13), (-1, 0, -1), (-3, 0, 11))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 12))),
+    (2, 0x3, ((12, 0, 13), (-1, 0, -1), (-3, 0, 13))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 14))),
 )
 _X_wpt_WptChargeLoopRes: dict[int, int] = {13: 14}
 _T_wpt_WptChargeParameterDiscoveryReq: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4128,80 +5179,15 @@ _T_wpt_WptChargeParameterDiscoveryReq: dict[tuple[int, int], tuple[int, int, int
     (8, -3): (1, 1, 8),
 }
 _D_wpt_WptChargeParameterDiscoveryReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((6, 0, 7), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _X_wpt_WptChargeParameterDiscoveryReq: dict[int, int] = {7: 8}
 _T_wpt_WptChargeParameterDiscoveryRes: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4233,104 +5219,18 @@ _T_wpt_WptChargeParameterDiscoveryRes: dict[tuple[int, int], tuple[int, int, int
     (11, -3): (1, 1, 11),
 }
 _D_wpt_WptChargeParameterDiscoveryRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (7, 0, 8),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (8, 0, 9),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((7, 0, 8), (-3, 0, 7))),
+    (1, 0x1, ((8, 0, 9), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 10))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 11))),
 )
 _X_wpt_WptChargeParameterDiscoveryRes: dict[int, int] = {10: 11}
 _T_wpt_WptFinePositioningReq: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4355,67 +5255,13 @@ _T_wpt_WptFinePositioningReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (2, 2, 6),
 }
 _D_wpt_WptFinePositioningReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 6))),
 )
 _X_wpt_WptFinePositioningReq: dict[int, int] = {4: 6}
 _T_wpt_WptFinePositioningRes: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4440,67 +5286,13 @@ _T_wpt_WptFinePositioningRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (2, 2, 6),
 }
 _D_wpt_WptFinePositioningRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 6))),
 )
 _X_wpt_WptFinePositioningRes: dict[int, int] = {4: 6}
 _T_wpt_WptFinePositioningSetupReq: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4531,91 +5323,16 @@ _T_wpt_WptFinePositioningSetupReq: dict[tuple[int, int], tuple[int, int, int]] =
     (9, -3): (2, 2, 9),
 }
 _D_wpt_WptFinePositioningSetupReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 9))),
 )
 _X_wpt_WptFinePositioningSetupReq: dict[int, int] = {7: 9}
 _T_wpt_WptFinePositioningSetupRes: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4646,91 +5363,16 @@ _T_wpt_WptFinePositioningSetupRes: dict[tuple[int, int], tuple[int, int, int]] =
     (9, -3): (2, 2, 9),
 }
 _D_wpt_WptFinePositioningSetupRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 9))),
 )
 _X_wpt_WptFinePositioningSetupRes: dict[int, int] = {7: 9}
 _T_wpt_WptPairingReq: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4753,65 +5395,13 @@ _T_wpt_WptPairingReq: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_wpt_WptPairingReq: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _X_wpt_WptPairingReq: dict[int, int] = {5: 6}
 _T_wpt_WptPairingRes: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4840,77 +5430,14 @@ _T_wpt_WptPairingRes: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (1, 1, 7),
 }
 _D_wpt_WptPairingRes: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X_wpt_WptPairingRes: dict[int, int] = {6: 7}
 _T_wpt_WptEvpcPowerControlParameter: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -4926,46 +5453,11 @@ _T_wpt_WptEvpcPowerControlParameter: dict[tuple[int, int], tuple[int, int, int]]
     (4, -3): (1, 1, 4),
 }
 _D_wpt_WptEvpcPowerControlParameter: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_wpt_WptSpcPowerControlParameter: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4974,22 +5466,8 @@ _T_wpt_WptSpcPowerControlParameter: dict[tuple[int, int], tuple[int, int, int]] 
     (1, -3): (1, 1, 1),
 }
 _D_wpt_WptSpcPowerControlParameter: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T_wpt_WptLfDataPackageList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5000,30 +5478,9 @@ _T_wpt_WptLfDataPackageList: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_wpt_WptLfDataPackageList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_wpt_WptFinePositioningMethodList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5040,48 +5497,11 @@ _T_wpt_WptFinePositioningMethodList: dict[tuple[int, int], tuple[int, int, int]]
     (4, -3): (1, 1, 4),
 }
 _D_wpt_WptFinePositioningMethodList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_wpt_WptFinePositioningMethodList: dict[int, int] = {1: 3, 2: 4}
 _T_wpt_WptPairingMethodList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -5099,48 +5519,11 @@ _T_wpt_WptPairingMethodList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_wpt_WptPairingMethodList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_wpt_WptPairingMethodList: dict[int, int] = {1: 3, 2: 4}
 _T_wpt_WptAlignmentCheckMethodList: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -5158,48 +5541,11 @@ _T_wpt_WptAlignmentCheckMethodList: dict[tuple[int, int], tuple[int, int, int]] 
     (4, -3): (1, 1, 4),
 }
 _D_wpt_WptAlignmentCheckMethodList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_wpt_WptAlignmentCheckMethodList: dict[int, int] = {1: 3, 2: 4}
 _T_wpt_WptLfSystemSetupData: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -5212,31 +5558,9 @@ _T_wpt_WptLfSystemSetupData: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_wpt_WptLfSystemSetupData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_wpt_AlternativeSeccList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5253,48 +5577,11 @@ _T_wpt_AlternativeSeccList: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_wpt_AlternativeSeccList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _X_wpt_AlternativeSeccList: dict[int, int] = {1: 3, 2: 4}
 _T_wpt_WptLfDataPackage: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -5309,39 +5596,10 @@ _T_wpt_WptLfDataPackage: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_wpt_WptLfDataPackage: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_wpt_WptLfTransmitterData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5371,85 +5629,16 @@ _T_wpt_WptLfTransmitterData: dict[tuple[int, int], tuple[int, int, int]] = {
     (9, -3): (2, 2, 9),
 }
 _D_wpt_WptLfTransmitterData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 5),
-            (3, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 5),
-            (3, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((2, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 5), (3, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((2, 0, 5), (3, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
     (0, 0x0, ((-3, 0, 7),)),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
+    (2, 0x3, ((3, 0, 6), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((3, 0, 6), (-1, 0, -1), (-3, 0, 9))),
 )
 _X_wpt_WptLfTransmitterData: dict[int, int] = {3: 7, 4: 8, 5: 9}
 _T_wpt_WptLfReceiverData: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -5472,65 +5661,14 @@ _T_wpt_WptLfReceiverData: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (1, 1, 7),
 }
 _D_wpt_WptLfReceiverData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((1, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((1, 0, 4), (-1, 0, -1), (-3, 0, 4))),
     (0, 0x0, ((-3, 0, 5),)),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X_wpt_WptLfReceiverData: dict[int, int] = {2: 5, 3: 6, 4: 7}
 _T_wpt_AlternativeSecc: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -5556,56 +5694,11 @@ _T_wpt_AlternativeSecc: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (1, 1, 4),
 }
 _D_wpt_AlternativeSecc: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 4))),
 )
 _T_wpt_WptLfTxDataList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5614,22 +5707,8 @@ _T_wpt_WptLfTxDataList: dict[tuple[int, int], tuple[int, int, int]] = {
     (1, -3): (1, 1, 1),
 }
 _D_wpt_WptLfTxDataList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T_wpt_WptLfRxDataList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5638,22 +5717,8 @@ _T_wpt_WptLfRxDataList: dict[tuple[int, int], tuple[int, int, int]] = {
     (1, -3): (1, 1, 1),
 }
 _D_wpt_WptLfRxDataList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T_wpt_WptTxRxSpecData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5666,38 +5731,10 @@ _T_wpt_WptTxRxSpecData: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_wpt_WptTxRxSpecData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_wpt_WptTxRxPackageSpecData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5723,81 +5760,16 @@ _T_wpt_WptTxRxPackageSpecData: dict[tuple[int, int], tuple[int, int, int]] = {
     (9, -3): (1, 1, 9),
 }
 _D_wpt_WptTxRxPackageSpecData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 3),
-            (1, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 3),
-            (1, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((0, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (1, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (1, 0, 4), (-3, 0, 3))),
+    (1, 0x1, ((2, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((3, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
     (0, 0x0, ((-3, 0, 7),)),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 4),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 4),
-            (-3, 0, 9),
-        ),
-    ),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 8))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 9))),
 )
 _X_wpt_WptTxRxPackageSpecData: dict[int, int] = {1: 7, 2: 8, 3: 9}
 _T_wpt_WptLfTxData: dict[tuple[int, int], tuple[int, int, int]] = {
@@ -5809,30 +5781,9 @@ _T_wpt_WptLfTxData: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_wpt_WptLfTxData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_wpt_WptLfRxData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5843,30 +5794,9 @@ _T_wpt_WptLfRxData: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_wpt_WptLfRxData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_wpt_WptCoordinateXyz: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5879,38 +5809,10 @@ _T_wpt_WptCoordinateXyz: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_wpt_WptCoordinateXyz: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_wpt_WptTxRxPulseOrder: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5921,30 +5823,9 @@ _T_wpt_WptTxRxPulseOrder: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_wpt_WptTxRxPulseOrder: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_wpt_WptLfRxRssiList: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5953,22 +5834,8 @@ _T_wpt_WptLfRxRssiList: dict[tuple[int, int], tuple[int, int, int]] = {
     (1, -3): (1, 1, 1),
 }
 _D_wpt_WptLfRxRssiList: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 1))),
 )
 _T_wpt_WptLfRxRssi: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5979,30 +5846,9 @@ _T_wpt_WptLfRxRssi: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_wpt_WptLfRxRssi: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 
 MAX_DEPTH = 8  # deepest nesting of complex elements

@@ -47,10 +47,8 @@ def _d_ds_CanonicalizationMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.
     f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     if p > r.lim:
         v, n = r.refill(p)
-    s = 1
-    w, mask, prods = _D_ds_CanonicalizationMethod[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of CanonicalizationMethod")
     o = new(ds.CanonicalizationMethod)
@@ -158,10 +156,8 @@ def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue
     f_j: bytes | None
     f_seed: bytes | None
     f_pgen_counter: bytes | None
-    s = 0
-    w, mask, prods = _D_ds_DsaKeyValue[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         p += 1
         if (v >> (n - p)) & 1:
@@ -176,9 +172,8 @@ def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of P")
-        w, mask, prods = _D_ds_DsaKeyValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_p = None
     if fid == 1:
@@ -195,9 +190,8 @@ def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of Q")
-        w, mask, prods = _D_ds_DsaKeyValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 2), (3, 0, 3), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_q = None
     if fid == 2:
@@ -214,9 +208,8 @@ def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of G")
-        w, mask, prods = _D_ds_DsaKeyValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((3, 0, 3), (-3, 0, 2))[(v >> (n - p)) & 0x1]
     else:
         f_g = None
     if fid != 3:
@@ -234,9 +227,8 @@ def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue
         p += 1
         if (v >> (n - p)) & 1:
             raise unexpected(p - 1, 1, "end of Y")
-    w, mask, prods = _D_ds_DsaKeyValue[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid == 4:
         p += 1
         if (v >> (n - p)) & 1:
@@ -251,9 +243,8 @@ def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of J")
-        w, mask, prods = _D_ds_DsaKeyValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_j = None
     if fid == 5:
@@ -270,9 +261,8 @@ def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of Seed")
-        w, mask, prods = _D_ds_DsaKeyValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((6, 0, 7), (-3, 0, 6))[(v >> (n - p)) & 0x1]
     else:
         f_seed = None
     if fid == 6:
@@ -289,9 +279,8 @@ def _d_ds_DsaKeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.DsaKeyValue
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of PgenCounter")
-        w, mask, prods = _D_ds_DsaKeyValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x1]
     else:
         f_pgen_counter = None
     if fid != -1:
@@ -322,10 +311,8 @@ def _d_ds_DigestMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.DigestMeth
     f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     if p > r.lim:
         v, n = r.refill(p)
-    s = 1
-    w, mask, prods = _D_ds_DigestMethod[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of DigestMethod")
     o = new(ds.DigestMethod)
@@ -610,26 +597,22 @@ def _e_ds_KeyValue(a: int, o: ds.KeyValue, w: Writer) -> int:
 def _d_ds_KeyValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.KeyValue, int]:
     f_dsa_key_value: ds.DsaKeyValue | None
     f_rsa_key_value: ds.RsaKeyValue | None
-    s = 0
-    w, mask, prods = _D_ds_KeyValue[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         f_dsa_key_value, p = _d_ds_DsaKeyValue(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_ds_KeyValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     else:
         f_dsa_key_value = None
     if fid == 1:
         f_rsa_key_value, p = _d_ds_RsaKeyValue(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_ds_KeyValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_rsa_key_value = None
     if fid != -1:
@@ -674,17 +657,14 @@ def _e_ds_Manifest(a: int, o: ds.Manifest, w: Writer) -> int:
 def _d_ds_Manifest(r: Reader, v: int, n: int, p: int) -> tuple[ds.Manifest, int]:
     f_id: str | None
     f_reference: list[ds.Reference]
-    s = 0
-    w, mask, prods = _D_ds_Manifest[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_Manifest[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_id = None
     f_reference = []
@@ -697,9 +677,8 @@ def _d_ds_Manifest(r: Reader, v: int, n: int, p: int) -> tuple[ds.Manifest, int]
         v = r.v
         n = r.n
         f_reference.append(x_reference)
-        w, mask, prods = _D_ds_Manifest[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of Manifest")
     o = new(ds.Manifest)
@@ -984,44 +963,38 @@ def _d_ds_Reference(r: Reader, v: int, n: int, p: int) -> tuple[ds.Reference, in
     f_transforms: ds.Transforms | None
     f_digest_method: ds.DigestMethod
     f_digest_value: bytes
-    s = 0
-    w, mask, prods = _D_ds_Reference[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_Reference[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     else:
         f_id = None
     if fid == 1:
         f_type, p = r_string(r, v, n, p, "Type", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_Reference[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_type = None
     if fid == 2:
         f_uri, p = r_string(r, v, n, p, "URI", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_Reference[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     else:
         f_uri = None
     if fid == 3:
         f_transforms, p = _d_ds_Transforms(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_ds_Reference[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((4, 0, 5), (-3, 0, 4))[(v >> (n - p)) & 0x1]
     else:
         f_transforms = None
     if fid != 4:
@@ -1095,35 +1068,30 @@ def _d_ds_RetrievalMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.Retriev
     f_type: str | None
     f_uri: str | None
     f_transforms: ds.Transforms | None
-    s = 0
-    w, mask, prods = _D_ds_RetrievalMethod[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))[(v >> (n - p)) & 0x7]
     if fid == 0:
         f_type, p = r_string(r, v, n, p, "Type", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_RetrievalMethod[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     else:
         f_type = None
     if fid == 1:
         f_uri, p = r_string(r, v, n, p, "URI", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_RetrievalMethod[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_uri = None
     if fid == 2:
         f_transforms, p = _d_ds_Transforms(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_ds_RetrievalMethod[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_transforms = None
     if fid != -1:
@@ -1238,10 +1206,8 @@ def _d_ds_SignatureMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.Signatu
     f_algorithm, p = r_string(r, v, n, p, "Algorithm", None)
     if p > r.lim:
         v, n = r.refill(p)
-    s = 1
-    w, mask, prods = _D_ds_SignatureMethod[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     if fid == 1:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -1265,9 +1231,8 @@ def _d_ds_SignatureMethod(r: Reader, v: int, n: int, p: int) -> tuple[ds.Signatu
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of HMACOutputLength")
-        w, mask, prods = _D_ds_SignatureMethod[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     else:
         f_hmac_output_length = None
     if fid != -1:
@@ -1312,17 +1277,14 @@ def _e_ds_SignatureProperties(a: int, o: ds.SignatureProperties, w: Writer) -> i
 def _d_ds_SignatureProperties(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignatureProperties, int]:
     f_id: str | None
     f_signature_property: list[ds.SignatureProperty]
-    s = 0
-    w, mask, prods = _D_ds_SignatureProperties[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_SignatureProperties[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_id = None
     f_signature_property = []
@@ -1335,9 +1297,8 @@ def _d_ds_SignatureProperties(r: Reader, v: int, n: int, p: int) -> tuple[ds.Sig
         v = r.v
         n = r.n
         f_signature_property.append(x_signature_property)
-        w, mask, prods = _D_ds_SignatureProperties[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of SignatureProperties")
     o = new(ds.SignatureProperties)
@@ -1447,17 +1408,14 @@ def _d_ds_Signature(r: Reader, v: int, n: int, p: int) -> tuple[ds.Signature, in
     f_signature_value: ds.SignatureValue
     f_key_info: ds.KeyInfo | None
     f_object: list[ds.Object]
-    s = 0
-    w, mask, prods = _D_ds_Signature[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_Signature[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_id = None
     if fid != 1:
@@ -1471,17 +1429,14 @@ def _d_ds_Signature(r: Reader, v: int, n: int, p: int) -> tuple[ds.Signature, in
     f_signature_value, p = _d_ds_SignatureValue(r, v, n, p)
     v = r.v
     n = r.n
-    s = 3
-    w, mask, prods = _D_ds_Signature[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x3]
     if fid == 3:
         f_key_info, p = _d_ds_KeyInfo(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_ds_Signature[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_key_info = None
     f_object = []
@@ -1494,9 +1449,8 @@ def _d_ds_Signature(r: Reader, v: int, n: int, p: int) -> tuple[ds.Signature, in
         v = r.v
         n = r.n
         f_object.append(x_object)
-        w, mask, prods = _D_ds_Signature[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of Signature")
     o = new(ds.Signature)
@@ -1531,17 +1485,14 @@ def _e_ds_SignatureValue(a: int, o: ds.SignatureValue, w: Writer) -> int:
 def _d_ds_SignatureValue(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignatureValue, int]:
     f_id: str | None
     f_value: bytes
-    s = 0
-    w, mask, prods = _D_ds_SignatureValue[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_SignatureValue[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_id = None
     if fid == -3:  # EE as a second-level event: an empty value (EXIficient)
@@ -1615,17 +1566,14 @@ def _d_ds_SignedInfo(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignedInfo, 
     f_canonicalization_method: ds.CanonicalizationMethod
     f_signature_method: ds.SignatureMethod
     f_reference: list[ds.Reference]
-    s = 0
-    w, mask, prods = _D_ds_SignedInfo[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((0, 0, 1), (1, 0, 2), (-3, 0, 0))[(v >> (n - p)) & 0x3]
     if fid == 0:
         f_id, p = r_string(r, v, n, p, "Id", None)
         if p > r.lim:
             v, n = r.refill(p)
-        w, mask, prods = _D_ds_SignedInfo[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((1, 0, 2), (-3, 0, 1))[(v >> (n - p)) & 0x1]
     else:
         f_id = None
     if fid != 1:
@@ -1639,10 +1587,8 @@ def _d_ds_SignedInfo(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignedInfo, 
     f_signature_method, p = _d_ds_SignatureMethod(r, v, n, p)
     v = r.v
     n = r.n
-    s = 3
-    w, mask, prods = _D_ds_SignedInfo[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((3, 0, 4), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     f_reference = []
     while fid == 3:
         if p > r.lim:
@@ -1653,9 +1599,8 @@ def _d_ds_SignedInfo(r: Reader, v: int, n: int, p: int) -> tuple[ds.SignedInfo, 
         v = r.v
         n = r.n
         f_reference.append(x_reference)
-        w, mask, prods = _D_ds_SignedInfo[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of SignedInfo")
     o = new(ds.SignedInfo)
@@ -1768,10 +1713,8 @@ def _e_ds_Transforms(a: int, o: ds.Transforms, w: Writer) -> int:
 
 def _d_ds_Transforms(r: Reader, v: int, n: int, p: int) -> tuple[ds.Transforms, int]:
     f_transform: list[ds.Transform]
-    s = 0
-    w, mask, prods = _D_ds_Transforms[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 1
+    fid, sub, s = ((0, 0, 1), (-3, 0, 0))[(v >> (n - p)) & 0x1]
     f_transform = []
     while fid == 0:
         if p > r.lim:
@@ -1782,9 +1725,8 @@ def _d_ds_Transforms(r: Reader, v: int, n: int, p: int) -> tuple[ds.Transforms, 
         v = r.v
         n = r.n
         f_transform.append(x_transform)
-        w, mask, prods = _D_ds_Transforms[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of Transforms")
     o = new(ds.Transforms)
@@ -2134,11 +2076,71 @@ def _d_ct_DetailedCost(r: Reader, v: int, n: int, p: int) -> tuple[ct.DetailedCo
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "Amount")
-    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount__exponent: int
+    f_amount__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_amount__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_amount__exponent = ((q >> 3) & 0xFF) - 128
+    f_amount__value = (v >> (n - p - 9)) & 0x1FF
+    if f_amount__value < 0x80:
+        p += 9
+    elif 0x100 <= f_amount__value < 0x180:
+        p += 9
+        f_amount__value = 0xFF - f_amount__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_amount__value & 0x7F) | (q << 7)
+        f_amount__value = -q - 1 if f_amount__value >> 8 else q
+        p += 17
+    else:
+        f_amount__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_amount__value <= 32767:
+            raise out_of_range(p, f_amount__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_amount = new(ct.RationalNumber)
+    f_amount.exponent = f_amount__exponent
+    f_amount.value = f_amount__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "CostPerUnit")
-    f_cost_per_unit, p = _d_ct_RationalNumber(r, v, n, p)
+    f_cost_per_unit__exponent: int
+    f_cost_per_unit__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_cost_per_unit__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_cost_per_unit__exponent = ((q >> 3) & 0xFF) - 128
+    f_cost_per_unit__value = (v >> (n - p - 9)) & 0x1FF
+    if f_cost_per_unit__value < 0x80:
+        p += 9
+    elif 0x100 <= f_cost_per_unit__value < 0x180:
+        p += 9
+        f_cost_per_unit__value = 0xFF - f_cost_per_unit__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_cost_per_unit__value & 0x7F) | (q << 7)
+        f_cost_per_unit__value = -q - 1 if f_cost_per_unit__value >> 8 else q
+        p += 17
+    else:
+        f_cost_per_unit__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_cost_per_unit__value <= 32767:
+            raise out_of_range(p, f_cost_per_unit__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_cost_per_unit = new(ct.RationalNumber)
+    f_cost_per_unit.exponent = f_cost_per_unit__exponent
+    f_cost_per_unit.value = f_cost_per_unit__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedCost")
@@ -2176,6 +2178,9 @@ def _d_ct_DetailedTax(r: Reader, v: int, n: int, p: int) -> tuple[ct.DetailedTax
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_tax_rule_id = (f_tax_rule_id & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_tax_rule_id = (f_tax_rule_id & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_tax_rule_id, p = r_uint(v, n, p, 5)
     if not 1 <= f_tax_rule_id <= 4294967295:
@@ -2183,7 +2188,37 @@ def _d_ct_DetailedTax(r: Reader, v: int, n: int, p: int) -> tuple[ct.DetailedTax
     p += 2
     if (v >> (n - p)) & 0x3:
         raise unexpected(p - 2, 2, "end of TaxRuleID")
-    f_amount, p = _d_ct_RationalNumber(r, v, n, p)
+    f_amount__exponent: int
+    f_amount__value: int
+    p += 13
+    q = (v >> (n - p)) & 0x1FFF
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_amount__exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
+    f_amount__exponent = ((q >> 3) & 0xFF) - 128
+    f_amount__value = (v >> (n - p - 9)) & 0x1FF
+    if f_amount__value < 0x80:
+        p += 9
+    elif 0x100 <= f_amount__value < 0x180:
+        p += 9
+        f_amount__value = 0xFF - f_amount__value
+    elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+        q = (f_amount__value & 0x7F) | (q << 7)
+        f_amount__value = -q - 1 if f_amount__value >> 8 else q
+        p += 17
+    else:
+        f_amount__value, p = r_sint(v, n, p, 3)
+        if not -32768 <= f_amount__value <= 32767:
+            raise out_of_range(p, f_amount__value, -32768, 32767)
+    p += 2
+    if (v >> (n - p)) & 0x3:
+        raise unexpected(p - 2, 2, "end of Value")
+    f_amount = new(ct.RationalNumber)
+    f_amount.exponent = f_amount__exponent
+    f_amount.value = f_amount__value
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of DetailedTax")
@@ -2368,68 +2403,126 @@ def _d_ct_DisplayParameters(r: Reader, v: int, n: int, p: int) -> tuple[ct.Displ
     f_charging_complete: bool | None
     f_battery_energy_capacity: ct.RationalNumber | None
     f_inlet_hot: bool | None
-    s = 0
-    w, mask, prods = _D_ct_DisplayParameters[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 4
+    fid, sub, s = (
+        (0, 0, 1),
+        (1, 0, 2),
+        (2, 0, 3),
+        (3, 0, 4),
+        (4, 0, 5),
+        (5, 0, 6),
+        (6, 0, 7),
+        (7, 0, 8),
+        (8, 0, 9),
+        (9, 0, 10),
+        (-1, 0, -1),
+        (-3, 0, 0),
+    )[(v >> (n - p)) & 0xF]
     if fid == 0:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of PresentSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of PresentSOC")
+            f_present_soc = (q >> 1) & 0x7F
+            if f_present_soc > 100:
+                raise out_of_range(p, f_present_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of PresentSOC")
         f_present_soc = (q >> 1) & 0x7F
         if f_present_soc > 100:
             raise out_of_range(p, f_present_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of PresentSOC")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 4
+        fid, sub, s = (
+            (1, 0, 2),
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 1),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_present_soc = None
     if fid == 1:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of MinimumSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of MinimumSOC")
+            f_minimum_soc = (q >> 1) & 0x7F
+            if f_minimum_soc > 100:
+                raise out_of_range(p, f_minimum_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of MinimumSOC")
         f_minimum_soc = (q >> 1) & 0x7F
         if f_minimum_soc > 100:
             raise out_of_range(p, f_minimum_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of MinimumSOC")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 4
+        fid, sub, s = (
+            (2, 0, 3),
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 2),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_minimum_soc = None
     if fid == 2:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of TargetSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of TargetSOC")
+            f_target_soc = (q >> 1) & 0x7F
+            if f_target_soc > 100:
+                raise out_of_range(p, f_target_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of TargetSOC")
         f_target_soc = (q >> 1) & 0x7F
         if f_target_soc > 100:
             raise out_of_range(p, f_target_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of TargetSOC")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 4
+        fid, sub, s = (
+            (3, 0, 4),
+            (4, 0, 5),
+            (5, 0, 6),
+            (6, 0, 7),
+            (7, 0, 8),
+            (8, 0, 9),
+            (9, 0, 10),
+            (-1, 0, -1),
+            (-3, 0, 3),
+        )[(v >> (n - p)) & 0xF]
     else:
         f_target_soc = None
     if fid == 3:
         p += 9
         q = (v >> (n - p)) & 0x1FF
-        if q >> 8:
-            raise unexpected(p - 9, 1, "characters of MaximumSOC")
+        if q & 0x101:
+            if q >> 8:
+                raise unexpected(p - 9, 1, "characters of MaximumSOC")
+            f_maximum_soc = (q >> 1) & 0x7F
+            if f_maximum_soc > 100:
+                raise out_of_range(p, f_maximum_soc, 0, 100)
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of MaximumSOC")
         f_maximum_soc = (q >> 1) & 0x7F
         if f_maximum_soc > 100:
             raise out_of_range(p, f_maximum_soc, 0, 100)
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of MaximumSOC")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 4))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_maximum_soc = None
     if fid == 4:
@@ -2442,6 +2535,9 @@ def _d_ct_DisplayParameters(r: Reader, v: int, n: int, p: int) -> tuple[ct.Displ
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_remaining_time_to_minimum_soc = (f_remaining_time_to_minimum_soc & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_remaining_time_to_minimum_soc = (f_remaining_time_to_minimum_soc & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_remaining_time_to_minimum_soc, p = r_uint(v, n, p, 5)
             if not 0 <= f_remaining_time_to_minimum_soc <= 4294967295:
@@ -2449,9 +2545,10 @@ def _d_ct_DisplayParameters(r: Reader, v: int, n: int, p: int) -> tuple[ct.Displ
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMinimumSOC")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_remaining_time_to_minimum_soc = None
     if fid == 5:
@@ -2464,6 +2561,9 @@ def _d_ct_DisplayParameters(r: Reader, v: int, n: int, p: int) -> tuple[ct.Displ
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_remaining_time_to_target_soc = (f_remaining_time_to_target_soc & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_remaining_time_to_target_soc = (f_remaining_time_to_target_soc & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_remaining_time_to_target_soc, p = r_uint(v, n, p, 5)
             if not 0 <= f_remaining_time_to_target_soc <= 4294967295:
@@ -2471,9 +2571,8 @@ def _d_ct_DisplayParameters(r: Reader, v: int, n: int, p: int) -> tuple[ct.Displ
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToTargetSOC")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x7]
     else:
         f_remaining_time_to_target_soc = None
     if fid == 6:
@@ -2486,6 +2585,9 @@ def _d_ct_DisplayParameters(r: Reader, v: int, n: int, p: int) -> tuple[ct.Displ
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_remaining_time_to_maximum_soc = (f_remaining_time_to_maximum_soc & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_remaining_time_to_maximum_soc = (f_remaining_time_to_maximum_soc & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_remaining_time_to_maximum_soc, p = r_uint(v, n, p, 5)
             if not 0 <= f_remaining_time_to_maximum_soc <= 4294967295:
@@ -2493,42 +2595,72 @@ def _d_ct_DisplayParameters(r: Reader, v: int, n: int, p: int) -> tuple[ct.Displ
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of RemainingTimeToMaximumSOC")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x7]
     else:
         f_remaining_time_to_maximum_soc = None
     if fid == 7:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of ChargingComplete")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of ChargingComplete")
+            f_charging_complete = ((q >> 1) & 0x1) == 1
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of ChargingComplete")
         f_charging_complete = ((q >> 1) & 0x1) == 1
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of ChargingComplete")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x3]
     else:
         f_charging_complete = None
     if fid == 8:
-        f_battery_energy_capacity, p = _d_ct_RationalNumber(r, v, n, p)
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        f_battery_energy_capacity__exponent: int
+        f_battery_energy_capacity__value: int
+        p += 13
+        q = (v >> (n - p)) & 0x1FFF
+        if q & 0x1807:
+            if q >> 11:
+                raise unexpected(p - 13, 2, "Exponent")
+            f_battery_energy_capacity__exponent = ((q >> 3) & 0xFF) - 128
+            if (q) & 0x7:
+                raise unexpected(p - 3, 3, "end of Exponent")
+        f_battery_energy_capacity__exponent = ((q >> 3) & 0xFF) - 128
+        f_battery_energy_capacity__value = (v >> (n - p - 9)) & 0x1FF
+        if f_battery_energy_capacity__value < 0x80:
+            p += 9
+        elif 0x100 <= f_battery_energy_capacity__value < 0x180:
+            p += 9
+            f_battery_energy_capacity__value = 0xFF - f_battery_energy_capacity__value
+        elif (q := (v >> (n - p - 17)) & 0xFF) < 0x80:
+            q = (f_battery_energy_capacity__value & 0x7F) | (q << 7)
+            f_battery_energy_capacity__value = -q - 1 if f_battery_energy_capacity__value >> 8 else q
+            p += 17
+        else:
+            f_battery_energy_capacity__value, p = r_sint(v, n, p, 3)
+            if not -32768 <= f_battery_energy_capacity__value <= 32767:
+                raise out_of_range(p, f_battery_energy_capacity__value, -32768, 32767)
+        p += 2
+        if (v >> (n - p)) & 0x3:
+            raise unexpected(p - 2, 2, "end of Value")
+        f_battery_energy_capacity = new(ct.RationalNumber)
+        f_battery_energy_capacity.exponent = f_battery_energy_capacity__exponent
+        f_battery_energy_capacity.value = f_battery_energy_capacity__value
+        p += 2
+        fid, sub, s = ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))[(v >> (n - p)) & 0x3]
     else:
         f_battery_energy_capacity = None
     if fid == 9:
         p += 3
         q = (v >> (n - p)) & 0x7
-        if q >> 2:
-            raise unexpected(p - 3, 1, "characters of InletHot")
+        if q & 0x5:
+            if q >> 2:
+                raise unexpected(p - 3, 1, "characters of InletHot")
+            f_inlet_hot = ((q >> 1) & 0x1) == 1
+            if (q) & 0x1:
+                raise unexpected(p - 1, 1, "end of InletHot")
         f_inlet_hot = ((q >> 1) & 0x1) == 1
-        if (q) & 0x1:
-            raise unexpected(p - 1, 1, "end of InletHot")
-        w, mask, prods = _D_ct_DisplayParameters[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 10))[(v >> (n - p)) & 0x1]
     else:
         f_inlet_hot = None
     if fid != -1:
@@ -2573,17 +2705,24 @@ def _d_ct_EvseStatus(r: Reader, v: int, n: int, p: int) -> tuple[ct.EvseStatus, 
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_notification_max_delay = (f_notification_max_delay & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_notification_max_delay = (f_notification_max_delay & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
+        if not 0 <= f_notification_max_delay <= 65535:
+            raise out_of_range(p, f_notification_max_delay, 0, 65535)
     else:
         f_notification_max_delay, p = r_uint(v, n, p, 3)
         if not 0 <= f_notification_max_delay <= 65535:
             raise out_of_range(p, f_notification_max_delay, 0, 65535)
     p += 8
     q = (v >> (n - p)) & 0xFF
-    if q >> 5:
-        raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+    if q & 0xE3:
+        if q >> 5:
+            raise unexpected(p - 8, 3, "end of NotificationMaxDelay")
+        f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
+        if (q) & 0x3:
+            raise unexpected(p - 2, 2, "end of EVSENotification")
     f_evse_notification = _ENUM_ct_EvseNotification[((q >> 2) & 0x7)]
-    if (q) & 0x3:
-        raise unexpected(p - 2, 2, "end of EVSENotification")
     o = new(ct.EvseStatus)
     o.notification_max_delay = f_notification_max_delay
     o.evse_notification = f_evse_notification
@@ -2633,6 +2772,9 @@ def _d_ct_MessageHeader(r: Reader, v: int, n: int, p: int) -> tuple[ct.MessageHe
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_time_stamp = (f_time_stamp & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_time_stamp = (f_time_stamp & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_time_stamp, p = r_uint(v, n, p, 10)
         if not 0 <= f_time_stamp <= 18446744073709551615:
@@ -2640,17 +2782,14 @@ def _d_ct_MessageHeader(r: Reader, v: int, n: int, p: int) -> tuple[ct.MessageHe
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeStamp")
-    s = 2
-    w, mask, prods = _D_ct_MessageHeader[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 2
+    fid, sub, s = ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x3]
     if fid == 2:
         f_signature, p = _d_ds_Signature(r, v, n, p)
         v = r.v
         n = r.n
-        w, mask, prods = _D_ct_MessageHeader[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x1]
     else:
         f_signature = None
     if fid != -1:
@@ -2854,6 +2993,9 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_charged_energy_reading_wh = (f_charged_energy_reading_wh & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_charged_energy_reading_wh = (f_charged_energy_reading_wh & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_charged_energy_reading_wh, p = r_uint(v, n, p, 10)
         if not 0 <= f_charged_energy_reading_wh <= 18446744073709551615:
@@ -2861,10 +3003,10 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of ChargedEnergyReadingWh")
-    s = 2
-    w, mask, prods = _D_ct_MeterInfo[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))[
+        (v >> (n - p)) & 0x7
+    ]
     if fid == 2:
         p += 1
         if (v >> (n - p)) & 0x1:
@@ -2875,6 +3017,11 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_bpt_discharged_energy_reading_wh = (f_bpt_discharged_energy_reading_wh & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_bpt_discharged_energy_reading_wh = (
+                (f_bpt_discharged_energy_reading_wh & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
         else:
             f_bpt_discharged_energy_reading_wh, p = r_uint(v, n, p, 10)
             if not 0 <= f_bpt_discharged_energy_reading_wh <= 18446744073709551615:
@@ -2882,9 +3029,10 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_DischargedEnergyReadingWh")
-        w, mask, prods = _D_ct_MeterInfo[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))[
+            (v >> (n - p)) & 0x7
+        ]
     else:
         f_bpt_discharged_energy_reading_wh = None
     if fid == 3:
@@ -2897,6 +3045,11 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_capacitive_energy_reading_va_rh = (f_capacitive_energy_reading_va_rh & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_capacitive_energy_reading_va_rh = (
+                (f_capacitive_energy_reading_va_rh & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
         else:
             f_capacitive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
             if not 0 <= f_capacitive_energy_reading_va_rh <= 18446744073709551615:
@@ -2904,9 +3057,8 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of CapacitiveEnergyReadingVARh")
-        w, mask, prods = _D_ct_MeterInfo[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x7]
     else:
         f_capacitive_energy_reading_va_rh = None
     if fid == 4:
@@ -2919,6 +3071,11 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_bpt_inductive_energy_reading_va_rh = (f_bpt_inductive_energy_reading_va_rh & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_bpt_inductive_energy_reading_va_rh = (
+                (f_bpt_inductive_energy_reading_va_rh & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            )
+            p += 24
         else:
             f_bpt_inductive_energy_reading_va_rh, p = r_uint(v, n, p, 10)
             if not 0 <= f_bpt_inductive_energy_reading_va_rh <= 18446744073709551615:
@@ -2926,9 +3083,8 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of BPT_InductiveEnergyReadingVARh")
-        w, mask, prods = _D_ct_MeterInfo[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x7]
     else:
         f_bpt_inductive_energy_reading_va_rh = None
     if fid == 5:
@@ -2943,9 +3099,8 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
             p += 1
             if (v >> (n - p)) & 1:
                 raise unexpected(p - 1, 1, "end of MeterSignature")
-        w, mask, prods = _D_ct_MeterInfo[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     else:
         f_meter_signature = None
     if fid == 6:
@@ -2969,9 +3124,8 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterStatus")
-        w, mask, prods = _D_ct_MeterInfo[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))[(v >> (n - p)) & 0x3]
     else:
         f_meter_status = None
     if fid == 7:
@@ -2984,6 +3138,9 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
             f_meter_timestamp = (f_meter_timestamp & 0x7F) | (q << 7)
             p += 16
+        elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+            f_meter_timestamp = (f_meter_timestamp & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+            p += 24
         else:
             f_meter_timestamp, p = r_uint(v, n, p, 10)
             if not 0 <= f_meter_timestamp <= 18446744073709551615:
@@ -2991,9 +3148,8 @@ def _d_ct_MeterInfo(r: Reader, v: int, n: int, p: int) -> tuple[ct.MeterInfo, in
         p += 1
         if (v >> (n - p)) & 0x1:
             raise unexpected(p - 1, 1, "end of MeterTimestamp")
-        w, mask, prods = _D_ct_MeterInfo[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 1
+        fid, sub, s = ((-1, 0, -1), (-3, 0, 8))[(v >> (n - p)) & 0x1]
     else:
         f_meter_timestamp = None
     if fid != -1:
@@ -3038,11 +3194,13 @@ def _d_ct_RationalNumber(r: Reader, v: int, n: int, p: int) -> tuple[ct.Rational
     f_value: int
     p += 13
     q = (v >> (n - p)) & 0x1FFF
-    if q >> 11:
-        raise unexpected(p - 13, 2, "Exponent")
+    if q & 0x1807:
+        if q >> 11:
+            raise unexpected(p - 13, 2, "Exponent")
+        f_exponent = ((q >> 3) & 0xFF) - 128
+        if (q) & 0x7:
+            raise unexpected(p - 3, 3, "end of Exponent")
     f_exponent = ((q >> 3) & 0xFF) - 128
-    if (q) & 0x7:
-        raise unexpected(p - 3, 3, "end of Exponent")
     f_value = (v >> (n - p - 9)) & 0x1FF
     if f_value < 0x80:
         p += 9
@@ -3155,6 +3313,9 @@ def _d_ct_Receipt(r: Reader, v: int, n: int, p: int) -> tuple[ct.Receipt, int]:
     elif (q := (v >> (n - p - 16)) & 0xFF) < 0x80:
         f_time_anchor = (f_time_anchor & 0x7F) | (q << 7)
         p += 16
+    elif (q2 := (v >> (n - p - 24)) & 0xFF) < 0x80:
+        f_time_anchor = (f_time_anchor & 0x7F) | ((q & 0x7F) << 7) | (q2 << 14)
+        p += 24
     else:
         f_time_anchor, p = r_uint(v, n, p, 10)
         if not 0 <= f_time_anchor <= 18446744073709551615:
@@ -3162,36 +3323,30 @@ def _d_ct_Receipt(r: Reader, v: int, n: int, p: int) -> tuple[ct.Receipt, int]:
     p += 1
     if (v >> (n - p)) & 0x1:
         raise unexpected(p - 1, 1, "end of TimeAnchor")
-    s = 1
-    w, mask, prods = _D_ct_Receipt[s]
-    p += w
-    fid, sub, s = prods[(v >> (n - p)) & mask]
+    p += 3
+    fid, sub, s = ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 1))[(v >> (n - p)) & 0x7]
     if fid == 1:
         f_energy_costs, p = _d_ct_DetailedCost(r, v, n, p)
-        w, mask, prods = _D_ct_Receipt[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 2))[(v >> (n - p)) & 0x7]
     else:
         f_energy_costs = None
     if fid == 2:
         f_occupancy_costs, p = _d_ct_DetailedCost(r, v, n, p)
-        w, mask, prods = _D_ct_Receipt[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 3
+        fid, sub, s = ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))[(v >> (n - p)) & 0x7]
     else:
         f_occupancy_costs = None
     if fid == 3:
         f_additional_services_costs, p = _d_ct_DetailedCost(r, v, n, p)
-        w, mask, prods = _D_ct_Receipt[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))[(v >> (n - p)) & 0x3]
     else:
         f_additional_services_costs = None
     if fid == 4:
         f_overstay_costs, p = _d_ct_DetailedCost(r, v, n, p)
-        w, mask, prods = _D_ct_Receipt[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+        p += 2
+        fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))[(v >> (n - p)) & 0x3]
     else:
         f_overstay_costs = None
     f_tax_costs = []
@@ -3202,9 +3357,12 @@ def _d_ct_Receipt(r: Reader, v: int, n: int, p: int) -> tuple[ct.Receipt, int]:
         f_tax_costs.append(x_tax_costs)
         if len(f_tax_costs) == 10:
             s = _X_ct_Receipt[s]
-        w, mask, prods = _D_ct_Receipt[s]
-        p += w
-        fid, sub, s = prods[(v >> (n - p)) & mask]
+            w, mask, prods = _D_ct_Receipt[s]
+            p += w
+            fid, sub, s = prods[(v >> (n - p)) & mask]
+        else:
+            p += 2
+            fid, sub, s = ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))[(v >> (n - p)) & 0x3]
     if fid != -1:
         raise bad_event(p, fid, "end of Receipt")
     o = new(ct.Receipt)
@@ -3232,54 +3390,11 @@ _T_ds_CanonicalizationMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (3, 2, 4),
 }
 _D_ds_CanonicalizationMethod: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 3),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 4),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T_ds_DsaKeyValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -3306,76 +3421,14 @@ _T_ds_DsaKeyValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (1, 1, 7),
 }
 _D_ds_DsaKeyValue: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (2, 0, 2),
-            (3, 0, 3),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 2),
-            (3, 0, 3),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (6, 0, 7),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 4), (-3, 0, 1))),
+    (1, 0x1, ((3, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((2, 0, 2), (3, 0, 3), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (1, 0x1, ((6, 0, 7), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _T_ds_DigestMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -3390,54 +3443,11 @@ _T_ds_DigestMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (3, 2, 4),
 }
 _D_ds_DigestMethod: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 3),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 4),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 2), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T_ds_KeyInfo: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
@@ -4364,55 +4374,11 @@ _T_ds_KeyValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (2, 2, 4),
 }
 _D_ds_KeyValue: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 3),
-            (-2, 0, 4),
-            (-2, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-1, 0, -1),
-            (-2, 0, 1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 3),
-            (-2, 0, 4),
-            (-2, 0, 2),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-1, 0, -1),
-            (-2, 0, 3),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-1, 0, -1),
-            (-2, 0, 4),
-            (-3, 0, 4),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 1), (1, 0, 3), (-2, 0, 4), (-2, 0, 2), (-3, 0, 2))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (2, 0x3, ((-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
 )
 _T_ds_Manifest: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -4428,41 +4394,10 @@ _T_ds_Manifest: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (2, 2, 3),
 }
 _D_ds_Manifest: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T_ds_Object: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -4487,82 +4422,13 @@ _T_ds_Object: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (3, 2, 6),
 }
 _D_ds_Object: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-2, 0, 6),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-2, 0, 6),
-            (-3, 0, 6),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T_ds_PgpData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -4581,61 +4447,12 @@ _T_ds_PgpData: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (2, 2, 5),
 }
 _D_ds_PgpData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 4), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T_ds_RsaKeyValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4646,30 +4463,9 @@ _T_ds_RsaKeyValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_ds_RsaKeyValue: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_ds_Reference: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -4698,72 +4494,13 @@ _T_ds_Reference: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (1, 1, 6),
 }
 _D_ds_Reference: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (4, 0, 5),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (5, 0, 6),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-3, 0, 3))),
+    (1, 0x1, ((4, 0, 5), (-3, 0, 4))),
+    (1, 0x1, ((5, 0, 6), (-3, 0, 5))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 6))),
 )
 _T_ds_RetrievalMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -4782,44 +4519,10 @@ _T_ds_RetrievalMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_ds_RetrievalMethod: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 0))),
+    (2, 0x3, ((1, 0, 2), (2, 0, 3), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_ds_SpkiData: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4838,52 +4541,11 @@ _T_ds_SpkiData: dict[tuple[int, int], tuple[int, int, int]] = {
     (4, -3): (2, 2, 4),
 }
 _D_ds_SpkiData: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 3),
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 3),
-            (-2, 0, 4),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((0, 0, 3), (-2, 0, 4), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((0, 0, 3), (-1, 0, -1), (-3, 0, 4))),
 )
 _T_ds_SignatureMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -4904,76 +4566,13 @@ _T_ds_SignatureMethod: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (3, 2, 6),
 }
 _D_ds_SignatureMethod: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (-2, 0, 3),
-            (-1, 0, -1),
-            (-2, 0, 4),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 3),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 3),
-            (-1, 0, -1),
-            (-2, 0, 6),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (-2, 0, 3),
-            (-1, 0, -1),
-            (-2, 0, 4),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 3),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 3),
-            (-1, 0, -1),
-            (-2, 0, 6),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 2), (-2, 0, 3), (-1, 0, -1), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 3), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T_ds_SignatureProperties: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -4989,41 +4588,10 @@ _T_ds_SignatureProperties: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (2, 2, 3),
 }
 _D_ds_SignatureProperties: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (1, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (2, 0x3, ((1, 0, 3), (-1, 0, -1), (-3, 0, 3))),
 )
 _T_ds_SignatureProperty: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -5043,81 +4611,14 @@ _T_ds_SignatureProperty: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (3, 2, 7),
 }
 _D_ds_SignatureProperty: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 3),
-            (-2, 0, 4),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 5),
-            (-1, 0, -1),
-            (-2, 0, 6),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 3),
-            (-2, 0, 4),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 5),
-            (-1, 0, -1),
-            (-2, 0, 7),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 5),
-            (-1, 0, -1),
-            (-2, 0, 6),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (-2, 0, 5),
-            (-1, 0, -1),
-            (-2, 0, 7),
-            (-3, 0, 7),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 2))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 3))),
+    (2, 0x3, ((-2, 0, 3), (-2, 0, 4), (-3, 0, 4))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 5))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
+    (2, 0x3, ((-2, 0, 5), (-1, 0, -1), (-2, 0, 7), (-3, 0, 7))),
 )
 _T_ds_Signature: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -5139,59 +4640,12 @@ _T_ds_Signature: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (2, 2, 5),
 }
 _D_ds_Signature: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (2, 0x3, ((3, 0, 4), (4, 0, 5), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((4, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T_ds_SignatureValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -5203,31 +4657,9 @@ _T_ds_SignatureValue: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_ds_SignatureValue: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_ds_SignedInfo: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 2, 1),
@@ -5247,57 +4679,12 @@ _T_ds_SignedInfo: dict[tuple[int, int], tuple[int, int, int]] = {
     (5, -3): (2, 2, 5),
 }
 _D_ds_SignedInfo: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (2, 0, 3),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (3, 0, 4),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (3, 0, 5),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
+    (2, 0x3, ((0, 0, 1), (1, 0, 2), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((2, 0, 3), (-3, 0, 2))),
+    (1, 0x1, ((3, 0, 4), (-3, 0, 3))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((3, 0, 5), (-1, 0, -1), (-3, 0, 5))),
 )
 _T_ds_Transform: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5322,80 +4709,13 @@ _T_ds_Transform: dict[tuple[int, int], tuple[int, int, int]] = {
     (6, -3): (4, 3, 6),
 }
 _D_ds_Transform: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 4),
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 3),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 4),
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 4),
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 3),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 4),
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 6),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 4),
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 5),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 4),
-            (-2, 0, 2),
-            (-1, 0, -1),
-            (-2, 0, 6),
-            (-3, 0, 6),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 1))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 2))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 3), (-3, 0, 3))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 4))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 5), (-3, 0, 5))),
+    (3, 0x7, ((1, 0, 4), (-2, 0, 2), (-1, 0, -1), (-2, 0, 6), (-3, 0, 6))),
 )
 _T_ds_Transforms: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5408,32 +4728,9 @@ _T_ds_Transforms: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (2, 2, 2),
 }
 _D_ds_Transforms: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (0, 0, 2),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 1))),
+    (2, 0x3, ((0, 0, 2), (-1, 0, -1), (-3, 0, 2))),
 )
 _T_ds_X509Data: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 3, 1),
@@ -5528,187 +4825,19 @@ _T_ds_X509Data: dict[tuple[int, int], tuple[int, int, int]] = {
     (12, -3): (7, 3, 12),
 }
 _D_ds_X509Data: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 1),
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (-2, 0, 6),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 11),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (0, 0, 7),
-            (1, 0, 8),
-            (2, 0, 9),
-            (3, 0, 10),
-            (4, 0, 11),
-            (-2, 0, 12),
-            (-1, 0, -1),
-            (-3, 0, 12),
-        ),
-    ),
+    (3, 0x7, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 6), (-3, 0, 0))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 7))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 8))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 9))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 10))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 11))),
+    (3, 0x7, ((0, 0, 7), (1, 0, 8), (2, 0, 9), (3, 0, 10), (4, 0, 11), (-2, 0, 12), (-1, 0, -1), (-3, 0, 12))),
 )
 _T_ds_X509IssuerSerial: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5719,52 +4848,17 @@ _T_ds_X509IssuerSerial: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_ds_X509IssuerSerial: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_ct_ClReqControlMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D_ct_ClReqControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 0))),
 )
 _T_ct_ClResControlMode: dict[tuple[int, int], tuple[int, int, int]] = {(0, -1): (0, 1, -1), (0, -3): (1, 1, 0)}
 _D_ct_ClResControlMode: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 0),
-        ),
-    ),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 0))),
 )
 _T_ct_DetailedCost: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5775,30 +4869,9 @@ _T_ct_DetailedCost: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_ct_DetailedCost: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_ct_DetailedTax: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -5809,30 +4882,9 @@ _T_ct_DetailedTax: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_ct_DetailedTax: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_ct_DisplayParameters: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 4, 1),
@@ -5965,98 +5017,14 @@ _D_ct_DisplayParameters: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]]
             (-3, 0, 2),
         ),
     ),
-    (
-        4,
-        0xF,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (7, 0, 8),
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (8, 0, 9),
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (9, 0, 10),
-            (-1, 0, -1),
-            (-3, 0, 9),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 10),
-        ),
-    ),
+    (4, 0xF, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 5))),
+    (3, 0x7, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 6))),
+    (3, 0x7, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 7))),
+    (2, 0x3, ((8, 0, 9), (9, 0, 10), (-1, 0, -1), (-3, 0, 8))),
+    (2, 0x3, ((9, 0, 10), (-1, 0, -1), (-3, 0, 9))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 10))),
 )
 _T_ct_EvseStatus: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -6067,30 +5035,9 @@ _T_ct_EvseStatus: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_ct_EvseStatus: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_ct_MessageHeader: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -6104,39 +5051,10 @@ _T_ct_MessageHeader: dict[tuple[int, int], tuple[int, int, int]] = {
     (3, -3): (1, 1, 3),
 }
 _D_ct_MessageHeader: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (2, 0, 3),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (2, 0x3, ((2, 0, 3), (-1, 0, -1), (-3, 0, 2))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 3))),
 )
 _T_ct_MeterInfo: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -6180,99 +5098,15 @@ _T_ct_MeterInfo: dict[tuple[int, int], tuple[int, int, int]] = {
     (8, -3): (1, 1, 8),
 }
 _D_ct_MeterInfo: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (5, 0, 6),
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (6, 0, 7),
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (7, 0, 8),
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 8),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 3))),
+    (3, 0x7, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 4))),
+    (3, 0x7, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((6, 0, 7), (7, 0, 8), (-1, 0, -1), (-3, 0, 6))),
+    (2, 0x3, ((7, 0, 8), (-1, 0, -1), (-3, 0, 7))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 8))),
 )
 _T_ct_RationalNumber: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -6283,30 +5117,9 @@ _T_ct_RationalNumber: dict[tuple[int, int], tuple[int, int, int]] = {
     (2, -3): (1, 1, 2),
 }
 _D_ct_RationalNumber: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (1, 0, 2),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (1, 0x1, ((1, 0, 2), (-3, 0, 1))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 2))),
 )
 _T_ct_Receipt: dict[tuple[int, int], tuple[int, int, int]] = {
     (0, 0): (0, 1, 1),
@@ -6343,85 +5156,13 @@ _T_ct_Receipt: dict[tuple[int, int], tuple[int, int, int]] = {
     (7, -3): (1, 1, 7),
 }
 _D_ct_Receipt: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...] = (
-    (
-        1,
-        0x1,
-        (
-            (0, 0, 1),
-            (-3, 0, 0),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (1, 0, 2),
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 1),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (2, 0, 3),
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 2),
-        ),
-    ),
-    (
-        3,
-        0x7,
-        (
-            (3, 0, 4),
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 3),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (4, 0, 5),
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 4),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 5),
-        ),
-    ),
-    (
-        2,
-        0x3,
-        (
-            (5, 0, 6),
-            (-1, 0, -1),
-            (-3, 0, 6),
-        ),
-    ),
-    (
-        1,
-        0x1,
-        (
-            (-1, 0, -1),
-            (-3, 0, 7),
-        ),
-    ),
+    (1, 0x1, ((0, 0, 1), (-3, 0, 0))),
+    (3, 0x7, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 1))),
+    (3, 0x7, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 2))),
+    (3, 0x7, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 3))),
+    (2, 0x3, ((4, 0, 5), (5, 0, 6), (-1, 0, -1), (-3, 0, 4))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 5))),
+    (2, 0x3, ((5, 0, 6), (-1, 0, -1), (-3, 0, 6))),
+    (1, 0x1, ((-1, 0, -1), (-3, 0, 7))),
 )
 _X_ct_Receipt: dict[int, int] = {6: 7}
