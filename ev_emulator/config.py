@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from annotated_types import Ge, Gt, Interval, Le, Len
 
-from stack.config_file import ConfigError, Layout, Problem, one_of, read_toml, validate, values_of
+from stack.config_file import ConfigError, Layout, Problem, one_of, validate, values_of
 from stack.session.services import SERVICE_NAMES
 
 CONTROL_MODES = ("dynamic", "scheduled")
@@ -84,9 +84,6 @@ def load_truck_config(path: Path | None, **overrides: Any) -> TruckConfig:
     values: dict[str, Any] = {}
     keys: dict[str, str] = {}
     if path is not None:
-        try:
-            values, keys = LAYOUT.flatten(read_toml(path))
-        except ConfigError as exc:
-            raise TruckConfigError(exc.problems, path) from None
+        values, keys = LAYOUT.read(path, TruckConfigError)
     flags = {k: v for k, v in overrides.items() if v is not None}
     return validate(TruckConfig, {**values, **flags}, keys=keys, path=path, error=TruckConfigError)

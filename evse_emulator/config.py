@@ -42,7 +42,7 @@ from typing import Annotated, Any
 
 from annotated_types import Gt, Interval, Le, Len, MaxLen, MinLen
 
-from stack.config_file import DISTINCT, ConfigError, Layout, Problem, one_of, read_toml, validate, values_of
+from stack.config_file import DISTINCT, ConfigError, Layout, Problem, one_of, validate, values_of
 from stack.session.config import DEFAULT_RESUME_WITHIN, SeccConfig
 from stack.session.controller import PowerLimits
 from stack.session.services import SERVICE_NAMES, ControlMode, dc_offer
@@ -196,10 +196,7 @@ def load_charger_config(path: Path | None, **overrides: Any) -> ChargerConfig:
     values: dict[str, Any] = {}
     keys: dict[str, str] = {}
     if path is not None:
-        try:
-            values, keys = LAYOUT.flatten(read_toml(path))
-        except ConfigError as exc:
-            raise ChargerConfigError(exc.problems, path) from None
+        values, keys = LAYOUT.read(path, ChargerConfigError)
         hal = values.pop("hal", {})
         if "driver" in hal:
             values["hal"], keys["hal"] = hal.pop("driver"), "hal.driver"

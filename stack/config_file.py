@@ -142,6 +142,14 @@ class Layout:
     sections: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
     tables: frozenset[str] = frozenset()  # sections handed over whole, as a dict under their own name
 
+    def read(self, path: Path, error: type[ConfigError] = ConfigError) -> tuple[dict[str, Any], dict[str, str]]:
+        """The file's values by field name and their key paths (`flatten` of `read_toml`); a problem of the file
+        or its layout raises `error` naming the file."""
+        try:
+            return self.flatten(read_toml(path))
+        except ConfigError as exc:
+            raise error(exc.problems, path) from None
+
     def flatten(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """The fields' values and each field's key path, or a `ConfigError` naming every misplaced key."""
         values: dict[str, Any] = {}

@@ -10,7 +10,7 @@ from annotated_types import Ge, Interval, MinLen
 
 from ev_emulator.config import ControlName, Count, Fraction, LoopInterval, Service, StaySeconds, TruckConfig
 from evse_emulator.config import Amps, ChargerConfig, Plan, TimeoutSeconds, Volts, Watts
-from stack.config_file import EPOCH, MAX_EPOCH_S, ConfigError, Layout, Problem, read_toml, validate, values_of
+from stack.config_file import EPOCH, MAX_EPOCH_S, ConfigError, Layout, Problem, validate, values_of
 
 START = 1_795_294_800.0  # 2026-11-21 21:00 UTC: a truck arrives at the depot in the evening
 # At --speed max a charge loop costs about a millisecond of wall time: more loops than this is a typo.
@@ -135,10 +135,7 @@ def load(path: Path | None) -> Scenario:
     """The default scenario, with the values of a TOML file (flat keys, or in [truck]/[charger]/[plan]/[faults])."""
     if path is None:
         return Scenario()
-    try:
-        values, keys = LAYOUT.flatten(read_toml(path))
-    except ConfigError as exc:
-        raise ScenarioError(exc.problems, path) from None
+    values, keys = LAYOUT.read(path, ScenarioError)
     return validate(Scenario, values, keys=keys, path=path, error=ScenarioError)
 
 
