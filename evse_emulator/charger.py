@@ -18,8 +18,10 @@ from .controller import PlantEvseController
 from .energy.policy import ChargeToTarget, ScriptedProfile, SetpointPolicy
 from .hal import Hal, VehicleTerminal, make_hal
 from .hal.mock import MockPlant, ReportedVehicle
+from .shutdown import FaultSupervisor
 
 PLANT_TICK_S = 0.1  # s: how often a simulated plant is brought up to the clock when nobody reads it
+HARDWARE_READY_S = 30.0  # s a charger waits at start for its power stage (two discovery cycles of the slowest family)
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Charger:
     clock: Clock
     policy: SetpointPolicy
     secc_config: SeccConfig
+    supervisor: FaultSupervisor
     _session_start: tuple[float, float, float] | None = None
 
     @classmethod
@@ -50,12 +53,14 @@ class Charger:
                 settings.setdefault("rated_voltage_v", config.max_voltage)
                 settings.setdefault("rated_current_a", config.max_current)
                 settings.setdefault("rated_power_w", config.max_power)
+            else:
+                settings["clock"] = clock
             try:
                 hal = make_hal(config.hal, **settings)
             except (TypeError, ValueError) as exc:
                 raise ChargerConfigError(f"HAL {config.hal!r}: {exc}") from None
         policy = ScriptedProfile(config.steps) if config.steps else ChargeToTarget()
-        return cls(config, hal, clock, policy, config.secc_config())
+        return cls(config, hal, clock, policy, config.secc_config(), FaultSupervisor(hal))
 
     @property
     def plant(self) -> MockPlant | None:
@@ -65,7 +70,13 @@ class Charger:
     def controller(self) -> PlantEvseController:
         """The decisions of one session (the hardware is shared: sessions on one output follow each other)."""
         self._session_start = self._energy()
-        return PlantEvseController(self.hal, self.config.ratings(), self.policy, evse_identifier=self.config.evse_id)
+        return PlantEvseController(
+            self.hal,
+            self.config.ratings(),
+            self.policy,
+            evse_identifier=self.config.evse_id,
+            supervisor=self.supervisor,
+        )
 
     def _energy(self) -> tuple[float, float, float]:
         """Meter registers (Wh in, Wh out) and cable loss (Wh) now."""
@@ -93,13 +104,31 @@ class Charger:
             ended=ended,
         )
 
-    async def run_plant(self) -> None:
-        """Keep a simulated plant on the clock (protection and discharge act while nobody reads it)."""
-        if self.hal.plant is None:
+    async def wait_ready(self, timeout_s: float = HARDWARE_READY_S) -> bool:
+        """Wait until the power stage can deliver (a CAN rack has found and rated its modules); False on timeout."""
+        deadline = self.clock.now() + timeout_s
+        while True:
+            capability = self.hal.power_stage.capability()
+            if capability is None or capability.max_current_a > 0:
+                return True
+            if self.clock.now() >= deadline:
+                return False
+            await self.clock.sleep_until(self.clock.now() + PLANT_TICK_S)
+
+    async def run_hardware(self) -> None:
+        """The devices' background work: a CAN driver's bus I/O, or keeping a simulated plant on the clock
+        (protection and discharge act while nobody reads it); the fault supervisor watches either.
+        """
+        if self.hal.service is not None:
+            if self.hal.listen is not None:
+                self.hal.listen(lambda: self.supervisor.check(self.clock.now()))
+            await self.hal.service()
             return
         while True:
             await self.clock.sleep_until(self.clock.now() + PLANT_TICK_S)
-            self.hal.plant.sync()
+            if self.hal.plant is not None:
+                self.hal.plant.sync()
+            self.supervisor.check(self.clock.now())
 
     def summary(self, session: SeccSession, close: Close) -> dict:
         """One session as the charger saw it: how it ended and what its meter counted meanwhile."""
@@ -114,7 +143,7 @@ class Charger:
             "service": None if session.service is None else session.service.name,
             "meter_imported_kwh": round(imported / 1000, 4),
             "meter_exported_kwh": round(exported / 1000, 4),
-            "faults": [f"{f.kind}: {f.detail}" for f in self.hal.faults()],
+            "faults": [f"{f.kind}: {f.detail}" for f in self.supervisor.faults()],
         }
         if self.plant is not None:
             out["cable_loss_kwh"] = round(loss / 1000, 4)

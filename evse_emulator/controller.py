@@ -8,7 +8,7 @@ has no battery model of the truck (a truck in another process).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stack.session.controller import (
     AuthorizationStatus,
@@ -23,8 +23,20 @@ from stack.session.controller import (
 from stack.session.services import BPT_SERVICES, ControlMode, ServiceId
 
 from .energy.policy import ChargeToTarget, PolicyInput, SetpointPolicy
-from .hal import ContactorState, EvReport, Hal, ImdStatus, cable_check_test_voltage
+from .hal import (
+    ContactorState,
+    EvReport,
+    FaultKind,
+    Hal,
+    ImdStatus,
+    PlantFault,
+    StageCapability,
+    cable_check_test_voltage,
+)
+from .shutdown import FaultSupervisor
 
+PRE_CHARGE_LIMIT_S = 7.0  # our choice: the charger gives up before the EV's 10 s PreCharge timeout (PROTOCOL.md 12.3)
+PRE_CHARGE_TOLERANCE = 0.1  # matched within 10 % of the target, as EVerest's -20 EV judges it (PROTOCOL.md 10)
 PRE_CHARGE_CURRENT = 2.0  # A; EVerest limits cable-check current to 2 A, pre-charge uses the same small figure
 
 
@@ -45,6 +57,11 @@ class PlantEvseController:
     ended: str | None = None
     last_energy: EnergyRequest | None = None
     last_soc: int | None = None
+    supervisor: FaultSupervisor | None = None  # shuts the output down on a fault; None: the HAL's faults only
+    pre_charge_started: float | None = None
+
+    def faults(self) -> list[PlantFault]:
+        return self.supervisor.faults() if self.supervisor is not None else self.hal.faults()
 
     def evse_id(self, now: float) -> str:
         return self.evse_identifier
@@ -53,7 +70,10 @@ class PlantEvseController:
         return AuthorizationStatus.ACCEPTED
 
     def _limits(self) -> PowerLimits:
-        return self.ratings if self.service in BPT_SERVICES else self.ratings.unidirectional()
+        """The ratings for the session's service, within what the power stage can deliver now (a module stack
+        that lost a module advertises less from the next message on)."""
+        limits = self.ratings if self.service in BPT_SERVICES else self.ratings.unidirectional()
+        return within(limits, self.hal.power_stage.capability())
 
     def charge_parameters(self, service: ServiceId, ev: PowerLimits, now: float) -> PowerLimits:
         self.service, self.ev_limits = service, ev
@@ -69,15 +89,15 @@ class PlantEvseController:
         hal = self.hal
         if not self.cable_check_started:
             self.cable_check_started = True
-            ev_max = self.ev_limits.max_voltage if self.ev_limits else self.ratings.max_voltage
-            test_voltage = cable_check_test_voltage(ev_max, self.ratings.max_voltage)
+            ev_max = self.ev_limits.max_voltage if self.ev_limits else self._limits().max_voltage
+            test_voltage = cable_check_test_voltage(ev_max, self._limits().max_voltage)
             hal.contactors.close()
-            hal.power_stage.set_limits(test_voltage, PRE_CHARGE_CURRENT, self.ratings.max_charge_power)
+            hal.power_stage.set_limits(test_voltage, PRE_CHARGE_CURRENT, self._limits().max_charge_power)
             hal.power_stage.enable(test_voltage)
             hal.imd.start(test_voltage)
             return CableCheckStatus.ONGOING
         status = hal.imd.status()
-        if status is ImdStatus.FAULT or hal.faults():
+        if status is ImdStatus.FAULT or self.faults():
             self._switch_off()
             return CableCheckStatus.FAULT
         if status is ImdStatus.OK:
@@ -85,13 +105,24 @@ class PlantEvseController:
         return CableCheckStatus.ONGOING
 
     def pre_charge(self, target_voltage: float, now: float) -> float:
-        ev_max = self.ev_limits.max_voltage if self.ev_limits else self.ratings.max_voltage
-        target_voltage = max(0.0, min(target_voltage, ev_max, self.ratings.max_voltage))
+        ev_max = self.ev_limits.max_voltage if self.ev_limits else self._limits().max_voltage
+        target_voltage = max(0.0, min(target_voltage, ev_max, self._limits().max_voltage))
+        stage = self.hal.power_stage
+        if self.faults():  # shut down: the output stays off whatever the EV asks
+            return stage.present().voltage_v
+        self.pre_charge_started = now if self.pre_charge_started is None else self.pre_charge_started
+        present = stage.present().voltage_v
+        late = now - self.pre_charge_started > PRE_CHARGE_LIMIT_S
+        if late and abs(present - target_voltage) > PRE_CHARGE_TOLERANCE * target_voltage and self.supervisor:
+            detail = (
+                f"output {present:.0f} V, EV target {target_voltage:.0f} V after {now - self.pre_charge_started:.1f} s"
+            )
+            self.supervisor.raise_fault(PlantFault(FaultKind.PRE_CHARGE_FAILED, detail, now))
+            return stage.present().voltage_v
         # the pack the EV closes its contactors onto is at the voltage it accepts as matched: the target as the
         # charger applies it (an EV asking above its own maximum, as Josev's simulator does, gets its maximum)
         self._ev_said(EvReport(voltage_v=target_voltage))
-        stage = self.hal.power_stage
-        stage.set_limits(target_voltage, PRE_CHARGE_CURRENT, self.ratings.max_charge_power)
+        stage.set_limits(target_voltage, PRE_CHARGE_CURRENT, self._limits().max_charge_power)
         stage.enable(self.ev_limits.max_voltage if self.ev_limits else target_voltage)
         return stage.present().voltage_v
 
@@ -100,9 +131,9 @@ class PlantEvseController:
         if start:
             self._ev_said(EvReport(contactors_closed=True))  # the EV closed its contactors before asking
             self.started = now if self.started is None else self.started
-            ev_max = self.ev_limits.max_voltage if self.ev_limits else self.ratings.max_voltage
-            hal.power_stage.set_limits(ev_max, 0.0, self.ratings.max_charge_power)  # the loop raises the current
-            return hal.contactors.state() is ContactorState.CLOSED and not hal.faults()
+            ev_max = self.ev_limits.max_voltage if self.ev_limits else self._limits().max_voltage
+            hal.power_stage.set_limits(ev_max, 0.0, self._limits().max_charge_power)  # the loop raises the current
+            return hal.contactors.state() is ContactorState.CLOSED and not self.faults()
         self._switch_off()
         self._ev_said(EvReport(contactors_closed=False))
         return True
@@ -112,7 +143,8 @@ class PlantEvseController:
             self.hal.plant.ev_reported(report)
 
     def _switch_off(self) -> None:
-        self.cable_check_started = False  # a new energy transfer (e.g. after renegotiation) tests again
+        self.cable_check_started = False
+        self.pre_charge_started = None  # a new energy transfer (e.g. after renegotiation) tests again
         stage = self.hal.power_stage
         stage.set_limits(0.0, 0.0, 0.0)
         stage.disable()
@@ -123,7 +155,7 @@ class PlantEvseController:
         ev = loop.ev_limits or self.ev_limits
         # a pack cannot sit above the EV's own maximum: a report beyond it (Josev's simulated EV says 20 kV) is
         # not physics the plant should follow
-        ev_max = ev.max_voltage if ev else self.ratings.max_voltage
+        ev_max = ev.max_voltage if ev else self._limits().max_voltage
         self._ev_said(EvReport(voltage_v=min(loop.ev_present_voltage, ev_max)))
         stage = self.hal.power_stage
         present = stage.present()
@@ -138,9 +170,12 @@ class PlantEvseController:
             power = self.policy.setpoint(PolicyInput(elapsed, self.last_soc, ev, self._limits(), self.last_energy))
             current = power / voltage
         current, limited = self._clamp(current, voltage, ev)
+        faults = self.faults()
+        if faults:  # the fault supervisor is shutting the output down: no current until the EV stops
+            current = 0.0
         self.setpoint_a = current
-        v_limit = ev.max_voltage if ev else self.ratings.max_voltage
-        stage.set_limits(v_limit, current, self.ratings.max_charge_power)
+        v_limit = ev.max_voltage if ev else self._limits().max_voltage
+        stage.set_limits(v_limit, current, self._limits().max_charge_power)
         meter = self.hal.meter.read()
         return ChargeLoopOutput(
             present_voltage=present.voltage_v,
@@ -150,12 +185,12 @@ class PlantEvseController:
             power_limit_achieved=limited == "power",
             voltage_limit_achieved=present.voltage_v >= v_limit - 1.0,
             meter=MeterReading(self.meter_id, int(meter.imported_wh), int(meter.exported_wh), int(now)),
-            notification="Terminate" if self.hal.faults() else None,
+            notification="Terminate" if faults else None,
         )
 
     def _clamp(self, current: float, voltage: float, ev: PowerLimits | None) -> tuple[float, str | None]:
         """Limit a signed current by the charger's ratings and the EV's limits; says which limit acted."""
-        r = self.ratings
+        r = self._limits()
         if current >= 0:
             caps = [("current", r.max_charge_current), ("power", r.max_charge_power / voltage)]
             if ev is not None:
@@ -178,3 +213,23 @@ class PlantEvseController:
         self.hal.imd.stop()
         self._switch_off()
         self._ev_said(EvReport(contactors_closed=False))
+
+
+def within(limits: PowerLimits, capability: StageCapability | None) -> PowerLimits:
+    """`limits` no wider than the power stage's present capability."""
+    if capability is None:
+        return limits
+    discharge = limits.max_discharge_power is not None
+    return replace(
+        limits,
+        max_voltage=min(limits.max_voltage, capability.max_voltage_v),
+        min_voltage=max(limits.min_voltage, capability.min_voltage_v),
+        max_charge_current=min(limits.max_charge_current, capability.max_current_a),
+        max_charge_power=min(limits.max_charge_power, capability.max_power_w),
+        max_discharge_current=(
+            min(limits.max_discharge_current or 0.0, capability.max_discharge_current_a) if discharge else None
+        ),
+        max_discharge_power=(
+            min(limits.max_discharge_power or 0.0, capability.max_discharge_power_w) if discharge else None
+        ),
+    )

@@ -36,6 +36,11 @@ PREREQUISITES = {
     "tls13-ciphersuites": "a Python/OpenSSL whose TLS 1.3 cipher suites can be set",
     "sigalrm": "SIGALRM and setitimer (the hang guard of the fuzz tests)",
     "mosquitto": "the mosquitto MQTT broker on PATH",
+    "udp-multicast": (
+        "python-can's udp_multicast bus: msgpack and an IPv4 multicast route with loopback"
+        " (a frame sent to a 239.x.y.z group comes back)"
+    ),
+    "vcan": "SocketCAN vcan: root, iproute2's `ip` and a kernel with the vcan module (`ip link add ... type vcan`)",
 }
 
 

@@ -1,7 +1,7 @@
 """The charger's hardware abstraction: four Protocols bundled in `Hal`, a driver picked by a config string.
 
     hal = make_hal("mock", vehicle=truck_battery, clock=clock)  # physical model on the clock (or `plant.step(dt)`)
-    hal = make_hal("can:infypower", channel="vcan0")          # once a CAN driver family is registered
+    hal = make_hal("can:infypower", bus="socketcan:can0", clock=clock)  # a rack of modules and our I/O board
 
 Like python-can's `Bus(interface=...)`, drivers are looked up by name and imported only when asked for.
 """
@@ -9,7 +9,7 @@ Like python-can's `Bus(interface=...)`, drivers are looked up by name and import
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from .interfaces import (
     MeterSnapshot,
     PlantFault,
     PowerStage,
+    StageCapability,
     VehicleTerminal,
     cable_check_test_voltage,
     emergency_over_voltage_limit,
@@ -45,6 +46,7 @@ __all__ = [
     "PlantFault",
     "PowerStage",
     "SimulatedPlant",
+    "StageCapability",
     "VehicleTerminal",
     "cable_check_test_voltage",
     "emergency_over_voltage_limit",
@@ -73,17 +75,24 @@ class Hal:
     imd: IsolationMonitor
     meter: Meter
     plant: SimulatedPlant | None = None
+    service: Callable[[], Coroutine[Any, Any, None]] | None = None  # the devices' background work (CAN: bus I/O)
+    extra_faults: Callable[[], list[PlantFault]] | None = None  # faults of no single device (a silent board)
+    listen: Callable[[Callable[[], None]], None] | None = None  # call back after every change the devices report
 
     def faults(self) -> list[PlantFault]:
         """The latched faults of every device, oldest first."""
         found = [d.fault() for d in (self.power_stage, self.contactors, self.imd)]
+        found += self.extra_faults() if self.extra_faults is not None else []
         return sorted((f for f in found if f is not None), key=lambda f: f.time_s)
 
 
 HalFactory = Callable[..., Hal]
 
 # driver name -> factory, or "module:function" imported on first use
-_DRIVERS: dict[str, HalFactory | str] = {"mock": "evse_emulator.hal.mock:make_mock_hal"}
+_DRIVERS: dict[str, HalFactory | str] = {
+    "mock": "evse_emulator.hal.mock:make_mock_hal",
+    "can": "evse_emulator.hal.can.driver:make_can_hal",
+}
 
 
 def register_driver(name: str, factory: HalFactory | str) -> None:

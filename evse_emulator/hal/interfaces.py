@@ -34,6 +34,9 @@ class FaultKind(StrEnum):
     CONTACTOR_FAILED_TO_CLOSE = "contactor_failed_to_close"
     INSULATION_FAULT = "insulation_fault"  # error shutdown (Table CC.10)
     IMD_SELF_TEST_FAILED = "imd_self_test_failed"
+    MODULE_FAULT = "module_fault"  # every power module reports a fault alarm or protection (error shutdown)
+    COMMUNICATION_LOST = "communication_lost"  # the power modules or the I/O board stopped answering on the bus
+    PRE_CHARGE_FAILED = "pre_charge_failed"  # the output did not reach the EV's voltage within the time allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,18 @@ class EvReport:
     contactors_closed: bool | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StageCapability:
+    """What a power stage can deliver now (a rack of modules shrinks when one is lost or derated)."""
+
+    max_voltage_v: float
+    min_voltage_v: float
+    max_current_a: float
+    max_power_w: float
+    max_discharge_current_a: float = 0.0  # 0: unidirectional
+    max_discharge_power_w: float = 0.0
+
+
 class PowerStage(Protocol):
     """The DC converter: a CC/CV source bounded by a voltage, a signed current and a power limit."""
 
@@ -92,6 +107,9 @@ class PowerStage(Protocol):
     def present(self) -> DcReading: ...
 
     def fault(self) -> PlantFault | None: ...
+
+    def capability(self) -> StageCapability | None:
+        """What the stage can deliver now; None: its ratings are the charger's configured ones."""
 
 
 class Contactors(Protocol):

@@ -43,6 +43,7 @@ from .interfaces import (
     ImdStatus,
     MeterSnapshot,
     PlantFault,
+    StageCapability,
     VehicleTerminal,
     emergency_over_voltage_limit,
     insulation_fault_threshold_ohm,
@@ -250,6 +251,8 @@ class MockPowerStage:
         self.enabled = False
         self.negotiated_max_voltage_v: float | None = None
         self.regulation_failed = False
+        self.current_runaway = False  # injected: the current loop ignores its limits
+        self.voltage_cap_v: float | None = None  # injected: the output cannot rise above this (pre-charge failure)
         self._fault: PlantFault | None = None
 
     def set_limits(self, voltage_v: float, current_a: float, power_w: float) -> None:
@@ -280,6 +283,9 @@ class MockPowerStage:
         self._terminal.sync()
         return self._fault
 
+    def capability(self) -> StageCapability | None:
+        return None  # one converter at the configured ratings
+
     def over_voltage_limit_v(self) -> float:
         """The emergency threshold armed for this session (from the rating when nothing was negotiated)."""
         negotiated = self.negotiated_max_voltage_v
@@ -289,7 +295,8 @@ class MockPowerStage:
         """The voltage the converter will not exceed (a failed loop runs away)."""
         if self.regulation_failed:
             return self._config.runaway_voltage_factor * self._config.rated_voltage_v
-        return min(self.voltage_limit_v, self._config.rated_voltage_v)
+        ceiling = min(self.voltage_limit_v, self._config.rated_voltage_v)
+        return ceiling if self.voltage_cap_v is None else min(ceiling, self.voltage_cap_v)
 
     def trip(self, fault: PlantFault) -> None:
         self.enabled = False
@@ -502,6 +509,7 @@ class MockPlant:
         self._was_connected = False
         self._over_voltage_s = 0.0
         self.cable_loss_j = 0.0  # I^2 R of the cable (the meter counts it, the EV's pack does not)
+        self.load_dumped = False  # injected: the vehicle is off the cable
         self._syncing = False
 
     @property
@@ -576,6 +584,24 @@ class MockPlant:
         """The voltage loop loses its feedback and the output runs away (over-voltage protection must act)."""
         self.power_stage.regulation_failed = True
 
+    def inject_load_dump(self) -> None:
+        """The vehicle drops off the cable under load (its contactors open, a cable breaks): the output is left
+        on C_out alone, where a failed voltage loop runs away."""
+        self.load_dumped = True
+
+    def inject_current_runaway(self) -> None:
+        """The current loop loses its feedback: the current rises at the ramp rate past every limit (over-current
+        protection must act)."""
+        self.power_stage.current_runaway = True
+
+    def inject_voltage_cap(self, voltage_v: float) -> None:
+        """The converter's output collapses to `voltage_v` and cannot rise above it (a failed pre-charge when
+        below the EV's voltage)."""
+        self.sync()
+        self.power_stage.voltage_cap_v = voltage_v
+        if self.terminal.voltage_v > voltage_v and not self._was_connected:
+            self.terminal.voltage_v = self._reference_v = voltage_v
+
     # -- simulation --
 
     def step(self, dt: float) -> None:
@@ -596,7 +622,9 @@ class MockPlant:
             self.terminal.current_a = 0.0
         self.contactors.advance(dt)
         vehicle = self.vehicle
-        connected = self.contactors.conducting and vehicle is not None and vehicle.contactors_closed()
+        connected = (
+            self.contactors.conducting and vehicle is not None and vehicle.contactors_closed() and not self.load_dumped
+        )
         stage = self.power_stage
         if stage.enabled and not self._was_enabled:
             self._reference_v = self.terminal.voltage_v  # soft start from the present output
@@ -620,6 +648,8 @@ class MockPlant:
         stage, cfg = self.power_stage, self.config
         if not stage.enabled:
             return 0.0
+        if stage.current_runaway:
+            return math.copysign(2 * cfg.over_current_a, stage.current_limit_a or 1.0)
         power = min(stage.power_limit_w, cfg.rated_power_w)
         if stage.current_limit_a >= 0:
             by_voltage = (stage.voltage_ceiling_v() - ocv) / r_path if r_path > 0 else math.inf

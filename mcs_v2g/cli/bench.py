@@ -1,5 +1,5 @@
-"""`mcs-v2g bench exi|session|sim|soak|fuzz`: the benchmarks of a source checkout (`tools/bench`, with Josev's figures
-measured in the same run). They are developer tools: the installed product does not ship them."""
+"""`mcs-v2g bench exi|session|sim|soak|fuzz|can|faults`: the benchmarks of a source checkout (`tools/bench`, with
+Josev's figures measured in the same run). They are developer tools: the installed product does not ship them."""
 
 from __future__ import annotations
 
@@ -22,5 +22,9 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="benchmarks of a source checkout (figures and ratios against Josev)")
-    p.add_argument("arguments", nargs=argparse.REMAINDER, help="exi | session | sim | soak | fuzz, and their options")
+    p.add_argument(
+        "arguments",
+        nargs=argparse.REMAINDER,
+        help="exi | session | sim | soak | fuzz | can | faults, and options",
+    )
     p.set_defaults(func=run)

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ from stack.session.actions import Close
 from stack.session.secc import SeccSession
 
 from ..verdict import Ending, Fault, Verdict, judge, worst
-from .common import DEFAULT_PORT, add_logging_options, add_tls_options, parse_address, tls_context
-from .outputs import writable_file, writable_folder
+from .common import DEFAULT_PORT, CliError, add_logging_options, add_tls_options, parse_address, tls_context
+from .outputs import can_log_output, writable_file, writable_folder
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -28,6 +29,15 @@ async def serve(args: argparse.Namespace) -> int:
     if args.trace is not None:  # the server writes a file per session into it
         writable_folder(args.trace, "--trace")
     config = load_charger_config(args.config, hal=args.hal)
+    if args.can is not None or args.can_log is not None:
+        if not config.hal.startswith("can:"):
+            raise CliError("--can and --can-log need a can:<family> HAL (--hal can:<family> or [hal] driver)")
+        settings = dict(config.hal_settings)
+        if args.can is not None:
+            settings["bus"] = args.can
+        if args.can_log is not None:
+            settings["can_log"] = can_log_output(args.can_log)
+        config = replace(config, hal_settings=settings)
     clock = RealClock()
     charger = Charger.build(config, clock)
     verdicts: list[Verdict] = []
@@ -54,7 +64,7 @@ async def serve(args: argparse.Namespace) -> int:
     server = charger.server(ssl_context=tls_context(args, server=True), trace_dir=args.trace, ended=ended)
     host, port = args.listen or ("::", DEFAULT_PORT)
     await server.start(host, port)
-    plant = asyncio.ensure_future(charger.run_plant())
+    plant = asyncio.ensure_future(charger.run_hardware())
     sdp = None
     try:
         if args.interface:
@@ -100,6 +110,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=argparse.SUPPRESS)
     p.add_argument("--config", type=Path, help="charger TOML: ratings, services, session, [hal], [policy]")
     p.add_argument("--hal", help="HAL driver: mock (default, a physical model) or can:<family>")
+    p.add_argument("--can", metavar="INTERFACE:CHANNEL", help="the CAN bus of a can:<family> HAL (e.g. socketcan:can0)")
+    p.add_argument("--can-log", type=Path, help="record the CAN bus (.log candump, .asc, .blf)")
     p.add_argument("--json", action="store_true", help="one JSON object per finished session on stdout")
     p.add_argument(
         "--sessions",

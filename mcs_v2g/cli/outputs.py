@@ -51,3 +51,12 @@ def plot_output(path: Path) -> Path:
     except ImportError:
         raise CliError(PLOT_EXTRA_MISSING) from None
     return writable_file(path, "--plot", PLOT_FORMATS)
+
+
+# what `--can-log` writes: python-can's writers that its readers (and `mcs-v2g can decode`) read back
+CAN_LOG_FORMATS = (".log", ".asc", ".blf")
+
+
+def can_log_output(path: Path) -> Path:
+    """`--can-log FILE`: a writable candump log, ASC or BLF file."""
+    return writable_file(path, "--can-log", CAN_LOG_FORMATS)

@@ -12,7 +12,8 @@ from typing import Any
 from stack.session.services import SERVICE_NAMES
 
 from ..sim.scenario import Scenario, load
-from .outputs import PLOT_FORMATS, plot_output
+from .common import CliError
+from .outputs import PLOT_FORMATS, can_log_output, plot_output
 
 
 def speed(text: str) -> float | None:
@@ -44,6 +45,22 @@ def add_parser(sub: Any) -> None:
         help=f"write voltage/current/power/SoC curves to this file ({', '.join(PLOT_FORMATS)}; needs the plot extra)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    can = p.add_argument_group("the charger's hardware over CAN (python-can virtual bus, simulated time)")
+    can.add_argument(
+        "--hal", help="mock (default: the physical model in process) or can:<family> (see plant --list-families)"
+    )
+    can.add_argument(
+        "--modules", type=int, help="CAN: power modules in the rack (default: the plan's peak + one spare)"
+    )
+    can.add_argument("--series", type=int, help="CAN: modules in series in a string (2 reach 1 250 V)")
+    can.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME@SECONDS",
+        help="CAN plant fault, e.g. over_voltage@1500 or module_loss:3@900 (repeatable)",
+    )
+    can.add_argument("--can-log", type=Path, help="record the bus (.log candump, .asc, .blf: by the suffix)")
     p.set_defaults(func=run)
 
 
@@ -66,10 +83,18 @@ def run(args: argparse.Namespace) -> int:
         scenario = replace(scenario, service=args.service)
     if args.control:
         scenario = replace(scenario, control=args.control)
+    scenario = with_hardware(scenario, args)
     goal = departure_feasibility(scenario)
     if goal is not None and not goal.feasible:  # said when the session starts, not discovered at the end
         print(f"mcs-v2g: goal: {goal.describe()}", file=sys.stderr, flush=True)
-    result = simulate(scenario, tls=args.tls, speed=args.speed, progress=not args.json, ssl_contexts=tls_contexts)
+    result = simulate(
+        scenario,
+        tls=args.tls,
+        speed=args.speed,
+        progress=not args.json,
+        ssl_contexts=tls_contexts,
+        can_log=args.can_log,
+    )
     summary = result.summary()
     if args.plot:
         from ..sim.plot import plot
@@ -80,6 +105,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report(summary, args.plot))
     return summary["exit_status"]
+
+
+def with_hardware(scenario: Scenario, args: argparse.Namespace) -> Scenario:
+    """The scenario with the CAN options of the command line (checked like the file's keys)."""
+    changes: dict[str, Any] = {}
+    if args.hal:
+        changes["hal"] = args.hal
+    if args.modules is not None:
+        changes["modules"] = args.modules
+    if args.series is not None:
+        changes["series"] = args.series
+    if args.fault:
+        changes["plant_faults"] = (*scenario.plant_faults, *args.fault)
+    if args.can_log is not None:
+        if (changes.get("hal") or scenario.hal) == "mock":
+            raise CliError("--can-log needs --hal can:<family>")
+        can_log_output(args.can_log)
+    return replace(scenario, **changes).checked() if changes else scenario
 
 
 def report(s: dict, plot: Path | None) -> str:

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ev_emulator.battery import TruckBattery
 from ev_emulator.needs import DepartureFeasibility, assess_departure
@@ -24,12 +25,15 @@ from evse_emulator.hal.mock import MockPlant
 from stack.clock import VirtualClock
 from stack.session.actions import Close
 from stack.session.rulebook import message_name
+from stack.session.units import fl
 from stack.transport.drive import Observers
 from stack.transport.evcc_client import run_evcc_on
 from stack.transport.memory import MemoryLink, memory_link
 
 from ..verdict import Ending, Fault, SocGoal, Verdict, judge, truck_faults
 from .progress import Progress
+from .reactions import WATCH_FOR_S, note_capability
+from .rig import Rig, build_rig
 from .scenario import Scenario
 
 log = logging.getLogger("mcs_v2g.sim")
@@ -62,12 +66,15 @@ class SimResult:
     wall_s: float = 0.0
     simulated_s: float = 0.0
     faults: list[str] = field(default_factory=list)
+    events: list[tuple[float, str]] = field(default_factory=list)  # the hardware's (CAN: modules, board, faults)
+    advertised: list[tuple[float, float]] = field(default_factory=list)  # (s, W): EVSE maximum charge power told
     departure: DepartureFeasibility | None = None  # the target's feasibility, judged when the session starts
     ev_events: list[tuple[float, str]] = field(default_factory=list)
     battery: TruckBattery | None = None
     plant: MockPlant | None = None
     charger: Charger | None = None
     truck: Truck | None = None
+    rig: Rig | None = None
 
     def verdict(self) -> Verdict:
         """Did the session do what it was for: a clean end on both sides, no fault, the departure target met."""
@@ -82,7 +89,8 @@ class SimResult:
 
     def device_faults(self) -> list[Fault]:
         """What the charger's plant and the truck's BMS latched during the session."""
-        faults = [Fault("charger", f.kind.value, f.detail) for f in self.plant.hal().faults()] if self.plant else []
+        found = self.rig.faults() if self.rig else self.plant.hal().faults() if self.plant else []
+        faults = [Fault("charger", f.kind.value, f.detail) for f in found]
         return faults + (truck_faults(self.battery) if self.battery is not None else [])
 
     def summary(self) -> dict:
@@ -118,6 +126,10 @@ class SimResult:
             "reasons": list(verdict.reasons),
             "goals": verdict.goals,
             "exit_status": verdict.exit_status,
+            "hal": s.hal,
+            "reactions": [r.json() for r in self.rig.records] if self.rig else [],
+            "evse_max_charge_power_kw": [[round(t, 1), round(w / 1000, 1)] for t, w in self.advertised],
+            "charger_reactions": [r.json(s.start) for r in self.charger.supervisor.reactions] if self.charger else [],
         }
 
 
@@ -168,12 +180,21 @@ def simulate(
     progress: bool = False,
     ssl_contexts: Callable[[], tuple] | None = None,
     on_message: Callable[[str, object], None] | None = None,
+    can_log: Path | None = None,
 ) -> SimResult:
     """Run the whole session on a fresh virtual clock; never raises for a session that fails (the result says
     how it ended). `on_message(direction, message)` sees every message as the truck does (">>" sent)."""
     clock = VirtualClock(scenario.start, speed)
     return clock.run(
-        play(scenario, clock, tls=tls, progress=progress, ssl_contexts=ssl_contexts, on_message=on_message)
+        play(
+            scenario,
+            clock,
+            tls=tls,
+            progress=progress,
+            ssl_contexts=ssl_contexts,
+            on_message=on_message,
+            can_log=can_log,
+        )
     )
 
 
@@ -185,19 +206,18 @@ async def play(
     progress: bool = False,
     ssl_contexts: Callable[[], tuple] | None = None,
     on_message: Callable[[str, object], None] | None = None,
+    can_log: Path | None = None,
 ) -> SimResult:
     logging.getLogger("mcs_v2g").setLevel(logging.WARNING)
     s = scenario
     wall = time.perf_counter()
     truck = Truck.build(s.truck(), clock)
-    charger = Charger.build(s.charger(), clock, vehicle=truck.battery)
-    plant = charger.plant
-    if plant is None:  # Scenario.charger() always asks for the mock plant
-        raise RuntimeError("the sim needs the charger's mock plant")
+    rig = build_rig(s, clock, truck, can_log)
+    charger, plant = rig.charger, rig.plant
     truck.plug_into(PlantInlet(plant))
     if s.insulation_fault_ohm is not None:
         plant.inject_insulation_fault(s.insulation_fault_ohm)
-    result = SimResult(s, tls, battery=truck.battery, plant=plant, charger=charger, truck=truck)
+    result = SimResult(s, tls, battery=truck.battery, plant=plant, charger=charger, truck=truck, rig=rig)
     result.departure = _assess(truck, s)
     line = Progress(progress)
     phase = ["start"]
@@ -205,11 +225,16 @@ async def play(
     def count(direction: str, message: object) -> None:
         name = message_name(message)
         result.messages[name] += 1
+        if name == "DC_ChargeLoopRes":
+            _note_advertised(result, clock.now() - s.start, message)
         if direction == "<<":
             phase[0] = name
         if on_message is not None:
             on_message(direction, message)
 
+    hardware = [asyncio.ensure_future(work) for work in rig.background()]
+    if not await charger.wait_ready():
+        log.error("the charger's power stage did not become ready")
     server_tls, client_tls = ssl_contexts() if (tls and ssl_contexts) else (None, None)
     link = await memory_link(server_tls, client_tls)
     server = charger.server()
@@ -222,14 +247,17 @@ async def play(
     if departure_time is None:  # Scenario.truck() always sets one
         raise RuntimeError("the sim's truck has no departure time")
     departure = clock.call_at(departure_time, lambda: _at_departure(result, plant, truck.battery))
-    hangs = _inject_hangs(s, clock, link, secc, ev)
+    hangs = _inject_hangs(s, clock, link, secc, ev, rig)
     try:  # both sides always end by themselves: a hung peer is ended by the other side's timers
         await asyncio.gather(secc, ev, return_exceptions=True)
+        await _settle([*hangs, *rig.watching])
     finally:
-        for task in (sampler, *hangs):
+        for task in (sampler, *hangs, *hardware):
             task.cancel()
         departure.cancel()
         await server.close()
+        await asyncio.gather(*hardware, return_exceptions=True)
+        rig.close()
     result.evse_close = Close("the charger stopped answering") if link.server_frozen else secc.result()
     result.ev_close = _ev_close(ev, link.client_frozen)
     if server.sessions:
@@ -238,11 +266,32 @@ async def play(
     _record(result, plant, truck.battery, line, phase)
     result.wall_s = time.perf_counter() - wall
     result.simulated_s = clock.elapsed
-    result.faults = [f"{f.kind}: {f.detail}" for f in plant.hal().faults()]
+    result.faults = [f"{f.kind}: {f.detail}" for f in rig.faults()]
+    result.events = rig.events()
+    for record in rig.records:
+        if record.name.startswith("module_loss"):
+            note_capability(record, result.events, result.advertised, s.start)
     result.ev_events = truck.controller.events
     line.show(f"{phase[0]:24s} done", force=True)
     line.done()
     return result
+
+
+def _note_advertised(result: SimResult, t: float, res: object) -> None:
+    """The EVSE maximum charge power the truck was told, when it changed (a rack that lost a module tells less)."""
+    mode = getattr(res, "cl_res_control_mode", None)
+    maximum = getattr(mode, "evse_maximum_charge_power", None)
+    if maximum is None:
+        return
+    watts = fl(maximum)
+    if not result.advertised or result.advertised[-1][1] != watts:
+        result.advertised.append((t, watts))
+
+
+async def _settle(watchers: list[asyncio.Task]) -> None:
+    """Let the fault watchers finish (they end once the output is safe, or after `WATCH_FOR_S`)."""
+    if watchers:
+        await asyncio.wait(watchers, timeout=WATCH_FOR_S)
 
 
 def _ev_close(ev: asyncio.Future, frozen: bool) -> Close:
@@ -257,19 +306,22 @@ def _ev_close(ev: asyncio.Future, frozen: bool) -> Close:
 
 
 def _inject_hangs(
-    s: Scenario, clock: VirtualClock, link: MemoryLink, secc: asyncio.Future, ev: asyncio.Future
+    s: Scenario, clock: VirtualClock, link: MemoryLink, secc: asyncio.Future, ev: asyncio.Future, rig: Rig
 ) -> list[asyncio.Task]:
     """Faults of the scenario that make one side hang at a given time, as a crashed controller would: its
-    software stops (no answer, no timer, no close) while its hardware stays as it was."""
+    software stops (no answer, no timer, no close) while its hardware stays as it was. The truck's silence is
+    watched: how long until the charger made the output safe."""
 
-    async def at(delay: float, freeze: Callable[[], None], side: asyncio.Future) -> None:
+    async def at(delay: float, freeze: Callable[[], None], side: asyncio.Future, watched: str | None = None) -> None:
         await clock.sleep_until(s.start + delay)
         freeze()
         side.cancel()
+        if watched is not None:
+            await rig.watch(watched, clock, s.start)
 
     tasks = []
     if s.ev_stops_answering_s is not None:
-        tasks.append(asyncio.ensure_future(at(s.ev_stops_answering_s, link.freeze_client, ev)))
+        tasks.append(asyncio.ensure_future(at(s.ev_stops_answering_s, link.freeze_client, ev, "ev_silence")))
     if s.charger_stops_answering_s is not None:
         tasks.append(asyncio.ensure_future(at(s.charger_stops_answering_s, link.freeze_server, secc)))
     return tasks

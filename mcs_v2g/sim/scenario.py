@@ -15,6 +15,7 @@ from stack.config_file import EPOCH, MAX_EPOCH_S, ConfigError, Layout, Problem, 
 START = 1_795_294_800.0  # 2026-11-21 21:00 UTC: a truck arrives at the depot in the evening
 # At --speed max a charge loop costs about a millisecond of wall time: more loops than this is a typo.
 MAX_SIM_LOOPS = 100_000
+MAX_MODULES = 200  # a 3.75 MW rack of 22 kW modules needs 171
 
 Instant = Annotated[float, EPOCH, Interval(ge=0.0, le=MAX_EPOCH_S)]
 ScenarioPlan = Annotated[Plan, MinLen(1)]  # a scenario plays a plan (the charger alone may have none)
@@ -45,12 +46,16 @@ class Scenario:
     max_voltage: Volts = 1250.0
     max_current: Amps = 3000.0
     max_power: Watts = 3_750_000.0
+    hal: Annotated[str, MinLen(1)] = "mock"  # the charger's hardware: the mock plant, or can:<family> over a bus
+    modules: Annotated[int, Interval(ge=1, le=MAX_MODULES)] | None = None  # CAN: modules in the rack (None: enough)
+    series: Annotated[int, Interval(ge=1, le=4)] = 1  # CAN: modules in series in a string (2 reach 1 250 V)
     # energy plan: (seconds from the start of energy transfer, W; + charge, - discharge)
     steps: ScenarioPlan = ((0.0, 750_000.0), (1200.0, -750_000.0), (2400.0, 750_000.0))
     # faults
     insulation_fault_ohm: Ohms | None = None
     ev_stops_answering_s: Seconds | None = None  # the truck hangs (no close, no answer) this long after the start
     charger_stops_answering_s: Seconds | None = None  # the same for the charger
+    plant_faults: tuple[str, ...] = ()  # CAN plant faults, NAME@SECONDS from the start (see hal/can/plant.py)
     secc_sequence_timeout: TimeoutSeconds = 60.0
 
     @property
@@ -109,10 +114,34 @@ class Scenario:
                     f" ({self.secc_sequence_timeout} s), got {self.loop_interval}",
                 )
             )
+        problems += self._hal_problems()
         for name in ("ev_stops_answering_s", "charger_stops_answering_s"):
             value = getattr(self, name)
             if value is not None and value >= self.departure_s:
                 problems.append(Problem(name, f"must be before departure_s ({self.departure_s} s), got {value}"))
+        return problems
+
+    def _hal_problems(self) -> list[Problem]:
+        from evse_emulator.hal.can.family import family_names
+        from evse_emulator.hal.can.plant import Fault
+
+        driver, _, name = self.hal.partition(":")
+        if self.hal != "mock" and (driver != "can" or name not in family_names()):
+            choices = ", ".join(["mock", *(f"can:{n}" for n in family_names())])
+            return [Problem("hal", f"must be one of {choices}, got {self.hal!r}")]
+        problems = []
+        if self.hal == "mock" and (self.plant_faults or self.modules is not None or self.series != 1):
+            problems.append(Problem("hal", "modules, series and plant_faults need a can:<family> HAL"))
+        if self.modules is not None and self.modules % self.series:
+            problems.append(Problem("modules", f"must be a multiple of series ({self.series}), got {self.modules}"))
+        for text in self.plant_faults:
+            try:
+                fault = Fault.parse(text)
+            except ValueError as exc:
+                problems.append(Problem("plant_faults", str(exc)))
+                continue
+            if fault.at_s >= self.departure_s:
+                problems.append(Problem("plant_faults", f"{text}: must be before departure_s ({self.departure_s} s)"))
         return problems
 
     def checked(self) -> Scenario:
@@ -165,8 +194,12 @@ LAYOUT = Layout(
                 "loop_interval",
             }
         ),
-        "charger": frozenset({"max_voltage", "max_current", "max_power", "secc_sequence_timeout"}),
+        "charger": frozenset(
+            {"max_voltage", "max_current", "max_power", "secc_sequence_timeout", "hal", "modules", "series"}
+        ),
         "plan": frozenset({"steps"}),
-        "faults": frozenset({"insulation_fault_ohm", "ev_stops_answering_s", "charger_stops_answering_s"}),
+        "faults": frozenset(
+            {"insulation_fault_ohm", "ev_stops_answering_s", "charger_stops_answering_s", "plant_faults"}
+        ),
     },
 )

@@ -420,8 +420,10 @@ def test_make_hal_picks_drivers_by_name() -> None:
     hal = make_hal("mock", vehicle=Battery(), mcs=False, cable_ohm=1e-3)
     assert isinstance(hal.plant, MockPlant)
     assert hal.plant.config.mcs is False and hal.plant.config.cable_ohm == 1e-3
-    with pytest.raises(ValueError, match="unknown HAL driver"):
-        make_hal("can:infypower")
+    with pytest.raises(ValueError, match="unknown HAL driver 'serial:x'; known: can, mock"):
+        make_hal("serial:x")
+    with pytest.raises(ValueError, match="unknown CAN module family 'acme'; known: infypower, infypower-beg, winline"):
+        make_hal("can:acme")
     seen: dict[str, object] = {}
 
     def fake_can(**kwargs: object) -> Hal:

@@ -122,7 +122,10 @@ def test_missing_charger_config_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("hal", "settings", "says"),
     [
-        ("can:infypower", {}, "unknown HAL driver"),
+        ("serial:x", {}, "unknown HAL driver"),
+        ("can:acme", {}, "unknown CAN module family 'acme'"),
+        ("can:infypower", {"channel": "can0"}, r"unknown CAN driver settings \['channel'\]"),
+        ("can:infypower", {"bus": "nobus"}, "CAN bus must be INTERFACE:CHANNEL"),
         ("mock", {"cable_ohm": "big"}, "cable_ohm: must be a finite number"),
         ("mock", {"cable_ohm": -0.002}, "cable_ohm: must be >= 0"),
         ("mock", {"rated_current_a": 0}, "rated_current_a: must be positive"),
