@@ -93,7 +93,7 @@ class PlantEvseController:
             test_voltage = cable_check_test_voltage(ev_max, self._limits().max_voltage)
             hal.contactors.close()
             hal.power_stage.set_limits(test_voltage, PRE_CHARGE_CURRENT, self._limits().max_charge_power)
-            hal.power_stage.enable(test_voltage)
+            hal.power_stage.enable(test_voltage, self._ev_max_current())
             hal.imd.start(test_voltage)
             return CableCheckStatus.ONGOING
         status = hal.imd.status()
@@ -123,7 +123,7 @@ class PlantEvseController:
         # charger applies it (an EV asking above its own maximum, as Josev's simulator does, gets its maximum)
         self._ev_said(EvReport(voltage_v=target_voltage))
         stage.set_limits(target_voltage, PRE_CHARGE_CURRENT, self._limits().max_charge_power)
-        stage.enable(self.ev_limits.max_voltage if self.ev_limits else target_voltage)
+        stage.enable(self.ev_limits.max_voltage if self.ev_limits else target_voltage, self._ev_max_current())
         return stage.present().voltage_v
 
     def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
@@ -137,6 +137,13 @@ class PlantEvseController:
         self._switch_off()
         self._ev_said(EvReport(contactors_closed=False))
         return True
+
+    def _ev_max_current(self) -> float | None:
+        """The most current the EV takes or gives (what the over-current protection is armed for)."""
+        ev = self.ev_limits
+        if ev is None:
+            return None
+        return max(ev.max_charge_current, ev.max_discharge_current or 0.0)
 
     def _ev_said(self, report: EvReport) -> None:
         if self.hal.plant is not None:

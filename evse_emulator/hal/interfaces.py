@@ -98,8 +98,11 @@ class PowerStage(Protocol):
     def set_limits(self, voltage_v: float, current_a: float, power_w: float) -> None:
         """Regulate to `current_a` (signed) without exceeding `voltage_v` or `power_w` (magnitude)."""
 
-    def enable(self, negotiated_max_voltage_v: float | None = None) -> None:
-        """Switch the output on; arms over-voltage protection for the negotiated maximum; re-arms after a trip."""
+    def enable(
+        self, negotiated_max_voltage_v: float | None = None, negotiated_max_current_a: float | None = None
+    ) -> None:
+        """Switch the output on; arms the over-voltage and over-current protection for the negotiated maxima (None:
+        the ratings); re-arms after a trip."""
 
     def disable(self) -> None:
         """Switch the output off (current to zero, output discharge engaged)."""

@@ -250,6 +250,7 @@ class MockPowerStage:
         self.power_limit_w = 0.0
         self.enabled = False
         self.negotiated_max_voltage_v: float | None = None
+        self.negotiated_max_current_a: float | None = None
         self.regulation_failed = False
         self.current_runaway = False  # injected: the current loop ignores its limits
         self.voltage_cap_v: float | None = None  # injected: the output cannot rise above this (pre-charge failure)
@@ -265,10 +266,13 @@ class MockPowerStage:
         self.current_limit_a = float(current_a)
         self.power_limit_w = float(power_w)
 
-    def enable(self, negotiated_max_voltage_v: float | None = None) -> None:
+    def enable(
+        self, negotiated_max_voltage_v: float | None = None, negotiated_max_current_a: float | None = None
+    ) -> None:
         self._terminal.sync()
         self.enabled = True
         self.negotiated_max_voltage_v = negotiated_max_voltage_v
+        self.negotiated_max_current_a = negotiated_max_current_a
         self._fault = None
 
     def disable(self) -> None:
@@ -290,6 +294,13 @@ class MockPowerStage:
         """The emergency threshold armed for this session (from the rating when nothing was negotiated)."""
         negotiated = self.negotiated_max_voltage_v
         return emergency_over_voltage_limit(self._config.rated_voltage_v if negotiated is None else negotiated)
+
+    def over_current_limit_a(self) -> float:
+        """The over-current trip armed for this session: `over_current_factor` times the negotiated maximum
+        current (the EV's), else the rating (model choice: PROTOCOL.md gives no figure, Table CC.10 the class)."""
+        negotiated = self.negotiated_max_current_a
+        rated = self._config.rated_current_a
+        return self._config.over_current_factor * (rated if negotiated is None else min(negotiated, rated))
 
     def voltage_ceiling_v(self) -> float:
         """The voltage the converter will not exceed (a failed loop runs away)."""
@@ -699,7 +710,7 @@ class MockPlant:
         """Closing onto a battery at another voltage: C_out dumps into it, peak ΔV / (R_cable + R_batt)."""
         delta = self.terminal.voltage_v - vehicle.open_circuit_voltage()
         peak = abs(delta) / self._path_ohm(vehicle)
-        if peak > self.config.over_current_a:
+        if peak > self.power_stage.over_current_limit_a():
             detail = f"inrush {peak:.0f} A: closed onto the battery with {delta:+.0f} V difference"
             self._trip(PlantFault(FaultKind.OVER_CURRENT, detail, self.terminal.time_s + dt))
 
@@ -713,8 +724,8 @@ class MockPlant:
         self._over_voltage_s = self._over_voltage_s + dt if term.voltage_v > limit else 0.0
         if self._over_voltage_s >= EMERGENCY_OVER_VOLTAGE_DELAY_S:
             self._trip(PlantFault(FaultKind.OVER_VOLTAGE, f"{term.voltage_v:.0f} V > {limit:.0f} V", term.time_s))
-        elif abs(term.current_a) > self.config.over_current_a:
-            self._trip(PlantFault(FaultKind.OVER_CURRENT, f"{term.current_a:.0f} A", term.time_s))
+        elif abs(term.current_a) > (limit := stage.over_current_limit_a()):
+            self._trip(PlantFault(FaultKind.OVER_CURRENT, f"{term.current_a:.0f} A > {limit:.0f} A", term.time_s))
 
     def _trip(self, fault: PlantFault) -> None:
         self.power_stage.trip(fault)

@@ -29,6 +29,8 @@ async def serve(args: argparse.Namespace) -> int:
     if args.trace is not None:  # the server writes a file per session into it
         writable_folder(args.trace, "--trace")
     config = load_charger_config(args.config, hal=args.hal)
+    if config.hal.startswith("can:") and args.can is None and "bus" not in config.hal_settings:
+        raise CliError(f"{config.hal} needs its bus: --can INTERFACE:CHANNEL (e.g. socketcan:can0) or [hal] bus")
     if args.can is not None or args.can_log is not None:
         if not config.hal.startswith("can:"):
             raise CliError("--can and --can-log need a can:<family> HAL (--hal can:<family> or [hal] driver)")

@@ -21,7 +21,7 @@ from ev_emulator.battery import TruckBattery
 from evse_emulator.hal import ContactorState, ImdStatus
 from evse_emulator.hal.can.family import family, family_names
 from evse_emulator.hal.can.plant import FAULT_NAMES, PER_MODULE, CanPlant, Fault
-from evse_emulator.hal.can.port import BusSpec, open_bus
+from evse_emulator.hal.can.port import BusSpec, CanBusError, open_bus, open_log
 from stack.clock import RealClock
 
 from .common import CliError
@@ -94,21 +94,18 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--duration must be positive, got {args.duration}")
     if args.can_log:
         can_log_output(args.can_log)
-    import can
-
     clock = RealClock()
     battery = TruckBattery(soc=args.soc)
     battery.contactors.max_cycles = 1_000_000  # a bench pack is not worn out by a day of tests
     vehicle = BenchVehicle(battery)
-    log_to = can.Logger(str(args.can_log)) if args.can_log else None
+    bus = open_bus(spec, module_family.bitrate)
+    try:
+        log_to = open_log(args.can_log) if args.can_log else None
+    except CanBusError:
+        bus.shutdown()
+        raise
     plant = CanPlant(
-        module_family,
-        open_bus(spec, module_family.bitrate),
-        clock,
-        modules=args.modules,
-        series=args.series,
-        vehicle=battery,
-        log_to=log_to,
+        module_family, bus, clock, modules=args.modules, series=args.series, vehicle=battery, log_to=log_to
     )
     print(
         f"plant: {args.modules} x {module_family.title} on {spec} ({module_family.bitrate // 1000} kbit/s)",
@@ -117,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(_serve(plant, vehicle, faults, args.duration, show=not args.json))
+    except KeyboardInterrupt:  # Ctrl-C is how a plant without --duration stops: the summary still follows
+        pass
     finally:
         plant.close()
     summary = _summary(plant, vehicle)

@@ -122,7 +122,20 @@ def with_hardware(scenario: Scenario, args: argparse.Namespace) -> Scenario:
         if (changes.get("hal") or scenario.hal) == "mock":
             raise CliError("--can-log needs --hal can:<family>")
         can_log_output(args.can_log)
-    return replace(scenario, **changes).checked() if changes else scenario
+    scenario = replace(scenario, **changes).checked() if changes else scenario
+    return one_way(scenario)
+
+
+def one_way(scenario: Scenario) -> Scenario:
+    """A one-way module family cannot feed back: a BPT service plays as its one-way twin, and the user is told."""
+    from evse_emulator.hal.can.family import family
+
+    driver, _, name = scenario.hal.partition(":")
+    if driver != "can" or family(name).rating.bidirectional or not scenario.service.endswith("-bpt"):
+        return scenario
+    service = scenario.service.removesuffix("-bpt")
+    print(f"mcs-v2g: note: {name} modules cannot feed back: the session runs as {service}", file=sys.stderr)
+    return replace(scenario, service=service)
 
 
 def report(s: dict, plot: Path | None) -> str:

@@ -84,11 +84,15 @@ class FaultRecord:
         }
 
 
-async def watch(name: str, plant: MockPlant, clock: Clock, start: float) -> FaultRecord:
-    """Sample `plant` from now until the output is safe; times relative to now."""
+async def watch(
+    name: str, plant: MockPlant, clock: Clock, start: float, current_before_a: float | None = None
+) -> FaultRecord:
+    """Sample `plant` from now until the output is safe; times relative to now. `current_before_a`: the current
+    just before the fault (a fault can change it at once: a load dump)."""
     t0 = clock.now()
     plant.sync()
-    record = FaultRecord(name, t0 - start, plant.terminal.current_a)
+    before = plant.terminal.current_a if current_before_a is None else current_before_a
+    record = FaultRecord(name, t0 - start, before)
     closed = False  # the contactors were seen closed (a fault injected before the session waits for them)
     while clock.now() - t0 < WATCH_FOR_S:
         plant.sync()
@@ -100,6 +104,8 @@ async def watch(name: str, plant: MockPlant, clock: Clock, start: float) -> Faul
             record.limit_crossed_s = now
         if record.tripped_s is None and plant.power_stage.fault() is not None:
             record.tripped_s = now
+            if record.limit_crossed_s is None:  # crossed and tripped within one sample: at most a step ago
+                record.limit_crossed_s = max(0.0, now - WATCH_STEP_S)
         if record.current_low_s is None and abs(current) < LOW_CURRENT_A:
             record.current_low_s = now
         if closed and record.contactors_open_s is None and state in (ContactorState.OPEN, ContactorState.WELDED):
@@ -114,7 +120,7 @@ async def watch(name: str, plant: MockPlant, clock: Clock, start: float) -> Faul
 def _past_limit(plant: MockPlant) -> bool:
     """The output is past what its protection allows: the armed over-voltage limit, or the over-current."""
     stage, terminal = plant.power_stage, plant.terminal
-    return terminal.voltage_v > stage.over_voltage_limit_v() or abs(terminal.current_a) > plant.config.over_current_a
+    return terminal.voltage_v > stage.over_voltage_limit_v() or abs(terminal.current_a) > stage.over_current_limit_a()
 
 
 def note_capability(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,15 +17,14 @@ from typing import Any
 from ev_emulator.truck import Truck
 from evse_emulator.charger import Charger
 from evse_emulator.hal import PlantFault
-from evse_emulator.hal.can.family import Family, family
+from evse_emulator.hal.can.family import family
 from evse_emulator.hal.can.plant import PER_MODULE, CanPlant, Fault
 from evse_emulator.hal.can.port import open_bus
 from evse_emulator.hal.mock import MockPlant
 from stack.clock import Clock
-from stack.config_file import Problem
 
 from .reactions import FaultRecord, watch
-from .scenario import Scenario, ScenarioError
+from .scenario import Scenario
 
 _channels = itertools.count(1)
 
@@ -51,13 +49,15 @@ class Rig:
         clock, start = can_plant.clock, can_plant.started_s
         for fault in sorted(self.faults_to_inject, key=lambda f: f.at_s):
             await clock.sleep_until(start + fault.at_s)
+            self.plant.sync()
+            before = self.plant.terminal.current_a
             can_plant.inject(fault)
             name = f"{fault.name}:{fault.module}" if fault.name in PER_MODULE else fault.name
-            self.watching.append(asyncio.ensure_future(self.watch(name, clock, start)))
+            self.watching.append(asyncio.ensure_future(self.watch(name, clock, start, before)))
 
-    async def watch(self, name: str, clock: Clock, start: float) -> None:
+    async def watch(self, name: str, clock: Clock, start: float, current_before_a: float | None = None) -> None:
         """Record what the output does from now on (after a fault named `name`)."""
-        self.records.append(await watch(name, self.plant, clock, start))
+        self.records.append(await watch(name, self.plant, clock, start, current_before_a))
 
     def faults(self) -> list[PlantFault]:
         """What the charger's devices latched, and what the physics tripped that they did not report."""
@@ -96,11 +96,8 @@ def build_rig(s: Scenario, clock: Clock, truck: Truck, can_log: Path | None = No
     if can_log is not None:
         settings["can_log"] = can_log
     charger = Charger.build(replace(config, hal=s.hal, hal_settings=settings), clock)
-    modules = s.modules or default_modules(module_family, s, truck)
+    modules = s.rack_modules()
     faults = tuple(Fault.parse(text) for text in s.plant_faults)
-    lost = [f"{f.name}:{f.module}" for f in faults if f.name in PER_MODULE and f.module >= modules]
-    if lost:
-        raise ScenarioError([Problem("plant_faults", f"{', '.join(lost)}: the rack has modules 0..{modules - 1}")])
     can_plant = CanPlant(
         module_family,
         open_bus(bus),
@@ -111,13 +108,3 @@ def build_rig(s: Scenario, clock: Clock, truck: Truck, can_log: Path | None = No
         settings=dict(config.hal_settings),
     )
     return Rig(charger, can_plant.physics, can_plant, faults)
-
-
-def default_modules(module_family: Family, s: Scenario, truck: Truck) -> int:
-    """Enough modules for the most the session can draw (the truck's BMS power, the plan's largest step, within
-    the charger's rating), plus one spare string (N+1), in whole strings."""
-    plan_w = max(abs(p) for _, p in s.steps)
-    peak_w = min(max(plan_w, truck.battery.spec.max_power), s.max_power)
-    string_w = module_family.rating.rated_power_w * s.series
-    strings = math.ceil(peak_w / string_w) + 1
-    return strings * s.series

@@ -110,8 +110,8 @@ class SimResult:
             "tls": self.tls,
             "energy_charged_kwh": round(meter.imported_wh / 1000, 3) if meter else 0.0,
             "energy_discharged_kwh": round(meter.exported_wh / 1000, 3) if meter else 0.0,
-            "peak_charge_kw": round(max(peak_charge, 0.0), 1),
-            "peak_discharge_kw": round(max(peak_discharge, 0.0), 1),
+            "peak_charge_kw": round(max(peak_charge, 0.0), 1) + 0.0,  # + 0.0: never -0.0
+            "peak_discharge_kw": round(max(peak_discharge, 0.0), 1) + 0.0,
             "max_current_a": round(max((abs(x.current) for x in self.samples), default=0.0), 1),
             "initial_soc": round(s.initial_soc * 100, 2),
             "final_soc": None if final_soc is None else round(final_soc, 2),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -121,9 +122,22 @@ class Scenario:
                 problems.append(Problem(name, f"must be before departure_s ({self.departure_s} s), got {value}"))
         return problems
 
+    def rack_modules(self) -> int:
+        """CAN: the modules in the rack: `modules`, else enough for the most the session can draw (the truck's
+        BMS power, the plan's largest step, within the charger's rating) plus one spare string, in whole strings."""
+        from ev_emulator.battery import PackSpec
+        from evse_emulator.hal.can.family import family
+
+        if self.modules is not None:
+            return self.modules
+        plan_w = max(abs(p) for _, p in self.steps)
+        peak_w = min(max(plan_w, PackSpec().max_power), self.max_power)
+        string_w = family(self.hal.partition(":")[2]).rating.rated_power_w * self.series
+        return (math.ceil(peak_w / string_w) + 1) * self.series
+
     def _hal_problems(self) -> list[Problem]:
         from evse_emulator.hal.can.family import family_names
-        from evse_emulator.hal.can.plant import Fault
+        from evse_emulator.hal.can.plant import PER_MODULE, Fault
 
         driver, _, name = self.hal.partition(":")
         if self.hal != "mock" and (driver != "can" or name not in family_names()):
@@ -140,6 +154,8 @@ class Scenario:
             except ValueError as exc:
                 problems.append(Problem("plant_faults", str(exc)))
                 continue
+            if fault.name in PER_MODULE and self.hal != "mock" and fault.module >= self.rack_modules():
+                problems.append(Problem("plant_faults", f"{text}: the rack has modules 0..{self.rack_modules() - 1}"))
             if fault.at_s >= self.departure_s:
                 problems.append(Problem("plant_faults", f"{text}: must be before departure_s ({self.departure_s} s)"))
         return problems

@@ -160,3 +160,6 @@ def test_a_derating_module_is_helped_out_by_the_others() -> None:
     assert min(after) == pytest.approx(600.0, rel=0.005)
     module = result.rig.can_plant.rack.modules[3]
     assert module.output_a <= module.rating.current_at(module.output_v) * module.derate + 1e-6
+    # the truck is told the smaller maximum: the derating module counts with the 20 kW it gives
+    (before_kw, after_kw) = [kw for t, kw in s["evse_max_charge_power_kw"] if t < 140][-2:]
+    assert before_kw - after_kw == pytest.approx(20.0, abs=0.5)

@@ -8,7 +8,7 @@ its payload decoded by cantools. The I/O board's frames have fixed IDs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import can
@@ -28,9 +28,16 @@ class DecodedFrame:
     sender: str  # controller, module N, io-board, ?
     signals: dict[str, float | str]
     data: bytes
+    units: dict[str, str] = field(default_factory=dict)  # the DBC's unit of each scaled signal
+
+    def _unit(self, signal: str) -> str:
+        unit = self.units.get(signal)
+        return f" {unit}" if unit else ""
 
     def line(self) -> str:
-        values = "  ".join(f"{k}={_fmt(v)}" for k, v in self.signals.items())
+        values = "  ".join(
+            f"{k}={_fmt(v)}{' ' + self.units[k] if k in self.units else ''}" for k, v in self.signals.items()
+        )
         return (
             f"{self.time_s:17.6f}  {self.frame_id:08X}  {self.sender:10s} {self.name:24s} {values or self.data.hex()}"
         )
@@ -65,7 +72,8 @@ class FrameDecoder:
         except Exception as exc:  # cantools raises several types for a payload that does not fit
             return DecodedFrame(frame.timestamp, frame.arbitration_id, message.name, sender, {"error": str(exc)}, data)
         signals = {str(k): _value(v) for k, v in dict(raw).items()}
-        return DecodedFrame(frame.timestamp, frame.arbitration_id, message.name, sender, signals, data)
+        units = {k: unit for k in signals if (unit := message.get_signal_by_name(k).unit)}
+        return DecodedFrame(frame.timestamp, frame.arbitration_id, message.name, sender, signals, data, units)
 
     def _board(self, frame: can.Message) -> tuple[Message, str] | None:
         try:

@@ -22,7 +22,7 @@ from .. import Hal
 from ..interfaces import FaultKind, PlantFault
 from .family import Family, family
 from .io_board import STATUS_PERIOD_S, IoBoardDriver
-from .port import BusSpec, CanPort, open_bus
+from .port import BusSpec, CanBusError, CanPort, open_bus, open_log
 from .stack import ModuleStack
 
 BOARD_SILENCE_S = 1.0  # our profile: the board sends every 100 ms; ten periods missed is a lost board
@@ -133,7 +133,11 @@ def make_can_hal(
     module_family = family_of(family)
     clock = clock or RealClock()
     opened = bus if isinstance(bus, can.BusABC) else open_bus(BusSpec.parse(bus), module_family.bitrate)
-    log_to = can.Logger(str(can_log)) if can_log is not None else None
+    try:
+        log_to = open_log(can_log) if can_log is not None else None
+    except CanBusError:
+        opened.shutdown()
+        raise
     devices = CanDevices(module_family, opened, clock, addresses=addresses, series=series, mcs=mcs, log_to=log_to)
     return devices.hal()
 

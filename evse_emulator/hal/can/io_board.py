@@ -54,6 +54,7 @@ class IoCommand:
     mcs: bool  # insulation fault threshold 125 kOhm (MCS) instead of 100 kOhm (CCS)
     counter: int
     negotiated_max_voltage_v: float = 0.0  # arms the over-voltage monitor (0: from the rating)
+    negotiated_max_current_a: float = 0.0  # arms the over-current monitor (0: from the rating)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class IoBoardCodec:
             mcs=str(signals["Mcs"]) == "mcs_125k",
             counter=int(_number(signals["Counter"])),
             negotiated_max_voltage_v=_number(signals["NegotiatedMaxVoltage"]),
+            negotiated_max_current_a=_number(signals["NegotiatedMaxCurrent"]),
         )
 
     def decode_status(self, message: can.Message) -> IoStatus | None:
@@ -282,6 +284,7 @@ class IoBoardDriver:
         self._imd_run = False
         self._test_voltage_v = 0.0
         self._negotiated_max_v = 0.0
+        self._negotiated_max_a = 0.0
         self._counter = 0
         self._last_frame_s = now()
         self._contactor_pending: _Pending | None = None
@@ -306,9 +309,10 @@ class IoBoardDriver:
             self._contactor_pending = _pending(ContactorState.OPENING, {"closed", "closing"}, self.contactor_state())
         self.heartbeat()
 
-    def arm(self, negotiated_max_voltage_v: float | None) -> None:
-        """Arm the over-voltage monitor for the negotiated maximum (None: the charger's rating)."""
+    def arm(self, negotiated_max_voltage_v: float | None, negotiated_max_current_a: float | None = None) -> None:
+        """Arm the over-voltage and over-current monitor for the negotiated maxima (None: the charger's rating)."""
         self._negotiated_max_v = negotiated_max_voltage_v or 0.0
+        self._negotiated_max_a = negotiated_max_current_a or 0.0
         self.emergency_fault = None  # re-armed (a board still tripped reports it again)
         self.heartbeat()
 
@@ -333,6 +337,7 @@ class IoBoardDriver:
                 "Mcs": int(self.mcs),
                 "Counter": self._counter,
                 "NegotiatedMaxVoltage": min(max(self._negotiated_max_v, 0.0), 1600.0),
+                "NegotiatedMaxCurrent": min(max(self._negotiated_max_a, 0.0), 6553.5),
             },
         )
         self._counter = (self._counter + 1) % 256

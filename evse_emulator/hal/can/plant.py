@@ -61,18 +61,23 @@ class Fault:
             raise ValueError(f"unknown plant fault {self.name!r}; known: {', '.join(FAULT_NAMES)}")
         if not (math.isfinite(self.at_s) and self.at_s >= 0):
             raise ValueError(f"fault time must be a finite number of seconds >= 0, got {self.at_s!r}")
+        if self.module < 0:
+            raise ValueError(f"a module address counts from 0, got {self.module}")
 
     @classmethod
     def parse(cls, text: str) -> Fault:
         """`NAME@SECONDS`, or `module_loss:ADDRESS@SECONDS` / `derate:ADDRESS@SECONDS`."""
         what, sep, at = text.partition("@")
-        name, _, module = what.partition(":")
+        name, colon, module = what.partition(":")
         if not sep:
             raise ValueError(f"fault must be NAME@SECONDS (e.g. over_voltage@600), got {text!r}")
-        try:
-            return cls(name, float(at), int(module) if module else 0)
-        except ValueError as exc:
-            raise ValueError(f"bad fault {text!r}: {exc}") from None
+        if colon and name not in PER_MODULE:
+            raise ValueError(f"fault {text!r}: only {' and '.join(sorted(PER_MODULE))} take a module (NAME:ADDRESS)")
+        if not colon and name in PER_MODULE:
+            raise ValueError(f"fault {text!r}: {name} needs a module address ({name}:ADDRESS@SECONDS)")
+        if not _number(at) or (colon and not module.isdigit()):
+            raise ValueError(f"fault {text!r}: the time must be seconds and the address a whole number from 0")
+        return cls(name, float(at), int(module) if module else 0)
 
 
 class CanPlant:
@@ -144,6 +149,7 @@ class CanPlant:
             physics.imd.stop()
         self._imd_running = command.imd_run
         physics.power_stage.negotiated_max_voltage_v = command.negotiated_max_voltage_v or None
+        physics.power_stage.negotiated_max_current_a = command.negotiated_max_current_a or None
 
     async def run(self) -> None:
         """Answer frames and send the board's periodic frames until cancelled."""
@@ -251,3 +257,11 @@ def _emergency(fault: PlantFault | None) -> FaultKind | None:
     """The output protection's trip as the board reports it (over-voltage or over-current)."""
     kind = _kind(fault)
     return kind if kind in (FaultKind.OVER_VOLTAGE, FaultKind.OVER_CURRENT) else None
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import can
@@ -73,6 +74,15 @@ def open_bus(spec: BusSpec | str, bitrate: int | None = None) -> can.BusABC:
         return can.Bus(channel, interface=spec.interface, **options)
     except (can.CanError, OSError, ImportError, ValueError) as exc:
         raise CanBusError(f"cannot open CAN bus {spec}: {exc}") from None
+
+
+def open_log(path: str | Path) -> can.Listener:
+    """A python-can writer for `path` (candump .log, .asc, .blf by the suffix); a `CanBusError` if it cannot."""
+    try:
+        return can.Logger(str(path))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CanBusError(f"cannot write the CAN log {path}: {reason}") from None
 
 
 class CanPort:

@@ -84,7 +84,7 @@ class ModuleRack:
         importing = all(m.direction is Direction.IMPORT for s in strings for m in s)
         stage.set_limits(voltage, -current if importing else current, power)
         if not stage.enabled:
-            stage.enable(stage.negotiated_max_voltage_v)
+            stage.enable(stage.negotiated_max_voltage_v, stage.negotiated_max_current_a)
 
     def after_step(self, now: float) -> None:
         """Latch the output's protection trips into the modules; switch off modules the controller forgot."""

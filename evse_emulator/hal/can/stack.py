@@ -83,10 +83,10 @@ class ModuleStack:
         addresses: Sequence[int] | None = None,
         series: int = 1,
         measure: Callable[[], DcReading | None] | None = None,
-        arm: Callable[[float | None], None] | None = None,
+        arm: Callable[[float | None, float | None], None] | None = None,
     ) -> None:
         """`measure`: the terminals' voltage and current from a meter faster than the modules' poll (the I/O
-        board's); `arm`: passes the negotiated maximum voltage to an over-voltage monitor on `enable`."""
+        board's); `arm`: passes the negotiated maximum voltage and current to the protection on `enable`."""
         if series < 1:
             raise ValueError(f"series must be at least 1, got {series}")
         self.family = family
@@ -112,12 +112,14 @@ class ModuleStack:
         self._target.voltage_v, self._target.current_a, self._target.power_w = voltage_v, current_a, power_w
         self._command()
 
-    def enable(self, negotiated_max_voltage_v: float | None = None) -> None:
+    def enable(
+        self, negotiated_max_voltage_v: float | None = None, negotiated_max_current_a: float | None = None
+    ) -> None:
         if self._fault is not None and self._fault.kind is not FaultKind.COMMUNICATION_LOST:
             self._fault = None  # re-armed after a trip, as the mock does
         self._target.enabled = True
         if self._arm is not None:
-            self._arm(negotiated_max_voltage_v)
+            self._arm(negotiated_max_voltage_v, negotiated_max_current_a)
         self._command()
 
     def disable(self) -> None:
@@ -141,6 +143,16 @@ class ModuleStack:
     def fault(self) -> PlantFault | None:
         return self._fault
 
+    @staticmethod
+    def _power(module: TrackedModule) -> float:
+        """A module's power: its rating, or while it derates what it gives (told to the truck as a smaller
+        maximum, like a lost module)."""
+        rated = module.rating.rated_power_w if module.rating is not None else 0.0
+        status, volts, amps = module.status, module.voltage_v, module.current_a
+        if status is None or not status.derated or volts is None or amps is None:
+            return rated
+        return min(rated, abs(volts * amps))
+
     def capability(self) -> StageCapability | None:
         strings = [s for s in self._strings() if all(m.usable for m in s)]
         if not strings:
@@ -149,7 +161,7 @@ class ModuleStack:
         max_v = min(sum(r.max_voltage_v for r in rs) for rs in ratings)
         min_v = max(sum(r.min_voltage_v for r in rs) for rs in ratings)
         current = sum(min(r.max_current_a for r in rs) for rs in ratings)
-        power = sum(sum(r.rated_power_w for r in rs) for rs in ratings)
+        power = sum(self._power(m) for s in strings for m in s)
         both = all(r.bidirectional for rs in ratings for r in rs)
         return StageCapability(max_v, min_v, current, power, current if both else 0.0, power if both else 0.0)
 
