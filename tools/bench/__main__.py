@@ -1,5 +1,6 @@
-"""`python -m tools.bench exi|session|sim|fuzz|soak` (also `mcs-v2g bench ...` in a source checkout): figures of this
-stack, and Josev's measured in the same run where it can run (its own venv, Java; root for its SECC/EVCC pair)."""
+"""`python -m tools.bench exi|session|sim|fuzz|soak|can|faults` (also `mcs-v2g bench ...` in a source checkout):
+figures of this stack, and Josev's measured in the same run where it can run (its own venv, Java; root for its
+SECC/EVCC pair)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,23 @@ def cmd_soak(args: argparse.Namespace) -> int:
     return 0 if results["sessions_failed"] == 0 else 1
 
 
+def cmd_can(args: argparse.Namespace) -> int:
+    from tools.bench import can as bench
+
+    results = bench.run(args.family)
+    print(json.dumps(results, indent=2) if args.json else bench.report(results))
+    return 0
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    from evse_emulator.hal.can.family import family_names
+    from tools.bench import faults as bench
+
+    rows = bench.run(args.family or family_names())
+    print(json.dumps(rows, indent=2) if args.json else bench.report(rows))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     sub = p.add_subparsers(dest="bench_command", required=True)
@@ -88,6 +106,14 @@ def parser() -> argparse.ArgumentParser:
     b_soak.add_argument("--tls", action="store_true", help="TLS 1.3 (in memory or on the sockets)")
     b_soak.add_argument("--json", action="store_true")
     b_soak.set_defaults(func=cmd_soak)
+    b_can = sub.add_parser("can", help="CAN: bus load per family, setpoint-to-current latency, frames/s")
+    b_can.add_argument("--family", action="append", help="one module family (repeatable; default: all)")
+    b_can.add_argument("--json", action="store_true")
+    b_can.set_defaults(func=cmd_can)
+    b_faults = sub.add_parser("faults", help="CAN plant faults: the charger's reactions against IEC 61851-23")
+    b_faults.add_argument("--family", action="append", help="one module family (repeatable; default: all)")
+    b_faults.add_argument("--json", action="store_true")
+    b_faults.set_defaults(func=cmd_faults)
     return p
 
 
