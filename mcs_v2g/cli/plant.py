@@ -53,7 +53,12 @@ class BenchVehicle:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("plant", help="emulated power modules and I/O board on a CAN bus (a charger's bench)")
+    p = sub.add_parser(
+        "plant",
+        help="emulated power modules and I/O board on a CAN bus (a charger's bench)",
+        description="The mock plant's physics behind a power-module family's CAN protocol and our I/O board, in real "
+        "time, for a charger in another process (mcs-v2g evse --hal can:FAMILY --can INTERFACE:CHANNEL).",
+    )
     p.add_argument("--list-families", action="store_true", help="print the module families, one a line, and exit")
     p.add_argument(
         "--can", metavar="INTERFACE:CHANNEL", help="e.g. virtual:mcs0, udp_multicast:default, socketcan:vcan0"
@@ -63,7 +68,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--series", type=int, default=1, help="modules in series in a string (2 reach 1 250 V)")
     p.add_argument("--soc", type=float, default=0.25, help="the pack's state of charge at the start (0..1)")
     p.add_argument(
-        "--fault", action="append", default=[], metavar="NAME@SECONDS", help=f"one of {', '.join(FAULT_NAMES)}"
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME@SECONDS",
+        help=f"inject a fault (repeatable): NAME@SECONDS, or NAME:MODULE@SECONDS for {' and '.join(sorted(PER_MODULE))}"
+        f" (addresses from 0); names: {', '.join(FAULT_NAMES)}",
     )
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--can-log", type=Path, help="record the bus (.log candump, .asc, .blf)")

@@ -58,7 +58,8 @@ def add_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="NAME@SECONDS",
-        help="CAN plant fault, e.g. over_voltage@1500 or module_loss:3@900 (repeatable)",
+        help="CAN plant fault at SECONDS from the start, e.g. over_voltage@1500 or module_loss:3@900 (repeatable): "
+        "over_voltage, over_current, insulation, module_loss:N, derate:N, can_silence, contactor_weld, pre_charge",
     )
     can.add_argument("--can-log", type=Path, help="record the bus (.log candump, .asc, .blf: by the suffix)")
     p.set_defaults(func=run)

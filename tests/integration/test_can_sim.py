@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from evse_emulator.hal.can.family import family, family_names
+from evse_emulator.hal.can.io_board import ENERGY_PERIOD_S
 from mcs_v2g.sim.run import SimResult, simulate
 from mcs_v2g.sim.scenario import Scenario
 
@@ -71,8 +72,19 @@ def test_a_lost_module_is_dropped_after_the_family_timeout_and_the_truck_is_told
 
 
 def faulted(name: str, fault: str, **changes: object) -> dict:
-    _, s = run(can(name, service="mcs", plant_faults=(fault,), **changes))
+    result, s = run(can(name, service="mcs", plant_faults=(fault,), **changes))
+    if not fault.startswith("can_silence"):  # a silent bus freezes what the charger reads, not the meter
+        assert_meter_consistent(result)
     return s
+
+
+def assert_meter_consistent(result: SimResult) -> None:
+    """The charger's meter (the board's IO_Energy, every second, 0.1 Wh) never runs ahead of the plant's and lags it
+    by at most one period of flow at the session's 750 kW."""
+    told, truth = result.charger.hal.meter.read(), result.plant.meter.read()
+    one_period_wh = 750_000.0 * ENERGY_PERIOD_S / 3600
+    assert truth.imported_wh - one_period_wh - 0.1 <= told.imported_wh <= truth.imported_wh + 0.1
+    assert truth.exported_wh - one_period_wh - 0.1 <= told.exported_wh <= truth.exported_wh + 0.1
 
 
 def test_over_voltage_is_an_emergency_shutdown_within_9_ms_of_the_limit() -> None:
