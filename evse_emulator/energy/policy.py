@@ -88,9 +88,9 @@ def _finite(value: object) -> bool:
 class ScriptedProfile:
     """A timetable of requested power (s from the session start, W), e.g. a depot's peak-shaving plan.
 
-    After the last step: charge to the target. While the EV refuses a requested discharge (its limits say 0:
-    V2G reserve reached) the charger idles, and charges only when the departure target would otherwise be at
-    risk, so the truck leaves with its target SoC without dithering at the reserve.
+    After the last step: charge to the target. A requested discharge is not served while the departure target
+    is at risk (the charger charges instead), and while the EV refuses it (its limits say 0: V2G reserve
+    reached) the charger idles; so the truck does not swing between charge and discharge at its reserve.
     """
 
     steps: tuple[tuple[float, float], ...]
@@ -111,8 +111,10 @@ class ScriptedProfile:
         wanted = self.requested(x.elapsed)
         if wanted is None:
             return _charge_max(x) if _needs_charge(x) else 0.0
+        if wanted < 0 and _deadline_tight(x):  # the departure target first: no V2G while it is at risk
+            return _charge_max(x)
         if wanted < 0 and (x.ev is None or not x.ev.max_discharge_power):
-            return _charge_max(x) if _deadline_tight(x) else 0.0
+            return 0.0  # at its V2G reserve: idle until the plan or the deadline says otherwise
         if wanted > 0:
             return min(wanted, _charge_max(x)) if _needs_charge(x) else 0.0
         return wanted
