@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.mosquitto import broker  # noqa: F401  (the real-broker fixture of the MQTT tests)
 from tests.prerequisites import (  # noqa: F401  (hooks of the prerequisite plugin)
     pytest_configure,
     pytest_make_collect_report,

@@ -1,0 +1,122 @@
+"""One depot node's link to an MQTT broker (aiomqtt): publish, subscribe, a retained status with a last will,
+and reconnection. The only I/O of the depot's MQTT side; the contract is `topics.py`.
+
+    link = MqttLink("mqtt://127.0.0.1:1883", Topics("yard"), node="mcs1", subscribe=[topics.setpoint("mcs1")])
+    task = asyncio.create_task(link.run(on_message))   # on_message(topic, payload): sans-I/O handling
+    link.publish(topics.telemetry("mcs1"), telemetry.payload())
+
+Messages published while the broker is away wait in a bounded queue and go out after the reconnect (the oldest
+are dropped beyond `queue_limit`, and counted); the node's status is "online" (retained) while connected and the
+broker publishes "offline" for it when the connection is lost (the last will).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from .topics import OFFLINE, ONLINE, Topics
+
+log = logging.getLogger("evse_emulator.energy.mqtt")
+
+RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # back-off between attempts, the last one repeated
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """`mqtt://HOST[:PORT]` (1883 by default)."""
+        parts = urlsplit(url)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError(f"the broker must be mqtt://HOST[:PORT], got {url!r}")
+        try:
+            port = parts.port or 1883
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+        return cls(parts.hostname, port)
+
+
+class MqttLink:
+    """A node's connection: `run` keeps it up until cancelled; `publish` never blocks."""
+
+    def __init__(
+        self,
+        url: str,
+        topics: Topics,
+        node: str,
+        subscribe: Sequence[str] = (),
+        queue_limit: int = 10_000,
+    ) -> None:
+        self.address = BrokerAddress.parse(url)
+        self.topics = topics
+        self.node = node
+        self.subscriptions = list(subscribe)
+        self._outbox: deque[tuple[str, bytes, bool]] = deque()
+        self._queue_limit = queue_limit
+        self._wake = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.dropped = 0  # messages dropped while the broker was away and the queue was full
+        self.connections = 0
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        if len(self._outbox) >= self._queue_limit:
+            self._outbox.popleft()
+            self.dropped += 1
+        self._outbox.append((topic, payload, retain))
+        self._wake.set()
+
+    async def run(self, on_message: Callable[[str, bytes], None]) -> None:
+        """Connect, subscribe, pass every message to `on_message`, send the outbox; reconnect after a loss."""
+        attempt = 0
+        status = self.topics.status(self.node)
+        will = aiomqtt.Will(status, OFFLINE.encode(), qos=1, retain=True)
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.address.host, self.address.port, identifier=f"mcs-v2g-{self.node}", will=will
+                ) as client:
+                    attempt = 0
+                    self.connections += 1
+                    await client.publish(status, ONLINE.encode(), qos=1, retain=True)
+                    for topic in self.subscriptions:
+                        await client.subscribe(topic, qos=1)
+                    self.connected.set()
+                    await self._serve(client, on_message)
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                delay = RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)]
+                attempt += 1
+                log.warning("MQTT %s:%d: %s; reconnecting in %.1f s", self.address.host, self.address.port, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _serve(self, client: aiomqtt.Client, on_message: Callable[[str, bytes], None]) -> None:
+        sender = asyncio.ensure_future(self._send(client))
+        try:
+            async for message in client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+                try:
+                    on_message(str(message.topic), payload)
+                except Exception:  # a handler bug must not drop the link: said, and on we go
+                    log.exception("MQTT message on %s not handled", message.topic)
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            while self._outbox:
+                topic, payload, retain = self._outbox[0]
+                await client.publish(topic, payload, qos=1, retain=retain)
+                self._outbox.popleft()
+            self._wake.clear()
+            await self._wake.wait()

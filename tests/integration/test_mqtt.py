@@ -1,0 +1,192 @@
+"""The depot's MQTT side against a real Mosquitto: telemetry out, setpoints in (checked and clamped), bad
+payloads ignored, the last will, a broker restart survived with nothing lost, the setpoint watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from evse_emulator.energy.mqtt import BrokerAddress, MqttLink
+from evse_emulator.energy.topics import (
+    OFFLINE,
+    ONLINE,
+    GridLimit,
+    Rejected,
+    Setpoint,
+    SetpointWatchdog,
+    Telemetry,
+    Topics,
+    parse_grid_limit,
+    parse_setpoint,
+)
+from tests.mosquitto import Broker
+
+REPO = Path(__file__).resolve().parents[2]
+TOPICS = Topics("yard")
+WAIT_S = 10.0  # a generous bound for a local broker; no test asserts how fast it is
+
+
+class Inbox:
+    """What a subscriber received, with a way to wait for the n-th message on a topic."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        self.messages.append((topic, payload))
+        self._changed.set()
+
+    async def wait_for(self, topic: str, count: int = 1) -> list[bytes]:
+        async with asyncio.timeout(WAIT_S):
+            while len(found := [p for t, p in self.messages if t == topic]) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return found
+
+
+async def started(link: MqttLink, inbox: Inbox) -> asyncio.Task[None]:
+    task = asyncio.create_task(link.run(inbox))
+    async with asyncio.timeout(WAIT_S):
+        await link.connected.wait()
+    return task
+
+
+async def stopped(*tasks: asyncio.Task[None]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_telemetry_goes_out_and_setpoints_come_in(broker: Broker) -> None:
+    async def main() -> None:
+        charger_box, ems_box = Inbox(), Inbox()
+        charger = MqttLink(broker.url, TOPICS, "mcs1", subscribe=[TOPICS.setpoint("mcs1")])
+        ems = MqttLink(broker.url, TOPICS, "ems", subscribe=[TOPICS.telemetry("+")])
+        tasks = [await started(ems, ems_box), await started(charger, charger_box)]
+        sample = Telemetry(60.0, 812.4, 923.1, 750.0, 0.412, "charging", "1A2B")
+        charger.publish(TOPICS.telemetry("mcs1"), sample.payload())
+        (received,) = await ems_box.wait_for(TOPICS.telemetry("mcs1"))
+        assert json.loads(received) == {
+            "t_s": 60.0, "voltage_v": 812.4, "current_a": 923.1, "power_kw": 750.0,
+            "soc": 0.412, "state": "charging", "session_id": "1A2B",
+        }  # fmt: skip
+        ems.publish(TOPICS.setpoint("mcs1"), json.dumps({"t_s": 60, "power_w": -400_000}).encode())
+        (payload,) = await charger_box.wait_for(TOPICS.setpoint("mcs1"))
+        assert parse_setpoint(payload, 1e6, 1e6, 120) == Setpoint(60.0, -400_000.0, 120.0)
+        await stopped(*tasks)
+
+    asyncio.run(main())
+
+
+CRASHING_NODE = """
+import asyncio, sys
+from evse_emulator.energy.mqtt import MqttLink
+from evse_emulator.energy.topics import Topics
+
+async def main():
+    link = MqttLink(sys.argv[1], Topics("yard"), "mcs1")
+    task = asyncio.create_task(link.run(lambda topic, payload: None))
+    await link.connected.wait()
+    print("connected", flush=True)
+    await task
+
+asyncio.run(main())
+"""
+
+
+def test_a_lost_node_is_announced_offline_by_its_last_will(broker: Broker) -> None:
+    """A charger process killed outright (no DISCONNECT): the broker publishes its will, status "offline"."""
+
+    async def main() -> None:
+        watcher_box = Inbox()
+        watcher = MqttLink(broker.url, TOPICS, "ems", subscribe=[TOPICS.status("+")])
+        task = await started(watcher, watcher_box)
+        node = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CRASHING_NODE, broker.url, stdout=asyncio.subprocess.PIPE, cwd=REPO
+        )
+        assert node.stdout is not None
+        async with asyncio.timeout(WAIT_S):
+            assert await node.stdout.readline() == b"connected\n"
+        assert (await watcher_box.wait_for(TOPICS.status("mcs1")))[-1] == ONLINE.encode()
+        node.kill()
+        await node.wait()
+        statuses = await watcher_box.wait_for(TOPICS.status("mcs1"), count=2)
+        assert statuses[-1] == OFFLINE.encode()
+        await stopped(task)
+
+    asyncio.run(main())
+
+
+def test_a_broker_restart_is_survived_and_nothing_published_meanwhile_is_lost(broker: Broker) -> None:
+    async def main() -> None:
+        ems_box = Inbox()
+        ems = MqttLink(broker.url, TOPICS, "ems", subscribe=[TOPICS.telemetry("+")])
+        charger = MqttLink(broker.url, TOPICS, "mcs1")
+        tasks = [await started(ems, ems_box), await started(charger, Inbox())]
+        charger.publish(TOPICS.telemetry("mcs1"), b'{"n": 0}')
+        await ems_box.wait_for(TOPICS.telemetry("mcs1"))
+        broker.stop()
+        async with asyncio.timeout(WAIT_S):
+            while charger.connected.is_set() or ems.connected.is_set():
+                await asyncio.sleep(0.05)
+        for n in range(1, 6):  # published while the broker is away: queued
+            charger.publish(TOPICS.telemetry("mcs1"), json.dumps({"n": n}).encode())
+        broker.start()
+        received = await ems_box.wait_for(TOPICS.telemetry("mcs1"), count=6)
+        assert [json.loads(p)["n"] for p in received] == [0, 1, 2, 3, 4, 5]
+        assert charger.connections >= 2 and charger.dropped == 0
+        await stopped(*tasks)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"t_s": 1}', "missing 'power_w'"),
+        (b'{"t_s": 1, "power_w": "max"}', "'power_w' must be a finite number"),
+        (b'{"t_s": 1, "power_w": true}', "'power_w' must be a finite number"),
+        (b'{"t_s": 1, "power_w": 5, "valid_for_s": 0}', "'valid_for_s' must be positive"),
+    ],
+)
+def test_a_bad_setpoint_is_rejected_with_its_reason(payload: bytes, why: str) -> None:
+    rejected = parse_setpoint(payload, 1e6, 0.0, 120.0)
+    assert isinstance(rejected, Rejected) and why in rejected.reason
+
+
+def test_an_out_of_range_setpoint_is_clamped_and_says_so() -> None:
+    one_way = parse_setpoint(b'{"t_s": 5, "power_w": -300000}', 1e6, 0.0, 120.0)
+    assert isinstance(one_way, Setpoint) and one_way.power_w == 0.0 and "clamped" in (one_way.clamped or "")
+    too_much = parse_setpoint(b'{"t_s": 5, "power_w": 5e6}', 1e6, 1e6, 120.0)
+    assert isinstance(too_much, Setpoint) and too_much.power_w == 1e6
+
+
+def test_grid_limits_are_checked() -> None:
+    assert parse_grid_limit(b'{"t_s": 0, "import_w": 1.2e6, "export_w": 8e5}') == GridLimit(0.0, 1.2e6, 8e5)
+    assert isinstance(parse_grid_limit(b'{"t_s": 0, "import_w": -1, "export_w": 0}'), Rejected)
+
+
+def test_the_watchdog_falls_back_to_the_safe_share_when_setpoints_stop_and_says_so() -> None:
+    watchdog = SetpointWatchdog(safe_w=100_000.0)
+    assert watchdog.power(0.0) == (100_000.0, True)  # nothing heard yet
+    watchdog.update(Setpoint(0.0, 600_000.0, 30.0), now=10.0)
+    assert watchdog.power(39.0) == (600_000.0, False)
+    assert watchdog.power(41.0) == (100_000.0, True) and watchdog.fallbacks == 1
+    watchdog.update(Setpoint(41.0, 500_000.0, 30.0), now=41.5)
+    assert watchdog.power(42.0) == (500_000.0, False)
+
+
+def test_a_site_name_is_one_topic_level_and_charger_topics_are_read_back() -> None:
+    with pytest.raises(ValueError, match="one MQTT topic level"):
+        Topics("a/b")
+    assert TOPICS.charger_of(TOPICS.setpoint("mcs3")) == "mcs3"
+    assert TOPICS.charger_of("depot/other/charger/mcs3/setpoint") is None
+    with pytest.raises(ValueError, match="mqtt://HOST"):
+        BrokerAddress.parse("tcp://x")

@@ -1,0 +1,77 @@
+"""A real Mosquitto broker for the tests: started on a free port of 127.0.0.1, stopped (and restartable) by the
+test. `require("mosquitto", ...)` when the broker is not installed."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.prerequisites import require
+
+START_WITHIN_S = 10.0
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """One Mosquitto process on `port`; `stop()` and `start()` again on the same port (a broker restart)."""
+
+    def __init__(self, binary: str, folder: Path) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + START_WITHIN_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"mosquitto exited at start: {error.strip()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on port {self.port} within {START_WITHIN_S} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    binary = mosquitto_binary()
+    require("mosquitto", None if binary else "no mosquitto on PATH (apt-get install mosquitto)")
+    assert binary is not None
+    running = Broker(binary, tmp_path)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
