@@ -1,0 +1,240 @@
+"""What the site EMS knows at plan time (`SitePlan`) and what it decides (`Plan`), with the one cost model both use.
+
+Units are SI: W, Wh, s; prices in EUR/kWh, the demand charge in EUR/kW. Power is signed from the truck's side:
++ charges the truck, - discharges it. Grid power is + import, - export, at the connection point: base load plus
+every charger through its efficiency (grid = DC / eff when charging, DC * eff when discharging).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEMAND_WINDOW_S = 900.0  # the demand charge is on the mean import of 15-min windows aligned at t = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Charger:
+    id: str
+    max_power_w: float  # DC rating, both directions
+    bidirectional: bool = False
+    efficiency: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Truck:
+    """A truck known at plan time; `soc` is its SoC now (or at arrival, when it has not arrived yet)."""
+
+    id: str
+    charger: str
+    arrival_s: float  # plugged in over [arrival_s, departure_s)
+    departure_s: float
+    battery_wh: float
+    soc: float
+    target_soc: float  # wanted at departure (at the plan's end when it leaves later)
+    min_soc: float = 0.0  # V2G floor: never discharged below
+    max_charge_w: float = math.inf
+    max_discharge_w: float = 0.0  # 0: the truck offers no V2G
+    min_power_w: float = 0.0  # not an LP constraint (it needs binaries): the real-time layer pauses below it
+    booked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SitePlan:
+    """The plan's inputs: a rolling horizon of `len(t_s)` steps of `step_s` from now to the end.
+
+    Per-step series are indexed like `t_s`. `fcr_w[k] > 0` marks a step inside an FCR window (symmetric capacity);
+    `demand_window_import_wh` is the grid import already metered in the 15-min window that `t_s[0]` falls in.
+    """
+
+    step_s: float
+    t_s: tuple[float, ...]
+    import_eur_per_kwh: tuple[float, ...]
+    export_eur_per_kwh: tuple[float, ...]
+    base_load_w: tuple[float, ...]
+    import_limit_w: tuple[float, ...]
+    export_limit_w: tuple[float, ...]
+    chargers: tuple[Charger, ...]
+    trucks: tuple[Truck, ...]
+    unserved_eur_per_kwh: float
+    demand_eur_per_kw: float = 0.0
+    peak_15min_w: float = 0.0  # the highest 15-min mean import reached so far: only an increase costs
+    demand_window_import_wh: float = 0.0
+    fcr_w: tuple[float, ...] = ()  # empty: no FCR
+    fcr_reserve_s: float = 0.0  # SoC headroom to hold fcr_w this long in either direction
+
+    def __post_init__(self) -> None:
+        n = len(self.t_s)
+        if n == 0 or self.step_s <= 0:
+            raise ValueError("a plan needs at least one step and step_s > 0")
+        for k in range(1, n):
+            if not math.isclose(self.t_s[k] - self.t_s[k - 1], self.step_s):
+                raise ValueError(f"t_s is not evenly spaced by step_s at index {k}")
+        series = ("import_eur_per_kwh", "export_eur_per_kwh", "base_load_w", "import_limit_w", "export_limit_w")
+        for name in series:
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} values for {n} steps")
+        if self.fcr_w and len(self.fcr_w) != n:
+            raise ValueError(f"fcr_w has {len(self.fcr_w)} values for {n} steps")
+        if any(e > i for i, e in zip(self.import_eur_per_kwh, self.export_eur_per_kwh, strict=True)):
+            raise ValueError("an export price above the import price makes import+export a fake profit")
+        if self.demand_eur_per_kw > 0 and (DEMAND_WINDOW_S % self.step_s or self.t_s[0] % self.step_s):
+            raise ValueError("the demand charge needs step_s dividing 900 s and steps aligned at t = 0")
+        ids = {c.id for c in self.chargers}
+        for t in self.trucks:
+            if t.charger not in ids:
+                raise ValueError(f"truck {t.id}: unknown charger {t.charger}")
+            if not (0 <= t.soc <= 1 and 0 <= t.min_soc <= 1 and 0 <= t.target_soc <= 1 and t.battery_wh > 0):
+                raise ValueError(f"truck {t.id}: SoC values must be within [0, 1] and battery_wh > 0")
+
+    @property
+    def n(self) -> int:
+        return len(self.t_s)
+
+    def fcr(self, k: int) -> float:
+        return self.fcr_w[k] if self.fcr_w else 0.0
+
+    def charger(self, cid: str) -> Charger:
+        return next(c for c in self.chargers if c.id == cid)
+
+    def presence(self, truck: Truck, k: int) -> float:
+        """The fraction of step k during which the truck is plugged in."""
+        t0 = self.t_s[k]
+        return max(0.0, min(t0 + self.step_s, truck.departure_s) - max(t0, truck.arrival_s)) / self.step_s
+
+    def demand_windows(self) -> list[tuple[list[int], float, float]]:
+        """Per 15-min window touched by the plan: its steps, the energy before now (Wh) and the covered length (s)."""
+        out: dict[int, tuple[list[int], float, float]] = {}
+        first = int(self.t_s[0] // DEMAND_WINDOW_S)
+        past_s = self.t_s[0] - first * DEMAND_WINDOW_S
+        for k, t in enumerate(self.t_s):
+            w = int((t + 1e-9) // DEMAND_WINDOW_S)
+            steps, wh, length = out.get(w, ([], self.demand_window_import_wh if w == first else 0.0, 0.0))
+            out[w] = ([*steps, k], wh, length + self.step_s + (past_s if w == first and not steps else 0.0))
+        return list(out.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """What the planner adds to the true cost: booked priority, the FCR shortfall and an anti-chatter regulariser.
+
+    Booked trucks' unserved energy costs `booked_weight` x the unserved price (the premium is reported apart
+    from the true cost). `throughput_eur_per_kwh` charges |DC| energy, rising linearly to twice that at the
+    horizon's end: no simultaneous charge and discharge, no round trip that does not pay, and equal-priced
+    steps filled earliest first, so a truck's power comes in blocks instead of chattering between ties.
+    `variation_eur_per_kw` charges every change of a truck's setpoint between steps (one more column and two rows
+    per truck and step, which makes a 24 h / 50-truck plan some 40x slower: off by default).
+    `fcr_shortfall_eur_per_kwh` charges each kW of the FCR reservation not held for an hour: above the unserved
+    price by default, since a truck's energy can move in time and a sold reservation cannot.
+    """
+
+    booked_weight: float = 10.0
+    throughput_eur_per_kwh: float = 1e-4
+    variation_eur_per_kw: float = 0.0
+    fcr_shortfall_eur_per_kwh: float = 10.0  # per W of reserved capacity not held, per hour (x 1000)
+
+
+PLAN_WEIGHTS = Weights()
+BOUND_WEIGHTS = Weights(booked_weight=1.0, throughput_eur_per_kwh=0.0, variation_eur_per_kw=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    import_eur: float
+    export_revenue_eur: float
+    demand_eur: float
+    unserved_eur: float
+    priority_eur: float  # the booked premium over the true unserved cost (planning only)
+    fcr_shortfall_eur: float  # the FCR reservation not held (planning only)
+    regulariser_eur: float  # planning only
+
+    @property
+    def total_eur(self) -> float:
+        """The true cost (as a report states it): import - export revenue + demand + unserved."""
+        return self.import_eur - self.export_revenue_eur + self.demand_eur + self.unserved_eur
+
+    @property
+    def objective_eur(self) -> float:
+        return self.total_eur + self.priority_eur + self.fcr_shortfall_eur + self.regulariser_eur
+
+
+@dataclass(frozen=True, slots=True)
+class TruckPlan:
+    id: str
+    charger: str
+    power_w: tuple[float, ...]  # DC setpoint per step (mean over the step; 0 while not plugged in)
+    soc: tuple[float, ...]  # expected SoC at each step's end (held outside the plugged-in window)
+    unserved_wh: float  # short of the target at departure (or at the plan's end)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    t_s: tuple[float, ...]
+    grid_w: tuple[float, ...]  # per step, + import
+    peak_15min_w: float  # the highest 15-min mean import, including the peak so far
+    fcr_shortfall_w: tuple[float, ...]  # per step, the FCR reservation the plan does not hold
+    trucks: tuple[TruckPlan, ...]
+    costs: Costs
+    objective_eur: float  # as the solver reported it (the fallback: costs.objective_eur)
+    status: str
+    solve_s: float
+    fallback: bool
+
+    def truck(self, tid: str) -> TruckPlan:
+        return next(t for t in self.trucks if t.id == tid)
+
+
+def grid_side(dc_w: float, efficiency: float) -> float:
+    return dc_w / efficiency if dc_w >= 0 else dc_w * efficiency
+
+
+def evaluate(
+    x: SitePlan,
+    power_w: Sequence[Sequence[float]],
+    weights: Weights,
+    *,
+    fcr_shortfall_w: Sequence[float] = (),
+    status: str,
+    solve_s: float = 0.0,
+    fallback: bool = False,
+    objective_eur: float | None = None,
+) -> Plan:
+    """The plan (SoC, grid, costs) that follows from DC setpoints `power_w[truck][step]`, by the EMS's cost model."""
+    h = x.step_s / 3600
+    grid = list(x.base_load_w)
+    trucks: list[TruckPlan] = []
+    unserved = priority = throughput = variation = 0.0
+    for truck, p in zip(x.trucks, power_w, strict=True):
+        eff = x.charger(truck.charger).efficiency
+        energy = truck.soc * truck.battery_wh
+        soc: list[float] = []
+        for k, pk in enumerate(p):
+            grid[k] += grid_side(pk, eff)
+            energy += pk * h
+            soc.append(energy / truck.battery_wh)
+            throughput += abs(pk) * h / 1000 * (1 + k / x.n)
+            if k and x.presence(truck, k) > 0 and x.presence(truck, k - 1) > 0:
+                variation += abs(pk - p[k - 1]) / 1000
+        short = max(0.0, truck.target_soc * truck.battery_wh - energy) if truck.departure_s > x.t_s[0] else 0.0
+        unserved += short / 1000 * x.unserved_eur_per_kwh
+        if truck.booked:
+            priority += short / 1000 * x.unserved_eur_per_kwh * (weights.booked_weight - 1)
+        trucks.append(TruckPlan(truck.id, truck.charger, tuple(p), tuple(soc), short))
+    imports = [max(g, 0.0) for g in grid]
+    peak = x.peak_15min_w
+    if x.demand_eur_per_kw > 0:
+        for steps, wh, length in x.demand_windows():
+            peak = max(peak, (wh * 3600 + sum(imports[k] for k in steps) * x.step_s) / length)
+    costs = Costs(
+        import_eur=sum(g * c for g, c in zip(imports, x.import_eur_per_kwh, strict=True)) * h / 1000,
+        export_revenue_eur=sum(max(-g, 0.0) * c for g, c in zip(grid, x.export_eur_per_kwh, strict=True)) * h / 1000,
+        demand_eur=x.demand_eur_per_kw * (peak - x.peak_15min_w) / 1000,
+        unserved_eur=unserved,
+        priority_eur=priority,
+        fcr_shortfall_eur=weights.fcr_shortfall_eur_per_kwh * sum(fcr_shortfall_w) * h / 1000,
+        regulariser_eur=weights.throughput_eur_per_kwh * throughput + weights.variation_eur_per_kw * variation,
+    )
+    objective = costs.objective_eur if objective_eur is None else objective_eur
+    fcr_short = tuple(fcr_shortfall_w) or (0.0,) * x.n
+    return Plan(x.t_s, tuple(grid), peak, fcr_short, tuple(trucks), costs, objective, status, solve_s, fallback)

@@ -1,0 +1,227 @@
+"""The site EMS's LP on small cases whose optimum is known by hand (efficiency 1 unless named; 1 h steps)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from evse_emulator.energy.ems import Charger, SitePlan, Truck, Weights, lower_bound, plan
+from evse_emulator.energy.ems import fallback as fallback_plan
+from evse_emulator.energy.ems.model import DEMAND_WINDOW_S
+
+REL = 1e-6
+KW = 1000.0
+KWH = 1000.0
+
+
+def site(
+    prices: list[float],
+    trucks: list[Truck],
+    *,
+    export: list[float] | None = None,
+    step_s: float = 3600,
+    limit_w: float = 1e6,
+    chargers: tuple[Charger, ...] = (Charger("c1", 100 * KW, bidirectional=True), Charger("c2", 100 * KW)),
+    **kw: object,
+) -> SitePlan:
+    n = len(prices)
+    return SitePlan(
+        step_s=step_s,
+        t_s=tuple(k * step_s for k in range(n)),
+        import_eur_per_kwh=tuple(prices),
+        export_eur_per_kwh=tuple(export or [0.0] * n),
+        base_load_w=(0.0,) * n,
+        import_limit_w=(limit_w,) * n,
+        export_limit_w=(1e6,) * n,
+        chargers=chargers,
+        trucks=tuple(trucks),
+        unserved_eur_per_kwh=2.0,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def truck(tid: str = "t1", charger: str = "c1", **kw: object) -> Truck:
+    base: dict[str, object] = dict(
+        arrival_s=0, departure_s=1e9, battery_wh=100 * KWH, soc=0.5, target_soc=0.8, max_charge_w=50 * KW
+    )
+    return Truck(tid, charger, **(base | kw))  # type: ignore[arg-type]
+
+
+def test_charges_in_the_cheap_step() -> None:
+    p = plan(site([0.30, 0.10], [truck()]))
+    assert not p.fallback and p.status == "optimal"
+    assert p.truck("t1").power_w == pytest.approx((0.0, 30 * KW), abs=1e-6)
+    assert p.costs.total_eur == pytest.approx(30 * 0.10, rel=REL)
+    assert p.truck("t1").soc[-1] == pytest.approx(0.8, rel=REL)
+
+
+def test_grid_import_limit_spreads_the_charge() -> None:
+    p = plan(site([0.1, 0.2, 0.3], [truck(soc=0.3)], limit_w=20 * KW))
+    assert p.truck("t1").power_w == pytest.approx((20 * KW, 20 * KW, 10 * KW), abs=1e-6)
+    assert max(p.grid_w) <= 20 * KW * (1 + REL)
+    assert p.costs.total_eur == pytest.approx(20 * 0.1 + 20 * 0.2 + 10 * 0.3, rel=REL)
+
+
+def test_v2g_arbitrage_holds_the_floor() -> None:
+    t = truck(soc=0.6, target_soc=0.6, min_soc=0.4, max_discharge_w=50 * KW)
+    p = plan(site([0.40, 0.10], [t], export=[0.35, 0.05]))
+    tp = p.truck("t1")
+    assert tp.power_w == pytest.approx((-20 * KW, 20 * KW), abs=1e-6)
+    assert min(tp.soc) >= 0.4 - 1e-9 and tp.soc[-1] == pytest.approx(0.6, rel=REL)
+    assert p.costs.total_eur == pytest.approx(-20 * 0.35 + 20 * 0.10, rel=REL)
+
+
+def test_no_v2g_below_the_floor_in_a_plan() -> None:
+    t = truck(soc=0.3, target_soc=0.3, min_soc=0.4, max_discharge_w=50 * KW)
+    p = plan(site([0.40, 0.10], [t], export=[0.35, 0.05]))
+    assert all(x >= -1e-6 for x in p.truck("t1").power_w)
+
+
+@pytest.mark.parametrize("weights", [Weights(), Weights(variation_eur_per_kw=1e-6)])
+def test_equal_prices_charge_in_one_block(weights: Weights) -> None:
+    """Ties between equal-priced steps go to the earliest: no chatter between them (nor with the change cost)."""
+    p = plan(site([0.1] * 4, [truck(soc=0.2)]), weights=weights)
+    assert p.truck("t1").power_w == pytest.approx((50 * KW, 10 * KW, 0.0, 0.0), abs=1e-6)
+    assert p.costs.total_eur == pytest.approx(60 * 0.1, rel=REL)
+    assert p.objective_eur == pytest.approx(p.costs.objective_eur, rel=REL)
+
+
+def test_infeasible_target_costs_exactly_its_shortfall() -> None:
+    p = plan(site([0.1], [truck(soc=0.2, target_soc=1.0, max_charge_w=30 * KW)]))
+    assert p.truck("t1").unserved_wh == pytest.approx(50 * KWH, rel=REL)
+    assert p.costs.unserved_eur == pytest.approx(50 * 2.0, rel=REL)
+    assert p.costs.total_eur == pytest.approx(30 * 0.1 + 50 * 2.0, rel=REL)
+
+
+def test_booked_truck_is_served_first() -> None:
+    walk_in = truck("t1", "c1", soc=0.4)
+    booked = truck("t2", "c2", soc=0.4, booked=True)
+    p = plan(site([0.1], [walk_in, booked], limit_w=50 * KW))
+    assert p.truck("t2").power_w[0] == pytest.approx(40 * KW, rel=REL)
+    assert p.truck("t1").power_w[0] == pytest.approx(10 * KW, rel=REL)
+    assert p.costs.priority_eur == pytest.approx(0.0, abs=1e-9)
+    assert p.costs.total_eur == pytest.approx(50 * 0.1 * 1 + 30 * 2.0, rel=REL)
+
+
+@pytest.mark.parametrize(
+    ("peak_so_far_kw", "powers_kw", "cost"),
+    [
+        (0.0, (50.0, 50.0), 12.5 * 0.1 + 12.5 * 0.2 + 50 * 0.2),  # flat beats 100 kW in the cheap window (22.5)
+        (60.0, (60.0, 40.0), 15 * 0.1 + 10 * 0.2),  # up to the peak so far it is free
+    ],
+)
+def test_demand_charge_flattens(peak_so_far_kw: float, powers_kw: tuple[float, float], cost: float) -> None:
+    t = truck(soc=0.5, target_soc=0.75, max_charge_w=100 * KW)  # 25 kWh in two 15-min windows
+    x = site([0.1, 0.2], [t], step_s=DEMAND_WINDOW_S, demand_eur_per_kw=0.2, peak_15min_w=peak_so_far_kw * KW)
+    p = plan(x)
+    assert p.truck("t1").power_w == pytest.approx(tuple(k * KW for k in powers_kw), rel=REL)
+    assert p.costs.total_eur == pytest.approx(cost, rel=REL)
+    assert p.peak_15min_w == pytest.approx(max(peak_so_far_kw, *powers_kw) * KW, rel=REL)
+
+
+def test_demand_window_counts_the_energy_already_imported() -> None:
+    """Now is 450 s into a window that already imported 10 kWh: its mean is (10 kWh + the rest) / 900 s."""
+    t = truck(soc=0.5, target_soc=0.5)
+    x = dataclasses.replace(
+        site([0.1], [t], step_s=450, demand_eur_per_kw=1.0, demand_window_import_wh=10 * KWH), t_s=(450.0,)
+    )
+    p = plan(x)
+    assert p.peak_15min_w == pytest.approx(40 * KW, rel=REL)
+    assert p.costs.demand_eur == pytest.approx(40.0, rel=REL)
+
+
+@pytest.mark.parametrize(
+    ("reserve_s", "discharge_kw"),
+    [(600.0, 40.0), (2700.0, 15.0)],  # power headroom binds (100 - 60 kW); energy headroom binds (E >= 40 + 45 kWh)
+)
+def test_fcr_reservation_holds_headroom(reserve_s: float, discharge_kw: float) -> None:
+    capacity = 60 * KW
+    t = truck(battery_wh=200 * KWH, soc=0.5, target_soc=0.5, min_soc=0.2, max_charge_w=100 * KW)
+    t = dataclasses.replace(t, max_discharge_w=100 * KW)
+    x = site([0.40, 0.10], [t], export=[0.30, 0.05], fcr_w=(capacity, 0.0), fcr_reserve_s=reserve_s)
+    p = plan(x)
+    tp = p.truck("t1")
+    assert tp.power_w[0] == pytest.approx(-discharge_kw * KW, rel=REL)
+    assert p.fcr_shortfall_w == pytest.approx((0.0, 0.0), abs=1e-6)
+    assert p.costs.total_eur == pytest.approx(-discharge_kw * 0.30 + discharge_kw * 0.10, rel=REL)
+    power, energy_wh = tp.power_w[0], tp.soc[0] * t.battery_wh
+    assert power + 100 * KW >= capacity * (1 - REL) and 100 * KW - power >= capacity * (1 - REL)
+    reserve_wh = capacity * reserve_s / 3600
+    for e in (t.soc * t.battery_wh, energy_wh):
+        assert e - t.min_soc * t.battery_wh >= reserve_wh * (1 - REL)
+        assert t.battery_wh - e >= reserve_wh * (1 - REL)
+
+
+def test_fcr_nobody_can_hold_is_a_penalised_shortfall_not_a_failure() -> None:
+    """No bidirectional truck plugged in during the window: the plan stays optimal and says what it cannot hold."""
+    x = site([0.1, 0.1], [truck("t1", "c2", soc=0.3)], fcr_w=(60 * KW, 0.0), fcr_reserve_s=900)
+    p = plan(x)
+    assert not p.fallback
+    assert p.fcr_shortfall_w == pytest.approx((60 * KW, 0.0), rel=REL)
+    assert p.costs.fcr_shortfall_eur == pytest.approx(10.0 * 60, rel=REL)
+    assert p.costs.total_eur == pytest.approx(50 * 0.1, rel=REL)  # the true cost holds no FCR penalty
+
+
+@pytest.mark.parametrize("how", ["time_limit", "infeasible"])
+def test_fallback_when_the_solver_gives_no_optimum(how: str) -> None:
+    x = site([0.1, 0.1], [truck(soc=0.3, target_soc=0.9)], limit_w=40 * KW)
+    if how == "infeasible":  # the base load alone exceeds the limit in step 0
+        x = dataclasses.replace(x, base_load_w=(50 * KW, 0.0))
+        p = plan(x)
+        assert p.truck("t1").power_w == pytest.approx((0.0, 40 * KW), abs=1e-6)
+    else:
+        p = plan(x, time_limit=0.0)
+        assert p.truck("t1").power_w == pytest.approx((40 * KW, 20 * KW), abs=1e-6)
+    assert p.fallback and p.status.startswith("HiGHS")
+    assert p.costs.regulariser_eur >= 0
+
+
+def test_fallback_is_least_laxity_first_within_the_limit() -> None:
+    late = truck("t1", "c1", soc=0.5, departure_s=7200)  # 30 kWh in 2 h: laxity 7200 - 2160 s
+    soon = truck("t2", "c2", soc=0.5, departure_s=3600)  # 30 kWh in 1 h: laxity 3600 - 2160 s
+    p = fallback_plan.plan(site([0.1, 0.1], [late, soon], limit_w=40 * KW))
+    assert p.fallback and p.status == "fallback"
+    assert p.truck("t2").power_w == pytest.approx((30 * KW, 0.0), abs=1e-6)
+    assert p.truck("t1").power_w == pytest.approx((10 * KW, 20 * KW), abs=1e-6)
+    assert all(x >= 0 for t in p.trucks for x in t.power_w)
+
+
+def test_totals_agree_with_the_steps() -> None:
+    chargers = (Charger("c1", 100 * KW, bidirectional=True, efficiency=0.95), Charger("c2", 80 * KW, efficiency=0.9))
+    trucks = [
+        truck("t1", "c1", soc=0.7, target_soc=0.8, min_soc=0.4, max_discharge_w=60 * KW, departure_s=3 * 900),
+        truck("t2", "c2", soc=0.1, target_soc=0.9, arrival_s=450, booked=True),
+        truck("t3", "c2", soc=0.2, target_soc=0.5, arrival_s=2 * 900 + 300, departure_s=1e9),
+    ]
+    prices, export = [0.3, 0.1, 0.2, 0.4], [0.2, 0.05, 0.1, 0.3]
+    x = site(prices, trucks, export=export, step_s=900, limit_w=90 * KW, chargers=chargers, demand_eur_per_kw=0.5)
+    x = dataclasses.replace(x, base_load_w=(10 * KW, 20 * KW, 5 * KW, 0.0))
+    p = plan(x)
+    assert not p.fallback
+    h = x.step_s / 3600
+    grid = [x.base_load_w[k] for k in range(x.n)]
+    for t, tp in zip(x.trucks, p.trucks, strict=True):
+        eff = x.charger(t.charger).efficiency
+        for k, w in enumerate(tp.power_w):
+            grid[k] += w / eff if w >= 0 else w * eff
+        final_wh = t.soc * t.battery_wh + sum(tp.power_w) * h
+        assert tp.soc[-1] == pytest.approx(final_wh / t.battery_wh, rel=REL)
+        assert tp.unserved_wh == pytest.approx(max(0.0, t.target_soc * t.battery_wh - final_wh), abs=1e-3)
+    assert p.grid_w == pytest.approx(grid, rel=REL, abs=1e-6)
+    imports = sum(max(g, 0) * c for g, c in zip(grid, prices, strict=True)) * h / KWH
+    revenue = sum(max(-g, 0) * c for g, c in zip(grid, export, strict=True)) * h / KWH
+    demand = 0.5 * max(max(g, 0) for g in grid) / KW
+    unserved = sum(tp.unserved_wh for tp in p.trucks) / KWH * 2.0
+    assert p.costs.import_eur == pytest.approx(imports, rel=REL)
+    assert p.costs.export_revenue_eur == pytest.approx(revenue, rel=REL, abs=1e-9)
+    assert p.costs.demand_eur == pytest.approx(demand, rel=REL)
+    assert p.costs.total_eur == pytest.approx(imports - revenue + demand + unserved, rel=REL)
+    assert p.objective_eur == pytest.approx(p.costs.objective_eur, rel=REL)  # the solver's optimum is the plan's
+    assert max(grid) <= 90 * KW * (1 + REL)
+
+
+def test_lower_bound_is_the_foresight_optimum() -> None:
+    x = site([0.30, 0.10], [truck()])
+    assert lower_bound(x) == pytest.approx(30 * 0.10, rel=REL)
+    assert lower_bound(x) <= plan(x).costs.total_eur + 1e-9
