@@ -130,8 +130,14 @@ class IoBoardCodec:
         )
 
     def decode_status(self, message: can.Message) -> IoStatus | None:
+        """IO_Status, or None for another frame or one whose states are outside the profile's value tables."""
         signals = _decode(self._status, message)
-        return None if signals is None else _decode_status(signals)
+        if signals is None:
+            return None
+        try:
+            return _decode_status(signals)
+        except ValueError:  # a raw state the profile does not define: not a frame of a board that follows it
+            return None
 
     def decode_meter(self, message: can.Message) -> tuple[float, float] | None:
         """(voltage V, current A) of IO_Meter."""
