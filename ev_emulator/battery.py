@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -113,7 +113,8 @@ class PackSpec:
     resistance_doubling_k: float = 15.0  # resistance doubles per this many K below 25 degC
     max_charge_current: float = 1000.0
     max_discharge_current: float = 1000.0
-    max_power: float = 750_000.0  # W at the terminals, both directions
+    max_power: float = 750_000.0  # W at the terminals, both directions (discharge: unless max_discharge_power)
+    max_discharge_power: float | None = None
     charge_taper: Curve = CHARGE_TAPER
     discharge_derate: Curve = DISCHARGE_DERATE
 
@@ -144,6 +145,21 @@ class PackSpec:
     @property
     def usable_energy_wh(self) -> float:
         return self.stored_wh(1.0)
+
+    def sized(self, usable_wh: float, max_charge_w: float, max_discharge_w: float) -> PackSpec:
+        """This pack's chemistry and voltage with `usable_wh` of usable energy (cells of a scaled capacity) and BMS
+        power limits of its own: full power from about 90 % of the nominal voltage up (a depot's truck)."""
+        scale = usable_wh / self.usable_energy_wh
+        current = 1.0 / (0.9 * self.nominal_voltage)
+        return replace(
+            self,
+            cell_capacity_ah=self.cell_capacity_ah * scale,
+            cell_resistance=self.cell_resistance / scale,  # a bigger cell of the same chemistry
+            max_charge_current=max_charge_w * current,
+            max_discharge_current=max_discharge_w * current,
+            max_power=max_charge_w,
+            max_discharge_power=max_discharge_w,
+        )
 
     def resistance(self, soc: float, temperature_c: float = 25.0) -> float:
         cells = self.cells_series * self.cell_resistance / self.cells_parallel
@@ -335,8 +351,9 @@ class TruckBattery:
             return 0.0
         ocv, r, spec = self.open_circuit_voltage(soc), self.internal_resistance(soc), self.spec
         by_voltage = max(0.0, (ocv - spec.min_voltage) / r)
-        disc = ocv * ocv - 4 * r * spec.max_power
-        by_power = 2 * spec.max_power / (ocv + math.sqrt(disc)) if disc >= 0 else math.inf
+        limit = spec.max_power if spec.max_discharge_power is None else spec.max_discharge_power
+        disc = ocv * ocv - 4 * r * limit
+        by_power = 2 * limit / (ocv + math.sqrt(disc)) if disc >= 0 else math.inf
         return min(spec.max_discharge_current * spec.discharge_derate(soc), by_voltage, by_power)
 
     def charge_power_limit(self, soc: float | None = None) -> float:

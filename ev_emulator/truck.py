@@ -15,7 +15,7 @@ from stack.session.timers import EvccTimers
 from stack.transport.drive import Observers
 from stack.transport.evcc_client import run_evcc
 
-from .battery import TruckBattery
+from .battery import PackSpec, TruckBattery
 from .config import TruckConfig
 from .controller import TruckController
 from .inlet import Inlet, ReportedSupply
@@ -37,11 +37,14 @@ class Truck:
     plugged_in: float
 
     @classmethod
-    def build(cls, config: TruckConfig, clock: Clock, inlet: Inlet | None = None) -> Truck:
-        """Assemble the truck; without an `inlet` its pack follows what the charger reports (`ReportedSupply`)."""
+    def build(
+        cls, config: TruckConfig, clock: Clock, inlet: Inlet | None = None, pack: PackSpec | None = None
+    ) -> Truck:
+        """Assemble the truck (on `pack`, else the default 560 kWh pack); without an `inlet` its pack follows what
+        the charger reports (`ReportedSupply`)."""
         config = config.checked()
         now = clock.now()
-        battery = TruckBattery(soc=config.initial_soc)
+        battery = TruckBattery(spec=pack or PackSpec(), soc=config.initial_soc)
         needs = ChargingNeeds(
             departure_time=now + config.departure_s,
             target_soc=config.target_soc,

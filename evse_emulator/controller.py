@@ -81,9 +81,12 @@ class PlantEvseController:
 
     def schedule(self, service, mode, request, max_entries, now) -> ScheduleAnswer:
         self.last_energy = request
+        pause = True if self.policy.pause(now) else None  # no energy wanted now: the EV rejoins later
         if mode is ControlMode.DYNAMIC:
-            return ScheduleAnswer(departure_time=None if request is None else request.departure_time)
-        return ScheduleAnswer(schedules=self.policy.schedules(max_entries, self.ratings, service in BPT_SERVICES))
+            departure = None if request is None else request.departure_time
+            return ScheduleAnswer(departure_time=departure, go_to_pause=pause)
+        schedules = self.policy.schedules(max_entries, self.ratings, service in BPT_SERVICES)
+        return ScheduleAnswer(schedules=schedules, go_to_pause=pause)
 
     def cable_check(self, now: float) -> CableCheckStatus:
         hal = self.hal
@@ -174,11 +177,13 @@ class PlantEvseController:
             power = current * voltage
         else:
             elapsed = 0.0 if self.started is None else now - self.started
-            power = self.policy.setpoint(PolicyInput(elapsed, self.last_soc, ev, self._limits(), self.last_energy))
+            x = PolicyInput(elapsed, self.last_soc, ev, self._limits(), self.last_energy, now)
+            power = self.policy.setpoint(x)
             current = power / voltage
         current, limited = self._clamp(current, voltage, ev)
         faults = self.faults()
-        if faults:  # the fault supervisor is shutting the output down: no current until the EV stops
+        pause = not faults and self.policy.pause(now)
+        if faults or pause:  # shutting down (a fault) or pausing: no current until the EV stops
             current = 0.0
         self.setpoint_a = current
         v_limit = ev.max_voltage if ev else self._limits().max_voltage
@@ -192,7 +197,7 @@ class PlantEvseController:
             power_limit_achieved=limited == "power",
             voltage_limit_achieved=present.voltage_v >= v_limit - 1.0,
             meter=MeterReading(self.meter_id, int(meter.imported_wh), int(meter.exported_wh), int(now)),
-            notification="Terminate" if faults else None,
+            notification="Terminate" if faults else "Pause" if pause else None,
         )
 
     def _clamp(self, current: float, voltage: float, ev: PowerLimits | None) -> tuple[float, str | None]:

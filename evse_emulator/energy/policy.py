@@ -23,11 +23,15 @@ class PolicyInput:
     ev: PowerLimits | None  # the EV's limits from its last request (discharge limits 0 = it refuses to discharge)
     evse: PowerLimits
     energy: EnergyRequest | None
+    now: float = 0.0  # the clock's time of the request
 
 
 class SetpointPolicy(Protocol):
     def setpoint(self, x: PolicyInput) -> float: ...
     def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]: ...
+    def pause(self, now: float) -> bool:
+        """Whether the session should pause now (no energy wanted for a while: the EV is asked to pause)."""
+        ...
 
 
 def _charge_max(x: PolicyInput) -> float:
@@ -55,6 +59,9 @@ class ChargeToTarget:
 
     def setpoint(self, x: PolicyInput) -> float:
         return _charge_max(x) if _needs_charge(x) else 0.0
+
+    def pause(self, now: float) -> bool:
+        return False
 
     def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]:
         entries = tuple(ScheduleEntry(3600, evse.max_charge_power) for _ in range(min(24, max_entries)))
@@ -106,6 +113,9 @@ class ScriptedProfile:
             if elapsed >= start:
                 current = power
         return current
+
+    def pause(self, now: float) -> bool:
+        return False
 
     def setpoint(self, x: PolicyInput) -> float:
         wanted = self.requested(x.elapsed)

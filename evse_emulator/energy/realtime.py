@@ -8,9 +8,12 @@ Within each dispatch step the plan (`ems.lp`) is adjusted to what is measured, i
 3. the grid guard: the connection point's import and export limits on the measured base load, charging (or
    discharging) cut back pro rata, unbooked trucks first;
 4. no trickle: a setpoint below the truck's `min_power_w` pauses the session, while its contactor-cycle budget
-   lets it resume; with no cycle left it holds the minimum instead;
+   lets it resume; with no cycle left it holds the minimum instead; a truck holding FCR idles at 0 W instead (the
+   droop moves it);
 5. no chatter: a change smaller than `deadband_w` keeps the previous setpoint, and the direction turns only
    after `min_dwell_s` in the present one (the guard and the pause act at once: safety first).
+The guard acts on what the chargers will be told (after the pauses), so a pause never lifts the site's import
+above its limit; a cut that leaves a trickle pauses that session too.
 """
 
 from __future__ import annotations
@@ -89,8 +92,10 @@ class RealTimeLayer:
         for o in outlets:
             power[o.id] = min(max(power[o.id], -o.max_discharge_w), o.max_charge_w)
         steady = self._steady(now, outlets, power, why)
-        self._guard(outlets, steady, why, base_load_w, import_limit_w, export_limit_w)
-        told = {o.id: self._no_trickle(o, steady[o.id], why[o.id]) for o in outlets}
+        first = {o.id: self._no_trickle(o, steady[o.id], why[o.id]) for o in outlets}
+        guarded = {cid: t.power_w for cid, t in first.items()}
+        self._guard(outlets, guarded, why, base_load_w, import_limit_w, export_limit_w)
+        told = {o.id: self._after_guard(o, first[o.id], guarded[o.id], why[o.id]) for o in outlets}
         for o in outlets:
             self._remember(now, o.id, told[o.id].power_w)
         return told
@@ -168,10 +173,22 @@ class RealTimeLayer:
     def _no_trickle(o: Outlet, power: float, why: list[str]) -> Told:
         if power == 0 or abs(power) >= o.min_power_w:
             return Told(power, False, tuple(why))
+        if o.fcr:  # it holds FCR: idle at 0 W with the contactors closed, the droop moves it
+            return Told(0.0, False, (*why, f"below min {o.min_power_w:.0f} W: idle for FCR"))
         if o.cycles_left > 0:
             return Told(0.0, True, (*why, f"below min {o.min_power_w:.0f} W: paused"))
         held = math.copysign(o.min_power_w, power)
         return Told(held, False, (*why, "no contactor cycle left to resume: held at the minimum"))
+
+    @staticmethod
+    def _after_guard(o: Outlet, before: Told, power: float, why: list[str]) -> Told:
+        """The guard's cut, paused when it leaves a trickle (and a cycle to resume); the guard wins over the
+        minimum when no cycle is left."""
+        if power == before.power_w:
+            return before
+        if abs(power) < o.min_power_w and o.cycles_left > 0 and not o.fcr:
+            return Told(0.0, True, (*why, f"below min {o.min_power_w:.0f} W after the grid guard: paused"))
+        return Told(power, False, tuple(why))
 
     def _remember(self, now: float, outlet_id: str, power: float) -> None:
         self._told[outlet_id] = power

@@ -15,7 +15,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+T = TypeVar("T")
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 ONLINE, OFFLINE = "online", "offline"
 
@@ -60,24 +65,122 @@ class Topics:
 
 @dataclass(frozen=True, slots=True)
 class Telemetry:
+    """What a charger measures and hears over -20 (SoC, the EV's limits, its energy to target)."""
+
+    __pydantic_config__ = _STRICT
+
     t_s: float  # simulated seconds since the scenario start
     voltage_v: float
     current_a: float  # > 0 into the truck
     power_kw: float
-    soc: float | None  # 0..1, None without a truck
-    state: str  # idle, charging, discharging, paused, fault
+    soc: float | None  # 0..1 as the truck displays it, None without a truck
+    state: str  # idle, connected, charging, discharging, paused, fault
     session_id: str | None
+    truck: str | None = None  # the plugged-in truck (its EVCCID)
+    ev_max_charge_w: float = 0.0  # the EV's limits in its last DC_ChargeLoopReq
+    ev_max_discharge_w: float = 0.0
+    energy_to_target_wh: float | None = None  # EVTargetEnergyRequest
+    energy_to_full_wh: float | None = None  # EVMaximumEnergyRequest: to the truck's maximum SoC
+    cycles_used: int = 0  # PowerDelivery(Start)s of this truck's visit: its contactor closings
 
     def payload(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        return _json(self)
 
 
 @dataclass(frozen=True, slots=True)
 class Setpoint:
+    """EMS -> charger, for `truck` (None: whichever is plugged in); `fcr_w` is this charger's share of the FCR
+    capacity, applied as a droop on the frequency it measures at each charge loop."""
+
+    __pydantic_config__ = _STRICT
+
     t_s: float
     power_w: float  # + charges the truck
     valid_for_s: float
     clamped: str | None = None  # what was out of range and clamped
+    truck: str | None = None
+    paused: bool = False  # no energy now: the session pauses (a contactor cycle to resume)
+    fcr_w: float = 0.0
+    deadband_hz: float = 0.0
+
+    def payload(self) -> bytes:
+        return _json(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """Operator -> EMS: a truck's visit as the backend knows it before (booked) or at (walk-in) arrival."""
+
+    __pydantic_config__ = _STRICT
+
+    t_s: float  # when it is announced
+    truck: str
+    charger: str
+    arrival_s: float
+    departure_s: float
+    battery_wh: float
+    soc: float  # expected at arrival, 0..1 of the usable energy
+    target_soc: float
+    min_soc: float  # V2G floor
+    max_charge_w: float
+    max_discharge_w: float
+    min_power_w: float
+    booked: bool
+    max_contactor_cycles: int
+
+    def payload(self) -> bytes:
+        return _json(self)
+
+
+@dataclass(frozen=True, slots=True)
+class OutletStep:
+    """Charger -> EMS at a dispatch step's end: what the plant delivered in the step (the depot report's step)."""
+
+    __pydantic_config__ = _STRICT
+
+    t_s: float  # the step's start
+    charger: str
+    truck: str | None
+    power_w: float  # mean DC power (+ into the truck)
+    grid_w: float  # mean grid-side power through the charger's efficiency
+    soc: float | None  # the truck's SoC at the step's end
+    setpoint_w: float
+    fcr_w: float  # mean power delivered for FCR (part of power_w)
+
+    def payload(self) -> bytes:
+        return _json(self)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitOutcome:
+    """Charger -> EMS when a truck has left: how its sessions went."""
+
+    __pydantic_config__ = _STRICT
+
+    truck: str
+    charger: str
+    contactor_cycles: int
+    direction_changes: int
+    session_result: str
+    messages: int
+    min_soc_seen: float
+
+    def payload(self) -> bytes:
+        return _json(self)
+
+
+def _json(record: object) -> bytes:
+    return json.dumps(asdict(record), separators=(",", ":")).encode()  # type: ignore[call-overload]
+
+
+def parse_record(cls: type[T], payload: bytes) -> T | Rejected:
+    """A record of the contract from its JSON, strictly (no missing or unknown key, no wrong type, finite)."""
+    try:
+        return TypeAdapter(cls).validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        return Rejected(f"{where}: {first['msg']}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +230,32 @@ def parse_setpoint(
     t_s, power, valid = (float(f) for f in fields)  # type: ignore[arg-type]
     if valid <= 0:
         return Rejected(f"'valid_for_s' must be positive, got {valid}")
+    extras = _setpoint_extras(value, max(max_charge_w, max_discharge_w))
+    if isinstance(extras, Rejected):
+        return extras
     clamped = min(max(power, -max_discharge_w), max_charge_w)
-    note = None if clamped == power else f"power_w {power:.0f} W clamped to {clamped:.0f} W"
-    return Setpoint(t_s, clamped, valid, note)
+    notes = [] if clamped == power else [f"power_w {power:.0f} W clamped to {clamped:.0f} W"]
+    truck, paused, fcr, fcr_note, deadband = extras
+    notes += [fcr_note] if fcr_note else []
+    return Setpoint(t_s, clamped, valid, "; ".join(notes) or None, truck, paused, fcr, deadband)
+
+
+def _setpoint_extras(value: dict[str, Any], rating_w: float) -> tuple[str | None, bool, float, str, float] | Rejected:
+    """The optional keys of a setpoint: truck, paused, the FCR share (clamped to the rating) and its deadband."""
+    truck, paused = value.get("truck"), value.get("paused", False)
+    if truck is not None and not isinstance(truck, str):
+        return Rejected(f"'truck' must be a string or null, got {truck!r}")
+    if not isinstance(paused, bool):
+        return Rejected(f"'paused' must be true or false, got {paused!r}")
+    fcr, deadband = _number(value, "fcr_w", 0.0), _number(value, "deadband_hz", 0.0)
+    for field in (fcr, deadband):
+        if isinstance(field, Rejected):
+            return field
+    fcr_w, band = float(fcr), float(deadband)  # type: ignore[arg-type]
+    if fcr_w < 0 or not 0 <= band < 0.2:
+        return Rejected(f"'fcr_w' must be >= 0 and 'deadband_hz' within [0, 0.2), got {fcr_w}, {band}")
+    note = f"fcr_w {fcr_w:.0f} W clamped to {rating_w:.0f} W" if fcr_w > rating_w else ""
+    return truck, paused, min(fcr_w, rating_w), note, band
 
 
 def parse_grid_limit(payload: bytes) -> GridLimit | Rejected:
@@ -159,11 +285,16 @@ class SetpointWatchdog:
     def update(self, setpoint: Setpoint, now: float) -> None:
         self._last, self._received_s = setpoint, now
 
-    def power(self, now: float) -> tuple[float, bool]:
-        """(the power to apply now, whether it is the fallback)."""
+    def current(self, now: float) -> Setpoint | None:
+        """The last setpoint while it is valid, else None (a fallback starts: counted, and logged by the caller)."""
         last = self._last
         stale = last is None or now - self._received_s > last.valid_for_s
         if stale and not self._stale:
             self.fallbacks += 1
         self._stale = stale
-        return (self.safe_w, True) if stale or last is None else (last.power_w, False)
+        return None if stale else last
+
+    def power(self, now: float) -> tuple[float, bool]:
+        """(the power to apply now, whether it is the fallback)."""
+        last = self.current(now)
+        return (self.safe_w, True) if last is None else (last.power_w, False)

@@ -21,6 +21,7 @@ from evse_emulator.energy.topics import (
     Telemetry,
     Topics,
     parse_grid_limit,
+    parse_record,
     parse_setpoint,
 )
 from tests.mosquitto import Broker
@@ -73,8 +74,10 @@ def test_telemetry_goes_out_and_setpoints_come_in(broker: Broker) -> None:
         (received,) = await ems_box.wait_for(TOPICS.telemetry("mcs1"))
         assert json.loads(received) == {
             "t_s": 60.0, "voltage_v": 812.4, "current_a": 923.1, "power_kw": 750.0,
-            "soc": 0.412, "state": "charging", "session_id": "1A2B",
+            "soc": 0.412, "state": "charging", "session_id": "1A2B", "truck": None, "ev_max_charge_w": 0.0,
+            "ev_max_discharge_w": 0.0, "energy_to_target_wh": None, "energy_to_full_wh": None, "cycles_used": 0,
         }  # fmt: skip
+        assert parse_record(Telemetry, received) == sample
         ems.publish(TOPICS.setpoint("mcs1"), json.dumps({"t_s": 60, "power_w": -400_000}).encode())
         (payload,) = await charger_box.wait_for(TOPICS.setpoint("mcs1"))
         assert parse_setpoint(payload, 1e6, 1e6, 120) == Setpoint(60.0, -400_000.0, 120.0)

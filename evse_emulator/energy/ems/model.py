@@ -38,6 +38,14 @@ class Truck:
     max_discharge_w: float = 0.0  # 0: the truck offers no V2G
     min_power_w: float = 0.0  # not an LP constraint (it needs binaries): the real-time layer pauses below it
     booked: bool = False
+    taper_knee_soc: float = 1.0  # above this SoC the charge power falls linearly ...
+    taper_end: float = 1.0  # ... to this fraction of max_charge_w at 100 % (the BMS's taper; 1: none)
+    storage_efficiency: float = 1.0  # stored / DC energy charging (DC / stored discharging); 1: lossless
+
+    def stored_wh(self, dc_wh: float) -> float:
+        """The pack's energy change for a DC energy at the charger (+ charging)."""
+        eff = self.storage_efficiency
+        return dc_wh * eff if dc_wh >= 0 else dc_wh / eff
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +219,7 @@ def evaluate(
         soc: list[float] = []
         for k, pk in enumerate(p):
             grid[k] += grid_side(pk, eff)
-            energy += pk * h
+            energy += truck.stored_wh(pk * h)
             soc.append(energy / truck.battery_wh)
             throughput += abs(pk) * h / 1000 * (1 + k / x.n)
             if k and x.presence(truck, k) > 0 and x.presence(truck, k - 1) > 0:

@@ -1,0 +1,334 @@
+"""The site EMS as a backend runs it, sans-I/O: what it knows, when it re-plans, what it tells each charger.
+
+It knows the site (limits, tariffs, the FCR it sold, the chargers) from the start and a truck only from its
+announcement (a walk-in's comes at its arrival); what a truck has in its pack it learns from the charger's
+telemetry (the -20 EVTargetEnergyRequest: Wh to the truck's target), the frequency never in advance. At every
+dispatch step it re-plans when something happened (an announcement, an arrival, a departure, a grid-limit
+change, a truck off its planned energy by more than `deviation_wh`), then the real-time layer turns the plan's
+step into setpoints (DLB, the grid guard, no trickle, no chatter) and the FCR capacity is shared over the
+chargers that can hold it, in proportion to their headroom (each applies it as a droop at every charge loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ..realtime import Outlet, RealTimeLayer, Told
+from ..topics import Announcement, Setpoint, Telemetry
+from .lp import plan as lp_plan
+from .model import DEMAND_WINDOW_S, Charger, Plan, SitePlan, Truck
+
+log = logging.getLogger("evse_emulator.energy.ems")
+
+Series = tuple[tuple[float, float], ...]
+Planner = Callable[[SitePlan], Plan]
+DEVIATION_WH = 3_000.0  # a truck this far off its planned energy makes the EMS re-plan
+VALID_STEPS = 3  # a setpoint stays valid for this many dispatch steps (the charger's watchdog)
+# The planning model of a truck's BMS (the backend does not know the pack): full power up to 80 % SoC, then a
+# linear fall to 3 % at 100 % (the common shape of MCS packs' charge maps; ours: ev_emulator.battery.CHARGE_TAPER).
+TAPER = (0.80, 0.03)
+STORAGE_EFFICIENCY = 0.96  # the plan's estimate of a pack's and cable's charging losses (I^2 R: some 4 %)
+TARGET_MARGIN = 0.01  # planned above the target: what the plant's ramps and the taper's shape cost at the end
+GUARD_MARGIN = 0.005  # the plan and the guard keep this fraction of each grid limit free (the plants' regulation)
+
+
+def at(series: Series, t: float) -> float:
+    """The value of a piecewise-constant series at `t`."""
+    value = series[0][1]
+    for start, v in series:
+        if start > t:
+            break
+        value = v
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class FcrTerms:
+    capacity_w: float
+    windows: tuple[tuple[float, float], ...]
+    deadband_hz: float
+    reserve_s: float
+
+    def capacity_in(self, t0: float, t1: float) -> float:
+        """The capacity held over [t0, t1): only a step wholly inside a window holds it."""
+        return self.capacity_w if any(a <= t0 and t1 <= b for a, b in self.windows) else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SiteModel:
+    """What the backend knows of the site from the start (times in s from the scenario start)."""
+
+    step_s: float
+    horizon_s: float
+    import_price: Series
+    export_price: Series
+    base_load: Series  # the forecast of the other consumers (their measured value at dispatch)
+    import_limit_w: float
+    export_limit_w: float
+    demand_eur_per_kw: float
+    unserved_eur_per_kwh: float
+    chargers: tuple[Charger, ...]
+    fcr: FcrTerms | None = None
+
+    def charger(self, cid: str) -> Charger:
+        return next(c for c in self.chargers if c.id == cid)
+
+
+@dataclass
+class Decision:
+    """One dispatch: the setpoints, and whether (and why) the EMS re-planned first."""
+
+    setpoints: dict[str, Setpoint]
+    told: dict[str, Told]
+    replanned: tuple[str, ...] = ()
+
+
+@dataclass
+class SiteEms:
+    model: SiteModel
+    planner: Planner = lp_plan
+    layer: RealTimeLayer = field(default_factory=RealTimeLayer)
+    deviation_wh: float = DEVIATION_WH
+    departure_lead_s: float = 0.0  # the chargers deliver nothing this close to a departure
+    guard: bool = True  # False: the real-time layer does not guard the grid limits (an uncontrolled depot)
+    known: dict[str, Announcement] = field(default_factory=dict)
+    plan: Plan | None = None
+    infeasible: dict[str, str] = field(default_factory=dict)  # truck -> why its target cannot be met
+    events: list[tuple[float, str]] = field(default_factory=list)  # (t_s, what the EMS did and why)
+    plans: int = 0
+    fallbacks: int = 0
+    solve_s: float = 0.0
+    _pending: list[str] = field(default_factory=list)
+    _plugged: dict[str, str | None] = field(default_factory=dict)
+    _imports: dict[int, float] = field(default_factory=dict)  # 15-min window -> Wh imported (measured)
+    _limits: tuple[float, float] | None = None
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        """The grid import and export limits now (W)."""
+        return self._limits or (self.model.import_limit_w, self.model.export_limit_w)
+
+    def _kept(self) -> tuple[float, float]:
+        """The limits the plan and the guard work to: `GUARD_MARGIN` of each kept free."""
+        return tuple(w * (1 - GUARD_MARGIN) for w in self.limits)  # type: ignore[return-value]
+
+    def announce(self, a: Announcement) -> None:
+        self.known[a.truck] = a
+        self._pending.append(f"{a.truck} announced")
+        rate = min(a.max_charge_w, self.model.charger(a.charger).max_power_w)
+        need_wh = max(a.target_soc - a.soc, 0.0) * a.battery_wh
+        best = a.soc + rate * (a.departure_s - a.arrival_s) / 3600 / a.battery_wh
+        if need_wh > rate * (a.departure_s - a.arrival_s) / 3600:
+            why = f"target {a.target_soc:.0%} cannot be met: at most {min(best, 1.0):.1%} at {rate / 1000:.0f} kW"
+            self.infeasible[a.truck] = why
+            self.events.append((a.t_s, f"{a.truck}: {why}"))
+            log.info("truck %s: %s", a.truck, why)
+
+    def set_grid_limit(self, t_s: float, import_w: float, export_w: float) -> None:
+        self._limits = (import_w, export_w)
+        self._pending.append(f"grid limit {import_w / 1000:.0f} / {export_w / 1000:.0f} kW")
+
+    def record_step(self, t_s: float, grid_w: float) -> None:
+        """The site's measured mean grid power over the step that started at `t_s` (the demand charge's meter)."""
+        window = int(t_s // DEMAND_WINDOW_S)
+        self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * self.model.step_s / 3600
+
+    def dispatch(self, t_s: float, telemetry: Mapping[str, Telemetry]) -> Decision:
+        """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
+        self._notice(telemetry)
+        energy = self._energy(telemetry)
+        self._check_deviation(t_s, energy)
+        replanned: tuple[str, ...] = ()
+        if self._pending or self.plan is None or not self._covers(t_s):
+            replanned = tuple(self._pending) or ("no plan",)
+            self._replan(t_s, energy, replanned)
+        return self._setpoints(t_s, telemetry, energy, replanned)
+
+    # -- knowledge ---------------------------------------------------------------------------------------------
+    def _notice(self, telemetry: Mapping[str, Telemetry]) -> None:
+        for cid, tel in telemetry.items():
+            before = self._plugged.get(cid)
+            if tel.truck != before:
+                if before is not None:
+                    self._pending.append(f"{before} left {cid}")
+                if tel.truck is not None:
+                    self._pending.append(f"{tel.truck} arrived at {cid}")
+                self._plugged[cid] = tel.truck
+
+    def _energy(self, telemetry: Mapping[str, Telemetry]) -> dict[str, float]:
+        """Wh in each plugged-in known truck's pack: from its energy to full (to its target when it sends no
+        maximum; -20 energy requests are not negative, so above the target that one says nothing)."""
+        out = {}
+        for tel in telemetry.values():
+            a = self.known.get(tel.truck or "")
+            if a is None:
+                continue
+            if tel.energy_to_full_wh is not None:
+                wh = a.battery_wh - tel.energy_to_full_wh
+            elif tel.energy_to_target_wh is not None:
+                wh = a.target_soc * a.battery_wh - tel.energy_to_target_wh
+            else:
+                continue
+            out[a.truck] = min(max(wh, 0.0), a.battery_wh)
+        return out
+
+    def _check_deviation(self, t_s: float, energy: Mapping[str, float]) -> None:
+        p = self.plan
+        if p is None:
+            return
+        k = round((t_s - p.t_s[0]) / self.model.step_s) - 1  # the step that just ended
+        for tid, wh in energy.items():
+            a = self.known[tid]
+            planned = next((tp for tp in p.trucks if tp.id == tid), None)
+            if planned is None or not 0 <= k < len(planned.soc) or a.arrival_s > t_s - self.model.step_s:
+                continue
+            if abs(planned.soc[k] * a.battery_wh - wh) > self.deviation_wh:
+                self._pending.append(f"{tid} off plan by {(wh - planned.soc[k] * a.battery_wh) / 1000:+.0f} kWh")
+
+    def _covers(self, t_s: float) -> bool:
+        p = self.plan
+        return p is not None and p.t_s[0] <= t_s <= p.t_s[-1]
+
+    # -- the plan ----------------------------------------------------------------------------------------------
+    def _replan(self, t_s: float, energy: Mapping[str, float], why: tuple[str, ...]) -> None:
+        self._pending.clear()
+        x = self.site_plan(t_s, energy)
+        p = self.planner(x)
+        self.plan, self.plans, self.solve_s = p, self.plans + 1, self.solve_s + p.solve_s
+        if p.fallback:
+            self.fallbacks += 1
+            log.warning("EMS at %.0f s: %s, the safe plan is used", t_s, p.status)
+        self.events.append((t_s, f"re-planned ({'; '.join(why)}): {p.status}, {x.n} steps, {len(x.trucks)} trucks"))
+
+    def site_plan(self, t_s: float, energy: Mapping[str, float]) -> SitePlan:
+        """The plan's inputs from `t_s` to the last known departure (at most the horizon)."""
+        m, step = self.model, self.model.step_s
+        trucks = [self._truck(a, t_s, energy) for a in self.known.values() if a.departure_s > t_s]
+        end = max([t.departure_s for t in trucks] + [t_s + step])
+        end = min(m.horizon_s, step * math.ceil(end / step))
+        times = tuple(t_s + k * step for k in range(max(1, round((end - t_s) / step))))
+        imp, exp = self._kept()
+        fcr = m.fcr
+        window = int(t_s // DEMAND_WINDOW_S)
+        before = (self._imports.get(w, 0.0) * 3600 / DEMAND_WINDOW_S for w in self._imports if w < window)
+        return SitePlan(
+            step_s=step,
+            t_s=times,
+            import_eur_per_kwh=tuple(at(m.import_price, t) for t in times),
+            export_eur_per_kwh=tuple(at(m.export_price, t) for t in times),
+            base_load_w=tuple(at(m.base_load, t) for t in times),
+            import_limit_w=(imp,) * len(times),
+            export_limit_w=(exp,) * len(times),
+            chargers=m.chargers,
+            trucks=tuple(trucks),
+            unserved_eur_per_kwh=m.unserved_eur_per_kwh,
+            demand_eur_per_kw=m.demand_eur_per_kw,
+            peak_15min_w=max(before, default=0.0),
+            demand_window_import_wh=self._imports.get(window, 0.0),
+            fcr_w=tuple(fcr.capacity_in(t, t + step) for t in times) if fcr else (),
+            fcr_reserve_s=fcr.reserve_s if fcr else 0.0,
+        )
+
+    def _truck(self, a: Announcement, t_s: float, energy: Mapping[str, float]) -> Truck:
+        wh = energy.get(a.truck, a.soc * a.battery_wh)
+        bidirectional = self.model.charger(a.charger).bidirectional
+        return Truck(
+            id=a.truck,
+            charger=a.charger,
+            arrival_s=max(a.arrival_s, t_s) if a.truck not in energy else t_s,
+            departure_s=max(a.departure_s - self.departure_lead_s, a.arrival_s),
+            battery_wh=a.battery_wh,
+            soc=wh / a.battery_wh,
+            target_soc=min(a.target_soc + TARGET_MARGIN, 1.0),
+            min_soc=a.min_soc,
+            max_charge_w=a.max_charge_w,
+            max_discharge_w=a.max_discharge_w if bidirectional else 0.0,
+            min_power_w=a.min_power_w,
+            booked=a.booked,
+            taper_knee_soc=TAPER[0],
+            taper_end=TAPER[1],
+            storage_efficiency=STORAGE_EFFICIENCY,
+        )
+
+    # -- the real-time layer -----------------------------------------------------------------------------------
+    def _setpoints(
+        self, t_s: float, telemetry: Mapping[str, Telemetry], energy: Mapping[str, float], replanned: tuple[str, ...]
+    ) -> Decision:
+        m = self.model
+        fcr_capacity = m.fcr.capacity_in(t_s, t_s + m.step_s) if m.fcr else 0.0
+        fcr_step = fcr_capacity > 0
+        outlets = [self._outlet(cid, tel, t_s, fcr_step, energy) for cid, tel in telemetry.items() if tel.truck]
+        imp, exp = self._kept() if self.guard else (math.inf, math.inf)
+        told = self.layer.dispatch(t_s, outlets, at(m.base_load, t_s), imp, exp)
+        shares = _fcr_shares(outlets, told, fcr_capacity)
+        valid = VALID_STEPS * m.step_s
+        deadband = m.fcr.deadband_hz if m.fcr else 0.0
+        setpoints = {
+            cid: Setpoint(t_s, 0.0, valid, truck=None) if not tel.truck else self._told(cid, tel, told, shares, valid)
+            for cid, tel in telemetry.items()
+        }
+        for cid, sp in setpoints.items():
+            if sp.fcr_w:
+                setpoints[cid] = Setpoint(sp.t_s, sp.power_w, valid, None, sp.truck, sp.paused, sp.fcr_w, deadband)
+        return Decision(setpoints, told, replanned)
+
+    def _told(
+        self, cid: str, tel: Telemetry, told: Mapping[str, Told], shares: Mapping[str, float], valid: float
+    ) -> Setpoint:
+        t = told[cid]
+        return Setpoint(tel.t_s, t.power_w, valid, None, tel.truck, t.paused, shares.get(cid, 0.0))
+
+    def _outlet(self, cid: str, tel: Telemetry, t_s: float, fcr_step: bool, energy: Mapping[str, float]) -> Outlet:
+        charger = self.model.charger(cid)
+        a = self.known.get(tel.truck or "")
+        heard = tel.energy_to_target_wh is not None  # the truck has told its limits in a charge loop
+        ev_charge = tel.ev_max_charge_w if heard else (a.max_charge_w if a else charger.max_power_w)
+        ev_discharge = tel.ev_max_discharge_w if heard else (a.max_discharge_w if a else 0.0)
+        max_charge = min(ev_charge, charger.max_power_w)
+        max_discharge = min(ev_discharge, charger.max_power_w) if charger.bidirectional else 0.0
+        planned = self._planned(tel.truck or "", t_s)
+        plan_w = max_charge if planned is None else planned  # an unknown truck: charged as the guard allows
+        if a is not None and a.truck in energy:  # DLB fills a truck up to its target, no further
+            need_wh = min(a.target_soc + TARGET_MARGIN, 1.0) * a.battery_wh - energy[a.truck]
+            max_charge = min(max_charge, max(need_wh * 3600 / self.model.step_s, plan_w, 0.0))
+        budget = a.max_contactor_cycles if a else 1_000_000
+        return Outlet(
+            id=cid,
+            plan_w=plan_w,
+            max_charge_w=max_charge,
+            max_discharge_w=max_discharge,
+            taking_w=max_charge if heard else None,
+            min_power_w=a.min_power_w if a else 0.0,
+            cycles_left=max(budget - max(tel.cycles_used, 1), 0),
+            booked=a.booked if a else False,
+            efficiency=charger.efficiency,
+            fcr=fcr_step and charger.bidirectional and max_discharge > 0,
+        )
+
+    def _planned(self, tid: str, t_s: float) -> float | None:
+        p = self.plan
+        if p is None or tid not in self.known:
+            return None
+        k = round((t_s - p.t_s[0]) / self.model.step_s)
+        planned = next((tp for tp in p.trucks if tp.id == tid), None)
+        if planned is None or not 0 <= k < len(planned.power_w):
+            return None
+        return planned.power_w[k]
+
+
+def _fcr_shares(outlets: list[Outlet], told: Mapping[str, Told], capacity_w: float) -> dict[str, float]:
+    """The FCR capacity over the chargers that hold it, in proportion to their symmetric headroom."""
+    if capacity_w <= 0:
+        return {}
+    headroom = {
+        o.id: max(0.0, min(o.max_charge_w - told[o.id].power_w, told[o.id].power_w + o.max_discharge_w))
+        for o in outlets
+        if o.fcr and not told[o.id].paused
+    }
+    total = sum(headroom.values())
+    if total <= 0:
+        return {}
+    return {cid: min(room, capacity_w * room / total) for cid, room in headroom.items() if room > 0}

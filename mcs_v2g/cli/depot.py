@@ -1,0 +1,110 @@
+"""`mcs-v2g depot`: a yard of MCS chargers and trucks behind one grid connection, steered by the site EMS."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import CliError
+from .outputs import plot_output, writable_file
+from .sim import speed
+
+PLANNERS = ("lp", "uncontrolled", "equal-share", "edf", "llf", "price-threshold-v2g")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "depot",
+        help="a depot of MCS chargers and trucks on one virtual clock, steered by the site EMS (issue 12)",
+        description="Play a depot scenario: every session a full -20 exchange, the site EMS (rolling-horizon LP "
+        "with HiGHS and a real-time layer) steering the chargers. Without --scenario: the built-in default "
+        "(4 MCS chargers, 10 trucks, 24 h). Exit status 0 only when every feasible target is met, no grid limit is "
+        "exceeded and every session ended cleanly.",
+    )
+    p.add_argument("--scenario", type=Path, help="depot scenario TOML (default: the built-in one)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the report (JSON) to FILE")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="write the site and per-truck curves (.png/.svg/.pdf)")
+    p.add_argument("--speed", type=speed, default=None, help="x real time, or 'max' (default)")
+    p.add_argument(
+        "--ems",
+        choices=PLANNERS,
+        default="lp",
+        help="the planner: lp (default: the EMS), or one of the field's heuristics for comparison",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..depot.progress import DepotProgress
+    from ..depot.run import run_depot
+    from ..depot.scenario import load
+    from ..depot.table import summary_table
+
+    if args.plot:
+        plot_output(args.plot)
+    if args.json:
+        writable_file(args.json, "--json", (".json",))
+    scenario = load(args.scenario)
+    display = DepotProgress()
+    watch = _Watch(display, scenario.horizon_s)
+    result = run_depot(
+        scenario, planner=planner(args.ems), speed=args.speed, progress=watch, guard=args.ems != "uncontrolled"
+    )
+    display.done()
+    report = result.report()
+    if args.json:
+        args.json.write_text(report.to_json(indent=1))
+    if args.plot:
+        from ..depot.plot import plot_depot
+
+        plot_depot(scenario, report, args.plot)
+    print(summary_table(scenario, report))
+    for path, what in ((args.json, "report"), (args.plot, "plot")):
+        if path:
+            print(f"{what:8s} {path}")
+    return 0 if report.result == "ok" else 1
+
+
+def planner(name: str):
+    """The planner named on the command line."""
+    if name == "lp":
+        from evse_emulator.energy.ems.lp import plan
+
+        return plan
+    from evse_emulator.energy.ems.heuristics import HEURISTICS
+
+    if name not in HEURISTICS:
+        raise CliError(f"--ems {name}: unknown planner")
+    return HEURISTICS[name]
+
+
+class _Watch:
+    """The live display: one line per charger at each dispatch step; what the EMS learns is said at once."""
+
+    def __init__(self, display: Any, horizon_s: float) -> None:
+        self.display = display
+        self.horizon_s = horizon_s
+        self.said = 0
+
+    def __call__(self, t: float, run: Any) -> None:
+        ems = run.ems
+        for at, text in ems.events[self.said :]:
+            if "cannot be met" in text:
+                print(f"\nmcs-v2g: goal: at {_clock(at)} truck {text}", file=sys.stderr, flush=True)
+        self.said = len(ems.events)
+        lines = {}
+        for cid, outlet in run.outlets.items():
+            tel = outlet.telemetry(t, outlet.charger.clock.now())
+            if tel.truck is None:
+                lines[cid] = "idle"
+                continue
+            soc = "" if tel.soc is None else f"  SoC {tel.soc * 100:5.1f} %"
+            told = outlet.policy.told_w / 1000
+            lines[cid] = f"{tel.truck:10s} {tel.state:11s} {tel.power_kw:8.1f} kW{soc}  setpoint {told:7.1f} kW"
+        self.display.show(t, self.horizon_s, lines)
+
+
+def _clock(t: float) -> str:
+    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}"

@@ -1,0 +1,387 @@
+"""Play a depot scenario: every charger and truck of the yard on one virtual clock, steered by the site EMS.
+
+Each charger is the emulator's `Charger` on its mock plant, each truck the emulator's `Truck` with a pack of
+the scenario's size; every session runs through the real stack (V2GTP framing and EXI on every message) over
+an in-memory link. At each dispatch step the chargers' telemetry goes to the site EMS (`SiteEms`: rolling-horizon
+LP, real-time layer) and its setpoints come back; a paused truck rejoins its session when the EMS wants energy
+for it again. What the report says each charger delivered is what its plant's meter counted.
+
+SoC in the depot is a fraction of the pack's usable energy (what the scenario's `battery_kwh` and the EMS's
+plan speak of); the truck's BMS counts charge, so its own SoC display differs by a few percent mid-range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from ev_emulator.battery import PackSpec, TruckBattery
+from ev_emulator.config import TruckConfig
+from ev_emulator.truck import Truck
+from evse_emulator.charger import Charger
+from evse_emulator.config import ChargerConfig
+from evse_emulator.energy.ems.lp import plan as lp_plan
+from evse_emulator.energy.ems.model import Charger as PlanCharger
+from evse_emulator.energy.ems.site import Decision, FcrTerms, Planner, SiteEms, SiteModel
+from evse_emulator.energy.outlet import DepotOutlet, SiteSetpoint
+from evse_emulator.energy.topics import Announcement, OutletStep
+from stack.clock import VirtualClock
+from stack.session.actions import Close
+from stack.transport.drive import Observers
+from stack.transport.evcc_client import run_evcc_on
+from stack.transport.memory import memory_link
+
+from ..sim.run import PlantInlet
+from .judge import Figures, figures
+from .report import ChargerStep, DepotReport, StepReport, TruckReport
+from .scenario import ChargerSpec, DepotScenario, TruckSpec, series_at
+
+log = logging.getLogger("mcs_v2g.depot")
+
+START = 1_795_000_000.0  # the clock's epoch at the scenario's t = 0
+LEAD_LOOPS = 2  # charge loops before departure in which a charger delivers nothing (the session ends on time)
+
+
+# -- the scenario's parts as the emulator's products ------------------------------------------------------------
+def energy_soc(battery: TruckBattery) -> float:
+    """The pack's stored energy as a fraction of its usable energy (the depot's SoC)."""
+    return battery.stored_wh() / battery.spec.usable_energy_wh
+
+
+def _bms_soc(pack: PackSpec, fraction: float) -> float:
+    """The BMS SoC (charge) at which the pack holds `fraction` of its usable energy."""
+    return TruckBattery(spec=pack).soc_for_energy(fraction * pack.usable_energy_wh)
+
+
+def pack_of(spec: TruckSpec) -> PackSpec:
+    return PackSpec().sized(spec.battery_kwh * 1000, spec.max_charge_w, spec.max_discharge_w)
+
+
+def truck_config(spec: TruckSpec, scenario: DepotScenario, control: str = "dynamic") -> TruckConfig:
+    """The truck's own settings: its needs in its BMS's SoC, MCS (BPT when it offers V2G on a two-way charger)."""
+    pack = pack_of(spec)
+    v2g = spec.max_discharge_w > 0 and scenario.charger_of(spec).bidirectional
+    target = _bms_soc(pack, spec.target_soc)
+    floor = _bms_soc(pack, spec.min_soc)
+    return TruckConfig(
+        vin=spec.id,
+        service="mcs-bpt" if v2g else "mcs",
+        control=control,
+        initial_soc=_bms_soc(pack, spec.initial_soc),
+        target_soc=target,
+        min_soc=min(floor, target),
+        v2g_reserve_soc=floor,
+        offers_v2g=v2g,
+        departure_s=spec.departure_s - spec.arrival_s,
+        max_contactor_cycles=spec.max_contactor_cycles,
+        loop_interval=scenario.loop_interval_s,
+    )
+
+
+def charger_config(spec: ChargerSpec) -> ChargerConfig:
+    return ChargerConfig(
+        evse_id=f"DE*DEP*E{spec.id}",
+        max_voltage=spec.max_voltage_v,
+        max_current=spec.max_current_a,
+        max_power=spec.max_power_w,
+        bidirectional=spec.bidirectional,
+        offer=("mcs", "mcs-bpt") if spec.bidirectional else ("mcs",),
+        control_modes=("dynamic", "scheduled"),
+    )
+
+
+def site_model(scenario: DepotScenario) -> SiteModel:
+    """What the site's backend knows from the start."""
+    site, tariff, fcr = scenario.site, scenario.tariff, scenario.fcr
+    return SiteModel(
+        step_s=scenario.step_s,
+        horizon_s=scenario.horizon_s,
+        import_price=tariff.import_eur_per_kwh,
+        export_price=tariff.export_eur_per_kwh,
+        base_load=site.base_load_w,
+        import_limit_w=site.grid_import_limit_w,
+        export_limit_w=site.grid_export_limit_w,
+        demand_eur_per_kw=tariff.demand_eur_per_kw,
+        unserved_eur_per_kwh=tariff.unserved_eur_per_kwh,
+        chargers=tuple(PlanCharger(c.id, c.max_power_w, c.bidirectional, c.efficiency) for c in scenario.chargers),
+        fcr=None if fcr is None else FcrTerms(fcr.capacity_w, fcr.windows, fcr.deadband_hz, fcr.energy_reserve_s),
+    )
+
+
+def announcement(spec: TruckSpec) -> Announcement:
+    return Announcement(
+        t_s=spec.announced_s,
+        truck=spec.id,
+        charger=spec.charger,
+        arrival_s=spec.arrival_s,
+        departure_s=spec.departure_s,
+        battery_wh=spec.battery_kwh * 1000,
+        soc=spec.initial_soc,
+        target_soc=spec.target_soc,
+        min_soc=spec.min_soc,
+        max_charge_w=spec.max_charge_w,
+        max_discharge_w=spec.max_discharge_w,
+        min_power_w=spec.min_power_w,
+        booked=spec.booked,
+        max_contactor_cycles=spec.max_contactor_cycles,
+    )
+
+
+def safe_share_w(scenario: DepotScenario) -> float:
+    """What a charger gives when the EMS's setpoints stop: an equal share of the connection above the base load."""
+    peak_base = max(w for _, w in scenario.site.base_load_w)
+    headroom = max(scenario.site.grid_import_limit_w - peak_base, 0.0)
+    return headroom / len(scenario.chargers) * min(c.efficiency for c in scenario.chargers)
+
+
+def build_outlet(spec: ChargerSpec, scenario: DepotScenario, clock: VirtualClock) -> DepotOutlet:
+    frequency = scenario.fcr.frequency_hz if scenario.fcr else ((0.0, 50.0),)
+    policy = SiteSetpoint(
+        lambda t: series_at(frequency, t), safe_share_w(scenario), LEAD_LOOPS * scenario.loop_interval_s
+    )
+    policy.start_s = START
+    charger = Charger.build(charger_config(spec), clock)
+    charger.policy = policy
+    return DepotOutlet(spec.id, charger, policy, spec.efficiency)
+
+
+# -- the run ----------------------------------------------------------------------------------------------------
+@dataclass
+class TruckStay:
+    """One truck's visit as the simulation saw it."""
+
+    spec: TruckSpec
+    truck: Truck | None = None
+    closes: list[Close] = field(default_factory=list)
+    lowest_soc: float = 1.0
+    direction_changes: int = 0
+    messages: int = 0
+
+    def session_result(self) -> str:
+        if not self.closes:
+            return "no session"
+        bad = [c.reason for c in self.closes if not (c.ok or c.paused)]
+        return "ok" if not bad else "; ".join(bad)
+
+
+@dataclass
+class DepotRun:
+    scenario: DepotScenario
+    ems: SiteEms | None
+    outlets: dict[str, DepotOutlet]
+    stays: dict[str, TruckStay]
+    records: list[list[OutletStep]] = field(default_factory=list)  # per step, per charger
+    decisions: list[Decision] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def report(self) -> DepotReport:
+        return build_report(self)
+
+
+Progress = Callable[[float, DepotRun], None]
+
+
+def run_depot(
+    scenario: DepotScenario,
+    *,
+    planner: Planner = lp_plan,
+    speed: float | None = None,
+    progress: Progress | None = None,
+    guard: bool = True,
+) -> DepotRun:
+    """Play the whole scenario on a fresh virtual clock (`speed=None`: as fast as it computes); `guard=False`
+    leaves the grid limits unguarded (the uncontrolled depot of the benchmark)."""
+    clock = VirtualClock(START, speed)
+    return clock.run(play_depot(scenario, clock, planner=planner, progress=progress, guard=guard))
+
+
+async def play_depot(
+    scenario: DepotScenario,
+    clock: VirtualClock,
+    *,
+    planner: Planner = lp_plan,
+    progress: Progress | None = None,
+    guard: bool = True,
+) -> DepotRun:
+    logging.getLogger("mcs_v2g").setLevel(logging.WARNING)
+    wall = time.perf_counter()
+    outlets = {c.id: build_outlet(c, scenario, clock) for c in scenario.chargers}
+    lead = LEAD_LOOPS * scenario.loop_interval_s
+    ems = SiteEms(site_model(scenario), planner, departure_lead_s=lead, guard=guard)
+    run = DepotRun(scenario, ems, outlets, {t.id: TruckStay(t) for t in scenario.trucks})
+    servers = {cid: o.charger.server(observers=Observers(message=o.observe)) for cid, o in outlets.items()}
+    for outlet in outlets.values():
+        outlet.start_metering()
+    visits = [asyncio.ensure_future(_stay(run, stay, servers, clock)) for stay in run.stays.values()]
+    announcements = sorted((announcement(t) for t in scenario.trucks), key=lambda a: a.t_s)
+    try:
+        for k, t in enumerate(scenario.step_starts()):
+            await clock.sleep_until(START + t)
+            if k:
+                _close_step(run, k - 1)
+            while announcements and announcements[0].t_s <= t:
+                run.ems.announce(announcements.pop(0))  # type: ignore[union-attr]
+            _dispatch(run, t, clock.now())
+            if progress is not None:
+                progress(t, run)
+        await clock.sleep_until(START + scenario.horizon_s)
+        _close_step(run, len(run.records))
+        await asyncio.gather(*visits)
+    finally:
+        for task in visits:
+            task.cancel()
+        for server in servers.values():
+            await server.close()
+    run.wall_s = time.perf_counter() - wall
+    return run
+
+
+def _dispatch(run: DepotRun, t: float, now: float) -> None:
+    telemetry = {cid: o.telemetry(t, now) for cid, o in run.outlets.items()}
+    decision = run.ems.dispatch(t, telemetry)  # type: ignore[union-attr]
+    run.decisions.append(decision)
+    for cid, setpoint in decision.setpoints.items():
+        run.outlets[cid].policy.apply(setpoint, now)
+
+
+def _close_step(run: DepotRun, k: int) -> None:
+    """Account step k (it ends now): each charger's meter, the plugged truck's SoC."""
+    s = run.scenario
+    now = START + (k + 1) * s.step_s
+    records = []
+    for cid, outlet in run.outlets.items():
+        power, grid, fcr = outlet.close_step(s.step_s, now)
+        spec = s.occupancy[cid].get(k)
+        stay = run.stays[spec.id] if spec is not None else None
+        soc = None
+        if stay is not None:
+            soc = spec.initial_soc if stay.truck is None else energy_soc(stay.truck.battery)  # type: ignore[union-attr]
+            stay.lowest_soc = min(stay.lowest_soc, soc, stay.spec.initial_soc)
+        told = outlet.policy.told_w if stay is not None else 0.0
+        records.append(OutletStep(k * s.step_s, cid, spec.id if spec else None, power, grid, soc, told, fcr))
+    run.records.append(records)
+    grid_w = series_at(s.site.base_load_w, k * s.step_s) + sum(r.grid_w for r in records)
+    if run.ems is not None:
+        run.ems.record_step(k * s.step_s, grid_w)
+
+
+async def _stay(run: DepotRun, stay: TruckStay, servers: dict, clock: VirtualClock) -> None:
+    """A truck's visit: plug in at arrival, run its session (and rejoin after each pause), leave at departure."""
+    spec, s = stay.spec, run.scenario
+    await clock.sleep_until(START + spec.arrival_s)
+    truck = Truck.build(truck_config(spec, s), clock, pack=pack_of(spec))
+    stay.truck = truck
+    outlet = run.outlets[spec.charger]
+    plant = outlet.charger.plant
+    assert plant is not None
+    plant.plug(truck.battery)
+    truck.plug_into(PlantInlet(plant))
+    visit = outlet.plug(spec.id)
+    departure = START + spec.departure_s
+    config = truck.evcc_config
+    while clock.now() < departure:
+        link = await memory_link()
+        secc = asyncio.ensure_future(servers[spec.charger].serve(*link.server))
+        try:
+            close, session = await run_evcc_on(*link.client, truck.controller, config, clock=clock)
+        except Exception as exc:  # the truck's own failure ends its stay, reported
+            close, session = Close(f"the EV side failed: {type(exc).__name__}: {exc}"), None
+        await asyncio.gather(secc, return_exceptions=True)
+        stay.closes.append(close)
+        outlet.policy.idle(clock.now())
+        if not close.paused or session is None:
+            break
+        config = replace(config, resume=session.resume_info)
+        await _until_wanted(outlet, clock, departure, s.step_s)
+    stay.direction_changes = outlet.policy.direction_changes
+    stay.messages = visit.messages
+    if clock.now() < departure:
+        await clock.sleep_until(departure)
+    outlet.unplug(clock.now())
+    plant.sync()
+    plant.plug(None)
+
+
+async def _until_wanted(outlet: DepotOutlet, clock: VirtualClock, departure: float, step_s: float) -> None:
+    """Wait, paused, until the charger is told to deliver again (checked after each dispatch) or departure."""
+    lead = outlet.policy.lead_s
+    while clock.now() < departure - lead - 1.0:
+        if outlet.policy.wants_energy(clock.now()):
+            return
+        boundary = START + ((clock.now() - START) // step_s + 1) * step_s
+        await clock.sleep_until(min(boundary + 0.001, departure))
+    await clock.sleep_until(departure)
+
+
+# -- the report -------------------------------------------------------------------------------------------------
+def build_report(run: DepotRun) -> DepotReport:
+    s = run.scenario
+    steps = tuple(_step_report(s, k, records) for k, records in enumerate(run.records))
+    measured = figures(s, steps)
+    trucks = tuple(_truck_report(run, spec, measured) for spec in s.trucks)
+    reasons = _failures(s, measured, trucks)
+    return DepotReport(
+        result="ok" if not reasons else "; ".join(reasons),
+        scenario=s.name,
+        cost_eur=measured.cost,
+        peak_import_w=measured.peak_import_w,
+        peak_15min_import_w=measured.peak_15min_import_w,
+        grid_import_violation_s=measured.import_violation_s,
+        grid_export_violation_s=measured.export_violation_s,
+        trucks=trucks,
+        fcr=measured.fcr,
+        wall_s=round(run.wall_s, 3),
+        simulated_s=float(s.horizon_s),
+        steps=steps,
+    )
+
+
+def _step_report(s: DepotScenario, k: int, records: list[OutletStep]) -> StepReport:
+    t = k * s.step_s
+    base = series_at(s.site.base_load_w, t)
+    chargers = {r.charger: ChargerStep(r.truck, r.power_w, r.soc, r.setpoint_w) for r in records}
+    return StepReport(
+        t_s=t,
+        price_import=series_at(s.tariff.import_eur_per_kwh, t),
+        price_export=series_at(s.tariff.export_eur_per_kwh, t),
+        base_load_w=base,
+        grid_w=base + sum(r.grid_w for r in records),
+        fcr_w=sum(r.fcr_w for r in records),
+        chargers=chargers,
+    )
+
+
+def _truck_report(run: DepotRun, spec: TruckSpec, figures: Figures) -> TruckReport:
+    stay, mine = run.stays[spec.id], figures.trucks[spec.id]
+    cycles = stay.truck.battery.contactors.session_cycles if stay.truck else 0
+    return TruckReport(
+        id=spec.id,
+        charger=spec.charger,
+        energy_in_kwh=mine.energy_in_kwh,
+        energy_out_kwh=mine.energy_out_kwh,
+        soc_at_departure=mine.soc_at_departure,
+        target_met=mine.target_met,
+        unserved_kwh=mine.unserved_kwh,
+        min_soc_seen=min(stay.lowest_soc, mine.lowest_soc),
+        contactor_cycles=cycles,
+        direction_changes=stay.direction_changes,
+        session_result=stay.session_result(),
+        messages=stay.messages,
+    )
+
+
+def _failures(s: DepotScenario, figures: Figures, trucks: tuple[TruckReport, ...]) -> list[str]:
+    """Why the depot did not do what it was for (empty: it did)."""
+    reasons = []
+    missed = [t.id for t in s.trucks if s.feasible(t) and not figures.trucks[t.id].target_met]
+    if missed:
+        reasons.append(f"feasible targets missed: {', '.join(missed)}")
+    if figures.import_violation_s:
+        reasons.append(f"grid import limit exceeded for {figures.import_violation_s:.0f} s")
+    if figures.export_violation_s:
+        reasons.append(f"grid export limit exceeded for {figures.export_violation_s:.0f} s")
+    reasons += [f"{t.id}: {t.session_result}" for t in trucks if t.session_result != "ok"]
+    return reasons

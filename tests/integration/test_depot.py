@@ -1,0 +1,138 @@
+"""The depot on one virtual clock (issue 12): every session a full -20 exchange, the site EMS steering them.
+
+The scenario (tests/data/depot_small.toml) is small enough to run in seconds and has what the EMS must handle:
+a connection below what the trucks could draw, a walk-in, an infeasible target, an FCR window, V2G at a price
+peak, minimum powers and contactor-cycle budgets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mcs_v2g.cli import main
+from mcs_v2g.depot.judge import judge
+from mcs_v2g.depot.report import DepotReport
+from mcs_v2g.depot.run import DepotRun, run_depot
+from mcs_v2g.depot.scenario import DepotScenario, load
+
+SMALL = Path(__file__).parents[1] / "data" / "depot_small.toml"
+
+
+@pytest.fixture(scope="module")
+def scenario() -> DepotScenario:
+    return load(SMALL)
+
+
+@pytest.fixture(scope="module")
+def run(scenario: DepotScenario) -> DepotRun:
+    return run_depot(scenario)
+
+
+@pytest.fixture(scope="module")
+def report(run: DepotRun) -> DepotReport:
+    return run.report()
+
+
+def test_the_report_agrees_with_its_steps_and_reads_back(scenario: DepotScenario, report: DepotReport) -> None:
+    assert judge(scenario, report) == []
+    assert DepotReport.from_json(report.to_json()) == report
+    assert len(report.steps) == scenario.horizon_s // scenario.step_s
+
+
+def test_every_feasible_target_is_met_and_the_run_says_ok(scenario: DepotScenario, report: DepotReport) -> None:
+    assert report.result == "ok"
+    for truck in report.trucks:
+        spec = next(t for t in scenario.trucks if t.id == truck.id)
+        assert truck.target_met == scenario.feasible(spec), truck
+
+
+def test_an_infeasible_target_is_known_when_the_truck_is_announced(run: DepotRun) -> None:
+    assert run.ems is not None
+    assert set(run.ems.infeasible) == {"t4"}
+    said = [t for t, text in run.ems.events if text.startswith("t4: target")]
+    assert said == [3600]  # t4's announced_s, long before it arrives at 9600 s
+
+
+def test_a_walk_in_is_known_only_from_its_arrival(run: DepotRun) -> None:
+    assert run.ems is not None
+    first = min(t for t, text in run.ems.events if "t2" in text)
+    assert first == 600
+    planned_before = [text for t, text in run.ems.events if t < 600 and "2 trucks" in text]
+    assert planned_before == []
+
+
+def test_the_grid_limit_holds_and_binds(scenario: DepotScenario, report: DepotReport) -> None:
+    limit = scenario.site.grid_import_limit_w
+    assert report.grid_import_violation_s == 0 and report.grid_export_violation_s == 0
+    assert max(s.grid_w for s in report.steps) <= limit
+    assert report.peak_import_w > 0.95 * limit  # the trucks together would draw more: the EMS held them
+
+
+def test_every_truck_ran_full_sessions_within_its_contactor_budget(
+    scenario: DepotScenario, report: DepotReport
+) -> None:
+    for truck in report.trucks:
+        spec = next(t for t in scenario.trucks if t.id == truck.id)
+        assert truck.session_result == "ok"
+        assert truck.messages > 50  # SessionSetup .. charge loops .. SessionStop, V2GTP and EXI each
+        assert 1 <= truck.contactor_cycles <= spec.max_contactor_cycles
+
+
+def test_a_paused_session_is_rejoined(run: DepotRun, report: DepotReport) -> None:
+    paused = [stay for stay in run.stays.values() if any(c.paused for c in stay.closes)]
+    assert paused, "no session paused: the scenario's minimum powers should make the EMS pause one"
+    for stay in paused:
+        assert len(stay.closes) >= 2 and stay.closes[-1].ok  # it came back and ended cleanly
+        assert stay.truck is not None and stay.truck.battery.contactors.session_cycles >= 2
+
+
+def test_fcr_is_delivered_inside_its_window_only(scenario: DepotScenario, report: DepotReport) -> None:
+    assert report.fcr.required_kwh > 0
+    assert report.fcr.availability >= 0.9
+    assert all(abs(s.fcr_w) <= 1.0 for s in report.steps if s.t_s >= 3600)
+
+
+def test_direction_changes_are_bounded_by_the_dwell(scenario: DepotScenario, report: DepotReport) -> None:
+    for truck in report.trucks:
+        spec = next(t for t in scenario.trucks if t.id == truck.id)
+        assert truck.direction_changes <= (spec.departure_s - spec.arrival_s) / 300 + 1
+
+
+def test_no_energy_flows_without_a_truck(report: DepotReport) -> None:
+    idle = [c.power_w for s in report.steps for c in s.chargers.values() if c.truck is None]
+    assert idle and max(abs(p) for p in idle) <= 1.0
+
+
+def test_the_command_writes_the_report_and_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, png = tmp_path / "r.json", tmp_path / "p.png"
+    assert main(["depot", "--scenario", str(SMALL), "--json", str(out), "--plot", str(png)]) == 0
+    text = capsys.readouterr()
+    assert "result: ok" in text.out and "t4" in text.out and "infeasible" in text.out
+    assert "t4: target 90% cannot be met" in text.err  # said at announcement, while the run goes on
+    assert json.loads(out.read_text())["result"] == "ok"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_uncontrolled_depot_exceeds_the_limit_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["depot", "--scenario", str(SMALL), "--ems", "uncontrolled"]) == 1
+    assert "grid import limit exceeded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name = 1\n", "name"),
+        ('name = "x"\nhorizon_s = 600\nstep_s = 60\nloop_interval_s = 5\nsurprise = 1\n', "surprise"),
+    ],
+)
+def test_a_bad_scenario_is_one_line_and_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    assert main(["depot", "--scenario", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and expected in err[0]
