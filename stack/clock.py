@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
 
 T = TypeVar("T")
+GATE_POLL_S = 0.05  # s of wall time a held clock waits for the outside world before it looks again
 
 
 class Clock:
@@ -80,6 +81,13 @@ class VirtualClock(Clock):
         """Simulated seconds since `start`."""
         return self.now() - self.start
 
+    def hold(self, until: float | None) -> None:
+        """Let simulated time run up to epoch `until` at most (None: no limit). A time master outside this process
+        (the depot's EMS over MQTT) releases the clock step by step; at the gate the loop waits for real I/O."""
+        if self._loop is None:
+            raise RuntimeError("hold() needs the running clock")
+        self._loop.gate = None if until is None else until - self.start
+
     def run(self, main: Coroutine[Any, Any, T]) -> T:
         """Run `main` to completion on a fresh virtual-time loop (like `asyncio.run`)."""
         result: list[T] = []
@@ -130,7 +138,12 @@ class _VirtualSelector(selectors.BaseSelector):
             return events
         if timeout is None:  # no timer at all: only the outside world can wake us
             return self._inner.select(None)
-        speed = self._loop.speed
+        speed, gate = self._loop.speed, self._loop.gate
+        if gate is not None and self._loop.time() + timeout > gate:  # held: up to the gate, then the outside world
+            if gate > self._loop.time():
+                self._loop.advance(gate - self._loop.time())
+                return []
+            return self._inner.select(GATE_POLL_S)
         if speed is None:
             self._loop.advance(timeout)
             return []
@@ -145,6 +158,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, speed: float | None = None) -> None:
         self.speed = speed
+        self.gate: float | None = None  # loop time that time may not pass (`VirtualClock.hold`)
         self._virtual_time = 0.0
         super().__init__(_VirtualSelector(selectors.DefaultSelector(), self))
 

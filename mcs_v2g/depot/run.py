@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from ev_emulator.battery import PackSpec, TruckBattery
 from ev_emulator.config import TruckConfig
@@ -27,7 +28,7 @@ from evse_emulator.energy.ems.lp import plan as lp_plan
 from evse_emulator.energy.ems.model import Charger as PlanCharger
 from evse_emulator.energy.ems.site import Decision, FcrTerms, Planner, SiteEms, SiteModel
 from evse_emulator.energy.outlet import DepotOutlet, SiteSetpoint
-from evse_emulator.energy.topics import Announcement, OutletStep
+from evse_emulator.energy.topics import Announcement, OutletStep, Setpoint, Telemetry, VisitOutcome
 from stack.clock import VirtualClock
 from stack.session.actions import Close
 from stack.transport.drive import Observers
@@ -166,22 +167,79 @@ class TruckStay:
         bad = [c.reason for c in self.closes if not (c.ok or c.paused)]
         return "ok" if not bad else "; ".join(bad)
 
+    def outcome(self) -> VisitOutcome:
+        return VisitOutcome(
+            truck=self.spec.id,
+            charger=self.spec.charger,
+            contactor_cycles=self.truck.battery.contactors.session_cycles if self.truck else 0,
+            direction_changes=self.direction_changes,
+            session_result=self.session_result(),
+            messages=self.messages,
+            min_soc_seen=min(self.lowest_soc, self.spec.initial_soc),
+        )
+
 
 @dataclass
 class DepotRun:
+    """A depot node's run: its chargers and trucks (all of the scenario's, or a subset with `--chargers`)."""
+
     scenario: DepotScenario
-    ems: SiteEms | None
     outlets: dict[str, DepotOutlet]
     stays: dict[str, TruckStay]
-    records: list[list[OutletStep]] = field(default_factory=list)  # per step, per charger
-    decisions: list[Decision] = field(default_factory=list)
+    backend: SiteBackend
+    records: list[list[OutletStep]] = field(default_factory=list)  # per step, per charger of this node
     wall_s: float = 0.0
 
+    @property
+    def ems(self) -> SiteEms | None:
+        """The site EMS when it runs in this process."""
+        return self.backend.ems if isinstance(self.backend, LocalBackend) else None
+
+    def outcomes(self) -> list[VisitOutcome]:
+        return [stay.outcome() for stay in self.stays.values()]
+
     def report(self) -> DepotReport:
-        return build_report(self)
+        return build_report(self.scenario, self.records, self.outcomes(), self.wall_s)
+
+
+class SiteBackend(Protocol):
+    """The site EMS as a depot node reaches it: at each dispatch step the node hands over what happened and what
+    it measures, and gets its chargers' setpoints back."""
+
+    async def step(
+        self, t_s: float, announced: list[Announcement], records: list[OutletStep], telemetry: dict[str, Telemetry]
+    ) -> dict[str, Setpoint]: ...
+
+
+@dataclass
+class LocalBackend:
+    """The site EMS in this process."""
+
+    ems: SiteEms
+    decisions: list[Decision] = field(default_factory=list)
+
+    async def step(
+        self, t_s: float, announced: list[Announcement], records: list[OutletStep], telemetry: dict[str, Telemetry]
+    ) -> dict[str, Setpoint]:
+        for a in announced:
+            self.ems.announce(a)
+        if records:
+            self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records))
+        if not telemetry:  # the horizon: the last step's records only
+            return {}
+        decision = self.ems.dispatch(t_s, telemetry)
+        self.decisions.append(decision)
+        return decision.setpoints
 
 
 Progress = Callable[[float, DepotRun], None]
+
+
+def local_ems(scenario: DepotScenario, planner: Planner = lp_plan, guard: bool = True) -> LocalBackend:
+    """The site EMS for `scenario` in this process; `guard=False` leaves the grid limits unguarded (the
+    uncontrolled depot of the benchmark)."""
+    lead = LEAD_LOOPS * scenario.loop_interval_s
+    return LocalBackend(SiteEms(site_model(scenario), planner, departure_lead_s=lead, guard=guard))
 
 
 def run_depot(
@@ -192,43 +250,57 @@ def run_depot(
     progress: Progress | None = None,
     guard: bool = True,
 ) -> DepotRun:
-    """Play the whole scenario on a fresh virtual clock (`speed=None`: as fast as it computes); `guard=False`
-    leaves the grid limits unguarded (the uncontrolled depot of the benchmark)."""
+    """Play the whole scenario with its EMS in this process on a fresh virtual clock (`speed=None`: as fast as it
+    computes)."""
     clock = VirtualClock(START, speed)
-    return clock.run(play_depot(scenario, clock, planner=planner, progress=progress, guard=guard))
+    backend = local_ems(scenario, planner, guard)
+    return clock.run(play_depot(scenario, clock, backend, progress=progress))
 
 
 async def play_depot(
     scenario: DepotScenario,
     clock: VirtualClock,
+    backend: SiteBackend,
     *,
-    planner: Planner = lp_plan,
+    chargers: Collection[str] | None = None,
     progress: Progress | None = None,
-    guard: bool = True,
+    held: bool = False,
 ) -> DepotRun:
+    """Run the chargers named (default: all) and their trucks through the scenario. `held`: the clock waits at
+    each step boundary until the backend has answered (a site EMS in another process sets the pace)."""
     logging.getLogger("mcs_v2g").setLevel(logging.WARNING)
     wall = time.perf_counter()
-    outlets = {c.id: build_outlet(c, scenario, clock) for c in scenario.chargers}
-    lead = LEAD_LOOPS * scenario.loop_interval_s
-    ems = SiteEms(site_model(scenario), planner, departure_lead_s=lead, guard=guard)
-    run = DepotRun(scenario, ems, outlets, {t.id: TruckStay(t) for t in scenario.trucks})
+    mine = [c for c in scenario.chargers if chargers is None or c.id in chargers]
+    outlets = {c.id: build_outlet(c, scenario, clock) for c in mine}
+    stays = {t.id: TruckStay(t) for t in scenario.trucks if t.charger in outlets}
+    run = DepotRun(scenario, outlets, stays, backend)
     servers = {cid: o.charger.server(observers=Observers(message=o.observe)) for cid, o in outlets.items()}
     for outlet in outlets.values():
         outlet.start_metering()
-    visits = [asyncio.ensure_future(_stay(run, stay, servers, clock)) for stay in run.stays.values()]
-    announcements = sorted((announcement(t) for t in scenario.trucks), key=lambda a: a.t_s)
+    visits = [asyncio.ensure_future(_stay(run, stay, servers, clock)) for stay in stays.values()]
+    announcements = sorted((announcement(s.spec) for s in stays.values()), key=lambda a: a.t_s)
     try:
         for k, t in enumerate(scenario.step_starts()):
+            if held:
+                clock.hold(START + t)
             await clock.sleep_until(START + t)
-            if k:
-                _close_step(run, k - 1)
+            records = _close_step(run, k - 1) if k else []
+            due = []
             while announcements and announcements[0].t_s <= t:
-                run.ems.announce(announcements.pop(0))  # type: ignore[union-attr]
-            _dispatch(run, t, clock.now())
+                due.append(announcements.pop(0))
+            now = clock.now()
+            telemetry = {cid: o.telemetry(t, now) for cid, o in outlets.items()}
+            for cid, setpoint in (await backend.step(t, due, records, telemetry)).items():
+                if cid in outlets:
+                    outlets[cid].policy.apply(setpoint, clock.now())
             if progress is not None:
                 progress(t, run)
+        if held:
+            clock.hold(START + scenario.horizon_s)
         await clock.sleep_until(START + scenario.horizon_s)
-        _close_step(run, len(run.records))
+        await backend.step(scenario.horizon_s, [], _close_step(run, len(run.records)), {})
+        if held:
+            clock.hold(None)
         await asyncio.gather(*visits)
     finally:
         for task in visits:
@@ -239,15 +311,7 @@ async def play_depot(
     return run
 
 
-def _dispatch(run: DepotRun, t: float, now: float) -> None:
-    telemetry = {cid: o.telemetry(t, now) for cid, o in run.outlets.items()}
-    decision = run.ems.dispatch(t, telemetry)  # type: ignore[union-attr]
-    run.decisions.append(decision)
-    for cid, setpoint in decision.setpoints.items():
-        run.outlets[cid].policy.apply(setpoint, now)
-
-
-def _close_step(run: DepotRun, k: int) -> None:
+def _close_step(run: DepotRun, k: int) -> list[OutletStep]:
     """Account step k (it ends now): each charger's meter, the plugged truck's SoC."""
     s = run.scenario
     now = START + (k + 1) * s.step_s
@@ -258,14 +322,12 @@ def _close_step(run: DepotRun, k: int) -> None:
         stay = run.stays[spec.id] if spec is not None else None
         soc = None
         if stay is not None:
-            soc = spec.initial_soc if stay.truck is None else energy_soc(stay.truck.battery)  # type: ignore[union-attr]
+            soc = stay.spec.initial_soc if stay.truck is None else energy_soc(stay.truck.battery)
             stay.lowest_soc = min(stay.lowest_soc, soc, stay.spec.initial_soc)
         told = outlet.policy.told_w if stay is not None else 0.0
         records.append(OutletStep(k * s.step_s, cid, spec.id if spec else None, power, grid, soc, told, fcr))
     run.records.append(records)
-    grid_w = series_at(s.site.base_load_w, k * s.step_s) + sum(r.grid_w for r in records)
-    if run.ems is not None:
-        run.ems.record_step(k * s.step_s, grid_w)
+    return records
 
 
 async def _stay(run: DepotRun, stay: TruckStay, servers: dict, clock: VirtualClock) -> None:
@@ -317,11 +379,15 @@ async def _until_wanted(outlet: DepotOutlet, clock: VirtualClock, departure: flo
 
 
 # -- the report -------------------------------------------------------------------------------------------------
-def build_report(run: DepotRun) -> DepotReport:
-    s = run.scenario
-    steps = tuple(_step_report(s, k, records) for k, records in enumerate(run.records))
+def build_report(
+    scenario: DepotScenario, records: list[list[OutletStep]], outcomes: list[VisitOutcome], wall_s: float
+) -> DepotReport:
+    """The depot report from every charger's step records and every truck's outcome (wherever they ran)."""
+    s = scenario
+    steps = tuple(_step_report(s, k, step) for k, step in enumerate(records))
     measured = figures(s, steps)
-    trucks = tuple(_truck_report(run, spec, measured) for spec in s.trucks)
+    by_truck = {o.truck: o for o in outcomes}
+    trucks = tuple(_truck_report(spec, measured, by_truck.get(spec.id)) for spec in s.trucks)
     reasons = _failures(s, measured, trucks)
     return DepotReport(
         result="ok" if not reasons else "; ".join(reasons),
@@ -333,7 +399,7 @@ def build_report(run: DepotRun) -> DepotReport:
         grid_export_violation_s=measured.export_violation_s,
         trucks=trucks,
         fcr=measured.fcr,
-        wall_s=round(run.wall_s, 3),
+        wall_s=round(wall_s, 3),
         simulated_s=float(s.horizon_s),
         steps=steps,
     )
@@ -354,9 +420,8 @@ def _step_report(s: DepotScenario, k: int, records: list[OutletStep]) -> StepRep
     )
 
 
-def _truck_report(run: DepotRun, spec: TruckSpec, figures: Figures) -> TruckReport:
-    stay, mine = run.stays[spec.id], figures.trucks[spec.id]
-    cycles = stay.truck.battery.contactors.session_cycles if stay.truck else 0
+def _truck_report(spec: TruckSpec, measured: Figures, outcome: VisitOutcome | None) -> TruckReport:
+    mine = measured.trucks[spec.id]
     return TruckReport(
         id=spec.id,
         charger=spec.charger,
@@ -365,11 +430,11 @@ def _truck_report(run: DepotRun, spec: TruckSpec, figures: Figures) -> TruckRepo
         soc_at_departure=mine.soc_at_departure,
         target_met=mine.target_met,
         unserved_kwh=mine.unserved_kwh,
-        min_soc_seen=min(stay.lowest_soc, mine.lowest_soc),
-        contactor_cycles=cycles,
-        direction_changes=stay.direction_changes,
-        session_result=stay.session_result(),
-        messages=stay.messages,
+        min_soc_seen=min(outcome.min_soc_seen, mine.lowest_soc) if outcome else mine.lowest_soc,
+        contactor_cycles=outcome.contactor_cycles if outcome else 0,
+        direction_changes=outcome.direction_changes if outcome else 0,
+        session_result=outcome.session_result if outcome else "no report from its charger",
+        messages=outcome.messages if outcome else 0,
     )
 
 

@@ -131,8 +131,10 @@ class SiteEms:
         self._limits = (import_w, export_w)
         self._pending.append(f"grid limit {import_w / 1000:.0f} / {export_w / 1000:.0f} kW")
 
-    def record_step(self, t_s: float, grid_w: float) -> None:
-        """The site's measured mean grid power over the step that started at `t_s` (the demand charge's meter)."""
+    def record_step(self, t_s: float, chargers_grid_w: float) -> None:
+        """The chargers' measured mean grid-side power over the step that started at `t_s`; with the base load,
+        the site's import that the demand charge's meter counts."""
+        grid_w = at(self.model.base_load, t_s) + chargers_grid_w
         window = int(t_s // DEMAND_WINDOW_S)
         self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * self.model.step_s / 3600
 
