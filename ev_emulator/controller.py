@@ -41,6 +41,7 @@ class TruckController:
     leave_at_target: bool = False  # stop charging once the target SoC is reached (else stay until departure)
     negotiated: ServiceId | None = None
     schedule: Schedule | None = None
+    schedule_at: float | None = None  # when a renegotiated schedule was chosen (its entries run from then)
     started: float | None = None
     charge_loops: int = 0
     ended: tuple[str, bool] | None = None
@@ -67,6 +68,7 @@ class TruckController:
 
     def choose_schedule(self, schedules: list[Schedule], now: float) -> Schedule | None:
         self.schedule = schedules[0] if schedules else None
+        self.schedule_at = now if self.started is not None else None  # a renegotiated schedule runs from now
         return self.schedule
 
     def pre_charge(self, evse_present_voltage: float | None, now: float) -> PreChargeStep:
@@ -180,7 +182,7 @@ class TruckController:
         """The chosen tuple's charging power minus its discharging power at this time (W)."""
         if self.schedule is None or self.started is None:
             return 0.0
-        elapsed = now - self.started
+        elapsed = now - (self.schedule_at if self.schedule_at is not None else self.started)
         return power_at(self.schedule.charge, elapsed) - power_at(self.schedule.discharge or (), elapsed)
 
 

@@ -85,7 +85,7 @@ class PlantEvseController:
         if mode is ControlMode.DYNAMIC:
             departure = None if request is None else request.departure_time
             return ScheduleAnswer(departure_time=departure, go_to_pause=pause)
-        schedules = self.policy.schedules(max_entries, self.ratings, service in BPT_SERVICES)
+        schedules = self.policy.schedules(max_entries, self.ratings, service in BPT_SERVICES, now)
         return ScheduleAnswer(schedules=schedules, go_to_pause=pause)
 
     def cable_check(self, now: float) -> CableCheckStatus:
@@ -172,14 +172,12 @@ class PlantEvseController:
         self.last_energy = loop.energy or self.last_energy
         self.last_soc = loop.soc if loop.soc is not None else self.last_soc
         voltage = max(present.voltage_v, loop.ev_present_voltage, 1.0)
+        elapsed = 0.0 if self.started is None else now - self.started
+        x = PolicyInput(elapsed, self.last_soc, ev, self._limits(), self.last_energy, now)
+        power = self.policy.setpoint(x)  # asked in Scheduled mode too: the policy follows the session
+        current = power / voltage
         if loop.control_mode is ControlMode.SCHEDULED and loop.target_current is not None:
-            current = loop.target_current
-            power = current * voltage
-        else:
-            elapsed = 0.0 if self.started is None else now - self.started
-            x = PolicyInput(elapsed, self.last_soc, ev, self._limits(), self.last_energy, now)
-            power = self.policy.setpoint(x)
-            current = power / voltage
+            current = loop.target_current  # the EV follows its schedule
         current, limited = self._clamp(current, voltage, ev)
         faults = self.faults()
         pause = not faults and self.policy.pause(now)
@@ -197,7 +195,7 @@ class PlantEvseController:
             power_limit_achieved=limited == "power",
             voltage_limit_achieved=present.voltage_v >= v_limit - 1.0,
             meter=MeterReading(self.meter_id, int(meter.imported_wh), int(meter.exported_wh), int(now)),
-            notification="Terminate" if faults else "Pause" if pause else None,
+            notification=_notification(faults, pause, self.policy.renegotiate(now)),
         )
 
     def _clamp(self, current: float, voltage: float, ev: PowerLimits | None) -> tuple[float, str | None]:
@@ -225,6 +223,15 @@ class PlantEvseController:
         self.hal.imd.stop()
         self._switch_off()
         self._ev_said(EvReport(contactors_closed=False))
+
+
+def _notification(faults: list[PlantFault], pause: bool, renegotiate: bool) -> str | None:
+    """The EVSENotification of a charge loop: a fault terminates, then a pause, then a new schedule."""
+    if faults:
+        return "Terminate"
+    if pause:
+        return "Pause"
+    return "ScheduleRenegotiation" if renegotiate else None
 
 
 def within(limits: PowerLimits, capability: StageCapability | None) -> PowerLimits:

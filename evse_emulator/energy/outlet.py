@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stack.messages import iso20_common as cm
-from stack.session.controller import PowerLimits, Schedule
+from stack.session.controller import PowerLimits, PriceLevel, Schedule, ScheduleEntry
 from stack.session.rulebook import message_name
 
 from ..charger import Charger
@@ -58,6 +58,7 @@ class SiteSetpoint:
         self.direction_changes = 0
         self._held: _Held | None = None
         self._sign = 0
+        self.offered: _Offered | None = None  # the schedule a Scheduled session follows
 
     def apply(self, setpoint: Setpoint, now: float) -> None:
         self.watchdog.update(setpoint, now)
@@ -72,6 +73,11 @@ class SiteSetpoint:
     def setpoint(self, x: PolicyInput) -> float:
         now = x.now
         self.last = x
+        if self.offered is not None:  # a Scheduled session: the EV follows the schedule it was given
+            power = _power_at(_from(self.offered.profile, now - self.offered.at))
+            self.told_w = power
+            self._hold(now, power, 0.0)
+            return power
         fresh = self.watchdog.current(now)
         mine = self.current(now)
         base = mine.power_w if mine is not None else 0.0 if fresh is not None else self.watchdog.safe_w
@@ -100,8 +106,35 @@ class SiteSetpoint:
             return not mine.paused
         return self.watchdog.current(now) is None and self.watchdog.safe_w > 0
 
-    def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]:
-        return ChargeToTarget().schedules(max_entries, evse, bidirectional)
+    def schedules(
+        self, max_entries: int, evse: PowerLimits, bidirectional: bool, now: float = 0.0
+    ) -> tuple[Schedule, ...]:
+        """Scheduled mode: the EMS's plan for this truck from now on, with its price levels."""
+        mine = self.current(now)
+        if mine is None or not mine.profile:  # none for this truck yet: nothing (the safe share if the EMS is
+            base = 0.0 if self.watchdog.current(now) is not None else self.watchdog.safe_w  # silent) until it is
+            self.offered = _Offered(now, ((86_400.0, base, 0),), -1.0)
+            return ChargeToTarget().schedules(max_entries, replace(evse, max_charge_power=base), bidirectional, now)
+        offered = _from(mine.profile, now - self.start_s - mine.t_s)[: max(1, max_entries)]
+        self.offered = _Offered(now, offered, mine.t_s)
+        charge = tuple(ScheduleEntry(max(1, round(d)), max(p, 0.0)) for d, p, _ in offered)
+        discharge = tuple(ScheduleEntry(max(1, round(d)), max(-p, 0.0)) for d, p, _ in offered)
+        prices = tuple(PriceLevel(max(1, round(d)), level) for d, _, level in offered)
+        return (Schedule(1, charge, discharge if bidirectional else None, prices, mine.price_levels),)
+
+    def renegotiate(self, now: float) -> bool:
+        """A newer plan from the EMS differs materially from the schedule the EV follows: over the next hour by
+        more than `RENEGOTIATE_WH`, or now by more than `RENEGOTIATE_W`."""
+        mine, offered = self.current(now), self.offered
+        if mine is None or not mine.profile or offered is None or mine.t_s == offered.setpoint_t_s:
+            return False
+        elapsed = now - offered.at
+        old = _from(offered.profile, elapsed)
+        new = _from(mine.profile, now - self.start_s - mine.t_s)
+        return (
+            abs(_energy_wh(old, 3600.0) - _energy_wh(new, 3600.0)) > RENEGOTIATE_WH
+            or abs(_power_at(old) - _power_at(new)) > RENEGOTIATE_W
+        )
 
     def idle(self, now: float) -> None:
         """No session is drawing power (between sessions, paused, unplugged)."""
@@ -130,8 +163,47 @@ class SiteSetpoint:
 
     def new_truck(self, truck: str | None) -> None:
         self.truck = truck
+        self.offered = None
         self._sign = 0
         self.direction_changes = 0
+
+
+Profile = tuple[tuple[float, float, int], ...]  # (s, W, price level)
+RENEGOTIATE_WH = 5_000.0  # a plan this far off the followed schedule over the next hour is a material change ...
+RENEGOTIATE_W = 50_000.0  # ... or this far off now
+
+
+@dataclass(frozen=True)
+class _Offered:
+    at: float  # clock time the schedule was offered (its entries run from then)
+    profile: Profile
+    setpoint_t_s: float  # the setpoint it came from
+
+
+def _from(profile: Profile, elapsed_s: float) -> Profile:
+    """The profile from `elapsed_s` after its start on (empty after its end)."""
+    out, t = [], 0.0
+    for duration, power, level in profile:
+        end = t + duration
+        if end > elapsed_s:
+            out.append((end - max(t, elapsed_s), power, level))
+        t = end
+    return tuple(out)
+
+
+def _power_at(profile: Profile) -> float:
+    return profile[0][1] if profile else 0.0
+
+
+def _energy_wh(profile: Profile, span_s: float) -> float:
+    total, t = 0.0, 0.0
+    for duration, power, _ in profile:
+        take = min(duration, span_s - t)
+        if take <= 0:
+            break
+        total += power * take / 3600
+        t += take
+    return total
 
 
 def _within(power_w: float, ev: PowerLimits | None, evse: PowerLimits) -> float:
@@ -149,6 +221,8 @@ class Visit:
     session_id: str | None = None
     messages: int = 0
     starts: int = 0  # PowerDelivery(Start): the truck's contactor closings
+    renegotiations: int = 0  # PowerDelivery(ScheduleRenegotiation)
+    priced_schedules: int = 0  # ScheduleExchangeRes with price levels
 
 
 @dataclass
@@ -182,6 +256,11 @@ class DepotOutlet:
         visit.messages += 1
         if isinstance(message, cm.PowerDeliveryReq) and message.charge_progress == cm.ChargeProgress.Start:
             visit.starts += 1
+        elif isinstance(message, cm.PowerDeliveryReq):
+            visit.renegotiations += message.charge_progress == cm.ChargeProgress.ScheduleRenegotiation
+        elif isinstance(message, cm.ScheduleExchangeRes) and message.scheduled_se_res_control_mode is not None:
+            tuples = message.scheduled_se_res_control_mode.schedule_tuple
+            visit.priced_schedules += any(t.charging_schedule.price_level_schedule is not None for t in tuples)
         elif message_name(message) == "SessionSetupRes":
             visit.session_id = message.header.session_id.hex().upper()  # type: ignore[attr-defined]
 

@@ -28,9 +28,15 @@ class PolicyInput:
 
 class SetpointPolicy(Protocol):
     def setpoint(self, x: PolicyInput) -> float: ...
-    def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]: ...
+    def schedules(
+        self, max_entries: int, evse: PowerLimits, bidirectional: bool, now: float = 0.0
+    ) -> tuple[Schedule, ...]: ...
     def pause(self, now: float) -> bool:
         """Whether the session should pause now (no energy wanted for a while: the EV is asked to pause)."""
+        ...
+
+    def renegotiate(self, now: float) -> bool:
+        """Whether the schedules offered have changed materially (Scheduled mode: ask for a renegotiation)."""
         ...
 
 
@@ -63,7 +69,12 @@ class ChargeToTarget:
     def pause(self, now: float) -> bool:
         return False
 
-    def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]:
+    def renegotiate(self, now: float) -> bool:
+        return False
+
+    def schedules(
+        self, max_entries: int, evse: PowerLimits, bidirectional: bool, now: float = 0.0
+    ) -> tuple[Schedule, ...]:
         entries = tuple(ScheduleEntry(3600, evse.max_charge_power) for _ in range(min(24, max_entries)))
         return (Schedule(1, entries),)
 
@@ -117,6 +128,9 @@ class ScriptedProfile:
     def pause(self, now: float) -> bool:
         return False
 
+    def renegotiate(self, now: float) -> bool:
+        return False
+
     def setpoint(self, x: PolicyInput) -> float:
         wanted = self.requested(x.elapsed)
         if wanted is None:
@@ -129,7 +143,9 @@ class ScriptedProfile:
             return min(wanted, _charge_max(x)) if _needs_charge(x) else 0.0
         return wanted
 
-    def schedules(self, max_entries: int, evse: PowerLimits, bidirectional: bool) -> tuple[Schedule, ...]:
+    def schedules(
+        self, max_entries: int, evse: PowerLimits, bidirectional: bool, now: float = 0.0
+    ) -> tuple[Schedule, ...]:
         """One tuple: the timetable as charging entries (discharge steps as a discharging schedule)."""
         if not self.steps:
             return ChargeToTarget().schedules(max_entries, evse, bidirectional)

@@ -5,6 +5,10 @@
     depot/<site>/truck/<id>/announce      operator -> EMS  ETA/ETD, energy need, SoC bounds, booked
     depot/<site>/grid/limit               operator/DSO     {"t_s": .., "import_w": .., "export_w": ..}
     depot/<site>/status/<node>            every node       "online" / "offline" (retained; the last will)
+    depot/<site>/charger/<id>/step        charger -> EMS   the step's record (OutletStep) at its end
+    depot/<site>/truck/<id>/outcome       charger -> EMS   how the truck's sessions went (VisitOutcome), after it left
+    depot/<site>/node/<node>/ready        node -> EMS      {"t_s": .., "chargers": [..]}: all of step t_s published
+    depot/<site>/ems/done                 EMS -> nodes     {"t_s": ..}: the EMS has every record and outcome
 
 A payload that is not JSON, lacks a key or has a value of the wrong type is rejected with the reason (the
 caller logs it and goes on); a number out of range is clamped and the clamp is said. Nothing here raises.
@@ -55,6 +59,19 @@ class Topics:
     def status(self, node: str) -> str:
         return f"{self.root}/status/{node}"
 
+    def step(self, charger: str) -> str:
+        return f"{self.root}/charger/{charger}/step"
+
+    def outcome(self, truck: str) -> str:
+        return f"{self.root}/truck/{truck}/outcome"
+
+    def ready(self, node: str) -> str:
+        return f"{self.root}/node/{node}/ready"
+
+    @property
+    def done(self) -> str:
+        return f"{self.root}/ems/done"
+
     def charger_of(self, topic: str) -> str | None:
         """The charger id of a charger topic of this site, else None."""
         parts = topic.split("/")
@@ -102,6 +119,8 @@ class Setpoint:
     paused: bool = False  # no energy now: the session pauses (a contactor cycle to resume)
     fcr_w: float = 0.0
     deadband_hz: float = 0.0
+    profile: tuple[tuple[float, float, int], ...] = ()  # Scheduled mode: (s, W, price level) from t_s on
+    price_levels: int = 0  # the number of price levels the profile's levels are out of
 
     def payload(self) -> bytes:
         return _json(self)
@@ -237,7 +256,35 @@ def parse_setpoint(
     notes = [] if clamped == power else [f"power_w {power:.0f} W clamped to {clamped:.0f} W"]
     truck, paused, fcr, fcr_note, deadband = extras
     notes += [fcr_note] if fcr_note else []
-    return Setpoint(t_s, clamped, valid, "; ".join(notes) or None, truck, paused, fcr, deadband)
+    schedule = _profile(value, max_charge_w, max_discharge_w)
+    if isinstance(schedule, Rejected):
+        return schedule
+    profile, levels = schedule
+    note = "; ".join(notes) or None
+    return Setpoint(t_s, clamped, valid, note, truck, paused, fcr, deadband, profile, levels)
+
+
+def _profile(
+    value: dict[str, Any], max_charge_w: float, max_discharge_w: float
+) -> tuple[tuple[tuple[float, float, int], ...], int] | Rejected:
+    """The optional Scheduled-mode profile: [[seconds, watts, price level], ...] and its number of levels; powers
+    clamped to the ratings."""
+    raw, levels = value.get("profile", []), value.get("price_levels", 0)
+    if not isinstance(levels, int) or isinstance(levels, bool) or not 0 <= levels <= 255:
+        return Rejected(f"'price_levels' must be a whole number 0..255, got {levels!r}")
+    if not isinstance(raw, list) or len(raw) > 1024:
+        return Rejected("'profile' must be a list of at most 1024 [seconds, watts, level] entries")
+    entries = []
+    for entry in raw:
+        ok = isinstance(entry, list) and len(entry) == 3 and all(_finite_number(v) for v in entry)
+        if not ok or entry[0] <= 0 or not float(entry[2]).is_integer() or not 0 <= entry[2] <= max(levels - 1, 0):
+            return Rejected(f"'profile' entries are [seconds > 0, watts, level < price_levels], got {entry!r}")
+        entries.append((float(entry[0]), min(max(float(entry[1]), -max_discharge_w), max_charge_w), int(entry[2])))
+    return tuple(entries), levels
+
+
+def _finite_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _setpoint_extras(value: dict[str, Any], rating_w: float) -> tuple[str | None, bool, float, str, float] | Rejected:

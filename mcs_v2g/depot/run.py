@@ -155,6 +155,7 @@ class TruckStay:
     """One truck's visit as the simulation saw it."""
 
     spec: TruckSpec
+    control: str = "dynamic"
     truck: Truck | None = None
     closes: list[Close] = field(default_factory=list)
     lowest_soc: float = 1.0
@@ -235,11 +236,14 @@ class LocalBackend:
 Progress = Callable[[float, DepotRun], None]
 
 
-def local_ems(scenario: DepotScenario, planner: Planner = lp_plan, guard: bool = True) -> LocalBackend:
+def local_ems(
+    scenario: DepotScenario, planner: Planner = lp_plan, guard: bool = True, control: str = "dynamic"
+) -> LocalBackend:
     """The site EMS for `scenario` in this process; `guard=False` leaves the grid limits unguarded (the
-    uncontrolled depot of the benchmark)."""
+    uncontrolled depot of the benchmark); `control="scheduled"` sends each truck its plan as a schedule."""
     lead = LEAD_LOOPS * scenario.loop_interval_s
-    return LocalBackend(SiteEms(site_model(scenario), planner, departure_lead_s=lead, guard=guard))
+    ems = SiteEms(site_model(scenario), planner, departure_lead_s=lead, guard=guard, scheduled=control == "scheduled")
+    return LocalBackend(ems)
 
 
 def run_depot(
@@ -249,12 +253,13 @@ def run_depot(
     speed: float | None = None,
     progress: Progress | None = None,
     guard: bool = True,
+    control: str = "dynamic",
 ) -> DepotRun:
     """Play the whole scenario with its EMS in this process on a fresh virtual clock (`speed=None`: as fast as it
-    computes)."""
+    computes); every truck in Dynamic or Scheduled `control` mode."""
     clock = VirtualClock(START, speed)
-    backend = local_ems(scenario, planner, guard)
-    return clock.run(play_depot(scenario, clock, backend, progress=progress))
+    backend = local_ems(scenario, planner, guard, control)
+    return clock.run(play_depot(scenario, clock, backend, progress=progress, control=control))
 
 
 async def play_depot(
@@ -265,15 +270,20 @@ async def play_depot(
     chargers: Collection[str] | None = None,
     progress: Progress | None = None,
     held: bool = False,
+    control: str = "dynamic",
+    built: Callable[[DepotRun], None] | None = None,
 ) -> DepotRun:
     """Run the chargers named (default: all) and their trucks through the scenario. `held`: the clock waits at
-    each step boundary until the backend has answered (a site EMS in another process sets the pace)."""
+    each step boundary until the backend has answered (a site EMS in another process sets the pace). `built` is
+    called with the run once its chargers exist (a backend that applies setpoints as they come needs them)."""
     logging.getLogger("mcs_v2g").setLevel(logging.WARNING)
     wall = time.perf_counter()
     mine = [c for c in scenario.chargers if chargers is None or c.id in chargers]
     outlets = {c.id: build_outlet(c, scenario, clock) for c in mine}
-    stays = {t.id: TruckStay(t) for t in scenario.trucks if t.charger in outlets}
+    stays = {t.id: TruckStay(t, control=control) for t in scenario.trucks if t.charger in outlets}
     run = DepotRun(scenario, outlets, stays, backend)
+    if built is not None:
+        built(run)
     servers = {cid: o.charger.server(observers=Observers(message=o.observe)) for cid, o in outlets.items()}
     for outlet in outlets.values():
         outlet.start_metering()
@@ -334,7 +344,7 @@ async def _stay(run: DepotRun, stay: TruckStay, servers: dict, clock: VirtualClo
     """A truck's visit: plug in at arrival, run its session (and rejoin after each pause), leave at departure."""
     spec, s = stay.spec, run.scenario
     await clock.sleep_until(START + spec.arrival_s)
-    truck = Truck.build(truck_config(spec, s), clock, pack=pack_of(spec))
+    truck = Truck.build(truck_config(spec, s, stay.control), clock, pack=pack_of(spec))
     stay.truck = truck
     outlet = run.outlets[spec.charger]
     plant = outlet.charger.plant

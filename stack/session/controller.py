@@ -86,12 +86,21 @@ class ScheduleEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceLevel:
+    duration: int  # s
+    level: int  # 0 = the cheapest of `Schedule.price_levels`
+
+
+@dataclass(frozen=True, slots=True)
 class Schedule:
-    """One ScheduleTuple: a charging and optionally a discharging power schedule."""
+    """One ScheduleTuple: a charging and optionally a discharging power schedule; optionally the price levels
+    over the same time (a PriceLevelSchedule in the charging schedule: `price_levels` levels, 0 the cheapest)."""
 
     tuple_id: int
     charge: tuple[ScheduleEntry, ...]
     discharge: tuple[ScheduleEntry, ...] | None = None
+    prices: tuple[PriceLevel, ...] = ()
+    price_levels: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,3 +136,18 @@ def test_a_bad_scenario_is_one_line_and_status_2(
     assert main(["depot", "--scenario", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and expected in err[0]
+
+
+def test_scheduled_mode_sends_the_plan_with_price_levels_and_renegotiates(scenario: DepotScenario) -> None:
+    run = run_depot(scenario, control="scheduled")
+    report = run.report()
+    assert judge(scenario, report) == []
+    assert report.grid_import_violation_s == 0
+    visits = [v for o in run.outlets.values() for v in o.visits]
+    assert all(v.priced_schedules >= 1 for v in visits)  # every ScheduleExchangeRes carried price levels
+    assert sum(v.renegotiations for v in visits) >= 1  # a changed plan reached a truck by renegotiation
+    for truck in report.trucks:
+        spec = next(t for t in scenario.trucks if t.id == truck.id)
+        assert truck.session_result == "ok"
+        assert truck.target_met or not scenario.feasible(spec), truck
+    assert report.fcr.delivered_kwh == 0  # the EV drives a Scheduled session: no droop at the charger

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..realtime import Outlet, RealTimeLayer, Told
 from ..topics import Announcement, Setpoint, Telemetry
@@ -94,6 +94,7 @@ class SiteEms:
     deviation_wh: float = DEVIATION_WH
     departure_lead_s: float = 0.0  # the chargers deliver nothing this close to a departure
     guard: bool = True  # False: the real-time layer does not guard the grid limits (an uncontrolled depot)
+    scheduled: bool = False  # Scheduled mode: each setpoint carries the truck's plan as a profile (no FCR)
     known: dict[str, Announcement] = field(default_factory=dict)
     plan: Plan | None = None
     infeasible: dict[str, str] = field(default_factory=dict)  # truck -> why its target cannot be met
@@ -213,7 +214,7 @@ class SiteEms:
         end = min(m.horizon_s, step * math.ceil(end / step))
         times = tuple(t_s + k * step for k in range(max(1, round((end - t_s) / step))))
         imp, exp = self._kept()
-        fcr = m.fcr
+        fcr = None if self.scheduled else m.fcr  # the EV drives a Scheduled session: no droop at the charger
         window = int(t_s // DEMAND_WINDOW_S)
         before = (self._imports.get(w, 0.0) * 3600 / DEMAND_WINDOW_S for w in self._imports if w < window)
         return SitePlan(
@@ -260,7 +261,7 @@ class SiteEms:
         self, t_s: float, telemetry: Mapping[str, Telemetry], energy: Mapping[str, float], replanned: tuple[str, ...]
     ) -> Decision:
         m = self.model
-        fcr_capacity = m.fcr.capacity_in(t_s, t_s + m.step_s) if m.fcr else 0.0
+        fcr_capacity = m.fcr.capacity_in(t_s, t_s + m.step_s) if m.fcr and not self.scheduled else 0.0
         fcr_step = fcr_capacity > 0
         outlets = [self._outlet(cid, tel, t_s, fcr_step, energy) for cid, tel in telemetry.items() if tel.truck]
         imp, exp = self._kept() if self.guard else (math.inf, math.inf)
@@ -274,14 +275,41 @@ class SiteEms:
         }
         for cid, sp in setpoints.items():
             if sp.fcr_w:
-                setpoints[cid] = Setpoint(sp.t_s, sp.power_w, valid, None, sp.truck, sp.paused, sp.fcr_w, deadband)
+                setpoints[cid] = replace(sp, deadband_hz=deadband)
         return Decision(setpoints, told, replanned)
 
     def _told(
         self, cid: str, tel: Telemetry, told: Mapping[str, Told], shares: Mapping[str, float], valid: float
     ) -> Setpoint:
         t = told[cid]
-        return Setpoint(tel.t_s, t.power_w, valid, None, tel.truck, t.paused, shares.get(cid, 0.0))
+        profile, levels = self._profile(tel.truck or "", tel.t_s, t.power_w) if self.scheduled else ((), 0)
+        return Setpoint(
+            tel.t_s, t.power_w, valid, None, tel.truck, t.paused, shares.get(cid, 0.0), 0.0, profile, levels
+        )
+
+    def _profile(self, tid: str, t_s: float, now_w: float) -> tuple[tuple[tuple[float, float, int], ...], int]:
+        """The truck's plan from now to its departure as (s, W, price level) entries, equal neighbours merged; the
+        first step as the real-time layer told it."""
+        p, step = self.plan, self.model.step_s
+        planned = None if p is None else next((tp for tp in p.trucks if tp.id == tid), None)
+        levels = _price_levels(self.model.import_price)
+        if p is None or planned is None:
+            return ((step, now_w, levels[at(self.model.import_price, t_s)]),), len(set(levels.values()))
+        k = round((t_s - p.t_s[0]) / step)
+        end = self.known[tid].departure_s - self.departure_lead_s
+        entries: list[tuple[float, float, int]] = []
+        for j in range(max(k, 0), len(planned.power_w)):
+            t = p.t_s[j]
+            if t >= end:
+                break
+            power = now_w if j == k else planned.power_w[j]
+            level = levels[at(self.model.import_price, t)]
+            duration = min(step, end - t)
+            if entries and entries[-1][1] == power and entries[-1][2] == level:
+                entries[-1] = (entries[-1][0] + duration, power, level)
+            else:
+                entries.append((duration, power, level))
+        return tuple(entries), len(set(levels.values()))
 
     def _outlet(self, cid: str, tel: Telemetry, t_s: float, fcr_step: bool, energy: Mapping[str, float]) -> Outlet:
         charger = self.model.charger(cid)
@@ -319,6 +347,11 @@ class SiteEms:
         if planned is None or not 0 <= k < len(planned.power_w):
             return None
         return planned.power_w[k]
+
+
+def _price_levels(prices: Series) -> dict[float, int]:
+    """Each import price's level: 0 the cheapest, one level per distinct price."""
+    return {price: level for level, price in enumerate(sorted({v for _, v in prices}))}
 
 
 def _fcr_shares(outlets: list[Outlet], told: Mapping[str, Told], capacity_w: float) -> dict[str, float]:

@@ -8,7 +8,7 @@ from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
 from stack.messages.minimal import minimal
 
-from ..controller import EnergyRequest, Schedule, ScheduleEntry, StopReason
+from ..controller import EnergyRequest, PriceLevel, Schedule, ScheduleEntry, StopReason
 from ..exchange import Answer, EvccContext, Handlers, Repeat, SeccContext, SendNext, Step, StopSession
 from ..rules import request_rule, response_rule
 from ..services import ControlMode
@@ -95,15 +95,27 @@ def _power_schedule(entries: tuple[ScheduleEntry, ...], anchor: int) -> cm.Charg
     return cm.ChargingSchedule(power_schedule=power)
 
 
+def _price_levels(s: Schedule, anchor: int) -> cm.PriceLevelSchedule:
+    items = [cm.PriceLevelScheduleEntry(duration=p.duration, price_level=p.level) for p in s.prices]
+    return cm.PriceLevelSchedule(
+        time_anchor=anchor,
+        price_schedule_id=s.tuple_id,
+        number_of_price_levels=s.price_levels,
+        price_level_schedule_entries=cm.PriceLevelScheduleEntryList(price_level_schedule_entry=items),
+    )
+
+
 def schedule_tuples(schedules: tuple[Schedule, ...], anchor: int) -> list[cm.ScheduleTuple]:
-    return [
-        cm.ScheduleTuple(
-            schedule_tuple_id=s.tuple_id,
-            charging_schedule=_power_schedule(s.charge, anchor),
-            discharging_schedule=None if s.discharge is None else _power_schedule(s.discharge, anchor),
+    tuples = []
+    for s in schedules:
+        charging = _power_schedule(s.charge, anchor)
+        if s.prices:
+            charging.price_level_schedule = _price_levels(s, anchor)
+        discharging = None if s.discharge is None else _power_schedule(s.discharge, anchor)
+        tuples.append(
+            cm.ScheduleTuple(schedule_tuple_id=s.tuple_id, charging_schedule=charging, discharging_schedule=discharging)
         )
-        for s in schedules
-    ]
+    return tuples
 
 
 def schedules_of_tuples(tuples: list[cm.ScheduleTuple]) -> list[Schedule]:
@@ -111,11 +123,20 @@ def schedules_of_tuples(tuples: list[cm.ScheduleTuple]) -> list[Schedule]:
         items = cs.power_schedule.power_schedule_entries.power_schedule_entry
         return tuple(ScheduleEntry(duration=e.duration, power=fl(e.power)) for e in items)
 
+    def prices(cs: cm.ChargingSchedule) -> tuple[tuple[PriceLevel, ...], int]:
+        levels = cs.price_level_schedule
+        if levels is None:
+            return (), 0
+        items = levels.price_level_schedule_entries.price_level_schedule_entry
+        return tuple(PriceLevel(e.duration, e.price_level) for e in items), levels.number_of_price_levels
+
     return [
         Schedule(
             tuple_id=t.schedule_tuple_id,
             charge=entries(t.charging_schedule),
             discharge=None if t.discharging_schedule is None else entries(t.discharging_schedule),
+            prices=prices(t.charging_schedule)[0],
+            price_levels=prices(t.charging_schedule)[1],
         )
         for t in tuples
     ]
