@@ -52,12 +52,17 @@ class Curve:
 
     xs: tuple[float, ...]
     ys: tuple[float, ...]
+    _area: tuple[float, ...] = field(init=False, repr=False, compare=False)  # the integral up to each point
 
     def __post_init__(self) -> None:
         if len(self.xs) != len(self.ys) or len(self.xs) < 2:
             raise ValueError("a curve needs at least two points, as many x as y")
         if any(b <= a for a, b in zip(self.xs, self.xs[1:], strict=False)):
             raise ValueError("curve x values must increase")
+        area = [0.0]
+        for i in range(len(self.xs) - 1):
+            area.append(area[-1] + (self.xs[i + 1] - self.xs[i]) * (self.ys[i] + self.ys[i + 1]) / 2)
+        object.__setattr__(self, "_area", tuple(area))
 
     def __call__(self, x: float) -> float:
         xs, ys = self.xs, self.ys
@@ -70,15 +75,10 @@ class Curve:
 
     def integral(self, x: float) -> float:
         """Integral from xs[0] to x (x within the curve's range)."""
-        x = min(max(x, self.xs[0]), self.xs[-1])
-        total = 0.0
-        for i in range(len(self.xs) - 1):
-            a, b = self.xs[i], self.xs[i + 1]
-            if x <= a:
-                break
-            end = min(x, b)
-            total += (end - a) * (self.ys[i] + self(end)) / 2
-        return total
+        xs = self.xs
+        x = min(max(x, xs[0]), xs[-1])
+        i = min(bisect_right(xs, x) - 1, len(xs) - 2)
+        return self._area[i] + (x - xs[i]) * (self.ys[i] + self(x)) / 2
 
 
 # NMC cell OCV over the usable SoC window (rest voltage, 25 degC): steep below 10 %, a plateau around 3.6-3.7 V,
