@@ -190,7 +190,7 @@ class PlantEvseController:
         return ChargeLoopOutput(
             present_voltage=present.voltage_v,
             present_current=present.current_a,
-            limits=self._limits(),
+            limits=self.policy.advertise(self._limits(), now),
             current_limit_achieved=limited == "current",
             power_limit_achieved=limited == "power",
             voltage_limit_achieved=present.voltage_v >= v_limit - 1.0,

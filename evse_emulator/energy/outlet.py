@@ -99,6 +99,25 @@ class SiteSetpoint:
             return True
         return False
 
+    def advertise(self, limits: PowerLimits, now: float) -> PowerLimits:
+        """Dynamic mode: the EVSE maximum powers told in DC_ChargeLoopRes are what the EMS allows now (its
+        setpoint, and the FCR share on top in either direction); the minimums never above them."""
+        mine = self.current(now)
+        if mine is None or self.offered is not None:
+            return limits
+        up = max(mine.power_w, 0.0) + mine.fcr_w
+        down = max(-mine.power_w, 0.0) + mine.fcr_w
+        charge = min(limits.max_charge_power, up)
+        told = replace(limits, max_charge_power=charge, min_charge_power=min(limits.min_charge_power, charge))
+        if limits.max_discharge_power is None:
+            return told
+        discharge = min(limits.max_discharge_power, down)
+        return replace(
+            told,
+            max_discharge_power=discharge,
+            min_discharge_power=min(limits.min_discharge_power or 0.0, discharge),
+        )
+
     def wants_energy(self, now: float) -> bool:
         """Whether a paused truck should rejoin: the EMS wants energy for it, or it is silent (the safe share)."""
         mine = self.current(now)

@@ -39,6 +39,10 @@ class SetpointPolicy(Protocol):
         """Whether the schedules offered have changed materially (Scheduled mode: ask for a renegotiation)."""
         ...
 
+    def advertise(self, limits: PowerLimits, now: float) -> PowerLimits:
+        """The EVSE limits told in DC_ChargeLoopRes: the ratings, or narrower (what a site EMS allows now)."""
+        ...
+
 
 def _charge_max(x: PolicyInput) -> float:
     ev = x.ev.max_charge_power if x.ev else x.evse.max_charge_power
@@ -71,6 +75,9 @@ class ChargeToTarget:
 
     def renegotiate(self, now: float) -> bool:
         return False
+
+    def advertise(self, limits: PowerLimits, now: float) -> PowerLimits:
+        return limits
 
     def schedules(
         self, max_entries: int, evse: PowerLimits, bidirectional: bool, now: float = 0.0
@@ -130,6 +137,9 @@ class ScriptedProfile:
 
     def renegotiate(self, now: float) -> bool:
         return False
+
+    def advertise(self, limits: PowerLimits, now: float) -> PowerLimits:
+        return limits
 
     def setpoint(self, x: PolicyInput) -> float:
         wanted = self.requested(x.elapsed)
