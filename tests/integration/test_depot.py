@@ -151,3 +151,29 @@ def test_scheduled_mode_sends_the_plan_with_price_levels_and_renegotiates(scenar
         assert truck.session_result == "ok"
         assert truck.target_met or not scenario.feasible(spec), truck
     assert report.fcr.delivered_kwh == 0  # the EV drives a Scheduled session: no droop at the charger
+
+
+def test_a_silent_truck_is_cut_at_departure_in_virtual_time(
+    scenario: DepotScenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t2's EVCC never says a word: the charger gives up on it, the truck leaves at departure, the depot goes on
+    (no wall-clock wait: the timers are the virtual clock's) and the run is not ok because of it."""
+    import asyncio
+
+    import mcs_v2g.depot.run as depot_run
+
+    real = depot_run.run_evcc_on
+
+    async def silent_for_t2(reader, writer, controller, config, *, clock):  # type: ignore[no-untyped-def]
+        if controller.vin == "t2":
+            await asyncio.Event().wait()  # hangs: never sends, never closes
+        return await real(reader, writer, controller, config, clock=clock)
+
+    monkeypatch.setattr(depot_run, "run_evcc_on", silent_for_t2)
+    report = run_depot(scenario).report()
+    assert judge(scenario, report) == []
+    t2 = next(t for t in report.trucks if t.id == "t2")
+    assert "had not ended" in t2.session_result and t2.energy_in_kwh == 0
+    assert report.result != "ok" and "t2:" in report.result
+    others = [t for t in report.trucks if t.id != "t2"]
+    assert all(t.session_result == "ok" for t in others)
