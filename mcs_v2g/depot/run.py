@@ -44,6 +44,11 @@ log = logging.getLogger("mcs_v2g.depot")
 
 START = 1_795_000_000.0  # the clock's epoch at the scenario's t = 0
 LEAD_LOOPS = 2  # charge loops before departure in which a charger delivers nothing (the session ends on time)
+LEAVE_GRACE_S = 120.0  # a session still running this long after its truck's departure is cut (a hung truck)
+# a dispatch comes just after its step's instant: what happens at that instant (a truck plugging in, a charge loop)
+# is seen by it whatever the order of simultaneous timers (a held clock orders them differently); before the
+# paused trucks look again (`_until_wanted`, 1 ms after)
+DISPATCH_LAG_S = 0.0005
 
 
 # -- the scenario's parts as the emulator's products ------------------------------------------------------------
@@ -292,8 +297,8 @@ async def play_depot(
     try:
         for k, t in enumerate(scenario.step_starts()):
             if held:
-                clock.hold(START + t)
-            await clock.sleep_until(START + t)
+                clock.hold(START + t + DISPATCH_LAG_S)
+            await clock.sleep_until(START + t + DISPATCH_LAG_S)
             records = _close_step(run, k - 1) if k else []
             due = []
             while announcements and announcements[0].t_s <= t:
@@ -358,7 +363,11 @@ async def _stay(run: DepotRun, stay: TruckStay, servers: dict, clock: VirtualClo
         link = await memory_link()
         secc = asyncio.ensure_future(servers[spec.charger].serve(*link.server))
         try:
-            close, session = await run_evcc_on(*link.client, truck.controller, config, clock=clock)
+            async with clock.timeout_at(departure + LEAVE_GRACE_S):
+                close, session = await run_evcc_on(*link.client, truck.controller, config, clock=clock)
+        except TimeoutError:  # a hung truck drives off anyway: its session is cut at the plug
+            close, session = Close(f"the truck's session had not ended {LEAVE_GRACE_S:.0f} s after departure"), None
+            link.client[1].close()
         except Exception as exc:  # the truck's own failure ends its stay, reported
             close, session = Close(f"the EV side failed: {type(exc).__name__}: {exc}"), None
         await asyncio.gather(secc, return_exceptions=True)
