@@ -130,6 +130,8 @@ class SiteSetpoint:
     ) -> tuple[Schedule, ...]:
         """Scheduled mode: the EMS's plan for this truck from now on, with its price levels."""
         mine = self.current(now)
+        if mine is not None and not _from(mine.profile, now - self.start_s - mine.t_s):
+            mine = None  # its profile has run out (the truck stays past its plan): nothing, as below
         if mine is None or not mine.profile:  # none for this truck yet: nothing (the safe share if the EMS is
             base = 0.0 if self.watchdog.current(now) is not None else self.watchdog.safe_w  # silent) until it is
             self.offered = _Offered(now, ((86_400.0, base, 0),), -1.0)

@@ -122,7 +122,7 @@ class SiteEms:
         rate = min(a.max_charge_w, self.model.charger(a.charger).max_power_w)
         need_wh = max(a.target_soc - a.soc, 0.0) * a.battery_wh
         best = a.soc + rate * (a.departure_s - a.arrival_s) / 3600 / a.battery_wh
-        if need_wh > rate * (a.departure_s - a.arrival_s) / 3600:
+        if need_wh > rate * (a.departure_s - a.arrival_s) / 3600 + 1e-6:  # a Wh's millionth: float rounding
             why = f"target {a.target_soc:.0%} cannot be met: at most {min(best, 1.0):.1%} at {rate / 1000:.0f} kW"
             self.infeasible[a.truck] = why
             self.events.append((a.t_s, f"{a.truck}: {why}"))

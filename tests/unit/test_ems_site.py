@@ -1,0 +1,330 @@
+"""The site EMS as a backend runs it (`SiteEms`): when it re-plans, what it plans with, what it tells the chargers.
+
+Small hand-built sites (1 min steps); a stub planner gives a known plan where the numbers matter, the LP where the
+plan's optimum does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from evse_emulator.energy.ems.model import PLAN_WEIGHTS, Charger, Plan, SitePlan, evaluate
+from evse_emulator.energy.ems.site import GUARD_MARGIN, TARGET_MARGIN, FcrTerms, Planner, SiteEms, SiteModel
+from evse_emulator.energy.topics import Announcement, Telemetry
+
+KW = 1000.0
+KWH = 1000.0
+STEP = 60.0
+C1 = Charger("c1", 400 * KW, bidirectional=True)
+C2 = Charger("c2", 400 * KW, bidirectional=True)
+
+
+def model(
+    chargers: tuple[Charger, ...] = (C1,),
+    import_w: float = 1e6,
+    prices: tuple[tuple[float, float], ...] = ((0.0, 0.20),),
+    base_w: float = 0.0,
+    **kw: object,
+) -> SiteModel:
+    settings: dict = (
+        dict(
+            step_s=STEP,
+            horizon_s=4 * 3600.0,
+            import_price=prices,
+            export_price=((0.0, 0.0),),
+            base_load=((0.0, base_w),),
+            import_limit_w=import_w,
+            export_limit_w=1e6,
+            demand_eur_per_kw=0.0,
+            unserved_eur_per_kwh=2.0,
+            chargers=chargers,
+        )
+        | kw
+    )
+    return SiteModel(**settings)
+
+
+def announce(truck: str = "T1", charger: str = "c1", **kw: object) -> Announcement:
+    settings: dict = (
+        dict(
+            t_s=0.0,
+            arrival_s=0.0,
+            departure_s=7200.0,
+            battery_wh=500 * KWH,
+            soc=0.2,
+            target_soc=0.8,
+            min_soc=0.1,
+            max_charge_w=300 * KW,
+            max_discharge_w=0.0,
+            min_power_w=0.0,
+            booked=False,
+            max_contactor_cycles=10,
+        )
+        | kw
+    )
+    return Announcement(truck=truck, charger=charger, **settings)
+
+
+def tel(t_s: float, truck: str | None = "T1", **kw: Any) -> Telemetry:
+    return Telemetry(t_s, 800.0, 0.0, 0.0, None, "connected" if truck else "idle", None, truck=truck, **kw)
+
+
+def stub(power: Callable[[str, float], float], seen: list[SitePlan] | None = None, fallback: bool = False) -> Planner:
+    """A planner whose plan is `power(truck, step start)` for every truck and step."""
+
+    def planner(x: SitePlan) -> Plan:
+        if seen is not None:
+            seen.append(x)
+        powers = [[power(t.id, tk) for tk in x.t_s] for t in x.trucks]
+        return evaluate(
+            x, powers, PLAN_WEIGHTS, status="stub" if not fallback else "HiGHS: time limit", fallback=fallback
+        )
+
+    return planner
+
+
+def constant(**powers: float) -> Callable[[str, float], float]:
+    return lambda tid, t: powers.get(tid, 0.0)
+
+
+# -- announcements and re-plans ---------------------------------------------------------------------------------
+def test_an_infeasible_target_is_flagged_at_the_announcement() -> None:
+    ems = SiteEms(model(), stub(constant()))
+    ems.announce(announce("T1", t_s=5.0, departure_s=3000.0))  # 300 kWh wanted, 250 kWh possible at 300 kW
+    ems.announce(announce("T2", t_s=6.0, departure_s=7200.0))
+    assert ems.infeasible == {"T1": "target 80% cannot be met: at most 70.0% at 300 kW"}
+    assert ems.events == [(5.0, "T1: target 80% cannot be met: at most 70.0% at 300 kW")]
+    assert ems.plans == 0  # re-planned at the next dispatch, not here
+
+
+def test_a_target_just_feasible_at_full_power_is_not_flagged() -> None:
+    ems = SiteEms(model(), stub(constant()))
+    ems.announce(announce(departure_s=3600.0))  # 300 kWh in one hour at 300 kW
+    assert ems.infeasible == {} and ems.events == []
+
+
+def test_the_charger_rating_bounds_the_feasible_rate() -> None:
+    ems = SiteEms(model(chargers=(Charger("c1", 100 * KW),)), stub(constant()))
+    ems.announce(announce(t_s=1.0, departure_s=7200.0))  # 300 kWh wanted, 200 kWh at the charger's 100 kW
+    assert ems.events == [(1.0, "T1: target 80% cannot be met: at most 60.0% at 100 kW")]
+
+
+def test_an_arrival_and_a_departure_make_it_replan() -> None:
+    ems = SiteEms(model(), stub(constant(T1=100 * KW)))
+    ems.announce(announce())
+    d = ems.dispatch(0.0, {"c1": tel(0.0)})
+    assert d.replanned == ("T1 announced", "T1 arrived at c1")
+    assert ems.plans == 1
+    assert d.setpoints["c1"].truck == "T1" and d.setpoints["c1"].power_w == 100 * KW
+    assert d.setpoints["c1"].valid_for_s == 3 * STEP
+    d = ems.dispatch(60.0, {"c1": tel(60.0)})  # nothing new, no energy told: no re-plan
+    assert d.replanned == () and ems.plans == 1
+    d = ems.dispatch(120.0, {"c1": tel(120.0, truck=None)})
+    assert d.replanned == ("T1 left c1",) and ems.plans == 2
+    assert (d.setpoints["c1"].truck, d.setpoints["c1"].power_w, d.setpoints["c1"].t_s) == (None, 0.0, 120.0)
+    assert ems.events[-1][0] == 120.0 and ems.events[-1][1].startswith("re-planned (T1 left c1): stub")
+
+
+def test_no_plan_makes_it_plan() -> None:
+    ems = SiteEms(model(), stub(constant()))
+    assert ems.dispatch(0.0, {"c1": tel(0.0, truck=None)}).replanned == ("no plan",)
+    # with no truck the plan is one step long: the next step is past it
+    assert ems.dispatch(60.0, {"c1": tel(60.0, truck=None)}).replanned == ("no plan",)
+
+
+def test_a_grid_limit_change_replans_and_the_setpoints_keep_it() -> None:
+    ems = SiteEms(model(base_w=20 * KW), stub(constant()))
+    d = ems.dispatch(0.0, {"c1": tel(0.0, truck="X")})  # an unknown truck: charged as the guard allows
+    assert d.setpoints["c1"].power_w == 400 * KW
+    ems.set_grid_limit(30.0, 200 * KW, 50 * KW)
+    assert ems.limits == (200 * KW, 50 * KW)
+    d = ems.dispatch(60.0, {"c1": tel(60.0, truck="X")})
+    assert d.replanned == ("grid limit 200 / 50 kW",)
+    kept = 200 * KW * (1 - GUARD_MARGIN)
+    assert d.setpoints["c1"].power_w == pytest.approx(kept - 20 * KW)  # 179 kW over the 20 kW base load
+    d = ems.dispatch(120.0, {"c1": tel(120.0, truck="X")})  # (it plans every step: no truck is known)
+    assert "grid limit" not in " ".join(d.replanned) and d.setpoints["c1"].power_w == pytest.approx(kept - 20 * KW)
+    x = ems.site_plan(120.0, {})
+    assert x.import_limit_w[0] == pytest.approx(kept) and x.export_limit_w[0] == pytest.approx(50 * KW * 0.995)
+
+
+def test_without_the_guard_the_limits_are_not_kept() -> None:
+    ems = SiteEms(model(import_w=200 * KW), stub(constant()), guard=False)
+    d = ems.dispatch(0.0, {"c1": tel(0.0, truck="X")})
+    assert d.setpoints["c1"].power_w == 400 * KW
+
+
+def test_an_unknown_truck_takes_what_it_says_it_can() -> None:
+    ems = SiteEms(model(), stub(constant()))
+    d = ems.dispatch(0.0, {"c1": tel(0.0, truck="X", ev_max_charge_w=250 * KW, energy_to_target_wh=10 * KWH)})
+    assert d.setpoints["c1"].power_w == 250 * KW and d.setpoints["c1"].truck == "X"
+    assert ems.plan is not None and ems.plan.trucks == ()  # not planned: never announced
+
+
+# -- what it knows of the trucks --------------------------------------------------------------------------------
+def test_a_truck_off_its_plan_by_more_than_the_deviation_makes_it_replan() -> None:
+    ems = SiteEms(model(), stub(constant(T1=60 * KW)))
+    ems.announce(announce())
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=400 * KWH)})
+    assert ems.plan is not None
+    planned_wh = ems.plan.truck("T1").soc[0] * 500 * KWH  # 100 kWh + 60 kW x 1 min x 0.96
+    assert planned_wh == pytest.approx(100 * KWH + 960)
+    d = ems.dispatch(60.0, {"c1": tel(60.0, energy_to_full_wh=500 * KWH - planned_wh + 2900)})
+    assert d.replanned == () and ems.plans == 1  # 2.9 kWh short: within DEVIATION_WH
+    planned_wh = ems.plan.truck("T1").soc[1] * 500 * KWH
+    d = ems.dispatch(120.0, {"c1": tel(120.0, energy_to_full_wh=500 * KWH - planned_wh + 3100)})
+    assert d.replanned == ("T1 off plan by -3 kWh",) and ems.plans == 2
+
+
+@pytest.mark.parametrize(
+    ("told", "soc"),
+    [
+        ({"energy_to_full_wh": 300 * KWH, "energy_to_target_wh": 50 * KWH}, 0.4),  # to full is preferred
+        ({"energy_to_target_wh": 50 * KWH}, 0.7),  # 80 % of 500 kWh less 50 kWh
+        ({"energy_to_full_wh": 600 * KWH}, 0.0),  # clamped to the pack
+        ({}, 0.2),  # nothing told: the announced SoC
+    ],
+)
+def test_the_energy_in_the_pack_comes_from_the_telemetry(told: dict, soc: float) -> None:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen), departure_lead_s=300.0)
+    ems.announce(announce(arrival_s=0.0, departure_s=7200.0))
+    ems.dispatch(120.0, {"c1": tel(120.0, **told)})
+    (truck,) = seen[0].trucks
+    assert truck.soc == pytest.approx(soc)
+    assert truck.arrival_s == 120.0  # plugged in now (or due now: it was announced for 0 s)
+    assert truck.departure_s == 7200.0 - 300.0
+    assert truck.target_soc == pytest.approx(0.8 + TARGET_MARGIN)
+    assert seen[0].t_s[0] == 120.0 and seen[0].t_s[-1] == 6840.0  # to the departure less the lead
+
+
+def test_an_announced_truck_not_yet_here_is_planned_from_its_arrival() -> None:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce(arrival_s=1800.0, departure_s=5400.0, soc=0.3))
+    ems.dispatch(0.0, {"c1": tel(0.0, truck=None)})
+    (truck,) = seen[0].trucks
+    assert (truck.arrival_s, truck.departure_s, truck.soc) == (1800.0, 5400.0, 0.3)
+    assert len(seen[0].t_s) == 90
+
+
+# -- FCR ---------------------------------------------------------------------------------------------------------
+FCR = FcrTerms(capacity_w=150 * KW, windows=((600.0, 1800.0),), deadband_hz=0.02, reserve_s=900.0)
+
+
+def fcr_site(scheduled: bool = False) -> tuple[SiteEms, list[SitePlan]]:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model((C1, C2), fcr=FCR), stub(constant(T1=100 * KW), seen), scheduled=scheduled)
+    ems.announce(announce("T1", "c1", max_discharge_w=200 * KW))
+    ems.announce(announce("T2", "c2", max_discharge_w=100 * KW, max_charge_w=100 * KW))
+    return ems, seen
+
+
+def fcr_telemetry(t_s: float, t2_discharge_w: float = 100 * KW) -> dict[str, Telemetry]:
+    return {
+        "c1": tel(t_s, "T1", ev_max_charge_w=300 * KW, ev_max_discharge_w=200 * KW, energy_to_target_wh=200 * KWH),
+        "c2": tel(t_s, "T2", ev_max_charge_w=100 * KW, ev_max_discharge_w=t2_discharge_w, energy_to_target_wh=1e5),
+    }
+
+
+def test_fcr_is_shared_in_proportion_to_headroom_only_in_steps_inside_a_window() -> None:
+    ems, seen = fcr_site()
+    shares = {}
+    for t in (540.0, 600.0, 1740.0, 1800.0):
+        d = ems.dispatch(t, fcr_telemetry(t))
+        shares[t] = {cid: (s.fcr_w, s.deadband_hz) for cid, s in d.setpoints.items()}
+    # headroom: T1 min(300 - 100, 100 + 200) = 200 kW, T2 min(100 - 0, 0 + 100) = 100 kW
+    inside = {"c1": (pytest.approx(100 * KW), 0.02), "c2": (pytest.approx(50 * KW), 0.02)}
+    assert shares[600.0] == inside and shares[1740.0] == inside
+    assert shares[540.0] == {"c1": (0.0, 0.0), "c2": (0.0, 0.0)}  # 540..600 only touches the window
+    assert shares[1800.0] == {"c1": (0.0, 0.0), "c2": (0.0, 0.0)}
+    fcr = seen[0].fcr_w
+    assert seen[0].t_s[0] == 540.0 and fcr[0] == 0.0 and fcr[1] == 150 * KW and fcr[20] == 150 * KW
+    assert fcr[21] == 0.0 and seen[0].fcr_reserve_s == 900.0
+
+
+def test_a_truck_that_cannot_discharge_holds_no_fcr() -> None:
+    ems, _ = fcr_site()
+    d = ems.dispatch(600.0, fcr_telemetry(600.0, t2_discharge_w=0.0))
+    assert d.setpoints["c1"].fcr_w == pytest.approx(150 * KW)  # all of it: its headroom is 200 kW
+    assert d.setpoints["c2"].fcr_w == 0.0
+
+
+def test_no_fcr_in_scheduled_mode() -> None:
+    ems, seen = fcr_site(scheduled=True)
+    d = ems.dispatch(600.0, fcr_telemetry(600.0))
+    assert all(s.fcr_w == 0.0 for s in d.setpoints.values())
+    assert seen[0].fcr_w == () and seen[0].fcr_reserve_s == 0.0
+
+
+# -- Scheduled mode: the profile ---------------------------------------------------------------------------------
+PRICES = ((0.0, 0.30), (300.0, 0.10), (600.0, 0.20), (3600.0, 0.10))  # levels: 0.10 -> 0, 0.20 -> 1, 0.30 -> 2
+
+
+def stepped(tid: str, t: float) -> float:
+    return 50 * KW if t < 300 else 0.0 if t < 600 else 80 * KW
+
+
+def test_the_profile_merges_entries_and_ends_at_the_departure_less_the_lead() -> None:
+    ems = SiteEms(model(prices=PRICES, import_w=40 * KW), stub(stepped), departure_lead_s=120.0, scheduled=True)
+    ems.announce(announce(departure_s=1230.0))
+    d = ems.dispatch(0.0, {"c1": tel(0.0)})
+    s = d.setpoints["c1"]
+    kept = 40 * KW * (1 - GUARD_MARGIN)
+    assert s.power_w == pytest.approx(kept)  # the guard's cut of the plan's 50 kW ...
+    assert s.profile == (
+        (60.0, pytest.approx(kept), 2),  # ... is the profile's first step
+        (240.0, 50 * KW, 2),
+        (300.0, 0.0, 0),
+        (510.0, 80 * KW, 1),  # 600 s to 1110 s: cut at the departure less the lead
+    )
+    assert s.price_levels == 3
+
+
+def test_a_truck_without_a_plan_gets_one_step_as_told() -> None:
+    ems = SiteEms(model(prices=PRICES), stub(constant()), scheduled=True)
+    d = ems.dispatch(300.0, {"c1": tel(300.0, truck="X")})
+    assert d.setpoints["c1"].profile == ((60.0, 400 * KW, 0),)
+    assert d.setpoints["c1"].price_levels == 3
+
+
+# -- the demand charge's state, fallbacks, the LP -----------------------------------------------------------------
+def test_record_step_feeds_the_peak_so_far_and_the_window_energy() -> None:
+    ems = SiteEms(model(base_w=20 * KW, demand_eur_per_kw=10.0), stub(constant()))
+    for t in range(0, 900, 60):  # window 0: 120 kW mean import
+        ems.record_step(float(t), 100 * KW)
+    ems.record_step(900.0, 40 * KW)  # window 1 so far: 60 kW for a minute
+    ems.record_step(960.0, -500 * KW)  # an export counts as no import
+    x = ems.site_plan(1020.0, {})
+    assert x.peak_15min_w == pytest.approx(120 * KW)
+    assert x.demand_window_import_wh == pytest.approx(60 * KW * 60 / 3600)
+    assert x.demand_eur_per_kw == 10.0
+    early = ems.site_plan(600.0, {})  # within window 0: no window before it, its own energy so far
+    assert early.peak_15min_w == 0.0 and early.demand_window_import_wh == pytest.approx(30 * KWH)
+
+
+def test_a_fallback_plan_is_counted() -> None:
+    ems = SiteEms(model(), stub(constant(T1=50 * KW), fallback=True))
+    ems.announce(announce())
+    ems.dispatch(0.0, {"c1": tel(0.0)})
+    assert ems.fallbacks == 1 and ems.plans == 1
+    assert ems.events[-1][1].endswith("HiGHS: time limit, 120 steps, 1 trucks")
+    ems.set_grid_limit(60.0, 1e6, 1e6)
+    ems.planner = stub(constant(T1=50 * KW))
+    ems.dispatch(60.0, {"c1": tel(60.0)})
+    assert ems.fallbacks == 1 and ems.plans == 2
+
+
+def test_the_lp_plans_within_the_kept_limit_and_meets_the_target() -> None:
+    ems = SiteEms(model(import_w=150 * KW, horizon_s=3 * 3600.0))
+    ems.announce(announce(departure_s=3 * 3600.0))  # 300 kWh (+ the margin, the losses) in 3 h at <= 149.25 kW
+    d = ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=400 * KWH)})
+    assert ems.plan is not None and not ems.plan.fallback and ems.fallbacks == 0
+    p = ems.plan.truck("T1")
+    assert p.unserved_wh == pytest.approx(0.0, abs=1.0)
+    assert p.soc[-1] == pytest.approx(0.8 + TARGET_MARGIN, abs=1e-4)
+    assert max(p.power_w) <= 150 * KW * (1 - GUARD_MARGIN) + 1e-3
+    assert 0.0 <= d.setpoints["c1"].power_w <= 150 * KW * (1 - GUARD_MARGIN) + 1e-3
