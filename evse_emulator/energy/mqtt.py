@@ -68,6 +68,11 @@ class MqttLink:
         self.dropped = 0  # messages dropped while the broker was away and the queue was full
         self.connections = 0
 
+    @property
+    def pending(self) -> int:
+        """Messages the broker has not acknowledged yet (queued, or in flight)."""
+        return len(self._outbox)
+
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         if len(self._outbox) >= self._queue_limit:
             self._outbox.popleft()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import CliError
+from .ems import add_mqtt_options, run_node
 from .outputs import plot_output, writable_file
 from .sim import speed
 
@@ -29,9 +30,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--speed", type=speed, default=None, help="x real time, or 'max' (default)")
     p.add_argument(
         "--ems",
-        choices=PLANNERS,
+        choices=(*PLANNERS, "external"),
         default="lp",
-        help="the planner: lp (default: the EMS), or one of the field's heuristics for comparison",
+        help="the planner: lp (default: the EMS), or one of the field's heuristics for comparison; external: "
+        "another EMS drives the chargers over --mqtt (this node runs at --speed, 1x by default)",
+    )
+    add_mqtt_options(p)
+    p.add_argument(
+        "--control",
+        choices=("dynamic", "scheduled"),
+        default="dynamic",
+        help="the trucks' -20 control mode: dynamic (default: the EMS sets the power at every charge loop, FCR "
+        "droop included) or scheduled (each truck gets the EMS plan as its schedule, with price levels, and is "
+        "asked to renegotiate when the plan changes materially; no FCR)",
     )
     p.set_defaults(func=run)
 
@@ -47,10 +58,19 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         writable_file(args.json, "--json", (".json",))
     scenario = load(args.scenario)
+    if args.mqtt:
+        return run_node(args, scenario)
+    if args.chargers or args.ems == "external":
+        raise CliError("--chargers and --ems external need --mqtt URL")
     display = DepotProgress()
     watch = _Watch(display, scenario.horizon_s)
     result = run_depot(
-        scenario, planner=planner(args.ems), speed=args.speed, progress=watch, guard=args.ems != "uncontrolled"
+        scenario,
+        planner=planner(args.ems),
+        speed=args.speed,
+        progress=watch,
+        guard=args.ems != "uncontrolled",
+        control=args.control,
     )
     display.done()
     report = result.report()
