@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..depot.planners import PLANNERS, planner
 from .common import CliError
-from .ems import add_mqtt_options, run_node
+from .depot_link import add_mqtt_options, run_node
 from .outputs import plot_output, writable_file
 from .sim import speed
-
-PLANNERS = ("lp", "uncontrolled", "equal-share", "edf", "llf", "price-threshold-v2g")
 
 
 def add_parser(sub: Any) -> None:
@@ -85,19 +84,6 @@ def run(args: argparse.Namespace) -> int:
         if path:
             print(f"{what:8s} {path}")
     return 0 if report.result == "ok" else 1
-
-
-def planner(name: str):
-    """The planner named on the command line."""
-    if name == "lp":
-        from evse_emulator.energy.ems.lp import plan
-
-        return plan
-    from evse_emulator.energy.ems.heuristics import HEURISTICS
-
-    if name not in HEURISTICS:
-        raise CliError(f"--ems {name}: unknown planner")
-    return HEURISTICS[name]
 
 
 class _Watch:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
-from .common import CliError
-from .outputs import plot_output, writable_file
+from ..depot.planners import planner
+from .depot_link import _broker, _positive, outputs, site, write
 
-PLANNERS = ("lp", "equal-share", "edf", "llf", "price-threshold-v2g")
+PLANNERS = ("lp", "equal-share", "edf", "llf", "price-threshold-v2g")  # the EMS process steers: no uncontrolled
 
 
 def add_parser(sub: Any) -> None:
@@ -39,145 +38,18 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def add_mqtt_options(p: argparse.ArgumentParser) -> None:
-    """`mcs-v2g depot`'s options for a node on a broker."""
-    p.add_argument(
-        "--mqtt",
-        type=_broker,
-        metavar="URL",
-        help="publish to and take setpoints or grid limits from mqtt://HOST[:PORT]",
-    )
-    p.add_argument("--site", default="depot", help="the site's topic level: depot/<site>/... (default: depot)")
-    p.add_argument(
-        "--chargers",
-        type=lambda text: tuple(c for c in text.split(",") if c),
-        metavar="ID,ID",
-        help="run only these chargers and their trucks (needs --mqtt and `mcs-v2g ems` on the same broker)",
-    )
-    p.add_argument(
-        "--setpoint-timeout",
-        type=_positive,
-        default=30.0,
-        metavar="S",
-        help="wall seconds a node waits for its setpoints before its chargers fall back to the safe share "
-        "(default: 30)",
-    )
-    p.add_argument(
-        "--telemetry-every",
-        type=_positive,
-        metavar="S",
-        help="also publish telemetry every S simulated seconds (default: at each dispatch step)",
-    )
-
-
-def _broker(text: str) -> str:
-    from evse_emulator.energy.mqtt import BrokerAddress
-
-    try:
-        BrokerAddress.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     from ..depot.mqtt_ems import serve_ems
     from ..depot.mqtt_node import probe
     from ..depot.scenario import load
     from ..depot.table import summary_table
-    from .depot import planner
 
-    _outputs(args)
+    outputs(args)
     scenario = load(args.scenario)
     probe(args.mqtt)
     report = asyncio.run(
-        serve_ems(scenario, args.mqtt, _site(args.site), planner(args.planner), node_timeout_s=args.node_timeout)
+        serve_ems(scenario, args.mqtt, site(args.site), planner(args.planner), node_timeout_s=args.node_timeout)
     )
-    _write(args, scenario, report)
+    write(args, scenario, report)
     print(summary_table(scenario, report))
     return 0 if report.result == "ok" else 1
-
-
-def run_node(args: argparse.Namespace, scenario: Any) -> int:
-    """`mcs-v2g depot --mqtt URL ...`: this process's chargers on the broker (see `mcs_v2g.depot.mqtt_node`)."""
-    from evse_emulator.energy.topics import Topics
-    from stack.clock import VirtualClock
-
-    from ..depot.mqtt_node import MqttBackend, play_node, probe
-    from ..depot.run import START, local_ems
-    from ..depot.table import summary_table
-    from .depot import planner
-
-    known = [c.id for c in scenario.chargers]
-    unknown = [c for c in args.chargers or () if c not in known]
-    if unknown:
-        raise CliError(f"--chargers: no charger {', '.join(unknown)} in the scenario (it has {', '.join(known)})")
-    subset = args.chargers is not None and set(args.chargers) != set(known)
-    external = args.ems == "external"
-    if subset and (args.json or args.plot):
-        raise CliError("--json and --plot need the whole depot: `mcs-v2g ems --json` writes the report of a split one")
-    if subset and args.ems not in ("lp", "external"):
-        raise CliError("--chargers: the planner is the EMS's (mcs-v2g ems --planner); --ems lp or external here")
-    control = getattr(args, "control", "dynamic")
-    if control != "dynamic" and (subset or external):
-        raise CliError(f"--control {control}: only with the EMS in this process (no --chargers, no --ems external)")
-    _outputs(args)
-    probe(args.mqtt)
-    local = None
-    if not (subset or external):
-        local = local_ems(scenario, planner(args.ems), args.ems != "uncontrolled", control)
-    speed = (args.speed or 1.0) if external else args.speed
-    clock = VirtualClock(START, speed)
-    backend = MqttBackend(
-        scenario,
-        Topics(_site(args.site)),
-        tuple(c for c in known if not subset or c in args.chargers),
-        clock,
-        local=local,
-        lockstep=not external,
-        setpoint_timeout_s=args.setpoint_timeout,
-        telemetry_every_s=args.telemetry_every,
-    )
-    result = clock.run(play_node(scenario, clock, args.mqtt, backend, control=control))
-    if subset:
-        for o in result.outcomes():
-            print(f"{o.truck:10s} at {o.charger:8s} {o.session_result}")
-        return 0 if all(o.session_result == "ok" for o in result.outcomes()) else 1
-    report = result.report()
-    _write(args, scenario, report)
-    print(summary_table(scenario, report))
-    return 0 if report.result == "ok" else 1
-
-
-def _site(name: str) -> str:
-    if not name or any(c in name for c in "/+#"):
-        raise CliError(f"--site {name!r}: one MQTT topic level (no '/', '+', '#')")
-    return name
-
-
-def _outputs(args: argparse.Namespace) -> None:
-    if args.plot:
-        plot_output(args.plot)
-    if args.json:
-        writable_file(args.json, "--json", (".json",))
-
-
-def _write(args: argparse.Namespace, scenario: Any, report: Any) -> None:
-    if args.json:
-        args.json.write_text(report.to_json(indent=1))
-        print(f"report   {args.json}", file=sys.stderr)
-    if args.plot:
-        from ..depot.plot import plot_depot
-
-        plot_depot(scenario, report, args.plot)
-        print(f"plot     {args.plot}", file=sys.stderr)
