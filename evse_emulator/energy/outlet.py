@@ -254,9 +254,24 @@ class DepotOutlet:
     charger: Charger
     policy: SiteSetpoint
     efficiency: float
+    max_current_a: float = 3000.0  # the charger's rating (a setpoint applied between loops stays within it)
     visit: Visit | None = None
     visits: list[Visit] = field(default_factory=list)
     _meter: MeterSnapshot | None = None
+
+    def apply(self, setpoint: Setpoint, now: float) -> None:
+        """Take the EMS's setpoint and act on it at once in Dynamic mode: the power stage follows now, the EV
+        hears of it in the next DC_ChargeLoopRes (a charger does not hold an old power until the next loop)."""
+        policy = self.policy
+        policy.apply(setpoint, now)
+        x = policy.last
+        if x is None or policy.offered is not None or x.ev is None:
+            return  # no session in the loop (or the EV drives a Scheduled one)
+        stage = self.charger.hal.power_stage
+        power = 0.0 if policy.pause(now) else policy.setpoint(replace(x, now=now))
+        voltage = max(stage.present().voltage_v, 1.0)
+        current = min(max(power / voltage, -self.max_current_a), self.max_current_a)
+        stage.set_limits(x.ev.max_voltage, current, x.evse.max_charge_power)
 
     def plug(self, truck: str) -> Visit:
         self.visit = Visit(truck)

@@ -39,6 +39,7 @@ class Outlet:
     booked: bool = False
     efficiency: float = 1.0
     fcr: bool = False  # holds part of the FCR reservation
+    running: bool = True  # in the charge loop now (False: paused, or not started yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +156,10 @@ class RealTimeLayer:
         """Cut charging (or discharging) pro rata until the connection point is within its limits; unbooked
         trucks give first."""
         for sign, limit in ((1.0, import_limit_w), (-1.0, export_limit_w)):
-            for booked in (False, True):
-                total = base_load_w + sum(grid_w(o, power[o.id]) for o in outlets)
+            for booked in (False, True):  # a truck not in the loop yet: its charge counts, its discharge not
+                total = base_load_w + sum(
+                    grid_w(o, power[o.id] if o.running else max(power[o.id], 0.0)) for o in outlets
+                )
                 excess = sign * total - limit
                 if excess <= 1e-9:
                     break
@@ -171,6 +174,8 @@ class RealTimeLayer:
 
     @staticmethod
     def _no_trickle(o: Outlet, power: float, why: list[str]) -> Told:
+        if not o.running and abs(power) < max(o.min_power_w, 1.0):  # resuming costs a cycle: not for nothing
+            return Told(0.0, True, (*why, "stays paused"))
         if power == 0 or abs(power) >= o.min_power_w:
             return Told(power, False, tuple(why))
         if o.fcr:  # it holds FCR: idle at 0 W with the contactors closed, the droop moves it

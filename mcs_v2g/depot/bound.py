@@ -14,7 +14,9 @@ the bound is the least import - export revenue + demand + unserved of any dispat
 floors, the chargers' and trucks' ratings and holds the FCR reservation (capacity and energy headroom in both
 directions in every window step). In the LP a reservation not held is a penalised slack (`Weights.
 fcr_shortfall_eur_per_kwh`) whose cost `lower_bound` takes out again; `fcr_shortfall_kwh` says whether the bound's
-optimum used it (0 when the trucks can hold the reservation, as on the built-in scenario). The report's
+optimum used it (the LP counts a truck's energy headroom for FCR only when it starts at or above its V2G floor:
+on the built-in scenario the trucks of the FCR window all arrive below it, so the bound holds none of the
+reservation there, a relaxation that only lowers it). The report's
 fcr_penalty (penalty_eur_per_kwh x the droop energy asked but not delivered) is at least 0 and is 0 for a dispatch
 that holds the reservation and follows the droop, so the bound adds 0 for it: it is the cost of the ideal FCR
 delivery, and an EMS total that includes its fcr_penalty is compared with it as is. Not modelled by the bound: the

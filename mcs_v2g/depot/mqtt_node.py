@@ -202,7 +202,7 @@ class MqttBackend:
             if sp.t_s == self._waiting:
                 self._answers[cid] = sp
         elif self.run is not None:
-            self.run.outlets[cid].policy.apply(sp, self.clock.now())
+            self.run.outlets[cid].apply(sp, self.clock.now())
 
     # -- the backend -----------------------------------------------------------------------------------------
     async def step(

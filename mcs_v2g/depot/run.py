@@ -151,7 +151,7 @@ def build_outlet(spec: ChargerSpec, scenario: DepotScenario, clock: VirtualClock
     policy.start_s = START
     charger = Charger.build(charger_config(spec), clock)
     charger.policy = policy
-    return DepotOutlet(spec.id, charger, policy, spec.efficiency)
+    return DepotOutlet(spec.id, charger, policy, spec.efficiency, spec.max_current_a)
 
 
 # -- the run ----------------------------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ async def play_depot(
             telemetry = {cid: o.telemetry(t, now) for cid, o in outlets.items()}
             for cid, setpoint in (await backend.step(t, due, records, telemetry)).items():
                 if cid in outlets:
-                    outlets[cid].policy.apply(setpoint, clock.now())
+                    outlets[cid].apply(setpoint, clock.now())
             if progress is not None:
                 progress(t, run)
         if held:

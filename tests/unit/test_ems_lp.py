@@ -100,7 +100,7 @@ def test_booked_truck_is_served_first() -> None:
     p = plan(site([0.1], [walk_in, booked], limit_w=50 * KW))
     assert p.truck("t2").power_w[0] == pytest.approx(40 * KW, rel=REL)
     assert p.truck("t1").power_w[0] == pytest.approx(10 * KW, rel=REL)
-    assert p.costs.priority_eur == pytest.approx(0.0, abs=1e-9)
+    assert p.costs.priority_eur == pytest.approx(30 * (200.0 - 2.0), rel=REL)  # the walk-in's 30 kWh, at the floor
     assert p.costs.total_eur == pytest.approx(50 * 0.1 * 1 + 30 * 2.0, rel=REL)
 
 

@@ -1,4 +1,4 @@
-"""`python -m tools.bench exi|session|sim|fuzz|soak|can|faults` (also `mcs-v2g bench ...` in a source checkout):
+"""`python -m tools.bench exi|session|sim|fuzz|soak|can|faults|depot` (also `mcs-v2g bench ...` in a source checkout):
 figures of this stack, and Josev's measured in the same run where it can run (its own venv, Java; root for its
 SECC/EVCC pair)."""
 
@@ -72,6 +72,14 @@ def cmd_faults(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_depot(args: argparse.Namespace) -> int:
+    from tools.bench import depot as bench
+
+    results = bench.run(seeds=bench.seeds_of(args), scale=not args.quick, jobs=args.jobs)
+    print(json.dumps(results, indent=2) if args.json else bench.report(results))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     sub = p.add_subparsers(dest="bench_command", required=True)
@@ -114,6 +122,11 @@ def parser() -> argparse.ArgumentParser:
     b_faults.add_argument("--family", action="append", help="one module family (repeatable; default: all)")
     b_faults.add_argument("--json", action="store_true")
     b_faults.set_defaults(func=cmd_faults)
+    b_depot = sub.add_parser("depot", help="the site EMS's cost against the foresight bound and the heuristics")
+    from tools.bench.depot import add_arguments as depot_arguments
+
+    depot_arguments(b_depot)
+    b_depot.set_defaults(func=cmd_depot)
     return p
 
 

@@ -16,7 +16,7 @@ sum eff * (p + d_max) >= capacity and sum eff * (c_max - p) >= capacity, the gri
 top, and the energy at both ends of the step holds capacity for `fcr_reserve_s` in each direction (less a
 penalised per-step shortfall, so that a reservation the trucks cannot hold does not void the plan).
 
-Objective: import cost - export revenue + demand * (P - peak so far) + unserved penalty (booked x booked_weight)
+Objective: import cost - export revenue + demand * (P - peak so far) + unserved penalty (`Weights.unserved`)
 + the FCR shortfall penalty + the regulariser (throughput rising over the horizon, optionally setpoint changes;
 see `Weights`).
 """
@@ -144,14 +144,14 @@ def plan(
                 lp.row({v: 1.0, c: 1.0, d: -1.0, pc: -1.0, pd: 1.0}, 0.0, inf)
         cols.append(mine)
         if steps and truck.target_soc * full > 0:
-            weight = weights.booked_weight if truck.booked else 1.0
-            u = lp.col(x.unserved_eur_per_kwh * weight / 1000, 0.0, inf)
+            u = lp.col(weights.unserved(x.unserved_eur_per_kwh, truck) / 1000, 0.0, inf)
+            soft = lp.col(x.unserved_eur_per_kwh / 1000, 0.0, truck.soft_soc * full)  # the margin's shortfall
             e_end, _ = energy_at[(i, steps[-1] + 1)]
             assert e_end is not None
-            lp.row({e_end: 1.0, u: 1.0}, truck.target_soc * full, inf)
+            lp.row({e_end: 1.0, u: 1.0, soft: 1.0}, truck.target_soc * full, inf)
         elif truck.departure_s > x.t_s[0]:  # plugged in only after the plan: its shortfall is a constant
-            weight = weights.booked_weight if truck.booked else 1.0
-            lp.offset += max(0.0, truck.target_soc * full - e0) / 1000 * x.unserved_eur_per_kwh * weight
+            short_kwh = max(0.0, truck.target_soc * full - e0) / 1000
+            lp.offset += short_kwh * weights.unserved(x.unserved_eur_per_kwh, truck)
     for k in range(x.n):
         lp.row(grid_rows[k], x.base_load_w[k], x.base_load_w[k])
     for (cid, _), terms in on_charger.items():

@@ -41,6 +41,8 @@ class Truck:
     taper_knee_soc: float = 1.0  # above this SoC the charge power falls linearly ...
     taper_end: float = 1.0  # ... to this fraction of max_charge_w at 100 % (the BMS's taper; 1: none)
     storage_efficiency: float = 1.0  # stored / DC energy charging (DC / stored discharging); 1: lossless
+    firm_target: bool = True  # False: known not to be reachable (its shortfall costs only the scenario's price)
+    soft_soc: float = 0.0  # the top of target_soc that costs only the scenario's price (a planning margin)
 
     def stored_wh(self, dc_wh: float) -> float:
         """The pack's energy change for a DC energy at the charger (+ charging)."""
@@ -141,9 +143,19 @@ class Weights:
     throughput_eur_per_kwh: float = 1e-4
     variation_eur_per_kw: float = 0.0
     fcr_shortfall_eur_per_kwh: float = 10.0  # per W of reserved capacity not held, per hour (x 1000)
+    target_eur_per_kwh: float = 0.0  # the least a kWh short of a target costs the planner
+
+    def unserved(self, price_eur_per_kwh: float, truck: Truck) -> float:
+        """What a kWh short of a truck's target costs the planner (EUR): at least `target_eur_per_kwh` when the
+        target can be met (`Truck.firm_target`), the scenario's price for one that cannot; x booked_weight."""
+        floor = self.target_eur_per_kwh if truck.firm_target else 0.0
+        return max(price_eur_per_kwh, floor) * (self.booked_weight if truck.booked else 1.0)
 
 
-PLAN_WEIGHTS = Weights()
+# The plan puts targets that can be met first (the operator's rule: every truck leaves with the energy it booked):
+# a kWh short costs it at least 200 EUR, above what a kWh can cost in demand charge (a 15-min window: 4 kW per kWh, at
+# demand charges up to 50 EUR/kW) or in FCR penalty; the report still counts the scenario's unserved price.
+PLAN_WEIGHTS = Weights(target_eur_per_kwh=200.0)
 BOUND_WEIGHTS = Weights(booked_weight=1.0, throughput_eur_per_kwh=0.0, variation_eur_per_kw=0.0)
 
 
@@ -226,8 +238,8 @@ def evaluate(
                 variation += abs(pk - p[k - 1]) / 1000
         short = max(0.0, truck.target_soc * truck.battery_wh - energy) if truck.departure_s > x.t_s[0] else 0.0
         unserved += short / 1000 * x.unserved_eur_per_kwh
-        if truck.booked:
-            priority += short / 1000 * x.unserved_eur_per_kwh * (weights.booked_weight - 1)
+        firm_short = max(0.0, short - truck.soft_soc * truck.battery_wh)
+        priority += firm_short / 1000 * (weights.unserved(x.unserved_eur_per_kwh, truck) - x.unserved_eur_per_kwh)
         trucks.append(TruckPlan(truck.id, truck.charger, tuple(p), tuple(soc), short))
     imports = [max(g, 0.0) for g in grid]
     peak = x.peak_15min_w

@@ -25,12 +25,14 @@ log = logging.getLogger("evse_emulator.energy.ems")
 
 Series = tuple[tuple[float, float], ...]
 Planner = Callable[[SitePlan], Plan]
-DEVIATION_WH = 3_000.0  # a truck this far off its planned energy makes the EMS re-plan
+DEVIATION_WH = 3_000.0  # a truck this far off its planned energy makes the EMS re-plan ...
+DEVIATION_DWELL_S = 300.0  # ... again within this time only when 3x as far off
 VALID_STEPS = 3  # a setpoint stays valid for this many dispatch steps (the charger's watchdog)
 # The planning model of a truck's BMS (the backend does not know the pack): full power up to 80 % SoC, then a
 # linear fall to 3 % at 100 % (the common shape of MCS packs' charge maps; ours: ev_emulator.battery.CHARGE_TAPER).
 TAPER = (0.80, 0.03)
 STORAGE_EFFICIENCY = 0.96  # the plan's estimate of a pack's and cable's charging losses (I^2 R: some 4 %)
+FIRM_MARGIN = 0.005  # of which this much is planned as firmly as the target (the rest only at the energy's price)
 TARGET_MARGIN = 0.01  # planned above the target: what the plant's ramps and the taper's shape cost at the end
 GUARD_MARGIN = 0.005  # the plan and the guard keep this fraction of each grid limit free (the plants' regulation)
 
@@ -98,6 +100,7 @@ class SiteEms:
     known: dict[str, Announcement] = field(default_factory=dict)
     plan: Plan | None = None
     infeasible: dict[str, str] = field(default_factory=dict)  # truck -> why its target cannot be met
+    stuck: set[str] = field(default_factory=set)  # trucks paused with no contactor cycle left to resume
     events: list[tuple[float, str]] = field(default_factory=list)  # (t_s, what the EMS did and why)
     plans: int = 0
     fallbacks: int = 0
@@ -106,6 +109,7 @@ class SiteEms:
     _plugged: dict[str, str | None] = field(default_factory=dict)
     _imports: dict[int, float] = field(default_factory=dict)  # 15-min window -> Wh imported (measured)
     _limits: tuple[float, float] | None = None
+    _deviated: dict[str, float] = field(default_factory=dict)  # truck -> when it last made the EMS re-plan
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -142,6 +146,7 @@ class SiteEms:
     def dispatch(self, t_s: float, telemetry: Mapping[str, Telemetry]) -> Decision:
         """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
         self._notice(telemetry)
+        self._stuck(telemetry)
         energy = self._energy(telemetry)
         self._check_deviation(t_s, energy)
         replanned: tuple[str, ...] = ()
@@ -160,6 +165,16 @@ class SiteEms:
                 if tel.truck is not None:
                     self._pending.append(f"{tel.truck} arrived at {cid}")
                 self._plugged[cid] = tel.truck
+
+    def _stuck(self, telemetry: Mapping[str, Telemetry]) -> None:
+        """A paused truck that has closed its contactors as often as its budget allows gets no more energy: the
+        plan must not count on it (re-planned once, when it is found)."""
+        for tel in telemetry.values():
+            a = self.known.get(tel.truck or "")
+            paused = tel.energy_to_target_wh is None and tel.cycles_used > 0
+            if a is not None and paused and tel.cycles_used >= a.max_contactor_cycles and a.truck not in self.stuck:
+                self.stuck.add(a.truck)
+                self._pending.append(f"{a.truck} paused with no contactor cycle left")
 
     def _energy(self, telemetry: Mapping[str, Telemetry]) -> dict[str, float]:
         """Wh in each plugged-in known truck's pack: from its energy to full (to its target when it sends no
@@ -188,8 +203,11 @@ class SiteEms:
             planned = next((tp for tp in p.trucks if tp.id == tid), None)
             if planned is None or not 0 <= k < len(planned.soc) or a.arrival_s > t_s - self.model.step_s:
                 continue
-            if abs(planned.soc[k] * a.battery_wh - wh) > self.deviation_wh:
-                self._pending.append(f"{tid} off plan by {(wh - planned.soc[k] * a.battery_wh) / 1000:+.0f} kWh")
+            off = wh - planned.soc[k] * a.battery_wh
+            recent = t_s - self._deviated.get(tid, -math.inf) < DEVIATION_DWELL_S
+            if abs(off) > self.deviation_wh * (3 if recent else 1):  # a steady drift: every 5 min, not every step
+                self._pending.append(f"{tid} off plan by {off / 1000:+.0f} kWh")
+                self._deviated[tid] = t_s
 
     def _covers(self, t_s: float) -> bool:
         p = self.plan
@@ -246,14 +264,16 @@ class SiteEms:
             battery_wh=a.battery_wh,
             soc=wh / a.battery_wh,
             target_soc=min(a.target_soc + TARGET_MARGIN, 1.0),
+            soft_soc=max(min(a.target_soc + TARGET_MARGIN, 1.0) - a.target_soc - FIRM_MARGIN, 0.0),
             min_soc=a.min_soc,
-            max_charge_w=a.max_charge_w,
-            max_discharge_w=a.max_discharge_w if bidirectional else 0.0,
+            max_charge_w=0.0 if a.truck in self.stuck else a.max_charge_w,
+            max_discharge_w=a.max_discharge_w if bidirectional and a.truck not in self.stuck else 0.0,
             min_power_w=a.min_power_w,
             booked=a.booked,
             taper_knee_soc=TAPER[0],
             taper_end=TAPER[1],
             storage_efficiency=STORAGE_EFFICIENCY,
+            firm_target=a.truck not in self.infeasible,
         )
 
     # -- the real-time layer -----------------------------------------------------------------------------------
@@ -335,7 +355,8 @@ class SiteEms:
             cycles_left=max(budget - max(tel.cycles_used, 1), 0),
             booked=a.booked if a else False,
             efficiency=charger.efficiency,
-            fcr=fcr_step and charger.bidirectional and max_discharge > 0,
+            fcr=fcr_step and charger.bidirectional and max_discharge > 0 and heard,
+            running=heard,
         )
 
     def _planned(self, tid: str, t_s: float) -> float | None:
