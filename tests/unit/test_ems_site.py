@@ -196,9 +196,9 @@ def test_the_energy_in_the_pack_comes_from_the_telemetry(told: dict, soc: float)
     (truck,) = seen[0].trucks
     assert truck.soc == pytest.approx(soc)
     assert truck.arrival_s == 120.0  # plugged in now (or due now: it was announced for 0 s)
-    assert truck.departure_s == 7200.0 - 300.0
+    assert truck.departure_s == 7200.0 - 300.0 - 600.0  # the lead, and the plan finishes 600 s early
     assert truck.target_soc == pytest.approx(0.8 + TARGET_MARGIN)
-    assert seen[0].t_s[0] == 120.0 and seen[0].t_s[-1] == 6840.0  # to the departure less the lead
+    assert seen[0].t_s[0] == 120.0 and seen[0].t_s[-1] == 6240.0  # to the planned departure
 
 
 def test_an_announced_truck_not_yet_here_is_planned_from_its_arrival() -> None:
@@ -207,8 +207,8 @@ def test_an_announced_truck_not_yet_here_is_planned_from_its_arrival() -> None:
     ems.announce(announce(arrival_s=1800.0, departure_s=5400.0, soc=0.3))
     ems.dispatch(0.0, {"c1": tel(0.0, truck=None)})
     (truck,) = seen[0].trucks
-    assert (truck.arrival_s, truck.departure_s, truck.soc) == (1800.0, 5400.0, 0.3)
-    assert len(seen[0].t_s) == 90
+    assert (truck.arrival_s, truck.departure_s, truck.soc) == (1800.0, 5400.0 - 360.0, 0.3)  # 10 % of the stay early
+    assert len(seen[0].t_s) == 84  # to the planned departure, 5040 s
 
 
 # -- FCR ---------------------------------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def stepped(tid: str, t: float) -> float:
     return 50 * KW if t < 300 else 0.0 if t < 600 else 80 * KW
 
 
-def test_the_profile_merges_entries_and_ends_at_the_departure_less_the_lead() -> None:
+def test_the_profile_merges_entries_and_ends_with_the_plan() -> None:
     ems = SiteEms(model(prices=PRICES, import_w=40 * KW), stub(stepped), departure_lead_s=120.0, scheduled=True)
     ems.announce(announce(departure_s=1230.0))
     d = ems.dispatch(0.0, {"c1": tel(0.0)})
@@ -279,7 +279,7 @@ def test_the_profile_merges_entries_and_ends_at_the_departure_less_the_lead() ->
         (60.0, pytest.approx(kept), 2),  # ... is the profile's first step
         (240.0, 50 * KW, 2),
         (300.0, 0.0, 0),
-        (510.0, 80 * KW, 1),  # 600 s to 1110 s: cut at the departure less the lead
+        (510.0, 80 * KW, 1),  # 600 s to 1110 s: cut at the departure less the lead (infeasible: all of the stay)
     )
     assert s.price_levels == 3
 
@@ -311,7 +311,7 @@ def test_a_fallback_plan_is_counted() -> None:
     ems.announce(announce())
     ems.dispatch(0.0, {"c1": tel(0.0)})
     assert ems.fallbacks == 1 and ems.plans == 1
-    assert ems.events[-1][1].endswith("HiGHS: time limit, 120 steps, 1 trucks")
+    assert ems.events[-1][1].endswith("HiGHS: time limit, 110 steps, 1 trucks")  # to 600 s before departure
     ems.set_grid_limit(60.0, 1e6, 1e6)
     ems.planner = stub(constant(T1=50 * KW))
     ems.dispatch(60.0, {"c1": tel(60.0)})
@@ -328,3 +328,21 @@ def test_the_lp_plans_within_the_kept_limit_and_meets_the_target() -> None:
     assert p.soc[-1] == pytest.approx(0.8 + TARGET_MARGIN, abs=1e-4)
     assert max(p.power_w) <= 150 * KW * (1 - GUARD_MARGIN) + 1e-3
     assert 0.0 <= d.setpoints["c1"].power_w <= 150 * KW * (1 - GUARD_MARGIN) + 1e-3
+
+
+def test_a_target_is_planned_early_and_a_truck_behind_catches_up_after() -> None:
+    """The plan finishes a feasible truck 10 % of its stay (at most 600 s) early; after that a truck short of where
+    its plan ended makes the EMS re-plan to its real departure; an infeasible one is planned to the end."""
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(chargers=(C1, C2)), stub(constant(T1=100 * KW), seen))
+    ems.announce(announce(departure_s=7200.0, soc=0.6))  # 100 kWh to 80 %: feasible
+    ems.announce(announce("T2", "c2", departure_s=600.0, soc=0.0))  # 400 kWh in 10 min: infeasible
+    ems.dispatch(0.0, {"c1": tel(0.0), "c2": tel(0.0, truck="T2")})
+    planned = {t.id: t.departure_s for t in seen[-1].trucks}
+    assert planned == {"T1": 7200.0 - 600.0, "T2": 600.0}
+    assert ems._planned("T1", 6600.0) == 0.0  # nothing after its plan ...
+    plans = ems.plans
+    behind = {"energy_to_full_wh": 500 * KWH - 0.7 * 500 * KWH}  # 70 %: 50 kWh short of its 80 % target
+    ems.dispatch(6660.0, {"c1": tel(6660.0, **behind), "c2": tel(6660.0, truck=None)})
+    assert ems.plans > plans and any("T1 50 kWh short at its plan's end" in text for _, text in ems.events)
+    assert {t.id: t.departure_s for t in seen[-1].trucks}["T1"] == 7200.0  # ... then to the real departure

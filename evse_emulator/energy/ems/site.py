@@ -34,6 +34,7 @@ TAPER = (0.80, 0.03)
 STORAGE_EFFICIENCY = 0.96  # the plan's estimate of a pack's and cable's charging losses (I^2 R: some 4 %)
 FIRM_MARGIN = 0.005  # of which this much is planned as firmly as the target (the rest only at the energy's price)
 TARGET_MARGIN = 0.01  # planned above the target: what the plant's ramps and the taper's shape cost at the end
+FINISH_EARLY, FINISH_EARLY_S = 0.1, 600.0  # the plan meets a target this early, the rest of the stay to catch up
 GUARD_MARGIN = 0.005  # the plan and the guard keep this fraction of each grid limit free (the plants' regulation)
 
 
@@ -201,10 +202,17 @@ class SiteEms:
         for tid, wh in energy.items():
             a = self.known[tid]
             planned = next((tp for tp in p.trucks if tp.id == tid), None)
-            if planned is None or not 0 <= k < len(planned.soc) or a.arrival_s > t_s - self.model.step_s:
+            if planned is None or k < 0 or a.arrival_s > t_s - self.model.step_s or a.departure_s <= t_s:
                 continue
-            off = wh - planned.soc[k] * a.battery_wh
+            off = wh - planned.soc[min(k, len(planned.soc) - 1)] * a.battery_wh  # after its plan: where it ended
             recent = t_s - self._deviated.get(tid, -math.inf) < DEVIATION_DWELL_S
+            catch_up = t_s >= self._planned_departure(a, -math.inf) and wh < a.target_soc * a.battery_wh
+            if catch_up:  # its plan has ended short of the target: the rest of the stay is for it (each step)
+                self._pending.append(
+                    f"{tid} {(a.target_soc * a.battery_wh - wh) / 1000:.0f} kWh short at its plan's end"
+                )
+                self._deviated[tid] = t_s
+                continue
             if abs(off) > self.deviation_wh * (3 if recent else 1):  # a steady drift: every 5 min, not every step
                 self._pending.append(f"{tid} off plan by {off / 1000:+.0f} kWh")
                 self._deviated[tid] = t_s
@@ -260,7 +268,7 @@ class SiteEms:
             id=a.truck,
             charger=a.charger,
             arrival_s=max(a.arrival_s, t_s) if a.truck not in energy else t_s,
-            departure_s=max(a.departure_s - self.departure_lead_s, a.arrival_s),
+            departure_s=self._planned_departure(a, t_s),
             battery_wh=a.battery_wh,
             soc=wh / a.battery_wh,
             target_soc=min(a.target_soc + TARGET_MARGIN, 1.0),
@@ -276,6 +284,15 @@ class SiteEms:
             firm_target=a.truck not in self.infeasible,
         )
 
+    def _planned_departure(self, a: Announcement, t_s: float) -> float:
+        """When the plan has the truck leave: `FINISH_EARLY` of its stay (at most `FINISH_EARLY_S`) before its
+        departure, so that a truck behind its plan has that time to catch up (then the plan runs to the end)."""
+        end = max(a.departure_s - self.departure_lead_s, a.arrival_s)
+        if a.truck in self.infeasible:  # it needs all of its stay
+            return end
+        early = end - min(FINISH_EARLY_S, FINISH_EARLY * (a.departure_s - a.arrival_s))
+        return early if t_s < early else end
+
     # -- the real-time layer -----------------------------------------------------------------------------------
     def _setpoints(
         self, t_s: float, telemetry: Mapping[str, Telemetry], energy: Mapping[str, float], replanned: tuple[str, ...]
@@ -285,6 +302,8 @@ class SiteEms:
         fcr_step = fcr_capacity > 0
         outlets = [self._outlet(cid, tel, t_s, fcr_step, energy) for cid, tel in telemetry.items() if tel.truck]
         imp, exp = self._kept() if self.guard else (math.inf, math.inf)
+        held = fcr_capacity if any(o.fcr for o in outlets) else 0.0  # the droop may add this either way
+        imp, exp = max(imp - held, 0.0), max(exp - held, 0.0)
         told = self.layer.dispatch(t_s, outlets, at(m.base_load, t_s), imp, exp)
         shares = _fcr_shares(outlets, told, fcr_capacity)
         valid = VALID_STEPS * m.step_s
@@ -365,9 +384,9 @@ class SiteEms:
             return None
         k = round((t_s - p.t_s[0]) / self.model.step_s)
         planned = next((tp for tp in p.trucks if tp.id == tid), None)
-        if planned is None or not 0 <= k < len(planned.power_w):
+        if planned is None or k < 0:
             return None
-        return planned.power_w[k]
+        return planned.power_w[k] if k < len(planned.power_w) else 0.0  # after its plan: nothing until a re-plan
 
 
 def _price_levels(prices: Series) -> dict[float, int]:
