@@ -227,7 +227,18 @@ def departure_slack(
 
 
 def can_make_departure(battery: TruckBattery, needs: ChargingNeeds, now: float, max_power: float | None = None) -> bool:
-    """Whether charging at full power from now still reaches the target SoC by departure."""
+    """Whether charging at full power from now still reaches the target SoC by departure.
+
+    Asked at every charge loop of a V2G truck: when the slower of the currents at the start and at the target
+    (the BMS taper, the voltage and the power limits all fall as the SoC rises) gets there in time, the answer is
+    yes without integrating the charge time."""
+    remaining = remaining_time(needs, now)
+    if remaining is None or needs.target_soc <= battery.soc:
+        return True
+    ends = (battery.soc, needs.target_soc)
+    slowest = min(_charge_current(battery, soc, max_power, None, None) for soc in ends)
+    if slowest > 0 and remaining * slowest >= (needs.target_soc - battery.soc) * battery.spec.capacity_ah * 3600:
+        return True
     slack = departure_slack(battery, needs, now, max_power)
     return slack is None or slack >= 0
 

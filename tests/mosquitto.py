@@ -34,7 +34,12 @@ class Broker:
         self.binary = binary
         self.port = free_port()
         self.config = folder / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        # persistence as a depot's broker should have it: sessions and queued messages survive a restart
+        store = folder / "store"
+        store.mkdir(exist_ok=True)
+        store.chmod(0o777)  # started as root, mosquitto drops to its own user before it writes there
+        settings = f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        self.config.write_text(settings + f"persistence_location {store}/\n")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

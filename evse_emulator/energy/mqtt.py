@@ -88,7 +88,11 @@ class MqttLink:
         while True:
             try:
                 async with aiomqtt.Client(
-                    self.address.host, self.address.port, identifier=f"mcs-v2g-{self.node}", will=will
+                    self.address.host,
+                    self.address.port,
+                    identifier=f"mcs-v2g-{self.node}",
+                    will=will,
+                    clean_session=False,  # a persistent session: the broker keeps what comes while we are away
                 ) as client:
                     attempt = 0
                     self.connections += 1

@@ -125,7 +125,12 @@ def test_a_lost_node_is_announced_offline_by_its_last_will(broker: Broker) -> No
     asyncio.run(main())
 
 
-def test_a_broker_restart_is_survived_and_nothing_published_meanwhile_is_lost(broker: Broker) -> None:
+def test_a_broker_restart_is_survived_and_nothing_published_meanwhile_is_dropped_by_the_link(broker: Broker) -> None:
+    """The link keeps what is published while the broker is away and sends it after the reconnect, in order.
+    Whether the broker hands a message to a subscriber that has not re-subscribed yet is the broker's business
+    (it may not: a race between the two reconnects); the depot's lockstep re-publishes a step until it is
+    answered, so its report loses nothing (tests/integration/test_depot_mqtt.py)."""
+
     async def main() -> None:
         ems_box = Inbox()
         ems = MqttLink(broker.url, TOPICS, "ems", subscribe=[TOPICS.telemetry("+")])
@@ -140,9 +145,16 @@ def test_a_broker_restart_is_survived_and_nothing_published_meanwhile_is_lost(br
         for n in range(1, 6):  # published while the broker is away: queued
             charger.publish(TOPICS.telemetry("mcs1"), json.dumps({"n": n}).encode())
         broker.start()
-        received = await ems_box.wait_for(TOPICS.telemetry("mcs1"), count=6)
-        assert [json.loads(p)["n"] for p in received] == [0, 1, 2, 3, 4, 5]
-        assert charger.connections >= 2 and charger.dropped == 0
+        async with asyncio.timeout(WAIT_S):
+            while not (charger.connected.is_set() and ems.connected.is_set() and charger.pending == 0):
+                await asyncio.sleep(0.05)
+        assert charger.connections >= 2 and ems.connections >= 2 and charger.dropped == 0  # all sent
+        charger.publish(TOPICS.telemetry("mcs1"), b'{"n": 6}')  # both back: it arrives
+        async with asyncio.timeout(WAIT_S):
+            while not any(json.loads(p)["n"] == 6 for _, p in ems_box.messages):
+                await asyncio.sleep(0.05)
+        numbers = [json.loads(p)["n"] for _, p in ems_box.messages]
+        assert numbers == sorted(set(numbers)) and numbers[0] == 0 and numbers[-1] == 6  # in order, once each
         await stopped(*tasks)
 
     asyncio.run(main())
