@@ -63,12 +63,10 @@ def _deadline_tight(x: PolicyInput, margin: float = 1.25) -> bool:
     return e.departure_time <= margin * 3600 * e.target_energy / max(_charge_max(x), 1.0)
 
 
-@dataclass(frozen=True, slots=True)
-class ChargeToTarget:
-    """Charge at the EV's maximum until its target is met, then hold (the default)."""
+class _OnItsOwn:
+    """A charger that decides alone (no site EMS): it never pauses or renegotiates and advertises its ratings."""
 
-    def setpoint(self, x: PolicyInput) -> float:
-        return _charge_max(x) if _needs_charge(x) else 0.0
+    __slots__ = ()
 
     def pause(self, now: float) -> bool:
         return False
@@ -78,6 +76,14 @@ class ChargeToTarget:
 
     def advertise(self, limits: PowerLimits, now: float) -> PowerLimits:
         return limits
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeToTarget(_OnItsOwn):
+    """Charge at the EV's maximum until its target is met, then hold (the default)."""
+
+    def setpoint(self, x: PolicyInput) -> float:
+        return _charge_max(x) if _needs_charge(x) else 0.0
 
     def schedules(
         self, max_entries: int, evse: PowerLimits, bidirectional: bool, now: float = 0.0
@@ -110,7 +116,7 @@ def _finite(value: object) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class ScriptedProfile:
+class ScriptedProfile(_OnItsOwn):
     """A timetable of requested power (s from the session start, W), e.g. a depot's peak-shaving plan.
 
     After the last step: charge to the target. A requested discharge is not served while the departure target
@@ -131,15 +137,6 @@ class ScriptedProfile:
             if elapsed >= start:
                 current = power
         return current
-
-    def pause(self, now: float) -> bool:
-        return False
-
-    def renegotiate(self, now: float) -> bool:
-        return False
-
-    def advertise(self, limits: PowerLimits, now: float) -> PowerLimits:
-        return limits
 
     def setpoint(self, x: PolicyInput) -> float:
         wanted = self.requested(x.elapsed)

@@ -205,3 +205,31 @@ def test_a_site_name_is_one_topic_level_and_charger_topics_are_read_back() -> No
     assert TOPICS.charger_of("depot/other/charger/mcs3/setpoint") is None
     with pytest.raises(ValueError, match="mqtt://HOST"):
         BrokerAddress.parse("tcp://x")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        '"profile": "max"',
+        '"profile": [[60, 1000]], "price_levels": 1',
+        '"profile": [[0, 1000, 0]], "price_levels": 1',
+        '"profile": [[60, 1000, 3]], "price_levels": 2',
+        '"profile": [[60, "x", 0]], "price_levels": 1',
+        '"price_levels": -1',
+        '"price_levels": true',
+        '"paused": "yes"',
+        '"truck": 7',
+        '"fcr_w": -5',
+        '"deadband_hz": 0.5',
+    ],
+)
+def test_a_bad_setpoint_extra_is_rejected_not_raised(extra: str) -> None:
+    payload = ('{"t_s": 1, "power_w": 5, ' + extra + "}").encode()
+    assert isinstance(parse_setpoint(payload, 1e6, 1e6, 120.0), Rejected)
+
+
+def test_a_profile_is_read_and_clamped_to_the_ratings() -> None:
+    payload = b'{"t_s": 1, "power_w": 5, "profile": [[60, 2e6, 1], [30, -2e6, 0]], "price_levels": 2}'
+    sp = parse_setpoint(payload, 1e6, 5e5, 120.0)
+    assert not isinstance(sp, Rejected)
+    assert sp.profile == ((60.0, 1e6, 1), (30.0, -5e5, 0)) and sp.price_levels == 2
