@@ -12,7 +12,7 @@ from stack.config_file import ConfigError
 from stack.exi import ExiError
 from stack.security.pki import PkiError
 
-from . import bench, can, capture, depot, ems, ev, evse, exi, pki, plant, sim
+from . import bench, can, capture, conformance, depot, ems, ev, evse, exi, pki, plant, sim
 from .common import CliError, setup_logging
 
 USER_ERRORS = (
@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcs-v2g", description="ISO 15118-20 / MCS stack and emulators")
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in (exi, sim, depot, ems, evse, ev, plant, can, pki, bench, capture):
+    for command in (exi, sim, depot, ems, evse, ev, plant, can, pki, bench, capture, conformance):
         command.add_parser(sub)
     return p
 

@@ -1,13 +1,9 @@
-"""The smallest charger and truck decisions that complete a -20 session: a start for your own controllers.
-
-    from stack.transport.link import VirtualLink
-    from stack.session.evcc import EvccSession
-    from stack.session.secc import SeccSession
-    transcript = VirtualLink(EvccSession(MinimalEv()), SeccSession(MinimalEvse())).run()
+"""Reference charger and truck decisions: the smallest that complete a -20 session, exact and cheap.
 
 No physics: the charger reports what the truck asks for. The product's charger and truck (`evse_emulator.Charger`,
-`ev_emulator.Truck`) put a plant and a battery model behind the same two doors. The tests and benchmarks use
-these two because their behaviour is exact and cheap.
+`ev_emulator.Truck`) put a plant and a battery model behind the same two doors. The conformance runner plays these
+as its peers (the device under test meets a predictable counterpart), and the tests and benchmarks use them;
+`examples/minimal_controllers.py` shows how to start your own from them.
 """
 
 from __future__ import annotations

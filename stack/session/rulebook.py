@@ -17,6 +17,7 @@ from stack.messages import app_protocol as ap
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_dc as dc
 
+from .conduct import CONDUCT_RULES
 from .exchange import Exchange
 from .exchanges import (
     authorization,
@@ -290,7 +291,7 @@ def all_rules() -> Iterator[Rule]:
     seen: set[str] = set()
     generic = (NOT_A_REQUEST, same_session, SEQUENCE, ANSWERS_THE_REQUEST, response_in_session)
     rows = (r for x in EXCHANGES for r in (*x.request_rules, *x.response_rules, *x.decisions))
-    for rule in (*generic, *rows, *TIMER_RULES.values()):
+    for rule in (*generic, *rows, *TIMER_RULES.values(), *CONDUCT_RULES):
         if rule.id not in seen:
             seen.add(rule.id)
             yield rule

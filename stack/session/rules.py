@@ -36,6 +36,7 @@ class RuleKind(StrEnum):
     RESPONSE = "response"
     DECISION = "decision"
     TIMER = "timer"
+    CONDUCT = "conduct"  # around the exchanges: ending, transport, TLS (stack/session/conduct.py)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -1,0 +1,110 @@
+"""Our own devices as the device under test, in this process over in-memory links: the good ones (our SeccServer
+and EVCC, as shipped) and, for the proof that a case can fail, our peer broken by the case's breaker script.
+
+`mcs-v2g test secc --self` runs the catalogue against our own charger this way; the test suite runs every case
+against both, on a virtual clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from stack.clock import Clock
+from stack.security.pki import PkiPaths
+from stack.security.tls import client_context, server_context
+from stack.session.evcc import EvccConfig
+from stack.session.reference import MinimalEv, MinimalEvse
+from stack.session.secc import SeccConfig
+from stack.transport.evcc_client import run_evcc_on
+from stack.transport.secc_server import SeccServer
+
+from .bench import DeviceSide
+from .case import Breaker
+from .catalogue.common import tester_ev, tester_evse
+from .driver import Conversation, play
+from .stream import HandshakeFailed, RecordedStream, Tape
+from .trace import Trace
+
+
+def our_secc(clock: Clock, pki: PkiPaths | None, tls: bool, **settings: Any) -> DeviceSide:
+    """Our SECC as shipped (SeccServer with the reference charger) serving each connection."""
+    server = SeccServer(MinimalEvse, SeccConfig(**settings), clock=clock)
+    context = server_context(pki) if tls and pki is not None else None
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> object:
+        if context is not None:
+            await _start_tls(writer, context, server_side=True)
+        return await server.serve(reader, writer)
+
+    return serve
+
+
+def our_evcc(clock: Clock, pki: PkiPaths | None, tls: bool, **ev: Any) -> DeviceSide:
+    """Our EVCC as shipped (the reference truck) on each connection."""
+    context = client_context(pki) if tls and pki is not None else None
+
+    async def drive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> object:
+        if context is not None:
+            await _start_tls(writer, context, server_side=False)
+        return await run_evcc_on(reader, writer, MinimalEv(**ev), EvccConfig(), clock=clock)
+
+    return drive
+
+
+# Breaker.settings keys that are not machine settings: how our broken peer's transport is broken
+TLS_CONTEXT = "tls_context"  # Callable[[PkiPaths], ssl.SSLContext]: its TLS context instead of ours
+CHANNEL = "channel"  # Callable[[], V2gChannel]: its channel, e.g. one that ignores the V2GTP header
+SDP_SIDE = "sdp_side"  # its SDP side (the test harness runs it: see tests/conformance/harness.py)
+PEER_KEYS = (TLS_CONTEXT, CHANNEL, SDP_SIDE)
+
+
+def machine_settings(breaker: Breaker) -> dict[str, Any]:
+    """The breaker's settings of our peer's machine (without those of its transport)."""
+    return {key: value for key, value in breaker.settings.items() if key not in PEER_KEYS}
+
+
+def broken(role: str, breaker: Breaker, clock: Clock, pki: PkiPaths | None, tls: bool) -> DeviceSide:
+    """Our peer of `role` ("secc" or "evcc") played by the driver with the breaker's script (and, when its settings
+    say so, a TLS context or a channel of its own: `TLS_CONTEXT`, `CHANNEL`)."""
+    make_context: Callable[[PkiPaths], ssl.SSLContext] | None = breaker.settings.get(TLS_CONTEXT)  # type: ignore[assignment]
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> object:
+        stream = RecordedStream(reader, writer, clock, Tape(), we_are_ev=role == "evcc")
+        if tls and pki is not None:
+            context: ssl.SSLContext
+            if make_context is not None:
+                context = make_context(pki)
+            else:
+                context = server_context(pki) if role == "secc" else client_context(pki)
+            try:
+                await stream.start_tls(context, clock.now() + 10.0)
+            except (HandshakeFailed, TimeoutError):
+                stream.abort()
+                return None
+        settings = machine_settings(breaker)
+        machine = tester_evse(**settings) if role == "secc" else tester_ev(**settings)
+        conversation = Conversation(stream, clock, Trace())
+        make_channel = breaker.settings.get(CHANNEL)
+        if callable(make_channel):
+            conversation.channel = make_channel()
+        await play(machine, conversation, breaker.script())
+        return None
+
+    return run
+
+
+async def _start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, *, server_side: bool) -> None:
+    """TLS on one end of an in-memory link, either side (`StreamWriter.start_tls` only knows the client side of
+    a stream it did not accept); the stream's protocol is moved onto the TLS transport as memory_link does."""
+    loop = asyncio.get_running_loop()
+    protocol = writer.transport.get_protocol()
+    hostname = None if server_side else ""
+    tls = await loop.start_tls(writer.transport, protocol, context, server_side=server_side, server_hostname=hostname)
+    if tls is None:
+        raise ConnectionError("the TLS handshake ended without a transport")
+    protocol._transport = tls  # type: ignore[attr-defined]
+    protocol._over_ssl = True  # type: ignore[attr-defined]
+    writer._transport = tls  # type: ignore[attr-defined]
