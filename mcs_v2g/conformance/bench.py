@@ -192,7 +192,8 @@ class Bench:
             return self._keylog.read_text()
         return ""
 
-    def finish(self) -> None:
+    async def finish(self) -> None:
+        """The case is over: close the tester's SDP sockets, drop the key log file."""
         for sdp in self.sdp_sockets:
             sdp.close()
         with contextlib.suppress(OSError):
@@ -290,10 +291,12 @@ class LinkBench(Bench):
         pki: PkiPaths | None,
         device: DeviceSide,
         sdp_device: SdpDevice | None = None,
+        closers: list[Callable[[], object]] | None = None,
     ) -> None:
         super().__init__(profile, clock, pki)
         self.device, self.sdp_device = device, sdp_device
         self.tasks: list[asyncio.Task[object]] = []
+        self.closers = closers if closers is not None else []  # what the device side opened, closed after the case
 
     async def _streams(self) -> Streams:
         link = await memory_link()
@@ -316,6 +319,12 @@ class LinkBench(Bench):
         if self.sdp_device is not None and not self.tester_is_ev:
             self.tasks.append(asyncio.ensure_future(self.sdp_device(sdp.address)))
 
-    async def settle(self) -> None:
-        """Let the device's side of every connection finish (bounded by the device's own timers)."""
+    async def finish(self) -> None:
+        """Let the device's side of every connection finish (bounded by the device's own timers), then close what
+        it opened (its SDP server)."""
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        for close in self.closers:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        await super().finish()

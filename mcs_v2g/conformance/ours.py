@@ -8,11 +8,15 @@ against both, on a virtual clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable
+from ipaddress import IPv6Address
 from typing import Any
 
+import stack.transport.sdp as sdp_io
 from stack.clock import Clock
+from stack.sdp import Endpoint, Offers, Security
 from stack.security.pki import PkiPaths
 from stack.security.tls import client_context, server_context
 from stack.session.evcc import EvccConfig
@@ -21,7 +25,7 @@ from stack.session.secc import SeccConfig
 from stack.transport.evcc_client import run_evcc_on
 from stack.transport.secc_server import SeccServer
 
-from .bench import DeviceSide
+from .bench import Address, DeviceSide, SdpDevice, udp_socket
 from .case import Breaker
 from .catalogue.common import tester_ev, tester_evse
 from .driver import Conversation, play
@@ -57,8 +61,12 @@ def our_evcc(clock: Clock, pki: PkiPaths | None, tls: bool, **ev: Any) -> Device
 # Breaker.settings keys that are not machine settings: how our broken peer's transport is broken
 TLS_CONTEXT = "tls_context"  # Callable[[PkiPaths], ssl.SSLContext]: its TLS context instead of ours
 CHANNEL = "channel"  # Callable[[], V2gChannel]: its channel, e.g. one that ignores the V2GTP header
-SDP_SIDE = "sdp_side"  # its SDP side (the test harness runs it: see tests/conformance/harness.py)
+SDP_SIDE = "sdp_side"  # its SDP side (see `broken_sdp`)
 PEER_KEYS = (TLS_CONTEXT, CHANNEL, SDP_SIDE)
+LOOPBACK = "lo"
+LOCAL = IPv6Address("::1")
+TLS_PORT, TCP_PORT = 50001, 50002  # what our charger's SDP answers name (its TCP side is the in-memory link)
+Closers = list[Callable[[], object]]
 
 
 def machine_settings(breaker: Breaker) -> dict[str, Any]:
@@ -108,3 +116,58 @@ async def _start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, *, s
     protocol._transport = tls  # type: ignore[attr-defined]
     protocol._over_ssl = True  # type: ignore[attr-defined]
     writer._transport = tls  # type: ignore[attr-defined]
+
+
+def our_sdp(role: str, tls: bool, closers: Closers) -> SdpDevice:
+    """Our device's SDP side over real UDP on the loopback interface: the charger's SdpServer on lo (a free port),
+    or the truck's `discover` sending to the tester's address (unicast to ::1: multicast does not leave lo)."""
+
+    async def charger(_: Address | None) -> Address | None:
+        tls_at = Endpoint(LOCAL, TLS_PORT) if tls else None
+        server = sdp_io.SdpServer(LOOPBACK, Offers(tls=tls_at, tcp=Endpoint(LOCAL, TCP_PORT)), port=0)
+        await server.start()
+        closers.append(server.close)
+        return (str(LOCAL), server.port, 0, 0)
+
+    async def truck(tester: Address | None) -> Address | None:
+        assert tester is not None
+        with contextlib.suppress(sdp_io.SdpTimeout):
+            security = Security.TLS if tls else Security.NO_TLS
+            await sdp_io.discover(LOOPBACK, security, port=int(tester[1]), group=LOCAL)
+        return None
+
+    return charger if role == "secc" else truck
+
+
+def broken_sdp(role: str, side: object, closers: Closers) -> SdpDevice | None:
+    """Our broken peer's SDP side from the breaker: for a charger, `side()` gives the answer to each datagram
+    (None: silence), served on ::1; for a truck, `side(address)` sends its requests there."""
+    if side is None:
+        return None
+    if role == "evcc":
+
+        async def truck(tester: Address | None) -> Address | None:
+            assert tester is not None and callable(side)
+            await side(tester)
+            return None
+
+        return truck
+
+    async def charger(_: Address | None) -> Address | None:
+        assert callable(side)
+        answer = side()
+        transport, queue = await udp_socket((str(LOCAL), 0, 0, 0))
+        closers.append(transport.close)
+
+        async def serve() -> None:
+            while True:
+                data, source = await queue.get()
+                reply = answer(data)
+                if reply is not None:
+                    transport.sendto(reply, source)
+
+        task = asyncio.ensure_future(serve())
+        closers.append(task.cancel)
+        return tuple(transport.get_extra_info("sockname"))
+
+    return charger

@@ -43,6 +43,6 @@ async def run_case(case: Case, bench: Bench) -> CaseResult:
             log.exception("case %s: tester error", case.id)
             verdict = error(f"tester error: {type(exc).__name__}: {exc}")
     keylog = bench.keylog()
-    bench.finish()
+    await bench.finish()
     recording = Recording(tuple(bench.tape.connections), tuple(bench.tape.segments), keylog=keylog)
     return CaseResult(case.id, case.title, case.rules, case.tags, verdict, bench.trace, recording, clock.now() - start)

@@ -18,7 +18,7 @@ from stack.transport.sdp import discover, link_local_address
 
 from .bench import Bench, LinkBench, SdpTarget, SocketBench, Streams
 from .case import Case
-from .ours import our_evcc, our_secc
+from .ours import Closers, our_evcc, our_sdp, our_secc
 from .profile import DeviceProfile
 from .runner import Progress, run_case
 from .verdict import CaseResult
@@ -67,7 +67,13 @@ async def _benches(
 ) -> AsyncIterator[Callable[[], Bench]]:
     if target.self_test:
         device = our_secc if profile.role == "secc" else our_evcc
-        yield lambda: LinkBench(profile, clock, pki, device(clock, pki, profile.tls))
+
+        def ours() -> Bench:
+            closers: Closers = []
+            sdp = our_sdp(profile.role, profile.tls, closers)
+            return LinkBench(profile, clock, pki, device(clock, pki, profile.tls), sdp, closers)
+
+        yield ours
         return
     if profile.role == "secc":
         sdp = None if target.interface is None else SdpTarget(("ff02::1", SDP_PORT, 0, _index(target.interface)))

@@ -147,8 +147,10 @@ async def discover(
     timeout: float = RESPONSE_TIMEOUT,
     max_requests: int = MAX_REQUESTS,
     port: int = SDP_PORT,
+    group: IPv6Address = MULTICAST_GROUP,
 ) -> SdpResponse:
-    """The first SECC answer to an SDP request multicast to ff02::1 on `interface`, resent every `timeout`.
+    """The first SECC answer to an SDP request multicast to ff02::1 on `interface`, resent every `timeout`
+    (`group`: another destination, e.g. ::1 where a test has no multicast).
 
     Whether a no-TLS answer to a TLS request is acceptable is the caller's decision (Josev `enforce_tls`).
     Raises `SdpTimeout` after `max_requests` unanswered requests.
@@ -176,7 +178,7 @@ async def discover(
     try:
         for attempt in range(1, max_requests + 1):
             # a send error (link down, no source address yet) reaches error_received; the next attempt retries
-            endpoint.sendto(request, (str(MULTICAST_GROUP), port, 0, index))
+            endpoint.sendto(request, (str(group), port, 0, index))
             try:
                 async with asyncio.timeout(timeout):
                     response = await responses.get()

@@ -26,6 +26,18 @@ def test_passes_against_our_device(case, pki) -> None:
     assert result.verdict.outcome is Outcome.PASS, result.verdict
 
 
+# a case that judges what identifies a vehicle without TLS: over TLS its certificate does, so it cannot judge
+NEEDS_PLAIN_TCP = {"SECC-PAUSE-OTHER-EVCCID"}
+
+
+@pytest.mark.parametrize("case", [c for c in CATALOGUE if "tls" not in c.tags], ids=lambda c: c.id)
+def test_passes_against_our_device_over_tls(case, pki) -> None:
+    """The whole catalogue again with every connection over TLS 1.3 (mutual authentication, P-521)."""
+    result = play_against(case, pki, good=True, tls=True)
+    wanted = Outcome.INCONCLUSIVE if case.id in NEEDS_PLAIN_TCP else Outcome.PASS
+    assert result.verdict.outcome is wanted, result.verdict
+
+
 @pytest.mark.parametrize("case", CATALOGUE, ids=lambda c: c.id)
 def test_fails_against_a_broken_peer(case, pki) -> None:
     result = play_against(case, pki, good=False)
