@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from stack.clock import Clock
@@ -24,6 +25,7 @@ from .runner import Progress, run_case
 from .verdict import CaseResult
 
 log = logging.getLogger("mcs_v2g.conformance")
+V2G_PORTS = (49152, 65535)  # the dynamic ports an SECC's TCP server takes (PROTOCOL.md section 1)
 REPLUG_GRACE_S = 5.0  # after a case, the replug command gets SIGTERM and this long to end before SIGKILL
 
 
@@ -91,7 +93,7 @@ async def _benches(
     link_local = None if target.interface is None else link_local_address(target.interface)
     if link_local is not None and target.listen is None:
         host = f"{link_local}%{target.interface}"
-    server = await asyncio.start_server(accept, host, port)
+    server = await _listen(accept, host, port)
     bound = server.sockets[0].getsockname()
     log.info("waiting for the truck on [%s]:%d", bound[0], bound[1])
     sdp = None
@@ -104,6 +106,17 @@ async def _benches(
         await server.wait_closed()
         while not accepted.empty():
             accepted.get_nowait()[1].close()
+
+
+async def _listen(accept: Callable[..., Awaitable[None]], host: str, port: int) -> asyncio.Server:
+    """Listen on `port`, or (0) on a free port in 49152..65535: an SDP answer naming another port is refused by
+    some EVs (Josev: PROTOCOL.md section 1)."""
+    if port:
+        return await asyncio.start_server(accept, host, port)
+    for candidate in random.sample(range(V2G_PORTS[0], V2G_PORTS[1] + 1), 64):
+        with contextlib.suppress(OSError):
+            return await asyncio.start_server(accept, host, candidate)
+    raise OSError(f"no free TCP port in {V2G_PORTS[0]}..{V2G_PORTS[1]}")
 
 
 def _index(interface: str) -> int:
