@@ -167,6 +167,27 @@ class PackSpec:
         return (cells * self.resistance_soc(soc) + self.extra_resistance) * cold
 
 
+@dataclass(frozen=True, slots=True)
+class _PresentState:
+    """A battery's state (SoC, temperature, pack) and what follows from it alone."""
+
+    soc: float
+    temperature_c: float
+    spec: PackSpec
+    ocv: float
+    resistance: float
+    stored_wh: float
+
+    @classmethod
+    def of(cls, battery: TruckBattery) -> _PresentState:
+        soc, temperature, spec = battery.soc, battery.temperature_c, battery.spec
+        return cls(soc, temperature, spec, spec.ocv(soc), spec.resistance(soc, temperature), spec.stored_wh(soc))
+
+    def holds_for(self, battery: TruckBattery) -> bool:
+        """The battery is still in this state (equal floats give equal results; the spec is immutable)."""
+        return self.soc == battery.soc and self.temperature_c == battery.temperature_c and self.spec is battery.spec
+
+
 class CloseResult(StrEnum):
     CLOSED = "closed"
     ALREADY_CLOSED = "already_closed"
@@ -258,17 +279,29 @@ class TruckBattery:
     energy_out_wh: float = 0.0  # at the terminals, while discharging (positive)
     loss_wh: float = 0.0  # I^2 R heat
     faults: Counter[str] = field(default_factory=Counter)
+    # OCV, resistance and stored energy of the present state (see `_present`)
+    _present_cache: _PresentState | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.soc <= 1.0:
             raise ValueError(f"SoC {self.soc} outside [0, 1]")
 
+    def _present(self) -> _PresentState:
+        """OCV, resistance and stored energy at the present SoC and temperature. The plant and the BMS read them
+        several times per step and per charge loop while the state holds, so they are computed once per state: the
+        cache is keyed by everything they depend on (SoC, temperature, the pack), any change of which recomputes."""
+        cached = self._present_cache
+        if cached is not None and cached.holds_for(self):
+            return cached
+        self._present_cache = fresh = _PresentState.of(self)
+        return fresh
+
     # --- VehicleTerminal -------------------------------------------------------------------------------
     def open_circuit_voltage(self, soc: float | None = None) -> float:
-        return self.spec.ocv(self.soc if soc is None else soc)
+        return self._present().ocv if soc is None else self.spec.ocv(soc)
 
     def internal_resistance(self, soc: float | None = None) -> float:
-        return self.spec.resistance(self.soc if soc is None else soc, self.temperature_c)
+        return self._present().resistance if soc is None else self.spec.resistance(soc, self.temperature_c)
 
     def contactors_closed(self) -> bool:
         return self.contactors.is_closed()
@@ -294,7 +327,7 @@ class TruckBattery:
             dt = (bound - soc0) * capacity_as / amps
             soc1 = bound
         loss = amps * amps * self.internal_resistance() * dt / 3600
-        terminal = self.spec.stored_wh(soc1) - self.spec.stored_wh(soc0) + loss
+        terminal = self.spec.stored_wh(soc1) - self.stored_wh() + loss
         if terminal >= 0:
             self.energy_in_wh += terminal
         else:
@@ -318,11 +351,11 @@ class TruckBattery:
         return round(self.soc * 100)
 
     def stored_wh(self, soc: float | None = None) -> float:
-        return self.spec.stored_wh(self.soc if soc is None else soc)
+        return self._present().stored_wh if soc is None else self.spec.stored_wh(soc)
 
     def energy_to(self, soc: float) -> float:
         """Open-circuit energy (Wh) from the present SoC to `soc`: positive to charge, negative to discharge."""
-        return self.spec.stored_wh(soc) - self.spec.stored_wh(self.soc)
+        return self.spec.stored_wh(soc) - self.stored_wh()
 
     def soc_for_energy(self, wh: float) -> float:
         """The SoC whose stored energy (from 0 %) is `wh`, clamped to [0, 1]."""
@@ -337,33 +370,31 @@ class TruckBattery:
 
     # --- BMS limits (magnitudes, A and W at the terminals) ---------------------------------------------
     def charge_current_limit(self, soc: float | None = None) -> float:
-        soc = self.soc if soc is None else soc
-        if soc >= 1.0:
+        at = self.soc if soc is None else soc
+        if at >= 1.0:
             return 0.0
         ocv, r, spec = self.open_circuit_voltage(soc), self.internal_resistance(soc), self.spec
         by_voltage = max(0.0, (spec.max_voltage - ocv) / r)
         by_power = 2 * spec.max_power / (ocv + math.sqrt(ocv * ocv + 4 * r * spec.max_power))
-        return min(spec.max_charge_current * spec.charge_taper(soc), by_voltage, by_power)
+        return min(spec.max_charge_current * spec.charge_taper(at), by_voltage, by_power)
 
     def discharge_current_limit(self, soc: float | None = None) -> float:
-        soc = self.soc if soc is None else soc
-        if soc <= 0.0:
+        at = self.soc if soc is None else soc
+        if at <= 0.0:
             return 0.0
         ocv, r, spec = self.open_circuit_voltage(soc), self.internal_resistance(soc), self.spec
         by_voltage = max(0.0, (ocv - spec.min_voltage) / r)
         limit = spec.max_power if spec.max_discharge_power is None else spec.max_discharge_power
         disc = ocv * ocv - 4 * r * limit
         by_power = 2 * limit / (ocv + math.sqrt(disc)) if disc >= 0 else math.inf
-        return min(spec.max_discharge_current * spec.discharge_derate(soc), by_voltage, by_power)
+        return min(spec.max_discharge_current * spec.discharge_derate(at), by_voltage, by_power)
 
     def charge_power_limit(self, soc: float | None = None) -> float:
         current = self.charge_current_limit(soc)
-        soc = self.soc if soc is None else soc
         return current * (self.open_circuit_voltage(soc) + current * self.internal_resistance(soc))
 
     def discharge_power_limit(self, soc: float | None = None) -> float:
         current = self.discharge_current_limit(soc)
-        soc = self.soc if soc is None else soc
         return current * (self.open_circuit_voltage(soc) - current * self.internal_resistance(soc))
 
     def _watch_limits(self, amps: float) -> None:

@@ -154,24 +154,19 @@ class TruckController:
     def _limits(self, now: float) -> PowerLimits:
         """The BMS's present limits (they taper with SoC); discharge only above the V2G reserve."""
         b, spec = self.battery, self.battery.spec
-        limits = PowerLimits(
-            max_charge_power=b.charge_power_limit(),
-            min_charge_power=0.0,
-            max_charge_current=b.charge_current_limit(),
-            min_charge_current=0.0,
-            max_voltage=spec.max_voltage,
-            min_voltage=spec.min_voltage,
-        )
+        charge = {
+            "max_charge_power": b.charge_power_limit(),
+            "min_charge_power": 0.0,
+            "max_charge_current": b.charge_current_limit(),
+            "min_charge_current": 0.0,
+            "max_voltage": spec.max_voltage,
+            "min_voltage": spec.min_voltage,
+        }
         if (self.negotiated or self.service) not in BPT_SERVICES:
-            return limits
-        current = discharge_current_limit(b, self.needs, now, b.charge_power_limit())
+            return PowerLimits(**charge)
+        current = discharge_current_limit(b, self.needs, now, charge["max_charge_power"])
         return PowerLimits(
-            max_charge_power=limits.max_charge_power,
-            min_charge_power=0.0,
-            max_charge_current=limits.max_charge_current,
-            min_charge_current=0.0,
-            max_voltage=limits.max_voltage,
-            min_voltage=limits.min_voltage,
+            **charge,
             max_discharge_power=min(b.discharge_power_limit(), current * b.open_circuit_voltage()),
             min_discharge_power=0.0,
             max_discharge_current=current,

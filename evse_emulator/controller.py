@@ -59,6 +59,7 @@ class PlantEvseController:
     last_soc: int | None = None
     supervisor: FaultSupervisor | None = None  # shuts the output down on a fault; None: the HAL's faults only
     pre_charge_started: float | None = None
+    _unidirectional: tuple[PowerLimits, PowerLimits] | None = field(default=None, init=False, repr=False, compare=False)
 
     def faults(self) -> list[PlantFault]:
         return self.supervisor.faults() if self.supervisor is not None else self.hal.faults()
@@ -72,8 +73,15 @@ class PlantEvseController:
     def _limits(self) -> PowerLimits:
         """The ratings for the session's service, within what the power stage can deliver now (a module stack
         that lost a module advertises less from the next message on)."""
-        limits = self.ratings if self.service in BPT_SERVICES else self.ratings.unidirectional()
+        limits = self.ratings if self.service in BPT_SERVICES else self._charge_ratings()
         return within(limits, self.hal.power_stage.capability())
+
+    def _charge_ratings(self) -> PowerLimits:
+        """The ratings without their discharge side, made once per `ratings` (immutable; several times a loop)."""
+        cached = self._unidirectional
+        if cached is None or cached[0] is not self.ratings:
+            self._unidirectional = cached = (self.ratings, self.ratings.unidirectional())
+        return cached[1]
 
     def charge_parameters(self, service: ServiceId, ev: PowerLimits, now: float) -> PowerLimits:
         self.service, self.ev_limits = service, ev
@@ -169,23 +177,25 @@ class PlantEvseController:
         self._ev_said(EvReport(voltage_v=min(loop.ev_present_voltage, ev_max)))
         stage = self.hal.power_stage
         present = stage.present()
+        rated = self._limits()  # the ratings now (a power stage that loses a module rates less)
         self.last_energy = loop.energy or self.last_energy
         self.last_soc = loop.soc if loop.soc is not None else self.last_soc
         voltage = max(present.voltage_v, loop.ev_present_voltage, 1.0)
         elapsed = 0.0 if self.started is None else now - self.started
-        x = PolicyInput(elapsed, self.last_soc, ev, self._limits(), self.last_energy, now)
+        x = PolicyInput(elapsed, self.last_soc, ev, rated, self.last_energy, now)
         power = self.policy.setpoint(x)  # asked in Scheduled mode too: the policy follows the session
         current = power / voltage
         if loop.control_mode is ControlMode.SCHEDULED and loop.target_current is not None:
             current = loop.target_current  # the EV follows its schedule
-        current, limited = self._clamp(current, voltage, ev)
+        current, limited = self._clamp(current, voltage, ev, rated)
         faults = self.faults()
         pause = not faults and self.policy.pause(now)
         if faults or pause:  # shutting down (a fault) or pausing: no current until the EV stops
             current = 0.0
         self.setpoint_a = current
-        v_limit = ev.max_voltage if ev else self._limits().max_voltage
-        stage.set_limits(v_limit, current, self._limits().max_charge_power)
+        rated = self._limits()  # again: a fault may have cost a module
+        v_limit = ev.max_voltage if ev else rated.max_voltage
+        stage.set_limits(v_limit, current, rated.max_charge_power)
         meter = self.hal.meter.read()
         return ChargeLoopOutput(
             present_voltage=present.voltage_v,
@@ -198,9 +208,10 @@ class PlantEvseController:
             notification=_notification(faults, pause, self.policy.renegotiate(now)),
         )
 
-    def _clamp(self, current: float, voltage: float, ev: PowerLimits | None) -> tuple[float, str | None]:
-        """Limit a signed current by the charger's ratings and the EV's limits; says which limit acted."""
-        r = self._limits()
+    def _clamp(
+        self, current: float, voltage: float, ev: PowerLimits | None, r: PowerLimits
+    ) -> tuple[float, str | None]:
+        """Limit a signed current by the charger's ratings `r` and the EV's limits; says which limit acted."""
         if current >= 0:
             caps = [("current", r.max_charge_current), ("power", r.max_charge_power / voltage)]
             if ev is not None:

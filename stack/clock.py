@@ -76,6 +76,15 @@ class VirtualClock(Clock):
             return self.start
         return self.start + self._loop.time()
 
+    def loop_time(self, when: float) -> float:
+        """`Clock.loop_time` on the clock's own loop (the same arithmetic, so the same timers), without looking the
+        running loop up: every send and receive sets a timeout."""
+        loop = self._loop
+        if loop is None:
+            return super().loop_time(when)
+        time_now = loop.time()
+        return time_now + (when - (self.start + time_now))
+
     @property
     def elapsed(self) -> float:
         """Simulated seconds since `start`."""
@@ -133,6 +142,10 @@ class _VirtualSelector(selectors.BaseSelector):
         self._inner.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout == 0 and len(self._inner.get_map()) <= 1:
+            # callbacks are ready and only the loop's self-pipe is registered: its byte wakes a loop that would block
+            # (the callback a thread hands over is already queued), so it can wait for the next poll below
+            return []
         events = self._inner.select(0)
         if events or timeout == 0:
             return events

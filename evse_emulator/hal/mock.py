@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from stack.clock import Clock
 from stack.config_file import ConfigError, Problem
@@ -149,9 +149,9 @@ class PlantConfig:
 # ---------------------------------------------------------------------------------------------- pure physics
 
 
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    """Current changing linearly from `start` to `end` over `duration` seconds (never crossing zero)."""
+class _Segment(NamedTuple):
+    """Current changing linearly from `start` to `end` over `duration` seconds (never crossing zero); a tuple, as
+    every step of the plant makes one or two."""
 
     duration: float
     start: float
@@ -218,8 +218,8 @@ def _follow(v0: float, ref0: float, ref_target: float, slew: float, tau: float, 
     return y, ref
 
 
-def _parallel(*ohms: float) -> float:
-    return 1.0 / sum(1.0 / r for r in ohms)
+def _parallel(a: float, b: float) -> float:
+    return 1.0 / (1.0 / a + 1.0 / b)
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -352,6 +352,11 @@ class MockContactors:
     def conducting(self) -> bool:
         return self._state in (ContactorState.CLOSED, ContactorState.OPENING, ContactorState.WELDED)
 
+    @property
+    def at_rest(self) -> bool:
+        """Open with no operation pending: `advance` changes nothing."""
+        return self._state is ContactorState.OPEN
+
     def advance(self, dt: float) -> None:
         """Finish a pending operation; a break happens at the current flowing at that instant."""
         if self._state not in (ContactorState.CLOSING, ContactorState.OPENING):
@@ -426,6 +431,11 @@ class MockImd:
     @property
     def insulation_ohm(self) -> float:
         return _parallel(self.pos_ohm, self.neg_ohm)
+
+    @property
+    def at_rest(self) -> bool:
+        """Neither testing nor monitoring: `advance` changes nothing."""
+        return self._phase == "idle"
 
     def advance(self, dt: float) -> None:
         now = self._terminal.time_s + dt
@@ -627,6 +637,9 @@ class MockPlant:
             self._syncing = syncing
 
     def _step(self, dt: float) -> None:
+        if self._at_rest():  # an idle charger: a full step would only move the time (each device stays as it is)
+            self.terminal.time_s += dt
+            return
         if not self.power_stage.enabled:
             # a disabled converter stops conducting within microseconds, long before a contactor releases
             # (30 ms): an emergency switch-off (disable, then open) breaks at zero current, it does not weld
@@ -650,6 +663,23 @@ class MockPlant:
         self.imd.advance(dt)
         self.terminal.time_s += dt
         self._protect(dt)
+
+    def _at_rest(self) -> bool:
+        """Off and discharged, as in the last step: the converter disabled, the contactors open, no voltage, current
+        or voltage reference left, the IMD idle, no over-voltage being timed. A step of `_step_open` leaves every
+        one of them unchanged (0 V decays to 0 V), so only the time moves."""
+        t = self.terminal
+        return (
+            not self.power_stage.enabled
+            and not self._was_enabled
+            and not self._was_connected
+            and self.contactors.at_rest
+            and self.imd.at_rest
+            and t.voltage_v == 0.0
+            and t.current_a == 0.0
+            and self._reference_v == 0.0
+            and self._over_voltage_s == 0.0
+        )
 
     def _path_ohm(self, vehicle: VehicleTerminal) -> float:
         return self.config.cable_ohm + vehicle.internal_resistance()

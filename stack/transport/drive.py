@@ -79,8 +79,10 @@ async def run_session(
                     break
                 seen.message(">>", action.message)
                 sent_at = time.perf_counter()
-                took = "" if received_at is None else f", answered in {1000 * (sent_at - received_at):.1f} ms"
-                log.info("%s -> %s%s (%d B%s)", role, message_name(action.message), _code(action.message), size, took)
+                if log.isEnabledFor(logging.INFO):  # formatted only when someone reads it (simulations do not)
+                    took = "" if received_at is None else f", answered in {1000 * (sent_at - received_at):.1f} ms"
+                    name, code = message_name(action.message), _code(action.message)
+                    log.info("%s -> %s%s (%d B%s)", role, name, code, size, took)
                 received_at = None
             elif isinstance(action, Violation):
                 log.warning("%s: the peer broke %s", role, action.error)
@@ -119,12 +121,13 @@ async def run_session(
             machine.connection_lost(clock.now())
             return Close(f"malformed message: {exc}")
         received_at = time.perf_counter()
-        rtt = ""
-        if sent_at is not None and role != "SECC":
-            rtt = f", round trip {1000 * (received_at - sent_at):.1f} ms"
-            seen.round_trip(message_name(received.message), received_at - sent_at)
         name = message_name(received.message)
-        log.info("%s <- %s%s (%d B%s)", role, name, _code(received.message), received.size, rtt)
+        round_trip = None if sent_at is None or role == "SECC" else received_at - sent_at
+        if round_trip is not None:
+            seen.round_trip(name, round_trip)
+        if log.isEnabledFor(logging.INFO):
+            rtt = "" if round_trip is None else f", round trip {1000 * round_trip:.1f} ms"
+            log.info("%s <- %s%s (%d B%s)", role, name, _code(received.message), received.size, rtt)
         seen.message("<<", received.message)
         actions = machine.receive(received.message, clock.now())
 

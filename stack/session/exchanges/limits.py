@@ -34,19 +34,27 @@ VOLTAGES = ("max_voltage", "min_voltage")
 DISCHARGE_PARAMETERS = ("max_discharge_power", "min_discharge_power", "max_discharge_current", "min_discharge_current")
 
 
+# per side: (PowerLimits field, element attribute, is a discharge limit), the names built once
+_ELEMENTS = {
+    side: tuple((name, f"{side}_{stem}", name in DISCHARGE) for name, stem in WIRE.items()) for side in ("ev", "evse")
+}
+_ATTRIBUTE = {side: {name: attribute for name, attribute, _ in elements} for side, elements in _ELEMENTS.items()}
+
+
 def to_wire(side: str, limits: PowerLimits, names: Iterable[str], negative: bool) -> dict[str, ct.RationalNumber]:
     """The elements `names` of `limits` as keyword arguments of a message of `side` ("ev" or "evse")."""
+    attributes = _ATTRIBUTE[side]
     out = {}
     for name in names:
         value = getattr(limits, name)
-        out[f"{side}_{WIRE[name]}"] = discharge_out(value, negative) if name in DISCHARGE else rn(value)
+        out[attributes[name]] = discharge_out(value, negative) if name in DISCHARGE else rn(value)
     return out
 
 
 def from_wire(side: str, element: object) -> PowerLimits:
     """The limits an element carries: absent charge limits read 0, absent discharge limits None (not BPT)."""
     values: dict[str, Any] = {}
-    for name, stem in WIRE.items():
-        wire = getattr(element, f"{side}_{stem}", None)
-        values[name] = magnitude(wire) if name in DISCHARGE else (fl(wire) or 0.0)
+    for name, attribute, discharge in _ELEMENTS[side]:
+        wire = getattr(element, attribute, None)
+        values[name] = magnitude(wire) if discharge else (fl(wire) or 0.0)
     return PowerLimits(**values)
