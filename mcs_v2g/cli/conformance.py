@@ -49,6 +49,9 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", type=Path, help="device profile TOML (what the device supports; default: all)")
     p.add_argument("--select", nargs="+", default=[], metavar="ID|GLOB|tag:T", help="run only these cases")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    p.add_argument(
+        "--slow", action="store_true", help="also the cases that wait for hours-long timers (always with --self)"
+    )
     tls = p.add_mutually_exclusive_group()
     tls.add_argument("--tls", dest="tls", action="store_true", default=None, help="run the cases over TLS 1.3")
     tls.add_argument("--no-tls", dest="tls", action="store_false", help="run the cases over plain TCP")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if args.tls is not None:
         profile = replace(profile, tls=args.tls)
-    cases = select(CATALOGUE, args.role, args.select)
+    cases = select(CATALOGUE, args.role, args.select, slow=args.slow or args.self)
     if not cases:
         raise CliError(f"no {args.role} case matches {' '.join(args.select)} (see --list)")
     if args.list:

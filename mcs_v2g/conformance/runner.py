@@ -18,10 +18,16 @@ log = logging.getLogger("mcs_v2g.conformance")
 Progress = Callable[[int, int, CaseResult], None]
 
 
-def select(cases: Iterable[Case], role: str, patterns: Sequence[str] = ()) -> list[Case]:
-    """The cases for a device of `role`, narrowed to those an id glob or `tag:` of `patterns` selects."""
+SLOW = "slow"  # a case that waits for a long timer of the device (hours in real time, nothing on a virtual clock)
+
+
+def select(cases: Iterable[Case], role: str, patterns: Sequence[str] = (), *, slow: bool = False) -> list[Case]:
+    """The cases for a device of `role`, narrowed to those an id glob or `tag:` of `patterns` selects; cases
+    tagged slow only with `slow` or when a pattern names them."""
     chosen = [c for c in cases if c.role == role]
-    return [c for c in chosen if c.selected_by(patterns)] if patterns else chosen
+    if patterns:
+        return [c for c in chosen if c.selected_by(patterns)]
+    return [c for c in chosen if slow or SLOW not in c.tags]
 
 
 async def run_case(case: Case, bench: Bench) -> CaseResult:

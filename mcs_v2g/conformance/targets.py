@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -141,15 +143,21 @@ async def _replugged(target: Target, case: Case) -> AsyncIterator[None]:
             yield
         return
     process = await asyncio.create_subprocess_shell(
-        target.replug, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        target.replug,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: what the shell started is stopped with it
     )
     try:
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
+        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), REPLUG_GRACE_S)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        _signal_group(process.pid, signal.SIGKILL)
+        await process.wait()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

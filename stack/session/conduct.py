@@ -117,6 +117,48 @@ EV_SAP_OFFER = _rule(
     "PROTOCOL.md 3 (namespaces and major versions EVs offer; Priority 1..20; EVerest keys the entries by priority)",
 )
 
+EV_USES_OFFER = _rule(
+    "MV-EV-USES-OFFER",
+    "A truck offered an energy service and control mode that it supports (its device profile says so) selects "
+    "them and charges: it reaches the charge loop instead of leaving after the service discovery.",
+    "PROTOCOL.md 4.2 (ServiceDiscovery, ServiceSelection, then the charge loop) and 5 (services and parameter sets)",
+)
+
+
+V2GTP_STREAM = _rule(
+    "MV-V2GTP-STREAM",
+    "V2GTP runs over a TCP byte stream: a receiver takes each frame by its header's length whatever the "
+    "segmentation (a frame over several segments, several frames in one) and answers each in turn.",
+    "PROTOCOL.md 2 (the header's payload length delimits a frame; EvseV2G and LIB15118 read the header, then the "
+    "payload; LIB15118 holds a partial frame until it is whole)",
+)
+SDP_EV_REQUESTS = _rule(
+    "MV-SDP-EV-REQUEST",
+    "The EVCC's SDP request is a V2GTP frame 0x9000 with 2 payload bytes (a known security, transport TCP); "
+    "unanswered, it is resent 250 ms later, at most 50 times in a discovery cycle, and no more once answered.",
+    "PROTOCOL.md 1 (JOSEV timeouts.py SDP_REQ 0.25 s, comm_session_handler.py SDP_MAX_REQUEST_COUNTER 50; "
+    "EVEREST d20/ev/timeouts.hpp SDP_RESEND_INTERVAL_MS 250, SDP_MAX_REQUESTS 50)",
+)
+
+SAP_MINOR_DEVIATION = _rule(
+    "MV-SAP-MINOR",
+    "The SECC answers an entry it chose whose minor version differs from its own (0) with "
+    "OK_SuccessfulNegotiationWithMinorDeviation, and one with the same minor version with OK_SuccessfulNegotiation.",
+    "PROTOCOL.md 3 (JOSEV sap_states.py: minor version 0 -> OK_SuccessfulNegotiation, other minor -> "
+    "OK_SuccessfulNegotiationWithMinorDeviation)",
+)
+SECC_RESUMES_PAUSED = _rule(
+    "MV-SECC-RESUME",
+    "An SECC that answered SessionStop(Pause) with OK rejoins that session when the same vehicle sends "
+    "SessionSetupReq with its SessionID (OK_OldSessionJoined, the old SessionID) and goes on at "
+    "ChargeParameterDiscovery with the selected service; another vehicle, or the same one after the SECC's resume "
+    "window (a setting: the standard gives none), gets a new session.",
+    "PROTOCOL.md 4.5 (LIB15118 session_stop.cpp keeps the pause context; resume = SessionSetupReq with the old "
+    "SessionID -> OK_OldSessionJoined) and 4.3 (LIB15118 session_setup.cpp binds the resume to the vehicle and "
+    "continues at ChargeParameterDiscovery; Josev falls back to a new session for an unknown ID); the window: "
+    "stack/session/config.py DEFAULT_RESUME_WITHIN",
+)
+
 CONDUCT_RULES: tuple[Rule, ...] = (
     ACCEPTS_VALID,
     ENDS_AFTER_FAILED,
@@ -136,42 +178,9 @@ CONDUCT_RULES: tuple[Rule, ...] = (
     TLS_GROUP,
     EV_ENDS_WITH_SESSION_STOP,
     EV_SAP_OFFER,
+    EV_USES_OFFER,
+    V2GTP_STREAM,
+    SDP_EV_REQUESTS,
+    SAP_MINOR_DEVIATION,
+    SECC_RESUMES_PAUSED,
 )
-
-# -- appended for the transport family of the conformance catalogue ---------------------------------------------
-V2GTP_STREAM = _rule(
-    "MV-V2GTP-STREAM",
-    "V2GTP runs over a TCP byte stream: a receiver takes each frame by its header's length whatever the "
-    "segmentation (a frame over several segments, several frames in one) and answers each in turn.",
-    "PROTOCOL.md 2 (the header's payload length delimits a frame; EvseV2G and LIB15118 read the header, then the "
-    "payload; LIB15118 holds a partial frame until it is whole)",
-)
-SDP_EV_REQUESTS = _rule(
-    "MV-SDP-EV-REQUEST",
-    "The EVCC's SDP request is a V2GTP frame 0x9000 with 2 payload bytes (a known security, transport TCP); "
-    "unanswered, it is resent 250 ms later, at most 50 times in a discovery cycle, and no more once answered.",
-    "PROTOCOL.md 1 (JOSEV timeouts.py SDP_REQ 0.25 s, comm_session_handler.py SDP_MAX_REQUEST_COUNTER 50; "
-    "EVEREST d20/ev/timeouts.hpp SDP_RESEND_INTERVAL_MS 250, SDP_MAX_REQUESTS 50)",
-)
-CONDUCT_RULES = (*CONDUCT_RULES, V2GTP_STREAM, SDP_EV_REQUESTS)
-
-# -- appended for the SECC rules family of the conformance catalogue (SAP, pause) ---------------------------------
-SAP_MINOR_DEVIATION = _rule(
-    "MV-SAP-MINOR",
-    "The SECC answers an entry it chose whose minor version differs from its own (0) with "
-    "OK_SuccessfulNegotiationWithMinorDeviation, and one with the same minor version with OK_SuccessfulNegotiation.",
-    "PROTOCOL.md 3 (JOSEV sap_states.py: minor version 0 -> OK_SuccessfulNegotiation, other minor -> "
-    "OK_SuccessfulNegotiationWithMinorDeviation)",
-)
-SECC_RESUMES_PAUSED = _rule(
-    "MV-SECC-RESUME",
-    "An SECC that answered SessionStop(Pause) with OK rejoins that session when the same vehicle sends "
-    "SessionSetupReq with its SessionID (OK_OldSessionJoined, the old SessionID) and goes on at "
-    "ChargeParameterDiscovery with the selected service; another vehicle, or the same one after the SECC's resume "
-    "window (a setting: the standard gives none), gets a new session.",
-    "PROTOCOL.md 4.5 (LIB15118 session_stop.cpp keeps the pause context; resume = SessionSetupReq with the old "
-    "SessionID -> OK_OldSessionJoined) and 4.3 (LIB15118 session_setup.cpp binds the resume to the vehicle and "
-    "continues at ChargeParameterDiscovery; Josev falls back to a new session for an unknown ID); the window: "
-    "stack/session/config.py DEFAULT_RESUME_WITHIN",
-)
-CONDUCT_RULES = (*CONDUCT_RULES, SAP_MINOR_DEVIATION, SECC_RESUMES_PAUSED)

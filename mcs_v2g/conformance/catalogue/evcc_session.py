@@ -46,6 +46,7 @@ from .common import FOREIGN_SESSION_ID, MODES, SERVICES, continue_with, request_
 
 SEQUENCE_TIMEOUT = TIMER_RULES[TimerId.SECC_SEQUENCE].id
 SESSION_STOP = conduct.EV_ENDS_WITH_SESSION_STOP.id
+EV_USES_OFFER = conduct.EV_USES_OFFER.id
 SAP_OFFER = conduct.EV_SAP_OFFER.id
 BROKEN_LIMIT = ct.RationalNumber(exponent=0, value=-100)  # a limit that is not a magnitude
 PRIORITIES = range(1, 21)
@@ -67,9 +68,10 @@ async def serve(bench: Bench, script: Script | None = None, evse: MinimalEvse | 
     await play(machine, conversation, script or Script())
 
 
-def whole_session(trace: Trace) -> Verdict:
-    """Every request kept its rules and came in time, and the EV ended the session with SessionStop."""
-    broken = no_violation(trace)
+def whole_session(trace: Trace, charged: tuple[ServiceId, ...] = ()) -> Verdict:
+    """Every request kept its rules and came in time, the EV charged with one of the `charged` services (when
+    given), and it ended the session with SessionStop."""
+    broken = no_violation(trace) or (_charged(trace, charged) if charged else None)
     if broken is not None:
         return broken
     stopped = any(code_of(e).startswith("OK") for e in trace.sent("SessionStopRes"))
@@ -117,19 +119,36 @@ def session_cases() -> Iterator[Case]:
     yield _ongoing_case()
 
 
+def _charged(trace: Trace, services: tuple[ServiceId, ...]) -> Verdict | None:
+    """A fail when the truck did not select one of `services` (offered, and in its profile) and charge."""
+    chosen = [e.message.selected_energy_transfer_service.service_id for e in trace.received("ServiceSelectionReq")]  # type: ignore[attr-defined]
+    if not chosen or chosen[-1] not in {s.value for s in services} or not trace.received("DC_ChargeLoopReq"):
+        names = " or ".join(s.name for s in services)
+        seen = f"service {chosen[-1]}" if chosen else "no ServiceSelectionReq"
+        seen += "" if trace.received("DC_ChargeLoopReq") else ", no charge loop"
+        return failed(EV_USES_OFFER, f"{names} selected and the charge loop reached", seen)
+    return None
+
+
+def _leave(message: Any) -> Any:
+    """Instead of going on with the services offered: SessionStop Terminate (a truck that leaves)."""
+    stop = request_like("SessionStopReq", message.header.session_id)
+    return dataclasses.replace(stop, charging_session=cm.ChargingSession.Terminate)
+
+
 def _all_offers_case() -> Case:
     async def run(bench: Bench) -> Verdict:
         await serve(bench, offers=tuple(dc_offer(s) for s in bench.profile.services))
-        return whole_session(bench.trace)
+        return whole_session(bench.trace, charged=bench.profile.services)
 
     return Case(
         "EVCC-SESSION-ALL-OFFERS",
         "The charger offers every service of the truck's profile in both control modes: the truck picks one and "
         "completes the session, every request keeping its rules and in time, ended with SessionStop",
         "evcc",
-        (same_session.id, SEQUENCE.id, SEQUENCE_TIMEOUT, SESSION_STOP),
+        (same_session.id, SEQUENCE.id, SEQUENCE_TIMEOUT, SESSION_STOP, EV_USES_OFFER),
         run,
-        breaking(same_session.id, continue_with(is_start, mutate=_foreign)),
+        breaking(EV_USES_OFFER, Fault("ServiceDetailReq", replace=_leave)),
         tags=("session",),
     )
 
@@ -154,10 +173,11 @@ def _ongoing_case() -> Case:
 def _session_case(service: ServiceId, mode: ControlMode, breaker: Breaker) -> Case:
     async def run(bench: Bench) -> Verdict:
         await serve(bench, **only(service, mode))
-        return whole_session(bench.trace)
+        return whole_session(bench.trace, charged=(service,))
 
     name = f"{service.name.replace('_', '-')}-{mode.name}"
-    rules = (SEQUENCE.id, same_session.id, SEQUENCE_TIMEOUT, SESSION_STOP, "MV-CPD-LIMITS", "MV-CL-LIMITS")
+    rules: tuple[str, ...] = (SEQUENCE.id, same_session.id, SEQUENCE_TIMEOUT, SESSION_STOP, EV_USES_OFFER)
+    rules += ("MV-CPD-LIMITS", "MV-CL-LIMITS")
     return Case(
         f"EVCC-SESSION-{name}",
         f"The charger offers only {service.name} in {mode.name.lower()} control: the truck completes a session, "
