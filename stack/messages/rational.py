@@ -20,7 +20,8 @@ def to_float(r: RationalNumber) -> float:
     correctly (to the nearest float), as the conversion of a Decimal does."""
     if r.exponent >= 0:
         return float(r.value * 10**r.exponent)
-    return r.value / 10**-r.exponent
+    quotient: float = r.value / 10**-r.exponent
+    return quotient
 
 
 def from_decimal(x: Decimal | float | int | str) -> RationalNumber:

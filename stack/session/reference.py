@@ -87,7 +87,9 @@ class MinimalEvse:
     def charge_parameters(self, service: ServiceId, ev: PowerLimits, now: float) -> PowerLimits:
         return self.ratings if service in BPT_SERVICES else self.ratings.unidirectional()
 
-    def schedule(self, service, mode, request, max_entries, now) -> ScheduleAnswer:
+    def schedule(
+        self, service: ServiceId, mode: ControlMode, request: EnergyRequest | None, max_entries: int, now: float
+    ) -> ScheduleAnswer:
         if mode is ControlMode.DYNAMIC:
             return ScheduleAnswer(departure_time=None if request is None else request.departure_time)
         charge = tuple(ScheduleEntry(1800, self.ratings.max_charge_power) for _ in range(min(12, max_entries)))
@@ -170,7 +172,9 @@ class MinimalEv:
     def charge_parameters(self, service: ServiceId, now: float) -> ChargeParameters:
         return ChargeParameters(self.limits_for(service))
 
-    def energy_request(self, service: ServiceId | None = None, mode: ControlMode | None = None, now: float = 0.0):
+    def energy_request(
+        self, service: ServiceId | None = None, mode: ControlMode | None = None, now: float = 0.0
+    ) -> EnergyRequest:
         return EnergyRequest(
             target_energy=196_000,
             max_energy=252_000,

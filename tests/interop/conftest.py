@@ -1,10 +1,11 @@
-"""Fixtures for tests against real peers: Josev's EXI codec as an oracle."""
+"""Fixtures for tests against real peers: Josev's EXI codec as an oracle, Josev's venv for its SECC and EVCC."""
 
 from __future__ import annotations
 
 import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,14 @@ def josev_exi() -> Iterator[JosevExi]:
         yield oracle
     finally:
         oracle.close()
+
+
+@pytest.fixture(scope="session")
+def josev() -> Path:
+    """Josev's venv (built on first use); the `josev` prerequisite when it cannot be made here."""
+    from tools.peers.josev import ensure_josev
+
+    try:
+        return ensure_josev(progress=lambda message: print(message, file=sys.stderr))
+    except PeerUnavailable as exc:
+        require("josev", exc.reason)

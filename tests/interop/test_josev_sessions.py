@@ -44,11 +44,10 @@ from typing import Any
 import pytest
 
 from tests.netns import VethPair, netns_marks, veth_pair_fixture
-from tests.prerequisites import require, requires
+from tests.prerequisites import requires
 from tools.peers.josev_session import (
     JosevProcess,
     LogMessage,
-    PeerUnavailable,
     log_errors,
     start_josev_evcc,
     start_josev_secc,
@@ -103,17 +102,6 @@ pytestmark = [
 ]
 
 veth_pair = veth_pair_fixture("function")
-
-
-@pytest.fixture(scope="module")
-def josev() -> Path:
-    """Josev's venv (built on first use); the `josev` prerequisite when it cannot be made here."""
-    from tools.peers.josev import ensure_josev
-
-    try:
-        return ensure_josev(progress=lambda message: print(message, file=sys.stderr))
-    except PeerUnavailable as exc:
-        require("josev", exc.reason)
 
 
 # ---- our side's trace (`--trace`, `V2gConnection(trace=...)`) ----
