@@ -48,7 +48,7 @@ def add_tls_options(p: argparse.ArgumentParser) -> None:
         help=f"test PKI folder (default: ${PKI_DIR_ENV}/<profile>, else ~/.local/share/mcs-v2g/pki/<profile>;"
         " made on first use)",
     )
-    p.add_argument("--pki-profile", choices=("secp521r1", "secp256r1"), default="secp521r1")
+    p.add_argument("--pki-profile", choices=("secp521r1", "secp256r1", "ed448"), default="secp521r1")
     p.add_argument("--keylog", type=Path, help="write TLS secrets in SSLKEYLOGFILE format (testing only)")
 
 

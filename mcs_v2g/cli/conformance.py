@@ -56,6 +56,12 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls", dest="tls", action="store_true", default=None, help="run the cases over TLS 1.3")
     tls.add_argument("--no-tls", dest="tls", action="store_false", help="run the cases over plain TCP")
     p.add_argument("--pki", type=Path, help="the tester's test PKI folder (default: the user's, made on first use)")
+    p.add_argument(
+        "--pki-profile",
+        choices=("secp521r1", "ed448", "secp256r1"),
+        default="secp521r1",
+        help="the tester's PKI profile (ed448 for the *-TLS-ED448 cases, with ed448 = true in the profile)",
+    )
     p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
     p.add_argument("--html", type=Path, help="write a self-contained HTML report here")
     p.add_argument("--pcap", type=Path, help="write a pcapng of every case here (TLS secrets embedded)")
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose < 1:  # the progress lines are the output; the stack's own session logs only with -v
         logging.getLogger("mcs_v2g").setLevel(logging.ERROR)
         logging.getLogger("mcs_v2g.conformance").setLevel(logging.WARNING)
-    pki = ensure_test_pki(args.pki) if profile.tls else None
+    pki = ensure_test_pki(args.pki, args.pki_profile) if profile.tls else None
     clock = VirtualClock() if target.self_test else RealClock()
     wall = time.monotonic()
     progress = _progress_line if sys.stderr.isatty() or args.verbose >= 0 else None

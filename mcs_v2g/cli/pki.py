@@ -71,7 +71,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--profile",
         choices=tuple(PROFILES),
         default=DEFAULT_PROFILE,
-        help="secp521r1: ECDSA-SHA512, the -20 profile (default); secp256r1: ECDSA-SHA256, for Josev interop",
+        help="secp521r1: ECDSA-SHA512, the -20 profile (default); ed448: Ed448 with X448 key exchange, the other -20 "
+        "profile; secp256r1: ECDSA-SHA256, for Josev interop",
     )
     gen.add_argument(
         "--dir",

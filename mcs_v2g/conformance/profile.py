@@ -5,6 +5,7 @@
     control_modes = ["scheduled", "dynamic"]
     authorization = ["eim"]
     tls = true                          # the device speaks TLS 1.3 (the cases run over TLS)
+    ed448 = false                       # the -20 Ed448 TLS profile (Ed448 certificates, X448); needs an Ed448 test PKI
     tcp = true                          # the device also accepts plain TCP (framing cases run there when TLS is off)
     pause = true                        # SessionStop Pause and a later rejoin
     standby = false                     # PowerDelivery Standby
@@ -38,6 +39,7 @@ class DeviceProfile:
     control_modes: tuple[ControlMode, ...] = (ControlMode.SCHEDULED, ControlMode.DYNAMIC)
     authorization: tuple[str, ...] = ("eim",)
     tls: bool = True
+    ed448: bool = False  # the -20 Ed448 TLS profile: Ed448 certificates and the X448 key exchange
     tcp: bool = True
     pause: bool = True
     standby: bool = False

@@ -1,5 +1,8 @@
 """A minimal ISO 15118-20 test PKI (PROTOCOL.md section 8), generated with `cryptography`.
 
+Profiles: secp521r1 (ECDSA-SHA512) and ed448 (Ed448 signatures), the -20 ones; secp256r1 (ECDSA-SHA256), the -2
+one Josev still uses for -20. Every key of a PKI is of its profile.
+
 Two chains, each root -> sub-CA 1 (pathlen 1) -> sub-CA 2 (pathlen 0) -> leaf:
 
 - V2G root CA -> CPO sub-CA 1 -> CPO sub-CA 2 -> SECC leaf (TLS server, CN = EVSE ID);
@@ -22,15 +25,26 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-Profile = Literal["secp521r1", "secp256r1"]
+Profile = Literal["secp521r1", "secp256r1", "ed448"]
+PrivateKey = ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey
 
-# -20 leaves are P-521 with ECDSA-SHA512; P-256 with ECDSA-SHA256 is the -2 profile Josev still uses for -20.
-PROFILES: dict[str, tuple[type[ec.EllipticCurve], type[hashes.SHA256 | hashes.SHA512]]] = {
-    "secp521r1": (ec.SECP521R1, hashes.SHA512),
-    "secp256r1": (ec.SECP256R1, hashes.SHA256),
+
+@dataclass(frozen=True)
+class _Algorithm:
+    """How a profile makes keys and signs certificates (`digest` None: Ed448 hashes inside its own signature)."""
+
+    new_key: Callable[[], PrivateKey]
+    digest: type[hashes.SHA256 | hashes.SHA512] | None
+
+
+# -20 leaves are P-521 with ECDSA-SHA512 or Ed448; P-256 with ECDSA-SHA256 is the -2 profile Josev still uses for -20.
+PROFILES: dict[str, _Algorithm] = {
+    "secp521r1": _Algorithm(lambda: ec.generate_private_key(ec.SECP521R1()), hashes.SHA512),
+    "secp256r1": _Algorithm(lambda: ec.generate_private_key(ec.SECP256R1()), hashes.SHA256),
+    "ed448": _Algorithm(ed448.Ed448PrivateKey.generate, None),
 }
 DEFAULT_PROFILE: Profile = "secp521r1"
 DEFAULT_VALIDITY_DAYS = 365
@@ -281,7 +295,7 @@ def generate_pki(
     profile = _check_profile(profile)
     if validity_days < 1:
         raise PkiError("validity_days must be at least 1")
-    curve, hash_cls = PROFILES[profile]
+    algorithm = PROFILES[profile]
     secret = _password_bytes(password)
     paths = PkiPaths(Path(directory) if directory is not None else default_pki_dir(profile), profile, secret)
     paths.directory.mkdir(parents=True, exist_ok=True)
@@ -289,10 +303,10 @@ def generate_pki(
         serialization.BestAvailableEncryption(secret) if secret else serialization.NoEncryption()
     )
     now = dt.datetime.now(dt.UTC)
-    keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+    keys: dict[str, PrivateKey] = {}
     certs: dict[str, x509.Certificate] = {}
     for entity in _ENTITIES:
-        key = ec.generate_private_key(curve())
+        key = algorithm.new_key()
         subject = _subject(entity, evse_id, evcc_id)
         issuer_cert = certs[entity.issuer] if entity.issuer else None
         signing_key = keys[entity.issuer] if entity.issuer else key
@@ -314,7 +328,7 @@ def generate_pki(
             _ca_extensions(builder, entity) if entity.role == "ca" else _leaf_extensions(builder, entity, hostnames)
         )
         keys[entity.name] = key
-        certs[entity.name] = builder.sign(signing_key, hash_cls())
+        certs[entity.name] = builder.sign(signing_key, algorithm.digest() if algorithm.digest else None)
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
         _write_atomic(paths.key(entity.name), key_pem, private=True)
         _write_atomic(paths.cert(entity.name), certs[entity.name].public_bytes(serialization.Encoding.PEM))
@@ -339,8 +353,8 @@ def load_certificates(path: Path) -> list[x509.Certificate]:
     return certs
 
 
-def load_private_key(path: Path, password: bytes | str | None = None) -> ec.EllipticCurvePrivateKey:
-    """The EC private key of a PEM file (PKCS#8, encrypted or not)."""
+def load_private_key(path: Path, password: bytes | str | None = None) -> PrivateKey:
+    """The EC or Ed448 private key of a PEM file (PKCS#8, encrypted or not)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -349,8 +363,8 @@ def load_private_key(path: Path, password: bytes | str | None = None) -> ec.Elli
         key = serialization.load_pem_private_key(data, _password_bytes(password))
     except (ValueError, TypeError) as exc:
         raise PkiFileInvalid(f"{path}: cannot load the private key ({exc})") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiFileInvalid(f"{path}: not an EC private key")
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey):
+        raise PkiFileInvalid(f"{path}: not an EC or Ed448 private key")
     return key
 
 
@@ -359,6 +373,8 @@ def profile_of(cert: x509.Certificate) -> Profile:
     key = cert.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in PROFILES:
         return key.curve.name  # type: ignore[return-value]
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "ed448"
     raise PkiFileInvalid(f"certificate {cert.subject.rfc4514_string()} has no key of a known profile")
 
 

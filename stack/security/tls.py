@@ -7,8 +7,8 @@ Python 3.11's `ssl` cannot set the TLS 1.3 cipher suites ([V2G20-1856] asks for 
 then TLS_CHACHA20_POLY1305_SHA256; OpenSSL 3 also enables TLS_AES_128_GCM_SHA256 by default).
 `set_tls13_ciphersuites` calls OpenSSL's `SSL_CTX_set_ciphersuites` on the context's own `SSL_CTX` through
 ctypes, after proving it holds the right pointer of the same OpenSSL; where that is impossible the contexts keep
-OpenSSL's default list, with a warning. The ECDHE group is pinned to the leaf's curve with `set_ecdh_curve`,
-which OpenSSL 3 turns into a one-group list for TLS 1.3 too.
+OpenSSL's default list, with a warning. The key exchange group is pinned to the leaf's profile with
+`set_ecdh_curve` (secp521r1 for P-521, X448 for Ed448), which OpenSSL 3 turns into a one-group list for TLS 1.3 too.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 TLS13_CIPHERSUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 # The -2 compatibility suite (ECDH-ECDSA-AES128-SHA256 is gone from OpenSSL 3).
 TLS12_CIPHERS = "ECDHE-ECDSA-AES128-SHA256"
-# OpenSSL group names of the ECDHE group matching each leaf profile (EVerest pins the group to the leaf curve
-# because some EVs abort otherwise).
-ECDH_GROUPS = {"secp521r1": "secp521r1", "secp256r1": "prime256v1"}
+# OpenSSL group names of the key exchange group matching each leaf profile (EVerest pins the group to the leaf curve
+# because some EVs abort otherwise; the -20 Ed448 profile exchanges keys with X448).
+ECDH_GROUPS = {"secp521r1": "secp521r1", "secp256r1": "prime256v1", "ed448": "X448"}
 
 Pki = PkiPaths | TlsCredentials
 

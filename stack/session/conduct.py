@@ -158,6 +158,13 @@ SECC_RESUMES_PAUSED = _rule(
     "continues at ChargeParameterDiscovery; Josev falls back to a new session for an unknown ID); the window: "
     "stack/session/config.py DEFAULT_RESUME_WITHIN",
 )
+TLS_ED448 = _rule(
+    "MV-TLS-ED448",
+    "A device that supports the -20 Ed448 profile completes a TLS 1.3 handshake of that profile: Ed448 "
+    "certificates (its own leaf Ed448, the peer's Ed448 chain verified) and the X448 key exchange.",
+    "PROTOCOL.md 8 (Curves / signatures: -20 leaves are secp521r1 or Ed448; the strict -20 Ed448 profile exchanges "
+    "keys with X448, WWCP WWCP_ISO15118_PKI/README.md)",
+)
 
 CONDUCT_RULES: tuple[Rule, ...] = (
     ACCEPTS_VALID,
@@ -183,4 +190,5 @@ CONDUCT_RULES: tuple[Rule, ...] = (
     SDP_EV_REQUESTS,
     SAP_MINOR_DEVIATION,
     SECC_RESUMES_PAUSED,
+    TLS_ED448,
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcs_v2g.conformance.bench import LinkBench
+from mcs_v2g.conformance.bench import LinkBench, SdpDevice
 from mcs_v2g.conformance.case import Case
 from mcs_v2g.conformance.ours import SDP_SIDE, Closers, broken, broken_sdp, our_evcc, our_sdp, our_secc
 from mcs_v2g.conformance.profile import DeviceProfile
@@ -20,15 +20,24 @@ def make_pki(directory: Path) -> PkiPaths:
     return ensure_pki(directory, "secp521r1")
 
 
+def pki_for(case: Case, pki: PkiPaths) -> PkiPaths:
+    """The PKI both sides of `case` use: `pki`, or for a case tagged `ed448` an Ed448 PKI made beside it once."""
+    if "ed448" not in case.tags:
+        return pki
+    return ensure_pki(pki.directory.with_name(f"{pki.directory.name}-ed448"), "ed448")
+
+
 def play_against(case: Case, pki: PkiPaths, *, good: bool, tls: bool | None = None) -> CaseResult:
     """The case's result against our good device, or against our peer broken by its breaker; over TLS when
-    `tls` (default: when the case is tagged `tls`)."""
+    `tls` (default: when the case is tagged `tls`). Our device claims the Ed448 profile when its PKI is Ed448."""
     tls = "tls" in case.tags if tls is None else tls
+    pki = pki_for(case, pki)
     clock = VirtualClock()
-    profile = DeviceProfile(role=case.role, tls=tls)
+    profile = DeviceProfile(role=case.role, tls=tls, ed448=pki.profile == "ed448")
 
     async def run() -> CaseResult:
         closers: Closers = []
+        sdp: SdpDevice | None
         if good:
             device = (our_secc if case.role == "secc" else our_evcc)(clock, pki, tls)
             sdp = our_sdp(case.role, tls, closers)

@@ -162,6 +162,22 @@ def test_mutual_tls13_handshake(host: str, profile: str, pki: PkiPaths, pki256: 
     assert _cn(out.client_peer) == "DE*MCS*E12345"
 
 
+@pytest.fixture(scope="module")
+def pki448(tmp_path_factory) -> PkiPaths:
+    return generate_pki(tmp_path_factory.mktemp("pki448"), profile="ed448")
+
+
+def test_ed448_profile_handshakes_with_x448(pki: PkiPaths, pki448: PkiPaths) -> None:
+    """The other -20 profile: Ed448 certificates both ways; the group is pinned to X448, so a P-521 peer offering
+    only its own group gets no key share."""
+    out = exchange(server_context(pki448), client_context(pki448), tls_at_accept=True)
+    assert out.ok and out.version == "TLSv1.3", out
+    assert _cn(out.server_peer) == "WMAMCS00000000001" and _cn(out.client_peer) == "DE*MCS*E12345"
+    assert_refused_by_server(
+        exchange(server_context(pki448), client_context(pki448, ecdh_group="secp521r1")), "NO_SUITABLE_KEY_SHARE"
+    )
+
+
 def test_server_order_is_the_20_order(pki: PkiPaths) -> None:
     # [V2G20-1856]: TLS_AES_256_GCM_SHA384 first, whatever the client prefers.
     client = client_context(pki)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from mcs_v2g.cli import main as mcs_v2g_main
@@ -32,6 +32,7 @@ from stack.security.pki import (
 ALGORITHMS = {
     "secp521r1": (ec.SECP521R1, hashes.SHA512, SignatureAlgorithmOID.ECDSA_WITH_SHA512),
     "secp256r1": (ec.SECP256R1, hashes.SHA256, SignatureAlgorithmOID.ECDSA_WITH_SHA256),
+    "ed448": (None, None, SignatureAlgorithmOID.ED448),
 }
 ISSUER = {
     "cpo_sub_ca1": "v2g_root_ca",
@@ -138,9 +139,13 @@ def test_curve_and_signature_algorithm_follow_the_profile(pki: PkiPaths) -> None
     for name in ENTITY_NAMES:
         c = cert(pki, name)
         key = c.public_key()
-        assert isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve), name
+        if curve is None:  # Ed448: the key is the algorithm, no curve and no separate hash
+            assert isinstance(key, ed448.Ed448PublicKey), name
+            assert c.signature_hash_algorithm is None
+        else:
+            assert isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve), name
+            assert isinstance(c.signature_hash_algorithm, hash_cls)
         assert c.signature_algorithm_oid == oid
-        assert isinstance(c.signature_hash_algorithm, hash_cls)
         assert c.version == x509.Version.v3
 
 

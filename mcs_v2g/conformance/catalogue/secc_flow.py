@@ -314,7 +314,12 @@ def timer_cases() -> Iterator[Case]:
 
 FINAL = {"SessionSetupReq": Outcome.NEW_SESSION, "PowerDeliveryReq": Outcome.START}  # the outcome before the copy
 TIMES_SENT = {"DC_CableCheckReq": 2, "DC_PreChargeReq": 2}  # how often our EV sends them (Ongoing, pre-charge)
-TWICE = tuple(r for r in FLOW if r not in ("supportedAppProtocolReq", "DC_ChargeLoopReq", "SessionStopReq"))
+# not sent twice: SAP (another payload type), the charge loop and SessionStop (repeated anyway), and PowerDelivery:
+# after PowerDeliveryRes(Start) PROTOCOL.md 4.2's table allows only DC_ChargeLoopReq, where the rulebook also
+# lets the EV stop at once (a second Start is then neither clearly allowed nor clearly refused)
+TWICE = tuple(
+    r for r in FLOW if r not in ("supportedAppProtocolReq", "DC_ChargeLoopReq", "SessionStopReq", "PowerDeliveryReq")
+)
 
 
 def accepted_twice(request: str) -> bool:

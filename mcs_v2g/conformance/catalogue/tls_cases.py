@@ -1,6 +1,10 @@
 """TLS, both roles (tag "tls"): TLS 1.3 only ([V2G20-2356]), the -20 cipher suites ([V2G20-1856]), mutual
 authentication against the trusted roots (MV-TLS-MUTUAL) and the key exchange groups of the -20 profiles
-(MV-TLS-GROUP). Each case offers the device one TLS variant; the handshake's outcome is the verdict."""
+(MV-TLS-GROUP). Each case offers the device one TLS variant; the handshake's outcome is the verdict.
+
+The Ed448 profile cases (tag "ed448", MV-TLS-ED448) need the bench's test PKI to be of the ed448 profile, with roots
+the device trusts: the tester then presents Ed448 chains and offers X448 only; with another PKI they are inconclusive.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.security.pki import PkiPaths, TlsCredentials, generate_pki
+from cryptography import x509
+
+from stack.security.pki import PkiFileInvalid, PkiPaths, TlsCredentials, generate_pki, profile_of
 from stack.security.tls import (
     TLS13_CIPHERSUITES,
     client_context,
@@ -275,7 +281,55 @@ def _truck_session(trace: Trace, rule: str) -> Verdict:
     return passed()
 
 
+def ed448_case(role: str) -> Case:
+    """The -20 Ed448 profile: the tester presents the bench PKI's Ed448 chain and offers only X448 (its context pins
+    the group to the leaf's profile), so a completed handshake ran X448; the device's leaf must be Ed448. The ssl
+    module of Python 3.11 does not name the negotiated group, hence no check of it beyond the one-group offer."""
+    who, peer = ("charger", "EV") if role == "secc" else ("truck", "charger")
+    rule = conduct.TLS_ED448.id
+
+    async def run(bench: Bench) -> Verdict:
+        if bench.pki is None or bench.pki.profile != "ed448":
+            return inconclusive("the test PKI is not of the Ed448 profile (give the tester an Ed448 PKI)")
+        try:
+            conversation = await bench.open(context=bench.context())
+        except HandshakeFailed as exc:
+            return failed(rule, "a TLS 1.3 handshake with Ed448 certificates and X448", f"refused: {exc.reason}")
+        leaf = _peer_profile(conversation)
+        if leaf != "ed448":
+            await conversation.close("the device's certificate is not Ed448")
+            return failed(rule, "the device's certificate of the ed448 profile", f"{leaf} certificate")
+        return await _works(bench, conversation, role, rule)
+
+    return Case(
+        f"{role.upper()}-TLS-ED448",
+        f"TLS 1.3 of the Ed448 profile (Ed448 chains, X448): the {who} completes the handshake with an Ed448 "
+        f"{peer} and the session",
+        role,
+        (rule, conduct.TLS13_ONLY.id, conduct.TLS_SUITES.id),
+        run,
+        # our peer with the P-521 profile only: the other PKI's P-521 chain, its group pinned to secp521r1
+        Breaker(Script, rule, {TLS_CONTEXT: charger_from_other_root if role == "secc" else ev_from_other_root}),
+        Needs(features=("tls", "ed448")),
+        ("tls", "ed448"),
+    )
+
+
+def _peer_profile(conversation: Conversation) -> str:
+    """The PKI profile of the certificate the device presented ("ed448", "secp521r1", else its key's type)."""
+    tls = conversation.stream.tls
+    der = tls.getpeercert(binary_form=True) if tls is not None else None
+    if not der:
+        return "missing"
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        return profile_of(cert)
+    except PkiFileInvalid:
+        return type(cert.public_key()).__name__
+
+
 def cases() -> Iterator[Case]:
     for role in ("secc", "evcc"):
         for variant in variants(role):
             yield tls_case(variant, role)
+        yield ed448_case(role)
