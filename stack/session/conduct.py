@@ -32,8 +32,9 @@ EV_STOPS_AFTER_FAILED = _rule(
 EV_CLOSES_ON_TIMEOUT = _rule(
     "MV-EV-CLOSE-ON-TIMEOUT",
     "An EV whose request is not answered within V2G_EVCC_Msg_Timeout stops the session: it sends no further "
-    "request and closes the connection, and it does not give up before the timeout.",
-    "PROTOCOL.md 6.1 and 6.2 (what happens on timeout: the waiting side stops the session)",
+    "request and closes the connection within 5 s after the timeout, and it does not give up before the timeout.",
+    "PROTOCOL.md 6.1 and 6.2 (what happens on timeout: the waiting side stops the session; the TCP close follows "
+    "within 5 s, [V2G20-1633] in Josev, [V2G20-1643] in LIB15118)",
 )
 SECC_CLOSES_ON_SEQUENCE_TIMEOUT = _rule(
     "MV-SECC-SEQUENCE-CLOSE",
