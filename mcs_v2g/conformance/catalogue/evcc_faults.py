@@ -20,7 +20,7 @@ from stack.session.exchanges.common import header
 from stack.session.exchanges.session_setup import session_id_allocated
 from stack.session.rulebook import BY_NAME
 from stack.session.rules import ANSWERS_THE_REQUEST, Rule, response_in_session
-from stack.session.services import ControlMode, ServiceId
+from stack.session.services import BPT_SERVICES, ControlMode, ServiceId, dc_offer
 from stack.session.state import NEW_SESSION
 from stack.session.timers import EvccTimers
 
@@ -28,10 +28,11 @@ from ..bench import Bench
 from ..case import Breaker, Case
 from ..driver import Fault, Script, Then
 from ..judges import CLOSE_SLACK_S, CLOSE_WITHIN_S, closed_after, first_then, not_closed_before
+from ..profile import DeviceProfile
 from ..trace import Entry, Kind, Trace
-from ..verdict import Verdict
+from ..verdict import Verdict, inconclusive
 from .common import FLOW, FOREIGN_SESSION_ID, IN_SESSION, response_name, short, with_code, with_session
-from .evcc_session import as_class, only, serve
+from .evcc_session import as_class, serve
 
 STOPS = conduct.EV_STOPS_AFTER_FAILED.id
 CLOSES = conduct.EV_CLOSES_ON_TIMEOUT.id
@@ -75,14 +76,32 @@ def spoiled(trace: Trace) -> Entry | None:
     return None if note is None else next((e for e in trace.after(note) if e.kind is Kind.SENT), None)
 
 
-def closes_after_fault(rule: str, fault: Fault, what: str, **settings: Any) -> Callable[[Bench], Awaitable[Verdict]]:
-    """Play a session with the tester's `fault`; the truck must send nothing more and close within 5 s."""
+Settings = dict[str, Any] | Callable[[DeviceProfile], dict[str, Any] | None]
+
+
+def closes_after_fault(
+    rule: str, fault: Fault, what: str, settings: Settings | None = None
+) -> Callable[[Bench], Awaitable[Verdict]]:
+    """Play a session with the tester's `fault` (the tester's SeccConfig `settings`, or a function of the device
+    profile giving them, None when the truck cannot take part); the truck must send nothing more and close within
+    5 s."""
 
     async def run(bench: Bench) -> Verdict:
-        await serve(bench, Script((fault,), observe_s=OBSERVE_S), **settings)
+        chosen = settings(bench.profile) if callable(settings) else (settings or {})
+        if chosen is None:
+            return inconclusive("the truck's profile has no bidirectional service in dynamic control")
+        await serve(bench, Script((fault,), observe_s=OBSERVE_S), **chosen)
         return closed_after(bench.trace, spoiled(bench.trace), CLOSE_WITHIN_S, rule, what)
 
     return run
+
+
+def bpt_dynamic(profile: DeviceProfile) -> dict[str, Any] | None:
+    """Offers of every bidirectional service of the truck's profile, dynamic control only (None: it has none)."""
+    services = [s for s in profile.services if s in BPT_SERVICES]
+    if not services or ControlMode.DYNAMIC not in profile.control_modes:
+        return None
+    return {"offers": tuple(dc_offer(s, (ControlMode.DYNAMIC,)) for s in services)}
 
 
 # -- FAILED codes ---------------------------------------------------------------------------------------------
@@ -200,10 +219,9 @@ def _detail_instead(message: Any) -> Any:
     return minimal(cm.ServiceDetailRes, header=header(message.header.session_id, message.header.time_stamp))
 
 
-BPT_DYNAMIC = only(ServiceId.MCS_BPT, ControlMode.DYNAMIC)
 # (rule, the response the tester spoils, how, tester settings)
 CPD_RES = "DC_ChargeParameterDiscoveryRes"
-RESPONSE_RULES: tuple[tuple[Rule, str, Callable[[Any], Any], dict[str, Any]], ...] = (
+RESPONSE_RULES: tuple[tuple[Rule, str, Callable[[Any], Any], Settings], ...] = (
     (session_id_allocated, "SessionSetupRes", lambda m: with_session(m, NEW_SESSION), {}),
     (ANSWERS_THE_REQUEST, "ServiceDiscoveryRes", _detail_instead, {}),
     (service_selection.detail_of_the_requested_service, "ServiceDetailRes", _other_detail, {}),
@@ -211,10 +229,10 @@ RESPONSE_RULES: tuple[tuple[Rule, str, Callable[[Any], Any], dict[str, Any]], ..
         charge_parameters.response_mode_fits_the_service,
         "DC_ChargeParameterDiscoveryRes",
         _plain_parameters,
-        BPT_DYNAMIC,
+        bpt_dynamic,
     ),
-    (schedule_exchange.response_control_mode_fits, "ScheduleExchangeRes", _scheduled_answer, BPT_DYNAMIC),
-    (charge_loop.response_control_mode_fits, "DC_ChargeLoopRes", _plain_loop, BPT_DYNAMIC),
+    (schedule_exchange.response_control_mode_fits, "ScheduleExchangeRes", _scheduled_answer, bpt_dynamic),
+    (charge_loop.response_control_mode_fits, "DC_ChargeLoopRes", _plain_loop, bpt_dynamic),
 )
 
 
@@ -227,7 +245,7 @@ def response_rule_cases() -> Iterator[Case]:
             "more",
             "evcc",
             (rule.id,),
-            closes_after_fault(rule.id, fault, f"after a {response} that breaks {rule.id}", **settings),
+            closes_after_fault(rule.id, fault, f"after a {response} that breaks {rule.id}", settings),
             lingering(rule.id),
             tags=("response-rules",),
         )
