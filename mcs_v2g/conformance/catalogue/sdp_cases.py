@@ -34,7 +34,10 @@ SDP_SIDE = "sdp_side"  # ours.SDP_SIDE (ours imports the catalogue: no import ba
 ANSWER = conduct.SDP_ANSWER.id
 IGNORE = conduct.SDP_IGNORES_BAD.id
 EV_RULE = conduct.SDP_EV_REQUESTS.id
-ATTEMPTS = 5  # valid requests the tester EV sends (250 ms apart) before it judges the charger silent
+# valid requests the tester EV sends (250 ms apart) before it judges the charger silent: a whole discovery cycle of
+# an EV (PROTOCOL.md 1: at most 50), so a charger that is slow to answer (e.g. restarting its TCP server) is not
+# failed for what no EV would notice
+ATTEMPTS = MAX_REQUESTS
 SILENT_S = 2 * RESPONSE_TIMEOUT  # how long the charger must stay silent after a bad datagram
 RESEND_SLACK_S = 0.025  # a truck's resend may come this much sooner than 250 ms (its clock, our timestamps)
 RESEND_LATE_S = 0.25  # ... and this much later
