@@ -19,6 +19,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
+from mcs_v2g.capture.wire import Datagram, Endpoint
 from stack.clock import Clock
 from stack.sdp import SdpError, SdpRequest, SdpResponse, Security
 from stack.security.pki import PkiPaths
@@ -62,8 +63,15 @@ class SdpSocket:
         clock: Clock,
         trace: Trace,
         peer: Address | None,
+        tape: Tape | None = None,
     ) -> None:
         self.transport, self.incoming, self.clock, self.trace, self.peer = transport, incoming, clock, trace, peer
+        self.tape = tape
+
+    def _record(self, src: Address, dst: Address, data: bytes) -> None:
+        """The datagram on the case's tape (for the pcapng), as seen on the wire."""
+        if self.tape is not None:
+            self.tape.datagrams.append(Datagram(self.clock.now(), _endpoint(src), _endpoint(dst), data))
 
     @property
     def address(self) -> Address:
@@ -76,6 +84,7 @@ class SdpSocket:
         if where is None:
             raise NoSdp("no address to send SDP to")
         self.trace.add(Entry(self.clock.now(), Kind.SENT_RAW, "SDP", data=datagram, detail=detail))
+        self._record(self.address, where, datagram)
         self.transport.sendto(datagram, where)
 
     async def receive(self, deadline: float) -> tuple[bytes, Address] | None:
@@ -88,6 +97,7 @@ class SdpSocket:
         self.trace.add(
             Entry(self.clock.now(), Kind.RECEIVED, "SDP", data=data, detail=f"from [{source[0]}]:{source[1]}")
         )
+        self._record(source, self.address, data)
         return data, source
 
     def close(self) -> None:
@@ -181,7 +191,7 @@ class Bench:
         else:
             transport, queue = await udp_socket(target.address, target.interface)
             peer = None
-        sdp = SdpSocket(transport, queue, self.clock, self.trace, peer)
+        sdp = SdpSocket(transport, queue, self.clock, self.trace, peer, self.tape)
         self.sdp_sockets.append(sdp)
         await self._sdp_started(sdp)
         return sdp
@@ -333,3 +343,11 @@ class LinkBench(Bench):
             if asyncio.iscoroutine(result):
                 await result
         await super().finish()
+
+
+def _endpoint(address: Address) -> Endpoint:
+    """A socket address as the recording's Endpoint (the scope id dropped: the pcapng has one link)."""
+    host = str(address[0]).split("%")[0]
+    if host in ("", "::"):
+        host = "::1"
+    return Endpoint(host, int(address[1]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mcs_v2g.capture.wire import Connection, Endpoint, Recording, Segment
+from mcs_v2g.capture.wire import Connection, Datagram, Endpoint, Recording, Segment
 
 FIRST_EPHEMERAL_PORT = 49152
 
@@ -14,6 +14,7 @@ FIRST_EPHEMERAL_PORT = 49152
 def merge(recordings: Iterable[Recording | None]) -> Recording:
     connections: list[Connection] = []
     segments: list[Segment] = []
+    datagrams: list[Datagram] = []
     keylog: list[str] = []
     seen: set[tuple[Endpoint, Endpoint]] = set()
     for recording in recordings:
@@ -28,7 +29,10 @@ def merge(recordings: Iterable[Recording | None]) -> Recording:
             renumber[c.id] = len(connections)
             connections.append(Connection(len(connections), ev, c.evse, c.tls))
         segments.extend(Segment(s.t, renumber[s.conn], s.to_evse, s.data) for s in recording.segments)
+        datagrams.extend(recording.datagrams)
         if recording.keylog:
             keylog.append(recording.keylog.rstrip("\n"))
     segments.sort(key=lambda s: s.t)
-    return Recording(tuple(connections), tuple(segments), keylog="\n".join(keylog) + ("\n" if keylog else ""))
+    datagrams.sort(key=lambda d: d.t)
+    secrets = "\n".join(keylog) + ("\n" if keylog else "")
+    return Recording(tuple(connections), tuple(segments), tuple(datagrams), keylog=secrets)

@@ -50,5 +50,6 @@ async def run_case(case: Case, bench: Bench) -> CaseResult:
             verdict = error(f"tester error: {type(exc).__name__}: {exc}")
     keylog = bench.keylog()
     await bench.finish()
-    recording = Recording(tuple(bench.tape.connections), tuple(bench.tape.segments), keylog=keylog)
+    tape = bench.tape
+    recording = Recording(tuple(tape.connections), tuple(tape.segments), tuple(tape.datagrams), keylog=keylog)
     return CaseResult(case.id, case.title, case.rules, case.tags, verdict, bench.trace, recording, clock.now() - start)

@@ -14,7 +14,7 @@ import ipaddress
 import ssl
 from dataclasses import dataclass, field
 
-from mcs_v2g.capture.wire import Connection, Endpoint, Segment
+from mcs_v2g.capture.wire import Connection, Datagram, Endpoint, Segment
 from stack.clock import Clock
 
 READ_CHUNK = 64 * 1024
@@ -34,10 +34,12 @@ class HandshakeFailed(Exception):
 
 @dataclass
 class Tape:
-    """What one run recorded: its connections and segments (the capture package writes them to pcapng)."""
+    """What one run recorded: its connections and segments, and its SDP datagrams (the capture package writes them
+    to pcapng)."""
 
     connections: list[Connection] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
+    datagrams: list[Datagram] = field(default_factory=list)
 
     def open(self, ev: Endpoint, evse: Endpoint, tls: bool) -> int:
         conn = len(self.connections)
