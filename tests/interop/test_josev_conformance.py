@@ -205,3 +205,16 @@ def test_josev_evcc_through_the_catalogue(josev: Path, veth_pair: VethPair, tmp_
     with veth_pair.loop("a") as loop:
         results = loop.run(run_against(target, cases, JOSEV_EVCC, RealClock(), None, _progress), RUN_TIMEOUT_S)
     _judge(_save("evcc", results))
+
+
+def test_josevs_stock_simulator_fails_on_its_known_pre_charge_defect(
+    josev: Path, veth_pair: VethPair, tmp_path: Path
+) -> None:
+    """Josev's SECC as shipped (no launcher supply model): its simulator reports a constant EVSEPresentVoltage of 1 V
+    (PEERS.md, tools/peers/josev_session.py), so an EV that waits for the voltage never leaves pre-charge: the
+    session case fails on the pre-charge timer, the rule that names the defect."""
+    cases = select(CATALOGUE, "secc", ("SECC-SESSION-DC-BPT-DYNAMIC",))
+    with start_josev_secc(veth_pair, "b", tmp_path, physical=False), veth_pair.loop("a") as loop:
+        target = Target(interface=veth_pair.interfaces["a"])
+        (result,) = loop.run(run_against(target, cases, JOSEV_SECC, RealClock(), None, _progress), RUN_TIMEOUT_S)
+    assert (result.verdict.outcome, result.verdict.rule) == (Outcome.FAIL, "V2G_EVCC_PreCharge_Timeout"), result
