@@ -10,6 +10,7 @@ The verdicts of the last run go to `build/josev-conformance-<role>.json` for the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -24,10 +25,11 @@ from mcs_v2g.conformance.runner import select
 from mcs_v2g.conformance.targets import Target, run_against
 from mcs_v2g.conformance.verdict import CaseResult, Outcome
 from stack.clock import RealClock
+from stack.security.pki import ensure_pki
 from stack.session.services import ControlMode, ServiceId
 from tests.netns import VethPair, netns_marks, veth_pair_fixture
 from tests.prerequisites import requires
-from tools.peers.josev_session import start_josev_evcc, start_josev_secc
+from tools.peers.josev_session import start_josev_evcc, start_josev_secc, write_josev_pki
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 1800.0
@@ -218,3 +220,29 @@ def test_josevs_stock_simulator_fails_on_its_known_pre_charge_defect(
         target = Target(interface=veth_pair.interfaces["a"])
         (result,) = loop.run(run_against(target, cases, JOSEV_SECC, RealClock(), None, _progress), RUN_TIMEOUT_S)
     assert (result.verdict.outcome, result.verdict.rule) == (Outcome.FAIL, "V2G_EVCC_PreCharge_Timeout"), result
+
+
+# Josev's SECC over TLS 1.3 with our P-256 test PKI in its PKI_PATH (it has no -20 P-521 or Ed448 TLS)
+JOSEV_SECC_TLS = dataclasses.replace(JOSEV_SECC, tls=True)
+EXPECTED_TLS: dict[str, tuple[str, str]] = {
+    "SECC-TLS-TLS12": (F, "[V2G20-2356]"),  # -20 over TLS 1.2 (ECDHE-ECDSA-AES128-SHA256) accepted
+    "SECC-TLS-GROUP-PRIME256V1": (F, "MV-TLS-GROUP"),  # a P-256 key exchange accepted (its PKI is P-256)
+    "SECC-TLS-SUITE-AES128-REFUSED": (F, "[V2G20-1856]"),  # TLS_AES_128_GCM_SHA256 accepted
+}
+
+
+def test_josev_secc_over_tls_through_the_tls_cases(josev: Path, veth_pair: VethPair, tmp_path: Path) -> None:
+    """The TLS family against Josev's SECC with TLS 1.3 on: its known -20 security gaps (PEERS.md: a P-256 PKI,
+    TLS 1.2 allowed) must show up as failing cases with the TLS rules."""
+    pki = ensure_pki(tmp_path / "ours", "secp256r1")
+    josev_pki = write_josev_pki(pki.directory, tmp_path / "josev-pki")
+    cases = select(CATALOGUE, "secc", ("SECC-TLS-*", "SECC-SESSION-DC-BPT-DYNAMIC"))
+    env = {"PKI_PATH": f"{josev_pki}/"}
+    with (
+        start_josev_secc(veth_pair, "b", tmp_path / "secc", tls=True, enable_tls_1_3=True, extra_env=env),
+        veth_pair.loop("a") as loop,
+    ):
+        target = Target(interface=veth_pair.interfaces["a"])
+        results = loop.run(run_against(target, cases, JOSEV_SECC_TLS, RealClock(), pki, _progress), RUN_TIMEOUT_S)
+    table = _save("secc-tls", results)
+    assert {cid: v for cid, v in table.items() if v[0] in ("fail", "error")} == EXPECTED_TLS
