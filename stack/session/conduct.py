@@ -167,6 +167,14 @@ TLS_ED448 = _rule(
     "keys with X448, WWCP WWCP_ISO15118_PKI/README.md)",
 )
 
+EV_ACCEPTS_VALID = _rule(
+    "MV-EV-ACCEPT-VALID",
+    "An EV accepts every schema-valid response that keeps the rules, optional elements included (e.g. MeterInfo with "
+    "BPT_DischargedEnergyReadingWh it did not ask for): it goes on with the session instead of dropping it.",
+    "the -20 XSDs (optional elements); PEERS.md (Josev's model misspells BPT_DischargedEnergyReadingWh and refuses a "
+    "stream that holds it)",
+)
+
 CONDUCT_RULES: tuple[Rule, ...] = (
     ACCEPTS_VALID,
     ENDS_AFTER_FAILED,
@@ -187,6 +195,7 @@ CONDUCT_RULES: tuple[Rule, ...] = (
     EV_ENDS_WITH_SESSION_STOP,
     EV_SAP_OFFER,
     EV_USES_OFFER,
+    EV_ACCEPTS_VALID,
     V2GTP_STREAM,
     SDP_EV_REQUESTS,
     SAP_MINOR_DEVIATION,

@@ -103,6 +103,11 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "EVCC-RESPONSE-SE-RESPONSE-MODE": (F, "MV-SE-RESPONSE-MODE"),
     "EVCC-RESPONSE-CL-RESPONSE-MODE": (F, "MV-CL-RESPONSE-MODE"),
     "EVCC-TERMINATE-SCHEDULED": (F, "MV-EV-TERMINATE"),  # in scheduled control it charges on after Terminate
+    "EVCC-LIMITS-PRECHARGE-VOLTAGE": (F, "MV-EV-WITHIN-LIMITS"),  # asks for 20 kV (its simulated pack, PEERS.md)
+    "EVCC-LIMITS-SCHEDULED-CURRENT": (F, "MV-EV-WITHIN-LIMITS"),
+    "EVCC-LIMITS-SCHEDULED-VOLTAGE": (F, "MV-EV-WITHIN-LIMITS"),
+    "EVCC-LIMITS-SCHEDULED-POWER": (F, "MV-EV-WITHIN-LIMITS"),
+    "EVCC-ACCEPT-METERINFO": (F, "MV-EV-ACCEPT-VALID"),  # drops the session: its model misspells a MeterInfo field
     "EVCC-V2GTP-SDP-TYPE": (F, "MV-V2GTP-HEADER"),  # takes responses with an invalid V2GTP header
     "EVCC-V2GTP-SAP-AFTER-SAP": (F, "MV-V2GTP-HEADER"),
     "EVCC-V2GTP-LENGTH-MAX": (F, "MV-V2GTP-HEADER"),

@@ -16,7 +16,7 @@ from stack.session import conduct
 from stack.session.controller import PowerLimits
 from stack.session.exchanges.limits import from_wire
 from stack.session.reference import MCS_CHARGER, MinimalEvse
-from stack.session.services import ControlMode, ServiceId
+from stack.session.services import ControlMode, ServiceId, dc_offer
 from stack.session.units import fl, rn
 
 from ..bench import Bench
@@ -24,12 +24,13 @@ from ..case import Breaker, Case, Needs
 from ..driver import Fault, Script
 from ..judges import CLOSE_SLACK_S, first_then
 from ..trace import Entry, Kind, Trace
-from ..verdict import Verdict, failed, passed
+from ..verdict import Verdict, failed, inconclusive, passed
 from .common import continue_with
 from .evcc_session import SESSION_STOP, only, serve, whole_session
 
 TERMINATE = conduct.EV_HONOURS_TERMINATE.id
 WITHIN = conduct.EV_WITHIN_LIMITS.id
+ACCEPTS = conduct.EV_ACCEPTS_VALID.id
 ROUNDING = 1.001  # RationalNumbers carry 4 significant digits
 NOTICE_DELAY_S = 3  # the MaxDelay of the case that sets one
 SCHEDULED = Needs(control_mode=ControlMode.SCHEDULED)
@@ -216,9 +217,12 @@ def _limits_case(
     mode = ControlMode.SCHEDULED if needs is SCHEDULED else ControlMode.DYNAMIC
 
     async def run(bench: Bench) -> Verdict:
+        if mode not in bench.profile.control_modes:
+            return inconclusive(f"the truck does not support {mode.name.lower()} control")
         evse = MinimalEvse(ratings=dataclasses.replace(MCS_CHARGER, **rating))
-        await serve(bench, None, evse, **only(ServiceId.MCS, mode))
-        return first_then(within_limits(bench.trace), whole_session(bench.trace))
+        services = bench.profile.services
+        await serve(bench, None, evse, offers=tuple(dc_offer(s, (mode,)) for s in services))
+        return first_then(within_limits(bench.trace), whole_session(bench.trace, charged=services))
 
     return Case(
         f"EVCC-LIMITS-{detail}",
@@ -232,6 +236,39 @@ def _limits_case(
     )
 
 
+# -- a schema-valid response with an optional element the truck did not ask for ----------------------------------
+
+
+def _with_meter(message: Any) -> Any:
+    """Our DC_ChargeLoopRes with MeterInfo (BPT_DischargedEnergyReadingWh included), which the EV did not request."""
+    meter = ct.MeterInfo(meter_id="MCS-METER-1", charged_energy_reading_wh=1000, bpt_discharged_energy_reading_wh=0)
+    return dataclasses.replace(message, meter_info=meter)
+
+
+def meter_info_case() -> Case:
+    async def run(bench: Bench) -> Verdict:
+        services = bench.profile.services
+        offers = tuple(dc_offer(s) for s in services)
+        await serve(bench, Script((continue_with("DC_ChargeLoopRes", mutate=_with_meter),)), offers=offers)
+        verdict = whole_session(bench.trace, charged=services)
+        if verdict.ok:
+            return verdict
+        return failed(ACCEPTS, "the session goes on after a DC_ChargeLoopRes with MeterInfo", verdict.seen)
+
+    leaves = Fault("DC_ChargeLoopReq", nth=2, drop=True, note="the truck leaves after the MeterInfo")
+    return Case(
+        "EVCC-ACCEPT-METERINFO",
+        "The charger adds MeterInfo (with BPT_DischargedEnergyReadingWh) to a DC_ChargeLoopRes unasked: the schema "
+        "allows it, so the truck goes on charging and ends the session with SessionStop",
+        "evcc",
+        (ACCEPTS,),
+        run,
+        Breaker(lambda: Script((leaves,)), ACCEPTS),
+        tags=("charge-loop", "optional-elements"),
+    )
+
+
 def cases() -> Iterator[Case]:
     yield from terminate_cases()
     yield from limits_cases()
+    yield meter_info_case()
