@@ -115,30 +115,22 @@ EXPECTED: dict[str, tuple[str, str]] = {
 }
 
 # A whole pass takes Josev about 10 s a case (its SECC moves its TCP port after each session, its EVCC is a new
-# process with its own JVM per case), about 40 min for both roles: CI runs one or two cases of every family,
-# MCS_V2G_JOSEV_FULL=1 the whole catalogue (how the README's table was made).
+# process with its own JVM per case), about 50 min for both roles: CI runs a few cases that pass and a few that
+# fail, MCS_V2G_JOSEV_FULL=1 the whole catalogue (how the README's table was made).
 FULL = os.environ.get("MCS_V2G_JOSEV_FULL") == "1"
 SMOKE = {
     "secc": (
         "SECC-SESSION-DC-BPT-DYNAMIC",
-        "SECC-TIME-DC-CHARGELOOP",
-        "SECC-SEQ-SERVICEDETAIL",
         "SECC-SID-DC-CHARGELOOP",
+        "SECC-SEQ-SERVICEDETAIL",
         "SECC-RULE-AUTH-NOT-OFFERED",
-        "SECC-RULE-DETAIL-UNOFFERED",
-        "SECC-SAP-NO-COMMON",
-        "SECC-V2GTP-VERSION",
         "SECC-DUP-SERVICEDISCOVERY",
-        "SECC-V2GTP-TWO-FRAMES",
+        "SECC-V2GTP-VERSION",
     ),
     "evcc": (
         "EVCC-SESSION-DC-BPT-DYNAMIC",
-        "EVCC-FAILED-DC-CHARGELOOP",
         "EVCC-TIMEOUT-DC-CHARGELOOP",
-        "EVCC-RSID-SERVICEDISCOVERY",
         "EVCC-TERMINATE-FIRST-LOOP",
-        "EVCC-V2GTP-VERSION",
-        "EVCC-SAP-VERSION",
         "EVCC-RESPONSE-SESSION-ID-ALLOCATED",
     ),
 }
