@@ -1,4 +1,5 @@
-"""`mcs-v2g pki generate`: write a test PKI (see certs/README.md) to `--dir` or the user's data directory."""
+"""`mcs-v2g pki generate`: write a test PKI (see certs/README.md) to `--dir` or the user's data directory;
+`mcs-v2g pki inspect FILE [--roots FILE]`: print a certificate chain and check it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from stack.security.pki import (
     default_pki_dir,
     ensure_pki,
     generate_pki,
+    load_certificates,
 )
 
 
@@ -47,6 +49,34 @@ def cmd_pki_generate(args: argparse.Namespace) -> int:
         return 2
     print(_summary(paths))
     return 0
+
+
+def cmd_pki_inspect(args: argparse.Namespace) -> int:
+    """Print each certificate of the chain in `args.file` (leaf first) and every problem; exit 1 when any."""
+    from stack.security.chain_check import check_chain
+
+    try:
+        chain = load_certificates(Path(args.file))
+        roots = load_certificates(Path(args.roots)) if args.roots else []
+    except (PkiError, OSError) as exc:
+        print(f"mcs-v2g: error: {exc}", file=sys.stderr)
+        return 2
+    report = check_chain(chain, roots)
+    for i, c in enumerate(report.certificates, 1):
+        ca = "CA" if c.ca else "leaf"
+        depth = "" if c.path_length is None else f", path length {c.path_length}"
+        print(f"{i}. {c.subject}  ({ca}{depth})")
+        print(f"   issuer {c.issuer}")
+        print(f"   {c.key}, signed {c.signature}, valid {c.not_before:%Y-%m-%d} .. {c.not_after:%Y-%m-%d}")
+        print(f"   key usage {', '.join(c.key_usage) or '-'}")
+    trust = f"against {len(roots)} trusted root(s)" if roots else "without trusted roots (--roots)"
+    if report.ok:
+        print(f"chain ok, checked {trust}")
+        return 0
+    print(f"chain NOT ok, checked {trust}:")
+    for problem in report.problems:
+        print(f"  - {problem}")
+    return 1
 
 
 def _summary(paths: PkiPaths) -> str:
@@ -88,4 +118,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="keep an existing PKI of this profile unless it is incomplete, expiring or has other IDs",
     )
     gen.set_defaults(func=cmd_pki_generate)
+    inspect = pki_sub.add_parser("inspect", help="print a certificate chain (PEM, leaf first) and check it")
+    inspect.add_argument("file", help="PEM file with the chain, leaf first")
+    inspect.add_argument("--roots", help="PEM file with the trusted root(s) the chain must end in")
+    inspect.set_defaults(func=cmd_pki_inspect)
     return p_pki
