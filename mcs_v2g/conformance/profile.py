@@ -58,7 +58,7 @@ def load_profile(path: Path | None, role: str) -> DeviceProfile:
         raw = tomllib.loads(path.read_text())
     except OSError as exc:
         raise ProfileError(f"{path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: not TOML: {exc}") from None
     profile = _parse(raw, path)
     if profile.role != role:
