@@ -15,27 +15,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from stack import exi, schemas
 from stack.channel import ChannelError, V2gChannel
 from stack.clock import Clock
-from stack.session.actions import Action, Close, Event, Send, Violation
+from stack.session.actions import Close, Event, Send, Violation
 from stack.session.rulebook import message_name
+from stack.transport.drive import SessionMachine
 from stack.v2gtp import build
 
 from .stream import RecordedStream, StreamClosed
 from .trace import Entry, Kind, Trace
-
-
-class Machine(Protocol):
-    @property
-    def deadline(self) -> float | None: ...
-
-    def start(self, now: float) -> list[Action]: ...
-    def receive(self, message: object, now: float) -> list[Action]: ...
-    def expire(self, now: float) -> list[Action]: ...
-    def connection_lost(self, now: float) -> list[Action]: ...
 
 
 class Then(StrEnum):
@@ -158,7 +149,7 @@ class Conversation:
             await self.stream.close()
 
 
-async def play(machine: Machine, conversation: Conversation, script: Script) -> None:
+async def play(machine: SessionMachine, conversation: Conversation, script: Script) -> None:
     """Run `machine` over the conversation with the script's faults until the session (or the observation) ends."""
     conv, clock, trace = conversation, conversation.clock, conversation.trace
     actions = machine.start(clock.now())

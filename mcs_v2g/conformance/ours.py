@@ -23,6 +23,7 @@ from stack.session.evcc import EvccConfig
 from stack.session.reference import MinimalEv, MinimalEvse
 from stack.session.secc import SeccConfig
 from stack.transport.evcc_client import run_evcc_on
+from stack.transport.memory import start_tls
 from stack.transport.secc_server import SeccServer
 
 from .bench import Address, DeviceSide, SdpDevice, udp_socket
@@ -40,7 +41,7 @@ def our_secc(clock: Clock, pki: PkiPaths | None, tls: bool, **settings: Any) -> 
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> object:
         if context is not None:
-            await _start_tls(writer, context, server_side=True)
+            await start_tls(writer, context, server_side=True)
         return await server.serve(reader, writer)
 
     return serve
@@ -52,7 +53,7 @@ def our_evcc(clock: Clock, pki: PkiPaths | None, tls: bool, **ev: Any) -> Device
 
     async def drive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> object:
         if context is not None:
-            await _start_tls(writer, context, server_side=False)
+            await start_tls(writer, context, server_side=False)
         return await run_evcc_on(reader, writer, MinimalEv(**ev), EvccConfig(), clock=clock)
 
     return drive
@@ -102,20 +103,6 @@ def broken(role: str, breaker: Breaker, clock: Clock, pki: PkiPaths | None, tls:
         return None
 
     return run
-
-
-async def _start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, *, server_side: bool) -> None:
-    """TLS on one end of an in-memory link, either side (`StreamWriter.start_tls` only knows the client side of
-    a stream it did not accept); the stream's protocol is moved onto the TLS transport as memory_link does."""
-    loop = asyncio.get_running_loop()
-    protocol = writer.transport.get_protocol()
-    hostname = None if server_side else ""
-    tls = await loop.start_tls(writer.transport, protocol, context, server_side=server_side, server_hostname=hostname)
-    if tls is None:
-        raise ConnectionError("the TLS handshake ended without a transport")
-    protocol._transport = tls  # type: ignore[attr-defined]
-    protocol._over_ssl = True  # type: ignore[attr-defined]
-    writer._transport = tls  # type: ignore[attr-defined]
 
 
 def our_sdp(role: str, tls: bool, closers: Closers) -> SdpDevice:

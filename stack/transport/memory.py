@@ -174,19 +174,24 @@ async def memory_link(
         streams.append((reader, protocol, end))
     if (server_tls is None) != (client_tls is None):
         raise ValueError("TLS needs both contexts (server and client) or neither")
-    transports: list[asyncio.Transport] = [end for _, _, end in streams]
+    pairs = [(reader, asyncio.StreamWriter(end, protocol, reader, loop)) for reader, protocol, end in streams]
     if server_tls is not None and client_tls is not None:
-        (_, server_protocol, server_end), (_, client_protocol, client_end) = streams
-        wrapped = await asyncio.gather(
-            loop.start_tls(server_end, server_protocol, server_tls, server_side=True),
-            loop.start_tls(client_end, client_protocol, client_tls, server_side=False, server_hostname=""),
+        await asyncio.gather(
+            start_tls(pairs[0][1], server_tls, server_side=True), start_tls(pairs[1][1], client_tls, server_side=False)
         )
-        if wrapped[0] is None or wrapped[1] is None:
-            raise ConnectionError("the in-memory TLS handshake ended without a transport")
-        transports = [wrapped[0], wrapped[1]]
-    pairs = []
-    for (reader, protocol, _), transport in zip(streams, transports, strict=True):
-        protocol._transport = transport  # type: ignore[attr-defined]  # the stream protocol now talks TLS
-        protocol._over_ssl = server_tls is not None  # type: ignore[attr-defined]
-        pairs.append((reader, asyncio.StreamWriter(transport, protocol, reader, loop)))
     return MemoryLink(pairs[0], pairs[1], ends)
+
+
+async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, *, server_side: bool) -> None:
+    """TLS on one end of an in-memory link, either side (`StreamWriter.start_tls` only knows the client side of a
+    stream it did not accept): the handshake runs on the pipe end, then the stream talks through the TLS transport."""
+    loop = asyncio.get_running_loop()
+    transport = writer.transport
+    protocol = transport.get_protocol()
+    hostname = None if server_side else ""
+    tls = await loop.start_tls(transport, protocol, context, server_side=server_side, server_hostname=hostname)
+    if tls is None:
+        raise ConnectionError("the in-memory TLS handshake ended without a transport")
+    protocol._transport = tls  # type: ignore[attr-defined]  # the stream protocol now talks TLS
+    protocol._over_ssl = True  # type: ignore[attr-defined]
+    writer._transport = tls  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ from ..trace import Kind, Trace
 from ..verdict import Verdict, failed, inconclusive, passed
 from .common import CHARGE_LOOPS, FLOW, continue_with, response_name, run_ev, short, with_code
 from .secc_rules import ev_for, last_received
-from .secc_session import _accepts, _refused
+from .secc_session import accepting, refused_then_closed
 
 RESUME = conduct.SECC_RESUMES_PAUSED.id
 SEQUENCE_CLOSE = conduct.SECC_CLOSES_ON_SEQUENCE_TIMEOUT.id
@@ -221,10 +221,10 @@ def renegotiation_as_offered_case() -> Case:
         await run_ev_with(bench, faults())
         discovery = last_received(bench.trace, "ServiceDiscoveryRes")
         if discovery is not None and not discovery.service_renegotiation_supported:
-            return _refused(bench.trace, "SessionStopReq", code, rule.id)
+            return refused_then_closed(bench.trace, "SessionStopReq", code, rule.id)
         return answered_with(bench.trace, "SessionStopReq", ("OK",), rule.id)
 
-    broken = _accepts(code, rule.id)
+    broken = accepting(code, rule.id)
     return Case(
         "SECC-RENEG-AS-OFFERED",
         "SessionStop(ServiceRenegotiation) is answered as ServiceDiscoveryRes announced: OK when supported, "
@@ -345,7 +345,7 @@ def duplicate_case(request: str) -> Case:
         await run_ev_with(bench, Script((Fault(after_it, replace=copy),)))
         if accepted:
             return answered_with(trace, request, ("OK",), conduct.ACCEPTS_VALID.id)
-        return _refused(trace, request, "FAILED_SequenceError", SEQUENCE.id)
+        return refused_then_closed(trace, request, "FAILED_SequenceError", SEQUENCE.id)
 
     if accepted:
         nth = TIMES_SENT.get(request, 1) + 1
@@ -354,7 +354,7 @@ def duplicate_case(request: str) -> Case:
         rules: tuple[str, ...] = (conduct.ACCEPTS_VALID.id, SEQUENCE.id)
         outcome = "accepted (the flow table allows it again)"
     else:
-        breaker = _accepts("FAILED_SequenceError", SEQUENCE.id)
+        breaker = accepting("FAILED_SequenceError", SEQUENCE.id)
         rules = (SEQUENCE.id, conduct.ENDS_AFTER_FAILED.id)
         outcome = "FAILED_SequenceError, then the session ends"
     return Case(

@@ -34,7 +34,7 @@ from ..judges import answered_with, first_then
 from ..trace import Trace
 from ..verdict import Verdict, inconclusive
 from .common import MODES, SERVICES, run_ev
-from .secc_session import _accepts, _refused
+from .secc_session import accepting, refused_then_closed
 
 CS, STOP = cm.ChargeProgress, cm.ChargingSession
 Faults = Callable[[Trace], tuple[Fault, ...]]
@@ -79,7 +79,7 @@ def rule_case(broken: Broken) -> Case:
     async def run(bench: Bench) -> Verdict:
         await run_ev(bench, Script(broken.faults(bench.trace)), **ev_for(bench, broken.needs))
         if not warning:
-            return _refused(bench.trace, request, code, rule)
+            return refused_then_closed(bench.trace, request, code, rule)
         unfit = broken.precondition(bench.trace) if broken.precondition else None
         answer = answered_with(bench.trace, request, (code,), rule)
         # the session goes on: our EV ends it with SessionStop, which the charger answers OK
@@ -94,7 +94,7 @@ def rule_case(broken: Broken) -> Case:
         "secc",
         rules,
         run,
-        _accepts(code, rule),
+        accepting(code, rule),
         broken.needs,
         ("warning-codes" if warning else "failed-codes", "request-rules"),
     )

@@ -45,7 +45,7 @@ def _late(request: str) -> Breaker:
     return Breaker(lambda: Script((continue_with(response_name(request), delay=delay),)), MSG_TIMEOUT)
 
 
-def _accepts(code: str, rule: str) -> Breaker:
+def accepting(code: str, rule: str) -> Breaker:
     """Our charger answers OK where it refuses with `code`."""
     return Breaker(lambda: Script((continue_with(code_is(code), mutate=lambda m: with_code(m, "OK")),)), rule)
 
@@ -135,7 +135,7 @@ def _sequence_case(request: str) -> Case:
 
     async def run(bench: Bench) -> Verdict:
         await run_ev(bench, Script((Fault("AuthorizationSetupReq", replace=inject),)))
-        return _refused(bench.trace, request, "FAILED_SequenceError", SEQUENCE.id)
+        return refused_then_closed(bench.trace, request, "FAILED_SequenceError", SEQUENCE.id)
 
     return Case(
         f"SECC-SEQ-{short(request)}",
@@ -143,12 +143,12 @@ def _sequence_case(request: str) -> Case:
         "secc",
         (SEQUENCE.id, conduct.ENDS_AFTER_FAILED.id),
         run,
-        _accepts("FAILED_SequenceError", SEQUENCE.id),
+        accepting("FAILED_SequenceError", SEQUENCE.id),
         tags=("sequence", "failed-codes"),
     )
 
 
-def _refused(trace: Trace, request: str, code: str, rule: str) -> Verdict:
+def refused_then_closed(trace: Trace, request: str, code: str, rule: str) -> Verdict:
     answer = answered_with(trace, request, (code,), rule)
     if not answer.ok:
         return answer
@@ -166,7 +166,7 @@ def _session_id_case(request: str) -> Case:
     async def run(bench: Bench) -> Verdict:
         fault = Fault(request, mutate=lambda m: with_session(m, FOREIGN_SESSION_ID))
         await run_ev(bench, Script((fault,)), service=bench.profile.services[0])
-        return _refused(bench.trace, request, "FAILED_UnknownSession", same_session.id)
+        return refused_then_closed(bench.trace, request, "FAILED_UnknownSession", same_session.id)
 
     return Case(
         f"SECC-SID-{short(request)}",
@@ -174,7 +174,7 @@ def _session_id_case(request: str) -> Case:
         "secc",
         (same_session.id, conduct.ENDS_AFTER_FAILED.id),
         run,
-        _accepts("FAILED_UnknownSession", same_session.id),
+        accepting("FAILED_UnknownSession", same_session.id),
         tags=("session-id", "failed-codes"),
     )
 
@@ -187,7 +187,7 @@ def end_after_failed_case() -> Case:
 
     async def run(bench: Bench) -> Verdict:
         await run_ev(bench, Script((Fault("AuthorizationSetupReq", replace=inject),)))
-        return _refused(bench.trace, "DC_PreChargeReq", "FAILED_SequenceError", SEQUENCE.id)
+        return refused_then_closed(bench.trace, "DC_PreChargeReq", "FAILED_SequenceError", SEQUENCE.id)
 
     return Case(
         "SECC-END-AFTER-FAILED",
