@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from stack.security.pki import (
+    DEFAULT_EMAID,
     DEFAULT_EVCC_ID,
     DEFAULT_EVSE_ID,
+    DEFAULT_OCSP_URL,
+    DEFAULT_PCID,
     DEFAULT_PROFILE,
     DEFAULT_VALIDITY_DAYS,
     PROFILES,
@@ -33,6 +36,9 @@ def cmd_pki_generate(args: argparse.Namespace) -> int:
                 password=args.password,
                 evse_id=args.evse_id,
                 evcc_id=args.evcc_id,
+                pcid=args.pcid,
+                emaid=args.emaid,
+                ocsp_url=args.ocsp_url,
                 validity_days=args.validity_days,
             )
         else:
@@ -42,6 +48,9 @@ def cmd_pki_generate(args: argparse.Namespace) -> int:
                 validity_days=args.validity_days,
                 evse_id=args.evse_id or DEFAULT_EVSE_ID,
                 evcc_id=args.evcc_id or DEFAULT_EVCC_ID,
+                emaid=args.emaid or DEFAULT_EMAID,
+                pcid=args.pcid or DEFAULT_PCID,
+                ocsp_url=args.ocsp_url or DEFAULT_OCSP_URL,
                 password=args.password,
             )
     except (PkiError, OSError) as exc:
@@ -85,18 +94,24 @@ def _summary(paths: PkiPaths) -> str:
             f"{paths.profile} test PKI in {paths.directory}",
             f"  SECC (TLS server): chain {paths.secc_chain.name}, key {paths.secc_key.name}",
             f"  EVCC (TLS client): chain {paths.vehicle_chain.name}, key {paths.vehicle_key.name}",
-            f"  trust anchors: {paths.v2g_root_cert.name} (EVCC trusts), {paths.oem_root_cert.name} (SECC trusts)",
+            f"  CPS (signs CertificateInstallationRes): chain {paths.cps_chain.name}, key {paths.cps_key.name}",
+            f"  OEM provisioning (signs CertificateInstallationReq): chain {paths.oem_prov_chain.name}, "
+            f"key {paths.oem_prov_key.name}",
+            f"  contract (EV, PnC AuthorizationReq): chain {paths.contract_chain.name}, key {paths.contract_key.name}",
+            f"  MO OCSP responder: {paths.mo_ocsp_responder_cert.name}, key {paths.mo_ocsp_responder_key.name}",
+            f"  trust anchors: {paths.v2g_root_cert.name} (EVCC trusts; CPS chain), {paths.oem_root_cert.name} "
+            f"(SECC trusts; OEM provisioning chain), {paths.mo_root_cert.name} (contract chain)",
         ]
     )
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `pki generate` to the `add_subparsers()` object of the `mcs-v2g` parser."""
+    """Add `pki generate` and `pki inspect` to the `add_subparsers()` object of the `mcs-v2g` parser."""
     p_pki: argparse.ArgumentParser = subparsers.add_parser(
-        "pki", help="test PKI for TLS 1.3 (V2G/CPO -> SECC, OEM -> vehicle)"
+        "pki", help="test PKI for TLS 1.3 and Plug & Charge (V2G -> SECC, CPS; OEM -> vehicle, provisioning; MO)"
     )
     pki_sub = p_pki.add_subparsers(dest="pki_command", required=True)
-    gen = pki_sub.add_parser("generate", help="write root CAs, sub-CAs, leaves, keys and TLS chain files (PEM)")
+    gen = pki_sub.add_parser("generate", help="write root CAs, sub-CAs, leaves, keys and chain files (PEM)")
     gen.add_argument(
         "--profile",
         choices=tuple(PROFILES),
@@ -111,6 +126,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     gen.add_argument("--validity-days", type=int, default=DEFAULT_VALIDITY_DAYS, help="validity of every cert")
     gen.add_argument("--evse-id", help=f"CN of the SECC leaf (default {DEFAULT_EVSE_ID})")
     gen.add_argument("--evcc-id", help=f"CN of the vehicle leaf (default {DEFAULT_EVCC_ID})")
+    gen.add_argument("--emaid", help=f"CN of the contract leaf, an eMAID (default {DEFAULT_EMAID})")
+    gen.add_argument("--pcid", help=f"CN of the OEM provisioning leaf (default {DEFAULT_PCID})")
+    gen.add_argument(
+        "--ocsp-url", help=f"OCSP responder URL in the contract leaf's authorityInfoAccess (default {DEFAULT_OCSP_URL})"
+    )
     gen.add_argument("--password", help="encrypt the private keys with this password (default: unencrypted)")
     gen.add_argument(
         "--if-missing",

@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 E = TypeVar("E", bound=x509.ExtensionType)
@@ -34,14 +35,31 @@ class CertificateView:
     key_usage: tuple[str, ...]
 
 
+class Finding(StrEnum):
+    """What kind of problem a chain has: its dates, a link between two certificates, or its trust anchor."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not yet valid"
+    LINK = "link"
+    UNTRUSTED = "untrusted"
+
+
 @dataclass
 class ChainReport:
     certificates: list[CertificateView] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    findings: list[tuple[Finding, str]] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [text for _, text in self.findings]
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.findings
+
+    def of(self, *kinds: Finding) -> list[str]:
+        """The texts of the findings of `kinds`."""
+        return [text for kind, text in self.findings if kind in kinds]
 
 
 def describe(cert: x509.Certificate) -> CertificateView:
@@ -66,24 +84,27 @@ def check_chain(
     """Every finding about `chain` (leaf first); none means it holds."""
     report = ChainReport([describe(c) for c in chain])
     if not chain:
-        report.problems.append("no certificate")
+        report.findings.append((Finding.LINK, "no certificate"))
         return report
     when = now or dt.datetime.now(dt.UTC)
     for i, cert in enumerate(chain):
         name = f"certificate {i + 1} ({cert.subject.rfc4514_string()})"
         if when < cert.not_valid_before_utc:
-            report.problems.append(f"{name} is not valid yet (from {cert.not_valid_before_utc:%Y-%m-%d})")
+            text = f"{name} is not valid yet (from {cert.not_valid_before_utc:%Y-%m-%d})"
+            report.findings.append((Finding.NOT_YET_VALID, text))
         if when > cert.not_valid_after_utc:
-            report.problems.append(f"{name} has expired ({cert.not_valid_after_utc:%Y-%m-%d})")
+            report.findings.append((Finding.EXPIRED, f"{name} has expired ({cert.not_valid_after_utc:%Y-%m-%d})"))
         if i + 1 < len(chain):
-            report.problems.extend(_link(cert, chain[i + 1], name, below=i))
+            report.findings.extend((Finding.LINK, p) for p in _link(cert, chain[i + 1], name, below=i))
     last = chain[-1]
     if roots and last not in roots:
         anchors = [r for r in roots if r.subject == last.issuer]
         if not anchors:
-            report.problems.append(f"no trusted root named {last.issuer.rfc4514_string()} issued the last certificate")
+            text = f"no trusted root named {last.issuer.rfc4514_string()} issued the last certificate"
+            report.findings.append((Finding.UNTRUSTED, text))
         elif all(_link(last, root, "", below=len(chain) - 1) for root in anchors):
-            report.problems.append("the last certificate does not verify against the trusted root of its issuer's name")
+            text = "the last certificate does not verify against the trusted root of its issuer's name"
+            report.findings.append((Finding.UNTRUSTED, text))
     return report
 
 
@@ -94,7 +115,7 @@ def _link(cert: x509.Certificate, issuer: x509.Certificate, name: str, below: in
         return [f"{name} is not issued by the next certificate ({issuer.subject.rfc4514_string()})"]
     try:
         cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError) as exc:
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError) as exc:
         problems.append(f"{name}: the issuer's signature does not verify ({type(exc).__name__})")
     constraints = _extension(issuer, x509.BasicConstraints)
     if constraints is None or not constraints.ca:

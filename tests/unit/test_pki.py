@@ -41,6 +41,16 @@ ISSUER = {
     "vehicle_sub_ca1": "oem_root_ca",
     "vehicle_sub_ca2": "vehicle_sub_ca1",
     "vehicle_leaf": "vehicle_sub_ca2",
+    "cps_sub_ca1": "v2g_root_ca",
+    "cps_sub_ca2": "cps_sub_ca1",
+    "cps_leaf": "cps_sub_ca2",
+    "oem_sub_ca1": "oem_root_ca",
+    "oem_sub_ca2": "oem_sub_ca1",
+    "oem_prov_leaf": "oem_sub_ca2",
+    "mo_sub_ca1": "mo_root_ca",
+    "mo_sub_ca2": "mo_sub_ca1",
+    "contract_leaf": "mo_sub_ca2",
+    "mo_ocsp_responder": "mo_sub_ca2",
 }
 PATH_LENGTHS = {
     "v2g_root_ca": 2,
@@ -49,8 +59,14 @@ PATH_LENGTHS = {
     "oem_root_ca": 2,
     "vehicle_sub_ca1": 1,
     "vehicle_sub_ca2": 0,
+    "cps_sub_ca1": 1,
+    "cps_sub_ca2": 0,
+    "oem_sub_ca1": 1,
+    "oem_sub_ca2": 0,
+    "mo_root_ca": 2,
+    "mo_sub_ca1": 1,
+    "mo_sub_ca2": 0,
 }
-LEAVES = ("secc_leaf", "vehicle_leaf")
 
 
 @pytest.fixture(scope="module", params=sorted(ALGORITHMS))
@@ -83,7 +99,8 @@ def test_each_certificate_is_signed_by_its_issuer(pki: PkiPaths) -> None:
         aki = child.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
         ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         assert aki.key_identifier == ski.digest
-    for root in ("v2g_root_ca", "oem_root_ca"):
+    assert set(ISSUER) | set(PATH_LENGTHS) == set(ENTITY_NAMES)
+    for root in ("v2g_root_ca", "oem_root_ca", "mo_root_ca"):
         c = cert(pki, root)
         assert c.issuer == c.subject
         c.verify_directly_issued_by(c)
