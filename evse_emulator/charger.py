@@ -9,6 +9,7 @@ from pathlib import Path
 
 from stack.clock import Clock
 from stack.session.actions import Close
+from stack.session.pnc import authorization_summary
 from stack.session.secc import SeccConfig, SeccSession
 from stack.transport.drive import Observers
 from stack.transport.secc_server import SeccServer
@@ -141,6 +142,7 @@ class Charger:
             "result": "ok" if close.ok else "FAILED",
             "reason": close.reason,
             "service": None if session.service is None else session.service.name,
+            **authorization_summary(session.state.authorization, session.ctx.emaid),
             "meter_imported_kwh": round(imported / 1000, 4),
             "meter_exported_kwh": round(exported / 1000, 4),
             "faults": [f"{f.kind}: {f.detail}" for f in self.supervisor.faults()],

@@ -59,6 +59,10 @@ class PlantEvseController:
     last_soc: int | None = None
     supervisor: FaultSupervisor | None = None  # shuts the output down on a fault; None: the HAL's faults only
     pre_charge_started: float | None = None
+    # ask once for MeteringConfirmation when the EV's target energy request falls to this many Wh (near the end);
+    # the SECC passes it on only in a PnC session (stack/session/exchanges/metering_confirmation.py)
+    metering_confirmation_wh: float | None = None
+    metering_asked: bool = False
     _unidirectional: tuple[PowerLimits, PowerLimits] | None = field(default=None, init=False, repr=False, compare=False)
 
     def faults(self) -> list[PlantFault]:
@@ -67,7 +71,7 @@ class PlantEvseController:
     def evse_id(self, now: float) -> str:
         return self.evse_identifier
 
-    def authorize(self, now: float) -> AuthorizationStatus:
+    def authorize(self, now: float, emaid: str | None = None) -> AuthorizationStatus:
         return AuthorizationStatus.ACCEPTED
 
     def _limits(self) -> PowerLimits:
@@ -205,8 +209,16 @@ class PlantEvseController:
             power_limit_achieved=limited == "power",
             voltage_limit_achieved=present.voltage_v >= v_limit - 1.0,
             meter=MeterReading(self.meter_id, int(meter.imported_wh), int(meter.exported_wh), int(now)),
-            notification=_notification(faults, pause, self.policy.renegotiate(now)),
+            notification=_notification(faults, pause, self.policy.renegotiate(now)) or self._confirm_metering(),
         )
+
+    def _confirm_metering(self) -> str | None:
+        """MeteringConfirmation, once, when the EV's remaining target energy reached `metering_confirmation_wh`."""
+        threshold, energy = self.metering_confirmation_wh, self.last_energy
+        if self.metering_asked or threshold is None or energy is None or energy.target_energy > threshold:
+            return None
+        self.metering_asked = True
+        return "MeteringConfirmation"
 
     def _clamp(
         self, current: float, voltage: float, ev: PowerLimits | None, r: PowerLimits

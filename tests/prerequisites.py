@@ -34,6 +34,7 @@ PREREQUISITES = {
     "vectors": "the shared EXI vectors (`shared/vectors` beside or above the clone, or MCS_V2G_VECTORS)",
     "ipv6": "an IPv6 loopback (::1)",
     "tls13-ciphersuites": "a Python/OpenSSL whose TLS 1.3 cipher suites can be set",
+    "openssl": "the openssl command-line tool on PATH",
     "sigalrm": "SIGALRM and setitimer (the hang guard of the fuzz tests)",
     "mosquitto": "the mosquitto MQTT broker on PATH",
     "udp-multicast": (

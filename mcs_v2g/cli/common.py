@@ -6,6 +6,7 @@ import argparse
 import logging
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from stack.security.pki import DEFAULT_PROFILE, PKI_DIR_ENV, PkiPaths, Profile, ensure_pki
@@ -64,8 +65,22 @@ def tls_context(args: argparse.Namespace, server: bool) -> ssl.SSLContext | None
     from stack.security.tls import client_context, server_context
 
     pki = ensure_test_pki(args.pki, args.pki_profile)
-    make = server_context if server else client_context
-    return make(pki, keylog_file=args.keylog, allow_tls12=args.tls12)
+    if not server:
+        return client_context(pki, keylog_file=args.keylog, allow_tls12=args.tls12)
+    staple = _read_staple(args.ocsp_staple) if getattr(args, "ocsp_staple", None) else None
+    return server_context(pki, keylog_file=args.keylog, allow_tls12=args.tls12, ocsp_staple=staple)
+
+
+def _read_staple(path: Path) -> Callable[[], bytes]:
+    """The DER OCSP response in `path`, read once: stapled to every handshake (checked to be one when read)."""
+    from cryptography.x509 import ocsp
+
+    try:
+        der = path.read_bytes()
+        ocsp.load_der_ocsp_response(der)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--ocsp-staple {path}: not a readable DER OCSP response ({exc})") from None
+    return lambda: der
 
 
 def ensure_test_pki(directory: Path | None = None, profile: Profile = DEFAULT_PROFILE) -> PkiPaths:

@@ -10,18 +10,21 @@ import asyncio
 import json
 import ssl
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ev_emulator import Truck, load_truck_config
 from ev_emulator.needs import DepartureFeasibility, assess_departure
+from ev_emulator.pnc import ContractSetupError, keep_contract, load_truck_contract, truck_pnc
 from stack.clock import RealClock
 from stack.session.actions import Close
 from stack.session.evcc import EvccSession
+from stack.session.pnc import authorization_summary
 from stack.session.services import SERVICE_NAMES
 
 from ..verdict import Ending, LoopGoal, SocGoal, Verdict, judge, truck_faults
-from .common import add_logging_options, add_tls_options, parse_address, tls_context
+from .common import CliError, add_logging_options, add_tls_options, ensure_test_pki, parse_address, tls_context
 from .outputs import writable_file
 
 
@@ -46,6 +49,7 @@ async def charge(args: argparse.Namespace) -> int:
     clock = RealClock()
     ssl_context = tls_context(args, server=False)
     truck = Truck.build(config, clock)
+    plug_and_charge(args, truck)
     goal = None
     if config.charge_loops is None:  # the truck's own limits: the charger's are only known once it answers
         goal = assess_departure(truck.battery, truck.needs, clock.now())
@@ -53,11 +57,19 @@ async def charge(args: argparse.Namespace) -> int:
             print(f"mcs-v2g: goal: {goal.describe()}", file=sys.stderr, flush=True)
     close, session = await find_and_charge(args, truck, clock, ssl_context)
     verdict = truck_verdict(truck, close, goal)
+    if session is not None and session.ctx.contract_installed and session.ctx.contract and args.contract:
+        keep_contract(args.contract, session.ctx.contract)
+    contract = None if session is None else session.ctx.contract
     summary = {
         "result": verdict.result,
         "reason": close.reason,
         "session_id": None if session is None else session.session_id.hex().upper(),
         "service": None if session is None or session.service is None else session.service.name,
+        **authorization_summary(
+            None if session is None else session.state.authorization,
+            contract.emaid if contract is not None and args.auth == "pnc" else None,
+            None if session is None else session.ctx.contract_installed,
+        ),
         **truck.summary(),
         **verdict.json(),
     }
@@ -72,6 +84,23 @@ async def charge(args: argparse.Namespace) -> int:
             f" SoC {summary['initial_soc']:.1f} % -> {summary['final_soc']:.1f} %{why}"
         )
     return verdict.exit_status
+
+
+def plug_and_charge(args: argparse.Namespace, truck: Truck) -> None:
+    """With `--auth pnc`: the contract of `--contract` (or none: installed first), the PKI's OEM provisioning."""
+    if args.auth != "pnc":
+        if args.contract is not None or args.install_contract:
+            raise CliError("--contract and --install-contract are Plug & Charge settings: add --auth pnc")
+        return
+    if not args.tls:
+        raise CliError("--auth pnc needs TLS (PnC over plain TCP is refused, PROTOCOL.md 4.4): drop --no-tls")
+    paths = ensure_test_pki(args.pki, args.pki_profile)
+    try:
+        contract = None if args.contract is None else load_truck_contract(args.contract)
+    except ContractSetupError as exc:
+        raise CliError(str(exc)) from None
+    pnc = truck_pnc(paths, contract=contract, install=args.install_contract)
+    truck.evcc_config = replace(truck.evcc_config, pnc=pnc)
 
 
 async def find_and_charge(
@@ -151,6 +180,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--loop-interval", type=seconds, help="seconds between DC_ChargeLoopReq (default 0.25)")
     p.add_argument("--json", action="store_true", help="print the session summary as one JSON object")
     add_tls_options(p)
+    pnc = p.add_argument_group("authorization (Plug & Charge needs TLS)")
+    pnc.add_argument("--auth", choices=("eim", "pnc"), default="eim", help="how the truck authorizes (default eim)")
+    pnc.add_argument(
+        "--contract",
+        type=Path,
+        help="folder of the contract (contract_chain.pem, contract_leaf.key); an installed contract is saved there."
+        " Without one (or an empty folder) the truck asks for a contract by CertificateInstallation first",
+    )
+    pnc.add_argument("--install-contract", action="store_true", help="ask for a new contract even when it has one")
     p.add_argument("--trace", type=Path, help="write the decoded XML of every message to this file")
     add_logging_options(p)
     p.set_defaults(func=lambda a: asyncio.run(charge(a)), logs=True)

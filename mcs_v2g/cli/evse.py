@@ -14,12 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from evse_emulator import Charger, load_charger_config
+from evse_emulator.pnc import PncSetupError, RevocationFeed, charger_pnc, run_feed
 from stack.clock import RealClock
+from stack.messages import iso20_common as cm
 from stack.session.actions import Close
 from stack.session.secc import SeccSession
 
 from ..verdict import Ending, Fault, Verdict, judge, worst
-from .common import DEFAULT_PORT, CliError, add_logging_options, add_tls_options, parse_address, tls_context
+from .common import (
+    DEFAULT_PORT,
+    CliError,
+    add_logging_options,
+    add_tls_options,
+    ensure_test_pki,
+    parse_address,
+    tls_context,
+)
 from .outputs import can_log_output, writable_file, writable_folder
 
 
@@ -42,6 +52,7 @@ async def serve(args: argparse.Namespace) -> int:
         config = replace(config, hal_settings=settings)
     clock = RealClock()
     charger = Charger.build(config, clock)
+    feed = plug_and_charge(args, charger, clock)
     verdicts: list[Verdict] = []
     served_all = asyncio.Event()
 
@@ -67,6 +78,7 @@ async def serve(args: argparse.Namespace) -> int:
     host, port = args.listen or ("::", DEFAULT_PORT)
     await server.start(host, port)
     plant = asyncio.ensure_future(charger.run_hardware())
+    revocation = asyncio.ensure_future(run_feed(feed))
     sdp = None
     try:
         if args.interface:
@@ -80,12 +92,41 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         if sdp is not None:
             await sdp.__aexit__(None, None, None)
-        plant.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await plant
+        for task in (plant, revocation):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await server.close()
     verdict = worst(verdicts)
     return 0 if verdict is None else verdict.exit_status
+
+
+def plug_and_charge(args: argparse.Namespace, charger: Charger, clock: RealClock) -> RevocationFeed | None:
+    """Offer the authorizations of `--auth`; with PnC, its trust and revocation settings (PnC needs TLS)."""
+    wanted = auth_modes(args.auth)
+    pnc, feed = None, None
+    if cm.Authorization.PnC in wanted:
+        if not args.tls:
+            raise CliError("--auth pnc needs TLS (PnC over plain TCP is refused, PROTOCOL.md 4.4): drop --no-tls")
+        paths = ensure_test_pki(args.pki, args.pki_profile)
+        try:
+            pnc, feed = charger_pnc(paths, clock, mo_roots=args.mo_roots, ocsp=args.ocsp, install=args.install)
+        except PncSetupError as exc:
+            raise CliError(str(exc)) from None
+    elif args.mo_roots is not None or args.ocsp is not None:
+        raise CliError("--mo-roots and --ocsp are Plug & Charge settings: add --auth eim,pnc")
+    charger.secc_config = replace(charger.secc_config, authorizations=wanted, pnc=pnc)
+    return feed
+
+
+def auth_modes(text: str) -> tuple[cm.Authorization, ...]:
+    """`eim`, `pnc` or `eim,pnc` (the order is the offer's)."""
+    names = {"eim": cm.Authorization.EIM, "pnc": cm.Authorization.PnC}
+    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in names]
+    if unknown or not parts or len(set(parts)) != len(parts):
+        raise CliError(f"--auth {text!r}: a comma list of eim and pnc, each once (e.g. eim,pnc)")
+    return tuple(names[p] for p in parts)
 
 
 def session_verdict(charger: Charger, close: Close) -> Verdict:
@@ -121,6 +162,24 @@ def add_parser(sub: Any) -> None:
         help="stop after N sessions; exit status of the worst (default: serve until stopped)",
     )
     add_tls_options(p)
+    p.add_argument(
+        "--ocsp-staple", type=Path, metavar="FILE", help="staple this DER OCSP response (for the SECC leaf) in TLS"
+    )
+    pnc = p.add_argument_group("authorization (Plug & Charge needs TLS)")
+    pnc.add_argument("--auth", default="eim", help="what the charger offers: eim (default), pnc or eim,pnc")
+    pnc.add_argument("--mo-roots", type=Path, help="PEM file or folder of MO roots (default: the test PKI's)")
+    pnc.add_argument(
+        "--ocsp",
+        metavar="URL|FILE|aia",
+        help="check contracts' revocation: an OCSP responder URL, a file with a DER OCSP response, or 'aia'"
+        " (each contract's own responder); default: no revocation check",
+    )
+    pnc.add_argument(
+        "--no-install",
+        dest="install",
+        action="store_false",
+        help="do not offer CertificateInstallation (default: the test PKI's CPS issues contracts)",
+    )
     p.add_argument("--trace", type=Path, help="folder for the decoded XML of every message (a file per session)")
     add_logging_options(p)
     p.set_defaults(func=lambda a: asyncio.run(serve(a)), logs=True)

@@ -38,6 +38,12 @@ def add_parser(sub: Any) -> None:
     tls.add_argument("--tls", dest="tls", action="store_true", default=True, help="TLS 1.3 (default)")
     tls.add_argument("--no-tls", dest="tls", action="store_false")
     p.add_argument("--scenario", type=Path, help="TOML file (keys of mcs_v2g/sim/scenario.py's Scenario)")
+    p.add_argument("--auth", choices=("eim", "pnc"), help="authorization (default: the scenario's, eim)")
+    p.add_argument(
+        "--install-contract",
+        action="store_true",
+        help="pnc: the truck starts without a contract and gets one by CertificateInstallation first",
+    )
     p.add_argument("--speed", type=speed, default=None, help="x real time, or 'max' (default)")
     p.add_argument(
         "--plot",
@@ -84,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
         scenario = replace(scenario, service=args.service)
     if args.control:
         scenario = replace(scenario, control=args.control)
+    if args.auth or args.install_contract:
+        auth = args.auth or ("pnc" if args.install_contract else scenario.auth)
+        scenario = replace(scenario, auth=auth, install_contract=args.install_contract or scenario.install_contract)
+        scenario = scenario.checked()
+    if scenario.auth == "pnc" and not args.tls:
+        raise CliError("Plug & Charge needs TLS (PnC over plain TCP is refused, PROTOCOL.md 4.4): drop --no-tls")
     scenario = with_hardware(scenario, args)
     goal = departure_feasibility(scenario)
     if goal is not None and not goal.feasible:  # said when the session starts, not discovered at the end
@@ -139,12 +151,20 @@ def one_way(scenario: Scenario) -> Scenario:
     return replace(scenario, service=service)
 
 
+def authorization(s: dict) -> str:
+    if s["auth"] != "pnc":
+        return s["auth"] or "none"
+    installed = ", contract installed in the session" if s["contract_installed"] else ""
+    return f"Plug & Charge, eMAID {s['emaid']}{installed}"
+
+
 def report(s: dict, plot: Path | None) -> str:
     messages = ", ".join(f"{name} {n}" for name, n in s["messages"].items() if name.endswith("Req"))
     lines = [
         f"result            {s['result']}   (charger: {s['charger_close']})",
         *(f"  because         {why}" for why in s["reasons"] if s["result"] != "ok"),
         f"session           {s['session_id']}  {s['service']} {s['control_mode']}  {'TLS 1.3' if s['tls'] else 'TCP'}",
+        f"authorization     {authorization(s)}",
         f"energy            {s['energy_charged_kwh']:.1f} kWh charged, {s['energy_discharged_kwh']:.1f} kWh discharged",
         f"peak power        {s['peak_charge_kw']:.0f} kW charging, {s['peak_discharge_kw']:.0f} kW discharging,"
         f" max {s['max_current_a']:.0f} A",

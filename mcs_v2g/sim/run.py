@@ -10,6 +10,7 @@ costs no wall time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from stack.transport.evcc_client import run_evcc_on
 from stack.transport.memory import MemoryLink, memory_link
 
 from ..verdict import Ending, Fault, SocGoal, Verdict, judge, truck_faults
+from .pnc import plug_and_charge
 from .progress import Progress
 from .reactions import WATCH_FOR_S, note_capability
 from .rig import Rig, build_rig
@@ -75,6 +77,9 @@ class SimResult:
     charger: Charger | None = None
     truck: Truck | None = None
     rig: Rig | None = None
+    auth: str | None = None  # how the session was authorized: eim | pnc (None: it was not)
+    emaid: str | None = None
+    contract_installed: bool = False
 
     def verdict(self) -> Verdict:
         """Did the session do what it was for: a clean end on both sides, no fault, the departure target met."""
@@ -108,6 +113,9 @@ class SimResult:
             "service": s.service,
             "control_mode": s.control,
             "tls": self.tls,
+            "auth": self.auth,
+            "emaid": self.emaid,
+            "contract_installed": self.contract_installed,
             "energy_charged_kwh": round(meter.imported_wh / 1000, 3) if meter else 0.0,
             "energy_discharged_kwh": round(meter.exported_wh / 1000, 3) if meter else 0.0,
             "peak_charge_kw": round(max(peak_charge, 0.0), 1) + 0.0,  # + 0.0: never -0.0
@@ -237,6 +245,8 @@ async def play(
         log.error("the charger's power stage did not become ready")
     server_tls, client_tls = ssl_contexts() if (tls and ssl_contexts) else (None, None)
     link = await memory_link(server_tls, client_tls)
+    authorization = contextlib.ExitStack()
+    authorization.enter_context(plug_and_charge(s, charger, truck, clock))
     server = charger.server()
     secc = asyncio.ensure_future(server.serve(*link.server))
     ev = asyncio.ensure_future(
@@ -258,10 +268,16 @@ async def play(
         await server.close()
         await asyncio.gather(*hardware, return_exceptions=True)
         rig.close()
+        authorization.close()
     result.evse_close = Close("the charger stopped answering") if link.server_frozen else secc.result()
     result.ev_close = _ev_close(ev, link.client_frozen)
     if server.sessions:
         result.session_id = server.sessions[0].session_id.hex().upper()
+        result.emaid = server.sessions[0].ctx.emaid
+        authorized = server.sessions[0].state.authorization
+        result.auth = None if authorized is None else authorized.value.lower()
+    if ev.done() and not ev.cancelled() and ev.exception() is None:
+        result.contract_installed = ev.result()[1].ctx.contract_installed
     plant.sync()
     _record(result, plant, truck.battery, line, phase)
     result.wall_s = time.perf_counter() - wall

@@ -11,7 +11,7 @@ from annotated_types import Ge, Interval, MinLen
 
 from ev_emulator.config import ControlName, Count, Fraction, LoopInterval, Service, StaySeconds, TruckConfig
 from evse_emulator.config import Amps, ChargerConfig, Plan, TimeoutSeconds, Volts, Watts
-from stack.config_file import EPOCH, MAX_EPOCH_S, ConfigError, Layout, Problem, validate, values_of
+from stack.config_file import EPOCH, MAX_EPOCH_S, ConfigError, Layout, Problem, one_of, validate, values_of
 
 START = 1_795_294_800.0  # 2026-11-21 21:00 UTC: a truck arrives at the depot in the evening
 # At --speed max a charge loop costs about a millisecond of wall time: more loops than this is a typo.
@@ -22,6 +22,8 @@ Instant = Annotated[float, EPOCH, Interval(ge=0.0, le=MAX_EPOCH_S)]
 ScenarioPlan = Annotated[Plan, MinLen(1)]  # a scenario plays a plan (the charger alone may have none)
 Ohms = Annotated[float, Ge(0.0)]
 Seconds = Annotated[float, Ge(0.0)]
+AUTH_MODES = ("eim", "pnc")
+AuthMode = Annotated[str, one_of(AUTH_MODES)]
 
 
 class ScenarioError(ConfigError):
@@ -35,6 +37,8 @@ class Scenario:
     control: ControlName = "dynamic"
     start: Instant = START  # epoch seconds, or a TOML date-time with an offset
     loop_interval: LoopInterval = 2.0  # s of simulated time between DC_ChargeLoopReq
+    auth: AuthMode = "eim"  # pnc: Plug & Charge with a contract of a PKI made for the run
+    install_contract: bool = False  # pnc: the truck starts without a contract and installs one first
     # truck
     initial_soc: Fraction = 0.25
     target_soc: Fraction = 0.90
@@ -116,6 +120,8 @@ class Scenario:
                 )
             )
         problems += self._hal_problems()
+        if self.install_contract and self.auth != "pnc":
+            problems.append(Problem("install_contract", 'needs auth = "pnc"'))
         for name in ("ev_stops_answering_s", "charger_stops_answering_s"):
             value = getattr(self, name)
             if value is not None and value >= self.departure_s:
@@ -208,6 +214,8 @@ LAYOUT = Layout(
                 "departure_s",
                 "max_contactor_cycles",
                 "loop_interval",
+                "auth",
+                "install_contract",
             }
         ),
         "charger": frozenset(

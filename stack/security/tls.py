@@ -9,6 +9,7 @@ then TLS_CHACHA20_POLY1305_SHA256; OpenSSL 3 also enables TLS_AES_128_GCM_SHA256
 ctypes, after proving it holds the right pointer of the same OpenSSL; where that is impossible the contexts keep
 OpenSSL's default list, with a warning. The key exchange group is pinned to the leaf's profile with
 `set_ecdh_curve` (secp521r1 for P-521, X448 for Ed448), which OpenSSL 3 turns into a one-group list for TLS 1.3 too.
+OCSP stapling of the SECC leaf (`stack.security.ocsp_staple`) goes through the same access to OpenSSL.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import ctypes
 import functools
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .pki import PkiFileInvalid, PkiFileMissing, PkiPaths, TlsCredentials, load_certificates, profile_of
@@ -148,6 +149,7 @@ def server_context(
     allow_tls12: bool = False,
     keylog_file: Path | str | None = None,
     ecdh_group: str | None = "auto",
+    ocsp_staple: Callable[[], bytes | None] | None = None,
 ) -> ssl.SSLContext:
     """The SECC's context.
 
@@ -155,12 +157,17 @@ def server_context(
     It applies to TLS 1.2 too (the stdlib has no ClientHello callback to require it for 1.3 only).
     `ecdh_group`: "auto" pins the group matching the leaf curve, None keeps OpenSSL's groups, else an OpenSSL name.
     `keylog_file` appends TLS secrets in SSLKEYLOGFILE format: testing only.
+    `ocsp_staple`: staples the DER OCSP response it returns about the SECC leaf (see `ocsp_staple.staple_ocsp`).
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     # The server's order decides ([V2G20-1856] lists TLS_AES_256_GCM_SHA384 first); CPython sets it, we insist.
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     _configure(ctx, _credentials(pki, True), allow_tls12=allow_tls12, keylog_file=keylog_file, ecdh_group=ecdh_group)
+    if ocsp_staple is not None:
+        from .ocsp_staple import staple_ocsp  # it builds on this module's access to OpenSSL
+
+        staple_ocsp(ctx, ocsp_staple)
     return ctx
 
 
@@ -171,10 +178,18 @@ def client_context(
     keylog_file: Path | str | None = None,
     check_hostname: bool = False,
     ecdh_group: str | None = "auto",
+    request_ocsp_staple: bool = False,
 ) -> ssl.SSLContext:
-    """The EVCC's context: always verifies the SECC chain; host names only on request (SECCs have none)."""
+    """The EVCC's context: always verifies the SECC chain; host names only on request (SECCs have none).
+
+    `request_ocsp_staple` asks the SECC for its stapled OCSP response (read it with `ocsp_staple.stapled_status`).
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = check_hostname
     ctx.verify_mode = ssl.CERT_REQUIRED
     _configure(ctx, _credentials(pki, False), allow_tls12=allow_tls12, keylog_file=keylog_file, ecdh_group=ecdh_group)
+    if request_ocsp_staple:
+        from .ocsp_staple import request_ocsp  # it builds on this module's access to OpenSSL
+
+        request_ocsp(ctx)
     return ctx

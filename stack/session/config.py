@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from stack.messages import iso20_common as cm
 from stack.schemas import DC_PROTOCOL
 
+from .pnc import EvPnc, SeccPnc
 from .services import ParameterSet, ServiceId, ServiceOffer, default_offers
 from .timers import EvccTimers, SeccTimers
 
@@ -33,6 +35,9 @@ class SeccConfig:
     send_discharged_energy: bool = True
     # seconds after a pause in which the same vehicle may rejoin the session (DEFAULT_RESUME_WITHIN)
     resume_within: float = DEFAULT_RESUME_WITHIN
+    # offered in AuthorizationSetupRes; PnC only when `pnc` holds the trust it needs
+    authorizations: tuple[cm.Authorization, ...] = (cm.Authorization.EIM, cm.Authorization.PnC)
+    pnc: SeccPnc | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,7 @@ class EvccConfig:
     negative_discharge: bool = False
     request_meter_info: bool = False
     max_supporting_points: int = 1024
+    pnc: EvPnc | None = None  # Plug & Charge (None: EIM only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,13 @@ __all__ = ["DC_NAMESPACE", "EvccConfig", "EvccSession", "ResumeInfo"]
 Pending = tuple[Callable[[float], list[Action]], float]  # (what to send, when)
 
 
+def repeated(request: Any, now: float) -> Any:
+    """`request` sent again: only its timestamp changes ([V2G20-1582]); a header signature stays (it signs a body
+    element, not the header)."""
+    head = request.header
+    return replace(request, header=replace(head, time_stamp=header(head.session_id, now).time_stamp))
+
+
 class EvccSession(SessionView):
     """One V2G communication session seen from the vehicle."""
 
@@ -41,7 +48,10 @@ class EvccSession(SessionView):
         self.controller = controller
         self.config = config or EvccConfig()
         self.ctx: EvccContext = EvccContext(
-            controller=controller, config=self.config, state=SessionState(resume=self.config.resume)
+            controller=controller,
+            config=self.config,
+            state=SessionState(resume=self.config.resume),
+            contract=None if self.config.pnc is None else self.config.pnc.contract,
         )
         self.closed: Close | None = None
         self._awaiting: Exchange | None = None
@@ -142,10 +152,7 @@ class EvccSession(SessionView):
             return events
         if isinstance(step, Repeat):
             last = self.ctx.last_request
-            self._pending = (
-                lambda t: self._send(replace(last, header=header(self.session_id, t)), t),
-                now + step.after,
-            )
+            self._pending = (lambda t: self._send(repeated(last, t), t), now + step.after)
             return []
         if isinstance(step, StopSession):
             self.ctx.stop_reason = StopReason.TERMINATE

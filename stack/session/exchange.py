@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stack.messages import iso20_common as cm
+from stack.messages import iso20_types as ct
 from stack.messages._schema import XsdType
+from stack.security.xmldsig import PublicKey
 
 from .actions import Event
 from .config import EvccConfig, ResumeInfo, SeccConfig, SessionStore
-from .controller import EvController, EvseController, PowerLimits, Schedule, StopReason
+from .controller import ChargeLoopFeedback, EvController, EvseController, PowerLimits, Schedule, StopReason
+from .pnc import Contract
 from .rules import Rule
 from .services import DC_SERVICES, ControlMode, ServiceId
 from .state import Outcome, Phase, SessionState
@@ -42,6 +45,9 @@ class SeccContext:
     state: SessionState
     new_session_id: Callable[[], bytes]
     evse_limits: PowerLimits | None = None
+    emaid: str | None = None  # the contract's eMAID once a PnC authorization passed its checks
+    contract_key: PublicKey | None = None  # PnC: the contract leaf's key, verifies MeteringConfirmationReq
+    meter_info: ct.MeterInfo | None = None  # the last MeterInfo sent in DC_ChargeLoopRes
 
 
 @dataclass(slots=True)
@@ -58,6 +64,11 @@ class EvccContext:
     charge_loops: int = 0
     resume_info: ResumeInfo | None = None
     ev_contactors_closed: bool = False  # the EV closed them for PowerDelivery(Start) and has not opened them
+    contract: Contract | None = None  # PnC: the contract it signs with (from its settings or installed)
+    contract_installed: bool = False  # CertificateInstallation gave it a contract in this session
+    installation_tried: bool = False
+    meter_info: ct.MeterInfo | None = None  # the last MeterInfo received in DC_ChargeLoopRes
+    held_feedback: ChargeLoopFeedback | None = None  # the charge loop's, held over a MeteringConfirmation
 
 
 @dataclass(frozen=True, slots=True)

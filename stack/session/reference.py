@@ -78,7 +78,7 @@ class MinimalEvse:
     def evse_id(self, now: float) -> str:
         return self.evse_identifier
 
-    def authorize(self, now: float) -> AuthorizationStatus:
+    def authorize(self, now: float, emaid: str | None = None) -> AuthorizationStatus:
         self._auth_calls += 1
         if self._auth_calls <= self.authorization_steps:
             return AuthorizationStatus.ONGOING
@@ -124,12 +124,14 @@ class MinimalEvse:
         if self._last is not None:
             self.imported_wh += voltage * current * max(0.0, now - self._last) / 3600
         self._last = now
+        notification = self.notifications.get(self.loops)
+        metered = loop.meter_info_requested or notification == "MeteringConfirmation"  # the reading to be signed
         return ChargeLoopOutput(
             present_voltage=voltage,
             present_current=current,
             limits=self.ratings,
-            notification=self.notifications.get(self.loops),
-            meter=MeterReading("SIMPLE-METER", int(self.imported_wh), 0) if loop.meter_info_requested else None,
+            notification=notification,
+            meter=MeterReading("SIMPLE-METER", int(self.imported_wh), 0) if metered else None,
         )
 
     def welding_detection(self, now: float) -> float:

@@ -72,6 +72,8 @@ class SessionState:
     session_id: bytes = NEW_SESSION
     sap_offer: tuple[tuple[int, str], ...] = ()  # (SchemaID, namespace) of the SupportedAppProtocolReq
     authorization_services: frozenset[cm.Authorization] = frozenset()  # offered in AuthorizationSetupRes
+    gen_challenge: bytes | None = None  # PnC: the SECC's GenChallenge of AuthorizationSetupRes
+    certificate_installation: bool = False  # AuthorizationSetupRes offered CertificateInstallation
     authorization: cm.Authorization | None = None  # the mode the EV selected and the SECC accepted
     authorized: bool = False
     supported_service_ids: tuple[int, ...] | None = None  # the EV's ServiceDiscoveryReq filter

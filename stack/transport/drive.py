@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from stack.clock import Clock
 from stack.session.actions import Action, Close, Event, Send, Violation
@@ -18,6 +18,8 @@ log = logging.getLogger("mcs_v2g.session")
 
 
 class SessionMachine(Protocol):
+    closed: Close | None
+
     @property
     def deadline(self) -> float | None: ...
 
@@ -105,7 +107,8 @@ async def run_session(
         try:
             received = await conn.receive(deadline)
         except TimeoutError:
-            actions = machine.expire(clock.now() if deadline is None else max(clock.now(), deadline))
+            now = clock.now() if deadline is None else max(clock.now(), deadline)
+            actions = _closing_on_error(machine, role, machine.expire, now)
             continue
         except ConnectionClosed as exc:
             _log_lost(role, exc)
@@ -129,7 +132,22 @@ async def run_session(
             rtt = "" if round_trip is None else f", round trip {1000 * round_trip:.1f} ms"
             log.info("%s <- %s%s (%d B%s)", role, name, _code(received.message), received.size, rtt)
         seen.message("<<", received.message)
-        actions = machine.receive(received.message, clock.now())
+        actions = _closing_on_error(machine, role, machine.receive, received.message, clock.now())
+
+
+def _closing_on_error(
+    machine: SessionMachine, role: str, step: Callable[..., list[Action]], *args: Any
+) -> list[Action]:
+    """`step(*args)`; a machine that refused to go on (its controller failed, or it would have broken a rule) has closed
+    itself first: the driver ends on that Close and logs why, instead of raising through the product."""
+    try:
+        return step(*args)
+    except Exception as exc:
+        closed = machine.closed
+        if closed is None:
+            raise
+        log.error("%s: %s: %s", role, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return [closed]
 
 
 def _log_lost(role: str, exc: ConnectionClosed) -> None:

@@ -35,6 +35,7 @@ from stack.messages import iso20_common as cm
 from stack.messages import iso20_dc as dc
 from stack.messages import iso20_types as ct
 from stack.messages.minimal import minimal
+from stack.security import xmldsig
 from stack.session.actions import Action, Close, Event, Send, Violation
 from stack.session.config import DC_NAMESPACE, EvccConfig, SeccConfig
 from stack.session.controller import (
@@ -45,6 +46,7 @@ from stack.session.controller import (
 )
 from stack.session.errors import LocalProtocolError, PeerTimeout, RemoteProtocolError
 from stack.session.evcc import EvccSession
+from stack.session.exchanges import certificate_installation
 from stack.session.exchanges.charge_loop import loop_request
 from stack.session.exchanges.charge_parameters import request_mode
 from stack.session.exchanges.schedule_exchange import dynamic_request, scheduled_request
@@ -56,6 +58,7 @@ from stack.session.state import NEW_SESSION, Outcome, Phase
 from stack.session.timers import EvccTimers, SeccTimers
 from stack.session.units import rn
 from stack.transport.link import VirtualLink
+from tests import pnc_fixtures as pf
 
 RC = ct.ResponseCode
 CP = cm.ChargeProgress
@@ -199,7 +202,7 @@ class StallingEvse(MinimalEvse):
     welding_voltage: float = 0.0
     contactors_fail: bool = False
 
-    def authorize(self, now: float) -> AuthorizationStatus:
+    def authorize(self, now: float, emaid: str | None = None) -> AuthorizationStatus:
         return super().authorize(now) if self.auth is None else self.auth
 
     def schedule(self, service, mode, request, max_entries, now) -> ScheduleAnswer:
@@ -342,6 +345,75 @@ def _secc_guard(evse: Callable[[], MinimalEvse], secc: SeccConfig | None = None)
         return violations(pair.secc_actions), rule_events(pair.secc_actions)
 
     return run
+
+
+# -- Plug & Charge (tests/pnc_fixtures.py) ----------------------------------------------------------------------
+def _pnc_pair(contract: pf.Contract | None = None, evse: MinimalEvse | None = None, *, revocation: Any = None) -> Pair:
+    """The EV authorizes by PnC with `contract` (default: a valid one) at a charger trusting the home MO root."""
+    return Pair(
+        evse=evse,
+        evcc=EvccConfig(pnc=pf.ev_pnc(contract or pf.good_contract())),
+        secc=SeccConfig(pnc=pf.secc_pnc(revocation=revocation)),
+    )
+
+
+def _installing_pair(backend: Any = None) -> Pair:
+    """An EV without a contract at a charger that offers CertificateInstallation (default: the local CPS/MO)."""
+    return Pair(
+        evcc=EvccConfig(pnc=pf.ev_pnc(provisioning=pf.home().provisioning())),
+        secc=SeccConfig(pnc=pf.secc_pnc(backend=backend or pf.local_backend())),
+    )
+
+
+def _signed_by(request: Any, part: Any, element: str, key: Any) -> Any:
+    signature = xmldsig.sign([xmldsig.SignedPart(part, element)], key)
+    return replace(request, header=replace(request.header, signature=signature))
+
+
+def _unsigned(pair: Pair, request: Any) -> Any:
+    return replace(request, header=replace(request.header, signature=None))
+
+
+def _other_challenge(pair: Pair, request: cm.AuthorizationReq) -> cm.AuthorizationReq:
+    mode = request.pnc_a_req_authorization_mode
+    assert mode is not None
+    other = bytes(b ^ 0xFF for b in mode.gen_challenge)
+    return replace(request, pnc_a_req_authorization_mode=replace(mode, gen_challenge=other))
+
+
+def _backend_refusals() -> dict[str, DecisionCase]:
+    """A decision per code a contract-certificate backend may refuse with."""
+
+    def refusing(code: RC) -> Callable[[], Pair]:
+        return lambda: _installing_pair(pf.RefusingBackend(code))
+
+    return {
+        rule.id: DecisionCase(cm.CertificateInstallationReq, refusing(code))
+        for code, rule in certificate_installation.BACKEND_REFUSED.items()
+    }
+
+
+# -- metering confirmation (stack/session/exchanges/metering_confirmation.py) ---------------------------------------
+def _metering_pair() -> Pair:
+    """A PnC session whose charger asks for a metering confirmation in the first charge loop."""
+    return _pnc_pair(evse=MinimalEvse(notifications={1: "MeteringConfirmation"}))
+
+
+def _metering_request(head: ct.MessageHeader) -> cm.MeteringConfirmationReq:
+    """An unsigned MeteringConfirmationReq of the header's session (Dynamic mode)."""
+    data = cm.SignedMeteringData(
+        id="id1",
+        session_id=head.session_id,
+        meter_info=ct.MeterInfo(meter_id="SIMPLE-METER", charged_energy_reading_wh=0),
+        dynamic_smdt_control_mode=cm.DynamicSmdtControlMode(),
+    )
+    return cm.MeteringConfirmationReq(header=head, signed_metering_data=data)
+
+
+def _resigned_metering(request: cm.MeteringConfirmationReq, key: Any, **changes: Any) -> cm.MeteringConfirmationReq:
+    """The EV's request with SignedMeteringData changed by `changes`, signed with `key`."""
+    data = replace(request.signed_metering_data, **changes)
+    return replace(_signed_by(request, data, "SignedMeteringData", key), signed_metering_data=data)
 
 
 SCENARIOS: dict[str, RequestCase | ResponseCase | DecisionCase | TimerCase] = {
@@ -538,6 +610,40 @@ SCENARIOS: dict[str, RequestCase | ResponseCase | DecisionCase | TimerCase] = {
         lambda: Pair(secc=SeccConfig(pause_allowed=False)),
         lambda p, r: replace(r, charging_session=CS.Pause),
     ),
+    # -- metering confirmation
+    "MV-METERING-PNC": RequestCase(  # the walk's usual session is EIM: a request in its charge loop
+        dc.DcChargeLoopReq, lambda p, r: _metering_request(r.header), n=2
+    ),
+    "MV-METERING-SIGNED": RequestCase(cm.MeteringConfirmationReq, _unsigned, pair=_metering_pair),
+    "MV-METERING-SESSION": RequestCase(
+        cm.MeteringConfirmationReq,
+        lambda p, r: _resigned_metering(r, p.evcc.ctx.contract.private_key, session_id=FOREIGN),
+        pair=_metering_pair,
+    ),
+    "MV-METERING-CONTROL-MODE": RequestCase(  # Dynamic in a Scheduled session
+        cm.MeteringConfirmationReq,
+        lambda p, r: _resigned_metering(
+            r,
+            p.evcc.ctx.contract.private_key,
+            scheduled_smdt_control_mode=None,
+            dynamic_smdt_control_mode=cm.DynamicSmdtControlMode(),
+        ),
+        pair=_metering_pair,
+    ),
+    "MV-METERING-SIGNATURE": DecisionCase(  # signed by another contract's key
+        cm.MeteringConfirmationReq,
+        _metering_pair,
+        lambda p, r: _resigned_metering(r, pf.foreign_contract().private_key),
+    ),
+    "MV-METERING-METER-INFO": DecisionCase(  # a reading the charger never sent, signed with the right key
+        cm.MeteringConfirmationReq,
+        _metering_pair,
+        lambda p, r: _resigned_metering(
+            r,
+            p.evcc.ctx.contract.private_key,
+            meter_info=replace(r.signed_metering_data.meter_info, charged_energy_reading_wh=10**6),
+        ),
+    ),
     # -- timers
     "V2G_SECC_Sequence_Timeout": TimerCase(_secc_sequence),
     "V2G_SECC_Ongoing_Timeout": TimerCase(
@@ -562,6 +668,45 @@ SCENARIOS: dict[str, RequestCase | ResponseCase | DecisionCase | TimerCase] = {
     "V2G_EVCC_CableCheck_Timeout": TimerCase(_ev_timer(lambda: MinimalEvse(cable_check_steps=10**6))),
     "V2G_EVCC_PreCharge_Timeout": TimerCase(_ev_timer(lambda: StallingEvse(pre_charge_voltage=0.0))),
     "WeldingDetection_Timeout": TimerCase(_ev_timer(lambda: StallingEvse(welding_voltage=400.0))),
+    # -- Plug & Charge: authorization
+    "V2G20-2565": RequestCase(cm.AuthorizationReq, _other_challenge, pair=_pnc_pair),
+    "MV-PNC-SIGNED": RequestCase(cm.AuthorizationReq, _unsigned, pair=_pnc_pair),
+    "V2G20-461": DecisionCase(  # signed by another key than the contract's
+        cm.AuthorizationReq,
+        _pnc_pair,
+        lambda p, r: _signed_by(
+            r, r.pnc_a_req_authorization_mode, "PnC_AReqAuthorizationMode", pf.expired_contract().private_key
+        ),
+    ),
+    "MV-PNC-REFUSED": DecisionCase(
+        cm.AuthorizationReq, lambda: _pnc_pair(evse=StallingEvse(auth=AuthorizationStatus.REJECTED))
+    ),
+    "MV-PNC-CONTRACT-EXPIRED": DecisionCase(cm.AuthorizationReq, lambda: _pnc_pair(pf.expired_contract())),
+    "MV-PNC-CONTRACT-NOT-YET-VALID": DecisionCase(cm.AuthorizationReq, lambda: _pnc_pair(pf.not_yet_valid_contract())),
+    "MV-PNC-CONTRACT-REVOKED": DecisionCase(
+        cm.AuthorizationReq, lambda: _pnc_pair(revocation=pf.revocation_of(pf.good_contract()))
+    ),
+    "MV-PNC-CONTRACT-INVALID": DecisionCase(cm.AuthorizationReq, lambda: _pnc_pair(pf.broken_chain_contract())),
+    "MV-PNC-CONTRACT-EMSP-UNKNOWN": DecisionCase(cm.AuthorizationReq, lambda: _pnc_pair(pf.foreign_contract())),
+    # -- Plug & Charge: certificate installation
+    "MV-INSTALLATION-OFFERED": RequestCase(  # the charger has no contract-certificate backend
+        cm.AuthorizationReq, lambda p, r: minimal(cm.CertificateInstallationReq, header=r.header), pair=_pnc_pair
+    ),
+    "MV-INSTALLATION-SIGNED": RequestCase(cm.CertificateInstallationReq, _unsigned, pair=_installing_pair),
+    "MV-INSTALLATION-KEY": ResponseCase(
+        cm.CertificateInstallationReq,
+        lambda p, req, res: replace(res, signed_installation_data=pf.with_two_keys(res.signed_installation_data)),
+        pair=_installing_pair,
+        secc_sends_it=lambda: _installing_pair(pf.Doctored(pf.local_backend(), change=pf.with_two_keys)),
+    ),
+    "MV-INSTALLATION-SIGNATURE": DecisionCase(  # signed by another key than the provisioning leaf's
+        cm.CertificateInstallationReq,
+        _installing_pair,
+        lambda p, r: _signed_by(
+            r, r.oem_provisioning_certificate_chain, "OEMProvisioningCertificateChain", pf.good_contract().private_key
+        ),
+    ),
+    **_backend_refusals(),
 }
 
 
@@ -788,6 +933,10 @@ def _request(name: str, variant: int, secc: SeccSession, now: float) -> Any:
         return cm.AuthorizationReq(
             header=head, selected_authorization_service=cm.Authorization.EIM, eim_a_req_authorization_mode=eim
         )
+    if name == "MeteringConfirmationReq":  # the walk's sessions are EIM: refused in the charge loop (MV-METERING-PNC)
+        return _metering_request(head)
+    if name == "CertificateInstallationReq":  # never offered by the walk's charger (no PnC settings)
+        return minimal(cm.CertificateInstallationReq, header=head)
     if name == "ServiceDiscoveryReq":
         ids = {1: [8, 9], 2: [1], 3: [2]}.get(variant)
         return cm.ServiceDiscoveryReq(

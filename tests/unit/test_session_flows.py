@@ -438,12 +438,19 @@ def test_schedule_renegotiation_notification(mode: ControlMode) -> None:
     assert [p for p, n in r.secc.seen if n == "ScheduleExchangeReq"] == [Phase.CHARGE_PARAMETERS, Phase.RENEGOTIATION]
 
 
-@pytest.mark.parametrize("notification", ["ExitStandby", "MeteringConfirmation"])
-def test_other_notifications_do_not_stop_the_loop(notification: str) -> None:
-    r = run(evse=MinimalEvse(notifications={2: notification}))
+def test_other_notifications_do_not_stop_the_loop() -> None:
+    r = run(evse=MinimalEvse(notifications={2: "ExitStandby"}))
     assert r.labels() == FULL
     clean_end(r)
-    assert r.events("ev", "notification") == [Event("notification", {"notification": notification})]
+    assert r.events("ev", "notification") == [Event("notification", {"notification": "ExitStandby"})]
+
+
+def test_an_eim_session_is_not_asked_for_a_metering_confirmation() -> None:
+    """Only a PnC session can sign one (tests/unit/test_metering_confirmation.py): the SECC drops the request."""
+    r = run(evse=MinimalEvse(notifications={2: "MeteringConfirmation"}))
+    assert r.labels() == FULL
+    clean_end(r)
+    assert r.events("ev", "notification") == []
 
 
 # -- EV-initiated stops -------------------------------------------------------------------------------

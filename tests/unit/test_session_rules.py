@@ -61,7 +61,7 @@ class StubEvse(MinimalEvse):
     schedule_ongoing: bool = False
     contactor_calls: tuple = ()
 
-    def authorize(self, now: float) -> AuthorizationStatus:
+    def authorize(self, now: float, emaid: str | None = None) -> AuthorizationStatus:
         return super().authorize(now) if self.auth is None else self.auth
 
     def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
@@ -255,6 +255,16 @@ class Ev:
     def session_stop(self, kind: cm.ChargingSession = cm.ChargingSession.Terminate) -> cm.SessionStopReq:
         return cm.SessionStopReq(header=self.header(), charging_session=kind)
 
+    def metering_confirmation(self) -> cm.MeteringConfirmationReq:
+        head = self.header()
+        data = cm.SignedMeteringData(
+            id="id1",
+            session_id=head.session_id,
+            meter_info=ct.MeterInfo(meter_id="SIMPLE-METER", charged_energy_reading_wh=0),
+            dynamic_smdt_control_mode=cm.DynamicSmdtControlMode(),
+        )
+        return cm.MeteringConfirmationReq(header=head, signed_metering_data=data)
+
     def request(self, name: str) -> object:
         """A valid request of exchange `name` for the current session."""
         return {
@@ -272,6 +282,8 @@ class Ev:
             "PowerDeliveryReq": self.power_delivery,
             "DC_ChargeLoopReq": self.charge_loop,
             "DC_WeldingDetectionReq": self.welding_detection,
+            "MeteringConfirmationReq": self.metering_confirmation,
+            "CertificateInstallationReq": lambda: minimal(cm.CertificateInstallationReq, header=self.header()),
             "SessionStopReq": self.session_stop,
         }[name]()
 

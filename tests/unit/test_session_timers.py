@@ -41,7 +41,7 @@ class StallingEvse(MinimalEvse):
     pre_charge_voltage: float | None = None  # None: reach the target at once
     welding_voltage: float = 0.0
 
-    def authorize(self, now: float) -> AuthorizationStatus:
+    def authorize(self, now: float, emaid: str | None = None) -> AuthorizationStatus:
         return AuthorizationStatus.ONGOING if self.auth_forever else super().authorize(now)
 
     def schedule(self, service, mode, request, max_entries, now) -> ScheduleAnswer:
@@ -163,6 +163,8 @@ EXPECTED_TIMEOUTS = {
     "DC_ChargeLoopReq": 0.5,
     "DC_WeldingDetectionReq": 2.0,
     "SessionStopReq": 2.0,
+    "CertificateInstallationReq": 5.0,
+    "MeteringConfirmationReq": 2.0,  # tests/unit/test_metering_confirmation.py runs it out
 }
 
 
@@ -170,7 +172,11 @@ def test_message_timeouts_are_protocol_md_6_1() -> None:
     assert {x.name: x.evcc_timeout for x in EXCHANGES} == EXPECTED_TIMEOUTS
 
 
-@pytest.mark.parametrize("name", [n for n in EXPECTED_TIMEOUTS if n != "SessionStopReq"])
+# the PnC exchanges are timed in their own test files (an EIM session never sends them)
+PNC_ONLY = ("CertificateInstallationReq", "MeteringConfirmationReq")
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED_TIMEOUTS if n not in (*PNC_ONLY, "SessionStopReq")])
 def test_message_timeout_of_every_exchange(name: str) -> None:
     exchange = BY_NAME[name]
     o = link(

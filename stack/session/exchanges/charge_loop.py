@@ -25,6 +25,8 @@ from ..state import Outcome, SessionState
 from ..units import fl, non_negative, rn
 from .common import code_outcome, header
 from .limits import from_wire, to_wire
+from .metering_confirmation import NOTIFICATION as METERING
+from .metering_confirmation import secc_may_ask
 
 RC = ct.ResponseCode
 
@@ -191,8 +193,12 @@ def _meter_info(secc: SeccContext, out: ChargeLoopOutput) -> ct.MeterInfo | None
 def answer(secc: SeccContext, req: dc.DcChargeLoopReq, now: float) -> Answer:
     state = secc.state
     out = secc.controller.charge_loop(loop_input(req, state.control_mode), now)
+    meter_info = _meter_info(secc, out) if (req.meter_info_requested or out.meter) else None
+    if meter_info is not None:
+        secc.meter_info = meter_info
     status = None
-    if out.notification is not None:
+    # MeteringConfirmation only where the EV can sign and the SECC can verify (metering_confirmation.py)
+    if out.notification is not None and (out.notification != METERING or secc_may_ask(secc)):
         notification = ct.EvseNotification(out.notification)
         status = ct.EvseStatus(notification_max_delay=out.notification_max_delay, evse_notification=notification)
     return Answer(
@@ -200,7 +206,7 @@ def answer(secc: SeccContext, req: dc.DcChargeLoopReq, now: float) -> Answer:
             header=header(state.session_id, now),
             response_code=RC.OK,
             evse_status=status,
-            meter_info=_meter_info(secc, out) if (req.meter_info_requested or out.meter) else None,
+            meter_info=meter_info,
             evse_present_current=rn(out.present_current),
             evse_present_voltage=rn(out.present_voltage),
             evse_power_limit_achieved=out.power_limit_achieved,
@@ -246,9 +252,13 @@ def react(ev: EvccContext, req: dc.DcChargeLoopReq, res: dc.DcChargeLoopRes, res
     feedback = feedback_of_response(res, received_at=now)
     events = () if feedback.notification is None else (Event("notification", {"notification": feedback.notification}),)
     stop = None if feedback.notification is None else STOP_NOTIFICATIONS.get(feedback.notification)
+    if res.meter_info is not None:
+        ev.meter_info = res.meter_info
     if stop is not None:  # the SECC asks to stop: react at once
         step = _stop(ev, stop)
         return SendNext(step.request, options=step.options, events=events)
+    if feedback.notification == METERING:  # sign the reading, then the loop goes on (or it goes on at once)
+        return SendNext(cm.MeteringConfirmationReq, options={"feedback": feedback}, events=events)
     interval = ev.config.timers.charge_loop_interval
     return SendNext(dc.DcChargeLoopReq, after=interval, options={"feedback": feedback}, events=events)
 
