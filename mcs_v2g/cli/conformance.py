@@ -55,7 +55,16 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     tls = p.add_mutually_exclusive_group()
     tls.add_argument("--tls", dest="tls", action="store_true", default=None, help="run the cases over TLS 1.3")
     tls.add_argument("--no-tls", dest="tls", action="store_false", help="run the cases over plain TCP")
-    p.add_argument("--pki", type=Path, help="the tester's test PKI folder (default: the user's, made on first use)")
+    p.add_argument(
+        "--pnc",
+        action="store_true",
+        help="the device does Plug & Charge with CertificateInstallation (as authorization = ['eim', 'pnc'] and "
+        "[pnc] certificate_installation = true in the profile); the tester's PnC files come from the [pnc] table "
+        "or the test PKI",
+    )
+    p.add_argument(
+        "--pki", type=Path, help="the tester's test PKI folder (default: the user's, made on first use; also PnC's)"
+    )
     p.add_argument(
         "--pki-profile",
         choices=("secp521r1", "ed448", "secp256r1"),
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from mcs_v2g.conformance.catalogue import CATALOGUE
-    from mcs_v2g.conformance.profile import ProfileError, load_profile
+    from mcs_v2g.conformance.profile import ProfileError, load_profile, with_pnc
     from mcs_v2g.conformance.runner import select
     from mcs_v2g.conformance.targets import run_against
     from stack.clock import RealClock, VirtualClock
@@ -86,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if args.tls is not None:
         profile = replace(profile, tls=args.tls)
+    if args.pnc:
+        profile = with_pnc(profile)
     cases = select(CATALOGUE, args.role, args.select, slow=args.slow or args.self)
     if not cases:
         raise CliError(f"no {args.role} case matches {' '.join(args.select)} (see --list)")
@@ -97,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose < 1:  # the progress lines are the output; the stack's own session logs only with -v
         logging.getLogger("mcs_v2g").setLevel(logging.ERROR)
         logging.getLogger("mcs_v2g.conformance").setLevel(logging.WARNING)
-    pki = ensure_test_pki(args.pki, args.pki_profile) if profile.tls else None
-    clock = VirtualClock() if target.self_test else RealClock()
+    pki = ensure_test_pki(args.pki, args.pki_profile) if profile.tls or profile.supports("pnc") else None
+    # --self: virtual time from now, so that the test PKI's certificates (PnC contracts too) are valid in it
+    clock = VirtualClock(start=time.time()) if target.self_test else RealClock()
     wall = time.monotonic()
     progress = _progress_line if sys.stderr.isatty() or args.verbose >= 0 else None
 

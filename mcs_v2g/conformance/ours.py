@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 from collections.abc import Callable
 from ipaddress import IPv6Address
 from typing import Any
 
 import stack.transport.sdp as sdp_io
+from ev_emulator.pnc import load_truck_contract, truck_pnc
+from evse_emulator.pnc import charger_pnc
 from stack.clock import Clock
 from stack.sdp import Endpoint, Offers, Security
 from stack.security.pki import PkiPaths
 from stack.security.tls import client_context, server_context
 from stack.session.evcc import EvccConfig
+from stack.session.pnc import EvPnc
 from stack.session.reference import MinimalEv, MinimalEvse
 from stack.session.secc import SeccConfig
+from stack.transport.drive import SessionMachine
 from stack.transport.evcc_client import run_evcc_on
 from stack.transport.memory import start_tls
 from stack.transport.secc_server import SeccServer
@@ -34,8 +39,20 @@ from .stream import HandshakeFailed, RecordedStream, Tape
 from .trace import Trace
 
 
-def our_secc(clock: Clock, pki: PkiPaths | None, tls: bool, **settings: Any) -> DeviceSide:
-    """Our SECC as shipped (SeccServer with the reference charger) serving each connection."""
+def our_secc(
+    clock: Clock,
+    pki: PkiPaths | None,
+    tls: bool,
+    *,
+    plug_and_charge: bool = False,
+    install: bool = True,
+    **settings: Any,
+) -> DeviceSide:
+    """Our SECC as shipped (SeccServer with the reference charger) serving each connection; with
+    `plug_and_charge` it also offers PnC with the test PKI's MO root, and with `install` CertificateInstallation
+    by the test PKI's CPS."""
+    if plug_and_charge and pki is not None:
+        settings.setdefault("pnc", charger_pnc(pki, clock, install=install)[0])
     server = SeccServer(MinimalEvse, SeccConfig(**settings), clock=clock)
     context = server_context(pki) if tls and pki is not None else None
 
@@ -47,23 +64,43 @@ def our_secc(clock: Clock, pki: PkiPaths | None, tls: bool, **settings: Any) -> 
     return serve
 
 
-def our_evcc(clock: Clock, pki: PkiPaths | None, tls: bool, **ev: Any) -> DeviceSide:
-    """Our EVCC as shipped (the reference truck) on each connection."""
+def our_evcc(
+    clock: Clock,
+    pki: PkiPaths | None,
+    tls: bool,
+    *,
+    plug_and_charge: bool = False,
+    install: bool = False,
+    **ev: Any,
+) -> DeviceSide:
+    """Our EVCC as shipped (the reference truck) on each connection; with `plug_and_charge` it signs with the test
+    PKI's contract when offered PnC (EIM otherwise) and, with `install`, gets a new contract when offered."""
     context = client_context(pki) if tls and pki is not None else None
+    config = EvccConfig(pnc=our_truck_pnc(pki, install)) if plug_and_charge and pki is not None else EvccConfig()
 
     async def drive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> object:
         if context is not None:
             await start_tls(writer, context, server_side=False)
-        return await run_evcc_on(reader, writer, MinimalEv(**ev), EvccConfig(), clock=clock)
+        return await run_evcc_on(reader, writer, MinimalEv(**ev), config, clock=clock)
 
     return drive
+
+
+def our_truck_pnc(pki: PkiPaths, install: bool = False) -> EvPnc:
+    """Our truck's PnC settings from the test PKI: its contract and OEM provisioning chain, EIM when not offered."""
+    return truck_pnc(pki, contract=load_truck_contract(pki.directory), install=install, eim_fallback=True)
 
 
 # Breaker.settings keys that are not machine settings: how our broken peer's transport is broken
 TLS_CONTEXT = "tls_context"  # Callable[[PkiPaths], ssl.SSLContext]: its TLS context instead of ours
 CHANNEL = "channel"  # Callable[[], V2gChannel]: its channel, e.g. one that ignores the V2GTP header
 SDP_SIDE = "sdp_side"  # its SDP side (see `broken_sdp`)
-PEER_KEYS = (TLS_CONTEXT, CHANNEL, SDP_SIDE)
+# its Plug & Charge, from the test PKI as our good device's: {"install": bool}, for a charger also
+# {"challenge": Callable[[], bytes]} (its GenChallenge source)
+PNC = "pnc_setup"  # catalogue.pnc_kit.PNC_SETUP
+# Callable[[SessionMachine, PkiPaths], SessionMachine]: its machine wrapped, e.g. to skip a check
+WRAP = "wrap"  # catalogue.pnc_kit.WRAP
+PEER_KEYS = (TLS_CONTEXT, CHANNEL, SDP_SIDE, PNC, WRAP)
 LOOPBACK = "lo"
 LOCAL = IPv6Address("::1")
 TLS_PORT, TCP_PORT = 50001, 50002  # what our charger's SDP answers name (its TCP side is the in-memory link)
@@ -93,8 +130,11 @@ def broken(role: str, breaker: Breaker, clock: Clock, pki: PkiPaths | None, tls:
             except (HandshakeFailed, TimeoutError):
                 stream.abort()
                 return None
-        settings = machine_settings(breaker)
-        machine = tester_evse(**settings) if role == "secc" else tester_ev(**settings)
+        settings = {**machine_settings(breaker), **_pnc_settings(role, breaker, clock, pki)}
+        machine: SessionMachine = tester_evse(**settings) if role == "secc" else tester_ev(**settings)
+        wrap = breaker.settings.get(WRAP)
+        if callable(wrap) and pki is not None:
+            machine = wrap(machine, pki)
         conversation = Conversation(stream, clock, Trace())
         make_channel = breaker.settings.get(CHANNEL)
         if callable(make_channel):
@@ -103,6 +143,20 @@ def broken(role: str, breaker: Breaker, clock: Clock, pki: PkiPaths | None, tls:
         return None
 
     return run
+
+
+def _pnc_settings(role: str, breaker: Breaker, clock: Clock, pki: PkiPaths | None) -> dict[str, Any]:
+    """The machine settings of our broken peer's PnC (`PNC` in the breaker's settings), from the test PKI."""
+    options = breaker.settings.get(PNC)
+    if not isinstance(options, dict) or pki is None:
+        return {}
+    install = bool(options.get("install", role == "secc"))
+    if role == "evcc":
+        return {"pnc": our_truck_pnc(pki, install)}
+    pnc = charger_pnc(pki, clock, install=install)[0]
+    if callable(options.get("challenge")):
+        pnc = dataclasses.replace(pnc, new_challenge=options["challenge"])
+    return {"pnc": pnc}
 
 
 def our_sdp(role: str, tls: bool, closers: Closers) -> SdpDevice:

@@ -12,13 +12,24 @@
     service_renegotiation = true
     schedule_renegotiation = false
 
+    [pnc]                               # with "pnc" in authorization (paths relative to this file)
+    certificate_installation = true     # the charger offers / the truck uses CertificateInstallation
+    contract = "contract/"              # charger: a contract it accepts (contract_chain.pem, contract_leaf.key)
+    mo_ca = "pki/"                      # charger, optional: mo_sub_ca2.pem/.key that issued it (expired contracts)
+    oem_provisioning = "pki/"           # charger, optional: oem_prov_chain.pem, oem_prov_leaf.key (installation)
+    cps_roots = "v2g_root_ca.pem"       # charger, optional: the roots the tester's EV trusts for the CPS chain
+    mo_roots = "mo_root_ca.pem"         # truck: the MO root(s) the tester's charger trusts (a file or a folder)
+
+Files the [pnc] table does not name come from the tester's test PKI (`--pki`), as do the CPS and the MO sub-CA
+that install a contract in a truck under test.
+
 A case whose preconditions the profile does not meet is inconclusive, never a fail.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +41,21 @@ MODE_NAMES = {"scheduled": ControlMode.SCHEDULED, "dynamic": ControlMode.DYNAMIC
 
 class ProfileError(ValueError):
     """The profile file is missing, not TOML, or holds an unknown key or a bad value (one line)."""
+
+
+@dataclass(frozen=True)
+class PncFiles:
+    """The [pnc] table: whether the device installs contracts, and the tester's PnC files (None: the test PKI's)."""
+
+    certificate_installation: bool = False
+    contract: Path | None = None
+    mo_ca: Path | None = None
+    oem_provisioning: Path | None = None
+    cps_roots: Path | None = None
+    mo_roots: Path | None = None
+
+
+PNC_PATHS = tuple(f.name for f in fields(PncFiles) if f.name != "certificate_installation")
 
 
 @dataclass(frozen=True)
@@ -45,9 +71,21 @@ class DeviceProfile:
     standby: bool = False
     service_renegotiation: bool = True
     schedule_renegotiation: bool = False
+    pnc: PncFiles = field(default_factory=PncFiles)
 
     def supports(self, feature: str) -> bool:
+        if feature == "pnc":
+            return "pnc" in self.authorization
+        if feature == "certificate_installation":
+            return "pnc" in self.authorization and self.pnc.certificate_installation
         return bool(getattr(self, feature))
+
+
+def with_pnc(profile: DeviceProfile) -> DeviceProfile:
+    """The profile of a device that does Plug & Charge with CertificateInstallation (`--pnc`)."""
+    authorization = profile.authorization if "pnc" in profile.authorization else (*profile.authorization, "pnc")
+    pnc = replace(profile.pnc, certificate_installation=True)
+    return replace(profile, authorization=authorization, pnc=pnc)
 
 
 def load_profile(path: Path | None, role: str) -> DeviceProfile:
@@ -83,11 +121,36 @@ def _parse(raw: dict[str, Any], path: Path) -> DeviceProfile:
             values[key] = tuple(_pick(value, MODE_NAMES, key, path))
         elif key == "authorization":
             values[key] = tuple(_pick(value, {"eim": "eim", "pnc": "pnc"}, key, path))
+        elif key == "pnc":
+            values[key] = _pnc(value, path)
         elif not isinstance(value, bool):
             raise ProfileError(f"{path}: {key} must be true or false, not {value!r}")
         else:
             values[key] = value
     return DeviceProfile(**values)
+
+
+def _pnc(raw: object, path: Path) -> PncFiles:
+    """The [pnc] table, its paths relative to the profile's folder."""
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: pnc must be a table ([pnc])")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "certificate_installation":
+            if not isinstance(value, bool):
+                raise ProfileError(f"{path}: pnc.{key} must be true or false, not {value!r}")
+            values[key] = value
+        elif key in PNC_PATHS:
+            if not isinstance(value, str) or not value:
+                raise ProfileError(f"{path}: pnc.{key} must be a path, not {value!r}")
+            where = path.parent / value
+            if not where.exists():
+                raise ProfileError(f"{path}: pnc.{key}: {where} does not exist")
+            values[key] = where
+        else:
+            known = ", ".join(("certificate_installation", *PNC_PATHS))
+            raise ProfileError(f"{path}: unknown key pnc.{key} (known: {known})")
+    return PncFiles(**values)
 
 
 def _pick(value: object, names: dict[str, Any], key: str, path: Path) -> list[Any]:

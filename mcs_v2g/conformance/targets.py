@@ -75,7 +75,9 @@ async def _benches(
         def ours() -> Bench:
             closers: Closers = []
             sdp = our_sdp(profile.role, profile.tls, closers)
-            return LinkBench(profile, clock, pki, device(clock, pki, profile.tls), sdp, closers)
+            pnc, install = profile.supports("pnc"), profile.supports("certificate_installation")
+            side = device(clock, pki, profile.tls, plug_and_charge=pnc, install=install)
+            return LinkBench(profile, clock, pki, side, sdp, closers)
 
         yield ours
         return

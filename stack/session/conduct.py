@@ -202,3 +202,49 @@ CONDUCT_RULES: tuple[Rule, ...] = (
     SECC_RESUMES_PAUSED,
     TLS_ED448,
 )
+
+# -- Plug & Charge (judged by mcs_v2g/conformance/catalogue/pnc_cases.py; in CONDUCT_RULES once those cases join the
+# catalogue the whole-catalogue tests run) ---------------------------------------------------------------------------
+PNC_CHALLENGE_FRESH = _rule(
+    "MV-PNC-CHALLENGE-FRESH",
+    "An SECC that offers PnC sends a GenChallenge of 16 bytes in AuthorizationSetupRes, a new one for each session "
+    "(an old challenge would let a recorded AuthorizationReq be replayed).",
+    "PROTOCOL.md 4.3 (XSD genChallengeType: 16 bytes) and 4.4 (the SECC checks the echo, [V2G20-2565]); "
+    "stack/session/pnc.py SeccPnc.new_challenge",
+)
+PNC_INSTALLATION_VALID = _rule(
+    "MV-PNC-INSTALLATION-VALID",
+    "An SECC that offers CertificateInstallation answers a valid CertificateInstallationReq with "
+    "SignedInstallationData signed by a CPS leaf whose chain ends at a root the EV named, and an encrypted private "
+    "key that the EV's provisioning key decrypts to the key of the delivered contract certificate.",
+    "PROTOCOL.md 4.4 and section 8 (signer of SignedInstallationData: the CPS; the key delivery); "
+    "stack/session/exchanges/certificate_installation.py",
+)
+EV_AUTHORIZES_BY_PNC = _rule(
+    "MV-EV-PNC",
+    "A truck that does Plug & Charge (its device profile says so), offered PnC, sends a PnC AuthorizationReq: the "
+    "GenChallenge echoed, its contract chain, a signature over PnC_AReqAuthorizationMode by its contract key.",
+    "PROTOCOL.md 4.3 and 4.4 (AuthorizationReq, [V2G20-2565], [V2G20-461])",
+)
+EV_STOPS_AFTER_PNC_REFUSED = _rule(
+    "MV-EV-PNC-REFUSED",
+    "An EV whose PnC AuthorizationReq is refused with a WARNING_* code does not go on with the session: it ends it "
+    "with SessionStopReq or closes the connection, before the SECC's sequence timeout.",
+    "PROTOCOL.md 4.4 and 7 (WARNING codes refuse the step; LIB15118 and Josev stop the session)",
+)
+EV_CHECKS_INSTALLATION = _rule(
+    "MV-EV-INSTALLATION-CHECKED",
+    "An EV does not use a contract whose CertificateInstallationRes fails its checks (the CPS chain to its roots, "
+    "the CPS signature over SignedInstallationData, the decrypted key): it never authorizes by PnC with it (it "
+    "falls back to EIM, uses another contract, or stops).",
+    "PROTOCOL.md 4.4 and section 8 (SignedInstallationData, signer: the CPS)",
+)
+
+PNC_CONDUCT_RULES: tuple[Rule, ...] = (
+    PNC_CHALLENGE_FRESH,
+    PNC_INSTALLATION_VALID,
+    EV_AUTHORIZES_BY_PNC,
+    EV_STOPS_AFTER_PNC_REFUSED,
+    EV_CHECKS_INSTALLATION,
+)
+CONDUCT_RULES = (*CONDUCT_RULES, *PNC_CONDUCT_RULES)

@@ -27,9 +27,14 @@ Launchers (Josev's own `main` modules plus a subclass of its simulated controlle
   without any response, and the session ends. The launchers relax exactly those to the XSD at start-up
   (logged as "mcs-v2g launcher: ..."); $MCSV2G_JOSEV_STRICT=1 keeps Josev as shipped.
 
+- EVCC, Plug & Charge: Josev's -20 EVCC sends CertificateInstallationReq with the V2GTP payload type 0x8001 (the
+  -2 one; -20 common messages are 0x8002), which a -20 SECC rejects. With `mend_payload_type` the launcher sends
+  it as 0x8002, to see what comes after (Josev cannot handle any CertificateInstallationRes: NotImplementedError).
+
 Lifetimes: the SECC serves session after session until stopped; the EVCC runs one session and exits about 5 s
 after SessionStopRes, but after a failed session it stays alive (SDP retries exhausted), so always `stop()` it.
-`write_josev_pki` lays out our test PKI's TLS files under the names Josev reads from $PKI_PATH.
+`write_josev_pki` lays out our test PKI's TLS files (with `pnc=True` its Plug & Charge files too) under the names
+Josev reads from $PKI_PATH.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tools.netns import Side, VethPair
 from tools.peers.josev import PeerUnavailable, ensure_josev
@@ -84,6 +92,7 @@ _JOSEV_ENV = (
     "MCSV2G_JOSEV_CONTROL",
     "MCSV2G_JOSEV_PHYSICAL",
     "MCSV2G_JOSEV_STRICT",
+    "MCSV2G_JOSEV_MEND_PAYLOAD",
 )
 
 # Fields Josev's pydantic models require although the -20 XSDs make them optional (minOccurs="0"): Josev
@@ -221,11 +230,31 @@ class ChoosingSimEVController(SimEVController):
         return await super().select_energy_service_v20(services)
 
 
+def mend_installation_payload_type():
+    """Josev's -20 AuthorizationSetup sends CertificateInstallationReq without a payload type, so it goes out as
+    0x8001 (create_next_message's -2 default); with $MCSV2G_JOSEV_MEND_PAYLOAD=1 it gets 0x8002 (MainStream)."""
+    from iso15118.evcc.states import iso15118_20_states as states
+    from iso15118.shared.messages.enums import ISOV20PayloadTypes
+
+    if os.environ.get("MCSV2G_JOSEV_MEND_PAYLOAD", "0") != "1":
+        return
+    original = states.AuthorizationSetup.create_next_message
+
+    def create_next_message(self, next_state, next_msg, *args, **kwargs):
+        if next_state is states.CertificateInstallation and len(args) == 2:
+            kwargs.setdefault("next_msg_payload_type", ISOV20PayloadTypes.MAINSTREAM)
+        return original(self, next_state, next_msg, *args, **kwargs)
+
+    states.AuthorizationSetup.create_next_message = create_next_message
+    logger.info("mcs-v2g launcher: CertificateInstallationReq sent with payload type 0x8002")
+
+
 async def main():
     config = Config()
     config.load_envs()
     config.ev_config_file_path = sys.argv[1]
     relax_models()
+    mend_installation_payload_type()
     evcc_config = await load_from_file(config.ev_config_file_path)
     await EVCCHandler(
         evcc_config=evcc_config,
@@ -263,7 +292,10 @@ class LogMessage:
 
 
 def parse_messages(log_text: str) -> list[LogMessage]:
-    """Every message Josev encoded or decoded, in log order (needs MESSAGE_LOG_JSON, Josev's default)."""
+    """Every message Josev encoded or decoded, in log order (needs MESSAGE_LOG_JSON, Josev's default).
+
+    Only requests and responses: with PnC Josev also logs the elements it EXI-encodes to sign or check a signature
+    (PnC_AReqAuthorizationMode, OEMProvisioningCertificateChain, SignedInfo) as "Message to encode"."""
     messages = []
     for line in log_text.splitlines():
         match = _LINE.match(line)
@@ -279,6 +311,8 @@ def parse_messages(log_text: str) -> list[LogMessage]:
         if not isinstance(document, dict) or len(document) != 1:
             continue
         ((name, body),) = document.items()
+        if not name.endswith(("Req", "Res")):
+            continue
         sent = found["what"] == "Message to encode"
         messages.append(LogMessage(sent, name, body if isinstance(body, dict) else {}, found["ns"], match["time"]))
     return messages
@@ -399,20 +433,43 @@ JOSEV_PKI_FILES = {
     "certs/oemCertChain.pem": "vehicle_chain.pem",  # TLS 1.3: the EV's chain
     "private_keys/oemLeaf.key": "vehicle_leaf.key",
 }
+# Plug & Charge: what Josev's -20 EVCC reads besides (evcc/states/iso15118_20_states.py AuthorizationSetup through
+# shared/security.py CertPath/KeyPath), certificates DER, keys PEM. The contract chain and key sign AuthorizationReq;
+# the V2G root's issuer and serial, the OEM chain and key make CertificateInstallationReq. Josev has a single OEM
+# leaf, its TLS client certificate as well as the signer of CertificateInstallationReq (as in its create_certs.sh),
+# so with PnC its TLS files are our OEM provisioning chain and key, not the vehicle ones. Its -20 SECC reads no file
+# for PnC: it checks the signature with the contract leaf the EV sends and no chain (secc Authorization).
+JOSEV_PNC_FILES = {
+    "certs/contractLeafCert.der": "contract_leaf.pem",
+    "certs/moSubCA2Cert.der": "mo_sub_ca2.pem",
+    "certs/moSubCA1Cert.der": "mo_sub_ca1.pem",
+    "private_keys/contractLeaf.key": "contract_leaf.key",
+    "certs/v2gRootCACert.der": "v2g_root_ca.pem",
+    "certs/oemLeafCert.der": "oem_prov_leaf.pem",
+    "certs/oemSubCA2Cert.der": "oem_sub_ca2.pem",
+    "certs/oemSubCA1Cert.der": "oem_sub_ca1.pem",
+    "certs/oemCertChain.pem": "oem_prov_chain.pem",
+    "private_keys/oemLeaf.key": "oem_prov_leaf.key",
+}
 
 
-def write_josev_pki(pki_dir: Path, target: Path, password: str | None = None) -> Path:
-    """A Josev PKI_PATH holding the TLS files of our test PKI in `pki_dir`; returns `target`.
+def write_josev_pki(pki_dir: Path, target: Path, password: str | None = None, *, pnc: bool = False) -> Path:
+    """A Josev PKI_PATH holding the TLS files of our test PKI in `pki_dir` (with `pnc` its Plug & Charge files
+    too, `JOSEV_PNC_FILES`); returns `target`.
 
-    Josev reads a key's password from `<key>Password.txt` (seccLeafPassword.txt, oemLeafPassword.txt); an empty
-    file means an unencrypted key.
+    Josev reads a key's password from `<key>Password.txt` (seccLeafPassword.txt, oemLeafPassword.txt,
+    contractLeafPassword.txt); an empty file means an unencrypted key.
     """
     base = target / "iso15118_2"
-    for josev_name, ours in JOSEV_PKI_FILES.items():
+    files = {**JOSEV_PKI_FILES, **(JOSEV_PNC_FILES if pnc else {})}
+    for josev_name, ours in files.items():
         path = base / josev_name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes((pki_dir / ours).read_bytes())
-    for name in ("seccLeafPassword.txt", "oemLeafPassword.txt"):
+        data = (pki_dir / ours).read_bytes()
+        if josev_name.endswith(".der"):
+            data = x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+        path.write_bytes(data)
+    for name in ("seccLeafPassword.txt", "oemLeafPassword.txt", "contractLeafPassword.txt"):
         (base / "private_keys" / name).write_text((password or "") + "\n")
     return target
 
@@ -451,19 +508,23 @@ def start_josev_secc(
     *,
     tls: bool = False,
     enable_tls_1_3: bool = False,
+    auth_modes: str = "EIM",
     physical: bool = True,
     ready_timeout: float = 60.0,
     extra_env: dict[str, str] | None = None,
 ) -> JosevProcess:
-    """Josev's SECC (-20 DC, EIM) on the veth end of namespace `side`, once its SDP server is up.
+    """Josev's SECC (-20 DC) on the veth end of namespace `side`, once its SDP server is up.
 
-    `tls` sets SECC_ENFORCE_TLS (it then answers SDP with TLS only). Raises PeerUnavailable if the venv
-    cannot be made, RuntimeError (with the log's tail) if it does not get ready within `ready_timeout`.
+    `tls` sets SECC_ENFORCE_TLS (it then answers SDP with TLS only). `auth_modes` is its AUTH_MODES ("EIM",
+    "PNC" or "EIM,PNC"; with PNC it sends the PnC branch of AuthorizationSetupRes). AuthorizationSetupRes offers
+    CertificateInstallation (ALLOW_CERT_INSTALL_SERVICE, true by default) although its -20 SECC cannot install.
+    Raises PeerUnavailable if the venv cannot be made, RuntimeError (with the log's tail) if it does not get ready
+    within `ready_timeout`.
     """
     values = {
         "NETWORK_INTERFACE": pair.interfaces[side],
         "PROTOCOLS": "ISO_15118_20_DC",
-        "AUTH_MODES": "EIM",
+        "AUTH_MODES": auth_modes,
         "LOG_LEVEL": "INFO",
         "MESSAGE_LOG_JSON": "true",
         "ENABLE_TLS_1_3": str(enable_tls_1_3).lower(),
@@ -491,12 +552,17 @@ def start_josev_evcc(
     enforce_tls: bool = False,
     charge_loops: int = 10,
     enable_tls_1_3: bool = False,
+    cert_install_needed: bool = False,
+    mend_payload_type: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> JosevProcess:
     """Josev's EVCC (-20 DC only) on the veth end of namespace `side`; it starts SDP at once.
 
-    The JSON config path must be absolute: Josev logs a wrong one only at DEBUG level and then runs with
-    its defaults (AC) and fails at SAP.
+    It authorizes by PnC whenever the SECC offers PnC, with the contract files of `write_josev_pki(pnc=True)` under
+    $PKI_PATH. `cert_install_needed` (isCertInstallNeeded) makes it send CertificateInstallationReq when the SECC
+    offers installation; Josev sends that with the -2 payload type 0x8001, `mend_payload_type` makes the launcher
+    send it as 0x8002 (MainStream) like Josev's other -20 requests. The JSON config path must be absolute: Josev
+    logs a wrong one only at DEBUG level and then runs with its defaults (AC) and fails at SAP.
     """
     values = {
         "NETWORK_INTERFACE": pair.interfaces[side],
@@ -505,6 +571,7 @@ def start_josev_evcc(
         "ENABLE_TLS_1_3": str(enable_tls_1_3).lower(),
         "MCSV2G_JOSEV_SERVICE": service,
         "MCSV2G_JOSEV_CONTROL": control.upper(),
+        "MCSV2G_JOSEV_MEND_PAYLOAD": "1" if mend_payload_type else "0",
         **(extra_env or {}),
     }
     env = _write_env(workdir, values)
@@ -514,7 +581,7 @@ def start_josev_evcc(
         "energyTransferMode": "DC_extended",
         "useTls": use_tls,
         "enforceTls": enforce_tls,
-        "isCertInstallNeeded": False,
+        "isCertInstallNeeded": cert_install_needed,
         "sdpRetryCycles": 1,
         "chargeLoopCycle": charge_loops,
     }

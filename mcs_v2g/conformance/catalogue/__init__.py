@@ -7,6 +7,8 @@ from . import (
     evcc_charging,
     evcc_faults,
     evcc_session,
+    pnc_cases,
+    pnc_truck,
     sdp_cases,
     secc_flow,
     secc_rules,
@@ -27,7 +29,10 @@ CATALOGUE: tuple[Case, ...] = (
     *transport.cases(),
     *tls_cases.cases(),
     *sdp_cases.cases(),
+    *pnc_cases.cases(),
+    *pnc_truck.cases(),
 )
+PNC: tuple[Case, ...] = tuple(case for case in CATALOGUE if "pnc" in case.tags)
 BY_ID = {case.id: case for case in CATALOGUE}
 
 if len(BY_ID) != len(CATALOGUE):  # an id twice is a bug of the catalogue, found at import

@@ -19,7 +19,8 @@ from ..driver import Conversation, Fault, Script, Then, play
 
 FOREIGN_SESSION_ID = bytes.fromhex("DEADBEEFCAFE0001")
 # the requests of a -20 DC session with EIM in the order our EV sends them: the rulebook's rows are in that order
-FLOW = tuple(exchange.name for exchange in EXCHANGES)
+PNC_ONLY = ("CertificateInstallationReq", "MeteringConfirmationReq")  # exchanges of a PnC session only (pnc_cases)
+FLOW = tuple(exchange.name for exchange in EXCHANGES if exchange.name not in PNC_ONLY)
 IN_SESSION = tuple(name for name in FLOW if BY_NAME[name].in_session)
 SERVICES = (ServiceId.DC, ServiceId.DC_BPT, ServiceId.MCS, ServiceId.MCS_BPT)
 MODES = (ControlMode.SCHEDULED, ControlMode.DYNAMIC)
