@@ -77,6 +77,7 @@ class Charger:
             self.policy,
             evse_identifier=self.config.evse_id,
             supervisor=self.supervisor,
+            metering_confirmation_wh=self.config.metering_confirmation_wh,
         )
 
     def _energy(self) -> tuple[float, float, float]:

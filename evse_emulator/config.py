@@ -18,6 +18,7 @@ negative_discharge = false
 send_discharged_energy = true
 sequence_timeout = 60       # s, V2G_SECC_Sequence_Timeout
 resume_within = 86400       # s a paused session may be rejoined (SeccConfig.resume_within)
+metering_confirmation_wh = 5000  # PnC: ask for a signed MeteringConfirmation 5 kWh before the EV's target
 [limits]                    # any field of stack.transport.limits.Limits; unset: its default there
 max_connections = 64        # connections served at once
 handshake_timeout = 5.0     # s
@@ -66,6 +67,7 @@ LAYOUT = Layout(
                 "send_discharged_energy",
                 "sequence_timeout",
                 "resume_within",
+                "metering_confirmation_wh",
             }
         ),
         "limits": frozenset(f.name for f in fields(Limits)),
@@ -135,6 +137,8 @@ class ChargerConfig:
     send_discharged_energy: bool = True
     sequence_timeout: TimeoutSeconds = 60.0
     resume_within: Seconds = DEFAULT_RESUME_WITHIN
+    # PnC: ask for one signed MeteringConfirmation when the EV's remaining energy request falls to this (Wh)
+    metering_confirmation_wh: Annotated[float, Gt(0.0)] | None = None
     limits: Limits = DEFAULT_LIMITS  # [limits], checked by `LimitsSchema` when read from a file
     hal: Annotated[str, MinLen(1)] = "mock"
     hal_settings: dict[str, Any] = field(default_factory=dict)

@@ -100,7 +100,8 @@ def plug_and_charge(args: argparse.Namespace, truck: Truck) -> None:
     except ContractSetupError as exc:
         raise CliError(str(exc)) from None
     pnc = truck_pnc(paths, contract=contract, install=args.install_contract)
-    truck.evcc_config = replace(truck.evcc_config, pnc=pnc)
+    # a PnC truck asks for MeterInfo: the readings it may be asked to sign (MeteringConfirmation)
+    truck.evcc_config = replace(truck.evcc_config, pnc=pnc, request_meter_info=True)
 
 
 async def find_and_charge(

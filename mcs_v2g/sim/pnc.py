@@ -21,6 +21,7 @@ from .scenario import Scenario
 
 BEFORE_START = dt.timedelta(days=1)  # the run's certificates are valid from a day before the scenario starts
 VALIDITY_DAYS = 30  # and for a month: longer than any stay (a week at most)
+METERING_CONFIRMATION_WH = 5_000.0  # the charger asks for a signed meter reading 5 kWh before the truck's target
 
 
 @contextmanager
@@ -34,6 +35,9 @@ def plug_and_charge(s: Scenario, charger: Charger, truck: Truck, clock: Clock) -
         paths = generate_pki(folder, validity_days=VALIDITY_DAYS, valid_from=valid_from)
         pnc, _ = charger_pnc(paths, clock)
         charger.secc_config = replace(charger.secc_config, authorizations=(cm.Authorization.PnC,), pnc=pnc)
+        # the charger asks for a signed meter reading near the end; the truck asks for MeterInfo to have one to sign
+        charger.config = replace(charger.config, metering_confirmation_wh=METERING_CONFIRMATION_WH)
         contract = None if s.install_contract else load_truck_contract(paths.directory)
-        truck.evcc_config = replace(truck.evcc_config, pnc=truck_pnc(paths, contract=contract))
+        pnc_ev = truck_pnc(paths, contract=contract)
+        truck.evcc_config = replace(truck.evcc_config, pnc=pnc_ev, request_meter_info=True)
         yield

@@ -146,20 +146,18 @@ def _check_path(
     revocation: RevocationSource | None,
     strict_revocation: bool,
 ) -> ContractCheck:
-    report = check_chain(chain, (), now)
+    # one walk over the whole path (each signature verified once): the root that issued the last certificate,
+    # found by its name and key, joins the chain the EV sent
+    root = None if chain[-1] in roots else _issuing_root(chain[-1], roots)
+    path = chain if root is None else [*chain, root]
+    report = check_chain(path, (), now)
     if links := report.of(Finding.LINK):
         return found.verdict(ContractStatus.INVALID, links[0])
-    path = chain
-    if chain[-1] not in roots:
-        root = _issuing_root(chain[-1], roots)
-        if root is None:
-            issuer = chain[-1].issuer.rfc4514_string()
-            return found.verdict(ContractStatus.EMSP_UNKNOWN, f"no known MO root {issuer} issued the chain")
-        path = [*chain, root]
+    if chain[-1] not in roots and root is None:
+        issuer = chain[-1].issuer.rfc4514_string()
+        return found.verdict(ContractStatus.EMSP_UNKNOWN, f"no known MO root {issuer} issued the chain")
+    if root is not None:
         found.issuer = path[1]  # the root, when the EV sent the leaf alone
-        report = check_chain(path, (), now)
-        if links := report.of(Finding.LINK):
-            return found.verdict(ContractStatus.INVALID, links[0])
     if expired := report.of(Finding.EXPIRED):
         return found.verdict(ContractStatus.EXPIRED, expired[0])
     if early := report.of(Finding.NOT_YET_VALID):

@@ -159,6 +159,7 @@ def test_sim_plays_a_pnc_session(install: bool) -> None:
     assert done.returncode == 0 and summary["result"] == "ok", done.stderr
     assert (summary["auth"], summary["emaid"], summary["contract_installed"]) == ("pnc", pki.DEFAULT_EMAID, install)
     assert summary["messages"].get("CertificateInstallationReq", 0) == int(install)
+    assert summary["messages"]["MeteringConfirmationRes"] == 1  # a signed meter reading, verified by the charger
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
-"""`python -m tools.bench exi|session|sim|fuzz|soak|can|faults|depot` (also `mcs-v2g bench ...` in a source checkout):
-figures of this stack, and Josev's measured in the same run where it can run (its own venv, Java; root for its
-SECC/EVCC pair)."""
+"""`python -m tools.bench exi|session|sim|fuzz|soak|can|faults|depot|pnc` (also `mcs-v2g bench ...` in a source
+checkout): figures of this stack, and Josev's measured in the same run where it can run (its own venv, Java; root for
+its SECC/EVCC pair)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,12 @@ def cmd_depot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pnc(args: argparse.Namespace) -> int:
+    from tools.bench import pnc as bench
+
+    return bench.main(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     sub = p.add_subparsers(dest="bench_command", required=True)
@@ -127,6 +133,11 @@ def parser() -> argparse.ArgumentParser:
 
     depot_arguments(b_depot)
     b_depot.set_defaults(func=cmd_depot)
+    b_pnc = sub.add_parser("pnc", help="Plug & Charge: signatures/s (ours and Josev's), the SECC's check, sessions")
+    from tools.bench.pnc import add_arguments as pnc_arguments
+
+    pnc_arguments(b_pnc)
+    b_pnc.set_defaults(func=cmd_pnc)
     return p
 
 
