@@ -1,5 +1,6 @@
-"""`mcs-v2g bench exi|session|sim|soak|fuzz|can|faults|depot`: the benchmarks of a source checkout (`tools/bench`, with
-Josev's figures measured in the same run). They are developer tools: the installed product does not ship them."""
+"""`mcs-v2g bench exi|session|sim|soak|fuzz|can|faults|depot|pnc`: the benchmarks of a source checkout
+(`tools/bench`, with Josev's figures measured in the same run). They are developer tools: the installed product does
+not ship them."""
 
 from __future__ import annotations
 
@@ -25,6 +26,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "arguments",
         nargs=argparse.REMAINDER,
-        help="exi | session | sim | soak | fuzz | can | faults | depot, and options",
+        help="exi | session | sim | soak | fuzz | can | faults | depot | pnc, and options",
     )
     p.set_defaults(func=run)
