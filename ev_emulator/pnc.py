@@ -17,6 +17,8 @@ class ContractSetupError(ValueError):
 
 def load_truck_contract(directory: Path) -> Contract | None:
     """The contract in `directory`; None when the folder holds none yet (it gets one by installation)."""
+    if directory.exists() and not directory.is_dir():
+        raise ContractSetupError(f"--contract {directory}: a folder is needed (contract_chain.pem, contract_leaf.key)")
     if not (directory / pki.CONTRACT_CHAIN_FILE).exists() and not (directory / pki.CONTRACT_KEY_FILE).exists():
         return None
     try:
@@ -36,10 +38,19 @@ def provisioning(paths: pki.PkiPaths) -> Provisioning:
 
 
 def truck_pnc(
-    paths: pki.PkiPaths, *, contract: Contract | None, install: bool = False, eim_fallback: bool = False
+    paths: pki.PkiPaths,
+    *,
+    contract: Contract | None,
+    install: bool = False,
+    eim_fallback: bool = False,
+    keep_in: Path | None = None,
 ) -> EvPnc:
-    """PnC with `contract` (None: install one first); `install` asks for a new one even when it holds one."""
-    return EvPnc(contract=contract, provisioning=provisioning(paths), install=install, eim_fallback=eim_fallback)
+    """PnC with `contract` (None: install one first); `install` asks for a new one even when it holds one; an
+    installed contract is stored in `keep_in` at once."""
+    keep = None if keep_in is None else (lambda installed: keep_contract(keep_in, installed))
+    return EvPnc(
+        contract=contract, provisioning=provisioning(paths), install=install, eim_fallback=eim_fallback, keep=keep
+    )
 
 
 def keep_contract(directory: Path, contract: Contract) -> None:

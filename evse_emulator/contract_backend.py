@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
+from stack.messages import xmldsig as ds
 from stack.security import key_delivery, pki, xmldsig
 from stack.security.chain_check import Finding, check_chain
 from stack.session.pnc import InstallationAnswer
@@ -41,8 +42,8 @@ def _chain(certs: list[x509.Certificate]) -> cm.CertificateChain:
 
 @dataclass
 class LocalContractBackend:
-    """Issues a contract for every valid OEM provisioning chain (eMAID: the EV's first PrioritizedEMAID, else
-    `emaid`). Only the secp521r1 profile: the X448 delivery of an Ed448 PKI is not settled (PROTOCOL.md 8)."""
+    """Issues a contract (eMAID `emaid`) for every valid OEM provisioning chain whose EV trusts our V2G root. Only P-521
+    provisioning keys: the X448 delivery of an Ed448 PKI cannot be built from the sources (README, Plug & Charge)."""
 
     paths: pki.PkiPaths
     emaid: str = pki.DEFAULT_EMAID
@@ -56,6 +57,13 @@ class LocalContractBackend:
         self._cps_key = pki.load_private_key(self.paths.cps_key, self.paths.key_password)
         self._oem_root = pki.load_certificates(self.paths.oem_root_cert)
         self._v2g_root = pki.load_certificates(self.paths.v2g_root_cert)[0]
+
+    def _names_our_root(self, root_id: ds.X509IssuerSerial) -> bool:
+        """The EV's root ID is our V2G root: its serial, and its name (RFC 4514, or another rendering of the same
+        name, as Josev sends Python's repr) holds our root's CN."""
+        if root_id.x509_serial_number != self._v2g_root.serial_number:
+            return False
+        return f"CN={pki.common_name(self._v2g_root)}" in root_id.x509_issuer_name
 
     def install(self, request: cm.CertificateInstallationReq, now: float) -> InstallationAnswer:
         when = dt.datetime.fromtimestamp(now, dt.UTC)
@@ -77,7 +85,7 @@ class LocalContractBackend:
                 RC.WARNING_CertificateExpired if expired else RC.WARNING_CertificateValidationError
             )
         ids = request.list_of_root_certificate_ids.root_certificate_id
-        if not any(i.x509_serial_number == self._v2g_root.serial_number for i in ids):
+        if not any(self._names_our_root(i) for i in ids):
             log.warning("CertificateInstallation: the EV trusts none of our roots for the CPS chain")
             return InstallationAnswer(RC.WARNING_NoCertificateAvailable)
         ev_key = leaf.public_key()
@@ -86,8 +94,12 @@ class LocalContractBackend:
                 "CertificateInstallation: only P-521 provisioning keys are served (got %s)", type(ev_key).__name__
             )
             return InstallationAnswer(RC.WARNING_NoCertificateAvailable)
+        # the MO holds one contract for every EV here: `emaid`, whatever the EV would prefer (PrioritizedEMAIDs
+        # only orders the contracts an EV is entitled to; it never names a new one)
+        emaid = self.emaid
         prioritized = request.prioritized_emaids.emaid if request.prioritized_emaids else []
-        emaid = prioritized[0] if prioritized else self.emaid
+        if prioritized and emaid not in prioritized:
+            log.info("CertificateInstallation: the EV prefers %s; its contract is %s", ", ".join(prioritized), emaid)
         contract_key = ec.generate_private_key(ec.SECP521R1())
         contract = pki.issue_contract_certificate(
             self.paths, contract_key.public_key(), emaid, validity_days=self.validity_days, valid_from=when - BACKDATE

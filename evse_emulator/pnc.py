@@ -3,7 +3,9 @@ backend that answers CertificateInstallation (the local test CPS of the PKI).
 
 Revocation: none (the default), DER OCSP responses from files (`--ocsp FILE`), or an OCSP responder over HTTP
 (`--ocsp URL`, or `--ocsp aia`: each contract's own AIA URL). Over HTTP the SECC answers AuthorizationRes Ongoing
-until the answer is in; `RevocationFeed.run` fetches what the checks asked for, at the edge (asyncio).
+until the answer is in; `RevocationFeed.run` fetches what the checks asked for, at the edge (asyncio). A status
+that stays unknown (no response covers the certificate, the responder cannot be reached) is logged and accepted,
+as browsers soft-fail; `strict` (`--ocsp-strict`) refuses it.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def charger_pnc(
     *,
     mo_roots: Path | None = None,
     ocsp: str | None = None,
+    strict: bool = False,
     install: bool = True,
 ) -> tuple[SeccPnc, RevocationFeed | None]:
     """The SECC's PnC settings from the test PKI in `paths` (its MO root unless `mo_roots`; its CPS for
@@ -68,18 +71,21 @@ def charger_pnc(
     roots = load_roots(mo_roots) if mo_roots is not None else tuple(pki.load_certificates(paths.mo_root_cert))
     backend = LocalContractBackend(paths) if install else None
     if ocsp is None:
+        if strict:
+            raise PncSetupError("--ocsp-strict needs --ocsp (where revocation answers come from)")
         return SeccPnc(mo_roots=roots, backend=backend), None
     if ocsp.startswith("https://"):
         raise PncSetupError(f"--ocsp {ocsp}: OCSP over HTTPS is not supported (RFC 6960 responders answer over http)")
     if ocsp == AIA or ocsp.startswith("http://"):
         cache = OcspCache()
         fetcher = OcspFetcher(cache, url=None if ocsp == AIA else ocsp)
-        return SeccPnc(mo_roots=roots, backend=backend, revocation=cache), RevocationFeed(fetcher, clock)
+        pnc = SeccPnc(mo_roots=roots, backend=backend, revocation=cache, strict_revocation=strict)
+        return pnc, RevocationFeed(fetcher, clock)
     try:
         responses = StaticOcspResponses.load([ocsp])
     except (OcspError, OSError) as exc:
         raise PncSetupError(f"--ocsp {ocsp}: {exc}") from None
-    return SeccPnc(mo_roots=roots, backend=backend, revocation=responses), None
+    return SeccPnc(mo_roots=roots, backend=backend, revocation=responses, strict_revocation=strict), None
 
 
 async def run_feed(feed: RevocationFeed | None) -> None:

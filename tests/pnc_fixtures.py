@@ -247,6 +247,13 @@ def cps_chain_of(source: Pki) -> cm.CertificateChain:
     return cm.CertificateChain(certificate=der[0], sub_certificates=cm.SubCertificates(certificate=der[1:]))
 
 
+def secc_chain_of(source: Pki) -> cm.CertificateChain:
+    """The charger's own TLS chain of `source` (V2G root -> CPO sub-CAs -> SECC leaf), posing as a CPS chain."""
+    certs = pki.load_certificates(source.paths.secc_chain)
+    der = [c.public_bytes(Encoding.DER) for c in certs]
+    return cm.CertificateChain(certificate=der[0], sub_certificates=cm.SubCertificates(certificate=der[1:]))
+
+
 def with_two_keys(data: cm.SignedInstallationData) -> cm.SignedInstallationData:
     """SignedInstallationData carrying an X448 key besides its P-521 one (MV-INSTALLATION-KEY)."""
     return replace(data, x448_encrypted_private_key=bytes(84))

@@ -67,19 +67,26 @@ def tls_context(args: argparse.Namespace, server: bool) -> ssl.SSLContext | None
     pki = ensure_test_pki(args.pki, args.pki_profile)
     if not server:
         return client_context(pki, keylog_file=args.keylog, allow_tls12=args.tls12)
-    staple = _read_staple(args.ocsp_staple) if getattr(args, "ocsp_staple", None) else None
+    staple = _read_staple(args.ocsp_staple, pki) if getattr(args, "ocsp_staple", None) else None
     return server_context(pki, keylog_file=args.keylog, allow_tls12=args.tls12, ocsp_staple=staple)
 
 
-def _read_staple(path: Path) -> Callable[[], bytes]:
-    """The DER OCSP response in `path`, read once: stapled to every handshake (checked to be one when read)."""
-    from cryptography.x509 import ocsp
+def _read_staple(path: Path, pki: PkiPaths) -> Callable[[], bytes]:
+    """The DER OCSP response in `path`, read once and stapled to every handshake: it must say GOOD, now, for the
+    SECC leaf of `pki` (a staple about another certificate, revoked or out of date helps nobody)."""
+    import datetime as dt
+
+    from stack.security.ocsp import OcspError, OcspStatus, check_ocsp_response
+    from stack.security.pki import load_certificates
 
     try:
         der = path.read_bytes()
-        ocsp.load_der_ocsp_response(der)
-    except (OSError, ValueError) as exc:
-        raise CliError(f"--ocsp-staple {path}: not a readable DER OCSP response ({exc})") from None
+        leaf, issuer = load_certificates(pki.secc_chain)[:2]
+        status = check_ocsp_response(der, leaf, issuer, dt.datetime.now(dt.UTC))
+    except (OSError, OcspError) as exc:
+        raise CliError(f"--ocsp-staple {path}: not a current OCSP response for the SECC leaf ({exc})") from None
+    if status is not OcspStatus.GOOD:
+        raise CliError(f"--ocsp-staple {path}: the response says {status.name} for the SECC leaf")
     return lambda: der
 
 

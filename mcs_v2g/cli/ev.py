@@ -16,12 +16,14 @@ from typing import Any
 
 from ev_emulator import Truck, load_truck_config
 from ev_emulator.needs import DepartureFeasibility, assess_departure
-from ev_emulator.pnc import ContractSetupError, keep_contract, load_truck_contract, truck_pnc
+from ev_emulator.pnc import ContractSetupError, load_truck_contract, truck_pnc
 from stack.clock import RealClock
-from stack.session.actions import Close
+from stack.messages import iso20_common as cm
+from stack.session.actions import Close, Event, Violation
 from stack.session.evcc import EvccSession
 from stack.session.pnc import authorization_summary
 from stack.session.services import SERVICE_NAMES
+from stack.transport.drive import Observers
 
 from ..verdict import Ending, LoopGoal, SocGoal, Verdict, judge, truck_faults
 from .common import CliError, add_logging_options, add_tls_options, ensure_test_pki, parse_address, tls_context
@@ -55,10 +57,19 @@ async def charge(args: argparse.Namespace) -> int:
         goal = assess_departure(truck.battery, truck.needs, clock.now())
         if goal is not None and not goal.feasible:
             print(f"mcs-v2g: goal: {goal.describe()}", file=sys.stderr, flush=True)
-    close, session = await find_and_charge(args, truck, clock, ssl_context)
+    stops: list[str] = []  # why the truck ended the session itself (SessionStop after a refusal)
+
+    def note_stop(event: Event | Violation) -> None:
+        if isinstance(event, Event) and event.kind == "stopping":
+            stops.append(str(event.detail.get("why", "")))
+
+    observers = Observers(event=note_stop)
+    close, session = await find_and_charge(args, truck, clock, ssl_context, observers)
+    if stops:
+        close = replace(close, reason=f"{close.reason}: {stops[0]}")
+    if args.auth == "pnc" and session is not None and session.state.authorization is not cm.Authorization.PnC:
+        close = Close(f"Plug & Charge did not happen: {stops[0] if stops else close.reason}")
     verdict = truck_verdict(truck, close, goal)
-    if session is not None and session.ctx.contract_installed and session.ctx.contract and args.contract:
-        keep_contract(args.contract, session.ctx.contract)
     contract = None if session is None else session.ctx.contract
     summary = {
         "result": verdict.result,
@@ -67,7 +78,7 @@ async def charge(args: argparse.Namespace) -> int:
         "service": None if session is None or session.service is None else session.service.name,
         **authorization_summary(
             None if session is None else session.state.authorization,
-            contract.emaid if contract is not None and args.auth == "pnc" else None,
+            contract.emaid if contract is not None and session is not None and session.state.authorization else None,
             None if session is None else session.ctx.contract_installed,
         ),
         **truck.summary(),
@@ -99,13 +110,17 @@ def plug_and_charge(args: argparse.Namespace, truck: Truck) -> None:
         contract = None if args.contract is None else load_truck_contract(args.contract)
     except ContractSetupError as exc:
         raise CliError(str(exc)) from None
-    pnc = truck_pnc(paths, contract=contract, install=args.install_contract)
+    pnc = truck_pnc(paths, contract=contract, install=args.install_contract, keep_in=args.contract)
     # a PnC truck asks for MeterInfo: the readings it may be asked to sign (MeteringConfirmation)
     truck.evcc_config = replace(truck.evcc_config, pnc=pnc, request_meter_info=True)
 
 
 async def find_and_charge(
-    args: argparse.Namespace, truck: Truck, clock: RealClock, ssl_context: ssl.SSLContext | None
+    args: argparse.Namespace,
+    truck: Truck,
+    clock: RealClock,
+    ssl_context: ssl.SSLContext | None,
+    observers: Observers | None = None,
 ) -> tuple[Close, EvccSession | None]:
     """Find the charger (SDP, or the address given) and run one session; no session when none can be reached."""
     if args.connect:
@@ -123,7 +138,7 @@ async def find_and_charge(
             args.tls = answer.security == Security.TLS
             ssl_context = tls_context(args, server=False)
     try:
-        return await truck.charge_at(host, port, clock, ssl_context=ssl_context, trace=args.trace)
+        return await truck.charge_at(host, port, clock, ssl_context=ssl_context, trace=args.trace, observers=observers)
     except (OSError, TimeoutError) as exc:  # refused, reset, TLS handshake failed, connect timeout
         return Close(f"no session: {type(exc).__name__}: {exc}"), None
 
@@ -182,7 +197,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the session summary as one JSON object")
     add_tls_options(p)
     pnc = p.add_argument_group("authorization (Plug & Charge needs TLS)")
-    pnc.add_argument("--auth", choices=("eim", "pnc"), default="eim", help="how the truck authorizes (default eim)")
+    pnc.add_argument(
+        "--auth", type=str.lower, choices=("eim", "pnc"), default="eim", help="how the truck authorizes (default eim)"
+    )
     pnc.add_argument(
         "--contract",
         type=Path,

@@ -110,11 +110,13 @@ def plug_and_charge(args: argparse.Namespace, charger: Charger, clock: RealClock
             raise CliError("--auth pnc needs TLS (PnC over plain TCP is refused, PROTOCOL.md 4.4): drop --no-tls")
         paths = ensure_test_pki(args.pki, args.pki_profile)
         try:
-            pnc, feed = charger_pnc(paths, clock, mo_roots=args.mo_roots, ocsp=args.ocsp, install=args.install)
+            pnc, feed = charger_pnc(
+                paths, clock, mo_roots=args.mo_roots, ocsp=args.ocsp, strict=args.ocsp_strict, install=args.install
+            )
         except PncSetupError as exc:
             raise CliError(str(exc)) from None
-    elif args.mo_roots is not None or args.ocsp is not None:
-        raise CliError("--mo-roots and --ocsp are Plug & Charge settings: add --auth eim,pnc")
+    elif args.mo_roots is not None or args.ocsp is not None or args.ocsp_strict:
+        raise CliError("--mo-roots, --ocsp and --ocsp-strict are Plug & Charge settings: add --auth eim,pnc")
     charger.secc_config = replace(charger.secc_config, authorizations=wanted, pnc=pnc)
     return feed
 
@@ -173,6 +175,11 @@ def add_parser(sub: Any) -> None:
         metavar="URL|FILE|aia",
         help="check contracts' revocation: an OCSP responder URL, a file with a DER OCSP response, or 'aia'"
         " (each contract's own responder); default: no revocation check",
+    )
+    pnc.add_argument(
+        "--ocsp-strict",
+        action="store_true",
+        help="refuse a contract whose revocation status stays unknown (default: logged and accepted, a soft-fail)",
     )
     pnc.add_argument(
         "--no-install",

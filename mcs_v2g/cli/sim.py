@@ -38,7 +38,9 @@ def add_parser(sub: Any) -> None:
     tls.add_argument("--tls", dest="tls", action="store_true", default=True, help="TLS 1.3 (default)")
     tls.add_argument("--no-tls", dest="tls", action="store_false")
     p.add_argument("--scenario", type=Path, help="TOML file (keys of mcs_v2g/sim/scenario.py's Scenario)")
-    p.add_argument("--auth", choices=("eim", "pnc"), help="authorization (default: the scenario's, eim)")
+    p.add_argument(
+        "--auth", type=str.lower, choices=("eim", "pnc"), help="authorization (default: the scenario's, eim)"
+    )
     p.add_argument(
         "--install-contract",
         action="store_true",
@@ -91,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     if args.control:
         scenario = replace(scenario, control=args.control)
     if args.auth or args.install_contract:
-        auth = args.auth or ("pnc" if args.install_contract else scenario.auth)
+        auth = args.auth or scenario.auth
+        if args.install_contract and auth != "pnc":
+            raise CliError("--install-contract is a Plug & Charge setting: add --auth pnc")
         scenario = replace(scenario, auth=auth, install_contract=args.install_contract or scenario.install_contract)
         scenario = scenario.checked()
     if scenario.auth == "pnc" and not args.tls:

@@ -23,6 +23,7 @@ same source). An OK here is the local verdict; the SECC may still ask the backen
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -35,6 +36,7 @@ from stack.messages.iso20_types import Processing, ResponseCode
 from stack.security.chain_check import Finding, check_chain
 from stack.security.ocsp import OcspStatus, RevocationSource
 
+log = logging.getLogger(__name__)
 __all__ = ["RESPONSE_CODES", "ContractCheck", "ContractStatus", "RevocationSource", "check_contract"]
 
 # SubCertificates holds at most 3 certificates (XSD V2G_CI_CommonTypes.xsd, PROTOCOL.md section 8).
@@ -200,10 +202,11 @@ def _revocation(
             what = "is revoked" if wanted is OcspStatus.REVOKED else "has no revocation answer yet"
             return found.verdict(status, f"{hits[0].subject.rfc4514_string()} {what}")
     unknown = [cert for cert, answer in answers if answer is OcspStatus.UNKNOWN]
-    if strict and unknown:
-        return found.verdict(
-            ContractStatus.INVALID, f"the revocation status of {unknown[0].subject.rfc4514_string()} is unknown"
-        )
+    if unknown:
+        what = f"the revocation status of {unknown[0].subject.rfc4514_string()} is unknown"
+        if strict:
+            return found.verdict(ContractStatus.INVALID, what)
+        log.warning("%s: accepted (soft-fail; strict revocation refuses it)", what)
     return None
 
 

@@ -163,6 +163,8 @@ def check_ocsp_response(
         raise OcspError(f"the response's signature does not verify ({type(exc).__name__})") from None
     if this_update > now + skew:
         raise OcspError(f"the response is not valid yet (thisUpdate {this_update:%Y-%m-%d %H:%M:%S})")
+    if _STATUS[status] is OcspStatus.REVOKED:  # a revocation does not expire (RFC 5280 3.3): an old one still holds
+        return OcspStatus.REVOKED
     if now - skew > (next_update or this_update + max_age):
         raise OcspStale(f"the response is out of date (thisUpdate {this_update:%Y-%m-%d %H:%M:%S})")
     return _STATUS[status]

@@ -74,6 +74,7 @@ DEFAULT_PCID = "WMAMCSPCID00000001"
 EMAID_PATTERN = re.compile(r"[A-Za-z]{2}(-?)[A-Za-z0-9]{3}\1[A-Za-z0-9]{9}(?:\1[A-Za-z0-9])?")
 DEFAULT_EMAID = "DEMCSC12345678"
 # Where contract leaves say their status is asked (AIA id-ad-ocsp); the test OCSP responder should listen there.
+CPS_DOMAIN = "CPS"  # the DomainComponent of a CPS leaf: what an EV checks before it trusts installation data
 DEFAULT_OCSP_URL = "http://127.0.0.1:8080/ocsp"
 # SAN entries of the SECC leaf, so a client may also check the host name on loopback tests.
 DEFAULT_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
@@ -344,6 +345,12 @@ def common_name(cert: x509.Certificate) -> str:
     return str(names[0].value) if names else ""
 
 
+def domain_component(cert: x509.Certificate) -> str | None:
+    """The DomainComponent (DC) of the subject: the domain of a leaf in the -2 profiles (CPO, CPS, MO)."""
+    values = cert.subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)
+    return str(values[0].value) if values else None
+
+
 def ocsp_urls(cert: x509.Certificate) -> list[str]:
     """The OCSP responder URLs of `cert`'s authorityInfoAccess extension, in order (none: [])."""
     try:
@@ -395,9 +402,11 @@ def _name(common: str, domain: str | None = None) -> x509.Name:
 
 
 def _subject(entity: _Entity, ids: _LeafIds) -> x509.Name:
-    # As in the -2 certificate profiles: the CN carries the ID, DC says the domain (SECC: CPO, contract: MO).
+    # As in the -2 certificate profiles: the CN carries the ID, DC says the domain (SECC: CPO, CPS: CPS, contract: MO).
     if entity.role == "secc":
         return _name(ids.evse_id, "CPO")
+    if entity.role == "cps":
+        return _name(entity.common_name, CPS_DOMAIN)
     if entity.role == "contract":
         return _name(ids.emaid, "MO")
     if entity.role == "vehicle":
@@ -706,6 +715,8 @@ def _is_current(paths: PkiPaths, wanted: _Wanted, min_remaining: dt.timedelta) -
         return False
     encrypted = b"ENCRYPTED" in paths.secc_key.read_bytes()[:64]
     if encrypted != (paths.key_password is not None):
+        return False
+    if domain_component(certs["cps_leaf"]) != CPS_DOMAIN:  # made before CPS leaves said their domain
         return False
     checks = (
         (wanted.evse_id, common_name(certs["secc_leaf"])),

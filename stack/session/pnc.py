@@ -22,7 +22,7 @@ from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 from stack.security.contract_check import RevocationSource
 from stack.security.key_delivery import DEFAULT_SETTINGS, KeyDeliverySettings
-from stack.security.pki import PrivateKey, common_name
+from stack.security.pki import CPS_DOMAIN, PrivateKey, common_name
 from stack.security.xmldsig import SignatureSettings
 
 CHALLENGE_BYTES = 16  # GenChallenge (XSD genChallengeType: 16 bytes)
@@ -82,6 +82,11 @@ class EvPnc:
     eim_fallback: bool = True
     signature: SignatureSettings = field(default_factory=SignatureSettings)
     key_delivery: KeyDeliverySettings = DEFAULT_SETTINGS
+    # the DomainComponent the signer of SignedInstallationData must have: a CPS, not any leaf under the V2G root
+    # (a charger's own leaf is one too); as the -2 certificate profiles name the domain. None: not checked
+    cps_domain: str | None = CPS_DOMAIN
+    # called with a contract as soon as it is installed (the product stores it: a session may still be cut short)
+    keep: Callable[[Contract], None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ class SeccPnc:
 
     mo_roots: tuple[x509.Certificate, ...]
     revocation: RevocationSource | None = None
+    strict_revocation: bool = False  # an unknown revocation status refuses the contract (default: soft-fail, logged)
     backend: ContractBackend | None = None  # offers CertificateInstallation when set
     expires_soon: dt.timedelta = EXPIRES_SOON
     signature: SignatureSettings = field(default_factory=SignatureSettings)

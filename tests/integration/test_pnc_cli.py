@@ -166,7 +166,8 @@ def test_sim_plays_a_pnc_session(install: bool) -> None:
     ("args", "error"),
     [
         (["sim", "--auth", "pnc", "--no-tls"], "needs TLS"),
-        (["sim", "--install-contract", "--auth", "eim"], "install_contract"),
+        (["sim", "--install-contract", "--auth", "eim"], "add --auth pnc"),
+        (["sim", "--install-contract"], "add --auth pnc"),
         (["ev", "--connect", "127.0.0.1:1", "--contract", "x"], "add --auth pnc"),
         (["ev", "--connect", "127.0.0.1:1", "--auth", "pnc", "--no-tls"], "needs TLS"),
         (["evse", "--listen", "127.0.0.1:1", "--auth", "pnc,rfid"], "--auth"),
@@ -174,6 +175,9 @@ def test_sim_plays_a_pnc_session(install: bool) -> None:
         (["evse", "--listen", "127.0.0.1:1", "--auth", "pnc", "--ocsp", "/nonexistent.der"], "--ocsp"),
         (["evse", "--listen", "127.0.0.1:1", "--auth", "pnc", "--ocsp", "https://ocsp.example"], "HTTPS"),
         (["evse", "--listen", "127.0.0.1:1", "--auth", "pnc", "--mo-roots", "/nonexistent.pem"], "MO roots"),
+        (["evse", "--listen", "127.0.0.1:1", "--auth", "pnc", "--ocsp-strict"], "needs --ocsp"),
+        (["evse", "--listen", "127.0.0.1:1", "--ocsp-strict"], "add --auth eim,pnc"),
+        (["ev", "--connect", "127.0.0.1:1", "--auth", "PNC", "--contract", "/etc/hostname"], "a folder is needed"),
     ],
 )
 def test_bad_pnc_input_is_one_line_and_exit_2(args: list[str], error: str, tmp_path: Path, capsys) -> None:
@@ -210,3 +214,33 @@ def test_a_staple_that_is_no_ocsp_response_is_refused(test_pki: pki.PkiPaths, tm
     bad = str(tmp_path / "x.der")
     done = run("evse", "--listen", "127.0.0.1:1", "--pki", str(test_pki.directory), "--ocsp-staple", bad)
     assert done.returncode == 2 and "--ocsp-staple" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_revoked_or_foreign_staple_is_refused_at_start(test_pki: pki.PkiPaths, tmp_path: Path, capsys) -> None:
+    load = pki.load_certificates
+    leaf, issuer = load(test_pki.secc_cert)[0], load(test_pki.cert("cpo_sub_ca2"))[0]
+    responder = LocalOcspResponder(issuer, pki.load_private_key(test_pki.key("cpo_sub_ca2")), issuer)
+    responder.revoke(leaf.serial_number, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    revoked, foreign = tmp_path / "revoked.der", tmp_path / "foreign.der"
+    revoked.write_bytes(responder.response_for(leaf, dt.datetime.now(dt.UTC)))
+    contract, mo_sub = load(test_pki.contract_cert)[0], load(test_pki.cert("mo_sub_ca2"))[0]
+    mo = LocalOcspResponder(mo_sub, pki.load_private_key(test_pki.key("mo_sub_ca2")), mo_sub)
+    foreign.write_bytes(mo.response_for(contract, dt.datetime.now(dt.UTC)))
+    for staple, error in ((revoked, "says REVOKED"), (foreign, "not a current OCSP response for the SECC leaf")):
+        argv = ["evse", "--listen", "127.0.0.1:1", "--pki", str(test_pki.directory), "--ocsp-staple", str(staple)]
+        assert main(argv) == 2
+        assert error in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_pnc_truck_at_an_eim_charger_is_not_ok(test_pki: pki.PkiPaths, tmp_path: Path) -> None:
+    """PnC asked for and not done: the truck says why and its verdict is not ok (it charged nothing)."""
+    port = free_port()
+    argv = [*COMMAND, "evse", "--listen", f"127.0.0.1:{port}", "--sessions", "1", "--json", "--auth", "eim"]
+    evse = subprocess.Popen(
+        [*argv, "--pki", str(test_pki.directory)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    done, summary = truck(test_pki, port, "--contract", str(test_pki.directory))
+    assert done.returncode != 0 and summary["result"] == "aborted" and summary["auth"] is None
+    assert summary["reason"].startswith("Plug & Charge did not happen: no authorization possible")
+    assert "the SECC offers EIM" in summary["reason"] and summary["emaid"] is None
+    evse.communicate(timeout=60)

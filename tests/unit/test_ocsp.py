@@ -346,3 +346,15 @@ def test_an_unreachable_responder_is_recorded_as_a_failure(p521: MoChain) -> Non
         assert "127.0.0.1" in (cache.failure(leaf.cert, p521.sub2.cert) or "")
 
     _run(scenario)
+
+
+def test_a_revocation_does_not_go_out_of_date(p521: MoChain) -> None:
+    """A response past its nextUpdate no longer vouches for a good certificate, but a revocation stays one."""
+    leaf, sub2 = p521.leaf.cert, p521.sub2.cert
+    responder = p521.local_responder()
+    responder.revoke(leaf.serial_number, NOW - HOUR)
+    old = responder.response_for(leaf, NOW, validity=HOUR)
+    assert check_ocsp_response(old, leaf, sub2, NOW + 10 * HOUR) is OcspStatus.REVOKED
+    good = p521.local_responder().response_for(leaf, NOW, validity=HOUR)
+    with pytest.raises(OcspStale):
+        check_ocsp_response(good, leaf, sub2, NOW + 10 * HOUR)

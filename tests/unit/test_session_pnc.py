@@ -24,6 +24,7 @@ from examples.minimal_controllers import MinimalEv, MinimalEvse
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
 from stack.security import xmldsig
+from stack.security.ocsp import StaticOcspResponses
 from stack.security.pki import Profile
 from stack.session.actions import Action, Event, Send, Violation
 from stack.session.config import EvccConfig, SeccConfig
@@ -557,6 +558,12 @@ EV_REJECTS: dict[str, tuple[Callable[[], Any], str]] = {
         ),
         "CPS signature",
     ),
+    "signed-by-a-chargers-own-leaf": (  # a leaf under the trusted V2G root, but a CPO's (DC=CPO), not a CPS's
+        lambda: pf.Doctored(
+            pf.local_backend(), signer=pf.home().key("secc_leaf"), cps_chain=pf.secc_chain_of(pf.home())
+        ),
+        "CPS chain: its leaf DC=CPO",
+    ),
     "cps-of-an-untrusted-root": (
         lambda: pf.Doctored(
             pf.local_backend(), signer=pf.foreign().key("cps_leaf"), cps_chain=pf.cps_chain_of(pf.foreign())
@@ -694,6 +701,7 @@ def _secrets(key: Any) -> list[str]:
 @pytest.mark.parametrize("profile", pf.PROFILES)
 def test_no_private_key_in_events_or_logs(profile: Profile, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="mcs_v2g")  # a sim run earlier in the process may have quietened it
     home = pf.home(profile)
     sessions = [run(pf.ev_pnc(pf.good_contract(profile)), pf.secc_pnc(profile))]
     keys = [pf.good_contract(profile).private_key, home.key("oem_prov_leaf")]
@@ -764,3 +772,26 @@ def test_garbage_never_raises(certificate: bytes | None, signature_value: bytes 
 def _digest(signature: Any, value: bytes) -> Any:
     (ref,) = signature.signed_info.reference
     return replace(signature, signed_info=replace(signature.signed_info, reference=[replace(ref, digest_value=value)]))
+
+
+# -- revocation that stays unknown: soft-fail (logged) by default, refused when strict ----------------------------
+def test_an_unknown_revocation_status_is_accepted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    nothing = StaticOcspResponses([])  # no response covers the contract: UNKNOWN
+    session = run(pf.ev_pnc(pf.good_contract()), pf.secc_pnc(revocation=nothing))
+    assert_charged(session)
+    assert session.codes(cm.AuthorizationRes) == ["OK"]
+    assert any("revocation status" in r.getMessage() and "soft-fail" in r.getMessage() for r in caplog.records)
+
+
+def test_strict_revocation_refuses_an_unknown_status() -> None:
+    nothing = StaticOcspResponses([])
+    session = run(pf.ev_pnc(pf.good_contract()), replace(pf.secc_pnc(revocation=nothing), strict_revocation=True))
+    assert_stopped_after_authorization(session, "WARNING_CertificateValidationError")
+
+
+def test_an_installed_contract_is_kept_at_once() -> None:
+    """The product stores an installed contract when it arrives, not when the session ends (it may be cut short)."""
+    kept: list[Contract] = []
+    session = installing(pf.local_backend(), keep=kept.append)
+    assert_charged(session)
+    assert kept == [session.evcc.ctx.contract]

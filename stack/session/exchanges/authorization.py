@@ -9,6 +9,7 @@ revocation status (`stack.security.contract_check`), then asks its controller wi
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
@@ -92,7 +93,8 @@ def next_authorization_step(ev: EvccContext) -> Step:
     if EIM in offered and (pnc is None or pnc.eim_fallback):
         return SendNext(cm.AuthorizationReq, options={"service": EIM})
     wanted = "EIM" if pnc is None else "PnC with a contract" + (" or EIM" if pnc.eim_fallback else "")
-    return StopSession(f"no authorization possible: the EV wants {wanted}, the SECC offers {sorted(offered)}")
+    names = ", ".join(sorted(a.value for a in offered)) or "nothing"
+    return StopSession(f"no authorization possible: the EV wants {wanted}, the SECC offers {names}")
 
 
 def react_setup(
@@ -137,7 +139,8 @@ def mode_element_of_the_selection(state: SessionState, req: cm.AuthorizationReq)
 def challenge_answered(state: SessionState, req: cm.AuthorizationReq) -> bool:
     """A PnC AuthorizationReq carries the GenChallenge of this session's AuthorizationSetupRes."""
     mode = req.pnc_a_req_authorization_mode
-    return mode is None or (state.gen_challenge is not None and mode.gen_challenge == state.gen_challenge)
+    sent = state.gen_challenge
+    return mode is None or (sent is not None and hmac.compare_digest(bytes(mode.gen_challenge), sent))
 
 
 @request_rule("MV-PNC-SIGNED", RC.FAILED_SignatureError, "PROTOCOL.md 4.3 and section 8 (the Signature in the header)")
@@ -210,6 +213,7 @@ def _check_pnc(pnc: SeccPnc, req: cm.AuthorizationReq, now: float) -> tuple[Rule
         dt.datetime.fromtimestamp(now, dt.UTC),
         expires_soon=pnc.expires_soon,
         revocation=pnc.revocation,
+        strict_revocation=pnc.strict_revocation,
     )
     if check.leaf is not None:
         key = check.leaf.public_key()

@@ -21,7 +21,7 @@ from stack.messages import iso20_types as ct
 from stack.messages.minimal import minimal
 from stack.security import key_delivery, xmldsig
 from stack.security.chain_check import check_chain
-from stack.security.pki import common_name
+from stack.security.pki import common_name, domain_component
 
 from ..actions import Event
 from ..exchange import Answer, EvccContext, Handlers, Repeat, SeccContext, SendNext, Step, StopSession
@@ -177,6 +177,8 @@ def react_installation(
         return _then(ev, Event("installation_rejected", {"why": str(exc)}))
     ev.contract = contract
     ev.contract_installed = True
+    if ev.config.pnc is not None and ev.config.pnc.keep is not None:
+        ev.config.pnc.keep(contract)
     return _then(ev, Event("contract_installed", {"emaid": contract.emaid}))
 
 
@@ -211,6 +213,9 @@ def _accept(ev: EvccContext, res: cm.CertificateInstallationRes, now: float) -> 
     report = check_chain(cps, prov.trusted_roots, when)
     if not report.ok:
         raise InstallationRejected(f"CPS chain: {report.problems[0]}")
+    if pnc.cps_domain is not None and domain_component(cps[0]) != pnc.cps_domain:
+        signer = cps[0].subject.rfc4514_string()
+        raise InstallationRejected(f"CPS chain: its leaf {signer} is not a CPS's (DC={pnc.cps_domain})")
     signature = res.header.signature
     if signature is None:
         raise InstallationRejected("CertificateInstallationRes carries no signature")
