@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from . import tls
+from . import openssl
 from .ocsp import DEFAULT_SKEW, OcspError, OcspStatus, check_ocsp_response
+from .openssl import TlsConfigError
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +78,18 @@ def _bind(lib: ctypes.CDLL) -> _Functions | None:
 
 
 def _functions() -> _Functions:
-    lib = tls._libssl()
+    lib = openssl.libssl()
     functions = _bind(lib) if lib is not None else None
     if functions is None:
-        raise tls.TlsConfigError("this Python's ssl module gives no access to OpenSSL's OCSP stapling functions")
+        raise TlsConfigError("this Python's ssl module gives no access to OpenSSL's OCSP stapling functions")
     return functions
 
 
 def _ctx_pointer(context: ssl.SSLContext) -> int:
-    lib = tls._libssl()
-    pointer = tls._ssl_ctx_pointer(context, lib) if lib is not None else None
+    lib = openssl.libssl()
+    pointer = openssl.ssl_ctx_pointer(context, lib) if lib is not None else None
     if pointer is None:
-        raise tls.TlsConfigError("cannot reach the SSL_CTX of this ssl.SSLContext for OCSP stapling")
+        raise TlsConfigError("cannot reach the SSL_CTX of this ssl.SSLContext for OCSP stapling")
     return pointer
 
 
@@ -97,7 +98,7 @@ def ocsp_stapling_available() -> bool:
     try:
         _functions()
         _ctx_pointer(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-    except tls.TlsConfigError:
+    except TlsConfigError:
         return False
     return True
 
@@ -118,7 +119,7 @@ def staple_ocsp(context: ssl.SSLContext, response: OcspSource) -> None:
     installed = ctypes.c_void_p()
     functions.ctx_ctrl(pointer, _GET_STATUS_CB, 0, ctypes.byref(installed))
     if installed.value != ctypes.cast(callback, ctypes.c_void_p).value:
-        raise tls.TlsConfigError("OpenSSL did not take the OCSP status callback")
+        raise TlsConfigError("OpenSSL did not take the OCSP status callback")
 
 
 def _on_status_request(functions: _Functions, response: OcspSource, ssl_pointer: int | None, _arg: int | None) -> int:
@@ -136,7 +137,7 @@ def _on_status_request(functions: _Functions, response: OcspSource, ssl_pointer:
         ctypes.memmove(buffer, der, len(der))
         if functions.ssl_ctrl(ssl_pointer, _SET_OCSP_RESPONSE, len(der), buffer) != 1:
             functions.free(buffer, b"ocsp_staple", 0)
-            raise tls.TlsConfigError("OpenSSL did not take the OCSP response")
+            raise TlsConfigError("OpenSSL did not take the OCSP response")
     except Exception:
         log.exception("no OCSP staple in this handshake")
         return _ERR_NOACK
@@ -150,7 +151,7 @@ def request_ocsp(context: ssl.SSLContext) -> None:
     functions, pointer = _functions(), _ctx_pointer(context)
     functions.ctx_ctrl(pointer, _SET_STATUS_TYPE, _STATUSTYPE_OCSP, None)
     if functions.ctx_ctrl(pointer, _GET_STATUS_TYPE, 0, None) != _STATUSTYPE_OCSP:
-        raise tls.TlsConfigError("OpenSSL did not take the OCSP status request")
+        raise TlsConfigError("OpenSSL did not take the OCSP status request")
 
 
 def stapled_response(connection: ssl.SSLSocket | ssl.SSLObject) -> bytes | None:
@@ -191,20 +192,20 @@ def stapled_status(
 
 def _require_side(context: ssl.SSLContext, protocol: ssl._SSLMethod) -> None:
     if context.protocol != protocol:
-        raise tls.TlsConfigError(f"OCSP stapling: a {protocol.name} context is needed, not {context.protocol.name}")
+        raise TlsConfigError(f"OCSP stapling: a {protocol.name} context is needed, not {context.protocol.name}")
 
 
 def _ssl_pointer(connection: ssl.SSLSocket | ssl.SSLObject, functions: _Functions) -> int:
     inner = getattr(connection, "_sslobj", None)
     if inner is None:
-        raise tls.TlsConfigError(f"{type(connection).__name__} has no TLS connection (not connected, or closed)")
+        raise TlsConfigError(f"{type(connection).__name__} has no TLS connection (not connected, or closed)")
     # CPython's PySSLSocket starts with PyObject_HEAD, `PyObject *Socket`, then `SSL *ssl` (3.7 to 3.13 at least).
     offset = object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)
     if type(inner).__basicsize__ < offset + ctypes.sizeof(ctypes.c_void_p):
-        raise tls.TlsConfigError("cannot reach the SSL of this connection")
+        raise TlsConfigError("cannot reach the SSL of this connection")
     pointer = ctypes.c_void_p.from_address(id(inner) + offset).value
     if not pointer or functions.get_ssl_ctx(pointer) != _ctx_pointer(inner.context):
-        raise tls.TlsConfigError("cannot reach the SSL of this connection")
+        raise TlsConfigError("cannot reach the SSL of this connection")
     return pointer
 
 
@@ -212,5 +213,5 @@ def _verified_chain(connection: ssl.SSLSocket | ssl.SSLObject) -> list[x509.Cert
     # Public as `get_verified_chain()` from Python 3.13; the `_ssl` object has it since 3.10.
     get_chain = getattr(getattr(connection, "_sslobj", None), "get_verified_chain", None)
     if get_chain is None:
-        raise tls.TlsConfigError("this Python does not give the verified chain: pass the issuer")
+        raise TlsConfigError("this Python does not give the verified chain: pass the issuer")
     return [x509.load_der_x509_certificate(cert.public_bytes(_ssl.ENCODING_DER)) for cert in get_chain()]

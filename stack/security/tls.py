@@ -14,14 +14,14 @@ OCSP stapling of the SECC leaf (`stack.security.ocsp_staple`) goes through the s
 
 from __future__ import annotations
 
-import _ssl
-import ctypes
-import functools
 import logging
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import openssl
+from .ocsp_staple import request_ocsp, staple_ocsp
+from .openssl import TlsConfigError
 from .pki import PkiFileInvalid, PkiFileMissing, PkiPaths, TlsCredentials, load_certificates, profile_of
 
 log = logging.getLogger(__name__)
@@ -36,49 +36,16 @@ ECDH_GROUPS = {"secp521r1": "secp521r1", "secp256r1": "prime256v1", "ed448": "X4
 Pki = PkiPaths | TlsCredentials
 
 
-class TlsConfigError(Exception):
-    """A TLS context cannot be configured as asked."""
-
-
-@functools.cache
-def _libssl() -> ctypes.CDLL | None:
-    """The libssl the `_ssl` module is linked against, or None when its symbols cannot be reached."""
-    # dlsym on the _ssl extension's handle also searches the libraries it loaded, i.e. exactly its libssl.
-    try:
-        lib = ctypes.CDLL(getattr(_ssl, "__file__", None))
-        lib.OpenSSL_version_num.restype = ctypes.c_ulong
-        lib.OpenSSL_version_num.argtypes = []
-        lib.SSL_CTX_get_options.restype = ctypes.c_uint64
-        lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
-        lib.SSL_CTX_set_ciphersuites.restype = ctypes.c_int
-        lib.SSL_CTX_set_ciphersuites.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    except (OSError, AttributeError):
-        return None
-    if lib.OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
-        return None
-    return lib
-
-
-def _ssl_ctx_pointer(ctx: ssl.SSLContext, lib: ctypes.CDLL) -> int | None:
-    # CPython's PySSLContext starts with PyObject_HEAD followed by `SSL_CTX *ctx` (3.7 to 3.13 at least).
-    if type(ctx).__basicsize__ < object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p):
-        return None
-    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
-    if not pointer or lib.SSL_CTX_get_options(pointer) != int(ctx.options):
-        return None
-    return pointer
-
-
 def tls13_ciphersuites_settable() -> bool:
     """Whether `set_tls13_ciphersuites` works in this interpreter."""
-    lib = _libssl()
-    return lib is not None and _ssl_ctx_pointer(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), lib) is not None
+    lib = openssl.libssl()
+    return lib is not None and openssl.ssl_ctx_pointer(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), lib) is not None
 
 
 def set_tls13_ciphersuites(ctx: ssl.SSLContext, suites: Sequence[str] = TLS13_CIPHERSUITES) -> None:
     """Restrict the TLS 1.3 cipher suites of `ctx` to `suites`, in that preference order."""
-    lib = _libssl()
-    pointer = _ssl_ctx_pointer(ctx, lib) if lib is not None else None
+    lib = openssl.libssl()
+    pointer = openssl.ssl_ctx_pointer(ctx, lib) if lib is not None else None
     if lib is None or pointer is None:
         raise TlsConfigError("this Python's ssl module gives no access to SSL_CTX_set_ciphersuites")
     if not lib.SSL_CTX_set_ciphersuites(pointer, ":".join(suites).encode("ascii")):
@@ -165,8 +132,6 @@ def server_context(
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     _configure(ctx, _credentials(pki, True), allow_tls12=allow_tls12, keylog_file=keylog_file, ecdh_group=ecdh_group)
     if ocsp_staple is not None:
-        from .ocsp_staple import staple_ocsp  # it builds on this module's access to OpenSSL
-
         staple_ocsp(ctx, ocsp_staple)
     return ctx
 
@@ -189,7 +154,5 @@ def client_context(
     ctx.verify_mode = ssl.CERT_REQUIRED
     _configure(ctx, _credentials(pki, False), allow_tls12=allow_tls12, keylog_file=keylog_file, ecdh_group=ecdh_group)
     if request_ocsp_staple:
-        from .ocsp_staple import request_ocsp  # it builds on this module's access to OpenSSL
-
         request_ocsp(ctx)
     return ctx

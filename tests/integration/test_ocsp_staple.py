@@ -19,7 +19,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from stack.security import tls
+from stack.security import openssl
 from stack.security.ocsp import LocalOcspResponder, OcspError, OcspStatus, ResponderKey, check_ocsp_response
 from stack.security.ocsp_staple import (
     ocsp_stapling_available,
@@ -274,14 +274,14 @@ def test_each_side_its_own_half() -> None:
 
 def test_clear_error_where_openssl_is_out_of_reach(secc521: Secc, monkeypatch) -> None:
     assert ocsp_stapling_available()
-    monkeypatch.setattr(tls, "_libssl", lambda: None)
+    monkeypatch.setattr(openssl, "libssl", lambda: None)
     assert not ocsp_stapling_available()
     with pytest.raises(TlsConfigError, match="OCSP stapling"):
         server_context(secc521.pki, ocsp_staple=secc521.response)
     with pytest.raises(TlsConfigError, match="OCSP stapling"):
         client_context(secc521.pki, request_ocsp_staple=True)
     monkeypatch.undo()
-    monkeypatch.setattr(tls, "_ssl_ctx_pointer", lambda ctx, lib: None)  # a CPython whose layout we do not know
+    monkeypatch.setattr(openssl, "ssl_ctx_pointer", lambda ctx, lib: None)  # a CPython whose layout we do not know
     with pytest.raises(TlsConfigError, match="cannot reach the SSL_CTX"):
         staple_ocsp(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), secc521.response)
     with pytest.raises(TlsConfigError, match="cannot reach the SSL_CTX"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.security import openssl
 from stack.security.pki import PkiFileInvalid, PkiFileMissing, PkiPaths, TlsCredentials, generate_pki
 from stack.security.tls import (
     TLS13_CIPHERSUITES,
@@ -208,9 +209,8 @@ def test_suite_outside_the_20_list_is_refused(pki: PkiPaths) -> None:
 def test_fallback_without_ciphersuite_access(pki: PkiPaths, monkeypatch, caplog) -> None:
     # Where SSL_CTX_set_ciphersuites is out of reach, OpenSSL's default list (AES-256-GCM, ChaCha20, AES-128-GCM)
     # stays and the server's preference still picks a -20 suite for any client that offers one.
-    import stack.security.tls as tls
 
-    monkeypatch.setattr(tls, "_libssl", lambda: None)
+    monkeypatch.setattr(openssl, "libssl", lambda: None)
     server, client = server_context(pki), client_context(pki)
     assert "keeping OpenSSL's default TLS 1.3 cipher suites" in caplog.text
     offered = [c["name"] for c in server.get_ciphers() if c["protocol"] == "TLSv1.3"]
