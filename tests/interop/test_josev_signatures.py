@@ -27,20 +27,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from stack import exi
-from stack.messages import iso20_common as cm
 from stack.security import xmldsig
 from stack.security.xmldsig import DigestMismatchError, SignedPart
 from tests.interop.test_josev_differential import PNC_SAMPLES, walk
+from tests.unit.test_xmldsig import SIGNED  # XSD element name -> (PnC sample holding it, its class)
 from tools.peers.josev import JosevExi
 
-SIGNED: dict[str, tuple[str, type]] = {
-    "PnC_AReqAuthorizationMode": ("AuthorizationReq", cm.PncAReqAuthorizationMode),
-    "OEMProvisioningCertificateChain": ("CertificateInstallationReq", cm.SignedCertificateChain),
-    "SignedInstallationData": ("CertificateInstallationRes", cm.SignedInstallationData),
-    "SignedMeteringData": ("MeteringConfirmationReq", cm.SignedMeteringData),
-    "AbsolutePriceSchedule": ("ScheduleExchangeRes", cm.AbsolutePriceSchedule),
-    "PriceLevelSchedule": ("ScheduleExchangeRes", cm.PriceLevelSchedule),
-}
 # the messages Josev's EVCC signs: sample, Josev's field of the signed element, ours, its XSD element name
 JOSEV_SIGNED = {
     "AuthorizationReq": ("pnc_params", "pnc_a_req_authorization_mode", "PnC_AReqAuthorizationMode"),
