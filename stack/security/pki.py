@@ -143,8 +143,9 @@ CHAINS = {
     "contract_chain": ("contract_leaf", "mo_sub_ca2", "mo_sub_ca1"),
 }
 # The files `load_contract` reads in a directory (a PKI directory has them too).
+CONTRACT_LEAF = "contract_leaf"  # entity name of the contract leaf (its .pem, its .key)
 CONTRACT_CHAIN_FILE = "contract_chain.pem"
-CONTRACT_KEY_FILE = "contract_leaf.key"
+CONTRACT_KEY_FILE = f"{CONTRACT_LEAF}.key"
 
 # Key usages of each leaf (PROTOCOL.md section 8, Josev's test PKI). The OEM provisioning key also agrees keys: the
 # CPS derives the key that encrypts the contract key by ECDH with it.
@@ -624,7 +625,7 @@ def save_contract(
     password: bytes | str | None = None,
 ) -> ContractCredentials:
     """Write a contract (say, one just installed) as `load_contract` reads it; the key 0600, encrypted when
-    `password` is given."""
+    `password` is given. In a PKI folder the contract leaf's own file follows, so the folder stays one PKI."""
     if private_key.public_key() != certificate.public_key():
         raise PkiError("the key does not belong to the contract certificate")
     path = Path(directory)
@@ -633,6 +634,9 @@ def save_contract(
     credentials = ContractCredentials(path / CONTRACT_CHAIN_FILE, path / CONTRACT_KEY_FILE, secret)
     _write_atomic(credentials.key, _key_pem(private_key, secret), private=True)
     _write_atomic(credentials.chain, _pem([certificate, *sub_certificates]))
+    leaf_file = path / f"{CONTRACT_LEAF}.pem"
+    if leaf_file.exists():
+        _write_atomic(leaf_file, _pem([certificate]))
     return credentials
 
 

@@ -322,3 +322,13 @@ def test_cli_generate_takes_the_pnc_ids_and_lists_the_chains(tmp_path: Path, cap
     assert pki.contract_cert.read_bytes() != before
     assert main([*argv[:-1], "not-an-emaid"]) == 2
     assert "eMAID" in capsys.readouterr().err
+
+
+def test_saving_a_contract_into_a_pki_folder_keeps_it_one_pki(pki: PkiPaths) -> None:
+    """An installed contract saved into a PKI folder (the folder `--contract` may name) replaces the leaf's own file
+    too: the chain, the key and the leaf agree."""
+    key = ec.generate_private_key(ec.SECP521R1())
+    issued = issue_contract_certificate(pki, key.public_key(), "DEMCSC00000042")
+    save_contract(pki.directory, issued, load_certificates(pki.contract_chain)[1:], key)
+    assert load_certificates(pki.contract_cert) == [issued]
+    assert load_contract(pki.directory).certificate == issued
