@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +86,9 @@ class Truck:
         ssl_context: ssl.SSLContext | None = None,
         trace: Path | None = None,
         observers: Observers | None = None,
+        accept_peer: Callable[[asyncio.StreamWriter], str | None] | None = None,
     ) -> tuple[Close, EvccSession]:
-        """Connect to the SECC at `host`:`port` and run one session."""
+        """Connect to the SECC at `host`:`port` and run one session (`accept_peer`: see `run_evcc`)."""
         return await run_evcc(
             host,
             port,
@@ -95,6 +98,7 @@ class Truck:
             ssl_context=ssl_context,
             trace=trace,
             observers=observers,
+            accept_peer=accept_peer,
         )
 
     def summary(self) -> dict:

@@ -66,7 +66,8 @@ def tls_context(args: argparse.Namespace, server: bool) -> ssl.SSLContext | None
 
     pki = ensure_test_pki(args.pki, args.pki_profile)
     if not server:
-        return client_context(pki, keylog_file=args.keylog, allow_tls12=args.tls12)
+        ask = bool(getattr(args, "require_ocsp_staple", False))
+        return client_context(pki, keylog_file=args.keylog, allow_tls12=args.tls12, request_ocsp_staple=ask)
     staple = _read_staple(args.ocsp_staple, pki) if getattr(args, "ocsp_staple", None) else None
     return server_context(pki, keylog_file=args.keylog, allow_tls12=args.tls12, ocsp_staple=staple)
 

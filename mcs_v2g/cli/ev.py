@@ -138,9 +138,31 @@ async def find_and_charge(
             args.tls = answer.security == Security.TLS
             ssl_context = tls_context(args, server=False)
     try:
-        return await truck.charge_at(host, port, clock, ssl_context=ssl_context, trace=args.trace, observers=observers)
+        accept = staple_required if args.require_ocsp_staple else None
+        return await truck.charge_at(
+            host, port, clock, ssl_context=ssl_context, trace=args.trace, observers=observers, accept_peer=accept
+        )
     except (OSError, TimeoutError) as exc:  # refused, reset, TLS handshake failed, connect timeout
         return Close(f"no session: {type(exc).__name__}: {exc}"), None
+
+
+def staple_required(writer: asyncio.StreamWriter) -> str | None:
+    """`--require-ocsp-staple`: the SECC stapled an OCSP response that says GOOD for its leaf, now; else why not."""
+    import datetime as dt
+
+    from stack.security.ocsp import OcspError, OcspStatus
+    from stack.security.ocsp_staple import stapled_status
+
+    connection = writer.get_extra_info("ssl_object")
+    if connection is None:
+        return "no TLS: no OCSP staple"
+    try:
+        status = stapled_status(connection, dt.datetime.now(dt.UTC))
+    except OcspError as exc:
+        return f"the SECC's OCSP staple cannot be relied on: {exc}"
+    if status is not OcspStatus.GOOD:
+        return "the SECC stapled no OCSP response" if status is None else f"the SECC's OCSP staple says {status.name}"
+    return None
 
 
 def truck_verdict(truck: Truck, close: Close, departure: DepartureFeasibility | None) -> Verdict:
@@ -207,6 +229,11 @@ def add_parser(sub: Any) -> None:
         " Without one (or an empty folder) the truck asks for a contract by CertificateInstallation first",
     )
     pnc.add_argument("--install-contract", action="store_true", help="ask for a new contract even when it has one")
+    p.add_argument(
+        "--require-ocsp-staple",
+        action="store_true",
+        help="start no session unless the SECC staples an OCSP response that says GOOD for its TLS leaf",
+    )
     p.add_argument("--trace", type=Path, help="write the decoded XML of every message to this file")
     add_logging_options(p)
     p.set_defaults(func=lambda a: asyncio.run(charge(a)), logs=True)

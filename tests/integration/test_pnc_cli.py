@@ -244,3 +244,23 @@ def test_a_pnc_truck_at_an_eim_charger_is_not_ok(test_pki: pki.PkiPaths, tmp_pat
     assert summary["reason"].startswith("Plug & Charge did not happen: no authorization possible")
     assert "the SECC offers EIM" in summary["reason"] and summary["emaid"] is None
     evse.communicate(timeout=60)
+
+
+def test_a_truck_that_requires_a_staple_gets_one_or_starts_no_session(test_pki: pki.PkiPaths, tmp_path: Path) -> None:
+    load = pki.load_certificates
+    leaf, issuer = load(test_pki.secc_cert)[0], load(test_pki.cert("cpo_sub_ca2"))[0]
+    responder = LocalOcspResponder(issuer, pki.load_private_key(test_pki.key("cpo_sub_ca2")), issuer)
+    staple = tmp_path / "secc.ocsp"
+    staple.write_bytes(responder.response_for(leaf, dt.datetime.now(dt.UTC)))
+    port = free_port()
+    evse = charger(test_pki, port, 1, "--ocsp-staple", str(staple))
+    done, stapled = truck(test_pki, port, "--contract", str(test_pki.directory), "--require-ocsp-staple")
+    assert done.returncode == 0 and (stapled["result"], stapled["auth"]) == ("ok", "pnc"), done.stderr
+    assert finished(evse)[0] == 0
+    port = free_port()
+    evse = charger(test_pki, port, 1)  # staples nothing
+    done, refused = truck(test_pki, port, "--contract", str(test_pki.directory), "--require-ocsp-staple")
+    assert done.returncode != 0 and refused["session_id"] is None
+    assert refused["reason"] == "no session: PeerRefused: the SECC stapled no OCSP response"
+    evse.kill()
+    evse.communicate()
