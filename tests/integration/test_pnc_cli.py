@@ -187,12 +187,19 @@ def test_bad_pnc_input_is_one_line_and_exit_2(args: list[str], error: str, tmp_p
     assert status == 2 and lines[-1].startswith("mcs-v2g: error:") and error in lines[-1], lines
 
 
-def test_the_charger_staples_its_ocsp_response(test_pki: pki.PkiPaths, tmp_path: Path) -> None:
-    load = pki.load_certificates
-    leaf, issuer = load(test_pki.secc_cert)[0], load(test_pki.cert("cpo_sub_ca2"))[0]
+def secc_staple(test_pki: pki.PkiPaths, path: Path, *, revoked: bool = False) -> Path:
+    """A DER OCSP response for the SECC leaf, signed by its issuer (CPO sub-CA 2), written to `path`."""
+    leaf, issuer = pki.load_certificates(test_pki.secc_cert)[0], pki.load_certificates(test_pki.cert("cpo_sub_ca2"))[0]
     responder = LocalOcspResponder(issuer, pki.load_private_key(test_pki.key("cpo_sub_ca2")), issuer)
-    staple = tmp_path / "secc.ocsp"
-    staple.write_bytes(responder.response_for(leaf, dt.datetime.now(dt.UTC)))
+    now = dt.datetime.now(dt.UTC)
+    if revoked:
+        responder.revoke(leaf.serial_number, now - dt.timedelta(hours=1))
+    path.write_bytes(responder.response_for(leaf, now))
+    return path
+
+
+def test_the_charger_staples_its_ocsp_response(test_pki: pki.PkiPaths, tmp_path: Path) -> None:
+    staple = secc_staple(test_pki, tmp_path / "secc.ocsp")
     port = free_port()
     evse = charger(test_pki, port, 1, "--ocsp-staple", str(staple))
     context = client_context(test_pki, request_ocsp_staple=True)
@@ -204,6 +211,7 @@ def test_the_charger_staples_its_ocsp_response(test_pki: pki.PkiPaths, tmp_path:
             threading.Event().wait(0.1)
     with context.wrap_socket(raw) as tls:
         assert stapled_response(tls) == staple.read_bytes()
+        issuer = pki.load_certificates(test_pki.cert("cpo_sub_ca2"))[0]
         assert stapled_status(tls, dt.datetime.now(dt.UTC), issuer=issuer) is OcspStatus.GOOD
     evse.kill()
     evse.communicate()
@@ -218,11 +226,7 @@ def test_a_staple_that_is_no_ocsp_response_is_refused(test_pki: pki.PkiPaths, tm
 
 def test_a_revoked_or_foreign_staple_is_refused_at_start(test_pki: pki.PkiPaths, tmp_path: Path, capsys) -> None:
     load = pki.load_certificates
-    leaf, issuer = load(test_pki.secc_cert)[0], load(test_pki.cert("cpo_sub_ca2"))[0]
-    responder = LocalOcspResponder(issuer, pki.load_private_key(test_pki.key("cpo_sub_ca2")), issuer)
-    responder.revoke(leaf.serial_number, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-    revoked, foreign = tmp_path / "revoked.der", tmp_path / "foreign.der"
-    revoked.write_bytes(responder.response_for(leaf, dt.datetime.now(dt.UTC)))
+    revoked, foreign = secc_staple(test_pki, tmp_path / "revoked.der", revoked=True), tmp_path / "foreign.der"
     contract, mo_sub = load(test_pki.contract_cert)[0], load(test_pki.cert("mo_sub_ca2"))[0]
     mo = LocalOcspResponder(mo_sub, pki.load_private_key(test_pki.key("mo_sub_ca2")), mo_sub)
     foreign.write_bytes(mo.response_for(contract, dt.datetime.now(dt.UTC)))
@@ -247,11 +251,7 @@ def test_a_pnc_truck_at_an_eim_charger_is_not_ok(test_pki: pki.PkiPaths, tmp_pat
 
 
 def test_a_truck_that_requires_a_staple_gets_one_or_starts_no_session(test_pki: pki.PkiPaths, tmp_path: Path) -> None:
-    load = pki.load_certificates
-    leaf, issuer = load(test_pki.secc_cert)[0], load(test_pki.cert("cpo_sub_ca2"))[0]
-    responder = LocalOcspResponder(issuer, pki.load_private_key(test_pki.key("cpo_sub_ca2")), issuer)
-    staple = tmp_path / "secc.ocsp"
-    staple.write_bytes(responder.response_for(leaf, dt.datetime.now(dt.UTC)))
+    staple = secc_staple(test_pki, tmp_path / "secc.ocsp")
     port = free_port()
     evse = charger(test_pki, port, 1, "--ocsp-staple", str(staple))
     done, stapled = truck(test_pki, port, "--contract", str(test_pki.directory), "--require-ocsp-staple")
