@@ -795,3 +795,20 @@ def test_an_installed_contract_is_kept_at_once() -> None:
     session = installing(pf.local_backend(), keep=kept.append)
     assert_charged(session)
     assert kept == [session.evcc.ctx.contract]
+
+
+@pytest.mark.parametrize(
+    "certificate", [b"", b"\x30\x82\x01\x00garbage" * 8, bytes(1600)], ids=["empty", "garbage", "zeros"]
+)
+def test_a_garbage_provisioning_certificate_is_a_signature_error(certificate: bytes) -> None:
+    """The SECC reads the OEM provisioning leaf to check the request's signature: garbage there is
+    FAILED_SignatureError (MV-INSTALLATION-SIGNATURE) and the session ends, never an exception."""
+    from tests.unit.test_rulebook import _installing_pair
+
+    pair = _installing_pair()
+    request = pair.at(cm.CertificateInstallationReq)
+    chain = replace(request.oem_provisioning_certificate_chain, certificate=certificate)
+    actions = pair.to_secc(replace(request, oem_provisioning_certificate_chain=chain))
+    (response,) = [a.message for a in actions if isinstance(a, Send)]
+    assert str(response.response_code) == "FAILED_SignatureError"
+    assert pair.secc.closed is not None
