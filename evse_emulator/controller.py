@@ -191,7 +191,7 @@ class PlantEvseController:
         current = power / voltage
         if loop.control_mode is ControlMode.SCHEDULED and loop.target_current is not None:
             current = loop.target_current  # the EV follows its schedule
-        current, limited = self._clamp(current, voltage, ev, rated)
+        current, limited = clamp_current(current, voltage, ev, rated, self._ev_max_current())
         faults = self.faults()
         pause = not faults and self.policy.pause(now)
         if faults or pause:  # shutting down (a fault) or pausing: no current until the EV stops
@@ -219,24 +219,6 @@ class PlantEvseController:
             return None
         self.metering_asked = True
         return "MeteringConfirmation"
-
-    def _clamp(
-        self, current: float, voltage: float, ev: PowerLimits | None, r: PowerLimits
-    ) -> tuple[float, str | None]:
-        """Limit a signed current by the charger's ratings `r` and the EV's limits; says which limit acted."""
-        if current >= 0:
-            caps = [("current", r.max_charge_current), ("power", r.max_charge_power / voltage)]
-            if ev is not None:
-                caps += [("current", ev.max_charge_current), ("power", ev.max_charge_power / voltage)]
-        else:
-            ev_power = (ev.max_discharge_power or 0.0) if ev else 0.0
-            ev_current = (ev.max_discharge_current or 0.0) if ev else 0.0
-            caps = [("current", r.max_discharge_current or 0.0), ("power", (r.max_discharge_power or 0.0) / voltage)]
-            caps += [("current", ev_current), ("power", ev_power / voltage)]
-        name, cap = min(caps, key=lambda c: c[1])
-        if abs(current) <= cap:
-            return current, None
-        return (cap if current >= 0 else -cap), name
 
     def welding_detection(self, now: float) -> float:
         return self.hal.power_stage.present().voltage_v
@@ -275,3 +257,25 @@ def within(limits: PowerLimits, capability: StageCapability | None) -> PowerLimi
             min(limits.max_discharge_power or 0.0, capability.max_discharge_power_w) if discharge else None
         ),
     )
+
+
+def clamp_current(
+    current: float, voltage: float, ev: PowerLimits | None, r: PowerLimits, armed: float | None
+) -> tuple[float, str | None]:
+    """Limit a signed current by the charger's ratings `r`, the EV's limits in this loop and `armed`, the
+    current the over-current protection was armed for at the session's start (the EV's limits then: an EV
+    whose loop limits grew since must not trip the charger); says which limit acted."""
+    caps_armed = [] if armed is None else [("current", armed)]
+    if current >= 0:
+        caps = [("current", r.max_charge_current), ("power", r.max_charge_power / voltage)]
+        if ev is not None:
+            caps += [("current", ev.max_charge_current), ("power", ev.max_charge_power / voltage)]
+    else:
+        ev_power = (ev.max_discharge_power or 0.0) if ev else 0.0
+        ev_current = (ev.max_discharge_current or 0.0) if ev else 0.0
+        caps = [("current", r.max_discharge_current or 0.0), ("power", (r.max_discharge_power or 0.0) / voltage)]
+        caps += [("current", ev_current), ("power", ev_power / voltage)]
+    name, cap = min(caps + caps_armed, key=lambda c: c[1])
+    if abs(current) <= cap:
+        return current, None
+    return (cap if current >= 0 else -cap), name

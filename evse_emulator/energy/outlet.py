@@ -244,6 +244,7 @@ class Visit:
     starts: int = 0  # PowerDelivery(Start): the truck's contactor closings
     renegotiations: int = 0  # PowerDelivery(ScheduleRenegotiation)
     priced_schedules: int = 0  # ScheduleExchangeRes with price levels
+    finished: bool = False  # the truck ended its charging for this visit (SessionStopReq Terminate)
 
 
 @dataclass
@@ -297,8 +298,11 @@ class DepotOutlet:
         elif isinstance(message, cm.ScheduleExchangeRes) and message.scheduled_se_res_control_mode is not None:
             tuples = message.scheduled_se_res_control_mode.schedule_tuple
             visit.priced_schedules += any(t.charging_schedule.price_level_schedule is not None for t in tuples)
+        elif isinstance(message, cm.SessionStopReq):
+            visit.finished = message.charging_session == cm.ChargingSession.Terminate
         elif message_name(message) == "SessionSetupRes":
             visit.session_id = message.header.session_id.hex().upper()  # type: ignore[attr-defined]
+            visit.finished = False
 
     def telemetry(self, t_s: float, now: float) -> Telemetry:
         """What the charger knows now: its output, and what the truck said in its last charge loop."""
@@ -313,6 +317,8 @@ class DepotOutlet:
         told = self.policy.current(now)
         if visit is not None and told is not None and told.paused:
             state = "paused"
+        if visit is not None and visit.finished:
+            state = "finished"
         if power > ACTIVE_W:
             state = "charging"
         elif power < -ACTIVE_W:

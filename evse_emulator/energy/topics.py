@@ -91,7 +91,7 @@ class Telemetry:
     current_a: float  # > 0 into the truck
     power_kw: float
     soc: float | None  # 0..1 as the truck displays it, None without a truck
-    state: str  # idle, connected, charging, discharging, paused, fault
+    state: str  # idle, connected, charging, discharging, paused, finished (the truck ended its charging), fault
     session_id: str | None
     truck: str | None = None  # the plugged-in truck (its EVCCID)
     ev_max_charge_w: float = 0.0  # the EV's limits in its last DC_ChargeLoopReq

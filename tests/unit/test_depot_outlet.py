@@ -9,9 +9,12 @@ from dataclasses import replace
 
 import pytest
 
+from evse_emulator.controller import clamp_current
 from evse_emulator.energy.outlet import RENEGOTIATE_W, RENEGOTIATE_WH, DepotOutlet, SiteSetpoint
 from evse_emulator.energy.policy import PolicyInput
 from evse_emulator.energy.topics import Setpoint
+from stack.messages import iso20_common as cm
+from stack.messages import iso20_types as ct
 from stack.session.controller import EnergyRequest, PowerLimits
 
 KW = 1000.0
@@ -321,3 +324,30 @@ def test_a_depot_outlet_counts_visits_and_hands_the_truck_to_its_policy() -> Non
     assert visit.messages == 1
     assert outlet.plug("T2") is not visit
     assert [v.truck for v in outlet.visits] == ["T1", "T2"]
+
+
+def _stop(kind: str) -> cm.SessionStopReq:
+    header = ct.MessageHeader(session_id=b"\x01" * 8, time_stamp=0)
+    return cm.SessionStopReq(header=header, charging_session=cm.ChargingSession(kind))
+
+
+def test_a_truck_that_terminates_its_session_is_finished_until_it_starts_another() -> None:
+    """SessionStopReq(Terminate) ends the truck's charging for the visit; a Pause does not."""
+    outlet = DepotOutlet("c1", charger=None, policy=policy(truck=None), efficiency=0.95)  # type: ignore[arg-type]
+    visit = outlet.plug("T1")
+    outlet.observe("rx", _stop("Pause"))
+    assert not visit.finished
+    outlet.observe("rx", _stop("Terminate"))
+    assert visit.finished
+
+
+def test_the_charger_never_commands_more_current_than_its_protection_was_armed_for() -> None:
+    """The EV's loop limits may grow past what it said at ChargeParameterDiscovery (the over-current trip's
+    reference): the current stays at the armed value instead of tripping the charger (a seed-3 depot fault)."""
+    ev_now = replace(EV, max_charge_current=700.0, max_charge_power=1000 * KW)
+    ev_v2g = replace(ev_now, max_discharge_current=700.0, max_discharge_power=1000 * KW)
+    evse = replace(EVSE, max_charge_power=1000 * KW, max_discharge_power=1000 * KW, max_discharge_current=3000.0)
+    assert clamp_current(606.0, 850.0, ev_now, evse, armed=520.0) == (520.0, "current")
+    assert clamp_current(-606.0, 850.0, ev_v2g, evse, armed=520.0) == (-520.0, "current")
+    assert clamp_current(300.0, 850.0, ev_now, evse, armed=520.0) == (300.0, None)
+    assert clamp_current(606.0, 850.0, ev_now, evse, armed=None) == (606.0, None)
