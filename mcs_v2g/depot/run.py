@@ -230,7 +230,9 @@ class LocalBackend:
         for a in announced:
             self.ems.announce(a)
         if records:
-            self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records))
+            hours = self.ems.model.step_s / 3600
+            delivered = {r.truck: r.power_w * hours for r in records if r.truck is not None}
+            self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records), delivered)
         if not telemetry:  # the horizon: the last step's records only
             return {}
         decision = self.ems.dispatch(t_s, telemetry)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
 from evse_emulator.energy.ems import Charger, SitePlan, Truck, Weights, lower_bound, plan
 from evse_emulator.energy.ems import fallback as fallback_plan
-from evse_emulator.energy.ems.model import DEMAND_WINDOW_S
+from evse_emulator.energy.ems.model import DEMAND_WINDOW_S, PLAN_WEIGHTS
 
 REL = 1e-6
 KW = 1000.0
@@ -102,6 +103,45 @@ def test_booked_truck_is_served_first() -> None:
     assert p.truck("t1").power_w[0] == pytest.approx(10 * KW, rel=REL)
     assert p.costs.priority_eur == pytest.approx(30 * (200.0 - 2.0), rel=REL)  # the walk-in's 30 kWh, at the floor
     assert p.costs.total_eur == pytest.approx(50 * 0.1 * 1 + 30 * 2.0, rel=REL)
+
+
+def test_a_booked_target_that_cannot_be_met_is_not_bought_above_its_price() -> None:
+    """Booked trucks come first, but a target that cannot be met costs the plan only `booked_premium` over the
+    scenario's price: the demand charge of a peak is not paid to push a few kWh more into a truck that leaves short
+    anyway (at 10x, seed 1 of the benchmark paid 240 kW of peak for it)."""
+    w = PLAN_WEIGHTS
+    booked_short = truck(booked=True, firm_target=False)
+    assert w.unserved(2.0, booked_short) == pytest.approx(2.0 * (1 + w.booked_premium))
+    assert w.unserved(2.0, truck(booked=True)) == pytest.approx(200.0 * w.booked_weight)
+    assert w.unserved(2.0, truck(firm_target=False)) == 2.0
+    assert w.unserved(2.0, truck()) == 200.0
+    # 15 kWh more in a 15-min window raise the peak by 60 kW: 3 EUR/kW x 60 = 180 EUR > 15 kWh x 2.1 EUR
+    t = truck(soc=0.0, target_soc=1.0, max_charge_w=100 * KW, booked=True, firm_target=False)
+    x = site([0.1], [t], step_s=DEMAND_WINDOW_S, demand_eur_per_kw=3.0, peak_15min_w=40 * KW)
+    p = plan(x)
+    assert p.truck("t1").power_w[0] == pytest.approx(40 * KW, rel=REL)  # up to the peak so far, no further
+    # between two that cannot be met, the booked one still comes first
+    walk_in = truck("t1", "c1", soc=0.0, target_soc=1.0, firm_target=False)
+    booked = truck("t2", "c2", soc=0.0, target_soc=1.0, firm_target=False, booked=True)
+    p = plan(site([0.1], [walk_in, booked], limit_w=50 * KW))
+    assert p.truck("t2").power_w[0] == pytest.approx(50 * KW, rel=REL)
+    assert p.truck("t1").power_w[0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_the_far_future_is_planned_in_15_min_blocks_within_a_fraction_of_the_detailed_cost() -> None:
+    """Step by step for `detail_s`, then one power per 15-min window: the plan says until when it is detailed, its
+    powers are constant within each block, and it costs within 0.1 % of the plan detailed throughout (tariffs that
+    change on quarter hours; a departure inside a block)."""
+    prices = [0.1 + 0.05 * ((k // 45) % 3) for k in range(180)]  # 3 h of 1-min steps
+    t = truck(soc=0.1, target_soc=0.9, max_charge_w=100 * KW, departure_s=2.4 * 3600)
+    x = site(prices, [t], step_s=60, demand_eur_per_kw=2.0, limit_w=60 * KW)
+    coarse, fine = plan(x, detail_s=3600.0), plan(x, detail_s=None)
+    assert (coarse.detailed_until_s, fine.detailed_until_s) == (3600.0, math.inf)
+    power = coarse.truck("t1").power_w
+    for start in range(60, 135, 15):  # the block of the departure (at 144 min) is cut by it
+        assert len({round(w, 6) for w in power[start : start + 15]}) == 1
+    assert coarse.costs.total_eur == pytest.approx(fine.costs.total_eur, rel=1e-3)
+    assert coarse.truck("t1").unserved_wh == pytest.approx(0.0, abs=1.0)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 
 from evse_emulator.energy.ems.model import PLAN_WEIGHTS, Charger, Plan, SitePlan, evaluate
-from evse_emulator.energy.ems.site import GUARD_MARGIN, TARGET_MARGIN, FcrTerms, Planner, SiteEms, SiteModel
+from evse_emulator.energy.ems.site import (
+    GUARD_MARGIN,
+    PLAN_CEILING_SOC,
+    STORAGE_EFFICIENCY,
+    TARGET_MARGIN,
+    FcrTerms,
+    Planner,
+    SiteEms,
+    SiteModel,
+)
 from evse_emulator.energy.topics import Announcement, Telemetry
 
 KW = 1000.0
@@ -346,3 +355,56 @@ def test_a_target_is_planned_early_and_a_truck_behind_catches_up_after() -> None
     ems.dispatch(6660.0, {"c1": tel(6660.0, **behind), "c2": tel(6660.0, truck=None)})
     assert ems.plans > plans and any("T1 50 kWh short at its plan's end" in text for _, text in ems.events)
     assert {t.id: t.departure_s for t in seen[-1].trucks}["T1"] == 7200.0  # ... then to the real departure
+
+
+# -- what the EMS believes of a pack between charge loops --------------------------------------------------------
+def test_a_silent_truck_is_where_it_last_said_plus_what_the_meter_counted_since() -> None:
+    """A paused truck sends no energy request: its last word plus the DC energy its charger's meter counted after
+    it (through the plan's storage efficiency), not the SoC it arrived with (a seed-3 depot missed a target)."""
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(chargers=(C1, C2)), stub(constant(), seen))
+    ems.announce(announce(soc=0.2))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=300 * KWH)})  # 200 kWh in the pack
+    ems.record_step(0.0, 62.5 * KW, {"T1": 60 * KWH})  # charged 60 kWh DC in the step, then paused
+    ems.announce(announce("T2", "c2", t_s=60.0))  # something to re-plan for
+    ems.dispatch(60.0, {"c1": tel(60.0, cycles_used=1), "c2": tel(60.0, truck="T2")})
+    t1 = next(t for t in seen[-1].trucks if t.id == "T1")
+    assert t1.soc == pytest.approx((200 * KWH + 60 * KWH * STORAGE_EFFICIENCY) / (500 * KWH))
+
+
+def test_a_truck_that_ended_its_charging_is_planned_with_no_power() -> None:
+    """Its charger says `finished` (the truck sent SessionStop Terminate, e.g. at its BMS's limit): it takes and
+    gives nothing more this visit, so the plan must not count on its V2G (a seed-2 depot's peak)."""
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce(max_discharge_w=300 * KW))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=100 * KWH)})
+    finished = Telemetry(60.0, 800.0, 0.0, 0.0, None, "finished", None, truck="T1", cycles_used=1)
+    d = ems.dispatch(60.0, {"c1": finished})
+    assert d.replanned == ("T1 ended its charging",)
+    (t1,) = seen[-1].trucks
+    assert (t1.max_charge_w, t1.max_discharge_w) == (0.0, 0.0)
+    assert d.setpoints["c1"].power_w == 0.0
+
+
+@pytest.mark.parametrize(("target", "ceiling"), [(0.8, PLAN_CEILING_SOC), (0.99, 1.0)])
+def test_the_plan_leaves_the_top_of_a_pack_alone_unless_the_target_is_there(target: float, ceiling: float) -> None:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce(target_soc=target, departure_s=36_000.0))
+    ems.dispatch(0.0, {"c1": tel(0.0)})
+    assert seen[-1].trucks[0].max_soc == pytest.approx(ceiling)
+
+
+def test_the_ems_plans_again_when_the_step_by_step_part_of_its_plan_ends() -> None:
+    """The LP plans the first hour step by step and the rest in 15-min blocks: before the blocks come it plans
+    again, with nothing else new."""
+    ems = SiteEms(model(horizon_s=4 * 3600.0))
+    ems.announce(announce(departure_s=4 * 3600.0, target_soc=0.5))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=100 * KWH)})  # above its target: nothing to deliver
+    assert ems.plan is not None and ems.plan.detailed_until_s == 3600.0
+    for t in range(60, 3600, 60):
+        assert ems.dispatch(float(t), {"c1": tel(float(t))}).replanned == ()
+    d = ems.dispatch(3600.0, {"c1": tel(3600.0)})
+    assert d.replanned == ("the plan's step-by-step part has ended",)
+    assert ems.plan.detailed_until_s == 7200.0

@@ -1,5 +1,8 @@
 """The site EMS's plan: one linear programme over the rolling horizon, solved with HiGHS.
 
+The horizon's steps are grouped into blocks (`_blocks`): one block per step for the first `DETAIL_S` (the bound:
+all of it), then one per 15-min demand window, with the series' means over it; below, "step" means a block.
+
 Variables (W unless named): per truck i and plugged-in step k, charge c >= 0 and discharge d >= 0 (DC, bounded by
 the truck and its charger times the plugged-in fraction of the step; d only on a bidirectional charger with
 max_discharge_w > 0 and, in a plan, when the truck starts at or above its floor), the battery energy E (Wh) at
@@ -23,15 +26,25 @@ see `Weights`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 
 from evse_emulator.energy.ems import fallback
-from evse_emulator.energy.ems.model import BOUND_WEIGHTS, PLAN_WEIGHTS, Plan, SitePlan, Weights, evaluate
+from evse_emulator.energy.ems.model import (
+    BOUND_WEIGHTS,
+    DEMAND_WINDOW_S,
+    PLAN_WEIGHTS,
+    Plan,
+    SitePlan,
+    Weights,
+    evaluate,
+)
 
 TIME_LIMIT_S = 10.0
+DETAIL_S = 3600.0  # the plan is step by step for this long, in 15-min blocks after it
 _FcrTruck = tuple[int, float, int, int, float, float, bool]  # truck, eff, c, d cols, c_max, d_max, above its floor
 
 
@@ -86,25 +99,78 @@ class _Lp:
         return h, h.getModelStatus() == highspy.HighsModelStatus.kOptimal
 
 
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """Consecutive steps planned as one: one power per truck, the series' means (the limits' least) over them."""
+
+    steps: tuple[int, ...]
+    hours: float
+    import_eur_per_kwh: float
+    export_eur_per_kwh: float
+    base_load_w: float
+    import_limit_w: float
+    export_limit_w: float
+    fcr_w: float
+
+
+def _blocks(x: SitePlan, detail_s: float | None) -> list[_Block]:
+    """The plan's time grid: every step up to `detail_s` from now (None: all of them), then the steps of each
+    15-min demand window together (the tariffs and limits change on those boundaries in practice)."""
+    groups: list[list[int]] = []
+    last_window = None
+    for k, t in enumerate(x.t_s):
+        if detail_s is None or t < x.t_s[0] + detail_s:
+            groups.append([k])
+            continue
+        window = int((t + 1e-9) // DEMAND_WINDOW_S)
+        if window == last_window:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+        last_window = window
+    out = []
+    for ks in groups:
+        m = len(ks)
+        out.append(
+            _Block(
+                steps=tuple(ks),
+                hours=m * x.step_s / 3600,
+                import_eur_per_kwh=sum(x.import_eur_per_kwh[k] for k in ks) / m,
+                export_eur_per_kwh=sum(x.export_eur_per_kwh[k] for k in ks) / m,
+                base_load_w=sum(x.base_load_w[k] for k in ks) / m,
+                import_limit_w=min(x.import_limit_w[k] for k in ks),
+                export_limit_w=min(x.export_limit_w[k] for k in ks),
+                fcr_w=max(x.fcr(k) for k in ks),
+            )
+        )
+    return out
+
+
 def plan(
-    x: SitePlan, *, time_limit: float = TIME_LIMIT_S, weights: Weights = PLAN_WEIGHTS, strict_floor: bool = True
+    x: SitePlan,
+    *,
+    time_limit: float = TIME_LIMIT_S,
+    weights: Weights = PLAN_WEIGHTS,
+    strict_floor: bool = True,
+    detail_s: float | None = DETAIL_S,
 ) -> Plan:
     """The optimal plan; `fallback.plan` (marked) when HiGHS fails, finds no optimum or hits `time_limit` (s).
 
+    The plan is step by step for `detail_s` (None: to its end) and in 15-min blocks after that: a tenth of the
+    LP for a day's plan, and the far future is planned again before it comes (`Plan.detailed_until_s`).
     `strict_floor=False` lets a truck that starts below its floor discharge back to its start (a relaxation,
     for the lower bound); a plan keeps such a truck from discharging until a re-plan sees it above the floor.
     """
     inf = highspy.kHighsInf
     lp = _Lp()
-    hours = x.step_s / 3600
-    gi = [lp.col(x.import_eur_per_kwh[k] * hours / 1000, 0.0, x.import_limit_w[k]) for k in range(x.n)]
-    ge = [lp.col(-x.export_eur_per_kwh[k] * hours / 1000, 0.0, x.export_limit_w[k]) for k in range(x.n)]
-    grid_rows: list[dict[int, float]] = [{gi[k]: 1.0, ge[k]: -1.0} for k in range(x.n)]
+    blocks = _blocks(x, detail_s)
+    gi = [lp.col(b.import_eur_per_kwh * b.hours / 1000, 0.0, b.import_limit_w) for b in blocks]
+    ge = [lp.col(-b.export_eur_per_kwh * b.hours / 1000, 0.0, b.export_limit_w) for b in blocks]
+    grid_rows: list[dict[int, float]] = [{gi[j]: 1.0, ge[j]: -1.0} for j in range(len(blocks))]
     on_charger: dict[tuple[str, int], dict[int, float]] = {}
-    fcr: list[list[_FcrTruck]] = [[] for _ in range(x.n)]
-    energy_at: dict[tuple[int, int], tuple[int | None, float]] = {}  # (truck, boundary k) -> (E col | None, E0)
-    cols: list[dict[int, tuple[int, int]]] = []
-    throughput = weights.throughput_eur_per_kwh * hours / 1000
+    fcr: list[list[_FcrTruck]] = [[] for _ in blocks]
+    energy_at: dict[tuple[int, int], tuple[int | None, float]] = {}  # (truck, boundary j) -> (E col | None, E0)
+    cols: list[dict[int, tuple[int, int, float]]] = []  # per truck: block -> (c, d, presence)
     for i, truck in enumerate(x.trucks):
         charger = x.charger(truck.charger)
         eff, cap = charger.efficiency, charger.max_power_w
@@ -112,117 +178,142 @@ def plan(
         can_discharge = charger.bidirectional and truck.max_discharge_w > 0 and (e0 >= floor or not strict_floor)
         c_max, d_max = min(truck.max_charge_w, cap), min(truck.max_discharge_w, cap) if can_discharge else 0.0
         e_low = min(floor, e0)
-        steps = [k for k in range(x.n) if x.presence(truck, k) > 0]
-        mine: dict[int, tuple[int, int]] = {}
+        mine: dict[int, tuple[int, int, float]] = {}
         prev: tuple[int | None, float] = (None, e0)
-        for k in steps:
-            f = x.presence(truck, k)
-            tie = throughput * (1 + k / x.n)
+        for j, b in enumerate(blocks):
+            f = sum(x.presence(truck, k) for k in b.steps) / len(b.steps)
+            if f <= 0:
+                continue
+            tie = weights.throughput_eur_per_kwh * b.hours / 1000 * (1 + b.steps[0] / x.n)
             c, d = lp.col(tie, 0.0, c_max * f), lp.col(tie, 0.0, d_max * f)
-            e = lp.col(0.0, e_low, full)
+            e = lp.col(0.0, e_low, max(truck.max_soc * full, e0))
             if truck.taper_knee_soc < 1.0:  # c <= c_max f (1 - (1 - end) (E / full - knee) / (1 - knee))
                 slope = (1 - truck.taper_end) / (1 - truck.taper_knee_soc)
                 lp.row({c: 1.0, e: c_max * f * slope / full}, -inf, c_max * f * (1 + slope * truck.taper_knee_soc))
-            mine[k] = (c, d)
-            energy_at.setdefault((i, k), prev)
-            energy_at[(i, k + 1)] = (e, 0.0)
+            energy_at.setdefault((i, j), prev)
+            energy_at[(i, j + 1)] = (e, 0.0)
             eta = truck.storage_efficiency
-            terms = {e: 1.0, c: -hours * eta, d: hours / eta}
+            terms = {e: 1.0, c: -b.hours * eta, d: b.hours / eta}
             if prev[0] is not None:
                 terms[prev[0]] = -1.0
             lp.row(terms, prev[1], prev[1])
             prev = (e, 0.0)
-            grid_rows[k][c] = -1 / eff
-            grid_rows[k][d] = eff
-            on_charger.setdefault((charger.id, k), {}).update({c: 1.0, d: 1.0})
+            grid_rows[j][c] = -1 / eff
+            grid_rows[j][d] = eff
+            on_charger.setdefault((charger.id, j), {}).update({c: 1.0, d: 1.0})
             if charger.bidirectional and f >= 1.0:
-                fcr[k].append((i, eff, c, d, c_max, d_max, can_discharge and e0 >= floor))
-            if weights.variation_eur_per_kw > 0 and k - 1 in mine:
+                fcr[j].append((i, eff, c, d, c_max, d_max, can_discharge and e0 >= floor))
+            if weights.variation_eur_per_kw > 0 and j - 1 in mine:
                 v = lp.col(weights.variation_eur_per_kw / 1000, 0.0, inf)
-                pc, pd = mine[k - 1]
+                pc, pd, _ = mine[j - 1]
                 lp.row({v: 1.0, c: -1.0, d: 1.0, pc: 1.0, pd: -1.0}, 0.0, inf)
                 lp.row({v: 1.0, c: 1.0, d: -1.0, pc: -1.0, pd: 1.0}, 0.0, inf)
+            mine[j] = (c, d, f)
         cols.append(mine)
-        if steps and truck.target_soc * full > 0:
+        if mine and truck.target_soc * full > 0:
             u = lp.col(weights.unserved(x.unserved_eur_per_kwh, truck) / 1000, 0.0, inf)
             soft = lp.col(x.unserved_eur_per_kwh / 1000, 0.0, truck.soft_soc * full)  # the margin's shortfall
-            e_end, _ = energy_at[(i, steps[-1] + 1)]
+            e_end, _ = energy_at[(i, max(mine) + 1)]
             assert e_end is not None
             lp.row({e_end: 1.0, u: 1.0, soft: 1.0}, truck.target_soc * full, inf)
         elif truck.departure_s > x.t_s[0]:  # plugged in only after the plan: its shortfall is a constant
             short_kwh = max(0.0, truck.target_soc * full - e0) / 1000
             lp.offset += short_kwh * weights.unserved(x.unserved_eur_per_kwh, truck)
-    for k in range(x.n):
-        lp.row(grid_rows[k], x.base_load_w[k], x.base_load_w[k])
+    for j, b in enumerate(blocks):
+        lp.row(grid_rows[j], b.base_load_w, b.base_load_w)
     for (cid, _), terms in on_charger.items():
         if len(terms) > 2:
             lp.row(terms, 0.0, x.charger(cid).max_power_w)
-    fcr_short = _fcr_rows(lp, x, fcr, energy_at, gi, ge, weights.fcr_shortfall_eur_per_kwh * hours / 1000)
+    fcr_short = _fcr_rows(lp, x, blocks, fcr, energy_at, gi, ge, weights.fcr_shortfall_eur_per_kwh / 1000)
     if x.demand_eur_per_kw > 0:
         peak = lp.col(x.demand_eur_per_kw / 1000, x.peak_15min_w, inf)
         lp.offset -= x.demand_eur_per_kw / 1000 * x.peak_15min_w
+        block_of = {k: j for j, b in enumerate(blocks) for k in b.steps}
         for steps, wh, length in x.demand_windows():
-            lp.row({peak: 1.0} | {gi[k]: -x.step_s / length for k in steps}, wh * 3600 / length, inf)
+            terms = {peak: 1.0}
+            for k in steps:
+                terms[gi[block_of[k]]] = terms.get(gi[block_of[k]], 0.0) - x.step_s / length
+            lp.row(terms, wh * 3600 / length, inf)
     try:
-        scale = 1000 / hours / max(0.01, *(abs(p) for p in x.import_eur_per_kwh))
+        scale = 3.6 / x.step_s * 1e6 / max(0.01, *(abs(p) for p in x.import_eur_per_kwh))
         h, optimal = lp.solve(time_limit, scale)
     except Exception as e:  # any solver failure: the safe plan
         return fallback.plan(x, reason=f"HiGHS failed: {e}")
     if not optimal:
         return fallback.plan(x, reason=f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
     sol = h.getSolution().col_value
-    power = [[sol[m[k][0]] - sol[m[k][1]] if k in m else 0.0 for k in range(x.n)] for m in cols]
-    short = [sol[fcr_short[k]] if k in fcr_short else 0.0 for k in range(x.n)]
-    objective = h.getInfo().objective_function_value / scale
+    power = [[0.0] * x.n for _ in x.trucks]
+    short = [0.0] * x.n
+    for j, b in enumerate(blocks):
+        for i, mine in enumerate(cols):
+            if j in mine:
+                c, d, f = mine[j]
+                while_plugged = (sol[c] - sol[d]) / f
+                for k in b.steps:
+                    power[i][k] = while_plugged * x.presence(x.trucks[i], k)
+        if j in fcr_short:
+            for k in b.steps:
+                short[k] = sol[fcr_short[j]]
+    detailed = all(len(b.steps) == 1 for b in blocks)
+    coarse_from = next((x.t_s[b.steps[0]] for b in blocks if len(b.steps) > 1), math.inf)
     return evaluate(
-        x, power, weights, fcr_shortfall_w=short, status="optimal", solve_s=h.getRunTime(), objective_eur=objective
+        x,
+        power,
+        weights,
+        fcr_shortfall_w=short,
+        status="optimal",
+        solve_s=h.getRunTime(),
+        objective_eur=h.getInfo().objective_function_value / scale if detailed else None,
+        detailed_until_s=coarse_from,
     )
 
 
 def _fcr_rows(
     lp: _Lp,
     x: SitePlan,
+    blocks: list[_Block],
     fcr: list[list[_FcrTruck]],
     energy_at: dict[tuple[int, int], tuple[int | None, float]],
     gi: list[int],
     ge: list[int],
     penalty: float,
 ) -> dict[int, int]:
-    """The FCR reservation of every step in a window: power, grid and energy headroom in both directions.
+    """The FCR reservation of every block in a window: power, grid and energy headroom in both directions.
 
-    Each step's reservation may fall short by a penalised slack (its column, per step, is returned): a reservation
-    that the plugged-in trucks cannot hold costs its penalty instead of making the whole plan infeasible.
+    Each block's reservation may fall short by a penalised slack (its column, per block, is returned; `penalty`
+    per W and hour): a reservation that the plugged-in trucks cannot hold costs its penalty instead of making the
+    whole plan infeasible.
     """
     inf = highspy.kHighsInf
     shortfall: dict[int, int] = {}
-    for k in range(x.n):
-        capacity = x.fcr(k)
+    for j, b in enumerate(blocks):
+        capacity = b.fcr_w
         if capacity <= 0:
             continue
         down: dict[int, float] = {}  # sum eff * (c - d + d_max) >= capacity: the depot can lower its import
         up: dict[int, float] = {}  # sum eff * (c_max - c + d) >= capacity: the depot can raise its import
         spare_down = spare_up = 0.0
-        for _, eff, c, d, c_max, d_max, _ in fcr[k]:
+        for _, eff, c, d, c_max, d_max, _ in fcr[j]:
             down |= {c: eff, d: -eff}
             up |= {c: -eff, d: eff}
             spare_down += eff * d_max
             spare_up += eff * c_max
-        short = lp.col(penalty, 0.0, capacity)
-        shortfall[k] = short
+        short = lp.col(penalty * b.hours, 0.0, capacity)
+        shortfall[j] = short
         lp.row(down | {short: 1.0}, capacity - spare_down, inf)
         lp.row(up | {short: 1.0}, capacity - spare_up, inf)
-        lp.row({gi[k]: 1.0, ge[k]: -1.0, short: 1.0}, capacity - x.export_limit_w[k], inf)
-        lp.row({gi[k]: 1.0, ge[k]: -1.0, short: -1.0}, -inf, x.import_limit_w[k] - capacity)
+        lp.row({gi[j]: 1.0, ge[j]: -1.0, short: 1.0}, capacity - b.export_limit_w, inf)
+        lp.row({gi[j]: 1.0, ge[j]: -1.0, short: -1.0}, -inf, b.import_limit_w - capacity)
         reserve_wh = capacity * x.fcr_reserve_s / 3600
         if reserve_wh <= 0:
             continue
-        for boundary in (k, k + 1):  # the energy at the step's start and end
+        for boundary in (j, j + 1):  # the energy at the block's start and end
             give: dict[
                 int, float
             ] = {}  # sum eff * (E - floor) >= reserve, over the trucks that may discharge from above the floor
             take: dict[int, float] = {}  # sum (battery - E) >= reserve, i.e. sum E <= sum battery - reserve
             give_rhs, take_rhs = reserve_wh, -reserve_wh
-            for i, eff, _, _, _, _, discharges in fcr[k]:
+            for i, eff, _, _, _, _, discharges in fcr[j]:
                 truck = x.trucks[i]
                 col, e0 = energy_at[(i, boundary)]
                 take_rhs += truck.battery_wh
@@ -247,7 +338,7 @@ def lower_bound(x: SitePlan, *, time_limit: float = 600.0) -> float:
     premium, no regulariser and the relaxed floor, so its optimum is a true lower bound of the cost any
     dispatch that keeps the limits, floors and FCR reservation can reach. Raises when HiGHS finds no optimum.
     """
-    result = plan(x, time_limit=time_limit, weights=BOUND_WEIGHTS, strict_floor=False)
+    result = plan(x, time_limit=time_limit, weights=BOUND_WEIGHTS, strict_floor=False, detail_s=None)
     if result.fallback:
         raise RuntimeError(f"no lower bound: {result.status}")
     return result.objective_eur - result.costs.fcr_shortfall_eur

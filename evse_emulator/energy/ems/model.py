@@ -34,6 +34,7 @@ class Truck:
     soc: float
     target_soc: float  # wanted at departure (at the plan's end when it leaves later)
     min_soc: float = 0.0  # V2G floor: never discharged below
+    max_soc: float = 1.0  # the plan fills the pack at most this far (from below it)
     max_charge_w: float = math.inf
     max_discharge_w: float = 0.0  # 0: the truck offers no V2G
     min_power_w: float = 0.0  # not an LP constraint (it needs binaries): the real-time layer pauses below it
@@ -129,10 +130,14 @@ class SitePlan:
 class Weights:
     """What the planner adds to the true cost: booked priority, the FCR shortfall and an anti-chatter regulariser.
 
-    Booked trucks' unserved energy costs `booked_weight` x the unserved price (the premium is reported apart
-    from the true cost). `throughput_eur_per_kwh` charges |DC| energy, rising linearly to twice that at the
-    horizon's end: no simultaneous charge and discharge, no round trip that does not pay, and equal-priced
-    steps filled earliest first, so a truck's power comes in blocks instead of chattering between ties.
+    A booked truck's unserved energy costs `booked_weight` x what an unbooked one's does when its target can be
+    met, and only `booked_premium` more when it cannot: booked trucks come first when the site is short, but a
+    target that cannot be met is not bought at more than about its price (at 10x, the demand charge of a whole
+    evening's peak was paid to push a few kWh more into a truck that would leave short anyway). The premium is
+    reported apart from the true cost.
+    `throughput_eur_per_kwh` charges |DC| energy, rising linearly to twice that at the horizon's end: no
+    simultaneous charge and discharge, no round trip that does not pay, and equal-priced steps filled earliest
+    first, so a truck's power comes in blocks instead of chattering between ties.
     `variation_eur_per_kw` charges every change of a truck's setpoint between steps (one more column and two rows
     per truck and step, which makes a 24 h / 50-truck plan some 40x slower: off by default).
     `fcr_shortfall_eur_per_kwh` charges each kW of the FCR reservation not held for an hour: above the unserved
@@ -140,6 +145,7 @@ class Weights:
     """
 
     booked_weight: float = 10.0
+    booked_premium: float = 0.05
     throughput_eur_per_kwh: float = 1e-4
     variation_eur_per_kw: float = 0.0
     fcr_shortfall_eur_per_kwh: float = 10.0  # per W of reserved capacity not held, per hour (x 1000)
@@ -147,16 +153,20 @@ class Weights:
 
     def unserved(self, price_eur_per_kwh: float, truck: Truck) -> float:
         """What a kWh short of a truck's target costs the planner (EUR): at least `target_eur_per_kwh` when the
-        target can be met (`Truck.firm_target`), the scenario's price for one that cannot; x booked_weight."""
-        floor = self.target_eur_per_kwh if truck.firm_target else 0.0
-        return max(price_eur_per_kwh, floor) * (self.booked_weight if truck.booked else 1.0)
+        target can be met (`Truck.firm_target`), x booked_weight; the scenario's price for one that cannot,
+        x (1 + booked_premium)."""
+        if not truck.booked:
+            return max(price_eur_per_kwh, self.target_eur_per_kwh) if truck.firm_target else price_eur_per_kwh
+        if truck.firm_target:
+            return max(price_eur_per_kwh, self.target_eur_per_kwh) * self.booked_weight
+        return price_eur_per_kwh * (1 + self.booked_premium)
 
 
 # The plan puts targets that can be met first (the operator's rule: every truck leaves with the energy it booked):
 # a kWh short costs it at least 200 EUR, above what a kWh can cost in demand charge (a 15-min window: 4 kW per kWh, at
 # demand charges up to 50 EUR/kW) or in FCR penalty; the report still counts the scenario's unserved price.
 PLAN_WEIGHTS = Weights(target_eur_per_kwh=200.0)
-BOUND_WEIGHTS = Weights(booked_weight=1.0, throughput_eur_per_kwh=0.0, variation_eur_per_kw=0.0)
+BOUND_WEIGHTS = Weights(booked_weight=1.0, booked_premium=0.0, throughput_eur_per_kwh=0.0, variation_eur_per_kw=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +210,7 @@ class Plan:
     status: str
     solve_s: float
     fallback: bool
+    detailed_until_s: float = math.inf  # step by step until then; 15-min means after it (re-plan before it)
 
     def truck(self, tid: str) -> TruckPlan:
         return next(t for t in self.trucks if t.id == tid)
@@ -219,6 +230,7 @@ def evaluate(
     solve_s: float = 0.0,
     fallback: bool = False,
     objective_eur: float | None = None,
+    detailed_until_s: float = math.inf,
 ) -> Plan:
     """The plan (SoC, grid, costs) that follows from DC setpoints `power_w[truck][step]`, by the EMS's cost model."""
     h = x.step_s / 3600
@@ -257,4 +269,7 @@ def evaluate(
     )
     objective = costs.objective_eur if objective_eur is None else objective_eur
     fcr_short = tuple(fcr_shortfall_w) or (0.0,) * x.n
-    return Plan(x.t_s, tuple(grid), peak, fcr_short, tuple(trucks), costs, objective, status, solve_s, fallback)
+    trucks_plan = tuple(trucks)
+    return Plan(
+        x.t_s, tuple(grid), peak, fcr_short, trucks_plan, costs, objective, status, solve_s, fallback, detailed_until_s
+    )

@@ -35,6 +35,9 @@ STORAGE_EFFICIENCY = 0.96  # the plan's estimate of a pack's and cable's chargin
 FIRM_MARGIN = 0.005  # of which this much is planned as firmly as the target (the rest only at the energy's price)
 TARGET_MARGIN = 0.01  # planned above the target: what the plant's ramps and the taper's shape cost at the end
 FINISH_EARLY, FINISH_EARLY_S = 0.1, 600.0  # the plan meets a target this early, the rest of the stay to catch up
+# the plan fills a pack at most this far unless its target is higher: at its limit a BMS opens the contactors and the
+# truck ends its charging for the visit, which would take its V2G with it
+PLAN_CEILING_SOC = 0.97
 GUARD_MARGIN = 0.005  # the plan and the guard keep this fraction of each grid limit free (the plants' regulation)
 
 
@@ -101,7 +104,7 @@ class SiteEms:
     known: dict[str, Announcement] = field(default_factory=dict)
     plan: Plan | None = None
     infeasible: dict[str, str] = field(default_factory=dict)  # truck -> why its target cannot be met
-    stuck: set[str] = field(default_factory=set)  # trucks paused with no contactor cycle left to resume
+    stuck: set[str] = field(default_factory=set)  # trucks that get no more energy this visit (see `_stuck`)
     events: list[tuple[float, str]] = field(default_factory=list)  # (t_s, what the EMS did and why)
     plans: int = 0
     fallbacks: int = 0
@@ -111,6 +114,7 @@ class SiteEms:
     _imports: dict[int, float] = field(default_factory=dict)  # 15-min window -> Wh imported (measured)
     _limits: tuple[float, float] | None = None
     _deviated: dict[str, float] = field(default_factory=dict)  # truck -> when it last made the EMS re-plan
+    _last_energy: dict[str, float] = field(default_factory=dict)  # truck -> Wh: its last word + metered since
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -137,12 +141,17 @@ class SiteEms:
         self._limits = (import_w, export_w)
         self._pending.append(f"grid limit {import_w / 1000:.0f} / {export_w / 1000:.0f} kW")
 
-    def record_step(self, t_s: float, chargers_grid_w: float) -> None:
+    def record_step(self, t_s: float, chargers_grid_w: float, delivered_wh: Mapping[str, float] | None = None) -> None:
         """The chargers' measured mean grid-side power over the step that started at `t_s`; with the base load,
-        the site's import that the demand charge's meter counts."""
+        the site's import that the demand charge's meter counts. `delivered_wh`: the DC energy each truck got in
+        the step by its charger's meter (what moves a paused truck's energy on from its last word)."""
         grid_w = at(self.model.base_load, t_s) + chargers_grid_w
         window = int(t_s // DEMAND_WINDOW_S)
         self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * self.model.step_s / 3600
+        for tid, wh in (delivered_wh or {}).items():
+            if tid in self._last_energy:
+                stored = wh * STORAGE_EFFICIENCY if wh >= 0 else wh / STORAGE_EFFICIENCY
+                self._last_energy[tid] += stored
 
     def dispatch(self, t_s: float, telemetry: Mapping[str, Telemetry]) -> Decision:
         """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
@@ -152,7 +161,7 @@ class SiteEms:
         self._check_deviation(t_s, energy)
         replanned: tuple[str, ...] = ()
         if self._pending or self.plan is None or not self._covers(t_s):
-            replanned = tuple(self._pending) or ("no plan",)
+            replanned = tuple(self._pending) or (self._why_no_plan(t_s),)
             self._replan(t_s, energy, replanned)
         return self._setpoints(t_s, telemetry, energy, replanned)
 
@@ -168,18 +177,25 @@ class SiteEms:
                 self._plugged[cid] = tel.truck
 
     def _stuck(self, telemetry: Mapping[str, Telemetry]) -> None:
-        """A paused truck that has closed its contactors as often as its budget allows gets no more energy: the
-        plan must not count on it (re-planned once, when it is found)."""
+        """A truck that gets no more energy this visit: it ended its charging (its charger says `finished`), or it
+        is paused and has closed its contactors as often as its budget allows. The plan must not count on it
+        (re-planned once, when it is found)."""
         for tel in telemetry.values():
             a = self.known.get(tel.truck or "")
+            if a is None or a.truck in self.stuck:
+                continue
             paused = tel.energy_to_target_wh is None and tel.cycles_used > 0
-            if a is not None and paused and tel.cycles_used >= a.max_contactor_cycles and a.truck not in self.stuck:
+            if tel.state == "finished":
+                self.stuck.add(a.truck)
+                self._pending.append(f"{a.truck} ended its charging")
+            elif paused and tel.cycles_used >= a.max_contactor_cycles:
                 self.stuck.add(a.truck)
                 self._pending.append(f"{a.truck} paused with no contactor cycle left")
 
     def _energy(self, telemetry: Mapping[str, Telemetry]) -> dict[str, float]:
         """Wh in each plugged-in known truck's pack: from its energy to full (to its target when it sends no
-        maximum; -20 energy requests are not negative, so above the target that one says nothing)."""
+        maximum; -20 energy requests are not negative, so above the target that one says nothing). A truck that
+        says nothing now (paused, between sessions) is where it last said it was."""
         out = {}
         for tel in telemetry.values():
             a = self.known.get(tel.truck or "")
@@ -189,9 +205,11 @@ class SiteEms:
                 wh = a.battery_wh - tel.energy_to_full_wh
             elif tel.energy_to_target_wh is not None:
                 wh = a.target_soc * a.battery_wh - tel.energy_to_target_wh
+            elif a.truck in self._last_energy:  # silent: its last word and what the meter counted since
+                wh = self._last_energy[a.truck]
             else:
                 continue
-            out[a.truck] = min(max(wh, 0.0), a.battery_wh)
+            out[a.truck] = self._last_energy[a.truck] = min(max(wh, 0.0), a.battery_wh)
         return out
 
     def _check_deviation(self, t_s: float, energy: Mapping[str, float]) -> None:
@@ -219,7 +237,13 @@ class SiteEms:
 
     def _covers(self, t_s: float) -> bool:
         p = self.plan
-        return p is not None and p.t_s[0] <= t_s <= p.t_s[-1]
+        return p is not None and p.t_s[0] <= t_s <= p.t_s[-1] and t_s < p.detailed_until_s
+
+    def _why_no_plan(self, t_s: float) -> str:
+        p = self.plan
+        if p is not None and p.t_s[0] <= t_s <= p.t_s[-1]:
+            return "the plan's step-by-step part has ended"
+        return "no plan"
 
     # -- the plan ----------------------------------------------------------------------------------------------
     def _replan(self, t_s: float, energy: Mapping[str, float], why: tuple[str, ...]) -> None:
@@ -272,6 +296,7 @@ class SiteEms:
             battery_wh=a.battery_wh,
             soc=wh / a.battery_wh,
             target_soc=min(a.target_soc + TARGET_MARGIN, 1.0),
+            max_soc=max(PLAN_CEILING_SOC, min(a.target_soc + TARGET_MARGIN, 1.0)),
             soft_soc=max(min(a.target_soc + TARGET_MARGIN, 1.0) - a.target_soc - FIRM_MARGIN, 0.0),
             min_soc=a.min_soc,
             max_charge_w=0.0 if a.truck in self.stuck else a.max_charge_w,
