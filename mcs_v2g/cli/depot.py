@@ -34,6 +34,14 @@ def add_parser(sub: Any) -> None:
         help="the planner: lp (default: the EMS), or one of the field's heuristics for comparison; external: "
         "another EMS drives the chargers over --mqtt (this node runs at --speed, 1x by default)",
     )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="processes for the chargers and their trucks (default 1); the EMS stays in this one, in lockstep, so "
+        "the report is the same; N = the machine's cores is fastest on a large depot (not with --speed or --mqtt)",
+    )
     add_mqtt_options(p)
     p.add_argument(
         "--control",
@@ -47,8 +55,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..depot.parallel import ParallelRun, WorkerFailed, run_parallel
     from ..depot.progress import DepotProgress
-    from ..depot.run import run_depot
+    from ..depot.run import DepotRun, run_depot
     from ..depot.scenario import load
     from ..depot.table import summary_table
 
@@ -58,19 +67,28 @@ def run(args: argparse.Namespace) -> int:
         writable_file(args.json, "--json", (".json",))
     scenario = load(args.scenario)
     if args.mqtt:
+        if args.workers > 1:
+            raise CliError("--workers is for one process's depot: over MQTT, run several nodes (--chargers)")
         return run_node(args, scenario)
     if args.chargers or args.ems == "external":
         raise CliError("--chargers and --ems external need --mqtt URL")
     display = DepotProgress()
     watch = _Watch(display, scenario.horizon_s)
-    result = run_depot(
-        scenario,
-        planner=planner(args.ems),
-        speed=args.speed,
-        progress=watch,
-        guard=args.ems != "uncontrolled",
-        control=args.control,
-    )
+    result: DepotRun | ParallelRun
+    guard = args.ems != "uncontrolled"
+    if args.workers > 1:
+        if args.speed is not None:
+            raise CliError("--workers plays as fast as it computes: not with --speed")
+        try:
+            result = run_parallel(
+                scenario, args.workers, planner=planner(args.ems), progress=watch, guard=guard, control=args.control
+            )
+        except WorkerFailed as exc:
+            raise CliError(str(exc)) from None
+    else:
+        result = run_depot(
+            scenario, planner=planner(args.ems), speed=args.speed, progress=watch, guard=guard, control=args.control
+        )
     display.done()
     report = result.report()
     if args.json:
@@ -94,22 +112,30 @@ class _Watch:
         self.horizon_s = horizon_s
         self.said = 0
 
-    def __call__(self, t: float, run: Any) -> None:
-        ems = run.ems
-        for at, text in ems.events[self.said :]:
+    def __call__(self, view: Any) -> None:
+        for at, text in view.events[self.said :]:
             if "cannot be met" in text:
                 print(f"\nmcs-v2g: goal: at {_clock(at)} truck {text}", file=sys.stderr, flush=True)
-        self.said = len(ems.events)
+        self.said = len(view.events)
         lines = {}
-        for cid, outlet in run.outlets.items():
-            tel = outlet.telemetry(t, outlet.charger.clock.now())
+        for cid, tel in view.telemetry.items():
             if tel.truck is None:
                 lines[cid] = "idle"
                 continue
             soc = "" if tel.soc is None else f"  SoC {tel.soc * 100:5.1f} %"
-            told = outlet.policy.told_w / 1000
+            told = view.told_w.get(cid, 0.0) / 1000
             lines[cid] = f"{tel.truck:10s} {tel.state:11s} {tel.power_kw:8.1f} kW{soc}  setpoint {told:7.1f} kW"
-        self.display.show(t, self.horizon_s, lines)
+        self.display.show(view.t_s, self.horizon_s, lines)
+
+
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a number of processes >= 1, not {text!r}")
+    return n
 
 
 def _clock(t: float) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -227,6 +227,12 @@ class LocalBackend:
     async def step(
         self, t_s: float, announced: list[Announcement], records: list[OutletStep], telemetry: dict[str, Telemetry]
     ) -> dict[str, Setpoint]:
+        return self.answer(t_s, announced, records, telemetry)
+
+    def answer(
+        self, t_s: float, announced: list[Announcement], records: list[OutletStep], telemetry: dict[str, Telemetry]
+    ) -> dict[str, Setpoint]:
+        """`step` without the event loop (the EMS decides at once)."""
         for a in announced:
             self.ems.announce(a)
         if records:
@@ -240,7 +246,18 @@ class LocalBackend:
         return decision.setpoints
 
 
-Progress = Callable[[float, DepotRun], None]
+@dataclass(frozen=True)
+class DispatchView:
+    """A dispatch step as a live display shows it: the EMS's events so far (empty when it runs elsewhere), each
+    charger's telemetry and the power it was told."""
+
+    t_s: float
+    events: Sequence[tuple[float, str]]
+    telemetry: Mapping[str, Telemetry]
+    told_w: Mapping[str, float]
+
+
+Progress = Callable[[DispatchView], None]
 
 
 def local_ems(
@@ -307,11 +324,14 @@ async def play_depot(
                 due.append(announcements.pop(0))
             now = clock.now()
             telemetry = {cid: o.telemetry(t, now) for cid, o in outlets.items()}
-            for cid, setpoint in (await backend.step(t, due, records, telemetry)).items():
+            setpoints = await backend.step(t, due, records, telemetry)
+            for cid, setpoint in setpoints.items():
                 if cid in outlets:
                     outlets[cid].apply(setpoint, clock.now())
             if progress is not None:
-                progress(t, run)
+                ems = run.ems
+                told = {cid: sp.power_w for cid, sp in setpoints.items()}
+                progress(DispatchView(t, ems.events if ems else (), telemetry, told))
         if held:
             clock.hold(START + scenario.horizon_s)
         await clock.sleep_until(START + scenario.horizon_s)

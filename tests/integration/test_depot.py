@@ -8,12 +8,14 @@ peak, minimum powers and contactor-cycle budgets.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mcs_v2g.cli import main
 from mcs_v2g.depot.judge import judge
+from mcs_v2g.depot.parallel import WorkerFailed, run_parallel, split_chargers
 from mcs_v2g.depot.report import DepotReport
 from mcs_v2g.depot.run import DepotRun, run_depot
 from mcs_v2g.depot.scenario import DepotScenario, load
@@ -116,6 +118,37 @@ def test_the_command_writes_the_report_and_the_plot(tmp_path: Path, capsys: pyte
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_command_with_two_workers_writes_the_same_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], report: DepotReport
+) -> None:
+    out = tmp_path / "r.json"
+    assert main(["depot", "--scenario", str(SMALL), "--workers", "2", "--json", str(out)]) == 0
+    assert "t4: target 90% cannot be met" in capsys.readouterr().err  # the EMS's events still reach the display
+    assert replace(DepotReport.from_json(out.read_text()), wall_s=0.0) == replace(report, wall_s=0.0)
+
+
+def test_a_bad_number_of_workers_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["depot", "--scenario", str(SMALL), "--workers", "0"])
+    assert exit_.value.code == 2
+    assert "--workers: a number of processes >= 1, not '0'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--speed", "100"], "--workers plays as fast as it computes: not with --speed"),
+        (["--mqtt", "mqtt://127.0.0.1:1"], "--workers is for one process's depot"),
+    ],
+)
+def test_workers_with_what_they_cannot_do_is_one_line_and_status_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    assert main(["depot", "--scenario", str(SMALL), "--workers", "2", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0]
+
+
 def test_an_uncontrolled_depot_exceeds_the_limit_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["depot", "--scenario", str(SMALL), "--ems", "uncontrolled"]) == 1
     assert "grid import limit exceeded" in capsys.readouterr().out
@@ -177,3 +210,17 @@ def test_a_silent_truck_is_cut_at_departure_in_virtual_time(
     assert report.result != "ok" and "t2:" in report.result
     others = [t for t in report.trucks if t.id != "t2"]
     assert all(t.session_result == "ok" for t in others)
+
+
+def test_two_worker_processes_give_the_one_process_report(scenario: DepotScenario, report: DepotReport) -> None:
+    """`--workers 2`: the chargers over two processes in lockstep with the EMS here; every step and figure equal."""
+    split = run_parallel(scenario, 2)
+    assert len(split_chargers(scenario, 2)) == 2
+    assert replace(split.report(), wall_s=0.0) == replace(report, wall_s=0.0)
+    assert split.ems.plans == run_depot(scenario).ems.plans  # type: ignore[union-attr]
+
+
+def test_a_failing_worker_stops_the_run_with_a_clear_error(scenario: DepotScenario) -> None:
+    broken = replace(scenario, loop_interval_s=-1.0)  # the trucks' configs refuse it inside the workers
+    with pytest.raises(WorkerFailed, match="a depot worker failed"):
+        run_parallel(broken, 2)

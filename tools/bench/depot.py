@@ -43,9 +43,9 @@ def _scenario(spec: Spec) -> Any:
     return load(None) if seed is None else generate(seed, chargers=chargers, trucks=trucks)
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident set (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """The peak resident set of this process (or of its largest child; ru_maxrss: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(who).ru_maxrss
     return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024
 
 
@@ -71,13 +71,19 @@ def bound_of(spec: Spec) -> dict[str, Any]:
     }
 
 
-def play(spec: Spec, planner: str) -> dict[str, Any]:
-    """One depot run with one planner (a pool task): its costs, violations, missed targets and speed."""
+def play(spec: Spec, planner: str, workers: int = 1) -> dict[str, Any]:
+    """One depot run with one planner (a pool task): its costs, violations, missed targets and speed; with
+    `workers` > 1 its chargers over that many processes (`mcs_v2g.depot.parallel`)."""
     from mcs_v2g.cli.depot import planner as planner_of
+    from mcs_v2g.depot.parallel import run_parallel
     from mcs_v2g.depot.run import run_depot
 
     scenario = _scenario(spec)
-    run = run_depot(scenario, planner=planner_of(planner), guard=planner != "uncontrolled")
+    guard = planner != "uncontrolled"
+    if workers > 1:
+        run: Any = run_parallel(scenario, workers, planner=planner_of(planner), guard=guard)
+    else:
+        run = run_depot(scenario, planner=planner_of(planner), guard=guard)
     report = run.report()
     met = {t.id: t.target_met for t in report.trucks}
     missed = [t.id for t in scenario.trucks if scenario.feasible(t) and not met[t.id]]
@@ -101,6 +107,8 @@ def play(spec: Spec, planner: str) -> dict[str, Any]:
         "simulated_s": report.simulated_s,
         "factor": report.simulated_s / run.wall_s if run.wall_s else 0.0,
         "peak_rss_mb": _peak_rss_mb(),
+        "workers": workers,
+        "worker_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN) if workers > 1 else 0.0,
         "plans": ems.plans if ems else 0,
         "solve_s": ems.solve_s if ems else 0.0,
         "fallbacks": ems.fallbacks if ems else 0,
@@ -118,8 +126,10 @@ def run(
     scale: bool = True,
     planners: tuple[str, ...] = ALL,
     jobs: int = 2,
+    scale_workers: int = 0,
 ) -> dict[str, Any]:
-    """Bounds and runs of every scenario and planner (and the scale run), in a pool of `jobs` processes."""
+    """Bounds and runs of every scenario and planner in a pool of `jobs` processes, then the scale run alone on
+    the machine, its chargers over `scale_workers` processes (0: one per CPU)."""
     specs: list[Spec] = [("default", None, 0, 0)] + [(f"seed {s}", s, chargers, trucks) for s in seeds]
     scale_spec: Spec = ("scale", SCALE["seed"], SCALE["chargers"], SCALE["trucks"])
     results: dict[str, Any] = {
@@ -130,8 +140,6 @@ def run(
     wall = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=1, initializer=_quiet) as pool:
         tasks: dict[Future[dict[str, Any]], tuple[str, str]] = {}
-        if scale:  # the longest first
-            tasks[pool.submit(play, scale_spec, EMS)] = ("scale", EMS)
         for spec in specs:
             tasks[pool.submit(bound_of, spec)] = (spec[0], "bound")
         for spec in specs:
@@ -140,10 +148,7 @@ def run(
         for done, future in enumerate(as_completed(tasks), 1):
             label, what = tasks[future]
             out = future.result()
-            if label == "scale":
-                results["scale"] = SCALE | out
-                _say(f"[{done}/{len(tasks)}] scale run: {out['factor']:.0f}x real time, {out['wall_s']:.0f} s wall")
-            elif what == "bound":
+            if what == "bound":
                 results["scenarios"][label].update(out)
                 _say(f"[{done}/{len(tasks)}] {label}: lower bound {out['bound_eur']:.2f} EUR")
             else:
@@ -152,6 +157,13 @@ def run(
                     f"[{done}/{len(tasks)}] {label} {what}: {out['total_eur']:.2f} EUR, {out['wall_s']:.0f} s wall "
                     f"({out['factor']:.0f}x)"
                 )
+    if scale:  # alone: its factor is the machine's, not shared with other runs
+        workers = scale_workers or os.cpu_count() or 1
+        _say(f"the scale run: {SCALE['chargers']} chargers / {SCALE['trucks']} trucks / 24 h, {workers} processes")
+        with ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, initializer=_quiet) as pool:
+            out = pool.submit(play, scale_spec, EMS, workers).result()
+        results["scale"] = SCALE | out
+        _say(f"scale run: {out['factor']:.0f}x real time, {out['wall_s']:.0f} s wall")
     results["wall_s"] = time.perf_counter() - wall
     for entry in results["scenarios"].values():
         for out in entry["runs"].values():
@@ -246,8 +258,9 @@ def report(results: dict[str, Any]) -> str:
     if scale:
         lines.append(
             f"scale: {scale['chargers']} chargers / {scale['trucks']} trucks / 24 h at {scale['factor']:.0f} x real "
-            f"time (target >= {FACTOR_TARGET:.0f}x): {_yes(v['scale_factor_met'])}, peak RSS "
-            f"{scale['peak_rss_mb']:.0f} MB ({scale['wall_s']:.0f} s wall, {scale['plans']} plans, "
+            f"time (target >= {FACTOR_TARGET:.0f}x): {_yes(v['scale_factor_met'])}, {scale['workers']} processes, "
+            f"peak RSS {scale['peak_rss_mb']:.0f} MB here, {scale['worker_peak_rss_mb']:.0f} MB the largest worker "
+            f"({scale['wall_s']:.0f} s wall, {scale['plans']} plans, "
             f"{scale['solve_s']:.1f} s solving, {scale['violation_s']:.0f} s violations, {scale['missed']} missed, "
             f"result: {scale['result']})"
         )
@@ -258,6 +271,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="the built-in scenario and 2 seeds, no scale run")
     p.add_argument("--seeds", type=int, nargs="+", help=f"seeds of the generated scenarios (default {SEEDS})")
     p.add_argument("--jobs", type=int, default=2, help="processes in parallel (default 2)")
+    p.add_argument(
+        "--scale-workers", type=int, default=0, help="processes for the scale run's chargers (default: one per CPU)"
+    )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 

@@ -26,6 +26,7 @@ see `Weights`).
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -104,6 +105,8 @@ class _Block:
     """Consecutive steps planned as one: one power per truck, the series' means (the limits' least) over them."""
 
     steps: tuple[int, ...]
+    start_s: float
+    end_s: float
     hours: float
     import_eur_per_kwh: float
     export_eur_per_kwh: float
@@ -134,6 +137,8 @@ def _blocks(x: SitePlan, detail_s: float | None) -> list[_Block]:
         out.append(
             _Block(
                 steps=tuple(ks),
+                start_s=x.t_s[ks[0]],
+                end_s=x.t_s[ks[-1]] + x.step_s,
                 hours=m * x.step_s / 3600,
                 import_eur_per_kwh=sum(x.import_eur_per_kwh[k] for k in ks) / m,
                 export_eur_per_kwh=sum(x.export_eur_per_kwh[k] for k in ks) / m,
@@ -164,6 +169,7 @@ def plan(
     inf = highspy.kHighsInf
     lp = _Lp()
     blocks = _blocks(x, detail_s)
+    starts = [b.start_s for b in blocks]
     gi = [lp.col(b.import_eur_per_kwh * b.hours / 1000, 0.0, b.import_limit_w) for b in blocks]
     ge = [lp.col(-b.export_eur_per_kwh * b.hours / 1000, 0.0, b.export_limit_w) for b in blocks]
     grid_rows: list[dict[int, float]] = [{gi[j]: 1.0, ge[j]: -1.0} for j in range(len(blocks))]
@@ -180,8 +186,11 @@ def plan(
         e_low = min(floor, e0)
         mine: dict[int, tuple[int, int, float]] = {}
         prev: tuple[int | None, float] = (None, e0)
-        for j, b in enumerate(blocks):
-            f = sum(x.presence(truck, k) for k in b.steps) / len(b.steps)
+        for j in range(max(bisect.bisect_right(starts, truck.arrival_s) - 1, 0), len(blocks)):
+            b = blocks[j]
+            if b.start_s >= truck.departure_s:
+                break
+            f = max(0.0, min(b.end_s, truck.departure_s) - max(b.start_s, truck.arrival_s)) / (b.end_s - b.start_s)
             if f <= 0:
                 continue
             tie = weights.throughput_eur_per_kwh * b.hours / 1000 * (1 + b.steps[0] / x.n)
@@ -243,17 +252,19 @@ def plan(
         return fallback.plan(x, reason=f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
     sol = h.getSolution().col_value
     power = [[0.0] * x.n for _ in x.trucks]
+    for i, mine in enumerate(cols):
+        for j, (c, d, f) in mine.items():
+            block_steps = blocks[j].steps
+            if len(block_steps) == 1:
+                power[i][block_steps[0]] = sol[c] - sol[d]
+                continue
+            while_plugged = (sol[c] - sol[d]) / f
+            for k in block_steps:
+                power[i][k] = while_plugged * x.presence(x.trucks[i], k)
     short = [0.0] * x.n
-    for j, b in enumerate(blocks):
-        for i, mine in enumerate(cols):
-            if j in mine:
-                c, d, f = mine[j]
-                while_plugged = (sol[c] - sol[d]) / f
-                for k in b.steps:
-                    power[i][k] = while_plugged * x.presence(x.trucks[i], k)
-        if j in fcr_short:
-            for k in b.steps:
-                short[k] = sol[fcr_short[j]]
+    for j, col in fcr_short.items():
+        for k in blocks[j].steps:
+            short[k] = sol[col]
     detailed = all(len(b.steps) == 1 for b in blocks)
     coarse_from = next((x.t_s[b.steps[0]] for b in blocks if len(b.steps) > 1), math.inf)
     return evaluate(

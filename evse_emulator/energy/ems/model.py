@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 DEMAND_WINDOW_S = 900.0  # the demand charge is on the mean import of 15-min windows aligned at t = 0
 
 
@@ -44,11 +46,6 @@ class Truck:
     storage_efficiency: float = 1.0  # stored / DC energy charging (DC / stored discharging); 1: lossless
     firm_target: bool = True  # False: known not to be reachable (its shortfall costs only the scenario's price)
     soft_soc: float = 0.0  # the top of target_soc that costs only the scenario's price (a planning margin)
-
-    def stored_wh(self, dc_wh: float) -> float:
-        """The pack's energy change for a DC energy at the charger (+ charging)."""
-        eff = self.storage_efficiency
-        return dc_wh * eff if dc_wh >= 0 else dc_wh / eff
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,10 +213,6 @@ class Plan:
         return next(t for t in self.trucks if t.id == tid)
 
 
-def grid_side(dc_w: float, efficiency: float) -> float:
-    return dc_w / efficiency if dc_w >= 0 else dc_w * efficiency
-
-
 def evaluate(
     x: SitePlan,
     power_w: Sequence[Sequence[float]],
@@ -234,25 +227,33 @@ def evaluate(
 ) -> Plan:
     """The plan (SoC, grid, costs) that follows from DC setpoints `power_w[truck][step]`, by the EMS's cost model."""
     h = x.step_s / 3600
-    grid = list(x.base_load_w)
+    grid_w = np.array(x.base_load_w, dtype=float)
+    rising = 1 + np.arange(x.n) / x.n  # the throughput tie-break's weight per step
     trucks: list[TruckPlan] = []
     unserved = priority = throughput = variation = 0.0
     for truck, p in zip(x.trucks, power_w, strict=True):
         eff = x.charger(truck.charger).efficiency
-        energy = truck.soc * truck.battery_wh
-        soc: list[float] = []
-        for k, pk in enumerate(p):
-            grid[k] += grid_side(pk, eff)
-            energy += truck.stored_wh(pk * h)
-            soc.append(energy / truck.battery_wh)
-            throughput += abs(pk) * h / 1000 * (1 + k / x.n)
-            if k and x.presence(truck, k) > 0 and x.presence(truck, k - 1) > 0:
-                variation += abs(pk - p[k - 1]) / 1000
+        dc = np.asarray(p, dtype=float)
+        if len(dc) != x.n:
+            raise ValueError(f"truck {truck.id}: {len(dc)} setpoints for {x.n} steps")
+        charging = dc >= 0
+        grid_w += np.where(charging, dc / eff, dc * eff)
+        eta = truck.storage_efficiency
+        stored_wh = np.where(charging, dc * h * eta, dc * h / eta)
+        energy_wh = truck.soc * truck.battery_wh + np.cumsum(stored_wh)
+        energy = float(energy_wh[-1]) if x.n else truck.soc * truck.battery_wh
+        throughput += float(np.abs(dc) @ rising) * h / 1000
+        if weights.variation_eur_per_kw > 0:
+            present = np.array([x.presence(truck, k) > 0 for k in range(x.n)])
+            both = present[1:] & present[:-1]
+            variation += float(np.abs(np.diff(dc))[both].sum()) / 1000
         short = max(0.0, truck.target_soc * truck.battery_wh - energy) if truck.departure_s > x.t_s[0] else 0.0
         unserved += short / 1000 * x.unserved_eur_per_kwh
         firm_short = max(0.0, short - truck.soft_soc * truck.battery_wh)
         priority += firm_short / 1000 * (weights.unserved(x.unserved_eur_per_kwh, truck) - x.unserved_eur_per_kwh)
-        trucks.append(TruckPlan(truck.id, truck.charger, tuple(p), tuple(soc), short))
+        soc = tuple((energy_wh / truck.battery_wh).tolist())
+        trucks.append(TruckPlan(truck.id, truck.charger, tuple(p), soc, short))
+    grid = grid_w.tolist()
     imports = [max(g, 0.0) for g in grid]
     peak = x.peak_15min_w
     if x.demand_eur_per_kw > 0:
