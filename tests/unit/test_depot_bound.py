@@ -99,3 +99,34 @@ def test_bound_of_a_tiny_scenario_is_the_hand_computed_optimum(tmp_path: Path) -
     expected = (200 * 0.10 + 100 * 0.30) / 0.95
     assert lower_bound_eur(scenario) == pytest.approx(expected, rel=1e-6)
     assert fcr_shortfall_kwh(scenario) == 0.0
+
+
+def _one_hour(tmp_path: Path, demand_eur_per_kw: float, limit_w: int) -> object:
+    """TINY cut to one hour at a flat 0.10 EUR/kWh: the truck wants 100 kWh (20 % to 40 % of 500), at <= 200 kW."""
+    text = (
+        TINY.replace("horizon_s = 7200", "horizon_s = 3600")
+        .replace("departure_s = 7200", "departure_s = 3600")
+        .replace("[[0, 0.30], [3600, 0.10]]", "[[0, 0.10]]")
+        .replace("demand_eur_per_kw = 0.0", f"demand_eur_per_kw = {demand_eur_per_kw}")
+        .replace("grid_import_limit_w = 1_000_000", f"grid_import_limit_w = {limit_w}")
+        .replace("target_soc = 0.8", "target_soc = 0.4")
+    )
+    path = tmp_path / "hour.toml"
+    path.write_text(text, encoding="utf-8")
+    return load(path)
+
+
+def test_the_bound_meets_every_feasible_target_unless_asked_not_to(tmp_path: Path) -> None:
+    """At 50 EUR/kW of demand charge, leaving the 100 kWh short at 2 EUR/kWh is cheaper than meeting the target: the
+    relaxed bound does so, the default bound (the EMS's problem: every feasible target met) pays the peak."""
+    scenario = _one_hour(tmp_path, 50.0, 1_000_000)
+    grid_kw = 100 / 0.95  # 100 kWh into the pack over the hour: a flat 105 kW at the grid, every window
+    assert lower_bound_eur(scenario, targets_met=False) == pytest.approx(100 * 2.0, rel=1e-6)
+    assert lower_bound_eur(scenario) == pytest.approx(grid_kw * 0.10 + grid_kw * 50.0, rel=1e-6)
+
+
+def test_targets_that_cannot_all_be_met_together_give_no_targets_met_bound(tmp_path: Path) -> None:
+    scenario = _one_hour(tmp_path, 0.0, 50_000)  # feasible at the truck's rate, not within a 50 kW connection
+    with pytest.raises(RuntimeError, match="the targets of t1 cannot all be met together"):
+        lower_bound_eur(scenario)
+    assert lower_bound_eur(scenario, targets_met=False) > 0

@@ -38,6 +38,7 @@ from evse_emulator.energy.ems.model import (
     BOUND_WEIGHTS,
     DEMAND_WINDOW_S,
     PLAN_WEIGHTS,
+    TARGETS_MET_BOUND_WEIGHTS,
     Plan,
     SitePlan,
     Weights,
@@ -342,14 +343,21 @@ def _fcr_rows(
     return shortfall
 
 
-def lower_bound(x: SitePlan, *, time_limit: float = 600.0) -> float:
+def lower_bound(x: SitePlan, *, targets_met: bool = False, time_limit: float = 600.0) -> float:
     """The perfect-foresight bound (EUR): the same LP called with every truck known from t = 0, lossless battery.
 
     Pass a `SitePlan` from t = 0 to the end holding every truck of the scenario. The bound uses no priority
     premium, no regulariser and the relaxed floor, so its optimum is a true lower bound of the cost any
-    dispatch that keeps the limits, floors and FCR reservation can reach. Raises when HiGHS finds no optimum.
+    dispatch that keeps the limits, floors and FCR reservation can reach. `targets_met`: of the dispatches that
+    also meet every target marked firm (`Truck.firm_target`), as the operator's rule asks; a firm kWh short
+    costs the LP `TARGETS_MET_BOUND_WEIGHTS.target_eur_per_kwh`, and an optimum that still leaves one short
+    means that no dispatch meets them all (raised, as is HiGHS finding no optimum).
     """
-    result = plan(x, time_limit=time_limit, weights=BOUND_WEIGHTS, strict_floor=False, detail_s=None)
+    weights = TARGETS_MET_BOUND_WEIGHTS if targets_met else BOUND_WEIGHTS
+    result = plan(x, time_limit=time_limit, weights=weights, strict_floor=False, detail_s=None)
     if result.fallback:
         raise RuntimeError(f"no lower bound: {result.status}")
+    if result.costs.priority_eur > 1e-6:
+        short = [t.id for t, p in zip(x.trucks, result.trucks, strict=True) if t.firm_target and p.unserved_wh > 1.0]
+        raise RuntimeError(f"no lower bound: the targets of {', '.join(short)} cannot all be met together")
     return result.objective_eur - result.costs.fcr_shortfall_eur

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -164,6 +164,8 @@ class Weights:
 # demand charges up to 50 EUR/kW) or in FCR penalty; the report still counts the scenario's unserved price.
 PLAN_WEIGHTS = Weights(target_eur_per_kwh=200.0)
 BOUND_WEIGHTS = Weights(booked_weight=1.0, booked_premium=0.0, throughput_eur_per_kwh=0.0, variation_eur_per_kw=0.0)
+# the bound of the dispatches that meet every target that can be met (what the depot's EMS must do)
+TARGETS_MET_BOUND_WEIGHTS = replace(BOUND_WEIGHTS, target_eur_per_kwh=200.0)
 
 
 @dataclass(frozen=True, slots=True)
