@@ -33,10 +33,11 @@ export + demand + unserved may fall below the bound, at the price of its fcr_pen
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from evse_emulator.energy.ems.lp import lower_bound, plan
 from evse_emulator.energy.ems.model import BOUND_WEIGHTS, SitePlan, Truck
-from evse_emulator.energy.ems.site import at
+from evse_emulator.energy.ems.site import STORAGE_EFFICIENCY, TAPER, at
 
 from .run import announcement, site_model
 from .scenario import DepotScenario, TruckSpec
@@ -89,6 +90,18 @@ def lower_bound_eur(scenario: DepotScenario, *, targets_met: bool = True) -> flo
     """The perfect-foresight lower bound (EUR) of the scenario's import - export + demand + unserved, of the
     dispatches that meet every feasible target (`targets_met=False`: of all of them)."""
     return lower_bound(foresight_plan(scenario), targets_met=targets_met)
+
+
+def physical_bound_eur(scenario: DepotScenario) -> float:
+    """The same bound with the EMS's own model of the trucks (the BMS's taper, the pack's and cable's losses):
+    what an EMS that knew every truck from t = 0 could reach with these trucks. Not a bound of the scenario (a
+    lossless truck would do better), but the gap from it to the EMS is what the EMS does not know, and how it
+    executes."""
+    x = foresight_plan(scenario)
+    real = tuple(
+        replace(t, taper_knee_soc=TAPER[0], taper_end=TAPER[1], storage_efficiency=STORAGE_EFFICIENCY) for t in x.trucks
+    )
+    return lower_bound(replace(x, trucks=real), targets_met=True)
 
 
 def fcr_shortfall_kwh(scenario: DepotScenario) -> float:

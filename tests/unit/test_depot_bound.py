@@ -9,7 +9,7 @@ import pytest
 
 from evse_emulator.energy.ems.lp import plan
 from evse_emulator.energy.ems.site import STORAGE_EFFICIENCY, TAPER, TARGET_MARGIN
-from mcs_v2g.depot.bound import fcr_shortfall_kwh, foresight_plan, lower_bound_eur
+from mcs_v2g.depot.bound import fcr_shortfall_kwh, foresight_plan, lower_bound_eur, physical_bound_eur
 from mcs_v2g.depot.scenario import load
 
 TINY = """
@@ -130,3 +130,15 @@ def test_targets_that_cannot_all_be_met_together_give_no_targets_met_bound(tmp_p
     with pytest.raises(RuntimeError, match="the targets of t1 cannot all be met together"):
         lower_bound_eur(scenario)
     assert lower_bound_eur(scenario, targets_met=False) > 0
+
+
+def test_the_bound_with_the_ems_truck_model_lies_between_the_bound_and_what_the_ems_plans(tmp_path: Path) -> None:
+    """The physical bound (taper, losses) of the tiny scenario: 300 kWh into the pack through 96 % storage take
+    312.5 kWh at the charger, of which 200 kWh fit in the cheap hour (the taper does not bind below 80 %)."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY, encoding="utf-8")
+    scenario = load(path)
+    dc_kwh = 300 / STORAGE_EFFICIENCY
+    expected = (200 * 0.10 + (dc_kwh - 200) * 0.30) / 0.95
+    assert physical_bound_eur(scenario) == pytest.approx(expected, rel=1e-6)
+    assert physical_bound_eur(scenario) > lower_bound_eur(scenario)
