@@ -48,13 +48,21 @@ class PipeBackend:
 
 
 def _work(conn: Connection, scenario: DepotScenario, chargers: tuple[str, ...], control: str) -> None:
-    """A worker process: its chargers to the horizon, then its records and its trucks' outcomes."""
+    """A worker process: its chargers to the horizon, then its records and its trucks' outcomes. A parent that has
+    gone (its end of the pipe closed) ends the worker quietly."""
     try:
         clock = VirtualClock(START, None)
         run = clock.run(play_depot(scenario, clock, PipeBackend(conn), chargers=chargers, control=control))
-        conn.send(("done", run.records, run.outcomes()))
+        message: tuple[object, ...] = ("done", run.records, run.outcomes())
+    except (EOFError, OSError):  # the parent stopped the run
+        message = ()
     except Exception as exc:  # said to the parent, which stops the run with it
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        message = ("failed", f"{type(exc).__name__}: {exc}")
+    try:
+        if message:
+            conn.send(message)
+    except OSError:
+        pass  # the parent has gone: nobody to tell
     finally:
         conn.close()
 
@@ -126,6 +134,8 @@ def run_parallel(
         run.visit_outcomes = [o for _, _, outcomes in ends for o in outcomes]
         run.records = _merge_records(scenario, [records for _, records, _ in ends])
     finally:
+        for conn in pipes:  # a worker still waiting for setpoints (the run failed here) sees the pipe end
+            conn.close()
         for process in processes:
             process.join(timeout=5.0)
             if process.is_alive():

@@ -224,3 +224,17 @@ def test_a_failing_worker_stops_the_run_with_a_clear_error(scenario: DepotScenar
     broken = replace(scenario, loop_interval_s=-1.0)  # the trucks' configs refuse it inside the workers
     with pytest.raises(WorkerFailed, match="a depot worker failed"):
         run_parallel(broken, 2)
+
+
+def test_an_ems_failure_here_ends_the_workers_quietly(
+    scenario: DepotScenario, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The EMS's own error reaches the caller; the workers, waiting for setpoints, see their pipe end and stop
+    without a traceback of their own (and nothing hangs)."""
+
+    def broken(x: object) -> object:
+        raise ValueError("the planner broke")
+
+    with pytest.raises(ValueError, match="the planner broke"):
+        run_parallel(scenario, 2, planner=broken)  # type: ignore[arg-type]
+    assert "Traceback" not in capfd.readouterr().err
