@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..depot.planners import PLANNERS, planner
 from .common import CliError
 from .depot_link import add_mqtt_options, run_node
 from .outputs import plot_output, writable_file
 from .sim import speed
+
+if TYPE_CHECKING:
+    from ..depot.run import DispatchView
 
 
 def add_parser(sub: Any) -> None:
@@ -112,7 +115,7 @@ class _Watch:
         self.horizon_s = horizon_s
         self.said = 0
 
-    def __call__(self, view: Any) -> None:
+    def __call__(self, view: DispatchView) -> None:
         for at, text in view.events[self.said :]:
             if "cannot be met" in text:
                 print(f"\nmcs-v2g: goal: at {_clock(at)} truck {text}", file=sys.stderr, flush=True)
