@@ -15,6 +15,8 @@ import can
 from cantools.database.can import Database, Message
 from cantools.database.namedsignalvalue import NamedSignalValue
 
+from . import memo
+
 DEVICE_MODULE = 0x0A  # the destination is one module's address
 DEVICE_GROUP = 0x0B  # the destination is a group number
 CONTROLLERS = range(0xF0, 0xF9)  # the controller addresses [B, C]
@@ -78,12 +80,10 @@ def by_command(db: Database) -> tuple[dict[int, Message], dict[int, Message]]:
 def decode(message: Message, data: bytes | bytearray, choices: bool = True) -> dict[str, float | str]:
     """`message`'s signals in `data`, enumerations by name unless not `choices` (cantools raises DecodeError
     for a foreign layout)."""
-    decoded = message.decode(bytes(data[:8]), decode_choices=choices)
-    if not isinstance(decoded, dict):
-        raise TypeError(f"{message.name} is a container message")
+    decoded = memo.decode(message, data[:8], choices)
     return {name: str(value) if isinstance(value, NamedSignalValue) else value for name, value in decoded.items()}
 
 
 def frame(message: Message, fields: InfyId, signals: Signals) -> can.Message:
     """`message`'s payload with `signals`, sent at the ID `fields` make."""
-    return can.Message(arbitration_id=fields.frame_id, data=message.encode(dict(signals)), is_extended_id=True)
+    return can.Message(arbitration_id=fields.frame_id, data=memo.encode(message, signals), is_extended_id=True)

@@ -19,6 +19,7 @@ from cantools.database.can import Database
 from cantools.database.can.message import Message as DbcMessage
 
 from ..interfaces import ContactorState, DcReading, FaultKind, ImdStatus, MeterSnapshot, PlantFault
+from . import memo
 from .family import load_dbc
 
 DBC = "io_board.dbc"
@@ -71,15 +72,14 @@ class IoStatus:
 
 
 def _frame(definition: DbcMessage, signals: Mapping[str, float | str]) -> can.Message:
-    return can.Message(arbitration_id=definition.frame_id, is_extended_id=True, data=definition.encode(signals))
+    return can.Message(arbitration_id=definition.frame_id, is_extended_id=True, data=memo.encode(definition, signals))
 
 
 def _decode(definition: DbcMessage, message: can.Message) -> Mapping[str, object] | None:
     """The signals of `message` if it is `definition`'s frame (value-table signals by name); None otherwise."""
     if not message.is_extended_id or message.arbitration_id != definition.frame_id or len(message.data) != 8:
         return None
-    decoded = definition.decode(bytes(message.data))
-    return decoded if isinstance(decoded, dict) else None
+    return memo.decode(definition, message.data)
 
 
 def _number(value: object) -> float:

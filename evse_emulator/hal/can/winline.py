@@ -16,6 +16,7 @@ from cantools.database.can import Database
 from cantools.database.can.message import Message as DbcMessage
 from cantools.database.errors import DecodeError
 
+from . import memo
 from .family import CONTROLLER_ADDRESS, Family
 from .model import (
     Direction,
@@ -125,10 +126,8 @@ def _ours(message: can.Message) -> WinlineId | None:
 def _numbers(definition: DbcMessage, message: can.Message) -> dict[str, float] | None:
     """The raw-scaled signal values of a payload; None for a register the database does not know."""
     try:
-        decoded = definition.decode(bytes(message.data), decode_choices=False)
-    except DecodeError:
-        return None
-    if not isinstance(decoded, dict):
+        decoded = memo.decode(definition, message.data, choices=False)
+    except (DecodeError, TypeError):
         return None
     return {name: value for name, value in decoded.items() if isinstance(value, int | float)}
 
@@ -188,13 +187,15 @@ class WinlineDriver:
         self._reply: DbcMessage = self.db.get_message_by_name("WL_Reply")
 
     def _send(self, address: int, function: int, register: int, value: float = 0) -> can.Message:
-        data = self._request.encode({"Function": function, "Register": register, **_value_signals(register, value)})
+        data = memo.encode(
+            self._request, {"Function": function, "Register": register, **_value_signals(register, value)}
+        )
         return _frame(can_id(self.controller, address, self.group, point_to_point=True), data)
 
     def discovery(self) -> list[can.Message]:
         """Read the group/DIP register from the group broadcast address [W:cad/WinlineCanDevice.cpp
         discover_group_modules]: ID 0x0607F780 + group."""
-        data = self._request.encode({"Function": READ, "Register": GROUP_INFO, **_value_signals(GROUP_INFO, 0)})
+        data = memo.encode(self._request, {"Function": READ, "Register": GROUP_INFO, **_value_signals(GROUP_INFO, 0)})
         return [_frame(can_id(self.controller, GROUP_BROADCAST, self.group, point_to_point=False), data)]
 
     def poll(self, address: int, rating_known: bool) -> list[can.Message]:
@@ -334,7 +335,7 @@ class WinlineModules:
 
     def _encode(self, register: int, error: int, values: Mapping[str, float]) -> bytes:
         data_type = FLOAT if register in FLOAT_REGISTERS else INTEGER
-        return self._reply.encode({"DataType": data_type, "ErrorCode": error, "Register": register, **values})
+        return memo.encode(self._reply, {"DataType": data_type, "ErrorCode": error, "Register": register, **values})
 
     def _set(self, module: EmulatedModule, register: int, signals: Mapping[str, float]) -> bytes | None:
         name = SIGNAL.get(register)
