@@ -88,7 +88,10 @@ class V2gConnection:
             limit = deadline
         try:
             self.writer.write(frame)
-            async with self.clock.timeout_at(limit):
+            if self.writer.transport.get_write_buffer_size():  # the peer has bytes to take: wait for it
+                async with self.clock.timeout_at(limit):
+                    await self.writer.drain()
+            else:  # nothing buffered, so drain cannot wait: it only raises for a lost connection
                 await self.writer.drain()
         except TimeoutError:
             raise PeerTooSlow(f"the peer did not read our {message_name(message)} in time") from None
