@@ -251,26 +251,31 @@ def plan(
         return fallback.plan(x, reason=f"HiGHS failed: {e}")
     if not optimal:
         return fallback.plan(x, reason=f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
-    sol = h.getSolution().col_value
-    power = [[0.0] * x.n for _ in x.trucks]
+    sol = np.asarray(h.getSolution().col_value)
+    power = np.zeros((len(x.trucks), x.n))
+    step_start = np.asarray(x.t_s)
     for i, mine in enumerate(cols):
+        truck = x.trucks[i]
+        present = np.clip(
+            (np.minimum(step_start + x.step_s, truck.departure_s) - np.maximum(step_start, truck.arrival_s)) / x.step_s,
+            0.0,
+            None,
+        )
         for j, (c, d, f) in mine.items():
-            block_steps = blocks[j].steps
-            if len(block_steps) == 1:
-                power[i][block_steps[0]] = sol[c] - sol[d]
-                continue
-            while_plugged = (sol[c] - sol[d]) / f
-            for k in block_steps:
-                power[i][k] = while_plugged * x.presence(x.trucks[i], k)
+            first, last = blocks[j].steps[0], blocks[j].steps[-1] + 1
+            if last - first == 1:
+                power[i, first] = sol[c] - sol[d]
+            else:  # the block's mean power while plugged in, over its steps
+                power[i, first:last] = (sol[c] - sol[d]) / f * present[first:last]
     short = [0.0] * x.n
     for j, col in fcr_short.items():
         for k in blocks[j].steps:
-            short[k] = sol[col]
+            short[k] = float(sol[col])
     detailed = all(len(b.steps) == 1 for b in blocks)
     coarse_from = next((x.t_s[b.steps[0]] for b in blocks if len(b.steps) > 1), math.inf)
     return evaluate(
         x,
-        power,
+        power.tolist(),
         weights,
         fcr_shortfall_w=short,
         status="optimal",
