@@ -87,7 +87,9 @@ def truck_config(spec: TruckSpec, scenario: DepotScenario, control: str = "dynam
     )
 
 
-def charger_config(spec: ChargerSpec) -> ChargerConfig:
+def charger_config(spec: ChargerSpec, loop_interval_s: float) -> ChargerConfig:
+    """The charger of `spec`; its plant catches up with the clock in steps of at most one loop interval (as in
+    `mcs-v2g sim`: the plant solves each step in closed form, and a step per loop is a third of the work)."""
     return ChargerConfig(
         evse_id=f"DE*DEP*E{spec.id}",
         max_voltage=spec.max_voltage_v,
@@ -96,6 +98,7 @@ def charger_config(spec: ChargerSpec) -> ChargerConfig:
         bidirectional=spec.bidirectional,
         offer=("mcs", "mcs-bpt") if spec.bidirectional else ("mcs",),
         control_modes=("dynamic", "scheduled"),
+        hal_settings={"max_step_s": min(10.0, loop_interval_s)},
     )
 
 
@@ -149,7 +152,7 @@ def build_outlet(spec: ChargerSpec, scenario: DepotScenario, clock: VirtualClock
         lambda t: series_at(frequency, t), safe_share_w(scenario), LEAD_LOOPS * scenario.loop_interval_s
     )
     policy.start_s = START
-    charger = Charger.build(charger_config(spec), clock)
+    charger = Charger.build(charger_config(spec, scenario.loop_interval_s), clock)
     charger.policy = policy
     return DepotOutlet(spec.id, charger, policy, spec.efficiency, spec.max_current_a)
 
