@@ -186,7 +186,7 @@ class PlantEvseController:
         self.last_soc = loop.soc if loop.soc is not None else self.last_soc
         voltage = max(present.voltage_v, loop.ev_present_voltage, 1.0)
         elapsed = 0.0 if self.started is None else now - self.started
-        x = PolicyInput(elapsed, self.last_soc, ev, rated, self.last_energy, now)
+        x = PolicyInput(elapsed, self.last_soc, ev, rated, self.last_energy, now, self._ev_max_current())
         power = self.policy.setpoint(x)  # asked in Scheduled mode too: the policy follows the session
         current = power / voltage
         if loop.control_mode is ControlMode.SCHEDULED and loop.target_current is not None:

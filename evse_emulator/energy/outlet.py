@@ -24,6 +24,7 @@ from stack.session.controller import PowerLimits, PriceLevel, Schedule, Schedule
 from stack.session.rulebook import message_name
 
 from ..charger import Charger
+from ..controller import clamp_current
 from ..hal import MeterSnapshot
 from .policy import ChargeToTarget, PolicyInput
 from .realtime import droop_w
@@ -255,7 +256,6 @@ class DepotOutlet:
     charger: Charger
     policy: SiteSetpoint
     efficiency: float
-    max_current_a: float = 3000.0  # the charger's rating (a setpoint applied between loops stays within it)
     visit: Visit | None = None
     visits: list[Visit] = field(default_factory=list)
     _meter: MeterSnapshot | None = None
@@ -271,7 +271,8 @@ class DepotOutlet:
         stage = self.charger.hal.power_stage
         power = 0.0 if policy.pause(now) else policy.setpoint(replace(x, now=now))
         voltage = max(stage.present().voltage_v, 1.0)
-        current = min(max(power / voltage, -self.max_current_a), self.max_current_a)
+        # within the ratings, the EV's limits and the armed over-current protection, as in a charge loop
+        current, _ = clamp_current(power / voltage, voltage, x.ev, x.evse, x.armed_current_a)
         stage.set_limits(x.ev.max_voltage, current, x.evse.max_charge_power)
 
     def plug(self, truck: str) -> Visit:

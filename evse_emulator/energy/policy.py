@@ -24,6 +24,7 @@ class PolicyInput:
     evse: PowerLimits
     energy: EnergyRequest | None
     now: float = 0.0  # the clock's time of the request
+    armed_current_a: float | None = None  # what the over-current protection was armed for (None: the rating)
 
 
 class SetpointPolicy(Protocol):

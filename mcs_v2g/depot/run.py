@@ -154,7 +154,7 @@ def build_outlet(spec: ChargerSpec, scenario: DepotScenario, clock: VirtualClock
     policy.start_s = START
     charger = Charger.build(charger_config(spec, scenario.loop_interval_s), clock)
     charger.policy = policy
-    return DepotOutlet(spec.id, charger, policy, spec.efficiency, spec.max_current_a)
+    return DepotOutlet(spec.id, charger, policy, spec.efficiency)
 
 
 # -- the run ----------------------------------------------------------------------------------------------------

@@ -9,10 +9,13 @@ from dataclasses import replace
 
 import pytest
 
+from evse_emulator.charger import Charger
+from evse_emulator.config import ChargerConfig
 from evse_emulator.controller import clamp_current
 from evse_emulator.energy.outlet import RENEGOTIATE_W, RENEGOTIATE_WH, DepotOutlet, SiteSetpoint
 from evse_emulator.energy.policy import PolicyInput
 from evse_emulator.energy.topics import Setpoint
+from stack.clock import VirtualClock
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
 from stack.session.controller import EnergyRequest, PowerLimits
@@ -351,3 +354,18 @@ def test_the_charger_never_commands_more_current_than_its_protection_was_armed_f
     assert clamp_current(-606.0, 850.0, ev_v2g, evse, armed=520.0) == (-520.0, "current")
     assert clamp_current(300.0, 850.0, ev_now, evse, armed=520.0) == (300.0, None)
     assert clamp_current(606.0, 850.0, ev_now, evse, armed=None) == (606.0, None)
+
+
+def test_a_setpoint_applied_between_loops_stays_within_the_armed_current() -> None:
+    """The EMS's setpoint reaches the power stage at once, between charge loops: within the EV's limits and the
+    over-current protection's armed value like a loop's current (a seed-3 depot fault: 609 A against a 572 A trip)."""
+    charger = Charger.build(ChargerConfig(max_power=1000 * KW, max_current=1500.0), VirtualClock(START))
+    p = policy()
+    outlet = DepotOutlet("c1", charger=charger, policy=p, efficiency=0.95)
+    ev_now = replace(EV, max_charge_current=700.0, max_charge_power=1000 * KW)
+    evse = replace(EVSE, max_charge_power=1000 * KW, max_charge_current=1500.0)
+    p.apply(sp(100 * KW), START)
+    p.setpoint(replace(loop(START, ev=ev_now, evse=evse), armed_current_a=520.0))
+    outlet.apply(sp(900 * KW, t_s=60.0), START + 60.0)
+    stage = charger.hal.power_stage
+    assert stage.current_limit_a == 520.0  # type: ignore[attr-defined]
