@@ -119,15 +119,24 @@ class _Block:
 
 def _blocks(x: SitePlan, detail_s: float | None) -> list[_Block]:
     """The plan's time grid: every step up to `detail_s` from now (None: all of them), then the steps of each
-    15-min demand window together (the tariffs and limits change on those boundaries in practice)."""
+    15-min demand window together (the tariffs and limits change on those boundaries in practice), split where a
+    truck comes or goes.
+
+    Within a block every truck is plugged in for the same fraction of each step, so its power is the same in each
+    and the block's mean grid power is each step's (but for the base load's changes). A truck that arrived
+    mid-block would take the block's energy in fewer steps while another discharged through all of them: the
+    LP would net an export against an import that the steps do not net, and the 15-min peak would come out above
+    the plan's (by 60 kW on a seeded day).
+    """
     groups: list[list[int]] = []
     last_window = None
+    changes = _presence_changes(x)
     for k, t in enumerate(x.t_s):
         if detail_s is None or t < x.t_s[0] + detail_s:
             groups.append([k])
             continue
         window = int((t + 1e-9) // DEMAND_WINDOW_S)
-        if window == last_window:
+        if window == last_window and k not in changes:
             groups[-1].append(k)
         else:
             groups.append([k])
@@ -150,6 +159,16 @@ def _blocks(x: SitePlan, detail_s: float | None) -> list[_Block]:
             )
         )
     return out
+
+
+def _presence_changes(x: SitePlan) -> set[int]:
+    """The steps at which some truck's plugged-in fraction differs from the step before."""
+    start = np.asarray(x.t_s)
+    changes: set[int] = set()
+    for truck in x.trucks:
+        present = np.minimum(start + x.step_s, truck.departure_s) - np.maximum(start, truck.arrival_s)
+        changes.update((np.flatnonzero(np.diff(np.clip(present, 0.0, None))) + 1).tolist())
+    return changes
 
 
 def plan(
