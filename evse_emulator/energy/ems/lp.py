@@ -1,7 +1,8 @@
 """The site EMS's plan: one linear programme over the rolling horizon, solved with HiGHS.
 
 The horizon's steps are grouped into blocks (`_blocks`): one block per step for the first `DETAIL_S` (the bound:
-all of it), then one per 15-min demand window, with the series' means over it; below, "step" means a block.
+all of it), then one per 15-min demand window (split where a truck comes or goes), with the series' means over
+it; below, "step" means a block.
 
 Variables (W unless named): per truck i and plugged-in step k, charge c >= 0 and discharge d >= 0 (DC, bounded by
 the truck and its charger times the plugged-in fraction of the step; d only on a bidirectional charger with
