@@ -164,11 +164,9 @@ def _blocks(x: SitePlan, detail_s: float | None) -> list[_Block]:
 
 def _presence_changes(x: SitePlan) -> set[int]:
     """The steps at which some truck's plugged-in fraction differs from the step before."""
-    start = np.asarray(x.t_s)
     changes: set[int] = set()
     for truck in x.trucks:
-        present = np.minimum(start + x.step_s, truck.departure_s) - np.maximum(start, truck.arrival_s)
-        changes.update((np.flatnonzero(np.diff(np.clip(present, 0.0, None))) + 1).tolist())
+        changes.update((np.flatnonzero(np.diff(x.presence_row(truck))) + 1).tolist())
     return changes
 
 
@@ -273,14 +271,8 @@ def plan(
         return fallback.plan(x, reason=f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
     sol = np.asarray(h.getSolution().col_value)
     power = np.zeros((len(x.trucks), x.n))
-    step_start = np.asarray(x.t_s)
     for i, mine in enumerate(cols):
-        truck = x.trucks[i]
-        present = np.clip(
-            (np.minimum(step_start + x.step_s, truck.departure_s) - np.maximum(step_start, truck.arrival_s)) / x.step_s,
-            0.0,
-            None,
-        )
+        present = x.presence_row(x.trucks[i])
         for j, (c, d, f) in mine.items():
             first, last = blocks[j].steps[0], blocks[j].steps[-1] + 1
             if last - first == 1:

@@ -111,6 +111,12 @@ class SitePlan:
         t0 = self.t_s[k]
         return max(0.0, min(t0 + self.step_s, truck.departure_s) - max(t0, truck.arrival_s)) / self.step_s
 
+    def presence_row(self, truck: Truck) -> np.ndarray:
+        """`presence` of every step at once."""
+        start = np.asarray(self.t_s)
+        overlap = np.minimum(start + self.step_s, truck.departure_s) - np.maximum(start, truck.arrival_s)
+        return np.clip(overlap / self.step_s, 0.0, None)
+
     def demand_windows(self) -> list[tuple[list[int], float, float]]:
         """Per 15-min window touched by the plan: its steps, the energy before now (Wh) and the covered length (s)."""
         out: dict[int, tuple[list[int], float, float]] = {}
@@ -246,7 +252,7 @@ def evaluate(
         energy = float(energy_wh[-1]) if x.n else truck.soc * truck.battery_wh
         throughput += float(np.abs(dc) @ rising) * h / 1000
         if weights.variation_eur_per_kw > 0:
-            present = np.array([x.presence(truck, k) > 0 for k in range(x.n)])
+            present = x.presence_row(truck) > 0
             both = present[1:] & present[:-1]
             variation += float(np.abs(np.diff(dc))[both].sum()) / 1000
         short = max(0.0, truck.target_soc * truck.battery_wh - energy) if truck.departure_s > x.t_s[0] else 0.0
