@@ -29,6 +29,7 @@ from evse_emulator.energy.ems.model import Charger as PlanCharger
 from evse_emulator.energy.ems.site import Decision, FcrTerms, Planner, SiteEms, SiteModel
 from evse_emulator.energy.outlet import DepotOutlet, SiteSetpoint
 from evse_emulator.energy.topics import Announcement, OutletStep, Setpoint, Telemetry, VisitOutcome
+from evse_emulator.hal.mock import settings_for_loop
 from stack.clock import VirtualClock
 from stack.session.actions import Close
 from stack.transport.drive import Observers
@@ -88,8 +89,7 @@ def truck_config(spec: TruckSpec, scenario: DepotScenario, control: str = "dynam
 
 
 def charger_config(spec: ChargerSpec, loop_interval_s: float) -> ChargerConfig:
-    """The charger of `spec`; its plant catches up with the clock in steps of at most one loop interval (as in
-    `mcs-v2g sim`: the plant solves each step in closed form, and a step per loop is a third of the work)."""
+    """The charger of `spec`, its plant stepping one charge loop at a time (as in `mcs-v2g sim`)."""
     return ChargerConfig(
         evse_id=f"DE*DEP*E{spec.id}",
         max_voltage=spec.max_voltage_v,
@@ -98,7 +98,7 @@ def charger_config(spec: ChargerSpec, loop_interval_s: float) -> ChargerConfig:
         bidirectional=spec.bidirectional,
         offer=("mcs", "mcs-bpt") if spec.bidirectional else ("mcs",),
         control_modes=("dynamic", "scheduled"),
-        hal_settings={"max_step_s": min(10.0, loop_interval_s)},
+        hal_settings=settings_for_loop(loop_interval_s),
     )
 
 

@@ -11,6 +11,7 @@ from annotated_types import Ge, Interval, MinLen
 
 from ev_emulator.config import ControlName, Count, Fraction, LoopInterval, Service, StaySeconds, TruckConfig
 from evse_emulator.config import Amps, ChargerConfig, Plan, TimeoutSeconds, Volts, Watts
+from evse_emulator.hal.mock import settings_for_loop
 from stack.config_file import EPOCH, MAX_EPOCH_S, ConfigError, Layout, Problem, one_of, validate, values_of
 
 START = 1_795_294_800.0  # 2026-11-21 21:00 UTC: a truck arrives at the depot in the evening
@@ -82,8 +83,7 @@ class Scenario:
         )
 
     def charger(self) -> ChargerConfig:
-        # the plant steps at most one loop interval (10 s at most) when it catches up with the clock
-        plant = {"max_step_s": min(10.0, self.loop_interval)}
+        plant = settings_for_loop(self.loop_interval)
         return ChargerConfig(
             max_voltage=self.max_voltage,
             max_current=self.max_current,
