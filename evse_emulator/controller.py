@@ -59,6 +59,9 @@ class PlantEvseController:
     last_soc: int | None = None
     supervisor: FaultSupervisor | None = None  # shuts the output down on a fault; None: the HAL's faults only
     pre_charge_started: float | None = None
+    # the EV asked pre-charge for more than its own maximum (Josev's simulated EV: 20 kV): its pack voltage is
+    # unknown, so the pack it closes its contactors onto is taken at the output it accepted as matched
+    pack_at_output: bool = False
     # ask once for MeteringConfirmation when the EV's target energy request falls to this many Wh (near the end);
     # the SECC passes it on only in a PnC session (stack/session/exchanges/metering_confirmation.py)
     metering_confirmation_wh: float | None = None
@@ -121,7 +124,7 @@ class PlantEvseController:
 
     def pre_charge(self, target_voltage: float, now: float) -> float:
         ev_max = self.ev_limits.max_voltage if self.ev_limits else self._limits().max_voltage
-        target_voltage = max(0.0, min(target_voltage, ev_max, self._limits().max_voltage))
+        asked, target_voltage = target_voltage, max(0.0, min(target_voltage, ev_max, self._limits().max_voltage))
         stage = self.hal.power_stage
         if self.faults():  # shut down: the output stays off whatever the EV asks
             return stage.present().voltage_v
@@ -134,9 +137,10 @@ class PlantEvseController:
             )
             self.supervisor.raise_fault(PlantFault(FaultKind.PRE_CHARGE_FAILED, detail, now))
             return stage.present().voltage_v
-        # the pack the EV closes its contactors onto is at the voltage it accepts as matched: the target as the
-        # charger applies it (an EV asking above its own maximum, as Josev's simulator does, gets its maximum)
-        self._ev_said(EvReport(voltage_v=target_voltage))
+        # the pack the EV closes its contactors onto is at the voltage it asks for, when that is a pack voltage
+        self.pack_at_output = asked > ev_max
+        if not self.pack_at_output:
+            self._ev_said(EvReport(voltage_v=target_voltage))
         stage.set_limits(target_voltage, PRE_CHARGE_CURRENT, self._limits().max_charge_power)
         stage.enable(self.ev_limits.max_voltage if self.ev_limits else target_voltage, self._ev_max_current())
         return stage.present().voltage_v
@@ -144,6 +148,8 @@ class PlantEvseController:
     def power_delivery(self, start: bool, discharge: bool, now: float) -> bool:
         hal = self.hal
         if start:
+            if self.pack_at_output:
+                self._ev_said(EvReport(voltage_v=hal.power_stage.present().voltage_v))
             self._ev_said(EvReport(contactors_closed=True))  # the EV closed its contactors before asking
             self.started = now if self.started is None else self.started
             ev_max = self.ev_limits.max_voltage if self.ev_limits else self._limits().max_voltage
@@ -167,6 +173,7 @@ class PlantEvseController:
     def _switch_off(self) -> None:
         self.cable_check_started = False
         self.pre_charge_started = None  # a new energy transfer (e.g. after renegotiation) tests again
+        self.pack_at_output = False
         stage = self.hal.power_stage
         stage.set_limits(0.0, 0.0, 0.0)
         stage.disable()
