@@ -278,3 +278,15 @@ def test_lower_bound_is_the_foresight_optimum() -> None:
     x = site([0.30, 0.10], [truck()])
     assert lower_bound(x) == pytest.approx(30 * 0.10, rel=REL)
     assert lower_bound(x) <= plan(x).costs.total_eur + 1e-9
+
+
+@pytest.mark.parametrize(("says_w", "first_w"), [(None, 25.75 * KW / 3.425), (50 * KW, 9 * KW), (5 * KW, 5 * KW)])
+def test_the_first_step_takes_what_the_truck_says_in_place_of_the_taper_model(
+    says_w: float | None, first_w: float
+) -> None:
+    """Above the taper's knee the model allows 7.5 kW in the cheap hour (c <= 50 kW x (1 - 4.85 (E / 100 kWh -
+    0.8)) at the step's end); the truck's BMS says what it takes now, and the plan's first step believes it, more
+    or less (seed 21 of the generator: the model's taper left a feasible target 1 kWh short)."""
+    t = truck(soc=0.9, target_soc=0.99, taper_knee_soc=0.8, taper_end=0.03, charge_now_w=says_w)
+    p = plan(site([0.1, 0.3], [t]))
+    assert p.truck("t1").power_w[0] == pytest.approx(first_w, rel=1e-6)

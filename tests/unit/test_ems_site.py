@@ -220,6 +220,16 @@ def test_an_announced_truck_not_yet_here_is_planned_from_its_arrival() -> None:
     assert len(seen[0].t_s) == 84  # to the planned departure, 5040 s
 
 
+@pytest.mark.parametrize(("heard", "expected"), [(True, 123 * KW), (False, None)])
+def test_the_plan_takes_the_bms_limit_of_a_truck_in_the_charge_loop(heard: bool, expected: float | None) -> None:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce())
+    said = {"energy_to_target_wh": 100 * KWH} if heard else {}
+    ems.dispatch(0.0, {"c1": tel(0.0, ev_max_charge_w=123 * KW, **said)})
+    assert seen[0].trucks[0].charge_now_w == expected  # paused or not started: its last word is not now
+
+
 # -- FCR ---------------------------------------------------------------------------------------------------------
 FCR = FcrTerms(capacity_w=150 * KW, windows=((600.0, 1800.0),), deadband_hz=0.02, reserve_s=900.0)
 

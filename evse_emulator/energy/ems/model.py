@@ -46,6 +46,7 @@ class Truck:
     storage_efficiency: float = 1.0  # stored / DC energy charging (DC / stored discharging); 1: lossless
     firm_target: bool = True  # False: known not to be reachable (its shortfall costs only the scenario's price)
     soft_soc: float = 0.0  # the top of target_soc that costs only the scenario's price (a planning margin)
+    charge_now_w: float | None = None  # what its BMS says it takes now: the first step's bound, not the taper model
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,7 @@ class SiteEms:
     _limits: tuple[float, float] | None = None
     _deviated: dict[str, float] = field(default_factory=dict)  # truck -> when it last made the EMS re-plan
     _last_energy: dict[str, float] = field(default_factory=dict)  # truck -> Wh: its last word + metered since
+    _takes: dict[str, float] = field(default_factory=dict)  # truck -> W its BMS takes now (in the charge loop)
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -156,6 +157,11 @@ class SiteEms:
     def dispatch(self, t_s: float, telemetry: Mapping[str, Telemetry]) -> Decision:
         """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
         self._notice(telemetry)
+        self._takes = {
+            tel.truck: tel.ev_max_charge_w
+            for tel in telemetry.values()
+            if tel.truck is not None and tel.energy_to_target_wh is not None
+        }
         self._stuck(telemetry)
         energy = self._energy(telemetry)
         self._check_deviation(t_s, energy)
@@ -307,6 +313,7 @@ class SiteEms:
             taper_end=TAPER[1],
             storage_efficiency=STORAGE_EFFICIENCY,
             firm_target=a.truck not in self.infeasible,
+            charge_now_w=None if a.truck in self.stuck else self._takes.get(a.truck),
         )
 
     def _planned_departure(self, a: Announcement, t_s: float) -> float:
