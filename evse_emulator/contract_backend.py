@@ -21,7 +21,7 @@ from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
 from stack.messages import xmldsig as ds
 from stack.security import key_delivery, pki, xmldsig
-from stack.security.chain_check import Finding, check_chain
+from stack.security.chain_check import Finding, check_chain, load_certificate
 from stack.session.pnc import InstallationAnswer
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,8 @@ class LocalContractBackend:
         when = dt.datetime.fromtimestamp(now, dt.UTC)
         chain = request.oem_provisioning_certificate_chain
         try:
-            leaf = x509.load_der_x509_certificate(chain.certificate)
-            subs = [
-                x509.load_der_x509_certificate(d)
-                for d in (chain.sub_certificates.certificate if chain.sub_certificates else [])
-            ]
+            leaf = load_certificate(chain.certificate)
+            subs = [load_certificate(d) for d in (chain.sub_certificates.certificate if chain.sub_certificates else [])]
         except ValueError as exc:
             log.warning("CertificateInstallation: the OEM provisioning chain does not parse (%s)", exc)
             return InstallationAnswer(RC.WARNING_CertificateValidationError)

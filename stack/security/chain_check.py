@@ -20,6 +20,19 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 E = TypeVar("E", bound=x509.ExtensionType)
 
 
+class CertificateParseError(ValueError):
+    """DER that is no X.509 certificate `cryptography` can read."""
+
+
+def load_certificate(der: bytes) -> x509.Certificate:
+    """A DER certificate from the other side; every refusal is a `CertificateParseError` (cryptography's
+    `InvalidVersion`, for a version field other than v1 or v3, is no ValueError)."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion) as exc:
+        raise CertificateParseError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class CertificateView:
     """What a person reads of one certificate."""

@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import NameOID
 
 from stack.messages.iso20_types import Processing, ResponseCode
-from stack.security.chain_check import Finding, check_chain
+from stack.security.chain_check import Finding, check_chain, load_certificate
 from stack.security.ocsp import OcspStatus, RevocationSource
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ def _revocation(
 def _parse(der: bytes) -> x509.Certificate | None:
     """The certificate, with everything this module and chain_check read of it touched once; None if unusable."""
     try:
-        cert = x509.load_der_x509_certificate(der)
+        cert = load_certificate(der)
         # cryptography parses lazily: read now what is read later, so that an unusable part shows here.
         _ = cert.public_key(), cert.signature_hash_algorithm, cert.extensions
         _ = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()

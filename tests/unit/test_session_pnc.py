@@ -317,6 +317,11 @@ FAILURES: dict[str, tuple[Callable[[], dict[str, Any]], str, str]] = {
         "WARNING_CertificateValidationError",
         "MV-PNC-CONTRACT-INVALID",
     ),
+    "version-3-certificate": (
+        lambda: {"tamper": with_chain(certificate=_version_3(_der(pf.good_contract())))},
+        "WARNING_CertificateValidationError",
+        "MV-PNC-CONTRACT-INVALID",
+    ),
     "garbage-sub-certificate": (
         lambda: {"tamper": with_chain(sub_certificates=cm.SubCertificates(certificate=[b"\x00" * 40]))},
         "WARNING_CertificateValidationError",
@@ -570,6 +575,10 @@ EV_REJECTS: dict[str, tuple[Callable[[], Any], str]] = {
         ),
         "CPS chain",
     ),
+    "cps-leaf-of-version-3": (
+        lambda: pf.Doctored(pf.local_backend(), cps_chain=_with_version_3_leaf(pf.cps_chain_of(pf.home()))),
+        "a certificate does not parse",
+    ),
 }
 
 
@@ -797,16 +806,28 @@ def test_an_installed_contract_is_kept_at_once() -> None:
     assert kept == [session.evcc.ctx.contract]
 
 
+def _version_3(der: bytes) -> bytes:
+    """The certificate with its version field 3 (v3 is 2): cryptography raises InvalidVersion, no ValueError."""
+    return der[:12] + bytes([der[12] ^ 1]) + der[13:]
+
+
+def _with_version_3_leaf(chain: cm.CertificateChain) -> cm.CertificateChain:
+    return replace(chain, certificate=_version_3(chain.certificate))
+
+
 @pytest.mark.parametrize(
-    "certificate", [b"", b"\x30\x82\x01\x00garbage" * 8, bytes(1600)], ids=["empty", "garbage", "zeros"]
+    "garble",
+    [lambda _: b"", lambda _: b"\x30\x82\x01\x00garbage" * 8, lambda _: bytes(1600), _version_3],
+    ids=["empty", "garbage", "zeros", "version-3"],
 )
-def test_a_garbage_provisioning_certificate_is_a_signature_error(certificate: bytes) -> None:
+def test_a_garbage_provisioning_certificate_is_a_signature_error(garble: Callable[[bytes], bytes]) -> None:
     """The SECC reads the OEM provisioning leaf to check the request's signature: garbage there is
     FAILED_SignatureError (MV-INSTALLATION-SIGNATURE) and the session ends, never an exception."""
     from tests.unit.test_rulebook import _installing_pair
 
     pair = _installing_pair()
     request = pair.at(cm.CertificateInstallationReq)
+    certificate = garble(request.oem_provisioning_certificate_chain.certificate)
     chain = replace(request.oem_provisioning_certificate_chain, certificate=certificate)
     actions = pair.to_secc(replace(request, oem_provisioning_certificate_chain=chain))
     (response,) = [a.message for a in actions if isinstance(a, Send)]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
 from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
 from stack.security import contract_check as cc
 from stack.security import xmldsig
+from stack.security.chain_check import load_certificate
 
 from ..controller import AuthorizationStatus
 from ..exchange import Answer, EvccContext, Handlers, Repeat, SeccContext, SendNext, Step, StopSession
@@ -235,7 +235,7 @@ def _contract_key(req: cm.AuthorizationReq) -> xmldsig.PublicKey | None:
     """The contract leaf's public key of a PnC request that passed `_check_pnc` (it verifies MeteringConfirmation)."""
     mode = req.pnc_a_req_authorization_mode
     assert mode is not None  # a PnC request
-    key = x509.load_der_x509_certificate(mode.contract_certificate_chain.certificate).public_key()
+    key = load_certificate(mode.contract_certificate_chain.certificate).public_key()
     return key if isinstance(key, ec.EllipticCurvePublicKey | ed448.Ed448PublicKey) else None
 
 

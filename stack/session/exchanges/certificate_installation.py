@@ -20,7 +20,7 @@ from stack.messages import iso20_common as cm
 from stack.messages import iso20_types as ct
 from stack.messages.minimal import minimal
 from stack.security import key_delivery, xmldsig
-from stack.security.chain_check import check_chain
+from stack.security.chain_check import check_chain, load_certificate
 from stack.security.pki import common_name, domain_component
 
 from ..actions import Event
@@ -115,7 +115,7 @@ def answer_installation(secc: SeccContext, req: cm.CertificateInstallationReq, n
     signature = req.header.signature
     assert signature is not None  # installation_request_signed holds
     try:
-        leaf = x509.load_der_x509_certificate(chain.certificate)
+        leaf = load_certificate(chain.certificate)
         xmldsig.verify(signature, [xmldsig.SignedPart(chain, OEM_ELEMENT)], leaf.public_key(), pnc.signature)
     except (ValueError, TypeError, xmldsig.SignatureError):
         return _refusal(secc, OEM_SIGNATURE_INVALID, now)
@@ -203,10 +203,13 @@ def _accept(ev: EvccContext, res: cm.CertificateInstallationRes, now: float) -> 
     prov = pnc.provisioning
     when = dt.datetime.fromtimestamp(now, dt.UTC)
     try:
-        cps = [_load(res.cps_certificate_chain.certificate), *_loads(res.cps_certificate_chain.sub_certificates)]
+        cps = [
+            load_certificate(res.cps_certificate_chain.certificate),
+            *_loads(res.cps_certificate_chain.sub_certificates),
+        ]
         data = res.signed_installation_data
         contract_chain = data.contract_certificate_chain
-        leaf = _load(contract_chain.certificate)
+        leaf = load_certificate(contract_chain.certificate)
         subs = tuple(_loads(contract_chain.sub_certificates))
     except ValueError as exc:
         raise InstallationRejected(f"a certificate does not parse: {exc}") from None
@@ -252,12 +255,8 @@ def _ski(cert: x509.Certificate) -> bytes:
         return b""
 
 
-def _load(der: bytes) -> x509.Certificate:
-    return x509.load_der_x509_certificate(der)
-
-
 def _loads(subs: cm.SubCertificates | None) -> list[x509.Certificate]:
-    return [] if subs is None else [_load(d) for d in subs.certificate]
+    return [] if subs is None else [load_certificate(d) for d in subs.certificate]
 
 
 CERTIFICATE_INSTALLATION = Handlers(
