@@ -13,9 +13,9 @@ per step grid import gi and export ge within the limits; one peak P >= the 15-mi
 Constraints: E_k = E_k-1 + (eta c - d / eta) * step_s / 3600 (eta: the truck's storage efficiency, 1 in the bound:
 lossless), E within [floor, battery] (floor = min_soc, or the present SoC when below it); the charge within the
 BMS's taper above its knee, on the energy at the step's end (a linear fall to `taper_end` x max_charge_w at 100 %;
-in the first step, what the truck says it takes now instead); E at departure (or the plan's end) + u >= target; gi -
-ge = base load + sum(c / eff - d * eff); trucks sharing a charger within one step share its rating; P >= the mean
-import of every 15-min window; during FCR (per step, the trucks plugged in the whole step on bidirectional
+in the first step, what the truck says it takes now instead); E at departure (or the plan's end) + u >= target;
+gi - ge = base load + sum(c / eff - d * eff); trucks sharing a charger within one step share its rating; P >= the
+mean import of every 15-min window; during FCR (per step, the trucks plugged in the whole step on bidirectional
 chargers): power headroom sum eff * (p + d_max) >= capacity and sum eff * (c_max - p) >= capacity, the grid limits
 hold with capacity on top, and the energy at both ends of the step holds capacity for `fcr_reserve_s` in each
 direction (less a penalised per-step shortfall, so that a reservation the trucks cannot hold does not void the
@@ -218,9 +218,8 @@ def plan(
             c = lp.col(tie, 0.0, (c_max if now_w is None else min(now_w, cap)) * f)
             d = lp.col(tie, 0.0, d_max * f)
             e = lp.col(0.0, e_low, max(truck.max_soc * full, e0))
-            if (
-                truck.taper_knee_soc < 1.0 and now_w is None
-            ):  # c <= c_max f (1 - (1 - end) (E / full - knee) / (1 - knee))
+            # c <= c_max f (1 - (1 - end) (E / full - knee) / (1 - knee))
+            if truck.taper_knee_soc < 1.0 and now_w is None:
                 slope = (1 - truck.taper_end) / (1 - truck.taper_knee_soc)
                 lp.row({c: 1.0, e: c_max * f * slope / full}, -inf, c_max * f * (1 + slope * truck.taper_knee_soc))
             energy_at.setdefault((i, j), prev)
