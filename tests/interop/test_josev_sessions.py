@@ -22,7 +22,8 @@ Josev defects worked around in the test configuration (tools/peers/josev_session
   control mode under test;
 - its simulated EV reports a 20 kV pack (announcing 1000 V as its maximum) and ends DC_PreCharge after 5
   requests whatever the EVSE's voltage: it runs as shipped; our charger (`mcs-v2g evse`, a mock plant that
-  models the truck from its reports) pre-charges to the EV's maximum and takes no report above it as physics.
+  models the truck from its reports) pre-charges to the EV's maximum, takes no report above it as physics, and
+  puts the pack of such an EV at the output it accepted when it closes (it may close mid-ramp).
 Irrelevant for pass/fail: its charge-loop timeout is 60 s instead of the 0.5 s of -20, and its other simulated
 values are not physical (EVSE current 0.2 A).
 """
