@@ -833,3 +833,15 @@ def test_a_garbage_provisioning_certificate_is_a_signature_error(garble: Callabl
     (response,) = [a.message for a in actions if isinstance(a, Send)]
     assert str(response.response_code) == "FAILED_SignatureError"
     assert pair.secc.closed is not None
+
+
+def test_the_testers_stranger_signature_leaves_a_request_whose_leaf_does_not_parse_as_it_is() -> None:
+    """The conformance runner re-signs a truck's PnC AuthorizationReq with a fresh key; a truck whose contract leaf
+    is garbage (version 3) keeps its request, which the charger refuses as it is (no tester error)."""
+    from mcs_v2g.conformance.catalogue.pnc_truck import signed_by_stranger
+
+    session = run(pf.ev_pnc(pf.good_contract()), pf.secc_pnc())
+    (req,) = session.requests(cm.AuthorizationReq)
+    assert signed_by_stranger(req).header.signature != req.header.signature
+    garbage = with_chain(certificate=_version_3(_der(pf.good_contract())))(req)
+    assert signed_by_stranger(garbage) is garbage

@@ -9,11 +9,10 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from cryptography import x509
-
 from evse_emulator.contract_backend import LocalContractBackend
 from stack.messages import iso20_common as cm
 from stack.security import pki, xmldsig
+from stack.security.chain_check import CertificateParseError, load_certificate
 from stack.session import conduct
 from stack.session.actions import Action
 from stack.session.exchanges import authorization, certificate_installation
@@ -113,11 +112,15 @@ def used_pnc(trace: Trace) -> Verdict | None:
 
 
 def signed_by_stranger(req: Any) -> Any:
-    """`req` signed by a fresh key instead of the contract's (a PnC request; others unchanged)."""
+    """`req` signed by a fresh key instead of the contract's (a PnC request; others unchanged, and so is one whose
+    contract leaf does not parse: the charger refuses that as it is)."""
     mode = req.pnc_a_req_authorization_mode
     if mode is None:
         return req
-    leaf = x509.load_der_x509_certificate(mode.contract_certificate_chain.certificate)
+    try:
+        leaf = load_certificate(mode.contract_certificate_chain.certificate)
+    except CertificateParseError:
+        return req
     signature = pnc_signature(mode, new_key_like(leaf.public_key()))
     return dataclasses.replace(req, header=dataclasses.replace(req.header, signature=signature))
 
@@ -222,7 +225,10 @@ def install_case() -> Case:
 
     def stranger(req: Any) -> Any:
         chain = req.oem_provisioning_certificate_chain
-        leaf = x509.load_der_x509_certificate(chain.certificate)
+        try:
+            leaf = load_certificate(chain.certificate)
+        except CertificateParseError:  # the charger refuses the truck's own garbage as it is
+            return req
         part = xmldsig.SignedPart(chain, certificate_installation.OEM_ELEMENT)
         signature = xmldsig.sign([part], new_key_like(leaf.public_key()), xmldsig.SignatureSettings())
         return dataclasses.replace(req, header=dataclasses.replace(req.header, signature=signature))
