@@ -115,7 +115,9 @@ def site_model(scenario: DepotScenario) -> SiteModel:
         export_limit_w=site.grid_export_limit_w,
         demand_eur_per_kw=tariff.demand_eur_per_kw,
         unserved_eur_per_kwh=tariff.unserved_eur_per_kwh,
-        chargers=tuple(PlanCharger(c.id, c.max_power_w, c.bidirectional, c.efficiency) for c in scenario.chargers),
+        chargers=tuple(
+            PlanCharger(c.id, c.max_power_w, c.bidirectional, c.efficiency, c.max_current_a) for c in scenario.chargers
+        ),
         fcr=None if fcr is None else FcrTerms(fcr.capacity_w, fcr.windows, fcr.deadband_hz, fcr.energy_reserve_s),
     )
 

@@ -77,8 +77,8 @@ def announce(truck: str = "T1", charger: str = "c1", **kw: object) -> Announceme
     return Announcement(truck=truck, charger=charger, **settings)
 
 
-def tel(t_s: float, truck: str | None = "T1", **kw: Any) -> Telemetry:
-    return Telemetry(t_s, 800.0, 0.0, 0.0, None, "connected" if truck else "idle", None, truck=truck, **kw)
+def tel(t_s: float, truck: str | None = "T1", voltage_v: float = 800.0, **kw: Any) -> Telemetry:
+    return Telemetry(t_s, voltage_v, 0.0, 0.0, None, "connected" if truck else "idle", None, truck=truck, **kw)
 
 
 def stub(power: Callable[[str, float], float], seen: list[SitePlan] | None = None, fallback: bool = False) -> Planner:
@@ -230,6 +230,21 @@ def test_the_plan_takes_the_bms_limit_of_a_truck_in_the_charge_loop(heard: bool,
     assert seen[0].trucks[0].charge_now_w == expected  # paused or not started: its last word is not now
 
 
+def test_the_guard_counts_a_discharge_at_the_chargers_current_rating() -> None:
+    """T1 is told -400 kW, but its charger's 500 A give 350 kW at the pack's 700 V: the guard counts those, so
+    T2's 400 kW are cut to keep the 20 kW import limit (counted at -400 kW, 50 kW would come from the grid)."""
+    rated = Charger("c1", 400 * KW, bidirectional=True, max_current_a=500.0)
+    seen: list[SitePlan] = []
+    ems = SiteEms(model((rated, C2), import_w=20 * KW), stub(constant(T1=-400 * KW, T2=400 * KW), seen))
+    ems.announce(announce("T1", "c1", soc=0.6, max_discharge_w=400 * KW))
+    ems.announce(announce("T2", "c2"))
+    loop = {"ev_max_charge_w": 400 * KW, "ev_max_discharge_w": 400 * KW, "energy_to_target_wh": 100 * KWH}
+    d = ems.dispatch(0.0, {"c1": tel(0.0, "T1", 700.0, **loop), "c2": tel(0.0, "T2", **loop)})
+    assert d.setpoints["c1"].power_w == pytest.approx(-350 * KW)
+    assert d.setpoints["c2"].power_w == pytest.approx(350 * KW + 20 * KW * (1 - GUARD_MARGIN))
+    assert seen[0].trucks[0].charge_now_w == pytest.approx(350 * KW)  # the plan's first step is rated so too
+
+
 # -- FCR ---------------------------------------------------------------------------------------------------------
 FCR = FcrTerms(capacity_w=150 * KW, windows=((600.0, 1800.0),), deadband_hz=0.02, reserve_s=900.0)
 
@@ -365,6 +380,20 @@ def test_a_target_is_planned_early_and_a_truck_behind_catches_up_after() -> None
     ems.dispatch(6660.0, {"c1": tel(6660.0, **behind), "c2": tel(6660.0, truck=None)})
     assert ems.plans > plans and any("T1 50 kWh short at its plan's end" in text for _, text in ems.events)
     assert {t.id: t.departure_s for t in seen[-1].trucks}["T1"] == 7200.0  # ... then to the real departure
+
+
+def test_a_truck_catching_up_on_its_target_is_planned_without_v2g() -> None:
+    """Before its plan's end and once caught up it may give back; while it catches up it only charges (a plan that
+    had it give back then take it all in its last minutes left a seeded truck 0.1 kWh short)."""
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce(departure_s=7200.0, soc=0.6, max_discharge_w=100 * KW))
+    ems.dispatch(0.0, {"c1": tel(0.0)})
+    assert seen[-1].trucks[0].max_discharge_w == 100 * KW
+    for t_s, soc, v2g in ((6660.0, 0.7, 0.0), (6720.0, 0.8, 100 * KW)):
+        plans = ems.plans
+        ems.dispatch(t_s, {"c1": tel(t_s, energy_to_full_wh=500 * KWH * (1 - soc))})
+        assert ems.plans == plans + 1 and seen[-1].trucks[0].max_discharge_w == v2g
 
 
 # -- what the EMS believes of a pack between charge loops --------------------------------------------------------

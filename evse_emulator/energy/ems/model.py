@@ -22,6 +22,11 @@ class Charger:
     max_power_w: float  # DC rating, both directions
     bidirectional: bool = False
     efficiency: float = 1.0
+    max_current_a: float = math.inf  # DC rating: at a pack's voltage it may bind before max_power_w
+
+    def power_at(self, voltage_v: float) -> float:
+        """The most DC power at this output voltage (W; the power rating when the voltage is not known)."""
+        return min(self.max_power_w, self.max_current_a * voltage_v) if voltage_v > 0 else self.max_power_w
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,8 +158,8 @@ class SiteEms:
         """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
         self._notice(telemetry)
         self._takes = {
-            tel.truck: tel.ev_max_charge_w
-            for tel in telemetry.values()
+            tel.truck: min(tel.ev_max_charge_w, self.model.charger(cid).power_at(tel.voltage_v))
+            for cid, tel in telemetry.items()
             if tel.truck is not None and tel.energy_to_target_wh is not None
         }
         self._stuck(telemetry)
@@ -230,8 +230,7 @@ class SiteEms:
                 continue
             off = wh - planned.soc[min(k, len(planned.soc) - 1)] * a.battery_wh  # after its plan: where it ended
             recent = t_s - self._deviated.get(tid, -math.inf) < DEVIATION_DWELL_S
-            catch_up = t_s >= self._planned_departure(a, -math.inf) and wh < a.target_soc * a.battery_wh
-            if catch_up:  # its plan has ended short of the target: the rest of the stay is for it (each step)
+            if self._catching_up(a, t_s, wh):  # the rest of the stay is for it (re-planned each step)
                 self._pending.append(
                     f"{tid} {(a.target_soc * a.battery_wh - wh) / 1000:.0f} kWh short at its plan's end"
                 )
@@ -293,7 +292,9 @@ class SiteEms:
 
     def _truck(self, a: Announcement, t_s: float, energy: Mapping[str, float]) -> Truck:
         wh = energy.get(a.truck, a.soc * a.battery_wh)
-        bidirectional = self.model.charger(a.charger).bidirectional
+        # a truck catching up on its target only charges (a plan that lets it give back now to take it all in its
+        # last minutes leaves it short by what the plant's ramps cost there)
+        bidirectional = self.model.charger(a.charger).bidirectional and not self._catching_up(a, t_s, wh)
         return Truck(
             id=a.truck,
             charger=a.charger,
@@ -315,6 +316,10 @@ class SiteEms:
             firm_target=a.truck not in self.infeasible,
             charge_now_w=None if a.truck in self.stuck else self._takes.get(a.truck),
         )
+
+    def _catching_up(self, a: Announcement, t_s: float, wh: float) -> bool:
+        """Its plan has ended (`_planned_departure`) short of its target: the rest of its stay is for that."""
+        return t_s >= self._planned_departure(a, -math.inf) and wh < a.target_soc * a.battery_wh
 
     def _planned_departure(self, a: Announcement, t_s: float) -> float:
         """When the plan has the truck leave: `FINISH_EARLY` of its stay (at most `FINISH_EARLY_S`) before its
@@ -388,8 +393,9 @@ class SiteEms:
         heard = tel.energy_to_target_wh is not None  # the truck has told its limits in a charge loop
         ev_charge = tel.ev_max_charge_w if heard else (a.max_charge_w if a else charger.max_power_w)
         ev_discharge = tel.ev_max_discharge_w if heard else (a.max_discharge_w if a else 0.0)
-        max_charge = min(ev_charge, charger.max_power_w)
-        max_discharge = min(ev_discharge, charger.max_power_w) if charger.bidirectional else 0.0
+        rating = charger.power_at(tel.voltage_v)  # its current rating at the truck's voltage now
+        max_charge = min(ev_charge, rating)
+        max_discharge = min(ev_discharge, rating) if charger.bidirectional else 0.0
         planned = self._planned(tel.truck or "", t_s)
         plan_w = max_charge if planned is None else planned  # an unknown truck: charged as the guard allows
         if a is not None and a.truck in energy:  # DLB fills a truck up to its target, no further
