@@ -6,7 +6,9 @@ Within each dispatch step the plan (`ems.lp`) is adjusted to what is measured, i
 2. dynamic load balancing: what a truck does not take of its setpoint (its BMS tapers) goes to the others that
    can take more;
 3. the grid guard: the connection point's import and export limits on the measured base load, charging (or
-   discharging) cut back pro rata, unbooked trucks first;
+   discharging) cut back pro rata, unbooked trucks first; what relieves a limit (a discharge against the import
+   limit) counts only as far as it is measured now, since a discharge that starts or grows ramps up within the
+   step;
 4. no trickle: a setpoint below the truck's `min_power_w` pauses the session, while its contactor-cycle budget
    lets it resume; with no cycle left it holds the minimum instead; a truck holding FCR idles at 0 W instead (the
    droop moves it);
@@ -33,7 +35,8 @@ class Outlet:
     plan_w: float  # the EMS plan's setpoint for this step (+ charges the truck)
     max_charge_w: float  # the truck's and the charger's, whichever is lower, now
     max_discharge_w: float  # 0: no V2G (one-way charger, or the truck at its floor)
-    taking_w: float | None = None  # measured DC power now (None: not measured yet)
+    taking_w: float | None = None  # the most it takes now: its BMS's limit within the charger's (None: not heard)
+    measured_w: float = 0.0  # the DC power measured now (+ charges the truck)
     min_power_w: float = 0.0
     cycles_left: int = 1_000_000  # contactor cycles (pause + resume) the session may still spend
     booked: bool = False
@@ -59,6 +62,16 @@ def droop_w(frequency_hz: float, capacity_w: float, deadband_hz: float) -> float
         return 0.0
     share = min(1.0, (abs(offset) - deadband_hz) / (FULL_DROOP_HZ - deadband_hz))
     return math.copysign(capacity_w * share, offset)
+
+
+def _counted(o: Outlet, power_w: float, sign: float) -> float:
+    """What the guard counts of an outlet told `power_w` against the limit in direction `sign` (+1 import, -1
+    export): all of it where it adds to that direction; where it relieves it, no more than the outlet is measured
+    to do now (nothing from a truck not in the charge loop)."""
+    if sign * power_w >= 0:
+        return power_w
+    relief = o.measured_w if o.running and o.measured_w * power_w > 0 else 0.0
+    return power_w if abs(power_w) <= abs(relief) else relief
 
 
 def grid_w(outlet: Outlet, power_w: float) -> float:
@@ -156,10 +169,8 @@ class RealTimeLayer:
         """Cut charging (or discharging) pro rata until the connection point is within its limits; unbooked
         trucks give first."""
         for sign, limit in ((1.0, import_limit_w), (-1.0, export_limit_w)):
-            for booked in (False, True):  # a truck not in the loop yet: its charge counts, its discharge not
-                total = base_load_w + sum(
-                    grid_w(o, power[o.id] if o.running else max(power[o.id], 0.0)) for o in outlets
-                )
+            for booked in (False, True):
+                total = base_load_w + sum(grid_w(o, _counted(o, power[o.id], sign)) for o in outlets)
                 excess = sign * total - limit
                 if excess <= 1e-9:
                     break

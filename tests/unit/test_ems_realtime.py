@@ -60,6 +60,23 @@ def test_the_grid_guard_holds_the_export_limit_too() -> None:
     assert 100_000 + sum(power.values()) == pytest.approx(-1_000_000)
 
 
+def test_the_grid_guard_counts_a_discharge_only_as_far_as_it_is_measured() -> None:
+    """A discharge told -400 kW that gives -100 kW now ramps up within the step: against the 600 kW import limit
+    the guard counts the -100 kW, so the charging truck gets 600 - 100 (base load) + 100 = 600 kW (counting all of
+    the -400 kW, 800 kW); one not in the charge loop yet counts nothing. Against the export limit all of it counts."""
+    layer = RealTimeLayer(deadband_w=0)
+    ramping = [outlet("giving", -400_000, measured_w=-100_000), outlet("taking", 800_000)]
+    power = told(layer, ramping, base_load_w=100_000, import_limit_w=600_000)
+    assert power == {"giving": -400_000, "taking": pytest.approx(600_000)}
+    silent = [outlet("giving", -400_000, measured_w=-100_000, running=False), outlet("taking", 800_000)]
+    assert told(RealTimeLayer(deadband_w=0), silent, base_load_w=100_000, import_limit_w=600_000)["taking"] == (
+        pytest.approx(500_000)
+    )
+    exporting = [outlet("giving", -400_000, measured_w=-100_000), outlet("taking", 100_000, measured_w=100_000)]
+    power = told(RealTimeLayer(deadband_w=0), exporting, export_limit_w=250_000)
+    assert power == {"giving": pytest.approx(-350_000), "taking": 100_000}
+
+
 def test_below_the_minimum_power_a_session_pauses_while_it_can_resume() -> None:
     layer = RealTimeLayer(deadband_w=0)
     result = layer.dispatch(0.0, [outlet("a", 20_000, min_power_w=30_000, cycles_left=2)], **LIMITS)

@@ -13,6 +13,7 @@ import pytest
 
 from evse_emulator.energy.ems.model import PLAN_WEIGHTS, Charger, Plan, SitePlan, evaluate
 from evse_emulator.energy.ems.site import (
+    FLOOR_MARGIN,
     GUARD_MARGIN,
     PLAN_CEILING_SOC,
     STORAGE_EFFICIENCY,
@@ -77,8 +78,9 @@ def announce(truck: str = "T1", charger: str = "c1", **kw: object) -> Announceme
     return Announcement(truck=truck, charger=charger, **settings)
 
 
-def tel(t_s: float, truck: str | None = "T1", voltage_v: float = 800.0, **kw: Any) -> Telemetry:
-    return Telemetry(t_s, voltage_v, 0.0, 0.0, None, "connected" if truck else "idle", None, truck=truck, **kw)
+def tel(t_s: float, truck: str | None = "T1", voltage_v: float = 800.0, power_w: float = 0.0, **kw: Any) -> Telemetry:
+    state = "connected" if truck else "idle"
+    return Telemetry(t_s, voltage_v, power_w / voltage_v, power_w / 1000, None, state, None, truck=truck, **kw)
 
 
 def stub(power: Callable[[str, float], float], seen: list[SitePlan] | None = None, fallback: bool = False) -> Planner:
@@ -231,15 +233,16 @@ def test_the_plan_takes_the_bms_limit_of_a_truck_in_the_charge_loop(heard: bool,
 
 
 def test_the_guard_counts_a_discharge_at_the_chargers_current_rating() -> None:
-    """T1 is told -400 kW, but its charger's 500 A give 350 kW at the pack's 700 V: the guard counts those, so
-    T2's 400 kW are cut to keep the 20 kW import limit (counted at -400 kW, 50 kW would come from the grid)."""
+    """T1 is told -400 kW, but its charger's 500 A give 350 kW at the pack's 700 V (as it gives now): the guard
+    counts those, so T2's 400 kW are cut to keep the 20 kW import limit (counted at -400 kW, 50 kW would come from
+    the grid)."""
     rated = Charger("c1", 400 * KW, bidirectional=True, max_current_a=500.0)
     seen: list[SitePlan] = []
     ems = SiteEms(model((rated, C2), import_w=20 * KW), stub(constant(T1=-400 * KW, T2=400 * KW), seen))
     ems.announce(announce("T1", "c1", soc=0.6, max_discharge_w=400 * KW))
     ems.announce(announce("T2", "c2"))
     loop = {"ev_max_charge_w": 400 * KW, "ev_max_discharge_w": 400 * KW, "energy_to_target_wh": 100 * KWH}
-    d = ems.dispatch(0.0, {"c1": tel(0.0, "T1", 700.0, **loop), "c2": tel(0.0, "T2", **loop)})
+    d = ems.dispatch(0.0, {"c1": tel(0.0, "T1", 700.0, -350 * KW, **loop), "c2": tel(0.0, "T2", **loop)})
     assert d.setpoints["c1"].power_w == pytest.approx(-350 * KW)
     assert d.setpoints["c2"].power_w == pytest.approx(350 * KW + 20 * KW * (1 - GUARD_MARGIN))
     assert seen[0].trucks[0].charge_now_w == pytest.approx(350 * KW)  # the plan's first step is rated so too
@@ -380,6 +383,14 @@ def test_a_target_is_planned_early_and_a_truck_behind_catches_up_after() -> None
     ems.dispatch(6660.0, {"c1": tel(6660.0, **behind), "c2": tel(6660.0, truck=None)})
     assert ems.plans > plans and any("T1 50 kWh short at its plan's end" in text for _, text in ems.events)
     assert {t.id: t.departure_s for t in seen[-1].trucks}["T1"] == 7200.0  # ... then to the real departure
+
+
+def test_the_plan_keeps_a_margin_above_the_v2g_floor() -> None:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce(min_soc=0.3, max_discharge_w=100 * KW))
+    ems.dispatch(0.0, {"c1": tel(0.0)})
+    assert seen[-1].trucks[0].min_soc == pytest.approx(0.3 + FLOOR_MARGIN)
 
 
 def test_a_truck_catching_up_on_its_target_is_planned_without_v2g() -> None:

@@ -34,6 +34,9 @@ TAPER = (0.80, 0.03)
 STORAGE_EFFICIENCY = 0.96  # the plan's estimate of a pack's and cable's charging losses (I^2 R: some 4 %)
 FIRM_MARGIN = 0.005  # of which this much is planned as firmly as the target (the rest only at the energy's price)
 TARGET_MARGIN = 0.01  # planned above the target: what the plant's ramps and the taper's shape cost at the end
+# planned above the V2G floor: a truck that reaches its floor within a step stops giving back at once (its BMS), and
+# the import the guard let the others take against that discharge would come from the grid for the rest of the step
+FLOOR_MARGIN = 0.01
 FINISH_EARLY, FINISH_EARLY_S = 0.1, 600.0  # the plan meets a target this early, the rest of the stay to catch up
 # the plan fills a pack at most this far unless its target is higher: at its limit a BMS opens the contactors and the
 # truck ends its charging for the visit, which would take its V2G with it
@@ -305,7 +308,7 @@ class SiteEms:
             target_soc=min(a.target_soc + TARGET_MARGIN, 1.0),
             max_soc=max(PLAN_CEILING_SOC, min(a.target_soc + TARGET_MARGIN, 1.0)),
             soft_soc=max(min(a.target_soc + TARGET_MARGIN, 1.0) - a.target_soc - FIRM_MARGIN, 0.0),
-            min_soc=a.min_soc,
+            min_soc=min(a.min_soc + FLOOR_MARGIN, 1.0),
             max_charge_w=0.0 if a.truck in self.stuck else a.max_charge_w,
             max_discharge_w=a.max_discharge_w if bidirectional and a.truck not in self.stuck else 0.0,
             min_power_w=a.min_power_w,
@@ -408,6 +411,7 @@ class SiteEms:
             max_charge_w=max_charge,
             max_discharge_w=max_discharge,
             taking_w=max_charge if heard else None,
+            measured_w=tel.power_kw * 1000,
             min_power_w=a.min_power_w if a else 0.0,
             cycles_left=max(budget - max(tel.cycles_used, 1), 0),
             booked=a.booked if a else False,
