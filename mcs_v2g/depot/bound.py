@@ -4,7 +4,8 @@
 (arrival, departure, initial SoC, target, floor, powers, booked), the scenario's price and base-load series per step,
 the grid limits as the scenario states them and the FCR capacity of every step wholly inside a window (as `SiteEms`
 counts it). It is built here rather than by `SiteEms.site_plan`, which plans to a margin above each target, keeps
-`GUARD_MARGIN` of each limit free, models the BMS's taper and the pack's losses, moves departures forward by the
+`GUARD_MARGIN` of each limit free and room below the peak for the FCR droop, models the BMS's taper, the pack's
+losses and the chargers' current rating at the measured pack voltage, moves departures forward by the
 chargers' lead and ends at the last known departure: the bound has none of these (no taper, lossless
 `storage_efficiency` 1, the whole horizon, so that the base load's import and the demand charge count as in the
 report). `lower_bound_eur` solves it with `lp.lower_bound` (same HiGHS, no priority premium, no regulariser).

@@ -290,3 +290,34 @@ def test_the_first_step_takes_what_the_truck_says_in_place_of_the_taper_model(
     t = truck(soc=0.9, target_soc=0.99, taper_knee_soc=0.8, taper_end=0.03, charge_now_w=says_w)
     p = plan(site([0.1, 0.3], [t]))
     assert p.truck("t1").power_w[0] == pytest.approx(first_w, rel=1e-6)
+
+
+@pytest.mark.parametrize(("slope", "first_w"), [(0.0, 20 * KW), (0.5, 20 * KW / 0.9)])
+def test_the_chargers_current_rating_binds_at_the_packs_voltage(slope: float, first_w: float) -> None:
+    """50 A at the pack's 400 V are 20 kW, below the truck's 50 kW: the rest of the 30 kWh goes to the dear hour.
+    With the voltage rising by half of itself over the SoC range, the hour's end at 50 % + c/100 kWh allows
+    c <= 20 kW x (1 + 0.5 c / 100 kW), so c = 22.2 kW."""
+    rated = (Charger("c1", 100 * KW, bidirectional=True, max_current_a=50.0),)
+    t = truck(voltage_v=400.0, voltage_slope=slope)
+    p = plan(site([0.1, 0.3], [t], chargers=rated))
+    assert p.truck("t1").power_w[0] == pytest.approx(first_w, rel=1e-6)
+    assert p.truck("t1").power_w[1] == pytest.approx(30 * KW - first_w, rel=1e-6)
+
+
+def test_a_discharge_is_rated_at_the_falling_voltage() -> None:
+    """Selling at 0.5 EUR/kWh, the truck gives what 50 A give as its pack's voltage falls with its energy:
+    d <= 20 kW x (1 - 0.5 d / 100 kW), so d = 18.2 kW (without the row: its 40 kW)."""
+    rated = (Charger("c1", 100 * KW, bidirectional=True, max_current_a=50.0),)
+    t = truck(target_soc=0.0, max_discharge_w=40 * KW, voltage_v=400.0, voltage_slope=0.5)
+    p = plan(site([0.6], [t], export=[0.5], chargers=rated))
+    assert p.truck("t1").power_w[0] == pytest.approx(-20 * KW / 1.1, rel=1e-6)
+
+
+@pytest.mark.parametrize(("share", "first_w"), [(0.0, 50 * KW), (0.2, 40 * KW)])
+def test_the_peak_keeps_room_for_the_droops_import_in_fcr_steps(share: float, first_w: float) -> None:
+    """25 kWh in two 15-min windows at one price: the demand charge evens them out (50 kW each) unless the first,
+    in an FCR window of 100 kW, keeps a fifth of that free below the peak for the droop (40 kW, then 60)."""
+    t = truck(charger="c2", target_soc=0.75, max_charge_w=100 * KW)
+    x = site([0.1, 0.1], [t], step_s=DEMAND_WINDOW_S, demand_eur_per_kw=10.0, fcr_w=(100 * KW, 0.0))
+    p = plan(dataclasses.replace(x, fcr_peak_share=share))
+    assert p.truck("t1").power_w == pytest.approx((first_w, 100 * KW - first_w), rel=1e-6)

@@ -18,6 +18,7 @@ from evse_emulator.energy.ems.site import (
     PLAN_CEILING_SOC,
     STORAGE_EFFICIENCY,
     TARGET_MARGIN,
+    VOLTAGE_SLOPE,
     FcrTerms,
     Planner,
     SiteEms,
@@ -78,8 +79,10 @@ def announce(truck: str = "T1", charger: str = "c1", **kw: object) -> Announceme
     return Announcement(truck=truck, charger=charger, **settings)
 
 
-def tel(t_s: float, truck: str | None = "T1", voltage_v: float = 800.0, power_w: float = 0.0, **kw: Any) -> Telemetry:
-    state = "connected" if truck else "idle"
+def tel(
+    t_s: float, truck: str | None = "T1", voltage_v: float = 800.0, power_w: float = 0.0, state: str = "", **kw: Any
+) -> Telemetry:
+    state = state or ("connected" if truck else "idle")
     return Telemetry(t_s, voltage_v, power_w / voltage_v, power_w / 1000, None, state, None, truck=truck, **kw)
 
 
@@ -246,6 +249,20 @@ def test_the_guard_counts_a_discharge_at_the_chargers_current_rating() -> None:
     assert d.setpoints["c1"].power_w == pytest.approx(-350 * KW)
     assert d.setpoints["c2"].power_w == pytest.approx(350 * KW + 20 * KW * (1 - GUARD_MARGIN))
     assert seen[0].trucks[0].charge_now_w == pytest.approx(350 * KW)  # the plan's first step is rated so too
+
+
+def test_the_plan_rates_a_truck_at_its_packs_voltage_measured_while_power_flows() -> None:
+    """The voltage at the inlet in pre-charge or a pause is not the pack's: the plan keeps the last one measured
+    with the contactors closed and power flowing (0 until then: the charger's power rating)."""
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce("T1"))
+    ems.dispatch(0.0, {"c1": tel(0.0, "T1", 50.0)})  # pre-charge
+    ems.dispatch(60.0, {"c1": tel(60.0, "T1", 705.0, 300 * KW, state="charging")})
+    ems.announce(announce("T2", t_s=120.0, arrival_s=3600.0))
+    ems.dispatch(120.0, {"c1": tel(120.0, "T1", 640.0, state="paused")})
+    assert [x.trucks[0].voltage_v for x in seen] == [0.0, 705.0]
+    assert seen[-1].trucks[0].voltage_slope == VOLTAGE_SLOPE and seen[-1].trucks[1].voltage_v == 0.0
 
 
 # -- FCR ---------------------------------------------------------------------------------------------------------

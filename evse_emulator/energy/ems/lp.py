@@ -13,9 +13,11 @@ per step grid import gi and export ge within the limits; one peak P >= the 15-mi
 Constraints: E_k = E_k-1 + (eta c - d / eta) * step_s / 3600 (eta: the truck's storage efficiency, 1 in the bound:
 lossless), E within [floor, battery] (floor = min_soc, or the present SoC when below it); the charge within the
 BMS's taper above its knee, on the energy at the step's end (a linear fall to `taper_end` x max_charge_w at 100 %;
-in the first step, what the truck says it takes now instead); E at departure (or the plan's end) + u >= target;
-gi - ge = base load + sum(c / eff - d * eff); trucks sharing a charger within one step share its rating; P >= the
-mean import of every 15-min window; during FCR (per step, the trucks plugged in the whole step on bidirectional
+in the first step, what the truck says it takes now instead); c + d within the charger's current rating at the
+pack's voltage, for a truck whose voltage was measured (linear in E: `Truck.voltage_slope`); E at departure (or
+the plan's end) + u >= target; gi - ge = base load + sum(c / eff - d * eff); trucks sharing a charger within one
+step share its rating; P >= the mean import of every 15-min window, with `fcr_peak_share` of its FCR capacity
+kept free for the droop's import; during FCR (per step, the trucks plugged in the whole step on bidirectional
 chargers): power headroom sum eff * (p + d_max) >= capacity and sum eff * (c_max - p) >= capacity, the grid limits
 hold with capacity on top, and the energy at both ends of the step holds capacity for `fcr_reserve_s` in each
 direction (less a penalised per-step shortfall, so that a reservation the trucks cannot hold does not void the
@@ -222,6 +224,11 @@ def plan(
             if truck.taper_knee_soc < 1.0 and now_w is None:
                 slope = (1 - truck.taper_end) / (1 - truck.taper_knee_soc)
                 lp.row({c: 1.0, e: c_max * f * slope / full}, -inf, c_max * f * (1 + slope * truck.taper_knee_soc))
+            if truck.voltage_v > 0 and charger.max_current_a < math.inf:
+                # c + d <= I V(E) f: the charger's current rating at the pack's voltage, linear in its energy
+                amps = charger.max_current_a * f * truck.voltage_v
+                slope = amps * truck.voltage_slope
+                lp.row({c: 1.0, d: 1.0, e: -slope / full}, -inf, amps - slope * truck.soc)
             energy_at.setdefault((i, j), prev)
             energy_at[(i, j + 1)] = (e, 0.0)
             eta = truck.storage_efficiency
@@ -265,7 +272,8 @@ def plan(
             terms = {peak: 1.0}
             for k in steps:
                 terms[gi[block_of[k]]] = terms.get(gi[block_of[k]], 0.0) - x.step_s / length
-            lp.row(terms, wh * 3600 / length, inf)
+            droop_w = x.fcr_peak_share * sum(x.fcr(k) for k in steps) * x.step_s / length
+            lp.row(terms, wh * 3600 / length + droop_w, inf)
     try:
         scale = 3.6 / x.step_s * 1e6 / max(0.01, *(abs(p) for p in x.import_eur_per_kwh))
         h, optimal = lp.solve(time_limit, scale)

@@ -52,6 +52,8 @@ class Truck:
     firm_target: bool = True  # False: known not to be reachable (its shortfall costs only the scenario's price)
     soft_soc: float = 0.0  # the top of target_soc that costs only the scenario's price (a planning margin)
     charge_now_w: float | None = None  # what its BMS says it takes now: the first step's bound, not the taper model
+    voltage_v: float = 0.0  # its pack's voltage at `soc` as last measured (0: not known; the charger's power rating)
+    voltage_slope: float = 0.0  # the pack's voltage rises by this fraction of `voltage_v` per unit of SoC
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class SitePlan:
     demand_window_import_wh: float = 0.0
     fcr_w: tuple[float, ...] = ()  # empty: no FCR
     fcr_reserve_s: float = 0.0  # SoC headroom to hold fcr_w this long in either direction
+    fcr_peak_share: float = 0.0  # of fcr_w, kept free below the 15-min peak for the droop's import
 
     def __post_init__(self) -> None:
         n = len(self.t_s)
