@@ -252,15 +252,16 @@ def test_the_guard_counts_a_discharge_at_the_chargers_current_rating() -> None:
 
 
 def test_the_plan_rates_a_truck_at_its_packs_voltage_measured_while_power_flows() -> None:
-    """The voltage at the inlet in pre-charge or a pause is not the pack's: the plan keeps the last one measured
-    with the contactors closed and power flowing (0 until then: the charger's power rating)."""
+    """The voltage at the inlet in pre-charge or a pause is not the pack's, nor is one below a DC charger's range:
+    the plan keeps the last one measured with power flowing (0 until then: the charger's power rating)."""
     seen: list[SitePlan] = []
     ems = SiteEms(model(), stub(constant(), seen))
     ems.announce(announce("T1"))
     ems.dispatch(0.0, {"c1": tel(0.0, "T1", 50.0)})  # pre-charge
     ems.dispatch(60.0, {"c1": tel(60.0, "T1", 705.0, 300 * KW, state="charging")})
-    ems.announce(announce("T2", t_s=120.0, arrival_s=3600.0))
-    ems.dispatch(120.0, {"c1": tel(120.0, "T1", 640.0, state="paused")})
+    ems.dispatch(120.0, {"c1": tel(120.0, "T1", 5.0, 300 * KW, state="charging")})  # a glitch, not the pack
+    ems.announce(announce("T2", t_s=180.0, arrival_s=3600.0))
+    ems.dispatch(180.0, {"c1": tel(180.0, "T1", 640.0, state="paused")})
     assert [x.trucks[0].voltage_v for x in seen] == [0.0, 705.0]
     assert seen[-1].trucks[0].voltage_slope == VOLTAGE_SLOPE and seen[-1].trucks[1].voltage_v == 0.0
 

@@ -40,6 +40,7 @@ FLOOR_MARGIN = 0.01
 # the plan's model of a charger's current rating at a truck's pack (the backend knows only the voltage it measured):
 # a generic NMC pack's voltage rises by about 20 % of itself from empty to full
 VOLTAGE_SLOPE = 0.2
+MIN_PACK_V = 150.0  # a voltage measured below a DC charger's range (IEC 61851-23: 150 V) is not a pack's: ignored
 # of the FCR capacity, kept free below the 15-min peak in FCR steps: the droop's import is not known in advance and
 # raised the 15-min peak above the plan's in the windows it fell in (against none kept: seeds 10-29 -1.2 %, the
 # benchmark's seeds 0-4 -1.5 %; the built-in scenario +3.9 %, whose FCR window is not where its peak is)
@@ -178,7 +179,7 @@ class SiteEms:
             {
                 tel.truck: tel.voltage_v
                 for tel in telemetry.values()
-                if tel.truck is not None and tel.state in ("charging", "discharging") and tel.voltage_v > 0
+                if tel.truck is not None and tel.state in ("charging", "discharging") and tel.voltage_v >= MIN_PACK_V
             }
         )
         self._stuck(telemetry)
