@@ -44,7 +44,7 @@ MIN_PACK_V = 150.0  # a voltage measured below a DC charger's range (IEC 61851-2
 # of the FCR capacity, kept free below the 15-min peak in FCR steps: the droop's import is not known in advance and
 # raised the 15-min peak above the plan's in the windows it fell in (against none kept: seeds 10-29 -1.2 %, the
 # benchmark's seeds 0-4 -1.5 %; the built-in scenario +3.9 %, whose FCR window is not where its peak is)
-FCR_PEAK_SHARE = 0.1  # a generic NMC pack's voltage rises by about 20 % of itself from empty to full
+FCR_PEAK_SHARE = 0.1
 FINISH_EARLY, FINISH_EARLY_S = 0.1, 600.0  # the plan meets a target this early, the rest of the stay to catch up
 # the plan fills a pack at most this far unless its target is higher: at its limit a BMS opens the contactors and the
 # truck ends its charging for the visit, which would take its V2G with it
@@ -111,6 +111,7 @@ class SiteEms:
     deviation_wh: float = DEVIATION_WH
     departure_lead_s: float = 0.0  # the chargers deliver nothing this close to a departure
     voltage_slope: float = VOLTAGE_SLOPE
+    fcr_peak_share: float = FCR_PEAK_SHARE
     guard: bool = True  # False: the real-time layer does not guard the grid limits (an uncontrolled depot)
     scheduled: bool = False  # Scheduled mode: each setpoint carries the truck's plan as a profile (no FCR)
     known: dict[str, Announcement] = field(default_factory=dict)
@@ -308,7 +309,7 @@ class SiteEms:
             demand_window_import_wh=self._imports.get(window, 0.0),
             fcr_w=tuple(fcr.capacity_in(t, t + step) for t in times) if fcr else (),
             fcr_reserve_s=fcr.reserve_s if fcr else 0.0,
-            fcr_peak_share=FCR_PEAK_SHARE,
+            fcr_peak_share=self.fcr_peak_share,
         )
 
     def _truck(self, a: Announcement, t_s: float, energy: Mapping[str, float]) -> Truck:
