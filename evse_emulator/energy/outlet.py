@@ -32,6 +32,7 @@ from .topics import Setpoint, SetpointWatchdog, Telemetry
 
 log = logging.getLogger("evse_emulator.energy.outlet")
 
+PACK_MIN_V = 150.0  # below a DC charger's range (IEC 61851-23): no pack on the cable, its current limit says nothing
 ACTIVE_W = 1_000.0  # |power| above this counts as charging or discharging (direction changes, state)
 
 
@@ -228,6 +229,19 @@ def _energy_wh(profile: Profile, span_s: float) -> float:
     return total
 
 
+def ev_power_now(x: PolicyInput | None, voltage_v: float, *, charging: bool) -> float:
+    """The most the EV takes (or gives) now: its power limit, or its current limit (and the over-current
+    protection's) at the present voltage when that is lower (a pack's voltage falls as it gives power)."""
+    ev = x.ev if x is not None else None
+    if x is None or ev is None:
+        return 0.0
+    power = ev.max_charge_power if charging else (ev.max_discharge_power or 0.0)
+    amps = ev.max_charge_current if charging else (ev.max_discharge_current or 0.0)
+    if x.armed_current_a is not None:
+        amps = min(amps, x.armed_current_a)
+    return min(power, amps * voltage_v) if voltage_v >= PACK_MIN_V else power
+
+
 def _within(power_w: float, ev: PowerLimits | None, evse: PowerLimits) -> float:
     """A signed power within the EV's and the charger's present power limits."""
     charge = min(evse.max_charge_power, ev.max_charge_power if ev else evse.max_charge_power)
@@ -313,7 +327,6 @@ class DepotOutlet:
         present = self.charger.hal.power_stage.present()
         power = present.voltage_v * present.current_a
         x, visit = self.policy.last, self.visit
-        ev = x.ev if x is not None else None
         state = "idle" if visit is None else "connected"
         told = self.policy.current(now)
         if visit is not None and told is not None and told.paused:
@@ -333,8 +346,8 @@ class DepotOutlet:
             state=state,
             session_id=visit.session_id if visit else None,
             truck=visit.truck if visit else None,
-            ev_max_charge_w=ev.max_charge_power if ev else 0.0,
-            ev_max_discharge_w=(ev.max_discharge_power or 0.0) if ev else 0.0,
+            ev_max_charge_w=ev_power_now(x, present.voltage_v, charging=True),
+            ev_max_discharge_w=ev_power_now(x, present.voltage_v, charging=False),
             energy_to_target_wh=None if x is None or x.energy is None else x.energy.target_energy,
             energy_to_full_wh=None if x is None or x.energy is None else x.energy.max_energy,
             cycles_used=visit.starts if visit else 0,

@@ -94,7 +94,9 @@ class Telemetry:
     state: str  # idle, connected, charging, discharging, paused, finished (the truck ended its charging), fault
     session_id: str | None
     truck: str | None = None  # the plugged-in truck (its EVCCID)
-    ev_max_charge_w: float = 0.0  # the EV's limits in its last DC_ChargeLoopReq
+    # what the EV takes and gives now: its power limits in its last DC_ChargeLoopReq, or its current limits at the
+    # present voltage where lower (`outlet.ev_power_now`)
+    ev_max_charge_w: float = 0.0
     ev_max_discharge_w: float = 0.0
     energy_to_target_wh: float | None = None  # EVTargetEnergyRequest
     energy_to_full_wh: float | None = None  # EVMaximumEnergyRequest: to the truck's maximum SoC

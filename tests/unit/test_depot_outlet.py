@@ -12,7 +12,7 @@ import pytest
 from evse_emulator.charger import Charger
 from evse_emulator.config import ChargerConfig
 from evse_emulator.controller import clamp_current
-from evse_emulator.energy.outlet import RENEGOTIATE_W, RENEGOTIATE_WH, DepotOutlet, SiteSetpoint
+from evse_emulator.energy.outlet import RENEGOTIATE_W, RENEGOTIATE_WH, DepotOutlet, SiteSetpoint, ev_power_now
 from evse_emulator.energy.policy import PolicyInput
 from evse_emulator.energy.topics import Setpoint
 from stack.clock import VirtualClock
@@ -310,6 +310,28 @@ def test_direction_changes_are_counted_across_idle_and_reset_per_truck() -> None
     p.apply(sp(-100 * KW, t_s=20, truck="T2"), START + 20)
     p.setpoint(loop(START + 21))
     assert p.direction_changes == 0  # the first direction of the new truck is no change
+
+
+@pytest.mark.parametrize(
+    ("volts", "armed", "charge_w", "discharge_w"),
+    [
+        (800.0, None, 300 * KW, 200 * KW),
+        (700.0, None, 280 * KW, 200 * KW),
+        (700.0, 250.0, 175 * KW, 175 * KW),
+        (50.0, None, 300 * KW, 200 * KW),
+    ],
+)
+def test_the_telemetry_gives_what_the_truck_takes_and_gives_at_the_present_voltage(
+    volts: float, armed: float | None, charge_w: float, discharge_w: float
+) -> None:
+    """The truck's power limits, or its current limits (400 A charging, 300 A discharging) or the over-current
+    protection's at the voltage now when lower: a pack's voltage falls as it gives (the built-in scenario's t1
+    says 750 kW but its 923 A give 725 kW at 785 V); at 50 V there is no pack on the cable to rate them by."""
+    ev = replace(EV, max_charge_current=400.0, max_discharge_current=300.0)
+    x = replace(loop(START, ev=ev), armed_current_a=armed)
+    assert ev_power_now(x, volts, charging=True) == pytest.approx(charge_w)
+    assert ev_power_now(x, volts, charging=False) == pytest.approx(discharge_w)
+    assert ev_power_now(None, volts, charging=True) == 0.0
 
 
 def test_a_depot_outlet_counts_visits_and_hands_the_truck_to_its_policy() -> None:

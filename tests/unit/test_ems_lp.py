@@ -313,6 +313,16 @@ def test_a_discharge_is_rated_at_the_falling_voltage() -> None:
     assert p.truck("t1").power_w[0] == pytest.approx(-20 * KW / 1.1, rel=1e-6)
 
 
+@pytest.mark.parametrize(("gives_w", "first_w"), [(None, -20 * KW), (15 * KW, -15 * KW)])
+def test_the_first_step_takes_what_the_truck_says_it_gives_now(gives_w: float | None, first_w: float) -> None:
+    """Selling at 0.35 then buying back at 0.10, the truck gives down to its floor in the first hour (20 kWh) unless
+    it says it gives less now (its current limit at its pack's voltage: seed 0 of the built-in scenario's t1 gave
+    725 of the planned 750 kW, and the 15-min import rose by the rest); later steps keep its power rating."""
+    t = truck(soc=0.6, target_soc=0.6, min_soc=0.4, max_discharge_w=50 * KW, discharge_now_w=gives_w)
+    p = plan(site([0.40, 0.10], [t], export=[0.35, 0.05]))
+    assert p.truck("t1").power_w == pytest.approx((first_w, -first_w), rel=1e-6)
+
+
 @pytest.mark.parametrize(("share", "first_w"), [(0.0, 50 * KW), (0.2, 40 * KW)])
 def test_the_peak_keeps_room_for_the_droops_import_in_fcr_steps(share: float, first_w: float) -> None:
     """25 kWh in two 15-min windows at one price: the demand charge evens them out (50 kW each) unless the first,

@@ -225,14 +225,27 @@ def test_an_announced_truck_not_yet_here_is_planned_from_its_arrival() -> None:
     assert len(seen[0].t_s) == 84  # to the planned departure, 5040 s
 
 
-@pytest.mark.parametrize(("heard", "expected"), [(True, 123 * KW), (False, None)])
-def test_the_plan_takes_the_bms_limit_of_a_truck_in_the_charge_loop(heard: bool, expected: float | None) -> None:
+@pytest.mark.parametrize(("heard", "takes", "gives"), [(True, 123 * KW, 45 * KW), (False, None, None)])
+def test_the_plan_takes_the_bms_limit_of_a_truck_in_the_charge_loop(
+    heard: bool, takes: float | None, gives: float | None
+) -> None:
     seen: list[SitePlan] = []
     ems = SiteEms(model(), stub(constant(), seen))
-    ems.announce(announce())
+    ems.announce(announce(max_discharge_w=100 * KW))
     said = {"energy_to_target_wh": 100 * KWH} if heard else {}
-    ems.dispatch(0.0, {"c1": tel(0.0, ev_max_charge_w=123 * KW, **said)})
-    assert seen[0].trucks[0].charge_now_w == expected  # paused or not started: its last word is not now
+    ems.dispatch(0.0, {"c1": tel(0.0, ev_max_charge_w=123 * KW, ev_max_discharge_w=45 * KW, **said)})
+    truck = seen[0].trucks[0]
+    assert (truck.charge_now_w, truck.discharge_now_w) == (takes, gives)  # paused or not started: not now
+
+
+def test_a_truck_leaving_within_a_step_is_told_the_steps_energy_for_the_time_it_is_there() -> None:
+    """The plan's power is a step's mean: T1 leaves 30 s (less the 10 s lead) into the step at 600 s, so its 60 kW
+    of plan come as 180 kW in the 20 s it still charges; a whole step is told as planned."""
+    ems = SiteEms(model(), stub(constant(T1=60 * KW)), departure_lead_s=10.0)
+    ems.announce(announce(departure_s=630.0))
+    loop = {"ev_max_charge_w": 300 * KW, "energy_to_target_wh": 300 * KWH}
+    assert ems.dispatch(540.0, {"c1": tel(540.0, **loop)}).setpoints["c1"].power_w == pytest.approx(60 * KW)
+    assert ems.dispatch(600.0, {"c1": tel(600.0, **loop)}).setpoints["c1"].power_w == pytest.approx(180 * KW)
 
 
 def test_the_guard_counts_a_discharge_at_the_chargers_current_rating() -> None:

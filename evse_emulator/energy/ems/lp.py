@@ -217,8 +217,9 @@ def plan(
                 continue
             tie = weights.throughput_eur_per_kwh * b.hours / 1000 * (1 + b.steps[0] / x.n)
             now_w = truck.charge_now_w if j == 0 else None  # the truck's own word for the present step
+            gives_w = truck.discharge_now_w if j == 0 and truck.discharge_now_w is not None else d_max
             c = lp.col(tie, 0.0, (c_max if now_w is None else min(now_w, cap)) * f)
-            d = lp.col(tie, 0.0, d_max * f)
+            d = lp.col(tie, 0.0, min(d_max, gives_w) * f)
             e = lp.col(0.0, e_low, max(truck.max_soc * full, e0))
             # c <= c_max f (1 - (1 - end) (E / full - knee) / (1 - knee))
             if truck.taper_knee_soc < 1.0 and now_w is None:

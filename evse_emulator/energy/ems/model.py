@@ -52,6 +52,7 @@ class Truck:
     firm_target: bool = True  # False: known not to be reachable (its shortfall costs only the scenario's price)
     soft_soc: float = 0.0  # the top of target_soc that costs only the scenario's price (a planning margin)
     charge_now_w: float | None = None  # what its BMS says it takes now: the first step's bound, not the taper model
+    discharge_now_w: float | None = None  # what it says it gives now (its current limit at its voltage): the same
     voltage_v: float = 0.0  # its pack's voltage at `soc` as last measured (0: not known; the charger's power rating)
     voltage_slope: float = 0.0  # the pack's voltage rises by this fraction of `voltage_v` per unit of SoC
 

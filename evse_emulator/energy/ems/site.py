@@ -129,6 +129,7 @@ class SiteEms:
     _deviated: dict[str, float] = field(default_factory=dict)  # truck -> when it last made the EMS re-plan
     _last_energy: dict[str, float] = field(default_factory=dict)  # truck -> Wh: its last word + metered since
     _takes: dict[str, float] = field(default_factory=dict)  # truck -> W its BMS takes now (in the charge loop)
+    _gives: dict[str, float] = field(default_factory=dict)  # truck -> W it gives now (in the charge loop)
     _volts: dict[str, float] = field(default_factory=dict)  # truck -> its pack's voltage when last measured
 
     @property
@@ -171,10 +172,16 @@ class SiteEms:
     def dispatch(self, t_s: float, telemetry: Mapping[str, Telemetry]) -> Decision:
         """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
         self._notice(telemetry)
+        in_loop = {cid: tel for cid, tel in telemetry.items() if tel.truck and tel.energy_to_target_wh is not None}
         self._takes = {
             tel.truck: min(tel.ev_max_charge_w, self.model.charger(cid).power_at(tel.voltage_v))
-            for cid, tel in telemetry.items()
-            if tel.truck is not None and tel.energy_to_target_wh is not None
+            for cid, tel in in_loop.items()
+            if tel.truck
+        }
+        self._gives = {
+            tel.truck: min(tel.ev_max_discharge_w, self.model.charger(cid).power_at(tel.voltage_v))
+            for cid, tel in in_loop.items()
+            if tel.truck
         }
         self._volts.update(  # the pack's voltage, measured while power flows (not in pre-charge or a pause)
             {
@@ -337,6 +344,7 @@ class SiteEms:
             storage_efficiency=STORAGE_EFFICIENCY,
             firm_target=a.truck not in self.infeasible,
             charge_now_w=None if a.truck in self.stuck else self._takes.get(a.truck),
+            discharge_now_w=None if a.truck in self.stuck else self._gives.get(a.truck),
             voltage_v=self._volts.get(a.truck, 0.0),
             voltage_slope=self.voltage_slope,
         )
@@ -449,7 +457,11 @@ class SiteEms:
         planned = next((tp for tp in p.trucks if tp.id == tid), None)
         if planned is None or k < 0:
             return None
-        return planned.power_w[k] if k < len(planned.power_w) else 0.0  # after its plan: nothing until a re-plan
+        if k >= len(planned.power_w):
+            return 0.0  # after its plan: nothing until a re-plan
+        # the plan's power is the step's mean; a truck that leaves within the step takes it in the time it is there
+        left_s = self.known[tid].departure_s - self.departure_lead_s - t_s
+        return planned.power_w[k] * self.model.step_s / left_s if 0 < left_s < self.model.step_s else planned.power_w[k]
 
 
 def _price_levels(prices: Series) -> dict[float, int]:
