@@ -347,7 +347,8 @@ def test_the_profile_merges_entries_and_ends_with_the_plan() -> None:
         (60.0, pytest.approx(kept), 2),  # ... is the profile's first step
         (240.0, 50 * KW, 2),
         (300.0, 0.0, 0),
-        (510.0, 80 * KW, 1),  # 600 s to 1110 s: cut at the departure less the lead (infeasible: all of the stay)
+        (480.0, 80 * KW, 1),  # 600 s to 1110 s: cut at the departure less the lead (infeasible: all of the stay),
+        (30.0, 160 * KW, 1),  # the last step's planned energy in the 30 s the truck is still there
     )
     assert s.price_levels == 3
 

@@ -410,9 +410,10 @@ class SiteEms:
             t = p.t_s[j]
             if t >= end:
                 break
-            power = now_w if j == k else planned.power_w[j]
-            level = levels[at(self.model.import_price, t)]
             duration = min(step, end - t)
+            # the step's planned energy in the time the truck is still there (as `_planned` tells it)
+            power = now_w if j == k else planned.power_w[j] * step / duration
+            level = levels[at(self.model.import_price, t)]
             if entries and entries[-1][1] == power and entries[-1][2] == level:
                 entries[-1] = (entries[-1][0] + duration, power, level)
             else:
