@@ -109,7 +109,8 @@ class Telemetry:
 @dataclass(frozen=True, slots=True)
 class Setpoint:
     """EMS -> charger, for `truck` (None: whichever is plugged in); `fcr_w` is this charger's share of the FCR
-    capacity, applied as a droop on the frequency it measures at each charge loop."""
+    capacity, applied as a droop on the frequency it measures at each charge loop; `fcr_down_w` a share applied only
+    where the droop lowers the import (under-frequency), for a charger that cannot raise it (at its maximum)."""
 
     __pydantic_config__ = _STRICT
 
@@ -123,6 +124,7 @@ class Setpoint:
     deadband_hz: float = 0.0
     profile: tuple[tuple[float, float, int], ...] = ()  # Scheduled mode: (s, W, price level) from t_s on
     price_levels: int = 0  # the number of price levels the profile's levels are out of
+    fcr_down_w: float = 0.0
 
     def payload(self) -> bytes:
         return _json(self)
@@ -256,14 +258,14 @@ def parse_setpoint(
         return extras
     clamped = min(max(power, -max_discharge_w), max_charge_w)
     notes = [] if clamped == power else [f"power_w {power:.0f} W clamped to {clamped:.0f} W"]
-    truck, paused, fcr, fcr_note, deadband = extras
+    truck, paused, fcr, fcr_down, fcr_note, deadband = extras
     notes += [fcr_note] if fcr_note else []
     schedule = _profile(value, max_charge_w, max_discharge_w)
     if isinstance(schedule, Rejected):
         return schedule
     profile, levels = schedule
     note = "; ".join(notes) or None
-    return Setpoint(t_s, clamped, valid, note, truck, paused, fcr, deadband, profile, levels)
+    return Setpoint(t_s, clamped, valid, note, truck, paused, fcr, deadband, profile, levels, fcr_down)
 
 
 def _profile(
@@ -289,22 +291,30 @@ def _finite_number(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _setpoint_extras(value: dict[str, Any], rating_w: float) -> tuple[str | None, bool, float, str, float] | Rejected:
-    """The optional keys of a setpoint: truck, paused, the FCR share (clamped to the rating) and its deadband."""
+def _setpoint_extras(
+    value: dict[str, Any], rating_w: float
+) -> tuple[str | None, bool, float, float, str, float] | Rejected:
+    """The optional keys of a setpoint: truck, paused, the FCR shares (clamped to the rating) and their deadband."""
     truck, paused = value.get("truck"), value.get("paused", False)
     if truck is not None and not isinstance(truck, str):
         return Rejected(f"'truck' must be a string or null, got {truck!r}")
     if not isinstance(paused, bool):
         return Rejected(f"'paused' must be true or false, got {paused!r}")
-    fcr, deadband = _number(value, "fcr_w", 0.0), _number(value, "deadband_hz", 0.0)
-    for field in (fcr, deadband):
+    fcr, down, deadband = (_number(value, k, 0.0) for k in ("fcr_w", "fcr_down_w", "deadband_hz"))
+    for field in (fcr, down, deadband):
         if isinstance(field, Rejected):
             return field
-    fcr_w, band = float(fcr), float(deadband)  # type: ignore[arg-type]
-    if fcr_w < 0 or not 0 <= band < 0.2:
-        return Rejected(f"'fcr_w' must be >= 0 and 'deadband_hz' within [0, 0.2), got {fcr_w}, {band}")
-    note = f"fcr_w {fcr_w:.0f} W clamped to {rating_w:.0f} W" if fcr_w > rating_w else ""
-    return truck, paused, min(fcr_w, rating_w), note, band
+    fcr_w, down_w, band = float(fcr), float(down), float(deadband)  # type: ignore[arg-type]
+    if fcr_w < 0 or down_w < 0 or not 0 <= band < 0.2:
+        return Rejected(
+            f"'fcr_w' and 'fcr_down_w' must be >= 0 and 'deadband_hz' within [0, 0.2), got {fcr_w}, {down_w}, {band}"
+        )
+    notes = [
+        f"{k} {w:.0f} W clamped to {rating_w:.0f} W"
+        for k, w in (("fcr_w", fcr_w), ("fcr_down_w", down_w))
+        if w > rating_w
+    ]
+    return truck, paused, min(fcr_w, rating_w), min(down_w, rating_w), "; ".join(notes), band
 
 
 def parse_grid_limit(payload: bytes) -> GridLimit | Rejected:

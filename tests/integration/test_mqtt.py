@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -220,12 +221,21 @@ def test_a_site_name_is_one_topic_level_and_charger_topics_are_read_back() -> No
         '"paused": "yes"',
         '"truck": 7',
         '"fcr_w": -5',
+        '"fcr_down_w": -5',
+        '"fcr_down_w": "all"',
         '"deadband_hz": 0.5',
     ],
 )
 def test_a_bad_setpoint_extra_is_rejected_not_raised(extra: str) -> None:
     payload = ('{"t_s": 1, "power_w": 5, ' + extra + "}").encode()
     assert isinstance(parse_setpoint(payload, 1e6, 1e6, 120.0), Rejected)
+
+
+def test_the_fcr_shares_are_read_and_clamped_to_the_rating() -> None:
+    sp = parse_setpoint(b'{"t_s": 1, "power_w": 5, "fcr_w": 2e5, "fcr_down_w": 3e6, "deadband_hz": 0.01}', 1e6, 0, 60)
+    assert isinstance(sp, Setpoint) and (sp.fcr_w, sp.fcr_down_w, sp.deadband_hz) == (2e5, 1e6, 0.01)
+    assert sp.clamped == "fcr_down_w 3000000 W clamped to 1000000 W"
+    assert parse_setpoint(sp.payload(), 1e6, 0, 60) == replace(sp, clamped=None)  # the payload reads back
 
 
 def test_a_profile_is_read_and_clamped_to_the_ratings() -> None:

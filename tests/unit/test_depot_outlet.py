@@ -145,6 +145,17 @@ def test_the_fcr_droop_follows_the_frequency_at_the_charge_loop() -> None:
     assert p.told_w == 100 * KW  # the EMS's part only
 
 
+@pytest.mark.parametrize(("hz", "power_w"), [(49.8, 100 * KW - 60 * KW), (50.2, 100 * KW + 20 * KW)])
+def test_a_share_that_lowers_the_import_only_acts_below_the_nominal_frequency(hz: float, power_w: float) -> None:
+    """20 kW symmetric and 40 kW more that only lowers the import: 60 kW less at 0.2 Hz low, 20 kW more at 0.2
+    Hz high; the EV is told it may give back the whole of both."""
+    p = policy(frequency=hz)
+    p.apply(sp(-10 * KW, fcr_w=20 * KW, fcr_down_w=40 * KW), START)
+    p.apply(sp(100 * KW, t_s=1, fcr_w=20 * KW, fcr_down_w=40 * KW), START + 1)
+    assert p.setpoint(loop(START + 2)) == pytest.approx(power_w)
+    assert p.advertise(EVSE, START + 2).max_discharge_power == pytest.approx(60 * KW)
+
+
 def test_the_deadband_and_no_fcr_share_mean_no_droop() -> None:
     p = policy(frequency=49.95)
     p.apply(sp(100 * KW, fcr_w=80 * KW, deadband_hz=0.05), START)

@@ -6,7 +6,8 @@ telemetry (the -20 EVTargetEnergyRequest: Wh to the truck's target), the frequen
 dispatch step it re-plans when something happened (an announcement, an arrival, a departure, a grid-limit
 change, a truck off its planned energy by more than `deviation_wh`), then the real-time layer turns the plan's
 step into setpoints (DLB, the grid guard, no trickle, no chatter) and the FCR capacity is shared over the
-chargers that can hold it, in proportion to their headroom (each applies it as a droop at every charge loop).
+chargers that can hold it, in proportion to their headroom (each applies it as a droop at every charge loop); what
+that leaves short in the direction that lowers the import comes from any charger with room that way.
 """
 
 from __future__ import annotations
@@ -382,18 +383,22 @@ class SiteEms:
             for cid, tel in telemetry.items()
         }
         for cid, sp in setpoints.items():
-            if sp.fcr_w:
+            if sp.fcr_w or sp.fcr_down_w:
                 setpoints[cid] = replace(sp, deadband_hz=deadband)
         return Decision(setpoints, told, replanned)
 
     def _told(
-        self, cid: str, tel: Telemetry, told: Mapping[str, Told], shares: Mapping[str, float], valid: float
+        self,
+        cid: str,
+        tel: Telemetry,
+        told: Mapping[str, Told],
+        shares: Mapping[str, tuple[float, float]],
+        valid: float,
     ) -> Setpoint:
         t = told[cid]
         profile, levels = self._profile(tel.truck or "", tel.t_s, t.power_w) if self.scheduled else ((), 0)
-        return Setpoint(
-            tel.t_s, t.power_w, valid, None, tel.truck, t.paused, shares.get(cid, 0.0), 0.0, profile, levels
-        )
+        fcr_w, down_w = shares.get(cid, (0.0, 0.0))
+        return Setpoint(tel.t_s, t.power_w, valid, None, tel.truck, t.paused, fcr_w, 0.0, profile, levels, down_w)
 
     def _profile(self, tid: str, t_s: float, now_w: float) -> tuple[tuple[tuple[float, float, int], ...], int]:
         """The truck's plan from now to its departure as (s, W, price level) entries, equal neighbours merged; the
@@ -470,16 +475,24 @@ def _price_levels(prices: Series) -> dict[float, int]:
     return {price: level for level, price in enumerate(sorted({v for _, v in prices}))}
 
 
-def _fcr_shares(outlets: list[Outlet], told: Mapping[str, Told], capacity_w: float) -> dict[str, float]:
-    """The FCR capacity over the chargers that hold it, in proportion to their symmetric headroom."""
+def _fcr_shares(outlets: list[Outlet], told: Mapping[str, Told], capacity_w: float) -> dict[str, tuple[float, float]]:
+    """Each charger's FCR shares (symmetric, and lowering the import only): the capacity over the chargers that
+    hold it in proportion to their symmetric headroom; where that falls short of the capacity in the direction
+    that lowers the import, the rest from any charger in the charge loop with room in that direction (a truck at
+    full power cannot raise its import, a one-way charger cannot export), as a share that acts in that direction
+    only, so it never raises the import the guard counted."""
     if capacity_w <= 0:
         return {}
-    headroom = {
-        o.id: max(0.0, min(o.max_charge_w - told[o.id].power_w, told[o.id].power_w + o.max_discharge_w))
-        for o in outlets
-        if o.fcr and not told[o.id].paused
+    live = [o for o in outlets if o.running and not told[o.id].paused]
+    power = {o.id: told[o.id].power_w for o in live}
+    down = {o.id: max(0.0, power[o.id] + (o.max_discharge_w if o.fcr else 0.0)) for o in live}
+    symmetric = {o.id: min(max(0.0, o.max_charge_w - power[o.id]), down[o.id]) for o in live if o.fcr}
+    total = sum(symmetric.values())
+    shares = {cid: min(room, capacity_w * room / total) for cid, room in symmetric.items()} if total > 0 else {}
+    short = capacity_w - sum(min(shares.get(cid, 0.0), down[cid]) for cid in power)
+    spare = {cid: down[cid] - shares.get(cid, 0.0) for cid in power if down[cid] > shares.get(cid, 0.0)}
+    room = sum(spare.values())
+    extra = {cid: w * min(1.0, short / room) for cid, w in spare.items()} if short > 0 and room > 0 else {}
+    return {
+        cid: (shares.get(cid, 0.0), extra.get(cid, 0.0)) for cid in power if shares.get(cid, 0.0) or extra.get(cid, 0.0)
     }
-    total = sum(headroom.values())
-    if total <= 0:
-        return {}
-    return {cid: min(room, capacity_w * room / total) for cid, room in headroom.items() if room > 0}
