@@ -28,11 +28,10 @@ from ..controller import clamp_current
 from ..hal import MeterSnapshot
 from .policy import ChargeToTarget, PolicyInput
 from .realtime import droop_w
-from .topics import Setpoint, SetpointWatchdog, Telemetry
+from .topics import MIN_PACK_V, Setpoint, SetpointWatchdog, Telemetry
 
 log = logging.getLogger("evse_emulator.energy.outlet")
 
-PACK_MIN_V = 150.0  # below a DC charger's range (IEC 61851-23): no pack on the cable, its current limit says nothing
 ACTIVE_W = 1_000.0  # |power| above this counts as charging or discharging (direction changes, state)
 
 
@@ -240,7 +239,7 @@ def ev_power_now(x: PolicyInput | None, voltage_v: float, *, charging: bool) -> 
     amps = ev.max_charge_current if charging else (ev.max_discharge_current or 0.0)
     if x.armed_current_a is not None:
         amps = min(amps, x.armed_current_a)
-    return min(power, amps * voltage_v) if voltage_v >= PACK_MIN_V else power
+    return min(power, amps * voltage_v) if voltage_v >= MIN_PACK_V else power
 
 
 def _within(power_w: float, ev: PowerLimits | None, evse: PowerLimits) -> float:

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 T = TypeVar("T")
+# a telemetry voltage below a DC charger's range (IEC 61851-23: 150 V) is not a pack's (pre-charge, a glitch)
+MIN_PACK_V = 150.0
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 ONLINE, OFFLINE = "online", "offline"

@@ -13,15 +13,15 @@ per step grid import gi and export ge within the limits; one peak P >= the 15-mi
 Constraints: E_k = E_k-1 + (eta c - d / eta) * step_s / 3600 (eta: the truck's storage efficiency, 1 in the bound:
 lossless), E within [floor, battery] (floor = min_soc, or the present SoC when below it); the charge within the
 BMS's taper above its knee, on the energy at the step's end (a linear fall to `taper_end` x max_charge_w at 100 %;
-in the first step, what the truck says it takes now instead); c + d within the charger's current rating at the
-pack's voltage, for a truck whose voltage was measured (linear in E: `Truck.voltage_slope`); E at departure (or
-the plan's end) + u >= target; gi - ge = base load + sum(c / eff - d * eff); trucks sharing a charger within one
-step share its rating; P >= the mean import of every 15-min window, with `fcr_peak_share` of its FCR capacity
-kept free for the droop's import; during FCR (per step, the trucks plugged in the whole step on bidirectional
-chargers): power headroom sum eff * (p + d_max) >= capacity and sum eff * (c_max - p) >= capacity, the grid limits
-hold with capacity on top, and the energy at both ends of the step holds capacity for `fcr_reserve_s` in each
-direction (less a penalised per-step shortfall, so that a reservation the trucks cannot hold does not void the
-plan).
+in the first step, what the truck says it takes now instead, and no more discharge than it says it gives now); c + d
+within the charger's current rating at the pack's voltage, for a truck whose voltage was measured (linear in E:
+`Truck.voltage_slope`); E at departure (or the plan's end) + u >= target; gi - ge = base load + sum(c / eff - d *
+eff); trucks sharing a charger within one step share its rating; P >= the mean import of every 15-min window, with
+`fcr_peak_share` of its FCR capacity kept free for the droop's import; during FCR (per step, the trucks plugged in
+the whole step on bidirectional chargers): power headroom sum eff * (p + d_max) >= capacity and sum eff * (c_max -
+p) >= capacity, the grid limits hold with capacity on top, and the energy at both ends of the step holds capacity
+for `fcr_reserve_s` in each direction (less a penalised per-step shortfall, so that a reservation the trucks cannot
+hold does not void the plan).
 
 Objective: import cost - export revenue + demand * (P - peak so far) + unserved penalty (`Weights.unserved`)
 + the FCR shortfall penalty + the regulariser (throughput rising over the horizon, optionally setpoint changes;
@@ -217,9 +217,9 @@ def plan(
                 continue
             tie = weights.throughput_eur_per_kwh * b.hours / 1000 * (1 + b.steps[0] / x.n)
             now_w = truck.charge_now_w if j == 0 else None  # the truck's own word for the present step
-            gives_w = truck.discharge_now_w if j == 0 and truck.discharge_now_w is not None else d_max
+            gives_w = truck.discharge_now_w if j == 0 else None  # and what it says it gives now
             c = lp.col(tie, 0.0, (c_max if now_w is None else min(now_w, cap)) * f)
-            d = lp.col(tie, 0.0, min(d_max, gives_w) * f)
+            d = lp.col(tie, 0.0, (d_max if gives_w is None else min(gives_w, d_max)) * f)
             e = lp.col(0.0, e_low, max(truck.max_soc * full, e0))
             # c <= c_max f (1 - (1 - end) (E / full - knee) / (1 - knee))
             if truck.taper_knee_soc < 1.0 and now_w is None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..realtime import Outlet, RealTimeLayer, Told
-from ..topics import Announcement, Setpoint, Telemetry
+from ..topics import MIN_PACK_V, Announcement, Setpoint, Telemetry
 from .lp import plan as lp_plan
 from .model import DEMAND_WINDOW_S, Charger, Plan, SitePlan, Truck
 
@@ -41,7 +41,6 @@ FLOOR_MARGIN = 0.01
 # the plan's model of a charger's current rating at a truck's pack (the backend knows only the voltage it measured):
 # a generic NMC pack's voltage rises by about 20 % of itself from empty to full
 VOLTAGE_SLOPE = 0.2
-MIN_PACK_V = 150.0  # a voltage measured below a DC charger's range (IEC 61851-23: 150 V) is not a pack's: ignored
 # of the FCR capacity, kept free below the 15-min peak in FCR steps: the droop's import is not known in advance and
 # raised the 15-min peak above the plan's in the windows it fell in (against none kept: seeds 10-29 -1.2 %, the
 # benchmark's seeds 0-4 -1.5 %; the built-in scenario +3.9 %, whose FCR window is not where its peak is)
@@ -173,17 +172,12 @@ class SiteEms:
     def dispatch(self, t_s: float, telemetry: Mapping[str, Telemetry]) -> Decision:
         """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
         self._notice(telemetry)
-        in_loop = {cid: tel for cid, tel in telemetry.items() if tel.truck and tel.energy_to_target_wh is not None}
-        self._takes = {
-            tel.truck: min(tel.ev_max_charge_w, self.model.charger(cid).power_at(tel.voltage_v))
-            for cid, tel in in_loop.items()
-            if tel.truck
-        }
-        self._gives = {
-            tel.truck: min(tel.ev_max_discharge_w, self.model.charger(cid).power_at(tel.voltage_v))
-            for cid, tel in in_loop.items()
-            if tel.truck
-        }
+        self._takes, self._gives = {}, {}  # what each truck in the charge loop takes and gives now
+        for cid, tel in telemetry.items():
+            if tel.truck and tel.energy_to_target_wh is not None:
+                rating = self.model.charger(cid).power_at(tel.voltage_v)
+                self._takes[tel.truck] = min(tel.ev_max_charge_w, rating)
+                self._gives[tel.truck] = min(tel.ev_max_discharge_w, rating)
         self._volts.update(  # the pack's voltage, measured while power flows (not in pre-charge or a pause)
             {
                 tel.truck: tel.voltage_v
