@@ -1,11 +1,11 @@
 """The site EMS as a backend runs it, sans-I/O: what it knows, when it re-plans, what it tells each charger.
 
 It knows the site (limits, tariffs, the FCR it sold, the chargers) from the start and a truck only from its
-announcement (a walk-in's comes at its arrival); what a truck has in its pack it learns from the charger's
-telemetry (the -20 EVTargetEnergyRequest: Wh to the truck's target), the frequency never in advance. At every
-dispatch step it re-plans when something happened (an announcement, an arrival, a departure, a grid-limit
-change, a truck off its planned energy by more than `deviation_wh`), then the real-time layer turns the plan's
-step into setpoints (DLB, the grid guard, no trickle, no chatter) and the FCR capacity is shared over the
+announcement (a walk-in's comes at its arrival); what a truck has in its pack it learns from the charger's telemetry
+(the -20 EVTargetEnergyRequest: Wh to the truck's target), the frequency never in advance. At every dispatch step it
+re-plans when something happened (an announcement, an arrival, a departure, a grid-limit change, a truck off its
+planned energy by more than `deviation_wh`, a truck planned short of its target), then the real-time layer turns the
+plan's step into setpoints (DLB, the grid guard, no trickle, no chatter) and the FCR capacity is shared over the
 chargers that can hold it, in proportion to their headroom (each applies it as a droop at every charge loop); what
 that leaves short in the direction that lowers the import comes from any charger with room that way.
 """
@@ -346,8 +346,9 @@ class SiteEms:
         """The last plan leaves the truck short of a target that can be met (one that has not ended its charging).
 
         The plan's model of its BMS (`TAPER`) and of its current at the charger's rating is only a model: at the top
-        of a pack a truck often takes more than it says, and what it says now is what each plan's first step takes
-        (a booked seeded truck behind a 640 A charger left 1.6 kWh short when it was re-planned only on a drift).
+        of a pack a truck often takes more than the model gives it, and what the truck says it takes now is what each
+        plan's first step takes (a booked seeded truck behind a 640 A charger, told 391 kW at 87 % SoC where it took
+        530 kW, left 1.6 kWh short when it was re-planned only on a drift).
         """
         p = self.plan
         planned = None if p is None else next((tp for tp in p.trucks if tp.id == tid), None)
