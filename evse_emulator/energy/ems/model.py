@@ -227,8 +227,15 @@ class Plan:
     fallback: bool
     detailed_until_s: float = math.inf  # step by step until then; 15-min means after it (re-plan before it)
 
+    def find(self, tid: str) -> TruckPlan | None:
+        """The truck's plan; None when the plan does not hold it."""
+        return next((t for t in self.trucks if t.id == tid), None)
+
     def truck(self, tid: str) -> TruckPlan:
-        return next(t for t in self.trucks if t.id == tid)
+        planned = self.find(tid)
+        if planned is None:
+            raise KeyError(f"truck {tid} is not in the plan")
+        return planned
 
 
 def evaluate(

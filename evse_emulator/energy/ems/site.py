@@ -247,7 +247,7 @@ class SiteEms:
         k = round((t_s - p.t_s[0]) / self.model.step_s) - 1  # the step that just ended
         for tid, wh in energy.items():
             a = self.known[tid]
-            planned = next((tp for tp in p.trucks if tp.id == tid), None)
+            planned = p.find(tid)
             if planned is None or k < 0 or a.arrival_s > t_s - self.model.step_s or a.departure_s <= t_s:
                 continue
             off = wh - planned.soc[min(k, len(planned.soc) - 1)] * a.battery_wh  # after its plan: where it ended
@@ -351,7 +351,7 @@ class SiteEms:
         530 kW, left 1.6 kWh short when it was re-planned only on a drift).
         """
         p = self.plan
-        planned = None if p is None else next((tp for tp in p.trucks if tp.id == tid), None)
+        planned = None if p is None else p.find(tid)
         if planned is None or tid in self.infeasible or tid in self.stuck:
             return False
         return planned.soc[-1] < self.known[tid].target_soc - 1e-9
@@ -397,7 +397,7 @@ class SiteEms:
         """The truck's plan from now to its departure as (s, W, price level) entries, equal neighbours merged; the
         first step as the real-time layer told it."""
         p, step = self.plan, self.model.step_s
-        planned = None if p is None else next((tp for tp in p.trucks if tp.id == tid), None)
+        planned = None if p is None else p.find(tid)
         levels = _price_levels(self.model.import_price)
         if p is None or planned is None:
             return ((step, now_w, levels[at(self.model.import_price, t_s)]),), len(set(levels.values()))
@@ -453,7 +453,7 @@ class SiteEms:
         if p is None or tid not in self.known:
             return None
         k = round((t_s - p.t_s[0]) / self.model.step_s)
-        planned = next((tp for tp in p.trucks if tp.id == tid), None)
+        planned = p.find(tid)
         if planned is None or k < 0:
             return None
         if k >= len(planned.power_w):
