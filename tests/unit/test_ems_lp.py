@@ -79,6 +79,20 @@ def test_no_v2g_below_the_floor_in_a_plan() -> None:
     assert all(x >= -1e-6 for x in p.truck("t1").power_w)
 
 
+def test_a_truck_below_its_floor_gives_back_once_charged_to_it() -> None:
+    """At 30 % under a 40 % floor: charged to 80 % in the cheap hour, it gives back down to its floor (not to its
+    start, as the relaxed floor of the bound lets it) in the dear one, and is charged to its target after."""
+    t = truck(soc=0.3, target_soc=0.6, min_soc=0.4, max_discharge_w=50 * KW)
+    x = site([0.10, 0.40, 0.10], [t], export=[0.05, 0.35, 0.05])
+    tp = plan(x).truck("t1")
+    assert tp.power_w == pytest.approx((50 * KW, -40 * KW, 20 * KW), abs=1e-6)
+    assert tp.soc == pytest.approx((0.8, 0.4, 0.6), rel=REL)
+    assert plan(x).costs.total_eur == pytest.approx(50 * 0.10 - 40 * 0.35 + 20 * 0.10, rel=REL)
+    relaxed = plan(x, strict_floor=False)
+    assert relaxed.truck("t1").power_w == pytest.approx((50 * KW, -50 * KW, 30 * KW), abs=1e-6)
+    assert relaxed.costs.total_eur == pytest.approx(50 * 0.10 - 50 * 0.35 + 30 * 0.10, rel=REL)
+
+
 @pytest.mark.parametrize("weights", [Weights(), Weights(variation_eur_per_kw=1e-6)])
 def test_equal_prices_charge_in_one_block(weights: Weights) -> None:
     """Ties between equal-priced steps go to the earliest: no chatter between them (nor with the change cost)."""

@@ -55,6 +55,9 @@ class Truck:
     discharge_now_w: float | None = None  # what it says it gives now (its current limit at its voltage): the same
     voltage_v: float = 0.0  # its pack's voltage at `soc` as last measured (0: not known; the charger's power rating)
     voltage_slope: float = 0.0  # the pack's voltage rises by this fraction of `voltage_v` per unit of SoC
+    # below its floor now: from this time the plan may discharge it, and holds it at or above the floor from then
+    # (inf: not in this plan)
+    v2g_from_s: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)
