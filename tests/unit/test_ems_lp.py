@@ -93,6 +93,37 @@ def test_a_truck_below_its_floor_gives_back_once_charged_to_it() -> None:
     assert relaxed.costs.total_eur == pytest.approx(50 * 0.10 - 50 * 0.35 + 30 * 0.10, rel=REL)
 
 
+def test_no_switch_for_a_truck_the_relaxed_plan_gives_back_only_below_its_floor() -> None:
+    """Charged to its 40 % floor and given back to its 30 % start: the floor allows none of that discharge, so the
+    plan does not hold it at its floor to no end (it costs nothing, as with no V2G below the floor)."""
+    t = truck(soc=0.3, target_soc=0.3, min_soc=0.4, max_charge_w=10 * KW, max_discharge_w=50 * KW)
+    x = site([0.10, 0.40], [t], export=[0.05, 0.35])
+    assert plan(x, strict_floor=False).truck("t1").power_w == pytest.approx((10 * KW, -10 * KW), abs=1e-6)
+    p = plan(x)
+    assert p.truck("t1").power_w == pytest.approx((0.0, 0.0), abs=1e-6)
+    assert p.costs.total_eur == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_switch_the_site_cannot_hold_falls_back_to_no_v2g_below_the_floor() -> None:
+    """The relaxed plan stores energy in the truck below its floor for the second hour's base load; holding it at
+    its floor from then needs more import than the limit allows. The plan is then the one with no V2G below the
+    floor (the truck above its floor carries the hour), not the safe fallback."""
+    below = truck("a", "c1", soc=0.3, target_soc=0.3, min_soc=0.4, max_discharge_w=50 * KW)
+    above = truck(
+        "b", "c2", battery_wh=200 * KWH, soc=0.5, target_soc=0.5, min_soc=0.475, max_discharge_w=50 * KW,
+        storage_efficiency=0.99,
+    )  # fmt: skip
+    two_way = (Charger("c1", 100 * KW, bidirectional=True), Charger("c2", 100 * KW, bidirectional=True))
+    x = dataclasses.replace(
+        site([0.1, 0.1], [below, above], limit_w=50 * KW, chargers=two_way), base_load_w=(0.0, 100 * KW)
+    )
+    p = plan(x)
+    assert not p.fallback and p.status == "optimal"
+    assert all(w >= -1e-6 for w in p.truck("a").power_w)
+    assert p.truck("b").power_w[1] == pytest.approx(-50 * KW, rel=REL)
+    assert max(p.grid_w) <= 50 * KW * (1 + REL)
+
+
 @pytest.mark.parametrize("weights", [Weights(), Weights(variation_eur_per_kw=1e-6)])
 def test_equal_prices_charge_in_one_block(weights: Weights) -> None:
     """Ties between equal-priced steps go to the earliest: no chatter between them (nor with the change cost)."""

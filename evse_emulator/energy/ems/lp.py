@@ -52,6 +52,9 @@ from evse_emulator.energy.ems.model import (
 
 TIME_LIMIT_S = 10.0
 DETAIL_S = 3600.0  # the plan is step by step for this long, in 15-min blocks after it
+# a truck below its V2G floor is held at its floor from the time the relaxed plan reaches it only when that plan
+# has it give back from this far above its floor (see `plan`)
+SWITCH_ABOVE_FLOOR_WH = 1_000.0
 _FcrTruck = tuple[int, float, int, int, float, float, bool]  # truck, eff, c, d cols, c_max, d_max, above its floor
 
 
@@ -191,27 +194,38 @@ def plan(
     switch in time that an LP cannot choose: the relaxed plan is solved first, and where it charges the truck to
     its floor and has it give back after that, the plan is solved again with that time as its `v2g_from_s` (the
     first plan of a seeded day with every truck known: 11,683 EUR with no V2G for such trucks, 11,407 so, 11,406
-    relaxed).
+    relaxed). When that plan cannot be solved, the plan gives such trucks no V2G. The solves share `time_limit`
+    (at least 1 s each).
     """
     below = [t for t in x.trucks if t.soc < t.min_soc and t.max_discharge_w > 0 and t.v2g_from_s == math.inf]
     if not strict_floor or not any(x.charger(t.charger).bidirectional for t in below):
         return _solve(x, time_limit, weights, strict_floor, detail_s)
     relaxed = _solve(x, time_limit, weights, False, detail_s)
-    if relaxed.fallback:
-        return _solve(x, time_limit, weights, True, detail_s)
-    switched = replace(x, trucks=tuple(_v2g_from(x, t, relaxed) for t in x.trucks))
-    final = _solve(switched, max(time_limit - relaxed.solve_s, 1.0), weights, True, detail_s)
-    return replace(final, solve_s=final.solve_s + relaxed.solve_s)
+    spent = relaxed.solve_s
+    switched = x if relaxed.fallback else replace(x, trucks=tuple(_v2g_from(x, t, relaxed) for t in x.trucks))
+    if switched.trucks != x.trucks:
+        final = _solve(switched, max(time_limit - spent, 1.0), weights, True, detail_s)
+        spent += final.solve_s
+        if not final.fallback:
+            return replace(final, solve_s=spent)
+    # no switch, or none that the site can hold (the relaxed plan may have used such a truck as storage below its
+    # floor, which the switch then has to fill first): the plan with no V2G below the floor
+    final = _solve(x, max(time_limit - spent, 1.0), weights, True, detail_s)
+    return replace(final, solve_s=spent + final.solve_s)
 
 
 def _v2g_from(x: SitePlan, truck: Truck, relaxed: Plan) -> Truck:
     """The truck with V2G from the end of the step in which the relaxed plan charges it to its floor, when that
-    plan has it give back after that; as it is otherwise."""
+    plan has it give back after that from `SWITCH_ABOVE_FLOOR_WH` or more above its floor (a discharge the floor
+    allows some of); as it is otherwise."""
     planned = relaxed.find(truck.id)
     if truck.soc >= truck.min_soc or truck.v2g_from_s < math.inf or planned is None:
         return truck
     k = next((k for k, soc in enumerate(planned.soc) if soc >= truck.min_soc - 1e-9), None)
-    if k is None or not any(p < -1.0 for p in planned.power_w[k + 1 :]):
+    if k is None:
+        return truck
+    above_wh = [(soc - truck.min_soc) * truck.battery_wh for soc in planned.soc]
+    if not any(planned.power_w[j] < -1.0 and above_wh[j - 1] >= SWITCH_ABOVE_FLOOR_WH for j in range(k + 1, x.n)):
         return truck
     return replace(truck, v2g_from_s=x.t_s[k] + x.step_s)
 
