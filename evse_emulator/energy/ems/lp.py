@@ -194,13 +194,16 @@ def plan(
     switch in time that an LP cannot choose: the relaxed plan is solved first, and where it charges the truck to
     its floor and has it give back after that, the plan is solved again with that time as its `v2g_from_s` (the
     first plan of a seeded day with every truck known: 11,683 EUR with no V2G for such trucks, 11,407 so, 11,406
-    relaxed). When that plan cannot be solved, the plan gives such trucks no V2G. The solves share `time_limit`
-    (at least 1 s each).
+    relaxed). When that plan cannot be solved, the plan gives such trucks no V2G. A relaxed plan that discharges
+    none of them, in a horizon with no FCR, is the plan as it is. The solves share `time_limit` (at least 1 s
+    each).
     """
     below = [t for t in x.trucks if t.soc < t.min_soc and t.max_discharge_w > 0 and t.v2g_from_s == math.inf]
     if not strict_floor or not any(x.charger(t.charger).bidirectional for t in below):
         return _solve(x, time_limit, weights, strict_floor, detail_s)
     relaxed = _solve(x, time_limit, weights, False, detail_s)
+    if not relaxed.fallback and not any(x.fcr_w) and not _gives_below_floor(relaxed, below):
+        return relaxed  # it holds every floor, so it is the plan's optimum too (with FCR, its rows differ)
     spent = relaxed.solve_s
     switched = x if relaxed.fallback else replace(x, trucks=tuple(_v2g_from(x, t, relaxed) for t in x.trucks))
     if switched.trucks != x.trucks:
@@ -212,6 +215,13 @@ def plan(
     # floor, which the switch then has to fill first): the plan with no V2G below the floor
     final = _solve(x, max(time_limit - spent, 1.0), weights, True, detail_s)
     return replace(final, solve_s=spent + final.solve_s)
+
+
+def _gives_below_floor(relaxed: Plan, below: list[Truck]) -> bool:
+    """Whether the relaxed plan discharges any of the trucks that start below their floor."""
+    return any(
+        any(w < 0.0 for w in planned.power_w) for planned in (relaxed.find(t.id) for t in below) if planned is not None
+    )
 
 
 def _v2g_from(x: SitePlan, truck: Truck, relaxed: Plan) -> Truck:
