@@ -257,9 +257,14 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
         charger = x.charger(truck.charger)
         eff, cap = charger.efficiency, charger.max_power_w
         e0, floor, full = truck.soc * truck.battery_wh, truck.min_soc * truck.battery_wh, truck.battery_wh
-        late = e0 < floor and strict_floor and truck.v2g_from_s < math.inf  # V2G once charged to the floor
-        gives = e0 >= floor or not strict_floor or late
-        can_discharge = charger.bidirectional and truck.max_discharge_w > 0 and gives
+        # from when it may discharge, and from when its floor holds (a truck below it: its start until then)
+        if e0 >= floor:
+            v2g_from = held_from = -math.inf
+        elif not strict_floor:  # the relaxation: it may discharge back to its start
+            v2g_from, held_from = -math.inf, math.inf
+        else:
+            v2g_from = held_from = truck.v2g_from_s
+        can_discharge = charger.bidirectional and truck.max_discharge_w > 0 and v2g_from < math.inf
         c_max, d_max = min(truck.max_charge_w, cap), min(truck.max_discharge_w, cap) if can_discharge else 0.0
         mine: dict[int, tuple[int, int, float]] = {}
         prev: tuple[int | None, float] = (None, e0)
@@ -273,10 +278,10 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
             tie = weights.throughput_eur_per_kwh * b.hours / 1000 * (1 + b.steps[0] / x.n)
             now_w = truck.charge_now_w if j == 0 else None  # the truck's own word for the present step
             gives_w = truck.discharge_now_w if j == 0 else None  # and what it says it gives now
-            d_now = 0.0 if late and b.start_s < truck.v2g_from_s else d_max  # before its V2G: only charged
+            d_now = d_max if b.start_s >= v2g_from else 0.0
             c = lp.col(tie, 0.0, (c_max if now_w is None else min(now_w, cap)) * f)
             d = lp.col(tie, 0.0, (d_now if gives_w is None else min(gives_w, d_now)) * f)
-            e_low = floor if e0 >= floor or (late and b.end_s >= truck.v2g_from_s) else e0
+            e_low = floor if b.end_s >= held_from else e0
             e = lp.col(0.0, e_low, max(truck.max_soc * full, e0))
             # c <= c_max f (1 - (1 - end) (E / full - knee) / (1 - knee))
             if truck.taper_knee_soc < 1.0 and now_w is None:
@@ -299,7 +304,7 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
             grid_rows[j][d] = eff
             on_charger.setdefault((charger.id, j), {}).update({c: 1.0, d: 1.0})
             if charger.bidirectional and f >= 1.0:
-                fcr[j].append((i, eff, c, d, c_max, d_now, can_discharge and (e0 >= floor or (late and d_now > 0))))
+                fcr[j].append((i, eff, c, d, c_max, d_now, can_discharge and b.start_s >= held_from))
             if weights.variation_eur_per_kw > 0 and j - 1 in mine:
                 v = lp.col(weights.variation_eur_per_kw / 1000, 0.0, inf)
                 pc, pd, _ = mine[j - 1]
