@@ -8,6 +8,8 @@ peak, minimum powers and contactor-cycle budgets.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -116,6 +118,20 @@ def test_the_command_writes_the_report_and_the_plot(tmp_path: Path, capsys: pyte
     assert "t4: target 90% cannot be met" in text.err  # said at announcement, while the run goes on
     assert json.loads(out.read_text())["result"] == "ok"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_summary_is_all_the_command_prints_on_stdout() -> None:
+    """Nothing from a library below (HiGHS prints a banner from C++ on its first instance) precedes the table."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mcs_v2g", "depot", "--scenario", str(SMALL)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("truck charger booked"), done.stdout[:300]
+    assert "HiGHS" not in done.stdout + done.stderr
 
 
 def test_the_command_with_two_workers_writes_the_same_report(

@@ -31,7 +31,10 @@ see `Weights`).
 from __future__ import annotations
 
 import bisect
+import functools
 import math
+import os
+import sys
 from dataclasses import dataclass, field, replace
 
 import highspy
@@ -87,6 +90,7 @@ class _Lp:
 
     def solve(self, time_limit: float, scale: float) -> tuple[highspy.Highs, bool]:
         """Solve with every cost x `scale` (the energy prices near 1, so that tie-breaks stay above the tolerances)."""
+        _swallow_highs_banner()
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(time_limit))
@@ -107,6 +111,22 @@ class _Lp:
         h.changeObjectiveOffset(self.offset * scale)
         h.run()
         return h, h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+
+@functools.cache
+def _swallow_highs_banner() -> None:
+    """Let HiGHS print its banner once, to /dev/null. highspy (1.16) prints it from C++ to the process's stdout
+    (file descriptor 1) on the first instance, before a log option can be set: at the top of the depot's summary
+    table, or inside anything a pipeline reads from stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @dataclass(frozen=True, slots=True)
