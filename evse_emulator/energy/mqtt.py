@@ -6,8 +6,12 @@ and reconnection. The only I/O of the depot's MQTT side; the contract is `topics
     link.publish(topics.telemetry("mcs1"), telemetry.payload())
 
 Messages published while the broker is away wait in a bounded queue and go out after the reconnect (the oldest
-are dropped beyond `queue_limit`, and counted); the node's status is "online" (retained) while connected and the
-broker publishes "offline" for it when the connection is lost (the last will).
+are dropped beyond `queue_limit`, and counted); the node's status is "online" (retained) while connected, "offline"
+when it stops, and the broker publishes "offline" for it when the connection is lost (the last will).
+
+The session is MQTT 5's, named by the site and the node: the first connection of a run starts it afresh (nothing a
+run before left queued for that name reaches this one), a reconnect resumes it (what came while the broker was away
+is delivered), and the broker forgets it `SESSION_EXPIRY_S` after a node has gone.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from .topics import OFFLINE, ONLINE, Topics
 
 log = logging.getLogger("evse_emulator.energy.mqtt")
 
 RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # back-off between attempts, the last one repeated
+SESSION_EXPIRY_S = 3600  # the broker keeps a node's session (and what comes for it) this long after it went
+OFFLINE_WITHIN_S = 1.0  # a node that stops says "offline" if the broker takes it within this time
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +93,18 @@ class MqttLink:
         attempt = 0
         status = self.topics.status(self.node)
         will = aiomqtt.Will(status, OFFLINE.encode(), qos=1, retain=True)
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = SESSION_EXPIRY_S
         while True:
             try:
                 async with aiomqtt.Client(
                     self.address.host,
                     self.address.port,
-                    identifier=f"mcs-v2g-{self.node}",
+                    identifier=f"mcs-v2g-{self.topics.site}-{self.node}",
+                    protocol=aiomqtt.ProtocolVersion.V5,
                     will=will,
-                    clean_session=False,  # a persistent session: the broker keeps what comes while we are away
+                    clean_start=self.connections == 0,
+                    properties=session,
                 ) as client:
                     attempt = 0
                     self.connections += 1
@@ -100,13 +112,25 @@ class MqttLink:
                     for topic in self.subscriptions:
                         await client.subscribe(topic, qos=1)
                     self.connected.set()
-                    await self._serve(client, on_message)
+                    try:
+                        await self._serve(client, on_message)
+                    except asyncio.CancelledError:
+                        await self._say_offline(client, status)
+                        raise
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 delay = RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)]
                 attempt += 1
                 log.warning("MQTT %s:%d: %s; reconnecting in %.1f s", self.address.host, self.address.port, exc, delay)
                 await asyncio.sleep(delay)
+
+    async def _say_offline(self, client: aiomqtt.Client, status: str) -> None:
+        """A clean stop: the retained status says so (the last will is only for a lost connection)."""
+        try:
+            async with asyncio.timeout(OFFLINE_WITHIN_S):
+                await client.publish(status, OFFLINE.encode(), qos=1, retain=True)
+        except (TimeoutError, aiomqtt.MqttError):
+            log.warning("MQTT: the broker did not take this node's offline status")
 
     async def _serve(self, client: aiomqtt.Client, on_message: Callable[[str, bytes], None]) -> None:
         sender = asyncio.ensure_future(self._send(client))

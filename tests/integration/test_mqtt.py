@@ -161,6 +161,62 @@ def test_a_broker_restart_is_survived_and_nothing_published_meanwhile_is_dropped
     asyncio.run(main())
 
 
+def test_a_new_run_gets_nothing_an_earlier_run_of_the_same_node_left_queued(broker: Broker) -> None:
+    """The EMS of a run that has ended leaves a session at the broker; what is published for it afterwards (the
+    telemetry of a straggling node) must not reach the next run's EMS as if it were its own."""
+
+    async def main() -> None:
+        earlier = MqttLink(broker.url, TOPICS, "ems", subscribe=[TOPICS.telemetry("+")])
+        await stopped(await started(earlier, Inbox()))
+        charger = MqttLink(broker.url, TOPICS, "mcs1")
+        task = await started(charger, Inbox())
+        charger.publish(TOPICS.telemetry("mcs1"), b'{"run": "earlier"}')
+        async with asyncio.timeout(WAIT_S):
+            while charger.pending:
+                await asyncio.sleep(0.02)
+        box = Inbox()
+        later = MqttLink(broker.url, TOPICS, "ems", subscribe=[TOPICS.telemetry("+")])
+        tasks = [task, await started(later, box)]
+        charger.publish(TOPICS.telemetry("mcs1"), b'{"run": "this"}')
+        assert [json.loads(p)["run"] for p in await box.wait_for(TOPICS.telemetry("mcs1"))] == ["this"]
+        await stopped(*tasks)
+
+    asyncio.run(main())
+
+
+def test_two_sites_on_one_broker_keep_their_own_sessions(broker: Broker) -> None:
+    """Each site's EMS (the same node name) stays connected and hears its own site only."""
+
+    async def main() -> None:
+        boxes = {site: Inbox() for site in ("north", "south")}
+        links = {
+            site: MqttLink(broker.url, Topics(site), "ems", subscribe=[Topics(site).telemetry("+")]) for site in boxes
+        }
+        tasks = [await started(links[site], boxes[site]) for site in boxes]
+        for site in boxes:
+            links[site].publish(Topics(site).telemetry("mcs1"), json.dumps({"site": site}).encode())
+        for site, box in boxes.items():
+            assert [json.loads(p)["site"] for p in await box.wait_for(Topics(site).telemetry("mcs1"))] == [site]
+        await asyncio.sleep(0.5)  # a broker that took them for one client would have dropped one by now
+        assert all(link.connected.is_set() and link.connections == 1 for link in links.values())
+        await stopped(*tasks)
+
+    asyncio.run(main())
+
+
+def test_a_node_that_stops_cleanly_leaves_its_status_offline(broker: Broker) -> None:
+    async def main() -> None:
+        node = MqttLink(broker.url, TOPICS, "mcs1")
+        await stopped(await started(node, Inbox()))
+        box = Inbox()  # a dashboard that subscribes afterwards gets the retained status
+        watcher = MqttLink(broker.url, TOPICS, "dashboard", subscribe=[TOPICS.status("mcs1")])
+        task = await started(watcher, box)
+        assert (await box.wait_for(TOPICS.status("mcs1")))[-1] == OFFLINE.encode()
+        await stopped(task)
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize(
     ("payload", "why"),
     [
