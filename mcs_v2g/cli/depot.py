@@ -84,13 +84,23 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--workers plays as fast as it computes: not with --speed")
         try:
             result = run_parallel(
-                scenario, args.workers, planner=planner(args.ems), progress=watch, guard=guard, control=args.control
+                scenario,
+                args.workers,
+                planner=planner(args.ems, scenario),
+                progress=watch,
+                guard=guard,
+                control=args.control,
             )
         except WorkerFailed as exc:
             raise CliError(str(exc)) from None
     else:
         result = run_depot(
-            scenario, planner=planner(args.ems), speed=args.speed, progress=watch, guard=guard, control=args.control
+            scenario,
+            planner=planner(args.ems, scenario),
+            speed=args.speed,
+            progress=watch,
+            guard=guard,
+            control=args.control,
         )
     display.done()
     report = result.report()

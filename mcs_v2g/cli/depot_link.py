@@ -88,7 +88,7 @@ def run_node(args: argparse.Namespace, scenario: Any) -> int:
     probe(args.mqtt)
     local = None
     if not (subset or external):
-        local = local_ems(scenario, planner(args.ems), args.ems != "uncontrolled", control)
+        local = local_ems(scenario, planner(args.ems, scenario), args.ems != "uncontrolled", control)
     speed = (args.speed or 1.0) if external else args.speed
     clock = VirtualClock(START, speed)
     backend = MqttBackend(

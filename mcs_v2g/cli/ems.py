@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     scenario = load(args.scenario)
     probe(args.mqtt)
     report = asyncio.run(
-        serve_ems(scenario, args.mqtt, site(args.site), planner(args.planner), node_timeout_s=args.node_timeout)
+        serve_ems(
+            scenario, args.mqtt, site(args.site), planner(args.planner, scenario), node_timeout_s=args.node_timeout
+        )
     )
     write(args, scenario, report)
     print(summary_table(scenario, report))

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from evse_emulator.energy.ems.heuristics import HEURISTICS
+from functools import partial
+
+from evse_emulator.energy.ems.heuristics import HEURISTICS, price_threshold_v2g, price_thresholds
 from evse_emulator.energy.ems.lp import plan
 from evse_emulator.energy.ems.site import Planner
+
+from .scenario import DepotScenario, series_at
 
 PLANNERS = ("lp", *HEURISTICS)
 
 
-def planner(name: str) -> Planner:
-    """The planner called `name`; a LookupError naming the choices for any other."""
+def planner(name: str, scenario: DepotScenario) -> Planner:
+    """The planner called `name` for `scenario`; a LookupError naming the choices for any other."""
     if name == "lp":
         return plan
     if name not in HEURISTICS:
         raise LookupError(f"unknown planner {name!r} (one of {', '.join(PLANNERS)})")
+    if name == "price-threshold-v2g":  # the operator's thresholds, from the whole day's tariff
+        steps = scenario.step_starts()
+        tariff = scenario.tariff
+        prices = [series_at(tariff.import_eur_per_kwh, t) for t in steps]
+        thresholds = price_thresholds(prices, [series_at(tariff.export_eur_per_kwh, t) for t in steps])
+        return partial(price_threshold_v2g, thresholds=thresholds)
     return HEURISTICS[name]

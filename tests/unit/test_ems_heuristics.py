@@ -16,6 +16,7 @@ from evse_emulator.energy.ems.heuristics import (
     equal_share,
     llf,
     price_threshold_v2g,
+    price_thresholds,
     uncontrolled,
 )
 from mcs_v2g.depot import load
@@ -144,6 +145,16 @@ def test_price_threshold_without_v2g_charges_at_laxity_zero_and_when_cheap() -> 
     t = truck("t1", "c2", soc=0.0, departure_s=3 * H, max_discharge_w=50 * KW)  # c2 is not bidirectional
     p = price_threshold_v2g(site([t], prices=[0.3, 0.4, 0.2], export=[0.1, 0.35, 0.1]))
     assert p.truck("t1").power_w == pytest.approx((0, 30 * KW, 50 * KW))
+
+
+def test_price_threshold_with_the_days_thresholds_sells_in_the_dear_hours_left() -> None:
+    """A plan made inside the evening peak sees only dear hours: by its own horizon's thirds they are the cheap
+    ones (it charges to full at the dearest price and sells nothing); by the day's thresholds they are dear."""
+    x = site([truck(soc=0.9, target_soc=0.6, **V2G)], prices=[0.40] * 3, export=[0.35] * 3)
+    assert price_threshold_v2g(x).truck("t1").power_w == pytest.approx((10 * KW, 0, 0))
+    day = price_thresholds([0.12] * 14 + [0.22] * 6 + [0.40] * 4, [0.05] * 14 + [0.10] * 6 + [0.35] * 4)
+    assert day[0] == 0.12 and 0.12 < day[1] < 0.35  # cheap at 0.12, dear above it (the third: 0.10)
+    assert price_threshold_v2g(x, day).truck("t1").power_w == pytest.approx((-50 * KW, 0, 20 * KW))  # to its floor
 
 
 def test_price_threshold_keeps_the_export_limit() -> None:

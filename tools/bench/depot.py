@@ -98,9 +98,9 @@ def play(spec: Spec, planner: str, workers: int = 1) -> dict[str, Any]:
         planner = EMS
     guard = planner != "uncontrolled"
     if workers > 1:
-        run: Any = run_parallel(scenario, workers, planner=planner_of(planner), guard=guard)
+        run: Any = run_parallel(scenario, workers, planner=planner_of(planner, scenario), guard=guard)
     else:
-        run = run_depot(scenario, planner=planner_of(planner), guard=guard)
+        run = run_depot(scenario, planner=planner_of(planner, scenario), guard=guard)
     report = run.report()
     met = {t.id: t.target_met for t in report.trucks}
     missed = [t.id for t in scenario.trucks if scenario.feasible(t) and not met[t.id]]

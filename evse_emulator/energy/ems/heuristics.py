@@ -19,8 +19,10 @@ The names of EDF, LLF and round robin follow acnportal (Caltech's ACN-Sim, `acnp
 - `llf` (acnportal `least_laxity_first`): the same greedy in order of laxity = (departure - step start) - the
   energy still needed / the truck's rate. Unlike `fallback.plan` it does not serve booked trucks first. No V2G.
 - `price_threshold_v2g`: a step is cheap when its import price is at or below the highest price of the cheapest
-  third (ceil(n/3)) of the horizon's steps, dear when its export price is at or above the lowest of the dearest
-  third of export prices and above that cheap threshold (so no step is both). Per step:
+  third (ceil(n/3)) of the day's steps, dear when its export price is at or above the lowest of the dearest third
+  of export prices and above that cheap threshold (so no step is both). The thresholds are the operator's, fixed
+  for the day (`price_thresholds` over the whole tariff; without them, over the plan's horizon: inside the evening
+  peak, a horizon that has only dear hours left would call them cheap). Per step:
   1. dear: every V2G-capable plugged-in truck (bidirectional charger, max_discharge_w > 0) discharges at
      min(max_discharge_w, charger) x presence, never below its floor (min_soc) and only as far as it can still
      reach its target charging at its rate in its remaining plugged-in steps of the horizon; the export limit
@@ -34,7 +36,7 @@ The names of EDF, LLF and round robin follow acnportal (Caltech's ACN-Sim, `acnp
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from evse_emulator.energy.ems.model import PLAN_WEIGHTS, Plan, SitePlan, evaluate
 
@@ -160,18 +162,25 @@ def llf(x: SitePlan) -> Plan:
     return _sorted(x, _Greedy.laxity_s, "llf")
 
 
-def _third(prices: tuple[float, ...], dearest: bool) -> float:
+def _third(prices: Sequence[float], dearest: bool) -> float:
     """The highest price of the cheapest third of the steps, or the lowest of the dearest third."""
     ranked = sorted(prices)
     m = math.ceil(len(ranked) / 3)
     return ranked[-m] if dearest else ranked[m - 1]
 
 
-def price_threshold_v2g(x: SitePlan) -> Plan:
-    """Charge in cheap steps, sell in dear ones (V2G), otherwise only what keeps the target reachable."""
+def price_thresholds(import_eur_per_kwh: Sequence[float], export_eur_per_kwh: Sequence[float]) -> tuple[float, float]:
+    """The import price at or below which a step is cheap and the export price at or above which it is dear, from
+    the steps' prices (see `price_threshold_v2g`)."""
+    cheap = _third(import_eur_per_kwh, dearest=False)
+    return cheap, max(_third(export_eur_per_kwh, dearest=True), math.nextafter(cheap, math.inf))
+
+
+def price_threshold_v2g(x: SitePlan, thresholds: tuple[float, float] | None = None) -> Plan:
+    """Charge in cheap steps, sell in dear ones (V2G), otherwise only what keeps the target reachable;
+    `thresholds`: (cheap import, dear export) prices fixed for the day (default: from this plan's horizon)."""
     g = _Greedy(x)
-    cheap = _third(x.import_eur_per_kwh, dearest=False)
-    dear = max(_third(x.export_eur_per_kwh, dearest=True), math.nextafter(cheap, math.inf))
+    cheap, dear = thresholds or price_thresholds(x.import_eur_per_kwh, x.export_eur_per_kwh)
     after = []  # per truck and step k: the energy it can charge at its rate in steps k+1 ..
     for i, t in enumerate(x.trucks):
         tail, total = [0.0] * x.n, 0.0
