@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -22,7 +23,7 @@ def add_mqtt_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site", default="depot", help="the site's topic level: depot/<site>/... (default: depot)")
     p.add_argument(
         "--chargers",
-        type=lambda text: tuple(c for c in text.split(",") if c),
+        type=_charger_ids,
         metavar="ID,ID",
         help="run only these chargers and their trucks (needs --mqtt and `mcs-v2g ems` on the same broker)",
     )
@@ -40,6 +41,13 @@ def add_mqtt_options(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="also publish telemetry every S simulated seconds (default: at each dispatch step)",
     )
+
+
+def _charger_ids(text: str) -> tuple[str, ...]:
+    ids = tuple(c.strip() for c in text.split(",") if c.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError("one or more charger ids, comma-separated (e.g. mcs1,mcs2)")
+    return ids
 
 
 def _broker(text: str) -> str:
@@ -84,12 +92,14 @@ def run_node(args: argparse.Namespace, scenario: Any) -> int:
     control = getattr(args, "control", "dynamic")
     if control != "dynamic" and (subset or external):
         raise CliError(f"--control {control}: only with the EMS in this process (no --chargers, no --ems external)")
+    if external and args.speed == math.inf:
+        raise CliError("--ems external: the other EMS answers in wall time; this node runs at --speed N (1 by default)")
     outputs(args)
     probe(args.mqtt)
     local = None
     if not (subset or external):
         local = local_ems(scenario, planner(args.ems, scenario), args.ems != "uncontrolled", control)
-    speed = (args.speed or 1.0) if external else args.speed
+    speed = (args.speed or 1.0) if external else (None if args.speed == math.inf else args.speed)
     clock = VirtualClock(START, speed)
     backend = MqttBackend(
         scenario,

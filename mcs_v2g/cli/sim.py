@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +24,8 @@ def speed(text: str) -> float | None:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError("a number (x real time) or 'max'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("speed must be positive")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError("speed must be a positive number (or 'max')")
     return value
 
 

@@ -153,6 +153,31 @@ def test_a_bad_number_of_workers_is_a_usage_error(capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
+        (["--speed", "nan"], "--speed: speed must be a positive number (or 'max')"),
+        (["--speed", "inf"], "--speed: speed must be a positive number (or 'max')"),
+        (["--chargers", ","], "--chargers: one or more charger ids, comma-separated"),
+        (["--chargers", ""], "--chargers: one or more charger ids, comma-separated"),
+        (
+            ["--ems", "external", "--speed", "max", "--mqtt", "mqtt://127.0.0.1:1"],
+            "--ems external: the other EMS answers in wall time",
+        ),
+    ],
+)
+def test_a_bad_depot_option_is_one_line_and_status_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    try:
+        status = main(["depot", "--scenario", str(SMALL), *args])
+    except SystemExit as exit_:  # argparse's own usage errors
+        status = exit_.code  # type: ignore[assignment]
+    assert status == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
         (["--speed", "100"], "--workers plays as fast as it computes: not with --speed"),
         (["--mqtt", "mqtt://127.0.0.1:1"], "--workers is for one process's depot"),
     ],
