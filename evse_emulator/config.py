@@ -86,6 +86,7 @@ MAX_PLAN_S = 7 * 86_400.0  # a timetable step a week after the start is a typo
 MOCK_RATINGS = {"rated_voltage_v": "max_voltage", "rated_current_a": "max_current", "rated_power_w": "max_power"}
 
 Volts = Annotated[float, Gt(0.0), Le(MAX_VOLTAGE_V)]
+MIN_OUTPUT_VOLTAGE_V = 200.0  # a charger's lowest DC output by default (ours: the power stage's)
 Amps = Annotated[float, Gt(0.0), Le(MAX_CURRENT_A)]
 Watts = Annotated[float, Gt(0.0), Le(MAX_POWER_W)]
 SignedWatts = Annotated[float, Interval(ge=-MAX_POWER_W, le=MAX_POWER_W)]
@@ -126,7 +127,7 @@ class ChargerConfig:
     max_voltage: Volts = 1250.0
     max_current: Amps = 3000.0
     max_power: Watts = 3_750_000.0
-    min_voltage: Volts = 200.0
+    min_voltage: Volts = MIN_OUTPUT_VOLTAGE_V
     bidirectional: bool = True
     offer: ServiceNames = tuple(SERVICE_NAMES)
     control_modes: ControlNames = ("scheduled", "dynamic")

@@ -22,7 +22,7 @@ from annotated_types import Ge, Gt, Interval, Le, Lt, MinLen
 from pydantic import AfterValidator
 
 from ev_emulator.config import Fraction, LoopInterval
-from evse_emulator.config import MAX_POWER_W, Amps, Volts, Watts
+from evse_emulator.config import MAX_POWER_W, MIN_OUTPUT_VOLTAGE_V, Amps, Volts, Watts
 from stack.config_file import ConfigError, Layout, Problem, read_toml, validate, values_of
 
 MAX_HORIZON_S = 7 * 86_400  # a week of depot: longer is a typo, not a scenario
@@ -251,6 +251,22 @@ class DepotScenario:
             problems.append(
                 Problem("fcr.windows", f"must end by horizon_s ({self.horizon_s}), got {self.fcr.windows[-1]}")
             )
+        for i, c in enumerate(self.chargers):
+            if c.max_voltage_v <= MIN_OUTPUT_VOLTAGE_V:
+                problems.append(
+                    Problem(
+                        f"charger[{i}].max_voltage_v",
+                        f"must be above {MIN_OUTPUT_VOLTAGE_V:g} V (its lowest output), got {c.max_voltage_v:g}",
+                    )
+                )
+            elif c.max_current_a * c.max_voltage_v < c.max_power_w:
+                problems.append(
+                    Problem(
+                        f"charger[{i}].max_current_a",
+                        f"cannot give max_power_w ({c.max_power_w:g} W) at max_voltage_v ({c.max_voltage_v:g} V): "
+                        f"needs at least {math.ceil(c.max_power_w / c.max_voltage_v)} A, got {c.max_current_a:g}",
+                    )
+                )
         chargers = {c.id: c for c in self.chargers}
         last: dict[str, tuple[int, TruckSpec]] = {}
         for i, truck in sorted(enumerate(self.trucks), key=lambda it: it[1].arrival_s):

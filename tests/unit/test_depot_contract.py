@@ -224,6 +224,16 @@ BAD: list[tuple[str, Any, str]] = [
         ),
         "truck[1].arrival_s: shares a 60 s step",
     ),
+    (
+        "charger voltage below its lowest output",
+        lambda t: t.replace("max_voltage_v = 800", "max_voltage_v = 10"),
+        "charger[0].max_voltage_v: must be above 200 V",
+    ),
+    (
+        "charger current that cannot give its power",
+        lambda t: t.replace("max_current_a = 400", "max_current_a = 1"),
+        "charger[0].max_current_a: cannot give max_power_w (200000 W) at max_voltage_v (800 V): needs at least 250 A",
+    ),
     ("not TOML", lambda t: t + "\n= oops\n", "not a TOML file"),
 ]
 
