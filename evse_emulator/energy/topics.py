@@ -224,8 +224,12 @@ class Rejected:
 
 def _object(payload: bytes) -> dict[str, Any] | Rejected:
     try:
-        value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(f"not JSON: not UTF-8 text (byte 0x{payload[exc.start]:02x} at {exc.start})")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
         return Rejected(f"not JSON: {exc}")
     if not isinstance(value, dict):
         return Rejected(f"not a JSON object: {type(value).__name__}")

@@ -180,24 +180,24 @@ class MqttBackend:
         elif topic == t.grid_limit:
             limit = parse_grid_limit(payload)
             if isinstance(limit, Rejected):
-                log.warning("grid limit ignored: %s", limit.reason)
+                log.warning("%s ignored: %s", topic, limit.reason)
             else:
                 self._limits.append(limit)
         else:
             cid = t.charger_of(topic)
             if cid in self.chargers and topic == t.setpoint(cid):
-                self._setpoint(cid, payload)
+                self._setpoint(cid, topic, payload)
         self._wake.set()
 
-    def _setpoint(self, cid: str, payload: bytes) -> None:
+    def _setpoint(self, cid: str, topic: str, payload: bytes) -> None:
         spec = self.scenario.charger(cid)
         discharge = spec.max_power_w if spec.bidirectional else 0.0
         sp = parse_setpoint(payload, spec.max_power_w, discharge, VALID_STEPS * self.scenario.step_s)
         if isinstance(sp, Rejected):
-            log.warning("setpoint for %s ignored: %s", cid, sp.reason)
+            log.warning("%s ignored: %s", topic, sp.reason)
             return
         if sp.clamped:
-            log.warning("setpoint for %s: %s", cid, sp.clamped)
+            log.warning("%s: %s", topic, sp.clamped)
         if self.lockstep:
             if sp.t_s == self._waiting:
                 self._answers[cid] = sp

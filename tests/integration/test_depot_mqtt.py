@@ -156,8 +156,8 @@ def test_bad_payloads_are_logged_and_ignored(
         with caplog.at_level(logging.WARNING, logger="mcs_v2g.depot.ems"):
             report, nodes = await split_run(broker, scenario, local_ems(scenario))
         assert [rc for rc, _, _ in nodes] == [0, 0]
-        assert "setpoint for mcs1 ignored: not JSON" in nodes[0][2]
-        assert "setpoint for mcs2: power_w 9000000000 W clamped to 750000 W" in nodes[1][2]
+        assert f"{TOPICS.setpoint('mcs1')} ignored: not JSON: not UTF-8 text (byte 0xff at 0)" in nodes[0][2]
+        assert f"{TOPICS.setpoint('mcs2')}: power_w 9000000000 W clamped to 750000 W" in nodes[1][2]
         said = caplog.text
         assert "grid/limit ignored" in said and "truck/t9/announce ignored" in said and "mcs1/telemetry ignored" in said
         assert_same(report, single)

@@ -220,7 +220,7 @@ def test_a_node_that_stops_cleanly_leaves_its_status_offline(broker: Broker) -> 
 @pytest.mark.parametrize(
     ("payload", "why"),
     [
-        (b"\xff\xfe", "not JSON"),
+        (b"\xff\xfe", "not JSON: not UTF-8 text (byte 0xff at 0)"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"t_s": 1}', "missing 'power_w'"),
         (b'{"t_s": 1, "power_w": "max"}', "'power_w' must be a finite number"),
