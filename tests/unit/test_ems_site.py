@@ -6,6 +6,7 @@ plan's optimum does not.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -400,6 +401,23 @@ def test_a_fallback_plan_is_counted() -> None:
     ems.planner = stub(constant(T1=50 * KW))
     ems.dispatch(60.0, {"c1": tel(60.0)})
     assert ems.fallbacks == 1 and ems.plans == 2
+
+
+def test_a_planner_failing_at_every_step_is_said_once_and_its_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
+    ems = SiteEms(model(), stub(constant(T1=50 * KW), fallback=True))
+    ems.announce(announce())
+    with caplog.at_level(logging.WARNING, logger="evse_emulator.energy.ems"):
+        for k in range(3):  # a grid limit below the base load: a new limit and a failed plan at every step
+            ems.set_grid_limit(k * 60.0, 1e6, 1e6)
+            ems.dispatch(k * 60.0, {"c1": tel(k * 60.0)})
+        ems.planner = stub(constant(T1=50 * KW))
+        ems.set_grid_limit(180.0, 1e6, 1e6)
+        ems.dispatch(180.0, {"c1": tel(180.0)})
+    said = [r.getMessage() for r in caplog.records]
+    assert ems.fallbacks == 3 and said == [
+        "EMS at 0 s: HiGHS: time limit, the safe plan is used (until the planner solves again)",
+        "EMS at 180 s: the planner solves again",
+    ]
 
 
 def test_the_lp_plans_within_the_kept_limit_and_meets_the_target() -> None:

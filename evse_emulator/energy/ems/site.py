@@ -130,6 +130,7 @@ class SiteEms:
     _takes: dict[str, float] = field(default_factory=dict)  # truck -> W its BMS takes now (in the charge loop)
     _gives: dict[str, float] = field(default_factory=dict)  # truck -> W it gives now (in the charge loop)
     _volts: dict[str, float] = field(default_factory=dict)  # truck -> its pack's voltage when last measured
+    _fallback_said: str | None = None  # the planner's failure last logged, while it lasts
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -279,7 +280,12 @@ class SiteEms:
         self.plan, self.plans, self.solve_s = p, self.plans + 1, self.solve_s + p.solve_s
         if p.fallback:
             self.fallbacks += 1
-            log.warning("EMS at %.0f s: %s, the safe plan is used", t_s, p.status)
+            if p.status != self._fallback_said:  # said once while it lasts (a limit below the base load: every step)
+                log.warning("EMS at %.0f s: %s, the safe plan is used (until the planner solves again)", t_s, p.status)
+                self._fallback_said = p.status
+        elif self._fallback_said is not None:
+            log.warning("EMS at %.0f s: the planner solves again", t_s)
+            self._fallback_said = None
         self.events.append((t_s, f"re-planned ({'; '.join(why)}): {p.status}, {x.n} steps, {len(x.trucks)} trucks"))
 
     def site_plan(self, t_s: float, energy: Mapping[str, float]) -> SitePlan:
