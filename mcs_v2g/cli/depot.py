@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..depot.planners import PLANNERS, planner
+from ..depot.progress import goal_line
 from .common import CliError
 from .depot_link import add_mqtt_options, run_node
 from .outputs import plot_output, writable_file
@@ -140,8 +141,8 @@ class _Watch:
 
     def __call__(self, view: DispatchView) -> None:
         for at, text in view.events[self.said :]:
-            if "cannot be met" in text:
-                print(f"\nmcs-v2g: goal: at {_clock(at)} truck {text}", file=sys.stderr, flush=True)
+            if (line := goal_line(at, text)) is not None:
+                print(f"\n{line}", file=sys.stderr, flush=True)
         self.said = len(view.events)
         lines = {}
         for cid, tel in view.telemetry.items():
@@ -162,7 +163,3 @@ def _workers(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"a number of processes >= 1, not {text!r}")
     return n
-
-
-def _clock(t: float) -> str:
-    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}"

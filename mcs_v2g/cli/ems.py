@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,21 @@ def run(args: argparse.Namespace) -> int:
     probe(args.mqtt)
     report = asyncio.run(
         serve_ems(
-            scenario, args.mqtt, site(args.site), planner(args.planner, scenario), node_timeout_s=args.node_timeout
+            scenario,
+            args.mqtt,
+            site(args.site),
+            planner(args.planner, scenario),
+            node_timeout_s=args.node_timeout,
+            tell=_say_goal,
         )
     )
     write(args, scenario, report)
     print(summary_table(scenario, report))
     return 0 if report.result == "ok" else 1
+
+
+def _say_goal(t_s: float, event: str) -> None:
+    from ..depot.progress import goal_line
+
+    if (line := goal_line(t_s, event)) is not None:
+        print(line, file=sys.stderr, flush=True)

@@ -138,6 +138,7 @@ class EmsServer:
     topics: Topics
     backend: LocalBackend
     node_timeout_s: float = 600.0  # wall seconds to wait for a step's nodes (or the outcomes) before giving up
+    tell: Callable[[float, str], None] | None = None  # each EMS event (t_s, text) as it happens
     inbox: EmsInbox = field(init=False)
     answered: dict[int, dict[str, Setpoint]] = field(default_factory=dict)
     _fed: dict[str, Announcement] = field(default_factory=dict)
@@ -180,7 +181,11 @@ class EmsServer:
             due = self._due(t_s)
             records = [box.records[(c, k - 1)] for c in self.chargers] if k else []
             telemetry = {c: box.telemetry[(c, k)] for c in self.chargers}
+            told = len(self.backend.ems.events)
             setpoints = await self.backend.step(t_s, due, records, telemetry)
+            if self.tell is not None:
+                for at, event in self.backend.ems.events[told:]:
+                    self.tell(at, event)
             self.answered[k] = setpoints
             self._publish(setpoints)
         n = len(s.step_starts())
@@ -251,8 +256,9 @@ async def serve_ems(
     *,
     backend: LocalBackend | None = None,
     node_timeout_s: float = 600.0,
+    tell: Callable[[float, str], None] | None = None,
 ) -> DepotReport:
     """Steer the depot nodes of `scenario` on the broker at `url` to the horizon; the depot report (`backend`:
-    the EMS to use, default a fresh one with `planner`)."""
-    server = EmsServer(scenario, url, Topics(site), backend or local_ems(scenario, planner), node_timeout_s)
+    the EMS to use, default a fresh one with `planner`; `tell`: called with each EMS event as it happens)."""
+    server = EmsServer(scenario, url, Topics(site), backend or local_ems(scenario, planner), node_timeout_s, tell)
     return await server.run()

@@ -76,3 +76,10 @@ def _hhmm(seconds: float) -> str:
 def _one_line(text: str) -> str:
     """Control characters would move the cursor and break the block's line count."""
     return "".join(c if c.isprintable() else " " for c in text)
+
+
+def goal_line(t_s: float, event: str) -> str | None:
+    """The line that tells a person of an EMS event as it happens: a target found out of reach (None: no line)."""
+    if "cannot be met" not in event:
+        return None
+    return f"mcs-v2g: goal: at {int(t_s // 3600):02d}:{int(t_s % 3600 // 60):02d} truck {event}"

@@ -17,6 +17,7 @@ import pytest
 from evse_emulator.energy.mqtt import MqttLink
 from evse_emulator.energy.topics import Topics
 from mcs_v2g.depot.mqtt_ems import serve_ems
+from mcs_v2g.depot.progress import goal_line
 from mcs_v2g.depot.report import DepotReport
 from mcs_v2g.depot.run import LocalBackend, local_ems, run_depot
 from mcs_v2g.depot.scenario import DepotScenario, load
@@ -70,10 +71,10 @@ async def publish(broker: Broker, messages: list[tuple[str, bytes]]) -> None:
 
 
 async def split_run(
-    broker: Broker, scenario: DepotScenario, backend: LocalBackend, during=None
+    broker: Broker, scenario: DepotScenario, backend: LocalBackend, during=None, tell=None
 ) -> tuple[DepotReport, list[tuple[int, str, str]]]:
     """The EMS here, one node process per charger; `during(backend)` runs alongside (a broker restart)."""
-    ems = asyncio.create_task(serve_ems(scenario, broker.url, SITE, backend=backend, node_timeout_s=RUN_S))
+    ems = asyncio.create_task(serve_ems(scenario, broker.url, SITE, backend=backend, node_timeout_s=RUN_S, tell=tell))
     nodes = [await node(broker, "--chargers", c.id) for c in scenario.chargers]
     if during is not None:
         await during(backend)
@@ -110,10 +111,14 @@ def test_two_nodes_and_the_ems_give_the_single_process_report(
     and the EMS sees the same telemetry and records (JSON keeps every float exactly)."""
 
     async def main() -> None:
-        report, nodes = await split_run(broker, scenario, local_ems(scenario))
+        said: list[str | None] = []
+        report, nodes = await split_run(
+            broker, scenario, local_ems(scenario), tell=lambda *e: said.append(goal_line(*e))
+        )
         assert [rc for rc, _, _ in nodes] == [0, 0]
         assert report.result == "ok"
         assert_same(report, single)
+        assert "mcs-v2g: goal: at 01:00 truck t4: target 90% cannot be met" in "".join(filter(None, said))
         assert "t1" in nodes[0][1] and "t2" in nodes[1][1]  # each node says how its own trucks' sessions went
 
     asyncio.run(main())
