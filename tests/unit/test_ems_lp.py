@@ -376,3 +376,14 @@ def test_the_peak_keeps_room_for_the_droops_import_in_fcr_steps(share: float, fi
     x = site([0.1, 0.1], [t], step_s=DEMAND_WINDOW_S, demand_eur_per_kw=10.0, fcr_w=(100 * KW, 0.0))
     p = plan(dataclasses.replace(x, fcr_peak_share=share))
     assert p.truck("t1").power_w == pytest.approx((first_w, 100 * KW - first_w), rel=1e-6)
+
+
+def test_equal_priced_minutes_get_even_power_not_full_then_nothing() -> None:
+    """The detailed part's top-half premium: a truck that needs two minutes at its 100 kW rate and stays four
+    (equal prices) gets 50 kW in each, not 100 kW twice and then a pause (a contactor cycle, a resume's ramp)."""
+    need = 100 * KW * 120 / 3600 / (100 * KWH)
+    t = truck(battery_wh=100 * KWH, soc=0.5, target_soc=0.5 + need, max_charge_w=100 * KW, departure_s=240)
+    x = site([0.2] * 60, [t], step_s=60)  # an hour's plan: the throughput tie-break rises 7 % over the stay
+    assert plan(x).truck("t1").power_w[:4] == pytest.approx((50 * KW,) * 4, rel=1e-6)
+    earliest = plan(x, weights=dataclasses.replace(PLAN_WEIGHTS, flat_premium=0.0))
+    assert earliest.truck("t1").power_w[:4] == pytest.approx((100 * KW, 100 * KW, 0, 0), abs=1e-3)

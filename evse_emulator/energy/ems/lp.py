@@ -24,8 +24,8 @@ step holds capacity for `fcr_reserve_s` in each direction (less a penalised per-
 reservation the trucks cannot hold does not void the plan).
 
 Objective: import cost - export revenue + demand * (P - peak so far) + unserved penalty (`Weights.unserved`)
-+ the FCR shortfall penalty + the regulariser (throughput rising over the horizon, optionally setpoint changes;
-see `Weights`).
++ the FCR shortfall penalty + the regulariser (throughput rising over the horizon, the top half of the rates in
+each one-step block at a premium, optionally setpoint changes; see `Weights`).
 """
 
 from __future__ import annotations
@@ -301,6 +301,13 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
             d_now = d_max if b.start_s >= v2g_from else 0.0
             c = lp.col(tie, 0.0, (c_max if now_w is None else min(now_w, cap)) * f)
             d = lp.col(tie, 0.0, (d_now if gives_w is None else min(gives_w, d_now)) * f)
+            if tie > 0 and weights.flat_premium > 0 and len(b.steps) == 1:
+                # a one-step block (the detailed part; where a truck comes or goes): the top half of its rates at the
+                # premium (even powers in a window)
+                top = lp.col(tie * weights.flat_premium, 0.0, inf)
+                lp.row({top: 1.0, c: -1.0}, -c_max * f / 2, inf)
+                if d_now > 0:
+                    lp.row({top: 1.0, d: -1.0}, -d_now * f / 2, inf)
             e_low = floor if b.end_s >= held_from else e0
             e = lp.col(0.0, e_low, max(truck.max_soc * full, e0))
             # c <= c_max f (1 - (1 - end) (E / full - knee) / (1 - knee))
