@@ -11,6 +11,7 @@ from evse_emulator.energy.ems.site import Planner
 from .scenario import DepotScenario, series_at
 
 PLANNERS = ("lp", *HEURISTICS)
+LAXITY_RESERVE_S = 900.0  # the price-threshold rule keeps a target reachable without a stay's last 15 min
 
 
 def planner(name: str, scenario: DepotScenario) -> Planner:
@@ -24,5 +25,5 @@ def planner(name: str, scenario: DepotScenario) -> Planner:
         tariff = scenario.tariff
         prices = [series_at(tariff.import_eur_per_kwh, t) for t in steps]
         thresholds = price_thresholds(prices, [series_at(tariff.export_eur_per_kwh, t) for t in steps])
-        return partial(price_threshold_v2g, thresholds=thresholds)
+        return partial(price_threshold_v2g, thresholds=thresholds, reserve_s=LAXITY_RESERVE_S)
     return HEURISTICS[name]

@@ -157,6 +157,16 @@ def test_price_threshold_with_the_days_thresholds_sells_in_the_dear_hours_left()
     assert price_threshold_v2g(x, day).truck("t1").power_w == pytest.approx((-50 * KW, 0, 20 * KW))  # to its floor
 
 
+def test_price_threshold_with_a_reserve_keeps_the_target_reachable_without_the_stays_end() -> None:
+    t = truck("t1", "c2", soc=0.5, target_soc=1.0, departure_s=3 * H)  # 50 kWh at 50 kW: the last hour, at laxity 0
+    x = site([t], prices=[0.2] * 3, export=[0.1] * 3)
+    neither = (0.1, 0.5)  # no step cheap, none dear
+    assert price_threshold_v2g(x, neither).truck("t1").power_w == pytest.approx((0, 0, 50 * KW))
+    assert price_threshold_v2g(x, neither, reserve_s=900).truck("t1").power_w == pytest.approx(
+        (0, 12.5 * KW, 37.5 * KW)
+    )
+
+
 def test_price_threshold_keeps_the_export_limit() -> None:
     x = site([truck(soc=1.0, target_soc=0.6, **V2G)], prices=[0.2, 0.4], export=[0.1, 0.35], n=2, export_limit_w=10e3)
     p = price_threshold_v2g(x)

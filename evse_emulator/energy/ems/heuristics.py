@@ -28,7 +28,9 @@ The names of EDF, LLF and round robin follow acnportal (Caltech's ACN-Sim, `acnp
      reach its target charging at its rate in its remaining plugged-in steps of the horizon; the export limit
      (grid >= -export limit) holds (base load and the discharges before it, by index);
   2. every other plugged-in truck charges what it must now to stay able to reach its target charging at its rate
-     afterwards (laxity 0), in laxity order within the headroom;
+     afterwards (laxity 0; the depot's runs leave the last 15 min of a stay out of "afterwards": with none, a
+     truck's energy waits for its last minutes, where the trucks that waited together exceed the connection and
+     4 to 7 of 16 seeded trucks missed their targets), in laxity order within the headroom;
   3. cheap: then each charges at its most within the headroom, in laxity order, up to its target (up to a full
      battery when V2G-capable, the energy it may sell in a dear step).
 """
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from evse_emulator.energy.ems.model import PLAN_WEIGHTS, Plan, SitePlan, evaluate
 
@@ -176,17 +179,18 @@ def price_thresholds(import_eur_per_kwh: Sequence[float], export_eur_per_kwh: Se
     return cheap, max(_third(export_eur_per_kwh, dearest=True), math.nextafter(cheap, math.inf))
 
 
-def price_threshold_v2g(x: SitePlan, thresholds: tuple[float, float] | None = None) -> Plan:
+def price_threshold_v2g(x: SitePlan, thresholds: tuple[float, float] | None = None, reserve_s: float = 0.0) -> Plan:
     """Charge in cheap steps, sell in dear ones (V2G), otherwise only what keeps the target reachable;
-    `thresholds`: (cheap import, dear export) prices fixed for the day (default: from this plan's horizon)."""
+    `thresholds`: (cheap import, dear export) prices fixed for the day (default: from this plan's horizon);
+    `reserve_s`: the end of each stay that keeping a target reachable does not count on."""
     g = _Greedy(x)
     cheap, dear = thresholds or price_thresholds(x.import_eur_per_kwh, x.export_eur_per_kwh)
     after = []  # per truck and step k: the energy it can charge at its rate in steps k+1 ..
     for i, t in enumerate(x.trucks):
-        tail, total = [0.0] * x.n, 0.0
+        tail, total, counted = [0.0] * x.n, 0.0, replace(t, departure_s=t.departure_s - reserve_s)
         for k in reversed(range(x.n)):
             tail[k] = total
-            total += g.rate[i] * x.presence(t, k) * g.hours
+            total += g.rate[i] * x.presence(counted, k) * g.hours
         after.append(tail)
     v2g = [x.charger(t.charger).bidirectional and t.max_discharge_w > 0 for t in x.trucks]
     full = [1.0 if v else None for v in v2g]
