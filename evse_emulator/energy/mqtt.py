@@ -10,8 +10,9 @@ are dropped beyond `queue_limit`, and counted); the node's status is "online" (r
 when it stops, and the broker publishes "offline" for it when the connection is lost (the last will).
 
 The session is MQTT 5's, named by the site and the node: the first connection of a run starts it afresh (nothing a
-run before left queued for that name reaches this one), a reconnect resumes it (what came while the broker was away
-is delivered), and the broker forgets it `SESSION_EXPIRY_S` after a node has gone.
+run before left queued for that name reaches this one), a reconnect resumes it (what came for it while this link was
+away is delivered; across a broker restart only when the broker persists its sessions), and the broker forgets it
+`SESSION_EXPIRY_S` after a node has gone.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class MqttLink:
                 async with aiomqtt.Client(
                     self.address.host,
                     self.address.port,
-                    identifier=f"mcs-v2g-{self.topics.site}-{self.node}",
+                    identifier=f"mcs-v2g/{self.topics.site}/{self.node}",  # '/' is in no site name
                     protocol=aiomqtt.ProtocolVersion.V5,
                     will=will,
                     clean_start=self.connections == 0,
@@ -108,13 +109,13 @@ class MqttLink:
                 ) as client:
                     attempt = 0
                     self.connections += 1
-                    await client.publish(status, ONLINE.encode(), qos=1, retain=True)
-                    for topic in self.subscriptions:
-                        await client.subscribe(topic, qos=1)
-                    self.connected.set()
                     try:
+                        await client.publish(status, ONLINE.encode(), qos=1, retain=True)
+                        for topic in self.subscriptions:
+                            await client.subscribe(topic, qos=1)
+                        self.connected.set()
                         await self._serve(client, on_message)
-                    except asyncio.CancelledError:
+                    except asyncio.CancelledError:  # a clean DISCONNECT follows, which drops the last will
                         await self._say_offline(client, status)
                         raise
             except aiomqtt.MqttError as exc:

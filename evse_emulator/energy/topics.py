@@ -224,7 +224,7 @@ class Rejected:
 
 def _object(payload: bytes) -> dict[str, Any] | Rejected:
     try:
-        text = payload.decode("utf-8")
+        text = payload.decode("utf-8-sig")  # a leading byte-order mark is no error
     except UnicodeDecodeError as exc:
         return Rejected(f"not JSON: not UTF-8 text (byte 0x{payload[exc.start]:02x} at {exc.start})")
     try:

@@ -20,7 +20,7 @@ def planner(name: str, scenario: DepotScenario) -> Planner:
         return plan
     if name not in HEURISTICS:
         raise LookupError(f"unknown planner {name!r} (one of {', '.join(PLANNERS)})")
-    if name == "price-threshold-v2g":  # the operator's thresholds, from the whole day's tariff
+    if name == "price-threshold-v2g":  # the operator's thresholds, from the scenario's whole tariff
         steps = scenario.step_starts()
         tariff = scenario.tariff
         prices = [series_at(tariff.import_eur_per_kwh, t) for t in steps]

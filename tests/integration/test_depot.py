@@ -8,6 +8,7 @@ peak, minimum powers and contactor-cycle budgets.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -132,6 +133,32 @@ def test_the_summary_is_all_the_command_prints_on_stdout() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("truck charger booked"), done.stdout[:300]
     assert "HiGHS" not in done.stdout + done.stderr
+
+
+PLAN_ONE_TRUCK = """
+import sys
+from evse_emulator.energy.ems import Charger, SitePlan, Truck, plan
+x = SitePlan(
+    step_s=60, t_s=(0.0, 60.0), import_eur_per_kwh=(0.2, 0.1), export_eur_per_kwh=(0.0, 0.0), base_load_w=(0.0, 0.0),
+    import_limit_w=(1e6, 1e6), export_limit_w=(1e6, 1e6), chargers=(Charger("c1", 1e5),),
+    trucks=(Truck("t1", "c1", 0, 1e9, 1e5, 0.5, 0.51, max_charge_w=1e5),), unserved_eur_per_kwh=2.0,
+)
+sys.stderr.write(plan(x).status)
+"""
+
+
+def test_a_process_without_stdout_still_plans() -> None:
+    """Keeping HiGHS's banner off stdout is best effort: a daemon started with stdout closed gets its plans."""
+    done = subprocess.run(
+        [sys.executable, "-c", PLAN_ONE_TRUCK],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: os.close(1),  # the child starts with no stdout
+    )
+    assert done.returncode == 0 and done.stderr == "optimal", done.stderr
 
 
 def test_the_command_with_two_workers_writes_the_same_report(

@@ -243,6 +243,8 @@ def test_an_out_of_range_setpoint_is_clamped_and_says_so() -> None:
 def test_grid_limits_are_checked() -> None:
     assert parse_grid_limit(b'{"t_s": 0, "import_w": 1.2e6, "export_w": 8e5}') == GridLimit(0.0, 1.2e6, 8e5)
     assert isinstance(parse_grid_limit(b'{"t_s": 0, "import_w": -1, "export_w": 0}'), Rejected)
+    with_bom = b'\xef\xbb\xbf{"t_s": 0, "import_w": 1.2e6, "export_w": 8e5}'  # a Windows tool's UTF-8
+    assert parse_grid_limit(with_bom) == GridLimit(0.0, 1.2e6, 8e5)
 
 
 def test_the_watchdog_falls_back_to_the_safe_share_when_setpoints_stop_and_says_so() -> None:

@@ -167,6 +167,14 @@ def test_price_threshold_with_a_reserve_keeps_the_target_reachable_without_the_s
     )
 
 
+def test_the_depots_price_threshold_planner_has_the_scenarios_thresholds_and_the_reserve() -> None:
+    from mcs_v2g.depot.planners import LAXITY_RESERVE_S, planner
+
+    chosen = planner("price-threshold-v2g", load(None))  # import 0.12 until 07:00, 0.14 from 21:00: a third cheap
+    assert chosen.keywords == {"thresholds": (0.14, pytest.approx(0.14)), "reserve_s": LAXITY_RESERVE_S}
+    assert chosen.keywords["thresholds"][1] > 0.14 and LAXITY_RESERVE_S == 900.0  # dear: above the cheap price
+
+
 def test_price_threshold_keeps_the_export_limit() -> None:
     x = site([truck(soc=1.0, target_soc=0.6, **V2G)], prices=[0.2, 0.4], export=[0.1, 0.35], n=2, export_limit_w=10e3)
     p = price_threshold_v2g(x)

@@ -19,18 +19,19 @@ The names of EDF, LLF and round robin follow acnportal (Caltech's ACN-Sim, `acnp
 - `llf` (acnportal `least_laxity_first`): the same greedy in order of laxity = (departure - step start) - the
   energy still needed / the truck's rate. Unlike `fallback.plan` it does not serve booked trucks first. No V2G.
 - `price_threshold_v2g`: a step is cheap when its import price is at or below the highest price of the cheapest
-  third (ceil(n/3)) of the day's steps, dear when its export price is at or above the lowest of the dearest third
-  of export prices and above that cheap threshold (so no step is both). The thresholds are the operator's, fixed
-  for the day (`price_thresholds` over the whole tariff; without them, over the plan's horizon: inside the evening
-  peak, a horizon that has only dear hours left would call them cheap). Per step:
+  third (ceil(n/3)) of the scenario's steps, dear when its export price is at or above the lowest of the dearest
+  third of export prices and above that cheap threshold (so no step is both). The thresholds are the operator's,
+  fixed for the run (`price_thresholds` over the whole tariff; without them, over the plan's horizon: inside the
+  evening peak, a horizon that has only dear hours left would call them cheap). Per step:
   1. dear: every V2G-capable plugged-in truck (bidirectional charger, max_discharge_w > 0) discharges at
      min(max_discharge_w, charger) x presence, never below its floor (min_soc) and only as far as it can still
-     reach its target charging at its rate in its remaining plugged-in steps of the horizon; the export limit
+     reach its target charging at its rate in its remaining plugged-in steps of the horizon (its reserve aside,
+     as in 2); the export limit
      (grid >= -export limit) holds (base load and the discharges before it, by index);
   2. every other plugged-in truck charges what it must now to stay able to reach its target charging at its rate
      afterwards (laxity 0; the depot's runs leave the last 15 min of a stay out of "afterwards": with none, a
      truck's energy waits for its last minutes, where the trucks that waited together exceed the connection and
-     4 to 7 of 16 seeded trucks missed their targets), in laxity order within the headroom;
+     2 to 7 of the benchmark's 10 or 16 trucks missed their targets), in laxity order within the headroom;
   3. cheap: then each charges at its most within the headroom, in laxity order, up to its target (up to a full
      battery when V2G-capable, the energy it may sell in a dear step).
 """

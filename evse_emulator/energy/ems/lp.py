@@ -117,9 +117,14 @@ class _Lp:
 def _swallow_highs_banner() -> None:
     """Let HiGHS print its banner once, to /dev/null. highspy (1.16) prints it from C++ to the process's stdout
     (file descriptor 1) on the first instance, before a log option can be set: at the top of the depot's summary
-    table, or inside anything a pipeline reads from stdout."""
-    sys.stdout.flush()
-    saved = os.dup(1)
+    table, or inside anything a pipeline reads from stdout. Best effort: with no stdout to redirect (closed, or
+    none), the banner goes wherever fd 1 goes, and the plan is made all the same."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        return
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 1)
