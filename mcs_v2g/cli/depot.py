@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 from ..depot.planners import PLANNERS, planner
 from ..depot.progress import goal_line
 from .common import CliError
-from .depot_link import add_mqtt_options, run_node
+from .depot_link import add_mqtt_options, depot_speed, pace, run_node
 from .outputs import plot_output, writable_file
-from .sim import speed
 
 if TYPE_CHECKING:
     from ..depot.run import DispatchView
@@ -31,7 +29,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--scenario", type=Path, help="depot scenario TOML (default: the built-in one)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the report (JSON) to FILE")
     p.add_argument("--plot", type=Path, metavar="FILE", help="write the site and per-truck curves (.png/.svg/.pdf)")
-    p.add_argument("--speed", type=_speed, default=None, help="x real time, or 'max' (default)")
+    p.add_argument("--speed", type=depot_speed, default=None, help="x real time, or 'max' (default)")
     p.add_argument(
         "--ems",
         choices=(*PLANNERS, "external"),
@@ -59,18 +57,6 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _speed(text: str) -> float:
-    """`--speed`: x real time, or inf for 'max' (given, unlike the default None)."""
-    value = math.inf if text == "max" else speed(text)
-    assert value is not None  # speed() gives None only for 'max'
-    return value
-
-
-def _pace(given: float | None) -> float | None:
-    """The clock's speed: None (as fast as it computes) for 'max' and by default."""
-    return None if given is None or math.isinf(given) else given
-
-
 def run(args: argparse.Namespace) -> int:
     from ..depot.parallel import ParallelRun, WorkerFailed, run_parallel
     from ..depot.progress import DepotProgress
@@ -94,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     result: DepotRun | ParallelRun
     guard = args.ems != "uncontrolled"
     if args.workers > 1:
-        if _pace(args.speed) is not None:
+        if pace(args.speed) is not None:
             raise CliError("--workers plays as fast as it computes: not with --speed")
         try:
             result = run_parallel(
@@ -111,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_depot(
             scenario,
             planner=planner(args.ems, scenario),
-            speed=_pace(args.speed),
+            speed=pace(args.speed),
             progress=watch,
             guard=guard,
             control=args.control,

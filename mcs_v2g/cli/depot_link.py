@@ -10,6 +10,7 @@ from typing import Any
 from ..depot.planners import planner
 from .common import CliError
 from .outputs import plot_output, writable_file
+from .sim import speed
 
 
 def add_mqtt_options(p: argparse.ArgumentParser) -> None:
@@ -41,6 +42,18 @@ def add_mqtt_options(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="also publish telemetry every S simulated seconds (default: at each dispatch step)",
     )
+
+
+def depot_speed(text: str) -> float:
+    """`--speed` of `mcs-v2g depot`: x real time, or inf for 'max' (given, unlike the default None)."""
+    value = math.inf if text == "max" else speed(text)
+    assert value is not None  # speed() gives None only for 'max'
+    return value
+
+
+def pace(given: float | None) -> float | None:
+    """The clock's speed for a `depot_speed`: None (as fast as it computes) for 'max' and by default."""
+    return None if given is None or math.isinf(given) else given
 
 
 def _charger_ids(text: str) -> tuple[str, ...]:
@@ -99,8 +112,7 @@ def run_node(args: argparse.Namespace, scenario: Any) -> int:
     local = None
     if not (subset or external):
         local = local_ems(scenario, planner(args.ems, scenario), args.ems != "uncontrolled", control)
-    speed = (args.speed or 1.0) if external else (None if args.speed == math.inf else args.speed)
-    clock = VirtualClock(START, speed)
+    clock = VirtualClock(START, (args.speed or 1.0) if external else pace(args.speed))
     backend = MqttBackend(
         scenario,
         Topics(site(args.site)),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..depot.planners import planner
+from ..depot.progress import goal_line
 from .depot_link import _broker, _positive, outputs, site, write
 
 PLANNERS = ("lp", "equal-share", "edf", "llf", "price-threshold-v2g")  # the EMS process steers: no uncontrolled
@@ -64,7 +65,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _say_goal(t_s: float, event: str) -> None:
-    from ..depot.progress import goal_line
-
     if (line := goal_line(t_s, event)) is not None:
         print(line, file=sys.stderr, flush=True)
