@@ -182,7 +182,7 @@ def price_thresholds(import_eur_per_kwh: Sequence[float], export_eur_per_kwh: Se
 
 def price_threshold_v2g(x: SitePlan, thresholds: tuple[float, float] | None = None, reserve_s: float = 0.0) -> Plan:
     """Charge in cheap steps, sell in dear ones (V2G), otherwise only what keeps the target reachable;
-    `thresholds`: (cheap import, dear export) prices fixed for the day (default: from this plan's horizon);
+    `thresholds`: (cheap import, dear export) prices fixed for the run (default: from this plan's horizon);
     `reserve_s`: the end of each stay that keeping a target reachable does not count on."""
     g = _Greedy(x)
     cheap, dear = thresholds or price_thresholds(x.import_eur_per_kwh, x.export_eur_per_kwh)
