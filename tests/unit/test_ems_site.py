@@ -280,6 +280,22 @@ def test_the_plan_rates_a_truck_at_its_packs_voltage_measured_while_power_flows(
     assert seen[-1].trucks[0].voltage_slope == VOLTAGE_SLOPE and seen[-1].trucks[1].voltage_v == 0.0
 
 
+def test_a_truck_waiting_at_zero_power_in_the_charge_loop_is_rated_at_its_packs_voltage() -> None:
+    """Told to wait (a cheaper price later), a truck in the charge loop has its contactors closed: the inlet is at its
+    pack's voltage, which rates it before it draws current. A measurement with power flowing is not overwritten by
+    a later one without (the pre-charge of a resume)."""
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce("T1"))
+    loop = {"ev_max_charge_w": 300 * KW, "energy_to_target_wh": 300 * KWH}
+    ems.dispatch(0.0, {"c1": tel(0.0, "T1", 640.0)})  # pre-charge: the truck has not told its limits yet
+    ems.dispatch(60.0, {"c1": tel(60.0, "T1", 690.0, **loop)})  # waiting in the charge loop
+    ems.dispatch(120.0, {"c1": tel(120.0, "T1", 720.0, 300 * KW, state="charging", **loop)})
+    ems.announce(announce("T2", t_s=180.0, arrival_s=3600.0))
+    ems.dispatch(180.0, {"c1": tel(180.0, "T1", 400.0, **loop)})  # a resume's pre-charge ramp
+    assert [x.trucks[0].voltage_v for x in seen] == [0.0, 690.0, 720.0, 720.0]  # a plan at each dispatch
+
+
 # -- FCR ---------------------------------------------------------------------------------------------------------
 FCR = FcrTerms(capacity_w=150 * KW, windows=((600.0, 1800.0),), deadband_hz=0.02, reserve_s=900.0)
 

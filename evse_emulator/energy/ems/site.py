@@ -178,13 +178,7 @@ class SiteEms:
                 rating = self.model.charger(cid).power_at(tel.voltage_v)
                 self._takes[tel.truck] = min(tel.ev_max_charge_w, rating)
                 self._gives[tel.truck] = min(tel.ev_max_discharge_w, rating)
-        self._volts.update(  # the pack's voltage, measured while power flows (not in pre-charge or a pause)
-            {
-                tel.truck: tel.voltage_v
-                for tel in telemetry.values()
-                if tel.truck is not None and tel.state in ("charging", "discharging") and tel.voltage_v >= MIN_PACK_V
-            }
-        )
+        self._volts.update(_pack_voltages(telemetry, self._volts))
         self._stuck(telemetry)
         energy = self._energy(telemetry)
         self._check_deviation(t_s, energy)
@@ -467,6 +461,23 @@ class SiteEms:
         # the plan's power is the step's mean; a truck that leaves within the step takes it in the time it is there
         left_s = self.known[tid].departure_s - self.departure_lead_s - t_s
         return planned.power_w[k] * self.model.step_s / left_s if 0 < left_s < self.model.step_s else planned.power_w[k]
+
+
+def _pack_voltages(telemetry: Mapping[str, Telemetry], known: Mapping[str, float]) -> dict[str, float]:
+    """The pack voltages the chargers measure now: while power flows, or, for a truck not measured so, while it waits
+    at zero power in the charge loop (contactors closed: the inlet is at the pack's voltage). Not in pre-charge, a
+    pause or below a DC charger's range (the inlet is not at the pack's voltage there). A truck told to wait for a
+    late cheap price was otherwise planned at the charger's power rating until it drew current, and at 640 A its
+    pack took 375 kW where the plan counted 800 kW (a seeded truck left 4.7 kWh short)."""
+    out = {}
+    for tel in telemetry.values():
+        if tel.truck is None or tel.voltage_v < MIN_PACK_V:
+            continue
+        flowing = tel.state in ("charging", "discharging")
+        waiting = tel.state == "connected" and tel.energy_to_target_wh is not None and tel.truck not in known
+        if flowing or waiting:
+            out[tel.truck] = tel.voltage_v
+    return out
 
 
 def _price_levels(prices: Series) -> dict[float, int]:
