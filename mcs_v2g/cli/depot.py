@@ -34,7 +34,8 @@ def add_parser(sub: Any) -> None:
         "--ems",
         choices=(*PLANNERS, "external"),
         default="lp",
-        help="the planner: lp (default: the EMS), or one of the field's heuristics for comparison; external: "
+        help="the planner: lp (default: the EMS, with room for trucks not known yet), lp-known (the LP over the "
+        "known trucks only), or one of the field's heuristics for comparison; external: "
         "another EMS drives the chargers over --mqtt (this node runs at --speed, 1x by default)",
     )
     p.add_argument(

@@ -12,7 +12,8 @@ from ..depot.planners import planner
 from ..depot.progress import goal_line
 from .depot_link import _broker, _positive, outputs, site, write
 
-PLANNERS = ("lp", "equal-share", "edf", "llf", "price-threshold-v2g")  # the EMS process steers: no uncontrolled
+# the EMS process steers: no uncontrolled
+PLANNERS = ("lp", "lp-known", "equal-share", "edf", "llf", "price-threshold-v2g")
 
 
 def add_parser(sub: Any) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from evse_emulator.energy.ems.lp import plan as lp_plan
+from evse_emulator.energy.ems.forecast import plan_with_forecast
 from evse_emulator.energy.ems.site import Planner
 from evse_emulator.energy.mqtt import MqttLink
 from evse_emulator.energy.topics import (
@@ -252,7 +252,7 @@ async def serve_ems(
     scenario: DepotScenario,
     url: str,
     site: str = "depot",
-    planner: Planner = lp_plan,
+    planner: Planner = plan_with_forecast,
     *,
     backend: LocalBackend | None = None,
     node_timeout_s: float = 600.0,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from evse_emulator.energy.ems.lp import plan as lp_plan
+from evse_emulator.energy.ems.forecast import plan_with_forecast
 from evse_emulator.energy.ems.site import Planner, SiteEms
 from evse_emulator.energy.topics import Announcement, OutletStep, Setpoint, Telemetry, VisitOutcome
 from stack.clock import VirtualClock
@@ -107,7 +107,7 @@ def run_parallel(
     scenario: DepotScenario,
     workers: int,
     *,
-    planner: Planner = lp_plan,
+    planner: Planner = plan_with_forecast,
     progress: Progress | None = None,
     guard: bool = True,
     control: str = "dynamic",

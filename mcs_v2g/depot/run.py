@@ -24,7 +24,7 @@ from ev_emulator.config import TruckConfig
 from ev_emulator.truck import Truck
 from evse_emulator.charger import Charger
 from evse_emulator.config import ChargerConfig
-from evse_emulator.energy.ems.lp import plan as lp_plan
+from evse_emulator.energy.ems.forecast import plan_with_forecast
 from evse_emulator.energy.ems.model import Charger as PlanCharger
 from evse_emulator.energy.ems.site import Decision, FcrTerms, Planner, SiteEms, SiteModel
 from evse_emulator.energy.outlet import DepotOutlet, SiteSetpoint
@@ -266,7 +266,7 @@ Progress = Callable[[DispatchView], None]
 
 
 def local_ems(
-    scenario: DepotScenario, planner: Planner = lp_plan, guard: bool = True, control: str = "dynamic"
+    scenario: DepotScenario, planner: Planner = plan_with_forecast, guard: bool = True, control: str = "dynamic"
 ) -> LocalBackend:
     """The site EMS for `scenario` in this process; `guard=False` leaves the grid limits unguarded (the
     uncontrolled depot of the benchmark); `control="scheduled"` sends each truck its plan as a schedule."""
@@ -278,7 +278,7 @@ def local_ems(
 def run_depot(
     scenario: DepotScenario,
     *,
-    planner: Planner = lp_plan,
+    planner: Planner = plan_with_forecast,
     speed: float | None = None,
     progress: Progress | None = None,
     guard: bool = True,

@@ -5,9 +5,10 @@ On the built-in scenario and seeded generated ones (`mcs_v2g.depot.generate`): t
 the EMS must; "x relax." is over the bound that may leave feasible targets short), then the depot played in the
 same runner (every session a full -20 exchange) by the EMS (planner `lp`) and by each heuristic of
 `evse_emulator.energy.ems.heuristics` (`uncontrolled` with the grid guard off, as `mcs-v2g depot --ems` runs it).
-One more EMS run has every truck announced at t = 0 (walk-ins and late bookings known from the start): not a
-planner in the race, but what the EMS loses by learning of trucks late, which no backend can know in advance and
-the bound does.
+Two more runs are diagnostics, not planners in the race: `lp-known`, the LP over the trucks known at each plan (the
+EMS without its walk-in forecast, `evse_emulator.energy.ems.forecast`), and the same LP with every truck announced
+at t = 0 (walk-ins and late bookings known from the start): what the EMS loses by learning of trucks late, which no
+backend can know in advance and the bound does.
 Then the scale run, alone on the machine: 20 chargers / 50 trucks / 24 h with the EMS, its chargers over one
 process per CPU (`mcs_v2g.depot.parallel`), its simulated/wall factor and peak RSS.
 
@@ -33,7 +34,9 @@ from evse_emulator.energy.ems.heuristics import HEURISTICS
 
 EMS = "lp"
 ALL = (EMS, *HEURISTICS)
-ANNOUNCED = "lp, all announced at t = 0"  # the EMS with every truck known from the start (a diagnostic run)
+KNOWN = "lp-known"  # the LP without the walk-in forecast, online (a diagnostic run)
+ANNOUNCED = "lp, all announced at t = 0"  # the LP with every truck known from the start (a diagnostic run)
+DIAGNOSTICS = (KNOWN, ANNOUNCED)
 SEEDS = (0, 1, 2, 3, 4)
 QUICK_SEEDS = (0, 1)
 SCALE = {"seed": 0, "chargers": 20, "trucks": 50}
@@ -93,9 +96,9 @@ def play(spec: Spec, planner: str, workers: int = 1) -> dict[str, Any]:
     from mcs_v2g.depot.run import run_depot
 
     scenario = _scenario(spec)
-    if planner == ANNOUNCED:
+    if planner == ANNOUNCED:  # nothing left to forecast: the LP over the known trucks
         scenario = replace(scenario, trucks=tuple(replace(t, announced_s=0.0) for t in scenario.trucks))
-        planner = EMS
+        planner = KNOWN
     guard = planner != "uncontrolled"
     if workers > 1:
         run: Any = run_parallel(scenario, workers, planner=planner_of(planner, scenario), guard=guard)
@@ -159,7 +162,7 @@ def run(
         tasks: dict[Future[dict[str, Any]], tuple[str, str]] = {}
         for spec in specs:
             tasks[pool.submit(bound_of, spec)] = (spec[0], "bound")
-        runs = (*planners, ANNOUNCED) if EMS in planners else planners
+        runs = (*planners, *DIAGNOSTICS) if EMS in planners else planners
         for spec in specs:
             for name in runs:
                 tasks[pool.submit(play, spec, name)] = (spec[0], name)
@@ -204,7 +207,7 @@ def verdict(results: dict[str, Any]) -> dict[str, Any]:
     for s in scenarios:
         mine = s["runs"].get(EMS)
         for name, other in s["runs"].items():
-            if mine is not None and name not in (EMS, ANNOUNCED) and other["total_eur"] <= mine["total_eur"]:
+            if mine is not None and name not in (EMS, *DIAGNOSTICS) and other["total_eur"] <= mine["total_eur"]:
                 beaten.append(f"{s['label']}: {name} {other['total_eur']:.2f} <= EMS {mine['total_eur']:.2f} EUR")
     out: dict[str, Any] = {
         "zero_violations": all(r["violation_s"] == 0 for _, r in ems),
@@ -242,11 +245,11 @@ def _table(entry: dict[str, Any]) -> list[str]:
         "  " + head,
         "  " + "-" * len(head),
     ]
-    for name in (*ALL, ANNOUNCED):
+    for name in (*ALL, *DIAGNOSTICS):
         r = entry["runs"].get(name)
         if r is None:
             continue
-        label = {EMS: "EMS (lp)", ANNOUNCED: "EMS, all known at 0"}.get(name, name)
+        label = {EMS: "EMS (lp)", KNOWN: "lp-known (no fcst.)", ANNOUNCED: "lp, all known at 0"}.get(name, name)
         lines.append(
             f"  {label:20s} {r['total_eur']:10.2f} {r['x_bound']:8.3f} {r['x_relaxed_bound']:8.3f} "
             f"{r['x_physical_bound']:8.3f} {r['x_bound_excl_fcr']:9.3f} "

@@ -335,7 +335,7 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
             grid_rows[j][c] = -1 / eff
             grid_rows[j][d] = eff
             on_charger.setdefault((charger.id, j), {}).update({c: 1.0, d: 1.0})
-            if charger.bidirectional and f >= 1.0:
+            if charger.bidirectional and f >= 1.0 and not truck.expected:
                 fcr[j].append((i, eff, c, d, c_max, d_now, can_discharge and b.start_s >= held_from))
             if weights.variation_eur_per_kw > 0 and j - 1 in mine:
                 v = lp.col(weights.variation_eur_per_kw / 1000, 0.0, inf)

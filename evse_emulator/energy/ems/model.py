@@ -58,6 +58,7 @@ class Truck:
     # below its floor now: from this time the plan may discharge it, and holds it at or above the floor from then
     # (inf: not in this plan)
     v2g_from_s: float = math.inf
+    expected: bool = False  # not a truck: the forecast demand of trucks not known yet (`forecast`), no FCR headroom
 
 
 @dataclass(frozen=True, slots=True)
