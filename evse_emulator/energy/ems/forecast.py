@@ -27,8 +27,9 @@ GAP_STEP_S = 900.0  # the forecast's density is integrated over a free gap in st
 class WalkInForecast:
     """kWh per free charger-hour: `near_kwh_per_h` now, `rise_kwh_per_h2` more per hour ahead, at most `far_kwh_per_h`.
 
-    The defaults are fitted to 60 generated days that the benchmark does not play (`python -m tools.fit_forecast`:
-    seeds 100-159, 11 kWh/h 1 h ahead to 40 kWh/h 12 h ahead). A depot fits its own from its history.
+    The defaults follow 60 generated days that the benchmark does not play (`python -m tools.fit_forecast`, seeds
+    100-159: 11 kWh/h 1 h ahead rising to 40 kWh/h 12 h ahead; the defaults give 12.5 and 40). A depot fits its own
+    from its history.
     """
 
     near_kwh_per_h: float = 10.0
