@@ -101,7 +101,9 @@ def run_node(args: argparse.Namespace, scenario: Any) -> int:
     if subset and (args.json or args.plot):
         raise CliError("--json and --plot need the whole depot: `mcs-v2g ems --json` writes the report of a split one")
     if subset and args.ems not in ("lp", "lp-known", "external"):
-        raise CliError("--chargers: the planner is the EMS's (mcs-v2g ems --planner); --ems lp or external here")
+        raise CliError(
+            "--chargers: the planner is the EMS's (mcs-v2g ems --planner); --ems lp, lp-known or external here"
+        )
     control = getattr(args, "control", "dynamic")
     if control != "dynamic" and (subset or external):
         raise CliError(f"--control {control}: only with the EMS in this process (no --chargers, no --ems external)")

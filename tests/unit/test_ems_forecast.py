@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from evse_emulator.energy.ems import Charger, SitePlan, Truck, plan
-from evse_emulator.energy.ems.forecast import WalkInForecast, with_forecast
+from evse_emulator.energy.ems import Charger, SitePlan, Truck, fallback, forecast, plan
+from evse_emulator.energy.ems.forecast import WalkInForecast, plan_with_forecast
 
 KW = 1000.0
 KWH = 1000.0
@@ -63,13 +65,24 @@ def test_the_plan_leaves_room_for_trucks_not_known_yet_and_holds_only_the_known_
     before the walk-ins the free charger will see, and the plan's grid holds their expected energy."""
     x = site([known()], demand_eur_per_kw=3.0)
     alone = plan(x)
-    with_room = with_forecast(plan, WalkInForecast())(x)
+    with_room = plan_with_forecast(x)
     assert [t.id for t in with_room.trucks] == ["T1"]
     first_hour = slice(0, 4)
     assert sum(with_room.truck("T1").power_w[first_hour]) > 1.2 * sum(alone.truck("T1").power_w[first_hour])
     late = slice(8, 24)
     assert sum(with_room.grid_w[late]) > sum(with_room.truck("T1").power_w[late]) + 50 * KW
     assert with_room.truck("T1").unserved_wh == pytest.approx(0.0, abs=1.0)
+
+
+def test_when_the_lp_fails_the_safe_plan_serves_the_known_trucks_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expected trucks take no power from real ones in the safe plan (least laxity first would serve them too)."""
+    monkeypatch.setattr(forecast, "plan", lambda x: fallback.plan(x, reason="HiGHS: time limit"))
+    x = site([known(target_soc=1.0)], import_limit_w=(300 * KW,) * 32)
+    with_expected = fallback.plan(replace(x, trucks=x.trucks + WalkInForecast().trucks(x)))
+    safe = plan_with_forecast(x)
+    assert safe.fallback and safe.status == "HiGHS: time limit"
+    assert safe.grid_w == fallback.plan(x).grid_w != with_expected.grid_w
+    assert [t.id for t in safe.trucks] == ["T1"]
 
 
 def test_an_expected_truck_holds_no_fcr_headroom() -> None:
