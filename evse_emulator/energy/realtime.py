@@ -9,10 +9,15 @@ Within each dispatch step the plan (`ems.lp`) is adjusted to what is measured, i
    discharging) cut back pro rata, unbooked trucks first; what relieves a limit (a discharge against the import
    limit) counts only as far as it is measured now, since a discharge that starts or grows ramps up within the
    step;
-4. no trickle: a setpoint below the truck's `min_power_w` pauses the session, while its contactor-cycle budget
+4. the demand guard: the 15-min peak that the plan works to, on what the window has imported so far (what the
+   droop and the plants' regulation added to it is trimmed off the charging in the window's later steps);
+   charging is cut pro rata, unbooked trucks first, down to each truck's `min_power_w` (never paused for it: a
+   pause costs a contactor cycle, and the plan re-plans the energy it leaves short), a truck that the plan leaves
+   short of its target (every Wh it gets counts) or has no plan for not at all;
+5. no trickle: a setpoint below the truck's `min_power_w` pauses the session, while its contactor-cycle budget
    lets it resume; with no cycle left it holds the minimum instead; a truck holding FCR idles at 0 W instead (the
    droop moves it);
-5. no chatter: a change smaller than `deadband_w` keeps the previous setpoint, and the direction turns only
+6. no chatter: a change smaller than `deadband_w` keeps the previous setpoint, and the direction turns only
    after `min_dwell_s` in the present one (the guard and the pause act at once: safety first).
 The guard acts on what the chargers will be told (after the pauses), so a pause never lifts the site's import
 above its limit; a cut that leaves a trickle pauses that session too.
@@ -43,6 +48,7 @@ class Outlet:
     efficiency: float = 1.0
     fcr: bool = False  # holds part of the FCR reservation
     running: bool = True  # in the charge loop now (False: paused, or not started yet)
+    firm: bool = False  # the demand guard leaves it alone: planned short of its target, or not planned
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +103,10 @@ class RealTimeLayer:
         import_limit_w: float,
         export_limit_w: float,
         fcr_w: float = 0.0,
+        demand_limit_w: float = math.inf,
     ) -> dict[str, Told]:
-        """What every charger is told now; `fcr_w`: the depot's droop response (see `droop_w`)."""
+        """What every charger is told now; `fcr_w`: the depot's droop response (see `droop_w`);
+        `demand_limit_w`: the import (with the base load) that keeps the 15-min window within the plan's peak."""
         power = {o.id: o.plan_w for o in outlets}
         why: dict[str, list[str]] = {o.id: [] for o in outlets}
         self._droop(outlets, power, why, fcr_w)
@@ -109,6 +117,7 @@ class RealTimeLayer:
         first = {o.id: self._no_trickle(o, steady[o.id], why[o.id]) for o in outlets}
         guarded = {cid: t.power_w for cid, t in first.items()}
         self._guard(outlets, guarded, why, base_load_w, import_limit_w, export_limit_w)
+        self._demand_guard(outlets, guarded, why, base_load_w, demand_limit_w)
         told = {o.id: self._after_guard(o, first[o.id], guarded[o.id], why[o.id]) for o in outlets}
         for o in outlets:
             self._remember(now, o.id, told[o.id].power_w)
@@ -184,6 +193,26 @@ class RealTimeLayer:
                     why[o.id].append(f"grid limit: x{keep:.3f}")
 
     @staticmethod
+    def _demand_guard(
+        outlets: list[Outlet], power: dict[str, float], why: dict[str, list[str]], base_load_w: float, limit_w: float
+    ) -> None:
+        """Cut charging pro rata, unbooked trucks first, until the import is within `limit_w`; no truck below its
+        minimum power (one at or below it keeps its setpoint), none that is firm (`Outlet.firm`)."""
+        for booked in (False, True):
+            total = base_load_w + sum(grid_w(o, _counted(o, power[o.id], 1.0)) for o in outlets)
+            excess = total - limit_w
+            if excess <= 1e-9:
+                return
+            group = [o for o in outlets if o.booked is booked and not o.firm and power[o.id] > o.min_power_w]
+            room = sum(grid_w(o, power[o.id] - o.min_power_w) for o in group)
+            if room <= 0:
+                continue
+            keep = max(0.0, 1 - excess / room)
+            for o in group:
+                power[o.id] = o.min_power_w + (power[o.id] - o.min_power_w) * keep
+                why[o.id].append(f"15-min peak: x{keep:.3f} above the minimum")
+
+    @staticmethod
     def _no_trickle(o: Outlet, power: float, why: list[str]) -> Told:
         if not o.running and abs(power) < max(o.min_power_w, 1.0):  # resuming costs a cycle: not for nothing
             return Told(0.0, True, (*why, "stays paused"))
@@ -205,6 +234,11 @@ class RealTimeLayer:
         if abs(power) < o.min_power_w and o.cycles_left > 0 and not o.fcr:
             return Told(0.0, True, (*why, f"below min {o.min_power_w:.0f} W after the grid guard: paused"))
         return Told(power, False, tuple(why))
+
+    def direction(self, outlet_id: str) -> tuple[int, float]:
+        """The outlet's direction now (+1 charging, -1 discharging, 0 none yet) and from when it may turn."""
+        direction, since = self._direction.get(outlet_id, (0, -math.inf))
+        return direction, since + self.min_dwell_s
 
     def _remember(self, now: float, outlet_id: str, power: float) -> None:
         self._told[outlet_id] = power

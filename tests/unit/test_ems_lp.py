@@ -387,3 +387,18 @@ def test_equal_priced_minutes_get_even_power_not_full_then_nothing() -> None:
     assert plan(x).truck("t1").power_w[:4] == pytest.approx((50 * KW,) * 4, rel=1e-6)
     earliest = plan(x, weights=dataclasses.replace(PLAN_WEIGHTS, flat_premium=0.0))
     assert earliest.truck("t1").power_w[:4] == pytest.approx((100 * KW, 100 * KW, 0, 0), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("direction", "turn_after_s", "first_w"), [(1, 3600.0, 0.0), (1, 0.0, -20 * KW), (-1, 3600.0, -20 * KW)]
+)
+def test_a_truck_keeps_its_direction_until_its_dwell_is_over(
+    direction: int, turn_after_s: float, first_w: float
+) -> None:
+    """The V2G arbitrage of `test_v2g_arbitrage_holds_the_floor` gives back in the first step: a truck charging
+    now whose dwell lasts into that step idles there instead (and gives back nothing it cannot later)."""
+    t = truck(
+        soc=0.6, target_soc=0.6, min_soc=0.4, max_discharge_w=50 * KW, direction=direction, turn_after_s=turn_after_s
+    )
+    p = plan(site([0.40, 0.10], [t], export=[0.35, 0.05]))
+    assert p.truck("t1").power_w[0] == pytest.approx(first_w, abs=1e-6)

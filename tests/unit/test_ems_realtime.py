@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from evse_emulator.energy.realtime import Outlet, RealTimeLayer, droop_w, grid_w
@@ -96,6 +98,37 @@ def test_small_changes_keep_the_setpoint_and_the_direction_turns_only_after_the_
         assert told(layer, [outlet("a", wanted)], now=t)["a"] in (100_000, 0.0)
     assert told(layer, [outlet("a", -100_000)], now=300)["a"] == -100_000  # the dwell is over: it turns
     assert layer.direction_changes["a"] == 1
+
+
+def test_the_direction_and_when_it_may_turn_are_told_to_the_plan() -> None:
+    layer = RealTimeLayer(deadband_w=0, min_dwell_s=300)
+    assert layer.direction("a") == (0, -math.inf)
+    told(layer, [outlet("a", -100_000)], now=60)
+    assert layer.direction("a") == (-1, 360)
+    told(layer, [outlet("a", 0.0)], now=120)  # idle: the direction and its dwell stay
+    assert layer.direction("a") == (-1, 360)
+
+
+def test_the_demand_guard_cuts_unbooked_charging_first_down_to_the_minimum_power() -> None:
+    layer = RealTimeLayer(deadband_w=0)
+    outlets = [
+        outlet("walk_in", 600_000, min_power_w=50_000, efficiency=0.96),
+        outlet("booked", 600_000, min_power_w=50_000, booked=True, efficiency=0.96),
+    ]
+    power = told(layer, outlets, base_load_w=200_000, demand_limit_w=1_000_000)
+    assert 200_000 + sum(grid_w(o, power[o.id]) for o in outlets) == pytest.approx(1_000_000)
+    assert power["booked"] == 600_000 and 50_000 < power["walk_in"] < 600_000
+    deep = told(RealTimeLayer(deadband_w=0), outlets, base_load_w=200_000, demand_limit_w=300_000)
+    assert deep == pytest.approx({"walk_in": 50_000, "booked": 50_000})  # held at the minimum, not paused
+
+
+def test_the_demand_guard_spares_a_truck_planned_short_and_gives_way_to_the_grid_guard() -> None:
+    layer = RealTimeLayer(deadband_w=0)
+    outlets = [outlet("short", 600_000, firm=True), outlet("other", 600_000)]
+    power = told(layer, outlets, demand_limit_w=900_000)
+    assert power == pytest.approx({"short": 600_000, "other": 300_000})
+    tighter = told(RealTimeLayer(deadband_w=0), outlets, import_limit_w=800_000, demand_limit_w=1e6)
+    assert sum(tighter.values()) == pytest.approx(800_000)
 
 
 def test_limits_of_the_truck_and_the_charger_bound_the_setpoint() -> None:

@@ -535,3 +535,47 @@ def test_the_ems_plans_again_when_the_step_by_step_part_of_its_plan_ends() -> No
     d = ems.dispatch(3600.0, {"c1": tel(3600.0)})
     assert d.replanned == ("the plan's step-by-step part has ended",)
     assert ems.plan.detailed_until_s == 7200.0
+
+
+# -- the demand guard --------------------------------------------------------------------------------------------
+def test_the_demand_guard_trims_what_the_window_imported_above_the_plan_off_its_later_steps() -> None:
+    """The plan holds 300 kW all along (its 15-min peak); the window's first 5 min imported 330 kW (the droop, the
+    plants' regulation): the next step may import only what keeps the window's mean at 300 kW with the plan's
+    later steps, 150 kW."""
+    ems = SiteEms(model(demand_eur_per_kw=10.0), stub(constant(T1=300 * KW)), deviation_wh=1e12)
+    ems.announce(announce(max_charge_w=400 * KW, min_power_w=20 * KW))
+    d = ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=400 * KWH)})
+    assert d.setpoints["c1"].power_w == pytest.approx(300 * KW)
+    for t in range(0, 300, 60):
+        ems.record_step(float(t), 330 * KW)
+    assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(300 * KW)
+    d = ems.dispatch(300.0, {"c1": tel(300.0, energy_to_full_wh=400 * KWH)})
+    assert d.setpoints["c1"].power_w == pytest.approx(150 * KW)
+    assert "15-min peak" in " ".join(d.told["c1"].why)
+    ems.record_step(300.0, 150 * KW)
+    d = ems.dispatch(360.0, {"c1": tel(360.0, energy_to_full_wh=400 * KWH)})  # back on the plan
+    assert d.setpoints["c1"].power_w == pytest.approx(300 * KW)
+
+
+def test_without_a_demand_charge_or_the_guard_nothing_is_trimmed() -> None:
+    for ems in (
+        SiteEms(model(), stub(constant(T1=300 * KW)), deviation_wh=1e12),
+        SiteEms(model(demand_eur_per_kw=10.0), stub(constant(T1=300 * KW)), deviation_wh=1e12, guard=False),
+    ):
+        ems.announce(announce(max_charge_w=400 * KW))
+        for t in range(0, 300, 60):
+            ems.dispatch(float(t), {"c1": tel(float(t), energy_to_full_wh=400 * KWH)})
+            ems.record_step(float(t), 330 * KW)
+        assert ems.dispatch(300.0, {"c1": tel(300.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 300 * KW
+
+
+def test_the_plan_keeps_the_direction_until_the_dwell_lets_the_truck_turn() -> None:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(T1=-100 * KW), seen), deviation_wh=1e12)
+    ems.announce(announce(max_discharge_w=300 * KW, soc=0.6))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=200 * KWH)})
+    assert seen[-1].trucks[0].direction == 0  # told nothing yet
+    ems.announce(announce(max_discharge_w=300 * KW, soc=0.6, t_s=60.0))  # re-plans
+    ems.dispatch(60.0, {"c1": tel(60.0, energy_to_full_wh=200 * KWH)})
+    truck = seen[-1].trucks[0]
+    assert truck.direction == -1 and truck.turn_after_s == pytest.approx(0.0 + ems.layer.min_dwell_s)

@@ -58,6 +58,10 @@ class Truck:
     # below its floor now: from this time the plan may discharge it, and holds it at or above the floor from then
     # (inf: not in this plan)
     v2g_from_s: float = math.inf
+    # the real-time layer's dwell: in the steps that start before `turn_after_s` the truck keeps its direction now
+    # (`direction`: +1 charging, -1 discharging, 0 none)
+    direction: int = 0
+    turn_after_s: float = -math.inf
     expected: bool = False  # not a truck: the forecast demand of trucks not known yet (`forecast`), no FCR headroom
 
 

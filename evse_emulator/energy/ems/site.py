@@ -317,6 +317,8 @@ class SiteEms:
         # a truck planned short of its target only charges (a plan that lets it give back now to take it all in its
         # last minutes leaves it short by what the plant's ramps cost there)
         bidirectional = self.model.charger(a.charger).bidirectional and not self._short_in_plan(a.truck)
+        plugged = a.truck in energy and self._plugged.get(a.charger) == a.truck
+        direction, turn_after = self.layer.direction(a.charger) if plugged else (0, -math.inf)
         return Truck(
             id=a.truck,
             charger=a.charger,
@@ -340,6 +342,8 @@ class SiteEms:
             discharge_now_w=None if a.truck in self.stuck else self._gives.get(a.truck),
             voltage_v=self._volts.get(a.truck, 0.0),
             voltage_slope=self.voltage_slope,
+            direction=direction,
+            turn_after_s=turn_after,
         )
 
     def _short_in_plan(self, tid: str) -> bool:
@@ -367,7 +371,8 @@ class SiteEms:
         imp, exp = self._kept() if self.guard else (math.inf, math.inf)
         held = fcr_capacity if any(o.fcr for o in outlets) else 0.0  # the droop may add this either way
         imp, exp = max(imp - held, 0.0), max(exp - held, 0.0)
-        told = self.layer.dispatch(t_s, outlets, at(m.base_load, t_s), imp, exp)
+        demand = self._demand_limit_w(t_s, fcr_capacity) if self.guard else math.inf
+        told = self.layer.dispatch(t_s, outlets, at(m.base_load, t_s), imp, exp, demand_limit_w=demand)
         shares = _fcr_shares(outlets, told, fcr_capacity)
         valid = VALID_STEPS * m.step_s
         deadband = m.fcr.deadband_hz if m.fcr else 0.0
@@ -379,6 +384,25 @@ class SiteEms:
             if sp.fcr_w or sp.fcr_down_w:
                 setpoints[cid] = replace(sp, deadband_hz=deadband)
         return Decision(setpoints, told, replanned)
+
+    def _demand_limit_w(self, t_s: float, fcr_capacity_w: float) -> float:
+        """The import (with the base load) this step may reach so that its 15-min window's mean import stays
+        within the plan's peak: what the window has imported so far is measured, its later steps are planned (with
+        the room the plan keeps for the droop's import in FCR steps, as in this one)."""
+        p, m = self.plan, self.model
+        if p is None or m.demand_eur_per_kw <= 0:
+            return math.inf
+        step, window = m.step_s, int(t_s // DEMAND_WINDOW_S)
+        end = (window + 1) * DEMAND_WINDOW_S
+        droop = self.fcr_peak_share if m.fcr and not self.scheduled else 0.0
+        room_wh = p.peak_15min_w * DEMAND_WINDOW_S / 3600 - self._imports.get(window, 0.0)
+        k = round((t_s - p.t_s[0]) / step)
+        for j in range(max(k + 1, 0), len(p.t_s)):
+            if p.t_s[j] >= end:
+                break
+            later_w = p.grid_w[j] + (droop * m.fcr.capacity_in(p.t_s[j], p.t_s[j] + step) if m.fcr else 0.0)
+            room_wh -= max(later_w, 0.0) * step / 3600
+        return room_wh * 3600 / step - droop * fcr_capacity_w
 
     def _told(
         self,
@@ -446,6 +470,7 @@ class SiteEms:
             efficiency=charger.efficiency,
             fcr=fcr_step and charger.bidirectional and max_discharge > 0 and heard,
             running=heard,
+            firm=planned is None or (a is not None and self._short_in_plan(a.truck)),
         )
 
     def _planned(self, tid: str, t_s: float) -> float | None:
