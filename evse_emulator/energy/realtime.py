@@ -13,7 +13,8 @@ Within each dispatch step the plan (`ems.lp`) is adjusted to what is measured, i
    droop and the plants' regulation added to it is trimmed off the charging in the window's later steps);
    charging is cut pro rata, unbooked trucks first, down to each truck's `min_power_w` (never paused for it: a
    pause costs a contactor cycle, and the plan re-plans the energy it leaves short), a truck that the plan leaves
-   short of its target (every Wh it gets counts) or has no plan for not at all;
+   short of its target (every Wh it gets counts) or has no plan for not at all; what that leaves above the peak
+   the trucks that may give back (V2G, idle or discharging already, well before their departure) give back;
 5. no trickle: a setpoint below the truck's `min_power_w` pauses the session, while its contactor-cycle budget
    lets it resume; with no cycle left it holds the minimum instead; a truck holding FCR idles at 0 W instead (the
    droop moves it);
@@ -49,6 +50,7 @@ class Outlet:
     fcr: bool = False  # holds part of the FCR reservation
     running: bool = True  # in the charge loop now (False: paused, or not started yet)
     firm: bool = False  # the demand guard leaves it alone: planned short of its target, or not planned
+    may_give_w: float = 0.0  # the discharge the demand guard may ask of it when cutting charging is not enough
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,7 @@ class RealTimeLayer:
         guarded = {cid: t.power_w for cid, t in first.items()}
         self._guard(outlets, guarded, why, base_load_w, import_limit_w, export_limit_w)
         self._demand_guard(outlets, guarded, why, base_load_w, demand_limit_w)
+        self._demand_give(outlets, guarded, why, base_load_w, demand_limit_w)
         told = {o.id: self._after_guard(o, first[o.id], guarded[o.id], why[o.id]) for o in outlets}
         for o in outlets:
             self._remember(now, o.id, told[o.id].power_w)
@@ -211,6 +214,44 @@ class RealTimeLayer:
             for o in group:
                 power[o.id] = o.min_power_w + (power[o.id] - o.min_power_w) * keep
                 why[o.id].append(f"15-min peak: x{keep:.3f} above the minimum")
+
+    def _demand_give(
+        self,
+        outlets: list[Outlet],
+        power: dict[str, float],
+        why: dict[str, list[str]],
+        base_load_w: float,
+        limit_w: float,
+    ) -> None:
+        """What the cuts leave above `limit_w`, given back by the trucks that may (`Outlet.may_give_w`), in
+        proportion to it: only trucks in the charge loop that are idle or discharging and last ran that way (no
+        turn), each by at least its minimum power or not at all; down to no import at most (an export does not
+        lower the window's import). The setpoints count as told (not as measured, like the grid guard's): what is
+        given is not given twice while a discharge ramps up."""
+        total = base_load_w + sum(grid_w(o, power[o.id]) for o in outlets)
+        excess = total - max(limit_w, 0.0)
+        if excess <= 1e-9:
+            return
+        givers = [
+            o
+            for o in outlets
+            if o.may_give_w > 0
+            and o.running
+            and power[o.id] <= 0
+            and power[o.id] > -o.max_discharge_w
+            and self._direction.get(o.id, (0, 0.0))[0] <= 0
+        ]
+        room = {o.id: min(o.may_give_w, o.max_discharge_w + power[o.id]) for o in givers}
+        grid_room = sum(room[o.id] * o.efficiency for o in givers)
+        if grid_room <= 0:
+            return
+        share = min(1.0, excess / grid_room)
+        for o in givers:
+            extra = room[o.id] * share
+            if abs(power[o.id] - extra) < o.min_power_w:
+                continue
+            power[o.id] -= extra
+            why[o.id].append(f"15-min peak: gives {extra:.0f} W more")
 
     @staticmethod
     def _no_trickle(o: Outlet, power: float, why: list[str]) -> Told:

@@ -131,6 +131,27 @@ def test_the_demand_guard_spares_a_truck_planned_short_and_gives_way_to_the_grid
     assert sum(tighter.values()) == pytest.approx(800_000)
 
 
+def test_what_the_cuts_leave_above_the_peak_is_given_back_by_idle_v2g_trucks_that_may() -> None:
+    layer = RealTimeLayer(deadband_w=0)
+    outlets = [
+        outlet("charging", 50_000, min_power_w=50_000),  # at its minimum: nothing to cut
+        outlet("idle", 0.0, may_give_w=300_000, min_power_w=20_000),
+        outlet("may_not", 0.0),  # may_give_w 0: not asked
+    ]
+    power = told(layer, outlets, base_load_w=200_000, demand_limit_w=150_000)
+    assert power == pytest.approx({"charging": 50_000, "idle": -100_000, "may_not": 0.0})
+    assert told(layer, outlets, now=60, base_load_w=200_000, demand_limit_w=200_000)["idle"] == pytest.approx(-50_000)
+
+
+def test_a_truck_gives_back_for_the_peak_only_without_turning_and_by_at_least_its_minimum() -> None:
+    layer = RealTimeLayer(deadband_w=0)
+    told(layer, [outlet("a", 100_000)], now=0)  # it ran charging last
+    idle = outlet("a", 0.0, may_give_w=300_000)
+    assert told(layer, [idle], now=60, base_load_w=200_000, demand_limit_w=100_000)["a"] == 0.0
+    small = outlet("b", 0.0, may_give_w=300_000, min_power_w=50_000)
+    assert told(RealTimeLayer(deadband_w=0), [small], base_load_w=200_000, demand_limit_w=180_000)["b"] == 0.0
+
+
 def test_limits_of_the_truck_and_the_charger_bound_the_setpoint() -> None:
     layer = RealTimeLayer(deadband_w=0)
     one_way = outlet("one_way", -200_000, max_discharge_w=0.0)

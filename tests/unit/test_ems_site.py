@@ -579,3 +579,20 @@ def test_the_plan_keeps_the_direction_until_the_dwell_lets_the_truck_turn() -> N
     ems.dispatch(60.0, {"c1": tel(60.0, energy_to_full_wh=200 * KWH)})
     truck = seen[-1].trucks[0]
     assert truck.direction == -1 and truck.turn_after_s == pytest.approx(0.0 + ems.layer.min_dwell_s)
+
+
+@pytest.mark.parametrize(("departure_s", "given_w"), [(7200.0, -100 * KW), (3000.0, 0.0)])
+def test_an_idle_v2g_truck_gives_back_what_the_window_imported_above_the_peak_unless_it_leaves_soon(
+    departure_s: float, given_w: float
+) -> None:
+    """The plan idles the truck (its peak: the 100 kW base load); the window's first 5 min imported 160 kW: the
+    window cannot get back within the peak this step, so the truck gives back the base load's 100 kW (down to no
+    import: an export does not count), only when it stays at least `GIVE_AHEAD_S` more."""
+    ems = SiteEms(model(base_w=100 * KW, demand_eur_per_kw=10.0), stub(constant()), deviation_wh=1e12)
+    ems.announce(announce(departure_s=departure_s, soc=0.6, target_soc=0.6, max_discharge_w=300 * KW))
+    heard = {"energy_to_full_wh": 200 * KWH, "energy_to_target_wh": 0.0, "ev_max_discharge_w": 300 * KW}
+    ems.dispatch(0.0, {"c1": tel(0.0, **heard)})
+    for t in range(0, 300, 60):
+        ems.record_step(float(t), 60 * KW)
+    d = ems.dispatch(300.0, {"c1": tel(300.0, **heard)})
+    assert d.setpoints["c1"].power_w == pytest.approx(given_w)

@@ -48,6 +48,8 @@ FCR_PEAK_SHARE = 0.1
 # the plan fills a pack at most this far unless its target is higher: at its limit a BMS opens the contactors and the
 # truck ends its charging for the visit, which would take its V2G with it
 PLAN_CEILING_SOC = 0.97
+# the demand guard asks a truck to give back only this long before its departure at the latest
+GIVE_AHEAD_S = 3600.0
 GUARD_MARGIN = 0.005  # the plan and the guard keep this fraction of each grid limit free (the plants' regulation)
 
 
@@ -402,7 +404,7 @@ class SiteEms:
                 break
             later_w = p.grid_w[j] + (droop * m.fcr.capacity_in(p.t_s[j], p.t_s[j] + step) if m.fcr else 0.0)
             room_wh -= max(later_w, 0.0) * step / 3600
-        return room_wh * 3600 / step - droop * fcr_capacity_w
+        return max(room_wh * 3600 / step - droop * fcr_capacity_w, 0.0)  # an export does not lower the window's
 
     def _told(
         self,
@@ -471,7 +473,18 @@ class SiteEms:
             fcr=fcr_step and charger.bidirectional and max_discharge > 0 and heard,
             running=heard,
             firm=planned is None or (a is not None and self._short_in_plan(a.truck)),
+            may_give_w=self._may_give_w(a, t_s, max_discharge, energy) if heard and planned is not None else 0.0,
         )
+
+    def _may_give_w(
+        self, a: Announcement | None, t_s: float, max_discharge_w: float, energy: Mapping[str, float]
+    ) -> float:
+        """The discharge the demand guard may ask of a truck this step: what it gives above its planned floor,
+        from a truck not planned short that stays at least `GIVE_AHEAD_S` (the re-plan takes it back in time)."""
+        if a is None or a.truck not in energy or self._short_in_plan(a.truck) or a.departure_s - t_s < GIVE_AHEAD_S:
+            return 0.0
+        above_wh = energy[a.truck] - min(a.min_soc + FLOOR_MARGIN, 1.0) * a.battery_wh
+        return max(0.0, min(max_discharge_w, above_wh * 3600 / self.model.step_s))
 
     def _planned(self, tid: str, t_s: float) -> float | None:
         p = self.plan
