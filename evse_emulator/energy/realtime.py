@@ -9,12 +9,12 @@ Within each dispatch step the plan (`ems.lp`) is adjusted to what is measured, i
    discharging) cut back pro rata, unbooked trucks first; what relieves a limit (a discharge against the import
    limit) counts only as far as it is measured now, since a discharge that starts or grows ramps up within the
    step;
-4. the demand guard: the 15-min peak that the plan works to, on what the window has imported so far (what the
-   droop and the plants' regulation added to it is trimmed off the charging in the window's later steps);
+4. the demand guard: the import that keeps the 15-min window within the plan's peak (`demand_limit_w`, from
+   what the window has imported so far without the FCR droop's part: cutting for the droop would undo the FCR);
    charging is cut pro rata, unbooked trucks first, down to each truck's `min_power_w` (never paused for it: a
-   pause costs a contactor cycle, and the plan re-plans the energy it leaves short), a truck that the plan leaves
-   short of its target (every Wh it gets counts) or has no plan for not at all; what that leaves above the peak
-   the trucks that may give back (V2G, idle or discharging already, well before their departure) give back;
+   pause costs a contactor cycle, and the plan re-plans the energy it leaves short), a firm truck (`Outlet.firm`)
+   not at all; what that leaves above the limit the trucks that may give back (`Outlet.may_give_w`; no FCR held,
+   idle or discharging after a discharge) give back;
 5. no trickle: a setpoint below the truck's `min_power_w` pauses the session, while its contactor-cycle budget
    lets it resume; with no cycle left it holds the minimum instead; a truck holding FCR idles at 0 W instead (the
    droop moves it);
@@ -49,7 +49,7 @@ class Outlet:
     efficiency: float = 1.0
     fcr: bool = False  # holds part of the FCR reservation
     running: bool = True  # in the charge loop now (False: paused, or not started yet)
-    firm: bool = False  # the demand guard leaves it alone: planned short of its target, or not planned
+    firm: bool = False  # the demand guard leaves it alone: planned short, or its target cannot be met
     may_give_w: float = 0.0  # the discharge the demand guard may ask of it when cutting charging is not enough
 
 
@@ -200,9 +200,11 @@ class RealTimeLayer:
         outlets: list[Outlet], power: dict[str, float], why: dict[str, list[str]], base_load_w: float, limit_w: float
     ) -> None:
         """Cut charging pro rata, unbooked trucks first, until the import is within `limit_w`; no truck below its
-        minimum power (one at or below it keeps its setpoint), none that is firm (`Outlet.firm`)."""
+        minimum power (one at or below it keeps its setpoint), none that is firm (`Outlet.firm`). A limit on energy
+        over the window, not on power now: the setpoints count as told (a discharge ramping up gives the rest of
+        it within the step)."""
         for booked in (False, True):
-            total = base_load_w + sum(grid_w(o, _counted(o, power[o.id], 1.0)) for o in outlets)
+            total = base_load_w + sum(grid_w(o, power[o.id]) for o in outlets)
             excess = total - limit_w
             if excess <= 1e-9:
                 return
@@ -224,10 +226,10 @@ class RealTimeLayer:
         limit_w: float,
     ) -> None:
         """What the cuts leave above `limit_w`, given back by the trucks that may (`Outlet.may_give_w`), in
-        proportion to it: only trucks in the charge loop that are idle or discharging and last ran that way (no
-        turn), each by at least its minimum power or not at all; down to no import at most (an export does not
-        lower the window's import). The setpoints count as told (not as measured, like the grid guard's): what is
-        given is not given twice while a discharge ramps up."""
+        proportion to it: only trucks in the charge loop that hold no FCR (its headroom stays), are idle or
+        discharging and last ran discharging (no turn, no new dwell), each by at least its minimum power or not at
+        all; down to no import at most (an export does not lower the window's import). The setpoints count as told,
+        as in `_demand_guard`."""
         total = base_load_w + sum(grid_w(o, power[o.id]) for o in outlets)
         excess = total - max(limit_w, 0.0)
         if excess <= 1e-9:
@@ -237,9 +239,10 @@ class RealTimeLayer:
             for o in outlets
             if o.may_give_w > 0
             and o.running
+            and not o.fcr
             and power[o.id] <= 0
             and power[o.id] > -o.max_discharge_w
-            and self._direction.get(o.id, (0, 0.0))[0] <= 0
+            and self._direction.get(o.id, (0, 0.0))[0] < 0
         ]
         room = {o.id: min(o.may_give_w, o.max_discharge_w + power[o.id]) for o in givers}
         grid_room = sum(room[o.id] * o.efficiency for o in givers)
@@ -277,9 +280,14 @@ class RealTimeLayer:
         return Told(power, False, tuple(why))
 
     def direction(self, outlet_id: str) -> tuple[int, float]:
-        """The outlet's direction now (+1 charging, -1 discharging, 0 none yet) and from when it may turn."""
+        """The direction the outlet last ran (+1 charging, -1 discharging, 0 none yet) and from when it may turn."""
         direction, since = self._direction.get(outlet_id, (0, -math.inf))
         return direction, since + self.min_dwell_s
+
+    def forget(self, outlet_id: str) -> None:
+        """A new truck at the outlet: no setpoint told and no direction run yet."""
+        self._told.pop(outlet_id, None)
+        self._direction.pop(outlet_id, None)
 
     def _remember(self, now: float, outlet_id: str, power: float) -> None:
         self._told[outlet_id] = power

@@ -133,23 +133,29 @@ def test_the_demand_guard_spares_a_truck_planned_short_and_gives_way_to_the_grid
 
 def test_what_the_cuts_leave_above_the_peak_is_given_back_by_idle_v2g_trucks_that_may() -> None:
     layer = RealTimeLayer(deadband_w=0)
+    told(layer, [outlet(name, -50_000) for name in ("idle", "may_not", "fcr")], now=-600)  # they ran discharging
     outlets = [
         outlet("charging", 50_000, min_power_w=50_000),  # at its minimum: nothing to cut
         outlet("idle", 0.0, may_give_w=300_000, min_power_w=20_000),
         outlet("may_not", 0.0),  # may_give_w 0: not asked
+        outlet("fcr", 0.0, may_give_w=300_000, fcr=True),  # its FCR headroom stays
     ]
     power = told(layer, outlets, base_load_w=200_000, demand_limit_w=150_000)
-    assert power == pytest.approx({"charging": 50_000, "idle": -100_000, "may_not": 0.0})
+    assert power == pytest.approx({"charging": 50_000, "idle": -100_000, "may_not": 0.0, "fcr": 0.0})
     assert told(layer, outlets, now=60, base_load_w=200_000, demand_limit_w=200_000)["idle"] == pytest.approx(-50_000)
 
 
-def test_a_truck_gives_back_for_the_peak_only_without_turning_and_by_at_least_its_minimum() -> None:
+def test_a_truck_gives_back_for_the_peak_only_after_a_discharge_and_by_at_least_its_minimum() -> None:
     layer = RealTimeLayer(deadband_w=0)
-    told(layer, [outlet("a", 100_000)], now=0)  # it ran charging last
+    told(layer, [outlet("a", 100_000), outlet("b", -100_000)], now=0)  # a ran charging last, b discharging
     idle = outlet("a", 0.0, may_give_w=300_000)
     assert told(layer, [idle], now=60, base_load_w=200_000, demand_limit_w=100_000)["a"] == 0.0
+    assert told(RealTimeLayer(deadband_w=0), [idle], base_load_w=200_000, demand_limit_w=100_000)["a"] == 0.0  # none
     small = outlet("b", 0.0, may_give_w=300_000, min_power_w=50_000)
-    assert told(RealTimeLayer(deadband_w=0), [small], base_load_w=200_000, demand_limit_w=180_000)["b"] == 0.0
+    assert told(layer, [small], now=60, base_load_w=200_000, demand_limit_w=180_000)["b"] == 0.0
+    assert told(layer, [small], now=120, base_load_w=200_000, demand_limit_w=100_000)["b"] == -100_000
+    layer.forget("b")  # a new truck at b: it has run no direction
+    assert told(layer, [small], now=180, base_load_w=200_000, demand_limit_w=100_000)["b"] == 0.0
 
 
 def test_limits_of_the_truck_and_the_charger_bound_the_setpoint() -> None:

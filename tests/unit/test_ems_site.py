@@ -585,10 +585,12 @@ def test_the_plan_keeps_the_direction_until_the_dwell_lets_the_truck_turn() -> N
 def test_an_idle_v2g_truck_gives_back_what_the_window_imported_above_the_peak_unless_it_leaves_soon(
     departure_s: float, given_w: float
 ) -> None:
-    """The plan idles the truck (its peak: the 100 kW base load); the window's first 5 min imported 160 kW: the
-    window cannot get back within the peak this step, so the truck gives back the base load's 100 kW (down to no
-    import: an export does not count), only when it stays at least `GIVE_AHEAD_S` more."""
-    ems = SiteEms(model(base_w=100 * KW, demand_eur_per_kw=10.0), stub(constant()), deviation_wh=1e12)
+    """The plan has the truck give back 50 kW for a minute, idle, and take it back in the next window (its peak:
+    104 kW there); the window's first 5 min imported 160 kW: the window cannot get back within the peak this step,
+    so the truck gives back the base load's 100 kW (down to no import: an export does not count), only when it
+    stays at least `GUARD_AHEAD_S` more."""
+    gave = stub(lambda tid, t: -50 * KW if t < 60 else 60 * KW if 900 <= t < 960 else 0.0)  # and takes it back
+    ems = SiteEms(model(base_w=100 * KW, demand_eur_per_kw=10.0), gave, deviation_wh=1e12)
     ems.announce(announce(departure_s=departure_s, soc=0.6, target_soc=0.6, max_discharge_w=300 * KW))
     heard = {"energy_to_full_wh": 200 * KWH, "energy_to_target_wh": 0.0, "ev_max_discharge_w": 300 * KW}
     ems.dispatch(0.0, {"c1": tel(0.0, **heard)})
@@ -596,3 +598,90 @@ def test_an_idle_v2g_truck_gives_back_what_the_window_imported_above_the_peak_un
         ems.record_step(float(t), 60 * KW)
     d = ems.dispatch(300.0, {"c1": tel(300.0, **heard)})
     assert d.setpoints["c1"].power_w == pytest.approx(given_w)
+
+
+def demand_site(planner: Planner, **kw: Any) -> SiteEms:
+    ems = SiteEms(model(base_w=100 * KW, demand_eur_per_kw=10.0, **kw), planner, deviation_wh=1e12)
+    ems.announce(announce(max_charge_w=400 * KW, min_power_w=20 * KW))
+    return ems
+
+
+def test_the_demand_guard_does_not_cut_the_plan_in_an_fcr_window_where_the_plan_keeps_the_droops_room() -> None:
+    """FCR of 150 kW from 600 s: the plan's peak holds a tenth of it for the droop (115 kW in that window, 100 kW
+    before it), and the window's steps as planned stay as told."""
+    ems = demand_site(stub(constant(T1=0.0)), fcr=FCR)
+    assert ems.dispatch(600.0, {"c1": tel(600.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 0.0
+    assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(115 * KW)
+    ems = demand_site(stub(constant(T1=200 * KW)), fcr=FCR)
+    assert ems.dispatch(600.0, {"c1": tel(600.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 200 * KW
+
+
+def test_the_demand_guard_never_works_against_the_droop() -> None:
+    """The window's first 5 min imported 60 kW above the plan, all of it the FCR droop: nothing is cut for it."""
+    ems = demand_site(stub(constant(T1=200 * KW)))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=400 * KWH)})
+    for t in range(0, 300, 60):
+        ems.record_step(float(t), 260 * KW, fcr_grid_w=60 * KW)
+    assert ems.dispatch(300.0, {"c1": tel(300.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 200 * KW
+    ems.record_step(300.0, 260 * KW)  # 60 kW above the plan that was not the droop: cut off the next step
+    assert ems.dispatch(360.0, {"c1": tel(360.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 140 * KW
+
+
+def test_the_demand_guard_cuts_an_unknown_truck_first_and_spares_a_target_that_cannot_be_met() -> None:
+    """Planned: booked T1 200 kW, T2 300 kW until it leaves at 600 s (it cannot reach its target), the 100 kW base
+    load: a 500 kW peak. The unknown X takes 100 kW more; after 5 min at 624 kW the step may import 480 kW: X
+    (unbooked, not planned) gives all, T1 the rest, T2 nothing."""
+    ems = SiteEms(
+        model((C1, C2, Charger("c3", 400 * KW)), base_w=100 * KW, demand_eur_per_kw=10.0),
+        stub(lambda tid, t: {"T1": 200 * KW, "T2": 300 * KW if t < 600 else 0.0}[tid]),
+        deviation_wh=1e12,
+    )
+    ems.announce(announce(max_charge_w=400 * KW, min_power_w=20 * KW, booked=True))
+    ems.announce(announce("T2", "c2", departure_s=600.0, max_charge_w=300 * KW))  # 300 kWh in 10 min
+    assert "T2" in ems.infeasible
+    telemetry = {
+        "c1": tel(0.0, energy_to_full_wh=400 * KWH),
+        "c2": tel(0.0, "T2", energy_to_full_wh=400 * KWH),
+        "c3": tel(0.0, "X", ev_max_charge_w=100 * KW, energy_to_target_wh=50 * KWH),  # never announced
+    }
+    ems.dispatch(0.0, telemetry)
+    assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(500 * KW)
+    for t in range(0, 300, 60):
+        ems.record_step(float(t), 524 * KW)
+    told = {cid: s.power_w for cid, s in ems.dispatch(300.0, telemetry).setpoints.items()}
+    assert told == pytest.approx({"c1": 80 * KW, "c2": 300 * KW, "c3": 0.0})
+
+
+def test_the_window_after_the_plans_end_counts_the_base_load() -> None:
+    """A plan that ends at 600 s (T1 leaves then; it is not cut, it leaves within `GUARD_AHEAD_S`): 300 kW with
+    the base load, the window's mean over the plan's 10 min. After 5 min at 560 kW the window's 15 min may hold 4
+    steps as planned and 5 at the 100 kW base load, which leaves nothing for the unknown X (counted as nothing
+    after the plan's end, 500 kW)."""
+    ems = SiteEms(
+        model((C1, C2), base_w=100 * KW, demand_eur_per_kw=10.0), stub(constant(T1=200 * KW)), deviation_wh=1e12
+    )
+    ems.announce(announce(departure_s=600.0, target_soc=0.25, max_charge_w=400 * KW))
+    telemetry = {
+        "c1": tel(0.0, energy_to_full_wh=400 * KWH),
+        "c2": tel(0.0, "X", ev_max_charge_w=100 * KW, energy_to_target_wh=50 * KWH),
+    }
+    ems.dispatch(0.0, telemetry)
+    assert ems.plan is not None and len(ems.plan.t_s) == 10 and ems.plan.peak_15min_w == pytest.approx(300 * KW)
+    for t in range(0, 300, 60):
+        ems.record_step(float(t), 460 * KW)
+    told = {cid: s.power_w for cid, s in ems.dispatch(300.0, telemetry).setpoints.items()}
+    assert told == {"c1": 200 * KW, "c2": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("departure_s", "target", "v2g"), [(900.0, 0.8, True), (300.0, 0.8, False), (300.0, 0.5, True)]
+)
+def test_a_truck_below_its_target_that_leaves_within_the_dwell_is_planned_without_v2g(
+    departure_s: float, target: float, v2g: bool
+) -> None:
+    """A turn to give back 6 min before it leaves would hold it idle until it leaves (the 5-min dwell)."""
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(), seen))
+    ems.announce(announce(departure_s=departure_s, soc=0.6, target_soc=target, max_discharge_w=300 * KW))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=200 * KWH)})
+    assert (seen[-1].trucks[0].max_discharge_w > 0) is v2g

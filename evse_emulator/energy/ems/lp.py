@@ -304,13 +304,14 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
             now_w = truck.charge_now_w if j == 0 else None  # the truck's own word for the present step
             gives_w = truck.discharge_now_w if j == 0 else None  # and what it says it gives now
             d_now = d_max if b.start_s >= v2g_from else 0.0
-            c_now = c_max if now_w is None else min(now_w, cap)
-            if b.start_s < truck.turn_after_s:  # the dwell: no turn yet
-                c_now, d_now = (
-                    (c_now, 0.0) if truck.direction > 0 else (0.0, d_now) if truck.direction < 0 else (c_now, d_now)
+            c_set = c_max if now_w is None else min(now_w, cap)
+            d_set = d_now if gives_w is None else min(gives_w, d_now)
+            if b.start_s < truck.turn_after_s:  # the real-time layer's dwell: no turn yet (its droop still moves it)
+                c_set, d_set = (
+                    (c_set, 0.0) if truck.direction > 0 else (0.0, d_set) if truck.direction < 0 else (c_set, d_set)
                 )
-            c = lp.col(tie, 0.0, c_now * f)
-            d = lp.col(tie, 0.0, (d_now if gives_w is None else min(gives_w, d_now)) * f)
+            c = lp.col(tie, 0.0, c_set * f)
+            d = lp.col(tie, 0.0, d_set * f)
             if tie > 0 and weights.flat_premium > 0 and len(b.steps) == 1:
                 # a one-step block (the detailed part; where a truck comes or goes): the top half of its rates at the
                 # premium (even powers in a window)

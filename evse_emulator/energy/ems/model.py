@@ -24,6 +24,10 @@ class Charger:
     efficiency: float = 1.0
     max_current_a: float = math.inf  # DC rating: at a pack's voltage it may bind before max_power_w
 
+    def grid_w(self, dc_w: float) -> float:
+        """The grid side of a DC power (+ charging): DC / efficiency charging, DC x efficiency discharging."""
+        return dc_w / self.efficiency if dc_w >= 0 else dc_w * self.efficiency
+
     def power_at(self, voltage_v: float) -> float:
         """The most DC power at this output voltage (W; the power rating when the voltage is not known)."""
         return min(self.max_power_w, self.max_current_a * voltage_v) if voltage_v > 0 else self.max_power_w
@@ -235,7 +239,7 @@ class TruckPlan:
 class Plan:
     t_s: tuple[float, ...]
     grid_w: tuple[float, ...]  # per step, + import
-    peak_15min_w: float  # the highest 15-min mean import, including the peak so far
+    peak_15min_w: float  # the highest 15-min mean import, including the peak so far and the droop's room (as the LP)
     fcr_shortfall_w: tuple[float, ...]  # per step, the FCR reservation the plan does not hold
     trucks: tuple[TruckPlan, ...]
     costs: Costs
@@ -301,7 +305,8 @@ def evaluate(
     peak = x.peak_15min_w
     if x.demand_eur_per_kw > 0:
         for steps, wh, length in x.demand_windows():
-            peak = max(peak, (wh * 3600 + sum(imports[k] for k in steps) * x.step_s) / length)
+            droop_wh = x.fcr_peak_share * sum(x.fcr(k) for k in steps) * x.step_s / 3600  # kept free, as the LP
+            peak = max(peak, (wh * 3600 + sum(imports[k] for k in steps) * x.step_s + droop_wh * 3600) / length)
     costs = Costs(
         import_eur=sum(g * c for g, c in zip(imports, x.import_eur_per_kwh, strict=True)) * h / 1000,
         export_revenue_eur=sum(max(-g, 0.0) * c for g, c in zip(grid, x.export_eur_per_kwh, strict=True)) * h / 1000,

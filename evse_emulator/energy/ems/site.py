@@ -5,9 +5,10 @@ announcement (a walk-in's comes at its arrival); what a truck has in its pack it
 (the -20 EVTargetEnergyRequest: Wh to the truck's target), the frequency never in advance. At every dispatch step it
 re-plans when something happened (an announcement, an arrival, a departure, a grid-limit change, a truck off its
 planned energy by more than `deviation_wh`, a truck planned short of its target), then the real-time layer turns the
-plan's step into setpoints (DLB, the grid guard, no trickle, no chatter) and the FCR capacity is shared over the
-chargers that can hold it, in proportion to their headroom (each applies it as a droop at every charge loop); what
-that leaves short in the direction that lowers the import comes from any charger with room that way.
+plan's step into setpoints (DLB, the grid guard, the demand guard, no trickle, no chatter) and the FCR capacity is
+shared over the chargers that can hold it, in proportion to their headroom (each applies it as a droop at every
+charge loop); what that leaves short in the direction that lowers the import comes from any charger with room that
+way.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ FCR_PEAK_SHARE = 0.1
 # the plan fills a pack at most this far unless its target is higher: at its limit a BMS opens the contactors and the
 # truck ends its charging for the visit, which would take its V2G with it
 PLAN_CEILING_SOC = 0.97
-# the demand guard asks a truck to give back only this long before its departure at the latest
-GIVE_AHEAD_S = 3600.0
+# the demand guard cuts or asks a discharge of a truck only this long before its departure at the latest (a re-plan
+# moves what it cut or asked to a later window: one that leaves soon has none; seeded day 27's booked t11, cut to its
+# minimum five times in its last half hour, left 0.6 kWh short)
+GUARD_AHEAD_S = 3600.0
 GUARD_MARGIN = 0.005  # the plan and the guard keep this fraction of each grid limit free (the plants' regulation)
 
 
@@ -126,6 +129,7 @@ class SiteEms:
     _pending: list[str] = field(default_factory=list)
     _plugged: dict[str, str | None] = field(default_factory=dict)
     _imports: dict[int, float] = field(default_factory=dict)  # 15-min window -> Wh imported (measured)
+    _scheduled_imports: dict[int, float] = field(default_factory=dict)  # the same without the FCR droop's power
     _limits: tuple[float, float] | None = None
     _deviated: dict[str, float] = field(default_factory=dict)  # truck -> when it last made the EMS re-plan
     _last_energy: dict[str, float] = field(default_factory=dict)  # truck -> Wh: its last word + metered since
@@ -159,13 +163,22 @@ class SiteEms:
         self._limits = (import_w, export_w)
         self._pending.append(f"grid limit {import_w / 1000:.0f} / {export_w / 1000:.0f} kW")
 
-    def record_step(self, t_s: float, chargers_grid_w: float, delivered_wh: Mapping[str, float] | None = None) -> None:
+    def record_step(
+        self,
+        t_s: float,
+        chargers_grid_w: float,
+        delivered_wh: Mapping[str, float] | None = None,
+        fcr_grid_w: float = 0.0,
+    ) -> None:
         """The chargers' measured mean grid-side power over the step that started at `t_s`; with the base load,
         the site's import that the demand charge's meter counts. `delivered_wh`: the DC energy each truck got in
-        the step by its charger's meter (what moves a paused truck's energy on from its last word)."""
+        the step by its charger's meter (what moves a paused truck's energy on from its last word). `fcr_grid_w`:
+        the part of `chargers_grid_w` that was the FCR droop (the demand guard never works against it)."""
         grid_w = at(self.model.base_load, t_s) + chargers_grid_w
-        window = int(t_s // DEMAND_WINDOW_S)
-        self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * self.model.step_s / 3600
+        window, hours = int(t_s // DEMAND_WINDOW_S), self.model.step_s / 3600
+        self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * hours
+        scheduled_wh = max(grid_w - fcr_grid_w, 0.0) * hours
+        self._scheduled_imports[window] = self._scheduled_imports.get(window, 0.0) + scheduled_wh
         for tid, wh in (delivered_wh or {}).items():
             if tid in self._last_energy:
                 stored = wh * STORAGE_EFFICIENCY if wh >= 0 else wh / STORAGE_EFFICIENCY
@@ -195,6 +208,7 @@ class SiteEms:
         for cid, tel in telemetry.items():
             before = self._plugged.get(cid)
             if tel.truck != before:
+                self.layer.forget(cid)  # a new truck has no direction yet (its charger starts it afresh)
                 if before is not None:
                     self._pending.append(f"{before} left {cid}")
                 if tel.truck is not None:
@@ -294,7 +308,6 @@ class SiteEms:
         imp, exp = self._kept()
         fcr = None if self.scheduled else m.fcr  # the EV drives a Scheduled session: no droop at the charger
         window = int(t_s // DEMAND_WINDOW_S)
-        before = (self._imports.get(w, 0.0) * 3600 / DEMAND_WINDOW_S for w in self._imports if w < window)
         return SitePlan(
             step_s=step,
             t_s=times,
@@ -307,18 +320,31 @@ class SiteEms:
             trucks=tuple(trucks),
             unserved_eur_per_kwh=m.unserved_eur_per_kwh,
             demand_eur_per_kw=m.demand_eur_per_kw,
-            peak_15min_w=max(before, default=0.0),
+            peak_15min_w=self._peak_before(window),
             demand_window_import_wh=self._imports.get(window, 0.0),
             fcr_w=tuple(fcr.capacity_in(t, t + step) for t in times) if fcr else (),
             fcr_reserve_s=fcr.reserve_s if fcr else 0.0,
             fcr_peak_share=self.fcr_peak_share,
         )
 
+    def _peak_before(self, window: int) -> float:
+        """The highest mean import (W) of the 15-min windows before `window`: the peak already paid for."""
+        return max((wh * 3600 / DEMAND_WINDOW_S for w, wh in self._imports.items() if w < window), default=0.0)
+
     def _truck(self, a: Announcement, t_s: float, energy: Mapping[str, float]) -> Truck:
         wh = energy.get(a.truck, a.soc * a.battery_wh)
         # a truck planned short of its target only charges (a plan that lets it give back now to take it all in its
-        # last minutes leaves it short by what the plant's ramps cost there)
-        bidirectional = self.model.charger(a.charger).bidirectional and not self._short_in_plan(a.truck)
+        # last minutes leaves it short by what the plant's ramps cost there); nor does one below its target that
+        # leaves within the real-time layer's dwell and a step: a turn to give back would hold it idle until it
+        # leaves (seeded day 45's booked t02, 6 kWh short and no contactor cycle left, was told -40 kW 5 min before
+        # it left and could not turn back)
+        short_now = wh < a.target_soc * a.battery_wh
+        leaving = a.departure_s - self.departure_lead_s - t_s < self.layer.min_dwell_s + self.model.step_s
+        bidirectional = (
+            self.model.charger(a.charger).bidirectional
+            and not self._short_in_plan(a.truck)
+            and not (short_now and leaving)
+        )
         plugged = a.truck in energy and self._plugged.get(a.charger) == a.truck
         direction, turn_after = self.layer.direction(a.charger) if plugged else (0, -math.inf)
         return Truck(
@@ -373,7 +399,7 @@ class SiteEms:
         imp, exp = self._kept() if self.guard else (math.inf, math.inf)
         held = fcr_capacity if any(o.fcr for o in outlets) else 0.0  # the droop may add this either way
         imp, exp = max(imp - held, 0.0), max(exp - held, 0.0)
-        demand = self._demand_limit_w(t_s, fcr_capacity) if self.guard else math.inf
+        demand = self._demand_limit_w(t_s) if self.guard else math.inf
         told = self.layer.dispatch(t_s, outlets, at(m.base_load, t_s), imp, exp, demand_limit_w=demand)
         shares = _fcr_shares(outlets, told, fcr_capacity)
         valid = VALID_STEPS * m.step_s
@@ -387,24 +413,31 @@ class SiteEms:
                 setpoints[cid] = replace(sp, deadband_hz=deadband)
         return Decision(setpoints, told, replanned)
 
-    def _demand_limit_w(self, t_s: float, fcr_capacity_w: float) -> float:
-        """The import (with the base load) this step may reach so that its 15-min window's mean import stays
-        within the plan's peak: what the window has imported so far is measured, its later steps are planned (with
-        the room the plan keeps for the droop's import in FCR steps, as in this one)."""
+    def _demand_limit_w(self, t_s: float) -> float:
+        """The import (with the base load, without the FCR droop) this step may reach so that its 15-min window's
+        mean import stays within the plan's peak (`Plan.peak_15min_w`, which holds the room the plan keeps for the
+        droop; at least the peak already paid): what the window has imported so far is measured less the droop's
+        part, and the droop is taken at the plan's room for the whole window; its later steps are as planned (the
+        base load after the plan's end). The droop itself is never cut for the peak: that would undo the FCR.
+        inf without a demand charge, a plan, or in Scheduled mode (the EV drives the power)."""
         p, m = self.plan, self.model
-        if p is None or m.demand_eur_per_kw <= 0:
+        if p is None or m.demand_eur_per_kw <= 0 or self.scheduled:
             return math.inf
         step, window = m.step_s, int(t_s // DEMAND_WINDOW_S)
-        end = (window + 1) * DEMAND_WINDOW_S
-        droop = self.fcr_peak_share if m.fcr and not self.scheduled else 0.0
-        room_wh = p.peak_15min_w * DEMAND_WINDOW_S / 3600 - self._imports.get(window, 0.0)
+        start, end = window * DEMAND_WINDOW_S, (window + 1) * DEMAND_WINDOW_S
+        peak = max(p.peak_15min_w, self._peak_before(window))
+        room_wh = peak * DEMAND_WINDOW_S / 3600 - self._scheduled_imports.get(window, 0.0)
         k = round((t_s - p.t_s[0]) / step)
-        for j in range(max(k + 1, 0), len(p.t_s)):
-            if p.t_s[j] >= end:
-                break
-            later_w = p.grid_w[j] + (droop * m.fcr.capacity_in(p.t_s[j], p.t_s[j] + step) if m.fcr else 0.0)
-            room_wh -= max(later_w, 0.0) * step / 3600
-        return max(room_wh * 3600 / step - droop * fcr_capacity_w, 0.0)  # an export does not lower the window's
+        t = start
+        while t < end - 1e-9:
+            if m.fcr:
+                room_wh -= self.fcr_peak_share * m.fcr.capacity_in(t, t + step) * step / 3600
+            if t > t_s + 1e-9:
+                j = k + round((t - t_s) / step)
+                later_w = p.grid_w[j] if j < len(p.t_s) else at(m.base_load, t)
+                room_wh -= max(later_w, 0.0) * step / 3600
+            t += step
+        return max(room_wh * 3600 / step, 0.0)  # an export does not lower the window's import
 
     def _told(
         self,
@@ -472,18 +505,24 @@ class SiteEms:
             efficiency=charger.efficiency,
             fcr=fcr_step and charger.bidirectional and max_discharge > 0 and heard,
             running=heard,
-            firm=planned is None or (a is not None and self._short_in_plan(a.truck)),
+            firm=a is not None and (planned is None or self._firm(a, t_s)),
             may_give_w=self._may_give_w(a, t_s, max_discharge, energy) if heard and planned is not None else 0.0,
         )
+
+    def _firm(self, a: Announcement, t_s: float) -> bool:
+        """Every Wh the truck gets now counts: the plan leaves it short of its target, its target cannot be met,
+        or it leaves within `GUARD_AHEAD_S`."""
+        leaves_in_s = a.departure_s - self.departure_lead_s - t_s
+        return a.truck in self.infeasible or self._short_in_plan(a.truck) or leaves_in_s < GUARD_AHEAD_S
 
     def _may_give_w(
         self, a: Announcement | None, t_s: float, max_discharge_w: float, energy: Mapping[str, float]
     ) -> float:
-        """The discharge the demand guard may ask of a truck this step: what it gives above its planned floor,
-        from a truck not planned short that stays at least `GIVE_AHEAD_S` (the re-plan takes it back in time)."""
-        if a is None or a.truck not in energy or self._short_in_plan(a.truck) or a.departure_s - t_s < GIVE_AHEAD_S:
+        """The discharge the demand guard may ask of a truck this step: what it gives above its planned floor, from
+        a truck that is not firm (`_firm`: the re-plan takes it back in time)."""
+        if a is None or a.truck not in energy or self._firm(a, t_s):
             return 0.0
-        above_wh = energy[a.truck] - min(a.min_soc + FLOOR_MARGIN, 1.0) * a.battery_wh
+        above_wh = (energy[a.truck] - min(a.min_soc + FLOOR_MARGIN, 1.0) * a.battery_wh) * STORAGE_EFFICIENCY
         return max(0.0, min(max_discharge_w, above_wh * 3600 / self.model.step_s))
 
     def _planned(self, tid: str, t_s: float) -> float | None:
