@@ -10,11 +10,11 @@ Within each dispatch step the plan (`ems.lp`) is adjusted to what is measured, i
    limit) counts only as far as it is measured now, since a discharge that starts or grows ramps up within the
    step;
 4. the demand guard: the import that keeps the 15-min window within the plan's peak (`demand_limit_w`, from
-   what the window has imported so far without the FCR droop's part: cutting for the droop would undo the FCR);
+   what the window has imported so far, as the plan counts it);
    charging is cut pro rata, unbooked trucks first, down to each truck's `min_power_w` (never paused for it: a
    pause costs a contactor cycle, and the plan re-plans the energy it leaves short), a firm truck (`Outlet.firm`)
-   not at all; what that leaves above the limit the trucks that may give back (`Outlet.may_give_w`; no FCR held,
-   idle or discharging after a discharge) give back;
+   or one holding FCR not at all; what that leaves above the limit the trucks that may give back
+   (`Outlet.may_give_w`; no FCR held, idle or discharging after a discharge) give back;
 5. no trickle: a setpoint below the truck's `min_power_w` pauses the session, while its contactor-cycle budget
    lets it resume; with no cycle left it holds the minimum instead; a truck holding FCR idles at 0 W instead (the
    droop moves it);
@@ -49,8 +49,8 @@ class Outlet:
     efficiency: float = 1.0
     fcr: bool = False  # holds part of the FCR reservation
     running: bool = True  # in the charge loop now (False: paused, or not started yet)
-    firm: bool = False  # the demand guard leaves it alone: planned short, or its target cannot be met
-    may_give_w: float = 0.0  # the discharge the demand guard may ask of it when cutting charging is not enough
+    firm: bool = False  # the demand guard leaves it alone (planned short, target out of reach, leaving soon)
+    may_give_w: float = 0.0  # the most discharge the demand guard may have it run at (its setpoint included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +200,8 @@ class RealTimeLayer:
         outlets: list[Outlet], power: dict[str, float], why: dict[str, list[str]], base_load_w: float, limit_w: float
     ) -> None:
         """Cut charging pro rata, unbooked trucks first, until the import is within `limit_w`; no truck below its
-        minimum power (one at or below it keeps its setpoint), none that is firm (`Outlet.firm`). A limit on energy
+        minimum power (one at or below it keeps its setpoint), none that is firm (`Outlet.firm`) or holds FCR (a cut
+        would shrink the headroom it lowers its import by). A limit on energy
         over the window, not on power now: the setpoints count as told (a discharge ramping up gives the rest of
         it within the step)."""
         for booked in (False, True):
@@ -208,7 +209,9 @@ class RealTimeLayer:
             excess = total - limit_w
             if excess <= 1e-9:
                 return
-            group = [o for o in outlets if o.booked is booked and not o.firm and power[o.id] > o.min_power_w]
+            group = [
+                o for o in outlets if o.booked is booked and not o.firm and not o.fcr and power[o.id] > o.min_power_w
+            ]
             room = sum(grid_w(o, power[o.id] - o.min_power_w) for o in group)
             if room <= 0:
                 continue
@@ -244,7 +247,9 @@ class RealTimeLayer:
             and power[o.id] > -o.max_discharge_w
             and self._direction.get(o.id, (0, 0.0))[0] < 0
         ]
-        room = {o.id: min(o.may_give_w, o.max_discharge_w + power[o.id]) for o in givers}
+        room = {
+            o.id: max(min(o.may_give_w, o.max_discharge_w) + power[o.id], 0.0) for o in givers
+        }  # beyond its setpoint
         grid_room = sum(room[o.id] * o.efficiency for o in givers)
         if grid_room <= 0:
             return

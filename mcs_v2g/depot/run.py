@@ -243,9 +243,7 @@ class LocalBackend:
         if records:
             hours = self.ems.model.step_s / 3600
             delivered = {r.truck: r.power_w * hours for r in records if r.truck is not None}
-            charger = self.ems.model.charger
-            droop_w = sum(r.grid_w - charger(r.charger).grid_w(r.power_w - r.fcr_w) for r in records if r.fcr_w)
-            self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records), delivered, droop_w)
+            self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records), delivered)
         if not telemetry:  # the horizon: the last step's records only
             return {}
         decision = self.ems.dispatch(t_s, telemetry)

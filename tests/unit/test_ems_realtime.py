@@ -152,10 +152,18 @@ def test_a_truck_gives_back_for_the_peak_only_after_a_discharge_and_by_at_least_
     assert told(layer, [idle], now=60, base_load_w=200_000, demand_limit_w=100_000)["a"] == 0.0
     assert told(RealTimeLayer(deadband_w=0), [idle], base_load_w=200_000, demand_limit_w=100_000)["a"] == 0.0  # none
     small = outlet("b", 0.0, may_give_w=300_000, min_power_w=50_000)
-    assert told(layer, [small], now=60, base_load_w=200_000, demand_limit_w=180_000)["b"] == 0.0
+    kept = layer.dispatch(60, [small], 200_000, 10e6, 10e6, demand_limit_w=180_000)["b"]
+    assert kept.power_w == 0.0 and not kept.paused  # 20 kW is below its minimum: it stays idle, not paused
     assert told(layer, [small], now=120, base_load_w=200_000, demand_limit_w=100_000)["b"] == -100_000
     layer.forget("b")  # a new truck at b: it has run no direction
     assert told(layer, [small], now=180, base_load_w=200_000, demand_limit_w=100_000)["b"] == 0.0
+
+
+def test_a_truck_discharging_already_gives_at_most_what_it_may_in_all() -> None:
+    layer = RealTimeLayer(deadband_w=0)
+    told(layer, [outlet("a", -100_000)], now=-600)
+    giving = outlet("a", -100_000, may_give_w=150_000)
+    assert told(layer, [giving], base_load_w=200_000, demand_limit_w=0.0)["a"] == pytest.approx(-150_000)
 
 
 def test_limits_of_the_truck_and_the_charger_bound_the_setpoint() -> None:

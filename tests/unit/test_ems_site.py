@@ -608,36 +608,32 @@ def demand_site(planner: Planner, **kw: Any) -> SiteEms:
 
 def test_the_demand_guard_does_not_cut_the_plan_in_an_fcr_window_where_the_plan_keeps_the_droops_room() -> None:
     """FCR of 150 kW from 600 s: the plan's peak holds a tenth of it for the droop (115 kW in that window, 100 kW
-    before it), and the window's steps as planned stay as told."""
+    before it). A T1 planned at 200 kW: the window 900-1800 s at 315 kW. Its first 5 min at 315 kW (the droop at
+    its room) leave the next step as planned; 12 kW more leave 60 kW less for it (the later steps' droop room
+    kept)."""
     ems = demand_site(stub(constant(T1=0.0)), fcr=FCR)
     assert ems.dispatch(600.0, {"c1": tel(600.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 0.0
     assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(115 * KW)
-    ems = demand_site(stub(constant(T1=200 * KW)), fcr=FCR)
-    assert ems.dispatch(600.0, {"c1": tel(600.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 200 * KW
-
-
-def test_the_demand_guard_never_works_against_the_droop() -> None:
-    """The window's first 5 min imported 60 kW above the plan, all of it the FCR droop: nothing is cut for it."""
-    ems = demand_site(stub(constant(T1=200 * KW)))
-    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=400 * KWH)})
-    for t in range(0, 300, 60):
-        ems.record_step(float(t), 260 * KW, fcr_grid_w=60 * KW)
-    assert ems.dispatch(300.0, {"c1": tel(300.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 200 * KW
-    ems.record_step(300.0, 260 * KW)  # 60 kW above the plan that was not the droop: cut off the next step
-    assert ems.dispatch(360.0, {"c1": tel(360.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 140 * KW
+    for extra, told in ((0.0, 200 * KW), (12 * KW, 140 * KW)):
+        ems = demand_site(stub(constant(T1=200 * KW)), fcr=FCR)
+        ems.dispatch(900.0, {"c1": tel(900.0, energy_to_full_wh=400 * KWH)})
+        assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(315 * KW)
+        for t in range(900, 1200, 60):
+            ems.record_step(float(t), 215 * KW + extra)
+        assert ems.dispatch(1200.0, {"c1": tel(1200.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == told
 
 
 def test_the_demand_guard_cuts_an_unknown_truck_first_and_spares_a_target_that_cannot_be_met() -> None:
-    """Planned: booked T1 200 kW, T2 300 kW until it leaves at 600 s (it cannot reach its target), the 100 kW base
-    load: a 500 kW peak. The unknown X takes 100 kW more; after 5 min at 624 kW the step may import 480 kW: X
+    """Planned: booked T1 200 kW, T2 100 kW (it cannot reach its target, and stays more than an hour), the 100 kW
+    base load: a 400 kW peak. The unknown X takes 100 kW more; after 5 min at 424 kW the step may import 280 kW: X
     (unbooked, not planned) gives all, T1 the rest, T2 nothing."""
     ems = SiteEms(
         model((C1, C2, Charger("c3", 400 * KW)), base_w=100 * KW, demand_eur_per_kw=10.0),
-        stub(lambda tid, t: {"T1": 200 * KW, "T2": 300 * KW if t < 600 else 0.0}[tid]),
+        stub(constant(T1=200 * KW, T2=100 * KW)),
         deviation_wh=1e12,
     )
     ems.announce(announce(max_charge_w=400 * KW, min_power_w=20 * KW, booked=True))
-    ems.announce(announce("T2", "c2", departure_s=600.0, max_charge_w=300 * KW))  # 300 kWh in 10 min
+    ems.announce(announce("T2", "c2", departure_s=4000.0, max_charge_w=100 * KW))  # 300 kWh at 100 kW in 67 min
     assert "T2" in ems.infeasible
     telemetry = {
         "c1": tel(0.0, energy_to_full_wh=400 * KWH),
@@ -645,11 +641,34 @@ def test_the_demand_guard_cuts_an_unknown_truck_first_and_spares_a_target_that_c
         "c3": tel(0.0, "X", ev_max_charge_w=100 * KW, energy_to_target_wh=50 * KWH),  # never announced
     }
     ems.dispatch(0.0, telemetry)
-    assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(500 * KW)
+    assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(400 * KW)
     for t in range(0, 300, 60):
-        ems.record_step(float(t), 524 * KW)
+        ems.record_step(float(t), 324 * KW)
     told = {cid: s.power_w for cid, s in ems.dispatch(300.0, telemetry).setpoints.items()}
-    assert told == pytest.approx({"c1": 80 * KW, "c2": 300 * KW, "c3": 0.0})
+    assert told == pytest.approx({"c1": 80 * KW, "c2": 100 * KW, "c3": 0.0})
+
+
+def test_the_demand_guard_works_to_the_peak_already_paid_when_it_is_above_the_plans() -> None:
+    """Window 0 imported 500 kW on a 300 kW plan (no re-plan since): window 1's first 5 min at 360 kW leave room."""
+    ems = demand_site(stub(constant(T1=200 * KW)))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=400 * KWH)})
+    for t in range(0, 900, 60):
+        ems.record_step(float(t), 400 * KW)
+    for t in range(900, 1200, 60):
+        ems.record_step(float(t), 260 * KW)
+    assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(300 * KW)
+    assert ems.dispatch(1200.0, {"c1": tel(1200.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == 200 * KW
+
+
+def test_a_new_truck_at_a_charger_starts_with_no_direction() -> None:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(), stub(constant(T1=-100 * KW), seen), deviation_wh=1e12)
+    ems.announce(announce(max_discharge_w=300 * KW, soc=0.6, departure_s=120.0))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=200 * KWH)})
+    assert ems.layer.direction("c1")[0] == -1
+    ems.announce(announce("T2", t_s=60.0, arrival_s=120.0))
+    ems.dispatch(120.0, {"c1": tel(120.0, "T2", energy_to_full_wh=400 * KWH)})
+    assert seen[-1].trucks[-1].id == "T2" and seen[-1].trucks[-1].direction == 0
 
 
 def test_the_window_after_the_plans_end_counts_the_base_load() -> None:

@@ -24,10 +24,6 @@ class Charger:
     efficiency: float = 1.0
     max_current_a: float = math.inf  # DC rating: at a pack's voltage it may bind before max_power_w
 
-    def grid_w(self, dc_w: float) -> float:
-        """The grid side of a DC power (+ charging): DC / efficiency charging, DC x efficiency discharging."""
-        return dc_w / self.efficiency if dc_w >= 0 else dc_w * self.efficiency
-
     def power_at(self, voltage_v: float) -> float:
         """The most DC power at this output voltage (W; the power rating when the voltage is not known)."""
         return min(self.max_power_w, self.max_current_a * voltage_v) if voltage_v > 0 else self.max_power_w

@@ -129,7 +129,6 @@ class SiteEms:
     _pending: list[str] = field(default_factory=list)
     _plugged: dict[str, str | None] = field(default_factory=dict)
     _imports: dict[int, float] = field(default_factory=dict)  # 15-min window -> Wh imported (measured)
-    _scheduled_imports: dict[int, float] = field(default_factory=dict)  # the same without the FCR droop's power
     _limits: tuple[float, float] | None = None
     _deviated: dict[str, float] = field(default_factory=dict)  # truck -> when it last made the EMS re-plan
     _last_energy: dict[str, float] = field(default_factory=dict)  # truck -> Wh: its last word + metered since
@@ -163,22 +162,13 @@ class SiteEms:
         self._limits = (import_w, export_w)
         self._pending.append(f"grid limit {import_w / 1000:.0f} / {export_w / 1000:.0f} kW")
 
-    def record_step(
-        self,
-        t_s: float,
-        chargers_grid_w: float,
-        delivered_wh: Mapping[str, float] | None = None,
-        fcr_grid_w: float = 0.0,
-    ) -> None:
+    def record_step(self, t_s: float, chargers_grid_w: float, delivered_wh: Mapping[str, float] | None = None) -> None:
         """The chargers' measured mean grid-side power over the step that started at `t_s`; with the base load,
         the site's import that the demand charge's meter counts. `delivered_wh`: the DC energy each truck got in
-        the step by its charger's meter (what moves a paused truck's energy on from its last word). `fcr_grid_w`:
-        the part of `chargers_grid_w` that was the FCR droop (the demand guard never works against it)."""
+        the step by its charger's meter (what moves a paused truck's energy on from its last word)."""
         grid_w = at(self.model.base_load, t_s) + chargers_grid_w
-        window, hours = int(t_s // DEMAND_WINDOW_S), self.model.step_s / 3600
-        self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * hours
-        scheduled_wh = max(grid_w - fcr_grid_w, 0.0) * hours
-        self._scheduled_imports[window] = self._scheduled_imports.get(window, 0.0) + scheduled_wh
+        window = int(t_s // DEMAND_WINDOW_S)
+        self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * self.model.step_s / 3600
         for tid, wh in (delivered_wh or {}).items():
             if tid in self._last_energy:
                 stored = wh * STORAGE_EFFICIENCY if wh >= 0 else wh / STORAGE_EFFICIENCY
@@ -414,21 +404,20 @@ class SiteEms:
         return Decision(setpoints, told, replanned)
 
     def _demand_limit_w(self, t_s: float) -> float:
-        """The import (with the base load, without the FCR droop) this step may reach so that its 15-min window's
-        mean import stays within the plan's peak (`Plan.peak_15min_w`, which holds the room the plan keeps for the
-        droop; at least the peak already paid): what the window has imported so far is measured less the droop's
-        part, and the droop is taken at the plan's room for the whole window; its later steps are as planned (the
-        base load after the plan's end). The droop itself is never cut for the peak: that would undo the FCR.
-        inf without a demand charge, a plan, or in Scheduled mode (the EV drives the power)."""
+        """The import (with the base load) this step may reach so that its 15-min window's mean import stays within
+        the plan's peak (`Plan.peak_15min_w`; at least the peak already paid), as the plan counts it: what the window
+        has imported so far (measured, the droop's import with it), the room the plan keeps for the droop in this
+        and the later steps, the later steps as planned (the base load after the plan's end), the window cut at the
+        horizon. inf without a demand charge, a plan, or in Scheduled mode (the EV drives the power)."""
         p, m = self.plan, self.model
         if p is None or m.demand_eur_per_kw <= 0 or self.scheduled:
             return math.inf
         step, window = m.step_s, int(t_s // DEMAND_WINDOW_S)
-        start, end = window * DEMAND_WINDOW_S, (window + 1) * DEMAND_WINDOW_S
+        end = min((window + 1) * DEMAND_WINDOW_S, m.horizon_s)
         peak = max(p.peak_15min_w, self._peak_before(window))
-        room_wh = peak * DEMAND_WINDOW_S / 3600 - self._scheduled_imports.get(window, 0.0)
+        room_wh = peak * (end - window * DEMAND_WINDOW_S) / 3600 - self._imports.get(window, 0.0)
         k = round((t_s - p.t_s[0]) / step)
-        t = start
+        t = t_s
         while t < end - 1e-9:
             if m.fcr:
                 room_wh -= self.fcr_peak_share * m.fcr.capacity_in(t, t + step) * step / 3600
