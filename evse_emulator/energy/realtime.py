@@ -201,9 +201,8 @@ class RealTimeLayer:
     ) -> None:
         """Cut charging pro rata, unbooked trucks first, until the import is within `limit_w`; no truck below its
         minimum power (one at or below it keeps its setpoint), none that is firm (`Outlet.firm`) or holds FCR (a cut
-        would shrink the headroom it lowers its import by). A limit on energy
-        over the window, not on power now: the setpoints count as told (a discharge ramping up gives the rest of
-        it within the step)."""
+        would shrink the headroom it lowers its import by). A limit on energy over the window, not on power now:
+        the setpoints count as told (a discharge ramping up gives the rest of it within the step)."""
         for booked in (False, True):
             total = base_load_w + sum(grid_w(o, power[o.id]) for o in outlets)
             excess = total - limit_w
@@ -247,9 +246,8 @@ class RealTimeLayer:
             and power[o.id] > -o.max_discharge_w
             and self._direction.get(o.id, (0, 0.0))[0] < 0
         ]
-        room = {
-            o.id: max(min(o.may_give_w, o.max_discharge_w) + power[o.id], 0.0) for o in givers
-        }  # beyond its setpoint
+        # what each may give beyond its setpoint
+        room = {o.id: max(min(o.may_give_w, o.max_discharge_w) + power[o.id], 0.0) for o in givers}
         grid_room = sum(room[o.id] * o.efficiency for o in givers)
         if grid_room <= 0:
             return
