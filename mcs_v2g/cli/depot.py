@@ -55,7 +55,19 @@ def add_parser(sub: Any) -> None:
         "droop included) or scheduled (each truck gets the EMS plan as its schedule, with price levels, and is "
         "asked to renegotiate when the plan changes materially; no FCR)",
     )
+    add_fcr_strict(p)
     p.set_defaults(func=run)
+
+
+def add_fcr_strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fcr-strict",
+        action="store_true",
+        help="FCR measured at the connection point: the EMS counts each 15-min window as if the droop took exactly "
+        "the room it keeps for it, so no truck's power ever moves against an activation (default: it counts the "
+        "metered import, the droop's with it, and trims the other trucks after an activation beyond that room; "
+        "the report credits each charger's droop either way)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=watch,
                 guard=guard,
                 control=args.control,
+                fcr_strict=args.fcr_strict,
             )
         except WorkerFailed as exc:
             raise CliError(str(exc)) from None
@@ -102,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             progress=watch,
             guard=guard,
             control=args.control,
+            fcr_strict=args.fcr_strict,
         )
     display.done()
     report = result.report()

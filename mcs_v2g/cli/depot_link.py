@@ -107,13 +107,16 @@ def run_node(args: argparse.Namespace, scenario: Any) -> int:
     control = getattr(args, "control", "dynamic")
     if control != "dynamic" and (subset or external):
         raise CliError(f"--control {control}: only with the EMS in this process (no --chargers, no --ems external)")
+    strict = getattr(args, "fcr_strict", False)
+    if strict and (subset or external):
+        raise CliError("--fcr-strict: only with the EMS in this process (give it to `mcs-v2g ems` for a split depot)")
     if external and args.speed == math.inf:
         raise CliError("--ems external: the other EMS answers in wall time; this node runs at --speed N (1 by default)")
     outputs(args)
     probe(args.mqtt)
     local = None
     if not (subset or external):
-        local = local_ems(scenario, planner(args.ems, scenario), args.ems != "uncontrolled", control)
+        local = local_ems(scenario, planner(args.ems, scenario), args.ems != "uncontrolled", control, strict)
     clock = VirtualClock(START, (args.speed or 1.0) if external else pace(args.speed))
     backend = MqttBackend(
         scenario,

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..depot.planners import planner
 from ..depot.progress import goal_line
+from .depot import add_fcr_strict
 from .depot_link import _broker, _positive, outputs, site, write
 
 # the EMS process steers: no uncontrolled
@@ -38,12 +39,14 @@ def add_parser(sub: Any) -> None:
         metavar="S",
         help="wall seconds to wait for the nodes at a step before giving up (default: 600)",
     )
+    add_fcr_strict(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..depot.mqtt_ems import serve_ems
     from ..depot.mqtt_node import probe
+    from ..depot.run import local_ems
     from ..depot.scenario import load
     from ..depot.table import summary_table
 
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             scenario,
             args.mqtt,
             site(args.site),
-            planner(args.planner, scenario),
+            backend=local_ems(scenario, planner(args.planner, scenario), fcr_strict=args.fcr_strict),
             node_timeout_s=args.node_timeout,
             tell=_say_goal,
         )

@@ -111,11 +111,12 @@ def run_parallel(
     progress: Progress | None = None,
     guard: bool = True,
     control: str = "dynamic",
+    fcr_strict: bool = False,
 ) -> ParallelRun:
     """Play the scenario with its chargers over `workers` processes and the EMS in this one (as fast as it
     computes); raises `WorkerFailed` when a worker fails."""
     wall = time.perf_counter()
-    run = ParallelRun(scenario, local_ems(scenario, planner, guard, control))
+    run = ParallelRun(scenario, local_ems(scenario, planner, guard, control, fcr_strict))
     # fork: a worker starts from this process's memory at once (the scenario, the imported stack)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context: Any = multiprocessing.get_context(method)

@@ -243,7 +243,8 @@ class LocalBackend:
         if records:
             hours = self.ems.model.step_s / 3600
             delivered = {r.truck: r.power_w * hours for r in records if r.truck is not None}
-            self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records), delivered)
+            droop = sum(_droop_grid_w(r.fcr_w, self.ems.model.charger(r.charger).efficiency) for r in records)
+            self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records), delivered, droop)
         if not telemetry:  # the horizon: the last step's records only
             return {}
         decision = self.ems.dispatch(t_s, telemetry)
@@ -265,13 +266,26 @@ class DispatchView:
 Progress = Callable[[DispatchView], None]
 
 
+def _droop_grid_w(fcr_w: float, efficiency: float) -> float:
+    """The grid side of a charger's mean FCR droop power (DC): through its efficiency either way."""
+    return fcr_w / efficiency if fcr_w >= 0 else fcr_w * efficiency
+
+
 def local_ems(
-    scenario: DepotScenario, planner: Planner = plan_with_forecast, guard: bool = True, control: str = "dynamic"
+    scenario: DepotScenario,
+    planner: Planner = plan_with_forecast,
+    guard: bool = True,
+    control: str = "dynamic",
+    fcr_strict: bool = False,
 ) -> LocalBackend:
     """The site EMS for `scenario` in this process; `guard=False` leaves the grid limits unguarded (the
-    uncontrolled depot of the benchmark); `control="scheduled"` sends each truck its plan as a schedule."""
+    uncontrolled depot of the benchmark); `control="scheduled"` sends each truck its plan as a schedule;
+    `fcr_strict`: no truck's power moves against an FCR activation (`SiteEms.record_step`)."""
     lead = LEAD_LOOPS * scenario.loop_interval_s
-    ems = SiteEms(site_model(scenario), planner, departure_lead_s=lead, guard=guard, scheduled=control == "scheduled")
+    scheduled = control == "scheduled"
+    ems = SiteEms(
+        site_model(scenario), planner, departure_lead_s=lead, guard=guard, scheduled=scheduled, fcr_strict=fcr_strict
+    )
     return LocalBackend(ems)
 
 
@@ -283,11 +297,12 @@ def run_depot(
     progress: Progress | None = None,
     guard: bool = True,
     control: str = "dynamic",
+    fcr_strict: bool = False,
 ) -> DepotRun:
     """Play the whole scenario with its EMS in this process on a fresh virtual clock (`speed=None`: as fast as it
     computes); every truck in Dynamic or Scheduled `control` mode."""
     clock = VirtualClock(START, speed)
-    backend = local_ems(scenario, planner, guard, control)
+    backend = local_ems(scenario, planner, guard, control, fcr_strict)
     return clock.run(play_depot(scenario, clock, backend, progress=progress, control=control))
 
 

@@ -118,6 +118,9 @@ class SiteEms:
     fcr_peak_share: float = FCR_PEAK_SHARE
     guard: bool = True  # False: the real-time layer does not guard the grid limits (an uncontrolled depot)
     scheduled: bool = False  # Scheduled mode: each setpoint carries the truck's plan as a profile (no FCR)
+    # FCR measured at the connection point: each 15-min window counted as if the droop took exactly the room the
+    # plan keeps for it (`record_step`), so no truck's power moves against an activation (see `record_step`)
+    fcr_strict: bool = False
     known: dict[str, Announcement] = field(default_factory=dict)
     plan: Plan | None = None
     infeasible: dict[str, str] = field(default_factory=dict)  # truck -> why its target cannot be met
@@ -162,11 +165,26 @@ class SiteEms:
         self._limits = (import_w, export_w)
         self._pending.append(f"grid limit {import_w / 1000:.0f} / {export_w / 1000:.0f} kW")
 
-    def record_step(self, t_s: float, chargers_grid_w: float, delivered_wh: Mapping[str, float] | None = None) -> None:
+    def record_step(
+        self,
+        t_s: float,
+        chargers_grid_w: float,
+        delivered_wh: Mapping[str, float] | None = None,
+        droop_grid_w: float = 0.0,
+    ) -> None:
         """The chargers' measured mean grid-side power over the step that started at `t_s`; with the base load,
         the site's import that the demand charge's meter counts. `delivered_wh`: the DC energy each truck got in
-        the step by its charger's meter (what moves a paused truck's energy on from its last word)."""
+        the step by its charger's meter (what moves a paused truck's energy on from its last word).
+
+        `droop_grid_w`: the grid-side part of it that the FCR droop moved. By default the window counts what the
+        meter counts, the droop's import with it, so that the plan and the demand guard trim the other trucks after
+        an activation that raised the import beyond the room kept for it (and use what one that lowered it left).
+        With `fcr_strict` the window counts the droop at the room the plan keeps for it instead, in either
+        direction: the EMS never answers an activation, at the price of a peak above the one it counts."""
         grid_w = at(self.model.base_load, t_s) + chargers_grid_w
+        if self.fcr_strict and self.model.fcr and not self.scheduled:
+            room_w = self.fcr_peak_share * self.model.fcr.capacity_in(t_s, t_s + self.model.step_s)
+            grid_w += room_w - droop_grid_w
         window = int(t_s // DEMAND_WINDOW_S)
         self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * self.model.step_s / 3600
         for tid, wh in (delivered_wh or {}).items():
