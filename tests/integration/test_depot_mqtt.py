@@ -217,3 +217,25 @@ def test_without_a_broker_the_command_says_so_in_one_line(capsys: pytest.Capture
     with pytest.raises(SystemExit) as refused:
         main(["ems", "--scenario", str(SMALL), "--mqtt", "http://127.0.0.1"])
     assert refused.value.code == 2 and "mqtt://HOST" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_the_ems_command_gives_its_ems_fcr_strict(monkeypatch: pytest.MonkeyPatch, strict: bool) -> None:
+    """`mcs-v2g ems --fcr-strict` steers with an EMS that counts the droop at its room (no broker needed here)."""
+    from mcs_v2g.cli import main
+    from mcs_v2g.depot import mqtt_ems, mqtt_node
+
+    class Served(Exception):
+        pass
+
+    seen = []
+
+    async def serve(*args: object, backend: object = None, **kw: object) -> None:
+        seen.append(backend)
+        raise Served
+
+    monkeypatch.setattr(mqtt_node, "probe", lambda url: None)
+    monkeypatch.setattr(mqtt_ems, "serve_ems", serve)
+    with pytest.raises(Served):
+        main(["ems", "--scenario", str(SMALL), "--mqtt", "mqtt://127.0.0.1:1", *(["--fcr-strict"] if strict else [])])
+    assert [b.ems.fcr_strict for b in seen] == [strict]  # type: ignore[attr-defined]
