@@ -63,10 +63,10 @@ def add_fcr_strict(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fcr-strict",
         action="store_true",
-        help="FCR measured at the connection point: the EMS counts each 15-min window as if the droop took exactly "
-        "the room it keeps for it, so no truck's power ever moves against an activation (default: it counts the "
-        "metered import, the droop's with it, and trims the other trucks after an activation beyond that room; "
-        "the report credits each charger's droop either way)",
+        help="FCR measured at the connection point: the EMS counts each 15-min window with the droop at the room it "
+        "keeps for it, so the demand charge never moves a truck's power against an activation (default: it counts "
+        "the metered import, the droop's with it, and trims the other trucks after an activation beyond that room; "
+        "the report credits each charger's droop either way). Dynamic control only; no effect without [fcr]",
     )
 
 
@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         writable_file(args.json, "--json", (".json",))
     scenario = load(args.scenario)
+    if args.fcr_strict and args.control != "dynamic":
+        raise CliError(
+            f"--fcr-strict: the chargers hold FCR in Dynamic control only, not with --control {args.control}"
+        )
     if args.mqtt:
         if args.workers > 1:
             raise CliError("--workers is for one process's depot: over MQTT, run several nodes (--chargers)")

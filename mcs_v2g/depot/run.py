@@ -243,7 +243,7 @@ class LocalBackend:
         if records:
             hours = self.ems.model.step_s / 3600
             delivered = {r.truck: r.power_w * hours for r in records if r.truck is not None}
-            droop = sum(_droop_grid_w(r.fcr_w, self.ems.model.charger(r.charger).efficiency) for r in records)
+            droop = sum(_droop_grid_w(r, self.ems.model.charger(r.charger).efficiency) for r in records)
             self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records), delivered, droop)
         if not telemetry:  # the horizon: the last step's records only
             return {}
@@ -266,9 +266,11 @@ class DispatchView:
 Progress = Callable[[DispatchView], None]
 
 
-def _droop_grid_w(fcr_w: float, efficiency: float) -> float:
-    """The grid side of a charger's mean FCR droop power (DC): through its efficiency either way."""
-    return fcr_w / efficiency if fcr_w >= 0 else fcr_w * efficiency
+def _droop_grid_w(record: OutletStep, efficiency: float) -> float:
+    """What a charger's FCR droop moved at the grid in a step: its grid-side power less what the rest of its DC
+    power would have drawn (through the efficiency in the direction the charger ran without the droop)."""
+    rest_w = record.power_w - record.fcr_w
+    return record.grid_w - (rest_w / efficiency if rest_w > 0 else rest_w * efficiency)
 
 
 def local_ems(
@@ -280,7 +282,7 @@ def local_ems(
 ) -> LocalBackend:
     """The site EMS for `scenario` in this process; `guard=False` leaves the grid limits unguarded (the
     uncontrolled depot of the benchmark); `control="scheduled"` sends each truck its plan as a schedule;
-    `fcr_strict`: no truck's power moves against an FCR activation (`SiteEms.record_step`)."""
+    `fcr_strict`: the demand charge never moves a truck's power against an FCR activation (`SiteEms.record_step`)."""
     lead = LEAD_LOOPS * scenario.loop_interval_s
     scheduled = control == "scheduled"
     ems = SiteEms(

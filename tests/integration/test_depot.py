@@ -285,26 +285,29 @@ def test_a_silent_truck_is_cut_at_departure_in_virtual_time(
 
 
 def test_fcr_strict_counts_each_window_with_the_droop_at_its_room_and_still_meets_every_target(
-    scenario: DepotScenario, report: DepotReport
+    scenario: DepotScenario,
 ) -> None:
-    """With --fcr-strict the EMS's windows hold the metered import less the droop's grid side plus the room the plan
-    keeps for it (its FCR steps at 49.9 and 50.12 Hz differ from the meter); the run is still ok."""
+    """With --fcr-strict the EMS's windows hold the metered import less what each charger's droop moved at the grid
+    (the rest of its DC power through its efficiency instead of its grid power) plus, in a step where the EMS gave
+    a charger an FCR share, the room the plan keeps for it; its FCR steps at 49.9 and 50.12 Hz differ from the
+    meter, and the run is still ok."""
     strict = run_depot(scenario, fcr_strict=True)
     ems, done = strict.ems, strict.report()
     assert ems is not None and ems.fcr_strict and done.result == "ok"
-    fcr, step = scenario.fcr, scenario.step_s
-    assert fcr is not None
-    efficiency = {c.id: c.efficiency for c in scenario.chargers}
+    assert scenario.fcr is not None
+    decisions = strict.backend.decisions  # type: ignore[attr-defined]
+    assert len(decisions) == len(done.steps) == len(strict.records)
+    charger = {c.id: c for c in scenario.chargers}
     counted: dict[int, float] = {}
-    for s, records in zip(done.steps, strict.records, strict=True):  # each charger's record of the step
-        droop = sum(
-            r.fcr_w / efficiency[r.charger] if r.fcr_w >= 0 else r.fcr_w * efficiency[r.charger] for r in records
-        )
-        room = ems.fcr_peak_share * ems.model.fcr.capacity_in(s.t_s, s.t_s + step) if ems.model.fcr else 0.0
+    metered: dict[int, float] = {}
+    for s, records, decision in zip(done.steps, strict.records, decisions, strict=True):
+        rest_w = sum(charger[r.charger].grid_w(r.power_w - r.fcr_w) for r in records)
+        held = any(sp.fcr_w or sp.fcr_down_w for sp in decision.setpoints.values())
+        room_w = ems.fcr_peak_share * scenario.fcr.capacity_w if held else 0.0
         window = int(s.t_s // 900)
-        counted[window] = counted.get(window, 0.0) + max(s.grid_w - droop + room, 0.0) * step / 3600
+        counted[window] = counted.get(window, 0.0) + (max(s.base_load_w + rest_w, 0.0) + room_w) / 60
+        metered[window] = metered.get(window, 0.0) + max(s.grid_w, 0.0) / 60
     assert ems._imports == pytest.approx(counted, rel=1e-9, abs=1e-6)
-    metered = {w: sum(max(s.grid_w, 0.0) for s in done.steps if int(s.t_s // 900) == w) * step / 3600 for w in counted}
     assert any(abs(counted[w] - metered[w]) > 1000 for w in counted)  # the droop moved > 1 kWh in some window
 
 

@@ -625,15 +625,22 @@ def test_the_demand_guard_does_not_cut_the_plan_in_an_fcr_window_where_the_plan_
 
 @pytest.mark.parametrize(("strict", "told_w"), [(False, 140 * KW), (True, 200 * KW)])
 def test_fcr_strict_counts_the_droop_at_its_room_so_no_truck_answers_an_activation(strict: bool, told_w: float) -> None:
-    """As above: the window's first 5 min imported 12 kW above the plan, all of it the droop's (27 kW of droop
-    against its 15 kW room). By default the guard trims T1 to 140 kW; with `fcr_strict` the window counts the droop
-    at its room and T1 keeps its plan. An under-frequency activation (-50 kW) counts at the room too."""
-    ems = demand_site(stub(constant(T1=200 * KW)), fcr=FCR)
+    """As above, with T2 (planned idle) holding the FCR: the window's first 5 min imported 12 kW above the plan, all
+    of it the droop's (27 kW of droop against its 15 kW room). By default the guard trims T1 to 140 kW; with
+    `fcr_strict` the window counts the droop at its room and T1 keeps its plan. An under-frequency activation
+    (-50 kW) counts at the room too."""
+    ems = demand_site(stub(constant(T1=200 * KW)), fcr=FCR, chargers=(C1, C2))
+    ems.announce(announce("T2", "c2", soc=0.6, target_soc=0.6, max_charge_w=100 * KW, max_discharge_w=100 * KW))
     ems.fcr_strict = strict
-    ems.dispatch(900.0, {"c1": tel(900.0, energy_to_full_wh=400 * KWH)})
+
+    def telemetry(t: float) -> dict[str, Telemetry]:
+        t2 = dict(ev_max_charge_w=100 * KW, ev_max_discharge_w=100 * KW, energy_to_target_wh=0.0)
+        return {"c1": tel(t, energy_to_full_wh=400 * KWH), "c2": tel(t, "T2", energy_to_full_wh=200 * KWH, **t2)}
+
     for t in range(900, 1200, 60):
+        assert ems.dispatch(float(t), telemetry(t)).setpoints["c2"].fcr_w > 0
         ems.record_step(float(t), 227 * KW, droop_grid_w=27 * KW)
-    assert ems.dispatch(1200.0, {"c1": tel(1200.0, energy_to_full_wh=400 * KWH)}).setpoints["c1"].power_w == told_w
+    assert ems.dispatch(1200.0, telemetry(1200)).setpoints["c1"].power_w == pytest.approx(told_w)
     ems.record_step(1200.0, 150 * KW, droop_grid_w=-50 * KW)
     counted_kw = (5 * 315 + 315) if strict else (5 * 327 + 250)  # the window's six steps as the EMS counts them
     assert ems._imports[1] == pytest.approx(counted_kw * KW / 60)

@@ -118,8 +118,8 @@ class SiteEms:
     fcr_peak_share: float = FCR_PEAK_SHARE
     guard: bool = True  # False: the real-time layer does not guard the grid limits (an uncontrolled depot)
     scheduled: bool = False  # Scheduled mode: each setpoint carries the truck's plan as a profile (no FCR)
-    # FCR measured at the connection point: each 15-min window counted as if the droop took exactly the room the
-    # plan keeps for it (`record_step`), so no truck's power moves against an activation (see `record_step`)
+    # FCR measured at the connection point: each 15-min window counted with the droop at the room the plan keeps
+    # for it, so the demand charge never moves a truck's power against an activation (see `record_step`)
     fcr_strict: bool = False
     known: dict[str, Announcement] = field(default_factory=dict)
     plan: Plan | None = None
@@ -131,7 +131,8 @@ class SiteEms:
     solve_s: float = 0.0
     _pending: list[str] = field(default_factory=list)
     _plugged: dict[str, str | None] = field(default_factory=dict)
-    _imports: dict[int, float] = field(default_factory=dict)  # 15-min window -> Wh imported (measured)
+    _imports: dict[int, float] = field(default_factory=dict)  # 15-min window -> Wh imported (metered; `record_step`)
+    _fcr_held_at: float | None = None  # the last dispatch step's start, when a charger got an FCR share in it
     _limits: tuple[float, float] | None = None
     _deviated: dict[str, float] = field(default_factory=dict)  # truck -> when it last made the EMS re-plan
     _last_energy: dict[str, float] = field(default_factory=dict)  # truck -> Wh: its last word + metered since
@@ -179,14 +180,17 @@ class SiteEms:
         `droop_grid_w`: the grid-side part of it that the FCR droop moved. By default the window counts what the
         meter counts, the droop's import with it, so that the plan and the demand guard trim the other trucks after
         an activation that raised the import beyond the room kept for it (and use what one that lowered it left).
-        With `fcr_strict` the window counts the droop at the room the plan keeps for it instead, in either
-        direction: the EMS never answers an activation, at the price of a peak above the one it counts."""
+        With `fcr_strict` it counts the import without the droop plus, in a step where a charger had an FCR share,
+        the room the plan keeps for it, as the plan counts its steps: the demand charge never answers an activation
+        in either direction, and the peak the EMS counts differs from the metered one by the droop less its room."""
         grid_w = at(self.model.base_load, t_s) + chargers_grid_w
-        if self.fcr_strict and self.model.fcr and not self.scheduled:
-            room_w = self.fcr_peak_share * self.model.fcr.capacity_in(t_s, t_s + self.model.step_s)
-            grid_w += room_w - droop_grid_w
+        counted_w = max(grid_w, 0.0)
+        if self.fcr_strict:
+            fcr, held = self.model.fcr, self._fcr_held_at == t_s
+            room_w = self.fcr_peak_share * fcr.capacity_in(t_s, t_s + self.model.step_s) if fcr and held else 0.0
+            counted_w = max(grid_w - droop_grid_w, 0.0) + room_w
         window = int(t_s // DEMAND_WINDOW_S)
-        self._imports[window] = self._imports.get(window, 0.0) + max(grid_w, 0.0) * self.model.step_s / 3600
+        self._imports[window] = self._imports.get(window, 0.0) + counted_w * self.model.step_s / 3600
         for tid, wh in (delivered_wh or {}).items():
             if tid in self._last_energy:
                 stored = wh * STORAGE_EFFICIENCY if wh >= 0 else wh / STORAGE_EFFICIENCY
@@ -410,6 +414,7 @@ class SiteEms:
         demand = self._demand_limit_w(t_s) if self.guard else math.inf
         told = self.layer.dispatch(t_s, outlets, at(m.base_load, t_s), imp, exp, demand_limit_w=demand)
         shares = _fcr_shares(outlets, told, fcr_capacity)
+        self._fcr_held_at = t_s if shares else None
         valid = VALID_STEPS * m.step_s
         deadband = m.fcr.deadband_hz if m.fcr else 0.0
         setpoints = {
@@ -424,9 +429,10 @@ class SiteEms:
     def _demand_limit_w(self, t_s: float) -> float:
         """The import (with the base load) this step may reach so that its 15-min window's mean import stays within
         the plan's peak (`Plan.peak_15min_w`; at least the peak already paid), as the plan counts it: what the window
-        has imported so far (measured, the droop's import with it), the room the plan keeps for the droop in this
-        and the later steps, the later steps as planned (the base load after the plan's end), the window cut at the
-        horizon. inf without a demand charge, a plan, or in Scheduled mode (the EV drives the power)."""
+        has imported so far (as `record_step` counted it: by default the droop's import with it), the room the plan
+        keeps for the droop in this and the later steps, the later steps as planned (the base load after the plan's
+        end), the window cut at the horizon. inf without a demand charge, a plan, or in Scheduled mode (the EV drives
+        the power)."""
         p, m = self.plan, self.model
         if p is None or m.demand_eur_per_kw <= 0 or self.scheduled:
             return math.inf
