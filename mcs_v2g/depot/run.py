@@ -243,7 +243,7 @@ class LocalBackend:
         if records:
             hours = self.ems.model.step_s / 3600
             delivered = {r.truck: r.power_w * hours for r in records if r.truck is not None}
-            droop = sum(_droop_grid_w(r, self.ems.model.charger(r.charger).efficiency) for r in records)
+            droop = sum(_droop_grid_w(r, self.ems.model.charger(r.charger)) for r in records)
             self.ems.record_step(records[0].t_s, sum(r.grid_w for r in records), delivered, droop)
         if not telemetry:  # the horizon: the last step's records only
             return {}
@@ -266,11 +266,10 @@ class DispatchView:
 Progress = Callable[[DispatchView], None]
 
 
-def _droop_grid_w(record: OutletStep, efficiency: float) -> float:
+def _droop_grid_w(record: OutletStep, charger: PlanCharger) -> float:
     """What a charger's FCR droop moved at the grid in a step: its grid-side power less what the rest of its DC
     power would have drawn (through the efficiency in the direction the charger ran without the droop)."""
-    rest_w = record.power_w - record.fcr_w
-    return record.grid_w - (rest_w / efficiency if rest_w > 0 else rest_w * efficiency)
+    return record.grid_w - charger.grid_w(record.power_w - record.fcr_w)
 
 
 def local_ems(

@@ -39,7 +39,7 @@ def plan(x: SitePlan, *, reason: str = "fallback") -> Plan:
             p = max(0.0, min(rate[i] * x.presence(truck, k), need_w, spare, headroom * charger.efficiency))
             power[i][k] = p
             energy[i] += p * hours
-            headroom -= p / charger.efficiency
+            headroom -= charger.grid_w(p)
             used[charger.id] = used.get(charger.id, 0.0) + p
     short = [x.fcr(k) for k in range(x.n)]  # it holds no reservation
     return evaluate(x, power, PLAN_WEIGHTS, fcr_shortfall_w=short, status=reason, fallback=True)

@@ -28,6 +28,10 @@ class Charger:
         """The most DC power at this output voltage (W; the power rating when the voltage is not known)."""
         return min(self.max_power_w, self.max_current_a * voltage_v) if voltage_v > 0 else self.max_power_w
 
+    def grid_w(self, power_w: float) -> float:
+        """The grid-side power of a DC power (+ charging: DC / efficiency; discharging: DC x efficiency)."""
+        return power_w / self.efficiency if power_w > 0 else power_w * self.efficiency
+
 
 @dataclass(frozen=True, slots=True)
 class Truck:
