@@ -116,7 +116,7 @@ def read_toml(path: Path) -> dict[str, Any]:
             data = file.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise ConfigError(f"a config file of more than {MAX_FILE_BYTES} bytes: too big to be one", path)
-        return tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8-sig"))  # a byte-order mark (some Windows editors write one) is skipped
     except FileNotFoundError:
         raise ConfigError("no such file", path) from None
     except OSError as exc:
@@ -293,7 +293,7 @@ def validate(
     except ConfigError as exc:
         raise error(exc.problems, path) from None
     except ValidationError as exc:
-        raise error([_problem(e, keys) for e in exc.errors()], path) from None
+        raise error([_problem(e, keys) for e in _causes(exc.errors())], path) from None
     try:  # a dataclass may check more in __post_init__ and raise a ConfigError keyed by its fields
         config = cls(**{f.name: getattr(model, f.name) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
     except ConfigError as exc:
@@ -303,6 +303,18 @@ def validate(
     if problems:
         raise error(ConfigError(problems).renamed(keys), path)
     return config
+
+
+def _causes(errors: list[Any]) -> list[Any]:
+    """The errors without a list's length error that only follows from an item's own (a series with one bad item
+    counts as too short: the item says what is wrong)."""
+    locs = [tuple(e["loc"]) for e in errors]
+
+    def follows(e: Any) -> bool:
+        loc = tuple(e["loc"])
+        return e["type"] == "too_short" and any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs)
+
+    return [e for e in errors if not follows(e)]
 
 
 def values_of(config: Any) -> dict[str, Any]:

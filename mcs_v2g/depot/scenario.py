@@ -28,6 +28,7 @@ from stack.config_file import ConfigError, Layout, Problem, read_toml, validate,
 MAX_HORIZON_S = 7 * 86_400  # a week of depot: longer is a typo, not a scenario
 MAX_SITE_W = 100_000_000.0  # 100 MW: a grid connection beyond any depot's
 MAX_BATTERY_KWH = 2_000.0  # beyond any truck's pack
+MAX_CONTACTOR_CYCLES = 100_000  # a visit's budget: a DC contactor's whole rated life is of this order
 MAX_PRICE_EUR = 100.0  # per kWh or kW, either sign (negative spot prices exist)
 MIN_HZ, MAX_HZ = 45.0, 55.0  # beyond these a 50 Hz grid has tripped
 NOMINAL_HZ = 50.0
@@ -169,7 +170,7 @@ class TruckSpec:
     min_soc: Fraction  # V2G floor
     max_charge_w: Watts
     min_power_w: Annotated[float, Interval(ge=0.0, le=MAX_POWER_W)]
-    max_contactor_cycles: Annotated[int, Ge(1)]
+    max_contactor_cycles: Annotated[int, Interval(ge=1, le=MAX_CONTACTOR_CYCLES)]
     max_discharge_w: Annotated[float, Interval(ge=0.0, le=MAX_POWER_W)] = 0.0  # 0: no V2G
 
     @property
@@ -245,6 +246,7 @@ class DepotScenario:
             problems.append(
                 Problem("loop_interval_s", f"must not exceed step_s ({self.step_s}), got {self.loop_interval_s}")
             )
+        problems += self._export_above_import()
         problems += _repeated("charger", [c.id for c in self.chargers])
         problems += _repeated("truck", [t.id for t in self.trucks])
         if self.fcr is not None and self.fcr.windows[-1][1] > self.horizon_s:
@@ -311,6 +313,24 @@ class DepotScenario:
                     )
             last[truck.charger] = (i, truck)
         return problems
+
+    def _export_above_import(self) -> list[Problem]:
+        """The first step (prices are read at each step's start) that pays more for export than import costs: the
+        plan could import and export at once for a profit, which no single connection point does."""
+        imports, exports = self.tariff.import_eur_per_kwh, self.tariff.export_eur_per_kwh
+        changes = sorted({t for t, _ in imports} | {t for t, _ in exports} | {self.horizon_s})
+        for start, end in zip(changes, changes[1:], strict=False):
+            t = self.step_s * math.ceil(start / self.step_s)  # the first step that reads this stretch's prices
+            if t < min(end, self.horizon_s) and series_at(exports, t) > series_at(imports, t):
+                return [
+                    Problem(
+                        "tariff.export_eur_per_kwh",
+                        f"must not be above the import price at any step (the plan would import and export at once "
+                        f"for a profit), got {series_at(exports, t):g} > {series_at(imports, t):g} EUR/kWh at "
+                        f"t = {t} s",
+                    )
+                ]
+        return []
 
 
 def _repeated(table: str, ids: Sequence[str]) -> list[Problem]:
@@ -397,8 +417,8 @@ def _frequency_csv(path: Path, problems: list[Problem]) -> Any:
             problems.append(Problem(key, f"{path}: more than {MAX_CSV_BYTES} bytes"))
             return None
         lines = raw.decode("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(key, f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        problems.append(Problem(key, f"cannot read {str(path)[:200]!r}: {getattr(exc, 'strerror', None) or exc}"))
         return None
     points = []
     for n, line in enumerate(lines, 1):

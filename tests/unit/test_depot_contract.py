@@ -235,6 +235,18 @@ BAD: list[tuple[str, Any, str]] = [
         "charger[0].max_current_a: cannot give max_power_w (200000 W) at max_voltage_v (800 V): needs at least 250 A",
     ),
     ("not TOML", lambda t: t + "\n= oops\n", "not a TOML file"),
+    (
+        "export paid above the import price",  # the LP would import and export at once for a profit
+        lambda t: t.replace("export_eur_per_kwh = [[0, 1.2]]", "export_eur_per_kwh = [[0, 1.2], [60, 2.0]]"),
+        "tariff.export_eur_per_kwh: must not be above the import price at any step (the plan would import and "
+        "export at once for a profit), got 2 > 1.2 EUR/kWh at t = 60 s",
+    ),
+    ("NUL in the CSV path", lambda t: t.replace(HZ, 'frequency_hz = "a\\u0000b"'), "fcr.frequency_hz: cannot read"),
+    (
+        "contactor budget beyond any contactor",
+        lambda t: t.replace("max_contactor_cycles = 4", "max_contactor_cycles = 1000000000000000000000000000000"),
+        "truck[0].max_contactor_cycles",
+    ),
 ]
 
 
@@ -247,6 +259,25 @@ def test_a_bad_scenario_is_refused_naming_the_file_and_key(tmp_path: Path, rule:
     assert "\n" not in message
     assert message.startswith(f"{path}: ")
     assert says in message, message
+
+
+def test_a_bad_series_item_is_the_one_problem_named(tmp_path: Path) -> None:
+    """Not also 'at least 1 item': the series is too short only because its one item is refused."""
+    with pytest.raises(DepotScenarioError) as caught:
+        load(write(tmp_path, TINY.replace("[[0, 10_000]]", "[[0, -5]]")))
+    assert str(caught.value).endswith("site.base_load_w[0][1]: must be greater than or equal to 0, got -5")
+
+
+def test_an_export_price_above_import_inside_a_step_is_never_read(tmp_path: Path) -> None:
+    """Prices are read at each step's start: a stretch that no step starts in does not count."""
+    text = TINY.replace("export_eur_per_kwh = [[0, 1.2]]", "export_eur_per_kwh = [[0, 1.2], [20, 9.0], [50, 1.0]]")
+    assert load(write(tmp_path, text)).tariff.export_eur_per_kwh[1] == (20.0, 9.0)
+
+
+def test_a_scenario_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + TINY.encode())
+    assert load(path).name == "tiny"
 
 
 def test_a_bad_frequency_csv_row_is_named_by_its_line(tmp_path: Path) -> None:
