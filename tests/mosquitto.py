@@ -30,7 +30,7 @@ def free_port() -> int:
 class Broker:
     """One Mosquitto process on `port`; `stop()` and `start()` again on the same port (a broker restart)."""
 
-    def __init__(self, binary: str, folder: Path) -> None:
+    def __init__(self, binary: str, folder: Path, users: dict[str, str] | None = None) -> None:
         self.binary = binary
         self.port = free_port()
         self.config = folder / "mosquitto.conf"
@@ -38,8 +38,20 @@ class Broker:
         store = folder / "store"
         store.mkdir(exist_ok=True)
         store.chmod(0o777)  # started as root, mosquitto drops to its own user before it writes there
-        settings = f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-        self.config.write_text(settings + f"persistence_location {store}/\n")
+        settings = f"listener {self.port} 127.0.0.1\npersistence true\npersistence_location {store}/\n"
+        if users:  # only these users, by password (mosquitto_passwd writes the file's hashes)
+            passwords = folder / "passwords"
+            passwords.touch(mode=0o644)
+            tool = shutil.which("mosquitto_passwd") or "mosquitto_passwd"
+            for user, password in users.items():
+                subprocess.run([tool, "-b", str(passwords), user, password], check=True, capture_output=True)
+            passwords.chmod(0o644)
+            # started as root, mosquitto reads the file after it drops to its own user, which cannot enter the
+            # test's folder: it stays root here (a setting without effect for any other user)
+            settings += f"allow_anonymous false\npassword_file {passwords}\nuser root\n"
+        else:
+            settings += "allow_anonymous true\n"
+        self.config.write_text(settings)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -35,24 +37,38 @@ log = logging.getLogger("evse_emulator.energy.mqtt")
 RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # back-off between attempts, the last one repeated
 SESSION_EXPIRY_S = 3600  # the broker keeps a node's session (and what comes for it) this long after it went
 OFFLINE_WITHIN_S = 1.0  # a node that stops says "offline" if the broker takes it within this time
+_PASSWORD = re.compile(r"(//[^/@:]*):[^/@]*@")  # the user's password in a URL's authority
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
     host: str
     port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """`mqtt://HOST[:PORT]` (1883 by default)."""
-        parts = urlsplit(url)
-        if parts.scheme != "mqtt" or not parts.hostname:
-            raise ValueError(f"the broker must be mqtt://HOST[:PORT], got {url!r}")
+        """`mqtt://[USER[:PASSWORD]@]HOST[:PORT]` (1883 by default; USER and PASSWORD percent-encoded)."""
+        shown = redacted(url)
         try:
+            parts = urlsplit(url)
             port = parts.port or 1883
         except ValueError:
-            raise ValueError(f"bad port in {url!r}") from None
-        return cls(parts.hostname, port)
+            raise ValueError(f"bad host or port in {shown!r}") from None
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError(f"the broker must be mqtt://[USER:PASSWORD@]HOST[:PORT], got {shown!r}")
+        user = None if parts.username is None else unquote(parts.username)
+        return cls(parts.hostname, port, user, None if parts.password is None else unquote(parts.password))
+
+    def client(self, **options: Any) -> aiomqtt.Client:
+        """An aiomqtt client for this broker, logged in when the URL names a user."""
+        return aiomqtt.Client(self.host, self.port, username=self.username, password=self.password, **options)
+
+
+def redacted(url: str) -> str:
+    """A broker URL as it may be shown or logged: its password replaced by `***`."""
+    return _PASSWORD.sub(r"\1:***@", url)
 
 
 class MqttLink:
@@ -98,9 +114,7 @@ class MqttLink:
         session.SessionExpiryInterval = SESSION_EXPIRY_S
         while True:
             try:
-                async with aiomqtt.Client(
-                    self.address.host,
-                    self.address.port,
+                async with self.address.client(
                     identifier=f"mcs-v2g/{self.topics.site}/{self.node}",  # '/' is in no site name
                     protocol=aiomqtt.ProtocolVersion.V5,
                     will=will,
@@ -147,10 +161,15 @@ class MqttLink:
             await asyncio.gather(sender, return_exceptions=True)
 
     async def _send(self, client: aiomqtt.Client) -> None:
+        task = asyncio.current_task()
         while True:
             while self._outbox:
                 topic, payload, retain = self._outbox[0]
                 await client.publish(topic, payload, qos=1, retain=retain)
                 self._outbox.popleft()
+                if task is not None and task.cancelling():
+                    # Python 3.11's asyncio.wait_for (in aiomqtt's publish) returns the PUBACK when it comes with
+                    # the cancel and drops the cancel: the sender would wait for the next message forever
+                    raise asyncio.CancelledError
             self._wake.clear()
             await self._wake.wait()

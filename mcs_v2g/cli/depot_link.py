@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..depot.planners import planner
@@ -19,7 +20,7 @@ def add_mqtt_options(p: argparse.ArgumentParser) -> None:
         "--mqtt",
         type=_broker,
         metavar="URL",
-        help="publish to and take setpoints or grid limits from mqtt://HOST[:PORT]",
+        help="publish to and take setpoints or grid limits from mqtt://[USER:PASSWORD@]HOST[:PORT]",
     )
     p.add_argument("--site", default="depot", help="the site's topic level: depot/<site>/... (default: depot)")
     p.add_argument(
@@ -30,17 +31,17 @@ def add_mqtt_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--setpoint-timeout",
-        type=_positive,
+        type=WALL_TIMEOUT,
         default=30.0,
         metavar="S",
         help="wall seconds a node waits for its setpoints before its chargers fall back to the safe share "
-        "(default: 30)",
+        "(0.1 to 86400; default: 30)",
     )
     p.add_argument(
         "--telemetry-every",
-        type=_positive,
+        type=seconds(1.0, 86_400.0),
         metavar="S",
-        help="also publish telemetry every S simulated seconds (default: at each dispatch step)",
+        help="also publish telemetry every S simulated seconds, 1 to 86400 (default: at each dispatch step)",
     )
 
 
@@ -73,14 +74,22 @@ def _broker(text: str) -> str:
     return text
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from `low` to `high` (a bound keeps a typo from hanging the run)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g} s, got {text}")
+        return value
+
+    return parse
+
+
+WALL_TIMEOUT = seconds(0.1, 86_400.0)  # wall seconds to wait for the broker's other side: up to a day
 
 
 def run_node(args: argparse.Namespace, scenario: Any) -> int:
@@ -153,11 +162,18 @@ def outputs(args: argparse.Namespace) -> None:
 
 
 def write(args: argparse.Namespace, scenario: Any, report: Any) -> None:
+    """The report (`--json`) and the plot (`--plot`); a `CliError` naming the option when a file cannot be written."""
     if args.json:
-        args.json.write_text(report.to_json(indent=1))
+        try:
+            args.json.write_text(report.to_json(indent=1))
+        except OSError as exc:
+            raise CliError(f"--json {args.json}: cannot be written: {exc.strerror or exc}") from None
         print(f"report   {args.json}", file=sys.stderr)
     if args.plot:
         from ..depot.plot import plot_depot
 
-        plot_depot(scenario, report, args.plot)
+        try:
+            plot_depot(scenario, report, args.plot)
+        except OSError as exc:
+            raise CliError(f"--plot {args.plot}: cannot be written: {exc.strerror or exc}") from None
         print(f"plot     {args.plot}", file=sys.stderr)

@@ -11,7 +11,7 @@ from typing import Any
 from ..depot.planners import planner
 from ..depot.progress import goal_line
 from .depot import add_fcr_strict
-from .depot_link import _broker, _positive, outputs, site, write
+from .depot_link import WALL_TIMEOUT, _broker, outputs, site, write
 
 # the EMS process steers: no uncontrolled
 PLANNERS = ("lp", "lp-known", "equal-share", "edf", "llf", "price-threshold-v2g")
@@ -26,7 +26,9 @@ def add_parser(sub: Any) -> None:
         "changes from depot/<site>/grid/limit and writes the depot report at the horizon. Exit status 0 only when "
         "the report's result is ok; 2 on bad input or an unreachable broker.",
     )
-    p.add_argument("--mqtt", required=True, type=_broker, metavar="URL", help="the broker, mqtt://HOST[:PORT]")
+    p.add_argument(
+        "--mqtt", required=True, type=_broker, metavar="URL", help="the broker, mqtt://[USER:PASSWORD@]HOST[:PORT]"
+    )
     p.add_argument("--scenario", type=Path, help="depot scenario TOML (default: the built-in one)")
     p.add_argument("--site", default="depot", help="the site's topic level: depot/<site>/... (default: depot)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the report (JSON) to FILE")
@@ -34,10 +36,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--planner", choices=PLANNERS, default="lp", help="the planner (default: lp)")
     p.add_argument(
         "--node-timeout",
-        type=_positive,
+        type=WALL_TIMEOUT,
         default=600.0,
         metavar="S",
-        help="wall seconds to wait for the nodes at a step before giving up (default: 600)",
+        help="wall seconds to wait for the nodes at a step before giving up (0.1 to 86400; default: 600)",
     )
     add_fcr_strict(p)
     p.set_defaults(func=run)

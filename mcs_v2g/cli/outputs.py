@@ -26,6 +26,12 @@ def writable_file(path: Path, option: str, suffixes: tuple[str, ...] = ()) -> Pa
         raise CliError(f"{option} {path}: the file is not writable")
     if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
         raise CliError(f"{option} {path}: folder {folder} is not writable")
+    if not path.exists():  # made and removed again: what a permission check cannot tell (/proc, a full disk)
+        try:
+            path.open("x").close()
+            path.unlink()
+        except OSError as exc:
+            raise CliError(f"{option} {path}: cannot be written: {exc.strerror or exc}") from None
     return path
 
 

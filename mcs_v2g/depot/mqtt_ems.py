@@ -158,6 +158,7 @@ class EmsServer:
         task = asyncio.ensure_future(link.run(self.inbox))
         wall = time.perf_counter()
         try:
+            await self._connected(link)
             report = await self._serve(wall)
             link.publish(t.done, json.dumps({"t_s": self.scenario.horizon_s}).encode())
             try:
@@ -207,6 +208,14 @@ class EmsServer:
             and all(tr.id in box.announced for tr in self.scenario.trucks if tr.announced_s <= t_s)
         )
 
+    async def _connected(self, link: MqttLink) -> None:
+        """Wait for the broker's connection (a timeout while it connects would leave its socket to the GC)."""
+        try:
+            async with asyncio.timeout(self.node_timeout_s):
+                await link.connected.wait()
+        except TimeoutError:
+            raise TimeoutError(f"waited {self.node_timeout_s:g} s for the broker's connection") from None
+
     async def _until(self, done: Callable[[], bool], what: str) -> None:
         """Wait until `done()`; answer meanwhile a node that asks again for a step already dispatched."""
         box = self.inbox
@@ -219,7 +228,7 @@ class EmsServer:
                     box.changed.clear()
                     await box.changed.wait()
         except TimeoutError:
-            raise TimeoutError(f"waited {self.node_timeout_s:.0f} s for {what}") from None
+            raise TimeoutError(f"waited {self.node_timeout_s:g} s for {what}") from None
 
     def _answer_again(self) -> None:
         for _, k in self.inbox.again:

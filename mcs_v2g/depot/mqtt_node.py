@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import aiomqtt
 
 from evse_emulator.energy.ems.site import VALID_STEPS
-from evse_emulator.energy.mqtt import BrokerAddress, MqttLink
+from evse_emulator.energy.mqtt import BrokerAddress, MqttLink, redacted
 from evse_emulator.energy.topics import (
     Announcement,
     GridLimit,
@@ -62,13 +62,14 @@ def probe(url: str, timeout_s: float = CONNECT_S) -> None:
 
     async def connect() -> None:
         async with asyncio.timeout(timeout_s):
-            async with aiomqtt.Client(address.host, address.port, identifier=""):
+            async with address.client(identifier=""):
                 pass
 
     try:
         asyncio.run(connect())
-    except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-        raise ConnectionError(f"cannot reach the MQTT broker at {url}: {exc or type(exc).__name__}") from None
+    except (aiomqtt.MqttError, OSError) as exc:  # TimeoutError is an OSError
+        why = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        raise ConnectionError(f"cannot reach the MQTT broker at {redacted(url)}: {why}") from None
 
 
 class LinkThread:

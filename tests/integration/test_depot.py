@@ -192,6 +192,7 @@ def test_a_bad_number_of_workers_is_a_usage_error(capsys: pytest.CaptureFixture[
             ["--ems", "external", "--fcr-strict", "--mqtt", "mqtt://127.0.0.1:1"],
             "--fcr-strict: only with the EMS in this process",
         ),
+        (["--json", "/proc/depot.json"], "--json /proc/depot.json: "),  # refused before the run, not after it
     ],
 )
 def test_a_bad_depot_option_is_one_line_and_status_2(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -216,7 +217,43 @@ def test_without_a_broker_the_command_says_so_in_one_line(capsys: pytest.Capture
     assert main(["depot", "--scenario", str(SMALL), "--chargers", "mcs1"]) == 2  # --chargers needs --mqtt
     with pytest.raises(SystemExit) as refused:
         main(["ems", "--scenario", str(SMALL), "--mqtt", "http://127.0.0.1"])
-    assert refused.value.code == 2 and "mqtt://HOST" in capsys.readouterr().err
+    assert refused.value.code == 2 and "mqtt://[USER:PASSWORD@]HOST" in capsys.readouterr().err
+
+
+def test_a_broker_that_never_answers_is_named_with_why() -> None:
+    """A port that takes the TCP connection and says nothing: the error says how long it waited, never a bare
+    colon; a password in the URL is not repeated."""
+    from mcs_v2g.depot.mqtt_node import probe
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"mqtt://mcs1:s3cret@127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(ConnectionError) as refused:
+            probe(url, timeout_s=0.5)
+    message = str(refused.value)
+    assert message.endswith(": no answer within 0.5 s") and "s3cret" not in message and "mcs1:***@" in message
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("ems", "--node-timeout", "1e400"),  # infinity: a run that waits forever
+        ("ems", "--node-timeout", "1e-9"),
+        ("ems", "--node-timeout", "nan"),
+        ("depot", "--setpoint-timeout", "inf"),
+        ("depot", "--telemetry-every", "1e-9"),  # a tick that never lets the clock move on
+    ],
+)
+def test_a_wait_or_rate_out_of_range_is_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], command: str, option: str, value: str
+) -> None:
+    from mcs_v2g.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main([command, "--scenario", str(SMALL), "--mqtt", "mqtt://127.0.0.1:1", option, value])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and f"argument {option}: must be" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("strict", [False, True])

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from evse_emulator.energy.mqtt import BrokerAddress, MqttLink
+from evse_emulator.energy.mqtt import BrokerAddress, MqttLink, redacted
 from evse_emulator.energy.topics import (
     OFFLINE,
     ONLINE,
@@ -25,7 +26,9 @@ from evse_emulator.energy.topics import (
     parse_record,
     parse_setpoint,
 )
-from tests.mosquitto import Broker
+from mcs_v2g.depot.mqtt_node import probe
+from tests.mosquitto import Broker, mosquitto_binary
+from tests.prerequisites import require
 
 REPO = Path(__file__).resolve().parents[2]
 TOPICS = Topics("yard")
@@ -262,8 +265,49 @@ def test_a_site_name_is_one_topic_level_and_charger_topics_are_read_back() -> No
         Topics("a/b")
     assert TOPICS.charger_of(TOPICS.setpoint("mcs3")) == "mcs3"
     assert TOPICS.charger_of("depot/other/charger/mcs3/setpoint") is None
-    with pytest.raises(ValueError, match="mqtt://HOST"):
+    with pytest.raises(ValueError, match=r"mqtt://\[USER:PASSWORD@\]HOST"):
         BrokerAddress.parse("tcp://x")
+
+
+def test_a_broker_url_may_log_in_and_its_password_is_never_shown() -> None:
+    address = BrokerAddress.parse("mqtt://node%2F1:p%40ss:word@broker.local:8883")
+    assert (address.host, address.port, address.username, address.password) == (
+        "broker.local", 8883, "node/1", "p@ss:word",
+    )  # fmt: skip
+    assert "p@ss" not in repr(address)
+    assert redacted("mqtt://node:s3cret@127.0.0.1:1") == "mqtt://node:***@127.0.0.1:1"
+    assert redacted("mqtt://127.0.0.1:1") == "mqtt://127.0.0.1:1"
+    with pytest.raises(ValueError) as bad:
+        BrokerAddress.parse("mqtt://node:s3cret@[::1")
+    assert "s3cret" not in str(bad.value) and "***" in str(bad.value)
+
+
+def test_a_broker_with_passwords_takes_the_right_login_and_refuses_others(tmp_path: Path) -> None:
+    binary = mosquitto_binary()
+    require("mosquitto", None if binary else "no mosquitto on PATH (apt-get install mosquitto)")
+    require("mosquitto", None if shutil.which("mosquitto_passwd") else "no mosquitto_passwd (package mosquitto)")
+    assert binary is not None
+    broker = Broker(binary, tmp_path, users={"mcs1": "s3cret"})
+    broker.start()
+    try:
+        good = f"mqtt://mcs1:s3cret@127.0.0.1:{broker.port}"
+        probe(good)
+        for bad in (f"mqtt://mcs1:wrong@127.0.0.1:{broker.port}", broker.url):
+            with pytest.raises(ConnectionError, match="cannot reach the MQTT broker") as refused:
+                probe(bad)
+            assert "wrong" not in str(refused.value) and "s3cret" not in str(refused.value)
+
+        async def main() -> None:  # a link logged in publishes and receives
+            box = Inbox()
+            link = MqttLink(good, TOPICS, "mcs1", subscribe=[TOPICS.setpoint("mcs1")])
+            task = await started(link, box)
+            link.publish(TOPICS.setpoint("mcs1"), Setpoint(0.0, 1000.0, 30.0).payload())
+            await box.wait_for(TOPICS.setpoint("mcs1"))
+            await stopped(task)
+
+        asyncio.run(main())
+    finally:
+        broker.stop()
 
 
 @pytest.mark.parametrize(
