@@ -222,6 +222,15 @@ def test_workers_with_what_they_cannot_do_is_one_line_and_status_2(
     assert len(err) == 1 and expected in err[0]
 
 
+def test_a_small_pack_short_of_its_target_by_less_than_a_drift_is_charged_to_it() -> None:
+    scenario = load(Path(__file__).parents[1] / "data" / "depot_small_pack.toml")
+    run = run_depot(scenario)
+    report = run.report()
+    assert report.result == "ok" and all(t.target_met for t in report.trucks), report.trucks
+    assert any("below its target" in event for _, event in run.ems.events)  # the EMS saw it and re-planned
+    assert judge(scenario, report) == []
+
+
 def test_an_uncontrolled_depot_exceeds_the_limit_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["depot", "--scenario", str(SMALL), "--ems", "uncontrolled"]) == 1
     assert "grid import limit exceeded" in capsys.readouterr().out

@@ -28,6 +28,7 @@ log = logging.getLogger("evse_emulator.energy.ems")
 Series = tuple[tuple[float, float], ...]
 Planner = Callable[[SitePlan], Plan]
 DEVIATION_WH = 3_000.0  # a truck this far off its planned energy makes the EMS re-plan ...
+TARGET_TOLERANCE_WH = 10.0  # a truck this close below its target is at it (the plan's rounding, not a drift)
 DEVIATION_DWELL_S = 300.0  # ... again within this time only when 3x as far off
 VALID_STEPS = 3  # a setpoint stays valid for this many dispatch steps (the charger's watchdog)
 # The planning model of a truck's BMS (the backend does not know the pack): full power up to 80 % SoC, then a
@@ -283,6 +284,17 @@ class SiteEms:
             if abs(off) > self.deviation_wh * (3 if recent else 1):  # a steady drift: every 5 min, not every step
                 self._pending.append(f"{tid} off plan by {off / 1000:+.0f} kWh")
                 self._deviated[tid] = t_s
+            elif self._done_too_soon(a, planned.soc[min(k, len(planned.soc) - 1)], wh):
+                # a drift below `deviation_wh` that the plan would never make good (a small pack's taper); at most
+                # once a step, and only while the plan has it at its target already
+                self._pending.append(f"{tid} {(a.target_soc * a.battery_wh - wh) / 1000:.1f} kWh below its target")
+                self._deviated[tid] = t_s
+
+    def _done_too_soon(self, a: Announcement, planned_soc: float, wh: float) -> bool:
+        """The plan has the truck at its target by now, and it is not there (by more than a rounding)."""
+        if a.truck in self.infeasible or a.truck in self.stuck:
+            return False
+        return planned_soc >= a.target_soc and wh < a.target_soc * a.battery_wh - TARGET_TOLERANCE_WH
 
     def _covers(self, t_s: float) -> bool:
         p = self.plan
