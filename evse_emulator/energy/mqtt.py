@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import os
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -37,7 +37,7 @@ log = logging.getLogger("evse_emulator.energy.mqtt")
 RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # back-off between attempts, the last one repeated
 SESSION_EXPIRY_S = 3600  # the broker keeps a node's session (and what comes for it) this long after it went
 OFFLINE_WITHIN_S = 1.0  # a node that stops says "offline" if the broker takes it within this time
-_PASSWORD = re.compile(r"(//[^/@:]*):[^/@]*@")  # the user's password in a URL's authority
+PASSWORD_ENV = "MCS_V2G_MQTT_PASSWORD"  # the password of a URL that names a user only (kept off the command line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +48,12 @@ class BrokerAddress:
     password: str | None = field(default=None, repr=False)
 
     @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """`mqtt://[USER[:PASSWORD]@]HOST[:PORT]` (1883 by default; USER and PASSWORD percent-encoded)."""
+    def parse(cls, url: str, env: Mapping[str, str] = os.environ) -> BrokerAddress:
+        """`mqtt://[USER[:PASSWORD]@]HOST[:PORT]` (1883 by default; USER and PASSWORD percent-encoded). A URL with
+        a user and no password takes the password from `PASSWORD_ENV` in `env` when it is set."""
         shown = redacted(url)
+        if url.count("@") > 1:
+            raise ValueError(f"an '@' in the user or password must be written %40, got {shown!r}")
         try:
             parts = urlsplit(url)
             port = parts.port or 1883
@@ -59,7 +62,8 @@ class BrokerAddress:
         if parts.scheme != "mqtt" or not parts.hostname:
             raise ValueError(f"the broker must be mqtt://[USER:PASSWORD@]HOST[:PORT], got {shown!r}")
         user = None if parts.username is None else unquote(parts.username)
-        return cls(parts.hostname, port, user, None if parts.password is None else unquote(parts.password))
+        password = unquote(parts.password) if parts.password is not None else env.get(PASSWORD_ENV) if user else None
+        return cls(parts.hostname, port, user, password)
 
     def client(self, **options: Any) -> aiomqtt.Client:
         """An aiomqtt client for this broker, logged in when the URL names a user."""
@@ -67,8 +71,14 @@ class BrokerAddress:
 
 
 def redacted(url: str) -> str:
-    """A broker URL as it may be shown or logged: its password replaced by `***`."""
-    return _PASSWORD.sub(r"\1:***@", url)
+    """A broker URL as it may be shown or logged: whatever stands between the user's ':' and the last '@' (the
+    password, however it is written) replaced by `***`."""
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    start = head.index("//") + 2 if "//" in head else head.find(":") + 1
+    user, colon, _ = head[start:].partition(":")
+    return f"{head[:start]}{user}{':***' if colon else ''}@{host}"
 
 
 class MqttLink:
@@ -113,25 +123,34 @@ class MqttLink:
         session = Properties(PacketTypes.CONNECT)
         session.SessionExpiryInterval = SESSION_EXPIRY_S
         while True:
+            client = self.address.client(
+                identifier=f"mcs-v2g/{self.topics.site}/{self.node}",  # '/' is in no site name
+                protocol=aiomqtt.ProtocolVersion.V5,
+                will=will,
+                clean_start=self.connections == 0,
+                properties=session,
+            )
+            entered = False
             try:
-                async with self.address.client(
-                    identifier=f"mcs-v2g/{self.topics.site}/{self.node}",  # '/' is in no site name
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    will=will,
-                    clean_start=self.connections == 0,
-                    properties=session,
-                ) as client:
-                    attempt = 0
+                async with client:
+                    entered, attempt = True, 0
                     self.connections += 1
                     try:
+                        _stop_if_cancelled()
                         await client.publish(status, ONLINE.encode(), qos=1, retain=True)
                         for topic in self.subscriptions:
+                            _stop_if_cancelled()
                             await client.subscribe(topic, qos=1)
+                        _stop_if_cancelled()
                         self.connected.set()
                         await self._serve(client, on_message)
                     except asyncio.CancelledError:  # a clean DISCONNECT follows, which drops the last will
                         await self._say_offline(client, status)
                         raise
+            except asyncio.CancelledError:
+                if not entered:  # stopped while it connects: aiomqtt leaves the socket open
+                    _close_socket(client)
+                raise
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 delay = RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)]
@@ -161,15 +180,29 @@ class MqttLink:
             await asyncio.gather(sender, return_exceptions=True)
 
     async def _send(self, client: aiomqtt.Client) -> None:
-        task = asyncio.current_task()
         while True:
             while self._outbox:
                 topic, payload, retain = self._outbox[0]
                 await client.publish(topic, payload, qos=1, retain=retain)
                 self._outbox.popleft()
-                if task is not None and task.cancelling():
-                    # Python 3.11's asyncio.wait_for (in aiomqtt's publish) returns the PUBACK when it comes with
-                    # the cancel and drops the cancel: the sender would wait for the next message forever
-                    raise asyncio.CancelledError
+                _stop_if_cancelled()
             self._wake.clear()
             await self._wake.wait()
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancel of this task that an awaited aiomqtt call returned through: Python 3.11's asyncio.wait_for
+    (in aiomqtt's connect, publish and subscribe) returns the broker's answer when it comes with the cancel and
+    drops the cancel, and the link would go on (a sender waiting for its next message forever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def _close_socket(client: aiomqtt.Client) -> None:
+    """Close the socket of a client cancelled while it connects (its `async with` was never entered, so nothing
+    else will; paho's public `socket()`, reached through aiomqtt's client)."""
+    paho = getattr(client, "_client", None)
+    sock = paho.socket() if paho is not None else None
+    if sock is not None:
+        sock.close()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..depot.planners import PLANNERS, planner
 from ..depot.progress import goal_line
 from .common import CliError
-from .depot_link import add_mqtt_options, depot_speed, pace, run_node
+from .depot_link import add_mqtt_options, depot_speed, pace, run_node, save
 from .outputs import plot_output, writable_file
 
 if TYPE_CHECKING:
@@ -123,12 +123,7 @@ def run(args: argparse.Namespace) -> int:
         )
     display.done()
     report = result.report()
-    if args.json:
-        args.json.write_text(report.to_json(indent=1))
-    if args.plot:
-        from ..depot.plot import plot_depot
-
-        plot_depot(scenario, report, args.plot)
+    save(args, scenario, report)
     print(summary_table(scenario, report))
     for path, what in ((args.json, "report"), (args.plot, "plot")):
         if path:

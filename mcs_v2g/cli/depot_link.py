@@ -162,13 +162,20 @@ def outputs(args: argparse.Namespace) -> None:
 
 
 def write(args: argparse.Namespace, scenario: Any, report: Any) -> None:
+    """The report (`--json`) and the plot (`--plot`), each said on stderr (see `save`)."""
+    save(args, scenario, report)
+    for path, what in ((args.json, "report"), (args.plot, "plot")):
+        if path:
+            print(f"{what:8s} {path}", file=sys.stderr)
+
+
+def save(args: argparse.Namespace, scenario: Any, report: Any) -> None:
     """The report (`--json`) and the plot (`--plot`); a `CliError` naming the option when a file cannot be written."""
     if args.json:
         try:
             args.json.write_text(report.to_json(indent=1))
         except OSError as exc:
             raise CliError(f"--json {args.json}: cannot be written: {exc.strerror or exc}") from None
-        print(f"report   {args.json}", file=sys.stderr)
     if args.plot:
         from ..depot.plot import plot_depot
 
@@ -176,4 +183,3 @@ def write(args: argparse.Namespace, scenario: Any, report: Any) -> None:
             plot_depot(scenario, report, args.plot)
         except OSError as exc:
             raise CliError(f"--plot {args.plot}: cannot be written: {exc.strerror or exc}") from None
-        print(f"plot     {args.plot}", file=sys.stderr)

@@ -26,10 +26,12 @@ def writable_file(path: Path, option: str, suffixes: tuple[str, ...] = ()) -> Pa
         raise CliError(f"{option} {path}: the file is not writable")
     if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
         raise CliError(f"{option} {path}: folder {folder} is not writable")
-    if not path.exists():  # made and removed again: what a permission check cannot tell (/proc, a full disk)
-        try:
+    if not path.exists() and not path.is_symlink():  # made and removed again: what a permission check cannot tell
+        try:  # (/proc, a read-only mount); a link to a file still to be made is left to the write
             path.open("x").close()
             path.unlink()
+        except FileExistsError:  # made meanwhile by someone else: it exists, and its owner writes it
+            pass
         except OSError as exc:
             raise CliError(f"{option} {path}: cannot be written: {exc.strerror or exc}") from None
     return path

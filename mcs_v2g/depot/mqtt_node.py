@@ -67,6 +67,8 @@ def probe(url: str, timeout_s: float = CONNECT_S) -> None:
 
     try:
         asyncio.run(connect())
+    except aiomqtt.MqttCodeError as exc:  # it answered: with a refusal (a bad login, a banned client id)
+        raise ConnectionError(f"the MQTT broker at {redacted(url)} refused the connection: {exc}") from None
     except (aiomqtt.MqttError, OSError) as exc:  # TimeoutError is an OSError
         why = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
         raise ConnectionError(f"cannot reach the MQTT broker at {redacted(url)}: {why}") from None
