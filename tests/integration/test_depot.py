@@ -231,6 +231,22 @@ def test_a_small_pack_short_of_its_target_by_less_than_a_drift_is_charged_to_it(
     assert judge(scenario, report) == []
 
 
+def test_a_truck_below_its_target_that_cannot_take_more_is_not_replanned_every_step(tmp_path: Path) -> None:
+    """The small pack with a 300 kW minimum power: near full its BMS takes less than that, so it stays paused a
+    few kWh short; the EMS says so once per shortfall, not at every step until it leaves (a review: 10 re-plans)."""
+    text = (Path(__file__).parents[1] / "data" / "depot_small_pack.toml").read_text()
+    first = text.index("[[truck]]")
+    truck = text[first:].replace("departure_s = 3000", "departure_s = 3600", 1)
+    truck = truck.replace("min_power_w = 30_000", "min_power_w = 300_000", 1)
+    truck = truck.replace("max_contactor_cycles = 4", "max_contactor_cycles = 40", 1)
+    path = tmp_path / "min_power.toml"
+    path.write_text(text[:first] + truck)
+    run = run_depot(load(path))
+    below = [t for t, event in run.ems.events if "t1" in event and "below its target" in event]
+    assert 1 <= len(below) <= 3, below
+    assert judge(run.scenario, run.report()) == []
+
+
 def test_an_uncontrolled_depot_exceeds_the_limit_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["depot", "--scenario", str(SMALL), "--ems", "uncontrolled"]) == 1
     assert "grid import limit exceeded" in capsys.readouterr().out

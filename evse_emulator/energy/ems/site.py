@@ -136,6 +136,7 @@ class SiteEms:
     _fcr_held_at: float | None = None  # the last dispatch step's start, when a charger got an FCR share in it
     _limits: tuple[float, float] | None = None
     _deviated: dict[str, float] = field(default_factory=dict)  # truck -> when it last made the EMS re-plan
+    _short_at: dict[str, float] = field(default_factory=dict)  # truck -> Wh when it was last found below its target
     _last_energy: dict[str, float] = field(default_factory=dict)  # truck -> Wh: its last word + metered since
     _takes: dict[str, float] = field(default_factory=dict)  # truck -> W its BMS takes now (in the charge loop)
     _gives: dict[str, float] = field(default_factory=dict)  # truck -> W it gives now (in the charge loop)
@@ -285,16 +286,17 @@ class SiteEms:
                 self._pending.append(f"{tid} off plan by {off / 1000:+.0f} kWh")
                 self._deviated[tid] = t_s
             elif self._done_too_soon(a, planned.soc[min(k, len(planned.soc) - 1)], wh):
-                # a drift below `deviation_wh` that the plan would never make good (a small pack's taper); at most
-                # once a step, and only while the plan has it at its target already
+                # a drift below `deviation_wh` that the plan would never make good (a small pack's taper): once,
+                # and again only after the truck took energy since (a paused one would be re-planned every step)
                 self._pending.append(f"{tid} {(a.target_soc * a.battery_wh - wh) / 1000:.1f} kWh below its target")
-                self._deviated[tid] = t_s
+                self._short_at[tid] = wh
 
     def _done_too_soon(self, a: Announcement, planned_soc: float, wh: float) -> bool:
         """The plan has the truck at its target by now, and it is not there (by more than a rounding)."""
         if a.truck in self.infeasible or a.truck in self.stuck:
             return False
-        return planned_soc >= a.target_soc and wh < a.target_soc * a.battery_wh - TARGET_TOLERANCE_WH
+        gained = wh > self._short_at.get(a.truck, -math.inf) + TARGET_TOLERANCE_WH
+        return gained and planned_soc >= a.target_soc and wh < a.target_soc * a.battery_wh - TARGET_TOLERANCE_WH
 
     def _covers(self, t_s: float) -> bool:
         p = self.plan
@@ -515,7 +517,10 @@ class SiteEms:
         plan_w = max_charge if planned is None else planned  # an unknown truck: charged as the guard allows
         if a is not None and a.truck in energy:  # DLB fills a truck up to its target, no further
             need_wh = min(a.target_soc + TARGET_MARGIN, 1.0) * a.battery_wh - energy[a.truck]
-            max_charge = min(max_charge, max(need_wh * 3600 / self.model.step_s, plan_w, 0.0))
+            # but at least at its minimum power while it is below the target itself: a cap below it pauses the truck
+            below = a.target_soc * a.battery_wh - energy[a.truck] > TARGET_TOLERANCE_WH
+            least_w = a.min_power_w if below else 0.0
+            max_charge = min(max_charge, max(need_wh * 3600 / self.model.step_s, plan_w, least_w, 0.0))
         budget = a.max_contactor_cycles if a else 1_000_000
         return Outlet(
             id=cid,
