@@ -31,6 +31,22 @@ def parse_address(text: str, default_host: str) -> tuple[str, int]:
     return host, number
 
 
+def number_in(low: float, high: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a number from `low` to `high`, both included (NaN and inf are in no range: a bound keeps
+    a typo from hanging a run)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g}{unit}, got {text}")
+        return value
+
+    return parse
+
+
 def setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
     logging.basicConfig(

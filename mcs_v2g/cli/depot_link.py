@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from ..depot.planners import planner
-from .common import CliError
+from .common import CliError, number_in
 from .outputs import plot_output, writable_file
 from .sim import speed
 
@@ -39,7 +38,7 @@ def add_mqtt_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--telemetry-every",
-        type=seconds(1.0, 86_400.0),
+        type=number_in(1.0, 86_400.0, " s"),
         metavar="S",
         help="also publish telemetry every S simulated seconds, 1 to 86400 (default: at each dispatch step)",
     )
@@ -74,22 +73,7 @@ def _broker(text: str) -> str:
     return text
 
 
-def seconds(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a number of seconds from `low` to `high` (a bound keeps a typo from hanging the run)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g} s, got {text}")
-        return value
-
-    return parse
-
-
-WALL_TIMEOUT = seconds(0.1, 86_400.0)  # wall seconds to wait for the broker's other side: up to a day
+WALL_TIMEOUT = number_in(0.1, 86_400.0, " s")  # wall seconds to wait for the broker's other side: up to a day
 
 
 def run_node(args: argparse.Namespace, scenario: Any) -> int:

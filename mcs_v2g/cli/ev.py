@@ -26,7 +26,15 @@ from stack.session.services import SERVICE_NAMES
 from stack.transport.drive import Observers
 
 from ..verdict import Ending, LoopGoal, SocGoal, Verdict, judge, truck_faults
-from .common import CliError, add_logging_options, add_tls_options, ensure_test_pki, parse_address, tls_context
+from .common import (
+    CliError,
+    add_logging_options,
+    add_tls_options,
+    ensure_test_pki,
+    number_in,
+    parse_address,
+    tls_context,
+)
 from .outputs import writable_file
 
 
@@ -177,24 +185,8 @@ def truck_verdict(truck: Truck, close: Close, departure: DepartureFeasibility | 
     return judge(Ending(close.ok or close.paused, close.reason), truck_faults(truck.battery), soc=soc, loops=loops)
 
 
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a fraction in [0, 1] is needed, got {value}")
-    return value
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"a positive number of seconds is needed, got {text}")
-    return value
+fraction = number_in(0.0, 1.0)
+seconds = number_in(0.001, 7 * 86_400.0, " s")  # a loop interval of a millisecond to a stay of a week
 
 
 def add_parser(sub: Any) -> None:
