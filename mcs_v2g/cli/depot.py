@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..depot.planners import PLANNERS, planner
 from ..depot.progress import goal_line
 from .common import CliError
-from .depot_link import add_mqtt_options, depot_speed, pace, run_node, save
+from .depot_link import add_mqtt_options, depot_speed, pace, run_node, save, tell_outputs
 from .outputs import plot_output, writable_file
 
 if TYPE_CHECKING:
@@ -125,9 +125,7 @@ def run(args: argparse.Namespace) -> int:
     report = result.report()
     save(args, scenario, report)
     print(summary_table(scenario, report))
-    for path, what in ((args.json, "report"), (args.plot, "plot")):
-        if path:
-            print(f"{what:8s} {path}")
+    tell_outputs(args, sys.stdout)
     return 0 if report.result == "ok" else 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from ..depot.planners import planner
 from .common import CliError, number_in
@@ -148,9 +148,14 @@ def outputs(args: argparse.Namespace) -> None:
 def write(args: argparse.Namespace, scenario: Any, report: Any) -> None:
     """The report (`--json`) and the plot (`--plot`), each said on stderr (see `save`)."""
     save(args, scenario, report)
+    tell_outputs(args, sys.stderr)
+
+
+def tell_outputs(args: argparse.Namespace, stream: TextIO) -> None:
+    """A line for each file written: `report   PATH`, `plot     PATH`."""
     for path, what in ((args.json, "report"), (args.plot, "plot")):
         if path:
-            print(f"{what:8s} {path}", file=sys.stderr)
+            print(f"{what:8s} {path}", file=stream)
 
 
 def save(args: argparse.Namespace, scenario: Any, report: Any) -> None:

@@ -296,7 +296,7 @@ class SiteEms:
         if a.truck in self.infeasible or a.truck in self.stuck:
             return False
         gained = wh > self._short_at.get(a.truck, -math.inf) + TARGET_TOLERANCE_WH
-        return gained and planned_soc >= a.target_soc and wh < a.target_soc * a.battery_wh - TARGET_TOLERANCE_WH
+        return gained and planned_soc >= a.target_soc and _below_target(a, wh)
 
     def _covers(self, t_s: float) -> bool:
         p = self.plan
@@ -518,8 +518,7 @@ class SiteEms:
         if a is not None and a.truck in energy:  # DLB fills a truck up to its target, no further
             need_wh = min(a.target_soc + TARGET_MARGIN, 1.0) * a.battery_wh - energy[a.truck]
             # but at least at its minimum power while it is below the target itself: a cap below it pauses the truck
-            below = a.target_soc * a.battery_wh - energy[a.truck] > TARGET_TOLERANCE_WH
-            least_w = a.min_power_w if below else 0.0
+            least_w = a.min_power_w if _below_target(a, energy[a.truck]) else 0.0
             max_charge = min(max_charge, max(need_wh * 3600 / self.model.step_s, plan_w, least_w, 0.0))
         budget = a.max_contactor_cycles if a else 1_000_000
         return Outlet(
@@ -568,6 +567,11 @@ class SiteEms:
         # the plan's power is the step's mean; a truck that leaves within the step takes it in the time it is there
         left_s = self.known[tid].departure_s - self.departure_lead_s - t_s
         return planned.power_w[k] * self.model.step_s / left_s if 0 < left_s < self.model.step_s else planned.power_w[k]
+
+
+def _below_target(a: Announcement, wh: float) -> bool:
+    """The truck's pack holds less than its target, by more than the plan's rounding."""
+    return wh < a.target_soc * a.battery_wh - TARGET_TOLERANCE_WH
 
 
 def _pack_voltages(telemetry: Mapping[str, Telemetry], known: Mapping[str, float]) -> dict[str, float]:
