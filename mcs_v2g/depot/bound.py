@@ -7,7 +7,7 @@ counts it). It is built here rather than by `SiteEms.site_plan`, which plans to 
 `GUARD_MARGIN` of each limit free and room below the peak for the FCR droop, models the BMS's taper, the pack's
 losses and the chargers' current rating at the measured pack voltage, moves departures forward by the
 chargers' lead and ends at the last known departure: the bound has none of these (no taper, lossless
-`storage_efficiency` 1, the whole horizon, so that the base load's import and the demand charge count as in the
+`loss_h` 0, the whole horizon, so that the base load's import and the demand charge count as in the
 report). `lower_bound_eur` solves it with `lp.lower_bound` (same HiGHS, no priority premium, no regulariser).
 
 Two bounds: by default of the dispatches that meet every target the scenario says can be met
@@ -38,7 +38,7 @@ from dataclasses import replace
 
 from evse_emulator.energy.ems.lp import lower_bound, plan
 from evse_emulator.energy.ems.model import BOUND_WEIGHTS, SitePlan, Truck
-from evse_emulator.energy.ems.site import STORAGE_EFFICIENCY, TAPER, at
+from evse_emulator.energy.ems.site import PACK_LOSS_H, TAPER, at
 
 from .run import announcement, site_model
 from .scenario import DepotScenario, TruckSpec
@@ -99,9 +99,7 @@ def physical_bound_eur(scenario: DepotScenario) -> float:
     lossless truck would do better), but the gap from it to the EMS is what the EMS does not know, and how it
     executes."""
     x = foresight_plan(scenario)
-    real = tuple(
-        replace(t, taper_knee_soc=TAPER[0], taper_end=TAPER[1], storage_efficiency=STORAGE_EFFICIENCY) for t in x.trucks
-    )
+    real = tuple(replace(t, taper_knee_soc=TAPER[0], taper_end=TAPER[1], loss_h=PACK_LOSS_H) for t in x.trucks)
     return lower_bound(replace(x, trucks=real), targets_met=True)
 
 

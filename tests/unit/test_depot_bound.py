@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from evse_emulator.energy.ems.lp import plan
-from evse_emulator.energy.ems.site import STORAGE_EFFICIENCY, TAPER, TARGET_MARGIN
+from evse_emulator.energy.ems.site import PACK_LOSS_H, TAPER, TARGET_MARGIN
 from mcs_v2g.depot.bound import fcr_shortfall_kwh, foresight_plan, lower_bound_eur, physical_bound_eur
 from mcs_v2g.depot.scenario import load
 
@@ -60,7 +61,7 @@ def test_foresight_plan_holds_the_default_scenario_as_announced() -> None:
     assert x.n == 1440 and x.t_s[0] == 0.0 and x.t_s[-1] == scenario.horizon_s - scenario.step_s
     assert [t.id for t in x.trucks] == [t.id for t in scenario.trucks]
     for truck, spec in zip(x.trucks, scenario.trucks, strict=True):
-        assert (truck.taper_knee_soc, truck.taper_end, truck.storage_efficiency) == (1.0, 1.0, 1.0)
+        assert (truck.taper_knee_soc, truck.taper_end, truck.loss_h) == (1.0, 1.0, 0.0)
         assert truck.target_soc == spec.target_soc  # no target margin
         assert (truck.arrival_s, truck.departure_s) == (spec.arrival_s, spec.departure_s)  # no departure lead
         assert truck.soc == spec.initial_soc and truck.booked == spec.booked
@@ -79,7 +80,7 @@ def test_bound_is_below_the_lps_own_foresight_plan_with_taper_and_losses() -> No
             t,
             taper_knee_soc=TAPER[0],
             taper_end=TAPER[1],
-            storage_efficiency=STORAGE_EFFICIENCY,
+            loss_h=PACK_LOSS_H,
             target_soc=min(t.target_soc + TARGET_MARGIN, 1.0),
         )
         for t in x.trucks
@@ -133,12 +134,15 @@ def test_targets_that_cannot_all_be_met_together_give_no_targets_met_bound(tmp_p
 
 
 def test_the_bound_with_the_ems_truck_model_lies_between_the_bound_and_what_the_ems_plans(tmp_path: Path) -> None:
-    """The physical bound (taper, losses) of the tiny scenario: 300 kWh into the pack through 96 % storage take
-    312.5 kWh at the charger, of which 200 kWh fit in the cheap hour (the taper does not bind below 80 %)."""
+    """The physical bound (taper, losses) of the tiny scenario: 300 kWh into the pack, 200 kWh DC at 200 kW in the
+    cheap hour (the taper does not bind below 80 %) less its I^2 R loss, the rest in the dear hour at the power P
+    whose P - loss(P) is what is left (the LP's loss within a 64th of the top's loss of the curve)."""
     path = tmp_path / "tiny.toml"
     path.write_text(TINY, encoding="utf-8")
     scenario = load(path)
-    dc_kwh = 300 / STORAGE_EFFICIENCY
-    expected = (200 * 0.10 + (dc_kwh - 200) * 0.30) / 0.95
-    assert physical_bound_eur(scenario) == pytest.approx(expected, rel=1e-6)
+    k = PACK_LOSS_H / 500e3  # per W, on the 500 kWh pack
+    left_wh = 300e3 - (200e3 - k * 200e3**2)
+    dear_w = (1 - math.sqrt(1 - 4 * k * left_wh)) / (2 * k)  # P - k P^2 = left
+    expected = (200 * 0.10 + dear_w / 1000 * 0.30) / 0.95
+    assert physical_bound_eur(scenario) == pytest.approx(expected, rel=1e-3)
     assert physical_bound_eur(scenario) > lower_bound_eur(scenario)

@@ -10,7 +10,8 @@ max_discharge_w > 0 and, in a plan, when the truck starts at or above its floor 
 battery energy E (Wh) at the step's end, the setpoint change v >= |p_k - p_k-1| (p = c - d); per truck the unserved
 energy u >= 0 (Wh); per step grid import gi and export ge within the limits; one peak P >= the 15-min peak so far.
 
-Constraints: E_k = E_k-1 + (eta c - d / eta) * step_s / 3600 (eta: the truck's storage efficiency, 1 in the bound:
+Constraints: E_k = E_k-1 + (c - d - l) * step_s / 3600 (l: the pack's I^2 R loss, the truck's `loss_h` x P^2 /
+battery_wh through chords: c and d each in `LOSS_PIECES` pieces that lose at their chord's rate; none in the bound:
 lossless), E within [floor, battery] (floor = min_soc, or the present SoC when below it, until `v2g_from_s`); the
 charge within the BMS's taper above its knee, on the energy at the step's end (a linear fall to `taper_end` x
 max_charge_w at 100 %; in the first step, what the truck says it takes now instead, and no more discharge than it
@@ -58,7 +59,9 @@ DETAIL_S = 3600.0  # the plan is step by step for this long, in 15-min blocks af
 # a truck below its V2G floor is held at its floor from the time the relaxed plan reaches it only when that plan
 # has it give back from this far above its floor (see `plan`)
 SWITCH_ABOVE_FLOOR_WH = 1_000.0
-_FcrTruck = tuple[int, float, int, int, float, float, bool]  # truck, eff, c, d cols, c_max, d_max, above its floor
+LOSS_PIECES = 4  # the pack's quadratic loss, in the LP: each direction's power in this many pieces (`_flow`)
+Flow = list[int]  # one direction's DC power in a block: its pieces' columns (one piece without a loss model)
+_FcrTruck = tuple[int, float, Flow, Flow, float, float, bool]  # truck, eff, c, d, c_max, d_max, above its floor
 
 
 @dataclass
@@ -275,9 +278,10 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
     ge = [lp.col(-b.export_eur_per_kwh * b.hours / 1000, 0.0, b.export_limit_w) for b in blocks]
     grid_rows: list[dict[int, float]] = [{gi[j]: 1.0, ge[j]: -1.0} for j in range(len(blocks))]
     on_charger: dict[tuple[str, int], dict[int, float]] = {}
+    sharing: dict[tuple[str, int], int] = {}  # (charger, block) -> the trucks on it
     fcr: list[list[_FcrTruck]] = [[] for _ in blocks]
     energy_at: dict[tuple[int, int], tuple[int | None, float]] = {}  # (truck, boundary j) -> (E col | None, E0)
-    cols: list[dict[int, tuple[int, int, float]]] = []  # per truck: block -> (c, d, presence)
+    cols: list[dict[int, tuple[Flow, Flow, float]]] = []  # per truck: block -> (c, d, presence)
     for i, truck in enumerate(x.trucks):
         charger = x.charger(truck.charger)
         eff, cap = charger.efficiency, charger.max_power_w
@@ -291,7 +295,7 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
             v2g_from = held_from = truck.v2g_from_s
         can_discharge = charger.bidirectional and truck.max_discharge_w > 0 and v2g_from < math.inf
         c_max, d_max = min(truck.max_charge_w, cap), min(truck.max_discharge_w, cap) if can_discharge else 0.0
-        mine: dict[int, tuple[int, int, float]] = {}
+        mine: dict[int, tuple[Flow, Flow, float]] = {}
         prev: tuple[int | None, float] = (None, e0)
         for j in range(max(bisect.bisect_right(starts, truck.arrival_s) - 1, 0), len(blocks)):
             b = blocks[j]
@@ -310,44 +314,53 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
                 c_set, d_set = (
                     (c_set, 0.0) if truck.direction > 0 else (0.0, d_set) if truck.direction < 0 else (c_set, d_set)
                 )
-            c = lp.col(tie, 0.0, c_set * f)
-            d = lp.col(tie, 0.0, d_set * f)
+            pieces = LOSS_PIECES if truck.loss_h > 0 else 1
+            c_pieces = _pieces(max(c_max, c_set), truck.min_power_w, pieces if c_set > 0 else 1)
+            d_pieces = _pieces(d_max, truck.min_power_w, pieces if d_set > 0 else 1)
+            c = _flow(lp, tie, c_set, c_pieces, f)
+            d = _flow(lp, tie, d_set, d_pieces, f)
             if tie > 0 and weights.flat_premium > 0 and len(b.steps) == 1:
                 # a one-step block (the detailed part; where a truck comes or goes): the top half of its rates at the
                 # premium (even powers in a window)
                 top = lp.col(tie * weights.flat_premium, 0.0, inf)
-                lp.row({top: 1.0, c: -1.0}, -c_max * f / 2, inf)
+                lp.row({top: 1.0} | _each(c, -1.0), -c_max * f / 2, inf)
                 if d_now > 0:
-                    lp.row({top: 1.0, d: -1.0}, -d_now * f / 2, inf)
+                    lp.row({top: 1.0} | _each(d, -1.0), -d_now * f / 2, inf)
             e_low = floor if b.end_s >= held_from else e0
             e = lp.col(0.0, e_low, max(truck.max_soc * full, e0))
             # c <= c_max f (1 - (1 - end) (E / full - knee) / (1 - knee))
             if truck.taper_knee_soc < 1.0 and now_w is None:
                 slope = (1 - truck.taper_end) / (1 - truck.taper_knee_soc)
-                lp.row({c: 1.0, e: c_max * f * slope / full}, -inf, c_max * f * (1 + slope * truck.taper_knee_soc))
+                cap_w = c_max * f * (1 + slope * truck.taper_knee_soc)
+                lp.row(_each(c, 1.0) | {e: c_max * f * slope / full}, -inf, cap_w)
             if truck.voltage_v > 0 and charger.max_current_a < math.inf:
                 # c + d <= I V(E) f: the charger's current rating at the pack's voltage, linear in its energy
                 amps = charger.max_current_a * f * truck.voltage_v
                 slope = amps * truck.voltage_slope
-                lp.row({c: 1.0, d: 1.0, e: -slope / full}, -inf, amps - slope * truck.soc)
+                lp.row(_each(c + d, 1.0) | {e: -slope / full}, -inf, amps - slope * truck.soc)
             energy_at.setdefault((i, j), prev)
             energy_at[(i, j + 1)] = (e, 0.0)
-            eta = truck.storage_efficiency
-            terms = {e: 1.0, c: -b.hours * eta, d: b.hours / eta}
+            # the pack's energy moves by the power less the loss: each piece at its chord's marginal loss
+            k = truck.loss_h / full
+            terms = {e: 1.0}
+            for flow, spans, sign in ((c, c_pieces, -1.0), (d, d_pieces, 1.0)):
+                for col, (low, high) in zip(flow, spans, strict=True):
+                    terms[col] = sign * b.hours * (1 + sign * k * (low + high))
             if prev[0] is not None:
                 terms[prev[0]] = -1.0
             lp.row(terms, prev[1], prev[1])
             prev = (e, 0.0)
-            grid_rows[j][c] = -1 / eff
-            grid_rows[j][d] = eff
-            on_charger.setdefault((charger.id, j), {}).update({c: 1.0, d: 1.0})
+            grid_rows[j].update(_each(c, -1 / eff) | _each(d, eff))
+            on_charger.setdefault((charger.id, j), {}).update(_each(c + d, 1.0))
+            sharing[(charger.id, j)] = sharing.get((charger.id, j), 0) + 1
             if charger.bidirectional and f >= 1.0 and not truck.expected:
                 fcr[j].append((i, eff, c, d, c_max, d_now, can_discharge and b.start_s >= held_from))
             if weights.variation_eur_per_kw > 0 and j - 1 in mine:
                 v = lp.col(weights.variation_eur_per_kw / 1000, 0.0, inf)
                 pc, pd, _ = mine[j - 1]
-                lp.row({v: 1.0, c: -1.0, d: 1.0, pc: 1.0, pd: -1.0}, 0.0, inf)
-                lp.row({v: 1.0, c: 1.0, d: -1.0, pc: -1.0, pd: 1.0}, 0.0, inf)
+                change = _each(c, 1.0) | _each(d, -1.0) | _each(pc, -1.0) | _each(pd, 1.0)
+                lp.row({v: 1.0} | {col: -w for col, w in change.items()}, 0.0, inf)
+                lp.row({v: 1.0} | change, 0.0, inf)
             mine[j] = (c, d, f)
         cols.append(mine)
         if mine and truck.target_soc * full > 0:
@@ -361,8 +374,8 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
             lp.offset += short_kwh * weights.unserved(x.unserved_eur_per_kwh, truck)
     for j, b in enumerate(blocks):
         lp.row(grid_rows[j], b.base_load_w, b.base_load_w)
-    for (cid, _), terms in on_charger.items():
-        if len(terms) > 2:
+    for (cid, j), terms in on_charger.items():
+        if sharing[(cid, j)] > 1:  # one truck alone is within the rating already
             lp.row(terms, 0.0, x.charger(cid).max_power_w)
     fcr_short = _fcr_rows(lp, x, blocks, fcr, energy_at, gi, ge, weights.fcr_shortfall_eur_per_kwh / 1000)
     if x.demand_eur_per_kw > 0:
@@ -388,10 +401,11 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
         present = x.presence_row(x.trucks[i])
         for j, (c, d, f) in mine.items():
             first, last = blocks[j].steps[0], blocks[j].steps[-1] + 1
+            net = sol[c].sum() - sol[d].sum()
             if last - first == 1:
-                power[i, first] = sol[c] - sol[d]
+                power[i, first] = net
             else:  # the block's mean power while plugged in, over its steps
-                power[i, first:last] = (sol[c] - sol[d]) / f * present[first:last]
+                power[i, first:last] = net / f * present[first:last]
     short = [0.0] * x.n
     for j, col in fcr_short.items():
         for k in blocks[j].steps:
@@ -408,6 +422,34 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
         objective_eur=h.getInfo().objective_function_value / scale if detailed else None,
         detailed_until_s=coarse_from,
     )
+
+
+def _pieces(top_w: float, min_w: float, pieces: int) -> list[tuple[float, float]]:
+    """The power spans (W) of one direction's pieces: [0, `min_w`] and `pieces` - 1 even spans up to `top_w`
+    (`pieces` even spans without a minimum power, one when the minimum is the top). The first span's chord is the
+    loss of a truck run below its minimum: the real-time layer pauses it there, so what it gets comes at the
+    minimum power for part of the time, and spreading its power thinner saves no loss."""
+    if not 0 < min_w < top_w or pieces == 1:
+        width = top_w / pieces
+        return [(n * width, (n + 1) * width) for n in range(pieces)]
+    width = (top_w - min_w) / (pieces - 1)
+    return [(0.0, min_w)] + [(min_w + n * width, min_w + (n + 1) * width) for n in range(pieces - 1)]
+
+
+def _flow(lp: _Lp, cost: float, limit_w: float, spans: list[tuple[float, float]], f: float) -> Flow:
+    """One direction's DC power in a block (plugged-in fraction `f`), up to `limit_w`: one column per span of
+    `_pieces`. With the pack's loss each piece loses at its chord's rate of the convex curve, so the LP fills them in
+    order (a loss only costs) and its loss lies on the chords: above the curve by at most a quarter of the widest
+    span squared x the loss's coefficient (a 64th of the top's loss in four even spans), the plan expecting a little
+    less in the pack than it gets, never more."""
+    bounds = [min(max(limit_w - low, 0.0), high - low) for low, high in spans[:-1]]
+    bounds.append(max(limit_w - spans[-1][0], 0.0))  # the last piece: what the limit leaves
+    return [lp.col(cost, 0.0, w * f) for w in bounds]
+
+
+def _each(flow: Flow, coefficient: float) -> dict[int, float]:
+    """A row's terms: every piece of `flow` with `coefficient`."""
+    return dict.fromkeys(flow, coefficient)
 
 
 def _fcr_rows(
@@ -436,8 +478,8 @@ def _fcr_rows(
         up: dict[int, float] = {}  # sum eff * (c_max - c + d) >= capacity: the depot can raise its import
         spare_down = spare_up = 0.0
         for _, eff, c, d, c_max, d_max, _ in fcr[j]:
-            down |= {c: eff, d: -eff}
-            up |= {c: -eff, d: eff}
+            down |= _each(c, eff) | _each(d, -eff)
+            up |= _each(c, -eff) | _each(d, eff)
             spare_down += eff * d_max
             spare_up += eff * c_max
         short = lp.col(penalty * b.hours, 0.0, capacity)

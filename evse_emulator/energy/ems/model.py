@@ -52,7 +52,9 @@ class Truck:
     booked: bool = False
     taper_knee_soc: float = 1.0  # above this SoC the charge power falls linearly ...
     taper_end: float = 1.0  # ... to this fraction of max_charge_w at 100 % (the BMS's taper; 1: none)
-    storage_efficiency: float = 1.0  # stored / DC energy charging (DC / stored discharging); 1: lossless
+    # the pack's and cable's I^2 R losses: at a DC power P (either way) the pack's energy moves by P - loss_h x P^2 /
+    # battery_wh (loss_h in h: its resistance x battery_wh / its voltage^2); 0: lossless
+    loss_h: float = 0.0
     firm_target: bool = True  # False: known not to be reachable (its shortfall costs only the scenario's price)
     soft_soc: float = 0.0  # the top of target_soc that costs only the scenario's price (a planning margin)
     charge_now_w: float | None = None  # what its BMS says it takes now: the first step's bound, not the taper model
@@ -285,8 +287,7 @@ def evaluate(
             raise ValueError(f"truck {truck.id}: {len(dc)} setpoints for {x.n} steps")
         charging = dc >= 0
         grid_w += np.where(charging, dc / eff, dc * eff)
-        eta = truck.storage_efficiency
-        stored_wh = np.where(charging, dc * h * eta, dc * h / eta)
+        stored_wh = (dc - truck.loss_h * dc * dc / truck.battery_wh) * h
         energy_wh = truck.soc * truck.battery_wh + np.cumsum(stored_wh)
         energy = float(energy_wh[-1]) if x.n else truck.soc * truck.battery_wh
         throughput += float(np.abs(dc) @ rising) * h / 1000
