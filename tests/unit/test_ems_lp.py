@@ -117,8 +117,8 @@ def test_a_switch_the_site_cannot_hold_falls_back_to_no_v2g_below_the_floor() ->
         target_soc=0.5,
         min_soc=0.475,
         max_discharge_w=50 * KW,
-        loss_h=0.04,
-    )  # fmt: skip  (1 % of 50 kW lost)
+        loss_h=0.04,  # 1 % of 50 kW lost
+    )
     two_way = (Charger("c1", 100 * KW, bidirectional=True), Charger("c2", 100 * KW, bidirectional=True))
     x = dataclasses.replace(
         site([0.1, 0.1], [below, above], limit_w=50 * KW, chargers=two_way), base_load_w=(0.0, 100 * KW)
@@ -442,3 +442,5 @@ def test_below_its_minimum_power_a_truck_is_not_spread_thinner_for_its_losses() 
     p = plan(site([0.1, 0.1], [truck(loss_h=0.05, min_power_w=25 * KW)]))
     first, second = p.truck("t1").power_w
     assert first == pytest.approx(25 * KW, rel=1e-6) and second < 6 * KW
+    at_its_top = plan(site([0.1, 0.1], [truck(loss_h=0.05, min_power_w=50 * KW)]))  # its minimum is its maximum
+    assert at_its_top.truck("t1").power_w == pytest.approx((30 * KW / (1 - 0.05 * 50 / 100), 0.0), rel=1e-6)

@@ -519,6 +519,19 @@ def test_a_silent_truck_is_where_it_last_said_plus_what_the_meter_counted_since(
     assert t1.soc == pytest.approx((200 * KWH + 6 * KWH * (1 - PACK_LOSS_H * mean_w / (500 * KWH))) / (500 * KWH))
 
 
+def test_a_silent_truck_that_gave_back_is_drained_by_the_loss_on_top() -> None:
+    seen: list[SitePlan] = []
+    ems = SiteEms(model(chargers=(C1, C2)), stub(constant(), seen))
+    ems.announce(announce(soc=0.5, max_discharge_w=400 * KW))
+    ems.dispatch(0.0, {"c1": tel(0.0, energy_to_full_wh=250 * KWH)})  # 250 kWh in the pack
+    ems.record_step(0.0, -349 * KW, {"T1": -6 * KWH})  # gave 6 kWh DC at the charger in the step, then paused
+    ems.announce(announce("T2", "c2", t_s=60.0))
+    ems.dispatch(60.0, {"c1": tel(60.0, cycles_used=1), "c2": tel(60.0, truck="T2")})
+    t1 = next(t for t in seen[-1].trucks if t.id == "T1")
+    drained_wh = 6 * KWH * (1 + PACK_LOSS_H * 360 * KW / (500 * KWH))  # 6 kWh out at 360 kW, and its loss
+    assert t1.soc == pytest.approx((250 * KWH - drained_wh) / (500 * KWH))
+
+
 def test_a_truck_that_ended_its_charging_is_planned_with_no_power() -> None:
     """Its charger says `finished` (the truck sent SessionStop Terminate, e.g. at its BMS's limit): it takes and
     gives nothing more this visit, so the plan must not count on its V2G (a seed-2 depot's peak)."""

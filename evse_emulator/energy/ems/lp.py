@@ -425,11 +425,13 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
 
 
 def _pieces(top_w: float, min_w: float, pieces: int) -> list[tuple[float, float]]:
-    """The power spans (W) of one direction's pieces: [0, `min_w`] and `pieces` - 1 even spans up to `top_w`
-    (`pieces` even spans without a minimum power, one when the minimum is the top). The first span's chord is the
+    """The power spans (W) of one direction's pieces: [0, `min_w`] and `pieces` - 1 even spans up to `top_w` (`pieces`
+    even spans without a minimum power, one when the minimum is the top or above). The first span's chord is the
     loss of a truck run below its minimum: the real-time layer pauses it there, so what it gets comes at the
     minimum power for part of the time, and spreading its power thinner saves no loss."""
-    if not 0 < min_w < top_w or pieces == 1:
+    if min_w >= top_w or pieces == 1:
+        return [(0.0, top_w)]
+    if min_w <= 0:
         width = top_w / pieces
         return [(n * width, (n + 1) * width) for n in range(pieces)]
     width = (top_w - min_w) / (pieces - 1)
@@ -438,10 +440,11 @@ def _pieces(top_w: float, min_w: float, pieces: int) -> list[tuple[float, float]
 
 def _flow(lp: _Lp, cost: float, limit_w: float, spans: list[tuple[float, float]], f: float) -> Flow:
     """One direction's DC power in a block (plugged-in fraction `f`), up to `limit_w`: one column per span of
-    `_pieces`. With the pack's loss each piece loses at its chord's rate of the convex curve, so the LP fills them in
-    order (a loss only costs) and its loss lies on the chords: above the curve by at most a quarter of the widest
-    span squared x the loss's coefficient (a 64th of the top's loss in four even spans), the plan expecting a little
-    less in the pack than it gets, never more."""
+    `_pieces`. With the pack's loss each piece loses at its chord's rate of the convex curve, so the LP fills
+    them in order wherever the pack's energy is worth something (it would fill a dearer piece first only to shed
+    energy, and count a loss the pack does not have) and its loss lies on the chords: above the curve by at most
+    a quarter of the widest span squared x the loss's coefficient (a 64th of the top's loss in four even spans),
+    the plan expecting a little less in the pack than it gets, never more."""
     bounds = [min(max(limit_w - low, 0.0), high - low) for low, high in spans[:-1]]
     bounds.append(max(limit_w - spans[-1][0], 0.0))  # the last piece: what the limit leaves
     return [lp.col(cost, 0.0, w * f) for w in bounds]

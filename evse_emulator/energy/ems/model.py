@@ -287,7 +287,10 @@ def evaluate(
             raise ValueError(f"truck {truck.id}: {len(dc)} setpoints for {x.n} steps")
         charging = dc >= 0
         grid_w += np.where(charging, dc / eff, dc * eff)
-        stored_wh = (dc - truck.loss_h * dc * dc / truck.battery_wh) * h
+        # a truck plugged in for part of a step runs at dc / presence for that part: its loss is dc^2 / presence
+        presence = x.presence_row(truck)
+        loss_w = np.divide(dc * dc, presence, out=np.zeros_like(dc), where=presence > 0)
+        stored_wh = (dc - truck.loss_h * loss_w / truck.battery_wh) * h
         energy_wh = truck.soc * truck.battery_wh + np.cumsum(stored_wh)
         energy = float(energy_wh[-1]) if x.n else truck.soc * truck.battery_wh
         throughput += float(np.abs(dc) @ rising) * h / 1000

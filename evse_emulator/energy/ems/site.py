@@ -35,8 +35,8 @@ VALID_STEPS = 3  # a setpoint stays valid for this many dispatch steps (the char
 # linear fall to 3 % at 100 % (the common shape of MCS packs' charge maps; ours: ev_emulator.battery.CHARGE_TAPER).
 TAPER = (0.80, 0.03)
 # the plan's model of a pack's and cable's I^2 R losses (`Truck.loss_h`): a generic NMC pack's resistance x its
-# capacity / its voltage^2, some 0.035 h (4.6 % of the power at 1.3 C, 0.6 % at 0.2 C; ours: 0.032-0.039 h from 300
-# to 1000 kWh)
+# capacity / its voltage^2, some 0.035 h: 0.035 x the C-rate lost (4.6 % of the power at 1.3 C, 0.7 % at 0.2 C; ours:
+# 0.032-0.039 h from 300 to 1000 kWh)
 PACK_LOSS_H = 0.035
 FIRM_MARGIN = 0.005  # of which this much is planned as firmly as the target (the rest only at the energy's price)
 TARGET_MARGIN = 0.01  # planned above the target: what the plant's ramps and the taper's shape cost at the end
@@ -203,8 +203,8 @@ class SiteEms:
     def _stored_wh(self, tid: str, delivered_wh: float) -> float:
         """What a step's DC energy at the charger moved in the truck's pack, by the plan's loss model (at the
         step's mean power)."""
-        mean_w = delivered_wh * 3600 / self.model.step_s
-        return delivered_wh * (1 - PACK_LOSS_H * abs(mean_w) / self.known[tid].battery_wh)
+        mean_w = delivered_wh * 3600 / self.model.step_s  # signed: a discharge drains the pack by its loss too
+        return delivered_wh * (1 - PACK_LOSS_H * mean_w / self.known[tid].battery_wh)
 
     def dispatch(self, t_s: float, telemetry: Mapping[str, Telemetry]) -> Decision:
         """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
