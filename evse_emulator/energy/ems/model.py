@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
+PowerW = TypeVar("PowerW", float, np.ndarray)
 DEMAND_WINDOW_S = 900.0  # the demand charge is on the mean import of 15-min windows aligned at t = 0
 
 
@@ -31,6 +33,12 @@ class Charger:
     def grid_w(self, power_w: float) -> float:
         """The grid-side power of a DC power (+ charging: DC / efficiency; discharging: DC x efficiency)."""
         return power_w / self.efficiency if power_w > 0 else power_w * self.efficiency
+
+
+def pack_loss_w(power_w: PowerW, loss_h: float, battery_wh: float) -> PowerW:
+    """A pack's and cable's I^2 R loss (W, >= 0) at a DC power (W, either way; a float or a numpy array): the
+    pack's energy moves by the power less it (`Truck.loss_h`)."""
+    return loss_h * power_w * power_w / battery_wh
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +297,10 @@ def evaluate(
         grid_w += np.where(charging, dc / eff, dc * eff)
         # a truck plugged in for part of a step runs at dc / presence for that part: its loss is dc^2 / presence
         presence = x.presence_row(truck)
-        loss_w = np.divide(dc * dc, presence, out=np.zeros_like(dc), where=presence > 0)
-        stored_wh = (dc - truck.loss_h * loss_w / truck.battery_wh) * h
+        loss_w = np.divide(
+            pack_loss_w(dc, truck.loss_h, truck.battery_wh), presence, out=np.zeros_like(dc), where=presence > 0
+        )
+        stored_wh = (dc - loss_w) * h
         energy_wh = truck.soc * truck.battery_wh + np.cumsum(stored_wh)
         energy = float(energy_wh[-1]) if x.n else truck.soc * truck.battery_wh
         throughput += float(np.abs(dc) @ rising) * h / 1000

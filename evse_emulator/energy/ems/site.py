@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from ..realtime import Outlet, RealTimeLayer, Told
 from ..topics import MIN_PACK_V, Announcement, Setpoint, Telemetry
 from .lp import plan as lp_plan
-from .model import DEMAND_WINDOW_S, Charger, Plan, SitePlan, Truck
+from .model import DEMAND_WINDOW_S, Charger, Plan, SitePlan, Truck, pack_loss_w
 
 log = logging.getLogger("evse_emulator.energy.ems")
 
@@ -203,8 +203,9 @@ class SiteEms:
     def _stored_wh(self, tid: str, delivered_wh: float) -> float:
         """What a step's DC energy at the charger moved in the truck's pack, by the plan's loss model (at the
         step's mean power)."""
-        mean_w = delivered_wh * 3600 / self.model.step_s  # signed: a discharge drains the pack by its loss too
-        return delivered_wh * (1 - PACK_LOSS_H * mean_w / self.known[tid].battery_wh)
+        hours = self.model.step_s / 3600
+        loss_w = pack_loss_w(delivered_wh / hours, PACK_LOSS_H, self.known[tid].battery_wh)
+        return delivered_wh - loss_w * hours  # a discharge drains the pack by its loss too
 
     def dispatch(self, t_s: float, telemetry: Mapping[str, Telemetry]) -> Decision:
         """The setpoints of the step starting at `t_s`, from the chargers' telemetry now."""
@@ -560,7 +561,8 @@ class SiteEms:
         if a is None or a.truck not in energy or self._firm(a, t_s):
             return 0.0
         above_wh = energy[a.truck] - min(a.min_soc + FLOOR_MARGIN, 1.0) * a.battery_wh
-        above_wh *= 1 - PACK_LOSS_H * max_discharge_w / a.battery_wh  # what the pack gives of it at the charger
+        if max_discharge_w > 0:  # what the pack gives of it at the charger, at that power
+            above_wh *= 1 - pack_loss_w(max_discharge_w, PACK_LOSS_H, a.battery_wh) / max_discharge_w
         return max(0.0, min(max_discharge_w, above_wh * 3600 / self.model.step_s))
 
     def _planned(self, tid: str, t_s: float) -> float | None:
