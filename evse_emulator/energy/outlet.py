@@ -86,6 +86,8 @@ class SiteSetpoint:
         if mine is not None and (mine.fcr_w > 0 or mine.fcr_down_w > 0):
             hz = self.frequency_hz(now - self.start_s)
             droop = droop_w(hz, mine.fcr_w, mine.deadband_hz) + min(droop_w(hz, mine.fcr_down_w, mine.deadband_hz), 0.0)
+            if mine.fcr_up_w is not None:
+                droop = min(droop, mine.fcr_up_w)
         departure = x.energy.departure_time if x.energy is not None else None
         if departure is not None and departure <= self.lead_s:
             base = droop = 0.0
@@ -107,7 +109,7 @@ class SiteSetpoint:
         mine = self.current(now)
         if mine is None or self.offered is not None:
             return limits
-        up = max(mine.power_w, 0.0) + mine.fcr_w
+        up = max(mine.power_w, 0.0) + (mine.fcr_w if mine.fcr_up_w is None else min(mine.fcr_w, mine.fcr_up_w))
         down = max(-mine.power_w, 0.0) + mine.fcr_w + mine.fcr_down_w
         charge = min(limits.max_charge_power, up)
         told = replace(limits, max_charge_power=charge, min_charge_power=min(limits.min_charge_power, charge))

@@ -112,7 +112,9 @@ class Telemetry:
 class Setpoint:
     """EMS -> charger, for `truck` (None: whichever is plugged in); `fcr_w` is this charger's share of the FCR
     capacity, applied as a droop on the frequency it measures at each charge loop; `fcr_down_w` a share applied only
-    where the droop lowers the import (under-frequency), for a charger that cannot raise it (at its maximum)."""
+    where the droop lowers the import (under-frequency), for a charger that cannot raise it (at its maximum);
+    `fcr_up_w` the most the droop may raise the power (the import) by, where the site's 15-min peak leaves no more
+    room (None: the whole of `fcr_w`)."""
 
     __pydantic_config__ = _STRICT
 
@@ -127,6 +129,7 @@ class Setpoint:
     profile: tuple[tuple[float, float, int], ...] = ()  # Scheduled mode: (s, W, price level) from t_s on
     price_levels: int = 0  # the number of price levels the profile's levels are out of
     fcr_down_w: float = 0.0
+    fcr_up_w: float | None = None
 
     def payload(self) -> bytes:
         return _json(self)
@@ -270,8 +273,21 @@ def parse_setpoint(
     if isinstance(schedule, Rejected):
         return schedule
     profile, levels = schedule
+    up = _fcr_up(value, fcr)
+    if isinstance(up, Rejected):
+        return up
     note = "; ".join(notes) or None
-    return Setpoint(t_s, clamped, valid, note, truck, paused, fcr, deadband, profile, levels, fcr_down)
+    return Setpoint(t_s, clamped, valid, note, truck, paused, fcr, deadband, profile, levels, fcr_down, up)
+
+
+def _fcr_up(value: dict[str, Any], fcr_w: float) -> float | None | Rejected:
+    """The optional cap on the droop's import (null or absent: none), at most the symmetric share."""
+    if value.get("fcr_up_w") is None:
+        return None
+    up = _number(value, "fcr_up_w")
+    if isinstance(up, Rejected) or up < 0:
+        return up if isinstance(up, Rejected) else Rejected(f"'fcr_up_w' must be >= 0 or null, got {up}")
+    return min(up, fcr_w)
 
 
 def _profile(

@@ -118,7 +118,9 @@ def site_model(scenario: DepotScenario) -> SiteModel:
         chargers=tuple(
             PlanCharger(c.id, c.max_power_w, c.bidirectional, c.efficiency, c.max_current_a) for c in scenario.chargers
         ),
-        fcr=None if fcr is None else FcrTerms(fcr.capacity_w, fcr.windows, fcr.deadband_hz, fcr.energy_reserve_s),
+        fcr=None
+        if fcr is None
+        else FcrTerms(fcr.capacity_w, fcr.windows, fcr.deadband_hz, fcr.energy_reserve_s, fcr.penalty_eur_per_kwh),
     )
 
 

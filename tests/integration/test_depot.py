@@ -95,8 +95,12 @@ def test_a_paused_session_is_rejoined(run: DepotRun, report: DepotReport) -> Non
 
 
 def test_fcr_is_delivered_inside_its_window_only(scenario: DepotScenario, report: DepotReport) -> None:
-    assert report.fcr.required_kwh > 0
-    assert report.fcr.availability >= 0.9
+    """The droop that lowers the import (49.9 Hz, 600-1200 s) is delivered in full; the one that raises it as far as
+    the 15-min peak allows (the next test); none outside the window."""
+    assert scenario.fcr is not None and report.fcr.required_kwh > 0
+    asked = [(s.fcr_w, scenario.fcr.required_mean_w(s.t_s, s.t_s + scenario.step_s)) for s in report.steps]
+    lowering = [(-w, -a) for w, a in asked if a < 0]
+    assert sum(min(max(w, 0.0), a) for w, a in lowering) >= 0.9 * sum(a for _, a in lowering) > 0
     assert all(abs(s.fcr_w) <= 1.0 for s in report.steps if s.t_s >= 3600)
 
 
@@ -222,12 +226,13 @@ def test_workers_with_what_they_cannot_do_is_one_line_and_status_2(
     assert len(err) == 1 and expected in err[0]
 
 
-def test_a_small_pack_short_of_its_target_by_less_than_a_drift_is_charged_to_it() -> None:
+def test_a_small_pack_behind_a_megawatt_charger_meets_its_target() -> None:
+    """A review's reproducer: it ended 0.5 kWh short, below the drift that re-plans. Whether a run reaches the rule
+    that catches it (a truck below its target where the plan has it there) depends on the plan's route (the loss
+    model, the FCR droop); the rule itself has its unit test in `test_ems_site.py`."""
     scenario = load(Path(__file__).parents[1] / "data" / "depot_small_pack.toml")
-    run = run_depot(scenario)
-    report = run.report()
+    report = run_depot(scenario).report()
     assert report.result == "ok" and all(t.target_met for t in report.trucks), report.trucks
-    assert any("below its target" in event for _, event in run.ems.events)  # the EMS saw it and re-planned
     assert judge(scenario, report) == []
 
 
@@ -310,6 +315,25 @@ def test_a_silent_truck_is_cut_at_departure_in_virtual_time(
     assert all(t.session_result == "ok" for t in others)
 
 
+def test_the_droop_raises_the_import_only_as_far_as_each_windows_peak_allows(
+    scenario: DepotScenario, run: DepotRun, report: DepotReport
+) -> None:
+    """At 50.12 Hz (1800-2400 s) the droop asks mcs1 for 58 % of its 150 kW share; the window has room for the
+    plan's tenth of the capacity only, so the FCR delivered there stays at what each step's setpoint allows (the
+    judge counts the rest as not delivered, at the scenario's penalty), and the run is still ok."""
+    decisions = run.backend.decisions  # type: ignore[attr-defined]
+    capped = 0
+    for records, decision in zip(run.records, decisions, strict=True):
+        for r in records:
+            sp = decision.setpoints.get(r.charger)
+            if sp is None or sp.fcr_up_w is None:
+                continue
+            assert r.fcr_w <= sp.fcr_up_w + 1.0
+            capped += 1800 <= r.t_s < 2400 and sp.fcr_up_w < 0.5 * sp.fcr_w
+    assert capped >= 5
+    assert report.result == "ok" and report.cost_eur.fcr_penalty > 0 and report.fcr.availability < 1
+
+
 def test_fcr_strict_counts_each_window_with_the_droop_at_its_room_and_still_meets_every_target(
     scenario: DepotScenario,
 ) -> None:
@@ -334,6 +358,8 @@ def test_fcr_strict_counts_each_window_with_the_droop_at_its_room_and_still_meet
         counted[window] = counted.get(window, 0.0) + (max(s.base_load_w + rest_w, 0.0) + room_w) / 60
         metered[window] = metered.get(window, 0.0) + max(s.grid_w, 0.0) / 60
     assert ems._imports == pytest.approx(counted, rel=1e-9, abs=1e-6)
+    assert all(sp.fcr_up_w is None for d in decisions for sp in d.setpoints.values())  # the whole droop always
+    assert done.fcr.availability >= 0.9
     assert any(abs(counted[w] - metered[w]) > 1000 for w in counted)  # the droop moved > 1 kWh in some window
 
 

@@ -370,6 +370,8 @@ def test_a_broker_with_passwords_takes_the_right_login_and_refuses_others(tmp_pa
         '"fcr_down_w": -5',
         '"fcr_down_w": "all"',
         '"deadband_hz": 0.5',
+        '"fcr_w": 5, "fcr_up_w": -1',
+        '"fcr_w": 5, "fcr_up_w": "room"',
     ],
 )
 def test_a_bad_setpoint_extra_is_rejected_not_raised(extra: str) -> None:
@@ -382,6 +384,10 @@ def test_the_fcr_shares_are_read_and_clamped_to_the_rating() -> None:
     assert isinstance(sp, Setpoint) and (sp.fcr_w, sp.fcr_down_w, sp.deadband_hz) == (2e5, 1e6, 0.01)
     assert sp.clamped == "fcr_down_w 3000000 W clamped to 1000000 W"
     assert parse_setpoint(sp.payload(), 1e6, 0, 60) == replace(sp, clamped=None)  # the payload reads back
+    assert sp.fcr_up_w is None  # absent: the whole share
+    capped = parse_setpoint(b'{"t_s": 1, "power_w": 5, "fcr_w": 2e5, "fcr_up_w": 3e5}', 1e6, 0, 60)
+    assert isinstance(capped, Setpoint) and capped.fcr_up_w == 2e5  # never above the share
+    assert parse_setpoint(capped.payload(), 1e6, 0, 60) == capped
 
 
 def test_a_profile_is_read_and_clamped_to_the_ratings() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -677,6 +678,45 @@ def test_fcr_strict_counts_the_droop_at_its_room_so_no_truck_answers_an_activati
     ems.record_step(1200.0, 150 * KW, droop_grid_w=-50 * KW)
     counted_kw = (5 * 315 + 315) if strict else (5 * 327 + 250)  # the window's six steps as the EMS counts them
     assert ems._imports[1] == pytest.approx(counted_kw * KW / 60)
+
+
+@pytest.mark.parametrize(
+    ("terms", "strict", "up_w"),
+    [
+        ({}, False, 15 * KW),  # the plan's room for the droop: the window is full up to its peak with it
+        ({"penalty_eur_per_kwh": 1.0}, False, 15 * KW),  # 10 EUR per kW of peak against 0.25 EUR per kW held 15 min
+        ({"penalty_eur_per_kwh": 50.0}, False, None),  # 12.5 EUR: delivering all of it costs less than not
+        ({}, True, None),  # fcr_strict: the window counts the droop at its room, never more
+    ],
+)
+def test_the_droop_may_raise_the_import_only_as_far_as_the_windows_peak_allows(
+    terms: dict[str, float], strict: bool, up_w: float | None
+) -> None:
+    """As above: T1 planned at 200 kW, T2 idle holding 100 kW of FCR, the window 900-1800 s at a 315 kW peak with
+    15 kW of room for the droop. At 900 s the step may import 300 kW with the base load and T1; the droop may add
+    the room, 15 kW, not T2's whole 100 kW share, unless the penalty on the FCR energy not delivered is dearer
+    than the peak it would raise (or the window never counts the droop). After 5 min at 12 kW above the plan the
+    guard trims T1 to 140 kW and the droop keeps its room; a window left with no room gives the droop nothing."""
+    ems = demand_site(stub(constant(T1=200 * KW)), fcr=replace(FCR, **terms), chargers=(C1, C2))
+    ems.announce(announce("T2", "c2", soc=0.6, target_soc=0.6, max_charge_w=100 * KW, max_discharge_w=100 * KW))
+    ems.fcr_strict = strict
+
+    def telemetry(t: float) -> dict[str, Telemetry]:
+        t2 = dict(ev_max_charge_w=100 * KW, ev_max_discharge_w=100 * KW, energy_to_target_wh=0.0)
+        return {"c1": tel(t, energy_to_full_wh=400 * KWH), "c2": tel(t, "T2", energy_to_full_wh=200 * KWH, **t2)}
+
+    first = ems.dispatch(900.0, telemetry(900)).setpoints
+    assert first["c2"].fcr_w == pytest.approx(100 * KW) and first["c2"].fcr_up_w == pytest.approx(up_w)
+    assert first["c1"].fcr_up_w is None  # T1 holds no FCR
+    if up_w is None:
+        return
+    for t in range(900, 1200, 60):
+        ems.record_step(float(t), 227 * KW, droop_grid_w=27 * KW)
+    later = ems.dispatch(1200.0, telemetry(1200)).setpoints
+    assert later["c1"].power_w == pytest.approx(140 * KW) and later["c2"].fcr_up_w == pytest.approx(15 * KW)
+    for t in range(1200, 1740, 60):
+        ems.record_step(float(t), 400 * KW)
+    assert ems.dispatch(1740.0, telemetry(1740)).setpoints["c2"].fcr_up_w == 0.0
 
 
 def test_the_demand_guard_cuts_an_unknown_truck_first_and_spares_a_target_that_cannot_be_met() -> None:

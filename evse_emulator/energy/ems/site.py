@@ -76,6 +76,7 @@ class FcrTerms:
     windows: tuple[tuple[float, float], ...]
     deadband_hz: float
     reserve_s: float
+    penalty_eur_per_kwh: float = 0.0
 
     def capacity_in(self, t0: float, t1: float) -> float:
         """The capacity held over [t0, t1): only a step wholly inside a window holds it."""
@@ -444,10 +445,35 @@ class SiteEms:
             cid: Setpoint(t_s, 0.0, valid, truck=None) if not tel.truck else self._told(cid, tel, told, shares, valid)
             for cid, tel in telemetry.items()
         }
+        up = self._droop_up_w(t_s, told, shares, demand)
         for cid, sp in setpoints.items():
             if sp.fcr_w or sp.fcr_down_w:
-                setpoints[cid] = replace(sp, deadband_hz=deadband)
+                setpoints[cid] = replace(sp, deadband_hz=deadband, fcr_up_w=up.get(cid))
         return Decision(setpoints, told, replanned)
+
+    def _droop_up_w(
+        self, t_s: float, told: Mapping[str, Told], shares: Mapping[str, tuple[float, float]], demand_w: float
+    ) -> dict[str, float]:
+        """How far the droop may raise each FCR holder's power (DC) in this step: the import its 15-min window has
+        left below the peak (`_demand_limit_w` with this step's room for the droop) over what the base load and the
+        chargers are told, shared in proportion to the symmetric shares. Only where a kW of peak for one window
+        costs more than the penalty on the kWh it would deliver (the demand charge above the penalty x 0.25 h):
+        the depot then delivers the import-raising droop as far as the peak allows and pays the penalty for the
+        rest. Empty (the whole share) otherwise, without a demand charge, and with `fcr_strict`, where the window
+        counts the droop at its room and so never pays for it."""
+        m = self.model
+        held = {cid: sym for cid, (sym, _) in shares.items() if sym > 0}
+        if self.fcr_strict or not held or m.fcr is None or not math.isfinite(demand_w):
+            return {}
+        if m.demand_eur_per_kw <= m.fcr.penalty_eur_per_kwh * DEMAND_WINDOW_S / 3600:
+            return {}
+        grid_w = at(m.base_load, t_s)
+        for cid, t in told.items():
+            eff = m.charger(cid).efficiency
+            grid_w += t.power_w / eff if t.power_w > 0 else t.power_w * eff
+        room_w = demand_w + self.fcr_peak_share * m.fcr.capacity_in(t_s, t_s + m.step_s) - grid_w
+        total = sum(held.values())
+        return {cid: max(room_w, 0.0) * w / total * m.charger(cid).efficiency for cid, w in held.items()}
 
     def _demand_limit_w(self, t_s: float) -> float:
         """The import (with the base load) this step may reach so that its 15-min window's mean import stays within
