@@ -285,8 +285,10 @@ def _fcr_up(value: dict[str, Any], fcr_w: float) -> float | None | Rejected:
     if value.get("fcr_up_w") is None:
         return None
     up = _number(value, "fcr_up_w")
-    if isinstance(up, Rejected) or up < 0:
-        return up if isinstance(up, Rejected) else Rejected(f"'fcr_up_w' must be >= 0 or null, got {up}")
+    if isinstance(up, Rejected):
+        return up
+    if up < 0:
+        return Rejected(f"'fcr_up_w' must be >= 0 or null, got {up}")
     return min(up, fcr_w)
 
 

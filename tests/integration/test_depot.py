@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from evse_emulator.energy.ems.site import SiteEms
 from mcs_v2g.cli import main
 from mcs_v2g.depot.judge import judge
 from mcs_v2g.depot.parallel import WorkerFailed, run_parallel, split_chargers
@@ -96,7 +97,8 @@ def test_a_paused_session_is_rejoined(run: DepotRun, report: DepotReport) -> Non
 
 def test_fcr_is_delivered_inside_its_window_only(scenario: DepotScenario, report: DepotReport) -> None:
     """The droop that lowers the import (49.9 Hz, 600-1200 s) is delivered in full; the one that raises it as far as
-    the 15-min peak allows (the next test); none outside the window."""
+    the 15-min peak allows (`test_the_droop_raises_the_import_only_as_far_as_each_windows_peak_allows`); none
+    outside the window."""
     assert scenario.fcr is not None and report.fcr.required_kwh > 0
     asked = [(s.fcr_w, scenario.fcr.required_mean_w(s.t_s, s.t_s + scenario.step_s)) for s in report.steps]
     lowering = [(-w, -a) for w, a in asked if a < 0]
@@ -316,11 +318,13 @@ def test_a_silent_truck_is_cut_at_departure_in_virtual_time(
 
 
 def test_the_droop_raises_the_import_only_as_far_as_each_windows_peak_allows(
-    scenario: DepotScenario, run: DepotRun, report: DepotReport
+    scenario: DepotScenario, run: DepotRun, report: DepotReport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At 50.12 Hz (1800-2400 s) the droop asks mcs1 for 58 % of its 150 kW share; the window has room for the
     plan's tenth of the capacity only, so the FCR delivered there stays at what each step's setpoint allows (the
-    judge counts the rest as not delivered, at the scenario's penalty), and the run is still ok."""
+    judge counts the rest as not delivered, at the scenario's penalty), the window 1800-2700 s imports less than
+    with the whole droop, and the run is still ok. (On this day the peak comes later, from trucks the EMS learns of
+    later, so the cap saves nothing here: the README's figures are over 46 days.)"""
     decisions = run.backend.decisions  # type: ignore[attr-defined]
     capped = 0
     for records, decision in zip(run.records, decisions, strict=True):
@@ -329,9 +333,16 @@ def test_the_droop_raises_the_import_only_as_far_as_each_windows_peak_allows(
             if sp is None or sp.fcr_up_w is None:
                 continue
             assert r.fcr_w <= sp.fcr_up_w + 1.0
-            capped += 1800 <= r.t_s < 2400 and sp.fcr_up_w < 0.5 * sp.fcr_w
-    assert capped >= 5
-    assert report.result == "ok" and report.cost_eur.fcr_penalty > 0 and report.fcr.availability < 1
+            capped += int(1800 <= r.t_s < 2400 and sp.fcr_up_w < 0.5 * sp.fcr_w)
+    assert capped >= 5 and report.result == "ok"
+    monkeypatch.setattr(SiteEms, "_droop_up_w", lambda *_: {})
+    whole = run_depot(scenario).report()
+
+    def window_kw(r: DepotReport) -> float:
+        return sum(max(s.grid_w, 0.0) for s in r.steps if 1800 <= s.t_s < 2700) / 15 / 1000
+
+    assert window_kw(report) < window_kw(whole) - 5
+    assert report.fcr.availability < whole.fcr.availability
 
 
 def test_fcr_strict_counts_each_window_with_the_droop_at_its_room_and_still_meets_every_target(

@@ -25,6 +25,7 @@ from evse_emulator.energy.ems.site import (
     Planner,
     SiteEms,
     SiteModel,
+    _dc_rise,
 )
 from evse_emulator.energy.topics import Announcement, Telemetry
 
@@ -316,7 +317,9 @@ def test_a_truck_waiting_at_zero_power_in_the_charge_loop_is_rated_at_its_packs_
 
 
 # -- FCR ---------------------------------------------------------------------------------------------------------
-FCR = FcrTerms(capacity_w=150 * KW, windows=((600.0, 1800.0),), deadband_hz=0.02, reserve_s=900.0)
+FCR = FcrTerms(
+    capacity_w=150 * KW, windows=((600.0, 1800.0),), deadband_hz=0.02, reserve_s=900.0, penalty_eur_per_kwh=1.0
+)
 
 
 def fcr_site(scheduled: bool = False) -> tuple[SiteEms, list[SitePlan]]:
@@ -681,23 +684,24 @@ def test_fcr_strict_counts_the_droop_at_its_room_so_no_truck_answers_an_activati
 
 
 @pytest.mark.parametrize(
-    ("terms", "strict", "up_w"),
+    ("penalty", "strict", "efficiency", "up_w"),
     [
-        ({}, False, 15 * KW),  # the plan's room for the droop: the window is full up to its peak with it
-        ({"penalty_eur_per_kwh": 1.0}, False, 15 * KW),  # 10 EUR per kW of peak against 0.25 EUR per kW held 15 min
-        ({"penalty_eur_per_kwh": 50.0}, False, None),  # 12.5 EUR: delivering all of it costs less than not
-        ({}, True, None),  # fcr_strict: the window counts the droop at its room, never more
+        (1.0, False, 1.0, 15 * KW),  # 10 EUR per kW of peak against 0.25 EUR for a kW held 15 min: the room only
+        (1.0, False, 0.95, 15 * KW * 0.95),  # 15 kW at the grid is 14.25 kW of DC charging
+        (50.0, False, 1.0, None),  # 12.5 EUR: delivering all of it costs less than not
+        (1.0, True, 1.0, None),  # fcr_strict: the demand charge never moves a truck's power against an activation
     ],
 )
 def test_the_droop_may_raise_the_import_only_as_far_as_the_windows_peak_allows(
-    terms: dict[str, float], strict: bool, up_w: float | None
+    penalty: float, strict: bool, efficiency: float, up_w: float | None
 ) -> None:
     """As above: T1 planned at 200 kW, T2 idle holding 100 kW of FCR, the window 900-1800 s at a 315 kW peak with
     15 kW of room for the droop. At 900 s the step may import 300 kW with the base load and T1; the droop may add
-    the room, 15 kW, not T2's whole 100 kW share, unless the penalty on the FCR energy not delivered is dearer
-    than the peak it would raise (or the window never counts the droop). After 5 min at 12 kW above the plan the
-    guard trims T1 to 140 kW and the droop keeps its room; a window left with no room gives the droop nothing."""
-    ems = demand_site(stub(constant(T1=200 * KW)), fcr=replace(FCR, **terms), chargers=(C1, C2))
+    the room, not T2's whole 100 kW share, unless the penalty on the FCR energy not delivered is dearer than the
+    peak it would raise (or the demand charge must never answer an activation). After 5 min at 12 kW above the plan
+    the guard trims T1 to 140 kW and the droop keeps its room; a window left with no room gives the droop nothing."""
+    c2 = Charger("c2", 400 * KW, bidirectional=True, efficiency=efficiency)
+    ems = demand_site(stub(constant(T1=200 * KW)), fcr=replace(FCR, penalty_eur_per_kwh=penalty), chargers=(C1, c2))
     ems.announce(announce("T2", "c2", soc=0.6, target_soc=0.6, max_charge_w=100 * KW, max_discharge_w=100 * KW))
     ems.fcr_strict = strict
 
@@ -713,10 +717,47 @@ def test_the_droop_may_raise_the_import_only_as_far_as_the_windows_peak_allows(
     for t in range(900, 1200, 60):
         ems.record_step(float(t), 227 * KW, droop_grid_w=27 * KW)
     later = ems.dispatch(1200.0, telemetry(1200)).setpoints
-    assert later["c1"].power_w == pytest.approx(140 * KW) and later["c2"].fcr_up_w == pytest.approx(15 * KW)
+    assert later["c1"].power_w == pytest.approx(140 * KW) and later["c2"].fcr_up_w == pytest.approx(up_w)
     for t in range(1200, 1740, 60):
         ems.record_step(float(t), 400 * KW)
     assert ems.dispatch(1740.0, telemetry(1740)).setpoints["c2"].fcr_up_w == 0.0
+
+
+def test_a_window_over_its_peak_leaves_the_droop_no_room_whatever_the_base_load() -> None:
+    """No base load, T1 planned at 200 kW and T2 holding the FCR: a 215 kW peak with its 15 kW of room. After 5 min
+    at 300 kW the window is over its peak: T1 is cut to nothing and the droop may raise nothing, not the room kept
+    for it (a review: the cap added the room back to a limit already floored at 0)."""
+    ems = SiteEms(model((C1, C2), demand_eur_per_kw=10.0, fcr=FCR), stub(constant(T1=200 * KW)), deviation_wh=1e12)
+    ems.announce(announce(max_charge_w=400 * KW))  # no minimum power: the guard may cut it to nothing
+    ems.announce(announce("T2", "c2", soc=0.6, target_soc=0.6, max_charge_w=100 * KW, max_discharge_w=100 * KW))
+    t2 = dict(ev_max_charge_w=100 * KW, ev_max_discharge_w=100 * KW, energy_to_target_wh=0.0)
+
+    def telemetry(t: float) -> dict[str, Telemetry]:
+        return {"c1": tel(t, energy_to_full_wh=400 * KWH), "c2": tel(t, "T2", energy_to_full_wh=200 * KWH, **t2)}
+
+    assert ems.dispatch(900.0, telemetry(900)).setpoints["c2"].fcr_up_w == pytest.approx(15 * KW)
+    assert ems.plan is not None and ems.plan.peak_15min_w == pytest.approx(215 * KW)
+    for t in range(900, 1200, 60):
+        ems.record_step(float(t), 300 * KW)
+    later = ems.dispatch(1200.0, telemetry(1200)).setpoints
+    assert later["c1"].power_w == 0.0 and later["c2"].fcr_up_w == 0.0
+
+
+@pytest.mark.parametrize(
+    ("power_w", "grid_w", "rise_w"),
+    [
+        (100 * KW, 19 * KW, 19 * KW * 0.95),  # charging: DC / efficiency at the grid
+        (-100 * KW, 19 * KW, 20 * KW),  # giving back 20 kW less: 19 kW more at the grid
+        (-20 * KW, 38 * KW, 20 * KW + 19 * KW * 0.95),  # all of the discharge, then charging
+    ],
+)
+def test_the_droops_room_at_the_grid_is_a_dc_rise_through_the_efficiency(
+    power_w: float, grid_w: float, rise_w: float
+) -> None:
+    charger = Charger("c", 400 * KW, bidirectional=True, efficiency=0.95)
+    rise = _dc_rise(charger, power_w, grid_w)
+    assert rise == pytest.approx(rise_w)
+    assert charger.grid_w(power_w + rise) - charger.grid_w(power_w) == pytest.approx(grid_w)
 
 
 def test_the_demand_guard_cuts_an_unknown_truck_first_and_spares_a_target_that_cannot_be_met() -> None:

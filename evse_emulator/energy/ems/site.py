@@ -76,7 +76,7 @@ class FcrTerms:
     windows: tuple[tuple[float, float], ...]
     deadband_hz: float
     reserve_s: float
-    penalty_eur_per_kwh: float = 0.0
+    penalty_eur_per_kwh: float  # x the droop energy not delivered
 
     def capacity_in(self, t0: float, t1: float) -> float:
         """The capacity held over [t0, t1): only a step wholly inside a window holds it."""
@@ -445,43 +445,55 @@ class SiteEms:
             cid: Setpoint(t_s, 0.0, valid, truck=None) if not tel.truck else self._told(cid, tel, told, shares, valid)
             for cid, tel in telemetry.items()
         }
-        up = self._droop_up_w(t_s, told, shares, demand)
+        up = self._droop_up_w(t_s, told, shares)
         for cid, sp in setpoints.items():
             if sp.fcr_w or sp.fcr_down_w:
                 setpoints[cid] = replace(sp, deadband_hz=deadband, fcr_up_w=up.get(cid))
         return Decision(setpoints, told, replanned)
 
     def _droop_up_w(
-        self, t_s: float, told: Mapping[str, Told], shares: Mapping[str, tuple[float, float]], demand_w: float
+        self, t_s: float, told: Mapping[str, Told], shares: Mapping[str, tuple[float, float]]
     ) -> dict[str, float]:
-        """How far the droop may raise each FCR holder's power (DC) in this step: the import its 15-min window has
-        left below the peak (`_demand_limit_w` with this step's room for the droop) over what the base load and the
-        chargers are told, shared in proportion to the symmetric shares. Only where a kW of peak for one window
-        costs more than the penalty on the kWh it would deliver (the demand charge above the penalty x 0.25 h):
-        the depot then delivers the import-raising droop as far as the peak allows and pays the penalty for the
-        rest. Empty (the whole share) otherwise, without a demand charge, and with `fcr_strict`, where the window
-        counts the droop at its room and so never pays for it."""
+        """How far the droop may raise each FCR holder's power (DC) in this step: what its 15-min window may still
+        import in this step below the peak with the room kept for the droop (`_window_room_w`), less the base load
+        and what the chargers are told, shared over the holders in proportion to their symmetric shares. Only where
+        a kW of peak for one window costs more than the penalty on the kWh it would deliver (the demand charge above
+        the penalty x 0.25 h): the depot then delivers the import-raising droop as far as the peak allows and pays
+        the penalty on the rest. Empty (the whole share) where the penalty is the dearer, without a demand charge or
+        the guard, and with `fcr_strict`, where the demand charge must never move a truck's power against an
+        activation (a TSO that measures the pool at the connection point)."""
         m = self.model
         held = {cid: sym for cid, (sym, _) in shares.items() if sym > 0}
-        if self.fcr_strict or not held or m.fcr is None or not math.isfinite(demand_w):
+        if self.fcr_strict or not self.guard or not held or m.fcr is None:
             return {}
         if m.demand_eur_per_kw <= m.fcr.penalty_eur_per_kwh * DEMAND_WINDOW_S / 3600:
             return {}
-        grid_w = at(m.base_load, t_s)
-        for cid, t in told.items():
-            eff = m.charger(cid).efficiency
-            grid_w += t.power_w / eff if t.power_w > 0 else t.power_w * eff
-        room_w = demand_w + self.fcr_peak_share * m.fcr.capacity_in(t_s, t_s + m.step_s) - grid_w
+        window_w = self._window_room_w(t_s)
+        if not math.isfinite(window_w):
+            return {}
+        grid_w = at(m.base_load, t_s) + sum(m.charger(cid).grid_w(t.power_w) for cid, t in told.items())
+        room_w = max(window_w, 0.0) - grid_w
         total = sum(held.values())
-        return {cid: max(room_w, 0.0) * w / total * m.charger(cid).efficiency for cid, w in held.items()}
+        return {
+            cid: _dc_rise(m.charger(cid), told[cid].power_w, max(room_w, 0.0) * w / total) for cid, w in held.items()
+        }
 
     def _demand_limit_w(self, t_s: float) -> float:
         """The import (with the base load) this step may reach so that its 15-min window's mean import stays within
-        the plan's peak (`Plan.peak_15min_w`; at least the peak already paid), as the plan counts it: what the window
-        has imported so far (as `record_step` counted it: by default the droop's import with it), the room the plan
-        keeps for the droop in this and the later steps, the later steps as planned (the base load after the plan's
-        end), the window cut at the horizon. inf without a demand charge, a plan, or in Scheduled mode (the EV drives
-        the power)."""
+        the plan's peak with the room the plan keeps for the droop in this step too (`_window_room_w` less it); inf
+        without a demand charge, a plan, or in Scheduled mode (the EV drives the power)."""
+        room_w = self._window_room_w(t_s)
+        if self.model.fcr and math.isfinite(room_w):
+            room_w -= self.fcr_peak_share * self.model.fcr.capacity_in(t_s, t_s + self.model.step_s)
+        return max(room_w, 0.0)  # an export does not lower the window's import
+
+    def _window_room_w(self, t_s: float) -> float:
+        """The import (with the base load and this step's droop) this step may reach so that its 15-min window's
+        mean import stays within the plan's peak (`Plan.peak_15min_w`; at least the peak already paid), as the plan
+        counts it: what the window has imported so far (as `record_step` counted it: by default the droop's import
+        with it), the room the plan keeps for the droop in the later steps, the later steps as planned (the base
+        load after the plan's end), the window cut at the horizon. Negative where the window is already over its
+        peak; inf without a demand charge, a plan, or in Scheduled mode."""
         p, m = self.plan, self.model
         if p is None or m.demand_eur_per_kw <= 0 or self.scheduled:
             return math.inf
@@ -490,16 +502,15 @@ class SiteEms:
         peak = max(p.peak_15min_w, self._peak_before(window))
         room_wh = peak * (end - window * DEMAND_WINDOW_S) / 3600 - self._imports.get(window, 0.0)
         k = round((t_s - p.t_s[0]) / step)
-        t = t_s
+        t = t_s + step
         while t < end - 1e-9:
             if m.fcr:
                 room_wh -= self.fcr_peak_share * m.fcr.capacity_in(t, t + step) * step / 3600
-            if t > t_s + 1e-9:
-                j = k + round((t - t_s) / step)
-                later_w = p.grid_w[j] if j < len(p.t_s) else at(m.base_load, t)
-                room_wh -= max(later_w, 0.0) * step / 3600
+            j = k + round((t - t_s) / step)
+            later_w = p.grid_w[j] if j < len(p.t_s) else at(m.base_load, t)
+            room_wh -= max(later_w, 0.0) * step / 3600
             t += step
-        return max(room_wh * 3600 / step, 0.0)  # an export does not lower the window's import
+        return room_wh * 3600 / step
 
     def _told(
         self,
@@ -626,6 +637,15 @@ def _pack_voltages(telemetry: Mapping[str, Telemetry], known: Mapping[str, float
         if flowing or waiting:
             out[tel.truck] = tel.voltage_v
     return out
+
+
+def _dc_rise(charger: Charger, power_w: float, grid_w: float) -> float:
+    """How far a charger's DC power may rise from `power_w` for its grid-side power to rise by `grid_w` (>= 0): a
+    discharge's less giving back first (DC x efficiency at the grid), then charging (DC / efficiency)."""
+    giving_w = max(-power_w, 0.0)
+    if grid_w <= giving_w * charger.efficiency:
+        return grid_w / charger.efficiency
+    return giving_w + (grid_w - giving_w * charger.efficiency) * charger.efficiency
 
 
 def _price_levels(prices: Series) -> dict[float, int]:
