@@ -22,6 +22,7 @@ Definitions (issue 12 leaves these to the contract):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .report import ChargerStep, CostBreakdown, DepotReport, FcrReport, StepReport
@@ -128,19 +129,38 @@ def _truck(scenario: DepotScenario, truck: TruckSpec, steps: tuple[StepReport, .
 
 
 def _fcr(scenario: DepotScenario, steps: tuple[StepReport, ...]) -> FcrReport:
-    if scenario.fcr is None:
-        return FcrReport(required_kwh=0.0, delivered_kwh=0.0, availability=1.0)
-    required = delivered = 0.0
-    for s in steps:
-        asked = scenario.fcr.required_mean_w(s.t_s, s.t_s + scenario.step_s)
-        required += abs(asked)
-        delivered += min(max(s.fcr_w * math.copysign(1.0, asked), 0.0), abs(asked))  # in the asked direction
+    asked_delivered = list(_fcr_steps(scenario, steps))
+    required = math.fsum(abs(asked) for asked, _ in asked_delivered)
+    delivered = math.fsum(done for _, done in asked_delivered)
     kwh = scenario.step_s / 3600.0 / 1000.0
     return FcrReport(
         required_kwh=required * kwh,
         delivered_kwh=delivered * kwh,
         availability=delivered / required if required else 1.0,
     )
+
+
+def fcr_short_kwh(scenario: DepotScenario, steps: tuple[StepReport, ...]) -> tuple[float, float]:
+    """The FCR energy not delivered (kWh) where the droop asked to raise the import (over-frequency) and where it
+    asked to lower it (under-frequency)."""
+    raising = lowering = 0.0
+    for asked, done in _fcr_steps(scenario, steps):
+        if asked > 0:
+            raising += asked - done
+        else:
+            lowering += -asked - done
+    kwh = scenario.step_s / 3600.0 / 1000.0
+    return raising * kwh, lowering * kwh
+
+
+def _fcr_steps(scenario: DepotScenario, steps: tuple[StepReport, ...]) -> Iterator[tuple[float, float]]:
+    """Per step, the mean droop power asked (W, + raises the import) and what was delivered in that direction, up to
+    what was asked (W, >= 0)."""
+    if scenario.fcr is None:
+        return
+    for s in steps:
+        asked = scenario.fcr.required_mean_w(s.t_s, s.t_s + scenario.step_s)
+        yield asked, min(max(s.fcr_w * math.copysign(1.0, asked), 0.0), abs(asked))
 
 
 # ----------------------------------------------------------------------------------------------- the judge

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .judge import fcr_short_kwh
 from .report import DepotReport, TruckReport
 from .scenario import DepotScenario, TruckSpec
 
@@ -57,9 +58,19 @@ def _site(scenario: DepotScenario, report: DepotReport) -> list[str]:
         f" export {report.grid_export_violation_s:.0f} s",
         f"FCR                    required {fcr.required_kwh:.3f} kWh, delivered {fcr.delivered_kwh:.3f} kWh,"
         f" availability {fcr.availability * 100:.1f} %",
+        *_fcr_short(scenario, report),
         f"time                   simulated {report.simulated_s:.0f} s in {report.wall_s:.1f} s wall ({factor})",
     ]
     return [_fit(line) for line in lines]
+
+
+def _fcr_short(scenario: DepotScenario, report: DepotReport) -> list[str]:
+    """What the FCR left short, by the direction the droop asked (the EMS holds back the droop that would raise the
+    15-min peak; a truck at full power cannot take more): a line when anything was."""
+    raising, lowering = fcr_short_kwh(scenario, report.steps)
+    if raising + lowering < 0.0005:
+        return []
+    return [f"FCR not delivered      {raising:.3f} kWh asked to raise the import, {lowering:.3f} kWh to lower it"]
 
 
 def _cut(text: str, width: int) -> str:

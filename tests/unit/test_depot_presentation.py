@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcs_v2g.depot.judge import TruckFigures, figures, judge
+from mcs_v2g.depot.judge import TruckFigures, fcr_short_kwh, figures, judge
 from mcs_v2g.depot.plot import LEGEND_MAX_TRUCKS, figure, panels, plot_depot
 from mcs_v2g.depot.progress import UP, DepotProgress
 from mcs_v2g.depot.report import ChargerStep, DepotReport, StepReport, TruckReport
@@ -244,6 +244,31 @@ def test_table_rows_and_site_lines(default: DepotScenario, report: DepotReport) 
     assert f"availability {report.fcr.availability * 100:.1f} %" in text
     assert f"{report.peak_15min_import_w / 1000:.1f} kW (limit 1500.0 kW)" in text
     assert lines[-1] == "result: ok" and text.endswith("\n")
+
+
+def test_the_table_says_which_way_the_fcr_fell_short(default: DepotScenario, report: DepotReport) -> None:
+    """The synthesized report delivers 90-100 % of the droop; with none delivered where it asked to raise the import
+    (at 600-900 s the built-in day asks to lower it, at 900-1800 s to raise it), the line splits the shortfall."""
+    raised = {s.t_s for s in report.steps if _asked(default, s.t_s) > 0 and s.fcr_w > 0}
+    assert raised
+    held = replace(report, steps=tuple(replace(s, fcr_w=0.0) if s.t_s in raised else s for s in report.steps))
+    raising, lowering = fcr_short_kwh(default, held.steps)
+    raising_before, lowering_before = fcr_short_kwh(default, report.steps)
+    taken_wh = (
+        sum(min(s.fcr_w, _asked(default, s.t_s)) for s in report.steps if s.t_s in raised) * default.step_s / 3600
+    )
+    assert raising == pytest.approx(raising_before + taken_wh / 1000) and lowering == pytest.approx(lowering_before)
+    f = figures(default, held.steps)
+    assert raising + lowering == pytest.approx(f.fcr.required_kwh - f.fcr.delivered_kwh)
+    line = next(x for x in summary_table(default, held).splitlines() if x.startswith("FCR not delivered"))
+    assert f"{raising:.3f} kWh asked to raise the import, {lowering:.3f} kWh to lower it" in line
+    exact = replace(report, steps=tuple(replace(s, fcr_w=_asked(default, s.t_s)) for s in report.steps))
+    assert not any(x.startswith("FCR not delivered") for x in summary_table(default, exact).splitlines())
+
+
+def _asked(scenario: DepotScenario, t_s: float) -> float:
+    assert scenario.fcr is not None
+    return scenario.fcr.required_mean_w(t_s, t_s + scenario.step_s)
 
 
 def test_table_marks_missed_and_met_anyway(default: DepotScenario, report: DepotReport) -> None:
