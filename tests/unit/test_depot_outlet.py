@@ -156,7 +156,7 @@ def test_a_share_that_lowers_the_import_only_acts_below_the_nominal_frequency(hz
     assert p.advertise(EVSE, START + 2).max_discharge_power == pytest.approx(60 * KW)
 
 
-@pytest.mark.parametrize(("hz", "power_w", "fcr_wh"), [(50.2, 130 * KW, 30 * KW), (49.8, 20 * KW, -80 * KW)])
+@pytest.mark.parametrize(("hz", "power_w", "fcr_wh"), [(50.2, 130 * KW, 30_000.0), (49.8, 20 * KW, -80_000.0)])
 def test_a_cap_on_the_droops_import_holds_only_over_frequency(hz: float, power_w: float, fcr_wh: float) -> None:
     """An 80 kW share whose droop may raise the import by 30 kW (the window's room below its peak): 30 kW more at
     0.2 Hz high, the whole 80 kW less at 0.2 Hz low; the EV is told the cap as its headroom up, and the FCR energy
@@ -166,7 +166,7 @@ def test_a_cap_on_the_droops_import_holds_only_over_frequency(hz: float, power_w
     assert p.setpoint(loop(START)) == pytest.approx(power_w)
     assert p.advertise(EVSE, START).max_charge_power == pytest.approx(130 * KW)
     assert p.advertise(EVSE, START).max_discharge_power == pytest.approx(80 * KW)
-    assert p.take_fcr_wh(START + 3600) == pytest.approx(fcr_wh)
+    assert p.take_fcr_wh(START + 3600) == pytest.approx(fcr_wh)  # an hour at the droop delivered: W x 1 h
 
 
 def test_the_deadband_and_no_fcr_share_mean_no_droop() -> None:
