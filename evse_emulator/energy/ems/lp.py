@@ -36,6 +36,7 @@ import functools
 import math
 import os
 import sys
+from collections.abc import Container
 from dataclasses import dataclass, field, replace
 
 import highspy
@@ -65,7 +66,7 @@ _FcrTruck = tuple[int, float, Flow, Flow, float, float, bool]  # truck, eff, c, 
 
 
 @dataclass
-class _Lp:
+class Lp:
     """Columns and rows collected before one pass to HiGHS."""
 
     cost: list[float] = field(default_factory=list)
@@ -90,6 +91,20 @@ class _Lp:
         self.value.extend(terms.values())
         self.row_lower.append(lower)
         self.row_upper.append(upper)
+
+    def extend(self, other: Lp, fixed_to_zero: Container[int] = ()) -> int:
+        """Append `other`'s columns (with no cost: the caller prices them) and rows; `fixed_to_zero` of its columns
+        get an upper bound of 0. Returns the index of its first column here."""
+        base = len(self.cost)
+        self.cost.extend([0.0] * len(other.cost))
+        self.lower.extend(other.lower)
+        self.upper.extend(0.0 if n in fixed_to_zero else u for n, u in enumerate(other.upper))
+        self.starts.extend(len(self.index) + s for s in other.starts)
+        self.index.extend(base + n for n in other.index)
+        self.value.extend(other.value)
+        self.row_lower.extend(other.row_lower)
+        self.row_upper.extend(other.row_upper)
+        return base
 
     def solve(self, time_limit: float, scale: float) -> tuple[highspy.Highs, bool]:
         """Solve with every cost x `scale` (the energy prices near 1, so that tie-breaks stay above the tolerances)."""
@@ -268,10 +283,61 @@ def _v2g_from(x: SitePlan, truck: Truck, relaxed: Plan) -> Truck:
     return replace(truck, v2g_from_s=x.t_s[k] + x.step_s)
 
 
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A plan's LP before it is solved, with the columns that a caller combining several of them needs."""
+
+    lp: Lp
+    blocks: list[_Block]
+    cols: list[dict[int, tuple[Flow, Flow, float]]]  # per truck: block -> (charge, discharge, plugged-in fraction)
+    unserved: dict[int, int]  # truck -> its column of energy short of its target (Wh)
+    fcr_short: dict[int, int]  # block -> its column of FCR reservation not held (W)
+
+
 def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool, detail_s: float | None) -> Plan:
     """`plan` with every truck's V2G as it says (see there)."""
+    built = build(x, weights, strict_floor, detail_s)
+    lp, blocks, cols, fcr_short = built.lp, built.blocks, built.cols, built.fcr_short
+    try:
+        scale = 3.6 / x.step_s * 1e6 / max(0.01, *(abs(p) for p in x.import_eur_per_kwh))
+        h, optimal = lp.solve(time_limit, scale)
+    except Exception as e:  # any solver failure: the safe plan
+        return fallback.plan(x, reason=f"HiGHS failed: {e}")
+    if not optimal:
+        return fallback.plan(x, reason=f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
+    sol = np.asarray(h.getSolution().col_value)
+    power = np.zeros((len(x.trucks), x.n))
+    for i, mine in enumerate(cols):
+        present = x.presence_row(x.trucks[i])
+        for j, (c, d, f) in mine.items():
+            first, last = blocks[j].steps[0], blocks[j].steps[-1] + 1
+            net = sol[c].sum() - sol[d].sum()
+            if last - first == 1:
+                power[i, first] = net
+            else:  # the block's mean power while plugged in, over its steps
+                power[i, first:last] = net / f * present[first:last]
+    short = [0.0] * x.n
+    for j, col in fcr_short.items():
+        for k in blocks[j].steps:
+            short[k] = float(sol[col])
+    detailed = all(len(b.steps) == 1 for b in blocks)
+    coarse_from = next((x.t_s[b.steps[0]] for b in blocks if len(b.steps) > 1), math.inf)
+    return evaluate(
+        x,
+        power.tolist(),
+        weights,
+        fcr_shortfall_w=short,
+        status="optimal",
+        solve_s=h.getRunTime(),
+        objective_eur=h.getInfo().objective_function_value / scale if detailed else None,
+        detailed_until_s=coarse_from,
+    )
+
+
+def build(x: SitePlan, weights: Weights, strict_floor: bool, detail_s: float | None) -> Built:
+    """The LP of `plan` (see the module's text), not solved."""
     inf = highspy.kHighsInf
-    lp = _Lp()
+    lp = Lp()
     blocks = _blocks(x, detail_s)
     starts = [b.start_s for b in blocks]
     gi = [lp.col(b.import_eur_per_kwh * b.hours / 1000, 0.0, b.import_limit_w) for b in blocks]
@@ -282,6 +348,7 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
     fcr: list[list[_FcrTruck]] = [[] for _ in blocks]
     energy_at: dict[tuple[int, int], tuple[int | None, float]] = {}  # (truck, boundary j) -> (E col | None, E0)
     cols: list[dict[int, tuple[Flow, Flow, float]]] = []  # per truck: block -> (c, d, presence)
+    unserved: dict[int, int] = {}
     for i, truck in enumerate(x.trucks):
         charger = x.charger(truck.charger)
         eff, cap = charger.efficiency, charger.max_power_w
@@ -364,7 +431,7 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
             mine[j] = (c, d, f)
         cols.append(mine)
         if mine and truck.target_soc * full > 0:
-            u = lp.col(weights.unserved(x.unserved_eur_per_kwh, truck) / 1000, 0.0, inf)
+            u = unserved[i] = lp.col(weights.unserved(x.unserved_eur_per_kwh, truck) / 1000, 0.0, inf)
             soft = lp.col(x.unserved_eur_per_kwh / 1000, 0.0, truck.soft_soc * full)  # the margin's shortfall
             e_end, _ = energy_at[(i, max(mine) + 1)]
             assert e_end is not None
@@ -388,40 +455,7 @@ def _solve(x: SitePlan, time_limit: float, weights: Weights, strict_floor: bool,
                 terms[gi[block_of[k]]] = terms.get(gi[block_of[k]], 0.0) - x.step_s / length
             droop_w = x.fcr_peak_share * sum(x.fcr(k) for k in steps) * x.step_s / length
             lp.row(terms, wh * 3600 / length + droop_w, inf)
-    try:
-        scale = 3.6 / x.step_s * 1e6 / max(0.01, *(abs(p) for p in x.import_eur_per_kwh))
-        h, optimal = lp.solve(time_limit, scale)
-    except Exception as e:  # any solver failure: the safe plan
-        return fallback.plan(x, reason=f"HiGHS failed: {e}")
-    if not optimal:
-        return fallback.plan(x, reason=f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
-    sol = np.asarray(h.getSolution().col_value)
-    power = np.zeros((len(x.trucks), x.n))
-    for i, mine in enumerate(cols):
-        present = x.presence_row(x.trucks[i])
-        for j, (c, d, f) in mine.items():
-            first, last = blocks[j].steps[0], blocks[j].steps[-1] + 1
-            net = sol[c].sum() - sol[d].sum()
-            if last - first == 1:
-                power[i, first] = net
-            else:  # the block's mean power while plugged in, over its steps
-                power[i, first:last] = net / f * present[first:last]
-    short = [0.0] * x.n
-    for j, col in fcr_short.items():
-        for k in blocks[j].steps:
-            short[k] = float(sol[col])
-    detailed = all(len(b.steps) == 1 for b in blocks)
-    coarse_from = next((x.t_s[b.steps[0]] for b in blocks if len(b.steps) > 1), math.inf)
-    return evaluate(
-        x,
-        power.tolist(),
-        weights,
-        fcr_shortfall_w=short,
-        status="optimal",
-        solve_s=h.getRunTime(),
-        objective_eur=h.getInfo().objective_function_value / scale if detailed else None,
-        detailed_until_s=coarse_from,
-    )
+    return Built(lp, blocks, cols, unserved, fcr_short)
 
 
 def _pieces(top_w: float, min_w: float, pieces: int) -> list[tuple[float, float]]:
@@ -438,7 +472,7 @@ def _pieces(top_w: float, min_w: float, pieces: int) -> list[tuple[float, float]
     return [(0.0, min_w)] + [(min_w + n * width, min_w + (n + 1) * width) for n in range(pieces - 1)]
 
 
-def _flow(lp: _Lp, cost: float, limit_w: float, spans: list[tuple[float, float]], f: float) -> Flow:
+def _flow(lp: Lp, cost: float, limit_w: float, spans: list[tuple[float, float]], f: float) -> Flow:
     """One direction's DC power in a block (plugged-in fraction `f`), up to `limit_w`: one column per span of
     `_pieces`. With the pack's loss each piece loses at its chord's rate of the convex curve, so the LP fills
     them in order wherever the pack's energy is worth something (it would fill a dearer piece first only to shed
@@ -456,7 +490,7 @@ def _each(flow: Flow, coefficient: float) -> dict[int, float]:
 
 
 def _fcr_rows(
-    lp: _Lp,
+    lp: Lp,
     x: SitePlan,
     blocks: list[_Block],
     fcr: list[list[_FcrTruck]],
