@@ -76,7 +76,11 @@ def cmd_depot(args: argparse.Namespace) -> int:
     from tools.bench import depot as bench
 
     results = bench.run(
-        seeds=bench.seeds_of(args), scale=not args.quick, jobs=args.jobs, scale_workers=args.scale_workers
+        seeds=bench.seeds_of(args),
+        scale=not args.quick,
+        jobs=args.jobs,
+        scale_workers=args.scale_workers,
+        online=not args.no_online,
     )
     print(json.dumps(results, indent=2) if args.json else bench.report(results))
     return 0

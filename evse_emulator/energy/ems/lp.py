@@ -36,7 +36,7 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Container
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import highspy
@@ -92,13 +92,13 @@ class Lp:
         self.row_lower.append(lower)
         self.row_upper.append(upper)
 
-    def extend(self, other: Lp, fixed_to_zero: Container[int] = ()) -> int:
-        """Append `other`'s columns (with no cost: the caller prices them) and rows; `fixed_to_zero` of its columns
-        get an upper bound of 0. Returns the index of its first column here."""
-        base = len(self.cost)
+    def extend(self, other: Lp, upper: Mapping[int, float] | None = None) -> int:
+        """Append `other`'s columns (with no cost: the caller prices them) and rows, with `upper` (its column ->
+        bound) in place of its columns' upper bounds. Returns the index of its first column here."""
+        base, caps = len(self.cost), upper or {}
         self.cost.extend([0.0] * len(other.cost))
         self.lower.extend(other.lower)
-        self.upper.extend(0.0 if n in fixed_to_zero else u for n, u in enumerate(other.upper))
+        self.upper.extend(caps.get(n, u) for n, u in enumerate(other.upper))
         self.starts.extend(len(self.index) + s for s in other.starts)
         self.index.extend(base + n for n in other.index)
         self.value.extend(other.value)
