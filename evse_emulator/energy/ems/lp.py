@@ -106,12 +106,14 @@ class Lp:
         self.row_upper.extend(other.row_upper)
         return base
 
-    def solve(self, time_limit: float, scale: float) -> tuple[highspy.Highs, bool]:
-        """Solve with every cost x `scale` (the energy prices near 1, so that tie-breaks stay above the tolerances)."""
+    def solve(self, time_limit: float, scale: float, solver: str = "choose") -> tuple[highspy.Highs, bool]:
+        """Solve with every cost x `scale` (the energy prices near 1, so that tie-breaks stay above the tolerances),
+        by HiGHS's `solver` ("simplex", "ipm"; "choose": HiGHS's pick)."""
         _swallow_highs_banner()
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(time_limit))
+        h.setOptionValue("solver", solver)
         f64 = np.float64
         n = len(self.cost)
         h.addCols(
