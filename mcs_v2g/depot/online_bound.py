@@ -134,7 +134,7 @@ def online_bound(scenario: DepotScenario, *, time_limit: float = 1800.0) -> Onli
     _hold_equal(lp, flows, told, float(scenario.step_s))
     # 1. the min-max: its duals give a worst mix of the days
     wall = time.perf_counter()
-    h, optimal = lp.solve(time_limit, OBJECTIVE_SCALE, solver="ipm")  # with crossover: 6x faster than simplex
+    h, optimal = lp.solve(time_limit, OBJECTIVE_SCALE, solver="ipm")  # with crossover: 7-11x faster than simplex
     _check(h, optimal)
     solution = h.getSolution()
     sol, dual = np.asarray(solution.col_value), np.asarray(solution.row_dual)
