@@ -163,3 +163,27 @@ def test_a_twin_whose_bound_is_not_above_zero_is_left_out(tmp_path: Path) -> Non
     result = online_bound(day)
     assert [t.missing for t in result.twins] == [frozenset()]
     assert result.ratio <= 1.0
+
+
+def test_two_walk_ins_announced_together_give_four_days_and_the_same_third(tmp_path: Path) -> None:
+    """t3, a copy of t2 on a third charger: with a kWh in t1's first hour the days cost max(a, 300 - a) against 200,
+    max(a, 200 - a) against 100 with one walk-in, max(a, 100 - a) against 50 with none; the worst two meet at
+    a = 200/3, at 4/3 again, and the day with both walk-ins does not bind."""
+    text = WALK_IN.replace("ANNOUNCED", "3600")
+    third = text[text.index("[[charger]]") : text.index("[[truck]]")].split("[[charger]]")[1].replace('"c1"', '"c3"')
+    t3 = text[text.rindex("[[truck]]") :].replace('"t2"', '"t3"').replace('"c2"', '"c3"')
+    path = tmp_path / "two.toml"
+    path.write_text(text.replace("[[truck]]", "[[charger]]" + third + "[[truck]]", 1) + t3, encoding="utf-8")
+    scenario = load(path)
+    assert [t.id for t in scenario.trucks] == ["t1", "t2", "t3"] and len(scenario.chargers) == 3
+    result = online_bound(scenario)
+    assert {t.missing for t in result.twins} == {
+        frozenset(),
+        frozenset({"t2"}),
+        frozenset({"t3"}),
+        frozenset({"t2", "t3"}),
+    }
+    assert result.ratio == pytest.approx(4 / 3, rel=1e-5)
+    weight = {t.missing: t.weight for t in result.twins}
+    assert weight[frozenset()] == pytest.approx(0.0, abs=1e-6)
+    assert weight[frozenset({"t2", "t3"})] > 0 and weight[frozenset({"t2"})] + weight[frozenset({"t3"})] > 0
