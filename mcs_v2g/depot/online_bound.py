@@ -88,19 +88,9 @@ def twins(scenario: DepotScenario) -> list[tuple[frozenset[str], float]]:
 
 def online_bound(scenario: DepotScenario, *, time_limit: float = 1800.0) -> OnlineBound:
     """The least r for which some non-anticipative dispatch is within r x the bound on the scenario and every twin
-    (see the module's text). Raises RuntimeError when HiGHS finds no optimum in `time_limit` (s)."""
-    cases: list[tuple[frozenset[str], float]] = []
-    days: list[DepotScenario] = []
-    bounds: list[float] = []
-    for missing, when in twins(scenario):
-        day = replace(scenario, trucks=tuple(t for t in scenario.trucks if t.id not in missing))
-        bound = lower_bound_eur(day)
-        if not missing and bound <= 0:
-            raise ValueError(f"no online bound: the scenario's bound is {bound:.2f} EUR, a ratio to it means nothing")
-        if bound > 0:
-            cases.append((missing, when))
-            days.append(day)
-            bounds.append(bound)
+    (see the module's text). Raises ValueError when the scenario's own bound is not above 0, RuntimeError when HiGHS
+    finds no optimum in `time_limit` (s)."""
+    cases, days, bounds = _days(scenario)
     lp = Lp()
     ratio = lp.col(1.0, 0.0, highspy.kHighsInf)
     scale = 1e3 / bounds[0]  # each day's cost row in thousandths of the scenario's bound
@@ -167,6 +157,24 @@ def online_bound(scenario: DepotScenario, *, time_limit: float = 1800.0) -> Onli
 def _check(h: highspy.Highs, optimal: bool) -> None:
     if not optimal:  # infeasible would mean that no online dispatch meets every feasible target on all the days
         raise RuntimeError(f"no online bound: HiGHS says {h.modelStatusToString(h.getModelStatus())}")
+
+
+def _days(scenario: DepotScenario) -> tuple[list[tuple[frozenset[str], float]], list[DepotScenario], list[float]]:
+    """The twins (see `twins`) whose bound is above 0, each as a scenario, and their bounds; ValueError when the
+    scenario's own bound is not above 0."""
+    cases: list[tuple[frozenset[str], float]] = []
+    days: list[DepotScenario] = []
+    bounds: list[float] = []
+    for missing, when in twins(scenario):
+        day = replace(scenario, trucks=tuple(t for t in scenario.trucks if t.id not in missing))
+        bound = lower_bound_eur(day)
+        if not missing and bound <= 0:
+            raise ValueError(f"no online bound: the scenario's bound is {bound:.2f} EUR, a ratio to it means nothing")
+        if bound > 0:
+            cases.append((missing, when))
+            days.append(day)
+            bounds.append(bound)
+    return cases, days, bounds
 
 
 def _as_judged(x: SitePlan) -> SitePlan:

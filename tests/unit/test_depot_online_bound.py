@@ -187,3 +187,13 @@ def test_two_walk_ins_announced_together_give_four_days_and_the_same_third(tmp_p
     weight = {t.missing: t.weight for t in result.twins}
     assert weight[frozenset()] == pytest.approx(0.0, abs=1e-6)
     assert weight[frozenset({"t2", "t3"})] > 0 and weight[frozenset({"t2"})] + weight[frozenset({"t3"})] > 0
+
+
+def test_a_day_whose_own_bound_is_not_above_zero_has_no_ratio_to_bound(tmp_path: Path) -> None:
+    """Energy free and no demand charge: the day's bound is 0, and a ratio to it is refused with a typed error."""
+    path = tmp_path / "free.toml"
+    path.write_text(WALK_IN.replace("ANNOUNCED", "3600").replace("demand_eur_per_kw = 10.0", "demand_eur_per_kw = 0.0"))
+    day = load(path)
+    assert lower_bound_eur(day) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="the scenario's bound is 0.00 EUR, a ratio to it means nothing"):
+        online_bound(day)
